@@ -1,0 +1,440 @@
+/*
+ * cloudd: main, configuration, sockets, signals, cron and shutdown.
+ *
+ * DESIGN: one libuv loop thread owns struct cloudd. Requests arrive on raw
+ * REP sockets (many in flight); light ones are answered on the loop, heavy
+ * ones (retrieval, import, training, index builds) run in the threadpool and
+ * reply from their after_cb. SIGTERM/SIGINT stop intake, let in-flight work
+ * finish (training is told to stop), close the sockets and the database, and
+ * exit 0. SIGHUP re-reads the reloadable options.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <nanomsg/nn.h>
+#include <nanomsg/pubsub.h>
+#include <nanomsg/reqrep.h>
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cloudd/cloudd.h"
+#include "shared/log.h"
+#include "shared/xmalloc.h"
+
+#define CD_OFF(f) offsetof(struct cloudd_conf, f)
+
+static const char *const log_levels[] = { "error", "warn", "info", "debug",
+	NULL };
+static const char *const retr_kinds[] = { "auto", "exact", "ivf", NULL };
+
+static const struct conf_opt cloudd_opts[] = {
+	CONF_STR("cloudd.listen", CD_OFF(listen), "tcp://127.0.0.1:7400", 0,
+	    "public REP endpoints for devices, comma-separated"),
+	CONF_STR("cloudd.admin-listen", CD_OFF(admin_listen),
+	    "ipc:///tmp/dccl-cloudd-admin.ipc", 0,
+	    "admin REP endpoint for dcctl (keep it local)"),
+	CONF_STR("cloudd.pub-listen", CD_OFF(pub_listen),
+	    "tcp://127.0.0.1:7401", 0, "PUB endpoint for model announcements"),
+	CONF_STR("cloudd.data-dir", CD_OFF(data_dir), ".", 0,
+	    "directory for the database and state"),
+	CONF_STR("cloudd.db-path", CD_OFF(db_path), "cloudd.db", 0,
+	    "database file; relative to data-dir"),
+	CONF_STR("cloudd.store", CD_OFF(store), "sqlite", 0,
+	    "store backend: sqlite"),
+	CONF_ENUM("cloudd.log-level", CD_OFF(log_level), "info", log_levels, 1,
+	    "error, warn, info or debug"),
+	CONF_INT("cloudd.workers", CD_OFF(workers), "2", 1, 64, 0,
+	    "threadpool size (UV_THREADPOOL_SIZE)"),
+	CONF_INT("cloudd.cron-ms", CD_OFF(cron_ms), "1000", 10, 60000, 1,
+	    "housekeeping period"),
+	CONF_INT("limits.max-message", CD_OFF(max_message), "4194304", 4096,
+	    1073741824, 0, "largest message accepted (NN_RCVMAXSIZE), bytes"),
+	CONF_INT("limits.chunk-size", CD_OFF(chunk_size), "262144", 1024,
+	    16777216, 1, "model download chunk, bytes (< max-message)"),
+	CONF_INT("limits.max-inflight", CD_OFF(max_inflight), "64", 1, 100000,
+	    1, "heavy requests queued or running; beyond it E_BUSY"),
+	CONF_INT("limits.max-k", CD_OFF(max_k), "10000", 1, 1000000, 1,
+	    "retrieval: largest k"),
+	CONF_INT("limits.max-queries", CD_OFF(max_queries), "4096", 1, 1000000,
+	    1, "retrieval: most query vectors per request"),
+	CONF_INT("limits.max-tensor", CD_OFF(max_tensor), "1048576", 1,
+	    268435456, 1, "upload: most floats in one tensor"),
+	CONF_INT("limits.busy-ms", CD_OFF(busy_ms), "2000", 0, 600000, 0,
+	    "SQLite busy timeout"),
+	CONF_BOOL("train.on-start", CD_OFF(train_on_start), "yes", 1,
+	    "train a model at start when the pool has none"),
+	CONF_INT("train.dim", CD_OFF(dim), "16", 1, 256, 1,
+	    "embedding dimension"),
+	CONF_INT("train.hist-k", CD_OFF(hist_k), "20", 0, SAMPLE_HIST_MAX, 1,
+	    "behaviour: last K positive items"),
+	CONF_INT("train.hidden1", CD_OFF(hidden1), "128", 1, 4096, 1,
+	    "first MLP layer"),
+	CONF_INT("train.hidden2", CD_OFF(hidden2), "64", 0, 4096, 1,
+	    "second MLP layer (0 = none)"),
+	CONF_INT("train.patch-rank", CD_OFF(patch_rank), "16", 0, 256, 1,
+	    "MetaPatch rank per hidden layer (0 = no patches)"),
+	CONF_INT("train.epochs", CD_OFF(epochs), "20", 1, 1000, 1,
+	    "maximum epochs (early stopping on a validation slice)"),
+	CONF_INT("train.batch", CD_OFF(batch), "256", 1, 65536, 1,
+	    "minibatch size"),
+	CONF_INT("train.patience", CD_OFF(patience), "2", 0, 100, 1,
+	    "epochs without validation gain before stopping"),
+	CONF_INT("train.seed", CD_OFF(seed), "1", 0, 2147483647, 1,
+	    "training seed"),
+	CONF_DBL("train.lr", CD_OFF(lr), "0.001", 1e-7, 10, 1,
+	    "Adam learning rate"),
+	CONF_DBL("train.l2", CD_OFF(l2), "0", 0, 1, 1, "weight decay"),
+	CONF_DBL("train.val-frac", CD_OFF(val_frac), "0.1", 0, 0.5, 1,
+	    "share of each user's pool samples kept for validation"),
+	CONF_ENUM("retrieve.index", CD_OFF(retr_kind), "auto", retr_kinds, 1,
+	    "auto (ivf above ivf-min vectors), exact or ivf"),
+	CONF_INT("retrieve.ivf-min", CD_OFF(retr_ivf_min), "200000", 1,
+	    1000000000, 1, "auto: pool size from which IVF is used"),
+	CONF_INT("retrieve.nlist", CD_OFF(retr_nlist), "0", 0, 1000000, 1,
+	    "IVF lists (0 = 4 sqrt(n))"),
+	CONF_INT("retrieve.nprobe", CD_OFF(retr_nprobe), "0", 0, 1000000, 1,
+	    "IVF lists probed (0 = default)"),
+	{ NULL }
+};
+
+double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+"usage: cloudd [-f FILE] [-o section.key=value]... [options]\n"
+"  -f, --config FILE     read FILE (INI; see conf/cloudd.conf)\n"
+"  -o, --option K=V      override one option (repeatable)\n"
+"  -n, --check           check the configuration and exit\n"
+"  -p, --print-config    print effective options and their sources\n"
+"  -i, --import FILE     import a samples CSV into the pool and exit\n"
+"  -d, --debug           log-level debug\n"
+"  -h, --help            this help\n"
+"  -V, --version         print the version\n");
+}
+
+static void
+closed_cb(struct nnuv *s)
+{
+	struct cloudd *cd = s->data;
+
+	cd->n_open--;
+}
+
+/* Closes everything once stopping and no job is left. */
+void
+cloudd_maybe_exit(struct cloudd *cd)
+{
+	if (!cd->stopping || cd->jobs > 0 || cd->n_open < 0)
+		return;
+	cd->n_open = -1;	/* once */
+	log_info("STOPPING: closing sockets");
+	nnuv_close(&cd->rep, closed_cb);
+	nnuv_close(&cd->adm, closed_cb);
+	nnuv_close(&cd->pub, closed_cb);
+	uv_close((uv_handle_t *)&cd->sigterm, NULL);
+	uv_close((uv_handle_t *)&cd->sigint, NULL);
+	uv_close((uv_handle_t *)&cd->sighup, NULL);
+	uv_close((uv_handle_t *)&cd->cron, NULL);
+}
+
+static void
+reload(struct cloudd *cd)
+{
+	struct cloudd_conf nc;
+	struct conf c;
+	int bad = 0;
+
+	if (cd->conf_path == NULL) {
+		log_info("RELOAD: no config file; nothing to do");
+		return;
+	}
+	memset(&nc, 0, sizeof(nc));
+	if (conf_init(&c, cloudd_opts, &nc, stderr) != 0 ||
+	    conf_load(&c, cd->conf_path) != 0) {
+		log_warnx("RELOAD: %s has errors; keeping the running config",
+		    cd->conf_path);
+		conf_fini(&c);
+		return;
+	}
+	for (const struct conf_opt *o = cloudd_opts; o->name; o++) {
+		char a[512], b[512];
+		conf_format(o, &cd->cf, a, sizeof(a));
+		conf_format(o, &nc, b, sizeof(b));
+		if (strcmp(a, b) == 0 || cd->conf.src[o - cloudd_opts] ==
+		    CONF_SRC_FLAG)
+			continue;
+		if (!o->reload) {
+			log_warnx("RELOAD: %s changed (%s -> %s) but needs a "
+			    "restart", o->name, a, b);
+			bad++;
+			continue;
+		}
+		conf_set(&cd->conf, o->name, b, CONF_SRC_FILE, "reload");
+		log_info("RELOAD: %s = %s", o->name, b);
+	}
+	conf_fini(&c);
+	log_setlevel(cd->cf.log_level);
+	log_info("RELOAD: done%s", bad ? " (some changes need a restart)" :
+	    "");
+}
+
+static void
+signal_cb(uv_signal_t *h, int sig)
+{
+	struct cloudd *cd = h->data;
+
+	if (sig == SIGHUP) {
+		reload(cd);
+		return;
+	}
+	if (cd->stopping)
+		return;
+	log_info("SHUTDOWN: signal %d; finishing %u jobs", sig, cd->jobs);
+	cd->stopping = 1;
+	atomic_store(&cd->stop, 1);
+	nnuv_pause(&cd->rep);
+	nnuv_pause(&cd->adm);
+	cloudd_maybe_exit(cd);
+}
+
+static void
+cron_cb(uv_timer_t *t)
+{
+	struct cloudd *cd = t->data;
+
+	log_debug("cron: %llu requests, %u in flight",
+	    (unsigned long long)cd->requests, cd->inflight);
+}
+
+/* Binds a socket to each comma-separated endpoint. */
+static int
+bind_all(int sock, const char *list, const char *what)
+{
+	char *dup = xstrdup(list), *save = NULL, *ep;
+	int n = 0;
+
+	for (ep = strtok_r(dup, ",", &save); ep; ep = strtok_r(NULL, ",",
+	    &save)) {
+		while (*ep == ' ')
+			ep++;
+		if (nn_bind(sock, ep) < 0) {
+			log_warnx("BIND: %s %s: %s", what, ep,
+			    nn_strerror(nn_errno()));
+			free(dup);
+			return -1;
+		}
+		n++;
+	}
+	free(dup);
+	return n > 0 ? 0 : -1;
+}
+
+static int
+open_rep(struct cloudd *cd, struct nnuv *s, const char *eps, const char *what)
+{
+	int sock = nn_socket(AF_SP_RAW, NN_REP);
+	int max = (int)cd->cf.max_message;
+
+	if (sock < 0)
+		return -1;
+	if (nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &max,
+	    sizeof(max)) < 0 || bind_all(sock, eps, what) != 0 ||
+	    nnuv_init(s, &cd->loop, sock, 1, rpc_recv_cb, cd) != 0) {
+		nn_close(sock);
+		return -1;
+	}
+	cd->n_open++;
+	return 0;
+}
+
+static int
+mkdirs(const char *path)
+{
+	char buf[1024];
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; *p; p++)
+		if (*p == '/') {
+			*p = '\0';
+			if (mkdir(buf, 0750) != 0 && errno != EEXIST)
+				return -1;
+			*p = '/';
+		}
+	if (mkdir(buf, 0750) != 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'f' },
+		{ "option", required_argument, NULL, 'o' },
+		{ "check", no_argument, NULL, 'n' },
+		{ "print-config", no_argument, NULL, 'p' },
+		{ "import", required_argument, NULL, 'i' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct cloudd *cd = xcalloc(1, sizeof(*cd));
+	const char *import = NULL;
+	char *dbpath = cd->dbpath, err[512], threads[16];
+	int ch, check = 0, print = 0, debug = 0, bad = 0, rc;
+	char **overrides = xcalloc(argc + 1, sizeof(char *));
+	int n_over = 0;
+
+	if (conf_init(&cd->conf, cloudd_opts, &cd->cf, stderr) != 0)
+		fatalx("built-in defaults are invalid");
+	while ((ch = getopt_long(argc, argv, "f:o:npi:dhV", longopts, NULL))
+	    != -1) {
+		switch (ch) {
+		case 'f': cd->conf_path = optarg; break;
+		case 'o': overrides[n_over++] = optarg; break;
+		case 'n': check = 1; break;
+		case 'p': print = 1; break;
+		case 'i': import = optarg; break;
+		case 'd': debug = 1; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("cloudd %s (protocol %d)\n", CLOUDD_VERSION,
+		    1); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (cd->conf_path != NULL && conf_load(&cd->conf, cd->conf_path) != 0)
+		bad = 1;
+	for (int i = 0; i < n_over; i++)
+		if (conf_set_arg(&cd->conf, overrides[i], CONF_SRC_FLAG) != 0)
+			bad = 1;
+	free(overrides);
+	if (cd->cf.chunk_size + 4096 > cd->cf.max_message) {
+		fprintf(stderr, "limits.chunk-size (%lld) must be at least 4096 "
+		    "below limits.max-message (%lld)\n",
+		    (long long)cd->cf.chunk_size,
+		    (long long)cd->cf.max_message);
+		bad = 1;
+	}
+	if (bad) {
+		fprintf(stderr, "cloudd: configuration has errors\n");
+		return 1;
+	}
+	if (debug)
+		conf_set(&cd->conf, "cloudd.log-level", "debug", CONF_SRC_FLAG,
+		    "-d");
+	if (print)
+		conf_print(&cd->conf, stdout);
+	if (check) {
+		printf("configuration OK\n");
+		return 0;
+	}
+	if (print)
+		return 0;
+
+	log_init("cloudd", cd->cf.log_level);
+	openblas_set_num_threads(1);
+	snprintf(threads, sizeof(threads), "%lld", (long long)cd->cf.workers);
+	setenv("UV_THREADPOOL_SIZE", threads, 1);
+
+	if (mkdirs(cd->cf.data_dir) != 0)
+		fatal("DATA-DIR: %s", cd->cf.data_dir);
+	if (cd->cf.db_path[0] == '/')
+		snprintf(dbpath, sizeof(cd->dbpath), "%s", cd->cf.db_path);
+	else
+		snprintf(dbpath, sizeof(cd->dbpath), "%s/%s", cd->cf.data_dir,
+		    cd->cf.db_path);
+	if ((rc = store_open(&cd->st, cd->cf.store, dbpath, (int)cd->cf.busy_ms,
+	    err, sizeof(err))) != 0)
+		fatalx("DB-OPEN: %s", err);
+
+	if (import != NULL) {
+		uint64_t rows = 0;
+		double t0 = now_s(), dt;
+		if (import_file(cd->st, import, &rows, err, sizeof(err)) != 0)
+			fatalx("IMPORT: %s", err);
+		dt = now_s() - t0;
+		log_info("IMPORT: %llu rows from %s in %.3f s (%.0f rows/s)",
+		    (unsigned long long)rows, import, dt, rows / (dt > 0 ? dt :
+		    1e-9));
+		store_close(cd->st);
+		conf_fini(&cd->conf);
+		free(cd);
+		return 0;
+	}
+
+	if ((rc = uv_loop_init(&cd->loop)) != 0)
+		fatalx("uv_loop_init: %s", uv_strerror(rc));
+	cd->started = now_s();
+	devtab_init(&cd->devs);
+	{
+		struct store_device *d;
+		size_t n;
+		if (store_device_list(cd->st, &d, &n) == 0)
+			for (size_t i = 0; i < n; i++)
+				devtab_put(&cd->devs, d[i].id, d[i].user_id);
+		free(d);
+	}
+	if (open_rep(cd, &cd->rep, cd->cf.listen, "listen") != 0)
+		fatalx("BIND: cannot listen on %s", cd->cf.listen);
+	if (open_rep(cd, &cd->adm, cd->cf.admin_listen, "admin") != 0)
+		fatalx("BIND: cannot listen on %s", cd->cf.admin_listen);
+	cd->adm.data = cd;
+	{
+		int sock = nn_socket(AF_SP, NN_PUB);
+		if (sock < 0 || bind_all(sock, cd->cf.pub_listen, "pub") != 0 ||
+		    nnuv_init(&cd->pub, &cd->loop, sock, 0, NULL, cd) != 0)
+			fatalx("BIND: cannot publish on %s", cd->cf.pub_listen);
+		cd->n_open++;
+	}
+	uv_signal_init(&cd->loop, &cd->sigterm);
+	uv_signal_init(&cd->loop, &cd->sigint);
+	uv_signal_init(&cd->loop, &cd->sighup);
+	cd->sigterm.data = cd->sigint.data = cd->sighup.data = cd;
+	uv_signal_start(&cd->sigterm, signal_cb, SIGTERM);
+	uv_signal_start(&cd->sigint, signal_cb, SIGINT);
+	uv_signal_start(&cd->sighup, signal_cb, SIGHUP);
+	signal(SIGPIPE, SIG_IGN);
+	uv_timer_init(&cd->loop, &cd->cron);
+	cd->cron.data = cd;
+	uv_timer_start(&cd->cron, cron_cb, cd->cf.cron_ms, cd->cf.cron_ms);
+
+	if ((rc = model_load_latest(cd)) != 0)
+		fatalx("MODEL: cannot load the latest model: %s",
+		    store_errmsg(cd->st));
+	if (pool_start_load(cd) != 0)
+		fatalx("POOL: cannot start loading the pool");
+
+	log_info("READY: cloudd %s listening on %s (admin %s, pub %s), "
+	    "model v%llu", CLOUDD_VERSION, cd->cf.listen, cd->cf.admin_listen,
+	    cd->cf.pub_listen, (unsigned long long)cd->model.version);
+	uv_run(&cd->loop, UV_RUN_DEFAULT);
+
+	if ((rc = uv_loop_close(&cd->loop)) != 0)
+		log_warnx("uv_loop_close: %s", uv_strerror(rc));
+	pool_unref(cd, cd->pool);
+	model_cache_fini(&cd->model);
+	devtab_fini(&cd->devs);
+	store_close(cd->st);
+	log_info("EXIT: clean shutdown");
+	conf_fini(&cd->conf);
+	free(cd);
+	return 0;
+}

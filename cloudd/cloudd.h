@@ -1,0 +1,155 @@
+/*
+ * cloudd: the cloud daemon. All state lives in struct cloudd, touched only
+ * by the loop thread; threadpool jobs get private copies or immutable,
+ * refcounted snapshots (struct pool) and report back in their after_cb.
+ */
+#ifndef CLOUDD_CLOUDD_H
+#define CLOUDD_CLOUDD_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "cloudd/store.h"
+#include "dccl.pb-c.h"
+#include "shared/conf.h"
+#include "shared/nnuv.h"
+#include "shared/sample.h"
+
+#define CLOUDD_VERSION	"0.1.0"
+#define RPC_N_BODIES	32	/* > largest Envelope body field number */
+#define RPC_N_CODES	16
+#define RPC_N_BUCKETS	12	/* latency histogram buckets */
+
+struct cloudd_conf {
+	char	*listen;	/* public REP endpoint(s), comma-separated */
+	char	*admin_listen;	/* admin REP endpoint (dcctl) */
+	char	*pub_listen;	/* model announcements */
+	char	*data_dir;
+	char	*db_path;	/* relative paths are under data_dir */
+	char	*store;		/* backend: sqlite */
+	int64_t	 max_message;	/* NN_RCVMAXSIZE, bytes */
+	int64_t	 chunk_size;	/* model chunk bytes */
+	int64_t	 max_inflight;	/* heavy requests in the threadpool */
+	int64_t	 max_k;		/* retrieval: max k */
+	int64_t	 max_queries;	/* retrieval: max query vectors */
+	int64_t	 max_tensor;	/* upload: max floats per tensor */
+	int64_t	 busy_ms;	/* SQLite busy timeout */
+	int64_t	 cron_ms;
+	int64_t	 workers;	/* UV_THREADPOOL_SIZE */
+	int	 log_level;
+	/* training (ctr) */
+	int	 train_on_start;
+	int64_t	 dim, hist_k, hidden1, hidden2, patch_rank;
+	int64_t	 epochs, batch, patience, seed;
+	double	 lr, val_frac, l2;
+	/* retrieval index */
+	int	 retr_kind;
+	int64_t	 retr_ivf_min, retr_nlist, retr_nprobe;
+};
+
+/*
+ * An immutable snapshot of the pool with its representation vectors and
+ * retrieval index, for one model version. Shared with workers by
+ * reference; refs is changed on the loop thread only.
+ */
+struct retr;
+
+struct pool {
+	int		 refs;
+	struct dataset	 ds;
+	uint64_t	*rowid;		/* ds.n */
+	float		*repr;		/* ds.n x dim, NULL before a model */
+	int		 dim;
+	uint64_t	 version;	/* model the vectors came from */
+	struct retr	*index;
+	struct retr	*uindex;	/* per-user mean vectors */
+	uint32_t	*user_off;	/* n_users + 1: samples by user */
+	uint32_t	*by_user;	/* ds.n sample indices grouped by user */
+};
+
+struct model_cache {
+	uint64_t	 version, parent;
+	void		*blob;		/* packed Model */
+	size_t		 size;
+	uint8_t		 checksum[32];
+	double		 global_ctr;
+	int		 n_hidden;	/* from the model's config */
+	int		 patch_rank;
+};
+
+struct devtab {
+	struct devent	*e;
+	size_t		 cap, n;
+};
+
+struct cloudd {
+	struct cloudd_conf	 cf;
+	struct conf		 conf;
+	const char		*conf_path;
+	char			 dbpath[1200];
+	uv_loop_t		 loop;
+	uv_signal_t		 sigterm, sigint, sighup;
+	uv_timer_t		 cron;
+	struct nnuv		 rep, adm, pub;
+	int			 n_open;	/* nnuv sockets still open */
+	struct store		*st;
+	struct model_cache	 model;
+	struct pool		*pool;
+	struct devtab		 devs;
+	uint32_t		 inflight;	/* heavy jobs queued/running */
+	uint32_t		 jobs;		/* all threadpool jobs */
+	int			 stopping;
+	atomic_int		 stop;		/* read by workers */
+	int			 training;
+	int			 pool_loading;
+	double			 started;
+	/* statistics */
+	uint64_t		 req[RPC_N_BODIES];
+	uint64_t		 err[RPC_N_CODES];
+	uint64_t		 lat[RPC_N_BODIES][RPC_N_BUCKETS];
+	uint64_t		 dropped;
+	uint64_t		 requests, errors;
+	double			 last_train_s, last_index_s;
+};
+
+/* cloudd.c */
+double	 now_s(void);
+void	 cloudd_maybe_exit(struct cloudd *cd);
+
+/* rpc.c */
+void	 rpc_recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr);
+void	 rpc_announce(struct cloudd *cd);
+extern const double rpc_buckets[RPC_N_BUCKETS];
+
+/* devtab.c */
+void	 devtab_init(struct devtab *t);
+void	 devtab_fini(struct devtab *t);
+int	 devtab_get(const struct devtab *t, const char *id, uint32_t *user);
+void	 devtab_put(struct devtab *t, const char *id, uint32_t user);
+
+/* model.c */
+int	 model_load_latest(struct cloudd *cd);
+int	 model_publish(struct cloudd *cd, const struct store_model_info *mi,
+	    void *blob, size_t size);
+void	 model_cache_fini(struct model_cache *m);
+
+/* pool.c */
+void	 pool_unref(struct cloudd *cd, struct pool *p);
+struct pool *pool_new(void);
+void	 pool_free(struct pool *p);
+void	 pool_group_users(struct pool *p);
+struct ctr;
+int	 pool_index(struct pool *p, const struct ctr *m, struct store *st,
+	    uint64_t version, const struct cloudd_conf *cf, char *err,
+	    size_t errlen);
+int	 pool_start_load(struct cloudd *cd);
+
+/* train.c */
+int	 train_start(struct cloudd *cd, uint32_t epochs);
+
+/* import.c */
+int	 import_file(struct store *st, const char *path, uint64_t *rows,
+	    char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,205 @@
+/*
+ * dcctl: the cloud's admin CLI. It talks to cloudd's admin socket (a
+ * local ipc:// endpoint by default) with a blocking REQ socket, one request
+ * per invocation, and prints the typed reply. It doubles as the RPC client
+ * of the integration tests.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <nanomsg/nn.h>
+#include <nanomsg/reqrep.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shared/wire.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+"usage: dcctl [-s ENDPOINT] [-t SECONDS] COMMAND [ARGS]\n"
+"  -s, --socket EP    cloudd admin endpoint (default $DCCL_ADMIN or\n"
+"                     ipc:///tmp/dccl-cloudd-admin.ipc)\n"
+"  -t, --timeout S    reply timeout (default 30)\n"
+"commands:\n"
+"  status             model version, pool, devices, patches, requests\n"
+"  import FILE        import a samples CSV into the pool (path on the cloud)\n"
+"  train [EPOCHS]     train a new model version on the pool\n"
+"  models             list model versions\n"
+"  devices            list registered devices\n");
+}
+
+static int
+call(int sock, Dccl__Envelope *req, Dccl__Envelope **rep)
+{
+	void *msg, *buf = NULL;
+	size_t len;
+	char err[256];
+	int n;
+
+	req->version = WIRE_VERSION;
+	req->device_id = "dcctl";
+	req->request_id = (uint64_t)time(NULL) << 20 | (uint64_t)getpid();
+	if (wire_pack_nn(req, &msg, &len) != 0)
+		return -1;
+	if (nn_send(sock, &msg, NN_MSG, 0) < 0) {
+		fprintf(stderr, "dcctl: send: %s\n", nn_strerror(nn_errno()));
+		nn_freemsg(msg);
+		return -1;
+	}
+	if ((n = nn_recv(sock, &buf, NN_MSG, 0)) < 0) {
+		fprintf(stderr, "dcctl: no reply from cloudd: %s\n",
+		    nn_strerror(nn_errno()));
+		return -1;
+	}
+	if (wire_unpack(buf, (size_t)n, rep, err, sizeof(err)) != 0) {
+		fprintf(stderr, "dcctl: bad reply: %s\n", err);
+		nn_freemsg(buf);
+		wire_free(*rep);
+		return -1;
+	}
+	nn_freemsg(buf);
+	if ((*rep)->body_case == DCCL__ENVELOPE__BODY_ERROR) {
+		fprintf(stderr, "dcctl: %s: %s\n",
+		    wire_error_name((*rep)->error->code),
+		    (*rep)->error->message);
+		wire_free(*rep);
+		return -1;
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *ep = getenv("DCCL_ADMIN");
+	Dccl__Envelope req = DCCL__ENVELOPE__INIT, *rep = NULL;
+	Dccl__GetStatusReq gs = DCCL__GET_STATUS_REQ__INIT;
+	Dccl__AdminImportReq im = DCCL__ADMIN_IMPORT_REQ__INIT;
+	Dccl__AdminTrainReq tr = DCCL__ADMIN_TRAIN_REQ__INIT;
+	Dccl__AdminListReq ls = DCCL__ADMIN_LIST_REQ__INIT;
+	char path[PATH_MAX];
+	const char *cmd;
+	int ch, sock, tmo = 30000, rc = 1;
+
+	if (ep == NULL)
+		ep = "ipc:///tmp/dccl-cloudd-admin.ipc";
+	while ((ch = getopt_long(argc, argv, "s:t:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 's': ep = optarg; break;
+		case 't': tmo = atoi(optarg) * 1000; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	cmd = argv[optind++];
+	if (!strcmp(cmd, "status")) {
+		req.body_case = DCCL__ENVELOPE__BODY_GET_STATUS;
+		req.get_status = &gs;
+	} else if (!strcmp(cmd, "import") && optind < argc) {
+		if (realpath(argv[optind], path) == NULL) {
+			fprintf(stderr, "dcctl: %s: %s\n", argv[optind],
+			    strerror(errno));
+			return 1;
+		}
+		im.path = path;
+		req.body_case = DCCL__ENVELOPE__BODY_ADMIN_IMPORT;
+		req.admin_import = &im;
+	} else if (!strcmp(cmd, "train")) {
+		tr.epochs = optind < argc ? (uint32_t)atoi(argv[optind]) : 0;
+		req.body_case = DCCL__ENVELOPE__BODY_ADMIN_TRAIN;
+		req.admin_train = &tr;
+	} else if (!strcmp(cmd, "models") || !strcmp(cmd, "devices")) {
+		ls.what = !strcmp(cmd, "devices");
+		req.body_case = DCCL__ENVELOPE__BODY_ADMIN_LIST;
+		req.admin_list = &ls;
+	} else {
+		usage(stderr);
+		return 2;
+	}
+	if ((sock = nn_socket(AF_SP, NN_REQ)) < 0 ||
+	    nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVTIMEO, &tmo,
+	    sizeof(tmo)) < 0 || nn_setsockopt(sock, NN_SOL_SOCKET, NN_SNDTIMEO,
+	    &tmo, sizeof(tmo)) < 0 || nn_connect(sock, ep) < 0) {
+		fprintf(stderr, "dcctl: %s: %s\n", ep, nn_strerror(nn_errno()));
+		return 1;
+	}
+	if (call(sock, &req, &rep) != 0)
+		goto done;
+	switch (rep->body_case) {
+	case DCCL__ENVELOPE__BODY_STATUS: {
+		Dccl__Status *s = rep->status;
+		printf("server:        %s\n", s->server);
+		printf("model version: %llu%s\n",
+		    (unsigned long long)s->model_version,
+		    s->training ? " (training)" : "");
+		printf("pool size:     %llu\n", (unsigned long long)s->pool_size);
+		printf("devices:       %llu\n", (unsigned long long)s->devices);
+		printf("patches:       %llu\n", (unsigned long long)s->patches);
+		printf("requests:      %llu (%llu errors, %u in flight)\n",
+		    (unsigned long long)s->requests,
+		    (unsigned long long)s->errors, s->inflight);
+		printf("uptime:        %.1f s\n", s->uptime);
+		break;
+	}
+	case DCCL__ENVELOPE__BODY_IMPORT_DONE:
+		printf("imported %llu rows in %.3f s (%.0f rows/s)\n",
+		    (unsigned long long)rep->import_done->rows,
+		    rep->import_done->seconds, rep->import_done->rows /
+		    (rep->import_done->seconds > 0 ?
+		    rep->import_done->seconds : 1e-9));
+		break;
+	case DCCL__ENVELOPE__BODY_TRAIN_STARTED:
+		printf("training started (base v%llu)\n",
+		    (unsigned long long)rep->train_started->base_version);
+		break;
+	case DCCL__ENVELOPE__BODY_LISTING: {
+		Dccl__Listing *l = rep->listing;
+		if (ls.what == 0) {
+			printf("%-8s %-8s %-10s %-8s %s\n", "VERSION",
+			    "PARENT", "BYTES", "R_G", "CREATED");
+			for (size_t i = 0; i < l->n_models; i++)
+				printf("%-8llu %-8llu %-10llu %-8.4f %lld\n",
+				    (unsigned long long)l->models[i]->version,
+				    (unsigned long long)l->models[i]->parent,
+				    (unsigned long long)l->models[i]->size,
+				    l->models[i]->global_ctr,
+				    (long long)l->models[i]->created);
+		} else {
+			printf("%-24s %-8s %-6s %-8s %s\n", "DEVICE", "USER",
+			    "CLASS", "PATCHES", "LAST-SEEN");
+			for (size_t i = 0; i < l->n_devices; i++)
+				printf("%-24s %-8u %-6s %-8llu %lld\n",
+				    l->devices[i]->device_id,
+				    l->devices[i]->user_id,
+				    l->devices[i]->compute_class,
+				    (unsigned long long)l->devices[i]->patches,
+				    (long long)l->devices[i]->last_seen);
+		}
+		break;
+	}
+	default:
+		fprintf(stderr, "dcctl: unexpected reply %s\n",
+		    wire_body_name(rep->body_case));
+		goto done;
+	}
+	rc = 0;
+done:
+	wire_free(rep);
+	nn_close(sock);
+	return rc;
+}

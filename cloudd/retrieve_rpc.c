@@ -1,0 +1,175 @@
+/*
+ * retrieve_rpc: CoDA coarse matching over the protocol. The device sends
+ * representation vectors of its local samples, computed with the model
+ * version it names; the search runs in the threadpool against the pool
+ * snapshot of that version (never returning the requester's own samples)
+ * and the worker packs the Samples reply, which the loop then sends.
+ */
+#include <math.h>
+#include <nanomsg/nn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cloudd/cloudd.h"
+#include "cloudd/retrieve.h"
+#include "cloudd/rpc.h"
+#include "shared/log.h"
+#include "shared/wire.h"
+#include "shared/xmalloc.h"
+
+#define RETR_USERS_K 10	/* similar users consulted in MODE_USERS */
+
+static void
+pack_samples(struct rpc_req *r, const struct pool *p, const uint32_t *idx,
+    const float *score, size_t n)
+{
+	Dccl__Envelope e = DCCL__ENVELOPE__INIT;
+	Dccl__Samples out = DCCL__SAMPLES__INIT;
+	Dccl__Sample *s = xcalloc(n + 1, sizeof(*s));
+	Dccl__Sample **sp = xcalloc(n + 1, sizeof(*sp));
+
+	for (size_t i = 0; i < n; i++) {
+		const struct sample *x = &p->ds.s[idx[i]];
+		dccl__sample__init(&s[i]);
+		s[i].item = x->item;
+		s[i].ts = x->ts;
+		s[i].label = x->label;
+		s[i].genres = x->genres;
+		s[i].n_hist = x->hist_n;
+		s[i].hist = (uint32_t *)sample_hist(&p->ds, x);
+		s[i].score = score[i];
+		sp[i] = &s[i];
+	}
+	out.model_version = p->version;
+	out.n_samples = n;
+	out.samples = sp;
+	e.version = WIRE_VERSION;
+	e.device_id = r->env->device_id;
+	e.request_id = r->env->request_id;
+	e.body_case = DCCL__ENVELOPE__BODY_SAMPLES;
+	e.samples = &out;
+	if (wire_pack_nn(&e, &r->out, &r->out_len) != 0) {
+		r->code = DCCL__ERROR_CODE__E_INTERNAL;
+		snprintf(r->err, sizeof(r->err), "out of message memory");
+	}
+	free(s);
+	free(sp);
+}
+
+static void
+retrieve_work_cb(uv_work_t *w)
+{
+	struct rpc_req *r = w->data;
+	const struct pool *p = r->pool;
+	const Dccl__RetrieveReq *q = r->env->retrieve;
+	size_t k = q->k, nout = 0;
+	uint32_t *idx = xcalloc(k, sizeof(*idx));
+	float *score = xcalloc(k, sizeof(*score));
+	int rc;
+
+	if (q->mode == DCCL__RETRIEVE_MODE__MODE_USERS) {
+		uint32_t uids[RETR_USERS_K];
+		float us[RETR_USERS_K];
+		size_t nu = 0;
+		rc = retr_similar_users(p->uindex, q->vectors, q->n, r->user,
+		    RETR_USERS_K, uids, us, &nu);
+		/* The pool samples of the most similar users, in order. */
+		for (size_t j = 0; rc == 0 && j < nu && nout < k; j++)
+			for (uint32_t o = p->user_off[uids[j]];
+			    o < p->user_off[uids[j] + 1] && nout < k; o++) {
+				idx[nout] = p->by_user[o];
+				score[nout++] = us[j];
+			}
+	} else {
+		struct retr_hit *h = xcalloc(k, sizeof(*h));
+		rc = retr_search(p->index, q->vectors, q->n, k, r->user, h,
+		    &nout);
+		for (size_t i = 0; rc == 0 && i < nout; i++) {
+			/* The index's row is the sample's place in the pool. */
+			idx[i] = (uint32_t)h[i].row;
+			score[i] = h[i].score;
+		}
+		free(h);
+	}
+	if (rc != 0) {
+		r->code = DCCL__ERROR_CODE__E_BAD_REQUEST;
+		snprintf(r->err, sizeof(r->err), "search failed (%d)", rc);
+	} else
+		pack_samples(r, p, idx, score, nout);
+	free(idx);
+	free(score);
+}
+
+static void
+retrieve_after_cb(uv_work_t *w, int status)
+{
+	struct rpc_req *r = w->data;
+	struct cloudd *cd = r->cd;
+
+	cd->jobs--;
+	cd->inflight--;
+	pool_unref(cd, r->pool);
+	r->pool = NULL;
+	if (status != 0 || r->code != 0) {
+		if (r->out != NULL)
+			nn_freemsg(r->out);
+		rpc_error(cd, r, status ? DCCL__ERROR_CODE__E_SHUTTING_DOWN :
+		    r->code, "%s", status ? "cancelled" : r->err);
+	} else {
+		rpc_send_packed(cd, r, r->out, r->out_len, 0);
+	}
+	cloudd_maybe_exit(cd);
+}
+
+void
+retrieve_rpc(struct cloudd *cd, struct rpc_req *r, uint32_t user)
+{
+	const Dccl__RetrieveReq *q = r->env->retrieve;
+	struct pool *p = cd->pool;
+
+	if (p == NULL || p->index == NULL) {
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_NOT_FOUND,
+		    "no retrieval index yet (no model or empty pool)");
+		return;
+	}
+	if (q->model_version != p->version) {
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_STALE, "vectors from model "
+		    "v%llu, the pool is indexed with v%llu",
+		    (unsigned long long)q->model_version,
+		    (unsigned long long)p->version);
+		return;
+	}
+	if (q->dim != (uint32_t)p->dim || q->n == 0 ||
+	    q->n > (uint64_t)cd->cf.max_queries ||
+	    q->n_vectors != (size_t)q->n * q->dim) {
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_BAD_REQUEST,
+		    "need 1..%lld vectors of dim %d (got n=%u dim=%u, %zu "
+		    "floats)", (long long)cd->cf.max_queries, p->dim, q->n,
+		    q->dim, q->n_vectors);
+		return;
+	}
+	if (q->k == 0 || q->k > (uint64_t)cd->cf.max_k) {
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_TOO_LARGE,
+		    "k must be 1..%lld", (long long)cd->cf.max_k);
+		return;
+	}
+	if (!wire_floats_finite(q->vectors, q->n_vectors)) {
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_BAD_TENSOR,
+		    "query vectors contain NaN or Inf");
+		return;
+	}
+	if (cd->inflight >= (uint32_t)cd->cf.max_inflight) {
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_BUSY,
+		    "%u heavy requests in flight; retry later", cd->inflight);
+		return;
+	}
+	r->user = user;
+	r->pool = p;
+	p->refs++;
+	r->work.data = r;
+	cd->jobs++;
+	cd->inflight++;
+	uv_queue_work(&cd->loop, &r->work, retrieve_work_cb,
+	    retrieve_after_cb);
+}

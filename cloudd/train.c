@@ -1,0 +1,259 @@
+/*
+ * train: cloud training of the global CTR model on the pool, in the
+ * threadpool. The job works on its own copy of the pool snapshot, trains
+ * with Adam and early stopping on a validation slice (the last val-frac of
+ * each user's pool samples, papers.md), measures validation metrics, packs
+ * the model with its r_g (share of positives in the training samples),
+ * computes the pool's representation vectors and retrieval index for the
+ * new version, and commits model and vectors on a connection of its own.
+ * The loop then publishes the version (announce on PUB) and swaps the pool
+ * snapshot. One training job at a time; SIGTERM stops it between batches.
+ */
+#include <errno.h>
+#include <math.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cloudd/cloudd.h"
+#include "shared/ctr.h"
+#include "shared/ctr_io.h"
+#include "shared/dataset.h"
+#include "shared/log.h"
+#include "shared/metrics.h"
+#include "shared/xmalloc.h"
+
+struct train_job {
+	uv_work_t		 w;
+	struct cloudd		*cd;
+	struct pool		*src;		/* ref held; read only */
+	struct pool		*np;		/* the new snapshot */
+	struct cloudd_conf	 cf;
+	uint32_t		 epochs;
+	uint64_t		 parent;
+	char			*dbpath;
+	atomic_int		*stop;
+	uint8_t			*blob;
+	size_t			 size;
+	struct store_model_info	 mi;
+	int			 rc;
+	char			 err[256];
+	double			 seconds, val_auc, val_gauc, val_loss;
+};
+
+static void
+progress(void *arg, int epoch, double loss, double val_loss)
+{
+	(void)arg;
+	log_info("TRAIN: epoch %d train logloss %.4f val logloss %.4f", epoch,
+	    loss, val_loss);
+}
+
+static uint32_t *
+to_u32(const struct dataset_idx *x)
+{
+	uint32_t *v = xcalloc(x->n + 1, sizeof(*v));
+
+	for (size_t i = 0; i < x->n; i++)
+		v[i] = (uint32_t)x->v[i];
+	return v;
+}
+
+static void
+val_metrics(struct train_job *j, struct ctr *m, const struct dataset *ds,
+    const uint32_t *val, size_t n)
+{
+	float *p = xcalloc(n + 1, sizeof(float));
+	float *y = xcalloc(n + 1, sizeof(float));
+	uint32_t *u = xcalloc(n + 1, sizeof(uint32_t));
+	size_t used = 0;
+
+	ctr_predict(m, ds, val, n, p);
+	for (size_t i = 0; i < n; i++) {
+		y[i] = ds->s[val[i]].label;
+		u[i] = ds->s[val[i]].user;
+	}
+	j->val_loss = metrics_logloss(p, y, n);
+	j->val_auc = metrics_auc(p, y, n);
+	j->val_gauc = metrics_gauc(p, y, u, n, ds->n_users, &used, NULL,
+	    NULL);
+	free(p);
+	free(y);
+	free(u);
+}
+
+static void
+train_work_cb(uv_work_t *w)
+{
+	struct train_job *j = w->data;
+	const struct dataset *ds = &j->src->ds;
+	struct dataset_idx all, tr, va;
+	struct ctr_config cfg;
+	struct ctr_train_opts o;
+	struct ctr_train_stats stats;
+	struct ctr_meta meta;
+	struct ctr *m = NULL;
+	struct store *st = NULL;
+	struct store_model_info last;
+	uint32_t *tri = NULL, *vai = NULL;
+	double pos = 0, t0 = now_s();
+
+	memset(&all, 0, sizeof(all));
+	memset(&tr, 0, sizeof(tr));
+	memset(&va, 0, sizeof(va));
+	dataset_idx_all(&all, ds);
+	if ((j->rc = dataset_carve_val(&tr, &va, &all, j->cf.val_frac)) != 0) {
+		snprintf(j->err, sizeof(j->err), "validation split failed");
+		goto done;
+	}
+	tri = to_u32(&tr);
+	vai = to_u32(&va);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.n_users = ds->n_users;
+	cfg.n_items = ds->n_items;
+	cfg.n_genres = ds->n_genres;
+	cfg.dim = (int)j->cf.dim;
+	cfg.hist_k = (int)j->cf.hist_k;
+	cfg.hidden[cfg.n_hidden++] = (int)j->cf.hidden1;
+	if (j->cf.hidden2 > 0)
+		cfg.hidden[cfg.n_hidden++] = (int)j->cf.hidden2;
+	cfg.patch_rank = (int)j->cf.patch_rank;
+	if ((j->rc = ctr_new(&m, &cfg, (uint64_t)j->cf.seed)) != 0) {
+		snprintf(j->err, sizeof(j->err), "invalid model config");
+		goto done;
+	}
+	ctr_train_opts_default(&o);
+	ctr_opt_default(&o.opt, CTR_OPT_ADAM, (float)j->cf.lr);
+	o.opt.wd = (float)j->cf.l2;
+	o.sel = CTR_SEL_ALL;
+	o.epochs = j->epochs ? (int)j->epochs : (int)j->cf.epochs;
+	o.batch = (int)j->cf.batch;
+	o.patience = (int)j->cf.patience;
+	o.seed = (uint64_t)j->cf.seed;
+	o.stop = j->stop;
+	o.progress = progress;
+	log_info("TRAIN: %zu train / %zu val samples, %zu params, %d epochs",
+	    tr.n, va.n, ctr_num_params(m), o.epochs);
+	j->rc = ctr_train(m, ds, tri, tr.n, vai, va.n, &o, &stats);
+	if (j->rc != 0) {
+		snprintf(j->err, sizeof(j->err), "%s", j->rc == -ECANCELED ?
+		    "stopped" : "training diverged or failed");
+		goto done;
+	}
+	for (size_t i = 0; i < tr.n; i++)
+		pos += ds->s[tri[i]].label;
+	if (va.n > 0)
+		val_metrics(j, m, ds, vai, va.n);
+
+	if ((j->rc = store_open(&st, j->cf.store, j->dbpath,
+	    (int)j->cf.busy_ms, j->err, sizeof(j->err))) != 0)
+		goto done;
+	memset(&meta, 0, sizeof(meta));
+	meta.version = j->parent + 1;
+	if (store_model_info(st, 0, &last) == 0 && last.version >= meta.version)
+		meta.version = last.version + 1;
+	meta.parent = j->parent;
+	meta.global_ctr = tr.n ? pos / tr.n : 0;
+	meta.created = time(NULL);
+	snprintf(meta.metrics[0].name, CTR_IO_METRIC_NAME, "val_logloss");
+	meta.metrics[0].value = j->val_loss;
+	snprintf(meta.metrics[1].name, CTR_IO_METRIC_NAME, "val_auc");
+	meta.metrics[1].value = j->val_auc;
+	snprintf(meta.metrics[2].name, CTR_IO_METRIC_NAME, "val_gauc");
+	meta.metrics[2].value = j->val_gauc;
+	snprintf(meta.metrics[3].name, CTR_IO_METRIC_NAME, "epochs");
+	meta.metrics[3].value = stats.epochs;
+	meta.n_metrics = 4;
+	if ((j->rc = ctr_io_pack(m, &meta, &j->blob, &j->size)) != 0) {
+		snprintf(j->err, sizeof(j->err), "%s", ctr_io_strerror(j->rc));
+		goto done;
+	}
+	memset(&j->mi, 0, sizeof(j->mi));
+	j->mi.version = meta.version;
+	j->mi.parent = meta.parent;
+	j->mi.created = meta.created;
+	j->mi.size = j->size;
+	j->mi.global_ctr = meta.global_ctr;
+	crypto_generichash(j->mi.checksum, 32, j->blob, j->size, NULL, 0);
+
+	/* The new snapshot: same samples, vectors of the new model. */
+	j->np = pool_new();
+	dataset_append_subset(&j->np->ds, ds, all.v, all.n);
+	j->np->ds.n_users = ds->n_users;
+	j->np->ds.n_items = ds->n_items;
+	j->np->ds.n_genres = ds->n_genres;
+	j->np->rowid = xcalloc(ds->n + 1, sizeof(uint64_t));
+	for (size_t i = 0; i < all.n; i++)
+		j->np->rowid[i] = j->src->rowid[all.v[i]];
+	pool_group_users(j->np);
+	if ((j->rc = store_model_put(st, &j->mi, j->blob, j->size)) != 0) {
+		snprintf(j->err, sizeof(j->err), "%s", store_errmsg(st));
+		goto done;
+	}
+	j->rc = pool_index(j->np, m, st, meta.version, &j->cf, j->err,
+	    sizeof(j->err));
+done:
+	j->seconds = now_s() - t0;
+	store_close(st);
+	ctr_free(m);
+	free(tri);
+	free(vai);
+	dataset_idx_fini(&all);
+	dataset_idx_fini(&tr);
+	dataset_idx_fini(&va);
+}
+
+static void
+train_after_cb(uv_work_t *w, int status)
+{
+	struct train_job *j = w->data;
+	struct cloudd *cd = j->cd;
+
+	cd->jobs--;
+	cd->training = 0;
+	pool_unref(cd, j->src);
+	cd->last_train_s = j->seconds;
+	if (status != 0 || j->rc != 0) {
+		log_warnx("TRAIN: no new model: %s", status ? "cancelled" :
+		    j->err);
+		pool_free(j->np);
+		free(j->blob);
+	} else {
+		log_info("TRAIN: model v%llu in %.1f s: val logloss %.4f AUC "
+		    "%.4f GAUC %.4f, r_g %.4f", (unsigned long long)
+		    j->mi.version, j->seconds, j->val_loss, j->val_auc,
+		    j->val_gauc, j->mi.global_ctr);
+		model_publish(cd, &j->mi, j->blob, j->size);
+		pool_unref(cd, cd->pool);
+		cd->pool = j->np;
+	}
+	free(j);
+	cloudd_maybe_exit(cd);
+}
+
+int
+train_start(struct cloudd *cd, uint32_t epochs)
+{
+	struct train_job *j;
+
+	if (cd->training || cd->pool_loading)
+		return -EBUSY;
+	if (cd->pool == NULL || cd->pool->ds.n == 0)
+		return -ENOENT;
+	j = xcalloc(1, sizeof(*j));
+	j->cd = cd;
+	j->src = cd->pool;
+	cd->pool->refs++;
+	j->cf = cd->cf;
+	j->epochs = epochs;
+	j->parent = cd->model.version;
+	j->dbpath = cd->dbpath;
+	j->stop = &cd->stop;
+	j->w.data = j;
+	cd->training = 1;
+	cd->jobs++;
+	log_info("TRAIN: started on %zu pool samples (base v%llu)",
+	    cd->pool->ds.n, (unsigned long long)cd->model.version);
+	return uv_queue_work(&cd->loop, &j->w, train_work_cb, train_after_cb);
+}

@@ -1,0 +1,669 @@
+/*
+ * device: one device's lifecycle over the protocol, as a state machine on
+ * the loop thread:
+ *
+ *   REGISTER -> DOWNLOAD (chunks, resumable, checksum) -> RETRIEVE (CoDA
+ *   coarse matching) -> TRAIN (threadpool, learn.c) -> UPLOAD (outbox,
+ *   idempotent request id) -> IDLE -> on a newer announced version, DOWNLOAD
+ *
+ * Each request has a reply deadline; a missing reply or a retryable error
+ * (busy, storage, shutting down) backs off exponentially with jitter and
+ * resends, one log line per attempt, so an unreachable cloud costs a timer,
+ * not a busy loop. Not-registered sends the device back to REGISTER.
+ */
+#include <errno.h>
+#include <nanomsg/nn.h>
+#include <nanomsg/reqrep.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "deviced/deviced.h"
+#include "shared/ctr.h"
+#include "shared/ctr_io.h"
+#include "shared/dataset.h"
+#include "shared/log.h"
+#include "shared/wire.h"
+#include "shared/xmalloc.h"
+
+static const char *const state_names[] = { "register", "download",
+	"retrieve", "train", "upload", "idle", "done" };
+
+static void enter(struct device *d, enum dev_state s);
+
+static void
+timer_cb(uv_timer_t *t)
+{
+	struct device *d = t->data;
+
+	if (d->dd->stopping)
+		return;
+	if (d->waiting) {
+		d->waiting = 0;
+		d->attempt++;
+		log_warnx("TIMEOUT: device=%s %s req=%llu: no reply in %lld ms",
+		    d->id, state_names[d->state],
+		    (unsigned long long)d->req_id,
+		    (long long)d->dd->cf.request_timeout_ms);
+		uv_timer_start(&d->timer, timer_cb, 0, 0);
+		return;
+	}
+	enter(d, d->state);	/* the backoff elapsed: try again */
+}
+
+/* Schedules a retry of the current state after an exponential backoff. */
+static void
+backoff(struct device *d, const char *why)
+{
+	const struct deviced_conf *cf = &d->dd->cf;
+	double ms = (double)cf->backoff_min_ms;
+	int a = d->attempt < 30 ? d->attempt : 30;
+
+	for (int i = 0; i < a && ms < cf->backoff_max_ms; i++)
+		ms *= 2;
+	if (ms > cf->backoff_max_ms)
+		ms = (double)cf->backoff_max_ms;
+	ms = ms / 2 + (double)randombytes_uniform((uint32_t)(ms / 2) + 1);
+	d->attempt++;
+	log_info("RETRY: device=%s %s attempt %d in %.0f ms (%s)", d->id,
+	    state_names[d->state], d->attempt, ms, why);
+	d->waiting = 0;
+	uv_timer_start(&d->timer, timer_cb, (uint64_t)ms, 0);
+}
+
+static void
+send_req(struct device *d, Dccl__Envelope *e)
+{
+	void *msg;
+	size_t len;
+
+	e->version = WIRE_VERSION;
+	e->device_id = d->id;
+	if (e->request_id == 0)
+		e->request_id = ++d->req_id;
+	else
+		d->req_id = e->request_id;
+	if (wire_pack_nn(e, &msg, &len) != 0) {
+		backoff(d, "out of message memory");
+		return;
+	}
+	d->bytes_up += len;
+	if (nnuv_send(&d->req, msg, len, NULL) != 0) {
+		backoff(d, nn_strerror(nn_errno()));
+		return;
+	}
+	d->waiting = 1;
+	uv_timer_start(&d->timer, timer_cb,
+	    (uint64_t)d->dd->cf.request_timeout_ms, 0);
+}
+
+static void
+do_register(struct device *d)
+{
+	Dccl__Envelope e = DCCL__ENVELOPE__INIT;
+	Dccl__RegisterReq r = DCCL__REGISTER_REQ__INIT;
+	Dccl__Capability c = DCCL__CAPABILITY__INIT;
+
+	c.compute_class = d->dd->cf.compute_class;
+	c.memory_mb = (uint32_t)d->dd->cf.memory_mb;
+	c.flops_budget = (uint64_t)d->dd->cf.flops_budget;
+	r.user_id = d->user;
+	r.capability = &c;
+	r.software = "deviced/" DEVICED_VERSION;
+	e.body_case = DCCL__ENVELOPE__BODY_REGISTER_REQ;
+	e.register_req = &r;
+	send_req(d, &e);
+}
+
+static void
+do_download(struct device *d)
+{
+	Dccl__Envelope e = DCCL__ENVELOPE__INIT;
+	Dccl__GetModelReq g = DCCL__GET_MODEL_REQ__INIT;
+
+	if (d->dl_next == 0)
+		dstore_dl_next(d->st, d->dl_version, &d->dl_next);
+	g.version = d->dl_version;
+	g.chunk_index = d->dl_next;
+	e.body_case = DCCL__ENVELOPE__BODY_GET_MODEL;
+	e.get_model = &g;
+	send_req(d, &e);
+}
+
+static void
+do_retrieve(struct device *d)
+{
+	const struct deviced_conf *cf = &d->dd->cf;
+	Dccl__Envelope e = DCCL__ENVELOPE__INIT;
+	Dccl__RetrieveReq q = DCCL__RETRIEVE_REQ__INIT;
+	size_t n = d->local.n, first;
+	int dim = ctr_repr_dim(d->model);
+	uint32_t *idx;
+
+	if (cf->retrieve_k == 0 || n == 0) {
+		enter(d, DEV_TRAIN);
+		return;
+	}
+	/* The most recent samples describe the user best. */
+	if (n > (size_t)cf->retrieve_queries)
+		n = (size_t)cf->retrieve_queries;
+	first = d->local.n - n;
+	idx = xcalloc(n, sizeof(*idx));
+	for (size_t i = 0; i < n; i++)
+		idx[i] = (uint32_t)(first + i);
+	q.model_version = d->version;
+	q.dim = (uint32_t)dim;
+	q.n = (uint32_t)n;
+	q.n_vectors = n * dim;
+	q.vectors = xcalloc(n * dim, sizeof(float));
+	ctr_repr(d->model, &d->local, idx, n, q.vectors);
+	q.k = (uint32_t)cf->retrieve_k;
+	q.mode = cf->retrieve_mode ? DCCL__RETRIEVE_MODE__MODE_USERS :
+	    DCCL__RETRIEVE_MODE__MODE_SAMPLES;
+	e.body_case = DCCL__ENVELOPE__BODY_RETRIEVE;
+	e.retrieve = &q;
+	send_req(d, &e);
+	free(q.vectors);
+	free(idx);
+}
+
+static void
+learn_after_cb(uv_work_t *w, int status)
+{
+	struct device *d = w->data;
+	Dccl__UploadPatch up = DCCL__UPLOAD_PATCH__INIT;
+	Dccl__Metric m[4], *mp[4];
+	const char *names[4] = { "local_samples", "retrieved", "val_logloss_base",
+		"val_logloss_patched" };
+	double vals[4];
+	uint64_t rid;
+	uint8_t *blob;
+	size_t len;
+
+	d->dd->jobs--;
+	if (status != 0 || d->job_rc != 0 || d->dd->stopping) {
+		if (!d->dd->stopping)
+			log_warnx("TRAIN: device=%s failed: %s", d->id,
+			    status ? "cancelled" : d->job_err);
+		ctr_io_tensors_free(d->patch, d->n_patch);
+		d->patch = NULL;
+		if (!d->dd->stopping)
+			enter(d, DEV_IDLE);
+		return;
+	}
+	log_info("TRAIN: device=%s %zu local + %zu retrieved samples, val "
+	    "logloss %.4f -> %.4f, %s, %.1f ms", d->id, d->local.n,
+	    d->retrieved.n, d->val_before, d->val_after, d->adopted ?
+	    "patch adopted" : "kept the cloud model", d->train_s * 1e3);
+	vals[0] = (double)d->local.n;
+	vals[1] = (double)d->retrieved.n;
+	vals[2] = d->val_before;
+	vals[3] = d->val_after;
+	for (int i = 0; i < 4; i++) {
+		dccl__metric__init(&m[i]);
+		m[i].name = (char *)names[i];
+		m[i].value = vals[i];
+		mp[i] = &m[i];
+	}
+	up.base_version = d->version;
+	up.n_tensors = d->n_patch;
+	up.tensors = d->patch;
+	up.n_metrics = 4;
+	up.metrics = mp;
+	up.kind = "metapatch";
+	len = dccl__upload_patch__get_packed_size(&up);
+	blob = xmalloc(len);
+	dccl__upload_patch__pack(&up, blob);
+	ctr_io_tensors_free(d->patch, d->n_patch);
+	d->patch = NULL;
+	/* Persist before sending: a resend after a crash reuses the id. */
+	if (dstore_next_request_id(d->st, &rid) != 0 ||
+	    dstore_outbox_put(d->st, rid, d->version, blob, len) != 0)
+		log_warnx("OUTBOX: device=%s: %s", d->id,
+		    dstore_errmsg(d->st));
+	free(blob);
+	d->trained_version = d->version;
+	enter(d, DEV_UPLOAD);
+}
+
+static void
+do_upload(struct device *d)
+{
+	Dccl__Envelope e = DCCL__ENVELOPE__INIT;
+	Dccl__UploadPatch *up;
+	uint64_t rid, base;
+	void *blob;
+	size_t len;
+
+	if (dstore_outbox_pending(d->st, &rid, &base, &blob, &len) != 0) {
+		enter(d, DEV_IDLE);
+		return;
+	}
+	up = dccl__upload_patch__unpack(NULL, len, blob);
+	free(blob);
+	if (up == NULL) {
+		log_warnx("OUTBOX: device=%s: corrupt entry %llu dropped",
+		    d->id, (unsigned long long)rid);
+		dstore_outbox_ack(d->st, rid, 0);
+		enter(d, DEV_IDLE);
+		return;
+	}
+	e.request_id = rid;
+	e.body_case = DCCL__ENVELOPE__BODY_UPLOAD;
+	e.upload = up;
+	send_req(d, &e);
+	dccl__upload_patch__free_unpacked(up, NULL);
+}
+
+static void
+enter(struct device *d, enum dev_state s)
+{
+	if (d->dd->stopping)
+		return;
+	if (s != d->state)
+		d->attempt = 0;
+	d->state = s;
+	switch (s) {
+	case DEV_REGISTER:
+		do_register(d);
+		break;
+	case DEV_DOWNLOAD:
+		do_download(d);
+		break;
+	case DEV_RETRIEVE:
+		do_retrieve(d);
+		break;
+	case DEV_TRAIN:
+		d->work.data = d;
+		d->dd->jobs++;
+		uv_queue_work(&d->dd->loop, &d->work, learn_work_cb,
+		    learn_after_cb);
+		break;
+	case DEV_UPLOAD:
+		do_upload(d);
+		break;
+	case DEV_IDLE:
+		if (d->dd->cf.run_once && d->trained_version != 0) {
+			d->state = DEV_DONE;
+			d->t_done = uv_hrtime() / 1e9;
+			log_info("DONE: device=%s model v%llu, %llu bytes up, "
+			    "%llu down", d->id, (unsigned long long)d->version,
+			    (unsigned long long)d->bytes_up,
+			    (unsigned long long)d->bytes_down);
+			d->dd->n_done++;
+			if (d->dd->n_done == d->dd->n_dev)
+				uv_stop(&d->dd->loop);
+			break;
+		}
+		if (d->announced > d->version) {
+			d->dl_version = d->announced;
+			d->dl_next = 0;
+			enter(d, DEV_DOWNLOAD);
+		}
+		break;
+	case DEV_DONE:
+		break;
+	}
+}
+
+/* Installs a downloaded model after verifying its checksum. */
+static int
+install_model(struct device *d)
+{
+	uint8_t sum[32];
+	void *blob = NULL;
+	size_t len = 0;
+	struct ctr *m = NULL;
+	struct ctr_meta meta;
+	char err[256];
+	int rc;
+
+	if ((rc = dstore_dl_assemble(d->st, d->dl_version, &blob, &len)))
+		return rc;
+	crypto_generichash(sum, 32, blob, len, NULL, 0);
+	if (len != d->dl_total || memcmp(sum, d->dl_sum, 32) != 0) {
+		log_warnx("DOWNLOAD: device=%s model v%llu checksum mismatch; "
+		    "starting over", d->id, (unsigned long long)d->dl_version);
+		rc = -EBADMSG;
+		goto fail;
+	}
+	if ((rc = ctr_io_unpack(&m, &meta, blob, len, err, sizeof(err)))) {
+		log_warnx("DOWNLOAD: device=%s model v%llu refused: %s", d->id,
+		    (unsigned long long)d->dl_version, err);
+		goto fail;
+	}
+	if ((rc = dstore_model_put(d->st, d->dl_version, blob, len)) != 0)
+		goto fail;
+	ctr_free(d->model);
+	d->model = m;
+	d->version = d->dl_version;
+	d->global_ctr = meta.global_ctr;
+	dstore_dl_clear(d->st);
+	free(blob);
+	log_info("DOWNLOAD: device=%s model v%llu installed (%zu bytes, r_g "
+	    "%.4f)", d->id, (unsigned long long)d->version, len,
+	    d->global_ctr);
+	return 0;
+fail:
+	dstore_dl_clear(d->st);
+	d->dl_next = 0;
+	free(blob);
+	return rc;
+}
+
+static void
+on_chunk(struct device *d, const Dccl__ModelChunk *c)
+{
+	if (c->version != d->dl_version) {
+		/* "latest" resolved to a concrete version: follow it. */
+		if (d->dl_next != 0)
+			dstore_dl_clear(d->st);
+		d->dl_version = c->version;
+		d->dl_next = 0;
+		if (c->chunk_index != 0) {
+			enter(d, DEV_DOWNLOAD);
+			return;
+		}
+	}
+	if (c->chunk_index != d->dl_next || c->checksum.len != 32 ||
+	    c->n_chunks == 0 || c->total_size > CTR_IO_MAX_BYTES) {
+		backoff(d, "unexpected chunk");
+		return;
+	}
+	if (dstore_dl_put(d->st, c->version, c->chunk_index, c->data.data,
+	    c->data.len) != 0) {
+		backoff(d, dstore_errmsg(d->st));
+		return;
+	}
+	memcpy(d->dl_sum, c->checksum.data, 32);
+	d->dl_total = c->total_size;
+	d->dl_n = c->n_chunks;
+	d->dl_next++;
+	d->attempt = 0;
+	if (d->dl_next < d->dl_n) {
+		do_download(d);
+		return;
+	}
+	if (install_model(d) != 0) {
+		backoff(d, "model rejected");
+		return;
+	}
+	enter(d, DEV_RETRIEVE);
+}
+
+static void
+on_samples(struct device *d, const Dccl__Samples *s)
+{
+	dataset_fini(&d->retrieved);
+	dataset_init(&d->retrieved);
+	for (size_t i = 0; i < s->n_samples; i++) {
+		const Dccl__Sample *p = s->samples[i];
+		struct sample x;
+		memset(&x, 0, sizeof(x));
+		x.user = d->user;	/* trained on as this user's */
+		x.item = p->item;
+		x.ts = p->ts;
+		x.label = p->label;
+		x.genres = p->genres;
+		x.flags = SAMPLE_F_RETRIEVED;
+		if (!(p->label >= 0 && p->label <= 1))
+			continue;	/* never train on garbage labels */
+		dataset_append(&d->retrieved, &x, p->hist, p->n_hist);
+	}
+	log_info("RETRIEVE: device=%s got %zu pool samples (model v%llu)",
+	    d->id, d->retrieved.n, (unsigned long long)s->model_version);
+	enter(d, DEV_TRAIN);
+}
+
+static void
+on_error(struct device *d, const Dccl__Error *er)
+{
+	log_warnx("CLOUD-ERROR: device=%s %s: %s: %s", d->id,
+	    state_names[d->state], wire_error_name(er->code), er->message);
+	switch ((int)er->code) {
+	case DCCL__ERROR_CODE__E_NOT_REGISTERED:
+		enter(d, DEV_REGISTER);
+		return;
+	case DCCL__ERROR_CODE__E_STALE:
+		if (d->state == DEV_RETRIEVE) {
+			d->announced = d->announced > d->version ?
+			    d->announced : d->version;
+			d->dl_version = 0;	/* latest */
+			d->dl_next = 0;
+			enter(d, DEV_DOWNLOAD);
+			return;
+		}
+		break;
+	case DCCL__ERROR_CODE__E_NOT_FOUND:
+		if (d->state == DEV_RETRIEVE) {
+			enter(d, DEV_TRAIN);	/* no index: local data only */
+			return;
+		}
+		if (d->state == DEV_DOWNLOAD) {
+			dstore_dl_clear(d->st);
+			d->dl_next = 0;
+			enter(d, DEV_REGISTER);
+			return;
+		}
+		break;
+	case DCCL__ERROR_CODE__E_BUSY:
+	case DCCL__ERROR_CODE__E_STORAGE:
+	case DCCL__ERROR_CODE__E_INTERNAL:
+	case DCCL__ERROR_CODE__E_SHUTTING_DOWN:
+	case DCCL__ERROR_CODE__E_RATE_LIMITED:
+		backoff(d, wire_error_name(er->code));
+		return;
+	default:
+		break;
+	}
+	if (d->state == DEV_UPLOAD) {
+		/* The cloud refused this patch for good: drop it. */
+		dstore_outbox_ack(d->st, d->req_id, 0);
+		enter(d, DEV_IDLE);
+		return;
+	}
+	backoff(d, wire_error_name(er->code));
+}
+
+static void
+recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
+{
+	struct device *d = s->data;
+	Dccl__Envelope *e = NULL;
+	char err[256];
+
+	(void)hdr;
+	d->bytes_down += len;
+	if (wire_unpack(msg, len, &e, err, sizeof(err)) != 0) {
+		nn_freemsg(msg);
+		wire_free(e);
+		log_warnx("BAD-REPLY: device=%s: %s", d->id, err);
+		backoff(d, "bad reply");
+		return;
+	}
+	nn_freemsg(msg);
+	if (!d->waiting || e->request_id != d->req_id) {
+		wire_free(e);	/* a late reply to a request we gave up on */
+		return;
+	}
+	d->waiting = 0;
+	uv_timer_stop(&d->timer);
+	switch (e->body_case) {
+	case DCCL__ENVELOPE__BODY_ERROR:
+		on_error(d, e->error);
+		break;
+	case DCCL__ENVELOPE__BODY_REGISTERED:
+		log_info("REGISTERED: device=%s user=%u; cloud model v%llu",
+		    d->id, d->user,
+		    (unsigned long long)e->registered->model_version);
+		if (e->registered->model_version > d->announced)
+			d->announced = e->registered->model_version;
+		if (d->announced > d->version) {
+			d->dl_version = d->announced;
+			d->dl_next = 0;
+			enter(d, DEV_DOWNLOAD);
+		} else if (d->model != NULL && d->trained_version != d->version)
+			enter(d, DEV_RETRIEVE);
+		else
+			enter(d, DEV_UPLOAD);	/* anything left in the outbox */
+		break;
+	case DCCL__ENVELOPE__BODY_MODEL_CHUNK:
+		on_chunk(d, e->model_chunk);
+		break;
+	case DCCL__ENVELOPE__BODY_SAMPLES:
+		on_samples(d, e->samples);
+		break;
+	case DCCL__ENVELOPE__BODY_ACK:
+		log_info("ACK: device=%s req=%llu patch=%llu%s", d->id,
+		    (unsigned long long)e->request_id,
+		    (unsigned long long)e->ack->patch_id,
+		    e->ack->duplicate ? " (duplicate)" : "");
+		dstore_outbox_ack(d->st, e->request_id, e->ack->patch_id);
+		enter(d, DEV_UPLOAD);	/* next pending, else idle */
+		break;
+	default:
+		backoff(d, "unexpected reply");
+		break;
+	}
+	wire_free(e);
+}
+
+static int
+mkdirs(const char *path)
+{
+	char buf[1024];
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; *p; p++)
+		if (*p == '/') {
+			*p = '\0';
+			if (mkdir(buf, 0750) != 0 && errno != EEXIST)
+				return -1;
+			*p = '/';
+		}
+	return (mkdir(buf, 0750) != 0 && errno != EEXIST) ? -1 : 0;
+}
+
+int
+device_init(struct deviced *dd, struct device *d, const char *id,
+    uint32_t user, const char *local_csv, const char *test_csv)
+{
+	const struct deviced_conf *cf = &dd->cf;
+	char path[1100], err[512], *dup, *save = NULL, *ep;
+	struct dataset_opts o;
+	struct dataset_err de;
+	uint64_t n = 0;
+	void *blob;
+	size_t len;
+	int sock, ms;
+
+	memset(d, 0, sizeof(*d));
+	d->dd = dd;
+	snprintf(d->id, sizeof(d->id), "%s", id);
+	d->user = user;
+	dataset_init(&d->local);
+	dataset_init(&d->test);
+	dataset_init(&d->retrieved);
+	snprintf(d->dir, sizeof(d->dir), "%s/%s", cf->data_dir, id);
+	if (mkdirs(d->dir) != 0) {
+		log_warn("STATE-DIR: %s", d->dir);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/device.db", d->dir);
+	if (dstore_open(&d->st, path, err, sizeof(err)) != 0) {
+		log_warnx("DB-OPEN: %s", err);
+		return -1;
+	}
+	dataset_opts_default(&o);
+	memset(&de, 0, sizeof(de));
+	if (local_csv != NULL && local_csv[0] != '\0' &&
+	    dstore_samples_count(d->st, &n) == 0 && n == 0) {
+		struct dataset tmp;
+		dataset_init(&tmp);
+		if (dataset_read_csv(&tmp, local_csv, &o, &de) != 0 ||
+		    dstore_samples_add(d->st, &tmp) != 0) {
+			log_warnx("LOCAL-DATA: %s", de.msg[0] ? de.msg :
+			    dstore_errmsg(d->st));
+			dataset_fini(&tmp);
+			return -1;
+		}
+		dataset_fini(&tmp);
+	}
+	dstore_samples_load(d->st, &d->local, user);
+	if (test_csv != NULL && cf->eval_dir[0] != '\0' &&
+	    dataset_read_csv(&d->test, test_csv, &o, &de) != 0)
+		log_warnx("TEST-DATA: %s", de.msg);
+	for (size_t i = 0; i < d->test.n; i++)
+		d->test.s[i].user = user;
+	if (dstore_model_get(d->st, &d->version, &blob, &len) == 0) {
+		if (ctr_io_unpack(&d->model, NULL, blob, len, err, sizeof(err))) {
+			log_warnx("MODEL: device=%s stored model refused: %s",
+			    id, err);
+			d->version = 0;
+		}
+		free(blob);
+	}
+	if ((sock = nn_socket(AF_SP, NN_REQ)) < 0)
+		return -1;
+	ms = (int)cf->resend_ms;
+	nn_setsockopt(sock, NN_REQ, NN_REQ_RESEND_IVL, &ms, sizeof(ms));
+	ms = (int)cf->max_message;
+	nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &ms, sizeof(ms));
+	dup = xstrdup(cf->cloud);
+	for (ep = strtok_r(dup, ",", &save); ep; ep = strtok_r(NULL, ",",
+	    &save))
+		if (nn_connect(sock, ep) < 0) {
+			log_warnx("CONNECT: %s: %s", ep,
+			    nn_strerror(nn_errno()));
+			free(dup);
+			nn_close(sock);
+			return -1;
+		}
+	free(dup);
+	if (nnuv_init(&d->req, &dd->loop, sock, 0, recv_cb, d) != 0) {
+		nn_close(sock);
+		return -1;
+	}
+	uv_timer_init(&dd->loop, &d->timer);
+	d->timer.data = d;
+	log_info("DEVICE: %s user=%u, %zu local samples, %zu test, model v%llu",
+	    d->id, user, d->local.n, d->test.n, (unsigned long long)d->version);
+	return 0;
+}
+
+void
+device_start(struct device *d)
+{
+	d->t_start = uv_hrtime() / 1e9;
+	enter(d, DEV_REGISTER);
+}
+
+void
+device_announce(struct device *d, uint64_t version)
+{
+	if (version <= d->announced)
+		return;
+	d->announced = version;
+	if (d->state == DEV_IDLE && !d->waiting)
+		enter(d, DEV_IDLE);
+}
+
+void
+device_close(struct device *d)
+{
+	uv_timer_stop(&d->timer);
+	uv_close((uv_handle_t *)&d->timer, NULL);
+	nnuv_close(&d->req, NULL);
+}
+
+void
+device_fini(struct device *d)
+{
+	ctr_free(d->model);
+	dataset_fini(&d->local);
+	dataset_fini(&d->test);
+	dataset_fini(&d->retrieved);
+	dstore_close(d->st);
+}

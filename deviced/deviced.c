@@ -1,0 +1,358 @@
+/*
+ * deviced: main, configuration, the shared SUB socket, signals, shutdown.
+ * See deviced.h for the process model and device.c for the lifecycle.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <nanomsg/nn.h>
+#include <nanomsg/pubsub.h>
+#include <cblas.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deviced/deviced.h"
+#include "shared/log.h"
+#include "shared/wire.h"
+#include "shared/xmalloc.h"
+
+#define DV_OFF(f) offsetof(struct deviced_conf, f)
+
+static const char *const log_levels[] = { "error", "warn", "info", "debug",
+	NULL };
+static const char *const classes[] = { "low", "mid", "high", NULL };
+static const char *const modes[] = { "none", "metapatch", NULL };
+static const char *const rmodes[] = { "samples", "users", NULL };
+
+static const struct conf_opt deviced_opts[] = {
+	CONF_STR("deviced.cloud", DV_OFF(cloud), "tcp://127.0.0.1:7400", 0,
+	    "cloud REP endpoints, comma-separated (requests spread over them)"),
+	CONF_STR("deviced.cloud-pub", DV_OFF(cloud_pub),
+	    "tcp://127.0.0.1:7401", 0, "cloud PUB endpoints, comma-separated"),
+	CONF_STR("deviced.device-id", DV_OFF(device_id), "dev", 0,
+	    "device id; with several devices, the prefix of <id>-<user>"),
+	CONF_INT("deviced.user-id", DV_OFF(user_id), "0", 0, 4294967295.0, 0,
+	    "this device's user (dense id); ignored with shards"),
+	CONF_STR("deviced.data-dir", DV_OFF(data_dir), "deviced-data", 0,
+	    "state directory; each device uses <data-dir>/<id>/"),
+	CONF_STR("deviced.local-data", DV_OFF(local_data), "", 0,
+	    "samples CSV imported once into the device store"),
+	CONF_STR("deviced.shards", DV_OFF(shards), "", 0,
+	    "directory of <user>.local.csv files: one device per file"),
+	CONF_INT("deviced.devices", DV_OFF(devices), "0", 0, 100000, 0,
+	    "with shards: how many devices to host (0 = all)"),
+	CONF_STR("deviced.eval-dir", DV_OFF(eval_dir), "", 0,
+	    "write test predictions per method here (evaluation only)"),
+	CONF_BOOL("deviced.run-once", DV_OFF(run_once), "no", 0,
+	    "exit when every device has uploaded one patch"),
+	CONF_ENUM("deviced.log-level", DV_OFF(log_level), "info", log_levels,
+	    1, "error, warn, info or debug"),
+	CONF_INT("deviced.workers", DV_OFF(workers), "1", 1, 64, 0,
+	    "threadpool size for training jobs"),
+	CONF_ENUM("device.compute-class", DV_OFF(compute_class_i), "mid",
+	    classes, 0, "capability class: low, mid or high"),
+	CONF_INT("device.memory-mb", DV_OFF(memory_mb), "512", 1, 1048576, 0,
+	    "memory available to the model"),
+	CONF_INT("device.flops-budget", DV_OFF(flops_budget), "0", 0,
+	    1e15, 0, "FLOPs per prediction (0 = from the class)"),
+	CONF_INT("net.request-timeout-ms", DV_OFF(request_timeout_ms), "10000",
+	    100, 3600000, 1, "reply deadline before a retry"),
+	CONF_INT("net.resend-ms", DV_OFF(resend_ms), "5000", 100, 3600000, 0,
+	    "NN_REQ_RESEND_IVL"),
+	CONF_INT("net.backoff-min-ms", DV_OFF(backoff_min_ms), "100", 1,
+	    3600000, 1, "first retry delay (doubles, with jitter)"),
+	CONF_INT("net.backoff-max-ms", DV_OFF(backoff_max_ms), "30000", 1,
+	    3600000, 1, "largest retry delay"),
+	CONF_INT("net.max-message", DV_OFF(max_message), "4194304", 4096,
+	    1073741824, 0, "largest reply accepted (NN_RCVMAXSIZE)"),
+	CONF_ENUM("learn.mode", DV_OFF(mode), "metapatch", modes, 1,
+	    "none or metapatch"),
+	CONF_INT("learn.retrieve-k", DV_OFF(retrieve_k), "100", 0, 1000000, 1,
+	    "pool samples to retrieve (0 = no retrieval)"),
+	CONF_INT("learn.retrieve-queries", DV_OFF(retrieve_queries), "64", 1,
+	    100000, 1, "most recent local samples sent as query vectors"),
+	CONF_ENUM("learn.retrieve-mode", DV_OFF(retrieve_mode), "samples",
+	    rmodes, 1, "samples (similar samples) or users (similar users)"),
+	CONF_DBL("learn.lr", DV_OFF(lr), "0.01", 1e-7, 10, 1,
+	    "MetaPatch learning rate (Adam)"),
+	CONF_INT("learn.epochs", DV_OFF(epochs), "10", 1, 1000, 1,
+	    "MetaPatch epochs (early stopping on the local validation slice)"),
+	CONF_INT("learn.batch", DV_OFF(batch), "32", 1, 65536, 1,
+	    "minibatch size"),
+	CONF_DBL("learn.val-frac", DV_OFF(val_frac), "0.2", 0, 0.9, 1,
+	    "share of local samples (latest) held out for validation"),
+	CONF_DBL("learn.margin", DV_OFF(margin), "0", 0, 10, 1,
+	    "adopt a patch only if it lowers val logloss by this much"),
+	CONF_DBL("learn.ft-lr", DV_OFF(ft_lr), "0.001", 1e-7, 10, 1,
+	    "evaluation: naive fine-tuning learning rate"),
+	CONF_INT("learn.ft-epochs", DV_OFF(ft_epochs), "1", 1, 1000, 1,
+	    "evaluation: naive fine-tuning epochs"),
+	CONF_INT("learn.seed", DV_OFF(seed), "1", 0, 2147483647, 1,
+	    "training seed"),
+	{ NULL }
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+"usage: deviced [-f FILE] [-o section.key=value]... [options]\n"
+"  -f, --config FILE     read FILE (INI; see conf/deviced.conf)\n"
+"  -o, --option K=V      override one option (repeatable)\n"
+"  -N, --devices N       host N devices (needs deviced.shards)\n"
+"  -n, --check           check the configuration and exit\n"
+"  -p, --print-config    print effective options and their sources\n"
+"  -d, --debug           log-level debug\n"
+"  -h, --help            this help\n"
+"  -V, --version         print the version\n");
+}
+
+static void
+shutdown_all(struct deviced *dd)
+{
+	if (dd->closed)
+		return;
+	dd->closed = 1;
+	for (int i = 0; i < dd->n_dev; i++)
+		device_close(&dd->dev[i]);
+	if (dd->has_sub)
+		nnuv_close(&dd->sub, NULL);
+	uv_close((uv_handle_t *)&dd->sigterm, NULL);
+	uv_close((uv_handle_t *)&dd->sigint, NULL);
+	uv_close((uv_handle_t *)&dd->sighup, NULL);
+}
+
+static void
+signal_cb(uv_signal_t *h, int sig)
+{
+	struct deviced *dd = h->data;
+
+	if (sig == SIGHUP) {
+		log_info("RELOAD: deviced reads its config at start; restart "
+		    "to apply changes");
+		return;
+	}
+	log_info("SHUTDOWN: signal %d", sig);
+	dd->stopping = 1;
+	atomic_store(&dd->stop, 1);
+	uv_stop(&dd->loop);
+}
+
+static void
+sub_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
+{
+	struct deviced *dd = s->data;
+	Dccl__Envelope *e = NULL;
+	char err[128];
+
+	(void)hdr;
+	if (wire_unpack(msg, len, &e, err, sizeof(err)) == 0 &&
+	    e->body_case == DCCL__ENVELOPE__BODY_ANNOUNCE) {
+		log_info("ANNOUNCED: model v%llu",
+		    (unsigned long long)e->announce->version);
+		for (int i = 0; i < dd->n_dev; i++)
+			device_announce(&dd->dev[i], e->announce->version);
+	}
+	wire_free(e);
+	nn_freemsg(msg);
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Users with a <user>.local.csv in dir, ascending. */
+static uint32_t *
+list_shards(const char *dir, int *n)
+{
+	DIR *dp = opendir(dir);
+	struct dirent *de;
+	uint32_t *u = NULL;
+	int cap = 0;
+
+	*n = 0;
+	if (dp == NULL)
+		return NULL;
+	while ((de = readdir(dp)) != NULL) {
+		char *end;
+		unsigned long v = strtoul(de->d_name, &end, 10);
+		if (end == de->d_name || strcmp(end, ".local.csv") != 0)
+			continue;
+		if (*n == cap)
+			u = xreallocarray(u, cap = cap ? cap * 2 : 64,
+			    sizeof(*u));
+		u[(*n)++] = (uint32_t)v;
+	}
+	closedir(dp);
+	if (*n > 0)
+		qsort(u, *n, sizeof(*u), cmp_u32);
+	return u;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'f' },
+		{ "option", required_argument, NULL, 'o' },
+		{ "devices", required_argument, NULL, 'N' },
+		{ "check", no_argument, NULL, 'n' },
+		{ "print-config", no_argument, NULL, 'p' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct deviced *dd = xcalloc(1, sizeof(*dd));
+	char **over = xcalloc(argc + 1, sizeof(char *)), threads[16];
+	int ch, n_over = 0, check = 0, print = 0, bad = 0, rc, signalled;
+	const char *ndev = NULL;
+
+	if (conf_init(&dd->conf, deviced_opts, &dd->cf, stderr) != 0)
+		fatalx("built-in defaults are invalid");
+	while ((ch = getopt_long(argc, argv, "f:o:N:npdhV", longopts, NULL))
+	    != -1) {
+		switch (ch) {
+		case 'f': dd->conf_path = optarg; break;
+		case 'o': over[n_over++] = optarg; break;
+		case 'N': ndev = optarg; break;
+		case 'n': check = 1; break;
+		case 'p': print = 1; break;
+		case 'd': over[n_over++] = "deviced.log-level=debug"; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("deviced %s (protocol %d)\n",
+		    DEVICED_VERSION, WIRE_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (dd->conf_path != NULL && conf_load(&dd->conf, dd->conf_path) != 0)
+		bad = 1;
+	for (int i = 0; i < n_over; i++)
+		if (conf_set_arg(&dd->conf, over[i], CONF_SRC_FLAG) != 0)
+			bad = 1;
+	if (ndev != NULL && conf_set(&dd->conf, "deviced.devices", ndev,
+	    CONF_SRC_FLAG, "--devices") != 0)
+		bad = 1;
+	free(over);
+	if (!wire_devid_valid(dd->cf.device_id)) {
+		fprintf(stderr, "deviced.device-id: 1..64 of [A-Za-z0-9._-]\n");
+		bad = 1;
+	}
+	if (bad) {
+		fprintf(stderr, "deviced: configuration has errors\n");
+		return 1;
+	}
+	dd->cf.compute_class = (char *)classes[dd->cf.compute_class_i];
+	if (print)
+		conf_print(&dd->conf, stdout);
+	if (check)
+		printf("configuration OK\n");
+	if (print || check)
+		return 0;
+
+	log_init("deviced", dd->cf.log_level);
+	if (sodium_init() < 0)
+		fatalx("libsodium failed to initialise");
+	openblas_set_num_threads(1);
+	snprintf(threads, sizeof(threads), "%lld", (long long)dd->cf.workers);
+	setenv("UV_THREADPOOL_SIZE", threads, 1);
+	signal(SIGPIPE, SIG_IGN);
+	if ((rc = uv_loop_init(&dd->loop)) != 0)
+		fatalx("uv_loop_init: %s", uv_strerror(rc));
+
+	if (dd->cf.shards[0] != '\0') {
+		int n;
+		uint32_t *users = list_shards(dd->cf.shards, &n);
+		if (n == 0)
+			fatalx("SHARDS: no <user>.local.csv in %s",
+			    dd->cf.shards);
+		if (dd->cf.devices > 0 && dd->cf.devices < n)
+			n = (int)dd->cf.devices;
+		dd->dev = xcalloc(n, sizeof(*dd->dev));
+		for (int i = 0; i < n; i++) {
+			char id[80], lp[1200], tp[1200];
+			snprintf(id, sizeof(id), "%.40s-%u", dd->cf.device_id,
+			    users[i]);
+			snprintf(lp, sizeof(lp), "%s/%u.local.csv",
+			    dd->cf.shards, users[i]);
+			snprintf(tp, sizeof(tp), "%s/%u.test.csv",
+			    dd->cf.shards, users[i]);
+			if (device_init(dd, &dd->dev[i], id, users[i], lp, tp))
+				fatalx("DEVICE: cannot start %s", id);
+			dd->n_dev++;
+		}
+		free(users);
+	} else {
+		dd->dev = xcalloc(1, sizeof(*dd->dev));
+		if (device_init(dd, &dd->dev[0], dd->cf.device_id,
+		    (uint32_t)dd->cf.user_id, dd->cf.local_data, NULL) != 0)
+			fatalx("DEVICE: cannot start %s", dd->cf.device_id);
+		dd->n_dev = 1;
+	}
+	{
+		int sock = nn_socket(AF_SP, NN_SUB);
+		char *dup = xstrdup(dd->cf.cloud_pub), *save = NULL, *ep;
+		if (sock < 0 || nn_setsockopt(sock, NN_SUB, NN_SUB_SUBSCRIBE,
+		    "", 0) < 0)
+			fatalx("SUB: %s", nn_strerror(nn_errno()));
+		for (ep = strtok_r(dup, ",", &save); ep;
+		    ep = strtok_r(NULL, ",", &save))
+			if (nn_connect(sock, ep) < 0)
+				fatalx("SUB: %s: %s", ep,
+				    nn_strerror(nn_errno()));
+		free(dup);
+		if (nnuv_init(&dd->sub, &dd->loop, sock, 0, sub_cb, dd) != 0)
+			fatalx("SUB: cannot watch the socket");
+		dd->has_sub = 1;
+	}
+	uv_signal_init(&dd->loop, &dd->sigterm);
+	uv_signal_init(&dd->loop, &dd->sigint);
+	uv_signal_init(&dd->loop, &dd->sighup);
+	dd->sigterm.data = dd->sigint.data = dd->sighup.data = dd;
+	uv_signal_start(&dd->sigterm, signal_cb, SIGTERM);
+	uv_signal_start(&dd->sigint, signal_cb, SIGINT);
+	uv_signal_start(&dd->sighup, signal_cb, SIGHUP);
+
+	log_info("READY: deviced %s hosting %d device(s), cloud %s",
+	    DEVICED_VERSION, dd->n_dev, dd->cf.cloud);
+	for (int i = 0; i < dd->n_dev; i++)
+		device_start(&dd->dev[i]);
+	uv_run(&dd->loop, UV_RUN_DEFAULT);
+
+	/* Stopped (signal or all done): let jobs finish, close, drain. */
+	signalled = dd->stopping;
+	dd->stopping = 1;
+	atomic_store(&dd->stop, 1);
+	while (dd->jobs > 0)
+		uv_run(&dd->loop, UV_RUN_ONCE);
+	shutdown_all(dd);
+	uv_run(&dd->loop, UV_RUN_DEFAULT);
+	if ((rc = uv_loop_close(&dd->loop)) != 0)
+		log_warnx("uv_loop_close: %s", uv_strerror(rc));
+	{
+		uint64_t up = 0, down = 0;
+		for (int i = 0; i < dd->n_dev; i++) {
+			up += dd->dev[i].bytes_up;
+			down += dd->dev[i].bytes_down;
+			device_fini(&dd->dev[i]);
+		}
+		log_info("EXIT: %d/%d devices done, %llu bytes up, %llu down",
+		    dd->n_done, dd->n_dev, (unsigned long long)up,
+		    (unsigned long long)down);
+	}
+	rc = dd->cf.run_once && !signalled && dd->n_done < dd->n_dev;
+	free(dd->dev);
+	conf_fini(&dd->conf);
+	free(dd);
+	return rc;
+}

@@ -1,0 +1,121 @@
+/*
+ * deviced: the device daemon. One process hosts one device, or N device
+ * instances (--devices N, e.g. for simulations and the evaluation), each
+ * with its own state directory, SQLite store, REQ socket and request ids;
+ * they share the loop, the threadpool and one SUB socket for the cloud's
+ * model announcements. All state is in struct deviced; loop thread only,
+ * except a training job's private copies.
+ */
+#ifndef DEVICED_DEVICED_H
+#define DEVICED_DEVICED_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "dccl.pb-c.h"
+#include "deviced/dstore.h"
+#include "shared/conf.h"
+#include "shared/nnuv.h"
+#include "shared/sample.h"
+
+#define DEVICED_VERSION "0.1.0"
+
+struct deviced_conf {
+	char	*cloud;		/* cloud REP endpoints, comma-separated */
+	char	*cloud_pub;	/* cloud PUB endpoints */
+	char	*device_id;	/* id, or prefix with --devices */
+	char	*data_dir;
+	char	*local_data;	/* samples CSV imported once into the store */
+	char	*shards;	/* dir of <user>.local.csv (multi-device) */
+	char	*eval_dir;	/* write test predictions here ("" = off) */
+	int64_t	 user_id;
+	int64_t	 devices;	/* instances hosted */
+	int	 log_level;
+	int	 run_once;	/* exit after one upload per device */
+	char	*compute_class;	/* classes[compute_class_i] */
+	int	 compute_class_i;
+	int64_t	 memory_mb, flops_budget;
+	int64_t	 request_timeout_ms, resend_ms, backoff_min_ms,
+		 backoff_max_ms, max_message, workers;
+	/* learning */
+	int	 mode;		/* 0 none, 1 metapatch, 2 finetune */
+	int64_t	 retrieve_k, retrieve_queries;
+	int	 retrieve_mode;	/* 0 samples, 1 users */
+	double	 lr, ft_lr, val_frac, margin;
+	int64_t	 epochs, ft_epochs, batch, seed;
+};
+
+enum dev_state {
+	DEV_REGISTER = 0, DEV_DOWNLOAD, DEV_RETRIEVE, DEV_TRAIN, DEV_UPLOAD,
+	DEV_IDLE, DEV_DONE
+};
+
+struct ctr;
+
+struct device {
+	struct deviced	*dd;
+	char		 id[65];
+	uint32_t	 user;
+	char		 dir[1024];
+	struct dstore	*st;
+	struct nnuv	 req;
+	uv_timer_t	 timer;		/* reply timeout, then backoff */
+	uv_work_t	 work;
+	enum dev_state	 state;
+	int		 waiting;	/* a request is outstanding */
+	int		 attempt;
+	uint64_t	 req_id;
+	struct dataset	 local;
+	struct dataset	 test;		/* eval mode only */
+	struct dataset	 retrieved;
+	struct ctr	*model;		/* cloud model, as downloaded */
+	uint64_t	 version;
+	double		 global_ctr;
+	uint64_t	 announced;
+	uint64_t	 trained_version;
+	/* download in progress */
+	uint64_t	 dl_version, dl_total;
+	uint32_t	 dl_next, dl_n;
+	uint8_t		 dl_sum[32];
+	/* job results */
+	int		 job_rc;
+	char		 job_err[256];
+	Dccl__Tensor	**patch;
+	size_t		 n_patch;
+	double		 val_before, val_after, train_s;
+	int		 adopted;
+	/* accounting */
+	uint64_t	 bytes_up, bytes_down;
+	double		 t_start, t_done;
+};
+
+struct deviced {
+	struct deviced_conf	 cf;
+	struct conf		 conf;
+	const char		*conf_path;
+	uv_loop_t		 loop;
+	uv_signal_t		 sigterm, sigint, sighup;
+	struct nnuv		 sub;
+	int			 has_sub;
+	struct device		*dev;
+	int			 n_dev;
+	int			 n_done;
+	int			 jobs;
+	int			 stopping;
+	atomic_int		 stop;
+	int			 closed;
+};
+
+/* device.c */
+int	device_init(struct deviced *dd, struct device *d, const char *id,
+	    uint32_t user, const char *local_csv, const char *test_csv);
+void	device_start(struct device *d);
+void	device_announce(struct device *d, uint64_t version);
+void	device_close(struct device *d);
+void	device_fini(struct device *d);
+
+/* learn.c (threadpool) */
+void	learn_work_cb(uv_work_t *w);
+
+#endif

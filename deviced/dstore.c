@@ -1,0 +1,351 @@
+/* dstore: see dstore.h. WAL + synchronous=NORMAL, as in the cloud's store. */
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deviced/dstore.h"
+#include "shared/dataset.h"
+#include "shared/xmalloc.h"
+
+struct dstore {
+	sqlite3	*db;
+	char	 err[256];
+};
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS samples(id INTEGER PRIMARY KEY,"
+	"  item INTEGER NOT NULL, ts INTEGER NOT NULL, rating REAL NOT NULL,"
+	"  label REAL NOT NULL, genres INTEGER NOT NULL, hist BLOB);"
+	"CREATE TABLE IF NOT EXISTS model(id INTEGER PRIMARY KEY CHECK(id=1),"
+	"  version INTEGER NOT NULL, blob BLOB NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS download(version INTEGER NOT NULL,"
+	"  idx INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY(version, idx));"
+	"CREATE TABLE IF NOT EXISTS outbox(request_id INTEGER PRIMARY KEY,"
+	"  base_version INTEGER NOT NULL, blob BLOB NOT NULL,"
+	"  acked INTEGER NOT NULL DEFAULT 0, patch_id INTEGER);"
+	"CREATE TABLE IF NOT EXISTS kv(key TEXT PRIMARY KEY, value INTEGER);";
+
+static int
+fail_db(struct dstore *st, const char *what)
+{
+	snprintf(st->err, sizeof(st->err), "%s: %s", what,
+	    sqlite3_errmsg(st->db));
+	return -EIO;
+}
+
+static int
+exec(struct dstore *st, const char *sql)
+{
+	char *m = NULL;
+
+	if (sqlite3_exec(st->db, sql, NULL, NULL, &m) != SQLITE_OK) {
+		snprintf(st->err, sizeof(st->err), "%s", m ? m : "?");
+		sqlite3_free(m);
+		return -EIO;
+	}
+	return 0;
+}
+
+static int
+prep(struct dstore *st, const char *sql, sqlite3_stmt **s)
+{
+	if (sqlite3_prepare_v2(st->db, sql, -1, s, NULL) != SQLITE_OK)
+		return fail_db(st, "prepare");
+	return 0;
+}
+
+int
+dstore_open(struct dstore **out, const char *path, char *err, size_t errlen)
+{
+	struct dstore *st = xcalloc(1, sizeof(*st));
+
+	*out = NULL;
+	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+	    exec(st, "PRAGMA journal_mode=WAL") != 0 ||
+	    exec(st, "PRAGMA synchronous=NORMAL") != 0 ||
+	    exec(st, schema) != 0) {
+		snprintf(err, errlen, "%s: %s", path, st->db ?
+		    sqlite3_errmsg(st->db) : "cannot open");
+		dstore_close(st);
+		return -EIO;
+	}
+	sqlite3_busy_timeout(st->db, 1000);
+	*out = st;
+	return 0;
+}
+
+void
+dstore_close(struct dstore *st)
+{
+	if (st == NULL)
+		return;
+	sqlite3_close(st->db);
+	free(st);
+}
+
+const char *
+dstore_errmsg(struct dstore *st)
+{
+	return st->err;
+}
+
+int
+dstore_samples_count(struct dstore *st, uint64_t *n)
+{
+	sqlite3_stmt *s;
+	int rc = 0;
+
+	if (prep(st, "SELECT count(*) FROM samples", &s) != 0)
+		return -EIO;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		*n = (uint64_t)sqlite3_column_int64(s, 0);
+	else
+		rc = fail_db(st, "count");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+dstore_samples_add(struct dstore *st, const struct dataset *ds)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	if ((rc = exec(st, "BEGIN IMMEDIATE")) != 0)
+		return rc;
+	if ((rc = prep(st, "INSERT INTO samples(item, ts, rating, label, "
+	    "genres, hist) VALUES(?,?,?,?,?,?)", &s)) != 0)
+		goto fail;
+	for (size_t i = 0; i < ds->n; i++) {
+		const struct sample *x = &ds->s[i];
+		sqlite3_bind_int64(s, 1, x->item);
+		sqlite3_bind_int64(s, 2, x->ts);
+		sqlite3_bind_double(s, 3, x->rating);
+		sqlite3_bind_double(s, 4, x->label);
+		sqlite3_bind_int64(s, 5, x->genres);
+		if (x->hist_n)
+			sqlite3_bind_blob(s, 6, sample_hist(ds, x),
+			    x->hist_n * 4, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(s, 6);
+		if (sqlite3_step(s) != SQLITE_DONE) {
+			rc = fail_db(st, "sample insert");
+			goto fail;
+		}
+		sqlite3_reset(s);
+	}
+	sqlite3_finalize(s);
+	return exec(st, "COMMIT");
+fail:
+	sqlite3_finalize(s);
+	exec(st, "ROLLBACK");
+	return rc;
+}
+
+int
+dstore_samples_load(struct dstore *st, struct dataset *ds, uint32_t user)
+{
+	sqlite3_stmt *s;
+
+	if (prep(st, "SELECT item, ts, rating, label, genres, hist FROM "
+	    "samples ORDER BY ts, id", &s) != 0)
+		return -EIO;
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		struct sample x;
+		size_t hn = (size_t)sqlite3_column_bytes(s, 5) / 4;
+		memset(&x, 0, sizeof(x));
+		x.user = user;
+		x.item = (uint32_t)sqlite3_column_int64(s, 0);
+		x.ts = sqlite3_column_int64(s, 1);
+		x.rating = (float)sqlite3_column_double(s, 2);
+		x.label = (float)sqlite3_column_double(s, 3);
+		x.genres = (uint32_t)sqlite3_column_int64(s, 4);
+		dataset_append(ds, &x, sqlite3_column_blob(s, 5), hn);
+	}
+	sqlite3_finalize(s);
+	return 0;
+}
+
+int
+dstore_model_get(struct dstore *st, uint64_t *version, void **blob,
+    size_t *len)
+{
+	sqlite3_stmt *s;
+	int rc = -ENOENT;
+
+	if (prep(st, "SELECT version, blob FROM model WHERE id = 1", &s) != 0)
+		return -EIO;
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		*version = (uint64_t)sqlite3_column_int64(s, 0);
+		*len = (size_t)sqlite3_column_bytes(s, 1);
+		*blob = xmalloc(*len);
+		memcpy(*blob, sqlite3_column_blob(s, 1), *len);
+		rc = 0;
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+dstore_model_put(struct dstore *st, uint64_t version, const void *blob,
+    size_t len)
+{
+	sqlite3_stmt *s;
+	int rc = 0;
+
+	if (prep(st, "INSERT OR REPLACE INTO model VALUES(1, ?, ?)", &s))
+		return -EIO;
+	sqlite3_bind_int64(s, 1, (int64_t)version);
+	sqlite3_bind_blob64(s, 2, blob, len, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		rc = fail_db(st, "model put");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+dstore_dl_put(struct dstore *st, uint64_t version, uint32_t idx,
+    const void *data, size_t len)
+{
+	sqlite3_stmt *s;
+	int rc = 0;
+
+	if (prep(st, "INSERT OR REPLACE INTO download VALUES(?, ?, ?)", &s))
+		return -EIO;
+	sqlite3_bind_int64(s, 1, (int64_t)version);
+	sqlite3_bind_int64(s, 2, idx);
+	sqlite3_bind_blob64(s, 3, data, len, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		rc = fail_db(st, "chunk put");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+dstore_dl_next(struct dstore *st, uint64_t version, uint32_t *next)
+{
+	sqlite3_stmt *s;
+	uint32_t n = 0;
+
+	if (prep(st, "SELECT idx FROM download WHERE version = ? ORDER BY idx",
+	    &s) != 0)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, (int64_t)version);
+	while (sqlite3_step(s) == SQLITE_ROW &&
+	    (uint32_t)sqlite3_column_int64(s, 0) == n)
+		n++;
+	sqlite3_finalize(s);
+	*next = n;
+	return 0;
+}
+
+int
+dstore_dl_assemble(struct dstore *st, uint64_t version, void **blob,
+    size_t *len)
+{
+	sqlite3_stmt *s;
+	size_t cap = 1 << 16, n = 0;
+	uint8_t *b = xmalloc(cap);
+
+	if (prep(st, "SELECT data FROM download WHERE version = ? ORDER BY "
+	    "idx", &s) != 0) {
+		free(b);
+		return -EIO;
+	}
+	sqlite3_bind_int64(s, 1, (int64_t)version);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		size_t k = (size_t)sqlite3_column_bytes(s, 0);
+		while (n + k > cap)
+			b = xreallocarray(b, cap *= 2, 1);
+		memcpy(b + n, sqlite3_column_blob(s, 0), k);
+		n += k;
+	}
+	sqlite3_finalize(s);
+	*blob = b;
+	*len = n;
+	return 0;
+}
+
+int
+dstore_dl_clear(struct dstore *st)
+{
+	return exec(st, "DELETE FROM download");
+}
+
+int
+dstore_next_request_id(struct dstore *st, uint64_t *id)
+{
+	sqlite3_stmt *s;
+	int rc = 0;
+
+	if (prep(st, "INSERT INTO kv VALUES('next_request', 2) ON CONFLICT(key)"
+	    " DO UPDATE SET value = value + 1 RETURNING value - 1", &s) != 0)
+		return -EIO;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		*id = (uint64_t)sqlite3_column_int64(s, 0);
+	else
+		rc = fail_db(st, "request id");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+dstore_outbox_put(struct dstore *st, uint64_t req_id, uint64_t base,
+    const void *blob, size_t len)
+{
+	sqlite3_stmt *s;
+	int rc = 0;
+
+	if (prep(st, "INSERT INTO outbox(request_id, base_version, blob) "
+	    "VALUES(?, ?, ?)", &s) != 0)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, (int64_t)req_id);
+	sqlite3_bind_int64(s, 2, (int64_t)base);
+	sqlite3_bind_blob64(s, 3, blob, len, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		rc = fail_db(st, "outbox put");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+dstore_outbox_pending(struct dstore *st, uint64_t *req_id, uint64_t *base,
+    void **blob, size_t *len)
+{
+	sqlite3_stmt *s;
+	int rc = -ENOENT;
+
+	if (prep(st, "SELECT request_id, base_version, blob FROM outbox WHERE "
+	    "acked = 0 ORDER BY request_id LIMIT 1", &s) != 0)
+		return -EIO;
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		*req_id = (uint64_t)sqlite3_column_int64(s, 0);
+		*base = (uint64_t)sqlite3_column_int64(s, 1);
+		*len = (size_t)sqlite3_column_bytes(s, 2);
+		*blob = xmalloc(*len);
+		memcpy(*blob, sqlite3_column_blob(s, 2), *len);
+		rc = 0;
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+dstore_outbox_ack(struct dstore *st, uint64_t req_id, uint64_t patch)
+{
+	sqlite3_stmt *s;
+	int rc = 0;
+
+	if (prep(st, "UPDATE outbox SET acked = 1, patch_id = ? WHERE "
+	    "request_id = ?", &s) != 0)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, (int64_t)patch);
+	sqlite3_bind_int64(s, 2, (int64_t)req_id);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		rc = fail_db(st, "outbox ack");
+	sqlite3_finalize(s);
+	return rc;
+}

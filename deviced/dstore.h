@@ -1,0 +1,56 @@
+/*
+ * dstore: a device's own SQLite store: its local samples (which never
+ * leave it), the current model, the chunks of a download in progress (so an
+ * interrupted download resumes), and the patch outbox (a patch keeps its
+ * request id until acknowledged, so a resend after a crash is recognised
+ * by the cloud as the same upload). One connection, loop thread only.
+ */
+#ifndef DEVICED_DSTORE_H
+#define DEVICED_DSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shared/sample.h"
+
+struct dstore;
+
+int	dstore_open(struct dstore **out, const char *path, char *err,
+	    size_t errlen);
+void	dstore_close(struct dstore *st);
+const char *dstore_errmsg(struct dstore *st);
+
+int	dstore_samples_count(struct dstore *st, uint64_t *n);
+/* Appends every sample of ds (one transaction). */
+int	dstore_samples_add(struct dstore *st, const struct dataset *ds);
+/* Loads the samples into ds (initialised), oldest first; user := user. */
+int	dstore_samples_load(struct dstore *st, struct dataset *ds,
+	    uint32_t user);
+
+/* The current model: *blob malloc'd; -ENOENT when none. */
+int	dstore_model_get(struct dstore *st, uint64_t *version, void **blob,
+	    size_t *len);
+int	dstore_model_put(struct dstore *st, uint64_t version, const void *blob,
+	    size_t len);
+
+/* Download in progress: chunks of one version. */
+int	dstore_dl_put(struct dstore *st, uint64_t version, uint32_t idx,
+	    const void *data, size_t len);
+/* Number of contiguous chunks 0..n-1 stored for version. */
+int	dstore_dl_next(struct dstore *st, uint64_t version, uint32_t *next);
+/* Concatenates the chunks of version into a malloc'd buffer. */
+int	dstore_dl_assemble(struct dstore *st, uint64_t version, void **blob,
+	    size_t *len);
+/* Drops all download chunks. */
+int	dstore_dl_clear(struct dstore *st);
+
+/* Next request id (persisted, strictly increasing). */
+int	dstore_next_request_id(struct dstore *st, uint64_t *id);
+/* Outbox: at most one pending patch. */
+int	dstore_outbox_put(struct dstore *st, uint64_t req_id, uint64_t base,
+	    const void *blob, size_t len);
+int	dstore_outbox_pending(struct dstore *st, uint64_t *req_id,
+	    uint64_t *base, void **blob, size_t *len);
+int	dstore_outbox_ack(struct dstore *st, uint64_t req_id, uint64_t patch);
+
+#endif

@@ -1,0 +1,982 @@
+/*
+ * ctr: the CTR model (see ctr.h for the architecture and the API contract).
+ *
+ * DESIGN. All parameters are one float buffer carved into named tensors in a
+ * fixed order (the order ctr_io serialises), gradients a second buffer with
+ * the same layout, so SGD/Adam over dense tensors is one loop and clone or
+ * best-params snapshots are one memcpy. Embedding tables and the MetaPatch m
+ * tables are row-sparse: backward records touched rows (struct kern_rows),
+ * zero_grad and step visit only those, so a step costs O(batch), not
+ * O(table). Activations are scratch owned by the model, grown on demand to
+ * the largest batch seen.
+ *
+ * Input layout (B, 6D): [user | item | genre bag | hour | wday | behaviour].
+ * Layer l: pre = x W^T + b, act = relu(pre), hout = act + U diag(m) V act
+ * (or act when R = 0); logits = hout_last w_out^T + b_out.
+ *
+ * Threads: one thread per model at a time (scratch buffers); const
+ * functions only read.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shared/ctr.h"
+#include "shared/kern.h"
+#include "shared/rng.h"
+#include "shared/xmalloc.h"
+
+#define PRED_BATCH	256
+#define EMB_INIT_STD	0.05
+
+enum { T_USER = 0, T_ITEM, T_GENRE, T_HOUR, T_WDAY, T_FIRST_MLP };
+
+struct ctr {
+	struct ctr_config cfg;
+	int		 C0;		/* 6D */
+	int		 L;		/* hidden layers */
+	int		 R;		/* patch rank */
+	size_t		 n_params;
+	float		*params;	/* (n_params) */
+	float		*grads;		/* (n_params) */
+	float		*adam_m;	/* (n_params), lazily */
+	float		*adam_v;
+	long		 adam_t;
+
+	int		 n_tensors;
+	struct ctr_tensor t[CTR_MAX_TENSORS];
+	int		 ti_w[CTR_MAX_LAYERS], ti_b[CTR_MAX_LAYERS];
+	int		 ti_ow, ti_ob;
+	int		 ti_pu[CTR_MAX_LAYERS], ti_pv[CTR_MAX_LAYERS];
+	int		 ti_pm[CTR_MAX_LAYERS];
+	struct kern_rows rows[CTR_MAX_TENSORS];	/* sparse tensors only */
+
+	/* scratch, sized for cap rows */
+	int		 cap;
+	int		 B;		/* batch of the last forward, 0 = none */
+	float		*act;		/* one block for the float buffers */
+	float		*x0, *dx0;	/* (B,C0) */
+	float		*pre[CTR_MAX_LAYERS], *relu[CTR_MAX_LAYERS];
+	float		*pt[CTR_MAX_LAYERS], *pout[CTR_MAX_LAYERS];
+	float		*dpre[CTR_MAX_LAYERS], *drelu[CTR_MAX_LAYERS];
+	float		*dpout[CTR_MAX_LAYERS];
+	float		*logit, *dlogit, *y;	/* (B) */
+	uint32_t	*ids;		/* one block for the id buffers */
+	uint32_t	*uid, *iid, *hid, *wid;	/* (B) */
+	uint32_t	*gid, *goff;	/* (B*NG), (B+1) */
+	uint32_t	*bid, *boff;	/* (B*K), (B+1) */
+};
+
+void
+ctr_opt_default(struct ctr_opt *o, enum ctr_optim kind, float lr)
+{
+	o->kind = kind;
+	o->lr = lr;
+	o->beta1 = 0.9f;
+	o->beta2 = 0.999f;
+	o->eps = 1e-8f;
+	o->wd = 0.0f;
+}
+
+void
+ctr_train_opts_default(struct ctr_train_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	ctr_opt_default(&o->opt, CTR_OPT_ADAM, 1e-3f);
+	o->sel = CTR_SEL_ALL;
+	o->epochs = 1;
+	o->batch = 256;
+	o->patience = 0;
+	o->seed = 1;
+}
+
+/* ---- layout ---------------------------------------------------------------- */
+
+/*
+ * Walks the tensor layout of cfg. With m != NULL it also fills m->t and the
+ * index tables; the data/grad pointers are set later. Returns the total
+ * parameter count, computed in size_t with each factor already bounded.
+ */
+static size_t
+layout(const struct ctr_config *cfg, struct ctr *m)
+{
+	size_t total = 0;
+	int nt = 0, D = cfg->dim, R = cfg->patch_rank, L = cfg->n_hidden;
+	int C = CTR_N_FIELDS * D;
+
+#define ADD(nm, r, c, nd, sp, k) do {					\
+	if (m != NULL) {						\
+		struct ctr_tensor *t_ = &m->t[nt];			\
+		snprintf(t_->name, sizeof(t_->name), "%s", (nm));	\
+		t_->shape[0] = (uint32_t)(r);				\
+		t_->shape[1] = (uint32_t)(c);				\
+		t_->ndim = (nd);					\
+		t_->n = (size_t)(r) * (size_t)(c);			\
+		t_->sparse = (sp);					\
+		t_->kind = (k);						\
+	}								\
+	total += (size_t)(r) * (size_t)(c);				\
+	nt++;								\
+} while (0)
+
+	ADD("emb_user", (size_t)cfg->n_users + 1, D, 2, 1, CTR_T_BASE);
+	ADD("emb_item", (size_t)cfg->n_items + 1, D, 2, 1, CTR_T_BASE);
+	ADD("emb_genre", cfg->n_genres, D, 2, 1, CTR_T_BASE);
+	ADD("emb_hour", SAMPLE_N_HOURS, D, 2, 1, CTR_T_BASE);
+	ADD("emb_wday", SAMPLE_N_WDAYS, D, 2, 1, CTR_T_BASE);
+	for (int l = 0; l < L; l++) {
+		char nm[24];
+		int H = cfg->hidden[l];
+		snprintf(nm, sizeof(nm), "mlp%d_w", l);
+		if (m != NULL)
+			m->ti_w[l] = nt;
+		ADD(nm, H, C, 2, 0, CTR_T_BASE);
+		snprintf(nm, sizeof(nm), "mlp%d_b", l);
+		if (m != NULL)
+			m->ti_b[l] = nt;
+		ADD(nm, H, 1, 1, 0, CTR_T_BASE);
+		C = H;
+	}
+	if (m != NULL)
+		m->ti_ow = nt;
+	ADD("out_w", 1, C, 2, 0, CTR_T_BASE);
+	if (m != NULL)
+		m->ti_ob = nt;
+	ADD("out_b", 1, 1, 1, 0, CTR_T_BASE);
+	for (int l = 0; R > 0 && l < L; l++) {
+		char nm[24];
+		int H = cfg->hidden[l];
+		snprintf(nm, sizeof(nm), "patch_u%d", l);
+		if (m != NULL)
+			m->ti_pu[l] = nt;
+		ADD(nm, H, R, 2, 0, CTR_T_PATCH_UV);
+		snprintf(nm, sizeof(nm), "patch_v%d", l);
+		if (m != NULL)
+			m->ti_pv[l] = nt;
+		ADD(nm, R, H, 2, 0, CTR_T_PATCH_UV);
+		snprintf(nm, sizeof(nm), "patch_m%d", l);
+		if (m != NULL)
+			m->ti_pm[l] = nt;
+		ADD(nm, (size_t)cfg->n_users + 1, R, 2, 1, CTR_T_PATCH_M);
+	}
+#undef ADD
+	if (m != NULL)
+		m->n_tensors = nt;
+	return total;
+}
+
+int
+ctr_config_check(const struct ctr_config *cfg)
+{
+	if (cfg == NULL)
+		return -EINVAL;
+	if (cfg->n_users > CTR_MAX_USERS || cfg->n_items > CTR_MAX_ITEMS ||
+	    cfg->n_genres > SAMPLE_GENRES_MAX)
+		return -EINVAL;
+	if (cfg->dim < 1 || cfg->dim > CTR_MAX_DIM)
+		return -EINVAL;
+	if (cfg->hist_k < 0 || cfg->hist_k > SAMPLE_HIST_MAX)
+		return -EINVAL;
+	if (cfg->n_hidden < 0 || cfg->n_hidden > CTR_MAX_LAYERS)
+		return -EINVAL;
+	for (int l = 0; l < cfg->n_hidden; l++)
+		if (cfg->hidden[l] < 1 || cfg->hidden[l] > CTR_MAX_HIDDEN)
+			return -EINVAL;
+	if (cfg->patch_rank < 0 || cfg->patch_rank > CTR_MAX_RANK ||
+	    cfg->patch_rank > KERN_RANK_MAX)
+		return -EINVAL;
+	/* Each factor is bounded above, so this cannot overflow size_t. */
+	if (layout(cfg, NULL) > CTR_MAX_PARAMS)
+		return -EINVAL;
+	return 0;
+}
+
+size_t
+ctr_config_num_params(const struct ctr_config *cfg)
+{
+	return layout(cfg, NULL);
+}
+
+/* Allocates everything but the scratch; params and grads are zero. */
+static struct ctr *
+ctr_alloc(const struct ctr_config *cfg)
+{
+	struct ctr *m = xcalloc(1, sizeof(*m));
+	size_t off = 0;
+
+	m->cfg = *cfg;
+	m->C0 = CTR_N_FIELDS * cfg->dim;
+	m->L = cfg->n_hidden;
+	m->R = cfg->n_hidden > 0 ? cfg->patch_rank : 0;
+	m->n_params = layout(cfg, m);
+	m->params = xcalloc(m->n_params, sizeof(float));
+	m->grads = xcalloc(m->n_params, sizeof(float));
+	for (int i = 0; i < m->n_tensors; i++) {
+		struct ctr_tensor *t = &m->t[i];
+		t->data = m->params + off;
+		t->grad = m->grads + off;
+		off += t->n;
+		if (t->sparse) {
+			m->rows[i].mark = xcalloc(t->shape[0] ? t->shape[0] : 1,
+			    1);
+			m->rows[i].list = xcalloc(t->shape[0] ? t->shape[0] : 1,
+			    sizeof(uint32_t));
+		}
+	}
+	return m;
+}
+
+static void
+fill_normal(float *p, size_t n, double std, struct rng *r)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (float)(std * rng_normal(r));
+}
+
+static void
+fill_unif(float *p, size_t n, double a, struct rng *r)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (float)(a * (2.0 * rng_unif(r) - 1.0));
+}
+
+int
+ctr_new(struct ctr **out, const struct ctr_config *cfg, uint64_t seed)
+{
+	struct ctr *m;
+	struct rng rng;
+	int rc, D;
+
+	*out = NULL;
+	if ((rc = ctr_config_check(cfg)) != 0)
+		return rc;
+	m = ctr_alloc(cfg);
+	D = cfg->dim;
+	rng_seed(&rng, seed);
+	for (int i = T_USER; i <= T_WDAY; i++)
+		fill_normal(m->t[i].data, m->t[i].n, EMB_INIT_STD, &rng);
+	/* OOV rows start at zero: an unknown id contributes nothing. */
+	memset(m->t[T_USER].data + (size_t)cfg->n_users * D, 0,
+	    (size_t)D * sizeof(float));
+	memset(m->t[T_ITEM].data + (size_t)cfg->n_items * D, 0,
+	    (size_t)D * sizeof(float));
+	for (int l = 0; l <= m->L; l++) {
+		int tw = l < m->L ? m->ti_w[l] : m->ti_ow;
+		int tb = l < m->L ? m->ti_b[l] : m->ti_ob;
+		double a = 1.0 / sqrt((double)m->t[tw].shape[1]);
+		fill_unif(m->t[tw].data, m->t[tw].n, a, &rng);
+		fill_unif(m->t[tb].data, m->t[tb].n, a, &rng);
+	}
+	for (int l = 0; m->R > 0 && l < m->L; l++) {
+		int H = cfg->hidden[l];
+		fill_normal(m->t[m->ti_pu[l]].data, m->t[m->ti_pu[l]].n,
+		    1.0 / sqrt((double)m->R), &rng);
+		fill_normal(m->t[m->ti_pv[l]].data, m->t[m->ti_pv[l]].n,
+		    1.0 / sqrt((double)H), &rng);
+		/* patch_m stays 0: the patch starts as the identity. */
+	}
+	*out = m;
+	return 0;
+}
+
+void
+ctr_free(struct ctr *m)
+{
+	if (m == NULL)
+		return;
+	for (int i = 0; i < m->n_tensors; i++) {
+		free(m->rows[i].mark);
+		free(m->rows[i].list);
+	}
+	free(m->act);
+	free(m->ids);
+	free(m->adam_m);
+	free(m->adam_v);
+	free(m->grads);
+	free(m->params);
+	free(m);
+}
+
+struct ctr *
+ctr_clone(const struct ctr *m)
+{
+	struct ctr *c = ctr_alloc(&m->cfg);
+
+	memcpy(c->params, m->params, m->n_params * sizeof(float));
+	if (m->adam_m != NULL) {
+		c->adam_m = xmalloc(m->n_params * sizeof(float));
+		c->adam_v = xmalloc(m->n_params * sizeof(float));
+		memcpy(c->adam_m, m->adam_m, m->n_params * sizeof(float));
+		memcpy(c->adam_v, m->adam_v, m->n_params * sizeof(float));
+		c->adam_t = m->adam_t;
+	}
+	return c;
+}
+
+int
+ctr_copy_params(struct ctr *dst, const struct ctr *src)
+{
+	if (memcmp(&dst->cfg, &src->cfg, sizeof(dst->cfg)) != 0)
+		return -EINVAL;
+	memcpy(dst->params, src->params, src->n_params * sizeof(float));
+	return 0;
+}
+
+const struct ctr_config *
+ctr_config(const struct ctr *m)
+{
+	return &m->cfg;
+}
+
+size_t
+ctr_num_params(const struct ctr *m)
+{
+	return m->n_params;
+}
+
+float *
+ctr_params(const struct ctr *m)
+{
+	return m->params;
+}
+
+int
+ctr_num_tensors(const struct ctr *m)
+{
+	return m->n_tensors;
+}
+
+const struct ctr_tensor *
+ctr_tensor_at(const struct ctr *m, int i)
+{
+	if (i < 0 || i >= m->n_tensors)
+		return NULL;
+	return &m->t[i];
+}
+
+const struct ctr_tensor *
+ctr_tensor_find(const struct ctr *m, const char *name)
+{
+	for (int i = 0; i < m->n_tensors; i++)
+		if (strcmp(m->t[i].name, name) == 0)
+			return &m->t[i];
+	return NULL;
+}
+
+/* ---- scratch ------------------------------------------------------------- */
+
+static void
+scratch_reserve(struct ctr *m, int B)
+{
+	size_t nf = 0, ni = 0, b = (size_t)B;
+	int NG = (int)m->cfg.n_genres, K = m->cfg.hist_k;
+	float *f;
+	uint32_t *u;
+
+	if (B <= m->cap)
+		return;
+	nf += 2 * b * m->C0;
+	for (int l = 0; l < m->L; l++)
+		nf += b * (6 * (size_t)m->cfg.hidden[l] + m->R);
+	nf += 3 * b;
+	ni = 4 * b + b * NG + (b + 1) + b * K + (b + 1);
+
+	free(m->act);
+	free(m->ids);
+	m->act = f = xcalloc(nf, sizeof(float));
+	m->ids = u = xcalloc(ni, sizeof(uint32_t));
+#define CARVE(p, base, n) do { (p) = (base); (base) += (n); } while (0)
+	CARVE(m->x0, f, b * m->C0);
+	CARVE(m->dx0, f, b * m->C0);
+	for (int l = 0; l < m->L; l++) {
+		size_t H = (size_t)m->cfg.hidden[l];
+		CARVE(m->pre[l], f, b * H);
+		CARVE(m->relu[l], f, b * H);
+		CARVE(m->pout[l], f, b * H);
+		CARVE(m->dpre[l], f, b * H);
+		CARVE(m->drelu[l], f, b * H);
+		CARVE(m->dpout[l], f, b * H);
+		CARVE(m->pt[l], f, b * m->R);
+	}
+	CARVE(m->logit, f, b);
+	CARVE(m->dlogit, f, b);
+	CARVE(m->y, f, b);
+	CARVE(m->uid, u, b);
+	CARVE(m->iid, u, b);
+	CARVE(m->hid, u, b);
+	CARVE(m->wid, u, b);
+	CARVE(m->gid, u, b * NG);
+	CARVE(m->goff, u, b + 1);
+	CARVE(m->bid, u, b * K);
+	CARVE(m->boff, u, b + 1);
+#undef CARVE
+	m->cap = B;
+}
+
+/* Output of hidden layer l as the next layer sees it. */
+static float *
+hout(const struct ctr *m, int l)
+{
+	return m->R > 0 ? m->pout[l] : m->relu[l];
+}
+
+static float *
+dhout(const struct ctr *m, int l)
+{
+	return m->R > 0 ? m->dpout[l] : m->drelu[l];
+}
+
+static uint32_t
+map_id(uint32_t id, uint32_t n)
+{
+	return id < n ? id : n;	/* row n is the OOV row */
+}
+
+/*
+ * The history items the behaviour field pools: the last K of the sample's
+ * list. A list that runs past ds->hist (a broken dataset) counts as empty.
+ */
+static const uint32_t *
+behaviour_ids(const struct dataset *ds, const struct sample *s, int K,
+    uint32_t *cnt)
+{
+	uint32_t n = s->hist_n;
+
+	if (ds->hist == NULL || (size_t)s->hist_off + n > ds->hist_len) {
+		*cnt = 0;
+		return NULL;
+	}
+	if (n > (uint32_t)K)
+		n = (uint32_t)K;
+	*cnt = n;
+	return ds->hist + s->hist_off + (s->hist_n - n);
+}
+
+/* ---- forward / backward / step ------------------------------------------ */
+
+int
+ctr_forward(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
+    int B, float *logits)
+{
+	const struct ctr_config *c = &m->cfg;
+	int D = c->dim, C0 = m->C0;
+	uint32_t ng = 0, nb = 0;
+
+	m->B = 0;
+	if (B < 1 || ds == NULL || idx == NULL)
+		return -EINVAL;
+	for (int b = 0; b < B; b++)
+		if (idx[b] >= ds->n)
+			return -EINVAL;
+	scratch_reserve(m, B);
+
+	/* gather ids */
+	m->goff[0] = m->boff[0] = 0;
+	for (int b = 0; b < B; b++) {
+		const struct sample *s = &ds->s[idx[b]];
+		const uint32_t *h;
+		uint32_t cnt;
+
+		m->uid[b] = map_id(s->user, c->n_users);
+		m->iid[b] = map_id(s->item, c->n_items);
+		m->hid[b] = sample_hour(s->ts);
+		m->wid[b] = sample_wday(s->ts);
+		m->y[b] = s->label;
+		for (uint32_t g = 0; g < c->n_genres; g++)
+			if (s->genres & (1u << g))
+				m->gid[ng++] = g;
+		m->goff[b + 1] = ng;
+		h = behaviour_ids(ds, s, c->hist_k, &cnt);
+		for (uint32_t j = 0; j < cnt; j++)
+			m->bid[nb++] = map_id(h[j], c->n_items);
+		m->boff[b + 1] = nb;
+	}
+
+	/* x0 (B,6D) = [user | item | genre bag | hour | wday | behaviour] */
+	embed_forward(m->x0, m->uid, m->t[T_USER].data, B, D, C0);
+	embed_forward(m->x0 + D, m->iid, m->t[T_ITEM].data, B, D, C0);
+	embed_bag_forward(m->x0 + 2 * D, m->gid, m->goff, m->t[T_GENRE].data,
+	    B, D, C0);
+	embed_forward(m->x0 + 3 * D, m->hid, m->t[T_HOUR].data, B, D, C0);
+	embed_forward(m->x0 + 4 * D, m->wid, m->t[T_WDAY].data, B, D, C0);
+	embed_bag_forward(m->x0 + 5 * D, m->bid, m->boff, m->t[T_ITEM].data,
+	    B, D, C0);
+
+	const float *x = m->x0;
+	int C = C0;
+	for (int l = 0; l < m->L; l++) {
+		int H = c->hidden[l];
+		linear_forward(m->pre[l], x, m->t[m->ti_w[l]].data,
+		    m->t[m->ti_b[l]].data, B, C, H);
+		relu_forward(m->relu[l], m->pre[l], (size_t)B * H);
+		if (m->R > 0)
+			metapatch_forward(m->pout[l], m->pt[l], m->relu[l],
+			    m->t[m->ti_pu[l]].data, m->t[m->ti_pv[l]].data,
+			    m->t[m->ti_pm[l]].data, m->uid, B, H, m->R);
+		x = hout(m, l);
+		C = H;
+	}
+	linear_forward(m->logit, x, m->t[m->ti_ow].data, m->t[m->ti_ob].data,
+	    B, C, 1);
+	if (logits != NULL)
+		memcpy(logits, m->logit, (size_t)B * sizeof(float));
+	m->B = B;
+	return 0;
+}
+
+/* Whether sel trains tensor kind k. */
+static int
+sel_trains(enum ctr_sel sel, enum ctr_tkind k)
+{
+	switch (sel) {
+	case CTR_SEL_ALL:
+		return 1;
+	case CTR_SEL_METAPATCH_ONLY:
+		return k == CTR_T_PATCH_M;
+	case CTR_SEL_NO_PATCH:
+		return k != CTR_T_PATCH_M;
+	}
+	return 0;
+}
+
+void
+ctr_zero_grad(struct ctr *m)
+{
+	for (int i = 0; i < m->n_tensors; i++) {
+		struct ctr_tensor *t = &m->t[i];
+		if (t->sparse)
+			kern_rows_clear(&m->rows[i], t->grad, (int)t->shape[1]);
+		else
+			memset(t->grad, 0, t->n * sizeof(float));
+	}
+}
+
+/* Gradient pointer of tensor i if sel trains it, else NULL. */
+static float *
+gsel(struct ctr *m, int i, enum ctr_sel sel)
+{
+	return sel_trains(sel, m->t[i].kind) ? m->t[i].grad : NULL;
+}
+
+int
+ctr_backward(struct ctr *m, enum ctr_sel sel, const float *y, const float *w,
+    const float *off, double *loss)
+{
+	const struct ctr_config *c = &m->cfg;
+	int B = m->B, D = c->dim, C0 = m->C0, L = m->L;
+	int base = sel_trains(sel, CTR_T_BASE);
+	int lowest;	/* lowest layer whose input gradient is needed */
+	double l;
+
+	if (B < 1)
+		return -EINVAL;
+	if (y == NULL)
+		y = m->y;
+	l = bce_logits_forward(NULL, m->logit, y, w, off, B);
+	if (loss != NULL)
+		*loss = l;
+	memset(m->dlogit, 0, (size_t)B * sizeof(float));
+	bce_logits_backward(m->dlogit, m->logit, y, w, off, B);
+
+	/*
+	 * Gradients flow down only as far as something trainable lies:
+	 * the embeddings (base), else the lowest patch (m, U, V), else
+	 * the output layer.
+	 */
+	if (base)
+		lowest = -1;
+	else if (m->R > 0 && sel_trains(sel, CTR_T_PATCH_M))
+		lowest = 0;
+	else
+		lowest = L;
+
+	int H = L > 0 ? c->hidden[L - 1] : C0;
+	const float *x = L > 0 ? hout(m, L - 1) : m->x0;
+	float *dx = L > 0 ? dhout(m, L - 1) : m->dx0;
+	if (lowest < L)
+		memset(dx, 0, (size_t)B * H * sizeof(float));
+	linear_backward(lowest < L ? dx : NULL, gsel(m, m->ti_ow, sel),
+	    gsel(m, m->ti_ob, sel), m->dlogit, x, m->t[m->ti_ow].data, B, H, 1);
+
+	for (int k = L - 1; k >= 0 && k >= lowest; k--) {
+		int Hk = c->hidden[k];
+		int Ck = k > 0 ? c->hidden[k - 1] : C0;
+		size_t n = (size_t)B * Hk;
+		if (m->R > 0) {
+			memset(m->drelu[k], 0, n * sizeof(float));
+			metapatch_backward(m->drelu[k],
+			    gsel(m, m->ti_pu[k], sel), gsel(m, m->ti_pv[k], sel),
+			    gsel(m, m->ti_pm[k], sel), m->dpout[k], m->relu[k],
+			    m->pt[k], m->t[m->ti_pu[k]].data,
+			    m->t[m->ti_pv[k]].data, m->t[m->ti_pm[k]].data,
+			    m->uid, B, Hk, m->R);
+			if (sel_trains(sel, CTR_T_PATCH_M))
+				kern_rows_add(&m->rows[m->ti_pm[k]], m->uid,
+				    (size_t)B);
+		}
+		if (k == lowest)
+			break;	/* nothing below this patch trains */
+		memset(m->dpre[k], 0, n * sizeof(float));
+		relu_backward(m->dpre[k], m->drelu[k], m->relu[k], n);
+		float *din = k > 0 ? dhout(m, k - 1) : m->dx0;
+		int need_din = k - 1 >= lowest;
+		if (need_din)
+			memset(din, 0, (size_t)B * Ck * sizeof(float));
+		linear_backward(need_din ? din : NULL, gsel(m, m->ti_w[k], sel),
+		    gsel(m, m->ti_b[k], sel), m->dpre[k],
+		    k > 0 ? hout(m, k - 1) : m->x0, m->t[m->ti_w[k]].data, B,
+		    Ck, Hk);
+	}
+	if (!base)
+		return 0;
+
+	/* scatter dx0 (B,6D) into the embedding tables */
+	embed_backward(m->t[T_USER].grad, m->dx0, m->uid, B, D, C0);
+	embed_backward(m->t[T_ITEM].grad, m->dx0 + D, m->iid, B, D, C0);
+	embed_bag_backward(m->t[T_GENRE].grad, m->dx0 + 2 * D, m->gid,
+	    m->goff, B, D, C0);
+	embed_backward(m->t[T_HOUR].grad, m->dx0 + 3 * D, m->hid, B, D, C0);
+	embed_backward(m->t[T_WDAY].grad, m->dx0 + 4 * D, m->wid, B, D, C0);
+	embed_bag_backward(m->t[T_ITEM].grad, m->dx0 + 5 * D, m->bid,
+	    m->boff, B, D, C0);
+	kern_rows_add(&m->rows[T_USER], m->uid, (size_t)B);
+	kern_rows_add(&m->rows[T_ITEM], m->iid, (size_t)B);
+	kern_rows_add(&m->rows[T_ITEM], m->bid, m->boff[B]);
+	kern_rows_add(&m->rows[T_GENRE], m->gid, m->goff[B]);
+	kern_rows_add(&m->rows[T_HOUR], m->hid, (size_t)B);
+	kern_rows_add(&m->rows[T_WDAY], m->wid, (size_t)B);
+	return 0;
+}
+
+int
+ctr_step(struct ctr *m, enum ctr_sel sel, const struct ctr_opt *o)
+{
+	if (o == NULL || !(o->lr >= 0.0f) || !isfinite(o->lr))
+		return -EINVAL;
+	if (o->kind != CTR_OPT_SGD && o->kind != CTR_OPT_ADAM)
+		return -EINVAL;
+	if (o->kind == CTR_OPT_ADAM) {
+		if (m->adam_m == NULL) {
+			m->adam_m = xcalloc(m->n_params, sizeof(float));
+			m->adam_v = xcalloc(m->n_params, sizeof(float));
+		}
+		m->adam_t++;
+	}
+	for (int i = 0; i < m->n_tensors; i++) {
+		struct ctr_tensor *t = &m->t[i];
+		size_t po = (size_t)(t->data - m->params);
+		if (!sel_trains(sel, t->kind) || t->n == 0)
+			continue;
+		if (o->kind == CTR_OPT_SGD && t->sparse)
+			sgd_rows(t->data, t->grad, m->rows[i].list,
+			    m->rows[i].n, (int)t->shape[1], o->lr, o->wd);
+		else if (o->kind == CTR_OPT_SGD)
+			sgd_update(t->data, t->grad, t->n, o->lr, o->wd);
+		else if (t->sparse)
+			adam_rows(t->data, t->grad, m->adam_m + po,
+			    m->adam_v + po, m->rows[i].list, m->rows[i].n,
+			    (int)t->shape[1], o->lr, o->beta1, o->beta2, o->eps,
+			    o->wd, m->adam_t);
+		else
+			adam_update(t->data, t->grad, m->adam_m + po,
+			    m->adam_v + po, t->n, o->lr, o->beta1, o->beta2,
+			    o->eps, o->wd, m->adam_t);
+	}
+	return 0;
+}
+
+/* ---- inference ----------------------------------------------------------- */
+
+static int
+run_batched(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
+    size_t n, float *out, int prob)
+{
+	int rc;
+
+	for (size_t i = 0; i < n; i += PRED_BATCH) {
+		int B = (int)(n - i < PRED_BATCH ? n - i : PRED_BATCH);
+		if ((rc = ctr_forward(m, ds, idx + i, B, out + i)) != 0)
+			return rc;
+		if (prob)
+			for (int b = 0; b < B; b++) {
+				double z = out[i + b];
+				out[i + b] = (float)(1.0 / (1.0 + exp(-z)));
+			}
+	}
+	return 0;
+}
+
+int
+ctr_predict(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
+    size_t n, float *out)
+{
+	return run_batched(m, ds, idx, n, out, 1);
+}
+
+int
+ctr_logits(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
+    size_t n, float *out)
+{
+	return run_batched(m, ds, idx, n, out, 0);
+}
+
+int
+ctr_eval_logloss(struct ctr *m, const struct dataset *ds,
+    const uint32_t *idx, size_t n, double *out)
+{
+	double sum = 0.0;
+	int rc;
+
+	*out = NAN;
+	if (n == 0)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i += PRED_BATCH) {
+		int B = (int)(n - i < PRED_BATCH ? n - i : PRED_BATCH);
+		if ((rc = ctr_forward(m, ds, idx + i, B, NULL)) != 0)
+			return rc;
+		sum += bce_logits_forward(NULL, m->logit, m->y, NULL, NULL, B) *
+		    B;
+	}
+	*out = sum / (double)n;
+	return 0;
+}
+
+/* ---- training --------------------------------------------------------------- */
+
+int
+ctr_train(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
+    size_t n, const uint32_t *val, size_t nval,
+    const struct ctr_train_opts *o, struct ctr_train_stats *stats)
+{
+	struct ctr_train_stats st = { NAN, NAN, 0, 0 };
+	struct rng rng;
+	uint32_t *perm = NULL;
+	float *best = NULL, *wb = NULL, *ob = NULL;
+	double best_loss = INFINITY;
+	int rc = 0, bad = 0;
+
+	if (o == NULL || ds == NULL || idx == NULL || n == 0 ||
+	    o->epochs < 1 || o->batch < 1 || (nval > 0 && val == NULL))
+		return -EINVAL;
+	if (o->opt.kind != CTR_OPT_SGD && o->opt.kind != CTR_OPT_ADAM)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (idx[i] >= ds->n)
+			return -EINVAL;
+
+	perm = xmalloc(n * sizeof(*perm));
+	memcpy(perm, idx, n * sizeof(*perm));
+	wb = xmalloc((size_t)o->batch * sizeof(float));
+	ob = xmalloc((size_t)o->batch * sizeof(float));
+	if (nval > 0) {
+		best = xmalloc(m->n_params * sizeof(float));
+		if ((rc = ctr_eval_logloss(m, ds, val, nval, &best_loss)) != 0)
+			goto out;
+		memcpy(best, m->params, m->n_params * sizeof(float));
+		st.val_loss = best_loss;
+	}
+	rng_seed(&rng, o->seed);
+
+	for (int e = 1; e <= o->epochs; e++) {
+		double sum = 0.0;
+		/* Fisher-Yates */
+		for (size_t i = n - 1; i > 0; i--) {
+			uint32_t j = rng_below(&rng, (uint32_t)(i + 1));
+			uint32_t tmp = perm[i];
+			perm[i] = perm[j];
+			perm[j] = tmp;
+		}
+		for (size_t i = 0; i < n; i += (size_t)o->batch) {
+			int B = (int)(n - i < (size_t)o->batch ? n - i :
+			    (size_t)o->batch);
+			double l;
+			if (o->stop != NULL && atomic_load(o->stop)) {
+				rc = -ECANCELED;
+				goto out;
+			}
+			for (int b = 0; b < B; b++) {
+				if (o->weight != NULL)
+					wb[b] = o->weight[perm[i + b]];
+				if (o->offset != NULL)
+					ob[b] = o->offset[perm[i + b]];
+			}
+			if ((rc = ctr_forward(m, ds, perm + i, B, NULL)) != 0)
+				goto out;
+			ctr_zero_grad(m);
+			ctr_backward(m, o->sel, NULL, o->weight ? wb : NULL,
+			    o->offset ? ob : NULL, &l);
+			if (!isfinite(l)) {
+				rc = -ERANGE;
+				goto out;
+			}
+			if ((rc = ctr_step(m, o->sel, &o->opt)) != 0)
+				goto out;
+			sum += l * B;
+		}
+		st.train_loss = sum / (double)n;
+		st.epochs = e;
+		double vl = NAN;
+		if (nval > 0) {
+			if ((rc = ctr_eval_logloss(m, ds, val, nval, &vl)) != 0)
+				goto out;
+			if (vl < best_loss) {
+				best_loss = vl;
+				st.best_epoch = e;
+				memcpy(best, m->params,
+				    m->n_params * sizeof(float));
+				bad = 0;
+			} else
+				bad++;
+		} else
+			st.best_epoch = e;
+		if (o->progress != NULL)
+			o->progress(o->progress_arg, e, st.train_loss, vl);
+		if (nval > 0 && o->patience > 0 && bad >= o->patience)
+			break;
+	}
+out:
+	if (best != NULL) {
+		memcpy(m->params, best, m->n_params * sizeof(float));
+		st.val_loss = best_loss;
+	}
+	ctr_zero_grad(m);
+	if (stats != NULL)
+		*stats = st;
+	free(best);
+	free(ob);
+	free(wb);
+	free(perm);
+	return rc;
+}
+
+/* ---- representations ----------------------------------------------------- */
+
+int
+ctr_repr_dim(const struct ctr *m)
+{
+	return 3 * m->cfg.dim;
+}
+
+int
+ctr_user_repr_dim(const struct ctr *m)
+{
+	return 2 * m->cfg.dim;
+}
+
+/* out (D) += mean of the rows ids (cnt) of emb (V,D); nothing if cnt = 0. */
+static void
+pool_add(float *out, const float *emb, const uint32_t *ids, uint32_t cnt,
+    uint32_t n_valid, int D, int map)
+{
+	if (cnt == 0)
+		return;
+	float inv = 1.0f / (float)cnt;
+	for (uint32_t j = 0; j < cnt; j++) {
+		uint32_t id = map ? map_id(ids[j], n_valid) : ids[j];
+		const float *e = emb + (size_t)id * D;
+		for (int i = 0; i < D; i++)
+			out[i] += e[i] * inv;
+	}
+}
+
+/* behaviour (D) of sample s: mean item emb of its last K history items */
+static void
+behaviour_vec(const struct ctr *m, const struct dataset *ds,
+    const struct sample *s, float *out)
+{
+	uint32_t cnt;
+	const uint32_t *h = behaviour_ids(ds, s, m->cfg.hist_k, &cnt);
+
+	memset(out, 0, (size_t)m->cfg.dim * sizeof(float));
+	pool_add(out, m->t[T_ITEM].data, h, cnt, m->cfg.n_items, m->cfg.dim, 1);
+}
+
+static void
+l2_normalise(float *v, int n, double scale)
+{
+	double ss = 0.0;
+
+	for (int i = 0; i < n; i++)
+		ss += (double)v[i] * v[i];
+	if (ss <= 0.0)
+		return;
+	double k = scale / sqrt(ss);
+	for (int i = 0; i < n; i++)
+		v[i] = (float)(v[i] * k);
+}
+
+void
+ctr_repr(const struct ctr *m, const struct dataset *ds, const uint32_t *idx,
+    size_t n, float *out)
+{
+	int D = m->cfg.dim, RD = 3 * D;
+
+	for (size_t i = 0; i < n; i++) {
+		float *o = out + i * RD;
+		memset(o, 0, (size_t)RD * sizeof(float));
+		if (idx[i] >= ds->n)
+			continue;
+		const struct sample *s = &ds->s[idx[i]];
+		uint32_t it = map_id(s->item, m->cfg.n_items), gids[32], ng = 0;
+		memcpy(o, m->t[T_ITEM].data + (size_t)it * D,
+		    (size_t)D * sizeof(float));
+		for (uint32_t g = 0; g < m->cfg.n_genres; g++)
+			if (s->genres & (1u << g))
+				gids[ng++] = g;
+		pool_add(o + D, m->t[T_GENRE].data, gids, ng, 0, D, 0);
+		behaviour_vec(m, ds, s, o + 2 * D);
+		l2_normalise(o, RD, 1.0);
+	}
+}
+
+void
+ctr_user_repr(const struct ctr *m, const struct dataset *ds,
+    const uint32_t *idx, size_t n, float *out)
+{
+	int D = m->cfg.dim;
+	float *tmp = xmalloc((size_t)D * sizeof(float));
+	size_t cnt = 0;
+
+	memset(out, 0, 2 * (size_t)D * sizeof(float));
+	for (size_t i = 0; i < n; i++) {
+		if (idx[i] >= ds->n)
+			continue;
+		const struct sample *s = &ds->s[idx[i]];
+		const float *u = m->t[T_USER].data +
+		    (size_t)map_id(s->user, m->cfg.n_users) * D;
+		behaviour_vec(m, ds, s, tmp);
+		for (int k = 0; k < D; k++) {
+			out[k] += u[k];
+			out[D + k] += tmp[k];
+		}
+		cnt++;
+	}
+	free(tmp);
+	if (cnt == 0)
+		return;
+	/* Means only rescale; the per-half normalisation removes them. */
+	l2_normalise(out, D, M_SQRT1_2);
+	l2_normalise(out + D, D, M_SQRT1_2);
+}
+
+double
+ctr_flops(const struct ctr *m)
+{
+	const struct ctr_config *c = &m->cfg;
+	double D = c->dim, f;
+	int C = m->C0;
+
+	/* pooling: user, item, hour, wday copies are free; bags add */
+	f = D * ((double)c->n_genres + c->hist_k);
+	for (int l = 0; l < m->L; l++) {
+		double H = c->hidden[l];
+		f += 2.0 * C * H + 2.0 * H;		/* linear + bias, relu */
+		if (m->R > 0)
+			f += 4.0 * H * m->R + 2.0 * H;	/* V x, U s, add */
+		C = c->hidden[l];
+	}
+	f += 2.0 * C + 1.0;	/* output layer */
+	return f;
+}

@@ -1,0 +1,244 @@
+/*
+ * ctr: the CTR model. Embeddings of [user, item, genre bag, hour, weekday,
+ * behaviour] are concatenated (6D floats), then an MLP with ReLU hidden
+ * layers (up to CTR_MAX_LAYERS), a MetaPatch h' = h + U diag(m_user) V h on
+ * every hidden layer's output when patch_rank > 0, a final linear to one
+ * logit, sigmoid and BCE.
+ *
+ *   behaviour = mean item embedding of the sample's last hist_k history
+ *               items (zero vector if none); the item table is shared by the
+ *               item field and the behaviour field.
+ *   genre bag = mean genre embedding over the set bits of sample.genres
+ *               below n_genres (zero vector if none; higher bits ignored).
+ *
+ * Out-of-range ids: the user, item and MetaPatch m tables have one extra,
+ * reserved OOV row (row n_users / n_items); any user id >= n_users or item
+ * id >= n_items (field or history) reads and trains that row. OOV rows start
+ * at zero. Hours and weekdays are always in range (sample_hour/sample_wday).
+ *
+ * Parameters live in one float buffer with named tensors (llm.c's
+ * malloc_and_point_parameters), gradients in a second buffer with the same
+ * layout; Adam moments are allocated on the first Adam step. Embedding and
+ * m tables are "sparse": backward records which rows it touched, zero_grad
+ * and step visit only those rows (SGD and lazy Adam: untouched rows keep
+ * their moments and get no weight decay for that step; the bias-correction
+ * step counter is global).
+ *
+ * Ownership: ctr_new/ctr_clone return a model the caller frees with
+ * ctr_free. Pointers returned by ctr_params/ctr_tensor_* point into the
+ * model and live as long as it does.
+ * Threads: a model is used by one thread at a time; forward, backward,
+ * step, train, predict and eval write the model's scratch buffers. Functions
+ * taking `const struct ctr *` only read, and may run concurrently with each
+ * other (not with a writer). Distinct models are independent. BLAS threads
+ * are the caller's business (openblas_set_num_threads).
+ */
+#ifndef SHARED_CTR_H
+#define SHARED_CTR_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shared/sample.h"
+
+#define CTR_MAX_LAYERS	4
+#define CTR_MAX_TENSORS	32
+#define CTR_MAX_USERS	(1u << 24)	/* sane bounds, checked by */
+#define CTR_MAX_ITEMS	(1u << 24)	/* ctr_config_check */
+#define CTR_MAX_DIM	256
+#define CTR_MAX_HIDDEN	4096
+#define CTR_MAX_RANK	64		/* == KERN_RANK_MAX */
+#define CTR_MAX_PARAMS	((size_t)1 << 28)	/* floats; 1 GiB */
+#define CTR_N_FIELDS	6		/* input = CTR_N_FIELDS * dim */
+
+struct ctr_config {
+	uint32_t n_users;	/* ids < n_users; others use the OOV row */
+	uint32_t n_items;
+	uint32_t n_genres;	/* <= SAMPLE_GENRES_MAX */
+	int	 dim;		/* D */
+	int	 hist_k;	/* K, 0..SAMPLE_HIST_MAX */
+	int	 n_hidden;	/* 0..CTR_MAX_LAYERS */
+	int	 hidden[CTR_MAX_LAYERS];
+	int	 patch_rank;	/* R, 0 = no MetaPatch */
+};
+
+/* Which parameters a backward/step may change. */
+enum ctr_sel {
+	CTR_SEL_ALL = 0,
+	CTR_SEL_METAPATCH_ONLY,	/* only the per-user m tables (device) */
+	CTR_SEL_NO_PATCH,	/* all but the m tables (cloud) */
+};
+
+enum ctr_tkind {
+	CTR_T_BASE = 0,		/* embeddings, MLP, output layer */
+	CTR_T_PATCH_UV,		/* shared MetaPatch U, V */
+	CTR_T_PATCH_M,		/* per-user MetaPatch m table */
+};
+
+/* A named view of one parameter tensor. */
+struct ctr_tensor {
+	char		 name[24];	/* "emb_item", "mlp0_w", "patch_m1" */
+	float		*data;		/* into the parameter buffer */
+	float		*grad;		/* into the gradient buffer */
+	uint32_t	 shape[2];	/* rows, cols; ndim 1 uses shape[0] */
+	int		 ndim;
+	size_t		 n;		/* number of floats */
+	int		 sparse;	/* row-sparse updates */
+	enum ctr_tkind	 kind;
+};
+
+enum ctr_optim { CTR_OPT_SGD = 0, CTR_OPT_ADAM };
+
+struct ctr_opt {
+	enum ctr_optim	 kind;
+	float		 lr;
+	float		 beta1, beta2, eps;	/* Adam only */
+	float		 wd;	/* SGD: L2; Adam: decoupled (AdamW) */
+};
+
+struct ctr;
+
+/* Fills *o with lr and the usual defaults (0.9, 0.999, 1e-8, wd 0). */
+void	ctr_opt_default(struct ctr_opt *o, enum ctr_optim kind, float lr);
+
+/*
+ * Checks ranges and that the parameter count is below CTR_MAX_PARAMS.
+ * Returns 0 or -EINVAL. Any thread.
+ */
+int	ctr_config_check(const struct ctr_config *cfg);
+/* Parameter count of a valid config (no allocation). */
+size_t	ctr_config_num_params(const struct ctr_config *cfg);
+
+/*
+ * Allocates a model and initialises it from seed (embeddings N(0, 0.05),
+ * OOV rows 0, linear layers U(+-1/sqrt(fan_in)), patch U N(0, 1/sqrt(R)),
+ * V N(0, 1/sqrt(H)), m = 0 so the patch starts as the identity).
+ * Returns 0 and *out, or -EINVAL for a bad config.
+ */
+int	ctr_new(struct ctr **out, const struct ctr_config *cfg,
+	    uint64_t seed);
+/* NULL is a no-op. */
+void	ctr_free(struct ctr *m);
+/* Deep copy of config, params and Adam state (grads start at zero). */
+struct ctr *ctr_clone(const struct ctr *m);
+/* Copies the parameters of src into dst; -EINVAL if the configs differ. */
+int	ctr_copy_params(struct ctr *dst, const struct ctr *src);
+
+const struct ctr_config *ctr_config(const struct ctr *m);
+size_t	ctr_num_params(const struct ctr *m);
+/* The parameter buffer (ctr_num_params floats). */
+float	*ctr_params(const struct ctr *m);
+int	ctr_num_tensors(const struct ctr *m);
+/* Tensor i in buffer order, 0 <= i < ctr_num_tensors; NULL otherwise. */
+const struct ctr_tensor *ctr_tensor_at(const struct ctr *m, int i);
+const struct ctr_tensor *ctr_tensor_find(const struct ctr *m,
+	    const char *name);
+
+/*
+ * Forward pass over ds->s[idx[0..B)].
+ * idx    (B)  indices into ds->s, each < ds->n
+ * logits (B)  output, may be NULL (kept inside for backward anyway)
+ * Returns 0, or -EINVAL (B < 1, idx out of range).
+ */
+int	ctr_forward(struct ctr *m, const struct dataset *ds,
+	    const uint32_t *idx, int B, float *logits);
+/* Zeroes the dense gradients and the touched rows of sparse ones. */
+void	ctr_zero_grad(struct ctr *m);
+/*
+ * Backward of BCE-with-logits for the batch of the last forward, mean over
+ * the batch. Accumulates into the gradients of the tensors sel allows.
+ * y   (B) targets, NULL = the samples' labels (soft labels allowed)
+ * w   (B) per-sample weights, NULL = 1
+ * off (B) fixed logit offsets added before the loss, NULL = 0
+ * *loss (may be NULL) gets the mean weighted loss.
+ * Returns 0, or -EINVAL if no forward preceded it.
+ */
+int	ctr_backward(struct ctr *m, enum ctr_sel sel, const float *y,
+	    const float *w, const float *off, double *loss);
+/*
+ * One optimizer step on the tensors sel allows, using the current grads.
+ * Sparse tables update only the rows touched since the last zero_grad.
+ * Returns 0 or -EINVAL (bad lr/optimizer).
+ */
+int	ctr_step(struct ctr *m, enum ctr_sel sel, const struct ctr_opt *o);
+
+struct ctr_train_opts {
+	struct ctr_opt	 opt;
+	enum ctr_sel	 sel;
+	int		 epochs;	/* >= 1 */
+	int		 batch;		/* >= 1 */
+	int		 patience;	/* stop after this many epochs without
+					   val improvement; 0 = never */
+	uint64_t	 seed;		/* shuffling */
+	const float	*weight;	/* (ds->n) per-sample weight or NULL */
+	const float	*offset;	/* (ds->n) per-sample logit offset */
+	atomic_int	*stop;		/* checked per batch; may be NULL */
+	/* Called after every epoch; val_loss is NAN without a val set. */
+	void		(*progress)(void *arg, int epoch, double loss,
+			    double val_loss);
+	void		*progress_arg;
+};
+
+struct ctr_train_stats {
+	double	train_loss;	/* mean (weighted) loss of the last epoch */
+	double	val_loss;	/* val logloss of the returned params; NAN */
+	int	epochs;		/* epochs run */
+	int	best_epoch;	/* 0 = the initial params were best */
+};
+
+/* Fills *o: Adam lr 1e-3, 1 epoch, batch 256, patience 0, seed 1, ALL. */
+void	ctr_train_opts_default(struct ctr_train_opts *o);
+/*
+ * Trains on ds->s[idx[0..n)] with seeded, shuffled minibatches. With a
+ * validation set (nval > 0), the val logloss (plain labels, no weights or
+ * offsets) is measured before training and after each epoch, and the best
+ * params, possibly the initial ones, are restored at the end; patience > 0
+ * stops early. Returns 0, -EINVAL (bad arguments), -ECANCELED (*stop was
+ * set; params are the best so far with a val set, else as left) or -ERANGE
+ * (loss became non-finite; same restore rule). stats may be NULL.
+ */
+int	ctr_train(struct ctr *m, const struct dataset *ds,
+	    const uint32_t *idx, size_t n, const uint32_t *val, size_t nval,
+	    const struct ctr_train_opts *o, struct ctr_train_stats *stats);
+
+/*
+ * Batched inference over ds->s[idx[0..n)]; out (n) gets probabilities
+ * (ctr_predict) or logits (ctr_logits). Returns 0 or -EINVAL.
+ */
+int	ctr_predict(struct ctr *m, const struct dataset *ds,
+	    const uint32_t *idx, size_t n, float *out);
+int	ctr_logits(struct ctr *m, const struct dataset *ds,
+	    const uint32_t *idx, size_t n, float *out);
+/* Mean logloss against the samples' labels, in double. */
+int	ctr_eval_logloss(struct ctr *m, const struct dataset *ds,
+	    const uint32_t *idx, size_t n, double *out);
+
+/*
+ * Retrieval representation of a sample: concat(item emb, genre bag,
+ * behaviour) = 3D floats, L2-normalised (zero stays zero). It leaves out
+ * the user embedding and time on purpose, so that samples of *other* users
+ * about similar items with similar recent behaviour are close in cosine.
+ * out (n, ctr_repr_dim).
+ */
+int	ctr_repr_dim(const struct ctr *m);
+void	ctr_repr(const struct ctr *m, const struct dataset *ds,
+	    const uint32_t *idx, size_t n, float *out);
+/*
+ * User representation over a set of that user's samples: concat(mean user
+ * embedding, mean behaviour embedding), each half L2-normalised and scaled
+ * by 1/sqrt(2), so the whole has norm 1 (or 0); the behaviour half keeps
+ * users the model has not seen (OOV row) comparable. out (ctr_user_repr_dim
+ * = 2D). n == 0 gives zeros.
+ */
+int	ctr_user_repr_dim(const struct ctr *m);
+void	ctr_user_repr(const struct ctr *m, const struct dataset *ds,
+	    const uint32_t *idx, size_t n, float *out);
+
+/*
+ * Floating-point operations of one forward prediction (a multiply-add
+ * counts 2; embedding pooling counted at full history and genre bags).
+ */
+double	ctr_flops(const struct ctr *m);
+
+#endif

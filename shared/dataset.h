@@ -1,0 +1,281 @@
+/*
+ * dataset: building, loading, splitting and exchanging struct dataset
+ * (shared/sample.h). Everything here is plain data work with no global
+ * state, so any thread may call any function on objects it owns.
+ *
+ * Conventions
+ *  - Fallible functions return 0 or a negative errno: -ENOENT (file
+ *    missing), -EIO (read/write error), -EINVAL (malformed input; the
+ *    message is in struct dataset_err), -ENOSPC (request cannot be met),
+ *    -E2BIG (a size bound was exceeded). Nothing here logs.
+ *  - Parse errors are "FILE:LINE: what", FILE being the path as given.
+ *  - A dataset's samples are "canonical" when sorted by (user, ts, item) with
+ *    each history computed by dataset_build_hist(); the MovieLens loaders
+ *    and the generator produce canonical datasets.
+ *
+ * Rounding rules (see dataset_split and dataset_carve_val) are stated next
+ * to the functions and are part of the interface.
+ */
+#ifndef SHARED_DATASET_H
+#define SHARED_DATASET_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "shared/sample.h"
+
+#define DATASET_HIST_DEFAULT	20
+#define DATASET_FIELD_MAX	1024	/* longest accepted field, bytes */
+#define DATASET_LINE_MAX	65536	/* longest accepted line, bytes */
+#define DATASET_GENRE_NAME_MAX	64
+
+enum dataset_fmt {
+	DATASET_FMT_AUTO = 0,
+	DATASET_FMT_100K,	/* u.data, u.item, u.genre */
+	DATASET_FMT_1M,		/* ratings.dat, movies.dat */
+	DATASET_FMT_LATEST,	/* ratings.csv, movies.csv */
+};
+
+/* Options for every loader/reader. dataset_opts_default() fills defaults. */
+struct dataset_opts {
+	float	 label_threshold;	/* label = rating >= this; 4.0 */
+	int	 hist_k;		/* H: history length, 0..SAMPLE_HIST_MAX; 20 */
+	int	 skip_bad;		/* 0: stop at the first bad line (-EINVAL);
+					   1: skip bad lines, count them */
+	enum dataset_fmt fmt;		/* DATASET_FMT_AUTO: detect from dir */
+};
+
+/* Error report: the first error's message and the number of bad lines. */
+struct dataset_err {
+	char	 msg[320];
+	size_t	 n_bad;			/* lines skipped (skip_bad) */
+	size_t	 n_lines;		/* data lines seen (all files) */
+};
+
+/*
+ * Side information about a dataset: dense -> raw ids, item genres and genre
+ * names. Genre bit g of a mask means genre[g]. For MovieLens the bits are
+ * sorted by genre name (100K: the order of u.genre, "unknown" included).
+ */
+struct dataset_meta {
+	enum dataset_fmt fmt;
+	uint32_t n_users, n_items, n_genres;
+	int64_t	*user_raw;		/* n_users; NULL if unknown */
+	int64_t	*item_raw;		/* n_items; NULL if unknown */
+	uint32_t *item_genres;		/* n_items genre masks; NULL if unknown */
+	char	 genre[SAMPLE_GENRES_MAX][DATASET_GENRE_NAME_MAX];
+};
+
+/*
+ * An index subset of a dataset grouped by user: user u's entries are
+ * v[uoff[u] .. uoff[u+1]), in chronological order (ts, then item).
+ */
+struct dataset_idx {
+	size_t	*v;			/* n sample indices */
+	size_t	 n;
+	size_t	*uoff;			/* n_users + 1 */
+	uint32_t n_users;
+};
+
+struct dataset_split {
+	struct dataset_idx pool, local, test;
+};
+
+/* --- lifecycle ----------------------------------------------------------- */
+
+void	dataset_opts_default(struct dataset_opts *o);
+void	dataset_init(struct dataset *ds);
+/* Frees the arrays and re-initializes; safe on an initialized empty ds. */
+void	dataset_fini(struct dataset *ds);
+/* Grows capacity to at least n_samples samples and n_hist history ids. */
+void	dataset_reserve(struct dataset *ds, size_t n_samples, size_t n_hist);
+/*
+ * Appends a copy of *s whose history is hist[0 .. hist_n) (copied into
+ * ds->hist; s->hist_off/hist_n are ignored). hist_n > SAMPLE_HIST_MAX keeps
+ * the last SAMPLE_HIST_MAX. Raises n_users/n_items to cover the ids.
+ * Returns the new sample's index.
+ */
+size_t	dataset_append(struct dataset *ds, const struct sample *s,
+	    const uint32_t *hist, size_t hist_n);
+/* Appends src's samples at idx[0..n) (with histories) to dst. */
+void	dataset_append_subset(struct dataset *dst, const struct dataset *src,
+	    const size_t *idx, size_t n);
+/*
+ * Sorts samples by (user, ts, item) (stable for full ties) and recomputes
+ * every history from the labels: a sample's history is the user's last
+ * up-to-H samples with label >= 0.5 strictly before it in that order,
+ * oldest first. H is clipped to SAMPLE_HIST_MAX.
+ */
+void	dataset_build_hist(struct dataset *ds, int H);
+
+void	dataset_meta_init(struct dataset_meta *m);
+void	dataset_meta_fini(struct dataset_meta *m);
+
+/* --- index subsets ------------------------------------------------------- */
+
+void	dataset_idx_fini(struct dataset_idx *x);
+/* All samples grouped by user, chronological. */
+void	dataset_idx_all(struct dataset_idx *out, const struct dataset *ds);
+/* Copy of x's entries of user u only (other users empty). */
+void	dataset_idx_user(struct dataset_idx *out, const struct dataset_idx *x,
+	    uint32_t u);
+
+/* --- MovieLens ----------------------------------------------------------- */
+
+/* Returns the layout found in dir, or -ENOENT if none is recognized. */
+int	dataset_detect(const char *dir);
+/*
+ * Loads a MovieLens directory into ds (initialized, empty) and meta
+ * (initialized). Users and items get dense ids by ascending raw id; items are
+ * those with at least one rating (movies that are listed but never rated get
+ * no id; rated movies missing from the movies file get genres 0). Label =
+ * rating >= o->label_threshold. The result is canonical with H = o->hist_k.
+ * Layouts: latest (ratings.csv + movies.csv, each with its header line),
+ * 1M (ratings.dat + movies.dat, "::"), 100K (u.data + u.item, optional
+ * u.genre; u.user is not read: no demographic features). Detection prefers
+ * latest, then 1M, then 100K. The movies file is optional (genres 0).
+ * Empty lines are ignored. err may be NULL; err->n_lines counts data lines.
+ * On failure ds and meta are left empty.
+ */
+int	dataset_load_movielens(struct dataset *ds, struct dataset_meta *meta,
+	    const char *dir, const struct dataset_opts *o,
+	    struct dataset_err *err);
+
+/* --- split --------------------------------------------------------------- */
+
+struct dataset_fracs {
+	double	 pool, local, test;	/* >= 0, sum to 1 (+-1e-6) */
+	uint32_t min_user;		/* users with fewer samples: all pool */
+};
+void	dataset_fracs_default(struct dataset_fracs *f);	/* .70 .15 .15, 3 */
+/* Parses "0.7,0.15,0.15" (sum 1 +- 1e-6); returns 0 or -EINVAL. */
+int	dataset_fracs_parse(struct dataset_fracs *f, const char *s);
+/*
+ * Per-user chronological split (order: ts, then item). For a user with n
+ * samples, n >= min_user:
+ *   n_pool  = floor(pool * n + 1e-9)
+ *   n_local = floor((pool + local) * n + 1e-9) - n_pool
+ *   n_test  = n - n_pool - n_local
+ * so the test share takes the rounding remainder (n = 20 -> 14/3/3, n = 10 ->
+ * 7/1/2, n = 5 -> 3/1/1, n = 3 -> 2/0/1). Users with n < min_user go
+ * entirely to the pool. sp must be freed with dataset_split_fini().
+ */
+int	dataset_split(struct dataset_split *sp, const struct dataset *ds,
+	    const struct dataset_fracs *f);
+void	dataset_split_fini(struct dataset_split *sp);
+/*
+ * Validation slice: per user, the last n_val = round(frac * n_u) entries of
+ * x (round half up), clipped so that at least one entry stays in train when
+ * n_u >= 1 (n_u = 1 -> no validation). frac in [0, 1).
+ * train and val are new index sets; x is unchanged.
+ */
+int	dataset_carve_val(struct dataset_idx *train, struct dataset_idx *val,
+	    const struct dataset_idx *x, double frac);
+
+/* --- ranking negatives --------------------------------------------------- */
+
+/* Per-user sorted set of rated items, for negative sampling. */
+struct dataset_rated {
+	size_t	*off;			/* n_users + 1 */
+	uint32_t *items;		/* sorted unique per user */
+	uint32_t n_users, n_items;
+};
+void	dataset_rated_build(struct dataset_rated *r, const struct dataset *ds);
+void	dataset_rated_fini(struct dataset_rated *r);
+int	dataset_rated_has(const struct dataset_rated *r, uint32_t u,
+	    uint32_t item);
+/*
+ * Writes n distinct items in [0, n_items) that user u never rated, uniform,
+ * in draw order. Deterministic in (seed, u) and independent of call order.
+ * Returns 0, or -ENOSPC if the user has fewer than n unrated items, or
+ * -EINVAL if u is out of range.
+ */
+int	dataset_negatives(const struct dataset_rated *r, uint32_t u,
+	    uint32_t n, uint64_t seed, uint32_t *out);
+
+/* --- synthetic drift data ------------------------------------------------ */
+
+struct synth_opts {
+	uint32_t n_users, n_items, n_clusters, n_genres;
+	uint32_t min_per_user, max_per_user;	/* samples per user, uniform */
+	double	 base_ctr;	/* sets the global logit intercept */
+	double	 bias_std;	/* per-user click bias ~ N(0, bias_std) (logit) */
+	double	 affinity_std;	/* cluster x item affinity scale (logit) */
+	double	 genre_weight;	/* share of affinity variance from genres */
+	double	 drift_mean;	/* per-user bias shift in the drifted part: */
+	double	 drift_std;	/*   d_u ~ N(drift_mean, drift_std) (logit) */
+	double	 taste_drift;	/* P(user switches cluster in drifted part) */
+	double	 drift_start;	/* drift begins at floor(drift_start*n)+; .70 */
+	double	 noise;		/* per-impression logit noise std */
+	double	 item_zipf;	/* item popularity exponent; 0 = uniform */
+	int	 hist_k;	/* H */
+	uint64_t seed;
+};
+
+/* Per-user ground truth. */
+struct synth_truth {
+	uint32_t cluster;	/* taste cluster before the drift */
+	uint32_t cluster_late;	/* after (== cluster unless taste drift) */
+	float	 bias;		/* b_u, logit */
+	float	 drift;		/* d_u, logit shift in the drifted part */
+	uint32_t n, n_early;	/* samples; those before the drift */
+	float	 p_early;	/* mean true P(click) before / after drift */
+	float	 p_late;
+};
+
+void	synth_opts_default(struct synth_opts *o);
+/*
+ * Generates a canonical dataset: P(click) = sigmoid(logit(base_ctr) + b_u +
+ * [d_u if drifted] + aff(cluster_u, item) + noise * N(0,1)), where
+ * aff(c, i) = affinity_std * (sqrt(1-gw) z_ci + sqrt(gw) mean_{g in i} t_cg),
+ * z, t ~ N(0,1). Timestamps strictly increase per user; with drift_start =
+ * the split's pool fraction the drift starts exactly at the local part.
+ * Items a user sees are distinct when max_per_user <= n_items / 2.
+ * *truth (n_users entries) is allocated for the caller (free()).
+ * meta gets item genres and names "g0".. (user/item raw = dense).
+ * Returns -EINVAL on bad options, -E2BIG if sizes exceed bounds.
+ */
+int	dataset_synth(struct dataset *ds, struct dataset_meta *meta,
+	    struct synth_truth **truth, const struct synth_opts *o);
+
+/* --- samples CSV interchange ---------------------------------------------- */
+
+/*
+ * Format (one file = one set of samples):
+ *   # dccl-samples v1 n_users=U n_items=I n_genres=G
+ *   user,item,ts,rating,label,genres,hist
+ *   3,17,964982703,4.5,1,5,2|9|11
+ * The '#' line is optional on read (ids then only need to fit in uint32);
+ * when present, ids are checked against it and ds->n_* are raised to it.
+ * genres is the bitmask in decimal; hist is '|'-separated item ids, oldest
+ * first, empty when none; rating and label are decimals (label may be
+ * soft). Lines may end in \r\n. Field lengths are bounded.
+ */
+int	dataset_write_csv(const char *path, const struct dataset *ds,
+	    const size_t *idx, size_t n);
+/* Same, to an open stream (not closed). idx NULL = all samples. */
+int	dataset_write_csv_fp(FILE *fp, const struct dataset *ds,
+	    const size_t *idx, size_t n);
+/* Appends the rows of path to ds (samples keep the file's histories). */
+int	dataset_read_csv(struct dataset *ds, const char *path,
+	    const struct dataset_opts *o, struct dataset_err *err);
+
+/*
+ * Meta file, "key=value" lines:
+ *   # dccl-meta v1
+ *   format=latest|100k|1m|synth
+ *   n_users=610
+ *   n_items=9724
+ *   n_genres=20
+ *   genres=Action|Adventure|...   (names in bit order, '|'-separated)
+ * Unknown keys are ignored on read. Raw ids are not in it (see items.csv
+ * written by tools/dccl-data).
+ */
+int	dataset_meta_write(const char *path, const struct dataset_meta *m);
+int	dataset_meta_read(struct dataset_meta *m, const char *path,
+	    struct dataset_err *err);
+
+const char *dataset_fmt_name(enum dataset_fmt f);
+
+#endif

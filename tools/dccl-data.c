@@ -1,0 +1,649 @@
+/*
+ * dccl-data: offline data preparation for dccl.
+ *
+ *   dccl-data split DATASET_DIR OUTDIR [options]   MovieLens -> pool + shards
+ *   dccl-data synth OUTDIR [options]               generator -> same layout
+ *   dccl-data stats FILE|DIR                       summary of any of these
+ *
+ * Output layout (all sample files in the samples CSV format of
+ * shared/dataset.h, dense ids):
+ *   OUTDIR/meta.txt                    dataset_meta_write() format
+ *   OUTDIR/pool.csv                    every user's pool share (cloud)
+ *   OUTDIR/devices/<user>.local.csv    the device's local share
+ *   OUTDIR/devices/<user>.test.csv     the device's test share
+ *   OUTDIR/devices/<user>.neg.csv      with --negatives N: "item,genres",
+ *                                      N items the user never rated
+ *   OUTDIR/items.csv                   item,raw,genres
+ *   OUTDIR/users.csv                   user,raw,n_pool,n_local,n_test
+ *   OUTDIR/truth.csv                   synth only: per-user ground truth
+ * Single-threaded; exits 0 on success, 1 on error, 2 on usage errors.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "shared/dataset.h"
+#include "shared/xmalloc.h"
+
+static const char *prog = "dccl-data";
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+"usage: %s split DATASET_DIR OUTDIR [--fractions P,L,T] [--hist H]\n"
+"           [--threshold R] [--min-user N] [--skip-bad] [--negatives N]\n"
+"           [--seed S]\n"
+"       %s synth OUTDIR [--users N] [--items M] [--clusters K]\n"
+"           [--genres G] [--min-per-user A] [--max-per-user B] [--ctr C]\n"
+"           [--bias-std X] [--affinity-std X] [--genre-weight X]\n"
+"           [--drift X] [--drift-std X] [--taste-drift P] [--noise X]\n"
+"           [--zipf X] [--hist H] [--fractions P,L,T] [--negatives N]\n"
+"           [--seed S]\n"
+"       %s stats FILE|DIR\n"
+"\n"
+"split loads a MovieLens directory (100K, 1M or latest layout, detected),\n"
+"splits each user's ratings by time into pool/local/test (default\n"
+"0.7,0.15,0.15) and writes OUTDIR/{meta.txt,pool.csv,items.csv,users.csv}\n"
+"and OUTDIR/devices/<user>.{local,test}.csv. --seed only affects\n"
+"--negatives (N never-rated items per user for the ranking task).\n"
+"synth writes the same layout from the drift generator plus truth.csv.\n"
+"stats summarizes a samples CSV, a split directory or a MovieLens dir.\n",
+	    prog, prog, prog);
+}
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int
+num(const char *opt, const char *s, double lo, double hi, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s || *end != '\0' || !(v >= lo && v <= hi)) {
+		fprintf(stderr, "%s: --%s: '%s' is not a number in [%g, %g]\n",
+		    prog, opt, s, lo, hi);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static int
+mkdirs(const char *out)
+{
+	char p[4096];
+
+	if (mkdir(out, 0755) != 0 && errno != EEXIST) {
+		fprintf(stderr, "%s: mkdir %s: %s\n", prog, out,
+		    strerror(errno));
+		return -1;
+	}
+	snprintf(p, sizeof(p), "%s/devices", out);
+	if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+		fprintf(stderr, "%s: mkdir %s: %s\n", prog, p, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Writes everything but truth.csv. */
+static int
+write_layout(const char *out, const struct dataset *ds,
+    const struct dataset_meta *m, const struct dataset_fracs *f, int n_neg,
+    uint64_t seed)
+{
+	struct dataset_split sp;
+	struct dataset_rated rt;
+	char p[4096];
+	uint32_t *neg = NULL;
+	FILE *fp;
+	int rc;
+
+	if (mkdirs(out) != 0)
+		return -1;
+	if ((rc = dataset_split(&sp, ds, f)) != 0) {
+		fprintf(stderr, "%s: split: %s\n", prog, strerror(-rc));
+		return -1;
+	}
+#define PATH(...) snprintf(p, sizeof(p), __VA_ARGS__)
+#define CHECK(what) do { if (rc != 0) { fprintf(stderr, "%s: %s: %s\n", \
+	prog, what, strerror(-rc)); goto fail; } } while (0)
+	PATH("%s/meta.txt", out);
+	rc = dataset_meta_write(p, m);
+	CHECK(p);
+	PATH("%s/pool.csv", out);
+	rc = dataset_write_csv(p, ds, sp.pool.v, sp.pool.n);
+	CHECK(p);
+	if (n_neg > 0) {
+		dataset_rated_build(&rt, ds);
+		neg = xmalloc((size_t)n_neg * sizeof(*neg));
+	}
+	for (uint32_t u = 0; u < sp.pool.n_users; u++) {
+		PATH("%s/devices/%u.local.csv", out, u);
+		rc = dataset_write_csv(p, ds, sp.local.v + sp.local.uoff[u],
+		    sp.local.uoff[u + 1] - sp.local.uoff[u]);
+		CHECK(p);
+		PATH("%s/devices/%u.test.csv", out, u);
+		rc = dataset_write_csv(p, ds, sp.test.v + sp.test.uoff[u],
+		    sp.test.uoff[u + 1] - sp.test.uoff[u]);
+		CHECK(p);
+		if (n_neg > 0) {
+			PATH("%s/devices/%u.neg.csv", out, u);
+			rc = dataset_negatives(&rt, u, (uint32_t)n_neg, seed,
+			    neg);
+			CHECK("negatives");
+			if ((fp = fopen(p, "w")) == NULL) {
+				rc = -errno;
+				CHECK(p);
+			}
+			fputs("item,genres\n", fp);
+			for (int k = 0; k < n_neg; k++)
+				fprintf(fp, "%u,%u\n", neg[k],
+				    m->item_genres ? m->item_genres[neg[k]] :
+				    0);
+			rc = fclose(fp) == 0 ? 0 : -errno;
+			CHECK(p);
+		}
+	}
+	PATH("%s/items.csv", out);
+	if ((fp = fopen(p, "w")) == NULL) {
+		rc = -errno;
+		CHECK(p);
+	}
+	fputs("item,raw,genres\n", fp);
+	for (uint32_t i = 0; i < ds->n_items; i++)
+		fprintf(fp, "%u,%lld,%u\n", i, m->item_raw ?
+		    (long long)m->item_raw[i] : (long long)i,
+		    m->item_genres ? m->item_genres[i] : 0);
+	rc = fclose(fp) == 0 ? 0 : -errno;
+	CHECK(p);
+	PATH("%s/users.csv", out);
+	if ((fp = fopen(p, "w")) == NULL) {
+		rc = -errno;
+		CHECK(p);
+	}
+	fputs("user,raw,n_pool,n_local,n_test\n", fp);
+	for (uint32_t u = 0; u < sp.pool.n_users; u++)
+		fprintf(fp, "%u,%lld,%zu,%zu,%zu\n", u, m->user_raw ?
+		    (long long)m->user_raw[u] : (long long)u,
+		    sp.pool.uoff[u + 1] - sp.pool.uoff[u],
+		    sp.local.uoff[u + 1] - sp.local.uoff[u],
+		    sp.test.uoff[u + 1] - sp.test.uoff[u]);
+	rc = fclose(fp) == 0 ? 0 : -errno;
+	CHECK(p);
+	printf("wrote %s: %u users, %u items, pool %zu, local %zu, test %zu\n",
+	    out, sp.pool.n_users, ds->n_items, sp.pool.n, sp.local.n,
+	    sp.test.n);
+fail:
+	if (n_neg > 0) {
+		dataset_rated_fini(&rt);
+		free(neg);
+	}
+	dataset_split_fini(&sp);
+	return rc == 0 ? 0 : -1;
+#undef PATH
+#undef CHECK
+}
+
+enum {
+	O_FRAC = 256, O_HIST, O_THR, O_MINU, O_SKIP, O_NEG, O_SEED, O_USERS,
+	O_ITEMS, O_CLUST, O_GENRES, O_MINPU, O_MAXPU, O_CTR, O_BIAS, O_AFF,
+	O_GW, O_DRIFT, O_DSTD, O_TASTE, O_NOISE, O_ZIPF, O_HELP
+};
+
+static const struct option longopts[] = {
+	{ "fractions", required_argument, NULL, O_FRAC },
+	{ "hist", required_argument, NULL, O_HIST },
+	{ "threshold", required_argument, NULL, O_THR },
+	{ "min-user", required_argument, NULL, O_MINU },
+	{ "skip-bad", no_argument, NULL, O_SKIP },
+	{ "negatives", required_argument, NULL, O_NEG },
+	{ "seed", required_argument, NULL, O_SEED },
+	{ "users", required_argument, NULL, O_USERS },
+	{ "items", required_argument, NULL, O_ITEMS },
+	{ "clusters", required_argument, NULL, O_CLUST },
+	{ "genres", required_argument, NULL, O_GENRES },
+	{ "min-per-user", required_argument, NULL, O_MINPU },
+	{ "max-per-user", required_argument, NULL, O_MAXPU },
+	{ "ctr", required_argument, NULL, O_CTR },
+	{ "bias-std", required_argument, NULL, O_BIAS },
+	{ "affinity-std", required_argument, NULL, O_AFF },
+	{ "genre-weight", required_argument, NULL, O_GW },
+	{ "drift", required_argument, NULL, O_DRIFT },
+	{ "drift-std", required_argument, NULL, O_DSTD },
+	{ "taste-drift", required_argument, NULL, O_TASTE },
+	{ "noise", required_argument, NULL, O_NOISE },
+	{ "zipf", required_argument, NULL, O_ZIPF },
+	{ "help", no_argument, NULL, O_HELP },
+	{ NULL, 0, NULL, 0 },
+};
+
+struct args {
+	struct dataset_opts lo;
+	struct dataset_fracs fr;
+	struct synth_opts so;
+	int	 n_neg;
+	uint64_t seed;
+};
+
+/* Parses options for split (synth = 0) or synth (synth = 1). */
+static int
+parse_opts(int argc, char **argv, struct args *a, int synth)
+{
+	int ch;
+	double v;
+
+	dataset_opts_default(&a->lo);
+	dataset_fracs_default(&a->fr);
+	synth_opts_default(&a->so);
+	a->n_neg = 0;
+	a->seed = 1;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		int ok = 0;
+
+		switch (ch) {
+		case O_FRAC: {
+			uint32_t mu = a->fr.min_user;
+
+			if (dataset_fracs_parse(&a->fr, optarg) != 0) {
+				fprintf(stderr, "%s: --fractions: want P,L,T "
+				    "summing to 1, got '%s'\n", prog, optarg);
+				return -1;
+			}
+			a->fr.min_user = mu;
+			continue;
+		}
+		case O_HIST:
+			ok = num("hist", optarg, 0, SAMPLE_HIST_MAX, &v) == 0;
+			a->lo.hist_k = a->so.hist_k = (int)v;
+			break;
+		case O_SEED:
+			ok = num("seed", optarg, 0, 9007199254740992.0, &v) ==
+			    0;
+			a->seed = a->so.seed = (uint64_t)v;
+			break;
+		case O_NEG:
+			ok = num("negatives", optarg, 0, 100000, &v) == 0;
+			a->n_neg = (int)v;
+			break;
+		case O_HELP:
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			if (!synth && ch == O_THR) {
+				ok = num("threshold", optarg, 0, 10, &v) == 0;
+				a->lo.label_threshold = (float)v;
+			} else if (!synth && ch == O_MINU) {
+				ok = num("min-user", optarg, 0, 1e9, &v) == 0;
+				a->fr.min_user = (uint32_t)v;
+			} else if (!synth && ch == O_SKIP) {
+				a->lo.skip_bad = 1;
+				ok = 1;
+			} else if (synth && ch >= O_USERS && ch <= O_ZIPF) {
+				struct synth_opts *o = &a->so;
+				const char *nm = longopts[ch - O_FRAC].name;
+				double hi = ch <= O_MAXPU ? 1e8 : 1e3;
+
+				ok = num(nm, optarg, ch == O_DRIFT ? -1e3 : 0,
+				    hi, &v) == 0;
+				switch (ch) {
+				case O_USERS: o->n_users = (uint32_t)v; break;
+				case O_ITEMS: o->n_items = (uint32_t)v; break;
+				case O_CLUST: o->n_clusters = (uint32_t)v; break;
+				case O_GENRES: o->n_genres = (uint32_t)v; break;
+				case O_MINPU: o->min_per_user = (uint32_t)v;
+					break;
+				case O_MAXPU: o->max_per_user = (uint32_t)v;
+					break;
+				case O_CTR: o->base_ctr = v; break;
+				case O_BIAS: o->bias_std = v; break;
+				case O_AFF: o->affinity_std = v; break;
+				case O_GW: o->genre_weight = v; break;
+				case O_DRIFT: o->drift_mean = v; break;
+				case O_DSTD: o->drift_std = v; break;
+				case O_TASTE: o->taste_drift = v; break;
+				case O_NOISE: o->noise = v; break;
+				case O_ZIPF: o->item_zipf = v; break;
+				}
+			} else {
+				if (ch != '?')
+					fprintf(stderr, "%s: option not valid "
+					    "for %s\n", prog, synth ? "synth" :
+					    "split");
+				usage(stderr);
+				return -1;
+			}
+		}
+		if (!ok)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+cmd_split(int argc, char **argv)
+{
+	struct args a;
+	struct dataset ds;
+	struct dataset_meta m;
+	struct dataset_err e;
+	double t0 = now(), t1;
+	int rc;
+
+	if (parse_opts(argc, argv, &a, 0) != 0)
+		return 2;
+	if (argc - optind != 2) {
+		usage(stderr);
+		return 2;
+	}
+	dataset_init(&ds);
+	dataset_meta_init(&m);
+	rc = dataset_load_movielens(&ds, &m, argv[optind], &a.lo, &e);
+	if (rc != 0) {
+		fprintf(stderr, "%s: %s\n", prog, e.msg[0] ? e.msg :
+		    strerror(-rc));
+		return 1;
+	}
+	if (e.n_bad > 0)
+		fprintf(stderr, "%s: skipped %zu bad lines (first: %s)\n",
+		    prog, e.n_bad, e.msg);
+	t1 = now();
+	printf("loaded %s (%s): %zu ratings, %u users, %u items, %u genres "
+	    "in %.3f s\n", argv[optind], dataset_fmt_name(m.fmt), ds.n,
+	    ds.n_users, ds.n_items, ds.n_genres, t1 - t0);
+	rc = write_layout(argv[optind + 1], &ds, &m, &a.fr, a.n_neg, a.seed);
+	printf("total %.3f s\n", now() - t0);
+	dataset_fini(&ds);
+	dataset_meta_fini(&m);
+	return rc == 0 ? 0 : 1;
+}
+
+static int
+cmd_synth(int argc, char **argv)
+{
+	struct args a;
+	struct dataset ds;
+	struct dataset_meta m;
+	struct synth_truth *tr;
+	char p[4096];
+	double t0 = now();
+	FILE *fp;
+	int rc;
+
+	if (parse_opts(argc, argv, &a, 1) != 0)
+		return 2;
+	if (argc - optind != 1) {
+		usage(stderr);
+		return 2;
+	}
+	/* Make the drift start where the split's local share starts. */
+	a.so.drift_start = a.fr.pool;
+	if ((rc = dataset_synth(&ds, &m, &tr, &a.so)) != 0) {
+		fprintf(stderr, "%s: synth: %s\n", prog, rc == -E2BIG ?
+		    "sizes too large" : "invalid options");
+		return 2;
+	}
+	printf("generated %zu samples, %u users in %.3f s\n", ds.n,
+	    ds.n_users, now() - t0);
+	rc = write_layout(argv[optind], &ds, &m, &a.fr, a.n_neg, a.seed);
+	if (rc == 0) {
+		snprintf(p, sizeof(p), "%s/truth.csv", argv[optind]);
+		if ((fp = fopen(p, "w")) == NULL) {
+			fprintf(stderr, "%s: %s: %s\n", prog, p,
+			    strerror(errno));
+			rc = -1;
+		} else {
+			fputs("user,cluster,cluster_late,bias,drift,n,n_early,"
+			    "p_early,p_late\n", fp);
+			for (uint32_t u = 0; u < ds.n_users; u++)
+				fprintf(fp, "%u,%u,%u,%.6g,%.6g,%u,%u,%.6g,"
+				    "%.6g\n", u, tr[u].cluster,
+				    tr[u].cluster_late, tr[u].bias,
+				    tr[u].drift, tr[u].n, tr[u].n_early,
+				    tr[u].p_early, tr[u].p_late);
+			if (fclose(fp) != 0) {
+				fprintf(stderr, "%s: %s: %s\n", prog, p,
+				    strerror(errno));
+				rc = -1;
+			}
+		}
+	}
+	printf("total %.3f s\n", now() - t0);
+	free(tr);
+	dataset_fini(&ds);
+	dataset_meta_fini(&m);
+	return rc == 0 ? 0 : 1;
+}
+
+static int
+dbl_cmp(const void *x, const void *y)
+{
+	double a = *(const double *)x, b = *(const double *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+static double
+median(double *v, size_t n)
+{
+	if (n == 0)
+		return NAN;
+	qsort(v, n, sizeof(*v), dbl_cmp);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/*
+ * Prints a summary of ds. When r_g is given (a split's pool CTR), also
+ * the per-user drift of this set against it: mean |r_u - r_g|.
+ */
+static void
+summarize(const char *name, const struct dataset *ds, double r_g)
+{
+	uint32_t nu = 0;
+	size_t *cnt, users = 0, hist = 0;
+	double *pos, *sizes, lab = 0, drift = 0, mn = 0, mx = 0;
+	int64_t t_lo = INT64_MAX, t_hi = INT64_MIN;
+
+	for (size_t i = 0; i < ds->n; i++)
+		if (ds->s[i].user >= nu)
+			nu = ds->s[i].user + 1;
+	cnt = xcalloc(nu + 1, sizeof(*cnt));
+	pos = xcalloc(nu + 1, sizeof(*pos));
+	sizes = xcalloc(nu + 1, sizeof(*sizes));
+	for (size_t i = 0; i < ds->n; i++) {
+		const struct sample *s = &ds->s[i];
+
+		cnt[s->user]++;
+		pos[s->user] += s->label;
+		lab += s->label;
+		hist += s->hist_n;
+		if (s->ts < t_lo)
+			t_lo = s->ts;
+		if (s->ts > t_hi)
+			t_hi = s->ts;
+	}
+	for (uint32_t u = 0; u < nu; u++) {
+		if (cnt[u] == 0)
+			continue;
+		if (users == 0 || cnt[u] < mn)
+			mn = (double)cnt[u];
+		if (cnt[u] > mx)
+			mx = (double)cnt[u];
+		sizes[users++] = (double)cnt[u];
+		if (r_g >= 0)
+			drift += fabs(pos[u] / (double)cnt[u] - r_g);
+	}
+	printf("%s: %zu samples, %zu users, n_items %u, n_genres %u\n", name,
+	    ds->n, users, ds->n_items, ds->n_genres);
+	if (ds->n > 0) {
+		printf("  CTR %.4f, mean hist %.2f, ts %lld..%lld\n",
+		    lab / (double)ds->n, (double)hist / (double)ds->n,
+		    (long long)t_lo, (long long)t_hi);
+		printf("  per user: min %.0f, median %.1f, max %.0f\n", mn,
+		    median(sizes, users), mx);
+		if (r_g >= 0)
+			printf("  mean |r_u - r_g| %.4f (r_g %.4f)\n",
+			    drift / (double)users, r_g);
+	}
+	free(cnt);
+	free(pos);
+	free(sizes);
+}
+
+/* Reads all device files of one kind into ds. */
+static int
+read_devices(struct dataset *ds, const char *dir, const char *kind,
+    uint32_t n_users)
+{
+	struct dataset_opts o;
+	struct dataset_err e;
+	char p[4096];
+
+	dataset_opts_default(&o);
+	for (uint32_t u = 0; u < n_users; u++) {
+		int rc;
+
+		snprintf(p, sizeof(p), "%s/devices/%u.%s.csv", dir, u, kind);
+		if ((rc = dataset_read_csv(ds, p, &o, &e)) != 0) {
+			fprintf(stderr, "%s: %s\n", prog, e.msg);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+cmd_stats(int argc, char **argv)
+{
+	const char *path;
+	struct stat st;
+	struct dataset ds;
+	struct dataset_opts o;
+	struct dataset_err e;
+	char p[4096];
+	double t0 = now();
+	int rc;
+
+	if (argc >= 2 && (strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "--help") == 0)) {
+		usage(stdout);
+		return 0;
+	}
+	if (argc != 2) {
+		usage(stderr);
+		return 2;
+	}
+	path = argv[1];
+	if (stat(path, &st) != 0) {
+		fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
+		return 1;
+	}
+	dataset_opts_default(&o);
+	dataset_init(&ds);
+	if (!S_ISDIR(st.st_mode)) {
+		if ((rc = dataset_read_csv(&ds, path, &o, &e)) != 0) {
+			fprintf(stderr, "%s: %s\n", prog, e.msg);
+			return 1;
+		}
+		printf("read %zu rows in %.3f s (%.2f M rows/s)\n", ds.n,
+		    now() - t0, ds.n / (now() - t0) / 1e6);
+		summarize(path, &ds, -1);
+		dataset_fini(&ds);
+		return 0;
+	}
+	snprintf(p, sizeof(p), "%s/meta.txt", path);
+	if (stat(p, &st) == 0) {
+		struct dataset_meta m;
+		double r_g = 0;
+
+		if ((rc = dataset_meta_read(&m, p, &e)) != 0) {
+			fprintf(stderr, "%s: %s\n", prog, e.msg);
+			return 1;
+		}
+		printf("%s: format %s, %u users, %u items, %u genres\n", p,
+		    dataset_fmt_name(m.fmt), m.n_users, m.n_items, m.n_genres);
+		snprintf(p, sizeof(p), "%s/pool.csv", path);
+		if ((rc = dataset_read_csv(&ds, p, &o, &e)) != 0) {
+			fprintf(stderr, "%s: %s\n", prog, e.msg);
+			return 1;
+		}
+		for (size_t i = 0; i < ds.n; i++)
+			r_g += ds.s[i].label;
+		r_g = ds.n ? r_g / (double)ds.n : 0;
+		summarize("pool", &ds, -1);
+		dataset_fini(&ds);
+		dataset_init(&ds);
+		if (read_devices(&ds, path, "local", m.n_users) != 0)
+			return 1;
+		summarize("local", &ds, r_g);
+		dataset_fini(&ds);
+		dataset_init(&ds);
+		if (read_devices(&ds, path, "test", m.n_users) != 0)
+			return 1;
+		summarize("test", &ds, r_g);
+		dataset_fini(&ds);
+		dataset_meta_fini(&m);
+		return 0;
+	}
+	if (dataset_detect(path) >= 0) {
+		struct dataset_meta m;
+
+		dataset_meta_init(&m);
+		if ((rc = dataset_load_movielens(&ds, &m, path, &o, &e)) != 0) {
+			fprintf(stderr, "%s: %s\n", prog, e.msg);
+			return 1;
+		}
+		printf("loaded %s (%s) in %.3f s\n", path,
+		    dataset_fmt_name(m.fmt), now() - t0);
+		summarize(path, &ds, -1);
+		printf("  genres:");
+		for (uint32_t g = 0; g < m.n_genres; g++)
+			printf(" %s", m.genre[g]);
+		printf("\n");
+		dataset_fini(&ds);
+		dataset_meta_fini(&m);
+		return 0;
+	}
+	fprintf(stderr, "%s: %s: neither a samples CSV, a split directory "
+	    "(meta.txt) nor a MovieLens directory\n", prog, path);
+	return 1;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "split") == 0)
+		return cmd_split(argc - 1, argv + 1);
+	if (strcmp(argv[1], "synth") == 0)
+		return cmd_synth(argc - 1, argv + 1);
+	if (strcmp(argv[1], "stats") == 0)
+		return cmd_stats(argc - 1, argv + 1);
+	fprintf(stderr, "%s: unknown command '%s'\n", prog, argv[1]);
+	usage(stderr);
+	return 2;
+}
