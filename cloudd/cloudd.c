@@ -119,6 +119,7 @@ usage(FILE *f)
 "  -o, --option K=V      override one option (repeatable)\n"
 "  -n, --check           check the configuration and exit\n"
 "  -p, --print-config    print effective options and their sources\n"
+"  -E, --example-config  print a commented config with every default\n"
 "  -i, --import FILE     import a samples CSV into the pool and exit\n"
 "  -d, --debug           log-level debug\n"
 "  -h, --help            this help\n"
@@ -286,6 +287,7 @@ main(int argc, char **argv)
 		{ "option", required_argument, NULL, 'o' },
 		{ "check", no_argument, NULL, 'n' },
 		{ "print-config", no_argument, NULL, 'p' },
+		{ "example-config", no_argument, NULL, 'E' },
 		{ "import", required_argument, NULL, 'i' },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
@@ -301,13 +303,15 @@ main(int argc, char **argv)
 
 	if (conf_init(&cd->conf, cloudd_opts, &cd->cf, stderr) != 0)
 		fatalx("built-in defaults are invalid");
-	while ((ch = getopt_long(argc, argv, "f:o:npi:dhV", longopts, NULL))
+	while ((ch = getopt_long(argc, argv, "f:o:npEi:dhV", longopts, NULL))
 	    != -1) {
 		switch (ch) {
 		case 'f': cd->conf_path = optarg; break;
 		case 'o': overrides[n_over++] = optarg; break;
 		case 'n': check = 1; break;
 		case 'p': print = 1; break;
+		case 'E': conf_write_example(cloudd_opts, "cloudd.conf: the dccl cloud daemon", stdout);
+			return 0;
 		case 'i': import = optarg; break;
 		case 'd': debug = 1; break;
 		case 'h': usage(stdout); return 0;

@@ -35,7 +35,15 @@
  * query block against the centroids, the nprobe best lists per query (a
  * small heap), then each list is scored in chunks with sgemv and scanned
  * into the query's heap exactly as in exact search. With nprobe = L it
- * returns the exact answer.
+ * returns the exact answer. Queries of one block that probe the same list
+ * are served from one read of it (pairs grouped by list).
+ *
+ * IVF defaults: nlist = 4 sqrt(n) (4000 lists of ~250 vectors at 1M: list
+ * scans and centroid scoring cost about the same), 32 training vectors per
+ * list and 10 iterations (64 per list or more iterations bought < 0.002
+ * recall for 1.6x the build time), and nprobe auto-tuned at build time to a
+ * recall target on a sample of pool vectors (see retrieve.h), because the
+ * nprobe a recall needs varies by 10x with how clustered the vectors are.
  *
  * Merged search (the daemon's call): each query's top-k, then the m*k
  * candidates are sorted by (row, score desc), deduplicated, and re-sorted by
@@ -90,8 +98,10 @@
 
 #define DEF_IVF_MIN_N	65536
 #define DEF_ITERS	10
-#define DEF_TRAIN_PER	64	/* training vectors per list */
-#define DEF_NPROBE_DIV	50	/* nprobe = nlist / DEF_NPROBE_DIV */
+#define DEF_TRAIN_PER	32	/* training vectors per list */
+#define DEF_RECALL	0.96	/* nprobe auto-tuning goal */
+#define TUNE_Q		128	/* auto-tuning queries */
+#define TUNE_K		100	/* auto-tuning recall@ */
 
 typedef void dots_fn(float *, const float *, size_t, int, const float *);
 
@@ -516,6 +526,69 @@ kmeans(float *C, const float *T, size_t nt, uint32_t L, int d,
 	free(tile);
 }
 
+static void topk_ivf(const struct retr *, const float *, size_t, size_t,
+    uint32_t, uint32_t, struct retr_hit *, size_t *);
+
+/* Recall of nprobe p on the tuning queries qs against gt (nq,k). */
+static double
+tune_recall(const struct retr *r, const uint32_t *qs, size_t nq, size_t k,
+    const struct retr_hit *gt, const size_t *gn, uint32_t p,
+    struct retr_hit *res)
+{
+	size_t hit = 0, tot = 0, c;
+
+	for (size_t i = 0; i < nq; i++) {
+		topk_ivf(r, r->X + (size_t)qs[i] * r->d, 1, k,
+		    r->owner[qs[i]], p, res, &c);
+		for (size_t a = 0; a < gn[i]; a++)
+			for (size_t b = 0; b < c; b++)
+				if (gt[i * k + a].row == res[b].row) {
+					hit++;
+					break;
+				}
+		tot += gn[i];
+	}
+	return tot ? (double)hit / (double)tot : 1.0;
+}
+
+/* Smallest nprobe reaching recall@k >= target on pool-vector queries. */
+static uint32_t
+tune_nprobe(const struct retr *r, double target, struct rng *rng)
+{
+	size_t nq = r->n < TUNE_Q ? r->n : TUNE_Q;
+	size_t k = r->n < TUNE_K ? r->n : TUNE_K;
+	struct retr_hit *gt = xmalloc(nq * k * sizeof(*gt));
+	struct retr_hit *res = xmalloc(k * sizeof(*res));
+	size_t *gn = xmalloc(nq * sizeof(*gn));
+	uint32_t *qs = xmalloc(nq * sizeof(*qs)), L = r->nlist, lo = 0, hi;
+
+	for (size_t i = 0; i < nq; i++) {
+		qs[i] = (uint32_t)(rng_unif(rng) * (double)r->n);
+		topk_ivf(r, r->X + (size_t)qs[i] * r->d, 1, k, r->owner[qs[i]],
+		    L, gt + i * k, &gn[i]);
+	}
+	/* Double until reached, then bisect to within 1/16. */
+	for (hi = 1; hi < L; hi *= 2) {
+		if (tune_recall(r, qs, nq, k, gt, gn, hi, res) >= target)
+			break;
+		lo = hi;
+	}
+	if (hi > L)
+		hi = L;
+	while (hi - lo > 1 && (hi - lo) * 16 > hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (tune_recall(r, qs, nq, k, gt, gn, mid, res) >= target)
+			hi = mid;
+		else
+			lo = mid;
+	}
+	free(qs);
+	free(gn);
+	free(res);
+	free(gt);
+	return hi;
+}
+
 static void
 build_ivf(struct retr *r, const float *X, const uint32_t *owner,
     const uint64_t *row, const struct retr_opts *o)
@@ -533,11 +606,6 @@ build_ivf(struct retr *r, const float *X, const uint32_t *owner,
 	if (L > n)
 		L = (uint32_t)n;
 	r->nlist = L;
-	r->nprobe = o->nprobe ? o->nprobe : L / DEF_NPROBE_DIV;
-	if (r->nprobe < 1)
-		r->nprobe = 1;
-	if (r->nprobe > L)
-		r->nprobe = L;
 
 	nt = o->train_size ? o->train_size : (size_t)DEF_TRAIN_PER * L;
 	if (nt < L)
@@ -593,6 +661,12 @@ build_ivf(struct retr *r, const float *X, const uint32_t *owner,
 	}
 	free(fill);
 	free(lab);
+
+	if (o->nprobe != 0)
+		r->nprobe = o->nprobe < L ? o->nprobe : L;
+	else
+		r->nprobe = tune_nprobe(r, o->target_recall > 0 ?
+		    o->target_recall : DEF_RECALL, &rng);
 }
 
 int
@@ -613,7 +687,8 @@ retr_build(struct retr **out, const float *X, const uint32_t *owner,
 	if (X == NULL || owner == NULL || row == NULL || n == 0 ||
 	    n > RETR_MAX_N || d < 1 || d > RETR_MAX_D)
 		return -EINVAL;
-	if (opts->nlist > RETR_MAX_NLIST)
+	if (opts->nlist > RETR_MAX_NLIST || !(opts->target_recall >= 0) ||
+	    opts->target_recall > 1)
 		return -EINVAL;
 	switch (opts->kind) {
 	case RETR_AUTO:

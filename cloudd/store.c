@@ -99,34 +99,39 @@ migrate(struct store *st)
 	int v, n = sizeof(migrations) / sizeof(migrations[0]);
 	char sql[128];
 
+	/*
+	 * Read the version inside the write transaction, so two connections
+	 * opening a new database at once cannot both run a migration.
+	 */
+	if (exec(st, "BEGIN IMMEDIATE") != 0)
+		return -EIO;
 	if (exec(st, "CREATE TABLE IF NOT EXISTS schema_version("
 	    "version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)") != 0)
-		return -EIO;
+		goto fail;
 	v = store_schema_version(st);
 	if (v < 0)
 		v = 0;
 	if (v > n) {
 		snprintf(st->err, sizeof(st->err), "database schema version "
 		    "%d is newer than this cloudd (%d)", v, n);
+		exec(st, "ROLLBACK");
 		return -EPROTO;
 	}
 	for (; v < n; v++) {
-		if (exec(st, "BEGIN IMMEDIATE") != 0)
-			return -EIO;
 		snprintf(sql, sizeof(sql), "INSERT INTO schema_version "
 		    "VALUES(%d, strftime('%%s','now'))", v + 1);
 		if (exec(st, migrations[v]) != 0 || exec(st, sql) != 0) {
-			char keep[256];
-			memcpy(keep, st->err, sizeof(keep));
-			exec(st, "ROLLBACK");
-			snprintf(st->err, sizeof(st->err), "migration %d: %s",
+			char keep[200];
+			snprintf(keep, sizeof(keep), "%.199s", st->err);
+			snprintf(st->err, sizeof(st->err), "migration %d: %.200s",
 			    v + 1, keep);
-			return -EIO;
+			goto fail;
 		}
-		if (exec(st, "COMMIT") != 0)
-			return -EIO;
 	}
-	return 0;
+	return exec(st, "COMMIT");
+fail:
+	exec(st, "ROLLBACK");
+	return -EIO;
 }
 
 int
@@ -462,7 +467,8 @@ store_model_read(struct store *st, uint64_t version, uint64_t off, void *buf,
 	    (sqlite3_int64)version, 0, &b) != SQLITE_OK)
 		return sqlite3_errcode(st->db) == SQLITE_ERROR ? -ENOENT :
 		    fail_db(st, "model blob");
-	if (off + len > (uint64_t)sqlite3_blob_bytes(b))
+	if (off > (uint64_t)sqlite3_blob_bytes(b) ||
+	    len > (uint64_t)sqlite3_blob_bytes(b) - off)
 		rc = -ERANGE;
 	else if (sqlite3_blob_read(b, buf, (int)len, (int)off) != SQLITE_OK)
 		rc = fail_db(st, "model read");
@@ -480,7 +486,11 @@ store_model_list(struct store *st, struct store_model_info **out, size_t *n)
 	*out = xcalloc(cap, sizeof(**out));
 	if (prep(st, "SELECT " MODEL_COLS " FROM models ORDER BY version",
 	    &s) != 0)
+		{
+		free(*out);
+		*out = NULL;
 		return -EIO;
+	}
 	while (sqlite3_step(s) == SQLITE_ROW) {
 		if (*n == cap)
 			*out = xreallocarray(*out, cap *= 2, sizeof(**out));
@@ -523,7 +533,11 @@ store_device_list(struct store *st, struct store_device **out, size_t *n)
 	    "d.memory_mb, d.registered, d.last_seen, (SELECT count(*) FROM "
 	    "patches p WHERE p.device_id = d.device_id) FROM devices d "
 	    "ORDER BY d.device_id", &s) != 0)
+		{
+		free(*out);
+		*out = NULL;
 		return -EIO;
+	}
 	while (sqlite3_step(s) == SQLITE_ROW) {
 		struct store_device *d;
 		if (*n == cap)
@@ -557,7 +571,9 @@ store_patch_put(struct store *st, const struct store_patch *p, uint64_t *id,
 	int r;
 
 	*dup = 0;
-	if (st->patch_ins == NULL && (prep(st, "INSERT INTO patches("
+	if ((st->patch_ins == NULL || st->patch_find == NULL) &&
+	    (sqlite3_finalize(st->patch_ins), sqlite3_finalize(st->patch_find),
+	    st->patch_ins = st->patch_find = NULL, prep(st, "INSERT INTO patches("
 	    "device_id, user_id, request_id, base_version, kind, created, "
 	    "size, blob) VALUES(?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
 	    &st->patch_ins) != 0 || prep(st, "SELECT id FROM patches WHERE "
@@ -609,7 +625,11 @@ store_patch_list(struct store *st, uint64_t min_base, struct store_patch **out,
 	if (prep(st, "SELECT id, device_id, user_id, request_id, base_version,"
 	    " kind, created, size, blob FROM patches WHERE base_version >= ?1"
 	    " ORDER BY id", &s) != 0)
+		{
+		free(*out);
+		*out = NULL;
 		return -EIO;
+	}
 	sqlite3_bind_int64(s, 1, (int64_t)min_base);
 	while (sqlite3_step(s) == SQLITE_ROW) {
 		struct store_patch *p;

@@ -32,6 +32,7 @@ static const char *const state_names[] = { "register", "download",
 	"retrieve", "train", "upload", "idle", "done" };
 
 static void enter(struct device *d, enum dev_state s);
+static void backoff(struct device *d, const char *why);
 
 static void
 timer_cb(uv_timer_t *t)
@@ -41,13 +42,11 @@ timer_cb(uv_timer_t *t)
 	if (d->dd->stopping)
 		return;
 	if (d->waiting) {
-		d->waiting = 0;
-		d->attempt++;
 		log_warnx("TIMEOUT: device=%s %s req=%llu: no reply in %lld ms",
 		    d->id, state_names[d->state],
 		    (unsigned long long)d->req_id,
 		    (long long)d->dd->cf.request_timeout_ms);
-		uv_timer_start(&d->timer, timer_cb, 0, 0);
+		backoff(d, "no reply");
 		return;
 	}
 	enter(d, d->state);	/* the backoff elapsed: try again */

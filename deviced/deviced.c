@@ -104,6 +104,7 @@ usage(FILE *f)
 "  -N, --devices N       host N devices (needs deviced.shards)\n"
 "  -n, --check           check the configuration and exit\n"
 "  -p, --print-config    print effective options and their sources\n"
+"  -E, --example-config  print a commented config with every default\n"
 "  -d, --debug           log-level debug\n"
 "  -h, --help            this help\n"
 "  -V, --version         print the version\n");
@@ -204,6 +205,7 @@ main(int argc, char **argv)
 		{ "devices", required_argument, NULL, 'N' },
 		{ "check", no_argument, NULL, 'n' },
 		{ "print-config", no_argument, NULL, 'p' },
+		{ "example-config", no_argument, NULL, 'E' },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -216,7 +218,7 @@ main(int argc, char **argv)
 
 	if (conf_init(&dd->conf, deviced_opts, &dd->cf, stderr) != 0)
 		fatalx("built-in defaults are invalid");
-	while ((ch = getopt_long(argc, argv, "f:o:N:npdhV", longopts, NULL))
+	while ((ch = getopt_long(argc, argv, "f:o:N:npEdhV", longopts, NULL))
 	    != -1) {
 		switch (ch) {
 		case 'f': dd->conf_path = optarg; break;
@@ -224,6 +226,8 @@ main(int argc, char **argv)
 		case 'N': ndev = optarg; break;
 		case 'n': check = 1; break;
 		case 'p': print = 1; break;
+		case 'E': conf_write_example(deviced_opts, "deviced.conf: the dccl device daemon", stdout);
+			return 0;
 		case 'd': over[n_over++] = "deviced.log-level=debug"; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("deviced %s (protocol %d)\n",

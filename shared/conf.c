@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <ini.h>
+#include <sys/types.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,15 +166,52 @@ conf_fini(struct conf *c)
 	c->src = NULL;
 }
 
+/* 1 if the line is something inih would call a syntax error. */
+static int
+bad_syntax(const char *l)
+{
+	while (*l == ' ' || *l == '\t')
+		l++;
+	if (*l == '\0' || *l == '\n' || *l == '\r' || *l == ';' || *l == '#')
+		return 0;
+	if (*l == '[')
+		return strchr(l, ']') == NULL;
+	return strpbrk(l, "=:") == NULL;
+}
+
+/*
+ * Feeds inih one line at a time, counting lines so the handler can name
+ * them. Lines inih would reject (too long for its buffer, no '=' or an
+ * unclosed '[') are reported here and replaced by an empty line, so every
+ * error is reported and line numbers never shift.
+ */
 static char *
 reader(char *str, int num, void *stream)
 {
 	struct conf_parse *p = stream;
-	char *r = fgets(str, num, p->fp);
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n = getline(&line, &cap, p->fp);
 
-	if (r != NULL)
-		p->line++;
-	return r;
+	if (n < 0) {
+		free(line);
+		return NULL;
+	}
+	p->line++;
+	if (n >= num - 1) {
+		fprintf(p->c->err, "%s:%d: line too long (max %d bytes)\n",
+		    p->c->file, p->line, num - 2);
+		p->errors++;
+		snprintf(str, num, "\n");
+	} else if (bad_syntax(line)) {
+		fprintf(p->c->err, "%s:%d: syntax error\n", p->c->file,
+		    p->line);
+		p->errors++;
+		snprintf(str, num, "\n");
+	} else
+		memcpy(str, line, n + 1);
+	free(line);
+	return str;
 }
 
 static int
@@ -209,8 +247,8 @@ conf_load(struct conf *c, const char *path)
 	}
 	rc = ini_parse_stream(reader, &p, handler, &p);
 	fclose(p.fp);
-	if (rc > 0) {
-		/* A syntax error inih found (e.g. a line with no '='). */
+	if (rc > 0 && p.errors == 0) {
+		/* One inih found that the screening above did not. */
 		fprintf(c->err, "%s:%d: syntax error\n", path, rc);
 		p.errors++;
 	} else if (rc < 0) {
@@ -270,5 +308,50 @@ conf_print(const struct conf *c, FILE *out)
 		fprintf(out, "%-28s = %-30s # %s%s\n", o->name, val,
 		    src_names[c->src[o - c->opts]],
 		    o->reload ? ", reloadable" : "");
+	}
+}
+
+void
+conf_write_example(const struct conf_opt *opts, const char *title, FILE *out)
+{
+	char section[64] = "";
+
+	fprintf(out, "# %s\n#\n# Every option with its default. Generated from the "
+	    "option table\n# (--example-config); override any of them with "
+	    "-o section.key=value.\n# \"reloadable\": SIGHUP applies a change "
+	    "without a restart.\n", title);
+	for (const struct conf_opt *o = opts; o->name != NULL; o++) {
+		const char *dot = strchr(o->name, '.');
+		size_t sl = dot ? (size_t)(dot - o->name) : 0;
+
+		if (sl == 0 || sl >= sizeof(section))
+			continue;
+		if (strncmp(section, o->name, sl) != 0 || section[sl] != '\0') {
+			memcpy(section, o->name, sl);
+			section[sl] = '\0';
+			fprintf(out, "\n[%s]\n", section);
+		}
+		fprintf(out, "\n# %s\n", o->help);
+		switch (o->type) {
+		case CONF_T_INT:
+			fprintf(out, "# integer, %.0f..%.0f", o->min, o->max);
+			break;
+		case CONF_T_DBL:
+			fprintf(out, "# number, %g..%g", o->min, o->max);
+			break;
+		case CONF_T_BOOL:
+			fprintf(out, "# yes or no");
+			break;
+		case CONF_T_ENUM:
+			fprintf(out, "# one of:");
+			for (int i = 0; o->enums[i] != NULL; i++)
+				fprintf(out, " %s", o->enums[i]);
+			break;
+		case CONF_T_STR:
+			fprintf(out, "# string");
+			break;
+		}
+		fprintf(out, "; default %s%s\n%s = %s\n", o->def[0] ? o->def :
+		    "(empty)", o->reload ? "; reloadable" : "", dot + 1, o->def);
 	}
 }

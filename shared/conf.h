@@ -56,6 +56,13 @@ int	conf_set(struct conf *c, const char *name, const char *value,
 	    enum conf_src src, const char *where);
 /* Prints "key = value  # source" for every option. */
 void	conf_print(const struct conf *c, FILE *out);
+/*
+ * Writes a commented INI example of every option (help, default, range,
+ * whether SIGHUP reloads it), grouped by section; the shipped conf files
+ * are generated with it.
+ */
+void	conf_write_example(const struct conf_opt *opts, const char *title,
+	    FILE *out);
 /* Looks an option up by name; NULL if unknown. */
 const struct conf_opt *conf_find(const struct conf_opt *opts, const char *name);
 /* Formats an option's current value into buf. */

@@ -207,6 +207,9 @@ ctr_alloc(const struct ctr_config *cfg)
 	size_t off = 0;
 
 	m->cfg = *cfg;
+	/* unused hidden[] slots are 0, so configs compare with memcmp */
+	for (int l = cfg->n_hidden; l < CTR_MAX_LAYERS; l++)
+		m->cfg.hidden[l] = 0;
 	m->C0 = CTR_N_FIELDS * cfg->dim;
 	m->L = cfg->n_hidden;
 	m->R = cfg->n_hidden > 0 ? cfg->patch_rank : 0;

@@ -125,10 +125,16 @@ struct ctr *ctr_clone(const struct ctr *m);
 /* Copies the parameters of src into dst; -EINVAL if the configs differ. */
 int	ctr_copy_params(struct ctr *dst, const struct ctr *src);
 
+/* The model's config (unused hidden[] slots zeroed). */
 const struct ctr_config *ctr_config(const struct ctr *m);
+/* Number of float parameters. */
 size_t	ctr_num_params(const struct ctr *m);
-/* The parameter buffer (ctr_num_params floats). */
+/*
+ * The parameter buffer (ctr_num_params floats, tensors in ctr_tensor_at
+ * order). Writable, for tests and loaders; the caller keeps the rules above.
+ */
 float	*ctr_params(const struct ctr *m);
+/* Number of named tensors (at most CTR_MAX_TENSORS). */
 int	ctr_num_tensors(const struct ctr *m);
 /* Tensor i in buffer order, 0 <= i < ctr_num_tensors; NULL otherwise. */
 const struct ctr_tensor *ctr_tensor_at(const struct ctr *m, int i);

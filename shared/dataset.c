@@ -203,6 +203,61 @@ split_c(char *s, size_t n, char d, struct fld *f, int max)
 	}
 }
 
+/*
+ * The samples CSV hot path: the first k - 1 fields are short, so they are
+ * cut with a byte loop (cheaper than memchr calls on tiny spans); field k
+ * is the rest of the line, which may itself contain more delimiters.
+ * Returns the number of fields found, <= k.
+ */
+static int
+split_first(char *s, size_t n, char d, struct fld *f, int k)
+{
+	int j = 0;
+	size_t a = 0;
+
+	for (size_t i = 0; i < n && j < k - 1; i++) {
+		if (s[i] != d)
+			continue;
+		f[j].p = s + a;
+		f[j].n = i - a;
+		j++;
+		a = i + 1;
+	}
+	f[j].p = s + a;
+	f[j].n = n - a;
+	return j + 1;
+}
+
+/*
+ * '|'-separated uint32 ids (each < lim), at most max of them; "" is none.
+ * Returns the count, or -1 on a malformed list, -2 when there are too many.
+ */
+static int
+parse_idlist(const char *p, size_t n, uint32_t lim, uint32_t *out, int max)
+{
+	const char *e = p + n;
+	int k = 0;
+
+	if (n == 0)
+		return 0;
+	for (;;) {
+		const char *st = p;
+		uint64_t v = 0;
+
+		while (p < e && (unsigned)(*p - '0') <= 9 && p - st < 11)
+			v = v * 10 + (uint64_t)(*p++ - '0');
+		if (p == st || v >= lim || (p < e && *p != '|'))
+			return -1;
+		if (k == max)
+			return -2;
+		out[k++] = (uint32_t)v;
+		if (p == e)
+			return k;
+		if (++p == e)
+			return -1;	/* trailing '|' */
+	}
+}
+
 /* Splits on "::" (MovieLens 1M). */
 static int
 split_cc(char *s, size_t n, struct fld *f, int max)
@@ -1424,7 +1479,8 @@ ml_finish(struct mlload *L, struct dataset *ds, struct dataset_meta *meta,
 	uraw = uniq_ids(L->r, L->nr, 0, &nu);
 	iraw = uniq_ids(L->r, L->nr, 1, &ni);
 	igen = xcalloc(ni, sizeof(*igen));
-	qsort(L->m, L->nm, sizeof(*L->m), movie_cmp);
+	if (L->nm > 0)
+		qsort(L->m, L->nm, sizeof(*L->m), movie_cmp);
 	for (uint32_t i = 0; i < ni; i++) {
 		size_t lo = 0, hi = L->nm;
 
@@ -1932,6 +1988,7 @@ dataset_read_csv(struct dataset *ds, const char *path,
 	size_t len;
 	int rc, st, have_hdr = 0, seen_cols = 0;
 	uint32_t nu = 0, ni = 0, ng = 0;
+	struct dataset saved = *ds;	/* sizes, to undo a failed read */
 
 	if (err == NULL)
 		err = &dummy;
@@ -1971,7 +2028,8 @@ dataset_read_csv(struct dataset *ds, const char *path,
 				    hdr_u32(line, len, "n_users", &nu) == 0 &&
 				    hdr_u32(line, len, "n_items", &ni) == 0 &&
 				    hdr_u32(line, len, "n_genres", &ng) == 0 &&
-				    ng <= SAMPLE_GENRES_MAX)
+				    ng <= SAMPLE_GENRES_MAX &&
+				    nu <= DATASET_ID_MAX && ni <= DATASET_ID_MAX)
 					have_hdr = 1;
 				else {
 					e.skip = 0;
@@ -1994,15 +2052,15 @@ dataset_read_csv(struct dataset *ds, const char *path,
 		if (len == 0)
 			continue;
 		err->n_lines++;
-		k = split_c(line, len, ',', f, 8);
+		k = split_first(line, len, ',', f, 7);
 		memset(&s, 0, sizeof(s));
-		if (k != 7)
+		if (k != 7 || memchr(f[6].p, ',', f[6].n) != NULL)
 			why = "expected 7 fields";
 		else if (parse_u32(f[0].p, f[0].n, &s.user) != 0 ||
-		    s.user == UINT32_MAX || (have_hdr && s.user >= nu))
+		    s.user >= (have_hdr ? nu : DATASET_ID_MAX))
 			why = "bad user id";
 		else if (parse_u32(f[1].p, f[1].n, &s.item) != 0 ||
-		    s.item == UINT32_MAX || (have_hdr && s.item >= ni))
+		    s.item >= (have_hdr ? ni : DATASET_ID_MAX))
 			why = "bad item id";
 		else if (parse_i64(f[2].p, f[2].n, &s.ts) != 0)
 			why = "bad timestamp";
@@ -2015,20 +2073,16 @@ dataset_read_csv(struct dataset *ds, const char *path,
 		else if (parse_u32(f[5].p, f[5].n, &s.genres) != 0 ||
 		    (have_hdr && ng < 32 && (s.genres >> ng) != 0))
 			why = "bad genres";
-		else if (f[6].n > 0) {
-			struct fld hf[SAMPLE_HIST_MAX + 1];
-			int nh = split_c(f[6].p, f[6].n, '|', hf,
-			    SAMPLE_HIST_MAX + 1);
+		else {
+			int nh = parse_idlist(f[6].p, f[6].n, have_hdr ? ni :
+			    DATASET_ID_MAX, hist, SAMPLE_HIST_MAX);
 
-			if (nh > SAMPLE_HIST_MAX)
+			if (nh == -2)
 				why = "history too long";
-			for (int j = 0; j < nh && why == NULL; j++) {
-				if (parse_u32(hf[j].p, hf[j].n, &hist[j]) !=
-				    0 || hist[j] == UINT32_MAX ||
-				    (have_hdr && hist[j] >= ni))
-					why = "bad history item";
-			}
-			hn = nh > 0 ? (size_t)nh : 0;
+			else if (nh < 0)
+				why = "bad history item";
+			else
+				hn = (size_t)nh;
 		}
 		if (why != NULL) {
 			if ((rc = bad_line(&e, path, r.lineno, why)) != 0)
@@ -2043,6 +2097,13 @@ dataset_read_csv(struct dataset *ds, const char *path,
 	if (rc == 0 && !seen_cols) {
 		err_set(err, "%s: missing header '" CSV_HEADER "'", path);
 		rc = -EINVAL;
+	}
+	if (rc != 0) {
+		ds->n = saved.n;
+		ds->hist_len = saved.hist_len;
+		ds->n_users = saved.n_users;
+		ds->n_items = saved.n_items;
+		ds->n_genres = saved.n_genres;
 	}
 	if (rc == 0 && have_hdr) {
 		if (nu > ds->n_users)

@@ -29,6 +29,7 @@
 #define DATASET_FIELD_MAX	1024	/* longest accepted field, bytes */
 #define DATASET_LINE_MAX	65536	/* longest accepted line, bytes */
 #define DATASET_GENRE_NAME_MAX	64
+#define DATASET_ID_MAX		(1u << 27)	/* dense ids in a samples CSV */
 
 enum dataset_fmt {
 	DATASET_FMT_AUTO = 0,
@@ -232,8 +233,10 @@ void	synth_opts_default(struct synth_opts *o);
  * z, t ~ N(0,1). Timestamps strictly increase per user; with drift_start =
  * the split's pool fraction the drift starts exactly at the local part.
  * Items a user sees are distinct when max_per_user <= n_items / 2.
- * *truth (n_users entries) is allocated for the caller (free()).
- * meta gets item genres and names "g0".. (user/item raw = dense).
+ * ds and meta are overwritten (pass them empty); *truth (n_users entries)
+ * is allocated for the caller (free()). meta gets item genres and genre
+ * names "g0".. (user/item raw = dense). Deterministic in o->seed; user u's
+ * samples come from their own RNG stream (seed, u).
  * Returns -EINVAL on bad options, -E2BIG if sizes exceed bounds.
  */
 int	dataset_synth(struct dataset *ds, struct dataset_meta *meta,
@@ -246,8 +249,9 @@ int	dataset_synth(struct dataset *ds, struct dataset_meta *meta,
  *   # dccl-samples v1 n_users=U n_items=I n_genres=G
  *   user,item,ts,rating,label,genres,hist
  *   3,17,964982703,4.5,1,5,2|9|11
- * The '#' line is optional on read (ids then only need to fit in uint32);
- * when present, ids are checked against it and ds->n_* are raised to it.
+ * The '#' line is optional on read; when present, ids are checked against
+ * it and ds->n_* are raised to it; without it ids must be < DATASET_ID_MAX
+ * (so that per-user arrays sized by the largest id stay bounded).
  * genres is the bitmask in decimal; hist is '|'-separated item ids, oldest
  * first, empty when none; rating and label are decimals (label may be
  * soft). Lines may end in \r\n. Field lengths are bounded.
@@ -257,7 +261,12 @@ int	dataset_write_csv(const char *path, const struct dataset *ds,
 /* Same, to an open stream (not closed). idx NULL = all samples. */
 int	dataset_write_csv_fp(FILE *fp, const struct dataset *ds,
 	    const size_t *idx, size_t n);
-/* Appends the rows of path to ds (samples keep the file's histories). */
+/*
+ * Appends the rows of path to ds in file order (no sorting; samples keep
+ * the file's histories). With o->skip_bad, bad data rows are counted in
+ * err->n_bad and skipped; a bad header or '#' line always fails. o and err
+ * may be NULL. On failure ds is restored to its previous contents.
+ */
 int	dataset_read_csv(struct dataset *ds, const char *path,
 	    const struct dataset_opts *o, struct dataset_err *err);
 

@@ -125,7 +125,9 @@ void	bce_logits_backward(float *dx, const float *x, const float *y,
 
 /* ---- MetaPatch -----------------------------------------------------------
  * out = inp + U diag(m_b) V inp, row-wise, with U, V shared and m_b the row
- * mtab[mid[b]] (the m vector of the user of sample b).
+ * mtab[mid[b]] (the m vector of the user of sample b). The plain names use
+ * cblas_sgemm on blocks of rows, the *_naive ones are reference loops with
+ * identical signatures. R <= KERN_RANK_MAX.
  *
  * out  (B,H)   may not alias inp
  * t    (B,R)   saved V inp, needed by the backward
@@ -138,6 +140,9 @@ void	bce_logits_backward(float *dx, const float *x, const float *y,
 void	metapatch_forward(float *out, float *t, const float *inp,
 	    const float *U, const float *V, const float *mtab,
 	    const uint32_t *mid, int B, int H, int R);
+void	metapatch_forward_naive(float *out, float *t, const float *inp,
+	    const float *U, const float *V, const float *mtab,
+	    const uint32_t *mid, int B, int H, int R);
 /*
  * dinp (B,H) += dout + V^T diag(m) U^T dout    may be NULL
  * dU   (H,R) += dout^T (m * t)                 may be NULL
@@ -147,6 +152,10 @@ void	metapatch_forward(float *out, float *t, const float *inp,
  */
 void	metapatch_backward(float *dinp, float *dU, float *dV, float *dm,
 	    const float *dout, const float *inp, const float *t,
+	    const float *U, const float *V, const float *mtab,
+	    const uint32_t *mid, int B, int H, int R);
+void	metapatch_backward_naive(float *dinp, float *dU, float *dV,
+	    float *dm, const float *dout, const float *inp, const float *t,
 	    const float *U, const float *V, const float *mtab,
 	    const uint32_t *mid, int B, int H, int R);
 

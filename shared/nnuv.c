@@ -35,12 +35,22 @@ trysend(struct nnuv *s, void *msg, size_t len, void *hdr)
 	mh.msg_iov = &iov;
 	mh.msg_iovlen = 1;
 	if (hdr != NULL) {
-		mh.msg_control = &hdr;
-		mh.msg_controllen = NN_MSG;
+		/*
+		 * Pass the header by value: nanomsg copies it. Handing over
+		 * the chunk (NN_MSG) would let nanomsg free it even when the
+		 * send fails with EAGAIN, and the queued retry would then use
+		 * freed memory.
+		 */
+		const struct nn_cmsghdr *c = hdr;
+		mh.msg_control = hdr;
+		mh.msg_controllen = NN_CMSG_SPACE(c->cmsg_len - NN_CMSG_LEN(0));
 	}
 	rc = nn_sendmsg(s->sock, &mh, NN_DONTWAIT);
-	if (rc >= 0)
+	if (rc >= 0) {
+		if (hdr != NULL)
+			nn_freemsg(hdr);
 		return 1;
+	}
 	if (nn_errno() == EAGAIN)
 		return 0;
 	freemsgs(msg, hdr);

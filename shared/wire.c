@@ -82,6 +82,8 @@ wire_body_name(int c)
 
 	if (c == DCCL__ENVELOPE__BODY__NOT_SET)
 		return "none";
+	if (c < DCCL__ENVELOPE__BODY_ERROR)
+		return "unknown";	/* a header field, not a body */
 	f = protobuf_c_message_descriptor_get_field(
 	    &dccl__envelope__descriptor, (unsigned)c);
 	return f ? f->name : "unknown";

@@ -239,7 +239,7 @@ main(int argc, char **argv)
 	nlist = retr_nlist(ivf);
 	nprobe = retr_nprobe(ivf);
 	printf("ivf: nlist=%u nprobe=%u train=%u iters=%u, build %.1f s\n",
-	    nlist, nprobe, train ? train : 64 * nlist, iters ? iters : 10, tb);
+	    nlist, nprobe, train ? train : 32 * nlist, iters ? iters : 10, tb);
 	double ti1 = run(ivf, Q, nq, 1, k, 0, res) / nq;
 	double rec = recall(res, gt, nq, k);
 	double tib = run(ivf, Q, nq, bs, k, 0, res) / nq;

@@ -482,26 +482,83 @@ test_metapatch_grad(void **state)
 	struct mp_ctx c = { to_double(x, B * H), to_double(U, H * R),
 	    to_double(V, R * H), to_double(m, M * R), to_double(dout, B * H),
 	    mid, B, H, R };
-	metapatch_forward(out, t, x, U, V, m, mid, B, H, R);
-	double L = 0;
-	for (int i = 0; i < B * H; i++)
-		L += out[i] * c.r[i];
-	assert_true(fabs(L - mp_loss(&c)) < 1e-4);
-	metapatch_backward(dx, dU, dV, dm, dout, x, t, U, V, m, mid, B, H, R);
-	numgrad(c.x, B * H, num, mp_loss, &c);
-	assert_int_equal(check_tensor("mp dinp", dx, num, B * H), 0);
-	numgrad(c.U, H * R, num, mp_loss, &c);
-	assert_int_equal(check_tensor("mp dU", dU, num, H * R), 0);
-	numgrad(c.V, R * H, num, mp_loss, &c);
-	assert_int_equal(check_tensor("mp dV", dV, num, R * H), 0);
-	numgrad(c.m, M * R, num, mp_loss, &c);
-	assert_int_equal(check_tensor("mp dm", dm, num, M * R), 0);
+	for (int impl = 0; impl < 2; impl++) {
+		memset(dx, 0, sizeof(dx));
+		memset(dU, 0, sizeof(dU));
+		memset(dV, 0, sizeof(dV));
+		memset(dm, 0, sizeof(dm));
+		(impl ? metapatch_forward : metapatch_forward_naive)(out, t, x,
+		    U, V, m, mid, B, H, R);
+		double L = 0;
+		for (int i = 0; i < B * H; i++)
+			L += out[i] * c.r[i];
+		assert_true(fabs(L - mp_loss(&c)) < 1e-4);
+		(impl ? metapatch_backward : metapatch_backward_naive)(dx, dU,
+		    dV, dm, dout, x, t, U, V, m, mid, B, H, R);
+		printf(" %s:\n", impl ? "blas" : "naive");
+		numgrad(c.x, B * H, num, mp_loss, &c);
+		assert_int_equal(check_tensor("mp dinp", dx, num, B * H), 0);
+		numgrad(c.U, H * R, num, mp_loss, &c);
+		assert_int_equal(check_tensor("mp dU", dU, num, H * R), 0);
+		numgrad(c.V, R * H, num, mp_loss, &c);
+		assert_int_equal(check_tensor("mp dV", dV, num, R * H), 0);
+		numgrad(c.m, M * R, num, mp_loss, &c);
+		assert_int_equal(check_tensor("mp dm", dm, num, M * R), 0);
+	}
 
 	/* m = 0: the patch is the identity */
 	float z[M * R] = { 0 };
 	metapatch_forward(out, t, x, U, V, z, mid, B, H, R);
 	assert_memory_equal(out, x, sizeof(x));
 	free(c.x); free(c.U); free(c.V); free(c.m); free(c.r);
+}
+
+static void
+test_metapatch_naive_vs_blas(void **state)
+{
+	/* B crosses the 64-row block boundary */
+	enum { B = 150, H = 33, R = 7, M = 11 };
+	struct rng rg;
+	uint32_t mid[B];
+	float *x = malloc(B * H * 4), *U = malloc(H * R * 4),
+	    *V = malloc(R * H * 4), *m = malloc(M * R * 4),
+	    *d = malloc(B * H * 4);
+	float *o[2], *t[2], *dx[2], *dU[2], *dV[2], *dm[2];
+
+	rng_seed(&rg, 23);
+	randf(x, B * H, 1, &rg);
+	randf(U, H * R, 1, &rg);
+	randf(V, R * H, 1, &rg);
+	randf(m, M * R, 1, &rg);
+	randf(d, B * H, 1, &rg);
+	for (int b = 0; b < B; b++)
+		mid[b] = rng_below(&rg, M);
+	for (int i = 0; i < 2; i++) {
+		o[i] = malloc(B * H * 4);
+		t[i] = malloc(B * R * 4);
+		dx[i] = calloc(B * H, 4);
+		dU[i] = calloc(H * R, 4);
+		dV[i] = calloc(R * H, 4);
+		dm[i] = calloc(M * R, 4);
+		(i ? metapatch_forward : metapatch_forward_naive)(o[i], t[i], x,
+		    U, V, m, mid, B, H, R);
+		(i ? metapatch_backward : metapatch_backward_naive)(dx[i],
+		    dU[i], dV[i], dm[i], d, x, t[i], U, V, m, mid, B, H, R);
+	}
+#define CLOSE(a, b, n) for (int k = 0; k < (n); k++) \
+	assert_true(fabsf((a)[k] - (b)[k]) <= 1e-4f * (1 + fabsf((a)[k])))
+	CLOSE(o[0], o[1], B * H);
+	CLOSE(t[0], t[1], B * R);
+	CLOSE(dx[0], dx[1], B * H);
+	CLOSE(dU[0], dU[1], H * R);
+	CLOSE(dV[0], dV[1], R * H);
+	CLOSE(dm[0], dm[1], M * R);
+#undef CLOSE
+	for (int i = 0; i < 2; i++) {
+		free(o[i]); free(t[i]); free(dx[i]); free(dU[i]); free(dV[i]);
+		free(dm[i]);
+	}
+	free(x); free(U); free(V); free(m); free(d);
 }
 
 /* ---- tiny end-to-end: logistic regression falls on separable data ---------- */
@@ -549,6 +606,7 @@ main(void)
 		cmocka_unit_test(test_relu_grad),
 		cmocka_unit_test(test_bce_grad),
 		cmocka_unit_test(test_metapatch_grad),
+		cmocka_unit_test(test_metapatch_naive_vs_blas),
 		cmocka_unit_test(test_loss_falls),
 	};
 

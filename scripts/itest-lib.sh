@@ -1,0 +1,81 @@
+# Integration test helpers (sourced). Each scenario gets a temp dir, its own
+# ports, and a trap that kills only the processes it started.
+set -eu
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=${DCCL_BIN:-bin}
+case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
+export OPENBLAS_NUM_THREADS=1
+T=$(mktemp -d /tmp/dccl-itest.XXXXXX)
+PIDS=""
+cleanup() {
+	for p in $PIDS; do kill -9 "$p" 2>/dev/null || true; done
+	if [ "${KEEP:-0}" = 1 ]; then echo "kept $T"; else rm -rf "$T"; fi
+}
+trap cleanup EXIT INT TERM
+
+log() { echo "--- $*"; }
+die() { echo "FAIL: $*"; for f in "$T"/*.log; do [ -f "$f" ] && { echo "== $f"; tail -n 30 "$f"; }; done; exit 1; }
+skip() { echo "SKIP: $*"; exit 77; }
+
+# A free TCP port (asks the kernel, then releases it).
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
+	    echo $(( 20000 + $$ % 20000 + ${1:-0} ))
+}
+
+# wait_for COND_CMD TRIES DELAY_S: polls a shell condition.
+wait_for() {
+	i=0
+	while [ $i -lt "$2" ]; do
+		if eval "$1"; then return 0; fi
+		sleep "$3"; i=$((i + 1))
+	done
+	return 1
+}
+
+# Endpoints: TRANSPORT=tcp (default) or ipc.
+endpoints() {
+	if [ "${TRANSPORT:-tcp}" = ipc ]; then
+		EP="ipc://$T/cloudd.ipc"; PUB="ipc://$T/pub.ipc"
+	else
+		EP="tcp://127.0.0.1:$(free_port 1)"; PUB="tcp://127.0.0.1:$(free_port 2)"
+	fi
+	ADM="ipc://$T/admin.ipc"
+}
+
+# start_cloudd [extra -o options...]: logs to $T/cloudd.log, sets CPID.
+start_cloudd() {
+	"$BIN/cloudd" -o cloudd.listen="$EP" -o cloudd.pub-listen="$PUB" \
+	    -o cloudd.admin-listen="$ADM" -o cloudd.data-dir="$T/cloud" \
+	    -o train.epochs=3 "$@" >>"$T/cloudd.log" 2>&1 &
+	CPID=$!
+	PIDS="$PIDS $CPID"
+	wait_for "grep -q 'READY: cloudd' '$T/cloudd.log'" 100 0.1 || die "cloudd not ready"
+}
+
+# start_deviced NAME [extra -o options...]: logs to $T/NAME.log, sets DPID.
+start_deviced() {
+	name=$1; shift
+	"$BIN/deviced" -o deviced.cloud="$EP" -o deviced.cloud-pub="$PUB" \
+	    -o deviced.data-dir="$T/dev" -o net.request-timeout-ms=2000 \
+	    -o net.resend-ms=1000 -o net.backoff-max-ms=1000 "$@" \
+	    >>"$T/$name.log" 2>&1 &
+	DPID=$!
+	PIDS="$PIDS $DPID"
+}
+
+dcctl() { "$BIN/dcctl" -s "$ADM" -t 20 "$@"; }
+sql() { sqlite3 "$T/cloud/cloudd.db" "$1"; }
+
+# Waits for a model version >= $1 to be announced.
+wait_model() {
+	wait_for "grep -q 'ANNOUNCE: model v$1' '$T/cloudd.log'" 600 0.1 || die "no model v$1"
+}
+
+# A small dataset: pool.csv and shards/ from the synthetic generator.
+make_data() {	# users [samples-per-user]
+	"$BIN/dccl-data" synth "$T/data" --users "$1" --items 300 \
+	    --min-per-user "${2:-40}" --max-per-user "${2:-60}" --seed 7 >/dev/null \
+	    || die "dccl-data synth failed"
+	SHARDS=$T/data/devices
+}

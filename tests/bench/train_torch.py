@@ -1,0 +1,158 @@
+#!/usr/bin/python3
+"""PyTorch CPU reference for tests/bench/bench_train.c.
+
+    /usr/bin/python3 tests/bench/train_torch.py
+    (needs Debian's python3-torch; this script does not install anything)
+
+Same model as shared/ctr.c without MetaPatch: embeddings (D=16) of user,
+item, mean genre bag, hour, weekday and the mean of the last K=20 history
+items (the item table is shared), concatenated, MLP 128-64 with ReLU, one
+logit, BCE-with-logits, Adam lr 1e-3, batch 256. Synthetic data drawn like
+bench_train.c (200k samples, 2000 users, 10000 items, 20 genres; the random
+draws differ, the shapes and distributions do not). Figures, one
+"BENCH ..." line each:
+  - training throughput (samples/s) over one epoch with 1 and 2 threads;
+  - one device fine-tune: 200 samples, 5 epochs, batch 32, whole model,
+    in a fresh subprocess for its peak RSS (which includes the torch
+    runtime, reported separately as the RSS right after import).
+Plain dense Adam, as a straightforward PyTorch implementation would use
+(dccl's step is row-sparse).
+"""
+import copy
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+N_USERS, N_ITEMS, N_GENRES = 2000, 10000, 20
+D, K, HIDDEN = 16, 20, (128, 64)
+
+
+def make_data(n, u0, nu, seed):
+    rng = np.random.default_rng(seed)
+    ub = 0.5 * rng.standard_normal(N_USERS)
+    taste = rng.integers(0, N_GENRES, N_USERS)
+    ib = 0.8 * rng.standard_normal(N_ITEMS)
+    igen = np.zeros((N_ITEMS, N_GENRES), dtype=np.float32)
+    for g in (rng.integers(0, N_GENRES, N_ITEMS), rng.integers(0, N_GENRES, N_ITEMS)):
+        igen[np.arange(N_ITEMS), g] = 1.0
+    user = u0 + rng.integers(0, nu, n)
+    item = (rng.random(n) ** 2 * N_ITEMS).astype(np.int64)
+    ts = 1500000000 + np.arange(n) * 60
+    z = ub[user] + ib[item] + np.where(igen[item, taste[user]] > 0, 1.5, -0.3)
+    label = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(np.float32)
+    hist = np.full((n, K), N_ITEMS, dtype=np.int64)   # pad = OOV row
+    hmask = np.zeros((n, K), dtype=np.float32)
+    last = [[] for _ in range(N_USERS)]
+    for k in range(n):
+        h = last[user[k]][-K:]
+        if h:
+            hist[k, :len(h)] = h
+            hmask[k, :len(h)] = 1.0
+        if label[k] > 0.5:
+            last[user[k]].append(int(item[k]))
+    return dict(user=torch.from_numpy(user), item=torch.from_numpy(item),
+                genres=torch.from_numpy(igen[item]),
+                hour=torch.from_numpy((ts // 3600) % 24),
+                wday=torch.from_numpy((ts // 86400 + 4) % 7),
+                hist=torch.from_numpy(hist), hmask=torch.from_numpy(hmask),
+                label=torch.from_numpy(label))
+
+
+class CTR(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.user = nn.Embedding(N_USERS + 1, D)
+        self.item = nn.Embedding(N_ITEMS + 1, D)
+        self.genre = nn.Parameter(0.05 * torch.randn(N_GENRES, D))
+        self.hour = nn.Embedding(24, D)
+        self.wday = nn.Embedding(7, D)
+        for e in (self.user, self.item, self.hour, self.wday):
+            nn.init.normal_(e.weight, std=0.05)
+        layers, c = [], 6 * D
+        for h in HIDDEN:
+            layers += [nn.Linear(c, h), nn.ReLU()]
+            c = h
+        layers.append(nn.Linear(c, 1))
+        self.mlp = nn.Sequential(*layers)
+
+    def forward(self, b):
+        g = b["genres"]
+        gbag = (g @ self.genre) / g.sum(1, keepdim=True).clamp(min=1)
+        m = b["hmask"]
+        beh = (self.item(b["hist"]) * m.unsqueeze(-1)).sum(1) / \
+            m.sum(1, keepdim=True).clamp(min=1)
+        x = torch.cat([self.user(b["user"]), self.item(b["item"]), gbag,
+                       self.hour(b["hour"]), self.wday(b["wday"]), beh], 1)
+        return self.mlp(x).squeeze(1)
+
+
+def train(model, data, idx, epochs, batch, lr, gen):
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    lossf = nn.BCEWithLogitsLoss()
+    total = 0.0
+    for _ in range(epochs):
+        perm = idx[torch.randperm(len(idx), generator=gen)]
+        total = 0.0
+        for i in range(0, len(perm), batch):
+            j = perm[i:i + batch]
+            b = {k: v[j] for k, v in data.items()}
+            loss = lossf(model(b), b["label"])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(j)
+    return total / len(idx)
+
+
+def finetune():
+    torch.set_num_threads(1)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    data = make_data(200, 42, 1, 7)
+    idx = torch.arange(200)
+    gen = torch.Generator().manual_seed(1)
+    torch.manual_seed(1)
+    base = CTR()
+    times = []
+    for _ in range(20):
+        m = copy.deepcopy(base)
+        t0 = time.perf_counter()
+        train(m, data, idx, 5, 32, 1e-3, gen)
+        times.append(time.perf_counter() - t0)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("BENCH finetune_torch sel=all samples=200 epochs=5 batch=32 "
+          f"ms_mean={1e3 * sum(times) / len(times):.3f} "
+          f"ms_min={1e3 * min(times):.3f}")
+    print(f"BENCH finetune_torch_rss peak_rss_mib={rss:.2f} "
+          f"rss_after_import_mib={rss0:.2f}")
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--finetune":
+        finetune()
+        return
+    sys.stdout.flush()
+    subprocess.run([sys.executable, __file__, "--finetune"], check=False)
+    data = make_data(200000, 0, N_USERS, 1)
+    idx = torch.arange(200000)
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        torch.manual_seed(1)
+        gen = torch.Generator().manual_seed(1)
+        model = CTR()
+        train(model, data, idx[:256 * 20], 1, 256, 1e-3, gen)  # warm-up
+        t0 = time.perf_counter()
+        loss = train(model, data, idx, 1, 256, 1e-3, gen)
+        dt = time.perf_counter() - t0
+        print(f"BENCH train_torch threads={threads} samples=200000 "
+              f"secs={dt:.3f} samples_per_s={200000 / dt:.0f} "
+              f"loss={loss:.4f} torch={torch.__version__}")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

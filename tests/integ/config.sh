@@ -1,0 +1,47 @@
+# Configuration errors stop start-up with file:line messages; --check and
+# --print-config work; an unwritable database path exits non-zero with a
+# DB-OPEN line.
+. "$(dirname "$0")/../../scripts/itest-lib.sh"
+cat >"$T/bad.conf" <<'CONF'
+[cloudd]
+listen = tcp://127.0.0.1:1
+lsiten = x
+[limits]
+max-k = many
+max-inflight = 0
+[train]
+on-start = perhaps
+CONF
+rc=0; "$BIN/cloudd" -f "$T/bad.conf" -n >"$T/out" 2>&1 || rc=$?
+[ $rc = 1 ] || die "bad config exit $rc"
+grep -q "bad.conf:3: unknown option 'cloudd.lsiten'" "$T/out" || die "unknown key line"
+grep -q "bad.conf:5: limits.max-k: expected an integer" "$T/out" || die "int line"
+grep -q "bad.conf:6: limits.max-inflight: 0 out of range" "$T/out" || die "range line"
+grep -q "bad.conf:8: train.on-start: expected yes or no" "$T/out" || die "bool line"
+printf '[cloudd]\nno equals sign here\n' >"$T/syntax.conf"
+rc=0; "$BIN/cloudd" -f "$T/syntax.conf" -n >"$T/out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "syntax.conf:2: syntax error" "$T/out" || die "syntax error"
+rc=0; "$BIN/cloudd" -f "$T/missing.conf" -n >"$T/out" 2>&1 || rc=$?
+[ $rc = 1 ] || die "missing config must fail"
+rc=0; "$BIN/cloudd" -o limits.max-k=5 -o bogus=1 -n >"$T/out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "unknown option 'bogus'" "$T/out" || die "-o bogus"
+"$BIN/cloudd" -f "$ROOT/conf/cloudd.conf" -n | grep -q "configuration OK" || die "shipped cloudd.conf"
+"$BIN/deviced" -f "$ROOT/conf/deviced.conf" -n | grep -q "configuration OK" || die "shipped deviced.conf"
+"$BIN/cloudd" -f "$ROOT/conf/cloudd.conf" -o limits.max-k=7 -p >"$T/out"
+grep -q "limits.max-k *= 7 *# flag" "$T/out" || die "print-config flag source"
+grep -q "train.dim *= 16 *# " "$T/out" || die "print-config"
+"$BIN/deviced" -p | grep -q "learn.mode *= metapatch *# default" || die "deviced print"
+rc=0; "$BIN/cloudd" -o cloudd.data-dir=/proc/dccl-nope >"$T/out" 2>&1 || rc=$?
+[ $rc != 0 ] && grep -q "DATA-DIR\|DB-OPEN" "$T/out" || die "unwritable data dir"
+mkdir -p "$T/ro"; chmod 500 "$T/ro"
+if [ "$(id -u)" != 0 ]; then
+	rc=0; "$BIN/cloudd" -o cloudd.data-dir="$T/ro" >"$T/out" 2>&1 || rc=$?
+	[ $rc != 0 ] && grep -q "DB-OPEN" "$T/out" || die "read-only dir"
+fi
+rc=0; "$BIN/cloudd" -o cloudd.db-path=/dev/null/x.db -o cloudd.data-dir="$T/d" >"$T/out" 2>&1 || rc=$?
+[ $rc != 0 ] && grep -q "DB-OPEN" "$T/out" || die "unopenable db path"
+echo "config checks OK"
+"$BIN/cloudd" --example-config | diff -u "$ROOT/conf/cloudd.conf" - ||
+    die "conf/cloudd.conf is stale: regenerate with cloudd --example-config"
+"$BIN/deviced" --example-config | diff -u "$ROOT/conf/deviced.conf" - ||
+    die "conf/deviced.conf is stale: regenerate with deviced --example-config"

@@ -1,0 +1,757 @@
+/*
+ * test_store: unit tests for cloudd/store.c, the SQLite backend.
+ *
+ * Most tests use ":memory:" (WAL does not matter there); the schema,
+ * reopen and concurrency tests use a file in a private mkdtemp() directory
+ * that the group teardown removes. Raw sqlite3 connections are used only to
+ * look behind the interface (row counts, a forged schema_version).
+ * Single-threaded except test_concurrent_first_open, which runs one
+ * store_open on a helper thread.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cloudd/store.h"
+#include "shared/dataset.h"
+
+static char tmpdir[256];
+static int db_seq;
+
+static int
+group_setup(void **state)
+{
+	(void)state;
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_store.XXXXXX");
+	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+}
+
+static int
+group_teardown(void **state)
+{
+	char cmd[300];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void
+db_path(char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/s%d.db", tmpdir, db_seq++);
+}
+
+static struct store *
+open_ok(const char *target)
+{
+	struct store *st = NULL;
+	char err[512] = "";
+	int rc = store_open(&st, "sqlite", target, 1000, err, sizeof(err));
+
+	if (rc != 0)
+		fail_msg("store_open(%s): %d %s", target, rc, err);
+	assert_non_null(st);
+	return st;
+}
+
+static int
+mem_setup(void **state)
+{
+	*state = open_ok(":memory:");
+	return 0;
+}
+
+static int
+mem_teardown(void **state)
+{
+	store_close(*state);
+	return 0;
+}
+
+/* One row count through a raw connection, behind the store's back. */
+static int64_t
+raw_count(const char *path, const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	int64_t n = -1;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return n;
+}
+
+/* --- schema -------------------------------------------------------------- */
+
+static void
+test_open_creates_schema(void **state)
+{
+	char path[300];
+	struct store *st;
+	uint64_t n = 99;
+
+	(void)state;
+	db_path(path, sizeof(path));
+	st = open_ok(path);
+	assert_int_equal(store_schema_version(st), STORE_SCHEMA_VERSION);
+	assert_string_equal(store_errmsg(st), "");
+	assert_int_equal(store_pool_count(st, &n), 0);
+	assert_int_equal(n, 0);
+	store_close(st);
+	/* The file is in WAL mode and has one schema_version row. */
+	assert_int_equal(raw_count(path, "SELECT count(*) FROM schema_version"),
+	    STORE_SCHEMA_VERSION);
+	{
+		sqlite3 *db;
+		sqlite3_stmt *s;
+		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode",
+		    -1, &s, NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+		assert_string_equal((const char *)sqlite3_column_text(s, 0),
+		    "wal");
+		sqlite3_finalize(s);
+		sqlite3_close(db);
+	}
+}
+
+static void
+test_reopen_keeps_data(void **state)
+{
+	char path[300];
+	struct store *st;
+	struct store_device d;
+	uint64_t n = 0;
+
+	(void)state;
+	db_path(path, sizeof(path));
+	st = open_ok(path);
+	memset(&d, 0, sizeof(d));
+	snprintf(d.id, sizeof(d.id), "dev-a");
+	snprintf(d.compute_class, sizeof(d.compute_class), "low");
+	d.last_seen = 10;
+	assert_int_equal(store_device_put(st, &d), 0);
+	store_close(st);
+
+	/* Reopening migrates nothing and keeps the rows. */
+	st = open_ok(path);
+	assert_int_equal(store_schema_version(st), STORE_SCHEMA_VERSION);
+	assert_int_equal(store_device_count(st, &n), 0);
+	assert_int_equal(n, 1);
+	store_close(st);
+	assert_int_equal(raw_count(path, "SELECT count(*) FROM schema_version"),
+	    STORE_SCHEMA_VERSION);
+}
+
+static void
+test_newer_schema_refused(void **state)
+{
+	char path[300], err[512] = "", *msg = NULL;
+	struct store *st;
+	sqlite3 *db;
+	int rc;
+
+	(void)state;
+	db_path(path, sizeof(path));
+	st = open_ok(path);
+	store_close(st);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO schema_version "
+	    "VALUES(99, 0)", NULL, NULL, &msg), SQLITE_OK);
+	sqlite3_close(db);
+
+	st = (struct store *)&st;
+	rc = store_open(&st, "sqlite", path, 1000, err, sizeof(err));
+	assert_true(rc < 0);
+	assert_int_equal(rc, -EPROTO);
+	assert_null(st);
+	assert_non_null(strstr(err, path));
+	assert_non_null(strstr(err, "schema version 99 is newer"));
+}
+
+static void
+test_unknown_backend(void **state)
+{
+	struct store *st = (struct store *)&st;
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(store_open(&st, "postgres", "x", 0, err, sizeof(err)),
+	    -EINVAL);
+	assert_null(st);
+	assert_string_equal(err, "unknown store backend 'postgres'");
+}
+
+static void
+test_unwritable_path(void **state)
+{
+	struct store *st = (struct store *)&st;
+	char err[256] = "";
+	int rc;
+
+	(void)state;
+	rc = store_open(&st, "sqlite", "/proc/nonexistent/x.db", 0, err,
+	    sizeof(err));
+	assert_true(rc < 0);
+	assert_null(st);
+	assert_non_null(strstr(err, "/proc/nonexistent/x.db"));
+
+	/* A directory is not a database either. */
+	st = (struct store *)&st;
+	rc = store_open(&st, "sqlite", tmpdir, 0, err, sizeof(err));
+	assert_true(rc < 0);
+	assert_null(st);
+}
+
+/*
+ * Two first opens of the same new file (cloudd and a worker, or two
+ * processes) must not both run migration 1. The helper thread's open is held
+ * at its BEGIN IMMEDIATE by a write lock taken here; meanwhile this thread
+ * migrates the file to version 1. The helper must then see version 1 and
+ * succeed, instead of re-running CREATE TABLE on the stale version it read
+ * before taking the lock.
+ */
+struct open_job {
+	const char	*path;
+	int		 rc;
+	char		 err[512];
+};
+
+static void *
+open_thread(void *arg)
+{
+	struct open_job *j = arg;
+	struct store *st = NULL;
+
+	j->rc = store_open(&st, "sqlite", j->path, 5000, j->err,
+	    sizeof(j->err));
+	store_close(st);
+	return NULL;
+}
+
+static void
+test_concurrent_first_open(void **state)
+{
+	char path[300], *msg = NULL;
+	struct open_job j;
+	pthread_t th;
+	sqlite3 *db;
+	struct timespec ts = { 0, 500 * 1000 * 1000 };
+
+	(void)state;
+	db_path(path, sizeof(path));
+	/* The file exists in WAL mode with an empty schema_version. */
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode=WAL;"
+	    "CREATE TABLE schema_version(version INTEGER PRIMARY KEY, "
+	    "applied INTEGER NOT NULL);", NULL, NULL, &msg), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg),
+	    SQLITE_OK);
+
+	memset(&j, 0, sizeof(j));
+	j.path = path;
+	assert_int_equal(pthread_create(&th, NULL, open_thread, &j), 0);
+	nanosleep(&ts, NULL);	/* let it read version 0 and block */
+
+	/* Another opener wins the race and migrates to version 1. */
+	assert_int_equal(sqlite3_exec(db,
+	    "CREATE TABLE pool(id INTEGER PRIMARY KEY);"
+	    "INSERT INTO schema_version VALUES(1, 0);"
+	    "COMMIT", NULL, NULL, &msg), SQLITE_OK);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	sqlite3_close(db);
+	if (j.rc != 0)
+		fail_msg("second first-open failed: %d %s", j.rc, j.err);
+}
+
+/* --- pool ---------------------------------------------------------------- */
+
+static void
+make_dataset(struct dataset *ds, size_t n)
+{
+	dataset_init(ds);
+	for (size_t i = 0; i < n; i++) {
+		struct sample x;
+		uint32_t h[SAMPLE_HIST_MAX];
+		size_t hn = i % 5 == 4 ? SAMPLE_HIST_MAX : i % 4;
+
+		memset(&x, 0, sizeof(x));
+		x.user = (uint32_t)(i % 7);
+		x.item = (uint32_t)(i * 3 % 50);
+		x.ts = 1600000000 + (int64_t)i * 60;
+		x.rating = (float)(i % 5) + 0.5f;
+		x.label = i % 3 == 0 ? 1.0f : i % 3 == 1 ? 0.0f : 0.25f;
+		x.genres = (uint32_t)(1u << (i % 20)) | 1u;
+		for (size_t k = 0; k < hn; k++)
+			h[k] = (uint32_t)((i + k) % 50);
+		dataset_append(ds, &x, h, hn);
+	}
+	ds->n_users = 10;	/* more than the ids need */
+	ds->n_items = 60;
+	ds->n_genres = 20;
+}
+
+static void
+test_pool_round_trip(void **state)
+{
+	struct store *st = *state;
+	struct dataset in, out;
+	uint64_t rows = 0, n = 0, *ids = NULL;
+
+	make_dataset(&in, 57);
+	assert_int_equal(store_pool_insert(st, &in, &rows), 0);
+	assert_int_equal(rows, 57);
+	assert_int_equal(store_pool_count(st, &n), 0);
+	assert_int_equal(n, 57);
+
+	dataset_init(&out);
+	assert_int_equal(store_pool_load(st, &out, &ids), 0);
+	assert_non_null(ids);
+	assert_int_equal(out.n, 57);
+	assert_int_equal(out.n_users, 10);
+	assert_int_equal(out.n_items, 60);
+	assert_int_equal(out.n_genres, 20);
+	for (size_t i = 0; i < out.n; i++) {
+		const struct sample *a = &in.s[i], *b = &out.s[i];
+		assert_int_equal(b->user, a->user);
+		assert_int_equal(b->item, a->item);
+		assert_int_equal(b->ts, a->ts);
+		assert_true(b->rating == a->rating);
+		assert_true(b->label == a->label);
+		assert_int_equal(b->genres, a->genres);
+		assert_int_equal(b->hist_n, a->hist_n);
+		if (a->hist_n > 0)
+			assert_memory_equal(sample_hist(&out, b),
+			    sample_hist(&in, a), a->hist_n * sizeof(uint32_t));
+		if (i > 0)
+			assert_true(ids[i] > ids[i - 1]);
+	}
+
+	/* A second insert appends; meta keeps the maximum. */
+	in.n_users = 3;
+	assert_int_equal(store_pool_insert(st, &in, &rows), 0);
+	assert_int_equal(store_pool_count(st, &n), 0);
+	assert_int_equal(n, 114);
+	free(ids);
+	dataset_fini(&out);
+	dataset_init(&out);
+	assert_int_equal(store_pool_load(st, &out, &ids), 0);
+	assert_int_equal(out.n, 114);
+	assert_int_equal(out.n_users, 10);
+
+	free(ids);
+	dataset_fini(&out);
+	dataset_fini(&in);
+}
+
+static void
+test_pool_empty(void **state)
+{
+	struct store *st = *state;
+	struct dataset ds;
+	uint64_t n = 1, rows = 1, *ids = NULL;
+
+	dataset_init(&ds);
+	assert_int_equal(store_pool_insert(st, &ds, &rows), 0);
+	assert_int_equal(rows, 0);
+	assert_int_equal(store_pool_load(st, &ds, &ids), 0);
+	assert_int_equal(ds.n, 0);
+	assert_int_equal(store_pool_count(st, &n), 0);
+	assert_int_equal(n, 0);
+	free(ids);
+	dataset_fini(&ds);
+}
+
+static void
+test_pool_repr(void **state)
+{
+	struct store *st = *state;
+	struct dataset ds;
+	uint64_t rows, *ids = NULL;
+	enum { N = 9, D = 4 };
+	float repr[N * D], back[N * D];
+
+	make_dataset(&ds, N);
+	assert_int_equal(store_pool_insert(st, &ds, &rows), 0);
+	dataset_fini(&ds);
+	dataset_init(&ds);
+	assert_int_equal(store_pool_load(st, &ds, &ids), 0);
+	for (int i = 0; i < N * D; i++)
+		repr[i] = (float)i * 0.5f - 3.0f;
+
+	/* Nothing stored yet. */
+	assert_int_equal(store_pool_get_repr(st, back, N, D, 2), -ENOENT);
+
+	assert_int_equal(store_pool_set_repr(st, ids, repr, N, D, 2), 0);
+	memset(back, 0, sizeof(back));
+	assert_int_equal(store_pool_get_repr(st, back, N, D, 2), 0);
+	assert_memory_equal(back, repr, sizeof(repr));
+	/* Another model version, or another width, is absent. */
+	assert_int_equal(store_pool_get_repr(st, back, N, D, 3), -ENOENT);
+	assert_int_equal(store_pool_get_repr(st, back, N, D + 1, 2), -ENOENT);
+	/* Asking for more rows than the pool has is -ENOENT, too. */
+	{
+		float more[(N + 1) * D];
+		assert_int_equal(store_pool_get_repr(st, more, N + 1, D, 2),
+		    -ENOENT);
+	}
+	/* Partly re-computed: mixed versions are absent for both. */
+	assert_int_equal(store_pool_set_repr(st, ids, repr, 3, D, 3), 0);
+	assert_int_equal(store_pool_get_repr(st, back, N, D, 3), -ENOENT);
+	assert_int_equal(store_pool_get_repr(st, back, N, D, 2), -ENOENT);
+
+	free(ids);
+	dataset_fini(&ds);
+}
+
+/* --- models -------------------------------------------------------------- */
+
+static void
+put_model(struct store *st, uint64_t v, uint64_t parent, size_t len)
+{
+	struct store_model_info mi;
+	uint8_t *blob = malloc(len);
+
+	assert_non_null(blob);
+	for (size_t i = 0; i < len; i++)
+		blob[i] = (uint8_t)(i * 7 + v);
+	memset(&mi, 0, sizeof(mi));
+	mi.version = v;
+	mi.parent = parent;
+	mi.created = 1700000000 + (int64_t)v;
+	mi.global_ctr = 0.1 * (double)v;
+	for (int i = 0; i < 32; i++)
+		mi.checksum[i] = (uint8_t)(v + (uint64_t)i);
+	assert_int_equal(store_model_put(st, &mi, blob, len), 0);
+	free(blob);
+}
+
+static void
+test_models(void **state)
+{
+	struct store *st = *state;
+	struct store_model_info mi, *list = NULL;
+	uint8_t buf[100];
+	size_t n = 0;
+
+	assert_int_equal(store_model_info(st, 0, &mi), -ENOENT);
+	put_model(st, 1, 0, 1000);
+	put_model(st, 2, 1, 3000);
+	put_model(st, 3, 2, 500);
+
+	assert_int_equal(store_model_info(st, 0, &mi), 0);	/* latest */
+	assert_int_equal(mi.version, 3);
+	assert_int_equal(mi.parent, 2);
+	assert_int_equal(mi.size, 500);
+	assert_int_equal(mi.created, 1700000003);
+	assert_true(mi.global_ctr == 0.1 * 3.0);
+	for (int i = 0; i < 32; i++)
+		assert_int_equal(mi.checksum[i], 3 + i);
+
+	assert_int_equal(store_model_info(st, 2, &mi), 0);
+	assert_int_equal(mi.version, 2);
+	assert_int_equal(mi.size, 3000);
+	assert_int_equal(store_model_info(st, 7, &mi), -ENOENT);
+
+	/* Reads of ranges, including the last byte exactly. */
+	assert_int_equal(store_model_read(st, 2, 0, buf, 100), 0);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(buf[i], (uint8_t)(i * 7 + 2));
+	assert_int_equal(store_model_read(st, 2, 2900, buf, 100), 0);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(buf[i], (uint8_t)((2900 + i) * 7 + 2));
+	assert_int_equal(store_model_read(st, 2, 3000, buf, 0), 0);
+	assert_int_equal(store_model_read(st, 2, 2950, buf, 100), -ERANGE);
+	assert_int_equal(store_model_read(st, 2, 5000, buf, 1), -ERANGE);
+	assert_int_equal(store_model_read(st, 7, 0, buf, 1), -ENOENT);
+
+	/* Same version twice is refused (a database error, not a crash). */
+	{
+		struct store_model_info dup;
+		memset(&dup, 0, sizeof(dup));
+		dup.version = 2;
+		assert_int_equal(store_model_put(st, &dup, buf, 10), -EIO);
+		assert_non_null(strstr(store_errmsg(st), "model insert"));
+	}
+
+	assert_int_equal(store_model_list(st, &list, &n), 0);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(list[i].version, i + 1);
+	assert_int_equal(list[1].size, 3000);
+	free(list);
+}
+
+/*
+ * off + len must not wrap around: a huge offset is past the end (-ERANGE),
+ * not a database error.
+ */
+static void
+test_model_read_offset_overflow(void **state)
+{
+	struct store *st = *state;
+	uint8_t buf[16];
+
+	put_model(st, 1, 0, 100);
+	assert_int_equal(store_model_read(st, 1, UINT64_MAX, buf, 2), -ERANGE);
+	assert_int_equal(store_model_read(st, 1, UINT64_MAX - 5, buf, 16),
+	    -ERANGE);
+}
+
+static void
+test_model_list_many(void **state)
+{
+	struct store *st = *state;
+	struct store_model_info *list = NULL;
+	size_t n = 0;
+
+	for (uint64_t v = 1; v <= 40; v++)	/* past the initial capacity */
+		put_model(st, v, v - 1, 10);
+	assert_int_equal(store_model_list(st, &list, &n), 0);
+	assert_int_equal(n, 40);
+	assert_int_equal(list[39].version, 40);
+	assert_int_equal(list[39].parent, 39);
+	free(list);
+}
+
+/* --- devices ------------------------------------------------------------- */
+
+static void
+test_devices(void **state)
+{
+	struct store *st = *state;
+	struct store_device d, *list = NULL;
+	uint64_t n = 9;
+	size_t ln = 0;
+
+	assert_int_equal(store_device_count(st, &n), 0);
+	assert_int_equal(n, 0);
+
+	memset(&d, 0, sizeof(d));
+	snprintf(d.id, sizeof(d.id), "phone-b");
+	d.user_id = 5;
+	snprintf(d.compute_class, sizeof(d.compute_class), "low");
+	d.memory_mb = 512;
+	d.registered = d.last_seen = 100;
+	assert_int_equal(store_device_put(st, &d), 0);
+	snprintf(d.id, sizeof(d.id), "phone-a");
+	d.user_id = 6;
+	assert_int_equal(store_device_put(st, &d), 0);
+
+	/* Re-registration updates, keeping the first registration time. */
+	snprintf(d.id, sizeof(d.id), "phone-b");
+	d.user_id = 7;
+	snprintf(d.compute_class, sizeof(d.compute_class), "high");
+	d.memory_mb = 4096;
+	d.registered = d.last_seen = 200;
+	assert_int_equal(store_device_put(st, &d), 0);
+
+	assert_int_equal(store_device_count(st, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(store_device_list(st, &list, &ln), 0);
+	assert_int_equal(ln, 2);
+	assert_string_equal(list[0].id, "phone-a");	/* ordered by id */
+	assert_int_equal(list[0].user_id, 6);
+	assert_string_equal(list[1].id, "phone-b");
+	assert_int_equal(list[1].user_id, 7);
+	assert_string_equal(list[1].compute_class, "high");
+	assert_int_equal(list[1].memory_mb, 4096);
+	assert_int_equal(list[1].registered, 100);
+	assert_int_equal(list[1].last_seen, 200);
+	assert_int_equal(list[1].patches, 0);
+	free(list);
+}
+
+/* --- patches ------------------------------------------------------------- */
+
+static void
+patch(struct store_patch *p, const char *dev, uint64_t req, uint64_t base,
+    void *blob, size_t size)
+{
+	memset(p, 0, sizeof(*p));
+	snprintf(p->device_id, sizeof(p->device_id), "%s", dev);
+	p->user_id = 3;
+	p->request_id = req;
+	p->base_version = base;
+	snprintf(p->kind, sizeof(p->kind), "metapatch");
+	p->created = 1234;
+	p->blob = blob;
+	p->size = size;
+}
+
+static void
+test_patches(void **state)
+{
+	struct store *st = *state;
+	struct store_patch p, *list = NULL;
+	struct store_device d, *dl = NULL;
+	uint8_t b1[10] = "0123456789", b2[3] = "xyz";
+	uint64_t id1 = 0, id2 = 0, id3 = 0, id4 = 0, n = 0;
+	size_t ln = 0;
+	int dup = -1;
+
+	patch(&p, "dev-a", 1, 5, b1, sizeof(b1));
+	assert_int_equal(store_patch_put(st, &p, &id1, &dup), 0);
+	assert_int_equal(dup, 0);
+	assert_true(id1 > 0);
+
+	/* The same request again: a duplicate, same id, nothing written. */
+	patch(&p, "dev-a", 1, 5, b2, sizeof(b2));
+	dup = -1;
+	assert_int_equal(store_patch_put(st, &p, &id2, &dup), 0);
+	assert_int_equal(dup, 1);
+	assert_int_equal(id2, id1);
+	assert_int_equal(store_patch_count(st, &n), 0);
+	assert_int_equal(n, 1);
+
+	/* Same request id from another device is a new patch. */
+	patch(&p, "dev-b", 1, 7, b2, sizeof(b2));
+	assert_int_equal(store_patch_put(st, &p, &id3, &dup), 0);
+	assert_int_equal(dup, 0);
+	assert_true(id3 != id1);
+	/* And a new request id from the first device. */
+	patch(&p, "dev-a", 2, 6, b2, sizeof(b2));
+	assert_int_equal(store_patch_put(st, &p, &id4, &dup), 0);
+	assert_int_equal(dup, 0);
+	assert_int_equal(store_patch_count(st, &n), 0);
+	assert_int_equal(n, 3);
+
+	/* A resend after other writes is still found. */
+	patch(&p, "dev-b", 1, 7, b1, sizeof(b1));
+	assert_int_equal(store_patch_put(st, &p, &id2, &dup), 0);
+	assert_int_equal(dup, 1);
+	assert_int_equal(id2, id3);
+
+	assert_int_equal(store_patch_list(st, 0, &list, &ln), 0);
+	assert_int_equal(ln, 3);
+	assert_int_equal(list[0].id, id1);
+	assert_string_equal(list[0].device_id, "dev-a");
+	assert_int_equal(list[0].user_id, 3);
+	assert_int_equal(list[0].request_id, 1);
+	assert_int_equal(list[0].base_version, 5);
+	assert_string_equal(list[0].kind, "metapatch");
+	assert_int_equal(list[0].created, 1234);
+	assert_int_equal(list[0].size, sizeof(b1));
+	assert_memory_equal(list[0].blob, b1, sizeof(b1));	/* not b2 */
+	store_patch_free(list, ln);
+
+	assert_int_equal(store_patch_list(st, 6, &list, &ln), 0);
+	assert_int_equal(ln, 2);
+	assert_int_equal(list[0].id, id3);
+	assert_int_equal(list[0].base_version, 7);
+	assert_int_equal(list[1].id, id4);
+	assert_int_equal(list[1].base_version, 6);
+	store_patch_free(list, ln);
+
+	assert_int_equal(store_patch_list(st, 8, &list, &ln), 0);
+	assert_int_equal(ln, 0);
+	store_patch_free(list, ln);
+	store_patch_free(NULL, 0);
+
+	/* device_list counts each device's patches. */
+	memset(&d, 0, sizeof(d));
+	snprintf(d.id, sizeof(d.id), "dev-a");
+	snprintf(d.compute_class, sizeof(d.compute_class), "mid");
+	assert_int_equal(store_device_put(st, &d), 0);
+	assert_int_equal(store_device_list(st, &dl, &ln), 0);
+	assert_int_equal(ln, 1);
+	assert_int_equal(dl[0].patches, 2);
+	free(dl);
+}
+
+static void
+test_patches_many(void **state)
+{
+	struct store *st = *state;
+	struct store_patch p, *list = NULL;
+	uint8_t b = 'x';
+	uint64_t id;
+	size_t ln = 0;
+	int dup;
+
+	for (uint64_t r = 1; r <= 100; r++) {	/* past the list capacity */
+		patch(&p, "dev", r, r, &b, 1);
+		assert_int_equal(store_patch_put(st, &p, &id, &dup), 0);
+		assert_int_equal(dup, 0);
+	}
+	assert_int_equal(store_patch_list(st, 50, &list, &ln), 0);
+	assert_int_equal(ln, 51);
+	assert_int_equal(list[50].request_id, 100);
+	store_patch_free(list, ln);
+}
+
+/* Patches survive reopening, and idempotency holds across connections. */
+static void
+test_patch_dup_across_reopen(void **state)
+{
+	char path[300];
+	struct store *st;
+	struct store_patch p;
+	uint8_t b[4] = "abcd";
+	uint64_t id1, id2;
+	int dup;
+
+	(void)state;
+	db_path(path, sizeof(path));
+	st = open_ok(path);
+	patch(&p, "dev-z", 77, 1, b, sizeof(b));
+	assert_int_equal(store_patch_put(st, &p, &id1, &dup), 0);
+	assert_int_equal(dup, 0);
+	store_close(st);
+	st = open_ok(path);
+	assert_int_equal(store_patch_put(st, &p, &id2, &dup), 0);
+	assert_int_equal(dup, 1);
+	assert_int_equal(id2, id1);
+	store_close(st);
+	assert_int_equal(raw_count(path, "SELECT count(*) FROM patches"), 1);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_open_creates_schema),
+		cmocka_unit_test(test_reopen_keeps_data),
+		cmocka_unit_test(test_newer_schema_refused),
+		cmocka_unit_test(test_unknown_backend),
+		cmocka_unit_test(test_unwritable_path),
+		cmocka_unit_test(test_concurrent_first_open),
+		cmocka_unit_test_setup_teardown(test_pool_round_trip,
+		    mem_setup, mem_teardown),
+		cmocka_unit_test_setup_teardown(test_pool_empty, mem_setup,
+		    mem_teardown),
+		cmocka_unit_test_setup_teardown(test_pool_repr, mem_setup,
+		    mem_teardown),
+		cmocka_unit_test_setup_teardown(test_models, mem_setup,
+		    mem_teardown),
+		cmocka_unit_test_setup_teardown(test_model_read_offset_overflow,
+		    mem_setup, mem_teardown),
+		cmocka_unit_test_setup_teardown(test_model_list_many, mem_setup,
+		    mem_teardown),
+		cmocka_unit_test_setup_teardown(test_devices, mem_setup,
+		    mem_teardown),
+		cmocka_unit_test_setup_teardown(test_patches, mem_setup,
+		    mem_teardown),
+		cmocka_unit_test_setup_teardown(test_patches_many, mem_setup,
+		    mem_teardown),
+		cmocka_unit_test(test_patch_dup_across_reopen),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
