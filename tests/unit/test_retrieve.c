@@ -380,6 +380,8 @@ test_exclude_owner(void **state)
 	rng_seed(&rng, 5);
 	data_init(&D, 2000, 8, 5);
 	gauss(D.X, D.n * D.d, &rng);
+	for (size_t i = 0; i < D.n; i++)
+		unit(D.X + i * D.d, D.d);	/* cosine: self is best */
 	/* Queries are copies of owner 2's rows: their best match is self. */
 	float Q[3 * 8];
 	memcpy(Q, D.X + 2 * D.d, D.d * sizeof(float));
