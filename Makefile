@@ -54,6 +54,8 @@ PROGS	  := $(BIN)/cloudd $(BIN)/deviced $(BIN)/dcctl $(TOOL_BIN)
 
 .PHONY: all deps check test unit integ demo sanitize bench eval clean install
 .SUFFIXES:
+# Generated sources are kept, not deleted as intermediates.
+.SECONDARY:
 
 all: $(PROGS)
 

@@ -311,25 +311,25 @@ main(int argc, char **argv)
 		case 'n': check = 1; break;
 		case 'p': print = 1; break;
 		case 'E': conf_write_example(cloudd_opts, "cloudd.conf: the dccl cloud daemon", stdout);
-			return 0;
+			rc = 0; goto early;
 		case 'i': import = optarg; break;
 		case 'd': debug = 1; break;
-		case 'h': usage(stdout); return 0;
+		case 'h': usage(stdout); rc = 0; goto early;
 		case 'V': printf("cloudd %s (protocol %d)\n", CLOUDD_VERSION,
-		    1); return 0;
-		default: usage(stderr); return 2;
+		    1); rc = 0; goto early;
+		default: usage(stderr); rc = 2; goto early;
 		}
 	}
 	if (optind != argc) {
 		usage(stderr);
-		return 2;
+		rc = 2;
+		goto early;
 	}
 	if (cd->conf_path != NULL && conf_load(&cd->conf, cd->conf_path) != 0)
 		bad = 1;
 	for (int i = 0; i < n_over; i++)
 		if (conf_set_arg(&cd->conf, overrides[i], CONF_SRC_FLAG) != 0)
 			bad = 1;
-	free(overrides);
 	if (cd->cf.chunk_size + 4096 > cd->cf.max_message) {
 		fprintf(stderr, "limits.chunk-size (%lld) must be at least 4096 "
 		    "below limits.max-message (%lld)\n",
@@ -339,19 +339,21 @@ main(int argc, char **argv)
 	}
 	if (bad) {
 		fprintf(stderr, "cloudd: configuration has errors\n");
-		return 1;
+		rc = 1;
+		goto early;
 	}
 	if (debug)
 		conf_set(&cd->conf, "cloudd.log-level", "debug", CONF_SRC_FLAG,
 		    "-d");
 	if (print)
 		conf_print(&cd->conf, stdout);
-	if (check) {
+	if (check)
 		printf("configuration OK\n");
-		return 0;
+	if (check || print) {
+		rc = 0;
+		goto early;
 	}
-	if (print)
-		return 0;
+	free(overrides);
 
 	log_init("cloudd", cd->cf.log_level);
 	openblas_set_num_threads(1);
@@ -441,4 +443,9 @@ main(int argc, char **argv)
 	conf_fini(&cd->conf);
 	free(cd);
 	return 0;
+early:
+	free(overrides);
+	conf_fini(&cd->conf);
+	free(cd);
+	return rc;
 }

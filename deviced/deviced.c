@@ -227,17 +227,18 @@ main(int argc, char **argv)
 		case 'n': check = 1; break;
 		case 'p': print = 1; break;
 		case 'E': conf_write_example(deviced_opts, "deviced.conf: the dccl device daemon", stdout);
-			return 0;
+			rc = 0; goto early;
 		case 'd': over[n_over++] = "deviced.log-level=debug"; break;
-		case 'h': usage(stdout); return 0;
+		case 'h': usage(stdout); rc = 0; goto early;
 		case 'V': printf("deviced %s (protocol %d)\n",
-		    DEVICED_VERSION, WIRE_VERSION); return 0;
-		default: usage(stderr); return 2;
+		    DEVICED_VERSION, WIRE_VERSION); rc = 0; goto early;
+		default: usage(stderr); rc = 2; goto early;
 		}
 	}
 	if (optind != argc) {
 		usage(stderr);
-		return 2;
+		rc = 2;
+		goto early;
 	}
 	if (dd->conf_path != NULL && conf_load(&dd->conf, dd->conf_path) != 0)
 		bad = 1;
@@ -247,22 +248,25 @@ main(int argc, char **argv)
 	if (ndev != NULL && conf_set(&dd->conf, "deviced.devices", ndev,
 	    CONF_SRC_FLAG, "--devices") != 0)
 		bad = 1;
-	free(over);
 	if (!wire_devid_valid(dd->cf.device_id)) {
 		fprintf(stderr, "deviced.device-id: 1..64 of [A-Za-z0-9._-]\n");
 		bad = 1;
 	}
 	if (bad) {
 		fprintf(stderr, "deviced: configuration has errors\n");
-		return 1;
+		rc = 1;
+		goto early;
 	}
 	dd->cf.compute_class = (char *)classes[dd->cf.compute_class_i];
 	if (print)
 		conf_print(&dd->conf, stdout);
 	if (check)
 		printf("configuration OK\n");
-	if (print || check)
-		return 0;
+	if (print || check) {
+		rc = 0;
+		goto early;
+	}
+	free(over);
 
 	log_init("deviced", dd->cf.log_level);
 	if (sodium_init() < 0)
@@ -356,6 +360,11 @@ main(int argc, char **argv)
 	}
 	rc = dd->cf.run_once && !signalled && dd->n_done < dd->n_dev;
 	free(dd->dev);
+	conf_fini(&dd->conf);
+	free(dd);
+	return rc;
+early:
+	free(over);
 	conf_fini(&dd->conf);
 	free(dd);
 	return rc;

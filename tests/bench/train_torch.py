@@ -17,6 +17,10 @@ draws differ, the shapes and distributions do not). Figures, one
     runtime, reported separately as the RSS right after import).
 Plain dense Adam, as a straightforward PyTorch implementation would use
 (dccl's step is row-sparse).
+
+Measured on the 2-vCPU dev VM: with 2 threads torch is far slower than with
+1 (OpenMP spin-waiting; OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=1
+recovers part of it). The figures are reported as they come out.
 """
 import copy
 import resource
