@@ -89,6 +89,10 @@ send_req(struct device *d, Dccl__Envelope *e)
 		return;
 	}
 	d->bytes_up += len;
+	if (d->state == DEV_RETRIEVE)
+		d->b_ret_up += len;
+	else if (d->state != DEV_UPLOAD)
+		d->b_reg += len;	/* register + chunk requests */
 	if (nnuv_send(&d->req, msg, len, NULL) != 0) {
 		backoff(d, nn_strerror(nn_errno()));
 		return;
@@ -192,8 +196,8 @@ learn_after_cb(uv_work_t *w, int status)
 			enter(d, DEV_IDLE);
 		return;
 	}
-	log_info("TRAIN: device=%s %zu local + %zu retrieved samples, val "
-	    "logloss %.4f -> %.4f, %s, %.1f ms", d->id, d->local.n,
+	log_info("TRAIN: device=%s %zu local + %zu/%zu retrieved samples, val "
+	    "logloss %.4f -> %.4f, %s, %.1f ms", d->id, d->local.n, d->kept,
 	    d->retrieved.n, d->val_before, d->val_after, d->adopted ?
 	    "patch adopted" : "kept the cloud model", d->train_s * 1e3);
 	vals[0] = (double)d->local.n;
@@ -213,6 +217,7 @@ learn_after_cb(uv_work_t *w, int status)
 	up.metrics = mp;
 	up.kind = "metapatch";
 	len = dccl__upload_patch__get_packed_size(&up);
+	d->b_patch = len;
 	blob = xmalloc(len);
 	dccl__upload_patch__pack(&up, blob);
 	ctr_io_tensors_free(d->patch, d->n_patch);
@@ -475,6 +480,10 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 
 	(void)hdr;
 	d->bytes_down += len;
+	if (d->state == DEV_RETRIEVE)
+		d->b_ret_down += len;
+	else if (d->state != DEV_UPLOAD)
+		d->b_model += len;
 	if (wire_unpack(msg, len, &e, err, sizeof(err)) != 0) {
 		nn_freemsg(msg);
 		wire_free(e);

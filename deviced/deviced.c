@@ -23,7 +23,9 @@
 static const char *const log_levels[] = { "error", "warn", "info", "debug",
 	NULL };
 static const char *const classes[] = { "low", "mid", "high", NULL };
-static const char *const modes[] = { "none", "metapatch", NULL };
+static const char *const adapts[] = { "none", "metapatch", "finetune",
+	NULL };
+static const char *const lcs[] = { "none", "soft", "offset", NULL };
 static const char *const rmodes[] = { "samples", "users", NULL };
 
 static const struct conf_opt deviced_opts[] = {
@@ -67,8 +69,26 @@ static const struct conf_opt deviced_opts[] = {
 	    3600000, 1, "largest retry delay"),
 	CONF_INT("net.max-message", DV_OFF(max_message), "4194304", 4096,
 	    1073741824, 0, "largest reply accepted (NN_RCVMAXSIZE)"),
-	CONF_ENUM("learn.mode", DV_OFF(mode), "metapatch", modes, 1,
-	    "none or metapatch"),
+	CONF_STR("deviced.eval-methods", DV_OFF(eval_methods),
+	    "cloud,naive-ft,ft-guard,ft-lc,ft-lcoff,ft-coda,ft-lc-coda,metapatch,"
+	    "mp-lc-coda", 0, "evaluation: methods to score (see README)"),
+	CONF_ENUM("learn.adapt", DV_OFF(adapt), "metapatch", adapts, 1,
+	    "what the device trains: none, metapatch (its m only) or "
+	    "finetune (all weights)"),
+	CONF_ENUM("learn.lc", DV_OFF(lc), "none", lcs, 1,
+	    "label correction: none, soft (paper) or offset (logit offset)"),
+	CONF_INT("learn.lc-min-n", DV_OFF(lc_min_n), "5", 0, 1000000, 1,
+	    "no label correction below this many local samples"),
+	CONF_DBL("learn.lc-prior", DV_OFF(lc_prior), "2", 0, 1000, 1,
+	    "pseudo-samples at r_g smoothing the local CTR r_u"),
+	CONF_BOOL("learn.coda", DV_OFF(coda), "no", 1,
+	    "train on the retrieved samples the personal filter keeps"),
+	CONF_DBL("learn.coda-rho", DV_OFF(coda_rho), "0.3", 0, 1, 1,
+	    "CoDA filter: keep the top share by p(local) (0 = use tau)"),
+	CONF_DBL("learn.coda-tau", DV_OFF(coda_tau), "0.5", 0, 1, 1,
+	    "CoDA filter: keep p(local) >= tau when coda-rho is 0"),
+	CONF_DBL("learn.coda-weight", DV_OFF(coda_weight), "0.5", 0, 10, 1,
+	    "loss weight of a kept retrieved sample (local = 1)"),
 	CONF_INT("learn.retrieve-k", DV_OFF(retrieve_k), "100", 0, 1000000, 1,
 	    "pool samples to retrieve (0 = no retrieval)"),
 	CONF_INT("learn.retrieve-queries", DV_OFF(retrieve_queries), "64", 1,
@@ -86,9 +106,9 @@ static const struct conf_opt deviced_opts[] = {
 	CONF_DBL("learn.margin", DV_OFF(margin), "0", 0, 10, 1,
 	    "adopt a patch only if it lowers val logloss by this much"),
 	CONF_DBL("learn.ft-lr", DV_OFF(ft_lr), "0.001", 1e-7, 10, 1,
-	    "evaluation: naive fine-tuning learning rate"),
+	    "fine-tuning learning rate (Adam)"),
 	CONF_INT("learn.ft-epochs", DV_OFF(ft_epochs), "1", 1, 1000, 1,
-	    "evaluation: naive fine-tuning epochs"),
+	    "fine-tuning epochs (guarded methods stop early)"),
 	CONF_INT("learn.seed", DV_OFF(seed), "1", 0, 2147483647, 1,
 	    "training seed"),
 	{ NULL }

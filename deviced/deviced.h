@@ -38,8 +38,13 @@ struct deviced_conf {
 	int64_t	 memory_mb, flops_budget;
 	int64_t	 request_timeout_ms, resend_ms, backoff_min_ms,
 		 backoff_max_ms, max_message, workers;
+	char	*eval_methods;	/* comma-separated method names */
 	/* learning */
-	int	 mode;		/* 0 none, 1 metapatch, 2 finetune */
+	int	 adapt;		/* 0 none, 1 metapatch, 2 finetune */
+	int	 lc;		/* enum lc_mode */
+	int	 coda;
+	double	 coda_rho, coda_tau, coda_weight, lc_prior;
+	int64_t	 lc_min_n;
 	int64_t	 retrieve_k, retrieve_queries;
 	int	 retrieve_mode;	/* 0 samples, 1 users */
 	double	 lr, ft_lr, val_frac, margin;
@@ -85,6 +90,9 @@ struct device {
 	size_t		 n_patch;
 	double		 val_before, val_after, train_s;
 	int		 adopted;
+	size_t		 kept;		/* retrieved samples the filter kept */
+	/* bytes per protocol phase, for the per-method cost columns */
+	uint64_t	 b_reg, b_model, b_ret_up, b_ret_down, b_patch;
 	/* accounting */
 	uint64_t	 bytes_up, bytes_down;
 	double		 t_start, t_done;

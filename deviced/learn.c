@@ -1,86 +1,310 @@
 /*
  * learn: a device's personalization job, run in the threadpool. It reads
- * the device's local samples and downloaded cloud model (which the loop
- * leaves alone while the device is in DEV_TRAIN) and produces the patch to
- * upload.
+ * the device's local samples, the retrieved pool samples and the
+ * downloaded cloud model (the loop leaves them alone while the device is
+ * in DEV_TRAIN) and produces the patch to upload.
  *
- * MetaPatch: only this user's m vectors are trained, the cloud model stays
- * frozen. The last val-frac of the local samples (by time) is held out;
- * ctr_train keeps the best parameters on it, the initial ones included, so
- * the patch can only be adopted when it does not make the held-out loss
- * worse, and it is adopted only when it beats the cloud model by margin.
+ * A method is one path through the stages (README, "Device pipeline"):
+ *   adapt  none | finetune (all weights) | metapatch (only this user's m)
+ *   lc     label correction: none | soft (the paper's) | offset (hard
+ *          labels + a fixed logit offset, dropped when scoring)
+ *   coda   add the retrieved samples the personalized filter keeps
+ *   guard  adopt only if the local validation loss beats the cloud model's
+ *          by learn.margin; otherwise keep serving the cloud model
+ * The local samples are split by time: the last learn.val-frac is the
+ * validation slice (early stopping and the guard); the rest trains.
  *
- * With eval-dir set, the device also scores its held-out test samples
- * (never trained on) with each method and writes them to
- * <eval-dir>/<device>.csv for scripts/eval.sh: "cloud" (the downloaded
- * model), "naive-ft" (full fine-tuning on all local samples, fixed lr and
- * epochs, no guard) and "metapatch" (the adopted result).
+ * The configured method (learn.adapt, learn.lc, learn.coda) is what the
+ * device serves and uploads. With deviced.eval-dir set, the device also
+ * runs every method of deviced.eval-methods and writes its held-out test
+ * predictions to <eval-dir>/<device>.csv (method,user,item,label,score)
+ * and per-method costs to <eval-dir>/<device>.extra (method,column,value).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "deviced/deviced.h"
+#include "deviced/label_correct.h"
+#include "deviced/sample_filter.h"
 #include "shared/ctr.h"
 #include "shared/ctr_io.h"
+#include "shared/dataset.h"
 #include "shared/log.h"
 #include "shared/xmalloc.h"
 
-static void
-write_preds(FILE *f, const char *method, struct ctr *m,
-    const struct dataset *ds, const uint32_t *idx, size_t n, float *p)
+enum { ADAPT_NONE = 0, ADAPT_MP, ADAPT_FT };
+
+struct method {
+	const char	*name;
+	int		 adapt, lc, coda, guard;
+};
+
+/* The evaluation rows; "naive-ft" is plain fine-tuning as in the papers. */
+static const struct method methods[] = {
+	{ "cloud",	ADAPT_NONE, LC_NONE,	0, 0 },
+	{ "naive-ft",	ADAPT_FT,   LC_NONE,	0, 0 },
+	{ "ft-guard",	ADAPT_FT,   LC_NONE,	0, 1 },
+	{ "ft-lc",	ADAPT_FT,   LC_SOFT,	0, 1 },
+	{ "ft-lcoff",	ADAPT_FT,   LC_OFFSET,	0, 1 },
+	{ "ft-lc-coda",	ADAPT_FT,   LC_SOFT,	1, 1 },
+	{ "ft-coda",	ADAPT_FT,   LC_NONE,	1, 1 },
+	{ "metapatch",	ADAPT_MP,   LC_NONE,	0, 1 },
+	{ "mp-lc-coda",	ADAPT_MP,   LC_SOFT,	1, 1 },
+	{ NULL, 0, 0, 0, 0 }
+};
+
+/* What every method of one job shares. */
+struct prep {
+	struct dataset	 work;		/* local samples, then kept retrieved */
+	struct dataset	 soft;		/* same, local labels soft-corrected */
+	float		*offset;	/* work.n: LC_OFFSET logit offsets */
+	float		*weight;	/* work.n: 1 local, coda-weight kept */
+	uint32_t	*idx;		/* 0..work.n-1 */
+	size_t		 n, ntr, nval, nkept;
+	double		 r_u, val_base;
+};
+
+static double
+now(void)
 {
-	ctr_predict(m, ds, idx, n, p);
-	for (size_t i = 0; i < n; i++) {
-		const struct sample *s = &ds->s[idx[i]];
-		fprintf(f, "%s,%u,%u,%g,%.9g\n", method, s->user, s->item,
-		    s->label, p[i]);
-	}
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static void
-evaluate(struct device *d, struct ctr *patched)
+prepare(struct device *d, struct prep *p)
 {
 	const struct deviced_conf *cf = &d->dd->cf;
-	size_t n = d->test.n, nl = d->local.n;
-	uint32_t *idx = xcalloc(n + nl + 1, sizeof(uint32_t));
-	float *p = xcalloc(n + 1, sizeof(float));
-	struct ctr *ft = NULL;
-	struct ctr_train_opts o;
-	char path[1300];
-	FILE *f;
+	size_t n = d->local.n, nr = d->retrieved.n, *all;
+	struct lc_opts lo = { LC_SOFT, d->global_ctr, (size_t)cf->lc_min_n,
+		cf->lc_prior };
+	float *y, *ys;
 
-	snprintf(path, sizeof(path), "%s/%s.csv", cf->eval_dir, d->id);
-	if ((f = fopen(path, "w")) == NULL) {
-		snprintf(d->job_err, sizeof(d->job_err), "%.200s: %s", path,
-		    strerror(errno));
-		goto done;
+	memset(p, 0, sizeof(*p));
+	dataset_init(&p->work);
+	dataset_init(&p->soft);
+	p->n = n;
+	p->nval = (size_t)(cf->val_frac * (double)n + 0.5);
+	if (p->nval == 0 && n >= 2)
+		p->nval = 1;
+	p->ntr = n - p->nval;
+	all = xcalloc(n + nr + 1, sizeof(size_t));
+	for (size_t i = 0; i < n + nr; i++)
+		all[i] = i < n ? i : i - n;
+	dataset_append_subset(&p->work, &d->local, all, n);
+	/* CoDA fine filtering over the model's sample representations. */
+	if (nr > 0 && n > 0) {
+		int dim = ctr_repr_dim(d->model);
+		float *L = xcalloc(n * dim, sizeof(float));
+		float *R = xcalloc(nr * dim, sizeof(float));
+		float *pr = xcalloc(nr, sizeof(float));
+		unsigned char *keep = xcalloc(nr, 1);
+		uint32_t *li = xcalloc(n + nr, sizeof(uint32_t));
+		struct filt_opts fo;
+		size_t *ki = xcalloc(nr, sizeof(size_t));
+
+		for (size_t i = 0; i < n + nr; i++)
+			li[i] = (uint32_t)(i < n ? i : i - n);
+		ctr_repr(d->model, &d->local, li, n, L);
+		ctr_repr(d->model, &d->retrieved, li + n, nr, R);
+		filt_opts_default(&fo);
+		fo.rho = cf->coda_rho;
+		fo.tau = cf->coda_tau;
+		filt_select(L, n, R, nr, dim, &fo, pr, keep);
+		for (size_t i = 0; i < nr; i++)
+			if (keep[i])
+				ki[p->nkept++] = i;
+		dataset_append_subset(&p->work, &d->retrieved, ki, p->nkept);
+		free(L); free(R); free(pr); free(keep); free(li); free(ki);
 	}
+	p->work.n_users = d->local.n_users;
+	dataset_append_subset(&p->soft, &p->work, NULL, 0);
+	{
+		size_t *ai = xcalloc(p->work.n + 1, sizeof(size_t));
+		for (size_t i = 0; i < p->work.n; i++)
+			ai[i] = i;
+		dataset_fini(&p->soft);
+		dataset_init(&p->soft);
+		dataset_append_subset(&p->soft, &p->work, ai, p->work.n);
+		free(ai);
+	}
+	/* Label correction from the training part of the local samples. */
+	y = xcalloc(n + 1, sizeof(float));
+	ys = xcalloc(n + 1, sizeof(float));
 	for (size_t i = 0; i < n; i++)
-		idx[i] = (uint32_t)i;
-	write_preds(f, "cloud", d->model, &d->test, idx, n, p);
-	write_preds(f, "metapatch", patched, &d->test, idx, n, p);
-	ft = ctr_clone(d->model);
+		y[i] = p->work.s[i].label;
+	p->offset = xcalloc(p->work.n + 1, sizeof(float));
+	p->r_u = lc_apply(&lo, y, p->ntr, ys, NULL);
+	for (size_t i = 0; i < p->ntr; i++)
+		p->soft.s[i].label = ys[i];
+	lo.mode = LC_OFFSET;
+	lc_apply(&lo, y, p->ntr, ys, p->offset);
+	free(y);
+	free(ys);
+	p->weight = xcalloc(p->work.n + 1, sizeof(float));
+	p->idx = xcalloc(p->work.n + 1, sizeof(uint32_t));
+	for (size_t i = 0; i < p->work.n; i++) {
+		p->weight[i] = i < n ? 1.0f : (float)cf->coda_weight;
+		p->idx[i] = (uint32_t)i;
+	}
+	p->val_base = 0;
+	if (p->nval > 0)
+		ctr_eval_logloss(d->model, &d->local, p->idx + p->ntr, p->nval,
+		    &p->val_base);
+}
+
+static void
+prep_fini(struct prep *p)
+{
+	dataset_fini(&p->work);
+	dataset_fini(&p->soft);
+	free(p->offset);
+	free(p->weight);
+	free(p->idx);
+}
+
+/*
+ * Runs one method; returns the model to serve (a new model, or a clone of
+ * the cloud model when nothing is adopted). *adopted, *val_after, *secs
+ * and *mem (bytes of model, gradients, optimizer state and samples) out.
+ */
+static struct ctr *
+run(struct device *d, const struct prep *p, const struct method *m,
+    int *adopted, double *val_after, double *secs, double *mem)
+{
+	const struct deviced_conf *cf = &d->dd->cf;
+	struct ctr *c = ctr_clone(d->model);
+	struct ctr_train_opts o;
+	struct ctr_train_stats st;
+	const struct dataset *ds = m->lc == LC_SOFT ? &p->soft : &p->work;
+	uint32_t *tr = NULL;
+	size_t ntr = 0;
+	double t0 = now();
+	int rc;
+
+	*adopted = 0;
+	*val_after = p->val_base;
+	*mem = (double)ctr_num_params(c) * 4;
+	if (m->adapt == ADAPT_NONE || p->n == 0)
+		goto done;
 	ctr_train_opts_default(&o);
-	ctr_opt_default(&o.opt, CTR_OPT_ADAM, (float)cf->ft_lr);
-	o.sel = CTR_SEL_ALL;
-	o.epochs = (int)cf->ft_epochs;
 	o.batch = (int)cf->batch;
 	o.seed = (uint64_t)cf->seed;
 	o.stop = &d->dd->stop;
-	for (size_t i = 0; i < nl; i++)
-		idx[n + i] = (uint32_t)i;
-	if (nl > 0)
-		ctr_train(ft, &d->local, idx + n, nl, NULL, 0, &o, NULL);
-	write_preds(f, "naive-ft", ft, &d->test, idx, n, p);
-	if (fclose(f) != 0)
-		snprintf(d->job_err, sizeof(d->job_err), "%.200s: write failed",
-		    path);
+	if (m->adapt == ADAPT_FT) {
+		ctr_opt_default(&o.opt, CTR_OPT_ADAM, (float)cf->ft_lr);
+		o.sel = CTR_SEL_ALL;
+		o.epochs = (int)cf->ft_epochs;
+	} else {
+		ctr_opt_default(&o.opt, CTR_OPT_ADAM, (float)cf->lr);
+		o.sel = CTR_SEL_METAPATCH_ONLY;
+		o.epochs = (int)cf->epochs;
+	}
+	if (!m->guard) {
+		/* Plain fine-tuning: all local samples, fixed epochs. */
+		rc = ctr_train(c, ds, p->idx, p->n, NULL, 0, &o, NULL);
+		*adopted = rc == 0;
+		goto done;
+	}
+	tr = xcalloc(p->work.n + 1, sizeof(uint32_t));
+	for (size_t i = 0; i < p->ntr; i++)
+		tr[ntr++] = (uint32_t)i;
+	if (m->coda)
+		for (size_t i = p->n; i < p->work.n; i++)
+			tr[ntr++] = (uint32_t)i;
+	o.weight = p->weight;
+	o.offset = m->lc == LC_OFFSET ? p->offset : NULL;
+	o.patience = 2;
+	if (ntr == 0 || p->nval == 0)
+		goto done;
+	/* Validation on the true hard labels of the local slice. */
+	rc = ctr_train(c, ds, tr, ntr, p->idx + p->ntr, p->nval, &o, &st);
+	if (rc == 0 && st.val_loss < p->val_base - cf->margin) {
+		*adopted = 1;
+		*val_after = st.val_loss;
+	}
+	*mem += (double)ctr_num_params(c) * 4 * (o.opt.kind == CTR_OPT_ADAM ?
+	    3 : 1) + (double)ds->n * sizeof(struct sample);
 done:
-	ctr_free(ft);
+	if (!*adopted && m->adapt != ADAPT_NONE) {
+		ctr_free(c);
+		c = ctr_clone(d->model);
+	}
+	*secs = now() - t0;
+	free(tr);
+	return c;
+}
+
+static const struct method *
+find(const char *name)
+{
+	for (const struct method *m = methods; m->name; m++)
+		if (strcmp(m->name, name) == 0)
+			return m;
+	return NULL;
+}
+
+static void
+evaluate(struct device *d, const struct prep *p)
+{
+	const struct deviced_conf *cf = &d->dd->cf;
+	size_t n = d->test.n;
+	uint32_t *idx = xcalloc(n + 1, sizeof(uint32_t));
+	float *pr = xcalloc(n + 1, sizeof(float));
+	char path[1300], *list = xstrdup(cf->eval_methods), *save = NULL, *nm;
+	FILE *f, *x;
+
+	for (size_t i = 0; i < n; i++)
+		idx[i] = (uint32_t)i;
+	snprintf(path, sizeof(path), "%s/%s.csv", cf->eval_dir, d->id);
+	f = fopen(path, "w");
+	snprintf(path, sizeof(path), "%s/%s.extra", cf->eval_dir, d->id);
+	x = fopen(path, "w");
+	if (f == NULL || x == NULL) {
+		snprintf(d->job_err, sizeof(d->job_err), "cannot write %.200s",
+		    path);
+		goto done;
+	}
+	for (nm = strtok_r(list, ",", &save); nm; nm = strtok_r(NULL, ",",
+	    &save)) {
+		const struct method *m = find(nm);
+		double va, secs, mem, up, down;
+		int adopted;
+		struct ctr *c;
+
+		if (m == NULL)
+			continue;
+		c = run(d, p, m, &adopted, &va, &secs, &mem);
+		ctr_predict(c, &d->test, idx, n, pr);
+		for (size_t i = 0; i < n; i++) {
+			const struct sample *s = &d->test.s[i];
+			fprintf(f, "%s,%u,%u,%g,%.9g\n", m->name, s->user,
+			    s->item, s->label, pr[i]);
+		}
+		/* Traffic this method needs: download, retrieval, upload. */
+		down = (double)d->b_model + (m->coda ? d->b_ret_down : 0);
+		up = (double)d->b_reg + (m->coda ? d->b_ret_up : 0) +
+		    (m->adapt == ADAPT_FT ? (double)d->dl_total :
+		    m->adapt == ADAPT_MP ? (double)d->b_patch : 0);
+		fprintf(x, "%s,device_ms,%.3f\n%s,train_kib,%.1f\n"
+		    "%s,bytes_up,%.0f\n%s,bytes_down,%.0f\n%s,adopted,%d\n",
+		    m->name, secs * 1e3, m->name, mem / 1024, m->name, up,
+		    m->name, down, m->name, adopted);
+		ctr_free(c);
+	}
+done:
+	if (f != NULL && fclose(f) != 0)
+		snprintf(d->job_err, sizeof(d->job_err), "write failed");
+	if (x != NULL)
+		fclose(x);
+	free(list);
 	free(idx);
-	free(p);
+	free(pr);
 }
 
 void
@@ -88,59 +312,25 @@ learn_work_cb(uv_work_t *w)
 {
 	struct device *d = w->data;
 	const struct deviced_conf *cf = &d->dd->cf;
-	size_t n = d->local.n, nval, ntr;
-	uint32_t *idx = xcalloc(n + 1, sizeof(uint32_t));
-	struct ctr *pm = ctr_clone(d->model);
-	struct ctr_train_opts o;
-	struct ctr_train_stats stats;
-	double t0 = (double)uv_hrtime() / 1e9;
+	struct method serve = { "serve", cf->adapt, cf->lc, cf->coda, 1 };
+	struct prep p;
+	struct ctr *c;
+	double secs, mem;
+	double t0 = now();
 
 	d->job_rc = 0;
-	d->adopted = 0;
-	for (size_t i = 0; i < n; i++)
-		idx[i] = (uint32_t)i;
-	/* Chronological hold-out: the last val-frac, at least one sample. */
-	nval = (size_t)(cf->val_frac * (double)n + 0.5);
-	if (nval == 0 && n >= 2)
-		nval = 1;
-	ntr = n - nval;
-	d->val_before = d->val_after = 0;
-	if (nval > 0)
-		ctr_eval_logloss(pm, &d->local, idx + ntr, nval,
-		    &d->val_before);
-	if (cf->mode == 1 && ntr > 0 && nval > 0) {
-		ctr_train_opts_default(&o);
-		ctr_opt_default(&o.opt, CTR_OPT_ADAM, (float)cf->lr);
-		o.sel = CTR_SEL_METAPATCH_ONLY;
-		o.epochs = (int)cf->epochs;
-		o.batch = (int)cf->batch;
-		o.patience = 2;
-		o.seed = (uint64_t)cf->seed;
-		o.stop = &d->dd->stop;
-		d->job_rc = ctr_train(pm, &d->local, idx, ntr, idx + ntr, nval,
-		    &o, &stats);
-		if (d->job_rc == 0) {
-			d->val_after = stats.val_loss;
-			d->adopted = stats.val_loss < d->val_before - cf->margin;
-		} else
-			snprintf(d->job_err, sizeof(d->job_err),
-			    "training failed (%d)", d->job_rc);
-	}
-	if (!d->adopted) {
-		/* Guarded adoption: keep serving the cloud model. */
-		ctr_free(pm);
-		pm = ctr_clone(d->model);
-		d->val_after = d->val_before;
-	}
-	if (d->job_rc == 0 && ctr_io_patch_get(pm, d->user, &d->patch,
-	    &d->n_patch) != 0) {
+	prepare(d, &p);
+	d->kept = p.nkept;
+	d->val_before = p.val_base;
+	c = run(d, &p, &serve, &d->adopted, &d->val_after, &secs, &mem);
+	if (ctr_io_patch_get(c, d->user, &d->patch, &d->n_patch) != 0) {
 		d->job_rc = -EINVAL;
 		snprintf(d->job_err, sizeof(d->job_err),
 		    "the model has no MetaPatch");
 	}
+	ctr_free(c);
+	d->train_s = now() - t0;
 	if (d->job_rc == 0 && cf->eval_dir[0] != '\0' && d->test.n > 0)
-		evaluate(d, pm);
-	d->train_s = (double)uv_hrtime() / 1e9 - t0;
-	ctr_free(pm);
-	free(idx);
+		evaluate(d, &p);
+	prep_fini(&p);
 }

@@ -30,7 +30,7 @@ rc=0; "$BIN/cloudd" -o limits.max-k=5 -o bogus=1 -n >"$T/out" 2>&1 || rc=$?
 "$BIN/cloudd" -f "$ROOT/conf/cloudd.conf" -o limits.max-k=7 -p >"$T/out"
 grep -q "limits.max-k *= 7 *# flag" "$T/out" || die "print-config flag source"
 grep -q "train.dim *= 16 *# " "$T/out" || die "print-config"
-"$BIN/deviced" -p | grep -q "learn.mode *= metapatch *# default" || die "deviced print"
+"$BIN/deviced" -p | grep -q "learn.adapt *= metapatch *# default" || die "deviced print"
 rc=0; "$BIN/cloudd" -o cloudd.data-dir=/proc/dccl-nope >"$T/out" 2>&1 || rc=$?
 [ $rc != 0 ] && grep -q "DATA-DIR\|DB-OPEN" "$T/out" || die "unwritable data dir"
 mkdir -p "$T/ro"; chmod 500 "$T/ro"
