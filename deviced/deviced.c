@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <nanomsg/nn.h>
 #include <nanomsg/pubsub.h>
 #include <cblas.h>
@@ -289,6 +290,13 @@ main(int argc, char **argv)
 	free(over);
 
 	log_init("deviced", dd->cf.log_level);
+	/*
+	 * Training jobs clone the model (params, grads, Adam state: a few MB)
+	 * many times; served from mmap each clone costs fresh page faults.
+	 * Keeping them on the heap makes a clone a reuse of warm memory.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 256 << 20);
+	mallopt(M_TRIM_THRESHOLD, 512 << 20);
 	if (sodium_init() < 0)
 		fatalx("libsodium failed to initialise");
 	openblas_set_num_threads(1);
