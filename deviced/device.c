@@ -217,7 +217,6 @@ learn_after_cb(uv_work_t *w, int status)
 	up.metrics = mp;
 	up.kind = "metapatch";
 	len = dccl__upload_patch__get_packed_size(&up);
-	d->b_patch = len;
 	blob = xmalloc(len);
 	dccl__upload_patch__pack(&up, blob);
 	ctr_io_tensors_free(d->patch, d->n_patch);

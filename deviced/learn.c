@@ -307,6 +307,39 @@ done:
 	free(pr);
 }
 
+/*
+ * Size of the upload message this device will send (envelope, patch and
+ * the four metrics device.c attaches), for the cost columns.
+ */
+static size_t
+upload_size(const struct device *d)
+{
+	Dccl__Envelope e = DCCL__ENVELOPE__INIT;
+	Dccl__UploadPatch up = DCCL__UPLOAD_PATCH__INIT;
+	Dccl__Metric m[4], *mp[4];
+	static const char *const names[4] = { "local_samples", "retrieved",
+		"val_logloss_base", "val_logloss_patched" };
+
+	for (int i = 0; i < 4; i++) {
+		dccl__metric__init(&m[i]);
+		m[i].name = (char *)names[i];
+		m[i].value = 0.5;
+		mp[i] = &m[i];
+	}
+	up.base_version = d->version;
+	up.n_tensors = d->n_patch;
+	up.tensors = d->patch;
+	up.n_metrics = 4;
+	up.metrics = mp;
+	up.kind = "metapatch";
+	e.version = 1;
+	e.device_id = (char *)d->id;
+	e.request_id = d->req_id + 1;
+	e.body_case = DCCL__ENVELOPE__BODY_UPLOAD;
+	e.upload = &up;
+	return dccl__envelope__get_packed_size(&e);
+}
+
 void
 learn_work_cb(uv_work_t *w)
 {
@@ -327,6 +360,8 @@ learn_work_cb(uv_work_t *w)
 		d->job_rc = -EINVAL;
 		snprintf(d->job_err, sizeof(d->job_err),
 		    "the model has no MetaPatch");
+	} else {
+		d->b_patch = upload_size(d);
 	}
 	ctr_free(c);
 	d->train_s = now() - t0;
