@@ -154,3 +154,5 @@ clean:
 	rm -rf build bin
 
 -include $(shell find $(OBJ) -name '*.d' 2>/dev/null)
+
+include mk/install.mk

@@ -6,7 +6,10 @@
  * ones (retrieval, import, training, index builds) run in the threadpool and
  * reply from their after_cb. SIGTERM/SIGINT stop intake, let in-flight work
  * finish (training is told to stop), close the sockets and the database, and
- * exit 0. SIGHUP re-reads the reloadable options.
+ * exit 0. SIGHUP re-reads the reloadable options. The optional Prometheus
+ * exporter (metrics.c) answers on libmicrohttpd's own thread from a text the
+ * loop renders and swaps in; that thread never reads struct cloudd, and it
+ * is joined before the sockets close.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -22,7 +25,9 @@
 #include <unistd.h>
 
 #include "cloudd/cloudd.h"
+#include "cloudd/metrics.h"
 #include "shared/log.h"
+#include "shared/notify.h"
 #include "shared/xmalloc.h"
 
 #define CD_OFF(f) offsetof(struct cloudd_conf, f)
@@ -98,6 +103,17 @@ static const struct conf_opt cloudd_opts[] = {
 	    "IVF lists (0 = 4 sqrt(n))"),
 	CONF_INT("retrieve.nprobe", CD_OFF(retr_nprobe), "0", 0, 1000000, 1,
 	    "IVF lists probed (0 = default)"),
+	/*
+	 * Off by default: a fixed port would collide when several cloudd run
+	 * on one host (tests, staging), and an exporter should be opted into.
+	 */
+	CONF_STR("metrics.listen", CD_OFF(metrics_listen), "", 0,
+	    "Prometheus HTTP endpoint host:port, e.g. 127.0.0.1:9400 (empty "
+	    "= off; port 0 = any free port, logged)"),
+	CONF_INT("metrics.interval-ms", CD_OFF(metrics_ms), "250", 10, 60000,
+	    0, "how often the served exposition is re-rendered"),
+	CONF_INT("models.keep", CD_OFF(models_keep), "10", 1, 1000000, 1,
+	    "model versions kept by dcctl prune (the current one always)"),
 	{ NULL }
 };
 
@@ -142,6 +158,7 @@ cloudd_maybe_exit(struct cloudd *cd)
 		return;
 	cd->n_open = -1;	/* once */
 	log_info("STOPPING: closing sockets");
+	metrics_stop(cd);
 	nnuv_close(&cd->rep, closed_cb);
 	nnuv_close(&cd->adm, closed_cb);
 	nnuv_close(&cd->pub, closed_cb);
@@ -205,6 +222,7 @@ signal_cb(uv_signal_t *h, int sig)
 		return;
 	log_info("SHUTDOWN: signal %d; finishing %u jobs", sig, cd->jobs);
 	cd->stopping = 1;
+	notify_stopping();
 	atomic_store(&cd->stop, 1);
 	nnuv_pause(&cd->rep);
 	nnuv_pause(&cd->adm);
@@ -218,6 +236,23 @@ cron_cb(uv_timer_t *t)
 
 	log_debug("cron: %llu requests, %u in flight",
 	    (unsigned long long)cd->requests, cd->inflight);
+	/*
+	 * Self-healing: the pool's vectors must be of the served model, or
+	 * every retrieval gets E_STALE. Jobs that swap pool and model keep
+	 * them in step, but a pool reload racing a rollback can leave them
+	 * apart; reload once nothing else is changing either.
+	 */
+	if (cd->pool != NULL && cd->pool->ds.n > 0 && cd->model.version != 0 &&
+	    cd->pool->version != cd->model.version && !cd->stopping &&
+	    !cd->training && !cd->pool_loading && !cd->rolling_back &&
+	    now_s() - cd->pool_heal_t >= 10) {	/* a failing load: retry slowly */
+		cd->pool_heal_t = now_s();
+		log_info("CRON: pool vectors are of v%llu, model is v%llu; "
+		    "reloading the pool", (unsigned long long)cd->pool->version,
+		    (unsigned long long)cd->model.version);
+		if (pool_start_load(cd) != 0)
+			log_warnx("CRON: cannot start a pool load");
+	}
 }
 
 /* Binds a socket to each comma-separated endpoint. */
@@ -425,12 +460,19 @@ main(int argc, char **argv)
 	if ((rc = model_load_latest(cd)) != 0)
 		fatalx("MODEL: cannot load the latest model: %s",
 		    store_errmsg(cd->st));
+	/* Counted once here, then kept current by the upload handler. */
+	if (store_patch_count(cd->st, &cd->patches) != 0)
+		fatalx("DB: cannot count patches: %s", store_errmsg(cd->st));
+	if (metrics_start(cd) != 0)
+		fatalx("METRICS: cannot serve on '%s'", cd->cf.metrics_listen);
 	if (pool_start_load(cd) != 0)
 		fatalx("POOL: cannot start loading the pool");
 
 	log_info("READY: cloudd %s listening on %s (admin %s, pub %s), "
 	    "model v%llu", CLOUDD_VERSION, cd->cf.listen, cd->cf.admin_listen,
 	    cd->cf.pub_listen, (unsigned long long)cd->model.version);
+	notify_ready(NULL);
+	notify_status("model v%llu", (unsigned long long)cd->model.version);
 	uv_run(&cd->loop, UV_RUN_DEFAULT);
 
 	if ((rc = uv_loop_close(&cd->loop)) != 0)

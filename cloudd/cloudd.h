@@ -17,7 +17,7 @@
 #include "shared/sample.h"
 
 #define CLOUDD_VERSION	"0.1.0"
-#define RPC_N_BODIES	32	/* > largest Envelope body field number */
+#define RPC_N_BODIES	48	/* > largest Envelope body field number */
 #define RPC_N_CODES	16
 #define RPC_N_BUCKETS	12	/* latency histogram buckets */
 
@@ -46,6 +46,10 @@ struct cloudd_conf {
 	/* retrieval index */
 	int	 retr_kind;
 	int64_t	 retr_ivf_min, retr_nlist, retr_nprobe;
+	/* observability and model lifecycle */
+	char	*metrics_listen;	/* host:port for Prometheus, "" = off */
+	int64_t	 metrics_ms;		/* exposition render period */
+	int64_t	 models_keep;		/* versions kept by prune */
 };
 
 /*
@@ -78,6 +82,8 @@ struct model_cache {
 	int		 patch_rank;
 };
 
+struct metrics;		/* metrics.c: HTTP exporter state */
+
 struct devtab {
 	struct devent	*e;
 	size_t		 cap, n;
@@ -103,14 +109,22 @@ struct cloudd {
 	atomic_int		 stop;		/* read by workers */
 	int			 training;
 	int			 pool_loading;
+	int			 rolling_back;	/* a rollback job is queued */
+	double			 pool_heal_t;	/* cron's last pool reload */
 	double			 started;
-	/* statistics */
+	/* statistics (rendered by metrics.c) */
 	uint64_t		 req[RPC_N_BODIES];
 	uint64_t		 err[RPC_N_CODES];
+	uint64_t		 res[RPC_N_BODIES][RPC_N_CODES]; /* by result */
 	uint64_t		 lat[RPC_N_BODIES][RPC_N_BUCKETS];
-	uint64_t		 dropped;
+	double			 lat_sum[RPC_N_BODIES];	/* seconds */
+	uint64_t		 retr_lat[RPC_N_BUCKETS]; /* searches that ran */
+	double			 retr_sum;
+	uint64_t		 dropped;	/* replies/announces not sent */
 	uint64_t		 requests, errors;
+	uint64_t		 patches;	/* rows in the patches table */
 	double			 last_train_s, last_index_s;
+	struct metrics		*metrics;	/* NULL when metrics.listen="" */
 };
 
 /* cloudd.c */

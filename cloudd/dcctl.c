@@ -29,8 +29,30 @@ usage(FILE *f)
 "  status             model version, pool, devices, patches, requests\n"
 "  import FILE        import a samples CSV into the pool (path on the cloud)\n"
 "  train [EPOCHS]     train a new model version on the pool\n"
-"  models             list model versions\n"
+"  metrics            the Prometheus exposition (as served on metrics.listen)\n"
+"  models             list model versions (CURRENT * = served)\n"
+"  model show [V]     one version: parent, size, r_g, checksum, metrics\n"
+"  rollback V         make V's weights current as a new version, announced\n"
+"  prune [KEEP]       delete all but the KEEP (default models.keep) newest\n"
+"                     versions; never the current one; patches are kept\n"
 "  devices            list registered devices\n");
+}
+
+/* A version number from the command line; complains and returns -1. */
+static int
+parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || s[0] == '-') {
+		fprintf(stderr, "dcctl: '%s' is not a number\n", s);
+		return -1;
+	}
+	*out = v;
+	return 0;
 }
 
 static int
@@ -60,6 +82,7 @@ call(int sock, Dccl__Envelope *req, Dccl__Envelope **rep)
 		fprintf(stderr, "dcctl: bad reply: %s\n", err);
 		nn_freemsg(buf);
 		wire_free(*rep);
+		*rep = NULL;	/* main frees it again */
 		return -1;
 	}
 	nn_freemsg(buf);
@@ -68,6 +91,7 @@ call(int sock, Dccl__Envelope *req, Dccl__Envelope **rep)
 		    wire_error_name((*rep)->error->code),
 		    (*rep)->error->message);
 		wire_free(*rep);
+		*rep = NULL;
 		return -1;
 	}
 	return 0;
@@ -88,6 +112,10 @@ main(int argc, char **argv)
 	Dccl__AdminImportReq im = DCCL__ADMIN_IMPORT_REQ__INIT;
 	Dccl__AdminTrainReq tr = DCCL__ADMIN_TRAIN_REQ__INIT;
 	Dccl__AdminListReq ls = DCCL__ADMIN_LIST_REQ__INIT;
+	Dccl__AdminMetricsReq mr = DCCL__ADMIN_METRICS_REQ__INIT;
+	Dccl__AdminModelShowReq sh = DCCL__ADMIN_MODEL_SHOW_REQ__INIT;
+	Dccl__AdminRollbackReq rb = DCCL__ADMIN_ROLLBACK_REQ__INIT;
+	Dccl__AdminPruneReq pr = DCCL__ADMIN_PRUNE_REQ__INIT;
 	char path[PATH_MAX];
 	const char *cmd;
 	int ch, sock, tmo = 30000, rc = 1;
@@ -123,6 +151,29 @@ main(int argc, char **argv)
 		tr.epochs = optind < argc ? (uint32_t)atoi(argv[optind]) : 0;
 		req.body_case = DCCL__ENVELOPE__BODY_ADMIN_TRAIN;
 		req.admin_train = &tr;
+	} else if (!strcmp(cmd, "metrics")) {
+		req.body_case = DCCL__ENVELOPE__BODY_ADMIN_METRICS;
+		req.admin_metrics = &mr;
+	} else if (!strcmp(cmd, "model") && optind < argc &&
+	    !strcmp(argv[optind], "show")) {
+		if (optind + 1 < argc && parse_u64(argv[optind + 1],
+		    &sh.version) != 0)
+			return 2;
+		req.body_case = DCCL__ENVELOPE__BODY_ADMIN_MODEL_SHOW;
+		req.admin_model_show = &sh;
+	} else if (!strcmp(cmd, "rollback") && optind < argc) {
+		if (parse_u64(argv[optind], &rb.version) != 0 || rb.version == 0)
+			return 2;
+		req.body_case = DCCL__ENVELOPE__BODY_ADMIN_ROLLBACK;
+		req.admin_rollback = &rb;
+	} else if (!strcmp(cmd, "prune")) {
+		uint64_t k = 0;
+		if (optind < argc && (parse_u64(argv[optind], &k) != 0 ||
+		    k == 0 || k > UINT32_MAX))
+			return 2;
+		pr.keep = (uint32_t)k;
+		req.body_case = DCCL__ENVELOPE__BODY_ADMIN_PRUNE;
+		req.admin_prune = &pr;
 	} else if (!strcmp(cmd, "models") || !strcmp(cmd, "devices")) {
 		ls.what = !strcmp(cmd, "devices");
 		req.body_case = DCCL__ENVELOPE__BODY_ADMIN_LIST;
@@ -153,7 +204,63 @@ main(int argc, char **argv)
 		printf("requests:      %llu (%llu errors, %u in flight)\n",
 		    (unsigned long long)s->requests,
 		    (unsigned long long)s->errors, s->inflight);
+		if (s->n_requests_by_type > 0) {
+			printf("by type:      ");
+			for (size_t i = 0; i < s->n_requests_by_type; i++)
+				printf(" %s %.0f", s->requests_by_type[i]->name,
+				    s->requests_by_type[i]->value);
+			printf("\n");
+		}
+		printf("last train:    %.2f s\n", s->last_train_seconds);
+		printf("last index:    %.2f s\n", s->last_index_seconds);
+		printf("dropped:       %llu\n", (unsigned long long)s->dropped);
 		printf("uptime:        %.1f s\n", s->uptime);
+		break;
+	}
+	case DCCL__ENVELOPE__BODY_METRICS_TEXT:
+		fputs(rep->metrics_text->text, stdout);
+		break;
+	case DCCL__ENVELOPE__BODY_MODEL_INFO: {
+		Dccl__ModelInfo *m = rep->model_info;
+		char when[32] = "?";
+		time_t t = (time_t)m->created;
+		struct tm tm;
+		if (gmtime_r(&t, &tm) != NULL)
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		printf("version:  %llu%s\n", (unsigned long long)m->version,
+		    m->current ? " (current)" : "");
+		printf("parent:   %llu\n", (unsigned long long)m->parent);
+		if (m->copy_of != 0)
+			printf("copy of:  %llu (rollback)\n",
+			    (unsigned long long)m->copy_of);
+		printf("created:  %s (%lld)\n", when, (long long)m->created);
+		printf("size:     %llu bytes\n", (unsigned long long)m->size);
+		printf("r_g:      %.4f\n", m->global_ctr);
+		printf("checksum: ");
+		for (size_t i = 0; i < m->checksum.len; i++)
+			printf("%02x", m->checksum.data[i]);
+		printf("\n");
+		for (size_t i = 0; i < m->n_metrics; i++)
+			printf("metric:   %-14s %.6g\n", m->metrics[i]->name,
+			    m->metrics[i]->value);
+		break;
+	}
+	case DCCL__ENVELOPE__BODY_ROLLED_BACK:
+		printf("rolled back: model v%llu has v%llu's weights (parent "
+		    "v%llu); announced\n",
+		    (unsigned long long)rep->rolled_back->version,
+		    (unsigned long long)rep->rolled_back->copy_of,
+		    (unsigned long long)rep->rolled_back->parent);
+		break;
+	case DCCL__ENVELOPE__BODY_PRUNED: {
+		Dccl__Pruned *p = rep->pruned;
+		printf("pruned %zu version(s):", p->n_deleted);
+		for (size_t i = 0; i < p->n_deleted; i++)
+			printf(" v%llu", (unsigned long long)p->deleted[i]);
+		printf("%s; %llu bytes freed, %llu version(s) left\n",
+		    p->n_deleted ? "" : " none",
+		    (unsigned long long)p->bytes,
+		    (unsigned long long)p->remaining);
 		break;
 	}
 	case DCCL__ENVELOPE__BODY_IMPORT_DONE:
@@ -170,15 +277,18 @@ main(int argc, char **argv)
 	case DCCL__ENVELOPE__BODY_LISTING: {
 		Dccl__Listing *l = rep->listing;
 		if (ls.what == 0) {
-			printf("%-8s %-8s %-10s %-8s %s\n", "VERSION",
-			    "PARENT", "BYTES", "R_G", "CREATED");
+			/* CURRENT last: scripts match "^V " on the rows. */
+			printf("%-8s %-8s %-10s %-8s %-11s %s\n", "VERSION",
+			    "PARENT", "BYTES", "R_G", "CREATED", "CURRENT");
 			for (size_t i = 0; i < l->n_models; i++)
-				printf("%-8llu %-8llu %-10llu %-8.4f %lld\n",
+				printf("%-8llu %-8llu %-10llu %-8.4f %-11lld "
+				    "%s\n",
 				    (unsigned long long)l->models[i]->version,
 				    (unsigned long long)l->models[i]->parent,
 				    (unsigned long long)l->models[i]->size,
 				    l->models[i]->global_ctr,
-				    (long long)l->models[i]->created);
+				    (long long)l->models[i]->created,
+				    l->models[i]->current ? "*" : "");
 		} else {
 			printf("%-24s %-8s %-6s %-8s %s\n", "DEVICE", "USER",
 			    "CLASS", "PATCHES", "LAST-SEEN");

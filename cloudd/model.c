@@ -11,6 +11,7 @@
 #include "cloudd/cloudd.h"
 #include "dccl.pb-c.h"
 #include "shared/log.h"
+#include "shared/notify.h"
 #include "shared/xmalloc.h"
 
 /* Reads the shape facts patch validation needs from the packed model. */
@@ -78,6 +79,7 @@ model_publish(struct cloudd *cd, const struct store_model_info *mi,
 	cd->model.global_ctr = mi->global_ctr;
 	memcpy(cd->model.checksum, mi->checksum, 32);
 	read_shape(&cd->model);
+	notify_status("model v%llu", (unsigned long long)mi->version);
 	rpc_announce(cd);
 	return 0;
 }

@@ -41,10 +41,13 @@ account(struct cloudd *cd, struct rpc_req *r, int code)
 {
 	double dt = now_s() - r->t0;
 	int b = r->body >= 0 && r->body < RPC_N_BODIES ? r->body : 0;
+	int c = code >= 0 && code < RPC_N_CODES ? code :
+	    DCCL__ERROR_CODE__E_INTERNAL;
 	int k = 0;
 
 	cd->requests++;
 	cd->req[b]++;
+	cd->res[b][c]++;
 	if (code != 0) {
 		cd->errors++;
 		cd->err[code < RPC_N_CODES ? code : 0]++;
@@ -52,6 +55,12 @@ account(struct cloudd *cd, struct rpc_req *r, int code)
 	while (k < RPC_N_BUCKETS - 1 && dt > rpc_buckets[k])
 		k++;
 	cd->lat[b][k]++;
+	cd->lat_sum[b] += dt;
+	/* Retrievals that ran a search, apart from the ones refused early. */
+	if (b == DCCL__ENVELOPE__BODY_RETRIEVE && code == 0) {
+		cd->retr_lat[k]++;
+		cd->retr_sum += dt;
+	}
 }
 
 /* Sends reply (a filled envelope) for r and frees r. */
@@ -68,6 +77,7 @@ rpc_reply(struct cloudd *cd, struct rpc_req *r, Dccl__Envelope *reply)
 		reply->device_id = "cloudd";
 	if (wire_pack_nn(reply, &msg, &len) != 0) {
 		log_warnx("RPC-PACK: out of nanomsg memory");
+		cd->dropped++;
 		account(cd, r, DCCL__ERROR_CODE__E_INTERNAL);
 		rpc_req_free(r);
 		return;
@@ -82,8 +92,10 @@ rpc_send_packed(struct cloudd *cd, struct rpc_req *r, void *msg, size_t len,
 {
 	if (cd->n_open < 0 || r->sock->sock < 0) {
 		nn_freemsg(msg);	/* socket already closed at shutdown */
+		cd->dropped++;
 	} else if (nnuv_send(r->sock, msg, len, r->hdr) != 0) {
 		log_warnx("RPC-SEND: %s", nn_strerror(nn_errno()));
+		cd->dropped++;
 	}
 	r->hdr = NULL;	/* nnuv_send took it */
 	account(cd, r, code);
@@ -299,6 +311,8 @@ h_upload(struct cloudd *cd, struct rpc_req *r, uint32_t user)
 		    "patch not stored: %s", store_errmsg(cd->st));
 		return;
 	}
+	if (!dup)
+		cd->patches++;
 	/* Committed: only now is it acknowledged. */
 	log_info("UPLOAD: device=%s req=%llu base=v%llu patch=%llu%s",
 	    p.device_id, (unsigned long long)p.request_id,
@@ -315,19 +329,20 @@ h_upload(struct cloudd *cd, struct rpc_req *r, uint32_t user)
 void
 rpc_fill_status(struct cloudd *cd, Dccl__Status *st)
 {
-	uint64_t n = 0;
-
 	st->model_version = cd->model.version;
 	st->pool_size = cd->pool ? cd->pool->ds.n : 0;
 	st->devices = cd->devs.n;
-	if (store_patch_count(cd->st, &n) == 0)
-		st->patches = n;
+	/* Counted in memory: a SQL count here cost every GetStatus a scan. */
+	st->patches = cd->patches;
 	st->uptime = now_s() - cd->started;
 	st->requests = cd->requests;
 	st->errors = cd->errors;
 	st->inflight = cd->inflight;
 	st->server = "cloudd/" CLOUDD_VERSION;
 	st->training = cd->training;
+	st->last_train_seconds = cd->last_train_s;
+	st->last_index_seconds = cd->last_index_s;
+	st->dropped = cd->dropped;
 }
 
 static void
@@ -335,8 +350,22 @@ h_status(struct cloudd *cd, struct rpc_req *r)
 {
 	Dccl__Envelope e;
 	Dccl__Status st = DCCL__STATUS__INIT;
+	Dccl__Metric m[RPC_N_BODIES], *mp[RPC_N_BODIES];
+	size_t n = 0;
 
 	rpc_fill_status(cd, &st);
+	/* Requests by body type, as in dccl_requests_total (summed). */
+	for (int t = 0; t < RPC_N_BODIES; t++) {
+		if (cd->req[t] == 0)
+			continue;
+		dccl__metric__init(&m[n]);
+		m[n].name = (char *)wire_body_name(t);
+		m[n].value = (double)cd->req[t];
+		mp[n] = &m[n];
+		n++;
+	}
+	st.n_requests_by_type = n;
+	st.requests_by_type = mp;
 	reply_init(&e, r);
 	e.body_case = DCCL__ENVELOPE__BODY_STATUS;
 	e.status = &st;
@@ -367,6 +396,9 @@ h_list(struct cloudd *cd, struct rpc_req *r)
 			m[i].size = mi[i].size;
 			m[i].created = mi[i].created;
 			m[i].global_ctr = mi[i].global_ctr;
+			m[i].checksum.data = mi[i].checksum;
+			m[i].checksum.len = 32;
+			m[i].current = mi[i].version == cd->model.version;
 			mp[i] = &m[i];
 		}
 		l.n_models = n;
@@ -409,6 +441,12 @@ h_train(struct cloudd *cd, struct rpc_req *r)
 	Dccl__TrainStarted ts = DCCL__TRAIN_STARTED__INIT;
 	int rc;
 
+	/* A rollback also makes a new version: one writer of versions. */
+	if (cd->rolling_back) {
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_BUSY,
+		    "a rollback is in progress");
+		return;
+	}
 	if ((rc = train_start(cd, r->env->admin_train->epochs)) != 0) {
 		rpc_error(cd, r, rc == -EBUSY ? DCCL__ERROR_CODE__E_BUSY :
 		    DCCL__ERROR_CODE__E_NOT_FOUND, "%s", rc == -EBUSY ?
@@ -459,17 +497,39 @@ rpc_recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 	case DCCL__ENVELOPE__BODY_ADMIN_IMPORT:
 	case DCCL__ENVELOPE__BODY_ADMIN_TRAIN:
 	case DCCL__ENVELOPE__BODY_ADMIN_LIST:
+	case DCCL__ENVELOPE__BODY_ADMIN_METRICS:
+	case DCCL__ENVELOPE__BODY_ADMIN_MODEL_SHOW:
+	case DCCL__ENVELOPE__BODY_ADMIN_ROLLBACK:
+	case DCCL__ENVELOPE__BODY_ADMIN_PRUNE:
 		if (!admin) {
 			rpc_error(cd, r, DCCL__ERROR_CODE__E_FORBIDDEN,
 			    "admin requests only on the admin socket");
 			return;
 		}
-		if (r->body == DCCL__ENVELOPE__BODY_ADMIN_LIST)
-			h_list(cd, r);
-		else if (r->body == DCCL__ENVELOPE__BODY_ADMIN_TRAIN)
-			h_train(cd, r);
-		else
-			import_rpc(cd, r);
+		switch (r->body) {
+		case DCCL__ENVELOPE__BODY_ADMIN_LIST: h_list(cd, r); break;
+		case DCCL__ENVELOPE__BODY_ADMIN_TRAIN: h_train(cd, r); break;
+		case DCCL__ENVELOPE__BODY_ADMIN_IMPORT:
+			/* Its pool reload would race the rollback's. */
+			if (cd->rolling_back)
+				rpc_error(cd, r, DCCL__ERROR_CODE__E_BUSY,
+				    "a rollback is in progress; retry later");
+			else
+				import_rpc(cd, r);
+			break;
+		case DCCL__ENVELOPE__BODY_ADMIN_METRICS:
+			metrics_rpc(cd, r);
+			break;
+		case DCCL__ENVELOPE__BODY_ADMIN_MODEL_SHOW:
+			lifecycle_show_rpc(cd, r);
+			break;
+		case DCCL__ENVELOPE__BODY_ADMIN_ROLLBACK:
+			lifecycle_rollback_rpc(cd, r);
+			break;
+		default:
+			lifecycle_prune_rpc(cd, r);
+			break;
+		}
 		return;
 	case DCCL__ENVELOPE__BODY_GET_MODEL:
 	case DCCL__ENVELOPE__BODY_RETRIEVE:
@@ -513,8 +573,9 @@ rpc_announce(struct cloudd *cd)
 	a.checksum.len = 32;
 	e.body_case = DCCL__ENVELOPE__BODY_ANNOUNCE;
 	e.announce = &a;
-	if (wire_pack_nn(&e, &msg, &len) == 0)
-		nnuv_send(&cd->pub, msg, len, NULL);
+	if (wire_pack_nn(&e, &msg, &len) != 0 ||
+	    nnuv_send(&cd->pub, msg, len, NULL) != 0)
+		cd->dropped++;
 	log_info("ANNOUNCE: model v%llu (%zu bytes)",
 	    (unsigned long long)cd->model.version, cd->model.size);
 }

@@ -41,6 +41,12 @@ void	rpc_fill_status(struct cloudd *cd, Dccl__Status *st);
 /* Heavy handlers (threadpool). */
 void	retrieve_rpc(struct cloudd *cd, struct rpc_req *r, uint32_t user);
 void	import_rpc(struct cloudd *cd, struct rpc_req *r);
+/* Model lifecycle (lifecycle.c): admin socket only. */
+void	lifecycle_show_rpc(struct cloudd *cd, struct rpc_req *r);
+void	lifecycle_rollback_rpc(struct cloudd *cd, struct rpc_req *r);
+void	lifecycle_prune_rpc(struct cloudd *cd, struct rpc_req *r);
+/* Admin metrics (metrics.c): the exposition text as a MetricsText reply. */
+void	metrics_rpc(struct cloudd *cd, struct rpc_req *r);
 /* Checks an upload's tensors against the model (names, shapes). */
 int	patch_validate(struct cloudd *cd, const Dccl__UploadPatch *q,
 	    char *err, size_t errlen);

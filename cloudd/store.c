@@ -501,6 +501,139 @@ store_model_list(struct store *st, struct store_model_info **out, size_t *n)
 }
 
 int
+store_model_copy(struct store *st, uint64_t from, struct store_model_info *mi)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (prep(st, "INSERT INTO models(version, parent, created, size, "
+	    "checksum, global_ctr, blob) SELECT ?1, ?2, ?3, size, checksum, "
+	    "global_ctr, blob FROM models WHERE version = ?4", &s) != 0)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, (int64_t)mi->version);
+	sqlite3_bind_int64(s, 2, (int64_t)mi->parent);
+	sqlite3_bind_int64(s, 3, mi->created);
+	sqlite3_bind_int64(s, 4, (int64_t)from);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		rc = fail_db(st, "model copy");
+	else
+		rc = sqlite3_changes(st->db) == 1 ? 0 : -ENOENT;
+	sqlite3_finalize(s);
+	if (rc == 0)
+		rc = store_model_info(st, mi->version, mi);
+	return rc;
+}
+
+int
+store_model_delete(struct store *st, uint64_t version)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (prep(st, "DELETE FROM models WHERE version = ?1", &s) != 0)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, (int64_t)version);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		rc = fail_db(st, "model delete");
+	else
+		rc = sqlite3_changes(st->db) == 1 ? 0 : -ENOENT;
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+store_model_prune(struct store *st, size_t keep, uint64_t keep_also,
+    uint64_t **deleted, size_t *n, uint64_t *bytes)
+{
+	sqlite3_stmt *sel = NULL, *del = NULL;
+	uint64_t *v = NULL;
+	size_t cap = 0;
+	int rc, r;
+
+	*n = 0;
+	*bytes = 0;
+	if (deleted != NULL)
+		*deleted = NULL;
+	if (keep < 1)
+		keep = 1;	/* never leave the store without a model */
+	/* One transaction: a crash leaves all of them or none deleted. */
+	if ((rc = exec(st, "BEGIN IMMEDIATE")) != 0)
+		return rc;
+	if ((rc = prep(st, "SELECT version, size FROM models WHERE version "
+	    "!= ?2 ORDER BY version DESC LIMIT -1 OFFSET ?1", &sel)) != 0 ||
+	    (rc = prep(st, "DELETE FROM models WHERE version = ?1", &del)))
+		goto fail;
+	/* OFFSET counts keep_also among the newest when it is one of them. */
+	sqlite3_bind_int64(sel, 1, (int64_t)keep);
+	sqlite3_bind_int64(sel, 2, (int64_t)keep_also);
+	{
+		struct store_model_info cur;
+		if (keep_also != 0 && store_model_info(st, keep_also, &cur) ==
+		    0) {
+			sqlite3_stmt *c;
+			uint64_t newer = 0;
+			if ((rc = prep(st, "SELECT count(*) FROM models WHERE "
+			    "version > ?1", &c)) != 0)
+				goto fail;
+			sqlite3_bind_int64(c, 1, (int64_t)keep_also);
+			if (sqlite3_step(c) == SQLITE_ROW)
+				newer = (uint64_t)sqlite3_column_int64(c, 0);
+			sqlite3_finalize(c);
+			/*
+			 * The served version is among the keep newest: the
+			 * others kept number keep - 1.
+			 */
+			if (newer < keep)
+				sqlite3_bind_int64(sel, 1, (int64_t)keep - 1);
+		}
+	}
+	while ((r = sqlite3_step(sel)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			v = xreallocarray(v, cap, sizeof(*v));
+		}
+		v[(*n)++] = (uint64_t)sqlite3_column_int64(sel, 0);
+		*bytes += (uint64_t)sqlite3_column_int64(sel, 1);
+	}
+	if (r != SQLITE_DONE) {
+		rc = fail_db(st, "model prune");
+		goto fail;
+	}
+	for (size_t i = 0; i < *n; i++) {
+		sqlite3_bind_int64(del, 1, (int64_t)v[i]);
+		if (sqlite3_step(del) != SQLITE_DONE) {
+			rc = fail_db(st, "model prune");
+			goto fail;
+		}
+		sqlite3_reset(del);
+	}
+	sqlite3_finalize(sel);
+	sqlite3_finalize(del);
+	sel = del = NULL;
+	if ((rc = exec(st, "COMMIT")) != 0)
+		goto fail;
+	/* Ascending, as listed by store_model_list. */
+	for (size_t i = 0; i < *n / 2; i++) {
+		uint64_t t = v[i];
+		v[i] = v[*n - 1 - i];
+		v[*n - 1 - i] = t;
+	}
+	if (deleted != NULL)
+		*deleted = v;
+	else
+		free(v);
+	return 0;
+fail:
+	sqlite3_finalize(sel);
+	sqlite3_finalize(del);
+	exec(st, "ROLLBACK");
+	free(v);
+	*n = 0;
+	*bytes = 0;
+	return rc;
+}
+
+int
 store_device_put(struct store *st, const struct store_device *d)
 {
 	sqlite3_stmt *s;

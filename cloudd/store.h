@@ -79,6 +79,26 @@ int	store_model_read(struct store *st, uint64_t version, uint64_t off,
 	    void *buf, size_t len);
 int	store_model_list(struct store *st, struct store_model_info **out,
 	    size_t *n);
+/*
+ * Stores the blob of version from again as a new version (rollback). In:
+ * mi->version (must be free), mi->parent, mi->created; out: the rest of *mi
+ * (size, checksum, global_ctr), copied from the source row. The copy runs
+ * inside SQLite, so the blob is never in this process's memory. -ENOENT if
+ * from is missing, -EIO if mi->version exists (nothing is written).
+ */
+int	store_model_copy(struct store *st, uint64_t from,
+	    struct store_model_info *mi);
+/* Deletes one version; -ENOENT if it does not exist. */
+int	store_model_delete(struct store *st, uint64_t version);
+/*
+ * Deletes every version except the keep (>= 1) newest and except keep_also
+ * (the one being served; 0 = none), in one transaction. Patches are not
+ * touched, even those whose base version goes. *deleted (caller frees; may
+ * be NULL when *n is 0) gets the deleted versions in ascending order, *bytes
+ * their total blob size. Pass deleted = NULL to only count.
+ */
+int	store_model_prune(struct store *st, size_t keep, uint64_t keep_also,
+	    uint64_t **deleted, size_t *n, uint64_t *bytes);
 
 /* Devices. put inserts or updates (registration). */
 int	store_device_put(struct store *st, const struct store_device *d);

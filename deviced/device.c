@@ -25,6 +25,7 @@
 #include "shared/ctr_io.h"
 #include "shared/dataset.h"
 #include "shared/log.h"
+#include "shared/notify.h"
 #include "shared/wire.h"
 #include "shared/xmalloc.h"
 
@@ -348,6 +349,8 @@ install_model(struct device *d)
 	log_info("DOWNLOAD: device=%s model v%llu installed (%zu bytes, r_g "
 	    "%.4f)", d->id, (unsigned long long)d->version, len,
 	    d->global_ctr);
+	notify_status("device %s: model v%llu", d->id,
+	    (unsigned long long)d->version);
 	return 0;
 fail:
 	dstore_dl_clear(d->st);

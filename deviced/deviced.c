@@ -16,6 +16,7 @@
 
 #include "deviced/deviced.h"
 #include "shared/log.h"
+#include "shared/notify.h"
 #include "shared/wire.h"
 #include "shared/xmalloc.h"
 
@@ -361,9 +362,11 @@ main(int argc, char **argv)
 
 	log_info("READY: deviced %s hosting %d device(s), cloud %s",
 	    DEVICED_VERSION, dd->n_dev, dd->cf.cloud);
+	notify_ready(NULL);
 	for (int i = 0; i < dd->n_dev; i++)
 		device_start(&dd->dev[i]);
 	uv_run(&dd->loop, UV_RUN_DEFAULT);
+	notify_stopping();
 
 	/* Stopped (signal or all done): let jobs finish, close, drain. */
 	signalled = dd->stopping;

@@ -93,9 +93,9 @@ prepare(struct device *d, struct prep *p)
 	if (p->nval == 0 && n >= 2)
 		p->nval = 1;
 	p->ntr = n - p->nval;
-	all = xcalloc(n + nr + 1, sizeof(size_t));
+	all = xcalloc(n + nr + 1, sizeof(size_t));	/* identity indices */
 	for (size_t i = 0; i < n + nr; i++)
-		all[i] = i < n ? i : i - n;
+		all[i] = i;
 	dataset_append_subset(&p->work, &d->local, all, n);
 	/* CoDA fine filtering over the model's sample representations. */
 	if (nr > 0 && n > 0) {
@@ -123,16 +123,9 @@ prepare(struct device *d, struct prep *p)
 		free(L); free(R); free(pr); free(keep); free(li); free(ki);
 	}
 	p->work.n_users = d->local.n_users;
-	dataset_append_subset(&p->soft, &p->work, NULL, 0);
-	{
-		size_t *ai = xcalloc(p->work.n + 1, sizeof(size_t));
-		for (size_t i = 0; i < p->work.n; i++)
-			ai[i] = i;
-		dataset_fini(&p->soft);
-		dataset_init(&p->soft);
-		dataset_append_subset(&p->soft, &p->work, ai, p->work.n);
-		free(ai);
-	}
+	/* The soft-label copy: same samples; local labels corrected below. */
+	dataset_append_subset(&p->soft, &p->work, all, p->work.n);
+	free(all);
 	/* Label correction from the training part of the local samples. */
 	y = xcalloc(n + 1, sizeof(float));
 	ys = xcalloc(n + 1, sizeof(float));

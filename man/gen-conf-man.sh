@@ -14,7 +14,7 @@ BIN=${1:-$here/../bin}
 # "key = value"; sections are "[name]". Everything before the first section
 # is the file's title comment and is skipped.
 options() {	# program
-	"$BIN/$1" --example-config | awk -v prog="$1" '
+	"$BIN/$1" --example-config | awk '
 	function esc(s) {	# text for a macro or text line
 		gsub(/\\/, "\\e", s)
 		return s
@@ -22,17 +22,20 @@ options() {	# program
 	function arg(s) {	# one quoted macro argument, never a delimiter
 		s = esc(s)
 		gsub(/"/, "\\(dq", s)
+		gsub(/,/, ",\\:", s)	# long lists may break after a comma
 		return "\"\\&" s "\""
 	}
+	# A section may appear twice (the table is ordered by topic, not
+	# by section): output is collected per section, printed at the end
+	# in order of first appearance.
+	function out(line) { body[sec] = body[sec] line "\n" }
 	/^\[/ {
 		sec = substr($0, 2, length($0) - 2)
-		if (open) print ".El"
-		print ".Ss \\&[" sec "]"
-		print ".Bl -tag -width Ds"
-		open = 1; n = 0
+		if (!(sec in body)) { order[++ns] = sec; body[sec] = "" }
+		n = 0
 		next
 	}
-	!open { next }
+	sec == "" { next }
 	/^# / {
 		c[n++] = substr($0, 3)
 		next
@@ -43,40 +46,47 @@ options() {	# program
 		rel = (typ ~ /; reloadable$/); sub(/; reloadable$/, "", typ)
 		def = typ; sub(/.*; default /, "", def)
 		sub(/; default .*/, "", typ)
-		print ".It Ic " sec "." key
+		out(".It Ic " sec "." key)
 		# The help text is a sentence fragment; capitalize it.
 		h = esc(help)
-		print toupper(substr(h, 1, 1)) substr(h, 2) "."
+		out(toupper(substr(h, 1, 1)) substr(h, 2) (h ~ /\.$/ ? "" : "."))
 		if (typ ~ /^one of:/) {
 			sub(/^one of: */, "", typ)
 			m = split(typ, v, " ")
-			print "One of"
+			out("One of")
 			s = ".Cm"
 			for (i = 1; i <= m; i++)
 				s = s (i > 1 ? " Cm " : " ") v[i] \
 				    (i < m - 1 ? " ," : (i == m - 1 ? " No or" : ""))
-			print s " ."
+			out(s " .")
 		} else if (typ ~ /^integer, / || typ ~ /^number, /) {
 			r = typ; sub(/^[a-z]*, /, "", r); t = typ; sub(/,.*/, "", t)
-			print "An " t " in"
-			print ".Ql " arg(r) " ."
+			out("An " t " in")
+			out(".Ql " arg(r) " .")
 		} else if (typ == "yes or no") {
-			print ".Cm yes"
-			print "or"
-			print ".Cm no ."
+			out(".Cm yes")
+			out("or")
+			out(".Cm no .")
 		} else
-			print "A string."
+			out("A string.")
 		if (def == "(empty)")
-			print "Default: empty."
+			out("Default: empty.")
 		else {
-			print "Default:"
-			print ".Ql " arg(def) " ."
+			out("Default:")
+			out(".Ql " arg(def) " .")
 		}
 		if (rel)
-			print "Reloadable: SIGHUP applies a change."
+			out("Reloadable: SIGHUP applies a change.")
 		next
 	}
-	END { if (open) print ".El" }'
+	END {
+		for (i = 1; i <= ns; i++) {
+			print ".Ss \"[" order[i] "] section\""
+			print ".Bl -tag -width Ds"
+			printf "%s", body[order[i]]
+			print ".El"
+		}
+	}'
 }
 
 cl=$(options cloudd)

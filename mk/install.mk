@@ -85,3 +85,9 @@ uninstall:
 	    "$(DESTDIR)$(UNITDIR)/dccl-deviced@.service" \
 	    "$(DESTDIR)$(SYSUSERSDIR)/dccl.conf"
 	@echo "uninstall: left $(DESTDIR)$(SYSCONFDIR)/dccl and /var/lib/dccl in place"
+
+# Regenerates man/dccl.conf.5 from the option tables (see man/gen-conf-man.sh).
+.PHONY: man
+man: $(BIN)/cloudd $(BIN)/deviced
+	sh man/gen-conf-man.sh $(BIN) >man/dccl.conf.5.tmp
+	mv man/dccl.conf.5.tmp man/dccl.conf.5

@@ -228,8 +228,17 @@ void	evalagg_result_fini(struct evalagg_result *res);
 
 void	evalagg_extra_init(struct evalagg_extra *x);
 void	evalagg_extra_fini(struct evalagg_extra *x);
-/* Adds "method,column,value" lines of path (values averaged per cell). */
+/*
+ * Adds the "method,column,value" lines of path (a first line
+ * "method,column,value" and empty lines are skipped); each cell is the mean
+ * of all values given for it. -EINVAL with "path:line: ..." on a bad line
+ * (the lines before it stay added).
+ */
 int	evalagg_extra_read(struct evalagg_extra *x, const char *path,
+	    char *err, size_t errlen);
+/* Same for every "*.extra" file of dir (deviced writes one per device);
+ * none is fine. */
+int	evalagg_extra_read_dir(struct evalagg_extra *x, const char *dir,
 	    char *err, size_t errlen);
 
 /* --- output -------------------------------------------------------------- */

@@ -2,6 +2,8 @@
  * dccl-data: offline data preparation for dccl.
  *
  *   dccl-data split DATASET_DIR OUTDIR [options]   MovieLens -> pool + shards
+ *       --task ranking: implicit feedback + sampled negatives (see
+ *       make_ranking()), same layout
  *   dccl-data synth OUTDIR [options]               generator -> same layout
  *   dccl-data stats FILE|DIR                       summary of any of these
  *
@@ -15,6 +17,8 @@
  *                                      N items the user never rated
  *   OUTDIR/items.csv                   item,raw,genres
  *   OUTDIR/users.csv                   user,raw,n_pool,n_local,n_test
+ *                                      (rows of the files: with --task
+ *                                      ranking, negatives included)
  *   OUTDIR/truth.csv                   synth only: per-user ground truth
  * Single-threaded; exits 0 on success, 1 on error, 2 on usage errors.
  */
@@ -29,6 +33,7 @@
 #include <unistd.h>
 
 #include "shared/dataset.h"
+#include "shared/rng.h"
 #include "shared/xmalloc.h"
 
 static const char *prog = "dccl-data";
@@ -39,7 +44,7 @@ usage(FILE *fp)
 	fprintf(fp,
 "usage: %s split DATASET_DIR OUTDIR [--fractions P,L,T] [--hist H]\n"
 "           [--threshold R] [--min-user N] [--skip-bad] [--negatives N]\n"
-"           [--seed S]\n"
+"           [--task ctr|ranking] [--train-negatives K] [--seed S]\n"
 "       %s synth OUTDIR [--users N] [--items M] [--clusters K]\n"
 "           [--genres G] [--min-per-user A] [--max-per-user B] [--ctr C]\n"
 "           [--bias-std X] [--affinity-std X] [--genre-weight X]\n"
@@ -52,7 +57,13 @@ usage(FILE *fp)
 "splits each user's ratings by time into pool/local/test (default\n"
 "0.7,0.15,0.15) and writes OUTDIR/{meta.txt,pool.csv,items.csv,users.csv}\n"
 "and OUTDIR/devices/<user>.{local,test}.csv. --seed only affects\n"
-"--negatives (N never-rated items per user for the ranking task).\n"
+"--negatives (N never-rated items per user, devices/<user>.neg.csv) and\n"
+"the ranking task's sampled negatives.\n"
+"--task ranking: every rating is an interaction (label 1), split by time\n"
+"as above; pool and local sets get K (--train-negatives, 4) never-rated\n"
+"items per interaction as label-0 samples (same timestamp and history);\n"
+"each user's test set gets N (--negatives, 99) never-rated items once\n"
+"(label 0), against which every test interaction is ranked.\n"
 "synth writes the same layout from the drift generator plus truth.csv.\n"
 "stats summarizes a samples CSV, a split directory or a MovieLens dir.\n",
 	    prog, prog, prog);
@@ -102,25 +113,22 @@ mkdirs(const char *out)
 	return 0;
 }
 
-/* Writes everything but truth.csv. */
+/*
+ * Writes everything but truth.csv for the split sp of ds. "Never rated"
+ * (neg.csv) is judged on rated, which is ds itself except for the ranking
+ * task, whose ds also holds the sampled negatives.
+ */
 static int
-write_layout(const char *out, const struct dataset *ds,
-    const struct dataset_meta *m, const struct dataset_fracs *f, int n_neg,
-    uint64_t seed)
+write_split(const char *out, const struct dataset *ds,
+    const struct dataset_meta *m, const struct dataset_split *sp,
+    const struct dataset *rated, int n_neg, uint64_t seed)
 {
-	struct dataset_split sp;
 	struct dataset_rated rt;
 	char p[4096];
 	uint32_t *neg = NULL;
 	FILE *fp;
 	int rc;
 
-	if (mkdirs(out) != 0)
-		return -1;
-	if ((rc = dataset_split(&sp, ds, f)) != 0) {
-		fprintf(stderr, "%s: split: %s\n", prog, strerror(-rc));
-		return -1;
-	}
 /*
  * Old files are unlinked before being rewritten: truncating and rewriting
  * a file in place makes ext4 (auto_da_alloc) flush it on close, which made
@@ -133,20 +141,20 @@ write_layout(const char *out, const struct dataset *ds,
 	rc = dataset_meta_write(p, m);
 	CHECK(p);
 	PATH("%s/pool.csv", out);
-	rc = dataset_write_csv(p, ds, sp.pool.v, sp.pool.n);
+	rc = dataset_write_csv(p, ds, sp->pool.v, sp->pool.n);
 	CHECK(p);
 	if (n_neg > 0) {
-		dataset_rated_build(&rt, ds);
+		dataset_rated_build(&rt, rated);
 		neg = xmalloc((size_t)n_neg * sizeof(*neg));
 	}
-	for (uint32_t u = 0; u < sp.pool.n_users; u++) {
+	for (uint32_t u = 0; u < sp->pool.n_users; u++) {
 		PATH("%s/devices/%u.local.csv", out, u);
-		rc = dataset_write_csv(p, ds, sp.local.v + sp.local.uoff[u],
-		    sp.local.uoff[u + 1] - sp.local.uoff[u]);
+		rc = dataset_write_csv(p, ds, sp->local.v + sp->local.uoff[u],
+		    sp->local.uoff[u + 1] - sp->local.uoff[u]);
 		CHECK(p);
 		PATH("%s/devices/%u.test.csv", out, u);
-		rc = dataset_write_csv(p, ds, sp.test.v + sp.test.uoff[u],
-		    sp.test.uoff[u + 1] - sp.test.uoff[u]);
+		rc = dataset_write_csv(p, ds, sp->test.v + sp->test.uoff[u],
+		    sp->test.uoff[u + 1] - sp->test.uoff[u]);
 		CHECK(p);
 		if (n_neg > 0) {
 			PATH("%s/devices/%u.neg.csv", out, u);
@@ -184,32 +192,221 @@ write_layout(const char *out, const struct dataset *ds,
 		CHECK(p);
 	}
 	fputs("user,raw,n_pool,n_local,n_test\n", fp);
-	for (uint32_t u = 0; u < sp.pool.n_users; u++)
+	for (uint32_t u = 0; u < sp->pool.n_users; u++)
 		fprintf(fp, "%u,%lld,%zu,%zu,%zu\n", u, m->user_raw ?
 		    (long long)m->user_raw[u] : (long long)u,
-		    sp.pool.uoff[u + 1] - sp.pool.uoff[u],
-		    sp.local.uoff[u + 1] - sp.local.uoff[u],
-		    sp.test.uoff[u + 1] - sp.test.uoff[u]);
+		    sp->pool.uoff[u + 1] - sp->pool.uoff[u],
+		    sp->local.uoff[u + 1] - sp->local.uoff[u],
+		    sp->test.uoff[u + 1] - sp->test.uoff[u]);
 	rc = fclose(fp) == 0 ? 0 : -errno;
 	CHECK(p);
 	printf("wrote %s: %u users, %u items, pool %zu, local %zu, test %zu\n",
-	    out, sp.pool.n_users, ds->n_items, sp.pool.n, sp.local.n,
-	    sp.test.n);
+	    out, sp->pool.n_users, ds->n_items, sp->pool.n, sp->local.n,
+	    sp->test.n);
 fail:
 	if (n_neg > 0) {
 		dataset_rated_fini(&rt);
 		free(neg);
 	}
-	dataset_split_fini(&sp);
 	return rc == 0 ? 0 : -1;
 #undef PATH
 #undef CHECK
 }
 
+/* Writes everything but truth.csv: the CTR split of ds. */
+static int
+write_layout(const char *out, const struct dataset *ds,
+    const struct dataset_meta *m, const struct dataset_fracs *f, int n_neg,
+    uint64_t seed)
+{
+	struct dataset_split sp;
+	int rc;
+
+	if (mkdirs(out) != 0)
+		return -1;
+	if ((rc = dataset_split(&sp, ds, f)) != 0) {
+		fprintf(stderr, "%s: split: %s\n", prog, strerror(-rc));
+		return -1;
+	}
+	rc = write_split(out, ds, m, &sp, ds, n_neg, seed);
+	dataset_split_fini(&sp);
+	return rc;
+}
+
+/*
+ * Ranking task (papers.md: every rating is an interaction, each test
+ * interaction ranked against 99 items the user never rated). ds holds all
+ * ratings; they all become positives (label 1) and the histories are
+ * rebuilt over them, so every rating counts as behaviour. The positives are
+ * split by time exactly as in the CTR task; then rd gets, per user:
+ *  - pool and local: each positive followed by k_train negatives, items
+ *    the user never rated drawn uniformly (with replacement across
+ *    positives) from the user's own stream (seed, user), with the
+ *    positive's timestamp and history, rating 0 and label 0;
+ *  - test: n_test negatives once per user (dataset_negatives(): the same
+ *    items neg.csv lists), all with the timestamp and history of the
+ *    user's first test positive, then the test positives. Every test
+ *    positive is ranked against the same n_test items; a positive later in
+ *    the test period has a longer history than those negatives.
+ * Train negatives never use the user's test negatives, so the model does
+ * not see those items as this user's negatives before the test. Negatives
+ * share their positive's history storage (same hist_off) and never enter
+ * any history. rsp indexes rd like dataset_split() would.
+ */
+static int
+make_ranking(struct dataset *rd, struct dataset_split *rsp,
+    struct dataset *ds, const struct dataset_meta *m,
+    const struct dataset_fracs *f, int hist_k, int k_train, int n_test,
+    uint64_t seed, size_t *n_short)
+{
+	struct dataset_split sp;
+	struct dataset_rated rt;
+	struct dataset_idx *in[3], *out[3];
+	uint32_t *tneg = NULL, *cand = NULL, nu = ds->n_users, ni = ds->n_items;
+	uint8_t *mark = NULL;
+	int rc;
+
+	*n_short = 0;
+	for (size_t i = 0; i < ds->n; i++)
+		ds->s[i].label = 1;
+	dataset_build_hist(ds, hist_k);
+	if ((rc = dataset_split(&sp, ds, f)) != 0) {
+		fprintf(stderr, "%s: split: %s\n", prog, strerror(-rc));
+		return -1;
+	}
+	dataset_rated_build(&rt, ds);
+	memset(rsp, 0, sizeof(*rsp));
+	in[0] = &sp.pool, in[1] = &sp.local, in[2] = &sp.test;
+	out[0] = &rsp->pool, out[1] = &rsp->local, out[2] = &rsp->test;
+	for (int k = 0; k < 3; k++) {
+		size_t cap = in[k]->n * (size_t)(k < 2 ? k_train + 1 : 1) +
+		    (k == 2 ? (size_t)nu * (size_t)n_test : 0);
+
+		out[k]->v = xmalloc((cap ? cap : 1) * sizeof(size_t));
+		out[k]->uoff = xcalloc((size_t)nu + 1, sizeof(size_t));
+		out[k]->n_users = nu;
+	}
+	dataset_reserve(rd, ds->n * (size_t)(k_train + 1) + (size_t)nu *
+	    (size_t)n_test, ds->hist_len);
+	tneg = xmalloc(((size_t)n_test + 1) * sizeof(*tneg));
+	mark = xcalloc(ni ? ni : 1, 1);
+	cand = xmalloc((ni ? ni : 1) * sizeof(*cand));
+	for (uint32_t u = 0; u < nu; u++) {
+		size_t nt = sp.test.uoff[u + 1] - sp.test.uoff[u], n_cand = 0;
+		size_t n_rated = rt.off[u + 1] - rt.off[u], avail;
+		struct rng r;
+		uint64_t x = seed ^ 0x52414e4bULL;	/* "RANK" */
+
+		rc = 0;
+		if (nt > 0 && n_test > 0 && (rc = dataset_negatives(&rt, u,
+		    (uint32_t)n_test, seed, tneg)) != 0) {
+			fprintf(stderr, "%s: user %u: fewer than %d items "
+			    "never rated\n", prog, u, n_test);
+			break;
+		}
+		for (size_t j = 0; nt > 0 && j < (size_t)n_test; j++)
+			mark[tneg[j]] = 1;
+		avail = ni - n_rated - (nt > 0 ? (size_t)n_test : 0);
+		/* Users who rated nearly everything: draw from a list. */
+		if (avail > 0 && avail * 8 < ni)
+			for (uint32_t i = 0; i < ni; i++)
+				if (!mark[i] && !dataset_rated_has(&rt, u, i))
+					cand[n_cand++] = i;
+		x += 0x9e3779b97f4a7c15ULL * ((uint64_t)u + 1);
+		rng_seed(&r, rng_splitmix(&x));
+		for (int k = 0; k < 3; k++) {
+			struct dataset_idx *o = out[k];
+			const struct dataset_idx *ix = in[k];
+			size_t a = ix->uoff[u], b = ix->uoff[u + 1];
+
+			if (k == 2 && b > a) {
+				/*
+				 * The first test positive goes into rd first
+				 * so that the negatives can share its history;
+				 * the file lists the negatives first (their
+				 * timestamp is the earliest of the test set).
+				 */
+				const struct sample *ps = &ds->s[ix->v[a]];
+				size_t t0 = dataset_append(rd, ps,
+				    sample_hist(ds, ps), ps->hist_n);
+
+				for (int j = 0; j < n_test; j++) {
+					struct sample ng = rd->s[t0];
+					size_t t;
+
+					ng.item = tneg[j];
+					ng.rating = 0;
+					ng.label = 0;
+					ng.genres = m->item_genres ?
+					    m->item_genres[tneg[j]] : 0;
+					t = dataset_append(rd, &ng, NULL, 0);
+					rd->s[t].hist_off = rd->s[t0].hist_off;
+					rd->s[t].hist_n = rd->s[t0].hist_n;
+					o->v[o->n++] = t;
+				}
+				o->v[o->n++] = t0;
+				a++;
+			}
+			for (size_t i = a; i < b; i++) {
+				const struct sample *ps = &ds->s[ix->v[i]];
+				size_t t = dataset_append(rd, ps,
+				    sample_hist(ds, ps), ps->hist_n);
+
+				o->v[o->n++] = t;
+				for (int j = 0; k < 2 && j < k_train; j++) {
+					struct sample ng = rd->s[t];
+					uint32_t it;
+					size_t nn;
+
+					if (avail == 0) {
+						(*n_short)++;
+						break;
+					}
+					if (n_cand > 0)
+						it = cand[rng_below(&r,
+						    (uint32_t)n_cand)];
+					else
+						do
+							it = rng_below(&r, ni);
+						while (mark[it] ||
+						    dataset_rated_has(&rt, u,
+						    it));
+					ng.item = it;
+					ng.rating = 0;
+					ng.label = 0;
+					ng.genres = m->item_genres ?
+					    m->item_genres[it] : 0;
+					nn = dataset_append(rd, &ng, NULL, 0);
+					rd->s[nn].hist_off = rd->s[t].hist_off;
+					rd->s[nn].hist_n = rd->s[t].hist_n;
+					o->v[o->n++] = nn;
+				}
+			}
+			o->uoff[u + 1] = o->n;
+		}
+		for (size_t j = 0; nt > 0 && j < (size_t)n_test; j++)
+			mark[tneg[j]] = 0;
+	}
+	rd->n_users = ds->n_users;
+	rd->n_items = ds->n_items;
+	rd->n_genres = ds->n_genres;
+	free(tneg);
+	free(mark);
+	free(cand);
+	dataset_rated_fini(&rt);
+	dataset_split_fini(&sp);
+	if (rc != 0) {
+		dataset_split_fini(rsp);
+		return -1;
+	}
+	return 0;
+}
+
 enum {
 	O_FRAC = 256, O_HIST, O_THR, O_MINU, O_SKIP, O_NEG, O_SEED, O_USERS,
 	O_ITEMS, O_CLUST, O_GENRES, O_MINPU, O_MAXPU, O_CTR, O_BIAS, O_AFF,
-	O_GW, O_DRIFT, O_DSTD, O_TASTE, O_NOISE, O_ZIPF, O_HELP
+	O_GW, O_DRIFT, O_DSTD, O_TASTE, O_NOISE, O_ZIPF, O_TASK, O_TNEG,
+	O_HELP
 };
 
 static const struct option longopts[] = {
@@ -235,6 +432,8 @@ static const struct option longopts[] = {
 	{ "taste-drift", required_argument, NULL, O_TASTE },
 	{ "noise", required_argument, NULL, O_NOISE },
 	{ "zipf", required_argument, NULL, O_ZIPF },
+	{ "task", required_argument, NULL, O_TASK },
+	{ "train-negatives", required_argument, NULL, O_TNEG },
 	{ "help", no_argument, NULL, O_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -244,6 +443,10 @@ struct args {
 	struct dataset_fracs fr;
 	struct synth_opts so;
 	int	 n_neg;
+	int	 neg_given;	/* --negatives was passed */
+	int	 ranking;	/* split --task ranking */
+	int	 k_train;	/* --train-negatives (ranking) */
+	int	 k_given;
 	uint64_t seed;
 };
 
@@ -258,6 +461,10 @@ parse_opts(int argc, char **argv, struct args *a, int synth)
 	dataset_fracs_default(&a->fr);
 	synth_opts_default(&a->so);
 	a->n_neg = 0;
+	a->neg_given = 0;
+	a->ranking = 0;
+	a->k_train = 4;
+	a->k_given = 0;
 	a->seed = 1;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -287,6 +494,7 @@ parse_opts(int argc, char **argv, struct args *a, int synth)
 		case O_NEG:
 			ok = num("negatives", optarg, 0, 100000, &v) == 0;
 			a->n_neg = (int)v;
+			a->neg_given = 1;
 			break;
 		case O_HELP:
 		case 'h':
@@ -302,6 +510,19 @@ parse_opts(int argc, char **argv, struct args *a, int synth)
 			} else if (!synth && ch == O_SKIP) {
 				a->lo.skip_bad = 1;
 				ok = 1;
+			} else if (!synth && ch == O_TASK) {
+				ok = strcmp(optarg, "ctr") == 0 ||
+				    strcmp(optarg, "ranking") == 0;
+				a->ranking = strcmp(optarg, "ranking") == 0;
+				if (!ok)
+					fprintf(stderr, "%s: --task: want ctr "
+					    "or ranking, got '%s'\n", prog,
+					    optarg);
+			} else if (!synth && ch == O_TNEG) {
+				ok = num("train-negatives", optarg, 0, 1000,
+				    &v) == 0;
+				a->k_train = (int)v;
+				a->k_given = 1;
 			} else if (synth && ch >= O_USERS && ch <= O_ZIPF) {
 				struct synth_opts *o = &a->so;
 				const char *nm = longopts[ch - O_FRAC].name;
@@ -340,7 +561,43 @@ parse_opts(int argc, char **argv, struct args *a, int synth)
 		if (!ok)
 			return -1;
 	}
+	if (a->k_given && !a->ranking) {
+		fprintf(stderr, "%s: --train-negatives needs --task ranking\n",
+		    prog);
+		return -1;
+	}
 	return 0;
+}
+
+/* split --task ranking: make_ranking(), then the usual files. */
+static int
+split_ranking(const char *out, struct dataset *ds,
+    const struct dataset_meta *m, const struct args *a)
+{
+	struct dataset rd;
+	struct dataset_split rsp;
+	int n_test = a->neg_given ? a->n_neg : 99, rc;
+	size_t n_short;
+
+	if (mkdirs(out) != 0)
+		return -1;
+	dataset_init(&rd);
+	if (make_ranking(&rd, &rsp, ds, m, &a->fr, a->lo.hist_k, a->k_train,
+	    n_test, a->seed, &n_short) != 0) {
+		dataset_fini(&rd);
+		return -1;
+	}
+	printf("ranking: %zu interactions (all ratings), %d negatives per "
+	    "pool/local interaction, %d per user's test set\n", ds->n,
+	    a->k_train, n_test);
+	if (n_short > 0)
+		fprintf(stderr, "%s: %zu train negatives not drawn (users "
+		    "who rated every other item)\n", prog, n_short);
+	rc = write_split(out, &rd, m, &rsp, ds, a->neg_given ? a->n_neg : 0,
+	    a->seed);
+	dataset_split_fini(&rsp);
+	dataset_fini(&rd);
+	return rc;
 }
 
 static int
@@ -374,7 +631,11 @@ cmd_split(int argc, char **argv)
 	printf("loaded %s (%s): %zu ratings, %u users, %u items, %u genres "
 	    "in %.3f s\n", argv[optind], dataset_fmt_name(m.fmt), ds.n,
 	    ds.n_users, ds.n_items, ds.n_genres, t1 - t0);
-	rc = write_layout(argv[optind + 1], &ds, &m, &a.fr, a.n_neg, a.seed);
+	if (a.ranking)
+		rc = split_ranking(argv[optind + 1], &ds, &m, &a);
+	else
+		rc = write_layout(argv[optind + 1], &ds, &m, &a.fr, a.n_neg,
+		    a.seed);
 	printf("total %.3f s\n", now() - t0);
 	dataset_fini(&ds);
 	dataset_meta_fini(&m);

@@ -530,6 +530,166 @@ test_model_list_many(void **state)
 	free(list);
 }
 
+/*
+ * A rollback copy: same blob, size, checksum and r_g as the source, new
+ * version/parent/created; a missing source or a taken version writes
+ * nothing.
+ */
+static void
+test_model_copy(void **state)
+{
+	struct store *st = *state;
+	struct store_model_info mi, got, *list = NULL;
+	uint8_t a[300], b[300];
+	size_t n = 0;
+
+	put_model(st, 1, 0, 300);
+	put_model(st, 2, 1, 200);
+	memset(&mi, 0, sizeof(mi));
+	mi.version = 3;
+	mi.parent = 2;
+	mi.created = 1800000000;
+	assert_int_equal(store_model_copy(st, 1, &mi), 0);
+	/* Out: the source's facts. */
+	assert_int_equal(mi.version, 3);
+	assert_int_equal(mi.parent, 2);
+	assert_int_equal(mi.size, 300);
+	assert_int_equal(mi.created, 1800000000);
+	assert_true(mi.global_ctr == 0.1);
+	for (int i = 0; i < 32; i++)
+		assert_int_equal(mi.checksum[i], 1 + i);
+	assert_int_equal(store_model_info(st, 0, &got), 0);	/* latest */
+	assert_int_equal(got.version, 3);
+	assert_int_equal(got.parent, 2);
+	assert_int_equal(store_model_read(st, 1, 0, a, sizeof(a)), 0);
+	assert_int_equal(store_model_read(st, 3, 0, b, sizeof(b)), 0);
+	assert_memory_equal(a, b, sizeof(a));
+
+	/* Missing source: -ENOENT, no row. */
+	mi.version = 4;
+	assert_int_equal(store_model_copy(st, 9, &mi), -ENOENT);
+	assert_int_equal(store_model_info(st, 4, &got), -ENOENT);
+	/* Taken version: a database error, the old row untouched. */
+	mi.version = 2;
+	assert_int_equal(store_model_copy(st, 1, &mi), -EIO);
+	assert_non_null(strstr(store_errmsg(st), "model copy"));
+	assert_int_equal(store_model_info(st, 2, &got), 0);
+	assert_int_equal(got.size, 200);
+	assert_int_equal(store_model_list(st, &list, &n), 0);
+	assert_int_equal(n, 3);
+	free(list);
+}
+
+static void
+test_model_delete(void **state)
+{
+	struct store *st = *state;
+	struct store_model_info got;
+	uint8_t buf[8];
+
+	put_model(st, 1, 0, 50);
+	put_model(st, 2, 1, 50);
+	assert_int_equal(store_model_delete(st, 1), 0);
+	assert_int_equal(store_model_info(st, 1, &got), -ENOENT);
+	assert_int_equal(store_model_read(st, 1, 0, buf, 8), -ENOENT);
+	assert_int_equal(store_model_delete(st, 1), -ENOENT);
+	assert_int_equal(store_model_delete(st, 0), -ENOENT);
+	assert_int_equal(store_model_info(st, 0, &got), 0);
+	assert_int_equal(got.version, 2);
+	/* The version number is free again (rollback cleanup relies on it). */
+	put_model(st, 1, 0, 10);
+}
+
+static void
+put_patch(struct store *st, uint64_t rid, uint64_t base)
+{
+	struct store_patch p;
+	uint64_t id;
+	int dup;
+	uint8_t blob[4] = { 1, 2, 3, 4 };
+
+	memset(&p, 0, sizeof(p));
+	snprintf(p.device_id, sizeof(p.device_id), "dev-1");
+	p.request_id = rid;
+	p.base_version = base;
+	snprintf(p.kind, sizeof(p.kind), "metapatch");
+	p.blob = blob;
+	p.size = sizeof(blob);
+	assert_int_equal(store_patch_put(st, &p, &id, &dup), 0);
+	assert_int_equal(dup, 0);
+}
+
+static void
+assert_versions(struct store *st, const uint64_t *want, size_t nwant)
+{
+	struct store_model_info *list = NULL;
+	size_t n = 0;
+
+	assert_int_equal(store_model_list(st, &list, &n), 0);
+	assert_int_equal(n, nwant);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(list[i].version, want[i]);
+	free(list);
+}
+
+/*
+ * Prune keeps the keep newest plus the served version, deletes the rest in
+ * ascending order, reports their bytes, and leaves patches alone.
+ */
+static void
+test_model_prune(void **state)
+{
+	struct store *st = *state;
+	uint64_t *del = NULL, bytes = 0, np = 0;
+	size_t n = 0;
+
+	for (uint64_t v = 1; v <= 6; v++)
+		put_model(st, v, v - 1, 100 * v);
+	put_patch(st, 1, 1);
+	put_patch(st, 2, 2);
+
+	/* Nothing beyond keep: nothing deleted. */
+	assert_int_equal(store_model_prune(st, 10, 6, &del, &n, &bytes), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(bytes, 0);
+	free(del);
+
+	/* Served version among the newest: exactly keep remain. */
+	assert_int_equal(store_model_prune(st, 4, 6, &del, &n, &bytes), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(del[0], 1);
+	assert_int_equal(del[1], 2);
+	assert_int_equal(bytes, 100 + 200);
+	free(del);
+	assert_versions(st, (const uint64_t[]){ 3, 4, 5, 6 }, 4);
+
+	/* Served version older than the keep newest: it stays as well. */
+	assert_int_equal(store_model_prune(st, 1, 3, &del, &n, &bytes), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(del[0], 4);
+	assert_int_equal(del[1], 5);
+	assert_int_equal(bytes, 400 + 500);
+	free(del);
+	assert_versions(st, (const uint64_t[]){ 3, 6 }, 2);
+
+	/* keep 0 is taken as 1; count only (deleted = NULL). */
+	assert_int_equal(store_model_prune(st, 0, 6, NULL, &n, &bytes), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(bytes, 300);
+	assert_versions(st, (const uint64_t[]){ 6 }, 1);
+
+	/* The served version is never deleted, whatever keep says. */
+	put_model(st, 7, 6, 10);
+	assert_int_equal(store_model_prune(st, 1, 6, &del, &n, &bytes), 0);
+	assert_int_equal(n, 0);
+	free(del);
+	assert_versions(st, (const uint64_t[]){ 6, 7 }, 2);
+
+	/* Patches on pruned bases are kept. */
+	assert_int_equal(store_patch_count(st, &np), 0);
+	assert_int_equal(np, 2);
+}
+
 /* --- devices ------------------------------------------------------------- */
 
 static void
@@ -743,6 +903,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_model_read_offset_overflow,
 		    mem_setup, mem_teardown),
 		cmocka_unit_test_setup_teardown(test_model_list_many, mem_setup,
+		    mem_teardown),
+		cmocka_unit_test_setup_teardown(test_model_copy, mem_setup,
+		    mem_teardown),
+		cmocka_unit_test_setup_teardown(test_model_delete, mem_setup,
+		    mem_teardown),
+		cmocka_unit_test_setup_teardown(test_model_prune, mem_setup,
 		    mem_teardown),
 		cmocka_unit_test_setup_teardown(test_devices, mem_setup,
 		    mem_teardown),
