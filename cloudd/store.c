@@ -1,184 +1,35 @@
 /*
- * store: the SQLite backend of store.h. WAL mode, so readers (the loop
- * thread) never wait for the writer (an import or training job on a worker
- * connection); synchronous=NORMAL, which in WAL mode keeps every committed
- * transaction across a process crash (kill -9) and loses at most the last
- * transactions on power loss (set db-synchronous=full to keep those too).
- * The schema is versioned in schema_version; migrations[] upgrades it.
+ * store: the backend-neutral half of store.h. store_open picks the backend
+ * by name (store_sqlite.c, store_pg.c); every other call goes through the
+ * connection's ops table. Errors stay in the connection (store_errmsg).
+ * Same threading rule as the backends: one connection, one thread at a time.
  */
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cloudd/store.h"
-#include "shared/dataset.h"
-#include "shared/xmalloc.h"
-
-struct store {
-	sqlite3		*db;
-	char		 err[256];
-	sqlite3_stmt	*patch_ins, *patch_find, *dev_put;
-};
-
-/* migrations[i] takes the schema from version i to i + 1. */
-static const char *const migrations[] = {
-	"CREATE TABLE pool("
-	"  id INTEGER PRIMARY KEY,"
-	"  user INTEGER NOT NULL, item INTEGER NOT NULL, ts INTEGER NOT NULL,"
-	"  rating REAL NOT NULL, label REAL NOT NULL, genres INTEGER NOT NULL,"
-	"  hist BLOB, repr BLOB, repr_version INTEGER);"
-	"CREATE INDEX pool_user ON pool(user);"
-	"CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-	"CREATE TABLE models("
-	"  version INTEGER PRIMARY KEY, parent INTEGER NOT NULL,"
-	"  created INTEGER NOT NULL, size INTEGER NOT NULL,"
-	"  checksum BLOB NOT NULL, global_ctr REAL NOT NULL, blob BLOB NOT NULL);"
-	"CREATE TABLE devices("
-	"  device_id TEXT PRIMARY KEY, user_id INTEGER NOT NULL,"
-	"  compute_class TEXT NOT NULL, memory_mb INTEGER NOT NULL,"
-	"  registered INTEGER NOT NULL, last_seen INTEGER NOT NULL);"
-	"CREATE TABLE patches("
-	"  id INTEGER PRIMARY KEY, device_id TEXT NOT NULL,"
-	"  user_id INTEGER NOT NULL, request_id INTEGER NOT NULL,"
-	"  base_version INTEGER NOT NULL, kind TEXT NOT NULL,"
-	"  created INTEGER NOT NULL, size INTEGER NOT NULL, blob BLOB NOT NULL,"
-	"  UNIQUE(device_id, request_id));"
-	"CREATE INDEX patches_base ON patches(base_version);",
-};
-
-static int
-fail_db(struct store *st, const char *what)
-{
-	snprintf(st->err, sizeof(st->err), "%s: %s", what,
-	    sqlite3_errmsg(st->db));
-	return -EIO;
-}
-
-static int
-exec(struct store *st, const char *sql)
-{
-	char *msg = NULL;
-
-	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		snprintf(st->err, sizeof(st->err), "%s", msg ? msg : "?");
-		sqlite3_free(msg);
-		return -EIO;
-	}
-	return 0;
-}
-
-static int
-prep(struct store *st, const char *sql, sqlite3_stmt **s)
-{
-	if (sqlite3_prepare_v2(st->db, sql, -1, s, NULL) != SQLITE_OK)
-		return fail_db(st, "prepare");
-	return 0;
-}
-
-int
-store_schema_version(struct store *st)
-{
-	sqlite3_stmt *s;
-	int v = -1;
-
-	if (sqlite3_prepare_v2(st->db,
-	    "SELECT max(version) FROM schema_version", -1, &s, NULL) !=
-	    SQLITE_OK)
-		return -1;
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int(s, 0);
-	sqlite3_finalize(s);
-	return v;
-}
-
-static int
-migrate(struct store *st)
-{
-	int v, n = sizeof(migrations) / sizeof(migrations[0]);
-	char sql[128];
-
-	/*
-	 * Read the version inside the write transaction, so two connections
-	 * opening a new database at once cannot both run a migration.
-	 */
-	if (exec(st, "BEGIN IMMEDIATE") != 0)
-		return -EIO;
-	if (exec(st, "CREATE TABLE IF NOT EXISTS schema_version("
-	    "version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)") != 0)
-		goto fail;
-	v = store_schema_version(st);
-	if (v < 0)
-		v = 0;
-	if (v > n) {
-		snprintf(st->err, sizeof(st->err), "database schema version "
-		    "%d is newer than this cloudd (%d)", v, n);
-		exec(st, "ROLLBACK");
-		return -EPROTO;
-	}
-	for (; v < n; v++) {
-		snprintf(sql, sizeof(sql), "INSERT INTO schema_version "
-		    "VALUES(%d, strftime('%%s','now'))", v + 1);
-		if (exec(st, migrations[v]) != 0 || exec(st, sql) != 0) {
-			char keep[200];
-			snprintf(keep, sizeof(keep), "%.199s", st->err);
-			snprintf(st->err, sizeof(st->err), "migration %d: %.200s",
-			    v + 1, keep);
-			goto fail;
-		}
-	}
-	return exec(st, "COMMIT");
-fail:
-	exec(st, "ROLLBACK");
-	return -EIO;
-}
+#include "cloudd/store_impl.h"
 
 int
 store_open(struct store **out, const char *backend, const char *target,
     int busy_ms, char *err, size_t errlen)
 {
-	struct store *st;
-	int rc;
-
 	*out = NULL;
-	if (strcmp(backend, "sqlite") != 0) {
-		snprintf(err, errlen, "unknown store backend '%s'", backend);
-		return -EINVAL;
-	}
-	st = xcalloc(1, sizeof(*st));
-	if (sqlite3_open_v2(target, &st->db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", target, st->db ?
-		    sqlite3_errmsg(st->db) : "cannot open");
-		rc = -EIO;
-		goto fail;
-	}
-	sqlite3_busy_timeout(st->db, busy_ms);
-	if ((rc = exec(st, "PRAGMA journal_mode=WAL")) != 0 ||
-	    (rc = exec(st, "PRAGMA synchronous=NORMAL")) != 0 ||
-	    (rc = exec(st, "PRAGMA foreign_keys=ON")) != 0 ||
-	    (rc = migrate(st)) != 0) {
-		snprintf(err, errlen, "%s: %s", target, st->err);
-		goto fail;
-	}
-	*out = st;
-	return 0;
-fail:
-	store_close(st);
-	return rc;
+	if (strcmp(backend, "sqlite") == 0)
+		return store_sqlite_open(out, target, busy_ms, err, errlen);
+	if (strcmp(backend, "postgresql") == 0)
+		return store_pg_open(out, target, busy_ms, err, errlen);
+	snprintf(err, errlen, "unknown store backend '%s'", backend);
+	return -EINVAL;
 }
 
 void
 store_close(struct store *st)
 {
-	if (st == NULL)
-		return;
-	sqlite3_finalize(st->patch_ins);
-	sqlite3_finalize(st->patch_find);
-	sqlite3_finalize(st->dev_put);
-	sqlite3_close(st->db);
-	free(st);
+	if (st != NULL)
+		st->ops->close(st);
 }
 
 const char *
@@ -187,605 +38,138 @@ store_errmsg(struct store *st)
 	return st->err;
 }
 
-static int
-set_meta(struct store *st, const char *key, int64_t v)
+const char *
+store_backend(struct store *st)
 {
-	sqlite3_stmt *s;
-	int rc = 0;
-
-	if (prep(st, "INSERT INTO meta VALUES(?1, ?2) ON CONFLICT(key) DO "
-	    "UPDATE SET value = max(value, ?2)", &s) != 0)
-		return -EIO;
-	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, v);
-	if (sqlite3_step(s) != SQLITE_DONE)
-		rc = fail_db(st, "meta");
-	sqlite3_finalize(s);
-	return rc;
+	return st->ops->name;
 }
 
-static int64_t
-get_meta(struct store *st, const char *key)
+int
+store_schema_version(struct store *st)
 {
-	sqlite3_stmt *s;
-	int64_t v = 0;
-
-	if (prep(st, "SELECT value FROM meta WHERE key = ?1", &s) != 0)
-		return 0;
-	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	return v;
+	return st->ops->schema_version(st);
 }
 
 int
 store_pool_insert(struct store *st, const struct dataset *ds, uint64_t *rows)
 {
-	sqlite3_stmt *s = NULL;
-	int rc;
-
-	*rows = 0;
-	if ((rc = exec(st, "BEGIN IMMEDIATE")) != 0)
-		return rc;
-	if ((rc = prep(st, "INSERT INTO pool(user, item, ts, rating, label, "
-	    "genres, hist) VALUES(?,?,?,?,?,?,?)", &s)) != 0)
-		goto fail;
-	for (size_t i = 0; i < ds->n; i++) {
-		const struct sample *x = &ds->s[i];
-		sqlite3_bind_int64(s, 1, x->user);
-		sqlite3_bind_int64(s, 2, x->item);
-		sqlite3_bind_int64(s, 3, x->ts);
-		sqlite3_bind_double(s, 4, x->rating);
-		sqlite3_bind_double(s, 5, x->label);
-		sqlite3_bind_int64(s, 6, x->genres);
-		if (x->hist_n > 0)
-			sqlite3_bind_blob(s, 7, sample_hist(ds, x),
-			    x->hist_n * sizeof(uint32_t), SQLITE_STATIC);
-		else
-			sqlite3_bind_null(s, 7);
-		if (sqlite3_step(s) != SQLITE_DONE) {
-			rc = fail_db(st, "pool insert");
-			goto fail;
-		}
-		sqlite3_reset(s);
-	}
-	sqlite3_finalize(s);
-	s = NULL;
-	if ((rc = set_meta(st, "n_users", ds->n_users)) != 0 ||
-	    (rc = set_meta(st, "n_items", ds->n_items)) != 0 ||
-	    (rc = set_meta(st, "n_genres", ds->n_genres)) != 0)
-		goto fail;
-	if ((rc = exec(st, "COMMIT")) != 0)
-		goto fail;
-	*rows = ds->n;
-	return 0;
-fail:
-	sqlite3_finalize(s);
-	exec(st, "ROLLBACK");
-	return rc;
-}
-
-static int
-count(struct store *st, const char *sql, uint64_t *n)
-{
-	sqlite3_stmt *s;
-	int rc = 0;
-
-	if (prep(st, sql, &s) != 0)
-		return -EIO;
-	if (sqlite3_step(s) == SQLITE_ROW)
-		*n = (uint64_t)sqlite3_column_int64(s, 0);
-	else
-		rc = fail_db(st, "count");
-	sqlite3_finalize(s);
-	return rc;
+	return st->ops->pool_insert(st, ds, rows);
 }
 
 int
 store_pool_count(struct store *st, uint64_t *n)
 {
-	return count(st, "SELECT count(*) FROM pool", n);
+	return st->ops->pool_count(st, n);
 }
 
 int
 store_pool_load(struct store *st, struct dataset *ds, uint64_t **rowid)
 {
-	sqlite3_stmt *s;
-	uint64_t n = 0;
-	size_t cap;
-	uint64_t *ids;
-	int rc = 0, r;
-
-	if ((rc = store_pool_count(st, &n)) != 0)
-		return rc;
-	cap = n ? n : 1;
-	ids = xcalloc(cap, sizeof(*ids));
-	if (prep(st, "SELECT id, user, item, ts, rating, label, genres, hist "
-	    "FROM pool ORDER BY id", &s) != 0) {
-		free(ids);
-		return -EIO;
-	}
-	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-		struct sample x;
-		int hb = sqlite3_column_bytes(s, 7);
-		size_t hn = hb / sizeof(uint32_t);
-
-		if (ds->n >= cap)
-			break;	/* rows appeared since the count */
-		memset(&x, 0, sizeof(x));
-		x.user = (uint32_t)sqlite3_column_int64(s, 1);
-		x.item = (uint32_t)sqlite3_column_int64(s, 2);
-		x.ts = sqlite3_column_int64(s, 3);
-		x.rating = (float)sqlite3_column_double(s, 4);
-		x.label = (float)sqlite3_column_double(s, 5);
-		x.genres = (uint32_t)sqlite3_column_int64(s, 6);
-		if (hn > SAMPLE_HIST_MAX)
-			hn = SAMPLE_HIST_MAX;
-		ids[ds->n] = (uint64_t)sqlite3_column_int64(s, 0);
-		dataset_append(ds, &x, sqlite3_column_blob(s, 7), hn);
-	}
-	if (r != SQLITE_DONE && r != SQLITE_ROW)
-		rc = fail_db(st, "pool load");
-	sqlite3_finalize(s);
-	ds->n_users = (uint32_t)get_meta(st, "n_users");
-	ds->n_items = (uint32_t)get_meta(st, "n_items");
-	ds->n_genres = (uint32_t)get_meta(st, "n_genres");
-	if (rc != 0) {
-		free(ids);
-		return rc;
-	}
-	*rowid = ids;
-	return 0;
+	return st->ops->pool_load(st, ds, rowid);
 }
 
 int
 store_pool_set_repr(struct store *st, const uint64_t *rowid,
     const float *repr, size_t n, int dim, uint64_t version)
 {
-	sqlite3_stmt *s = NULL;
-	int rc;
-
-	if ((rc = exec(st, "BEGIN IMMEDIATE")) != 0)
-		return rc;
-	if ((rc = prep(st, "UPDATE pool SET repr = ?1, repr_version = ?2 "
-	    "WHERE id = ?3", &s)) != 0)
-		goto fail;
-	for (size_t i = 0; i < n; i++) {
-		sqlite3_bind_blob(s, 1, repr + i * dim, dim * sizeof(float),
-		    SQLITE_STATIC);
-		sqlite3_bind_int64(s, 2, (int64_t)version);
-		sqlite3_bind_int64(s, 3, (int64_t)rowid[i]);
-		if (sqlite3_step(s) != SQLITE_DONE) {
-			rc = fail_db(st, "repr update");
-			goto fail;
-		}
-		sqlite3_reset(s);
-	}
-	sqlite3_finalize(s);
-	return exec(st, "COMMIT");
-fail:
-	sqlite3_finalize(s);
-	exec(st, "ROLLBACK");
-	return rc;
+	return st->ops->pool_set_repr(st, rowid, repr, n, dim, version);
 }
 
 int
 store_pool_get_repr(struct store *st, float *repr, size_t n, int dim,
     uint64_t version)
 {
-	sqlite3_stmt *s;
-	size_t i = 0;
-	int rc = 0;
-
-	if (prep(st, "SELECT repr, repr_version FROM pool ORDER BY id", &s))
-		return -EIO;
-	while (sqlite3_step(s) == SQLITE_ROW && i < n) {
-		if ((uint64_t)sqlite3_column_int64(s, 1) != version ||
-		    sqlite3_column_bytes(s, 0) != (int)(dim * sizeof(float))) {
-			rc = -ENOENT;
-			break;
-		}
-		memcpy(repr + i * dim, sqlite3_column_blob(s, 0),
-		    dim * sizeof(float));
-		i++;
-	}
-	if (rc == 0 && i != n)
-		rc = -ENOENT;
-	sqlite3_finalize(s);
-	return rc;
+	return st->ops->pool_get_repr(st, repr, n, dim, version);
 }
 
 int
 store_model_put(struct store *st, const struct store_model_info *mi,
     const void *blob, size_t len)
 {
-	sqlite3_stmt *s;
-	int rc = 0;
-
-	if (prep(st, "INSERT INTO models(version, parent, created, size, "
-	    "checksum, global_ctr, blob) VALUES(?,?,?,?,?,?,?)", &s) != 0)
-		return -EIO;
-	sqlite3_bind_int64(s, 1, (int64_t)mi->version);
-	sqlite3_bind_int64(s, 2, (int64_t)mi->parent);
-	sqlite3_bind_int64(s, 3, mi->created);
-	sqlite3_bind_int64(s, 4, (int64_t)len);
-	sqlite3_bind_blob(s, 5, mi->checksum, 32, SQLITE_STATIC);
-	sqlite3_bind_double(s, 6, mi->global_ctr);
-	sqlite3_bind_blob64(s, 7, blob, len, SQLITE_STATIC);
-	if (sqlite3_step(s) != SQLITE_DONE)
-		rc = fail_db(st, "model insert");
-	sqlite3_finalize(s);
-	return rc;
+	return st->ops->model_put(st, mi, blob, len);
 }
-
-static void
-read_info(sqlite3_stmt *s, struct store_model_info *mi)
-{
-	memset(mi, 0, sizeof(*mi));
-	mi->version = (uint64_t)sqlite3_column_int64(s, 0);
-	mi->parent = (uint64_t)sqlite3_column_int64(s, 1);
-	mi->created = sqlite3_column_int64(s, 2);
-	mi->size = (uint64_t)sqlite3_column_int64(s, 3);
-	if (sqlite3_column_bytes(s, 4) == 32)
-		memcpy(mi->checksum, sqlite3_column_blob(s, 4), 32);
-	mi->global_ctr = sqlite3_column_double(s, 5);
-}
-
-#define MODEL_COLS "version, parent, created, size, checksum, global_ctr"
 
 int
 store_model_info(struct store *st, uint64_t version,
     struct store_model_info *mi)
 {
-	sqlite3_stmt *s;
-	int rc = -ENOENT, r;
-
-	if (prep(st, version ? "SELECT " MODEL_COLS " FROM models WHERE "
-	    "version = ?1" : "SELECT " MODEL_COLS " FROM models ORDER BY "
-	    "version DESC LIMIT 1", &s) != 0)
-		return -EIO;
-	if (version)
-		sqlite3_bind_int64(s, 1, (int64_t)version);
-	if ((r = sqlite3_step(s)) == SQLITE_ROW) {
-		read_info(s, mi);
-		rc = 0;
-	} else if (r != SQLITE_DONE)
-		rc = fail_db(st, "model info");
-	sqlite3_finalize(s);
-	return rc;
+	return st->ops->model_info(st, version, mi);
 }
 
 int
 store_model_read(struct store *st, uint64_t version, uint64_t off, void *buf,
     size_t len)
 {
-	sqlite3_blob *b;
-	int rc = 0;
-
-	if (sqlite3_blob_open(st->db, "main", "models", "blob",
-	    (sqlite3_int64)version, 0, &b) != SQLITE_OK)
-		return sqlite3_errcode(st->db) == SQLITE_ERROR ? -ENOENT :
-		    fail_db(st, "model blob");
-	if (off > (uint64_t)sqlite3_blob_bytes(b) ||
-	    len > (uint64_t)sqlite3_blob_bytes(b) - off)
-		rc = -ERANGE;
-	else if (sqlite3_blob_read(b, buf, (int)len, (int)off) != SQLITE_OK)
-		rc = fail_db(st, "model read");
-	sqlite3_blob_close(b);
-	return rc;
+	return st->ops->model_read(st, version, off, buf, len);
 }
 
 int
 store_model_list(struct store *st, struct store_model_info **out, size_t *n)
 {
-	sqlite3_stmt *s;
-	size_t cap = 16;
-
-	*n = 0;
-	*out = xcalloc(cap, sizeof(**out));
-	if (prep(st, "SELECT " MODEL_COLS " FROM models ORDER BY version",
-	    &s) != 0)
-		{
-		free(*out);
-		*out = NULL;
-		return -EIO;
-	}
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		if (*n == cap)
-			*out = xreallocarray(*out, cap *= 2, sizeof(**out));
-		read_info(s, &(*out)[(*n)++]);
-	}
-	sqlite3_finalize(s);
-	return 0;
+	return st->ops->model_list(st, out, n);
 }
 
 int
 store_model_copy(struct store *st, uint64_t from, struct store_model_info *mi)
 {
-	sqlite3_stmt *s;
-	int rc;
-
-	if (prep(st, "INSERT INTO models(version, parent, created, size, "
-	    "checksum, global_ctr, blob) SELECT ?1, ?2, ?3, size, checksum, "
-	    "global_ctr, blob FROM models WHERE version = ?4", &s) != 0)
-		return -EIO;
-	sqlite3_bind_int64(s, 1, (int64_t)mi->version);
-	sqlite3_bind_int64(s, 2, (int64_t)mi->parent);
-	sqlite3_bind_int64(s, 3, mi->created);
-	sqlite3_bind_int64(s, 4, (int64_t)from);
-	if (sqlite3_step(s) != SQLITE_DONE)
-		rc = fail_db(st, "model copy");
-	else
-		rc = sqlite3_changes(st->db) == 1 ? 0 : -ENOENT;
-	sqlite3_finalize(s);
-	if (rc == 0)
-		rc = store_model_info(st, mi->version, mi);
-	return rc;
+	return st->ops->model_copy(st, from, mi);
 }
 
 int
 store_model_delete(struct store *st, uint64_t version)
 {
-	sqlite3_stmt *s;
-	int rc;
-
-	if (prep(st, "DELETE FROM models WHERE version = ?1", &s) != 0)
-		return -EIO;
-	sqlite3_bind_int64(s, 1, (int64_t)version);
-	if (sqlite3_step(s) != SQLITE_DONE)
-		rc = fail_db(st, "model delete");
-	else
-		rc = sqlite3_changes(st->db) == 1 ? 0 : -ENOENT;
-	sqlite3_finalize(s);
-	return rc;
+	return st->ops->model_delete(st, version);
 }
 
 int
 store_model_prune(struct store *st, size_t keep, uint64_t keep_also,
     uint64_t **deleted, size_t *n, uint64_t *bytes)
 {
-	sqlite3_stmt *sel = NULL, *del = NULL;
-	uint64_t *v = NULL;
-	size_t cap = 0;
-	int rc, r;
-
-	*n = 0;
-	*bytes = 0;
-	if (deleted != NULL)
-		*deleted = NULL;
-	if (keep < 1)
-		keep = 1;	/* never leave the store without a model */
-	/* One transaction: a crash leaves all of them or none deleted. */
-	if ((rc = exec(st, "BEGIN IMMEDIATE")) != 0)
-		return rc;
-	if ((rc = prep(st, "SELECT version, size FROM models WHERE version "
-	    "!= ?2 ORDER BY version DESC LIMIT -1 OFFSET ?1", &sel)) != 0 ||
-	    (rc = prep(st, "DELETE FROM models WHERE version = ?1", &del)))
-		goto fail;
-	/* OFFSET counts keep_also among the newest when it is one of them. */
-	sqlite3_bind_int64(sel, 1, (int64_t)keep);
-	sqlite3_bind_int64(sel, 2, (int64_t)keep_also);
-	{
-		struct store_model_info cur;
-		if (keep_also != 0 && store_model_info(st, keep_also, &cur) ==
-		    0) {
-			sqlite3_stmt *c;
-			uint64_t newer = 0;
-			if ((rc = prep(st, "SELECT count(*) FROM models WHERE "
-			    "version > ?1", &c)) != 0)
-				goto fail;
-			sqlite3_bind_int64(c, 1, (int64_t)keep_also);
-			if (sqlite3_step(c) == SQLITE_ROW)
-				newer = (uint64_t)sqlite3_column_int64(c, 0);
-			sqlite3_finalize(c);
-			/*
-			 * The served version is among the keep newest: the
-			 * others kept number keep - 1.
-			 */
-			if (newer < keep)
-				sqlite3_bind_int64(sel, 1, (int64_t)keep - 1);
-		}
-	}
-	while ((r = sqlite3_step(sel)) == SQLITE_ROW) {
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 16;
-			v = xreallocarray(v, cap, sizeof(*v));
-		}
-		v[(*n)++] = (uint64_t)sqlite3_column_int64(sel, 0);
-		*bytes += (uint64_t)sqlite3_column_int64(sel, 1);
-	}
-	if (r != SQLITE_DONE) {
-		rc = fail_db(st, "model prune");
-		goto fail;
-	}
-	for (size_t i = 0; i < *n; i++) {
-		sqlite3_bind_int64(del, 1, (int64_t)v[i]);
-		if (sqlite3_step(del) != SQLITE_DONE) {
-			rc = fail_db(st, "model prune");
-			goto fail;
-		}
-		sqlite3_reset(del);
-	}
-	sqlite3_finalize(sel);
-	sqlite3_finalize(del);
-	sel = del = NULL;
-	if ((rc = exec(st, "COMMIT")) != 0)
-		goto fail;
-	/* Ascending, as listed by store_model_list. */
-	for (size_t i = 0; i < *n / 2; i++) {
-		uint64_t t = v[i];
-		v[i] = v[*n - 1 - i];
-		v[*n - 1 - i] = t;
-	}
-	if (deleted != NULL)
-		*deleted = v;
-	else
-		free(v);
-	return 0;
-fail:
-	sqlite3_finalize(sel);
-	sqlite3_finalize(del);
-	exec(st, "ROLLBACK");
-	free(v);
-	*n = 0;
-	*bytes = 0;
-	return rc;
+	return st->ops->model_prune(st, keep, keep_also, deleted, n, bytes);
 }
 
 int
 store_device_put(struct store *st, const struct store_device *d)
 {
-	sqlite3_stmt *s;
-	int rc = 0;
+	return st->ops->device_put(st, d);
+}
 
-	if (prep(st, "INSERT INTO devices VALUES(?1,?2,?3,?4,?5,?5) "
-	    "ON CONFLICT(device_id) DO UPDATE SET user_id = ?2, "
-	    "compute_class = ?3, memory_mb = ?4, last_seen = ?5", &s) != 0)
-		return -EIO;
-	sqlite3_bind_text(s, 1, d->id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, d->user_id);
-	sqlite3_bind_text(s, 3, d->compute_class, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 4, d->memory_mb);
-	sqlite3_bind_int64(s, 5, d->last_seen);
-	if (sqlite3_step(s) != SQLITE_DONE)
-		rc = fail_db(st, "device put");
-	sqlite3_finalize(s);
-	return rc;
+int
+store_device_get(struct store *st, const char *id, struct store_device *d)
+{
+	return st->ops->device_get(st, id, d);
 }
 
 int
 store_device_list(struct store *st, struct store_device **out, size_t *n)
 {
-	sqlite3_stmt *s;
-	size_t cap = 64;
-
-	*n = 0;
-	*out = xcalloc(cap, sizeof(**out));
-	if (prep(st, "SELECT d.device_id, d.user_id, d.compute_class, "
-	    "d.memory_mb, d.registered, d.last_seen, (SELECT count(*) FROM "
-	    "patches p WHERE p.device_id = d.device_id) FROM devices d "
-	    "ORDER BY d.device_id", &s) != 0)
-		{
-		free(*out);
-		*out = NULL;
-		return -EIO;
-	}
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		struct store_device *d;
-		if (*n == cap)
-			*out = xreallocarray(*out, cap *= 2, sizeof(**out));
-		d = &(*out)[(*n)++];
-		memset(d, 0, sizeof(*d));
-		snprintf(d->id, sizeof(d->id), "%s",
-		    (const char *)sqlite3_column_text(s, 0));
-		d->user_id = (uint32_t)sqlite3_column_int64(s, 1);
-		snprintf(d->compute_class, sizeof(d->compute_class), "%s",
-		    (const char *)sqlite3_column_text(s, 2));
-		d->memory_mb = (uint32_t)sqlite3_column_int64(s, 3);
-		d->registered = sqlite3_column_int64(s, 4);
-		d->last_seen = sqlite3_column_int64(s, 5);
-		d->patches = (uint64_t)sqlite3_column_int64(s, 6);
-	}
-	sqlite3_finalize(s);
-	return 0;
+	return st->ops->device_list(st, out, n);
 }
 
 int
 store_device_count(struct store *st, uint64_t *n)
 {
-	return count(st, "SELECT count(*) FROM devices", n);
+	return st->ops->device_count(st, n);
 }
 
 int
 store_patch_put(struct store *st, const struct store_patch *p, uint64_t *id,
     int *dup)
 {
-	int r;
-
-	*dup = 0;
-	if ((st->patch_ins == NULL || st->patch_find == NULL) &&
-	    (sqlite3_finalize(st->patch_ins), sqlite3_finalize(st->patch_find),
-	    st->patch_ins = st->patch_find = NULL, prep(st, "INSERT INTO patches("
-	    "device_id, user_id, request_id, base_version, kind, created, "
-	    "size, blob) VALUES(?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
-	    &st->patch_ins) != 0 || prep(st, "SELECT id FROM patches WHERE "
-	    "device_id = ?1 AND request_id = ?2", &st->patch_find) != 0))
-		return -EIO;
-	sqlite3_bind_text(st->patch_ins, 1, p->device_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st->patch_ins, 2, p->user_id);
-	sqlite3_bind_int64(st->patch_ins, 3, (int64_t)p->request_id);
-	sqlite3_bind_int64(st->patch_ins, 4, (int64_t)p->base_version);
-	sqlite3_bind_text(st->patch_ins, 5, p->kind, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st->patch_ins, 6, p->created);
-	sqlite3_bind_int64(st->patch_ins, 7, (int64_t)p->size);
-	sqlite3_bind_blob64(st->patch_ins, 8, p->blob, p->size,
-	    SQLITE_STATIC);
-	r = sqlite3_step(st->patch_ins);
-	sqlite3_reset(st->patch_ins);
-	if (r != SQLITE_DONE)
-		return fail_db(st, "patch insert");
-	if (sqlite3_changes(st->db) == 1) {
-		*id = (uint64_t)sqlite3_last_insert_rowid(st->db);
-		return 0;
-	}
-	/* Already stored under this request id: a resend. */
-	*dup = 1;
-	sqlite3_bind_text(st->patch_find, 1, p->device_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st->patch_find, 2, (int64_t)p->request_id);
-	r = sqlite3_step(st->patch_find);
-	*id = r == SQLITE_ROW ?
-	    (uint64_t)sqlite3_column_int64(st->patch_find, 0) : 0;
-	sqlite3_reset(st->patch_find);
-	return r == SQLITE_ROW ? 0 : fail_db(st, "patch find");
+	return st->ops->patch_put(st, p, id, dup);
 }
 
 int
 store_patch_count(struct store *st, uint64_t *n)
 {
-	return count(st, "SELECT count(*) FROM patches", n);
+	return st->ops->patch_count(st, n);
 }
 
 int
 store_patch_list(struct store *st, uint64_t min_base, struct store_patch **out,
     size_t *n)
 {
-	sqlite3_stmt *s;
-	size_t cap = 64;
-
-	*n = 0;
-	*out = xcalloc(cap, sizeof(**out));
-	if (prep(st, "SELECT id, device_id, user_id, request_id, base_version,"
-	    " kind, created, size, blob FROM patches WHERE base_version >= ?1"
-	    " ORDER BY id", &s) != 0)
-		{
-		free(*out);
-		*out = NULL;
-		return -EIO;
-	}
-	sqlite3_bind_int64(s, 1, (int64_t)min_base);
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		struct store_patch *p;
-		size_t sz = (size_t)sqlite3_column_bytes(s, 8);
-		if (*n == cap)
-			*out = xreallocarray(*out, cap *= 2, sizeof(**out));
-		p = &(*out)[(*n)++];
-		memset(p, 0, sizeof(*p));
-		p->id = (uint64_t)sqlite3_column_int64(s, 0);
-		snprintf(p->device_id, sizeof(p->device_id), "%s",
-		    (const char *)sqlite3_column_text(s, 1));
-		p->user_id = (uint32_t)sqlite3_column_int64(s, 2);
-		p->request_id = (uint64_t)sqlite3_column_int64(s, 3);
-		p->base_version = (uint64_t)sqlite3_column_int64(s, 4);
-		snprintf(p->kind, sizeof(p->kind), "%s",
-		    (const char *)sqlite3_column_text(s, 5));
-		p->created = sqlite3_column_int64(s, 6);
-		p->size = sz;
-		p->blob = xmalloc(sz);
-		memcpy(p->blob, sqlite3_column_blob(s, 8), sz);
-	}
-	sqlite3_finalize(s);
-	return 0;
+	return st->ops->patch_list(st, min_base, out, n);
 }
 
 void
@@ -796,4 +180,28 @@ store_patch_free(struct store_patch *p, size_t n)
 	for (size_t i = 0; i < n; i++)
 		free(p[i].blob);
 	free(p);
+}
+
+int
+store_leader_try(struct store *st, int *leader)
+{
+	return st->ops->leader_try(st, leader);
+}
+
+int
+store_task_add(struct store *st, const char *kind, int64_t arg, uint64_t *id)
+{
+	return st->ops->task_add(st, kind, arg, id);
+}
+
+int
+store_task_next(struct store *st, struct store_task *t)
+{
+	return st->ops->task_next(st, t);
+}
+
+int
+store_task_done(struct store *st, uint64_t id, uint64_t result)
+{
+	return st->ops->task_done(st, id, result);
 }

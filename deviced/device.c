@@ -164,8 +164,8 @@ do_retrieve(struct device *d)
 	q.vectors = xcalloc(n * dim, sizeof(float));
 	ctr_repr(d->model, &d->local, idx, n, q.vectors);
 	q.k = (uint32_t)cf->retrieve_k;
-	q.mode = cf->retrieve_mode ? DCCL__RETRIEVE_MODE__MODE_USERS :
-	    DCCL__RETRIEVE_MODE__MODE_SAMPLES;
+	q.mode = cf->retrieve_mode || d->ret_pass ?
+	    DCCL__RETRIEVE_MODE__MODE_USERS : DCCL__RETRIEVE_MODE__MODE_SAMPLES;
 	e.body_case = DCCL__ENVELOPE__BODY_RETRIEVE;
 	e.retrieve = &q;
 	send_req(d, &e);
@@ -280,6 +280,7 @@ enter(struct device *d, enum dev_state s)
 		do_retrieve(d);
 		break;
 	case DEV_TRAIN:
+		d->ret_pass = 0;
 		d->work.data = d;
 		d->dd->jobs++;
 		uv_queue_work(&d->dd->loop, &d->work, learn_work_cb,
@@ -402,8 +403,10 @@ on_chunk(struct device *d, const Dccl__ModelChunk *c)
 static void
 on_samples(struct device *d, const Dccl__Samples *s)
 {
-	dataset_fini(&d->retrieved);
-	dataset_init(&d->retrieved);
+	struct dataset *to = d->ret_pass ? &d->retrieved_u : &d->retrieved;
+
+	dataset_fini(to);
+	dataset_init(to);
 	for (size_t i = 0; i < s->n_samples; i++) {
 		const Dccl__Sample *p = s->samples[i];
 		struct sample x;
@@ -416,10 +419,19 @@ on_samples(struct device *d, const Dccl__Samples *s)
 		x.flags = SAMPLE_F_RETRIEVED;
 		if (!(p->label >= 0 && p->label <= 1))
 			continue;	/* never train on garbage labels */
-		dataset_append(&d->retrieved, &x, p->hist, p->n_hist);
+		dataset_append(to, &x, p->hist, p->n_hist);
 	}
-	log_info("RETRIEVE: device=%s got %zu pool samples (model v%llu)",
-	    d->id, d->retrieved.n, (unsigned long long)s->model_version);
+	log_info("RETRIEVE: device=%s got %zu pool samples (model v%llu%s)",
+	    d->id, to->n, (unsigned long long)s->model_version,
+	    d->ret_pass ? ", similar users" : "");
+	/* Evaluation measures both matching modes: fetch by users too. */
+	if (!d->ret_pass && !d->dd->cf.retrieve_mode &&
+	    d->dd->cf.eval_dir[0] != '\0' &&
+	    strstr(d->dd->cf.eval_methods, "-u") != NULL) {
+		d->ret_pass = 1;
+		do_retrieve(d);
+		return;
+	}
 	enter(d, DEV_TRAIN);
 }
 
@@ -576,6 +588,7 @@ device_init(struct deviced *dd, struct device *d, const char *id,
 	dataset_init(&d->local);
 	dataset_init(&d->test);
 	dataset_init(&d->retrieved);
+	dataset_init(&d->retrieved_u);
 	snprintf(d->dir, sizeof(d->dir), "%s/%s", cf->data_dir, id);
 	if (mkdirs(d->dir) != 0) {
 		log_warn("STATE-DIR: %s", d->dir);
@@ -675,5 +688,6 @@ device_fini(struct device *d)
 	dataset_fini(&d->local);
 	dataset_fini(&d->test);
 	dataset_fini(&d->retrieved);
+	dataset_fini(&d->retrieved_u);
 	dstore_close(d->st);
 }

@@ -73,7 +73,8 @@ static const struct conf_opt deviced_opts[] = {
 	    1073741824, 0, "largest reply accepted (NN_RCVMAXSIZE)"),
 	CONF_STR("deviced.eval-methods", DV_OFF(eval_methods),
 	    "cloud,naive-ft,ft-guard,ft-lc,ft-lcoff,ft-coda,ft-lc-coda,metapatch,"
-	    "mp-lc-coda", 0, "evaluation: methods to score (see README)"),
+	    "mp-lc-coda,ft-coda-u,mp-lc-coda-u", 0,
+	    "evaluation: methods to score (see README)"),
 	CONF_ENUM("learn.adapt", DV_OFF(adapt), "metapatch", adapts, 1,
 	    "what the device trains: none, metapatch (its m only) or "
 	    "finetune (all weights)"),

@@ -74,6 +74,8 @@ struct device {
 	struct dataset	 local;
 	struct dataset	 test;		/* eval mode only */
 	struct dataset	 retrieved;
+	struct dataset	 retrieved_u;	/* eval: by similar users (MODE_USERS) */
+	int		 ret_pass;	/* 1 while fetching retrieved_u */
 	struct ctr	*model;		/* cloud model, as downloaded */
 	uint64_t	 version;
 	double		 global_ctr;

@@ -40,20 +40,23 @@ enum { ADAPT_NONE = 0, ADAPT_MP, ADAPT_FT };
 struct method {
 	const char	*name;
 	int		 adapt, lc, coda, guard;
+	int		 users;		/* CoDA set retrieved by similar users */
 };
 
 /* The evaluation rows; "naive-ft" is plain fine-tuning as in the papers. */
 static const struct method methods[] = {
-	{ "cloud",	ADAPT_NONE, LC_NONE,	0, 0 },
-	{ "naive-ft",	ADAPT_FT,   LC_NONE,	0, 0 },
-	{ "ft-guard",	ADAPT_FT,   LC_NONE,	0, 1 },
-	{ "ft-lc",	ADAPT_FT,   LC_SOFT,	0, 1 },
-	{ "ft-lcoff",	ADAPT_FT,   LC_OFFSET,	0, 1 },
-	{ "ft-lc-coda",	ADAPT_FT,   LC_SOFT,	1, 1 },
-	{ "ft-coda",	ADAPT_FT,   LC_NONE,	1, 1 },
-	{ "metapatch",	ADAPT_MP,   LC_NONE,	0, 1 },
-	{ "mp-lc-coda",	ADAPT_MP,   LC_SOFT,	1, 1 },
-	{ NULL, 0, 0, 0, 0 }
+	{ "cloud",	ADAPT_NONE, LC_NONE,	0, 0, 0 },
+	{ "naive-ft",	ADAPT_FT,   LC_NONE,	0, 0, 0 },
+	{ "ft-guard",	ADAPT_FT,   LC_NONE,	0, 1, 0 },
+	{ "ft-lc",	ADAPT_FT,   LC_SOFT,	0, 1, 0 },
+	{ "ft-lcoff",	ADAPT_FT,   LC_OFFSET,	0, 1, 0 },
+	{ "ft-lc-coda",	ADAPT_FT,   LC_SOFT,	1, 1, 0 },
+	{ "ft-coda",	ADAPT_FT,   LC_NONE,	1, 1, 0 },
+	{ "metapatch",	ADAPT_MP,   LC_NONE,	0, 1, 0 },
+	{ "mp-lc-coda",	ADAPT_MP,   LC_SOFT,	1, 1, 0 },
+	{ "ft-coda-u",	ADAPT_FT,   LC_NONE,	1, 1, 1 },
+	{ "mp-lc-coda-u", ADAPT_MP, LC_SOFT,	1, 1, 1 },
+	{ NULL, 0, 0, 0, 0, 0 }
 };
 
 /* What every method of one job shares. */
@@ -77,10 +80,10 @@ now(void)
 }
 
 static void
-prepare(struct device *d, struct prep *p)
+prepare(struct device *d, struct prep *p, const struct dataset *ret)
 {
 	const struct deviced_conf *cf = &d->dd->cf;
-	size_t n = d->local.n, nr = d->retrieved.n, *all;
+	size_t n = d->local.n, nr = ret->n, *all;
 	struct lc_opts lo = { LC_SOFT, d->global_ctr, (size_t)cf->lc_min_n,
 		cf->lc_prior };
 	float *y, *ys;
@@ -111,7 +114,7 @@ prepare(struct device *d, struct prep *p)
 		for (size_t i = 0; i < n + nr; i++)
 			li[i] = (uint32_t)(i < n ? i : i - n);
 		ctr_repr(d->model, &d->local, li, n, L);
-		ctr_repr(d->model, &d->retrieved, li + n, nr, R);
+		ctr_repr(d->model, ret, li + n, nr, R);
 		filt_opts_default(&fo);
 		fo.rho = cf->coda_rho;
 		fo.tau = cf->coda_tau;
@@ -119,7 +122,7 @@ prepare(struct device *d, struct prep *p)
 		for (size_t i = 0; i < nr; i++)
 			if (keep[i])
 				ki[p->nkept++] = i;
-		dataset_append_subset(&p->work, &d->retrieved, ki, p->nkept);
+		dataset_append_subset(&p->work, ret, ki, p->nkept);
 		free(L); free(R); free(pr); free(keep); free(li); free(ki);
 	}
 	p->work.n_users = d->local.n_users;
@@ -243,8 +246,10 @@ find(const char *name)
 }
 
 static void
-evaluate(struct device *d, const struct prep *p)
+evaluate(struct device *d, const struct prep *p0)
 {
+	struct prep pu;
+	int have_pu = 0;
 	const struct deviced_conf *cf = &d->dd->cf;
 	size_t n = d->test.n;
 	uint32_t *idx = xcalloc(n + 1, sizeof(uint32_t));
@@ -266,12 +271,21 @@ evaluate(struct device *d, const struct prep *p)
 	for (nm = strtok_r(list, ",", &save); nm; nm = strtok_r(NULL, ",",
 	    &save)) {
 		const struct method *m = find(nm);
+		const struct prep *p = p0;
 		double va, secs, mem, up, down;
 		int adopted;
 		struct ctr *c;
 
 		if (m == NULL)
 			continue;
+		if (m->users && d->dd->cf.retrieve_mode == 0) {
+			/* The set fetched by similar users (device.c). */
+			if (!have_pu) {
+				prepare(d, &pu, &d->retrieved_u);
+				have_pu = 1;
+			}
+			p = &pu;
+		}
 		c = run(d, p, m, &adopted, &va, &secs, &mem);
 		ctr_predict(c, &d->test, idx, n, pr);
 		for (size_t i = 0; i < n; i++) {
@@ -295,6 +309,8 @@ done:
 		snprintf(d->job_err, sizeof(d->job_err), "write failed");
 	if (x != NULL)
 		fclose(x);
+	if (have_pu)
+		prep_fini(&pu);
 	free(list);
 	free(idx);
 	free(pr);
@@ -338,14 +354,14 @@ learn_work_cb(uv_work_t *w)
 {
 	struct device *d = w->data;
 	const struct deviced_conf *cf = &d->dd->cf;
-	struct method serve = { "serve", cf->adapt, cf->lc, cf->coda, 1 };
+	struct method serve = { "serve", cf->adapt, cf->lc, cf->coda, 1, 0 };
 	struct prep p;
 	struct ctr *c;
 	double secs, mem;
 	double t0 = now();
 
 	d->job_rc = 0;
-	prepare(d, &p);
+	prepare(d, &p, &d->retrieved);
 	d->kept = p.nkept;
 	d->val_before = p.val_base;
 	c = run(d, &p, &serve, &d->adopted, &d->val_after, &secs, &mem);

@@ -14,7 +14,7 @@ DATA=${1:?usage: eval.sh DATASET_DIR [OUTDIR]}
 OUTDIR=${2:-$ROOT/out/eval}
 SEEDS=${EVAL_SEEDS:-1 2 3}
 TASKS=${EVAL_TASKS:-ctr ranking synth}
-METHODS=${EVAL_METHODS:-cloud,naive-ft,ft-guard,ft-lc,ft-lcoff,ft-coda,ft-lc-coda,metapatch,mp-lc-coda}
+METHODS=${EVAL_METHODS:-cloud,naive-ft,ft-guard,ft-lc,ft-lcoff,ft-coda,ft-lc-coda,ft-coda-u,metapatch,mp-lc-coda,mp-lc-coda-u}
 export OPENBLAS_NUM_THREADS=1
 [ -d "$DATA" ] || { echo "eval.sh: $DATA: no such directory"; exit 1; }
 mkdir -p "$OUTDIR"

@@ -991,6 +991,35 @@ static const int ctr_csv[] = { EVALAGG_GAUC, EVALAGG_AUC, EVALAGG_LOGLOSS,
 static const int rank_csv[] = { EVALAGG_HR, EVALAGG_NDCG, EVALAGG_GAUC,
 	EVALAGG_AUC, EVALAGG_IMPROVED, EVALAGG_WORSE, EVALAGG_LT_GAUC };
 
+/*
+ * The row label of a method in the Markdown table: a readable name for the
+ * methods deviced knows (the code stays in the CSV and in parentheses).
+ */
+static const char *
+method_label(const char *code, char *buf, size_t len)
+{
+	static const char *const map[][2] = {
+		{ "cloud", "cloud model only" },
+		{ "naive-ft", "naive fine-tuning" },
+		{ "ft-guard", "fine-tuning, guarded" },
+		{ "ft-lc", "fine-tuning + label correction (soft)" },
+		{ "ft-lcoff", "fine-tuning + label correction (offset)" },
+		{ "ft-coda", "fine-tuning + CoDA" },
+		{ "ft-lc-coda", "fine-tuning + label correction + CoDA" },
+		{ "metapatch", "MetaPatch" },
+		{ "mp-lc-coda", "MetaPatch + label correction + CoDA" },
+		{ "ft-coda-u", "fine-tuning + CoDA by similar users" },
+		{ "mp-lc-coda-u", "MetaPatch + LC + CoDA by similar users" },
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(map[i][0], code) == 0) {
+			snprintf(buf, len, "%s (%s)", map[i][1], code);
+			return buf;
+		}
+	return code;
+}
+
 static const char *
 metric_title(int m, int k, char *buf, size_t len)
 {
@@ -1088,6 +1117,7 @@ evalagg_write_md(FILE *fp, const struct evalagg_result *res,
 	size_t ncmp = task_cmps(res->task, cmps), n_extra = x ? x->n_col : 0;
 	int any_sig = 0;
 	char buf[32];
+	char label[128];
 
 	if (title != NULL)
 		fprintf(fp, "### %s (task %s)\n\n", title,
@@ -1109,7 +1139,8 @@ evalagg_write_md(FILE *fp, const struct evalagg_result *res,
 	for (size_t r = 0; r < res->n_row; r++) {
 		const struct evalagg_row *row = &res->row[r];
 
-		fprintf(fp, "| %s |", row->method);
+		fprintf(fp, "| %s |", method_label(row->method, label,
+		    sizeof(label)));
 		for (size_t i = 0; i < nc; i++) {
 			if (cols[i] == EVALAGG_IMPROVED)
 				md_users(fp, row);

@@ -16,9 +16,10 @@ rc=0; wait "$DPID" || rc=$?
 [ $rc = 0 ] || die "deviced exit $rc"
 [ "$(sql 'SELECT count(DISTINCT device_id) FROM patches')" = 20 ] || die "patches"
 grep -q "TRAIN: device=.* + [1-9][0-9]*/100 retrieved" "$T/devs.log" || die "the filter kept nothing"
+grep -q "RETRIEVE: device=.*similar users" "$T/devs.log" || die "no retrieval by similar users"
 n=$(ls "$T/eval"/*.csv | wc -l)
 [ "$n" = 20 ] || die "eval files: $n"
-for m in cloud naive-ft ft-lc ft-lc-coda metapatch mp-lc-coda; do
+for m in cloud naive-ft ft-lc ft-lc-coda ft-coda-u metapatch mp-lc-coda mp-lc-coda-u; do
 	grep -q "^$m," "$T/eval/dev-0.csv" || die "method $m missing"
 done
 grep -q "^metapatch,bytes_up," "$T/eval/dev-0.extra" || die "extra columns"
