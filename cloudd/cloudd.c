@@ -25,6 +25,8 @@
 #include <unistd.h>
 
 #include "cloudd/cloudd.h"
+#include "cloudd/guard.h"
+#include "cloudd/distill.h"
 #include "cloudd/metrics.h"
 #include "shared/log.h"
 #include "shared/notify.h"
@@ -35,6 +37,9 @@
 static const char *const log_levels[] = { "error", "warn", "info", "debug",
 	NULL };
 static const char *const retr_kinds[] = { "auto", "exact", "ivf", NULL };
+static const char *const auth_modes[] = { "off", "mac", "encrypt", NULL };
+static const char *const norm_actions[] = { "reject", "clip", NULL };
+static const char *const stale_rules[] = { "drop", "decay", NULL };
 
 static const struct conf_opt cloudd_opts[] = {
 	CONF_STR("cloudd.listen", CD_OFF(listen), "tcp://127.0.0.1:7400", 0,
@@ -49,7 +54,11 @@ static const struct conf_opt cloudd_opts[] = {
 	CONF_STR("cloudd.db-path", CD_OFF(db_path), "cloudd.db", 0,
 	    "database file; relative to data-dir"),
 	CONF_STR("cloudd.store", CD_OFF(store), "sqlite", 0,
-	    "store backend: sqlite"),
+	    "store backend: sqlite (one cloudd) or postgresql (several "
+	    "replicas share it)"),
+	CONF_STR("cloudd.pg-conninfo", CD_OFF(pg_conninfo), "dbname=dccl", 0,
+	    "store=postgresql: libpq connection string (host=, port=, "
+	    "dbname=, user=; PG* environment variables apply)"),
 	CONF_ENUM("cloudd.log-level", CD_OFF(log_level), "info", log_levels, 1,
 	    "error, warn, info or debug"),
 	CONF_INT("cloudd.workers", CD_OFF(workers), "2", 1, 64, 0,
@@ -68,8 +77,34 @@ static const struct conf_opt cloudd_opts[] = {
 	    1, "retrieval: most query vectors per request"),
 	CONF_INT("limits.max-tensor", CD_OFF(max_tensor), "1048576", 1,
 	    268435456, 1, "upload: most floats in one tensor"),
+	CONF_DBL("limits.rate", CD_OFF(rate), "200", 0, 1e9, 1,
+	    "requests per second per device (token bucket; 0 = no limit); "
+	    "beyond it E_RATE_LIMITED"),
+	CONF_INT("limits.burst", CD_OFF(burst), "400", 1, 1000000000, 1,
+	    "requests a device may send at once before limits.rate applies"),
+	CONF_INT("limits.device-inflight", CD_OFF(dev_inflight), "4", 1,
+	    100000, 1, "heavy requests (retrieval) of one device in the "
+	    "threadpool; beyond it E_BUSY"),
+	CONF_DBL("limits.max-patch-norm", CD_OFF(max_patch_norm), "100", 0,
+	    1e30, 1, "largest L2 norm of an uploaded patch (0 = no limit)"),
+	CONF_ENUM("limits.patch-norm-action", CD_OFF(patch_clip), "reject",
+	    norm_actions, 1, "a patch above max-patch-norm: reject "
+	    "(E_BAD_TENSOR) or clip (scaled down, stored)"),
+	CONF_ENUM("auth.mode", CD_OFF(auth_mode), "mac", auth_modes, 0,
+	    "device authentication: off, mac (every request signed) or "
+	    "encrypt (mac + payloads encrypted)"),
+	CONF_STR("auth.token", CD_OFF(auth_token), "", 0,
+	    "enrollment token devices register with (empty: $DCCL_AUTH_TOKEN, "
+	    "else auth.token-file)"),
+	CONF_STR("auth.token-file", CD_OFF(auth_token_file), "enroll.token",
+	    0, "token file, relative to data-dir; created with a random "
+	    "token (mode 0600) when missing"),
+	CONF_STR("auth.db", CD_OFF(auth_db), "auth.db", 0,
+	    "device keys and counters; relative to data-dir"),
+	CONF_BOOL("auth.rekey", CD_OFF(auth_rekey), "no", 0,
+	    "let a token holder re-enroll a known device id with a new key"),
 	CONF_INT("limits.busy-ms", CD_OFF(busy_ms), "2000", 0, 600000, 0,
-	    "SQLite busy timeout"),
+	    "SQLite busy timeout; PostgreSQL lock_timeout"),
 	CONF_BOOL("train.on-start", CD_OFF(train_on_start), "yes", 1,
 	    "train a model at start when the pool has none"),
 	CONF_INT("train.dim", CD_OFF(dim), "16", 1, 256, 1,
@@ -114,6 +149,25 @@ static const struct conf_opt cloudd_opts[] = {
 	    0, "how often the served exposition is re-rendered"),
 	CONF_INT("models.keep", CD_OFF(models_keep), "10", 1, 1000000, 1,
 	    "model versions kept by dcctl prune (the current one always)"),
+	CONF_DBL("distill.lambda", CD_OFF(distill_lambda), "1", 0, 100, 1,
+	    "MoMoDistill: weight of the distillation term"),
+	CONF_INT("distill.min-patches", CD_OFF(distill_min_patches), "0", 0,
+	    100000000, 1, "distill automatically once this many users have a "
+	    "patch on the current version (0 = only on dcctl distill)"),
+	CONF_INT("distill.window-s", CD_OFF(distill_window_s), "0", 0,
+	    100000000, 1, "with min-patches > 0: also distill when the first "
+	    "patch on the current version is this old (0 = never)"),
+	CONF_ENUM("distill.stale", CD_OFF(distill_stale), "decay",
+	    stale_rules, 1, "patches on an older version: drop, or decay "
+	    "(teacher = their own base + patch, weight lambda * decay^age)"),
+	CONF_DBL("distill.decay", CD_OFF(distill_decay), "0.5", 0, 1, 1,
+	    "decay: weight factor per version of age"),
+	CONF_INT("distill.max-age", CD_OFF(distill_max_age), "3", 0, 1000000,
+	    1, "decay: patches more versions old than this are dropped"),
+	CONF_INT("distill.epochs", CD_OFF(distill_epochs), "3", 1, 1000, 1,
+	    "maximum distillation epochs (best on the validation slice)"),
+	CONF_DBL("distill.lr", CD_OFF(distill_lr), "0.0005", 1e-7, 10, 1,
+	    "distillation Adam learning rate (warm start from the model)"),
 	{ NULL }
 };
 
@@ -236,6 +290,8 @@ cron_cb(uv_timer_t *t)
 
 	log_debug("cron: %llu requests, %u in flight",
 	    (unsigned long long)cd->requests, cd->inflight);
+	if (guard_flush(cd->guard) != 0)
+		log_warnx("AUTH-DB: cannot save device counters");
 	/*
 	 * Self-healing: the pool's vectors must be of the served model, or
 	 * every retrieval gets E_STALE. Jobs that swap pool and model keep
@@ -253,6 +309,9 @@ cron_cb(uv_timer_t *t)
 		if (pool_start_load(cd) != 0)
 			log_warnx("CRON: cannot start a pool load");
 	}
+	replica_cron(cd);
+	if (cd->leader)		/* once per cluster: the leader distills */
+		distill_cron(cd);
 }
 
 /* Binds a socket to each comma-separated endpoint. */
@@ -397,7 +456,9 @@ main(int argc, char **argv)
 
 	if (mkdirs(cd->cf.data_dir) != 0)
 		fatal("DATA-DIR: %s", cd->cf.data_dir);
-	if (cd->cf.db_path[0] == '/')
+	if (strcmp(cd->cf.store, "postgresql") == 0)
+		snprintf(dbpath, sizeof(cd->dbpath), "%s", cd->cf.pg_conninfo);
+	else if (cd->cf.db_path[0] == '/')
 		snprintf(dbpath, sizeof(cd->dbpath), "%s", cd->cf.db_path);
 	else
 		snprintf(dbpath, sizeof(cd->dbpath), "%s/%s", cd->cf.data_dir,
@@ -421,6 +482,10 @@ main(int argc, char **argv)
 		return 0;
 	}
 
+	if (guard_start(cd, err, sizeof(err)) != 0)
+		fatalx("AUTH: %s", err);
+	if (replica_start(cd, err, sizeof(err)) != 0)
+		fatalx("DB-OPEN: leader connection: %s", err);
 	if ((rc = uv_loop_init(&cd->loop)) != 0)
 		fatalx("uv_loop_init: %s", uv_strerror(rc));
 	cd->started = now_s();
@@ -480,6 +545,8 @@ main(int argc, char **argv)
 	pool_unref(cd, cd->pool);
 	model_cache_fini(&cd->model);
 	devtab_fini(&cd->devs);
+	guard_close(cd->guard);
+	replica_stop(cd);
 	store_close(cd->st);
 	log_info("EXIT: clean shutdown");
 	conf_fini(&cd->conf);

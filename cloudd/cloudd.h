@@ -17,7 +17,7 @@
 #include "shared/sample.h"
 
 #define CLOUDD_VERSION	"0.1.0"
-#define RPC_N_BODIES	48	/* > largest Envelope body field number */
+#define RPC_N_BODIES	80	/* > largest Envelope body field number */
 #define RPC_N_CODES	16
 #define RPC_N_BUCKETS	12	/* latency histogram buckets */
 
@@ -27,7 +27,8 @@ struct cloudd_conf {
 	char	*pub_listen;	/* model announcements */
 	char	*data_dir;
 	char	*db_path;	/* relative paths are under data_dir */
-	char	*store;		/* backend: sqlite */
+	char	*store;		/* backend: sqlite or postgresql */
+	char	*pg_conninfo;	/* postgresql: libpq connection string */
 	int64_t	 max_message;	/* NN_RCVMAXSIZE, bytes */
 	int64_t	 chunk_size;	/* model chunk bytes */
 	int64_t	 max_inflight;	/* heavy requests in the threadpool */
@@ -50,6 +51,19 @@ struct cloudd_conf {
 	char	*metrics_listen;	/* host:port for Prometheus, "" = off */
 	int64_t	 metrics_ms;		/* exposition render period */
 	int64_t	 models_keep;		/* versions kept by prune */
+	/* authentication and limits per device (guard.c) */
+	int	 auth_mode;		/* enum auth_mode */
+	char	*auth_token, *auth_token_file, *auth_db;
+	int	 auth_rekey;
+	double	 rate;			/* requests/s per device, 0 = off */
+	int64_t	 burst, dev_inflight;
+	double	 max_patch_norm;	/* 0 = no limit */
+	int	 patch_clip;		/* 0 reject, 1 clip */
+	/* MoMoDistill (distill.c) */
+	double	 distill_lambda, distill_decay, distill_lr;
+	int	 distill_stale;		/* DISTILL_STALE_* */
+	int64_t	 distill_min_patches;	/* 0 = no automatic runs */
+	int64_t	 distill_window_s, distill_max_age, distill_epochs;
 };
 
 /*
@@ -100,6 +114,12 @@ struct cloudd {
 	struct nnuv		 rep, adm, pub;
 	int			 n_open;	/* nnuv sockets still open */
 	struct store		*st;
+	/* replica.c: several cloudd on one PostgreSQL store */
+	struct store		*lead;		/* leader-lock connection, or NULL */
+	int			 leader;	/* does the once-only work */
+	uint64_t		 task_id;	/* task being run, 0 = none */
+	uint64_t		 task_base;	/* model version when it started */
+	double			 replica_t;	/* last pool reload for a new model */
 	struct model_cache	 model;
 	struct pool		*pool;
 	struct devtab		 devs;
@@ -125,6 +145,13 @@ struct cloudd {
 	uint64_t		 patches;	/* rows in the patches table */
 	double			 last_train_s, last_index_s;
 	struct metrics		*metrics;	/* NULL when metrics.listen="" */
+	struct guard		*guard;		/* guard.c: auth, rate limits */
+	/* distill.c: automatic runs (cron) */
+	uint64_t		 distill_seen;	/* cd->patches at the last check */
+	uint64_t		 distill_base;	/* version the counts are for */
+	uint32_t		 distill_ready;	/* users with a patch on it */
+	int64_t			 distill_first;	/* unix s of its oldest patch */
+	double			 distill_retry_t; /* no automatic run before */
 };
 
 /* cloudd.c */
@@ -141,6 +168,14 @@ void	 devtab_init(struct devtab *t);
 void	 devtab_fini(struct devtab *t);
 int	 devtab_get(const struct devtab *t, const char *id, uint32_t *user);
 void	 devtab_put(struct devtab *t, const char *id, uint32_t user);
+
+/* replica.c */
+int	 replica_start(struct cloudd *cd, char *err, size_t errlen);
+void	 replica_cron(struct cloudd *cd);
+void	 replica_stop(struct cloudd *cd);
+int	 replica_shared(const struct cloudd *cd);
+int	 replica_device(struct cloudd *cd, const char *id, uint32_t *user);
+int	 replica_train(struct cloudd *cd, uint32_t epochs);
 
 /* model.c */
 int	 model_load_latest(struct cloudd *cd);
@@ -160,7 +195,11 @@ int	 pool_index(struct pool *p, const struct ctr *m, struct store *st,
 int	 pool_start_load(struct cloudd *cd);
 
 /* train.c */
+struct distill_job;
 int	 train_start(struct cloudd *cd, uint32_t epochs);
+/* Queues a training job; with dj (ownership passes) it distills. */
+int	 train_queue(struct cloudd *cd, uint32_t epochs,
+	    struct distill_job *dj);
 
 /* import.c */
 int	 import_file(struct store *st, const char *path, uint64_t *rows,

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cloudd/dcctl_app.h"
 #include "shared/wire.h"
 
 static void
@@ -29,13 +30,16 @@ usage(FILE *f)
 "  status             model version, pool, devices, patches, requests\n"
 "  import FILE        import a samples CSV into the pool (path on the cloud)\n"
 "  train [EPOCHS]     train a new model version on the pool\n"
+"  distill [EPOCHS]   MoMoDistill the device patches into a new version\n"
 "  metrics            the Prometheus exposition (as served on metrics.listen)\n"
 "  models             list model versions (CURRENT * = served)\n"
 "  model show [V]     one version: parent, size, r_g, checksum, metrics\n"
 "  rollback V         make V's weights current as a new version, announced\n"
 "  prune [KEEP]       delete all but the KEEP (default models.keep) newest\n"
 "                     versions; never the current one; patches are kept\n"
-"  devices            list registered devices\n");
+"  devices            list registered devices\n"
+"  device [-s EP] event|rank|status ...\n"
+"                     a device's local app socket (dcctl device -h)\n");
 }
 
 /* A version number from the command line; complains and returns -1. */
@@ -116,12 +120,16 @@ main(int argc, char **argv)
 	Dccl__AdminModelShowReq sh = DCCL__ADMIN_MODEL_SHOW_REQ__INIT;
 	Dccl__AdminRollbackReq rb = DCCL__ADMIN_ROLLBACK_REQ__INIT;
 	Dccl__AdminPruneReq pr = DCCL__ADMIN_PRUNE_REQ__INIT;
+	Dccl__AdminDistillReq di = DCCL__ADMIN_DISTILL_REQ__INIT;
 	char path[PATH_MAX];
 	const char *cmd;
 	int ch, sock, tmo = 30000, rc = 1;
 
 	if (ep == NULL)
 		ep = "ipc:///tmp/dccl-cloudd-admin.ipc";
+	/* A device's app socket: its own options (dcctl_app.c). */
+	if (argc > 1 && !strcmp(argv[1], "device"))
+		return dcctl_app_main(argc - 1, argv + 1);
 	while ((ch = getopt_long(argc, argv, "s:t:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 's': ep = optarg; break;
@@ -151,6 +159,10 @@ main(int argc, char **argv)
 		tr.epochs = optind < argc ? (uint32_t)atoi(argv[optind]) : 0;
 		req.body_case = DCCL__ENVELOPE__BODY_ADMIN_TRAIN;
 		req.admin_train = &tr;
+	} else if (!strcmp(cmd, "distill")) {
+		di.epochs = optind < argc ? (uint32_t)atoi(argv[optind]) : 0;
+		req.body_case = DCCL__ENVELOPE__BODY_ADMIN_DISTILL;
+		req.admin_distill = &di;
 	} else if (!strcmp(cmd, "metrics")) {
 		req.body_case = DCCL__ENVELOPE__BODY_ADMIN_METRICS;
 		req.admin_metrics = &mr;
@@ -274,6 +286,14 @@ main(int argc, char **argv)
 		printf("training started (base v%llu)\n",
 		    (unsigned long long)rep->train_started->base_version);
 		break;
+	case DCCL__ENVELOPE__BODY_DISTILL_STARTED: {
+		Dccl__DistillStarted *d = rep->distill_started;
+		printf("distillation started (base v%llu): %u patches, %u stale "
+		    "used, %u stale dropped, %u skipped\n",
+		    (unsigned long long)d->base_version, d->patches,
+		    d->stale_used, d->stale_dropped, d->skipped);
+		break;
+	}
 	case DCCL__ENVELOPE__BODY_LISTING: {
 		Dccl__Listing *l = rep->listing;
 		if (ls.what == 0) {

@@ -193,8 +193,9 @@ load_after_cb(uv_work_t *w, int status)
 		cd->last_index_s = j->seconds;
 		pool_unref(cd, cd->pool);
 		cd->pool = j->p;
+		/* Replicas: only the leader trains (replica.c). */
 		if (cd->model.version == 0 && cd->pool->ds.n > 0 &&
-		    cd->cf.train_on_start && !cd->stopping)
+		    cd->cf.train_on_start && !cd->stopping && cd->leader)
 			train_start(cd, 0);
 	}
 	free(j->blob);

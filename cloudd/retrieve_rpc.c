@@ -49,7 +49,7 @@ pack_samples(struct rpc_req *r, const struct pool *p, const uint32_t *idx,
 	e.request_id = r->env->request_id;
 	e.body_case = DCCL__ENVELOPE__BODY_SAMPLES;
 	e.samples = &out;
-	if (wire_pack_nn(&e, &r->out, &r->out_len) != 0) {
+	if (auth_pack_nn(&e, &r->seal, &r->out, &r->out_len) != 0) {
 		r->code = DCCL__ERROR_CODE__E_INTERNAL;
 		snprintf(r->err, sizeof(r->err), "out of message memory");
 	}

@@ -16,6 +16,8 @@
 #include <time.h>
 
 #include "cloudd/cloudd.h"
+#include "cloudd/distill.h"
+#include "cloudd/guard.h"
 #include "cloudd/rpc.h"
 #include "shared/log.h"
 #include "shared/wire.h"
@@ -30,6 +32,7 @@ rpc_req_free(struct rpc_req *r)
 {
 	if (r == NULL)
 		return;
+	guard_release(r);
 	if (r->hdr != NULL)
 		nn_freemsg(r->hdr);
 	wire_free(r->env);
@@ -75,7 +78,7 @@ rpc_reply(struct cloudd *cd, struct rpc_req *r, Dccl__Envelope *reply)
 	reply->version = WIRE_VERSION;
 	if (reply->device_id == NULL || reply->device_id[0] == '\0')
 		reply->device_id = "cloudd";
-	if (wire_pack_nn(reply, &msg, &len) != 0) {
+	if (auth_pack_nn(reply, &r->seal, &msg, &len) != 0) {
 		log_warnx("RPC-PACK: out of nanomsg memory");
 		cd->dropped++;
 		account(cd, r, DCCL__ERROR_CODE__E_INTERNAL);
@@ -146,6 +149,7 @@ h_register(struct cloudd *cd, struct rpc_req *r)
 	Dccl__Envelope e;
 	Dccl__Registered rg = DCCL__REGISTERED__INIT;
 	const char *cls = "mid";
+	char err[256];
 	int rc;
 
 	if (q->capability != NULL && q->capability->compute_class != NULL &&
@@ -165,6 +169,11 @@ h_register(struct cloudd *cd, struct rpc_req *r)
 		    cd->pool->ds.n_users);
 		return;
 	}
+	if ((rc = guard_register_check(q, cd->guard != NULL &&
+	    cd->cf.auth_mode != AUTH_OFF, err, sizeof(err))) != 0) {
+		rpc_error(cd, r, rc, "%s", err);
+		return;
+	}
 	memset(&d, 0, sizeof(d));
 	snprintf(d.id, sizeof(d.id), "%s", r->env->device_id);
 	d.user_id = q->user_id;
@@ -174,6 +183,11 @@ h_register(struct cloudd *cd, struct rpc_req *r)
 	if ((rc = store_device_put(cd->st, &d)) != 0) {
 		rpc_error(cd, r, DCCL__ERROR_CODE__E_STORAGE, "%s",
 		    store_errmsg(cd->st));
+		return;
+	}
+	/* The key is committed before Registered names the cloud's. */
+	if ((rc = guard_enroll(cd, r, &rg, err, sizeof(err))) != 0) {
+		rpc_error(cd, r, rc, "%s", err);
 		return;
 	}
 	devtab_put(&cd->devs, d.id, d.user_id);
@@ -282,6 +296,17 @@ h_upload(struct cloudd *cd, struct rpc_req *r, uint32_t user)
 			    "metric %s is not finite", q->metrics[i]->name);
 			return;
 		}
+	/* Metrics, norm: a poisoned patch is never stored (guard.c). */
+	if ((rc = guard_upload_check(q, cd->cf.max_patch_norm,
+	    cd->cf.patch_clip, &dup, err, sizeof(err))) != 0) {
+		rpc_error(cd, r, rc, "%s", err);
+		return;
+	}
+	if (dup)
+		log_warnx("UPLOAD-CLIPPED: device=%s req=%llu: patch norm "
+		    "clipped to %g", r->env->device_id,
+		    (unsigned long long)r->env->request_id,
+		    cd->cf.max_patch_norm);
 	if ((rc = store_model_info(cd->st, q->base_version, &mi)) != 0) {
 		rpc_error(cd, r, rc == -ENOENT ? DCCL__ERROR_CODE__E_STALE :
 		    DCCL__ERROR_CODE__E_STORAGE, "base model v%llu: %s",
@@ -447,7 +472,14 @@ h_train(struct cloudd *cd, struct rpc_req *r)
 		    "a rollback is in progress");
 		return;
 	}
-	if ((rc = train_start(cd, r->env->admin_train->epochs)) != 0) {
+	/* Replicas: a task in the shared store, run by the leader. */
+	if (replica_shared(cd)) {
+		if ((rc = replica_train(cd, r->env->admin_train->epochs)) != 0) {
+			rpc_error(cd, r, DCCL__ERROR_CODE__E_STORAGE, "%s",
+			    store_errmsg(cd->st));
+			return;
+		}
+	} else if ((rc = train_start(cd, r->env->admin_train->epochs)) != 0) {
 		rpc_error(cd, r, rc == -EBUSY ? DCCL__ERROR_CODE__E_BUSY :
 		    DCCL__ERROR_CODE__E_NOT_FOUND, "%s", rc == -EBUSY ?
 		    "training already running" : "the pool is empty");
@@ -475,6 +507,9 @@ rpc_recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 	r->hdr = hdr;
 	r->t0 = now_s();
 	code = wire_unpack(msg, len, &r->env, err, sizeof(err));
+	/* Authentication and rate limits need the bytes as received. */
+	if (code == 0 && !admin && !cd->stopping)
+		code = guard_admit(cd, r, msg, len, err, sizeof(err));
 	nn_freemsg(msg);
 	if (r->env != NULL)
 		r->body = r->env->body_case;
@@ -501,6 +536,7 @@ rpc_recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 	case DCCL__ENVELOPE__BODY_ADMIN_MODEL_SHOW:
 	case DCCL__ENVELOPE__BODY_ADMIN_ROLLBACK:
 	case DCCL__ENVELOPE__BODY_ADMIN_PRUNE:
+	case DCCL__ENVELOPE__BODY_ADMIN_DISTILL:
 		if (!admin) {
 			rpc_error(cd, r, DCCL__ERROR_CODE__E_FORBIDDEN,
 			    "admin requests only on the admin socket");
@@ -526,6 +562,9 @@ rpc_recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 		case DCCL__ENVELOPE__BODY_ADMIN_ROLLBACK:
 			lifecycle_rollback_rpc(cd, r);
 			break;
+		case DCCL__ENVELOPE__BODY_ADMIN_DISTILL:
+			distill_rpc(cd, r);
+			break;
 		default:
 			lifecycle_prune_rpc(cd, r);
 			break;
@@ -541,7 +580,7 @@ rpc_recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 		return;
 	}
 	/* Device requests: the device must be registered. */
-	if (!admin && devtab_get(&cd->devs, r->env->device_id, &user) != 0) {
+	if (!admin && replica_device(cd, r->env->device_id, &user) != 0) {
 		rpc_error(cd, r, DCCL__ERROR_CODE__E_NOT_REGISTERED,
 		    "device %s is not registered", r->env->device_id);
 		return;

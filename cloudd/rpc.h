@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "cloudd/cloudd.h"
+#include "shared/auth.h"
 
 struct rpc_req {
 	uv_work_t	 work;
@@ -28,6 +29,9 @@ struct rpc_req {
 	uint32_t	 user;
 	uint64_t	 rows;
 	double		 seconds;
+	/* guard.c: how the reply is sealed; the device's in-flight slot */
+	struct auth_seal seal;
+	struct guard_dev *gdev;
 };
 
 void	rpc_req_free(struct rpc_req *r);

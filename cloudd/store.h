@@ -1,7 +1,9 @@
 /*
  * store: the cloud's persistent state behind one small interface, so that
- * handlers never see SQL and a second backend (PostgreSQL, for several
- * cloudd replicas) can follow. SQLite is the embedded default.
+ * handlers never see SQL. Two backends with the same schema and
+ * migrations: SQLite (store_sqlite.c, the embedded default, one cloudd per
+ * database) and PostgreSQL (store_pg.c, shared by several cloudd
+ * replicas). store.c dispatches.
  *
  * A struct store is one database connection: use it from one thread at a
  * time. Workers open their own (store_open on the same target). Every
@@ -18,7 +20,15 @@
 
 #include "shared/sample.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
+
+/*
+ * PostgreSQL advisory lock keys (one namespace per database): migrations
+ * run under the first (transaction lock), the replica that holds the
+ * second (session lock, on a connection of its own) is the leader.
+ */
+#define STORE_PG_LOCK_MIGRATE	0x6463636c0001LL	/* "dccl" 1 */
+#define STORE_PG_LOCK_LEADER	0x6463636c0002LL
 
 struct store;
 
@@ -49,11 +59,24 @@ struct store_patch {
 	size_t		size;
 };
 
-/* backend: "sqlite"; target: a file path. */
+/* Work that must happen once, done by the leader (see store_task_*). */
+struct store_task {
+	uint64_t	id;
+	char		kind[16];	/* "train" */
+	int64_t		arg;		/* train: epochs (0 = configured) */
+	int64_t		created;
+};
+
+/*
+ * backend: "sqlite" (target: a file path) or "postgresql" (target: a libpq
+ * connection string; error messages never repeat it, as it may hold a
+ * password). On failure *out is NULL and err says why.
+ */
 int	store_open(struct store **out, const char *backend, const char *target,
 	    int busy_ms, char *err, size_t errlen);
 void	store_close(struct store *st);
 const char *store_errmsg(struct store *st);
+const char *store_backend(struct store *st);	/* "sqlite", "postgresql" */
 int	store_schema_version(struct store *st);
 
 /* Pool. Inserts every sample of ds in one transaction. */
@@ -102,6 +125,9 @@ int	store_model_prune(struct store *st, size_t keep, uint64_t keep_also,
 
 /* Devices. put inserts or updates (registration). */
 int	store_device_put(struct store *st, const struct store_device *d);
+/* One device by id; -ENOENT if it never registered. */
+int	store_device_get(struct store *st, const char *id,
+	    struct store_device *d);
 int	store_device_list(struct store *st, struct store_device **out,
 	    size_t *n);
 int	store_device_count(struct store *st, uint64_t *n);
@@ -117,5 +143,28 @@ int	store_patch_count(struct store *st, uint64_t *n);
 int	store_patch_list(struct store *st, uint64_t min_base,
 	    struct store_patch **out, size_t *n);
 void	store_patch_free(struct store_patch *p, size_t n);
+
+/*
+ * Leadership among replicas. Tries to take the leader lock on this
+ * connection; *leader = 1 while this connection holds it. PostgreSQL: a
+ * session-level pg_try_advisory_lock, so keep a connection for it alone;
+ * the server drops the lock when the connection dies (the leader's process
+ * exits or is killed), and another replica's next try takes it. A call
+ * while leading checks that the connection is still alive: if it is not,
+ * *leader = 0 and -EIO. SQLite: one process per database, always leader.
+ */
+int	store_leader_try(struct store *st, int *leader);
+
+/*
+ * Tasks: work that must happen once (a training request), recorded so
+ * that any replica can accept it and whichever leads runs it; if the
+ * leader dies mid-job the task stays pending for the next leader. next
+ * gives the oldest pending task (-ENOENT if none); done marks it with a
+ * result (train: the model version made).
+ */
+int	store_task_add(struct store *st, const char *kind, int64_t arg,
+	    uint64_t *id);
+int	store_task_next(struct store *st, struct store_task *t);
+int	store_task_done(struct store *st, uint64_t id, uint64_t result);
 
 #endif

@@ -25,6 +25,9 @@ struct sq {
 
 #define SQ(s)	((struct sq *)(s))
 
+static const struct store_ops sq_ops;
+static void sq_close(struct store *base);
+
 /* migrations[i] takes the schema from version i to i + 1. */
 static const char *const migrations[] = {
 	"CREATE TABLE pool("
@@ -805,3 +808,133 @@ sq_patch_list(struct store *base, uint64_t min_base, struct store_patch **out,
 	return 0;
 }
 
+
+static int
+sq_device_get(struct store *base, const char *id, struct store_device *d)
+{
+	struct sq *st = SQ(base);
+	sqlite3_stmt *s;
+	int rc = -ENOENT, r;
+
+	if (prep(st, "SELECT device_id, user_id, compute_class, memory_mb, "
+	    "registered, last_seen FROM devices WHERE device_id = ?1", &s))
+		return -EIO;
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	if ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		memset(d, 0, sizeof(*d));
+		snprintf(d->id, sizeof(d->id), "%s",
+		    (const char *)sqlite3_column_text(s, 0));
+		d->user_id = (uint32_t)sqlite3_column_int64(s, 1);
+		snprintf(d->compute_class, sizeof(d->compute_class), "%s",
+		    (const char *)sqlite3_column_text(s, 2));
+		d->memory_mb = (uint32_t)sqlite3_column_int64(s, 3);
+		d->registered = sqlite3_column_int64(s, 4);
+		d->last_seen = sqlite3_column_int64(s, 5);
+		rc = 0;
+	} else if (r != SQLITE_DONE)
+		rc = fail_db(st, "device get");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+/* One process per SQLite database: it always leads. */
+static int
+sq_leader_try(struct store *base, int *leader)
+{
+	(void)base;
+	*leader = 1;
+	return 0;
+}
+
+static int
+sq_task_add(struct store *base, const char *kind, int64_t arg, uint64_t *id)
+{
+	struct sq *st = SQ(base);
+	sqlite3_stmt *s;
+	int rc = 0;
+
+	if (prep(st, "INSERT INTO tasks(kind, arg, created) VALUES(?1, ?2, "
+	    "strftime('%s','now'))", &s) != 0)
+		return -EIO;
+	sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, arg);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		rc = fail_db(st, "task add");
+	else
+		*id = (uint64_t)sqlite3_last_insert_rowid(st->db);
+	sqlite3_finalize(s);
+	return rc;
+}
+
+static int
+sq_task_next(struct store *base, struct store_task *t)
+{
+	struct sq *st = SQ(base);
+	sqlite3_stmt *s;
+	int rc = -ENOENT, r;
+
+	if (prep(st, "SELECT id, kind, arg, created FROM tasks WHERE done IS "
+	    "NULL ORDER BY id LIMIT 1", &s) != 0)
+		return -EIO;
+	if ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		memset(t, 0, sizeof(*t));
+		t->id = (uint64_t)sqlite3_column_int64(s, 0);
+		snprintf(t->kind, sizeof(t->kind), "%s",
+		    (const char *)sqlite3_column_text(s, 1));
+		t->arg = sqlite3_column_int64(s, 2);
+		t->created = sqlite3_column_int64(s, 3);
+		rc = 0;
+	} else if (r != SQLITE_DONE)
+		rc = fail_db(st, "task next");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+static int
+sq_task_done(struct store *base, uint64_t id, uint64_t result)
+{
+	struct sq *st = SQ(base);
+	sqlite3_stmt *s;
+	int rc;
+
+	if (prep(st, "UPDATE tasks SET done = strftime('%s','now'), result = "
+	    "?2 WHERE id = ?1 AND done IS NULL", &s) != 0)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, (int64_t)id);
+	sqlite3_bind_int64(s, 2, (int64_t)result);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		rc = fail_db(st, "task done");
+	else
+		rc = sqlite3_changes(st->db) == 1 ? 0 : -ENOENT;
+	sqlite3_finalize(s);
+	return rc;
+}
+
+static const struct store_ops sq_ops = {
+	.name = "sqlite",
+	.close = sq_close,
+	.schema_version = sq_schema_version,
+	.pool_insert = sq_pool_insert,
+	.pool_count = sq_pool_count,
+	.pool_load = sq_pool_load,
+	.pool_set_repr = sq_pool_set_repr,
+	.pool_get_repr = sq_pool_get_repr,
+	.model_put = sq_model_put,
+	.model_info = sq_model_info,
+	.model_read = sq_model_read,
+	.model_list = sq_model_list,
+	.model_copy = sq_model_copy,
+	.model_delete = sq_model_delete,
+	.model_prune = sq_model_prune,
+	.device_put = sq_device_put,
+	.device_get = sq_device_get,
+	.device_list = sq_device_list,
+	.device_count = sq_device_count,
+	.patch_put = sq_patch_put,
+	.patch_count = sq_patch_count,
+	.patch_list = sq_patch_list,
+	.leader_try = sq_leader_try,
+	.task_add = sq_task_add,
+	.task_next = sq_task_next,
+	.task_done = sq_task_done,
+};

@@ -8,6 +8,9 @@
  * new version, and commits model and vectors on a connection of its own.
  * The loop then publishes the version (announce on PUB) and swaps the pool
  * snapshot. One training job at a time; SIGTERM stops it between batches.
+ * A MoMoDistill job (distill.c) is the same job with a different model
+ * step: distill_train() produces the model from the current one, and the
+ * storing, indexing and publishing below are shared.
  */
 #include <errno.h>
 #include <math.h>
@@ -17,6 +20,7 @@
 #include <time.h>
 
 #include "cloudd/cloudd.h"
+#include "cloudd/distill.h"
 #include "shared/ctr.h"
 #include "shared/ctr_io.h"
 #include "shared/dataset.h"
@@ -37,6 +41,7 @@ struct train_job {
 	uint8_t			*blob;
 	size_t			 size;
 	struct store_model_info	 mi;
+	struct distill_job	*dj;		/* NULL = plain training */
 	int			 rc;
 	char			 err[256];
 	double			 seconds, val_auc, val_gauc, val_loss;
@@ -109,6 +114,13 @@ train_work_cb(uv_work_t *w)
 	}
 	tri = to_u32(&tr);
 	vai = to_u32(&va);
+	if (j->dj != NULL) {
+		j->rc = distill_train(j->dj, ds, tri, tr.n, vai, va.n, &j->cf,
+		    j->dbpath, j->stop, &m, &stats, j->err, sizeof(j->err));
+		if (j->rc != 0)
+			goto done;
+		goto trained;
+	}
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.n_users = ds->n_users;
 	cfg.n_items = ds->n_items;
@@ -141,6 +153,7 @@ train_work_cb(uv_work_t *w)
 		    "stopped" : "training diverged or failed");
 		goto done;
 	}
+trained:
 	for (size_t i = 0; i < tr.n; i++)
 		pos += ds->s[tri[i]].label;
 	if (va.n > 0)
@@ -165,6 +178,8 @@ train_work_cb(uv_work_t *w)
 	snprintf(meta.metrics[3].name, CTR_IO_METRIC_NAME, "epochs");
 	meta.metrics[3].value = stats.epochs;
 	meta.n_metrics = 4;
+	if (j->dj != NULL)
+		distill_meta(j->dj, &meta);
 	if ((j->rc = ctr_io_pack(m, &meta, &j->blob, &j->size)) != 0) {
 		snprintf(j->err, sizeof(j->err), "%s", ctr_io_strerror(j->rc));
 		goto done;
@@ -215,8 +230,8 @@ train_after_cb(uv_work_t *w, int status)
 	pool_unref(cd, j->src);
 	cd->last_train_s = j->seconds;
 	if (status != 0 || j->rc != 0) {
-		log_warnx("TRAIN: no new model: %s", status ? "cancelled" :
-		    j->err);
+		log_warnx("%s: no new model: %s", j->dj ? "DISTILL" : "TRAIN",
+		    status ? "cancelled" : j->err);
 		pool_free(j->np);
 		free(j->blob);
 	} else {
@@ -224,10 +239,14 @@ train_after_cb(uv_work_t *w, int status)
 		    "%.4f GAUC %.4f, r_g %.4f", (unsigned long long)
 		    j->mi.version, j->seconds, j->val_loss, j->val_auc,
 		    j->val_gauc, j->mi.global_ctr);
+		if (j->dj != NULL)
+			distill_log(j->dj, j->mi.version);
 		model_publish(cd, &j->mi, j->blob, j->size);
 		pool_unref(cd, cd->pool);
 		cd->pool = j->np;
 	}
+	if (j->dj != NULL)
+		distill_done(cd, j->dj, status == 0 && j->rc == 0);
 	free(j);
 	cloudd_maybe_exit(cd);
 }
@@ -235,12 +254,22 @@ train_after_cb(uv_work_t *w, int status)
 int
 train_start(struct cloudd *cd, uint32_t epochs)
 {
+	return train_queue(cd, epochs, NULL);
+}
+
+int
+train_queue(struct cloudd *cd, uint32_t epochs, struct distill_job *dj)
+{
 	struct train_job *j;
 
-	if (cd->training || cd->pool_loading)
+	if (cd->training || cd->pool_loading) {
+		distill_job_free(dj);
 		return -EBUSY;
-	if (cd->pool == NULL || cd->pool->ds.n == 0)
+	}
+	if (cd->pool == NULL || cd->pool->ds.n == 0) {
+		distill_job_free(dj);
 		return -ENOENT;
+	}
 	j = xcalloc(1, sizeof(*j));
 	j->cd = cd;
 	j->src = cd->pool;
@@ -251,9 +280,11 @@ train_start(struct cloudd *cd, uint32_t epochs)
 	j->dbpath = cd->dbpath;
 	j->stop = &cd->stop;
 	j->w.data = j;
+	j->dj = dj;
 	cd->training = 1;
 	cd->jobs++;
-	log_info("TRAIN: started on %zu pool samples (base v%llu)",
-	    cd->pool->ds.n, (unsigned long long)cd->model.version);
+	log_info("%s: started on %zu pool samples (base v%llu)", dj ?
+	    "DISTILL" : "TRAIN", cd->pool->ds.n,
+	    (unsigned long long)cd->model.version);
 	return uv_queue_work(&cd->loop, &j->w, train_work_cb, train_after_cb);
 }

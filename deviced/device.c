@@ -20,7 +20,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "deviced/app.h"
 #include "deviced/deviced.h"
+#include "shared/auth.h"
 #include "shared/ctr.h"
 #include "shared/ctr_io.h"
 #include "shared/dataset.h"
@@ -85,10 +87,13 @@ send_req(struct device *d, Dccl__Envelope *e)
 		e->request_id = ++d->req_id;
 	else
 		d->req_id = e->request_id;
-	if (wire_pack_nn(e, &msg, &len) != 0) {
-		backoff(d, "out of message memory");
+	/* Signed (and sealed) with the device's keys: shared/auth.h. */
+	if (auth_dev_pack(d->auth, e, &msg, &len) != 0) {
+		backoff(d, "cannot seal the request (key file?)");
 		return;
 	}
+	d->sent_ctr = e->counter;
+	d->sent_body = e->body_case;
 	d->bytes_up += len;
 	if (d->state == DEV_RETRIEVE)
 		d->b_ret_up += len;
@@ -116,6 +121,8 @@ do_register(struct device *d)
 	r.user_id = d->user;
 	r.capability = &c;
 	r.software = "deviced/" DEVICED_VERSION;
+	r.pubkey.data = d->auth->pk;
+	r.pubkey.len = sizeof(d->auth->pk);
 	e.body_case = DCCL__ENVELOPE__BODY_REGISTER_REQ;
 	e.register_req = &r;
 	send_req(d, &e);
@@ -127,8 +134,12 @@ do_download(struct device *d)
 	Dccl__Envelope e = DCCL__ENVELOPE__INIT;
 	Dccl__GetModelReq g = DCCL__GET_MODEL_REQ__INIT;
 
-	if (d->dl_next == 0)
-		dstore_dl_next(d->st, d->dl_version, &d->dl_next);
+	if (d->dl_next == 0 && dstore_dl_next(d->st, d->dl_version,
+	    &d->dl_next) == 0 && d->dl_next > 0)
+		log_info("DOWNLOAD: device=%s resuming model v%llu at chunk %u "
+		    "(chunks 0..%u are in its store)", d->id,
+		    (unsigned long long)d->dl_version, d->dl_next,
+		    d->dl_next - 1);
 	g.version = d->dl_version;
 	g.chunk_index = d->dl_next;
 	e.body_case = DCCL__ENVELOPE__BODY_GET_MODEL;
@@ -188,6 +199,7 @@ learn_after_cb(uv_work_t *w, int status)
 
 	d->dd->jobs--;
 	if (status != 0 || d->job_rc != 0 || d->dd->stopping) {
+		app_job_done(d, 0);
 		if (!d->dd->stopping)
 			log_warnx("TRAIN: device=%s failed: %s", d->id,
 			    status ? "cancelled" : d->job_err);
@@ -228,6 +240,7 @@ learn_after_cb(uv_work_t *w, int status)
 		log_warnx("OUTBOX: device=%s: %s", d->id,
 		    dstore_errmsg(d->st));
 	free(blob);
+	app_job_done(d, 1);	/* serve the job's model (app.c) */
 	d->trained_version = d->version;
 	enter(d, DEV_UPLOAD);
 }
@@ -306,7 +319,8 @@ enter(struct device *d, enum dev_state s)
 			d->dl_version = d->announced;
 			d->dl_next = 0;
 			enter(d, DEV_DOWNLOAD);
-		}
+		} else if (app_retrain_due(d))
+			enter(d, DEV_RETRIEVE);	/* new local samples (app.c) */
 		break;
 	case DEV_DONE:
 		break;
@@ -444,6 +458,14 @@ on_error(struct device *d, const Dccl__Error *er)
 	case DCCL__ERROR_CODE__E_NOT_REGISTERED:
 		enter(d, DEV_REGISTER);
 		return;
+	case DCCL__ERROR_CODE__E_UNAUTHENTICATED:
+		/* Refused enrolment (token, key) or a lost session: enrol
+		 * again, after a backoff so a wrong token is no busy loop. */
+		if (d->state != DEV_REGISTER)
+			d->attempt = 0;
+		d->state = DEV_REGISTER;
+		backoff(d, "unauthenticated");
+		return;
 	case DCCL__ERROR_CODE__E_STALE:
 		if (d->state == DEV_RETRIEVE) {
 			d->announced = d->announced > d->version ?
@@ -505,11 +527,26 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 		backoff(d, "bad reply");
 		return;
 	}
-	nn_freemsg(msg);
 	if (!d->waiting || e->request_id != d->req_id) {
+		nn_freemsg(msg);
 		wire_free(e);	/* a late reply to a request we gave up on */
 		return;
 	}
+	if (d->auth->want != AUTH_OFF) {
+		/* Only an Error may come unsigned (the cloud could not
+		 * authenticate us); anything else must carry our MAC. */
+		int a = auth_dev_check(d->auth, msg, len, e, d->sent_ctr,
+		    d->sent_body);
+		if (a < 0 || (a == 0 && e->body_case !=
+		    DCCL__ENVELOPE__BODY_ERROR)) {
+			nn_freemsg(msg);
+			wire_free(e);
+			log_warnx("BAD-REPLY: device=%s: %s reply", d->id,
+			    a < 0 ? "forged or misdirected" : "unsigned");
+			return;	/* the real reply may still come */
+		}
+	}
+	nn_freemsg(msg);
 	d->waiting = 0;
 	uv_timer_stop(&d->timer);
 	switch (e->body_case) {
@@ -517,6 +554,14 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 		on_error(d, e->error);
 		break;
 	case DCCL__ENVELOPE__BODY_REGISTERED:
+		if (d->auth->want != AUTH_OFF) {
+			const Dccl__Registered *g = e->registered;
+			if (g->cloud_pubkey.len != 32 || auth_dev_set_cloud(
+			    d->auth, g->cloud_pubkey.data, (int)g->auth_mode)) {
+				backoff(d, "Registered without a cloud key");
+				break;
+			}
+		}
 		log_info("REGISTERED: device=%s user=%u; cloud model v%llu",
 		    d->id, d->user,
 		    (unsigned long long)e->registered->model_version);
@@ -550,6 +595,42 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 		break;
 	}
 	wire_free(e);
+}
+
+/*
+ * The device's key file (<dir>/auth.key, made on first start) and the
+ * enrollment token: auth.token, else $DCCL_AUTH_TOKEN, else the first line
+ * of auth.token-file.
+ */
+static int
+device_auth_open(struct device *d)
+{
+	const struct deviced_conf *cf = &d->dd->cf;
+	const char *env = getenv("DCCL_AUTH_TOKEN");
+	char path[1100], tok[256] = "";
+	int rc;
+
+	if (cf->auth_token[0] != '\0')
+		snprintf(tok, sizeof(tok), "%s", cf->auth_token);
+	else if (env != NULL && env[0] != '\0')
+		snprintf(tok, sizeof(tok), "%s", env);
+	else if (cf->auth_token_file[0] != '\0' && (rc = auth_read_token(
+	    cf->auth_token_file, tok, sizeof(tok))) != 0) {
+		log_warnx("AUTH: %s: %s", cf->auth_token_file, strerror(-rc));
+		return -1;
+	}
+	d->auth = xcalloc(1, sizeof(*d->auth));
+	snprintf(path, sizeof(path), "%s/auth.key", d->dir);
+	if ((rc = auth_dev_open(d->auth, path, tok, cf->auth_mode)) != 0) {
+		log_warnx("AUTH: %s: %s", path, strerror(-rc));
+		return -1;
+	}
+	sodium_memzero(tok, sizeof(tok));
+	if (cf->auth_mode != AUTH_OFF && !d->auth->have_tok &&
+	    !d->auth->have_cpk)
+		log_warnx("AUTH: device=%s has no enrollment token "
+		    "(auth.token); the cloud will refuse it", d->id);
+	return 0;
 }
 
 static int
@@ -599,6 +680,8 @@ device_init(struct deviced *dd, struct device *d, const char *id,
 		log_warnx("DB-OPEN: %s", err);
 		return -1;
 	}
+	if (device_auth_open(d) != 0)
+		return -1;
 	dataset_opts_default(&o);
 	memset(&de, 0, sizeof(de));
 	if (local_csv != NULL && local_csv[0] != '\0' &&
@@ -674,8 +757,16 @@ device_announce(struct device *d, uint64_t version)
 }
 
 void
+device_poke(struct device *d)
+{
+	if (d->state == DEV_IDLE && !d->waiting)
+		enter(d, DEV_IDLE);
+}
+
+void
 device_close(struct device *d)
 {
+	app_close(d);
 	uv_timer_stop(&d->timer);
 	uv_close((uv_handle_t *)&d->timer, NULL);
 	nnuv_close(&d->req, NULL);
@@ -684,6 +775,10 @@ device_close(struct device *d)
 void
 device_fini(struct device *d)
 {
+	app_fini(d);
+	if (d->auth != NULL)
+		sodium_memzero(d->auth, sizeof(*d->auth));
+	free(d->auth);
 	ctr_free(d->model);
 	dataset_fini(&d->local);
 	dataset_fini(&d->test);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deviced/app.h"
 #include "deviced/deviced.h"
 #include "shared/log.h"
 #include "shared/notify.h"
@@ -29,6 +30,7 @@ static const char *const adapts[] = { "none", "metapatch", "finetune",
 	NULL };
 static const char *const lcs[] = { "none", "soft", "offset", NULL };
 static const char *const rmodes[] = { "samples", "users", NULL };
+static const char *const auth_modes[] = { "off", "mac", "encrypt", NULL };
 
 static const struct conf_opt deviced_opts[] = {
 	CONF_STR("deviced.cloud", DV_OFF(cloud), "tcp://127.0.0.1:7400", 0,
@@ -75,6 +77,31 @@ static const struct conf_opt deviced_opts[] = {
 	    "cloud,naive-ft,ft-guard,ft-lc,ft-lcoff,ft-coda,ft-lc-coda,metapatch,"
 	    "mp-lc-coda,ft-coda-u,mp-lc-coda-u", 0,
 	    "evaluation: methods to score (see README)"),
+	CONF_STR("deviced.app-listen", DV_OFF(app_listen), "", 0,
+	    "local app socket (ipc:// or tcp://127.0.0.1:PORT; {dir} and {id} "
+	    "expand to each device's state dir and id; \"\" = off), e.g. "
+	    "ipc://{dir}/app.ipc"),
+	CONF_INT("deviced.app-max-candidates", DV_OFF(app_max_candidates),
+	    "1000", 1, 100000, 0, "most candidates in one app rank request"),
+	CONF_ENUM("auth.mode", DV_OFF(auth_mode), "mac", auth_modes, 0,
+	    "off, mac (sign every request) or encrypt (also encrypt "
+	    "payloads); the cloud's mode wins when it is stricter"),
+	CONF_STR("auth.token", DV_OFF(auth_token), "", 0,
+	    "enrollment token (empty: $DCCL_AUTH_TOKEN, else auth.token-file)"),
+	CONF_STR("auth.token-file", DV_OFF(auth_token_file), "", 0,
+	    "file whose first line is the enrollment token"),
+	CONF_DBL("dp.clip", DV_OFF(dp_clip), "0", 0, 1e9, 1,
+	    "differential privacy: L2 clip norm of the uploaded patch "
+	    "(0 = no DP on patches)"),
+	CONF_DBL("dp.noise", DV_OFF(dp_noise), "1", 0.01, 1e6, 1,
+	    "Gaussian noise multiplier z: sigma = z * clip"),
+	CONF_DBL("dp.repr-clip", DV_OFF(dp_repr_clip), "0", 0, 1e9, 1,
+	    "L2 clip norm of each retrieval query vector (0 = no DP on "
+	    "vectors)"),
+	CONF_DBL("dp.repr-noise", DV_OFF(dp_repr_noise), "1", 0.01, 1e6, 1,
+	    "noise multiplier for query vectors: sigma = z * repr-clip"),
+	CONF_DBL("dp.delta", DV_OFF(dp_delta), "1e-5", 1e-12, 0.1, 1,
+	    "delta of the reported (epsilon, delta) budget"),
 	CONF_ENUM("learn.adapt", DV_OFF(adapt), "metapatch", adapts, 1,
 	    "what the device trains: none, metapatch (its m only) or "
 	    "finetune (all weights)"),
@@ -114,6 +141,9 @@ static const struct conf_opt deviced_opts[] = {
 	    "fine-tuning epochs (guarded methods stop early)"),
 	CONF_INT("learn.seed", DV_OFF(seed), "1", 0, 2147483647, 1,
 	    "training seed"),
+	CONF_INT("learn.retrain-every", DV_OFF(retrain_every), "20", 0,
+	    1000000, 1, "re-run the learning job after this many new local "
+	    "samples from the app (0 = never)"),
 	{ NULL }
 };
 
@@ -353,6 +383,10 @@ main(int argc, char **argv)
 			fatalx("SUB: cannot watch the socket");
 		dd->has_sub = 1;
 	}
+	for (int i = 0; i < dd->n_dev; i++)
+		if (app_open(&dd->dev[i]) != 0)
+			fatalx("APP: cannot open the app socket of %s",
+			    dd->dev[i].id);
 	uv_signal_init(&dd->loop, &dd->sigterm);
 	uv_signal_init(&dd->loop, &dd->sigint);
 	uv_signal_init(&dd->loop, &dd->sighup);

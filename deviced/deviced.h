@@ -39,6 +39,13 @@ struct deviced_conf {
 	int64_t	 request_timeout_ms, resend_ms, backoff_min_ms,
 		 backoff_max_ms, max_message, workers;
 	char	*eval_methods;	/* comma-separated method names */
+	/* authentication (shared/auth.h) and differential privacy (dp.c) */
+	int	 auth_mode;	/* enum auth_mode */
+	char	*auth_token, *auth_token_file;
+	double	 dp_clip, dp_noise, dp_delta, dp_repr_clip, dp_repr_noise;
+	char	*app_listen;	/* app socket endpoint ("" = off), app.c */
+	int64_t	 app_max_candidates;
+	int64_t	 retrain_every;	/* new local samples that re-run the job */
 	/* learning */
 	int	 adapt;		/* 0 none, 1 metapatch, 2 finetune */
 	int	 lc;		/* enum lc_mode */
@@ -56,6 +63,8 @@ enum dev_state {
 	DEV_IDLE, DEV_DONE
 };
 
+struct app;
+struct auth_dev;
 struct ctr;
 
 struct device {
@@ -77,6 +86,16 @@ struct device {
 	struct dataset	 retrieved_u;	/* eval: by similar users (MODE_USERS) */
 	int		 ret_pass;	/* 1 while fetching retrieved_u */
 	struct ctr	*model;		/* cloud model, as downloaded */
+	struct ctr	*serving;	/* what the app is ranked with (app.c):
+					   the adopted model or a cloud copy;
+					   loop thread only */
+	struct ctr	*job_serving;	/* the job's serving model, handed to
+					   the loop in learn_after_cb */
+	struct app	*app;		/* app socket state; NULL = off */
+	struct auth_dev	*auth;		/* key pair, cloud key, counter */
+	uint64_t	 sent_ctr;	/* counter of the outstanding request */
+	int		 sent_body;	/* and its body */
+	double		 dp_rho;	/* zCDP budget spent (dp.c) */
 	uint64_t	 version;
 	double		 global_ctr;
 	uint64_t	 announced;
@@ -122,6 +141,8 @@ int	device_init(struct deviced *dd, struct device *d, const char *id,
 	    uint32_t user, const char *local_csv, const char *test_csv);
 void	device_start(struct device *d);
 void	device_announce(struct device *d, uint64_t version);
+/* Re-checks an idle device for work (new model, retrain due). */
+void	device_poke(struct device *d);
 void	device_close(struct device *d);
 void	device_fini(struct device *d);
 

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "deviced/app.h"
 #include "deviced/deviced.h"
 #include "deviced/label_correct.h"
 #include "deviced/sample_filter.h"
@@ -256,9 +257,13 @@ evaluate(struct device *d, const struct prep *p0)
 	float *pr = xcalloc(n + 1, sizeof(float));
 	char path[1300], *list = xstrdup(cf->eval_methods), *save = NULL, *nm;
 	FILE *f, *x;
+	struct dataset q;
 
 	for (size_t i = 0; i < n; i++)
 		idx[i] = (uint32_t)i;
+	/* The test samples as the app socket would see them (app.h). */
+	dataset_init(&q);
+	app_replay(&q, &d->local, &d->test, d->user, app_hist_k(d->model));
 	snprintf(path, sizeof(path), "%s/%s.csv", cf->eval_dir, d->id);
 	f = fopen(path, "w");
 	snprintf(path, sizeof(path), "%s/%s.extra", cf->eval_dir, d->id);
@@ -287,7 +292,7 @@ evaluate(struct device *d, const struct prep *p0)
 			p = &pu;
 		}
 		c = run(d, p, m, &adopted, &va, &secs, &mem);
-		ctr_predict(c, &d->test, idx, n, pr);
+		(void)app_score(c, &q, pr);	/* the app socket's scoring */
 		for (size_t i = 0; i < n; i++) {
 			const struct sample *s = &d->test.s[i];
 			fprintf(f, "%s,%u,%u,%g,%.9g\n", m->name, s->user,
@@ -314,6 +319,7 @@ done:
 	free(list);
 	free(idx);
 	free(pr);
+	dataset_fini(&q);
 }
 
 /*
@@ -372,7 +378,10 @@ learn_work_cb(uv_work_t *w)
 	} else {
 		d->b_patch = upload_size(d);
 	}
-	ctr_free(c);
+	if (d->app != NULL)
+		d->job_serving = c;	/* the app ranks with it (app.c) */
+	else
+		ctr_free(c);
 	d->train_s = now() - t0;
 	if (d->job_rc == 0 && cf->eval_dir[0] != '\0' && d->test.n > 0)
 		evaluate(d, &p);

@@ -6,6 +6,7 @@
 #   2. sh tests/bench/bench_retrieve.sh     retrieval vs faiss
 #   3. bin/bench_train                      training throughput (dccl)
 #   4. /usr/bin/python3 tests/bench/train_torch.py   the PyTorch peer
+#   5. sh tests/bench/bench_replicas.sh     PostgreSQL import, 1-3 replicas
 # A benchmark whose file is missing is reported as "skipped: FILE missing".
 # The Python peers need Debian's python3-torch / python3-faiss, installed
 # here when absent (apt-get update only if the plain install fails). Every
@@ -36,13 +37,14 @@ need_py() {
 }
 
 n=0
+NSECT=$(grep -c '^	section "' "$ROOT/scripts/bench.sh")
 # section TITLE FILE CMD...: runs CMD under a heading unless FILE is missing.
 section() {
 	title=$1 file=$2
 	shift 2
 	n=$((n + 1))
 	echo
-	echo "==== [$n/4] $title ($(date '+%Y-%m-%d %H:%M:%S'))"
+	echo "==== [$n/$NSECT] $title ($(date '+%Y-%m-%d %H:%M:%S'))"
 	if [ ! -e "$file" ]; then
 		echo "skipped: $file missing"
 		return 0
@@ -84,6 +86,8 @@ bench_retrieve() {
 	    tests/bench/bench_train.c bench_train
 	section "train: PyTorch peer (train_torch.py)" \
 	    tests/bench/train_torch.py train_torch
+	section "replicas: PostgreSQL import (COPY) vs SQLite, 1-3 cloudd replicas" \
+	    tests/bench/bench_replicas.sh sh tests/bench/bench_replicas.sh
 	echo
 	if [ -s "$FAILED" ]; then
 		echo "==== bench: failed: $(paste -sd, "$FAILED")"

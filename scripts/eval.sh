@@ -83,3 +83,8 @@ for task in $TASKS; do
 done
 cat "$WORK/notes"
 echo "eval: $(( $(date +%s) - t0 )) s on $(nproc) cores; tables in $OUTDIR"
+# MoMoDistill rounds (out/distill); EVAL_DISTILL=0 skips them.
+if [ "${EVAL_DISTILL:-1}" != 0 ]; then
+	echo
+	sh "$ROOT/scripts/distill-rounds.sh" "$DATA" "${EVAL_DISTILL_ROUNDS:-3}"
+fi

@@ -4,7 +4,8 @@
 set -eu
 
 PKGS="build-essential pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
-libnanomsg-dev nanomsg-utils libsqlite3-dev sqlite3 libcmocka-dev libinih-dev
+libnanomsg-dev nanomsg-utils libsqlite3-dev sqlite3 libpq-dev postgresql
+libcmocka-dev libinih-dev
 libopenblas-dev libsodium-dev libsystemd-dev libmicrohttpd-dev mandoc python3-yaml bc"
 
 missing=""

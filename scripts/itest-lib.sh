@@ -6,6 +6,12 @@ BIN=${DCCL_BIN:-bin}
 case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
 export OPENBLAS_NUM_THREADS=1
 T=$(mktemp -d /tmp/dccl-itest.XXXXXX)
+# Authentication is on by default: every daemon and probe of a scenario
+# enrolls with this token (cloudd and deviced read $DCCL_AUTH_TOKEN when
+# auth.token is not set); dccl-probe keeps its device keys in $T/probe.
+DCCL_AUTH_TOKEN=${DCCL_AUTH_TOKEN:-itest-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')}
+DCCL_PROBE_DIR=$T/probe
+export DCCL_AUTH_TOKEN DCCL_PROBE_DIR
 PIDS=""
 cleanup() {
 	for p in $PIDS; do kill -9 "$p" 2>/dev/null || true; done

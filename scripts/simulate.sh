@@ -14,6 +14,10 @@ OUT=${OUT:-$(mktemp -d /tmp/dccl-sim.XXXXXX)}
 DEVS_PER_PROC=${DEVS_PER_PROC:-250}
 TRANSPORT=${TRANSPORT:-ipc}
 export OPENBLAS_NUM_THREADS=1
+# Authentication is on (auth.mode = mac): cloudd and every device enroll
+# with this token unless one is given.
+DCCL_AUTH_TOKEN=${DCCL_AUTH_TOKEN:-sim-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')}
+export DCCL_AUTH_TOKEN
 mkdir -p "$OUT"
 PIDS=""
 trap 'for p in $PIDS; do kill -9 $p 2>/dev/null || true; done' EXIT INT TERM

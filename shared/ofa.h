@@ -110,6 +110,14 @@ size_t	ofa_block_params(const struct ofa *m);
 int	ofa_has_block(const struct ofa *m, int l);
 void	ofa_set_has_block(struct ofa *m, int l, int has);
 
+/*
+ * Gate mode: OFA_GATE_HARD (default: threshold + budget projection,
+ * straight-through gradient) or OFA_GATE_SOFT (gate = sigma(c), no
+ * projection; the exact gradient, for the gradient check in tests).
+ */
+enum { OFA_GATE_HARD = 0, OFA_GATE_SOFT };
+void	ofa_set_gate_mode(struct ofa *m, int mode);
+
 /* ---- inputs -------------------------------------------------------------- */
 
 /*
@@ -234,6 +242,8 @@ void	ofa_assembled_logits(const struct ofa_assembled *a, const float *x0,
 double	ofa_assembled_flops(const struct ofa_assembled *a);
 /* FLOPs of the device adaptation (controller + mapper + materialising). */
 double	ofa_adapt_flops(const struct ofa *m, int n_assembled);
+/* FLOPs of the embedding pooling per prediction (added by callers). */
+double	ofa_input_flops(const struct ctr *emb);
 /* FLOPs per prediction with all L blocks (per-sample mapper excluded). */
 double	ofa_full_flops(const struct ofa *m);
 /* Budget share for a FLOP budget per prediction (clipped to [0, 1]). */

@@ -61,7 +61,9 @@ wire_unpack(const void *buf, size_t len, Dccl__Envelope **out, char *err,
 		snprintf(err, errlen, "invalid device id");
 		return DCCL__ERROR_CODE__E_BAD_REQUEST;
 	}
-	if (e->body_case == DCCL__ENVELOPE__BODY__NOT_SET) {
+	/* A sealed body (shared/auth.h) is checked once it is opened. */
+	if (e->body_case == DCCL__ENVELOPE__BODY__NOT_SET &&
+	    e->sealed.len == 0) {
 		snprintf(err, errlen, "envelope has no body");
 		return DCCL__ERROR_CODE__E_UNKNOWN_BODY;
 	}

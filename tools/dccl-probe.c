@@ -5,46 +5,172 @@
  * typed error and that cloudd keeps serving.
  *
  *   dccl-probe EP garbage|version|nobody|unregistered|replybody|admin|
- *              status|register DEV|nan-upload DEV|oversize BYTES
+ *              status|register DEV|nan-upload DEV|oversize BYTES|
+ *              unsigned|forged|replay|badtoken DEV|other-device A B|
+ *              bignorm-upload DEV|upload DEV [REQID]|flood DEV N
+ *
+ * Authentication (shared/auth.h): with $DCCL_AUTH_TOKEN set, the probe is
+ * a well-behaved device except where the probe says otherwise: it keeps a
+ * key file per device id in $DCCL_PROBE_DIR (default .), enrolls a device
+ * the first time it speaks for it, and signs every request. Without the
+ * token it sends everything unsigned, as before authentication existed.
  */
+#include <errno.h>
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "shared/auth.h"
 #include "shared/wire.h"
 
+static int sock;
+static const char *token;
+
 static int
-exchange(int sock, const void *buf, size_t len)
+recv_reply(Dccl__Envelope **out, void **raw, size_t *rawlen)
 {
 	void *rep = NULL;
-	Dccl__Envelope *e = NULL;
 	char err[256];
 	int n;
+
+	*out = NULL;
+	if ((n = nn_recv(sock, &rep, NN_MSG, 0)) < 0)
+		return -1;
+	if (wire_unpack(rep, (size_t)n, out, err, sizeof(err)) != 0) {
+		printf("BAD-REPLY: %s\n", err);
+		wire_free(*out);
+		*out = NULL;
+		nn_freemsg(rep);
+		return -2;
+	}
+	*raw = rep;
+	*rawlen = (size_t)n;
+	return 0;
+}
+
+static void
+print_reply(const Dccl__Envelope *e)
+{
+	if (e->body_case == DCCL__ENVELOPE__BODY_ERROR)
+		printf("ERROR %s: %s\n", wire_error_name(e->error->code),
+		    e->error->message);
+	else
+		printf("REPLY %s\n", wire_body_name(e->body_case));
+}
+
+/* Sends buf, prints the reply; a = the device (NULL: do not verify). */
+static int
+exchange_dev(struct auth_dev *a, const void *buf, size_t len, uint64_t ctr,
+    int body)
+{
+	Dccl__Envelope *e;
+	void *raw;
+	size_t rawlen;
+	int rc;
 
 	if (nn_send(sock, buf, len, 0) < 0) {
 		printf("SEND-FAILED: %s\n", nn_strerror(nn_errno()));
 		return 1;
 	}
-	if ((n = nn_recv(sock, &rep, NN_MSG, 0)) < 0) {
+	if ((rc = recv_reply(&e, &raw, &rawlen)) == -1) {
 		printf("NO-REPLY\n");
 		return 0;
 	}
-	if (wire_unpack(rep, (size_t)n, &e, err, sizeof(err)) != 0)
-		printf("BAD-REPLY: %s\n", err);
-	else if (e->body_case == DCCL__ENVELOPE__BODY_ERROR)
-		printf("ERROR %s: %s\n", wire_error_name(e->error->code),
-		    e->error->message);
-	else
-		printf("REPLY %s\n", wire_body_name(e->body_case));
+	if (rc != 0)
+		return 0;
+	if (a != NULL && a->want != AUTH_OFF && auth_dev_check(a, raw, rawlen,
+	    e, ctr, body) < 0)
+		printf("FORGED-REPLY ");
+	print_reply(e);
 	wire_free(e);
-	nn_freemsg(rep);
+	nn_freemsg(raw);
 	return 0;
 }
 
 static int
-send_env(int sock, Dccl__Envelope *e)
+exchange(const void *buf, size_t len)
+{
+	return exchange_dev(NULL, buf, len, 0, 0);
+}
+
+/* Packs e as device a would (signed) and sends it. */
+static int
+send_dev(struct auth_dev *a, Dccl__Envelope *e)
+{
+	void *msg;
+	size_t len;
+	int rc;
+
+	if (auth_dev_pack(a, e, &msg, &len) != 0)
+		return 1;
+	rc = exchange_dev(a, msg, len, e->counter, e->body_case);
+	nn_freemsg(msg);
+	return rc;
+}
+
+/*
+ * The probe's device id: its key file, enrolled on first use (quietly).
+ * Returns NULL without a token (unsigned probing).
+ */
+static struct auth_dev *
+device(const char *id, int enroll)
+{
+	static struct auth_dev devs[4];
+	static int n;
+	const char *dir = getenv("DCCL_PROBE_DIR");
+	struct auth_dev *a;
+	char path[1024];
+
+	if (token == NULL || n == 4)
+		return NULL;
+	a = &devs[n++];
+	if (dir == NULL)
+		dir = ".";
+	mkdir(dir, 0700);
+	snprintf(path, sizeof(path), "%s/%s.key", dir, id);
+	if (auth_dev_open(a, path, token, AUTH_MAC) != 0) {
+		fprintf(stderr, "dccl-probe: %s: cannot open\n", path);
+		exit(1);
+	}
+	if (enroll && !a->have_cpk) {
+		Dccl__Envelope e = DCCL__ENVELOPE__INIT, *r;
+		Dccl__RegisterReq rg = DCCL__REGISTER_REQ__INIT;
+		void *msg, *raw;
+		size_t len, rawlen;
+
+		e.version = WIRE_VERSION;
+		e.device_id = (char *)id;
+		e.request_id = 1;
+		rg.pubkey.data = a->pk;
+		rg.pubkey.len = 32;
+		e.body_case = DCCL__ENVELOPE__BODY_REGISTER_REQ;
+		e.register_req = &rg;
+		if (auth_dev_pack(a, &e, &msg, &len) != 0 ||
+		    nn_send(sock, &msg, NN_MSG, 0) < 0 ||
+		    recv_reply(&r, &raw, &rawlen) != 0) {
+			printf("ENROLL-FAILED: no reply\n");
+			exit(0);
+		}
+		if (r->body_case != DCCL__ENVELOPE__BODY_REGISTERED ||
+		    auth_dev_check(a, raw, rawlen, r, e.counter,
+		    e.body_case) != 1 || r->registered->cloud_pubkey.len != 32 ||
+		    auth_dev_set_cloud(a, r->registered->cloud_pubkey.data,
+		    (int)r->registered->auth_mode) != 0) {
+			printf("ENROLL-FAILED: ");
+			print_reply(r);
+			exit(0);
+		}
+		wire_free(r);
+		nn_freemsg(raw);
+	}
+	return a;
+}
+
+static int
+send_env(Dccl__Envelope *e)
 {
 	void *msg;
 	size_t len;
@@ -52,9 +178,18 @@ send_env(int sock, Dccl__Envelope *e)
 
 	if (wire_pack_nn(e, &msg, &len) != 0)
 		return 1;
-	rc = exchange(sock, msg, len);
+	rc = exchange(msg, len);
 	nn_freemsg(msg);
 	return rc;
+}
+
+/* Sends e signed as device id (enrolled first), or unsigned without token. */
+static int
+send_as(const char *id, Dccl__Envelope *e)
+{
+	struct auth_dev *a = device(id, 1);
+
+	return a != NULL ? send_dev(a, e) : send_env(e);
 }
 
 int
@@ -67,11 +202,12 @@ main(int argc, char **argv)
 	Dccl__AdminListReq al = DCCL__ADMIN_LIST_REQ__INIT;
 	Dccl__RegisterReq rg = DCCL__REGISTER_REQ__INIT;
 	Dccl__UploadPatch up = DCCL__UPLOAD_PATCH__INIT;
-	Dccl__Tensor t = DCCL__TENSOR__INIT, *tp = &t;
-	uint32_t shape[1] = { 4 };
-	float data[4] = { 0.1f, 0.2f, 0.0f, 0.3f };
+	Dccl__Tensor t = DCCL__TENSOR__INIT, t2 = DCCL__TENSOR__INIT;
+	Dccl__Tensor *tp[2] = { &t, &t2 };
+	uint32_t shape[1] = { 4 }, shape16[1] = { 16 };
+	float data[4] = { 0.1f, 0.2f, 0.0f, 0.3f }, big[16];
 	const char *ep, *what;
-	int sock, tmo = 3000;
+	int tmo = 3000;
 
 	if (argc < 3) {
 		fprintf(stderr, "usage: dccl-probe ENDPOINT WHAT [ARG]\n");
@@ -79,6 +215,9 @@ main(int argc, char **argv)
 	}
 	ep = argv[1];
 	what = argv[2];
+	token = getenv("DCCL_AUTH_TOKEN");
+	if (token != NULL && token[0] == '\0')
+		token = NULL;
 	if ((sock = nn_socket(AF_SP, NN_REQ)) < 0 ||
 	    nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVTIMEO, &tmo,
 	    sizeof(tmo)) < 0 || nn_connect(sock, ep) < 0) {
@@ -92,21 +231,32 @@ main(int argc, char **argv)
 	e.get_status = &gs;
 	if (!strcmp(what, "garbage")) {
 		static const char junk[] = "\xff\xff\xff\xff this is not protobuf";
-		return exchange(sock, junk, sizeof(junk));
+		return exchange(junk, sizeof(junk));
 	} else if (!strcmp(what, "oversize") && argc > 3) {
 		size_t n = strtoul(argv[3], NULL, 10);
-		char *big = calloc(n, 1);
-		int rc = exchange(sock, big, n);
-		free(big);
+		char *big_msg = calloc(n, 1);
+		int rc = exchange(big_msg, n);
+		free(big_msg);
 		return rc;
 	} else if (!strcmp(what, "version")) {
 		e.version = 99;
+		return send_env(&e);
 	} else if (!strcmp(what, "nobody")) {
 		e.body_case = DCCL__ENVELOPE__BODY__NOT_SET;
+		return send_env(&e);
 	} else if (!strcmp(what, "unregistered")) {
+		/* Signed with a key the cloud never saw. */
+		struct auth_dev *a = device("nobody-knows-me", 0);
 		e.device_id = "nobody-knows-me";
 		e.body_case = DCCL__ENVELOPE__BODY_GET_MODEL;
 		e.get_model = &gm;
+		if (a != NULL) {
+			/* A pinned (any) cloud key makes it sign. */
+			uint8_t fake[32] = { 9 };
+			auth_dev_set_cloud(a, fake, AUTH_MAC);
+			return send_dev(a, &e);
+		}
+		return send_env(&e);
 	} else if (!strcmp(what, "replybody")) {
 		e.body_case = DCCL__ENVELOPE__BODY_ACK;
 		e.ack = &ack;
@@ -114,26 +264,161 @@ main(int argc, char **argv)
 		e.body_case = DCCL__ENVELOPE__BODY_ADMIN_LIST;
 		e.admin_list = &al;
 	} else if (!strcmp(what, "register") && argc > 3) {
+		struct auth_dev *a = device(argv[3], 0);
 		e.device_id = argv[3];
 		rg.user_id = 0;
 		e.body_case = DCCL__ENVELOPE__BODY_REGISTER_REQ;
 		e.register_req = &rg;
-	} else if (!strcmp(what, "nan-upload") && argc > 3) {
+		if (a == NULL)
+			return send_env(&e);
+		rg.pubkey.data = a->pk;
+		rg.pubkey.len = 32;
+		{
+			void *msg, *raw;
+			size_t len, rawlen;
+			Dccl__Envelope *r;
+			int rc;
+			if (auth_dev_pack(a, &e, &msg, &len) != 0 ||
+			    nn_send(sock, &msg, NN_MSG, 0) < 0)
+				return 1;
+			if ((rc = recv_reply(&r, &raw, &rawlen)) != 0) {
+				if (rc == -1)
+					printf("NO-REPLY\n");
+				return 0;
+			}
+			if (r->body_case == DCCL__ENVELOPE__BODY_REGISTERED &&
+			    auth_dev_check(a, raw, rawlen, r, e.counter,
+			    e.body_case) == 1)
+				auth_dev_set_cloud(a,
+				    r->registered->cloud_pubkey.data,
+				    (int)r->registered->auth_mode);
+			else if (r->body_case ==
+			    DCCL__ENVELOPE__BODY_REGISTERED)
+				printf("FORGED-REPLY ");
+			print_reply(r);
+			wire_free(r);
+			nn_freemsg(raw);
+			return 0;
+		}
+	} else if (!strcmp(what, "badtoken") && argc > 3) {
+		/* Enrolment with the wrong token. */
+		struct auth_dev a;
+		char path[1024];
+		snprintf(path, sizeof(path), "%s/%s.badkey",
+		    getenv("DCCL_PROBE_DIR") ? getenv("DCCL_PROBE_DIR") : ".",
+		    argv[3]);
+		if (auth_dev_open(&a, path, "not-the-token", AUTH_MAC) != 0)
+			return 1;
 		e.device_id = argv[3];
-		data[2] = strtof("nan", NULL);
-		t.name = "patch_m0";
-		t.n_shape = 1;
-		t.shape = shape;
-		t.n_data = 4;
-		t.data = data;
+		rg.pubkey.data = a.pk;
+		rg.pubkey.len = 32;
+		e.body_case = DCCL__ENVELOPE__BODY_REGISTER_REQ;
+		e.register_req = &rg;
+		return send_dev(&a, &e);
+	} else if (!strcmp(what, "unsigned")) {
+		/* An enrolled device's request without the MAC. */
+		device("probe", 1);
+		return send_env(&e);
+	} else if (!strcmp(what, "forged") || !strcmp(what, "replay")) {
+		struct auth_dev *a = device("probe", 1);
+		void *msg;
+		size_t len;
+		if (a == NULL)
+			return send_env(&e);
+		if (!strcmp(what, "replay")) {
+			/* A good request, then another one reusing its
+			 * counter (a captured message with a new id). */
+			uint64_t c;
+			if (send_dev(a, &e) != 0)
+				return 1;
+			c = a->ctr;
+			a->ctr = c - 1;
+			e.request_id = 43;
+			return send_dev(a, &e);
+		}
+		if (auth_dev_pack(a, &e, &msg, &len) != 0)
+			return 1;
+		((uint8_t *)msg)[len - 1] ^= 1;	/* flip a bit of the tag */
+		{
+			int rc = exchange(msg, len);
+			nn_freemsg(msg);
+			return rc;
+		}
+	} else if (!strcmp(what, "other-device") && argc > 4) {
+		/* Signed with A's key, claiming to be B (both enrolled). */
+		struct auth_dev *a = device(argv[3], 1);
+		device(argv[4], 1);
+		if (a == NULL)
+			return 2;
+		e.device_id = argv[4];
+		return send_dev(a, &e);
+	} else if (!strcmp(what, "flood") && argc > 4) {
+		/* N requests back to back; counts the outcomes. */
+		struct auth_dev *a = device(argv[3], 1);
+		int n = atoi(argv[4]), ok = 0, limited = 0, other = 0;
+		e.device_id = argv[3];
+		for (int i = 0; i < n; i++) {
+			Dccl__Envelope *r;
+			void *msg, *raw;
+			size_t len, rawlen;
+			e.request_id = 100 + (uint64_t)i;
+			if (auth_dev_pack(a, &e, &msg, &len) != 0 ||
+			    nn_send(sock, &msg, NN_MSG, 0) < 0 ||
+			    recv_reply(&r, &raw, &rawlen) != 0) {
+				other++;
+				continue;
+			}
+			auth_dev_check(a, raw, rawlen, r, r->counter,
+			    DCCL__ENVELOPE__BODY_GET_STATUS);	/* unseal */
+			if (r->body_case == DCCL__ENVELOPE__BODY_STATUS)
+				ok++;
+			else if (r->body_case == DCCL__ENVELOPE__BODY_ERROR &&
+			    r->error->code ==
+			    DCCL__ERROR_CODE__E_RATE_LIMITED)
+				limited++;
+			else
+				other++;
+			wire_free(r);
+			nn_freemsg(raw);
+		}
+		printf("FLOOD ok %d rate-limited %d other %d\n", ok, limited,
+		    other);
+		return 0;
+	} else if ((!strcmp(what, "nan-upload") || !strcmp(what, "upload") ||
+	    !strcmp(what, "bignorm-upload")) && argc > 3) {
+		e.device_id = argv[3];
+		if (argc > 4)	/* upload DEV REQUEST-ID */
+			e.request_id = strtoull(argv[4], NULL, 10);
+		if (!strcmp(what, "nan-upload")) {
+			data[2] = strtof("nan", NULL);
+			t.name = "patch_m0";
+			t.n_shape = 1;
+			t.shape = shape;
+			t.n_data = 4;
+			t.data = data;
+			up.n_tensors = 1;
+		} else {
+			/* The model's shape (2 hidden layers, rank 16), a
+			 * norm of 1000 * sqrt(32). */
+			for (int i = 0; i < 16; i++)
+				big[i] = !strcmp(what, "upload") ? 0.01f :
+				    1000.0f;
+			t.name = "patch_m0";
+			t2.name = "patch_m1";
+			t.n_shape = t2.n_shape = 1;
+			t.shape = t2.shape = shape16;
+			t.n_data = t2.n_data = 16;
+			t.data = t2.data = big;
+			up.n_tensors = 2;
+		}
 		up.base_version = 1;
-		up.n_tensors = 1;
-		up.tensors = &tp;
+		up.tensors = tp;
 		e.body_case = DCCL__ENVELOPE__BODY_UPLOAD;
 		e.upload = &up;
+		return send_as(argv[3], &e);
 	} else if (strcmp(what, "status") != 0) {
 		fprintf(stderr, "dccl-probe: unknown probe '%s'\n", what);
 		return 2;
 	}
-	return send_env(sock, &e);
+	return send_as(e.device_id, &e);
 }

@@ -1,10 +1,19 @@
 /*
- * test_store: unit tests for cloudd/store.c, the SQLite backend.
+ * test_store: unit tests for cloudd/store.h, one suite run against each
+ * backend: the same test table runs as the group "store/sqlite", then as
+ * "store/postgresql". struct backend says how to get a fresh database and
+ * how to look behind the interface (row counts, a forged schema_version)
+ * with a raw connection; a few checks are backend-specific (WAL mode, the
+ * leader lock) and say so.
  *
- * Most tests use ":memory:" (WAL does not matter there); the schema,
- * reopen and concurrency tests use a file in a private mkdtemp() directory
- * that the group teardown removes. Raw sqlite3 connections are used only to
- * look behind the interface (row counts, a forged schema_version).
+ * SQLite: most tests use ":memory:"; the schema, reopen and concurrency
+ * tests use a file in a private mkdtemp() directory that the group
+ * teardown removes. PostgreSQL: DCCL_TEST_PG names a server (a libpq
+ * connection string); otherwise the test starts a throwaway one with
+ * scripts/pg-test-server.sh (run from the source tree, as run-tests.sh
+ * does) and stops it at the end. Each test gets a fresh schema on it, as
+ * good as a new database. When no server can be had, the PostgreSQL run is
+ * skipped with a SKIP: line and the SQLite run decides the exit status.
  * Single-threaded except test_concurrent_first_open, which runs one
  * store_open on a helper thread.
  */
@@ -18,6 +27,7 @@
 
 #include <cmocka.h>
 #include <errno.h>
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <time.h>
@@ -28,6 +38,22 @@
 
 static char tmpdir[256];
 static int db_seq;
+
+/* --- backends ------------------------------------------------------------ */
+
+struct backend {
+	const char	*name;		/* store_open's backend */
+	/* A new, empty database (file or schema). */
+	void		(*fresh)(char *buf, size_t len);
+	/* For the in-memory tests: ":memory:" or a fresh schema. */
+	void		(*mem)(char *buf, size_t len);
+	int64_t		(*raw_count)(const char *target, const char *sql);
+	void		(*raw_exec)(const char *target, const char *sql);
+};
+
+static const struct backend *B;
+static char pg_base[512];	/* connection string of the test server */
+static char pg_dir[256];	/* its directory, when the test started it */
 
 static int
 group_setup(void **state)
@@ -50,39 +76,24 @@ group_teardown(void **state)
 static void
 db_path(char *buf, size_t len)
 {
+	B->fresh(buf, len);
+}
+
+static void
+sq_fresh(char *buf, size_t len)
+{
 	snprintf(buf, len, "%s/s%d.db", tmpdir, db_seq++);
 }
 
-static struct store *
-open_ok(const char *target)
+static void
+sq_mem(char *buf, size_t len)
 {
-	struct store *st = NULL;
-	char err[512] = "";
-	int rc = store_open(&st, "sqlite", target, 1000, err, sizeof(err));
-
-	if (rc != 0)
-		fail_msg("store_open(%s): %d %s", target, rc, err);
-	assert_non_null(st);
-	return st;
-}
-
-static int
-mem_setup(void **state)
-{
-	*state = open_ok(":memory:");
-	return 0;
-}
-
-static int
-mem_teardown(void **state)
-{
-	store_close(*state);
-	return 0;
+	snprintf(buf, len, ":memory:");
 }
 
 /* One row count through a raw connection, behind the store's back. */
 static int64_t
-raw_count(const char *path, const char *sql)
+sq_raw_count(const char *path, const char *sql)
 {
 	sqlite3 *db;
 	sqlite3_stmt *s;
@@ -97,12 +108,184 @@ raw_count(const char *path, const char *sql)
 	return n;
 }
 
+static void
+sq_raw_exec(const char *path, const char *sql)
+{
+	sqlite3 *db;
+	char *msg = NULL;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("%s: %s", sql, msg);
+	sqlite3_close(db);
+}
+
+static PGconn *
+pg_raw(const char *target)
+{
+	PGconn *c = PQconnectdb(target);
+
+	if (PQstatus(c) != CONNECTION_OK)
+		fail_msg("connect: %s", PQerrorMessage(c));
+	PQclear(PQexec(c, "SET client_min_messages = warning"));
+	return c;
+}
+
+static void
+pg_exec(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+
+	if (PQresultStatus(r) != PGRES_COMMAND_OK &&
+	    PQresultStatus(r) != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(c));
+	PQclear(r);
+}
+
+static void
+pg_fresh(char *buf, size_t len)
+{
+	char sql[64];
+	PGconn *c = pg_raw(pg_base);
+
+	snprintf(sql, sizeof(sql), "CREATE SCHEMA t%d", db_seq);
+	pg_exec(c, sql);
+	PQfinish(c);
+	snprintf(buf, len, "%s options='-c search_path=t%d'", pg_base,
+	    db_seq++);
+}
+
+static int64_t
+pg_raw_count(const char *target, const char *sql)
+{
+	PGconn *c = pg_raw(target);
+	PGresult *r = PQexec(c, sql);
+	int64_t n = -1;
+
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+		n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	PQfinish(c);
+	return n;
+}
+
+static void
+pg_raw_exec(const char *target, const char *sql)
+{
+	PGconn *c = pg_raw(target);
+
+	pg_exec(c, sql);
+	PQfinish(c);
+}
+
+static const struct backend backend_sqlite = {
+	"sqlite", sq_fresh, sq_mem, sq_raw_count, sq_raw_exec,
+};
+static const struct backend backend_pg = {
+	"postgresql", pg_fresh, pg_fresh, pg_raw_count, pg_raw_exec,
+};
+
+static int
+is_pg(void)
+{
+	return B == &backend_pg;
+}
+
+/*
+ * The PostgreSQL server: DCCL_TEST_PG, or a throwaway one. 0 when there is
+ * one; else why is in why.
+ */
+static int
+pg_start(char *why, size_t len)
+{
+	const char *env = getenv("DCCL_TEST_PG");
+	char line[256] = "";
+	FILE *f;
+	int st;
+
+	if (env != NULL && env[0] != '\0') {
+		snprintf(pg_base, sizeof(pg_base), "%s", env);
+		return 0;
+	}
+	if (access("scripts/pg-test-server.sh", R_OK) != 0) {
+		snprintf(why, len, "scripts/pg-test-server.sh not found (run "
+		    "from the source tree) and DCCL_TEST_PG not set");
+		return -1;
+	}
+	if ((f = popen("sh scripts/pg-test-server.sh start", "r")) == NULL) {
+		snprintf(why, len, "popen failed");
+		return -1;
+	}
+	if (fgets(line, sizeof(line), f) == NULL)
+		line[0] = '\0';
+	st = pclose(f);
+	line[strcspn(line, "\n")] = '\0';
+	if (st != 0 || strncmp(line, "/tmp/dccl-pg.", 13) != 0) {
+		snprintf(why, len, "%s", line[0] ? line :
+		    "pg-test-server.sh start failed");
+		return -1;
+	}
+	snprintf(pg_dir, sizeof(pg_dir), "%s", line);
+	snprintf(pg_base, sizeof(pg_base), "host=%s user=dccl dbname=postgres",
+	    pg_dir);
+	return 0;
+}
+
+static void
+pg_stop(void)
+{
+	char cmd[400];
+
+	if (pg_dir[0] == '\0')
+		return;
+	snprintf(cmd, sizeof(cmd), "sh scripts/pg-test-server.sh stop '%s'",
+	    pg_dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "pg-test-server stop failed\n");
+}
+
+static struct store *
+open_ok(const char *target)
+{
+	struct store *st = NULL;
+	char err[512] = "";
+	int rc = store_open(&st, B->name, target, 1000, err, sizeof(err));
+
+	if (rc != 0)
+		fail_msg("store_open(%s): %d %s", target, rc, err);
+	assert_non_null(st);
+	return st;
+}
+
+static int
+mem_setup(void **state)
+{
+	char target[700];
+
+	B->mem(target, sizeof(target));
+	*state = open_ok(target);
+	return 0;
+}
+
+static int
+mem_teardown(void **state)
+{
+	store_close(*state);
+	return 0;
+}
+
+static int64_t
+raw_count(const char *target, const char *sql)
+{
+	return B->raw_count(target, sql);
+}
+
 /* --- schema -------------------------------------------------------------- */
 
 static void
 test_open_creates_schema(void **state)
 {
-	char path[300];
+	char path[700];
 	struct store *st;
 	uint64_t n = 99;
 
@@ -114,10 +297,12 @@ test_open_creates_schema(void **state)
 	assert_int_equal(store_pool_count(st, &n), 0);
 	assert_int_equal(n, 0);
 	store_close(st);
-	/* The file is in WAL mode and has one schema_version row. */
+	/* One schema_version row per migration; SQLite: in WAL mode. */
 	assert_int_equal(raw_count(path, "SELECT count(*) FROM schema_version"),
 	    STORE_SCHEMA_VERSION);
-	{
+	assert_string_equal(store_backend(st = open_ok(path)), B->name);
+	store_close(st);
+	if (!is_pg()) {
 		sqlite3 *db;
 		sqlite3_stmt *s;
 		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
@@ -134,7 +319,7 @@ test_open_creates_schema(void **state)
 static void
 test_reopen_keeps_data(void **state)
 {
-	char path[300];
+	char path[700];
 	struct store *st;
 	struct store_device d;
 	uint64_t n = 0;
@@ -162,26 +347,26 @@ test_reopen_keeps_data(void **state)
 static void
 test_newer_schema_refused(void **state)
 {
-	char path[300], err[512] = "", *msg = NULL;
+	char path[700], err[512] = "";
 	struct store *st;
-	sqlite3 *db;
 	int rc;
 
 	(void)state;
 	db_path(path, sizeof(path));
 	st = open_ok(path);
 	store_close(st);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "INSERT INTO schema_version "
-	    "VALUES(99, 0)", NULL, NULL, &msg), SQLITE_OK);
-	sqlite3_close(db);
+	B->raw_exec(path, "INSERT INTO schema_version VALUES(99, 0)");
 
 	st = (struct store *)&st;
-	rc = store_open(&st, "sqlite", path, 1000, err, sizeof(err));
+	rc = store_open(&st, B->name, path, 1000, err, sizeof(err));
 	assert_true(rc < 0);
 	assert_int_equal(rc, -EPROTO);
 	assert_null(st);
-	assert_non_null(strstr(err, path));
+	/* SQLite names the file; PostgreSQL never echoes the conninfo. */
+	if (is_pg())
+		assert_null(strstr(err, "search_path"));
+	else
+		assert_non_null(strstr(err, path));
 	assert_non_null(strstr(err, "schema version 99 is newer"));
 }
 
@@ -206,6 +391,16 @@ test_unwritable_path(void **state)
 	int rc;
 
 	(void)state;
+	if (is_pg()) {
+		/* No server there: an error, no connection string in it. */
+		rc = store_open(&st, B->name, "host=/proc/nonexistent "
+		    "password=sekrit connect_timeout=2", 0, err, sizeof(err));
+		assert_true(rc < 0);
+		assert_null(st);
+		assert_non_null(strstr(err, "postgresql"));
+		assert_null(strstr(err, "sekrit"));
+		return;
+	}
 	rc = store_open(&st, "sqlite", "/proc/nonexistent/x.db", 0, err,
 	    sizeof(err));
 	assert_true(rc < 0);
@@ -239,7 +434,7 @@ open_thread(void *arg)
 	struct open_job *j = arg;
 	struct store *st = NULL;
 
-	j->rc = store_open(&st, "sqlite", j->path, 5000, j->err,
+	j->rc = store_open(&st, B->name, j->path, 5000, j->err,
 	    sizeof(j->err));
 	store_close(st);
 	return NULL;
@@ -248,7 +443,7 @@ open_thread(void *arg)
 static void
 test_concurrent_first_open(void **state)
 {
-	char path[300], *msg = NULL;
+	char path[700], *msg = NULL;
 	struct open_job j;
 	pthread_t th;
 	sqlite3 *db;
@@ -256,6 +451,36 @@ test_concurrent_first_open(void **state)
 
 	(void)state;
 	db_path(path, sizeof(path));
+	if (is_pg()) {
+		/*
+		 * The same race on PostgreSQL: migrations run under an
+		 * advisory transaction lock, held here while the helper waits.
+		 */
+		char sql[128];
+		PGconn *c = pg_raw(path);
+
+		pg_exec(c, "BEGIN");
+		snprintf(sql, sizeof(sql), "SELECT pg_advisory_xact_lock(%lld)",
+		    (long long)STORE_PG_LOCK_MIGRATE);
+		pg_exec(c, sql);
+		pg_exec(c, "CREATE TABLE schema_version(version INTEGER PRIMARY "
+		    "KEY, applied BIGINT NOT NULL)");
+		memset(&j, 0, sizeof(j));
+		j.path = path;
+		assert_int_equal(pthread_create(&th, NULL, open_thread, &j), 0);
+		nanosleep(&ts, NULL);
+		pg_exec(c, "CREATE TABLE pool(id BIGINT PRIMARY KEY)");
+		pg_exec(c, "INSERT INTO schema_version VALUES(1, 0)");
+		pg_exec(c, "COMMIT");
+		assert_int_equal(pthread_join(th, NULL), 0);
+		PQfinish(c);
+		if (j.rc != 0)
+			fail_msg("second first-open failed: %d %s", j.rc,
+			    j.err);
+		assert_int_equal(raw_count(path, "SELECT max(version) FROM "
+		    "schema_version"), STORE_SCHEMA_VERSION);
+		return;
+	}
 	/* The file exists in WAL mode with an empty schema_version. */
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode=WAL;"
@@ -860,7 +1085,7 @@ test_patches_many(void **state)
 static void
 test_patch_dup_across_reopen(void **state)
 {
-	char path[300];
+	char path[700];
 	struct store *st;
 	struct store_patch p;
 	uint8_t b[4] = "abcd";
@@ -880,6 +1105,189 @@ test_patch_dup_across_reopen(void **state)
 	assert_int_equal(id2, id1);
 	store_close(st);
 	assert_int_equal(raw_count(path, "SELECT count(*) FROM patches"), 1);
+}
+
+/* --- replicas: device lookup, leadership, tasks ------------------------- */
+
+static void
+test_device_get(void **state)
+{
+	struct store *st = *state;
+	struct store_device d, got;
+
+	assert_int_equal(store_device_get(st, "nobody", &got), -ENOENT);
+	memset(&d, 0, sizeof(d));
+	snprintf(d.id, sizeof(d.id), "phone-x");
+	d.user_id = 42;
+	snprintf(d.compute_class, sizeof(d.compute_class), "high");
+	d.memory_mb = 2048;
+	d.registered = d.last_seen = 300;
+	assert_int_equal(store_device_put(st, &d), 0);
+	memset(&got, 0xff, sizeof(got));
+	assert_int_equal(store_device_get(st, "phone-x", &got), 0);
+	assert_string_equal(got.id, "phone-x");
+	assert_int_equal(got.user_id, 42);
+	assert_string_equal(got.compute_class, "high");
+	assert_int_equal(got.memory_mb, 2048);
+	assert_int_equal(got.registered, 300);
+	assert_int_equal(got.last_seen, 300);
+	assert_int_equal(store_device_get(st, "phone-", &got), -ENOENT);
+}
+
+/*
+ * Two replicas' connections: one leads. PostgreSQL: the second takes over
+ * once the first connection is gone. SQLite: one process per database, so
+ * every connection leads.
+ */
+static void
+test_leader(void **state)
+{
+	char path[700];
+	struct store *a, *b;
+	int la = -1, lb = -1;
+
+	(void)state;
+	db_path(path, sizeof(path));
+	a = open_ok(path);
+	b = open_ok(path);
+	assert_int_equal(store_leader_try(a, &la), 0);
+	assert_int_equal(la, 1);
+	assert_int_equal(store_leader_try(a, &la), 0);	/* still */
+	assert_int_equal(la, 1);
+	assert_int_equal(store_leader_try(b, &lb), 0);
+	if (!is_pg()) {
+		assert_int_equal(lb, 1);
+		store_close(a);
+		store_close(b);
+		return;
+	}
+	assert_int_equal(lb, 0);
+	assert_int_equal(store_leader_try(b, &lb), 0);
+	assert_int_equal(lb, 0);
+	store_close(a);		/* the leader dies */
+	/* The server ends the session asynchronously: poll, up to 5 s. */
+	for (int i = 0; i < 250 && lb == 0; i++) {
+		struct timespec ts = { 0, 20 * 1000 * 1000 };
+		assert_int_equal(store_leader_try(b, &lb), 0);
+		if (lb == 0)
+			nanosleep(&ts, NULL);
+	}
+	assert_int_equal(lb, 1);
+	assert_int_equal(store_leader_try(b, &lb), 0);
+	assert_int_equal(lb, 1);
+	store_close(b);
+}
+
+static void
+test_tasks(void **state)
+{
+	struct store *st = *state;
+	struct store_task t;
+	uint64_t a = 0, b = 0;
+
+	assert_int_equal(store_task_next(st, &t), -ENOENT);
+	assert_int_equal(store_task_add(st, "train", 3, &a), 0);
+	assert_int_equal(store_task_add(st, "train", 0, &b), 0);
+	assert_true(a > 0 && b > a);
+	/* The oldest pending one, until it is done. */
+	assert_int_equal(store_task_next(st, &t), 0);
+	assert_int_equal(t.id, a);
+	assert_string_equal(t.kind, "train");
+	assert_int_equal(t.arg, 3);
+	assert_true(t.created > 1600000000);
+	assert_int_equal(store_task_next(st, &t), 0);
+	assert_int_equal(t.id, a);
+	assert_int_equal(store_task_done(st, a, 7), 0);
+	assert_int_equal(store_task_done(st, a, 8), -ENOENT);	/* once */
+	assert_int_equal(store_task_next(st, &t), 0);
+	assert_int_equal(t.id, b);
+	assert_int_equal(t.arg, 0);
+	assert_int_equal(store_task_done(st, b, 9), 0);
+	assert_int_equal(store_task_next(st, &t), -ENOENT);
+	assert_int_equal(store_task_done(st, 12345, 1), -ENOENT);
+}
+
+/*
+ * PostgreSQL: a session the server ends (restart, failover, idle kill)
+ * fails the statement that meets it and is reopened for the next one; a
+ * leader whose session ended is no longer leader until it locks again.
+ */
+static void
+test_reconnect(void **state)
+{
+	char path[700];
+	struct store *st;
+	uint64_t n = 9;
+	int l = 0, rc;
+
+	(void)state;
+	if (!is_pg())
+		return;		/* an SQLite file has no session to lose */
+	db_path(path, sizeof(path));
+	st = open_ok(path);
+	assert_int_equal(store_leader_try(st, &l), 0);
+	assert_int_equal(l, 1);
+	B->raw_exec(path, "SELECT pg_terminate_backend(pid) FROM "
+	    "pg_stat_activity WHERE pid <> pg_backend_pid() AND "
+	    "backend_type = 'client backend' AND datname = "
+	    "current_database()");
+	{
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		nanosleep(&ts, NULL);	/* the backend exits on a signal */
+	}
+	rc = store_pool_count(st, &n);
+	assert_int_equal(rc, -EIO);	/* the one that met the dead session */
+	assert_non_null(strstr(store_errmsg(st), "count"));
+	assert_int_equal(store_pool_count(st, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_leader_try(st, &l), 0);
+	assert_int_equal(l, 1);	/* locked again on the new session */
+	store_close(st);
+}
+
+/* A pool larger than one COPY buffer, and a model blob of many chunks. */
+static void
+test_bulk(void **state)
+{
+	struct store *st = *state;
+	struct dataset in, out;
+	uint64_t rows = 0, *ids = NULL;
+	enum { N = 30000 };
+	uint8_t *blob, *back;
+	size_t len = 3 * 1024 * 1024 + 17;
+	struct store_model_info mi;
+
+	make_dataset(&in, N);
+	assert_int_equal(store_pool_insert(st, &in, &rows), 0);
+	assert_int_equal(rows, N);
+	dataset_init(&out);
+	assert_int_equal(store_pool_load(st, &out, &ids), 0);
+	assert_int_equal(out.n, N);
+	for (size_t i = 0; i < N; i += 997) {
+		assert_int_equal(out.s[i].item, in.s[i].item);
+		assert_int_equal(out.s[i].hist_n, in.s[i].hist_n);
+		assert_true(out.s[i].label == in.s[i].label);
+	}
+	free(ids);
+	dataset_fini(&out);
+	dataset_fini(&in);
+
+	blob = malloc(len);
+	back = malloc(len);
+	assert_non_null(blob);
+	assert_non_null(back);
+	for (size_t i = 0; i < len; i++)
+		blob[i] = (uint8_t)(i * 2654435761u >> 13);
+	memset(&mi, 0, sizeof(mi));
+	mi.version = 1;
+	assert_int_equal(store_model_put(st, &mi, blob, len), 0);
+	for (size_t off = 0; off < len; off += 262144) {
+		size_t n = len - off < 262144 ? len - off : 262144;
+		assert_int_equal(store_model_read(st, 1, off, back + off, n), 0);
+	}
+	assert_memory_equal(back, blob, len);
+	free(blob);
+	free(back);
 }
 
 int
@@ -917,7 +1325,29 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_patches_many, mem_setup,
 		    mem_teardown),
 		cmocka_unit_test(test_patch_dup_across_reopen),
+		cmocka_unit_test_setup_teardown(test_device_get, mem_setup,
+		    mem_teardown),
+		cmocka_unit_test(test_leader),
+		cmocka_unit_test_setup_teardown(test_tasks, mem_setup,
+		    mem_teardown),
+		cmocka_unit_test_setup_teardown(test_bulk, mem_setup,
+		    mem_teardown),
+		cmocka_unit_test(test_reconnect),
 	};
+	char why[600] = "";
+	int rc;
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	B = &backend_sqlite;
+	rc = cmocka_run_group_tests_name("store/sqlite", tests, group_setup,
+	    group_teardown);
+	B = &backend_pg;
+	if (pg_start(why, sizeof(why)) != 0) {
+		printf("SKIP: store/postgresql not run: %s\n", why);
+		return rc;
+	}
+	db_seq = 0;
+	rc |= cmocka_run_group_tests_name("store/postgresql", tests,
+	    group_setup, group_teardown);
+	pg_stop();
+	return rc;
 }

@@ -1,0 +1,622 @@
+/*
+ * distill: MoMoDistill, the "model over models" step of DCCL (see
+ * distill.h for the loss). Who runs what:
+ *
+ *   loop thread   distill_start: lists the patches of the last max-age
+ *                 versions from the store, picks each user's newest one and
+ *                 weighs it by staleness (distill_select), copies the
+ *                 current model blob and queues a train.c job carrying the
+ *                 distill_job. distill_rpc answers dcctl with the counts;
+ *                 distill_cron starts runs when enough patches arrived.
+ *   worker        distill_train: unpacks the current model twice (student
+ *                 and the teacher base; the student's own m table and U, V
+ *                 keep training), reads older base versions for stale
+ *                 patches on its own store connection, writes every
+ *                 device's patch into its base's teacher (m is per user, so
+ *                 one teacher per base version holds all of them), computes
+ *                 the soft targets and trains (distill_fit).
+ *   loop thread   train.c stores, indexes and announces the new version
+ *                 as for any training; distill_done frees the job.
+ *
+ * Stale patches (trained on an older base than the current model) are
+ * never mixed in silently: with distill.stale = drop they are not used;
+ * with decay their teacher is their own base version plus the patch, and
+ * their weight is lambda * decay^age, age = current - base in versions,
+ * up to distill.max-age. Both counts are reported and logged.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cloudd/distill.h"
+#include "cloudd/rpc.h"
+#include "dccl.pb-c.h"
+#include "shared/dataset.h"
+#include "shared/log.h"
+#include "shared/xmalloc.h"
+
+/* ---- selection (pure) ----------------------------------------------------- */
+
+/* Orders patch indices by user, then newest first (base, id). */
+static const struct store_patch *sort_p;
+
+static int
+cmp_newest(const void *a, const void *b)
+{
+	const struct store_patch *x = &sort_p[*(const size_t *)a];
+	const struct store_patch *y = &sort_p[*(const size_t *)b];
+
+	if (x->user_id != y->user_id)
+		return x->user_id < y->user_id ? -1 : 1;
+	if (x->base_version != y->base_version)
+		return x->base_version > y->base_version ? -1 : 1;
+	if (x->id != y->id)
+		return x->id > y->id ? -1 : 1;
+	return 0;
+}
+
+int
+distill_select(const struct store_patch *p, size_t n, uint64_t current,
+    const struct distill_opts *o, struct distill_pick **out, size_t *nout,
+    struct distill_counts *c)
+{
+	size_t *ord, k = 0, nu = 0;
+	struct distill_pick *pk;
+
+	memset(c, 0, sizeof(*c));
+	*out = NULL;
+	*nout = 0;
+	if (n == 0)
+		return 0;
+	ord = xcalloc(n, sizeof(*ord));
+	pk = xcalloc(n, sizeof(*pk));
+	for (size_t i = 0; i < n; i++) {
+		/* Unusable patches never shadow a usable one. */
+		if (strcmp(p[i].kind, "metapatch") != 0 ||
+		    p[i].base_version > current || p[i].base_version == 0)
+			c->skipped++;
+		else
+			ord[k++] = i;
+	}
+	sort_p = p;	/* loop or test thread only; qsort has no context */
+	qsort(ord, k, sizeof(*ord), cmp_newest);
+	sort_p = NULL;
+	for (size_t i = 0; i < k; i++) {
+		const struct store_patch *q = &p[ord[i]];
+		uint64_t age;
+
+		if (i > 0 && p[ord[i - 1]].user_id == q->user_id) {
+			c->skipped++;	/* superseded by a newer one */
+			continue;
+		}
+		age = current - q->base_version;
+		if (age == 0) {
+			c->fresh++;
+		} else if (o->stale == DISTILL_STALE_DROP ||
+		    age > (uint64_t)o->max_age || o->decay <= 0) {
+			c->stale_dropped++;
+			continue;
+		} else {
+			c->stale_used++;
+		}
+		pk[nu].user = q->user_id;
+		pk[nu].base = q->base_version;
+		pk[nu].patch = ord[i];
+		pk[nu].weight = (float)(o->lambda * pow(o->decay, (double)age));
+		pk[nu].teacher = 0;
+		nu++;
+	}
+	free(ord);
+	if (nu == 0) {
+		free(pk);
+		return 0;
+	}
+	*out = pk;
+	*nout = nu;
+	return 0;
+}
+
+/* ---- the model step (worker) ---------------------------------------------- */
+
+int
+distill_apply_patch(struct ctr *teacher, const struct store_patch *p,
+    uint32_t user)
+{
+	Dccl__UploadPatch *up;
+	int rc;
+
+	up = dccl__upload_patch__unpack(NULL, p->size, p->blob);
+	if (up == NULL)
+		return -EINVAL;
+	rc = ctr_io_patch_put(teacher, user, up->tensors, up->n_tensors);
+	dccl__upload_patch__free_unpacked(up, NULL);
+	return rc;
+}
+
+int
+distill_fit(struct ctr *student, const struct dataset *ds,
+    const uint32_t *tri, size_t ntr, const uint32_t *vai, size_t nva,
+    struct ctr *const *teachers, const struct distill_pick *picks,
+    size_t npicks, const struct ctr_train_opts *o, struct distill_stats *st)
+{
+	uint32_t nu = ds->n_users, *cnt, *off, *byu, *soft_of, *tidx;
+	int32_t *pick_of;
+	size_t *all, n_soft = 0, nmix;
+	struct dataset mix;
+	struct ctr_train_opts eo;
+	float *w = NULL, *best = NULL, *logit;
+	uint32_t *idx = NULL;
+	double bestv = INFINITY, v;
+	int rc = 0, bad = 0;
+
+	memset(st, 0, sizeof(*st));
+	st->val_before = st->val_after = NAN;
+	if (ntr == 0 || o == NULL || o->epochs < 1)
+		return -EINVAL;
+	/* The training samples of each user (counting sort). */
+	cnt = xcalloc((size_t)nu + 2, sizeof(*cnt));
+	off = xcalloc((size_t)nu + 2, sizeof(*off));
+	byu = xcalloc(ntr + 1, sizeof(*byu));
+	for (size_t i = 0; i < ntr; i++)
+		if (ds->s[tri[i]].user < nu)
+			cnt[ds->s[tri[i]].user]++;
+	for (uint32_t u = 0; u < nu; u++)
+		off[u + 1] = off[u] + cnt[u];
+	memset(cnt, 0, ((size_t)nu + 2) * sizeof(*cnt));
+	for (size_t i = 0; i < ntr; i++) {
+		uint32_t u = ds->s[tri[i]].user;
+		if (u < nu)
+			byu[off[u] + cnt[u]++] = tri[i];
+	}
+	pick_of = xmalloc(((size_t)nu + 1) * sizeof(*pick_of));
+	for (uint32_t u = 0; u <= nu; u++)
+		pick_of[u] = -1;
+	for (size_t i = 0; i < npicks; i++)
+		if (picks[i].user < nu && picks[i].weight > 0)
+			pick_of[picks[i].user] = (int32_t)i;
+	for (uint32_t u = 0; u < nu; u++)
+		if (pick_of[u] >= 0)
+			n_soft += off[u + 1] - off[u];
+
+	/* The mixed set: the pool as is, then the soft copies. */
+	dataset_init(&mix);
+	all = xcalloc(ds->n + n_soft + 1, sizeof(*all));
+	for (size_t i = 0; i < ds->n; i++)
+		all[i] = i;
+	dataset_append_subset(&mix, ds, all, ds->n);
+	soft_of = xcalloc(n_soft + 1, sizeof(*soft_of));
+	tidx = xcalloc(n_soft + 1, sizeof(*tidx));
+	n_soft = 0;
+	for (uint32_t u = 0; u < nu; u++)
+		for (uint32_t k = off[u]; pick_of[u] >= 0 && k < off[u + 1];
+		    k++) {
+			all[n_soft] = byu[k];
+			tidx[n_soft] = (uint32_t)pick_of[u];
+			soft_of[n_soft++] = byu[k];
+		}
+	dataset_append_subset(&mix, ds, all, n_soft);
+	mix.n_users = ds->n_users;
+	mix.n_items = ds->n_items;
+	mix.n_genres = ds->n_genres;
+	nmix = mix.n;
+	w = xcalloc(nmix + 1, sizeof(*w));
+	for (size_t i = 0; i < ds->n; i++)
+		w[i] = 1.0f;
+	/* Soft targets, one user (one teacher) at a time. */
+	logit = xcalloc(n_soft + 1, sizeof(*logit));
+	for (size_t i = 0; i < n_soft;) {
+		size_t j = i;
+		const struct distill_pick *pk = &picks[tidx[i]];
+		while (j < n_soft && tidx[j] == tidx[i])
+			j++;
+		if ((rc = ctr_logits(teachers[pk->teacher], ds, soft_of + i,
+		    j - i, logit + i)) != 0)
+			goto out;
+		for (size_t k = i; k < j; k++) {
+			float p = (float)(1.0 / (1.0 + exp(-(double)logit[k])));
+			mix.s[ds->n + k].label = p;
+			w[ds->n + k] = pk->weight;
+			st->soft_mean += p;
+		}
+		i = j;
+	}
+	st->n_soft = n_soft;
+	if (n_soft > 0)
+		st->soft_mean /= (double)n_soft;
+
+	idx = xcalloc(ntr + n_soft + 1, sizeof(*idx));
+	memcpy(idx, tri, ntr * sizeof(*idx));
+	for (size_t i = 0; i < n_soft; i++)
+		idx[ntr + i] = (uint32_t)(ds->n + i);
+	if (nva > 0) {
+		if ((rc = ctr_eval_logloss(student, ds, vai, nva, &v)) != 0)
+			goto out;
+		st->val_before = bestv = v;
+		best = xmalloc(ctr_num_params(student) * sizeof(float));
+		memcpy(best, ctr_params(student), ctr_num_params(student) *
+		    sizeof(float));
+	}
+	/*
+	 * One epoch per ctr_train call, with the validation rule of
+	 * ctr_train (the initial params are a candidate too), so that the
+	 * per-epoch logloss can be reported; Adam's moments live in the
+	 * model and carry over between calls.
+	 */
+	eo = *o;
+	eo.epochs = 1;
+	eo.patience = 0;
+	eo.weight = w;
+	eo.offset = NULL;
+	eo.progress = NULL;
+	for (int e = 1; e <= o->epochs; e++) {
+		struct ctr_train_stats ts;
+		eo.seed = o->seed + (uint64_t)e;
+		if ((rc = ctr_train(student, &mix, idx, ntr + n_soft, NULL, 0,
+		    &eo, &ts)) != 0)
+			break;
+		st->epochs = e;
+		v = NAN;
+		if (nva > 0) {
+			if ((rc = ctr_eval_logloss(student, ds, vai, nva,
+			    &v)) != 0)
+				break;
+			if (v < bestv) {
+				bestv = v;
+				st->best_epoch = e;
+				memcpy(best, ctr_params(student),
+				    ctr_num_params(student) * sizeof(float));
+				bad = 0;
+			} else
+				bad++;
+		} else
+			st->best_epoch = e;
+		if (o->progress != NULL)
+			o->progress(o->progress_arg, e, ts.train_loss, v);
+		if (nva > 0 && o->patience > 0 && bad >= o->patience)
+			break;
+	}
+	if (best != NULL) {
+		memcpy(ctr_params(student), best, ctr_num_params(student) *
+		    sizeof(float));
+		st->val_after = bestv;
+	}
+out:
+	free(best);
+	free(idx);
+	free(logit);
+	free(w);
+	free(tidx);
+	free(soft_of);
+	free(all);
+	dataset_fini(&mix);
+	free(pick_of);
+	free(byu);
+	free(off);
+	free(cnt);
+	return rc;
+}
+
+static void
+progress(void *arg, int epoch, double loss, double val_loss)
+{
+	(void)arg;
+	log_info("DISTILL: epoch %d train loss %.4f val logloss %.4f", epoch,
+	    loss, val_loss);
+}
+
+int
+distill_train(struct distill_job *dj, const struct dataset *ds,
+    const uint32_t *tri, size_t ntr, const uint32_t *vai, size_t nva,
+    const struct cloudd_conf *cf, const char *dbpath, atomic_int *stop,
+    struct ctr **out, struct ctr_train_stats *stats, char *err,
+    size_t errlen)
+{
+	struct ctr *student = NULL, **teach;
+	uint64_t *tver;
+	int nt = 0, rc;
+	struct store *st = NULL;
+	struct ctr_train_opts o;
+	double t0 = now_s();
+
+	*out = NULL;
+	memset(stats, 0, sizeof(*stats));
+	teach = xcalloc(dj->n_picks + 2, sizeof(*teach));
+	tver = xcalloc(dj->n_picks + 2, sizeof(*tver));
+	if ((rc = ctr_io_unpack(&student, NULL, dj->blob, dj->size, err,
+	    errlen)) != 0 || (rc = ctr_io_unpack(&teach[0], NULL, dj->blob,
+	    dj->size, err, errlen)) != 0)
+		goto done;
+	tver[nt++] = dj->base;
+	for (size_t i = 0; i < dj->n_picks; i++) {
+		struct distill_pick *pk = &dj->picks[i];
+		int t;
+
+		for (t = 0; t < nt && tver[t] != pk->base; t++)
+			;
+		if (t == nt) {
+			/* A stale patch: its teacher is its own base. */
+			struct store_model_info mi;
+			uint8_t *b;
+
+			if (st == NULL && (rc = store_open(&st, cf->store,
+			    dbpath, (int)cf->busy_ms, err, errlen)) != 0)
+				goto done;
+			if (store_model_info(st, pk->base, &mi) != 0) {
+				pk->weight = 0;
+				dj->n_gone++;
+				continue;
+			}
+			b = xmalloc(mi.size + 1);
+			if (store_model_read(st, pk->base, 0, b, mi.size) != 0 ||
+			    ctr_io_unpack(&teach[nt], NULL, b, mi.size, NULL,
+			    0) != 0) {
+				free(b);
+				pk->weight = 0;
+				dj->n_gone++;
+				continue;
+			}
+			free(b);
+			tver[nt++] = pk->base;
+		}
+		pk->teacher = t;
+		if (pk->user >= ctr_config(teach[t])->n_users ||
+		    distill_apply_patch(teach[t], &dj->patches[pk->patch],
+		    pk->user) != 0) {
+			pk->weight = 0;
+			dj->n_bad++;
+		}
+	}
+	ctr_train_opts_default(&o);
+	ctr_opt_default(&o.opt, CTR_OPT_ADAM, (float)cf->distill_lr);
+	o.opt.wd = (float)cf->l2;
+	o.sel = CTR_SEL_ALL;	/* m rows and U, V keep training too */
+	o.epochs = dj->epochs ? (int)dj->epochs : (int)cf->distill_epochs;
+	o.batch = (int)cf->batch;
+	o.patience = (int)cf->patience;
+	o.seed = (uint64_t)cf->seed;
+	o.stop = stop;
+	o.progress = progress;
+	log_info("DISTILL: %zu users' patches (%zu teacher model(s)), lambda "
+	    "%.3g, %zu train / %zu val pool samples, %d epochs",
+	    dj->n_picks - dj->n_bad - dj->n_gone, (size_t)nt, dj->o.lambda,
+	    ntr, nva, o.epochs);
+	rc = distill_fit(student, ds, tri, ntr, vai, nva, teach, dj->picks,
+	    dj->n_picks, &o, &dj->st);
+	if (rc != 0) {
+		snprintf(err, errlen, "%s", rc == -ECANCELED ? "stopped" :
+		    "distillation diverged or failed");
+		goto done;
+	}
+	stats->epochs = dj->st.epochs;
+	stats->best_epoch = dj->st.best_epoch;
+	stats->val_loss = dj->st.val_after;
+	*out = student;
+	student = NULL;
+done:
+	dj->seconds = now_s() - t0;
+	for (int t = 0; t < nt + 1 && t < (int)dj->n_picks + 2; t++)
+		ctr_free(teach[t]);
+	free(teach);
+	free(tver);
+	ctr_free(student);
+	store_close(st);
+	return rc;
+}
+
+void
+distill_meta(const struct distill_job *dj, struct ctr_meta *meta)
+{
+	static const char *const names[] = { "distill_lambda",
+		"distill_patches", "distill_stale_used", "distill_stale_dropped",
+		"distill_soft_samples", "distill_val_before" };
+	double v[6];
+
+	v[0] = dj->o.lambda;
+	v[1] = (double)dj->counts.fresh;
+	v[2] = (double)dj->counts.stale_used;
+	v[3] = (double)dj->counts.stale_dropped;
+	v[4] = (double)dj->st.n_soft;
+	v[5] = dj->st.val_before;
+	for (int i = 0; i < 6 && meta->n_metrics < CTR_IO_MAX_METRICS; i++) {
+		snprintf(meta->metrics[meta->n_metrics].name,
+		    CTR_IO_METRIC_NAME, "%s", names[i]);
+		meta->metrics[meta->n_metrics++].value = v[i];
+	}
+}
+
+/* ---- loop side ------------------------------------------------------------ */
+
+void
+distill_job_free(struct distill_job *dj)
+{
+	if (dj == NULL)
+		return;
+	store_patch_free(dj->patches, dj->n_patches);
+	free(dj->picks);
+	free(dj->blob);
+	free(dj);
+}
+
+void
+distill_log(const struct distill_job *dj, uint64_t version)
+{
+	log_info("DISTILL: model v%llu from v%llu: %zu fresh + %zu stale "
+	    "patches used (%zu stale dropped, %zu unusable, %zu bases gone), "
+	    "%zu soft samples (mean target %.4f), val logloss %.4f -> %.4f "
+	    "(best epoch %d of %d), %.1f s", (unsigned long long)version,
+	    (unsigned long long)dj->base, dj->counts.fresh,
+	    dj->counts.stale_used, dj->counts.stale_dropped, dj->n_bad,
+	    dj->n_gone, dj->st.n_soft, dj->st.soft_mean, dj->st.val_before,
+	    dj->st.val_after, dj->st.best_epoch, dj->st.epochs, dj->seconds);
+}
+
+void
+distill_done(struct cloudd *cd, struct distill_job *dj, int ok)
+{
+	/* A failed automatic run is not retried at every cron tick. */
+	if (!ok)
+		cd->distill_retry_t = now_s() + 60;
+	distill_job_free(dj);
+}
+
+static void
+opts_from(struct distill_opts *o, const struct cloudd_conf *cf)
+{
+	o->lambda = cf->distill_lambda;
+	o->stale = cf->distill_stale;
+	o->decay = cf->distill_decay;
+	o->max_age = cf->distill_max_age;
+}
+
+int
+distill_start(struct cloudd *cd, uint32_t epochs, struct distill_counts *c)
+{
+	struct distill_job *dj;
+	uint64_t cur = cd->model.version, min;
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	if (cd->training || cd->pool_loading || cd->rolling_back)
+		return -EBUSY;
+	if (cur == 0 || cd->model.blob == NULL)
+		return -ENOENT;
+	dj = xcalloc(1, sizeof(*dj));
+	opts_from(&dj->o, &cd->cf);
+	min = cur > (uint64_t)dj->o.max_age ? cur - (uint64_t)dj->o.max_age : 0;
+	if (store_patch_list(cd->st, min, &dj->patches, &dj->n_patches) != 0) {
+		log_warnx("DISTILL: listing patches: %s", store_errmsg(cd->st));
+		distill_job_free(dj);
+		return -EIO;
+	}
+	distill_select(dj->patches, dj->n_patches, cur, &dj->o, &dj->picks,
+	    &dj->n_picks, &dj->counts);
+	*c = dj->counts;
+	if (dj->n_picks == 0) {
+		log_warnx("DISTILL: no usable patch for v%llu (%zu stale "
+		    "dropped, %zu skipped)", (unsigned long long)cur,
+		    c->stale_dropped, c->skipped);
+		distill_job_free(dj);
+		return -ENOENT;
+	}
+	dj->blob = xmalloc(cd->model.size);
+	memcpy(dj->blob, cd->model.blob, cd->model.size);
+	dj->size = cd->model.size;
+	dj->base = cur;
+	dj->epochs = epochs;
+	log_info("DISTILL: v%llu: %zu fresh patches, %zu stale used (%s, "
+	    "decay %.3g), %zu stale dropped, %zu skipped",
+	    (unsigned long long)cur, c->fresh, c->stale_used,
+	    dj->o.stale == DISTILL_STALE_DROP ? "drop" : "decay",
+	    dj->o.decay, c->stale_dropped, c->skipped);
+	if ((rc = train_queue(cd, epochs, dj)) != 0)	/* takes dj */
+		return rc < 0 ? rc : -EIO;
+	return 0;
+}
+
+void
+distill_rpc(struct cloudd *cd, struct rpc_req *r)
+{
+	Dccl__Envelope e;
+	Dccl__DistillStarted ds = DCCL__DISTILL_STARTED__INIT;
+	struct distill_counts c;
+	uint64_t base = cd->model.version;
+	int rc;
+
+	dccl__envelope__init(&e);
+	rc = distill_start(cd, r->env->admin_distill->epochs, &c);
+	if (rc == -EBUSY) {
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_BUSY, "%s is running; "
+		    "retry later", cd->rolling_back ? "a rollback" :
+		    cd->training ? "training" : "a pool load");
+		return;
+	}
+	if (rc == -ENOENT) {
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_NOT_FOUND, base == 0 ?
+		    "no model yet" : "no usable patch for v%llu (%zu stale "
+		    "dropped, %zu skipped)", (unsigned long long)base,
+		    c.stale_dropped, c.skipped);
+		return;
+	}
+	if (rc != 0) {
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_STORAGE, "%s",
+		    store_errmsg(cd->st));
+		return;
+	}
+	e.request_id = r->env->request_id;
+	e.device_id = r->env->device_id;
+	ds.base_version = base;
+	ds.patches = (uint32_t)c.fresh;
+	ds.stale_used = (uint32_t)c.stale_used;
+	ds.stale_dropped = (uint32_t)c.stale_dropped;
+	ds.skipped = (uint32_t)c.skipped;
+	e.body_case = DCCL__ENVELOPE__BODY_DISTILL_STARTED;
+	e.distill_started = &ds;
+	rpc_reply(cd, r, &e);
+}
+
+/* Recounts the users with a patch on the current version. */
+static void
+recount(struct cloudd *cd)
+{
+	struct store_patch *p = NULL;
+	size_t n = 0;
+	uint32_t users = 0;
+	int64_t first = 0;
+	uint32_t *seen;
+
+	cd->distill_seen = cd->patches;
+	cd->distill_base = cd->model.version;
+	cd->distill_ready = 0;
+	cd->distill_first = 0;
+	if (store_patch_list(cd->st, cd->model.version, &p, &n) != 0) {
+		log_warnx("DISTILL: listing patches: %s", store_errmsg(cd->st));
+		return;
+	}
+	seen = xcalloc(n + 1, sizeof(*seen));
+	for (size_t i = 0; i < n; i++) {
+		size_t k;
+		if (p[i].base_version != cd->model.version ||
+		    strcmp(p[i].kind, "metapatch") != 0)
+			continue;
+		for (k = 0; k < users && seen[k] != p[i].user_id; k++)
+			;
+		if (k == users)
+			seen[users++] = p[i].user_id;
+		if (first == 0 || p[i].created < first)
+			first = p[i].created;
+	}
+	free(seen);
+	store_patch_free(p, n);
+	cd->distill_ready = users;
+	cd->distill_first = first;
+}
+
+void
+distill_cron(struct cloudd *cd)
+{
+	const struct cloudd_conf *cf = &cd->cf;
+	struct distill_counts c;
+	int by_count, by_time;
+
+	if (cf->distill_min_patches == 0 || cd->stopping || cd->training ||
+	    cd->pool_loading || cd->rolling_back || cd->model.version == 0 ||
+	    now_s() < cd->distill_retry_t)
+		return;
+	if (cd->patches != cd->distill_seen ||
+	    cd->model.version != cd->distill_base)
+		recount(cd);
+	if (cd->distill_ready == 0)
+		return;
+	by_count = cd->distill_ready >= (uint64_t)cf->distill_min_patches;
+	by_time = cf->distill_window_s > 0 && (int64_t)time(NULL) -
+	    cd->distill_first >= cf->distill_window_s;
+	if (!by_count && !by_time)
+		return;
+	log_info("DISTILL: automatic run: %u users with a patch on v%llu (%s)",
+	    cd->distill_ready, (unsigned long long)cd->model.version, by_count ?
+	    "distill.min-patches reached" : "distill.window-s elapsed");
+	if (distill_start(cd, 0, &c) != 0)
+		cd->distill_retry_t = now_s() + 60;
+}

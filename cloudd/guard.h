@@ -1,0 +1,80 @@
+/*
+ * guard: cloudd's gate for the device socket (issue 6). It authenticates
+ * each request (shared/auth.h: enrollment-token MAC on RegisterReq,
+ * per-device session MAC with a strictly increasing counter on all others,
+ * optional payload encryption), applies per-device rate limits and an
+ * in-flight cap, and validates upload contents beyond their shape (metric
+ * counts and names, patch norm). Device keys and counters live in their
+ * own SQLite file (auth.db in the data dir), apart from the pool store, so
+ * a store backend change does not touch them. Loop thread only, except
+ * guard_upload_check() and guard_patch_norm(), which are pure.
+ */
+#ifndef CLOUDD_GUARD_H
+#define CLOUDD_GUARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dccl.pb-c.h"
+#include "shared/auth.h"
+
+struct cloudd;
+struct rpc_req;
+struct guard;
+struct guard_dev;
+
+/*
+ * Opens (creating) the key database at path and the cloud's X25519 key
+ * pair in it. token is the enrollment token ("" = enrollment refused).
+ * Returns 0 or -1 with a message in err.
+ */
+int	guard_open(struct guard **out, const char *path, const char *token,
+	    int mode, char *err, size_t errlen);
+/*
+ * Resolves the enrollment token (auth.token, else $DCCL_AUTH_TOKEN, else
+ * auth.token-file, created with a random token when missing) and opens
+ * cd->guard (NULL with auth.mode off). Startup only. 0 or -1 with err.
+ */
+int	guard_start(struct cloudd *cd, char *err, size_t errlen);
+/* Flushes counters and closes. NULL is a no-op. */
+void	guard_close(struct guard *g);
+/* Persists the counters that moved since the last flush (cron). */
+int	guard_flush(struct guard *g);
+/* Enrolled devices (for logs and tests). */
+size_t	guard_count(const struct guard *g);
+
+/*
+ * Admits the decoded request r (raw bytes buf/len) from the device
+ * socket: authentication, replay check, decryption, rate limit, per-device
+ * in-flight cap. Returns 0, or an error code with a message in err. On
+ * return r->seal says how to seal the reply (set whenever the device is
+ * authenticated, also for a rate-limit error).
+ */
+int	guard_admit(struct cloudd *cd, struct rpc_req *r, const void *buf,
+	    size_t len, char *err, size_t errlen);
+/* Releases r's in-flight slot, if it holds one (rpc_req_free). */
+void	guard_release(struct rpc_req *r);
+/*
+ * Enrolls r's device with the public key of its RegisterReq (committed
+ * before it returns) and fills the Registered reply's key fields. Returns 0
+ * or an error code with a message.
+ */
+int	guard_enroll(struct cloudd *cd, struct rpc_req *r, Dccl__Registered *rg,
+	    char *err, size_t errlen);
+
+/*
+ * Pure checks of an upload beyond its tensor shapes: at most 32 metrics,
+ * names of 1..64 printable chars, finite values; kind at most 23 chars.
+ * Then the L2 norm of all tensors together against max_norm (0 = no
+ * limit): above it the patch is refused (E_BAD_TENSOR), or with clip set
+ * scaled down to max_norm in place. Returns 0 or an error code.
+ */
+int	guard_upload_check(Dccl__UploadPatch *q, double max_norm, int clip,
+	    int *clipped, char *err, size_t errlen);
+/* L2 norm over every tensor of q, in double. */
+double	guard_patch_norm(const Dccl__UploadPatch *q);
+/* Pure checks of a RegisterReq's strings and numbers. */
+int	guard_register_check(const Dccl__RegisterReq *q, int need_key,
+	    char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,1220 @@
+/*
+ * store_pg: the PostgreSQL backend of store.h, for several cloudd replicas
+ * sharing one database. Same tables, columns and migration numbers as
+ * store_sqlite.c, in PostgreSQL's dialect (BIGINT, BYTEA, DOUBLE
+ * PRECISION; "user" is quoted). Every query is PQexecParams with binary
+ * results, so blobs and doubles come back exactly and without escaping;
+ * integer and double parameters go as text ("%lld", "%.17g", both exact).
+ *
+ * Durability: each write is its own transaction (or one explicit
+ * transaction) committed with the server's synchronous_commit (on by
+ * default), so a write that returned 0 survives a crash of cloudd and of
+ * the server: an upload is still committed before it is acknowledged.
+ *
+ * Bulk paths use COPY in binary format: pool import streams the samples
+ * into pool; storing representation vectors streams (id, vector) into a
+ * temporary table and updates pool from it in one statement. Model blobs
+ * are stored uncompressed out of line (STORAGE EXTERNAL), so a chunk read
+ * with substring() fetches only the TOAST pages it needs.
+ *
+ * Migrations run in one transaction under an advisory transaction lock,
+ * so replicas starting together against a new database run each migration
+ * once. The leader lock (store_leader_try) is a session advisory lock on a
+ * connection the caller keeps for it alone.
+ *
+ * One connection per thread at a time, as for every store.
+ */
+#include <errno.h>
+#include <libpq-fe.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cloudd/store.h"
+#include "cloudd/store_impl.h"
+#include "shared/dataset.h"
+#include "shared/xmalloc.h"
+
+struct pg {
+	struct store	 base;		/* first: a struct store * is a struct pg * */
+	PGconn		*c;
+	int		 leader;	/* this session holds the leader lock */
+	int		 busy_ms;	/* lock_timeout of the session */
+};
+
+#define PG(s)	((struct pg *)(s))
+
+static const struct store_ops pg_ops;
+
+/* migrations[i] takes the schema from version i to i + 1 (store_sqlite.c). */
+static const char *const migrations[] = {
+	"CREATE TABLE pool("
+	"  id BIGSERIAL PRIMARY KEY,"
+	"  \"user\" BIGINT NOT NULL, item BIGINT NOT NULL, ts BIGINT NOT NULL,"
+	"  rating DOUBLE PRECISION NOT NULL, label DOUBLE PRECISION NOT NULL,"
+	"  genres BIGINT NOT NULL, hist BYTEA, repr BYTEA, repr_version BIGINT);"
+	"CREATE INDEX pool_user ON pool(\"user\");"
+	"CREATE TABLE meta(key TEXT PRIMARY KEY, value BIGINT NOT NULL);"
+	"CREATE TABLE models("
+	"  version BIGINT PRIMARY KEY, parent BIGINT NOT NULL,"
+	"  created BIGINT NOT NULL, size BIGINT NOT NULL,"
+	"  checksum BYTEA NOT NULL, global_ctr DOUBLE PRECISION NOT NULL,"
+	"  blob BYTEA NOT NULL);"
+	"ALTER TABLE models ALTER COLUMN blob SET STORAGE EXTERNAL;"
+	"CREATE TABLE devices("
+	"  device_id TEXT PRIMARY KEY, user_id BIGINT NOT NULL,"
+	"  compute_class TEXT NOT NULL, memory_mb BIGINT NOT NULL,"
+	"  registered BIGINT NOT NULL, last_seen BIGINT NOT NULL);"
+	"CREATE TABLE patches("
+	"  id BIGSERIAL PRIMARY KEY, device_id TEXT NOT NULL,"
+	"  user_id BIGINT NOT NULL, request_id BIGINT NOT NULL,"
+	"  base_version BIGINT NOT NULL, kind TEXT NOT NULL,"
+	"  created BIGINT NOT NULL, size BIGINT NOT NULL, blob BYTEA NOT NULL,"
+	"  UNIQUE(device_id, request_id));"
+	"CREATE INDEX patches_base ON patches(base_version);",
+	"CREATE TABLE tasks("
+	"  id BIGSERIAL PRIMARY KEY, kind TEXT NOT NULL, arg BIGINT NOT NULL,"
+	"  created BIGINT NOT NULL, done BIGINT, result BIGINT);",
+};
+
+#define NOW_SQL	"extract(epoch from now())::bigint"
+
+/* --- parameters and results ---------------------------------------------- */
+
+#define MAXARGS 10
+
+struct args {
+	int		 n;
+	const char	*v[MAXARGS];
+	int		 len[MAXARGS], fmt[MAXARGS];
+	char		 buf[MAXARGS][32];
+};
+
+static void
+a_i64(struct args *a, int64_t x)
+{
+	snprintf(a->buf[a->n], sizeof(a->buf[0]), "%lld", (long long)x);
+	a->v[a->n] = a->buf[a->n];
+	a->len[a->n] = a->fmt[a->n] = 0;
+	a->n++;
+}
+
+static void
+a_f64(struct args *a, double x)
+{
+	snprintf(a->buf[a->n], sizeof(a->buf[0]), "%.17g", x);
+	a->v[a->n] = a->buf[a->n];
+	a->len[a->n] = a->fmt[a->n] = 0;
+	a->n++;
+}
+
+static void
+a_text(struct args *a, const char *s)
+{
+	a->v[a->n] = s;
+	a->len[a->n] = a->fmt[a->n] = 0;
+	a->n++;
+}
+
+static void
+a_bytes(struct args *a, const void *p, size_t n)
+{
+	a->v[a->n] = n ? p : "";
+	a->len[a->n] = (int)n;
+	a->fmt[a->n] = 1;
+	a->n++;
+}
+
+/* Sets the error from res (or the connection); clears res. */
+static int
+fail_pg(struct pg *st, const char *what, PGresult *res)
+{
+	const char *m = res ? PQresultErrorMessage(res) : "";
+	size_t l;
+
+	if (m == NULL || m[0] == '\0')
+		m = PQerrorMessage(st->c);
+	snprintf(st->base.err, sizeof(st->base.err), "%s: %s", what, m);
+	l = strlen(st->base.err);
+	while (l > 0 && (st->base.err[l - 1] == '\n' ||
+	    st->base.err[l - 1] == ' '))
+		st->base.err[--l] = '\0';
+	PQclear(res);
+	return -EIO;
+}
+
+static int session_init(struct pg *st);
+
+/*
+ * A connection the server dropped (restart, failover, idle kill) is
+ * reopened before the next statement, never retried after a failed one:
+ * the request that saw the failure gets its error, the next one works.
+ */
+static void
+ensure_conn(struct pg *st)
+{
+	if (PQstatus(st->c) == CONNECTION_OK)
+		return;
+	st->leader = 0;		/* a session lock does not survive */
+	PQreset(st->c);
+	if (PQstatus(st->c) == CONNECTION_OK)
+		session_init(st);
+}
+
+/* Runs sql with args, binary results; *out gets the result (caller clears). */
+static int
+q(struct pg *st, const char *what, const char *sql, const struct args *a,
+    PGresult **out)
+{
+	PGresult *r;
+
+	ensure_conn(st);
+	r = PQexecParams(st->c, sql, a ? a->n : 0, NULL,
+	    a ? a->v : NULL, a ? a->len : NULL, a ? a->fmt : NULL, 1);
+	ExecStatusType s = PQresultStatus(r);
+
+	*out = NULL;
+	if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK)
+		return fail_pg(st, what, r);
+	*out = r;
+	return 0;
+}
+
+/* Runs a command and drops its result. */
+static int
+cmd(struct pg *st, const char *what, const char *sql, const struct args *a)
+{
+	PGresult *r;
+	int rc = q(st, what, sql, a, &r);
+
+	PQclear(r);
+	return rc;
+}
+
+static int
+exec(struct pg *st, const char *sql)
+{
+	PGresult *r;
+	ExecStatusType s;
+
+	ensure_conn(st);
+	r = PQexec(st->c, sql);
+	s = PQresultStatus(r);
+
+	if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK)
+		return fail_pg(st, sql, r);
+	PQclear(r);
+	return 0;
+}
+
+static void
+rollback(struct pg *st)
+{
+	PQclear(PQexec(st->c, "ROLLBACK"));
+}
+
+/* Binary integers of any width (int2/4/8, bool); NULL reads as 0. */
+static int64_t
+g_i64(const PGresult *r, int row, int col)
+{
+	const unsigned char *p = (const unsigned char *)PQgetvalue(r, row, col);
+	int len = PQgetlength(r, row, col);
+	uint64_t v = 0;
+
+	if (PQgetisnull(r, row, col))
+		return 0;
+	for (int i = 0; i < len && i < 8; i++)
+		v = v << 8 | p[i];
+	if (len == 4)
+		return (int32_t)(uint32_t)v;
+	if (len == 2)
+		return (int16_t)(uint16_t)v;
+	return (int64_t)v;
+}
+
+static double
+g_f64(const PGresult *r, int row, int col)
+{
+	const unsigned char *p = (const unsigned char *)PQgetvalue(r, row, col);
+	uint64_t v = 0;
+	double d;
+
+	if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 8)
+		return 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	memcpy(&d, &v, sizeof(d));
+	return d;
+}
+
+static void
+g_text(const PGresult *r, int row, int col, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", PQgetisnull(r, row, col) ? "" :
+	    PQgetvalue(r, row, col));
+}
+
+static uint64_t
+changes(const PGresult *r)
+{
+	return strtoull(PQcmdTuples((PGresult *)r), NULL, 10);
+}
+
+/* --- COPY in binary format ----------------------------------------------- */
+
+struct copybuf {
+	struct pg	*st;
+	unsigned char	*b;
+	size_t		 n, cap;
+	int		 rc;
+};
+
+static void
+cb_flush(struct copybuf *cb)
+{
+	if (cb->rc == 0 && cb->n > 0 &&
+	    PQputCopyData(cb->st->c, (const char *)cb->b, (int)cb->n) != 1)
+		cb->rc = fail_pg(cb->st, "copy data", NULL);
+	cb->n = 0;
+}
+
+static void
+cb_put(struct copybuf *cb, const void *p, size_t n)
+{
+	if (cb->n + n > cb->cap)
+		cb_flush(cb);
+	if (n > cb->cap) {
+		cb->cap = n;
+		cb->b = xreallocarray(cb->b, cb->cap, 1);
+	}
+	memcpy(cb->b + cb->n, p, n);
+	cb->n += n;
+}
+
+static void
+cb_u16(struct copybuf *cb, uint16_t v)
+{
+	unsigned char b[2] = { (unsigned char)(v >> 8), (unsigned char)v };
+
+	cb_put(cb, b, 2);
+}
+
+static void
+cb_u32(struct copybuf *cb, uint32_t v)
+{
+	unsigned char b[4] = { (unsigned char)(v >> 24),
+		(unsigned char)(v >> 16), (unsigned char)(v >> 8),
+		(unsigned char)v };
+
+	cb_put(cb, b, 4);
+}
+
+static void
+cb_i64(struct copybuf *cb, int64_t x)
+{
+	uint64_t v = (uint64_t)x;
+
+	cb_u32(cb, 8);
+	cb_u32(cb, (uint32_t)(v >> 32));
+	cb_u32(cb, (uint32_t)v);
+}
+
+static void
+cb_f64(struct copybuf *cb, double d)
+{
+	uint64_t v;
+
+	memcpy(&v, &d, sizeof(v));
+	cb_i64(cb, (int64_t)v);
+}
+
+static void
+cb_bytes(struct copybuf *cb, const void *p, size_t n)
+{
+	if (p == NULL) {
+		cb_u32(cb, 0xffffffffu);	/* NULL */
+		return;
+	}
+	cb_u32(cb, (uint32_t)n);
+	cb_put(cb, p, n);
+}
+
+/* Starts COPY ... FROM STDIN (FORMAT binary) and writes the header. */
+static int
+cb_begin(struct copybuf *cb, struct pg *st, const char *sql)
+{
+	static const unsigned char sig[11] = "PGCOPY\n\377\r\n";
+	PGresult *r;
+
+	memset(cb, 0, sizeof(*cb));
+	cb->st = st;
+	r = PQexec(st->c, sql);
+	if (PQresultStatus(r) != PGRES_COPY_IN)
+		return fail_pg(st, "copy", r);
+	PQclear(r);
+	cb->cap = 1 << 20;
+	cb->b = xmalloc(cb->cap);
+	cb_put(cb, sig, sizeof(sig));	/* with its trailing NUL */
+	cb_u32(cb, 0);			/* flags */
+	cb_u32(cb, 0);			/* header extension length */
+	return 0;
+}
+
+/* Writes the trailer and ends the COPY; 0 when the server took it all. */
+static int
+cb_end(struct copybuf *cb)
+{
+	struct pg *st = cb->st;
+	PGresult *r;
+	int rc;
+
+	cb_u16(cb, 0xffff);
+	cb_flush(cb);
+	free(cb->b);
+	cb->b = NULL;
+	if (PQputCopyEnd(st->c, cb->rc ? "client error" : NULL) != 1 &&
+	    cb->rc == 0)
+		cb->rc = fail_pg(st, "copy end", NULL);
+	rc = cb->rc;
+	while ((r = PQgetResult(st->c)) != NULL) {
+		if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == 0)
+			rc = fail_pg(st, "copy", r);
+		else
+			PQclear(r);
+	}
+	return rc;
+}
+
+/* --- open, schema -------------------------------------------------------- */
+
+static void
+quiet_cb(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;	/* NOTICEs ("already exists, skipping") are not ours */
+}
+
+static int
+pg_schema_version(struct store *base)
+{
+	struct pg *st = PG(base);
+	PGresult *r;
+	int v = -1;
+
+	if (q(st, "schema version", "SELECT coalesce(max(version), 0) FROM "
+	    "schema_version", NULL, &r) != 0)
+		return -1;
+	if (PQntuples(r) == 1)
+		v = (int)g_i64(r, 0, 0);
+	PQclear(r);
+	return v;
+}
+
+static int
+migrate(struct pg *st)
+{
+	int v, n = sizeof(migrations) / sizeof(migrations[0]);
+	char sql[160];
+
+	if (exec(st, "BEGIN") != 0)
+		return -EIO;
+	snprintf(sql, sizeof(sql), "SELECT pg_advisory_xact_lock(%lld)",
+	    (long long)STORE_PG_LOCK_MIGRATE);
+	if (exec(st, sql) != 0 ||
+	    exec(st, "CREATE TABLE IF NOT EXISTS schema_version("
+	    "version INTEGER PRIMARY KEY, applied BIGINT NOT NULL)") != 0)
+		goto fail;
+	if ((v = pg_schema_version(&st->base)) < 0)
+		goto fail;
+	if (v > n) {
+		snprintf(st->base.err, sizeof(st->base.err), "database schema "
+		    "version %d is newer than this cloudd (%d)", v, n);
+		rollback(st);
+		return -EPROTO;
+	}
+	for (; v < n; v++) {
+		snprintf(sql, sizeof(sql), "INSERT INTO schema_version "
+		    "VALUES(%d, " NOW_SQL ")", v + 1);
+		if (exec(st, migrations[v]) != 0 || exec(st, sql) != 0) {
+			char keep[200];
+			snprintf(keep, sizeof(keep), "%.199s", st->base.err);
+			snprintf(st->base.err, sizeof(st->base.err),
+			    "migration %d: %.200s", v + 1, keep);
+			goto fail;
+		}
+	}
+	return exec(st, "COMMIT");
+fail:
+	rollback(st);
+	return -EIO;
+}
+
+static void
+pg_close(struct store *base)
+{
+	struct pg *st = PG(base);
+
+	PQfinish(st->c);
+	free(st);
+}
+
+/* Per-session settings, again after a reconnect. */
+static int
+session_init(struct pg *st)
+{
+	char sql[96];
+	PGresult *r;
+	int rc = 0;
+
+	PQsetNoticeProcessor(st->c, quiet_cb, NULL);
+	/* Row and table locks wait as long as SQLite's busy timeout would. */
+	snprintf(sql, sizeof(sql), "SET lock_timeout = %d", st->busy_ms);
+	r = PQexec(st->c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		return fail_pg(st, sql, r);
+	PQclear(r);
+	return rc;
+}
+
+int
+store_pg_open(struct store **out, const char *target, int busy_ms,
+    char *err, size_t errlen)
+{
+	struct pg *st;
+	int rc;
+
+	*out = NULL;
+	st = xcalloc(1, sizeof(*st));
+	st->base.ops = &pg_ops;
+	st->c = PQconnectdb(target);
+	if (st->c == NULL || PQstatus(st->c) != CONNECTION_OK) {
+		/* Never echo target: a connection string may hold a password. */
+		fail_pg(st, "postgresql", NULL);
+		snprintf(err, errlen, "%s", st->base.err);
+		rc = -EIO;
+		goto fail;
+	}
+	st->busy_ms = busy_ms;
+	if ((rc = session_init(st)) != 0 || (rc = migrate(st)) != 0) {
+		snprintf(err, errlen, "postgresql %s/%s: %s", PQdb(st->c),
+		    PQhost(st->c), st->base.err);
+		goto fail;
+	}
+	st->base.err[0] = '\0';
+	*out = &st->base;
+	return 0;
+fail:
+	pg_close(&st->base);
+	return rc;
+}
+
+/* --- pool ---------------------------------------------------------------- */
+
+static int
+set_meta(struct pg *st, const char *key, int64_t v)
+{
+	struct args a = { 0 };
+
+	a_text(&a, key);
+	a_i64(&a, v);
+	return cmd(st, "meta", "INSERT INTO meta VALUES($1, $2) ON CONFLICT"
+	    "(key) DO UPDATE SET value = greatest(meta.value, EXCLUDED.value)",
+	    &a);
+}
+
+static int64_t
+get_meta(struct pg *st, const char *key)
+{
+	struct args a = { 0 };
+	PGresult *r;
+	int64_t v = 0;
+
+	a_text(&a, key);
+	if (q(st, "meta", "SELECT value FROM meta WHERE key = $1", &a, &r))
+		return 0;
+	if (PQntuples(r) == 1)
+		v = g_i64(r, 0, 0);
+	PQclear(r);
+	return v;
+}
+
+static int
+pg_pool_insert(struct store *base, const struct dataset *ds, uint64_t *rows)
+{
+	struct pg *st = PG(base);
+	struct copybuf cb;
+	int rc;
+
+	*rows = 0;
+	if ((rc = exec(st, "BEGIN")) != 0)
+		return rc;
+	if ((rc = cb_begin(&cb, st, "COPY pool(\"user\", item, ts, rating, "
+	    "label, genres, hist) FROM STDIN (FORMAT binary)")) != 0)
+		goto fail;
+	for (size_t i = 0; i < ds->n && cb.rc == 0; i++) {
+		const struct sample *x = &ds->s[i];
+		cb_u16(&cb, 7);
+		cb_i64(&cb, x->user);
+		cb_i64(&cb, x->item);
+		cb_i64(&cb, x->ts);
+		cb_f64(&cb, x->rating);
+		cb_f64(&cb, x->label);
+		cb_i64(&cb, x->genres);
+		cb_bytes(&cb, x->hist_n > 0 ? sample_hist(ds, x) : NULL,
+		    x->hist_n * sizeof(uint32_t));
+	}
+	if ((rc = cb_end(&cb)) != 0)
+		goto fail;
+	if ((rc = set_meta(st, "n_users", ds->n_users)) != 0 ||
+	    (rc = set_meta(st, "n_items", ds->n_items)) != 0 ||
+	    (rc = set_meta(st, "n_genres", ds->n_genres)) != 0 ||
+	    (rc = exec(st, "COMMIT")) != 0)
+		goto fail;
+	*rows = ds->n;
+	return 0;
+fail:
+	rollback(st);
+	return rc;
+}
+
+static int
+count(struct pg *st, const char *sql, uint64_t *n)
+{
+	PGresult *r;
+
+	if (q(st, "count", sql, NULL, &r) != 0)
+		return -EIO;
+	*n = (uint64_t)g_i64(r, 0, 0);
+	PQclear(r);
+	return 0;
+}
+
+static int
+pg_pool_count(struct store *base, uint64_t *n)
+{
+	return count(PG(base), "SELECT count(*) FROM pool", n);
+}
+
+static int
+pg_pool_load(struct store *base, struct dataset *ds, uint64_t **rowid)
+{
+	struct pg *st = PG(base);
+	PGresult *r;
+	uint64_t *ids;
+	int n;
+
+	if (q(st, "pool load", "SELECT id, \"user\", item, ts, rating, label, "
+	    "genres, hist FROM pool ORDER BY id", NULL, &r) != 0)
+		return -EIO;
+	n = PQntuples(r);
+	ids = xcalloc(n ? n : 1, sizeof(*ids));
+	for (int i = 0; i < n; i++) {
+		struct sample x;
+		size_t hn = PQgetlength(r, i, 7) / sizeof(uint32_t);
+		uint32_t h[SAMPLE_HIST_MAX];
+
+		memset(&x, 0, sizeof(x));
+		x.user = (uint32_t)g_i64(r, i, 1);
+		x.item = (uint32_t)g_i64(r, i, 2);
+		x.ts = g_i64(r, i, 3);
+		x.rating = (float)g_f64(r, i, 4);
+		x.label = (float)g_f64(r, i, 5);
+		x.genres = (uint32_t)g_i64(r, i, 6);
+		if (hn > SAMPLE_HIST_MAX)
+			hn = SAMPLE_HIST_MAX;
+		memcpy(h, PQgetvalue(r, i, 7), hn * sizeof(uint32_t));
+		ids[ds->n] = (uint64_t)g_i64(r, i, 0);
+		dataset_append(ds, &x, h, hn);
+	}
+	PQclear(r);
+	ds->n_users = (uint32_t)get_meta(st, "n_users");
+	ds->n_items = (uint32_t)get_meta(st, "n_items");
+	ds->n_genres = (uint32_t)get_meta(st, "n_genres");
+	*rowid = ids;
+	return 0;
+}
+
+static int
+pg_pool_set_repr(struct store *base, const uint64_t *rowid,
+    const float *repr, size_t n, int dim, uint64_t version)
+{
+	struct pg *st = PG(base);
+	struct copybuf cb;
+	struct args a = { 0 };
+	int rc;
+
+	if ((rc = exec(st, "BEGIN")) != 0)
+		return rc;
+	if ((rc = exec(st, "CREATE TEMP TABLE IF NOT EXISTS repr_in(id BIGINT,"
+	    " repr BYTEA) ON COMMIT DELETE ROWS")) != 0 ||
+	    (rc = cb_begin(&cb, st, "COPY repr_in FROM STDIN (FORMAT binary)"))
+	    != 0)
+		goto fail;
+	for (size_t i = 0; i < n && cb.rc == 0; i++) {
+		cb_u16(&cb, 2);
+		cb_i64(&cb, (int64_t)rowid[i]);
+		cb_bytes(&cb, repr + i * dim, dim * sizeof(float));
+	}
+	if ((rc = cb_end(&cb)) != 0)
+		goto fail;
+	a_i64(&a, (int64_t)version);
+	if ((rc = cmd(st, "repr update", "UPDATE pool SET repr = r.repr, "
+	    "repr_version = $1 FROM repr_in r WHERE pool.id = r.id", &a)) != 0 ||
+	    (rc = exec(st, "COMMIT")) != 0)
+		goto fail;
+	return 0;
+fail:
+	rollback(st);
+	return rc;
+}
+
+static int
+pg_pool_get_repr(struct store *base, float *repr, size_t n, int dim,
+    uint64_t version)
+{
+	struct pg *st = PG(base);
+	PGresult *r;
+	size_t i = 0, rows;
+	int rc = 0;
+
+	if (q(st, "repr", "SELECT repr, repr_version FROM pool ORDER BY id",
+	    NULL, &r) != 0)
+		return -EIO;
+	rows = (size_t)PQntuples(r);
+	for (; i < rows && i < n; i++) {
+		if (PQgetisnull(r, i, 1) ||
+		    (uint64_t)g_i64(r, i, 1) != version ||
+		    PQgetlength(r, i, 0) != (int)(dim * sizeof(float))) {
+			rc = -ENOENT;
+			break;
+		}
+		memcpy(repr + i * dim, PQgetvalue(r, i, 0),
+		    dim * sizeof(float));
+	}
+	if (rc == 0 && i != n)
+		rc = -ENOENT;
+	PQclear(r);
+	return rc;
+}
+
+/* --- models -------------------------------------------------------------- */
+
+#define MODEL_COLS "version, parent, created, size, checksum, global_ctr"
+
+static void
+read_info(const PGresult *r, int row, struct store_model_info *mi)
+{
+	memset(mi, 0, sizeof(*mi));
+	mi->version = (uint64_t)g_i64(r, row, 0);
+	mi->parent = (uint64_t)g_i64(r, row, 1);
+	mi->created = g_i64(r, row, 2);
+	mi->size = (uint64_t)g_i64(r, row, 3);
+	if (PQgetlength(r, row, 4) == 32)
+		memcpy(mi->checksum, PQgetvalue(r, row, 4), 32);
+	mi->global_ctr = g_f64(r, row, 5);
+}
+
+static int
+pg_model_put(struct store *base, const struct store_model_info *mi,
+    const void *blob, size_t len)
+{
+	struct pg *st = PG(base);
+	struct args a = { 0 };
+
+	a_i64(&a, (int64_t)mi->version);
+	a_i64(&a, (int64_t)mi->parent);
+	a_i64(&a, mi->created);
+	a_i64(&a, (int64_t)len);
+	a_bytes(&a, mi->checksum, 32);
+	a_f64(&a, mi->global_ctr);
+	a_bytes(&a, blob, len);
+	return cmd(st, "model insert", "INSERT INTO models(version, parent, "
+	    "created, size, checksum, global_ctr, blob) VALUES($1, $2, $3, $4, "
+	    "$5, $6, $7)", &a);
+}
+
+static int
+pg_model_info(struct store *base, uint64_t version,
+    struct store_model_info *mi)
+{
+	struct pg *st = PG(base);
+	struct args a = { 0 };
+	PGresult *r;
+	int rc = -ENOENT;
+
+	if (version)
+		a_i64(&a, (int64_t)version);
+	if (q(st, "model info", version ? "SELECT " MODEL_COLS " FROM models "
+	    "WHERE version = $1" : "SELECT " MODEL_COLS " FROM models ORDER BY "
+	    "version DESC LIMIT 1", &a, &r) != 0)
+		return -EIO;
+	if (PQntuples(r) == 1) {
+		read_info(r, 0, mi);
+		rc = 0;
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int
+pg_model_read(struct store *base, uint64_t version, uint64_t off, void *buf,
+    size_t len)
+{
+	struct pg *st = PG(base);
+	struct args a = { 0 };
+	PGresult *r;
+	int rc = 0;
+
+	/*
+	 * bytea is below 1 GiB, so clamping to BIG keeps every answer: a
+	 * clamped range is past the end either way. BIG + 1 must still fit
+	 * int4, as PostgreSQL folds the substring() arguments even where the
+	 * CASE does not reach them. One round trip: the range is checked
+	 * inside the query.
+	 */
+	enum { BIG = 0x40000000 };
+	a_i64(&a, (int64_t)version);
+	a_i64(&a, off > BIG ? BIG : (int64_t)off);
+	a_i64(&a, len > BIG ? BIG : (int64_t)len);
+	if (q(st, "model read", "SELECT octet_length(blob), CASE WHEN "
+	    "$2::int8 + $3::int8 <= octet_length(blob) THEN substring(blob "
+	    "FROM ($2::int8 + 1)::int4 FOR $3::int4) END FROM models WHERE "
+	    "version = $1", &a, &r) != 0)
+		return -EIO;
+	if (PQntuples(r) != 1)
+		rc = -ENOENT;
+	else if (PQgetisnull(r, 0, 1) || (size_t)PQgetlength(r, 0, 1) != len)
+		rc = -ERANGE;
+	else if (len > 0)
+		memcpy(buf, PQgetvalue(r, 0, 1), len);
+	PQclear(r);
+	return rc;
+}
+
+static int
+pg_model_list(struct store *base, struct store_model_info **out, size_t *n)
+{
+	struct pg *st = PG(base);
+	PGresult *r;
+
+	*n = 0;
+	*out = NULL;
+	if (q(st, "model list", "SELECT " MODEL_COLS " FROM models ORDER BY "
+	    "version", NULL, &r) != 0)
+		return -EIO;
+	*n = (size_t)PQntuples(r);
+	*out = xcalloc(*n + 1, sizeof(**out));
+	for (size_t i = 0; i < *n; i++)
+		read_info(r, (int)i, &(*out)[i]);
+	PQclear(r);
+	return 0;
+}
+
+static int
+pg_model_copy(struct store *base, uint64_t from, struct store_model_info *mi)
+{
+	struct pg *st = PG(base);
+	struct args a = { 0 };
+	PGresult *r;
+	int rc;
+
+	a_i64(&a, (int64_t)mi->version);
+	a_i64(&a, (int64_t)mi->parent);
+	a_i64(&a, mi->created);
+	a_i64(&a, (int64_t)from);
+	if (q(st, "model copy", "INSERT INTO models(version, parent, created, "
+	    "size, checksum, global_ctr, blob) SELECT $1, $2, $3, size, "
+	    "checksum, global_ctr, blob FROM models WHERE version = $4", &a,
+	    &r) != 0)
+		return -EIO;
+	rc = changes(r) == 1 ? 0 : -ENOENT;
+	PQclear(r);
+	if (rc == 0)
+		rc = pg_model_info(base, mi->version, mi);
+	return rc;
+}
+
+static int
+pg_model_delete(struct store *base, uint64_t version)
+{
+	struct pg *st = PG(base);
+	struct args a = { 0 };
+	PGresult *r;
+	int rc;
+
+	a_i64(&a, (int64_t)version);
+	if (q(st, "model delete", "DELETE FROM models WHERE version = $1", &a,
+	    &r) != 0)
+		return -EIO;
+	rc = changes(r) == 1 ? 0 : -ENOENT;
+	PQclear(r);
+	return rc;
+}
+
+static int
+pg_model_prune(struct store *base, size_t keep, uint64_t keep_also,
+    uint64_t **deleted, size_t *n, uint64_t *bytes)
+{
+	struct pg *st = PG(base);
+	struct args a = { 0 };
+	struct store_model_info cur;
+	PGresult *r = NULL;
+	uint64_t *v = NULL;
+	size_t off;
+	int rc;
+
+	*n = 0;
+	*bytes = 0;
+	if (deleted != NULL)
+		*deleted = NULL;
+	if (keep < 1)
+		keep = 1;	/* never leave the store without a model */
+	off = keep;
+	if ((rc = exec(st, "BEGIN")) != 0)
+		return rc;
+	/* Serialises with model writers on other replicas. */
+	if ((rc = exec(st, "LOCK TABLE models IN SHARE ROW EXCLUSIVE MODE")))
+		goto fail;
+	if (keep_also != 0 && pg_model_info(base, keep_also, &cur) == 0) {
+		a_i64(&a, (int64_t)keep_also);
+		if ((rc = q(st, "model prune", "SELECT count(*) FROM models "
+		    "WHERE version > $1", &a, &r)) != 0)
+			goto fail;
+		/* The served version is among the keep newest. */
+		if ((uint64_t)g_i64(r, 0, 0) < keep)
+			off = keep - 1;
+		PQclear(r);
+		r = NULL;
+	}
+	a.n = 0;
+	a_i64(&a, (int64_t)off);
+	a_i64(&a, (int64_t)keep_also);
+	if ((rc = q(st, "model prune", "SELECT version, size FROM models "
+	    "WHERE version != $2 ORDER BY version ASC LIMIT greatest(0, "
+	    "(SELECT count(*) FROM models WHERE version != $2) - $1)", &a,
+	    &r)) != 0)
+		goto fail;
+	*n = (size_t)PQntuples(r);
+	v = xcalloc(*n + 1, sizeof(*v));
+	for (size_t i = 0; i < *n; i++) {
+		v[i] = (uint64_t)g_i64(r, (int)i, 0);
+		*bytes += (uint64_t)g_i64(r, (int)i, 1);
+	}
+	PQclear(r);
+	r = NULL;
+	for (size_t i = 0; i < *n; i++) {
+		a.n = 0;
+		a_i64(&a, (int64_t)v[i]);
+		if ((rc = cmd(st, "model prune", "DELETE FROM models WHERE "
+		    "version = $1", &a)) != 0)
+			goto fail;
+	}
+	if ((rc = exec(st, "COMMIT")) != 0)
+		goto fail;
+	if (deleted != NULL)
+		*deleted = v;
+	else
+		free(v);
+	return 0;
+fail:
+	PQclear(r);
+	rollback(st);
+	free(v);
+	*n = 0;
+	*bytes = 0;
+	return rc;
+}
+
+/* --- devices ------------------------------------------------------------- */
+
+static int
+pg_device_put(struct store *base, const struct store_device *d)
+{
+	struct pg *st = PG(base);
+	struct args a = { 0 };
+
+	a_text(&a, d->id);
+	a_i64(&a, d->user_id);
+	a_text(&a, d->compute_class);
+	a_i64(&a, d->memory_mb);
+	a_i64(&a, d->last_seen);
+	return cmd(st, "device put", "INSERT INTO devices VALUES($1, $2, $3, "
+	    "$4, $5, $5) ON CONFLICT(device_id) DO UPDATE SET user_id = "
+	    "EXCLUDED.user_id, compute_class = EXCLUDED.compute_class, "
+	    "memory_mb = EXCLUDED.memory_mb, last_seen = EXCLUDED.last_seen",
+	    &a);
+}
+
+static void
+read_device(const PGresult *r, int i, struct store_device *d)
+{
+	memset(d, 0, sizeof(*d));
+	g_text(r, i, 0, d->id, sizeof(d->id));
+	d->user_id = (uint32_t)g_i64(r, i, 1);
+	g_text(r, i, 2, d->compute_class, sizeof(d->compute_class));
+	d->memory_mb = (uint32_t)g_i64(r, i, 3);
+	d->registered = g_i64(r, i, 4);
+	d->last_seen = g_i64(r, i, 5);
+	if (PQnfields(r) > 6)
+		d->patches = (uint64_t)g_i64(r, i, 6);
+}
+
+static int
+pg_device_get(struct store *base, const char *id, struct store_device *d)
+{
+	struct pg *st = PG(base);
+	struct args a = { 0 };
+	PGresult *r;
+	int rc = -ENOENT;
+
+	a_text(&a, id);
+	if (q(st, "device get", "SELECT device_id, user_id, compute_class, "
+	    "memory_mb, registered, last_seen FROM devices WHERE device_id = "
+	    "$1", &a, &r) != 0)
+		return -EIO;
+	if (PQntuples(r) == 1) {
+		read_device(r, 0, d);
+		rc = 0;
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int
+pg_device_list(struct store *base, struct store_device **out, size_t *n)
+{
+	struct pg *st = PG(base);
+	PGresult *r;
+
+	*n = 0;
+	*out = NULL;
+	if (q(st, "device list", "SELECT d.device_id, d.user_id, "
+	    "d.compute_class, d.memory_mb, d.registered, d.last_seen, (SELECT "
+	    "count(*) FROM patches p WHERE p.device_id = d.device_id) FROM "
+	    "devices d ORDER BY d.device_id COLLATE \"C\"", NULL, &r) != 0)
+		return -EIO;
+	*n = (size_t)PQntuples(r);
+	*out = xcalloc(*n + 1, sizeof(**out));
+	for (size_t i = 0; i < *n; i++)
+		read_device(r, (int)i, &(*out)[i]);
+	PQclear(r);
+	return 0;
+}
+
+static int
+pg_device_count(struct store *base, uint64_t *n)
+{
+	return count(PG(base), "SELECT count(*) FROM devices", n);
+}
+
+/* --- patches ------------------------------------------------------------- */
+
+static int
+pg_patch_put(struct store *base, const struct store_patch *p, uint64_t *id,
+    int *dup)
+{
+	struct pg *st = PG(base);
+	struct args a = { 0 };
+	PGresult *r;
+
+	*dup = 0;
+	a_text(&a, p->device_id);
+	a_i64(&a, p->user_id);
+	a_i64(&a, (int64_t)p->request_id);
+	a_i64(&a, (int64_t)p->base_version);
+	a_text(&a, p->kind);
+	a_i64(&a, p->created);
+	a_i64(&a, (int64_t)p->size);
+	a_bytes(&a, p->blob, p->size);
+	if (q(st, "patch insert", "INSERT INTO patches(device_id, user_id, "
+	    "request_id, base_version, kind, created, size, blob) VALUES($1, "
+	    "$2, $3, $4, $5, $6, $7, $8) ON CONFLICT(device_id, request_id) DO "
+	    "NOTHING RETURNING id", &a, &r) != 0)
+		return -EIO;
+	if (PQntuples(r) == 1) {
+		*id = (uint64_t)g_i64(r, 0, 0);
+		PQclear(r);
+		return 0;
+	}
+	PQclear(r);
+	/* Already stored under this request id: a resend. */
+	*dup = 1;
+	a.n = 0;
+	a_text(&a, p->device_id);
+	a_i64(&a, (int64_t)p->request_id);
+	if (q(st, "patch find", "SELECT id FROM patches WHERE device_id = $1 "
+	    "AND request_id = $2", &a, &r) != 0)
+		return -EIO;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		snprintf(st->base.err, sizeof(st->base.err), "patch find: "
+		    "conflicting row vanished");
+		return -EIO;
+	}
+	*id = (uint64_t)g_i64(r, 0, 0);
+	PQclear(r);
+	return 0;
+}
+
+static int
+pg_patch_count(struct store *base, uint64_t *n)
+{
+	return count(PG(base), "SELECT count(*) FROM patches", n);
+}
+
+static int
+pg_patch_list(struct store *base, uint64_t min_base, struct store_patch **out,
+    size_t *n)
+{
+	struct pg *st = PG(base);
+	struct args a = { 0 };
+	PGresult *r;
+
+	*n = 0;
+	*out = NULL;
+	a_i64(&a, (int64_t)min_base);
+	if (q(st, "patch list", "SELECT id, device_id, user_id, request_id, "
+	    "base_version, kind, created, size, blob FROM patches WHERE "
+	    "base_version >= $1 ORDER BY id", &a, &r) != 0)
+		return -EIO;
+	*n = (size_t)PQntuples(r);
+	*out = xcalloc(*n + 1, sizeof(**out));
+	for (size_t i = 0; i < *n; i++) {
+		struct store_patch *p = &(*out)[i];
+		int row = (int)i;
+		size_t sz = (size_t)PQgetlength(r, row, 8);
+
+		p->id = (uint64_t)g_i64(r, row, 0);
+		g_text(r, row, 1, p->device_id, sizeof(p->device_id));
+		p->user_id = (uint32_t)g_i64(r, row, 2);
+		p->request_id = (uint64_t)g_i64(r, row, 3);
+		p->base_version = (uint64_t)g_i64(r, row, 4);
+		g_text(r, row, 5, p->kind, sizeof(p->kind));
+		p->created = g_i64(r, row, 6);
+		p->size = sz;
+		p->blob = xmalloc(sz ? sz : 1);
+		memcpy(p->blob, PQgetvalue(r, row, 8), sz);
+	}
+	PQclear(r);
+	return 0;
+}
+
+/* --- leadership and tasks ------------------------------------------------ */
+
+static int
+pg_leader_try(struct store *base, int *leader)
+{
+	struct pg *st = PG(base);
+	char sql[96];
+	PGresult *r;
+
+	*leader = 0;
+	/* A lost session lost its lock too: reconnect, then try again. */
+	ensure_conn(st);
+	if (PQstatus(st->c) != CONNECTION_OK)
+		return fail_pg(st, "leader connection", NULL);
+	if (st->leader) {
+		/* Still ours while the session lives. */
+		if (q(st, "leader check", "SELECT 1", NULL, &r) != 0) {
+			st->leader = 0;
+			return -EIO;
+		}
+		PQclear(r);
+		*leader = 1;
+		return 0;
+	}
+	snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%lld)",
+	    (long long)STORE_PG_LOCK_LEADER);
+	if (q(st, "leader lock", sql, NULL, &r) != 0)
+		return -EIO;
+	st->leader = *leader = PQntuples(r) == 1 && g_i64(r, 0, 0) != 0;
+	PQclear(r);
+	return 0;
+}
+
+static int
+pg_task_add(struct store *base, const char *kind, int64_t arg, uint64_t *id)
+{
+	struct pg *st = PG(base);
+	struct args a = { 0 };
+	PGresult *r;
+
+	a_text(&a, kind);
+	a_i64(&a, arg);
+	if (q(st, "task add", "INSERT INTO tasks(kind, arg, created) VALUES("
+	    "$1, $2, " NOW_SQL ") RETURNING id", &a, &r) != 0)
+		return -EIO;
+	*id = (uint64_t)g_i64(r, 0, 0);
+	PQclear(r);
+	return 0;
+}
+
+static int
+pg_task_next(struct store *base, struct store_task *t)
+{
+	struct pg *st = PG(base);
+	PGresult *r;
+	int rc = -ENOENT;
+
+	if (q(st, "task next", "SELECT id, kind, arg, created FROM tasks WHERE "
+	    "done IS NULL ORDER BY id LIMIT 1", NULL, &r) != 0)
+		return -EIO;
+	if (PQntuples(r) == 1) {
+		memset(t, 0, sizeof(*t));
+		t->id = (uint64_t)g_i64(r, 0, 0);
+		g_text(r, 0, 1, t->kind, sizeof(t->kind));
+		t->arg = g_i64(r, 0, 2);
+		t->created = g_i64(r, 0, 3);
+		rc = 0;
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int
+pg_task_done(struct store *base, uint64_t id, uint64_t result)
+{
+	struct pg *st = PG(base);
+	struct args a = { 0 };
+	PGresult *r;
+	int rc;
+
+	a_i64(&a, (int64_t)id);
+	a_i64(&a, (int64_t)result);
+	if (q(st, "task done", "UPDATE tasks SET done = " NOW_SQL ", result = "
+	    "$2 WHERE id = $1 AND done IS NULL", &a, &r) != 0)
+		return -EIO;
+	rc = changes(r) == 1 ? 0 : -ENOENT;
+	PQclear(r);
+	return rc;
+}
+
+static const struct store_ops pg_ops = {
+	.name = "postgresql",
+	.close = pg_close,
+	.schema_version = pg_schema_version,
+	.pool_insert = pg_pool_insert,
+	.pool_count = pg_pool_count,
+	.pool_load = pg_pool_load,
+	.pool_set_repr = pg_pool_set_repr,
+	.pool_get_repr = pg_pool_get_repr,
+	.model_put = pg_model_put,
+	.model_info = pg_model_info,
+	.model_read = pg_model_read,
+	.model_list = pg_model_list,
+	.model_copy = pg_model_copy,
+	.model_delete = pg_model_delete,
+	.model_prune = pg_model_prune,
+	.device_put = pg_device_put,
+	.device_get = pg_device_get,
+	.device_list = pg_device_list,
+	.device_count = pg_device_count,
+	.patch_put = pg_patch_put,
+	.patch_count = pg_patch_count,
+	.patch_list = pg_patch_list,
+	.leader_try = pg_leader_try,
+	.task_add = pg_task_add,
+	.task_next = pg_task_next,
+	.task_done = pg_task_done,
+};

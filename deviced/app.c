@@ -1,0 +1,682 @@
+/*
+ * app: the device's local app interface; see app.h for the feature rules
+ * and proto/app.proto for the messages.
+ *
+ * DESIGN. One raw REP socket per device, watched by nnuv on the daemon's
+ * loop; every request is answered synchronously on the loop thread (an
+ * event is one SQLite transaction, a rank is one batched forward pass over
+ * at most deviced.app-max-candidates samples), so there is no in-flight
+ * state to bound or cancel. Ownership while a learning job runs (state
+ * DEV_TRAIN): the worker reads d->local and d->model, so the loop only
+ * reads them too; events recorded meanwhile go to a->pending and are
+ * merged when the job ends (app_job_done). Ranking never touches d->model
+ * while a job may be reading it: it uses d->serving, a copy the loop owns
+ * (the job's adopted model, or a copy of the cloud model made outside a
+ * job). Between the first download and the end of the first job there may
+ * be no such copy, and a rank gets E_BUSY.
+ */
+#include <errno.h>
+#include <math.h>
+#include <nanomsg/nn.h>
+#include <nanomsg/reqrep.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "app.pb-c.h"
+#include "deviced/app.h"
+#include "deviced/deviced.h"
+#include "shared/ctr.h"
+#include "shared/dataset.h"
+#include "shared/log.h"
+#include "shared/xmalloc.h"
+
+struct app {
+	struct device	*d;
+	struct nnuv	 sock;
+	int		 open;
+	char		 ep[1200];
+	struct dataset	 pending;	/* events recorded during a job */
+	uint64_t	 since_train;	/* events since the last job began */
+	uint64_t	 trainings;	/* jobs finished */
+	int		 personalized;	/* d->serving is an adopted model */
+	uint64_t	 serving_version;	/* d->serving's cloud base */
+};
+
+/* Reply under construction: the envelope and storage for its body. */
+struct rctx {
+	Dccl__App__AppReply	 r;
+	Dccl__App__AppError	 err;
+	Dccl__App__EventStored	 st;
+	Dccl__App__Ranked	 rk;
+	Dccl__App__AppStatus	 ss;
+	char			 msg[256];
+};
+
+static const char *const state_names[] = { "register", "download",
+	"retrieve", "train", "upload", "idle", "done" };
+
+/* ---- features and scoring ------------------------------------------------ */
+
+int
+app_hist_k(const struct ctr *m)
+{
+	int K = DATASET_HIST_DEFAULT;
+
+	if (m != NULL && ctr_config(m)->hist_k > K)
+		K = ctr_config(m)->hist_k;
+	return K > SAMPLE_HIST_MAX ? SAMPLE_HIST_MAX : K;
+}
+
+/* Index + 1 of the last sample with ts <= t (0: none); ds in time order. */
+static size_t
+last_at(const struct dataset *ds, int64_t t)
+{
+	size_t lo = 0, hi = ds != NULL ? ds->n : 0;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (ds->s[mid].ts <= t)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+size_t
+app_hist(const struct dataset *a, const struct dataset *b, int64_t ts, int K,
+    uint32_t *out)
+{
+	const struct dataset *src = b;
+	const struct sample *s;
+	uint32_t buf[SAMPLE_HIST_MAX + 1];
+	size_t j, n, first;
+
+	if (K <= 0)
+		return 0;
+	if (K > SAMPLE_HIST_MAX)
+		K = SAMPLE_HIST_MAX;
+	if ((j = last_at(b, ts)) == 0) {
+		src = a;
+		if ((j = last_at(a, ts)) == 0)
+			return 0;
+	}
+	/*
+	 * The sample's own history is the positives before it; it continues
+	 * with the sample itself when it was a positive (the labels rule of
+	 * dataset_build_hist, label >= 0.5).
+	 */
+	s = &src->s[j - 1];
+	n = s->hist_n;
+	first = n > (size_t)K ? n - K : 0;
+	if (n > first)	/* an empty dataset's history array is NULL */
+		memcpy(buf, sample_hist(src, s) + first,
+		    (n - first) * sizeof(*buf));
+	n -= first;
+	if (s->label >= 0.5f)
+		buf[n++] = s->item;
+	first = n > (size_t)K ? n - K : 0;
+	if (n > first)
+		memcpy(out, buf + first, (n - first) * sizeof(*out));
+	return n - first;
+}
+
+size_t
+app_query(struct dataset *q, const struct dataset *a, const struct dataset *b,
+    int K, uint32_t user, uint32_t item, uint32_t genres, int64_t ts,
+    float label, float rating)
+{
+	uint32_t h[SAMPLE_HIST_MAX];
+	struct sample x;
+	size_t hn;
+
+	/* History first: b may be q itself (app_replay). */
+	hn = app_hist(a, b, ts, K, h);
+	memset(&x, 0, sizeof(x));
+	x.user = user;
+	x.item = item;
+	x.genres = genres;
+	x.ts = ts;
+	x.label = label;
+	x.rating = rating;
+	return dataset_append(q, &x, h, hn);
+}
+
+void
+app_replay(struct dataset *q, const struct dataset *local,
+    const struct dataset *events, uint32_t user, int K)
+{
+	dataset_reserve(q, events->n, events->n * (size_t)K);
+	for (size_t i = 0; i < events->n; i++) {
+		const struct sample *s = &events->s[i];
+		app_query(q, local, q, K, user, s->item, s->genres, s->ts,
+		    s->label, s->rating);
+	}
+}
+
+int
+app_score(struct ctr *m, const struct dataset *q, float *out)
+{
+	uint32_t *idx;
+	int rc;
+
+	if (q->n == 0)
+		return -EINVAL;
+	idx = xcalloc(q->n, sizeof(*idx));
+	for (size_t i = 0; i < q->n; i++)
+		idx[i] = (uint32_t)i;
+	rc = ctr_predict(m, q, idx, q->n, out);
+	free(idx);
+	if (rc == 0)
+		for (size_t i = 0; i < q->n; i++)
+			if (!isfinite(out[i]))
+				return -ERANGE;
+	return rc;
+}
+
+/* ---- the serving model ---------------------------------------------------- */
+
+/* A parameters-only copy of m (no optimizer state). */
+static struct ctr *
+serving_copy(const struct ctr *m)
+{
+	struct ctr *s;
+
+	if (ctr_new(&s, ctr_config(m), 0) != 0 || ctr_copy_params(s, m) != 0) {
+		ctr_free(s);
+		return ctr_clone(m);
+	}
+	return s;
+}
+
+void
+app_job_done(struct device *d, int ok)
+{
+	struct app *a = d->app;
+	struct ctr *c = d->job_serving;
+
+	d->job_serving = NULL;
+	if (a == NULL) {
+		ctr_free(c);
+		return;
+	}
+	if (ok && c != NULL) {
+		ctr_free(d->serving);
+		d->serving = serving_copy(c);
+		a->personalized = d->adopted;
+		a->serving_version = d->version;
+	}
+	ctr_free(c);
+	a->trainings++;
+	/* The job is over: d->local is the loop's again. */
+	for (size_t i = 0; i < a->pending.n; i++) {
+		const struct sample *s = &a->pending.s[i];
+		dataset_append(&d->local, s, sample_hist(&a->pending, s),
+		    s->hist_n);
+	}
+	a->since_train = a->pending.n;
+	dataset_fini(&a->pending);
+	dataset_init(&a->pending);
+}
+
+int
+app_retrain_due(struct device *d)
+{
+	struct app *a = d->app;
+	int64_t every = d->dd->cf.retrain_every;
+
+	if (a == NULL || every <= 0 || a->since_train < (uint64_t)every ||
+	    d->model == NULL || d->version == 0 || d->dd->stopping)
+		return 0;
+	log_info("APP-RETRAIN: device=%s %llu new local samples (of %zu); "
+	    "re-running the learning job", d->id,
+	    (unsigned long long)a->since_train, d->local.n);
+	return 1;
+}
+
+/* ---- request handlers ----------------------------------------------------- */
+
+static const char *
+code_name(int code)
+{
+	const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+	    &dccl__app__app_error_code__descriptor, code);
+
+	return v ? v->name : "E_UNKNOWN";
+}
+
+__attribute__((format(printf, 3, 4)))
+static int
+fail(struct rctx *c, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->msg, sizeof(c->msg), fmt, ap);
+	va_end(ap);
+	dccl__app__app_error__init(&c->err);
+	c->err.code = code;
+	c->err.message = c->msg;
+	c->r.body_case = DCCL__APP__APP_REPLY__BODY_ERROR;
+	c->r.error = &c->err;
+	return -1;
+}
+
+static int
+check_ts(struct rctx *c, int64_t ts)
+{
+	if (ts < 0 || ts > APP_TS_MAX)
+		return fail(c, DCCL__APP__APP_ERROR_CODE__E_BAD_REQUEST,
+		    "ts %lld out of range (0 = now, else unix seconds)",
+		    (long long)ts);
+	return 0;
+}
+
+static int64_t
+last_ts(const struct app *a)
+{
+	const struct device *d = a->d;
+
+	if (a->pending.n > 0)
+		return a->pending.s[a->pending.n - 1].ts;
+	return d->local.n > 0 ? d->local.s[d->local.n - 1].ts : 0;
+}
+
+static int
+on_event(struct app *a, const Dccl__App__RecordEvent *ev, struct rctx *c)
+{
+	struct device *d = a->d;
+	int64_t every = d->dd->cf.retrain_every, ts = ev->ts;
+	struct dataset one;
+	struct dataset *to;
+	const struct sample *s;
+	size_t i;
+
+	if (ev->item >= APP_ITEM_MAX)
+		return fail(c, DCCL__APP__APP_ERROR_CODE__E_BAD_REQUEST,
+		    "item %u beyond the id space (< %u)", ev->item,
+		    APP_ITEM_MAX);
+	if (!isfinite(ev->rating) || ev->rating < 0 ||
+	    ev->rating > APP_RATING_MAX)
+		return fail(c, DCCL__APP__APP_ERROR_CODE__E_BAD_REQUEST,
+		    "rating %g not in 0..%g", ev->rating, APP_RATING_MAX);
+	if (check_ts(c, ts) != 0)
+		return -1;
+	if (ts == 0)
+		ts = (int64_t)time(NULL);
+	/* Histories need the samples in time order (app_hist). */
+	if (ts < last_ts(a))
+		return fail(c, DCCL__APP__APP_ERROR_CODE__E_BAD_REQUEST,
+		    "ts %lld is before the last local sample (%lld)",
+		    (long long)ts, (long long)last_ts(a));
+	dataset_init(&one);
+	app_query(&one, &d->local, &a->pending, app_hist_k(d->model),
+	    d->user, ev->item, ev->genres, ts, ev->clicked ? 1.0f : 0.0f,
+	    ev->rating);
+	/* Committed before the reply: an acknowledged event survives. */
+	if (dstore_samples_add(d->st, &one) != 0) {
+		log_warnx("APP-STORE: device=%s: %s", d->id,
+		    dstore_errmsg(d->st));
+		dataset_fini(&one);
+		return fail(c, DCCL__APP__APP_ERROR_CODE__E_STORAGE,
+		    "the event was not stored");
+	}
+	to = d->state == DEV_TRAIN ? &a->pending : &d->local;
+	s = &one.s[0];
+	i = dataset_append(to, s, sample_hist(&one, s), s->hist_n);
+	dataset_fini(&one);
+	a->since_train++;
+	dccl__app__event_stored__init(&c->st);
+	c->st.n_samples = d->local.n + a->pending.n;
+	c->st.since_train = a->since_train;
+	c->st.retrain = every > 0 && a->since_train >= (uint64_t)every;
+	c->st.oov = d->model != NULL && ev->item >= ctr_config(d->model)->n_items;
+	c->st.hist_n = to->s[i].hist_n;
+	c->r.body_case = DCCL__APP__APP_REPLY__BODY_STORED;
+	c->r.stored = &c->st;
+	log_info("APP-EVENT: device=%s item=%u clicked=%d ts=%lld hist=%u: "
+	    "%llu samples, %llu since the last learning job%s", d->id,
+	    ev->item, ev->clicked ? 1 : 0, (long long)ts, c->st.hist_n,
+	    (unsigned long long)c->st.n_samples,
+	    (unsigned long long)a->since_train, c->st.oov ? ", new item" : "");
+	if (c->st.retrain)
+		device_poke(d);	/* starts the job now if the device is idle */
+	return 0;
+}
+
+/*
+ * The model to rank with: the job's result, else a copy of the cloud
+ * model (refreshed when a newer cloud model arrived and no job is using
+ * d->model). NULL with an error set when there is none.
+ */
+static struct ctr *
+serving(struct app *a, struct rctx *c)
+{
+	struct device *d = a->d;
+
+	if (d->serving != NULL && (a->personalized ||
+	    a->serving_version == d->version))
+		return d->serving;
+	if (d->model == NULL) {
+		if (d->serving != NULL)
+			return d->serving;
+		fail(c, DCCL__APP__APP_ERROR_CODE__E_NO_MODEL,
+		    "no model downloaded yet");
+		return NULL;
+	}
+	if (d->state == DEV_TRAIN) {
+		if (d->serving != NULL)
+			return d->serving;
+		fail(c, DCCL__APP__APP_ERROR_CODE__E_BUSY,
+		    "the first learning job is running; retry");
+		return NULL;
+	}
+	ctr_free(d->serving);
+	d->serving = serving_copy(d->model);
+	a->personalized = 0;
+	a->serving_version = d->version;
+	return d->serving;
+}
+
+struct scored {
+	float		 s;
+	uint32_t	 i;
+};
+
+static int
+cmp_scored(const void *x, const void *y)
+{
+	const struct scored *a = x, *b = y;
+
+	if (a->s != b->s)
+		return a->s > b->s ? -1 : 1;
+	return a->i < b->i ? -1 : a->i > b->i;
+}
+
+static int
+on_rank(struct app *a, const Dccl__App__RankRequest *rq, struct rctx *c)
+{
+	struct device *d = a->d;
+	size_t n = rq->n_candidates, k;
+	int64_t ts = rq->ts;
+	struct dataset q;
+	struct scored *o;
+	struct ctr *m;
+	float *p;
+	uint32_t n_items, oov = 0;
+	int K, rc;
+
+	if (n == 0)
+		return fail(c, DCCL__APP__APP_ERROR_CODE__E_BAD_REQUEST,
+		    "no candidates");
+	if (n > (size_t)d->dd->cf.app_max_candidates)
+		return fail(c, DCCL__APP__APP_ERROR_CODE__E_TOO_LARGE,
+		    "%zu candidates; at most %lld", n,
+		    (long long)d->dd->cf.app_max_candidates);
+	for (size_t i = 0; i < n; i++)
+		if (rq->candidates[i]->item >= APP_ITEM_MAX)
+			return fail(c, DCCL__APP__APP_ERROR_CODE__E_BAD_REQUEST,
+			    "candidate %zu: item %u beyond the id space "
+			    "(< %u)", i, rq->candidates[i]->item,
+			    APP_ITEM_MAX);
+	if (check_ts(c, ts) != 0)
+		return -1;
+	if (ts == 0)
+		ts = (int64_t)time(NULL);
+	if ((m = serving(a, c)) == NULL)
+		return -1;
+	K = app_hist_k(m);
+	n_items = ctr_config(m)->n_items;
+	dataset_init(&q);
+	dataset_reserve(&q, n, n * (size_t)K);
+	for (size_t i = 0; i < n; i++) {
+		const Dccl__App__Candidate *x = rq->candidates[i];
+		app_query(&q, &d->local, &a->pending, K, d->user, x->item,
+		    x->genres, ts, 0, 0);
+		oov += x->item >= n_items;
+	}
+	p = xcalloc(n, sizeof(*p));
+	rc = app_score(m, &q, p);
+	c->rk.hist_n = q.s[0].hist_n;
+	dataset_fini(&q);
+	if (rc != 0) {
+		free(p);
+		return fail(c, DCCL__APP__APP_ERROR_CODE__E_INTERNAL,
+		    "scoring failed (%s)", rc == -ERANGE ? "non-finite score" :
+		    "bad input");
+	}
+	o = xcalloc(n, sizeof(*o));
+	for (size_t i = 0; i < n; i++) {
+		o[i].s = p[i];
+		o[i].i = (uint32_t)i;
+	}
+	free(p);
+	qsort(o, n, sizeof(*o), cmp_scored);
+	k = rq->k == 0 || rq->k > n ? n : rq->k;
+	c->rk.n_items = c->rk.n_scores = c->rk.n_index = k;
+	c->rk.items = xcalloc(k, sizeof(uint32_t));
+	c->rk.scores = xcalloc(k, sizeof(float));
+	c->rk.index = xcalloc(k, sizeof(uint32_t));
+	for (size_t i = 0; i < k; i++) {
+		c->rk.items[i] = rq->candidates[o[i].i]->item;
+		c->rk.scores[i] = o[i].s;
+		c->rk.index[i] = o[i].i;
+	}
+	free(o);
+	c->rk.model_version = a->serving_version;
+	c->rk.personalized = a->personalized;
+	c->rk.n_oov = oov;
+	c->r.body_case = DCCL__APP__APP_REPLY__BODY_RANKED;
+	c->r.ranked = &c->rk;
+	log_debug("APP-RANK: device=%s %zu candidates, top %zu, model v%llu%s",
+	    d->id, n, k, (unsigned long long)a->serving_version,
+	    a->personalized ? " (personalized)" : "");
+	return 0;
+}
+
+static int
+on_status(struct app *a, struct rctx *c)
+{
+	struct device *d = a->d;
+
+	c->ss.device_id = d->id;
+	c->ss.user_id = d->user;
+	c->ss.state = (char *)state_names[d->state];
+	c->ss.model_version = d->version;
+	c->ss.personalized = d->serving != NULL && a->personalized;
+	c->ss.n_samples = d->local.n + a->pending.n;
+	c->ss.since_train = a->since_train;
+	c->ss.retrain_every = (uint32_t)d->dd->cf.retrain_every;
+	c->ss.n_items = d->model ? ctr_config(d->model)->n_items : 0;
+	c->ss.max_candidates = (uint32_t)d->dd->cf.app_max_candidates;
+	c->ss.trainings = a->trainings;
+	c->r.body_case = DCCL__APP__APP_REPLY__BODY_STATUS;
+	c->r.status = &c->ss;
+	return 0;
+}
+
+static void
+reply(struct app *a, struct rctx *c, void *hdr)
+{
+	size_t len;
+	void *msg;
+
+	c->r.version = APP_VERSION;
+	c->r.device_id = a->d->id;
+	len = dccl__app__app_reply__get_packed_size(&c->r);
+	if ((msg = nn_allocmsg(len ? len : 1, 0)) == NULL) {
+		log_warnx("APP-SEND: device=%s: out of message memory",
+		    a->d->id);
+		if (hdr != NULL)
+			nn_freemsg(hdr);
+		return;
+	}
+	dccl__app__app_reply__pack(&c->r, msg);
+	if (nnuv_send(&a->sock, msg, len, hdr) != 0)
+		log_warnx("APP-SEND: device=%s: %s", a->d->id,
+		    nn_strerror(nn_errno()));
+}
+
+static void
+app_recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
+{
+	struct app *a = s->data;
+	struct device *d = a->d;
+	Dccl__App__AppRequest *q;
+	struct rctx c;
+
+	memset(&c, 0, sizeof(c));
+	dccl__app__app_reply__init(&c.r);
+	dccl__app__ranked__init(&c.rk);
+	dccl__app__app_status__init(&c.ss);
+	q = dccl__app__app_request__unpack(NULL, len, msg);
+	nn_freemsg(msg);
+	if (q == NULL)
+		fail(&c, DCCL__APP__APP_ERROR_CODE__E_BAD_REQUEST,
+		    "malformed request (%zu bytes)", len);
+	else {
+		c.r.request_id = q->request_id;
+		if (q->version != APP_VERSION)
+			fail(&c, DCCL__APP__APP_ERROR_CODE__E_VERSION,
+			    "app protocol version %u (this device speaks %d)",
+			    q->version, APP_VERSION);
+		else if (q->device_id[0] != '\0' &&
+		    strcmp(q->device_id, d->id) != 0)
+			fail(&c, DCCL__APP__APP_ERROR_CODE__E_NOT_FOUND,
+			    "this socket serves device %s", d->id);
+		else if (d->dd->stopping)
+			fail(&c, DCCL__APP__APP_ERROR_CODE__E_SHUTTING_DOWN,
+			    "deviced is shutting down");
+		else if (q->body_case == DCCL__APP__APP_REQUEST__BODY_EVENT)
+			on_event(a, q->event, &c);
+		else if (q->body_case == DCCL__APP__APP_REQUEST__BODY_RANK)
+			on_rank(a, q->rank, &c);
+		else if (q->body_case == DCCL__APP__APP_REQUEST__BODY_STATUS)
+			on_status(a, &c);
+		else
+			fail(&c, DCCL__APP__APP_ERROR_CODE__E_UNKNOWN_BODY,
+			    "request has no body");
+	}
+	if (c.r.body_case == DCCL__APP__APP_REPLY__BODY_ERROR)
+		log_warnx("APP-BADREQ: device=%s req=%llu %s: %s", d->id,
+		    (unsigned long long)c.r.request_id,
+		    code_name(c.err.code), c.msg);
+	reply(a, &c, hdr);
+	free(c.rk.items);
+	free(c.rk.scores);
+	free(c.rk.index);
+	if (q != NULL)
+		dccl__app__app_request__free_unpacked(q, NULL);
+}
+
+/* ---- socket lifecycle ----------------------------------------------------- */
+
+/* Expands {dir} and {id} in tmpl into out. -1 if it does not fit. */
+static int
+expand(const char *tmpl, const struct device *d, char *out, size_t len)
+{
+	size_t n = 0;
+
+	for (const char *p = tmpl; *p != '\0'; ) {
+		const char *v = NULL;
+		size_t vl;
+		if (strncmp(p, "{dir}", 5) == 0)
+			v = d->dir;
+		else if (strncmp(p, "{id}", 4) == 0)
+			v = d->id;
+		if (v != NULL) {
+			vl = strlen(v);
+			p += p[1] == 'd' ? 5 : 4;
+		} else {
+			v = p++;
+			vl = 1;
+		}
+		if (n + vl + 1 > len)
+			return -1;
+		memcpy(out + n, v, vl);
+		n += vl;
+	}
+	out[n] = '\0';
+	return 0;
+}
+
+int
+app_open(struct device *d)
+{
+	const struct deviced_conf *cf = &d->dd->cf;
+	struct app *a;
+	int sock, max;
+
+	if (cf->app_listen[0] == '\0')
+		return 0;
+	if (d->dd->n_dev > 1 && strstr(cf->app_listen, "{dir}") == NULL &&
+	    strstr(cf->app_listen, "{id}") == NULL) {
+		log_warnx("APP-BIND: deviced.app-listen needs {dir} or {id} "
+		    "with several devices");
+		return -1;
+	}
+	a = xcalloc(1, sizeof(*a));
+	a->d = d;
+	dataset_init(&a->pending);
+	if (expand(cf->app_listen, d, a->ep, sizeof(a->ep)) != 0 ||
+	    (strncmp(a->ep, "ipc://", 6) != 0 &&
+	    strncmp(a->ep, "tcp://127.0.0.1:", 16) != 0 &&
+	    strncmp(a->ep, "tcp://localhost:", 16) != 0)) {
+		/* Anyone who can connect can train this device: local only. */
+		log_warnx("APP-BIND: %s: not a local endpoint (ipc:// or "
+		    "tcp://127.0.0.1:PORT)", a->ep);
+		goto fail;
+	}
+	/* Room for twice the candidate limit; larger is dropped by nanomsg. */
+	max = (int)(cf->app_max_candidates * 32 + 65536);
+	if ((sock = nn_socket(AF_SP_RAW, NN_REP)) < 0) {
+		log_warnx("APP-BIND: %s", nn_strerror(nn_errno()));
+		goto fail;
+	}
+	if (nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &max,
+	    sizeof(max)) < 0 || nn_bind(sock, a->ep) < 0) {
+		log_warnx("APP-BIND: device=%s %s: %s", d->id, a->ep,
+		    nn_strerror(nn_errno()));
+		nn_close(sock);
+		goto fail;
+	}
+	if (nnuv_init(&a->sock, &d->dd->loop, sock, 1, app_recv_cb, a) != 0) {
+		log_warnx("APP-BIND: device=%s: cannot watch the socket", d->id);
+		nn_close(sock);
+		goto fail;
+	}
+	a->open = 1;
+	d->app = a;
+	log_info("APP: device=%s listening on %s", d->id, a->ep);
+	return 0;
+fail:
+	dataset_fini(&a->pending);
+	free(a);
+	return -1;
+}
+
+void
+app_close(struct device *d)
+{
+	if (d->app != NULL && d->app->open) {
+		nnuv_close(&d->app->sock, NULL);
+		d->app->open = 0;
+	}
+}
+
+void
+app_fini(struct device *d)
+{
+	ctr_free(d->serving);
+	d->serving = NULL;
+	ctr_free(d->job_serving);
+	d->job_serving = NULL;
+	if (d->app == NULL)
+		return;
+	dataset_fini(&d->app->pending);
+	free(d->app);
+	d->app = NULL;
+}

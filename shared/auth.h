@@ -1,0 +1,138 @@
+/*
+ * auth: per-device authentication and optional payload encryption of the
+ * envelope (issue 6). Pure functions over libsodium plus the device's key
+ * file; no logging, no daemon state. Any thread, on its own objects.
+ *
+ * Keys. Each device owns an X25519 key pair (crypto_kx), created on first
+ * start in its state directory. It registers its public key with a
+ * RegisterReq whose envelope is MACed with the enrollment-token key
+ * K_tok = BLAKE2b-256("dccl-enroll-v1", token), so only a holder of the
+ * cloud's token can enroll, and the token itself never crosses the wire.
+ * The cloud answers with its own public key, MACed with K_tok too, and the
+ * device pins it. Both sides then derive the same session keys with
+ * crypto_kx (device tx = cloud rx); no secret key is ever sent.
+ *
+ * Envelope. counter (strictly increasing per device) and mac = BLAKE2b-256
+ * keyed with the direction's MAC key over (direction byte || the packed
+ * envelope without mac). The sender appends the mac field as the last 35
+ * bytes (tag 0xF2 0x03, length 32, tag), so the receiver checks the MAC
+ * over exactly the bytes it received, with no re-encoding. With
+ * encryption, the body is moved into `sealed`: the packed inner envelope
+ * XORed with XChaCha20 under the direction's encryption key and the nonce
+ * (direction, counter); the MAC then covers the ciphertext
+ * (encrypt-then-MAC). A reply echoes its request's counter, which binds it
+ * to that request.
+ */
+#ifndef SHARED_AUTH_H
+#define SHARED_AUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dccl.pb-c.h"
+
+#define AUTH_KEY_LEN	32
+#define AUTH_MAC_LEN	32
+#define AUTH_TRAILER	(3 + AUTH_MAC_LEN)	/* tag, length, mac */
+
+enum auth_mode { AUTH_OFF = 0, AUTH_MAC = 1, AUTH_ENCRYPT = 2 };
+enum auth_dir { AUTH_UP = 1, AUTH_DOWN = 2 };	/* device->cloud, back */
+
+/* One direction's keys. */
+struct auth_key {
+	uint8_t	mac[AUTH_KEY_LEN];
+	uint8_t	enc[AUTH_KEY_LEN];
+};
+
+/* How to seal one message: mode AUTH_OFF packs plainly. */
+struct auth_seal {
+	int		 mode;		/* enum auth_mode */
+	int		 dir;		/* enum auth_dir */
+	uint64_t	 counter;
+	struct auth_key	 key;
+};
+
+/* K_tok from the enrollment token; a MAC-only key (enc unused). */
+void	auth_token_key(const char *token, struct auth_key *k);
+/* Session keys from a crypto_kx exchange: up = device->cloud, down. */
+int	auth_session_device(struct auth_key *up, struct auth_key *down,
+	    const uint8_t dpk[32], const uint8_t dsk[32], const uint8_t cpk[32]);
+int	auth_session_cloud(struct auth_key *up, struct auth_key *down,
+	    const uint8_t cpk[32], const uint8_t csk[32], const uint8_t dpk[32]);
+
+/*
+ * Packs e into an nn_allocmsg buffer, sealed as s says (sets e->counter;
+ * with AUTH_ENCRYPT moves the body into sealed and back before returning,
+ * so e is unchanged for the caller). Returns 0 or -ENOMEM.
+ */
+int	auth_pack_nn(Dccl__Envelope *e, const struct auth_seal *s, void **msg,
+	    size_t *len);
+
+/* 1 when buf ends with a mac trailer (the sender sealed it). */
+int	auth_has_mac(const void *buf, size_t len, const Dccl__Envelope *e);
+/*
+ * Checks the MAC of a received, already unpacked envelope against key for
+ * direction dir: 0 or -EBADMSG. Constant time in the tag comparison.
+ */
+int	auth_verify(const void *buf, size_t len, const Dccl__Envelope *e,
+	    const struct auth_key *key, int dir);
+/*
+ * Decrypts e->sealed in place into e's body (after auth_verify). Returns 0
+ * (also when nothing is sealed) or -EBADMSG when the plaintext is not one
+ * envelope body.
+ */
+int	auth_unseal(Dccl__Envelope *e, const struct auth_key *key, int dir);
+
+/*
+ * The device side: its key pair, the pinned cloud key, the session keys and
+ * the counter. The file (mode 0600) holds the key pair, the cloud key and a
+ * counter reservation: the counter is persisted AUTH_CTR_BLOCK ahead, so a
+ * restart (or kill -9) never reuses a counter, at one fsync'd write per
+ * block.
+ */
+#define AUTH_CTR_BLOCK	1024
+
+struct auth_dev {
+	char		 path[1100];
+	uint8_t		 pk[32], sk[32], cpk[32];
+	int		 have_cpk;
+	int		 mode;		/* effective: max(own, cloud's) */
+	int		 want;		/* configured auth.mode */
+	uint64_t	 ctr, ctr_saved;
+	struct auth_key	 tok, up, down;
+	int		 have_tok;
+};
+
+/*
+ * Loads path or creates it with a fresh key pair. token may be NULL or ""
+ * (the device cannot enroll then). Returns 0 or -errno.
+ */
+int	auth_dev_open(struct auth_dev *a, const char *path, const char *token,
+	    int mode);
+/* Pins the cloud's key and derives session keys; persists. */
+int	auth_dev_set_cloud(struct auth_dev *a, const uint8_t cpk[32],
+	    int cloud_mode);
+/* Forgets the pinned cloud key (re-enrolment); persists. */
+int	auth_dev_reset(struct auth_dev *a);
+/*
+ * Seals and packs a request: RegisterReq with K_tok, others with the
+ * session key (plain when mode is off or no cloud key is pinned yet). Sets
+ * e->counter; returns 0 or -errno.
+ */
+int	auth_dev_pack(struct auth_dev *a, Dccl__Envelope *e, void **msg,
+	    size_t *len);
+/*
+ * Checks a reply to the request sent with counter ctr and body req_body.
+ * Returns 1 when it is authenticated (and unsealed), 0 when it carries no
+ * MAC (callers may accept only an Error then), -1 when it is forged or
+ * does not belong to that request.
+ */
+int	auth_dev_check(struct auth_dev *a, const void *buf, size_t len,
+	    Dccl__Envelope *e, uint64_t ctr, int req_body);
+
+/* Reads a token file (first line, trimmed) into buf. 0 or -errno. */
+int	auth_read_token(const char *path, char *buf, size_t len);
+/* A new random token (hex) into buf (>= 2 * n + 1 bytes). */
+void	auth_new_token(char *buf, size_t n);
+
+#endif

@@ -1,0 +1,62 @@
+/*
+ * ofa_io: a Forward-OFA model to and from the protobuf Model message
+ * (proto/model.proto, kind "ofa"), whole or in part: the "base" section
+ * (stem, head, controllers) and any subset of the blocks, so that a device
+ * downloads the base, runs its controller, and then downloads only the
+ * blocks it assembles (or the cloud packs a per-class sub-model).
+ *
+ * Checksum (BLAKE2b-256, no key) over, as little-endian uint32: in_dim,
+ * z_dim, hidden, inner, n_blocks, rank, hist_k, has_base, the number of
+ * blocks and each block index, the low and high halves of base_version;
+ * then for every included tensor in canonical order: name length, name,
+ * ndim, shape, float32 data. Metadata (version, metrics) is not covered.
+ *
+ * Ownership: packed buffers belong to the caller (free). Threads: any;
+ * packing only reads the model.
+ */
+#ifndef SHARED_OFA_IO_H
+#define SHARED_OFA_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shared/ctr_io.h"
+#include "shared/ofa.h"
+
+#define OFA_IO_KIND	"ofa"
+#define OFA_IO_ALL	0xffffffffu	/* every block */
+
+struct ofa_meta {
+	uint64_t	 version;	/* OFA version (== base_version here) */
+	uint64_t	 base_version;	/* CTR model whose embeddings it uses */
+	int64_t		 created;
+	int		 n_metrics;
+	struct ctr_metric metrics[CTR_IO_MAX_METRICS];
+};
+
+/*
+ * Packs m's base (with_base) and the blocks of mask (bit l = block l) that
+ * are set; every requested block must be present in m (else -ENOENT).
+ * *buf (caller frees), *len out. Returns 0, -ENOENT or CTR_IO_EMETA.
+ */
+int	ofa_io_pack(const struct ofa *m, const struct ofa_meta *meta,
+	    int with_base, uint32_t mask, uint8_t **buf, size_t *len);
+/*
+ * Unpacks and validates a packed OFA model that includes the base into a
+ * new model (*out, ofa_free) holding exactly the included blocks.
+ * Returns 0 or a CTR_IO_E* code (message in err).
+ */
+int	ofa_io_unpack(struct ofa **out, struct ofa_meta *meta,
+	    const uint8_t *buf, size_t len, char *err, size_t errlen);
+/*
+ * Merges the blocks (and base, if included) of a packed part into m,
+ * whose config and base_version must match; validates everything before
+ * writing. Returns 0 or a CTR_IO_E* code.
+ */
+int	ofa_io_merge(struct ofa *m, uint64_t base_version, const uint8_t *buf,
+	    size_t len, char *err, size_t errlen);
+/* Bytes of the packed part (base? + blocks of mask), without packing. */
+size_t	ofa_io_size(const struct ofa *m, const struct ofa_meta *meta,
+	    int with_base, uint32_t mask);
+
+#endif

@@ -1,0 +1,61 @@
+# MoMoDistill end to end: cloudd + 8 devices; `dcctl distill` makes v2
+# from the patches on v1, v2 is announced and every device downloads it,
+# re-personalizes and uploads a patch on v2. Then the stale rule: after a
+# plain training (v3) every stored patch is stale; with distill.stale=drop
+# distill refuses (nothing usable, all counted as dropped), with decay the
+# v2 patches are used at weight lambda*decay (teacher = v2 + patch) and v4
+# records it. Last, the automatic trigger (distill.min-patches): devices
+# upload on v4 and cron distills v5 without dcctl.
+. "$(dirname "$0")/../../scripts/itest-lib.sh"
+endpoints
+make_data 8 60
+"$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
+    >"$T/import.log" 2>&1 || die "import failed"
+start_cloudd -o distill.stale=drop
+wait_model 1
+patches_on() { sql "SELECT count(DISTINCT device_id) FROM patches WHERE base_version = $1"; }
+start_deviced devs -o deviced.shards="$SHARDS"
+wait_for "[ \$(patches_on 1) = 8 ]" 600 0.1 || die "patches on v1: $(patches_on 1)"
+
+log "dcctl distill on v1"
+out=$(dcctl distill 2) || die "dcctl distill: $out"
+echo "$out"
+echo "$out" | grep -q "base v1): 8 patches, 0 stale used" || die "reply: $out"
+wait_model 2
+grep -q "DISTILL: model v2 from v1: 8 fresh + 0 stale patches used" "$T/cloudd.log" || die "no DISTILL result line"
+wait_for "[ \$(grep -c 'DOWNLOAD: device=.* model v2 installed' '$T/devs.log') -ge 8 ]" 600 0.1 || die "devices did not download v2"
+wait_for "[ \$(patches_on 2) = 8 ]" 600 0.1 || die "no re-personalized patches on v2"
+dcctl model show 2 | grep -q "distill_patches.*8" || die "v2 metrics: $(dcctl model show 2)"
+# A second request while nothing is new is fine; while training it is busy.
+kill -TERM "$DPID"; wait "$DPID" 2>/dev/null || true
+
+log "stale patches: drop"
+dcctl train 1 >/dev/null || die "train"
+wait_model 3
+out=$(dcctl distill 2>&1) && die "distill with only stale patches under drop: $out"
+echo "$out" | grep -q "E_NOT_FOUND.*no usable patch for v3 (8 stale dropped" || die "drop reply: $out"
+grep -q "DISTILL: no usable patch for v3 (8 stale dropped" "$T/cloudd.log" || die "drop log"
+
+log "stale patches: decay (restart with distill.stale=decay)"
+kill -TERM "$CPID"; wait "$CPID" || die "cloudd exit"
+start_cloudd -o distill.stale=decay -o distill.decay=0.25 -o distill.lambda=2 \
+    -o distill.min-patches=8
+out=$(dcctl distill 2) || die "dcctl distill (decay): $out"
+echo "$out"
+echo "$out" | grep -q "base v3): 0 patches, 8 stale used, 0 stale dropped" || die "decay reply: $out"
+wait_model 4
+grep -q "DISTILL: model v4 from v3: 0 fresh + 8 stale patches used" "$T/cloudd.log" || die "v4 line"
+grep -q "DISTILL: 8 users' patches (2 teacher model(s)), lambda 2" "$T/cloudd.log" || die "teachers"
+dcctl model show 4 | grep -q "distill_stale_used.*8" || die "v4 metrics"
+
+log "automatic run (distill.min-patches=8)"
+start_deviced devs2 -o deviced.shards="$SHARDS"
+wait_for "[ \$(patches_on 4) = 8 ]" 600 0.1 || die "patches on v4: $(patches_on 4)"
+wait_model 5
+grep -q "DISTILL: automatic run: 8 users with a patch on v4" "$T/cloudd.log" || die "automatic run"
+grep -q "DISTILL: model v5 from v4: 8 fresh" "$T/cloudd.log" || die "v5"
+wait_for "[ \$(grep -c 'DOWNLOAD: device=.* model v5 installed' '$T/devs2.log') -ge 8 ]" 600 0.1 || die "devices did not download v5"
+kill -TERM "$DPID"; wait "$DPID" 2>/dev/null || true
+kill -TERM "$CPID"; wait "$CPID" || die "cloudd exit"
+grep -q "EXIT: clean shutdown" "$T/cloudd.log" || die "no clean exit"
+echo "distill OK"

@@ -1,0 +1,396 @@
+/*
+ * dccl-ofa: standalone Forward-OFA run on a split directory written by
+ * `dccl-data split`: trains the cloud CTR model on the pool (cloudd's
+ * defaults), then the Forward-OFA model on the same pool with the CTR
+ * model's embeddings frozen, and evaluates on every user's test samples:
+ *
+ *   cloud      the uniform cloud CTR model
+ *   naive-ft   full fine-tuning of the cloud model on the user's local
+ *              samples (deviced's defaults: Adam lr 1e-3, 1 epoch, batch 32)
+ *   ofa-C      Forward-OFA for capability class C (low, mid, high): one
+ *              forward pass over the user's most recent behaviour (end of
+ *              the local share) gives the structure and parameters, which
+ *              then score all of the user's test samples
+ *   ofa-sample the OFA model with each test sample's own behaviour as z
+ *              (high budget): what cloud training optimises, for reference
+ *
+ * Prints GAUC, AUC, logloss, the paired per-user bootstrap interval of the
+ * GAUC difference to the cloud model, blocks assembled, device time per
+ * adaptation (us), FLOPs per prediction and bytes downloaded.
+ *
+ *   dccl-ofa SPLIT_DIR [--seed N] [--mu X] [--epochs N] [--blocks L]
+ *            [--hidden H] [--inner F] [--rank R] [--lr X] [--save FILE]
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "shared/ctr.h"
+#include "shared/ctr_io.h"
+#include "shared/dataset.h"
+#include "shared/metrics.h"
+#include "shared/ofa.h"
+#include "shared/ofa_io.h"
+#include "shared/xmalloc.h"
+
+void	openblas_set_num_threads(int);
+
+static const char *prog = "dccl-ofa";
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static uint32_t *
+to_u32(const struct dataset_idx *x)
+{
+	uint32_t *v = xcalloc(x->n + 1, sizeof(*v));
+
+	for (size_t i = 0; i < x->n; i++)
+		v[i] = (uint32_t)x->v[i];
+	return v;
+}
+
+static void
+ofa_progress(void *arg, int epoch, double loss, double vl, double blocks)
+{
+	(void)arg;
+	fprintf(stderr, "  ofa epoch %d: train %.4f val %.4f, mean blocks "
+	    "%.2f\n", epoch, loss, vl, blocks);
+}
+
+/* user ranges [off[u], off[u+1]) into a dataset read user by user */
+static int
+read_users(struct dataset *ds, size_t *off, const char *dir, uint32_t nu,
+    const char *kind)
+{
+	char p[4096];
+	struct dataset_err err;
+
+	for (uint32_t u = 0; u < nu; u++) {
+		off[u] = ds->n;
+		snprintf(p, sizeof(p), "%s/devices/%u.%s.csv", dir, u, kind);
+		memset(&err, 0, sizeof(err));
+		if (dataset_read_csv(ds, p, NULL, &err) != 0) {
+			fprintf(stderr, "%s: %s: %s\n", prog, p, err.msg);
+			return -1;
+		}
+	}
+	off[nu] = ds->n;
+	return 0;
+}
+
+enum { M_CLOUD = 0, M_FT, M_LOW, M_MID, M_HIGH, M_SAMPLE, M_N };
+static const char *mname[M_N] = { "cloud", "naive-ft", "ofa-low", "ofa-mid",
+	"ofa-high", "ofa-sample" };
+
+int
+main(int argc, char **argv)
+{
+	const char *dir, *save = NULL;
+	uint64_t seed = 1;
+	int epochs = 20, ch;
+	struct ofa_train_opts oo;
+	struct ofa_config oc;
+	struct dataset_meta meta;
+	struct dataset_err derr;
+	struct dataset pool, loc, tst;
+	struct dataset_idx all, tr, va;
+	struct ctr_config cc;
+	struct ctr_train_opts co;
+	struct ctr_train_stats cst;
+	struct ofa_train_stats ost;
+	struct ctr *cloud = NULL;
+	struct ofa *ofa = NULL;
+	int hidden = 64, inner = 64, blocks = 4, rank = 8;
+	double mu = 0.01, lr = 1e-3;
+	static const struct option lopts[] = {
+		{ "seed", required_argument, NULL, 's' },
+		{ "mu", required_argument, NULL, 'm' },
+		{ "epochs", required_argument, NULL, 'e' },
+		{ "blocks", required_argument, NULL, 'L' },
+		{ "hidden", required_argument, NULL, 'H' },
+		{ "inner", required_argument, NULL, 'F' },
+		{ "rank", required_argument, NULL, 'R' },
+		{ "lr", required_argument, NULL, 'l' },
+		{ "save", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 }
+	};
+
+	while ((ch = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
+		switch (ch) {
+		case 's': seed = strtoull(optarg, NULL, 10); break;
+		case 'm': mu = atof(optarg); break;
+		case 'e': epochs = atoi(optarg); break;
+		case 'L': blocks = atoi(optarg); break;
+		case 'H': hidden = atoi(optarg); break;
+		case 'F': inner = atoi(optarg); break;
+		case 'R': rank = atoi(optarg); break;
+		case 'l': lr = atof(optarg); break;
+		case 'o': save = optarg; break;
+		default:
+			fprintf(stderr, "usage: %s SPLIT_DIR [--seed N] [--mu X] "
+			    "[--epochs N] [--blocks L] [--hidden H] [--inner F] "
+			    "[--rank R] [--lr X] [--save FILE]\n", prog);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "usage: %s SPLIT_DIR [options]\n", prog);
+		return 2;
+	}
+	dir = argv[optind];
+	openblas_set_num_threads(1);
+
+	char p[4096];
+	dataset_meta_init(&meta);
+	snprintf(p, sizeof(p), "%s/meta.txt", dir);
+	if (dataset_meta_read(&meta, p, &derr) != 0) {
+		fprintf(stderr, "%s: %s: %s\n", prog, p, derr.msg);
+		return 1;
+	}
+	dataset_init(&pool);
+	dataset_init(&loc);
+	dataset_init(&tst);
+	snprintf(p, sizeof(p), "%s/pool.csv", dir);
+	if (dataset_read_csv(&pool, p, NULL, &derr) != 0) {
+		fprintf(stderr, "%s: %s: %s\n", prog, p, derr.msg);
+		return 1;
+	}
+	uint32_t nu = meta.n_users;
+	size_t *loff = xcalloc(nu + 1, sizeof(size_t));
+	size_t *toff = xcalloc(nu + 1, sizeof(size_t));
+	if (read_users(&loc, loff, dir, nu, "local") != 0 ||
+	    read_users(&tst, toff, dir, nu, "test") != 0)
+		return 1;
+	pool.n_users = loc.n_users = tst.n_users = meta.n_users;
+	pool.n_items = meta.n_items;
+	pool.n_genres = meta.n_genres;
+	printf("data: %s: %u users, pool %zu, local %zu, test %zu\n", dir, nu,
+	    pool.n, loc.n, tst.n);
+
+	/* ---- cloud CTR model, as cloudd trains it ---- */
+	double t0 = now();
+	dataset_idx_all(&all, &pool);
+	dataset_carve_val(&tr, &va, &all, 0.1);
+	uint32_t *tri = to_u32(&tr), *vai = to_u32(&va);
+	memset(&cc, 0, sizeof(cc));
+	cc.n_users = pool.n_users;
+	cc.n_items = pool.n_items;
+	cc.n_genres = pool.n_genres;
+	cc.dim = 16;
+	cc.hist_k = 20;
+	cc.n_hidden = 2;
+	cc.hidden[0] = 128;
+	cc.hidden[1] = 64;
+	cc.patch_rank = 16;
+	if (ctr_new(&cloud, &cc, seed) != 0)
+		return 1;
+	ctr_train_opts_default(&co);
+	co.epochs = 20;
+	co.patience = 2;
+	co.seed = seed;
+	ctr_train(cloud, &pool, tri, tr.n, vai, va.n, &co, &cst);
+	printf("cloud CTR: %d epochs (best %d), val logloss %.4f, %.1f s\n",
+	    cst.epochs, cst.best_epoch, cst.val_loss, now() - t0);
+
+	/* ---- Forward-OFA on the same pool, embeddings frozen ---- */
+	t0 = now();
+	ofa_config_default(&oc, cloud);
+	oc.hidden = hidden;
+	oc.inner = inner;
+	oc.n_blocks = blocks;
+	oc.rank = rank;
+	if (ofa_new(&ofa, &oc, seed) != 0) {
+		fprintf(stderr, "%s: bad OFA config\n", prog);
+		return 1;
+	}
+	ofa_train_opts_default(&oo);
+	oo.epochs = epochs;
+	oo.mu = mu;
+	oo.lr = (float)lr;
+	oo.seed = seed;
+	oo.progress = ofa_progress;
+	ofa_train(ofa, cloud, &pool, tri, tr.n, vai, va.n, &oo, &ost);
+	printf("OFA: %zu params (base %zu, %zu per block), %d epochs (best "
+	    "%d), val logloss %.4f, val blocks low %.2f mid %.2f high %.2f, "
+	    "%.1f s\n", ofa_num_params(ofa), ofa_base_params(ofa),
+	    ofa_block_params(ofa), ost.epochs, ost.best_epoch, ost.val_loss,
+	    ost.blocks[0], ost.blocks[1], ost.blocks[2], now() - t0);
+
+	/* ---- evaluation on the users' test samples ---- */
+	size_t n = tst.n;
+	float *pr[M_N], *y = xcalloc(n + 1, sizeof(float));
+	uint32_t *uid = xcalloc(n + 1, sizeof(uint32_t));
+	uint32_t *idx = xcalloc(n + 1, sizeof(uint32_t));
+	double cost_us[M_N] = { 0 }, flops[M_N] = { 0 }, bytes[M_N] = { 0 };
+	double nblk[M_N] = { 0 }, nadapt = 0;
+	for (int k = 0; k < M_N; k++)
+		pr[k] = xcalloc(n + 1, sizeof(float));
+	for (size_t i = 0; i < n; i++) {
+		idx[i] = (uint32_t)i;
+		y[i] = tst.s[i].label;
+		uid[i] = tst.s[i].user;
+	}
+	ctr_predict(cloud, &tst, idx, n, pr[M_CLOUD]);
+	ofa_predict(ofa, cloud, &tst, idx, n, 1.0, pr[M_SAMPLE],
+	    &nblk[M_SAMPLE]);
+	uint8_t *cb;
+	size_t cbl;
+	struct ofa_meta om = { 0 };
+	ctr_io_pack(cloud, NULL, &cb, &cbl);
+	free(cb);
+	bytes[M_CLOUD] = bytes[M_FT] = (double)cbl;
+	flops[M_CLOUD] = flops[M_FT] = ctr_flops(cloud);
+	om.version = om.base_version = 1;
+	size_t base_bytes = ofa_io_size(ofa, &om, 1, 0);
+
+	struct ofa_assembled a;
+	float *x0 = xcalloc((size_t)64 * oc.in_dim, sizeof(float));
+	float scratch[3 * OFA_MAX_DIM];
+	ofa_assembled_init(&a);
+	struct ctr_train_opts fo;
+	ctr_train_opts_default(&fo);
+	fo.batch = 32;
+	fo.epochs = 1;
+	fo.seed = seed;
+	for (uint32_t u = 0; u < nu; u++) {
+		size_t t_lo = toff[u], t_n = toff[u + 1] - toff[u];
+		size_t l_lo = loff[u], l_n = loff[u + 1] - loff[u];
+		uint32_t items[SAMPLE_HIST_MAX + 1];
+		size_t ni = 0;
+		float z[CTR_MAX_DIM];
+
+		if (t_n == 0)
+			continue;
+		/* naive fine-tuning on the local samples */
+		if (l_n > 0) {
+			struct ctr *c = ctr_clone(cloud);
+			uint32_t *li = xcalloc(l_n, sizeof(uint32_t));
+			for (size_t i = 0; i < l_n; i++)
+				li[i] = (uint32_t)(l_lo + i);
+			double t1 = now();
+			ctr_train(c, &loc, li, l_n, NULL, 0, &fo, NULL);
+			cost_us[M_FT] += (now() - t1) * 1e6;
+			ctr_predict(c, &tst, idx + t_lo, t_n, pr[M_FT] + t_lo);
+			ctr_free(c);
+			free(li);
+		} else
+			memcpy(pr[M_FT] + t_lo, pr[M_CLOUD] + t_lo,
+			    t_n * sizeof(float));
+		/* the device's recent behaviour: end of its local share */
+		if (l_n > 0) {
+			const struct sample *s = &loc.s[l_lo + l_n - 1];
+			for (uint32_t j = 0; j < s->hist_n; j++)
+				items[ni++] = loc.hist[s->hist_off + j];
+			if (s->label >= 0.5f)
+				items[ni++] = s->item;
+		}
+		nadapt++;
+		for (int k = 0; k < OFA_N_CLASSES; k++) {
+			int mth = M_LOW + k;
+			uint32_t mask = 0;
+			/* one forward pass: behaviour encoding + structure +
+			 * parameters, timed as the device would run it */
+			double t1 = now();
+			ofa_behaviour(cloud, items, ni, oc.hist_k, z);
+			ofa_assemble(ofa, z, ofa_class_budget[k], &a);
+			cost_us[mth] += (now() - t1) * 1e6;
+			nblk[mth] += a.n_blocks;
+			for (int b = 0; b < a.n_blocks; b++)
+				mask |= 1u << a.block[b];
+			bytes[mth] += (double)(base_bytes +
+			    (mask ? ofa_io_size(ofa, &om, 0, mask) : 0));
+			flops[mth] += ofa_input_flops(cloud) +
+			    ofa_assembled_flops(&a);
+			for (size_t i = 0; i < t_n; i += 64) {
+				int B = (int)(t_n - i < 64 ? t_n - i : 64);
+				float *out = pr[mth] + t_lo + i;
+				ofa_inputs(cloud, &tst, idx + t_lo + i, B, x0,
+				    NULL);
+				ofa_assembled_logits(&a, x0, B, out, scratch);
+				for (int b = 0; b < B; b++)
+					out[b] = (float)(1 / (1 + exp(-out[b])));
+			}
+		}
+	}
+	for (int k = M_LOW; k <= M_HIGH; k++) {
+		cost_us[k] /= nadapt;
+		nblk[k] /= nadapt;
+		bytes[k] /= nadapt;
+		flops[k] /= nadapt;
+	}
+	cost_us[M_FT] /= nadapt;
+	flops[M_SAMPLE] = ofa_input_flops(cloud) + ofa_full_flops(ofa);
+	bytes[M_SAMPLE] = (double)ofa_io_size(ofa, &om, 1, OFA_IO_ALL);
+
+	double *pu[M_N], *w = xcalloc(nu, sizeof(double));
+	printf("\n| method | GAUC | AUC | logloss | dGAUC vs cloud [95%% CI] "
+	    "| better/worse users | blocks | device us/adapt | FLOPs/pred | "
+	    "bytes down |\n|---|---|---|---|---|---|---|---|---|---|\n");
+	for (int k = 0; k < M_N; k++) {
+		size_t used;
+		pu[k] = xcalloc(nu, sizeof(double));
+		double g = metrics_gauc(pr[k], y, uid, n, nu, &used, pu[k], w);
+		double auc = metrics_auc(pr[k], y, n);
+		double ll = metrics_logloss(pr[k], y, n);
+		char ci[96] = "—", bw[48] = "—";
+		if (k != M_CLOUD) {
+			struct metrics_ci c;
+			if (metrics_paired_bootstrap(pu[k], pu[M_CLOUD], w, nu,
+			    1000, 7, &c) == 0) {
+				snprintf(ci, sizeof(ci), "%+.4f [%+.4f, %+.4f]%s",
+				    c.mean, c.lo, c.hi, c.lo > 0 || c.hi < 0 ?
+				    " *" : "");
+				snprintf(bw, sizeof(bw), "%.1f / %.1f %%",
+				    100 * c.share_better, 100 * c.share_worse);
+			}
+		}
+		printf("| %s | %.4f | %.4f | %.4f | %s | %s | %.2f | %.1f | "
+		    "%.0f | %.0f |\n", mname[k], g, auc, ll, ci, bw,
+		    k >= M_LOW ? nblk[k] : k == M_SAMPLE ? nblk[k] : 0.0,
+		    cost_us[k], flops[k], bytes[k]);
+	}
+	if (save != NULL) {
+		uint8_t *ob;
+		size_t obl;
+		FILE *f = fopen(save, "wb");
+		ofa_io_pack(ofa, &om, 1, OFA_IO_ALL, &ob, &obl);
+		if (f == NULL || fwrite(ob, 1, obl, f) != obl || fclose(f) != 0)
+			fprintf(stderr, "%s: cannot write %s\n", prog, save);
+		free(ob);
+	}
+	ofa_assembled_fini(&a);
+	for (int k = 0; k < M_N; k++) {
+		free(pr[k]);
+		free(pu[k]);
+	}
+	free(w);
+	free(x0);
+	free(y);
+	free(uid);
+	free(idx);
+	free(tri);
+	free(vai);
+	free(loff);
+	free(toff);
+	dataset_idx_fini(&all);
+	dataset_idx_fini(&tr);
+	dataset_idx_fini(&va);
+	ofa_free(ofa);
+	ctr_free(cloud);
+	dataset_fini(&pool);
+	dataset_fini(&loc);
+	dataset_fini(&tst);
+	dataset_meta_fini(&meta);
+	return 0;
+}
