@@ -34,6 +34,7 @@
 #include "shared/ctr_io.h"
 #include "shared/dataset.h"
 #include "shared/log.h"
+#include "shared/metrics.h"
 #include "shared/xmalloc.h"
 
 enum { ADAPT_NONE = 0, ADAPT_MP, ADAPT_FT };
@@ -69,7 +70,11 @@ struct prep {
 	uint32_t	*idx;		/* 0..work.n-1 */
 	size_t		 n, ntr, nval, nkept;
 	double		 r_u, val_base;
+	double		 val_auc_base;	/* -1 when the slice has one class */
 };
+
+static double val_auc(struct ctr *m, const struct dataset *local,
+    const struct prep *p);
 
 static double
 now(void)
@@ -153,6 +158,27 @@ prepare(struct device *d, struct prep *p, const struct dataset *ret)
 	if (p->nval > 0)
 		ctr_eval_logloss(d->model, &d->local, p->idx + p->ntr, p->nval,
 		    &p->val_base);
+	p->val_auc_base = val_auc(d->model, &d->local, p);
+}
+
+/* AUC of m on the validation slice; -1 when it lacks a class. */
+static double
+val_auc(struct ctr *m, const struct dataset *local, const struct prep *p)
+{
+	float *s, *y;
+	double a;
+
+	if (p->nval < 2)
+		return -1;
+	s = xcalloc(p->nval, sizeof(float));
+	y = xcalloc(p->nval, sizeof(float));
+	ctr_predict(m, local, p->idx + p->ntr, p->nval, s);
+	for (size_t i = 0; i < p->nval; i++)
+		y[i] = local->s[p->ntr + i].label >= 0.5f;
+	a = metrics_auc(s, y, p->nval);
+	free(s);
+	free(y);
+	return a == a ? a : -1;	/* NAN: one class only */
 }
 
 static void
@@ -202,6 +228,8 @@ run(struct device *d, const struct prep *p, const struct method *m,
 		o.sel = CTR_SEL_METAPATCH_ONLY;
 		o.epochs = (int)cf->epochs;
 	}
+	*mem += (double)ctr_num_params(c) * 4 * (o.opt.kind == CTR_OPT_ADAM ?
+	    3 : 1) + (double)ds->n * sizeof(struct sample);
 	if (!m->guard) {
 		/* Plain fine-tuning: all local samples, fixed epochs. */
 		rc = ctr_train(c, ds, p->idx, p->n, NULL, 0, &o, NULL);
@@ -221,12 +249,17 @@ run(struct device *d, const struct prep *p, const struct method *m,
 		goto done;
 	/* Validation on the true hard labels of the local slice. */
 	rc = ctr_train(c, ds, tr, ntr, p->idx + p->ntr, p->nval, &o, &st);
-	if (rc == 0 && st.val_loss < p->val_base - cf->margin) {
+	/*
+	 * Adopt only what is better on the validation slice: lower logloss by
+	 * the margin and, when the slice has both classes, no lower AUC. Under
+	 * drift, fine-tuning fixes calibration (logloss) while it can hurt the
+	 * ranking; logloss alone then adopts models that rank worse.
+	 */
+	if (rc == 0 && st.val_loss < p->val_base - cf->margin &&
+	    val_auc(c, &d->local, p) >= p->val_auc_base) {
 		*adopted = 1;
 		*val_after = st.val_loss;
 	}
-	*mem += (double)ctr_num_params(c) * 4 * (o.opt.kind == CTR_OPT_ADAM ?
-	    3 : 1) + (double)ds->n * sizeof(struct sample);
 done:
 	if (!*adopted && m->adapt != ADAPT_NONE) {
 		ctr_free(c);
