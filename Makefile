@@ -52,7 +52,7 @@ BENCH_BIN := $(patsubst tests/bench/%.c,$(BIN)/%,$(BENCH_SRC))
 TOOL_BIN  := $(patsubst tools/%.c,$(BIN)/%,$(TOOL_SRC))
 PROGS	  := $(BIN)/cloudd $(BIN)/deviced $(BIN)/dcctl $(TOOL_BIN)
 
-.PHONY: loadtest fuzz all deps check test unit integ demo sanitize bench eval clean install
+.PHONY: loadtest fuzz fuzz-build fuzz-bins all deps check test unit integ demo sanitize bench eval clean install
 .SUFFIXES:
 # Generated sources are kept, not deleted as intermediates.
 .SECONDARY:
@@ -154,6 +154,32 @@ $(BIN)/%: $(OBJ)/tests/bench/%.o $(LIBS)
 $(BIN)/%: $(OBJ)/tools/%.o $(LIBS)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+
+# --- fuzzing (libFuzzer, clang) ----------------------------------------------
+# make fuzz builds every fuzz/fuzz_*.c harness with clang, ASan and UBSan
+# in build/fuzz (the libraries too) and runs each for FUZZ_SECONDS on a copy
+# of its seed corpus fuzz/corpus/<name>/ (scripts/fuzz.sh). It installs
+# clang and libclang-rt-14-dev itself when they are missing.
+FUZZ_SRC   := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BIN   := $(patsubst fuzz/%.c,$(BIN)/%,$(FUZZ_SRC))
+FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -Wno-error
+FUZZ_SECONDS ?= 30
+
+fuzz: deps
+	@sh scripts/fuzz.sh deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) sh scripts/fuzz.sh run
+
+fuzz-build:
+	@$(MAKE) --no-print-directory BUILD=build/fuzz BIN=build/fuzz/bin CC=clang \
+	    OPT=-O1 EXTRA_CFLAGS="$(FUZZ_FLAGS)" \
+	    EXTRA_LDFLAGS="-fsanitize=address,undefined" fuzz-bins
+
+fuzz-bins: $(FUZZ_BIN)
+
+$(BIN)/fuzz_%: $(OBJ)/fuzz/fuzz_%.o $(LIBS)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(LIBS) $(LDLIBS)
 
 clean:
 	rm -rf build bin

@@ -28,8 +28,10 @@
 #include "cloudd/guard.h"
 #include "cloudd/distill.h"
 #include "cloudd/metrics.h"
+#include "cloudd/ofa_train.h"
 #include "shared/log.h"
 #include "shared/notify.h"
+#include "shared/ofa.h"
 #include "shared/xmalloc.h"
 
 #define CD_OFF(f) offsetof(struct cloudd_conf, f)
@@ -168,6 +170,23 @@ static const struct conf_opt cloudd_opts[] = {
 	    "maximum distillation epochs (best on the validation slice)"),
 	CONF_DBL("distill.lr", CD_OFF(distill_lr), "0.0005", 1e-7, 10, 1,
 	    "distillation Adam learning rate (warm start from the model)"),
+	CONF_BOOL("ofa.enable", CD_OFF(ofa_enable), "yes", 1,
+	    "Forward-OFA: after each training job, train the OFA model on "
+	    "the pool with the new model's embeddings and serve it"),
+	CONF_INT("ofa.epochs", CD_OFF(ofa_epochs), "20", 1, 1000, 1,
+	    "Forward-OFA: maximum epochs (early stopping, train.patience)"),
+	CONF_INT("ofa.blocks", CD_OFF(ofa_blocks), "4", 1, OFA_MAX_BLOCKS, 1,
+	    "Forward-OFA: residual blocks L"),
+	CONF_INT("ofa.hidden", CD_OFF(ofa_hidden), "64", 1, OFA_MAX_DIM, 1,
+	    "Forward-OFA: residual stream width H"),
+	CONF_INT("ofa.inner", CD_OFF(ofa_inner), "64", 1, OFA_MAX_DIM, 1,
+	    "Forward-OFA: block inner width F"),
+	CONF_INT("ofa.rank", CD_OFF(ofa_rank), "8", 1, OFA_MAX_RANK, 1,
+	    "Forward-OFA: rank R of each block's behaviour mapper"),
+	CONF_DBL("ofa.mu", CD_OFF(ofa_mu), "0.01", 0, 100, 1,
+	    "Forward-OFA: weight of the block cost penalty"),
+	CONF_DBL("ofa.lr", CD_OFF(ofa_lr), "0.001", 1e-7, 10, 1,
+	    "Forward-OFA: Adam learning rate"),
 	{ NULL }
 };
 
@@ -544,6 +563,7 @@ main(int argc, char **argv)
 		log_warnx("uv_loop_close: %s", uv_strerror(rc));
 	pool_unref(cd, cd->pool);
 	model_cache_fini(&cd->model);
+	ofa_cloud_free(cd);
 	devtab_fini(&cd->devs);
 	guard_close(cd->guard);
 	replica_stop(cd);

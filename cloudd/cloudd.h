@@ -17,7 +17,7 @@
 #include "shared/sample.h"
 
 #define CLOUDD_VERSION	"0.1.0"
-#define RPC_N_BODIES	80	/* > largest Envelope body field number */
+#define RPC_N_BODIES	90	/* > largest Envelope body field number */
 #define RPC_N_CODES	16
 #define RPC_N_BUCKETS	12	/* latency histogram buckets */
 
@@ -64,6 +64,10 @@ struct cloudd_conf {
 	int	 distill_stale;		/* DISTILL_STALE_* */
 	int64_t	 distill_min_patches;	/* 0 = no automatic runs */
 	int64_t	 distill_window_s, distill_max_age, distill_epochs;
+	/* Forward-OFA (ofa_train.c) */
+	int	 ofa_enable;
+	int64_t	 ofa_epochs, ofa_blocks, ofa_hidden, ofa_inner, ofa_rank;
+	double	 ofa_mu, ofa_lr;
 };
 
 /*
@@ -97,6 +101,7 @@ struct model_cache {
 };
 
 struct metrics;		/* metrics.c: HTTP exporter state */
+struct ofa_cloud;	/* ofa_train.c */
 
 struct devtab {
 	struct devent	*e;
@@ -146,6 +151,7 @@ struct cloudd {
 	double			 last_train_s, last_index_s;
 	struct metrics		*metrics;	/* NULL when metrics.listen="" */
 	struct guard		*guard;		/* guard.c: auth, rate limits */
+	struct ofa_cloud	*ofa;		/* ofa_train.c: served OFA model */
 	/* distill.c: automatic runs (cron) */
 	uint64_t		 distill_seen;	/* cd->patches at the last check */
 	uint64_t		 distill_base;	/* version the counts are for */

@@ -18,7 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cloudd/cloudd.h"
 #include "cloudd/guard.h"
@@ -458,6 +461,19 @@ guard_enroll(struct cloudd *cd, struct rpc_req *r, Dccl__Registered *rg,
 	rg->cloud_pubkey.len = 32;
 	rg->auth_mode = (uint32_t)g->mode;
 	return 0;
+}
+
+void
+guard_worker_nice(void)
+{
+	static _Thread_local int done;
+
+	if (!done) {
+		done = 1;
+		/* Per thread on Linux: only this worker is lowered. */
+		(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid),
+		    GUARD_NICE);
+	}
 }
 
 /* --- pure validation -------------------------------------------------- */

@@ -63,6 +63,15 @@ int	guard_enroll(struct cloudd *cd, struct rpc_req *r, Dccl__Registered *rg,
 	    char *err, size_t errlen);
 
 /*
+ * Lowers the calling threadpool thread's CPU priority (nice GUARD_NICE,
+ * once per thread; Linux threads have their own nice value), so that on a
+ * loaded host the loop thread, which answers the light requests, preempts
+ * searches and training instead of queueing behind them. Threadpool only.
+ */
+#define GUARD_NICE	10
+void	guard_worker_nice(void);
+
+/*
  * Pure checks of an upload beyond its tensor shapes: at most 32 metrics,
  * names of 1..64 printable chars, finite values; kind at most 23 chars.
  * Then the L2 norm of all tensors together against max_norm (0 = no

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cloudd/cloudd.h"
+#include "cloudd/guard.h"
 #include "cloudd/retrieve.h"
 #include "cloudd/rpc.h"
 #include "shared/log.h"
@@ -68,6 +69,7 @@ retrieve_work_cb(uv_work_t *w)
 	float *score = xcalloc(k, sizeof(*score));
 	int rc;
 
+	guard_worker_nice();	/* light requests first (guard.h) */
 	if (q->mode == DCCL__RETRIEVE_MODE__MODE_USERS) {
 		uint32_t uids[RETR_USERS_K];
 		float us[RETR_USERS_K];

@@ -18,6 +18,7 @@
 #include "cloudd/cloudd.h"
 #include "cloudd/distill.h"
 #include "cloudd/guard.h"
+#include "cloudd/ofa_train.h"
 #include "cloudd/rpc.h"
 #include "shared/log.h"
 #include "shared/wire.h"
@@ -571,6 +572,7 @@ rpc_recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 		}
 		return;
 	case DCCL__ENVELOPE__BODY_GET_MODEL:
+	case DCCL__ENVELOPE__BODY_GET_OFA:
 	case DCCL__ENVELOPE__BODY_RETRIEVE:
 	case DCCL__ENVELOPE__BODY_UPLOAD:
 		break;
@@ -589,6 +591,8 @@ rpc_recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 		h_get_model(cd, r);
 	else if (r->body == DCCL__ENVELOPE__BODY_UPLOAD)
 		h_upload(cd, r, user);
+	else if (r->body == DCCL__ENVELOPE__BODY_GET_OFA)
+		ofa_rpc(cd, r);
 	else
 		retrieve_rpc(cd, r, user);
 }

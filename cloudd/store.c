@@ -44,6 +44,33 @@ store_backend(struct store *st)
 	return st->ops->name;
 }
 
+/* A backend without them (ops NULL) says so instead of crashing. */
+int
+store_ofa_put(struct store *st, uint64_t base_version, const void *blob,
+    size_t len)
+{
+	if (st->ops->ofa_put == NULL) {
+		snprintf(st->err, sizeof(st->err), "%s: no OFA models",
+		    st->ops->name);
+		return -ENOTSUP;
+	}
+	return st->ops->ofa_put(st, base_version, blob, len);
+}
+
+int
+store_ofa_get(struct store *st, uint64_t base_version, void **blob,
+    size_t *len)
+{
+	*blob = NULL;
+	*len = 0;
+	if (st->ops->ofa_get == NULL) {
+		snprintf(st->err, sizeof(st->err), "%s: no OFA models",
+		    st->ops->name);
+		return -ENOTSUP;
+	}
+	return st->ops->ofa_get(st, base_version, blob, len);
+}
+
 int
 store_schema_version(struct store *st)
 {

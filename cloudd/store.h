@@ -20,7 +20,7 @@
 
 #include "shared/sample.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /*
  * PostgreSQL advisory lock keys (one namespace per database): migrations
@@ -122,6 +122,17 @@ int	store_model_delete(struct store *st, uint64_t version);
  */
 int	store_model_prune(struct store *st, size_t keep, uint64_t keep_also,
 	    uint64_t **deleted, size_t *n, uint64_t *bytes);
+
+/*
+ * Forward-OFA models (cloudd/ofa_train.c): one packed OFA model (kind
+ * "ofa": base and every block) per CTR version whose embedding tables it
+ * uses. put inserts or replaces; get allocates *blob (caller frees) and
+ * returns -ENOENT when that version has none.
+ */
+int	store_ofa_put(struct store *st, uint64_t base_version,
+	    const void *blob, size_t len);
+int	store_ofa_get(struct store *st, uint64_t base_version, void **blob,
+	    size_t *len);
 
 /* Devices. put inserts or updates (registration). */
 int	store_device_put(struct store *st, const struct store_device *d);

@@ -34,6 +34,8 @@ struct store_ops {
 	int	(*model_delete)(struct store *, uint64_t);
 	int	(*model_prune)(struct store *, size_t, uint64_t, uint64_t **,
 		    size_t *, uint64_t *);
+	int	(*ofa_put)(struct store *, uint64_t, const void *, size_t);
+	int	(*ofa_get)(struct store *, uint64_t, void **, size_t *);
 	int	(*device_put)(struct store *, const struct store_device *);
 	int	(*device_get)(struct store *, const char *,
 		    struct store_device *);

@@ -76,6 +76,9 @@ static const char *const migrations[] = {
 	"CREATE TABLE tasks("
 	"  id BIGSERIAL PRIMARY KEY, kind TEXT NOT NULL, arg BIGINT NOT NULL,"
 	"  created BIGINT NOT NULL, done BIGINT, result BIGINT);",
+	"CREATE TABLE ofa_models("
+	"  base_version BIGINT PRIMARY KEY, size BIGINT NOT NULL,"
+	"  blob BYTEA NOT NULL);",
 };
 
 #define NOW_SQL	"extract(epoch from now())::bigint"
@@ -735,6 +738,43 @@ pg_model_put(struct store *base, const struct store_model_info *mi,
 }
 
 static int
+pg_ofa_put(struct store *base, uint64_t version, const void *blob, size_t len)
+{
+	struct pg *st = PG(base);
+	struct args a = { 0 };
+
+	a_i64(&a, (int64_t)version);
+	a_i64(&a, (int64_t)len);
+	a_bytes(&a, blob, len);
+	return cmd(st, "ofa insert", "INSERT INTO ofa_models(base_version, "
+	    "size, blob) VALUES($1, $2, $3) ON CONFLICT (base_version) DO "
+	    "UPDATE SET size = EXCLUDED.size, blob = EXCLUDED.blob", &a);
+}
+
+static int
+pg_ofa_get(struct store *base, uint64_t version, void **blob, size_t *len)
+{
+	struct pg *st = PG(base);
+	struct args a = { 0 };
+	PGresult *r;
+	int rc = -ENOENT;
+
+	a_i64(&a, (int64_t)version);
+	if (q(st, "ofa read", "SELECT blob FROM ofa_models WHERE "
+	    "base_version = $1", &a, &r) != 0)
+		return -EIO;
+	if (PQntuples(r) == 1) {
+		*len = (size_t)PQgetlength(r, 0, 0);
+		*blob = xmalloc(*len ? *len : 1);
+		if (*len > 0)
+			memcpy(*blob, PQgetvalue(r, 0, 0), *len);
+		rc = 0;
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int
 pg_model_info(struct store *base, uint64_t version,
     struct store_model_info *mi)
 {
@@ -1206,6 +1246,8 @@ static const struct store_ops pg_ops = {
 	.model_copy = pg_model_copy,
 	.model_delete = pg_model_delete,
 	.model_prune = pg_model_prune,
+	.ofa_put = pg_ofa_put,
+	.ofa_get = pg_ofa_get,
 	.device_put = pg_device_put,
 	.device_get = pg_device_get,
 	.device_list = pg_device_list,

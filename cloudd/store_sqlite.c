@@ -56,6 +56,10 @@ static const char *const migrations[] = {
 	"CREATE TABLE tasks("
 	"  id INTEGER PRIMARY KEY, kind TEXT NOT NULL, arg INTEGER NOT NULL,"
 	"  created INTEGER NOT NULL, done INTEGER, result INTEGER);",
+	/* 3: Forward-OFA models, one per CTR version (ofa_train.c). */
+	"CREATE TABLE ofa_models("
+	"  base_version INTEGER PRIMARY KEY, size INTEGER NOT NULL,"
+	"  blob BLOB NOT NULL);",
 };
 
 static int
@@ -423,6 +427,51 @@ sq_model_put(struct store *base, const struct store_model_info *mi,
 	sqlite3_bind_blob64(s, 7, blob, len, SQLITE_STATIC);
 	if (sqlite3_step(s) != SQLITE_DONE)
 		rc = fail_db(st, "model insert");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+static int
+sq_ofa_put(struct store *base, uint64_t version, const void *blob, size_t len)
+{
+	struct sq *st = SQ(base);
+	sqlite3_stmt *s;
+	int rc = 0;
+
+	if (prep(st, "INSERT OR REPLACE INTO ofa_models(base_version, size, "
+	    "blob) VALUES(?,?,?)", &s) != 0)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, (int64_t)version);
+	sqlite3_bind_int64(s, 2, (int64_t)len);
+	sqlite3_bind_blob64(s, 3, blob, len, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		rc = fail_db(st, "ofa insert");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+static int
+sq_ofa_get(struct store *base, uint64_t version, void **blob, size_t *len)
+{
+	struct sq *st = SQ(base);
+	sqlite3_stmt *s;
+	int rc;
+
+	if (prep(st, "SELECT blob FROM ofa_models WHERE base_version = ?",
+	    &s) != 0)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, (int64_t)version);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*len = (size_t)sqlite3_column_bytes(s, 0);
+		*blob = xmalloc(*len ? *len : 1);
+		if (*len > 0)
+			memcpy(*blob, sqlite3_column_blob(s, 0), *len);
+		rc = 0;
+	} else if (rc == SQLITE_DONE)
+		rc = -ENOENT;
+	else
+		rc = fail_db(st, "ofa read");
 	sqlite3_finalize(s);
 	return rc;
 }
@@ -926,6 +975,8 @@ static const struct store_ops sq_ops = {
 	.model_copy = sq_model_copy,
 	.model_delete = sq_model_delete,
 	.model_prune = sq_model_prune,
+	.ofa_put = sq_ofa_put,
+	.ofa_get = sq_ofa_get,
 	.device_put = sq_device_put,
 	.device_get = sq_device_get,
 	.device_list = sq_device_list,

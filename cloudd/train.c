@@ -21,6 +21,7 @@
 
 #include "cloudd/cloudd.h"
 #include "cloudd/distill.h"
+#include "cloudd/ofa_train.h"
 #include "shared/ctr.h"
 #include "shared/ctr_io.h"
 #include "shared/dataset.h"
@@ -42,6 +43,7 @@ struct train_job {
 	size_t			 size;
 	struct store_model_info	 mi;
 	struct distill_job	*dj;		/* NULL = plain training */
+	struct ofa_result	 ofa;		/* Forward-OFA (ofa_train.c) */
 	int			 rc;
 	char			 err[256];
 	double			 seconds, val_auc, val_gauc, val_loss;
@@ -208,6 +210,10 @@ trained:
 	}
 	j->rc = pool_index(j->np, m, st, meta.version, &j->cf, j->err,
 	    sizeof(j->err));
+	/* Before the version is announced, so its OFA part is there. */
+	if (j->rc == 0)
+		ofa_train_run(&j->ofa, &j->cf, m, ds, tri, tr.n, vai, va.n,
+		    meta.version, st, j->stop);
 done:
 	j->seconds = now_s() - t0;
 	store_close(st);
@@ -241,12 +247,14 @@ train_after_cb(uv_work_t *w, int status)
 		    j->val_gauc, j->mi.global_ctr);
 		if (j->dj != NULL)
 			distill_log(j->dj, j->mi.version);
+		ofa_train_done(cd, &j->ofa);
 		model_publish(cd, &j->mi, j->blob, j->size);
 		pool_unref(cd, cd->pool);
 		cd->pool = j->np;
 	}
 	if (j->dj != NULL)
 		distill_done(cd, j->dj, status == 0 && j->rc == 0);
+	ofa_result_fini(&j->ofa);
 	free(j);
 	cloudd_maybe_exit(cd);
 }

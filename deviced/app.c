@@ -28,6 +28,7 @@
 #include "app.pb-c.h"
 #include "deviced/app.h"
 #include "deviced/deviced.h"
+#include "deviced/ofa_dev.h"
 #include "shared/ctr.h"
 #include "shared/dataset.h"
 #include "shared/log.h"
@@ -56,7 +57,7 @@ struct rctx {
 };
 
 static const char *const state_names[] = { "register", "download",
-	"retrieve", "train", "upload", "idle", "done" };
+	"retrieve", "train", "upload", "idle", "done", "ofa" };
 
 /* ---- features and scoring ------------------------------------------------ */
 
@@ -218,6 +219,8 @@ app_job_done(struct device *d, int ok)
 		    s->hist_n);
 	}
 	a->since_train = a->pending.n;
+	if (a->pending.n > 0)
+		ofa_dev_samples(d);	/* Forward-OFA: adapt again */
 	dataset_fini(&a->pending);
 	dataset_init(&a->pending);
 }
@@ -329,6 +332,8 @@ on_event(struct app *a, const Dccl__App__RecordEvent *ev, struct rctx *c)
 	i = dataset_append(to, s, sample_hist(&one, s), s->hist_n);
 	dataset_fini(&one);
 	a->since_train++;
+	if (to == &d->local)
+		ofa_dev_samples(d);	/* Forward-OFA: adapt again */
 	dccl__app__event_stored__init(&c->st);
 	c->st.n_samples = d->local.n + a->pending.n;
 	c->st.since_train = a->since_train;

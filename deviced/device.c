@@ -22,6 +22,8 @@
 
 #include "deviced/app.h"
 #include "deviced/deviced.h"
+#include "deviced/dp.h"
+#include "deviced/ofa_dev.h"
 #include "shared/auth.h"
 #include "shared/ctr.h"
 #include "shared/ctr_io.h"
@@ -32,7 +34,7 @@
 #include "shared/xmalloc.h"
 
 static const char *const state_names[] = { "register", "download",
-	"retrieve", "train", "upload", "idle", "done" };
+	"retrieve", "train", "upload", "idle", "done", "ofa" };
 
 static void enter(struct device *d, enum dev_state s);
 static void backoff(struct device *d, const char *why);
@@ -97,6 +99,8 @@ send_req(struct device *d, Dccl__Envelope *e)
 	d->bytes_up += len;
 	if (d->state == DEV_RETRIEVE)
 		d->b_ret_up += len;
+	else if (d->state == DEV_OFA)
+		ofa_dev_bytes(d, 1, len);
 	else if (d->state != DEV_UPLOAD)
 		d->b_reg += len;	/* register + chunk requests */
 	if (nnuv_send(&d->req, msg, len, NULL) != 0) {
@@ -147,6 +151,23 @@ do_download(struct device *d)
 	send_req(d, &e);
 }
 
+/* Forward-OFA: the next part, or on to the state after it (ofa_dev.c). */
+static void
+do_ofa(struct device *d)
+{
+	Dccl__Envelope e = DCCL__ENVELOPE__INIT;
+	Dccl__GetOfaReq g;
+	int then;
+
+	if (ofa_dev_next(d, &g, &then) != 0) {
+		enter(d, (enum dev_state)then);
+		return;
+	}
+	e.body_case = DCCL__ENVELOPE__BODY_GET_OFA;
+	e.get_ofa = &g;
+	send_req(d, &e);
+}
+
 static void
 do_retrieve(struct device *d)
 {
@@ -174,6 +195,7 @@ do_retrieve(struct device *d)
 	q.n_vectors = n * dim;
 	q.vectors = xcalloc(n * dim, sizeof(float));
 	ctr_repr(d->model, &d->local, idx, n, q.vectors);
+	dp_device_vectors(d, q.vectors, n, dim);
 	q.k = (uint32_t)cf->retrieve_k;
 	q.mode = cf->retrieve_mode || d->ret_pass ?
 	    DCCL__RETRIEVE_MODE__MODE_USERS : DCCL__RETRIEVE_MODE__MODE_SAMPLES;
@@ -189,10 +211,11 @@ learn_after_cb(uv_work_t *w, int status)
 {
 	struct device *d = w->data;
 	Dccl__UploadPatch up = DCCL__UPLOAD_PATCH__INIT;
-	Dccl__Metric m[4], *mp[4];
-	const char *names[4] = { "local_samples", "retrieved", "val_logloss_base",
-		"val_logloss_patched" };
-	double vals[4];
+	Dccl__Metric m[6], *mp[6];
+	const char *names[6] = { "local_samples", "retrieved", "val_logloss_base",
+		"val_logloss_patched", "dp_epsilon", "dp_rho" };
+	double vals[6];
+	int nm;
 	uint64_t rid;
 	uint8_t *blob;
 	size_t len;
@@ -213,11 +236,16 @@ learn_after_cb(uv_work_t *w, int status)
 	    "logloss %.4f -> %.4f, %s, %.1f ms", d->id, d->local.n, d->kept,
 	    d->retrieved.n, d->val_before, d->val_after, d->adopted ?
 	    "patch adopted" : "kept the cloud model", d->train_s * 1e3);
+	/* Differential privacy: clip + noise what goes up (dp.c). */
+	dp_device_patch(d);
 	vals[0] = (double)d->local.n;
 	vals[1] = (double)d->retrieved.n;
 	vals[2] = d->val_before;
 	vals[3] = d->val_after;
-	for (int i = 0; i < 4; i++) {
+	vals[4] = dp_epsilon(d->dp_rho, d->dd->cf.dp_delta);
+	vals[5] = d->dp_rho;
+	nm = d->dp_rho > 0 ? 6 : 4;
+	for (int i = 0; i < nm; i++) {
 		dccl__metric__init(&m[i]);
 		m[i].name = (char *)names[i];
 		m[i].value = vals[i];
@@ -226,7 +254,7 @@ learn_after_cb(uv_work_t *w, int status)
 	up.base_version = d->version;
 	up.n_tensors = d->n_patch;
 	up.tensors = d->patch;
-	up.n_metrics = 4;
+	up.n_metrics = (size_t)nm;
 	up.metrics = mp;
 	up.kind = "metapatch";
 	len = dccl__upload_patch__get_packed_size(&up);
@@ -302,6 +330,9 @@ enter(struct device *d, enum dev_state s)
 	case DEV_UPLOAD:
 		do_upload(d);
 		break;
+	case DEV_OFA:
+		do_ofa(d);
+		break;
 	case DEV_IDLE:
 		if (d->dd->cf.run_once && d->trained_version != 0) {
 			d->state = DEV_DONE;
@@ -319,7 +350,9 @@ enter(struct device *d, enum dev_state s)
 			d->dl_version = d->announced;
 			d->dl_next = 0;
 			enter(d, DEV_DOWNLOAD);
-		} else if (app_retrain_due(d))
+		} else if (ofa_dev_pending(d))
+			enter(d, DEV_OFA);	/* blocks for new samples */
+		else if (app_retrain_due(d))
 			enter(d, DEV_RETRIEVE);	/* new local samples (app.c) */
 		break;
 	case DEV_DONE:
@@ -411,7 +444,7 @@ on_chunk(struct device *d, const Dccl__ModelChunk *c)
 		backoff(d, "model rejected");
 		return;
 	}
-	enter(d, DEV_RETRIEVE);
+	enter(d, ofa_dev_start(d) ? DEV_OFA : DEV_RETRIEVE);
 }
 
 static void
@@ -454,6 +487,15 @@ on_error(struct device *d, const Dccl__Error *er)
 {
 	log_warnx("CLOUD-ERROR: device=%s %s: %s: %s", d->id,
 	    state_names[d->state], wire_error_name(er->code), er->message);
+	/* No OFA part for this version, or a cloud without OFA: go on. */
+	if (d->state == DEV_OFA && (er->code == DCCL__ERROR_CODE__E_NOT_FOUND ||
+	    er->code == DCCL__ERROR_CODE__E_UNKNOWN_BODY ||
+	    er->code == DCCL__ERROR_CODE__E_BAD_REQUEST ||
+	    er->code == DCCL__ERROR_CODE__E_STALE)) {
+		ofa_dev_skip(d, wire_error_name(er->code));
+		do_ofa(d);
+		return;
+	}
 	switch ((int)er->code) {
 	case DCCL__ERROR_CODE__E_NOT_REGISTERED:
 		enter(d, DEV_REGISTER);
@@ -518,6 +560,8 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 	d->bytes_down += len;
 	if (d->state == DEV_RETRIEVE)
 		d->b_ret_down += len;
+	else if (d->state == DEV_OFA)
+		ofa_dev_bytes(d, 0, len);
 	else if (d->state != DEV_UPLOAD)
 		d->b_model += len;
 	if (wire_unpack(msg, len, &e, err, sizeof(err)) != 0) {
@@ -572,12 +616,17 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 			d->dl_next = 0;
 			enter(d, DEV_DOWNLOAD);
 		} else if (d->model != NULL && d->trained_version != d->version)
-			enter(d, DEV_RETRIEVE);
+			enter(d, ofa_dev_start(d) ? DEV_OFA : DEV_RETRIEVE);
 		else
 			enter(d, DEV_UPLOAD);	/* anything left in the outbox */
 		break;
 	case DCCL__ENVELOPE__BODY_MODEL_CHUNK:
-		on_chunk(d, e->model_chunk);
+		if (d->state != DEV_OFA)
+			on_chunk(d, e->model_chunk);
+		else if (ofa_dev_on_chunk(d, e->model_chunk) != 0)
+			backoff(d, "OFA part rejected");
+		else
+			do_ofa(d);
 		break;
 	case DCCL__ENVELOPE__BODY_SAMPLES:
 		on_samples(d, e->samples);
@@ -682,6 +731,7 @@ device_init(struct deviced *dd, struct device *d, const char *id,
 	}
 	if (device_auth_open(d) != 0)
 		return -1;
+	dp_device_load(d);
 	dataset_opts_default(&o);
 	memset(&de, 0, sizeof(de));
 	if (local_csv != NULL && local_csv[0] != '\0' &&
@@ -776,6 +826,7 @@ void
 device_fini(struct device *d)
 {
 	app_fini(d);
+	ofa_dev_free(d);
 	if (d->auth != NULL)
 		sodium_memzero(d->auth, sizeof(*d->auth));
 	free(d->auth);

@@ -75,7 +75,7 @@ static const struct conf_opt deviced_opts[] = {
 	    1073741824, 0, "largest reply accepted (NN_RCVMAXSIZE)"),
 	CONF_STR("deviced.eval-methods", DV_OFF(eval_methods),
 	    "cloud,naive-ft,ft-guard,ft-lc,ft-lcoff,ft-coda,ft-lc-coda,metapatch,"
-	    "mp-lc-coda,ft-coda-u,mp-lc-coda-u", 0,
+	    "mp-lc-coda,ft-coda-u,mp-lc-coda-u,ofa-low,ofa-mid,ofa-high", 0,
 	    "evaluation: methods to score (see README)"),
 	CONF_STR("deviced.app-listen", DV_OFF(app_listen), "", 0,
 	    "local app socket (ipc:// or tcp://127.0.0.1:PORT; {dir} and {id} "
@@ -141,6 +141,10 @@ static const struct conf_opt deviced_opts[] = {
 	    "fine-tuning epochs (guarded methods stop early)"),
 	CONF_INT("learn.seed", DV_OFF(seed), "1", 0, 2147483647, 1,
 	    "training seed"),
+	CONF_BOOL("learn.ofa", DV_OFF(ofa), "no", 1,
+	    "Forward-OFA: fetch the base and the blocks this device "
+	    "assembles, adapt in one forward pass (on in eval runs with "
+	    "ofa-* methods)"),
 	CONF_INT("learn.retrain-every", DV_OFF(retrain_every), "20", 0,
 	    1000000, 1, "re-run the learning job after this many new local "
 	    "samples from the app (0 = never)"),

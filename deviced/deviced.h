@@ -46,6 +46,7 @@ struct deviced_conf {
 	char	*app_listen;	/* app socket endpoint ("" = off), app.c */
 	int64_t	 app_max_candidates;
 	int64_t	 retrain_every;	/* new local samples that re-run the job */
+	int	 ofa;		/* learn.ofa: Forward-OFA (ofa_dev.c) */
 	/* learning */
 	int	 adapt;		/* 0 none, 1 metapatch, 2 finetune */
 	int	 lc;		/* enum lc_mode */
@@ -60,11 +61,13 @@ struct deviced_conf {
 
 enum dev_state {
 	DEV_REGISTER = 0, DEV_DOWNLOAD, DEV_RETRIEVE, DEV_TRAIN, DEV_UPLOAD,
-	DEV_IDLE, DEV_DONE
+	DEV_IDLE, DEV_DONE,
+	DEV_OFA		/* Forward-OFA part download (ofa_dev.c) */
 };
 
 struct app;
 struct auth_dev;
+struct ofa_dev;
 struct ctr;
 
 struct device {
@@ -92,6 +95,7 @@ struct device {
 	struct ctr	*job_serving;	/* the job's serving model, handed to
 					   the loop in learn_after_cb */
 	struct app	*app;		/* app socket state; NULL = off */
+	struct ofa_dev	*ofa;		/* Forward-OFA state; NULL = none */
 	struct auth_dev	*auth;		/* key pair, cloud key, counter */
 	uint64_t	 sent_ctr;	/* counter of the outstanding request */
 	int		 sent_body;	/* and its body */

@@ -29,6 +29,7 @@
 #include "deviced/app.h"
 #include "deviced/deviced.h"
 #include "deviced/label_correct.h"
+#include "deviced/ofa_dev.h"
 #include "deviced/sample_filter.h"
 #include "shared/ctr.h"
 #include "shared/ctr_io.h"
@@ -314,8 +315,11 @@ evaluate(struct device *d, const struct prep *p0)
 		int adopted;
 		struct ctr *c;
 
-		if (m == NULL)
+		/* Forward-OFA rows: no training, one forward pass. */
+		if (m == NULL) {
+			(void)ofa_dev_eval(d, nm, &q, f, x);
 			continue;
+		}
 		if (m->users && d->dd->cf.retrieve_mode == 0) {
 			/* The set fetched by similar users (device.c). */
 			if (!have_pu) {
@@ -340,6 +344,7 @@ evaluate(struct device *d, const struct prep *p0)
 		    "%s,bytes_up,%.0f\n%s,bytes_down,%.0f\n%s,adopted,%d\n",
 		    m->name, secs * 1e3, m->name, mem / 1024, m->name, up,
 		    m->name, down, m->name, adopted);
+		fprintf(x, "%s,flops,%.0f\n", m->name, ctr_flops(c));
 		ctr_free(c);
 	}
 done:

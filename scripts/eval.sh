@@ -14,7 +14,7 @@ DATA=${1:?usage: eval.sh DATASET_DIR [OUTDIR]}
 OUTDIR=${2:-$ROOT/out/eval}
 SEEDS=${EVAL_SEEDS:-1 2 3}
 TASKS=${EVAL_TASKS:-ctr ranking synth}
-METHODS=${EVAL_METHODS:-cloud,naive-ft,ft-guard,ft-lc,ft-lcoff,ft-coda,ft-lc-coda,ft-coda-u,metapatch,mp-lc-coda,mp-lc-coda-u}
+METHODS=${EVAL_METHODS:-cloud,naive-ft,ft-guard,ft-lc,ft-lcoff,ft-coda,ft-lc-coda,ft-coda-u,metapatch,mp-lc-coda,mp-lc-coda-u,ofa-low,ofa-mid,ofa-high}
 export OPENBLAS_NUM_THREADS=1
 [ -d "$DATA" ] || { echo "eval.sh: $DATA: no such directory"; exit 1; }
 mkdir -p "$OUTDIR"
@@ -64,7 +64,10 @@ for task in $TASKS; do
 			progress $((done_before + d)) "$total" "$task seed $s"
 			sleep 0.5
 		done
-		wait $sp || { echo; echo "run $task seed $s failed:"; tail -20 "$run.log"; exit 1; }
+		wait $sp || {
+			echo; echo "run $task seed $s failed:"
+			grep -E 'failed|died|Abort|Assert|no model' "$run.log" "$run"/*.log | tail -20
+			tail -5 "$run.log"; exit 1; }
 		done_before=$((done_before + n))
 		progress "$done_before" "$total" "$task seed $s"
 		grep -h "TRAIN: model v1" "$run/cloudd.log" | sed "s/.*TRAIN: /  $task seed $s cloud: /" >>"$WORK/notes"

@@ -125,7 +125,10 @@ grid | while read -r name drift size lr ep; do
 	printf '%s\n' "$drift $size $lr $ep $(cat "$data/drift.txt")" >"$tab.setting"
 	rm -rf "$WORK"/run-"$name"-*
 	echo "[$k/$nset] $name: $(( $(date +%s) - ts )) s"
+	: >"$WORK/ran"
 done
+[ -f "$WORK/ran" ] && echo "$(( $(date +%s) - t0 )) s on $(nproc) cores ($(date -u +%Y-%m-%dT%H:%MZ))" \
+    >"$OUTDIR/sweep-time.txt"
 
 # summary: one row per setting, in grid order
 {
@@ -169,8 +172,7 @@ grid | while read -r name drift size lr ep; do
 done
 {
 	echo
-	echo "Sweep time: $(( $(date +%s) - t0 )) s on $(nproc) cores (settings whose"
-	echo "tables already existed were not rerun)."
+	echo "Sweep time (last run that trained anything): $(cat "$OUTDIR/sweep-time.txt" 2>/dev/null || echo unknown)."
 	if [ -f "$OUTDIR/findings.md" ]; then echo; cat "$OUTDIR/findings.md"; fi
 } >>"$OUTDIR/summary.md"
 cat "$OUTDIR/summary.md"

@@ -101,6 +101,7 @@ auth_pack_nn(Dccl__Envelope *e, const struct auth_seal *s, void **msg,
 {
 	Dccl__Envelope inner = DCCL__ENVELOPE__INIT;
 	Dccl__Envelope__BodyCase bc = e->body_case;
+	ProtobufCBinaryData omac = e->mac, osealed = e->sealed;
 	void *body;
 	uint8_t *ib = NULL, *m;
 	size_t n;
@@ -109,17 +110,18 @@ auth_pack_nn(Dccl__Envelope *e, const struct auth_seal *s, void **msg,
 		return wire_pack_nn(e, msg, len);
 	memcpy(&body, &e->error, sizeof(body));	/* the oneof's pointer */
 	e->counter = s->counter;
-	e->mac.len = 0;
-	e->mac.data = NULL;
+	e->mac.len = 0;		/* packed without; restored below */
 	e->sealed.len = 0;
-	e->sealed.data = NULL;
 	if (s->mode == AUTH_ENCRYPT && bc != DCCL__ENVELOPE__BODY__NOT_SET) {
 		inner.body_case = bc;
 		memcpy(&inner.error, &body, sizeof(body));
 		n = dccl__envelope__get_packed_size(&inner);
 		ib = malloc(n ? n : 1);
-		if (ib == NULL)
+		if (ib == NULL) {
+			e->mac = omac;
+			e->sealed = osealed;
 			return -ENOMEM;
+		}
 		dccl__envelope__pack(&inner, ib);
 		stream_xor(ib, n, s->key.enc, s->dir, s->counter);
 		e->sealed.data = ib;
@@ -136,8 +138,8 @@ auth_pack_nn(Dccl__Envelope *e, const struct auth_seal *s, void **msg,
 	/* Give the caller its envelope back as it was. */
 	e->body_case = bc;
 	memcpy(&e->error, &body, sizeof(body));
-	e->sealed.data = NULL;
-	e->sealed.len = 0;
+	e->mac = omac;
+	e->sealed = osealed;
 	free(ib);
 	if (m == NULL)
 		return -ENOMEM;

@@ -1010,6 +1010,9 @@ method_label(const char *code, char *buf, size_t len)
 		{ "mp-lc-coda", "MetaPatch + label correction + CoDA" },
 		{ "ft-coda-u", "fine-tuning + CoDA by similar users" },
 		{ "mp-lc-coda-u", "MetaPatch + LC + CoDA by similar users" },
+		{ "ofa-low", "Forward-OFA, low budget" },
+		{ "ofa-mid", "Forward-OFA, mid budget" },
+		{ "ofa-high", "Forward-OFA, high budget" },
 	};
 
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)

@@ -56,6 +56,7 @@ struct dev {
 	int		 registered, waiting, type;
 	uint64_t	 req, ctr, version, n_chunks, upload_req, uploads_done;
 	double		 t0;
+	double		 next;		/* load: send the next request then */
 };
 
 static const char *ep, *ackfile;
@@ -63,6 +64,8 @@ static int n_dev = 1000, n_proc = 4, seconds = 10, dim = 48, layers = 2,
     rank = 16;
 static long n_uploads;
 static double gap;	/* uploads: seconds between a device's uploads */
+static double think = 0.5;	/* load: mean pause between requests, s */
+static int mix[3] = { 40, 60, 80 };	/* cumulative %: status, model, retr */
 static char keydir[512];
 
 static double
@@ -140,7 +143,7 @@ do_upload(struct dev *d, uint64_t rid)
 	Dccl__Envelope e = DCCL__ENVELOPE__INIT;
 	Dccl__UploadPatch up = DCCL__UPLOAD_PATCH__INIT;
 	Dccl__Tensor t[8], *tp[8];
-	char names[8][16];
+	char names[8][24];
 	uint32_t shape[1] = { (uint32_t)rank };
 	float data[256];
 
@@ -176,18 +179,18 @@ do_random(struct dev *d, unsigned *seed)
 	float vec[16 * 256];
 	int r = rand_r(seed) % 100;
 
-	if (r < 40) {
+	if (r < mix[0]) {
 		e.body_case = DCCL__ENVELOPE__BODY_GET_STATUS;
 		e.get_status = &gs;
 		send_env(d, &e, T_STATUS);
-	} else if (r < 60) {
+	} else if (r < mix[1]) {
 		gm.version = d->version;
 		gm.chunk_index = d->n_chunks ? (uint32_t)(rand_r(seed) %
 		    d->n_chunks) : 0;
 		e.body_case = DCCL__ENVELOPE__BODY_GET_MODEL;
 		e.get_model = &gm;
 		send_env(d, &e, T_MODEL);
-	} else if (r < 80) {
+	} else if (r < mix[2]) {
 		int n = 16, dd = dim < 256 ? dim : 256;
 		for (int i = 0; i < n * dd; i++)
 			vec[i] = (float)(rand_r(seed) % 1000) / 1000.0f - 0.5f;
@@ -310,8 +313,7 @@ run_load(int first, int n, int fd)
 			pf[i].fd = dv[i].sock;
 			pf[i].events = NN_POLLIN;
 		}
-		if (nn_poll(pf, n, 50) <= 0)
-			continue;
+		(void)nn_poll(pf, n, 2);
 		t = now();
 		for (int i = 0; i < n; i++) {
 			struct dev *d = &dv[i];
@@ -331,16 +333,44 @@ run_load(int first, int n, int fd)
 				    e->error->code : 0]++;
 			}
 			wire_free(e);
-			do_random(d, &seed);
+			/* Think time, uniform in [0, 2 * mean]. */
+			d->next = t + think * 2 * (rand_r(&seed) % 1000) /
+			    1000.0;
+			if (think <= 0)
+				do_random(d, &seed);
 		}
+		for (int i = 0; think > 0 && i < n; i++)
+			if (!dv[i].waiting && dv[i].next <= t) {
+				dv[i].next = 1e300;
+				do_random(&dv[i], &seed);
+			}
 	}
-	if (write(fd, st, sizeof(*st)) != (ssize_t)sizeof(*st))
-		exit(1);
+	for (size_t off = 0; off < sizeof(*st);) {
+		ssize_t w = write(fd, (char *)st + off, sizeof(*st) - off);
+		if (w <= 0)
+			exit(1);
+		off += (size_t)w;
+	}
 	for (int i = 0; i < n; i++)
 		nn_close(dv[i].sock);
 	free(dv);
 	free(pf);
 	free(st);
+}
+
+/* Reads exactly n bytes (the stats outgrow the pipe buffer). */
+static int
+readn(int fd, void *buf, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = read(fd, (char *)buf + got, n - got);
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	return 0;
 }
 
 static double
@@ -381,7 +411,7 @@ load_main(void)
 		}
 	}
 	close(fds[1]);
-	while (read(fds[0], &one, sizeof(one)) == (ssize_t)sizeof(one)) {
+	while (readn(fds[0], &one, sizeof(one)) == 0) {
 		for (int t = 0; t < N_TYPES; t++) {
 			tot.n[t] += one.n[t];
 			tot.err[t] += one.err[t];
@@ -396,12 +426,20 @@ load_main(void)
 	for (int p = 0; p < n_proc; p++)
 		if (kids[p] > 0)
 			waitpid(kids[p], NULL, 0);
-	printf("loadtest: %d devices in %d processes, %d s, one request in "
-	    "flight per device\n", n_dev, n_proc, seconds);
+	if (think > 0)
+		printf("loadtest: %d devices in %d processes, %d s, each "
+		    "pausing 0..%.0f ms (mean %.0f) between requests\n", n_dev,
+		    n_proc, seconds, 2e3 * think, 1e3 * think);
+	else
+		printf("loadtest: %d devices in %d processes, %d s, closed "
+		    "loop: one request always in flight per device\n", n_dev,
+		    n_proc, seconds);
 	printf("%-10s %9s %9s %8s %9s %9s %9s\n", "type", "requests", "req/s",
 	    "errors", "p50 ms", "p99 ms", "max ms");
 	for (int t = 0; t < T_REGISTER; t++) {
 		all += tot.n[t];
+		if (tot.n[t] == 0)
+			continue;
 		printf("%-10s %9llu %9.0f %8llu %9.2f %9.2f %9.2f\n", tname[t],
 		    (unsigned long long)tot.n[t], tot.n[t] / (double)seconds,
 		    (unsigned long long)tot.err[t],
@@ -519,7 +557,7 @@ main(int argc, char **argv)
 	mode = argv[1];
 	ep = argv[2];
 	optind = 3;
-	while ((ch = getopt(argc, argv, "d:p:t:D:n:a:L:R:w:")) != -1) {
+	while ((ch = getopt(argc, argv, "d:p:t:D:n:a:L:R:w:z:")) != -1) {
 		switch (ch) {
 		case 'd': n_dev = atoi(optarg); break;
 		case 'p': n_proc = atoi(optarg); break;
@@ -530,7 +568,16 @@ main(int argc, char **argv)
 		case 'L': layers = atoi(optarg); break;
 		case 'R': rank = atoi(optarg); break;
 		case 'w': gap = atoi(optarg) / 1e3; break;
+		case 'z': think = atoi(optarg) / 1e3; break;
 		default: return 2;
+		}
+	}
+	if (getenv("LOADTEST_MIX") != NULL) {	/* "status,model,retrieve" % */
+		int a = 0, b = 0, c = 0;
+		if (sscanf(getenv("LOADTEST_MIX"), "%d,%d,%d", &a, &b, &c) == 3) {
+			mix[0] = a;
+			mix[1] = a + b;
+			mix[2] = a + b + c;
 		}
 	}
 	if (getenv("LOADTEST_KEYS") != NULL)

@@ -49,15 +49,16 @@ for i in 1 2 3; do
 	eval "PUB$i=tcp://127.0.0.1:$(free_port)"
 done
 for i in 1 2 3; do start_replica $i; done
-for i in 1 2 3; do
-	wait_for "grep -q 'READY: cloudd' '$T/c$i.log'" 100 0.1 || die "replica $i not ready"
+# (wait_for counts in $i: loops around it use $r.)
+for r in 1 2 3; do
+	wait_for "grep -q 'READY: cloudd' '$T/c$r.log'" 100 0.1 || die "replica $r not ready"
 done
-leader() {	# the live replica that logged leadership last
-	for i in 1 2 3; do
-		eval "p=\$CP$i"
+leader() {	# the live replicas that logged leadership
+	for r in 1 2 3; do
+		eval "p=\$CP$r"
 		kill -0 "$p" 2>/dev/null || continue
-		if grep -q 'LEADER: this replica leads' "$T/c$i.log"; then
-			echo "$i"
+		if grep -q 'LEADER: this replica leads' "$T/c$r.log"; then
+			echo "$r"
 		fi
 	done
 	return 0
@@ -66,8 +67,10 @@ wait_for "[ -n \"\$(leader)\" ]" 100 0.1 || die "no leader"
 L=$(leader)
 [ "$(echo "$L" | wc -w)" = 1 ] || die "several leaders: $L"
 log "leader: replica $L"
-for i in 1 2 3; do
-	wait_for "grep -q 'ANNOUNCE: model v1' '$T/c$i.log'" 300 0.1 || die "replica $i did not announce v1"
+# A replica that started after v1 was stored loads it at start instead.
+for r in 1 2 3; do
+	wait_for "grep -qE 'ANNOUNCE: model v1|MODEL: loaded v1' '$T/c$r.log'" 300 0.1 ||
+	    die "replica $r did not get v1"
 done
 [ "$(grep -l 'TRAIN: started' "$T"/c?.log | wc -l)" = 1 ] || die "v1 trained by more than one replica"
 

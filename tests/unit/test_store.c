@@ -727,6 +727,35 @@ test_models(void **state)
  * off + len must not wrap around: a huge offset is past the end (-ERANGE),
  * not a database error.
  */
+/* Forward-OFA blobs: one per CTR version, replaced on put. */
+static void
+test_ofa_models(void **state)
+{
+	struct store *st = *state;
+	uint8_t a[300], b[40];
+	void *blob = NULL;
+	size_t len = 1;
+
+	for (size_t i = 0; i < sizeof(a); i++)
+		a[i] = (uint8_t)(i * 3 + 1);
+	memset(b, 0xab, sizeof(b));
+	assert_int_equal(store_ofa_get(st, 1, &blob, &len), -ENOENT);
+	assert_null(blob);
+	assert_int_equal(len, 0);
+	assert_int_equal(store_ofa_put(st, 1, a, sizeof(a)), 0);
+	assert_int_equal(store_ofa_put(st, 2, b, sizeof(b)), 0);
+	assert_int_equal(store_ofa_get(st, 1, &blob, &len), 0);
+	assert_int_equal(len, sizeof(a));
+	assert_memory_equal(blob, a, sizeof(a));
+	free(blob);
+	assert_int_equal(store_ofa_put(st, 1, b, sizeof(b)), 0);
+	assert_int_equal(store_ofa_get(st, 1, &blob, &len), 0);
+	assert_int_equal(len, sizeof(b));
+	assert_memory_equal(blob, b, sizeof(b));
+	free(blob);
+	assert_int_equal(store_ofa_get(st, 3, &blob, &len), -ENOENT);
+}
+
 static void
 test_model_read_offset_overflow(void **state)
 {
@@ -1307,6 +1336,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_pool_repr, mem_setup,
 		    mem_teardown),
 		cmocka_unit_test_setup_teardown(test_models, mem_setup,
+		    mem_teardown),
+		cmocka_unit_test_setup_teardown(test_ofa_models, mem_setup,
 		    mem_teardown),
 		cmocka_unit_test_setup_teardown(test_model_read_offset_overflow,
 		    mem_setup, mem_teardown),

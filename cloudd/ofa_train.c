@@ -1,0 +1,318 @@
+/*
+ * ofa_train: Forward-OFA on the cloud; see ofa_train.h.
+ *
+ * DESIGN. Training runs inside the CTR training job (train.c), after the
+ * CTR model and the pool vectors are stored and before the job hands the
+ * version to the loop, so a version is announced only once its OFA model
+ * is stored too: a device that downloads version v and asks for v's OFA
+ * part finds it. It costs the job one more training run (about 1.5 s on
+ * ml-latest-small's pool, 7 s on the ranking pool with its negatives),
+ * which is why ofa.enable can stay on by default. OFA failures are logged
+ * and leave the CTR version alone.
+ *
+ * Serving (loop thread): struct ofa_cloud holds the unpacked OFA model of
+ * one version (the newest trained, or whatever a request last named, read
+ * back from the store) and one packed part (version, with_base, mask) with
+ * its BLAKE2b-256 checksum, so the chunks of a part come from the same
+ * bytes and a part that fits in one chunk is packed once per device class
+ * and reused. Parts are small (one block is 38 kB, the base 25 kB at the
+ * default shape) so packing on demand is cheaper than storing every
+ * subset. Replies are ModelChunks whose version is the CTR base version
+ * (README: the OFA version space is that of the CTR model it extends).
+ */
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cloudd/cloudd.h"
+#include "cloudd/ofa_train.h"
+#include "cloudd/rpc.h"
+#include "shared/ctr.h"
+#include "shared/ctr_io.h"
+#include "shared/log.h"
+#include "shared/ofa.h"
+#include "shared/ofa_io.h"
+#include "shared/xmalloc.h"
+
+struct ofa_cloud {
+	struct ofa	*m;		/* OFA model of version, or NULL */
+	uint64_t	 version;
+	uint64_t	 missing;	/* version known to have none */
+	double		 missing_t;	/* when that was learnt */
+	/* the last packed part */
+	uint8_t		*part;
+	size_t		 part_len;
+	uint64_t	 part_version;
+	int		 part_base;
+	uint32_t	 part_mask;
+	uint8_t		 part_sum[32];
+};
+
+void
+ofa_train_run(struct ofa_result *res, const struct cloudd_conf *cf,
+    const struct ctr *emb, const struct dataset *ds, const uint32_t *tri,
+    size_t ntr, const uint32_t *vai, size_t nva, uint64_t version,
+    struct store *st, atomic_int *stop)
+{
+	struct ofa_config oc;
+	struct ofa_train_opts o;
+	struct ofa_train_stats stats;
+	struct ofa_meta meta;
+	struct ofa *m = NULL;
+	uint8_t *blob = NULL;
+	size_t len = 0;
+	double t0 = now_s();
+
+	memset(res, 0, sizeof(*res));
+	if (!cf->ofa_enable)
+		return;
+	res->ran = 1;
+	res->version = version;
+	ofa_config_default(&oc, emb);
+	oc.hidden = (int)cf->ofa_hidden;
+	oc.inner = (int)cf->ofa_inner;
+	oc.n_blocks = (int)cf->ofa_blocks;
+	oc.rank = (int)cf->ofa_rank;
+	if ((res->rc = ofa_new(&m, &oc, (uint64_t)cf->seed)) != 0) {
+		snprintf(res->err, sizeof(res->err), "invalid OFA shape");
+		goto done;
+	}
+	ofa_train_opts_default(&o);
+	o.epochs = (int)cf->ofa_epochs;
+	o.batch = (int)cf->batch;
+	o.patience = (int)cf->patience;
+	o.lr = (float)cf->ofa_lr;
+	o.mu = cf->ofa_mu;
+	o.seed = (uint64_t)cf->seed;
+	o.stop = stop;
+	memset(&stats, 0, sizeof(stats));
+	res->rc = ofa_train(m, emb, ds, tri, ntr, vai, nva, &o, &stats);
+	if (res->rc != 0) {
+		snprintf(res->err, sizeof(res->err), "%s", res->rc ==
+		    -ECANCELED ? "stopped" : "training diverged or failed");
+		goto done;
+	}
+	res->val_loss = stats.val_loss;
+	res->epochs = stats.epochs;
+	for (int k = 0; k < OFA_N_CLASSES && k < 3; k++)
+		res->blocks[k] = stats.blocks[k];
+	memset(&meta, 0, sizeof(meta));
+	meta.version = meta.base_version = version;
+	meta.created = time(NULL);
+	snprintf(meta.metrics[0].name, CTR_IO_METRIC_NAME, "val_logloss");
+	meta.metrics[0].value = stats.val_loss;
+	snprintf(meta.metrics[1].name, CTR_IO_METRIC_NAME, "epochs");
+	meta.metrics[1].value = stats.epochs;
+	meta.n_metrics = 2;
+	if ((res->rc = ofa_io_pack(m, &meta, 1, OFA_IO_ALL, &blob, &len))) {
+		snprintf(res->err, sizeof(res->err), "%s",
+		    ctr_io_strerror(res->rc));
+		goto done;
+	}
+	res->size = len;
+	if ((res->rc = store_ofa_put(st, version, blob, len)) != 0) {
+		snprintf(res->err, sizeof(res->err), "%s", store_errmsg(st));
+		goto done;
+	}
+	res->model = m;
+	m = NULL;
+done:
+	res->seconds = now_s() - t0;
+	free(blob);
+	ofa_free(m);
+}
+
+void
+ofa_result_fini(struct ofa_result *res)
+{
+	ofa_free(res->model);
+	res->model = NULL;
+}
+
+static struct ofa_cloud *
+cloud_state(struct cloudd *cd)
+{
+	if (cd->ofa == NULL)
+		cd->ofa = xcalloc(1, sizeof(*cd->ofa));
+	return cd->ofa;
+}
+
+static void
+drop_part(struct ofa_cloud *oc)
+{
+	free(oc->part);
+	oc->part = NULL;
+	oc->part_len = 0;
+	oc->part_version = 0;
+}
+
+static void
+install(struct ofa_cloud *oc, uint64_t version, struct ofa *m)
+{
+	if (oc->part_version == oc->version)
+		drop_part(oc);
+	ofa_free(oc->m);
+	oc->m = m;
+	oc->version = version;
+	if (oc->missing == version)
+		oc->missing = 0;
+}
+
+void
+ofa_train_done(struct cloudd *cd, struct ofa_result *res)
+{
+	const struct ofa_config *c;
+
+	if (!res->ran)
+		return;
+	if (res->rc != 0 || res->model == NULL) {
+		log_warnx("OFA: no model for v%llu: %s", (unsigned long long)
+		    res->version, res->err);
+		ofa_result_fini(res);
+		return;
+	}
+	c = ofa_config(res->model);
+	log_info("OFA: model for v%llu in %.1f s: %d blocks, hidden %d, rank "
+	    "%d, %zu params (base %zu, %zu per block), %zu bytes; val "
+	    "logloss %.4f, blocks low %.2f mid %.2f high %.2f",
+	    (unsigned long long)res->version, res->seconds, c->n_blocks,
+	    c->hidden, c->rank, ofa_num_params(res->model),
+	    ofa_base_params(res->model), ofa_block_params(res->model),
+	    res->size, res->val_loss, res->blocks[0], res->blocks[1],
+	    res->blocks[2]);
+	install(cloud_state(cd), res->version, res->model);
+	res->model = NULL;
+}
+
+void
+ofa_cloud_free(struct cloudd *cd)
+{
+	if (cd->ofa == NULL)
+		return;
+	drop_part(cd->ofa);
+	ofa_free(cd->ofa->m);
+	free(cd->ofa);
+	cd->ofa = NULL;
+}
+
+/*
+ * The OFA model of version, from memory or the store. 0, -ENOENT (none
+ * for that version), or another error with the message in err.
+ */
+static int
+model_for(struct cloudd *cd, uint64_t version, char *err, size_t errlen)
+{
+	struct ofa_cloud *oc = cloud_state(cd);
+	struct ofa_meta meta;
+	struct ofa *m = NULL;
+	void *blob;
+	size_t len;
+	int rc;
+
+	if (oc->m != NULL && oc->version == version)
+		return 0;
+	/* A version without OFA is asked by every device: remember it. */
+	if (oc->missing == version && now_s() - oc->missing_t < 5)
+		return -ENOENT;
+	rc = store_ofa_get(cd->st, version, &blob, &len);
+	if (rc == -ENOENT || rc == -ENOTSUP) {
+		oc->missing = version;
+		oc->missing_t = now_s();
+		return -ENOENT;
+	}
+	if (rc != 0) {
+		snprintf(err, errlen, "%s", store_errmsg(cd->st));
+		return rc;
+	}
+	rc = ofa_io_unpack(&m, &meta, blob, len, err, errlen);
+	free(blob);
+	if (rc != 0)
+		return -EBADMSG;
+	install(oc, version, m);
+	log_info("OFA: loaded the model for v%llu from the store",
+	    (unsigned long long)version);
+	return 0;
+}
+
+void
+ofa_rpc(struct cloudd *cd, struct rpc_req *r)
+{
+	const Dccl__GetOfaReq *q = r->env->get_ofa;
+	struct ofa_cloud *oc;
+	uint64_t v = q->base_version ? q->base_version : cd->model.version;
+	uint64_t cs = (uint64_t)cd->cf.chunk_size, off, n_chunks;
+	Dccl__Envelope e;
+	Dccl__ModelChunk mc = DCCL__MODEL_CHUNK__INIT;
+	char err[256] = "";
+	int L, rc;
+
+	if (v == 0) {
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_NOT_FOUND,
+		    "no model trained yet");
+		return;
+	}
+	if ((rc = model_for(cd, v, err, sizeof(err))) != 0) {
+		rpc_error(cd, r, rc == -ENOENT ? DCCL__ERROR_CODE__E_NOT_FOUND :
+		    DCCL__ERROR_CODE__E_STORAGE, "OFA model for v%llu: %s",
+		    (unsigned long long)v, rc == -ENOENT ? "none" : err);
+		return;
+	}
+	oc = cd->ofa;
+	L = ofa_config(oc->m)->n_blocks;
+	if ((L < 32 && (q->block_mask >> L) != 0) ||
+	    (!q->with_base && q->block_mask == 0)) {
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_BAD_REQUEST,
+		    "block mask 0x%x%s: the model has %d blocks", q->block_mask,
+		    q->with_base ? "" : " without the base", L);
+		return;
+	}
+	if (oc->part == NULL || oc->part_version != v ||
+	    oc->part_base != (q->with_base != 0) ||
+	    oc->part_mask != q->block_mask) {
+		struct ofa_meta meta;
+		drop_part(oc);
+		memset(&meta, 0, sizeof(meta));
+		meta.version = meta.base_version = v;
+		if ((rc = ofa_io_pack(oc->m, &meta, q->with_base != 0,
+		    q->block_mask, &oc->part, &oc->part_len)) != 0) {
+			oc->part = NULL;
+			rpc_error(cd, r, DCCL__ERROR_CODE__E_INTERNAL,
+			    "OFA part: %s", ctr_io_strerror(rc));
+			return;
+		}
+		oc->part_version = v;
+		oc->part_base = q->with_base != 0;
+		oc->part_mask = q->block_mask;
+		crypto_generichash(oc->part_sum, 32, oc->part, oc->part_len,
+		    NULL, 0);
+	}
+	n_chunks = (oc->part_len + cs - 1) / cs;
+	if (q->chunk_index >= n_chunks) {
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_NOT_FOUND,
+		    "chunk %u out of range (OFA part has %llu)",
+		    q->chunk_index, (unsigned long long)n_chunks);
+		return;
+	}
+	off = (uint64_t)q->chunk_index * cs;
+	mc.version = v;
+	mc.chunk_index = q->chunk_index;
+	mc.n_chunks = (uint32_t)n_chunks;
+	mc.total_size = oc->part_len;
+	mc.checksum.data = oc->part_sum;
+	mc.checksum.len = 32;
+	mc.data.data = oc->part + off;
+	mc.data.len = (size_t)(oc->part_len - off < cs ? oc->part_len - off :
+	    cs);
+	dccl__envelope__init(&e);
+	e.device_id = r->env->device_id;
+	e.request_id = r->env->request_id;
+	e.body_case = DCCL__ENVELOPE__BODY_MODEL_CHUNK;
+	e.model_chunk = &mc;
+	log_debug("OFA-GET: device=%s v%llu base=%d mask=0x%x chunk %u/%llu",
+	    r->env->device_id, (unsigned long long)v, q->with_base ? 1 : 0,
+	    q->block_mask, q->chunk_index, (unsigned long long)n_chunks);
+	rpc_reply(cd, r, &e);
+}

@@ -1,0 +1,58 @@
+/*
+ * ofa_train: the cloud half of Forward-OFA (README "Forward-OFA",
+ * shared/ofa.h). After each CTR training or distillation job, the same
+ * threadpool job trains the OFA model on the same pool split with the new
+ * CTR model's embedding tables frozen and stores it, packed whole, in the
+ * store's ofa_models table under that CTR version. The loop keeps the OFA
+ * model of one version in memory and serves GetOfaReq: the base and any
+ * subset of blocks, packed on demand and sent as ModelChunks.
+ */
+#ifndef CLOUDD_OFA_TRAIN_H
+#define CLOUDD_OFA_TRAIN_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct cloudd;
+struct cloudd_conf;
+struct ctr;
+struct dataset;
+struct ofa;
+struct rpc_req;
+struct store;
+
+/* What the worker hands back to the loop (embedded in the train job). */
+struct ofa_result {
+	int		 ran;		/* ofa.enable was on */
+	int		 rc;		/* 0 = trained and stored */
+	char		 err[256];
+	struct ofa	*model;		/* trained model; loop takes it */
+	uint64_t	 version;	/* the CTR version it belongs to */
+	double		 seconds, val_loss;
+	double		 blocks[3];	/* mean blocks low/mid/high on val */
+	int		 epochs;
+	size_t		 size;		/* packed bytes (base + all blocks) */
+};
+
+/*
+ * Threadpool (the training job's worker): when cf->ofa_enable, trains the
+ * OFA model on ds->s[tri] (early stopping on vai) with emb's embeddings,
+ * packs it and stores it under version on st (the job's connection). Any
+ * failure is reported in res, never fatal to the CTR job.
+ */
+void	ofa_train_run(struct ofa_result *res, const struct cloudd_conf *cf,
+	    const struct ctr *emb, const struct dataset *ds,
+	    const uint32_t *tri, size_t ntr, const uint32_t *vai, size_t nva,
+	    uint64_t version, struct store *st, atomic_int *stop);
+/* Loop: logs res and makes its model the served one (takes ownership). */
+void	ofa_train_done(struct cloudd *cd, struct ofa_result *res);
+/* Frees what res still owns (failed or cancelled jobs). */
+void	ofa_result_fini(struct ofa_result *res);
+
+/* Loop: GetOfaReq from a registered device. */
+void	ofa_rpc(struct cloudd *cd, struct rpc_req *r);
+/* Loop: frees the served OFA model and the part cache (shutdown). */
+void	ofa_cloud_free(struct cloudd *cd);
+
+#endif

@@ -1,0 +1,78 @@
+# Forward-OFA through the daemons: cloudd trains the OFA model after the
+# CTR model and stores it (ofa_models); two devices of classes low and
+# high (learn.ofa = yes) download the base, run the controller for their
+# budget, fetch only the blocks it assembles and adapt in one forward
+# pass. The low device assembles fewer blocks and downloads fewer bytes
+# than the high one; an app event makes a device adapt again; a device
+# whose cloud has no OFA model skips it and carries on.
+. "$(dirname "$0")/../../scripts/itest-lib.sh"
+endpoints
+make_data 6 60
+"$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
+    >"$T/import.log" 2>&1 || die "import failed"
+start_cloudd
+wait_model 1
+grep -q "OFA: model for v1" "$T/cloudd.log" || die "no OFA model trained"
+[ "$(sql 'SELECT count(*) FROM ofa_models WHERE base_version = 1')" = 1 ] ||
+    die "OFA model not stored"
+
+set -- $(ls "$SHARDS" | sed -n 's/\.local\.csv$//p' | sort -n | head -2)
+U1=$1 U2=$2
+start_deviced low -o deviced.device-id=low -o deviced.user-id="$U1" \
+    -o deviced.local-data="$SHARDS/$U1.local.csv" \
+    -o device.compute-class=low -o learn.ofa=yes
+start_deviced high -o deviced.device-id=high -o deviced.user-id="$U2" \
+    -o deviced.local-data="$SHARDS/$U2.local.csv" \
+    -o device.compute-class=high -o learn.ofa=yes \
+    -o deviced.app-listen='ipc://{dir}/app.ipc'
+for n in low high; do
+	wait_for "grep -q 'OFA-ADAPT: device=$n ' '$T/$n.log'" 300 0.1 ||
+	    die "device $n did not adapt"
+done
+# "...: B of L blocks assembled, U us, F FLOPs/prediction, N bytes down"
+field() {	# device what
+	grep -m1 "OFA-ADAPT: device=$1 " "$T/$1.log" |
+	    sed -n "s/.*: \([0-9]*\) of [0-9]* blocks assembled, [0-9.]* us, \([0-9]*\) FLOPs\/prediction, \([0-9]*\) bytes down.*/\1 \2 \3/p" |
+	    cut -d' ' -f"$2"
+}
+bl=$(field low 1) bh=$(field high 1)
+fl=$(field low 2) fh=$(field high 2)
+nl=$(field low 3) nh=$(field high 3)
+echo "low: $bl blocks, $fl FLOPs, $nl bytes; high: $bh blocks, $fh FLOPs, $nh bytes"
+[ -n "$bl" ] && [ -n "$bh" ] || die "cannot parse OFA-ADAPT lines"
+[ "$bl" -lt "$bh" ] || die "low assembled $bl blocks, high $bh"
+[ "$nl" -lt "$nh" ] || die "low downloaded $nl bytes, high $nh"
+[ "$fl" -lt "$fh" ] || die "low runs $fl FLOPs, high $fh"
+# The budget projection: low (0.25 of the block FLOPs) runs one block.
+[ "$bl" -le 1 ] || die "low budget assembled $bl blocks"
+# Both went on with the learning job afterwards.
+for n in low high; do
+	wait_for "grep -q 'TRAIN: device=$n ' '$T/$n.log'" 300 0.1 ||
+	    die "device $n: no learning job after the OFA adaptation"
+done
+
+log "an app event re-runs the adaptation (forward only)"
+AEP="ipc://$T/dev/high/app.ipc"
+wait_for "grep -q 'APP: device=high listening' '$T/high.log'" 100 0.1 || die "no app socket"
+item=$(grep -v '^#' "$SHARDS/$U2.local.csv" | grep -v '^user' | tail -1 | cut -d, -f2)
+"$BIN/dcctl" device -s "$AEP" -t 10 event "$item" 1 1 >/dev/null || die "event failed"
+wait_for "[ \$(grep -c 'OFA-ADAPT: device=high ' '$T/high.log') -ge 2 ]" 100 0.1 ||
+    die "no adaptation after the event"
+grep "OFA-ADAPT: device=high " "$T/high.log" | tail -1 | grep -q "new samples" ||
+    die "second adaptation not for the new samples"
+grep -q "OFA-ADAPT: device=high .*new samples" "$T/high.log" && echo "ok: adapted again"
+
+log "a cloud without OFA: the device skips it"
+kill -TERM "$CPID"
+wait_for "! kill -0 $CPID 2>/dev/null" 100 0.1 || die "cloudd did not stop"
+start_cloudd -o ofa.enable=no
+dcctl train 1 >/dev/null || die "train failed"
+wait_model 2
+grep -q "OFA: model for v2" "$T/cloudd.log" && die "OFA trained with ofa.enable=no"
+wait_for "grep -q 'OFA: device=low v2: no OFA model' '$T/low.log'" 300 0.1 ||
+    die "device low did not skip the missing OFA model"
+wait_for "[ \$(grep -c 'TRAIN: device=low ' '$T/low.log') -ge 2 ]" 300 0.1 ||
+    die "device low stalled without OFA"
+grep -q "RPC-ERROR: E_NOT_FOUND .*body=get_ofa" "$T/cloudd.log" ||
+    die "no E_NOT_FOUND for get_ofa"
+echo "PASS: ofa"
