@@ -6,7 +6,8 @@ set -eu
 PKGS="build-essential pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
 libnanomsg-dev nanomsg-utils libsqlite3-dev sqlite3 libpq-dev postgresql
 libcmocka-dev libinih-dev
-libopenblas-dev libsodium-dev libsystemd-dev libmicrohttpd-dev mandoc python3-yaml bc"
+libopenblas-dev libsodium-dev libsystemd-dev libmicrohttpd-dev mandoc python3-yaml bc
+clang libclang-rt-14-dev"
 
 missing=""
 for p in $PKGS; do
