@@ -98,7 +98,7 @@ send_req(struct device *d, Dccl__Envelope *e)
 	d->sent_body = e->body_case;
 	d->bytes_up += len;
 	if (d->state == DEV_RETRIEVE)
-		d->b_ret_up += len;
+		*(d->ret_pass ? &d->b_retu_up : &d->b_ret_up) += len;
 	else if (d->state == DEV_OFA)
 		ofa_dev_bytes(d, 1, len);
 	else if (d->state != DEV_UPLOAD)
@@ -559,7 +559,7 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 	(void)hdr;
 	d->bytes_down += len;
 	if (d->state == DEV_RETRIEVE)
-		d->b_ret_down += len;
+		*(d->ret_pass ? &d->b_retu_down : &d->b_ret_down) += len;
 	else if (d->state == DEV_OFA)
 		ofa_dev_bytes(d, 0, len);
 	else if (d->state != DEV_UPLOAD)

@@ -118,6 +118,7 @@ struct device {
 	size_t		 kept;		/* retrieved samples the filter kept */
 	/* bytes per protocol phase, for the per-method cost columns */
 	uint64_t	 b_reg, b_model, b_ret_up, b_ret_down, b_patch;
+	uint64_t	 b_retu_up, b_retu_down;	/* eval: by similar users */
 	/* accounting */
 	uint64_t	 bytes_up, bytes_down;
 	double		 t_start, t_done;

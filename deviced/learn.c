@@ -336,8 +336,10 @@ evaluate(struct device *d, const struct prep *p0)
 			    s->item, s->label, pr[i]);
 		}
 		/* Traffic this method needs: download, retrieval, upload. */
-		down = (double)d->b_model + (m->coda ? d->b_ret_down : 0);
-		up = (double)d->b_reg + (m->coda ? d->b_ret_up : 0) +
+		down = (double)d->b_model + (!m->coda ? 0 : m->users ?
+		    d->b_retu_down : d->b_ret_down);
+		up = (double)d->b_reg + (!m->coda ? 0 : m->users ?
+		    d->b_retu_up : d->b_ret_up) +
 		    (m->adapt == ADAPT_FT ? (double)d->dl_total :
 		    m->adapt == ADAPT_MP ? (double)d->b_patch : 0);
 		fprintf(x, "%s,device_ms,%.3f\n%s,train_kib,%.1f\n"
