@@ -29,6 +29,7 @@
 #include "cloudd/distill.h"
 #include "cloudd/metrics.h"
 #include "cloudd/ofa_train.h"
+#include "shared/fsutil.h"
 #include "shared/log.h"
 #include "shared/notify.h"
 #include "shared/ofa.h"
@@ -374,24 +375,6 @@ open_rep(struct cloudd *cd, struct nnuv *s, const char *eps, const char *what)
 	return 0;
 }
 
-static int
-mkdirs(const char *path)
-{
-	char buf[1024];
-
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *p = buf + 1; *p; p++)
-		if (*p == '/') {
-			*p = '\0';
-			if (mkdir(buf, 0750) != 0 && errno != EEXIST)
-				return -1;
-			*p = '/';
-		}
-	if (mkdir(buf, 0750) != 0 && errno != EEXIST)
-		return -1;
-	return 0;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -473,7 +456,7 @@ main(int argc, char **argv)
 	snprintf(threads, sizeof(threads), "%lld", (long long)cd->cf.workers);
 	setenv("UV_THREADPOOL_SIZE", threads, 1);
 
-	if (mkdirs(cd->cf.data_dir) != 0)
+	if (fs_mkdirs(cd->cf.data_dir, 0750) != 0)
 		fatal("DATA-DIR: %s", cd->cf.data_dir);
 	if (strcmp(cd->cf.store, "postgresql") == 0)
 		snprintf(dbpath, sizeof(cd->dbpath), "%s", cd->cf.pg_conninfo);

@@ -28,6 +28,7 @@
 #include "shared/ctr.h"
 #include "shared/ctr_io.h"
 #include "shared/dataset.h"
+#include "shared/fsutil.h"
 #include "shared/log.h"
 #include "shared/notify.h"
 #include "shared/wire.h"
@@ -682,22 +683,6 @@ device_auth_open(struct device *d)
 	return 0;
 }
 
-static int
-mkdirs(const char *path)
-{
-	char buf[1024];
-
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *p = buf + 1; *p; p++)
-		if (*p == '/') {
-			*p = '\0';
-			if (mkdir(buf, 0750) != 0 && errno != EEXIST)
-				return -1;
-			*p = '/';
-		}
-	return (mkdir(buf, 0750) != 0 && errno != EEXIST) ? -1 : 0;
-}
-
 int
 device_init(struct deviced *dd, struct device *d, const char *id,
     uint32_t user, const char *local_csv, const char *test_csv)
@@ -720,7 +705,7 @@ device_init(struct deviced *dd, struct device *d, const char *id,
 	dataset_init(&d->retrieved);
 	dataset_init(&d->retrieved_u);
 	snprintf(d->dir, sizeof(d->dir), "%s/%s", cf->data_dir, id);
-	if (mkdirs(d->dir) != 0) {
+	if (fs_mkdirs(d->dir, 0750) != 0) {
 		log_warn("STATE-DIR: %s", d->dir);
 		return -1;
 	}

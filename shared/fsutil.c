@@ -1,0 +1,26 @@
+/* fsutil: see fsutil.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "shared/fsutil.h"
+
+int
+fs_mkdirs(const char *path, mode_t mode)
+{
+	char buf[1024];
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (char *p = buf + 1; *p; p++)
+		if (*p == '/') {
+			*p = '\0';
+			if (mkdir(buf, mode) != 0 && errno != EEXIST)
+				return -1;
+			*p = '/';
+		}
+	return (mkdir(buf, mode) != 0 && errno != EEXIST) ? -1 : 0;
+}
