@@ -15,6 +15,7 @@
 #include "cloudd/store.h"
 #include "cloudd/store_impl.h"
 #include "shared/dataset.h"
+#include "shared/db.h"
 #include "shared/xmalloc.h"
 
 struct sq {
@@ -62,33 +63,23 @@ static const char *const migrations[] = {
 	"  blob BLOB NOT NULL);",
 };
 
+/* The shared helpers (shared/db.h), reporting into the store's message. */
 static int
 fail_db(struct sq *st, const char *what)
 {
-	snprintf(st->base.err, sizeof(st->base.err), "%s: %s", what,
-	    sqlite3_errmsg(st->db));
-	return -EIO;
+	return db_fail(st->db, what, st->base.err, sizeof(st->base.err));
 }
 
 static int
 exec(struct sq *st, const char *sql)
 {
-	char *msg = NULL;
-
-	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		snprintf(st->base.err, sizeof(st->base.err), "%s", msg ? msg : "?");
-		sqlite3_free(msg);
-		return -EIO;
-	}
-	return 0;
+	return db_exec(st->db, sql, st->base.err, sizeof(st->base.err));
 }
 
 static int
 prep(struct sq *st, const char *sql, sqlite3_stmt **s)
 {
-	if (sqlite3_prepare_v2(st->db, sql, -1, s, NULL) != SQLITE_OK)
-		return fail_db(st, "prepare");
-	return 0;
+	return db_prep(st->db, sql, s, st->base.err, sizeof(st->base.err));
 }
 
 static int
@@ -159,17 +150,9 @@ store_sqlite_open(struct store **out, const char *target, int busy_ms,
 	*out = NULL;
 	st = xcalloc(1, sizeof(*st));
 	st->base.ops = &sq_ops;
-	if (sqlite3_open_v2(target, &st->db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", target, st->db ?
-		    sqlite3_errmsg(st->db) : "cannot open");
-		rc = -EIO;
+	if ((rc = db_open(&st->db, target, busy_ms, err, errlen)) != 0)
 		goto fail;
-	}
-	sqlite3_busy_timeout(st->db, busy_ms);
-	if ((rc = exec(st, "PRAGMA journal_mode=WAL")) != 0 ||
-	    (rc = exec(st, "PRAGMA synchronous=NORMAL")) != 0 ||
-	    (rc = exec(st, "PRAGMA foreign_keys=ON")) != 0 ||
+	if ((rc = exec(st, "PRAGMA foreign_keys=ON")) != 0 ||
 	    (rc = migrate(st)) != 0) {
 		snprintf(err, errlen, "%s: %s", target, st->base.err);
 		goto fail;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "deviced/dstore.h"
+#include "shared/db.h"
 #include "shared/dataset.h"
 #include "shared/xmalloc.h"
 
@@ -27,33 +28,23 @@ static const char schema[] =
 	"  acked INTEGER NOT NULL DEFAULT 0, patch_id INTEGER);"
 	"CREATE TABLE IF NOT EXISTS kv(key TEXT PRIMARY KEY, value INTEGER);";
 
+/* The shared helpers (shared/db.h), reporting into the store's message. */
 static int
 fail_db(struct dstore *st, const char *what)
 {
-	snprintf(st->err, sizeof(st->err), "%s: %s", what,
-	    sqlite3_errmsg(st->db));
-	return -EIO;
+	return db_fail(st->db, what, st->err, sizeof(st->err));
 }
 
 static int
 exec(struct dstore *st, const char *sql)
 {
-	char *m = NULL;
-
-	if (sqlite3_exec(st->db, sql, NULL, NULL, &m) != SQLITE_OK) {
-		snprintf(st->err, sizeof(st->err), "%s", m ? m : "?");
-		sqlite3_free(m);
-		return -EIO;
-	}
-	return 0;
+	return db_exec(st->db, sql, st->err, sizeof(st->err));
 }
 
 static int
 prep(struct dstore *st, const char *sql, sqlite3_stmt **s)
 {
-	if (sqlite3_prepare_v2(st->db, sql, -1, s, NULL) != SQLITE_OK)
-		return fail_db(st, "prepare");
-	return 0;
+	return db_prep(st->db, sql, s, st->err, sizeof(st->err));
 }
 
 int
@@ -62,17 +53,15 @@ dstore_open(struct dstore **out, const char *path, char *err, size_t errlen)
 	struct dstore *st = xcalloc(1, sizeof(*st));
 
 	*out = NULL;
-	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
-	    exec(st, "PRAGMA journal_mode=WAL") != 0 ||
-	    exec(st, "PRAGMA synchronous=NORMAL") != 0 ||
-	    exec(st, schema) != 0) {
-		snprintf(err, errlen, "%s: %s", path, st->db ?
-		    sqlite3_errmsg(st->db) : "cannot open");
+	if (db_open(&st->db, path, 1000, err, errlen) != 0) {
 		dstore_close(st);
 		return -EIO;
 	}
-	sqlite3_busy_timeout(st->db, 1000);
+	if (exec(st, schema) != 0) {
+		snprintf(err, errlen, "%s: %s", path, st->err);
+		dstore_close(st);
+		return -EIO;
+	}
 	*out = st;
 	return 0;
 }
