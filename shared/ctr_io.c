@@ -82,8 +82,8 @@ fail(int rc, char *err, size_t errlen, const char *fmt, ...)
 
 /* ---- checksum ------------------------------------------------------------- */
 
-static void
-hash_u32(crypto_generichash_state *st, uint32_t v)
+void
+ctr_io_hash_u32(crypto_generichash_state *st, uint32_t v)
 {
 	uint8_t b[4] = { v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff,
 	    (v >> 24) & 0xff };
@@ -91,8 +91,8 @@ hash_u32(crypto_generichash_state *st, uint32_t v)
 	crypto_generichash_update(st, b, sizeof(b));
 }
 
-static void
-hash_floats(crypto_generichash_state *st, const float *p, size_t n)
+void
+ctr_io_hash_floats(crypto_generichash_state *st, const float *p, size_t n)
 {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 	crypto_generichash_update(st, (const uint8_t *)p, n * sizeof(float));
@@ -100,7 +100,7 @@ hash_floats(crypto_generichash_state *st, const float *p, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		uint32_t u;
 		memcpy(&u, &p[i], sizeof(u));
-		hash_u32(st, u);
+		ctr_io_hash_u32(st, u);
 	}
 #endif
 }
@@ -114,26 +114,26 @@ ctr_io_checksum(const struct ctr *m, uint8_t out[CTR_IO_CHECKSUM_LEN])
 	if (sodium_init() < 0)
 		abort();	/* cannot happen after a successful link */
 	crypto_generichash_init(&st, NULL, 0, CTR_IO_CHECKSUM_LEN);
-	hash_u32(&st, c->n_users);
-	hash_u32(&st, c->n_items);
-	hash_u32(&st, c->n_genres);
-	hash_u32(&st, (uint32_t)c->dim);
-	hash_u32(&st, (uint32_t)c->hist_k);
-	hash_u32(&st, (uint32_t)c->n_hidden);
+	ctr_io_hash_u32(&st, c->n_users);
+	ctr_io_hash_u32(&st, c->n_items);
+	ctr_io_hash_u32(&st, c->n_genres);
+	ctr_io_hash_u32(&st, (uint32_t)c->dim);
+	ctr_io_hash_u32(&st, (uint32_t)c->hist_k);
+	ctr_io_hash_u32(&st, (uint32_t)c->n_hidden);
 	for (int l = 0; l < c->n_hidden; l++)
-		hash_u32(&st, (uint32_t)c->hidden[l]);
-	hash_u32(&st, (uint32_t)c->patch_rank);
-	hash_u32(&st, SAMPLE_N_HOURS);
-	hash_u32(&st, SAMPLE_N_WDAYS);
+		ctr_io_hash_u32(&st, (uint32_t)c->hidden[l]);
+	ctr_io_hash_u32(&st, (uint32_t)c->patch_rank);
+	ctr_io_hash_u32(&st, SAMPLE_N_HOURS);
+	ctr_io_hash_u32(&st, SAMPLE_N_WDAYS);
 	for (int i = 0; i < ctr_num_tensors(m); i++) {
 		const struct ctr_tensor *t = ctr_tensor_at(m, i);
 		size_t nl = strlen(t->name);
-		hash_u32(&st, (uint32_t)nl);
+		ctr_io_hash_u32(&st, (uint32_t)nl);
 		crypto_generichash_update(&st, (const uint8_t *)t->name, nl);
-		hash_u32(&st, (uint32_t)t->ndim);
+		ctr_io_hash_u32(&st, (uint32_t)t->ndim);
 		for (int d = 0; d < t->ndim; d++)
-			hash_u32(&st, t->shape[d]);
-		hash_floats(&st, t->data, t->n);
+			ctr_io_hash_u32(&st, t->shape[d]);
+		ctr_io_hash_floats(&st, t->data, t->n);
 	}
 	crypto_generichash_final(&st, out, CTR_IO_CHECKSUM_LEN);
 }

@@ -45,15 +45,6 @@ fail(int rc, char *err, size_t errlen, const char *fmt, ...)
 	return rc;
 }
 
-static void
-hash_u32(crypto_generichash_state *st, uint32_t v)
-{
-	uint8_t b[4] = { v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff,
-	    (v >> 24) & 0xff };
-
-	crypto_generichash_update(st, b, sizeof(b));
-}
-
 /* Whether tensor t is included in a part (with_base, mask). */
 static int
 included(const struct ofa_tensor *t, int with_base, uint32_t mask)
@@ -72,42 +63,33 @@ checksum(const struct ofa *m, int with_base, uint32_t mask, uint64_t bv,
 	if (sodium_init() < 0)
 		abort();
 	crypto_generichash_init(&st, NULL, 0, CTR_IO_CHECKSUM_LEN);
-	hash_u32(&st, (uint32_t)c->in_dim);
-	hash_u32(&st, (uint32_t)c->z_dim);
-	hash_u32(&st, (uint32_t)c->hidden);
-	hash_u32(&st, (uint32_t)c->inner);
-	hash_u32(&st, (uint32_t)c->n_blocks);
-	hash_u32(&st, (uint32_t)c->rank);
-	hash_u32(&st, (uint32_t)c->hist_k);
-	hash_u32(&st, (uint32_t)(with_base != 0));
+	ctr_io_hash_u32(&st, (uint32_t)c->in_dim);
+	ctr_io_hash_u32(&st, (uint32_t)c->z_dim);
+	ctr_io_hash_u32(&st, (uint32_t)c->hidden);
+	ctr_io_hash_u32(&st, (uint32_t)c->inner);
+	ctr_io_hash_u32(&st, (uint32_t)c->n_blocks);
+	ctr_io_hash_u32(&st, (uint32_t)c->rank);
+	ctr_io_hash_u32(&st, (uint32_t)c->hist_k);
+	ctr_io_hash_u32(&st, (uint32_t)(with_base != 0));
 	for (int l = 0; l < c->n_blocks; l++)
 		nb += (mask >> l) & 1u;
-	hash_u32(&st, nb);
+	ctr_io_hash_u32(&st, nb);
 	for (int l = 0; l < c->n_blocks; l++)
 		if ((mask >> l) & 1u)
-			hash_u32(&st, (uint32_t)l);
-	hash_u32(&st, (uint32_t)(bv & 0xffffffffu));
-	hash_u32(&st, (uint32_t)(bv >> 32));
+			ctr_io_hash_u32(&st, (uint32_t)l);
+	ctr_io_hash_u32(&st, (uint32_t)(bv & 0xffffffffu));
+	ctr_io_hash_u32(&st, (uint32_t)(bv >> 32));
 	for (int i = 0; i < ofa_num_tensors(m); i++) {
 		const struct ofa_tensor *t = ofa_tensor_at(m, i);
 		size_t nl = strlen(t->name);
 		if (!included(t, with_base, mask))
 			continue;
-		hash_u32(&st, (uint32_t)nl);
+		ctr_io_hash_u32(&st, (uint32_t)nl);
 		crypto_generichash_update(&st, (const uint8_t *)t->name, nl);
-		hash_u32(&st, (uint32_t)t->ndim);
+		ctr_io_hash_u32(&st, (uint32_t)t->ndim);
 		for (int d = 0; d < t->ndim; d++)
-			hash_u32(&st, t->shape[d]);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-		crypto_generichash_update(&st, (const uint8_t *)t->data,
-		    t->n * sizeof(float));
-#else
-		for (size_t k = 0; k < t->n; k++) {
-			uint32_t u;
-			memcpy(&u, &t->data[k], sizeof(u));
-			hash_u32(&st, u);
-		}
-#endif
+			ctr_io_hash_u32(&st, t->shape[d]);
+		ctr_io_hash_floats(&st, t->data, t->n);
 	}
 	crypto_generichash_final(&st, out, CTR_IO_CHECKSUM_LEN);
 }
