@@ -42,6 +42,7 @@ enum { T_STATUS, T_MODEL, T_RETRIEVE, T_UPLOAD, T_REGISTER, N_TYPES };
 static const char *const tname[N_TYPES] = { "GetStatus", "GetModel",
 	"Retrieve", "Upload", "Register" };
 #define N_LAT	4608	/* latency buckets, see bucket() */
+enum { PH_BURST, PH_STEADY, N_PHASES };	/* load test phases */
 
 struct stats {
 	uint64_t	n[N_TYPES], err[N_TYPES], lat[N_TYPES][N_LAT];
@@ -264,13 +265,67 @@ take_reply(struct dev *d)
 	return e;
 }
 
+/*
+ * Phase barrier between the load processes: each child writes a byte up
+ * and waits for one down; the parent releases them once all arrived.
+ */
+static int bar_up[2] = { -1, -1 }, bar_down[2] = { -1, -1 };
+
+static void
+barrier_wait(void)
+{
+	char c = 0;
+
+	if (write(bar_up[1], &c, 1) != 1 || read(bar_down[0], &c, 1) != 1)
+		exit(1);
+}
+
+static int
+barrier_release(int kids)
+{
+	char c;
+
+	for (int i = 0; i < kids; i++)
+		if (read(bar_up[0], &c, 1) != 1)
+			return -1;
+	for (int i = 0; i < kids; i++)
+		if (write(bar_down[1], &c, 1) != 1)
+			return -1;
+	return 0;
+}
+
+/*
+ * Receives d's reply, if any, into st's latency of d's request type as
+ * seen at t; returns 1 if a reply was taken.
+ */
+static int
+take_timed(struct dev *d, struct stats *st, double t)
+{
+	Dccl__Envelope *e = take_reply(d);
+	double dt;
+
+	if (e == NULL)
+		return 0;
+	dt = t - d->t0;
+	st->n[d->type]++;
+	st->lat[d->type][bucket(dt)]++;
+	if (dt > st->max[d->type])
+		st->max[d->type] = dt;
+	if (e->body_case == DCCL__ENVELOPE__BODY_ERROR) {
+		st->err[d->type]++;
+		st->codes[e->error->code < 16 ? e->error->code : 0]++;
+	}
+	wire_free(e);
+	return 1;
+}
+
 /* One process's share of the load test. */
 static void
 run_load(int first, int n, int fd)
 {
 	struct dev *dv = calloc((size_t)n, sizeof(*dv));
 	struct nn_pollfd *pf = calloc((size_t)n, sizeof(*pf));
-	struct stats *st = calloc(1, sizeof(*st));
+	static struct stats st[N_PHASES];
 	unsigned seed = (unsigned)first * 7919u + 1;
 	double end, t;
 
@@ -303,12 +358,48 @@ run_load(int first, int n, int fd)
 			wire_free(e);
 		}
 	}
-	/* The model's chunk count, then the timed mix. */
-	t = now();
-	end = t + seconds;
+	/*
+	 * Burst: every device sends one request at the same instant (a
+	 * herd, as after a cloud restart), timed until all are answered.
+	 * Barriers keep the processes' phases aligned.
+	 */
+	barrier_wait();
+	end = now() + 30;
 	for (int i = 0; i < n; i++)
 		do_random(&dv[i], &seed);
+	for (int left = n; left > 0 && now() < end;) {
+		for (int i = 0; i < n; i++) {
+			pf[i].fd = dv[i].sock;
+			pf[i].events = NN_POLLIN;
+		}
+		(void)nn_poll(pf, n, 2);
+		t = now();
+		for (int i = 0; i < n; i++)
+			if (pf[i].revents & NN_POLLIN &&
+			    take_timed(&dv[i], &st[PH_BURST], t))
+				left--;
+	}
+	/*
+	 * Steady: devices start at random points of one think time, so the
+	 * timed mix measures the load, not the lockstep of the burst.
+	 */
+	barrier_wait();
+	t = now();
+	end = t + seconds;
+	for (int i = 0; i < n; i++) {
+		dv[i].waiting = 0;
+		dv[i].next = think > 0 ? t + think * 2 *
+		    (rand_r(&seed) % 1000) / 1000.0 : t;
+	}
 	while ((t = now()) < end) {
+		for (int i = 0; think > 0 && i < n; i++)
+			if (!dv[i].waiting && dv[i].next <= t) {
+				dv[i].next = 1e300;
+				do_random(&dv[i], &seed);
+			}
+		for (int i = 0; think <= 0 && i < n; i++)
+			if (!dv[i].waiting)
+				do_random(&dv[i], &seed);
 		for (int i = 0; i < n; i++) {
 			pf[i].fd = dv[i].sock;
 			pf[i].events = NN_POLLIN;
@@ -317,36 +408,16 @@ run_load(int first, int n, int fd)
 		t = now();
 		for (int i = 0; i < n; i++) {
 			struct dev *d = &dv[i];
-			Dccl__Envelope *e;
-			double dt;
 			if (!(pf[i].revents & NN_POLLIN) ||
-			    (e = take_reply(d)) == NULL)
+			    !take_timed(d, &st[PH_STEADY], t))
 				continue;
-			dt = t - d->t0;
-			st->n[d->type]++;
-			st->lat[d->type][bucket(dt)]++;
-			if (dt > st->max[d->type])
-				st->max[d->type] = dt;
-			if (e->body_case == DCCL__ENVELOPE__BODY_ERROR) {
-				st->err[d->type]++;
-				st->codes[e->error->code < 16 ?
-				    e->error->code : 0]++;
-			}
-			wire_free(e);
 			/* Think time, uniform in [0, 2 * mean]. */
 			d->next = t + think * 2 * (rand_r(&seed) % 1000) /
 			    1000.0;
-			if (think <= 0)
-				do_random(d, &seed);
 		}
-		for (int i = 0; think > 0 && i < n; i++)
-			if (!dv[i].waiting && dv[i].next <= t) {
-				dv[i].next = 1e300;
-				do_random(&dv[i], &seed);
-			}
 	}
-	for (size_t off = 0; off < sizeof(*st);) {
-		ssize_t w = write(fd, (char *)st + off, sizeof(*st) - off);
+	for (size_t off = 0; off < sizeof(st);) {
+		ssize_t w = write(fd, (char *)st + off, sizeof(st) - off);
 		if (w <= 0)
 			exit(1);
 		off += (size_t)w;
@@ -355,7 +426,6 @@ run_load(int first, int n, int fd)
 		nn_close(dv[i].sock);
 	free(dv);
 	free(pf);
-	free(st);
 }
 
 /* Reads exactly n bytes (the stats outgrow the pipe buffer). */
@@ -386,76 +456,123 @@ pct(const uint64_t *lat, uint64_t n, double q)
 	return bucket_s(N_LAT - 1);
 }
 
+/* Prints one phase's table: throughput over secs seconds, latencies. */
+static uint64_t
+print_phase(const struct stats *st, double secs)
+{
+	uint64_t all = 0;
+
+	printf("%-10s %9s %9s %8s %9s %9s %9s\n", "type", "requests", "req/s",
+	    "errors", "p50 ms", "p99 ms", "max ms");
+	for (int t = 0; t < T_REGISTER; t++) {
+		all += st->n[t];
+		if (st->n[t] == 0)
+			continue;
+		printf("%-10s %9llu %9.0f %8llu %9.2f %9.2f %9.2f\n", tname[t],
+		    (unsigned long long)st->n[t], st->n[t] / secs,
+		    (unsigned long long)st->err[t],
+		    pct(st->lat[t], st->n[t], 0.5) * 1e3,
+		    pct(st->lat[t], st->n[t], 0.99) * 1e3, st->max[t] * 1e3);
+	}
+	printf("%-10s %9llu %9.0f\n", "all", (unsigned long long)all,
+	    all / secs);
+	for (int c = 1; c < 16; c++)
+		if (st->codes[c])
+			printf("errors %s: %llu\n", wire_error_name(c),
+			    (unsigned long long)st->codes[c]);
+	return all;
+}
+
 static int
 load_main(void)
 {
-	struct stats tot, one;
-	int fds[2], per = (n_dev + n_proc - 1) / n_proc;
+	static struct stats tot[N_PHASES], one[N_PHASES];
+	int per = (n_dev + n_proc - 1) / n_proc, kids_n = 0;
 	pid_t *kids = calloc((size_t)n_proc, sizeof(pid_t));
-	uint64_t all = 0;
+	int *rfd = calloc((size_t)n_proc, sizeof(int));
+	double burst_s;
+	uint64_t all;
 
-	memset(&tot, 0, sizeof(tot));
-	if (pipe(fds) != 0)
+	if (pipe(bar_up) != 0 || pipe(bar_down) != 0)
 		return 1;
 	/* Fork before any nanomsg socket exists (nanomsg does not survive
 	 * a fork). */
 	for (int p = 0; p < n_proc; p++) {
 		int first = p * per, n = first + per > n_dev ? n_dev - first :
 		    per;
+		int fds[2];
 		if (n <= 0)
 			break;
+		/* A pipe each: the stats outgrow PIPE_BUF, so writes from
+		 * processes that finish together would interleave. */
+		if (pipe(fds) != 0)
+			return 1;
 		if ((kids[p] = fork()) == 0) {
 			close(fds[0]);
+			close(bar_up[0]);
+			close(bar_down[1]);
 			run_load(first, n, fds[1]);
 			_exit(0);
 		}
+		close(fds[1]);
+		rfd[kids_n++] = fds[0];
 	}
-	close(fds[1]);
-	while (readn(fds[0], &one, sizeof(one)) == 0) {
-		for (int t = 0; t < N_TYPES; t++) {
-			tot.n[t] += one.n[t];
-			tot.err[t] += one.err[t];
-			if (one.max[t] > tot.max[t])
-				tot.max[t] = one.max[t];
-			for (int b = 0; b < N_LAT; b++)
-				tot.lat[t][b] += one.lat[t][b];
+	close(bar_up[1]);
+	close(bar_down[0]);
+	/* Registered → burst; burst answered → steady. Bounded: a process
+	 * that died would leave the others waiting. */
+	alarm((unsigned)seconds + 120);
+	if (barrier_release(kids_n) != 0 || barrier_release(kids_n) != 0) {
+		fprintf(stderr, "loadtest: a load process died\n");
+		return 1;
+	}
+	for (int k = 0; k < kids_n; k++) {
+		if (readn(rfd[k], one, sizeof(one)) != 0) {
+			fprintf(stderr, "loadtest: a load process died\n");
+			return 1;
 		}
-		for (int c = 0; c < 16; c++)
-			tot.codes[c] += one.codes[c];
+		close(rfd[k]);
+		for (int ph = 0; ph < N_PHASES; ph++) {
+			struct stats *a = &tot[ph], *o = &one[ph];
+			for (int t = 0; t < N_TYPES; t++) {
+				a->n[t] += o->n[t];
+				a->err[t] += o->err[t];
+				if (o->max[t] > a->max[t])
+					a->max[t] = o->max[t];
+				for (int b = 0; b < N_LAT; b++)
+					a->lat[t][b] += o->lat[t][b];
+			}
+			for (int c = 0; c < 16; c++)
+				a->codes[c] += o->codes[c];
+		}
 	}
 	for (int p = 0; p < n_proc; p++)
 		if (kids[p] > 0)
 			waitpid(kids[p], NULL, 0);
+	burst_s = 0;
+	for (int t = 0; t < N_TYPES; t++)
+		if (tot[PH_BURST].max[t] > burst_s)
+			burst_s = tot[PH_BURST].max[t];
+	printf("burst: all %d devices send one request at the same instant; "
+	    "all answered in %.0f ms\n", n_dev, burst_s * 1e3);
+	print_phase(&tot[PH_BURST], burst_s > 0 ? burst_s : 1);
 	if (think > 0)
-		printf("loadtest: %d devices in %d processes, %d s, each "
+		printf("steady: %d devices in %d processes, %d s, each "
 		    "pausing 0..%.0f ms (mean %.0f) between requests\n", n_dev,
 		    n_proc, seconds, 2e3 * think, 1e3 * think);
 	else
-		printf("loadtest: %d devices in %d processes, %d s, closed "
+		printf("steady: %d devices in %d processes, %d s, closed "
 		    "loop: one request always in flight per device\n", n_dev,
 		    n_proc, seconds);
-	printf("%-10s %9s %9s %8s %9s %9s %9s\n", "type", "requests", "req/s",
-	    "errors", "p50 ms", "p99 ms", "max ms");
-	for (int t = 0; t < T_REGISTER; t++) {
-		all += tot.n[t];
-		if (tot.n[t] == 0)
-			continue;
-		printf("%-10s %9llu %9.0f %8llu %9.2f %9.2f %9.2f\n", tname[t],
-		    (unsigned long long)tot.n[t], tot.n[t] / (double)seconds,
-		    (unsigned long long)tot.err[t],
-		    pct(tot.lat[t], tot.n[t], 0.5) * 1e3,
-		    pct(tot.lat[t], tot.n[t], 0.99) * 1e3, tot.max[t] * 1e3);
-	}
-	printf("%-10s %9llu %9.0f\n", "all", (unsigned long long)all,
-	    all / (double)seconds);
-	for (int c = 1; c < 16; c++)
-		if (tot.codes[c])
-			printf("errors %s: %llu\n", wire_error_name(c),
-			    (unsigned long long)tot.codes[c]);
-	printf("RESULT p99_status_ms=%.2f total=%llu\n",
-	    pct(tot.lat[T_STATUS], tot.n[T_STATUS], 0.99) * 1e3,
-	    (unsigned long long)all);
+	all = print_phase(&tot[PH_STEADY], seconds);
+	printf("RESULT p99_status_ms=%.2f total=%llu burst_ms=%.0f "
+	    "p99_status_burst_ms=%.2f\n",
+	    pct(tot[PH_STEADY].lat[T_STATUS], tot[PH_STEADY].n[T_STATUS],
+	    0.99) * 1e3, (unsigned long long)all, burst_s * 1e3,
+	    pct(tot[PH_BURST].lat[T_STATUS], tot[PH_BURST].n[T_STATUS],
+	    0.99) * 1e3);
 	free(kids);
+	free(rfd);
 	return all > 0 ? 0 : 1;
 }
 

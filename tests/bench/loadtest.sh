@@ -1,11 +1,14 @@
 #!/bin/sh
 # make loadtest: 1,000 authenticated devices against one cloudd on
-# loopback (tests/bench/loadtest.c), every device with one request in
-# flight for LOAD_SECONDS (default 10): GetStatus, GetModel chunks,
-# retrievals (CoDA, in the threadpool) and uploads (SQLite commits).
-# Prints throughput and p50/p99 per request type; fails when GetStatus p99
+# loopback (tests/bench/loadtest.c). First a burst: every device sends one
+# request at the same instant. Then the steady mix for LOAD_SECONDS
+# (default 10), each device pausing a uniform 0..2×LOAD_THINK_MS (default
+# 500) between requests: GetStatus, GetModel chunks, retrievals (CoDA, in
+# the threadpool) and uploads (SQLite commits). Prints throughput and
+# p50/p99 per request type for both; fails when the steady GetStatus p99
 # exceeds LOAD_P99_MS (default 50) with LOAD_STRICT=1 (else it says so):
-# light requests must not starve behind the heavy ones. Bounded: about LOAD_SECONDS + 30 s.
+# light requests must not starve behind the heavy ones. Bounded: about
+# LOAD_SECONDS + 30 s.
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${DCCL_BIN:-bin}
@@ -13,6 +16,7 @@ case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
 SECS=${LOAD_SECONDS:-10}
 DEVS=${LOAD_DEVICES:-1000}
 MAXP99=${LOAD_P99_MS:-50}
+THINK=${LOAD_THINK_MS:-500}
 export OPENBLAS_NUM_THREADS=1
 T=$(mktemp -d /tmp/dccl-load.XXXXXX)
 DCCL_AUTH_TOKEN=load-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
@@ -35,7 +39,7 @@ until "$BIN/dcctl" -s "ipc://$T/admin.ipc" -t 2 status 2>/dev/null | grep -q "mo
 done
 pool=$("$BIN/dcctl" -s "ipc://$T/admin.ipc" status | sed -n 's/pool size: *//p')
 echo "cloudd: pool of $pool samples, model v1; $(nproc) cores"
-LOADTEST_KEYS=$T/keys "$BIN/loadtest" load "$EP" -d "$DEVS" -p 4 -t "$SECS" | tee "$T/out"
+LOADTEST_KEYS=$T/keys "$BIN/loadtest" load "$EP" -d "$DEVS" -p 4 -t "$SECS" -z "$THINK" | tee "$T/out"
 peak=$(grep VmHWM /proc/$CPID/status | awk '{print $2}')
 echo "cloudd peak RSS $peak KiB; $(grep -c 'RPC-ERROR' "$T/cloudd.log" || true) errors logged"
 kill -TERM $CPID; wait $CPID || true; CPID=""
