@@ -28,6 +28,7 @@
 #include "cloudd/guard.h"
 #include "cloudd/distill.h"
 #include "cloudd/metrics.h"
+#include "cloudd/seal.h"
 #include "cloudd/ofa_train.h"
 #include "shared/fsutil.h"
 #include "shared/log.h"
@@ -233,6 +234,7 @@ cloudd_maybe_exit(struct cloudd *cd)
 	cd->n_open = -1;	/* once */
 	log_info("STOPPING: closing sockets");
 	metrics_stop(cd);
+	seal_stop(cd);
 	nnuv_close(&cd->rep, closed_cb);
 	nnuv_close(&cd->adm, closed_cb);
 	nnuv_close(&cd->pub, closed_cb);
@@ -530,6 +532,8 @@ main(int argc, char **argv)
 	/* Counted once here, then kept current by the upload handler. */
 	if (store_patch_count(cd->st, &cd->patches) != 0)
 		fatalx("DB: cannot count patches: %s", store_errmsg(cd->st));
+	if (seal_start(cd) != 0)
+		fatalx("SEAL: cannot start the sealing thread");
 	if (metrics_start(cd) != 0)
 		fatalx("METRICS: cannot serve on '%s'", cd->cf.metrics_listen);
 	if (pool_start_load(cd) != 0)

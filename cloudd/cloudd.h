@@ -151,6 +151,7 @@ struct cloudd {
 	double			 last_train_s, last_index_s;
 	struct metrics		*metrics;	/* NULL when metrics.listen="" */
 	struct guard		*guard;		/* guard.c: auth, rate limits */
+	struct sealer		*sealer;	/* seal.c: chunk MACs off-loop */
 	struct ofa_cloud	*ofa;		/* ofa_train.c: served OFA model */
 	/* distill.c: automatic runs (cron) */
 	uint64_t		 distill_seen;	/* cd->patches at the last check */

@@ -20,6 +20,7 @@
 #include "cloudd/guard.h"
 #include "cloudd/ofa_train.h"
 #include "cloudd/rpc.h"
+#include "cloudd/seal.h"
 #include "shared/log.h"
 #include "shared/wire.h"
 #include "shared/xmalloc.h"
@@ -207,7 +208,6 @@ h_get_model(struct cloudd *cd, struct rpc_req *r)
 {
 	Dccl__GetModelReq *q = r->env->get_model;
 	struct store_model_info mi;
-	Dccl__Envelope e;
 	Dccl__ModelChunk mc = DCCL__MODEL_CHUNK__INIT;
 	uint64_t v = q->version ? q->version : cd->model.version;
 	uint64_t cs = (uint64_t)cd->cf.chunk_size, off, n_chunks;
@@ -259,10 +259,7 @@ h_get_model(struct cloudd *cd, struct rpc_req *r)
 	mc.total_size = mi.size;
 	mc.checksum.data = mi.checksum;
 	mc.checksum.len = 32;
-	reply_init(&e, r);
-	e.body_case = DCCL__ENVELOPE__BODY_MODEL_CHUNK;
-	e.model_chunk = &mc;
-	rpc_reply(cd, r, &e);
+	seal_chunk(cd, r, &mc);
 	free(buf);
 }
 

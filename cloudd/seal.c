@@ -1,0 +1,193 @@
+/*
+ * seal: see seal.h. Jobs go in through a mutex-guarded list the thread
+ * waits on; sealed jobs come back through a second list and a uv_async
+ * wakeup, and the loop sends them. Each job owns a copy of its chunk, so a
+ * model swap on the loop cannot pull the bytes from under the thread.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cloudd/cloudd.h"
+#include "cloudd/rpc.h"
+#include "cloudd/seal.h"
+#include "shared/log.h"
+#include "shared/wire.h"
+#include "shared/xmalloc.h"
+
+struct seal_job {
+	struct seal_job		*next;
+	struct rpc_req		*r;
+	Dccl__ModelChunk	 mc;
+	uint8_t			 checksum[32];
+	void			*out;		/* packed reply, or NULL */
+	size_t			 out_len;
+};
+
+struct sealer {
+	struct cloudd		*cd;
+	pthread_t		 th;
+	pthread_mutex_t		 mu;
+	pthread_cond_t		 cv;
+	struct seal_job		*in, **in_tail;		/* to seal */
+	struct seal_job		*done, **done_tail;	/* to send */
+	int			 quit;
+	uv_async_t		 wake;
+};
+
+static void
+pack(struct seal_job *j)
+{
+	Dccl__Envelope e = DCCL__ENVELOPE__INIT;
+
+	e.version = WIRE_VERSION;
+	e.device_id = j->r->env->device_id;
+	e.request_id = j->r->env->request_id;
+	e.body_case = DCCL__ENVELOPE__BODY_MODEL_CHUNK;
+	e.model_chunk = &j->mc;
+	if (auth_pack_nn(&e, &j->r->seal, &j->out, &j->out_len) != 0)
+		j->out = NULL;
+}
+
+static void *
+seal_main(void *arg)
+{
+	struct sealer *s = arg;
+
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		struct seal_job *j;
+		while (s->in == NULL && !s->quit)
+			pthread_cond_wait(&s->cv, &s->mu);
+		if (s->in == NULL)
+			break;
+		j = s->in;
+		if ((s->in = j->next) == NULL)
+			s->in_tail = &s->in;
+		pthread_mutex_unlock(&s->mu);
+		pack(j);
+		pthread_mutex_lock(&s->mu);
+		j->next = NULL;
+		*s->done_tail = j;
+		s->done_tail = &j->next;
+		uv_async_send(&s->wake);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+/* Sends j's packed reply (or an error) and frees j's request. */
+static void
+reply(struct cloudd *cd, struct seal_job *j)
+{
+	if (j->out == NULL)
+		rpc_error(cd, j->r, DCCL__ERROR_CODE__E_INTERNAL,
+		    "out of message memory");
+	else
+		rpc_send_packed(cd, j->r, j->out, j->out_len, 0);
+}
+
+static void
+wake_cb(uv_async_t *h)
+{
+	struct sealer *s = h->data;
+	struct cloudd *cd = s->cd;
+	struct seal_job *j, *next;
+
+	pthread_mutex_lock(&s->mu);
+	j = s->done;
+	s->done = NULL;
+	s->done_tail = &s->done;
+	pthread_mutex_unlock(&s->mu);
+	for (; j != NULL; j = next) {
+		next = j->next;
+		cd->jobs--;
+		reply(cd, j);
+		free(j->mc.data.data);
+		free(j);
+	}
+	cloudd_maybe_exit(cd);
+}
+
+static void
+closed_cb(uv_handle_t *h)
+{
+	struct sealer *s = h->data;
+
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
+	free(s);
+}
+
+int
+seal_start(struct cloudd *cd)
+{
+	struct sealer *s = xcalloc(1, sizeof(*s));
+	int rc;
+
+	s->cd = cd;
+	s->in_tail = &s->in;
+	s->done_tail = &s->done;
+	if ((rc = uv_async_init(&cd->loop, &s->wake, wake_cb)) != 0) {
+		free(s);
+		return rc;
+	}
+	s->wake.data = s;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	if ((rc = pthread_create(&s->th, NULL, seal_main, s)) != 0) {
+		log_warnx("SEAL: cannot start the thread; sealing on the loop");
+		uv_close((uv_handle_t *)&s->wake, closed_cb);
+		return 0;
+	}
+	cd->sealer = s;
+	return 0;
+}
+
+void
+seal_stop(struct cloudd *cd)
+{
+	struct sealer *s = cd->sealer;
+
+	if (s == NULL)
+		return;
+	cd->sealer = NULL;
+	pthread_mutex_lock(&s->mu);
+	s->quit = 1;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	pthread_join(s->th, NULL);
+	/* jobs == 0 when the daemon stops, so both lists are empty. */
+	uv_close((uv_handle_t *)&s->wake, closed_cb);
+}
+
+void
+seal_chunk(struct cloudd *cd, struct rpc_req *r, const Dccl__ModelChunk *mc)
+{
+	struct sealer *s = cd->sealer;
+	struct seal_job *j;
+
+	if (s == NULL || mc->data.len < SEAL_MIN_BYTES ||
+	    r->seal.mode == AUTH_OFF) {
+		/* Inline: plain packing is one memcpy. */
+		struct seal_job one = { .r = r, .mc = *mc };
+		pack(&one);
+		reply(cd, &one);
+		return;
+	}
+	j = xcalloc(1, sizeof(*j));
+	j->r = r;
+	j->mc = *mc;
+	j->mc.data.data = xmalloc(mc->data.len);
+	memcpy(j->mc.data.data, mc->data.data, mc->data.len);
+	if (mc->checksum.len == sizeof(j->checksum)) {
+		memcpy(j->checksum, mc->checksum.data, sizeof(j->checksum));
+		j->mc.checksum.data = j->checksum;
+	}
+	cd->jobs++;
+	pthread_mutex_lock(&s->mu);
+	*s->in_tail = j;
+	s->in_tail = &j->next;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
