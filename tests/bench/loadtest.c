@@ -448,6 +448,8 @@ pct(const uint64_t *lat, uint64_t n, double q)
 {
 	uint64_t want = (uint64_t)(q * (double)n), c = 0;
 
+	if (n == 0)
+		return 0;
 	for (int b = 0; b < N_LAT; b++) {
 		c += lat[b];
 		if (c > want)
