@@ -39,6 +39,7 @@ static const char *const state_names[] = { "register", "download",
 
 static void enter(struct device *d, enum dev_state s);
 static void backoff(struct device *d, const char *why);
+static void resend(struct device *d);
 
 static void
 timer_cb(uv_timer_t *t)
@@ -47,6 +48,10 @@ timer_cb(uv_timer_t *t)
 
 	if (d->dd->stopping)
 		return;
+	if (d->waiting && (double)uv_now(&d->dd->loop) < d->deadline) {
+		resend(d);
+		return;
+	}
 	if (d->waiting) {
 		log_warnx("TIMEOUT: device=%s %s req=%llu: no reply in %lld ms",
 		    d->id, state_names[d->state],
@@ -78,23 +83,42 @@ backoff(struct device *d, const char *why)
 	uv_timer_start(&d->timer, timer_cb, (uint64_t)ms, 0);
 }
 
-static void
-send_req(struct device *d, Dccl__Envelope *e)
-{
-	void *msg;
-	size_t len;
+/*
+ * Requests go out on a raw REQ socket: deviced numbers them itself (the
+ * nanomsg header) and keeps only the reply to its latest send. nanomsg
+ * 1.1.5's own REQ state machine aborts in nn_recvmsg when replies arrive
+ * for requests it has re-sent or dropped (tests/integ/late_replies.sh).
+ */
+#define SP_LEN	(sizeof(size_t) + 4)	/* SP_HDR data: size, request id */
 
-	e->version = WIRE_VERSION;
-	e->device_id = d->id;
-	if (e->request_id == 0)
-		e->request_id = ++d->req_id;
-	else
-		d->req_id = e->request_id;
+static int
+transmit(struct device *d, Dccl__Envelope *e)
+{
+	struct nn_cmsghdr *c;
+	void *msg, *hdr;
+	size_t len;
+	uint8_t *id;
+
 	/* Signed (and sealed) with the device's keys: shared/auth.h. */
-	if (auth_dev_pack(d->auth, e, &msg, &len) != 0) {
-		backoff(d, "cannot seal the request (key file?)");
-		return;
+	if (auth_dev_pack(d->auth, e, &msg, &len) != 0)
+		return -1;
+	/* SP_HDR data: the header's size (a size_t), then the header. */
+	if ((hdr = nn_allocmsg(NN_CMSG_SPACE(SP_LEN), 0)) == NULL) {
+		nn_freemsg(msg);
+		return -1;
 	}
+	c = hdr;
+	c->cmsg_len = NN_CMSG_LEN(SP_LEN);
+	c->cmsg_level = PROTO_SP;
+	c->cmsg_type = SP_HDR;
+	d->sp_id = (d->sp_id + 1) & 0x7fffffff;
+	id = NN_CMSG_DATA(c);
+	*(size_t *)(void *)id = 4;
+	id += sizeof(size_t);
+	id[0] = (uint8_t)(0x80 | d->sp_id >> 24);	/* last hop: top bit */
+	id[1] = (uint8_t)(d->sp_id >> 16);
+	id[2] = (uint8_t)(d->sp_id >> 8);
+	id[3] = (uint8_t)d->sp_id;
 	d->sent_ctr = e->counter;
 	d->sent_body = e->body_case;
 	d->bytes_up += len;
@@ -104,13 +128,70 @@ send_req(struct device *d, Dccl__Envelope *e)
 		ofa_dev_bytes(d, 1, len);
 	else if (d->state != DEV_UPLOAD)
 		d->b_reg += len;	/* register + chunk requests */
-	if (nnuv_send(&d->req, msg, len, NULL) != 0) {
-		backoff(d, nn_strerror(nn_errno()));
+	return nnuv_send(&d->req, msg, len, hdr);
+}
+
+/* Arms the timer for the next re-send, or for the deadline if sooner. */
+static void
+arm(struct device *d)
+{
+	double now = (double)uv_now(&d->dd->loop);
+	double ms = (double)d->dd->cf.resend_ms;
+
+	if (now + ms > d->deadline)
+		ms = d->deadline > now ? d->deadline - now : 0;
+	uv_timer_start(&d->timer, timer_cb, (uint64_t)ms, 0);
+}
+
+static void
+send_req(struct device *d, Dccl__Envelope *e)
+{
+	e->version = WIRE_VERSION;
+	e->device_id = d->id;
+	if (e->request_id == 0)
+		e->request_id = ++d->req_id;
+	else
+		d->req_id = e->request_id;
+	/* Kept unsealed: a re-send is sealed again, with a new counter. */
+	free(d->pend);
+	d->pend_len = dccl__envelope__get_packed_size(e);
+	d->pend = xmalloc(d->pend_len ? d->pend_len : 1);
+	dccl__envelope__pack(e, d->pend);
+	if (transmit(d, e) != 0) {
+		backoff(d, "cannot seal or send the request");
 		return;
 	}
 	d->waiting = 1;
-	uv_timer_start(&d->timer, timer_cb,
-	    (uint64_t)d->dd->cf.request_timeout_ms, 0);
+	d->deadline = (double)uv_now(&d->dd->loop) +
+	    (double)d->dd->cf.request_timeout_ms;
+	arm(d);
+}
+
+/*
+ * No reply within net.resend-ms: the same request again, as a new send
+ * (a replica that died took the first one with it; the load balancer
+ * picks a live pipe). Uploads stay idempotent by request id.
+ */
+static void
+resend(struct device *d)
+{
+	Dccl__Envelope *e;
+	char err[256];
+
+	if (wire_unpack(d->pend, d->pend_len, &e, err, sizeof(err)) != 0) {
+		wire_free(e);
+		backoff(d, "cannot re-send");
+		return;
+	}
+	log_debug("RESEND: device=%s %s req=%llu", d->id,
+	    state_names[d->state], (unsigned long long)d->req_id);
+	if (transmit(d, e) != 0) {
+		wire_free(e);
+		backoff(d, "cannot seal or send the request");
+		return;
+	}
+	wire_free(e);
+	arm(d);
 }
 
 static void
@@ -550,6 +631,27 @@ on_error(struct device *d, const Dccl__Error *er)
 	backoff(d, wire_error_name(er->code));
 }
 
+/* 1 if hdr (freed here) carries the id of d's latest send. */
+static int
+reply_is_latest(struct device *d, void *hdr)
+{
+	const struct nn_cmsghdr *c = hdr;
+	const uint8_t *id;
+	uint32_t v = 0;
+
+	if (hdr == NULL)
+		return 0;
+	if (c->cmsg_level == PROTO_SP && c->cmsg_type == SP_HDR &&
+	    c->cmsg_len >= NN_CMSG_LEN(SP_LEN) &&
+	    *(const size_t *)(const void *)NN_CMSG_DATA(c) == 4) {
+		id = NN_CMSG_DATA(c) + sizeof(size_t);
+		v = (uint32_t)id[0] << 24 | (uint32_t)id[1] << 16 |
+		    (uint32_t)id[2] << 8 | id[3];
+	}
+	nn_freemsg(hdr);
+	return d->waiting && v == (0x80000000u | d->sp_id);
+}
+
 static void
 recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 {
@@ -557,7 +659,11 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 	Dccl__Envelope *e = NULL;
 	char err[256];
 
-	(void)hdr;
+	if (!reply_is_latest(d, hdr)) {
+		/* An answer to an earlier send of this or an older request. */
+		nn_freemsg(msg);
+		return;
+	}
 	d->bytes_down += len;
 	if (d->state == DEV_RETRIEVE)
 		*(d->ret_pass ? &d->b_retu_down : &d->b_ret_down) += len;
@@ -746,10 +852,9 @@ device_init(struct deviced *dd, struct device *d, const char *id,
 		}
 		free(blob);
 	}
-	if ((sock = nn_socket(AF_SP, NN_REQ)) < 0)
+	/* Raw: see transmit(). Re-sends are ours (net.resend-ms). */
+	if ((sock = nn_socket(AF_SP_RAW, NN_REQ)) < 0)
 		return -1;
-	ms = (int)cf->resend_ms;
-	nn_setsockopt(sock, NN_REQ, NN_REQ_RESEND_IVL, &ms, sizeof(ms));
 	ms = (int)cf->max_message;
 	nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &ms, sizeof(ms));
 	dup = xstrdup(cf->cloud);
@@ -763,7 +868,7 @@ device_init(struct deviced *dd, struct device *d, const char *id,
 			return -1;
 		}
 	free(dup);
-	if (nnuv_init(&d->req, &dd->loop, sock, 0, recv_cb, d) != 0) {
+	if (nnuv_init(&d->req, &dd->loop, sock, 1, recv_cb, d) != 0) {
 		nn_close(sock);
 		return -1;
 	}
@@ -815,6 +920,7 @@ device_fini(struct device *d)
 	if (d->auth != NULL)
 		sodium_memzero(d->auth, sizeof(*d->auth));
 	free(d->auth);
+	free(d->pend);
 	ctr_free(d->model);
 	dataset_fini(&d->local);
 	dataset_fini(&d->test);

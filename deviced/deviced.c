@@ -66,7 +66,8 @@ static const struct conf_opt deviced_opts[] = {
 	CONF_INT("net.request-timeout-ms", DV_OFF(request_timeout_ms), "10000",
 	    100, 3600000, 1, "reply deadline before a retry"),
 	CONF_INT("net.resend-ms", DV_OFF(resend_ms), "5000", 100, 3600000, 0,
-	    "NN_REQ_RESEND_IVL"),
+	    "re-send a request unanswered this long (maybe to another "
+	    "replica)"),
 	CONF_INT("net.backoff-min-ms", DV_OFF(backoff_min_ms), "100", 1,
 	    3600000, 1, "first retry delay (doubles, with jitter)"),
 	CONF_INT("net.backoff-max-ms", DV_OFF(backoff_max_ms), "30000", 1,

@@ -99,6 +99,10 @@ struct device {
 	struct auth_dev	*auth;		/* key pair, cloud key, counter */
 	uint64_t	 sent_ctr;	/* counter of the outstanding request */
 	int		 sent_body;	/* and its body */
+	uint32_t	 sp_id;		/* nanomsg id of its latest send */
+	double		 deadline;	/* give up on it then (uv_now, ms) */
+	void		*pend;		/* it, packed unsealed, to re-send */
+	size_t		 pend_len;
 	double		 dp_rho;	/* zCDP budget spent (dp.c) */
 	uint64_t	 version;
 	double		 global_ctr;

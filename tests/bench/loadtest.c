@@ -221,6 +221,8 @@ open_dev(struct dev *d, int i)
 	d->req = (uint64_t)time(NULL) << 20;	/* fresh ids per run */
 	if ((d->sock = nn_socket(AF_SP, NN_REQ)) < 0)
 		return -1;
+	/* Never re-sent by nanomsg: a reply arriving for a re-sent request
+	 * makes 1.1.5's REQ abort (see deviced's transmit()). */
 	nn_setsockopt(d->sock, NN_REQ, NN_REQ_RESEND_IVL, &ms, sizeof(ms));
 	if (nn_connect(d->sock, ep) < 0)
 		return -1;

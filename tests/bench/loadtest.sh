@@ -39,7 +39,11 @@ until "$BIN/dcctl" -s "ipc://$T/admin.ipc" -t 2 status 2>/dev/null | grep -q "mo
 done
 pool=$("$BIN/dcctl" -s "ipc://$T/admin.ipc" status | sed -n 's/pool size: *//p')
 echo "cloudd: pool of $pool samples, model v1; $(nproc) cores"
-LOADTEST_KEYS=$T/keys "$BIN/loadtest" load "$EP" -d "$DEVS" -p 4 -t "$SECS" -z "$THINK" | tee "$T/out"
+lrc=0
+LOADTEST_KEYS=$T/keys "$BIN/loadtest" load "$EP" -d "$DEVS" -p 4 -t "$SECS" \
+    -z "$THINK" >"$T/out" || lrc=$?
+cat "$T/out"
+[ $lrc = 0 ] || { echo "FAILED: the load client exited $lrc"; exit 1; }
 peak=$(grep VmHWM /proc/$CPID/status | awk '{print $2}')
 echo "cloudd peak RSS $peak KiB; $(grep -c 'RPC-ERROR' "$T/cloudd.log" || true) errors logged"
 kill -TERM $CPID; wait $CPID || true; CPID=""
