@@ -40,7 +40,13 @@ log "stale patches: decay (restart with distill.stale=decay)"
 kill -TERM "$CPID"; wait "$CPID" || die "cloudd exit"
 start_cloudd -o distill.stale=decay -o distill.decay=0.25 -o distill.lambda=2 \
     -o distill.min-patches=8
-out=$(dcctl distill 2) || die "dcctl distill (decay): $out"
+# Right after READY the pool may still be loading: E_BUSY, retry.
+i=0
+until out=$(dcctl distill 2 2>&1); do
+	echo "$out" | grep -q E_BUSY || die "dcctl distill (decay): $out"
+	i=$((i + 1)); [ $i -lt 100 ] || die "still busy: $out"
+	sleep 0.1
+done
 echo "$out"
 echo "$out" | grep -q "base v3): 0 patches, 8 stale used, 0 stale dropped" || die "decay reply: $out"
 wait_model 4
