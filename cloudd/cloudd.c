@@ -104,7 +104,9 @@ static const struct conf_opt cloudd_opts[] = {
 	    0, "token file, relative to data-dir; created with a random "
 	    "token (mode 0600) when missing"),
 	CONF_STR("auth.db", CD_OFF(auth_db), "auth.db", 0,
-	    "device keys and counters; relative to data-dir"),
+	    "legacy key database (before store schema 4, keys are in the "
+	    "store now): if present at start, its keys move into the store "
+	    "and it is renamed <file>.imported; relative to data-dir"),
 	CONF_BOOL("auth.rekey", CD_OFF(auth_rekey), "no", 0,
 	    "let a token holder re-enroll a known device id with a new key"),
 	CONF_INT("limits.busy-ms", CD_OFF(busy_ms), "2000", 0, 600000, 0,
@@ -313,7 +315,8 @@ cron_cb(uv_timer_t *t)
 	log_debug("cron: %llu requests, %u in flight",
 	    (unsigned long long)cd->requests, cd->inflight);
 	if (guard_flush(cd->guard) != 0)
-		log_warnx("AUTH-DB: cannot save device counters");
+		log_warnx("AUTH-DB: cannot save device counters: %s",
+		    guard_errmsg(cd->guard));
 	/*
 	 * Self-healing: the pool's vectors must be of the served model, or
 	 * every retrieval gets E_STALE. Jobs that swap pool and model keep

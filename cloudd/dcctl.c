@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "cloudd/dcctl_app.h"
+#include "shared/auth.h"
 #include "shared/wire.h"
 
 static void
@@ -26,6 +28,8 @@ usage(FILE *f)
 "  -s, --socket EP    cloudd admin endpoint (default $DCCL_ADMIN or\n"
 "                     ipc:///tmp/dccl-cloudd-admin.ipc)\n"
 "  -t, --timeout S    reply timeout (default 30)\n"
+"  -o, --output FILE  enroll: the device key file to write (new file)\n"
+"  -r, --replace      enroll: replace the key of an enrolled device id\n"
 "commands:\n"
 "  status             model version, pool, devices, patches, requests\n"
 "  import FILE        import a samples CSV into the pool (path on the cloud)\n"
@@ -38,6 +42,10 @@ usage(FILE *f)
 "  prune [KEEP]       delete all but the KEEP (default models.keep) newest\n"
 "                     versions; never the current one; patches are kept\n"
 "  devices            list registered devices\n"
+"  enroll ID -o FILE  make device ID's key pair, enrol its public key with\n"
+"                     cloudd (all replicas) and write the key file that\n"
+"                     deviced reads from <data-dir>/ID/auth.key; the device\n"
+"                     then needs no enrollment token\n"
 "  device [-s EP] event|rank|status ...\n"
 "                     a device's local app socket (dcctl device -h)\n");
 }
@@ -101,12 +109,72 @@ call(int sock, Dccl__Envelope *req, Dccl__Envelope **rep)
 	return 0;
 }
 
+/*
+ * enroll: refuses a key file that exists or cannot be written before
+ * asking the cloud, so a refusal here leaves no key enrolled without its
+ * file. Returns 0 or -1 (said on stderr).
+ */
+static int
+enroll_check_out(const char *out)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(out, '/');
+
+	if (access(out, F_OK) == 0) {
+		fprintf(stderr, "dcctl: %s exists; a device key file is never "
+		    "overwritten (remove it first)\n", out);
+		return -1;
+	}
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - out + 1), out);
+	if (access(dir, W_OK) != 0) {
+		fprintf(stderr, "dcctl: %s: %s\n", dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Writes the key file once the cloud has enrolled the key. */
+static int
+enroll_finish(const Dccl__Enrolled *en, const char *id, const char *out,
+    const uint8_t pk[32], const uint8_t sk[32])
+{
+	int rc;
+
+	if (en->cloud_pubkey.len != 32 || en->auth_mode < AUTH_MAC ||
+	    en->auth_mode > AUTH_ENCRYPT) {
+		fprintf(stderr, "dcctl: Enrolled without a valid cloud key or "
+		    "mode\n");
+		return -1;
+	}
+	if ((rc = auth_keyfile_create(out, pk, sk, en->cloud_pubkey.data,
+	    (int)en->auth_mode)) != 0) {
+		fprintf(stderr, "dcctl: %s: %s; device %s is enrolled but has "
+		    "no key file: run dcctl enroll --replace again\n", out,
+		    strerror(-rc), id);
+		return -1;
+	}
+	printf("enrolled %s%s: key file %s (mode 0600; cloud key "
+	    "%02x%02x%02x%02x..., auth mode %s)\n", id, en->replaced ?
+	    " (its old key is replaced)" : "", out, en->cloud_pubkey.data[0],
+	    en->cloud_pubkey.data[1], en->cloud_pubkey.data[2],
+	    en->cloud_pubkey.data[3], en->auth_mode == AUTH_ENCRYPT ?
+	    "encrypt" : "mac");
+	printf("install it as <data-dir>/%s/auth.key on the device; it "
+	    "needs no enrollment token\n", id);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "socket", required_argument, NULL, 's' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "replace", no_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -121,8 +189,11 @@ main(int argc, char **argv)
 	Dccl__AdminRollbackReq rb = DCCL__ADMIN_ROLLBACK_REQ__INIT;
 	Dccl__AdminPruneReq pr = DCCL__ADMIN_PRUNE_REQ__INIT;
 	Dccl__AdminDistillReq di = DCCL__ADMIN_DISTILL_REQ__INIT;
+	Dccl__AdminEnrollReq en = DCCL__ADMIN_ENROLL_REQ__INIT;
+	uint8_t pk[32], sk[32];
 	char path[PATH_MAX];
-	const char *cmd;
+	const char *cmd, *out = NULL;
+	int replace = 0;
 	int ch, sock, tmo = 30000, rc = 1;
 
 	if (ep == NULL)
@@ -130,10 +201,13 @@ main(int argc, char **argv)
 	/* A device's app socket: its own options (dcctl_app.c). */
 	if (argc > 1 && !strcmp(argv[1], "device"))
 		return dcctl_app_main(argc - 1, argv + 1);
-	while ((ch = getopt_long(argc, argv, "s:t:h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "s:t:o:rh", longopts, NULL)) !=
+	    -1) {
 		switch (ch) {
 		case 's': ep = optarg; break;
 		case 't': tmo = atoi(optarg) * 1000; break;
+		case 'o': out = optarg; break;
+		case 'r': replace = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -186,12 +260,42 @@ main(int argc, char **argv)
 		pr.keep = (uint32_t)k;
 		req.body_case = DCCL__ENVELOPE__BODY_ADMIN_PRUNE;
 		req.admin_prune = &pr;
+	} else if (!strcmp(cmd, "enroll") && optind + 1 == argc) {
+		if (!wire_devid_valid(argv[optind])) {
+			fprintf(stderr, "dcctl: '%s': a device id is 1-64 "
+			    "characters of [A-Za-z0-9._-]\n", argv[optind]);
+			return 2;
+		}
+		if (out == NULL) {
+			fprintf(stderr, "dcctl: enroll needs -o KEYFILE\n");
+			return 2;
+		}
+		if (enroll_check_out(out) != 0)
+			return 1;
+		if (sodium_init() < 0) {
+			fprintf(stderr, "dcctl: libsodium failed to "
+			    "initialise\n");
+			return 1;
+		}
+		/* The secret key never leaves this process but in the file. */
+		crypto_kx_keypair(pk, sk);
+		en.device_id = argv[optind];
+		en.pubkey.data = pk;
+		en.pubkey.len = sizeof(pk);
+		en.replace = replace;
+		req.body_case = DCCL__ENVELOPE__BODY_ADMIN_ENROLL;
+		req.admin_enroll = &en;
 	} else if (!strcmp(cmd, "models") || !strcmp(cmd, "devices")) {
 		ls.what = !strcmp(cmd, "devices");
 		req.body_case = DCCL__ENVELOPE__BODY_ADMIN_LIST;
 		req.admin_list = &ls;
 	} else {
 		usage(stderr);
+		return 2;
+	}
+	if ((out != NULL || replace) &&
+	    req.body_case != DCCL__ENVELOPE__BODY_ADMIN_ENROLL) {
+		fprintf(stderr, "dcctl: -o and --replace are for enroll\n");
 		return 2;
 	}
 	if ((sock = nn_socket(AF_SP, NN_REQ)) < 0 ||
@@ -282,6 +386,10 @@ main(int argc, char **argv)
 		    (rep->import_done->seconds > 0 ?
 		    rep->import_done->seconds : 1e-9));
 		break;
+	case DCCL__ENVELOPE__BODY_ENROLLED:
+		if (enroll_finish(rep->enrolled, en.device_id, out, pk, sk) != 0)
+			goto done;
+		break;
 	case DCCL__ENVELOPE__BODY_TRAIN_STARTED:
 		printf("training started (base v%llu)\n",
 		    (unsigned long long)rep->train_started->base_version);
@@ -329,6 +437,7 @@ main(int argc, char **argv)
 	}
 	rc = 0;
 done:
+	sodium_memzero(sk, sizeof(sk));
 	wire_free(rep);
 	nn_close(sock);
 	return rc;

@@ -1,14 +1,22 @@
 /*
  * guard: see guard.h. The device table is an open-addressing hash of
  * heap-allocated entries (stable pointers: a request holds its device's
- * entry while in the threadpool). Entries exist only for enrolled devices
- * (loaded from auth.db at start, added on Register), so unauthenticated
- * traffic cannot grow memory. Counters are persisted lazily (cron, and at
- * close): after a crash a device's counter may be up to one cron period
- * behind in the database, so a request from that last period could be
- * replayed once; every state-changing request is idempotent by request id
- * (uploads) or by content (Register), which is why that window is
- * acceptable. Enrolment itself is committed before Registered is sent.
+ * entry while in the threadpool). It caches the store's device_keys:
+ * loaded at start, added to on enrolment, and (replicas, PostgreSQL) filled
+ * on a miss from the store, so a device enrolled through any replica is
+ * known to all. An entry exists only for an enrolled key whose session
+ * keys could be derived, so unauthenticated traffic cannot grow memory.
+ *
+ * Counters: the strictly-increasing check runs per process, in memory.
+ * The high-water marks are written to the store lazily (cron, and at
+ * close) with a max-merge, and read when an entry is loaded. So after a
+ * crash a counter may be one cron period behind, and a replica that cached
+ * a device earlier does not see the counters other replicas accepted
+ * since: a request captured on the wire may be accepted once more by a
+ * replica that has not yet seen a higher counter. Every state-changing
+ * request is idempotent by request id (uploads) or by content (Register),
+ * which is why that window is acceptable (README, "Authentication").
+ * Enrolment itself is committed before Registered or Enrolled is sent.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,14 +44,15 @@ struct guard_dev {
 	struct auth_key	 up, down;
 	uint64_t	 ctr;		/* last accepted counter */
 	uint8_t		 tag[16];	/* its MAC prefix: exact resends */
-	int		 dirty;		/* ctr not yet in auth.db */
+	int		 dirty;		/* ctr not yet in the store */
+	double		 reread_t;	/* last store re-read (replicas) */
 	double		 tokens, t;	/* rate-limit bucket */
 	uint32_t	 inflight;	/* heavy requests held */
 };
 
 struct guard {
-	sqlite3			*db;
-	sqlite3_stmt		*put, *upd;
+	struct store		*st;	/* the loop thread's connection */
+	int			 shared;	/* replicas: misses go to the store */
 	uint8_t			 cpk[32], csk[32];
 	struct auth_key		 tok;
 	int			 have_tok;
@@ -51,6 +60,9 @@ struct guard {
 	struct guard_dev	**tab;
 	size_t			 cap, n;
 };
+
+/* A store read after a failed MAC at most this often per device (s). */
+#define GUARD_REREAD_S	1.0
 
 static uint64_t
 hash(const char *s)
@@ -103,20 +115,109 @@ insert(struct guard *g, const char *id)
 	return *s;
 }
 
+/*
+ * Sets d's key and counter. The session keys are derived first: a key
+ * they cannot be derived from (a low-order point) is refused and d is left
+ * as it was, so no entry ever holds unset (all-zero) MAC keys.
+ */
 static int
-set_key(struct guard *g, struct guard_dev *d, const uint8_t pk[32])
+set_key(struct guard *g, struct guard_dev *d, const uint8_t pk[32],
+    uint64_t ctr)
 {
+	struct auth_key up, down;
+
+	if (auth_session_cloud(&up, &down, g->cpk, g->csk, pk) != 0)
+		return -EINVAL;
 	memcpy(d->pk, pk, 32);
-	return auth_session_cloud(&d->up, &d->down, g->cpk, g->csk, pk);
+	d->up = up;
+	d->down = down;
+	d->ctr = ctr;
+	memset(d->tag, 0, sizeof(d->tag));
+	d->dirty = 0;
+	sodium_memzero(&up, sizeof(up));
+	sodium_memzero(&down, sizeof(down));
+	return 0;
+}
+
+/* Caches a key read from the store; NULL if it is unusable. */
+static struct guard_dev *
+cache(struct guard *g, const struct store_authkey *k)
+{
+	struct guard_dev *d = lookup(g, k->device_id), tmp;
+
+	memset(&tmp, 0, sizeof(tmp));
+	if (!wire_devid_valid(k->device_id) || set_key(g, &tmp, k->pk,
+	    k->counter) != 0) {
+		log_warnx("AUTH: device %s: stored key unusable; ignored",
+		    k->device_id);
+		return NULL;
+	}
+	if (d == NULL)
+		d = insert(g, k->device_id);
+	set_key(g, d, k->pk, k->counter);
+	sodium_memzero(&tmp, sizeof(tmp));
+	return d;
+}
+
+/*
+ * The device's entry: cached, else (replicas) read from the store, so a
+ * device enrolled through another replica is known here. NULL when it is
+ * not enrolled; *dberr is set when the store could not say.
+ */
+static struct guard_dev *
+find(struct guard *g, const char *id, int *dberr)
+{
+	struct guard_dev *d = lookup(g, id);
+	struct store_authkey k;
+	int rc;
+
+	*dberr = 0;
+	if (d != NULL || !g->shared)
+		return d;	/* one process per SQLite store: a miss is final */
+	if ((rc = store_authkey_get(g->st, id, &k)) != 0) {
+		if (rc != -ENOENT) {
+			log_warnx("AUTH: device %s: %s", id,
+			    store_errmsg(g->st));
+			*dberr = 1;
+		}
+		return NULL;
+	}
+	return cache(g, &k);
+}
+
+/*
+ * Replicas: d's key may have been replaced through another replica
+ * (auth.rekey, dcctl enroll --replace). Re-reads it, at most once per
+ * GUARD_REREAD_S per device, so forged traffic cannot turn into a query
+ * per message. 1 when the stored key differs and d now holds it.
+ */
+static int
+reread(struct guard *g, struct guard_dev *d, double now)
+{
+	struct store_authkey k;
+
+	if (!g->shared || now - d->reread_t < GUARD_REREAD_S)
+		return 0;
+	d->reread_t = now;
+	if (store_authkey_get(g->st, d->id, &k) != 0 ||
+	    memcmp(k.pk, d->pk, 32) == 0)
+		return 0;
+	if (set_key(g, d, k.pk, k.counter) != 0)
+		return 0;
+	log_info("AUTH: device=%s key replaced through another replica",
+	    d->id);
+	return 1;
 }
 
 int
-guard_open(struct guard **out, const char *path, const char *token, int mode,
-    char *err, size_t errlen)
+guard_open(struct guard **out, struct store *st, int shared,
+    const char *token, int mode, char *err, size_t errlen)
 {
 	struct guard *g = xcalloc(1, sizeof(*g));
-	sqlite3_stmt *st = NULL;
-	int rc;
+	struct store_authkey *keys = NULL;
+	uint8_t pk[32], sk[32];
+	size_t n = 0;
+	int created = 0;
 
 	*out = NULL;
 	if (sodium_init() < 0) {
@@ -124,6 +225,8 @@ guard_open(struct guard **out, const char *path, const char *token, int mode,
 		free(g);
 		return -1;
 	}
+	g->st = st;
+	g->shared = shared;
 	g->mode = mode;
 	g->cap = 64;
 	g->tab = xcalloc(g->cap, sizeof(*g->tab));
@@ -131,73 +234,29 @@ guard_open(struct guard **out, const char *path, const char *token, int mode,
 		auth_token_key(token, &g->tok);
 		g->have_tok = 1;
 	}
-	if (sqlite3_open_v2(path, &g->db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
+	/*
+	 * The cloud's key pair, one for every replica: ours is a candidate
+	 * that only the first replica to get there stores.
+	 */
+	crypto_kx_keypair(pk, sk);
+	if (store_cloud_key(st, pk, sk, g->cpk, g->csk, &created) != 0) {
+		sodium_memzero(sk, sizeof(sk));
 		goto fail;
-	sqlite3_busy_timeout(g->db, 2000);
-	if (sqlite3_exec(g->db, "PRAGMA journal_mode=WAL;"
-	    "PRAGMA synchronous=NORMAL;"
-	    "CREATE TABLE IF NOT EXISTS cloud_key(id INTEGER PRIMARY KEY "
-	    "  CHECK (id = 1), pk BLOB NOT NULL, sk BLOB NOT NULL);"
-	    "CREATE TABLE IF NOT EXISTS device_keys(device_id TEXT PRIMARY KEY,"
-	    "  pk BLOB NOT NULL, counter INTEGER NOT NULL,"
-	    "  enrolled INTEGER NOT NULL);", NULL, NULL, NULL) != SQLITE_OK)
-		goto fail;
-	/* The cloud's key pair: made once, kept across restarts. */
-	if (sqlite3_prepare_v2(g->db, "SELECT pk, sk FROM cloud_key", -1, &st,
-	    NULL) != SQLITE_OK)
-		goto fail;
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW &&
-	    sqlite3_column_bytes(st, 0) == 32 &&
-	    sqlite3_column_bytes(st, 1) == 32) {
-		memcpy(g->cpk, sqlite3_column_blob(st, 0), 32);
-		memcpy(g->csk, sqlite3_column_blob(st, 1), 32);
-	} else if (rc == SQLITE_DONE) {
-		sqlite3_finalize(st);
-		st = NULL;
-		crypto_kx_keypair(g->cpk, g->csk);
-		if (sqlite3_prepare_v2(g->db, "INSERT INTO cloud_key VALUES "
-		    "(1, ?, ?)", -1, &st, NULL) != SQLITE_OK)
-			goto fail;
-		sqlite3_bind_blob(st, 1, g->cpk, 32, SQLITE_STATIC);
-		sqlite3_bind_blob(st, 2, g->csk, 32, SQLITE_STATIC);
-		if (sqlite3_step(st) != SQLITE_DONE)
-			goto fail;
-	} else
-		goto fail;
-	sqlite3_finalize(st);
-	st = NULL;
-	if (sqlite3_prepare_v2(g->db, "SELECT device_id, pk, counter FROM "
-	    "device_keys", -1, &st, NULL) != SQLITE_OK)
-		goto fail;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *id = (const char *)sqlite3_column_text(st, 0);
-		struct guard_dev *d;
-		if (id == NULL || !wire_devid_valid(id) ||
-		    sqlite3_column_bytes(st, 1) != 32)
-			continue;
-		d = insert(g, id);
-		set_key(g, d, sqlite3_column_blob(st, 1));
-		d->ctr = (uint64_t)sqlite3_column_int64(st, 2);
 	}
-	if (rc != SQLITE_DONE)
+	sodium_memzero(sk, sizeof(sk));
+	if (created)
+		log_info("AUTH: new cloud key pair %02x%02x%02x%02x... stored",
+		    g->cpk[0], g->cpk[1], g->cpk[2], g->cpk[3]);
+	if (store_authkey_list(st, &keys, &n) != 0)
 		goto fail;
-	sqlite3_finalize(st);
-	st = NULL;
-	if (sqlite3_prepare_v2(g->db, "INSERT INTO device_keys(device_id, pk, "
-	    "counter, enrolled) VALUES (?, ?, ?, ?) ON CONFLICT(device_id) DO "
-	    "UPDATE SET pk = excluded.pk, counter = excluded.counter, "
-	    "enrolled = excluded.enrolled", -1, &g->put, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(g->db, "UPDATE device_keys SET counter = ? "
-	    "WHERE device_id = ? AND counter < ?1", -1, &g->upd, NULL) !=
-	    SQLITE_OK)
-		goto fail;
+	for (size_t i = 0; i < n; i++)
+		cache(g, &keys[i]);
+	sodium_memzero(keys, n * sizeof(*keys));
+	free(keys);
 	*out = g;
 	return 0;
 fail:
-	snprintf(err, errlen, "%s: %s", path, g->db ? sqlite3_errmsg(g->db) :
-	    "cannot open");
-	sqlite3_finalize(st);
+	snprintf(err, errlen, "store: %s", store_errmsg(st));
 	guard_close(g);
 	return -1;
 }
@@ -205,31 +264,43 @@ fail:
 int
 guard_flush(struct guard *g)
 {
-	int rc = 0;
+	struct store_authkey *k;
+	size_t n = 0;
+	int rc;
 
-	if (g == NULL || g->db == NULL)
+	if (g == NULL)
 		return 0;
-	if (sqlite3_exec(g->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
-		return -EIO;
-	for (size_t i = 0; i < g->cap && rc == 0; i++) {
+	for (size_t i = 0; i < g->cap; i++)
+		if (g->tab[i] != NULL && g->tab[i]->dirty)
+			n++;
+	if (n == 0)
+		return 0;
+	k = xcalloc(n, sizeof(*k));
+	n = 0;
+	for (size_t i = 0; i < g->cap; i++) {
 		struct guard_dev *d = g->tab[i];
 		if (d == NULL || !d->dirty)
 			continue;
-		sqlite3_reset(g->upd);
-		sqlite3_bind_int64(g->upd, 1, (sqlite3_int64)d->ctr);
-		sqlite3_bind_text(g->upd, 2, d->id, -1, SQLITE_STATIC);
-		if (sqlite3_step(g->upd) != SQLITE_DONE)
-			rc = -EIO;
+		snprintf(k[n].device_id, sizeof(k[n].device_id), "%s", d->id);
+		memcpy(k[n].pk, d->pk, 32);
+		k[n].counter = d->ctr;
+		n++;
 	}
-	if (rc == 0 && sqlite3_exec(g->db, "COMMIT", NULL, NULL, NULL) ==
-	    SQLITE_OK) {
-		for (size_t i = 0; i < g->cap; i++)
-			if (g->tab[i] != NULL)
-				g->tab[i]->dirty = 0;
-		return 0;
-	}
-	sqlite3_exec(g->db, "ROLLBACK", NULL, NULL, NULL);
-	return -EIO;
+	/* A max-merge: a replica behind another never lowers a counter. */
+	rc = store_authkey_counters(g->st, k, n);
+	free(k);
+	if (rc != 0)
+		return rc;
+	for (size_t i = 0; i < g->cap; i++)
+		if (g->tab[i] != NULL)
+			g->tab[i]->dirty = 0;
+	return 0;
+}
+
+const char *
+guard_errmsg(const struct guard *g)
+{
+	return g != NULL ? store_errmsg(g->st) : "";
 }
 
 void
@@ -237,13 +308,9 @@ guard_close(struct guard *g)
 {
 	if (g == NULL)
 		return;
-	if (g->upd != NULL && guard_flush(g) != 0)
+	if (guard_flush(g) != 0)
 		log_warnx("AUTH-DB: counters not saved: %s",
-		    sqlite3_errmsg(g->db));
-	sqlite3_finalize(g->put);
-	sqlite3_finalize(g->upd);
-	if (g->db != NULL)
-		sqlite3_close(g->db);
+		    store_errmsg(g->st));
 	for (size_t i = 0; i < g->cap; i++)
 		if (g->tab[i] != NULL) {
 			sodium_memzero(g->tab[i], sizeof(*g->tab[i]));
@@ -300,6 +367,89 @@ accept_ctr(struct guard_dev *d, const Dccl__Envelope *e)
 	memcpy(d->tag, e->mac.data, sizeof(d->tag));
 }
 
+/*
+ * A RegisterReq. Either MACed with the enrollment-token key (enrolment
+ * of a new key, or a known device registering again), or, from a device
+ * without the token whose key was enrolled beforehand (dcctl enroll), with
+ * the session key of the enrolled key: the device derives it from its own
+ * key pair and the cloud key pinned in its key file. An unknown key without
+ * a valid token MAC is refused.
+ */
+static int
+admit_register(struct cloudd *cd, struct rpc_req *r, const void *buf,
+    size_t len, char *err, size_t errlen)
+{
+	struct guard *g = cd->guard;
+	Dccl__Envelope *e = r->env;
+	const ProtobufCBinaryData *pk = &e->register_req->pubkey;
+	const char *id = e->device_id;
+	struct guard_dev *d;
+	int dberr;
+
+	if (!auth_has_mac(buf, len, e)) {
+		snprintf(err, errlen, "RegisterReq must carry the "
+		    "enrollment-token MAC, or be signed with a key enrolled "
+		    "by dcctl enroll");
+		return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
+	}
+	d = find(g, id, &dberr);
+	if (dberr) {
+		snprintf(err, errlen, "cannot read device keys");
+		return DCCL__ERROR_CODE__E_STORAGE;
+	}
+	/* A cached key other than the request's may be stale (replicas). */
+	if (d != NULL && pk->len == 32 && memcmp(d->pk, pk->data, 32) != 0)
+		reread(g, d, r->t0);
+	if (g->have_tok && auth_verify(buf, len, e, &g->tok, AUTH_UP) == 0) {
+		int same = d != NULL && pk->len == 32 &&
+		    memcmp(d->pk, pk->data, 32) == 0;
+		if (d != NULL && !same && !cd->cf.auth_rekey &&
+		    pk->len == 32) {
+			snprintf(err, errlen, "device %s is enrolled with "
+			    "another key (auth.rekey is off)", id);
+			return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
+		}
+		/* A new key starts its own counters. */
+		if (same && !fresh(d, e)) {
+			snprintf(err, errlen, "replayed RegisterReq (counter "
+			    "%llu <= %llu)", (unsigned long long)e->counter,
+			    (unsigned long long)d->ctr);
+			return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
+		}
+		r->seal.key = g->tok;
+	} else {
+		if (d == NULL || pk->len != 32 ||
+		    memcmp(d->pk, pk->data, 32) != 0 ||
+		    auth_verify(buf, len, e, &d->up, AUTH_UP) != 0) {
+			if (g->have_tok)
+				snprintf(err, errlen, "enrollment MAC check "
+				    "failed (wrong token, or a key that is not "
+				    "enrolled)");
+			else
+				snprintf(err, errlen, "device %s: key not "
+				    "enrolled (no auth.token on the cloud: "
+				    "enrol it with dcctl enroll)", id);
+			return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
+		}
+		if (!fresh(d, e)) {
+			snprintf(err, errlen, "replayed RegisterReq (counter "
+			    "%llu <= %llu)", (unsigned long long)e->counter,
+			    (unsigned long long)d->ctr);
+			return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
+		}
+		accept_ctr(d, e);
+		r->seal.key = d->down;
+	}
+	r->seal.mode = AUTH_MAC;
+	r->seal.dir = AUTH_DOWN;
+	r->seal.counter = e->counter;
+	if (d != NULL && !bucket(d, cd->cf.rate, (double)cd->cf.burst, r->t0)) {
+		snprintf(err, errlen, "more than %g requests/s", cd->cf.rate);
+		return DCCL__ERROR_CODE__E_RATE_LIMITED;
+	}
+	return 0;
+}
+
 int
 guard_admit(struct cloudd *cd, struct rpc_req *r, const void *buf, size_t len,
     char *err, size_t errlen)
@@ -308,62 +458,29 @@ guard_admit(struct cloudd *cd, struct rpc_req *r, const void *buf, size_t len,
 	Dccl__Envelope *e = r->env;
 	const char *id = e->device_id;
 	struct guard_dev *d;
+	int dberr;
 
 	memset(&r->seal, 0, sizeof(r->seal));
 	if (g == NULL || g->mode == AUTH_OFF)
 		return 0;
-	d = lookup(g, id);
-	if (e->body_case == DCCL__ENVELOPE__BODY_REGISTER_REQ) {
-		if (!g->have_tok) {
-			snprintf(err, errlen, "enrollment is closed (no "
-			    "auth.token on the cloud)");
-			return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
-		}
-		if (!auth_has_mac(buf, len, e)) {
-			snprintf(err, errlen, "RegisterReq must carry the "
-			    "enrollment-token MAC");
-			return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
-		}
-		if (auth_verify(buf, len, e, &g->tok, AUTH_UP) != 0) {
-			snprintf(err, errlen, "enrollment MAC check failed "
-			    "(wrong token?)");
-			return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
-		}
-		if (d != NULL && !cd->cf.auth_rekey &&
-		    e->register_req->pubkey.len == 32 &&
-		    memcmp(d->pk, e->register_req->pubkey.data, 32) != 0) {
-			snprintf(err, errlen, "device %s is enrolled with "
-			    "another key (auth.rekey is off)", id);
-			return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
-		}
-		if (d != NULL && !fresh(d, e)) {
-			snprintf(err, errlen, "replayed RegisterReq (counter "
-			    "%llu <= %llu)", (unsigned long long)e->counter,
-			    (unsigned long long)d->ctr);
-			return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
-		}
-		r->seal.mode = AUTH_MAC;
-		r->seal.dir = AUTH_DOWN;
-		r->seal.counter = e->counter;
-		r->seal.key = g->tok;
-		if (d != NULL && !bucket(d, cd->cf.rate, (double)cd->cf.burst,
-		    r->t0)) {
-			snprintf(err, errlen, "more than %g requests/s",
-			    cd->cf.rate);
-			return DCCL__ERROR_CODE__E_RATE_LIMITED;
-		}
-		return 0;
-	}
+	if (e->body_case == DCCL__ENVELOPE__BODY_REGISTER_REQ)
+		return admit_register(cd, r, buf, len, err, errlen);
 	if (!auth_has_mac(buf, len, e)) {
 		snprintf(err, errlen, "unsigned request");
 		return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
 	}
-	if (d == NULL) {
+	if ((d = find(g, id, &dberr)) == NULL) {
+		if (dberr) {
+			snprintf(err, errlen, "cannot read device keys");
+			return DCCL__ERROR_CODE__E_STORAGE;
+		}
 		/* Signed by a key we do not know: the device re-enrolls. */
 		snprintf(err, errlen, "device %s is not enrolled", id);
 		return DCCL__ERROR_CODE__E_NOT_REGISTERED;
 	}
-	if (auth_verify(buf, len, e, &d->up, AUTH_UP) != 0) {
+	if (auth_verify(buf, len, e, &d->up, AUTH_UP) != 0 &&
+	    (!reread(g, d, r->t0) ||
+	    auth_verify(buf, len, e, &d->up, AUTH_UP) != 0)) {
 		snprintf(err, errlen, "MAC check failed (forged, or signed "
 		    "with another device's key)");
 		return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
@@ -415,6 +532,49 @@ guard_release(struct rpc_req *r)
 	r->gdev = NULL;
 }
 
+/*
+ * Commits id's key pk (store_authkey_put, counter ctr) and caches it.
+ * Returns 0 with *how, or an error code with a message; with -EEXIST from
+ * the store (another key, replace off) the code is refused_code.
+ */
+static int
+enroll_key(struct guard *g, const char *id, const uint8_t pk[32],
+    uint64_t ctr, int replace, int refused_code, int *how, char *err,
+    size_t errlen)
+{
+	struct store_authkey k;
+	struct guard_dev *d, tmp;
+	int rc;
+
+	memset(&tmp, 0, sizeof(tmp));
+	if (set_key(g, &tmp, pk, 0) != 0) {
+		snprintf(err, errlen, "public key refused (not a usable "
+		    "X25519 key)");
+		return DCCL__ERROR_CODE__E_BAD_REQUEST;
+	}
+	sodium_memzero(&tmp, sizeof(tmp));
+	memset(&k, 0, sizeof(k));
+	snprintf(k.device_id, sizeof(k.device_id), "%s", id);
+	memcpy(k.pk, pk, 32);
+	k.counter = ctr;
+	k.enrolled = (int64_t)time(NULL);
+	if ((rc = store_authkey_put(g->st, &k, replace, how)) == -EEXIST) {
+		snprintf(err, errlen, "device %s is enrolled with another key",
+		    id);
+		return refused_code;
+	} else if (rc != 0) {
+		snprintf(err, errlen, "store: %s", store_errmsg(g->st));
+		return DCCL__ERROR_CODE__E_STORAGE;
+	}
+	if ((d = lookup(g, id)) == NULL)
+		d = insert(g, id);
+	if (memcmp(d->pk, pk, 32) != 0 || *how != STORE_AUTHKEY_SAME)
+		set_key(g, d, pk, ctr);		/* a new key: new counters */
+	else if (ctr > d->ctr)
+		d->ctr = ctr;
+	return 0;
+}
+
 int
 guard_enroll(struct cloudd *cd, struct rpc_req *r, Dccl__Registered *rg,
     char *err, size_t errlen)
@@ -422,44 +582,73 @@ guard_enroll(struct cloudd *cd, struct rpc_req *r, Dccl__Registered *rg,
 	struct guard *g = cd->guard;
 	const Dccl__RegisterReq *q = r->env->register_req;
 	struct guard_dev *d;
-	int isnew;
+	int how, code;
 
 	if (g == NULL || g->mode == AUTH_OFF)
 		return 0;
+	if ((code = enroll_key(g, r->env->device_id, q->pubkey.data,
+	    r->env->counter, cd->cf.auth_rekey,
+	    DCCL__ERROR_CODE__E_UNAUTHENTICATED, &how, err, errlen)) != 0) {
+		if (code == DCCL__ERROR_CODE__E_UNAUTHENTICATED)
+			snprintf(err, errlen, "device %s is enrolled with "
+			    "another key (auth.rekey is off)",
+			    r->env->device_id);
+		return code;
+	}
 	d = lookup(g, r->env->device_id);
-	if (d != NULL && memcmp(d->pk, q->pubkey.data, 32) != 0 &&
-	    !cd->cf.auth_rekey) {
-		snprintf(err, errlen, "device %s is enrolled with another key "
-		    "(auth.rekey is off)", r->env->device_id);
-		return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
-	}
-	isnew = d == NULL || memcmp(d->pk, q->pubkey.data, 32) != 0;
-	sqlite3_reset(g->put);
-	sqlite3_bind_text(g->put, 1, r->env->device_id, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(g->put, 2, q->pubkey.data, 32, SQLITE_STATIC);
-	sqlite3_bind_int64(g->put, 3, (sqlite3_int64)r->env->counter);
-	sqlite3_bind_int64(g->put, 4, (sqlite3_int64)time(NULL));
-	if (sqlite3_step(g->put) != SQLITE_DONE) {
-		snprintf(err, errlen, "auth.db: %s", sqlite3_errmsg(g->db));
-		sqlite3_reset(g->put);
-		return DCCL__ERROR_CODE__E_STORAGE;
-	}
-	sqlite3_reset(g->put);
-	if (d == NULL)
-		d = insert(g, r->env->device_id);
-	if (set_key(g, d, q->pubkey.data) != 0) {
-		snprintf(err, errlen, "public key refused");
-		return DCCL__ERROR_CODE__E_BAD_REQUEST;
-	}
-	d->ctr = r->env->counter;
 	memcpy(d->tag, r->env->mac.data, sizeof(d->tag));
-	d->dirty = 0;
-	if (isnew)
-		log_info("AUTH-ENROLL: device=%s key %02x%02x%02x%02x...",
-		    d->id, d->pk[0], d->pk[1], d->pk[2], d->pk[3]);
+	if (how != STORE_AUTHKEY_SAME)
+		log_info("AUTH-ENROLL: device=%s key %02x%02x%02x%02x...%s",
+		    d->id, d->pk[0], d->pk[1], d->pk[2], d->pk[3],
+		    how == STORE_AUTHKEY_REPLACED ? " (replaced)" : "");
 	rg->cloud_pubkey.data = g->cpk;
 	rg->cloud_pubkey.len = 32;
 	rg->auth_mode = (uint32_t)g->mode;
+	return 0;
+}
+
+int
+guard_admin_enroll(struct cloudd *cd, const Dccl__AdminEnrollReq *q,
+    Dccl__Enrolled *en, char *err, size_t errlen)
+{
+	struct guard *g = cd->guard;
+	int how, code;
+
+	if (g == NULL || g->mode == AUTH_OFF) {
+		snprintf(err, errlen, "auth.mode is off: there is nothing to "
+		    "enrol a key for");
+		return DCCL__ERROR_CODE__E_FORBIDDEN;
+	}
+	if (q->device_id == NULL || !wire_devid_valid(q->device_id)) {
+		snprintf(err, errlen, "device id must be 1-64 characters of "
+		    "[A-Za-z0-9._-]");
+		return DCCL__ERROR_CODE__E_BAD_REQUEST;
+	}
+	if (q->pubkey.len != 32) {
+		snprintf(err, errlen, "public key must be 32 bytes (got %zu)",
+		    q->pubkey.len);
+		return DCCL__ERROR_CODE__E_BAD_REQUEST;
+	}
+	/* Counters start at 0: the key file dcctl writes starts there. */
+	if ((code = enroll_key(g, q->device_id, q->pubkey.data, 0,
+	    q->replace, DCCL__ERROR_CODE__E_FORBIDDEN, &how, err,
+	    errlen)) != 0) {
+		if (code == DCCL__ERROR_CODE__E_FORBIDDEN)
+			snprintf(err, errlen, "device %s is already enrolled "
+			    "with another key (dcctl enroll --replace replaces "
+			    "it)", q->device_id);
+		return code;
+	}
+	log_info("AUTH-ENROLL: device=%s key %02x%02x%02x%02x... by dcctl%s",
+	    q->device_id, q->pubkey.data[0], q->pubkey.data[1],
+	    q->pubkey.data[2], q->pubkey.data[3],
+	    how == STORE_AUTHKEY_REPLACED ? " (replaced)" :
+	    how == STORE_AUTHKEY_SAME ? " (already enrolled)" : "");
+	en->cloud_pubkey.data = g->cpk;
+	en->cloud_pubkey.len = 32;
+	en->auth_mode = (uint32_t)g->mode;
+	en->replaced = how == STORE_AUTHKEY_REPLACED;
+	en->existed = how == STORE_AUTHKEY_SAME;
 	return 0;
 }
 
@@ -589,6 +778,108 @@ under(char *out, size_t n, const char *dir, const char *path)
 		snprintf(out, n, "%s/%s", dir, path);
 }
 
+/*
+ * Keys of a cloudd from before schema 4 lived in its own auth.db. Moves
+ * them into the store once: the cloud key if the store has none yet (so
+ * devices that pinned it keep working), each device key unless the store
+ * already has another for that id, counters max-merged. Then the file is
+ * renamed to <path>.imported, so the store is the only source of truth and
+ * a later start does not import it again. 0 (also when there is no file)
+ * or -1 with err.
+ */
+static int
+legacy_import(struct store *st, const char *path, char *err, size_t errlen)
+{
+	char dst[1300];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *s = NULL;
+	size_t n = 0, skipped = 0;
+	int r, created = 0, had_key = 0;
+
+	if (access(path, F_OK) != 0)
+		return 0;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) !=
+	    SQLITE_OK)
+		goto fail;
+	sqlite3_busy_timeout(db, 2000);
+	/* A file without the tables (never used) has nothing to move. */
+	if (sqlite3_prepare_v2(db, "SELECT pk, sk FROM cloud_key", -1, &s,
+	    NULL) == SQLITE_OK) {
+		if ((r = sqlite3_step(s)) == SQLITE_ROW &&
+		    sqlite3_column_bytes(s, 0) == 32 &&
+		    sqlite3_column_bytes(s, 1) == 32) {
+			uint8_t pk[32], sk[32];
+			had_key = 1;
+			if (store_cloud_key(st, sqlite3_column_blob(s, 0),
+			    sqlite3_column_blob(s, 1), pk, sk, &created) != 0)
+				goto fail_store;
+			if (!created && memcmp(pk, sqlite3_column_blob(s, 0),
+			    32) != 0)
+				log_warnx("AUTH: %s: its cloud key differs from "
+				    "the store's; devices that pinned it will "
+				    "enrol again", path);
+			sodium_memzero(sk, sizeof(sk));
+		} else if (r != SQLITE_DONE)
+			goto fail;
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	if (sqlite3_prepare_v2(db, "SELECT device_id, pk, counter, enrolled "
+	    "FROM device_keys", -1, &s, NULL) == SQLITE_OK) {
+		while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+			const char *id = (const char *)sqlite3_column_text(s,
+			    0);
+			struct store_authkey k;
+			int how, rc;
+			if (id == NULL || !wire_devid_valid(id) ||
+			    sqlite3_column_bytes(s, 1) != 32) {
+				skipped++;
+				continue;
+			}
+			memset(&k, 0, sizeof(k));
+			snprintf(k.device_id, sizeof(k.device_id), "%s", id);
+			memcpy(k.pk, sqlite3_column_blob(s, 1), 32);
+			k.counter = (uint64_t)sqlite3_column_int64(s, 2);
+			k.enrolled = sqlite3_column_int64(s, 3);
+			if ((rc = store_authkey_put(st, &k, 0, &how)) ==
+			    -EEXIST) {
+				log_warnx("AUTH: %s: device %s has another key "
+				    "in the store; the store's is kept", path,
+				    id);
+				skipped++;
+			} else if (rc != 0)
+				goto fail_store;
+			else
+				n++;
+		}
+		if (r != SQLITE_DONE)
+			goto fail;
+	}
+	sqlite3_finalize(s);
+	sqlite3_close(db);	/* checkpoints its WAL into the file */
+	snprintf(dst, sizeof(dst), "%s.imported", path);
+	if (rename(path, dst) != 0) {
+		snprintf(err, errlen, "%s: rename: %s", path, strerror(errno));
+		return -1;
+	}
+	log_info("AUTH: moved %s%zu device key(s) from %s into the store "
+	    "(%zu skipped); the file is now %s", had_key ? "the cloud key "
+	    "and " : "", n, path, skipped, dst);
+	return 0;
+fail_store:
+	snprintf(err, errlen, "importing %s: store: %s", path,
+	    store_errmsg(st));
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return -1;
+fail:
+	snprintf(err, errlen, "importing %s: %s", path, db ?
+	    sqlite3_errmsg(db) : "cannot open");
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return -1;
+}
+
 int
 guard_start(struct cloudd *cd, char *err, size_t errlen)
 {
@@ -633,10 +924,16 @@ guard_start(struct cloudd *cd, char *err, size_t errlen)
 		}
 	}
 	if (tok[0] == '\0')
-		log_warnx("AUTH: no enrollment token: registration is closed");
-	under(path, sizeof(path), cf->data_dir, cf->auth_db);
-	if (guard_open(&cd->guard, path, tok, cf->auth_mode, err, errlen) !=
-	    0)
+		log_warnx("AUTH: no enrollment token: only keys enrolled with "
+		    "dcctl enroll can register");
+	if (cf->auth_db[0] != '\0') {
+		under(path, sizeof(path), cf->data_dir, cf->auth_db);
+		if (legacy_import(cd->st, path, err, errlen) != 0)
+			return -1;
+	}
+	/* PostgreSQL: other replicas enrol too, so a miss asks the store. */
+	if (guard_open(&cd->guard, cd->st, strcmp(store_backend(cd->st),
+	    "postgresql") == 0, tok, cf->auth_mode, err, errlen) != 0)
 		return -1;
 	sodium_memzero(tok, sizeof(tok));
 	log_info("AUTH: mode %s, %zu enrolled device(s)", cf->auth_mode ==

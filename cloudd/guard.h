@@ -4,10 +4,12 @@
  * per-device session MAC with a strictly increasing counter on all others,
  * optional payload encryption), applies per-device rate limits and an
  * in-flight cap, and validates upload contents beyond their shape (metric
- * counts and names, patch norm). Device keys and counters live in their
- * own SQLite file (auth.db in the data dir), apart from the pool store, so
- * a store backend change does not touch them. Loop thread only, except
- * guard_upload_check() and guard_patch_norm(), which are pure.
+ * counts and names, patch norm). The cloud's key pair and the devices'
+ * public keys and counter high-water marks live in the store (store.h,
+ * "Authentication state"), so every replica of a PostgreSQL store has the
+ * same cloud key and knows every enrolled device. Loop thread only (it
+ * uses the loop's store connection), except guard_upload_check() and
+ * guard_patch_norm(), which are pure.
  */
 #ifndef CLOUDD_GUARD_H
 #define CLOUDD_GUARD_H
@@ -20,26 +22,36 @@
 
 struct cloudd;
 struct rpc_req;
+struct store;
 struct guard;
 struct guard_dev;
 
 /*
- * Opens (creating) the key database at path and the cloud's X25519 key
- * pair in it. token is the enrollment token ("" = enrollment refused).
- * Returns 0 or -1 with a message in err.
+ * Opens the guard on store st (kept, not owned; the loop thread's
+ * connection): gets the cloud's X25519 key pair from the store, making it
+ * if no replica has yet, and caches every enrolled device key. shared: other
+ * processes enrol too (PostgreSQL replicas), so a device missing from the
+ * cache is looked up in the store. token is the enrollment token ("" =
+ * only keys enrolled by dcctl enroll can register). 0 or -1 with err.
  */
-int	guard_open(struct guard **out, const char *path, const char *token,
-	    int mode, char *err, size_t errlen);
+int	guard_open(struct guard **out, struct store *st, int shared,
+	    const char *token, int mode, char *err, size_t errlen);
 /*
  * Resolves the enrollment token (auth.token, else $DCCL_AUTH_TOKEN, else
- * auth.token-file, created with a random token when missing) and opens
- * cd->guard (NULL with auth.mode off). Startup only. 0 or -1 with err.
+ * auth.token-file, created with a random token when missing), moves the
+ * keys of a legacy auth.db into the store (once; the file is renamed
+ * <auth.db>.imported) and opens cd->guard on cd->st (NULL with auth.mode
+ * off). Startup only. 0 or -1 with err.
  */
 int	guard_start(struct cloudd *cd, char *err, size_t errlen);
-/* Flushes counters and closes. NULL is a no-op. */
+/* Flushes counters and closes. NULL is a no-op. Before store_close. */
 void	guard_close(struct guard *g);
-/* Persists the counters that moved since the last flush (cron). */
+/*
+ * Writes the counters that moved since the last flush to the store, as a
+ * max-merge (cron). 0 or -errno; the message is guard_errmsg().
+ */
 int	guard_flush(struct guard *g);
+const char *guard_errmsg(const struct guard *g);
 /* Enrolled devices (for logs and tests). */
 size_t	guard_count(const struct guard *g);
 
@@ -61,6 +73,16 @@ void	guard_release(struct rpc_req *r);
  */
 int	guard_enroll(struct cloudd *cd, struct rpc_req *r, Dccl__Registered *rg,
 	    char *err, size_t errlen);
+
+/*
+ * dcctl enroll (admin socket): commits q's key for its device id, with
+ * counter 0, refusing (E_FORBIDDEN) an id enrolled with another key unless
+ * q->replace, and fills en with the cloud's public key (pointing into the
+ * guard) and auth mode for the device's key file. Returns 0 or an error
+ * code with a message in err.
+ */
+int	guard_admin_enroll(struct cloudd *cd, const Dccl__AdminEnrollReq *q,
+	    Dccl__Enrolled *en, char *err, size_t errlen);
 
 /*
  * Lowers the calling threadpool thread's CPU priority (nice GUARD_NICE,

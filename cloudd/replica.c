@@ -98,9 +98,14 @@ follow_models(struct cloudd *cd)
 		    (unsigned long long)cd->model.version);
 		rpc_announce(cd);
 	}
-	/* The pool's vectors must be of the served version (retrieval). */
-	if (cd->model.version != 0 && cd->pool != NULL &&
-	    cd->pool->version != cd->model.version && !cd->pool_loading &&
+	/*
+	 * The pool's vectors must be of the served version (retrieval). No
+	 * pool at all happens too: a start-up load that finished after a
+	 * newer model was loaded here is dropped (pool.c), and no job of
+	 * this replica brings one.
+	 */
+	if (cd->model.version != 0 && (cd->pool == NULL ||
+	    cd->pool->version != cd->model.version) && !cd->pool_loading &&
 	    now_s() - cd->replica_t >= 1) {
 		cd->replica_t = now_s();
 		if (pool_start_load(cd) != 0)

@@ -182,14 +182,18 @@ h_register(struct cloudd *cd, struct rpc_req *r)
 	snprintf(d.compute_class, sizeof(d.compute_class), "%s", cls);
 	d.memory_mb = q->capability ? q->capability->memory_mb : 0;
 	d.registered = d.last_seen = time(NULL);
+	/*
+	 * The key is committed before Registered names the cloud's, and
+	 * before the devices row: a key refused by the store (another one
+	 * enrolled through another replica) leaves that row alone.
+	 */
+	if ((rc = guard_enroll(cd, r, &rg, err, sizeof(err))) != 0) {
+		rpc_error(cd, r, rc, "%s", err);
+		return;
+	}
 	if ((rc = store_device_put(cd->st, &d)) != 0) {
 		rpc_error(cd, r, DCCL__ERROR_CODE__E_STORAGE, "%s",
 		    store_errmsg(cd->st));
-		return;
-	}
-	/* The key is committed before Registered names the cloud's. */
-	if ((rc = guard_enroll(cd, r, &rg, err, sizeof(err))) != 0) {
-		rpc_error(cd, r, rc, "%s", err);
 		return;
 	}
 	devtab_put(&cd->devs, d.id, d.user_id);
@@ -490,6 +494,26 @@ h_train(struct cloudd *cd, struct rpc_req *r)
 	rpc_reply(cd, r, &e);
 }
 
+/* dcctl enroll: the key goes into the store shared by every replica. */
+static void
+h_enroll(struct cloudd *cd, struct rpc_req *r)
+{
+	Dccl__Envelope e;
+	Dccl__Enrolled en = DCCL__ENROLLED__INIT;
+	char err[256];
+	int code;
+
+	if ((code = guard_admin_enroll(cd, r->env->admin_enroll, &en, err,
+	    sizeof(err))) != 0) {
+		rpc_error(cd, r, code, "%s", err);
+		return;
+	}
+	reply_init(&e, r);
+	e.body_case = DCCL__ENVELOPE__BODY_ENROLLED;
+	e.enrolled = &en;
+	rpc_reply(cd, r, &e);
+}
+
 void
 rpc_recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 {
@@ -535,6 +559,7 @@ rpc_recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 	case DCCL__ENVELOPE__BODY_ADMIN_ROLLBACK:
 	case DCCL__ENVELOPE__BODY_ADMIN_PRUNE:
 	case DCCL__ENVELOPE__BODY_ADMIN_DISTILL:
+	case DCCL__ENVELOPE__BODY_ADMIN_ENROLL:
 		if (!admin) {
 			rpc_error(cd, r, DCCL__ERROR_CODE__E_FORBIDDEN,
 			    "admin requests only on the admin socket");
@@ -562,6 +587,9 @@ rpc_recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 			break;
 		case DCCL__ENVELOPE__BODY_ADMIN_DISTILL:
 			distill_rpc(cd, r);
+			break;
+		case DCCL__ENVELOPE__BODY_ADMIN_ENROLL:
+			h_enroll(cd, r);
 			break;
 		default:
 			lifecycle_prune_rpc(cd, r);

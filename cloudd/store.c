@@ -210,6 +210,45 @@ store_patch_free(struct store_patch *p, size_t n)
 }
 
 int
+store_cloud_key(struct store *st, const uint8_t cand_pk[32],
+    const uint8_t cand_sk[32], uint8_t pk[32], uint8_t sk[32], int *created)
+{
+	*created = 0;
+	return st->ops->cloud_key(st, cand_pk, cand_sk, pk, sk, created);
+}
+
+int
+store_authkey_put(struct store *st, const struct store_authkey *k,
+    int replace, int *how)
+{
+	*how = STORE_AUTHKEY_NEW;
+	return st->ops->authkey_put(st, k, replace, how);
+}
+
+int
+store_authkey_get(struct store *st, const char *id, struct store_authkey *k)
+{
+	return st->ops->authkey_get(st, id, k);
+}
+
+int
+store_authkey_list(struct store *st, struct store_authkey **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	return st->ops->authkey_list(st, out, n);
+}
+
+int
+store_authkey_counters(struct store *st, const struct store_authkey *k,
+    size_t n)
+{
+	if (n == 0)
+		return 0;
+	return st->ops->authkey_counters(st, k, n);
+}
+
+int
 store_leader_try(struct store *st, int *leader)
 {
 	return st->ops->leader_try(st, leader);

@@ -20,7 +20,7 @@
 
 #include "shared/sample.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 /*
  * PostgreSQL advisory lock keys (one namespace per database): migrations
@@ -57,6 +57,25 @@ struct store_patch {
 	int64_t		created;
 	void		*blob;		/* packed UploadPatch; owned */
 	size_t		size;
+};
+
+/*
+ * A device's enrolled public key (cloudd/guard.c). counter is the
+ * high-water mark of the request counters accepted from it, written
+ * lazily by the replicas (see store_authkey_counters).
+ */
+struct store_authkey {
+	char		device_id[65];
+	uint8_t		pk[32];
+	uint64_t	counter;
+	int64_t		enrolled;	/* unix time of the (re-)enrolment */
+};
+
+/* What store_authkey_put did. */
+enum store_authkey_how {
+	STORE_AUTHKEY_NEW = 0,		/* inserted */
+	STORE_AUTHKEY_SAME = 1,		/* already there with this key */
+	STORE_AUTHKEY_REPLACED = 2,	/* another key was replaced */
 };
 
 /* Work that must happen once, done by the leader (see store_task_*). */
@@ -154,6 +173,43 @@ int	store_patch_count(struct store *st, uint64_t *n);
 int	store_patch_list(struct store *st, uint64_t min_base,
 	    struct store_patch **out, size_t *n);
 void	store_patch_free(struct store_patch *p, size_t n);
+
+/*
+ * Authentication state, shared by every replica of one store (guard.c).
+ *
+ * The cloud's X25519 key pair, made once: stores cand_pk/cand_sk when the
+ * store has no key pair yet, then reads back the one stored into pk/sk,
+ * so replicas starting together all end with the same pair (the first
+ * insert wins; the others' candidates are dropped). *created = 1 when the
+ * candidate was stored. The secret key is in the store: whoever can read
+ * the database can act as the cloud.
+ */
+int	store_cloud_key(struct store *st, const uint8_t cand_pk[32],
+	    const uint8_t cand_sk[32], uint8_t pk[32], uint8_t sk[32],
+	    int *created);
+/*
+ * Enrols k (device_id, pk, counter, enrolled) atomically. Absent: inserted
+ * (*how NEW). Present with the same pk: its counter is raised to
+ * k->counter if that is higher, nothing else changes (SAME). Present with
+ * another pk: with replace, pk, counter and enrolled are overwritten
+ * (REPLACED); without, -EEXIST and nothing is written.
+ */
+int	store_authkey_put(struct store *st, const struct store_authkey *k,
+	    int replace, int *how);
+/* One device's key; -ENOENT if it never enrolled. */
+int	store_authkey_get(struct store *st, const char *id,
+	    struct store_authkey *k);
+/* Every enrolled key (caller frees *out), ordered by device id. */
+int	store_authkey_list(struct store *st, struct store_authkey **out,
+	    size_t *n);
+/*
+ * Raises the stored counters to k[i].counter in one transaction (a
+ * max-merge: never lowers one), each only while the stored pk is still
+ * k[i].pk, so a flush of a replica that missed a re-enrolment cannot touch
+ * the new key's counter. Ids not enrolled are skipped.
+ */
+int	store_authkey_counters(struct store *st, const struct store_authkey *k,
+	    size_t n);
 
 /*
  * Leadership among replicas. Tries to take the leader lock on this

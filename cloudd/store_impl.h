@@ -47,6 +47,16 @@ struct store_ops {
 	int	(*patch_count)(struct store *, uint64_t *);
 	int	(*patch_list)(struct store *, uint64_t, struct store_patch **,
 		    size_t *);
+	int	(*cloud_key)(struct store *, const uint8_t *, const uint8_t *,
+		    uint8_t *, uint8_t *, int *);
+	int	(*authkey_put)(struct store *, const struct store_authkey *,
+		    int, int *);
+	int	(*authkey_get)(struct store *, const char *,
+		    struct store_authkey *);
+	int	(*authkey_list)(struct store *, struct store_authkey **,
+		    size_t *);
+	int	(*authkey_counters)(struct store *,
+		    const struct store_authkey *, size_t);
 	int	(*leader_try)(struct store *, int *);
 	int	(*task_add)(struct store *, const char *, int64_t,
 		    uint64_t *);

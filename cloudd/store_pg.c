@@ -79,6 +79,12 @@ static const char *const migrations[] = {
 	"CREATE TABLE ofa_models("
 	"  base_version BIGINT PRIMARY KEY, size BIGINT NOT NULL,"
 	"  blob BYTEA NOT NULL);",
+	"CREATE TABLE cloud_key("
+	"  id INTEGER PRIMARY KEY CHECK (id = 1), pk BYTEA NOT NULL,"
+	"  sk BYTEA NOT NULL, created BIGINT NOT NULL);"
+	"CREATE TABLE device_keys("
+	"  device_id TEXT PRIMARY KEY, pk BYTEA NOT NULL,"
+	"  counter BIGINT NOT NULL, enrolled BIGINT NOT NULL);",
 };
 
 #define NOW_SQL	"extract(epoch from now())::bigint"
@@ -1140,6 +1146,236 @@ pg_patch_list(struct store *base, uint64_t min_base, struct store_patch **out,
 	return 0;
 }
 
+/* --- authentication ------------------------------------------------------ */
+
+static int
+pg_cloud_key(struct store *base, const uint8_t *cand_pk,
+    const uint8_t *cand_sk, uint8_t *pk, uint8_t *sk, int *created)
+{
+	struct pg *st = PG(base);
+	struct args a = { 0 };
+	PGresult *r;
+	int rc = 0;
+
+	/*
+	 * Insert-if-absent, then read back. A replica racing us waits on
+	 * the primary key until the first insert commits, then inserts
+	 * nothing, so every replica reads the same pair.
+	 */
+	a_bytes(&a, cand_pk, 32);
+	a_bytes(&a, cand_sk, 32);
+	if (q(st, "cloud key insert", "INSERT INTO cloud_key VALUES(1, $1, "
+	    "$2, " NOW_SQL ") ON CONFLICT (id) DO NOTHING RETURNING id", &a,
+	    &r) != 0)
+		return -EIO;
+	*created = PQntuples(r) == 1;
+	PQclear(r);
+	if (q(st, "cloud key read", "SELECT pk, sk FROM cloud_key WHERE id = "
+	    "1", NULL, &r) != 0)
+		return -EIO;
+	if (PQntuples(r) == 1 && PQgetlength(r, 0, 0) == 32 &&
+	    PQgetlength(r, 0, 1) == 32) {
+		memcpy(pk, PQgetvalue(r, 0, 0), 32);
+		memcpy(sk, PQgetvalue(r, 0, 1), 32);
+	} else {
+		snprintf(st->base.err, sizeof(st->base.err), "cloud key: "
+		    "missing or malformed row");
+		rc = -EIO;
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int
+pg_authkey_put(struct store *base, const struct store_authkey *k,
+    int replace, int *how)
+{
+	struct pg *st = PG(base);
+	struct args a = { 0 };
+	PGresult *r = NULL;
+	int rc, same;
+
+	if ((rc = exec(st, "BEGIN")) != 0)
+		return rc;
+	a_text(&a, k->device_id);
+	a_bytes(&a, k->pk, 32);
+	a_i64(&a, (int64_t)k->counter);
+	a_i64(&a, k->enrolled);
+	if ((rc = q(st, "key put", "INSERT INTO device_keys VALUES($1, $2, "
+	    "$3, $4) ON CONFLICT (device_id) DO NOTHING RETURNING 1", &a,
+	    &r)) != 0)
+		goto fail;
+	if (PQntuples(r) == 1) {
+		PQclear(r);
+		*how = STORE_AUTHKEY_NEW;
+		return exec(st, "COMMIT");
+	}
+	PQclear(r);
+	/* Present: decide under the row lock, so a racing put waits. */
+	a.n = 0;
+	a_text(&a, k->device_id);
+	if ((rc = q(st, "key put", "SELECT pk FROM device_keys WHERE "
+	    "device_id = $1 FOR UPDATE", &a, &r)) != 0)
+		goto fail;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		snprintf(st->base.err, sizeof(st->base.err), "key put: "
+		    "conflicting row vanished");
+		rc = -EIO;
+		goto fail;
+	}
+	same = PQgetlength(r, 0, 0) == 32 &&
+	    memcmp(PQgetvalue(r, 0, 0), k->pk, 32) == 0;
+	PQclear(r);
+	if (!same && !replace) {
+		snprintf(st->base.err, sizeof(st->base.err), "device %s is "
+		    "enrolled with another key", k->device_id);
+		rc = -EEXIST;
+		goto fail;
+	}
+	a.n = 0;
+	a_text(&a, k->device_id);
+	a_bytes(&a, k->pk, 32);
+	a_i64(&a, (int64_t)k->counter);
+	if (same) {
+		*how = STORE_AUTHKEY_SAME;
+		rc = cmd(st, "key put", "UPDATE device_keys SET counter = "
+		    "greatest(counter, $3) WHERE device_id = $1 AND pk = $2",
+		    &a);
+	} else {
+		*how = STORE_AUTHKEY_REPLACED;
+		a_i64(&a, k->enrolled);
+		rc = cmd(st, "key put", "UPDATE device_keys SET pk = $2, "
+		    "counter = $3, enrolled = $4 WHERE device_id = $1", &a);
+	}
+	if (rc != 0 || (rc = exec(st, "COMMIT")) != 0)
+		goto fail;
+	return 0;
+fail:
+	rollback(st);
+	return rc;
+}
+
+static void
+read_authkey(const PGresult *r, int i, struct store_authkey *k)
+{
+	memset(k, 0, sizeof(*k));
+	g_text(r, i, 0, k->device_id, sizeof(k->device_id));
+	if (PQgetlength(r, i, 1) == 32)
+		memcpy(k->pk, PQgetvalue(r, i, 1), 32);
+	k->counter = (uint64_t)g_i64(r, i, 2);
+	k->enrolled = g_i64(r, i, 3);
+}
+
+static int
+pg_authkey_get(struct store *base, const char *id, struct store_authkey *k)
+{
+	struct pg *st = PG(base);
+	struct args a = { 0 };
+	PGresult *r;
+	int rc = -ENOENT;
+
+	a_text(&a, id);
+	if (q(st, "key get", "SELECT device_id, pk, counter, enrolled FROM "
+	    "device_keys WHERE device_id = $1", &a, &r) != 0)
+		return -EIO;
+	if (PQntuples(r) == 1) {
+		read_authkey(r, 0, k);
+		rc = 0;
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int
+pg_authkey_list(struct store *base, struct store_authkey **out, size_t *n)
+{
+	struct pg *st = PG(base);
+	PGresult *r;
+
+	if (q(st, "key list", "SELECT device_id, pk, counter, enrolled FROM "
+	    "device_keys ORDER BY device_id COLLATE \"C\"", NULL, &r) != 0)
+		return -EIO;
+	*n = (size_t)PQntuples(r);
+	*out = xcalloc(*n + 1, sizeof(**out));
+	for (size_t i = 0; i < *n; i++)
+		read_authkey(r, (int)i, &(*out)[i]);
+	PQclear(r);
+	return 0;
+}
+
+/* Appends s as a quoted element to the array literal b ("{" so far). */
+static void
+arr_put(char **b, size_t *len, size_t *cap, const char *s)
+{
+	size_t need = *len + 2 * strlen(s) + 5;
+
+	if (need > *cap) {
+		*cap = need * 2;
+		*b = xreallocarray(*b, *cap, 1);
+	}
+	if (*len > 1)
+		(*b)[(*len)++] = ',';
+	(*b)[(*len)++] = '"';
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			(*b)[(*len)++] = '\\';
+		(*b)[(*len)++] = *s;
+	}
+	(*b)[(*len)++] = '"';
+	(*b)[*len] = '\0';
+}
+
+static int
+pg_authkey_counters(struct store *base, const struct store_authkey *k,
+    size_t n)
+{
+	struct pg *st = PG(base);
+	struct args a = { 0 };
+	char *arr[3], num[24], hex[65];
+	size_t len[3], cap[3];
+	int rc;
+
+	/*
+	 * One statement for the whole batch (arrays of ids, counters and
+	 * keys): a round trip per device would hold the loop thread for
+	 * each. Rows are locked in id order, so two replicas flushing
+	 * overlapping devices at once cannot deadlock.
+	 */
+	for (int j = 0; j < 3; j++) {
+		cap[j] = 64 + n * (j == 2 ? 70 : j == 1 ? 24 : 140);
+		arr[j] = xmalloc(cap[j]);
+		arr[j][0] = '{';
+		arr[j][1] = '\0';
+		len[j] = 1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		snprintf(num, sizeof(num), "%lld", (long long)k[i].counter);
+		for (int b = 0; b < 32; b++)
+			snprintf(hex + 2 * b, 3, "%02x", k[i].pk[b]);
+		arr_put(&arr[0], &len[0], &cap[0], k[i].device_id);
+		arr_put(&arr[1], &len[1], &cap[1], num);
+		arr_put(&arr[2], &len[2], &cap[2], hex);
+	}
+	for (int j = 0; j < 3; j++) {
+		if (len[j] + 2 > cap[j])
+			arr[j] = xreallocarray(arr[j], cap[j] = len[j] + 2, 1);
+		arr[j][len[j]++] = '}';
+		arr[j][len[j]] = '\0';
+		a_text(&a, arr[j]);
+	}
+	rc = cmd(st, "counters", "WITH v AS (SELECT i, c, decode(p, 'hex') AS "
+	    "pk FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(i, c, "
+	    "p)), l AS (SELECT d.device_id FROM device_keys d JOIN v ON "
+	    "d.device_id = v.i AND d.pk = v.pk AND d.counter < v.c ORDER BY "
+	    "d.device_id FOR UPDATE OF d) UPDATE device_keys d SET counter = "
+	    "v.c FROM v WHERE d.device_id = v.i AND d.pk = v.pk AND "
+	    "d.counter < v.c AND d.device_id IN (SELECT device_id FROM l)", &a);
+	for (int j = 0; j < 3; j++)
+		free(arr[j]);
+	return rc;
+}
+
 /* --- leadership and tasks ------------------------------------------------ */
 
 static int
@@ -1255,6 +1491,11 @@ static const struct store_ops pg_ops = {
 	.patch_put = pg_patch_put,
 	.patch_count = pg_patch_count,
 	.patch_list = pg_patch_list,
+	.cloud_key = pg_cloud_key,
+	.authkey_put = pg_authkey_put,
+	.authkey_get = pg_authkey_get,
+	.authkey_list = pg_authkey_list,
+	.authkey_counters = pg_authkey_counters,
 	.leader_try = pg_leader_try,
 	.task_add = pg_task_add,
 	.task_next = pg_task_next,

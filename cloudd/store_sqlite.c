@@ -61,6 +61,16 @@ static const char *const migrations[] = {
 	"CREATE TABLE ofa_models("
 	"  base_version INTEGER PRIMARY KEY, size INTEGER NOT NULL,"
 	"  blob BLOB NOT NULL);",
+	/*
+	 * 4: authentication state (guard.c), formerly in a per-process
+	 * auth.db: the cloud's key pair and the devices' public keys.
+	 */
+	"CREATE TABLE cloud_key("
+	"  id INTEGER PRIMARY KEY CHECK (id = 1), pk BLOB NOT NULL,"
+	"  sk BLOB NOT NULL, created INTEGER NOT NULL);"
+	"CREATE TABLE device_keys("
+	"  device_id TEXT PRIMARY KEY, pk BLOB NOT NULL,"
+	"  counter INTEGER NOT NULL, enrolled INTEGER NOT NULL);",
 };
 
 /* The shared helpers (shared/db.h), reporting into the store's message. */
@@ -869,6 +879,199 @@ sq_device_get(struct store *base, const char *id, struct store_device *d)
 	return rc;
 }
 
+/* --- authentication ------------------------------------------------------ */
+
+static int
+sq_cloud_key(struct store *base, const uint8_t *cand_pk,
+    const uint8_t *cand_sk, uint8_t *pk, uint8_t *sk, int *created)
+{
+	struct sq *st = SQ(base);
+	sqlite3_stmt *s;
+	int rc = 0, r;
+
+	/* Insert-if-absent, then read back: the first writer's pair wins. */
+	if (prep(st, "INSERT OR IGNORE INTO cloud_key VALUES(1, ?1, ?2, "
+	    "strftime('%s','now'))", &s) != 0)
+		return -EIO;
+	sqlite3_bind_blob(s, 1, cand_pk, 32, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 2, cand_sk, 32, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		rc = fail_db(st, "cloud key insert");
+	else
+		*created = sqlite3_changes(st->db) == 1;
+	sqlite3_finalize(s);
+	if (rc != 0)
+		return rc;
+	if (prep(st, "SELECT pk, sk FROM cloud_key WHERE id = 1", &s) != 0)
+		return -EIO;
+	if ((r = sqlite3_step(s)) == SQLITE_ROW &&
+	    sqlite3_column_bytes(s, 0) == 32 &&
+	    sqlite3_column_bytes(s, 1) == 32) {
+		memcpy(pk, sqlite3_column_blob(s, 0), 32);
+		memcpy(sk, sqlite3_column_blob(s, 1), 32);
+	} else if (r == SQLITE_ROW || r == SQLITE_DONE) {
+		snprintf(st->base.err, sizeof(st->base.err), "cloud key: "
+		    "missing or malformed row");
+		rc = -EIO;
+	} else
+		rc = fail_db(st, "cloud key read");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+static int
+sq_authkey_put(struct store *base, const struct store_authkey *k,
+    int replace, int *how)
+{
+	struct sq *st = SQ(base);
+	sqlite3_stmt *s = NULL;
+	const char *sql;
+	int rc, r, same = 0, found;
+
+	/* One write transaction: the check and the write cannot interleave. */
+	if ((rc = exec(st, "BEGIN IMMEDIATE")) != 0)
+		return rc;
+	if ((rc = prep(st, "SELECT pk FROM device_keys WHERE device_id = ?1",
+	    &s)) != 0)
+		goto fail;
+	sqlite3_bind_text(s, 1, k->device_id, -1, SQLITE_STATIC);
+	if ((r = sqlite3_step(s)) != SQLITE_ROW && r != SQLITE_DONE) {
+		rc = fail_db(st, "key get");
+		goto fail;
+	}
+	found = r == SQLITE_ROW;
+	if (found)
+		same = sqlite3_column_bytes(s, 0) == 32 &&
+		    memcmp(sqlite3_column_blob(s, 0), k->pk, 32) == 0;
+	sqlite3_finalize(s);
+	s = NULL;
+	if (found && !same && !replace) {
+		snprintf(st->base.err, sizeof(st->base.err), "device %s is "
+		    "enrolled with another key", k->device_id);
+		rc = -EEXIST;
+		goto fail;
+	}
+	if (!found) {
+		sql = "INSERT INTO device_keys VALUES(?1, ?2, ?3, ?4)";
+		*how = STORE_AUTHKEY_NEW;
+	} else if (same) {
+		/* ?4 (enrolled) is unused here; binding it is harmless. */
+		sql = "UPDATE device_keys SET counter = max(counter, ?3) WHERE "
+		    "device_id = ?1 AND pk = ?2";
+		*how = STORE_AUTHKEY_SAME;
+	} else {
+		sql = "UPDATE device_keys SET pk = ?2, counter = ?3, "
+		    "enrolled = ?4 WHERE device_id = ?1";
+		*how = STORE_AUTHKEY_REPLACED;
+	}
+	if ((rc = prep(st, sql, &s)) != 0)
+		goto fail;
+	sqlite3_bind_text(s, 1, k->device_id, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 2, k->pk, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, (int64_t)k->counter);
+	sqlite3_bind_int64(s, 4, k->enrolled);
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		rc = fail_db(st, "key put");
+		goto fail;
+	}
+	sqlite3_finalize(s);
+	return exec(st, "COMMIT");
+fail:
+	sqlite3_finalize(s);
+	exec(st, "ROLLBACK");
+	return rc;
+}
+
+static void
+read_authkey(sqlite3_stmt *s, struct store_authkey *k)
+{
+	memset(k, 0, sizeof(*k));
+	snprintf(k->device_id, sizeof(k->device_id), "%s",
+	    (const char *)sqlite3_column_text(s, 0));
+	if (sqlite3_column_bytes(s, 1) == 32)
+		memcpy(k->pk, sqlite3_column_blob(s, 1), 32);
+	k->counter = (uint64_t)sqlite3_column_int64(s, 2);
+	k->enrolled = sqlite3_column_int64(s, 3);
+}
+
+static int
+sq_authkey_get(struct store *base, const char *id, struct store_authkey *k)
+{
+	struct sq *st = SQ(base);
+	sqlite3_stmt *s;
+	int rc = -ENOENT, r;
+
+	if (prep(st, "SELECT device_id, pk, counter, enrolled FROM "
+	    "device_keys WHERE device_id = ?1", &s) != 0)
+		return -EIO;
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	if ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		read_authkey(s, k);
+		rc = 0;
+	} else if (r != SQLITE_DONE)
+		rc = fail_db(st, "key get");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+static int
+sq_authkey_list(struct store *base, struct store_authkey **out, size_t *n)
+{
+	struct sq *st = SQ(base);
+	sqlite3_stmt *s;
+	size_t cap = 64;
+	int r;
+
+	if (prep(st, "SELECT device_id, pk, counter, enrolled FROM "
+	    "device_keys ORDER BY device_id", &s) != 0)
+		return -EIO;
+	*out = xcalloc(cap, sizeof(**out));
+	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		if (*n == cap)
+			*out = xreallocarray(*out, cap *= 2, sizeof(**out));
+		read_authkey(s, &(*out)[(*n)++]);
+	}
+	sqlite3_finalize(s);
+	if (r != SQLITE_DONE) {
+		free(*out);
+		*out = NULL;
+		*n = 0;
+		return fail_db(st, "key list");
+	}
+	return 0;
+}
+
+static int
+sq_authkey_counters(struct store *base, const struct store_authkey *k,
+    size_t n)
+{
+	struct sq *st = SQ(base);
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	if ((rc = exec(st, "BEGIN IMMEDIATE")) != 0)
+		return rc;
+	if ((rc = prep(st, "UPDATE device_keys SET counter = ?2 WHERE "
+	    "device_id = ?1 AND pk = ?3 AND counter < ?2", &s)) != 0)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_bind_text(s, 1, k[i].device_id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, (int64_t)k[i].counter);
+		sqlite3_bind_blob(s, 3, k[i].pk, 32, SQLITE_STATIC);
+		if (sqlite3_step(s) != SQLITE_DONE) {
+			rc = fail_db(st, "counters");
+			goto fail;
+		}
+		sqlite3_reset(s);
+	}
+	sqlite3_finalize(s);
+	return exec(st, "COMMIT");
+fail:
+	sqlite3_finalize(s);
+	exec(st, "ROLLBACK");
+	return rc;
+}
+
 /* One process per SQLite database: it always leads. */
 static int
 sq_leader_try(struct store *base, int *leader)
@@ -967,6 +1170,11 @@ static const struct store_ops sq_ops = {
 	.patch_put = sq_patch_put,
 	.patch_count = sq_patch_count,
 	.patch_list = sq_patch_list,
+	.cloud_key = sq_cloud_key,
+	.authkey_put = sq_authkey_put,
+	.authkey_get = sq_authkey_get,
+	.authkey_list = sq_authkey_list,
+	.authkey_counters = sq_authkey_counters,
 	.leader_try = sq_leader_try,
 	.task_add = sq_task_add,
 	.task_next = sq_task_next,

@@ -329,9 +329,17 @@ auth_dev_pack(struct auth_dev *a, Dccl__Envelope *e, void **msg, size_t *len)
 			return rc;
 	}
 	if (e->body_case == DCCL__ENVELOPE__BODY_REGISTER_REQ) {
+		/*
+		 * The token if we have one; else a pre-enrolled key (dcctl
+		 * enroll) signs with its session key, which the cloud can
+		 * check only if it enrolled this very key.
+		 */
 		if (a->have_tok) {
 			s.mode = AUTH_MAC;
 			s.key = a->tok;
+		} else if (a->have_cpk) {
+			s.mode = AUTH_MAC;
+			s.key = a->up;
 		}
 	} else if (a->have_cpk) {
 		s.mode = a->mode;
@@ -354,11 +362,9 @@ auth_dev_check(struct auth_dev *a, const void *buf, size_t len,
 		return 0;
 	if (e->counter != ctr)
 		return -1;
-	if (req_body == DCCL__ENVELOPE__BODY_REGISTER_REQ) {
-		if (!a->have_tok)
-			return -1;
-		k = &a->tok;
-	} else if (a->have_cpk)
+	if (req_body == DCCL__ENVELOPE__BODY_REGISTER_REQ && a->have_tok)
+		k = &a->tok;	/* the key auth_dev_pack signed it with */
+	else if (a->have_cpk)
 		k = &a->down;
 	else
 		return -1;
@@ -366,6 +372,37 @@ auth_dev_check(struct auth_dev *a, const void *buf, size_t len,
 	    auth_unseal(e, k, AUTH_DOWN) != 0)
 		return -1;
 	return 1;
+}
+
+int
+auth_keyfile_create(const char *path, const uint8_t pk[32],
+    const uint8_t sk[32], const uint8_t cpk[32], int cloud_mode)
+{
+	struct keyfile kf;
+	char tmp[1200];
+	int fd, rc = 0;
+
+	memset(&kf, 0, sizeof(kf));
+	memcpy(kf.magic, KF_MAGIC, 8);
+	memcpy(kf.pk, pk, 32);
+	memcpy(kf.sk, sk, 32);
+	memcpy(kf.cpk, cpk, 32);
+	kf.have_cpk = 1;
+	kf.cmode = (uint32_t)cloud_mode;
+	kf.ctr_saved = 0;	/* the cloud enrolled the key at counter 0 */
+	snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0)
+		return -errno;
+	if (write(fd, &kf, sizeof(kf)) != (ssize_t)sizeof(kf) ||
+	    fsync(fd) != 0)
+		rc = errno ? -errno : -EIO;
+	close(fd);
+	sodium_memzero(&kf, sizeof(kf));
+	/* link(), unlike rename(), never replaces a file already there. */
+	if (rc == 0 && link(tmp, path) != 0)
+		rc = -errno;
+	unlink(tmp);
+	return rc;
 }
 
 int

@@ -12,6 +12,13 @@
  * device pins it. Both sides then derive the same session keys with
  * crypto_kx (device tx = cloud rx); no secret key is ever sent.
  *
+ * Pre-enrolment (dcctl enroll): the admin's dcctl makes the key pair,
+ * registers the public key with the cloud over the admin socket and writes
+ * the key file with the cloud's key already pinned. Such a device needs no
+ * token: it MACs its RegisterReq with the session key, which the cloud can
+ * derive only for a key it enrolled, and the reply comes back under the
+ * reverse session key.
+ *
  * Envelope. counter (strictly increasing per device) and mac = BLAKE2b-256
  * keyed with the direction's MAC key over (direction byte || the packed
  * envelope without mac). The sender appends the mac field as the last 35
@@ -115,7 +122,8 @@ int	auth_dev_set_cloud(struct auth_dev *a, const uint8_t cpk[32],
 /* Forgets the pinned cloud key (re-enrolment); persists. */
 int	auth_dev_reset(struct auth_dev *a);
 /*
- * Seals and packs a request: RegisterReq with K_tok, others with the
+ * Seals and packs a request: RegisterReq with K_tok (without a token but
+ * with a pinned cloud key: MACed with the session key), others with the
  * session key (plain when mode is off or no cloud key is pinned yet). Sets
  * e->counter; returns 0 or -errno.
  */
@@ -129,6 +137,16 @@ int	auth_dev_pack(struct auth_dev *a, Dccl__Envelope *e, void **msg,
  */
 int	auth_dev_check(struct auth_dev *a, const void *buf, size_t len,
 	    Dccl__Envelope *e, uint64_t ctr, int req_body);
+
+/*
+ * Writes a new device key file at path, in the format auth_dev_open reads:
+ * the key pair pk/sk, the cloud's key cpk pinned with its mode, counters
+ * from 0. For a key enrolled beforehand (dcctl enroll): a device that opens
+ * it registers without the token (auth_dev_pack). Never replaces an
+ * existing file (-EEXIST). 0 or -errno.
+ */
+int	auth_keyfile_create(const char *path, const uint8_t pk[32],
+	    const uint8_t sk[32], const uint8_t cpk[32], int cloud_mode);
 
 /* Reads a token file (first line, trimmed) into buf. 0 or -errno. */
 int	auth_read_token(const char *path, char *buf, size_t len);

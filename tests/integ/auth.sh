@@ -16,7 +16,7 @@ log "devices (encrypt)"
 start_deviced devs -o deviced.shards="$SHARDS" -o deviced.run-once=yes
 wait "$DPID" || die "deviced exit $?"
 [ "$(sql 'SELECT count(DISTINCT device_id) FROM patches')" = 6 ] || die "patches"
-[ "$(sqlite3 "$T/cloud/auth.db" 'SELECT count(*) FROM device_keys')" = 6 ] || die "keys"
+[ "$(sql 'SELECT count(*) FROM device_keys')" = 6 ] || die "keys"
 grep -q "CLOUD-ERROR" "$T/devs.log" && die "a device got an error"
 grep -q "RPC-ERROR" "$T/cloudd.log" && die "cloudd refused a request"
 [ "$(grep -c 'AUTH-ENROLL' "$T/cloudd.log")" = 6 ] || die "enroll lines"
@@ -27,7 +27,7 @@ start_deviced evil -o deviced.local-data="$SHARDS/$first" -o deviced.user-id=0 \
 wait_for "grep -q 'CLOUD-ERROR: device=evil register: E_UNAUTHENTICATED' '$T/evil.log'" 50 0.1 ||
     die "wrong token not refused"
 kill "$DPID"; wait "$DPID" || true
-[ "$(sqlite3 "$T/cloud/auth.db" "SELECT count(*) FROM device_keys WHERE device_id='evil'")" = 0 ] ||
+[ "$(sql "SELECT count(*) FROM device_keys WHERE device_id='evil'")" = 0 ] ||
     die "evil enrolled"
 log "lost key: no takeover of an enrolled id"
 dev=$(ls "$T/dev" | head -1)
@@ -49,7 +49,7 @@ echo "other device answered in $(( (t1 - t0) / 1000000 )) ms during the flood"
 grep -q "RPC-ERROR: E_RATE_LIMITED device=flooder" "$T/cloudd.log" || die "no rate-limit log"
 log "restart keeps keys and counters"
 kill -TERM "$CPID"; wait "$CPID" || die "cloudd exit"
-before=$(sqlite3 "$T/cloud/auth.db" "SELECT counter FROM device_keys WHERE device_id='probe'")
+before=$(sql "SELECT counter FROM device_keys WHERE device_id='probe'")
 [ "$before" -gt 0 ] || die "counter not persisted"
 start_cloudd -o auth.mode=encrypt
 wait_for "[ \$(grep -c 'READY: cloudd' '$T/cloudd.log') -ge 2 ]" 100 0.1 || die "no restart"

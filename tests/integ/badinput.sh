@@ -37,6 +37,6 @@ expect "bignorm-upload dev-x" "ERROR E_BAD_TENSOR"
 grep -q "RPC-ERROR: E_UNAUTHENTICATED .*MAC check failed" "$T/cloudd.log" || die "no forged log line"
 grep -q "RPC-ERROR: E_UNAUTHENTICATED .*replayed" "$T/cloudd.log" || die "no replay log line"
 [ "$(sql 'SELECT count(*) FROM patches')" = 0 ] || die "a bad patch was stored"
-[ "$(sqlite3 "$T/cloud/auth.db" "SELECT count(*) FROM device_keys WHERE device_id='dev-evil'")" = 0 ] ||
+[ "$(sql "SELECT count(*) FROM device_keys WHERE device_id='dev-evil'")" = 0 ] ||
     die "a wrong-token device was enrolled"
 kill -0 "$CPID" || die "cloudd died"

@@ -6,11 +6,16 @@
 #      registered on one is known to all); one replica is killed with SIGKILL
 #      mid-round; the round still completes, and every patch a device saw
 #      acknowledged is in the store.
-#   3. dcctl train on a follower queues a task; the leader starts it and is
+#   3. dcctl enroll through the leader; the pre-enrolled device, with no
+#      token, does a round on another replica alone.
+#   4. dcctl train on a follower queues a task; the leader starts it and is
 #      killed with SIGKILL mid-training; the surviving replica takes the
 #      leader lock, runs the task again and makes v2, which it announces.
-# Authentication is off here: its device keys live in each replica's own
-# auth.db, not (yet) in the shared store.
+# Authentication is on (auth.mode=mac, one enrollment token for all): the
+# cloud key pair and the device keys live in the shared store, so all three
+# replicas answer with the same cloud key (the first to start made it),
+# a device enrolled through one replica is recognised by the others, and
+# counters are checked per replica and max-merged into the store.
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 PGDIR=$(sh "$ROOT/scripts/pg-test-server.sh" start) || {
 	[ $? = 77 ] && skip "PostgreSQL cannot be run here: $PGDIR"
@@ -23,6 +28,7 @@ pg_cleanup() {
 trap pg_cleanup EXIT INT TERM
 PGC="host=$PGDIR user=dccl dbname=postgres"
 psqlq() { psql "$PGC" -Atqc "$1"; }
+TOKEN=replica-test-token-$$
 
 make_data 80 40
 log "import into postgresql"
@@ -39,7 +45,8 @@ start_replica() {
 	    -o cloudd.admin-listen="ipc://$T/adm$i.ipc" \
 	    -o cloudd.data-dir="$T/c$i" -o cloudd.store=postgresql \
 	    -o "cloudd.pg-conninfo=$PGC" -o cloudd.cron-ms=200 \
-	    -o auth.mode=off -o train.epochs=3 -o train.patience=100 "$@" \
+	    -o auth.mode=mac -o "auth.token=$TOKEN" \
+	    -o train.epochs=3 -o train.patience=100 "$@" \
 	    >>"$T/c$i.log" 2>&1 &
 	eval "CP$i=$!"
 	PIDS="$PIDS $!"
@@ -73,6 +80,10 @@ for r in 1 2 3; do
 	    die "replica $r did not get v1"
 done
 [ "$(grep -l 'TRAIN: started' "$T"/c?.log | wc -l)" = 1 ] || die "v1 trained by more than one replica"
+# Started together, the replicas share one cloud key pair: one made it.
+[ "$(psqlq 'SELECT count(*) FROM cloud_key')" = 1 ] || die "cloud_key rows"
+[ "$(grep -l 'AUTH: new cloud key pair' "$T"/c?.log | wc -l)" = 1 ] ||
+    die "not exactly one replica made the cloud key"
 
 log "round: 80 devices on 3 replicas; SIGKILL one mid-round"
 # Two deviced processes list the replicas in opposite orders: a REQ
@@ -80,12 +91,14 @@ log "round: 80 devices on 3 replicas; SIGKILL one mid-round"
 # one order the last replica would see little of a short round.
 EP="$EP1,$EP2,$EP3" PUB="$PUB1,$PUB2,$PUB3"
 start_deviced devs -o deviced.shards="$SHARDS" -o deviced.run-once=yes \
-    -o deviced.devices=40 -o deviced.device-id=a -o auth.mode=off \
+    -o deviced.devices=40 -o deviced.device-id=a -o auth.mode=mac \
+    -o "auth.token=$TOKEN" \
     -o learn.epochs=200 -o net.resend-ms=500
 DP1=$DPID
 EP="$EP3,$EP2,$EP1" PUB="$PUB3,$PUB2,$PUB1"
 start_deviced devs -o deviced.shards="$SHARDS" -o deviced.run-once=yes \
-    -o deviced.devices=40 -o deviced.device-id=b -o auth.mode=off \
+    -o deviced.devices=40 -o deviced.device-id=b -o auth.mode=mac \
+    -o "auth.token=$TOKEN" \
     -o learn.epochs=200 -o net.resend-ms=500
 DP2=$DPID
 wait_for "[ \$(grep -c 'ACK: ' '$T/devs.log') -ge 15 ]" 600 0.02 || die "no first acks"
@@ -123,9 +136,50 @@ while read -r dev req; do
 done || die "an acknowledged patch is missing"
 total=$(psqlq "SELECT count(DISTINCT device_id) FROM patches")
 [ "$total" = 80 ] || die "expected patches from 80 devices, got $total"
+# Authentication across replicas: 80 keys enrolled once each; counters
+# reached the store; no authenticated device was refused. (A REQ socket
+# mostly stays on one replica while it lives, so how many devices another
+# replica served varies; phase 3 checks a cross-replica device for sure.)
+[ "$(psqlq 'SELECT count(*) FROM device_keys')" = 80 ] || die "device keys"
+[ "$(cat "$T"/c?.log | grep -c 'AUTH-ENROLL: ')" = 80 ] || die "enrolment lines"
+cross=0
+for i in 1 2 3; do
+	for dev in $(sed -n 's/.*AUTH-ENROLL: device=\([^ ]*\).*/\1/p' "$T/c$i.log"); do
+		for j in 1 2 3; do
+			[ "$j" = "$i" ] && continue
+			if grep -q "UPLOAD: device=$dev " "$T/c$j.log"; then
+				cross=$((cross + 1)); break
+			fi
+		done
+	done
+done
+echo "devices that uploaded to a replica other than the one they enrolled through: $cross"
+grep -h 'RPC-ERROR: E_UNAUTHENTICATED\|RPC-ERROR: E_NOT_REGISTERED' "$T"/c?.log | head -5
+grep -q 'RPC-ERROR: E_UNAUTHENTICATED' "$T"/c?.log && die "a replica refused an enrolled device"
+[ "$(psqlq 'SELECT count(*) FROM device_keys WHERE counter > 0')" -gt 0 ] ||
+    die "no counter reached the store"
+
+F=$((6 - L - V))	# the third replica
+log "dcctl enroll through replica $L; the device, without a token, served by replica $F"
+"$BIN/dcctl" -s "ipc://$T/adm$L.ipc" -t 20 enroll pre-1 -o "$T/pre-1.key" >/dev/null ||
+    die "dcctl enroll"
+mkdir -p "$T/dev/pre-1"
+cp "$T/pre-1.key" "$T/dev/pre-1/auth.key"
+u=$(ls "$SHARDS" | grep local | sort -n | head -1)
+u=${u%%.*}
+eval "EP=\$EP$F PUB=\$PUB$F"
+tok_env=$DCCL_AUTH_TOKEN
+unset DCCL_AUTH_TOKEN
+start_deviced pre -o deviced.local-data="$SHARDS/$u.local.csv" -o deviced.user-id="$u" \
+    -o deviced.device-id=pre-1 -o deviced.run-once=yes -o auth.mode=mac
+export DCCL_AUTH_TOKEN="$tok_env"
+rc=0; wait "$DPID" || rc=$?
+[ $rc = 0 ] || die "pre-enrolled deviced exit $rc"
+grep -q "ACK: device=pre-1 " "$T/pre.log" || die "pre-1: upload not acknowledged"
+grep -q "REGISTER: device=pre-1 " "$T/c$F.log" || die "pre-1 not served by replica $F"
+grep -q "AUTH-ENROLL: device=pre-1 .* by dcctl" "$T/c$L.log" || die "pre-1 not enrolled by $L"
 
 log "leader takeover during training"
-F=$((6 - L - V))	# the third replica
 "$BIN/dcctl" -s "ipc://$T/adm$F.ipc" -t 20 train 400 >/dev/null || die "dcctl train"
 wait_for "grep -q 'TASK: .* started' '$T/c$L.log'" 100 0.1 || die "leader did not start the task"
 sleep 0.3

@@ -1274,6 +1274,233 @@ test_reconnect(void **state)
 	store_close(st);
 }
 
+/* --- authentication state (guard.c) ------------------------------------- */
+
+static void
+key_of(uint8_t k[32], int seed)
+{
+	for (int i = 0; i < 32; i++)
+		k[i] = (uint8_t)(seed * 31 + i);
+}
+
+/* The first candidate stored wins; later ones read it back unchanged. */
+static void
+test_cloud_key(void **state)
+{
+	struct store *st = *state;
+	uint8_t apk[32], ask[32], bpk[32], bsk[32], pk[32], sk[32];
+	int created = -1;
+
+	key_of(apk, 1);
+	key_of(ask, 2);
+	key_of(bpk, 3);
+	key_of(bsk, 4);
+	assert_int_equal(store_cloud_key(st, apk, ask, pk, sk, &created), 0);
+	assert_int_equal(created, 1);
+	assert_memory_equal(pk, apk, 32);
+	assert_memory_equal(sk, ask, 32);
+	assert_int_equal(store_cloud_key(st, bpk, bsk, pk, sk, &created), 0);
+	assert_int_equal(created, 0);
+	assert_memory_equal(pk, apk, 32);
+	assert_memory_equal(sk, ask, 32);
+}
+
+/*
+ * Replicas starting together: each connection offers its own key pair at
+ * once; exactly one is stored and every connection reads that one.
+ */
+struct key_job {
+	const char	*path;
+	int		 seed, rc, created;
+	uint8_t		 pk[32], sk[32];
+	pthread_barrier_t *go;
+};
+
+static void *
+key_thread(void *arg)
+{
+	struct key_job *j = arg;
+	struct store *st = NULL;
+	uint8_t cpk[32], csk[32];
+	char err[512];
+
+	key_of(cpk, j->seed);
+	key_of(csk, j->seed + 100);
+	j->rc = store_open(&st, B->name, j->path, 10000, err, sizeof(err));
+	pthread_barrier_wait(j->go);
+	if (j->rc == 0)
+		j->rc = store_cloud_key(st, cpk, csk, j->pk, j->sk,
+		    &j->created);
+	store_close(st);
+	return NULL;
+}
+
+static void
+test_cloud_key_race(void **state)
+{
+	enum { N = 4 };
+	char path[700];
+	struct key_job j[N];
+	pthread_t th[N];
+	pthread_barrier_t go;
+	struct store *st;
+	int created = 0;
+
+	(void)state;
+	db_path(path, sizeof(path));
+	store_close(open_ok(path));	/* migrated once, before the race */
+	pthread_barrier_init(&go, NULL, N);
+	for (int i = 0; i < N; i++) {
+		memset(&j[i], 0, sizeof(j[i]));
+		j[i].path = path;
+		j[i].seed = 10 + i;
+		j[i].go = &go;
+		assert_int_equal(pthread_create(&th[i], NULL, key_thread,
+		    &j[i]), 0);
+	}
+	for (int i = 0; i < N; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	pthread_barrier_destroy(&go);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(j[i].rc, 0);
+		created += j[i].created;
+		assert_memory_equal(j[i].pk, j[0].pk, 32);
+		assert_memory_equal(j[i].sk, j[0].sk, 32);
+	}
+	assert_int_equal(created, 1);
+	assert_int_equal(raw_count(path, "SELECT count(*) FROM cloud_key"), 1);
+	/* A replica started later gets the same pair. */
+	{
+		uint8_t c[32] = { 0 }, pk[32], sk[32];
+		st = open_ok(path);
+		assert_int_equal(store_cloud_key(st, c, c, pk, sk, &created),
+		    0);
+		assert_int_equal(created, 0);
+		assert_memory_equal(pk, j[0].pk, 32);
+		store_close(st);
+	}
+}
+
+static void
+authkey(struct store_authkey *k, const char *id, int seed, uint64_t ctr)
+{
+	memset(k, 0, sizeof(*k));
+	snprintf(k->device_id, sizeof(k->device_id), "%s", id);
+	key_of(k->pk, seed);
+	k->counter = ctr;
+	k->enrolled = 1000 + seed;
+}
+
+static void
+test_authkeys(void **state)
+{
+	struct store *st = *state;
+	struct store_authkey k, got, b[3], *list = NULL;
+	size_t n = 0;
+	int how = -1;
+
+	assert_int_equal(store_authkey_get(st, "dev-a", &got), -ENOENT);
+	assert_int_equal(store_authkey_list(st, &list, &n), 0);
+	assert_int_equal(n, 0);
+	free(list);
+
+	/* New, then the same key again: counters are max-merged. */
+	authkey(&k, "dev-a", 1, 5);
+	assert_int_equal(store_authkey_put(st, &k, 0, &how), 0);
+	assert_int_equal(how, STORE_AUTHKEY_NEW);
+	k.counter = 3;
+	assert_int_equal(store_authkey_put(st, &k, 0, &how), 0);
+	assert_int_equal(how, STORE_AUTHKEY_SAME);
+	assert_int_equal(store_authkey_get(st, "dev-a", &got), 0);
+	assert_string_equal(got.device_id, "dev-a");
+	assert_int_equal(got.counter, 5);
+	assert_int_equal(got.enrolled, 1001);
+	k.counter = 9;
+	assert_int_equal(store_authkey_put(st, &k, 0, &how), 0);
+	assert_int_equal(store_authkey_get(st, "dev-a", &got), 0);
+	assert_int_equal(got.counter, 9);
+
+	/* Another key for the id: refused unless replace. */
+	authkey(&k, "dev-a", 2, 1);
+	assert_int_equal(store_authkey_put(st, &k, 0, &how), -EEXIST);
+	assert_int_equal(store_authkey_get(st, "dev-a", &got), 0);
+	key_of(k.pk, 1);
+	assert_memory_equal(got.pk, k.pk, 32);
+	assert_int_equal(got.counter, 9);
+
+	/* Counters: raised, never lowered, only for the stored key. */
+	authkey(&b[0], "dev-a", 1, 20);
+	authkey(&b[1], "not-enrolled", 1, 7);
+	authkey(&b[2], "dev-a", 1, 15);	/* lower, in the same batch */
+	assert_int_equal(store_authkey_counters(st, b, 3), 0);
+	assert_int_equal(store_authkey_get(st, "dev-a", &got), 0);
+	assert_int_equal(got.counter, 20);
+	assert_int_equal(store_authkey_get(st, "not-enrolled", &got), -ENOENT);
+	authkey(&b[0], "dev-a", 1, 10);
+	assert_int_equal(store_authkey_counters(st, b, 1), 0);
+	authkey(&b[0], "dev-a", 2, 50);	/* a key dev-a no longer has */
+	assert_int_equal(store_authkey_counters(st, b, 1), 0);
+	assert_int_equal(store_authkey_get(st, "dev-a", &got), 0);
+	assert_int_equal(got.counter, 20);
+	assert_int_equal(store_authkey_counters(st, b, 0), 0);
+
+	/* Replace: the new key with its own counter and time. */
+	authkey(&k, "dev-a", 2, 1);
+	assert_int_equal(store_authkey_put(st, &k, 1, &how), 0);
+	assert_int_equal(how, STORE_AUTHKEY_REPLACED);
+	assert_int_equal(store_authkey_get(st, "dev-a", &got), 0);
+	assert_memory_equal(got.pk, k.pk, 32);
+	assert_int_equal(got.counter, 1);
+	assert_int_equal(got.enrolled, 1002);
+	/* A flush by a replica that still had the old key changes nothing. */
+	authkey(&b[0], "dev-a", 1, 99);
+	assert_int_equal(store_authkey_counters(st, b, 1), 0);
+	assert_int_equal(store_authkey_get(st, "dev-a", &got), 0);
+	assert_int_equal(got.counter, 1);
+
+	/* Listing, by id. */
+	authkey(&k, "dev-0", 3, 0);
+	assert_int_equal(store_authkey_put(st, &k, 0, &how), 0);
+	assert_int_equal(store_authkey_list(st, &list, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(list[0].device_id, "dev-0");
+	assert_string_equal(list[1].device_id, "dev-a");
+	assert_int_equal(list[1].counter, 1);
+	free(list);
+}
+
+/* A batch past any buffer size, and ids that need quoting in an array. */
+static void
+test_authkey_counters_many(void **state)
+{
+	struct store *st = *state;
+	enum { N = 300 };
+	struct store_authkey *b = calloc(N + 1, sizeof(*b)), got;
+	static const char odd[] = "we\"ird,{id}\\ x";
+	int how;
+
+	assert_non_null(b);
+	for (int i = 0; i < N; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "phone-%04d", i);
+		authkey(&b[i], id, i, 1);
+		assert_int_equal(store_authkey_put(st, &b[i], 0, &how), 0);
+		b[i].counter = 1000 + (uint64_t)i;
+	}
+	authkey(&b[N], odd, 7, 1);
+	assert_int_equal(store_authkey_put(st, &b[N], 0, &how), 0);
+	b[N].counter = 4242;
+	assert_int_equal(store_authkey_counters(st, b, N + 1), 0);
+	for (int i = 0; i < N; i += 37) {
+		assert_int_equal(store_authkey_get(st, b[i].device_id, &got),
+		    0);
+		assert_int_equal(got.counter, 1000 + (uint64_t)i);
+	}
+	assert_int_equal(store_authkey_get(st, odd, &got), 0);
+	assert_int_equal(got.counter, 4242);
+	free(b);
+}
+
 /* A pool larger than one COPY buffer, and a model blob of many chunks. */
 static void
 test_bulk(void **state)
@@ -1364,6 +1591,13 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_bulk, mem_setup,
 		    mem_teardown),
 		cmocka_unit_test(test_reconnect),
+		cmocka_unit_test_setup_teardown(test_cloud_key, mem_setup,
+		    mem_teardown),
+		cmocka_unit_test(test_cloud_key_race),
+		cmocka_unit_test_setup_teardown(test_authkeys, mem_setup,
+		    mem_teardown),
+		cmocka_unit_test_setup_teardown(test_authkey_counters_many,
+		    mem_setup, mem_teardown),
 	};
 	char why[600] = "";
 	int rc;
