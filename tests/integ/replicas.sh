@@ -154,8 +154,13 @@ for i in 1 2 3; do
 	done
 done
 echo "devices that uploaded to a replica other than the one they enrolled through: $cross"
+# A device re-sends an unanswered request (net.resend-ms) with a new
+# counter; when the first send arrives after the re-send, its older
+# counter is refused as a replay, which is right and which the device
+# ignores. Any other authentication failure is a refusal.
 grep -h 'RPC-ERROR: E_UNAUTHENTICATED\|RPC-ERROR: E_NOT_REGISTERED' "$T"/c?.log | head -5
-grep -q 'RPC-ERROR: E_UNAUTHENTICATED' "$T"/c?.log && die "a replica refused an enrolled device"
+grep 'RPC-ERROR: E_UNAUTHENTICATED' "$T"/c?.log | grep -vq 'replayed' &&
+    die "a replica refused an enrolled device"
 [ "$(psqlq 'SELECT count(*) FROM device_keys WHERE counter > 0')" -gt 0 ] ||
     die "no counter reached the store"
 
