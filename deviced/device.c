@@ -161,6 +161,8 @@ send_req(struct device *d, Dccl__Envelope *e)
 		backoff(d, "cannot seal or send the request");
 		return;
 	}
+	d->sp_first = d->sp_id;
+	d->first_ctr = d->sent_ctr;
 	d->waiting = 1;
 	d->deadline = (double)uv_now(&d->dd->loop) +
 	    (double)d->dd->cf.request_timeout_ms;
@@ -631,9 +633,13 @@ on_error(struct device *d, const Dccl__Error *er)
 	backoff(d, wire_error_name(er->code));
 }
 
-/* 1 if hdr (freed here) carries the id of d's latest send. */
+/*
+ * 1 if hdr (freed here) carries the id of one of the sends of d's current
+ * request: the first reply to any of them answers it, so a cloud slower
+ * than net.resend-ms still gets through.
+ */
 static int
-reply_is_latest(struct device *d, void *hdr)
+reply_is_current(struct device *d, void *hdr)
 {
 	const struct nn_cmsghdr *c = hdr;
 	const uint8_t *id;
@@ -649,7 +655,11 @@ reply_is_latest(struct device *d, void *hdr)
 		    (uint32_t)id[2] << 8 | id[3];
 	}
 	nn_freemsg(hdr);
-	return d->waiting && v == (0x80000000u | d->sp_id);
+	if (!d->waiting || !(v & 0x80000000u))
+		return 0;
+	v &= 0x7fffffff;	/* ids wrap at 2^31: compare distances */
+	return ((d->sp_id - v) & 0x7fffffff) <=
+	    ((d->sp_id - d->sp_first) & 0x7fffffff);
 }
 
 static void
@@ -659,8 +669,8 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 	Dccl__Envelope *e = NULL;
 	char err[256];
 
-	if (!reply_is_latest(d, hdr)) {
-		/* An answer to an earlier send of this or an older request. */
+	if (!reply_is_current(d, hdr)) {
+		/* An answer to an older request. */
 		nn_freemsg(msg);
 		return;
 	}
@@ -686,8 +696,10 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 	if (d->auth->want != AUTH_OFF) {
 		/* Only an Error may come unsigned (the cloud could not
 		 * authenticate us); anything else must carry our MAC. */
-		int a = auth_dev_check(d->auth, msg, len, e, d->sent_ctr,
-		    d->sent_body);
+		/* It echoes the counter of the send it answers. */
+		uint64_t c = e->counter >= d->first_ctr &&
+		    e->counter <= d->sent_ctr ? e->counter : d->sent_ctr;
+		int a = auth_dev_check(d->auth, msg, len, e, c, d->sent_body);
 		if (a < 0 || (a == 0 && e->body_case !=
 		    DCCL__ENVELOPE__BODY_ERROR)) {
 			nn_freemsg(msg);

@@ -100,6 +100,8 @@ struct device {
 	uint64_t	 sent_ctr;	/* counter of the outstanding request */
 	int		 sent_body;	/* and its body */
 	uint32_t	 sp_id;		/* nanomsg id of its latest send */
+	uint32_t	 sp_first;	/* and of its first (re-sends between) */
+	uint64_t	 first_ctr;	/* counter of its first send */
 	double		 deadline;	/* give up on it then (uv_now, ms) */
 	void		*pend;		/* it, packed unsealed, to re-send */
 	size_t		 pend_len;
