@@ -6,6 +6,7 @@
 #   make sanitize   the test suite under ASan + UBSan (separate build dir)
 #   make bench      benchmarks (not part of check)
 #   make eval       evaluation table on ../shared/data/ml-latest-small
+#   make eval-dp    accuracy cost of differential privacy (same data)
 #
 # Files are found by wildcard: shared/*.c is the common library, cloudd/*.c
 # and deviced/*.c are the daemons (their main() lives in cloudd.c, deviced.c
@@ -52,7 +53,7 @@ BENCH_BIN := $(patsubst tests/bench/%.c,$(BIN)/%,$(BENCH_SRC))
 TOOL_BIN  := $(patsubst tools/%.c,$(BIN)/%,$(TOOL_SRC))
 PROGS	  := $(BIN)/cloudd $(BIN)/deviced $(BIN)/dcctl $(TOOL_BIN)
 
-.PHONY: loadtest fuzz fuzz-build fuzz-bins all deps check test unit integ demo sanitize bench eval clean install
+.PHONY: loadtest fuzz fuzz-build fuzz-bins all deps check test unit integ demo sanitize bench eval eval-dp clean install
 .SUFFIXES:
 # Generated sources are kept, not deleted as intermediates.
 .SECONDARY:
@@ -91,6 +92,10 @@ bench: deps
 eval: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/eval.sh ../shared/data/ml-latest-small
+
+eval-dp: deps
+	@$(MAKE) --no-print-directory all
+	@sh scripts/eval-dp.sh ../shared/data/ml-latest-small
 
 tests: $(UNIT_BIN) $(BENCH_BIN)
 

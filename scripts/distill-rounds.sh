@@ -12,6 +12,9 @@
 # rounds.csv and rounds.svg (drawn here, no plotting package needed).
 # DATA is a MovieLens directory or a split directory (pool.csv + devices/).
 # CLOUDD_OPTS / DEVICED_OPTS add -o options; DISTILL_OUT sets OUTDIR.
+# DISTILL_WORK=DIR works in DIR and leaves it (logs, cloud database, each
+# pass's complete prediction files in passV/) for the caller to read and
+# remove; otherwise a temp dir is removed at exit.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${DCCL_BIN:-$ROOT/bin}
@@ -26,11 +29,16 @@ export OPENBLAS_NUM_THREADS=1
 DCCL_AUTH_TOKEN=${DCCL_AUTH_TOKEN:-distill-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')}
 export DCCL_AUTH_TOKEN
 mkdir -p "$OUTDIR"
-WORK=$(mktemp -d /tmp/dccl-distill.XXXXXX)
+if [ -n "${DISTILL_WORK:-}" ]; then
+	WORK=$DISTILL_WORK; mkdir -p "$WORK"; OWN=0
+else
+	WORK=$(mktemp -d /tmp/dccl-distill.XXXXXX); OWN=1
+fi
 PIDS=""
 cleanup() {
 	for p in $PIDS; do kill -9 "$p" 2>/dev/null || true; done
-	[ "${KEEP:-0}" = 1 ] && echo "kept $WORK" || rm -rf "$WORK"
+	if [ "${KEEP:-0}" = 1 ]; then echo "kept $WORK"
+	elif [ $OWN = 1 ]; then rm -rf "$WORK"; fi
 }
 trap cleanup EXIT INT TERM
 t0=$(date +%s)
@@ -91,14 +99,13 @@ pass() {
 		i=$((i + 1)); [ $i -lt $((TIMEOUT * 5)) ] || fail "only $n of $N devices uploaded on v$v"
 		kill -0 $CPID 2>/dev/null || fail "cloudd died"
 		for d in $DPIDS; do
-			kill -0 "$d" 2>/dev/null || { tail -5 "$WORK"/deviced*.log; fail "a deviced process died"; }
+			kill -0 "$d" 2>/dev/null || { tail -n 5 "$WORK"/deviced*.log; fail "a deviced process died"; }
 		done
 		sleep 0.2
 	done
 	mkdir -p "$WORK/pass$v"
-	for f in "$WORK"/eval/*.csv; do
-		sed -n "s/^cloud,/cloud,/p; s/^metapatch,/metapatch,/p" "$f" >"$WORK/pass$v/$(basename "$f")"
-	done
+	cp "$WORK"/eval/*.csv "$WORK/pass$v/"
+	cp "$WORK"/eval/*.extra "$WORK/pass$v/" 2>/dev/null || true
 	echo "v$v: $N devices personalized and evaluated ($(( $(date +%s) - t0 )) s)"
 }
 
