@@ -244,6 +244,7 @@ cloudd_maybe_exit(struct cloudd *cd)
 	uv_close((uv_handle_t *)&cd->sigint, NULL);
 	uv_close((uv_handle_t *)&cd->sighup, NULL);
 	uv_close((uv_handle_t *)&cd->cron, NULL);
+	upload_fini(cd);
 }
 
 static void
@@ -528,6 +529,8 @@ main(int argc, char **argv)
 	uv_timer_init(&cd->loop, &cd->cron);
 	cd->cron.data = cd;
 	uv_timer_start(&cd->cron, cron_cb, cd->cf.cron_ms, cd->cf.cron_ms);
+	if ((rc = upload_init(cd)) != 0)
+		fatalx("uv_check_init: %s", uv_strerror(rc));
 
 	if ((rc = model_load_latest(cd)) != 0)
 		fatalx("MODEL: cannot load the latest model: %s",

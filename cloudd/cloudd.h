@@ -100,6 +100,15 @@ struct model_cache {
 	int		 patch_rank;
 };
 
+#define UPLOAD_BATCH_MAX 256	/* uploads in one group commit (upload.c) */
+
+/* upload.c: a validated upload waiting for the group commit. */
+struct rpc_req;
+struct upload_item {
+	struct rpc_req		*r;		/* replied to after the commit */
+	struct store_patch	 p;		/* p.blob owned */
+};
+
 struct metrics;		/* metrics.c: HTTP exporter state */
 struct ofa_cloud;	/* ofa_train.c */
 
@@ -153,6 +162,10 @@ struct cloudd {
 	struct guard		*guard;		/* guard.c: auth, rate limits */
 	struct sealer		*sealer;	/* seal.c: chunk MACs off-loop */
 	struct ofa_cloud	*ofa;		/* ofa_train.c: served OFA model */
+	/* upload.c: uploads of this loop iteration, committed together */
+	uv_check_t		 up_check;	/* active while up_n > 0 */
+	struct upload_item	 up[UPLOAD_BATCH_MAX];
+	size_t			 up_n;		/* each counted in jobs */
 	/* distill.c: automatic runs (cron) */
 	uint64_t		 distill_seen;	/* cd->patches at the last check */
 	uint64_t		 distill_base;	/* version the counts are for */
@@ -169,6 +182,17 @@ void	 cloudd_maybe_exit(struct cloudd *cd);
 void	 rpc_recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr);
 void	 rpc_announce(struct cloudd *cd);
 extern const double rpc_buckets[RPC_N_BUCKETS];
+
+/*
+ * upload.c: the group commit of uploads. Loop thread only. init: the
+ * check handle (at start). queue: takes ownership of r and p->blob (a
+ * validated upload); replies to r after the commit, or with E_STORAGE.
+ * fini: closes the handle (cloudd_maybe_exit, with jobs == 0).
+ */
+int	 upload_init(struct cloudd *cd);
+void	 upload_queue(struct cloudd *cd, struct rpc_req *r,
+	    const struct store_patch *p);
+void	 upload_fini(struct cloudd *cd);
 
 /* devtab.c */
 void	 devtab_init(struct devtab *t);

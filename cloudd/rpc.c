@@ -6,7 +6,10 @@
  * all REP needs), so a device never waits for a timeout. Light requests are
  * answered on the loop thread; retrieval and admin import/training go to
  * the threadpool (see retrieve_rpc.c, import.c, train.c) and reply from
- * their after_cb. Loop thread only.
+ * their after_cb. An upload is validated here (every rejection answered at
+ * once) and then queued for the group commit (upload.c), which stores the
+ * uploads of one loop iteration in one transaction at the end of that
+ * iteration and acknowledges each after the commit. Loop thread only.
  */
 #include <errno.h>
 #include <nanomsg/nn.h>
@@ -273,10 +276,7 @@ h_upload(struct cloudd *cd, struct rpc_req *r, uint32_t user)
 	Dccl__UploadPatch *q = r->env->upload;
 	struct store_model_info mi;
 	struct store_patch p;
-	Dccl__Envelope e;
-	Dccl__Ack ack = DCCL__ACK__INIT;
 	char err[256];
-	uint64_t id;
 	int dup, rc;
 
 	if (q->n_tensors == 0 || q->n_tensors > 64) {
@@ -331,26 +331,11 @@ h_upload(struct cloudd *cd, struct rpc_req *r, uint32_t user)
 	p.size = dccl__upload_patch__get_packed_size(q);
 	p.blob = xmalloc(p.size);
 	dccl__upload_patch__pack(q, p.blob);
-	rc = store_patch_put(cd->st, &p, &id, &dup);
-	free(p.blob);
-	if (rc != 0) {
-		rpc_error(cd, r, DCCL__ERROR_CODE__E_STORAGE,
-		    "patch not stored: %s", store_errmsg(cd->st));
-		return;
-	}
-	if (!dup)
-		cd->patches++;
-	/* Committed: only now is it acknowledged. */
-	log_info("UPLOAD: device=%s req=%llu base=v%llu patch=%llu%s",
-	    p.device_id, (unsigned long long)p.request_id,
-	    (unsigned long long)p.base_version, (unsigned long long)id,
-	    dup ? " (duplicate)" : "");
-	reply_init(&e, r);
-	ack.patch_id = id;
-	ack.duplicate = dup;
-	e.body_case = DCCL__ENVELOPE__BODY_ACK;
-	e.ack = &ack;
-	rpc_reply(cd, r, &e);
+	/*
+	 * Stored with the other uploads of this loop iteration in one
+	 * transaction; the Ack (or E_STORAGE) goes out after its commit.
+	 */
+	upload_queue(cd, r, &p);
 }
 
 void

@@ -78,6 +78,24 @@ store_schema_version(struct store *st)
 }
 
 int
+store_begin(struct store *st)
+{
+	return st->ops->begin(st);
+}
+
+int
+store_commit(struct store *st)
+{
+	return st->ops->commit(st);
+}
+
+void
+store_rollback(struct store *st)
+{
+	st->ops->rollback(st);
+}
+
+int
 store_pool_insert(struct store *st, const struct dataset *ds, uint64_t *rows)
 {
 	return st->ops->pool_insert(st, ds, rows);

@@ -6,11 +6,12 @@
  * replicas). store.c dispatches.
  *
  * A struct store is one database connection: use it from one thread at a
- * time. Workers open their own (store_open on the same target). Every
- * write returns only after its transaction committed, so a caller may
- * acknowledge once it returns 0. Functions return 0 or a negative errno
- * (-ENOENT when a row is missing, -EIO on a database error; the message is
- * in store_errmsg()).
+ * time. Workers open their own (store_open on the same target). Outside
+ * store_begin/store_commit every write returns only after its transaction
+ * committed, so a caller may acknowledge once it returns 0; inside, a
+ * write is durable only once store_commit returned 0. Functions return 0
+ * or a negative errno (-ENOENT when a row is missing, -EIO on a database
+ * error; the message is in store_errmsg()).
  */
 #ifndef CLOUDD_STORE_H
 #define CLOUDD_STORE_H
@@ -98,6 +99,24 @@ const char *store_errmsg(struct store *st);
 const char *store_backend(struct store *st);	/* "sqlite", "postgresql" */
 int	store_schema_version(struct store *st);
 
+/*
+ * An explicit transaction around several store_patch_put calls (the group
+ * commit of uploads, cloudd/upload.c); nothing else may run inside one,
+ * as the other writes open transactions of their own. SQLite: BEGIN
+ * IMMEDIATE, so the write lock is taken up front (waiting up to busy_ms)
+ * rather than failing at the first insert. PostgreSQL: BEGIN; a connection
+ * lost inside the transaction is not silently reopened (the next write
+ * fails instead of committing on its own). After any failed call inside,
+ * or a failed store_commit, call store_rollback: it ends whatever is left
+ * of the transaction (SQLite rolls some failures back by itself) and may
+ * be called when none is open. A store_commit that failed may still have
+ * committed (the connection died after the server committed), so retry
+ * the writes idempotently, never assume they are absent.
+ */
+int	store_begin(struct store *st);
+int	store_commit(struct store *st);
+void	store_rollback(struct store *st);
+
 /* Pool. Inserts every sample of ds in one transaction. */
 int	store_pool_insert(struct store *st, const struct dataset *ds,
 	    uint64_t *rows);
@@ -164,7 +183,9 @@ int	store_device_count(struct store *st, uint64_t *n);
 
 /*
  * Patches, idempotent by (device_id, request_id): a resend of a stored
- * request sets *dup and returns the stored id without writing.
+ * request sets *dup and returns the stored id without writing. Inside a
+ * transaction a request put earlier in the same transaction counts as
+ * stored.
  */
 int	store_patch_put(struct store *st, const struct store_patch *p,
 	    uint64_t *id, int *dup);

@@ -13,6 +13,9 @@ struct store_ops {
 	const char *name;
 	void	(*close)(struct store *);
 	int	(*schema_version)(struct store *);
+	int	(*begin)(struct store *);
+	int	(*commit)(struct store *);
+	void	(*rollback)(struct store *);
 	int	(*pool_insert)(struct store *, const struct dataset *,
 		    uint64_t *);
 	int	(*pool_count)(struct store *, uint64_t *);

@@ -10,6 +10,8 @@
  * transaction) committed with the server's synchronous_commit (on by
  * default), so a write that returned 0 survives a crash of cloudd and of
  * the server: an upload is still committed before it is acknowledged.
+ * Writes between store_begin and store_commit are durable once
+ * store_commit returned 0 (the group commit of uploads).
  *
  * Bulk paths use COPY in binary format: pool import streams the samples
  * into pool; storing representation vectors streams (id, vector) into a
@@ -41,6 +43,7 @@ struct pg {
 	PGconn		*c;
 	int		 leader;	/* this session holds the leader lock */
 	int		 busy_ms;	/* lock_timeout of the session */
+	int		 in_tx;		/* inside store_begin: no reconnect */
 };
 
 #define PG(s)	((struct pg *)(s))
@@ -163,7 +166,12 @@ static int session_init(struct pg *st);
 static void
 ensure_conn(struct pg *st)
 {
-	if (PQstatus(st->c) == CONNECTION_OK)
+	/*
+	 * Inside store_begin a new session would run the rest of the
+	 * transaction's statements each in its own, committed before
+	 * store_commit: let them fail instead.
+	 */
+	if (PQstatus(st->c) == CONNECTION_OK || st->in_tx)
 		return;
 	st->leader = 0;		/* a session lock does not survive */
 	PQreset(st->c);
@@ -1054,6 +1062,56 @@ pg_device_count(struct store *base, uint64_t *n)
 	return count(PG(base), "SELECT count(*) FROM devices", n);
 }
 
+/* --- explicit transactions (store_begin) ---------------------------------- */
+
+static int
+pg_begin(struct store *base)
+{
+	struct pg *st = PG(base);
+	int rc;
+
+	if ((rc = exec(st, "BEGIN")) == 0)
+		st->in_tx = 1;
+	return rc;
+}
+
+/*
+ * COMMIT of a transaction that an error aborted answers "ROLLBACK" with
+ * PGRES_COMMAND_OK: that is a failure too.
+ */
+static int
+pg_commit(struct store *base)
+{
+	struct pg *st = PG(base);
+	PGresult *r;
+
+	/* Whatever COMMIT answered, the transaction is over. */
+	r = PQexec(st->c, "COMMIT");
+	st->in_tx = 0;
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		return fail_pg(st, "COMMIT", r);
+	if (strcmp(PQcmdStatus(r), "COMMIT") != 0) {
+		PQclear(r);
+		snprintf(st->base.err, sizeof(st->base.err), "COMMIT: the "
+		    "transaction was aborted and rolled back");
+		return -EIO;
+	}
+	PQclear(r);
+	return 0;
+}
+
+/* Keeps store_errmsg; on a dead connection there is nothing to end. */
+static void
+pg_rollback(struct store *base)
+{
+	struct pg *st = PG(base);
+
+	if (PQstatus(st->c) == CONNECTION_OK &&
+	    PQtransactionStatus(st->c) != PQTRANS_IDLE)
+		rollback(st);
+	st->in_tx = 0;
+}
+
 /* --- patches ------------------------------------------------------------- */
 
 static int
@@ -1470,6 +1528,9 @@ static const struct store_ops pg_ops = {
 	.name = "postgresql",
 	.close = pg_close,
 	.schema_version = pg_schema_version,
+	.begin = pg_begin,
+	.commit = pg_commit,
+	.rollback = pg_rollback,
 	.pool_insert = pg_pool_insert,
 	.pool_count = pg_pool_count,
 	.pool_load = pg_pool_load,

@@ -756,6 +756,38 @@ sq_device_count(struct store *base, uint64_t *n)
 	return count(st, "SELECT count(*) FROM devices", n);
 }
 
+/*
+ * The group commit's transaction (store.h). BEGIN IMMEDIATE takes the
+ * write lock now, waiting up to the busy timeout for a worker's write,
+ * instead of failing with SQLITE_BUSY at the first insert.
+ */
+static int
+sq_begin(struct store *base)
+{
+	return exec(SQ(base), "BEGIN IMMEDIATE");
+}
+
+static int
+sq_commit(struct store *base)
+{
+	return exec(SQ(base), "COMMIT");
+}
+
+/*
+ * SQLite rolls the whole transaction back by itself on some errors
+ * (SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM), and a second ROLLBACK would
+ * fail: only roll back what is still open. Keeps store_errmsg (the
+ * failure that led here).
+ */
+static void
+sq_rollback(struct store *base)
+{
+	struct sq *st = SQ(base);
+
+	if (!sqlite3_get_autocommit(st->db))
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
 static int
 sq_patch_put(struct store *base, const struct store_patch *p, uint64_t *id,
     int *dup)
@@ -1149,6 +1181,9 @@ static const struct store_ops sq_ops = {
 	.name = "sqlite",
 	.close = sq_close,
 	.schema_version = sq_schema_version,
+	.begin = sq_begin,
+	.commit = sq_commit,
+	.rollback = sq_rollback,
 	.pool_insert = sq_pool_insert,
 	.pool_count = sq_pool_count,
 	.pool_load = sq_pool_load,

@@ -7,7 +7,17 @@
  *   dccl-probe EP garbage|version|nobody|unregistered|replybody|admin|
  *              status|register DEV|nan-upload DEV|oversize BYTES|
  *              unsigned|forged|replay|badtoken DEV|other-device A B|
- *              bignorm-upload DEV|upload DEV [REQID]|flood DEV N
+ *              bignorm-upload DEV|upload DEV [REQID]|flood DEV N|
+ *              burst DEV N [FIRST]
+ *
+ * burst sends N uploads of DEV (request ids FIRST..FIRST+N-1, FIRST
+ * defaulting to 1000) and the first
+ * one again, each on a REQ socket of its own, all at once once every
+ * socket is connected, so that cloudd reads them in one loop iteration
+ * (one message per connection at a time in nanomsg); then prints a line
+ * "ACK request-id patch-id new|dup" or "ERROR ..." per reply. Unsigned:
+ * for a cloudd with auth.mode=off (without a token), as one device's
+ * counters from many sockets would arrive out of order.
  *
  * Authentication (shared/auth.h): with $DCCL_AUTH_TOKEN set, the probe is
  * a well-behaved device except where the probe says otherwise: it keeps a
@@ -22,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "shared/auth.h"
 #include "shared/wire.h"
@@ -108,6 +119,62 @@ send_dev(struct auth_dev *a, Dccl__Envelope *e)
 		return 1;
 	rc = exchange_dev(a, msg, len, e->counter, e->body_case);
 	nn_freemsg(msg);
+	return rc;
+}
+
+/* The burst probe (see the top): 0, or 1 when a socket failed. */
+static int
+burst(const char *ep, Dccl__Envelope *e, int n, uint64_t first)
+{
+	int socks[257], tmo = 10000, rc = 0;
+	struct timespec ts = { 0, 300 * 1000 * 1000 };
+
+	if (n < 1 || n > 256) {
+		fprintf(stderr, "dccl-probe: burst: N must be 1..256\n");
+		return 2;
+	}
+	for (int i = 0; i <= n; i++)
+		if ((socks[i] = nn_socket(AF_SP, NN_REQ)) < 0 ||
+		    nn_setsockopt(socks[i], NN_SOL_SOCKET, NN_RCVTIMEO, &tmo,
+		    sizeof(tmo)) < 0 || nn_connect(socks[i], ep) < 0) {
+			fprintf(stderr, "dccl-probe: %s\n",
+			    nn_strerror(nn_errno()));
+			return 1;
+		}
+	nanosleep(&ts, NULL);	/* nn_connect is asynchronous */
+	for (int i = 0; i <= n; i++) {
+		void *msg;
+		size_t len;
+		e->request_id = first + (uint64_t)(i < n ? i : 0);
+		if (wire_pack_nn(e, &msg, &len) != 0 ||
+		    nn_send(socks[i], &msg, NN_MSG, 0) < 0) {
+			printf("SEND-FAILED: %s\n", nn_strerror(nn_errno()));
+			return 1;
+		}
+	}
+	for (int i = 0; i <= n; i++) {
+		Dccl__Envelope *r;
+		void *raw;
+		size_t rawlen;
+		int save = sock;
+		sock = socks[i];
+		if (recv_reply(&r, &raw, &rawlen) != 0) {
+			printf("NO-REPLY\n");
+			rc = 1;
+		} else if (r->body_case == DCCL__ENVELOPE__BODY_ACK) {
+			printf("ACK %llu %llu %s\n",
+			    (unsigned long long)r->request_id,
+			    (unsigned long long)r->ack->patch_id,
+			    r->ack->duplicate ? "dup" : "new");
+		} else
+			print_reply(r);
+		if (r != NULL) {
+			wire_free(r);
+			nn_freemsg(raw);
+		}
+		sock = save;
+		nn_close(socks[i]);
+	}
 	return rc;
 }
 
@@ -385,9 +452,11 @@ main(int argc, char **argv)
 		    other);
 		return 0;
 	} else if ((!strcmp(what, "nan-upload") || !strcmp(what, "upload") ||
-	    !strcmp(what, "bignorm-upload")) && argc > 3) {
+	    !strcmp(what, "bignorm-upload") || !strcmp(what, "burst")) &&
+	    argc > 3) {
 		e.device_id = argv[3];
-		if (argc > 4)	/* upload DEV REQUEST-ID */
+		if (argc > 4 && strcmp(what, "burst") != 0)
+			/* upload DEV REQUEST-ID */
 			e.request_id = strtoull(argv[4], NULL, 10);
 		if (!strcmp(what, "nan-upload")) {
 			data[2] = strtof("nan", NULL);
@@ -401,8 +470,8 @@ main(int argc, char **argv)
 			/* The model's shape (2 hidden layers, rank 16), a
 			 * norm of 1000 * sqrt(32). */
 			for (int i = 0; i < 16; i++)
-				big[i] = !strcmp(what, "upload") ? 0.01f :
-				    1000.0f;
+				big[i] = strcmp(what, "bignorm-upload") ?
+				    0.01f : 1000.0f;
 			t.name = "patch_m0";
 			t2.name = "patch_m1";
 			t.n_shape = t2.n_shape = 1;
@@ -415,6 +484,9 @@ main(int argc, char **argv)
 		up.tensors = tp;
 		e.body_case = DCCL__ENVELOPE__BODY_UPLOAD;
 		e.upload = &up;
+		if (!strcmp(what, "burst"))
+			return argc > 4 ? burst(ep, &e, atoi(argv[4]),
+			    argc > 5 ? strtoull(argv[5], NULL, 10) : 1000) : 2;
 		return send_as(argv[3], &e);
 	} else if (strcmp(what, "status") != 0) {
 		fprintf(stderr, "dccl-probe: unknown probe '%s'\n", what);

@@ -1136,6 +1136,149 @@ test_patch_dup_across_reopen(void **state)
 	assert_int_equal(raw_count(path, "SELECT count(*) FROM patches"), 1);
 }
 
+/*
+ * The group commit of uploads (cloudd/upload.c): several puts in one
+ * transaction, a request repeated inside it found as a duplicate of the
+ * first with its id, none visible to another connection before the
+ * commit, all of them after.
+ */
+static void
+test_patch_tx_commit(void **state)
+{
+	char path[700];
+	struct store *st;
+	struct store_patch p;
+	uint8_t b[4] = "abcd";
+	uint64_t id0, id[4], n = 0;
+	int dup[4];
+
+	(void)state;
+	db_path(path, sizeof(path));
+	st = open_ok(path);
+	patch(&p, "dev-t", 1, 1, b, sizeof(b));		/* committed before */
+	assert_int_equal(store_patch_put(st, &p, &id0, &dup[0]), 0);
+	assert_int_equal(dup[0], 0);
+
+	assert_int_equal(store_begin(st), 0);
+	patch(&p, "dev-t", 2, 1, b, sizeof(b));
+	assert_int_equal(store_patch_put(st, &p, &id[0], &dup[0]), 0);
+	patch(&p, "dev-u", 2, 1, b, sizeof(b));
+	assert_int_equal(store_patch_put(st, &p, &id[1], &dup[1]), 0);
+	patch(&p, "dev-t", 2, 1, b, 2);			/* the first again */
+	assert_int_equal(store_patch_put(st, &p, &id[2], &dup[2]), 0);
+	patch(&p, "dev-t", 1, 1, b, sizeof(b));		/* committed before */
+	assert_int_equal(store_patch_put(st, &p, &id[3], &dup[3]), 0);
+	assert_int_equal(dup[0], 0);
+	assert_int_equal(dup[1], 0);
+	assert_true(id[0] != id[1] && id[0] != id0 && id[1] != id0);
+	assert_int_equal(dup[2], 1);
+	assert_int_equal(id[2], id[0]);
+	assert_int_equal(dup[3], 1);
+	assert_int_equal(id[3], id0);
+	/* Inside: this connection sees its rows, another one does not. */
+	assert_int_equal(store_patch_count(st, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(raw_count(path, "SELECT count(*) FROM patches"), 1);
+	assert_int_equal(store_commit(st), 0);
+	assert_int_equal(raw_count(path, "SELECT count(*) FROM patches"), 3);
+	assert_int_equal(raw_count(path, "SELECT count(*) FROM patches WHERE "
+	    "device_id = 'dev-t' AND request_id = 2 AND size = 4"), 1);
+	/* After the commit, writes commit on their own again. */
+	patch(&p, "dev-v", 1, 1, b, sizeof(b));
+	assert_int_equal(store_patch_put(st, &p, &id[0], &dup[0]), 0);
+	assert_int_equal(raw_count(path, "SELECT count(*) FROM patches"), 4);
+	store_close(st);
+}
+
+/*
+ * A rolled-back batch leaves nothing: its requests are new when stored
+ * again (each alone, as the fallback does). store_rollback without an
+ * open transaction does nothing.
+ */
+static void
+test_patch_tx_rollback(void **state)
+{
+	char path[700];
+	struct store *st;
+	struct store_patch p;
+	uint8_t b[4] = "abcd";
+	uint64_t id[3], n = 9;
+	int dup[3];
+
+	(void)state;
+	db_path(path, sizeof(path));
+	st = open_ok(path);
+	assert_int_equal(store_begin(st), 0);
+	patch(&p, "dev-r", 1, 1, b, sizeof(b));
+	assert_int_equal(store_patch_put(st, &p, &id[0], &dup[0]), 0);
+	patch(&p, "dev-r", 2, 1, b, sizeof(b));
+	assert_int_equal(store_patch_put(st, &p, &id[1], &dup[1]), 0);
+	store_rollback(st);
+	assert_int_equal(store_patch_count(st, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(raw_count(path, "SELECT count(*) FROM patches"), 0);
+	store_rollback(st);			/* none open: a no-op */
+	for (int i = 0; i < 2; i++) {
+		patch(&p, "dev-r", (uint64_t)i + 1, 1, b, sizeof(b));
+		assert_int_equal(store_patch_put(st, &p, &id[2], &dup[2]), 0);
+		assert_int_equal(dup[2], 0);	/* not a duplicate */
+		assert_int_equal(raw_count(path, "SELECT count(*) FROM "
+		    "patches"), i + 1);		/* committed at once */
+	}
+	/* A new transaction after a rollback works. */
+	assert_int_equal(store_begin(st), 0);
+	patch(&p, "dev-r", 3, 1, b, sizeof(b));
+	assert_int_equal(store_patch_put(st, &p, &id[2], &dup[2]), 0);
+	assert_int_equal(store_commit(st), 0);
+	assert_int_equal(raw_count(path, "SELECT count(*) FROM patches"), 3);
+	store_close(st);
+}
+
+/*
+ * PostgreSQL: a session lost inside a transaction is not silently
+ * replaced (the rest of the batch would commit statement by statement):
+ * the writes fail until store_rollback, then the store reconnects.
+ */
+static void
+test_patch_tx_lost_session(void **state)
+{
+	char path[700];
+	struct store *st;
+	struct store_patch p;
+	uint8_t b[4] = "abcd";
+	uint64_t id, n = 9;
+	int dup;
+
+	(void)state;
+	if (!is_pg())
+		return;		/* an SQLite file has no session to lose */
+	db_path(path, sizeof(path));
+	st = open_ok(path);
+	assert_int_equal(store_begin(st), 0);
+	patch(&p, "dev-l", 1, 1, b, sizeof(b));
+	assert_int_equal(store_patch_put(st, &p, &id, &dup), 0);
+	B->raw_exec(path, "SELECT pg_terminate_backend(pid) FROM "
+	    "pg_stat_activity WHERE pid <> pg_backend_pid() AND "
+	    "backend_type = 'client backend' AND datname = "
+	    "current_database()");
+	{
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		nanosleep(&ts, NULL);	/* the backend exits on a signal */
+	}
+	patch(&p, "dev-l", 2, 1, b, sizeof(b));
+	assert_int_equal(store_patch_put(st, &p, &id, &dup), -EIO);
+	patch(&p, "dev-l", 3, 1, b, sizeof(b));
+	assert_int_equal(store_patch_put(st, &p, &id, &dup), -EIO);
+	assert_int_not_equal(store_commit(st), 0);
+	store_rollback(st);
+	assert_int_equal(raw_count(path, "SELECT count(*) FROM patches"), 0);
+	assert_int_equal(store_patch_put(st, &p, &id, &dup), 0);
+	assert_int_equal(dup, 0);
+	assert_int_equal(store_patch_count(st, &n), 0);
+	assert_int_equal(n, 1);
+	store_close(st);
+}
+
 /* --- replicas: device lookup, leadership, tasks ------------------------- */
 
 static void
@@ -1583,6 +1726,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_patches_many, mem_setup,
 		    mem_teardown),
 		cmocka_unit_test(test_patch_dup_across_reopen),
+		cmocka_unit_test(test_patch_tx_commit),
+		cmocka_unit_test(test_patch_tx_rollback),
+		cmocka_unit_test(test_patch_tx_lost_session),
 		cmocka_unit_test_setup_teardown(test_device_get, mem_setup,
 		    mem_teardown),
 		cmocka_unit_test(test_leader),
