@@ -27,6 +27,7 @@
 #include "cloudd/cloudd.h"
 #include "cloudd/guard.h"
 #include "cloudd/distill.h"
+#include "cloudd/ckpt.h"
 #include "cloudd/metrics.h"
 #include "cloudd/seal.h"
 #include "cloudd/ofa_train.h"
@@ -69,6 +70,9 @@ static const struct conf_opt cloudd_opts[] = {
 	    "threadpool size (UV_THREADPOOL_SIZE)"),
 	CONF_INT("cloudd.cron-ms", CD_OFF(cron_ms), "1000", 10, 60000, 1,
 	    "housekeeping period"),
+	CONF_INT("cloudd.checkpoint-ms", CD_OFF(checkpoint_ms), "1000", 0,
+	    3600000, 0, "SQLite WAL checkpoint period, on a thread of its own "
+	    "(0 = inside commits, on the loop, as SQLite does by default)"),
 	CONF_INT("limits.max-message", CD_OFF(max_message), "4194304", 4096,
 	    1073741824, 0, "largest message accepted (NN_RCVMAXSIZE), bytes"),
 	CONF_INT("limits.chunk-size", CD_OFF(chunk_size), "262144", 1024,
@@ -538,6 +542,7 @@ main(int argc, char **argv)
 	/* Counted once here, then kept current by the upload handler. */
 	if (store_patch_count(cd->st, &cd->patches) != 0)
 		fatalx("DB: cannot count patches: %s", store_errmsg(cd->st));
+	(void)ckpt_start(cd);	/* it says why when it cannot */
 	if (seal_start(cd) != 0)
 		fatalx("SEAL: cannot start the sealing thread");
 	if (metrics_start(cd) != 0)
@@ -560,6 +565,7 @@ main(int argc, char **argv)
 	devtab_fini(&cd->devs);
 	guard_close(cd->guard);
 	replica_stop(cd);
+	ckpt_stop(cd);
 	store_close(cd->st);
 	log_info("EXIT: clean shutdown");
 	conf_fini(&cd->conf);

@@ -38,6 +38,7 @@ struct cloudd_conf {
 	int64_t	 busy_ms;	/* SQLite busy timeout */
 	int64_t	 cron_ms;
 	int64_t	 workers;	/* UV_THREADPOOL_SIZE */
+	int64_t	 checkpoint_ms;	/* ckpt.c: WAL checkpoint period */
 	int	 log_level;
 	/* training (ctr) */
 	int	 train_on_start;
@@ -161,6 +162,7 @@ struct cloudd {
 	struct metrics		*metrics;	/* NULL when metrics.listen="" */
 	struct guard		*guard;		/* guard.c: auth, rate limits */
 	struct sealer		*sealer;	/* seal.c: chunk MACs off-loop */
+	struct ckpt		*ckpt;		/* ckpt.c: WAL checkpoints */
 	struct ofa_cloud	*ofa;		/* ofa_train.c: served OFA model */
 	/* upload.c: uploads of this loop iteration, committed together */
 	uv_check_t		 up_check;	/* active while up_n > 0 */

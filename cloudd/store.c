@@ -96,6 +96,18 @@ store_rollback(struct store *st)
 }
 
 int
+store_wal_manual(struct store *st)
+{
+	return st->ops->wal_manual ? st->ops->wal_manual(st) : 0;
+}
+
+int
+store_wal_checkpoint(struct store *st)
+{
+	return st->ops->wal_checkpoint ? st->ops->wal_checkpoint(st) : 0;
+}
+
+int
 store_pool_insert(struct store *st, const struct dataset *ds, uint64_t *rows)
 {
 	return st->ops->pool_insert(st, ds, rows);

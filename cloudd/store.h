@@ -117,6 +117,17 @@ int	store_begin(struct store *st);
 int	store_commit(struct store *st);
 void	store_rollback(struct store *st);
 
+/*
+ * WAL checkpoints (SQLite; no-ops on PostgreSQL). A checkpoint writes the
+ * log back into the database and syncs it: 100+ ms on a slow disk. By
+ * default SQLite runs one inside whichever commit crosses 1000 log pages;
+ * store_wal_manual() turns that off on this connection (the loop's), and
+ * store_wal_checkpoint() runs a passive one, which never blocks writers
+ * (cloudd/ckpt.c, on a thread and connection of its own).
+ */
+int	store_wal_manual(struct store *st);
+int	store_wal_checkpoint(struct store *st);
+
 /* Pool. Inserts every sample of ds in one transaction. */
 int	store_pool_insert(struct store *st, const struct dataset *ds,
 	    uint64_t *rows);

@@ -16,6 +16,8 @@ struct store_ops {
 	int	(*begin)(struct store *);
 	int	(*commit)(struct store *);
 	void	(*rollback)(struct store *);
+	int	(*wal_manual)(struct store *);
+	int	(*wal_checkpoint)(struct store *);
 	int	(*pool_insert)(struct store *, const struct dataset *,
 		    uint64_t *);
 	int	(*pool_count)(struct store *, uint64_t *);

@@ -773,6 +773,24 @@ sq_commit(struct store *base)
 	return exec(SQ(base), "COMMIT");
 }
 
+static int
+sq_wal_manual(struct store *base)
+{
+	return exec(SQ(base), "PRAGMA wal_autocheckpoint=0");
+}
+
+static int
+sq_wal_checkpoint(struct store *base)
+{
+	struct sq *st = SQ(base);
+	int rc = sqlite3_wal_checkpoint_v2(st->db, NULL,
+	    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+
+	/* BUSY: another checkpoint is running; the next tick retries. */
+	return rc == SQLITE_OK || rc == SQLITE_BUSY ? 0 :
+	    fail_db(st, "wal checkpoint");
+}
+
 /*
  * SQLite rolls the whole transaction back by itself on some errors
  * (SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM), and a second ROLLBACK would
@@ -1183,6 +1201,8 @@ static const struct store_ops sq_ops = {
 	.schema_version = sq_schema_version,
 	.begin = sq_begin,
 	.commit = sq_commit,
+	.wal_manual = sq_wal_manual,
+	.wal_checkpoint = sq_wal_checkpoint,
 	.rollback = sq_rollback,
 	.pool_insert = sq_pool_insert,
 	.pool_count = sq_pool_count,
