@@ -589,6 +589,7 @@ uploads_main(void)
 	FILE *ack = fopen(ackfile, "a");
 	long per = (n_uploads + n_dev - 1) / n_dev, acked = 0, resent = 0;
 	double deadline = now() + 600;
+	int never = 1000000;	/* ms: nanomsg never re-sends by itself */
 
 	if (ack == NULL || dv == NULL)
 		return 1;
@@ -604,10 +605,23 @@ uploads_main(void)
 		double t = now();
 		for (int i = 0; i < n_dev; i++) {
 			struct dev *d = &dv[i];
-			/* Lost reply (cloud killed): resend, new counter. */
+			/*
+			 * Lost reply (cloud killed): resend, new counter, on
+			 * a new socket. On the same one a late reply to the
+			 * old send would make nanomsg 1.1.5's REQ abort.
+			 */
 			if (d->waiting && t - d->t0 > 0.5) {
 				resent++;
 				d->waiting = 0;
+				nn_close(d->sock);
+				if ((d->sock = nn_socket(AF_SP, NN_REQ)) < 0 ||
+				    nn_connect(d->sock, ep) < 0) {
+					fprintf(stderr, "loadtest: reopen: %s\n",
+					    nn_strerror(nn_errno()));
+					return 1;
+				}
+				nn_setsockopt(d->sock, NN_REQ,
+				    NN_REQ_RESEND_IVL, &never, sizeof(never));
 				if (!d->registered)
 					do_register(d);
 				else
