@@ -167,7 +167,8 @@ int	store_model_delete(struct store *st, uint64_t version);
  * (the one being served; 0 = none), in one transaction. Patches are not
  * touched, even those whose base version goes. *deleted (caller frees; may
  * be NULL when *n is 0) gets the deleted versions in ascending order, *bytes
- * their total blob size. Pass deleted = NULL to only count.
+ * their total blob size. Pass deleted = NULL to only count. A deleted
+ * version's Forward-OFA model (below) is deleted with it.
  */
 int	store_model_prune(struct store *st, size_t keep, uint64_t keep_also,
 	    uint64_t **deleted, size_t *n, uint64_t *bytes);

@@ -960,8 +960,10 @@ pg_model_prune(struct store *base, size_t keep, uint64_t keep_also,
 	for (size_t i = 0; i < *n; i++) {
 		a.n = 0;
 		a_i64(&a, (int64_t)v[i]);
+		/* A version's OFA model goes with it. */
 		if ((rc = cmd(st, "model prune", "DELETE FROM models WHERE "
-		    "version = $1", &a)) != 0)
+		    "version = $1", &a)) != 0 || (rc = cmd(st, "model prune",
+		    "DELETE FROM ofa_models WHERE base_version = $1", &a)) != 0)
 			goto fail;
 	}
 	if ((rc = exec(st, "COMMIT")) != 0)

@@ -601,7 +601,7 @@ sq_model_prune(struct store *base, size_t keep, uint64_t keep_also,
     uint64_t **deleted, size_t *n, uint64_t *bytes)
 {
 	struct sq *st = SQ(base);
-	sqlite3_stmt *sel = NULL, *del = NULL;
+	sqlite3_stmt *sel = NULL, *del = NULL, *del_ofa = NULL;
 	uint64_t *v = NULL;
 	size_t cap = 0;
 	int rc, r;
@@ -617,7 +617,9 @@ sq_model_prune(struct store *base, size_t keep, uint64_t keep_also,
 		return rc;
 	if ((rc = prep(st, "SELECT version, size FROM models WHERE version "
 	    "!= ?2 ORDER BY version DESC LIMIT -1 OFFSET ?1", &sel)) != 0 ||
-	    (rc = prep(st, "DELETE FROM models WHERE version = ?1", &del)))
+	    (rc = prep(st, "DELETE FROM models WHERE version = ?1", &del)) ||
+	    (rc = prep(st, "DELETE FROM ofa_models WHERE base_version = ?1",
+	    &del_ofa)))
 		goto fail;
 	/* OFFSET counts keep_also among the newest when it is one of them. */
 	sqlite3_bind_int64(sel, 1, (int64_t)keep);
@@ -655,17 +657,22 @@ sq_model_prune(struct store *base, size_t keep, uint64_t keep_also,
 		rc = fail_db(st, "model prune");
 		goto fail;
 	}
+	/* A version's OFA model goes with it: nothing else serves it. */
 	for (size_t i = 0; i < *n; i++) {
 		sqlite3_bind_int64(del, 1, (int64_t)v[i]);
-		if (sqlite3_step(del) != SQLITE_DONE) {
+		sqlite3_bind_int64(del_ofa, 1, (int64_t)v[i]);
+		if (sqlite3_step(del) != SQLITE_DONE ||
+		    sqlite3_step(del_ofa) != SQLITE_DONE) {
 			rc = fail_db(st, "model prune");
 			goto fail;
 		}
 		sqlite3_reset(del);
+		sqlite3_reset(del_ofa);
 	}
 	sqlite3_finalize(sel);
 	sqlite3_finalize(del);
-	sel = del = NULL;
+	sqlite3_finalize(del_ofa);
+	sel = del = del_ofa = NULL;
 	if ((rc = exec(st, "COMMIT")) != 0)
 		goto fail;
 	/* Ascending, as listed by store_model_list. */
@@ -682,6 +689,7 @@ sq_model_prune(struct store *base, size_t keep, uint64_t keep_also,
 fail:
 	sqlite3_finalize(sel);
 	sqlite3_finalize(del);
+	sqlite3_finalize(del_ofa);
 	exec(st, "ROLLBACK");
 	free(v);
 	*n = 0;

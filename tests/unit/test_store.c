@@ -901,6 +901,8 @@ test_model_prune(void **state)
 		put_model(st, v, v - 1, 100 * v);
 	put_patch(st, 1, 1);
 	put_patch(st, 2, 2);
+	assert_int_equal(store_ofa_put(st, 1, "ofa-1", 5), 0);
+	assert_int_equal(store_ofa_put(st, 6, "ofa-6", 5), 0);
 
 	/* Nothing beyond keep: nothing deleted. */
 	assert_int_equal(store_model_prune(st, 10, 6, &del, &n, &bytes), 0);
@@ -942,6 +944,15 @@ test_model_prune(void **state)
 	/* Patches on pruned bases are kept. */
 	assert_int_equal(store_patch_count(st, &np), 0);
 	assert_int_equal(np, 2);
+	/* A pruned version's OFA model went with it; the served one's stays. */
+	{
+		void *blob = NULL;
+		size_t len = 0;
+		assert_int_equal(store_ofa_get(st, 1, &blob, &len), -ENOENT);
+		assert_int_equal(store_ofa_get(st, 6, &blob, &len), 0);
+		assert_int_equal(len, 5);
+		free(blob);
+	}
 }
 
 /* --- devices ------------------------------------------------------------- */
