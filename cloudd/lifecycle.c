@@ -202,6 +202,16 @@ rollback_work_cb(uv_work_t *w)
 			goto done;
 		}
 	}
+	/* The same weights: V's Forward-OFA model serves the copy as is. */
+	{
+		void *ob = NULL;
+		size_t olen = 0;
+		if (store_ofa_get(st, j->from, &ob, &olen) == 0 &&
+		    store_ofa_put(st, j->mi.version, ob, olen) != 0)
+			log_warnx("ROLLBACK: v%llu gets no OFA model: %s",
+			    (unsigned long long)j->mi.version, store_errmsg(st));
+		free(ob);
+	}
 done:
 	/* A rollback that cannot be published leaves no version behind. */
 	if (j->rc != 0 && stored)

@@ -27,6 +27,8 @@ rc=0; dcctl model show 9 2>"$T/err.txt" || rc=$?
 [ $rc = 1 ] && grep -q "E_NOT_FOUND" "$T/err.txt" || die "show of a missing version"
 
 log "rollback"
+ofa1="SELECT count(*) FROM ofa_models WHERE base_version = 1"
+wait_for "[ \"\$(sql '$ofa1')\" = 1 ]" 300 0.1 || die "no OFA model for v1"
 dcctl rollback 1 >"$T/rb.txt" || die "rollback"
 grep -q "model v3 has v1's weights (parent v2)" "$T/rb.txt" || die "rollback reply: $(cat "$T/rb.txt")"
 wait_model 3
@@ -40,6 +42,8 @@ grep -q "^copy of:  1 (rollback)\$" "$T/show3.txt" || die "v3 copy of"
 [ "$(sql 'SELECT parent FROM models WHERE version = 3')" = 2 ] || die "db parent"
 [ "$(sql 'SELECT count(*) FROM models WHERE blob = (SELECT blob FROM models WHERE version = 1)')" = 2 ] ||
     die "db blob copy"
+[ "$(sql 'SELECT count(*) FROM ofa_models WHERE blob = (SELECT blob FROM ofa_models WHERE base_version = 1)')" = 2 ] ||
+    die "v3 did not get v1's OFA model"
 rc=0; dcctl rollback 3 2>"$T/err.txt" || rc=$?
 [ $rc = 1 ] && grep -q "already current" "$T/err.txt" || die "rollback to current"
 rc=0; dcctl rollback 42 2>"$T/err.txt" || rc=$?
@@ -60,6 +64,8 @@ grep -q "E_STALE" "$T/cloudd.log" && die "retrieval saw a stale index"
     die "patch not on v3"
 
 log "prune"
+ofa2="SELECT count(*) FROM ofa_models WHERE base_version = 2"
+wait_for "[ \"\$(sql '$ofa2')\" = 1 ]" 300 0.1 || die "no OFA model for v2"
 dcctl prune 1 >"$T/prune.txt" || die "prune"
 grep -q "pruned 2 version(s): v1 v2;.* 1 version(s) left" "$T/prune.txt" ||
     die "prune reply: $(cat "$T/prune.txt")"
@@ -68,6 +74,8 @@ dcctl models >"$T/models.txt" || die "models"
 [ "$(grep -c '^[0-9]' "$T/models.txt")" = 1 ] || die "models after prune: $(cat "$T/models.txt")"
 grep -q '^3 .* \*$' "$T/models.txt" || die "v3 not listed as current"
 [ "$(sql 'SELECT count(*) FROM patches')" = 1 ] || die "prune touched patches"
+[ "$(sql 'SELECT group_concat(base_version) FROM ofa_models')" = 3 ] ||
+    die "OFA models after prune: $(sql 'SELECT group_concat(base_version) FROM ofa_models')"
 dcctl prune >"$T/prune2.txt" || die "prune (config keep)"
 grep -q "pruned 0 version(s): none" "$T/prune2.txt" || die "second prune deleted something"
 
