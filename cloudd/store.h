@@ -176,7 +176,8 @@ int	store_model_prune(struct store *st, size_t keep, uint64_t keep_also,
 /*
  * Forward-OFA models (cloudd/ofa_train.c): one packed OFA model (kind
  * "ofa": base and every block) per CTR version whose embedding tables it
- * uses. put inserts or replaces; get allocates *blob (caller frees) and
+ * uses. put inserts or replaces, and returns -ENOENT when that CTR version
+ * is not stored (pruned meanwhile); get allocates *blob (caller frees) and
  * returns -ENOENT when that version has none.
  */
 int	store_ofa_put(struct store *st, uint64_t base_version,

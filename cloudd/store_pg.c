@@ -757,12 +757,25 @@ pg_ofa_put(struct store *base, uint64_t version, const void *blob, size_t len)
 	struct pg *st = PG(base);
 	struct args a = { 0 };
 
+	PGresult *r;
+	int rc;
+
 	a_i64(&a, (int64_t)version);
 	a_i64(&a, (int64_t)len);
 	a_bytes(&a, blob, len);
-	return cmd(st, "ofa insert", "INSERT INTO ofa_models(base_version, "
-	    "size, blob) VALUES($1, $2, $3) ON CONFLICT (base_version) DO "
-	    "UPDATE SET size = EXCLUDED.size, blob = EXCLUDED.blob", &a);
+	/* Only for a stored version: it may be pruned while OFA trains. */
+	if ((rc = q(st, "ofa insert", "INSERT INTO ofa_models(base_version, "
+	    "size, blob) SELECT $1::bigint, $2::bigint, $3::bytea WHERE "
+	    "EXISTS (SELECT 1 FROM models WHERE version = $1::bigint) "
+	    "ON CONFLICT (base_version) DO UPDATE SET "
+	    "size = EXCLUDED.size, blob = EXCLUDED.blob", &a, &r)) == 0 &&
+	    changes(r) == 0) {
+		snprintf(st->base.err, sizeof(st->base.err), "model v%llu is "
+		    "not stored (pruned?)", (unsigned long long)version);
+		rc = -ENOENT;
+	}
+	PQclear(r);
+	return rc;
 }
 
 static int

@@ -431,14 +431,21 @@ sq_ofa_put(struct store *base, uint64_t version, const void *blob, size_t len)
 	sqlite3_stmt *s;
 	int rc = 0;
 
+	/* Only for a stored version: it may be pruned while OFA trains. */
 	if (prep(st, "INSERT OR REPLACE INTO ofa_models(base_version, size, "
-	    "blob) VALUES(?,?,?)", &s) != 0)
+	    "blob) SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM models "
+	    "WHERE version = ?1)", &s) != 0)
 		return -EIO;
 	sqlite3_bind_int64(s, 1, (int64_t)version);
 	sqlite3_bind_int64(s, 2, (int64_t)len);
 	sqlite3_bind_blob64(s, 3, blob, len, SQLITE_STATIC);
 	if (sqlite3_step(s) != SQLITE_DONE)
 		rc = fail_db(st, "ofa insert");
+	else if (sqlite3_changes(st->db) == 0) {
+		snprintf(st->base.err, sizeof(st->base.err), "model v%llu is "
+		    "not stored (pruned?)", (unsigned long long)version);
+		rc = -ENOENT;
+	}
 	sqlite3_finalize(s);
 	return rc;
 }
