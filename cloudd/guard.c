@@ -357,6 +357,18 @@ fresh(const struct guard_dev *d, const Dccl__Envelope *e)
 	    memcmp(d->tag, e->mac.data, sizeof(d->tag)) == 0;
 }
 
+/* 1 (and the reason in err) unless e's counter is fresh for d. */
+static int
+replayed(const struct guard_dev *d, const Dccl__Envelope *e, const char *what,
+    char *err, size_t errlen)
+{
+	if (fresh(d, e))
+		return 0;
+	snprintf(err, errlen, "replayed %s (counter %llu <= %llu)", what,
+	    (unsigned long long)e->counter, (unsigned long long)d->ctr);
+	return 1;
+}
+
 static void
 accept_ctr(struct guard_dev *d, const Dccl__Envelope *e)
 {
@@ -410,12 +422,8 @@ admit_register(struct cloudd *cd, struct rpc_req *r, const void *buf,
 			return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
 		}
 		/* A new key starts its own counters. */
-		if (same && !fresh(d, e)) {
-			snprintf(err, errlen, "replayed RegisterReq (counter "
-			    "%llu <= %llu)", (unsigned long long)e->counter,
-			    (unsigned long long)d->ctr);
+		if (same && replayed(d, e, "RegisterReq", err, errlen))
 			return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
-		}
 		r->seal.key = g->tok;
 	} else {
 		if (d == NULL || pk->len != 32 ||
@@ -431,12 +439,8 @@ admit_register(struct cloudd *cd, struct rpc_req *r, const void *buf,
 				    "enrol it with dcctl enroll)", id);
 			return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
 		}
-		if (!fresh(d, e)) {
-			snprintf(err, errlen, "replayed RegisterReq (counter "
-			    "%llu <= %llu)", (unsigned long long)e->counter,
-			    (unsigned long long)d->ctr);
+		if (replayed(d, e, "RegisterReq", err, errlen))
 			return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
-		}
 		accept_ctr(d, e);
 		r->seal.key = d->down;
 	}
@@ -485,12 +489,8 @@ guard_admit(struct cloudd *cd, struct rpc_req *r, const void *buf, size_t len,
 		    "with another device's key)");
 		return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
 	}
-	if (!fresh(d, e)) {
-		snprintf(err, errlen, "replayed request (counter %llu <= "
-		    "%llu)", (unsigned long long)e->counter,
-		    (unsigned long long)d->ctr);
+	if (replayed(d, e, "request", err, errlen))
 		return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
-	}
 	accept_ctr(d, e);
 	/* From here on the device is authenticated: seal what goes back. */
 	r->seal.mode = e->sealed.len > 0 ? AUTH_ENCRYPT : AUTH_MAC;

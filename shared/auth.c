@@ -219,8 +219,14 @@ struct keyfile {
 	uint64_t	ctr_saved;
 };
 
+/*
+ * Writes a key file through a synced temporary file, moved into place:
+ * replacing path (rename), or with excl only where none exists (link).
+ */
 static int
-save(struct auth_dev *a, int cmode)
+kf_write(const char *path, const uint8_t pk[32], const uint8_t sk[32],
+    const uint8_t cpk[32], int have_cpk, int cmode, uint64_t ctr_saved,
+    int excl)
 {
 	struct keyfile kf;
 	char tmp[1200];
@@ -228,23 +234,39 @@ save(struct auth_dev *a, int cmode)
 
 	memset(&kf, 0, sizeof(kf));
 	memcpy(kf.magic, KF_MAGIC, 8);
-	memcpy(kf.pk, a->pk, 32);
-	memcpy(kf.sk, a->sk, 32);
-	memcpy(kf.cpk, a->cpk, 32);
-	kf.have_cpk = (uint32_t)a->have_cpk;
+	memcpy(kf.pk, pk, 32);
+	memcpy(kf.sk, sk, 32);
+	memcpy(kf.cpk, cpk, 32);
+	kf.have_cpk = (uint32_t)have_cpk;
 	kf.cmode = (uint32_t)cmode;
-	kf.ctr_saved = a->ctr_saved;
-	snprintf(tmp, sizeof(tmp), "%s.tmp", a->path);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600)) < 0)
+	kf.ctr_saved = ctr_saved;
+	if (excl)
+		snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
+	else
+		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | (excl ? O_EXCL : O_TRUNC),
+	    0600)) < 0)
 		return -errno;
 	if (write(fd, &kf, sizeof(kf)) != (ssize_t)sizeof(kf) ||
 	    fsync(fd) != 0)
 		rc = errno ? -errno : -EIO;
 	close(fd);
 	sodium_memzero(&kf, sizeof(kf));
-	if (rc == 0 && rename(tmp, a->path) != 0)
+	if (excl) {
+		/* link(), unlike rename(), never replaces a file. */
+		if (rc == 0 && link(tmp, path) != 0)
+			rc = -errno;
+		unlink(tmp);
+	} else if (rc == 0 && rename(tmp, path) != 0)
 		rc = -errno;
 	return rc;
+}
+
+static int
+save(struct auth_dev *a, int cmode)
+{
+	return kf_write(a->path, a->pk, a->sk, a->cpk, a->have_cpk, cmode,
+	    a->ctr_saved, 0);
 }
 
 static int
@@ -378,31 +400,8 @@ int
 auth_keyfile_create(const char *path, const uint8_t pk[32],
     const uint8_t sk[32], const uint8_t cpk[32], int cloud_mode)
 {
-	struct keyfile kf;
-	char tmp[1200];
-	int fd, rc = 0;
-
-	memset(&kf, 0, sizeof(kf));
-	memcpy(kf.magic, KF_MAGIC, 8);
-	memcpy(kf.pk, pk, 32);
-	memcpy(kf.sk, sk, 32);
-	memcpy(kf.cpk, cpk, 32);
-	kf.have_cpk = 1;
-	kf.cmode = (uint32_t)cloud_mode;
-	kf.ctr_saved = 0;	/* the cloud enrolled the key at counter 0 */
-	snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0)
-		return -errno;
-	if (write(fd, &kf, sizeof(kf)) != (ssize_t)sizeof(kf) ||
-	    fsync(fd) != 0)
-		rc = errno ? -errno : -EIO;
-	close(fd);
-	sodium_memzero(&kf, sizeof(kf));
-	/* link(), unlike rename(), never replaces a file already there. */
-	if (rc == 0 && link(tmp, path) != 0)
-		rc = -errno;
-	unlink(tmp);
-	return rc;
+	/* The cloud enrolled the key at counter 0. */
+	return kf_write(path, pk, sk, cpk, 1, cloud_mode, 0, 1);
 }
 
 int
