@@ -30,6 +30,7 @@
 #include "cloudd/cloudd.h"
 #include "cloudd/ofa_train.h"
 #include "cloudd/rpc.h"
+#include "cloudd/seal.h"
 #include "shared/ctr.h"
 #include "shared/ctr_io.h"
 #include "shared/log.h"
@@ -244,7 +245,6 @@ ofa_rpc(struct cloudd *cd, struct rpc_req *r)
 	struct ofa_cloud *oc;
 	uint64_t v = q->base_version ? q->base_version : cd->model.version;
 	uint64_t cs = (uint64_t)cd->cf.chunk_size, off, n_chunks;
-	Dccl__Envelope e;
 	Dccl__ModelChunk mc = DCCL__MODEL_CHUNK__INIT;
 	char err[256] = "";
 	int L, rc;
@@ -306,13 +306,8 @@ ofa_rpc(struct cloudd *cd, struct rpc_req *r)
 	mc.data.data = oc->part + off;
 	mc.data.len = (size_t)(oc->part_len - off < cs ? oc->part_len - off :
 	    cs);
-	dccl__envelope__init(&e);
-	e.device_id = r->env->device_id;
-	e.request_id = r->env->request_id;
-	e.body_case = DCCL__ENVELOPE__BODY_MODEL_CHUNK;
-	e.model_chunk = &mc;
 	log_debug("OFA-GET: device=%s v%llu base=%d mask=0x%x chunk %u/%llu",
 	    r->env->device_id, (unsigned long long)v, q->with_base ? 1 : 0,
 	    q->block_mask, q->chunk_index, (unsigned long long)n_chunks);
-	rpc_reply(cd, r, &e);
+	seal_chunk(cd, r, &mc);
 }

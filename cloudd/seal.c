@@ -41,7 +41,9 @@ pack(struct seal_job *j)
 	Dccl__Envelope e = DCCL__ENVELOPE__INIT;
 
 	e.version = WIRE_VERSION;
-	e.device_id = j->r->env->device_id;
+	e.device_id = j->r->env->device_id;	/* as rpc_reply: never empty */
+	if (e.device_id == NULL || e.device_id[0] == '\0')
+		e.device_id = "cloudd";
 	e.request_id = j->r->env->request_id;
 	e.body_case = DCCL__ENVELOPE__BODY_MODEL_CHUNK;
 	e.model_chunk = &j->mc;

@@ -1,6 +1,6 @@
 /*
  * seal: one thread, at the loop's priority, that packs and MACs (or
- * encrypts) model chunks off the loop. Keyed BLAKE2b over a 256 KiB chunk
+ * encrypts) model chunks (GetModel, GetOfa) off the loop. Keyed BLAKE2b over a 256 KiB chunk
  * costs ~300 us; done on the loop it was 68% of the loop's time under a
  * download-heavy load, and every light request queued behind it. The
  * threadpool is not the place either: its workers run niced retrievals,
