@@ -8,10 +8,12 @@
 #   make eval       evaluation table on ../shared/data/ml-latest-small
 #   make eval-dp    accuracy cost of differential privacy (same data)
 #
-# Files are found by wildcard: shared/*.c is the common library, cloudd/*.c
-# and deviced/*.c are the daemons (their main() lives in cloudd.c, deviced.c
-# and dcctl.c), tests/unit/test_*.c are cmocka binaries, tests/bench/*.c are
-# benchmarks, tools/*.c are standalone tools.
+# Files are found by wildcard: shared/, shared/ml/ and shared/data/ are the
+# common library (plumbing, model numerics, samples), cloudd/*.c and
+# deviced/*.c are the daemons (their main() lives in cloudd.c, deviced.c and
+# dcctl.c), tests/unit/test_*.c are cmocka binaries, tests/bench/*.c are
+# benchmarks, scripts/tools/ holds the offline data and evaluation programs
+# (dccl-data, dccl-eval, dccl-ofa) and tests/tools/ the test client dccl-probe.
 
 PKGS	:= libuv nanomsg libprotobuf-c sqlite3 libpq inih openblas libsodium libsystemd libmicrohttpd
 BUILD	?= build
@@ -36,21 +38,24 @@ PROTOS	:= $(wildcard proto/*.proto)
 PB_C	:= $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
 PB_H	:= $(PB_C:.c=.h)
 
-SHARED_SRC  := $(wildcard shared/*.c)
+SHARED_SRC  := $(wildcard shared/*.c shared/ml/*.c shared/data/*.c)
 CLOUDD_SRC  := $(filter-out cloudd/cloudd.c cloudd/dcctl.c,$(wildcard cloudd/*.c))
 DEVICED_SRC := $(filter-out deviced/deviced.c,$(wildcard deviced/*.c))
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 BENCH_SRC   := $(wildcard tests/bench/*.c)
-TOOL_SRC    := $(wildcard tools/*.c)
+TOOL_SRC    := $(wildcard scripts/tools/dccl-*.c tests/tools/dccl-*.c)
+# Code the offline tools (and their unit tests) share; no daemon links it.
+TOOLLIB_SRC := $(filter-out $(TOOL_SRC),$(wildcard scripts/tools/*.c))
 
 obj = $(patsubst %.c,$(OBJ)/%.o,$(1))
 LIBSHARED  := $(BUILD)/libdcclshared.a
 LIBCLOUDD  := $(BUILD)/libcloudd.a
 LIBDEVICED := $(BUILD)/libdeviced.a
+LIBTOOLS   := $(BUILD)/libdccltools.a
 
 UNIT_BIN  := $(patsubst tests/unit/%.c,$(BIN)/%,$(UNIT_SRC))
 BENCH_BIN := $(patsubst tests/bench/%.c,$(BIN)/%,$(BENCH_SRC))
-TOOL_BIN  := $(patsubst tools/%.c,$(BIN)/%,$(TOOL_SRC))
+TOOL_BIN  := $(addprefix $(BIN)/,$(basename $(notdir $(TOOL_SRC))))
 PROGS	  := $(BIN)/cloudd $(BIN)/deviced $(BIN)/dcctl $(TOOL_BIN)
 
 .PHONY: loadtest fuzz fuzz-build fuzz-bins all deps check test unit integ demo sanitize bench eval eval-dp clean install
@@ -134,7 +139,11 @@ $(LIBDEVICED): $(call obj,$(DEVICED_SRC))
 	@rm -f $@
 	ar rcs $@ $^
 
-LIBS := $(LIBCLOUDD) $(LIBDEVICED) $(LIBSHARED)
+$(LIBTOOLS): $(call obj,$(TOOLLIB_SRC))
+	@rm -f $@
+	ar rcs $@ $^
+
+LIBS := $(LIBTOOLS) $(LIBCLOUDD) $(LIBDEVICED) $(LIBSHARED)
 
 $(BIN)/cloudd: $(OBJ)/cloudd/cloudd.o $(LIBCLOUDD) $(LIBSHARED)
 	@mkdir -p $(BIN)
@@ -156,17 +165,21 @@ $(BIN)/%: $(OBJ)/tests/bench/%.o $(LIBS)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
 
-$(BIN)/%: $(OBJ)/tools/%.o $(LIBS)
+$(BIN)/%: $(OBJ)/scripts/tools/%.o $(LIBS)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+
+$(BIN)/%: $(OBJ)/tests/tools/%.o $(LIBS)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
 
 # --- fuzzing (libFuzzer, clang) ----------------------------------------------
-# make fuzz builds every fuzz/fuzz_*.c harness with clang, ASan and UBSan
+# make fuzz builds every tests/fuzz/fuzz_*.c harness with clang, ASan and UBSan
 # in build/fuzz (the libraries too) and runs each for FUZZ_SECONDS on a copy
-# of its seed corpus fuzz/corpus/<name>/ (scripts/fuzz.sh). It installs
+# of its seed corpus tests/fuzz/corpus/<name>/ (scripts/fuzz.sh). It installs
 # clang and libclang-rt-14-dev itself when they are missing.
-FUZZ_SRC   := $(wildcard fuzz/fuzz_*.c)
-FUZZ_BIN   := $(patsubst fuzz/%.c,$(BIN)/%,$(FUZZ_SRC))
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN   := $(patsubst tests/fuzz/%.c,$(BIN)/%,$(FUZZ_SRC))
 FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -Wno-error
 FUZZ_SECONDS ?= 30
 
@@ -182,7 +195,7 @@ fuzz-build:
 
 fuzz-bins: $(FUZZ_BIN)
 
-$(BIN)/fuzz_%: $(OBJ)/fuzz/fuzz_%.o $(LIBS)
+$(BIN)/fuzz_%: $(OBJ)/tests/fuzz/fuzz_%.o $(LIBS)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(LIBS) $(LDLIBS)
 
@@ -191,4 +204,95 @@ clean:
 
 -include $(shell find $(OBJ) -name '*.d' 2>/dev/null)
 
-include mk/install.mk
+# --- make install -------------------------------------------------------------
+#
+#   make install [PREFIX=/usr/local] [DESTDIR=]
+#
+# Layout (FHS; man sections follow the directories):
+#   $(SBINDIR)         cloudd deviced             daemons, man section 8
+#   $(BINDIR)          dcctl dccl-data dccl-probe user/admin tools, section 1
+#   $(MANDIR)/man{1,5,8}
+#   $(UNITDIR)         dccl-cloudd.service dccl-deviced@.service
+#   $(SYSUSERSDIR)     dccl.conf (the "dccl" system user)
+#   $(SYSCONFDIR)/dccl cloudd.conf deviced/example.conf deviced-{low,mid,high}.conf
+#
+# Configuration always goes to /etc (not $(PREFIX)/etc): the units read
+# /etc/dccl, and a /usr/local install is still configured in /etc. Existing
+# configuration files are never overwritten (an admin's edits survive a
+# reinstall); a fresh copy is written next to them as FILE.dist.
+#
+# PREFIX=/usr puts units in /lib/systemd/system (Debian's
+# systemdsystemunitdir) and sysusers in /usr/lib/sysusers.d; any other
+# prefix uses $(PREFIX)/lib/..., which systemd also searches for
+# /usr/local. The units' ExecStart= paths are rewritten to $(SBINDIR).
+#
+# Uses $(BIN) (where the built programs are) and builds "all" first. Nothing here runs systemctl or systemd-sysusers:
+# DESTDIR installs must stay side-effect free (packagers run them in
+# postinst; see cloudd(8)).
+
+PREFIX	?= /usr/local
+DESTDIR	?=
+BINDIR	?= $(PREFIX)/bin
+SBINDIR	?= $(PREFIX)/sbin
+MANDIR	?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+ifeq ($(PREFIX),/usr)
+UNITDIR	?= /lib/systemd/system
+else
+UNITDIR	?= $(PREFIX)/lib/systemd/system
+endif
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+INSTALL	?= install
+
+INST_SBIN  := cloudd deviced
+INST_BIN   := dcctl dccl-data dccl-probe
+INST_MAN1  := conf/man/dcctl.1
+INST_MAN5  := conf/man/dccl.conf.5
+INST_MAN8  := conf/man/cloudd.8 conf/man/deviced.8
+INST_UNITS := conf/systemd/dccl-cloudd.service conf/systemd/dccl-deviced@.service
+INST_CLASS := conf/deviced-low.conf conf/deviced-mid.conf conf/deviced-high.conf
+
+# install_conf SRC DST: copy unless DST exists; then write DST.dist instead.
+install_conf = if [ -e "$(2)" ]; then \
+		$(INSTALL) -m 0644 "$(1)" "$(2).dist"; \
+		echo "install: kept $(2); new version in $(2).dist"; \
+	else $(INSTALL) -m 0644 "$(1)" "$(2)"; fi
+
+.PHONY: install uninstall
+
+install: all
+	$(INSTALL) -d "$(DESTDIR)$(SBINDIR)" "$(DESTDIR)$(BINDIR)" \
+	    "$(DESTDIR)$(MANDIR)/man1" "$(DESTDIR)$(MANDIR)/man5" \
+	    "$(DESTDIR)$(MANDIR)/man8" "$(DESTDIR)$(UNITDIR)" \
+	    "$(DESTDIR)$(SYSUSERSDIR)" "$(DESTDIR)$(SYSCONFDIR)/dccl/deviced"
+	$(INSTALL) -m 0755 $(addprefix $(BIN)/,$(INST_SBIN)) "$(DESTDIR)$(SBINDIR)"
+	$(INSTALL) -m 0755 $(addprefix $(BIN)/,$(INST_BIN)) "$(DESTDIR)$(BINDIR)"
+	$(INSTALL) -m 0644 $(INST_MAN1) "$(DESTDIR)$(MANDIR)/man1"
+	$(INSTALL) -m 0644 $(INST_MAN5) "$(DESTDIR)$(MANDIR)/man5"
+	$(INSTALL) -m 0644 $(INST_MAN8) "$(DESTDIR)$(MANDIR)/man8"
+	for u in $(INST_UNITS); do \
+		sed 's|/usr/local/sbin/|$(SBINDIR)/|' "$$u" >"$(DESTDIR)$(UNITDIR)/$${u##*/}" && \
+		chmod 0644 "$(DESTDIR)$(UNITDIR)/$${u##*/}" || exit 1; \
+	done
+	$(INSTALL) -m 0644 conf/systemd/dccl.sysusers.conf "$(DESTDIR)$(SYSUSERSDIR)/dccl.conf"
+	@$(call install_conf,conf/cloudd.conf,$(DESTDIR)$(SYSCONFDIR)/dccl/cloudd.conf)
+	@$(call install_conf,conf/deviced.conf,$(DESTDIR)$(SYSCONFDIR)/dccl/deviced/example.conf)
+	@for f in $(INST_CLASS); do \
+		$(call install_conf,$$f,$(DESTDIR)$(SYSCONFDIR)/dccl/$${f##*/}) || exit 1; \
+	done
+
+uninstall:
+	rm -f $(addprefix "$(DESTDIR)$(SBINDIR)"/,$(INST_SBIN)) \
+	    $(addprefix "$(DESTDIR)$(BINDIR)"/,$(INST_BIN)) \
+	    "$(DESTDIR)$(MANDIR)/man1/dcctl.1" "$(DESTDIR)$(MANDIR)/man5/dccl.conf.5" \
+	    "$(DESTDIR)$(MANDIR)/man8/cloudd.8" "$(DESTDIR)$(MANDIR)/man8/deviced.8" \
+	    "$(DESTDIR)$(UNITDIR)/dccl-cloudd.service" \
+	    "$(DESTDIR)$(UNITDIR)/dccl-deviced@.service" \
+	    "$(DESTDIR)$(SYSUSERSDIR)/dccl.conf"
+	@echo "uninstall: left $(DESTDIR)$(SYSCONFDIR)/dccl and /var/lib/dccl in place"
+
+# Regenerates conf/man/dccl.conf.5 from the option tables (see conf/man/gen-conf-man.sh).
+.PHONY: man
+man: $(BIN)/cloudd $(BIN)/deviced
+	sh conf/man/gen-conf-man.sh $(BIN) >conf/man/dccl.conf.5.tmp
+	mv conf/man/dccl.conf.5.tmp conf/man/dccl.conf.5

@@ -34,7 +34,7 @@
 #include "shared/fsutil.h"
 #include "shared/log.h"
 #include "shared/notify.h"
-#include "shared/ofa.h"
+#include "shared/ml/ofa.h"
 #include "shared/xmalloc.h"
 
 #define CD_OFF(f) offsetof(struct cloudd_conf, f)

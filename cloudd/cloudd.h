@@ -14,7 +14,7 @@
 #include "dccl.pb-c.h"
 #include "shared/conf.h"
 #include "shared/nnuv.h"
-#include "shared/sample.h"
+#include "shared/data/sample.h"
 
 #define CLOUDD_VERSION	"0.1.0"
 #define RPC_N_BODIES	90	/* > largest Envelope body field number */

@@ -33,7 +33,7 @@
 #include "cloudd/distill.h"
 #include "cloudd/rpc.h"
 #include "dccl.pb-c.h"
-#include "shared/dataset.h"
+#include "shared/data/dataset.h"
 #include "shared/log.h"
 #include "shared/xmalloc.h"
 

@@ -1,5 +1,5 @@
 /*
- * distill: MoMoDistill (DCCL, papers.md section 3). The cloud model is
+ * distill: MoMoDistill (DCCL, shared/ml/README.md section 3). The cloud model is
  * trained again on the pool with
  *
  *   L = BCE(y, f(x)) + lambda * w_u * BCE(sigmoid(f_u(x)), sigmoid(f(x)))
@@ -24,8 +24,8 @@
 
 #include "cloudd/cloudd.h"
 #include "cloudd/store.h"
-#include "shared/ctr.h"
-#include "shared/ctr_io.h"
+#include "shared/ml/ctr.h"
+#include "shared/ml/ctr_io.h"
 
 enum { DISTILL_STALE_DROP = 0, DISTILL_STALE_DECAY };
 

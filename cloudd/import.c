@@ -1,5 +1,5 @@
 /*
- * import: bulk pool import from a samples CSV (shared/dataset.h format), in
+ * import: bulk pool import from a samples CSV (shared/data/dataset.h format), in
  * one transaction with a prepared statement. `cloudd --import FILE` runs it
  * directly; `dcctl import FILE` runs it in the threadpool on a connection of
  * its own, then reloads the pool snapshot (and trains a first model when
@@ -12,7 +12,7 @@
 
 #include "cloudd/cloudd.h"
 #include "cloudd/rpc.h"
-#include "shared/dataset.h"
+#include "shared/data/dataset.h"
 #include "shared/log.h"
 #include "shared/wire.h"
 

@@ -29,9 +29,9 @@
 
 #include "cloudd/cloudd.h"
 #include "cloudd/rpc.h"
-#include "shared/ctr.h"
-#include "shared/ctr_io.h"
-#include "shared/dataset.h"
+#include "shared/ml/ctr.h"
+#include "shared/ml/ctr_io.h"
+#include "shared/data/dataset.h"
 #include "shared/log.h"
 #include "shared/xmalloc.h"
 

@@ -31,11 +31,11 @@
 #include "cloudd/ofa_train.h"
 #include "cloudd/rpc.h"
 #include "cloudd/seal.h"
-#include "shared/ctr.h"
-#include "shared/ctr_io.h"
+#include "shared/ml/ctr.h"
+#include "shared/ml/ctr_io.h"
 #include "shared/log.h"
-#include "shared/ofa.h"
-#include "shared/ofa_io.h"
+#include "shared/ml/ofa.h"
+#include "shared/ml/ofa_io.h"
 #include "shared/xmalloc.h"
 
 struct ofa_cloud {

@@ -1,6 +1,6 @@
 /*
  * ofa_train: the cloud half of Forward-OFA (README "Forward-OFA",
- * shared/ofa.h). After each CTR training or distillation job, the same
+ * shared/ml/ofa.h). After each CTR training or distillation job, the same
  * threadpool job trains the OFA model on the same pool split with the new
  * CTR model's embedding tables frozen and stores it, packed whole, in the
  * store's ofa_models table under that CTR version. The loop keeps the OFA

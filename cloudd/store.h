@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "shared/sample.h"
+#include "shared/data/sample.h"
 
 #define STORE_SCHEMA_VERSION 4
 

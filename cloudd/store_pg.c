@@ -35,7 +35,7 @@
 
 #include "cloudd/store.h"
 #include "cloudd/store_impl.h"
-#include "shared/dataset.h"
+#include "shared/data/dataset.h"
 #include "shared/xmalloc.h"
 
 struct pg {

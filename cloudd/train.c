@@ -2,7 +2,7 @@
  * train: cloud training of the global CTR model on the pool, in the
  * threadpool. The job works on its own copy of the pool snapshot, trains
  * with Adam and early stopping on a validation slice (the last val-frac of
- * each user's pool samples, papers.md), measures validation metrics, packs
+ * each user's pool samples, shared/ml/README.md), measures validation metrics, packs
  * the model with its r_g (share of positives in the training samples),
  * computes the pool's representation vectors and retrieval index for the
  * new version, and commits model and vectors on a connection of its own.
@@ -22,11 +22,11 @@
 #include "cloudd/cloudd.h"
 #include "cloudd/distill.h"
 #include "cloudd/ofa_train.h"
-#include "shared/ctr.h"
-#include "shared/ctr_io.h"
-#include "shared/dataset.h"
+#include "shared/ml/ctr.h"
+#include "shared/ml/ctr_io.h"
+#include "shared/data/dataset.h"
 #include "shared/log.h"
-#include "shared/metrics.h"
+#include "shared/ml/metrics.h"
 #include "shared/xmalloc.h"
 
 struct train_job {

@@ -29,8 +29,8 @@
 #include "deviced/app.h"
 #include "deviced/deviced.h"
 #include "deviced/ofa_dev.h"
-#include "shared/ctr.h"
-#include "shared/dataset.h"
+#include "shared/ml/ctr.h"
+#include "shared/data/dataset.h"
 #include "shared/log.h"
 #include "shared/xmalloc.h"
 

@@ -17,7 +17,7 @@
 #include "deviced/dstore.h"
 #include "shared/conf.h"
 #include "shared/nnuv.h"
-#include "shared/sample.h"
+#include "shared/data/sample.h"
 
 #define DEVICED_VERSION "0.1.0"
 

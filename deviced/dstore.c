@@ -7,7 +7,7 @@
 
 #include "deviced/dstore.h"
 #include "shared/db.h"
-#include "shared/dataset.h"
+#include "shared/data/dataset.h"
 #include "shared/xmalloc.h"
 
 struct dstore {

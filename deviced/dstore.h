@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "shared/sample.h"
+#include "shared/data/sample.h"
 
 struct dstore;
 

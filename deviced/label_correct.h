@@ -2,7 +2,7 @@
  * label_correct: CTR-drift label correction (Ding et al. 2022). A user's
  * local CTR r_u drifts from the global CTR r_g of the cloud's training
  * data; before fine-tuning, the local labels are changed so the local prior
- * matches r_g. Two forms (papers.md):
+ * matches r_g. Two forms (shared/ml/README.md):
  *
  *  LC_SOFT   the paper's: soft labels whose mean is exactly r_g, order
  *            preserved: r_u > r_g -> positives get r_g / r_u, negatives 0;

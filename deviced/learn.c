@@ -31,11 +31,11 @@
 #include "deviced/label_correct.h"
 #include "deviced/ofa_dev.h"
 #include "deviced/sample_filter.h"
-#include "shared/ctr.h"
-#include "shared/ctr_io.h"
-#include "shared/dataset.h"
+#include "shared/ml/ctr.h"
+#include "shared/ml/ctr_io.h"
+#include "shared/data/dataset.h"
 #include "shared/log.h"
-#include "shared/metrics.h"
+#include "shared/ml/metrics.h"
 #include "shared/xmalloc.h"
 
 enum { ADAPT_NONE = 0, ADAPT_MP, ADAPT_FT };

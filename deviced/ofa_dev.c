@@ -30,12 +30,12 @@
 
 #include "deviced/deviced.h"
 #include "deviced/ofa_dev.h"
-#include "shared/ctr.h"
-#include "shared/ctr_io.h"
-#include "shared/dataset.h"
+#include "shared/ml/ctr.h"
+#include "shared/ml/ctr_io.h"
+#include "shared/data/dataset.h"
 #include "shared/log.h"
-#include "shared/ofa.h"
-#include "shared/ofa_io.h"
+#include "shared/ml/ofa.h"
+#include "shared/ml/ofa_io.h"
 #include "shared/xmalloc.h"
 
 #define OFA_DEV_MAX_PART	((size_t)64 << 20)

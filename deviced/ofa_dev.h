@@ -1,6 +1,6 @@
 /*
  * ofa_dev: the device half of Forward-OFA (README "Forward-OFA",
- * shared/ofa.h). Once the CTR model of version v is installed, a device
+ * shared/ml/ofa.h). Once the CTR model of version v is installed, a device
  * with learn.ofa (or an evaluation run scoring ofa-* methods) enters
  * DEV_OFA: it downloads the base of v's OFA model (stem, head,
  * controllers), runs the controller for its own budget over its recent

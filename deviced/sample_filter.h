@@ -8,7 +8,7 @@
  * The classifier is L2-regularised logistic regression, trained full-batch
  * with class-balanced weights: with 10 local and 100 retrieved samples an
  * unweighted model puts nearly every retrieved sample below 0.5 and a fixed
- * tau keeps nothing (papers.md), so the classes are weighted to equal mass
+ * tau keeps nothing (shared/ml/README.md, CoDA), so the classes are weighted to equal mass
  * and p(local) is calibrated to a 1:1 prior. Keep rule: p >= tau, or the
  * top rho share by p (rho > 0 wins). Any thread; no state between calls.
  */

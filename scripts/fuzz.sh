@@ -1,8 +1,8 @@
 #!/bin/sh
-# fuzz.sh deps|run: the libFuzzer harnesses (fuzz/fuzz_*.c).
+# fuzz.sh deps|run: the libFuzzer harnesses (tests/fuzz/fuzz_*.c).
 #   deps  installs clang and libFuzzer (libclang-rt-14-dev) when missing
 #   run   runs each build/fuzz/bin/fuzz_* for FUZZ_SECONDS (default 30) on a
-#         copy of fuzz/corpus/<name>/ and prints execs and crashes; exits 1
+#         copy of tests/fuzz/corpus/<name>/ and prints execs and crashes; exits 1
 #         on any crash (the reproducer is kept in build/fuzz/crashes/).
 # FUZZ_ONLY="envelope conf" runs a subset.
 set -eu
@@ -33,7 +33,7 @@ for bin in build/fuzz/bin/fuzz_*; do
 	fi
 	work=$out/$name.corpus
 	rm -rf "$work"; mkdir -p "$work"
-	cp fuzz/corpus/"$name"/* "$work"/ 2>/dev/null || true
+	cp tests/fuzz/corpus/"$name"/* "$work"/ 2>/dev/null || true
 	r=0
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

@@ -21,9 +21,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "shared/ctr.h"
-#include "shared/ofa.h"
-#include "shared/ofa_io.h"
+#include "shared/ml/ctr.h"
+#include "shared/ml/ofa.h"
+#include "shared/ml/ofa_io.h"
 #include "shared/rng.h"
 
 void	openblas_set_num_threads(int);

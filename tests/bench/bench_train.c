@@ -26,8 +26,8 @@
 
 #include <cblas.h>
 
-#include "shared/ctr.h"
-#include "shared/kern.h"
+#include "shared/ml/ctr.h"
+#include "shared/ml/kern.h"
 #include "shared/rng.h"
 
 #define N_USERS		2000

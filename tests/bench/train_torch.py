@@ -4,7 +4,7 @@
     /usr/bin/python3 tests/bench/train_torch.py
     (needs Debian's python3-torch; this script does not install anything)
 
-Same model as shared/ctr.c without MetaPatch: embeddings (D=16) of user,
+Same model as shared/ml/ctr.c without MetaPatch: embeddings (D=16) of user,
 item, mean genre bag, hour, weekday and the mean of the last K=20 history
 items (the item table is shared), concatenated, MLP 128-64 with ReLU, one
 logit, BCE-with-logits, Adam lr 1e-3, batch 256. Synthetic data drawn like

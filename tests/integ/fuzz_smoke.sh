@@ -1,4 +1,4 @@
-# The libFuzzer harnesses (fuzz/fuzz_*.c: envelope + auth, request
+# The libFuzzer harnesses (tests/fuzz/fuzz_*.c: envelope + auth, request
 # validation, config parser, dataset and model parsers) build with clang
 # and each runs ~5 s on its seed corpus without a crash, leak or UB report.
 # Longer runs: make fuzz FUZZ_SECONDS=N.

@@ -100,8 +100,8 @@ for name, (ctx, text) in list(df_text.items())[:1]:
 		for src in args[:-1]:
 			if not os.path.exists(os.path.join(ctx, src)): err(f"COPY {src}: not in the repository")
 			if args[-1].rstrip("/") == "/usr/local/bin": on_path.add(os.path.basename(src))
-	# Installed by make install (mk/install.mk), hence in /usr/local/{bin,sbin}.
-	mk = open(os.path.join(root, "mk/install.mk")).read()
+	# Installed by make install (the Makefile's install rules), hence in /usr/local/{bin,sbin}.
+	mk = open(os.path.join(root, "Makefile")).read()
 	for v in ("INST_SBIN", "INST_BIN"):
 		on_path |= set(re.search(rf"^{v}\s*:=\s*(.*)$", mk, re.M).group(1).split())
 	for sname, s in svcs.items():

@@ -13,8 +13,6 @@ if ! command -v mandoc >/dev/null 2>&1; then
 fi
 
 MKF=""
-grep -q '^include mk/install.mk' "$ROOT/Makefile" ||
-    MKF="-f Makefile -f mk/install.mk"
 inst() {	# DESTDIR [make variables...]: installs the binaries under test
 	d=$1; shift
 	# shellcheck disable=SC2086
@@ -107,10 +105,10 @@ for p in usr/share/man/man8/cloudd.8 usr/share/man/man8/deviced.8 \
 done
 
 log "dccl.conf(5) covers every option and is up to date"
-sh "$ROOT/man/gen-conf-man.sh" "$BIN" >"$T/dccl.conf.5" || die "gen-conf-man.sh"
-diff -u "$ROOT/man/dccl.conf.5" "$T/dccl.conf.5" >"$T/man.diff" || {
+sh "$ROOT/conf/man/gen-conf-man.sh" "$BIN" >"$T/dccl.conf.5" || die "gen-conf-man.sh"
+diff -u "$ROOT/conf/man/dccl.conf.5" "$T/dccl.conf.5" >"$T/man.diff" || {
 	head -40 "$T/man.diff"
-	die "man/dccl.conf.5 is stale: run 'make man'"
+	die "conf/man/dccl.conf.5 is stale: run 'make man'"
 }
 for prog in cloudd deviced; do
 	"$BIN/$prog" --example-config | awk '

@@ -11,11 +11,8 @@ command -v systemd-analyze >/dev/null 2>&1 ||
 command -v python3 >/dev/null 2>&1 || skip "python3 not installed"
 
 # make install into $T/root, of the binaries under test ($BIN, built
-# before the tests run: "-o all" keeps make from rebuilding them). Works
-# whether or not the Makefile includes mk/install.mk yet.
+# before the tests run: "-o all" keeps make from rebuilding them).
 MKF=""
-grep -q '^include mk/install.mk' "$ROOT/Makefile" ||
-    MKF="-f Makefile -f mk/install.mk"
 log "make install DESTDIR=$T/root PREFIX=/usr"
 # shellcheck disable=SC2086
 make -C "$ROOT" --no-print-directory $MKF -o all install BIN="$BIN" \

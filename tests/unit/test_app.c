@@ -14,8 +14,8 @@
 #include <cmocka.h>
 
 #include "deviced/app.h"
-#include "shared/ctr.h"
-#include "shared/dataset.h"
+#include "shared/ml/ctr.h"
+#include "shared/data/dataset.h"
 
 static void
 add(struct dataset *ds, uint32_t item, int64_t ts, float label)

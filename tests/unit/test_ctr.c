@@ -1,5 +1,5 @@
 /*
- * test_ctr: cmocka tests for shared/ctr.c and shared/ctr_io.c on tiny
+ * test_ctr: cmocka tests for shared/ml/ctr.c and shared/ml/ctr_io.c on tiny
  * synthetic datasets built here.
  *
  * The whole-model gradient check perturbs each float32 parameter by
@@ -23,8 +23,8 @@
 #include <cmocka.h>
 
 #include "model.pb-c.h"
-#include "shared/ctr.h"
-#include "shared/ctr_io.h"
+#include "shared/ml/ctr.h"
+#include "shared/ml/ctr_io.h"
 #include "shared/rng.h"
 
 void	openblas_set_num_threads(int);

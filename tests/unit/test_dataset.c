@@ -33,7 +33,7 @@
 
 #include <cmocka.h>
 
-#include "shared/dataset.h"
+#include "shared/data/dataset.h"
 #include "shared/rng.h"
 
 static char fixdir[1024];

@@ -31,8 +31,8 @@
 
 #include "cloudd/distill.h"
 #include "dccl.pb-c.h"
-#include "shared/ctr.h"
-#include "shared/ctr_io.h"
+#include "shared/ml/ctr.h"
+#include "shared/ml/ctr_io.h"
 #include "shared/rng.h"
 
 void	openblas_set_num_threads(int);

@@ -1,5 +1,5 @@
 /*
- * test_eval: the evaluation aggregator (shared/evalagg) on hand-computed
+ * test_eval: the evaluation aggregator (scripts/tools/evalagg) on hand-computed
  * inputs: GAUC, users improved, long tail, HR/NDCG, pooling over runs,
  * methods missing for some users, row order, the bootstrap on a clearly
  * better and on an equal method, and file:line errors on malformed input.
@@ -18,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "shared/evalagg.h"
+#include "scripts/tools/evalagg.h"
 #include "shared/rng.h"
 
 #define NEAR(a, b) assert_true(fabs((a) - (b)) < 1e-9)

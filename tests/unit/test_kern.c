@@ -1,5 +1,5 @@
 /*
- * test_kern: cmocka tests for shared/kern.c.
+ * test_kern: cmocka tests for shared/ml/kern.c.
  *
  * Gradient checks: every layer's float backward is compared against central
  * finite differences of an independent double-precision reference forward
@@ -20,7 +20,7 @@
 #include <cmocka.h>
 #include <cblas.h>
 
-#include "shared/kern.h"
+#include "shared/ml/kern.h"
 #include "shared/rng.h"
 
 void	openblas_set_num_threads(int);

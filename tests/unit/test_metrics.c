@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "shared/metrics.h"
+#include "shared/ml/metrics.h"
 #include "shared/rng.h"
 
 #define NEAR(a, b) assert_true(fabs((a) - (b)) < 1e-9)

@@ -1,5 +1,5 @@
 /*
- * test_ofa: cmocka tests for shared/ofa.c (Forward-OFA) and shared/ofa_io.c.
+ * test_ofa: cmocka tests for shared/ml/ofa.c (Forward-OFA) and shared/ml/ofa_io.c.
  *
  * Gradient checks perturb each float32 parameter by +-1e-3 (the actual
  * float step is the denominator) and compare central differences of the
@@ -24,9 +24,9 @@
 
 #include <cmocka.h>
 
-#include "shared/ctr.h"
-#include "shared/ofa.h"
-#include "shared/ofa_io.h"
+#include "shared/ml/ctr.h"
+#include "shared/ml/ofa.h"
+#include "shared/ml/ofa_io.h"
 #include "shared/rng.h"
 
 void	openblas_set_num_threads(int);

@@ -34,7 +34,7 @@
 #include <unistd.h>
 
 #include "cloudd/store.h"
-#include "shared/dataset.h"
+#include "shared/data/dataset.h"
 
 static char tmpdir[256];
 static int db_seq;

@@ -9,7 +9,7 @@
  * Each DIR is one run (one seed) and holds the per-device prediction files
  * deviced writes with deviced.eval-dir set (*.csv, lines
  * "method,user,item,label,score"). The metrics, their pooling over runs and
- * the paired bootstrap against the baseline are those of shared/evalagg.h.
+ * the paired bootstrap against the baseline are those of scripts/tools/evalagg.h.
  * Extra columns (device time, memory, bytes) are the means of the
  * "method,column,value" lines of the runs' *.extra files and --extra.
  * The Markdown table goes to stdout and, with --out, to OUTDIR/NAME.md
@@ -24,7 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "shared/evalagg.h"
+#include "scripts/tools/evalagg.h"
 #include "shared/xmalloc.h"
 
 static const char *prog = "dccl-eval";

@@ -30,9 +30,9 @@
 
 #include <cblas.h>
 
-#include "shared/ctr.h"
-#include "shared/kern.h"
-#include "shared/ofa.h"
+#include "shared/ml/ctr.h"
+#include "shared/ml/kern.h"
+#include "shared/ml/ofa.h"
 #include "shared/rng.h"
 #include "shared/xmalloc.h"
 

@@ -1,6 +1,6 @@
 /*
  * dataset: building, loading, splitting and exchanging struct dataset
- * (shared/sample.h). Everything here is plain data work with no global
+ * (shared/data/sample.h). Everything here is plain data work with no global
  * state, so any thread may call any function on objects it owns.
  *
  * Conventions
@@ -23,7 +23,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "shared/sample.h"
+#include "shared/data/sample.h"
 
 #define DATASET_HIST_DEFAULT	20
 #define DATASET_FIELD_MAX	1024	/* longest accepted field, bytes */
@@ -279,7 +279,7 @@ int	dataset_read_csv(struct dataset *ds, const char *path,
  *   n_genres=20
  *   genres=Action|Adventure|...   (names in bit order, '|'-separated)
  * Unknown keys are ignored on read. Raw ids are not in it (see items.csv
- * written by tools/dccl-data).
+ * written by scripts/tools/dccl-data).
  */
 int	dataset_meta_write(const char *path, const struct dataset_meta *m);
 int	dataset_meta_read(struct dataset_meta *m, const char *path,

@@ -23,8 +23,8 @@
 #include <sodium.h>
 
 #include "model.pb-c.h"
-#include "shared/ctr.h"
-#include "shared/ctr_io.h"
+#include "shared/ml/ctr.h"
+#include "shared/ml/ctr_io.h"
 #include "shared/xmalloc.h"
 
 const char *

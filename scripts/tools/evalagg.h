@@ -47,7 +47,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "shared/metrics.h"
+#include "shared/ml/metrics.h"
 
 #define EVALAGG_NAME_MAX	64
 #define EVALAGG_ID_MAX		(1u << 27)	/* bounds per-user arrays */
@@ -244,7 +244,7 @@ int	evalagg_extra_read_dir(struct evalagg_extra *x, const char *dir,
 /* --- output -------------------------------------------------------------- */
 
 /*
- * Markdown: a table in papers.md's layout (ctr: GAUC, AUC, logloss, users
+ * Markdown: a table in the evaluation protocol's layout (ctr: GAUC, AUC, logloss, users
  * improved, long-tail GAUC, ΔGAUC interval; ranking: HR@K, NDCG@K, GAUC and
  * the three intervals), extra columns appended, then notes. x may be NULL.
  */

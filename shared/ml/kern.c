@@ -23,7 +23,7 @@
 #include <emmintrin.h>
 #endif
 
-#include "shared/kern.h"
+#include "shared/ml/kern.h"
 
 /* ---- embedding lookup ---------------------------------------------------- */
 

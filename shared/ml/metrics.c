@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "shared/metrics.h"
+#include "shared/ml/metrics.h"
 #include "shared/rng.h"
 #include "shared/xmalloc.h"
 

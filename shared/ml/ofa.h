@@ -1,5 +1,5 @@
 /*
- * ofa: the Forward-OFA model (papers.md section 4, "ours"): a backbone of L
+ * ofa: the Forward-OFA model (shared/ml/README.md, section 4): a backbone of L
  * residual MLP blocks whose structure (which blocks are assembled) and
  * parameters are computed from the device's recent behaviour and budget in
  * one forward pass, with no backpropagation on the device.
@@ -47,7 +47,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "shared/sample.h"
+#include "shared/data/sample.h"
 
 struct ctr;
 

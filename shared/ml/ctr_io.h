@@ -25,7 +25,7 @@
 #include <sodium.h>
 
 #include "model.pb-c.h"
-#include "shared/ctr.h"
+#include "shared/ml/ctr.h"
 
 #define CTR_IO_FORMAT		1
 #define CTR_IO_KIND		"ctr"

@@ -23,8 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "shared/ctr.h"
-#include "shared/kern.h"
+#include "shared/ml/ctr.h"
+#include "shared/ml/kern.h"
 #include "shared/rng.h"
 #include "shared/xmalloc.h"
 

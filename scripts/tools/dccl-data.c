@@ -8,7 +8,7 @@
  *   dccl-data stats FILE|DIR                       summary of any of these
  *
  * Output layout (all sample files in the samples CSV format of
- * shared/dataset.h, dense ids):
+ * shared/data/dataset.h, dense ids):
  *   OUTDIR/meta.txt                    dataset_meta_write() format
  *   OUTDIR/pool.csv                    every user's pool share (cloud)
  *   OUTDIR/devices/<user>.local.csv    the device's local share
@@ -32,7 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "shared/dataset.h"
+#include "shared/data/dataset.h"
 #include "shared/rng.h"
 #include "shared/xmalloc.h"
 
@@ -234,7 +234,7 @@ write_layout(const char *out, const struct dataset *ds,
 }
 
 /*
- * Ranking task (papers.md: every rating is an interaction, each test
+ * Ranking task (shared/ml/README.md: every rating is an interaction, each test
  * interaction ranked against 99 items the user never rated). ds holds all
  * ratings; they all become positives (label 1) and the histories are
  * rebuilt over them, so every rating counts as behaviour. The positives are

@@ -1,13 +1,13 @@
 #!/bin/sh
 # gen-conf-man.sh [BIN]: writes dccl.conf(5) to stdout from the prose in
-# man/dccl.conf.5.in and the option tables, as printed by
+# conf/man/dccl.conf.5.in and the option tables, as printed by
 # "BIN/cloudd --example-config" and "BIN/deviced --example-config". The
 # tables are the single source of every option, type, range and default, so
 # the page cannot drift from the code: regenerate with "make man" after
 # changing an option (tests/integ/ops_install.sh fails on a stale page).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-BIN=${1:-$here/../bin}
+BIN=${1:-$here/../../bin}
 
 # example-config -> mdoc: one .Ss per INI section, one .It per option.
 # Input per option: "# help", "# type[, range]; default D[; reloadable]",

@@ -29,12 +29,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "shared/ctr.h"
-#include "shared/ctr_io.h"
-#include "shared/dataset.h"
-#include "shared/metrics.h"
-#include "shared/ofa.h"
-#include "shared/ofa_io.h"
+#include "shared/ml/ctr.h"
+#include "shared/ml/ctr_io.h"
+#include "shared/data/dataset.h"
+#include "shared/ml/metrics.h"
+#include "shared/ml/ofa.h"
+#include "shared/ml/ofa_io.h"
 #include "shared/xmalloc.h"
 
 void	openblas_set_num_threads(int);

@@ -30,7 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "shared/dataset.h"
+#include "shared/data/dataset.h"
 #include "shared/rng.h"
 #include "shared/xmalloc.h"
 

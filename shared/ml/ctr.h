@@ -40,7 +40,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "shared/sample.h"
+#include "shared/data/sample.h"
 
 #define CTR_MAX_LAYERS	4
 #define CTR_MAX_TENSORS	32

@@ -12,9 +12,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "shared/ctr.h"
-#include "shared/ctr_io.h"
-#include "shared/dataset.h"
+#include "shared/ml/ctr.h"
+#include "shared/ml/ctr_io.h"
+#include "shared/data/dataset.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -2,7 +2,7 @@
  * evalagg: see evalagg.h for the file formats and what each number means.
  *
  * DESIGN. Rows are kept per run and per method as plain arrays, exactly as
- * read. Every metric is computed by shared/metrics.c; this file only
+ * read. Every metric is computed by shared/ml/metrics.c; this file only
  * groups rows, selects users (long tail, users present under two methods)
  * and pools per-user values over runs. Per-user arrays are indexed by the
  * dense user id, so ids are bounded (EVALAGG_ID_MAX) when read.
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "shared/evalagg.h"
+#include "scripts/tools/evalagg.h"
 #include "shared/xmalloc.h"
 
 static void

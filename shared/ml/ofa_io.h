@@ -20,8 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "shared/ctr_io.h"
-#include "shared/ofa.h"
+#include "shared/ml/ctr_io.h"
+#include "shared/ml/ofa.h"
 
 #define OFA_IO_KIND	"ofa"
 #define OFA_IO_ALL	0xffffffffu	/* every block */

@@ -21,8 +21,8 @@
 #include <sodium.h>
 
 #include "model.pb-c.h"
-#include "shared/ofa.h"
-#include "shared/ofa_io.h"
+#include "shared/ml/ofa.h"
+#include "shared/ml/ofa_io.h"
 #include "shared/xmalloc.h"
 
 static int
