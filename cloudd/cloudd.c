@@ -31,6 +31,8 @@
 #include "cloudd/metrics.h"
 #include "cloudd/seal.h"
 #include "cloudd/ofa_train.h"
+#include "cloudd/rpc.h"
+#include "shared/clock.h"
 #include "shared/fsutil.h"
 #include "shared/log.h"
 #include "shared/notify.h"
@@ -198,15 +200,6 @@ static const struct conf_opt cloudd_opts[] = {
 	{ NULL }
 };
 
-double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void
 usage(FILE *f)
 {
@@ -231,11 +224,13 @@ closed_cb(struct nnuv *s)
 	cd->n_open--;
 }
 
-/* Closes everything once stopping and no job is left. */
-void
-cloudd_maybe_exit(struct cloudd *cd)
+/* The idle hook (job.c): once stopping and no job is left, close. */
+static void
+maybe_exit(void *arg)
 {
-	if (!cd->stopping || cd->jobs > 0 || cd->n_open < 0)
+	struct cloudd *cd = arg;
+
+	if (!cd->stopping || cd->job.n > 0 || cd->n_open < 0)
 		return;
 	cd->n_open = -1;	/* once */
 	log_info("STOPPING: closing sockets");
@@ -303,13 +298,13 @@ signal_cb(uv_signal_t *h, int sig)
 	}
 	if (cd->stopping)
 		return;
-	log_info("SHUTDOWN: signal %d; finishing %u jobs", sig, cd->jobs);
+	log_info("SHUTDOWN: signal %d; finishing %u jobs", sig, cd->job.n);
 	cd->stopping = 1;
 	notify_stopping();
 	atomic_store(&cd->stop, 1);
 	nnuv_pause(&cd->rep);
 	nnuv_pause(&cd->adm);
-	cloudd_maybe_exit(cd);
+	job_idle(&cd->job);
 }
 
 static void
@@ -331,8 +326,8 @@ cron_cb(uv_timer_t *t)
 	if (cd->pool != NULL && cd->pool->ds.n > 0 && cd->model.version != 0 &&
 	    cd->pool->version != cd->model.version && !cd->stopping &&
 	    !cd->training && !cd->pool_loading && !cd->rolling_back &&
-	    now_s() - cd->pool_heal_t >= 10) {	/* a failing load: retry slowly */
-		cd->pool_heal_t = now_s();
+	    clock_now() - cd->pool_heal_t >= 10) {	/* a failing load: retry slowly */
+		cd->pool_heal_t = clock_now();
 		log_info("CRON: pool vectors are of v%llu, model is v%llu; "
 		    "reloading the pool", (unsigned long long)cd->pool->version,
 		    (unsigned long long)cd->model.version);
@@ -384,6 +379,46 @@ open_rep(struct cloudd *cd, struct nnuv *s, const char *eps, const char *what)
 	cd->n_open++;
 	return 0;
 }
+
+/* The pool hook: a daemon with a pool and no model trains its first. */
+static void
+pool_loaded(struct cloudd *cd)
+{
+	/* Replicas: only the leader trains (replica.c). */
+	if (cd->model.version == 0 && cd->pool->ds.n > 0 &&
+	    cd->cf.train_on_start && !cd->stopping && cd->leader)
+		train_start(cd, 0);
+}
+
+/*
+ * Every request cloudd serves: body, the sockets it is served on, handler.
+ * GetStatus is served on both; device requests need a registered device.
+ */
+static const struct rpc_route routes[] = {
+	{ DCCL__ENVELOPE__BODY_GET_STATUS, RPC_DEVICE | RPC_ADMIN, status_rpc },
+	{ DCCL__ENVELOPE__BODY_REGISTER_REQ, RPC_DEVICE | RPC_ADMIN,
+	    register_rpc },
+	{ DCCL__ENVELOPE__BODY_GET_MODEL, RPC_DEVICE | RPC_ADMIN |
+	    RPC_REGISTERED, download_rpc },
+	{ DCCL__ENVELOPE__BODY_GET_OFA, RPC_DEVICE | RPC_ADMIN |
+	    RPC_REGISTERED, ofa_download_rpc },
+	{ DCCL__ENVELOPE__BODY_RETRIEVE, RPC_DEVICE | RPC_ADMIN |
+	    RPC_REGISTERED, retrieve_rpc },
+	{ DCCL__ENVELOPE__BODY_UPLOAD, RPC_DEVICE | RPC_ADMIN |
+	    RPC_REGISTERED, upload_rpc },
+	{ DCCL__ENVELOPE__BODY_ADMIN_LIST, RPC_ADMIN, list_rpc },
+	{ DCCL__ENVELOPE__BODY_ADMIN_TRAIN, RPC_ADMIN, train_rpc },
+	{ DCCL__ENVELOPE__BODY_ADMIN_IMPORT, RPC_ADMIN, import_rpc },
+	{ DCCL__ENVELOPE__BODY_ADMIN_METRICS, RPC_ADMIN, metrics_rpc },
+	{ DCCL__ENVELOPE__BODY_ADMIN_MODEL_SHOW, RPC_ADMIN,
+	    lifecycle_show_rpc },
+	{ DCCL__ENVELOPE__BODY_ADMIN_ROLLBACK, RPC_ADMIN,
+	    lifecycle_rollback_rpc },
+	{ DCCL__ENVELOPE__BODY_ADMIN_PRUNE, RPC_ADMIN, lifecycle_prune_rpc },
+	{ DCCL__ENVELOPE__BODY_ADMIN_DISTILL, RPC_ADMIN, distill_rpc },
+	{ DCCL__ENVELOPE__BODY_ADMIN_ENROLL, RPC_ADMIN, enroll_rpc },
+	{ 0, 0, NULL }
+};
 
 int
 main(int argc, char **argv)
@@ -481,10 +516,10 @@ main(int argc, char **argv)
 
 	if (import != NULL) {
 		uint64_t rows = 0;
-		double t0 = now_s(), dt;
+		double t0 = clock_now(), dt;
 		if (import_file(cd->st, import, &rows, err, sizeof(err)) != 0)
 			fatalx("IMPORT: %s", err);
-		dt = now_s() - t0;
+		dt = clock_now() - t0;
 		log_info("IMPORT: %llu rows from %s in %.3f s (%.0f rows/s)",
 		    (unsigned long long)rows, import, dt, rows / (dt > 0 ? dt :
 		    1e-9));
@@ -500,7 +535,11 @@ main(int argc, char **argv)
 		fatalx("DB-OPEN: leader connection: %s", err);
 	if ((rc = uv_loop_init(&cd->loop)) != 0)
 		fatalx("uv_loop_init: %s", uv_strerror(rc));
-	cd->started = now_s();
+	cd->started = clock_now();
+	cd->job.idle = maybe_exit;
+	cd->job.arg = cd;
+	rpc_set_routes(cd, routes);
+	cd->pool_loaded = pool_loaded;
 	devtab_init(&cd->devs);
 	{
 		struct store_device *d;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "cloudd/job.h"
 #include "cloudd/store.h"
 #include "dccl.pb-c.h"
 #include "shared/conf.h"
@@ -111,6 +112,7 @@ struct upload_item {
 };
 
 struct metrics;		/* metrics.c: HTTP exporter state */
+struct rpc_route;	/* rpc.h */
 struct ofa_cloud;	/* ofa_train.c */
 
 struct devtab {
@@ -127,6 +129,7 @@ struct cloudd {
 	uv_signal_t		 sigterm, sigint, sighup;
 	uv_timer_t		 cron;
 	struct nnuv		 rep, adm, pub;
+	const struct rpc_route	*route[RPC_N_BODIES];	/* by body */
 	int			 n_open;	/* nnuv sockets still open */
 	struct store		*st;
 	/* replica.c: several cloudd on one PostgreSQL store */
@@ -139,11 +142,12 @@ struct cloudd {
 	struct pool		*pool;
 	struct devtab		 devs;
 	uint32_t		 inflight;	/* heavy jobs queued/running */
-	uint32_t		 jobs;		/* all threadpool jobs */
+	struct job_ctl		 job;		/* job.c: work owed a reply */
 	int			 stopping;
 	atomic_int		 stop;		/* read by workers */
 	int			 training;
 	int			 pool_loading;
+	void			(*pool_loaded)(struct cloudd *cd); /* hook */
 	int			 rolling_back;	/* a rollback job is queued */
 	double			 pool_heal_t;	/* cron's last pool reload */
 	double			 started;
@@ -176,10 +180,6 @@ struct cloudd {
 	double			 distill_retry_t; /* no automatic run before */
 };
 
-/* cloudd.c */
-double	 now_s(void);
-void	 cloudd_maybe_exit(struct cloudd *cd);
-
 /* rpc.c */
 void	 rpc_recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr);
 void	 rpc_announce(struct cloudd *cd);
@@ -189,7 +189,7 @@ extern const double rpc_buckets[RPC_N_BUCKETS];
  * upload.c: the group commit of uploads. Loop thread only. init: the
  * check handle (at start). queue: takes ownership of r and p->blob (a
  * validated upload); replies to r after the commit, or with E_STORAGE.
- * fini: closes the handle (cloudd_maybe_exit, with jobs == 0).
+ * fini: closes the handle (at exit, with no job left).
  */
 int	 upload_init(struct cloudd *cd);
 void	 upload_queue(struct cloudd *cd, struct rpc_req *r,
@@ -201,13 +201,15 @@ void	 devtab_init(struct devtab *t);
 void	 devtab_fini(struct devtab *t);
 int	 devtab_get(const struct devtab *t, const char *id, uint32_t *user);
 void	 devtab_put(struct devtab *t, const char *id, uint32_t user);
+/* get, then (shared != NULL: replicas) the store on a miss; 0 or -ENOENT. */
+int	 devtab_lookup(struct devtab *t, struct store *shared, const char *id,
+	    uint32_t *user);
 
 /* replica.c */
 int	 replica_start(struct cloudd *cd, char *err, size_t errlen);
 void	 replica_cron(struct cloudd *cd);
 void	 replica_stop(struct cloudd *cd);
 int	 replica_shared(const struct cloudd *cd);
-int	 replica_device(struct cloudd *cd, const char *id, uint32_t *user);
 int	 replica_train(struct cloudd *cd, uint32_t epochs);
 
 /* model.c */
@@ -227,12 +229,38 @@ int	 pool_index(struct pool *p, const struct ctr *m, struct store *st,
 	    size_t errlen);
 int	 pool_start_load(struct cloudd *cd);
 
-/* train.c */
-struct distill_job;
+/*
+ * train.c. A model step other than plain training, plugged into a
+ * training job (distill.c's MoMoDistill): fit runs in the worker and
+ * produces the model; meta adds its metrics (worker); log reports a new
+ * version and done ends the job, ok or not, and frees arg (loop); free
+ * frees arg of a job that was refused.
+ */
+struct ctr;
+struct ctr_meta;
+struct ctr_train_stats;
+struct dataset;
+struct train_step {
+	const char	*name;		/* log tag */
+	int		(*fit)(void *arg, const struct dataset *ds,
+			    const uint32_t *tri, size_t ntr,
+			    const uint32_t *vai, size_t nva,
+			    const struct cloudd_conf *cf, const char *dbpath,
+			    atomic_int *stop, struct ctr **out,
+			    struct ctr_train_stats *stats, char *err,
+			    size_t errlen);
+	void		(*meta)(void *arg, struct ctr_meta *meta);
+	void		(*log)(void *arg, uint64_t version);
+	void		(*done)(struct cloudd *cd, void *arg, int ok);
+	void		(*free)(void *arg);
+};
 int	 train_start(struct cloudd *cd, uint32_t epochs);
-/* Queues a training job; with dj (ownership passes) it distills. */
+/*
+ * Queues a training job; with a step (arg's ownership passes) the step
+ * produces the model. 0, -EBUSY or -ENOENT (empty pool).
+ */
 int	 train_queue(struct cloudd *cd, uint32_t epochs,
-	    struct distill_job *dj);
+	    const struct train_step *step, void *arg);
 
 /* import.c */
 int	 import_file(struct store *st, const char *path, uint64_t *rows,

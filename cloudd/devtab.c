@@ -3,6 +3,7 @@
  * per-request registration check costs a hash probe, not a query. Filled
  * from the store at start and on each Register. Loop thread only.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,4 +87,25 @@ devtab_put(struct devtab *t, const char *id, uint32_t user)
 		t->n++;
 	}
 	e->user = user;
+}
+
+/*
+ * The devtab is a cache of the devices table: with a shared store (several
+ * replicas), a device that registered on another replica is looked up
+ * there on a miss. With SQLite this process wrote every row, so a miss is
+ * final (and costs no query).
+ */
+int
+devtab_lookup(struct devtab *t, struct store *shared, const char *id,
+    uint32_t *user)
+{
+	struct store_device d;
+
+	if (devtab_get(t, id, user) == 0)
+		return 0;
+	if (shared == NULL || store_device_get(shared, id, &d) != 0)
+		return -ENOENT;
+	devtab_put(t, d.id, d.user_id);
+	*user = d.user_id;
+	return 0;
 }

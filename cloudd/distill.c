@@ -33,6 +33,7 @@
 #include "cloudd/distill.h"
 #include "cloudd/rpc.h"
 #include "dccl.pb-c.h"
+#include "shared/clock.h"
 #include "shared/data/dataset.h"
 #include "shared/log.h"
 #include "shared/xmalloc.h"
@@ -306,19 +307,25 @@ progress(void *arg, int epoch, double loss, double val_loss)
 	    loss, val_loss);
 }
 
-int
-distill_train(struct distill_job *dj, const struct dataset *ds,
-    const uint32_t *tri, size_t ntr, const uint32_t *vai, size_t nva,
-    const struct cloudd_conf *cf, const char *dbpath, atomic_int *stop,
-    struct ctr **out, struct ctr_train_stats *stats, char *err,
-    size_t errlen)
+/*
+ * Worker (the train_step's fit): builds student and teachers from the job
+ * (stale bases are read on a store connection of its own), runs
+ * distill_fit with the training options of cf and distill.*, and returns
+ * the student in *out.
+ */
+static int
+step_fit(void *arg, const struct dataset *ds, const uint32_t *tri,
+    size_t ntr, const uint32_t *vai, size_t nva, const struct cloudd_conf *cf,
+    const char *dbpath, atomic_int *stop, struct ctr **out,
+    struct ctr_train_stats *stats, char *err, size_t errlen)
 {
+	struct distill_job *dj = arg;
 	struct ctr *student = NULL, **teach;
 	uint64_t *tver;
 	int nt = 0, rc;
 	struct store *st = NULL;
 	struct ctr_train_opts o;
-	double t0 = now_s();
+	double t0 = clock_now();
 
 	*out = NULL;
 	memset(stats, 0, sizeof(*stats));
@@ -395,7 +402,7 @@ distill_train(struct distill_job *dj, const struct dataset *ds,
 	*out = student;
 	student = NULL;
 done:
-	dj->seconds = now_s() - t0;
+	dj->seconds = clock_now() - t0;
 	for (int t = 0; t < nt + 1 && t < (int)dj->n_picks + 2; t++)
 		ctr_free(teach[t]);
 	free(teach);
@@ -405,9 +412,11 @@ done:
 	return rc;
 }
 
-void
-distill_meta(const struct distill_job *dj, struct ctr_meta *meta)
+/* Worker: adds the distill_* metrics to the stored model's metadata. */
+static void
+step_meta(void *arg, struct ctr_meta *meta)
 {
+	const struct distill_job *dj = arg;
 	static const char *const names[] = { "distill_lambda",
 		"distill_patches", "distill_stale_used", "distill_stale_dropped",
 		"distill_soft_samples", "distill_val_before" };
@@ -428,9 +437,11 @@ distill_meta(const struct distill_job *dj, struct ctr_meta *meta)
 
 /* ---- loop side ------------------------------------------------------------ */
 
-void
-distill_job_free(struct distill_job *dj)
+static void
+dj_free(void *arg)
 {
+	struct distill_job *dj = arg;
+
 	if (dj == NULL)
 		return;
 	store_patch_free(dj->patches, dj->n_patches);
@@ -439,9 +450,12 @@ distill_job_free(struct distill_job *dj)
 	free(dj);
 }
 
-void
-distill_log(const struct distill_job *dj, uint64_t version)
+/* Loop: the result line for the new version. */
+static void
+step_log(void *arg, uint64_t version)
 {
+	const struct distill_job *dj = arg;
+
 	log_info("DISTILL: model v%llu from v%llu: %zu fresh + %zu stale "
 	    "patches used (%zu stale dropped, %zu unusable, %zu bases gone), "
 	    "%zu soft samples (mean target %.4f), val logloss %.4f -> %.4f "
@@ -452,13 +466,16 @@ distill_log(const struct distill_job *dj, uint64_t version)
 	    dj->st.val_after, dj->st.best_epoch, dj->st.epochs, dj->seconds);
 }
 
-void
-distill_done(struct cloudd *cd, struct distill_job *dj, int ok)
+/* Loop: the job ended (ok or not); frees dj. */
+static void
+step_done(struct cloudd *cd, void *arg, int ok)
 {
+	struct distill_job *dj = arg;
+
 	/* A failed automatic run is not retried at every cron tick. */
 	if (!ok)
-		cd->distill_retry_t = now_s() + 60;
-	distill_job_free(dj);
+		cd->distill_retry_t = clock_now() + 60;
+	dj_free(dj);
 }
 
 static void
@@ -469,6 +486,10 @@ opts_from(struct distill_opts *o, const struct cloudd_conf *cf)
 	o->decay = cf->distill_decay;
 	o->max_age = cf->distill_max_age;
 }
+
+static const struct train_step distill_step = {
+	"DISTILL", step_fit, step_meta, step_log, step_done, dj_free
+};
 
 int
 distill_start(struct cloudd *cd, uint32_t epochs, struct distill_counts *c)
@@ -487,7 +508,7 @@ distill_start(struct cloudd *cd, uint32_t epochs, struct distill_counts *c)
 	min = cur > (uint64_t)dj->o.max_age ? cur - (uint64_t)dj->o.max_age : 0;
 	if (store_patch_list(cd->st, min, &dj->patches, &dj->n_patches) != 0) {
 		log_warnx("DISTILL: listing patches: %s", store_errmsg(cd->st));
-		distill_job_free(dj);
+		dj_free(dj);
 		return -EIO;
 	}
 	distill_select(dj->patches, dj->n_patches, cur, &dj->o, &dj->picks,
@@ -497,7 +518,7 @@ distill_start(struct cloudd *cd, uint32_t epochs, struct distill_counts *c)
 		log_warnx("DISTILL: no usable patch for v%llu (%zu stale "
 		    "dropped, %zu skipped)", (unsigned long long)cur,
 		    c->stale_dropped, c->skipped);
-		distill_job_free(dj);
+		dj_free(dj);
 		return -ENOENT;
 	}
 	dj->blob = xmalloc(cd->model.size);
@@ -510,7 +531,7 @@ distill_start(struct cloudd *cd, uint32_t epochs, struct distill_counts *c)
 	    (unsigned long long)cur, c->fresh, c->stale_used,
 	    dj->o.stale == DISTILL_STALE_DROP ? "drop" : "decay",
 	    dj->o.decay, c->stale_dropped, c->skipped);
-	if ((rc = train_queue(cd, epochs, dj)) != 0)	/* takes dj */
+	if ((rc = train_queue(cd, epochs, &distill_step, dj)) != 0) /* takes dj */
 		return rc < 0 ? rc : -EIO;
 	return 0;
 }
@@ -602,7 +623,7 @@ distill_cron(struct cloudd *cd)
 
 	if (cf->distill_min_patches == 0 || cd->stopping || cd->training ||
 	    cd->pool_loading || cd->rolling_back || cd->model.version == 0 ||
-	    now_s() < cd->distill_retry_t)
+	    clock_now() < cd->distill_retry_t)
 		return;
 	if (cd->patches != cd->distill_seen ||
 	    cd->model.version != cd->distill_base)
@@ -618,5 +639,5 @@ distill_cron(struct cloudd *cd)
 	    cd->distill_ready, (unsigned long long)cd->model.version, by_count ?
 	    "distill.min-patches reached" : "distill.window-s elapsed");
 	if (distill_start(cd, 0, &c) != 0)
-		cd->distill_retry_t = now_s() + 60;
+		cd->distill_retry_t = clock_now() + 60;
 }

@@ -10,7 +10,7 @@
  * patch on the current version and decay^age for an older one
  * (distill.stale = decay), or the patch is not used (drop).
  *
- * The job is a train.c job with a different model step (distill_train), so
+ * The job is a train.c job with a different model step (a struct train_step), so
  * storing, vectors, index and the announcement are shared with training.
  * Patches are selected on the loop thread when the job starts (so dcctl
  * gets the counts); the worker builds the teachers and trains.
@@ -116,26 +116,6 @@ struct distill_job {
 	size_t			 n_gone;	/* base model no longer stored */
 	double			 seconds;
 };
-
-void	 distill_job_free(struct distill_job *dj);
-
-/*
- * Worker: builds student and teachers from the job (stale bases are read
- * on a store connection of its own), runs distill_fit with the training
- * options of cf and distill.*, and returns the student in *out. Called by
- * train.c's work callback.
- */
-int	 distill_train(struct distill_job *dj, const struct dataset *ds,
-	    const uint32_t *tri, size_t ntr, const uint32_t *vai, size_t nva,
-	    const struct cloudd_conf *cf, const char *dbpath, atomic_int *stop,
-	    struct ctr **out, struct ctr_train_stats *stats, char *err,
-	    size_t errlen);
-/* Worker: adds the distill_* metrics to the stored model's metadata. */
-void	 distill_meta(const struct distill_job *dj, struct ctr_meta *meta);
-/* Loop: logs the result line for the new version. */
-void	 distill_log(const struct distill_job *dj, uint64_t version);
-/* Loop: the job ended (ok or not); frees dj. */
-void	 distill_done(struct cloudd *cd, struct distill_job *dj, int ok);
 
 /*
  * Loop: selects patches and queues a distillation of the current model.

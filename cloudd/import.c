@@ -12,6 +12,7 @@
 
 #include "cloudd/cloudd.h"
 #include "cloudd/rpc.h"
+#include "shared/clock.h"
 #include "shared/data/dataset.h"
 #include "shared/log.h"
 #include "shared/wire.h"
@@ -45,7 +46,7 @@ import_work_cb(uv_work_t *w)
 {
 	struct rpc_req *r = w->data;
 	struct store *st = NULL;
-	double t0 = now_s();
+	double t0 = clock_now();
 
 	if (store_open(&st, r->cd->cf.store, r->cd->dbpath,
 	    (int)r->cd->cf.busy_ms, r->err, sizeof(r->err)) != 0) {
@@ -55,7 +56,7 @@ import_work_cb(uv_work_t *w)
 	if (import_file(st, r->env->admin_import->path, &r->rows, r->err,
 	    sizeof(r->err)) != 0)
 		r->code = DCCL__ERROR_CODE__E_BAD_REQUEST;
-	r->seconds = now_s() - t0;
+	r->seconds = clock_now() - t0;
 	store_close(st);
 }
 
@@ -67,7 +68,7 @@ import_after_cb(uv_work_t *w, int status)
 	Dccl__Envelope e = DCCL__ENVELOPE__INIT;
 	Dccl__ImportDone d = DCCL__IMPORT_DONE__INIT;
 
-	cd->jobs--;
+	job_end(&cd->job, 1);
 	cd->inflight--;
 	if (status != 0)
 		rpc_error(cd, r, DCCL__ERROR_CODE__E_SHUTTING_DOWN, "cancelled");
@@ -87,7 +88,7 @@ import_after_cb(uv_work_t *w, int status)
 		if (!cd->stopping)
 			pool_start_load(cd);
 	}
-	cloudd_maybe_exit(cd);
+	job_idle(&cd->job);
 }
 
 void
@@ -100,13 +101,19 @@ import_rpc(struct cloudd *cd, struct rpc_req *r)
 		    "import needs an absolute path");
 		return;
 	}
+	/* Its pool reload would race the rollback's. */
+	if (cd->rolling_back) {
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_BUSY,
+		    "a rollback is in progress; retry later");
+		return;
+	}
 	if (cd->training || cd->pool_loading) {
 		rpc_error(cd, r, DCCL__ERROR_CODE__E_BUSY,
 		    "training or pool load in progress; retry later");
 		return;
 	}
 	r->work.data = r;
-	cd->jobs++;
+	job_begin(&cd->job);
 	cd->inflight++;
 	uv_queue_work(&cd->loop, &r->work, import_work_cb, import_after_cb);
 }

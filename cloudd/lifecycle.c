@@ -29,6 +29,7 @@
 
 #include "cloudd/cloudd.h"
 #include "cloudd/rpc.h"
+#include "shared/clock.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
 #include "shared/data/dataset.h"
@@ -51,14 +52,6 @@ struct rollback_job {
 	char			 err[256];
 	double			 seconds;
 };
-
-static void
-reply_init(Dccl__Envelope *e, const struct rpc_req *r)
-{
-	dccl__envelope__init(e);
-	e->device_id = r->env->device_id;
-	e->request_id = r->env->request_id;
-}
 
 void
 lifecycle_show_rpc(struct cloudd *cd, struct rpc_req *r)
@@ -116,7 +109,7 @@ lifecycle_show_rpc(struct cloudd *cd, struct rpc_req *r)
 	out.checksum.data = mi.checksum;
 	out.checksum.len = 32;
 	out.current = mi.version == cd->model.version;
-	reply_init(&e, r);
+	rpc_reply_init(&e, r);
 	e.body_case = DCCL__ENVELOPE__BODY_MODEL_INFO;
 	e.model_info = &out;
 	rpc_reply(cd, r, &e);
@@ -155,7 +148,7 @@ rollback_work_cb(uv_work_t *w)
 	struct store_model_info src, last;
 	struct ctr *m = NULL;
 	int stored = 0;
-	double t0 = now_s();
+	double t0 = clock_now();
 
 	j->code = DCCL__ERROR_CODE__E_STORAGE;
 	if ((j->rc = store_open(&st, j->cf.store, j->dbpath,
@@ -216,7 +209,7 @@ done:
 	/* A rollback that cannot be published leaves no version behind. */
 	if (j->rc != 0 && stored)
 		store_model_delete(st, j->mi.version);
-	j->seconds = now_s() - t0;
+	j->seconds = clock_now() - t0;
 	ctr_free(m);
 	store_close(st);
 }
@@ -230,7 +223,7 @@ rollback_after_cb(uv_work_t *w, int status)
 	Dccl__Envelope e;
 	Dccl__RolledBack rb = DCCL__ROLLED_BACK__INIT;
 
-	cd->jobs--;
+	job_end(&cd->job, 1);
 	cd->rolling_back = 0;
 	pool_unref(cd, j->src);
 	if (status != 0 || j->rc != 0) {
@@ -258,7 +251,7 @@ rollback_after_cb(uv_work_t *w, int status)
 			cd->pool = j->np;
 		} else
 			pool_free(j->np);
-		reply_init(&e, r);
+		rpc_reply_init(&e, r);
 		rb.version = j->mi.version;
 		rb.parent = j->mi.parent;
 		rb.copy_of = j->from;
@@ -267,7 +260,7 @@ rollback_after_cb(uv_work_t *w, int status)
 		rpc_reply(cd, r, &e);
 	}
 	free(j);
-	cloudd_maybe_exit(cd);
+	job_idle(&cd->job);
 }
 
 void
@@ -322,7 +315,7 @@ lifecycle_rollback_rpc(struct cloudd *cd, struct rpc_req *r)
 		return;
 	}
 	cd->rolling_back = 1;
-	cd->jobs++;
+	job_begin(&cd->job);
 	log_info("ROLLBACK: started: v%llu's weights as a new version (current "
 	    "v%llu)", (unsigned long long)v,
 	    (unsigned long long)cd->model.version);
@@ -367,7 +360,7 @@ lifecycle_prune_rpc(struct cloudd *cd, struct rpc_req *r)
 	    "keep %u + current v%llu", n, n ? list : "none",
 	    (unsigned long long)bytes, nleft, keep,
 	    (unsigned long long)cd->model.version);
-	reply_init(&e, r);
+	rpc_reply_init(&e, r);
 	pr.n_deleted = n;
 	pr.deleted = del;
 	pr.bytes = bytes;

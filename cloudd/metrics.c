@@ -43,6 +43,7 @@
 #include "cloudd/cloudd.h"
 #include "cloudd/metrics.h"
 #include "cloudd/rpc.h"
+#include "shared/clock.h"
 #include "shared/log.h"
 #include "shared/wire.h"
 #include "shared/xmalloc.h"
@@ -195,7 +196,7 @@ metrics_render(struct cloudd *cd, size_t *len)
 	gauge(&b, "dccl_index_build_seconds", "Duration of the last pool load "
 	    "and retrieval index build (0 = none yet).", cd->last_index_s);
 	gauge(&b, "dccl_uptime_seconds", "Seconds since cloudd started.",
-	    now_s() - cd->started);
+	    clock_now() - cd->started);
 	head(&b, "dccl_dropped_messages_total", "counter",
 	    "Replies and announcements nanomsg did not accept.");
 	sb_printf(&b, "dccl_dropped_messages_total %llu\n",

@@ -29,8 +29,7 @@
 
 #include "cloudd/cloudd.h"
 #include "cloudd/ofa_train.h"
-#include "cloudd/rpc.h"
-#include "cloudd/seal.h"
+#include "shared/clock.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
 #include "shared/log.h"
@@ -65,7 +64,7 @@ ofa_train_run(struct ofa_result *res, const struct cloudd_conf *cf,
 	struct ofa *m = NULL;
 	uint8_t *blob = NULL;
 	size_t len = 0;
-	double t0 = now_s();
+	double t0 = clock_now();
 
 	memset(res, 0, sizeof(*res));
 	if (!cf->ofa_enable)
@@ -121,7 +120,7 @@ ofa_train_run(struct ofa_result *res, const struct cloudd_conf *cf,
 	res->model = m;
 	m = NULL;
 done:
-	res->seconds = now_s() - t0;
+	res->seconds = clock_now() - t0;
 	free(blob);
 	ofa_free(m);
 }
@@ -216,12 +215,12 @@ model_for(struct cloudd *cd, uint64_t version, char *err, size_t errlen)
 	if (oc->m != NULL && oc->version == version)
 		return 0;
 	/* A version without OFA is asked by every device: remember it. */
-	if (oc->missing == version && now_s() - oc->missing_t < 5)
+	if (oc->missing == version && clock_now() - oc->missing_t < 5)
 		return -ENOENT;
 	rc = store_ofa_get(cd->st, version, &blob, &len);
 	if (rc == -ENOENT || rc == -ENOTSUP) {
 		oc->missing = version;
-		oc->missing_t = now_s();
+		oc->missing_t = clock_now();
 		return -ENOENT;
 	}
 	if (rc != 0) {
@@ -238,76 +237,50 @@ model_for(struct cloudd *cd, uint64_t version, char *err, size_t errlen)
 	return 0;
 }
 
-void
-ofa_rpc(struct cloudd *cd, struct rpc_req *r)
+int
+ofa_part_get(struct cloudd *cd, uint64_t v, int with_base, uint32_t mask,
+    struct ofa_part *out, char *err, size_t errlen)
 {
-	const Dccl__GetOfaReq *q = r->env->get_ofa;
 	struct ofa_cloud *oc;
-	uint64_t v = q->base_version ? q->base_version : cd->model.version;
-	uint64_t cs = (uint64_t)cd->cf.chunk_size, off, n_chunks;
-	Dccl__ModelChunk mc = DCCL__MODEL_CHUNK__INIT;
-	char err[256] = "";
 	int L, rc;
 
-	if (v == 0) {
-		rpc_error(cd, r, DCCL__ERROR_CODE__E_NOT_FOUND,
-		    "no model trained yet");
-		return;
-	}
-	if ((rc = model_for(cd, v, err, sizeof(err))) != 0) {
-		rpc_error(cd, r, rc == -ENOENT ? DCCL__ERROR_CODE__E_NOT_FOUND :
-		    DCCL__ERROR_CODE__E_STORAGE, "OFA model for v%llu: %s",
-		    (unsigned long long)v, rc == -ENOENT ? "none" : err);
-		return;
+	if ((rc = model_for(cd, v, err, errlen)) != 0) {
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s", rc == -ENOENT ? "none" : err);
+		snprintf(err, errlen, "OFA model for v%llu: %s",
+		    (unsigned long long)v, why);
+		return rc == -ENOENT ? DCCL__ERROR_CODE__E_NOT_FOUND :
+		    DCCL__ERROR_CODE__E_STORAGE;
 	}
 	oc = cd->ofa;
 	L = ofa_config(oc->m)->n_blocks;
-	if ((L < 32 && (q->block_mask >> L) != 0) ||
-	    (!q->with_base && q->block_mask == 0)) {
-		rpc_error(cd, r, DCCL__ERROR_CODE__E_BAD_REQUEST,
-		    "block mask 0x%x%s: the model has %d blocks", q->block_mask,
-		    q->with_base ? "" : " without the base", L);
-		return;
+	if ((L < 32 && (mask >> L) != 0) || (!with_base && mask == 0)) {
+		snprintf(err, errlen, "block mask 0x%x%s: the model has %d "
+		    "blocks", mask, with_base ? "" : " without the base", L);
+		return DCCL__ERROR_CODE__E_BAD_REQUEST;
 	}
 	if (oc->part == NULL || oc->part_version != v ||
-	    oc->part_base != (q->with_base != 0) ||
-	    oc->part_mask != q->block_mask) {
+	    oc->part_base != (with_base != 0) || oc->part_mask != mask) {
 		struct ofa_meta meta;
 		drop_part(oc);
 		memset(&meta, 0, sizeof(meta));
 		meta.version = meta.base_version = v;
-		if ((rc = ofa_io_pack(oc->m, &meta, q->with_base != 0,
-		    q->block_mask, &oc->part, &oc->part_len)) != 0) {
+		if ((rc = ofa_io_pack(oc->m, &meta, with_base != 0, mask,
+		    &oc->part, &oc->part_len)) != 0) {
 			oc->part = NULL;
-			rpc_error(cd, r, DCCL__ERROR_CODE__E_INTERNAL,
-			    "OFA part: %s", ctr_io_strerror(rc));
-			return;
+			snprintf(err, errlen, "OFA part: %s",
+			    ctr_io_strerror(rc));
+			return DCCL__ERROR_CODE__E_INTERNAL;
 		}
 		oc->part_version = v;
-		oc->part_base = q->with_base != 0;
-		oc->part_mask = q->block_mask;
+		oc->part_base = with_base != 0;
+		oc->part_mask = mask;
 		crypto_generichash(oc->part_sum, 32, oc->part, oc->part_len,
 		    NULL, 0);
 	}
-	n_chunks = (oc->part_len + cs - 1) / cs;
-	if (q->chunk_index >= n_chunks) {
-		rpc_error(cd, r, DCCL__ERROR_CODE__E_NOT_FOUND,
-		    "chunk %u out of range (OFA part has %llu)",
-		    q->chunk_index, (unsigned long long)n_chunks);
-		return;
-	}
-	off = (uint64_t)q->chunk_index * cs;
-	mc.version = v;
-	mc.chunk_index = q->chunk_index;
-	mc.n_chunks = (uint32_t)n_chunks;
-	mc.total_size = oc->part_len;
-	mc.checksum.data = oc->part_sum;
-	mc.checksum.len = 32;
-	mc.data.data = oc->part + off;
-	mc.data.len = (size_t)(oc->part_len - off < cs ? oc->part_len - off :
-	    cs);
-	log_debug("OFA-GET: device=%s v%llu base=%d mask=0x%x chunk %u/%llu",
-	    r->env->device_id, (unsigned long long)v, q->with_base ? 1 : 0,
-	    q->block_mask, q->chunk_index, (unsigned long long)n_chunks);
-	seal_chunk(cd, r, &mc);
+	out->data = oc->part;
+	out->len = oc->part_len;
+	out->checksum = oc->part_sum;
+	return 0;
 }

@@ -5,7 +5,8 @@
  * CTR model's embedding tables frozen and stores it, packed whole, in the
  * store's ofa_models table under that CTR version. The loop keeps the OFA
  * model of one version in memory and serves GetOfaReq: the base and any
- * subset of blocks, packed on demand and sent as ModelChunks.
+ * subset of blocks, packed on demand (download.c sends them as
+ * ModelChunks).
  */
 #ifndef CLOUDD_OFA_TRAIN_H
 #define CLOUDD_OFA_TRAIN_H
@@ -50,8 +51,20 @@ void	ofa_train_done(struct cloudd *cd, struct ofa_result *res);
 /* Frees what res still owns (failed or cancelled jobs). */
 void	ofa_result_fini(struct ofa_result *res);
 
-/* Loop: GetOfaReq from a registered device. */
-void	ofa_rpc(struct cloudd *cd, struct rpc_req *r);
+/* A packed part of the served OFA model: the base and/or some blocks. */
+struct ofa_part {
+	const uint8_t	*data;		/* owned by the cache; valid until */
+	size_t		 len;		/* the next ofa_part_get call */
+	const uint8_t	*checksum;	/* BLAKE2b-256 of data */
+};
+
+/*
+ * Loop: the part of version v's OFA model with the base (with_base) and
+ * the blocks in mask, packed once and cached. 0, or a DCCL error code with
+ * the message in err.
+ */
+int	ofa_part_get(struct cloudd *cd, uint64_t v, int with_base,
+	    uint32_t mask, struct ofa_part *out, char *err, size_t errlen);
 /* Loop: frees the served OFA model and the part cache (shutdown). */
 void	ofa_cloud_free(struct cloudd *cd);
 

@@ -12,6 +12,7 @@
 
 #include "cloudd/cloudd.h"
 #include "cloudd/retrieve.h"
+#include "shared/clock.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
 #include "shared/data/dataset.h"
@@ -146,7 +147,7 @@ load_work_cb(uv_work_t *w)
 	struct pool_job *j = w->data;
 	struct store *st = NULL;
 	struct ctr *m = NULL;
-	double t0 = now_s();
+	double t0 = clock_now();
 
 	if ((j->rc = store_open(&st, j->cf.store, j->dbpath,
 	    (int)j->cf.busy_ms, j->err, sizeof(j->err))) != 0)
@@ -164,7 +165,7 @@ load_work_cb(uv_work_t *w)
 		    sizeof(j->err));
 	}
 done:
-	j->seconds = now_s() - t0;
+	j->seconds = clock_now() - t0;
 	ctr_free(m);
 	store_close(st);
 }
@@ -175,7 +176,7 @@ load_after_cb(uv_work_t *w, int status)
 	struct pool_job *j = w->data;
 	struct cloudd *cd = j->cd;
 
-	cd->jobs--;
+	job_end(&cd->job, 1);
 	cd->pool_loading = 0;
 	if (status != 0 || j->rc != 0) {
 		log_warnx("POOL: load failed: %s", status ? "cancelled" :
@@ -193,14 +194,12 @@ load_after_cb(uv_work_t *w, int status)
 		cd->last_index_s = j->seconds;
 		pool_unref(cd, cd->pool);
 		cd->pool = j->p;
-		/* Replicas: only the leader trains (replica.c). */
-		if (cd->model.version == 0 && cd->pool->ds.n > 0 &&
-		    cd->cf.train_on_start && !cd->stopping && cd->leader)
-			train_start(cd, 0);
+		if (cd->pool_loaded != NULL)
+			cd->pool_loaded(cd);
 	}
 	free(j->blob);
 	free(j);
-	cloudd_maybe_exit(cd);
+	job_idle(&cd->job);
 }
 
 int
@@ -223,6 +222,6 @@ pool_start_load(struct cloudd *cd)
 	}
 	j->w.data = j;
 	cd->pool_loading = 1;
-	cd->jobs++;
+	job_begin(&cd->job);
 	return uv_queue_work(&cd->loop, &j->w, load_work_cb, load_after_cb);
 }

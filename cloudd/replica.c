@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "cloudd/cloudd.h"
+#include "shared/clock.h"
 #include "shared/log.h"
 
 int
@@ -106,8 +107,8 @@ follow_models(struct cloudd *cd)
 	 */
 	if (cd->model.version != 0 && (cd->pool == NULL ||
 	    cd->pool->version != cd->model.version) && !cd->pool_loading &&
-	    now_s() - cd->replica_t >= 1) {
-		cd->replica_t = now_s();
+	    clock_now() - cd->replica_t >= 1) {
+		cd->replica_t = clock_now();
 		if (pool_start_load(cd) != 0)
 			log_warnx("REPLICA: cannot start a pool load");
 	}
@@ -194,25 +195,6 @@ replica_cron(struct cloudd *cd)
 	follow_models(cd);
 	if (cd->leader)
 		lead(cd);
-}
-
-/*
- * The devtab is a cache of the devices table: a device that registered on
- * another replica is looked up in the store on a miss. With SQLite this
- * process wrote every row, so a miss is final (and costs no query).
- */
-int
-replica_device(struct cloudd *cd, const char *id, uint32_t *user)
-{
-	struct store_device d;
-
-	if (devtab_get(&cd->devs, id, user) == 0)
-		return 0;
-	if (cd->lead == NULL || store_device_get(cd->st, id, &d) != 0)
-		return -ENOENT;
-	devtab_put(&cd->devs, d.id, d.user_id);
-	*user = d.user_id;
-	return 0;
 }
 
 /* dcctl train on any replica: a task the leader runs (see lead()). */

@@ -109,7 +109,7 @@ retrieve_after_cb(uv_work_t *w, int status)
 	struct rpc_req *r = w->data;
 	struct cloudd *cd = r->cd;
 
-	cd->jobs--;
+	job_end(&cd->job, 1);
 	cd->inflight--;
 	pool_unref(cd, r->pool);
 	r->pool = NULL;
@@ -121,11 +121,11 @@ retrieve_after_cb(uv_work_t *w, int status)
 	} else {
 		rpc_send_packed(cd, r, r->out, r->out_len, 0);
 	}
-	cloudd_maybe_exit(cd);
+	job_idle(&cd->job);
 }
 
 void
-retrieve_rpc(struct cloudd *cd, struct rpc_req *r, uint32_t user)
+retrieve_rpc(struct cloudd *cd, struct rpc_req *r)
 {
 	const Dccl__RetrieveReq *q = r->env->retrieve;
 	struct pool *p = cd->pool;
@@ -166,11 +166,10 @@ retrieve_rpc(struct cloudd *cd, struct rpc_req *r, uint32_t user)
 		    "%u heavy requests in flight; retry later", cd->inflight);
 		return;
 	}
-	r->user = user;
 	r->pool = p;
 	p->refs++;
 	r->work.data = r;
-	cd->jobs++;
+	job_begin(&cd->job);
 	cd->inflight++;
 	uv_queue_work(&cd->loop, &r->work, retrieve_work_cb,
 	    retrieve_after_cb);

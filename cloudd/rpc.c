@@ -3,13 +3,12 @@
  * validated and dispatched by body type. Every request gets exactly one
  * reply: its typed reply body or an Error; a message too broken to carry a
  * routable reply is answered with an Error anyway (the routing header is
- * all REP needs), so a device never waits for a timeout. Light requests are
- * answered on the loop thread; retrieval and admin import/training go to
- * the threadpool (see retrieve_rpc.c, import.c, train.c) and reply from
- * their after_cb. An upload is validated here (every rejection answered at
- * once) and then queued for the group commit (upload.c), which stores the
- * uploads of one loop iteration in one transaction at the end of that
- * iteration and acknowledges each after the commit. Loop thread only.
+ * all REP needs), so a device never waits for a timeout. rpc.c is the
+ * server core only (receive, admit, route, reply, error, account,
+ * announce): it names no handler. The daemon hands it a route table at
+ * start (rpc_set_routes), body -> handler and the sockets it is served
+ * on; handlers answer through rpc_reply/rpc_error, on the loop thread or
+ * from a job's after_cb. Loop thread only.
  */
 #include <errno.h>
 #include <nanomsg/nn.h>
@@ -19,11 +18,9 @@
 #include <time.h>
 
 #include "cloudd/cloudd.h"
-#include "cloudd/distill.h"
 #include "cloudd/guard.h"
-#include "cloudd/ofa_train.h"
 #include "cloudd/rpc.h"
-#include "cloudd/seal.h"
+#include "shared/clock.h"
 #include "shared/log.h"
 #include "shared/wire.h"
 #include "shared/xmalloc.h"
@@ -47,7 +44,7 @@ rpc_req_free(struct rpc_req *r)
 static void
 account(struct cloudd *cd, struct rpc_req *r, int code)
 {
-	double dt = now_s() - r->t0;
+	double dt = clock_now() - r->t0;
 	int b = r->body >= 0 && r->body < RPC_N_BODIES ? r->body : 0;
 	int c = code >= 0 && code < RPC_N_CODES ? code :
 	    DCCL__ERROR_CODE__E_INTERNAL;
@@ -138,365 +135,22 @@ rpc_error(struct cloudd *cd, struct rpc_req *r, int code, const char *fmt,
 	rpc_reply(cd, r, &e);
 }
 
-static void
-reply_init(Dccl__Envelope *e, const struct rpc_req *r)
+/* Starts a reply envelope addressed to r's device and request. */
+void
+rpc_reply_init(Dccl__Envelope *e, const struct rpc_req *r)
 {
 	dccl__envelope__init(e);
 	e->device_id = r->env->device_id;
 	e->request_id = r->env->request_id;
 }
 
-static void
-h_register(struct cloudd *cd, struct rpc_req *r)
-{
-	Dccl__RegisterReq *q = r->env->register_req;
-	struct store_device d;
-	Dccl__Envelope e;
-	Dccl__Registered rg = DCCL__REGISTERED__INIT;
-	const char *cls = "mid";
-	char err[256];
-	int rc;
-
-	if (q->capability != NULL && q->capability->compute_class != NULL &&
-	    q->capability->compute_class[0] != '\0') {
-		cls = q->capability->compute_class;
-		if (strcmp(cls, "low") && strcmp(cls, "mid") &&
-		    strcmp(cls, "high")) {
-			rpc_error(cd, r, DCCL__ERROR_CODE__E_BAD_REQUEST,
-			    "compute class must be low, mid or high");
-			return;
-		}
-	}
-	if (cd->pool != NULL && cd->pool->ds.n_users > 0 &&
-	    q->user_id >= cd->pool->ds.n_users) {
-		rpc_error(cd, r, DCCL__ERROR_CODE__E_BAD_REQUEST,
-		    "user id %u unknown (pool has %u users)", q->user_id,
-		    cd->pool->ds.n_users);
-		return;
-	}
-	if ((rc = guard_register_check(q, cd->guard != NULL &&
-	    cd->cf.auth_mode != AUTH_OFF, err, sizeof(err))) != 0) {
-		rpc_error(cd, r, rc, "%s", err);
-		return;
-	}
-	memset(&d, 0, sizeof(d));
-	snprintf(d.id, sizeof(d.id), "%s", r->env->device_id);
-	d.user_id = q->user_id;
-	snprintf(d.compute_class, sizeof(d.compute_class), "%s", cls);
-	d.memory_mb = q->capability ? q->capability->memory_mb : 0;
-	d.registered = d.last_seen = time(NULL);
-	/*
-	 * The key is committed before Registered names the cloud's, and
-	 * before the devices row: a key refused by the store (another one
-	 * enrolled through another replica) leaves that row alone.
-	 */
-	if ((rc = guard_enroll(cd, r, &rg, err, sizeof(err))) != 0) {
-		rpc_error(cd, r, rc, "%s", err);
-		return;
-	}
-	if ((rc = store_device_put(cd->st, &d)) != 0) {
-		rpc_error(cd, r, DCCL__ERROR_CODE__E_STORAGE, "%s",
-		    store_errmsg(cd->st));
-		return;
-	}
-	devtab_put(&cd->devs, d.id, d.user_id);
-	log_info("REGISTER: device=%s user=%u class=%s", d.id, d.user_id, cls);
-	reply_init(&e, r);
-	rg.model_version = cd->model.version;
-	rg.chunk_size = (uint32_t)cd->cf.chunk_size;
-	rg.max_message = (uint32_t)cd->cf.max_message;
-	e.body_case = DCCL__ENVELOPE__BODY_REGISTERED;
-	e.registered = &rg;
-	rpc_reply(cd, r, &e);
-}
-
-static void
-h_get_model(struct cloudd *cd, struct rpc_req *r)
-{
-	Dccl__GetModelReq *q = r->env->get_model;
-	struct store_model_info mi;
-	Dccl__ModelChunk mc = DCCL__MODEL_CHUNK__INIT;
-	uint64_t v = q->version ? q->version : cd->model.version;
-	uint64_t cs = (uint64_t)cd->cf.chunk_size, off, n_chunks;
-	void *buf = NULL;
-	int rc;
-
-	if (v == 0) {
-		rpc_error(cd, r, DCCL__ERROR_CODE__E_NOT_FOUND,
-		    "no model trained yet");
-		return;
-	}
-	if (v == cd->model.version) {
-		mi.version = v;
-		mi.size = cd->model.size;
-		memcpy(mi.checksum, cd->model.checksum, 32);
-	} else if ((rc = store_model_info(cd->st, v, &mi)) != 0) {
-		rpc_error(cd, r, rc == -ENOENT ? DCCL__ERROR_CODE__E_NOT_FOUND :
-		    DCCL__ERROR_CODE__E_STORAGE, "model v%llu: %s",
-		    (unsigned long long)v, rc == -ENOENT ? "no such version" :
-		    store_errmsg(cd->st));
-		return;
-	}
-	n_chunks = (mi.size + cs - 1) / cs;
-	if (q->chunk_index >= n_chunks) {
-		rpc_error(cd, r, DCCL__ERROR_CODE__E_NOT_FOUND,
-		    "chunk %u out of range (model v%llu has %llu)",
-		    q->chunk_index, (unsigned long long)v,
-		    (unsigned long long)n_chunks);
-		return;
-	}
-	off = (uint64_t)q->chunk_index * cs;
-	mc.data.len = (size_t)(mi.size - off < cs ? mi.size - off : cs);
-	if (v == cd->model.version) {
-		mc.data.data = (uint8_t *)cd->model.blob + off;
-	} else {
-		buf = xmalloc(mc.data.len);
-		if ((rc = store_model_read(cd->st, v, off, buf, mc.data.len))) {
-			free(buf);
-			rpc_error(cd, r, DCCL__ERROR_CODE__E_STORAGE,
-			    "model v%llu: %s", (unsigned long long)v,
-			    store_errmsg(cd->st));
-			return;
-		}
-		mc.data.data = buf;
-	}
-	mc.version = v;
-	mc.chunk_index = q->chunk_index;
-	mc.n_chunks = (uint32_t)n_chunks;
-	mc.total_size = mi.size;
-	mc.checksum.data = mi.checksum;
-	mc.checksum.len = 32;
-	seal_chunk(cd, r, &mc);
-	free(buf);
-}
-
-static void
-h_upload(struct cloudd *cd, struct rpc_req *r, uint32_t user)
-{
-	Dccl__UploadPatch *q = r->env->upload;
-	struct store_model_info mi;
-	struct store_patch p;
-	char err[256];
-	int dup, rc;
-
-	if (q->n_tensors == 0 || q->n_tensors > 64) {
-		rpc_error(cd, r, DCCL__ERROR_CODE__E_BAD_REQUEST,
-		    "a patch needs 1..64 tensors, got %zu", q->n_tensors);
-		return;
-	}
-	for (size_t i = 0; i < q->n_tensors; i++)
-		if ((rc = wire_tensor_check(q->tensors[i],
-		    (size_t)cd->cf.max_tensor, err, sizeof(err))) != 0) {
-			rpc_error(cd, r, rc, "%s", err);
-			return;
-		}
-	for (size_t i = 0; i < q->n_metrics; i++)
-		if (q->metrics[i]->value != q->metrics[i]->value ||
-		    q->metrics[i]->value > 1e300 ||
-		    q->metrics[i]->value < -1e300) {
-			rpc_error(cd, r, DCCL__ERROR_CODE__E_BAD_REQUEST,
-			    "metric %s is not finite", q->metrics[i]->name);
-			return;
-		}
-	/* Metrics, norm: a poisoned patch is never stored (guard.c). */
-	if ((rc = guard_upload_check(q, cd->cf.max_patch_norm,
-	    cd->cf.patch_clip, &dup, err, sizeof(err))) != 0) {
-		rpc_error(cd, r, rc, "%s", err);
-		return;
-	}
-	if (dup)
-		log_warnx("UPLOAD-CLIPPED: device=%s req=%llu: patch norm "
-		    "clipped to %g", r->env->device_id,
-		    (unsigned long long)r->env->request_id,
-		    cd->cf.max_patch_norm);
-	if ((rc = store_model_info(cd->st, q->base_version, &mi)) != 0) {
-		rpc_error(cd, r, rc == -ENOENT ? DCCL__ERROR_CODE__E_STALE :
-		    DCCL__ERROR_CODE__E_STORAGE, "base model v%llu: %s",
-		    (unsigned long long)q->base_version, rc == -ENOENT ?
-		    "unknown" : store_errmsg(cd->st));
-		return;
-	}
-	if ((rc = patch_validate(cd, q, err, sizeof(err))) != 0) {
-		rpc_error(cd, r, rc, "%s", err);
-		return;
-	}
-	memset(&p, 0, sizeof(p));
-	snprintf(p.device_id, sizeof(p.device_id), "%s", r->env->device_id);
-	p.user_id = user;
-	p.request_id = r->env->request_id;
-	p.base_version = q->base_version;
-	snprintf(p.kind, sizeof(p.kind), "%s", q->kind && q->kind[0] ?
-	    q->kind : "metapatch");
-	p.created = time(NULL);
-	p.size = dccl__upload_patch__get_packed_size(q);
-	p.blob = xmalloc(p.size);
-	dccl__upload_patch__pack(q, p.blob);
-	/*
-	 * Stored with the other uploads of this loop iteration in one
-	 * transaction; the Ack (or E_STORAGE) goes out after its commit.
-	 */
-	upload_queue(cd, r, &p);
-}
-
 void
-rpc_fill_status(struct cloudd *cd, Dccl__Status *st)
+rpc_set_routes(struct cloudd *cd, const struct rpc_route *routes)
 {
-	st->model_version = cd->model.version;
-	st->pool_size = cd->pool ? cd->pool->ds.n : 0;
-	st->devices = cd->devs.n;
-	/* Counted in memory: a SQL count here cost every GetStatus a scan. */
-	st->patches = cd->patches;
-	st->uptime = now_s() - cd->started;
-	st->requests = cd->requests;
-	st->errors = cd->errors;
-	st->inflight = cd->inflight;
-	st->server = "cloudd/" CLOUDD_VERSION;
-	st->training = cd->training;
-	st->last_train_seconds = cd->last_train_s;
-	st->last_index_seconds = cd->last_index_s;
-	st->dropped = cd->dropped;
-}
-
-static void
-h_status(struct cloudd *cd, struct rpc_req *r)
-{
-	Dccl__Envelope e;
-	Dccl__Status st = DCCL__STATUS__INIT;
-	Dccl__Metric m[RPC_N_BODIES], *mp[RPC_N_BODIES];
-	size_t n = 0;
-
-	rpc_fill_status(cd, &st);
-	/* Requests by body type, as in dccl_requests_total (summed). */
-	for (int t = 0; t < RPC_N_BODIES; t++) {
-		if (cd->req[t] == 0)
-			continue;
-		dccl__metric__init(&m[n]);
-		m[n].name = (char *)wire_body_name(t);
-		m[n].value = (double)cd->req[t];
-		mp[n] = &m[n];
-		n++;
-	}
-	st.n_requests_by_type = n;
-	st.requests_by_type = mp;
-	reply_init(&e, r);
-	e.body_case = DCCL__ENVELOPE__BODY_STATUS;
-	e.status = &st;
-	rpc_reply(cd, r, &e);
-}
-
-static void
-h_list(struct cloudd *cd, struct rpc_req *r)
-{
-	Dccl__Envelope e;
-	Dccl__Listing l = DCCL__LISTING__INIT;
-	struct store_model_info *mi = NULL;
-	struct store_device *dv = NULL;
-	Dccl__ModelInfo *m = NULL, **mp = NULL;
-	Dccl__DeviceInfo *d = NULL, **dp = NULL;
-	size_t n = 0;
-	int rc;
-
-	if (r->env->admin_list->what == 0) {
-		if ((rc = store_model_list(cd->st, &mi, &n)) != 0)
-			goto fail;
-		m = xcalloc(n + 1, sizeof(*m));
-		mp = xcalloc(n + 1, sizeof(*mp));
-		for (size_t i = 0; i < n; i++) {
-			dccl__model_info__init(&m[i]);
-			m[i].version = mi[i].version;
-			m[i].parent = mi[i].parent;
-			m[i].size = mi[i].size;
-			m[i].created = mi[i].created;
-			m[i].global_ctr = mi[i].global_ctr;
-			m[i].checksum.data = mi[i].checksum;
-			m[i].checksum.len = 32;
-			m[i].current = mi[i].version == cd->model.version;
-			mp[i] = &m[i];
-		}
-		l.n_models = n;
-		l.models = mp;
-	} else {
-		if ((rc = store_device_list(cd->st, &dv, &n)) != 0)
-			goto fail;
-		d = xcalloc(n + 1, sizeof(*d));
-		dp = xcalloc(n + 1, sizeof(*dp));
-		for (size_t i = 0; i < n; i++) {
-			dccl__device_info__init(&d[i]);
-			d[i].device_id = dv[i].id;
-			d[i].user_id = dv[i].user_id;
-			d[i].compute_class = dv[i].compute_class;
-			d[i].registered = dv[i].registered;
-			d[i].last_seen = dv[i].last_seen;
-			d[i].patches = dv[i].patches;
-			dp[i] = &d[i];
-		}
-		l.n_devices = n;
-		l.devices = dp;
-	}
-	reply_init(&e, r);
-	e.body_case = DCCL__ENVELOPE__BODY_LISTING;
-	e.listing = &l;
-	rpc_reply(cd, r, &e);
-	goto done;
-fail:
-	rpc_error(cd, r, DCCL__ERROR_CODE__E_STORAGE, "%s",
-	    store_errmsg(cd->st));
-done:
-	free(mi); free(m); free(mp);
-	free(dv); free(d); free(dp);
-}
-
-static void
-h_train(struct cloudd *cd, struct rpc_req *r)
-{
-	Dccl__Envelope e;
-	Dccl__TrainStarted ts = DCCL__TRAIN_STARTED__INIT;
-	int rc;
-
-	/* A rollback also makes a new version: one writer of versions. */
-	if (cd->rolling_back) {
-		rpc_error(cd, r, DCCL__ERROR_CODE__E_BUSY,
-		    "a rollback is in progress");
-		return;
-	}
-	/* Replicas: a task in the shared store, run by the leader. */
-	if (replica_shared(cd)) {
-		if ((rc = replica_train(cd, r->env->admin_train->epochs)) != 0) {
-			rpc_error(cd, r, DCCL__ERROR_CODE__E_STORAGE, "%s",
-			    store_errmsg(cd->st));
-			return;
-		}
-	} else if ((rc = train_start(cd, r->env->admin_train->epochs)) != 0) {
-		rpc_error(cd, r, rc == -EBUSY ? DCCL__ERROR_CODE__E_BUSY :
-		    DCCL__ERROR_CODE__E_NOT_FOUND, "%s", rc == -EBUSY ?
-		    "training already running" : "the pool is empty");
-		return;
-	}
-	reply_init(&e, r);
-	ts.base_version = cd->model.version;
-	e.body_case = DCCL__ENVELOPE__BODY_TRAIN_STARTED;
-	e.train_started = &ts;
-	rpc_reply(cd, r, &e);
-}
-
-/* dcctl enroll: the key goes into the store shared by every replica. */
-static void
-h_enroll(struct cloudd *cd, struct rpc_req *r)
-{
-	Dccl__Envelope e;
-	Dccl__Enrolled en = DCCL__ENROLLED__INIT;
-	char err[256];
-	int code;
-
-	if ((code = guard_admin_enroll(cd, r->env->admin_enroll, &en, err,
-	    sizeof(err))) != 0) {
-		rpc_error(cd, r, code, "%s", err);
-		return;
-	}
-	reply_init(&e, r);
-	e.body_case = DCCL__ENVELOPE__BODY_ENROLLED;
-	e.enrolled = &en;
-	rpc_reply(cd, r, &e);
+	memset(cd->route, 0, sizeof(cd->route));
+	for (const struct rpc_route *rt = routes; rt->fn != NULL; rt++)
+		if (rt->body > 0 && rt->body < RPC_N_BODIES)
+			cd->route[rt->body] = rt;
 }
 
 void
@@ -506,13 +160,13 @@ rpc_recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 	struct rpc_req *r = xcalloc(1, sizeof(*r));
 	int admin = (s == &cd->adm);
 	char err[256];
-	uint32_t user = 0;
+	const struct rpc_route *rt;
 	int code;
 
 	r->cd = cd;
 	r->sock = s;
 	r->hdr = hdr;
-	r->t0 = now_s();
+	r->t0 = clock_now();
 	code = wire_unpack(msg, len, &r->env, err, sizeof(err));
 	/* Authentication and rate limits need the bytes as received. */
 	if (code == 0 && !admin && !cd->stopping)
@@ -529,82 +183,32 @@ rpc_recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 		    "cloudd is shutting down");
 		return;
 	}
-	switch (r->body) {
-	case DCCL__ENVELOPE__BODY_GET_STATUS:
-		h_status(cd, r);
-		return;
-	case DCCL__ENVELOPE__BODY_REGISTER_REQ:
-		h_register(cd, r);
-		return;
-	case DCCL__ENVELOPE__BODY_ADMIN_IMPORT:
-	case DCCL__ENVELOPE__BODY_ADMIN_TRAIN:
-	case DCCL__ENVELOPE__BODY_ADMIN_LIST:
-	case DCCL__ENVELOPE__BODY_ADMIN_METRICS:
-	case DCCL__ENVELOPE__BODY_ADMIN_MODEL_SHOW:
-	case DCCL__ENVELOPE__BODY_ADMIN_ROLLBACK:
-	case DCCL__ENVELOPE__BODY_ADMIN_PRUNE:
-	case DCCL__ENVELOPE__BODY_ADMIN_DISTILL:
-	case DCCL__ENVELOPE__BODY_ADMIN_ENROLL:
-		if (!admin) {
-			rpc_error(cd, r, DCCL__ERROR_CODE__E_FORBIDDEN,
-			    "admin requests only on the admin socket");
-			return;
-		}
-		switch (r->body) {
-		case DCCL__ENVELOPE__BODY_ADMIN_LIST: h_list(cd, r); break;
-		case DCCL__ENVELOPE__BODY_ADMIN_TRAIN: h_train(cd, r); break;
-		case DCCL__ENVELOPE__BODY_ADMIN_IMPORT:
-			/* Its pool reload would race the rollback's. */
-			if (cd->rolling_back)
-				rpc_error(cd, r, DCCL__ERROR_CODE__E_BUSY,
-				    "a rollback is in progress; retry later");
-			else
-				import_rpc(cd, r);
-			break;
-		case DCCL__ENVELOPE__BODY_ADMIN_METRICS:
-			metrics_rpc(cd, r);
-			break;
-		case DCCL__ENVELOPE__BODY_ADMIN_MODEL_SHOW:
-			lifecycle_show_rpc(cd, r);
-			break;
-		case DCCL__ENVELOPE__BODY_ADMIN_ROLLBACK:
-			lifecycle_rollback_rpc(cd, r);
-			break;
-		case DCCL__ENVELOPE__BODY_ADMIN_DISTILL:
-			distill_rpc(cd, r);
-			break;
-		case DCCL__ENVELOPE__BODY_ADMIN_ENROLL:
-			h_enroll(cd, r);
-			break;
-		default:
-			lifecycle_prune_rpc(cd, r);
-			break;
-		}
-		return;
-	case DCCL__ENVELOPE__BODY_GET_MODEL:
-	case DCCL__ENVELOPE__BODY_GET_OFA:
-	case DCCL__ENVELOPE__BODY_RETRIEVE:
-	case DCCL__ENVELOPE__BODY_UPLOAD:
-		break;
-	default:
+	rt = r->body > 0 && r->body < RPC_N_BODIES ? cd->route[r->body] : NULL;
+	if (rt == NULL) {
 		rpc_error(cd, r, DCCL__ERROR_CODE__E_UNKNOWN_BODY,
 		    "'%s' is not a request", wire_body_name(r->body));
 		return;
 	}
+	if (!admin && !(rt->flags & RPC_DEVICE)) {
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_FORBIDDEN,
+		    "admin requests only on the admin socket");
+		return;
+	}
+	if (admin && !(rt->flags & RPC_ADMIN)) {
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_FORBIDDEN,
+		    "'%s' is not served on the admin socket",
+		    wire_body_name(r->body));
+		return;
+	}
 	/* Device requests: the device must be registered. */
-	if (!admin && replica_device(cd, r->env->device_id, &user) != 0) {
+	if (!admin && (rt->flags & RPC_REGISTERED) &&
+	    devtab_lookup(&cd->devs, cd->lead ? cd->st : NULL,
+	    r->env->device_id, &r->user) != 0) {
 		rpc_error(cd, r, DCCL__ERROR_CODE__E_NOT_REGISTERED,
 		    "device %s is not registered", r->env->device_id);
 		return;
 	}
-	if (r->body == DCCL__ENVELOPE__BODY_GET_MODEL)
-		h_get_model(cd, r);
-	else if (r->body == DCCL__ENVELOPE__BODY_UPLOAD)
-		h_upload(cd, r, user);
-	else if (r->body == DCCL__ENVELOPE__BODY_GET_OFA)
-		ofa_rpc(cd, r);
-	else
-		retrieve_rpc(cd, r, user);
+	rt->fn(cd, r);
 }
 
 void

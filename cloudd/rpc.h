@@ -1,6 +1,5 @@
 /*
- * rpc.h: the request object shared by the dispatcher and the handlers that
- * finish in the threadpool. Loop thread only, except the fields a job's
+ * rpc.h: the request object, the route table and the handlers it names. Loop thread only, except the fields a job's
  * work callback owns until its after_cb.
  */
 #ifndef CLOUDD_RPC_H
@@ -34,25 +33,62 @@ struct rpc_req {
 	struct guard_dev *gdev;
 };
 
+/*
+ * The route table: which handler serves a body, and where. The daemon
+ * hands rpc.c one table at start (rpc_set_routes, ending with fn = NULL);
+ * rpc.c names no handler.
+ */
+typedef void (*rpc_handler)(struct cloudd *cd, struct rpc_req *r);
+
+#define RPC_DEVICE	0x1	/* served on the device socket(s) */
+#define RPC_ADMIN	0x2	/* served on the admin socket */
+#define RPC_REGISTERED	0x4	/* device socket: a registered device only;
+				   r->user is its user */
+
+struct rpc_route {
+	int		 body;		/* DCCL__ENVELOPE__BODY_* */
+	int		 flags;		/* RPC_* */
+	rpc_handler	 fn;
+};
+
+void	rpc_set_routes(struct cloudd *cd, const struct rpc_route *routes);
 void	rpc_req_free(struct rpc_req *r);
+void	rpc_reply_init(Dccl__Envelope *e, const struct rpc_req *r);
 void	rpc_reply(struct cloudd *cd, struct rpc_req *r, Dccl__Envelope *reply);
 void	rpc_send_packed(struct cloudd *cd, struct rpc_req *r, void *msg,
 	    size_t len, int code);
 void	rpc_error(struct cloudd *cd, struct rpc_req *r, int code,
 	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-void	rpc_fill_status(struct cloudd *cd, Dccl__Status *st);
 
-/* Heavy handlers (threadpool). */
-void	retrieve_rpc(struct cloudd *cd, struct rpc_req *r, uint32_t user);
-void	import_rpc(struct cloudd *cd, struct rpc_req *r);
+/*
+ * Handlers (rpc_handler), each in the file named after what it serves.
+ * Loop thread; the heavy ones reply from a job's after_cb.
+ */
+void	register_rpc(struct cloudd *cd, struct rpc_req *r);	/* register.c */
+void	enroll_rpc(struct cloudd *cd, struct rpc_req *r);
+void	status_rpc(struct cloudd *cd, struct rpc_req *r);	/* admin.c */
+void	list_rpc(struct cloudd *cd, struct rpc_req *r);
+void	train_rpc(struct cloudd *cd, struct rpc_req *r);
+void	download_rpc(struct cloudd *cd, struct rpc_req *r);	/* download.c */
+void	ofa_download_rpc(struct cloudd *cd, struct rpc_req *r);
+void	upload_rpc(struct cloudd *cd, struct rpc_req *r);	/* upload.c */
+void	retrieve_rpc(struct cloudd *cd, struct rpc_req *r);	/* threadpool */
+void	import_rpc(struct cloudd *cd, struct rpc_req *r);	/* threadpool */
 /* Model lifecycle (lifecycle.c): admin socket only. */
 void	lifecycle_show_rpc(struct cloudd *cd, struct rpc_req *r);
 void	lifecycle_rollback_rpc(struct cloudd *cd, struct rpc_req *r);
 void	lifecycle_prune_rpc(struct cloudd *cd, struct rpc_req *r);
 /* Admin metrics (metrics.c): the exposition text as a MetricsText reply. */
 void	metrics_rpc(struct cloudd *cd, struct rpc_req *r);
-/* Checks an upload's tensors against the model (names, shapes). */
-int	patch_validate(struct cloudd *cd, const Dccl__UploadPatch *q,
+/*
+ * patch.c: every check of an upload (tensors, metrics, norm, base version,
+ * names and shapes against the model). 0, or a DCCL error code with the
+ * message in err; *clipped when the norm was clipped in place.
+ */
+int	patch_validate(struct cloudd *cd, Dccl__UploadPatch *q, int *clipped,
 	    char *err, size_t errlen);
+/* Its last step, pure: names and shapes against m's MetaPatch. */
+int	patch_shape_check(const struct model_cache *m,
+	    const Dccl__UploadPatch *q, char *err, size_t errlen);
 
 #endif

@@ -103,12 +103,12 @@ wake_cb(uv_async_t *h)
 	pthread_mutex_unlock(&s->mu);
 	for (; j != NULL; j = next) {
 		next = j->next;
-		cd->jobs--;
+		job_end(&cd->job, 1);
 		reply(cd, j);
 		free(j->mc.data.data);
 		free(j);
 	}
-	cloudd_maybe_exit(cd);
+	job_idle(&cd->job);
 }
 
 static void
@@ -186,7 +186,7 @@ seal_chunk(struct cloudd *cd, struct rpc_req *r, const Dccl__ModelChunk *mc)
 		memcpy(j->checksum, mc->checksum.data, sizeof(j->checksum));
 		j->mc.checksum.data = j->checksum;
 	}
-	cd->jobs++;
+	job_begin(&cd->job);
 	pthread_mutex_lock(&s->mu);
 	*s->in_tail = j;
 	s->in_tail = &j->next;

@@ -8,9 +8,10 @@
  * new version, and commits model and vectors on a connection of its own.
  * The loop then publishes the version (announce on PUB) and swaps the pool
  * snapshot. One training job at a time; SIGTERM stops it between batches.
- * A MoMoDistill job (distill.c) is the same job with a different model
- * step: distill_train() produces the model from the current one, and the
- * storing, indexing and publishing below are shared.
+ * Another model step (MoMoDistill, distill.c) plugs in as a struct
+ * train_step: its fit produces the model from the current one, and the
+ * storing, indexing and publishing below are shared. train.c names no
+ * step but its own.
  */
 #include <errno.h>
 #include <math.h>
@@ -20,8 +21,8 @@
 #include <time.h>
 
 #include "cloudd/cloudd.h"
-#include "cloudd/distill.h"
 #include "cloudd/ofa_train.h"
+#include "shared/clock.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
 #include "shared/data/dataset.h"
@@ -42,7 +43,8 @@ struct train_job {
 	uint8_t			*blob;
 	size_t			 size;
 	struct store_model_info	 mi;
-	struct distill_job	*dj;		/* NULL = plain training */
+	const struct train_step *step;	/* NULL = plain training */
+	void			*arg;		/* the step's job, owned */
 	struct ofa_result	 ofa;		/* Forward-OFA (ofa_train.c) */
 	int			 rc;
 	char			 err[256];
@@ -104,7 +106,7 @@ train_work_cb(uv_work_t *w)
 	struct store *st = NULL;
 	struct store_model_info last;
 	uint32_t *tri = NULL, *vai = NULL;
-	double pos = 0, t0 = now_s();
+	double pos = 0, t0 = clock_now();
 
 	memset(&all, 0, sizeof(all));
 	memset(&tr, 0, sizeof(tr));
@@ -116,8 +118,8 @@ train_work_cb(uv_work_t *w)
 	}
 	tri = to_u32(&tr);
 	vai = to_u32(&va);
-	if (j->dj != NULL) {
-		j->rc = distill_train(j->dj, ds, tri, tr.n, vai, va.n, &j->cf,
+	if (j->step != NULL) {
+		j->rc = j->step->fit(j->arg, ds, tri, tr.n, vai, va.n, &j->cf,
 		    j->dbpath, j->stop, &m, &stats, j->err, sizeof(j->err));
 		if (j->rc != 0)
 			goto done;
@@ -180,8 +182,8 @@ trained:
 	snprintf(meta.metrics[3].name, CTR_IO_METRIC_NAME, "epochs");
 	meta.metrics[3].value = stats.epochs;
 	meta.n_metrics = 4;
-	if (j->dj != NULL)
-		distill_meta(j->dj, &meta);
+	if (j->step != NULL)
+		j->step->meta(j->arg, &meta);
 	if ((j->rc = ctr_io_pack(m, &meta, &j->blob, &j->size)) != 0) {
 		snprintf(j->err, sizeof(j->err), "%s", ctr_io_strerror(j->rc));
 		goto done;
@@ -215,7 +217,7 @@ trained:
 		ofa_train_run(&j->ofa, &j->cf, m, ds, tri, tr.n, vai, va.n,
 		    meta.version, st, j->stop);
 done:
-	j->seconds = now_s() - t0;
+	j->seconds = clock_now() - t0;
 	store_close(st);
 	ctr_free(m);
 	free(tri);
@@ -231,12 +233,13 @@ train_after_cb(uv_work_t *w, int status)
 	struct train_job *j = w->data;
 	struct cloudd *cd = j->cd;
 
-	cd->jobs--;
+	job_end(&cd->job, 1);
 	cd->training = 0;
 	pool_unref(cd, j->src);
 	cd->last_train_s = j->seconds;
 	if (status != 0 || j->rc != 0) {
-		log_warnx("%s: no new model: %s", j->dj ? "DISTILL" : "TRAIN",
+		log_warnx("%s: no new model: %s", j->step ? j->step->name :
+		    "TRAIN",
 		    status ? "cancelled" : j->err);
 		pool_free(j->np);
 		free(j->blob);
@@ -245,37 +248,40 @@ train_after_cb(uv_work_t *w, int status)
 		    "%.4f GAUC %.4f, r_g %.4f", (unsigned long long)
 		    j->mi.version, j->seconds, j->val_loss, j->val_auc,
 		    j->val_gauc, j->mi.global_ctr);
-		if (j->dj != NULL)
-			distill_log(j->dj, j->mi.version);
+		if (j->step != NULL)
+			j->step->log(j->arg, j->mi.version);
 		ofa_train_done(cd, &j->ofa);
 		model_publish(cd, &j->mi, j->blob, j->size);
 		pool_unref(cd, cd->pool);
 		cd->pool = j->np;
 	}
-	if (j->dj != NULL)
-		distill_done(cd, j->dj, status == 0 && j->rc == 0);
+	if (j->step != NULL)
+		j->step->done(cd, j->arg, status == 0 && j->rc == 0);
 	ofa_result_fini(&j->ofa);
 	free(j);
-	cloudd_maybe_exit(cd);
+	job_idle(&cd->job);
 }
 
 int
 train_start(struct cloudd *cd, uint32_t epochs)
 {
-	return train_queue(cd, epochs, NULL);
+	return train_queue(cd, epochs, NULL, NULL);
 }
 
 int
-train_queue(struct cloudd *cd, uint32_t epochs, struct distill_job *dj)
+train_queue(struct cloudd *cd, uint32_t epochs, const struct train_step *step,
+    void *arg)
 {
 	struct train_job *j;
 
 	if (cd->training || cd->pool_loading) {
-		distill_job_free(dj);
+		if (step != NULL)
+			step->free(arg);
 		return -EBUSY;
 	}
 	if (cd->pool == NULL || cd->pool->ds.n == 0) {
-		distill_job_free(dj);
+		if (step != NULL)
+			step->free(arg);
 		return -ENOENT;
 	}
 	j = xcalloc(1, sizeof(*j));
@@ -288,11 +294,12 @@ train_queue(struct cloudd *cd, uint32_t epochs, struct distill_job *dj)
 	j->dbpath = cd->dbpath;
 	j->stop = &cd->stop;
 	j->w.data = j;
-	j->dj = dj;
+	j->step = step;
+	j->arg = arg;
 	cd->training = 1;
-	cd->jobs++;
-	log_info("%s: started on %zu pool samples (base v%llu)", dj ?
-	    "DISTILL" : "TRAIN", cd->pool->ds.n,
+	job_begin(&cd->job);
+	log_info("%s: started on %zu pool samples (base v%llu)", step ?
+	    step->name : "TRAIN", cd->pool->ds.n,
 	    (unsigned long long)cd->model.version);
 	return uv_queue_work(&cd->loop, &j->w, train_work_cb, train_after_cb);
 }

@@ -1,8 +1,9 @@
 /*
- * upload: the group commit of patch uploads. h_upload (rpc.c) validates an
- * upload and replies at once to anything it rejects; an upload it accepts
- * is queued here (upload_queue: the request and its prepared patch, the
- * blob owned) and counted in cd->jobs, so a shutdown waits for its reply.
+ * upload: UploadPatch and the group commit of uploads. upload_rpc
+ * validates an upload (patch.c) and replies at once to anything it
+ * rejects; an upload it accepts is queued (upload_queue: the request and
+ * its prepared patch, the blob owned) and counted in cd->job, so a
+ * shutdown waits for its reply.
  *
  * DESIGN: the nanomsg receive callbacks run in the loop's poll phase and
  * read bursts of up to 64 messages per socket. A uv_check_t, active only
@@ -29,18 +30,22 @@
  * returning to the loop, so no other store write on this connection can
  * land inside its transaction. Loop thread only.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cloudd/cloudd.h"
 #include "cloudd/rpc.h"
+#include "shared/clock.h"
 #include "shared/log.h"
+#include "shared/xmalloc.h"
 
 static void
 ack(struct cloudd *cd, struct upload_item *it, uint64_t id, int dup)
 {
 	struct rpc_req *r = it->r;
-	Dccl__Envelope e = DCCL__ENVELOPE__INIT;
+	Dccl__Envelope e;
 	Dccl__Ack a = DCCL__ACK__INIT;
 
 	if (!dup)
@@ -49,8 +54,7 @@ ack(struct cloudd *cd, struct upload_item *it, uint64_t id, int dup)
 	    it->p.device_id, (unsigned long long)it->p.request_id,
 	    (unsigned long long)it->p.base_version, (unsigned long long)id,
 	    dup ? " (duplicate)" : "");
-	e.device_id = r->env->device_id;
-	e.request_id = r->env->request_id;
+	rpc_reply_init(&e, r);
 	a.patch_id = id;
 	a.duplicate = dup;
 	e.body_case = DCCL__ENVELOPE__BODY_ACK;
@@ -66,7 +70,7 @@ flush(struct cloudd *cd)
 	size_t n = cd->up_n, i;
 	uint64_t id[UPLOAD_BATCH_MAX];
 	int dup[UPLOAD_BATCH_MAX];
-	double t0 = now_s();
+	double t0 = clock_now();
 	int rc = -1;
 
 	if (n == 0)
@@ -89,7 +93,7 @@ flush(struct cloudd *cd)
 	}
 	if (rc == 0) {
 		log_debug("UPLOAD-BATCH: %zu uploads in one transaction, "
-		    "%.3f ms", n, (now_s() - t0) * 1e3);
+		    "%.3f ms", n, (clock_now() - t0) * 1e3);
 		for (i = 0; i < n; i++)
 			ack(cd, &it[i], id[i], dup[i]);
 	} else {
@@ -109,8 +113,8 @@ flush(struct cloudd *cd)
 		it[i].p.blob = NULL;
 		it[i].r = NULL;
 	}
-	cd->jobs -= (uint32_t)n;
-	cloudd_maybe_exit(cd);
+	job_end(&cd->job, (uint32_t)n);
+	job_idle(&cd->job);
 }
 
 static void
@@ -137,16 +141,52 @@ upload_queue(struct cloudd *cd, struct rpc_req *r, const struct store_patch *p)
 
 	it->r = r;
 	it->p = *p;
-	cd->jobs++;
+	job_begin(&cd->job);
 	/* uv_check_start fails only without a callback; flush anyway. */
 	if ((cd->up_n == 1 && uv_check_start(&cd->up_check, check_cb) != 0) ||
 	    cd->up_n == UPLOAD_BATCH_MAX)
 		flush(cd);
 }
 
-/* cloudd_maybe_exit: jobs == 0, so the batch is empty. */
+/* At exit no job is left, so the batch is empty. */
 void
 upload_fini(struct cloudd *cd)
 {
 	uv_close((uv_handle_t *)&cd->up_check, NULL);
+}
+
+/* UploadPatch: validated at once, then queued for the group commit. */
+void
+upload_rpc(struct cloudd *cd, struct rpc_req *r)
+{
+	Dccl__UploadPatch *q = r->env->upload;
+	struct store_patch p;
+	char err[256];
+	int clipped, rc;
+
+	if ((rc = patch_validate(cd, q, &clipped, err, sizeof(err))) != 0) {
+		rpc_error(cd, r, rc, "%s", err);
+		return;
+	}
+	if (clipped)
+		log_warnx("UPLOAD-CLIPPED: device=%s req=%llu: patch norm "
+		    "clipped to %g", r->env->device_id,
+		    (unsigned long long)r->env->request_id,
+		    cd->cf.max_patch_norm);
+	memset(&p, 0, sizeof(p));
+	snprintf(p.device_id, sizeof(p.device_id), "%s", r->env->device_id);
+	p.user_id = r->user;
+	p.request_id = r->env->request_id;
+	p.base_version = q->base_version;
+	snprintf(p.kind, sizeof(p.kind), "%s", q->kind && q->kind[0] ?
+	    q->kind : "metapatch");
+	p.created = time(NULL);
+	p.size = dccl__upload_patch__get_packed_size(q);
+	p.blob = xmalloc(p.size);
+	dccl__upload_patch__pack(q, p.blob);
+	/*
+	 * Stored with the other uploads of this loop iteration in one
+	 * transaction; the Ack (or E_STORAGE) goes out after its commit.
+	 */
+	upload_queue(cd, r, &p);
 }

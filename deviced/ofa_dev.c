@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "shared/clock.h"
 #include "deviced/deviced.h"
 #include "deviced/ofa_dev.h"
 #include "shared/ml/ctr.h"
@@ -64,15 +65,6 @@ struct ofa_dev {
 	double		 budget, adapt_us;
 	uint64_t	 adaptations;
 };
-
-static double
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
 
 static int
 wanted(const struct device *d)
@@ -173,12 +165,12 @@ static int
 adapt(struct device *d, struct ofa_dev *o, const char *why)
 {
 	float z[OFA_MAX_DIM];
-	double t0 = now_us(), bytes = 0;
+	double t0 = (clock_now() * 1e6), bytes = 0;
 	int rc;
 
 	behaviour(d, o->m, z);
 	rc = ofa_assemble(o->m, z, o->budget, &o->a);
-	o->adapt_us = now_us() - t0;
+	o->adapt_us = (clock_now() * 1e6) - t0;
 	if (rc != 0)
 		return rc;
 	o->adapted = 1;
@@ -433,13 +425,13 @@ ofa_dev_eval(struct device *d, const char *method, const struct dataset *q,
 		return -1;
 	ofa_assembled_init(&a);
 	/* The adaptation as the device runs it, for this class's budget. */
-	t0 = now_us();
+	t0 = (clock_now() * 1e6);
 	behaviour(d, o->m, z);
 	if (ofa_assemble(o->m, z, ofa_class_budget[k], &a) != 0) {
 		ofa_assembled_fini(&a);
 		return -1;
 	}
-	us = now_us() - t0;
+	us = (clock_now() * 1e6) - t0;
 	L = ofa_config(o->m)->n_blocks;
 	C0 = ofa_config(o->m)->in_dim;
 	mask = 0;

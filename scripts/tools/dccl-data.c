@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "shared/clock.h"
 #include "shared/data/dataset.h"
 #include "shared/rng.h"
 #include "shared/xmalloc.h"
@@ -67,15 +68,6 @@ usage(FILE *fp)
 "synth writes the same layout from the drift generator plus truth.csv.\n"
 "stats summarizes a samples CSV, a split directory or a MovieLens dir.\n",
 	    prog, prog, prog);
-}
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static int
@@ -607,7 +599,7 @@ cmd_split(int argc, char **argv)
 	struct dataset ds;
 	struct dataset_meta m;
 	struct dataset_err e;
-	double t0 = now(), t1;
+	double t0 = clock_now(), t1;
 	int rc;
 
 	if (parse_opts(argc, argv, &a, 0) != 0)
@@ -627,7 +619,7 @@ cmd_split(int argc, char **argv)
 	if (e.n_bad > 0)
 		fprintf(stderr, "%s: skipped %zu bad lines (first: %s)\n",
 		    prog, e.n_bad, e.msg);
-	t1 = now();
+	t1 = clock_now();
 	printf("loaded %s (%s): %zu ratings, %u users, %u items, %u genres "
 	    "in %.3f s\n", argv[optind], dataset_fmt_name(m.fmt), ds.n,
 	    ds.n_users, ds.n_items, ds.n_genres, t1 - t0);
@@ -636,7 +628,7 @@ cmd_split(int argc, char **argv)
 	else
 		rc = write_layout(argv[optind + 1], &ds, &m, &a.fr, a.n_neg,
 		    a.seed);
-	printf("total %.3f s\n", now() - t0);
+	printf("total %.3f s\n", clock_now() - t0);
 	dataset_fini(&ds);
 	dataset_meta_fini(&m);
 	return rc == 0 ? 0 : 1;
@@ -650,7 +642,7 @@ cmd_synth(int argc, char **argv)
 	struct dataset_meta m;
 	struct synth_truth *tr;
 	char p[4096];
-	double t0 = now();
+	double t0 = clock_now();
 	FILE *fp;
 	int rc;
 
@@ -668,7 +660,7 @@ cmd_synth(int argc, char **argv)
 		return 2;
 	}
 	printf("generated %zu samples, %u users in %.3f s\n", ds.n,
-	    ds.n_users, now() - t0);
+	    ds.n_users, clock_now() - t0);
 	rc = write_layout(argv[optind], &ds, &m, &a.fr, a.n_neg, a.seed);
 	if (rc == 0) {
 		snprintf(p, sizeof(p), "%s/truth.csv", argv[optind]);
@@ -692,7 +684,7 @@ cmd_synth(int argc, char **argv)
 			}
 		}
 	}
-	printf("total %.3f s\n", now() - t0);
+	printf("total %.3f s\n", clock_now() - t0);
 	free(tr);
 	dataset_fini(&ds);
 	dataset_meta_fini(&m);
@@ -805,7 +797,7 @@ cmd_stats(int argc, char **argv)
 	struct dataset_opts o;
 	struct dataset_err e;
 	char p[4096];
-	double t0 = now();
+	double t0 = clock_now();
 	int rc;
 
 	if (argc >= 2 && (strcmp(argv[1], "-h") == 0 ||
@@ -830,7 +822,7 @@ cmd_stats(int argc, char **argv)
 			return 1;
 		}
 		printf("read %zu rows in %.3f s (%.2f M rows/s)\n", ds.n,
-		    now() - t0, ds.n / (now() - t0) / 1e6);
+		    clock_now() - t0, ds.n / (clock_now() - t0) / 1e6);
 		summarize(path, &ds, -1);
 		dataset_fini(&ds);
 		return 0;
@@ -878,7 +870,7 @@ cmd_stats(int argc, char **argv)
 			return 1;
 		}
 		printf("loaded %s (%s) in %.3f s\n", path,
-		    dataset_fmt_name(m.fmt), now() - t0);
+		    dataset_fmt_name(m.fmt), clock_now() - t0);
 		summarize(path, &ds, -1);
 		printf("  genres:");
 		for (uint32_t g = 0; g < m.n_genres; g++)

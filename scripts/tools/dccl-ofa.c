@@ -29,6 +29,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "shared/clock.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
 #include "shared/data/dataset.h"
@@ -40,15 +41,6 @@
 void	openblas_set_num_threads(int);
 
 static const char *prog = "dccl-ofa";
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static uint32_t *
 to_u32(const struct dataset_idx *x)
@@ -179,7 +171,7 @@ main(int argc, char **argv)
 	    pool.n, loc.n, tst.n);
 
 	/* ---- cloud CTR model, as cloudd trains it ---- */
-	double t0 = now();
+	double t0 = clock_now();
 	dataset_idx_all(&all, &pool);
 	dataset_carve_val(&tr, &va, &all, 0.1);
 	uint32_t *tri = to_u32(&tr), *vai = to_u32(&va);
@@ -201,10 +193,10 @@ main(int argc, char **argv)
 	co.seed = seed;
 	ctr_train(cloud, &pool, tri, tr.n, vai, va.n, &co, &cst);
 	printf("cloud CTR: %d epochs (best %d), val logloss %.4f, %.1f s\n",
-	    cst.epochs, cst.best_epoch, cst.val_loss, now() - t0);
+	    cst.epochs, cst.best_epoch, cst.val_loss, clock_now() - t0);
 
 	/* ---- Forward-OFA on the same pool, embeddings frozen ---- */
-	t0 = now();
+	t0 = clock_now();
 	ofa_config_default(&oc, cloud);
 	oc.hidden = hidden;
 	oc.inner = inner;
@@ -225,7 +217,7 @@ main(int argc, char **argv)
 	    "%d), val logloss %.4f, val blocks low %.2f mid %.2f high %.2f, "
 	    "%.1f s\n", ofa_num_params(ofa), ofa_base_params(ofa),
 	    ofa_block_params(ofa), ost.epochs, ost.best_epoch, ost.val_loss,
-	    ost.blocks[0], ost.blocks[1], ost.blocks[2], now() - t0);
+	    ost.blocks[0], ost.blocks[1], ost.blocks[2], clock_now() - t0);
 
 	/* ---- evaluation on the users' test samples ---- */
 	size_t n = tst.n;
@@ -278,9 +270,9 @@ main(int argc, char **argv)
 			uint32_t *li = xcalloc(l_n, sizeof(uint32_t));
 			for (size_t i = 0; i < l_n; i++)
 				li[i] = (uint32_t)(l_lo + i);
-			double t1 = now();
+			double t1 = clock_now();
 			ctr_train(c, &loc, li, l_n, NULL, 0, &fo, NULL);
-			cost_us[M_FT] += (now() - t1) * 1e6;
+			cost_us[M_FT] += (clock_now() - t1) * 1e6;
 			ctr_predict(c, &tst, idx + t_lo, t_n, pr[M_FT] + t_lo);
 			ctr_free(c);
 			free(li);
@@ -301,10 +293,10 @@ main(int argc, char **argv)
 			uint32_t mask = 0;
 			/* one forward pass: behaviour encoding + structure +
 			 * parameters, timed as the device would run it */
-			double t1 = now();
+			double t1 = clock_now();
 			ofa_behaviour(cloud, items, ni, oc.hist_k, z);
 			ofa_assemble(ofa, z, ofa_class_budget[k], &a);
-			cost_us[mth] += (now() - t1) * 1e6;
+			cost_us[mth] += (clock_now() - t1) * 1e6;
 			nblk[mth] += a.n_blocks;
 			for (int b = 0; b < a.n_blocks; b++)
 				mask |= 1u << a.block[b];

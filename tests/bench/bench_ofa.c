@@ -21,21 +21,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "shared/clock.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/ofa.h"
 #include "shared/ml/ofa_io.h"
 #include "shared/rng.h"
 
 void	openblas_set_num_threads(int);
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static int
 cmp(const void *a, const void *b)
@@ -109,13 +101,13 @@ main(void)
 		uint32_t mask = 0;
 		/* adaptation: a new local sample arrived */
 		for (int run = 0; run < RUNS; run++) {
-			double t0 = now();
+			double t0 = clock_now();
 			for (int i = 0; i < N; i++) {
 				items[20] = (uint32_t)i % cc.n_items;
 				ofa_behaviour(cloud, items + 1, 20, oc.hist_k, z);
 				ofa_assemble(m, z, ofa_class_budget[k], &a);
 			}
-			t[run] = (now() - t0) / N * 1e6;
+			t[run] = (clock_now() - t0) / N * 1e6;
 		}
 		qsort(t, RUNS, sizeof(double), cmp);
 		double adapt = t[RUNS / 2];
@@ -123,12 +115,12 @@ main(void)
 			mask |= 1u << a.block[b];
 		/* one prediction, features included */
 		for (int run = 0; run < RUNS; run++) {
-			double t0 = now();
+			double t0 = clock_now();
 			for (int i = 0; i < N; i++) {
 				ofa_inputs(cloud, &ds, idx, 1, x0, NULL);
 				ofa_assembled_logits(&a, x0, 1, out, scratch);
 			}
-			t[run] = (now() - t0) / N * 1e6;
+			t[run] = (clock_now() - t0) / N * 1e6;
 		}
 		qsort(t, RUNS, sizeof(double), cmp);
 		printf("BENCH ofa_%s blocks=%d adapt_us=%.2f adapt_flops=%.0f "
@@ -139,10 +131,10 @@ main(void)
 		    base + (mask ? ofa_io_size(m, &om, 0, mask) : 0));
 	}
 	for (int run = 0; run < RUNS; run++) {
-		double t0 = now();
+		double t0 = clock_now();
 		for (int i = 0; i < N; i++)
 			ctr_predict(cloud, &ds, idx, 1, out);
-		t[run] = (now() - t0) / N * 1e6;
+		t[run] = (clock_now() - t0) / N * 1e6;
 	}
 	qsort(t, RUNS, sizeof(double), cmp);
 	printf("BENCH ctr_cloud predict_us=%.2f flops=%.0f\n", t[RUNS / 2],

@@ -28,6 +28,7 @@
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
 
+#include "shared/clock.h"
 #include "shared/wire.h"
 
 #define MAX_CLIENTS 256
@@ -43,15 +44,6 @@ static const char *eps;
 static int reg_mode;
 static atomic_int stop;
 static pthread_barrier_t go;
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static int
 once(int sock, const char *dev, uint64_t rid, uint32_t user, char *err,
@@ -185,7 +177,7 @@ main(int argc, char **argv)
 			abort();
 	}
 	pthread_barrier_wait(&go);
-	t0 = now();
+	t0 = clock_now();
 	{
 		struct timespec ts = { (time_t)secs,
 		    (long)((secs - (time_t)secs) * 1e9) };
@@ -193,7 +185,7 @@ main(int argc, char **argv)
 			;
 	}
 	atomic_store(&stop, 1);
-	t1 = now();
+	t1 = clock_now();
 	for (int i = 0; i < n; i++) {
 		pthread_join(cl[i].th, NULL);
 		ok += cl[i].ok;

@@ -28,21 +28,13 @@
 
 #include <cblas.h>
 
+#include "shared/clock.h"
 #include "shared/rng.h"
 #include "shared/xmalloc.h"
 
 #include "cloudd/retrieve.h"
 
 void	openblas_set_num_threads(int);
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void
 unit(float *v, int d)
@@ -114,7 +106,7 @@ static double
 run(const struct retr *r, const float *Q, size_t nq, size_t bs, size_t k,
     uint32_t nprobe, struct retr_hit *out)
 {
-	double t0 = now();
+	double t0 = clock_now();
 
 	for (size_t q0 = 0; q0 < nq; q0 += bs) {
 		size_t b = nq - q0 < bs ? nq - q0 : bs;
@@ -125,7 +117,7 @@ run(const struct retr *r, const float *Q, size_t nq, size_t bs, size_t k,
 			exit(1);
 		}
 	}
-	return now() - t0;
+	return clock_now() - t0;
 }
 
 static void
@@ -183,7 +175,7 @@ main(int argc, char **argv)
 		cdf[c] /= tot;
 	float *X = xmalloc(n * d * sizeof(float));
 	float *Q = xmalloc(nq * d * sizeof(float));
-	double t0 = now();
+	double t0 = clock_now();
 	draw(X, n, d, mu, cdf, C, sigma, &rng);
 	draw(Q, nq, d, mu, cdf, C, sigma, &rng);
 	uint32_t *owner = xmalloc(n * sizeof(*owner));
@@ -194,7 +186,7 @@ main(int argc, char **argv)
 	}
 	printf("data: n=%zu d=%d nq=%zu k=%zu, mixture of %d unit-sphere "
 	    "Gaussians, sigma=%.2f, Zipf-ish weights (%.1f s to generate)\n",
-	    n, d, nq, k, C, sigma, now() - t0);
+	    n, d, nq, k, C, sigma, clock_now() - t0);
 
 	/* Exact. */
 	struct retr *ex, *ivf;
@@ -220,10 +212,10 @@ main(int argc, char **argv)
 
 	/* Merged daemon search, 64 queries. */
 	size_t nm;
-	t0 = now();
+	t0 = clock_now();
 	for (size_t q0 = 0; q0 + bs <= nq; q0 += bs)
 		retr_search(ex, Q + q0 * d, bs, k, 3, res, &nm);
-	double tm = (now() - t0) / (double)(nq / bs);
+	double tm = (clock_now() - t0) / (double)(nq / bs);
 
 	/* IVF. */
 	retr_opts_default(&o);
@@ -232,10 +224,10 @@ main(int argc, char **argv)
 	o.nprobe = nprobe;
 	o.train_size = train;
 	o.kmeans_iters = iters;
-	t0 = now();
+	t0 = clock_now();
 	if (retr_build(&ivf, X, owner, row, n, d, &o) != 0)
 		return 1;
-	double tb = now() - t0;
+	double tb = clock_now() - t0;
 	nlist = retr_nlist(ivf);
 	nprobe = retr_nprobe(ivf);
 	printf("ivf: nlist=%u nprobe=%u train=%u iters=%u, build %.1f s\n",
@@ -257,11 +249,11 @@ main(int argc, char **argv)
 	}
 	printf("merged search (m=%zu, k=%zu, exclude owner): exact %.1f ms",
 	    bs, k, tm * 1e3);
-	t0 = now();
+	t0 = clock_now();
 	for (size_t q0 = 0; q0 + bs <= nq; q0 += bs)
 		retr_search(ivf, Q + q0 * d, bs, k, 3, res, &nm);
 	printf(", ivf %.1f ms per call\n",
-	    (now() - t0) / (double)(nq / bs) * 1e3);
+	    (clock_now() - t0) / (double)(nq / bs) * 1e3);
 
 	printf("RESULT exact_single_ms %.4f\n", te1 * 1e3);
 	printf("RESULT exact_batch_ms %.4f\n", teb * 1e3);

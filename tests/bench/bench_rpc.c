@@ -51,6 +51,7 @@
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
 
+#include "shared/clock.h"
 #include "shared/wire.h"
 
 #define MAX_CLIENTS	16
@@ -58,15 +59,6 @@
 #define RT_ROUNDS	5	/* alternating dccl/bare slices per figure */
 
 static int failures;
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void
 fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -352,7 +344,7 @@ rt_bench(const char *ep, int bare, int n, double secs)
 			abort();
 	}
 	pthread_barrier_wait(&run.go);
-	t0 = now();
+	t0 = clock_now();
 	{
 		struct timespec ts = { (time_t)secs,
 		    (long)((secs - (time_t)secs) * 1e9) };
@@ -362,7 +354,7 @@ rt_bench(const char *ep, int bare, int n, double secs)
 	atomic_store(&run.stop, 1);
 	for (int i = 0; i < n; i++)
 		pthread_join(cl[i].th, NULL);
-	t1 = now();
+	t1 = clock_now();
 	pthread_barrier_destroy(&run.go);
 	for (int i = 0; i < n; i++) {
 		total += cl[i].count;
@@ -558,7 +550,7 @@ download(const char *ep, const char *dev, uint32_t user,
 	e.body_case = DCCL__ENVELOPE__BODY_GET_MODEL;
 	e.get_model = &gm;
 	gm.version = out->version;
-	t0 = now();
+	t0 = clock_now();
 	for (uint32_t i = 0; i < n_chunks; i++) {
 		Dccl__ModelChunk *c;
 
@@ -600,10 +592,10 @@ download(const char *ep, const char *dev, uint32_t user,
 		}
 		wire_free(r);
 	}
-	out->seconds = now() - t0;
-	t0 = now();
+	out->seconds = clock_now() - t0;
+	t0 = clock_now();
 	crypto_generichash(sum, sizeof(sum), blob, total, NULL, 0);
-	out->hash_seconds = now() - t0;
+	out->hash_seconds = clock_now() - t0;
 	out->size = total;
 	out->n_chunks = n_chunks;
 	if (memcmp(sum, want, 32) != 0) {
@@ -671,7 +663,7 @@ bench_import(const char *cloudd, const char *csv, const char *dir)
 		fail("import: pipe: %s", strerror(errno));
 		return;
 	}
-	t0 = now();
+	t0 = clock_now();
 	if ((pid = fork()) < 0) {
 		fail("import: fork: %s", strerror(errno));
 		return;
@@ -698,7 +690,7 @@ bench_import(const char *cloudd, const char *csv, const char *dir)
 	if (fp != NULL)
 		fclose(fp);
 	waitpid(pid, &status, 0);
-	wall = now() - t0;
+	wall = clock_now() - t0;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !found) {
 		fail("import: cloudd --import %s exited %d without an IMPORT "
 		    "line", csv, WIFEXITED(status) ? WEXITSTATUS(status) : -1);

@@ -26,6 +26,7 @@
 
 #include <cblas.h>
 
+#include "shared/clock.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/kern.h"
 #include "shared/rng.h"
@@ -35,15 +36,6 @@
 #define N_GENRES	20
 #define N_SAMPLES	200000
 #define DEV_SAMPLES	200
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /*
  * Synthetic CTR data: per-user and per-item biases plus a user-genre taste
@@ -145,7 +137,7 @@ bench_linear(void)
 	for (int i = 0; i < O; i++)
 		bias[i] = 0;
 	for (int impl = 0; impl < 2; impl++) {
-		double t0 = now();
+		double t0 = clock_now();
 		for (int it = 0; it < IT; it++) {
 			if (impl) {
 				linear_forward(out, inp, w, bias, B, C, O);
@@ -158,7 +150,7 @@ bench_linear(void)
 				    w, B, C, O);
 			}
 		}
-		double dt = now() - t0;
+		double dt = clock_now() - t0;
 		double gf = 6.0 * B * C * O * IT / dt * 1e-9;
 		printf("BENCH linear_%s B=%d C=%d O=%d fwd+bwd_us=%.1f "
 		    "gflops=%.2f threads=1\n", impl ? "blas" : "naive", B, C,
@@ -188,9 +180,9 @@ bench_throughput(const struct dataset *ds, int threads, int rank)
 	o.epochs = 1;
 	/* warm-up: scratch allocation, Adam moments, page faults */
 	ctr_train(m, ds, idx, 256 * 20, NULL, 0, &o, NULL);
-	double t0 = now();
+	double t0 = clock_now();
 	rc = ctr_train(m, ds, idx, ds->n, NULL, 0, &o, &st);
-	double dt = now() - t0;
+	double dt = clock_now() - t0;
 	printf("BENCH train_dccl threads=%d rank=%d samples=%zu secs=%.3f "
 	    "samples_per_s=%.0f loss=%.4f flops_per_pred=%.0f params=%zu\n",
 	    threads, rank, ds->n, dt, ds->n / dt, st.train_loss, ctr_flops(m),
@@ -233,10 +225,10 @@ finetune(void)
 			o.opt.lr = 1e-2f;
 		for (int rep = 0; rep < REPS; rep++) {
 			m = ctr_clone(base);
-			double t0 = now();
+			double t0 = clock_now();
 			rc = ctr_train(m, &ds, idx, DEV_SAMPLES, NULL, 0, &o,
 			    NULL);
-			double dt = now() - t0;
+			double dt = clock_now() - t0;
 			ctr_free(m);
 			if (rc != 0)
 				return rc;

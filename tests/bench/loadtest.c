@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "shared/clock.h"
 #include "shared/auth.h"
 #include "shared/wire.h"
 
@@ -68,15 +69,6 @@ static double gap;	/* uploads: seconds between a device's uploads */
 static double think = 0.5;	/* load: mean pause between requests, s */
 static int mix[3] = { 40, 60, 80 };	/* cumulative %: status, model, retr */
 static char keydir[512];
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* 10 us linear buckets up to 40.96 ms, then 2% log buckets. */
 static int
@@ -115,7 +107,7 @@ send_env(struct dev *d, Dccl__Envelope *e, int type)
 	}
 	d->ctr = e->counter;
 	d->type = type;
-	d->t0 = now();
+	d->t0 = clock_now();
 	if (nn_send(d->sock, &msg, NN_MSG, NN_DONTWAIT) < 0) {
 		nn_freemsg(msg);
 		d->waiting = 0;
@@ -340,8 +332,8 @@ run_load(int first, int n, int fd)
 	/* Enroll everyone first (not timed as load). */
 	for (int i = 0; i < n; i++)
 		do_register(&dv[i]);
-	end = now() + 30;
-	for (int done = 0; done < n && now() < end;) {
+	end = clock_now() + 30;
+	for (int done = 0; done < n && clock_now() < end;) {
 		for (int i = 0; i < n; i++) {
 			pf[i].fd = dv[i].sock;
 			pf[i].events = NN_POLLIN;
@@ -366,16 +358,16 @@ run_load(int first, int n, int fd)
 	 * Barriers keep the processes' phases aligned.
 	 */
 	barrier_wait();
-	end = now() + 30;
+	end = clock_now() + 30;
 	for (int i = 0; i < n; i++)
 		do_random(&dv[i], &seed);
-	for (int left = n; left > 0 && now() < end;) {
+	for (int left = n; left > 0 && clock_now() < end;) {
 		for (int i = 0; i < n; i++) {
 			pf[i].fd = dv[i].sock;
 			pf[i].events = NN_POLLIN;
 		}
 		(void)nn_poll(pf, n, 2);
-		t = now();
+		t = clock_now();
 		for (int i = 0; i < n; i++)
 			if (pf[i].revents & NN_POLLIN &&
 			    take_timed(&dv[i], &st[PH_BURST], t))
@@ -386,14 +378,14 @@ run_load(int first, int n, int fd)
 	 * timed mix measures the load, not the lockstep of the burst.
 	 */
 	barrier_wait();
-	t = now();
+	t = clock_now();
 	end = t + seconds;
 	for (int i = 0; i < n; i++) {
 		dv[i].waiting = 0;
 		dv[i].next = think > 0 ? t + think * 2 *
 		    (rand_r(&seed) % 1000) / 1000.0 : t;
 	}
-	while ((t = now()) < end) {
+	while ((t = clock_now()) < end) {
 		for (int i = 0; think > 0 && i < n; i++)
 			if (!dv[i].waiting && dv[i].next <= t) {
 				dv[i].next = 1e300;
@@ -407,7 +399,7 @@ run_load(int first, int n, int fd)
 			pf[i].events = NN_POLLIN;
 		}
 		(void)nn_poll(pf, n, 2);
-		t = now();
+		t = clock_now();
 		for (int i = 0; i < n; i++) {
 			struct dev *d = &dv[i];
 			if (!(pf[i].revents & NN_POLLIN) ||
@@ -588,7 +580,7 @@ uploads_main(void)
 	struct nn_pollfd *pf = calloc((size_t)n_dev, sizeof(*pf));
 	FILE *ack = fopen(ackfile, "a");
 	long per = (n_uploads + n_dev - 1) / n_dev, acked = 0, resent = 0;
-	double deadline = now() + 600;
+	double deadline = clock_now() + 600;
 	int never = 1000000;	/* ms: nanomsg never re-sends by itself */
 
 	if (ack == NULL || dv == NULL)
@@ -601,8 +593,8 @@ uploads_main(void)
 		dv[i].upload_req = 0;
 		do_register(&dv[i]);
 	}
-	while (acked < n_uploads && now() < deadline) {
-		double t = now();
+	while (acked < n_uploads && clock_now() < deadline) {
+		double t = clock_now();
 		for (int i = 0; i < n_dev; i++) {
 			struct dev *d = &dv[i];
 			/*
@@ -653,7 +645,7 @@ uploads_main(void)
 				d->upload_req = d->uploads_done < (uint64_t)per
 				    ? 1000 + d->uploads_done : 0;
 				/* The next one goes after the gap (below). */
-				d->t0 = now() + gap - 0.05;
+				d->t0 = clock_now() + gap - 0.05;
 			} else if (e->body_case ==
 			    DCCL__ENVELOPE__BODY_REGISTERED) {
 				d->upload_req = 1000;

@@ -3,7 +3,7 @@
  * Each input is decoded as an envelope and its body run through the same
  * pure checks cloudd's handlers apply before touching state: RegisterReq
  * (guard_register_check), UploadPatch (wire_tensor_check per tensor,
- * patch_validate against a model with 2 hidden layers of rank 16, then
+ * patch_shape_check against a model with 2 hidden layers of rank 16, then
  * guard_upload_check with clipping and with rejection), RetrieveReq (the
  * bounds retrieve_rpc checks), GetModelReq (the chunk arithmetic). The
  * handlers themselves only add store and socket calls on top.
@@ -56,7 +56,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < q->n_tensors && rc == 0; i++)
 			rc = wire_tensor_check(q->tensors[i],
 			    (size_t)cd->cf.max_tensor, err, sizeof(err));
-		if (rc != 0 || patch_validate(cd, q, err, sizeof(err)) != 0)
+		if (rc != 0 || patch_shape_check(&cd->model, q, err,
+		    sizeof(err)) != 0)
 			break;
 		if (guard_upload_check(q, 100, 0, &clipped, err,
 		    sizeof(err)) == 0 && guard_patch_norm(q) > 100 * 1.0001)

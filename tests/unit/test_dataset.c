@@ -33,6 +33,7 @@
 
 #include <cmocka.h>
 
+#include "shared/clock.h"
 #include "shared/data/dataset.h"
 #include "shared/rng.h"
 
@@ -49,15 +50,6 @@ slow_mode(void)
 	return getenv("DCCL_SANITIZE") != NULL ||
 	    getenv("DCCL_VALGRIND") != NULL ||
 	    (ld != NULL && strstr(ld, "vgpreload") != NULL);
-}
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static const char *
@@ -769,9 +761,9 @@ test_synth_speed(void **state)
 	o.max_per_user = 600;
 	if (slow_mode())
 		o.n_users = 50;
-	t0 = now();
+	t0 = clock_now();
 	assert_int_equal(dataset_synth(&ds, &m, &tr, &o), 0);
-	dt = now() - t0;
+	dt = clock_now() - t0;
 	print_message("synth: %zu samples in %.3f s (%.2f M samples/s)\n",
 	    ds.n, dt, ds.n / dt / 1e6);
 	assert_true(slow_mode() || ds.n >= 1000000);
@@ -784,16 +776,16 @@ test_synth_speed(void **state)
 		struct dataset_opts op;
 
 		dataset_opts_default(&op);
-		t0 = now();
+		t0 = clock_now();
 		assert_int_equal(dataset_write_csv(tmp("big.csv"), &ds, NULL,
 		    0), 0);
-		dt = now() - t0;
+		dt = clock_now() - t0;
 		print_message("csv write: %.2f M rows/s\n", ds.n / dt / 1e6);
 		dataset_init(&r);
-		t0 = now();
+		t0 = clock_now();
 		assert_int_equal(dataset_read_csv(&r, tmp("big.csv"), &op, &e),
 		    0);
-		dt = now() - t0;
+		dt = clock_now() - t0;
 		print_message("csv read: %zu rows in %.3f s (%.2f M rows/s)\n",
 		    r.n, dt, r.n / dt / 1e6);
 		assert_int_equal(r.n, ds.n);
@@ -1180,12 +1172,12 @@ test_real_ml_latest_small(void **state)
 		print_message("ml-latest-small not found: skipped\n");
 		skip();
 	}
-	t0 = now();
+	t0 = clock_now();
 	load_ok(&ds, &m, dir, 20);
-	t1 = now();
+	t1 = clock_now();
 	dataset_fracs_default(&f);
 	assert_int_equal(dataset_split(&sp, &ds, &f), 0);
-	t2 = now();
+	t2 = clock_now();
 	print_message("ml-latest-small: load %.3f s, split %.3f s\n", t1 - t0,
 	    t2 - t1);
 	assert_int_equal(ds.n, 100836);
