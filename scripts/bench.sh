@@ -6,6 +6,7 @@
 #   2. sh tests/bench/bench_retrieve.sh     retrieval vs faiss
 #   3. bin/bench_train                      training throughput (dccl)
 #   4. /usr/bin/python3 tests/bench/train_torch.py   the PyTorch peer
+#   4b. sh tests/bench/train_pair.sh        the two alternately: the ratio
 #   5. sh tests/bench/bench_replicas.sh     PostgreSQL import, 1-3 replicas
 # A benchmark whose file is missing is reported as "skipped: FILE missing".
 # The Python peers need Debian's python3-torch / python3-faiss, installed
@@ -69,6 +70,13 @@ train_torch() {
 	$PY tests/bench/train_torch.py
 }
 
+train_pair() {
+	need_py torch python3-torch || return 1
+	[ -x "$BIN/bench_train" ] || make --no-print-directory \
+	    "$BIN/bench_train" >/dev/null || return 1
+	DCCL_BIN=$BIN sh tests/bench/train_pair.sh 5
+}
+
 bench_retrieve() {
 	need_py faiss python3-faiss || return 1
 	sh tests/bench/bench_retrieve.sh
@@ -86,6 +94,8 @@ bench_retrieve() {
 	    tests/bench/bench_train.c bench_train
 	section "train: PyTorch peer (train_torch.py)" \
 	    tests/bench/train_torch.py train_torch
+	section "train: dccl vs PyTorch, alternately (the ratio to quote)" \
+	    tests/bench/train_pair.sh train_pair
 	section "replicas: PostgreSQL import (COPY) vs SQLite, 1-3 cloudd replicas" \
 	    tests/bench/bench_replicas.sh sh tests/bench/bench_replicas.sh
 	echo

@@ -12,7 +12,9 @@
  * is single-threaded). The fine-tune figure re-executes this binary with
  * --finetune so that its peak RSS (getrusage ru_maxrss) covers only one
  * device: a model of the same shape, 200 local samples, 5 epochs, batch 32.
- * Each figure is one "BENCH name key=value ..." line.
+ * Each figure is one "BENCH name key=value ..." line. --train-once prints
+ * only the 1-thread throughput; tests/bench/train_pair.sh runs it
+ * alternately with the PyTorch peer for the ratio.
  */
 #include <errno.h>
 #include <math.h>
@@ -258,6 +260,15 @@ main(int argc, char **argv)
 
 	if (argc > 1 && strcmp(argv[1], "--finetune") == 0)
 		return finetune() == 0 ? 0 : 1;
+	/* One throughput figure on 1 thread: the A side of train_pair.sh. */
+	if (argc > 1 && strcmp(argv[1], "--train-once") == 0) {
+		openblas_set_num_threads(1);
+		make_data(&ds, N_SAMPLES, 0, N_USERS, 1);
+		rc = bench_throughput(&ds, 1, 0);
+		free(ds.s);
+		free(ds.hist);
+		return rc == 0 ? 0 : 1;
+	}
 
 	/* The device figure first, in its own process (clean RSS). */
 	fflush(stdout);

@@ -15,14 +15,20 @@ draws differ, the shapes and distributions do not). Figures, one
   - one device fine-tune: 200 samples, 5 epochs, batch 32, whole model,
     in a fresh subprocess for its peak RSS (which includes the torch
     runtime, reported separately as the RSS right after import).
-Plain dense Adam, as a straightforward PyTorch implementation would use
-(dccl's step is row-sparse).
+The peer is the best straightforward PyTorch: each epoch permutes the
+whole tensors once, so a batch is a contiguous slice (no per-batch
+gathers of every field); the embedding tables have sparse gradients and
+are stepped by SparseAdam (as dccl's row-sparse Adam), the dense layers by
+Adam. `--train-once` prints only the 1-thread throughput:
+tests/bench/train_pair.sh runs it alternately with bin/bench_train
+--train-once for the ratio.
 
 Measured on the 2-vCPU dev VM: with 2 threads torch is far slower than with
 1 (OpenMP spin-waiting; OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=1
 recovers part of it). The figures are reported as they come out.
 """
 import copy
+import os
 import resource
 import subprocess
 import sys
@@ -33,6 +39,9 @@ import torch
 import torch.nn as nn
 
 N_USERS, N_ITEMS, N_GENRES = 2000, 10000, 20
+# DCCL_PEER_SPARSE=0: dense embedding gradients and one Adam (the peer
+# picks whichever is faster; see train_pair.sh).
+SPARSE = os.environ.get("DCCL_PEER_SPARSE", "1") != "0"
 D, K, HIDDEN = 16, 20, (128, 64)
 
 
@@ -70,11 +79,11 @@ def make_data(n, u0, nu, seed):
 class CTR(nn.Module):
     def __init__(self):
         super().__init__()
-        self.user = nn.Embedding(N_USERS + 1, D)
-        self.item = nn.Embedding(N_ITEMS + 1, D)
+        self.user = nn.Embedding(N_USERS + 1, D, sparse=SPARSE)
+        self.item = nn.Embedding(N_ITEMS + 1, D, sparse=SPARSE)
         self.genre = nn.Parameter(0.05 * torch.randn(N_GENRES, D))
-        self.hour = nn.Embedding(24, D)
-        self.wday = nn.Embedding(7, D)
+        self.hour = nn.Embedding(24, D, sparse=SPARSE)
+        self.wday = nn.Embedding(7, D, sparse=SPARSE)
         for e in (self.user, self.item, self.hour, self.wday):
             nn.init.normal_(e.weight, std=0.05)
         layers, c = [], 6 * D
@@ -95,21 +104,34 @@ class CTR(nn.Module):
         return self.mlp(x).squeeze(1)
 
 
+def optimizers(model, lr):
+    if not SPARSE:
+        return [torch.optim.Adam(model.parameters(), lr=lr)]
+    sparse = [m.weight for m in (model.user, model.item, model.hour,
+                                 model.wday)]
+    ids = {id(w) for w in sparse}
+    dense = [w for w in model.parameters() if id(w) not in ids]
+    return [torch.optim.SparseAdam(sparse, lr=lr),
+            torch.optim.Adam(dense, lr=lr)]
+
+
 def train(model, data, idx, epochs, batch, lr, gen):
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opts = optimizers(model, lr)
     lossf = nn.BCEWithLogitsLoss()
     total = 0.0
     for _ in range(epochs):
         perm = idx[torch.randperm(len(idx), generator=gen)]
+        ep = {k: v[perm] for k, v in data.items()}   # one gather per epoch
         total = 0.0
         for i in range(0, len(perm), batch):
-            j = perm[i:i + batch]
-            b = {k: v[j] for k, v in data.items()}
+            b = {k: v[i:i + batch] for k, v in ep.items()}
             loss = lossf(model(b), b["label"])
-            opt.zero_grad()
+            for o in opts:
+                o.zero_grad()
             loss.backward()
-            opt.step()
-            total += loss.item() * len(j)
+            for o in opts:
+                o.step()
+            total += loss.item() * len(b["label"])
     return total / len(idx)
 
 
@@ -135,27 +157,34 @@ def finetune():
           f"rss_after_import_mib={rss0:.2f}")
 
 
+def throughput(data, idx, threads):
+    torch.set_num_threads(threads)
+    torch.manual_seed(1)
+    gen = torch.Generator().manual_seed(1)
+    model = CTR()
+    train(model, data, idx[:256 * 20], 1, 256, 1e-3, gen)  # warm-up
+    t0 = time.perf_counter()
+    loss = train(model, data, idx, 1, 256, 1e-3, gen)
+    dt = time.perf_counter() - t0
+    print(f"BENCH train_torch threads={threads} samples={len(idx)} "
+          f"secs={dt:.3f} samples_per_s={len(idx) / dt:.0f} "
+          f"loss={loss:.4f} torch={torch.__version__}")
+    sys.stdout.flush()
+
+
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--finetune":
         finetune()
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--train-once":
+        throughput(make_data(200000, 0, N_USERS, 1), torch.arange(200000), 1)
         return
     sys.stdout.flush()
     subprocess.run([sys.executable, __file__, "--finetune"], check=False)
     data = make_data(200000, 0, N_USERS, 1)
     idx = torch.arange(200000)
     for threads in (1, 2):
-        torch.set_num_threads(threads)
-        torch.manual_seed(1)
-        gen = torch.Generator().manual_seed(1)
-        model = CTR()
-        train(model, data, idx[:256 * 20], 1, 256, 1e-3, gen)  # warm-up
-        t0 = time.perf_counter()
-        loss = train(model, data, idx, 1, 256, 1e-3, gen)
-        dt = time.perf_counter() - t0
-        print(f"BENCH train_torch threads={threads} samples=200000 "
-              f"secs={dt:.3f} samples_per_s={200000 / dt:.0f} "
-              f"loss={loss:.4f} torch={torch.__version__}")
-        sys.stdout.flush()
+        throughput(data, idx, threads)
 
 
 if __name__ == "__main__":
