@@ -12,6 +12,7 @@
  * is joined before the sockets close.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <nanomsg/nn.h>
 #include <nanomsg/pubsub.h>
@@ -385,6 +386,38 @@ open_rep(struct cloudd *cd, struct nnuv *s, const char *eps, const char *what)
 	return 0;
 }
 
+/*
+ * The SQLite store holds the cloud's secret key and the device keys, so
+ * whoever reads it can act as the cloud. It is created 0600 whatever the
+ * umask (SQLite gives its -wal and -shm files the database's mode), and a
+ * store that other users can read or write is refused. 0, or -1 with err.
+ */
+static int
+keystore_perms(const char *path, char *err, size_t errlen)
+{
+	static const char *sfx[] = { "", "-wal", "-shm" };
+	char p[1200];
+	struct stat sb;
+	int fd;
+
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600)) >= 0)
+		close(fd);	/* an empty file is an empty database */
+	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		snprintf(p, sizeof(p), "%s%s", path, sfx[i]);
+		if (stat(p, &sb) != 0)
+			continue;	/* DB-OPEN reports a missing store */
+		if (sb.st_mode & (S_IROTH | S_IWOTH)) {
+			snprintf(err, errlen, "%.300s is accessible to other "
+			    "users (mode %03o) and holds the cloud's secret "
+			    "key: chmod 600 it and its -wal and -shm files",
+			    p, (unsigned)(sb.st_mode & 0777));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -475,6 +508,9 @@ main(int argc, char **argv)
 	else
 		snprintf(dbpath, sizeof(cd->dbpath), "%s/%s", cd->cf.data_dir,
 		    cd->cf.db_path);
+	if (strcmp(cd->cf.store, "postgresql") != 0 &&
+	    keystore_perms(dbpath, err, sizeof(err)) != 0)
+		fatalx("DB-PERMS: %s", err);
 	if ((rc = store_open(&cd->st, cd->cf.store, dbpath, (int)cd->cf.busy_ms,
 	    err, sizeof(err))) != 0)
 		fatalx("DB-OPEN: %s", err);

@@ -424,6 +424,13 @@ admit_register(struct cloudd *cd, struct rpc_req *r, const void *buf,
 		/* A new key starts its own counters. */
 		if (same && replayed(d, e, "RegisterReq", err, errlen))
 			return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
+		/*
+		 * Every device holds the token and every RegisterReq shows
+		 * the device's public key, so for an enrolled key the token
+		 * MAC proves nothing: such a request is answered but may
+		 * change no state (guard_enroll, h_register).
+		 */
+		r->reg_token_only = same;
 		r->seal.key = g->tok;
 	} else {
 		if (d == NULL || pk->len != 32 ||
@@ -586,8 +593,9 @@ guard_enroll(struct cloudd *cd, struct rpc_req *r, Dccl__Registered *rg,
 
 	if (g == NULL || g->mode == AUTH_OFF)
 		return 0;
+	/* Only a request that proved the key may move its counter. */
 	if ((code = enroll_key(g, r->env->device_id, q->pubkey.data,
-	    r->env->counter, cd->cf.auth_rekey,
+	    r->reg_token_only ? 0 : r->env->counter, cd->cf.auth_rekey,
 	    DCCL__ERROR_CODE__E_UNAUTHENTICATED, &how, err, errlen)) != 0) {
 		if (code == DCCL__ERROR_CODE__E_UNAUTHENTICATED)
 			snprintf(err, errlen, "device %s is enrolled with "
@@ -596,7 +604,8 @@ guard_enroll(struct cloudd *cd, struct rpc_req *r, Dccl__Registered *rg,
 		return code;
 	}
 	d = lookup(g, r->env->device_id);
-	memcpy(d->tag, r->env->mac.data, sizeof(d->tag));
+	if (!r->reg_token_only)
+		memcpy(d->tag, r->env->mac.data, sizeof(d->tag));
 	if (how != STORE_AUTHKEY_SAME)
 		log_info("AUTH-ENROLL: device=%s key %02x%02x%02x%02x...%s",
 		    d->id, d->pk[0], d->pk[1], d->pk[2], d->pk[3],

@@ -32,6 +32,12 @@ struct rpc_req {
 	/* guard.c: how the reply is sealed; the device's in-flight slot */
 	struct auth_seal seal;
 	struct guard_dev *gdev;
+	/*
+	 * A RegisterReq MACed only with the token key for an id that is
+	 * already enrolled with this key: the token proves nothing about the
+	 * device, so the request may change nothing (counter, user, row).
+	 */
+	int		 reg_token_only;
 };
 
 void	rpc_req_free(struct rpc_req *r);

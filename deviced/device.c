@@ -719,8 +719,23 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 	case DCCL__ENVELOPE__BODY_REGISTERED:
 		if (d->auth->want != AUTH_OFF) {
 			const Dccl__Registered *g = e->registered;
-			if (g->cloud_pubkey.len != 32 || auth_dev_set_cloud(
-			    d->auth, g->cloud_pubkey.data, (int)g->auth_mode)) {
+			int rc = g->cloud_pubkey.len != 32 ? -EINVAL :
+			    auth_dev_set_cloud(d->auth, g->cloud_pubkey.data,
+			    (int)g->auth_mode);
+			if (rc == -EPERM) {
+				log_warnx("AUTH-PIN: device=%s the cloud "
+				    "answered with key %02x%02x%02x%02x..., not "
+				    "the pinned %02x%02x%02x%02x...; refused "
+				    "(auth.repin=yes accepts it once)", d->id,
+				    g->cloud_pubkey.data[0],
+				    g->cloud_pubkey.data[1],
+				    g->cloud_pubkey.data[2],
+				    g->cloud_pubkey.data[3], d->auth->cpk[0],
+				    d->auth->cpk[1], d->auth->cpk[2],
+				    d->auth->cpk[3]);
+				backoff(d, "cloud key differs from the pinned");
+				break;
+			} else if (rc != 0) {
 				backoff(d, "Registered without a cloud key");
 				break;
 			}
@@ -793,6 +808,7 @@ device_auth_open(struct device *d)
 		log_warnx("AUTH: %s: %s", path, strerror(-rc));
 		return -1;
 	}
+	d->auth->repin = cf->auth_repin;
 	sodium_memzero(tok, sizeof(tok));
 	if (cf->auth_mode != AUTH_OFF && !d->auth->have_tok &&
 	    !d->auth->have_cpk)

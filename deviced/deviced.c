@@ -91,6 +91,9 @@ static const struct conf_opt deviced_opts[] = {
 	    "enrollment token (empty: $DCCL_AUTH_TOKEN, else auth.token-file)"),
 	CONF_STR("auth.token-file", DV_OFF(auth_token_file), "", 0,
 	    "file whose first line is the enrollment token"),
+	CONF_BOOL("auth.repin", DV_OFF(auth_repin), "no", 0,
+	    "accept a cloud key other than the pinned one, once (after the "
+	    "operator replaced the cloud's key store)"),
 	CONF_DBL("dp.clip", DV_OFF(dp_clip), "0", 0, 1e9, 1,
 	    "differential privacy: L2 clip norm of the uploaded patch "
 	    "(0 = no DP on patches)"),

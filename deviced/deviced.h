@@ -42,6 +42,7 @@ struct deviced_conf {
 	/* authentication (shared/auth.h) and differential privacy (dp.c) */
 	int	 auth_mode;	/* enum auth_mode */
 	char	*auth_token, *auth_token_file;
+	int	 auth_repin;	/* accept a new cloud key once */
 	double	 dp_clip, dp_noise, dp_delta, dp_repr_clip, dp_repr_noise;
 	char	*app_listen;	/* app socket endpoint ("" = off), app.c */
 	int64_t	 app_max_candidates;

@@ -314,6 +314,11 @@ auth_dev_open(struct auth_dev *a, const char *path, const char *token,
 int
 auth_dev_set_cloud(struct auth_dev *a, const uint8_t cpk[32], int cloud_mode)
 {
+	if (a->have_cpk && sodium_memcmp(a->cpk, cpk, 32) != 0) {
+		if (!a->repin)
+			return -EPERM;
+		a->repin = 0;
+	}
 	if (auth_session_device(&a->up, &a->down, a->pk, a->sk, cpk) != 0)
 		return -EINVAL;
 	memcpy(a->cpk, cpk, 32);
@@ -322,15 +327,6 @@ auth_dev_set_cloud(struct auth_dev *a, const uint8_t cpk[32], int cloud_mode)
 	if (a->want == AUTH_OFF)
 		a->mode = AUTH_OFF;
 	return save(a, cloud_mode);
-}
-
-int
-auth_dev_reset(struct auth_dev *a)
-{
-	a->have_cpk = 0;
-	memset(a->cpk, 0, 32);
-	a->mode = a->want;
-	return save(a, 0);
 }
 
 int

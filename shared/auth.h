@@ -108,6 +108,7 @@ struct auth_dev {
 	uint64_t	 ctr, ctr_saved;
 	struct auth_key	 tok, up, down;
 	int		 have_tok;
+	int		 repin;		/* accept one different cloud key */
 };
 
 /*
@@ -116,11 +117,15 @@ struct auth_dev {
  */
 int	auth_dev_open(struct auth_dev *a, const char *path, const char *token,
 	    int mode);
-/* Pins the cloud's key and derives session keys; persists. */
+/*
+ * Pins the cloud's key and derives session keys; persists. A key other
+ * than the one already pinned is refused (-EPERM): whoever holds the
+ * token could otherwise answer a re-registration with its own key and
+ * read everything after. a->repin (the operator's auth.repin) lets one
+ * change through, then clears itself.
+ */
 int	auth_dev_set_cloud(struct auth_dev *a, const uint8_t cpk[32],
 	    int cloud_mode);
-/* Forgets the pinned cloud key (re-enrolment); persists. */
-int	auth_dev_reset(struct auth_dev *a);
 /*
  * Seals and packs a request: RegisterReq with K_tok (without a token but
  * with a pinned cloud key: MACed with the session key), others with the

@@ -8,7 +8,7 @@
  *              status|register DEV|nan-upload DEV|oversize BYTES|
  *              unsigned|forged|replay|badtoken DEV|other-device A B|
  *              bignorm-upload DEV|upload DEV [REQID]|flood DEV N|
- *              burst DEV N [FIRST]
+ *              burst DEV N [FIRST]|hijack DEV KEYFILE USER
  *
  * burst sends N uploads of DEV (request ids FIRST..FIRST+N-1, FIRST
  * defaulting to 1000) and the first
@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -367,6 +368,40 @@ main(int argc, char **argv)
 			nn_freemsg(raw);
 			return 0;
 		}
+	} else if (!strcmp(what, "hijack") && argc > 5) {
+		/*
+		 * A token holder's attack on an enrolled device DEV (issue
+		 * 13): a RegisterReq carrying DEV's public key (sent in clear
+		 * in every RegisterReq; read here from DEV's key file), a new
+		 * user and counter INT64_MAX, MACed with the token key only.
+		 */
+		struct auth_dev v;
+		struct auth_seal sl;
+		void *msg;
+		size_t len;
+		int rc;
+		if (token == NULL || auth_dev_open(&v, argv[4], NULL,
+		    AUTH_MAC) != 0) {
+			fprintf(stderr, "dccl-probe: hijack: needs the token "
+			    "and DEV's key file\n");
+			return 2;
+		}
+		e.device_id = argv[3];
+		rg.user_id = (uint32_t)strtoul(argv[5], NULL, 10);
+		rg.pubkey.data = v.pk;
+		rg.pubkey.len = 32;
+		e.body_case = DCCL__ENVELOPE__BODY_REGISTER_REQ;
+		e.register_req = &rg;
+		memset(&sl, 0, sizeof(sl));
+		sl.mode = AUTH_MAC;
+		sl.dir = AUTH_UP;
+		sl.counter = INT64_MAX;
+		auth_token_key(token, &sl.key);
+		if (auth_pack_nn(&e, &sl, &msg, &len) != 0)
+			return 1;
+		rc = exchange(msg, len);
+		nn_freemsg(msg);
+		return rc;
 	} else if (!strcmp(what, "badtoken") && argc > 3) {
 		/* Enrolment with the wrong token. */
 		struct auth_dev a;

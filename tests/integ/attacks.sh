@@ -1,0 +1,93 @@
+# Attacks of issue 13 played against real daemons; each step failed on the
+# code before the fix.
+#  1. A token holder re-registers an enrolled device with its public key
+#     (seen in clear on the wire), counter INT64_MAX and another user: the
+#     device must not be locked out nor moved to that user.
+#  2. An on-path token holder answers a device's re-registration with its
+#     own cloud key (here: another cloudd with the same token takes over
+#     the endpoint): the device must refuse it, until auth.repin=yes.
+#  3. The key store is created 0600 whatever the umask, and cloudd refuses
+#     to start on a store other users can read.
+# A failed attack check is recorded and the run goes on, so that a run on
+# unfixed code shows every hole at once; the scenario fails at the end.
+. "$(dirname "$0")/../../scripts/itest-lib.sh"
+HOLES=""
+hole() { echo "HOLE: $*"; HOLES="$HOLES
+  $*"; }
+endpoints
+make_data 4
+umask 022
+"$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
+    >"$T/import.log" 2>&1 || die "import failed"
+start_cloudd -o auth.mode=encrypt
+wait_model 1
+
+log "3. key store permissions (umask 022)"
+m=$(stat -c %a "$T/cloud/cloudd.db")
+[ "$m" = 600 ] || hole "3: cloudd.db created with mode $m, want 600"
+for f in "$T/cloud/cloudd.db-wal" "$T/cloud/cloudd.db-shm"; do
+	[ -f "$f" ] || continue
+	m=$(stat -c %a "$f")
+	[ "$m" = 600 ] || hole "3: $f created with mode $m, want 600"
+done
+m=$(stat -c %a "$T/cloud")
+case $m in 700|750) ;; *) hole "3: data dir mode $m" ;; esac
+
+log "1. token holder re-registers an enrolled device"
+"$BIN/dccl-probe" "$EP" status | grep -q "REPLY status" || die "victim status"
+[ "$(sql "SELECT user_id FROM devices WHERE device_id='probe'")" = 0 ] ||
+    die "victim not registered as user 0"
+out=$("$BIN/dccl-probe" "$EP" hijack probe "$T/probe/probe.key" 0)
+echo "same user, counter INT64_MAX: $out"
+out=$("$BIN/dccl-probe" "$EP" status)
+echo "victim afterwards: $out"
+case $out in "REPLY status"*) ;; *) hole "1: victim locked out: $out" ;; esac
+out=$("$BIN/dccl-probe" "$EP" hijack probe "$T/probe/probe.key" 3)
+echo "another user: $out"
+case $out in "ERROR E_FORBIDDEN"*) ;; *) hole "1/4: user change not refused: $out" ;; esac
+[ "$(sql "SELECT user_id FROM devices WHERE device_id='probe'")" = 0 ] ||
+    hole "1/4: victim moved to another user"
+"$BIN/dccl-probe" "$EP" status | grep -q "REPLY status" || hole "1: victim locked out"
+
+log "2. on-path token holder answers with its own cloud key"
+u=$(ls "$SHARDS" | grep local | sort -n | head -1); u=${u%%.*}
+start_deviced pin -o deviced.local-data="$SHARDS/$u.local.csv" \
+    -o deviced.user-id="$u" -o deviced.device-id=pin -o deviced.run-once=yes
+wait "$DPID" || die "deviced exit $?"
+grep -q "REGISTERED: device=pin" "$T/pin.log" || die "pin not registered"
+kill -TERM "$CPID"; wait "$CPID" || die "cloudd exit"
+# The rogue cloud: same token, its own key pair, on the same endpoint.
+mv "$T/cloudd.log" "$T/cloudd-a.log"
+"$BIN/cloudd" -o cloudd.data-dir="$T/rogue" --import "$T/data/pool.csv" \
+    >"$T/import2.log" 2>&1 || die "rogue import failed"
+"$BIN/cloudd" -o cloudd.listen="$EP" -o cloudd.pub-listen="$PUB" \
+    -o cloudd.admin-listen="ipc://$T/rogue.ipc" -o cloudd.data-dir="$T/rogue" \
+    -o train.on-start=no -o auth.mode=encrypt >"$T/rogue.log" 2>&1 &
+RPID=$!; PIDS="$PIDS $RPID"
+wait_for "grep -q 'READY: cloudd' '$T/rogue.log'" 100 0.1 || die "rogue not ready"
+start_deviced pin2 -o deviced.local-data="$SHARDS/$u.local.csv" \
+    -o deviced.user-id="$u" -o deviced.device-id=pin
+wait_for "grep -q 'AUTH-PIN: device=pin' '$T/pin2.log'" 100 0.1 ||
+    hole "2: device accepted the rogue cloud key"
+grep -q "REGISTERED: device=pin" "$T/pin2.log" && hole "2: registered with the rogue"
+kill "$DPID"; wait "$DPID" || true
+log "2b. the operator re-pins explicitly"
+start_deviced pin3 -o deviced.local-data="$SHARDS/$u.local.csv" \
+    -o deviced.user-id="$u" -o deviced.device-id=pin -o auth.repin=yes
+wait_for "grep -q 'REGISTERED: device=pin' '$T/pin3.log'" 100 0.1 ||
+    hole "2: auth.repin=yes did not re-pin"
+kill "$DPID"; wait "$DPID" || true
+kill -TERM "$RPID"; wait "$RPID" || die "rogue exit"
+
+log "3b. a store other users can read is refused"
+chmod 644 "$T/cloud/cloudd.db"
+rc=0
+timeout 20 "$BIN/cloudd" -o cloudd.listen="$EP" -o cloudd.pub-listen="$PUB" \
+    -o cloudd.admin-listen="$ADM" -o cloudd.data-dir="$T/cloud" \
+    -o train.on-start=no >"$T/perm.log" 2>&1 || rc=$?
+cat "$T/perm.log"
+[ $rc = 1 ] || hole "3: world-readable store: exit $rc, want 1"
+grep -q "DB-PERMS: .*cloudd.db is accessible to other users" "$T/perm.log" ||
+    hole "3: no DB-PERMS line"
+[ -z "$HOLES" ] || die "attacks that worked:$HOLES"
+echo "attacks OK"
