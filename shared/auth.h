@@ -24,9 +24,11 @@
  * envelope without mac). The sender appends the mac field as the last 35
  * bytes (tag 0xF2 0x03, length 32, tag), so the receiver checks the MAC
  * over exactly the bytes it received, with no re-encoding. With
- * encryption, the body is moved into `sealed`: the packed inner envelope
- * XORed with XChaCha20 under the direction's encryption key and the nonce
- * (direction, counter); the MAC then covers the ciphertext
+ * encryption, the body is moved into `sealed`: a random 192-bit nonce,
+ * then the packed inner envelope XORed with XChaCha20 under the
+ * direction's encryption key and that nonce (protocol version 2; version
+ * 1 used the nonce (direction, counter), which a reply shares with its
+ * request's resends). The MAC then covers nonce and ciphertext
  * (encrypt-then-MAC). A reply echoes its request's counter, which binds it
  * to that request.
  */

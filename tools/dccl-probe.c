@@ -8,7 +8,8 @@
  *              status|register DEV|nan-upload DEV|oversize BYTES|
  *              unsigned|forged|replay|badtoken DEV|other-device A B|
  *              bignorm-upload DEV|upload DEV [REQID]|flood DEV N|
- *              burst DEV N [FIRST]|hijack DEV KEYFILE USER
+ *              burst DEV N [FIRST]|hijack DEV KEYFILE USER|
+ *              nonce-reuse N
  *
  * burst sends N uploads of DEV (request ids FIRST..FIRST+N-1, FIRST
  * defaulting to 1000) and the first
@@ -260,6 +261,101 @@ send_as(const char *id, Dccl__Envelope *e)
 	return a != NULL ? send_dev(a, e) : send_env(e);
 }
 
+/* The packed inner envelope of an unsealed reply: what the cloud sealed. */
+static uint8_t *
+inner_bytes(const Dccl__Envelope *e, size_t *n)
+{
+	Dccl__Envelope in = DCCL__ENVELOPE__INIT;
+	uint8_t *b;
+	void *body;
+
+	memcpy(&body, &e->error, sizeof(body));
+	in.body_case = e->body_case;
+	memcpy(&in.error, &body, sizeof(body));
+	*n = dccl__envelope__get_packed_size(&in);
+	if ((b = malloc(*n ? *n : 1)) != NULL)
+		dccl__envelope__pack(&in, b);
+	return b;
+}
+
+/*
+ * The nonce-reuse attack (issue 13, finding 7), auth.mode=encrypt: one
+ * sealed GetStatus, then the same bytes resent (as a captured message would
+ * be) until the cloud answers with a sealed E_RATE_LIMITED for the same
+ * counter. An eavesdropper who guesses that short error (here: the
+ * device's own decryption of it) XORs both ciphertexts with it; when they
+ * share a keystream, that yields the first reply's plaintext. Prints
+ * "KEYSTREAM-REUSED n" (bytes recovered) or "NO-REUSE".
+ */
+static int
+nonce_reuse(struct auth_dev *a, Dccl__Envelope *e, int max)
+{
+	Dccl__Envelope *r[2] = { NULL, NULL };
+	void *msg, *raw[2] = { NULL, NULL };
+	size_t len, n[2], m;
+	uint8_t *p[2] = { NULL, NULL };
+	int got = 0, rc = 1;
+
+	if (a == NULL || a->mode != AUTH_ENCRYPT) {
+		printf("NOT-ENCRYPTED\n");
+		return 1;
+	}
+	if (auth_dev_pack(a, e, &msg, &len) != 0)
+		return 1;
+	for (int i = 0; i < max && got < 2; i++) {
+		Dccl__Envelope *x;
+		void *xr;
+		size_t xl;
+		if (nn_send(sock, msg, len, 0) < 0 ||
+		    recv_reply(&x, &xr, &xl) != 0)
+			break;
+		if (auth_dev_check(a, xr, xl, x, e->counter,
+		    e->body_case) != 1 || x->sealed.len == 0 ||
+		    (got == 1 && x->body_case !=
+		    DCCL__ENVELOPE__BODY_ERROR)) {
+			wire_free(x);
+			nn_freemsg(xr);
+			continue;
+		}
+		r[got] = x;
+		raw[got] = xr;
+		got++;
+	}
+	nn_freemsg(msg);
+	if (got < 2) {
+		printf("NO-SECOND-REPLY\n");
+		goto out;
+	}
+	for (int k = 0; k < 2; k++)
+		if ((p[k] = inner_bytes(r[k], &n[k])) == NULL)
+			goto out;
+	m = n[0] < n[1] ? n[0] : n[1];
+	if (r[0]->sealed.len < m)
+		m = r[0]->sealed.len;
+	if (r[1]->sealed.len < m)
+		m = r[1]->sealed.len;
+	{
+		size_t ok = 0;
+		while (ok < m && (r[0]->sealed.data[ok] ^
+		    r[1]->sealed.data[ok] ^ p[1][ok]) == p[0][ok])
+			ok++;
+		if (ok == m && m > 0)
+			printf("KEYSTREAM-REUSED %zu\n", ok);
+		else
+			printf("NO-REUSE\n");
+	}
+	rc = 0;
+out:
+	for (int k = 0; k < 2; k++) {
+		free(p[k]);
+		if (r[k] != NULL) {
+			wire_free(r[k]);
+			nn_freemsg(raw[k]);
+		}
+	}
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -402,6 +498,8 @@ main(int argc, char **argv)
 		rc = exchange(msg, len);
 		nn_freemsg(msg);
 		return rc;
+	} else if (!strcmp(what, "nonce-reuse") && argc > 3) {
+		return nonce_reuse(device(e.device_id, 1), &e, atoi(argv[3]));
 	} else if (!strcmp(what, "badtoken") && argc > 3) {
 		/* Enrolment with the wrong token. */
 		struct auth_dev a;

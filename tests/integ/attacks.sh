@@ -8,6 +8,9 @@
 #     the endpoint): the device must refuse it, until auth.repin=yes.
 #  3. The key store is created 0600 whatever the umask, and cloudd refuses
 #     to start on a store other users can read.
+#  7. Encrypt mode: a captured sealed request resent past limits.burst
+#     gets a sealed E_RATE_LIMITED; it must not share the first reply's
+#     keystream (an eavesdropper would recover that reply's bytes).
 # A failed attack check is recorded and the run goes on, so that a run on
 # unfixed code shows every hole at once; the scenario fails at the end.
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
@@ -19,7 +22,7 @@ make_data 4
 umask 022
 "$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
     >"$T/import.log" 2>&1 || die "import failed"
-start_cloudd -o auth.mode=encrypt
+start_cloudd -o auth.mode=encrypt -o limits.rate=5 -o limits.burst=20
 wait_model 1
 
 log "3. key store permissions (umask 022)"
@@ -48,6 +51,11 @@ case $out in "ERROR E_FORBIDDEN"*) ;; *) hole "1/4: user change not refused: $ou
 [ "$(sql "SELECT user_id FROM devices WHERE device_id='probe'")" = 0 ] ||
     hole "1/4: victim moved to another user"
 "$BIN/dccl-probe" "$EP" status | grep -q "REPLY status" || hole "1: victim locked out"
+
+log "7. nonce reuse in encrypt mode"
+out=$("$BIN/dccl-probe" "$EP" nonce-reuse 100)
+echo "$out"
+case $out in NO-REUSE) ;; *) hole "7: $out" ;; esac
 
 log "2. on-path token holder answers with its own cloud key"
 u=$(ls "$SHARDS" | grep local | sort -n | head -1); u=${u%%.*}

@@ -330,7 +330,19 @@ test_wrong_version(void **state)
 	assert_non_null(out);
 	assert_string_equal(out->device_id, "dev-9");
 	assert_int_equal(out->request_id, 77);
-	assert_non_null(strstr(err, "version 2"));
+	{
+		char want[32];
+		snprintf(want, sizeof(want), "version %d", WIRE_VERSION + 1);
+		assert_non_null(strstr(err, want));
+	}
+	wire_free(out);
+
+	/* A peer of protocol version 1 (counter nonces) gets E_VERSION. */
+	e.version = 1;
+	assert_int_equal(wire_pack_nn(&e, &msg, &len), 0);
+	assert_int_equal(wire_unpack(msg, len, &out, err, sizeof(err)),
+	    E_VERSION);
+	nn_freemsg(msg);
 	wire_free(out);
 
 	/* Version 0 (field absent) is refused too, even with a bad id. */
