@@ -94,6 +94,15 @@ static const struct conf_opt cloudd_opts[] = {
 	CONF_INT("limits.device-inflight", CD_OFF(dev_inflight), "4", 1,
 	    100000, 1, "heavy requests (retrieval) of one device in the "
 	    "threadpool; beyond it E_BUSY"),
+	CONF_DBL("limits.enroll-rate", CD_OFF(enroll_rate), "100", 0.001, 1e9,
+	    0, "first enrolments per second, all devices together (each "
+	    "costs an X25519 operation and a commit); beyond it "
+	    "E_RATE_LIMITED before any crypto or store work"),
+	CONF_INT("limits.enroll-burst", CD_OFF(enroll_burst), "2000", 1,
+	    1000000000, 0, "bucket depth of limits.enroll-rate"),
+	CONF_INT("limits.max-devices", CD_OFF(max_devices), "1000000", 1,
+	    1000000000, 0, "most enrolled device keys; a new one beyond it "
+	    "gets E_BUSY"),
 	CONF_DBL("limits.max-patch-norm", CD_OFF(max_patch_norm), "100", 0,
 	    1e30, 1, "largest L2 norm of an uploaded patch (0 = no limit)"),
 	CONF_ENUM("limits.patch-norm-action", CD_OFF(patch_clip), "reject",

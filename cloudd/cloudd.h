@@ -58,6 +58,8 @@ struct cloudd_conf {
 	int	 auth_rekey;
 	double	 rate;			/* requests/s per device, 0 = off */
 	int64_t	 burst, dev_inflight;
+	double	 enroll_rate;		/* first enrolments/s, all devices */
+	int64_t	 enroll_burst, max_devices;
 	double	 max_patch_norm;	/* 0 = no limit */
 	int	 patch_clip;		/* 0 reject, 1 clip */
 	/* MoMoDistill (distill.c) */

@@ -551,6 +551,8 @@ rpc_recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 		h_status(cd, r);
 		return;
 	case DCCL__ENVELOPE__BODY_REGISTER_REQ:
+		if (admin)
+			break;	/* refused below */
 		h_register(cd, r);
 		return;
 	case DCCL__ENVELOPE__BODY_ADMIN_IMPORT:
@@ -608,8 +610,18 @@ rpc_recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 		    "'%s' is not a request", wire_body_name(r->body));
 		return;
 	}
+	/*
+	 * The admin socket authenticates nobody, so it takes no device
+	 * request: an upload there would be stored under a device id and
+	 * user nobody proved.
+	 */
+	if (admin) {
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_FORBIDDEN, "device "
+		    "requests only on the device socket");
+		return;
+	}
 	/* Device requests: the device must be registered. */
-	if (!admin && replica_device(cd, r->env->device_id, &user) != 0) {
+	if (replica_device(cd, r->env->device_id, &user) != 0) {
 		rpc_error(cd, r, DCCL__ERROR_CODE__E_NOT_REGISTERED,
 		    "device %s is not registered", r->env->device_id);
 		return;

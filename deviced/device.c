@@ -566,11 +566,17 @@ on_samples(struct device *d, const Dccl__Samples *s)
 	enter(d, DEV_TRAIN);
 }
 
+/*
+ * signed_: the error carries the cloud's MAC (or auth is off). An unsigned
+ * one may come from anyone on the path, so it may cause a retry or a
+ * backoff but never loses data.
+ */
 static void
-on_error(struct device *d, const Dccl__Error *er)
+on_error(struct device *d, const Dccl__Error *er, int signed_)
 {
-	log_warnx("CLOUD-ERROR: device=%s %s: %s: %s", d->id,
-	    state_names[d->state], wire_error_name(er->code), er->message);
+	log_warnx("CLOUD-ERROR: device=%s %s: %s: %s%s", d->id,
+	    state_names[d->state], wire_error_name(er->code), er->message,
+	    signed_ ? "" : " (unsigned)");
 	/* No OFA part for this version, or a cloud without OFA: go on. */
 	if (d->state == DEV_OFA && (er->code == DCCL__ERROR_CODE__E_NOT_FOUND ||
 	    er->code == DCCL__ERROR_CODE__E_UNKNOWN_BODY ||
@@ -608,8 +614,15 @@ on_error(struct device *d, const Dccl__Error *er)
 			return;
 		}
 		if (d->state == DEV_DOWNLOAD) {
+			/*
+			 * Forget the announced version too: an announcement
+			 * is not signed, and one of a version that does not
+			 * exist would otherwise send us round this loop
+			 * forever. Registered says what is current.
+			 */
 			dstore_dl_clear(d->st);
 			d->dl_next = 0;
+			d->announced = d->version;
 			enter(d, DEV_REGISTER);
 			return;
 		}
@@ -624,7 +637,7 @@ on_error(struct device *d, const Dccl__Error *er)
 	default:
 		break;
 	}
-	if (d->state == DEV_UPLOAD) {
+	if (d->state == DEV_UPLOAD && signed_) {
 		/* The cloud refused this patch for good: drop it. */
 		dstore_outbox_ack(d->st, d->req_id, 0);
 		enter(d, DEV_IDLE);
@@ -668,6 +681,7 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 	struct device *d = s->data;
 	Dccl__Envelope *e = NULL;
 	char err[256];
+	int a = 1;	/* authenticated (or auth off) */
 
 	if (!reply_is_current(d, hdr)) {
 		/* An answer to an older request. */
@@ -699,7 +713,7 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 		/* It echoes the counter of the send it answers. */
 		uint64_t c = e->counter >= d->first_ctr &&
 		    e->counter <= d->sent_ctr ? e->counter : d->sent_ctr;
-		int a = auth_dev_check(d->auth, msg, len, e, c, d->sent_body);
+		a = auth_dev_check(d->auth, msg, len, e, c, d->sent_body);
 		if (a < 0 || (a == 0 && e->body_case !=
 		    DCCL__ENVELOPE__BODY_ERROR)) {
 			nn_freemsg(msg);
@@ -714,7 +728,7 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 	uv_timer_stop(&d->timer);
 	switch (e->body_case) {
 	case DCCL__ENVELOPE__BODY_ERROR:
-		on_error(d, e->error);
+		on_error(d, e->error, a == 1);
 		break;
 	case DCCL__ENVELOPE__BODY_REGISTERED:
 		if (d->auth->want != AUTH_OFF) {

@@ -9,7 +9,8 @@
  *              unsigned|forged|replay|badtoken DEV|other-device A B|
  *              bignorm-upload DEV|upload DEV [REQID]|flood DEV N|
  *              burst DEV N [FIRST]|hijack DEV KEYFILE USER|
- *              nonce-reuse N
+ *              nonce-reuse N|enroll-flood N|announce VERSION (EP: a PUB
+ *              endpoint to bind)
  *
  * burst sends N uploads of DEV (request ids FIRST..FIRST+N-1, FIRST
  * defaulting to 1000) and the first
@@ -28,6 +29,7 @@
  */
 #include <errno.h>
 #include <nanomsg/nn.h>
+#include <nanomsg/pubsub.h>
 #include <nanomsg/reqrep.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -384,7 +386,8 @@ main(int argc, char **argv)
 		token = NULL;
 	if ((sock = nn_socket(AF_SP, NN_REQ)) < 0 ||
 	    nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVTIMEO, &tmo,
-	    sizeof(tmo)) < 0 || nn_connect(sock, ep) < 0) {
+	    sizeof(tmo)) < 0 || (strcmp(what, "announce") != 0 &&
+	    nn_connect(sock, ep) < 0)) {
 		fprintf(stderr, "dccl-probe: %s\n", nn_strerror(nn_errno()));
 		return 1;
 	}
@@ -498,6 +501,78 @@ main(int argc, char **argv)
 		rc = exchange(msg, len);
 		nn_freemsg(msg);
 		return rc;
+	} else if (!strcmp(what, "enroll-flood") && argc > 3) {
+		/* N first enrolments of fresh ids, back to back. */
+		int n = atoi(argv[3]), ok = 0, limited = 0, other = 0;
+		const char *dir = getenv("DCCL_PROBE_DIR");
+		for (int i = 0; i < n && token != NULL; i++) {
+			struct auth_dev a;
+			Dccl__Envelope *r;
+			void *msg, *raw;
+			size_t len, rawlen;
+			char path[1024], id[32];
+			snprintf(id, sizeof(id), "ef-%d", i);
+			snprintf(path, sizeof(path), "%s/%s.key", dir ? dir :
+			    ".", id);
+			if (auth_dev_open(&a, path, token, AUTH_MAC) != 0)
+				return 1;
+			e.device_id = id;
+			rg.pubkey.data = a.pk;
+			rg.pubkey.len = 32;
+			e.body_case = DCCL__ENVELOPE__BODY_REGISTER_REQ;
+			e.register_req = &rg;
+			if (auth_dev_pack(&a, &e, &msg, &len) != 0 ||
+			    nn_send(sock, &msg, NN_MSG, 0) < 0 ||
+			    recv_reply(&r, &raw, &rawlen) != 0) {
+				other++;
+				continue;
+			}
+			if (r->body_case == DCCL__ENVELOPE__BODY_REGISTERED)
+				ok++;
+			else if (r->body_case == DCCL__ENVELOPE__BODY_ERROR &&
+			    r->error->code ==
+			    DCCL__ERROR_CODE__E_RATE_LIMITED)
+				limited++;
+			else
+				other++;
+			wire_free(r);
+			nn_freemsg(raw);
+		}
+		printf("ENROLL-FLOOD ok %d rate-limited %d other %d\n", ok,
+		    limited, other);
+		return 0;
+	} else if (!strcmp(what, "announce") && argc > 3) {
+		/*
+		 * A forged, unsigned ModelAnnounce of version ARG published
+		 * on ENDPOINT (bound here, as a rogue publisher would):
+		 * five times over a second, once the subscribers connected.
+		 */
+		Dccl__ModelAnnounce an = DCCL__MODEL_ANNOUNCE__INIT;
+		int pub = nn_socket(AF_SP, NN_PUB);
+		struct timespec ts = { 0, 200 * 1000 * 1000 };
+		if (pub < 0 || nn_bind(pub, ep) < 0) {
+			fprintf(stderr, "dccl-probe: %s\n",
+			    nn_strerror(nn_errno()));
+			return 1;
+		}
+		e.device_id = "cloudd";
+		an.version = strtoull(argv[3], NULL, 10);
+		e.body_case = DCCL__ENVELOPE__BODY_ANNOUNCE;
+		e.announce = &an;
+		for (int i = 0; i < 10; i++) {
+			void *msg;
+			size_t len;
+			nanosleep(&ts, NULL);
+			if (i < 5)
+				continue;	/* let the SUBs connect */
+			if (wire_pack_nn(&e, &msg, &len) != 0 ||
+			    nn_send(pub, &msg, NN_MSG, 0) < 0)
+				return 1;
+		}
+		nanosleep(&ts, NULL);
+		nn_close(pub);
+		printf("ANNOUNCED %s\n", argv[3]);
+		return 0;
 	} else if (!strcmp(what, "nonce-reuse") && argc > 3) {
 		return nonce_reuse(device(e.device_id, 1), &e, atoi(argv[3]));
 	} else if (!strcmp(what, "badtoken") && argc > 3) {

@@ -8,6 +8,12 @@
 #     the endpoint): the device must refuse it, until auth.repin=yes.
 #  3. The key store is created 0600 whatever the umask, and cloudd refuses
 #     to start on a store other users can read.
+#  5. Enrolments of fresh ids are rate-limited globally (limits.enroll-rate)
+#     before any X25519 operation or commit.
+#  6. A forged, unsigned ModelAnnounce of version 2^64-1 must not send a
+#     device into a download -> E_NOT_FOUND -> re-register loop.
+#  A. The admin socket authenticates nobody: device requests sent there
+#     (an upload) are refused, not stored as user 0.
 #  7. Encrypt mode: a captured sealed request resent past limits.burst
 #     gets a sealed E_RATE_LIMITED; it must not share the first reply's
 #     keystream (an eavesdropper would recover that reply's bytes).
@@ -22,7 +28,14 @@ make_data 4
 umask 022
 "$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
     >"$T/import.log" 2>&1 || die "import failed"
-start_cloudd -o auth.mode=encrypt -o limits.rate=5 -o limits.burst=20
+ENROLL_OPTS=""
+if "$BIN/cloudd" -p 2>/dev/null | grep -q "^limits.enroll-rate"; then
+	ENROLL_OPTS="-o limits.enroll-rate=2 -o limits.enroll-burst=10"
+else
+	hole "5: no limits.enroll-rate"
+fi
+# shellcheck disable=SC2086
+start_cloudd -o auth.mode=encrypt -o limits.rate=5 -o limits.burst=20 $ENROLL_OPTS
 wait_model 1
 
 log "3. key store permissions (umask 022)"
@@ -56,6 +69,38 @@ log "7. nonce reuse in encrypt mode"
 out=$("$BIN/dccl-probe" "$EP" nonce-reuse 100)
 echo "$out"
 case $out in NO-REUSE) ;; *) hole "7: $out" ;; esac
+
+log "A. device requests on the admin socket"
+out=$(DCCL_AUTH_TOKEN= "$BIN/dccl-probe" "$ADM" upload admdev)
+echo "upload on the admin socket: $out"
+case $out in "ERROR E_FORBIDDEN"*) ;; *) hole "A: admin socket took an upload: $out" ;; esac
+[ "$(sql "SELECT count(*) FROM patches WHERE device_id='admdev'")" = 0 ] ||
+    hole "A: upload from the admin socket stored"
+
+log "5. enrolment flood"
+out=$("$BIN/dccl-probe" "$EP" enroll-flood 40)
+echo "$out"
+case $out in "ENROLL-FLOOD ok "*" rate-limited 0 "*) hole "5: no enrolment limit: $out" ;;
+"ENROLL-FLOOD ok "*) ;; *) die "enroll-flood: $out" ;; esac
+n=$(sql "SELECT count(*) FROM device_keys WHERE device_id LIKE 'ef-%'")
+echo "$n of 40 fresh ids enrolled"
+[ "$n" -le 20 ] || hole "5: $n of 40 enrolled at 2/s, burst 10"
+
+log "6. forged announcement"
+u2=$(ls "$SHARDS" | grep local | sort -n | sed -n 2p); u2=${u2%%.*}
+ROGUE="tcp://127.0.0.1:$(free_port 3)"
+start_deviced ann -o deviced.local-data="$SHARDS/$u2.local.csv" \
+    -o deviced.user-id="$u2" -o deviced.device-id=ann -o deviced.cloud-pub="$ROGUE"
+wait_for "grep -q 'ACK: device=ann' '$T/ann.log'" 300 0.1 || die "ann: no upload"
+"$BIN/dccl-probe" "$ROGUE" announce 18446744073709551615
+grep -q "ANNOUNCED: model v18446744073709551615" "$T/ann.log" ||
+    die "the forged announcement did not arrive"
+before=$(grep -c "REGISTERED: device=ann" "$T/ann.log")
+sleep 3
+after=$(grep -c "REGISTERED: device=ann" "$T/ann.log")
+echo "registrations in the 3 s after the announcements stopped: $((after - before))"
+[ $((after - before)) -le 2 ] || hole "6: forged announce loop ($((after - before)) registrations in 3 s)"
+kill "$DPID"; wait "$DPID" || true
 
 log "2. on-path token holder answers with its own cloud key"
 u=$(ls "$SHARDS" | grep local | sort -n | head -1); u=${u%%.*}
