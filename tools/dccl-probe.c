@@ -9,7 +9,7 @@
  *              unsigned|forged|replay|badtoken DEV|other-device A B|
  *              bignorm-upload DEV|upload DEV [REQID]|flood DEV N|
  *              burst DEV N [FIRST]|hijack DEV KEYFILE USER|
- *              nonce-reuse N|enroll-flood N|announce VERSION (EP: a PUB
+ *              nonce-reuse DEV N|enroll-flood N|announce VERSION (EP: a PUB
  *              endpoint to bind)
  *
  * burst sends N uploads of DEV (request ids FIRST..FIRST+N-1, FIRST
@@ -573,8 +573,9 @@ main(int argc, char **argv)
 		nn_close(pub);
 		printf("ANNOUNCED %s\n", argv[3]);
 		return 0;
-	} else if (!strcmp(what, "nonce-reuse") && argc > 3) {
-		return nonce_reuse(device(e.device_id, 1), &e, atoi(argv[3]));
+	} else if (!strcmp(what, "nonce-reuse") && argc > 4) {
+		e.device_id = argv[3];
+		return nonce_reuse(device(e.device_id, 1), &e, atoi(argv[4]));
 	} else if (!strcmp(what, "badtoken") && argc > 3) {
 		/* Enrolment with the wrong token. */
 		struct auth_dev a;
