@@ -12,6 +12,7 @@
  * not a busy loop. Not-registered sends the device back to REGISTER.
  */
 #include <errno.h>
+#include <unistd.h>
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
 #include <sodium.h>
@@ -279,7 +280,13 @@ do_retrieve(struct device *d)
 	q.n_vectors = n * dim;
 	q.vectors = xcalloc(n * dim, sizeof(float));
 	ctr_repr(d->model, &d->local, idx, n, q.vectors);
-	dp_device_vectors(d, q.vectors, n, dim);
+	if (dp_device_vectors(d, q.vectors, n, dim) != 0) {
+		/* No budget for them: train on local data only. */
+		free(q.vectors);
+		free(idx);
+		enter(d, DEV_TRAIN);
+		return;
+	}
 	q.k = (uint32_t)cf->retrieve_k;
 	q.mode = cf->retrieve_mode || d->ret_pass ?
 	    DCCL__RETRIEVE_MODE__MODE_USERS : DCCL__RETRIEVE_MODE__MODE_SAMPLES;
@@ -321,19 +328,33 @@ learn_after_cb(uv_work_t *w, int status)
 	    d->retrieved.n, d->val_before, d->val_after, d->adopted ?
 	    "patch adopted" : "kept the cloud model", d->train_s * 1e3);
 	/* Differential privacy: clip + noise what goes up (dp.c). */
-	dp_device_patch(d);
+	if (dp_device_patch(d) != 0) {
+		app_job_done(d, 0);
+		ctr_io_tensors_free(d->patch, d->n_patch);
+		d->patch = NULL;
+		enter(d, DEV_IDLE);
+		return;
+	}
 	vals[0] = (double)d->local.n;
 	vals[1] = (double)d->retrieved.n;
 	vals[2] = d->val_before;
 	vals[3] = d->val_after;
 	vals[4] = dp_epsilon(d->dp_rho, d->dd->cf.dp_delta);
 	vals[5] = d->dp_rho;
-	nm = d->dp_rho > 0 ? 6 : 4;
-	for (int i = 0; i < nm; i++) {
-		dccl__metric__init(&m[i]);
-		m[i].name = (char *)names[i];
-		m[i].value = vals[i];
-		mp[i] = &m[i];
+	/*
+	 * With DP on, the sample counts and validation losses would go up
+	 * unnoised, outside epsilon: only the budget itself is sent.
+	 */
+	{
+		int first = d->dd->cf.dp_clip > 0 ? 4 : 0;
+		nm = 0;
+		for (int i = first; i < (d->dp_rho > 0 ? 6 : 4); i++) {
+			dccl__metric__init(&m[nm]);
+			m[nm].name = (char *)names[i];
+			m[nm].value = vals[i];
+			mp[nm] = &m[nm];
+			nm++;
+		}
 	}
 	up.base_version = d->version;
 	up.n_tensors = d->n_patch;
@@ -842,7 +863,7 @@ device_init(struct deviced *dd, struct device *d, const char *id,
 	uint64_t n = 0;
 	void *blob;
 	size_t len;
-	int sock, ms;
+	int sock, ms, fresh;
 
 	memset(d, 0, sizeof(*d));
 	d->dd = dd;
@@ -858,13 +879,14 @@ device_init(struct deviced *dd, struct device *d, const char *id,
 		return -1;
 	}
 	snprintf(path, sizeof(path), "%s/device.db", d->dir);
+	fresh = access(path, F_OK) != 0;
 	if (dstore_open(&d->st, path, err, sizeof(err)) != 0) {
 		log_warnx("DB-OPEN: %s", err);
 		return -1;
 	}
 	if (device_auth_open(d) != 0)
 		return -1;
-	dp_device_load(d);
+	(void)dp_device_load(d, fresh);	/* a bad budget refuses releases */
 	dataset_opts_default(&o);
 	memset(&de, 0, sizeof(de));
 	if (local_csv != NULL && local_csv[0] != '\0' &&

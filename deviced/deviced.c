@@ -104,6 +104,9 @@ static const struct conf_opt deviced_opts[] = {
 	    "vectors)"),
 	CONF_DBL("dp.repr-noise", DV_OFF(dp_repr_noise), "1", 0.01, 1e6, 1,
 	    "noise multiplier for query vectors: sigma = z * repr-clip"),
+	CONF_DBL("dp.max-epsilon", DV_OFF(dp_max_eps), "20", 0, 1e9, 1,
+	    "cap on the total epsilon a device spends (at dp.delta); a "
+	    "release that would pass it is not made (0 = no cap)"),
 	CONF_DBL("dp.delta", DV_OFF(dp_delta), "1e-5", 1e-12, 0.1, 1,
 	    "delta of the reported (epsilon, delta) budget"),
 	CONF_ENUM("learn.adapt", DV_OFF(adapt), "metapatch", adapts, 1,

@@ -14,6 +14,8 @@
 #     device into a download -> E_NOT_FOUND -> re-register loop.
 #  A. The admin socket authenticates nobody: device requests sent there
 #     (an upload) are refused, not stored as user 0.
+#  D. DP accounting: a truncated dp.budget or a release past
+#     dp.max-epsilon is refused, not silently reset to 0 / made anyway.
 #  7. Encrypt mode: a captured sealed request resent past limits.burst
 #     gets a sealed E_RATE_LIMITED; it must not share the first reply's
 #     keystream (an eavesdropper would recover that reply's bytes).
@@ -103,6 +105,29 @@ after=$(grep -c "REGISTERED: device=ann" "$T/ann.log")
 echo "registrations in the 3 s after the announcements stopped: $((after - before))"
 [ $((after - before)) -le 2 ] || hole "6: forged announce loop ($((after - before)) registrations in 3 s)"
 kill "$DPID" 2>/dev/null || true; wait "$DPID" || true
+
+log "D. DP budget: cap and corrupt file"
+start_deviced dpcap -o deviced.local-data="$SHARDS/$u2.local.csv" \
+    -o deviced.user-id="$u2" -o deviced.device-id=dpcap -o dp.clip=1 \
+    -o dp.max-epsilon=0.01
+wait_for "grep -q 'DP-BUDGET: device=dpcap' '$T/dpcap.log'" 300 0.1 ||
+    hole "D: no refusal past dp.max-epsilon"
+kill "$DPID" 2>/dev/null || true; wait "$DPID" || true
+[ "$(sql "SELECT count(*) FROM patches WHERE device_id='dpcap'")" = 0 ] ||
+    hole "D: a patch past dp.max-epsilon was released"
+start_deviced dpbad -o deviced.local-data="$SHARDS/$u2.local.csv" \
+    -o deviced.user-id="$u2" -o deviced.device-id=dpbad -o deviced.run-once=yes
+wait "$DPID" || die "dpbad: deviced exit $?"
+[ "$(sql "SELECT count(*) FROM patches WHERE device_id='dpbad'")" = 1 ] ||
+    die "dpbad: first patch"
+: >"$T/dev/dpbad/dp.budget"	# truncated, as by a crash mid-write
+start_deviced dpbad2 -o deviced.local-data="$SHARDS/$u2.local.csv" \
+    -o deviced.user-id="$u2" -o deviced.device-id=dpbad -o dp.clip=1
+wait_for "grep -q 'DP-BUDGET: device=dpbad' '$T/dpbad2.log'" 300 0.1 ||
+    hole "D: truncated dp.budget not noticed"
+kill "$DPID" 2>/dev/null || true; wait "$DPID" || true
+[ "$(sql "SELECT count(*) FROM patches WHERE device_id='dpbad'")" = 1 ] ||
+    hole "D: released with a truncated budget (spent budget reset to 0)"
 
 log "2. on-path token holder answers with its own cloud key"
 u=$(ls "$SHARDS" | grep local | sort -n | head -1); u=${u%%.*}
