@@ -94,6 +94,10 @@ static const struct conf_opt cloudd_opts[] = {
 	CONF_INT("limits.device-inflight", CD_OFF(dev_inflight), "4", 1,
 	    100000, 1, "heavy requests (retrieval) of one device in the "
 	    "threadpool; beyond it E_BUSY"),
+	CONF_DBL("limits.patch-norm-factor", CD_OFF(patch_norm_factor), "10",
+	    0, 1e9, 1, "a patch whose L2 norm is above this many times the "
+	    "median norm of the last 1024 accepted patches (once 32 were "
+	    "accepted) is treated as above max-patch-norm (0 = off)"),
 	CONF_DBL("limits.enroll-rate", CD_OFF(enroll_rate), "100", 0.001, 1e9,
 	    0, "first enrolments per second, all devices together (each "
 	    "costs an X25519 operation and a commit); beyond it "

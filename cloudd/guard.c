@@ -795,8 +795,9 @@ guard_upload_check(Dccl__UploadPatch *q, double max_norm, int clip,
 	}
 	if (max_norm > 0 && norm > max_norm) {
 		if (!clip) {
-			snprintf(err, errlen, "patch L2 norm %.4g above "
-			    "limits.max-patch-norm %.4g", norm, max_norm);
+			snprintf(err, errlen, "patch L2 norm %.4g above the "
+			    "limit %.4g (limits.max-patch-norm, "
+			    "limits.patch-norm-factor)", norm, max_norm);
 			return DCCL__ERROR_CODE__E_BAD_TENSOR;
 		}
 		for (size_t i = 0; i < q->n_tensors; i++)

@@ -287,6 +287,55 @@ h_get_model(struct cloudd *cd, struct rpc_req *r)
 	free(buf);
 }
 
+static int
+fcmp(const void *a, const void *b)
+{
+	float x = *(const float *)a, y = *(const float *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * The norm limit for the next patch: limits.max-patch-norm, lowered to
+ * limits.patch-norm-factor times the median norm of the last NORM_HIST
+ * accepted patches once NORM_HIST_MIN were accepted. The median moves
+ * only with what was accepted, so a poisoned patch cannot widen it for
+ * the next one; it is recomputed every 16 patches.
+ */
+static double
+norm_limit(struct cloudd *cd)
+{
+	struct normhist *h = &cd->norms;
+	double lim = cd->cf.max_patch_norm, rel;
+
+	if (cd->cf.patch_norm_factor <= 0 || h->n < NORM_HIST_MIN)
+		return lim;
+	if (h->median <= 0 || h->since >= 16) {
+		float *tmp = xmalloc(h->n * sizeof(*tmp));
+		memcpy(tmp, h->v, h->n * sizeof(*tmp));
+		qsort(tmp, h->n, sizeof(*tmp), fcmp);
+		h->median = tmp[h->n / 2];
+		h->since = 0;
+		free(tmp);
+	}
+	rel = cd->cf.patch_norm_factor * h->median;
+	if (rel <= 0)
+		return lim;
+	return lim > 0 && lim < rel ? lim : rel;
+}
+
+static void
+norm_record(struct cloudd *cd, double norm)
+{
+	struct normhist *h = &cd->norms;
+
+	h->v[h->i] = (float)norm;
+	h->i = (h->i + 1) % NORM_HIST;
+	if (h->n < NORM_HIST)
+		h->n++;
+	h->since++;
+}
+
 static void
 h_upload(struct cloudd *cd, struct rpc_req *r, uint32_t user)
 {
@@ -294,6 +343,7 @@ h_upload(struct cloudd *cd, struct rpc_req *r, uint32_t user)
 	struct store_model_info mi;
 	struct store_patch p;
 	char err[256];
+	double lim;
 	int dup, rc;
 
 	if (q->n_tensors == 0 || q->n_tensors > 64) {
@@ -316,16 +366,16 @@ h_upload(struct cloudd *cd, struct rpc_req *r, uint32_t user)
 			return;
 		}
 	/* Metrics, norm: a poisoned patch is never stored (guard.c). */
-	if ((rc = guard_upload_check(q, cd->cf.max_patch_norm,
-	    cd->cf.patch_clip, &dup, err, sizeof(err))) != 0) {
+	lim = norm_limit(cd);
+	if ((rc = guard_upload_check(q, lim, cd->cf.patch_clip, &dup, err,
+	    sizeof(err))) != 0) {
 		rpc_error(cd, r, rc, "%s", err);
 		return;
 	}
 	if (dup)
 		log_warnx("UPLOAD-CLIPPED: device=%s req=%llu: patch norm "
 		    "clipped to %g", r->env->device_id,
-		    (unsigned long long)r->env->request_id,
-		    cd->cf.max_patch_norm);
+		    (unsigned long long)r->env->request_id, lim);
 	if ((rc = store_model_info(cd->st, q->base_version, &mi)) != 0) {
 		rpc_error(cd, r, rc == -ENOENT ? DCCL__ERROR_CODE__E_STALE :
 		    DCCL__ERROR_CODE__E_STORAGE, "base model v%llu: %s",
@@ -337,6 +387,7 @@ h_upload(struct cloudd *cd, struct rpc_req *r, uint32_t user)
 		rpc_error(cd, r, rc, "%s", err);
 		return;
 	}
+	norm_record(cd, guard_patch_norm(q));
 	memset(&p, 0, sizeof(p));
 	snprintf(p.device_id, sizeof(p.device_id), "%s", r->env->device_id);
 	p.user_id = user;

@@ -9,7 +9,7 @@
  *              unsigned|forged|replay|badtoken DEV|other-device A B|
  *              bignorm-upload DEV|upload DEV [REQID]|flood DEV N|
  *              burst DEV N [FIRST]|hijack DEV KEYFILE USER|
- *              nonce-reuse DEV N|enroll-flood N|announce VERSION (EP: a PUB
+ *              norm-upload DEV REQID X (every entry X)|nonce-reuse DEV N|enroll-flood N|announce VERSION (EP: a PUB
  *              endpoint to bind)
  *
  * burst sends N uploads of DEV (request ids FIRST..FIRST+N-1, FIRST
@@ -661,8 +661,8 @@ main(int argc, char **argv)
 		    other);
 		return 0;
 	} else if ((!strcmp(what, "nan-upload") || !strcmp(what, "upload") ||
-	    !strcmp(what, "bignorm-upload") || !strcmp(what, "burst")) &&
-	    argc > 3) {
+	    !strcmp(what, "bignorm-upload") || !strcmp(what, "burst") ||
+	    (!strcmp(what, "norm-upload") && argc > 5)) && argc > 3) {
 		e.device_id = argv[3];
 		if (argc > 4 && strcmp(what, "burst") != 0)
 			/* upload DEV REQUEST-ID */
@@ -679,7 +679,9 @@ main(int argc, char **argv)
 			/* The model's shape (2 hidden layers, rank 16), a
 			 * norm of 1000 * sqrt(32). */
 			for (int i = 0; i < 16; i++)
-				big[i] = strcmp(what, "bignorm-upload") ?
+				big[i] = !strcmp(what, "norm-upload") ?
+				    strtof(argv[5], NULL) :
+				    strcmp(what, "bignorm-upload") ?
 				    0.01f : 1000.0f;
 			t.name = "patch_m0";
 			t2.name = "patch_m1";

@@ -16,6 +16,9 @@
 #     (an upload) are refused, not stored as user 0.
 #  D. DP accounting: a truncated dp.budget or a release past
 #     dp.max-epsilon is refused, not silently reset to 0 / made anyway.
+#  N. The patch-norm limit follows the accepted patches: once 32 were
+#     accepted, a patch 10x the median norm is refused although it is far
+#     below the static limits.max-patch-norm (100).
 #  7. Encrypt mode: a captured sealed request resent past limits.burst
 #     gets a sealed E_RATE_LIMITED; it must not share the first reply's
 #     keystream (an eavesdropper would recover that reply's bytes).
@@ -128,6 +131,17 @@ wait_for "grep -q 'DP-BUDGET: device=dpbad' '$T/dpbad2.log'" 300 0.1 ||
 kill "$DPID" 2>/dev/null || true; wait "$DPID" || true
 [ "$(sql "SELECT count(*) FROM patches WHERE device_id='dpbad'")" = 1 ] ||
     hole "D: released with a truncated budget (spent budget reset to 0)"
+
+log "N. patch-norm limit from the distribution"
+for i in $(seq 1 18); do
+	for dv in nrm1 nrm2; do
+		"$BIN/dccl-probe" "$EP" upload $dv $((500 + i)) | grep -q "REPLY ack" ||
+		    die "upload $dv $i"
+	done
+done
+out=$("$BIN/dccl-probe" "$EP" norm-upload nrm3 900 0.25) || true
+echo "patch of norm $(awk 'BEGIN { print 0.25 * sqrt(32) }') after 36 of norm 0.057: $out"
+case $out in "ERROR E_BAD_TENSOR"*) ;; *) hole "N: outlier patch accepted: $out" ;; esac
 
 log "2. on-path token holder answers with its own cloud key"
 u=$(ls "$SHARDS" | grep local | sort -n | head -1); u=${u%%.*}
