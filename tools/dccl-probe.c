@@ -9,7 +9,7 @@
  *              unsigned|forged|replay|badtoken DEV|other-device A B|
  *              bignorm-upload DEV|upload DEV [REQID]|flood DEV N|
  *              burst DEV N [FIRST]|hijack DEV KEYFILE USER|
- *              norm-upload DEV REQID X (every entry X)|nonce-reuse DEV N|enroll-flood N|announce VERSION (EP: a PUB
+ *              forge-log|norm-upload DEV REQID X (every entry X)|nonce-reuse DEV N|enroll-flood N|announce VERSION (EP: a PUB
  *              endpoint to bind)
  *
  * burst sends N uploads of DEV (request ids FIRST..FIRST+N-1, FIRST
@@ -405,6 +405,11 @@ main(int argc, char **argv)
 		int rc = exchange(big_msg, n);
 		free(big_msg);
 		return rc;
+	} else if (!strcmp(what, "forge-log")) {
+		/* A device id that would end the log line and forge one. */
+		e.device_id = "x\n1970-01-01T00:00:00.000Z info cloudd[1]: "
+		    "FORGED-LINE";
+		return send_env(&e);
 	} else if (!strcmp(what, "version")) {
 		e.version = 99;
 		return send_env(&e);

@@ -19,6 +19,7 @@
 #  N. The patch-norm limit follows the accepted patches: once 32 were
 #     accepted, a patch 10x the median norm is refused although it is far
 #     below the static limits.max-patch-norm (100).
+#  L. A device id with a newline must not forge a line in cloudd's log.
 #  7. Encrypt mode: a captured sealed request resent past limits.burst
 #     gets a sealed E_RATE_LIMITED; it must not share the first reply's
 #     keystream (an eavesdropper would recover that reply's bytes).
@@ -131,6 +132,13 @@ wait_for "grep -q 'DP-BUDGET: device=dpbad' '$T/dpbad2.log'" 300 0.1 ||
 kill "$DPID" 2>/dev/null || true; wait "$DPID" || true
 [ "$(sql "SELECT count(*) FROM patches WHERE device_id='dpbad'")" = 1 ] ||
     hole "D: released with a truncated budget (spent budget reset to 0)"
+
+log "L. log forging"
+"$BIN/dccl-probe" "$EP" forge-log
+sleep 0.2
+! grep -q "^1970-01-01T00:00:00.000Z info cloudd\[1\]: FORGED-LINE" "$T/cloudd.log" ||
+    hole "L: a forged line in cloudd's log"
+grep -q "FORGED-LINE" "$T/cloudd.log" || die "L: the forged id was not logged at all"
 
 log "N. patch-norm limit from the distribution"
 for i in $(seq 1 18); do
