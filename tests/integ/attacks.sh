@@ -20,6 +20,8 @@
 #     accepted, a patch 10x the median norm is refused although it is far
 #     below the static limits.max-patch-norm (100).
 #  L. A device id with a newline must not forge a line in cloudd's log.
+#  S. dcctl refuses an admin socket in a world-writable directory that
+#     another user owns (it may have taken the path before cloudd).
 #  7. Encrypt mode: a captured sealed request resent past limits.burst
 #     gets a sealed E_RATE_LIMITED; it must not share the first reply's
 #     keystream (an eavesdropper would recover that reply's bytes).
@@ -139,6 +141,19 @@ sleep 0.2
 ! grep -q "^1970-01-01T00:00:00.000Z info cloudd\[1\]: FORGED-LINE" "$T/cloudd.log" ||
     hole "L: a forged line in cloudd's log"
 grep -q "FORGED-LINE" "$T/cloudd.log" || die "L: the forged id was not logged at all"
+
+log "S. admin socket taken by another user"
+if id nobody >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+	mkdir "$T/shared"; chmod 1777 "$T/shared"
+	python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' \
+	    "$T/shared/admin.ipc" || die "cannot make a socket"
+	chown nobody "$T/shared/admin.ipc"
+	out=$("$BIN/dcctl" -s "ipc://$T/shared/admin.ipc" -t 2 status 2>&1) || true
+	echo "$out"
+	case $out in *"owned by uid"*) ;; *) hole "S: dcctl used a socket another user owns" ;; esac
+else
+	echo "(not root: skipped)"
+fi
 
 log "N. patch-norm limit from the distribution"
 for i in $(seq 1 18); do
