@@ -9,7 +9,7 @@
  *              unsigned|forged|replay|badtoken DEV|other-device A B|
  *              bignorm-upload DEV|upload DEV [REQID]|flood DEV N|
  *              burst DEV N [FIRST]|hijack DEV KEYFILE USER|
- *              forge-log|norm-upload DEV REQID X (every entry X)|nonce-reuse DEV N|enroll-flood N|announce VERSION (EP: a PUB
+ *              mitm CLOUD-EP SECS (EP: where to listen)|forge-log|norm-upload DEV REQID X (every entry X)|nonce-reuse DEV N|enroll-flood N|announce VERSION (EP: a PUB
  *              endpoint to bind)
  *
  * burst sends N uploads of DEV (request ids FIRST..FIRST+N-1, FIRST
@@ -358,6 +358,85 @@ out:
 	return rc;
 }
 
+/*
+ * An on-path attacker without keys (issue 13, finding 6): a raw REP
+ * socket on front forwards every request to the cloud at back and every
+ * reply back, except an UploadPatch, which it answers itself with an
+ * unsigned E_BAD_TENSOR. Runs for secs seconds, then prints "MITM
+ * forwarded N refused-uploads M".
+ */
+static int
+mitm(const char *front, const char *back, int secs)
+{
+	int fs = nn_socket(AF_SP_RAW, NN_REP), bs = nn_socket(AF_SP_RAW,
+	    NN_REQ), fwd = 0, refused = 0;
+	time_t end = time(NULL) + secs;
+
+	if (fs < 0 || bs < 0 || nn_bind(fs, front) < 0 ||
+	    nn_connect(bs, back) < 0) {
+		fprintf(stderr, "dccl-probe: mitm: %s\n",
+		    nn_strerror(nn_errno()));
+		return 1;
+	}
+	while (time(NULL) < end) {
+		struct nn_pollfd pfd[2] = { { fs, NN_POLLIN, 0 },
+		    { bs, NN_POLLIN, 0 } };
+		if (nn_poll(pfd, 2, 200) <= 0)
+			continue;
+		for (int k = 0; k < 2; k++) {
+			struct nn_msghdr h;
+			struct nn_iovec iov;
+			void *body = NULL, *ctl = NULL;
+			int n, from = k == 0 ? fs : bs, to = k == 0 ? bs : fs;
+			Dccl__Envelope *e = NULL;
+			char err[128];
+			if (!(pfd[k].revents & NN_POLLIN))
+				continue;
+			memset(&h, 0, sizeof(h));
+			iov.iov_base = &body;
+			iov.iov_len = NN_MSG;
+			h.msg_iov = &iov;
+			h.msg_iovlen = 1;
+			h.msg_control = &ctl;
+			h.msg_controllen = NN_MSG;
+			if ((n = nn_recvmsg(from, &h, NN_DONTWAIT)) < 0)
+				continue;
+			if (k == 0 && wire_unpack(body, (size_t)n, &e, err,
+			    sizeof(err)) == 0 && e->sealed.len == 0 &&
+			    e->body_case == DCCL__ENVELOPE__BODY_UPLOAD) {
+				/* Answer it ourselves, unsigned. */
+				Dccl__Envelope r = DCCL__ENVELOPE__INIT;
+				Dccl__Error er = DCCL__ERROR__INIT;
+				void *msg;
+				size_t len;
+				r.version = WIRE_VERSION;
+				r.device_id = e->device_id;
+				r.request_id = e->request_id;
+				er.code = DCCL__ERROR_CODE__E_BAD_TENSOR;
+				er.message = "patch refused";
+				r.body_case = DCCL__ENVELOPE__BODY_ERROR;
+				r.error = &er;
+				if (wire_pack_nn(&r, &msg, &len) == 0) {
+					nn_freemsg(body);
+					body = msg;
+					to = fs;
+					refused++;
+				}
+			} else
+				fwd++;
+			wire_free(e);
+			if (nn_sendmsg(to, &h, 0) < 0) {
+				nn_freemsg(body);
+				nn_freemsg(ctl);
+			}
+		}
+	}
+	printf("MITM forwarded %d refused-uploads %d\n", fwd, refused);
+	nn_close(fs);
+	nn_close(bs);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -387,7 +466,7 @@ main(int argc, char **argv)
 	if ((sock = nn_socket(AF_SP, NN_REQ)) < 0 ||
 	    nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVTIMEO, &tmo,
 	    sizeof(tmo)) < 0 || (strcmp(what, "announce") != 0 &&
-	    nn_connect(sock, ep) < 0)) {
+	    strcmp(what, "mitm") != 0 && nn_connect(sock, ep) < 0)) {
 		fprintf(stderr, "dccl-probe: %s\n", nn_strerror(nn_errno()));
 		return 1;
 	}
@@ -546,6 +625,8 @@ main(int argc, char **argv)
 		printf("ENROLL-FLOOD ok %d rate-limited %d other %d\n", ok,
 		    limited, other);
 		return 0;
+	} else if (!strcmp(what, "mitm") && argc > 4) {
+		return mitm(ep, argv[3], atoi(argv[4]));
 	} else if (!strcmp(what, "announce") && argc > 3) {
 		/*
 		 * A forged, unsigned ModelAnnounce of version ARG published

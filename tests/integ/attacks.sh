@@ -14,6 +14,10 @@
 #     device into a download -> E_NOT_FOUND -> re-register loop.
 #  A. The admin socket authenticates nobody: device requests sent there
 #     (an upload) are refused, not stored as user 0.
+#  U. An on-path attacker without keys answers a device's upload with an
+#     unsigned E_BAD_TENSOR: the device must keep the patch (retry later),
+#     not drop it from its outbox. (Against the second cloud, in mac mode,
+#     so the attacker can see which request is the upload.)
 #  D. DP accounting: a truncated dp.budget or a release past
 #     dp.max-epsilon is refused, not silently reset to 0 / made anyway.
 #  N. The patch-norm limit follows the accepted patches: once 32 were
@@ -179,7 +183,7 @@ mv "$T/cloudd.log" "$T/cloudd-a.log"
     >"$T/import2.log" 2>&1 || die "rogue import failed"
 "$BIN/cloudd" -o cloudd.listen="$EP" -o cloudd.pub-listen="$PUB" \
     -o cloudd.admin-listen="ipc://$T/rogue.ipc" -o cloudd.data-dir="$T/rogue" \
-    -o train.on-start=no -o auth.mode=encrypt >"$T/rogue.log" 2>&1 &
+    -o train.epochs=3 -o auth.mode=mac >"$T/rogue.log" 2>&1 &
 RPID=$!; PIDS="$PIDS $RPID"
 wait_for "grep -q 'READY: cloudd' '$T/rogue.log'" 100 0.1 || die "rogue not ready"
 start_deviced pin2 -o deviced.local-data="$SHARDS/$u.local.csv" \
@@ -194,6 +198,24 @@ start_deviced pin3 -o deviced.local-data="$SHARDS/$u.local.csv" \
 wait_for "grep -q 'REGISTERED: device=pin' '$T/pin3.log'" 100 0.1 ||
     hole "2: auth.repin=yes did not re-pin"
 kill "$DPID" 2>/dev/null || true; wait "$DPID" || true
+log "U. unsigned error on an upload"
+wait_for "grep -q 'ANNOUNCE: model v1' '$T/rogue.log'" 600 0.1 || die "rogue: no model"
+MITM="tcp://127.0.0.1:$(free_port 4)"
+"$BIN/dccl-probe" "$MITM" mitm "$EP" 30 >"$T/mitm.out" 2>&1 &
+MPID=$!; PIDS="$PIDS $MPID"
+start_deviced vic6 -o deviced.local-data="$SHARDS/$u2.local.csv" \
+    -o deviced.user-id="$u2" -o deviced.device-id=vic6 -o deviced.cloud="$MITM"
+wait_for "[ \$(grep -c 'CLOUD-ERROR: device=vic6 upload: E_BAD_TENSOR' '$T/vic6.log') -ge 2 ] ||
+    grep -q 'CLOUD-ERROR: device=vic6 idle' '$T/vic6.log'" 300 0.1 || true
+sleep 1
+kill "$DPID" 2>/dev/null || true; wait "$DPID" || true
+kill "$MPID" 2>/dev/null || true; wait "$MPID" || true
+grep -q "CLOUD-ERROR: device=vic6 upload: E_BAD_TENSOR" "$T/vic6.log" ||
+    die "U: the attacker's error never reached the device"
+dropped=$(sqlite3 "$T/dev/vic6/device.db" "SELECT count(*) FROM outbox WHERE acked = 1 AND patch_id = 0")
+pending=$(sqlite3 "$T/dev/vic6/device.db" "SELECT count(*) FROM outbox WHERE acked = 0")
+echo "outbox after the unsigned errors: $pending pending, $dropped dropped"
+[ "$dropped" = 0 ] && [ "$pending" -ge 1 ] || hole "U: an unsigned error dropped the patch"
 kill -TERM "$RPID"; wait "$RPID" || die "rogue exit"
 
 log "3b. a store other users can read is refused"
