@@ -581,7 +581,10 @@ rpc_recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 	r->sock = s;
 	r->hdr = hdr;
 	r->t0 = now_s();
-	code = wire_unpack(msg, len, &r->env, err, sizeof(err));
+	/* Refuse what a device may not send before unpacking allocates. */
+	code = admin ? 0 : wire_precheck_device(msg, len, err, sizeof(err));
+	if (code == 0)
+		code = wire_unpack(msg, len, &r->env, err, sizeof(err));
 	/* Authentication and rate limits need the bytes as received. */
 	if (code == 0 && !admin && !cd->stopping)
 		code = guard_admit(cd, r, msg, len, err, sizeof(err));

@@ -9,7 +9,7 @@
  *              unsigned|forged|replay|badtoken DEV|other-device A B|
  *              bignorm-upload DEV|upload DEV [REQID]|flood DEV N|
  *              burst DEV N [FIRST]|hijack DEV KEYFILE USER|
- *              mitm CLOUD-EP SECS (EP: where to listen)|forge-log|norm-upload DEV REQID X (every entry X)|nonce-reuse DEV N|enroll-flood N|announce VERSION (EP: a PUB
+ *              amplify BYTES|mitm CLOUD-EP SECS (EP: where to listen)|forge-log|norm-upload DEV REQID X (every entry X)|nonce-reuse DEV N|enroll-flood N|announce VERSION (EP: a PUB
  *              endpoint to bind)
  *
  * burst sends N uploads of DEV (request ids FIRST..FIRST+N-1, FIRST
@@ -489,6 +489,36 @@ main(int argc, char **argv)
 		e.device_id = "x\n1970-01-01T00:00:00.000Z info cloudd[1]: "
 		    "FORGED-LINE";
 		return send_env(&e);
+	} else if (!strcmp(what, "amplify") && argc > 3) {
+		/*
+		 * An unauthenticated upload of BYTES of empty tensors (two
+		 * bytes each on the wire, a struct each once unpacked).
+		 */
+		size_t n = strtoul(argv[3], NULL, 10), k = 0, body;
+		uint8_t *b = malloc(n + 32);
+		int rc;
+		if (b == NULL || n < 64)
+			return 2;
+		body = n - 16;
+		b[k++] = 0x08; b[k++] = WIRE_VERSION;		/* version */
+		b[k++] = 0x12; b[k++] = 1; b[k++] = 'a';	/* device id */
+		b[k++] = 0x8a; b[k++] = 0x01;			/* upload (17) */
+		for (int sh = 0; ; sh += 7) {			/* its length */
+			uint8_t c = (uint8_t)((body >> sh) & 0x7f);
+			if ((body >> sh) >> 7) {
+				b[k++] = c | 0x80;
+				continue;
+			}
+			b[k++] = c;
+			break;
+		}
+		for (size_t i = 0; i + 1 < body; i += 2) {
+			b[k++] = 0x12;	/* tensors (2), empty */
+			b[k++] = 0x00;
+		}
+		rc = exchange(b, k);
+		free(b);
+		return rc;
 	} else if (!strcmp(what, "version")) {
 		e.version = 99;
 		return send_env(&e);

@@ -18,6 +18,9 @@
 #     unsigned E_BAD_TENSOR: the device must keep the patch (retry later),
 #     not drop it from its outbox. (Against the second cloud, in mac mode,
 #     so the attacker can see which request is the upload.)
+#  M. Memory before authentication: an unsigned 3 MiB upload of empty
+#     tensors (protobuf-c would allocate a struct per 2 bytes) is refused
+#     before it is unpacked; cloudd's peak memory barely moves.
 #  D. DP accounting: a truncated dp.budget or a release past
 #     dp.max-epsilon is refused, not silently reset to 0 / made anyway.
 #  N. The patch-norm limit follows the accepted patches: once 32 were
@@ -158,6 +161,14 @@ if id nobody >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
 else
 	echo "(not root: skipped)"
 fi
+
+log "M. memory amplification before authentication"
+hwm() { awk '/^VmHWM/ { print $2 }' "/proc/$CPID/status"; }
+h0=$(hwm)
+out=$("$BIN/dccl-probe" "$EP" amplify 3000000) || true
+h1=$(hwm)
+echo "3 MB of empty tensors: $out; peak RSS $h0 -> $h1 kB"
+[ $((h1 - h0)) -lt 40000 ] || hole "M: 3 MB message cost $(( (h1 - h0) / 1024 )) MB before authentication"
 
 log "N. patch-norm limit from the distribution"
 for i in $(seq 1 18); do
