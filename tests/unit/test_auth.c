@@ -27,6 +27,8 @@
 #include "cloudd/guard.h"
 #include "deviced/dp.h"
 #include "shared/auth.h"
+#include "shared/ctr_io.h"
+#include "shared/sample.h"
 #include "shared/wire.h"
 
 /* Envelope {version 2, device_id "d", get_status {}, counter 5}. */
@@ -352,6 +354,41 @@ test_dp_release(void **state)
 	    log(1e5)))) < 1e-12);
 }
 
+/*
+ * A tiny Model declaring 2^27 parameters is refused before the model is
+ * built (it would allocate and fill 512 MiB).
+ */
+static void
+test_model_declared_size(void **state)
+{
+	Dccl__Model mm = DCCL__MODEL__INIT;
+	Dccl__ModelConfig mc = DCCL__MODEL_CONFIG__INIT;
+	uint8_t sum[32] = { 0 }, *buf;
+	struct ctr *m = NULL;
+	char err[256];
+	size_t len;
+
+	(void)state;
+	mc.n_users = 1;
+	mc.n_items = 1u << 23;
+	mc.dim = 16;
+	mc.n_hours = SAMPLE_N_HOURS;
+	mc.n_wdays = SAMPLE_N_WDAYS;
+	mm.format = CTR_IO_FORMAT;
+	mm.kind = CTR_IO_KIND;
+	mm.config = &mc;
+	mm.checksum.data = sum;
+	mm.checksum.len = 32;
+	len = dccl__model__get_packed_size(&mm);
+	buf = malloc(len);
+	dccl__model__pack(&mm, buf);
+	assert_true(len < 100);
+	assert_int_equal(ctr_io_unpack(&m, NULL, buf, len, err, sizeof(err)),
+	    CTR_IO_ETOOBIG);
+	assert_null(m);
+	free(buf);
+}
+
 int
 main(void)
 {
@@ -365,6 +402,7 @@ main(void)
 		cmocka_unit_test(test_upload_check),
 		cmocka_unit_test(test_register_check),
 		cmocka_unit_test(test_dp_release),
+		cmocka_unit_test(test_model_declared_size),
 	};
 
 	if (sodium_init() < 0)
