@@ -12,6 +12,7 @@
  * is joined before the sockets close.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <nanomsg/nn.h>
 #include <nanomsg/pubsub.h>
@@ -95,6 +96,19 @@ static const struct conf_opt cloudd_opts[] = {
 	CONF_INT("limits.device-inflight", CD_OFF(dev_inflight), "4", 1,
 	    100000, 1, "heavy requests (retrieval) of one device in the "
 	    "threadpool; beyond it E_BUSY"),
+	CONF_DBL("limits.patch-norm-factor", CD_OFF(patch_norm_factor), "10",
+	    0, 1e9, 1, "a patch whose L2 norm is above this many times the "
+	    "median norm of the last 1024 accepted patches (once 32 were "
+	    "accepted) is treated as above max-patch-norm (0 = off)"),
+	CONF_DBL("limits.enroll-rate", CD_OFF(enroll_rate), "100", 0.001, 1e9,
+	    0, "first enrolments per second, all devices together (each "
+	    "costs an X25519 operation and a commit); beyond it "
+	    "E_RATE_LIMITED before any crypto or store work"),
+	CONF_INT("limits.enroll-burst", CD_OFF(enroll_burst), "2000", 1,
+	    1000000000, 0, "bucket depth of limits.enroll-rate"),
+	CONF_INT("limits.max-devices", CD_OFF(max_devices), "1000000", 1,
+	    1000000000, 0, "most enrolled device keys; a new one beyond it "
+	    "gets E_BUSY"),
 	CONF_DBL("limits.max-patch-norm", CD_OFF(max_patch_norm), "100", 0,
 	    1e30, 1, "largest L2 norm of an uploaded patch (0 = no limit)"),
 	CONF_ENUM("limits.patch-norm-action", CD_OFF(patch_clip), "reject",
@@ -392,20 +406,21 @@ pool_loaded(struct cloudd *cd)
 
 /*
  * Every request cloudd serves: body, the sockets it is served on, handler.
- * GetStatus is served on both; device requests need a registered device.
+ * GetStatus is served on both sockets; the admin socket authenticates
+ * nobody, so it serves no device request; device requests but Register
+ * need a registered device.
  */
 static const struct rpc_route routes[] = {
 	{ DCCL__ENVELOPE__BODY_GET_STATUS, RPC_DEVICE | RPC_ADMIN, status_rpc },
-	{ DCCL__ENVELOPE__BODY_REGISTER_REQ, RPC_DEVICE | RPC_ADMIN,
-	    register_rpc },
-	{ DCCL__ENVELOPE__BODY_GET_MODEL, RPC_DEVICE | RPC_ADMIN |
-	    RPC_REGISTERED, download_rpc },
-	{ DCCL__ENVELOPE__BODY_GET_OFA, RPC_DEVICE | RPC_ADMIN |
-	    RPC_REGISTERED, ofa_download_rpc },
-	{ DCCL__ENVELOPE__BODY_RETRIEVE, RPC_DEVICE | RPC_ADMIN |
-	    RPC_REGISTERED, retrieve_rpc },
-	{ DCCL__ENVELOPE__BODY_UPLOAD, RPC_DEVICE | RPC_ADMIN |
-	    RPC_REGISTERED, upload_rpc },
+	{ DCCL__ENVELOPE__BODY_REGISTER_REQ, RPC_DEVICE, register_rpc },
+	{ DCCL__ENVELOPE__BODY_GET_MODEL, RPC_DEVICE | RPC_REGISTERED,
+	    download_rpc },
+	{ DCCL__ENVELOPE__BODY_GET_OFA, RPC_DEVICE | RPC_REGISTERED,
+	    ofa_download_rpc },
+	{ DCCL__ENVELOPE__BODY_RETRIEVE, RPC_DEVICE | RPC_REGISTERED,
+	    retrieve_rpc },
+	{ DCCL__ENVELOPE__BODY_UPLOAD, RPC_DEVICE | RPC_REGISTERED,
+	    upload_rpc },
 	{ DCCL__ENVELOPE__BODY_ADMIN_LIST, RPC_ADMIN, list_rpc },
 	{ DCCL__ENVELOPE__BODY_ADMIN_TRAIN, RPC_ADMIN, train_rpc },
 	{ DCCL__ENVELOPE__BODY_ADMIN_IMPORT, RPC_ADMIN, import_rpc },
@@ -419,6 +434,38 @@ static const struct rpc_route routes[] = {
 	{ DCCL__ENVELOPE__BODY_ADMIN_ENROLL, RPC_ADMIN, enroll_rpc },
 	{ 0, 0, NULL }
 };
+
+/*
+ * The SQLite store holds the cloud's secret key and the device keys, so
+ * whoever reads it can act as the cloud. It is created 0600 whatever the
+ * umask (SQLite gives its -wal and -shm files the database's mode), and a
+ * store that other users can read or write is refused. 0, or -1 with err.
+ */
+static int
+keystore_perms(const char *path, char *err, size_t errlen)
+{
+	static const char *sfx[] = { "", "-wal", "-shm" };
+	char p[1200];
+	struct stat sb;
+	int fd;
+
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600)) >= 0)
+		close(fd);	/* an empty file is an empty database */
+	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		snprintf(p, sizeof(p), "%s%s", path, sfx[i]);
+		if (stat(p, &sb) != 0)
+			continue;	/* DB-OPEN reports a missing store */
+		if (sb.st_mode & (S_IROTH | S_IWOTH)) {
+			snprintf(err, errlen, "%.300s is accessible to other "
+			    "users (mode %03o) and holds the cloud's secret "
+			    "key: chmod 600 it and its -wal and -shm files",
+			    p, (unsigned)(sb.st_mode & 0777));
+			return -1;
+		}
+	}
+	return 0;
+}
 
 int
 main(int argc, char **argv)
@@ -510,6 +557,9 @@ main(int argc, char **argv)
 	else
 		snprintf(dbpath, sizeof(cd->dbpath), "%s/%s", cd->cf.data_dir,
 		    cd->cf.db_path);
+	if (strcmp(cd->cf.store, "postgresql") != 0 &&
+	    keystore_perms(dbpath, err, sizeof(err)) != 0)
+		fatalx("DB-PERMS: %s", err);
 	if ((rc = store_open(&cd->st, cd->cf.store, dbpath, (int)cd->cf.busy_ms,
 	    err, sizeof(err))) != 0)
 		fatalx("DB-OPEN: %s", err);

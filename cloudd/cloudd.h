@@ -59,7 +59,10 @@ struct cloudd_conf {
 	int	 auth_rekey;
 	double	 rate;			/* requests/s per device, 0 = off */
 	int64_t	 burst, dev_inflight;
+	double	 enroll_rate;		/* first enrolments/s, all devices */
+	int64_t	 enroll_burst, max_devices;
 	double	 max_patch_norm;	/* 0 = no limit */
+	double	 patch_norm_factor;	/* x median of accepted, 0 = off */
 	int	 patch_clip;		/* 0 reject, 1 clip */
 	/* MoMoDistill (distill.c) */
 	double	 distill_lambda, distill_decay, distill_lr;
@@ -120,8 +123,21 @@ struct devtab {
 	size_t		 cap, n;
 };
 
+/*
+ * L2 norms of the last accepted patches (rpc.c, h_upload): the relative
+ * patch-norm limit is limits.patch-norm-factor times their median.
+ */
+#define NORM_HIST	1024
+#define NORM_HIST_MIN	32	/* accepted patches before the rule applies */
+struct normhist {
+	float		 v[NORM_HIST];
+	uint32_t	 n, i, since;	/* kept, next slot, since median */
+	double		 median;
+};
+
 struct cloudd {
 	struct cloudd_conf	 cf;
+	struct normhist		 norms;
 	struct conf		 conf;
 	const char		*conf_path;
 	char			 dbpath[1200];

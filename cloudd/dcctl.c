@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -167,6 +168,42 @@ enroll_finish(const Dccl__Enrolled *en, const char *id, const char *out,
 	return 0;
 }
 
+/*
+ * An ipc admin socket in a directory every user may write to (/tmp, the
+ * default) can be taken by another local user first; dcctl would then
+ * talk to that user's process (dcctl enroll would pin its cloud key). Such
+ * a socket must belong to us or to root. 0, or -1 with a message.
+ */
+static int
+admin_socket_owner_ok(const char *ep)
+{
+	char dir[PATH_MAX], *slash;
+	struct stat sd, ss;
+
+	if (strncmp(ep, "ipc://", 6) != 0)
+		return 0;
+	snprintf(dir, sizeof(dir), "%s", ep + 6);
+	if ((slash = strrchr(dir, '/')) == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if (stat(dir, &sd) != 0 || !(sd.st_mode & S_IWOTH))
+		return 0;	/* only its owner's group can place it */
+	if (stat(ep + 6, &ss) != 0)
+		return 0;	/* nothing there: connect fails anyway */
+	if (ss.st_uid != getuid() && ss.st_uid != 0) {
+		fprintf(stderr, "dcctl: %s is in a world-writable directory "
+		    "and owned by uid %u, not by you or root: refusing it "
+		    "(another user may have taken the path; set "
+		    "cloudd.admin-listen to a directory cloudd owns)\n",
+		    ep + 6, (unsigned)ss.st_uid);
+		return -1;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -217,6 +254,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 	cmd = argv[optind++];
+	if (admin_socket_owner_ok(ep) != 0)
+		return 1;
 	if (!strcmp(cmd, "status")) {
 		req.body_case = DCCL__ENVELOPE__BODY_GET_STATUS;
 		req.get_status = &gs;

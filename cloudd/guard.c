@@ -59,6 +59,13 @@ struct guard {
 	int			 mode;
 	struct guard_dev	**tab;
 	size_t			 cap, n;
+	/*
+	 * One bucket for work an unknown id causes (a first enrolment, a
+	 * store lookup on a cache miss), so it is bounded before any
+	 * X25519 operation, commit or query; and a bound on the entries.
+	 */
+	double			 erate, eburst, etokens, et;
+	size_t			 max_devices;
 };
 
 /* A store read after a failed MAC at most this often per device (s). */
@@ -159,13 +166,41 @@ cache(struct guard *g, const struct store_authkey *k)
 	return d;
 }
 
+/* The unknown-id bucket (see struct guard). 1 when admitted. */
+static int
+ebucket(struct guard *g, double now)
+{
+	if (g->etokens < 0) {
+		g->etokens = g->eburst;
+		g->et = now;
+	}
+	g->etokens += (now - g->et) * g->erate;
+	if (g->etokens > g->eburst)
+		g->etokens = g->eburst;
+	g->et = now;
+	if (g->etokens < 1)
+		return 0;
+	g->etokens -= 1;
+	return 1;
+}
+
+void
+guard_limits(struct guard *g, double enroll_rate, double enroll_burst,
+    size_t max_devices)
+{
+	g->erate = enroll_rate;
+	g->eburst = enroll_burst;
+	g->etokens = -1;	/* full on first use */
+	g->max_devices = max_devices;
+}
+
 /*
  * The device's entry: cached, else (replicas) read from the store, so a
  * device enrolled through another replica is known here. NULL when it is
  * not enrolled; *dberr is set when the store could not say.
  */
 static struct guard_dev *
-find(struct guard *g, const char *id, int *dberr)
+find(struct guard *g, const char *id, double now, int *dberr)
 {
 	struct guard_dev *d = lookup(g, id);
 	struct store_authkey k;
@@ -174,6 +209,10 @@ find(struct guard *g, const char *id, int *dberr)
 	*dberr = 0;
 	if (d != NULL || !g->shared)
 		return d;	/* one process per SQLite store: a miss is final */
+	if (!ebucket(g, now)) {
+		*dberr = 2;	/* too many unknown ids: no query */
+		return NULL;
+	}
 	if ((rc = store_authkey_get(g->st, id, &k)) != 0) {
 		if (rc != -ENOENT) {
 			log_warnx("AUTH: device %s: %s", id,
@@ -230,6 +269,7 @@ guard_open(struct guard **out, struct store *st, int shared,
 	g->mode = mode;
 	g->cap = 64;
 	g->tab = xcalloc(g->cap, sizeof(*g->tab));
+	guard_limits(g, 100, 2000, 0);	/* the config's defaults */
 	if (token != NULL && token[0] != '\0') {
 		auth_token_key(token, &g->tok);
 		g->have_tok = 1;
@@ -404,8 +444,12 @@ admit_register(struct cloudd *cd, struct rpc_req *r, const void *buf,
 		    "by dcctl enroll");
 		return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
 	}
-	d = find(g, id, &dberr);
-	if (dberr) {
+	d = find(g, id, r->t0, &dberr);
+	if (dberr == 2 || (d == NULL && !ebucket(g, r->t0))) {
+		snprintf(err, errlen, "more than %g enrolments/s "
+		    "(limits.enroll-rate)", g->erate);
+		return DCCL__ERROR_CODE__E_RATE_LIMITED;
+	} else if (dberr) {
 		snprintf(err, errlen, "cannot read device keys");
 		return DCCL__ERROR_CODE__E_STORAGE;
 	}
@@ -424,6 +468,13 @@ admit_register(struct cloudd *cd, struct rpc_req *r, const void *buf,
 		/* A new key starts its own counters. */
 		if (same && replayed(d, e, "RegisterReq", err, errlen))
 			return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
+		/*
+		 * Every device holds the token and every RegisterReq shows
+		 * the device's public key, so for an enrolled key the token
+		 * MAC proves nothing: such a request is answered but may
+		 * change no state (guard_enroll, h_register).
+		 */
+		r->reg_token_only = same;
 		r->seal.key = g->tok;
 	} else {
 		if (d == NULL || pk->len != 32 ||
@@ -473,8 +524,12 @@ guard_admit(struct cloudd *cd, struct rpc_req *r, const void *buf, size_t len,
 		snprintf(err, errlen, "unsigned request");
 		return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
 	}
-	if ((d = find(g, id, &dberr)) == NULL) {
-		if (dberr) {
+	if ((d = find(g, id, r->t0, &dberr)) == NULL) {
+		if (dberr == 2) {
+			snprintf(err, errlen, "too many unknown device ids "
+			    "(limits.enroll-rate)");
+			return DCCL__ERROR_CODE__E_RATE_LIMITED;
+		} else if (dberr) {
 			snprintf(err, errlen, "cannot read device keys");
 			return DCCL__ERROR_CODE__E_STORAGE;
 		}
@@ -547,6 +602,12 @@ enroll_key(struct guard *g, const char *id, const uint8_t pk[32],
 	int rc;
 
 	memset(&tmp, 0, sizeof(tmp));
+	if (lookup(g, id) == NULL && g->max_devices > 0 &&
+	    g->n >= g->max_devices) {
+		snprintf(err, errlen, "%zu devices enrolled "
+		    "(limits.max-devices)", g->n);
+		return DCCL__ERROR_CODE__E_BUSY;
+	}
 	if (set_key(g, &tmp, pk, 0) != 0) {
 		snprintf(err, errlen, "public key refused (not a usable "
 		    "X25519 key)");
@@ -586,8 +647,9 @@ guard_enroll(struct cloudd *cd, struct rpc_req *r, Dccl__Registered *rg,
 
 	if (g == NULL || g->mode == AUTH_OFF)
 		return 0;
+	/* Only a request that proved the key may move its counter. */
 	if ((code = enroll_key(g, r->env->device_id, q->pubkey.data,
-	    r->env->counter, cd->cf.auth_rekey,
+	    r->reg_token_only ? 0 : r->env->counter, cd->cf.auth_rekey,
 	    DCCL__ERROR_CODE__E_UNAUTHENTICATED, &how, err, errlen)) != 0) {
 		if (code == DCCL__ERROR_CODE__E_UNAUTHENTICATED)
 			snprintf(err, errlen, "device %s is enrolled with "
@@ -596,7 +658,8 @@ guard_enroll(struct cloudd *cd, struct rpc_req *r, Dccl__Registered *rg,
 		return code;
 	}
 	d = lookup(g, r->env->device_id);
-	memcpy(d->tag, r->env->mac.data, sizeof(d->tag));
+	if (!r->reg_token_only)
+		memcpy(d->tag, r->env->mac.data, sizeof(d->tag));
 	if (how != STORE_AUTHKEY_SAME)
 		log_info("AUTH-ENROLL: device=%s key %02x%02x%02x%02x...%s",
 		    d->id, d->pk[0], d->pk[1], d->pk[2], d->pk[3],
@@ -732,8 +795,9 @@ guard_upload_check(Dccl__UploadPatch *q, double max_norm, int clip,
 	}
 	if (max_norm > 0 && norm > max_norm) {
 		if (!clip) {
-			snprintf(err, errlen, "patch L2 norm %.4g above "
-			    "limits.max-patch-norm %.4g", norm, max_norm);
+			snprintf(err, errlen, "patch L2 norm %.4g above the "
+			    "limit %.4g (limits.max-patch-norm, "
+			    "limits.patch-norm-factor)", norm, max_norm);
 			return DCCL__ERROR_CODE__E_BAD_TENSOR;
 		}
 		for (size_t i = 0; i < q->n_tensors; i++)
@@ -936,6 +1000,8 @@ guard_start(struct cloudd *cd, char *err, size_t errlen)
 	    "postgresql") == 0, tok, cf->auth_mode, err, errlen) != 0)
 		return -1;
 	sodium_memzero(tok, sizeof(tok));
+	guard_limits(cd->guard, cf->enroll_rate, (double)cf->enroll_burst,
+	    (size_t)cf->max_devices);
 	log_info("AUTH: mode %s, %zu enrolled device(s)", cf->auth_mode ==
 	    AUTH_ENCRYPT ? "encrypt" : "mac", guard_count(cd->guard));
 	return 0;

@@ -44,6 +44,14 @@ int	guard_open(struct guard **out, struct store *st, int shared,
  * off). Startup only. 0 or -1 with err.
  */
 int	guard_start(struct cloudd *cd, char *err, size_t errlen);
+/*
+ * Bounds the work unknown ids cause: enroll_rate/s (bucket enroll_burst)
+ * first enrolments and store lookups of uncached ids together, checked
+ * before any crypto or query (beyond it E_RATE_LIMITED); and at most
+ * max_devices enrolled keys (0 = no bound; beyond it E_BUSY).
+ */
+void	guard_limits(struct guard *g, double enroll_rate, double enroll_burst,
+	    size_t max_devices);
 /* Flushes counters and closes. NULL is a no-op. Before store_close. */
 void	guard_close(struct guard *g);
 /*

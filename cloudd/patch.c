@@ -2,25 +2,78 @@
  * patch: validation of uploaded patches before they are stored, every
  * check once and in one place. A MetaPatch upload must name a known base
  * version and carry exactly one finite vector "patch_m<l>" of the model's
- * patch rank per hidden layer, with finite metrics and a norm within
- * limits.max-patch-norm (guard_upload_check); anything else is refused, so
+ * patch rank per hidden layer, with finite metrics and a norm within the
+ * limit (limits.max-patch-norm, or a multiple of the median norm of the
+ * accepted patches; guard_upload_check); anything else is refused, so
  * no malformed or poisoned tensor reaches the patches table (and later
  * distillation). Loop thread.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cloudd/guard.h"
 #include "cloudd/rpc.h"
 #include "shared/wire.h"
+#include "shared/xmalloc.h"
+
+static int
+fcmp(const void *a, const void *b)
+{
+	float x = *(const float *)a, y = *(const float *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * The norm limit for the next patch: limits.max-patch-norm, lowered to
+ * limits.patch-norm-factor times the median norm of the last NORM_HIST
+ * accepted patches once NORM_HIST_MIN were accepted. The median moves
+ * only with what was accepted, so a poisoned patch cannot widen it for
+ * the next one; it is recomputed every 16 patches.
+ */
+static double
+norm_limit(struct cloudd *cd)
+{
+	struct normhist *h = &cd->norms;
+	double lim = cd->cf.max_patch_norm, rel;
+
+	if (cd->cf.patch_norm_factor <= 0 || h->n < NORM_HIST_MIN)
+		return lim;
+	if (h->median <= 0 || h->since >= 16) {
+		float *tmp = xmalloc(h->n * sizeof(*tmp));
+		memcpy(tmp, h->v, h->n * sizeof(*tmp));
+		qsort(tmp, h->n, sizeof(*tmp), fcmp);
+		h->median = tmp[h->n / 2];
+		h->since = 0;
+		free(tmp);
+	}
+	rel = cd->cf.patch_norm_factor * h->median;
+	if (rel <= 0)
+		return lim;
+	return lim > 0 && lim < rel ? lim : rel;
+}
+
+static void
+norm_record(struct cloudd *cd, double norm)
+{
+	struct normhist *h = &cd->norms;
+
+	h->v[h->i] = (float)norm;
+	h->i = (h->i + 1) % NORM_HIST;
+	if (h->n < NORM_HIST)
+		h->n++;
+	h->since++;
+}
 
 int
-patch_validate(struct cloudd *cd, Dccl__UploadPatch *q, int *clipped,
+patch_validate(struct cloudd *cd, Dccl__UploadPatch *q, double *clipped,
     char *err, size_t errlen)
 {
 	struct store_model_info mi;
-	int rc;
+	double lim;
+	int rc, clip;
 
 	*clipped = 0;
 	if (q->n_tensors == 0 || q->n_tensors > 64) {
@@ -33,9 +86,12 @@ patch_validate(struct cloudd *cd, Dccl__UploadPatch *q, int *clipped,
 		    (size_t)cd->cf.max_tensor, err, errlen)) != 0)
 			return rc;
 	/* Metrics, norm: a poisoned patch is never stored. */
-	if ((rc = guard_upload_check(q, cd->cf.max_patch_norm,
-	    cd->cf.patch_clip, clipped, err, errlen)) != 0)
+	lim = norm_limit(cd);
+	if ((rc = guard_upload_check(q, lim, cd->cf.patch_clip, &clip, err,
+	    errlen)) != 0)
 		return rc;
+	if (clip)
+		*clipped = lim;
 	if ((rc = store_model_info(cd->st, q->base_version, &mi)) != 0) {
 		snprintf(err, errlen, "base model v%llu: %s",
 		    (unsigned long long)q->base_version, rc == -ENOENT ?
@@ -43,7 +99,10 @@ patch_validate(struct cloudd *cd, Dccl__UploadPatch *q, int *clipped,
 		return rc == -ENOENT ? DCCL__ERROR_CODE__E_STALE :
 		    DCCL__ERROR_CODE__E_STORAGE;
 	}
-	return patch_shape_check(&cd->model, q, err, errlen);
+	if ((rc = patch_shape_check(&cd->model, q, err, errlen)) != 0)
+		return rc;
+	norm_record(cd, guard_patch_norm(q));
+	return 0;
 }
 
 int

@@ -21,7 +21,8 @@ register_rpc(struct cloudd *cd, struct rpc_req *r)
 	Dccl__Registered rg = DCCL__REGISTERED__INIT;
 	const char *cls = "mid";
 	char err[256];
-	int rc;
+	uint32_t bound;
+	int rc, known;
 
 	if (q->capability != NULL && q->capability->compute_class != NULL &&
 	    q->capability->compute_class[0] != '\0') {
@@ -45,6 +46,19 @@ register_rpc(struct cloudd *cd, struct rpc_req *r)
 		rpc_error(cd, r, rc, "%s", err);
 		return;
 	}
+	/*
+	 * The user is bound at enrolment: patches are stored, distilled and
+	 * excluded from retrieval under it, so a device may not move itself
+	 * to another user later.
+	 */
+	known = devtab_lookup(&cd->devs, cd->lead ? cd->st : NULL,
+	    r->env->device_id, &bound) == 0;
+	if (known && bound != q->user_id) {
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_FORBIDDEN, "device %s is "
+		    "bound to user %u (a new user needs a new device id)",
+		    r->env->device_id, bound);
+		return;
+	}
 	memset(&d, 0, sizeof(d));
 	snprintf(d.id, sizeof(d.id), "%s", r->env->device_id);
 	d.user_id = q->user_id;
@@ -60,13 +74,17 @@ register_rpc(struct cloudd *cd, struct rpc_req *r)
 		rpc_error(cd, r, rc, "%s", err);
 		return;
 	}
-	if ((rc = store_device_put(cd->st, &d)) != 0) {
+	/* A token-only re-registration is answered but changes nothing. */
+	if (!(r->reg_token_only && known) &&
+	    (rc = store_device_put(cd->st, &d)) != 0) {
 		rpc_error(cd, r, DCCL__ERROR_CODE__E_STORAGE, "%s",
 		    store_errmsg(cd->st));
 		return;
 	}
 	devtab_put(&cd->devs, d.id, d.user_id);
-	log_info("REGISTER: device=%s user=%u class=%s", d.id, d.user_id, cls);
+	log_info("REGISTER: device=%s user=%u class=%s%s", d.id, d.user_id,
+	    cls, r->reg_token_only && known ? " (token only: nothing changed)" :
+	    "");
 	rpc_reply_init(&e, r);
 	rg.model_version = cd->model.version;
 	rg.chunk_size = (uint32_t)cd->cf.chunk_size;

@@ -167,7 +167,10 @@ rpc_recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 	r->sock = s;
 	r->hdr = hdr;
 	r->t0 = clock_now();
-	code = wire_unpack(msg, len, &r->env, err, sizeof(err));
+	/* Refuse what a device may not send before unpacking allocates. */
+	code = admin ? 0 : wire_precheck_device(msg, len, err, sizeof(err));
+	if (code == 0)
+		code = wire_unpack(msg, len, &r->env, err, sizeof(err));
 	/* Authentication and rate limits need the bytes as received. */
 	if (code == 0 && !admin && !cd->stopping)
 		code = guard_admit(cd, r, msg, len, err, sizeof(err));
@@ -194,10 +197,14 @@ rpc_recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 		    "admin requests only on the admin socket");
 		return;
 	}
+	/*
+	 * The admin socket authenticates nobody, so it takes no device
+	 * request: an upload there would be stored under a device id and
+	 * user nobody proved.
+	 */
 	if (admin && !(rt->flags & RPC_ADMIN)) {
-		rpc_error(cd, r, DCCL__ERROR_CODE__E_FORBIDDEN,
-		    "'%s' is not served on the admin socket",
-		    wire_body_name(r->body));
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_FORBIDDEN, "device "
+		    "requests only on the device socket");
 		return;
 	}
 	/* Device requests: the device must be registered. */

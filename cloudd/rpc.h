@@ -31,6 +31,12 @@ struct rpc_req {
 	/* guard.c: how the reply is sealed; the device's in-flight slot */
 	struct auth_seal seal;
 	struct guard_dev *gdev;
+	/*
+	 * A RegisterReq MACed only with the token key for an id that is
+	 * already enrolled with this key: the token proves nothing about the
+	 * device, so the request may change nothing (counter, user, row).
+	 */
+	int		 reg_token_only;
 };
 
 /*
@@ -83,9 +89,10 @@ void	metrics_rpc(struct cloudd *cd, struct rpc_req *r);
 /*
  * patch.c: every check of an upload (tensors, metrics, norm, base version,
  * names and shapes against the model). 0, or a DCCL error code with the
- * message in err; *clipped when the norm was clipped in place.
+ * message in err; *clipped is the norm limit the patch was clipped to in
+ * place, or 0.
  */
-int	patch_validate(struct cloudd *cd, Dccl__UploadPatch *q, int *clipped,
+int	patch_validate(struct cloudd *cd, Dccl__UploadPatch *q, double *clipped,
 	    char *err, size_t errlen);
 /* Its last step, pure: names and shapes against m's MetaPatch. */
 int	patch_shape_check(const struct model_cache *m,

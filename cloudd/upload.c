@@ -162,17 +162,17 @@ upload_rpc(struct cloudd *cd, struct rpc_req *r)
 	Dccl__UploadPatch *q = r->env->upload;
 	struct store_patch p;
 	char err[256];
-	int clipped, rc;
+	double clipped;
+	int rc;
 
 	if ((rc = patch_validate(cd, q, &clipped, err, sizeof(err))) != 0) {
 		rpc_error(cd, r, rc, "%s", err);
 		return;
 	}
-	if (clipped)
+	if (clipped > 0)
 		log_warnx("UPLOAD-CLIPPED: device=%s req=%llu: patch norm "
 		    "clipped to %g", r->env->device_id,
-		    (unsigned long long)r->env->request_id,
-		    cd->cf.max_patch_norm);
+		    (unsigned long long)r->env->request_id, clipped);
 	memset(&p, 0, sizeof(p));
 	snprintf(p.device_id, sizeof(p.device_id), "%s", r->env->device_id);
 	p.user_id = r->user;

@@ -12,6 +12,7 @@
  * not a busy loop. Not-registered sends the device back to REGISTER.
  */
 #include <errno.h>
+#include <unistd.h>
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
 #include <sodium.h>
@@ -279,7 +280,13 @@ do_retrieve(struct device *d)
 	q.n_vectors = n * dim;
 	q.vectors = xcalloc(n * dim, sizeof(float));
 	ctr_repr(d->model, &d->local, idx, n, q.vectors);
-	dp_device_vectors(d, q.vectors, n, dim);
+	if (dp_device_vectors(d, q.vectors, n, dim) != 0) {
+		/* No budget for them: train on local data only. */
+		free(q.vectors);
+		free(idx);
+		enter(d, DEV_TRAIN);
+		return;
+	}
 	q.k = (uint32_t)cf->retrieve_k;
 	q.mode = cf->retrieve_mode || d->ret_pass ?
 	    DCCL__RETRIEVE_MODE__MODE_USERS : DCCL__RETRIEVE_MODE__MODE_SAMPLES;
@@ -321,19 +328,33 @@ learn_after_cb(uv_work_t *w, int status)
 	    d->retrieved.n, d->val_before, d->val_after, d->adopted ?
 	    "patch adopted" : "kept the cloud model", d->train_s * 1e3);
 	/* Differential privacy: clip + noise what goes up (dp.c). */
-	dp_device_patch(d);
+	if (dp_device_patch(d) != 0) {
+		app_job_done(d, 0);
+		ctr_io_tensors_free(d->patch, d->n_patch);
+		d->patch = NULL;
+		enter(d, DEV_IDLE);
+		return;
+	}
 	vals[0] = (double)d->local.n;
 	vals[1] = (double)d->retrieved.n;
 	vals[2] = d->val_before;
 	vals[3] = d->val_after;
 	vals[4] = dp_epsilon(d->dp_rho, d->dd->cf.dp_delta);
 	vals[5] = d->dp_rho;
-	nm = d->dp_rho > 0 ? 6 : 4;
-	for (int i = 0; i < nm; i++) {
-		dccl__metric__init(&m[i]);
-		m[i].name = (char *)names[i];
-		m[i].value = vals[i];
-		mp[i] = &m[i];
+	/*
+	 * With DP on, the sample counts and validation losses would go up
+	 * unnoised, outside epsilon: only the budget itself is sent.
+	 */
+	{
+		int first = d->dd->cf.dp_clip > 0 ? 4 : 0;
+		nm = 0;
+		for (int i = first; i < (d->dp_rho > 0 ? 6 : 4); i++) {
+			dccl__metric__init(&m[nm]);
+			m[nm].name = (char *)names[i];
+			m[nm].value = vals[i];
+			mp[nm] = &m[nm];
+			nm++;
+		}
 	}
 	up.base_version = d->version;
 	up.n_tensors = d->n_patch;
@@ -566,11 +587,17 @@ on_samples(struct device *d, const Dccl__Samples *s)
 	enter(d, DEV_TRAIN);
 }
 
+/*
+ * signed_: the error carries the cloud's MAC (or auth is off). An unsigned
+ * one may come from anyone on the path, so it may cause a retry or a
+ * backoff but never loses data.
+ */
 static void
-on_error(struct device *d, const Dccl__Error *er)
+on_error(struct device *d, const Dccl__Error *er, int signed_)
 {
-	log_warnx("CLOUD-ERROR: device=%s %s: %s: %s", d->id,
-	    state_names[d->state], wire_error_name(er->code), er->message);
+	log_warnx("CLOUD-ERROR: device=%s %s: %s: %s%s", d->id,
+	    state_names[d->state], wire_error_name(er->code), er->message,
+	    signed_ ? "" : " (unsigned)");
 	/* No OFA part for this version, or a cloud without OFA: go on. */
 	if (d->state == DEV_OFA && (er->code == DCCL__ERROR_CODE__E_NOT_FOUND ||
 	    er->code == DCCL__ERROR_CODE__E_UNKNOWN_BODY ||
@@ -608,8 +635,15 @@ on_error(struct device *d, const Dccl__Error *er)
 			return;
 		}
 		if (d->state == DEV_DOWNLOAD) {
+			/*
+			 * Forget the announced version too: an announcement
+			 * is not signed, and one of a version that does not
+			 * exist would otherwise send us round this loop
+			 * forever. Registered says what is current.
+			 */
 			dstore_dl_clear(d->st);
 			d->dl_next = 0;
+			d->announced = d->version;
 			enter(d, DEV_REGISTER);
 			return;
 		}
@@ -624,7 +658,7 @@ on_error(struct device *d, const Dccl__Error *er)
 	default:
 		break;
 	}
-	if (d->state == DEV_UPLOAD) {
+	if (d->state == DEV_UPLOAD && signed_) {
 		/* The cloud refused this patch for good: drop it. */
 		dstore_outbox_ack(d->st, d->req_id, 0);
 		enter(d, DEV_IDLE);
@@ -668,6 +702,7 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 	struct device *d = s->data;
 	Dccl__Envelope *e = NULL;
 	char err[256];
+	int a = 1;	/* authenticated (or auth off) */
 
 	if (!reply_is_current(d, hdr)) {
 		/* An answer to an older request. */
@@ -699,7 +734,7 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 		/* It echoes the counter of the send it answers. */
 		uint64_t c = e->counter >= d->first_ctr &&
 		    e->counter <= d->sent_ctr ? e->counter : d->sent_ctr;
-		int a = auth_dev_check(d->auth, msg, len, e, c, d->sent_body);
+		a = auth_dev_check(d->auth, msg, len, e, c, d->sent_body);
 		if (a < 0 || (a == 0 && e->body_case !=
 		    DCCL__ENVELOPE__BODY_ERROR)) {
 			nn_freemsg(msg);
@@ -714,13 +749,28 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 	uv_timer_stop(&d->timer);
 	switch (e->body_case) {
 	case DCCL__ENVELOPE__BODY_ERROR:
-		on_error(d, e->error);
+		on_error(d, e->error, a == 1);
 		break;
 	case DCCL__ENVELOPE__BODY_REGISTERED:
 		if (d->auth->want != AUTH_OFF) {
 			const Dccl__Registered *g = e->registered;
-			if (g->cloud_pubkey.len != 32 || auth_dev_set_cloud(
-			    d->auth, g->cloud_pubkey.data, (int)g->auth_mode)) {
+			int rc = g->cloud_pubkey.len != 32 ? -EINVAL :
+			    auth_dev_set_cloud(d->auth, g->cloud_pubkey.data,
+			    (int)g->auth_mode);
+			if (rc == -EPERM) {
+				log_warnx("AUTH-PIN: device=%s the cloud "
+				    "answered with key %02x%02x%02x%02x..., not "
+				    "the pinned %02x%02x%02x%02x...; refused "
+				    "(auth.repin=yes accepts it once)", d->id,
+				    g->cloud_pubkey.data[0],
+				    g->cloud_pubkey.data[1],
+				    g->cloud_pubkey.data[2],
+				    g->cloud_pubkey.data[3], d->auth->cpk[0],
+				    d->auth->cpk[1], d->auth->cpk[2],
+				    d->auth->cpk[3]);
+				backoff(d, "cloud key differs from the pinned");
+				break;
+			} else if (rc != 0) {
 				backoff(d, "Registered without a cloud key");
 				break;
 			}
@@ -793,6 +843,7 @@ device_auth_open(struct device *d)
 		log_warnx("AUTH: %s: %s", path, strerror(-rc));
 		return -1;
 	}
+	d->auth->repin = cf->auth_repin;
 	sodium_memzero(tok, sizeof(tok));
 	if (cf->auth_mode != AUTH_OFF && !d->auth->have_tok &&
 	    !d->auth->have_cpk)
@@ -812,7 +863,7 @@ device_init(struct deviced *dd, struct device *d, const char *id,
 	uint64_t n = 0;
 	void *blob;
 	size_t len;
-	int sock, ms;
+	int sock, ms, fresh;
 
 	memset(d, 0, sizeof(*d));
 	d->dd = dd;
@@ -828,13 +879,14 @@ device_init(struct deviced *dd, struct device *d, const char *id,
 		return -1;
 	}
 	snprintf(path, sizeof(path), "%s/device.db", d->dir);
+	fresh = access(path, F_OK) != 0;
 	if (dstore_open(&d->st, path, err, sizeof(err)) != 0) {
 		log_warnx("DB-OPEN: %s", err);
 		return -1;
 	}
 	if (device_auth_open(d) != 0)
 		return -1;
-	dp_device_load(d);
+	(void)dp_device_load(d, fresh);	/* a bad budget refuses releases */
 	dataset_opts_default(&o);
 	memset(&de, 0, sizeof(de));
 	if (local_csv != NULL && local_csv[0] != '\0' &&

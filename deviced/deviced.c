@@ -91,6 +91,9 @@ static const struct conf_opt deviced_opts[] = {
 	    "enrollment token (empty: $DCCL_AUTH_TOKEN, else auth.token-file)"),
 	CONF_STR("auth.token-file", DV_OFF(auth_token_file), "", 0,
 	    "file whose first line is the enrollment token"),
+	CONF_BOOL("auth.repin", DV_OFF(auth_repin), "no", 0,
+	    "accept a cloud key other than the pinned one, once (after the "
+	    "operator replaced the cloud's key store)"),
 	CONF_DBL("dp.clip", DV_OFF(dp_clip), "0", 0, 1e9, 1,
 	    "differential privacy: L2 clip norm of the uploaded patch "
 	    "(0 = no DP on patches)"),
@@ -101,6 +104,9 @@ static const struct conf_opt deviced_opts[] = {
 	    "vectors)"),
 	CONF_DBL("dp.repr-noise", DV_OFF(dp_repr_noise), "1", 0.01, 1e6, 1,
 	    "noise multiplier for query vectors: sigma = z * repr-clip"),
+	CONF_DBL("dp.max-epsilon", DV_OFF(dp_max_eps), "20", 0, 1e9, 1,
+	    "cap on the total epsilon a device spends (at dp.delta); a "
+	    "release that would pass it is not made (0 = no cap)"),
 	CONF_DBL("dp.delta", DV_OFF(dp_delta), "1e-5", 1e-12, 0.1, 1,
 	    "delta of the reported (epsilon, delta) budget"),
 	CONF_ENUM("learn.adapt", DV_OFF(adapt), "metapatch", adapts, 1,

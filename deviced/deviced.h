@@ -42,7 +42,9 @@ struct deviced_conf {
 	/* authentication (shared/auth.h) and differential privacy (dp.c) */
 	int	 auth_mode;	/* enum auth_mode */
 	char	*auth_token, *auth_token_file;
+	int	 auth_repin;	/* accept a new cloud key once */
 	double	 dp_clip, dp_noise, dp_delta, dp_repr_clip, dp_repr_noise;
+	double	 dp_max_eps;	/* cap on the total epsilon, 0 = none */
 	char	*app_listen;	/* app socket endpoint ("" = off), app.c */
 	int64_t	 app_max_candidates;
 	int64_t	 retrain_every;	/* new local samples that re-run the job */
@@ -106,6 +108,7 @@ struct device {
 	void		*pend;		/* it, packed unsealed, to re-send */
 	size_t		 pend_len;
 	double		 dp_rho;	/* zCDP budget spent (dp.c) */
+	int		 dp_bad;	/* budget unknown: no DP release */
 	uint64_t	 version;
 	double		 global_ctr;
 	uint64_t	 announced;

@@ -29,11 +29,19 @@ double	dp_gauss(void);
  */
 double	dp_release(float *x, size_t n, double clip, double z);
 
-/* The device's patch (d->patch) before it is packed; spends budget. */
-void	dp_device_patch(struct device *d);
-/* n query vectors of dim in v before they are sent; spends budget. */
-void	dp_device_vectors(struct device *d, float *v, size_t n, int dim);
-/* Loads d->dp_rho from <dir>/dp.budget (0 if none). */
-void	dp_device_load(struct device *d);
+/*
+ * The device's patch (d->patch) before it is packed; spends budget. -1:
+ * it must not be released (the budget is unknown, dp.max-epsilon would be
+ * exceeded, or the spent budget could not be saved).
+ */
+int	dp_device_patch(struct device *d);
+/* n query vectors of dim in v before they are sent; as above. */
+int	dp_device_vectors(struct device *d, float *v, size_t n, int dim);
+/*
+ * Loads d->dp_rho from <dir>/dp.budget. Missing on a fresh device (fresh:
+ * its state was just created): 0, written. Missing otherwise, or corrupt:
+ * -1, and d->dp_bad refuses every DP release.
+ */
+int	dp_device_load(struct device *d, int fresh);
 
 #endif

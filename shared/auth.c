@@ -82,18 +82,13 @@ mac_of(uint8_t out[32], const uint8_t key[32], int dir, const void *buf,
 	crypto_generichash_final(&st, out, 32);
 }
 
-static void
-stream_xor(uint8_t *buf, size_t len, const uint8_t key[32], int dir,
-    uint64_t counter)
-{
-	uint8_t nonce[crypto_stream_xchacha20_NONCEBYTES];
-
-	memset(nonce, 0, sizeof(nonce));
-	nonce[0] = (uint8_t)dir;
-	for (int i = 0; i < 8; i++)
-		nonce[1 + i] = (uint8_t)(counter >> (8 * i));
-	crypto_stream_xchacha20_xor(buf, buf, len, nonce, key);
-}
+/*
+ * Sealed bytes are a random XChaCha20 nonce followed by the ciphertext.
+ * The nonce is never derived from the counter: a reply echoes its
+ * request's counter, and an exact resend is executed again, so a counter
+ * nonce would put two different plaintexts under one keystream.
+ */
+#define SEAL_NONCE	crypto_stream_xchacha20_NONCEBYTES
 
 int
 auth_pack_nn(Dccl__Envelope *e, const struct auth_seal *s, void **msg,
@@ -116,16 +111,18 @@ auth_pack_nn(Dccl__Envelope *e, const struct auth_seal *s, void **msg,
 		inner.body_case = bc;
 		memcpy(&inner.error, &body, sizeof(body));
 		n = dccl__envelope__get_packed_size(&inner);
-		ib = malloc(n ? n : 1);
+		ib = malloc(SEAL_NONCE + n);
 		if (ib == NULL) {
 			e->mac = omac;
 			e->sealed = osealed;
 			return -ENOMEM;
 		}
-		dccl__envelope__pack(&inner, ib);
-		stream_xor(ib, n, s->key.enc, s->dir, s->counter);
+		randombytes_buf(ib, SEAL_NONCE);
+		dccl__envelope__pack(&inner, ib + SEAL_NONCE);
+		crypto_stream_xchacha20_xor(ib + SEAL_NONCE, ib + SEAL_NONCE,
+		    n, ib, s->key.enc);
 		e->sealed.data = ib;
-		e->sealed.len = n;
+		e->sealed.len = SEAL_NONCE + n;
 		e->body_case = DCCL__ENVELOPE__BODY__NOT_SET;
 	}
 	n = dccl__envelope__get_packed_size(e);
@@ -177,18 +174,21 @@ auth_unseal(Dccl__Envelope *e, const struct auth_key *key, int dir)
 	Dccl__Envelope *in;
 	uint8_t *tmp;
 	void *body;
+	size_t n;
 
 	if (e->sealed.len == 0)
 		return 0;
-	if (e->body_case != DCCL__ENVELOPE__BODY__NOT_SET)
-		return -EBADMSG;	/* a body both sealed and in clear */
-	tmp = malloc(e->sealed.len);
+	if (e->body_case != DCCL__ENVELOPE__BODY__NOT_SET ||
+	    e->sealed.len <= SEAL_NONCE)
+		return -EBADMSG;	/* both sealed and clear, or no nonce */
+	n = e->sealed.len - SEAL_NONCE;
+	tmp = malloc(n);
 	if (tmp == NULL)
 		return -ENOMEM;
-	memcpy(tmp, e->sealed.data, e->sealed.len);
-	stream_xor(tmp, e->sealed.len, key->enc, dir, e->counter);
-	in = dccl__envelope__unpack(NULL, e->sealed.len, tmp);
-	sodium_memzero(tmp, e->sealed.len);
+	crypto_stream_xchacha20_xor(tmp, e->sealed.data + SEAL_NONCE, n,
+	    e->sealed.data, key->enc);
+	in = dccl__envelope__unpack(NULL, n, tmp);
+	sodium_memzero(tmp, n);
 	free(tmp);
 	if (in == NULL || in->body_case == DCCL__ENVELOPE__BODY__NOT_SET ||
 	    in->sealed.len != 0) {
@@ -314,6 +314,11 @@ auth_dev_open(struct auth_dev *a, const char *path, const char *token,
 int
 auth_dev_set_cloud(struct auth_dev *a, const uint8_t cpk[32], int cloud_mode)
 {
+	if (a->have_cpk && sodium_memcmp(a->cpk, cpk, 32) != 0) {
+		if (!a->repin)
+			return -EPERM;
+		a->repin = 0;
+	}
 	if (auth_session_device(&a->up, &a->down, a->pk, a->sk, cpk) != 0)
 		return -EINVAL;
 	memcpy(a->cpk, cpk, 32);
@@ -322,15 +327,6 @@ auth_dev_set_cloud(struct auth_dev *a, const uint8_t cpk[32], int cloud_mode)
 	if (a->want == AUTH_OFF)
 		a->mode = AUTH_OFF;
 	return save(a, cloud_mode);
-}
-
-int
-auth_dev_reset(struct auth_dev *a)
-{
-	a->have_cpk = 0;
-	memset(a->cpk, 0, 32);
-	a->mode = a->want;
-	return save(a, 0);
 }
 
 int

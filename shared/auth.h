@@ -24,9 +24,11 @@
  * envelope without mac). The sender appends the mac field as the last 35
  * bytes (tag 0xF2 0x03, length 32, tag), so the receiver checks the MAC
  * over exactly the bytes it received, with no re-encoding. With
- * encryption, the body is moved into `sealed`: the packed inner envelope
- * XORed with XChaCha20 under the direction's encryption key and the nonce
- * (direction, counter); the MAC then covers the ciphertext
+ * encryption, the body is moved into `sealed`: a random 192-bit nonce,
+ * then the packed inner envelope XORed with XChaCha20 under the
+ * direction's encryption key and that nonce (protocol version 2; version
+ * 1 used the nonce (direction, counter), which a reply shares with its
+ * request's resends). The MAC then covers nonce and ciphertext
  * (encrypt-then-MAC). A reply echoes its request's counter, which binds it
  * to that request.
  */
@@ -108,6 +110,7 @@ struct auth_dev {
 	uint64_t	 ctr, ctr_saved;
 	struct auth_key	 tok, up, down;
 	int		 have_tok;
+	int		 repin;		/* accept one different cloud key */
 };
 
 /*
@@ -116,11 +119,15 @@ struct auth_dev {
  */
 int	auth_dev_open(struct auth_dev *a, const char *path, const char *token,
 	    int mode);
-/* Pins the cloud's key and derives session keys; persists. */
+/*
+ * Pins the cloud's key and derives session keys; persists. A key other
+ * than the one already pinned is refused (-EPERM): whoever holds the
+ * token could otherwise answer a re-registration with its own key and
+ * read everything after. a->repin (the operator's auth.repin) lets one
+ * change through, then clears itself.
+ */
 int	auth_dev_set_cloud(struct auth_dev *a, const uint8_t cpk[32],
 	    int cloud_mode);
-/* Forgets the pinned cloud key (re-enrolment); persists. */
-int	auth_dev_reset(struct auth_dev *a);
 /*
  * Seals and packs a request: RegisterReq with K_tok (without a token but
  * with a pinned cloud key: MACed with the session key), others with the

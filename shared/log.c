@@ -84,6 +84,13 @@ vlog(int level, const char *fmt, va_list ap, const char *err)
 		if ((size_t)n >= sizeof(buf) - 2)
 			n = sizeof(buf) - 2;
 	}
+	/*
+	 * Messages quote strings from the wire (error texts, ids): a control
+	 * character there could end the line and forge the next one.
+	 */
+	for (int i = 0; i < n; i++)
+		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
+			buf[i] = '?';
 	buf[n++] = '\n';
 	(void)!write(STDERR_FILENO, buf, n);
 }

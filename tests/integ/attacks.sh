@@ -1,0 +1,243 @@
+# Attacks of issue 13 played against real daemons; each step failed on the
+# code before the fix.
+#  1. A token holder re-registers an enrolled device with its public key
+#     (seen in clear on the wire), counter INT64_MAX and another user: the
+#     device must not be locked out nor moved to that user.
+#  2. An on-path token holder answers a device's re-registration with its
+#     own cloud key (here: another cloudd with the same token takes over
+#     the endpoint): the device must refuse it, until auth.repin=yes.
+#  3. The key store is created 0600 whatever the umask, and cloudd refuses
+#     to start on a store other users can read.
+#  5. Enrolments of fresh ids are rate-limited globally (limits.enroll-rate)
+#     before any X25519 operation or commit.
+#  6. A forged, unsigned ModelAnnounce of version 2^64-1 must not send a
+#     device into a download -> E_NOT_FOUND -> re-register loop.
+#  A. The admin socket authenticates nobody: device requests sent there
+#     (an upload) are refused, not stored as user 0.
+#  U. An on-path attacker without keys answers a device's upload with an
+#     unsigned E_BAD_TENSOR: the device must keep the patch (retry later),
+#     not drop it from its outbox. (Against the second cloud, in mac mode,
+#     so the attacker can see which request is the upload.)
+#  M. Memory before authentication: an unsigned 3 MiB upload of empty
+#     tensors (protobuf-c would allocate a struct per 2 bytes) is refused
+#     before it is unpacked; cloudd's peak memory barely moves.
+#  D. DP accounting: a truncated dp.budget or a release past
+#     dp.max-epsilon is refused, not silently reset to 0 / made anyway.
+#  N. The patch-norm limit follows the accepted patches: once 32 were
+#     accepted, a patch 10x the median norm is refused although it is far
+#     below the static limits.max-patch-norm (100).
+#  L. A device id with a newline must not forge a line in cloudd's log.
+#  S. dcctl refuses an admin socket in a world-writable directory that
+#     another user owns (it may have taken the path before cloudd).
+#  7. Encrypt mode: a captured sealed request resent past limits.burst
+#     gets a sealed E_RATE_LIMITED; it must not share the first reply's
+#     keystream (an eavesdropper would recover that reply's bytes).
+# A failed attack check is recorded and the run goes on, so that a run on
+# unfixed code shows every hole at once; the scenario fails at the end.
+. "$(dirname "$0")/../../scripts/itest-lib.sh"
+HOLES=""
+hole() { echo "HOLE: $*"; HOLES="$HOLES
+  $*"; }
+endpoints
+make_data 4
+umask 022
+"$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
+    >"$T/import.log" 2>&1 || die "import failed"
+ENROLL_OPTS=""
+if "$BIN/cloudd" -p 2>/dev/null | grep -q "^limits.enroll-rate"; then
+	ENROLL_OPTS="-o limits.enroll-rate=2 -o limits.enroll-burst=10"
+else
+	hole "5: no limits.enroll-rate"
+fi
+# shellcheck disable=SC2086
+start_cloudd -o auth.mode=encrypt -o limits.rate=5 -o limits.burst=20 $ENROLL_OPTS
+wait_model 1
+
+log "3. key store permissions (umask 022)"
+m=$(stat -c %a "$T/cloud/cloudd.db")
+[ "$m" = 600 ] || hole "3: cloudd.db created with mode $m, want 600"
+for f in "$T/cloud/cloudd.db-wal" "$T/cloud/cloudd.db-shm"; do
+	[ -f "$f" ] || continue
+	m=$(stat -c %a "$f")
+	[ "$m" = 600 ] || hole "3: $f created with mode $m, want 600"
+done
+m=$(stat -c %a "$T/cloud")
+case $m in 700|750) ;; *) hole "3: data dir mode $m" ;; esac
+
+log "1. token holder re-registers an enrolled device"
+"$BIN/dccl-probe" "$EP" status | grep -q "REPLY status" || die "victim status"
+[ "$(sql "SELECT user_id FROM devices WHERE device_id='probe'")" = 0 ] ||
+    die "victim not registered as user 0"
+out=$("$BIN/dccl-probe" "$EP" hijack probe "$T/probe/probe.key" 0) || true
+echo "same user, counter INT64_MAX: $out"
+out=$("$BIN/dccl-probe" "$EP" status)
+echo "victim afterwards: $out"
+case $out in "REPLY status"*) ;; *) hole "1: victim locked out: $out" ;; esac
+"$BIN/dccl-probe" "$EP" register vic2 | grep -q "REPLY registered" ||
+    die "vic2 not registered"
+out=$("$BIN/dccl-probe" "$EP" hijack vic2 "$T/probe/vic2.key" 3)
+echo "another user: $out"
+case $out in "ERROR E_FORBIDDEN"*) ;; *) hole "1/4: user change not refused: $out" ;; esac
+[ "$(sql "SELECT user_id FROM devices WHERE device_id='vic2'")" = 0 ] ||
+    hole "1/4: victim moved to another user"
+"$BIN/dccl-probe" "$EP" status | grep -q "REPLY status" || hole "1: victim locked out"
+
+log "7. nonce reuse in encrypt mode"
+out=$("$BIN/dccl-probe" "$EP" nonce-reuse nr 100) || true
+echo "$out"
+case $out in NO-REUSE) ;; *) hole "7: $out" ;; esac
+
+log "A. device requests on the admin socket"
+out=$(DCCL_AUTH_TOKEN= "$BIN/dccl-probe" "$ADM" upload admdev) || true
+echo "upload on the admin socket: $out"
+case $out in "ERROR E_FORBIDDEN"*) ;; *) hole "A: admin socket took an upload: $out" ;; esac
+[ "$(sql "SELECT count(*) FROM patches WHERE device_id='admdev'")" = 0 ] ||
+    hole "A: upload from the admin socket stored"
+
+log "5. enrolment flood"
+out=$("$BIN/dccl-probe" "$EP" enroll-flood 40)
+echo "$out"
+case $out in "ENROLL-FLOOD ok "*" rate-limited 0 "*) hole "5: no enrolment limit: $out" ;;
+"ENROLL-FLOOD ok "*) ;; *) die "enroll-flood: $out" ;; esac
+n=$(sql "SELECT count(*) FROM device_keys WHERE device_id LIKE 'ef-%'")
+echo "$n of 40 fresh ids enrolled"
+[ "$n" -le 20 ] || hole "5: $n of 40 enrolled at 2/s, burst 10"
+
+log "6. forged announcement"
+u2=$(ls "$SHARDS" | grep local | sort -n | sed -n 2p); u2=${u2%%.*}
+ROGUE="tcp://127.0.0.1:$(free_port 3)"
+start_deviced ann -o deviced.local-data="$SHARDS/$u2.local.csv" \
+    -o deviced.user-id="$u2" -o deviced.device-id=ann -o deviced.cloud-pub="$ROGUE"
+wait_for "grep -q 'ACK: device=ann' '$T/ann.log'" 300 0.1 || die "ann: no upload"
+"$BIN/dccl-probe" "$ROGUE" announce 18446744073709551615
+grep -q "ANNOUNCED: model v18446744073709551615" "$T/ann.log" ||
+    die "the forged announcement did not arrive"
+before=$(grep -c "REGISTERED: device=ann" "$T/ann.log")
+sleep 3
+after=$(grep -c "REGISTERED: device=ann" "$T/ann.log")
+echo "registrations in the 3 s after the announcements stopped: $((after - before))"
+[ $((after - before)) -le 2 ] || hole "6: forged announce loop ($((after - before)) registrations in 3 s)"
+kill "$DPID" 2>/dev/null || true; wait "$DPID" || true
+
+log "D. DP budget: cap and corrupt file"
+start_deviced dpcap -o deviced.local-data="$SHARDS/$u2.local.csv" \
+    -o deviced.user-id="$u2" -o deviced.device-id=dpcap -o dp.clip=1 \
+    -o dp.max-epsilon=0.01
+wait_for "grep -q 'DP-BUDGET: device=dpcap' '$T/dpcap.log'" 300 0.1 ||
+    hole "D: no refusal past dp.max-epsilon"
+kill "$DPID" 2>/dev/null || true; wait "$DPID" || true
+[ "$(sql "SELECT count(*) FROM patches WHERE device_id='dpcap'")" = 0 ] ||
+    hole "D: a patch past dp.max-epsilon was released"
+start_deviced dpbad -o deviced.local-data="$SHARDS/$u2.local.csv" \
+    -o deviced.user-id="$u2" -o deviced.device-id=dpbad -o deviced.run-once=yes
+wait "$DPID" || die "dpbad: deviced exit $?"
+[ "$(sql "SELECT count(*) FROM patches WHERE device_id='dpbad'")" = 1 ] ||
+    die "dpbad: first patch"
+: >"$T/dev/dpbad/dp.budget"	# truncated, as by a crash mid-write
+start_deviced dpbad2 -o deviced.local-data="$SHARDS/$u2.local.csv" \
+    -o deviced.user-id="$u2" -o deviced.device-id=dpbad -o dp.clip=1
+wait_for "grep -q 'DP-BUDGET: device=dpbad' '$T/dpbad2.log'" 300 0.1 ||
+    hole "D: truncated dp.budget not noticed"
+kill "$DPID" 2>/dev/null || true; wait "$DPID" || true
+[ "$(sql "SELECT count(*) FROM patches WHERE device_id='dpbad'")" = 1 ] ||
+    hole "D: released with a truncated budget (spent budget reset to 0)"
+
+log "L. log forging"
+"$BIN/dccl-probe" "$EP" forge-log
+sleep 0.2
+! grep -q "^1970-01-01T00:00:00.000Z info cloudd\[1\]: FORGED-LINE" "$T/cloudd.log" ||
+    hole "L: a forged line in cloudd's log"
+grep -q "FORGED-LINE" "$T/cloudd.log" || die "L: the forged id was not logged at all"
+
+log "S. admin socket taken by another user"
+if id nobody >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+	mkdir "$T/shared"; chmod 1777 "$T/shared"
+	python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' \
+	    "$T/shared/admin.ipc" || die "cannot make a socket"
+	chown nobody "$T/shared/admin.ipc"
+	out=$("$BIN/dcctl" -s "ipc://$T/shared/admin.ipc" -t 2 status 2>&1) || true
+	echo "$out"
+	case $out in *"owned by uid"*) ;; *) hole "S: dcctl used a socket another user owns" ;; esac
+else
+	echo "(not root: skipped)"
+fi
+
+log "M. memory amplification before authentication"
+hwm() { awk '/^VmHWM/ { print $2 }' "/proc/$CPID/status"; }
+h0=$(hwm)
+out=$("$BIN/dccl-probe" "$EP" amplify 3000000) || true
+h1=$(hwm)
+echo "3 MB of empty tensors: $out; peak RSS $h0 -> $h1 kB"
+[ $((h1 - h0)) -lt 40000 ] || hole "M: 3 MB message cost $(( (h1 - h0) / 1024 )) MB before authentication"
+
+log "N. patch-norm limit from the distribution"
+for i in $(seq 1 18); do
+	for dv in nrm1 nrm2; do
+		"$BIN/dccl-probe" "$EP" upload $dv $((500 + i)) | grep -q "REPLY ack" ||
+		    die "upload $dv $i"
+	done
+done
+out=$("$BIN/dccl-probe" "$EP" norm-upload nrm3 900 0.25) || true
+echo "patch of norm $(awk 'BEGIN { print 0.25 * sqrt(32) }') after 36 of norm 0.057: $out"
+case $out in "ERROR E_BAD_TENSOR"*) ;; *) hole "N: outlier patch accepted: $out" ;; esac
+
+log "2. on-path token holder answers with its own cloud key"
+u=$(ls "$SHARDS" | grep local | sort -n | head -1); u=${u%%.*}
+start_deviced pin -o deviced.local-data="$SHARDS/$u.local.csv" \
+    -o deviced.user-id="$u" -o deviced.device-id=pin -o deviced.run-once=yes
+wait "$DPID" || die "deviced exit $?"
+grep -q "REGISTERED: device=pin" "$T/pin.log" || die "pin not registered"
+kill -TERM "$CPID"; wait "$CPID" || die "cloudd exit"
+# The rogue cloud: same token, its own key pair, on the same endpoint.
+mv "$T/cloudd.log" "$T/cloudd-a.log"
+"$BIN/cloudd" -o cloudd.data-dir="$T/rogue" --import "$T/data/pool.csv" \
+    >"$T/import2.log" 2>&1 || die "rogue import failed"
+"$BIN/cloudd" -o cloudd.listen="$EP" -o cloudd.pub-listen="$PUB" \
+    -o cloudd.admin-listen="ipc://$T/rogue.ipc" -o cloudd.data-dir="$T/rogue" \
+    -o train.epochs=3 -o auth.mode=mac >"$T/rogue.log" 2>&1 &
+RPID=$!; PIDS="$PIDS $RPID"
+wait_for "grep -q 'READY: cloudd' '$T/rogue.log'" 100 0.1 || die "rogue not ready"
+start_deviced pin2 -o deviced.local-data="$SHARDS/$u.local.csv" \
+    -o deviced.user-id="$u" -o deviced.device-id=pin
+wait_for "grep -q 'AUTH-PIN: device=pin' '$T/pin2.log'" 100 0.1 ||
+    hole "2: device accepted the rogue cloud key"
+grep -q "REGISTERED: device=pin" "$T/pin2.log" && hole "2: registered with the rogue"
+kill "$DPID" 2>/dev/null || true; wait "$DPID" || true
+log "2b. the operator re-pins explicitly"
+start_deviced pin3 -o deviced.local-data="$SHARDS/$u.local.csv" \
+    -o deviced.user-id="$u" -o deviced.device-id=pin -o auth.repin=yes
+wait_for "grep -q 'REGISTERED: device=pin' '$T/pin3.log'" 100 0.1 ||
+    hole "2: auth.repin=yes did not re-pin"
+kill "$DPID" 2>/dev/null || true; wait "$DPID" || true
+log "U. unsigned error on an upload"
+wait_for "grep -q 'ANNOUNCE: model v1' '$T/rogue.log'" 600 0.1 || die "rogue: no model"
+MITM="tcp://127.0.0.1:$(free_port 4)"
+"$BIN/dccl-probe" "$MITM" mitm "$EP" 30 >"$T/mitm.out" 2>&1 &
+MPID=$!; PIDS="$PIDS $MPID"
+start_deviced vic6 -o deviced.local-data="$SHARDS/$u2.local.csv" \
+    -o deviced.user-id="$u2" -o deviced.device-id=vic6 -o deviced.cloud="$MITM"
+wait_for "[ \$(grep -c 'CLOUD-ERROR: device=vic6 upload: E_BAD_TENSOR' '$T/vic6.log') -ge 2 ] ||
+    grep -q 'CLOUD-ERROR: device=vic6 idle' '$T/vic6.log'" 300 0.1 || true
+sleep 1
+kill "$DPID" 2>/dev/null || true; wait "$DPID" || true
+kill "$MPID" 2>/dev/null || true; wait "$MPID" || true
+grep -q "CLOUD-ERROR: device=vic6 upload: E_BAD_TENSOR" "$T/vic6.log" ||
+    die "U: the attacker's error never reached the device"
+dropped=$(sqlite3 "$T/dev/vic6/device.db" "SELECT count(*) FROM outbox WHERE acked = 1 AND patch_id = 0")
+pending=$(sqlite3 "$T/dev/vic6/device.db" "SELECT count(*) FROM outbox WHERE acked = 0")
+echo "outbox after the unsigned errors: $pending pending, $dropped dropped"
+[ "$dropped" = 0 ] && [ "$pending" -ge 1 ] || hole "U: an unsigned error dropped the patch"
+kill -TERM "$RPID"; wait "$RPID" || die "rogue exit"
+
+log "3b. a store other users can read is refused"
+chmod 644 "$T/cloud/cloudd.db"
+rc=0
+timeout 20 "$BIN/cloudd" -o cloudd.listen="$EP" -o cloudd.pub-listen="$PUB" \
+    -o cloudd.admin-listen="$ADM" -o cloudd.data-dir="$T/cloud" \
+    -o train.on-start=no >"$T/perm.log" 2>&1 || rc=$?
+cat "$T/perm.log"
+[ $rc = 1 ] || hole "3: world-readable store: exit $rc, want 1"
+grep -q "DB-PERMS: .*cloudd.db is accessible to other users" "$T/perm.log" ||
+    hole "3: no DB-PERMS line"
+[ -z "$HOLES" ] || die "attacks that worked:$HOLES"
+echo "attacks OK"
