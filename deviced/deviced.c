@@ -89,8 +89,10 @@ static const struct conf_opt deviced_opts[] = {
 	    "payloads); the cloud's mode wins when it is stricter"),
 	CONF_STR("auth.token", DV_OFF(auth_token), "", 0,
 	    "enrollment token (empty: $DCCL_AUTH_TOKEN, else auth.token-file)"),
-	CONF_STR("auth.token-file", DV_OFF(auth_token_file), "", 0,
-	    "file whose first line is the enrollment token"),
+	CONF_STR("auth.token-file", DV_OFF(auth_token_file), "enroll.token", 0,
+	    "file whose first line is the enrollment token, relative to the "
+	    "working directory: a copy of cloudd's <cloudd.data-dir>/"
+	    "enroll.token (a missing file means no token)"),
 	CONF_DBL("dp.clip", DV_OFF(dp_clip), "0", 0, 1e9, 1,
 	    "differential privacy: L2 clip norm of the uploaded patch "
 	    "(0 = no DP on patches)"),
