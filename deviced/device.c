@@ -693,8 +693,11 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 		return;
 	}
 	if (!d->waiting || e->request_id != d->req_id) {
+		/* A late reply to a request we gave up on or re-sent. */
+		log_debug("LATE: device=%s req=%llu dropped", d->id,
+		    (unsigned long long)e->request_id);
 		nn_freemsg(msg);
-		wire_free(e);	/* a late reply to a request we gave up on */
+		wire_free(e);
 		return;
 	}
 	if (d->auth->want != AUTH_OFF) {
