@@ -675,6 +675,8 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 
 	if (!reply_is_current(d, hdr)) {
 		/* An answer to an older request. */
+		log_debug("LATE: device=%s reply to an older request dropped",
+		    d->id);
 		nn_freemsg(msg);
 		return;
 	}
