@@ -31,6 +31,14 @@ rc=0; "$BIN/cloudd" -o limits.max-k=5 -o bogus=1 -n >"$T/out" 2>&1 || rc=$?
 grep -q "limits.max-k *= 7 *# flag" "$T/out" || die "print-config flag source"
 grep -q "train.dim *= 16 *# " "$T/out" || die "print-config"
 "$BIN/deviced" -p | grep -q "learn.adapt *= metapatch *# default" || die "deviced print"
+# deviced's SIGHUP reloads nothing, so no deviced option may claim it does.
+"$BIN/deviced" -p | grep -q "reloadable" && die "deviced marks an option reloadable"
+# The class configs leave the FLOPs budget to the class (a fixed number
+# overrides it: low would assemble as many blocks as high).
+for c in low mid high; do
+	"$BIN/deviced" -f "$ROOT/conf/deviced-$c.conf" -p |
+	    grep -q "device.flops-budget *= 0 " || die "deviced-$c.conf overrides the class FLOPs budget"
+done
 rc=0; "$BIN/cloudd" -o cloudd.data-dir=/proc/dccl-nope >"$T/out" 2>&1 || rc=$?
 [ $rc != 0 ] && grep -q "DATA-DIR\|DB-OPEN" "$T/out" || die "unwritable data dir"
 mkdir -p "$T/ro"; chmod 500 "$T/ro"
