@@ -348,13 +348,23 @@ main(int argc, char **argv)
 		fatalx("uv_loop_init: %s", uv_strerror(rc));
 
 	if (dd->cf.shards[0] != '\0') {
-		int n;
+		int n, per;
 		uint32_t *users = list_shards(dd->cf.shards, &n);
 		if (n == 0)
 			fatalx("SHARDS: no <user>.local.csv in %s",
 			    dd->cf.shards);
 		if (dd->cf.devices > 0 && dd->cf.devices < n)
 			n = (int)dd->cf.devices;
+		/* nanomsg allows NN_MAX_SOCKETS (512) per process: one REQ
+		 * socket per device, one more with an app socket, and the
+		 * SUB. Past that nn_socket fails mid-start; refuse up front. */
+		per = dd->cf.app_listen[0] != '\0' ? 2 : 1;
+		if ((long long)n * per + 1 > DEVICED_MAX_SOCKETS)
+			fatalx("SHARDS: %d devices need %lld nanomsg sockets, "
+			    "more than the %d one process may have: host at "
+			    "most %d per process (deviced.devices) and run "
+			    "several deviced", n, (long long)n * per + 1,
+			    DEVICED_MAX_SOCKETS, (DEVICED_MAX_SOCKETS - 1) / per);
 		dd->dev = xcalloc(n, sizeof(*dd->dev));
 		for (int i = 0; i < n; i++) {
 			char id[80], lp[1200], tp[1200];
