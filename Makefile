@@ -23,6 +23,17 @@ GEN	:= $(BUILD)/gen
 OPT	?= -O2
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
+# A missing package must stop the build with pkg-config's own message, not
+# yield empty flags. The targets that install the packages first (and then
+# re-enter make) are exempt.
+DEPS_GOALS := deps check demo sanitize loadtest bench eval eval-dp clean fuzz
+ifeq ($(filter $(DEPS_GOALS),$(MAKECMDGOALS)),)
+PKG_ERR := $(shell pkg-config --print-errors --exists $(PKGS) 2>&1 || echo failed)
+ifneq ($(strip $(PKG_ERR)),)
+$(error pkg-config: $(PKG_ERR); install the packages with "sh scripts/install-deps.sh" (see README.md, Build))
+endif
+endif
+
 CC	?= cc
 CFLAGS	?= $(OPT) -g
 CFLAGS	+= -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \

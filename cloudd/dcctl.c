@@ -153,8 +153,8 @@ enroll_finish(const Dccl__Enrolled *en, const char *id, const char *out,
 	if ((rc = auth_keyfile_create(out, pk, sk, en->cloud_pubkey.data,
 	    (int)en->auth_mode)) != 0) {
 		fprintf(stderr, "dcctl: %s: %s; device %s is enrolled but has "
-		    "no key file: run dcctl enroll --replace again\n", out,
-		    strerror(-rc), id);
+		    "no key file: run dcctl enroll --replace %s -o KEYFILE\n",
+		    out, strerror(-rc), id, id);
 		return -1;
 	}
 	printf("enrolled %s%s: key file %s (mode 0600; cloud key "

@@ -41,6 +41,7 @@ static const char *const state_names[] = { "register", "download",
 static void enter(struct device *d, enum dev_state s);
 static void backoff(struct device *d, const char *why);
 static void resend(struct device *d);
+static void device_token_hint(const struct device *d);
 
 static void
 timer_cb(uv_timer_t *t)
@@ -616,6 +617,9 @@ on_error(struct device *d, const Dccl__Error *er, int signed_)
 		 * again, after a backoff so a wrong token is no busy loop. */
 		if (d->state != DEV_REGISTER)
 			d->attempt = 0;
+		else if (d->attempt == 0 && d->auth != NULL &&
+		    !d->auth->have_tok && !d->auth->have_cpk)
+			device_token_hint(d);
 		d->state = DEV_REGISTER;
 		backoff(d, "unauthenticated");
 		return;
@@ -706,6 +710,8 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 
 	if (!reply_is_current(d, hdr)) {
 		/* An answer to an older request. */
+		log_debug("LATE: device=%s reply to an older request dropped",
+		    d->id);
 		nn_freemsg(msg);
 		return;
 	}
@@ -724,8 +730,11 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 		return;
 	}
 	if (!d->waiting || e->request_id != d->req_id) {
+		/* A late reply to a request we gave up on or re-sent. */
+		log_debug("LATE: device=%s req=%llu dropped", d->id,
+		    (unsigned long long)e->request_id);
 		nn_freemsg(msg);
-		wire_free(e);	/* a late reply to a request we gave up on */
+		wire_free(e);
 		return;
 	}
 	if (d->auth->want != AUTH_OFF) {
@@ -815,6 +824,21 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 	wire_free(e);
 }
 
+/* What a device that cannot enrol must be given, in one line. */
+static void
+device_token_hint(const struct device *d)
+{
+	const struct deviced_conf *cf = &d->dd->cf;
+
+	log_warnx("AUTH: device=%s has no enrollment token and no enrolled "
+	    "key, so the cloud will refuse it: copy cloudd's "
+	    "<cloudd.data-dir>/enroll.token to %s (auth.token-file), or set "
+	    "auth.token or $DCCL_AUTH_TOKEN, or install a key file from "
+	    "'dcctl enroll %s -o KEYFILE' as %s/auth.key", d->id,
+	    cf->auth_token_file[0] != '\0' ? cf->auth_token_file :
+	    "a file named by auth.token-file", d->id, d->dir);
+}
+
 /*
  * The device's key file (<dir>/auth.key, made on first start) and the
  * enrollment token: auth.token, else $DCCL_AUTH_TOKEN, else the first line
@@ -833,7 +857,7 @@ device_auth_open(struct device *d)
 	else if (env != NULL && env[0] != '\0')
 		snprintf(tok, sizeof(tok), "%s", env);
 	else if (cf->auth_token_file[0] != '\0' && (rc = auth_read_token(
-	    cf->auth_token_file, tok, sizeof(tok))) != 0) {
+	    cf->auth_token_file, tok, sizeof(tok))) != 0 && rc != -ENOENT) {
 		log_warnx("AUTH: %s: %s", cf->auth_token_file, strerror(-rc));
 		return -1;
 	}
@@ -847,8 +871,7 @@ device_auth_open(struct device *d)
 	sodium_memzero(tok, sizeof(tok));
 	if (cf->auth_mode != AUTH_OFF && !d->auth->have_tok &&
 	    !d->auth->have_cpk)
-		log_warnx("AUTH: device=%s has no enrollment token "
-		    "(auth.token); the cloud will refuse it", d->id);
+		device_token_hint(d);
 	return 0;
 }
 

@@ -32,6 +32,8 @@ static const char *const lcs[] = { "none", "soft", "offset", NULL };
 static const char *const rmodes[] = { "samples", "users", NULL };
 static const char *const auth_modes[] = { "off", "mac", "encrypt", NULL };
 
+/* deviced reads its configuration at start only (SIGHUP just says so), so
+ * no option is marked reloadable. */
 static const struct conf_opt deviced_opts[] = {
 	CONF_STR("deviced.cloud", DV_OFF(cloud), "tcp://127.0.0.1:7400", 0,
 	    "cloud REP endpoints, comma-separated (requests spread over them)"),
@@ -54,7 +56,7 @@ static const struct conf_opt deviced_opts[] = {
 	CONF_BOOL("deviced.run-once", DV_OFF(run_once), "no", 0,
 	    "exit when every device has uploaded one patch"),
 	CONF_ENUM("deviced.log-level", DV_OFF(log_level), "info", log_levels,
-	    1, "error, warn, info or debug"),
+	    0, "error, warn, info or debug"),
 	CONF_INT("deviced.workers", DV_OFF(workers), "1", 1, 64, 0,
 	    "threadpool size for training jobs"),
 	CONF_ENUM("device.compute-class", DV_OFF(compute_class_i), "mid",
@@ -64,14 +66,14 @@ static const struct conf_opt deviced_opts[] = {
 	CONF_INT("device.flops-budget", DV_OFF(flops_budget), "0", 0,
 	    1e15, 0, "FLOPs per prediction (0 = from the class)"),
 	CONF_INT("net.request-timeout-ms", DV_OFF(request_timeout_ms), "10000",
-	    100, 3600000, 1, "reply deadline before a retry"),
+	    100, 3600000, 0, "reply deadline before a retry"),
 	CONF_INT("net.resend-ms", DV_OFF(resend_ms), "5000", 100, 3600000, 0,
 	    "re-send a request unanswered this long (maybe to another "
 	    "replica)"),
 	CONF_INT("net.backoff-min-ms", DV_OFF(backoff_min_ms), "100", 1,
-	    3600000, 1, "first retry delay (doubles, with jitter)"),
+	    3600000, 0, "first retry delay (doubles, with jitter)"),
 	CONF_INT("net.backoff-max-ms", DV_OFF(backoff_max_ms), "30000", 1,
-	    3600000, 1, "largest retry delay"),
+	    3600000, 0, "largest retry delay"),
 	CONF_INT("net.max-message", DV_OFF(max_message), "4194304", 4096,
 	    1073741824, 0, "largest reply accepted (NN_RCVMAXSIZE)"),
 	CONF_STR("deviced.eval-methods", DV_OFF(eval_methods),
@@ -89,71 +91,73 @@ static const struct conf_opt deviced_opts[] = {
 	    "payloads); the cloud's mode wins when it is stricter"),
 	CONF_STR("auth.token", DV_OFF(auth_token), "", 0,
 	    "enrollment token (empty: $DCCL_AUTH_TOKEN, else auth.token-file)"),
-	CONF_STR("auth.token-file", DV_OFF(auth_token_file), "", 0,
-	    "file whose first line is the enrollment token"),
+	CONF_STR("auth.token-file", DV_OFF(auth_token_file), "enroll.token", 0,
+	    "file whose first line is the enrollment token, relative to the "
+	    "working directory: a copy of cloudd's <cloudd.data-dir>/"
+	    "enroll.token (a missing file means no token)"),
 	CONF_BOOL("auth.repin", DV_OFF(auth_repin), "no", 0,
 	    "accept a cloud key other than the pinned one, once (after the "
 	    "operator replaced the cloud's key store)"),
-	CONF_DBL("dp.clip", DV_OFF(dp_clip), "0", 0, 1e9, 1,
+	CONF_DBL("dp.clip", DV_OFF(dp_clip), "0", 0, 1e9, 0,
 	    "differential privacy: L2 clip norm of the uploaded patch "
 	    "(0 = no DP on patches)"),
-	CONF_DBL("dp.noise", DV_OFF(dp_noise), "1", 0.01, 1e6, 1,
+	CONF_DBL("dp.noise", DV_OFF(dp_noise), "1", 0.01, 1e6, 0,
 	    "Gaussian noise multiplier z: sigma = z * clip"),
-	CONF_DBL("dp.repr-clip", DV_OFF(dp_repr_clip), "0", 0, 1e9, 1,
+	CONF_DBL("dp.repr-clip", DV_OFF(dp_repr_clip), "0", 0, 1e9, 0,
 	    "L2 clip norm of each retrieval query vector (0 = no DP on "
 	    "vectors)"),
-	CONF_DBL("dp.repr-noise", DV_OFF(dp_repr_noise), "1", 0.01, 1e6, 1,
+	CONF_DBL("dp.repr-noise", DV_OFF(dp_repr_noise), "1", 0.01, 1e6, 0,
 	    "noise multiplier for query vectors: sigma = z * repr-clip"),
-	CONF_DBL("dp.max-epsilon", DV_OFF(dp_max_eps), "20", 0, 1e9, 1,
+	CONF_DBL("dp.max-epsilon", DV_OFF(dp_max_eps), "20", 0, 1e9, 0,
 	    "cap on the total epsilon a device spends (at dp.delta); a "
 	    "release that would pass it is not made (0 = no cap)"),
-	CONF_DBL("dp.delta", DV_OFF(dp_delta), "1e-5", 1e-12, 0.1, 1,
+	CONF_DBL("dp.delta", DV_OFF(dp_delta), "1e-5", 1e-12, 0.1, 0,
 	    "delta of the reported (epsilon, delta) budget"),
-	CONF_ENUM("learn.adapt", DV_OFF(adapt), "metapatch", adapts, 1,
+	CONF_ENUM("learn.adapt", DV_OFF(adapt), "metapatch", adapts, 0,
 	    "what the device trains: none, metapatch (its m only) or "
 	    "finetune (all weights)"),
-	CONF_ENUM("learn.lc", DV_OFF(lc), "none", lcs, 1,
+	CONF_ENUM("learn.lc", DV_OFF(lc), "none", lcs, 0,
 	    "label correction: none, soft (paper) or offset (logit offset)"),
-	CONF_INT("learn.lc-min-n", DV_OFF(lc_min_n), "5", 0, 1000000, 1,
+	CONF_INT("learn.lc-min-n", DV_OFF(lc_min_n), "5", 0, 1000000, 0,
 	    "no label correction below this many local samples"),
-	CONF_DBL("learn.lc-prior", DV_OFF(lc_prior), "2", 0, 1000, 1,
+	CONF_DBL("learn.lc-prior", DV_OFF(lc_prior), "2", 0, 1000, 0,
 	    "pseudo-samples at r_g smoothing the local CTR r_u"),
-	CONF_BOOL("learn.coda", DV_OFF(coda), "no", 1,
+	CONF_BOOL("learn.coda", DV_OFF(coda), "no", 0,
 	    "train on the retrieved samples the personal filter keeps"),
-	CONF_DBL("learn.coda-rho", DV_OFF(coda_rho), "0.3", 0, 1, 1,
+	CONF_DBL("learn.coda-rho", DV_OFF(coda_rho), "0.3", 0, 1, 0,
 	    "CoDA filter: keep the top share by p(local) (0 = use tau)"),
-	CONF_DBL("learn.coda-tau", DV_OFF(coda_tau), "0.5", 0, 1, 1,
+	CONF_DBL("learn.coda-tau", DV_OFF(coda_tau), "0.5", 0, 1, 0,
 	    "CoDA filter: keep p(local) >= tau when coda-rho is 0"),
-	CONF_DBL("learn.coda-weight", DV_OFF(coda_weight), "0.5", 0, 10, 1,
+	CONF_DBL("learn.coda-weight", DV_OFF(coda_weight), "0.5", 0, 10, 0,
 	    "loss weight of a kept retrieved sample (local = 1)"),
-	CONF_INT("learn.retrieve-k", DV_OFF(retrieve_k), "100", 0, 1000000, 1,
+	CONF_INT("learn.retrieve-k", DV_OFF(retrieve_k), "100", 0, 1000000, 0,
 	    "pool samples to retrieve (0 = no retrieval)"),
 	CONF_INT("learn.retrieve-queries", DV_OFF(retrieve_queries), "64", 1,
-	    100000, 1, "most recent local samples sent as query vectors"),
+	    100000, 0, "most recent local samples sent as query vectors"),
 	CONF_ENUM("learn.retrieve-mode", DV_OFF(retrieve_mode), "samples",
-	    rmodes, 1, "samples (similar samples) or users (similar users)"),
-	CONF_DBL("learn.lr", DV_OFF(lr), "0.01", 1e-7, 10, 1,
+	    rmodes, 0, "samples (similar samples) or users (similar users)"),
+	CONF_DBL("learn.lr", DV_OFF(lr), "0.01", 1e-7, 10, 0,
 	    "MetaPatch learning rate (Adam)"),
-	CONF_INT("learn.epochs", DV_OFF(epochs), "10", 1, 1000, 1,
+	CONF_INT("learn.epochs", DV_OFF(epochs), "10", 1, 1000, 0,
 	    "MetaPatch epochs (early stopping on the local validation slice)"),
-	CONF_INT("learn.batch", DV_OFF(batch), "32", 1, 65536, 1,
+	CONF_INT("learn.batch", DV_OFF(batch), "32", 1, 65536, 0,
 	    "minibatch size"),
-	CONF_DBL("learn.val-frac", DV_OFF(val_frac), "0.2", 0, 0.9, 1,
+	CONF_DBL("learn.val-frac", DV_OFF(val_frac), "0.2", 0, 0.9, 0,
 	    "share of local samples (latest) held out for validation"),
-	CONF_DBL("learn.margin", DV_OFF(margin), "0", 0, 10, 1,
+	CONF_DBL("learn.margin", DV_OFF(margin), "0", 0, 10, 0,
 	    "adopt a patch only if it lowers val logloss by this much"),
-	CONF_DBL("learn.ft-lr", DV_OFF(ft_lr), "0.001", 1e-7, 10, 1,
+	CONF_DBL("learn.ft-lr", DV_OFF(ft_lr), "0.001", 1e-7, 10, 0,
 	    "fine-tuning learning rate (Adam)"),
-	CONF_INT("learn.ft-epochs", DV_OFF(ft_epochs), "1", 1, 1000, 1,
+	CONF_INT("learn.ft-epochs", DV_OFF(ft_epochs), "1", 1, 1000, 0,
 	    "fine-tuning epochs (guarded methods stop early)"),
-	CONF_INT("learn.seed", DV_OFF(seed), "1", 0, 2147483647, 1,
+	CONF_INT("learn.seed", DV_OFF(seed), "1", 0, 2147483647, 0,
 	    "training seed"),
-	CONF_BOOL("learn.ofa", DV_OFF(ofa), "no", 1,
+	CONF_BOOL("learn.ofa", DV_OFF(ofa), "no", 0,
 	    "Forward-OFA: fetch the base and the blocks this device "
 	    "assembles, adapt in one forward pass (on in eval runs with "
 	    "ofa-* methods)"),
 	CONF_INT("learn.retrain-every", DV_OFF(retrain_every), "20", 0,
-	    1000000, 1, "re-run the learning job after this many new local "
+	    1000000, 0, "re-run the learning job after this many new local "
 	    "samples from the app (0 = never)"),
 	{ NULL }
 };
@@ -350,13 +354,23 @@ main(int argc, char **argv)
 		fatalx("uv_loop_init: %s", uv_strerror(rc));
 
 	if (dd->cf.shards[0] != '\0') {
-		int n;
+		int n, per;
 		uint32_t *users = list_shards(dd->cf.shards, &n);
 		if (n == 0)
 			fatalx("SHARDS: no <user>.local.csv in %s",
 			    dd->cf.shards);
 		if (dd->cf.devices > 0 && dd->cf.devices < n)
 			n = (int)dd->cf.devices;
+		/* nanomsg allows NN_MAX_SOCKETS (512) per process: one REQ
+		 * socket per device, one more with an app socket, and the
+		 * SUB. Past that nn_socket fails mid-start; refuse up front. */
+		per = dd->cf.app_listen[0] != '\0' ? 2 : 1;
+		if ((long long)n * per + 1 > DEVICED_MAX_SOCKETS)
+			fatalx("SHARDS: %d devices need %lld nanomsg sockets, "
+			    "more than the %d one process may have: host at "
+			    "most %d per process (deviced.devices) and run "
+			    "several deviced", n, (long long)n * per + 1,
+			    DEVICED_MAX_SOCKETS, (DEVICED_MAX_SOCKETS - 1) / per);
 		dd->dev = xcalloc(n, sizeof(*dd->dev));
 		for (int i = 0; i < n; i++) {
 			char id[80], lp[1200], tp[1200];

@@ -20,6 +20,8 @@
 #include "shared/data/sample.h"
 
 #define DEVICED_VERSION "0.1.0"
+/* nanomsg's NN_MAX_SOCKETS: sockets one process may open. */
+#define DEVICED_MAX_SOCKETS 512
 
 struct deviced_conf {
 	char	*cloud;		/* cloud REP endpoints, comma-separated */

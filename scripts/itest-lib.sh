@@ -23,7 +23,9 @@ log() { echo "--- $*"; }
 die() { echo "FAIL: $*"; for f in "$T"/*.log; do [ -f "$f" ] && { echo "== $f"; tail -n 30 "$f"; }; done; exit 1; }
 skip() { echo "SKIP: $*"; exit 77; }
 
-# A free TCP port (asks the kernel, then releases it).
+# A free TCP port (asks the kernel, then releases it: another process may
+# take it before we bind, so start_cloudd re-picks its ports on a BIND
+# failure).
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
 	    echo $(( 20000 + $$ % 20000 + ${1:-0} ))
@@ -50,13 +52,28 @@ endpoints() {
 }
 
 # start_cloudd [extra -o options...]: logs to $T/cloudd.log, sets CPID.
+# Waits for a READY line of this start, not of an earlier one. On a first
+# start whose TCP port was taken meanwhile, picks new ports (3 tries).
 start_cloudd() {
-	"$BIN/cloudd" -o cloudd.listen="$EP" -o cloudd.pub-listen="$PUB" \
-	    -o cloudd.admin-listen="$ADM" -o cloudd.data-dir="$T/cloud" \
-	    -o train.epochs=3 "$@" >>"$T/cloudd.log" 2>&1 &
-	CPID=$!
-	PIDS="$PIDS $CPID"
-	wait_for "grep -q 'READY: cloudd' '$T/cloudd.log'" 100 0.1 || die "cloudd not ready"
+	n0=$(grep -c 'READY: cloudd' "$T/cloudd.log" 2>/dev/null || true)
+	for try in 1 2 3; do
+		b0=$(grep -c 'BIND: ' "$T/cloudd.log" 2>/dev/null || true)
+		"$BIN/cloudd" -o cloudd.listen="$EP" -o cloudd.pub-listen="$PUB" \
+		    -o cloudd.admin-listen="$ADM" -o cloudd.data-dir="$T/cloud" \
+		    -o train.epochs=3 "$@" >>"$T/cloudd.log" 2>&1 &
+		CPID=$!
+		PIDS="$PIDS $CPID"
+		wait_for "[ \$(grep -c 'READY: cloudd' '$T/cloudd.log') -gt ${n0:-0} ] ||
+		    ! kill -0 $CPID 2>/dev/null" 100 0.1 || die "cloudd not ready"
+		[ "$(grep -c 'READY: cloudd' "$T/cloudd.log")" -gt "${n0:-0}" ] &&
+		    return 0
+		[ "${n0:-0}" = 0 ] && [ "${TRANSPORT:-tcp}" = tcp ] &&
+		    [ "$(grep -c 'BIND: ' "$T/cloudd.log")" -gt "${b0:-0}" ] ||
+		    die "cloudd exited before READY"
+		log "port taken; new ports (try $try)"
+		endpoints
+	done
+	die "cloudd could not bind"
 }
 
 # start_deviced NAME [extra -o options...]: logs to $T/NAME.log, sets DPID.

@@ -21,6 +21,9 @@
 #   DCCL_CLASS      capability class: low, mid or high (default mid); picks
 #                   /etc/dccl/deviced-$DCCL_CLASS.conf
 #   DCCL_CLOUD, DCCL_CLOUD_PUB   cloud endpoints (tcp://cloudd:7400, :7401)
+#   DCCL_TOKEN_FILE the cloud's enrollment token (default
+#                   /var/lib/dccl/enroll/enroll.token: cloudd's file on the
+#                   dccl-enroll volume, mounted read-only)
 #   DCCL_ENTRY_DRYRUN=1          print the deviced command instead of running it
 set -eu
 SPLIT=${DCCL_SPLIT:-/data/split}
@@ -92,4 +95,5 @@ exec ${DCCL_ENTRY_DRYRUN:+echo} deviced -f "$CONFDIR/deviced-$CLASS.conf" \
     -o deviced.cloud="${DCCL_CLOUD:-tcp://cloudd:7400}" \
     -o deviced.cloud-pub="${DCCL_CLOUD_PUB:-tcp://cloudd:7401}" \
     -o deviced.shards="$shard" -o deviced.data-dir="$STATE/devices" \
-    -o deviced.device-id="${DCCL_DEVICE_PREFIX:-dev}" "$@"
+    -o deviced.device-id="${DCCL_DEVICE_PREFIX:-dev}" \
+    -o auth.token-file="${DCCL_TOKEN_FILE:-/var/lib/dccl/enroll/enroll.token}" "$@"

@@ -31,15 +31,40 @@ rc=0; "$BIN/cloudd" -o limits.max-k=5 -o bogus=1 -n >"$T/out" 2>&1 || rc=$?
 grep -q "limits.max-k *= 7 *# flag" "$T/out" || die "print-config flag source"
 grep -q "train.dim *= 16 *# " "$T/out" || die "print-config"
 "$BIN/deviced" -p | grep -q "learn.adapt *= metapatch *# default" || die "deviced print"
+# deviced's SIGHUP reloads nothing, so no deviced option may claim it does.
+"$BIN/deviced" -p | grep -q "reloadable" && die "deviced marks an option reloadable"
+# The class configs leave the FLOPs budget to the class (a fixed number
+# overrides it: low would assemble as many blocks as high).
+for c in low mid high; do
+	"$BIN/deviced" -f "$ROOT/conf/deviced-$c.conf" -p |
+	    grep -q "device.flops-budget *= 0 " || die "deviced-$c.conf overrides the class FLOPs budget"
+done
 rc=0; "$BIN/cloudd" -o cloudd.data-dir=/proc/dccl-nope >"$T/out" 2>&1 || rc=$?
 [ $rc != 0 ] && grep -q "DATA-DIR\|DB-OPEN" "$T/out" || die "unwritable data dir"
 mkdir -p "$T/ro"; chmod 500 "$T/ro"
+# Root ignores mode bits: as root the directory is made read-only by a
+# read-only bind mount in a private mount namespace, else cloudd runs as
+# nobody. Neither possible is a failure, not a silent pass.
 if [ "$(id -u)" != 0 ]; then
-	rc=0; "$BIN/cloudd" -o cloudd.data-dir="$T/ro" >"$T/out" 2>&1 || rc=$?
-	[ $rc != 0 ] && grep -q "DB-OPEN" "$T/out" || die "read-only dir"
+	RO=""
+elif unshare -m true 2>/dev/null; then
+	RO="unshare -m sh -c 'mount --bind \"\$0\" \"\$0\" && mount -o remount,bind,ro \"\$0\" \"\$0\" && exec \"\$@\"' $T/ro"
+elif command -v setpriv >/dev/null 2>&1; then
+	RO="setpriv --reuid=65534 --regid=65534 --clear-groups"
+else
+	die "as root, cannot make a read-only directory (no unshare -m, no setpriv)"
 fi
+rc=0; eval "$RO" '"$BIN/cloudd"' -o cloudd.data-dir='"$T/ro"' >"$T/out" 2>&1 || rc=$?
+[ $rc != 0 ] && grep -q "DB-OPEN" "$T/out" || die "read-only dir: exit $rc, $(cat "$T/out")"
 rc=0; "$BIN/cloudd" -o cloudd.db-path=/dev/null/x.db -o cloudd.data-dir="$T/d" >"$T/out" 2>&1 || rc=$?
 [ $rc != 0 ] && grep -q "DB-OPEN" "$T/out" || die "unopenable db path"
+# More devices than nanomsg has sockets for: refused up front, with advice.
+make_data 520 2
+rc=0; "$BIN/deviced" -o deviced.shards="$SHARDS" -o deviced.data-dir="$T/dv" \
+    >"$T/out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "SHARDS: 520 devices need 521 nanomsg sockets.*at most 511 per process" "$T/out" ||
+    die "520 devices in one process: exit $rc, $(tail -n 2 "$T/out")"
+[ -e "$T/dv" ] && die "deviced started devices before refusing"
 echo "config checks OK"
 "$BIN/cloudd" --example-config | diff -u "$ROOT/conf/cloudd.conf" - ||
     die "conf/cloudd.conf is stale: regenerate with cloudd --example-config"

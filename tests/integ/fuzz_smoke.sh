@@ -11,6 +11,10 @@ mkdir -p build
 # make check and make sanitize may run this at once: one build at a time.
 ( flock 9; make --no-print-directory fuzz-build >"$T/build.log" 2>&1 ) 9>build/.fuzz.lock ||
     die "fuzz build failed: $(grep -m5 'error' "$T/build.log")"
-( flock 9; FUZZ_SECONDS=${FUZZ_SMOKE_SECONDS:-5} sh scripts/fuzz.sh run ) 9>build/.fuzz.lock | tee "$T/fuzz.out" ||
-    die "a harness crashed (see build/fuzz/crashes/)"
+# The harnesses' exit status, not tee's: no pipe.
+rc=0
+( flock 9; FUZZ_SECONDS=${FUZZ_SMOKE_SECONDS:-5} sh scripts/fuzz.sh run ) \
+    9>build/.fuzz.lock >"$T/fuzz.out" 2>&1 || rc=$?
+cat "$T/fuzz.out"
+[ $rc = 0 ] || die "a harness failed, exit $rc (see build/fuzz/crashes/)"
 [ "$(grep -c " 0 [0-9]* inputs$" "$T/fuzz.out")" -ge 4 ] || die "not every harness ran"

@@ -14,10 +14,16 @@ wait_model 1
 start_deviced devs -o deviced.shards="$SHARDS" -o deviced.run-once=yes \
     -o learn.coda=yes -o learn.epochs=1 -o net.resend-ms=100 \
     -o net.request-timeout-ms=2000 -o net.backoff-min-ms=10 \
-    -o net.backoff-max-ms=200
+    -o net.backoff-max-ms=200 -o deviced.log-level=debug
 rc=0; wait "$DPID" || rc=$?
 grep -q "Assertion failed" "$T/devs.log" && die "nanomsg assertion"
 [ $rc = 0 ] || die "deviced exit $rc"
 n=$(sql 'SELECT count(DISTINCT device_id) FROM patches')
 [ "$n" = 400 ] || die "patches from $n of 400 devices"
-echo "late replies OK: $(grep -c 'TIMEOUT\|RESEND' "$T/devs.log" || true) timeouts/resends"
+# The scenario must really have happened: re-sends, and replies to them
+# that arrived late and were dropped.
+nr=$(grep -c 'RESEND: ' "$T/devs.log" || true)
+nl=$(grep -c 'LATE: ' "$T/devs.log" || true)
+[ "$nr" -ge 50 ] || die "only $nr re-sends: the scenario did not provoke late replies"
+[ "$nl" -ge 10 ] || die "only $nl late replies dropped"
+echo "late replies OK: $nr re-sends, $nl late replies dropped"

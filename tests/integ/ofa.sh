@@ -10,7 +10,7 @@ endpoints
 make_data 6 60
 "$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
     >"$T/import.log" 2>&1 || die "import failed"
-start_cloudd
+start_cloudd -o cloudd.log-level=debug
 wait_model 1
 grep -q "OFA: model for v1" "$T/cloudd.log" || die "no OFA model trained"
 [ "$(sql 'SELECT count(*) FROM ofa_models WHERE base_version = 1')" = 1 ] ||
@@ -45,6 +45,23 @@ echo "low: $bl blocks, $fl FLOPs, $nl bytes; high: $bh blocks, $fh FLOPs, $nh by
 [ "$fl" -lt "$fh" ] || die "low runs $fl FLOPs, high $fh"
 # The budget projection: low (0.25 of the block FLOPs) runs one block.
 [ "$bl" -le 1 ] || die "low budget assembled $bl blocks"
+# What cloudd served, not what the devices say: the blocks in the masks of
+# each device's OFA-GET requests (first adaptation: v1) must be the blocks
+# it reports, and low must get fewer than high.
+served() {	# device -> number of blocks in the union of the masks served
+	m=0
+	for x in $(sed -n "s/.*OFA-GET: device=$1 v1 .*mask=0x\([0-9a-f]*\) .*/\1/p" "$T/cloudd.log"); do
+		m=$((m | 0x$x))
+	done
+	c=0
+	while [ $m -gt 0 ]; do c=$((c + (m & 1))); m=$((m >> 1)); done
+	echo $c
+}
+sl=$(served low) sh_=$(served high)
+echo "cloudd served: low $sl blocks, high $sh_ blocks"
+grep -q "OFA-GET: device=low v1 base=1" "$T/cloudd.log" || die "cloudd served low no OFA base"
+[ "$sl" = "$bl" ] || die "low reports $bl blocks, cloudd served $sl"
+[ "$sh_" = "$bh" ] || die "high reports $bh blocks, cloudd served $sh_"
 # Both went on with the learning job afterwards.
 for n in low high; do
 	wait_for "grep -q 'TRAIN: device=$n ' '$T/$n.log'" 300 0.1 ||

@@ -83,6 +83,11 @@ if "dccl-data" not in mounts("data") or str(mounts("data")["dccl-data"]).endswit
 	err("data must write the dccl-data volume")
 for s in ("cloudd", "deviced"):
 	if "dccl-data" not in mounts(s): err(f"{s} does not mount dccl-data")
+# The enrollment token: cloudd writes it to dccl-enroll, devices read it.
+if "dccl-enroll" not in mounts("cloudd") or mounts("cloudd")["dccl-enroll"].endswith(":ro"):
+	err("cloudd must write the dccl-enroll volume")
+if not mounts("deviced").get("dccl-enroll", "").endswith("/var/lib/dccl/enroll:ro"):
+	err("deviced must mount dccl-enroll read-only at /var/lib/dccl/enroll")
 # Dockerfile: Debian 12, the project's deps script, make, non-root user,
 # every COPY source present, every command on PATH in the image.
 for name, (ctx, text) in list(df_text.items())[:1]:
@@ -171,6 +176,12 @@ rc=0; DCCL_REPLICAS=2 DCCL_RDNS_NAME=dccl-deviced-3.n DCCL_STATE=$T/rd \
 [ $rc = 1 ] && grep -q "out of range" "$T/rd.log" || die "replica beyond DCCL_REPLICAS must fail"
 
 log "cloud-entry.sh + healthcheck + 2 replicas"
+# No token in the environment: the devices get cloudd's token file the way
+# the compose volumes pass it (DCCL_TOKEN_FILE stands for the volume path).
+unset DCCL_AUTH_TOKEN
+mkdir -p "$T/enroll"
+DCCL_TOKEN_FILE=$T/enroll/enroll.token
+export DCCL_TOKEN_FILE
 endpoints
 DCCL_ADMIN=$ADM
 export DCCL_ADMIN
@@ -182,6 +193,7 @@ CPID=$!
 PIDS="$PIDS $CPID"
 wait_for "grep -q 'READY: cloudd' '$T/cloudd.log'" 100 0.1 || die "cloudd not ready"
 [ -e "$T/cloud/.pool-imported" ] || die "pool not imported"
+[ -s "$DCCL_TOKEN_FILE" ] || die "cloudd wrote no token to the dccl-enroll volume"
 grep -q "IMPORT: .* rows" "$T/cloudd.log" || die "no import line"
 # The compose healthcheck, verbatim (dcctl finds the socket via DCCL_ADMIN).
 health=$(sed -n 's/^HEALTH //p' "$T/compose.out")

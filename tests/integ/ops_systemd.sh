@@ -81,6 +81,29 @@ if command -v systemd-sysusers >/dev/null 2>&1; then
 	    { cat "$T/sysusers.out"; die "systemd-sysusers rejects dccl.conf"; }
 fi
 
+# The documented systemd steps (conf/README.md): the dccl user is created
+# before the units start, and the device config edited as documented
+# names the token file the cloudd unit writes (its StateDirectory=).
+log "documented systemd steps: sysusers, token"
+awk '/^### systemd/ { r = 1 } r && /^```sh/ { b = 1; next } b && /^```/ { exit }
+    b' "$ROOT/conf/README.md" >"$T/steps"
+su=$(grep -n '^systemd-sysusers' "$T/steps" | cut -d: -f1)
+en=$(grep -n '^systemctl enable' "$T/steps" | head -n 1 | cut -d: -f1)
+[ -n "$su" ] && [ -n "$en" ] && [ "$su" -lt "$en" ] ||
+    die "the systemd steps do not run systemd-sysusers before systemctl enable"
+sd=$(sed -n 's/^StateDirectory=//p' "$U/dccl-cloudd.service")
+tf=$("$BIN/cloudd" -p 2>/dev/null | sed -n 's/^auth.token-file *= *\([^ ]*\).*/\1/p')
+[ "$tf" = enroll.token ] || die "cloudd's token-file default is '$tf'"
+cp "$T/root/etc/dccl/deviced/example.conf" "$T/phone1.conf"
+# The documented edit (a sed line continued on the next), on our copy.
+edit=$(grep -A1 "^sed -i 's|^token-file" "$T/steps" | tr -d '\\\n' |
+    sed 's/#.*//; s|/etc/dccl/deviced/phone1.conf|$T/phone1.conf|')
+[ -n "$edit" ] || die "the systemd steps do not set the device's token-file"
+eval "$edit" || die "documented token edit: $edit"
+"$BIN/deviced" -f "$T/phone1.conf" -p >"$T/phone1.p" 2>&1 || die "deviced -p"
+grep -q "^auth.token-file *= */var/lib/$sd/enroll.token " "$T/phone1.p" ||
+    die "the device's token-file is not the cloud unit's /var/lib/$sd/enroll.token: $(grep token-file "$T/phone1.p")"
+
 # sd_notify: a datagram listener that appends each message to a file.
 log "sd_notify READY=1 / STOPPING=1"
 listen_notify() {	# socket-path out-file

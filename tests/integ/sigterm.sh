@@ -17,6 +17,14 @@ rc=0; wait "$CPID" || rc=$?
 [ $(( $(date +%s) - t0 )) -le 10 ] || die "took too long"
 grep -q "TRAIN: no new model: stopped" "$T/cloudd.log" || die "no stop line"
 [ "$(sql 'SELECT count(*) FROM models')" = 0 ] || die "a model was stored"
+log "a restart trains again"
+start_cloudd -o train.epochs=2
+wait_model 1
+[ "$(sql 'SELECT count(*) FROM models')" = 1 ] || die "the restart stored no model"
+[ "$(grep -c 'TRAIN: epoch 1 ' "$T/cloudd.log")" -ge 2 ] || die "the restart did not train"
+kill -TERM "$CPID"
+rc=0; wait "$CPID" || rc=$?
+[ $rc = 0 ] || die "restarted cloudd exit $rc"
 log "deviced against a dead cloud"
 start_deviced lonely -o deviced.local-data="$SHARDS/0.local.csv" \
     -o net.request-timeout-ms=300 -o net.backoff-min-ms=50 -o net.backoff-max-ms=400
