@@ -72,6 +72,7 @@ deps:
 # pkg-config flags are read after the packages exist.
 check: deps
 	@$(MAKE) --no-print-directory all tests
+	@$(MAKE) --no-print-directory cross-if-present
 	@$(MAKE) --no-print-directory test
 
 demo: deps
@@ -242,7 +243,7 @@ else
 $(error CROSS_LINK must be static, static-blas or dynamic)
 endif
 
-.PHONY: cross cross-deps cross-check
+.PHONY: cross cross-deps cross-check cross-if-present
 cross:
 	@[ -n "$(CROSS_TRIPLET)" ] || { echo "cross: unknown ARCH=$(ARCH) (known: arm64)"; exit 2; }
 	@command -v $(CROSS_TRIPLET)-gcc >/dev/null || { echo "cross: $(CROSS_TRIPLET)-gcc missing; run: make cross-deps ARCH=$(ARCH)"; exit 2; }
@@ -256,6 +257,15 @@ cross:
 	@$(CROSS_TRIPLET)-strip -o $(CROSS_BUILD)/bin/dcctl.stripped $(CROSS_BUILD)/bin/dcctl
 	@echo "cross: $(CROSS_BUILD)/bin/deviced, dcctl ($(ARCH), $(CROSS_LINK)); needs:"
 	@$(CROSS_TRIPLET)-readelf -d $(CROSS_BUILD)/bin/deviced | sed -n 's/.*(NEEDED).*\[\(.*\)\]/  \1/p'
+
+# For make check: the arm64 build when its packages are installed (make
+# cross-deps), so that tests/integ/arm64.sh runs; without them it skips.
+cross-if-present:
+	@if command -v aarch64-linux-gnu-gcc >/dev/null && \
+	    [ -e $(DCCL_CROSS_ROOT)/arm64/usr/lib/aarch64-linux-gnu/libnanomsg.so ] && \
+	    [ -e /usr/lib/aarch64-linux-gnu/libuv_a.a ]; then \
+		$(MAKE) --no-print-directory cross ARCH=arm64; \
+	else echo "check: no arm64 cross packages (make cross-deps); arm64 test skips"; fi
 
 cross-deps:
 	@sh scripts/install-deps.sh --cross $(ARCH)
