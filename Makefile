@@ -221,6 +221,8 @@ CROSS_QEMU_arm64    := qemu-aarch64
 CROSS_TRIPLET := $(CROSS_TRIPLET_$(ARCH))
 CROSS_LINK ?= static
 CROSS_BUILD := build/$(ARCH)
+# Objects are shared; each link mode has its own bin/ (default: bin/).
+CROSS_BIN := $(CROSS_BUILD)/bin$(if $(filter-out static,$(CROSS_LINK)),-$(CROSS_LINK))
 CROSS_PC  := /usr/lib/$(CROSS_TRIPLET)/pkgconfig:/usr/share/pkgconfig
 CROSS_PKGS := libuv nanomsg libprotobuf-c sqlite3 inih openblas libsodium
 CROSS_LIBDIR := /usr/lib/$(CROSS_TRIPLET)
@@ -248,15 +250,15 @@ cross:
 	@[ -n "$(CROSS_TRIPLET)" ] || { echo "cross: unknown ARCH=$(ARCH) (known: arm64)"; exit 2; }
 	@command -v $(CROSS_TRIPLET)-gcc >/dev/null || { echo "cross: $(CROSS_TRIPLET)-gcc missing; run: make cross-deps ARCH=$(ARCH)"; exit 2; }
 	@PKG_CONFIG_LIBDIR=$(CROSS_PC) $(MAKE) --no-print-directory \
-	    BUILD=$(CROSS_BUILD) BIN=$(CROSS_BUILD)/bin CC=$(CROSS_TRIPLET)-gcc \
+	    BUILD=$(CROSS_BUILD) BIN=$(CROSS_BIN) CC=$(CROSS_TRIPLET)-gcc \
 	    PKGS="$(filter-out nanomsg,$(CROSS_PKGS))" \
 	    EXTRA_CFLAGS="-I$(CROSS_ROOT)/usr/include -DDCCL_NO_LIBSYSTEMD $(EXTRA_CFLAGS)" \
 	    LDLIBS="$(CROSS_LDLIBS)" CLOUDD_SRC="$(CROSS_CLOUDD_SRC)" \
-	    $(CROSS_BUILD)/bin/deviced $(CROSS_BUILD)/bin/dcctl
-	@$(CROSS_TRIPLET)-strip -o $(CROSS_BUILD)/bin/deviced.stripped $(CROSS_BUILD)/bin/deviced
-	@$(CROSS_TRIPLET)-strip -o $(CROSS_BUILD)/bin/dcctl.stripped $(CROSS_BUILD)/bin/dcctl
-	@echo "cross: $(CROSS_BUILD)/bin/deviced, dcctl ($(ARCH), $(CROSS_LINK)); needs:"
-	@$(CROSS_TRIPLET)-readelf -d $(CROSS_BUILD)/bin/deviced | sed -n 's/.*(NEEDED).*\[\(.*\)\]/  \1/p'
+	    $(CROSS_BIN)/deviced $(CROSS_BIN)/dcctl
+	@$(CROSS_TRIPLET)-strip -o $(CROSS_BIN)/deviced.stripped $(CROSS_BIN)/deviced
+	@$(CROSS_TRIPLET)-strip -o $(CROSS_BIN)/dcctl.stripped $(CROSS_BIN)/dcctl
+	@echo "cross: $(CROSS_BIN)/deviced, dcctl ($(ARCH), $(CROSS_LINK)); needs:"
+	@$(CROSS_TRIPLET)-readelf -d $(CROSS_BIN)/deviced | sed -n 's/.*(NEEDED).*\[\(.*\)\]/  \1/p'
 
 # For make check: the arm64 build when its packages are installed (make
 # cross-deps), so that tests/integ/arm64.sh runs; without them it skips.
