@@ -10,8 +10,8 @@
 #
 # Files are found by wildcard: shared/, shared/ml/ and shared/data/ are the
 # common library (plumbing, model numerics, samples), cloudd/*.c and
-# deviced/*.c are the daemons (their main() lives in cloudd.c, deviced.c and
-# dcctl.c), tests/unit/test_*.c are cmocka binaries, tests/bench/*.c are
+# deviced/*.c are the daemons (their main() lives in cloudd.c, dcctl.c and
+# deviced/main.c; deviced.c is in the device library, dccl_device.h), tests/unit/test_*.c are cmocka binaries, tests/bench/*.c are
 # benchmarks, scripts/tools/ holds the offline data and evaluation programs
 # (dccl-data, dccl-eval, dccl-ofa) and tests/tools/ the test client dccl-probe.
 
@@ -40,7 +40,7 @@ PB_H	:= $(PB_C:.c=.h)
 
 SHARED_SRC  := $(wildcard shared/*.c shared/ml/*.c shared/data/*.c)
 CLOUDD_SRC  := $(filter-out cloudd/cloudd.c cloudd/dcctl.c,$(wildcard cloudd/*.c))
-DEVICED_SRC := $(filter-out deviced/deviced.c,$(wildcard deviced/*.c))
+DEVICED_SRC := $(filter-out deviced/main.c,$(wildcard deviced/*.c))
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 BENCH_SRC   := $(wildcard tests/bench/*.c)
 TOOL_SRC    := $(wildcard scripts/tools/dccl-*.c tests/tools/dccl-*.c)
@@ -154,7 +154,7 @@ $(BIN)/dcctl: $(OBJ)/cloudd/dcctl.o $(LIBCLOUDD) $(LIBSHARED)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BIN)/deviced: $(OBJ)/deviced/deviced.o $(LIBDEVICED) $(LIBSHARED)
+$(BIN)/deviced: $(OBJ)/deviced/main.o $(LIBDEVICED) $(LIBSHARED)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
