@@ -254,7 +254,7 @@ cross:
 	    PKGS="$(filter-out nanomsg,$(CROSS_PKGS))" \
 	    EXTRA_CFLAGS="-I$(CROSS_ROOT)/usr/include -DDCCL_NO_LIBSYSTEMD $(EXTRA_CFLAGS)" \
 	    LDLIBS="$(CROSS_LDLIBS)" CLOUDD_SRC="$(CROSS_CLOUDD_SRC)" \
-	    $(CROSS_BIN)/deviced $(CROSS_BIN)/dcctl
+	    $(CROSS_BIN)/deviced $(CROSS_BIN)/dcctl $(CROSS_BIN)/dccl-embed
 	@$(CROSS_TRIPLET)-strip -o $(CROSS_BIN)/deviced.stripped $(CROSS_BIN)/deviced
 	@$(CROSS_TRIPLET)-strip -o $(CROSS_BIN)/dcctl.stripped $(CROSS_BIN)/dcctl
 	@echo "cross: $(CROSS_BIN)/deviced, dcctl ($(ARCH), $(CROSS_LINK)); needs:"

@@ -157,6 +157,33 @@ awk -v tol="$TOL" 'NR == FNR { s[$1] = $2; next }
       exit (bad || n == 0 || worst > tol) }' "$T/nat.rank" "$T/arm.rank" ||
     die "app scores differ"
 
+log "the device library (dccl-embed) on arm64 and natively"
+if [ -x "$XBIN/dccl-embed" ] && [ -x "$BIN/dccl-embed" ]; then
+	printf 'learn 300000\nrank 1600000000 0 %s\nstatus\n' "$ITEMS" >"$T/emb.cmds"
+	for n in nat arm; do
+		run=""
+		[ $n = arm ] && run="qemu-aarch64 -E LD_LIBRARY_PATH=$XLIB"
+		b=$BIN; [ $n = arm ] && b=$XBIN
+		# shellcheck disable=SC2086
+		$run "$b/dccl-embed" -o deviced.cloud="$EP" -o deviced.cloud-pub="$PUB" \
+		    -o deviced.data-dir="$T/emb-$n" -o deviced.device-id="emb-$n" \
+		    -o deviced.user-id="$U" -o deviced.local-data="$SHARDS/$U.local.csv" \
+		    -o learn.seed=3 -o learn.retrain-every=0 <"$T/emb.cmds" \
+		    >"$T/emb-$n.out" 2>"$T/emb-$n.log" || die "$n dccl-embed failed: $(cat "$T/emb-$n.out")"
+		grep -q "learning jobs:  1" "$T/emb-$n.out" || die "$n dccl-embed: no job"
+		grep '^[0-9]* [0-9.e-]*$' "$T/emb-$n.out" >"$T/emb-$n.rank"
+	done
+	[ "$(wc -l <"$T/emb-nat.rank")" = "$(echo $ITEMS | wc -w)" ] || die "library rank: count"
+	awk -v tol="$TOL" 'NR == FNR { s[$1] = $2; next }
+	    { if (!($1 in s)) { bad = 1; next }
+	      d = s[$1] - $2; if (d < 0) d = -d; if (d > worst) worst = d; n++ }
+	    END { printf "library rank: %d items, max difference %.3g\n", n, worst
+	      exit (bad || n == 0 || worst > tol) }' "$T/emb-nat.rank" "$T/emb-arm.rank" ||
+	    die "library scores differ between arm64 and native"
+else
+	echo "no dccl-embed for both architectures: skipped this part"
+fi
+
 log "shutdown"
 for p in "$APID" "$NPID"; do
 	kill -TERM "$p"
