@@ -30,7 +30,7 @@ trap 'for p in $PIDS; do kill -9 $p 2>/dev/null || true; done; [ "${KEEP:-0}" = 
 die() { echo "footprint: $*" >&2; for f in "$W"/*.log; do echo "== $f" >&2; tail -5 "$f" >&2; done; exit 1; }
 wait_grep() {	# file pattern tries
 	i=0
-	until grep -q "$2" "$1"; do
+	until grep -qs "$2" "$1"; do
 		i=$((i + 1)); [ $i -lt "$3" ] || return 1; sleep 0.1
 	done
 }
