@@ -263,9 +263,7 @@ cross:
 # For make check: the arm64 build when its packages are installed (make
 # cross-deps), so that tests/integ/arm64.sh runs; without them it skips.
 cross-if-present:
-	@if command -v aarch64-linux-gnu-gcc >/dev/null && \
-	    [ -e $(DCCL_CROSS_ROOT)/arm64/usr/lib/aarch64-linux-gnu/libnanomsg.so ] && \
-	    [ -e /usr/lib/aarch64-linux-gnu/libuv_a.a ]; then \
+	@if sh scripts/install-deps.sh --cross arm64 --check; then \
 		$(MAKE) --no-print-directory cross ARCH=arm64; \
 	else echo "check: no arm64 cross packages (make cross-deps); arm64 test skips"; fi
 

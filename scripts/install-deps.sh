@@ -6,6 +6,8 @@
 #   scripts/install-deps.sh --cross arm64 also the cross toolchain, qemu-user
 #                                         and the :arm64 libraries deviced
 #                                         links (make cross; opt-in)
+#   ... --cross arm64 --check             exit 0 if those are all present,
+#                                         1 if not; installs nothing
 set -eu
 
 SUDO=""
@@ -42,10 +44,12 @@ cross() {
 	for l in $libs; do pkgs="$pkgs $l:$arch"; done
 	unpack="libnanomsg5 libnanomsg-dev"
 
+	# shellcheck disable=SC2086
 	miss=$(missing_of $pkgs)
 	need_unpack=0
-	[ -e "$root/usr/lib/$triplet/libnanomsg.so.5" ] || need_unpack=1
+	[ -e "$root/usr/lib/$triplet/libnanomsg.so" ] || need_unpack=1
 	[ -z "$miss" ] && [ "$need_unpack" = 0 ] && return 0
+	[ "$check_only" = 1 ] && return 1
 	if ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
 		echo "install-deps: adding architecture $arch"
 		$SUDO dpkg --add-architecture "$arch"
@@ -80,9 +84,12 @@ libopenblas-dev libsodium-dev libsystemd-dev libmicrohttpd-dev mandoc python3-ya
 clang libclang-rt-14-dev"
 
 if [ "${1:-}" = "--cross" ]; then
-	[ $# = 2 ] || { echo "usage: install-deps.sh [--cross ARCH]" >&2; exit 2; }
+	check_only=0
+	[ "${3:-}" = "--check" ] && check_only=1
+	[ $# = 2 ] || [ $check_only = 1 ] ||
+	    { echo "usage: install-deps.sh [--cross ARCH [--check]]" >&2; exit 2; }
 	cross "$2"
-	exit 0
+	exit $?
 fi
 
 # shellcheck disable=SC2086

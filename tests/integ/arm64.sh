@@ -17,6 +17,7 @@ XLIB=${DCCL_CROSS_ROOT:-/opt/dccl-cross}/arm64/usr/lib/aarch64-linux-gnu
 [ -x "$XBIN/deviced" ] || skip "no arm64 deviced in $XBIN (make cross-check installs the cross packages, builds it and runs this test)"
 command -v qemu-aarch64 >/dev/null || skip "qemu-aarch64 missing (make cross-deps)"
 [ -e /lib/ld-linux-aarch64.so.1 ] || skip "arm64 glibc missing (make cross-deps)"
+[ -e "$XLIB/libnanomsg.so.5" ] || skip "arm64 libnanomsg missing in $XLIB (make cross-deps)"
 command -v python3 >/dev/null || skip "python3 missing"
 # Relative tolerance of the comparisons (scale: max(1, |native value|)).
 TOL=${DCCL_ARM64_TOL:-1e-3}
