@@ -59,7 +59,7 @@ rc=0
     -o deviced.data-dir="$T/emb" -o deviced.device-id=emb \
     -o net.request-timeout-ms=5000 -o learn.retrain-every=0 $COMMON \
     <"$T/cmds" >"$T/emb.out" 2>"$T/emb.log" || rc=$?
-cat "$T/emb.out" | cut -c1-120 | grep -v '^[0-9]* [0-9.e-]*$' || true
+cut -c1-120 "$T/emb.out" | grep -v '^[0-9]* [0-9.e-]*$' || true
 [ $rc = 1 ] || die "dccl-embed exit $rc, want 1 (the bad requests fail)"
 # Blocks between "--" lines, one per command.
 awk -v d="$T/emb" 'BEGIN { n = 1 } /^--$/ { n++; next } { print > (d ".b" n) }' "$T/emb.out"
@@ -90,5 +90,14 @@ grep -q E_BAD_REQUEST "$T/dae.err2" && grep -q '^error -1:' "$T/emb.b9" || die "
 grep -q E_TOO_LARGE "$T/dae.err3" && grep -q '^error -6:' "$T/emb.b10" || die "too many candidates"
 grep -q '^error -1:.*no candidates' "$T/emb.b11" || die "no candidates: $(cat "$T/emb.b11")"
 grep -q 'READY: dccl_device' "$T/emb.log" || die "library log"
+
+log "configuration errors are reported by dccl_device_open"
+rc=0; "$BIN/dccl-embed" -o learn.lr=fast </dev/null >/dev/null 2>"$T/bad1" || rc=$?
+[ $rc = 2 ] && grep -q "learn.lr" "$T/bad1" || die "bad option: exit $rc: $(cat "$T/bad1")"
+rc=0; "$BIN/dccl-embed" -o deviced.shards="$SHARDS" </dev/null >/dev/null 2>"$T/bad2" || rc=$?
+[ $rc = 2 ] && grep -q "one device" "$T/bad2" || die "shards: exit $rc: $(cat "$T/bad2")"
+rc=0; "$BIN/dccl-embed" -o deviced.data-dir=/proc/none </dev/null >/dev/null 2>"$T/bad3" || rc=$?
+[ $rc = 2 ] && grep -q "cannot start device" "$T/bad3" || die "state dir: exit $rc: $(cat "$T/bad3")"
+cat "$T/bad1" "$T/bad2" "$T/bad3" | grep dccl-embed
 [ "$(sql "SELECT count(*) FROM patches WHERE device_id = 'emb'")" = 2 ] || die "library: not 2 patches uploaded"
 echo "embed OK"
