@@ -201,7 +201,8 @@ $(BIN)/fuzz_%: $(OBJ)/tests/fuzz/fuzz_%.o $(LIBS)
 	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(LIBS) $(LDLIBS)
 
 # --- cross build for devices (make cross ARCH=arm64) ---------------------------
-# Builds deviced and dcctl for a device architecture in build/$(ARCH)/bin with
+# Builds deviced, dcctl and dccl-embed (the device library's example) for a
+# device architecture in build/$(ARCH)/bin with
 # Debian's cross compiler and the :$(ARCH) -dev packages (multiarch); install
 # them with "scripts/install-deps.sh --cross $(ARCH)" (make cross-deps).
 # Only the libraries the device side uses: no libpq, libmicrohttpd or
@@ -210,21 +211,21 @@ $(BIN)/fuzz_%: $(OBJ)/tests/fuzz/fuzz_%.o $(LIBS)
 #                linked in; needs libnanomsg.so.5 (Debian ships no archive),
 #                libopenblas.so.0 and glibc
 #   static-blas  OpenBLAS linked in too (its Debian archive holds kernels for
-#                every ARM core: about 12 MiB more); needs libnanomsg, glibc
+#                every ARM core: 11.4 MiB more); needs libnanomsg, glibc
 #   dynamic      every library shared (the smallest binary)
 # Sizes and the rest of the footprint: deviced/README.md.
 # make cross-check runs the emulated round (tests/integ/arm64.sh) under
 # qemu-user against a native cloudd.
 ARCH	?= arm64
 CROSS_TRIPLET_arm64 := aarch64-linux-gnu
-CROSS_QEMU_arm64    := qemu-aarch64
 CROSS_TRIPLET := $(CROSS_TRIPLET_$(ARCH))
 CROSS_LINK ?= static
 CROSS_BUILD := build/$(ARCH)
 # Objects are shared; each link mode has its own bin/ (default: bin/).
 CROSS_BIN := $(CROSS_BUILD)/bin$(if $(filter-out static,$(CROSS_LINK)),-$(CROSS_LINK))
 CROSS_PC  := /usr/lib/$(CROSS_TRIPLET)/pkgconfig:/usr/share/pkgconfig
-CROSS_PKGS := libuv nanomsg libprotobuf-c sqlite3 inih openblas libsodium
+# Their compiler flags (nanomsg's come from $(CROSS_ROOT), below).
+CROSS_PKGS := libuv libprotobuf-c sqlite3 inih openblas libsodium
 CROSS_LIBDIR := /usr/lib/$(CROSS_TRIPLET)
 # Libraries install-deps.sh unpacked (not co-installable with the host's).
 DCCL_CROSS_ROOT ?= /opt/dccl-cross
@@ -251,7 +252,7 @@ cross:
 	@command -v $(CROSS_TRIPLET)-gcc >/dev/null || { echo "cross: $(CROSS_TRIPLET)-gcc missing; run: make cross-deps ARCH=$(ARCH)"; exit 2; }
 	@PKG_CONFIG_LIBDIR=$(CROSS_PC) $(MAKE) --no-print-directory \
 	    BUILD=$(CROSS_BUILD) BIN=$(CROSS_BIN) CC=$(CROSS_TRIPLET)-gcc \
-	    PKGS="$(filter-out nanomsg,$(CROSS_PKGS))" \
+	    PKGS="$(CROSS_PKGS)" \
 	    EXTRA_CFLAGS="-I$(CROSS_ROOT)/usr/include -DDCCL_NO_LIBSYSTEMD $(EXTRA_CFLAGS)" \
 	    LDLIBS="$(CROSS_LDLIBS)" CLOUDD_SRC="$(CROSS_CLOUDD_SRC)" \
 	    $(CROSS_BIN)/deviced $(CROSS_BIN)/dcctl $(CROSS_BIN)/dccl-embed
