@@ -44,10 +44,25 @@ OPTS="-o deviced.shards=$SHARDS -o deviced.devices=1 -o learn.seed=3
 start_deviced nat -o deviced.device-id=nat -o deviced.eval-dir="$T/eval-nat" $OPTS
 NPID=$DPID
 log "arm64 deviced under qemu-aarch64"
+# The arm64 build speaks sd_notify without libsystemd (shared/notify.c):
+# a datagram listener stands in for systemd.
+python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+open(sys.argv[2], "w").close()
+while True:
+    m = s.recv(4096)
+    with open(sys.argv[2], "a") as f:
+        f.write(m.decode() + "\n")
+' "$T/notify.sock" "$T/notify.out" &
+PIDS="$PIDS $!"
+wait_for "[ -e '$T/notify.out' ]" 100 0.1 || die "no notify listener"
 # Not through xrun: $! must be qemu's pid (the emulated deviced's), not a
 # subshell's, for the signals below.
 # shellcheck disable=SC2086
-qemu-aarch64 -E LD_LIBRARY_PATH="$XLIB" "$XBIN/deviced" -o deviced.cloud="$EP" -o deviced.cloud-pub="$PUB" \
+qemu-aarch64 -E LD_LIBRARY_PATH="$XLIB" -E NOTIFY_SOCKET="$T/notify.sock" \
+    "$XBIN/deviced" -o deviced.cloud="$EP" -o deviced.cloud-pub="$PUB" \
     -o deviced.data-dir="$T/dev" -o net.resend-ms=10000 \
     -o net.backoff-max-ms=1000 -o deviced.device-id=arm \
     -o deviced.eval-dir="$T/eval-arm" $OPTS >>"$T/arm.log" 2>&1 &
@@ -191,4 +206,7 @@ for p in "$APID" "$NPID"; do
 	rc=0; wait "$p" || rc=$?
 	[ $rc = 0 ] || die "deviced exit $rc"
 done
+grep -qx 'READY=1' "$T/notify.out" && grep -qx 'STOPPING=1' "$T/notify.out" ||
+    die "sd_notify: got '$(tr '\n' ' ' <"$T/notify.out")'"
+echo "sd_notify: $(tr '\n' ' ' <"$T/notify.out")"
 echo "arm64 OK"
