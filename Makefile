@@ -10,8 +10,8 @@
 #
 # Files are found by wildcard: shared/, shared/ml/ and shared/data/ are the
 # common library (plumbing, model numerics, samples), cloudd/*.c and
-# deviced/*.c are the daemons (their main() lives in cloudd.c, deviced.c and
-# dcctl.c), tests/unit/test_*.c are cmocka binaries, tests/bench/*.c are
+# deviced/*.c are the daemons (their main() lives in cloudd.c, dcctl.c and
+# deviced/main.c; deviced.c is in the device library, dccl_device.h), tests/unit/test_*.c are cmocka binaries, tests/bench/*.c are
 # benchmarks, scripts/tools/ holds the offline data and evaluation programs
 # (dccl-data, dccl-eval, dccl-ofa) and tests/tools/ the test client dccl-probe.
 
@@ -51,7 +51,7 @@ PB_H	:= $(PB_C:.c=.h)
 
 SHARED_SRC  := $(wildcard shared/*.c shared/ml/*.c shared/data/*.c)
 CLOUDD_SRC  := $(filter-out cloudd/cloudd.c cloudd/dcctl.c,$(wildcard cloudd/*.c))
-DEVICED_SRC := $(filter-out deviced/deviced.c,$(wildcard deviced/*.c))
+DEVICED_SRC := $(filter-out deviced/main.c,$(wildcard deviced/*.c))
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 BENCH_SRC   := $(wildcard tests/bench/*.c)
 TOOL_SRC    := $(wildcard scripts/tools/dccl-*.c tests/tools/dccl-*.c)
@@ -83,6 +83,7 @@ deps:
 # pkg-config flags are read after the packages exist.
 check: deps
 	@$(MAKE) --no-print-directory all tests
+	@$(MAKE) --no-print-directory cross-if-present
 	@$(MAKE) --no-print-directory test
 
 demo: deps
@@ -164,7 +165,7 @@ $(BIN)/dcctl: $(OBJ)/cloudd/dcctl.o $(LIBCLOUDD) $(LIBSHARED)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BIN)/deviced: $(OBJ)/deviced/deviced.o $(LIBDEVICED) $(LIBSHARED)
+$(BIN)/deviced: $(OBJ)/deviced/main.o $(LIBDEVICED) $(LIBSHARED)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -209,6 +210,83 @@ fuzz-bins: $(FUZZ_BIN)
 $(BIN)/fuzz_%: $(OBJ)/tests/fuzz/fuzz_%.o $(LIBS)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(LIBS) $(LDLIBS)
+
+# --- cross build for devices (make cross ARCH=arm64) ---------------------------
+# Builds deviced, dcctl and dccl-embed (the device library's example) for a
+# device architecture in build/$(ARCH)/bin with
+# Debian's cross compiler and the :$(ARCH) -dev packages (multiarch); install
+# them with "scripts/install-deps.sh --cross $(ARCH)" (make cross-deps).
+# Only the libraries the device side uses: no libpq, libmicrohttpd or
+# libsystemd (notify.c speaks the sd_notify protocol itself). CROSS_LINK:
+#   static       (default) libuv, protobuf-c, SQLite, inih and libsodium
+#                linked in; needs libnanomsg.so.5 (Debian ships no archive),
+#                libopenblas.so.0 and glibc
+#   static-blas  OpenBLAS linked in too (its Debian archive holds kernels for
+#                every ARM core: 11.4 MiB more); needs libnanomsg, glibc
+#   dynamic      every library shared (the smallest binary)
+# Sizes and the rest of the footprint: deviced/README.md.
+# make cross-check runs the emulated round (tests/integ/arm64.sh) under
+# qemu-user against a native cloudd.
+ARCH	?= arm64
+CROSS_TRIPLET_arm64 := aarch64-linux-gnu
+CROSS_TRIPLET := $(CROSS_TRIPLET_$(ARCH))
+CROSS_LINK ?= static
+CROSS_BUILD := build/$(ARCH)
+# Objects are shared; each link mode has its own bin/ (default: bin/).
+CROSS_BIN := $(CROSS_BUILD)/bin$(if $(filter-out static,$(CROSS_LINK)),-$(CROSS_LINK))
+CROSS_PC  := /usr/lib/$(CROSS_TRIPLET)/pkgconfig:/usr/share/pkgconfig
+# Their compiler flags (nanomsg's come from $(CROSS_ROOT), below).
+CROSS_PKGS := libuv libprotobuf-c sqlite3 inih openblas libsodium
+CROSS_LIBDIR := /usr/lib/$(CROSS_TRIPLET)
+# Libraries install-deps.sh unpacked (not co-installable with the host's).
+DCCL_CROSS_ROOT ?= /opt/dccl-cross
+CROSS_ROOT := $(DCCL_CROSS_ROOT)/$(ARCH)
+CROSS_RLIB := $(CROSS_ROOT)/usr/lib/$(CROSS_TRIPLET)
+# dcctl needs only its app-socket client from cloudd/ (the rest wants libpq).
+CROSS_CLOUDD_SRC := cloudd/dcctl_app.c
+CROSS_L := -L$(CROSS_RLIB) -L$(CROSS_LIBDIR) -L$(CROSS_LIBDIR)/openblas-pthread
+CROSS_A := -luv_a -lprotobuf-c -lsqlite3 -linih -lsodium
+CROSS_SO := -lnanomsg -lm -lpthread -ldl
+ifeq ($(CROSS_LINK),static)
+CROSS_LDLIBS := $(CROSS_L) -Wl,-Bstatic $(CROSS_A) -Wl,-Bdynamic -lopenblas $(CROSS_SO)
+else ifeq ($(CROSS_LINK),static-blas)
+CROSS_LDLIBS := $(CROSS_L) -Wl,-Bstatic $(CROSS_A) -lopenblas -Wl,-Bdynamic $(CROSS_SO)
+else ifeq ($(CROSS_LINK),dynamic)
+CROSS_LDLIBS := $(CROSS_L) -luv -lprotobuf-c -lsqlite3 -linih -lsodium -lopenblas $(CROSS_SO)
+else
+$(error CROSS_LINK must be static, static-blas or dynamic)
+endif
+
+.PHONY: cross cross-deps cross-check cross-if-present
+cross:
+	@[ -n "$(CROSS_TRIPLET)" ] || { echo "cross: unknown ARCH=$(ARCH) (known: arm64)"; exit 2; }
+	@command -v $(CROSS_TRIPLET)-gcc >/dev/null || { echo "cross: $(CROSS_TRIPLET)-gcc missing; run: make cross-deps ARCH=$(ARCH)"; exit 2; }
+	@PKG_CONFIG_LIBDIR=$(CROSS_PC) $(MAKE) --no-print-directory \
+	    BUILD=$(CROSS_BUILD) BIN=$(CROSS_BIN) CC=$(CROSS_TRIPLET)-gcc \
+	    PKGS="$(CROSS_PKGS)" \
+	    EXTRA_CFLAGS="-I$(CROSS_ROOT)/usr/include -DDCCL_NO_LIBSYSTEMD $(EXTRA_CFLAGS)" \
+	    LDLIBS="$(CROSS_LDLIBS)" CLOUDD_SRC="$(CROSS_CLOUDD_SRC)" \
+	    $(CROSS_BIN)/deviced $(CROSS_BIN)/dcctl $(CROSS_BIN)/dccl-embed
+	@$(CROSS_TRIPLET)-strip -o $(CROSS_BIN)/deviced.stripped $(CROSS_BIN)/deviced
+	@$(CROSS_TRIPLET)-strip -o $(CROSS_BIN)/dcctl.stripped $(CROSS_BIN)/dcctl
+	@echo "cross: $(CROSS_BIN)/deviced, dcctl ($(ARCH), $(CROSS_LINK)); needs:"
+	@$(CROSS_TRIPLET)-readelf -d $(CROSS_BIN)/deviced | sed -n 's/.*(NEEDED).*\[\(.*\)\]/  \1/p'
+
+# For make check: the arm64 build when its packages are installed (make
+# cross-deps), so that tests/integ/arm64.sh runs; without them it skips.
+cross-if-present:
+	@if sh scripts/install-deps.sh --cross arm64 --check; then \
+		$(MAKE) --no-print-directory cross ARCH=arm64; \
+	else echo "check: no arm64 cross packages (make cross-deps); arm64 test skips"; fi
+
+cross-deps:
+	@sh scripts/install-deps.sh --cross $(ARCH)
+
+cross-check: deps cross-deps
+	@$(MAKE) --no-print-directory all tests
+	@$(MAKE) --no-print-directory cross ARCH=$(ARCH)
+	@DCCL_BIN=$(BIN) DCCL_CROSS_BIN=$(CROSS_BUILD)/bin DCCL_TESTS=$(ARCH) \
+	    sh scripts/run-tests.sh
 
 clean:
 	rm -rf build bin

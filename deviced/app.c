@@ -44,6 +44,7 @@ struct app {
 	uint64_t	 trainings;	/* jobs finished */
 	int		 personalized;	/* d->serving is an adopted model */
 	uint64_t	 serving_version;	/* d->serving's cloud base */
+	int		 force;		/* app_retrain_now: a job is wanted */
 };
 
 /* Reply under construction: the envelope and storage for its body. */
@@ -231,8 +232,16 @@ app_retrain_due(struct device *d)
 	struct app *a = d->app;
 	int64_t every = d->dd->cf.retrain_every;
 
-	if (a == NULL || every <= 0 || a->since_train < (uint64_t)every ||
-	    d->model == NULL || d->version == 0 || d->dd->stopping)
+	if (a == NULL || d->model == NULL || d->version == 0 ||
+	    d->dd->stopping)
+		return 0;
+	if (a->force) {
+		a->force = 0;
+		log_info("APP-RETRAIN: device=%s asked for; re-running the "
+		    "learning job", d->id);
+		return 1;
+	}
+	if (every <= 0 || a->since_train < (uint64_t)every)
 		return 0;
 	log_info("APP-RETRAIN: device=%s %llu new local samples (of %zu); "
 	    "re-running the learning job", d->id,
@@ -525,56 +534,120 @@ reply(struct app *a, struct rctx *c, void *hdr)
 		    nn_strerror(nn_errno()));
 }
 
-static void
-app_recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
+/*
+ * Answers the packed request msg into c: the one dispatch of the socket and
+ * of app_request (the embeddable library). Returns the unpacked request,
+ * which the reply's strings point into (free after packing), or NULL.
+ */
+static Dccl__App__AppRequest *
+dispatch(struct app *a, const void *msg, size_t len, struct rctx *c)
 {
-	struct app *a = s->data;
 	struct device *d = a->d;
 	Dccl__App__AppRequest *q;
-	struct rctx c;
 
-	memset(&c, 0, sizeof(c));
-	dccl__app__app_reply__init(&c.r);
-	dccl__app__ranked__init(&c.rk);
-	dccl__app__app_status__init(&c.ss);
+	memset(c, 0, sizeof(*c));
+	dccl__app__app_reply__init(&c->r);
+	dccl__app__ranked__init(&c->rk);
+	dccl__app__app_status__init(&c->ss);
 	q = dccl__app__app_request__unpack(NULL, len, msg);
-	nn_freemsg(msg);
 	if (q == NULL)
-		fail(&c, DCCL__APP__APP_ERROR_CODE__E_BAD_REQUEST,
+		fail(c, DCCL__APP__APP_ERROR_CODE__E_BAD_REQUEST,
 		    "malformed request (%zu bytes)", len);
 	else {
-		c.r.request_id = q->request_id;
+		c->r.request_id = q->request_id;
 		if (q->version != APP_VERSION)
-			fail(&c, DCCL__APP__APP_ERROR_CODE__E_VERSION,
+			fail(c, DCCL__APP__APP_ERROR_CODE__E_VERSION,
 			    "app protocol version %u (this device speaks %d)",
 			    q->version, APP_VERSION);
 		else if (q->device_id[0] != '\0' &&
 		    strcmp(q->device_id, d->id) != 0)
-			fail(&c, DCCL__APP__APP_ERROR_CODE__E_NOT_FOUND,
+			fail(c, DCCL__APP__APP_ERROR_CODE__E_NOT_FOUND,
 			    "this socket serves device %s", d->id);
 		else if (d->dd->stopping)
-			fail(&c, DCCL__APP__APP_ERROR_CODE__E_SHUTTING_DOWN,
+			fail(c, DCCL__APP__APP_ERROR_CODE__E_SHUTTING_DOWN,
 			    "deviced is shutting down");
 		else if (q->body_case == DCCL__APP__APP_REQUEST__BODY_EVENT)
-			on_event(a, q->event, &c);
+			on_event(a, q->event, c);
 		else if (q->body_case == DCCL__APP__APP_REQUEST__BODY_RANK)
-			on_rank(a, q->rank, &c);
+			on_rank(a, q->rank, c);
 		else if (q->body_case == DCCL__APP__APP_REQUEST__BODY_STATUS)
-			on_status(a, &c);
+			on_status(a, c);
 		else
-			fail(&c, DCCL__APP__APP_ERROR_CODE__E_UNKNOWN_BODY,
+			fail(c, DCCL__APP__APP_ERROR_CODE__E_UNKNOWN_BODY,
 			    "request has no body");
 	}
-	if (c.r.body_case == DCCL__APP__APP_REPLY__BODY_ERROR)
+	if (c->r.body_case == DCCL__APP__APP_REPLY__BODY_ERROR)
 		log_warnx("APP-BADREQ: device=%s req=%llu %s: %s", d->id,
-		    (unsigned long long)c.r.request_id,
-		    code_name(c.err.code), c.msg);
-	reply(a, &c, hdr);
-	free(c.rk.items);
-	free(c.rk.scores);
-	free(c.rk.index);
+		    (unsigned long long)c->r.request_id,
+		    code_name(c->err.code), c->msg);
+	c->r.version = APP_VERSION;
+	c->r.device_id = d->id;
+	return q;
+}
+
+static void
+rctx_fini(struct rctx *c, Dccl__App__AppRequest *q)
+{
+	free(c->rk.items);
+	free(c->rk.scores);
+	free(c->rk.index);
 	if (q != NULL)
 		dccl__app__app_request__free_unpacked(q, NULL);
+}
+
+int
+app_request(struct device *d, const void *req, size_t len, void **rep,
+    size_t *rep_len)
+{
+	Dccl__App__AppRequest *q;
+	struct rctx c;
+
+	*rep = NULL;
+	*rep_len = 0;
+	if (d->app == NULL)
+		return -ENOTCONN;
+	q = dispatch(d->app, req, len, &c);
+	*rep_len = dccl__app__app_reply__get_packed_size(&c.r);
+	*rep = xmalloc(*rep_len ? *rep_len : 1);
+	dccl__app__app_reply__pack(&c.r, *rep);
+	rctx_fini(&c, q);
+	return 0;
+}
+
+int
+app_attach(struct device *d)
+{
+	struct app *a;
+
+	if (d->app != NULL)
+		return 0;
+	a = xcalloc(1, sizeof(*a));
+	a->d = d;
+	dataset_init(&a->pending);
+	d->app = a;
+	return 0;
+}
+
+void
+app_retrain_now(struct device *d)
+{
+	if (d->app == NULL)
+		return;
+	d->app->force = 1;
+	device_poke(d);
+}
+
+static void
+app_recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
+{
+	struct app *a = s->data;
+	Dccl__App__AppRequest *q;
+	struct rctx c;
+
+	q = dispatch(a, msg, len, &c);
+	nn_freemsg(msg);
+	reply(a, &c, hdr);
+	rctx_fini(&c, q);
 }
 
 /* ---- socket lifecycle ----------------------------------------------------- */

@@ -88,4 +88,18 @@ void	app_job_done(struct device *d, int ok);
 /* 1 when enough new samples arrived to re-run the learning job. */
 int	app_retrain_due(struct device *d);
 
+/* --- in-process requests (deviced/dccl_device.c): loop thread only ------ */
+
+/* Gives d the app state without a socket (no-op if it has one). 0. */
+int	app_attach(struct device *d);
+/*
+ * Answers one packed AppRequest exactly as the socket would: *rep gets a
+ * packed AppReply (malloc'd, the caller frees it), errors included. 0, or
+ * -ENOTCONN without app state (app_open or app_attach).
+ */
+int	app_request(struct device *d, const void *req, size_t len, void **rep,
+	    size_t *rep_len);
+/* Asks for a learning job now; it starts when the device is next idle. */
+void	app_retrain_now(struct device *d);
+
 #endif

@@ -1,6 +1,8 @@
 /*
- * deviced: main, configuration, the shared SUB socket, signals, shutdown.
- * See deviced.h for the process model and device.c for the lifecycle.
+ * deviced: the daemon (deviced_main; main.c calls it), configuration, the
+ * shared SUB socket, signals, shutdown. See deviced.h for the process model
+ * and device.c for the lifecycle. The option table and deviced_conf_done
+ * are shared with the embeddable library (dccl_device.c).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -34,7 +36,7 @@ static const char *const auth_modes[] = { "off", "mac", "encrypt", NULL };
 
 /* deviced reads its configuration at start only (SIGHUP just says so), so
  * no option is marked reloadable. */
-static const struct conf_opt deviced_opts[] = {
+const struct conf_opt deviced_opts[] = {
 	CONF_STR("deviced.cloud", DV_OFF(cloud), "tcp://127.0.0.1:7400", 0,
 	    "cloud REP endpoints, comma-separated (requests spread over them)"),
 	CONF_STR("deviced.cloud-pub", DV_OFF(cloud_pub),
@@ -162,6 +164,17 @@ static const struct conf_opt deviced_opts[] = {
 	{ NULL }
 };
 
+int
+deviced_conf_done(struct deviced *dd)
+{
+	if (!wire_devid_valid(dd->cf.device_id)) {
+		fprintf(stderr, "deviced.device-id: 1..64 of [A-Za-z0-9._-]\n");
+		return -1;
+	}
+	dd->cf.compute_class = (char *)classes[dd->cf.compute_class_i];
+	return 0;
+}
+
 static void
 usage(FILE *f)
 {
@@ -265,7 +278,7 @@ list_shards(const char *dir, int *n)
 }
 
 int
-main(int argc, char **argv)
+deviced_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'f' },
@@ -316,16 +329,13 @@ main(int argc, char **argv)
 	if (ndev != NULL && conf_set(&dd->conf, "deviced.devices", ndev,
 	    CONF_SRC_FLAG, "--devices") != 0)
 		bad = 1;
-	if (!wire_devid_valid(dd->cf.device_id)) {
-		fprintf(stderr, "deviced.device-id: 1..64 of [A-Za-z0-9._-]\n");
+	if (deviced_conf_done(dd) != 0)
 		bad = 1;
-	}
 	if (bad) {
 		fprintf(stderr, "deviced: configuration has errors\n");
 		rc = 1;
 		goto early;
 	}
-	dd->cf.compute_class = (char *)classes[dd->cf.compute_class_i];
 	if (print)
 		conf_print(&dd->conf, stdout);
 	if (check)

@@ -152,6 +152,14 @@ struct deviced {
 	int			 closed;
 };
 
+/* deviced.c: the options (deviced.*, device.*, net.*, auth.*, dp.*,
+ * learn.*), the check that completes them once loaded (0, or -1 with the
+ * reason on stderr), and the daemon's main (main.c). */
+struct conf_opt;
+extern const struct conf_opt deviced_opts[];
+int	deviced_conf_done(struct deviced *dd);
+int	deviced_main(int argc, char **argv);
+
 /* device.c */
 int	device_init(struct deviced *dd, struct device *d, const char *id,
 	    uint32_t user, const char *local_csv, const char *test_csv);

@@ -13,9 +13,48 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <systemd/sd-daemon.h>
-
 #include "shared/notify.h"
+
+#ifndef DCCL_NO_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+#else
+/*
+ * Builds for devices (make cross) have no libsystemd: Debian ships no static
+ * one and phones run no systemd. The protocol is one datagram to the unix
+ * socket named by NOTIFY_SOCKET ("@" = abstract), as sd_notify(3) documents.
+ */
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static int
+sd_notify(int unset_environment, const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t n;
+	int fd, rc = 1;
+
+	(void)unset_environment;
+	if (path == NULL || path[0] == '\0')
+		return 0;
+	if ((n = strlen(path)) >= sizeof(sa.sun_path) ||
+	    (path[0] != '/' && path[0] != '@'))
+		return -EINVAL;
+	memcpy(sa.sun_path, path, n);
+	if (path[0] == '@')
+		sa.sun_path[0] = '\0';
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+		return -errno;
+	if (sendto(fd, state, strlen(state), MSG_NOSIGNAL,
+	    (struct sockaddr *)&sa, offsetof(struct sockaddr_un, sun_path) + n)
+	    < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+#endif
 
 #define NOTIFY_STATUS_MAX 256
 
