@@ -64,6 +64,7 @@ struct cloudd_conf {
 	/* MoMoDistill (distill.c) */
 	double	 distill_lambda, distill_decay, distill_lr;
 	int	 distill_stale;		/* DISTILL_STALE_* */
+	int	 distill_freeze_users;	/* distill_fit's FREEZE_USERS */
 	int64_t	 distill_min_patches;	/* 0 = no automatic runs */
 	int64_t	 distill_window_s, distill_max_age, distill_epochs;
 	/* Forward-OFA (ofa_train.c) */

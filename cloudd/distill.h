@@ -34,7 +34,11 @@ struct distill_opts {
 	int	 stale;		/* DISTILL_STALE_* */
 	double	 decay;		/* decay: weight factor per version of age */
 	int64_t	 max_age;	/* decay: older patches are dropped */
+	int	 freeze_users;	/* distill_fit: DISTILL_FIT_FREEZE_USERS */
 };
+
+/* distill_fit flags */
+#define DISTILL_FIT_FREEZE_USERS 0x1	/* student's emb_user and m rows fixed */
 
 /* One user's teacher: patch p[patch] on base version base. */
 struct distill_pick {
@@ -80,14 +84,17 @@ struct distill_stats {
  * validation logloss of ds->s[vai[0..nva)], as in training: the best of
  * the initial params and epochs 1..o->epochs is kept (best_epoch 0 means
  * the distilled model did not beat the current one on validation and the
- * new version carries the current weights).
+ * new version carries the current weights). With DISTILL_FIT_FREEZE_USERS
+ * in flags the student's per-user rows (emb_user, the m tables) are put
+ * back after every step, so what the teachers know has to enter the shared
+ * parameters (embeddings of items, genres, time, the MLP, U and V).
  * Worker thread; touches only its arguments. Returns 0, -EINVAL,
  * -ECANCELED or -ERANGE (see ctr_train).
  */
 int	 distill_fit(struct ctr *student, const struct dataset *ds,
 	    const uint32_t *tri, size_t ntr, const uint32_t *vai, size_t nva,
 	    struct ctr *const *teachers, const struct distill_pick *picks,
-	    size_t npicks, const struct ctr_train_opts *o,
+	    size_t npicks, const struct ctr_train_opts *o, int flags,
 	    struct distill_stats *st);
 
 /*

@@ -198,7 +198,7 @@ test_distill_picks_up_device_signal(void **state)
 	struct store_patch p[N_EFFECT];
 	struct distill_pick *pk = NULL;
 	struct distill_counts c;
-	struct distill_opts dopt = { 3.0, DISTILL_STALE_DECAY, 0.5, 3 };
+	struct distill_opts dopt = { 3.0, DISTILL_STALE_DECAY, 0.5, 3, 0 };
 	struct distill_stats st, st0;
 	struct ctr_train_opts o;
 	uint32_t *tri, *vai;
@@ -246,7 +246,7 @@ test_distill_picks_up_device_signal(void **state)
 	 */
 	student = ctr_clone(base);
 	assert_int_equal(distill_fit(student, &pool, tri, ntr, vai, nva,
-	    &teacher, pk, npk, &o, &st), 0);
+	    &teacher, pk, npk, &o, 0, &st), 0);
 	assert_int_equal(st.n_soft, N_EFFECT * 36);
 	if (st.best_epoch == 0)
 		assert_memory_equal(ctr_params(student), ctr_params(base),
@@ -257,14 +257,14 @@ test_distill_picks_up_device_signal(void **state)
 	/* Without a validation slice: the fixed epochs, as trained. */
 	student = ctr_clone(base);
 	assert_int_equal(distill_fit(student, &pool, tri, ntr, NULL, 0,
-	    &teacher, pk, npk, &o, &st), 0);
+	    &teacher, pk, npk, &o, 0, &st), 0);
 	assert_int_equal(st.best_epoch, o.epochs);
 	/* Control: the same training with lambda = 0. */
 	for (size_t i = 0; i < npk; i++)
 		pk[i].weight = 0;
 	control = ctr_clone(base);
 	assert_int_equal(distill_fit(control, &pool, tri, ntr, NULL, 0,
-	    &teacher, pk, npk, &o, &st0), 0);
+	    &teacher, pk, npk, &o, 0, &st0), 0);
 	assert_int_equal(st0.n_soft, 0);
 	before = effect_loss(base, &test);
 	after = effect_loss(student, &test);
@@ -274,6 +274,38 @@ test_distill_picks_up_device_signal(void **state)
 	    effect_loss(teacher, &test));
 	assert_true(after < before - 0.02);
 	assert_true(after < after0 - 0.02);
+	/*
+	 * Frozen per-user rows: the student's user embedding and m tables
+	 * come out bit-identical, the shared parameters move, and the soft
+	 * set is the same.
+	 */
+	for (size_t i = 0; i < npk; i++)
+		pk[i].weight = 3.0f;
+	{
+		struct ctr *fz = ctr_clone(base);
+		struct distill_stats sf;
+		int moved = 0;
+
+		assert_int_equal(distill_fit(fz, &pool, tri, ntr, NULL, 0,
+		    &teacher, pk, npk, &o, DISTILL_FIT_FREEZE_USERS, &sf), 0);
+		assert_int_equal(sf.n_soft, st.n_soft);
+		assert_int_equal(sf.best_epoch, o.epochs);
+		for (int i = 0; i < ctr_num_tensors(base); i++) {
+			const struct ctr_tensor *a = ctr_tensor_at(base, i);
+			const struct ctr_tensor *b = ctr_tensor_at(fz, i);
+			int same = memcmp(a->data, b->data,
+			    a->n * sizeof(float)) == 0;
+			if (a->kind == CTR_T_PATCH_M ||
+			    strcmp(a->name, "emb_user") == 0)
+				assert_true(same);
+			else if (!same)
+				moved++;
+		}
+		assert_true(moved >= 4);
+		print_message("frozen per-user rows: effect users' test "
+		    "logloss %.4f\n", effect_loss(fz, &test));
+		ctr_free(fz);
+	}
 	/* Users without patches stay near the pool rule. */
 	{
 		uint32_t *o_idx = calloc(test.n, sizeof(*o_idx));
@@ -342,7 +374,7 @@ static void
 test_stale_decay(void **state)
 {
 	struct store_patch p[9];
-	struct distill_opts o = { 2.0, DISTILL_STALE_DECAY, 0.5, 3 };
+	struct distill_opts o = { 2.0, DISTILL_STALE_DECAY, 0.5, 3, 0 };
 	struct distill_pick *pk = NULL;
 	struct distill_counts c;
 	size_t n = 0;
@@ -374,7 +406,7 @@ static void
 test_stale_drop(void **state)
 {
 	struct store_patch p[9];
-	struct distill_opts o = { 2.0, DISTILL_STALE_DROP, 0.5, 3 };
+	struct distill_opts o = { 2.0, DISTILL_STALE_DROP, 0.5, 3, 0 };
 	struct distill_pick *pk = NULL;
 	struct distill_counts c;
 	size_t n = 0;
