@@ -98,6 +98,11 @@ eval: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/eval.sh ../shared/data/ml-latest-small
 
+# The cloud side: MoMoDistill and its controls (scripts/eval-cloud.sh).
+eval-cloud: deps
+	@$(MAKE) --no-print-directory all
+	@sh scripts/eval-cloud.sh ../shared/data/ml-latest-small
+
 eval-dp: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/eval-dp.sh ../shared/data/ml-latest-small

@@ -1,0 +1,185 @@
+#!/bin/sh
+# eval-cloud.sh [DATA]: the cloud-side evaluation (`make eval-cloud`).
+# MoMoDistill against its controls on a rolling time split, three seeds,
+# on DATA (default ../shared/data/ml-latest-small) and on a synthetic
+# drift set (943 users; the drift starts at the devices' slices), with
+# bin/dccl-distill (scripts/tools/dccl-distill.c says what each arm is).
+# Per data set and round: the choice of distill.freeze-users on the
+# devices' validation slices (a procedure, below), the test table against
+# the lambda = 0 control and against self-distillation, the long tail (the
+# 20 % of device users with the fewest pool samples) with its own paired
+# intervals, and a plot of GAUC by round. Output: OUTDIR (default
+# out/cloud) cloud.md, <set>-*.md/csv, cloud.svg.
+# SEEDS (default "1 2 3"), SYNTH_USERS (943; 0 = skip the synthetic set),
+# EVAL_CLOUD_OUT = OUTDIR.
+set -eu
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${DCCL_BIN:-$ROOT/bin}
+DATA=${1:-$ROOT/../shared/data/ml-latest-small}
+OUT=${EVAL_CLOUD_OUT:-$ROOT/out/cloud}
+SEEDS=${SEEDS:-1 2 3}
+SYNTH_USERS=${SYNTH_USERS:-943}
+export OPENBLAS_NUM_THREADS=1
+t0=$(date +%s)
+mkdir -p "$OUT"
+ARMS=v1,self,distill,distill-frz,conv-v1,conv-lam0,conv-distill,conv-distill-frz
+
+# Metric of a method row in a dccl-eval CSV: csv_get FILE METHOD COLUMN.
+csv_get() {
+	awk -F, -v m="$2" -v c="$3" 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+	    $1 == m { print $(col[c]) }' "$1"
+}
+
+# dirs SET WHAT ROUND: the seeds' prediction directories, comma-separated.
+dirs() {
+	d=""
+	for s in $SEEDS; do d="$d${d:+,}$OUT/$1/seed$s/$2/r$3"; done
+	echo "$d"
+}
+
+sets="ml"
+[ "$SYNTH_USERS" -gt 0 ] && sets="ml synth"
+{
+echo "## Cloud-side learning: MoMoDistill with controls"
+echo
+echo "Rolling time split 0.7 / 0.1 / 0.1 / 0.1: the pool (cloud) holds each"
+echo "user's first 70 %; in round r every device holds slice S_r, trains its"
+echo "MetaPatch on S_r and the cloud distils; the new cloud model is scored on"
+echo "S_{r+1}. Seeds: $SEEDS (model init and shuffling; the data are fixed)."
+echo "Δ = paired per-user bootstrap 95 % interval, * = excludes 0."
+} >"$OUT/cloud.md"
+
+for set in $sets; do
+	for s in $SEEDS; do
+		if [ "$set" = ml ]; then
+			"$BIN/dccl-distill" "$DATA" "$OUT/$set/seed$s" --seed "$s" \
+			    2>"$OUT/$set-seed$s.log" || { tail "$OUT/$set-seed$s.log"; exit 1; }
+		else
+			"$BIN/dccl-distill" synth "$OUT/$set/seed$s" --seed "$s" \
+			    --synth "$SYNTH_USERS" 2>"$OUT/$set-seed$s.log" ||
+			    { tail "$OUT/$set-seed$s.log"; exit 1; }
+		fi
+		echo "eval-cloud: $set seed $s done ($(( $(date +%s) - t0 )) s)"
+	done
+	first=$(echo $SEEDS | cut -d' ' -f1)
+	counts=$OUT/$set/seed$first/counts
+	nrounds=$(ls -d "$OUT/$set/seed$first/test"/r* | wc -l)
+	# The long tail: the 20 % of devices with the fewest pool samples.
+	n=$(wc -l <"$counts")
+	sort -t, -k2,2n -k1,1n "$counts" | head -n $((n / 5)) | cut -d, -f1 >"$OUT/$set-tail"
+	name=ml-latest-small
+	[ "$set" = synth ] && name="synthetic drift ($SYNTH_USERS users)"
+	{
+	echo
+	echo "### $name"
+	echo
+	echo "Per-seed logs: $set-seed*.log. v1 and its converged twin:"
+	grep -h "v1 (patience" "$OUT"/$set-seed*.log | sed 's/^dccl-distill: /- /'
+	} >>"$OUT/cloud.md"
+	r=1
+	while [ $r -le "$nrounds" ]; do
+		# Selection on validation (round 1 decides): freeze the
+		# student's per-user rows iff distill-frz beats distill in GAUC
+		# on the devices' validation slices, pooled over the seeds.
+		"$BIN/dccl-eval" --task ctr --seeds-dirs "$(dirs $set val $r)" \
+		    --out "$OUT" --name "$set-val-r$r" --baseline distill \
+		    --methods distill-frz,lam0,self --user-counts "$counts" >/dev/null
+		dv=$(csv_get "$OUT/$set-val-r$r.csv" distill-frz d_gauc)
+		if [ $r = 1 ]; then
+			pick=$(awk -v d="$dv" 'BEGIN { print (d + 0 > 0) ? "yes" : "no" }')
+			echo "$set: distill.freeze-users chosen on validation: $pick (ΔGAUC frozen - unfrozen $dv)" >"$OUT/$set-selection"
+		fi
+		for b in lam0 self; do
+			"$BIN/dccl-eval" --task ctr --seeds-dirs "$(dirs $set test $r)" \
+			    --out "$OUT" --name "$set-r$r-vs-$b" --baseline $b \
+			    --methods $(echo "lam0,$ARMS" | sed "s/\(^\|,\)$b\(,\|$\)/\1/; s/,,/,/; s/,$//") \
+			    --user-counts "$counts" >/dev/null
+		done
+		# The long tail alone, for its own intervals.
+		td=""
+		for s in $SEEDS; do
+			d=$OUT/$set/tail$s/r$r
+			mkdir -p "$d"
+			awk -F, 'NR == FNR { t[$1] = 1; next } ($2 in t)' "$OUT/$set-tail" \
+			    "$OUT/$set/seed$s/test/r$r/preds.csv" >"$d/preds.csv"
+			td="$td${td:+,}$d"
+		done
+		"$BIN/dccl-eval" --task ctr --seeds-dirs "$td" --out "$OUT" \
+		    --name "$set-r$r-tail" --baseline lam0 --methods "$ARMS" >/dev/null
+		{
+		echo
+		echo "#### Round $r: cloud model after round $r, tested on S_$((r + 1))"
+		echo
+		echo "Against the λ = 0 control (the same distillation epochs and early stopping):"
+		echo
+		sed -n '/^|/p' "$OUT/$set-r$r-vs-lam0.md"
+		echo
+		echo "Against self-distillation (the same soft copies, teachers without patches):"
+		echo
+		sed -n '/^|/p' "$OUT/$set-r$r-vs-self.md" | grep -v "^| \(v1\|conv-v1\|conv-lam0\) "
+		echo
+		echo "Long tail only ($(wc -l <"$OUT/$set-tail") users with the fewest pool samples), against λ = 0:"
+		echo
+		sed -n '/^|/p' "$OUT/$set-r$r-tail.md"
+		} >>"$OUT/cloud.md"
+		r=$((r + 1))
+	done
+	{ echo; cat "$OUT/$set-selection"; } >>"$OUT/cloud.md"
+done
+
+# The plot: GAUC by round, per arm and data set, drawn here.
+for set in $sets; do
+	for f in "$OUT/$set"-r*-vs-lam0.csv; do
+		r=$(basename "$f" | sed 's/.*-r\([0-9]*\)-vs-lam0.csv/\1/')
+		awk -F, -v set="$set" -v r="$r" 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+		    { print set "," r "," $1 "," $(c["gauc"]) }' "$f"
+	done
+done | sort -t, -k1,1 -k3,3 -k2,2n >"$OUT/gauc.csv"
+awk -F, '
+{ k = $1 SUBSEP $3; if (!(k in seen)) { seen[k] = 1; ord[++nk] = k; setof[k] = $1; armof[k] = $3 }
+  g[k, $2] = $4; if ($2 > R) R = $2
+  if (!($1 in lo) || $4 < lo[$1]) lo[$1] = $4; if (!($1 in hi) || $4 > hi[$1]) hi[$1] = $4
+  if (!($1 in sidx)) { sidx[$1] = ++ns; sname[ns] = $1 } }
+END {
+	W = 900; PH = 300; L = 70; Rm = 190; T = 40; B = 40
+	H = T + ns * (PH + B) + 10
+	printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H
+	printf "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", W, H
+	printf "<text x=\"%d\" y=\"22\" font-size=\"14\">MoMoDistill and controls: cloud GAUC on the next slice, by round (mean of seeds)</text>\n", L
+	split("#7f7f7f,#1f77b4,#ff7f0e,#2ca02c,#d62728,#9467bd,#8c564b,#e377c2,#17becf", col, ",")
+	pw = W - L - Rm
+	for (s = 1; s <= ns; s++) {
+		st = sname[s]; y0 = T + (s - 1) * (PH + B)
+		pad = (hi[st] - lo[st]) * 0.1 + 0.001; a = lo[st] - pad; b = hi[st] + pad
+		printf "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#444\"/>\n", L, y0, pw, PH
+		printf "<text x=\"%d\" y=\"%d\">%s</text>\n", L + 5, y0 + 15, st
+		for (t = 0; t <= 4; t++) {
+			v = a + (b - a) * t / 4; y = y0 + PH - PH * t / 4
+			printf "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.4f</text>\n", L - 6, y + 4, v
+			printf "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>\n", L, L + pw, y, y
+		}
+		for (r = 1; r <= R; r++) {
+			x = L + (R > 1 ? pw * (r - 1) / (R - 1) : pw / 2)
+			printf "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">round %d</text>\n", x, y0 + PH + 15, r
+		}
+		n = 0
+		for (i = 1; i <= nk; i++) {
+			k = ord[i]; if (setof[k] != st) continue
+			n++; pts = ""
+			for (r = 1; r <= R; r++) {
+				if (!((k, r) in g)) continue
+				x = L + (R > 1 ? pw * (r - 1) / (R - 1) : pw / 2)
+				y = y0 + PH - PH * (g[k, r] - a) / (b - a)
+				pts = pts sprintf("%.1f,%.1f ", x, y)
+				printf "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", x, y, col[(n - 1) % 9 + 1]
+			}
+			printf "<polyline points=\"%s\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s/>\n", pts, col[(n - 1) % 9 + 1], armof[k] ~ /^conv/ ? " stroke-dasharray=\"5,3\"" : ""
+			printf "<line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\"/>\n", L + pw + 10, L + pw + 30, y0 + 14 * n, y0 + 14 * n, col[(n - 1) % 9 + 1]
+			printf "<text x=\"%d\" y=\"%d\">%s</text>\n", L + pw + 35, y0 + 4 + 14 * n, armof[k]
+		}
+	}
+	print "</svg>"
+}' "$OUT/gauc.csv" >"$OUT/cloud.svg"
+cat "$OUT/cloud.md"
+echo
+echo "eval-cloud: $(( $(date +%s) - t0 )) s; $OUT/cloud.md, cloud.svg, gauc.csv"
