@@ -483,9 +483,10 @@ step_fit(void *arg, const struct dataset *ds, const uint32_t *tri,
 	o.stop = stop;
 	o.progress = progress;
 	log_info("DISTILL: %zu users' patches (%zu teacher model(s)), lambda "
-	    "%.3g, %zu train / %zu val pool samples, %d epochs",
-	    dj->n_picks - dj->n_bad - dj->n_gone, (size_t)nt, dj->o.lambda,
-	    ntr, nva, o.epochs);
+	    "%.3g, %zu train / %zu val pool samples, %d epochs, per-user rows "
+	    "%s", dj->n_picks - dj->n_bad - dj->n_gone, (size_t)nt,
+	    dj->o.lambda, ntr, nva, o.epochs, dj->o.freeze_users ? "frozen" :
+	    "trained");
 	rc = distill_fit(student, ds, tri, ntr, vai, nva, teach, dj->picks,
 	    dj->n_picks, &o, dj->o.freeze_users ? DISTILL_FIT_FREEZE_USERS : 0,
 	    &dj->st);

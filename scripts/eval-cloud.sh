@@ -8,8 +8,12 @@
 # devices' validation slices (a procedure, below), the test table against
 # the lambda = 0 control and against self-distillation, the long tail (the
 # 20 % of device users with the fewest pool samples) with its own paired
-# intervals, and a plot of GAUC by round. Output: OUTDIR (default
-# out/cloud) cloud.md, <set>-*.md/csv, cloud.svg.
+# intervals, and a plot of GAUC by round. Then Forward-OFA against its own
+# static backbone (bin/dccl-ofa on a `dccl-data split` of DATA, three
+# seeds): GAUC and FLOPs per prediction of every budget, with z per device
+# and per impression, pooled over the seeds by bin/dccl-eval, and a plot of
+# GAUC against FLOPs. Output: OUTDIR (default out/cloud) cloud.md,
+# <set>-*.md/csv, ofa.md/csv, cloud.svg, ofa.svg.
 # SEEDS (default "1 2 3"), SYNTH_USERS (943; 0 = skip the synthetic set),
 # EVAL_CLOUD_OUT = OUTDIR; EVAL_CLOUD_REUSE=1 tabulates the runs already
 # in OUTDIR instead of running them again.
@@ -136,6 +140,74 @@ for set in $sets; do
 	{ echo; cat "$OUT/$set-selection"; } >>"$OUT/cloud.md"
 done
 
+# ---- Forward-OFA against its own static backbone ----
+mkdir -p "$OUT/ofa"
+[ -f "$OUT/ofa/split/pool.csv" ] || "$BIN/dccl-data" split "$DATA" "$OUT/ofa/split" >/dev/null
+od=""
+for s in $SEEDS; do
+	if [ "${EVAL_CLOUD_REUSE:-0}" != 1 ] || [ ! -f "$OUT/ofa/seed$s/ofa.csv" ]; then
+		mkdir -p "$OUT/ofa/seed$s"
+		"$BIN/dccl-ofa" "$OUT/ofa/split" --seed "$s" --preds "$OUT/ofa/seed$s" \
+		    >"$OUT/ofa-seed$s.log" 2>&1 || { tail "$OUT/ofa-seed$s.log"; exit 1; }
+	fi
+	od="$od${od:+,}$OUT/ofa/seed$s"
+	echo "eval-cloud: ofa seed $s done ($(( $(date +%s) - t0 )) s)"
+done
+"$BIN/dccl-eval" --task ctr --seeds-dirs "$od" --out "$OUT" --name ofa \
+    --baseline static --methods ofa-low,ofa-mid,ofa-high,ofa-imp-low,ofa-imp-mid,ofa-sample,cloud,naive-ft \
+    >/dev/null
+{
+echo
+echo "## Forward-OFA against its own static backbone ($(basename "$DATA"))"
+echo
+echo "static = the same backbone trained alone (every block, no controller, no"
+echo "mapper); ofa-C = z from the device's last behaviour, one structure and"
+echo "parameter set per device for the whole test window; ofa-imp-C and"
+echo "ofa-sample (high) = z recomputed for every impression, as in training,"
+echo "the controller and the mapper run per prediction (counted in FLOPs)."
+echo "Seeds: $SEEDS; Δ against static."
+echo
+sed -n '/^|/p' "$OUT/ofa.md"
+echo
+echo "Per seed: the models' validation and the structures the controller chose:"
+echo
+for s in $SEEDS; do
+	echo "- seed $s: $(grep -h '^OFA:\|^static backbone:' "$OUT/ofa-seed$s.log" | tr '\n' ' ')"
+	echo "  $(grep -h '^structures' "$OUT/ofa-seed$s.log")"
+done
+} >>"$OUT/cloud.md"
+# GAUC against FLOPs (mean over seeds; FLOPs from the .extra files).
+awk -F, 'FNR == 1 && FILENAME ~ /ofa.csv$/ { for (i = 1; i <= NF; i++) c[$i] = i; next }
+    FILENAME ~ /ofa.csv$/ { g[$1] = $(c["gauc"]); next }
+    $2 == "flops" { f[$1] += $3; nf[$1]++ }
+    END { for (m in g) if (nf[m]) print m "," g[m] "," f[m] / nf[m] }' \
+    "$OUT/ofa.csv" "$OUT"/ofa/seed*/ofa.extra | sort >"$OUT/ofa-flops.csv"
+awk -F, '
+{ n++; m[n] = $1; g[n] = $2; f[n] = $3
+  if (n == 1 || $2 < lo) lo = $2; if (n == 1 || $2 > hi) hi = $2; if ($3 > fx) fx = $3 }
+END {
+	W = 720; H = 420; L = 80; R = 30; T = 40; B = 50; pw = W - L - R; ph = H - T - B
+	pad = (hi - lo) * 0.15 + 0.0005; lo -= pad; hi += pad; fx *= 1.1
+	printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H
+	printf "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", W, H
+	printf "<text x=\"%d\" y=\"22\" font-size=\"14\">Forward-OFA: GAUC against FLOPs per prediction (mean of seeds)</text>\n", L
+	printf "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#444\"/>\n", L, T, pw, ph
+	for (t = 0; t <= 4; t++) {
+		v = lo + (hi - lo) * t / 4; y = T + ph - ph * t / 4
+		printf "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.4f</text>\n", L - 6, y + 4, v
+		v = fx * t / 4; x = L + pw * t / 4
+		printf "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%.0fk</text>\n", x, T + ph + 16, v / 1000
+	}
+	printf "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">FLOPs per prediction</text>\n", L + pw / 2, H - 10
+	for (i = 1; i <= n; i++) {
+		x = L + pw * f[i] / fx; y = T + ph - ph * (g[i] - lo) / (hi - lo)
+		col = m[i] == "static" ? "#d62728" : m[i] ~ /^ofa-imp|^ofa-sample/ ? "#ff7f0e" : m[i] ~ /^ofa/ ? "#1f77b4" : "#7f7f7f"
+		printf "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n", x, y, col
+		printf "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", x + 6, y - 4, m[i]
+	}
+	print "</svg>"
+}' "$OUT/ofa-flops.csv" >"$OUT/ofa.svg"
+
 # The plot: GAUC by round, per arm and data set, drawn here.
 for set in $sets; do
 	for f in "$OUT/$set"-r*-vs-lam0.csv; do
@@ -191,4 +263,4 @@ END {
 }' "$OUT/gauc.csv" >"$OUT/cloud.svg"
 cat "$OUT/cloud.md"
 echo
-echo "eval-cloud: $(( $(date +%s) - t0 )) s; $OUT/cloud.md, cloud.svg, gauc.csv"
+echo "eval-cloud: $(( $(date +%s) - t0 )) s; $OUT/cloud.md, cloud.svg, ofa.svg"
