@@ -22,7 +22,8 @@
  * never mixed in silently: with distill.stale = drop they are not used;
  * with decay their teacher is their own base version plus the patch, and
  * their weight is lambda * decay^age, age = current - base in versions,
- * up to distill.max-age. Both counts are reported and logged.
+ * up to distill.max-age; poly weighs them lambda / (1 + age)^a instead
+ * (distill.poly-a). Both counts are reported and logged.
  */
 #include <errno.h>
 #include <math.h>
@@ -97,7 +98,8 @@ distill_select(const struct store_patch *p, size_t n, uint64_t current,
 		if (age == 0) {
 			c->fresh++;
 		} else if (o->stale == DISTILL_STALE_DROP ||
-		    age > (uint64_t)o->max_age || o->decay <= 0) {
+		    age > (uint64_t)o->max_age ||
+		    (o->stale == DISTILL_STALE_DECAY && o->decay <= 0)) {
 			c->stale_dropped++;
 			continue;
 		} else {
@@ -106,7 +108,9 @@ distill_select(const struct store_patch *p, size_t n, uint64_t current,
 		pk[nu].user = q->user_id;
 		pk[nu].base = q->base_version;
 		pk[nu].patch = ord[i];
-		pk[nu].weight = (float)(o->lambda * pow(o->decay, (double)age));
+		pk[nu].weight = (float)(o->stale == DISTILL_STALE_POLY ?
+		    o->lambda / pow(1.0 + (double)age, o->poly_a) :
+		    o->lambda * pow(o->decay, (double)age));
 		pk[nu].teacher = 0;
 		nu++;
 	}
@@ -585,6 +589,7 @@ opts_from(struct distill_opts *o, const struct cloudd_conf *cf)
 	o->decay = cf->distill_decay;
 	o->max_age = cf->distill_max_age;
 	o->freeze_users = cf->distill_freeze_users;
+	o->poly_a = cf->distill_poly_a;
 }
 
 static const struct train_step distill_step = {

@@ -27,7 +27,12 @@
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
 
-enum { DISTILL_STALE_DROP = 0, DISTILL_STALE_DECAY };
+/*
+ * Weight of a patch age versions old: drop (not used), decay (lambda *
+ * decay^age) or poly (lambda / (1 + age)^a, FedAsync's polynomial
+ * staleness function, a in [0, 1]); decay and poly drop beyond max_age.
+ */
+enum { DISTILL_STALE_DROP = 0, DISTILL_STALE_DECAY, DISTILL_STALE_POLY };
 
 struct distill_opts {
 	double	 lambda;	/* weight of the distillation term */
@@ -35,6 +40,7 @@ struct distill_opts {
 	double	 decay;		/* decay: weight factor per version of age */
 	int64_t	 max_age;	/* decay: older patches are dropped */
 	int	 freeze_users;	/* distill_fit: DISTILL_FIT_FREEZE_USERS */
+	double	 poly_a;	/* poly: the exponent a */
 };
 
 /* distill_fit flags */

@@ -198,7 +198,7 @@ test_distill_picks_up_device_signal(void **state)
 	struct store_patch p[N_EFFECT];
 	struct distill_pick *pk = NULL;
 	struct distill_counts c;
-	struct distill_opts dopt = { 3.0, DISTILL_STALE_DECAY, 0.5, 3, 0 };
+	struct distill_opts dopt = { 3.0, DISTILL_STALE_DECAY, 0.5, 3, 0, 0 };
 	struct distill_stats st, st0;
 	struct ctr_train_opts o;
 	uint32_t *tri, *vai;
@@ -374,7 +374,7 @@ static void
 test_stale_decay(void **state)
 {
 	struct store_patch p[9];
-	struct distill_opts o = { 2.0, DISTILL_STALE_DECAY, 0.5, 3, 0 };
+	struct distill_opts o = { 2.0, DISTILL_STALE_DECAY, 0.5, 3, 0, 0 };
 	struct distill_pick *pk = NULL;
 	struct distill_counts c;
 	size_t n = 0;
@@ -402,11 +402,41 @@ test_stale_decay(void **state)
 	free(pk);
 }
 
+/* Polynomial staleness: lambda / (1 + age)^a, max-age still applies. */
+static void
+test_stale_poly(void **state)
+{
+	struct store_patch p[9];
+	struct distill_opts o = { 2.0, DISTILL_STALE_POLY, 0.5, 3, 0, 0.5 };
+	struct distill_pick *pk = NULL;
+	struct distill_counts c;
+	size_t n = 0;
+
+	(void)state;
+	stale_fixture(p);
+	assert_int_equal(distill_select(p, 9, 5, &o, &pk, &n, &c), 0);
+	assert_int_equal(n, 4);
+	assert_int_equal(c.stale_used, 2);
+	assert_int_equal(c.stale_dropped, 1);
+	assert_float_equal(find(pk, n, 1)->weight, 2.0, 1e-6);
+	assert_float_equal(find(pk, n, 3)->weight, 2.0 / sqrt(3.0), 1e-6);
+	assert_float_equal(find(pk, n, 7)->weight, 2.0 / sqrt(2.0), 1e-6);
+	free(pk);
+	/* a = 0: stale patches weigh as fresh ones; decay 0 is irrelevant */
+	o.poly_a = 0;
+	o.decay = 0;
+	assert_int_equal(distill_select(p, 9, 5, &o, &pk, &n, &c), 0);
+	assert_int_equal(n, 4);
+	for (size_t i = 0; i < n; i++)
+		assert_float_equal(pk[i].weight, 2.0, 1e-6);
+	free(pk);
+}
+
 static void
 test_stale_drop(void **state)
 {
 	struct store_patch p[9];
-	struct distill_opts o = { 2.0, DISTILL_STALE_DROP, 0.5, 3, 0 };
+	struct distill_opts o = { 2.0, DISTILL_STALE_DROP, 0.5, 3, 0, 0 };
 	struct distill_pick *pk = NULL;
 	struct distill_counts c;
 	size_t n = 0;
@@ -479,6 +509,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_distill_picks_up_device_signal),
 		cmocka_unit_test(test_stale_decay),
+		cmocka_unit_test(test_stale_poly),
 		cmocka_unit_test(test_stale_drop),
 		cmocka_unit_test(test_bad_patch),
 	};
