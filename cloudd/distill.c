@@ -141,6 +141,34 @@ distill_apply_patch(struct ctr *teacher, const struct store_patch *p,
 	return rc;
 }
 
+int
+distill_patch_is_base(const struct ctr *teacher, const struct store_patch *p,
+    uint32_t user)
+{
+	Dccl__UploadPatch *up;
+	Dccl__Tensor **bt = NULL;
+	size_t nb = 0;
+	int same = 1;
+
+	up = dccl__upload_patch__unpack(NULL, p->size, p->blob);
+	if (up == NULL)
+		return -EINVAL;
+	if (ctr_io_patch_get(teacher, user, &bt, &nb) != 0 ||
+	    up->n_tensors != nb)
+		same = 0;
+	for (size_t i = 0; same && i < up->n_tensors; i++) {
+		const Dccl__Tensor *a = up->tensors[i], *b = NULL;
+		for (size_t k = 0; k < nb && b == NULL; k++)
+			if (strcmp(bt[k]->name, a->name) == 0)
+				b = bt[k];
+		same = b != NULL && a->n_data == b->n_data &&
+		    memcmp(a->data, b->data, a->n_data * sizeof(float)) == 0;
+	}
+	ctr_io_tensors_free(bt, nb);
+	dccl__upload_patch__free_unpacked(up, NULL);
+	return same;
+}
+
 /*
  * The per-user rows of the student: its user embedding and MetaPatch m
  * tables. With them trainable the cheapest fit to a teacher f_u is to copy
@@ -469,6 +497,13 @@ step_fit(void *arg, const struct dataset *ds, const uint32_t *tri,
 			tver[nt++] = pk->base;
 		}
 		pk->teacher = t;
+		if (pk->user < ctr_config(teach[t])->n_users &&
+		    distill_patch_is_base(teach[t], &dj->patches[pk->patch],
+		    pk->user) == 1) {
+			pk->weight = 0;
+			dj->n_same++;
+			continue;
+		}
 		if (pk->user >= ctr_config(teach[t])->n_users ||
 		    distill_apply_patch(teach[t], &dj->patches[pk->patch],
 		    pk->user) != 0) {
@@ -488,9 +523,9 @@ step_fit(void *arg, const struct dataset *ds, const uint32_t *tri,
 	o.progress = progress;
 	log_info("DISTILL: %zu users' patches (%zu teacher model(s)), lambda "
 	    "%.3g, %zu train / %zu val pool samples, %d epochs, per-user rows "
-	    "%s", dj->n_picks - dj->n_bad - dj->n_gone, (size_t)nt,
-	    dj->o.lambda, ntr, nva, o.epochs, dj->o.freeze_users ? "frozen" :
-	    "trained");
+	    "%s (%zu not adopted)", dj->n_picks - dj->n_bad - dj->n_gone -
+	    dj->n_same, (size_t)nt, dj->o.lambda, ntr, nva, o.epochs,
+	    dj->o.freeze_users ? "frozen" : "trained", dj->n_same);
 	rc = distill_fit(student, ds, tri, ntr, vai, nva, teach, dj->picks,
 	    dj->n_picks, &o, dj->o.freeze_users ? DISTILL_FIT_FREEZE_USERS : 0,
 	    &dj->st);
@@ -560,13 +595,15 @@ step_log(void *arg, uint64_t version)
 	const struct distill_job *dj = arg;
 
 	log_info("DISTILL: model v%llu from v%llu: %zu fresh + %zu stale "
-	    "patches used (%zu stale dropped, %zu unusable, %zu bases gone), "
+	    "patches used (%zu stale dropped, %zu unusable, %zu bases gone, "
+	    "%zu not adopted), "
 	    "%zu soft samples (mean target %.4f), val logloss %.4f -> %.4f "
 	    "(best epoch %d of %d), %.1f s", (unsigned long long)version,
 	    (unsigned long long)dj->base, dj->counts.fresh,
 	    dj->counts.stale_used, dj->counts.stale_dropped, dj->n_bad,
-	    dj->n_gone, dj->st.n_soft, dj->st.soft_mean, dj->st.val_before,
-	    dj->st.val_after, dj->st.best_epoch, dj->st.epochs, dj->seconds);
+	    dj->n_gone, dj->n_same, dj->st.n_soft, dj->st.soft_mean,
+	    dj->st.val_before, dj->st.val_after, dj->st.best_epoch,
+	    dj->st.epochs, dj->seconds);
 }
 
 /* Loop: the job ended (ok or not); frees dj. */

@@ -111,6 +111,16 @@ int	 distill_fit(struct ctr *student, const struct dataset *ds,
 int	 distill_apply_patch(struct ctr *teacher, const struct store_patch *p,
 	    uint32_t user);
 
+/*
+ * Whether the UploadPatch blob of p carries exactly teacher's current m
+ * rows of user: what a device uploads when its guard did not adopt the
+ * patch. Such a teacher equals the student, so it teaches nothing and
+ * only dilutes; the worker leaves it out. Returns 1, 0, or -EINVAL (not
+ * an UploadPatch). Any thread (reads teacher).
+ */
+int	 distill_patch_is_base(const struct ctr *teacher,
+	    const struct store_patch *p, uint32_t user);
+
 /* The job handed to train_queue(); created and freed on the loop. */
 struct distill_job {
 	struct store_patch	*patches;	/* n_patches, owned */
@@ -126,6 +136,7 @@ struct distill_job {
 	/* worker results */
 	struct distill_stats	 st;
 	size_t			 n_bad;		/* patches that did not apply */
+	size_t			 n_same;	/* not adopted: the base's rows */
 	size_t			 n_gone;	/* base model no longer stored */
 	double			 seconds;
 };

@@ -467,6 +467,50 @@ test_stale_drop(void **state)
 	assert_int_equal(n, 0);
 }
 
+/*
+ * A device whose guard did not adopt uploads the base's own m rows: that
+ * patch is recognised (teacher = student); a trained one is not.
+ */
+static void
+test_patch_is_base(void **state)
+{
+	struct dataset pool, dev;
+	struct ctr *base;
+	struct store_patch trained, same;
+	Dccl__UploadPatch up = DCCL__UPLOAD_PATCH__INIT;
+	Dccl__Tensor **t = NULL;
+	size_t nt = 0;
+
+	(void)state;
+	make_ds(&pool, 40, 0, 11);
+	make_ds(&dev, 40, 1, 12);
+	base = base_model(&pool);
+	device_patch(base, &dev, 0, 1, &trained);
+	assert_int_equal(ctr_io_patch_get(base, 0, &t, &nt), 0);
+	up.base_version = 1;
+	up.n_tensors = nt;
+	up.tensors = t;
+	up.kind = "metapatch";
+	memset(&same, 0, sizeof(same));
+	same.user_id = 0;
+	same.base_version = 1;
+	snprintf(same.kind, sizeof(same.kind), "metapatch");
+	same.size = dccl__upload_patch__get_packed_size(&up);
+	same.blob = malloc(same.size);
+	dccl__upload_patch__pack(&up, same.blob);
+	assert_int_equal(distill_patch_is_base(base, &same, 0), 1);
+	assert_int_equal(distill_patch_is_base(base, &trained, 0), 0);
+	/* not an UploadPatch */
+	memset(same.blob, 0xff, same.size);
+	assert_int_equal(distill_patch_is_base(base, &same, 0), -EINVAL);
+	ctr_io_tensors_free(t, nt);
+	free(same.blob);
+	free(trained.blob);
+	ctr_free(base);
+	free_ds(&pool);
+	free_ds(&dev);
+}
+
 /* A patch blob that is not an UploadPatch, or has the wrong shape. */
 static void
 test_bad_patch(void **state)
@@ -512,6 +556,7 @@ main(void)
 		cmocka_unit_test(test_stale_poly),
 		cmocka_unit_test(test_stale_drop),
 		cmocka_unit_test(test_bad_patch),
+		cmocka_unit_test(test_patch_is_base),
 	};
 
 	openblas_set_num_threads(1);
