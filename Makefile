@@ -98,7 +98,9 @@ eval: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/eval.sh ../shared/data/ml-latest-small
 
-# The cloud side: MoMoDistill and its controls (scripts/eval-cloud.sh).
+# The cloud side: MoMoDistill and its controls, Forward-OFA against its
+# backbone (scripts/eval-cloud.sh).
+.PHONY: eval-cloud
 eval-cloud: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/eval-cloud.sh ../shared/data/ml-latest-small
