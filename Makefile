@@ -110,6 +110,13 @@ eval: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/eval.sh ../shared/data/ml-latest-small
 
+# The cloud side: MoMoDistill and its controls, Forward-OFA against its
+# backbone (scripts/eval-cloud.sh).
+.PHONY: eval-cloud
+eval-cloud: deps
+	@$(MAKE) --no-print-directory all
+	@sh scripts/eval-cloud.sh ../shared/data/ml-latest-small
+
 eval-dp: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/eval-dp.sh ../shared/data/ml-latest-small

@@ -47,7 +47,7 @@ static const char *const log_levels[] = { "error", "warn", "info", "debug",
 static const char *const retr_kinds[] = { "auto", "exact", "ivf", NULL };
 static const char *const auth_modes[] = { "off", "mac", "encrypt", NULL };
 static const char *const norm_actions[] = { "reject", "clip", NULL };
-static const char *const stale_rules[] = { "drop", "decay", NULL };
+static const char *const stale_rules[] = { "drop", "decay", "poly", NULL };
 
 static const struct conf_opt cloudd_opts[] = {
 	CONF_STR("cloudd.listen", CD_OFF(listen), "tcp://127.0.0.1:7400", 0,
@@ -184,8 +184,11 @@ static const struct conf_opt cloudd_opts[] = {
 	    100000000, 1, "with min-patches > 0: also distill when the first "
 	    "patch on the current version is this old (0 = never)"),
 	CONF_ENUM("distill.stale", CD_OFF(distill_stale), "decay",
-	    stale_rules, 1, "patches on an older version: drop, or decay "
-	    "(teacher = their own base + patch, weight lambda * decay^age)"),
+	    stale_rules, 1, "patches on an older version: drop, decay "
+	    "(teacher = their own base + patch, weight lambda * decay^age) "
+	    "or poly (weight lambda / (1 + age)^poly-a)"),
+	CONF_DBL("distill.poly-a", CD_OFF(distill_poly_a), "0.5", 0, 1, 1,
+	    "poly: the staleness exponent a"),
 	CONF_DBL("distill.decay", CD_OFF(distill_decay), "0.5", 0, 1, 1,
 	    "decay: weight factor per version of age"),
 	CONF_INT("distill.max-age", CD_OFF(distill_max_age), "3", 0, 1000000,
@@ -194,6 +197,9 @@ static const struct conf_opt cloudd_opts[] = {
 	    "maximum distillation epochs (best on the validation slice)"),
 	CONF_DBL("distill.lr", CD_OFF(distill_lr), "0.0005", 1e-7, 10, 1,
 	    "distillation Adam learning rate (warm start from the model)"),
+	CONF_BOOL("distill.freeze-users", CD_OFF(distill_freeze_users), "no",
+	    1, "keep the student's per-user rows (user embedding, MetaPatch "
+	    "m) fixed, so device knowledge enters the shared parameters"),
 	CONF_BOOL("ofa.enable", CD_OFF(ofa_enable), "yes", 1,
 	    "Forward-OFA: after each training job, train the OFA model on "
 	    "the pool with the new model's embeddings and serve it"),

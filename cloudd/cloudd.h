@@ -65,8 +65,9 @@ struct cloudd_conf {
 	double	 patch_norm_factor;	/* x median of accepted, 0 = off */
 	int	 patch_clip;		/* 0 reject, 1 clip */
 	/* MoMoDistill (distill.c) */
-	double	 distill_lambda, distill_decay, distill_lr;
+	double	 distill_lambda, distill_decay, distill_lr, distill_poly_a;
 	int	 distill_stale;		/* DISTILL_STALE_* */
+	int	 distill_freeze_users;	/* distill_fit's FREEZE_USERS */
 	int64_t	 distill_min_patches;	/* 0 = no automatic runs */
 	int64_t	 distill_window_s, distill_max_age, distill_epochs;
 	/* Forward-OFA (ofa_train.c) */

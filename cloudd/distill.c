@@ -22,7 +22,8 @@
  * never mixed in silently: with distill.stale = drop they are not used;
  * with decay their teacher is their own base version plus the patch, and
  * their weight is lambda * decay^age, age = current - base in versions,
- * up to distill.max-age. Both counts are reported and logged.
+ * up to distill.max-age; poly weighs them lambda / (1 + age)^a instead
+ * (distill.poly-a). Both counts are reported and logged.
  */
 #include <errno.h>
 #include <math.h>
@@ -36,6 +37,7 @@
 #include "shared/clock.h"
 #include "shared/data/dataset.h"
 #include "shared/log.h"
+#include "shared/rng.h"
 #include "shared/xmalloc.h"
 
 /* ---- selection (pure) ----------------------------------------------------- */
@@ -96,7 +98,8 @@ distill_select(const struct store_patch *p, size_t n, uint64_t current,
 		if (age == 0) {
 			c->fresh++;
 		} else if (o->stale == DISTILL_STALE_DROP ||
-		    age > (uint64_t)o->max_age || o->decay <= 0) {
+		    age > (uint64_t)o->max_age ||
+		    (o->stale == DISTILL_STALE_DECAY && o->decay <= 0)) {
 			c->stale_dropped++;
 			continue;
 		} else {
@@ -105,7 +108,9 @@ distill_select(const struct store_patch *p, size_t n, uint64_t current,
 		pk[nu].user = q->user_id;
 		pk[nu].base = q->base_version;
 		pk[nu].patch = ord[i];
-		pk[nu].weight = (float)(o->lambda * pow(o->decay, (double)age));
+		pk[nu].weight = (float)(o->stale == DISTILL_STALE_POLY ?
+		    o->lambda / pow(1.0 + (double)age, o->poly_a) :
+		    o->lambda * pow(o->decay, (double)age));
 		pk[nu].teacher = 0;
 		nu++;
 	}
@@ -137,10 +142,129 @@ distill_apply_patch(struct ctr *teacher, const struct store_patch *p,
 }
 
 int
+distill_patch_is_base(const struct ctr *teacher, const struct store_patch *p,
+    uint32_t user)
+{
+	Dccl__UploadPatch *up;
+	Dccl__Tensor **bt = NULL;
+	size_t nb = 0;
+	int same = 1;
+
+	up = dccl__upload_patch__unpack(NULL, p->size, p->blob);
+	if (up == NULL)
+		return -EINVAL;
+	if (ctr_io_patch_get(teacher, user, &bt, &nb) != 0 ||
+	    up->n_tensors != nb)
+		same = 0;
+	for (size_t i = 0; same && i < up->n_tensors; i++) {
+		const Dccl__Tensor *a = up->tensors[i], *b = NULL;
+		for (size_t k = 0; k < nb && b == NULL; k++)
+			if (strcmp(bt[k]->name, a->name) == 0)
+				b = bt[k];
+		same = b != NULL && a->n_data == b->n_data &&
+		    memcmp(a->data, b->data, a->n_data * sizeof(float)) == 0;
+	}
+	ctr_io_tensors_free(bt, nb);
+	dccl__upload_patch__free_unpacked(up, NULL);
+	return same;
+}
+
+/*
+ * The per-user rows of the student: its user embedding and MetaPatch m
+ * tables. With them trainable the cheapest fit to a teacher f_u is to copy
+ * u's patch into the student's own m_u, and the shared parameters (which
+ * long-tail users would gain from) learn little; freezing them makes the
+ * device knowledge enter the shared ones.
+ */
+static int
+per_user(const struct ctr_tensor *t)
+{
+	return t->kind == CTR_T_PATCH_M || strcmp(t->name, "emb_user") == 0;
+}
+
+/*
+ * One epoch of ctr_train's loop (same shuffle for the same seed) on all
+ * tensors, with the per-user rows put back after every step, so that they
+ * neither move nor feed Adam-driven drift into later batches.
+ */
+static int
+epoch_frozen(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
+    size_t n, const float *w, const struct ctr_train_opts *o,
+    double *train_loss)
+{
+	struct rng rng;
+	uint32_t *perm;
+	float *wb, *keep;
+	size_t nkeep = 0, at;
+	double sum = 0;
+	int rc = 0;
+
+	for (int i = 0; i < ctr_num_tensors(m); i++)
+		if (per_user(ctr_tensor_at(m, i)))
+			nkeep += ctr_tensor_at(m, i)->n;
+	keep = xmalloc((nkeep + 1) * sizeof(*keep));
+	at = 0;
+	for (int i = 0; i < ctr_num_tensors(m); i++) {
+		const struct ctr_tensor *t = ctr_tensor_at(m, i);
+		if (per_user(t)) {
+			memcpy(keep + at, t->data, t->n * sizeof(float));
+			at += t->n;
+		}
+	}
+	perm = xmalloc(n * sizeof(*perm));
+	memcpy(perm, idx, n * sizeof(*perm));
+	wb = xmalloc((size_t)o->batch * sizeof(*wb));
+	rng_seed(&rng, o->seed);
+	for (size_t i = n - 1; n > 1 && i > 0; i--) {
+		uint32_t j = rng_below(&rng, (uint32_t)(i + 1)), tmp = perm[i];
+		perm[i] = perm[j];
+		perm[j] = tmp;
+	}
+	for (size_t i = 0; i < n; i += (size_t)o->batch) {
+		int B = (int)(n - i < (size_t)o->batch ? n - i :
+		    (size_t)o->batch);
+		double l;
+
+		if (o->stop != NULL && atomic_load(o->stop)) {
+			rc = -ECANCELED;
+			break;
+		}
+		for (int b = 0; b < B; b++)
+			wb[b] = w[perm[i + b]];
+		if ((rc = ctr_forward(m, ds, perm + i, B, NULL)) != 0)
+			break;
+		ctr_zero_grad(m);
+		ctr_backward(m, CTR_SEL_ALL, NULL, wb, NULL, &l);
+		if (!isfinite(l)) {
+			rc = -ERANGE;
+			break;
+		}
+		if ((rc = ctr_step(m, CTR_SEL_ALL, &o->opt)) != 0)
+			break;
+		at = 0;
+		for (int t = 0; t < ctr_num_tensors(m); t++) {
+			const struct ctr_tensor *x = ctr_tensor_at(m, t);
+			if (per_user(x)) {
+				memcpy(x->data, keep + at, x->n * sizeof(float));
+				at += x->n;
+			}
+		}
+		sum += l * B;
+	}
+	ctr_zero_grad(m);
+	*train_loss = sum / (double)n;
+	free(wb);
+	free(perm);
+	free(keep);
+	return rc;
+}
+
+int
 distill_fit(struct ctr *student, const struct dataset *ds,
     const uint32_t *tri, size_t ntr, const uint32_t *vai, size_t nva,
     struct ctr *const *teachers, const struct distill_pick *picks,
-    size_t npicks, const struct ctr_train_opts *o, struct distill_stats *st)
+    size_t npicks, const struct ctr_train_opts *o, int flags,
+    struct distill_stats *st)
 {
 	uint32_t nu = ds->n_users, *cnt, *off, *byu, *soft_of, *tidx;
 	int32_t *pick_of;
@@ -254,8 +378,13 @@ distill_fit(struct ctr *student, const struct dataset *ds,
 	for (int e = 1; e <= o->epochs; e++) {
 		struct ctr_train_stats ts;
 		eo.seed = o->seed + (uint64_t)e;
-		if ((rc = ctr_train(student, &mix, idx, ntr + n_soft, NULL, 0,
-		    &eo, &ts)) != 0)
+		if (flags & DISTILL_FIT_FREEZE_USERS)
+			rc = epoch_frozen(student, &mix, idx, ntr + n_soft, w,
+			    &eo, &ts.train_loss);
+		else
+			rc = ctr_train(student, &mix, idx, ntr + n_soft, NULL,
+			    0, &eo, &ts);
+		if (rc != 0)
 			break;
 		st->epochs = e;
 		v = NAN;
@@ -368,6 +497,13 @@ step_fit(void *arg, const struct dataset *ds, const uint32_t *tri,
 			tver[nt++] = pk->base;
 		}
 		pk->teacher = t;
+		if (pk->user < ctr_config(teach[t])->n_users &&
+		    distill_patch_is_base(teach[t], &dj->patches[pk->patch],
+		    pk->user) == 1) {
+			pk->weight = 0;
+			dj->n_same++;
+			continue;
+		}
 		if (pk->user >= ctr_config(teach[t])->n_users ||
 		    distill_apply_patch(teach[t], &dj->patches[pk->patch],
 		    pk->user) != 0) {
@@ -378,7 +514,7 @@ step_fit(void *arg, const struct dataset *ds, const uint32_t *tri,
 	ctr_train_opts_default(&o);
 	ctr_opt_default(&o.opt, CTR_OPT_ADAM, (float)cf->distill_lr);
 	o.opt.wd = (float)cf->l2;
-	o.sel = CTR_SEL_ALL;	/* m rows and U, V keep training too */
+	o.sel = CTR_SEL_ALL;	/* U, V (and, unfrozen, the m rows) train */
 	o.epochs = dj->epochs ? (int)dj->epochs : (int)cf->distill_epochs;
 	o.batch = (int)cf->batch;
 	o.patience = (int)cf->patience;
@@ -386,11 +522,13 @@ step_fit(void *arg, const struct dataset *ds, const uint32_t *tri,
 	o.stop = stop;
 	o.progress = progress;
 	log_info("DISTILL: %zu users' patches (%zu teacher model(s)), lambda "
-	    "%.3g, %zu train / %zu val pool samples, %d epochs",
-	    dj->n_picks - dj->n_bad - dj->n_gone, (size_t)nt, dj->o.lambda,
-	    ntr, nva, o.epochs);
+	    "%.3g, %zu train / %zu val pool samples, %d epochs, per-user rows "
+	    "%s (%zu not adopted)", dj->n_picks - dj->n_bad - dj->n_gone -
+	    dj->n_same, (size_t)nt, dj->o.lambda, ntr, nva, o.epochs,
+	    dj->o.freeze_users ? "frozen" : "trained", dj->n_same);
 	rc = distill_fit(student, ds, tri, ntr, vai, nva, teach, dj->picks,
-	    dj->n_picks, &o, &dj->st);
+	    dj->n_picks, &o, dj->o.freeze_users ? DISTILL_FIT_FREEZE_USERS : 0,
+	    &dj->st);
 	if (rc != 0) {
 		snprintf(err, errlen, "%s", rc == -ECANCELED ? "stopped" :
 		    "distillation diverged or failed");
@@ -457,13 +595,15 @@ step_log(void *arg, uint64_t version)
 	const struct distill_job *dj = arg;
 
 	log_info("DISTILL: model v%llu from v%llu: %zu fresh + %zu stale "
-	    "patches used (%zu stale dropped, %zu unusable, %zu bases gone), "
+	    "patches used (%zu stale dropped, %zu unusable, %zu bases gone, "
+	    "%zu not adopted), "
 	    "%zu soft samples (mean target %.4f), val logloss %.4f -> %.4f "
 	    "(best epoch %d of %d), %.1f s", (unsigned long long)version,
 	    (unsigned long long)dj->base, dj->counts.fresh,
 	    dj->counts.stale_used, dj->counts.stale_dropped, dj->n_bad,
-	    dj->n_gone, dj->st.n_soft, dj->st.soft_mean, dj->st.val_before,
-	    dj->st.val_after, dj->st.best_epoch, dj->st.epochs, dj->seconds);
+	    dj->n_gone, dj->n_same, dj->st.n_soft, dj->st.soft_mean,
+	    dj->st.val_before, dj->st.val_after, dj->st.best_epoch,
+	    dj->st.epochs, dj->seconds);
 }
 
 /* Loop: the job ended (ok or not); frees dj. */
@@ -485,6 +625,8 @@ opts_from(struct distill_opts *o, const struct cloudd_conf *cf)
 	o->stale = cf->distill_stale;
 	o->decay = cf->distill_decay;
 	o->max_age = cf->distill_max_age;
+	o->freeze_users = cf->distill_freeze_users;
+	o->poly_a = cf->distill_poly_a;
 }
 
 static const struct train_step distill_step = {

@@ -27,14 +27,24 @@
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
 
-enum { DISTILL_STALE_DROP = 0, DISTILL_STALE_DECAY };
+/*
+ * Weight of a patch age versions old: drop (not used), decay (lambda *
+ * decay^age) or poly (lambda / (1 + age)^a, FedAsync's polynomial
+ * staleness function, a in [0, 1]); decay and poly drop beyond max_age.
+ */
+enum { DISTILL_STALE_DROP = 0, DISTILL_STALE_DECAY, DISTILL_STALE_POLY };
 
 struct distill_opts {
 	double	 lambda;	/* weight of the distillation term */
 	int	 stale;		/* DISTILL_STALE_* */
 	double	 decay;		/* decay: weight factor per version of age */
 	int64_t	 max_age;	/* decay: older patches are dropped */
+	int	 freeze_users;	/* distill_fit: DISTILL_FIT_FREEZE_USERS */
+	double	 poly_a;	/* poly: the exponent a */
 };
+
+/* distill_fit flags */
+#define DISTILL_FIT_FREEZE_USERS 0x1	/* student's emb_user and m rows fixed */
 
 /* One user's teacher: patch p[patch] on base version base. */
 struct distill_pick {
@@ -80,14 +90,17 @@ struct distill_stats {
  * validation logloss of ds->s[vai[0..nva)], as in training: the best of
  * the initial params and epochs 1..o->epochs is kept (best_epoch 0 means
  * the distilled model did not beat the current one on validation and the
- * new version carries the current weights).
+ * new version carries the current weights). With DISTILL_FIT_FREEZE_USERS
+ * in flags the student's per-user rows (emb_user, the m tables) are put
+ * back after every step, so what the teachers know has to enter the shared
+ * parameters (embeddings of items, genres, time, the MLP, U and V).
  * Worker thread; touches only its arguments. Returns 0, -EINVAL,
  * -ECANCELED or -ERANGE (see ctr_train).
  */
 int	 distill_fit(struct ctr *student, const struct dataset *ds,
 	    const uint32_t *tri, size_t ntr, const uint32_t *vai, size_t nva,
 	    struct ctr *const *teachers, const struct distill_pick *picks,
-	    size_t npicks, const struct ctr_train_opts *o,
+	    size_t npicks, const struct ctr_train_opts *o, int flags,
 	    struct distill_stats *st);
 
 /*
@@ -97,6 +110,16 @@ int	 distill_fit(struct ctr *student, const struct dataset *ds,
  */
 int	 distill_apply_patch(struct ctr *teacher, const struct store_patch *p,
 	    uint32_t user);
+
+/*
+ * Whether the UploadPatch blob of p carries exactly teacher's current m
+ * rows of user: what a device uploads when its guard did not adopt the
+ * patch. Such a teacher equals the student, so it teaches nothing and
+ * only dilutes; the worker leaves it out. Returns 1, 0, or -EINVAL (not
+ * an UploadPatch). Any thread (reads teacher).
+ */
+int	 distill_patch_is_base(const struct ctr *teacher,
+	    const struct store_patch *p, uint32_t user);
 
 /* The job handed to train_queue(); created and freed on the loop. */
 struct distill_job {
@@ -113,6 +136,7 @@ struct distill_job {
 	/* worker results */
 	struct distill_stats	 st;
 	size_t			 n_bad;		/* patches that did not apply */
+	size_t			 n_same;	/* not adopted: the base's rows */
 	size_t			 n_gone;	/* base model no longer stored */
 	double			 seconds;
 };

@@ -13,6 +13,19 @@
  *              then score all of the user's test samples
  *   ofa-sample the OFA model with each test sample's own behaviour as z
  *              (high budget): what cloud training optimises, for reference
+ *   ofa-imp-C  the same with class C's budget: z recomputed per impression
+ *              (the history before it), as in training, in the style of
+ *              DUET's per-sample parameter generation; its FLOPs include
+ *              the controller and the mapper run for every prediction
+ *   static     OFA's own backbone, trained alone on the same pool with
+ *              the same options (OFA_GATE_STATIC: every block, no mapper):
+ *              the baseline that Forward-OFA has to beat per FLOP
+ *
+ * The spread of the structures the controller chose across users (one
+ * per device and class) is printed after the table. --preds DIR writes
+ * DIR/ofa.csv (method,user,item,label,score per test sample, for
+ * bin/dccl-eval over seeds) and DIR/ofa.extra (method,column,value:
+ * flops, blocks), used by scripts/eval-cloud.sh.
  *
  * Prints GAUC, AUC, logloss, the paired per-user bootstrap interval of the
  * GAUC difference to the cloud model, blocks assembled, device time per
@@ -20,6 +33,7 @@
  *
  *   dccl-ofa SPLIT_DIR [--seed N] [--mu X] [--epochs N] [--blocks L]
  *            [--hidden H] [--inner F] [--rank R] [--lr X] [--save FILE]
+ *            [--preds DIR]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -81,14 +95,33 @@ read_users(struct dataset *ds, size_t *off, const char *dir, uint32_t nu,
 	return 0;
 }
 
-enum { M_CLOUD = 0, M_FT, M_LOW, M_MID, M_HIGH, M_SAMPLE, M_N };
+enum { M_CLOUD = 0, M_FT, M_LOW, M_MID, M_HIGH, M_SAMPLE, M_ILOW, M_IMID,
+	M_STATIC, M_N };
 static const char *mname[M_N] = { "cloud", "naive-ft", "ofa-low", "ofa-mid",
-	"ofa-high", "ofa-sample" };
+	"ofa-high", "ofa-sample", "ofa-imp-low", "ofa-imp-mid", "static" };
+
+/* Distinct structures among n masks and the share of the commonest. */
+static void
+spread(const uint32_t *mask, size_t n, int *distinct, double *top)
+{
+	size_t nm = (size_t)1 << OFA_MAX_BLOCKS, best = 0;
+	size_t *cnt = xcalloc(nm, sizeof(*cnt));
+
+	*distinct = 0;
+	for (size_t i = 0; i < n; i++)
+		if (mask[i] < nm && cnt[mask[i]]++ == 0)
+			(*distinct)++;
+	for (size_t k = 0; k < nm; k++)
+		if (cnt[k] > best)
+			best = cnt[k];
+	*top = n ? (double)best / (double)n : 0;
+	free(cnt);
+}
 
 int
 main(int argc, char **argv)
 {
-	const char *dir, *save = NULL;
+	const char *dir, *save = NULL, *csv = NULL;
 	uint64_t seed = 1;
 	int epochs = 20, ch;
 	struct ofa_train_opts oo;
@@ -102,7 +135,7 @@ main(int argc, char **argv)
 	struct ctr_train_stats cst;
 	struct ofa_train_stats ost;
 	struct ctr *cloud = NULL;
-	struct ofa *ofa = NULL;
+	struct ofa *ofa = NULL, *sta = NULL;
 	int hidden = 64, inner = 64, blocks = 4, rank = 8;
 	double mu = 0.01, lr = 1e-3;
 	static const struct option lopts[] = {
@@ -115,6 +148,7 @@ main(int argc, char **argv)
 		{ "rank", required_argument, NULL, 'R' },
 		{ "lr", required_argument, NULL, 'l' },
 		{ "save", required_argument, NULL, 'o' },
+		{ "preds", required_argument, NULL, 'c' },
 		{ NULL, 0, NULL, 0 }
 	};
 
@@ -129,6 +163,7 @@ main(int argc, char **argv)
 		case 'R': rank = atoi(optarg); break;
 		case 'l': lr = atof(optarg); break;
 		case 'o': save = optarg; break;
+		case 'c': csv = optarg; break;
 		default:
 			fprintf(stderr, "usage: %s SPLIT_DIR [--seed N] [--mu X] "
 			    "[--epochs N] [--blocks L] [--hidden H] [--inner F] "
@@ -219,6 +254,17 @@ main(int argc, char **argv)
 	    ofa_block_params(ofa), ost.epochs, ost.best_epoch, ost.val_loss,
 	    ost.blocks[0], ost.blocks[1], ost.blocks[2], clock_now() - t0);
 
+	/* ---- its static backbone: same config, options and seed ---- */
+	t0 = clock_now();
+	if (ofa_new(&sta, &oc, seed) != 0)
+		return 1;
+	ofa_set_gate_mode(sta, OFA_GATE_STATIC);
+	oo.progress = NULL;
+	ofa_train(sta, cloud, &pool, tri, tr.n, vai, va.n, &oo, &ost);
+	printf("static backbone: %d epochs (best %d), val logloss %.4f, "
+	    "%.1f s\n", ost.epochs, ost.best_epoch, ost.val_loss,
+	    clock_now() - t0);
+
 	/* ---- evaluation on the users' test samples ---- */
 	size_t n = tst.n;
 	float *pr[M_N], *y = xcalloc(n + 1, sizeof(float));
@@ -236,6 +282,12 @@ main(int argc, char **argv)
 	ctr_predict(cloud, &tst, idx, n, pr[M_CLOUD]);
 	ofa_predict(ofa, cloud, &tst, idx, n, 1.0, pr[M_SAMPLE],
 	    &nblk[M_SAMPLE]);
+	ofa_predict(ofa, cloud, &tst, idx, n, ofa_class_budget[0], pr[M_ILOW],
+	    &nblk[M_ILOW]);
+	ofa_predict(ofa, cloud, &tst, idx, n, ofa_class_budget[1], pr[M_IMID],
+	    &nblk[M_IMID]);
+	ofa_predict(sta, cloud, &tst, idx, n, 1.0, pr[M_STATIC],
+	    &nblk[M_STATIC]);
 	uint8_t *cb;
 	size_t cbl;
 	struct ofa_meta om = { 0 };
@@ -249,6 +301,10 @@ main(int argc, char **argv)
 	struct ofa_assembled a;
 	float *x0 = xcalloc((size_t)64 * oc.in_dim, sizeof(float));
 	float scratch[3 * OFA_MAX_DIM];
+	uint32_t *masks[OFA_N_CLASSES];
+	size_t nmask = 0;
+	for (int k = 0; k < OFA_N_CLASSES; k++)
+		masks[k] = xcalloc(nu + 1, sizeof(uint32_t));
 	ofa_assembled_init(&a);
 	struct ctr_train_opts fo;
 	ctr_train_opts_default(&fo);
@@ -300,6 +356,7 @@ main(int argc, char **argv)
 			nblk[mth] += a.n_blocks;
 			for (int b = 0; b < a.n_blocks; b++)
 				mask |= 1u << a.block[b];
+			masks[k][nmask] = mask;
 			bytes[mth] += (double)(base_bytes +
 			    (mask ? ofa_io_size(ofa, &om, 0, mask) : 0));
 			flops[mth] += ofa_input_flops(cloud) +
@@ -314,6 +371,7 @@ main(int argc, char **argv)
 					out[b] = (float)(1 / (1 + exp(-out[b])));
 			}
 		}
+		nmask++;
 	}
 	for (int k = M_LOW; k <= M_HIGH; k++) {
 		cost_us[k] /= nadapt;
@@ -322,13 +380,67 @@ main(int argc, char **argv)
 		flops[k] /= nadapt;
 	}
 	cost_us[M_FT] /= nadapt;
-	flops[M_SAMPLE] = ofa_input_flops(cloud) + ofa_full_flops(ofa);
-	bytes[M_SAMPLE] = (double)ofa_io_size(ofa, &om, 1, OFA_IO_ALL);
+	/*
+	 * Per impression: the blocks the gates kept, plus the controller and
+	 * the mapper of those blocks for every prediction.
+	 */
+	{
+		struct ofa_assembled a0;
+		double base_f, blk_f, ad0, ad1, R = oc.rank;
+		static const int imp[3] = { M_ILOW, M_IMID, M_SAMPLE };
+
+		memset(&a0, 0, sizeof(a0));
+		a0.C0 = oc.in_dim;
+		a0.H = oc.hidden;
+		a0.F = oc.inner;
+		base_f = ofa_assembled_flops(&a0);
+		blk_f = (ofa_full_flops(ofa) - base_f) / oc.n_blocks;
+		/*
+		 * The controller, and per kept block the mapper g = Wg z + bg,
+		 * t = Bm x, g * t and A (g * t): nothing is materialised.
+		 */
+		ad0 = ofa_adapt_flops(ofa, 0);
+		ad1 = 2.0 * oc.z_dim * R + 2.0 * oc.hidden * R + R +
+		    2.0 * R * oc.inner;
+		for (int k = 0; k < 3; k++) {
+			int mth = imp[k];
+			flops[mth] = ofa_input_flops(cloud) + base_f +
+			    nblk[mth] * (blk_f + ad1) + ad0;
+			bytes[mth] = (double)ofa_io_size(ofa, &om, 1,
+			    OFA_IO_ALL);
+		}
+	}
+	flops[M_STATIC] = ofa_input_flops(cloud) + ofa_full_flops(sta);
+	bytes[M_STATIC] = (double)ofa_io_size(sta, &om, 1, OFA_IO_ALL);
 
 	double *pu[M_N], *w = xcalloc(nu, sizeof(double));
 	printf("\n| method | GAUC | AUC | logloss | dGAUC vs cloud [95%% CI] "
-	    "| better/worse users | blocks | device us/adapt | FLOPs/pred | "
-	    "bytes down |\n|---|---|---|---|---|---|---|---|---|---|\n");
+	    "| better/worse users | dGAUC vs static [95%% CI] | blocks | "
+	    "device us/adapt | FLOPs/pred | FLOPs vs static | bytes down |\n"
+	    "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+	FILE *cf = NULL, *pf = NULL;
+	if (csv != NULL) {
+		snprintf(p, sizeof(p), "%s/ofa.extra", csv);
+		cf = fopen(p, "w");
+		snprintf(p, sizeof(p), "%s/ofa.csv", csv);
+		pf = fopen(p, "w");
+		if (cf == NULL || pf == NULL) {
+			fprintf(stderr, "%s: cannot write %s\n", prog, p);
+			return 1;
+		}
+		for (int k = 0; k < M_N; k++)
+			for (size_t i = 0; i < n; i++)
+				fprintf(pf, "%s,%u,%u,%g,%.6f\n", mname[k],
+				    uid[i], tst.s[i].item, y[i] >= 0.5f ?
+				    1.0 : 0.0, pr[k][i]);
+	}
+	/* per-user AUCs of the static backbone first, for the second CI */
+	double *pst = xcalloc(nu, sizeof(double)), *wst = xcalloc(nu,
+	    sizeof(double));
+	{
+		size_t used;
+		metrics_gauc(pr[M_STATIC], y, uid, n, nu, &used, pst, wst);
+	}
 	for (int k = 0; k < M_N; k++) {
 		size_t used;
 		pu[k] = xcalloc(nu, sizeof(double));
@@ -347,10 +459,32 @@ main(int argc, char **argv)
 				    100 * c.share_better, 100 * c.share_worse);
 			}
 		}
-		printf("| %s | %.4f | %.4f | %.4f | %s | %s | %.2f | %.1f | "
-		    "%.0f | %.0f |\n", mname[k], g, auc, ll, ci, bw,
-		    k >= M_LOW ? nblk[k] : k == M_SAMPLE ? nblk[k] : 0.0,
-		    cost_us[k], flops[k], bytes[k]);
+		char cs[96] = "—";
+		struct metrics_ci c2 = { 0 };
+		if (k != M_STATIC && metrics_paired_bootstrap(pu[k], pst, w,
+		    nu, 1000, 7, &c2) == 0)
+			snprintf(cs, sizeof(cs), "%+.4f [%+.4f, %+.4f]%s",
+			    c2.mean, c2.lo, c2.hi, c2.lo > 0 || c2.hi < 0 ?
+			    " *" : "");
+		printf("| %s | %.4f | %.4f | %.4f | %s | %s | %s | %.2f | "
+		    "%.1f | %.0f | %.0f %% | %.0f |\n", mname[k], g, auc, ll,
+		    ci, bw, cs, k >= M_LOW ? nblk[k] : 0.0, cost_us[k],
+		    flops[k], 100 * flops[k] / flops[M_STATIC], bytes[k]);
+		if (cf != NULL)
+			fprintf(cf, "%s,flops,%.0f\n%s,blocks,%.2f\n",
+			    mname[k], flops[k], mname[k], k >= M_LOW ?
+			    nblk[k] : 0.0);
+	}
+	if ((cf != NULL && fclose(cf) != 0) || (pf != NULL && fclose(pf) != 0))
+		fprintf(stderr, "%s: cannot write %s\n", prog, csv);
+	printf("\nstructures chosen per device (one z per device):");
+	for (int k = 0; k < OFA_N_CLASSES; k++) {
+		int nd;
+		double top;
+		spread(masks[k], nmask, &nd, &top);
+		printf(" %s: %d distinct over %zu users (commonest %.0f %%)%s",
+		    ofa_class_name[k], nd, nmask, 100 * top,
+		    k + 1 < OFA_N_CLASSES ? ";" : "\n");
 	}
 	if (save != NULL) {
 		uint8_t *ob;
@@ -362,6 +496,11 @@ main(int argc, char **argv)
 		free(ob);
 	}
 	ofa_assembled_fini(&a);
+	for (int k = 0; k < OFA_N_CLASSES; k++)
+		free(masks[k]);
+	free(pst);
+	free(wst);
+	ofa_free(sta);
 	for (int k = 0; k < M_N; k++) {
 		free(pr[k]);
 		free(pu[k]);

@@ -15,6 +15,10 @@
  * assembling it would have done. The gate mode OFA_GATE_SOFT (tests only)
  * uses gate = sigma(c) without projection; there the straight-through
  * formula is the exact gradient, which is what the gradient check uses.
+ * OFA_GATE_STATIC is the backbone alone, the baseline Forward-OFA has to
+ * beat: every gate 1 and every generated g_l 0, so each block is the
+ * static W_l, and the controller and the mapper (with A_l, Bm_l, which
+ * only act through g_l) get no gradient.
  *
  * Device. ofa_assemble runs the controller and, for the chosen blocks only,
  * the mapper, and materialises W_l + A_l diag(g_l) Bm_l once; serving then
@@ -610,6 +614,9 @@ ofa_forward(struct ofa *m, const float *x0, const float *z,
 		if (m->gate_mode == OFA_GATE_SOFT) {
 			for (int l = 0; l < L; l++)
 				gt[l] = (float)sigm(cl[l]);
+		} else if (m->gate_mode == OFA_GATE_STATIC) {
+			for (int l = 0; l < L; l++)
+				gt[l] = 1.0f;
 		} else
 			project(L, cl, budget[b], gt);
 		for (int l = 0; l < L; l++) {
@@ -630,6 +637,8 @@ ofa_forward(struct ofa *m, const float *x0, const float *z,
 		/* g = z Wg^T + bg; t = x Bm^T; s = g * t */
 		linear_forward(m->g[l], m->z, bt(m, l, BT_GW)->data,
 		    bt(m, l, BT_GB)->data, B, Z, R);
+		if (m->gate_mode == OFA_GATE_STATIC)
+			memset(m->g[l], 0, (size_t)B * R * sizeof(float));
 		linear_forward(m->t_[l], x, bt(m, l, BT_BM)->data, NULL, B, H,
 		    R);
 		for (size_t i = 0; i < (size_t)B * R; i++)
@@ -698,7 +707,8 @@ ofa_backward(struct ofa *m, const float *y, double mu, double *loss,
 			dg += mu * cost / ((double)B * m->bud[b]);
 			p += cost * gt / m->bud[b];
 			double sg = sigm(m->cl[l][b]);
-			dcl[b] = (float)(dg * sg * (1.0 - sg));
+			dcl[b] = m->gate_mode == OFA_GATE_STATIC ? 0.0f :
+			    (float)(dg * sg * (1.0 - sg));
 			/* do = gate * dx */
 			for (int j = 0; j < H; j++)
 				m->dov[(size_t)b * H + j] = (float)gt * dxb[j];
@@ -727,7 +737,8 @@ ofa_backward(struct ofa *m, const float *y, double mu, double *loss,
 		linear_backward(m->ds, bt(m, l, BT_A)->grad, NULL, m->dpre,
 		    m->s[l], bt(m, l, BT_A)->data, B, R, F);
 		for (size_t i = 0; i < (size_t)B * R; i++) {
-			m->dg[i] = m->ds[i] * m->t_[l][i];
+			m->dg[i] = m->gate_mode == OFA_GATE_STATIC ? 0.0f :
+			    m->ds[i] * m->t_[l][i];
 			m->dt[i] = m->ds[i] * m->g[l][i];
 		}
 		linear_backward(m->dxn, bt(m, l, BT_BM)->grad, NULL, m->dt, x,

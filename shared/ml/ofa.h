@@ -115,7 +115,11 @@ void	ofa_set_has_block(struct ofa *m, int l, int has);
  * straight-through gradient) or OFA_GATE_SOFT (gate = sigma(c), no
  * projection; the exact gradient, for the gradient check in tests).
  */
-enum { OFA_GATE_HARD = 0, OFA_GATE_SOFT };
+/*
+ * OFA_GATE_STATIC: the static backbone (all blocks, g = 0: no controller,
+ * no mapper), trained and served as the baseline of Forward-OFA.
+ */
+enum { OFA_GATE_HARD = 0, OFA_GATE_SOFT, OFA_GATE_STATIC };
 void	ofa_set_gate_mode(struct ofa *m, int mode);
 
 /* ---- inputs -------------------------------------------------------------- */

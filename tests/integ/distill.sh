@@ -4,7 +4,8 @@
 # plain training (v3) every stored patch is stale; with distill.stale=drop
 # distill refuses (nothing usable, all counted as dropped), with decay the
 # v2 patches are used at weight lambda*decay (teacher = v2 + patch) and v4
-# records it. Last, the automatic trigger (distill.min-patches): devices
+# records it (with distill.freeze-users, the student's per-user rows
+# fixed). Last, the automatic trigger (distill.min-patches): devices
 # upload on v4 and cron distills v5 without dcctl.
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 endpoints
@@ -39,7 +40,7 @@ grep -q "DISTILL: no usable patch for v3 (8 stale dropped" "$T/cloudd.log" || di
 log "stale patches: decay (restart with distill.stale=decay)"
 kill -TERM "$CPID"; wait "$CPID" || die "cloudd exit"
 start_cloudd -o distill.stale=decay -o distill.decay=0.25 -o distill.lambda=2 \
-    -o distill.min-patches=8
+    -o distill.min-patches=8 -o distill.freeze-users=yes
 # Right after READY the pool may still be loading: E_BUSY, retry.
 i=0
 until out=$(dcctl distill 2 2>&1); do
@@ -51,7 +52,13 @@ echo "$out"
 echo "$out" | grep -q "base v3): 0 patches, 8 stale used, 0 stale dropped" || die "decay reply: $out"
 wait_model 4
 grep -q "DISTILL: model v4 from v3: 0 fresh + 8 stale patches used" "$T/cloudd.log" || die "v4 line"
-grep -q "DISTILL: 8 users' patches (2 teacher model(s)), lambda 2" "$T/cloudd.log" || die "teachers"
+# Patches a device's guard did not adopt (its m rows = the base's) teach
+# nothing and are left out: taught + not adopted = the 8 patches.
+line=$(grep "DISTILL: [0-9]* users' patches (2 teacher model(s)), lambda 2.*per-user rows frozen" "$T/cloudd.log") || die "teachers"
+taught=$(echo "$line" | sed -n "s/.*DISTILL: \([0-9]*\) users' patches.*/\1/p")
+same=$(echo "$line" | sed -n 's/.*(\([0-9]*\) not adopted).*/\1/p')
+[ $((taught + same)) = 8 ] || die "teachers: $line"
+grep -q "DISTILL: .*per-user rows trained" "$T/cloudd.log" || die "v2 was not distilled with trainable per-user rows"
 dcctl model show 4 | grep -q "distill_stale_used.*8" || die "v4 metrics"
 
 log "automatic run (distill.min-patches=8)"

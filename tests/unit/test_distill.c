@@ -184,7 +184,7 @@ test_distill_picks_up_device_signal(void **state)
 	struct store_patch p[N_EFFECT];
 	struct distill_pick *pk = NULL;
 	struct distill_counts c;
-	struct distill_opts dopt = { 3.0, DISTILL_STALE_DECAY, 0.5, 3 };
+	struct distill_opts dopt = { 3.0, DISTILL_STALE_DECAY, 0.5, 3, 0, 0 };
 	struct distill_stats st, st0;
 	struct ctr_train_opts o;
 	uint32_t *tri, *vai;
@@ -232,7 +232,7 @@ test_distill_picks_up_device_signal(void **state)
 	 */
 	student = ctr_clone(base);
 	assert_int_equal(distill_fit(student, &pool, tri, ntr, vai, nva,
-	    &teacher, pk, npk, &o, &st), 0);
+	    &teacher, pk, npk, &o, 0, &st), 0);
 	assert_int_equal(st.n_soft, N_EFFECT * 36);
 	if (st.best_epoch == 0)
 		assert_memory_equal(ctr_params(student), ctr_params(base),
@@ -243,14 +243,14 @@ test_distill_picks_up_device_signal(void **state)
 	/* Without a validation slice: the fixed epochs, as trained. */
 	student = ctr_clone(base);
 	assert_int_equal(distill_fit(student, &pool, tri, ntr, NULL, 0,
-	    &teacher, pk, npk, &o, &st), 0);
+	    &teacher, pk, npk, &o, 0, &st), 0);
 	assert_int_equal(st.best_epoch, o.epochs);
 	/* Control: the same training with lambda = 0. */
 	for (size_t i = 0; i < npk; i++)
 		pk[i].weight = 0;
 	control = ctr_clone(base);
 	assert_int_equal(distill_fit(control, &pool, tri, ntr, NULL, 0,
-	    &teacher, pk, npk, &o, &st0), 0);
+	    &teacher, pk, npk, &o, 0, &st0), 0);
 	assert_int_equal(st0.n_soft, 0);
 	before = effect_loss(base, &test);
 	after = effect_loss(student, &test);
@@ -260,6 +260,38 @@ test_distill_picks_up_device_signal(void **state)
 	    effect_loss(teacher, &test));
 	assert_true(after < before - 0.02);
 	assert_true(after < after0 - 0.02);
+	/*
+	 * Frozen per-user rows: the student's user embedding and m tables
+	 * come out bit-identical, the shared parameters move, and the soft
+	 * set is the same.
+	 */
+	for (size_t i = 0; i < npk; i++)
+		pk[i].weight = 3.0f;
+	{
+		struct ctr *fz = ctr_clone(base);
+		struct distill_stats sf;
+		int moved = 0;
+
+		assert_int_equal(distill_fit(fz, &pool, tri, ntr, NULL, 0,
+		    &teacher, pk, npk, &o, DISTILL_FIT_FREEZE_USERS, &sf), 0);
+		assert_int_equal(sf.n_soft, st.n_soft);
+		assert_int_equal(sf.best_epoch, o.epochs);
+		for (int i = 0; i < ctr_num_tensors(base); i++) {
+			const struct ctr_tensor *a = ctr_tensor_at(base, i);
+			const struct ctr_tensor *b = ctr_tensor_at(fz, i);
+			int same = memcmp(a->data, b->data,
+			    a->n * sizeof(float)) == 0;
+			if (a->kind == CTR_T_PATCH_M ||
+			    strcmp(a->name, "emb_user") == 0)
+				assert_true(same);
+			else if (!same)
+				moved++;
+		}
+		assert_true(moved >= 4);
+		print_message("frozen per-user rows: effect users' test "
+		    "logloss %.4f\n", effect_loss(fz, &test));
+		ctr_free(fz);
+	}
 	/* Users without patches stay near the pool rule. */
 	{
 		uint32_t *o_idx = calloc(test.n, sizeof(*o_idx));
@@ -328,7 +360,7 @@ static void
 test_stale_decay(void **state)
 {
 	struct store_patch p[9];
-	struct distill_opts o = { 2.0, DISTILL_STALE_DECAY, 0.5, 3 };
+	struct distill_opts o = { 2.0, DISTILL_STALE_DECAY, 0.5, 3, 0, 0 };
 	struct distill_pick *pk = NULL;
 	struct distill_counts c;
 	size_t n = 0;
@@ -356,11 +388,41 @@ test_stale_decay(void **state)
 	free(pk);
 }
 
+/* Polynomial staleness: lambda / (1 + age)^a, max-age still applies. */
+static void
+test_stale_poly(void **state)
+{
+	struct store_patch p[9];
+	struct distill_opts o = { 2.0, DISTILL_STALE_POLY, 0.5, 3, 0, 0.5 };
+	struct distill_pick *pk = NULL;
+	struct distill_counts c;
+	size_t n = 0;
+
+	(void)state;
+	stale_fixture(p);
+	assert_int_equal(distill_select(p, 9, 5, &o, &pk, &n, &c), 0);
+	assert_int_equal(n, 4);
+	assert_int_equal(c.stale_used, 2);
+	assert_int_equal(c.stale_dropped, 1);
+	assert_float_equal(find(pk, n, 1)->weight, 2.0, 1e-6);
+	assert_float_equal(find(pk, n, 3)->weight, 2.0 / sqrt(3.0), 1e-6);
+	assert_float_equal(find(pk, n, 7)->weight, 2.0 / sqrt(2.0), 1e-6);
+	free(pk);
+	/* a = 0: stale patches weigh as fresh ones; decay 0 is irrelevant */
+	o.poly_a = 0;
+	o.decay = 0;
+	assert_int_equal(distill_select(p, 9, 5, &o, &pk, &n, &c), 0);
+	assert_int_equal(n, 4);
+	for (size_t i = 0; i < n; i++)
+		assert_float_equal(pk[i].weight, 2.0, 1e-6);
+	free(pk);
+}
+
 static void
 test_stale_drop(void **state)
 {
 	struct store_patch p[9];
-	struct distill_opts o = { 2.0, DISTILL_STALE_DROP, 0.5, 3 };
+	struct distill_opts o = { 2.0, DISTILL_STALE_DROP, 0.5, 3, 0, 0 };
 	struct distill_pick *pk = NULL;
 	struct distill_counts c;
 	size_t n = 0;
@@ -389,6 +451,50 @@ test_stale_drop(void **state)
 	assert_int_equal(n, 0);
 	assert_int_equal(distill_select(p, 0, 5, &o, &pk, &n, &c), 0);
 	assert_int_equal(n, 0);
+}
+
+/*
+ * A device whose guard did not adopt uploads the base's own m rows: that
+ * patch is recognised (teacher = student); a trained one is not.
+ */
+static void
+test_patch_is_base(void **state)
+{
+	struct dataset pool, dev;
+	struct ctr *base;
+	struct store_patch trained, same;
+	Dccl__UploadPatch up = DCCL__UPLOAD_PATCH__INIT;
+	Dccl__Tensor **t = NULL;
+	size_t nt = 0;
+
+	(void)state;
+	make_ds(&pool, 40, 0, 11);
+	make_ds(&dev, 40, 1, 12);
+	base = base_model(&pool);
+	device_patch(base, &dev, 0, 1, &trained);
+	assert_int_equal(ctr_io_patch_get(base, 0, &t, &nt), 0);
+	up.base_version = 1;
+	up.n_tensors = nt;
+	up.tensors = t;
+	up.kind = "metapatch";
+	memset(&same, 0, sizeof(same));
+	same.user_id = 0;
+	same.base_version = 1;
+	snprintf(same.kind, sizeof(same.kind), "metapatch");
+	same.size = dccl__upload_patch__get_packed_size(&up);
+	same.blob = malloc(same.size);
+	dccl__upload_patch__pack(&up, same.blob);
+	assert_int_equal(distill_patch_is_base(base, &same, 0), 1);
+	assert_int_equal(distill_patch_is_base(base, &trained, 0), 0);
+	/* not an UploadPatch */
+	memset(same.blob, 0xff, same.size);
+	assert_int_equal(distill_patch_is_base(base, &same, 0), -EINVAL);
+	ctr_io_tensors_free(t, nt);
+	free(same.blob);
+	free(trained.blob);
+	ctr_free(base);
+	free_ds(&pool);
+	free_ds(&dev);
 }
 
 /* A patch blob that is not an UploadPatch, or has the wrong shape. */
@@ -433,8 +539,10 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_distill_picks_up_device_signal),
 		cmocka_unit_test(test_stale_decay),
+		cmocka_unit_test(test_stale_poly),
 		cmocka_unit_test(test_stale_drop),
 		cmocka_unit_test(test_bad_patch),
+		cmocka_unit_test(test_patch_is_base),
 	};
 
 	openblas_set_num_threads(1);

@@ -11,6 +11,9 @@
  *     in c); the controller gets the straight-through gradient, which is
  *     checked against sigma'(c) * dL/dgate with dL/dgate measured by
  *     finite differences through the soft model at a gate of exactly 0/1.
+ *   - static backbone (OFA_GATE_STATIC): every tensor; the controller, the
+ *     mapper and A, Bm must have an exactly zero gradient (and the loss
+ *     must not move when they do), the rest a nonzero one.
  */
 #include <errno.h>
 #include <math.h>
@@ -93,10 +96,23 @@ randomize(struct ofa *m, uint64_t seed)
 		p[i] = (float)(0.6 * rng_normal(&r));
 }
 
+/* Tensors the static backbone must leave untouched. */
+static int
+static_zero(const char *name)
+{
+	const char *u = strchr(name, '_');
+
+	return strncmp(name, "ctl_", 4) == 0 || (name[0] == 'b' && u != NULL &&
+	    (strcmp(u, "_gw") == 0 || strcmp(u, "_gb") == 0 ||
+	    strcmp(u, "_a") == 0 || strcmp(u, "_bm") == 0));
+}
+
 /* Checks the gradient of every tensor (skip_ctl: all but ctl_*). */
 static int
 grad_check(struct ofa *m, const struct gc *g, double mu, int skip_ctl)
 {
+	int stat = skip_ctl == 2;
+
 	int total_bad = 0;
 	float *an = malloc(ofa_num_params(m) * sizeof(float));
 
@@ -107,7 +123,7 @@ grad_check(struct ofa *m, const struct gc *g, double mu, int skip_ctl)
 		size_t off = (size_t)(t->data - ofa_params(m));
 		int bad = 0, nonzero = 0;
 		double maxd = 0;
-		if (skip_ctl && strncmp(t->name, "ctl_", 4) == 0)
+		if (skip_ctl == 1 && strncmp(t->name, "ctl_", 4) == 0)
 			continue;
 		for (size_t k = 0; k < t->n; k++) {
 			float keep = t->data[k];
@@ -132,7 +148,10 @@ grad_check(struct ofa *m, const struct gc *g, double mu, int skip_ctl)
 		}
 		printf("  %-6s %4zu values, %4d nonzero, max |diff| %.2g, %d "
 		    "bad\n", t->name, t->n, nonzero, maxd, bad);
-		assert_true(nonzero > 0);
+		if (stat && static_zero(t->name))
+			assert_true(nonzero == 0 && maxd == 0);
+		else
+			assert_true(nonzero > 0);
 		total_bad += bad;
 	}
 	free(an);
@@ -151,6 +170,25 @@ test_grad_soft(void **state)
 	ofa_set_gate_mode(m, OFA_GATE_SOFT);
 	gc_init(&g, 5);
 	assert_int_equal(grad_check(m, &g, 0.3, 0), 0);
+	ofa_free(m);
+}
+
+static void
+test_grad_static(void **state)
+{
+	struct ofa_config c = tiny_cfg();
+	struct ofa *m = NULL;
+	struct gc g;
+	float gates[GB * 3];
+
+	assert_int_equal(ofa_new(&m, &c, 3), 0);
+	randomize(m, 4);
+	ofa_set_gate_mode(m, OFA_GATE_STATIC);
+	gc_init(&g, 5);
+	assert_int_equal(ofa_forward(m, g.x0, g.z, g.bud, GB, gates, NULL), 0);
+	for (int i = 0; i < GB * 3; i++)
+		assert_true(gates[i] == 1.0f);
+	assert_int_equal(grad_check(m, &g, 0.3, 2), 0);
 	ofa_free(m);
 }
 
@@ -565,6 +603,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_grad_soft),
 		cmocka_unit_test(test_grad_hard),
+		cmocka_unit_test(test_grad_static),
 		cmocka_unit_test(test_ste),
 		cmocka_unit_test(test_budget_projection),
 		cmocka_unit_test(test_assemble_matches),

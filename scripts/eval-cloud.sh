@@ -1,0 +1,266 @@
+#!/bin/sh
+# eval-cloud.sh [DATA]: the cloud-side evaluation (`make eval-cloud`).
+# MoMoDistill against its controls on a rolling time split, three seeds,
+# on DATA (default ../shared/data/ml-latest-small) and on a synthetic
+# drift set (943 users; the drift starts at the devices' slices), with
+# bin/dccl-distill (scripts/tools/dccl-distill.c says what each arm is).
+# Per data set and round: the choice of distill.freeze-users on the
+# devices' validation slices (a procedure, below), the test table against
+# the lambda = 0 control and against self-distillation, the long tail (the
+# 20 % of device users with the fewest pool samples) with its own paired
+# intervals, and a plot of GAUC by round. Then Forward-OFA against its own
+# static backbone (bin/dccl-ofa on a `dccl-data split` of DATA, three
+# seeds): GAUC and FLOPs per prediction of every budget, with z per device
+# and per impression, pooled over the seeds by bin/dccl-eval, and a plot of
+# GAUC against FLOPs. Output: OUTDIR (default out/cloud) cloud.md,
+# <set>-*.md/csv, ofa.md/csv, cloud.svg, ofa.svg.
+# SEEDS (default "1 2 3"), SYNTH_USERS (943; 0 = skip the synthetic set),
+# EVAL_CLOUD_OUT = OUTDIR; EVAL_CLOUD_REUSE=1 tabulates the runs already
+# in OUTDIR instead of running them again.
+set -eu
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${DCCL_BIN:-$ROOT/bin}
+DATA=${1:-$ROOT/../shared/data/ml-latest-small}
+OUT=${EVAL_CLOUD_OUT:-$ROOT/out/cloud}
+SEEDS=${SEEDS:-1 2 3}
+SYNTH_USERS=${SYNTH_USERS:-943}
+export OPENBLAS_NUM_THREADS=1
+t0=$(date +%s)
+mkdir -p "$OUT"
+ARMS=v1,self,distill,distill-frz,lam0-fix,self-fix,distill-fix,distill-frz-fix,conv-v1,conv-lam0,conv-distill
+
+# Metric of a method row in a dccl-eval CSV: csv_get FILE METHOD COLUMN.
+csv_get() {
+	awk -F, -v m="$2" -v c="$3" 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+	    $1 == m { print $(col[c]) }' "$1"
+}
+
+# dirs SET WHAT ROUND: the seeds' prediction directories, comma-separated.
+dirs() {
+	d=""
+	for s in $SEEDS; do d="$d${d:+,}$OUT/$1/seed$s/$2/r$3"; done
+	echo "$d"
+}
+
+sets="ml"
+[ "$SYNTH_USERS" -gt 0 ] && sets="ml synth"
+{
+echo "## Cloud-side learning: MoMoDistill with controls"
+echo
+echo "Rolling time split 0.7 / 0.1 / 0.1 / 0.1: the pool (cloud) holds each"
+echo "user's first 70 %; in round r every device holds slice S_r, trains its"
+echo "MetaPatch on S_r and the cloud distils; the new cloud model is scored on"
+echo "S_{r+1}. Seeds: $SEEDS (model init and shuffling; the data are fixed)."
+echo "Δ = paired per-user bootstrap 95 % interval, * = excludes 0."
+} >"$OUT/cloud.md"
+
+for set in $sets; do
+	for s in $SEEDS; do
+		[ "${EVAL_CLOUD_REUSE:-0}" = 1 ] && [ -f "$OUT/$set/seed$s/test/r2/preds.csv" ] && continue
+		if [ "$set" = ml ]; then
+			"$BIN/dccl-distill" "$DATA" "$OUT/$set/seed$s" --seed "$s" \
+			    2>"$OUT/$set-seed$s.log" || { tail "$OUT/$set-seed$s.log"; exit 1; }
+		else
+			"$BIN/dccl-distill" synth "$OUT/$set/seed$s" --seed "$s" \
+			    --synth "$SYNTH_USERS" 2>"$OUT/$set-seed$s.log" ||
+			    { tail "$OUT/$set-seed$s.log"; exit 1; }
+		fi
+		echo "eval-cloud: $set seed $s done ($(( $(date +%s) - t0 )) s)"
+	done
+	first=$(echo $SEEDS | cut -d' ' -f1)
+	counts=$OUT/$set/seed$first/counts
+	nrounds=$(ls -d "$OUT/$set/seed$first/test"/r* | wc -l)
+	# The long tail: the 20 % of devices with the fewest pool samples.
+	n=$(wc -l <"$counts")
+	sort -t, -k2,2n -k1,1n "$counts" | head -n $((n / 5)) | cut -d, -f1 >"$OUT/$set-tail"
+	name=ml-latest-small
+	[ "$set" = synth ] && name="synthetic drift ($SYNTH_USERS users)"
+	{
+	echo
+	echo "### $name"
+	echo
+	echo "Per-seed logs: $set-seed*.log. v1 and its converged twin:"
+	grep -h "v1 (patience" "$OUT"/$set-seed*.log | sed 's/^dccl-distill: /- /'
+	} >>"$OUT/cloud.md"
+	r=1
+	while [ $r -le "$nrounds" ]; do
+		# Selection on validation (round 1 decides): freeze the
+		# student's per-user rows iff distill-frz beats distill in GAUC
+		# on the devices' validation slices, pooled over the seeds.
+		"$BIN/dccl-eval" --task ctr --seeds-dirs "$(dirs $set val $r)" \
+		    --out "$OUT" --name "$set-val-r$r" --baseline distill \
+		    --methods distill-frz,lam0,self --user-counts "$counts" >/dev/null
+		dv=$(csv_get "$OUT/$set-val-r$r.csv" distill-frz d_gauc)
+		if [ $r = 1 ]; then
+			pick=$(awk -v d="$dv" 'BEGIN { print (d + 0 > 0) ? "yes" : "no" }')
+			echo "$set: distill.freeze-users chosen on validation: $pick (ΔGAUC frozen - unfrozen $dv)" >"$OUT/$set-selection"
+		fi
+		"$BIN/dccl-eval" --task ctr --seeds-dirs "$(dirs $set test $r)" \
+		    --out "$OUT" --name "$set-r$r-vs-lam0" --baseline lam0 \
+		    --methods "$ARMS" --user-counts "$counts" >/dev/null
+		"$BIN/dccl-eval" --task ctr --seeds-dirs "$(dirs $set test $r)" \
+		    --out "$OUT" --name "$set-r$r-vs-self" --baseline self \
+		    --methods distill,distill-frz --user-counts "$counts" >/dev/null
+		"$BIN/dccl-eval" --task ctr --seeds-dirs "$(dirs $set test $r)" \
+		    --out "$OUT" --name "$set-r$r-vs-fix" --baseline lam0-fix \
+		    --methods self-fix,distill-fix,distill-frz-fix --user-counts "$counts" >/dev/null
+		# The long tail alone, for its own intervals.
+		td=""
+		for s in $SEEDS; do
+			d=$OUT/$set/tail$s/r$r
+			mkdir -p "$d"
+			awk -F, 'NR == FNR { t[$1] = 1; next } ($2 in t)' "$OUT/$set-tail" \
+			    "$OUT/$set/seed$s/test/r$r/preds.csv" >"$d/preds.csv"
+			td="$td${td:+,}$d"
+		done
+		"$BIN/dccl-eval" --task ctr --seeds-dirs "$td" --out "$OUT" \
+		    --name "$set-r$r-tail" --baseline lam0 --methods "$ARMS" >/dev/null
+		{
+		echo
+		echo "#### Round $r: cloud model after round $r, tested on S_$((r + 1))"
+		echo
+		echo "Against the λ = 0 control (the same distillation epochs and early stopping):"
+		echo
+		sed -n '/^|/p' "$OUT/$set-r$r-vs-lam0.md"
+		echo
+		echo "Against self-distillation (the same soft copies, teachers without patches):"
+		echo
+		sed -n '/^|/p' "$OUT/$set-r$r-vs-self.md" | grep "^| \(self\|distill\|distill-frz\|method\) \|^|---"
+		echo
+		echo "Without the validation rule (the last of 3 epochs), against λ = 0 under the same rule:"
+		echo
+		sed -n '/^|/p' "$OUT/$set-r$r-vs-fix.md" | grep "^| \(lam0-fix\|self-fix\|distill-fix\|distill-frz-fix\|method\) \|^|---"
+		echo
+		echo "Long tail only ($(wc -l <"$OUT/$set-tail") users with the fewest pool samples), against λ = 0:"
+		echo
+		sed -n '/^|/p' "$OUT/$set-r$r-tail.md"
+		} >>"$OUT/cloud.md"
+		r=$((r + 1))
+	done
+	{ echo; cat "$OUT/$set-selection"; } >>"$OUT/cloud.md"
+done
+
+# ---- Forward-OFA against its own static backbone ----
+mkdir -p "$OUT/ofa"
+[ -f "$OUT/ofa/split/pool.csv" ] || "$BIN/dccl-data" split "$DATA" "$OUT/ofa/split" >/dev/null
+od=""
+for s in $SEEDS; do
+	if [ "${EVAL_CLOUD_REUSE:-0}" != 1 ] || [ ! -f "$OUT/ofa/seed$s/ofa.csv" ]; then
+		mkdir -p "$OUT/ofa/seed$s"
+		"$BIN/dccl-ofa" "$OUT/ofa/split" --seed "$s" --preds "$OUT/ofa/seed$s" \
+		    >"$OUT/ofa-seed$s.log" 2>&1 || { tail "$OUT/ofa-seed$s.log"; exit 1; }
+	fi
+	od="$od${od:+,}$OUT/ofa/seed$s"
+	echo "eval-cloud: ofa seed $s done ($(( $(date +%s) - t0 )) s)"
+done
+"$BIN/dccl-eval" --task ctr --seeds-dirs "$od" --out "$OUT" --name ofa \
+    --baseline static --methods ofa-low,ofa-mid,ofa-high,ofa-imp-low,ofa-imp-mid,ofa-sample,cloud,naive-ft \
+    >/dev/null
+{
+echo
+echo "## Forward-OFA against its own static backbone ($(basename "$DATA"))"
+echo
+echo "static = the same backbone trained alone (every block, no controller, no"
+echo "mapper); ofa-C = z from the device's last behaviour, one structure and"
+echo "parameter set per device for the whole test window; ofa-imp-C and"
+echo "ofa-sample (high) = z recomputed for every impression, as in training,"
+echo "the controller and the mapper run per prediction (counted in FLOPs)."
+echo "Seeds: $SEEDS; Δ against static."
+echo
+sed -n '/^|/p' "$OUT/ofa.md"
+echo
+echo "Per seed: the models' validation and the structures the controller chose:"
+echo
+for s in $SEEDS; do
+	echo "- seed $s: $(grep -h '^OFA:\|^static backbone:' "$OUT/ofa-seed$s.log" | tr '\n' ' ')"
+	echo "  $(grep -h '^structures' "$OUT/ofa-seed$s.log")"
+done
+} >>"$OUT/cloud.md"
+# GAUC against FLOPs (mean over seeds; FLOPs from the .extra files).
+awk -F, 'FNR == 1 && FILENAME ~ /ofa.csv$/ { for (i = 1; i <= NF; i++) c[$i] = i; next }
+    FILENAME ~ /ofa.csv$/ { g[$1] = $(c["gauc"]); next }
+    $2 == "flops" { f[$1] += $3; nf[$1]++ }
+    END { for (m in g) if (nf[m]) print m "," g[m] "," f[m] / nf[m] }' \
+    "$OUT/ofa.csv" "$OUT"/ofa/seed*/ofa.extra | sort >"$OUT/ofa-flops.csv"
+awk -F, '
+{ n++; m[n] = $1; g[n] = $2; f[n] = $3
+  if (n == 1 || $2 < lo) lo = $2; if (n == 1 || $2 > hi) hi = $2; if ($3 > fx) fx = $3 }
+END {
+	W = 720; H = 420; L = 80; R = 30; T = 40; B = 50; pw = W - L - R; ph = H - T - B
+	pad = (hi - lo) * 0.15 + 0.0005; lo -= pad; hi += pad; fx *= 1.1
+	printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H
+	printf "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", W, H
+	printf "<text x=\"%d\" y=\"22\" font-size=\"14\">Forward-OFA: GAUC against FLOPs per prediction (mean of seeds)</text>\n", L
+	printf "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#444\"/>\n", L, T, pw, ph
+	for (t = 0; t <= 4; t++) {
+		v = lo + (hi - lo) * t / 4; y = T + ph - ph * t / 4
+		printf "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.4f</text>\n", L - 6, y + 4, v
+		v = fx * t / 4; x = L + pw * t / 4
+		printf "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%.0fk</text>\n", x, T + ph + 16, v / 1000
+	}
+	printf "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">FLOPs per prediction</text>\n", L + pw / 2, H - 10
+	for (i = 1; i <= n; i++) {
+		x = L + pw * f[i] / fx; y = T + ph - ph * (g[i] - lo) / (hi - lo)
+		col = m[i] == "static" ? "#d62728" : m[i] ~ /^ofa-imp|^ofa-sample/ ? "#ff7f0e" : m[i] ~ /^ofa/ ? "#1f77b4" : "#7f7f7f"
+		printf "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n", x, y, col
+		printf "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", x + 6, y - 4, m[i]
+	}
+	print "</svg>"
+}' "$OUT/ofa-flops.csv" >"$OUT/ofa.svg"
+
+# The plot: GAUC by round, per arm and data set, drawn here.
+for set in $sets; do
+	for f in "$OUT/$set"-r*-vs-lam0.csv; do
+		r=$(basename "$f" | sed 's/.*-r\([0-9]*\)-vs-lam0.csv/\1/')
+		awk -F, -v set="$set" -v r="$r" 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+		    { print set "," r "," $1 "," $(c["gauc"]) }' "$f"
+	done
+done | sort -t, -k1,1 -k3,3 -k2,2n >"$OUT/gauc.csv"
+awk -F, '
+{ k = $1 SUBSEP $3; if (!(k in seen)) { seen[k] = 1; ord[++nk] = k; setof[k] = $1; armof[k] = $3 }
+  g[k, $2] = $4; if ($2 > R) R = $2
+  if (!($1 in lo) || $4 < lo[$1]) lo[$1] = $4; if (!($1 in hi) || $4 > hi[$1]) hi[$1] = $4
+  if (!($1 in sidx)) { sidx[$1] = ++ns; sname[ns] = $1 } }
+END {
+	W = 900; PH = 300; L = 70; Rm = 190; T = 40; B = 40
+	H = T + ns * (PH + B) + 10
+	printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H
+	printf "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", W, H
+	printf "<text x=\"%d\" y=\"22\" font-size=\"14\">MoMoDistill and controls: cloud GAUC on the next slice, by round (mean of seeds)</text>\n", L
+	split("#7f7f7f,#1f77b4,#ff7f0e,#2ca02c,#d62728,#9467bd,#8c564b,#e377c2,#17becf", col, ",")
+	pw = W - L - Rm
+	for (s = 1; s <= ns; s++) {
+		st = sname[s]; y0 = T + (s - 1) * (PH + B)
+		pad = (hi[st] - lo[st]) * 0.1 + 0.001; a = lo[st] - pad; b = hi[st] + pad
+		printf "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#444\"/>\n", L, y0, pw, PH
+		printf "<text x=\"%d\" y=\"%d\">%s</text>\n", L + 5, y0 + 15, st
+		for (t = 0; t <= 4; t++) {
+			v = a + (b - a) * t / 4; y = y0 + PH - PH * t / 4
+			printf "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.4f</text>\n", L - 6, y + 4, v
+			printf "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>\n", L, L + pw, y, y
+		}
+		for (r = 1; r <= R; r++) {
+			x = L + (R > 1 ? pw * (r - 1) / (R - 1) : pw / 2)
+			printf "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">round %d</text>\n", x, y0 + PH + 15, r
+		}
+		n = 0
+		for (i = 1; i <= nk; i++) {
+			k = ord[i]; if (setof[k] != st) continue
+			n++; pts = ""
+			for (r = 1; r <= R; r++) {
+				if (!((k, r) in g)) continue
+				x = L + (R > 1 ? pw * (r - 1) / (R - 1) : pw / 2)
+				y = y0 + PH - PH * (g[k, r] - a) / (b - a)
+				pts = pts sprintf("%.1f,%.1f ", x, y)
+				printf "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", x, y, col[(n - 1) % 9 + 1]
+			}
+			printf "<polyline points=\"%s\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s/>\n", pts, col[(n - 1) % 9 + 1], armof[k] ~ /^conv/ ? " stroke-dasharray=\"5,3\"" : ""
+			printf "<line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\"/>\n", L + pw + 10, L + pw + 30, y0 + 14 * n, y0 + 14 * n, col[(n - 1) % 9 + 1]
+			printf "<text x=\"%d\" y=\"%d\">%s</text>\n", L + pw + 35, y0 + 4 + 14 * n, armof[k]
+		}
+	}
+	print "</svg>"
+}' "$OUT/gauc.csv" >"$OUT/cloud.svg"
+cat "$OUT/cloud.md"
+echo
+echo "eval-cloud: $(( $(date +%s) - t0 )) s; $OUT/cloud.md, cloud.svg, ofa.svg"

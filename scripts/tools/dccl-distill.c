@@ -1,0 +1,580 @@
+/*
+ * dccl-distill: MoMoDistill with its controls, offline, on a rolling time
+ * split. It runs the same numerics as cloudd and deviced (ctr_train,
+ * distill_fit, MetaPatch on CTR_SEL_METAPATCH_ONLY with deviced's learn.*
+ * defaults) without the sockets, so that every arm sees the same data and
+ * the same seeds and differs in one thing only.
+ *
+ *   dccl-distill DATA OUTDIR [--seed S] [--slices P,S1,..,SK] [--min-dev N]
+ *                [--synth USERS] [--lambda X] [--distill-epochs N]
+ *
+ * --synth USERS replaces DATA by dataset_synth's drift set (seed 7 for
+ * every run, 30 % of the users change taste) whose drift starts at the
+ * device slices: the case where devices know what the pool cannot.
+ *
+ * Rolling split: every user's history, by time, is cut into the cloud's
+ * share P and K device slices S1..SK (default 0.7,0.1,0.1,0.1); users with
+ * fewer than --min-dev samples (20) stay in the pool and are no device.
+ * The pool never grows: what the cloud learns after v1 comes only through
+ * the devices' patches. Round r (1..K-1): every device holds S_r, trains its
+ * MetaPatch m on the first 80 % of S_r from the arm's current cloud model
+ * and adopts it only if the last 20 % (its validation slice) has a lower
+ * logloss and no lower AUC (deviced's guard). Only adopted patches teach.
+ * The cloud then distils (distill_fit, train.* and distill.* defaults) and
+ * the new model is scored on S_{r+1}, data after everything round r saw.
+ *
+ * Arms (each its own line of models over the rounds):
+ *   v1           the cloud model, early-stopped (patience 2), never changed
+ *   lam0         the same distillation epochs with lambda = 0
+ *   self         self-distillation: the same users' soft copies, teachers
+ *                without patches (the extra steps and soft labels alone)
+ *   distill      MoMoDistill, every parameter of the student trains
+ *   distill-frz  MoMoDistill, the student's per-user rows frozen
+ *   *-fix        the same four without the validation rule: the cloud's
+ *                validation slice is the end of the pool, older than
+ *                anything the devices learned, so "best of the initial
+ *                model and each epoch on it" can reject exactly the new
+ *                knowledge; these keep the last of distill.epochs epochs
+ *   conv-*       the same from a v1 trained to convergence (patience 6)
+ *
+ * Output: OUTDIR/test/rR/preds.csv (S_{R+1}) and OUTDIR/val/rR/preds.csv
+ * (the devices' validation slices of S_R), lines method,user,item,label,
+ * score as deviced writes them for bin/dccl-eval; OUTDIR/counts (user,
+ * pool samples: the long tail is the users the cloud knows least);
+ * OUTDIR/arms.csv (round,arm,adopted,soft,val_before,val_after,best_epoch,
+ * epochs). Single-threaded; exits 0, 1 on errors, 2 on usage errors.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cloudd/distill.h"
+#include "shared/data/dataset.h"
+#include "shared/ml/ctr.h"
+#include "shared/ml/metrics.h"
+#include "shared/xmalloc.h"
+
+void	openblas_set_num_threads(int);
+
+static const char *prog = "dccl-distill";
+
+#define MAX_SLICES	8
+
+enum { ARM_STATIC = 0, ARM_LAM0, ARM_SELF, ARM_DISTILL };
+
+struct arm {
+	const char	*name;
+	int		 conv;		/* starts from the converged v1 */
+	int		 kind;
+	int		 freeze;
+	int		 fixed;		/* no validation rule: the last epoch */
+	struct ctr	*m;
+};
+
+static struct arm arms[] = {
+	{ "v1",			0, ARM_STATIC,	0, 0, NULL },
+	{ "lam0",		0, ARM_LAM0,	0, 0, NULL },
+	{ "self",		0, ARM_SELF,	0, 0, NULL },
+	{ "distill",		0, ARM_DISTILL,	0, 0, NULL },
+	{ "distill-frz",	0, ARM_DISTILL,	1, 0, NULL },
+	{ "lam0-fix",		0, ARM_LAM0,	0, 1, NULL },
+	{ "self-fix",		0, ARM_SELF,	0, 1, NULL },
+	{ "distill-fix",	0, ARM_DISTILL,	0, 1, NULL },
+	{ "distill-frz-fix",	0, ARM_DISTILL,	1, 1, NULL },
+	{ "conv-v1",		1, ARM_STATIC,	0, 0, NULL },
+	{ "conv-lam0",		1, ARM_LAM0,	0, 0, NULL },
+	{ "conv-distill",	1, ARM_DISTILL,	0, 0, NULL },
+};
+#define N_ARMS	(sizeof(arms) / sizeof(arms[0]))
+
+struct split {
+	uint32_t	*pool_tr, *pool_va;
+	size_t		 ntr, nva;
+	uint32_t	*dev;		/* device users */
+	size_t		 ndev;
+	/* per device: bounds of slice k in the user's chronological idx */
+	size_t		(*cut)[MAX_SLICES + 2];
+	int		 k;		/* device slices */
+};
+
+struct run {
+	struct dataset		 ds;
+	struct dataset_idx	 all;
+	struct split		 sp;
+	uint64_t		 seed;
+	double			 lambda;
+	int			 distill_epochs;
+	const char		*out;
+};
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+"usage: %s DATA OUTDIR [--seed S] [--slices P,S1,...,SK] [--min-dev N]\n"
+"           [--synth USERS] [--lambda X] [--distill-epochs N]\n"
+"DATA is a MovieLens directory (or, with --synth, ignored: a synthetic\n"
+"drift set of USERS users whose drift, bias and for 30 %% of the users\n"
+"taste, starts at the device slices).\n",
+	    prog);
+}
+
+static int
+mkdirs(const char *p)
+{
+	char b[1200];
+
+	for (size_t i = 1; i <= strlen(p); i++) {
+		if (p[i] != '/' && p[i] != '\0')
+			continue;
+		snprintf(b, sizeof(b), "%.*s", (int)i, p);
+		if (mkdir(b, 0755) != 0 && errno != EEXIST)
+			return -errno;
+	}
+	return 0;
+}
+
+/* Entry j of user u's chronological samples. */
+static uint32_t
+at(const struct run *r, uint32_t u, size_t j)
+{
+	return (uint32_t)r->all.v[r->all.uoff[u] + j];
+}
+
+static int
+make_split(struct run *r, const double *fr, int nf, uint32_t min_dev)
+{
+	struct split *sp = &r->sp;
+	uint32_t nu = r->ds.n_users;
+
+	memset(sp, 0, sizeof(*sp));
+	sp->k = nf - 1;
+	sp->pool_tr = xcalloc(r->ds.n + 1, sizeof(uint32_t));
+	sp->pool_va = xcalloc(r->ds.n + 1, sizeof(uint32_t));
+	sp->dev = xcalloc((size_t)nu + 1, sizeof(uint32_t));
+	sp->cut = xcalloc((size_t)nu + 1, sizeof(*sp->cut));
+	for (uint32_t u = 0; u < nu; u++) {
+		size_t n = r->all.uoff[u + 1] - r->all.uoff[u], np, nv;
+		double acc = 0;
+
+		if (n >= min_dev) {
+			size_t *c = sp->cut[sp->ndev];
+			c[0] = 0;
+			for (int k = 0; k < nf; k++) {
+				acc += fr[k];
+				c[k + 1] = k == nf - 1 ? n :
+				    (size_t)floor(acc * (double)n + 1e-9);
+			}
+			np = c[1];
+			sp->dev[sp->ndev++] = u;
+		} else
+			np = n;
+		/* cloudd's train.val-frac 0.1: each user's last pool share. */
+		nv = (size_t)(0.1 * (double)np + 0.5);
+		if (nv >= np)
+			nv = np > 0 ? np - 1 : 0;
+		for (size_t j = 0; j < np; j++) {
+			if (j < np - nv)
+				sp->pool_tr[sp->ntr++] = at(r, u, j);
+			else
+				sp->pool_va[sp->nva++] = at(r, u, j);
+		}
+	}
+	return sp->ndev > 0 && sp->ntr > 0 ? 0 : -EINVAL;
+}
+
+static int
+train_v1(struct run *r, int patience, int epochs, struct ctr **out)
+{
+	struct ctr_config cfg;
+	struct ctr_train_opts o;
+	struct ctr_train_stats st;
+	int rc;
+
+	/* cloudd's train.* defaults */
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.n_users = r->ds.n_users;
+	cfg.n_items = r->ds.n_items;
+	cfg.n_genres = r->ds.n_genres;
+	cfg.dim = 16;
+	cfg.hist_k = 20;
+	cfg.n_hidden = 2;
+	cfg.hidden[0] = 128;
+	cfg.hidden[1] = 64;
+	cfg.patch_rank = 16;
+	if ((rc = ctr_new(out, &cfg, r->seed)) != 0)
+		return rc;
+	ctr_train_opts_default(&o);
+	ctr_opt_default(&o.opt, CTR_OPT_ADAM, 0.001f);
+	o.epochs = epochs;
+	o.batch = 256;
+	o.patience = patience;
+	o.seed = r->seed;
+	rc = ctr_train(*out, &r->ds, r->sp.pool_tr, r->sp.ntr, r->sp.pool_va,
+	    r->sp.nva, &o, &st);
+	fprintf(stderr, "%s: v1 (patience %d): best epoch %d of %d, val "
+	    "logloss %.4f\n", prog, patience, st.best_epoch, st.epochs,
+	    st.val_loss);
+	return rc;
+}
+
+static double
+auc_of(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
+    size_t n)
+{
+	float *s = xcalloc(n + 1, sizeof(float)), *y = xcalloc(n + 1,
+	    sizeof(float));
+	int pos = 0, neg = 0;
+	double a = -1;
+
+	for (size_t i = 0; i < n; i++) {
+		y[i] = ds->s[idx[i]].label >= 0.5f ? 1.0f : 0.0f;
+		pos += y[i] > 0;
+		neg += y[i] == 0;
+	}
+	if (pos > 0 && neg > 0 && ctr_predict(m, ds, idx, n, s) == 0)
+		a = metrics_auc(s, y, n);
+	free(s);
+	free(y);
+	return a;
+}
+
+/*
+ * Device u in round rd on cloud model m: MetaPatch on S_rd as deviced
+ * does (learn.lr 0.01, 10 epochs, batch 32, patience 2, guard). Returns
+ * 1 and writes u's m rows into teacher if adopted, else 0.
+ */
+static int
+device(struct run *r, size_t d, int rd, struct ctr *m, struct ctr *teacher)
+{
+	uint32_t u = r->sp.dev[d], *idx;
+	size_t lo = r->sp.cut[d][rd], hi = r->sp.cut[d][rd + 1];
+	size_t n = hi - lo, nv = (size_t)(0.2 * (double)n + 0.5), nt;
+	struct ctr *c;
+	struct ctr_train_opts o;
+	struct ctr_train_stats st;
+	double base, auc0, auc1;
+	int adopted = 0;
+
+	if (nv >= n)
+		nv = n > 0 ? n - 1 : 0;
+	nt = n - nv;
+	if (nt == 0 || nv == 0)
+		return 0;
+	idx = xcalloc(n, sizeof(*idx));
+	for (size_t j = 0; j < n; j++)
+		idx[j] = at(r, u, lo + j);
+	c = ctr_clone(m);
+	ctr_eval_logloss(c, &r->ds, idx + nt, nv, &base);
+	auc0 = auc_of(c, &r->ds, idx + nt, nv);
+	ctr_train_opts_default(&o);
+	ctr_opt_default(&o.opt, CTR_OPT_ADAM, 0.01f);
+	o.sel = CTR_SEL_METAPATCH_ONLY;
+	o.epochs = 10;
+	o.batch = 32;
+	o.patience = 2;
+	o.seed = r->seed;
+	if (ctr_train(c, &r->ds, idx, nt, idx + nt, nv, &o, &st) == 0 &&
+	    st.val_loss < base) {
+		auc1 = auc_of(c, &r->ds, idx + nt, nv);
+		adopted = auc1 >= auc0;
+	}
+	if (adopted && teacher != NULL) {
+		for (int i = 0; i < ctr_num_tensors(c); i++) {
+			const struct ctr_tensor *s = ctr_tensor_at(c, i);
+			const struct ctr_tensor *t = ctr_tensor_at(teacher, i);
+			if (s->kind != CTR_T_PATCH_M)
+				continue;
+			memcpy(t->data + (size_t)u * s->shape[1],
+			    s->data + (size_t)u * s->shape[1],
+			    s->shape[1] * sizeof(float));
+		}
+	}
+	ctr_free(c);
+	free(idx);
+	return adopted;
+}
+
+/* Appends m's predictions on slice k of every device (val: last 20 %). */
+static int
+predict(struct run *r, struct ctr *m, const char *name, int k, int val,
+    FILE *fp)
+{
+	for (size_t d = 0; d < r->sp.ndev; d++) {
+		uint32_t u = r->sp.dev[d], idx[4096];
+		size_t lo = r->sp.cut[d][k], hi = r->sp.cut[d][k + 1], n;
+		float p[4096];
+
+		if (val) {
+			size_t nv = (size_t)(0.2 * (double)(hi - lo) + 0.5);
+			if (nv >= hi - lo)
+				nv = hi - lo > 0 ? hi - lo - 1 : 0;
+			lo = hi - nv;
+		}
+		for (; lo < hi; lo += n) {
+			n = hi - lo < 4096 ? hi - lo : 4096;
+			for (size_t j = 0; j < n; j++)
+				idx[j] = at(r, u, lo + j);
+			if (ctr_predict(m, &r->ds, idx, n, p) != 0)
+				return -EINVAL;
+			for (size_t j = 0; j < n; j++) {
+				const struct sample *s = &r->ds.s[idx[j]];
+				fprintf(fp, "%s,%u,%u,%g,%.6f\n", name, u,
+				    s->item, s->label >= 0.5f ? 1.0 : 0.0,
+				    p[j]);
+			}
+		}
+	}
+	return 0;
+}
+
+static FILE *
+open_preds(const struct run *r, const char *what, int rd)
+{
+	char p[1200];
+	FILE *fp;
+
+	snprintf(p, sizeof(p), "%s/%s/r%d", r->out, what, rd);
+	if (mkdirs(p) != 0)
+		return NULL;
+	snprintf(p, sizeof(p), "%s/%s/r%d/preds.csv", r->out, what, rd);
+	if ((fp = fopen(p, "w")) == NULL)
+		fprintf(stderr, "%s: %s: %s\n", prog, p, strerror(errno));
+	return fp;
+}
+
+/* One round of one arm; FILEs get the arm's predictions. */
+static int
+round_arm(struct run *r, struct arm *a, int rd, FILE *fv, FILE *ft,
+    FILE *fa)
+{
+	struct ctr *teacher = NULL;
+	struct distill_pick *pk = NULL;
+	struct distill_stats st;
+	struct ctr_train_opts o;
+	size_t np = 0;
+	double vb = NAN;
+	int rc = 0;
+
+	memset(&st, 0, sizeof(st));
+	st.val_before = st.val_after = NAN;
+	if (a->kind != ARM_STATIC) {
+		teacher = ctr_clone(a->m);
+		pk = xcalloc(r->sp.ndev + 1, sizeof(*pk));
+		for (size_t d = 0; d < r->sp.ndev; d++) {
+			/* lam0 needs no teachers: every weight is 0. */
+			if (a->kind == ARM_LAM0 || !device(r, d, rd, a->m,
+			    a->kind == ARM_SELF ? NULL : teacher))
+				continue;
+			pk[np].user = r->sp.dev[d];
+			pk[np].weight = (float)r->lambda;
+			pk[np].teacher = 0;
+			np++;
+		}
+		ctr_train_opts_default(&o);
+		ctr_opt_default(&o.opt, CTR_OPT_ADAM, 0.0005f);
+		o.epochs = r->distill_epochs;
+		o.batch = 256;
+		o.patience = 2;
+		o.seed = r->seed + 1000u * (uint64_t)rd;
+		if (a->fixed)
+			ctr_eval_logloss(a->m, &r->ds, r->sp.pool_va,
+			    r->sp.nva, &vb);
+		rc = distill_fit(a->m, &r->ds, r->sp.pool_tr, r->sp.ntr,
+		    r->sp.pool_va, a->fixed ? 0 : r->sp.nva, &teacher, pk,
+		    np, &o, a->freeze ? DISTILL_FIT_FREEZE_USERS : 0, &st);
+		ctr_free(teacher);
+		free(pk);
+		if (rc != 0) {
+			fprintf(stderr, "%s: %s round %d: distill_fit %d\n",
+			    prog, a->name, rd, rc);
+			return rc;
+		}
+	}
+	if (a->fixed && a->kind != ARM_STATIC) {
+		st.val_before = vb;
+		ctr_eval_logloss(a->m, &r->ds, r->sp.pool_va, r->sp.nva,
+		    &st.val_after);
+	}
+	fprintf(fa, "%d,%s,%zu,%zu,%.5f,%.5f,%d,%d\n", rd, a->name, np,
+	    st.n_soft, st.val_before, st.val_after, st.best_epoch, st.epochs);
+	fprintf(stderr, "%s: round %d %-16s adopted %4zu soft %6zu val "
+	    "logloss %.4f -> %.4f (best epoch %d)\n", prog, rd, a->name, np,
+	    st.n_soft, st.val_before, st.val_after, st.best_epoch);
+	if ((rc = predict(r, a->m, a->name, rd, 1, fv)) != 0 ||
+	    (rc = predict(r, a->m, a->name, rd + 1, 0, ft)) != 0)
+		return rc;
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "seed", required_argument, NULL, 's' },
+		{ "slices", required_argument, NULL, 'f' },
+		{ "min-dev", required_argument, NULL, 'm' },
+		{ "synth", required_argument, NULL, 'y' },
+		{ "lambda", required_argument, NULL, 'l' },
+		{ "distill-epochs", required_argument, NULL, 'e' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct run r;
+	struct dataset_meta meta;
+	struct dataset_opts dopt;
+	struct dataset_err e;
+	double fr[MAX_SLICES + 1] = { 0.7, 0.1, 0.1, 0.1 }, sum = 0;
+	int nf = 4, ch, rc = 1, synth = 0;
+	uint32_t min_dev = 20;
+	struct ctr *v1 = NULL, *conv = NULL;
+	FILE *fa = NULL, *fc = NULL;
+	char p[1200];
+
+	openblas_set_num_threads(1);
+	memset(&r, 0, sizeof(r));
+	r.seed = 1;
+	r.lambda = 1.0;
+	r.distill_epochs = 3;
+	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		char *end = NULL, *s, *tok, *save = NULL;
+		switch (ch) {
+		case 's':
+			r.seed = strtoull(optarg, &end, 10);
+			break;
+		case 'm':
+			min_dev = (uint32_t)strtoul(optarg, &end, 10);
+			break;
+		case 'y':
+			synth = (int)strtol(optarg, &end, 10);
+			break;
+		case 'l':
+			r.lambda = strtod(optarg, &end);
+			break;
+		case 'e':
+			r.distill_epochs = (int)strtol(optarg, &end, 10);
+			break;
+		case 'f':
+			nf = 0;
+			s = xstrdup(optarg);
+			for (tok = strtok_r(s, ",", &save); tok != NULL;
+			    tok = strtok_r(NULL, ",", &save)) {
+				if (nf > MAX_SLICES)
+					break;
+				fr[nf++] = strtod(tok, NULL);
+			}
+			free(s);
+			end = "";
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+		if (end == NULL || *end != '\0') {
+			fprintf(stderr, "%s: bad number '%s'\n", prog, optarg);
+			return 2;
+		}
+	}
+	for (int i = 0; i < nf; i++)
+		sum += fr[i];
+	if (argc - optind != 2 || nf < 3 || nf > MAX_SLICES + 1 ||
+	    fabs(sum - 1) > 1e-6 || min_dev < 2 * (uint32_t)nf ||
+	    r.distill_epochs < 1 || r.lambda < 0 || synth < 0) {
+		usage(stderr);
+		return 2;
+	}
+	r.out = argv[optind + 1];
+	dataset_init(&r.ds);
+	dataset_meta_init(&meta);
+	if (synth > 0) {
+		struct synth_opts so;
+		struct synth_truth *truth = NULL;
+
+		synth_opts_default(&so);
+		so.n_users = (uint32_t)synth;
+		so.drift_start = fr[0];
+		/*
+		 * A per-user bias shift alone leaves every per-user AUC as it
+		 * is; a change of taste is what ranking (GAUC) can see.
+		 */
+		so.taste_drift = 0.3;
+		so.seed = 7;	/* the data stay fixed across seeds */
+		if (dataset_synth(&r.ds, &meta, &truth, &so) != 0) {
+			fprintf(stderr, "%s: synth failed\n", prog);
+			goto out;
+		}
+		free(truth);
+	} else {
+		dataset_opts_default(&dopt);
+		if (dataset_load_movielens(&r.ds, &meta, argv[optind], &dopt,
+		    &e) != 0) {
+			fprintf(stderr, "%s: %s: %s\n", prog, argv[optind],
+			    e.msg);
+			goto out;
+		}
+	}
+	dataset_idx_all(&r.all, &r.ds);
+	if (make_split(&r, fr, nf, min_dev) != 0) {
+		fprintf(stderr, "%s: no device user (--min-dev)\n", prog);
+		goto out;
+	}
+	fprintf(stderr, "%s: %zu samples, %u users (%zu devices), pool %zu "
+	    "train + %zu val, %d device slices, seed %llu\n", prog, r.ds.n,
+	    r.ds.n_users, r.sp.ndev, r.sp.ntr, r.sp.nva, r.sp.k,
+	    (unsigned long long)r.seed);
+	if (mkdirs(r.out) != 0)
+		goto out;
+	snprintf(p, sizeof(p), "%s/counts", r.out);
+	if ((fc = fopen(p, "w")) == NULL)
+		goto out;
+	for (size_t d = 0; d < r.sp.ndev; d++)
+		fprintf(fc, "%u,%zu\n", r.sp.dev[d], r.sp.cut[d][1]);
+	fclose(fc);
+	snprintf(p, sizeof(p), "%s/arms.csv", r.out);
+	if ((fa = fopen(p, "w")) == NULL)
+		goto out;
+	fprintf(fa, "round,arm,adopted,soft,val_before,val_after,best_epoch,"
+	    "epochs\n");
+	if (train_v1(&r, 2, 100, &v1) != 0 || train_v1(&r, 6, 100,
+	    &conv) != 0)
+		goto out;
+	for (size_t i = 0; i < N_ARMS; i++)
+		arms[i].m = ctr_clone(arms[i].conv ? conv : v1);
+	for (int rd = 1; rd < r.sp.k; rd++) {
+		FILE *fv = open_preds(&r, "val", rd), *ft = open_preds(&r,
+		    "test", rd);
+		int bad = fv == NULL || ft == NULL;
+
+		for (size_t i = 0; i < N_ARMS && !bad; i++)
+			bad = round_arm(&r, &arms[i], rd, fv, ft, fa) != 0;
+		if (fv != NULL && fclose(fv) != 0)
+			bad = 1;
+		if (ft != NULL && fclose(ft) != 0)
+			bad = 1;
+		if (bad)
+			goto out;
+	}
+	rc = 0;
+out:
+	if (fa != NULL && fclose(fa) != 0)
+		rc = 1;
+	for (size_t i = 0; i < N_ARMS; i++)
+		ctr_free(arms[i].m);
+	ctr_free(v1);
+	ctr_free(conv);
+	free(r.sp.pool_tr);
+	free(r.sp.pool_va);
+	free(r.sp.dev);
+	free(r.sp.cut);
+	dataset_idx_fini(&r.all);
+	dataset_meta_fini(&meta);
+	dataset_fini(&r.ds);
+	return rc;
+}
