@@ -38,6 +38,10 @@
 #include "shared/wire.h"
 #include "shared/xmalloc.h"
 
+/* Negative cache of store lookups (replicas): slots, and for how long. */
+#define GUARD_MISS_SLOTS	1024
+#define GUARD_MISS_S		2.0
+
 struct guard_dev {
 	char		 id[WIRE_DEVID_MAX + 1];
 	uint8_t		 pk[32];
@@ -66,6 +70,14 @@ struct guard {
 	 */
 	double			 erate, eburst, etokens, et;
 	size_t			 max_devices;
+	/*
+	 * Replicas: ids the store recently said are not enrolled, so
+	 * traffic under unknown ids costs no query per message.
+	 */
+	struct {
+		char	 id[WIRE_DEVID_MAX + 1];
+		double	 t;
+	}			 miss[GUARD_MISS_SLOTS];
 };
 
 /* A store read after a failed MAC at most this often per device (s). */
@@ -204,17 +216,26 @@ find(struct guard *g, const char *id, double now, int *dberr)
 {
 	struct guard_dev *d = lookup(g, id);
 	struct store_authkey k;
+	size_t ms;
 	int rc;
 
 	*dberr = 0;
 	if (d != NULL || !g->shared)
 		return d;	/* one process per SQLite store: a miss is final */
+	ms = hash(id) & (GUARD_MISS_SLOTS - 1);
+	if (strcmp(g->miss[ms].id, id) == 0 && now - g->miss[ms].t <
+	    GUARD_MISS_S)
+		return NULL;	/* asked the store a moment ago */
 	if (!ebucket(g, now)) {
 		*dberr = 2;	/* too many unknown ids: no query */
 		return NULL;
 	}
 	if ((rc = store_authkey_get(g->st, id, &k)) != 0) {
-		if (rc != -ENOENT) {
+		if (rc == -ENOENT) {
+			snprintf(g->miss[ms].id, sizeof(g->miss[ms].id), "%s",
+			    id);
+			g->miss[ms].t = now;
+		} else {
 			log_warnx("AUTH: device %s: %s", id,
 			    store_errmsg(g->st));
 			*dberr = 1;

@@ -33,7 +33,15 @@ struct sealer {
 	struct seal_job		*done, **done_tail;	/* to send */
 	int			 quit;
 	uv_async_t		 wake;
+	size_t			 queued;	/* jobs not yet sent (loop) */
 };
+
+/*
+ * Each job holds a copy of its chunk (up to limits.chunk-size), so the
+ * queue is bounded: beyond this many jobs a chunk request gets E_BUSY and
+ * the device retries after its backoff.
+ */
+#define SEAL_MAX_JOBS	64
 
 static void
 pack(struct seal_job *j)
@@ -104,6 +112,7 @@ wake_cb(uv_async_t *h)
 	for (; j != NULL; j = next) {
 		next = j->next;
 		job_end(&cd->job, 1);
+		s->queued--;
 		reply(cd, j);
 		free(j->mc.data.data);
 		free(j);
@@ -177,6 +186,12 @@ seal_chunk(struct cloudd *cd, struct rpc_req *r, const Dccl__ModelChunk *mc)
 		reply(cd, &one);
 		return;
 	}
+	if (s->queued >= SEAL_MAX_JOBS) {
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_BUSY, "%zu chunks waiting "
+		    "to be sealed; retry later", s->queued);
+		return;
+	}
+	s->queued++;
 	j = xcalloc(1, sizeof(*j));
 	j->r = r;
 	j->mc = *mc;
