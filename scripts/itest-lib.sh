@@ -55,7 +55,8 @@ endpoints() {
 # Waits for a READY line of this start, not of an earlier one. On a first
 # start whose TCP port was taken meanwhile, picks new ports (3 tries).
 start_cloudd() {
-	n0=$(grep -c 'READY: cloudd' "$T/cloudd.log" 2>/dev/null || true)
+	touch "$T/cloudd.log"
+	n0=$(grep -c 'READY: cloudd' "$T/cloudd.log" || true)
 	for try in 1 2 3; do
 		b0=$(grep -c 'BIND: ' "$T/cloudd.log" 2>/dev/null || true)
 		"$BIN/cloudd" -o cloudd.listen="$EP" -o cloudd.pub-listen="$PUB" \
