@@ -72,15 +72,15 @@ app_hist_k(const struct ctr *m)
 	return K > SAMPLE_HIST_MAX ? SAMPLE_HIST_MAX : K;
 }
 
-/* Index + 1 of the last sample with ts <= t (0: none); ds in time order. */
+/* The number of samples with ts < t; ds in time order. */
 static size_t
-last_at(const struct dataset *ds, int64_t t)
+before(const struct dataset *ds, int64_t t)
 {
 	size_t lo = 0, hi = ds != NULL ? ds->n : 0;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (ds->s[mid].ts <= t)
+		if (ds->s[mid].ts < t)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -88,42 +88,73 @@ last_at(const struct dataset *ds, int64_t t)
 	return lo;
 }
 
+/* Appends the positives of ds->s[lo, hi) to buf[*n] (label >= 0.5). */
+static void
+add_positives(const struct dataset *ds, size_t lo, size_t hi, uint32_t *buf,
+    size_t *n, size_t cap)
+{
+	for (size_t i = lo; i < hi; i++) {
+		if (ds->s[i].label < 0.5f)
+			continue;
+		if (*n == cap) {	/* keep the newest cap - 1 */
+			memmove(buf, buf + 1, (cap - 1) * sizeof(*buf));
+			(*n)--;
+		}
+		buf[(*n)++] = ds->s[i].item;
+	}
+}
+
 size_t
 app_hist(const struct dataset *a, const struct dataset *b, int64_t ts, int K,
     uint32_t *out)
 {
-	const struct dataset *src = b;
+	const struct dataset *src = b, *first;
 	const struct sample *s;
-	uint32_t buf[SAMPLE_HIST_MAX + 1];
-	size_t j, n, first;
+	uint32_t buf[2 * SAMPLE_HIST_MAX + 1];
+	size_t j, g, la = 0, ha = 0, n, skip;
+	int64_t t0;
 
 	if (K <= 0)
 		return 0;
 	if (K > SAMPLE_HIST_MAX)
 		K = SAMPLE_HIST_MAX;
-	if ((j = last_at(b, ts)) == 0) {
+	if ((j = before(b, ts)) == 0) {
 		src = a;
-		if ((j = last_at(a, ts)) == 0)
+		if ((j = before(a, ts)) == 0)
 			return 0;
 	}
 	/*
-	 * The sample's own history is the positives before it; it continues
-	 * with the sample itself when it was a positive (the labels rule of
-	 * dataset_build_hist, label >= 0.5).
+	 * The history is the positives strictly earlier than ts (the rule of
+	 * dataset_build_hist). Samples of one second share one stored
+	 * history, the positives before that second; so the history is the
+	 * stored one of the first sample of the last earlier second, then
+	 * that second's positives. When that second starts b, a's samples of
+	 * the same second belong to it too.
 	 */
-	s = &src->s[j - 1];
+	t0 = src->s[j - 1].ts;
+	for (g = j - 1; g > 0 && src->s[g - 1].ts == t0; g--)
+		;
+	first = src;
+	s = &src->s[g];
+	if (src == b && g == 0 && a != NULL) {
+		for (ha = la = a->n; la > 0 && a->s[la - 1].ts == t0; la--)
+			;
+		if (la < ha) {
+			first = a;
+			s = &a->s[la];
+		}
+	}
 	n = s->hist_n;
-	first = n > (size_t)K ? n - K : 0;
-	if (n > first)	/* an empty dataset's history array is NULL */
-		memcpy(buf, sample_hist(src, s) + first,
-		    (n - first) * sizeof(*buf));
-	n -= first;
-	if (s->label >= 0.5f)
-		buf[n++] = s->item;
-	first = n > (size_t)K ? n - K : 0;
-	if (n > first)
-		memcpy(out, buf + first, (n - first) * sizeof(*out));
-	return n - first;
+	skip = n > (size_t)K ? n - K : 0;
+	if (n > skip)	/* an empty dataset's history array is NULL */
+		memcpy(buf, sample_hist(first, s) + skip,
+		    (n - skip) * sizeof(*buf));
+	n -= skip;
+	if (la < ha)
+		add_positives(a, la, ha, buf, &n, (size_t)K);
+	add_positives(src, g, j, buf, &n, (size_t)K);
+	memcpy(out, buf, n * sizeof(*out));
+	return n;
 }
 
 size_t

@@ -11,9 +11,10 @@
  *
  * Features of a query, as the device sees them: user = the device's user,
  * item and genres from the app, hour and weekday from ts, and history = the
- * device's own last K positives at ts (K = app_hist_k()): the history of
- * the latest local sample at or before ts, plus that sample's item if it
- * was a positive. Local samples imported from a CSV carry their histories,
+ * device's own last K positives strictly before ts (K = app_hist_k()):
+ * the stored history of the last earlier second (samples of one second
+ * share one), plus that second's positives. Local samples imported from a
+ * CSV carry their histories,
  * so a device's histories continue the ones it was given; for a canonical
  * split, replaying the test samples gives exactly the test file's
  * histories (tests/unit/test_app.c).

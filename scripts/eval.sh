@@ -1,19 +1,40 @@
 #!/bin/sh
-# eval.sh DATASET_DIR [OUTDIR]: the evaluation table, through the real
-# daemons. For each task (ctr, ranking, synthetic drift) and seed, one
-# cloudd trains on the pool and every user of the data set runs as a
-# device (deviced hosts many device instances per process), personalizes
-# with each method and scores its held-out test samples; bin/dccl-eval
-# then builds the tables (mean +- std over seeds, paired per-user bootstrap
-# intervals against the cloud model). Tables go to stdout and, as Markdown
-# and CSV, to OUTDIR (default out/eval). EVAL_SEEDS, EVAL_TASKS override.
+# eval.sh DATASET_DIR [OUTDIR]: the evaluation tables, through the real
+# daemons. For each task and seed the data are split (or generated) with
+# that seed, one cloudd trains on the pool and every user of the data set
+# runs as a device (deviced hosts many device instances per process),
+# personalizes with each method and scores its held-out test samples;
+# bin/dccl-eval then builds the tables (mean +- std over seeds, paired
+# per-user bootstrap intervals against the cloud model, Holm over each
+# table). Tables go to stdout and, as Markdown and CSV, to OUTDIR (default
+# out/eval).
+#
+# Tasks (EVAL_TASKS):
+#   ctr           MovieLens, label = rating >= 4
+#   ranking       MovieLens, every rating an interaction, each of a user's
+#                 first 3 test positives ranked against 99 never-rated
+#                 items of its own, in its own context
+#   synth         generator: per-user click bias drifting from the local
+#                 part on, taste clusters; oracle row = true P(click)
+#   synth-tail    500 users, heavy-tailed per-user counts (Pareto 1.2,
+#                 10..400 samples; DCCL's setting)
+#   synth-switch  500 users, taste switches (half the users) inside the
+#                 test window, no bias drift: what no local data can show
+# In every task a share EVAL_COLD (0.2) of users is cold: none of their
+# samples reach the pool (the cloud has no user embedding or patch for
+# them); each task prints a warm and a cold table.
+# EVAL_SEEDS (1 2 3) vary the split's cold users, the ranking negatives
+# and the synthetic data, and seed the cloud's and devices' training.
+# EVAL_DISTILL=1 also runs the MoMoDistill rounds (scripts/distill-rounds.sh,
+# about 5 more minutes), which used to run by default.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${DCCL_BIN:-$ROOT/bin}
 DATA=${1:?usage: eval.sh DATASET_DIR [OUTDIR]}
 OUTDIR=${2:-$ROOT/out/eval}
 SEEDS=${EVAL_SEEDS:-1 2 3}
-TASKS=${EVAL_TASKS:-ctr ranking synth}
+TASKS=${EVAL_TASKS:-ctr ranking synth synth-tail synth-switch}
+COLD=${EVAL_COLD:-0.2}
 METHODS=${EVAL_METHODS:-cloud,naive-ft,ft-guard,ft-lc,ft-lcoff,ft-coda,ft-lc-coda,ft-coda-u,metapatch,mp-lc-coda,mp-lc-coda-u,ofa-low,ofa-mid,ofa-high}
 export OPENBLAS_NUM_THREADS=1
 [ -d "$DATA" ] || { echo "eval.sh: $DATA: no such directory"; exit 1; }
@@ -22,22 +43,32 @@ WORK=$(mktemp -d /tmp/dccl-eval.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT INT TERM
 t0=$(date +%s)
 
-echo "data: $DATA ($("$BIN/dccl-data" stats "$DATA" 2>/dev/null | head -1))"
-for task in $TASKS; do
-	case $task in
-	ctr) "$BIN/dccl-data" split "$DATA" "$WORK/ctr" >/dev/null ;;
-	ranking) "$BIN/dccl-data" split "$DATA" "$WORK/ranking" --task ranking \
-	    --negatives 99 --seed 1 >/dev/null ;;
-	synth) "$BIN/dccl-data" synth "$WORK/synth" --users 1000 --seed 1 >/dev/null ;;
-	*) echo "unknown task $task"; exit 1 ;;
+# make_data TASK SEED DIR: the task's data for one seed
+make_data() {
+	case $1 in
+	ctr) "$BIN/dccl-data" split "$DATA" "$3" --cold "$COLD" --seed "$2" ;;
+	ranking) "$BIN/dccl-data" split "$DATA" "$3" --task ranking \
+	    --negatives 99 --rank-positives 3 --cold "$COLD" --seed "$2" ;;
+	synth) "$BIN/dccl-data" synth "$3" --users 1000 --cold "$COLD" \
+	    --seed "$2" ;;
+	synth-tail) "$BIN/dccl-data" synth "$3" --users 500 --cold "$COLD" \
+	    --count-tail 1.2 --min-per-user 10 --max-per-user 400 --seed "$2" ;;
+	synth-switch) "$BIN/dccl-data" synth "$3" --users 500 --cold "$COLD" \
+	    --taste-drift 0.5 --drift-std 0 --drift-start 0.9 --seed "$2" ;;
+	*) echo "unknown task $1" >&2; return 1 ;;
 	esac
-done
+}
+
+echo "data: $DATA ($("$BIN/dccl-data" stats "$DATA" 2>/dev/null | head -1))"
 n_runs=0 total=0
 for task in $TASKS; do
-	n=$(ls "$WORK/$task/devices" | grep -c '\.local\.csv$')
-	for s in $SEEDS; do total=$((total + n)); n_runs=$((n_runs + 1)); done
+	for s in $SEEDS; do
+		make_data "$task" "$s" "$WORK/$task-$s" >/dev/null
+		n=$(ls "$WORK/$task-$s/devices" | grep -c '\.local\.csv$')
+		total=$((total + n)); n_runs=$((n_runs + 1))
+	done
 done
-echo "$n_runs runs, $total device rounds"
+echo "$n_runs runs, $total device rounds; cold users: $COLD of each task's users"
 
 # progress: devices done over all runs, redrawn in place on a terminal
 progress() {	# done total label
@@ -48,16 +79,19 @@ progress() {	# done total label
 	fi
 }
 
+join() { tr ' ' '\n' | sed '/^$/d' | paste -sd, -; }
+
 done_before=0
 for task in $TASKS; do
-	dirs=""
-	n=$(ls "$WORK/$task/devices" | grep -c '\.local\.csv$')
+	dirs="" counts="" colds=""
 	for s in $SEEDS; do
+		data=$WORK/$task-$s
+		n=$(ls "$data/devices" | grep -c '\.local\.csv$')
 		run=$WORK/run-$task-$s
 		mkdir -p "$run/eval"
 		OUT=$run CLOUDD_OPTS="-o train.seed=$s" \
 		    DEVICED_OPTS="-o learn.seed=$s -o deviced.eval-dir=$run/eval" \
-		    sh "$ROOT/scripts/simulate.sh" "$n" "$WORK/$task" >"$run.log" 2>&1 &
+		    sh "$ROOT/scripts/simulate.sh" "$n" "$data" >"$run.log" 2>&1 &
 		sp=$!
 		while kill -0 $sp 2>/dev/null; do
 			d=$(cat "$run"/deviced*.log 2>/dev/null | grep -c 'DONE: device=' || true)
@@ -71,23 +105,35 @@ for task in $TASKS; do
 		done_before=$((done_before + n))
 		progress "$done_before" "$total" "$task seed $s"
 		grep -h "TRAIN: model v1" "$run/cloudd.log" | sed "s/.*TRAIN: /  $task seed $s cloud: /" >>"$WORK/notes"
-		dirs="$dirs${dirs:+,}$run/eval"
+		# the synthetic oracle scores like one more method
+		[ -f "$data/oracle.pred" ] && cp "$data/oracle.pred" "$run/eval/oracle.csv"
+		# users' local sample counts, for the long-tail rows
+		for f in "$data"/devices/*.local.csv; do
+			u=$(basename "$f" .local.csv)
+			echo "$u,$(grep -vc '^#\|^user,' "$f")"
+		done >"$run/counts"
+		dirs="$dirs $run/eval" counts="$counts $run/counts"
+		[ -f "$data/cold.csv" ] && colds="$colds $data/cold.csv"
 	done
 	[ -t 2 ] && echo >&2
-	# users' local sample counts, for the long-tail rows
-	for f in "$WORK/$task"/devices/*.local.csv; do
-		u=$(basename "$f" .local.csv)
-		echo "$u,$(grep -vc '^#\|^user,' "$f")"
-	done >"$WORK/$task.counts"
-	kind=$task; [ "$task" = synth ] && kind=ctr
-	"$BIN/dccl-eval" --task "$kind" --seeds-dirs "$dirs" --out "$OUTDIR" \
-	    --name "$task" --methods "$METHODS" --user-counts "$WORK/$task.counts"
-	echo
+	kind=ctr; [ "$task" = ranking ] && kind=ranking
+	m=$METHODS; ref=""
+	case $task in synth*) m=$(echo "$METHODS" | sed 's/^cloud,/cloud,oracle,/'); ref="--reference oracle" ;; esac
+	if [ -n "$colds" ]; then groups="warm cold"; else groups=all; fi
+	for g in $groups; do
+		name=$task; sel=""
+		[ "$g" = all ] || { name=$task-$g; sel="--cold-users $(echo $colds | join) --users $g"; }
+		# shellcheck disable=SC2086
+		"$BIN/dccl-eval" --task "$kind" --seeds-dirs "$(echo $dirs | join)" \
+		    --out "$OUTDIR" --name "$name" --methods "$m" $ref $sel \
+		    --user-counts "$(echo $counts | join)"
+		echo
+	done
 done
 cat "$WORK/notes"
 echo "eval: $(( $(date +%s) - t0 )) s on $(nproc) cores; tables in $OUTDIR"
-# MoMoDistill rounds (out/distill); EVAL_DISTILL=0 skips them.
-if [ "${EVAL_DISTILL:-1}" != 0 ]; then
+# MoMoDistill rounds (out/distill) with EVAL_DISTILL=1.
+if [ "${EVAL_DISTILL:-0}" != 0 ]; then
 	echo
 	sh "$ROOT/scripts/distill-rounds.sh" "$DATA" "${EVAL_DISTILL_ROUNDS:-3}"
 fi

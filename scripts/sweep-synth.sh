@@ -8,8 +8,8 @@
 # tables/<setting>.{md,csv}; appends OUTDIR/findings.md to summary.md if it
 # exists. A setting whose table exists is not rerun (SWEEP_FORCE=1 reruns).
 #
-# Factors (the data seed is fixed, so settings with the same drift and size
-# share one data set; SWEEP_SEEDS vary the cloud and device training):
+# Factors (SWEEP_SEEDS vary the data, the cloud and the device training;
+# settings with the same drift, size and seed share one data set):
 #   drift  none   --drift 0 --drift-std 0
 #          bias1  per-user bias drift, mean 1.0 logit, std 0.5
 #          bias2  per-user bias drift, mean 2.0 logit, std 0.5
@@ -24,14 +24,17 @@
 #          the guarded rows use ft-epochs as the cap with early stopping)
 # metapatch uses learn.lr / learn.epochs (defaults), so its column only
 # moves with the data.
-# Env: SWEEP_SEEDS ("1 2"), SWEEP_USERS (400), SWEEP_GRID (a file of
-# "name drift size lr epochs" lines replacing the built-in grid).
+# Env: SWEEP_SEEDS ("1 2"), SWEEP_USERS (400), SWEEP_COLD (share of cold
+# users, never in the pool: 0), SWEEP_GRID (a file of "name drift size lr
+# epochs" lines replacing the built-in grid). ★ = significant after Holm
+# over the setting's table (dccl-eval).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${DCCL_BIN:-$ROOT/bin}
 OUTDIR=${1:-$ROOT/out/sweep}
 SEEDS=${SWEEP_SEEDS:-1 2}
 USERS=${SWEEP_USERS:-400}
+COLD=${SWEEP_COLD:-0}
 METHODS=cloud,naive-ft,ft-guard,ft-lc,ft-lcoff,metapatch
 export OPENBLAS_NUM_THREADS=1
 mkdir -p "$OUTDIR/tables"
@@ -98,17 +101,19 @@ grid | while read -r name drift size lr ep; do
 		echo "[$k/$nset] $name: kept (table exists)"
 		continue
 	fi
-	data=$WORK/data-$drift-$size
-	if [ ! -d "$data" ]; then
-		# shellcheck disable=SC2046
-		"$BIN/dccl-data" synth "$data" --users "$USERS" --seed 1 \
-		    $(data_opts "$drift" "$size") >/dev/null
-		"$BIN/dccl-data" stats "$data" | awk '/mean \|r_u/ {
-		    sub(/^ */, ""); print }' >"$data/drift.txt"
-	fi
 	ts=$(date +%s)
-	dirs=""
+	dirs="" first=""
 	for s in $SEEDS; do
+		data=$WORK/data-$drift-$size-$s
+		if [ ! -d "$data" ]; then
+			# shellcheck disable=SC2046
+			"$BIN/dccl-data" synth "$data" --users "$USERS" \
+			    --seed "$s" --cold "$COLD" \
+			    $(data_opts "$drift" "$size") >/dev/null
+			"$BIN/dccl-data" stats "$data" | awk '/mean \|r_u/ {
+			    sub(/^ */, ""); print }' >"$data/drift.txt"
+		fi
+		[ -n "$first" ] || first=$data
 		run=$WORK/run-$name-$s
 		mkdir -p "$run/eval"
 		OUT=$run CLOUDD_OPTS="-o train.seed=$s" \
@@ -122,7 +127,7 @@ grid | while read -r name drift size lr ep; do
 	done
 	"$BIN/dccl-eval" --task ctr --seeds-dirs "$dirs" --out "$OUTDIR/tables" \
 	    --name "$name" --methods "$METHODS" >/dev/null
-	printf '%s\n' "$drift $size $lr $ep $(cat "$data/drift.txt")" >"$tab.setting"
+	printf '%s\n' "$drift $size $lr $ep $(cat "$first/drift.txt")" >"$tab.setting"
 	rm -rf "$WORK"/run-"$name"-*
 	echo "[$k/$nset] $name: $(( $(date +%s) - ts )) s"
 	: >"$WORK/ran"
@@ -136,7 +141,8 @@ done
 	echo
 	echo "$USERS users per setting, seeds $SEEDS (cloud and device training;"
 	echo "one data set per drift x size). ΔGAUC = method − cloud, paired"
-	echo "per-user bootstrap 95 % interval; ★ = interval excludes 0. \"worse\" ="
+	echo "per-user bootstrap 95 % interval; ★ = significant after Holm over the"
+	echo "setting's table. \"worse\" ="
 	echo "share of users whose test AUC is below the cloud model's. lr/ep ="
 	echo "learn.ft-lr / learn.ft-epochs of the fine-tuning rows (metapatch"
 	echo "uses learn.lr 0.01, learn.epochs 10 throughout). |r_u−r_g| = mean"
@@ -155,12 +161,13 @@ grid | while read -r name drift size lr ep; do
 	NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
 	{ m = $1; g[m] = $col["gauc"]; d[m] = $col["d_gauc"]; lo[m] = $col["d_gauc_lo"]
 	  hi[m] = $col["d_gauc_hi"]; w[m] = $col["users_worse"]; ad[m] = $col["adopted"]
+	  ph[m] = $col["d_gauc_p_holm"]
 	  printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", name, drift, size, lr, ep,
 	      dr, m, g[m], d[m], lo[m], hi[m], w[m], ad[m] >>csv }
 	function cell(m) {
 		if (d[m] == "") return "—"
 		return sprintf("%+.4f [%+.4f, %+.4f]%s", d[m], lo[m], hi[m],
-		    (lo[m] > 0 || hi[m] < 0) ? " ★" : "")
+		    (ph[m] != "" && ph[m] < 0.05) ? " ★" : "")
 	}
 	function pct(m) { return w[m] == "" ? "—" : sprintf("%.1f %%", 100 * w[m]) }
 	END {

@@ -19,7 +19,12 @@
  *   OUTDIR/users.csv                   user,raw,n_pool,n_local,n_test
  *                                      (rows of the files: with --task
  *                                      ranking, negatives included)
+ *   OUTDIR/cold.csv                    with --cold: "user" lines, the
+ *                                      cold users (no pool samples)
  *   OUTDIR/truth.csv                   synth only: per-user ground truth
+ *   OUTDIR/oracle.pred                 synth only: the test rows' true
+ *                                      click probabilities as prediction
+ *                                      lines "oracle,user,item,label,p"
  * Single-threaded; exits 0 on success, 1 on error, 2 on usage errors.
  */
 #include <errno.h>
@@ -46,26 +51,35 @@ usage(FILE *fp)
 "usage: %s split DATASET_DIR OUTDIR [--fractions P,L,T] [--hist H]\n"
 "           [--threshold R] [--min-user N] [--skip-bad] [--negatives N]\n"
 "           [--task ctr|ranking] [--train-negatives K] [--seed S]\n"
+"           [--cold FRAC] [--rank-positives P]\n"
 "       %s synth OUTDIR [--users N] [--items M] [--clusters K]\n"
 "           [--genres G] [--min-per-user A] [--max-per-user B] [--ctr C]\n"
 "           [--bias-std X] [--affinity-std X] [--genre-weight X]\n"
 "           [--drift X] [--drift-std X] [--taste-drift P] [--noise X]\n"
 "           [--zipf X] [--hist H] [--fractions P,L,T] [--negatives N]\n"
-"           [--seed S]\n"
+"           [--drift-start X] [--count-tail A] [--cold FRAC] [--seed S]\n"
 "       %s stats FILE|DIR\n"
 "\n"
 "split loads a MovieLens directory (100K, 1M or latest layout, detected),\n"
 "splits each user's ratings by time into pool/local/test (default\n"
 "0.7,0.15,0.15) and writes OUTDIR/{meta.txt,pool.csv,items.csv,users.csv}\n"
-"and OUTDIR/devices/<user>.{local,test}.csv. --seed only affects\n"
-"--negatives (N never-rated items per user, devices/<user>.neg.csv) and\n"
-"the ranking task's sampled negatives.\n"
+"and OUTDIR/devices/<user>.{local,test}.csv. Histories hold positives\n"
+"strictly earlier than the sample (not from the same second).\n"
+"--cold FRAC: that share of users (with >= --min-user samples) is cold:\n"
+"no pool samples, the whole pre-test history local (cold.csv lists them).\n"
+"--seed affects the cold users, --negatives (N never-rated items per\n"
+"user, devices/<user>.neg.csv), the ranking task's sampled negatives and\n"
+"the synthetic data.\n"
 "--task ranking: every rating is an interaction (label 1), split by time\n"
 "as above; pool and local sets get K (--train-negatives, 4) never-rated\n"
 "items per interaction as label-0 samples (same timestamp and history);\n"
-"each user's test set gets N (--negatives, 99) never-rated items once\n"
-"(label 0), against which every test interaction is ranked.\n"
-"synth writes the same layout from the drift generator plus truth.csv.\n"
+"each test interaction gets N (--negatives, 99) never-rated items of its own\n"
+"(label 0), with its timestamp and history, for each of the user's\n"
+"first P (--rank-positives, 5) test interactions; later ones are left out.\n"
+"synth writes the same layout from the drift generator plus truth.csv and\n"
+"oracle.pred; the drift starts at the local share (--drift-start moves\n"
+"it, e.g. 0.9: inside the test window); --count-tail A draws per-user\n"
+"counts from a Pareto of shape A (heavy tail) instead of uniformly.\n"
 "stats summarizes a samples CSV, a split directory or a MovieLens dir.\n",
 	    prog, prog, prog);
 }
@@ -113,7 +127,8 @@ mkdirs(const char *out)
 static int
 write_split(const char *out, const struct dataset *ds,
     const struct dataset_meta *m, const struct dataset_split *sp,
-    const struct dataset *rated, int n_neg, uint64_t seed)
+    const struct dataset *rated, int n_neg, uint64_t seed,
+    const float *p_true)
 {
 	struct dataset_rated rt;
 	char p[4096];
@@ -178,6 +193,36 @@ write_split(const char *out, const struct dataset *ds,
 		    m->item_genres ? m->item_genres[i] : 0);
 	rc = fclose(fp) == 0 ? 0 : -errno;
 	CHECK(p);
+	/* Cold users (never in the pool): the evaluation's warm/cold sets. */
+	PATH("%s/cold.csv", out);
+	if (sp->n_cold > 0) {
+		if ((fp = fopen(p, "w")) == NULL) {
+			rc = -errno;
+			CHECK(p);
+		}
+		fputs("user\n", fp);
+		for (uint32_t u = 0; u < sp->pool.n_users; u++)
+			if (sp->cold[u])
+				fprintf(fp, "%u\n", u);
+		rc = fclose(fp) == 0 ? 0 : -errno;
+		CHECK(p);
+	}
+	/* The synthetic oracle: the test rows' true click probabilities. */
+	PATH("%s/oracle.pred", out);
+	if (p_true != NULL) {
+		if ((fp = fopen(p, "w")) == NULL) {
+			rc = -errno;
+			CHECK(p);
+		}
+		for (size_t i = 0; i < sp->test.n; i++) {
+			const struct sample *s = &ds->s[sp->test.v[i]];
+
+			fprintf(fp, "oracle,%u,%u,%g,%.9g\n", s->user,
+			    s->item, s->label, p_true[sp->test.v[i]]);
+		}
+		rc = fclose(fp) == 0 ? 0 : -errno;
+		CHECK(p);
+	}
 	PATH("%s/users.csv", out);
 	if ((fp = fopen(p, "w")) == NULL) {
 		rc = -errno;
@@ -192,9 +237,9 @@ write_split(const char *out, const struct dataset *ds,
 		    sp->test.uoff[u + 1] - sp->test.uoff[u]);
 	rc = fclose(fp) == 0 ? 0 : -errno;
 	CHECK(p);
-	printf("wrote %s: %u users, %u items, pool %zu, local %zu, test %zu\n",
-	    out, sp->pool.n_users, ds->n_items, sp->pool.n, sp->local.n,
-	    sp->test.n);
+	printf("wrote %s: %u users (%u cold), %u items, pool %zu, local %zu, "
+	    "test %zu\n", out, sp->pool.n_users, sp->n_cold, ds->n_items,
+	    sp->pool.n, sp->local.n, sp->test.n);
 fail:
 	if (n_neg > 0) {
 		dataset_rated_fini(&rt);
@@ -209,7 +254,7 @@ fail:
 static int
 write_layout(const char *out, const struct dataset *ds,
     const struct dataset_meta *m, const struct dataset_fracs *f, int n_neg,
-    uint64_t seed)
+    uint64_t seed, const float *p_true)
 {
 	struct dataset_split sp;
 	int rc;
@@ -220,7 +265,7 @@ write_layout(const char *out, const struct dataset *ds,
 		fprintf(stderr, "%s: split: %s\n", prog, strerror(-rc));
 		return -1;
 	}
-	rc = write_split(out, ds, m, &sp, ds, n_neg, seed);
+	rc = write_split(out, ds, m, &sp, ds, n_neg, seed, p_true);
 	dataset_split_fini(&sp);
 	return rc;
 }
@@ -235,21 +280,24 @@ write_layout(const char *out, const struct dataset *ds,
  *    the user never rated drawn uniformly (with replacement across
  *    positives) from the user's own stream (seed, user), with the
  *    positive's timestamp and history, rating 0 and label 0;
- *  - test: n_test negatives once per user (dataset_negatives(): the same
- *    items neg.csv lists), all with the timestamp and history of the
- *    user's first test positive, then the test positives. Every test
- *    positive is ranked against the same n_test items; a positive later in
- *    the test period has a longer history than those negatives.
+ *  - test: the user's first n_pos test positives (in time; later ones are
+ *    left out, which bounds the test set at n_pos * (n_test + 1) rows per
+ *    user), each preceded by n_test negatives of its own (items the user
+ *    never rated, a fresh dataset_negatives() draw per positive) with the
+ *    positive's own timestamp and history: each positive is ranked against
+ *    its block of negatives, in its own context (evalagg groups a
+ *    positive with the negatives right before it).
  * Train negatives never use the user's test negatives, so the model does
  * not see those items as this user's negatives before the test. Negatives
  * share their positive's history storage (same hist_off) and never enter
- * any history. rsp indexes rd like dataset_split() would.
+ * any history. rsp indexes rd like dataset_split() would (cold users
+ * included).
  */
 static int
 make_ranking(struct dataset *rd, struct dataset_split *rsp,
     struct dataset *ds, const struct dataset_meta *m,
     const struct dataset_fracs *f, int hist_k, int k_train, int n_test,
-    uint64_t seed, size_t *n_short)
+    int n_pos, uint64_t seed, size_t *n_short)
 {
 	struct dataset_split sp;
 	struct dataset_rated rt;
@@ -270,35 +318,50 @@ make_ranking(struct dataset *rd, struct dataset_split *rsp,
 	memset(rsp, 0, sizeof(*rsp));
 	in[0] = &sp.pool, in[1] = &sp.local, in[2] = &sp.test;
 	out[0] = &rsp->pool, out[1] = &rsp->local, out[2] = &rsp->test;
+	rsp->cold = sp.cold;
+	rsp->n_cold = sp.n_cold;
+	sp.cold = NULL;
 	for (int k = 0; k < 3; k++) {
-		size_t cap = in[k]->n * (size_t)(k < 2 ? k_train + 1 : 1) +
-		    (k == 2 ? (size_t)nu * (size_t)n_test : 0);
+		size_t cap = in[k]->n * (size_t)(k < 2 ? k_train + 1 : 1) *
+		    (size_t)(k < 2 ? 1 : n_test + 1);
 
 		out[k]->v = xmalloc((cap ? cap : 1) * sizeof(size_t));
 		out[k]->uoff = xcalloc((size_t)nu + 1, sizeof(size_t));
 		out[k]->n_users = nu;
 	}
-	dataset_reserve(rd, ds->n * (size_t)(k_train + 1) + (size_t)nu *
+	dataset_reserve(rd, ds->n * (size_t)(k_train + 1) + sp.test.n *
 	    (size_t)n_test, ds->hist_len);
-	tneg = xmalloc(((size_t)n_test + 1) * sizeof(*tneg));
+	tneg = xmalloc(((size_t)n_test * (size_t)n_pos + 1) * sizeof(*tneg));
 	mark = xcalloc(ni ? ni : 1, 1);
 	cand = xmalloc((ni ? ni : 1) * sizeof(*cand));
 	for (uint32_t u = 0; u < nu; u++) {
 		size_t nt = sp.test.uoff[u + 1] - sp.test.uoff[u], n_cand = 0;
-		size_t n_rated = rt.off[u + 1] - rt.off[u], avail;
+		size_t n_rated = rt.off[u + 1] - rt.off[u], avail, n_mark = 0;
 		struct rng r;
 		uint64_t x = seed ^ 0x52414e4bULL;	/* "RANK" */
 
 		rc = 0;
-		if (nt > 0 && n_test > 0 && (rc = dataset_negatives(&rt, u,
-		    (uint32_t)n_test, seed, tneg)) != 0) {
+		if (nt > (size_t)n_pos)
+			nt = (size_t)n_pos;
+		/* Positive j's negatives: a draw of their own per j. */
+		for (size_t j = 0; j < nt && n_test > 0; j++) {
+			uint64_t sj = seed + 0x9e3779b97f4a7c15ULL * j;
+
+			if ((rc = dataset_negatives(&rt, u, (uint32_t)n_test,
+			    sj, tneg + j * (size_t)n_test)) != 0)
+				break;
+		}
+		if (rc != 0) {
 			fprintf(stderr, "%s: user %u: fewer than %d items "
 			    "never rated\n", prog, u, n_test);
 			break;
 		}
-		for (size_t j = 0; nt > 0 && j < (size_t)n_test; j++)
-			mark[tneg[j]] = 1;
-		avail = ni - n_rated - (nt > 0 ? (size_t)n_test : 0);
+		for (size_t j = 0; j < nt * (size_t)n_test; j++)
+			if (!mark[tneg[j]]) {
+				mark[tneg[j]] = 1;
+				n_mark++;
+			}
+		avail = ni - n_rated - n_mark;
 		/* Users who rated nearly everything: draw from a list. */
 		if (avail > 0 && avail * 8 < ni)
 			for (uint32_t i = 0; i < ni; i++)
@@ -311,34 +374,35 @@ make_ranking(struct dataset *rd, struct dataset_split *rsp,
 			const struct dataset_idx *ix = in[k];
 			size_t a = ix->uoff[u], b = ix->uoff[u + 1];
 
-			if (k == 2 && b > a) {
-				/*
-				 * The first test positive goes into rd first
-				 * so that the negatives can share its history;
-				 * the file lists the negatives first (their
-				 * timestamp is the earliest of the test set).
-				 */
-				const struct sample *ps = &ds->s[ix->v[a]];
+			/*
+			 * Test: each kept positive goes into rd first so
+			 * that its negatives can share its history; the file
+			 * lists the negatives first, then the positive.
+			 */
+			for (size_t q = 0; k == 2 && q < nt; q++) {
+				const struct sample *ps = &ds->s[ix->v[a + q]];
 				size_t t0 = dataset_append(rd, ps,
 				    sample_hist(ds, ps), ps->hist_n);
+				const uint32_t *tn = tneg + q * (size_t)n_test;
 
 				for (int j = 0; j < n_test; j++) {
 					struct sample ng = rd->s[t0];
 					size_t t;
 
-					ng.item = tneg[j];
+					ng.item = tn[j];
 					ng.rating = 0;
 					ng.label = 0;
 					ng.genres = m->item_genres ?
-					    m->item_genres[tneg[j]] : 0;
+					    m->item_genres[tn[j]] : 0;
 					t = dataset_append(rd, &ng, NULL, 0);
 					rd->s[t].hist_off = rd->s[t0].hist_off;
 					rd->s[t].hist_n = rd->s[t0].hist_n;
 					o->v[o->n++] = t;
 				}
 				o->v[o->n++] = t0;
-				a++;
 			}
+			if (k == 2)
+				a = b;
 			for (size_t i = a; i < b; i++) {
 				const struct sample *ps = &ds->s[ix->v[i]];
 				size_t t = dataset_append(rd, ps,
@@ -376,7 +440,7 @@ make_ranking(struct dataset *rd, struct dataset_split *rsp,
 			}
 			o->uoff[u + 1] = o->n;
 		}
-		for (size_t j = 0; nt > 0 && j < (size_t)n_test; j++)
+		for (size_t j = 0; j < nt * (size_t)n_test; j++)
 			mark[tneg[j]] = 0;
 	}
 	rd->n_users = ds->n_users;
@@ -398,7 +462,7 @@ enum {
 	O_FRAC = 256, O_HIST, O_THR, O_MINU, O_SKIP, O_NEG, O_SEED, O_USERS,
 	O_ITEMS, O_CLUST, O_GENRES, O_MINPU, O_MAXPU, O_CTR, O_BIAS, O_AFF,
 	O_GW, O_DRIFT, O_DSTD, O_TASTE, O_NOISE, O_ZIPF, O_TASK, O_TNEG,
-	O_HELP
+	O_COLD, O_RPOS, O_DSTART, O_CTAIL, O_HELP
 };
 
 static const struct option longopts[] = {
@@ -426,6 +490,10 @@ static const struct option longopts[] = {
 	{ "zipf", required_argument, NULL, O_ZIPF },
 	{ "task", required_argument, NULL, O_TASK },
 	{ "train-negatives", required_argument, NULL, O_TNEG },
+	{ "cold", required_argument, NULL, O_COLD },
+	{ "rank-positives", required_argument, NULL, O_RPOS },
+	{ "drift-start", required_argument, NULL, O_DSTART },
+	{ "count-tail", required_argument, NULL, O_CTAIL },
 	{ "help", no_argument, NULL, O_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -439,6 +507,8 @@ struct args {
 	int	 ranking;	/* split --task ranking */
 	int	 k_train;	/* --train-negatives (ranking) */
 	int	 k_given;
+	int	 n_pos;		/* --rank-positives (ranking) */
+	double	 drift_start;	/* --drift-start (synth); < 0: the pool share */
 	uint64_t seed;
 };
 
@@ -457,6 +527,8 @@ parse_opts(int argc, char **argv, struct args *a, int synth)
 	a->ranking = 0;
 	a->k_train = 4;
 	a->k_given = 0;
+	a->n_pos = 5;
+	a->drift_start = -1;
 	a->seed = 1;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -481,7 +553,11 @@ parse_opts(int argc, char **argv, struct args *a, int synth)
 		case O_SEED:
 			ok = num("seed", optarg, 0, 9007199254740992.0, &v) ==
 			    0;
-			a->seed = a->so.seed = (uint64_t)v;
+			a->seed = a->so.seed = a->fr.cold_seed = (uint64_t)v;
+			break;
+		case O_COLD:
+			ok = num("cold", optarg, 0, 0.99, &v) == 0;
+			a->fr.cold = v;
 			break;
 		case O_NEG:
 			ok = num("negatives", optarg, 0, 100000, &v) == 0;
@@ -515,6 +591,17 @@ parse_opts(int argc, char **argv, struct args *a, int synth)
 				    &v) == 0;
 				a->k_train = (int)v;
 				a->k_given = 1;
+			} else if (!synth && ch == O_RPOS) {
+				ok = num("rank-positives", optarg, 1, 100000,
+				    &v) == 0;
+				a->n_pos = (int)v;
+			} else if (synth && ch == O_DSTART) {
+				ok = num("drift-start", optarg, 0, 1, &v) == 0;
+				a->drift_start = v;
+			} else if (synth && ch == O_CTAIL) {
+				ok = num("count-tail", optarg, 0, 100, &v) ==
+				    0;
+				a->so.count_tail = v;
 			} else if (synth && ch >= O_USERS && ch <= O_ZIPF) {
 				struct synth_opts *o = &a->so;
 				const char *nm = longopts[ch - O_FRAC].name;
@@ -575,18 +662,18 @@ split_ranking(const char *out, struct dataset *ds,
 		return -1;
 	dataset_init(&rd);
 	if (make_ranking(&rd, &rsp, ds, m, &a->fr, a->lo.hist_k, a->k_train,
-	    n_test, a->seed, &n_short) != 0) {
+	    n_test, a->n_pos, a->seed, &n_short) != 0) {
 		dataset_fini(&rd);
 		return -1;
 	}
 	printf("ranking: %zu interactions (all ratings), %d negatives per "
-	    "pool/local interaction, %d per user's test set\n", ds->n,
-	    a->k_train, n_test);
+	    "pool/local interaction, %d per test positive (first %d per "
+	    "user)\n", ds->n, a->k_train, n_test, a->n_pos);
 	if (n_short > 0)
 		fprintf(stderr, "%s: %zu train negatives not drawn (users "
 		    "who rated every other item)\n", prog, n_short);
 	rc = write_split(out, &rd, m, &rsp, ds, a->neg_given ? a->n_neg : 0,
-	    a->seed);
+	    a->seed, NULL);
 	dataset_split_fini(&rsp);
 	dataset_fini(&rd);
 	return rc;
@@ -627,7 +714,7 @@ cmd_split(int argc, char **argv)
 		rc = split_ranking(argv[optind + 1], &ds, &m, &a);
 	else
 		rc = write_layout(argv[optind + 1], &ds, &m, &a.fr, a.n_neg,
-		    a.seed);
+		    a.seed, NULL);
 	printf("total %.3f s\n", clock_now() - t0);
 	dataset_fini(&ds);
 	dataset_meta_fini(&m);
@@ -641,6 +728,7 @@ cmd_synth(int argc, char **argv)
 	struct dataset ds;
 	struct dataset_meta m;
 	struct synth_truth *tr;
+	float *pt;
 	char p[4096];
 	double t0 = clock_now();
 	FILE *fp;
@@ -652,16 +740,19 @@ cmd_synth(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	/* Make the drift start where the split's local share starts. */
-	a.so.drift_start = a.fr.pool;
-	if ((rc = dataset_synth(&ds, &m, &tr, &a.so)) != 0) {
+	/*
+	 * The drift starts where the split's local share starts, unless
+	 * --drift-start puts it elsewhere (e.g. inside the test window).
+	 */
+	a.so.drift_start = a.drift_start >= 0 ? a.drift_start : a.fr.pool;
+	if ((rc = dataset_synth_p(&ds, &m, &tr, &pt, &a.so)) != 0) {
 		fprintf(stderr, "%s: synth: %s\n", prog, rc == -E2BIG ?
 		    "sizes too large" : "invalid options");
 		return 2;
 	}
 	printf("generated %zu samples, %u users in %.3f s\n", ds.n,
 	    ds.n_users, clock_now() - t0);
-	rc = write_layout(argv[optind], &ds, &m, &a.fr, a.n_neg, a.seed);
+	rc = write_layout(argv[optind], &ds, &m, &a.fr, a.n_neg, a.seed, pt);
 	if (rc == 0) {
 		snprintf(p, sizeof(p), "%s/truth.csv", argv[optind]);
 		if ((fp = fopen(p, "w")) == NULL) {
@@ -686,6 +777,7 @@ cmd_synth(int argc, char **argv)
 	}
 	printf("total %.3f s\n", clock_now() - t0);
 	free(tr);
+	free(pt);
 	dataset_fini(&ds);
 	dataset_meta_fini(&m);
 	return rc == 0 ? 0 : 1;

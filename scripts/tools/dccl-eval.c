@@ -5,6 +5,8 @@
  *       [--out OUTDIR] [--name NAME] [--methods m1,m2,...]
  *       [--baseline cloud] [--long-tail FRAC] [--user-counts FILE]
  *       [--boot B] [--boot-seed S] [--k K] [--extra FILE|DIR]...
+ *       [--cold-users FILE[,FILE...]] [--users all|warm|cold]
+ *       [--reference NAME]
  *
  * Each DIR is one run (one seed) and holds the per-device prediction files
  * deviced writes with deviced.eval-dir set (*.csv, lines
@@ -37,6 +39,8 @@ usage(FILE *fp)
 "           [--out OUTDIR] [--name NAME] [--methods m1,m2,...]\n"
 "           [--baseline NAME] [--long-tail FRAC] [--user-counts FILE]\n"
 "           [--boot B] [--boot-seed S] [--k K] [--extra FILE|DIR]...\n"
+"           [--cold-users FILE[,FILE...]] [--users all|warm|cold]\n"
+"           [--reference NAME]\n"
 "\n"
 "Each DIR holds one run's (seed's) prediction files, *.csv with lines\n"
 "method,user,item,label,score. Per method and run: ctr: GAUC, AUC,\n"
@@ -48,8 +52,14 @@ usage(FILE *fp)
 "  --name NAME        file name and title (default: the task)\n"
 "  --methods LIST     row order after the baseline; others follow, sorted\n"
 "  --long-tail FRAC   share of users with the fewest samples (0.2)\n"
-"  --user-counts FILE 'user,n_local' lines for the long tail; without it\n"
-"                     the tail is by test rows (ctr) / test positives\n"
+"  --user-counts FILE[,FILE...] 'user,n_local' lines for the long tail,\n"
+"                     one file for all runs or one per run (in the order\n"
+"                     of the runs); without it the tail is by test rows\n"
+"                     (ctr) / test positives\n"
+"  --cold-users FILE[,FILE...] the split's cold.csv ('user' lines), one\n"
+"                     for all runs or one per run; --users warm keeps the\n"
+"                     other users' rows, --users cold only theirs (all)\n"
+"  --reference NAME   a row shown but left out of the Holm family (oracle)\n"
 "  --boot B           bootstrap resamples (1000); --boot-seed S (1)\n"
 "  --k K              cut-off of HR and NDCG (10)\n"
 "  --extra FILE|DIR   'method,column,value' lines (a DIR: its *.extra\n"
@@ -88,7 +98,8 @@ split_list(char *s, char ***v, size_t *n)
 
 enum {
 	O_TASK = 256, O_DIRS, O_OUT, O_NAME, O_METHODS, O_BASE, O_TAIL,
-	O_COUNTS, O_BOOT, O_BSEED, O_K, O_EXTRA, O_HELP
+	O_COUNTS, O_BOOT, O_BSEED, O_K, O_EXTRA, O_COLD, O_USERS, O_REF,
+	O_HELP
 };
 
 static const struct option longopts[] = {
@@ -104,6 +115,9 @@ static const struct option longopts[] = {
 	{ "boot-seed", required_argument, NULL, O_BSEED },
 	{ "k", required_argument, NULL, O_K },
 	{ "extra", required_argument, NULL, O_EXTRA },
+	{ "cold-users", required_argument, NULL, O_COLD },
+	{ "users", required_argument, NULL, O_USERS },
+	{ "reference", required_argument, NULL, O_REF },
 	{ "help", no_argument, NULL, O_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -141,6 +155,61 @@ write_out(const char *dir, const char *name, const struct evalagg_result *res,
 	return 0;
 }
 
+/*
+ * A user list ("user" header, then one id a line): set (n entries) gets 1
+ * for each listed user. Returns 0 or -1 with a message printed.
+ */
+static int
+read_users(const char *path, uint8_t **set, uint32_t *n)
+{
+	FILE *fp = fopen(path, "r");
+	char line[128], *end;
+	size_t ln = 0;
+
+	*set = NULL;
+	*n = 0;
+	if (fp == NULL) {
+		fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		unsigned long u;
+
+		ln++;
+		line[strcspn(line, "\r\n")] = '\0';
+		if (line[0] == '\0' || (ln == 1 && strcmp(line, "user") == 0))
+			continue;
+		errno = 0;
+		u = strtoul(line, &end, 10);
+		if (errno != 0 || end == line || *end != '\0' ||
+		    line[0] == '-' || u >= EVALAGG_ID_MAX) {
+			fprintf(stderr, "%s: %s:%zu: not a user id\n", prog,
+			    path, ln);
+			fclose(fp);
+			free(*set);
+			*set = NULL;
+			return -1;
+		}
+		if (u >= *n) {
+			uint32_t nn = (uint32_t)u + 1;
+
+			*set = xreallocarray(*set, nn, 1);
+			memset(*set + *n, 0, nn - *n);
+			*n = nn;
+		}
+		(*set)[u] = 1;
+	}
+	fclose(fp);
+	return 0;
+}
+
+/* One file for all runs or one per run: file i of list for run i. */
+static const char *
+per_run(char **list, size_t n_list, size_t i)
+{
+	return n_list == 1 ? list[0] : list[i];
+}
+
 int
 main(int argc, char **argv)
 {
@@ -150,9 +219,11 @@ main(int argc, char **argv)
 	struct evalagg_run *runs = NULL;
 	char **dirs = NULL, **methods = NULL, **extras = NULL, err[512];
 	size_t n_dirs = 0, n_methods = 0, n_extras = 0;
-	const char *out = NULL, *name = NULL, *counts_path = NULL;
-	uint32_t *counts = NULL, n_counts = 0;
-	int ch, rc = 1;
+	const char *out = NULL, *name = NULL;
+	char **cpaths = NULL, **upaths = NULL;
+	size_t n_cpaths = 0, n_upaths = 0;
+	uint32_t **counts = NULL, *n_counts = NULL;
+	int ch, rc = 1, which = 0;	/* --users: 0 all, 1 warm, 2 cold */
 	double v;
 
 	evalagg_opts_default(&o);
@@ -190,7 +261,23 @@ main(int argc, char **argv)
 				return 2;
 			break;
 		case O_COUNTS:
-			counts_path = optarg;
+			split_list(optarg, &cpaths, &n_cpaths);
+			break;
+		case O_COLD:
+			split_list(optarg, &upaths, &n_upaths);
+			break;
+		case O_USERS:
+			which = strcmp(optarg, "all") == 0 ? 0 :
+			    strcmp(optarg, "warm") == 0 ? 1 :
+			    strcmp(optarg, "cold") == 0 ? 2 : -1;
+			if (which < 0) {
+				fprintf(stderr, "%s: --users: want all, warm "
+				    "or cold, got '%s'\n", prog, optarg);
+				return 2;
+			}
+			break;
+		case O_REF:
+			o.reference = optarg;
 			break;
 		case O_BOOT:
 			if (num("boot", optarg, 1, 1e6, &v) != 0)
@@ -231,6 +318,17 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if ((n_cpaths > 1 && n_cpaths != n_dirs) ||
+	    (n_upaths > 1 && n_upaths != n_dirs)) {
+		fprintf(stderr, "%s: --user-counts and --cold-users take one "
+		    "file or one per run (%zu runs)\n", prog, n_dirs);
+		return 2;
+	}
+	if (which != 0 && n_upaths == 0) {
+		fprintf(stderr, "%s: --users %s needs --cold-users\n", prog,
+		    which == 1 ? "warm" : "cold");
+		return 2;
+	}
 	if (name == NULL)
 		name = o.task == EVALAGG_CTR ? "ctr" : "ranking";
 	if (strchr(name, '/') != NULL || name[0] == '\0') {
@@ -246,6 +344,16 @@ main(int argc, char **argv)
 		    0) {
 			fprintf(stderr, "%s: %s\n", prog, err);
 			goto done;
+		}
+		if (which != 0) {
+			uint8_t *set;
+			uint32_t ns;
+
+			if (read_users(per_run(upaths, n_upaths, i), &set,
+			    &ns) != 0)
+				goto done;
+			evalagg_run_filter(&runs[i], set, ns, which == 2);
+			free(set);
 		}
 		if (evalagg_run_find(&runs[i], o.baseline) == NULL) {
 			fprintf(stderr, "%s: %s: no rows of the baseline "
@@ -263,10 +371,15 @@ main(int argc, char **argv)
 			fprintf(stderr, "%s: warning: --methods: no rows of "
 			    "'%s' in any run; skipped\n", prog, methods[j]);
 	}
-	if (counts_path != NULL && evalagg_read_counts(counts_path, &counts,
-	    &n_counts, err, sizeof(err)) != 0) {
-		fprintf(stderr, "%s: %s\n", prog, err);
-		goto done;
+	if (n_cpaths > 0) {
+		counts = xcalloc(n_dirs, sizeof(*counts));
+		n_counts = xcalloc(n_dirs, sizeof(*n_counts));
+		for (size_t i = 0; i < n_dirs; i++)
+			if (evalagg_read_counts(per_run(cpaths, n_cpaths, i),
+			    &counts[i], &n_counts[i], err, sizeof(err)) != 0) {
+				fprintf(stderr, "%s: %s\n", prog, err);
+				goto done;
+			}
 	}
 	/* The devices' own cost lines first, then the --extra files. */
 	for (size_t i = 0; i < n_dirs; i++)
@@ -288,9 +401,10 @@ main(int argc, char **argv)
 		}
 	}
 	if (evalagg_compute(&res, runs, n_dirs, &o,
-	    (const char *const *)methods, n_methods, counts, n_counts, err,
+	    (const char *const *)methods, n_methods,
+	    (const uint32_t *const *)counts, n_counts, err,
 	    sizeof(err)) != 0) {
-		fprintf(stderr, "%s: %s%s\n", prog, err, counts_path ?
+		fprintf(stderr, "%s: %s%s\n", prog, err, n_cpaths ?
 		    " (--user-counts)" : "");
 		goto done;
 	}
@@ -304,7 +418,12 @@ done:
 	free(dirs);
 	free(methods);
 	free(extras);
+	for (size_t i = 0; counts != NULL && i < n_dirs; i++)
+		free(counts[i]);
 	free(counts);
+	free(n_counts);
+	free(cpaths);
+	free(upaths);
 	evalagg_extra_fini(&x);
 	return rc;
 }

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "scripts/tools/evalagg.h"
+#include "shared/rng.h"
 #include "shared/xmalloc.h"
 
 static void
@@ -43,6 +44,7 @@ evalagg_opts_default(struct evalagg_opts *o)
 	o->k = 10;
 	o->boot = 1000;
 	o->boot_seed = 1;
+	o->reference = NULL;
 }
 
 /* --- reading ------------------------------------------------------------- */
@@ -64,6 +66,29 @@ evalagg_run_fini(struct evalagg_run *r)
 	}
 	free(r->m);
 	evalagg_run_init(r);
+}
+
+void
+evalagg_run_filter(struct evalagg_run *r, const uint8_t *set, uint32_t n,
+    int keep_in_set)
+{
+	for (size_t i = 0; i < r->n_m; i++) {
+		struct evalagg_rows *m = &r->m[i];
+		size_t k = 0;
+
+		for (size_t j = 0; j < m->n; j++) {
+			int in = m->user[j] < n && set[m->user[j]];
+
+			if (in != (keep_in_set != 0))
+				continue;
+			m->user[k] = m->user[j];
+			m->item[k] = m->item[j];
+			m->label[k] = m->label[j];
+			m->score[k] = m->score[j];
+			k++;
+		}
+		m->n = k;
+	}
 }
 
 struct evalagg_rows *
@@ -455,12 +480,15 @@ evalagg_stats_fini(struct evalagg_stats *st)
 	free(st->hr);
 	free(st->ndcg);
 	free(st->npos);
+	free(st->ll);
+	free(st->nrow);
 	memset(st, 0, sizeof(*st));
 }
 
 /*
- * Ranking: rows grouped by user (counting sort); every positive is ranked
- * against all of its user's negatives.
+ * Ranking: rows grouped by user (counting sort, stable: file order within
+ * a user); every positive is ranked against its block of negatives (the
+ * negatives right before it; after another positive, the last block).
  */
 static void
 ranking_stats(struct evalagg_stats *st, const struct evalagg_rows *rows,
@@ -482,15 +510,19 @@ ranking_stats(struct evalagg_stats *st, const struct evalagg_rows *rows,
 	for (uint32_t u = 0; u < n_users; u++) {
 		size_t nn = 0, np = 0;
 		double uh = 0, un = 0;
+		int after_pos = 1;
 
-		for (size_t j = off[u]; j < off[u + 1]; j++)
-			if (!(rows->label[ord[j]] >= 0.5f))
-				neg[nn++] = rows->score[ord[j]];
 		for (size_t j = off[u]; j < off[u + 1]; j++) {
 			size_t i = ord[j], rk;
 
-			if (!(rows->label[i] >= 0.5f))
+			if (!(rows->label[i] >= 0.5f)) {
+				if (after_pos)	/* a new block begins */
+					nn = 0;
+				neg[nn++] = rows->score[i];
+				after_pos = 0;
 				continue;
+			}
+			after_pos = 1;
 			if (nn == 0) {
 				st->n_unranked++;
 				continue;
@@ -540,6 +572,8 @@ evalagg_stats_compute(struct evalagg_stats *st,
 	st->hr = xmalloc((n_users ? n_users : 1) * sizeof(*st->hr));
 	st->ndcg = xmalloc((n_users ? n_users : 1) * sizeof(*st->ndcg));
 	st->npos = xcalloc(n_users ? n_users : 1, sizeof(*st->npos));
+	st->ll = xcalloc(n_users ? n_users : 1, sizeof(*st->ll));
+	st->nrow = xcalloc(n_users ? n_users : 1, sizeof(*st->nrow));
 	for (uint32_t u = 0; u < n_users; u++) {
 		st->auc[u] = st->hr[u] = st->ndcg[u] = NAN;
 		st->w[u] = 0;
@@ -562,6 +596,21 @@ evalagg_stats_compute(struct evalagg_stats *st,
 	if (prob)
 		st->v[EVALAGG_LOGLOSS] = metrics_logloss(rows->score,
 		    rows->label, n);
+	/* Per-user logloss, with metrics_logloss's clipping of p. */
+	for (size_t i = 0; i < n; i++) {
+		uint32_t u = rows->user[i];
+		double q = rows->score[i], y = rows->label[i];
+
+		if (u >= n_users)
+			continue;
+		q = q < METRICS_EPS ? METRICS_EPS : q > 1 - METRICS_EPS ?
+		    1 - METRICS_EPS : q;
+		st->ll[u] -= y * log(q) + (1 - y) * log(1 - q);
+		st->nrow[u]++;
+	}
+	for (uint32_t u = 0; u < n_users; u++)
+		st->ll[u] = prob && st->nrow[u] > 0 ? st->ll[u] / st->nrow[u] :
+		    NAN;
 	for (uint32_t u = 0; tail != NULL && u < n_users; u++)
 		if (tail[u] && !isnan(st->auc[u])) {
 			num += st->w[u] * st->auc[u];
@@ -650,12 +699,14 @@ pair_fini(struct pair_acc *p)
 	free(p->cnt);
 }
 
+/* Adds users u with mask[u] (mask NULL: all). */
 static void
 pair_add(struct pair_acc *p, const double *a, const double *b,
-    const double *w, uint32_t n)
+    const double *w, uint32_t n, const uint8_t *mask)
 {
 	for (uint32_t u = 0; u < n; u++) {
-		if (isnan(a[u]) || isnan(b[u]) || !(w[u] > 0))
+		if ((mask != NULL && !mask[u]) || isnan(a[u]) || isnan(b[u]) ||
+		    !(w[u] > 0))
 			continue;
 		p->a[u] += a[u];
 		p->b[u] += b[u];
@@ -664,10 +715,63 @@ pair_add(struct pair_acc *p, const double *a, const double *b,
 	}
 }
 
+/*
+ * Two-sided p-value of the w-weighted mean of a - b from the bootstrap
+ * standard error: the resamples of metrics_paired_bootstrap() (same
+ * seed, same draws), z = mean / sd of the resampled means.
+ */
+static double
+pair_p(const double *a, const double *b, const double *w, size_t n, int B,
+    uint64_t seed)
+{
+	double *d = xmalloc((n ? n : 1) * sizeof(*d));
+	double *dw = xmalloc((n ? n : 1) * sizeof(*dw));
+	double sw = 0, sd = 0, mu, s1 = 0, s2 = 0, se, p;
+	size_t m = 0;
+	struct rng r;
+
+	for (size_t i = 0; i < n; i++) {
+		if (isnan(a[i]) || isnan(b[i]) || !(w[i] > 0) || isinf(w[i]))
+			continue;
+		d[m] = a[i] - b[i];
+		dw[m] = w[i];
+		sd += w[i] * d[m];
+		sw += w[i];
+		m++;
+	}
+	if (m == 0 || m > UINT32_MAX || B < 2) {
+		free(d);
+		free(dw);
+		return NAN;
+	}
+	mu = sd / sw;
+	rng_seed(&r, seed);
+	for (int k = 0; k < B; k++) {
+		double t = 0, ws = 0;
+
+		for (size_t i = 0; i < m; i++) {
+			uint32_t j = rng_below(&r, (uint32_t)m);
+
+			t += dw[j] * d[j];
+			ws += dw[j];
+		}
+		s1 += t / ws;
+		s2 += (t / ws) * (t / ws);
+	}
+	se = sqrt(fmax(0, (s2 - s1 * s1 / B) / (B - 1)));
+	if (se > 0)
+		p = erfc(fabs(mu) / se / sqrt(2.0));
+	else
+		p = mu == 0 ? 1 : 0;
+	free(d);
+	free(dw);
+	return p;
+}
+
 /* Turns sums into per-user means over runs and bootstraps them. */
 static int
 pair_ci(struct pair_acc *p, uint32_t n, const struct evalagg_opts *o,
-    struct metrics_ci *ci)
+    struct metrics_ci *ci, double *pv)
 {
 	for (uint32_t u = 0; u < n; u++) {
 		if (p->cnt[u] > 0) {
@@ -678,19 +782,100 @@ pair_ci(struct pair_acc *p, uint32_t n, const struct evalagg_opts *o,
 			p->a[u] = p->b[u] = NAN;
 		}
 	}
-	return metrics_paired_bootstrap(p->a, p->b, p->w, n, o->boot,
-	    o->boot_seed, ci) == 0;
+	if (metrics_paired_bootstrap(p->a, p->b, p->w, n, o->boot,
+	    o->boot_seed, ci) != 0)
+		return 0;
+	*pv = pair_p(p->a, p->b, p->w, n, o->boot, o->boot_seed);
+	return 1;
+}
+
+struct holm_key {
+	double	 p;
+	size_t	 i;
+};
+
+static int
+holm_cmp(const void *x, const void *y)
+{
+	const struct holm_key *a = x, *b = y;
+
+	if (a->p != b->p)
+		return a->p < b->p ? -1 : 1;
+	return a->i < b->i ? -1 : a->i > b->i;
+}
+
+void
+evalagg_holm(const double *p, size_t n, double *adj)
+{
+	struct holm_key *k = xmalloc((n ? n : 1) * sizeof(*k));
+	size_t m = 0;
+	double run = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		adj[i] = NAN;
+		if (!isnan(p[i])) {
+			k[m].p = p[i];
+			k[m++].i = i;
+		}
+	}
+	qsort(k, m, sizeof(*k), holm_cmp);
+	/* p_(j) * (m - j), made monotone, capped at 1 */
+	for (size_t j = 0; j < m; j++) {
+		double v = k[j].p * (double)(m - j);
+
+		if (v > run)
+			run = v;
+		adj[k[j].i] = run < 1 ? run : 1;
+	}
+	free(k);
+}
+
+/* Comparisons with an interval for the task. */
+static int
+task_has_cmp(enum evalagg_task t, int c)
+{
+	if (t == EVALAGG_CTR)
+		return c == EVALAGG_CMP_GAUC || c == EVALAGG_CMP_LT_GAUC ||
+		    c == EVALAGG_CMP_LOGLOSS;
+	return c == EVALAGG_CMP_HR || c == EVALAGG_CMP_NDCG ||
+	    c == EVALAGG_CMP_GAUC || c == EVALAGG_CMP_LT_GAUC;
+}
+
+/* Holm over every comparison of the table but the reference row's. */
+static void
+holm_table(struct evalagg_result *res)
+{
+	size_t n = res->n_row * EVALAGG_N_CMP, m = 0;
+	double *p = xmalloc((n ? n : 1) * sizeof(*p));
+	double *adj = xmalloc((n ? n : 1) * sizeof(*adj));
+
+	for (size_t r = 0; r < res->n_row; r++)
+		for (int c = 0; c < EVALAGG_N_CMP; c++) {
+			const struct evalagg_row *row = &res->row[r];
+			int in = row->has_ci[c] && !row->is_baseline &&
+			    strcmp(row->method, res->reference) != 0;
+
+			p[r * EVALAGG_N_CMP + c] = in ? row->p[c] : NAN;
+			m += in && !isnan(row->p[c]);
+		}
+	evalagg_holm(p, n, adj);
+	for (size_t r = 0; r < res->n_row; r++)
+		for (int c = 0; c < EVALAGG_N_CMP; c++)
+			res->row[r].p_holm[c] = adj[r * EVALAGG_N_CMP + c];
+	res->n_family = m;
+	free(p);
+	free(adj);
 }
 
 int
 evalagg_compute(struct evalagg_result *res, struct evalagg_run *runs,
     size_t n_runs, const struct evalagg_opts *o, const char *const *order,
-    size_t n_order, const uint32_t *counts, uint32_t n_counts, char *err,
-    size_t errlen)
+    size_t n_order, const uint32_t *const *counts, const uint32_t *n_counts,
+    char *err, size_t errlen)
 {
 	struct evalagg_stats *base = NULL;
 	uint32_t n_users = 0, *cnt = NULL;
-	uint8_t *present = NULL, *tail = NULL;
+	uint8_t *present = NULL, *tail = NULL, *seen_any = NULL;
 	char **names = NULL;
 	size_t n_names = 0;
 	double *vals = NULL, *fin = NULL;
@@ -718,45 +903,56 @@ evalagg_compute(struct evalagg_result *res, struct evalagg_run *runs,
 	res->boot = o->boot;
 	res->tail_frac = o->tail_frac;
 	snprintf(res->baseline, sizeof(res->baseline), "%s", o->baseline);
+	snprintf(res->reference, sizeof(res->reference), "%s",
+	    o->reference != NULL ? o->reference : "");
 
-	/* The long tail, fixed once for all runs and methods. */
+	/*
+	 * Each run's long tail (the data, and so the users' local counts,
+	 * may differ between seeds), fixed for all methods of the run.
+	 */
 	present = xcalloc(n_users ? n_users : 1, 1);
-	tail = xcalloc(n_users ? n_users : 1, 1);
+	seen_any = xcalloc(n_users ? n_users : 1, 1);
+	tail = xcalloc((n_users ? n_users : 1) * n_runs, 1);
 	cnt = xcalloc(n_users ? n_users : 1, sizeof(*cnt));
+	res->tail_from_counts = counts != NULL;
 	for (size_t r = 0; r < n_runs; r++) {
 		struct evalagg_rows *b = evalagg_run_find(&runs[r],
 		    o->baseline);
+		uint32_t mc = 0;
 
+		memset(present, 0, n_users ? n_users : 1);
+		memset(cnt, 0, (n_users ? n_users : 1) * sizeof(*cnt));
 		for (size_t i = 0; i < b->n; i++) {
-			if (!present[b->user[i]])
+			if (!seen_any[b->user[i]])
 				res->n_users++;
+			seen_any[b->user[i]] = 1;
 			present[b->user[i]] = 1;
-			if (r == 0 && (o->task == EVALAGG_CTR ||
-			    b->label[i] >= 0.5f))
+			if (o->task == EVALAGG_CTR || b->label[i] >= 0.5f)
 				cnt[b->user[i]]++;
 		}
-	}
-	if (counts != NULL) {
-		for (uint32_t u = 0; u < n_users; u++) {
+		for (uint32_t u = 0; counts != NULL && u < n_users; u++) {
 			if (!present[u])
 				continue;
-			if (u >= n_counts || counts[u] == UINT32_MAX) {
+			if (u >= n_counts[r] || counts[r][u] == UINT32_MAX) {
 				seterr(err, errlen, "user %u has test rows "
-				    "but no local sample count", u);
+				    "but no local sample count (run %zu)", u,
+				    r + 1);
 				rc = -EINVAL;
 				goto done;
 			}
-			cnt[u] = counts[u];
+			cnt[u] = counts[r][u];
 		}
-		res->tail_from_counts = 1;
+		res->n_tail += evalagg_tail(cnt, present, n_users,
+		    o->tail_frac, tail + r * (size_t)n_users, &mc);
+		if (mc > res->tail_max_count)
+			res->tail_max_count = mc;
 	}
-	res->n_tail = evalagg_tail(cnt, present, n_users, o->tail_frac, tail,
-	    &res->tail_max_count);
+	res->n_tail = (res->n_tail + n_runs / 2) / n_runs;
 
 	base = xcalloc(n_runs, sizeof(*base));
 	for (size_t r = 0; r < n_runs; r++)
 		evalagg_stats_compute(&base[r], evalagg_run_find(&runs[r],
-		    o->baseline), n_users, NULL, tail, o);
+		    o->baseline), n_users, NULL, tail + r * (size_t)n_users, o);
 
 	names = method_order(runs, n_runs, o->baseline, order, n_order,
 	    &n_names);
@@ -771,11 +967,14 @@ evalagg_compute(struct evalagg_result *res, struct evalagg_run *runs,
 
 		snprintf(row->method, sizeof(row->method), "%s", names[j]);
 		row->is_baseline = j == 0;
-		for (int c = 0; c < EVALAGG_N_CMP; c++)
+		for (int c = 0; c < EVALAGG_N_CMP; c++) {
 			pair_init(&pa[c], n_users);
+			row->p[c] = row->p_holm[c] = NAN;
+		}
 		for (size_t r = 0; r < n_runs; r++) {
 			struct evalagg_rows *m = evalagg_run_find(&runs[r],
 			    names[j]);
+			const uint8_t *tl = tail + r * (size_t)n_users;
 			struct evalagg_stats st;
 			const struct evalagg_stats *s = &st;
 
@@ -790,17 +989,23 @@ evalagg_compute(struct evalagg_result *res, struct evalagg_run *runs,
 				s = &base[r];
 			else
 				evalagg_stats_compute(&st, m, n_users,
-				    &base[r], tail, o);
+				    &base[r], tl, o);
 			for (int k = 0; k < EVALAGG_N_METRICS; k++)
 				vals[k * n_runs + nr] = s->v[k];
 			nr++;
 			if (j != 0) {
+				const struct evalagg_stats *b = &base[r];
+
 				pair_add(&pa[EVALAGG_CMP_GAUC], st.auc,
-				    base[r].auc, base[r].w, n_users);
+				    b->auc, b->w, n_users, NULL);
 				pair_add(&pa[EVALAGG_CMP_HR], st.hr,
-				    base[r].hr, base[r].npos, n_users);
+				    b->hr, b->npos, n_users, NULL);
 				pair_add(&pa[EVALAGG_CMP_NDCG], st.ndcg,
-				    base[r].ndcg, base[r].npos, n_users);
+				    b->ndcg, b->npos, n_users, NULL);
+				pair_add(&pa[EVALAGG_CMP_LT_GAUC], st.auc,
+				    b->auc, b->w, n_users, tl);
+				pair_add(&pa[EVALAGG_CMP_LOGLOSS], st.ll,
+				    b->ll, b->nrow, n_users, NULL);
 				evalagg_stats_fini(&st);
 			}
 		}
@@ -816,14 +1021,14 @@ evalagg_compute(struct evalagg_result *res, struct evalagg_run *runs,
 			metrics_mean_std(fin, nf, &row->mean[k], &row->std[k]);
 		}
 		for (int c = 0; c < EVALAGG_N_CMP; c++) {
-			if (j != 0 && (c == EVALAGG_CMP_GAUC ||
-			    o->task == EVALAGG_RANKING))
+			if (j != 0 && task_has_cmp(o->task, c))
 				row->has_ci[c] = pair_ci(&pa[c], n_users, o,
-				    &row->ci[c]);
+				    &row->ci[c], &row->p[c]);
 			pair_fini(&pa[c]);
 		}
 		res->n_row++;
 	}
+	holm_table(res);
 done:
 	for (size_t r = 0; base != NULL && r < n_runs; r++)
 		evalagg_stats_fini(&base[r]);
@@ -832,6 +1037,7 @@ done:
 	free(vals);
 	free(fin);
 	free(present);
+	free(seen_any);
 	free(tail);
 	free(cnt);
 	if (rc != 0)
@@ -1056,20 +1262,23 @@ metric_key(int m, int k, char *buf, size_t len)
 }
 
 static const int cmp_metric[EVALAGG_N_CMP] = { EVALAGG_GAUC, EVALAGG_HR,
-	EVALAGG_NDCG };
+	EVALAGG_NDCG, EVALAGG_LT_GAUC, EVALAGG_LOGLOSS };
 
-/* Comparisons shown for the task, in column order. */
+/* Comparisons shown for the task, in column order (task_has_cmp()). */
 static size_t
 task_cmps(enum evalagg_task t, int *out)
 {
 	if (t == EVALAGG_CTR) {
 		out[0] = EVALAGG_CMP_GAUC;
-		return 1;
+		out[1] = EVALAGG_CMP_LT_GAUC;
+		out[2] = EVALAGG_CMP_LOGLOSS;
+		return 3;
 	}
 	out[0] = EVALAGG_CMP_HR;
 	out[1] = EVALAGG_CMP_NDCG;
 	out[2] = EVALAGG_CMP_GAUC;
-	return 3;
+	out[3] = EVALAGG_CMP_LT_GAUC;
+	return 4;
 }
 
 /* Users improved / worse: two shares in one cell, in per cent. */
@@ -1158,10 +1367,12 @@ evalagg_write_md(FILE *fp, const struct evalagg_result *res,
 				fputs(" — |", fp);
 				continue;
 			}
-			sig = ci->lo > 0 || ci->hi < 0;
+			/* * : Holm; ° : the raw interval only */
+			sig = row->p_holm[cmps[i]] < 0.05 ? 2 :
+			    ci->lo > 0 || ci->hi < 0;
 			any_sig |= sig;
 			fprintf(fp, " %+.4f [%+.4f, %+.4f]%s |", ci->mean,
-			    ci->lo, ci->hi, sig ? " *" : "");
+			    ci->lo, ci->hi, sig == 2 ? " *" : sig ? " °" : "");
 		}
 		for (size_t i = 0; i < n_extra; i++) {
 			double v = extra_get(x, row->method, i);
@@ -1187,15 +1398,16 @@ evalagg_write_md(FILE *fp, const struct evalagg_result *res,
 	    res->n_users);
 	if (res->task == EVALAGG_RANKING)
 		fprintf(fp, "- HR@%d, NDCG@%d: each test positive ranked "
-		    "against all of its user's sampled negatives (ties count "
-		    "against it), averaged over positives.\n", res->k, res->k);
+		    "against its own block of sampled negatives, scored in "
+		    "its context (ties count against it), averaged over "
+		    "positives.\n", res->k, res->k);
 	else
 		fprintf(fp, "- users improved / worse: shares of users "
 		    "whose per-user AUC is above / below %s's, among users "
 		    "with both classes under both (the rest are ties).\n",
 		    res->baseline);
-	fprintf(fp, "- long-tail%s: the %.0f %% of users (%zu) with the fewest "
-	    "%s (<= %u each), ties broken by user id.\n",
+	fprintf(fp, "- long-tail%s: in each run, the %.0f %% of users (%zu) "
+	    "with the fewest %s (<= %u each), ties broken by user id.\n",
 	    res->task == EVALAGG_CTR ? "" : " (CSV: lt_gauc)",
 	    100 * res->tail_frac, res->n_tail, res->tail_from_counts ?
 	    "local samples" : res->task == EVALAGG_CTR ?
@@ -1203,11 +1415,20 @@ evalagg_write_md(FILE *fp, const struct evalagg_result *res,
 	    "test positives (no --user-counts)", res->tail_max_count);
 	fprintf(fp, "- Δ: paired per-user bootstrap (%d resamples of users) "
 	    "of the mean per-user difference against %s; each user's "
-	    "difference is averaged over runs, users weighted by %s. "
-	    "%s\n", res->boot, res->baseline, res->task == EVALAGG_CTR ?
+	    "difference is averaged over runs, users weighted by %s; "
+	    "long-tail: the same over the tail users; logloss: per-user "
+	    "logloss, weighted by rows (lower is better). %s\n", res->boot,
+	    res->baseline, res->task == EVALAGG_CTR ?
 	    "impressions" : "positives (HR, NDCG) or impressions (GAUC)",
-	    any_sig ? "* = the 95 % interval excludes 0." :
-	    "No interval excludes 0.");
+	    any_sig ? "" : "No interval excludes 0.");
+	fprintf(fp, "- Family-wise: * = significant at 5 %% after Holm's "
+	    "adjustment over all %zu comparisons of this table (p from the "
+	    "bootstrap standard error)%s; ° = the 95 %% interval excludes 0 "
+	    "but the Holm-adjusted p does not pass.\n", res->n_family,
+	    res->reference[0] ? ", the reference row left out" : "");
+	if (res->reference[0])
+		fprintf(fp, "- %s: a reference, not a method (the synthetic "
+		    "data's true click probabilities).\n", res->reference);
 	if (n_extra > 0)
 		fputs("- extra columns (from the *.extra files): mean over "
 		    "all devices and runs.\n", fp);
@@ -1251,7 +1472,8 @@ evalagg_write_csv(FILE *fp, const struct evalagg_result *res,
 		const char *k = metric_key(cmp_metric[cmps[i]], res->k, buf,
 		    sizeof(buf));
 
-		fprintf(fp, ",d_%s,d_%s_lo,d_%s_hi,d_%s_users", k, k, k, k);
+		fprintf(fp, ",d_%s,d_%s_lo,d_%s_hi,d_%s_users,d_%s_p,"
+		    "d_%s_p_holm", k, k, k, k, k, k);
 	}
 	fputs(",n_runs,n_users", fp);
 	for (size_t i = 0; i < n_extra; i++)
@@ -1269,13 +1491,15 @@ evalagg_write_csv(FILE *fp, const struct evalagg_result *res,
 			const struct metrics_ci *ci = &row->ci[cmps[i]];
 
 			if (!row->has_ci[cmps[i]]) {
-				fputs(",,,,", fp);
+				fputs(",,,,,,", fp);
 				continue;
 			}
 			csv_num(fp, ci->mean);
 			csv_num(fp, ci->lo);
 			csv_num(fp, ci->hi);
 			fprintf(fp, ",%zu", ci->n);
+			csv_num(fp, row->p[cmps[i]]);
+			csv_num(fp, row->p_holm[cmps[i]]);
 		}
 		fprintf(fp, ",%zu,%zu", row->n_runs, row->n_users);
 		for (size_t i = 0; i < n_extra; i++)

@@ -25,10 +25,15 @@
  *             among users with a defined AUC under both (users missing from
  *             either method are left out); "worse" likewise;
  *   LT-GAUC   GAUC over the long-tail users only (evalagg_tail);
- *   HR@K, NDCG@K (ranking) each positive row ranked against all negative
- *             rows of the same user (metrics_rank, pessimistic ties), then
- *             averaged over all ranked positives of all users; users with
- *             no negative row are not ranked (counted in n_unranked).
+ *   HR@K, NDCG@K (ranking) each positive row ranked against its block of
+ *             negatives: the negative rows of the same user right before
+ *             it in file order (dccl-data writes each test positive after
+ *             negatives of its own); a positive right after another
+ *             positive uses the last block (the older layout, one block of
+ *             negatives per user, ranks every positive against it)
+ *             (metrics_rank, pessimistic ties), then averaged over all
+ *             ranked positives of all users; positives with no negative
+ *             before them are not ranked (counted in n_unranked).
  * Across runs each metric gets the mean and the sample standard deviation
  * over the runs in which the method appears.
  *
@@ -38,7 +43,14 @@
  * (GAUC: P_u + N_u) or mean positives (HR, NDCG: P_u) over those runs.
  * metrics_paired_bootstrap() then resamples users: the interval is for the
  * w-weighted mean of d_u, which is the GAUC (HR, NDCG) difference when the
- * users are the same in every run.
+ * users are the same in every run. The same for the long-tail users only
+ * (LT-GAUC) and for per-user logloss (weight: rows; the overall logloss
+ * difference when the users are the same in every run).
+ * Family-wise rule: each comparison also gets a p-value, two-sided, from
+ * the bootstrap standard error (z = mean / sd of the resampled means, the
+ * same resamples as the interval), and the p-values of all comparisons of
+ * one table (every method but the baseline and the reference, every
+ * comparison column of the task) are Holm-adjusted together.
  */
 #ifndef SHARED_EVALAGG_H
 #define SHARED_EVALAGG_H
@@ -76,6 +88,8 @@ enum evalagg_cmp {
 	EVALAGG_CMP_GAUC = 0,
 	EVALAGG_CMP_HR,		/* ranking only */
 	EVALAGG_CMP_NDCG,	/* ranking only */
+	EVALAGG_CMP_LT_GAUC,	/* long-tail users only */
+	EVALAGG_CMP_LOGLOSS,	/* per-user logloss, weight rows */
 	EVALAGG_N_CMP
 };
 
@@ -101,6 +115,7 @@ struct evalagg_stats {
 	uint32_t n_users;
 	double	*auc, *w;		/* per-user AUC (NaN) and P_u + N_u */
 	double	*hr, *ndcg, *npos;	/* ranking: per-user means, P_u */
+	double	*ll, *nrow;		/* per-user logloss (NaN), rows */
 	size_t	 n_rows, n_present;	/* users with >= 1 row */
 	size_t	 n_auc_users;		/* users with both classes */
 	size_t	 n_lt_users;		/* tail users with both classes */
@@ -115,6 +130,8 @@ struct evalagg_opts {
 	int	 k;			/* 10: HR@k, NDCG@k */
 	int	 boot;			/* 1000 resamples */
 	uint64_t boot_seed;		/* 1 */
+	const char *reference;		/* row outside the Holm family, e.g.
+					   "oracle"; NULL: none */
 };
 
 /* Result line of one method. */
@@ -126,6 +143,8 @@ struct evalagg_row {
 	double	 mean[EVALAGG_N_METRICS], std[EVALAGG_N_METRICS];
 	int	 has_ci[EVALAGG_N_CMP];
 	struct metrics_ci ci[EVALAGG_N_CMP];
+	double	 p[EVALAGG_N_CMP];	/* two-sided, unadjusted */
+	double	 p_holm[EVALAGG_N_CMP];	/* Holm over the table; NaN: none */
 };
 
 /* Extra per-method columns (device time, memory, bytes...): means. */
@@ -148,7 +167,9 @@ struct evalagg_result {
 	double	 tail_frac;
 	uint32_t tail_max_count;	/* largest count inside the tail */
 	int	 k, boot;
+	size_t	 n_family;		/* comparisons in the Holm family */
 	char	 baseline[EVALAGG_NAME_MAX];
+	char	 reference[EVALAGG_NAME_MAX];
 };
 
 void	evalagg_opts_default(struct evalagg_opts *o);
@@ -157,6 +178,12 @@ void	evalagg_opts_default(struct evalagg_opts *o);
 
 void	evalagg_run_init(struct evalagg_run *r);
 void	evalagg_run_fini(struct evalagg_run *r);
+/*
+ * Drops the rows of users u with (u < n && set[u]) == !keep_in_set: keep
+ * only the users in set (keep_in_set = 1) or only those outside it (0).
+ */
+void	evalagg_run_filter(struct evalagg_run *r, const uint8_t *set,
+	    uint32_t n, int keep_in_set);
 /* Rows of method name in r, or NULL. */
 struct evalagg_rows *evalagg_run_find(struct evalagg_run *r,
 	    const char *name);
@@ -212,16 +239,20 @@ void	evalagg_stats_compute(struct evalagg_stats *st,
  * The whole aggregation over runs[0..n_runs). order (n_order names, may
  * be NULL) fixes the row order after the baseline; methods not named there
  * follow alphabetically; named methods without rows are skipped. counts
- * (n_counts entries, may be NULL) selects the long tail by local sample
- * counts, else by each user's number of baseline test rows (ctr) or
- * positive test rows (ranking) in the first run. Returns 0, or -EINVAL
- * (no baseline rows in some run, a user missing from counts, bad options)
- * with a message in err. res is overwritten; free with evalagg_result_fini.
+ * (may be NULL; else n_runs arrays, counts[r] of n_counts[r] entries)
+ * selects each run's long tail by local sample counts, else by each
+ * user's number of baseline test rows (ctr) or positive test rows
+ * (ranking) in that run. Returns 0, or -EINVAL (no baseline rows in some
+ * run, a user missing from counts, bad options) with a message in err.
+ * res is overwritten; free with evalagg_result_fini.
  */
 int	evalagg_compute(struct evalagg_result *res, struct evalagg_run *runs,
 	    size_t n_runs, const struct evalagg_opts *o,
-	    const char *const *order, size_t n_order, const uint32_t *counts,
-	    uint32_t n_counts, char *err, size_t errlen);
+	    const char *const *order, size_t n_order,
+	    const uint32_t *const *counts, const uint32_t *n_counts,
+	    char *err, size_t errlen);
+/* Holm step-down adjustment of p[0..n) into adj (NaN entries skipped). */
+void	evalagg_holm(const double *p, size_t n, double *adj);
 void	evalagg_result_fini(struct evalagg_result *res);
 
 /* --- extra columns ------------------------------------------------------- */

@@ -81,6 +81,8 @@ struct dataset_idx {
 
 struct dataset_split {
 	struct dataset_idx pool, local, test;
+	uint8_t	*cold;			/* n_users flags: user never in pool */
+	uint32_t n_cold;
 };
 
 /* --- lifecycle ----------------------------------------------------------- */
@@ -105,8 +107,9 @@ void	dataset_append_subset(struct dataset *dst, const struct dataset *src,
 /*
  * Sorts samples by (user, ts, item) (stable for full ties) and recomputes
  * every history from the labels: a sample's history is the user's last
- * up-to-H samples with label >= 0.5 strictly before it in that order,
- * oldest first. H is clipped to SAMPLE_HIST_MAX.
+ * up-to-H samples with label >= 0.5 and a timestamp strictly earlier than
+ * its own, oldest first (samples of the same second share one history).
+ * H is clipped to SAMPLE_HIST_MAX.
  */
 void	dataset_build_hist(struct dataset *ds, int H);
 
@@ -148,8 +151,11 @@ int	dataset_load_movielens(struct dataset *ds, struct dataset_meta *meta,
 struct dataset_fracs {
 	double	 pool, local, test;	/* >= 0, sum to 1 (+-1e-6) */
 	uint32_t min_user;		/* users with fewer samples: all pool */
+	double	 cold;			/* share of cold users, [0, 1) */
+	uint64_t cold_seed;		/* which users are cold */
 };
-void	dataset_fracs_default(struct dataset_fracs *f);	/* .70 .15 .15, 3 */
+/* .70 .15 .15, min_user 3, cold 0, cold_seed 1 */
+void	dataset_fracs_default(struct dataset_fracs *f);
 /* Parses "0.7,0.15,0.15" (sum 1 +- 1e-6); returns 0 or -EINVAL. */
 int	dataset_fracs_parse(struct dataset_fracs *f, const char *s);
 /*
@@ -160,7 +166,13 @@ int	dataset_fracs_parse(struct dataset_fracs *f, const char *s);
  *   n_test  = n - n_pool - n_local
  * so the test share takes the rounding remainder (n = 20 -> 14/3/3, n = 10 ->
  * 7/1/2, n = 5 -> 3/1/1, n = 3 -> 2/0/1). Users with n < min_user go
- * entirely to the pool. sp must be freed with dataset_split_fini().
+ * entirely to the pool.
+ * Cold users (new or privacy-minded users whose history lives only on
+ * their device): among the users with n >= min_user, the
+ * round(cold * count) with the smallest hash of (cold_seed, user) get
+ * n_pool = 0 and n_local = n - n_test (same n_test as above), so their
+ * whole pre-test history stays local; sp->cold flags them (allocated even
+ * when none is cold). sp must be freed with dataset_split_fini().
  */
 int	dataset_split(struct dataset_split *sp, const struct dataset *ds,
 	    const struct dataset_fracs *f);
@@ -199,7 +211,10 @@ int	dataset_negatives(const struct dataset_rated *r, uint32_t u,
 
 struct synth_opts {
 	uint32_t n_users, n_items, n_clusters, n_genres;
-	uint32_t min_per_user, max_per_user;	/* samples per user, uniform */
+	uint32_t min_per_user, max_per_user;	/* samples per user */
+	double	 count_tail;	/* 0: counts uniform in [min, max]; a > 0:
+				   Pareto, floor(min * U^(-1/a)) capped at
+				   max (heavy-tailed, DCCL's setting) */
 	double	 base_ctr;	/* sets the global logit intercept */
 	double	 bias_std;	/* per-user click bias ~ N(0, bias_std) (logit) */
 	double	 affinity_std;	/* cluster x item affinity scale (logit) */
@@ -241,6 +256,14 @@ void	synth_opts_default(struct synth_opts *o);
  */
 int	dataset_synth(struct dataset *ds, struct dataset_meta *meta,
 	    struct synth_truth **truth, const struct synth_opts *o);
+/*
+ * Same, and when p_true != NULL also each sample's true click probability
+ * (the sigmoid above, noise included: ds->n floats, allocated for the
+ * caller), from which an oracle's metrics can be computed.
+ */
+int	dataset_synth_p(struct dataset *ds, struct dataset_meta *meta,
+	    struct synth_truth **truth, float **p_true,
+	    const struct synth_opts *o);
 
 /* --- samples CSV interchange ---------------------------------------------- */
 

@@ -1204,6 +1204,155 @@ test_real_ml_latest_small(void **state)
 	dataset_meta_fini(&m);
 }
 
+/*
+ * Histories hold positives strictly earlier than the sample: two
+ * positives of the same second do not see each other; the next second
+ * sees both.
+ */
+static void
+test_hist_same_second(void **state)
+{
+	struct dataset ds;
+	const struct sample in[] = {
+		{ .user = 0, .item = 1, .ts = 10, .label = 1 },
+		{ .user = 0, .item = 2, .ts = 20, .label = 1 },
+		{ .user = 0, .item = 3, .ts = 20, .label = 1 },
+		{ .user = 0, .item = 4, .ts = 20, .label = 0 },
+		{ .user = 0, .item = 5, .ts = 30, .label = 0 },
+	};
+
+	(void)state;
+	dataset_init(&ds);
+	for (size_t i = 0; i < 5; i++)
+		dataset_append(&ds, &in[i], NULL, 0);
+	dataset_build_hist(&ds, 20);
+	assert_int_equal(ds.s[0].hist_n, 0);
+	for (size_t i = 1; i <= 3; i++) {
+		assert_int_equal(ds.s[i].hist_n, 1);
+		assert_int_equal(sample_hist(&ds, &ds.s[i])[0], 1);
+	}
+	assert_int_equal(ds.s[4].hist_n, 3);
+	assert_int_equal(sample_hist(&ds, &ds.s[4])[1], 2);
+	assert_int_equal(sample_hist(&ds, &ds.s[4])[2], 3);
+	/* H = 2 keeps the last two, in order */
+	dataset_build_hist(&ds, 2);
+	assert_int_equal(ds.s[4].hist_n, 2);
+	assert_int_equal(sample_hist(&ds, &ds.s[4])[0], 2);
+	dataset_fini(&ds);
+}
+
+/*
+ * Cold users: an exact share of the eligible users, no pool samples, the
+ * same test share as warm users, chosen by the seed.
+ */
+static void
+test_split_cold(void **state)
+{
+	struct dataset ds;
+	struct dataset_split sp, s2;
+	struct dataset_fracs f;
+	int differ = 0;
+
+	(void)state;
+	dataset_init(&ds);
+	for (uint32_t u = 0; u < 100; u++)
+		for (uint32_t k = 0; k < (u < 10 ? 2 : 20); k++) {
+			struct sample x = { .user = u, .item = k,
+				.ts = 100 + k, .label = (float)(k & 1) };
+
+			dataset_append(&ds, &x, NULL, 0);
+		}
+	dataset_fracs_default(&f);
+	f.cold = 0.2;
+	assert_int_equal(dataset_split(&sp, &ds, &f), 0);
+	/* 90 users with >= min_user samples: round(0.2 * 90) = 18 */
+	assert_int_equal(sp.n_cold, 18);
+	for (uint32_t u = 0; u < 100; u++) {
+		size_t p = sp.pool.uoff[u + 1] - sp.pool.uoff[u];
+		size_t l = sp.local.uoff[u + 1] - sp.local.uoff[u];
+		size_t t = sp.test.uoff[u + 1] - sp.test.uoff[u];
+
+		if (u < 10)	/* too few samples: all pool, never cold */
+			assert_false(sp.cold[u]);
+		if (sp.cold[u]) {
+			assert_int_equal(p, 0);
+			assert_int_equal(l, 17);
+			assert_int_equal(t, 3);
+		} else if (u >= 10) {
+			assert_int_equal(p, 14);
+			assert_int_equal(l, 3);
+			assert_int_equal(t, 3);
+		}
+	}
+	f.cold_seed = 2;
+	assert_int_equal(dataset_split(&s2, &ds, &f), 0);
+	assert_int_equal(s2.n_cold, 18);
+	for (uint32_t u = 0; u < 100; u++)
+		differ += sp.cold[u] != s2.cold[u];
+	assert_true(differ > 0);
+	dataset_split_fini(&s2);
+	f.cold_seed = 1;
+	assert_int_equal(dataset_split(&s2, &ds, &f), 0);
+	assert_memory_equal(sp.cold, s2.cold, 100);
+	dataset_split_fini(&s2);
+	dataset_split_fini(&sp);
+	f.cold = 1.0;
+	assert_int_equal(dataset_split(&sp, &ds, &f), -EINVAL);
+	dataset_fini(&ds);
+}
+
+/*
+ * The oracle's probabilities, and heavy-tailed counts: dataset_synth_p
+ * gives the same data as dataset_synth, and its p match the labels.
+ */
+static void
+test_synth_oracle_tail(void **state)
+{
+	struct synth_opts o;
+	struct dataset a, b;
+	struct dataset_meta ma, mb;
+	struct synth_truth *ta, *tb;
+	float *p;
+	double sp = 0, sy = 0;
+	uint32_t n_min = 0, n_big = 0;
+
+	(void)state;
+	synth_opts_default(&o);
+	o.n_users = 400;
+	o.count_tail = 1.2;
+	assert_int_equal(dataset_synth_p(&a, &ma, &ta, &p, &o), 0);
+	assert_int_equal(dataset_synth(&b, &mb, &tb, &o), 0);
+	assert_int_equal(a.n, b.n);
+	for (size_t i = 0; i < a.n; i++) {
+		assert_int_equal(a.s[i].item, b.s[i].item);
+		assert_true(a.s[i].label == b.s[i].label);
+		assert_true(p[i] > 0 && p[i] < 1);
+		sp += p[i];
+		sy += a.s[i].label;
+	}
+	/* mean p vs click rate: within ~4 standard errors */
+	assert_true(fabs(sp - sy) / (double)a.n < 4 * 0.5 / sqrt((double)a.n));
+	for (uint32_t u = 0; u < o.n_users; u++) {
+		assert_true(ta[u].n >= o.min_per_user &&
+		    ta[u].n <= o.max_per_user);
+		n_min += ta[u].n < 2 * o.min_per_user;
+		n_big += ta[u].n >= 5 * o.min_per_user;
+	}
+	/* Pareto(1.2): P(n < 2 min) = 1 - 2^-1.2 = .56, P(>= 5 min) = .14 */
+	assert_true(n_min > 180 && n_min < 270);
+	assert_true(n_big > 30 && n_big < 90);
+	free(p);
+	free(ta);
+	free(tb);
+	dataset_fini(&a);
+	dataset_fini(&b);
+	dataset_meta_fini(&ma);
+	dataset_meta_fini(&mb);
+	o.count_tail = -1;
+	assert_int_equal(dataset_synth_p(&a, &ma, &ta, &p, &o), -EINVAL);
+	assert_null(p);
+}
+
 int
 main(void)
 {
@@ -1216,6 +1365,9 @@ main(void)
 		cmocka_unit_test(test_split_fixture),
 		cmocka_unit_test(test_split_rounding),
 		cmocka_unit_test(test_build_hist_shuffled),
+		cmocka_unit_test(test_hist_same_second),
+		cmocka_unit_test(test_split_cold),
+		cmocka_unit_test(test_synth_oracle_tail),
 		cmocka_unit_test(test_negatives),
 		cmocka_unit_test(test_synth),
 		cmocka_unit_test(test_synth_speed),

@@ -42,6 +42,17 @@ static const char tiny[] =
     "m,2,1,1,0.2\nm,2,2,0,0.8\n"
     "m,3,1,1,0.5\n";
 
+/* tiny's rows, each user's negatives first (one block per user). */
+static const char tiny_rank[] =
+    "cloud,0,2,0,0.2\ncloud,0,4,0,0.6\ncloud,0,1,1,0.9\ncloud,0,3,1,0.4\n"
+    "cloud,1,2,0,0.5\ncloud,1,3,0,0.1\ncloud,1,1,1,0.3\n"
+    "cloud,2,2,0,0.2\ncloud,2,1,1,0.8\n"
+    "cloud,3,1,1,0.5\n"
+    "m,0,2,0,0.1\nm,0,4,0,0.3\nm,0,1,1,0.9\nm,0,3,1,0.7\n"
+    "m,1,2,0,0.5\nm,1,3,0,0.1\nm,1,1,1,0.3\n"
+    "m,2,2,0,0.8\nm,2,1,1,0.2\n"
+    "m,3,1,1,0.5\n";
+
 static int
 load(struct evalagg_run *r, const char *text, char *err, size_t errlen)
 {
@@ -132,6 +143,7 @@ static void
 test_long_tail(void **state)
 {
 	const uint32_t cnt[] = { 5, 3, 3, 9, UINT32_MAX };
+	const uint32_t *cnts[1] = { cnt }, n4 = 4, n2 = 2;
 	const uint8_t present[] = { 1, 1, 1, 1, 1 };
 	uint8_t tail[5];
 	uint32_t mx;
@@ -153,7 +165,7 @@ test_long_tail(void **state)
 	evalagg_opts_default(&o);
 	o.boot = 50;
 	o.tail_frac = 0.5;
-	assert_int_equal(evalagg_compute(&res, &r, 1, &o, NULL, 0, cnt, 4,
+	assert_int_equal(evalagg_compute(&res, &r, 1, &o, NULL, 0, cnts, &n4,
 	    err, sizeof(err)), 0);
 	assert_int_equal(res.n_tail, 2);
 	assert_true(res.tail_from_counts);
@@ -161,7 +173,7 @@ test_long_tail(void **state)
 	NEAR(res.row[1].mean[EVALAGG_LT_GAUC], 1.5 / 5);
 	evalagg_result_fini(&res);
 	/* A user with rows but no count is an error. */
-	assert_int_equal(evalagg_compute(&res, &r, 1, &o, NULL, 0, cnt, 2,
+	assert_int_equal(evalagg_compute(&res, &r, 1, &o, NULL, 0, cnts, &n2,
 	    err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "user 2"));
 	/* Without counts: by test rows (4, 3, 2, 1): bottom half = 3, 2. */
@@ -185,7 +197,7 @@ test_ranking_tiny(void **state)
 	char err[256];
 
 	(void)state;
-	load_ok(&r, tiny);
+	load_ok(&r, tiny_rank);
 	evalagg_opts_default(&o);
 	o.task = EVALAGG_RANKING;
 	o.boot = 100;
@@ -221,6 +233,120 @@ test_ranking_tiny(void **state)
 	NEAR(row_of(&res, "m")->ci[EVALAGG_CMP_HR].mean, 0);
 	evalagg_result_fini(&res);
 	evalagg_run_fini(&r);
+}
+
+/*
+ * Each positive against its own block of negatives (the layout dccl-data
+ * writes): u0's .6 beats its block {.5, .1} (rank 0) but not the other
+ * block's .7 and .9; .8 is below its block's .9 (rank 1). A positive
+ * right after a positive (u0's .95) uses the last block; a positive with
+ * no negative before it (u1's first) is not ranked.
+ */
+static void
+test_ranking_blocks(void **state)
+{
+	static const char txt[] =
+	    "cloud,0,1,0,0.5\ncloud,0,2,0,0.1\ncloud,0,3,1,0.6\n"
+	    "cloud,0,4,0,0.7\ncloud,0,5,0,0.9\ncloud,0,6,1,0.8\n"
+	    "cloud,0,7,1,0.95\n"
+	    "cloud,1,1,1,0.9\ncloud,1,2,0,0.3\ncloud,1,3,1,0.2\n";
+	struct evalagg_run r;
+	struct evalagg_opts o;
+	struct evalagg_result res;
+	char err[256];
+
+	(void)state;
+	load_ok(&r, txt);
+	evalagg_opts_default(&o);
+	o.task = EVALAGG_RANKING;
+	o.boot = 20;
+	o.k = 1;
+	assert_int_equal(evalagg_compute(&res, &r, 1, &o, NULL, 0, NULL, 0,
+	    err, sizeof(err)), 0);
+	/* hits: u0 .6 yes, .8 no, .95 yes; u1 .2 no (.9 not ranked) */
+	NEAR(res.row[0].mean[EVALAGG_HR], 2.0 / 4);
+	evalagg_result_fini(&res);
+	evalagg_run_fini(&r);
+}
+
+/* Holm: the step-down rule on known values, NaN left alone. */
+static void
+test_holm(void **state)
+{
+	const double p[] = { 0.01, 0.04, NAN, 0.03, 0.5 };
+	double adj[5];
+
+	(void)state;
+	evalagg_holm(p, 5, adj);
+	/* sorted .01 .03 .04 .5, m = 4: .04, .09, max(.09, .08), 0.5 */
+	NEAR(adj[0], 0.04);
+	NEAR(adj[3], 0.09);
+	NEAR(adj[1], 0.09);
+	NEAR(adj[4], 0.5);
+	assert_true(isnan(adj[2]));
+}
+
+/*
+ * Logloss and long-tail intervals, the warm/cold filter, the Holm family
+ * (the reference row outside it) and per-run long tails.
+ */
+static void
+test_cmp_extras(void **state)
+{
+	static const char txt[] =
+	    "cloud,0,1,1,0.5\ncloud,0,2,0,0.5\n"
+	    "cloud,1,1,1,0.5\ncloud,1,2,0,0.5\n"
+	    "cloud,2,1,1,0.6\ncloud,2,2,0,0.4\n"
+	    "m,0,1,1,0.8\nm,0,2,0,0.2\n"
+	    "m,1,1,1,0.5\nm,1,2,0,0.5\n"
+	    "m,2,1,1,0.4\nm,2,2,0,0.6\n"
+	    "oracle,0,1,1,0.9\noracle,0,2,0,0.1\n"
+	    "oracle,1,1,1,0.9\noracle,1,2,0,0.1\n"
+	    "oracle,2,1,1,0.9\noracle,2,2,0,0.1\n";
+	const uint32_t c1[] = { 1, 5, 9 }, c2[] = { 9, 5, 1 };
+	const uint32_t *cnts[2] = { c1, c2 }, nc[2] = { 3, 3 };
+	const uint8_t cold[] = { 0, 1 };
+	struct evalagg_run r[2];
+	struct evalagg_opts o;
+	struct evalagg_result res;
+	const struct evalagg_row *m;
+	char err[256];
+	/* the scores are floats */
+	double l8 = -log(0.8f), l5 = -log(0.5f), l4 = -log(0.4f);
+	double l6 = -log(0.6f);
+
+	(void)state;
+	load_ok(&r[0], txt);
+	load_ok(&r[1], txt);
+	evalagg_opts_default(&o);
+	o.boot = 200;
+	o.tail_frac = 1.0 / 3;
+	o.reference = "oracle";
+	assert_int_equal(evalagg_compute(&res, r, 2, &o, NULL, 0, cnts, nc,
+	    err, sizeof(err)), 0);
+	m = row_of(&res, "m");
+	/* per-user logloss differences: u0 l8 - l5, u1 0, u2 l4 - l6 */
+	assert_true(m->has_ci[EVALAGG_CMP_LOGLOSS]);
+	assert_true(fabs(m->ci[EVALAGG_CMP_LOGLOSS].mean - ((l8 - l5) +
+	    (l4 - l6)) / 3) < 1e-6);
+	/* tail: user 0 in run 1, user 2 in run 2: AUC 1 - .5, 0 - 1 */
+	assert_true(m->has_ci[EVALAGG_CMP_LT_GAUC]);
+	assert_int_equal(m->ci[EVALAGG_CMP_LT_GAUC].n, 2);
+	NEAR(m->ci[EVALAGG_CMP_LT_GAUC].mean, (0.5 - 1.0) / 2);
+	/* family: m and oracle would be 2 x 3; the oracle is left out */
+	assert_int_equal(res.n_family, 3);
+	assert_true(isnan(row_of(&res, "oracle")->p_holm[EVALAGG_CMP_GAUC]));
+	assert_false(isnan(m->p_holm[EVALAGG_CMP_GAUC]));
+	assert_true(m->p_holm[EVALAGG_CMP_GAUC] >= m->p[EVALAGG_CMP_GAUC]);
+	evalagg_result_fini(&res);
+	/* Cold users only (user 1): m ties the cloud model. */
+	evalagg_run_filter(&r[0], cold, 2, 1);
+	assert_int_equal(evalagg_run_find(&r[0], "m")->n, 2);
+	assert_int_equal(evalagg_run_find(&r[0], "m")->user[1], 1);
+	evalagg_run_filter(&r[1], cold, 2, 0);	/* warm: users 0, 2 */
+	assert_int_equal(evalagg_run_find(&r[1], "cloud")->n, 4);
+	evalagg_run_fini(&r[0]);
+	evalagg_run_fini(&r[1]);
 }
 
 /* Two runs; in run 2 m ranks user 2 right (AUC 1) and lacks user 1. */
@@ -505,6 +631,9 @@ main(void)
 		cmocka_unit_test(test_ctr_tiny),
 		cmocka_unit_test(test_long_tail),
 		cmocka_unit_test(test_ranking_tiny),
+		cmocka_unit_test(test_ranking_blocks),
+		cmocka_unit_test(test_holm),
+		cmocka_unit_test(test_cmp_extras),
 		cmocka_unit_test(test_runs_and_missing),
 		cmocka_unit_test(test_order),
 		cmocka_unit_test(test_bootstrap),
