@@ -29,8 +29,9 @@ static const char *const log_levels[] = { "error", "warn", "info", "debug",
 	NULL };
 static const char *const classes[] = { "low", "mid", "high", NULL };
 static const char *const adapts[] = { "none", "metapatch", "finetune",
-	NULL };
+	"bias", NULL };
 static const char *const lcs[] = { "none", "soft", "offset", NULL };
+static const char *const lctgts[] = { "global", "model", NULL };
 static const char *const rmodes[] = { "samples", "users", NULL };
 static const char *const auth_modes[] = { "off", "mac", "encrypt", NULL };
 
@@ -79,8 +80,9 @@ const struct conf_opt deviced_opts[] = {
 	CONF_INT("net.max-message", DV_OFF(max_message), "4194304", 4096,
 	    1073741824, 0, "largest reply accepted (NN_RCVMAXSIZE)"),
 	CONF_STR("deviced.eval-methods", DV_OFF(eval_methods),
-	    "cloud,naive-ft,ft-guard,ft-lc,ft-lcoff,ft-coda,ft-lc-coda,metapatch,"
-	    "mp-lc-coda,ft-coda-u,mp-lc-coda-u,ofa-low,ofa-mid,ofa-high", 0,
+	    "cloud,naive-ft,ft-cv,ft-guard,ft-lc,ft-lcm,ft-lcoffm,ft-coda,"
+	    "ft-lcm-coda,ft-coda-u,metapatch,mp-cv,mp-lc-coda,mp-lcm-coda,bias,"
+	    "ft-fb,mp-fb,ofa-low,ofa-mid,ofa-high", 0,
 	    "evaluation: methods to score (see README)"),
 	CONF_STR("deviced.app-listen", DV_OFF(app_listen), "", 0,
 	    "local app socket (ipc:// or tcp://127.0.0.1:PORT; {dir} and {id} "
@@ -116,14 +118,20 @@ const struct conf_opt deviced_opts[] = {
 	CONF_DBL("dp.delta", DV_OFF(dp_delta), "1e-5", 1e-12, 0.1, 0,
 	    "delta of the reported (epsilon, delta) budget"),
 	CONF_ENUM("learn.adapt", DV_OFF(adapt), "metapatch", adapts, 0,
-	    "what the device trains: none, metapatch (its m only) or "
-	    "finetune (all weights)"),
+	    "what the device trains: none, metapatch (its m and bias), "
+	    "finetune (all weights) or bias (its logit bias only)"),
+	CONF_BOOL("learn.bias-fallback", DV_OFF(bias_fallback), "yes", 0,
+	    "when the guard refuses the adaptation, try the per-user bias "
+	    "alone under the same guard"),
 	CONF_ENUM("learn.lc", DV_OFF(lc), "none", lcs, 0,
 	    "label correction: none, soft (paper) or offset (logit offset)"),
-	CONF_INT("learn.lc-min-n", DV_OFF(lc_min_n), "5", 0, 1000000, 0,
+	CONF_ENUM("learn.lc-target", DV_OFF(lc_target), "model", lctgts, 0,
+	    "align the local rate to the model's own mean prediction (model) "
+	    "or to r_g (global, the paper)"),
+	CONF_INT("learn.lc-min-n", DV_OFF(lc_min_n), "0", 0, 1000000, 0,
 	    "no label correction below this many local samples"),
 	CONF_DBL("learn.lc-prior", DV_OFF(lc_prior), "2", 0, 1000, 0,
-	    "pseudo-samples at r_g smoothing the local CTR r_u"),
+	    "pseudo-samples at the target rate smoothing the local CTR r_u"),
 	CONF_BOOL("learn.coda", DV_OFF(coda), "no", 0,
 	    "train on the retrieved samples the personal filter keeps"),
 	CONF_DBL("learn.coda-rho", DV_OFF(coda_rho), "0.3", 0, 1, 0,
@@ -138,20 +146,29 @@ const struct conf_opt deviced_opts[] = {
 	    100000, 0, "most recent local samples sent as query vectors"),
 	CONF_ENUM("learn.retrieve-mode", DV_OFF(retrieve_mode), "samples",
 	    rmodes, 0, "samples (similar samples) or users (similar users)"),
-	CONF_DBL("learn.lr", DV_OFF(lr), "0.01", 1e-7, 10, 0,
-	    "MetaPatch learning rate (Adam)"),
-	CONF_INT("learn.epochs", DV_OFF(epochs), "10", 1, 1000, 0,
-	    "MetaPatch epochs (early stopping on the local validation slice)"),
+	CONF_DBL("learn.lr", DV_OFF(lr), "0.01", 1e-7, 100, 0,
+	    "MetaPatch SGD learning rate (grid: lr/3, lr, 3 lr)"),
+	CONF_DBL("learn.bias-lr", DV_OFF(bias_lr), "0.3", 1e-7, 100, 0,
+	    "per-user bias SGD learning rate (grid: lr/3, lr, 3 lr)"),
+	CONF_DBL("learn.ft-lr", DV_OFF(ft_lr), "0.01", 1e-7, 100, 0,
+	    "fine-tuning SGD learning rate (grid: lr/3, lr, 3 lr)"),
+	CONF_INT("learn.steps", DV_OFF(steps), "20", 1, 10000, 0,
+	    "MetaPatch SGD steps (grid: steps/4, steps)"),
+	CONF_INT("learn.ft-steps", DV_OFF(ft_steps), "20", 1, 10000, 0,
+	    "fine-tuning SGD steps (grid: steps/4, steps)"),
 	CONF_INT("learn.batch", DV_OFF(batch), "32", 1, 65536, 0,
-	    "minibatch size"),
-	CONF_DBL("learn.val-frac", DV_OFF(val_frac), "0.2", 0, 0.9, 0,
-	    "share of local samples (latest) held out for validation"),
-	CONF_DBL("learn.margin", DV_OFF(margin), "0", 0, 10, 0,
-	    "adopt a patch only if it lowers val logloss by this much"),
-	CONF_DBL("learn.ft-lr", DV_OFF(ft_lr), "0.001", 1e-7, 10, 0,
-	    "fine-tuning learning rate (Adam)"),
-	CONF_INT("learn.ft-epochs", DV_OFF(ft_epochs), "1", 1, 1000, 0,
-	    "fine-tuning epochs (guarded methods stop early)"),
+	    "samples per SGD step (full batch below it)"),
+	CONF_INT("learn.cv-folds", DV_OFF(cv_folds), "3", 2, 100, 0,
+	    "cross-validation folds over the local samples (setting choice "
+	    "and guard)"),
+	CONF_DBL("learn.guard-z", DV_OFF(guard_z), "1", 0, 10, 0,
+	    "adopt only if the CV logloss gain minus guard-z standard errors "
+	    "is positive"),
+	CONF_BOOL("learn.guard-rank", DV_OFF(guard_rank), "yes", 0,
+	    "adopt what reorders a user's items only if it orders more "
+	    "held-out (click, no-click) pairs right than the cloud model"),
+	CONF_INT("learn.guard-min-n", DV_OFF(guard_min_n), "4", 2, 1000000,
+	    0, "adopt nothing with fewer local samples"),
 	CONF_INT("learn.seed", DV_OFF(seed), "1", 0, 2147483647, 0,
 	    "training seed"),
 	CONF_BOOL("learn.ofa", DV_OFF(ofa), "no", 0,

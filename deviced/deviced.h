@@ -52,15 +52,17 @@ struct deviced_conf {
 	int64_t	 retrain_every;	/* new local samples that re-run the job */
 	int	 ofa;		/* learn.ofa: Forward-OFA (ofa_dev.c) */
 	/* learning */
-	int	 adapt;		/* 0 none, 1 metapatch, 2 finetune */
+	int	 adapt;		/* 0 none, 1 metapatch, 2 finetune, 3 bias */
+	int	 bias_fallback, guard_rank;
 	int	 lc;		/* enum lc_mode */
+	int	 lc_target;	/* 0 r_g, 1 the model's mean prediction */
 	int	 coda;
 	double	 coda_rho, coda_tau, coda_weight, lc_prior;
 	int64_t	 lc_min_n;
 	int64_t	 retrieve_k, retrieve_queries;
 	int	 retrieve_mode;	/* 0 samples, 1 users */
-	double	 lr, ft_lr, val_frac, margin;
-	int64_t	 epochs, ft_epochs, batch, seed;
+	double	 lr, ft_lr, bias_lr, guard_z;
+	int64_t	 steps, ft_steps, batch, cv_folds, guard_min_n, seed;
 };
 
 enum dev_state {

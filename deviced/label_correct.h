@@ -13,6 +13,10 @@
  *            learn only what ranks items within the user; the offset is
  *            dropped at scoring time.
  *
+ * r_g is the rate the local labels are aligned to: the global CTR (the
+ * paper) or, from learn.c with learn.lc-target = model, the cloud model's
+ * own mean prediction on the user's training samples.
+ *
  * Edge cases, defined and tested: fewer than min_n samples -> no change
  * (r_u is too noisy); no positives or all positives -> r_u is smoothed
  * toward r_g with prior strength `prior` (pseudo-samples), which keeps
@@ -28,7 +32,7 @@ enum lc_mode { LC_NONE = 0, LC_SOFT, LC_OFFSET };
 
 struct lc_opts {
 	enum lc_mode	mode;
-	double		r_g;	/* global CTR, from the model */
+	double		r_g;	/* target rate: global CTR or the model's */
 	size_t		min_n;	/* below this many samples: no correction */
 	double		prior;	/* pseudo-samples at r_g smoothing r_u */
 };

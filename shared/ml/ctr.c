@@ -51,6 +51,7 @@ struct ctr {
 	int		 ti_ow, ti_ob;
 	int		 ti_pu[CTR_MAX_LAYERS], ti_pv[CTR_MAX_LAYERS];
 	int		 ti_pm[CTR_MAX_LAYERS];
+	int		 ti_pb;		/* per-user logit bias, -1 = none */
 	struct kern_rows rows[CTR_MAX_TENSORS];	/* sparse tensors only */
 
 	/* scratch, sized for cap rows */
@@ -161,6 +162,15 @@ layout(const struct ctr_config *cfg, struct ctr *m)
 			m->ti_pm[l] = nt;
 		ADD(nm, (size_t)cfg->n_users + 1, R, 2, 1, CTR_T_PATCH_M);
 	}
+	if (m != NULL)
+		m->ti_pb = R > 0 && L > 0 ? nt : -1;
+	/*
+	 * A per-user logit bias beside the patch: a user's rate shift is a
+	 * bias, and through U diag(m) V h alone it would reorder items too.
+	 */
+	if (R > 0 && L > 0)
+		ADD("patch_b", (size_t)cfg->n_users + 1, 1, 2, 1,
+		    CTR_T_PATCH_B);
 #undef ADD
 	if (m != NULL)
 		m->n_tensors = nt;
@@ -523,6 +533,9 @@ ctr_forward(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
 	}
 	linear_forward(m->logit, x, m->t[m->ti_ow].data, m->t[m->ti_ob].data,
 	    B, C, 1);
+	if (m->ti_pb >= 0)
+		for (int b = 0; b < B; b++)
+			m->logit[b] += m->t[m->ti_pb].data[m->uid[b]];
 	if (logits != NULL)
 		memcpy(logits, m->logit, (size_t)B * sizeof(float));
 	m->B = B;
@@ -537,9 +550,11 @@ sel_trains(enum ctr_sel sel, enum ctr_tkind k)
 	case CTR_SEL_ALL:
 		return 1;
 	case CTR_SEL_METAPATCH_ONLY:
-		return k == CTR_T_PATCH_M;
+		return k == CTR_T_PATCH_M || k == CTR_T_PATCH_B;
 	case CTR_SEL_NO_PATCH:
-		return k != CTR_T_PATCH_M;
+		return k != CTR_T_PATCH_M && k != CTR_T_PATCH_B;
+	case CTR_SEL_BIAS_ONLY:
+		return k == CTR_T_PATCH_B;
 	}
 	return 0;
 }
@@ -594,6 +609,13 @@ ctr_backward(struct ctr *m, enum ctr_sel sel, const float *y, const float *w,
 		lowest = 0;
 	else
 		lowest = L;
+
+	if (m->ti_pb >= 0 && sel_trains(sel, CTR_T_PATCH_B)) {
+		float *gb = m->t[m->ti_pb].grad;
+		for (int b = 0; b < B; b++)
+			gb[m->uid[b]] += m->dlogit[b];
+		kern_rows_add(&m->rows[m->ti_pb], m->uid, (size_t)B);
+	}
 
 	int H = L > 0 ? c->hidden[L - 1] : C0;
 	const float *x = L > 0 ? hout(m, L - 1) : m->x0;

@@ -3,7 +3,8 @@
  * behaviour] are concatenated (6D floats), then an MLP with ReLU hidden
  * layers (up to CTR_MAX_LAYERS), a MetaPatch h' = h + U diag(m_user) V h on
  * every hidden layer's output when patch_rank > 0, a final linear to one
- * logit, sigmoid and BCE.
+ * logit plus, with the patch, a per-user bias b_user ("patch_b",
+ * CTR_T_PATCH_B: it moves with m and starts at 0), sigmoid and BCE.
  *
  *   behaviour = mean item embedding of the sample's last hist_k history
  *               items (zero vector if none); the item table is shared by the
@@ -66,14 +67,16 @@ struct ctr_config {
 /* Which parameters a backward/step may change. */
 enum ctr_sel {
 	CTR_SEL_ALL = 0,
-	CTR_SEL_METAPATCH_ONLY,	/* only the per-user m tables (device) */
-	CTR_SEL_NO_PATCH,	/* all but the m tables (cloud) */
+	CTR_SEL_METAPATCH_ONLY,	/* only the per-user m and bias (device) */
+	CTR_SEL_NO_PATCH,	/* all but the m and bias tables (cloud) */
+	CTR_SEL_BIAS_ONLY,	/* only the per-user bias (device) */
 };
 
 enum ctr_tkind {
 	CTR_T_BASE = 0,		/* embeddings, MLP, output layer */
 	CTR_T_PATCH_UV,		/* shared MetaPatch U, V */
 	CTR_T_PATCH_M,		/* per-user MetaPatch m table */
+	CTR_T_PATCH_B,		/* per-user logit bias (with the patch) */
 };
 
 /* A named view of one parameter tensor. */

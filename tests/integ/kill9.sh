@@ -9,10 +9,10 @@ make_data 200
     >"$T/import.log" 2>&1 || die "import failed"
 start_cloudd
 wait_model 1
-# Long device training (tiny lr, many epochs) makes the round last a few
+# Long device training (tiny lr, many SGD steps) makes the round last a few
 # seconds, so the kill lands mid-round.
 start_deviced devs -o deviced.shards="$SHARDS" -o deviced.run-once=yes \
-    -o learn.epochs=1000 -o learn.lr=0.000001
+    -o learn.steps=1000 -o learn.lr=0.000001
 DP=$DPID
 wait_for "[ \$(grep -c 'ACK: ' '$T/devs.log') -ge 5 ]" 300 0.02 || die "no first acks"
 log "SIGKILL cloudd mid-round"

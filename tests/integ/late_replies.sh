@@ -12,7 +12,7 @@ make_data 400 60
 start_cloudd -o cloudd.workers=1
 wait_model 1
 start_deviced devs -o deviced.shards="$SHARDS" -o deviced.run-once=yes \
-    -o learn.coda=yes -o learn.epochs=1 -o net.resend-ms=100 \
+    -o learn.coda=yes -o learn.steps=1 -o net.resend-ms=100 \
     -o net.request-timeout-ms=2000 -o net.backoff-min-ms=10 \
     -o net.backoff-max-ms=200 -o deviced.log-level=debug
 rc=0; wait "$DPID" || rc=$?

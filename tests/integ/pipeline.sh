@@ -19,7 +19,7 @@ grep -q "TRAIN: device=.* + [1-9][0-9]*/100 retrieved" "$T/devs.log" || die "the
 grep -q "RETRIEVE: device=.*similar users" "$T/devs.log" || die "no retrieval by similar users"
 n=$(ls "$T/eval"/*.csv | wc -l)
 [ "$n" = 20 ] || die "eval files: $n"
-for m in cloud naive-ft ft-lc ft-lc-coda ft-coda-u metapatch mp-lc-coda mp-lc-coda-u; do
+for m in cloud naive-ft ft-cv ft-lc ft-lcm ft-coda-u metapatch mp-lc-coda bias mp-fb; do
 	grep -q "^$m," "$T/eval/dev-0.csv" || die "method $m missing"
 done
 grep -q "^metapatch,bytes_up," "$T/eval/dev-0.extra" || die "extra columns"

@@ -93,13 +93,13 @@ EP="$EP1,$EP2,$EP3" PUB="$PUB1,$PUB2,$PUB3"
 start_deviced devs -o deviced.shards="$SHARDS" -o deviced.run-once=yes \
     -o deviced.devices=40 -o deviced.device-id=a -o auth.mode=mac \
     -o "auth.token=$TOKEN" \
-    -o learn.epochs=200 -o net.resend-ms=500
+    -o learn.steps=200 -o net.resend-ms=500
 DP1=$DPID
 EP="$EP3,$EP2,$EP1" PUB="$PUB3,$PUB2,$PUB1"
 start_deviced devs -o deviced.shards="$SHARDS" -o deviced.run-once=yes \
     -o deviced.devices=40 -o deviced.device-id=b -o auth.mode=mac \
     -o "auth.token=$TOKEN" \
-    -o learn.epochs=200 -o net.resend-ms=500
+    -o learn.steps=200 -o net.resend-ms=500
 DP2=$DPID
 wait_for "[ \$(grep -c 'ACK: ' '$T/devs.log') -ge 15 ]" 600 0.02 || die "no first acks"
 # The victim: the busier follower (the leader's fate is phase 3's).

@@ -120,7 +120,7 @@ randomize_patch(struct ctr *m, uint64_t seed)
 	rng_seed(&r, seed);
 	for (int i = 0; i < ctr_num_tensors(m); i++) {
 		const struct ctr_tensor *t = ctr_tensor_at(m, i);
-		if (t->kind == CTR_T_PATCH_M)
+		if (t->kind == CTR_T_PATCH_M || t->kind == CTR_T_PATCH_B)
 			for (size_t k = 0; k < t->n; k++)
 				t->data[k] = (float)(rng_unif(&r) - 0.5);
 	}
@@ -299,7 +299,9 @@ check_frozen(const struct ctr *a, const struct ctr *b, enum ctr_tkind moving)
 	for (int i = 0; i < ctr_num_tensors(a); i++) {
 		const struct ctr_tensor *ta = ctr_tensor_at(a, i);
 		const struct ctr_tensor *tb = ctr_tensor_at(b, i);
-		if (ta->kind == moving)
+		/* MetaPatch training moves the per-user bias with m */
+		if (ta->kind == moving || (moving == CTR_T_PATCH_M &&
+		    ta->kind == CTR_T_PATCH_B))
 			assert_memory_not_equal(ta->data, tb->data,
 			    ta->n * sizeof(float));
 		else if (ta->n > 0)
@@ -328,6 +330,10 @@ test_metapatch_only(void **state)
 	assert_non_null(pm);
 	for (size_t k = 0; k < pm->n; k++)
 		assert_true(pm->data[k] == 0.0f);
+	pm = ctr_tensor_find(base, "patch_b");
+	assert_non_null(pm);
+	for (size_t k = 0; k < pm->n; k++)
+		assert_true(pm->data[k] == 0.0f);
 
 	/* device: only the m vectors move, with Adam and weight decay */
 	for (int opt = 0; opt < 2; opt++) {
@@ -351,7 +357,7 @@ test_metapatch_only(void **state)
 	assert_int_equal(ctr_train(dev, &ds, idx, ds.n, NULL, 0, &o, NULL), 0);
 	for (int i = 0; i < ctr_num_tensors(dev); i++) {
 		const struct ctr_tensor *t = ctr_tensor_at(dev, i);
-		if (t->kind == CTR_T_PATCH_M)
+		if (t->kind == CTR_T_PATCH_M || t->kind == CTR_T_PATCH_B)
 			assert_memory_equal(t->data, ctr_tensor_at(snap,
 			    i)->data, t->n * sizeof(float));
 	}
@@ -359,6 +365,62 @@ test_metapatch_only(void **state)
 	ctr_free(dev);
 	ctr_free(base);
 	free(idx);
+	free_ds(&ds);
+}
+
+/*
+ * The per-user bias: a user whose labels are all 1 gets a rising bias from
+ * bias-only SGD, only that user's row moves, and the bias shifts every
+ * logit of the user by the same amount (so it keeps the user's ranking).
+ */
+static void
+test_patch_bias(void **state)
+{
+	struct ctr_config c = small_cfg();
+	struct dataset ds;
+	struct ctr_opt o;
+	float before[40], after[40];
+	uint32_t mine[40];
+	int nm = 0;
+
+	make_ds(&ds, 200, 6, 20, 8);
+	for (size_t i = 0; i < ds.n; i++)
+		if (ds.s[i].user == 2 && nm < 40) {
+			ds.s[i].label = 1.0f;
+			mine[nm++] = (uint32_t)i;
+		}
+	assert_true(nm >= 8);
+	struct ctr *m = new_model(&c, 6);
+	struct ctr *snap = ctr_clone(m);
+	const struct ctr_tensor *pb = ctr_tensor_find(m, "patch_b");
+	assert_non_null(pb);
+	assert_int_equal(pb->kind, CTR_T_PATCH_B);
+	assert_int_equal(pb->shape[0], c.n_users + 1);
+	assert_int_equal(ctr_logits(m, &ds, mine, (size_t)nm, before), 0);
+	ctr_opt_default(&o, CTR_OPT_SGD, 0.5f);
+	for (int step = 0; step < 10; step++) {
+		assert_int_equal(ctr_forward(m, &ds, mine, nm, NULL), 0);
+		ctr_zero_grad(m);
+		assert_int_equal(ctr_backward(m, CTR_SEL_BIAS_ONLY, NULL,
+		    NULL, NULL, NULL), 0);
+		assert_int_equal(ctr_step(m, CTR_SEL_BIAS_ONLY, &o), 0);
+	}
+	assert_true(pb->data[2] > 0.1f);
+	for (uint32_t u = 0; u <= c.n_users; u++)
+		if (u != 2)
+			assert_true(pb->data[u] == 0.0f);
+	assert_int_equal(ctr_logits(m, &ds, mine, (size_t)nm, after), 0);
+	for (int i = 0; i < nm; i++)
+		assert_true(fabsf(after[i] - before[i] - pb->data[2]) < 1e-5f);
+	/* everything but the bias row is untouched */
+	for (int i = 0; i < ctr_num_tensors(m); i++) {
+		const struct ctr_tensor *t = ctr_tensor_at(m, i);
+		if (t != pb && t->n > 0)
+			assert_memory_equal(t->data, ctr_tensor_at(snap,
+			    i)->data, t->n * sizeof(float));
+	}
+	ctr_free(snap);
+	ctr_free(m);
 	free_ds(&ds);
 }
 
@@ -895,6 +957,7 @@ main(void)
 		cmocka_unit_test(test_loss_falls),
 		cmocka_unit_test(test_determinism),
 		cmocka_unit_test(test_metapatch_only),
+		cmocka_unit_test(test_patch_bias),
 		cmocka_unit_test(test_early_stopping),
 		cmocka_unit_test(test_oov),
 		cmocka_unit_test(test_predict_repr),

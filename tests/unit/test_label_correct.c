@@ -107,6 +107,35 @@ test_offset(void **st)
 	assert_true(off[0] == 0.0f && out[0] == 1.0f);
 }
 
+/*
+ * lc-min-n 0 on tiny samples, aligned to a model's own prior t (what
+ * learn.c passes as r_g with learn.lc-target = model): the pseudo-samples
+ * shrink r_u toward t, so one or two labels give finite, partial
+ * corrections toward t, and no samples give none.
+ */
+static void
+test_tiny_shrunk(void **st)
+{
+	float y1[1] = { 1 }, y2[2] = { 0, 0 }, out[2], off[2];
+	const double t = 0.62, ru1 = (1 + 2 * t) / 3, ru2 = (0 + 2 * t) / 4;
+	struct lc_opts o = { LC_SOFT, t, 0, 2 };
+
+	(void)st;
+	assert_true(fabs(lc_apply(&o, y1, 1, out, NULL) - ru1) < 1e-9);
+	assert_true(fabs(out[0] - t / ru1) < 1e-6);	/* r_u > t */
+	assert_true(out[0] > 0 && out[0] < 1);
+	lc_apply(&o, y2, 2, out, NULL);
+	/* a partial correction: the mean moves from 0 toward t, not to t */
+	assert_true(fabs(out[0] - (t - ru2) / (1 - ru2)) < 1e-6);
+	assert_true(mean(out, 2) > 0 && mean(out, 2) < t);
+	o.mode = LC_OFFSET;
+	lc_apply(&o, y1, 1, out, off);
+	assert_true(fabs(off[0] - (log(ru1 / (1 - ru1)) - log(t / (1 - t)))) <
+	    1e-5);
+	assert_true(fabs(off[0]) < 1);	/* shrunk: no huge offset */
+	assert_true(lc_apply(&o, y1, 0, out, off) == t);	/* n = 0 */
+}
+
 int
 main(void)
 {
@@ -117,6 +146,7 @@ main(void)
 		cmocka_unit_test(test_all_positives),
 		cmocka_unit_test(test_too_few),
 		cmocka_unit_test(test_offset),
+		cmocka_unit_test(test_tiny_shrunk),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
