@@ -41,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "shared/clock.h"
@@ -420,6 +421,9 @@ main(int argc, char **argv)
 	    "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
 	FILE *cf = NULL, *pf = NULL;
 	if (csv != NULL) {
+		if (mkdir(csv, 0755) != 0 && errno != EEXIST)
+			fprintf(stderr, "%s: %s: %s\n", prog, csv,
+			    strerror(errno));
 		snprintf(p, sizeof(p), "%s/ofa.extra", csv);
 		cf = fopen(p, "w");
 		snprintf(p, sizeof(p), "%s/ofa.csv", csv);

@@ -1,0 +1,56 @@
+# The offline MoMoDistill controls (bin/dccl-distill) on a small synthetic
+# drift set: the invariants that make its tables comparable. Every arm
+# predicts every device's test slice in every round; in round 1 all arms
+# start from the same v1, so self-distillation and MoMoDistill distil the
+# same users' soft copies (only the teachers differ); lambda = 0 distils
+# none; an arm whose validation rule kept epoch 0 predicts exactly as v1;
+# frozen per-user rows change the model all the same; bad usage exits 2.
+. "$(dirname "$0")/../../scripts/itest-lib.sh"
+O=$T/dd
+"$BIN/dccl-distill" x "$O" --synth 60 --seed 3 >"$T/dd.log" 2>&1 || die "dccl-distill failed"
+for r in 1 2; do
+	for w in test val; do
+		[ -s "$O/$w/r$r/preds.csv" ] || die "no $w predictions for round $r"
+	done
+done
+arms="v1 lam0 self distill distill-frz lam0-fix self-fix distill-fix distill-frz-fix conv-v1 conv-lam0 conv-distill"
+ndev=$(wc -l <"$O/counts")
+[ "$ndev" -gt 20 ] || die "only $ndev devices"
+nv1=$(grep -c '^v1,' "$O/test/r1/preds.csv")
+for a in $arms; do
+	n=$(grep -c "^$a," "$O/test/r1/preds.csv")
+	[ "$n" = "$nv1" ] || die "arm $a: $n test rows, v1 has $nv1"
+	[ "$(cut -d, -f2 "$O/test/r1/preds.csv" | sort -u | wc -l)" = "$ndev" ] || die "not every device scored"
+done
+field() {	# field ROUND ARM COLUMN (of arms.csv)
+	awk -F, -v r="$1" -v a="$2" -v c="$3" 'NR == 1 { for (i = 1; i <= NF; i++) k[$i] = i; next }
+	    $1 == r && $2 == a { print $(k[c]) }' "$O/arms.csv"
+}
+s_self=$(field 1 self soft) s_dist=$(field 1 distill soft) s_frz=$(field 1 distill-frz soft)
+[ "$s_self" -gt 0 ] || die "no soft samples in round 1"
+[ "$s_self" = "$s_dist" ] && [ "$s_dist" = "$s_frz" ] || die "round 1 soft sets differ: self $s_self distill $s_dist frozen $s_frz"
+[ "$(field 1 lam0 soft)" = 0 ] || die "lambda = 0 distilled something"
+[ "$(field 1 distill adopted)" -le "$ndev" ] || die "more adopted patches than devices"
+rows() { grep "^$1," "$O/test/r1/preds.csv" | cut -d, -f2- >"$T/$1.rows"; }
+rows v1
+# best epoch 0 = the current weights: identical predictions to v1.
+n0=0
+for a in lam0 self distill distill-frz; do
+	[ "$(field 1 $a best_epoch)" = 0 ] || continue
+	n0=$((n0 + 1))
+	rows $a
+	cmp -s "$T/v1.rows" "$T/$a.rows" || die "$a kept epoch 0 but predicts differently from v1"
+done
+[ $n0 -ge 1 ] || die "no arm kept epoch 0 (lambda = 0 on the pool should not beat v1)"
+# Without the validation rule the models do move.
+for a in lam0-fix distill-frz-fix; do
+	rows $a
+	cmp -s "$T/v1.rows" "$T/$a.rows" && die "$a predicts exactly as v1"
+done
+rc=0; "$BIN/dccl-distill" x "$T/bad" --slices 0.7,0.3 >/dev/null 2>&1 || rc=$?
+[ $rc = 2 ] || die "one device slice accepted (exit $rc)"
+rc=0; "$BIN/dccl-distill" x "$T/bad" --slices 0.7,0.1,0.1 >/dev/null 2>&1 || rc=$?
+[ $rc = 2 ] || die "slices not summing to 1 accepted (exit $rc)"
+rc=0; "$BIN/dccl-distill" /nonexistent "$T/bad" >/dev/null 2>&1 || rc=$?
+[ $rc = 1 ] || die "missing data set: exit $rc"
+echo "distill_offline OK"
