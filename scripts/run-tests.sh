@@ -5,9 +5,9 @@
 # DCCL_ONLY=unit|integ runs one kind; DCCL_TESTS="a b" runs the named ones.
 # A test skips by printing a "SKIP: why" line and exiting 77; exit 77
 # without that line is a failure. Each test gets DCCL_TEST_TIMEOUT seconds
-# (default 300; a test may ask for more with a "# timeout: N" line); then
-# it is sent SIGTERM (its trap kills its daemons), 10 s later SIGKILL, and
-# fails. The run fails when a test failed, when nothing ran, or when a test
+# (default 300, tripled under make sanitize; a test may ask for more with
+# a "# timeout: N" line); then it is sent SIGTERM (its trap kills its
+# daemons), 10 s later SIGKILL, and fails. The run fails when a test failed, when nothing ran, or when a test
 # named in DCCL_TESTS does not exist.
 set -u
 BIN=${DCCL_BIN:-bin}
@@ -32,6 +32,8 @@ run() {	# name, command...
 		tl=$(sed -n 's/^# timeout: \([0-9][0-9]*\)$/\1/p' "tests/integ/$name.sh")
 		[ -n "$tl" ] && [ "$tl" -gt "$limit" ] && limit=$tl
 	esac
+	# ASan and UBSan slow everything down about threefold.
+	[ "${DCCL_SANITIZE:-0}" = 1 ] && limit=$((limit * 3))
 	start=$(date +%s)
 	timeout -k 10 "$limit" "$@" >"$logdir/$name.log" 2>&1 </dev/null
 	rc=$?

@@ -8,8 +8,11 @@
  *              status|register DEV|nan-upload DEV|oversize BYTES|
  *              unsigned|forged|replay|badtoken DEV|other-device A B|
  *              bignorm-upload DEV|upload DEV [REQID]|flood DEV N|
- *              burst DEV N [FIRST]|hijack DEV KEYFILE USER|
- *              amplify BYTES|mitm CLOUD-EP SECS (EP: where to listen)|forge-log|norm-upload DEV REQID X (every entry X)|nonce-reuse DEV N|enroll-flood N|announce VERSION (EP: a PUB
+ *              burst DEV N [FIRST]|getmodel DEV VERSION CHUNK|
+ *              retrieve DEV K N DIM|hijack DEV KEYFILE USER|
+ *              amplify BYTES|mitm CLOUD-EP SECS (EP: where to listen)|
+ *              forge-log|norm-upload DEV REQID X (every entry X)|
+ *              nonce-reuse DEV N|enroll-flood N|announce VERSION (EP: a PUB
  *              endpoint to bind)
  *
  * burst sends N uploads of DEV (request ids FIRST..FIRST+N-1, FIRST
@@ -814,6 +817,32 @@ main(int argc, char **argv)
 		if (!strcmp(what, "burst"))
 			return argc > 4 ? burst(ep, &e, atoi(argv[4]),
 			    argc > 5 ? strtoull(argv[5], NULL, 10) : 1000) : 2;
+		return send_as(argv[3], &e);
+	} else if (!strcmp(what, "getmodel") && argc > 5) {
+		/* Any version and chunk index: the real handler's bounds. */
+		static Dccl__GetModelReq gmr = DCCL__GET_MODEL_REQ__INIT;
+		gmr.version = strtoull(argv[4], NULL, 10);
+		gmr.chunk_index = (uint32_t)strtoul(argv[5], NULL, 10);
+		e.device_id = argv[3];
+		e.body_case = DCCL__ENVELOPE__BODY_GET_MODEL;
+		e.get_model = &gmr;
+		return send_as(argv[3], &e);
+	} else if (!strcmp(what, "retrieve") && argc > 6) {
+		/* k, n and dim as given, with 4 (not n * dim) vectors unless
+		 * they agree: the real handler's bounds and shape checks. */
+		static Dccl__RetrieveReq rq = DCCL__RETRIEVE_REQ__INIT;
+		static float v[4096];
+		size_t nv;
+		rq.model_version = 1;
+		rq.k = (uint32_t)strtoul(argv[4], NULL, 10);
+		rq.n = (uint32_t)strtoul(argv[5], NULL, 10);
+		rq.dim = (uint32_t)strtoul(argv[6], NULL, 10);
+		nv = (size_t)rq.n * rq.dim;
+		rq.n_vectors = nv <= sizeof(v) / sizeof(v[0]) ? nv : 4;
+		rq.vectors = v;
+		e.device_id = argv[3];
+		e.body_case = DCCL__ENVELOPE__BODY_RETRIEVE;
+		e.retrieve = &rq;
 		return send_as(argv[3], &e);
 	} else if (strcmp(what, "status") != 0) {
 		fprintf(stderr, "dccl-probe: unknown probe '%s'\n", what);
