@@ -112,6 +112,12 @@ import_rpc(struct cloudd *cd, struct rpc_req *r)
 		    "training or pool load in progress; retry later");
 		return;
 	}
+	/* An import holds a threadpool worker like a retrieval. */
+	if (cd->inflight >= (uint32_t)cd->cf.max_inflight) {
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_BUSY, "%u heavy requests "
+		    "in flight; retry later", cd->inflight);
+		return;
+	}
 	r->work.data = r;
 	job_begin(&cd->job);
 	cd->inflight++;

@@ -95,6 +95,7 @@ void
 rpc_send_packed(struct cloudd *cd, struct rpc_req *r, void *msg, size_t len,
     int code)
 {
+	guard_keep_reply(r, msg, len);	/* for an exact resend */
 	if (cd->n_open < 0 || r->sock->sock < 0) {
 		nn_freemsg(msg);	/* socket already closed at shutdown */
 		cd->dropped++;
@@ -185,6 +186,15 @@ rpc_recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 		rpc_error(cd, r, DCCL__ERROR_CODE__E_SHUTTING_DOWN,
 		    "cloudd is shutting down");
 		return;
+	}
+	if (r->resend) {
+		/* Not executed again: the first reply's bytes, nonce and all. */
+		void *out;
+		size_t olen;
+		if (guard_cached_reply(r, &out, &olen) == 0) {
+			rpc_send_packed(cd, r, out, olen, 0);
+			return;
+		}
 	}
 	rt = r->body > 0 && r->body < RPC_N_BODIES ? cd->route[r->body] : NULL;
 	if (rt == NULL) {

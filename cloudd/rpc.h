@@ -37,6 +37,9 @@ struct rpc_req {
 	 * device, so the request may change nothing (counter, user, row).
 	 */
 	int		 reg_token_only;
+	/* guard.c: the authenticated device (reply cache), an exact resend */
+	struct guard_dev *gauth;
+	int		 resend;
 };
 
 /*

@@ -33,15 +33,16 @@ struct sealer {
 	struct seal_job		*done, **done_tail;	/* to send */
 	int			 quit;
 	uv_async_t		 wake;
-	size_t			 queued;	/* jobs not yet sent (loop) */
+	size_t			 queued;	/* chunk bytes not yet sent */
 };
 
 /*
- * Each job holds a copy of its chunk (up to limits.chunk-size), so the
- * queue is bounded: beyond this many jobs a chunk request gets E_BUSY and
- * the device retries after its backoff.
+ * Each job holds a copy of its chunk, so the queue is bounded in bytes:
+ * beyond it a chunk request gets E_BUSY and the device retries after its
+ * backoff. 512 chunks of the default 256 KiB: a download burst of a few
+ * hundred devices passes.
  */
-#define SEAL_MAX_JOBS	64
+#define SEAL_MAX_BYTES	((size_t)128 << 20)
 
 static void
 pack(struct seal_job *j)
@@ -112,7 +113,7 @@ wake_cb(uv_async_t *h)
 	for (; j != NULL; j = next) {
 		next = j->next;
 		job_end(&cd->job, 1);
-		s->queued--;
+		s->queued -= j->mc.data.len;
 		reply(cd, j);
 		free(j->mc.data.data);
 		free(j);
@@ -186,12 +187,12 @@ seal_chunk(struct cloudd *cd, struct rpc_req *r, const Dccl__ModelChunk *mc)
 		reply(cd, &one);
 		return;
 	}
-	if (s->queued >= SEAL_MAX_JOBS) {
-		rpc_error(cd, r, DCCL__ERROR_CODE__E_BUSY, "%zu chunks waiting "
+	if (s->queued + mc->data.len > SEAL_MAX_BYTES) {
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_BUSY, "%zu bytes waiting "
 		    "to be sealed; retry later", s->queued);
 		return;
 	}
-	s->queued++;
+	s->queued += mc->data.len;
 	j = xcalloc(1, sizeof(*j));
 	j->r = r;
 	j->mc = *mc;

@@ -58,7 +58,7 @@ dp_release(float *x, size_t n, double clip, double z)
  * one. 0 or -1 (then the release that spent it must not go out).
  */
 static int
-save(struct device *d)
+save(struct device *d, int sync)
 {
 	char path[1100], tmp[1110], buf[64];
 	int fd, n, ok;
@@ -70,7 +70,7 @@ save(struct device *d)
 		log_warn("DP: device=%s: cannot save %s", d->id, path);
 		return -1;
 	}
-	ok = write(fd, buf, (size_t)n) == n && fsync(fd) == 0;
+	ok = write(fd, buf, (size_t)n) == n && (!sync || fsync(fd) == 0);
 	ok = close(fd) == 0 && ok;
 	if (!ok || rename(tmp, path) != 0) {
 		log_warn("DP: device=%s: cannot save %s", d->id, path);
@@ -91,8 +91,13 @@ dp_device_load(struct device *d, int fresh)
 	d->dp_bad = 0;
 	snprintf(path, sizeof(path), "%s/dp.budget", d->dir);
 	if ((f = fopen(path, "r")) == NULL) {
+		/*
+		 * A new device: nothing spent. Not synced (a start of many
+		 * devices would wait on one fsync each); should a crash lose
+		 * it, the device refuses DP releases, which is the safe side.
+		 */
 		if (errno == ENOENT && fresh)
-			return save(d);	/* a new device: nothing spent */
+			return save(d, 0);
 		log_warnx("DP-BUDGET: device=%s: %s is missing for a device "
 		    "that has state; the spent budget is unknown, so nothing "
 		    "is released with DP on (restore the file)", d->id, path);
@@ -170,7 +175,7 @@ dp_device_patch(struct device *d)
 	free(all);
 	/* Spent before anything goes out; unsaved, nothing goes out. */
 	d->dp_rho += rho;
-	if (save(d) != 0) {
+	if (save(d, 1) != 0) {
 		d->dp_bad = 1;
 		return -1;
 	}
@@ -267,7 +272,7 @@ dp_device_vectors(struct device *d, float *v, size_t n, int dim)
 		(void)dp_release(v + i * (size_t)dim, (size_t)dim,
 		    cf->dp_repr_clip, cf->dp_repr_noise);
 	d->dp_rho += rho;
-	if (save(d) != 0) {
+	if (save(d, 1) != 0) {
 		d->dp_bad = 1;
 		free(out);
 		return -1;

@@ -31,7 +31,8 @@
 #     another user owns (it may have taken the path before cloudd).
 #  7. Encrypt mode: a captured sealed request resent past limits.burst
 #     gets a sealed E_RATE_LIMITED; it must not share the first reply's
-#     keystream (an eavesdropper would recover that reply's bytes).
+#     keystream (an eavesdropper would recover that reply's bytes). And an
+#     exact resend gets the first reply's bytes, not a new execution.
 # A failed attack check is recorded and the run goes on, so that a run on
 # unfixed code shows every hole at once; the scenario fails at the end.
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
@@ -86,6 +87,11 @@ log "7. nonce reuse in encrypt mode"
 out=$("$BIN/dccl-probe" "$EP" nonce-reuse nr 100) || true
 echo "$out"
 case $out in NO-REUSE) ;; *) hole "7: $out" ;; esac
+
+log "7b. an exact resend is answered with the first reply's bytes"
+out=$("$BIN/dccl-probe" "$EP" resend rs) || true
+echo "$out"
+case $out in "RESEND identical") ;; *) hole "7b: exact resend executed again: $out" ;; esac
 
 log "A. device requests on the admin socket"
 out=$(DCCL_AUTH_TOKEN= "$BIN/dccl-probe" "$ADM" upload admdev) || true

@@ -9,7 +9,7 @@
  *              unsigned|forged|replay|badtoken DEV|other-device A B|
  *              bignorm-upload DEV|upload DEV [REQID]|flood DEV N|
  *              burst DEV N [FIRST]|getmodel DEV VERSION CHUNK|
- *              retrieve DEV K N DIM|hijack DEV KEYFILE USER|
+ *              retrieve DEV K N DIM|hijack DEV KEYFILE USER|resend DEV|
  *              amplify BYTES|mitm CLOUD-EP SECS (EP: where to listen)|
  *              forge-log|norm-upload DEV REQID X (every entry X)|
  *              nonce-reuse DEV N|enroll-flood N|announce VERSION (EP: a PUB
@@ -691,6 +691,34 @@ main(int argc, char **argv)
 		nanosleep(&ts, NULL);
 		nn_close(pub);
 		printf("ANNOUNCED %s\n", argv[3]);
+		return 0;
+	} else if (!strcmp(what, "resend") && argc > 3) {
+		/*
+		 * One signed GetStatus sent twice, byte for byte (as a
+		 * retransmission or a captured copy): "RESEND identical" when
+		 * the second reply is the first one's bytes, "RESEND
+		 * re-executed" when the cloud ran it again.
+		 */
+		struct auth_dev *a = device(argv[3], 1);
+		void *msg, *raw[2] = { NULL, NULL };
+		size_t len, rl[2] = { 0, 0 };
+		Dccl__Envelope *r;
+		int same;
+		e.device_id = argv[3];
+		if (a == NULL || auth_dev_pack(a, &e, &msg, &len) != 0)
+			return 1;
+		for (int k = 0; k < 2; k++)
+			if (nn_send(sock, msg, len, 0) < 0 ||
+			    recv_reply(&r, &raw[k], &rl[k]) != 0) {
+				printf("NO-REPLY\n");
+				return 1;
+			} else
+				wire_free(r);
+		nn_freemsg(msg);
+		same = rl[0] == rl[1] && memcmp(raw[0], raw[1], rl[0]) == 0;
+		printf("RESEND %s\n", same ? "identical" : "re-executed");
+		nn_freemsg(raw[0]);
+		nn_freemsg(raw[1]);
 		return 0;
 	} else if (!strcmp(what, "nonce-reuse") && argc > 4) {
 		e.device_id = argv[3];
