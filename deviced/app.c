@@ -87,38 +87,64 @@ last_at(const struct dataset *ds, int64_t t)
 	return lo;
 }
 
-size_t
-app_hist(const struct dataset *a, const struct dataset *b, int64_t ts, int K,
-    uint32_t *out)
+/* Sample i of the concatenation a ++ b (a's n_a samples first). */
+static const struct sample *
+at2(const struct dataset *a, size_t n_a, const struct dataset *b, size_t i,
+    const struct dataset **src)
 {
-	const struct dataset *src = b;
+	*src = i < n_a ? a : b;
+	return i < n_a ? &a->s[i] : &b->s[i - n_a];
+}
+
+/*
+ * The last K positives of a ++ b at or before second bound: the history of
+ * the first sample of the latest second <= bound (samples of one second
+ * may share one history: dataset_build_hist), then that second's
+ * positives in order.
+ */
+static size_t
+hist_upto(const struct dataset *a, const struct dataset *b, int64_t bound,
+    int K, uint32_t *out)
+{
+	const struct dataset *src;
 	const struct sample *s;
-	uint32_t buf[SAMPLE_HIST_MAX + 1];
-	size_t j, n, first;
+	uint32_t buf[2 * SAMPLE_HIST_MAX];
+	size_t j, g, n, first, n_a = a != NULL ? a->n : 0;
+	int64_t t0;
 
 	if (K <= 0)
 		return 0;
 	if (K > SAMPLE_HIST_MAX)
 		K = SAMPLE_HIST_MAX;
-	if ((j = last_at(b, ts)) == 0) {
-		src = a;
-		if ((j = last_at(a, ts)) == 0)
-			return 0;
-	}
-	/*
-	 * The sample's own history is the positives before it; it continues
-	 * with the sample itself when it was a positive (the labels rule of
-	 * dataset_build_hist, label >= 0.5).
-	 */
-	s = &src->s[j - 1];
+	/* j: one past the last sample at or before bound in a ++ b */
+	if ((j = last_at(b, bound)) > 0)
+		j += n_a;
+	else if ((j = last_at(a, bound)) == 0)
+		return 0;
+	/* The first sample of that second, which may lie in a. */
+	t0 = at2(a, n_a, b, j - 1, &src)->ts;
+	for (g = j - 1; g > 0 && at2(a, n_a, b, g - 1, &src)->ts == t0; g--)
+		;
+	/* Its history (all before t0), then the second's positives. */
+	s = at2(a, n_a, b, g, &src);
 	n = s->hist_n;
 	first = n > (size_t)K ? n - K : 0;
 	if (n > first)	/* an empty dataset's history array is NULL */
 		memcpy(buf, sample_hist(src, s) + first,
 		    (n - first) * sizeof(*buf));
 	n -= first;
-	if (s->label >= 0.5f)
+	for (size_t i = g; i < j; i++) {
+		s = at2(a, n_a, b, i, &src);
+		if (s->label < 0.5f)
+			continue;
+		if (n == sizeof(buf) / sizeof(buf[0])) {
+			/* keep the last K; the rest can only fall out */
+			memmove(buf, buf + n - (size_t)K, (size_t)K *
+			    sizeof(*buf));
+			n = (size_t)K;
+		}
 		buf[n++] = s->item;
+	}
 	first = n > (size_t)K ? n - K : 0;
 	if (n > first)
 		memcpy(out, buf + first, (n - first) * sizeof(*out));
@@ -126,16 +152,31 @@ app_hist(const struct dataset *a, const struct dataset *b, int64_t ts, int K,
 }
 
 size_t
-app_query(struct dataset *q, const struct dataset *a, const struct dataset *b,
+app_hist(const struct dataset *a, const struct dataset *b, int64_t ts, int K,
+    uint32_t *out)
+{
+	return hist_upto(a, b, ts, K, out);
+}
+
+size_t
+app_hist_before(const struct dataset *a, const struct dataset *b, int64_t ts,
+    int K, uint32_t *out)
+{
+	return ts == INT64_MIN ? 0 : hist_upto(a, b, ts - 1, K, out);
+}
+
+static size_t
+query(struct dataset *q, const struct dataset *a, const struct dataset *b,
     int K, uint32_t user, uint32_t item, uint32_t genres, int64_t ts,
-    float label, float rating)
+    float label, float rating, int strict)
 {
 	uint32_t h[SAMPLE_HIST_MAX];
 	struct sample x;
 	size_t hn;
 
 	/* History first: b may be q itself (app_replay). */
-	hn = app_hist(a, b, ts, K, h);
+	hn = strict ? app_hist_before(a, b, ts, K, h) :
+	    app_hist(a, b, ts, K, h);
 	memset(&x, 0, sizeof(x));
 	x.user = user;
 	x.item = item;
@@ -146,6 +187,14 @@ app_query(struct dataset *q, const struct dataset *a, const struct dataset *b,
 	return dataset_append(q, &x, h, hn);
 }
 
+size_t
+app_query(struct dataset *q, const struct dataset *a, const struct dataset *b,
+    int K, uint32_t user, uint32_t item, uint32_t genres, int64_t ts,
+    float label, float rating)
+{
+	return query(q, a, b, K, user, item, genres, ts, label, rating, 0);
+}
+
 void
 app_replay(struct dataset *q, const struct dataset *local,
     const struct dataset *events, uint32_t user, int K)
@@ -153,8 +202,9 @@ app_replay(struct dataset *q, const struct dataset *local,
 	dataset_reserve(q, events->n, events->n * (size_t)K);
 	for (size_t i = 0; i < events->n; i++) {
 		const struct sample *s = &events->s[i];
-		app_query(q, local, q, K, user, s->item, s->genres, s->ts,
-		    s->label, s->rating);
+		/* strictly earlier, as the split's files (issue 17) */
+		query(q, local, q, K, user, s->item, s->genres, s->ts,
+		    s->label, s->rating, 1);
 	}
 }
 
