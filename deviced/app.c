@@ -72,15 +72,15 @@ app_hist_k(const struct ctr *m)
 	return K > SAMPLE_HIST_MAX ? SAMPLE_HIST_MAX : K;
 }
 
-/* The number of samples with ts < t; ds in time order. */
+/* Index + 1 of the last sample with ts <= t (0: none); ds in time order. */
 static size_t
-before(const struct dataset *ds, int64_t t)
+last_at(const struct dataset *ds, int64_t t)
 {
 	size_t lo = 0, hi = ds != NULL ? ds->n : 0;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (ds->s[mid].ts < t)
+		if (ds->s[mid].ts <= t)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -88,86 +88,96 @@ before(const struct dataset *ds, int64_t t)
 	return lo;
 }
 
-/* Appends the positives of ds->s[lo, hi) to buf[*n] (label >= 0.5). */
-static void
-add_positives(const struct dataset *ds, size_t lo, size_t hi, uint32_t *buf,
-    size_t *n, size_t cap)
+/* Sample i of the concatenation a ++ b (a's n_a samples first). */
+static const struct sample *
+at2(const struct dataset *a, size_t n_a, const struct dataset *b, size_t i,
+    const struct dataset **src)
 {
-	for (size_t i = lo; i < hi; i++) {
-		if (ds->s[i].label < 0.5f)
-			continue;
-		if (*n == cap) {	/* keep the newest cap - 1 */
-			memmove(buf, buf + 1, (cap - 1) * sizeof(*buf));
-			(*n)--;
-		}
-		buf[(*n)++] = ds->s[i].item;
-	}
+	*src = i < n_a ? a : b;
+	return i < n_a ? &a->s[i] : &b->s[i - n_a];
 }
 
-size_t
-app_hist(const struct dataset *a, const struct dataset *b, int64_t ts, int K,
-    uint32_t *out)
+/*
+ * The last K positives of a ++ b at or before second bound: the history of
+ * the first sample of the latest second <= bound (samples of one second
+ * may share one history: dataset_build_hist), then that second's
+ * positives in order.
+ */
+static size_t
+hist_upto(const struct dataset *a, const struct dataset *b, int64_t bound,
+    int K, uint32_t *out)
 {
-	const struct dataset *src = b, *first;
+	const struct dataset *src;
 	const struct sample *s;
-	uint32_t buf[2 * SAMPLE_HIST_MAX + 1];
-	size_t j, g, la = 0, ha = 0, n, skip;
+	uint32_t buf[2 * SAMPLE_HIST_MAX];
+	size_t j, g, n, first, n_a = a != NULL ? a->n : 0;
 	int64_t t0;
 
 	if (K <= 0)
 		return 0;
 	if (K > SAMPLE_HIST_MAX)
 		K = SAMPLE_HIST_MAX;
-	if ((j = before(b, ts)) == 0) {
-		src = a;
-		if ((j = before(a, ts)) == 0)
-			return 0;
-	}
-	/*
-	 * The history is the positives strictly earlier than ts (the rule of
-	 * dataset_build_hist). Samples of one second share one stored
-	 * history, the positives before that second; so the history is the
-	 * stored one of the first sample of the last earlier second, then
-	 * that second's positives. When that second starts b, a's samples of
-	 * the same second belong to it too.
-	 */
-	t0 = src->s[j - 1].ts;
-	for (g = j - 1; g > 0 && src->s[g - 1].ts == t0; g--)
+	/* j: one past the last sample at or before bound in a ++ b */
+	if ((j = last_at(b, bound)) > 0)
+		j += n_a;
+	else if ((j = last_at(a, bound)) == 0)
+		return 0;
+	/* The first sample of that second, which may lie in a. */
+	t0 = at2(a, n_a, b, j - 1, &src)->ts;
+	for (g = j - 1; g > 0 && at2(a, n_a, b, g - 1, &src)->ts == t0; g--)
 		;
-	first = src;
-	s = &src->s[g];
-	if (src == b && g == 0 && a != NULL) {
-		for (ha = la = a->n; la > 0 && a->s[la - 1].ts == t0; la--)
-			;
-		if (la < ha) {
-			first = a;
-			s = &a->s[la];
-		}
-	}
+	/* Its history (all before t0), then the second's positives. */
+	s = at2(a, n_a, b, g, &src);
 	n = s->hist_n;
-	skip = n > (size_t)K ? n - K : 0;
-	if (n > skip)	/* an empty dataset's history array is NULL */
-		memcpy(buf, sample_hist(first, s) + skip,
-		    (n - skip) * sizeof(*buf));
-	n -= skip;
-	if (la < ha)
-		add_positives(a, la, ha, buf, &n, (size_t)K);
-	add_positives(src, g, j, buf, &n, (size_t)K);
-	memcpy(out, buf, n * sizeof(*out));
-	return n;
+	first = n > (size_t)K ? n - K : 0;
+	if (n > first)	/* an empty dataset's history array is NULL */
+		memcpy(buf, sample_hist(src, s) + first,
+		    (n - first) * sizeof(*buf));
+	n -= first;
+	for (size_t i = g; i < j; i++) {
+		s = at2(a, n_a, b, i, &src);
+		if (s->label < 0.5f)
+			continue;
+		if (n == sizeof(buf) / sizeof(buf[0])) {
+			/* keep the last K; the rest can only fall out */
+			memmove(buf, buf + n - (size_t)K, (size_t)K *
+			    sizeof(*buf));
+			n = (size_t)K;
+		}
+		buf[n++] = s->item;
+	}
+	first = n > (size_t)K ? n - K : 0;
+	if (n > first)
+		memcpy(out, buf + first, (n - first) * sizeof(*out));
+	return n - first;
 }
 
 size_t
-app_query(struct dataset *q, const struct dataset *a, const struct dataset *b,
+app_hist(const struct dataset *a, const struct dataset *b, int64_t ts, int K,
+    uint32_t *out)
+{
+	return hist_upto(a, b, ts, K, out);
+}
+
+size_t
+app_hist_before(const struct dataset *a, const struct dataset *b, int64_t ts,
+    int K, uint32_t *out)
+{
+	return ts == INT64_MIN ? 0 : hist_upto(a, b, ts - 1, K, out);
+}
+
+static size_t
+query(struct dataset *q, const struct dataset *a, const struct dataset *b,
     int K, uint32_t user, uint32_t item, uint32_t genres, int64_t ts,
-    float label, float rating)
+    float label, float rating, int strict)
 {
 	uint32_t h[SAMPLE_HIST_MAX];
 	struct sample x;
 	size_t hn;
 
 	/* History first: b may be q itself (app_replay). */
-	hn = app_hist(a, b, ts, K, h);
+	hn = strict ? app_hist_before(a, b, ts, K, h) :
+	    app_hist(a, b, ts, K, h);
 	memset(&x, 0, sizeof(x));
 	x.user = user;
 	x.item = item;
@@ -178,6 +188,14 @@ app_query(struct dataset *q, const struct dataset *a, const struct dataset *b,
 	return dataset_append(q, &x, h, hn);
 }
 
+size_t
+app_query(struct dataset *q, const struct dataset *a, const struct dataset *b,
+    int K, uint32_t user, uint32_t item, uint32_t genres, int64_t ts,
+    float label, float rating)
+{
+	return query(q, a, b, K, user, item, genres, ts, label, rating, 0);
+}
+
 void
 app_replay(struct dataset *q, const struct dataset *local,
     const struct dataset *events, uint32_t user, int K)
@@ -185,8 +203,9 @@ app_replay(struct dataset *q, const struct dataset *local,
 	dataset_reserve(q, events->n, events->n * (size_t)K);
 	for (size_t i = 0; i < events->n; i++) {
 		const struct sample *s = &events->s[i];
-		app_query(q, local, q, K, user, s->item, s->genres, s->ts,
-		    s->label, s->rating);
+		/* strictly earlier, as the split's files (issue 17) */
+		query(q, local, q, K, user, s->item, s->genres, s->ts,
+		    s->label, s->rating, 1);
 	}
 }
 

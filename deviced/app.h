@@ -11,10 +11,13 @@
  *
  * Features of a query, as the device sees them: user = the device's user,
  * item and genres from the app, hour and weekday from ts, and history = the
- * device's own last K positives strictly before ts (K = app_hist_k()):
- * the stored history of the last earlier second (samples of one second
- * share one), plus that second's positives. Local samples imported from a
- * CSV carry their histories,
+ * device's own last K positives at ts (K = app_hist_k()): the history of
+ * the first local sample of the latest second at or before ts, plus that
+ * second's positives (samples of one second may share one history, as
+ * dataset_build_hist makes them). Replaying a test set (app_replay) takes
+ * strictly earlier seconds only, as the split's files do; a live app's
+ * events are ordered, so a query sees the events of its own second.
+ * Local samples imported from a CSV carry their histories,
  * so a device's histories continue the ones it was given; for a canonical
  * split, replaying the test samples gives exactly the test file's
  * histories (tests/unit/test_app.c).
@@ -47,6 +50,9 @@ int	app_hist_k(const struct ctr *m);
  */
 size_t	app_hist(const struct dataset *a, const struct dataset *b, int64_t ts,
 	    int K, uint32_t *out);
+/* Same, strictly before ts's second (the split files' rule). */
+size_t	app_hist_before(const struct dataset *a, const struct dataset *b,
+	    int64_t ts, int K, uint32_t *out);
 /*
  * Appends one query sample (user, item, genres, ts, label, rating, history
  * from a and b as above) to q and returns its index.
@@ -57,8 +63,10 @@ size_t	app_query(struct dataset *q, const struct dataset *a,
 /*
  * The evaluation's queries: replays events (in time order) on top of the
  * local samples as an app would, query first, then the event recorded, so
- * each gets the history an app's rank request would have got at its time.
- * q (initialised, empty) gets events->n samples in events' order.
+ * each gets the history an app's rank request would have got at its time,
+ * from strictly earlier seconds (app_hist_before: the split's files do not
+ * know the order within a second). q (initialised, empty) gets events->n
+ * samples in events' order.
  */
 void	app_replay(struct dataset *q, const struct dataset *local,
 	    const struct dataset *events, uint32_t user, int K);

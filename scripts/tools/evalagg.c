@@ -658,7 +658,8 @@ method_order(struct evalagg_run *runs, size_t n_runs, const char *baseline,
 			all = xreallocarray(all, n + 1, sizeof(*all));
 			all[n++] = runs[r].m[i].method;
 		}
-	qsort(all, n, sizeof(*all), str_cmp);
+	if (n > 0)	/* only the baseline: all is NULL */
+		qsort(all, n, sizeof(*all), str_cmp);
 	out = xmalloc((n + 1) * sizeof(*out));
 	out[m++] = (char *)baseline;
 	/* First the named ones, in the given order, then the rest. */

@@ -47,27 +47,39 @@ test_hist_rules(void **st)
 	add(&a, 3, 30, 1);
 	add(&a, 4, 30, 0.7f);	/* same second: arrival order; soft >= .5 */
 	assert_int_equal(app_hist(&a, NULL, 5, 20, h), 0);
-	/* Strictly earlier: a positive is not in its own second's history. */
-	assert_int_equal(app_hist(&a, NULL, 10, 20, h), 0);
-	assert_int_equal(app_hist(&a, NULL, 11, 20, h), 1);
+	assert_int_equal(app_hist(&a, NULL, 10, 20, h), 1);
 	assert_int_equal(h[0], 1);
 	assert_int_equal(app_hist(&a, NULL, 25, 20, h), 1);
-	assert_int_equal(app_hist(&a, NULL, 30, 20, h), 1);
-	assert_int_equal(app_hist(&a, NULL, 31, 20, h), 3);
+	assert_int_equal(app_hist(&a, NULL, 30, 20, h), 3);
 	assert_int_equal(h[0], 1);
 	assert_int_equal(h[1], 3);
 	assert_int_equal(h[2], 4);
-	assert_int_equal(app_hist(&a, NULL, 31, 2, h), 2);	/* last K */
+	assert_int_equal(app_hist(&a, NULL, 30, 2, h), 2);	/* last K */
 	assert_int_equal(h[0], 3);
-	assert_int_equal(h[1], 4);
-	assert_int_equal(app_hist(&a, NULL, 31, 0, h), 0);
+	assert_int_equal(app_hist(&a, NULL, 30, 0, h), 0);
 	/* A second run continues the first. */
 	app_query(&b, &a, &b, 20, 0, 5, 0, 40, 1, 0);
 	assert_int_equal(b.s[0].hist_n, 3);
 	assert_int_equal(app_hist(&a, &b, 35, 20, h), 3);
-	assert_int_equal(app_hist(&a, &b, 40, 20, h), 3);
-	assert_int_equal(app_hist(&a, &b, 41, 20, h), 4);
+	assert_int_equal(app_hist(&a, &b, 40, 20, h), 4);
 	assert_int_equal(h[3], 5);
+	/* Strictly earlier seconds (the replay's rule). */
+	assert_int_equal(app_hist_before(&a, NULL, 10, 20, h), 0);
+	assert_int_equal(app_hist_before(&a, NULL, 30, 20, h), 1);
+	assert_int_equal(app_hist_before(&a, NULL, 31, 20, h), 3);
+	assert_int_equal(h[2], 4);
+	assert_int_equal(app_hist_before(&a, &b, 40, 20, h), 3);
+	assert_int_equal(app_hist_before(&a, &b, 41, 2, h), 2);
+	assert_int_equal(h[1], 5);
+	assert_int_equal(app_hist_before(&a, &b, INT64_MIN, 20, h), 0);
+	dataset_fini(&b);
+	/* A second split between a and b: its positives in both count. */
+	dataset_init(&b);
+	app_query(&b, &a, &b, 20, 0, 7, 0, 30, 1, 0);
+	assert_int_equal(app_hist_before(&a, &b, 31, 20, h), 4);
+	assert_int_equal(h[1], 3);
+	assert_int_equal(h[2], 4);
+	assert_int_equal(h[3], 7);
 	dataset_fini(&a);
 	dataset_fini(&b);
 }
