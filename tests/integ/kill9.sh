@@ -14,7 +14,7 @@ wait_model 1
 start_deviced devs -o deviced.shards="$SHARDS" -o deviced.run-once=yes \
     -o learn.steps=150 -o learn.lr=0.000001
 DP=$DPID
-wait_for "[ \$(grep -c 'ACK: ' '$T/devs.log') -ge 5 ]" 300 0.02 || die "no first acks"
+wait_for "[ \$(grep -c 'ACK: ' '$T/devs.log') -ge 5 ]" 1500 0.02 || die "no first acks"
 log "SIGKILL cloudd mid-round"
 kill -9 "$CPID"
 wait "$CPID" 2>/dev/null || true
