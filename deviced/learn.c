@@ -460,9 +460,9 @@ cv_select(struct device *d, const struct prep *p, const struct method *m,
 		v.nho = 0;
 		for (size_t i = p->n * (size_t)f / (size_t)K; i < hi; i++)
 			ho[v.nho++] = (uint32_t)i;
-		nh += v.nho;
 		if (nt == 0 || v.nho == 0)
 			continue;
+		nh += v.nho;
 		v.ho = ho;
 		targets(d, p, m, tr, nt, y, off);
 		for (int li = 0; li < GRID_LR && rc == 0; li++) {

@@ -19,14 +19,15 @@
 #   size   tiny  20-40 samples per user in all  (local ~3-6)
 #          few   60-100                          (local ~9-15, like ML)
 #          more  400-600                         (local ~60-90)
-#   ft     learn.ft-lr / learn.ft-epochs of the fine-tuning rows
-#          (naive-ft trains all local samples for exactly ft-epochs;
-#          the guarded rows use ft-epochs as the cap with early stopping)
-# metapatch uses learn.lr / learn.epochs (defaults), so its column only
+#   ft     learn.ft-lr / learn.ft-steps of the fine-tuning rows
+#          (naive-ft takes exactly that setting; the guarded rows choose
+#          from the grid around it by cross-validation on local data,
+#          deviced/README.md)
+# metapatch uses learn.lr / learn.steps (defaults), so its column only
 # moves with the data.
 # Env: SWEEP_SEEDS ("1 2"), SWEEP_USERS (400), SWEEP_COLD (share of cold
 # users, never in the pool: 0), SWEEP_GRID (a file of "name drift size lr
-# epochs" lines replacing the built-in grid). ★ = significant after Holm
+# steps" lines replacing the built-in grid). ★ = significant after Holm
 # over the setting's table (dccl-eval).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -42,34 +43,34 @@ WORK=$(mktemp -d /tmp/dccl-sweep.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT INT TERM
 t0=$(date +%s)
 
-# name drift size ft-lr ft-epochs
+# name drift size ft-lr ft-steps
 grid() {
 	if [ -n "${SWEEP_GRID:-}" ]; then cat "$SWEEP_GRID"; return; fi
 	cat <<'EOF'
-none-few-lr1e-3      none  few  0.001 1
-none-few-lr1e-2      none  few  0.01  1
-none-few-lr1e-1      none  few  0.1   1
-none-few-lr1e-2x5    none  few  0.01  5
-bias1-few-lr1e-3     bias1 few  0.001 1
-bias1-few-lr1e-2     bias1 few  0.01  1
-bias1-few-lr1e-1     bias1 few  0.1   1
-bias2-few-lr1e-3     bias2 few  0.001 1
-bias2-few-lr1e-2     bias2 few  0.01  1
-bias2-few-lr1e-1     bias2 few  0.1   1
-bias2-few-lr1e-2x5   bias2 few  0.01  5
-taste-few-lr1e-3     taste few  0.001 1
-taste-few-lr1e-2     taste few  0.01  1
-taste-few-lr1e-1     taste few  0.1   1
-taste-few-lr1e-2x5   taste few  0.01  5
-bias2-tiny-lr1e-2    bias2 tiny 0.01  1
-bias2-tiny-lr1e-1    bias2 tiny 0.1   1
-taste-tiny-lr1e-2    taste tiny 0.01  1
-none-more-lr1e-2     none  more 0.01  1
-none-more-lr1e-1     none  more 0.1   1
-bias2-more-lr1e-2    bias2 more 0.01  1
-bias2-more-lr1e-1    bias2 more 0.1   1
-taste-more-lr1e-2    taste more 0.01  1
-taste-more-lr1e-1    taste more 0.1   1
+none-few-lr1e-3      none  few  0.001 20
+none-few-lr1e-2      none  few  0.01 20
+none-few-lr1e-1      none  few  0.1 20
+none-few-lr1e-2x5    none  few  0.01 100
+bias1-few-lr1e-3     bias1 few  0.001 20
+bias1-few-lr1e-2     bias1 few  0.01 20
+bias1-few-lr1e-1     bias1 few  0.1 20
+bias2-few-lr1e-3     bias2 few  0.001 20
+bias2-few-lr1e-2     bias2 few  0.01 20
+bias2-few-lr1e-1     bias2 few  0.1 20
+bias2-few-lr1e-2x5   bias2 few  0.01 100
+taste-few-lr1e-3     taste few  0.001 20
+taste-few-lr1e-2     taste few  0.01 20
+taste-few-lr1e-1     taste few  0.1 20
+taste-few-lr1e-2x5   taste few  0.01 100
+bias2-tiny-lr1e-2    bias2 tiny 0.01 20
+bias2-tiny-lr1e-1    bias2 tiny 0.1 20
+taste-tiny-lr1e-2    taste tiny 0.01 20
+none-more-lr1e-2     none  more 0.01 20
+none-more-lr1e-1     none  more 0.1 20
+bias2-more-lr1e-2    bias2 more 0.01 20
+bias2-more-lr1e-1    bias2 more 0.1 20
+taste-more-lr1e-2    taste more 0.01 20
+taste-more-lr1e-1    taste more 0.1 20
 EOF
 }
 
@@ -118,7 +119,7 @@ grid | while read -r name drift size lr ep; do
 		mkdir -p "$run/eval"
 		OUT=$run CLOUDD_OPTS="-o train.seed=$s" \
 		    DEVICED_OPTS="-o learn.seed=$s -o learn.ft-lr=$lr \
-		    -o learn.ft-epochs=$ep -o deviced.eval-dir=$run/eval \
+		    -o learn.ft-steps=$ep -o deviced.eval-dir=$run/eval \
 		    -o deviced.eval-methods=$METHODS" \
 		    sh "$ROOT/scripts/simulate.sh" "$USERS" "$data" >"$run.log" 2>&1 || {
 			echo "run $name seed $s failed:"; tail -20 "$run.log"
@@ -144,8 +145,8 @@ done
 	echo "per-user bootstrap 95 % interval; ★ = significant after Holm over the"
 	echo "setting's table. \"worse\" ="
 	echo "share of users whose test AUC is below the cloud model's. lr/ep ="
-	echo "learn.ft-lr / learn.ft-epochs of the fine-tuning rows (metapatch"
-	echo "uses learn.lr 0.01, learn.epochs 10 throughout). |r_u−r_g| = mean"
+	echo "learn.ft-lr / learn.ft-steps of the fine-tuning rows (metapatch"
+	echo "uses learn.lr and learn.steps throughout). |r_u−r_g| = mean"
 	echo "per-user local CTR drift. Per-setting tables: tables/."
 	echo
 	echo "| setting | drift | size | lr | ep | \|r_u−r_g\| | cloud GAUC | naive-ft | worse | ft-guard | worse | ft-lc | ft-lcoff | metapatch |"

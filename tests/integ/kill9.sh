@@ -12,7 +12,7 @@ wait_model 1
 # Long device training (tiny lr, many SGD steps) makes the round last a few
 # seconds, so the kill lands mid-round.
 start_deviced devs -o deviced.shards="$SHARDS" -o deviced.run-once=yes \
-    -o learn.steps=1000 -o learn.lr=0.000001
+    -o learn.steps=150 -o learn.lr=0.000001
 DP=$DPID
 wait_for "[ \$(grep -c 'ACK: ' '$T/devs.log') -ge 5 ]" 3000 0.02 || die "no first acks"
 log "SIGKILL cloudd mid-round"
