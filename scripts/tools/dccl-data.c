@@ -37,6 +37,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "scripts/tools/movielens.h"
+#include "scripts/tools/negatives.h"
+#include "scripts/tools/synth.h"
 #include "shared/clock.h"
 #include "shared/data/dataset.h"
 #include "shared/rng.h"

@@ -52,6 +52,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "scripts/tools/movielens.h"
+#include "scripts/tools/synth.h"
 #include "cloudd/distill.h"
 #include "shared/data/dataset.h"
 #include "shared/ml/ctr.h"

@@ -112,6 +112,8 @@ void	dataset_append_subset(struct dataset *dst, const struct dataset *src,
  * H is clipped to SAMPLE_HIST_MAX.
  */
 void	dataset_build_hist(struct dataset *ds, int H);
+/* The number of users: 1 + the largest user id, at least ds->n_users. */
+uint32_t dataset_max_user(const struct dataset *ds);
 
 void	dataset_meta_init(struct dataset_meta *m);
 void	dataset_meta_fini(struct dataset_meta *m);
@@ -124,27 +126,6 @@ void	dataset_idx_all(struct dataset_idx *out, const struct dataset *ds);
 /* Copy of x's entries of user u only (other users empty). */
 void	dataset_idx_user(struct dataset_idx *out, const struct dataset_idx *x,
 	    uint32_t u);
-
-/* --- MovieLens ----------------------------------------------------------- */
-
-/* Returns the layout found in dir, or -ENOENT if none is recognized. */
-int	dataset_detect(const char *dir);
-/*
- * Loads a MovieLens directory into ds (initialized, empty) and meta
- * (initialized). Users and items get dense ids by ascending raw id; items are
- * those with at least one rating (movies that are listed but never rated get
- * no id; rated movies missing from the movies file get genres 0). Label =
- * rating >= o->label_threshold. The result is canonical with H = o->hist_k.
- * Layouts: latest (ratings.csv + movies.csv, each with its header line),
- * 1M (ratings.dat + movies.dat, "::"), 100K (u.data + u.item, optional
- * u.genre; u.user is not read: no demographic features). Detection prefers
- * latest, then 1M, then 100K. The movies file is optional (genres 0).
- * Empty lines are ignored. err may be NULL; err->n_lines counts data lines.
- * On failure ds and meta are left empty.
- */
-int	dataset_load_movielens(struct dataset *ds, struct dataset_meta *meta,
-	    const char *dir, const struct dataset_opts *o,
-	    struct dataset_err *err);
 
 /* --- split --------------------------------------------------------------- */
 
@@ -185,85 +166,6 @@ void	dataset_split_fini(struct dataset_split *sp);
  */
 int	dataset_carve_val(struct dataset_idx *train, struct dataset_idx *val,
 	    const struct dataset_idx *x, double frac);
-
-/* --- ranking negatives --------------------------------------------------- */
-
-/* Per-user sorted set of rated items, for negative sampling. */
-struct dataset_rated {
-	size_t	*off;			/* n_users + 1 */
-	uint32_t *items;		/* sorted unique per user */
-	uint32_t n_users, n_items;
-};
-void	dataset_rated_build(struct dataset_rated *r, const struct dataset *ds);
-void	dataset_rated_fini(struct dataset_rated *r);
-int	dataset_rated_has(const struct dataset_rated *r, uint32_t u,
-	    uint32_t item);
-/*
- * Writes n distinct items in [0, n_items) that user u never rated, uniform,
- * in draw order. Deterministic in (seed, u) and independent of call order.
- * Returns 0, or -ENOSPC if the user has fewer than n unrated items, or
- * -EINVAL if u is out of range.
- */
-int	dataset_negatives(const struct dataset_rated *r, uint32_t u,
-	    uint32_t n, uint64_t seed, uint32_t *out);
-
-/* --- synthetic drift data ------------------------------------------------ */
-
-struct synth_opts {
-	uint32_t n_users, n_items, n_clusters, n_genres;
-	uint32_t min_per_user, max_per_user;	/* samples per user */
-	double	 count_tail;	/* 0: counts uniform in [min, max]; a > 0:
-				   Pareto, floor(min * U^(-1/a)) capped at
-				   max (heavy-tailed, DCCL's setting) */
-	double	 base_ctr;	/* sets the global logit intercept */
-	double	 bias_std;	/* per-user click bias ~ N(0, bias_std) (logit) */
-	double	 affinity_std;	/* cluster x item affinity scale (logit) */
-	double	 genre_weight;	/* share of affinity variance from genres */
-	double	 drift_mean;	/* per-user bias shift in the drifted part: */
-	double	 drift_std;	/*   d_u ~ N(drift_mean, drift_std) (logit) */
-	double	 taste_drift;	/* P(user switches cluster in drifted part) */
-	double	 drift_start;	/* drift begins at floor(drift_start*n)+; .70 */
-	double	 noise;		/* per-impression logit noise std */
-	double	 item_zipf;	/* item popularity exponent; 0 = uniform */
-	int	 hist_k;	/* H */
-	uint64_t seed;
-};
-
-/* Per-user ground truth. */
-struct synth_truth {
-	uint32_t cluster;	/* taste cluster before the drift */
-	uint32_t cluster_late;	/* after (== cluster unless taste drift) */
-	float	 bias;		/* b_u, logit */
-	float	 drift;		/* d_u, logit shift in the drifted part */
-	uint32_t n, n_early;	/* samples; those before the drift */
-	float	 p_early;	/* mean true P(click) before / after drift */
-	float	 p_late;
-};
-
-void	synth_opts_default(struct synth_opts *o);
-/*
- * Generates a canonical dataset: P(click) = sigmoid(logit(base_ctr) + b_u +
- * [d_u if drifted] + aff(cluster_u, item) + noise * N(0,1)), where
- * aff(c, i) = affinity_std * (sqrt(1-gw) z_ci + sqrt(gw) mean_{g in i} t_cg),
- * z, t ~ N(0,1). Timestamps strictly increase per user; with drift_start =
- * the split's pool fraction the drift starts exactly at the local part.
- * Items a user sees are distinct when max_per_user <= n_items / 2.
- * ds and meta are overwritten (pass them empty); *truth (n_users entries)
- * is allocated for the caller (free()). meta gets item genres and genre
- * names "g0".. (user/item raw = dense). Deterministic in o->seed; user u's
- * samples come from their own RNG stream (seed, u).
- * Returns -EINVAL on bad options, -E2BIG if sizes exceed bounds.
- */
-int	dataset_synth(struct dataset *ds, struct dataset_meta *meta,
-	    struct synth_truth **truth, const struct synth_opts *o);
-/*
- * Same, and when p_true != NULL also each sample's true click probability
- * (the sigmoid above, noise included: ds->n floats, allocated for the
- * caller), from which an oracle's metrics can be computed.
- */
-int	dataset_synth_p(struct dataset *ds, struct dataset_meta *meta,
-	    struct synth_truth **truth, float **p_true,
-	    const struct synth_opts *o);
 
 /* --- samples CSV interchange ---------------------------------------------- */
 

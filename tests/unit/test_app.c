@@ -13,6 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "scripts/tools/synth.h"
 #include "deviced/app.h"
 #include "shared/ml/ctr.h"
 #include "shared/data/dataset.h"

@@ -33,6 +33,9 @@
 
 #include <cmocka.h>
 
+#include "scripts/tools/movielens.h"
+#include "scripts/tools/negatives.h"
+#include "scripts/tools/synth.h"
 #include "shared/clock.h"
 #include "shared/data/dataset.h"
 #include "shared/rng.h"
