@@ -271,6 +271,9 @@ int	evalagg_extra_read(struct evalagg_extra *x, const char *path,
  * none is fine. */
 int	evalagg_extra_read_dir(struct evalagg_extra *x, const char *dir,
 	    char *err, size_t errlen);
+/* Mean of method's column c, NaN when absent. */
+double	evalagg_extra_get(const struct evalagg_extra *x, const char *method,
+	    size_t c);
 
 /* --- output -------------------------------------------------------------- */
 
