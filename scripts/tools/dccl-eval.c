@@ -18,6 +18,7 @@
  * together with OUTDIR/NAME.csv. Single-threaded; exits 0 on success, 1 on
  * bad input (the message names file:line), 2 on usage errors.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -58,7 +59,9 @@ usage(FILE *fp)
 "                     (ctr) / test positives\n"
 "  --cold-users FILE[,FILE...] the split's cold.csv ('user' lines), one\n"
 "                     for all runs or one per run; --users warm keeps the\n"
-"                     other users' rows, --users cold only theirs (all)\n"
+"                     other users' rows, --users cold only theirs (all);\n"
+"                     the cost columns then average the group's devices\n"
+"                     (<prefix>-<user>.extra files)\n"
 "  --reference NAME   a row shown but left out of the Holm family (oracle)\n"
 "  --boot B           bootstrap resamples (1000); --boot-seed S (1)\n"
 "  --k K              cut-off of HR and NDCG (10)\n"
@@ -201,6 +204,47 @@ read_users(const char *path, uint8_t **set, uint32_t *n)
 	}
 	fclose(fp);
 	return 0;
+}
+
+/*
+ * The *.extra files of dir whose device serves a user of the chosen group:
+ * deviced names them <prefix>-<user>.extra. keep_in_set as in
+ * evalagg_run_filter(); files without a user id are left out.
+ */
+static int
+extra_read_users(struct evalagg_extra *x, const char *dir, const uint8_t *set,
+    uint32_t n, int keep_in_set)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char p[4096], err[512];
+	int rc = 0;
+
+	if (d == NULL)
+		return 0;	/* as evalagg_extra_read_dir: none is fine */
+	while (rc == 0 && (e = readdir(d)) != NULL) {
+		size_t len = strlen(e->d_name);
+		const char *dash;
+		char *end;
+		unsigned long u;
+
+		if (len < 7 || strcmp(e->d_name + len - 6, ".extra") != 0 ||
+		    (dash = strrchr(e->d_name, '-')) == NULL)
+			continue;
+		errno = 0;
+		u = strtoul(dash + 1, &end, 10);
+		if (errno != 0 || end == dash + 1 || strcmp(end, ".extra") != 0)
+			continue;
+		if ((u < n && set[u]) != (keep_in_set != 0))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		if (evalagg_extra_read(x, p, err, sizeof(err)) != 0) {
+			fprintf(stderr, "%s: %s\n", prog, err);
+			rc = -1;
+		}
+	}
+	closedir(d);
+	return rc;
 }
 
 /* One file for all runs or one per run: file i of list for run i. */
@@ -381,13 +425,29 @@ main(int argc, char **argv)
 				goto done;
 			}
 	}
-	/* The devices' own cost lines first, then the --extra files. */
-	for (size_t i = 0; i < n_dirs; i++)
-		if (evalagg_extra_read_dir(&x, dirs[i], err, sizeof(err)) !=
-		    0) {
+	/*
+	 * The devices' own cost lines first (with --users, the group's
+	 * devices only), then the --extra files.
+	 */
+	for (size_t i = 0; i < n_dirs; i++) {
+		if (which != 0) {
+			uint8_t *set;
+			uint32_t ns;
+			int r;
+
+			if (read_users(per_run(upaths, n_upaths, i), &set,
+			    &ns) != 0)
+				goto done;
+			r = extra_read_users(&x, dirs[i], set, ns, which == 2);
+			free(set);
+			if (r != 0)
+				goto done;
+		} else if (evalagg_extra_read_dir(&x, dirs[i], err,
+		    sizeof(err)) != 0) {
 			fprintf(stderr, "%s: %s\n", prog, err);
 			goto done;
 		}
+	}
 	for (size_t i = 0; i < n_extras; i++) {
 		struct stat st;
 

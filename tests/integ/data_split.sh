@@ -31,6 +31,10 @@ log "dccl-eval keeps the cold or the warm users"
 mkdir -p "$T/run"
 sed 's/^oracle,/cloud,/' "$T/s/oracle.pred" >"$T/run/d.csv"
 cat "$T/s/oracle.pred" >>"$T/run/d.csv"
+# device cost lines: 1 on cold users' devices, 3 on warm users'
+awk -F, 'NR == FNR { if (FNR > 1) cold[$1] = 1; next } FNR > 1 {
+	print "cloud,device_ms," (($1 in cold) ? 1 : 3) >(dir "/dev-" $1 ".extra") }' \
+    dir="$T/run" "$T/s/cold.csv" "$T/s/users.csv"
 for g in cold warm; do
 	"$BIN/dccl-eval" --seeds-dirs "$T/run" --users $g --boot 20 \
 	    --cold-users "$T/s/cold.csv" --reference oracle >"$T/$g.md" \
@@ -42,6 +46,10 @@ grep -q "^- 1 run (one seed): no spread. 240 users" "$T/warm.md" ||
     die "warm table: not 240 users"
 grep -q "oracle row left out\|the reference row left out" "$T/cold.md" ||
     die "no reference note in the table"
+grep '^| cloud model only' "$T/cold.md" | grep -q '| 1 |$' ||
+    die "cold table: cost column not from the cold users' devices"
+grep '^| cloud model only' "$T/warm.md" | grep -q '| 3 |$' ||
+    die "warm table: cost column not from the warm users' devices"
 
 [ -f "$ML/ratings.csv" ] || skip "no ml-latest-small at $ML (synthetic part passed)"
 
