@@ -177,6 +177,8 @@ struct cloudd {
 	uint64_t		 retr_lat[RPC_N_BUCKETS]; /* searches that ran */
 	double			 retr_sum;
 	uint64_t		 dropped;	/* replies/announces not sent */
+	/* E_BUSY pacing (rpc_error): refusals in the current second */
+	uint64_t		 busy_sec, busy_n;
 	uint64_t		 requests, errors;
 	uint64_t		 patches;	/* rows in the patches table */
 	double			 last_train_s, last_index_s;

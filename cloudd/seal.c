@@ -34,6 +34,7 @@ struct sealer {
 	int			 quit;
 	uv_async_t		 wake;
 	size_t			 queued;	/* jobs not yet sent (loop) */
+	size_t			 queued_bytes;	/* their chunk copies */
 };
 
 /*
@@ -42,6 +43,8 @@ struct sealer {
  * the device retries after its backoff.
  */
 #define SEAL_MAX_JOBS	64
+/* And in bytes, whatever limits.chunk-size is. */
+#define SEAL_MAX_BYTES	(32u << 20)
 
 static void
 pack(struct seal_job *j)
@@ -113,6 +116,7 @@ wake_cb(uv_async_t *h)
 		next = j->next;
 		job_end(&cd->job, 1);
 		s->queued--;
+		s->queued_bytes -= j->mc.data.len;
 		reply(cd, j);
 		free(j->mc.data.data);
 		free(j);
@@ -186,12 +190,15 @@ seal_chunk(struct cloudd *cd, struct rpc_req *r, const Dccl__ModelChunk *mc)
 		reply(cd, &one);
 		return;
 	}
-	if (s->queued >= SEAL_MAX_JOBS) {
-		rpc_error(cd, r, DCCL__ERROR_CODE__E_BUSY, "%zu chunks waiting "
-		    "to be sealed; retry later", s->queued);
+	if (s->queued >= SEAL_MAX_JOBS || (s->queued > 0 &&
+	    s->queued_bytes + mc->data.len > SEAL_MAX_BYTES)) {
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_BUSY, "%zu chunks (%zu "
+		    "bytes) waiting to be sealed; retry later", s->queued,
+		    s->queued_bytes);
 		return;
 	}
 	s->queued++;
+	s->queued_bytes += mc->data.len;
 	j = xcalloc(1, sizeof(*j));
 	j->r = r;
 	j->mc = *mc;

@@ -50,11 +50,13 @@ timer_cb(uv_timer_t *t)
 
 	if (d->dd->stopping)
 		return;
-	if (d->waiting && (double)uv_now(&d->dd->loop) < d->deadline) {
+	if (d->waiting && (double)uv_now(&d->dd->loop) < d->deadline &&
+	    d->state != DEV_DOWNLOAD && d->state != DEV_OFA) {
 		resend(d);
 		return;
 	}
 	if (d->waiting) {
+		d->dd->n_timeout++;
 		log_warnx("TIMEOUT: device=%s %s req=%llu: no reply in %lld ms",
 		    d->id, state_names[d->state],
 		    (unsigned long long)d->req_id,
@@ -73,11 +75,20 @@ backoff(struct device *d, const char *why)
 	double ms = (double)cf->backoff_min_ms;
 	int a = d->attempt < 30 ? d->attempt : 30;
 
-	for (int i = 0; i < a && ms < cf->backoff_max_ms; i++)
-		ms *= 2;
-	if (ms > cf->backoff_max_ms)
-		ms = (double)cf->backoff_max_ms;
-	ms = ms / 2 + (double)randombytes_uniform((uint32_t)(ms / 2) + 1);
+	if (d->retry_after > 0) {
+		/* The cloud said when: then, spread by up to half again so
+		 * the devices it turned away together do not return together. */
+		ms = (double)d->retry_after;
+		ms += (double)randombytes_uniform(d->retry_after / 2 + 1);
+		d->retry_after = 0;
+	} else {
+		for (int i = 0; i < a && ms < cf->backoff_max_ms; i++)
+			ms *= 2;
+		if (ms > cf->backoff_max_ms)
+			ms = (double)cf->backoff_max_ms;
+		ms = ms / 2 +
+		    (double)randombytes_uniform((uint32_t)(ms / 2) + 1);
+	}
 	d->attempt++;
 	log_info("RETRY: device=%s %s attempt %d in %.0f ms (%s)", d->id,
 	    state_names[d->state], d->attempt, ms, why);
@@ -140,6 +151,13 @@ arm(struct device *d)
 	double now = (double)uv_now(&d->dd->loop);
 	double ms = (double)d->dd->cf.resend_ms;
 
+	/*
+	 * A chunk request is never re-sent while it may still be served: a
+	 * second copy would cost the cloud another chunk and, under load,
+	 * feed the congestion that delays the first. Its deadline decides.
+	 */
+	if (d->state == DEV_DOWNLOAD || d->state == DEV_OFA)
+		ms = d->deadline - now;
 	if (now + ms > d->deadline)
 		ms = d->deadline > now ? d->deadline - now : 0;
 	uv_timer_start(&d->timer, timer_cb, (uint64_t)ms, 0);
@@ -163,6 +181,7 @@ send_req(struct device *d, Dccl__Envelope *e)
 		backoff(d, "cannot seal or send the request");
 		return;
 	}
+	d->dd->n_req++;
 	d->sp_first = d->sp_id;
 	d->first_ctr = d->sent_ctr;
 	d->waiting = 1;
@@ -187,6 +206,7 @@ resend(struct device *d)
 		backoff(d, "cannot re-send");
 		return;
 	}
+	d->dd->n_resend++;
 	log_debug("RESEND: device=%s %s req=%llu", d->id,
 	    state_names[d->state], (unsigned long long)d->req_id);
 	if (transmit(d, e) != 0) {
@@ -653,10 +673,19 @@ on_error(struct device *d, const Dccl__Error *er, int signed_)
 		}
 		break;
 	case DCCL__ERROR_CODE__E_BUSY:
+	case DCCL__ERROR_CODE__E_RATE_LIMITED:
+		if (er->code == DCCL__ERROR_CODE__E_BUSY)
+			d->dd->n_busy++;
+		/* The cloud's pacing hint, capped: an unsigned error may
+		 * come from anyone and must not park the device for long. */
+		d->retry_after = er->retry_after_ms <
+		    (uint32_t)d->dd->cf.backoff_max_ms ? er->retry_after_ms :
+		    (uint32_t)d->dd->cf.backoff_max_ms;
+		backoff(d, wire_error_name(er->code));
+		return;
 	case DCCL__ERROR_CODE__E_STORAGE:
 	case DCCL__ERROR_CODE__E_INTERNAL:
 	case DCCL__ERROR_CODE__E_SHUTTING_DOWN:
-	case DCCL__ERROR_CODE__E_RATE_LIMITED:
 		backoff(d, wire_error_name(er->code));
 		return;
 	default:
@@ -969,8 +998,18 @@ device_init(struct deviced *dd, struct device *d, const char *id,
 void
 device_start(struct device *d)
 {
+	int64_t j = d->dd->cf.start_jitter_ms;
+
 	d->t_start = uv_hrtime() / 1e9;
-	enter(d, DEV_REGISTER);
+	if (j <= 0) {
+		enter(d, DEV_REGISTER);
+		return;
+	}
+	/* Not all at once: a fleet that boots together (a simulation, a
+	 * power cut's end) would otherwise meet the cloud in one burst. */
+	d->state = DEV_REGISTER;
+	uv_timer_start(&d->timer, timer_cb,
+	    randombytes_uniform((uint32_t)j + 1), 0);
 }
 
 void
