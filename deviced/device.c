@@ -486,6 +486,77 @@ enter(struct device *d, enum dev_state s)
 	}
 }
 
+/*
+ * Cloud models are read-only once installed (training clones them), so the
+ * devices one deviced hosts share one copy per version and checksum: with
+ * hundreds of devices per process a copy each was most of their memory.
+ * Loop thread only; a running job holds its device's reference.
+ */
+struct dev_model {
+	struct dev_model	*next;
+	uint64_t		 version;
+	uint8_t			 sum[32];
+	double			 global_ctr;
+	int			 refs;
+	struct ctr		*m;
+};
+
+/* The model packed in blob, shared if this deviced already holds it. */
+static int
+model_get(struct deviced *dd, uint64_t version, const void *blob,
+    size_t len, struct ctr **out, double *global_ctr, char *err,
+    size_t errlen)
+{
+	struct dev_model *e;
+	struct ctr_meta meta;
+	uint8_t sum[32];
+	int rc;
+
+	crypto_generichash(sum, sizeof(sum), blob, len, NULL, 0);
+	for (e = dd->models; e != NULL; e = e->next)
+		if (e->version == version && memcmp(e->sum, sum, 32) == 0)
+			break;
+	if (e == NULL) {
+		struct ctr *m = NULL;
+		if ((rc = ctr_io_unpack(&m, &meta, blob, len, err, errlen)))
+			return rc;
+		e = xcalloc(1, sizeof(*e));
+		e->version = version;
+		memcpy(e->sum, sum, sizeof(sum));
+		e->global_ctr = meta.global_ctr;
+		e->m = m;
+		e->next = dd->models;
+		dd->models = e;
+	}
+	e->refs++;
+	*out = e->m;
+	if (global_ctr != NULL)
+		*global_ctr = e->global_ctr;
+	return 0;
+}
+
+/* Drops a reference from model_get; the last one frees the model. */
+static void
+model_put(struct deviced *dd, struct ctr *m)
+{
+	struct dev_model **pp, *e;
+
+	if (m == NULL)
+		return;
+	for (pp = &dd->models; (e = *pp) != NULL; pp = &e->next)
+		if (e->m == m)
+			break;
+	if (e == NULL) {
+		ctr_free(m);	/* not shared */
+		return;
+	}
+	if (--e->refs > 0)
+		return;
+	*pp = e->next;
+	ctr_free(e->m);
+	free(e);
+}
+
 /* Installs a downloaded model after verifying its checksum. */
 static int
 install_model(struct device *d)
@@ -494,7 +565,7 @@ install_model(struct device *d)
 	void *blob = NULL;
 	size_t len = 0;
 	struct ctr *m = NULL;
-	struct ctr_meta meta;
+	double gctr = 0;
 	char err[256];
 	int rc;
 
@@ -507,17 +578,20 @@ install_model(struct device *d)
 		rc = -EBADMSG;
 		goto fail;
 	}
-	if ((rc = ctr_io_unpack(&m, &meta, blob, len, err, sizeof(err)))) {
+	if ((rc = model_get(d->dd, d->dl_version, blob, len, &m, &gctr, err,
+	    sizeof(err)))) {
 		log_warnx("DOWNLOAD: device=%s model v%llu refused: %s", d->id,
 		    (unsigned long long)d->dl_version, err);
 		goto fail;
 	}
-	if ((rc = dstore_model_put(d->st, d->dl_version, blob, len)) != 0)
+	if ((rc = dstore_model_put(d->st, d->dl_version, blob, len)) != 0) {
+		model_put(d->dd, m);
 		goto fail;
-	ctr_free(d->model);
+	}
+	model_put(d->dd, d->model);
 	d->model = m;
 	d->version = d->dl_version;
-	d->global_ctr = meta.global_ctr;
+	d->global_ctr = gctr;
 	dstore_dl_clear(d->st);
 	free(blob);
 	log_info("DOWNLOAD: device=%s model v%llu installed (%zu bytes, r_g "
@@ -961,7 +1035,8 @@ device_init(struct deviced *dd, struct device *d, const char *id,
 	for (size_t i = 0; i < d->test.n; i++)
 		d->test.s[i].user = user;
 	if (dstore_model_get(d->st, &d->version, &blob, &len) == 0) {
-		if (ctr_io_unpack(&d->model, NULL, blob, len, err, sizeof(err))) {
+		if (model_get(dd, d->version, blob, len, &d->model, NULL, err,
+		    sizeof(err))) {
 			log_warnx("MODEL: device=%s stored model refused: %s",
 			    id, err);
 			d->version = 0;
@@ -1047,7 +1122,8 @@ device_fini(struct device *d)
 		sodium_memzero(d->auth, sizeof(*d->auth));
 	free(d->auth);
 	free(d->pend);
-	ctr_free(d->model);
+	model_put(d->dd, d->model);
+	d->model = NULL;
 	dataset_fini(&d->local);
 	dataset_fini(&d->test);
 	dataset_fini(&d->retrieved);

@@ -76,6 +76,7 @@ struct app;
 struct auth_dev;
 struct ofa_dev;
 struct ctr;
+struct dev_model;
 
 struct device {
 	struct deviced	*dd;
@@ -149,6 +150,7 @@ struct deviced {
 	int			 has_sub;
 	struct device		*dev;
 	int			 n_dev;
+	struct dev_model	*models;	/* shared cloud models, device.c */
 	int			 n_done;
 	int			 jobs;
 	int			 stopping;

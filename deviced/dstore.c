@@ -57,7 +57,13 @@ dstore_open(struct dstore **out, const char *path, char *err, size_t errlen)
 		dstore_close(st);
 		return -EIO;
 	}
-	if (exec(st, schema) != 0) {
+	/*
+	 * A small page cache: deviced may host hundreds of stores, and
+	 * SQLite's default (2 MiB each) would be most of a hosted device's
+	 * memory. The store is read mostly at start and written in chunks.
+	 */
+	if (exec(st, "PRAGMA cache_size = -128") != 0 ||
+	    exec(st, schema) != 0) {
 		snprintf(err, errlen, "%s: %s", path, st->err);
 		dstore_close(st);
 		return -EIO;
