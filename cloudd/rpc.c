@@ -121,7 +121,8 @@ rpc_error(struct cloudd *cd, struct rpc_req *r, int code, const char *fmt,
 	va_end(ap);
 	er.code = code;
 	er.message = msg;
-	if (code == DCCL__ERROR_CODE__E_BUSY) {
+	if (code == DCCL__ERROR_CODE__E_BUSY ||
+	    code == DCCL__ERROR_CODE__E_RATE_LIMITED) {
 		/*
 		 * Pacing: the more requests turned away this second, the
 		 * later each is asked to come back, so retries spread over a

@@ -64,9 +64,9 @@ void	rpc_reply(struct cloudd *cd, struct rpc_req *r, Dccl__Envelope *reply);
 void	rpc_send_packed(struct cloudd *cd, struct rpc_req *r, void *msg,
 	    size_t len, int code);
 /*
- * An E_BUSY carries Error.retry_after_ms: RPC_BUSY_BASE_MS, plus as much
- * again for every RPC_BUSY_PER_STEP refusals already made this second, up
- * to RPC_BUSY_MAX_MS.
+ * An E_BUSY or E_RATE_LIMITED carries Error.retry_after_ms:
+ * RPC_BUSY_BASE_MS, plus as much again for every RPC_BUSY_PER_STEP refusals
+ * already made this second, up to RPC_BUSY_MAX_MS.
  */
 #define RPC_BUSY_BASE_MS	250
 #define RPC_BUSY_PER_STEP	64

@@ -1043,6 +1043,13 @@ device_init(struct deviced *dd, struct device *d, const char *id,
 		}
 		free(blob);
 	}
+	/*
+	 * A patch already made for the stored model is not made again after
+	 * a restart: a pending one is sent, an acknowledged one stands.
+	 */
+	if (d->model != NULL && dstore_outbox_last_base(d->st,
+	    &d->trained_version) == 0 && d->trained_version != d->version)
+		d->trained_version = 0;
 	/* Raw: see transmit(). Re-sends are ours (net.resend-ms). */
 	if ((sock = nn_socket(AF_SP_RAW, NN_REQ)) < 0)
 		return -1;

@@ -344,3 +344,20 @@ dstore_outbox_ack(struct dstore *st, uint64_t req_id, uint64_t patch)
 	sqlite3_finalize(s);
 	return rc;
 }
+
+int
+dstore_outbox_last_base(struct dstore *st, uint64_t *base)
+{
+	sqlite3_stmt *s;
+	int rc = 0;
+
+	*base = 0;
+	if (prep(st, "SELECT MAX(base_version) FROM outbox", &s) != 0)
+		return -EIO;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		*base = (uint64_t)sqlite3_column_int64(s, 0);
+	else
+		rc = fail_db(st, "outbox last base");
+	sqlite3_finalize(s);
+	return rc;
+}

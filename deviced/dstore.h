@@ -52,5 +52,8 @@ int	dstore_outbox_put(struct dstore *st, uint64_t req_id, uint64_t base,
 int	dstore_outbox_pending(struct dstore *st, uint64_t *req_id,
 	    uint64_t *base, void **blob, size_t *len);
 int	dstore_outbox_ack(struct dstore *st, uint64_t req_id, uint64_t patch);
+/* The newest base version of any patch in the outbox, sent or not (0 if
+ * none): what the device last trained on, across restarts. */
+int	dstore_outbox_last_base(struct dstore *st, uint64_t *base);
 
 #endif

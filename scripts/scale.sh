@@ -19,6 +19,7 @@ LIMIT_MB=${SCALE_RSS_LIMIT_MB:-8192}
 TIMEOUT_S=${SCALE_TIMEOUT_S:-900}
 OUT=${OUT:-$(mktemp -d /tmp/dccl-scale.XXXXXX)}
 export OUT OPENBLAS_NUM_THREADS=1
+[ "$KILL_PCT" -gt 0 ] && export RESTART_KILLED=1
 mkdir -p "$OUT"
 
 # The whole run in its own process group, so one kill ends all of it.
@@ -30,9 +31,9 @@ trap 'kill -9 -- -$SIM 2>/dev/null || true' EXIT INT TERM
 rss_of() {	# prints "cloudd_kb deviced_total_kb deviced_max_kb"
 	c=0; t=0; m=0
 	for p in /proc/[0-9]*; do
-		cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+		cmd=$({ tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null) || continue
 		case "$cmd" in *"$OUT"*) ;; *) continue ;; esac
-		r=$(awk '/^VmRSS/ {print $2}' "$p/status" 2>/dev/null) || continue
+		r=$({ awk '/^VmRSS/ {print $2}' "$p/status"; } 2>/dev/null) || continue
 		[ -n "$r" ] || continue
 		case "$cmd" in
 		*bin/cloudd*) c=$((c + r)) ;;
