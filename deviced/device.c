@@ -390,7 +390,8 @@ learn_after_cb(uv_work_t *w, int status)
 	d->patch = NULL;
 	/* Persist before sending: a resend after a crash reuses the id. */
 	if (dstore_next_request_id(d->st, &rid) != 0 ||
-	    dstore_outbox_put(d->st, rid, d->version, blob, len) != 0)
+	    dstore_outbox_put(d->st, rid, d->version, blob, len) != 0 ||
+	    dstore_kv_set(d->st, "trained_samples", (int64_t)d->local.n) != 0)
 		log_warnx("OUTBOX: device=%s: %s", d->id,
 		    dstore_errmsg(d->st));
 	free(blob);
@@ -1044,12 +1045,19 @@ device_init(struct deviced *dd, struct device *d, const char *id,
 		free(blob);
 	}
 	/*
-	 * A patch already made for the stored model is not made again after
-	 * a restart: a pending one is sent, an acknowledged one stands.
+	 * A patch already made for the stored model from the same samples
+	 * is not made again after a restart (a killed deviced hosting many
+	 * devices would upload twice for those done): a pending one is sent,
+	 * an acknowledged one stands. New samples since train again.
 	 */
-	if (d->model != NULL && dstore_outbox_last_base(d->st,
-	    &d->trained_version) == 0 && d->trained_version != d->version)
-		d->trained_version = 0;
+	{
+		int64_t tn = -1;
+		if (d->model == NULL || dstore_outbox_last_base(d->st,
+		    &d->trained_version) != 0 || d->trained_version !=
+		    d->version || dstore_kv_get(d->st, "trained_samples",
+		    &tn) != 0 || tn != (int64_t)d->local.n)
+			d->trained_version = 0;
+	}
 	/* Raw: see transmit(). Re-sends are ours (net.resend-ms). */
 	if ((sock = nn_socket(AF_SP_RAW, NN_REQ)) < 0)
 		return -1;

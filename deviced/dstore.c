@@ -361,3 +361,35 @@ dstore_outbox_last_base(struct dstore *st, uint64_t *base)
 	sqlite3_finalize(s);
 	return rc;
 }
+
+int
+dstore_kv_get(struct dstore *st, const char *key, int64_t *v)
+{
+	sqlite3_stmt *s;
+
+	*v = 0;
+	if (prep(st, "SELECT value FROM kv WHERE key = ?", &s) != 0)
+		return -EIO;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		*v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return 0;
+}
+
+int
+dstore_kv_set(struct dstore *st, const char *key, int64_t v)
+{
+	sqlite3_stmt *s;
+	int rc = 0;
+
+	if (prep(st, "INSERT INTO kv VALUES(?, ?) ON CONFLICT(key) DO UPDATE "
+	    "SET value = excluded.value", &s) != 0)
+		return -EIO;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, v);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		rc = fail_db(st, "kv set");
+	sqlite3_finalize(s);
+	return rc;
+}
