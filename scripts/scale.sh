@@ -8,6 +8,8 @@
 # half the devices have a model, restart them, and count whether they too
 # finish (dropout test).
 #
+# SCALE_MAX_ROUND_S: fail when the round takes longer (make loadtest).
+#
 # Safety: the machine is shared. The run is killed as a whole when the
 # total RSS of its processes passes SCALE_RSS_LIMIT_MB (default 8192) or
 # when it runs longer than SCALE_TIMEOUT_S (default 900).
@@ -100,4 +102,11 @@ printf "%-10s %d of %d (%.1f%%)\n" done "$done_" "$N" "$(awk -v a=$done_ -v n=$N
 echo "load       $(uptime | sed 's/.*load/load/')"
 echo "output: $OUT"
 [ "$done_" -eq "$N" ] || rc=1
+if [ -n "${SCALE_MAX_ROUND_S:-}" ]; then
+	r=$(sed -n 's/^device phase: \([0-9.]*\) s/\1/p' "$OUT/simulate.out")
+	if awk -v r="${r:-1e9}" -v m="$SCALE_MAX_ROUND_S" 'BEGIN { exit !(r > m) }'; then
+		echo "FAIL: round time ${r:-?} s is above SCALE_MAX_ROUND_S=$SCALE_MAX_ROUND_S"
+		rc=1
+	fi
+fi
 exit $rc
