@@ -27,7 +27,7 @@ mkdir -p "$OUT"
 # The whole run in its own process group, so one kill ends all of it.
 setsid sh "$ROOT/scripts/simulate.sh" "$N" >"$OUT/simulate.out" 2>&1 &
 SIM=$!
-trap 'kill -9 -- -$SIM 2>/dev/null || true' EXIT INT TERM
+trap 'kill -9 -$SIM 2>/dev/null || true' EXIT INT TERM
 
 # Processes of this run: their command lines name $OUT.
 rss_of() {	# prints "cloudd_kb deviced_total_kb deviced_max_kb"
@@ -75,7 +75,7 @@ while kill -0 $SIM 2>/dev/null; do
 	sleep 1
 done
 if [ -n "$why" ]; then
-	kill -9 -- -$SIM 2>/dev/null || true
+	kill -9 -$SIM 2>/dev/null || true
 	echo "WATCHDOG: killed the run: $why"
 	echo "peak RSS so far: cloudd $((pc / 1024)) MiB, deviced total $((pt / 1024)) MiB (max $((pm / 1024)) MiB in one process)"
 	echo "output: $OUT"
