@@ -97,10 +97,12 @@ sanitize: deps
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    DCCL_BIN=build/san/bin DCCL_SANITIZE=1 sh scripts/run-tests.sh
 
-# 1,000 authenticated devices on loopback; p50/p99 per request type.
+# 1,000 authenticated devices on loopback; p50/p99 per request type; then
+# one round of 2,000 simulated devices within a time bound (scripts/scale.sh).
 loadtest: deps
 	@$(MAKE) --no-print-directory all $(BIN)/loadtest
 	@sh tests/bench/loadtest.sh
+	@SCALE_MAX_ROUND_S=$${SCALE_MAX_ROUND_S:-180} sh scripts/scale.sh $${SCALE_N:-2000}
 
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)

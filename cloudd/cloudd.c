@@ -82,6 +82,9 @@ static const struct conf_opt cloudd_opts[] = {
 	    16777216, 1, "model download chunk, bytes (< max-message)"),
 	CONF_INT("limits.max-inflight", CD_OFF(max_inflight), "64", 1, 100000,
 	    1, "heavy requests queued or running; beyond it E_BUSY"),
+	CONF_INT("limits.max-latency-ms", CD_OFF(max_latency_ms), "2000", 0,
+	    3600000, 1, "heavy requests: while their mean time from arrival "
+	    "to reply is above this, new ones get E_BUSY (0 = no bound)"),
 	CONF_INT("limits.max-k", CD_OFF(max_k), "10000", 1, 1000000, 1,
 	    "retrieval: largest k"),
 	CONF_INT("limits.max-queries", CD_OFF(max_queries), "4096", 1, 1000000,

@@ -33,6 +33,7 @@ struct cloudd_conf {
 	int64_t	 max_message;	/* NN_RCVMAXSIZE, bytes */
 	int64_t	 chunk_size;	/* model chunk bytes */
 	int64_t	 max_inflight;	/* heavy requests in the threadpool */
+	int64_t	 max_latency_ms;	/* heavy: beyond this mean, E_BUSY */
 	int64_t	 max_k;		/* retrieval: max k */
 	int64_t	 max_queries;	/* retrieval: max query vectors */
 	int64_t	 max_tensor;	/* upload: max floats per tensor */
@@ -159,6 +160,7 @@ struct cloudd {
 	struct pool		*pool;
 	struct devtab		 devs;
 	uint32_t		 inflight;	/* heavy jobs queued/running */
+	double			 heavy_s;	/* their latency, moving mean */
 	struct job_ctl		 job;		/* job.c: work owed a reply */
 	int			 stopping;
 	atomic_int		 stop;		/* read by workers */
@@ -177,6 +179,8 @@ struct cloudd {
 	uint64_t		 retr_lat[RPC_N_BUCKETS]; /* searches that ran */
 	double			 retr_sum;
 	uint64_t		 dropped;	/* replies/announces not sent */
+	/* E_BUSY pacing (rpc_error): refusals in the current second */
+	uint64_t		 busy_sec, busy_n;
 	uint64_t		 requests, errors;
 	uint64_t		 patches;	/* rows in the patches table */
 	double			 last_train_s, last_index_s;

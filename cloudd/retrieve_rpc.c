@@ -15,6 +15,7 @@
 #include "cloudd/guard.h"
 #include "cloudd/retrieve.h"
 #include "cloudd/rpc.h"
+#include "shared/clock.h"
 #include "shared/log.h"
 #include "shared/wire.h"
 #include "shared/xmalloc.h"
@@ -111,6 +112,7 @@ retrieve_after_cb(uv_work_t *w, int status)
 
 	job_end(&cd->job, 1);
 	cd->inflight--;
+	cd->heavy_s += (clock_now() - r->t0 - cd->heavy_s) / 8;
 	pool_unref(cd, r->pool);
 	r->pool = NULL;
 	if (status != 0 || r->code != 0) {
@@ -164,6 +166,20 @@ retrieve_rpc(struct cloudd *cd, struct rpc_req *r)
 	if (cd->inflight >= (uint32_t)cd->cf.max_inflight) {
 		rpc_error(cd, r, DCCL__ERROR_CODE__E_BUSY,
 		    "%u heavy requests in flight; retry later", cd->inflight);
+		return;
+	}
+	/*
+	 * The count bounds memory, not waiting: on a starved machine 64
+	 * queued retrievals can outlast the device's reply deadline, which
+	 * turns into a timeout and a retry. While the mean time from arrival
+	 * to reply is too long, refuse at once; one request is always let in
+	 * so the mean keeps being measured.
+	 */
+	if (cd->cf.max_latency_ms > 0 && cd->inflight > 0 &&
+	    cd->heavy_s * 1e3 > (double)cd->cf.max_latency_ms) {
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_BUSY,
+		    "heavy requests take %.0f ms; retry later",
+		    cd->heavy_s * 1e3);
 		return;
 	}
 	r->pool = p;

@@ -122,6 +122,24 @@ rpc_error(struct cloudd *cd, struct rpc_req *r, int code, const char *fmt,
 	va_end(ap);
 	er.code = code;
 	er.message = msg;
+	if (code == DCCL__ERROR_CODE__E_BUSY ||
+	    code == DCCL__ERROR_CODE__E_RATE_LIMITED) {
+		/*
+		 * Pacing: the more requests turned away this second, the
+		 * later each is asked to come back, so retries spread over a
+		 * window the cloud can serve instead of returning as a wave.
+		 */
+		uint64_t now = uv_now(&cd->loop) / 1000;
+		if (now != cd->busy_sec) {
+			cd->busy_sec = now;
+			cd->busy_n = 0;
+		}
+		cd->busy_n++;
+		er.retry_after_ms = (uint32_t)(RPC_BUSY_BASE_MS *
+		    (1 + cd->busy_n / RPC_BUSY_PER_STEP));
+		if (er.retry_after_ms > RPC_BUSY_MAX_MS)
+			er.retry_after_ms = RPC_BUSY_MAX_MS;
+	}
 	e.body_case = DCCL__ENVELOPE__BODY_ERROR;
 	e.error = &er;
 	if (r->env != NULL) {
@@ -129,7 +147,10 @@ rpc_error(struct cloudd *cd, struct rpc_req *r, int code, const char *fmt,
 		    r->env->device_id : "";
 		e.request_id = r->env->request_id;
 	}
-	log_warnx("RPC-ERROR: %s device=%s req=%llu body=%s: %s",
+	/* Busy refusals are counted (metrics), not logged one by one:
+	 * under overload they would flood the log. */
+	(code == DCCL__ERROR_CODE__E_BUSY ? log_debug : log_warnx)(
+	    "RPC-ERROR: %s device=%s req=%llu body=%s: %s",
 	    wire_error_name(code), r->env ? r->env->device_id : "-",
 	    r->env ? (unsigned long long)r->env->request_id : 0ULL,
 	    wire_body_name(r->body), msg);

@@ -66,6 +66,14 @@ void	rpc_reply_init(Dccl__Envelope *e, const struct rpc_req *r);
 void	rpc_reply(struct cloudd *cd, struct rpc_req *r, Dccl__Envelope *reply);
 void	rpc_send_packed(struct cloudd *cd, struct rpc_req *r, void *msg,
 	    size_t len, int code);
+/*
+ * An E_BUSY or E_RATE_LIMITED carries Error.retry_after_ms:
+ * RPC_BUSY_BASE_MS, plus as much again for every RPC_BUSY_PER_STEP refusals
+ * already made this second, up to RPC_BUSY_MAX_MS.
+ */
+#define RPC_BUSY_BASE_MS	250
+#define RPC_BUSY_PER_STEP	64
+#define RPC_BUSY_MAX_MS		15000
 void	rpc_error(struct cloudd *cd, struct rpc_req *r, int code,
 	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 

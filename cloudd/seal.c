@@ -33,15 +33,17 @@ struct sealer {
 	struct seal_job		*done, **done_tail;	/* to send */
 	int			 quit;
 	uv_async_t		 wake;
-	size_t			 queued;	/* chunk bytes not yet sent */
+	size_t			 queued;	/* jobs not yet sent (loop) */
+	size_t			 queued_bytes;	/* their chunk copies */
 };
 
 /*
- * Each job holds a copy of its chunk, so the queue is bounded in bytes:
- * beyond it a chunk request gets E_BUSY and the device retries after its
- * backoff. 512 chunks of the default 256 KiB: a download burst of a few
- * hundred devices passes.
+ * Each job holds a copy of its chunk, so the queue is bounded in entries
+ * and in bytes (whatever limits.chunk-size is): beyond either a chunk
+ * request gets E_BUSY with a retry-after hint. 512 chunks of the default
+ * 256 KiB: a download burst of a few hundred devices passes.
  */
+#define SEAL_MAX_JOBS	512
 #define SEAL_MAX_BYTES	((size_t)128 << 20)
 
 static void
@@ -113,7 +115,8 @@ wake_cb(uv_async_t *h)
 	for (; j != NULL; j = next) {
 		next = j->next;
 		job_end(&cd->job, 1);
-		s->queued -= j->mc.data.len;
+		s->queued--;
+		s->queued_bytes -= j->mc.data.len;
 		reply(cd, j);
 		free(j->mc.data.data);
 		free(j);
@@ -187,12 +190,15 @@ seal_chunk(struct cloudd *cd, struct rpc_req *r, const Dccl__ModelChunk *mc)
 		reply(cd, &one);
 		return;
 	}
-	if (s->queued + mc->data.len > SEAL_MAX_BYTES) {
-		rpc_error(cd, r, DCCL__ERROR_CODE__E_BUSY, "%zu bytes waiting "
-		    "to be sealed; retry later", s->queued);
+	if (s->queued >= SEAL_MAX_JOBS || (s->queued > 0 &&
+	    s->queued_bytes + mc->data.len > SEAL_MAX_BYTES)) {
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_BUSY, "%zu chunks (%zu "
+		    "bytes) waiting to be sealed; retry later", s->queued,
+		    s->queued_bytes);
 		return;
 	}
-	s->queued += mc->data.len;
+	s->queued++;
+	s->queued_bytes += mc->data.len;
 	j = xcalloc(1, sizeof(*j));
 	j->r = r;
 	j->mc = *mc;

@@ -50,11 +50,13 @@ timer_cb(uv_timer_t *t)
 
 	if (d->dd->stopping)
 		return;
-	if (d->waiting && (double)uv_now(&d->dd->loop) < d->deadline) {
+	if (d->waiting && (double)uv_now(&d->dd->loop) < d->deadline &&
+	    d->state != DEV_DOWNLOAD && d->state != DEV_OFA) {
 		resend(d);
 		return;
 	}
 	if (d->waiting) {
+		d->dd->n_timeout++;
 		log_warnx("TIMEOUT: device=%s %s req=%llu: no reply in %lld ms",
 		    d->id, state_names[d->state],
 		    (unsigned long long)d->req_id,
@@ -73,11 +75,20 @@ backoff(struct device *d, const char *why)
 	double ms = (double)cf->backoff_min_ms;
 	int a = d->attempt < 30 ? d->attempt : 30;
 
-	for (int i = 0; i < a && ms < cf->backoff_max_ms; i++)
-		ms *= 2;
-	if (ms > cf->backoff_max_ms)
-		ms = (double)cf->backoff_max_ms;
-	ms = ms / 2 + (double)randombytes_uniform((uint32_t)(ms / 2) + 1);
+	if (d->retry_after > 0) {
+		/* The cloud said when: then, spread by up to half again so
+		 * the devices it turned away together do not return together. */
+		ms = (double)d->retry_after;
+		ms += (double)randombytes_uniform(d->retry_after / 2 + 1);
+		d->retry_after = 0;
+	} else {
+		for (int i = 0; i < a && ms < cf->backoff_max_ms; i++)
+			ms *= 2;
+		if (ms > cf->backoff_max_ms)
+			ms = (double)cf->backoff_max_ms;
+		ms = ms / 2 +
+		    (double)randombytes_uniform((uint32_t)(ms / 2) + 1);
+	}
 	d->attempt++;
 	log_info("RETRY: device=%s %s attempt %d in %.0f ms (%s)", d->id,
 	    state_names[d->state], d->attempt, ms, why);
@@ -140,6 +151,13 @@ arm(struct device *d)
 	double now = (double)uv_now(&d->dd->loop);
 	double ms = (double)d->dd->cf.resend_ms;
 
+	/*
+	 * A chunk request is never re-sent while it may still be served: a
+	 * second copy would cost the cloud another chunk and, under load,
+	 * feed the congestion that delays the first. Its deadline decides.
+	 */
+	if (d->state == DEV_DOWNLOAD || d->state == DEV_OFA)
+		ms = d->deadline - now;
 	if (now + ms > d->deadline)
 		ms = d->deadline > now ? d->deadline - now : 0;
 	uv_timer_start(&d->timer, timer_cb, (uint64_t)ms, 0);
@@ -163,6 +181,7 @@ send_req(struct device *d, Dccl__Envelope *e)
 		backoff(d, "cannot seal or send the request");
 		return;
 	}
+	d->dd->n_req++;
 	d->sp_first = d->sp_id;
 	d->first_ctr = d->sent_ctr;
 	d->waiting = 1;
@@ -187,6 +206,7 @@ resend(struct device *d)
 		backoff(d, "cannot re-send");
 		return;
 	}
+	d->dd->n_resend++;
 	log_debug("RESEND: device=%s %s req=%llu", d->id,
 	    state_names[d->state], (unsigned long long)d->req_id);
 	if (transmit(d, e) != 0) {
@@ -370,7 +390,8 @@ learn_after_cb(uv_work_t *w, int status)
 	d->patch = NULL;
 	/* Persist before sending: a resend after a crash reuses the id. */
 	if (dstore_next_request_id(d->st, &rid) != 0 ||
-	    dstore_outbox_put(d->st, rid, d->version, blob, len) != 0)
+	    dstore_outbox_put(d->st, rid, d->version, blob, len) != 0 ||
+	    dstore_kv_set(d->st, "trained_samples", (int64_t)d->local.n) != 0)
 		log_warnx("OUTBOX: device=%s: %s", d->id,
 		    dstore_errmsg(d->st));
 	free(blob);
@@ -466,6 +487,77 @@ enter(struct device *d, enum dev_state s)
 	}
 }
 
+/*
+ * Cloud models are read-only once installed (training clones them), so the
+ * devices one deviced hosts share one copy per version and checksum: with
+ * hundreds of devices per process a copy each was most of their memory.
+ * Loop thread only; a running job holds its device's reference.
+ */
+struct dev_model {
+	struct dev_model	*next;
+	uint64_t		 version;
+	uint8_t			 sum[32];
+	double			 global_ctr;
+	int			 refs;
+	struct ctr		*m;
+};
+
+/* The model packed in blob, shared if this deviced already holds it. */
+static int
+model_get(struct deviced *dd, uint64_t version, const void *blob,
+    size_t len, struct ctr **out, double *global_ctr, char *err,
+    size_t errlen)
+{
+	struct dev_model *e;
+	struct ctr_meta meta;
+	uint8_t sum[32];
+	int rc;
+
+	crypto_generichash(sum, sizeof(sum), blob, len, NULL, 0);
+	for (e = dd->models; e != NULL; e = e->next)
+		if (e->version == version && memcmp(e->sum, sum, 32) == 0)
+			break;
+	if (e == NULL) {
+		struct ctr *m = NULL;
+		if ((rc = ctr_io_unpack(&m, &meta, blob, len, err, errlen)))
+			return rc;
+		e = xcalloc(1, sizeof(*e));
+		e->version = version;
+		memcpy(e->sum, sum, sizeof(sum));
+		e->global_ctr = meta.global_ctr;
+		e->m = m;
+		e->next = dd->models;
+		dd->models = e;
+	}
+	e->refs++;
+	*out = e->m;
+	if (global_ctr != NULL)
+		*global_ctr = e->global_ctr;
+	return 0;
+}
+
+/* Drops a reference from model_get; the last one frees the model. */
+static void
+model_put(struct deviced *dd, struct ctr *m)
+{
+	struct dev_model **pp, *e;
+
+	if (m == NULL)
+		return;
+	for (pp = &dd->models; (e = *pp) != NULL; pp = &e->next)
+		if (e->m == m)
+			break;
+	if (e == NULL) {
+		ctr_free(m);	/* not shared */
+		return;
+	}
+	if (--e->refs > 0)
+		return;
+	*pp = e->next;
+	ctr_free(e->m);
+	free(e);
+}
+
 /* Installs a downloaded model after verifying its checksum. */
 static int
 install_model(struct device *d)
@@ -474,7 +566,7 @@ install_model(struct device *d)
 	void *blob = NULL;
 	size_t len = 0;
 	struct ctr *m = NULL;
-	struct ctr_meta meta;
+	double gctr = 0;
 	char err[256];
 	int rc;
 
@@ -487,17 +579,20 @@ install_model(struct device *d)
 		rc = -EBADMSG;
 		goto fail;
 	}
-	if ((rc = ctr_io_unpack(&m, &meta, blob, len, err, sizeof(err)))) {
+	if ((rc = model_get(d->dd, d->dl_version, blob, len, &m, &gctr, err,
+	    sizeof(err)))) {
 		log_warnx("DOWNLOAD: device=%s model v%llu refused: %s", d->id,
 		    (unsigned long long)d->dl_version, err);
 		goto fail;
 	}
-	if ((rc = dstore_model_put(d->st, d->dl_version, blob, len)) != 0)
+	if ((rc = dstore_model_put(d->st, d->dl_version, blob, len)) != 0) {
+		model_put(d->dd, m);
 		goto fail;
-	ctr_free(d->model);
+	}
+	model_put(d->dd, d->model);
 	d->model = m;
 	d->version = d->dl_version;
-	d->global_ctr = meta.global_ctr;
+	d->global_ctr = gctr;
 	dstore_dl_clear(d->st);
 	free(blob);
 	log_info("DOWNLOAD: device=%s model v%llu installed (%zu bytes, r_g "
@@ -653,10 +748,19 @@ on_error(struct device *d, const Dccl__Error *er, int signed_)
 		}
 		break;
 	case DCCL__ERROR_CODE__E_BUSY:
+	case DCCL__ERROR_CODE__E_RATE_LIMITED:
+		if (er->code == DCCL__ERROR_CODE__E_BUSY)
+			d->dd->n_busy++;
+		/* The cloud's pacing hint, capped: an unsigned error may
+		 * come from anyone and must not park the device for long. */
+		d->retry_after = er->retry_after_ms <
+		    (uint32_t)d->dd->cf.backoff_max_ms ? er->retry_after_ms :
+		    (uint32_t)d->dd->cf.backoff_max_ms;
+		backoff(d, wire_error_name(er->code));
+		return;
 	case DCCL__ERROR_CODE__E_STORAGE:
 	case DCCL__ERROR_CODE__E_INTERNAL:
 	case DCCL__ERROR_CODE__E_SHUTTING_DOWN:
-	case DCCL__ERROR_CODE__E_RATE_LIMITED:
 		backoff(d, wire_error_name(er->code));
 		return;
 	default:
@@ -932,12 +1036,27 @@ device_init(struct deviced *dd, struct device *d, const char *id,
 	for (size_t i = 0; i < d->test.n; i++)
 		d->test.s[i].user = user;
 	if (dstore_model_get(d->st, &d->version, &blob, &len) == 0) {
-		if (ctr_io_unpack(&d->model, NULL, blob, len, err, sizeof(err))) {
+		if (model_get(dd, d->version, blob, len, &d->model, NULL, err,
+		    sizeof(err))) {
 			log_warnx("MODEL: device=%s stored model refused: %s",
 			    id, err);
 			d->version = 0;
 		}
 		free(blob);
+	}
+	/*
+	 * A patch already made for the stored model from the same samples
+	 * is not made again after a restart (a killed deviced hosting many
+	 * devices would upload twice for those done): a pending one is sent,
+	 * an acknowledged one stands. New samples since train again.
+	 */
+	{
+		int64_t tn = -1;
+		if (d->model == NULL || dstore_outbox_last_base(d->st,
+		    &d->trained_version) != 0 || d->trained_version !=
+		    d->version || dstore_kv_get(d->st, "trained_samples",
+		    &tn) != 0 || tn != (int64_t)d->local.n)
+			d->trained_version = 0;
 	}
 	/* Raw: see transmit(). Re-sends are ours (net.resend-ms). */
 	if ((sock = nn_socket(AF_SP_RAW, NN_REQ)) < 0)
@@ -969,8 +1088,18 @@ device_init(struct deviced *dd, struct device *d, const char *id,
 void
 device_start(struct device *d)
 {
+	int64_t j = d->dd->cf.start_jitter_ms;
+
 	d->t_start = uv_hrtime() / 1e9;
-	enter(d, DEV_REGISTER);
+	if (j <= 0) {
+		enter(d, DEV_REGISTER);
+		return;
+	}
+	/* Not all at once: a fleet that boots together (a simulation, a
+	 * power cut's end) would otherwise meet the cloud in one burst. */
+	d->state = DEV_REGISTER;
+	uv_timer_start(&d->timer, timer_cb,
+	    randombytes_uniform((uint32_t)j + 1), 0);
 }
 
 void
@@ -1008,7 +1137,8 @@ device_fini(struct device *d)
 		sodium_memzero(d->auth, sizeof(*d->auth));
 	free(d->auth);
 	free(d->pend);
-	ctr_free(d->model);
+	model_put(d->dd, d->model);
+	d->model = NULL;
 	dataset_fini(&d->local);
 	dataset_fini(&d->test);
 	dataset_fini(&d->retrieved);

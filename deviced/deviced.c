@@ -73,6 +73,9 @@ const struct conf_opt deviced_opts[] = {
 	CONF_INT("net.resend-ms", DV_OFF(resend_ms), "5000", 100, 3600000, 0,
 	    "re-send a request unanswered this long (maybe to another "
 	    "replica)"),
+	CONF_INT("net.start-jitter-ms", DV_OFF(start_jitter_ms), "1000", 0,
+	    3600000, 0, "each device starts at a random time this long "
+	    "after deviced (0 = at once)"),
 	CONF_INT("net.backoff-min-ms", DV_OFF(backoff_min_ms), "100", 1,
 	    3600000, 0, "first retry delay (doubles, with jitter)"),
 	CONF_INT("net.backoff-max-ms", DV_OFF(backoff_max_ms), "30000", 1,
@@ -475,6 +478,11 @@ deviced_main(int argc, char **argv)
 		log_info("EXIT: %d/%d devices done, %llu bytes up, %llu down",
 		    dd->n_done, dd->n_dev, (unsigned long long)up,
 		    (unsigned long long)down);
+		log_info("TRAFFIC: %llu requests, %llu re-sends, %llu "
+		    "timeouts, %llu busy", (unsigned long long)dd->n_req,
+		    (unsigned long long)dd->n_resend,
+		    (unsigned long long)dd->n_timeout,
+		    (unsigned long long)dd->n_busy);
 	}
 	rc = dd->cf.run_once && !signalled && dd->n_done < dd->n_dev;
 	free(dd->dev);

@@ -40,6 +40,7 @@ struct deviced_conf {
 	int64_t	 memory_mb, flops_budget;
 	int64_t	 request_timeout_ms, resend_ms, backoff_min_ms,
 		 backoff_max_ms, max_message, workers;
+	int64_t	 start_jitter_ms;	/* devices start within this window */
 	char	*eval_methods;	/* comma-separated method names */
 	/* authentication (shared/auth.h) and differential privacy (dp.c) */
 	int	 auth_mode;	/* enum auth_mode */
@@ -75,6 +76,7 @@ struct app;
 struct auth_dev;
 struct ofa_dev;
 struct ctr;
+struct dev_model;
 
 struct device {
 	struct deviced	*dd;
@@ -119,6 +121,7 @@ struct device {
 	uint64_t	 trained_version;
 	/* download in progress */
 	uint64_t	 dl_version, dl_total;
+	uint32_t	 retry_after;	/* the cloud's hint for the next retry */
 	uint32_t	 dl_next, dl_n;
 	uint8_t		 dl_sum[32];
 	/* job results */
@@ -147,11 +150,14 @@ struct deviced {
 	int			 has_sub;
 	struct device		*dev;
 	int			 n_dev;
+	struct dev_model	*models;	/* shared cloud models, device.c */
 	int			 n_done;
 	int			 jobs;
 	int			 stopping;
 	atomic_int		 stop;
 	int			 closed;
+	/* traffic counters, logged at exit (scripts/scale.sh reads them) */
+	uint64_t		 n_req, n_resend, n_timeout, n_busy;
 };
 
 /* deviced.c: the options (deviced.*, device.*, net.*, auth.*, dp.*,

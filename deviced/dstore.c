@@ -57,7 +57,13 @@ dstore_open(struct dstore **out, const char *path, char *err, size_t errlen)
 		dstore_close(st);
 		return -EIO;
 	}
-	if (exec(st, schema) != 0) {
+	/*
+	 * A small page cache: deviced may host hundreds of stores, and
+	 * SQLite's default (2 MiB each) would be most of a hosted device's
+	 * memory. The store is read mostly at start and written in chunks.
+	 */
+	if (exec(st, "PRAGMA cache_size = -128") != 0 ||
+	    exec(st, schema) != 0) {
 		snprintf(err, errlen, "%s: %s", path, st->err);
 		dstore_close(st);
 		return -EIO;
@@ -335,6 +341,55 @@ dstore_outbox_ack(struct dstore *st, uint64_t req_id, uint64_t patch)
 	sqlite3_bind_int64(s, 2, (int64_t)req_id);
 	if (sqlite3_step(s) != SQLITE_DONE)
 		rc = fail_db(st, "outbox ack");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+dstore_outbox_last_base(struct dstore *st, uint64_t *base)
+{
+	sqlite3_stmt *s;
+	int rc = 0;
+
+	*base = 0;
+	if (prep(st, "SELECT MAX(base_version) FROM outbox", &s) != 0)
+		return -EIO;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		*base = (uint64_t)sqlite3_column_int64(s, 0);
+	else
+		rc = fail_db(st, "outbox last base");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+dstore_kv_get(struct dstore *st, const char *key, int64_t *v)
+{
+	sqlite3_stmt *s;
+
+	*v = 0;
+	if (prep(st, "SELECT value FROM kv WHERE key = ?", &s) != 0)
+		return -EIO;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		*v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return 0;
+}
+
+int
+dstore_kv_set(struct dstore *st, const char *key, int64_t v)
+{
+	sqlite3_stmt *s;
+	int rc = 0;
+
+	if (prep(st, "INSERT INTO kv VALUES(?, ?) ON CONFLICT(key) DO UPDATE "
+	    "SET value = excluded.value", &s) != 0)
+		return -EIO;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, v);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		rc = fail_db(st, "kv set");
 	sqlite3_finalize(s);
 	return rc;
 }

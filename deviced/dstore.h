@@ -52,5 +52,11 @@ int	dstore_outbox_put(struct dstore *st, uint64_t req_id, uint64_t base,
 int	dstore_outbox_pending(struct dstore *st, uint64_t *req_id,
 	    uint64_t *base, void **blob, size_t *len);
 int	dstore_outbox_ack(struct dstore *st, uint64_t req_id, uint64_t patch);
+/* The newest base version of any patch in the outbox, sent or not (0 if
+ * none): what the device last trained on, across restarts. */
+int	dstore_outbox_last_base(struct dstore *st, uint64_t *base);
+/* Small persistent counters; a missing key reads 0. */
+int	dstore_kv_get(struct dstore *st, const char *key, int64_t *v);
+int	dstore_kv_set(struct dstore *st, const char *key, int64_t v);
 
 #endif

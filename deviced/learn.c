@@ -215,7 +215,11 @@ prepare(struct device *d, struct prep *p, const struct dataset *ret)
 		uint32_t *li = xcalloc(n, sizeof(uint32_t));
 		for (size_t i = 0; i < n; i++)
 			li[i] = (uint32_t)i;
-		ctr_logits(d->model, &p->work, li, n, p->p0);
+		/* d->model is shared by the devices of this deviced
+		 * (device.c): its scratch buffers are not this job's. */
+		struct ctr *base = ctr_clone(d->model);
+		ctr_logits(base, &p->work, li, n, p->p0);
+		ctr_free(base);
 		for (size_t i = 0; i < n; i++) {
 			double z = p->p0[i];
 			p->loss0[i] = (float)bce(z, p->y[i]);

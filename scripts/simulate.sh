@@ -62,6 +62,20 @@ done
 sed -n 's/.*\(TRAIN: model v.*\)/\1/p' "$OUT/cloudd.log"
 
 echo "== devices"
+td=$(date +%s.%N)
+: >"$OUT/devices.pids"
+# One deviced, restarted if it is SIGKILLed (the dropout test of
+# scripts/scale.sh, with RESTART_KILLED=1) until it exits by itself.
+run_deviced() {
+	while :; do
+		"$BIN/deviced" "$@" >>"$OUT/deviced$p.log" 2>&1 &
+		echo $! >>"$OUT/devices.pids"
+		r=0; wait $! || r=$?
+		[ $r -eq 137 ] && [ -n "${RESTART_KILLED:-}" ] || return $r
+		echo "RESTART: deviced $p was killed; starting it again" \
+		    >>"$OUT/deviced$p.log"
+	done
+}
 users=$(ls "$SHARDS" | sed -n 's/^\([0-9]*\)\.local\.csv$/\1/p' | sort -n | head -n "$N")
 n=$(echo "$users" | wc -l)
 p=0
@@ -73,10 +87,10 @@ for g in "$OUT"/group.*; do
 		ln -sf "$SHARDS/$u.local.csv" "$OUT/shards$p/"
 		[ -f "$SHARDS/$u.test.csv" ] && ln -sf "$SHARDS/$u.test.csv" "$OUT/shards$p/"
 	done
-	"$BIN/deviced" -o deviced.cloud="$EP" -o deviced.cloud-pub="$PUB" \
+	: >"$OUT/deviced$p.log"
+	run_deviced -o deviced.cloud="$EP" -o deviced.cloud-pub="$PUB" \
 	    -o deviced.shards="$OUT/shards$p" -o deviced.data-dir="$OUT/dev" \
-	    -o deviced.run-once=yes ${DEVICED_OPTS:-} \
-	    >"$OUT/deviced$p.log" 2>&1 &
+	    -o deviced.run-once=yes ${DEVICED_OPTS:-} &
 	PIDS="$PIDS $!"
 	eval "DP$p=$!"
 done
@@ -86,6 +100,7 @@ for k in $(seq 1 $p); do
 	wait "$pid" || { echo "deviced $k failed"; tail -5 "$OUT/deviced$k.log"; rc=1; }
 done
 t1=$(date +%s.%N)
+printf "device phase: %.2f s\n" "$(echo "$t1 - $td" | bc)"
 peak=$(grep VmHWM /proc/$CPID/status | awk '{print $2}')
 
 echo "== summary"

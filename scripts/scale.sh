@@ -1,0 +1,112 @@
+#!/bin/sh
+# scale.sh N [KILL_PCT]: one round of N devices through scripts/simulate.sh
+# (synthetic data), watched from /proc every second. Prints round time
+# (first device start to last device done), requests, timeouts, E_BUSY,
+# cloudd and deviced peak RSS and the share of devices done.
+#
+# KILL_PCT (default 0): SIGKILL that share of the deviced processes once
+# half the devices have a model, restart them, and count whether they too
+# finish (dropout test).
+#
+# SCALE_MAX_ROUND_S: fail when the round takes longer (make loadtest).
+#
+# Safety: the machine is shared. The run is killed as a whole when the
+# total RSS of its processes passes SCALE_RSS_LIMIT_MB (default 8192) or
+# when it runs longer than SCALE_TIMEOUT_S (default 900).
+set -eu
+N=${1:?usage: scale.sh N [KILL_PCT]}
+KILL_PCT=${2:-0}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+LIMIT_MB=${SCALE_RSS_LIMIT_MB:-8192}
+TIMEOUT_S=${SCALE_TIMEOUT_S:-900}
+OUT=${OUT:-$(mktemp -d /tmp/dccl-scale.XXXXXX)}
+export OUT OPENBLAS_NUM_THREADS=1
+[ "$KILL_PCT" -gt 0 ] && export RESTART_KILLED=1
+mkdir -p "$OUT"
+
+# The whole run in its own process group, so one kill ends all of it.
+setsid sh "$ROOT/scripts/simulate.sh" "$N" >"$OUT/simulate.out" 2>&1 &
+SIM=$!
+trap 'kill -9 -$SIM 2>/dev/null || true' EXIT INT TERM
+
+# Processes of this run: their command lines name $OUT.
+rss_of() {	# prints "cloudd_kb deviced_total_kb deviced_max_kb"
+	c=0; t=0; m=0
+	for p in /proc/[0-9]*; do
+		cmd=$({ tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null) || continue
+		case "$cmd" in *"$OUT"*) ;; *) continue ;; esac
+		r=$({ awk '/^VmRSS/ {print $2}' "$p/status"; } 2>/dev/null) || continue
+		[ -n "$r" ] || continue
+		case "$cmd" in
+		*bin/cloudd*) c=$((c + r)) ;;
+		*bin/deviced*) t=$((t + r)); [ "$r" -gt "$m" ] && m=$r ;;
+		esac
+	done
+	echo "$c $t $m"
+}
+
+pc=0; pt=0; pm=0; killed=0; restarted=0; t=0; why=""
+while kill -0 $SIM 2>/dev/null; do
+	set -- $(rss_of)
+	[ "$1" -gt $pc ] && pc=$1
+	[ "$2" -gt $pt ] && pt=$2
+	[ "$3" -gt $pm ] && pm=$3
+	if [ $(( ($1 + $2) / 1024 )) -gt "$LIMIT_MB" ]; then
+		why="total RSS $(( ($1 + $2) / 1024 )) MiB passed the limit of $LIMIT_MB MiB"
+		break
+	fi
+	t=$((t + 1))
+	if [ $t -gt "$TIMEOUT_S" ]; then
+		why="still running after $TIMEOUT_S s"
+		break
+	fi
+	if [ "$KILL_PCT" -gt 0 ] && [ $killed -eq 0 ] && [ -f "$OUT/devices.pids" ]; then
+		got=$(cat "$OUT"/deviced*.log 2>/dev/null | grep -c "DOWNLOAD: .* installed" || true)
+		if [ "$got" -ge $((N / 2)) ]; then
+			np=$(wc -l <"$OUT/devices.pids")
+			k=$(( (np * KILL_PCT + 99) / 100 ))
+			head -n "$k" "$OUT/devices.pids" | while read -r pid; do
+				kill -9 "$pid" 2>/dev/null || true
+			done
+			killed=$k
+			echo "dropout: SIGKILLed $k of $np deviced processes with $got of $N models installed"
+		fi
+	fi
+	sleep 1
+done
+if [ -n "$why" ]; then
+	kill -9 -$SIM 2>/dev/null || true
+	echo "WATCHDOG: killed the run: $why"
+	echo "peak RSS so far: cloudd $((pc / 1024)) MiB, deviced total $((pt / 1024)) MiB (max $((pm / 1024)) MiB in one process)"
+	echo "output: $OUT"
+	exit 2
+fi
+rc=0
+wait $SIM || rc=$?
+trap - EXIT
+cat "$OUT/simulate.out" | grep -v '^[a-z0-9-]* *[0-9.]* + [0-9]' | grep -v '^\.\.\. ' || true
+logs=$(ls "$OUT"/deviced*.log)
+req=$(cat $logs | sed -n "s/.*TRAFFIC: \([0-9]*\) requests.*/\1/p" | awk "{ s += \$1 } END { print s + 0 }")
+tmo=$(cat $logs | grep -c "TIMEOUT:" || true)
+rsd=$(cat $logs | sed -n "s/.*requests, \([0-9]*\) re-sends.*/\1/p" | awk "{ s += \$1 } END { print s + 0 }")
+busy=$(cat $logs | sed -n "s/.*timeouts, \([0-9]*\) busy.*/\1/p" | awk "{ s += \$1 } END { print s + 0 }")
+done_=$(cat $logs | grep -o "DONE: device=[^ ]*" | sort -u | wc -l)
+echo "== scale: $N devices"
+printf "%-10s %s\n" round "$(sed -n 's/^device phase: //p' "$OUT/simulate.out")"
+printf "%-10s %s sent, %s timeouts (%s%%), %s E_BUSY\n" requests "$req" "$tmo" \
+    "$(awk -v a="$tmo" -v b="$req" 'BEGIN { printf "%.2f", b ? 100 * a / b : 0 }')" "$busy"
+printf "%-10s cloudd %d MiB; deviced total %d MiB, max %d MiB in one process, %.0f KiB per device\n" \
+    "peak RSS" $((pc / 1024)) $((pt / 1024)) $((pm / 1024)) "$(awk -v a=$pt -v n=$N 'BEGIN { print a / n }')"
+printf "%-10s %d of %d (%.1f%%)\n" done "$done_" "$N" "$(awk -v a=$done_ -v n=$N 'BEGIN { print 100 * a / n }')"
+[ "$KILL_PCT" -gt 0 ] && echo "dropout    $killed deviced processes SIGKILLed and restarted"
+echo "load       $(uptime | sed 's/.*load/load/')"
+echo "output: $OUT"
+[ "$done_" -eq "$N" ] || rc=1
+if [ -n "${SCALE_MAX_ROUND_S:-}" ]; then
+	r=$(sed -n 's/^device phase: \([0-9.]*\) s/\1/p' "$OUT/simulate.out")
+	if awk -v r="${r:-1e9}" -v m="$SCALE_MAX_ROUND_S" 'BEGIN { exit !(r > m) }'; then
+		echo "FAIL: round time ${r:-?} s is above SCALE_MAX_ROUND_S=$SCALE_MAX_ROUND_S"
+		rc=1
+	fi
+fi
+exit $rc
