@@ -95,6 +95,19 @@ fuzz_drain(struct cloudd *cd, uint64_t n)
 	}
 }
 
+static char fuzz_dir[64];
+
+/* The temporary store goes at exit (a crash keeps it, with the input). */
+static void
+fuzz_rmdir(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fuzz_dir);
+	if (fuzz_dir[0] != '\0' && system(cmd) != 0)
+		fprintf(stderr, "fuzz_requests: cannot remove %s\n", fuzz_dir);
+}
+
 static struct cloudd *
 fuzz_cloudd(void)
 {
@@ -105,6 +118,8 @@ fuzz_cloudd(void)
 	if (mkdtemp(dir) == NULL || conf_init(&cd->conf, cloudd_opts, &cd->cf,
 	    stderr) != 0)
 		abort();
+	snprintf(fuzz_dir, sizeof(fuzz_dir), "%s", dir);
+	atexit(fuzz_rmdir);
 	fuzz_set(cd, "cloudd.data-dir", dir);
 	/* DCCL_FUZZ_LOG=debug shows each request's fate. */
 	fuzz_set(cd, "cloudd.log-level", getenv("DCCL_FUZZ_LOG") != NULL ?
