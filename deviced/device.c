@@ -893,6 +893,22 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 		    (unsigned long long)e->registered->model_version);
 		if (e->registered->model_version > d->announced)
 			d->announced = e->registered->model_version;
+		/*
+		 * Restarted after a crash with a patch for this version still
+		 * unacknowledged in the outbox: that job is done; upload it
+		 * rather than train again (a second patch of the same job).
+		 */
+		if (d->trained_version == 0 && d->model != NULL) {
+			uint64_t rid, base;
+			void *blob;
+			size_t blen;
+			if (dstore_outbox_pending(d->st, &rid, &base, &blob,
+			    &blen) == 0) {
+				if (base == d->version)
+					d->trained_version = d->version;
+				free(blob);
+			}
+		}
 		if (d->announced > d->version) {
 			d->dl_version = d->announced;
 			d->dl_next = 0;

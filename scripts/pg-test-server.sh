@@ -3,6 +3,8 @@
 #
 #   sh scripts/pg-test-server.sh start [fast|durable]   prints its directory
 #   sh scripts/pg-test-server.sh stop DIR               stops it, removes DIR
+#   sh scripts/pg-test-server.sh down|up DIR            an outage: stops it
+#       (immediate, as a crash) keeping DIR; starts it again on the same data
 #
 # The server runs from Debian's postgresql package (initdb and pg_ctl under
 # /usr/lib/postgresql/N/bin) in a new directory /tmp/dccl-pg.XXXXXX, listens
@@ -39,6 +41,7 @@ start)
 	fi
 	opts="-k $dir -c listen_addresses= -c max_connections=200"
 	[ "${2:-fast}" = fast ] && opts="$opts -c fsync=off -c full_page_writes=off"
+	echo "$opts" >"$dir/opts"	# for "up"
 	if ! run "$PGBIN/initdb" -D "$dir/data" -A trust -U dccl -E UTF8 \
 	    --no-sync >"$dir/initdb.log" 2>&1; then
 		echo "pg-test-server: initdb failed:" >&2
@@ -62,8 +65,18 @@ stop)
 	    -w stop >/dev/null 2>&1 || true
 	rm -rf "$dir"
 	;;
+down|up)
+	dir=${2:?usage: pg-test-server.sh down|up DIR}
+	case $dir in /tmp/dccl-pg.*) ;; *) echo "not a test server: $dir" >&2; exit 2 ;; esac
+	if [ "$1" = down ]; then
+		run "$PGBIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null
+	else
+		run "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
+		    -o "$(cat "$dir/opts")" start >/dev/null
+	fi
+	;;
 *)
-	echo "usage: pg-test-server.sh start [fast|durable] | stop DIR" >&2
+	echo "usage: pg-test-server.sh start [fast|durable] | stop|down|up DIR" >&2
 	exit 2
 	;;
 esac

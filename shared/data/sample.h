@@ -60,7 +60,8 @@ sample_wday(int64_t ts)
 static inline const uint32_t *
 sample_hist(const struct dataset *ds, const struct sample *s)
 {
-	return ds->hist + s->hist_off;
+	/* A pool with no history at all has hist == NULL (and hist_len 0). */
+	return ds->hist != NULL ? ds->hist + s->hist_off : ds->hist;
 }
 
 #endif

@@ -1,5 +1,5 @@
-# The libFuzzer harnesses (tests/fuzz/fuzz_*.c: envelope + auth, request
-# validation, config parser, dataset and model parsers) build with clang
+# The libFuzzer harnesses (tests/fuzz/fuzz_*.c: envelope + auth, requests
+# through cloudd's real handlers, config parser, dataset and model parsers) build with clang
 # and each runs ~5 s on its seed corpus without a crash, leak or UB report.
 # Longer runs: make fuzz FUZZ_SECONDS=N.
 . "$(dirname "$0")/../../scripts/itest-lib.sh"

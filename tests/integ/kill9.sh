@@ -19,7 +19,7 @@ log "SIGKILL cloudd mid-round"
 kill -9 "$CPID"
 wait "$CPID" 2>/dev/null || true
 acked_before=$(grep -c 'ACK: ' "$T/devs.log" || true)
-sleep 1
+# Reaped above: its sockets are closed, the restart can bind at once.
 start_cloudd
 wait_for "! kill -0 $DP 2>/dev/null" 900 0.1 || die "devices did not finish"
 rc=0; wait "$DP" || rc=$?

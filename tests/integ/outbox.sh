@@ -13,7 +13,10 @@ make_data 4 60
 start_cloudd
 wait_model 1
 u=$(ls "$SHARDS" | sed -n 's/\.local\.csv$//p' | sort -n | head -n 1)
-DEV="-o deviced.device-id=box -o deviced.user-id=$u -o deviced.local-data=$SHARDS/$u.local.csv"
+# No retrieval: the second learning job must not need the frozen cloud
+# before its upload (a retrieval would wait for it, and nothing would be in
+# the outbox when the device is killed).
+DEV="-o deviced.device-id=box -o deviced.user-id=$u -o deviced.local-data=$SHARDS/$u.local.csv -o learn.retrieve-k=0"
 # shellcheck disable=SC2086
 start_deviced first $DEV -o net.request-timeout-ms=60000 -o net.resend-ms=60000 \
     -o deviced.app-listen='ipc://{dir}/app.ipc' -o learn.retrain-every=1
@@ -23,9 +26,11 @@ kill -STOP "$CPID"
 item=$(grep -v '^#' "$SHARDS/$u.local.csv" | grep -v '^user' | tail -1 | cut -d, -f2)
 "$BIN/dcctl" device -s "ipc://$T/dev/box/app.ipc" -t 10 event "$item" 1 1 >/dev/null ||
     { kill -CONT "$CPID"; die "app event failed"; }
-wait_for "[ \$(grep -c 'TRAIN: device=box ' '$T/first.log') -ge 2 ]" 300 0.05 ||
+wait_for "[ \$(grep -c ': TRAIN: device=box ' '$T/first.log') -ge 2 ]" 300 0.05 ||
     { kill -CONT "$CPID"; die "no second training"; }
-sleep 0.5	# the upload leaves (it is in the outbox before the send)
+# The new patch is in the outbox (written before the send), unacknowledged.
+wait_for "[ \"\$(sqlite3 '$T/dev/box/device.db' 'SELECT count(*) FROM outbox WHERE acked = 0' 2>/dev/null)\" = 1 ]" 300 0.05 ||
+    { kill -CONT "$CPID"; die "no unacknowledged outbox entry"; }
 kill -9 "$DPID"; wait "$DPID" 2>/dev/null || true
 [ "$(grep -c "ACK: device=box" "$T/first.log")" = 1 ] ||
     { kill -CONT "$CPID"; die "the cloud answered while stopped"; }

@@ -185,9 +185,12 @@ grep -q "REGISTER: device=pre-1 " "$T/c$F.log" || die "pre-1 not served by repli
 grep -q "AUTH-ENROLL: device=pre-1 .* by dcctl" "$T/c$L.log" || die "pre-1 not enrolled by $L"
 
 log "leader takeover during training"
+ep0=$(grep -c 'TRAIN: epoch ' "$T/c$L.log" || true)
 "$BIN/dcctl" -s "ipc://$T/adm$F.ipc" -t 20 train 400 >/dev/null || die "dcctl train"
 wait_for "grep -q 'TASK: .* started' '$T/c$L.log'" 100 0.1 || die "leader did not start the task"
-sleep 0.3
+# Mid-training: the task's first epoch is done.
+wait_for "[ \$(grep -c 'TRAIN: epoch ' '$T/c$L.log') -gt $ep0 ]" 600 0.05 ||
+    die "the task trained no epoch"
 grep -q 'ANNOUNCE: model v2' "$T/c$L.log" && die "training ended before the kill; make it longer"
 eval "LP=\$CP$L"
 kill -9 "$LP"

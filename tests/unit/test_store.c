@@ -374,6 +374,101 @@ test_newer_schema_refused(void **state)
 	assert_non_null(strstr(err, "schema version 99 is newer"));
 }
 
+/*
+ * A store at the previous schema (3: before the keys moved into the store)
+ * with rows in every table it had, opened by today's code: migration 4
+ * runs once, every row is still there, and the new tables work. The
+ * migrations are append-only, so version 3 is today's store with what
+ * migration 4 created dropped and its schema_version row deleted.
+ */
+static void	put_model(struct store *st, uint64_t v, uint64_t parent,
+		    size_t len);
+static void	patch(struct store_patch *p, const char *dev, uint64_t req,
+		    uint64_t base, void *blob, size_t size);
+
+static void
+test_upgrade_from_previous_schema(void **state)
+{
+	char path[700];
+	struct store *st;
+	struct store_device d;
+	struct store_patch p;
+	struct store_model_info mi;
+	struct store_authkey k, kk;
+	uint8_t pk[32], sk[32], cpk[32], csk[32], blob[20] = "old patch bytes", buf[100];
+	uint64_t n = 0, id = 0, id2 = 0;
+	void *ofa = NULL;
+	size_t olen = 0;
+	int dup = -1, created = -1, how = -1;
+
+	(void)state;
+	assert_int_equal(STORE_SCHEMA_VERSION, 4);	/* else update this test */
+	db_path(path, sizeof(path));
+	st = open_ok(path);
+	memset(&d, 0, sizeof(d));
+	snprintf(d.id, sizeof(d.id), "dev-old");
+	d.user_id = 42;
+	snprintf(d.compute_class, sizeof(d.compute_class), "high");
+	d.last_seen = 77;
+	assert_int_equal(store_device_put(st, &d), 0);
+	patch(&p, "dev-old", 9, 1, blob, sizeof(blob));
+	assert_int_equal(store_patch_put(st, &p, &id, &dup), 0);
+	put_model(st, 1, 0, 300);
+	assert_int_equal(store_ofa_put(st, 1, "ofa-blob", 8), 0);
+	store_close(st);
+	B->raw_exec(path, "DROP TABLE cloud_key; DROP TABLE device_keys; "
+	    "DELETE FROM schema_version WHERE version = 4");
+	assert_int_equal(raw_count(path, "SELECT max(version) FROM "
+	    "schema_version"), 3);
+
+	st = open_ok(path);
+	assert_int_equal(store_schema_version(st), STORE_SCHEMA_VERSION);
+	assert_int_equal(raw_count(path, "SELECT count(*) FROM schema_version"),
+	    STORE_SCHEMA_VERSION);
+	/* The old rows. */
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(store_device_get(st, "dev-old", &d), 0);
+	assert_int_equal(d.user_id, 42);
+	assert_string_equal(d.compute_class, "high");
+	assert_int_equal(store_patch_count(st, &n), 0);
+	assert_int_equal(n, 1);
+	patch(&p, "dev-old", 9, 1, blob, sizeof(blob));	/* a resend */
+	assert_int_equal(store_patch_put(st, &p, &id2, &dup), 0);
+	assert_int_equal(dup, 1);
+	assert_int_equal(id2, id);
+	assert_int_equal(store_model_info(st, 0, &mi), 0);
+	assert_int_equal(mi.version, 1);
+	assert_int_equal(mi.size, 300);
+	assert_int_equal(store_model_read(st, 1, 0, buf, sizeof(buf)), 0);
+	for (size_t i = 0; i < sizeof(buf); i++)
+		assert_int_equal(buf[i], (uint8_t)(i * 7 + 1));
+	assert_int_equal(store_ofa_get(st, 1, &ofa, &olen), 0);
+	assert_int_equal(olen, 8);
+	assert_memory_equal(ofa, "ofa-blob", 8);
+	free(ofa);
+	/* The tables migration 4 created. */
+	memset(cpk, 1, sizeof(cpk));
+	memset(csk, 2, sizeof(csk));
+	assert_int_equal(store_cloud_key(st, cpk, csk, pk, sk, &created), 0);
+	assert_int_equal(created, 1);
+	assert_memory_equal(pk, cpk, 32);
+	memset(&k, 0, sizeof(k));
+	snprintf(k.device_id, sizeof(k.device_id), "dev-old");
+	memset(k.pk, 3, sizeof(k.pk));
+	k.enrolled = 5;
+	assert_int_equal(store_authkey_put(st, &k, 0, &how), 0);
+	assert_int_equal(how, STORE_AUTHKEY_NEW);
+	assert_int_equal(store_authkey_get(st, "dev-old", &kk), 0);
+	assert_memory_equal(kk.pk, k.pk, 32);
+	store_close(st);
+	/* Upgraded once: reopening runs nothing again. */
+	st = open_ok(path);
+	assert_int_equal(store_schema_version(st), STORE_SCHEMA_VERSION);
+	store_close(st);
+	assert_int_equal(raw_count(path, "SELECT count(*) FROM schema_version"),
+	    STORE_SCHEMA_VERSION);
+}
+
 static void
 test_unknown_backend(void **state)
 {
@@ -1715,6 +1810,7 @@ main(void)
 		cmocka_unit_test(test_open_creates_schema),
 		cmocka_unit_test(test_reopen_keeps_data),
 		cmocka_unit_test(test_newer_schema_refused),
+		cmocka_unit_test(test_upgrade_from_previous_schema),
 		cmocka_unit_test(test_unknown_backend),
 		cmocka_unit_test(test_unwritable_path),
 		cmocka_unit_test(test_concurrent_first_open),
