@@ -246,6 +246,86 @@ test_pinning(void **state)
 	rmdir(path);
 }
 
+/*
+ * Signed announcements (protocol v3): the key reaches the device under its
+ * session MAC; only the cloud's signature over every field is accepted.
+ */
+static void
+test_announce(void **state)
+{
+	char path[] = "/tmp/test_auth.XXXXXX";
+	char kf[600];
+	struct auth_dev a;
+	struct auth_key up, down, tok;
+	uint8_t cpk[32], csk[32], c2[32], sk2[32], spk[32], ssk[64];
+	uint8_t ospk[32], ossk[64], mac[32], sig[64], sum[32];
+	Dccl__ModelAnnounce m = DCCL__MODEL_ANNOUNCE__INIT;
+
+	(void)state;
+	assert_non_null(mkdtemp(path));
+	snprintf(kf, sizeof(kf), "%s/auth.key", path);
+	crypto_kx_keypair(cpk, csk);
+	crypto_kx_keypair(c2, sk2);
+	assert_int_equal(auth_dev_open(&a, kf, "tok", AUTH_MAC), 0);
+	assert_int_equal(auth_dev_set_cloud(&a, cpk, AUTH_MAC), 0);
+	assert_int_equal(auth_session_cloud(&up, &down, cpk, csk, a.pk), 0);
+	auth_announce_keypair(csk, spk, ssk);
+	/* Deterministic in the cloud key: replicas sign alike. */
+	auth_announce_keypair(csk, ospk, ossk);
+	assert_memory_equal(spk, ospk, 32);
+	memset(sum, 7, sizeof(sum));
+	m.version = 9;
+	m.parent = 8;
+	m.size = 1234;
+	m.checksum.data = sum;
+	m.checksum.len = 32;
+	/* No key learned yet: dropped. */
+	auth_announce_sign(ssk, &m, sig);
+	assert_int_equal(auth_dev_announce_ok(&a, &m), 0);
+	/* A key MACed with the token key (what a token holder can make). */
+	auth_token_key("tok", &tok);
+	auth_announce_key_mac(mac, &tok, spk);
+	assert_int_equal(auth_dev_set_announce_key(&a, spk, 32, mac, 32),
+	    -EBADMSG);
+	assert_int_equal(a.have_spk, 0);
+	auth_announce_key_mac(mac, &down, spk);
+	assert_int_equal(auth_dev_set_announce_key(&a, spk, 31, mac, 32),
+	    -EBADMSG);
+	assert_int_equal(auth_dev_set_announce_key(&a, spk, 32, mac, 32), 0);
+	assert_int_equal(auth_dev_announce_ok(&a, &m), 1);
+	/* Each signed field matters. */
+	m.version = 10;
+	assert_int_equal(auth_dev_announce_ok(&a, &m), 0);
+	m.version = 9;
+	sum[31] ^= 1;
+	assert_int_equal(auth_dev_announce_ok(&a, &m), 0);
+	sum[31] ^= 1;
+	m.size++;
+	assert_int_equal(auth_dev_announce_ok(&a, &m), 0);
+	m.size--;
+	assert_int_equal(auth_dev_announce_ok(&a, &m), 1);
+	/* Unsigned, truncated, or signed by another key. */
+	m.signature.len = 0;
+	assert_int_equal(auth_dev_announce_ok(&a, &m), 0);
+	m.signature.len = 63;
+	assert_int_equal(auth_dev_announce_ok(&a, &m), 0);
+	crypto_sign_keypair(ospk, ossk);
+	auth_announce_sign(ossk, &m, sig);
+	assert_int_equal(auth_dev_announce_ok(&a, &m), 0);
+	/* A re-pinned cloud key forgets the announcement key. */
+	a.repin = 1;
+	assert_int_equal(auth_dev_set_cloud(&a, c2, AUTH_MAC), 0);
+	assert_int_equal(a.have_spk, 0);
+	auth_announce_sign(ssk, &m, sig);
+	assert_int_equal(auth_dev_announce_ok(&a, &m), 0);
+	/* With auth.mode off nothing is authenticated, announcements too. */
+	a.want = AUTH_OFF;
+	m.signature.len = 0;
+	assert_int_equal(auth_dev_announce_ok(&a, &m), 1);
+	unlink(kf);
+	rmdir(path);
+}
+
 /* guard_upload_check: every refusal branch, clipping, and acceptance. */
 static void
 test_upload_check(void **state)
@@ -399,6 +479,7 @@ main(void)
 		cmocka_unit_test(test_seal_kat),
 		cmocka_unit_test(test_unseal_refuses),
 		cmocka_unit_test(test_pinning),
+		cmocka_unit_test(test_announce),
 		cmocka_unit_test(test_upload_check),
 		cmocka_unit_test(test_register_check),
 		cmocka_unit_test(test_dp_release),
