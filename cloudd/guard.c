@@ -511,6 +511,7 @@ admit_register(struct cloudd *cd, struct rpc_req *r, const void *buf,
 		 * change no state (guard_enroll, h_register).
 		 */
 		r->reg_token_only = same;
+		r->reg_token = 1;
 		r->seal.key = g->tok;
 	} else {
 		if (d == NULL || pk->len != 32 ||

@@ -8,6 +8,9 @@
 #     the endpoint): the device must refuse it, until auth.repin=yes.
 #  3. The key store is created 0600 whatever the umask, and cloudd refuses
 #     to start on a store other users can read.
+#  4. With auth.user-devices=1, a fresh id (token only) may not bind itself
+#     to a user that already has a device: it would replace that user's
+#     teacher patch in MoMoDistill.
 #  5. Enrolments of fresh ids are rate-limited globally (limits.enroll-rate)
 #     before any X25519 operation or commit.
 #  6. A forged ModelAnnounce (unsigned, or signed by another key) of a
@@ -258,5 +261,32 @@ cat "$T/perm.log"
 [ $rc = 1 ] || hole "3: world-readable store: exit $rc, want 1"
 grep -q "DB-PERMS: .*cloudd.db is accessible to other users" "$T/perm.log" ||
     hole "3: no DB-PERMS line"
+
+log "4. a fresh id claims a user that already has its device (auth.user-devices=1)"
+chmod 600 "$T/cloud/cloudd.db"
+start_cloudd -o auth.mode=encrypt -o train.on-start=no -o auth.user-devices=1
+[ "$(sql "SELECT count(*) FROM devices WHERE user_id=$u")" -ge 1 ] ||
+    die "4: user $u has no device"
+out=$("$BIN/dccl-probe" "$EP" hijack squat "$T/probe/squat.key" "$u") || true
+echo "fresh id naming user $u: $out"
+case $out in "ERROR E_FORBIDDEN"*) ;; *) hole "4: a fresh id claimed user $u: $out" ;; esac
+[ "$(sql "SELECT count(*) FROM devices WHERE device_id='squat'")" = 0 ] ||
+    hole "4: the squatting id was bound"
+[ "$(sql "SELECT count(*) FROM device_keys WHERE device_id='squat'")" = 0 ] ||
+    hole "4: the squatting id's key was enrolled"
+free=""
+for f in $(ls "$SHARDS" | grep local | sed 's/\..*//' | sort -n); do
+	[ "$(sql "SELECT count(*) FROM devices WHERE user_id=$f")" = 0 ] &&
+	    { free=$f; break; }
+done
+if [ -n "$free" ]; then
+	out=$("$BIN/dccl-probe" "$EP" hijack fresh "$T/probe/fresh.key" "$free") || true
+	echo "fresh id naming unbound user $free: $out"
+	case $out in "REPLY registered"*) ;; *) die "4: a fresh id for a free user: $out" ;; esac
+else
+	echo "(no unbound user in the shards: positive case skipped)"
+fi
+kill -TERM "$CPID"; wait "$CPID" || die "cloudd exit"
+
 [ -z "$HOLES" ] || die "attacks that worked:$HOLES"
 echo "attacks OK"
