@@ -13,6 +13,8 @@
 #   3. enrolling an enrolled id again is refused (E_FORBIDDEN) unless
 #      --replace, which makes the old key file useless and the new one work;
 #      an existing key file is never overwritten;
+#   (after a restart, the running device accepts the cloud's signed
+#   announcement of v2 and downloads it;)
 #   4. keys of a legacy auth.db move into the store, which then holds them.
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 endpoints
@@ -114,6 +116,13 @@ wait_for "[ \$(grep -c 'READY: cloudd' '$T/cloudd.log') -ge 2 ]" 100 0.1 || die 
 start_deviced a-again -o deviced.local-data="$SHARDS/$u0.local.csv" -o deviced.user-id="$u0" \
     -o deviced.device-id=dev-a -o auth.mode=mac
 wait_for "grep -q 'REGISTERED: device=dev-a' '$T/a-again.log'" 100 0.1 || die "not after a restart"
+log "a signed announcement from the real cloud is acted on (protocol v3)"
+dcctl train 1 >/dev/null || die "dcctl train"
+wait_for "grep -q 'ANNOUNCED: model v2\$' '$T/a-again.log'" 300 0.1 ||
+    die "the cloud's announcement of v2 was not accepted: $(grep ANNOUNCE "$T/a-again.log")"
+wait_for "grep -q 'DOWNLOAD: device=dev-a model v2 installed' '$T/a-again.log'" 300 0.1 ||
+    die "v2 not downloaded after its announcement"
+grep -q "BAD-ANNOUNCE\|AUTH-ANNOUNCE" "$T/a-again.log" && die "an announcement was refused"
 kill "$DPID"; wait "$DPID" || true
 
 log "a legacy auth.db moves into the store once"
