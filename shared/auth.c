@@ -431,7 +431,8 @@ announce_msg(uint8_t *b, const Dccl__ModelAnnounce *m)
 		for (int j = 0; j < 8; j++)
 			b[n++] = (uint8_t)(v[i] >> (8 * j));
 	b[n++] = (uint8_t)m->checksum.len;
-	memcpy(b + n, m->checksum.data, m->checksum.len);
+	if (m->checksum.len > 0)	/* data is NULL when empty */
+		memcpy(b + n, m->checksum.data, m->checksum.len);
 	return n + m->checksum.len;
 }
 

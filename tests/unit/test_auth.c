@@ -315,6 +315,15 @@ test_announce(void **state)
 	crypto_sign_keypair(ospk, ossk);
 	auth_announce_sign(ossk, &m, sig);
 	assert_int_equal(auth_dev_announce_ok(&a, &m), 0);
+	/* An empty checksum (data NULL) is signed and checked too. */
+	m.checksum.data = NULL;
+	m.checksum.len = 0;
+	auth_announce_sign(ssk, &m, sig);
+	assert_int_equal(auth_dev_announce_ok(&a, &m), 1);
+	m.checksum.data = sum;
+	m.checksum.len = 32;
+	assert_int_equal(auth_dev_announce_ok(&a, &m), 0);
+	auth_announce_sign(ssk, &m, sig);
 	/* A re-pinned cloud key forgets the announcement key. */
 	a.repin = 1;
 	assert_int_equal(auth_dev_set_cloud(&a, c2, AUTH_MAC), 0);
