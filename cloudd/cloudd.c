@@ -132,6 +132,11 @@ static const struct conf_opt cloudd_opts[] = {
 	    "and it is renamed <file>.imported; relative to data-dir"),
 	CONF_BOOL("auth.rekey", CD_OFF(auth_rekey), "no", 0,
 	    "let a token holder re-enroll a known device id with a new key"),
+	CONF_INT("auth.user-devices", CD_OFF(user_devices), "0", 0, 1000000, 0,
+	    "device ids that may bind themselves to one user with the token "
+	    "(a first RegisterReq naming a user that has this many gets "
+	    "E_FORBIDDEN; ids pre-enrolled with dcctl enroll are exempt); "
+	    "0 = no limit"),
 	CONF_INT("limits.busy-ms", CD_OFF(busy_ms), "2000", 0, 600000, 0,
 	    "SQLite busy timeout; PostgreSQL lock_timeout"),
 	CONF_BOOL("train.on-start", CD_OFF(train_on_start), "yes", 1,

@@ -58,6 +58,7 @@ struct cloudd_conf {
 	int	 auth_mode;		/* enum auth_mode */
 	char	*auth_token, *auth_token_file, *auth_db;
 	int	 auth_rekey;
+	int64_t	 user_devices;		/* ids a user may self-bind, 0 = any */
 	double	 rate;			/* requests/s per device, 0 = off */
 	int64_t	 burst, dev_inflight;
 	double	 enroll_rate;		/* first enrolments/s, all devices */

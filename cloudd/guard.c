@@ -62,6 +62,8 @@ struct guard {
 	struct store		*st;	/* the loop thread's connection */
 	int			 shared;	/* replicas: misses go to the store */
 	uint8_t			 cpk[32], csk[32];
+	uint8_t			 spk[32], ssk[64];	/* announcements */
+	uint8_t			 akmac[32];	/* Registered's, until packed */
 	struct auth_key		 tok;
 	int			 have_tok;
 	int			 mode;
@@ -316,6 +318,7 @@ guard_open(struct guard **out, struct store *st, int shared,
 		goto fail;
 	}
 	sodium_memzero(sk, sizeof(sk));
+	auth_announce_keypair(g->csk, g->spk, g->ssk);
 	if (created)
 		log_info("AUTH: new cloud key pair %02x%02x%02x%02x... stored",
 		    g->cpk[0], g->cpk[1], g->cpk[2], g->cpk[3]);
@@ -508,6 +511,7 @@ admit_register(struct cloudd *cd, struct rpc_req *r, const void *buf,
 		 * change no state (guard_enroll, h_register).
 		 */
 		r->reg_token_only = same;
+		r->reg_token = 1;
 		r->seal.key = g->tok;
 	} else {
 		if (d == NULL || pk->len != 32 ||
@@ -744,7 +748,21 @@ guard_enroll(struct cloudd *cd, struct rpc_req *r, Dccl__Registered *rg,
 	rg->cloud_pubkey.data = g->cpk;
 	rg->cloud_pubkey.len = 32;
 	rg->auth_mode = (uint32_t)g->mode;
+	/* Under the session key: a token holder cannot forge it. */
+	auth_announce_key_mac(g->akmac, &d->down, g->spk);
+	rg->announce_key.data = g->spk;
+	rg->announce_key.len = 32;
+	rg->announce_key_mac.data = g->akmac;
+	rg->announce_key_mac.len = 32;
 	return 0;
+}
+
+void
+guard_sign_announce(const struct guard *g, Dccl__ModelAnnounce *a,
+    uint8_t sig[64])
+{
+	if (g != NULL && g->mode != AUTH_OFF)
+		auth_announce_sign(g->ssk, a, sig);
 }
 
 int

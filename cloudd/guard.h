@@ -113,6 +113,9 @@ int	guard_admin_enroll(struct cloudd *cd, const Dccl__AdminEnrollReq *q,
  */
 #define GUARD_NICE	10
 void	guard_worker_nice(void);
+/* Signs a ModelAnnounce (auth.h, protocol v3); nothing when auth is off. */
+void	guard_sign_announce(const struct guard *g, Dccl__ModelAnnounce *a,
+	    uint8_t sig[64]);
 
 /*
  * Pure checks of an upload beyond its tensor shapes: at most 32 metrics,

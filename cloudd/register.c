@@ -59,6 +59,30 @@ register_rpc(struct cloudd *cd, struct rpc_req *r)
 		    r->env->device_id, bound);
 		return;
 	}
+	/*
+	 * A fresh id may not claim a user that already has its devices:
+	 * MoMoDistill takes each user's newest patch, so it would replace
+	 * that user's teacher. Only the token vouches for such an id; one
+	 * the admin pre-enrolled (dcctl enroll, session MAC) is exempt.
+	 */
+	if (!known && cd->cf.user_devices > 0 &&
+	    (r->reg_token || cd->cf.auth_mode == AUTH_OFF)) {
+		uint64_t n;
+		if (store_user_device_count(cd->st, q->user_id, &n) != 0) {
+			rpc_error(cd, r, DCCL__ERROR_CODE__E_STORAGE, "%s",
+			    store_errmsg(cd->st));
+			return;
+		}
+		if (n >= (uint64_t)cd->cf.user_devices) {
+			rpc_error(cd, r, DCCL__ERROR_CODE__E_FORBIDDEN, "user "
+			    "%u already has %llu device id(s) "
+			    "(auth.user-devices = %lld): pre-enrol this one "
+			    "with dcctl enroll", q->user_id,
+			    (unsigned long long)n,
+			    (long long)cd->cf.user_devices);
+			return;
+		}
+	}
 	memset(&d, 0, sizeof(d));
 	snprintf(d.id, sizeof(d.id), "%s", r->env->device_id);
 	d.user_id = q->user_id;

@@ -254,6 +254,7 @@ rpc_announce(struct cloudd *cd)
 {
 	Dccl__Envelope e = DCCL__ENVELOPE__INIT;
 	Dccl__ModelAnnounce a = DCCL__MODEL_ANNOUNCE__INIT;
+	uint8_t sig[64];
 	void *msg;
 	size_t len;
 
@@ -266,6 +267,7 @@ rpc_announce(struct cloudd *cd)
 	a.size = cd->model.size;
 	a.checksum.data = cd->model.checksum;
 	a.checksum.len = 32;
+	guard_sign_announce(cd->guard, &a, sig);
 	e.body_case = DCCL__ENVELOPE__BODY_ANNOUNCE;
 	e.announce = &a;
 	if (wire_pack_nn(&e, &msg, &len) != 0 ||

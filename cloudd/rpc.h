@@ -37,6 +37,8 @@ struct rpc_req {
 	 * device, so the request may change nothing (counter, user, row).
 	 */
 	int		 reg_token_only;
+	/* A RegisterReq authorized by the token MAC (not a session key). */
+	int		 reg_token;
 	/* guard.c: the authenticated device (reply cache), an exact resend */
 	struct guard_dev *gauth;
 	int		 resend;

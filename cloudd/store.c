@@ -210,6 +210,12 @@ store_device_count(struct store *st, uint64_t *n)
 }
 
 int
+store_user_device_count(struct store *st, uint32_t user, uint64_t *n)
+{
+	return st->ops->user_device_count(st, user, n);
+}
+
+int
 store_patch_put(struct store *st, const struct store_patch *p, uint64_t *id,
     int *dup)
 {

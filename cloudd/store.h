@@ -193,6 +193,8 @@ int	store_device_get(struct store *st, const char *id,
 int	store_device_list(struct store *st, struct store_device **out,
 	    size_t *n);
 int	store_device_count(struct store *st, uint64_t *n);
+/* Device ids bound to user. */
+int	store_user_device_count(struct store *st, uint32_t user, uint64_t *n);
 
 /*
  * Patches, idempotent by (device_id, request_id): a resend of a stored

@@ -47,6 +47,7 @@ struct store_ops {
 	int	(*device_list)(struct store *, struct store_device **,
 		    size_t *);
 	int	(*device_count)(struct store *, uint64_t *);
+	int	(*user_device_count)(struct store *, uint32_t, uint64_t *);
 	int	(*patch_put)(struct store *, const struct store_patch *,
 		    uint64_t *, int *);
 	int	(*patch_count)(struct store *, uint64_t *);

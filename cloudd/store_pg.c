@@ -1077,6 +1077,16 @@ pg_device_count(struct store *base, uint64_t *n)
 	return count(PG(base), "SELECT count(*) FROM devices", n);
 }
 
+static int
+pg_user_device_count(struct store *base, uint32_t user, uint64_t *n)
+{
+	char q[96];
+
+	snprintf(q, sizeof(q), "SELECT count(*) FROM devices WHERE "
+	    "user_id = %u", user);
+	return count(PG(base), q, n);
+}
+
 /* --- explicit transactions (store_begin) ---------------------------------- */
 
 static int
@@ -1564,6 +1574,7 @@ static const struct store_ops pg_ops = {
 	.device_get = pg_device_get,
 	.device_list = pg_device_list,
 	.device_count = pg_device_count,
+	.user_device_count = pg_user_device_count,
 	.patch_put = pg_patch_put,
 	.patch_count = pg_patch_count,
 	.patch_list = pg_patch_list,

@@ -771,6 +771,16 @@ sq_device_count(struct store *base, uint64_t *n)
 	return count(st, "SELECT count(*) FROM devices", n);
 }
 
+static int
+sq_user_device_count(struct store *base, uint32_t user, uint64_t *n)
+{
+	char q[96];
+
+	snprintf(q, sizeof(q), "SELECT count(*) FROM devices WHERE "
+	    "user_id = %u", user);
+	return count(SQ(base), q, n);
+}
+
 /*
  * The group commit's transaction (store.h). BEGIN IMMEDIATE takes the
  * write lock now, waiting up to the busy timeout for a worker's write,
@@ -1237,6 +1247,7 @@ static const struct store_ops sq_ops = {
 	.device_get = sq_device_get,
 	.device_list = sq_device_list,
 	.device_count = sq_device_count,
+	.user_device_count = sq_user_device_count,
 	.patch_put = sq_patch_put,
 	.patch_count = sq_patch_count,
 	.patch_list = sq_patch_list,

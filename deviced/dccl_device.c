@@ -19,6 +19,7 @@
 #include "deviced/app.h"
 #include "deviced/dccl_device.h"
 #include "deviced/deviced.h"
+#include "shared/auth.h"
 #include "shared/log.h"
 #include "shared/wire.h"
 #include "shared/xmalloc.h"
@@ -59,9 +60,16 @@ sub_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 	(void)hdr;
 	if (wire_unpack(msg, len, &e, err, sizeof(err)) == 0 &&
 	    e->body_case == DCCL__ENVELOPE__BODY_ANNOUNCE) {
-		log_info("ANNOUNCED: model v%llu",
-		    (unsigned long long)e->announce->version);
-		device_announce(&dd->dev[0], e->announce->version);
+		/* Signed with the key learned at registration, or dropped. */
+		if (auth_dev_announce_ok(dd->dev[0].auth, e->announce)) {
+			log_info("ANNOUNCED: model v%llu",
+			    (unsigned long long)e->announce->version);
+			device_announce(&dd->dev[0], e->announce->version);
+		} else
+			log_warnx("BAD-ANNOUNCE: model v%llu %s; ignored",
+			    (unsigned long long)e->announce->version,
+			    e->announce->signature.len ? "wrongly signed" :
+			    "unsigned");
 	}
 	wire_free(e);
 	nn_freemsg(msg);

@@ -887,6 +887,13 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 				backoff(d, "Registered without a cloud key");
 				break;
 			}
+			if (auth_dev_set_announce_key(d->auth,
+			    g->announce_key.data, g->announce_key.len,
+			    g->announce_key_mac.data,
+			    g->announce_key_mac.len) != 0)
+				log_warnx("AUTH-ANNOUNCE: device=%s no valid "
+				    "announcement key; announcements are "
+				    "ignored", d->id);
 		}
 		log_info("REGISTERED: device=%s user=%u; cloud model v%llu",
 		    d->id, d->user,

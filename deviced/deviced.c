@@ -18,6 +18,7 @@
 
 #include "deviced/app.h"
 #include "deviced/deviced.h"
+#include "shared/auth.h"
 #include "shared/log.h"
 #include "shared/notify.h"
 #include "shared/wire.h"
@@ -252,10 +253,23 @@ sub_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 	(void)hdr;
 	if (wire_unpack(msg, len, &e, err, sizeof(err)) == 0 &&
 	    e->body_case == DCCL__ENVELOPE__BODY_ANNOUNCE) {
-		log_info("ANNOUNCED: model v%llu",
-		    (unsigned long long)e->announce->version);
+		/* Signed with the key each device learned at registration
+		 * (all from the same cloud); a forged one is dropped. */
+		int ok = 0;
 		for (int i = 0; i < dd->n_dev; i++)
-			device_announce(&dd->dev[i], e->announce->version);
+			if (auth_dev_announce_ok(dd->dev[i].auth, e->announce)) {
+				device_announce(&dd->dev[i],
+				    e->announce->version);
+				ok++;
+			}
+		if (ok > 0)
+			log_info("ANNOUNCED: model v%llu",
+			    (unsigned long long)e->announce->version);
+		else
+			log_warnx("BAD-ANNOUNCE: model v%llu %s; ignored",
+			    (unsigned long long)e->announce->version,
+			    e->announce->signature.len ? "wrongly signed" :
+			    "unsigned");
 	}
 	wire_free(e);
 	nn_freemsg(msg);

@@ -321,6 +321,8 @@ auth_dev_set_cloud(struct auth_dev *a, const uint8_t cpk[32], int cloud_mode)
 	}
 	if (auth_session_device(&a->up, &a->down, a->pk, a->sk, cpk) != 0)
 		return -EINVAL;
+	if (a->have_cpk && sodium_memcmp(a->cpk, cpk, 32) != 0)
+		a->have_spk = 0;	/* it came with the old key */
 	memcpy(a->cpk, cpk, 32);
 	a->have_cpk = 1;
 	a->mode = cloud_mode > a->want ? cloud_mode : a->want;
@@ -390,6 +392,103 @@ auth_dev_check(struct auth_dev *a, const void *buf, size_t len,
 	    auth_unseal(e, k, AUTH_DOWN) != 0)
 		return -1;
 	return 1;
+}
+
+void
+auth_announce_keypair(const uint8_t csk[32], uint8_t spk[32],
+    uint8_t ssk[64])
+{
+	uint8_t seed[32];
+
+	crypto_generichash(seed, 32, (const uint8_t *)"dccl-announce-v1", 16,
+	    csk, 32);
+	crypto_sign_seed_keypair(spk, ssk, seed);
+	sodium_memzero(seed, sizeof(seed));
+}
+
+void
+auth_announce_key_mac(uint8_t out[32], const struct auth_key *down,
+    const uint8_t spk[32])
+{
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, down->mac, 32, 32);
+	crypto_generichash_update(&st, (const uint8_t *)"dccl-announce-key",
+	    17);
+	crypto_generichash_update(&st, spk, 32);
+	crypto_generichash_final(&st, out, 32);
+}
+
+/* What is signed: a label, then version, parent, size (LE), checksum. */
+static size_t
+announce_msg(uint8_t *b, const Dccl__ModelAnnounce *m)
+{
+	uint64_t v[3] = { m->version, m->parent, m->size };
+	size_t n = 16;
+
+	memcpy(b, "dccl-announce-v1", 16);
+	for (int i = 0; i < 3; i++)
+		for (int j = 0; j < 8; j++)
+			b[n++] = (uint8_t)(v[i] >> (8 * j));
+	b[n++] = (uint8_t)m->checksum.len;
+	if (m->checksum.len > 0)	/* data is NULL when empty */
+		memcpy(b + n, m->checksum.data, m->checksum.len);
+	return n + m->checksum.len;
+}
+
+void
+auth_announce_sign(const uint8_t ssk[64], Dccl__ModelAnnounce *m,
+    uint8_t sig[AUTH_SIG_LEN])
+{
+	uint8_t b[16 + 24 + 1 + 32];
+	size_t n;
+
+	if (m->checksum.len > 32)
+		m->checksum.len = 32;
+	n = announce_msg(b, m);
+	crypto_sign_detached(sig, NULL, b, n, ssk);
+	m->signature.data = sig;
+	m->signature.len = AUTH_SIG_LEN;
+}
+
+int
+auth_announce_verify(const uint8_t spk[32], const Dccl__ModelAnnounce *m)
+{
+	uint8_t b[16 + 24 + 1 + 32];
+	size_t n;
+
+	if (m->signature.len != AUTH_SIG_LEN || m->checksum.len > 32)
+		return -EBADMSG;
+	n = announce_msg(b, m);
+	return crypto_sign_verify_detached(m->signature.data, b, n, spk) == 0 ?
+	    0 : -EBADMSG;
+}
+
+int
+auth_dev_set_announce_key(struct auth_dev *a, const uint8_t *spk,
+    size_t spk_len, const uint8_t *mac, size_t mac_len)
+{
+	uint8_t want[32];
+	int ok;
+
+	a->have_spk = 0;
+	if (!a->have_cpk || spk_len != 32 || mac_len != 32)
+		return -EBADMSG;
+	auth_announce_key_mac(want, &a->down, spk);
+	ok = sodium_memcmp(want, mac, 32) == 0;
+	if (!ok)
+		return -EBADMSG;
+	memcpy(a->spk, spk, 32);
+	a->have_spk = 1;
+	return 0;
+}
+
+int
+auth_dev_announce_ok(const struct auth_dev *a, const Dccl__ModelAnnounce *m)
+{
+	if (a == NULL || a->want == AUTH_OFF)
+		return 1;
+	return a->have_spk && auth_announce_verify(a->spk, m) == 0;
 }
 
 int

@@ -111,6 +111,8 @@ struct auth_dev {
 	struct auth_key	 tok, up, down;
 	int		 have_tok;
 	int		 repin;		/* accept one different cloud key */
+	uint8_t		 spk[32];	/* the cloud's announcement key */
+	int		 have_spk;	/* learned under the session MAC */
 };
 
 /*
@@ -154,6 +156,44 @@ int	auth_dev_check(struct auth_dev *a, const void *buf, size_t len,
  */
 int	auth_keyfile_create(const char *path, const uint8_t pk[32],
 	    const uint8_t sk[32], const uint8_t cpk[32], int cloud_mode);
+
+/*
+ * Signed announcements (protocol version 3). ModelAnnounce goes out on PUB
+ * to every device at once, so no session key can authenticate it: the
+ * cloud signs it with Ed25519. The signing key is derived from the
+ * cloud's X25519 secret key (so replicas, which share that key, sign
+ * alike, and nothing new is stored); its public half reaches a device in
+ * Registered with a MAC under that device's down session key, which only
+ * the holder of the pinned cloud key can compute. A token holder who
+ * answers a re-registration therefore cannot substitute its own
+ * announcement key, and a device needs no second pin.
+ */
+#define AUTH_SIG_LEN	64
+void	auth_announce_keypair(const uint8_t csk[32], uint8_t spk[32],
+	    uint8_t ssk[64]);
+/* The MAC of spk that Registered.announce_key_mac carries. */
+void	auth_announce_key_mac(uint8_t out[32], const struct auth_key *down,
+	    const uint8_t spk[32]);
+/* Signs m's fields (not its signature) into m->signature's sig buffer. */
+void	auth_announce_sign(const uint8_t ssk[64], Dccl__ModelAnnounce *m,
+	    uint8_t sig[AUTH_SIG_LEN]);
+/* 0 when m carries a valid signature by spk, else -EBADMSG. */
+int	auth_announce_verify(const uint8_t spk[32],
+	    const Dccl__ModelAnnounce *m);
+/*
+ * The device side: takes Registered's announcement key when its MAC
+ * checks under a->down (after auth_dev_set_cloud). 0 or -EBADMSG; a
+ * failure leaves no key, so announcements are ignored until the next
+ * registration.
+ */
+int	auth_dev_set_announce_key(struct auth_dev *a, const uint8_t *spk,
+	    size_t spk_len, const uint8_t *mac, size_t mac_len);
+/*
+ * 1 when the device may act on m: auth.mode off (nothing is
+ * authenticated then), or a valid signature by the learned key. 0 else.
+ */
+int	auth_dev_announce_ok(const struct auth_dev *a,
+	    const Dccl__ModelAnnounce *m);
 
 /* Reads a token file (first line, trimmed) into buf. 0 or -errno. */
 int	auth_read_token(const char *path, char *buf, size_t len);

@@ -27,7 +27,7 @@ struct text_lr {
 	int	 fd;
 	const char *path;
 	char	*buf;
-	size_t	 beg, end;
+	size_t	 beg, end, cap;
 	size_t	 lineno;
 	int	 eof;
 	int	 skipping;	/* inside an over-long line */

@@ -19,6 +19,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct auth_key key;
+	static uint8_t spk[32], ssk[64];
 	static int init;
 	Dccl__Envelope *e = NULL;
 	char err[256];
@@ -26,6 +27,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!init) {
 		auth_token_key("fuzz-token", &key);
+		auth_announce_keypair(key.mac, spk, ssk);
 		init = 1;
 	}
 	/* The device socket's walk before unpacking (no allocation). */
@@ -40,6 +42,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* Decrypt whatever is sealed, as after a good MAC. */
 		if (code == 0)
 			(void)auth_unseal(e, &key, AUTH_UP);
+		/* What a device does with an announcement or a Registered
+		 * (protocol v3): verify the signature, check the key's MAC. */
+		if (code == 0 && e->body_case == DCCL__ENVELOPE__BODY_ANNOUNCE)
+			(void)auth_announce_verify(spk, e->announce);
+		if (code == 0 && e->body_case ==
+		    DCCL__ENVELOPE__BODY_REGISTERED) {
+			struct auth_dev a;
+			memset(&a, 0, sizeof(a));
+			a.have_cpk = 1;
+			a.down = key;
+			(void)auth_dev_set_announce_key(&a,
+			    e->registered->announce_key.data,
+			    e->registered->announce_key.len,
+			    e->registered->announce_key_mac.data,
+			    e->registered->announce_key_mac.len);
+		}
 		if (code == 0 && e->body_case == DCCL__ENVELOPE__BODY_UPLOAD)
 			for (size_t i = 0; i < e->upload->n_tensors; i++)
 				(void)wire_tensor_check(e->upload->tensors[i],

@@ -4,20 +4,24 @@
 # <data-dir>/<id>/auth.key. Here the cloud has a token but the devices do
 # not:
 #   1. an enrolled device does a full round (register, download, upload
-#      acknowledged) with its key file and no token;
+#      acknowledged) with its key file and no token; with
+#      auth.user-devices=1 a second pre-enrolled id binds the same user
+#      (the admin vouched for it);
 #   2. a device with a key the cloud does not know and no token is refused
 #      (E_UNAUTHENTICATED), and so is an enrolled key file used under
 #      another device id; nothing of theirs is stored;
 #   3. enrolling an enrolled id again is refused (E_FORBIDDEN) unless
 #      --replace, which makes the old key file useless and the new one work;
 #      an existing key file is never overwritten;
+#   (after a restart, the running device accepts the cloud's signed
+#   announcement of v2 and downloads it;)
 #   4. keys of a legacy auth.db move into the store, which then holds them.
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 endpoints
 make_data 3
 "$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
     >"$T/import.log" 2>&1 || die "import failed"
-start_cloudd -o auth.mode=mac
+start_cloudd -o auth.mode=mac -o auth.user-devices=1
 wait_model 1
 TOKEN_SAVED=$DCCL_AUTH_TOKEN
 unset DCCL_AUTH_TOKEN	# the devices below have no token
@@ -48,6 +52,18 @@ grep -q "CLOUD-ERROR" "$T/a.log" && die "dev-a got an error"
 [ "$(sql "SELECT count(*) FROM patches WHERE device_id='dev-a'")" -ge 1 ] || die "no patch stored"
 [ "$(sql "SELECT count(*) FROM devices WHERE device_id='dev-a'")" = 1 ] || die "not registered"
 grep -q "RPC-ERROR" "$T/cloudd.log" && die "cloudd refused a request"
+
+log "a second pre-enrolled id for the same user (auth.user-devices=1)"
+dcctl enroll dev-p2 -o "$T/dev-p2.key" >/dev/null || die "dcctl enroll dev-p2"
+mkdir -p "$T/dev/dev-p2"
+cp "$T/dev-p2.key" "$T/dev/dev-p2/auth.key"
+start_deviced p2 -o deviced.local-data="$SHARDS/$u0.local.csv" -o deviced.user-id="$u0" \
+    -o deviced.device-id=dev-p2 -o deviced.run-once=yes -o auth.mode=mac
+rc=0; wait "$DPID" || rc=$?
+[ $rc = 0 ] || die "deviced dev-p2 exit $rc"
+grep -q "REGISTERED: device=dev-p2" "$T/p2.log" ||
+    die "a pre-enrolled id was refused a user that has a device"
+[ "$(sql "SELECT count(*) FROM devices WHERE user_id=$u0")" = 2 ] || die "dev-p2 not bound"
 
 log "unknown key, no token: refused"
 start_deviced b -o deviced.local-data="$SHARDS/$u0.local.csv" -o deviced.user-id="$u0" \
@@ -100,6 +116,13 @@ wait_for "[ \$(grep -c 'READY: cloudd' '$T/cloudd.log') -ge 2 ]" 100 0.1 || die 
 start_deviced a-again -o deviced.local-data="$SHARDS/$u0.local.csv" -o deviced.user-id="$u0" \
     -o deviced.device-id=dev-a -o auth.mode=mac
 wait_for "grep -q 'REGISTERED: device=dev-a' '$T/a-again.log'" 100 0.1 || die "not after a restart"
+log "a signed announcement from the real cloud is acted on (protocol v3)"
+dcctl train 1 >/dev/null || die "dcctl train"
+wait_for "grep -q 'ANNOUNCED: model v2\$' '$T/a-again.log'" 300 0.1 ||
+    die "the cloud's announcement of v2 was not accepted: $(grep ANNOUNCE "$T/a-again.log")"
+wait_for "grep -q 'DOWNLOAD: device=dev-a model v2 installed' '$T/a-again.log'" 300 0.1 ||
+    die "v2 not downloaded after its announcement"
+grep -q "BAD-ANNOUNCE\|AUTH-ANNOUNCE" "$T/a-again.log" && die "an announcement was refused"
 kill "$DPID"; wait "$DPID" || true
 
 log "a legacy auth.db moves into the store once"

@@ -12,8 +12,10 @@
  *              retrieve DEV K N DIM|hijack DEV KEYFILE USER|resend DEV|
  *              amplify BYTES|mitm CLOUD-EP SECS (EP: where to listen)|
  *              forge-log|norm-upload DEV REQID X (every entry X)|
- *              nonce-reuse DEV N|enroll-flood N|announce VERSION (EP: a PUB
- *              endpoint to bind)
+ *              nonce-reuse DEV N|enroll-flood N|
+ *              announce VERSION [unsigned|forged|CSK-HEX] (EP: a PUB
+ *              endpoint to bind; CSK-HEX: sign as the cloud whose X25519
+ *              secret key that is, read from its store by the test)
  *
  * burst sends N uploads of DEV (request ids FIRST..FIRST+N-1, FIRST
  * defaulting to 1000) and the first
@@ -34,6 +36,7 @@
 #include <nanomsg/nn.h>
 #include <nanomsg/pubsub.h>
 #include <nanomsg/reqrep.h>
+#include <sodium.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -674,8 +677,25 @@ main(int argc, char **argv)
 			    nn_strerror(nn_errno()));
 			return 1;
 		}
+		const char *how = argc > 4 ? argv[4] : "unsigned";
+		uint8_t sig[AUTH_SIG_LEN], csk[32], spk[32], ssk[64];
 		e.device_id = "cloudd";
 		an.version = strtoull(argv[3], NULL, 10);
+		if (!strcmp(how, "forged")) {
+			/* Signed, but by a key of the attacker's own. */
+			randombytes_buf(csk, sizeof(csk));
+			auth_announce_keypair(csk, spk, ssk);
+			auth_announce_sign(ssk, &an, sig);
+		} else if (strcmp(how, "unsigned") != 0) {
+			if (strlen(how) != 64 || sodium_hex2bin(csk, 32, how,
+			    64, NULL, NULL, NULL) != 0) {
+				fprintf(stderr, "dccl-probe: announce: CSK-HEX "
+				    "must be 64 hex digits\n");
+				return 2;
+			}
+			auth_announce_keypair(csk, spk, ssk);
+			auth_announce_sign(ssk, &an, sig);
+		}
 		e.body_case = DCCL__ENVELOPE__BODY_ANNOUNCE;
 		e.announce = &an;
 		for (int i = 0; i < 10; i++) {

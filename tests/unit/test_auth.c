@@ -24,7 +24,10 @@
 #include <nanomsg/nn.h>
 #include <sodium.h>
 
+#include "cloudd/cloudd.h"
 #include "cloudd/guard.h"
+#include "cloudd/rpc.h"
+#include "cloudd/store.h"
 #include "deviced/dp.h"
 #include "shared/auth.h"
 #include "shared/ml/ctr_io.h"
@@ -246,6 +249,349 @@ test_pinning(void **state)
 	rmdir(path);
 }
 
+/*
+ * Signed announcements (protocol v3): the key reaches the device under its
+ * session MAC; only the cloud's signature over every field is accepted.
+ */
+static void
+test_announce(void **state)
+{
+	char path[] = "/tmp/test_auth.XXXXXX";
+	char kf[600];
+	struct auth_dev a;
+	struct auth_key up, down, tok;
+	uint8_t cpk[32], csk[32], c2[32], sk2[32], spk[32], ssk[64];
+	uint8_t ospk[32], ossk[64], mac[32], sig[64], sum[32];
+	Dccl__ModelAnnounce m = DCCL__MODEL_ANNOUNCE__INIT;
+
+	(void)state;
+	assert_non_null(mkdtemp(path));
+	snprintf(kf, sizeof(kf), "%s/auth.key", path);
+	crypto_kx_keypair(cpk, csk);
+	crypto_kx_keypair(c2, sk2);
+	assert_int_equal(auth_dev_open(&a, kf, "tok", AUTH_MAC), 0);
+	assert_int_equal(auth_dev_set_cloud(&a, cpk, AUTH_MAC), 0);
+	assert_int_equal(auth_session_cloud(&up, &down, cpk, csk, a.pk), 0);
+	auth_announce_keypair(csk, spk, ssk);
+	/* Deterministic in the cloud key: replicas sign alike. */
+	auth_announce_keypair(csk, ospk, ossk);
+	assert_memory_equal(spk, ospk, 32);
+	memset(sum, 7, sizeof(sum));
+	m.version = 9;
+	m.parent = 8;
+	m.size = 1234;
+	m.checksum.data = sum;
+	m.checksum.len = 32;
+	/* No key learned yet: dropped. */
+	auth_announce_sign(ssk, &m, sig);
+	assert_int_equal(auth_dev_announce_ok(&a, &m), 0);
+	/* A key MACed with the token key (what a token holder can make). */
+	auth_token_key("tok", &tok);
+	auth_announce_key_mac(mac, &tok, spk);
+	assert_int_equal(auth_dev_set_announce_key(&a, spk, 32, mac, 32),
+	    -EBADMSG);
+	assert_int_equal(a.have_spk, 0);
+	auth_announce_key_mac(mac, &down, spk);
+	assert_int_equal(auth_dev_set_announce_key(&a, spk, 31, mac, 32),
+	    -EBADMSG);
+	assert_int_equal(auth_dev_set_announce_key(&a, spk, 32, mac, 32), 0);
+	assert_int_equal(auth_dev_announce_ok(&a, &m), 1);
+	/* Each signed field matters. */
+	m.version = 10;
+	assert_int_equal(auth_dev_announce_ok(&a, &m), 0);
+	m.version = 9;
+	sum[31] ^= 1;
+	assert_int_equal(auth_dev_announce_ok(&a, &m), 0);
+	sum[31] ^= 1;
+	m.size++;
+	assert_int_equal(auth_dev_announce_ok(&a, &m), 0);
+	m.size--;
+	assert_int_equal(auth_dev_announce_ok(&a, &m), 1);
+	/* Unsigned, truncated, or signed by another key. */
+	m.signature.len = 0;
+	assert_int_equal(auth_dev_announce_ok(&a, &m), 0);
+	m.signature.len = 63;
+	assert_int_equal(auth_dev_announce_ok(&a, &m), 0);
+	crypto_sign_keypair(ospk, ossk);
+	auth_announce_sign(ossk, &m, sig);
+	assert_int_equal(auth_dev_announce_ok(&a, &m), 0);
+	/* An empty checksum (data NULL) is signed and checked too. */
+	m.checksum.data = NULL;
+	m.checksum.len = 0;
+	auth_announce_sign(ssk, &m, sig);
+	assert_int_equal(auth_dev_announce_ok(&a, &m), 1);
+	m.checksum.data = sum;
+	m.checksum.len = 32;
+	assert_int_equal(auth_dev_announce_ok(&a, &m), 0);
+	auth_announce_sign(ssk, &m, sig);
+	/* A re-pinned cloud key forgets the announcement key. */
+	a.repin = 1;
+	assert_int_equal(auth_dev_set_cloud(&a, c2, AUTH_MAC), 0);
+	assert_int_equal(a.have_spk, 0);
+	auth_announce_sign(ssk, &m, sig);
+	assert_int_equal(auth_dev_announce_ok(&a, &m), 0);
+	/* With auth.mode off nothing is authenticated, announcements too. */
+	a.want = AUTH_OFF;
+	m.signature.len = 0;
+	assert_int_equal(auth_dev_announce_ok(&a, &m), 1);
+	unlink(kf);
+	rmdir(path);
+}
+
+/*
+ * guard_admit on a real SQLite store and guard, fed by a device-side
+ * auth_dev: each accept and refuse branch of the admission, then the
+ * announcement key of the Registered that guard_enroll fills.
+ */
+struct admit_ctx {
+	struct cloudd	 cd;
+	struct rpc_req	 r;
+	char		 err[256];
+};
+
+/* Packs e as the device d would (d NULL: plain), unpacks, admits. */
+static int
+admit(struct admit_ctx *c, struct auth_dev *d, Dccl__Envelope *e,
+    int flip, double t)
+{
+	void *msg;
+	size_t len;
+	int code;
+
+	if (d != NULL)
+		assert_int_equal(auth_dev_pack(d, e, &msg, &len), 0);
+	else
+		assert_int_equal(wire_pack_nn(e, &msg, &len), 0);
+	if (flip) {
+		/* A bit of the body's public key (still a valid protobuf). */
+		uint8_t *k = NULL;
+		for (size_t i = 0; k == NULL && i + 32 <= len; i++)
+			if (memcmp((uint8_t *)msg + i, d->pk, 32) == 0)
+				k = (uint8_t *)msg + i;
+		assert_non_null(k);
+		k[flip % 32] ^= 0x01;
+	}
+	memset(&c->r, 0, sizeof(c->r));
+	c->r.cd = &c->cd;
+	c->r.t0 = t;
+	code = wire_unpack(msg, len, &c->r.env, c->err, sizeof(c->err));
+	if (code == 0)
+		code = guard_admit(&c->cd, &c->r, msg, len, c->err,
+		    sizeof(c->err));
+	guard_release(&c->r);
+	nn_freemsg(msg);
+	return code;
+}
+
+static void
+admit_done(struct admit_ctx *c)
+{
+	wire_free(c->r.env);
+	c->r.env = NULL;
+}
+
+static void
+reg_env(Dccl__Envelope *e, Dccl__RegisterReq *rg, const char *id,
+    struct auth_dev *d)
+{
+	dccl__envelope__init(e);
+	dccl__register_req__init(rg);
+	e->version = WIRE_VERSION;
+	e->device_id = (char *)id;
+	rg->pubkey.data = d->pk;
+	rg->pubkey.len = 32;
+	e->body_case = DCCL__ENVELOPE__BODY_REGISTER_REQ;
+	e->register_req = rg;
+}
+
+static void
+test_guard_admit(void **state)
+{
+	char dir[] = "/tmp/test_guard.XXXXXX";
+	char path[600], err[256];
+	static struct admit_ctx c;
+	struct auth_dev d, x, y;
+	Dccl__Envelope e;
+	Dccl__RegisterReq rg;
+	Dccl__GetStatusReq gs = DCCL__GET_STATUS_REQ__INIT;
+	Dccl__Registered reg = DCCL__REGISTERED__INIT;
+	double t = 1000;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	memset(&c, 0, sizeof(c));
+	snprintf(path, sizeof(path), "%s/cloudd.db", dir);
+	assert_int_equal(store_open(&c.cd.st, "sqlite", path, 2000, err,
+	    sizeof(err)), 0);
+	assert_int_equal(guard_open(&c.cd.guard, c.cd.st, 0, "tok", AUTH_MAC,
+	    err, sizeof(err)), 0);
+	c.cd.cf.burst = 2;
+	c.cd.cf.dev_inflight = 4;
+	snprintf(path, sizeof(path), "%s/d.key", dir);
+	assert_int_equal(auth_dev_open(&d, path, "tok", AUTH_MAC), 0);
+
+	/* A request before enrolment (no session key yet, so unsigned). */
+	status_env(&e, &gs);
+	e.version = WIRE_VERSION;
+	e.device_id = "d";
+	assert_int_equal(admit(&c, NULL, &e, 0, t),
+	    DCCL__ERROR_CODE__E_UNAUTHENTICATED);
+	admit_done(&c);
+	/* A RegisterReq under another token: refused. */
+	snprintf(path, sizeof(path), "%s/x.key", dir);
+	assert_int_equal(auth_dev_open(&x, path, "not-tok", AUTH_MAC), 0);
+	reg_env(&e, &rg, "x", &x);
+	assert_int_equal(admit(&c, &x, &e, 0, t),
+	    DCCL__ERROR_CODE__E_UNAUTHENTICATED);
+	admit_done(&c);
+	/* A byte flipped under a valid token MAC: refused. */
+	reg_env(&e, &rg, "d", &d);
+	assert_int_equal(admit(&c, &d, &e, 7, t),
+	    DCCL__ERROR_CODE__E_UNAUTHENTICATED);
+	admit_done(&c);
+	/* First enrolment with the token: admitted, vouched by the token. */
+	reg_env(&e, &rg, "d", &d);
+	assert_int_equal(admit(&c, &d, &e, 0, t), 0);
+	assert_int_equal(c.r.reg_token, 1);
+	assert_int_equal(c.r.reg_token_only, 0);
+	assert_int_equal(guard_enroll(&c.cd, &c.r, &reg, err, sizeof(err)),
+	    0);
+	assert_int_equal(reg.cloud_pubkey.len, 32);
+	assert_int_equal(auth_dev_set_cloud(&d, reg.cloud_pubkey.data,
+	    (int)reg.auth_mode), 0);
+	/* The announcement key checks under the session key. */
+	assert_int_equal(auth_dev_set_announce_key(&d, reg.announce_key.data,
+	    reg.announce_key.len, reg.announce_key_mac.data,
+	    reg.announce_key_mac.len), 0);
+	admit_done(&c);
+	/* The same key again with the token only: admitted, changes nothing. */
+	reg_env(&e, &rg, "d", &d);
+	d.ctr = d.ctr_saved - 1;	/* a far counter, as the attacker's */
+	assert_int_equal(admit(&c, &d, &e, 0, t), 0);
+	assert_int_equal(c.r.reg_token_only, 1);
+	admit_done(&c);
+	/* Another key for the enrolled id: refused (auth.rekey off). */
+	snprintf(path, sizeof(path), "%s/y.key", dir);
+	assert_int_equal(auth_dev_open(&y, path, "tok", AUTH_MAC), 0);
+	reg_env(&e, &rg, "d", &y);
+	assert_int_equal(admit(&c, &y, &e, 0, t),
+	    DCCL__ERROR_CODE__E_UNAUTHENTICATED);
+	admit_done(&c);
+	/* A signed request: admitted; its exact resend is a resend. */
+	status_env(&e, &gs);
+	e.version = WIRE_VERSION;
+	e.device_id = "d";
+	{
+		void *msg, *copy;
+		size_t len;
+		assert_int_equal(auth_dev_pack(&d, &e, &msg, &len), 0);
+		copy = malloc(len);
+		memcpy(copy, msg, len);
+		for (int k = 0; k < 3; k++) {
+			memset(&c.r, 0, sizeof(c.r));
+			c.r.cd = &c.cd;
+			c.r.t0 = t;
+			if (k == 2)	/* the same counter, another body */
+				((uint8_t *)copy)[5] ^= 1;
+			assert_int_equal(wire_unpack(k ? copy : msg, len,
+			    &c.r.env, err, sizeof(err)) == 0 ||
+			    k == 2, 1);
+			if (c.r.env != NULL) {
+				int code = guard_admit(&c.cd, &c.r, k ? copy :
+				    msg, len, err, sizeof(err));
+				assert_int_equal(code, k < 2 ? 0 :
+				    DCCL__ERROR_CODE__E_UNAUTHENTICATED);
+				if (k == 0)	/* the reply it was given */
+					guard_keep_reply(&c.r, "first", 5);
+				if (k == 1) {
+					void *out;
+					size_t olen;
+					assert_int_equal(c.r.resend, 1);
+					assert_int_equal(guard_cached_reply(
+					    &c.r, &out, &olen), 0);
+					assert_int_equal(olen, 5);
+					assert_memory_equal(out, "first", 5);
+					nn_freemsg(out);
+				}
+			}
+			guard_release(&c.r);
+			admit_done(&c);
+		}
+		nn_freemsg(msg);
+		free(copy);
+	}
+	/* An older counter: a replay. */
+	d.ctr -= 2;
+	status_env(&e, &gs);
+	e.version = WIRE_VERSION;
+	e.device_id = "d";
+	assert_int_equal(admit(&c, &d, &e, 0, t),
+	    DCCL__ERROR_CODE__E_UNAUTHENTICATED);
+	admit_done(&c);
+	d.ctr += 2;
+	/* Unsigned for an enrolled id, and another device's id. */
+	status_env(&e, &gs);
+	e.version = WIRE_VERSION;
+	e.device_id = "d";
+	assert_int_equal(admit(&c, NULL, &e, 0, t),
+	    DCCL__ERROR_CODE__E_UNAUTHENTICATED);
+	admit_done(&c);
+	status_env(&e, &gs);
+	e.version = WIRE_VERSION;
+	e.device_id = "x";
+	assert_int_equal(admit(&c, &d, &e, 0, t),
+	    DCCL__ERROR_CODE__E_NOT_REGISTERED);
+	admit_done(&c);
+	/* The per-device bucket: burst 2 at 1/s, then E_RATE_LIMITED. */
+	c.cd.cf.rate = 1;
+	t += 100;
+	for (int k = 0; k < 3; k++) {
+		status_env(&e, &gs);
+		e.version = WIRE_VERSION;
+		e.device_id = "d";
+		assert_int_equal(admit(&c, &d, &e, 0, t), k < 2 ? 0 :
+		    DCCL__ERROR_CODE__E_RATE_LIMITED);
+		admit_done(&c);
+	}
+	c.cd.cf.rate = 0;
+	/* Enrolment rate for fresh ids: one, then E_RATE_LIMITED. */
+	guard_limits(c.cd.guard, 0.001, 1, 0);
+	for (int k = 0; k < 2; k++) {
+		struct auth_dev f;
+		char id[8];
+		snprintf(id, sizeof(id), "f%d", k);
+		snprintf(path, sizeof(path), "%s/%s.key", dir, id);
+		assert_int_equal(auth_dev_open(&f, path, "tok", AUTH_MAC), 0);
+		reg_env(&e, &rg, id, &f);
+		assert_int_equal(admit(&c, &f, &e, 0, t + 200), k == 0 ? 0 :
+		    DCCL__ERROR_CODE__E_RATE_LIMITED);
+		if (k == 0)
+			assert_int_equal(guard_enroll(&c.cd, &c.r, &reg, err,
+			    sizeof(err)), 0);
+		admit_done(&c);
+		unlink(path);
+	}
+	/* At most max_devices keys: beyond, E_BUSY. */
+	guard_limits(c.cd.guard, 100, 100, guard_count(c.cd.guard));
+	{
+		struct auth_dev f;
+		snprintf(path, sizeof(path), "%s/g.key", dir);
+		assert_int_equal(auth_dev_open(&f, path, "tok", AUTH_MAC), 0);
+		reg_env(&e, &rg, "g", &f);
+		assert_int_equal(admit(&c, &f, &e, 0, t + 300), 0);
+		/* Refused at the enrolment, before any commit. */
+		assert_int_equal(guard_enroll(&c.cd, &c.r, &reg, err,
+		    sizeof(err)), DCCL__ERROR_CODE__E_BUSY);
+		assert_int_equal(guard_count(c.cd.guard), 2);
+		admit_done(&c);
+		unlink(path);
+	}
+	guard_close(c.cd.guard);
+	store_close(c.cd.st);
+	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+	assert_int_equal(system(path), 0);
+}
+
 /* guard_upload_check: every refusal branch, clipping, and acceptance. */
 static void
 test_upload_check(void **state)
@@ -399,6 +745,8 @@ main(void)
 		cmocka_unit_test(test_seal_kat),
 		cmocka_unit_test(test_unseal_refuses),
 		cmocka_unit_test(test_pinning),
+		cmocka_unit_test(test_announce),
+		cmocka_unit_test(test_guard_admit),
 		cmocka_unit_test(test_upload_check),
 		cmocka_unit_test(test_register_check),
 		cmocka_unit_test(test_dp_release),
