@@ -39,9 +39,14 @@ W=$(mktemp -d /var/tmp/dccl-docs.XXXXXX)
 trap 'rm -rf "$W"; cleanup' EXIT
 trap 'exit 1' INT TERM
 mkdir -p "$W/repo" "$W/shared/data" "$W/privtmp"
-ln -s "$BIN" "$W/repo/bin"
-ln -s "$ROOT/conf" "$W/repo/conf"
-ln -s "$DATA" "$W/shared/data/ml-latest-small"
+# Copies, not links: the checkout may itself live under /tmp, which the
+# namespaces replace.
+mkdir -p "$W/repo/bin"
+for p in cloudd deviced dcctl dccl-data; do
+	cp "$BIN/$p" "$W/repo/bin/" || die "no $BIN/$p"
+done
+cp -R "$ROOT/conf" "$W/repo/conf"
+cp -R "$DATA" "$W/shared/data/ml-latest-small"
 
 # Runs in the namespaces from $W/repo, logging to ../ ($W). Each wait is
 # bounded.
