@@ -17,6 +17,7 @@
 #define SAMPLE_GENRES_MAX 32	/* genres are a uint32 bitmask */
 #define SAMPLE_N_HOURS	24
 #define SAMPLE_N_WDAYS	7
+#define SAMPLE_SIDE_MAX	8	/* schema side fields (issue 16) */
 
 struct sample {
 	uint32_t user;		/* dense user id */
@@ -28,6 +29,13 @@ struct sample {
 	uint32_t hist_off;	/* into dataset.hist */
 	uint16_t hist_n;	/* <= SAMPLE_HIST_MAX */
 	uint16_t flags;		/* SAMPLE_F_* */
+	/*
+	 * Side features declared by the data's schema (user-side, item-side
+	 * or context), each a categorical value (numeric fields bucketed,
+	 * strings hashed) of field f < dataset.n_side; a value >=
+	 * dataset.side_card[f] means unknown. Zero when the data have none.
+	 */
+	uint32_t side[SAMPLE_SIDE_MAX];
 };
 
 #define SAMPLE_F_RETRIEVED 0x1	/* came from the cloud pool (CoDA) */
@@ -40,6 +48,8 @@ struct dataset {
 	uint32_t	 n_users;	/* ids are < these */
 	uint32_t	 n_items;
 	uint32_t	 n_genres;
+	uint32_t	 n_side;	/* side fields in use, <= SAMPLE_SIDE_MAX */
+	uint32_t	 side_card[SAMPLE_SIDE_MAX];	/* values per field */
 };
 
 /* Time-bucket features, UTC. 1970-01-01 was a Thursday (wday 4). */
