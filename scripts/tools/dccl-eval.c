@@ -18,7 +18,6 @@
  * together with OUTDIR/NAME.csv. Single-threaded; exits 0 on success, 1 on
  * bad input (the message names file:line), 2 on usage errors.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -211,40 +210,49 @@ read_users(const char *path, uint8_t **set, uint32_t *n)
  * deviced names them <prefix>-<user>.extra. keep_in_set as in
  * evalagg_run_filter(); files without a user id are left out.
  */
+struct users_arg {
+	struct evalagg_extra	*x;
+	const uint8_t		*set;
+	uint32_t		 n;
+	int			 keep_in_set;
+	char			 err[512];
+};
+
+static int
+extra_user_cb(void *arg, const char *path, const char *name)
+{
+	struct users_arg *a = arg;
+	const char *dash = strrchr(name, '-');
+	char *end;
+	unsigned long u;
+
+	if (dash == NULL)
+		return 0;
+	errno = 0;
+	u = strtoul(dash + 1, &end, 10);
+	if (errno != 0 || end == dash + 1 || strcmp(end, ".extra") != 0)
+		return 0;
+	if ((u < a->n && a->set[u]) != (a->keep_in_set != 0))
+		return 0;
+	return evalagg_extra_read(a->x, path, a->err, sizeof(a->err));
+}
+
 static int
 extra_read_users(struct evalagg_extra *x, const char *dir, const uint8_t *set,
     uint32_t n, int keep_in_set)
 {
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char p[4096], err[512];
-	int rc = 0;
+	struct users_arg a = { x, set, n, keep_in_set, "" };
+	int rc;
 
-	if (d == NULL)
+	rc = evalagg_each_file(dir, ".extra", extra_user_cb, &a, a.err,
+	    sizeof(a.err));
+	if (rc == -ENOENT)
 		return 0;	/* as evalagg_extra_read_dir: none is fine */
-	while (rc == 0 && (e = readdir(d)) != NULL) {
-		size_t len = strlen(e->d_name);
-		const char *dash;
-		char *end;
-		unsigned long u;
-
-		if (len < 7 || strcmp(e->d_name + len - 6, ".extra") != 0 ||
-		    (dash = strrchr(e->d_name, '-')) == NULL)
-			continue;
-		errno = 0;
-		u = strtoul(dash + 1, &end, 10);
-		if (errno != 0 || end == dash + 1 || strcmp(end, ".extra") != 0)
-			continue;
-		if ((u < n && set[u]) != (keep_in_set != 0))
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-		if (evalagg_extra_read(x, p, err, sizeof(err)) != 0) {
-			fprintf(stderr, "%s: %s\n", prog, err);
-			rc = -1;
-		}
+	if (rc < 0) {
+		fprintf(stderr, "%s: %s\n", prog, a.err);
+		return -1;
 	}
-	closedir(d);
-	return rc;
+	return 0;
 }
 
 /* One file for all runs or one per run: file i of list for run i. */

@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -351,28 +352,55 @@ free_names(char **names, size_t n)
 }
 
 int
-evalagg_read_dir(struct evalagg_run *r, const char *dir, char *err,
-    size_t errlen)
+evalagg_each_file(const char *dir, const char *suffix,
+    int (*fn)(void *arg, const char *path, const char *name), void *arg,
+    char *err, size_t errlen)
 {
 	char **names, path[4096];
 	size_t n;
 	int rc;
 
-	names = list_dir(dir, ".csv", &n, &rc);
+	names = list_dir(dir, suffix, &n, &rc);
 	if (rc != 0) {
 		evalagg_seterr(err, errlen, "%s: %s", dir, strerror(-rc));
 		return rc;
 	}
-	if (n == 0) {
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		rc = fn(arg, path, names[i]);
+	}
+	free_names(names, n);
+	return rc < 0 ? rc : (int)(n > INT_MAX ? INT_MAX : n);
+}
+
+struct read_arg {
+	void	*dst;
+	char	*err;
+	size_t	 errlen;
+};
+
+static int
+read_run_cb(void *arg, const char *path, const char *name)
+{
+	struct read_arg *a = arg;
+
+	(void)name;
+	return evalagg_read_file(a->dst, path, a->err, a->errlen);
+}
+
+int
+evalagg_read_dir(struct evalagg_run *r, const char *dir, char *err,
+    size_t errlen)
+{
+	struct read_arg a = { r, err, errlen };
+	int rc;
+
+	rc = evalagg_each_file(dir, ".csv", read_run_cb, &a, err, errlen);
+	if (rc == 0) {
 		evalagg_seterr(err, errlen, "%s: no prediction files (*.csv)", dir);
 		return -ENOENT;
 	}
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		rc = evalagg_read_file(r, path, err, errlen);
-	}
-	free_names(names, n);
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
 int
@@ -525,25 +553,24 @@ bad:
 	return -EINVAL;
 }
 
+static int
+read_extra_cb(void *arg, const char *path, const char *name)
+{
+	struct read_arg *a = arg;
+
+	(void)name;
+	return evalagg_extra_read(a->dst, path, a->err, a->errlen);
+}
+
 int
 evalagg_extra_read_dir(struct evalagg_extra *x, const char *dir, char *err,
     size_t errlen)
 {
-	char **names, path[4096];
-	size_t n;
+	struct read_arg a = { x, err, errlen };
 	int rc;
 
-	names = list_dir(dir, ".extra", &n, &rc);
-	if (rc != 0) {
-		evalagg_seterr(err, errlen, "%s: %s", dir, strerror(-rc));
-		return rc;
-	}
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		rc = evalagg_extra_read(x, path, err, errlen);
-	}
-	free_names(names, n);
-	return rc;
+	rc = evalagg_each_file(dir, ".extra", read_extra_cb, &a, err, errlen);
+	return rc < 0 ? rc : 0;
 }
 
 double

@@ -200,6 +200,15 @@ int	evalagg_read_file(struct evalagg_run *r, const char *path, char *err,
  * Reads every "*.csv" file of dir in name order. -ENOENT (with a message)
  * when dir cannot be opened or holds no .csv file.
  */
+/*
+ * Calls fn(arg, path, name) for each file of dir whose name ends in suffix
+ * (not starting with '.'), in name order, until fn returns non-zero.
+ * Returns the number of files, fn's negative return, or -errno (message in
+ * err) when dir cannot be opened.
+ */
+int	evalagg_each_file(const char *dir, const char *suffix,
+	    int (*fn)(void *arg, const char *path, const char *name),
+	    void *arg, char *err, size_t errlen);
 int	evalagg_read_dir(struct evalagg_run *r, const char *dir, char *err,
 	    size_t errlen);
 
