@@ -134,6 +134,10 @@ dataset_append_subset(struct dataset *dst, const struct dataset *src,
 		dst->n_items = src->n_items;
 	if (src->n_genres > dst->n_genres)
 		dst->n_genres = src->n_genres;
+	if (dst->n_side == 0) {
+		dst->n_side = src->n_side;
+		memcpy(dst->side_card, src->side_card, sizeof(dst->side_card));
+	}
 }
 
 void
@@ -310,6 +314,8 @@ dataset_build_hist(struct dataset *ds, int H)
 	if (ds->n_items > nd.n_items)
 		nd.n_items = ds->n_items;
 	nd.n_genres = ds->n_genres;
+	nd.n_side = ds->n_side;
+	memcpy(nd.side_card, ds->side_card, sizeof(nd.side_card));
 	free(ord);
 	free(uoff);
 	dataset_fini(ds);
