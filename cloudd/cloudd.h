@@ -287,5 +287,8 @@ int	 train_queue(struct cloudd *cd, uint32_t epochs,
 /* import.c */
 int	 import_file(struct store *st, const char *path, uint64_t *rows,
 	    char *err, size_t errlen);
+/* schema: a feature schema file (shared/data/schema.h) or NULL. */
+int	 import_file_schema(struct store *st, const char *path,
+	    const char *schema, uint64_t *rows, char *err, size_t errlen);
 
 #endif
