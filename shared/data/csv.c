@@ -497,7 +497,9 @@ dataset_meta_read(struct dataset_meta *m, const char *path,
 			m->fmt = vl == 4 && memcmp(v, "100k", 4) == 0 ?
 			    DATASET_FMT_100K : vl == 2 && memcmp(v, "1m", 2) ==
 			    0 ? DATASET_FMT_1M : vl == 6 && memcmp(v, "latest",
-			    6) == 0 ? DATASET_FMT_LATEST : DATASET_FMT_AUTO;
+			    6) == 0 ? DATASET_FMT_LATEST : vl == 3 &&
+			    memcmp(v, "csv", 3) == 0 ? DATASET_FMT_CSV :
+			    DATASET_FMT_AUTO;
 		} else if (KEY("genres")) {
 			struct text_fld g[SAMPLE_GENRES_MAX + 1];
 			int k = vl ? text_split_c((char *)v, vl, '|', g,

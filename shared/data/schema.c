@@ -314,6 +314,17 @@ schema_check(const struct schema *s, char *err, size_t errlen)
 	return 0;
 }
 
+uint32_t
+schema_item_mask(const struct schema *s)
+{
+	uint32_t m = 0;
+
+	for (uint32_t k = 0; k < s->n_side; k++)
+		if (s->f[s->side_field[k]].side == SCHEMA_S_ITEM)
+			m |= 1u << k;
+	return m;
+}
+
 int
 schema_find(const struct schema *s, const char *p, size_t n)
 {

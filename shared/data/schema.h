@@ -105,6 +105,8 @@ int	schema_encode(const struct schema_field *f, const char *p, size_t n,
 /* Bag value ("a|b|c" names or indices) -> bitmask; 0 or -1. */
 int	schema_encode_bag(const struct schema_field *f, const char *p,
 	    size_t n, uint32_t *out);
+/* The side slots of item-side fields, as a bit mask. */
+uint32_t schema_item_mask(const struct schema *s);
 /* Index of the field named p[0..n), or -1. */
 int	schema_find(const struct schema *s, const char *p, size_t n);
 /*
