@@ -656,12 +656,27 @@ cat_index(const struct schema_field *f, const char *p, size_t n,
 	return text_parse_u32(p, n, out) != 0 || *out >= f->card ? -1 : 0;
 }
 
+uint32_t
+schema_bucket(const struct schema_field *f, double x)
+{
+	uint32_t lo = 0, hi = f->n_bounds;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (f->bounds[mid] <= x)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 int
 schema_encode(const struct schema_field *f, const char *p, size_t n,
     uint32_t *out)
 {
 	double x;
-	uint32_t lo, hi;
 
 	if (n == 0) {
 		*out = f->card;
@@ -676,18 +691,7 @@ schema_encode(const struct schema_field *f, const char *p, size_t n,
 	case SCHEMA_K_NUM:
 		if (text_parse_dbl(p, n, &x) != 0)
 			return -1;
-		/* bucket = the number of bounds <= x */
-		lo = 0;
-		hi = f->n_bounds;
-		while (lo < hi) {
-			uint32_t mid = lo + (hi - lo) / 2;
-
-			if (f->bounds[mid] <= x)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		*out = lo;
+		*out = schema_bucket(f, x);
 		return 0;
 	default:
 		return -1;

@@ -102,6 +102,8 @@ void	schema_apply(const struct schema *s, struct dataset *ds);
  */
 int	schema_encode(const struct schema_field *f, const char *p, size_t n,
 	    uint32_t *out);
+/* A number's bucket in num field f: the number of bounds <= x. */
+uint32_t schema_bucket(const struct schema_field *f, double x);
 /* Bag value ("a|b|c" names or indices) -> bitmask; 0 or -1. */
 int	schema_encode_bag(const struct schema_field *f, const char *p,
 	    size_t n, uint32_t *out);
