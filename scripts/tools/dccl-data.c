@@ -62,6 +62,7 @@ usage(FILE *fp)
 "           [--drift X] [--drift-std X] [--taste-drift P] [--noise X]\n"
 "           [--zipf X] [--hist H] [--fractions P,L,T] [--negatives N]\n"
 "           [--drift-start X] [--count-tail A] [--cold FRAC] [--seed S]\n"
+"           [--side-features]\n"
 "       %s stats FILE|DIR\n"
 "\n"
 "split loads a MovieLens directory (100K, 1M or latest layout, detected),\n"
@@ -87,6 +88,9 @@ usage(FILE *fp)
 "--schema FILE: DATASET_DIR is instead a header CSV whose columns the\n"
 "feature schema FILE names (shared/data/README.md); OUTDIR/schema.txt\n"
 "gets the schema, and the sample files carry its side values.\n"
+"synth --side-features adds a user-side field (segment: the user's taste\n"
+"cluster) and an item-side one (category: the cluster that likes the\n"
+"item most), each uniform with probability 0.3.\n"
 "stats summarizes a samples CSV, a split directory or a MovieLens dir.\n",
 	    prog, prog, prog);
 }
@@ -496,7 +500,7 @@ enum {
 	O_FRAC = 256, O_HIST, O_THR, O_MINU, O_SKIP, O_NEG, O_SEED, O_USERS,
 	O_ITEMS, O_CLUST, O_GENRES, O_MINPU, O_MAXPU, O_CTR, O_BIAS, O_AFF,
 	O_GW, O_DRIFT, O_DSTD, O_TASTE, O_NOISE, O_ZIPF, O_TASK, O_TNEG,
-	O_COLD, O_RPOS, O_DSTART, O_CTAIL, O_SCHEMA, O_HELP
+	O_COLD, O_RPOS, O_DSTART, O_CTAIL, O_SCHEMA, O_SIDE, O_HELP
 };
 
 static const struct option longopts[] = {
@@ -529,6 +533,7 @@ static const struct option longopts[] = {
 	{ "drift-start", required_argument, NULL, O_DSTART },
 	{ "count-tail", required_argument, NULL, O_CTAIL },
 	{ "schema", required_argument, NULL, O_SCHEMA },
+	{ "side-features", no_argument, NULL, O_SIDE },
 	{ "help", no_argument, NULL, O_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -638,6 +643,9 @@ parse_opts(int argc, char **argv, struct args *a, int synth)
 			} else if (synth && ch == O_DSTART) {
 				ok = num("drift-start", optarg, 0, 1, &v) == 0;
 				a->drift_start = v;
+			} else if (synth && ch == O_SIDE) {
+				a->so.side = 1;
+				ok = 1;
 			} else if (synth && ch == O_CTAIL) {
 				ok = num("count-tail", optarg, 0, 100, &v) ==
 				    0;

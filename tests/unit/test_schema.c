@@ -16,6 +16,8 @@
 
 #include <cmocka.h>
 
+#include "scripts/tools/movielens.h"
+#include "scripts/tools/synth.h"
 #include "shared/data/dataset.h"
 #include "shared/data/schema.h"
 
@@ -367,6 +369,136 @@ test_read_csv(void **state)
 	schema_fini(&s);
 }
 
+static const char *
+fixture(const char *name)
+{
+	static char p[1024];
+	const char *d = getenv("DCCL_FIXTURES");
+
+	snprintf(p, sizeof(p), "%s/%s", d ? d : "tests/fixtures", name);
+	return p;
+}
+
+/*
+ * The MovieLens side features on the fixtures: raw user 3 is 24, M,
+ * technician, zip 85711 in u.user (100K) and M, 25, 17, 85711 in
+ * users.dat (1M); raw item 2 is from 1995; raw user 20 is not in
+ * users.dat (unknown).
+ */
+static void
+test_movielens_side(void **state)
+{
+	static const struct {
+		const char *dir;
+		uint32_t n_side, age, occ;
+	} cases[] = {
+		{ "ml-100k", 5, 1, 19 },	/* 24: [18, 25); technician */
+		{ "ml-1m", 5, 2, 17 },		/* 25: [25, 35); code 17 */
+		{ "ml-latest", 1, 0, 0 },	/* no demographics */
+	};
+
+	(void)state;
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		struct dataset ds;
+		struct dataset_meta m;
+		struct dataset_err e;
+		struct schema sc;
+		char err[256];
+		uint32_t ys = cases[c].n_side - 1;
+		int seen_u3 = 0, seen_u20 = 0;
+
+		dataset_init(&ds);
+		dataset_meta_init(&m);
+		assert_int_equal(dataset_load_movielens(&ds, &m,
+		    fixture(cases[c].dir), NULL, &e), 0);
+		assert_int_equal(ds.n_side, cases[c].n_side);
+		assert_int_equal(ds.side_card[ys], 11);	/* year buckets */
+		assert_non_null(m.schema);
+		schema_init(&sc);
+		assert_int_equal(schema_parse(&sc, m.schema, strlen(m.schema),
+		    "ml", err, sizeof(err)), 0);
+		assert_int_equal(sc.n_side, cases[c].n_side);
+		assert_int_equal(sc.f[sc.side_field[ys]].side, SCHEMA_S_ITEM);
+		for (size_t i = 0; i < ds.n; i++) {
+			const struct sample *s = &ds.s[i];
+
+			if (m.item_raw[s->item] == 2)
+				assert_int_equal(s->side[ys], 6); /* 1995 */
+			if (cases[c].n_side == 1)
+				continue;
+			if (m.user_raw[s->user] == 3) {
+				seen_u3 = 1;
+				assert_int_equal(s->side[0], cases[c].age);
+				assert_int_equal(s->side[1], 1);	/* M */
+				assert_int_equal(s->side[2], cases[c].occ);
+				assert_int_equal(s->side[3], 8);	/* 8xxxx */
+			}
+			if (m.user_raw[s->user] == 20 && c == 1) {
+				seen_u20 = 1;
+				for (int k = 0; k < 4; k++)
+					assert_int_equal(s->side[k],
+					    ds.side_card[k]);
+			}
+		}
+		if (cases[c].n_side > 1)
+			assert_true(seen_u3 && (seen_u20 || c != 1));
+		/* item-side table for sampled negatives */
+		assert_non_null(m.item_side);
+		assert_int_equal(m.side_item_mask, 1u << ys);
+		schema_fini(&sc);
+		dataset_fini(&ds);
+		dataset_meta_fini(&m);
+	}
+}
+
+/* synth: side fields only when asked; the other data unchanged by them. */
+static void
+test_synth_side(void **state)
+{
+	struct synth_opts o;
+	struct dataset a, b;
+	struct dataset_meta ma, mb;
+	struct synth_truth *ta, *tb;
+	size_t same = 0;
+
+	(void)state;
+	synth_opts_default(&o);
+	o.n_users = 50;
+	o.n_items = 400;
+	assert_int_equal(dataset_synth(&a, &ma, &ta, &o), 0);
+	o.side = 1;
+	assert_int_equal(dataset_synth(&b, &mb, &tb, &o), 0);
+	assert_int_equal(a.n_side, 0);
+	assert_int_equal(b.n_side, 2);
+	assert_int_equal(b.side_card[0], o.n_clusters);
+	assert_int_equal(a.n, b.n);
+	for (size_t i = 0; i < a.n; i++) {
+		assert_int_equal(a.s[i].item, b.s[i].item);
+		assert_true(a.s[i].label == b.s[i].label);
+		assert_int_equal(a.s[i].side[0], 0);
+		assert_true(b.s[i].side[0] < o.n_clusters);
+		assert_true(b.s[i].side[1] < o.n_clusters);
+		assert_int_equal(b.s[i].side[1],
+		    mb.item_side[b.s[i].item * SAMPLE_SIDE_MAX + 1]);
+	}
+	/* the segment is the taste cluster for ~70% + 30%/K of users */
+	for (uint32_t u = 0; u < o.n_users; u++)
+		for (size_t i = 0; i < b.n; i++)
+			if (b.s[i].user == u) {
+				same += b.s[i].side[0] == tb[u].cluster;
+				break;
+			}
+	assert_true(same >= 25 && same <= 49);
+	assert_non_null(strstr(mb.schema, "field segment cat side=user"));
+	assert_null(strstr(ma.schema, "segment"));
+	free(ta);
+	free(tb);
+	dataset_fini(&a);
+	dataset_fini(&b);
+	dataset_meta_fini(&ma);
+	dataset_meta_fini(&mb);
+}
+
 int
 main(void)
 {
@@ -374,6 +506,8 @@ main(void)
 		cmocka_unit_test(test_parse_good),
 		cmocka_unit_test(test_parse_bad),
 		cmocka_unit_test(test_read_csv),
+		cmocka_unit_test(test_movielens_side),
+		cmocka_unit_test(test_synth_side),
 	};
 	const char *t = getenv("TMPDIR");
 	int rc;
