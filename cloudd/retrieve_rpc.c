@@ -41,6 +41,9 @@ pack_samples(struct rpc_req *r, const struct pool *p, const uint32_t *idx,
 		s[i].n_hist = x->hist_n;
 		s[i].hist = (uint32_t *)sample_hist(&p->ds, x);
 		s[i].score = score[i];
+		s[i].n_side = p->ds.n_side <= SAMPLE_SIDE_MAX ? p->ds.n_side :
+		    0;
+		s[i].side = (uint32_t *)x->side;
 		sp[i] = &s[i];
 	}
 	out.model_version = p->version;

@@ -78,9 +78,39 @@ dcctl import "$FIX/data.csv" "$FIX/schema.txt" >"$T/dcctl.log" 2>&1 || die "dcct
 grep -q "imported $(($(wc -l <"$FIX/data.csv") - 1)) rows" "$T/dcctl.log" || die "dcctl import rows"
 mkdir -p "$T/eval"
 start_deviced devs -o deviced.shards="$SHARDS" -o deviced.run-once=yes \
-    -o deviced.devices=10 -o deviced.eval-dir="$T/eval"
+    -o deviced.devices=10 -o deviced.eval-dir="$T/eval" -o learn.coda=yes
 rc=0; wait "$DPID" || rc=$?
 [ $rc = 0 ] || die "deviced exit $rc"
 [ "$(sql 'SELECT count(DISTINCT device_id) FROM patches')" -ge 8 ] || die "patches: $(sql 'SELECT count(*) FROM patches')"
 [ "$(ls "$T/eval"/*.csv | wc -l)" = 10 ] || die "eval files"
+# Retrieval ships the pool's side values (protocol 4) and they fit.
+grep -q "RETRIEVE: device=.* got [1-9][0-9]* pool samples .* with side values" "$T/devs.log" ||
+    die "no retrieved samples with side values"
+! grep -q "side values do not fit" "$T/devs.log" || die "side values dropped"
+
+# The app interface takes side values (app protocol 2): one more device of
+# this data, with its app socket.
+U=10; DEV=dev-$U; AEP="ipc://$T/dev/$DEV/app.ipc"; DB=$T/dev/$DEV/device.db
+mkdir -p "$T/one"
+cp "$SHARDS/$U.local.csv" "$SHARDS/$U.test.csv" "$T/one/"
+start_deviced app -o deviced.shards="$T/one" \
+    -o deviced.app-listen='ipc://{dir}/app.ipc'
+app() { "$BIN/dcctl" device -s "$AEP" -t 10 "$@"; }
+wait_for "grep -q 'TRAIN: device=$DEV' '$T/app.log'" 600 0.1 || die "no learning job"
+[ "$(sqlite3 "$DB" 'SELECT count(*) FROM samples WHERE length(side) = 16')" = \
+    "$(sed 1,2d "$SHARDS/$U.local.csv" | wc -l)" ] || die "device store: side values"
+app --side 0,2,1,7 event 5 1 >"$T/ev.out" 2>&1 || die "event with side values: $(cat "$T/ev.out")"
+[ "$(sqlite3 "$DB" 'SELECT hex(side) FROM samples ORDER BY id DESC LIMIT 1')" = \
+    00000000020000000100000007000000 ] || die "event side values not stored"
+app event 6 0 >/dev/null 2>&1 || die "event without side values"
+[ "$(sqlite3 "$DB" 'SELECT hex(side) FROM samples ORDER BY id DESC LIMIT 1')" = \
+    08000000050000000300000020000000 ] || die "no side values: not unknown"
+out=$(app --side 0,2,1 event 7 1 2>&1) && die "3 side values accepted"
+case $out in *"E_BAD_REQUEST"*"3 side values; the local data have 4"*) ;; *) die "3 values: $out" ;; esac
+out=$(app --side 0,6,1,7 event 7 1 2>&1) && die "side value beyond its card accepted"
+case $out in *"E_BAD_REQUEST"*"side value 1 is 6; field 1 has 5 values"*) ;; *) die "card: $out" ;; esac
+app --side 1,2,1,7 rank 3 4 5 >"$T/rank.out" 2>&1 || die "rank with side values: $(cat "$T/rank.out")"
+[ "$(grep -c '^[0-9]* [0-9.]*$' "$T/rank.out")" = 3 ] || die "rank output: $(cat "$T/rank.out")"
+out=$(app --side 9,2,1,7 rank 3 4 2>&1) && die "bad candidate side accepted"
+case $out in *"E_BAD_REQUEST"*"candidate 0: side value 0 is 9"*) ;; *) die "rank card: $out" ;; esac
 echo "schema OK"
