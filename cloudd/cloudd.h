@@ -96,6 +96,12 @@ struct pool {
 	struct retr	*uindex;	/* per-user mean vectors */
 	uint32_t	*user_off;	/* n_users + 1: samples by user */
 	uint32_t	*by_user;	/* ds.n sample indices grouped by user */
+	/*
+	 * Side slots retrieval may ship (item and context fields of the
+	 * pool's schema); the others, user-side (another user's
+	 * demographics), go out as unknown. 0 = none (no schema).
+	 */
+	uint32_t	 side_ship;
 };
 
 struct model_cache {

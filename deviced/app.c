@@ -201,11 +201,16 @@ app_replay(struct dataset *q, const struct dataset *local,
     const struct dataset *events, uint32_t user, int K)
 {
 	dataset_reserve(q, events->n, events->n * (size_t)K);
+	/* the events' side values (issue 16) go along */
+	q->n_side = events->n_side;
+	memcpy(q->side_card, events->side_card, sizeof(q->side_card));
 	for (size_t i = 0; i < events->n; i++) {
 		const struct sample *s = &events->s[i];
 		/* strictly earlier, as the split's files (issue 17) */
-		query(q, local, q, K, user, s->item, s->genres, s->ts,
-		    s->label, s->rating, 1);
+		size_t j = query(q, local, q, K, user, s->item, s->genres,
+		    s->ts, s->label, s->rating, 1);
+
+		memcpy(q->s[j].side, s->side, sizeof(s->side));
 	}
 }
 
