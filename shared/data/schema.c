@@ -43,7 +43,7 @@ static const char *const key_names[N_KEYS] = {
 	"side", "vocab", "values", "bounds", "buckets", "threshold",
 };
 #define B(k)	(1u << (k))
-static const unsigned kind_keys[] = {
+static const unsigned kind_keys[SCHEMA_K_SKIP + 1] = {
 	[SCHEMA_K_USER] = B(KY_VOCAB), [SCHEMA_K_ITEM] = B(KY_VOCAB),
 	[SCHEMA_K_RATING] = B(KY_THRESHOLD),
 	[SCHEMA_K_BAG] = B(KY_SIDE) | B(KY_VOCAB) | B(KY_VALUES),
@@ -121,10 +121,12 @@ parse_num(const char *p, size_t n, double *out)
 	char b[64];
 	char *end;
 
-	if (n == 0 || n >= sizeof(b) || strspn(p, "0123456789+-.eE") < n)
+	if (n == 0 || n >= sizeof(b))
 		return -1;
 	memcpy(b, p, n);
 	b[n] = '\0';
+	if (strspn(b, "0123456789+-.eE") != n)
+		return -1;	/* no hex, inf or nan through strtod */
 	*out = strtod(b, &end);
 	return end == b + n && isfinite(*out) ? 0 : -1;
 }
@@ -386,8 +388,10 @@ field_line(struct schema *s, const struct text_fld *t, int k)
 		size_t kl, vl;
 		int key = -1;
 
-		if (eq == NULL)
-			return "expected key=value";
+		if (eq == NULL) {
+			why = "expected key=value";
+			break;
+		}
 		kl = (size_t)(eq - t[j].p);
 		v = eq + 1;
 		vl = t[j].n - kl - 1;
