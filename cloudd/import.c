@@ -67,14 +67,10 @@ import_file_schema(struct store *st, const char *path, const char *schema,
 			    strerror(-rc));
 			goto done;
 		}
-		/* Encoded side values must be the schema's own. */
-		if (ds.n_side > 0 && schema == NULL) {
-			snprintf(err, errlen, "%s: the samples carry %u side "
-			    "fields: import them with their schema", path,
-			    ds.n_side);
-			rc = -EINVAL;
-			goto done;
-		}
+		/*
+		 * Side values without a schema import as they are (a v2
+		 * file names its cards); with one, they must be its own.
+		 */
 		if (schema != NULL) {
 			struct dataset want;
 

@@ -44,9 +44,19 @@ bad "badval.csv:7: column 'device_type': bad value" \
 printf 'dccl-schema 1\nfield click label\nfield user user\nfield item item\nfield pos cat side=screen vocab=3\n' >"$T/bad.schema"
 bad "bad.schema:5: side must be user, item or context" \
     --import "$FIX/data.csv" --schema "$T/bad.schema"
-bad "the samples carry 4 side fields: import them with their schema" \
-    --import "$T/data/pool.csv" -o cloudd.data-dir="$T/bad2"
+printf 'dccl-schema 1\nfield click label\nfield user user\nfield item item\nfield pos cat side=user vocab=3\n' >"$T/one.schema"
+bad "pool.csv: its side fields (n_side 4) are not those of" \
+    --import "$T/data/pool.csv" --schema "$T/one.schema"
 [ "$(sqlite3 "$T/bad/cloudd.db" 'SELECT count(*) FROM pool')" = 0 ] || die "a bad import stored rows"
+
+# A v2 samples CSV without its schema: side values stored, no schema
+# text, and a schema cannot be added to that pool later.
+"$BIN/cloudd" -o cloudd.data-dir="$T/noschema" --import "$T/data/pool.csv" \
+    >"$T/noschema.log" 2>&1 || die "v2 import without a schema: $(tail -1 "$T/noschema.log")"
+[ "$(sqlite3 "$T/noschema/cloudd.db" 'SELECT count(*) FROM pool WHERE length(side) = 16')" = \
+    "$(sed 1,2d "$T/data/pool.csv" | wc -l)" ] || die "v2 without schema: side values"
+bad "without a feature schema" -o cloudd.data-dir="$T/noschema" \
+    --import "$T/data/pool.csv" --schema "$T/data/schema.txt"
 
 # The raw CSV imports directly through its schema, too.
 "$BIN/cloudd" -o cloudd.data-dir="$T/raw" --import "$FIX/data.csv" \
