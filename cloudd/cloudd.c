@@ -39,6 +39,7 @@
 #include "shared/notify.h"
 #include "shared/ml/ofa.h"
 #include "shared/xmalloc.h"
+#include "shared/wire.h"
 
 #define CD_OFF(f) offsetof(struct cloudd_conf, f)
 
@@ -522,7 +523,7 @@ main(int argc, char **argv)
 		case 'd': debug = 1; break;
 		case 'h': usage(stdout); rc = 0; goto early;
 		case 'V': printf("cloudd %s (protocol %d)\n", CLOUDD_VERSION,
-		    1); rc = 0; goto early;
+		    WIRE_VERSION); rc = 0; goto early;
 		default: usage(stderr); rc = 2; goto early;
 		}
 	}
