@@ -39,6 +39,7 @@
 #include "shared/notify.h"
 #include "shared/ml/ofa.h"
 #include "shared/xmalloc.h"
+#include "shared/wire.h"
 
 #define CD_OFF(f) offsetof(struct cloudd_conf, f)
 
@@ -239,6 +240,8 @@ usage(FILE *f)
 "  -p, --print-config    print effective options and their sources\n"
 "  -E, --example-config  print a commented config with every default\n"
 "  -i, --import FILE     import a samples CSV into the pool and exit\n"
+"  -s, --schema FILE     with --import: the feature schema of FILE, which\n"
+"                        may then be any header CSV whose columns it names\n"
 "  -d, --debug           log-level debug\n"
 "  -h, --help            this help\n"
 "  -V, --version         print the version\n");
@@ -491,13 +494,14 @@ main(int argc, char **argv)
 		{ "print-config", no_argument, NULL, 'p' },
 		{ "example-config", no_argument, NULL, 'E' },
 		{ "import", required_argument, NULL, 'i' },
+		{ "schema", required_argument, NULL, 's' },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct cloudd *cd = xcalloc(1, sizeof(*cd));
-	const char *import = NULL;
+	const char *import = NULL, *schema = NULL;
 	char *dbpath = cd->dbpath, err[512], threads[16];
 	int ch, check = 0, print = 0, debug = 0, bad = 0, rc;
 	char **overrides = xcalloc(argc + 1, sizeof(char *));
@@ -505,7 +509,7 @@ main(int argc, char **argv)
 
 	if (conf_init(&cd->conf, cloudd_opts, &cd->cf, stderr) != 0)
 		fatalx("built-in defaults are invalid");
-	while ((ch = getopt_long(argc, argv, "f:o:npEi:dhV", longopts, NULL))
+	while ((ch = getopt_long(argc, argv, "f:o:npEi:s:dhV", longopts, NULL))
 	    != -1) {
 		switch (ch) {
 		case 'f': cd->conf_path = optarg; break;
@@ -515,14 +519,15 @@ main(int argc, char **argv)
 		case 'E': conf_write_example(cloudd_opts, "cloudd.conf: the dccl cloud daemon", stdout);
 			rc = 0; goto early;
 		case 'i': import = optarg; break;
+		case 's': schema = optarg; break;
 		case 'd': debug = 1; break;
 		case 'h': usage(stdout); rc = 0; goto early;
 		case 'V': printf("cloudd %s (protocol %d)\n", CLOUDD_VERSION,
-		    1); rc = 0; goto early;
+		    WIRE_VERSION); rc = 0; goto early;
 		default: usage(stderr); rc = 2; goto early;
 		}
 	}
-	if (optind != argc) {
+	if (optind != argc || (schema != NULL && import == NULL)) {
 		usage(stderr);
 		rc = 2;
 		goto early;
@@ -581,7 +586,8 @@ main(int argc, char **argv)
 	if (import != NULL) {
 		uint64_t rows = 0;
 		double t0 = clock_now(), dt;
-		if (import_file(cd->st, import, &rows, err, sizeof(err)) != 0)
+		if (import_file_schema(cd->st, import, schema, &rows, err,
+		    sizeof(err)) != 0)
 			fatalx("IMPORT: %s", err);
 		dt = clock_now() - t0;
 		log_info("IMPORT: %llu rows from %s in %.3f s (%.0f rows/s)",

@@ -96,6 +96,12 @@ struct pool {
 	struct retr	*uindex;	/* per-user mean vectors */
 	uint32_t	*user_off;	/* n_users + 1: samples by user */
 	uint32_t	*by_user;	/* ds.n sample indices grouped by user */
+	/*
+	 * Side slots retrieval may ship (item and context fields of the
+	 * pool's schema); the others, user-side (another user's
+	 * demographics), go out as unknown. 0 = none (no schema).
+	 */
+	uint32_t	 side_ship;
 };
 
 struct model_cache {
@@ -287,5 +293,8 @@ int	 train_queue(struct cloudd *cd, uint32_t epochs,
 /* import.c */
 int	 import_file(struct store *st, const char *path, uint64_t *rows,
 	    char *err, size_t errlen);
+/* schema: a feature schema file (shared/data/schema.h) or NULL. */
+int	 import_file_schema(struct store *st, const char *path,
+	    const char *schema, uint64_t *rows, char *err, size_t errlen);
 
 #endif

@@ -33,7 +33,9 @@ usage(FILE *f)
 "  -r, --replace      enroll: replace the key of an enrolled device id\n"
 "commands:\n"
 "  status             model version, pool, devices, patches, requests\n"
-"  import FILE        import a samples CSV into the pool (path on the cloud)\n"
+"  import FILE [SCHEMA]  import a samples CSV into the pool (path on the\n"
+"                     cloud); with a feature schema file, any header CSV\n"
+"                     whose columns it names\n"
 "  train [EPOCHS]     train a new model version on the pool\n"
 "  distill [EPOCHS]   MoMoDistill the device patches into a new version\n"
 "  metrics            the Prometheus exposition (as served on metrics.listen)\n"
@@ -228,7 +230,7 @@ main(int argc, char **argv)
 	Dccl__AdminDistillReq di = DCCL__ADMIN_DISTILL_REQ__INIT;
 	Dccl__AdminEnrollReq en = DCCL__ADMIN_ENROLL_REQ__INIT;
 	uint8_t pk[32], sk[32];
-	char path[PATH_MAX];
+	char path[PATH_MAX], spath[PATH_MAX];
 	const char *cmd, *out = NULL;
 	int replace = 0;
 	int ch, sock, tmo = 30000, rc = 1;
@@ -266,6 +268,14 @@ main(int argc, char **argv)
 			return 1;
 		}
 		im.path = path;
+		if (optind + 1 < argc) {
+			if (realpath(argv[optind + 1], spath) == NULL) {
+				fprintf(stderr, "dcctl: %s: %s\n",
+				    argv[optind + 1], strerror(errno));
+				return 1;
+			}
+			im.schema_path = spath;
+		}
 		req.body_case = DCCL__ENVELOPE__BODY_ADMIN_IMPORT;
 		req.admin_import = &im;
 	} else if (!strcmp(cmd, "train")) {

@@ -32,6 +32,8 @@ usage(FILE *f)
 "  -T, --ts SECONDS   event or ranking time, unix seconds (default now)\n"
 "  -k, --top K        rank: return the best K (default all)\n"
 "  -r, --rating R     event: explicit rating (default 0 = unknown)\n"
+"  -S, --side LIST    event, rank: side values V0,V1,... (one per side field\n"
+"                     of the device's data; of every candidate for rank)\n"
 "commands:\n"
 "  event ITEM CLICKED [GENRES]   record an impression; CLICKED 0 or 1,\n"
 "                                GENRES a bitmask\n"
@@ -176,6 +178,7 @@ dcctl_app_main(int argc, char **argv)
 		{ "ts", required_argument, NULL, 'T' },
 		{ "top", required_argument, NULL, 'k' },
 		{ "rating", required_argument, NULL, 'r' },
+		{ "side", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -192,9 +195,11 @@ dcctl_app_main(int argc, char **argv)
 	double rating = 0;
 	int ch, tmo = 10000, rc = 2;
 	char *end;
+	uint32_t side[8];	/* SAMPLE_SIDE_MAX */
+	size_t n_side = 0;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "s:t:i:T:k:r:h", longopts, NULL))
+	while ((ch = getopt_long(argc, argv, "s:t:i:T:k:r:S:h", longopts, NULL))
 	    != -1) {
 		switch (ch) {
 		case 's': ep = optarg; break;
@@ -221,6 +226,27 @@ dcctl_app_main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'S': {
+			/* "v0,v1,...": the side values of the event or of
+			 * every candidate */
+			char *p = optarg, *q;
+
+			for (n_side = 0; *p != '\0'; n_side++) {
+				unsigned long v;
+
+				errno = 0;
+				v = strtoul(p, &q, 10);
+				if (errno || q == p || v > UINT32_MAX ||
+				    n_side == 8 || (*q != ',' && *q != '\0')) {
+					fprintf(stderr, "dcctl: bad --side "
+					    "'%s'\n", optarg);
+					return 2;
+				}
+				side[n_side] = (uint32_t)v;
+				p = *q == ',' ? q + 1 : q;
+			}
+			break;
+		}
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -235,7 +261,7 @@ dcctl_app_main(int argc, char **argv)
 		return 2;
 	}
 	cmd = argv[optind++];
-	req.version = 1;
+	req.version = 2;	/* app protocol 2 (proto/app.proto) */
 	req.request_id = (uint64_t)time(NULL) << 20 | (uint64_t)getpid();
 	if (!strcmp(cmd, "event") && argc - optind >= 2 &&
 	    argc - optind <= 3) {
@@ -247,6 +273,8 @@ dcctl_app_main(int argc, char **argv)
 			return 2;
 		}
 		ev.clicked = clicked;
+		ev.n_side = n_side;
+		ev.side = side;
 		ev.ts = ts;
 		ev.rating = (float)rating;
 		req.body_case = DCCL__APP__APP_REQUEST__BODY_EVENT;
@@ -266,8 +294,11 @@ dcctl_app_main(int argc, char **argv)
 		}
 		if (n > 0 && (cp = calloc(n, sizeof(*cp))) == NULL)
 			goto done;
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = 0; i < n; i++) {
 			cp[i] = &cv[i];
+			cv[i].n_side = n_side;
+			cv[i].side = side;
+		}
 		rk.n_candidates = n;
 		rk.candidates = cp;
 		rk.ts = ts;

@@ -132,6 +132,7 @@ pool_copy_samples(const struct pool *src)
 	np->ds.n_users = src->ds.n_users;
 	np->ds.n_items = src->ds.n_items;
 	np->ds.n_genres = src->ds.n_genres;
+	np->side_ship = src->side_ship;
 	np->rowid = xcalloc(n + 1, sizeof(uint64_t));
 	memcpy(np->rowid, src->rowid, n * sizeof(uint64_t));
 	pool_group_users(np);

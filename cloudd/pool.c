@@ -16,6 +16,7 @@
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
 #include "shared/data/dataset.h"
+#include "shared/data/schema.h"
 #include "shared/log.h"
 #include "shared/xmalloc.h"
 
@@ -141,6 +142,27 @@ done:
 	return rc;
 }
 
+/* The side slots of the pool's schema that are not user-side. */
+static uint32_t
+side_ship(struct store *st, const struct dataset *ds)
+{
+	struct schema sc;
+	char *txt = NULL, err[256];
+	uint32_t m = 0;
+
+	if (ds->n_side == 0 || store_pool_schema(st, &txt) != 0)
+		return 0;
+	schema_init(&sc);
+	if (schema_parse(&sc, txt, strlen(txt), "pool schema", err,
+	    sizeof(err)) == 0 && sc.n_side == ds->n_side)
+		for (uint32_t k = 0; k < sc.n_side; k++)
+			if (sc.f[sc.side_field[k]].side != SCHEMA_S_USER)
+				m |= 1u << k;
+	schema_fini(&sc);
+	free(txt);
+	return m;
+}
+
 static void
 load_work_cb(uv_work_t *w)
 {
@@ -157,6 +179,7 @@ load_work_cb(uv_work_t *w)
 		goto done;
 	}
 	pool_group_users(j->p);
+	j->p->side_ship = side_ship(st, &j->p->ds);
 	if (j->blob != NULL && j->p->ds.n > 0) {
 		if ((j->rc = ctr_io_unpack(&m, NULL, j->blob, j->size, j->err,
 		    sizeof(j->err))) != 0)

@@ -30,6 +30,8 @@ pack_samples(struct rpc_req *r, const struct pool *p, const uint32_t *idx,
 	Dccl__Samples out = DCCL__SAMPLES__INIT;
 	Dccl__Sample *s = xcalloc(n + 1, sizeof(*s));
 	Dccl__Sample **sp = xcalloc(n + 1, sizeof(*sp));
+	uint32_t ns = p->ds.n_side <= SAMPLE_SIDE_MAX ? p->ds.n_side : 0;
+	uint32_t *side = xcalloc(n * ns + 1, sizeof(*side));
 
 	for (size_t i = 0; i < n; i++) {
 		const struct sample *x = &p->ds.s[idx[i]];
@@ -41,6 +43,12 @@ pack_samples(struct rpc_req *r, const struct pool *p, const uint32_t *idx,
 		s[i].n_hist = x->hist_n;
 		s[i].hist = (uint32_t *)sample_hist(&p->ds, x);
 		s[i].score = score[i];
+		/* user-side values of other users stay home: unknown */
+		for (uint32_t k = 0; k < ns; k++)
+			side[i * ns + k] = p->side_ship & (1u << k) ?
+			    x->side[k] : p->ds.side_card[k];
+		s[i].n_side = ns;
+		s[i].side = side + i * ns;
 		sp[i] = &s[i];
 	}
 	out.model_version = p->version;
@@ -57,6 +65,7 @@ pack_samples(struct rpc_req *r, const struct pool *p, const uint32_t *idx,
 	}
 	free(s);
 	free(sp);
+	free(side);
 }
 
 static void

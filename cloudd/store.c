@@ -110,7 +110,20 @@ store_wal_checkpoint(struct store *st)
 int
 store_pool_insert(struct store *st, const struct dataset *ds, uint64_t *rows)
 {
-	return st->ops->pool_insert(st, ds, rows);
+	return st->ops->pool_insert(st, ds, NULL, rows);
+}
+
+int
+store_pool_insert_schema(struct store *st, const struct dataset *ds,
+    const char *schema, uint64_t *rows)
+{
+	return st->ops->pool_insert(st, ds, schema, rows);
+}
+
+int
+store_pool_schema(struct store *st, char **schema)
+{
+	return st->ops->pool_schema(st, schema);
 }
 
 int

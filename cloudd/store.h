@@ -21,7 +21,7 @@
 
 #include "shared/data/sample.h"
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 /*
  * PostgreSQL advisory lock keys (one namespace per database): migrations
@@ -131,6 +131,18 @@ int	store_wal_checkpoint(struct store *st);
 /* Pool. Inserts every sample of ds in one transaction. */
 int	store_pool_insert(struct store *st, const struct dataset *ds,
 	    uint64_t *rows);
+/*
+ * Same, with the feature schema the samples follow (schema's canonical
+ * text, shared/data/schema.h; NULL = none), stored with the pool in the
+ * same transaction. A pool keeps one schema: -EEXIST (nothing inserted)
+ * when the pool has a schema and this one differs or is NULL, or when it
+ * has samples but no schema and this import brings one. ds's side values
+ * (n_side of them per sample) are stored per sample.
+ */
+int	store_pool_insert_schema(struct store *st, const struct dataset *ds,
+	    const char *schema, uint64_t *rows);
+/* The pool's schema text (malloc'ed, NUL-terminated); -ENOENT if none. */
+int	store_pool_schema(struct store *st, char **schema);
 int	store_pool_count(struct store *st, uint64_t *n);
 /* Loads the pool into ds (initialised, empty); *rowid gets n row ids. */
 int	store_pool_load(struct store *st, struct dataset *ds, uint64_t **rowid);

@@ -19,7 +19,8 @@ struct store_ops {
 	int	(*wal_manual)(struct store *);
 	int	(*wal_checkpoint)(struct store *);
 	int	(*pool_insert)(struct store *, const struct dataset *,
-		    uint64_t *);
+		    const char *, uint64_t *);
+	int	(*pool_schema)(struct store *, char **);
 	int	(*pool_count)(struct store *, uint64_t *);
 	int	(*pool_load)(struct store *, struct dataset *, uint64_t **);
 	int	(*pool_set_repr)(struct store *, const uint64_t *,

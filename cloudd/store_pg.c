@@ -88,6 +88,10 @@ static const char *const migrations[] = {
 	"CREATE TABLE device_keys("
 	"  device_id TEXT PRIMARY KEY, pk BYTEA NOT NULL,"
 	"  counter BIGINT NOT NULL, enrolled BIGINT NOT NULL);",
+	/* 5 (issue 16): the pool's feature schema, per-sample side values. */
+	"ALTER TABLE pool ADD COLUMN side BYTEA;"
+	"CREATE TABLE pool_schema("
+	"  id INTEGER PRIMARY KEY CHECK (id = 1), text TEXT NOT NULL);",
 };
 
 #define NOW_SQL	"extract(epoch from now())::bigint"
@@ -556,8 +560,104 @@ get_meta(struct pg *st, const char *key)
 	return v;
 }
 
+static int	count(struct pg *st, const char *sql, uint64_t *n);
+
+/* n_side and side_card<k> (the schema fixes them: greatest() is a no-op). */
 static int
-pg_pool_insert(struct store *base, const struct dataset *ds, uint64_t *rows)
+set_side_meta(struct pg *st, const struct dataset *ds)
+{
+	char key[32];
+	int rc;
+
+	if (ds->n_side == 0 || ds->n_side > SAMPLE_SIDE_MAX)
+		return 0;
+	rc = set_meta(st, "n_side", ds->n_side);
+	for (uint32_t k = 0; k < ds->n_side && rc == 0; k++) {
+		snprintf(key, sizeof(key), "side_card%u", k);
+		rc = set_meta(st, key, ds->side_card[k]);
+	}
+	return rc;
+}
+
+static void
+get_side_meta(struct pg *st, struct dataset *ds)
+{
+	char key[32];
+	int64_t ns = get_meta(st, "n_side");
+
+	ds->n_side = ns > 0 && ns <= SAMPLE_SIDE_MAX ? (uint32_t)ns : 0;
+	for (uint32_t k = 0; k < ds->n_side; k++) {
+		snprintf(key, sizeof(key), "side_card%u", k);
+		ds->side_card[k] = (uint32_t)get_meta(st, key);
+	}
+}
+
+/* The pool's schema text into *out (malloc'ed), or NULL when none. */
+static int
+schema_get(struct pg *st, char **out)
+{
+	PGresult *r;
+
+	*out = NULL;
+	if (q(st, "pool schema", "SELECT text FROM pool_schema WHERE id = 1",
+	    NULL, &r) != 0)
+		return -EIO;
+	if (PQntuples(r) == 1)
+		*out = xstrdup(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return 0;
+}
+
+static int
+pg_pool_schema(struct store *base, char **schema)
+{
+	int rc = schema_get(PG(base), schema);
+
+	return rc == 0 && *schema == NULL ? -ENOENT : rc;
+}
+
+/*
+ * A pool keeps one schema (store.h). Inside the transaction; the row lock
+ * on pool_schema (or the table lock when there is none yet) keeps two
+ * replicas' imports from both storing one.
+ */
+static int
+schema_put(struct pg *st, const char *schema)
+{
+	struct args a = { 0 };
+	char *old;
+	uint64_t n = 0;
+	int rc;
+
+	if ((rc = exec(st, "LOCK TABLE pool_schema IN EXCLUSIVE MODE")) != 0 ||
+	    (rc = schema_get(st, &old)) != 0)
+		return rc;
+	if (old != NULL || schema == NULL) {
+		rc = (old == NULL) == (schema == NULL) && (old == NULL ||
+		    strcmp(old, schema) == 0) ? 0 : -EEXIST;
+		free(old);
+		if (rc != 0)
+			snprintf(st->base.err, sizeof(st->base.err), "the "
+			    "pool's feature schema differs from this "
+			    "import's");
+		return rc;
+	}
+	if ((rc = count(st, "SELECT count(*) FROM pool", &n)) != 0)
+		return rc;
+	if (n > 0) {
+		snprintf(st->base.err, sizeof(st->base.err), "the pool holds "
+		    "%llu samples without a feature schema",
+		    (unsigned long long)n);
+		return -EEXIST;
+	}
+	a_text(&a, schema);
+	return cmd(st, "pool schema", "INSERT INTO pool_schema VALUES(1, $1)",
+	    &a);
+}
+
+static int
+pg_pool_insert(struct store *base, const struct dataset *ds,
+    const char *schema, uint64_t *rows)
 {
 	struct pg *st = PG(base);
 	struct copybuf cb;
@@ -566,12 +666,14 @@ pg_pool_insert(struct store *base, const struct dataset *ds, uint64_t *rows)
 	*rows = 0;
 	if ((rc = exec(st, "BEGIN")) != 0)
 		return rc;
+	if ((rc = schema_put(st, schema)) != 0)
+		goto fail;
 	if ((rc = cb_begin(&cb, st, "COPY pool(\"user\", item, ts, rating, "
-	    "label, genres, hist) FROM STDIN (FORMAT binary)")) != 0)
+	    "label, genres, hist, side) FROM STDIN (FORMAT binary)")) != 0)
 		goto fail;
 	for (size_t i = 0; i < ds->n && cb.rc == 0; i++) {
 		const struct sample *x = &ds->s[i];
-		cb_u16(&cb, 7);
+		cb_u16(&cb, 8);
 		cb_i64(&cb, x->user);
 		cb_i64(&cb, x->item);
 		cb_i64(&cb, x->ts);
@@ -580,12 +682,15 @@ pg_pool_insert(struct store *base, const struct dataset *ds, uint64_t *rows)
 		cb_i64(&cb, x->genres);
 		cb_bytes(&cb, x->hist_n > 0 ? sample_hist(ds, x) : NULL,
 		    x->hist_n * sizeof(uint32_t));
+		cb_bytes(&cb, ds->n_side > 0 && ds->n_side <= SAMPLE_SIDE_MAX ?
+		    x->side : NULL, ds->n_side * sizeof(uint32_t));
 	}
 	if ((rc = cb_end(&cb)) != 0)
 		goto fail;
 	if ((rc = set_meta(st, "n_users", ds->n_users)) != 0 ||
 	    (rc = set_meta(st, "n_items", ds->n_items)) != 0 ||
 	    (rc = set_meta(st, "n_genres", ds->n_genres)) != 0 ||
+	    (rc = set_side_meta(st, ds)) != 0 ||
 	    (rc = exec(st, "COMMIT")) != 0)
 		goto fail;
 	*rows = ds->n;
@@ -622,7 +727,7 @@ pg_pool_load(struct store *base, struct dataset *ds, uint64_t **rowid)
 	int n;
 
 	if (q(st, "pool load", "SELECT id, \"user\", item, ts, rating, label, "
-	    "genres, hist FROM pool ORDER BY id", NULL, &r) != 0)
+	    "genres, hist, side FROM pool ORDER BY id", NULL, &r) != 0)
 		return -EIO;
 	n = PQntuples(r);
 	ids = xcalloc(n ? n : 1, sizeof(*ids));
@@ -641,6 +746,13 @@ pg_pool_load(struct store *base, struct dataset *ds, uint64_t **rowid)
 		if (hn > SAMPLE_HIST_MAX)
 			hn = SAMPLE_HIST_MAX;
 		memcpy(h, PQgetvalue(r, i, 7), hn * sizeof(uint32_t));
+		{
+			/* side values (a row stored before schema 5: none) */
+			size_t sb = (size_t)PQgetlength(r, i, 8);
+
+			memcpy(x.side, PQgetvalue(r, i, 8), sb < sizeof(x.side) ?
+			    sb : sizeof(x.side));
+		}
 		ids[ds->n] = (uint64_t)g_i64(r, i, 0);
 		dataset_append(ds, &x, h, hn);
 	}
@@ -648,6 +760,7 @@ pg_pool_load(struct store *base, struct dataset *ds, uint64_t **rowid)
 	ds->n_users = (uint32_t)get_meta(st, "n_users");
 	ds->n_items = (uint32_t)get_meta(st, "n_items");
 	ds->n_genres = (uint32_t)get_meta(st, "n_genres");
+	get_side_meta(st, ds);
 	*rowid = ids;
 	return 0;
 }
@@ -1557,6 +1670,7 @@ static const struct store_ops pg_ops = {
 	.commit = pg_commit,
 	.rollback = pg_rollback,
 	.pool_insert = pg_pool_insert,
+	.pool_schema = pg_pool_schema,
 	.pool_count = pg_pool_count,
 	.pool_load = pg_pool_load,
 	.pool_set_repr = pg_pool_set_repr,

@@ -71,6 +71,13 @@ static const char *const migrations[] = {
 	"CREATE TABLE device_keys("
 	"  device_id TEXT PRIMARY KEY, pk BLOB NOT NULL,"
 	"  counter INTEGER NOT NULL, enrolled INTEGER NOT NULL);",
+	/*
+	 * 5 (issue 16): the pool's feature schema (its canonical text) and
+	 * each sample's side values (n_side uint32s; NULL when none).
+	 */
+	"ALTER TABLE pool ADD COLUMN side BLOB;"
+	"CREATE TABLE pool_schema("
+	"  id INTEGER PRIMARY KEY CHECK (id = 1), text TEXT NOT NULL);",
 };
 
 /* The shared helpers (shared/db.h), reporting into the store's message. */
@@ -218,8 +225,107 @@ get_meta(struct sq *st, const char *key)
 	return v;
 }
 
+/* n_side and side_card<k> (the schema fixes them: max() is a no-op). */
 static int
-sq_pool_insert(struct store *base, const struct dataset *ds, uint64_t *rows)
+set_side_meta(struct sq *st, const struct dataset *ds)
+{
+	char key[32];
+	int rc = 0;
+
+	if (ds->n_side == 0 || ds->n_side > SAMPLE_SIDE_MAX)
+		return 0;
+	rc = set_meta(st, "n_side", ds->n_side);
+	for (uint32_t k = 0; k < ds->n_side && rc == 0; k++) {
+		snprintf(key, sizeof(key), "side_card%u", k);
+		rc = set_meta(st, key, ds->side_card[k]);
+	}
+	return rc;
+}
+
+static void
+get_side_meta(struct sq *st, struct dataset *ds)
+{
+	char key[32];
+	int64_t ns = get_meta(st, "n_side");
+
+	ds->n_side = ns > 0 && ns <= SAMPLE_SIDE_MAX ? (uint32_t)ns : 0;
+	for (uint32_t k = 0; k < ds->n_side; k++) {
+		snprintf(key, sizeof(key), "side_card%u", k);
+		ds->side_card[k] = (uint32_t)get_meta(st, key);
+	}
+}
+
+/* The pool's schema text into *out (malloc'ed), or NULL when none. */
+static int
+schema_get(struct sq *st, char **out)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	*out = NULL;
+	if (prep(st, "SELECT text FROM pool_schema WHERE id = 1", &s) != 0)
+		return -EIO;
+	if ((r = sqlite3_step(s)) == SQLITE_ROW)
+		*out = xstrdup((const char *)sqlite3_column_text(s, 0));
+	sqlite3_finalize(s);
+	return r == SQLITE_ROW || r == SQLITE_DONE ? 0 : fail_db(st,
+	    "pool schema");
+}
+
+static int
+sq_pool_schema(struct store *base, char **schema)
+{
+	int rc = schema_get(SQ(base), schema);
+
+	return rc == 0 && *schema == NULL ? -ENOENT : rc;
+}
+
+/*
+ * A pool keeps one schema (store.h): checks schema against the stored
+ * one, and stores it when the pool has none. Inside the transaction.
+ */
+static int
+schema_put(struct sq *st, const char *schema)
+{
+	sqlite3_stmt *s;
+	char *old;
+	uint64_t n = 0;
+	int rc;
+
+	if ((rc = schema_get(st, &old)) != 0)
+		return rc;
+	if (old != NULL || schema == NULL) {
+		rc = (old == NULL) == (schema == NULL) && (old == NULL ||
+		    strcmp(old, schema) == 0) ? 0 : -EEXIST;
+		free(old);
+		if (rc != 0)
+			snprintf(st->base.err, sizeof(st->base.err), "the "
+			    "pool's feature schema differs from this "
+			    "import's");
+		return rc;
+	}
+	if (prep(st, "SELECT count(*) FROM pool", &s) != 0)
+		return -EIO;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = (uint64_t)sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	if (n > 0) {
+		snprintf(st->base.err, sizeof(st->base.err), "the pool holds "
+		    "%llu samples without a feature schema",
+		    (unsigned long long)n);
+		return -EEXIST;
+	}
+	if (prep(st, "INSERT INTO pool_schema VALUES(1, ?1)", &s) != 0)
+		return -EIO;
+	sqlite3_bind_text(s, 1, schema, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s) == SQLITE_DONE ? 0 : fail_db(st, "pool schema");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+static int
+sq_pool_insert(struct store *base, const struct dataset *ds,
+    const char *schema, uint64_t *rows)
 {
 	struct sq *st = SQ(base);
 	sqlite3_stmt *s = NULL;
@@ -228,8 +334,10 @@ sq_pool_insert(struct store *base, const struct dataset *ds, uint64_t *rows)
 	*rows = 0;
 	if ((rc = exec(st, "BEGIN IMMEDIATE")) != 0)
 		return rc;
+	if ((rc = schema_put(st, schema)) != 0)
+		goto fail;
 	if ((rc = prep(st, "INSERT INTO pool(user, item, ts, rating, label, "
-	    "genres, hist) VALUES(?,?,?,?,?,?,?)", &s)) != 0)
+	    "genres, hist, side) VALUES(?,?,?,?,?,?,?,?)", &s)) != 0)
 		goto fail;
 	for (size_t i = 0; i < ds->n; i++) {
 		const struct sample *x = &ds->s[i];
@@ -244,6 +352,11 @@ sq_pool_insert(struct store *base, const struct dataset *ds, uint64_t *rows)
 			    x->hist_n * sizeof(uint32_t), SQLITE_STATIC);
 		else
 			sqlite3_bind_null(s, 7);
+		if (ds->n_side > 0 && ds->n_side <= SAMPLE_SIDE_MAX)
+			sqlite3_bind_blob(s, 8, x->side, ds->n_side *
+			    sizeof(uint32_t), SQLITE_STATIC);
+		else
+			sqlite3_bind_null(s, 8);
 		if (sqlite3_step(s) != SQLITE_DONE) {
 			rc = fail_db(st, "pool insert");
 			goto fail;
@@ -254,7 +367,8 @@ sq_pool_insert(struct store *base, const struct dataset *ds, uint64_t *rows)
 	s = NULL;
 	if ((rc = set_meta(st, "n_users", ds->n_users)) != 0 ||
 	    (rc = set_meta(st, "n_items", ds->n_items)) != 0 ||
-	    (rc = set_meta(st, "n_genres", ds->n_genres)) != 0)
+	    (rc = set_meta(st, "n_genres", ds->n_genres)) != 0 ||
+	    (rc = set_side_meta(st, ds)) != 0)
 		goto fail;
 	if ((rc = exec(st, "COMMIT")) != 0)
 		goto fail;
@@ -303,8 +417,8 @@ sq_pool_load(struct store *base, struct dataset *ds, uint64_t **rowid)
 		return rc;
 	cap = n ? n : 1;
 	ids = xcalloc(cap, sizeof(*ids));
-	if (prep(st, "SELECT id, user, item, ts, rating, label, genres, hist "
-	    "FROM pool ORDER BY id", &s) != 0) {
+	if (prep(st, "SELECT id, user, item, ts, rating, label, genres, hist, "
+	    "side FROM pool ORDER BY id", &s) != 0) {
 		free(ids);
 		return -EIO;
 	}
@@ -322,6 +436,15 @@ sq_pool_load(struct store *base, struct dataset *ds, uint64_t **rowid)
 		x.rating = (float)sqlite3_column_double(s, 4);
 		x.label = (float)sqlite3_column_double(s, 5);
 		x.genres = (uint32_t)sqlite3_column_int64(s, 6);
+		{
+			/* side values (a row stored before schema 5: none) */
+			size_t sb = (size_t)sqlite3_column_bytes(s, 8);
+
+			if (sb > sizeof(x.side))
+				sb = sizeof(x.side);
+			if (sb > 0)
+				memcpy(x.side, sqlite3_column_blob(s, 8), sb);
+		}
 		if (hn > SAMPLE_HIST_MAX)
 			hn = SAMPLE_HIST_MAX;
 		ids[ds->n] = (uint64_t)sqlite3_column_int64(s, 0);
@@ -333,6 +456,7 @@ sq_pool_load(struct store *base, struct dataset *ds, uint64_t **rowid)
 	ds->n_users = (uint32_t)get_meta(st, "n_users");
 	ds->n_items = (uint32_t)get_meta(st, "n_items");
 	ds->n_genres = (uint32_t)get_meta(st, "n_genres");
+	get_side_meta(st, ds);
 	if (rc != 0) {
 		free(ids);
 		return rc;
@@ -1230,6 +1354,7 @@ static const struct store_ops sq_ops = {
 	.wal_checkpoint = sq_wal_checkpoint,
 	.rollback = sq_rollback,
 	.pool_insert = sq_pool_insert,
+	.pool_schema = sq_pool_schema,
 	.pool_count = sq_pool_count,
 	.pool_load = sq_pool_load,
 	.pool_set_repr = sq_pool_set_repr,

@@ -202,6 +202,7 @@ trained:
 	j->np->ds.n_users = ds->n_users;
 	j->np->ds.n_items = ds->n_items;
 	j->np->ds.n_genres = ds->n_genres;
+	j->np->side_ship = j->src->side_ship;
 	j->np->rowid = xcalloc(ds->n + 1, sizeof(uint64_t));
 	for (size_t i = 0; i < all.n; i++)
 		j->np->rowid[i] = j->src->rowid[all.v[i]];

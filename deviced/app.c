@@ -201,11 +201,16 @@ app_replay(struct dataset *q, const struct dataset *local,
     const struct dataset *events, uint32_t user, int K)
 {
 	dataset_reserve(q, events->n, events->n * (size_t)K);
+	/* the events' side values (issue 16) go along */
+	q->n_side = events->n_side;
+	memcpy(q->side_card, events->side_card, sizeof(q->side_card));
 	for (size_t i = 0; i < events->n; i++) {
 		const struct sample *s = &events->s[i];
 		/* strictly earlier, as the split's files (issue 17) */
-		query(q, local, q, K, user, s->item, s->genres, s->ts,
-		    s->label, s->rating, 1);
+		size_t j = query(q, local, q, K, user, s->item, s->genres,
+		    s->ts, s->label, s->rating, 1);
+
+		memcpy(q->s[j].side, s->side, sizeof(s->side));
 	}
 }
 
@@ -347,6 +352,36 @@ last_ts(const struct app *a)
 	return d->local.n > 0 ? d->local.s[d->local.n - 1].ts : 0;
 }
 
+/*
+ * Side values given by the app (issue 16) for the local data's side
+ * fields: none (all unknown) or exactly n_side, each <= its card (==
+ * card: unknown). 0, or a typed E_BAD_REQUEST.
+ */
+static int
+side_values(const struct device *d, const uint32_t *v, size_t n,
+    uint32_t *out, struct rctx *c, const char *what, size_t at)
+{
+	const struct dataset *l = &d->local;
+
+	memset(out, 0, SAMPLE_SIDE_MAX * sizeof(*out));
+	for (uint32_t k = 0; k < l->n_side; k++)
+		out[k] = l->side_card[k];
+	if (n == 0)
+		return 0;
+	if (n != l->n_side)
+		return fail(c, DCCL__APP__APP_ERROR_CODE__E_BAD_REQUEST,
+		    "%s %zu: %zu side values; the local data have %u side "
+		    "fields", what, at, n, l->n_side);
+	for (size_t k = 0; k < n; k++) {
+		if (v[k] > l->side_card[k])
+			return fail(c, DCCL__APP__APP_ERROR_CODE__E_BAD_REQUEST,
+			    "%s %zu: side value %zu is %u; field %zu has %u "
+			    "values", what, at, k, v[k], k, l->side_card[k]);
+		out[k] = v[k];
+	}
+	return 0;
+}
+
 static int
 on_event(struct app *a, const Dccl__App__RecordEvent *ev, struct rctx *c)
 {
@@ -355,8 +390,11 @@ on_event(struct app *a, const Dccl__App__RecordEvent *ev, struct rctx *c)
 	struct dataset one;
 	struct dataset *to;
 	const struct sample *s;
+	uint32_t side[SAMPLE_SIDE_MAX];
 	size_t i;
 
+	if (side_values(d, ev->side, ev->n_side, side, c, "event", 0) != 0)
+		return -1;
 	if (ev->item >= APP_ITEM_MAX)
 		return fail(c, DCCL__APP__APP_ERROR_CODE__E_BAD_REQUEST,
 		    "item %u beyond the id space (< %u)", ev->item,
@@ -378,6 +416,9 @@ on_event(struct app *a, const Dccl__App__RecordEvent *ev, struct rctx *c)
 	app_query(&one, &d->local, &a->pending, app_hist_k(d->model),
 	    d->user, ev->item, ev->genres, ts, ev->clicked ? 1.0f : 0.0f,
 	    ev->rating);
+	one.n_side = d->local.n_side;
+	memcpy(one.side_card, d->local.side_card, sizeof(one.side_card));
+	memcpy(one.s[0].side, side, sizeof(side));
 	/* Committed before the reply: an acknowledged event survives. */
 	if (dstore_samples_add(d->st, &one) != 0) {
 		log_warnx("APP-STORE: device=%s: %s", d->id,
@@ -480,12 +521,18 @@ on_rank(struct app *a, const Dccl__App__RankRequest *rq, struct rctx *c)
 		return fail(c, DCCL__APP__APP_ERROR_CODE__E_TOO_LARGE,
 		    "%zu candidates; at most %lld", n,
 		    (long long)d->dd->cf.app_max_candidates);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		uint32_t side[SAMPLE_SIDE_MAX];
+
 		if (rq->candidates[i]->item >= APP_ITEM_MAX)
 			return fail(c, DCCL__APP__APP_ERROR_CODE__E_BAD_REQUEST,
 			    "candidate %zu: item %u beyond the id space "
 			    "(< %u)", i, rq->candidates[i]->item,
 			    APP_ITEM_MAX);
+		if (side_values(d, rq->candidates[i]->side,
+		    rq->candidates[i]->n_side, side, c, "candidate", i) != 0)
+			return -1;
+	}
 	if (check_ts(c, ts) != 0)
 		return -1;
 	if (ts == 0)
@@ -496,10 +543,16 @@ on_rank(struct app *a, const Dccl__App__RankRequest *rq, struct rctx *c)
 	n_items = ctr_config(m)->n_items;
 	dataset_init(&q);
 	dataset_reserve(&q, n, n * (size_t)K);
+	q.n_side = d->local.n_side;
+	memcpy(q.side_card, d->local.side_card, sizeof(q.side_card));
 	for (size_t i = 0; i < n; i++) {
 		const Dccl__App__Candidate *x = rq->candidates[i];
-		app_query(&q, &d->local, &a->pending, K, d->user, x->item,
-		    x->genres, ts, 0, 0);
+		size_t j = app_query(&q, &d->local, &a->pending, K, d->user,
+		    x->item, x->genres, ts, 0, 0);
+
+		/* checked above: cannot fail */
+		(void)side_values(d, x->side, x->n_side, q.s[j].side, c,
+		    "candidate", i);
 		oov += x->item >= n_items;
 	}
 	p = xcalloc(n, sizeof(*p));

@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define APP_VERSION	1		/* app protocol version */
+#define APP_VERSION	2		/* app protocol version (2: side values) */
 #define APP_ITEM_MAX	(1u << 24)	/* == CTR_MAX_ITEMS: ids beyond it
 					   are refused; ids in the model's
 					   vocabulary..this use its OOV row */

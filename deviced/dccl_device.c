@@ -309,6 +309,8 @@ dccl_device_event(struct dccl_device *dv, const struct dccl_event *ev,
 	e.clicked = ev->clicked != 0;
 	e.genres = ev->genres;
 	e.rating = ev->rating;
+	e.side = (uint32_t *)ev->side;
+	e.n_side = ev->side != NULL ? ev->n_side : 0;
 	q.body_case = DCCL__APP__APP_REQUEST__BODY_EVENT;
 	q.event = &e;
 	if ((rc = request(dv, &q, &r)) != 0)
@@ -349,6 +351,8 @@ dccl_device_rank(struct dccl_device *dv, const struct dccl_candidate *cand,
 		dccl__app__candidate__init(&c[i]);
 		c[i].item = cand[i].item;
 		c[i].genres = cand[i].genres;
+		c[i].side = (uint32_t *)cand[i].side;
+		c[i].n_side = cand[i].side != NULL ? cand[i].n_side : 0;
 		cp[i] = &c[i];
 	}
 	rq.n_candidates = n;

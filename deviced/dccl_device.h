@@ -71,6 +71,10 @@ struct dccl_event {
 	int		 clicked;	/* the label */
 	uint32_t	 genres;	/* genre bitmask, as in the samples CSV */
 	float		 rating;	/* 0 = unknown, else 0..10 */
+	/* side values, one per side field of the device's data (its
+	 * feature schema); n_side 0 = all unknown (deviced/README.md) */
+	const uint32_t	*side;
+	size_t		 n_side;
 };
 
 struct dccl_event_result {
@@ -83,6 +87,8 @@ struct dccl_event_result {
 struct dccl_candidate {
 	uint32_t	 item;
 	uint32_t	 genres;
+	const uint32_t	*side;		/* as dccl_event.side */
+	size_t		 n_side;
 };
 
 struct dccl_scored {

@@ -652,13 +652,38 @@ static void
 on_samples(struct device *d, const Dccl__Samples *s)
 {
 	struct dataset *to = d->ret_pass ? &d->retrieved_u : &d->retrieved;
+	uint32_t ns = d->local.n_side;
+	size_t bad_side = 0;
 
 	dataset_fini(to);
 	dataset_init(to);
+	/* Retrieved samples take the local data's side fields. */
+	to->n_side = ns;
+	memcpy(to->side_card, d->local.side_card, sizeof(to->side_card));
 	for (size_t i = 0; i < s->n_samples; i++) {
 		const Dccl__Sample *p = s->samples[i];
 		struct sample x;
+		int ok = 1;
+
 		memset(&x, 0, sizeof(x));
+		/*
+		 * A pool without side fields: unknown. Local data without
+		 * them: the pool's are ignored. Else they must be the same.
+		 */
+		for (uint32_t k = 0; k < ns; k++)
+			x.side[k] = d->local.side_card[k];
+		if (ns > 0 && p->n_side > 0 && p->n_side != ns)
+			ok = 0;
+		for (size_t k = 0; ok && ns > 0 && k < p->n_side; k++) {
+			if (p->side[k] > d->local.side_card[k])
+				ok = 0;
+			else
+				x.side[k] = p->side[k];
+		}
+		if (!ok) {
+			bad_side++;
+			continue;
+		}
 		x.user = d->user;	/* trained on as this user's */
 		x.item = p->item;
 		x.ts = p->ts;
@@ -669,9 +694,14 @@ on_samples(struct device *d, const Dccl__Samples *s)
 			continue;	/* never train on garbage labels */
 		dataset_append(to, &x, p->hist, p->n_hist);
 	}
-	log_info("RETRIEVE: device=%s got %zu pool samples (model v%llu%s)",
+	log_info("RETRIEVE: device=%s got %zu pool samples (model v%llu%s)%s",
 	    d->id, to->n, (unsigned long long)s->model_version,
-	    d->ret_pass ? ", similar users" : "");
+	    d->ret_pass ? ", similar users" : "", ns > 0 && s->n_samples > 0 &&
+	    s->samples[0]->n_side == ns ? " with side values" : "");
+	if (bad_side > 0)
+		log_warnx("RETRIEVE: device=%s dropped %zu pool samples whose "
+		    "side values do not fit the local data's %u side fields",
+		    d->id, bad_side, ns);
 	/* Evaluation measures both matching modes: fetch by users too. */
 	if (!d->ret_pass && !d->dd->cf.retrieve_mode &&
 	    d->dd->cf.eval_dir[0] != '\0' &&

@@ -47,6 +47,23 @@ prep(struct dstore *st, const char *sql, sqlite3_stmt **s)
 	return db_prep(st->db, sql, s, st->err, sizeof(st->err));
 }
 
+/*
+ * Side values (issue 16): a store made before them gets the column (its
+ * samples have none); the dimensions live in kv (n_side, side_card<k>).
+ */
+static int
+add_side(struct dstore *st)
+{
+	sqlite3_stmt *s;
+
+	if (sqlite3_prepare_v2(st->db, "SELECT side FROM samples LIMIT 0", -1,
+	    &s, NULL) == SQLITE_OK) {
+		sqlite3_finalize(s);
+		return 0;
+	}
+	return exec(st, "ALTER TABLE samples ADD COLUMN side BLOB");
+}
+
 int
 dstore_open(struct dstore **out, const char *path, char *err, size_t errlen)
 {
@@ -63,7 +80,7 @@ dstore_open(struct dstore **out, const char *path, char *err, size_t errlen)
 	 * memory. The store is read mostly at start and written in chunks.
 	 */
 	if (exec(st, "PRAGMA cache_size = -128") != 0 ||
-	    exec(st, schema) != 0) {
+	    exec(st, schema) != 0 || add_side(st) != 0) {
 		snprintf(err, errlen, "%s: %s", path, st->err);
 		dstore_close(st);
 		return -EIO;
@@ -111,8 +128,20 @@ dstore_samples_add(struct dstore *st, const struct dataset *ds)
 
 	if ((rc = exec(st, "BEGIN IMMEDIATE")) != 0)
 		return rc;
+	if (ds->n_side > 0 && ds->n_side <= SAMPLE_SIDE_MAX) {
+		char key[32];
+
+		if ((rc = dstore_kv_set(st, "n_side", ds->n_side)) != 0)
+			goto fail;
+		for (uint32_t k = 0; k < ds->n_side; k++) {
+			snprintf(key, sizeof(key), "side_card%u", k);
+			if ((rc = dstore_kv_set(st, key, ds->side_card[k])) !=
+			    0)
+				goto fail;
+		}
+	}
 	if ((rc = prep(st, "INSERT INTO samples(item, ts, rating, label, "
-	    "genres, hist) VALUES(?,?,?,?,?,?)", &s)) != 0)
+	    "genres, hist, side) VALUES(?,?,?,?,?,?,?)", &s)) != 0)
 		goto fail;
 	for (size_t i = 0; i < ds->n; i++) {
 		const struct sample *x = &ds->s[i];
@@ -126,6 +155,11 @@ dstore_samples_add(struct dstore *st, const struct dataset *ds)
 			    x->hist_n * 4, SQLITE_STATIC);
 		else
 			sqlite3_bind_null(s, 6);
+		if (ds->n_side > 0 && ds->n_side <= SAMPLE_SIDE_MAX)
+			sqlite3_bind_blob(s, 7, x->side, ds->n_side * 4,
+			    SQLITE_STATIC);
+		else
+			sqlite3_bind_null(s, 7);
 		if (sqlite3_step(s) != SQLITE_DONE) {
 			rc = fail_db(st, "sample insert");
 			goto fail;
@@ -144,14 +178,35 @@ int
 dstore_samples_load(struct dstore *st, struct dataset *ds, uint32_t user)
 {
 	sqlite3_stmt *s;
+	int64_t ns = 0, c;
+	char key[32];
 
-	if (prep(st, "SELECT item, ts, rating, label, genres, hist FROM "
+	if (dstore_kv_get(st, "n_side", &ns) == 0 && ns > 0 &&
+	    ns <= SAMPLE_SIDE_MAX) {
+		ds->n_side = (uint32_t)ns;
+		for (uint32_t k = 0; k < ds->n_side; k++) {
+			snprintf(key, sizeof(key), "side_card%u", k);
+			ds->side_card[k] = dstore_kv_get(st, key, &c) == 0 &&
+			    c > 0 && c <= UINT32_MAX ? (uint32_t)c : 1;
+		}
+	}
+	if (prep(st, "SELECT item, ts, rating, label, genres, hist, side FROM "
 	    "samples ORDER BY ts, id", &s) != 0)
 		return -EIO;
 	while (sqlite3_step(s) == SQLITE_ROW) {
 		struct sample x;
 		size_t hn = (size_t)sqlite3_column_bytes(s, 5) / 4;
+		size_t sb = (size_t)sqlite3_column_bytes(s, 6);
+
 		memset(&x, 0, sizeof(x));
+		if (sb > ds->n_side * sizeof(uint32_t))
+			sb = ds->n_side * sizeof(uint32_t);
+		if (sb > 0)
+			memcpy(x.side, sqlite3_column_blob(s, 6), sb);
+		/* a value above its card (a foreign store): unknown */
+		for (uint32_t k = 0; k < ds->n_side; k++)
+			if (x.side[k] > ds->side_card[k])
+				x.side[k] = ds->side_card[k];
 		x.user = user;
 		x.item = (uint32_t)sqlite3_column_int64(s, 0);
 		x.ts = sqlite3_column_int64(s, 1);

@@ -42,6 +42,7 @@
 #include "scripts/tools/synth.h"
 #include "shared/clock.h"
 #include "shared/data/dataset.h"
+#include "shared/data/schema.h"
 #include "shared/rng.h"
 #include "shared/xmalloc.h"
 
@@ -54,13 +55,14 @@ usage(FILE *fp)
 "usage: %s split DATASET_DIR OUTDIR [--fractions P,L,T] [--hist H]\n"
 "           [--threshold R] [--min-user N] [--skip-bad] [--negatives N]\n"
 "           [--task ctr|ranking] [--train-negatives K] [--seed S]\n"
-"           [--cold FRAC] [--rank-positives P]\n"
+"           [--cold FRAC] [--rank-positives P] [--schema FILE]\n"
 "       %s synth OUTDIR [--users N] [--items M] [--clusters K]\n"
 "           [--genres G] [--min-per-user A] [--max-per-user B] [--ctr C]\n"
 "           [--bias-std X] [--affinity-std X] [--genre-weight X]\n"
 "           [--drift X] [--drift-std X] [--taste-drift P] [--noise X]\n"
 "           [--zipf X] [--hist H] [--fractions P,L,T] [--negatives N]\n"
 "           [--drift-start X] [--count-tail A] [--cold FRAC] [--seed S]\n"
+"           [--side-features]\n"
 "       %s stats FILE|DIR\n"
 "\n"
 "split loads a MovieLens directory (100K, 1M or latest layout, detected),\n"
@@ -83,6 +85,12 @@ usage(FILE *fp)
 "oracle.pred; the drift starts at the local share (--drift-start moves\n"
 "it, e.g. 0.9: inside the test window); --count-tail A draws per-user\n"
 "counts from a Pareto of shape A (heavy tail) instead of uniformly.\n"
+"--schema FILE: DATASET_DIR is instead a header CSV whose columns the\n"
+"feature schema FILE names (shared/data/README.md); OUTDIR/schema.txt\n"
+"gets the schema, and the sample files carry its side values.\n"
+"synth --side-features adds a user-side field (segment: the user's taste\n"
+"cluster) and an item-side one (category: the cluster that likes the\n"
+"item most), each uniform with probability 0.3.\n"
 "stats summarizes a samples CSV, a split directory or a MovieLens dir.\n",
 	    prog, prog, prog);
 }
@@ -150,6 +158,17 @@ write_split(const char *out, const struct dataset *ds,
 	PATH("%s/meta.txt", out);
 	rc = dataset_meta_write(p, m);
 	CHECK(p);
+	/* The feature schema travels with the data (cloudd --schema). */
+	PATH("%s/schema.txt", out);
+	if (m->schema != NULL) {
+		if ((fp = fopen(p, "w")) == NULL) {
+			rc = -errno;
+			CHECK(p);
+		}
+		fputs(m->schema, fp);
+		rc = fclose(fp) == 0 ? 0 : -errno;
+		CHECK(p);
+	}
 	PATH("%s/pool.csv", out);
 	rc = dataset_write_csv(p, ds, sp->pool.v, sp->pool.n);
 	CHECK(p);
@@ -271,6 +290,18 @@ write_layout(const char *out, const struct dataset *ds,
 	rc = write_split(out, ds, m, &sp, ds, n_neg, seed, p_true);
 	dataset_split_fini(&sp);
 	return rc;
+}
+
+/* A sampled negative gets its own item's item-side values. */
+static void
+item_side(struct sample *s, const struct dataset_meta *m, uint32_t item)
+{
+	if (m->item_side == NULL || item >= m->n_items)
+		return;
+	for (uint32_t k = 0; k < SAMPLE_SIDE_MAX; k++)
+		if (m->side_item_mask & (1u << k))
+			s->side[k] = m->item_side[(size_t)item *
+			    SAMPLE_SIDE_MAX + k];
 }
 
 /*
@@ -397,6 +428,7 @@ make_ranking(struct dataset *rd, struct dataset_split *rsp,
 					ng.label = 0;
 					ng.genres = m->item_genres ?
 					    m->item_genres[tn[j]] : 0;
+					item_side(&ng, m, tn[j]);
 					t = dataset_append(rd, &ng, NULL, 0);
 					rd->s[t].hist_off = rd->s[t0].hist_off;
 					rd->s[t].hist_n = rd->s[t0].hist_n;
@@ -435,6 +467,7 @@ make_ranking(struct dataset *rd, struct dataset_split *rsp,
 					ng.label = 0;
 					ng.genres = m->item_genres ?
 					    m->item_genres[it] : 0;
+					item_side(&ng, m, it);
 					nn = dataset_append(rd, &ng, NULL, 0);
 					rd->s[nn].hist_off = rd->s[t].hist_off;
 					rd->s[nn].hist_n = rd->s[t].hist_n;
@@ -449,6 +482,8 @@ make_ranking(struct dataset *rd, struct dataset_split *rsp,
 	rd->n_users = ds->n_users;
 	rd->n_items = ds->n_items;
 	rd->n_genres = ds->n_genres;
+	rd->n_side = ds->n_side;
+	memcpy(rd->side_card, ds->side_card, sizeof(rd->side_card));
 	free(tneg);
 	free(mark);
 	free(cand);
@@ -465,7 +500,7 @@ enum {
 	O_FRAC = 256, O_HIST, O_THR, O_MINU, O_SKIP, O_NEG, O_SEED, O_USERS,
 	O_ITEMS, O_CLUST, O_GENRES, O_MINPU, O_MAXPU, O_CTR, O_BIAS, O_AFF,
 	O_GW, O_DRIFT, O_DSTD, O_TASTE, O_NOISE, O_ZIPF, O_TASK, O_TNEG,
-	O_COLD, O_RPOS, O_DSTART, O_CTAIL, O_HELP
+	O_COLD, O_RPOS, O_DSTART, O_CTAIL, O_SCHEMA, O_SIDE, O_HELP
 };
 
 static const struct option longopts[] = {
@@ -497,6 +532,8 @@ static const struct option longopts[] = {
 	{ "rank-positives", required_argument, NULL, O_RPOS },
 	{ "drift-start", required_argument, NULL, O_DSTART },
 	{ "count-tail", required_argument, NULL, O_CTAIL },
+	{ "schema", required_argument, NULL, O_SCHEMA },
+	{ "side-features", no_argument, NULL, O_SIDE },
 	{ "help", no_argument, NULL, O_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -513,6 +550,7 @@ struct args {
 	int	 n_pos;		/* --rank-positives (ranking) */
 	double	 drift_start;	/* --drift-start (synth); < 0: the pool share */
 	uint64_t seed;
+	const char *schema;	/* split --schema: DATASET is a header CSV */
 };
 
 /* Parses options for split (synth = 0) or synth (synth = 1). */
@@ -533,6 +571,7 @@ parse_opts(int argc, char **argv, struct args *a, int synth)
 	a->n_pos = 5;
 	a->drift_start = -1;
 	a->seed = 1;
+	a->schema = NULL;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		int ok = 0;
@@ -594,6 +633,9 @@ parse_opts(int argc, char **argv, struct args *a, int synth)
 				    &v) == 0;
 				a->k_train = (int)v;
 				a->k_given = 1;
+			} else if (!synth && ch == O_SCHEMA) {
+				a->schema = optarg;
+				ok = 1;
 			} else if (!synth && ch == O_RPOS) {
 				ok = num("rank-positives", optarg, 1, 100000,
 				    &v) == 0;
@@ -601,6 +643,9 @@ parse_opts(int argc, char **argv, struct args *a, int synth)
 			} else if (synth && ch == O_DSTART) {
 				ok = num("drift-start", optarg, 0, 1, &v) == 0;
 				a->drift_start = v;
+			} else if (synth && ch == O_SIDE) {
+				a->so.side = 1;
+				ok = 1;
 			} else if (synth && ch == O_CTAIL) {
 				ok = num("count-tail", optarg, 0, 100, &v) ==
 				    0;
@@ -682,6 +727,49 @@ split_ranking(const char *out, struct dataset *ds,
 	return rc;
 }
 
+/*
+ * split --schema: a header CSV through its feature schema. Ids are used as
+ * they are (dense, below the schema's vocab); raw = dense in items.csv and
+ * users.csv; genre names are the bag's values when it names them.
+ */
+static int
+load_schema_csv(struct dataset *ds, struct dataset_meta *m, const char *csv,
+    const char *spath, const struct dataset_opts *o, struct dataset_err *e)
+{
+	struct schema sc;
+	int rc;
+
+	schema_init(&sc);
+	memset(e, 0, sizeof(*e));
+	if ((rc = schema_load(&sc, spath, e->msg, sizeof(e->msg))) != 0)
+		return rc;
+	if ((rc = schema_read_csv(ds, csv, &sc, o, e)) == 0) {
+		m->fmt = DATASET_FMT_CSV;
+		m->n_users = ds->n_users;
+		m->n_items = ds->n_items;
+		m->n_genres = ds->n_genres;
+		if (sc.bag >= 0) {
+			const struct schema_field *f = &sc.f[sc.bag];
+			const char *v = f->values;
+
+			for (uint32_t g = 0; g < f->card && g <
+			    SAMPLE_GENRES_MAX; g++) {
+				snprintf(m->genre[g], sizeof(m->genre[g]),
+				    "%s", v != NULL ? v : "");
+				if (v == NULL)
+					snprintf(m->genre[g],
+					    sizeof(m->genre[g]), "g%u", g);
+				else
+					v += strlen(v) + 1;
+			}
+		}
+		m->schema = schema_format(&sc);
+		dataset_meta_item_side(m, ds, schema_item_mask(&sc));
+	}
+	schema_fini(&sc);
+	return rc;
+}
+
 static int
 cmd_split(int argc, char **argv)
 {
@@ -700,7 +788,11 @@ cmd_split(int argc, char **argv)
 	}
 	dataset_init(&ds);
 	dataset_meta_init(&m);
-	rc = dataset_load_movielens(&ds, &m, argv[optind], &a.lo, &e);
+	if (a.schema != NULL)
+		rc = load_schema_csv(&ds, &m, argv[optind], a.schema, &a.lo,
+		    &e);
+	else
+		rc = dataset_load_movielens(&ds, &m, argv[optind], &a.lo, &e);
 	if (rc != 0) {
 		fprintf(stderr, "%s: %s\n", prog, e.msg[0] ? e.msg :
 		    strerror(-rc));

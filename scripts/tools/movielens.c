@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "scripts/tools/movielens.h"
+#include "shared/data/schema.h"
 #include "shared/data/text.h"
 #include "shared/xmalloc.h"
 
@@ -33,6 +34,13 @@ struct rawmovie {
 	int64_t	 id;
 	size_t	 line;
 	uint32_t mask;
+	int	 year;		/* release year from the title; 0 unknown */
+};
+
+/* Demographics (100K u.user, 1M users.dat); fields -1 when unknown. */
+struct rawuser {
+	int64_t	 id;
+	int	 age, gender, occ, zip;
 };
 
 struct mlload {
@@ -44,6 +52,9 @@ struct mlload {
 	char	 genre[SAMPLE_GENRES_MAX][DATASET_GENRE_NAME_MAX];
 	uint32_t n_genres;
 	int	 fixed_genres;	/* 100K: genre bits fixed by u.genre */
+	struct rawuser *u;
+	size_t	 nu, ucap;
+	int	 year;		/* the year of the movie line being added */
 };
 
 static int
@@ -93,7 +104,9 @@ add_movie(struct mlload *L, int64_t id, size_t line, uint32_t mask)
 	L->m[L->nm].id = id;
 	L->m[L->nm].line = line;
 	L->m[L->nm].mask = mask;
+	L->m[L->nm].year = L->year;
 	L->nm++;
+	L->year = 0;
 }
 
 /* Raw ids are non-negative decimals below 2^53. */
@@ -168,6 +181,75 @@ genre_list(struct mlload *L, const char *path, size_t line, char *p,
 			    "more than 32 distinct genres") ? -1 : 1;
 		*mask |= 1u << b;
 	}
+	return 0;
+}
+
+/*
+ * The release year at the end of a title, "Heat (1995)" (trailing blanks
+ * and a closing quote allowed); 0 when there is none or it is implausible.
+ */
+static int
+title_year(const char *p, size_t n)
+{
+	int y = 0;
+
+	while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '"' || p[n - 1] == '\r'))
+		n--;
+	if (n < 6 || p[n - 1] != ')' || p[n - 6] != '(')
+		return 0;
+	for (size_t i = n - 5; i < n - 1; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return 0;
+		y = y * 10 + (p[i] - '0');
+	}
+	return y >= 1800 && y <= 2200 ? y : 0;
+}
+
+static const char *const ml100k_occ[] = {
+	"administrator", "artist", "doctor", "educator", "engineer",
+	"entertainment", "executive", "healthcare", "homemaker", "lawyer",
+	"librarian", "marketing", "none", "other", "programmer", "retired",
+	"salesman", "scientist", "student", "technician", "writer",
+};
+#define ML_N_OCC	21	/* 1M codes 0..20, 100K the names above */
+
+static void
+add_user(struct mlload *L, const struct rawuser *u)
+{
+	if (L->nu == L->ucap) {
+		L->ucap = L->ucap ? 2 * L->ucap : 1024;
+		L->u = xreallocarray(L->u, L->ucap, sizeof(*L->u));
+	}
+	L->u[L->nu++] = *u;
+}
+
+/* Fills a rawuser from raw id, age, gender, occupation, zip fields. */
+static int
+user_fields(struct mlload *L, const char *path, size_t line,
+    const struct text_fld *id, const struct text_fld *age,
+    const struct text_fld *gen, const struct text_fld *occ,
+    const struct text_fld *zip, int occ_names)
+{
+	struct rawuser u;
+	uint32_t v;
+
+	if (parse_id(id, &u.id) != 0)
+		return text_bad_line(&L->e, path, line, "bad user id");
+	u.age = text_parse_u32(age->p, age->n, &v) == 0 && v < 200 ?
+	    (int)v : -1;
+	u.gender = gen->n == 1 && gen->p[0] == 'F' ? 0 : gen->n == 1 &&
+	    gen->p[0] == 'M' ? 1 : -1;
+	u.occ = -1;
+	if (occ_names) {
+		for (int k = 0; k < ML_N_OCC; k++)
+			if (strlen(ml100k_occ[k]) == occ->n &&
+			    memcmp(ml100k_occ[k], occ->p, occ->n) == 0)
+				u.occ = k;
+	} else if (text_parse_u32(occ->p, occ->n, &v) == 0 && v < ML_N_OCC)
+		u.occ = (int)v;
+	u.zip = zip->n > 0 && zip->p[0] >= '0' && zip->p[0] <= '9' ?
+	    zip->p[0] - '0' : -1;
+	add_user(L, &u);
 	return 0;
 }
 
@@ -308,6 +390,7 @@ movies_csv_fn(struct mlload *L, const char *path, size_t line, char *s,
 		return text_bad_line(&L->e, path, line, "expected 3 fields");
 	if (f[1].n > DATASET_FIELD_MAX)
 		return text_bad_line(&L->e, path, line, "title too long");
+	L->year = title_year(f[1].p, f[1].n);
 	return movie_common(L, path, line, &f[0], f[2].p, f[2].n);
 }
 
@@ -324,6 +407,7 @@ movies_dat_fn(struct mlload *L, const char *path, size_t line, char *s,
 		return text_bad_line(&L->e, path, line, "expected 3 fields");
 	if (k > 64)
 		return text_bad_line(&L->e, path, line, "too many fields");
+	L->year = title_year(f[k - 2].p, f[k - 2].n);
 	return movie_common(L, path, line, &f[0], f[k - 1].p, f[k - 1].n);
 }
 
@@ -352,6 +436,15 @@ uitem_fn(struct mlload *L, const char *path, size_t line, char *s, size_t n)
 		if (x->p[0] == '1')
 			mask |= 1u << g;
 	}
+	/* the title's year, else the release date's (01-Jan-1995) */
+	L->year = title_year(f[1].p, f[1].n);
+	if (L->year == 0 && f[2].n == 11) {
+		uint32_t y;
+
+		if (text_parse_u32(f[2].p + 7, 4, &y) == 0 && y >= 1800 &&
+		    y <= 2200)
+			L->year = (int)y;
+	}
 	add_movie(L, mid, line, mask);
 	return 0;
 }
@@ -374,6 +467,31 @@ ugenre_fn(struct mlload *L, const char *path, size_t line, char *s,
 	L->genre[idx][f[0].n] = '\0';
 	L->n_genres++;
 	return 0;
+}
+
+/* 100K u.user: id|age|gender|occupation|zip */
+static int
+uuser_fn(struct mlload *L, const char *path, size_t line, char *s, size_t n)
+{
+	struct text_fld f[6];
+
+	if (text_split_c(s, n, '|', f, 6) != 5)
+		return text_bad_line(&L->e, path, line, "expected 5 fields");
+	return user_fields(L, path, line, &f[0], &f[1], &f[2], &f[3], &f[4],
+	    1);
+}
+
+/* 1M users.dat: UserID::Gender::Age::Occupation::Zip-code */
+static int
+users_dat_fn(struct mlload *L, const char *path, size_t line, char *s,
+    size_t n)
+{
+	struct text_fld f[6];
+
+	if (text_split_cc(s, n, f, 6) != 5)
+		return text_bad_line(&L->e, path, line, "expected 5 fields");
+	return user_fields(L, path, line, &f[0], &f[2], &f[1], &f[3], &f[4],
+	    0);
 }
 
 static const char *const ml100k_genres[] = {
@@ -446,6 +564,85 @@ gname_cmp(const void *a, const void *b)
 	    ((const struct gname *)b)->name);
 }
 
+static int
+user_cmp(const void *a, const void *b)
+{
+	const struct rawuser *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static void
+fld(struct schema *sc, const char *name, enum schema_kind k,
+    enum schema_side sd, uint32_t card, const double *b, uint32_t nb,
+    const char *values, uint32_t nv)
+{
+	struct schema_field f;
+	char err[128];
+
+	memset(&f, 0, sizeof(f));
+	snprintf(f.name, sizeof(f.name), "%s", name);
+	f.kind = k;
+	f.side = sd;
+	f.card = card;
+	f.n_bounds = nb;
+	if (nb > 0)
+		memcpy(f.bounds, b, nb * sizeof(*b));
+	f.values = (char *)values;
+	f.n_values = nv;
+	if (schema_add(sc, &f, err, sizeof(err)) != 0)
+		abort();	/* the fields below are valid */
+}
+
+/*
+ * The schema of the loaded data: ids, time, rating, the genre bag, and
+ * the side fields the layout has: user demographics (100K u.user, 1M
+ * users.dat: age bucketed as 1M's groups, gender, occupation, the zip's
+ * first digit) and the release year (from titles; bucketed). *user_side
+ * gets the slot of age (the others follow), *year_slot the year's; -1
+ * when absent.
+ */
+static void
+ml_schema(struct mlload *L, struct schema *sc, const struct dataset_opts *o,
+    int *user_side, int *year_slot)
+{
+	static const double age_b[] = { 18, 25, 35, 45, 50, 56 };
+	static const double year_b[] = { 1950, 1960, 1970, 1980, 1990, 1995,
+	    2000, 2005, 2010, 2015 };
+	struct schema_field *r;
+	int years = 0;
+
+	schema_init(sc);
+	fld(sc, "user", SCHEMA_K_USER, SCHEMA_S_NONE, 0, NULL, 0, NULL, 0);
+	fld(sc, "item", SCHEMA_K_ITEM, SCHEMA_S_NONE, 0, NULL, 0, NULL, 0);
+	fld(sc, "timestamp", SCHEMA_K_TS, SCHEMA_S_NONE, 0, NULL, 0, NULL, 0);
+	fld(sc, "rating", SCHEMA_K_RATING, SCHEMA_S_NONE, 0, NULL, 0, NULL, 0);
+	r = &sc->f[sc->rating];
+	r->threshold = o->label_threshold;
+	if (L->n_genres > 0)
+		fld(sc, "genres", SCHEMA_K_BAG, SCHEMA_S_ITEM, L->n_genres,
+		    NULL, 0, NULL, 0);
+	*user_side = *year_slot = -1;
+	if (L->nu > 0) {
+		*user_side = (int)sc->n_side;
+		fld(sc, "age", SCHEMA_K_NUM, SCHEMA_S_USER, 0, age_b,
+		    sizeof(age_b) / sizeof(age_b[0]), NULL, 0);
+		fld(sc, "gender", SCHEMA_K_CAT, SCHEMA_S_USER, 0, NULL, 0,
+		    "F\0M", 2);
+		fld(sc, "occupation", SCHEMA_K_CAT, SCHEMA_S_USER, ML_N_OCC,
+		    NULL, 0, NULL, 0);
+		fld(sc, "zip1", SCHEMA_K_CAT, SCHEMA_S_USER, 10, NULL, 0, NULL,
+		    0);
+	}
+	for (size_t i = 0; i < L->nm; i++)
+		years |= L->m[i].year != 0;
+	if (years) {
+		*year_slot = (int)sc->n_side;
+		fld(sc, "year", SCHEMA_K_NUM, SCHEMA_S_ITEM, 0, year_b,
+		    sizeof(year_b) / sizeof(year_b[0]), NULL, 0);
+	}
+}
+
 /* Dense ids, labels, genres, canonical order, histories. */
 static int
 ml_finish(struct mlload *L, struct dataset *ds, struct dataset_meta *meta,
@@ -453,7 +650,9 @@ ml_finish(struct mlload *L, struct dataset *ds, struct dataset_meta *meta,
 {
 	uint32_t nu, ni, remap[SAMPLE_GENRES_MAX];
 	int64_t *uraw, *iraw;
-	uint32_t *igen;
+	uint32_t *igen, *iyear, (*uside)[4];
+	struct schema sc;
+	int us, ys;
 
 	if (L->nr == 0) {
 		text_err_set(L->e.err, "no ratings");
@@ -482,6 +681,41 @@ ml_finish(struct mlload *L, struct dataset *ds, struct dataset_meta *meta,
 	uraw = uniq_ids(L->r, L->nr, 0, &nu);
 	iraw = uniq_ids(L->r, L->nr, 1, &ni);
 	igen = xcalloc(ni, sizeof(*igen));
+	ml_schema(L, &sc, o, &us, &ys);
+	iyear = xcalloc(ni, sizeof(*iyear));
+	uside = xcalloc(nu, sizeof(*uside));
+	/* user side values (unknown = card when missing) */
+	if (us >= 0) {
+		qsort(L->u, L->nu, sizeof(*L->u), user_cmp);
+		for (uint32_t u = 0; u < nu; u++) {
+			size_t lo = 0, hi = L->nu;
+			const struct rawuser *x = NULL;
+
+			while (lo < hi) {
+				size_t mid = lo + (hi - lo) / 2;
+
+				if (L->u[mid].id < uraw[u])
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			if (lo < L->nu && L->u[lo].id == uraw[u])
+				x = &L->u[lo];
+			for (int k = 0; k < 4; k++) {
+				const struct schema_field *f =
+				    &sc.f[sc.side_field[us + k]];
+				int v = x == NULL ? -1 : k == 0 ? x->age :
+				    k == 1 ? x->gender : k == 2 ? x->occ :
+				    x->zip;
+
+				uside[u][k] = v < 0 ? f->card : k == 0 ?
+				    schema_bucket(f, v) : (uint32_t)v;
+			}
+		}
+	}
+	if (ys >= 0)
+		for (uint32_t i = 0; i < ni; i++)
+			iyear[i] = sc.f[sc.side_field[ys]].card;
 	if (L->nm > 0)
 		qsort(L->m, L->nm, sizeof(*L->m), movie_cmp);
 	for (uint32_t i = 0; i < ni; i++) {
@@ -502,6 +736,9 @@ ml_finish(struct mlload *L, struct dataset *ds, struct dataset_meta *meta,
 				if (m & (1u << g))
 					mm |= 1u << remap[g];
 			igen[i] = mm;
+			if (ys >= 0 && L->m[lo].year != 0)
+				iyear[i] = schema_bucket(
+				    &sc.f[sc.side_field[ys]], L->m[lo].year);
 		}
 	}
 	dataset_reserve(ds, L->nr, 0);
@@ -516,11 +753,16 @@ ml_finish(struct mlload *L, struct dataset *ds, struct dataset_meta *meta,
 		s->rating = r->rating;
 		s->label = r->rating >= o->label_threshold ? 1.0f : 0.0f;
 		s->genres = igen[s->item];
+		for (int j = 0; us >= 0 && j < 4; j++)
+			s->side[us + j] = uside[s->user][j];
+		if (ys >= 0)
+			s->side[ys] = iyear[s->item];
 	}
 	ds->n = L->nr;
 	ds->n_users = nu;
 	ds->n_items = ni;
 	ds->n_genres = L->n_genres;
+	schema_apply(&sc, ds);
 	dataset_build_hist(ds, o->hist_k);
 	meta->n_users = nu;
 	meta->n_items = ni;
@@ -529,6 +771,11 @@ ml_finish(struct mlload *L, struct dataset *ds, struct dataset_meta *meta,
 	meta->item_raw = iraw;
 	meta->item_genres = igen;
 	memcpy(meta->genre, L->genre, sizeof(meta->genre));
+	meta->schema = schema_format(&sc);
+	dataset_meta_item_side(meta, ds, schema_item_mask(&sc));
+	schema_fini(&sc);
+	free(iyear);
+	free(uside);
 	return 0;
 }
 
@@ -575,6 +822,9 @@ dataset_load_movielens(struct dataset *ds, struct dataset_meta *meta,
 		if (rc == 0 && path_exists(dir, "movies.dat"))
 			rc = for_lines(&L, dir, "movies.dat", NULL,
 			    movies_dat_fn);
+		if (rc == 0 && path_exists(dir, "users.dat"))
+			rc = for_lines(&L, dir, "users.dat", NULL,
+			    users_dat_fn);
 		break;
 	case DATASET_FMT_100K:
 		L.fixed_genres = 1;
@@ -590,6 +840,8 @@ dataset_load_movielens(struct dataset *ds, struct dataset_meta *meta,
 		}
 		if (rc == 0 && path_exists(dir, "u.item"))
 			rc = for_lines(&L, dir, "u.item", NULL, uitem_fn);
+		if (rc == 0 && path_exists(dir, "u.user"))
+			rc = for_lines(&L, dir, "u.user", NULL, uuser_fn);
 		break;
 	default:
 		rc = -EINVAL;
@@ -603,6 +855,7 @@ dataset_load_movielens(struct dataset *ds, struct dataset_meta *meta,
 	}
 	free(L.r);
 	free(L.m);
+	free(L.u);
 	if (rc != 0) {
 		dataset_fini(ds);
 		dataset_meta_fini(meta);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "scripts/tools/synth.h"
+#include "shared/data/schema.h"
 #include "shared/rng.h"
 #include "shared/xmalloc.h"
 
@@ -49,6 +50,39 @@ synth_opts_default(struct synth_opts *o)
 	o->item_zipf = 0.8;
 	o->hist_k = DATASET_HIST_DEFAULT;
 	o->seed = 1;
+	o->side = 0;
+	o->side_noise = 0.3;
+}
+
+/* The schema of the generated data (with side fields when o->side). */
+static char *
+synth_schema(const struct synth_opts *o)
+{
+	static const char *const base[] = {
+		"field user user", "field item item", "field ts ts",
+		"field label label",
+	};
+	char buf[512], err[128];
+	struct schema sc;
+	char *t;
+	size_t n = 0;
+
+	n += (size_t)snprintf(buf, sizeof(buf), "dccl-schema 1\n");
+	for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++)
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s\n", base[i]);
+	if (o->n_genres > 0)
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "field genres "
+		    "bag side=item vocab=%u\n", o->n_genres);
+	if (o->side)
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "field segment "
+		    "cat side=user vocab=%u\nfield category cat side=item "
+		    "vocab=%u\n", o->n_clusters, o->n_clusters);
+	schema_init(&sc);
+	if (schema_parse(&sc, buf, n, "synth", err, sizeof(err)) != 0)
+		abort();	/* the text above is valid */
+	t = schema_format(&sc);
+	schema_fini(&sc);
+	return t;
 }
 
 static double
@@ -76,7 +110,7 @@ dataset_synth_p(struct dataset *ds, struct dataset_meta *meta,
 	uint64_t sm = o->seed, total = 0;
 	float *aff;
 	double *cdf, *taste, b0, gw;
-	uint32_t *stamp, *igen;
+	uint32_t *stamp, *igen, *icat;
 	float *pt = NULL;
 	int distinct;
 
@@ -92,7 +126,9 @@ dataset_synth_p(struct dataset *ds, struct dataset_meta *meta,
 	    !(o->drift_start >= 0 && o->drift_start <= 1) ||
 	    o->item_zipf < 0 || o->item_zipf > 5 || o->hist_k < 0 ||
 	    !(o->count_tail >= 0 && o->count_tail <= 100) ||
-	    o->hist_k > SAMPLE_HIST_MAX || !isfinite(o->drift_mean))
+	    o->hist_k > SAMPLE_HIST_MAX || !isfinite(o->drift_mean) ||
+	    !(o->side_noise >= 0 && o->side_noise <= 1) ||
+	    (o->side && K > SCHEMA_CARD_MAX))
 		return -EINVAL;
 	if (o->n_users > SYNTH_MAX_USERS || I > SYNTH_MAX_ITEMS ||
 	    (uint64_t)K * I > SYNTH_MAX_AFF ||
@@ -130,6 +166,25 @@ dataset_synth_p(struct dataset *ds, struct dataset_meta *meta,
 		}
 	}
 	free(taste);
+	/* Item categories: their own stream, after everything above. */
+	icat = NULL;
+	if (o->side) {
+		struct rng gs;
+		uint64_t ss = o->seed ^ 0x51de5eed51de5eedULL;
+
+		rng_seed(&gs, rng_splitmix(&ss));
+		icat = xmalloc(I * sizeof(*icat));
+		for (uint32_t i = 0; i < I; i++) {
+			uint32_t best = 0;
+
+			for (uint32_t c = 1; c < K; c++)
+				if (aff[(size_t)c * I + i] >
+				    aff[(size_t)best * I + i])
+					best = c;
+			icat[i] = rng_unif(&gs) < o->side_noise ?
+			    rng_below(&gs, K) : best;
+		}
+	}
 	/* Zipf popularity over item ids: item i has weight (i+1)^-zipf. */
 	cdf = xmalloc(I * sizeof(*cdf));
 	for (uint32_t i = 0; i < I; i++)
@@ -168,6 +223,7 @@ dataset_synth_p(struct dataset *ds, struct dataset_meta *meta,
 		size_t head = 0, cnt = 0;
 		double pe = 0, pl = 0;
 		int64_t ts;
+		uint32_t seg = 0;
 
 		rng_seed(&r, rng_splitmix(&us));
 		t->cluster = rng_below(&r, K);
@@ -179,6 +235,15 @@ dataset_synth_p(struct dataset *ds, struct dataset_meta *meta,
 		t->drift = (float)(o->drift_mean + o->drift_std *
 		    rng_normal(&r));
 		t->n_early = (uint32_t)floor(o->drift_start * t->n + 1e-9);
+		if (o->side) {
+			/* the segment's own stream: r's draws are unchanged */
+			struct rng rs;
+			uint64_t ss = us ^ 0x5e6e5e6e5e6e5e6eULL;
+
+			rng_seed(&rs, rng_splitmix(&ss));
+			seg = rng_unif(&rs) < o->side_noise ? rng_below(&rs, K) :
+			    t->cluster;
+		}
 		ts = 1500000000 + (int64_t)rng_below(&r, 86400 * 365);
 		for (uint32_t k = 0; k < t->n; k++) {
 			struct sample s;
@@ -227,6 +292,10 @@ dataset_synth_p(struct dataset *ds, struct dataset_meta *meta,
 			s.label = rng_unif(&r) < p ? 1.0f : 0.0f;
 			s.rating = 0;
 			s.genres = igen[it];
+			if (o->side) {
+				s.side[0] = seg;
+				s.side[1] = icat[it];
+			}
 			for (size_t j = 0; j < cnt; j++)
 				tmp[j] = ring[(head + j) % H];
 			if (pt != NULL)
@@ -249,6 +318,10 @@ dataset_synth_p(struct dataset *ds, struct dataset_meta *meta,
 	ds->n_users = o->n_users;
 	ds->n_items = I;
 	ds->n_genres = G;
+	if (o->side) {
+		ds->n_side = 2;
+		ds->side_card[0] = ds->side_card[1] = K;
+	}
 	free(stamp);
 	free(cdf);
 	free(aff);
@@ -267,6 +340,16 @@ dataset_synth_p(struct dataset *ds, struct dataset_meta *meta,
 		meta->item_raw[i] = i;
 	for (uint32_t k = 0; k < G; k++)
 		snprintf(meta->genre[k], sizeof(meta->genre[k]), "g%u", k);
+	meta->schema = synth_schema(o);
+	if (o->side) {
+		meta->side_item_mask = 2;
+		meta->item_side = xcalloc((size_t)I * SAMPLE_SIDE_MAX,
+		    sizeof(*meta->item_side));
+		for (uint32_t i = 0; i < I; i++)
+			meta->item_side[(size_t)i * SAMPLE_SIDE_MAX + 1] =
+			    icat[i];
+	}
+	free(icat);
 	*truth_out = tr;
 	if (p_true != NULL)
 		*p_true = pt;

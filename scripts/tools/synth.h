@@ -30,6 +30,16 @@ struct synth_opts {
 	double	 item_zipf;	/* item popularity exponent; 0 = uniform */
 	int	 hist_k;	/* H */
 	uint64_t seed;
+	/*
+	 * Side features (off by default, so that the default data stay as
+	 * they were): a user-side "segment", the user's taste cluster, and
+	 * an item-side "category", the cluster with the highest affinity for
+	 * the item; each replaced by a uniform draw with probability
+	 * side_noise. Drawn from streams of their own: the other data do not
+	 * change.
+	 */
+	int	 side;
+	double	 side_noise;	/* 0.3 */
 };
 
 /* Per-user ground truth. */

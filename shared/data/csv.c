@@ -21,6 +21,7 @@
 /* samples CSV                                                              */
 
 #define CSV_HEADER	"user,item,ts,rating,label,genres,hist"
+#define CSV_HEADER_SIDE	CSV_HEADER ",side"	/* v2: with side values */
 #define WBUF_SZ		(1u << 20)
 
 struct wbuf {
@@ -92,9 +93,26 @@ dataset_write_csv_fp(FILE *fp, const struct dataset *ds, const size_t *idx,
 
 	if (idx == NULL)
 		n = ds->n;
-	w.n = (size_t)snprintf(w.b, 256,
-	    "# dccl-samples v1 n_users=%u n_items=%u n_genres=%u\n"
-	    CSV_HEADER "\n", ds->n_users, ds->n_items, ds->n_genres);
+	/* v1 when there are no side fields, so older readers still read it */
+	if (ds->n_side == 0 || ds->n_side > SAMPLE_SIDE_MAX)
+		w.n = (size_t)snprintf(w.b, 256,
+		    "# dccl-samples v1 n_users=%u n_items=%u n_genres=%u\n"
+		    CSV_HEADER "\n", ds->n_users, ds->n_items, ds->n_genres);
+	else {
+		char *p;
+
+		w.n = (size_t)snprintf(w.b, 256, "# dccl-samples v2 n_users=%u "
+		    "n_items=%u n_genres=%u n_side=%u side_card=", ds->n_users,
+		    ds->n_items, ds->n_genres, ds->n_side);
+		p = w.b + w.n;
+		for (uint32_t k = 0; k < ds->n_side; k++) {
+			if (k > 0)
+				*p++ = '|';
+			p = put_u64(p, ds->side_card[k]);
+		}
+		p += snprintf(p, 64, "\n" CSV_HEADER_SIDE "\n");
+		w.n = (size_t)(p - w.b);
+	}
 	for (size_t k = 0; k < n && !w.err; k++) {
 		const struct sample *s = &ds->s[idx ? idx[k] : k];
 		const uint32_t *h = sample_hist(ds, s);
@@ -121,6 +139,11 @@ dataset_write_csv_fp(FILE *fp, const struct dataset *ds, const size_t *idx,
 			if (j > 0)
 				*p++ = '|';
 			p = put_u64(p, h[j]);
+		}
+		for (uint32_t j = 0; j < ds->n_side && j < SAMPLE_SIDE_MAX;
+		    j++) {
+			*p++ = j ? '|' : ',';
+			p = put_u64(p, s->side[j]);
 		}
 		*p++ = '\n';
 		w.n = (size_t)(p - w.b);
@@ -165,6 +188,58 @@ hdr_u32(const char *line, size_t len, const char *key, uint32_t *out)
 	return -1;
 }
 
+/* "n_side=K side_card=c0|c1|..." of a v2 line; 0 or -1. */
+static int
+hdr_side(const char *line, size_t len, uint32_t *ns, uint32_t *card)
+{
+	const char *p;
+	uint32_t got[SAMPLE_SIDE_MAX];
+	int k;
+
+	if (hdr_u32(line, len, "n_side", ns) != 0 || *ns == 0 ||
+	    *ns > SAMPLE_SIDE_MAX)
+		return -1;
+	for (p = line; p + 11 <= line + len; p++)
+		if (memcmp(p, " side_card=", 11) == 0)
+			break;
+	if (p + 11 > line + len)
+		return -1;
+	p += 11;
+	{
+		size_t n = 0;
+
+		while (p + n < line + len && p[n] != ' ')
+			n++;
+		k = text_parse_idlist(p, n, UINT32_MAX, got, SAMPLE_SIDE_MAX);
+	}
+	if (k != (int)*ns)
+		return -1;
+	for (int j = 0; j < k; j++)
+		if (got[j] == 0)
+			return -1;
+	memset(card, 0, SAMPLE_SIDE_MAX * sizeof(*card));
+	memcpy(card, got, (size_t)k * sizeof(*card));
+	return 0;
+}
+
+/* "v0|v1|..." with exactly ns values, each <= its card (== card: unknown). */
+static int
+side_values(const char *p, size_t n, uint32_t ns, const uint32_t *card,
+    uint32_t *out)
+{
+	uint32_t v[SAMPLE_SIDE_MAX];
+	int k = text_parse_idlist(p, n, UINT32_MAX, v, SAMPLE_SIDE_MAX);
+
+	if (k != (int)ns)
+		return -1;
+	for (int j = 0; j < k; j++) {
+		if (v[j] > card[j])
+			return -1;
+		out[j] = v[j];
+	}
+	return 0;
+}
+
 int
 dataset_read_csv(struct dataset *ds, const char *path,
     const struct dataset_opts *o, struct dataset_err *err)
@@ -174,8 +249,8 @@ dataset_read_csv(struct dataset *ds, const char *path,
 	struct text_lr r;
 	char *line;
 	size_t len;
-	int rc, st, have_hdr = 0, seen_cols = 0;
-	uint32_t nu = 0, ni = 0, ng = 0;
+	int rc, st, have_hdr = 0, seen_cols = 0, with_side = 0;
+	uint32_t nu = 0, ni = 0, ng = 0, ns = 0, card[SAMPLE_SIDE_MAX] = { 0 };
 	struct dataset saved = *ds;	/* sizes, to undo a failed read */
 
 	if (err == NULL)
@@ -211,8 +286,18 @@ dataset_read_csv(struct dataset *ds, const char *path,
 		}
 		if (!seen_cols) {
 			if (len > 0 && line[0] == '#') {
-				if (len > 16 && memcmp(line,
-				    "# dccl-samples v1", 17) == 0 &&
+				int v2 = len > 16 && memcmp(line,
+				    "# dccl-samples v2", 17) == 0;
+
+				if (v2 && hdr_side(line, len, &ns, card) != 0) {
+					e.skip = 0;
+					rc = text_bad_line(&e, path, r.lineno,
+					    "bad n_side/side_card in '# "
+					    "dccl-samples v2' line");
+					break;
+				}
+				if (len > 16 && (v2 || memcmp(line,
+				    "# dccl-samples v1", 17) == 0) &&
 				    hdr_u32(line, len, "n_users", &nu) == 0 &&
 				    hdr_u32(line, len, "n_items", &ni) == 0 &&
 				    hdr_u32(line, len, "n_genres", &ng) == 0 &&
@@ -222,16 +307,30 @@ dataset_read_csv(struct dataset *ds, const char *path,
 				else {
 					e.skip = 0;
 					rc = text_bad_line(&e, path, r.lineno,
-					    "bad '# dccl-samples v1' line");
+					    "bad '# dccl-samples' line");
 					break;
 				}
 				continue;
 			}
-			if (len != sizeof(CSV_HEADER) - 1 ||
-			    memcmp(line, CSV_HEADER, len) != 0) {
+			with_side = len == sizeof(CSV_HEADER_SIDE) - 1 &&
+			    memcmp(line, CSV_HEADER_SIDE, len) == 0;
+			if (!with_side && (len != sizeof(CSV_HEADER) - 1 ||
+			    memcmp(line, CSV_HEADER, len) != 0)) {
 				e.skip = 0;
 				rc = text_bad_line(&e, path, r.lineno,
 				    "expected header '" CSV_HEADER "'");
+				break;
+			}
+			if (with_side != (ns > 0) || (ds->n > 0 &&
+			    (ds->n_side != ns || memcmp(ds->side_card, card,
+			    sizeof(card)) != 0))) {
+				e.skip = 0;
+				rc = text_bad_line(&e, path, r.lineno,
+				    with_side != (ns > 0) ? "a side column "
+				    "needs '# dccl-samples v2 ... n_side=K "
+				    "side_card=...' and the reverse" :
+				    "side fields differ from the samples "
+				    "already read");
 				break;
 			}
 			seen_cols = 1;
@@ -240,10 +339,15 @@ dataset_read_csv(struct dataset *ds, const char *path,
 		if (len == 0)
 			continue;
 		err->n_lines++;
-		k = text_split_first(line, len, ',', f, 7);
+		k = text_split_first(line, len, ',', f, 7 + with_side);
 		memset(&s, 0, sizeof(s));
-		if (k != 7 || memchr(f[6].p, ',', f[6].n) != NULL)
-			why = "expected 7 fields";
+		if (k != 7 + with_side || memchr(f[6 + with_side].p, ',',
+		    f[6 + with_side].n) != NULL)
+			why = with_side ? "expected 8 fields" :
+			    "expected 7 fields";
+		else if (with_side && side_values(f[7].p, f[7].n, ns, card,
+		    s.side) != 0)
+			why = "bad side values";
 		else if (text_parse_u32(f[0].p, f[0].n, &s.user) != 0 ||
 		    s.user >= (have_hdr ? nu : DATASET_ID_MAX))
 			why = "bad user id";
@@ -292,6 +396,10 @@ dataset_read_csv(struct dataset *ds, const char *path,
 		ds->n_users = saved.n_users;
 		ds->n_items = saved.n_items;
 		ds->n_genres = saved.n_genres;
+	}
+	if (rc == 0 && ns > 0) {
+		ds->n_side = ns;
+		memcpy(ds->side_card, card, sizeof(card));
 	}
 	if (rc == 0 && have_hdr) {
 		if (nu > ds->n_users)
@@ -389,7 +497,9 @@ dataset_meta_read(struct dataset_meta *m, const char *path,
 			m->fmt = vl == 4 && memcmp(v, "100k", 4) == 0 ?
 			    DATASET_FMT_100K : vl == 2 && memcmp(v, "1m", 2) ==
 			    0 ? DATASET_FMT_1M : vl == 6 && memcmp(v, "latest",
-			    6) == 0 ? DATASET_FMT_LATEST : DATASET_FMT_AUTO;
+			    6) == 0 ? DATASET_FMT_LATEST : vl == 3 &&
+			    memcmp(v, "csv", 3) == 0 ? DATASET_FMT_CSV :
+			    DATASET_FMT_AUTO;
 		} else if (KEY("genres")) {
 			struct text_fld g[SAMPLE_GENRES_MAX + 1];
 			int k = vl ? text_split_c((char *)v, vl, '|', g,

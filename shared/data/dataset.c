@@ -134,6 +134,10 @@ dataset_append_subset(struct dataset *dst, const struct dataset *src,
 		dst->n_items = src->n_items;
 	if (src->n_genres > dst->n_genres)
 		dst->n_genres = src->n_genres;
+	if (dst->n_side == 0) {
+		dst->n_side = src->n_side;
+		memcpy(dst->side_card, src->side_card, sizeof(dst->side_card));
+	}
 }
 
 void
@@ -148,7 +152,42 @@ dataset_meta_fini(struct dataset_meta *m)
 	free(m->user_raw);
 	free(m->item_raw);
 	free(m->item_genres);
+	free(m->schema);
+	free(m->item_side);
 	dataset_meta_init(m);
+}
+
+void
+dataset_meta_item_side(struct dataset_meta *m, const struct dataset *ds,
+    uint32_t mask)
+{
+	uint8_t *seen;
+
+	free(m->item_side);
+	m->item_side = NULL;
+	m->side_item_mask = mask;
+	if (mask == 0 || ds->n_items == 0)
+		return;
+	m->item_side = xcalloc((size_t)ds->n_items * SAMPLE_SIDE_MAX,
+	    sizeof(*m->item_side));
+	seen = xcalloc(ds->n_items, 1);
+	/* unknown (= card) until the item is seen */
+	for (uint32_t i = 0; i < ds->n_items; i++)
+		for (uint32_t k = 0; k < ds->n_side; k++)
+			if (mask & (1u << k))
+				m->item_side[(size_t)i * SAMPLE_SIDE_MAX + k] =
+				    ds->side_card[k];
+	for (size_t j = 0; j < ds->n; j++) {
+		const struct sample *s = &ds->s[j];
+
+		if (s->item >= ds->n_items || seen[s->item]++)
+			continue;
+		for (uint32_t k = 0; k < ds->n_side; k++)
+			if (mask & (1u << k))
+				m->item_side[(size_t)s->item * SAMPLE_SIDE_MAX +
+				    k] = s->side[k];
+	}
+	free(seen);
 }
 
 const char *
@@ -161,6 +200,8 @@ dataset_fmt_name(enum dataset_fmt f)
 		return "1m";
 	case DATASET_FMT_LATEST:
 		return "latest";
+	case DATASET_FMT_CSV:
+		return "csv";
 	default:
 		return "synth";
 	}
@@ -310,6 +351,8 @@ dataset_build_hist(struct dataset *ds, int H)
 	if (ds->n_items > nd.n_items)
 		nd.n_items = ds->n_items;
 	nd.n_genres = ds->n_genres;
+	nd.n_side = ds->n_side;
+	memcpy(nd.side_card, ds->side_card, sizeof(nd.side_card));
 	free(ord);
 	free(uoff);
 	dataset_fini(ds);

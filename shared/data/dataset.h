@@ -36,6 +36,7 @@ enum dataset_fmt {
 	DATASET_FMT_100K,	/* u.data, u.item, u.genre */
 	DATASET_FMT_1M,		/* ratings.dat, movies.dat */
 	DATASET_FMT_LATEST,	/* ratings.csv, movies.csv */
+	DATASET_FMT_CSV,	/* a header CSV read through a feature schema */
 };
 
 /* Options for every loader/reader. dataset_opts_default() fills defaults. */
@@ -66,6 +67,15 @@ struct dataset_meta {
 	int64_t	*item_raw;		/* n_items; NULL if unknown */
 	uint32_t *item_genres;		/* n_items genre masks; NULL if unknown */
 	char	 genre[SAMPLE_GENRES_MAX][DATASET_GENRE_NAME_MAX];
+	/*
+	 * Item-side side values by item (slots in side_item_mask), to give
+	 * an item's features to samples made for it (sampled negatives):
+	 * item_side[i * SAMPLE_SIDE_MAX + k]; NULL if none.
+	 */
+	uint32_t *item_side;
+	uint32_t side_item_mask;
+	char	*schema;		/* the feature schema's canonical text
+					   (shared/data/schema.h); NULL if none */
 };
 
 /*
@@ -117,6 +127,13 @@ uint32_t dataset_max_user(const struct dataset *ds);
 
 void	dataset_meta_init(struct dataset_meta *m);
 void	dataset_meta_fini(struct dataset_meta *m);
+/*
+ * Fills m->item_side from ds: each item's values of the slots in mask
+ * (item-side fields) from its first sample; unknown (side_card) for items
+ * without a sample.
+ */
+void	dataset_meta_item_side(struct dataset_meta *m,
+	    const struct dataset *ds, uint32_t mask);
 
 /* --- index subsets ------------------------------------------------------- */
 
@@ -198,7 +215,7 @@ int	dataset_read_csv(struct dataset *ds, const char *path,
 /*
  * Meta file, "key=value" lines:
  *   # dccl-meta v1
- *   format=latest|100k|1m|synth
+ *   format=latest|100k|1m|csv|synth
  *   n_users=610
  *   n_items=9724
  *   n_genres=20

@@ -75,9 +75,12 @@ seq 1 501 | { app rank - >/dev/null 2>"$T/big.err" && die "501 candidates accept
 grep -q E_TOO_LARGE "$T/big.err" || die "too many: $(cat "$T/big.err")"
 out=$(nanocat --req --connect "$AEP" --data 'garbage!' --raw --recv-timeout 5 2>&1 | tr -c '[:print:]' '.')
 case $out in *malformed*) echo "ok: garbage -> $out" ;; *) die "garbage: '$out'" ;; esac
-out=$(nanocat --req --connect "$AEP" --data "$(printf '\010\001')" --raw --recv-timeout 5 2>&1 | tr -c '[:print:]' '.')
+out=$(nanocat --req --connect "$AEP" --data "$(printf '\010\002')" --raw --recv-timeout 5 2>&1 | tr -c '[:print:]' '.')
 case $out in *"no body"*) echo "ok: no body -> $out" ;; *) die "no body: '$out'" ;; esac
-[ "$(grep -c 'APP-BADREQ' "$T/dev.log")" -ge 9 ] || die "APP-BADREQ lines"
+# An app of protocol 1 (before side values) gets a typed E_VERSION.
+out=$(nanocat --req --connect "$AEP" --data "$(printf '\010\001')" --raw --recv-timeout 5 2>&1 | tr -c '[:print:]' '.')
+case $out in *"app protocol version 1"*) echo "ok: version 1 -> $out" ;; *) die "version 1: '$out'" ;; esac
+[ "$(grep -c 'APP-BADREQ' "$T/dev.log")" -ge 10 ] || die "APP-BADREQ lines"
 kill -0 "$DPID" || die "deviced died"
 [ "$(sqlite3 "$DB" 'SELECT count(*) FROM samples')" = "$(grep -v '^#' "$SHARDS/$U.local.csv" | grep -vc '^user')" ] || die "a bad event was stored"
 

@@ -10,6 +10,7 @@ expect() {	# probe-args... -- expected-prefix
 }
 expect garbage "ERROR E_BAD_REQUEST"
 expect version "ERROR E_VERSION"
+expect oldversion "ERROR E_VERSION"
 expect nobody "ERROR E_UNKNOWN_BODY"
 expect replybody "ERROR E_UNKNOWN_BODY"
 expect unregistered "ERROR E_NOT_REGISTERED"

@@ -4,7 +4,7 @@
  * integration tests use it to check that hostile or broken input gets a
  * typed error and that cloudd keeps serving.
  *
- *   dccl-probe EP garbage|version|nobody|unregistered|replybody|admin|
+ *   dccl-probe EP garbage|version|oldversion|nobody|unregistered|replybody|admin|
  *              status|register DEV|nan-upload DEV|oversize BYTES|
  *              unsigned|forged|replay|badtoken DEV|other-device A B|
  *              bignorm-upload DEV|upload DEV [REQID]|flood DEV N|
@@ -527,6 +527,10 @@ main(int argc, char **argv)
 		return rc;
 	} else if (!strcmp(what, "version")) {
 		e.version = 99;
+		return send_env(&e);
+	} else if (!strcmp(what, "oldversion")) {
+		/* the previous protocol (v3: no side values in Sample) */
+		e.version = WIRE_VERSION - 1;
 		return send_env(&e);
 	} else if (!strcmp(what, "nobody")) {
 		e.body_case = DCCL__ENVELOPE__BODY__NOT_SET;

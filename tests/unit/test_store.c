@@ -402,7 +402,7 @@ test_upgrade_from_previous_schema(void **state)
 	int dup = -1, created = -1, how = -1;
 
 	(void)state;
-	assert_int_equal(STORE_SCHEMA_VERSION, 4);	/* else update this test */
+	assert_int_equal(STORE_SCHEMA_VERSION, 5);	/* else update this test */
 	db_path(path, sizeof(path));
 	st = open_ok(path);
 	memset(&d, 0, sizeof(d));
@@ -417,7 +417,8 @@ test_upgrade_from_previous_schema(void **state)
 	assert_int_equal(store_ofa_put(st, 1, "ofa-blob", 8), 0);
 	store_close(st);
 	B->raw_exec(path, "DROP TABLE cloud_key; DROP TABLE device_keys; "
-	    "DELETE FROM schema_version WHERE version = 4");
+	    "ALTER TABLE pool DROP COLUMN side; DROP TABLE pool_schema; "
+	    "DELETE FROM schema_version WHERE version >= 4");
 	assert_int_equal(raw_count(path, "SELECT max(version) FROM "
 	    "schema_version"), 3);
 
@@ -700,6 +701,133 @@ test_pool_empty(void **state)
 	assert_int_equal(n, 0);
 	free(ids);
 	dataset_fini(&ds);
+}
+
+/*
+ * Side values and the feature schema (store 5): stored per sample and
+ * with the pool, loaded back; one schema per pool.
+ */
+static void
+test_pool_schema(void **state)
+{
+	struct store *st = *state;
+	struct dataset in, out, plain;
+	uint64_t rows = 0, n = 0, *ids = NULL;
+	char *txt = NULL;
+	const char *sch = "dccl-schema 1\nfield u user\n";
+
+	assert_int_equal(store_pool_schema(st, &txt), -ENOENT);
+	assert_null(txt);
+	make_dataset(&in, 23);
+	in.n_side = 3;
+	in.side_card[0] = 5;
+	in.side_card[1] = 1000;
+	in.side_card[2] = 2;
+	for (size_t i = 0; i < in.n; i++) {
+		in.s[i].side[0] = (uint32_t)(i % 6);	/* 5: unknown */
+		in.s[i].side[1] = (uint32_t)(i * 37 % 1000);
+		in.s[i].side[2] = (uint32_t)(i % 2);
+	}
+	assert_int_equal(store_pool_insert_schema(st, &in, sch, &rows), 0);
+	assert_int_equal(rows, 23);
+	assert_int_equal(store_pool_schema(st, &txt), 0);
+	assert_string_equal(txt, sch);
+	free(txt);
+	dataset_init(&out);
+	assert_int_equal(store_pool_load(st, &out, &ids), 0);
+	assert_int_equal(out.n, 23);
+	assert_int_equal(out.n_side, 3);
+	assert_memory_equal(out.side_card, in.side_card,
+	    sizeof(in.side_card));
+	for (size_t i = 0; i < out.n; i++)
+		assert_memory_equal(out.s[i].side, in.s[i].side,
+		    sizeof(in.s[i].side));
+	free(ids);
+	dataset_fini(&out);
+
+	/* Another schema, or none, is refused and inserts nothing. */
+	assert_int_equal(store_pool_insert_schema(st, &in, "dccl-schema 1\n"
+	    "field v user\n", &rows), -EEXIST);
+	assert_non_null(strstr(store_errmsg(st), "schema differs"));
+	make_dataset(&plain, 4);
+	assert_int_equal(store_pool_insert(st, &plain, &rows), -EEXIST);
+	assert_int_equal(store_pool_count(st, &n), 0);
+	assert_int_equal(n, 23);
+	/* The same schema appends. */
+	assert_int_equal(store_pool_insert_schema(st, &in, sch, &rows), 0);
+	assert_int_equal(store_pool_count(st, &n), 0);
+	assert_int_equal(n, 46);
+	dataset_fini(&in);
+	dataset_fini(&plain);
+}
+
+/* A pool without a schema takes no schema afterwards. */
+static void
+test_pool_schema_late(void **state)
+{
+	struct store *st = *state;
+	struct dataset ds;
+	uint64_t rows = 0, *ids = NULL;
+	char *txt = NULL;
+
+	make_dataset(&ds, 5);
+	assert_int_equal(store_pool_insert(st, &ds, &rows), 0);
+	assert_int_equal(store_pool_insert_schema(st, &ds, "dccl-schema 1\n",
+	    &rows), -EEXIST);
+	assert_non_null(strstr(store_errmsg(st), "without a feature schema"));
+	assert_int_equal(store_pool_schema(st, &txt), -ENOENT);
+	dataset_fini(&ds);
+	/* Rows without side values load with zeros and n_side 0. */
+	dataset_init(&ds);
+	assert_int_equal(store_pool_load(st, &ds, &ids), 0);
+	assert_int_equal(ds.n, 5);
+	assert_int_equal(ds.n_side, 0);
+	for (size_t i = 0; i < ds.n; i++)
+		for (int k = 0; k < SAMPLE_SIDE_MAX; k++)
+			assert_int_equal(ds.s[i].side[k], 0);
+	free(ids);
+	dataset_fini(&ds);
+}
+
+/*
+ * A store at schema 4 with pool rows, opened by today's code: migration 5
+ * adds the side column and the schema table; the old rows load with no
+ * side values and the pool takes no schema (it has samples without one).
+ */
+static void
+test_upgrade_4_to_5(void **state)
+{
+	char path[700];
+	struct store *st;
+	struct dataset ds;
+	uint64_t rows = 0, *ids = NULL;
+
+	(void)state;
+	db_path(path, sizeof(path));
+	st = open_ok(path);
+	make_dataset(&ds, 7);
+	assert_int_equal(store_pool_insert(st, &ds, &rows), 0);
+	store_close(st);
+	dataset_fini(&ds);
+	B->raw_exec(path, "ALTER TABLE pool DROP COLUMN side; "
+	    "DROP TABLE pool_schema; DELETE FROM schema_version WHERE "
+	    "version = 5");
+	assert_int_equal(raw_count(path, "SELECT max(version) FROM "
+	    "schema_version"), 4);
+	st = open_ok(path);
+	assert_int_equal(store_schema_version(st), 5);
+	dataset_init(&ds);
+	assert_int_equal(store_pool_load(st, &ds, &ids), 0);
+	assert_int_equal(ds.n, 7);
+	assert_int_equal(ds.n_side, 0);
+	assert_int_equal(ds.s[3].side[0], 0);
+	free(ids);
+	dataset_fini(&ds);
+	make_dataset(&ds, 2);
+	assert_int_equal(store_pool_insert_schema(st, &ds, "dccl-schema 1\n",
+	    &rows), -EEXIST);
+	dataset_fini(&ds);
+	store_close(st);
 }
 
 static void
@@ -1811,6 +1939,11 @@ main(void)
 		cmocka_unit_test(test_reopen_keeps_data),
 		cmocka_unit_test(test_newer_schema_refused),
 		cmocka_unit_test(test_upgrade_from_previous_schema),
+		cmocka_unit_test(test_upgrade_4_to_5),
+		cmocka_unit_test_setup_teardown(test_pool_schema, mem_setup,
+		    mem_teardown),
+		cmocka_unit_test_setup_teardown(test_pool_schema_late,
+		    mem_setup, mem_teardown),
 		cmocka_unit_test(test_unknown_backend),
 		cmocka_unit_test(test_unwritable_path),
 		cmocka_unit_test(test_concurrent_first_open),
