@@ -74,6 +74,24 @@ enum dev_state {
 
 struct app;
 struct auth_dev;
+struct device;
+
+/*
+ * What a device tells the code above it, which sets them (app.c, with
+ * device_set_hooks), so that device.c names nothing above itself. Any may
+ * be NULL. Loop thread.
+ */
+struct device_hooks {
+	/* A learning job ended (ok: it succeeded and its result is
+	 * adopted); takes d->job_serving (device.c frees what is left). */
+	void	(*job_done)(struct device *d, int ok);
+	/* The device is idle on its current model: 1 = run a job now. */
+	int	(*job_wanted)(struct device *d);
+	/* The device stops (before the loop drains), then is freed. */
+	void	(*close)(struct device *d);
+	void	(*fini)(struct device *d);
+};
+
 struct ofa_dev;
 struct ctr;
 struct dev_model;
@@ -103,6 +121,7 @@ struct device {
 	struct ctr	*job_serving;	/* the job's serving model, handed to
 					   the loop in learn_after_cb */
 	struct app	*app;		/* app socket state; NULL = off */
+	const struct device_hooks *hooks;	/* its owner's; NULL = none */
 	struct ofa_dev	*ofa;		/* Forward-OFA state; NULL = none */
 	struct auth_dev	*auth;		/* key pair, cloud key, counter */
 	uint64_t	 sent_ctr;	/* counter of the outstanding request */
@@ -175,6 +194,9 @@ void	device_start(struct device *d);
 void	device_announce(struct device *d, uint64_t version);
 /* Re-checks an idle device for work (new model, retrain due). */
 void	device_poke(struct device *d);
+void	device_set_hooks(struct device *d, const struct device_hooks *h);
+/* "register", "download", ... (the app's status). */
+const char *device_state_name(enum dev_state s);
 void	device_close(struct device *d);
 void	device_fini(struct device *d);
 
