@@ -1,16 +1,19 @@
 /*
- * deviced: the device daemon. One process hosts one device, or N device
- * instances (--devices N, e.g. for simulations and the evaluation), each
- * with its own state directory, SQLite store, REQ socket and request ids;
- * they share the loop, the threadpool and one SUB socket for the cloud's
- * model announcements. All state is in struct deviced; loop thread only,
- * except a training job's private copies.
+ * deviced: the device side's internal header. A host (struct deviced,
+ * deviced.c) holds one device, or N device instances (the daemon's
+ * --devices N, e.g. for simulations and the evaluation), each with its own
+ * state directory, SQLite store, REQ socket and request ids; they share
+ * the loop, the threadpool and one SUB socket for the cloud's model
+ * announcements. The daemon (main.c) and the embeddable library
+ * (dccl_device.c) are both a host. All state is in struct deviced; loop
+ * thread only, except a training job's private copies.
  */
 #ifndef DEVICED_DEVICED_H
 #define DEVICED_DEVICED_H
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <uv.h>
 
 #include "dccl.pb-c.h"
@@ -164,28 +167,52 @@ struct deviced {
 	struct conf		 conf;
 	const char		*conf_path;
 	uv_loop_t		 loop;
-	uv_signal_t		 sigterm, sigint, sighup;
+	int			 loop_open;
 	struct nnuv		 sub;
 	int			 has_sub;
-	struct device		*dev;
-	int			 n_dev;
+	struct device		*dev;		/* max_dev slots, n_dev used */
+	int			 n_dev, max_dev;
 	struct dev_model	*models;	/* shared cloud models, device.c */
 	int			 n_done;
 	int			 jobs;
 	int			 stopping;
 	atomic_int		 stop;
-	int			 closed;
+	int			 stopped;	/* deviced_stop ran */
 	/* traffic counters, logged at exit (scripts/scale.sh reads them) */
 	uint64_t		 n_req, n_resend, n_timeout, n_busy;
 };
 
-/* deviced.c: the options (deviced.*, device.*, net.*, auth.*, dp.*,
- * learn.*), the check that completes them once loaded (0, or -1 with the
- * reason on stderr), and the daemon's main (main.c). */
+/*
+ * deviced.c: the host, under the daemon (main.c) and the library
+ * (dccl_device.c). dd starts zeroed. In order:
+ *   deviced_configure, then deviced_conf_done once the caller's own
+ *     settings are in (reasons on err, the option named; 0 or -1);
+ *   deviced_open: logging as ident, libsodium, OpenBLAS on one thread, the
+ *     loop, room for max_dev devices (0 or -1, why in err);
+ *   deviced_add per device (device_init; 0 or -1 logged);
+ *   deviced_listen: the announcement socket and the app sockets;
+ *   deviced_start: every device begins (device_start); the caller runs
+ *     dd->loop;
+ *   deviced_stop: waits for the learning jobs, closes the devices' and the
+ *     host's handles (the caller then closes its own on dd->loop);
+ *   deviced_close: drains and closes the loop, frees the devices and the
+ *     options; after any step above, failed ones included.
+ * Process-wide effects (malloc tuning, UV_THREADPOOL_SIZE, SIGPIPE, signal
+ * handlers) are the daemon's, not the host's.
+ */
 struct conf_opt;
 extern const struct conf_opt deviced_opts[];
+int	deviced_configure(struct deviced *dd, const char *path,
+	    const char *const *opts, size_t n_opts, FILE *err);
 int	deviced_conf_done(struct deviced *dd);
-int	deviced_main(int argc, char **argv);
+int	deviced_open(struct deviced *dd, const char *ident, int max_dev,
+	    char *err, size_t errlen);
+int	deviced_add(struct deviced *dd, const char *id, uint32_t user,
+	    const char *local_csv, const char *test_csv);
+int	deviced_listen(struct deviced *dd, char *err, size_t errlen);
+void	deviced_start(struct deviced *dd);
+void	deviced_stop(struct deviced *dd);
+void	deviced_close(struct deviced *dd);
 
 /* device.c */
 int	device_init(struct deviced *dd, struct device *d, const char *id,
