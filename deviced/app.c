@@ -1,6 +1,6 @@
 /*
- * app: the device's local app interface; see app.h for the feature rules
- * and proto/app.proto for the messages.
+ * app: the device's local app interface; see app.h (and app_query.h for the
+ * feature rules) and proto/app.proto for the messages.
  *
  * DESIGN. One raw REP socket per device, watched by nnuv on the daemon's
  * loop; every request is answered synchronously on the loop thread (an
@@ -9,10 +9,10 @@
  * state to bound or cancel. Ownership while a learning job runs (state
  * DEV_TRAIN): the worker reads d->local and d->model, so the loop only
  * reads them too; events recorded meanwhile go to a->pending and are
- * merged when the job ends (app_job_done). Ranking never touches d->model
- * while a job may be reading it: it uses d->serving, a copy the loop owns
- * (the job's adopted model, or a copy of the cloud model made outside a
- * job). Between the first download and the end of the first job there may
+ * merged when the job ends (job_done, one of the device hooks app.c
+ * sets). Ranking never touches d->model while a job may be reading it:
+ * it uses d->serving, a copy the loop owns (the job's adopted model, or a
+ * copy of the cloud model made outside a job). Between the first download and the end of the first job there may
  * be no such copy, and a rank gets E_BUSY.
  */
 #include <errno.h>

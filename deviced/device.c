@@ -2,9 +2,10 @@
  * device: one device's lifecycle over the protocol, as a state machine on
  * the loop thread:
  *
- *   REGISTER -> DOWNLOAD (chunks, resumable, checksum) -> RETRIEVE (CoDA
- *   coarse matching) -> TRAIN (threadpool, learn.c) -> UPLOAD (outbox,
- *   idempotent request id) -> IDLE -> on a newer announced version, DOWNLOAD
+ *   REGISTER -> DOWNLOAD (chunks, resumable, checksum) [-> OFA (Forward-OFA
+ *   parts, ofa_dev.c)] -> RETRIEVE (CoDA coarse matching) -> TRAIN
+ *   (threadpool, learn.c) -> UPLOAD (outbox, idempotent request id) -> IDLE
+ *   -> on a newer announced version, DOWNLOAD (README: the state table)
  *
  * The machine is a dispatch table (states[]): a state's handler sends its
  * request and returns its own state (wait for the reply), or returns the
