@@ -108,8 +108,7 @@ dccl_device_open(struct dccl_device **out, const char *conf_path,
 	}
 	/* The socket too when deviced.app-listen is set; the calls always. */
 	if (deviced_listen(dd, why, sizeof(why)) != 0) {
-		rc = seterr(dv, DCCL_DEVICE_E_SYSTEM, "%s (%s)", why,
-		    dd->cf.app_listen[0] ? dd->cf.app_listen : "no app socket");
+		rc = seterr(dv, DCCL_DEVICE_E_SYSTEM, "%s", why);
 		goto fail;
 	}
 	app_attach(&dd->dev[0]);

@@ -330,7 +330,7 @@ deviced_listen(struct deviced *dd, char *err, size_t errlen)
 	for (int i = 0; i < dd->n_dev; i++)
 		if (app_open(&dd->dev[i]) != 0) {
 			snprintf(err, errlen, "APP: cannot open the app socket "
-			    "of %s", dd->dev[i].id);
+			    "of %s (%s)", dd->dev[i].id, dd->cf.app_listen);
 			return -1;
 		}
 	return 0;

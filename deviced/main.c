@@ -138,14 +138,18 @@ add_devices(struct deviced *dd)
 	 * per device, one more with an app socket, and the SUB. Past that
 	 * nn_socket fails mid-start; refuse up front. */
 	per = dd->cf.app_listen[0] != '\0' ? 2 : 1;
-	if ((long long)n * per + 1 > DEVICED_MAX_SOCKETS)
+	if ((long long)n * per + 1 > DEVICED_MAX_SOCKETS) {
+		free(users);	/* fatalx exits; the leak check runs then */
 		fatalx("SHARDS: %d devices need %lld nanomsg sockets, more "
 		    "than the %d one process may have: host at most %d per "
 		    "process (deviced.devices) and run several deviced", n,
 		    (long long)n * per + 1, DEVICED_MAX_SOCKETS,
 		    (DEVICED_MAX_SOCKETS - 1) / per);
-	if (deviced_open(dd, "deviced", n, err, sizeof(err)) != 0)
+	}
+	if (deviced_open(dd, "deviced", n, err, sizeof(err)) != 0) {
+		free(users);
 		fatalx("%s", err);
+	}
 	for (int i = 0; i < n; i++) {
 		char id[80], lp[1200], tp[1200];
 		snprintf(id, sizeof(id), "%.40s-%u", dd->cf.device_id,
@@ -154,8 +158,10 @@ add_devices(struct deviced *dd)
 		    users[i]);
 		snprintf(tp, sizeof(tp), "%s/%u.test.csv", dd->cf.shards,
 		    users[i]);
-		if (deviced_add(dd, id, users[i], lp, tp) != 0)
+		if (deviced_add(dd, id, users[i], lp, tp) != 0) {
+			free(users);
 			fatalx("DEVICE: cannot start %s", id);
+		}
 	}
 	free(users);
 }
