@@ -1,5 +1,5 @@
 /*
- * dccl_device: see dccl_device.h. A handle is a host (deviced.c: the same
+ * dccl_device: see dccl_device.h. A handle is a host (host.c: the same
  * setup, announcement socket and stop as the daemon's) of one device on a
  * private loop; app calls go through app_request (app.c), the dispatch of
  * the app socket, as packed proto/app.proto messages, so there is one
@@ -15,11 +15,12 @@
 #include "deviced/app.h"
 #include "deviced/dccl_device.h"
 #include "deviced/deviced.h"
+#include "deviced/host.h"
 #include "shared/log.h"
 #include "shared/xmalloc.h"
 
 struct dccl_device {
-	struct deviced	 dd;		/* a host of one device (deviced.c) */
+	struct deviced	 dd;		/* a host of one device (host.c) */
 	uv_timer_t	 timer;		/* wakes run_until at its deadline */
 	int		 has_timer;
 	int		 expired;
@@ -92,14 +93,14 @@ dccl_device_open(struct dccl_device **out, const char *conf_path,
 	*out = NULL;
 	if ((rc = configure(dv, conf_path, options)) != 0)
 		goto fail;
-	if (deviced_open(dd, "dccl_device", 1, why, sizeof(why)) != 0) {
+	if (host_open(dd, "dccl_device", 1, why, sizeof(why)) != 0) {
 		rc = seterr(dv, DCCL_DEVICE_E_SYSTEM, "%s", why);
 		goto fail;
 	}
 	uv_timer_init(&dd->loop, &dv->timer);
 	dv->timer.data = dv;
 	dv->has_timer = 1;
-	if (deviced_add(dd, dd->cf.device_id, (uint32_t)dd->cf.user_id,
+	if (host_add(dd, dd->cf.device_id, (uint32_t)dd->cf.user_id,
 	    dd->cf.local_data, NULL) != 0) {
 		rc = seterr(dv, DCCL_DEVICE_E_SYSTEM, "cannot start device "
 		    "%s (state in %s; see the log)", dd->cf.device_id,
@@ -107,14 +108,14 @@ dccl_device_open(struct dccl_device **out, const char *conf_path,
 		goto fail;
 	}
 	/* The socket too when deviced.app-listen is set; the calls always. */
-	if (deviced_listen(dd, why, sizeof(why)) != 0) {
+	if (host_listen(dd, why, sizeof(why)) != 0) {
 		rc = seterr(dv, DCCL_DEVICE_E_SYSTEM, "%s", why);
 		goto fail;
 	}
 	app_attach(&dd->dev[0]);
 	log_info("READY: dccl_device %s for device %s, cloud %s",
 	    DEVICED_VERSION, dd->dev[0].id, dd->cf.cloud);
-	deviced_start(dd);
+	host_start(dd);
 	*out = dv;
 	return 0;
 fail:
@@ -366,9 +367,9 @@ dccl_device_close(struct dccl_device *dv)
 {
 	if (dv == NULL)
 		return;
-	deviced_stop(&dv->dd);
+	host_stop(&dv->dd);
 	if (dv->has_timer)
 		uv_close((uv_handle_t *)&dv->timer, NULL);
-	deviced_close(&dv->dd);
+	host_close(&dv->dd);
 	free(dv);
 }

@@ -1,6 +1,6 @@
 /*
- * deviced: the device side's internal header. A host (struct deviced,
- * deviced.c) holds one device, or N device instances (the daemon's
+ * deviced: the device side's internal header: its options and types. A
+ * host (struct deviced, run by host.c) holds one device, or N device instances (the daemon's
  * --devices N, e.g. for simulations and the evaluation), each with its own
  * state directory, SQLite store, REQ socket and request ids; they share
  * the loop, the threadpool and one SUB socket for the cloud's model
@@ -177,42 +177,23 @@ struct deviced {
 	int			 jobs;
 	int			 stopping;
 	atomic_int		 stop;
-	int			 stopped;	/* deviced_stop ran */
+	int			 stopped;	/* host_stop ran */
 	/* traffic counters, logged at exit (scripts/scale.sh reads them) */
 	uint64_t		 n_req, n_resend, n_timeout, n_busy;
 };
 
 /*
- * deviced.c: the host, under the daemon (main.c) and the library
- * (dccl_device.c). dd starts zeroed. In order:
- *   deviced_configure, then deviced_conf_done once the caller's own
- *     settings are in (reasons on err, the option named; 0 or -1);
- *   deviced_open: logging as ident, libsodium, OpenBLAS on one thread, the
- *     loop, room for max_dev devices (0 or -1, why in err);
- *   deviced_add per device (device_init; 0 or -1 logged);
- *   deviced_listen: the announcement socket and the app sockets;
- *   deviced_start: every device begins (device_start); the caller runs
- *     dd->loop;
- *   deviced_stop: waits for the learning jobs, closes the devices' and the
- *     host's handles (the caller then closes its own on dd->loop);
- *   deviced_close: drains and closes the loop, frees the devices and the
- *     options; after any step above, failed ones included.
- * Process-wide effects (malloc tuning, UV_THREADPOOL_SIZE, SIGPIPE, signal
- * handlers) are the daemon's, not the host's.
+ * deviced.c: the options, as the daemon and the library read them:
+ * defaults, then the file at path (NULL: none), then n_opts
+ * "section.key=value" strings in order; then deviced_conf_done once the
+ * caller's own settings are in. Reasons go to err with the option named;
+ * 0 or -1. dd starts zeroed.
  */
 struct conf_opt;
 extern const struct conf_opt deviced_opts[];
 int	deviced_configure(struct deviced *dd, const char *path,
 	    const char *const *opts, size_t n_opts, FILE *err);
 int	deviced_conf_done(struct deviced *dd);
-int	deviced_open(struct deviced *dd, const char *ident, int max_dev,
-	    char *err, size_t errlen);
-int	deviced_add(struct deviced *dd, const char *id, uint32_t user,
-	    const char *local_csv, const char *test_csv);
-int	deviced_listen(struct deviced *dd, char *err, size_t errlen);
-void	deviced_start(struct deviced *dd);
-void	deviced_stop(struct deviced *dd);
-void	deviced_close(struct deviced *dd);
 
 /* device.c */
 int	device_init(struct deviced *dd, struct device *d, const char *id,

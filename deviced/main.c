@@ -1,9 +1,9 @@
 /*
- * deviced: the device daemon, a host (deviced.c) with what only a daemon
+ * deviced: the device daemon, a host (host.c) with what only a daemon
  * needs on top: the command line and config file, many devices from a
  * directory of shards, signals, sd_notify and the exit accounting. The
  * device's protocol, store, learning and app requests are the library's
- * (deviced.h, dccl_device.h), which an app can link instead.
+ * (deviced.h, host.h, dccl_device.h), which an app can link instead.
  */
 #include <dirent.h>
 #include <getopt.h>
@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "deviced/deviced.h"
+#include "deviced/host.h"
 #include "shared/log.h"
 #include "shared/notify.h"
 #include "shared/wire.h"
@@ -122,9 +123,9 @@ add_devices(struct deviced *dd)
 	uint32_t *users;
 
 	if (dd->cf.shards[0] == '\0') {
-		if (deviced_open(dd, "deviced", 1, err, sizeof(err)) != 0)
+		if (host_open(dd, "deviced", 1, err, sizeof(err)) != 0)
 			fatalx("%s", err);
-		if (deviced_add(dd, dd->cf.device_id, (uint32_t)dd->cf.user_id,
+		if (host_add(dd, dd->cf.device_id, (uint32_t)dd->cf.user_id,
 		    dd->cf.local_data, NULL) != 0)
 			fatalx("DEVICE: cannot start %s", dd->cf.device_id);
 		return;
@@ -146,7 +147,7 @@ add_devices(struct deviced *dd)
 		    (long long)n * per + 1, DEVICED_MAX_SOCKETS,
 		    (DEVICED_MAX_SOCKETS - 1) / per);
 	}
-	if (deviced_open(dd, "deviced", n, err, sizeof(err)) != 0) {
+	if (host_open(dd, "deviced", n, err, sizeof(err)) != 0) {
 		free(users);
 		fatalx("%s", err);
 	}
@@ -158,7 +159,7 @@ add_devices(struct deviced *dd)
 		    users[i]);
 		snprintf(tp, sizeof(tp), "%s/%u.test.csv", dd->cf.shards,
 		    users[i]);
-		if (deviced_add(dd, id, users[i], lp, tp) != 0) {
+		if (host_add(dd, id, users[i], lp, tp) != 0) {
 			free(users);
 			fatalx("DEVICE: cannot start %s", id);
 		}
@@ -245,20 +246,20 @@ main(int argc, char **argv)
 	setenv("UV_THREADPOOL_SIZE", threads, 1);
 	signal(SIGPIPE, SIG_IGN);
 	add_devices(dd);
-	if (deviced_listen(dd, err, sizeof(err)) != 0)
+	if (host_listen(dd, err, sizeof(err)) != 0)
 		fatalx("%s", err);
 	signals_start(dm);
 
 	log_info("READY: deviced %s hosting %d device(s), cloud %s",
 	    DEVICED_VERSION, dd->n_dev, dd->cf.cloud);
 	notify_ready(NULL);
-	deviced_start(dd);
+	host_start(dd);
 	uv_run(&dd->loop, UV_RUN_DEFAULT);
 	notify_stopping();
 
 	/* Stopped (signal or all done): let jobs finish, close, drain. */
 	signalled = dd->stopping;
-	deviced_stop(dd);
+	host_stop(dd);
 	signals_close(dm);
 	for (int i = 0; i < dd->n_dev; i++) {
 		up += dd->dev[i].bytes_up;
@@ -272,7 +273,7 @@ main(int argc, char **argv)
 	    (unsigned long long)dd->n_resend,
 	    (unsigned long long)dd->n_timeout, (unsigned long long)dd->n_busy);
 	rc = dd->cf.run_once && !signalled && dd->n_done < dd->n_dev;
-	deviced_close(dd);
+	host_close(dd);
 	free(dm);
 	return rc;
 early:
