@@ -11,7 +11,7 @@
 # Files are found by wildcard: shared/, shared/ml/ and shared/data/ are the
 # common library (plumbing, model numerics, samples), cloudd/*.c and
 # deviced/*.c are the daemons (their main() lives in cloudd.c, dcctl.c and
-# deviced/main.c; deviced.c is in the device library, dccl_device.h), tests/unit/test_*.c are cmocka binaries, tests/bench/*.c are
+# deviced/main.c, the daemon over the device library, dccl_device.h), tests/unit/test_*.c are cmocka binaries, tests/bench/*.c are
 # benchmarks, scripts/tools/ holds the offline data and evaluation programs
 # (dccl-data, dccl-eval, dccl-ofa) and tests/tools/ the test client dccl-probe.
 

@@ -1,6 +1,6 @@
 /*
- * app: the device's local app interface; see app.h for the feature rules
- * and proto/app.proto for the messages.
+ * app: the device's local app interface; see app.h (and app_query.h for the
+ * feature rules) and proto/app.proto for the messages.
  *
  * DESIGN. One raw REP socket per device, watched by nnuv on the daemon's
  * loop; every request is answered synchronously on the loop thread (an
@@ -9,10 +9,10 @@
  * state to bound or cancel. Ownership while a learning job runs (state
  * DEV_TRAIN): the worker reads d->local and d->model, so the loop only
  * reads them too; events recorded meanwhile go to a->pending and are
- * merged when the job ends (app_job_done). Ranking never touches d->model
- * while a job may be reading it: it uses d->serving, a copy the loop owns
- * (the job's adopted model, or a copy of the cloud model made outside a
- * job). Between the first download and the end of the first job there may
+ * merged when the job ends (job_done, one of the device hooks app.c
+ * sets). Ranking never touches d->model while a job may be reading it:
+ * it uses d->serving, a copy the loop owns (the job's adopted model, or a
+ * copy of the cloud model made outside a job). Between the first download and the end of the first job there may
  * be no such copy, and a rank gets E_BUSY.
  */
 #include <errno.h>
@@ -57,183 +57,6 @@ struct rctx {
 	char			 msg[256];
 };
 
-static const char *const state_names[] = { "register", "download",
-	"retrieve", "train", "upload", "idle", "done", "ofa" };
-
-/* ---- features and scoring ------------------------------------------------ */
-
-int
-app_hist_k(const struct ctr *m)
-{
-	int K = DATASET_HIST_DEFAULT;
-
-	if (m != NULL && ctr_config(m)->hist_k > K)
-		K = ctr_config(m)->hist_k;
-	return K > SAMPLE_HIST_MAX ? SAMPLE_HIST_MAX : K;
-}
-
-/* Index + 1 of the last sample with ts <= t (0: none); ds in time order. */
-static size_t
-last_at(const struct dataset *ds, int64_t t)
-{
-	size_t lo = 0, hi = ds != NULL ? ds->n : 0;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (ds->s[mid].ts <= t)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-/* Sample i of the concatenation a ++ b (a's n_a samples first). */
-static const struct sample *
-at2(const struct dataset *a, size_t n_a, const struct dataset *b, size_t i,
-    const struct dataset **src)
-{
-	*src = i < n_a ? a : b;
-	return i < n_a ? &a->s[i] : &b->s[i - n_a];
-}
-
-/*
- * The last K positives of a ++ b at or before second bound: the history of
- * the first sample of the latest second <= bound (samples of one second
- * may share one history: dataset_build_hist), then that second's
- * positives in order.
- */
-static size_t
-hist_upto(const struct dataset *a, const struct dataset *b, int64_t bound,
-    int K, uint32_t *out)
-{
-	const struct dataset *src;
-	const struct sample *s;
-	uint32_t buf[2 * SAMPLE_HIST_MAX];
-	size_t j, g, n, first, n_a = a != NULL ? a->n : 0;
-	int64_t t0;
-
-	if (K <= 0)
-		return 0;
-	if (K > SAMPLE_HIST_MAX)
-		K = SAMPLE_HIST_MAX;
-	/* j: one past the last sample at or before bound in a ++ b */
-	if ((j = last_at(b, bound)) > 0)
-		j += n_a;
-	else if ((j = last_at(a, bound)) == 0)
-		return 0;
-	/* The first sample of that second, which may lie in a. */
-	t0 = at2(a, n_a, b, j - 1, &src)->ts;
-	for (g = j - 1; g > 0 && at2(a, n_a, b, g - 1, &src)->ts == t0; g--)
-		;
-	/* Its history (all before t0), then the second's positives. */
-	s = at2(a, n_a, b, g, &src);
-	n = s->hist_n;
-	first = n > (size_t)K ? n - K : 0;
-	if (n > first)	/* an empty dataset's history array is NULL */
-		memcpy(buf, sample_hist(src, s) + first,
-		    (n - first) * sizeof(*buf));
-	n -= first;
-	for (size_t i = g; i < j; i++) {
-		s = at2(a, n_a, b, i, &src);
-		if (s->label < 0.5f)
-			continue;
-		if (n == sizeof(buf) / sizeof(buf[0])) {
-			/* keep the last K; the rest can only fall out */
-			memmove(buf, buf + n - (size_t)K, (size_t)K *
-			    sizeof(*buf));
-			n = (size_t)K;
-		}
-		buf[n++] = s->item;
-	}
-	first = n > (size_t)K ? n - K : 0;
-	if (n > first)
-		memcpy(out, buf + first, (n - first) * sizeof(*out));
-	return n - first;
-}
-
-size_t
-app_hist(const struct dataset *a, const struct dataset *b, int64_t ts, int K,
-    uint32_t *out)
-{
-	return hist_upto(a, b, ts, K, out);
-}
-
-size_t
-app_hist_before(const struct dataset *a, const struct dataset *b, int64_t ts,
-    int K, uint32_t *out)
-{
-	return ts == INT64_MIN ? 0 : hist_upto(a, b, ts - 1, K, out);
-}
-
-static size_t
-query(struct dataset *q, const struct dataset *a, const struct dataset *b,
-    int K, uint32_t user, uint32_t item, uint32_t genres, int64_t ts,
-    float label, float rating, int strict)
-{
-	uint32_t h[SAMPLE_HIST_MAX];
-	struct sample x;
-	size_t hn;
-
-	/* History first: b may be q itself (app_replay). */
-	hn = strict ? app_hist_before(a, b, ts, K, h) :
-	    app_hist(a, b, ts, K, h);
-	memset(&x, 0, sizeof(x));
-	x.user = user;
-	x.item = item;
-	x.genres = genres;
-	x.ts = ts;
-	x.label = label;
-	x.rating = rating;
-	return dataset_append(q, &x, h, hn);
-}
-
-size_t
-app_query(struct dataset *q, const struct dataset *a, const struct dataset *b,
-    int K, uint32_t user, uint32_t item, uint32_t genres, int64_t ts,
-    float label, float rating)
-{
-	return query(q, a, b, K, user, item, genres, ts, label, rating, 0);
-}
-
-void
-app_replay(struct dataset *q, const struct dataset *local,
-    const struct dataset *events, uint32_t user, int K)
-{
-	dataset_reserve(q, events->n, events->n * (size_t)K);
-	/* the events' side values (issue 16) go along */
-	q->n_side = events->n_side;
-	memcpy(q->side_card, events->side_card, sizeof(q->side_card));
-	for (size_t i = 0; i < events->n; i++) {
-		const struct sample *s = &events->s[i];
-		/* strictly earlier, as the split's files (issue 17) */
-		size_t j = query(q, local, q, K, user, s->item, s->genres,
-		    s->ts, s->label, s->rating, 1);
-
-		memcpy(q->s[j].side, s->side, sizeof(s->side));
-	}
-}
-
-int
-app_score(struct ctr *m, const struct dataset *q, float *out)
-{
-	uint32_t *idx;
-	int rc;
-
-	if (q->n == 0)
-		return -EINVAL;
-	idx = xcalloc(q->n, sizeof(*idx));
-	for (size_t i = 0; i < q->n; i++)
-		idx[i] = (uint32_t)i;
-	rc = ctr_predict(m, q, idx, q->n, out);
-	free(idx);
-	if (rc == 0)
-		for (size_t i = 0; i < q->n; i++)
-			if (!isfinite(out[i]))
-				return -ERANGE;
-	return rc;
-}
-
 /* ---- the serving model ---------------------------------------------------- */
 
 /* A parameters-only copy of m (no optimizer state). */
@@ -249,8 +72,14 @@ serving_copy(const struct ctr *m)
 	return s;
 }
 
-void
-app_job_done(struct device *d, int ok)
+/*
+ * The device's hooks (device.c calls them; app.c sets them when it gives
+ * a device its app state).
+ */
+
+/* The job ended: take its serving model, merge the events it missed. */
+static void
+job_done(struct device *d, int ok)
 {
 	struct app *a = d->app;
 	struct ctr *c = d->job_serving;
@@ -275,14 +104,15 @@ app_job_done(struct device *d, int ok)
 		    s->hist_n);
 	}
 	a->since_train = a->pending.n;
-	if (a->pending.n > 0)
-		ofa_dev_samples(d);	/* Forward-OFA: adapt again */
+	if (a->pending.n > 0 && ofa_dev_samples(d))
+		device_poke(d);		/* Forward-OFA: fetch, adapt again */
 	dataset_fini(&a->pending);
 	dataset_init(&a->pending);
 }
 
-int
-app_retrain_due(struct device *d)
+/* 1 when enough new samples arrived (or a job was asked for). */
+static int
+job_wanted(struct device *d)
 {
 	struct app *a = d->app;
 	int64_t every = d->dd->cf.retrain_every;
@@ -432,8 +262,8 @@ on_event(struct app *a, const Dccl__App__RecordEvent *ev, struct rctx *c)
 	i = dataset_append(to, s, sample_hist(&one, s), s->hist_n);
 	dataset_fini(&one);
 	a->since_train++;
-	if (to == &d->local)
-		ofa_dev_samples(d);	/* Forward-OFA: adapt again */
+	if (to == &d->local && ofa_dev_samples(d))
+		device_poke(d);		/* Forward-OFA: fetch, adapt again */
 	dccl__app__event_stored__init(&c->st);
 	c->st.n_samples = d->local.n + a->pending.n;
 	c->st.since_train = a->since_train;
@@ -601,7 +431,7 @@ on_status(struct app *a, struct rctx *c)
 
 	c->ss.device_id = d->id;
 	c->ss.user_id = d->user;
-	c->ss.state = (char *)state_names[d->state];
+	c->ss.state = (char *)device_state_name(d->state);
 	c->ss.model_version = d->version;
 	c->ss.personalized = d->serving != NULL && a->personalized;
 	c->ss.n_samples = d->local.n + a->pending.n;
@@ -717,6 +547,16 @@ app_request(struct device *d, const void *req, size_t len, void **rep,
 	return 0;
 }
 
+static void	app_close(struct device *d);
+static void	app_fini(struct device *d);
+
+static const struct device_hooks app_hooks = {
+	.job_done = job_done,
+	.job_wanted = job_wanted,
+	.close = app_close,
+	.fini = app_fini,
+};
+
 int
 app_attach(struct device *d)
 {
@@ -728,6 +568,7 @@ app_attach(struct device *d)
 	a->d = d;
 	dataset_init(&a->pending);
 	d->app = a;
+	device_set_hooks(d, &app_hooks);
 	return 0;
 }
 
@@ -831,6 +672,7 @@ app_open(struct device *d)
 	}
 	a->open = 1;
 	d->app = a;
+	device_set_hooks(d, &app_hooks);
 	log_info("APP: device=%s listening on %s", d->id, a->ep);
 	return 0;
 fail:
@@ -839,7 +681,7 @@ fail:
 	return -1;
 }
 
-void
+static void
 app_close(struct device *d)
 {
 	if (d->app != NULL && d->app->open) {
@@ -848,13 +690,10 @@ app_close(struct device *d)
 	}
 }
 
-void
+static void
 app_fini(struct device *d)
 {
-	ctr_free(d->serving);
-	d->serving = NULL;
-	ctr_free(d->job_serving);
-	d->job_serving = NULL;
+	/* d->serving and d->job_serving are device.c's to free. */
 	if (d->app == NULL)
 		return;
 	dataset_fini(&d->app->pending);

@@ -1,15 +1,11 @@
 /*
- * dccl_device: see dccl_device.h. A handle is a struct deviced hosting one
- * device on a private loop, set up as deviced_main does for one device;
- * app calls go through app_request (app.c), the dispatch of the app
- * socket, as packed proto/app.proto messages, so there is one validation
- * and one scoring path. The loop runs only inside the calls.
+ * dccl_device: see dccl_device.h. A handle is a host (host.c: the same
+ * setup, announcement socket and stop as the daemon's) of one device on a
+ * private loop; app calls go through app_request (app.c), the dispatch of
+ * the app socket, as packed proto/app.proto messages, so there is one
+ * validation and one scoring path. The loop runs only inside the calls.
  */
-#include <cblas.h>
 #include <errno.h>
-#include <nanomsg/nn.h>
-#include <nanomsg/pubsub.h>
-#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,15 +15,14 @@
 #include "deviced/app.h"
 #include "deviced/dccl_device.h"
 #include "deviced/deviced.h"
-#include "shared/auth.h"
+#include "deviced/host.h"
 #include "shared/log.h"
-#include "shared/wire.h"
 #include "shared/xmalloc.h"
 
 struct dccl_device {
-	struct deviced	 dd;
-	int		 has_dev;	/* device_init succeeded */
+	struct deviced	 dd;		/* a host of one device (host.c) */
 	uv_timer_t	 timer;		/* wakes run_until at its deadline */
+	int		 has_timer;
 	int		 expired;
 	uint64_t	 req_id;
 	uint64_t	 trainings0;	/* jobs finished when learn began */
@@ -49,59 +44,6 @@ seterr(struct dccl_device *dv, int rc, const char *fmt, ...)
 	return rc;
 }
 
-/* The cloud's model announcements, as deviced's sub_cb. */
-static void
-sub_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
-{
-	struct deviced *dd = s->data;
-	Dccl__Envelope *e = NULL;
-	char err[128];
-
-	(void)hdr;
-	if (wire_unpack(msg, len, &e, err, sizeof(err)) == 0 &&
-	    e->body_case == DCCL__ENVELOPE__BODY_ANNOUNCE) {
-		/* Signed with the key learned at registration, or dropped. */
-		if (auth_dev_announce_ok(dd->dev[0].auth, e->announce)) {
-			log_info("ANNOUNCED: model v%llu",
-			    (unsigned long long)e->announce->version);
-			device_announce(&dd->dev[0], e->announce->version);
-		} else
-			log_warnx("BAD-ANNOUNCE: model v%llu %s; ignored",
-			    (unsigned long long)e->announce->version,
-			    e->announce->signature.len ? "wrongly signed" :
-			    "unsigned");
-	}
-	wire_free(e);
-	nn_freemsg(msg);
-}
-
-static int
-open_sub(struct deviced *dd)
-{
-	int sock = nn_socket(AF_SP, NN_SUB);
-	char *dup, *save = NULL, *ep;
-
-	if (sock < 0)
-		return -1;
-	if (nn_setsockopt(sock, NN_SUB, NN_SUB_SUBSCRIBE, "", 0) < 0)
-		goto fail;
-	dup = xstrdup(dd->cf.cloud_pub);
-	for (ep = strtok_r(dup, ",", &save); ep; ep = strtok_r(NULL, ",",
-	    &save))
-		if (nn_connect(sock, ep) < 0) {
-			free(dup);
-			goto fail;
-		}
-	free(dup);
-	if (nnuv_init(&dd->sub, &dd->loop, sock, 0, sub_cb, dd) != 0)
-		goto fail;
-	dd->has_sub = 1;
-	return 0;
-fail:
-	nn_close(sock);
-	return -1;
-}
-
 /* Reads the configuration; conf's reports go into dv->err. */
 static int
 configure(struct dccl_device *dv, const char *conf_path,
@@ -109,25 +51,18 @@ configure(struct dccl_device *dv, const char *conf_path,
 {
 	struct deviced *dd = &dv->dd;
 	char *text = NULL;
-	size_t tlen = 0;
+	size_t tlen = 0, n_opts = 0;
 	FILE *f = open_memstream(&text, &tlen);
 	int bad = 0;
 
 	if (f == NULL)
 		return seterr(dv, DCCL_DEVICE_E_SYSTEM, "open_memstream: %s",
 		    strerror(errno));
-	if (conf_init(&dd->conf, deviced_opts, &dd->cf, f) != 0)
+	while (options != NULL && options[n_opts] != NULL)
+		n_opts++;
+	if (deviced_configure(dd, conf_path, options, n_opts, f) != 0 ||
+	    deviced_conf_done(dd) != 0)
 		bad = 1;
-	if (!bad && conf_path != NULL && conf_load(&dd->conf, conf_path) != 0)
-		bad = 1;
-	for (size_t i = 0; !bad && options != NULL && options[i] != NULL; i++)
-		if (conf_set_arg(&dd->conf, options[i], CONF_SRC_FLAG) != 0)
-			bad = 1;
-	fflush(f);
-	if (!bad && deviced_conf_done(dd) != 0) {
-		fprintf(f, "deviced.device-id: 1..64 of [A-Za-z0-9._-]\n");
-		bad = 1;
-	}
 	if (!bad && dd->cf.shards[0] != '\0') {
 		fprintf(f, "deviced.shards: a library handle is one device "
 		    "(deviced.device-id, deviced.local-data)\n");
@@ -152,66 +87,41 @@ dccl_device_open(struct dccl_device **out, const char *conf_path,
 {
 	struct dccl_device *dv = xcalloc(1, sizeof(*dv));
 	struct deviced *dd = &dv->dd;
+	char why[256];
 	int rc;
 
 	*out = NULL;
-	if ((rc = configure(dv, conf_path, options)) != 0) {
-		conf_fini(&dd->conf);
-		goto fail_early;
-	}
-	log_init("dccl_device", dd->cf.log_level);
-	if (sodium_init() < 0) {
-		rc = seterr(dv, DCCL_DEVICE_E_SYSTEM, "libsodium failed to "
-		    "initialise");
-		conf_fini(&dd->conf);
-		goto fail_early;
-	}
-	openblas_set_num_threads(1);
-	if ((rc = uv_loop_init(&dd->loop)) != 0) {
-		rc = seterr(dv, DCCL_DEVICE_E_SYSTEM, "uv_loop_init: %s",
-		    uv_strerror(rc));
-		conf_fini(&dd->conf);
-		goto fail_early;
+	if ((rc = configure(dv, conf_path, options)) != 0)
+		goto fail;
+	if (host_open(dd, "dccl_device", 1, why, sizeof(why)) != 0) {
+		rc = seterr(dv, DCCL_DEVICE_E_SYSTEM, "%s", why);
+		goto fail;
 	}
 	uv_timer_init(&dd->loop, &dv->timer);
 	dv->timer.data = dv;
-	dd->dev = xcalloc(1, sizeof(*dd->dev));
-	if (device_init(dd, &dd->dev[0], dd->cf.device_id,
-	    (uint32_t)dd->cf.user_id, dd->cf.local_data, NULL) != 0) {
-		/* What device_init opened before failing; no handle yet. */
-		device_fini(&dd->dev[0]);
+	dv->has_timer = 1;
+	if (host_add(dd, dd->cf.device_id, (uint32_t)dd->cf.user_id,
+	    dd->cf.local_data, NULL) != 0) {
 		rc = seterr(dv, DCCL_DEVICE_E_SYSTEM, "cannot start device "
 		    "%s (state in %s; see the log)", dd->cf.device_id,
 		    dd->cf.data_dir);
 		goto fail;
 	}
-	dd->n_dev = 1;
-	dv->has_dev = 1;
-	if (open_sub(dd) != 0) {
-		rc = seterr(dv, DCCL_DEVICE_E_SYSTEM, "SUB %s: %s",
-		    dd->cf.cloud_pub, nn_strerror(nn_errno()));
-		goto fail;
-	}
 	/* The socket too when deviced.app-listen is set; the calls always. */
-	if (app_open(&dd->dev[0]) != 0 || app_attach(&dd->dev[0]) != 0) {
-		rc = seterr(dv, DCCL_DEVICE_E_SYSTEM, "cannot open the app "
-		    "socket %s", dd->cf.app_listen);
+	if (host_listen(dd, why, sizeof(why)) != 0) {
+		rc = seterr(dv, DCCL_DEVICE_E_SYSTEM, "%s", why);
 		goto fail;
 	}
+	app_attach(&dd->dev[0]);
 	log_info("READY: dccl_device %s for device %s, cloud %s",
 	    DEVICED_VERSION, dd->dev[0].id, dd->cf.cloud);
-	device_start(&dd->dev[0]);
+	host_start(dd);
 	*out = dv;
 	return 0;
 fail:
 	if (err != NULL)
 		snprintf(err, errlen, "%s", dv->err);
 	dccl_device_close(dv);
-	return rc;
-fail_early:
-	if (err != NULL)
-		snprintf(err, errlen, "%s", dv->err);
-	free(dv);
 	return rc;
 }
 
@@ -459,26 +369,11 @@ dccl_device_errmsg(const struct dccl_device *dv)
 void
 dccl_device_close(struct dccl_device *dv)
 {
-	struct deviced *dd;
-
 	if (dv == NULL)
 		return;
-	dd = &dv->dd;
-	dd->stopping = 1;
-	atomic_store(&dd->stop, 1);
-	while (dd->jobs > 0)
-		uv_run(&dd->loop, UV_RUN_ONCE);
-	if (dv->has_dev)
-		device_close(&dd->dev[0]);
-	if (dd->has_sub)
-		nnuv_close(&dd->sub, NULL);
-	uv_close((uv_handle_t *)&dv->timer, NULL);
-	uv_run(&dd->loop, UV_RUN_DEFAULT);
-	if (uv_loop_close(&dd->loop) != 0)
-		log_warnx("dccl_device: the loop did not close cleanly");
-	if (dv->has_dev)
-		device_fini(&dd->dev[0]);
-	free(dd->dev);
-	conf_fini(&dd->conf);
+	host_stop(&dv->dd);
+	if (dv->has_timer)
+		uv_close((uv_handle_t *)&dv->timer, NULL);
+	host_close(&dv->dd);
 	free(dv);
 }

@@ -5,7 +5,9 @@
  * download, retrieve, upload; device.c), the SQLite store (dstore.c), the
  * learning job (learn.c) and the app requests (app.c: events and ranking
  * answered by the same dispatch as deviced's app socket, so the library and
- * the socket validate, store and score identically).
+ * the socket validate, store and score identically). A handle is a host of
+ * one device (host.c), as deviced is of many: the same setup, announcement
+ * socket and stop.
  *
  * Configuration: the daemon's options (conf/deviced.conf, deviced -E), from
  * an INI file and/or "section.key=value" strings; deviced.shards and

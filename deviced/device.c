@@ -2,9 +2,18 @@
  * device: one device's lifecycle over the protocol, as a state machine on
  * the loop thread:
  *
- *   REGISTER -> DOWNLOAD (chunks, resumable, checksum) -> RETRIEVE (CoDA
- *   coarse matching) -> TRAIN (threadpool, learn.c) -> UPLOAD (outbox,
- *   idempotent request id) -> IDLE -> on a newer announced version, DOWNLOAD
+ *   REGISTER -> DOWNLOAD (chunks, resumable, checksum) [-> OFA (Forward-OFA
+ *   parts, ofa_dev.c)] -> RETRIEVE (CoDA coarse matching) -> TRAIN
+ *   (threadpool, learn.c) -> UPLOAD (outbox, idempotent request id) -> IDLE
+ *   -> on a newer announced version, DOWNLOAD (README: the state table)
+ *
+ * The machine is a dispatch table (states[]): a state's handler sends its
+ * request and returns its own state (wait for the reply), or returns the
+ * state to go to when it has nothing to send; enter() runs handlers until
+ * one waits. Replies, timers and the learning job's end call enter() with
+ * the state they lead to. Nothing above this file is named here: the app
+ * interface (app.c) hears of jobs and shutdown through the hooks it sets
+ * (struct device_hooks, deviced.h).
  *
  * Each request has a reply deadline; a missing reply or a retryable error
  * (busy, storage, shutting down) backs off exponentially with jitter and
@@ -21,7 +30,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "deviced/app.h"
 #include "deviced/deviced.h"
 #include "deviced/dp.h"
 #include "deviced/ofa_dev.h"
@@ -34,9 +42,6 @@
 #include "shared/notify.h"
 #include "shared/wire.h"
 #include "shared/xmalloc.h"
-
-static const char *const state_names[] = { "register", "download",
-	"retrieve", "train", "upload", "idle", "done", "ofa" };
 
 static void enter(struct device *d, enum dev_state s);
 static void backoff(struct device *d, const char *why);
@@ -58,7 +63,7 @@ timer_cb(uv_timer_t *t)
 	if (d->waiting) {
 		d->dd->n_timeout++;
 		log_warnx("TIMEOUT: device=%s %s req=%llu: no reply in %lld ms",
-		    d->id, state_names[d->state],
+		    d->id, device_state_name(d->state),
 		    (unsigned long long)d->req_id,
 		    (long long)d->dd->cf.request_timeout_ms);
 		backoff(d, "no reply");
@@ -91,7 +96,7 @@ backoff(struct device *d, const char *why)
 	}
 	d->attempt++;
 	log_info("RETRY: device=%s %s attempt %d in %.0f ms (%s)", d->id,
-	    state_names[d->state], d->attempt, ms, why);
+	    device_state_name(d->state), d->attempt, ms, why);
 	d->waiting = 0;
 	uv_timer_start(&d->timer, timer_cb, (uint64_t)ms, 0);
 }
@@ -208,7 +213,7 @@ resend(struct device *d)
 	}
 	d->dd->n_resend++;
 	log_debug("RESEND: device=%s %s req=%llu", d->id,
-	    state_names[d->state], (unsigned long long)d->req_id);
+	    device_state_name(d->state), (unsigned long long)d->req_id);
 	if (transmit(d, e) != 0) {
 		wire_free(e);
 		backoff(d, "cannot seal or send the request");
@@ -218,8 +223,10 @@ resend(struct device *d)
 	arm(d);
 }
 
-static void
-do_register(struct device *d)
+/* ---- the states' handlers: each returns the state to be in next ---------- */
+
+static enum dev_state
+st_register(struct device *d)
 {
 	Dccl__Envelope e = DCCL__ENVELOPE__INIT;
 	Dccl__RegisterReq r = DCCL__REGISTER_REQ__INIT;
@@ -236,10 +243,11 @@ do_register(struct device *d)
 	e.body_case = DCCL__ENVELOPE__BODY_REGISTER_REQ;
 	e.register_req = &r;
 	send_req(d, &e);
+	return DEV_REGISTER;
 }
 
-static void
-do_download(struct device *d)
+static enum dev_state
+st_download(struct device *d)
 {
 	Dccl__Envelope e = DCCL__ENVELOPE__INIT;
 	Dccl__GetModelReq g = DCCL__GET_MODEL_REQ__INIT;
@@ -255,27 +263,27 @@ do_download(struct device *d)
 	e.body_case = DCCL__ENVELOPE__BODY_GET_MODEL;
 	e.get_model = &g;
 	send_req(d, &e);
+	return DEV_DOWNLOAD;
 }
 
 /* Forward-OFA: the next part, or on to the state after it (ofa_dev.c). */
-static void
-do_ofa(struct device *d)
+static enum dev_state
+st_ofa(struct device *d)
 {
 	Dccl__Envelope e = DCCL__ENVELOPE__INIT;
 	Dccl__GetOfaReq g;
 	int then;
 
-	if (ofa_dev_next(d, &g, &then) != 0) {
-		enter(d, (enum dev_state)then);
-		return;
-	}
+	if (ofa_dev_next(d, &g, &then) != 0)
+		return (enum dev_state)then;
 	e.body_case = DCCL__ENVELOPE__BODY_GET_OFA;
 	e.get_ofa = &g;
 	send_req(d, &e);
+	return DEV_OFA;
 }
 
-static void
-do_retrieve(struct device *d)
+static enum dev_state
+st_retrieve(struct device *d)
 {
 	const struct deviced_conf *cf = &d->dd->cf;
 	Dccl__Envelope e = DCCL__ENVELOPE__INIT;
@@ -284,10 +292,8 @@ do_retrieve(struct device *d)
 	int dim = ctr_repr_dim(d->model);
 	uint32_t *idx;
 
-	if (cf->retrieve_k == 0 || n == 0) {
-		enter(d, DEV_TRAIN);
-		return;
-	}
+	if (cf->retrieve_k == 0 || n == 0)
+		return DEV_TRAIN;
 	/* The most recent samples describe the user best. */
 	if (n > (size_t)cf->retrieve_queries)
 		n = (size_t)cf->retrieve_queries;
@@ -305,8 +311,7 @@ do_retrieve(struct device *d)
 		/* No budget for them: train on local data only. */
 		free(q.vectors);
 		free(idx);
-		enter(d, DEV_TRAIN);
-		return;
+		return DEV_TRAIN;
 	}
 	q.k = (uint32_t)cf->retrieve_k;
 	q.mode = cf->retrieve_mode || d->ret_pass ?
@@ -316,8 +321,23 @@ do_retrieve(struct device *d)
 	send_req(d, &e);
 	free(q.vectors);
 	free(idx);
+	return DEV_RETRIEVE;
 }
 
+/*
+ * The job's serving model goes to the owner's hook (app.c ranks with it,
+ * and merges the events recorded during the job), else nowhere.
+ */
+static void
+job_done(struct device *d, int ok)
+{
+	if (d->hooks != NULL && d->hooks->job_done != NULL)
+		d->hooks->job_done(d, ok);
+	ctr_free(d->job_serving);
+	d->job_serving = NULL;
+}
+
+/* The learning job's end (loop thread): apply its result, then upload. */
 static void
 learn_after_cb(uv_work_t *w, int status)
 {
@@ -334,7 +354,7 @@ learn_after_cb(uv_work_t *w, int status)
 
 	d->dd->jobs--;
 	if (status != 0 || d->job_rc != 0 || d->dd->stopping) {
-		app_job_done(d, 0);
+		job_done(d, 0);
 		if (!d->dd->stopping)
 			log_warnx("TRAIN: device=%s failed: %s", d->id,
 			    status ? "cancelled" : d->job_err);
@@ -350,7 +370,7 @@ learn_after_cb(uv_work_t *w, int status)
 	    "patch adopted" : "kept the cloud model", d->train_s * 1e3);
 	/* Differential privacy: clip + noise what goes up (dp.c). */
 	if (dp_device_patch(d) != 0) {
-		app_job_done(d, 0);
+		job_done(d, 0);
 		ctr_io_tensors_free(d->patch, d->n_patch);
 		d->patch = NULL;
 		enter(d, DEV_IDLE);
@@ -395,13 +415,13 @@ learn_after_cb(uv_work_t *w, int status)
 		log_warnx("OUTBOX: device=%s: %s", d->id,
 		    dstore_errmsg(d->st));
 	free(blob);
-	app_job_done(d, 1);	/* serve the job's model (app.c) */
+	job_done(d, 1);		/* serve the job's model (app.c) */
 	d->trained_version = d->version;
 	enter(d, DEV_UPLOAD);
 }
 
-static void
-do_upload(struct device *d)
+static enum dev_state
+st_upload(struct device *d)
 {
 	Dccl__Envelope e = DCCL__ENVELOPE__INIT;
 	Dccl__UploadPatch *up;
@@ -409,82 +429,118 @@ do_upload(struct device *d)
 	void *blob;
 	size_t len;
 
-	if (dstore_outbox_pending(d->st, &rid, &base, &blob, &len) != 0) {
-		enter(d, DEV_IDLE);
-		return;
-	}
+	if (dstore_outbox_pending(d->st, &rid, &base, &blob, &len) != 0)
+		return DEV_IDLE;
 	up = dccl__upload_patch__unpack(NULL, len, blob);
 	free(blob);
 	if (up == NULL) {
 		log_warnx("OUTBOX: device=%s: corrupt entry %llu dropped",
 		    d->id, (unsigned long long)rid);
 		dstore_outbox_ack(d->st, rid, 0);
-		enter(d, DEV_IDLE);
-		return;
+		return DEV_IDLE;
 	}
 	e.request_id = rid;
 	e.body_case = DCCL__ENVELOPE__BODY_UPLOAD;
 	e.upload = up;
 	send_req(d, &e);
 	dccl__upload_patch__free_unpacked(up, NULL);
+	return DEV_UPLOAD;
 }
 
+/* The learning job, in the threadpool (learn.c); learn_after_cb ends it. */
+static enum dev_state
+st_train(struct device *d)
+{
+	d->ret_pass = 0;
+	d->work.data = d;
+	d->dd->jobs++;
+	uv_queue_work(&d->dd->loop, &d->work, learn_work_cb, learn_after_cb);
+	return DEV_TRAIN;
+}
+
+/* Work for an idle device: a newer model, OFA blocks, a job the owner wants. */
+static enum dev_state
+st_idle(struct device *d)
+{
+	if (d->dd->cf.run_once && d->trained_version != 0) {
+		d->t_done = uv_hrtime() / 1e9;
+		log_info("DONE: device=%s model v%llu, %llu bytes up, %llu down",
+		    d->id, (unsigned long long)d->version,
+		    (unsigned long long)d->bytes_up,
+		    (unsigned long long)d->bytes_down);
+		d->dd->n_done++;
+		if (d->dd->n_done == d->dd->n_dev)
+			uv_stop(&d->dd->loop);
+		return DEV_DONE;
+	}
+	if (d->announced > d->version) {
+		d->dl_version = d->announced;
+		d->dl_next = 0;
+		return DEV_DOWNLOAD;
+	}
+	if (ofa_dev_pending(d))
+		return DEV_OFA;		/* blocks for new samples */
+	if (d->hooks != NULL && d->hooks->job_wanted != NULL &&
+	    d->hooks->job_wanted(d))
+		return DEV_RETRIEVE;	/* new local samples (app.c) */
+	return DEV_IDLE;
+}
+
+static enum dev_state
+st_done(struct device *d)
+{
+	(void)d;
+	return DEV_DONE;
+}
+
+static const struct {
+	const char	*name;
+	enum dev_state	(*run)(struct device *);
+} states[] = {
+	[DEV_REGISTER]	= { "register",	st_register },
+	[DEV_DOWNLOAD]	= { "download",	st_download },
+	[DEV_RETRIEVE]	= { "retrieve",	st_retrieve },
+	[DEV_TRAIN]	= { "train",	st_train },
+	[DEV_UPLOAD]	= { "upload",	st_upload },
+	[DEV_IDLE]	= { "idle",	st_idle },
+	[DEV_DONE]	= { "done",	st_done },
+	[DEV_OFA]	= { "ofa",	st_ofa },
+};
+
+/* More handlers in a row than the machine can take without waiting. */
+#define DEV_MAX_STEPS	16
+
+/*
+ * Goes to state s and runs handlers until one waits (returns its own
+ * state). A new state starts with a fresh retry count.
+ */
 static void
 enter(struct device *d, enum dev_state s)
 {
-	if (d->dd->stopping)
-		return;
-	if (s != d->state)
-		d->attempt = 0;
-	d->state = s;
-	switch (s) {
-	case DEV_REGISTER:
-		do_register(d);
-		break;
-	case DEV_DOWNLOAD:
-		do_download(d);
-		break;
-	case DEV_RETRIEVE:
-		do_retrieve(d);
-		break;
-	case DEV_TRAIN:
-		d->ret_pass = 0;
-		d->work.data = d;
-		d->dd->jobs++;
-		uv_queue_work(&d->dd->loop, &d->work, learn_work_cb,
-		    learn_after_cb);
-		break;
-	case DEV_UPLOAD:
-		do_upload(d);
-		break;
-	case DEV_OFA:
-		do_ofa(d);
-		break;
-	case DEV_IDLE:
-		if (d->dd->cf.run_once && d->trained_version != 0) {
-			d->state = DEV_DONE;
-			d->t_done = uv_hrtime() / 1e9;
-			log_info("DONE: device=%s model v%llu, %llu bytes up, "
-			    "%llu down", d->id, (unsigned long long)d->version,
-			    (unsigned long long)d->bytes_up,
-			    (unsigned long long)d->bytes_down);
-			d->dd->n_done++;
-			if (d->dd->n_done == d->dd->n_dev)
-				uv_stop(&d->dd->loop);
-			break;
+	for (int step = 0; !d->dd->stopping; step++) {
+		enum dev_state next;
+
+		if (step == DEV_MAX_STEPS) {
+			/* A bug, not the cloud's doing: wait, then go on. */
+			log_warnx("STATE: device=%s no request after %d "
+			    "states (at %s)", d->id, step, states[s].name);
+			backoff(d, "state machine loop");
+			return;
 		}
-		if (d->announced > d->version) {
-			d->dl_version = d->announced;
-			d->dl_next = 0;
-			enter(d, DEV_DOWNLOAD);
-		} else if (ofa_dev_pending(d))
-			enter(d, DEV_OFA);	/* blocks for new samples */
-		else if (app_retrain_due(d))
-			enter(d, DEV_RETRIEVE);	/* new local samples (app.c) */
-		break;
-	case DEV_DONE:
-		break;
+		if (s != d->state)
+			d->attempt = 0;
+		d->state = s;
+		if ((next = states[s].run(d)) == s)
+			return;
+		s = next;
 	}
+}
+
+const char *
+device_state_name(enum dev_state s)
+{
+	return (unsigned)s < sizeof(states) / sizeof(states[0]) ?
+	    states[s].name : "?";
 }
 
 /*
@@ -638,7 +694,7 @@ on_chunk(struct device *d, const Dccl__ModelChunk *c)
 	d->dl_next++;
 	d->attempt = 0;
 	if (d->dl_next < d->dl_n) {
-		do_download(d);
+		enter(d, DEV_DOWNLOAD);	/* the next chunk */
 		return;
 	}
 	if (install_model(d) != 0) {
@@ -707,7 +763,7 @@ on_samples(struct device *d, const Dccl__Samples *s)
 	    d->dd->cf.eval_dir[0] != '\0' &&
 	    strstr(d->dd->cf.eval_methods, "-u") != NULL) {
 		d->ret_pass = 1;
-		do_retrieve(d);
+		enter(d, DEV_RETRIEVE);
 		return;
 	}
 	enter(d, DEV_TRAIN);
@@ -722,7 +778,7 @@ static void
 on_error(struct device *d, const Dccl__Error *er, int signed_)
 {
 	log_warnx("CLOUD-ERROR: device=%s %s: %s: %s%s", d->id,
-	    state_names[d->state], wire_error_name(er->code), er->message,
+	    device_state_name(d->state), wire_error_name(er->code), er->message,
 	    signed_ ? "" : " (unsigned)");
 	/* No OFA part for this version, or a cloud without OFA: go on. */
 	if (d->state == DEV_OFA && (er->code == DCCL__ERROR_CODE__E_NOT_FOUND ||
@@ -730,7 +786,7 @@ on_error(struct device *d, const Dccl__Error *er, int signed_)
 	    er->code == DCCL__ERROR_CODE__E_BAD_REQUEST ||
 	    er->code == DCCL__ERROR_CODE__E_STALE)) {
 		ofa_dev_skip(d, wire_error_name(er->code));
-		do_ofa(d);
+		enter(d, DEV_OFA);
 		return;
 	}
 	switch ((int)er->code) {
@@ -961,7 +1017,7 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 		else if (ofa_dev_on_chunk(d, e->model_chunk) != 0)
 			backoff(d, "OFA part rejected");
 		else
-			do_ofa(d);
+			enter(d, DEV_OFA);	/* the next part */
 		break;
 	case DCCL__ENVELOPE__BODY_SAMPLES:
 		on_samples(d, e->samples);
@@ -1173,9 +1229,16 @@ device_poke(struct device *d)
 }
 
 void
+device_set_hooks(struct device *d, const struct device_hooks *h)
+{
+	d->hooks = h;
+}
+
+void
 device_close(struct device *d)
 {
-	app_close(d);
+	if (d->hooks != NULL && d->hooks->close != NULL)
+		d->hooks->close(d);
 	uv_timer_stop(&d->timer);
 	uv_close((uv_handle_t *)&d->timer, NULL);
 	nnuv_close(&d->req, NULL);
@@ -1184,7 +1247,12 @@ device_close(struct device *d)
 void
 device_fini(struct device *d)
 {
-	app_fini(d);
+	if (d->hooks != NULL && d->hooks->fini != NULL)
+		d->hooks->fini(d);
+	ctr_free(d->serving);
+	d->serving = NULL;
+	ctr_free(d->job_serving);
+	d->job_serving = NULL;
 	ofa_dev_free(d);
 	if (d->auth != NULL)
 		sodium_memzero(d->auth, sizeof(*d->auth));

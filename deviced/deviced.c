@@ -1,28 +1,14 @@
 /*
- * deviced: the daemon (deviced_main; main.c calls it), configuration, the
- * shared SUB socket, signals, shutdown. See deviced.h for the process model
- * and device.c for the lifecycle. The option table and deviced_conf_done
- * are shared with the embeddable library (dccl_device.c).
+ * deviced: the device side's options (deviced.*, device.*, net.*, auth.*,
+ * dp.*, learn.*), read the same way by the daemon (main.c) and the
+ * embeddable library (dccl_device.c). See deviced.h for the process model,
+ * host.c for what runs the devices and device.c for a device's lifecycle.
  */
-#include <dirent.h>
-#include <errno.h>
-#include <getopt.h>
-#include <malloc.h>
-#include <nanomsg/nn.h>
-#include <nanomsg/pubsub.h>
-#include <cblas.h>
-#include <sodium.h>
+#include <stddef.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-#include "deviced/app.h"
 #include "deviced/deviced.h"
-#include "shared/auth.h"
-#include "shared/log.h"
-#include "shared/notify.h"
 #include "shared/wire.h"
-#include "shared/xmalloc.h"
 
 #define DV_OFF(f) offsetof(struct deviced_conf, f)
 
@@ -186,326 +172,30 @@ const struct conf_opt deviced_opts[] = {
 };
 
 int
+deviced_configure(struct deviced *dd, const char *path,
+    const char *const *opts, size_t n_opts, FILE *err)
+{
+	int bad = 0;
+
+	if (conf_init(&dd->conf, deviced_opts, &dd->cf, err) != 0)
+		bad = 1;	/* the built-in defaults: a bug, reported */
+	if (!bad && path != NULL && conf_load(&dd->conf, path) != 0)
+		bad = 1;
+	for (size_t i = 0; i < n_opts; i++)
+		if (conf_set_arg(&dd->conf, opts[i], CONF_SRC_FLAG) != 0)
+			bad = 1;
+	dd->conf_path = path;
+	return bad ? -1 : 0;
+}
+
+int
 deviced_conf_done(struct deviced *dd)
 {
 	if (!wire_devid_valid(dd->cf.device_id)) {
-		fprintf(stderr, "deviced.device-id: 1..64 of [A-Za-z0-9._-]\n");
+		fprintf(dd->conf.err != NULL ? dd->conf.err : stderr,
+		    "deviced.device-id: 1..64 of [A-Za-z0-9._-]\n");
 		return -1;
 	}
 	dd->cf.compute_class = (char *)classes[dd->cf.compute_class_i];
 	return 0;
-}
-
-static void
-usage(FILE *f)
-{
-	fprintf(f,
-"usage: deviced [-f FILE] [-o section.key=value]... [options]\n"
-"  -f, --config FILE     read FILE (INI; see conf/deviced.conf)\n"
-"  -o, --option K=V      override one option (repeatable)\n"
-"  -N, --devices N       host N devices (needs deviced.shards)\n"
-"  -n, --check           check the configuration and exit\n"
-"  -p, --print-config    print effective options and their sources\n"
-"  -E, --example-config  print a commented config with every default\n"
-"  -d, --debug           log-level debug\n"
-"  -h, --help            this help\n"
-"  -V, --version         print the version\n");
-}
-
-static void
-shutdown_all(struct deviced *dd)
-{
-	if (dd->closed)
-		return;
-	dd->closed = 1;
-	for (int i = 0; i < dd->n_dev; i++)
-		device_close(&dd->dev[i]);
-	if (dd->has_sub)
-		nnuv_close(&dd->sub, NULL);
-	uv_close((uv_handle_t *)&dd->sigterm, NULL);
-	uv_close((uv_handle_t *)&dd->sigint, NULL);
-	uv_close((uv_handle_t *)&dd->sighup, NULL);
-}
-
-static void
-signal_cb(uv_signal_t *h, int sig)
-{
-	struct deviced *dd = h->data;
-
-	if (sig == SIGHUP) {
-		log_info("RELOAD: deviced reads its config at start; restart "
-		    "to apply changes");
-		return;
-	}
-	log_info("SHUTDOWN: signal %d", sig);
-	dd->stopping = 1;
-	atomic_store(&dd->stop, 1);
-	uv_stop(&dd->loop);
-}
-
-static void
-sub_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
-{
-	struct deviced *dd = s->data;
-	Dccl__Envelope *e = NULL;
-	char err[128];
-
-	(void)hdr;
-	if (wire_unpack(msg, len, &e, err, sizeof(err)) == 0 &&
-	    e->body_case == DCCL__ENVELOPE__BODY_ANNOUNCE) {
-		/* Signed with the key each device learned at registration
-		 * (all from the same cloud); a forged one is dropped. */
-		int ok = 0;
-		for (int i = 0; i < dd->n_dev; i++)
-			if (auth_dev_announce_ok(dd->dev[i].auth, e->announce)) {
-				device_announce(&dd->dev[i],
-				    e->announce->version);
-				ok++;
-			}
-		if (ok > 0)
-			log_info("ANNOUNCED: model v%llu",
-			    (unsigned long long)e->announce->version);
-		else
-			log_warnx("BAD-ANNOUNCE: model v%llu %s; ignored",
-			    (unsigned long long)e->announce->version,
-			    e->announce->signature.len ? "wrongly signed" :
-			    "unsigned");
-	}
-	wire_free(e);
-	nn_freemsg(msg);
-}
-
-static int
-cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Users with a <user>.local.csv in dir, ascending. */
-static uint32_t *
-list_shards(const char *dir, int *n)
-{
-	DIR *dp = opendir(dir);
-	struct dirent *de;
-	uint32_t *u = NULL;
-	int cap = 0;
-
-	*n = 0;
-	if (dp == NULL)
-		return NULL;
-	while ((de = readdir(dp)) != NULL) {
-		char *end;
-		unsigned long v = strtoul(de->d_name, &end, 10);
-		if (end == de->d_name || strcmp(end, ".local.csv") != 0)
-			continue;
-		if (*n == cap)
-			u = xreallocarray(u, cap = cap ? cap * 2 : 64,
-			    sizeof(*u));
-		u[(*n)++] = (uint32_t)v;
-	}
-	closedir(dp);
-	if (*n > 0)
-		qsort(u, *n, sizeof(*u), cmp_u32);
-	return u;
-}
-
-int
-deviced_main(int argc, char **argv)
-{
-	static const struct option longopts[] = {
-		{ "config", required_argument, NULL, 'f' },
-		{ "option", required_argument, NULL, 'o' },
-		{ "devices", required_argument, NULL, 'N' },
-		{ "check", no_argument, NULL, 'n' },
-		{ "print-config", no_argument, NULL, 'p' },
-		{ "example-config", no_argument, NULL, 'E' },
-		{ "debug", no_argument, NULL, 'd' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 }
-	};
-	struct deviced *dd = xcalloc(1, sizeof(*dd));
-	char **over = xcalloc(argc + 1, sizeof(char *)), threads[16];
-	int ch, n_over = 0, check = 0, print = 0, bad = 0, rc, signalled;
-	const char *ndev = NULL;
-
-	if (conf_init(&dd->conf, deviced_opts, &dd->cf, stderr) != 0)
-		fatalx("built-in defaults are invalid");
-	while ((ch = getopt_long(argc, argv, "f:o:N:npEdhV", longopts, NULL))
-	    != -1) {
-		switch (ch) {
-		case 'f': dd->conf_path = optarg; break;
-		case 'o': over[n_over++] = optarg; break;
-		case 'N': ndev = optarg; break;
-		case 'n': check = 1; break;
-		case 'p': print = 1; break;
-		case 'E': conf_write_example(deviced_opts, "deviced.conf: the dccl device daemon", stdout);
-			rc = 0; goto early;
-		case 'd': over[n_over++] = "deviced.log-level=debug"; break;
-		case 'h': usage(stdout); rc = 0; goto early;
-		case 'V': printf("deviced %s (protocol %d)\n",
-		    DEVICED_VERSION, WIRE_VERSION); rc = 0; goto early;
-		default: usage(stderr); rc = 2; goto early;
-		}
-	}
-	if (optind != argc) {
-		usage(stderr);
-		rc = 2;
-		goto early;
-	}
-	if (dd->conf_path != NULL && conf_load(&dd->conf, dd->conf_path) != 0)
-		bad = 1;
-	for (int i = 0; i < n_over; i++)
-		if (conf_set_arg(&dd->conf, over[i], CONF_SRC_FLAG) != 0)
-			bad = 1;
-	if (ndev != NULL && conf_set(&dd->conf, "deviced.devices", ndev,
-	    CONF_SRC_FLAG, "--devices") != 0)
-		bad = 1;
-	if (deviced_conf_done(dd) != 0)
-		bad = 1;
-	if (bad) {
-		fprintf(stderr, "deviced: configuration has errors\n");
-		rc = 1;
-		goto early;
-	}
-	if (print)
-		conf_print(&dd->conf, stdout);
-	if (check)
-		printf("configuration OK\n");
-	if (print || check) {
-		rc = 0;
-		goto early;
-	}
-	free(over);
-
-	log_init("deviced", dd->cf.log_level);
-	/*
-	 * Training jobs clone the model (params, grads, Adam state: a few MB)
-	 * many times; served from mmap each clone costs fresh page faults.
-	 * Keeping them on the heap makes a clone a reuse of warm memory.
-	 */
-	mallopt(M_MMAP_THRESHOLD, 256 << 20);
-	mallopt(M_TRIM_THRESHOLD, 512 << 20);
-	if (sodium_init() < 0)
-		fatalx("libsodium failed to initialise");
-	openblas_set_num_threads(1);
-	snprintf(threads, sizeof(threads), "%lld", (long long)dd->cf.workers);
-	setenv("UV_THREADPOOL_SIZE", threads, 1);
-	signal(SIGPIPE, SIG_IGN);
-	if ((rc = uv_loop_init(&dd->loop)) != 0)
-		fatalx("uv_loop_init: %s", uv_strerror(rc));
-
-	if (dd->cf.shards[0] != '\0') {
-		int n, per;
-		uint32_t *users = list_shards(dd->cf.shards, &n);
-		if (n == 0)
-			fatalx("SHARDS: no <user>.local.csv in %s",
-			    dd->cf.shards);
-		if (dd->cf.devices > 0 && dd->cf.devices < n)
-			n = (int)dd->cf.devices;
-		/* nanomsg allows NN_MAX_SOCKETS (512) per process: one REQ
-		 * socket per device, one more with an app socket, and the
-		 * SUB. Past that nn_socket fails mid-start; refuse up front. */
-		per = dd->cf.app_listen[0] != '\0' ? 2 : 1;
-		if ((long long)n * per + 1 > DEVICED_MAX_SOCKETS)
-			fatalx("SHARDS: %d devices need %lld nanomsg sockets, "
-			    "more than the %d one process may have: host at "
-			    "most %d per process (deviced.devices) and run "
-			    "several deviced", n, (long long)n * per + 1,
-			    DEVICED_MAX_SOCKETS, (DEVICED_MAX_SOCKETS - 1) / per);
-		dd->dev = xcalloc(n, sizeof(*dd->dev));
-		for (int i = 0; i < n; i++) {
-			char id[80], lp[1200], tp[1200];
-			snprintf(id, sizeof(id), "%.40s-%u", dd->cf.device_id,
-			    users[i]);
-			snprintf(lp, sizeof(lp), "%s/%u.local.csv",
-			    dd->cf.shards, users[i]);
-			snprintf(tp, sizeof(tp), "%s/%u.test.csv",
-			    dd->cf.shards, users[i]);
-			if (device_init(dd, &dd->dev[i], id, users[i], lp, tp))
-				fatalx("DEVICE: cannot start %s", id);
-			dd->n_dev++;
-		}
-		free(users);
-	} else {
-		dd->dev = xcalloc(1, sizeof(*dd->dev));
-		if (device_init(dd, &dd->dev[0], dd->cf.device_id,
-		    (uint32_t)dd->cf.user_id, dd->cf.local_data, NULL) != 0)
-			fatalx("DEVICE: cannot start %s", dd->cf.device_id);
-		dd->n_dev = 1;
-	}
-	{
-		int sock = nn_socket(AF_SP, NN_SUB);
-		char *dup = xstrdup(dd->cf.cloud_pub), *save = NULL, *ep;
-		if (sock < 0 || nn_setsockopt(sock, NN_SUB, NN_SUB_SUBSCRIBE,
-		    "", 0) < 0)
-			fatalx("SUB: %s", nn_strerror(nn_errno()));
-		for (ep = strtok_r(dup, ",", &save); ep;
-		    ep = strtok_r(NULL, ",", &save))
-			if (nn_connect(sock, ep) < 0)
-				fatalx("SUB: %s: %s", ep,
-				    nn_strerror(nn_errno()));
-		free(dup);
-		if (nnuv_init(&dd->sub, &dd->loop, sock, 0, sub_cb, dd) != 0)
-			fatalx("SUB: cannot watch the socket");
-		dd->has_sub = 1;
-	}
-	for (int i = 0; i < dd->n_dev; i++)
-		if (app_open(&dd->dev[i]) != 0)
-			fatalx("APP: cannot open the app socket of %s",
-			    dd->dev[i].id);
-	uv_signal_init(&dd->loop, &dd->sigterm);
-	uv_signal_init(&dd->loop, &dd->sigint);
-	uv_signal_init(&dd->loop, &dd->sighup);
-	dd->sigterm.data = dd->sigint.data = dd->sighup.data = dd;
-	uv_signal_start(&dd->sigterm, signal_cb, SIGTERM);
-	uv_signal_start(&dd->sigint, signal_cb, SIGINT);
-	uv_signal_start(&dd->sighup, signal_cb, SIGHUP);
-
-	log_info("READY: deviced %s hosting %d device(s), cloud %s",
-	    DEVICED_VERSION, dd->n_dev, dd->cf.cloud);
-	notify_ready(NULL);
-	for (int i = 0; i < dd->n_dev; i++)
-		device_start(&dd->dev[i]);
-	uv_run(&dd->loop, UV_RUN_DEFAULT);
-	notify_stopping();
-
-	/* Stopped (signal or all done): let jobs finish, close, drain. */
-	signalled = dd->stopping;
-	dd->stopping = 1;
-	atomic_store(&dd->stop, 1);
-	while (dd->jobs > 0)
-		uv_run(&dd->loop, UV_RUN_ONCE);
-	shutdown_all(dd);
-	uv_run(&dd->loop, UV_RUN_DEFAULT);
-	if ((rc = uv_loop_close(&dd->loop)) != 0)
-		log_warnx("uv_loop_close: %s", uv_strerror(rc));
-	{
-		uint64_t up = 0, down = 0;
-		for (int i = 0; i < dd->n_dev; i++) {
-			up += dd->dev[i].bytes_up;
-			down += dd->dev[i].bytes_down;
-			device_fini(&dd->dev[i]);
-		}
-		log_info("EXIT: %d/%d devices done, %llu bytes up, %llu down",
-		    dd->n_done, dd->n_dev, (unsigned long long)up,
-		    (unsigned long long)down);
-		log_info("TRAFFIC: %llu requests, %llu re-sends, %llu "
-		    "timeouts, %llu busy", (unsigned long long)dd->n_req,
-		    (unsigned long long)dd->n_resend,
-		    (unsigned long long)dd->n_timeout,
-		    (unsigned long long)dd->n_busy);
-	}
-	rc = dd->cf.run_once && !signalled && dd->n_done < dd->n_dev;
-	free(dd->dev);
-	conf_fini(&dd->conf);
-	free(dd);
-	return rc;
-early:
-	free(over);
-	conf_fini(&dd->conf);
-	free(dd);
-	return rc;
 }

@@ -1,16 +1,19 @@
 /*
- * deviced: the device daemon. One process hosts one device, or N device
- * instances (--devices N, e.g. for simulations and the evaluation), each
- * with its own state directory, SQLite store, REQ socket and request ids;
- * they share the loop, the threadpool and one SUB socket for the cloud's
- * model announcements. All state is in struct deviced; loop thread only,
- * except a training job's private copies.
+ * deviced: the device side's internal header: its options and types. A
+ * host (struct deviced, run by host.c) holds one device, or N device instances (the daemon's
+ * --devices N, e.g. for simulations and the evaluation), each with its own
+ * state directory, SQLite store, REQ socket and request ids; they share
+ * the loop, the threadpool and one SUB socket for the cloud's model
+ * announcements. The daemon (main.c) and the embeddable library
+ * (dccl_device.c) are both a host. All state is in struct deviced; loop
+ * thread only, except a training job's private copies.
  */
 #ifndef DEVICED_DEVICED_H
 #define DEVICED_DEVICED_H
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <uv.h>
 
 #include "dccl.pb-c.h"
@@ -74,6 +77,24 @@ enum dev_state {
 
 struct app;
 struct auth_dev;
+struct device;
+
+/*
+ * What a device tells the code above it, which sets them (app.c, with
+ * device_set_hooks), so that device.c names nothing above itself. Any may
+ * be NULL. Loop thread.
+ */
+struct device_hooks {
+	/* A learning job ended (ok: it succeeded and its result is
+	 * adopted); takes d->job_serving (device.c frees what is left). */
+	void	(*job_done)(struct device *d, int ok);
+	/* The device is idle on its current model: 1 = run a job now. */
+	int	(*job_wanted)(struct device *d);
+	/* The device stops (before the loop drains), then is freed. */
+	void	(*close)(struct device *d);
+	void	(*fini)(struct device *d);
+};
+
 struct ofa_dev;
 struct ctr;
 struct dev_model;
@@ -103,6 +124,7 @@ struct device {
 	struct ctr	*job_serving;	/* the job's serving model, handed to
 					   the loop in learn_after_cb */
 	struct app	*app;		/* app socket state; NULL = off */
+	const struct device_hooks *hooks;	/* its owner's; NULL = none */
 	struct ofa_dev	*ofa;		/* Forward-OFA state; NULL = none */
 	struct auth_dev	*auth;		/* key pair, cloud key, counter */
 	uint64_t	 sent_ctr;	/* counter of the outstanding request */
@@ -145,28 +167,33 @@ struct deviced {
 	struct conf		 conf;
 	const char		*conf_path;
 	uv_loop_t		 loop;
-	uv_signal_t		 sigterm, sigint, sighup;
+	int			 loop_open;
 	struct nnuv		 sub;
 	int			 has_sub;
-	struct device		*dev;
-	int			 n_dev;
+	struct device		*dev;		/* max_dev slots, n_dev used */
+	int			 n_dev, max_dev;
 	struct dev_model	*models;	/* shared cloud models, device.c */
 	int			 n_done;
 	int			 jobs;
 	int			 stopping;
 	atomic_int		 stop;
-	int			 closed;
+	int			 stopped;	/* host_stop ran */
 	/* traffic counters, logged at exit (scripts/scale.sh reads them) */
 	uint64_t		 n_req, n_resend, n_timeout, n_busy;
 };
 
-/* deviced.c: the options (deviced.*, device.*, net.*, auth.*, dp.*,
- * learn.*), the check that completes them once loaded (0, or -1 with the
- * reason on stderr), and the daemon's main (main.c). */
+/*
+ * deviced.c: the options, as the daemon and the library read them:
+ * defaults, then the file at path (NULL: none), then n_opts
+ * "section.key=value" strings in order; then deviced_conf_done once the
+ * caller's own settings are in. Reasons go to err with the option named;
+ * 0 or -1. dd starts zeroed.
+ */
 struct conf_opt;
 extern const struct conf_opt deviced_opts[];
+int	deviced_configure(struct deviced *dd, const char *path,
+	    const char *const *opts, size_t n_opts, FILE *err);
 int	deviced_conf_done(struct deviced *dd);
-int	deviced_main(int argc, char **argv);
 
 /* device.c */
 int	device_init(struct deviced *dd, struct device *d, const char *id,
@@ -175,6 +202,9 @@ void	device_start(struct device *d);
 void	device_announce(struct device *d, uint64_t version);
 /* Re-checks an idle device for work (new model, retrain due). */
 void	device_poke(struct device *d);
+void	device_set_hooks(struct device *d, const struct device_hooks *h);
+/* "register", "download", ... (the app's status). */
+const char *device_state_name(enum dev_state s);
 void	device_close(struct device *d);
 void	device_fini(struct device *d);
 

@@ -32,7 +32,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "deviced/app.h"
+#include "deviced/app_query.h"
 #include "deviced/deviced.h"
 #include "deviced/label_correct.h"
 #include "deviced/ofa_dev.h"

@@ -368,7 +368,7 @@ ofa_dev_skip(struct device *d, const char *why)
 	o->adapted = 0;
 }
 
-void
+int
 ofa_dev_samples(struct device *d)
 {
 	struct ofa_dev *o = d->ofa;
@@ -378,7 +378,7 @@ ofa_dev_samples(struct device *d)
 
 	/* During a fetch the adaptation at its end sees the new samples. */
 	if (o == NULL || o->m == NULL || !o->done || d->state == DEV_OFA)
-		return;
+		return 0;
 	behaviour(d, o->m, z);
 	ofa_select(o->m, z, o->budget, sel, NULL);
 	need = missing(o->m, mask_of(sel, ofa_config(o->m)->n_blocks));
@@ -391,10 +391,10 @@ ofa_dev_samples(struct device *d)
 		o->then = DEV_IDLE;
 		log_info("OFA: device=%s v%llu: new samples need blocks 0x%x",
 		    d->id, (unsigned long long)o->version, need);
-		device_poke(d);
-		return;
+		return 1;
 	}
 	adapt(d, o, "new samples");
+	return 0;
 }
 
 int

@@ -43,8 +43,10 @@ void	ofa_dev_bytes(struct device *d, int up, size_t len);
 /*
  * New local samples (app.c): re-run the adaptation. Not while a learning
  * job runs (it may read the model): app.c calls it when the job is over.
+ * 1 when the new structure needs blocks the device lacks: the caller
+ * pokes the device (device_poke), whose idle state fetches them (DEV_OFA).
  */
-void	ofa_dev_samples(struct device *d);
+int	ofa_dev_samples(struct device *d);
 /* 1 when a re-adaptation needs blocks the device must fetch (DEV_IDLE). */
 int	ofa_dev_pending(const struct device *d);
 /*
