@@ -664,6 +664,7 @@ main(int argc, char **argv)
 		log_warnx("uv_loop_close: %s", uv_strerror(rc));
 	pool_unref(cd, cd->pool);
 	model_cache_fini(&cd->model);
+	download_cache_free(cd);
 	ofa_cloud_free(cd);
 	devtab_fini(&cd->devs);
 	guard_close(cd->guard);
