@@ -56,7 +56,15 @@ struct guard_dev {
 	uint8_t		*reply;		/* packed reply to counter reply_ctr */
 	size_t		 reply_len;
 	uint64_t	 reply_ctr;
+	/* the reply to counter ctr: REPLY_* */
+	int		 reply_state;
+	size_t		 reply_dropped;	/* its size, when not kept */
 };
+
+/* What became of the reply to a device's latest request (exact resends). */
+#define REPLY_PENDING	0	/* not sent yet (or never: an error path) */
+#define REPLY_KEPT	1	/* d->reply holds its bytes */
+#define REPLY_DROPPED	2	/* sent, but too large to keep */
 
 struct guard {
 	struct store		*st;	/* the loop thread's connection */
@@ -550,7 +558,7 @@ guard_admit(struct cloudd *cd, struct rpc_req *r, const void *buf, size_t len,
 	Dccl__Envelope *e = r->env;
 	const char *id = e->device_id;
 	struct guard_dev *d;
-	int dberr;
+	int dberr, resend;
 
 	memset(&r->seal, 0, sizeof(r->seal));
 	if (g == NULL || g->mode == AUTH_OFF)
@@ -583,7 +591,15 @@ guard_admit(struct cloudd *cd, struct rpc_req *r, const void *buf, size_t len,
 	}
 	if (replayed(d, e, "request", err, errlen))
 		return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
+	/* fresh() passed: the same counter means the same MAC. */
+	resend = e->counter == d->ctr;
 	accept_ctr(d, e);
+	if (!resend) {
+		d->reply_state = REPLY_PENDING;
+		d->reply_dropped = 0;
+	}
+	/* Every reply to it from here on is kept for an exact resend. */
+	r->gauth = d;
 	/* From here on the device is authenticated: seal what goes back. */
 	r->seal.mode = e->sealed.len > 0 ? AUTH_ENCRYPT : AUTH_MAC;
 	r->seal.dir = AUTH_DOWN;
@@ -604,10 +620,11 @@ guard_admit(struct cloudd *cd, struct rpc_req *r, const void *buf, size_t len,
 		snprintf(err, errlen, "more than %g requests/s", cd->cf.rate);
 		return DCCL__ERROR_CODE__E_RATE_LIMITED;
 	}
-	r->gauth = d;
-	/* An exact resend of the request last answered: the same bytes. */
-	if (e->counter == d->ctr && d->reply != NULL &&
-	    d->reply_ctr == e->counter) {
+	/*
+	 * An exact resend is never executed again: rpc.c answers it with
+	 * the first reply's bytes, or refuses it (guard_cached_reply).
+	 */
+	if (resend) {
 		r->resend = 1;
 		return 0;
 	}
@@ -636,24 +653,45 @@ guard_keep_reply(struct rpc_req *r, const void *msg, size_t len)
 	free(d->reply);
 	d->reply = NULL;
 	d->reply_len = 0;
-	if (len > GUARD_REPLY_MAX || g->reply_bytes + len > GUARD_REPLY_TOTAL)
-		return;		/* executed again if resent */
+	d->reply_ctr = d->ctr;
+	if (len > GUARD_REPLY_MAX || g->reply_bytes + len > GUARD_REPLY_TOTAL) {
+		d->reply_state = REPLY_DROPPED;	/* a resend is refused */
+		d->reply_dropped = len;
+		return;
+	}
 	d->reply = xmalloc(len);
 	memcpy(d->reply, msg, len);
 	d->reply_len = len;
-	d->reply_ctr = d->ctr;
+	d->reply_state = REPLY_KEPT;
 	g->reply_bytes += len;
 }
 
 int
-guard_cached_reply(struct rpc_req *r, void **msg, size_t *len)
+guard_cached_reply(struct rpc_req *r, void **msg, size_t *len, char *err,
+    size_t errlen)
 {
 	struct guard_dev *d = r->gauth;
+	unsigned long long c = r->env != NULL ? r->env->counter : 0;
 	void *m;
 
-	if (d == NULL || d->reply == NULL ||
-	    (m = nn_allocmsg(d->reply_len, 0)) == NULL)
-		return -1;
+	if (d == NULL || d->reply_ctr != c || d->reply_state == REPLY_PENDING) {
+		/* The first is still being served: a second copy would
+		 * double its cost (a chunk, a search) for nothing. */
+		snprintf(err, errlen, "exact resend of request %llu (counter "
+		    "%llu) while it is being served", r->env != NULL ?
+		    (unsigned long long)r->env->request_id : 0ULL, c);
+		return DCCL__ERROR_CODE__E_BUSY;
+	}
+	if (d->reply_state == REPLY_DROPPED || d->reply == NULL) {
+		snprintf(err, errlen, "replayed request (counter %llu): its "
+		    "reply (%zu bytes) is not kept; a resend needs a new "
+		    "counter", c, d->reply_dropped);
+		return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
+	}
+	if ((m = nn_allocmsg(d->reply_len, 0)) == NULL) {
+		snprintf(err, errlen, "out of message memory");
+		return DCCL__ERROR_CODE__E_INTERNAL;
+	}
 	memcpy(m, d->reply, d->reply_len);
 	*msg = m;
 	*len = d->reply_len;

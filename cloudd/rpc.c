@@ -209,13 +209,16 @@ rpc_recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 		return;
 	}
 	if (r->resend) {
-		/* Not executed again: the first reply's bytes, nonce and all. */
+		/* Not executed again: the first reply's bytes, nonce and all,
+		 * or a typed refusal (guard.h). */
 		void *out;
 		size_t olen;
-		if (guard_cached_reply(r, &out, &olen) == 0) {
+		if ((code = guard_cached_reply(r, &out, &olen, err,
+		    sizeof(err))) == 0)
 			rpc_send_packed(cd, r, out, olen, 0);
-			return;
-		}
+		else
+			rpc_error(cd, r, code, "%s", err);
+		return;
 	}
 	rt = r->body > 0 && r->body < RPC_N_BODIES ? cd->route[r->body] : NULL;
 	if (rt == NULL) {

@@ -740,6 +740,48 @@ main(int argc, char **argv)
 		nn_freemsg(raw[0]);
 		nn_freemsg(raw[1]);
 		return 0;
+	} else if (!strcmp(what, "resend-chunk") && argc > 3) {
+		/*
+		 * One signed GetModel (chunk 0 of the current version) sent
+		 * twice, byte for byte: a captured copy replayed. Prints
+		 * "RESEND-CHUNK <bytes of the first reply> <what the second
+		 * got>": the old cloud executed it again (another model_chunk,
+		 * resealed) when the reply was over 16 KiB.
+		 */
+		struct auth_dev *a = device(argv[3], 1);
+		void *msg, *raw = NULL;
+		size_t len, rl = 0, first = 0;
+		Dccl__Envelope *r;
+		e.device_id = argv[3];
+		dccl__get_model_req__init(&gm);
+		e.body_case = DCCL__ENVELOPE__BODY_GET_MODEL;
+		e.get_model = &gm;
+		if (a == NULL || auth_dev_pack(a, &e, &msg, &len) != 0)
+			return 1;
+		printf("RESEND-CHUNK");
+		for (int k = 0; k < 2; k++) {
+			if (nn_send(sock, msg, len, 0) < 0 ||
+			    recv_reply(&r, &raw, &rl) != 0) {
+				printf(" NO-REPLY\n");
+				return 1;
+			}
+			if (auth_dev_check(a, raw, rl, r, e.counter,
+			    e.body_case) < 0)
+				printf(" FORGED");
+			if (k == 0)
+				first = rl;
+			if (k == 0)
+				printf(" %zu", first);
+			else if (r->body_case == DCCL__ENVELOPE__BODY_ERROR)
+				printf(" %s\n", wire_error_name(
+				    r->error->code));
+			else
+				printf(" %s\n", wire_body_name(r->body_case));
+			wire_free(r);
+			nn_freemsg(raw);
+		}
+		nn_freemsg(msg);
+		return 0;
 	} else if (!strcmp(what, "nonce-reuse") && argc > 4) {
 		e.device_id = argv[3];
 		return nonce_reuse(device(e.device_id, 1), &e, atoi(argv[4]));
