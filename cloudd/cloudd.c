@@ -264,6 +264,7 @@ maybe_exit(void *arg)
 	log_info("STOPPING: closing sockets");
 	metrics_stop(cd);
 	seal_stop(cd);
+	guard_lookup_stop(cd);
 	nnuv_close(&cd->rep, closed_cb);
 	nnuv_close(&cd->adm, closed_cb);
 	nnuv_close(&cd->pub, closed_cb);
@@ -646,6 +647,7 @@ main(int argc, char **argv)
 	if (store_patch_count(cd->st, &cd->patches) != 0)
 		fatalx("DB: cannot count patches: %s", store_errmsg(cd->st));
 	(void)ckpt_start(cd);	/* it says why when it cannot */
+	guard_lookup_start(cd);
 	if (seal_start(cd) != 0)
 		fatalx("SEAL: cannot start the sealing thread");
 	if (metrics_start(cd) != 0)

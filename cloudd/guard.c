@@ -34,7 +34,9 @@
 
 #include "cloudd/cloudd.h"
 #include "cloudd/guard.h"
+#include "cloudd/keylookup.h"
 #include "cloudd/rpc.h"
+#include "shared/clock.h"
 #include "shared/log.h"
 #include "shared/wire.h"
 #include "shared/xmalloc.h"
@@ -69,6 +71,7 @@ struct guard_dev {
 struct guard {
 	struct store		*st;	/* the loop thread's connection */
 	int			 shared;	/* replicas: misses go to the store */
+	struct keylookup	*lk;	/* ... off the loop (guard_start) */
 	uint8_t			 cpk[32], csk[32];
 	uint8_t			 spk[32], ssk[64];	/* announcements */
 	uint8_t			 akmac[32];	/* Registered's, until packed */
@@ -230,11 +233,15 @@ guard_limits(struct guard *g, double enroll_rate, double enroll_burst,
 /*
  * The device's entry: cached, else (replicas) read from the store, so a
  * device enrolled through another replica is known here. NULL when it is
- * not enrolled; *dberr is set when the store could not say.
+ * not enrolled; *dberr is set when the store could not say: 1 (store
+ * error), 2 (unknown-id rate), 3 (r parked for a lookup off the loop,
+ * keylookup.c, with a copy of buf/len), 4 (too many lookups in flight).
  */
 static struct guard_dev *
-find(struct guard *g, const char *id, double now, int *dberr)
+find(struct guard *g, struct rpc_req *r, const char *id, const void *buf,
+    size_t len, int *dberr)
 {
+	double now = r->t0;
 	struct guard_dev *d = lookup(g, id);
 	struct store_authkey k;
 	size_t ms;
@@ -247,8 +254,14 @@ find(struct guard *g, const char *id, double now, int *dberr)
 	if (strcmp(g->miss[ms].id, id) == 0 && now - g->miss[ms].t <
 	    GUARD_MISS_S)
 		return NULL;	/* asked the store a moment ago */
+	if (r->looked_up)
+		return NULL;	/* the lookup for r said: not enrolled */
 	if (!ebucket(g, now)) {
 		*dberr = 2;	/* too many unknown ids: no query */
+		return NULL;
+	}
+	if (g->lk != NULL) {
+		*dberr = keylookup_park(g->lk, r, id, buf, len) == 0 ? 3 : 4;
 		return NULL;
 	}
 	if ((rc = store_authkey_get(g->st, id, &k)) != 0) {
@@ -288,6 +301,42 @@ reread(struct guard *g, struct guard_dev *d, double now)
 	log_info("AUTH: device=%s key replaced through another replica",
 	    d->id);
 	return 1;
+}
+
+void
+guard_lookup_done(struct guard *g, const char *id, int rc,
+    const struct store_authkey *k, const char *err)
+{
+	size_t ms = hash(id) & (GUARD_MISS_SLOTS - 1);
+
+	if (g == NULL)
+		return;
+	if (rc == 0) {
+		/* Known here meanwhile (enrolled through us): ours is newer. */
+		if (lookup(g, id) == NULL && strcmp(k->device_id, id) == 0)
+			cache(g, k);
+	} else if (rc == -ENOENT) {
+		snprintf(g->miss[ms].id, sizeof(g->miss[ms].id), "%s", id);
+		g->miss[ms].t = clock_now();
+	} else
+		log_warnx("AUTH: device %s: %s", id, err);
+}
+
+void
+guard_lookup_start(struct cloudd *cd)
+{
+	/* Without the thread a lookup runs on the loop, as before. */
+	if (cd->guard != NULL && cd->guard->shared)
+		(void)keylookup_start(cd, &cd->guard->lk);
+}
+
+void
+guard_lookup_stop(struct cloudd *cd)
+{
+	if (cd->guard == NULL)
+		return;
+	keylookup_stop(cd, cd->guard->lk);
+	cd->guard->lk = NULL;
 }
 
 int
@@ -488,7 +537,14 @@ admit_register(struct cloudd *cd, struct rpc_req *r, const void *buf,
 		    "by dcctl enroll");
 		return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
 	}
-	d = find(g, id, r->t0, &dberr);
+	d = find(g, r, id, buf, len, &dberr);
+	if (dberr == 3)
+		return GUARD_PARKED;
+	if (dberr == 4) {
+		snprintf(err, errlen, "%d device-key lookups in flight",
+		    KEYLOOKUP_MAX);
+		return DCCL__ERROR_CODE__E_BUSY;
+	}
 	if (dberr == 2 || (d == NULL && !ebucket(g, r->t0))) {
 		snprintf(err, errlen, "more than %g enrolments/s "
 		    "(limits.enroll-rate)", g->erate);
@@ -569,7 +625,14 @@ guard_admit(struct cloudd *cd, struct rpc_req *r, const void *buf, size_t len,
 		snprintf(err, errlen, "unsigned request");
 		return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
 	}
-	if ((d = find(g, id, r->t0, &dberr)) == NULL) {
+	if ((d = find(g, r, id, buf, len, &dberr)) == NULL) {
+		if (dberr == 3)
+			return GUARD_PARKED;
+		if (dberr == 4) {
+			snprintf(err, errlen, "%d device-key lookups in "
+			    "flight", KEYLOOKUP_MAX);
+			return DCCL__ERROR_CODE__E_BUSY;
+		}
 		if (dberr == 2) {
 			snprintf(err, errlen, "too many unknown device ids "
 			    "(limits.enroll-rate)");

@@ -12,7 +12,8 @@
  *              retrieve DEV K N DIM|hijack DEV KEYFILE USER|resend DEV|
  *              amplify BYTES|mitm CLOUD-EP SECS (EP: where to listen)|
  *              forge-log|norm-upload DEV REQID X (every entry X)|
- *              nonce-reuse DEV N|enroll-flood N|
+ *              nonce-reuse DEV N|enroll-flood N|resend-chunk DEV|
+ *              stranger ID (signed, under an id never enrolled)|
  *              announce VERSION [unsigned|forged|CSK-HEX] (EP: a PUB
  *              endpoint to bind; CSK-HEX: sign as the cloud whose X25519
  *              secret key that is, read from its store by the test)
@@ -829,6 +830,12 @@ main(int argc, char **argv)
 			nn_freemsg(msg);
 			return rc;
 		}
+	} else if (!strcmp(what, "stranger") && argc > 3) {
+		/* Signed (well-formed MAC) under an id never enrolled: with
+		 * PostgreSQL the cloud must ask the store about it. */
+		struct auth_dev *a = device("probe", 1);
+		e.device_id = argv[3];
+		return a != NULL ? send_dev(a, &e) : send_env(&e);
 	} else if (!strcmp(what, "other-device") && argc > 4) {
 		/* Signed with A's key, claiming to be B (both enrolled). */
 		struct auth_dev *a = device(argv[3], 1);
