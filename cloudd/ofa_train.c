@@ -56,6 +56,7 @@ struct ofa_cloud {
 	}		 part[OFA_PART_SLOTS];
 	size_t		 part_bytes;
 	uint64_t	 tick;
+	uint64_t	 packed, hits;	/* parts packed, requests from cache */
 };
 
 void
@@ -236,6 +237,9 @@ ofa_cloud_free(struct cloudd *cd)
 {
 	if (cd->ofa == NULL)
 		return;
+	log_info("OFA: %llu parts packed, %llu requests served from the part "
+	    "cache", (unsigned long long)cd->ofa->packed,
+	    (unsigned long long)cd->ofa->hits);
 	for (int i = 0; i < OFA_PART_SLOTS; i++)
 		drop_part(cd->ofa, i);
 	ofa_free(cd->ofa->m);
@@ -299,6 +303,7 @@ ofa_part_get(struct cloudd *cd, uint64_t v, int with_base, uint32_t mask,
 		if (b != NULL && b->version == v && oc->part[i].base ==
 		    with_base && oc->part[i].mask == mask) {
 			oc->part[i].used = ++oc->tick;
+			oc->hits++;
 			*out = b;
 			return 0;
 		}
@@ -328,6 +333,7 @@ ofa_part_get(struct cloudd *cd, uint64_t v, int with_base, uint32_t mask,
 	b = sblob_wrap(part, len, v);
 	crypto_generichash(b->sum, 32, b->data, b->len, NULL, 0);
 	keep_part(oc, b, with_base, mask);
+	oc->packed++;
 	*out = b;
 	return 0;
 }

@@ -14,6 +14,7 @@
  *              forge-log|norm-upload DEV REQID X (every entry X)|
  *              nonce-reuse DEV N|enroll-flood N|resend-chunk DEV|
  *              stranger ID (signed, under an id never enrolled)|
+ *              ofa-alternate DEV N|
  *              announce VERSION [unsigned|forged|CSK-HEX] (EP: a PUB
  *              endpoint to bind; CSK-HEX: sign as the cloud whose X25519
  *              secret key that is, read from its store by the test)
@@ -830,6 +831,45 @@ main(int argc, char **argv)
 			nn_freemsg(msg);
 			return rc;
 		}
+	} else if (!strcmp(what, "ofa-alternate") && argc > 4) {
+		/*
+		 * N GetOfa requests (chunk 0 of the current version) cycling
+		 * through three parts: the base, block 0, blocks 0 and 1.
+		 * Prints "OFA-ALTERNATE ok BAD" (model_chunk replies, others).
+		 */
+		struct auth_dev *a = device(argv[3], 1);
+		Dccl__GetOfaReq go = DCCL__GET_OFA_REQ__INIT;
+		int n = atoi(argv[4]), ok = 0, bad = 0;
+		e.device_id = argv[3];
+		e.body_case = DCCL__ENVELOPE__BODY_GET_OFA;
+		e.get_ofa = &go;
+		for (int i = 0; i < n; i++) {
+			Dccl__Envelope *r;
+			void *msg, *raw;
+			size_t len, rl;
+			go.with_base = i % 3 == 0;
+			go.block_mask = i % 3 == 0 ? 0 : i % 3 == 1 ? 1 : 3;
+			e.request_id = 100 + (uint64_t)i;
+			if (a == NULL || auth_dev_pack(a, &e, &msg, &len) != 0)
+				return 1;
+			if (nn_send(sock, &msg, NN_MSG, 0) < 0 ||
+			    recv_reply(&r, &raw, &rl) != 0) {
+				printf("NO-REPLY\n");
+				return 1;
+			}
+			if (auth_dev_check(a, raw, rl, r, e.counter,
+			    e.body_case) == 1 && r->body_case ==
+			    DCCL__ENVELOPE__BODY_MODEL_CHUNK)
+				ok++;
+			else {
+				bad++;
+				print_reply(r);
+			}
+			wire_free(r);
+			nn_freemsg(raw);
+		}
+		printf("OFA-ALTERNATE %d %d\n", ok, bad);
+		return 0;
 	} else if (!strcmp(what, "stranger") && argc > 3) {
 		/* Signed (well-formed MAC) under an id never enrolled: with
 		 * PostgreSQL the cloud must ask the store about it. */
