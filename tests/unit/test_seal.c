@@ -262,9 +262,8 @@ test_thread_shares(void **state)
 	{
 		uint8_t *src = xmalloc(cs);
 		memcpy(src, b->data, cs);
+		chunk_of(&mc, b, 0, cs, 0);	/* b2 and its checksum are gone */
 		mc.data.data = src;
-		mc.data.len = cs;
-		mc.chunk_index = 0;
 		seal_chunk(f->cd, request(f), &mc, NULL);
 		memset(src, 0, cs);
 		free(src);
