@@ -182,6 +182,13 @@ $(BIN)/test_%: $(OBJ)/tests/unit/test_%.o $(LIBS)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(TESTLIBS) $(LDLIBS)
 
+# test_store is one binary split by concern: its table (test_store.c) runs
+# the tests of tests/unit/store_*.c too (tests/unit/store_fixture.h).
+TEST_STORE_OBJ := $(call obj,$(wildcard tests/unit/store_*.c))
+$(BIN)/test_store: $(OBJ)/tests/unit/test_store.o $(TEST_STORE_OBJ) $(LIBS)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $< $(TEST_STORE_OBJ) $(LIBS) $(TESTLIBS) $(LDLIBS)
+
 $(BIN)/%: $(OBJ)/tests/bench/%.o $(LIBS)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)

@@ -267,6 +267,7 @@ maybe_exit(void *arg)
 	log_info("STOPPING: closing sockets");
 	metrics_stop(cd);
 	seal_stop(cd);
+	guard_lookup_stop(cd);
 	nnuv_close(&cd->rep, closed_cb);
 	nnuv_close(&cd->adm, closed_cb);
 	nnuv_close(&cd->pub, closed_cb);
@@ -652,6 +653,7 @@ main(int argc, char **argv)
 	if (store_patch_count(cd->st, &cd->patches) != 0)
 		fatalx("DB: cannot count patches: %s", store_errmsg(cd->st));
 	(void)ckpt_start(cd);	/* it says why when it cannot */
+	guard_lookup_start(cd);
 	if (seal_start(cd) != 0)
 		fatalx("SEAL: cannot start the sealing thread");
 	if (metrics_start(cd) != 0)
@@ -670,6 +672,7 @@ main(int argc, char **argv)
 		log_warnx("uv_loop_close: %s", uv_strerror(rc));
 	pool_unref(cd, cd->pool);
 	model_cache_fini(&cd->model);
+	download_cache_free(cd);
 	ofa_cloud_free(cd);
 	devtab_fini(&cd->devs);
 	guard_close(cd->guard);

@@ -104,9 +104,11 @@ struct pool {
 	uint32_t	 side_ship;
 };
 
+struct sblob;
 struct model_cache {
 	uint64_t	 version, parent;
-	void		*blob;		/* packed Model */
+	void		*blob;		/* packed Model: bytes->data */
+	struct sblob	*bytes;		/* shared with replies being sealed */
 	size_t		 size;
 	uint8_t		 checksum[32];
 	double		 global_ctr;
@@ -126,6 +128,7 @@ struct upload_item {
 struct metrics;		/* metrics.c: HTTP exporter state */
 struct rpc_route;	/* rpc.h */
 struct ofa_cloud;	/* ofa_train.c */
+struct dl_cache;	/* download.c */
 
 struct devtab {
 	struct devent	*e;
@@ -196,6 +199,7 @@ struct cloudd {
 	struct sealer		*sealer;	/* seal.c: chunk MACs off-loop */
 	struct ckpt		*ckpt;		/* ckpt.c: WAL checkpoints */
 	struct ofa_cloud	*ofa;		/* ofa_train.c: served OFA model */
+	struct dl_cache		*dl;		/* download.c: older versions' chunks */
 	/* upload.c: uploads of this loop iteration, committed together */
 	uv_check_t		 up_check;	/* active while up_n > 0 */
 	struct upload_item	 up[UPLOAD_BATCH_MAX];
@@ -245,6 +249,9 @@ int	 model_load_latest(struct cloudd *cd);
 int	 model_publish(struct cloudd *cd, const struct store_model_info *mi,
 	    void *blob, size_t size);
 void	 model_cache_fini(struct model_cache *m);
+
+/* download.c: frees the cache of older versions' chunks (shutdown). */
+void	 download_cache_free(struct cloudd *cd);
 
 /* pool.c */
 void	 pool_unref(struct cloudd *cd, struct pool *p);

@@ -1,9 +1,11 @@
 /*
  * download: GetModel, one chunk of a model version per request. The
- * current version is served from memory, older ones from the store; the
- * chunk is sealed (MAC or encryption) off the loop by seal.c. GetOfa
- * serves parts of the Forward-OFA model the same way (ofa_train.c packs
- * and caches them). Loop thread only.
+ * current version is served from memory, older ones from the store
+ * through a small cache of chunks; GetOfa serves parts of the
+ * Forward-OFA model the same way (ofa_train.c packs and caches them).
+ * Every chunk is handed to seal.c (MAC or encryption off the loop) with
+ * a reference to the shared bytes it lies in, never a copy. Loop thread
+ * only.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -12,70 +14,175 @@
 #include "cloudd/cloudd.h"
 #include "cloudd/ofa_train.h"
 #include "cloudd/rpc.h"
+#include "cloudd/sblob.h"
 #include "cloudd/seal.h"
 #include "shared/log.h"
 #include "shared/xmalloc.h"
+
+/*
+ * Chunks of versions other than the current one, read from the store on
+ * first request and kept (least recently used out) within DL_OLD_SLOTS
+ * entries and DL_OLD_BYTES: a fleet still downloading the previous
+ * version after a publish reads each of its chunks once, not once per
+ * device.
+ */
+#define DL_OLD_SLOTS	64
+#define DL_OLD_BYTES	((size_t)32 << 20)
+
+struct dl_cache {
+	struct {
+		struct sblob	*b;	/* NULL: free; b->version */
+		uint64_t	 off;	/* the chunk's offset in the model */
+		uint64_t	 total;	/* the model's size */
+		uint64_t	 used;	/* LRU tick */
+	}		 e[DL_OLD_SLOTS];
+	size_t		 bytes;
+	uint64_t	 tick;
+};
+
+void
+download_cache_free(struct cloudd *cd)
+{
+	if (cd->dl == NULL)
+		return;
+	for (int i = 0; i < DL_OLD_SLOTS; i++)
+		sblob_unref(cd->dl->e[i].b);
+	free(cd->dl);
+	cd->dl = NULL;
+}
+
+/*
+ * The chunk arithmetic of both requests: chunk idx of a blob of total
+ * bytes, limits.chunk-size each. Fills mc's version, index, count, total,
+ * checksum and length and *off; 0, or -1 after an E_NOT_FOUND reply.
+ */
+static int
+chunk_fill(struct cloudd *cd, struct rpc_req *r, const char *what,
+    uint64_t v, uint32_t idx, uint64_t total, const uint8_t *sum,
+    Dccl__ModelChunk *mc, uint64_t *off)
+{
+	uint64_t cs = (uint64_t)cd->cf.chunk_size;
+	uint64_t n_chunks = (total + cs - 1) / cs;
+
+	if (idx >= n_chunks) {
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_NOT_FOUND,
+		    "chunk %u out of range (%s v%llu has %llu)", idx, what,
+		    (unsigned long long)v, (unsigned long long)n_chunks);
+		return -1;
+	}
+	*off = (uint64_t)idx * cs;
+	mc->version = v;
+	mc->chunk_index = idx;
+	mc->n_chunks = (uint32_t)n_chunks;
+	mc->total_size = total;
+	mc->checksum.data = (uint8_t *)sum;
+	mc->checksum.len = 32;
+	mc->data.len = (size_t)(total - *off < cs ? total - *off : cs);
+	return 0;
+}
+
+/*
+ * Chunk idx of an older version v: from the cache, else read from the
+ * store and cached. The sblob (not referenced for the caller: the cache
+ * holds it until the next call) and the model's size in *total; NULL
+ * after an error reply.
+ */
+static struct sblob *
+old_chunk(struct cloudd *cd, struct rpc_req *r, uint64_t v, uint32_t idx,
+    Dccl__ModelChunk *mc)
+{
+	struct dl_cache *c = cd->dl;
+	uint64_t cs = (uint64_t)cd->cf.chunk_size, off;
+	struct store_model_info mi;
+	struct sblob *b;
+	int rc, k = 0;
+
+	if (c == NULL)
+		c = cd->dl = xcalloc(1, sizeof(*cd->dl));
+	for (int i = 0; i < DL_OLD_SLOTS; i++) {
+		b = c->e[i].b;
+		if (b != NULL && b->version == v && c->e[i].off ==
+		    (uint64_t)idx * cs && (b->len == cs || c->e[i].off +
+		    b->len == c->e[i].total)) {
+			c->e[i].used = ++c->tick;
+			if (chunk_fill(cd, r, "model", v, idx, c->e[i].total,
+			    b->sum, mc, &off) != 0)
+				return NULL;
+			mc->data.data = b->data;
+			return b;
+		}
+	}
+	if ((rc = store_model_info(cd->st, v, &mi)) != 0) {
+		rpc_error(cd, r, rc == -ENOENT ? DCCL__ERROR_CODE__E_NOT_FOUND :
+		    DCCL__ERROR_CODE__E_STORAGE, "model v%llu: %s",
+		    (unsigned long long)v, rc == -ENOENT ? "no such version" :
+		    store_errmsg(cd->st));
+		return NULL;
+	}
+	if (chunk_fill(cd, r, "model", v, idx, mi.size, mi.checksum, mc,
+	    &off) != 0)
+		return NULL;
+	b = sblob_wrap(xmalloc(mc->data.len ? mc->data.len : 1),
+	    mc->data.len, v);
+	memcpy(b->sum, mi.checksum, 32);
+	if ((rc = store_model_read(cd->st, v, off, b->data, b->len)) != 0) {
+		sblob_unref(b);
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_STORAGE, "model v%llu: %s",
+		    (unsigned long long)v, store_errmsg(cd->st));
+		return NULL;
+	}
+	/* The least recently used entry goes, and more while over bytes. */
+	for (int i = 1; i < DL_OLD_SLOTS; i++)
+		if (c->e[i].b == NULL || (c->e[k].b != NULL &&
+		    c->e[i].used < c->e[k].used))
+			k = i;
+	for (;;) {
+		if (c->e[k].b != NULL) {
+			c->bytes -= c->e[k].b->len;
+			sblob_unref(c->e[k].b);
+			c->e[k].b = NULL;
+		}
+		if (c->bytes + b->len <= DL_OLD_BYTES)
+			break;
+		for (int i = 0; i < DL_OLD_SLOTS; i++)
+			if (c->e[i].b != NULL && (c->e[k].b == NULL ||
+			    c->e[i].used < c->e[k].used))
+				k = i;
+		if (c->e[k].b == NULL)
+			break;		/* empty: one chunk is always kept */
+	}
+	c->e[k].b = b;
+	c->e[k].off = off;
+	c->e[k].total = mi.size;
+	c->e[k].used = ++c->tick;
+	c->bytes += b->len;
+	mc->data.data = b->data;
+	return b;
+}
 
 void
 download_rpc(struct cloudd *cd, struct rpc_req *r)
 {
 	Dccl__GetModelReq *q = r->env->get_model;
-	struct store_model_info mi;
 	Dccl__ModelChunk mc = DCCL__MODEL_CHUNK__INIT;
-	uint64_t v = q->version ? q->version : cd->model.version;
-	uint64_t cs = (uint64_t)cd->cf.chunk_size, off, n_chunks;
-	void *buf = NULL;
-	int rc;
+	uint64_t v = q->version ? q->version : cd->model.version, off;
+	struct sblob *owner;
 
 	if (v == 0) {
 		rpc_error(cd, r, DCCL__ERROR_CODE__E_NOT_FOUND,
 		    "no model trained yet");
 		return;
 	}
-	if (v == cd->model.version) {
-		mi.version = v;
-		mi.size = cd->model.size;
-		memcpy(mi.checksum, cd->model.checksum, 32);
-	} else if ((rc = store_model_info(cd->st, v, &mi)) != 0) {
-		rpc_error(cd, r, rc == -ENOENT ? DCCL__ERROR_CODE__E_NOT_FOUND :
-		    DCCL__ERROR_CODE__E_STORAGE, "model v%llu: %s",
-		    (unsigned long long)v, rc == -ENOENT ? "no such version" :
-		    store_errmsg(cd->st));
-		return;
-	}
-	n_chunks = (mi.size + cs - 1) / cs;
-	if (q->chunk_index >= n_chunks) {
-		rpc_error(cd, r, DCCL__ERROR_CODE__E_NOT_FOUND,
-		    "chunk %u out of range (model v%llu has %llu)",
-		    q->chunk_index, (unsigned long long)v,
-		    (unsigned long long)n_chunks);
-		return;
-	}
-	off = (uint64_t)q->chunk_index * cs;
-	mc.data.len = (size_t)(mi.size - off < cs ? mi.size - off : cs);
-	if (v == cd->model.version) {
-		mc.data.data = (uint8_t *)cd->model.blob + off;
-	} else {
-		buf = xmalloc(mc.data.len);
-		if ((rc = store_model_read(cd->st, v, off, buf, mc.data.len))) {
-			free(buf);
-			rpc_error(cd, r, DCCL__ERROR_CODE__E_STORAGE,
-			    "model v%llu: %s", (unsigned long long)v,
-			    store_errmsg(cd->st));
+	if (v == cd->model.version && cd->model.bytes != NULL) {
+		owner = cd->model.bytes;
+		if (chunk_fill(cd, r, "model", v, q->chunk_index, owner->len,
+		    owner->sum, &mc, &off) != 0)
 			return;
-		}
-		mc.data.data = buf;
-	}
-	mc.version = v;
-	mc.chunk_index = q->chunk_index;
-	mc.n_chunks = (uint32_t)n_chunks;
-	mc.total_size = mi.size;
-	mc.checksum.data = mi.checksum;
-	mc.checksum.len = 32;
-	seal_chunk(cd, r, &mc);
-	free(buf);
+		mc.data.data = owner->data + off;
+	} else if ((owner = old_chunk(cd, r, v, q->chunk_index, &mc)) == NULL)
+		return;
+	seal_chunk(cd, r, &mc, owner);
 }
-
 
 /* GetOfa: one chunk of a Forward-OFA part (the base and/or some blocks). */
 void
@@ -83,10 +190,10 @@ ofa_download_rpc(struct cloudd *cd, struct rpc_req *r)
 {
 	const Dccl__GetOfaReq *q = r->env->get_ofa;
 	uint64_t v = q->base_version ? q->base_version : cd->model.version;
-	uint64_t cs = (uint64_t)cd->cf.chunk_size, off, n_chunks;
 	Dccl__ModelChunk mc = DCCL__MODEL_CHUNK__INIT;
-	struct ofa_part part;
+	struct sblob *part;
 	char err[256] = "";
+	uint64_t off;
 	int code;
 
 	if (v == 0) {
@@ -99,24 +206,12 @@ ofa_download_rpc(struct cloudd *cd, struct rpc_req *r)
 		rpc_error(cd, r, code, "%s", err);
 		return;
 	}
-	n_chunks = (part.len + cs - 1) / cs;
-	if (q->chunk_index >= n_chunks) {
-		rpc_error(cd, r, DCCL__ERROR_CODE__E_NOT_FOUND,
-		    "chunk %u out of range (OFA part has %llu)",
-		    q->chunk_index, (unsigned long long)n_chunks);
+	if (chunk_fill(cd, r, "OFA part of", v, q->chunk_index, part->len,
+	    part->sum, &mc, &off) != 0)
 		return;
-	}
-	off = (uint64_t)q->chunk_index * cs;
-	mc.version = v;
-	mc.chunk_index = q->chunk_index;
-	mc.n_chunks = (uint32_t)n_chunks;
-	mc.total_size = part.len;
-	mc.checksum.data = (uint8_t *)part.checksum;
-	mc.checksum.len = 32;
-	mc.data.data = (uint8_t *)part.data + off;
-	mc.data.len = (size_t)(part.len - off < cs ? part.len - off : cs);
-	log_debug("OFA-GET: device=%s v%llu base=%d mask=0x%x chunk %u/%llu",
+	mc.data.data = part->data + off;
+	log_debug("OFA-GET: device=%s v%llu base=%d mask=0x%x chunk %u/%u",
 	    r->env->device_id, (unsigned long long)v, q->with_base ? 1 : 0,
-	    q->block_mask, q->chunk_index, (unsigned long long)n_chunks);
-	seal_chunk(cd, r, &mc);
+	    q->block_mask, q->chunk_index, mc.n_chunks);
+	seal_chunk(cd, r, &mc, part);
 }

@@ -34,7 +34,9 @@
 
 #include "cloudd/cloudd.h"
 #include "cloudd/guard.h"
+#include "cloudd/keylookup.h"
 #include "cloudd/rpc.h"
+#include "shared/clock.h"
 #include "shared/log.h"
 #include "shared/wire.h"
 #include "shared/xmalloc.h"
@@ -56,11 +58,20 @@ struct guard_dev {
 	uint8_t		*reply;		/* packed reply to counter reply_ctr */
 	size_t		 reply_len;
 	uint64_t	 reply_ctr;
+	/* the reply to counter ctr: REPLY_* */
+	int		 reply_state;
+	size_t		 reply_dropped;	/* its size, when not kept */
 };
+
+/* What became of the reply to a device's latest request (exact resends). */
+#define REPLY_PENDING	0	/* not sent yet (or never: an error path) */
+#define REPLY_KEPT	1	/* d->reply holds its bytes */
+#define REPLY_DROPPED	2	/* sent, but too large to keep */
 
 struct guard {
 	struct store		*st;	/* the loop thread's connection */
 	int			 shared;	/* replicas: misses go to the store */
+	struct keylookup	*lk;	/* ... off the loop (guard_start) */
 	uint8_t			 cpk[32], csk[32];
 	uint8_t			 spk[32], ssk[64];	/* announcements */
 	uint8_t			 akmac[32];	/* Registered's, until packed */
@@ -222,11 +233,15 @@ guard_limits(struct guard *g, double enroll_rate, double enroll_burst,
 /*
  * The device's entry: cached, else (replicas) read from the store, so a
  * device enrolled through another replica is known here. NULL when it is
- * not enrolled; *dberr is set when the store could not say.
+ * not enrolled; *dberr is set when the store could not say: 1 (store
+ * error), 2 (unknown-id rate), 3 (r parked for a lookup off the loop,
+ * keylookup.c, with a copy of buf/len), 4 (too many lookups in flight).
  */
 static struct guard_dev *
-find(struct guard *g, const char *id, double now, int *dberr)
+find(struct guard *g, struct rpc_req *r, const char *id, const void *buf,
+    size_t len, int *dberr)
 {
+	double now = r->t0;
 	struct guard_dev *d = lookup(g, id);
 	struct store_authkey k;
 	size_t ms;
@@ -239,8 +254,14 @@ find(struct guard *g, const char *id, double now, int *dberr)
 	if (strcmp(g->miss[ms].id, id) == 0 && now - g->miss[ms].t <
 	    GUARD_MISS_S)
 		return NULL;	/* asked the store a moment ago */
+	if (r->looked_up)
+		return NULL;	/* the lookup for r said: not enrolled */
 	if (!ebucket(g, now)) {
 		*dberr = 2;	/* too many unknown ids: no query */
+		return NULL;
+	}
+	if (g->lk != NULL) {
+		*dberr = keylookup_park(g->lk, r, id, buf, len) == 0 ? 3 : 4;
 		return NULL;
 	}
 	if ((rc = store_authkey_get(g->st, id, &k)) != 0) {
@@ -280,6 +301,42 @@ reread(struct guard *g, struct guard_dev *d, double now)
 	log_info("AUTH: device=%s key replaced through another replica",
 	    d->id);
 	return 1;
+}
+
+void
+guard_lookup_done(struct guard *g, const char *id, int rc,
+    const struct store_authkey *k, const char *err)
+{
+	size_t ms = hash(id) & (GUARD_MISS_SLOTS - 1);
+
+	if (g == NULL)
+		return;
+	if (rc == 0) {
+		/* Known here meanwhile (enrolled through us): ours is newer. */
+		if (lookup(g, id) == NULL && strcmp(k->device_id, id) == 0)
+			cache(g, k);
+	} else if (rc == -ENOENT) {
+		snprintf(g->miss[ms].id, sizeof(g->miss[ms].id), "%s", id);
+		g->miss[ms].t = clock_now();
+	} else
+		log_warnx("AUTH: device %s: %s", id, err);
+}
+
+void
+guard_lookup_start(struct cloudd *cd)
+{
+	/* Without the thread a lookup runs on the loop, as before. */
+	if (cd->guard != NULL && cd->guard->shared)
+		(void)keylookup_start(cd, &cd->guard->lk);
+}
+
+void
+guard_lookup_stop(struct cloudd *cd)
+{
+	if (cd->guard == NULL)
+		return;
+	keylookup_stop(cd, cd->guard->lk);
+	cd->guard->lk = NULL;
 }
 
 int
@@ -480,7 +537,14 @@ admit_register(struct cloudd *cd, struct rpc_req *r, const void *buf,
 		    "by dcctl enroll");
 		return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
 	}
-	d = find(g, id, r->t0, &dberr);
+	d = find(g, r, id, buf, len, &dberr);
+	if (dberr == 3)
+		return GUARD_PARKED;
+	if (dberr == 4) {
+		snprintf(err, errlen, "%d device-key lookups in flight",
+		    KEYLOOKUP_MAX);
+		return DCCL__ERROR_CODE__E_BUSY;
+	}
 	if (dberr == 2 || (d == NULL && !ebucket(g, r->t0))) {
 		snprintf(err, errlen, "more than %g enrolments/s "
 		    "(limits.enroll-rate)", g->erate);
@@ -550,7 +614,7 @@ guard_admit(struct cloudd *cd, struct rpc_req *r, const void *buf, size_t len,
 	Dccl__Envelope *e = r->env;
 	const char *id = e->device_id;
 	struct guard_dev *d;
-	int dberr;
+	int dberr, resend;
 
 	memset(&r->seal, 0, sizeof(r->seal));
 	if (g == NULL || g->mode == AUTH_OFF)
@@ -561,7 +625,14 @@ guard_admit(struct cloudd *cd, struct rpc_req *r, const void *buf, size_t len,
 		snprintf(err, errlen, "unsigned request");
 		return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
 	}
-	if ((d = find(g, id, r->t0, &dberr)) == NULL) {
+	if ((d = find(g, r, id, buf, len, &dberr)) == NULL) {
+		if (dberr == 3)
+			return GUARD_PARKED;
+		if (dberr == 4) {
+			snprintf(err, errlen, "%d device-key lookups in "
+			    "flight", KEYLOOKUP_MAX);
+			return DCCL__ERROR_CODE__E_BUSY;
+		}
 		if (dberr == 2) {
 			snprintf(err, errlen, "too many unknown device ids "
 			    "(limits.enroll-rate)");
@@ -583,7 +654,15 @@ guard_admit(struct cloudd *cd, struct rpc_req *r, const void *buf, size_t len,
 	}
 	if (replayed(d, e, "request", err, errlen))
 		return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
+	/* fresh() passed: the same counter means the same MAC. */
+	resend = e->counter == d->ctr;
 	accept_ctr(d, e);
+	if (!resend) {
+		d->reply_state = REPLY_PENDING;
+		d->reply_dropped = 0;
+	}
+	/* Every reply to it from here on is kept for an exact resend. */
+	r->gauth = d;
 	/* From here on the device is authenticated: seal what goes back. */
 	r->seal.mode = e->sealed.len > 0 ? AUTH_ENCRYPT : AUTH_MAC;
 	r->seal.dir = AUTH_DOWN;
@@ -604,10 +683,11 @@ guard_admit(struct cloudd *cd, struct rpc_req *r, const void *buf, size_t len,
 		snprintf(err, errlen, "more than %g requests/s", cd->cf.rate);
 		return DCCL__ERROR_CODE__E_RATE_LIMITED;
 	}
-	r->gauth = d;
-	/* An exact resend of the request last answered: the same bytes. */
-	if (e->counter == d->ctr && d->reply != NULL &&
-	    d->reply_ctr == e->counter) {
+	/*
+	 * An exact resend is never executed again: rpc.c answers it with
+	 * the first reply's bytes, or refuses it (guard_cached_reply).
+	 */
+	if (resend) {
 		r->resend = 1;
 		return 0;
 	}
@@ -636,24 +716,45 @@ guard_keep_reply(struct rpc_req *r, const void *msg, size_t len)
 	free(d->reply);
 	d->reply = NULL;
 	d->reply_len = 0;
-	if (len > GUARD_REPLY_MAX || g->reply_bytes + len > GUARD_REPLY_TOTAL)
-		return;		/* executed again if resent */
+	d->reply_ctr = d->ctr;
+	if (len > GUARD_REPLY_MAX || g->reply_bytes + len > GUARD_REPLY_TOTAL) {
+		d->reply_state = REPLY_DROPPED;	/* a resend is refused */
+		d->reply_dropped = len;
+		return;
+	}
 	d->reply = xmalloc(len);
 	memcpy(d->reply, msg, len);
 	d->reply_len = len;
-	d->reply_ctr = d->ctr;
+	d->reply_state = REPLY_KEPT;
 	g->reply_bytes += len;
 }
 
 int
-guard_cached_reply(struct rpc_req *r, void **msg, size_t *len)
+guard_cached_reply(struct rpc_req *r, void **msg, size_t *len, char *err,
+    size_t errlen)
 {
 	struct guard_dev *d = r->gauth;
+	unsigned long long c = r->env != NULL ? r->env->counter : 0;
 	void *m;
 
-	if (d == NULL || d->reply == NULL ||
-	    (m = nn_allocmsg(d->reply_len, 0)) == NULL)
-		return -1;
+	if (d == NULL || d->reply_ctr != c || d->reply_state == REPLY_PENDING) {
+		/* The first is still being served: a second copy would
+		 * double its cost (a chunk, a search) for nothing. */
+		snprintf(err, errlen, "exact resend of request %llu (counter "
+		    "%llu) while it is being served", r->env != NULL ?
+		    (unsigned long long)r->env->request_id : 0ULL, c);
+		return DCCL__ERROR_CODE__E_BUSY;
+	}
+	if (d->reply_state == REPLY_DROPPED || d->reply == NULL) {
+		snprintf(err, errlen, "replayed request (counter %llu): its "
+		    "reply (%zu bytes) is not kept; a resend needs a new "
+		    "counter", c, d->reply_dropped);
+		return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
+	}
+	if ((m = nn_allocmsg(d->reply_len, 0)) == NULL) {
+		snprintf(err, errlen, "out of message memory");
+		return DCCL__ERROR_CODE__E_INTERNAL;
+	}
 	memcpy(m, d->reply, d->reply_len);
 	*msg = m;
 	*len = d->reply_len;

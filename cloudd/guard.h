@@ -73,18 +73,37 @@ size_t	guard_count(const struct guard *g);
 int	guard_admit(struct cloudd *cd, struct rpc_req *r, const void *buf,
 	    size_t len, char *err, size_t errlen);
 /*
+ * guard_admit's answer when r waits for the store lookup of its device's
+ * key off the loop (PostgreSQL; keylookup.h): guard.c holds r and a copy
+ * of its bytes, and hands them to rpc_resume() once the answer is cached.
+ */
+#define GUARD_PARKED	(-1)
+/* keylookup.c, loop: caches a lookup's answer (rc 0, -ENOENT, -errno). */
+struct store_authkey;
+void	guard_lookup_done(struct guard *g, const char *id, int rc,
+	    const struct store_authkey *k, const char *err);
+/* Starts the lookup thread (PostgreSQL; once the loop exists). */
+void	guard_lookup_start(struct cloudd *cd);
+/* Stops the lookup thread (shutdown, once no job is left). */
+void	guard_lookup_stop(struct cloudd *cd);
+/*
  * Exact resends (same counter and MAC as the device's latest request) are
- * answered with the bytes of the first reply, not executed again: the
- * reply to each device's latest request is kept when it is at most
- * GUARD_REPLY_MAX bytes (GUARD_REPLY_TOTAL for all devices together).
+ * never executed again. The reply to each device's latest request is kept
+ * when it is at most GUARD_REPLY_MAX bytes (GUARD_REPLY_TOTAL for all
+ * devices together); a resend gets those bytes. A resend of a request
+ * still being served gets E_BUSY (a second copy would double its cost);
+ * one whose reply was larger (a model chunk, a large retrieval) or did
+ * not fit the total gets E_UNAUTHENTICATED: the devices re-send with a
+ * new counter, so only a replay repeats one exactly.
  * guard_keep_reply() stores the packed reply of r (rpc_send_packed);
  * after guard_admit() set r->resend, guard_cached_reply() gives a copy
- * (nn_allocmsg) to send. 0 or -1.
+ * (nn_allocmsg) to send: 0, or an error code with a message in err.
  */
 #define GUARD_REPLY_MAX		(16 * 1024)
 #define GUARD_REPLY_TOTAL	((size_t)64 << 20)
 void	guard_keep_reply(struct rpc_req *r, const void *msg, size_t len);
-int	guard_cached_reply(struct rpc_req *r, void **msg, size_t *len);
+int	guard_cached_reply(struct rpc_req *r, void **msg, size_t *len,
+	    char *err, size_t errlen);
 /* Releases r's in-flight slot, if it holds one (rpc_req_free). */
 void	guard_release(struct rpc_req *r);
 /*

@@ -357,6 +357,8 @@ lifecycle_prune_rpc(struct cloudd *cd, struct rpc_req *r)
 		snprintf(list + l, sizeof(list) - l, "%sv%llu", i ? " " : "",
 		    (unsigned long long)del[i]);
 	}
+	if (n > 0)	/* no cached chunk of a pruned version is served */
+		download_cache_free(cd);
 	log_info("PRUNE: deleted %zu versions (%s), %llu bytes; %zu left, "
 	    "keep %u + current v%llu", n, n ? list : "none",
 	    (unsigned long long)bytes, nleft, keep,

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cloudd/cloudd.h"
+#include "cloudd/sblob.h"
 #include "dccl.pb-c.h"
 #include "shared/log.h"
 #include "shared/notify.h"
@@ -33,7 +34,7 @@ read_shape(struct model_cache *m)
 void
 model_cache_fini(struct model_cache *m)
 {
-	free(m->blob);
+	sblob_unref(m->bytes);	/* chunks being sealed keep their ref */
 	memset(m, 0, sizeof(*m));
 }
 
@@ -56,10 +57,12 @@ model_load_latest(struct cloudd *cd)
 	model_cache_fini(&cd->model);
 	cd->model.version = mi.version;
 	cd->model.parent = mi.parent;
+	cd->model.bytes = sblob_wrap(blob, mi.size, mi.version);
 	cd->model.blob = blob;
 	cd->model.size = mi.size;
 	cd->model.global_ctr = mi.global_ctr;
 	memcpy(cd->model.checksum, mi.checksum, 32);
+	memcpy(cd->model.bytes->sum, mi.checksum, 32);
 	read_shape(&cd->model);
 	log_info("MODEL: loaded v%llu (%llu bytes, r_g %.4f)",
 	    (unsigned long long)mi.version, (unsigned long long)mi.size,
@@ -74,10 +77,12 @@ model_publish(struct cloudd *cd, const struct store_model_info *mi,
 	model_cache_fini(&cd->model);
 	cd->model.version = mi->version;
 	cd->model.parent = mi->parent;
+	cd->model.bytes = sblob_wrap(blob, size, mi->version);
 	cd->model.blob = blob;
 	cd->model.size = size;
 	cd->model.global_ctr = mi->global_ctr;
 	memcpy(cd->model.checksum, mi->checksum, 32);
+	memcpy(cd->model.bytes->sum, mi->checksum, 32);
 	read_shape(&cd->model);
 	notify_status("model v%llu", (unsigned long long)mi->version);
 	rpc_announce(cd);

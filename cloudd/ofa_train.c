@@ -12,12 +12,16 @@
  *
  * Serving (loop thread): struct ofa_cloud holds the unpacked OFA model of
  * one version (the newest trained, or whatever a request last named, read
- * back from the store) and one packed part (version, with_base, mask) with
- * its BLAKE2b-256 checksum, so the chunks of a part come from the same
- * bytes and a part that fits in one chunk is packed once per device class
- * and reused. Parts are small (one block is 38 kB, the base 25 kB at the
- * default shape) so packing on demand is cheaper than storing every
- * subset. Replies are ModelChunks whose version is the CTR base version
+ * back from the store) and a cache of packed parts (version, with_base,
+ * mask) with their BLAKE2b-256 checksums, least recently used out beyond
+ * OFA_PART_SLOTS entries or OFA_PART_BYTES. So the chunks of a part come
+ * from the same bytes, each part is packed and hashed once per version,
+ * and requests alternating parts or versions cost no store read, unpack,
+ * pack or hash once their parts are cached. A version's OFA model never
+ * changes, so a cached part stays valid. Parts are small (one block is
+ * 38 kB, the base 25 kB at the default shape) so packing on demand is
+ * cheaper than storing every subset; a miss packs on the loop (well
+ * under a millisecond at the default shape). Replies are ModelChunks whose version is the CTR base version
  * (README: the OFA version space is that of the CTR model it extends).
  */
 #include <errno.h>
@@ -29,6 +33,7 @@
 
 #include "cloudd/cloudd.h"
 #include "cloudd/ofa_train.h"
+#include "cloudd/sblob.h"
 #include "shared/clock.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
@@ -42,13 +47,16 @@ struct ofa_cloud {
 	uint64_t	 version;
 	uint64_t	 missing;	/* version known to have none */
 	double		 missing_t;	/* when that was learnt */
-	/* the last packed part */
-	uint8_t		*part;
-	size_t		 part_len;
-	uint64_t	 part_version;
-	int		 part_base;
-	uint32_t	 part_mask;
-	uint8_t		 part_sum[32];
+	/* packed parts, b->version theirs; b NULL: a free slot */
+	struct {
+		struct sblob	*b;
+		int		 base;
+		uint32_t	 mask;
+		uint64_t	 used;	/* LRU tick */
+	}		 part[OFA_PART_SLOTS];
+	size_t		 part_bytes;
+	uint64_t	 tick;
+	uint64_t	 packed, hits;	/* parts packed, requests from cache */
 };
 
 void
@@ -141,19 +149,56 @@ cloud_state(struct cloudd *cd)
 }
 
 static void
-drop_part(struct ofa_cloud *oc)
+drop_part(struct ofa_cloud *oc, int i)
 {
-	free(oc->part);
-	oc->part = NULL;
-	oc->part_len = 0;
-	oc->part_version = 0;
+	if (oc->part[i].b == NULL)
+		return;
+	oc->part_bytes -= oc->part[i].b->len;
+	sblob_unref(oc->part[i].b);	/* chunks being sealed keep theirs */
+	oc->part[i].b = NULL;
+}
+
+/* The least recently used slot (a free one first). */
+static int
+lru_part(const struct ofa_cloud *oc, int free_ok)
+{
+	int k = -1;
+
+	for (int i = 0; i < OFA_PART_SLOTS; i++) {
+		if (oc->part[i].b == NULL) {
+			if (free_ok)
+				return i;
+			continue;
+		}
+		if (k < 0 || oc->part[i].used < oc->part[k].used)
+			k = i;
+	}
+	return k;
+}
+
+/* Caches b (one reference given) under (base, mask), within the bounds. */
+static void
+keep_part(struct ofa_cloud *oc, struct sblob *b, int base, uint32_t mask)
+{
+	int k = lru_part(oc, 1);
+
+	drop_part(oc, k);
+	while (oc->part_bytes + b->len > OFA_PART_BYTES) {
+		int i = lru_part(oc, 0);
+		if (i < 0)
+			break;		/* empty: one part is always kept */
+		drop_part(oc, i);
+	}
+	oc->part[k].b = b;
+	oc->part[k].base = base;
+	oc->part[k].mask = mask;
+	oc->part[k].used = ++oc->tick;
+	oc->part_bytes += b->len;
 }
 
 static void
 install(struct ofa_cloud *oc, uint64_t version, struct ofa *m)
 {
-	if (oc->part_version == oc->version)
-		drop_part(oc);
 	ofa_free(oc->m);
 	oc->m = m;
 	oc->version = version;
@@ -192,7 +237,11 @@ ofa_cloud_free(struct cloudd *cd)
 {
 	if (cd->ofa == NULL)
 		return;
-	drop_part(cd->ofa);
+	log_info("OFA: %llu parts packed, %llu requests served from the part "
+	    "cache", (unsigned long long)cd->ofa->packed,
+	    (unsigned long long)cd->ofa->hits);
+	for (int i = 0; i < OFA_PART_SLOTS; i++)
+		drop_part(cd->ofa, i);
 	ofa_free(cd->ofa->m);
 	free(cd->ofa);
 	cd->ofa = NULL;
@@ -239,11 +288,26 @@ model_for(struct cloudd *cd, uint64_t version, char *err, size_t errlen)
 
 int
 ofa_part_get(struct cloudd *cd, uint64_t v, int with_base, uint32_t mask,
-    struct ofa_part *out, char *err, size_t errlen)
+    struct sblob **out, char *err, size_t errlen)
 {
-	struct ofa_cloud *oc;
+	struct ofa_cloud *oc = cloud_state(cd);
+	struct ofa_meta meta;
+	struct sblob *b;
+	uint8_t *part;
+	size_t len;
 	int L, rc;
 
+	with_base = with_base != 0;
+	for (int i = 0; i < OFA_PART_SLOTS; i++) {
+		b = oc->part[i].b;
+		if (b != NULL && b->version == v && oc->part[i].base ==
+		    with_base && oc->part[i].mask == mask) {
+			oc->part[i].used = ++oc->tick;
+			oc->hits++;
+			*out = b;
+			return 0;
+		}
+	}
 	if ((rc = model_for(cd, v, err, errlen)) != 0) {
 		char why[256];
 
@@ -253,34 +317,23 @@ ofa_part_get(struct cloudd *cd, uint64_t v, int with_base, uint32_t mask,
 		return rc == -ENOENT ? DCCL__ERROR_CODE__E_NOT_FOUND :
 		    DCCL__ERROR_CODE__E_STORAGE;
 	}
-	oc = cd->ofa;
 	L = ofa_config(oc->m)->n_blocks;
 	if ((L < 32 && (mask >> L) != 0) || (!with_base && mask == 0)) {
 		snprintf(err, errlen, "block mask 0x%x%s: the model has %d "
 		    "blocks", mask, with_base ? "" : " without the base", L);
 		return DCCL__ERROR_CODE__E_BAD_REQUEST;
 	}
-	if (oc->part == NULL || oc->part_version != v ||
-	    oc->part_base != (with_base != 0) || oc->part_mask != mask) {
-		struct ofa_meta meta;
-		drop_part(oc);
-		memset(&meta, 0, sizeof(meta));
-		meta.version = meta.base_version = v;
-		if ((rc = ofa_io_pack(oc->m, &meta, with_base != 0, mask,
-		    &oc->part, &oc->part_len)) != 0) {
-			oc->part = NULL;
-			snprintf(err, errlen, "OFA part: %s",
-			    ctr_io_strerror(rc));
-			return DCCL__ERROR_CODE__E_INTERNAL;
-		}
-		oc->part_version = v;
-		oc->part_base = with_base != 0;
-		oc->part_mask = mask;
-		crypto_generichash(oc->part_sum, 32, oc->part, oc->part_len,
-		    NULL, 0);
+	memset(&meta, 0, sizeof(meta));
+	meta.version = meta.base_version = v;
+	if ((rc = ofa_io_pack(oc->m, &meta, with_base, mask, &part,
+	    &len)) != 0) {
+		snprintf(err, errlen, "OFA part: %s", ctr_io_strerror(rc));
+		return DCCL__ERROR_CODE__E_INTERNAL;
 	}
-	out->data = oc->part;
-	out->len = oc->part_len;
-	out->checksum = oc->part_sum;
+	b = sblob_wrap(part, len, v);
+	crypto_generichash(b->sum, 32, b->data, b->len, NULL, 0);
+	keep_part(oc, b, with_base, mask);
+	oc->packed++;
+	*out = b;
 	return 0;
 }

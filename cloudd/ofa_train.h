@@ -51,20 +51,18 @@ void	ofa_train_done(struct cloudd *cd, struct ofa_result *res);
 /* Frees what res still owns (failed or cancelled jobs). */
 void	ofa_result_fini(struct ofa_result *res);
 
-/* A packed part of the served OFA model: the base and/or some blocks. */
-struct ofa_part {
-	const uint8_t	*data;		/* owned by the cache; valid until */
-	size_t		 len;		/* the next ofa_part_get call */
-	const uint8_t	*checksum;	/* BLAKE2b-256 of data */
-};
-
 /*
  * Loop: the part of version v's OFA model with the base (with_base) and
- * the blocks in mask, packed once and cached. 0, or a DCCL error code with
- * the message in err.
+ * the blocks in mask, packed once and cached (at most OFA_PART_SLOTS parts
+ * and OFA_PART_BYTES), with its BLAKE2b-256 in (*out)->sum. *out is held
+ * by the cache until the next call: take a reference to keep it. 0, or a
+ * DCCL error code with the message in err.
  */
+#define OFA_PART_SLOTS	64
+#define OFA_PART_BYTES	((size_t)16 << 20)
+struct sblob;
 int	ofa_part_get(struct cloudd *cd, uint64_t v, int with_base,
-	    uint32_t mask, struct ofa_part *out, char *err, size_t errlen);
+	    uint32_t mask, struct sblob **out, char *err, size_t errlen);
 /* Loop: frees the served OFA model and the part cache (shutdown). */
 void	ofa_cloud_free(struct cloudd *cd);
 

@@ -175,14 +175,19 @@ rpc_set_routes(struct cloudd *cd, const struct rpc_route *routes)
 			cd->route[rt->body] = rt;
 }
 
+/* The size of every err buffer handed to dispatch(). */
+#define RPC_ERR_LEN	256
+
+static void dispatch(struct cloudd *cd, struct rpc_req *r, int admin,
+    int code, char *err);
+
 void
 rpc_recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 {
 	struct cloudd *cd = s->data;
 	struct rpc_req *r = xcalloc(1, sizeof(*r));
 	int admin = (s == &cd->adm);
-	char err[256];
-	const struct rpc_route *rt;
+	char err[RPC_ERR_LEN];
 	int code;
 
 	r->cd = cd;
@@ -197,6 +202,39 @@ rpc_recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 	if (code == 0 && !admin && !cd->stopping)
 		code = guard_admit(cd, r, msg, len, err, sizeof(err));
 	nn_freemsg(msg);
+	if (code == GUARD_PARKED)
+		return;		/* rpc_resume, after the key lookup */
+	dispatch(cd, r, admin, code, err);
+}
+
+void
+rpc_resume(struct cloudd *cd, struct rpc_req *r, const void *buf,
+    size_t len, int code)
+{
+	char err[RPC_ERR_LEN] = "";
+
+	if (code == 0 && cd->stopping)
+		code = DCCL__ERROR_CODE__E_SHUTTING_DOWN;
+	if (code == 0)
+		code = guard_admit(cd, r, buf, len, err, sizeof(err));
+	else
+		snprintf(err, sizeof(err), "%s", code ==
+		    DCCL__ERROR_CODE__E_STORAGE ? "cannot read device keys" :
+		    "cloudd is shutting down");
+	if (code == GUARD_PARKED) {	/* r->looked_up: cannot happen */
+		code = DCCL__ERROR_CODE__E_INTERNAL;
+		snprintf(err, sizeof(err), "key lookup loop");
+	}
+	dispatch(cd, r, 0, code, err);
+}
+
+/* The rest of a request's way once admitted (or refused with code). */
+static void
+dispatch(struct cloudd *cd, struct rpc_req *r, int admin, int code,
+    char *err)
+{
+	const struct rpc_route *rt;
+
 	if (r->env != NULL)
 		r->body = r->env->body_case;
 	if (code != 0) {
@@ -209,13 +247,16 @@ rpc_recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 		return;
 	}
 	if (r->resend) {
-		/* Not executed again: the first reply's bytes, nonce and all. */
+		/* Not executed again: the first reply's bytes, nonce and all,
+		 * or a typed refusal (guard.h). */
 		void *out;
 		size_t olen;
-		if (guard_cached_reply(r, &out, &olen) == 0) {
+		if ((code = guard_cached_reply(r, &out, &olen, err,
+		    RPC_ERR_LEN)) == 0)
 			rpc_send_packed(cd, r, out, olen, 0);
-			return;
-		}
+		else
+			rpc_error(cd, r, code, "%s", err);
+		return;
 	}
 	rt = r->body > 0 && r->body < RPC_N_BODIES ? cd->route[r->body] : NULL;
 	if (rt == NULL) {

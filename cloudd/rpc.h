@@ -42,6 +42,8 @@ struct rpc_req {
 	/* guard.c: the authenticated device (reply cache), an exact resend */
 	struct guard_dev *gauth;
 	int		 resend;
+	/* guard.c: its device's key was looked up off the loop (keylookup) */
+	int		 looked_up;
 };
 
 /*
@@ -63,6 +65,12 @@ struct rpc_route {
 };
 
 void	rpc_set_routes(struct cloudd *cd, const struct rpc_route *routes);
+/*
+ * Admits r again after guard_admit parked it (GUARD_PARKED) for a key
+ * lookup, with its raw bytes; code: 0, or the error to answer instead.
+ */
+void	rpc_resume(struct cloudd *cd, struct rpc_req *r, const void *buf,
+	    size_t len, int code);
 void	rpc_req_free(struct rpc_req *r);
 void	rpc_reply_init(Dccl__Envelope *e, const struct rpc_req *r);
 void	rpc_reply(struct cloudd *cd, struct rpc_req *r, Dccl__Envelope *reply);

@@ -16,6 +16,7 @@
 
 struct cloudd;
 struct rpc_req;
+struct sblob;
 
 /* Replies smaller than this are sealed inline: the handoff costs more. */
 #define SEAL_MIN_BYTES	(32 * 1024)
@@ -24,10 +25,12 @@ int	seal_start(struct cloudd *cd);
 /* Closes the wakeup handle and joins the thread; no jobs may be left. */
 void	seal_stop(struct cloudd *cd);
 /*
- * Sends mc (copied, data included) as r's reply, sealed with r->seal, and
- * frees r, now or from the loop once the thread is done.
+ * Sends mc as r's reply, sealed with r->seal, and frees r, now or from the
+ * loop once the thread is done. When mc->data lies within owner the job
+ * holds a reference to owner instead of a copy of the chunk; otherwise
+ * (owner NULL) the chunk is copied. mc's other fields are copied.
  */
 void	seal_chunk(struct cloudd *cd, struct rpc_req *r,
-	    const Dccl__ModelChunk *mc);
+	    const Dccl__ModelChunk *mc, struct sblob *owner);
 
 #endif

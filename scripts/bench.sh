@@ -3,6 +3,8 @@
 # clear heading and tees everything to out/bench.txt (out/ is git-ignored):
 #   1. sh tests/bench/bench_rpc.sh          RPC vs bare nanomsg, model
 #                                           download, pool import
+#   1b. sh tests/bench/bench_download.sh    authenticated download
+#                                           (BENCH_PEER_CLOUDD: alternating)
 #   2. sh tests/bench/bench_retrieve.sh     retrieval vs faiss
 #   3. bin/bench_train                      training throughput (dccl)
 #   4. /usr/bin/python3 tests/bench/train_torch.py   the PyTorch peer
@@ -88,6 +90,8 @@ bench_retrieve() {
 	    "$(git diff --quiet HEAD 2>/dev/null || echo '(dirty tree)')"
 	section "rpc: GetStatus vs bare nanomsg, model download, import" \
 	    tests/bench/bench_rpc.sh sh tests/bench/bench_rpc.sh
+	section "download: authenticated model download (auth.mode=mac)" \
+	    tests/bench/bench_download.sh sh tests/bench/bench_download.sh
 	section "retrieve: exact/IVF vs faiss" \
 	    tests/bench/bench_retrieve.sh bench_retrieve
 	section "train: dccl CTR training (bin/bench_train)" \

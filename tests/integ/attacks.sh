@@ -39,6 +39,8 @@
 #     gets a sealed E_RATE_LIMITED; it must not share the first reply's
 #     keystream (an eavesdropper would recover that reply's bytes). And an
 #     exact resend gets the first reply's bytes, not a new execution.
+#     (7c) An exact resend of a request whose reply is too large to keep
+#     (a model chunk) is refused (E_UNAUTHENTICATED), not executed again.
 # A failed attack check is recorded and the run goes on, so that a run on
 # unfixed code shows every hole at once; the scenario fails at the end.
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
@@ -98,6 +100,14 @@ log "7b. an exact resend is answered with the first reply's bytes"
 out=$("$BIN/dccl-probe" "$EP" resend rs) || true
 echo "$out"
 case $out in "RESEND identical") ;; *) hole "7b: exact resend executed again: $out" ;; esac
+
+log "7c. an exact resend of a large reply (a model chunk) is not executed again"
+out=$("$BIN/dccl-probe" "$EP" resend-chunk rc) || true
+echo "$out"
+n1=$(echo "$out" | awk '{ print $2 }')
+r2=$(echo "$out" | awk '{ print $3 }')
+[ "${n1:-0}" -gt 16384 ] 2>/dev/null || die "7c: first reply not a large chunk: $out"
+case $r2 in E_UNAUTHENTICATED) ;; *) hole "7c: exact resend of a chunk request: ${r2:-none} (executed again)" ;; esac
 
 log "A. device requests on the admin socket"
 out=$(DCCL_AUTH_TOKEN= "$BIN/dccl-probe" "$ADM" upload admdev) || true

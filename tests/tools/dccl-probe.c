@@ -12,7 +12,9 @@
  *              retrieve DEV K N DIM|hijack DEV KEYFILE USER|resend DEV|
  *              amplify BYTES|mitm CLOUD-EP SECS (EP: where to listen)|
  *              forge-log|norm-upload DEV REQID X (every entry X)|
- *              nonce-reuse DEV N|enroll-flood N|
+ *              nonce-reuse DEV N|enroll-flood N|resend-chunk DEV|
+ *              stranger ID (signed, under an id never enrolled)|
+ *              ofa-alternate DEV N|
  *              announce VERSION [unsigned|forged|CSK-HEX] (EP: a PUB
  *              endpoint to bind; CSK-HEX: sign as the cloud whose X25519
  *              secret key that is, read from its store by the test)
@@ -744,6 +746,48 @@ main(int argc, char **argv)
 		nn_freemsg(raw[0]);
 		nn_freemsg(raw[1]);
 		return 0;
+	} else if (!strcmp(what, "resend-chunk") && argc > 3) {
+		/*
+		 * One signed GetModel (chunk 0 of the current version) sent
+		 * twice, byte for byte: a captured copy replayed. Prints
+		 * "RESEND-CHUNK <bytes of the first reply> <what the second
+		 * got>": the old cloud executed it again (another model_chunk,
+		 * resealed) when the reply was over 16 KiB.
+		 */
+		struct auth_dev *a = device(argv[3], 1);
+		void *msg, *raw = NULL;
+		size_t len, rl = 0, first = 0;
+		Dccl__Envelope *r;
+		e.device_id = argv[3];
+		dccl__get_model_req__init(&gm);
+		e.body_case = DCCL__ENVELOPE__BODY_GET_MODEL;
+		e.get_model = &gm;
+		if (a == NULL || auth_dev_pack(a, &e, &msg, &len) != 0)
+			return 1;
+		printf("RESEND-CHUNK");
+		for (int k = 0; k < 2; k++) {
+			if (nn_send(sock, msg, len, 0) < 0 ||
+			    recv_reply(&r, &raw, &rl) != 0) {
+				printf(" NO-REPLY\n");
+				return 1;
+			}
+			if (auth_dev_check(a, raw, rl, r, e.counter,
+			    e.body_case) < 0)
+				printf(" FORGED");
+			if (k == 0)
+				first = rl;
+			if (k == 0)
+				printf(" %zu", first);
+			else if (r->body_case == DCCL__ENVELOPE__BODY_ERROR)
+				printf(" %s\n", wire_error_name(
+				    r->error->code));
+			else
+				printf(" %s\n", wire_body_name(r->body_case));
+			wire_free(r);
+			nn_freemsg(raw);
+		}
+		nn_freemsg(msg);
+		return 0;
 	} else if (!strcmp(what, "nonce-reuse") && argc > 4) {
 		e.device_id = argv[3];
 		return nonce_reuse(device(e.device_id, 1), &e, atoi(argv[4]));
@@ -791,6 +835,51 @@ main(int argc, char **argv)
 			nn_freemsg(msg);
 			return rc;
 		}
+	} else if (!strcmp(what, "ofa-alternate") && argc > 4) {
+		/*
+		 * N GetOfa requests (chunk 0 of the current version) cycling
+		 * through three parts: the base, block 0, blocks 0 and 1.
+		 * Prints "OFA-ALTERNATE ok BAD" (model_chunk replies, others).
+		 */
+		struct auth_dev *a = device(argv[3], 1);
+		Dccl__GetOfaReq go = DCCL__GET_OFA_REQ__INIT;
+		int n = atoi(argv[4]), ok = 0, bad = 0;
+		e.device_id = argv[3];
+		e.body_case = DCCL__ENVELOPE__BODY_GET_OFA;
+		e.get_ofa = &go;
+		for (int i = 0; i < n; i++) {
+			Dccl__Envelope *r;
+			void *msg, *raw;
+			size_t len, rl;
+			go.with_base = i % 3 == 0;
+			go.block_mask = i % 3 == 0 ? 0 : i % 3 == 1 ? 1 : 3;
+			e.request_id = 100 + (uint64_t)i;
+			if (a == NULL || auth_dev_pack(a, &e, &msg, &len) != 0)
+				return 1;
+			if (nn_send(sock, &msg, NN_MSG, 0) < 0 ||
+			    recv_reply(&r, &raw, &rl) != 0) {
+				printf("NO-REPLY\n");
+				return 1;
+			}
+			if (auth_dev_check(a, raw, rl, r, e.counter,
+			    e.body_case) == 1 && r->body_case ==
+			    DCCL__ENVELOPE__BODY_MODEL_CHUNK)
+				ok++;
+			else {
+				bad++;
+				print_reply(r);
+			}
+			wire_free(r);
+			nn_freemsg(raw);
+		}
+		printf("OFA-ALTERNATE %d %d\n", ok, bad);
+		return 0;
+	} else if (!strcmp(what, "stranger") && argc > 3) {
+		/* Signed (well-formed MAC) under an id never enrolled: with
+		 * PostgreSQL the cloud must ask the store about it. */
+		struct auth_dev *a = device("probe", 1);
+		e.device_id = argv[3];
+		return a != NULL ? send_dev(a, &e) : send_env(&e);
 	} else if (!strcmp(what, "other-device") && argc > 4) {
 		/* Signed with A's key, claiming to be B (both enrolled). */
 		struct auth_dev *a = device(argv[3], 1);

@@ -508,7 +508,8 @@ test_guard_admit(void **state)
 					size_t olen;
 					assert_int_equal(c.r.resend, 1);
 					assert_int_equal(guard_cached_reply(
-					    &c.r, &out, &olen), 0);
+					    &c.r, &out, &olen, err,
+					    sizeof(err)), 0);
 					assert_int_equal(olen, 5);
 					assert_memory_equal(out, "first", 5);
 					nn_freemsg(out);
@@ -519,6 +520,55 @@ test_guard_admit(void **state)
 		}
 		nn_freemsg(msg);
 		free(copy);
+	}
+	/*
+	 * Exact resends of a request still being served (E_BUSY) and of one
+	 * whose reply was too large to keep (E_UNAUTHENTICATED): refused,
+	 * never executed again (issue 13, large replies).
+	 */
+	status_env(&e, &gs);
+	e.version = WIRE_VERSION;
+	e.device_id = "d";
+	{
+		void *msg, *out;
+		size_t len, olen, big = GUARD_REPLY_MAX + 1;
+		char *reply = calloc(1, big);
+		struct rpc_req first;
+		assert_int_equal(auth_dev_pack(&d, &e, &msg, &len), 0);
+		/* The first copy: admitted, its reply not sent yet. */
+		memset(&first, 0, sizeof(first));
+		first.cd = &c.cd;
+		first.t0 = t;
+		assert_int_equal(wire_unpack(msg, len, &first.env, err,
+		    sizeof(err)), 0);
+		assert_int_equal(guard_admit(&c.cd, &first, msg, len, err,
+		    sizeof(err)), 0);
+		assert_int_equal(first.resend, 0);
+		for (int k = 0; k < 2; k++) {
+			memset(&c.r, 0, sizeof(c.r));
+			c.r.cd = &c.cd;
+			c.r.t0 = t;
+			assert_int_equal(wire_unpack(msg, len, &c.r.env, err,
+			    sizeof(err)), 0);
+			assert_int_equal(guard_admit(&c.cd, &c.r, msg, len,
+			    err, sizeof(err)), 0);
+			assert_int_equal(c.r.resend, 1);
+			assert_int_equal(guard_cached_reply(&c.r, &out, &olen,
+			    err, sizeof(err)), k == 0 ?
+			    DCCL__ERROR_CODE__E_BUSY :
+			    DCCL__ERROR_CODE__E_UNAUTHENTICATED);
+			if (k == 1)
+				assert_non_null(strstr(err, "not kept"));
+			/* The first is answered, with a large reply. */
+			if (k == 0)
+				guard_keep_reply(&first, reply, big);
+			guard_release(&c.r);
+			admit_done(&c);
+		}
+		guard_release(&first);
+		wire_free(first.env);
+		nn_freemsg(msg);
+		free(reply);
 	}
 	/* An older counter: a replay. */
 	d.ctr -= 2;

@@ -1,0 +1,127 @@
+#!/bin/sh
+# bench_download.sh: authenticated model download from cloudd
+# (tests/bench/bench_download.c says what is measured and how).
+#
+#   1. dccl-data synth writes the model pool of bench_rpc.sh (1000 users,
+#      63500 items); a cloudd trains with train.dim=256 and
+#      train.epochs=1 (a packed model of ~64 MiB) and stops.
+#   2. A cloudd serves a copy of that database with the shipped defaults
+#      (auth.mode=mac, 256 KiB chunks, limits.*) on tcp.
+#   3. With BENCH_PEER_CLOUDD=/path/to/another/cloudd (for example the
+#      build before a change), a second cloudd of that binary serves a copy
+#      of the same database, and every figure alternates between the two.
+#   4. bin/bench_download: one client, then BENCH_CLIENTS (4) at once,
+#      BENCH_RUNS (5) runs (pairs) each. Then each cloudd's peak RSS
+#      (VmHWM) and its SEAL line (chunk bytes shared / copied) at exit.
+# Only the processes started here are stopped (trap).
+set -eu
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=${DCCL_BIN:-bin}
+case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
+PEER=${BENCH_PEER_CLOUDD:-}
+export OPENBLAS_NUM_THREADS=1
+export DCCL_AUTH_TOKEN=bench-download-token
+
+for b in cloudd dccl-data bench_download; do
+	[ -x "$BIN/$b" ] || make -C "$ROOT" --no-print-directory "bin/$b" \
+	    >/dev/null
+done
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/dccl-bench-dl.XXXXXX")
+PIDS=""
+cleanup() {
+	for p in $PIDS; do kill -TERM "$p" 2>/dev/null || true; done
+	sleep 0.5
+	for p in $PIDS; do kill -9 "$p" 2>/dev/null || true; done
+	if [ "${KEEP:-0}" = 1 ]; then echo "kept $T"; else rm -rf "$T"; fi
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+die() {
+	echo "bench_download.sh: FAIL: $*"
+	for f in "$T"/*.log; do
+		[ -f "$f" ] && { echo "== $f"; tail -n 20 "$f"; }
+	done
+	exit 1
+}
+
+wait_log() {
+	i=0
+	while ! grep -q "$2" "$1" 2>/dev/null; do
+		kill -0 "$4" 2>/dev/null || die "$(basename "$1" .log) exited"
+		i=$((i + 1))
+		[ $i -le $(($3 * 10)) ] || die "no '$2' in $1 after $3 s"
+		sleep 0.1
+	done
+}
+
+set -- $(python3 -c '
+import socket
+ss = [socket.socket() for _ in range(4)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))')
+A_TCP=tcp://127.0.0.1:$1 A_PUB=tcp://127.0.0.1:$2
+B_TCP=tcp://127.0.0.1:$3 B_PUB=tcp://127.0.0.1:$4
+
+"$BIN/dccl-data" synth "$T/mdata" --users 1000 --items 63500 \
+    --min-per-user 30 --max-per-user 60 --seed 3 >/dev/null ||
+    die "dccl-data synth failed"
+"$BIN/cloudd" -o cloudd.data-dir="$T/t" --import "$T/mdata/pool.csv" \
+    >"$T/t-import.log" 2>&1 || die "cloudd --import failed"
+# Trained by a cloudd of its own, so the peak RSS of the two measured
+# below is that of serving, not of training.
+"$BIN/cloudd" -o cloudd.listen="$A_TCP" -o cloudd.pub-listen="$A_PUB" \
+    -o cloudd.admin-listen="ipc://$T/t-admin.ipc" -o cloudd.data-dir="$T/t" \
+    -o train.dim=256 -o train.epochs=1 -o ofa.enable=no >"$T/t.log" 2>&1 &
+TPID=$!
+PIDS="$PIDS $TPID"
+wait_log "$T/t.log" "ANNOUNCE: model v" 300 $TPID
+sed -n 's/.*\(ANNOUNCE: .*\)/cloudd: \1/p' "$T/t.log"
+kill -TERM $TPID
+wait $TPID || die "the training cloudd did not exit cleanly"
+PIDS=""
+for d in a b; do
+	mkdir -p "$T/$d"
+	chmod 700 "$T/$d"
+	sqlite3 "$T/t/cloudd.db" ".timeout 10000" ".backup '$T/$d/cloudd.db'" ||
+	    die "sqlite3 .backup failed"
+	chmod 600 "$T/$d/cloudd.db"
+done
+"$BIN/cloudd" -o cloudd.listen="$A_TCP" -o cloudd.pub-listen="$A_PUB" \
+    -o cloudd.admin-listen="ipc://$T/a-admin.ipc" -o cloudd.data-dir="$T/a" \
+    -o ofa.enable=no >"$T/a.log" 2>&1 &
+APID=$!
+PIDS="$PIDS $APID"
+wait_log "$T/a.log" "POOL: " 60 $APID
+! grep -q "TRAIN: started" "$T/a.log" || die "cloudd retrained"
+PEER_ARGS=""
+if [ -n "$PEER" ]; then
+	"$PEER" -o cloudd.listen="$B_TCP" -o cloudd.pub-listen="$B_PUB" \
+	    -o cloudd.admin-listen="ipc://$T/b-admin.ipc" \
+	    -o cloudd.data-dir="$T/b" -o ofa.enable=no >"$T/b.log" 2>&1 &
+	BPID=$!
+	PIDS="$PIDS $BPID"
+	wait_log "$T/b.log" "POOL: " 60 $BPID
+	! grep -q "TRAIN: started" "$T/b.log" || die "the peer retrained"
+	PEER_ARGS="-E $B_TCP"
+	echo "peer: $PEER on a copy of the database"
+fi
+mkdir -p "$T/keys"
+rc=0
+"$BIN/bench_download" -e "$A_TCP" $PEER_ARGS -k "$T/keys" \
+    -r "${BENCH_RUNS:-5}" -P "${BENCH_CLIENTS:-4}" || rc=1
+for p in $PIDS; do
+	[ "$p" = "$APID" ] && w=cloudd || w=peer
+	echo "$w: peak RSS $(awk '/VmHWM/ { printf "%.0f MiB", $2 / 1024 }' \
+	    "/proc/$p/status")"
+done
+kill -TERM $PIDS
+for p in $PIDS; do wait "$p" || rc=1; done
+PIDS=""
+grep -h "SEAL:" "$T"/a.log | sed 's/^/cloudd: /'
+[ -z "$PEER" ] || grep -h "SEAL:" "$T"/b.log | sed 's/^/peer: /'
+grep -h "RPC-ERROR" "$T"/*.log | head -5
+[ $rc = 0 ] || die "bench_download failed"
+exit 0
