@@ -46,6 +46,8 @@ static const char *const log_levels[] = { "error", "warn", "info", "debug",
 	NULL };
 static const char *const retr_kinds[] = { "auto", "exact", "ivf", NULL };
 static const char *const auth_modes[] = { "off", "mac", "encrypt", NULL };
+/* enum ctr_inter order */
+static const char *const inter_modes[] = { "off", "mlp", "fm", NULL };
 static const char *const norm_actions[] = { "reject", "clip", NULL };
 static const char *const stale_rules[] = { "drop", "decay", "poly", NULL };
 
@@ -151,8 +153,9 @@ static const struct conf_opt cloudd_opts[] = {
 	    "second MLP layer (0 = none)"),
 	CONF_INT("train.patch-rank", CD_OFF(patch_rank), "16", 0, 256, 1,
 	    "MetaPatch rank per hidden layer (0 = no patches)"),
-	CONF_BOOL("train.interaction", CD_OFF(interaction), "no", 1,
-	    "pairwise dot products of the field embeddings as MLP inputs"),
+	CONF_ENUM("train.interaction", CD_OFF(interaction), "off", inter_modes,
+	    1, "pairwise dot products of the field embeddings: off, mlp (as "
+	    "MLP inputs) or fm (also a weighted FM term in the logit)"),
 	CONF_BOOL("train.attention", CD_OFF(attention), "no", 1,
 	    "target attention over the behaviour (else its mean)"),
 	CONF_INT("train.epochs", CD_OFF(epochs), "20", 1, 1000, 1,

@@ -60,6 +60,7 @@ struct ctr {
 	int		 ti_pb;		/* per-user logit bias, -1 = none */
 	int		 ti_side[SAMPLE_SIDE_MAX];
 	int		 ti_att;	/* attention W, -1 = none */
+	int		 ti_fm;		/* FM pair weights, -1 = none */
 	struct kern_rows rows[CTR_MAX_TENSORS];	/* sparse tensors only */
 
 	/* scratch, sized for cap rows */
@@ -148,6 +149,12 @@ layout(const struct ctr_config *cfg, struct ctr *m)
 		m->ti_att = cfg->attention ? nt : -1;
 	if (cfg->attention)
 		ADD("att_w", D, D, 2, 0, CTR_T_BASE);
+	if (m != NULL)
+		m->ti_fm = cfg->interaction == CTR_INTER_FM ? nt : -1;
+	if (cfg->interaction == CTR_INTER_FM) {
+		int F = CTR_N_FIELDS + (int)cfg->n_side;
+		ADD("fm_w", F * (F - 1) / 2, 1, 1, 0, CTR_T_BASE);
+	}
 	for (int l = 0; l < L; l++) {
 		char nm[24];
 		int H = cfg->hidden[l];
@@ -211,7 +218,8 @@ ctr_config_check(const struct ctr_config *cfg)
 {
 	if (cfg == NULL)
 		return -EINVAL;
-	if ((cfg->interaction != 0 && cfg->interaction != 1) ||
+	if (cfg->interaction < CTR_INTER_OFF ||
+	    cfg->interaction > CTR_INTER_FM ||
 	    (cfg->attention != 0 && cfg->attention != 1) ||
 	    cfg->n_side > SAMPLE_SIDE_MAX)
 		return -EINVAL;
@@ -322,6 +330,9 @@ ctr_new(struct ctr **out, const struct ctr_config *cfg, uint64_t seed)
 		    (size_t)D * sizeof(float));
 	}
 	/* att_w stays 0: attention starts as the mean pooling. */
+	if (m->ti_fm >= 0)	/* FM starts as the plain sum of the dots */
+		for (size_t p = 0; p < m->t[m->ti_fm].n; p++)
+			m->t[m->ti_fm].data[p] = 1.0f;
 	for (int l = 0; l <= m->L; l++) {
 		int tw = l < m->L ? m->ti_w[l] : m->ti_ow;
 		int tb = l < m->L ? m->ti_b[l] : m->ti_ob;
@@ -744,6 +755,16 @@ ctr_forward(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
 	if (m->ti_pb >= 0)
 		for (int b = 0; b < B; b++)
 			m->logit[b] += m->t[m->ti_pb].data[m->uid[b]];
+	if (m->ti_fm >= 0)
+		for (int b = 0; b < B; b++) {
+			const float *d = m->x0 + (size_t)b * C0 +
+			    (size_t)m->F * D;
+			const float *r = m->t[m->ti_fm].data;
+			float acc = 0.0f;
+			for (int p = 0; p < m->P; p++)
+				acc += r[p] * d[p];
+			m->logit[b] += acc;
+		}
 	if (logits != NULL)
 		memcpy(logits, m->logit, (size_t)B * sizeof(float));
 	m->B = B;
@@ -865,7 +886,19 @@ ctr_backward(struct ctr *m, enum ctr_sel sel, const float *y, const float *w,
 	if (!base)
 		return 0;
 
-	/* the dots, then attention, feed back into the field slots */
+	/* the FM term, the dots, then attention, back into the field slots */
+	if (m->ti_fm >= 0)
+		for (int b = 0; b < B; b++) {
+			const float *d = m->x0 + (size_t)b * C0 +
+			    (size_t)m->F * D;
+			float *dd = m->dx0 + (size_t)b * C0 + (size_t)m->F * D;
+			const float *r = m->t[m->ti_fm].data;
+			float *gr = m->t[m->ti_fm].grad;
+			for (int p = 0; p < m->P; p++) {
+				dd[p] += m->dlogit[b] * r[p];
+				gr[p] += m->dlogit[b] * d[p];
+			}
+		}
 	if (m->P > 0)
 		dots_backward(m, B);
 	if (m->ti_att >= 0)
@@ -1219,6 +1252,8 @@ ctr_flops(const struct ctr *m)
 	if (m->ti_att >= 0)	/* W t, scores, softmax, weighted sum */
 		f += 2.0 * D * D + 4.0 * D * c->hist_k + 3.0 * c->hist_k;
 	f += 2.0 * D * m->P;	/* pairwise dots */
+	if (m->ti_fm >= 0)
+		f += 2.0 * m->P;
 	for (int l = 0; l < m->L; l++) {
 		double H = c->hidden[l];
 		f += 2.0 * C * H + 2.0 * H;		/* linear + bias, relu */

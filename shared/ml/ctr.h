@@ -17,8 +17,10 @@
  *   side f    = embedding of sample.side[f] in its own table "emb_side<f>"
  *               of side_card[f] + 1 rows (value >= side_card[f]: the OOV
  *               row, which starts at zero).
- *   interaction = e_i . e_j for every pair of the F field vectors above
- *               (FM's second-order term, fed to the MLP as DLRM does).
+ *   interaction = e_i . e_j for every pair p of the F field vectors above,
+ *               fed to the MLP as DLRM does (CTR_INTER_MLP), and with
+ *               CTR_INTER_FM also straight to the logit as a field-weighted
+ *               FM term sum_p r_p (e_i . e_j), r "fm_w" (P) starting at 1.
  *   genre bag = mean genre embedding over the set bits of sample.genres
  *               below n_genres (zero vector if none; higher bits ignored).
  *
@@ -74,10 +76,17 @@ struct ctr_config {
 	int	 hidden[CTR_MAX_LAYERS];
 	int	 patch_rank;	/* R, 0 = no MetaPatch */
 	/* Since model format 2 (ctr_io); all zero = the format-1 model. */
-	int	 interaction;	/* 1 = pairwise field dot products */
+	int	 interaction;	/* enum ctr_inter */
 	int	 attention;	/* 1 = target attention pools the behaviour */
 	uint32_t n_side;	/* side fields, <= SAMPLE_SIDE_MAX */
 	uint32_t side_card[SAMPLE_SIDE_MAX];	/* values per side field */
+};
+
+/* The pairwise interaction term (see above). */
+enum ctr_inter {
+	CTR_INTER_OFF = 0,
+	CTR_INTER_MLP,		/* field dots as MLP inputs */
+	CTR_INTER_FM,		/* ... and a weighted FM term in the logit */
 };
 
 /* Which parameters a backward/step may change. */

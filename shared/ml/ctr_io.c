@@ -186,7 +186,7 @@ ctr_io_pack(const struct ctr *m, const struct ctr_meta *meta, uint8_t **buf,
 	cfg.patch_rank = (uint32_t)c->patch_rank;
 	cfg.n_hours = SAMPLE_N_HOURS;
 	cfg.n_wdays = SAMPLE_N_WDAYS;
-	cfg.interaction = c->interaction != 0;
+	cfg.interaction = (uint32_t)c->interaction;
 	cfg.attention = c->attention != 0;
 	for (uint32_t f = 0; f < c->n_side; f++)
 		side[f] = c->side_card[f];
@@ -250,6 +250,9 @@ config_from_msg(struct ctr_config *c, const Dccl__ModelConfig *mc,
 	    mc->n_side_card > 0))
 		return fail(CTR_IO_EFORMAT, err, errlen, "format %u with "
 		    "interaction, attention or side fields", format);
+	if (mc->interaction > CTR_INTER_FM)
+		return fail(CTR_IO_ECONFIG, err, errlen, "interaction %u",
+		    mc->interaction);
 	if (mc->n_side_card > SAMPLE_SIDE_MAX)
 		return fail(CTR_IO_ETOOBIG, err, errlen, "%zu side fields",
 		    mc->n_side_card);
@@ -282,7 +285,7 @@ config_from_msg(struct ctr_config *c, const Dccl__ModelConfig *mc,
 		c->hidden[l] = (int)mc->hidden[l];
 	}
 	c->patch_rank = (int)mc->patch_rank;
-	c->interaction = mc->interaction ? 1 : 0;
+	c->interaction = (int)mc->interaction;
 	c->attention = mc->attention ? 1 : 0;
 	c->n_side = (uint32_t)mc->n_side_card;
 	for (size_t f = 0; f < mc->n_side_card; f++)

@@ -215,6 +215,12 @@ test_grad_interaction(void **state)
 }
 
 static void
+test_grad_fm(void **state)
+{
+	grad_check(small_cfg(CTR_INTER_FM, 0, 0));
+}
+
+static void
 test_grad_attention(void **state)
 {
 	grad_check(small_cfg(0, 1, 0));
@@ -229,7 +235,7 @@ test_grad_side(void **state)
 static void
 test_grad_all(void **state)
 {
-	struct ctr_config c = small_cfg(1, 1, NSIDE);
+	struct ctr_config c = small_cfg(CTR_INTER_FM, 1, NSIDE);
 
 	c.patch_rank = 2;
 	grad_check(c);
@@ -349,7 +355,7 @@ test_side_oov(void **state)
 static void
 test_learns(void **state)
 {
-	struct ctr_config c = small_cfg(1, 1, NSIDE);
+	struct ctr_config c = small_cfg(CTR_INTER_FM, 1, NSIDE);
 	struct ctr_train_opts o;
 	struct dataset ds;
 	double before, after;
@@ -391,7 +397,7 @@ ed_to_v1(Dccl__Model *m)
 static void
 test_format2(void **state)
 {
-	struct ctr_config c = small_cfg(1, 1, NSIDE);
+	struct ctr_config c = small_cfg(CTR_INTER_FM, 1, NSIDE);
 	struct ctr *m, *m2 = NULL;
 	uint8_t *buf, *buf2;
 	size_t len, len2;
@@ -442,6 +448,15 @@ test_format2(void **state)
 	assert_int_equal(ctr_io_unpack(&m2, NULL, buf2, len2, err,
 	    sizeof(err)), CTR_IO_ESHAPE);
 	free(buf2);
+	/* an interaction mode that does not exist */
+	msg->config->interaction = CTR_INTER_FM + 1;
+	len2 = dccl__model__get_packed_size(msg);
+	buf2 = malloc(len2);
+	dccl__model__pack(msg, buf2);
+	assert_int_equal(ctr_io_unpack(&m2, NULL, buf2, len2, err,
+	    sizeof(err)), CTR_IO_ECONFIG);
+	free(buf2);
+	msg->config->interaction = CTR_INTER_FM;
 	/* dropping the attention flag leaves att_w unknown */
 	msg->config->side_card[0] = side_card[0];
 	msg->config->attention = 0;
@@ -473,6 +488,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_grad_interaction),
+		cmocka_unit_test(test_grad_fm),
 		cmocka_unit_test(test_grad_attention),
 		cmocka_unit_test(test_grad_side),
 		cmocka_unit_test(test_grad_all),
