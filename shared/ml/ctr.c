@@ -536,8 +536,11 @@ behaviour_ids(const struct dataset *ds, const struct sample *s, int K,
 
 /*
  * Target attention: u = W t (t = the row's item field), a = softmax over
- * the row's history items h_j of h_j . u, behaviour = sum_j a_j h_j.
- * Keeps u and a for the backward pass.
+ * the row's history items h_j of D (h_j . u), behaviour = sum_j a_j h_j.
+ * Keeps u and a for the backward pass. The factor D: Adam moves each entry
+ * of W by about lr per step whatever its gradient, and the embeddings are
+ * small (std 0.05), so without it the scores stay near 0 and the weights
+ * near the mean for the few epochs the cloud trains.
  */
 static void
 att_forward(struct ctr *m, int B)
@@ -564,6 +567,7 @@ att_forward(struct ctr *m, int B)
 			float sc = 0.0f;
 			for (int c = 0; c < D; c++)
 				sc += h[c] * u[c];
+			sc *= (float)D;
 			a[j] = sc;
 			if (sc > mx)
 				mx = sc;
@@ -617,7 +621,8 @@ att_backward(struct ctr *m, int B)
 		for (uint32_t j = 0; j < cnt; j++) {
 			const float *h = E + (size_t)m->bid[lo + j] * D;
 			float *gh = gE + (size_t)m->bid[lo + j] * D;
-			float gs = a[j] * (ga[j] - abar);	/* d score_j */
+			/* d (h_j . u) = D d score_j */
+			float gs = (float)D * a[j] * (ga[j] - abar);
 			for (int c = 0; c < D; c++) {
 				gh[c] += a[j] * dbeh[c] + gs * u[c];
 				du[c] += gs * h[c];

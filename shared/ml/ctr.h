@@ -11,7 +11,7 @@
  *   behaviour = mean item embedding of the sample's last hist_k history
  *               items (zero vector if none); the item table is shared by the
  *               item field and the behaviour field. With attention, a
- *               weighted sum instead: a_j = softmax_j(h_j . (W t)) over the
+ *               weighted sum instead: a_j = softmax_j(D h_j . (W t)) over the
  *               history items h_j, t the target item's embedding, W (D,D)
  *               "att_w" starting at 0 (so at first it is the mean).
  *   side f    = embedding of sample.side[f] in its own table "emb_side<f>"
