@@ -153,9 +153,10 @@ static const struct conf_opt cloudd_opts[] = {
 	    "second MLP layer (0 = none)"),
 	CONF_INT("train.patch-rank", CD_OFF(patch_rank), "16", 0, 256, 1,
 	    "MetaPatch rank per hidden layer (0 = no patches)"),
-	CONF_ENUM("train.interaction", CD_OFF(interaction), "off", inter_modes,
+	CONF_ENUM("train.interaction", CD_OFF(interaction), "fm", inter_modes,
 	    1, "pairwise dot products of the field embeddings: off, mlp (as "
-	    "MLP inputs) or fm (also a weighted FM term in the logit)"),
+	    "MLP inputs) or fm (also a weighted FM term in the logit; chosen "
+	    "on validation by scripts/eval-base.sh)"),
 	CONF_BOOL("train.attention", CD_OFF(attention), "no", 1,
 	    "target attention over the behaviour (else its mean)"),
 	CONF_INT("train.epochs", CD_OFF(epochs), "20", 1, 1000, 1,
