@@ -12,9 +12,9 @@
  *
  * Input layout (B, C0): [user | item | genre bag | hour | wday | behaviour |
  * side 0 .. side n_side-1 | pairwise dots (interaction only)], each field D
- * wide, F = 6 + n_side fields. The dots sit in the input rather than as a
- * separate logit term so that MetaPatch, the output layer and everything
- * that reads them keep their shapes.
+ * wide, F = 6 + n_side fields. The dots join the MLP input (and, with
+ * CTR_INTER_FM, a weighted sum of them the logit, beside the per-user
+ * bias) so that MetaPatch and the output layer keep their shapes.
  * Layer l: pre = x W^T + b, act = relu(pre), hout = act + U diag(m) V act
  * (or act when R = 0); logits = hout_last w_out^T + b_out.
  *
