@@ -26,7 +26,7 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 # A missing package must stop the build with pkg-config's own message, not
 # yield empty flags. The targets that install the packages first (and then
 # re-enter make) are exempt.
-DEPS_GOALS := deps check demo sanitize loadtest bench eval eval-dp clean fuzz
+DEPS_GOALS := deps check demo sanitize loadtest bench eval eval-dp eval-base clean fuzz
 ifeq ($(filter $(DEPS_GOALS),$(MAKECMDGOALS)),)
 PKG_ERR := $(shell pkg-config --print-errors --exists $(PKGS) 2>&1 || echo failed)
 ifneq ($(strip $(PKG_ERR)),)
@@ -118,6 +118,12 @@ eval: deps
 eval-cloud: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/eval-cloud.sh ../shared/data/ml-latest-small
+
+# The cloud model per base-model option (scripts/eval-base.sh).
+.PHONY: eval-base
+eval-base: deps
+	@$(MAKE) --no-print-directory all
+	@sh scripts/eval-base.sh ../shared/data/ml-latest-small
 
 eval-dp: deps
 	@$(MAKE) --no-print-directory all

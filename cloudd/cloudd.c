@@ -47,6 +47,8 @@ static const char *const log_levels[] = { "error", "warn", "info", "debug",
 	NULL };
 static const char *const retr_kinds[] = { "auto", "exact", "ivf", NULL };
 static const char *const auth_modes[] = { "off", "mac", "encrypt", NULL };
+/* enum ctr_inter order */
+static const char *const inter_modes[] = { "off", "mlp", "fm", NULL };
 static const char *const norm_actions[] = { "reject", "clip", NULL };
 static const char *const stale_rules[] = { "drop", "decay", "poly", NULL };
 
@@ -152,6 +154,12 @@ static const struct conf_opt cloudd_opts[] = {
 	    "second MLP layer (0 = none)"),
 	CONF_INT("train.patch-rank", CD_OFF(patch_rank), "16", 0, 256, 1,
 	    "MetaPatch rank per hidden layer (0 = no patches)"),
+	CONF_ENUM("train.interaction", CD_OFF(interaction), "fm", inter_modes,
+	    1, "pairwise dot products of the field embeddings: off, mlp (as "
+	    "MLP inputs) or fm (also a weighted FM term in the logit; chosen "
+	    "on validation by scripts/eval-base.sh)"),
+	CONF_BOOL("train.attention", CD_OFF(attention), "no", 1,
+	    "target attention over the behaviour (else its mean)"),
 	CONF_INT("train.epochs", CD_OFF(epochs), "20", 1, 1000, 1,
 	    "maximum epochs (early stopping on a validation slice)"),
 	CONF_INT("train.batch", CD_OFF(batch), "256", 1, 65536, 1,

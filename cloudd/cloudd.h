@@ -45,6 +45,7 @@ struct cloudd_conf {
 	/* training (ctr) */
 	int	 train_on_start;
 	int64_t	 dim, hist_k, hidden1, hidden2, patch_rank;
+	int	 interaction, attention;	/* base-model options */
 	int64_t	 epochs, batch, patience, seed;
 	double	 lr, val_frac, l2;
 	/* retrieval index */

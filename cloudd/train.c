@@ -135,6 +135,10 @@ train_work_cb(uv_work_t *w)
 	if (j->cf.hidden2 > 0)
 		cfg.hidden[cfg.n_hidden++] = (int)j->cf.hidden2;
 	cfg.patch_rank = (int)j->cf.patch_rank;
+	cfg.interaction = j->cf.interaction;
+	cfg.attention = j->cf.attention;
+	cfg.n_side = ds->n_side;
+	memcpy(cfg.side_card, ds->side_card, sizeof(cfg.side_card));
 	if ((j->rc = ctr_new(&m, &cfg, (uint64_t)j->cf.seed)) != 0) {
 		snprintf(j->err, sizeof(j->err), "invalid model config");
 		goto done;

@@ -10,7 +10,11 @@
  * O(table). Activations are scratch owned by the model, grown on demand to
  * the largest batch seen.
  *
- * Input layout (B, 6D): [user | item | genre bag | hour | wday | behaviour].
+ * Input layout (B, C0): [user | item | genre bag | hour | wday | behaviour |
+ * side 0 .. side n_side-1 | pairwise dots (interaction only)], each field D
+ * wide, F = 6 + n_side fields. The dots join the MLP input (and, with
+ * CTR_INTER_FM, a weighted sum of them the logit, beside the per-user
+ * bias) so that MetaPatch and the output layer keep their shapes.
  * Layer l: pre = x W^T + b, act = relu(pre), hout = act + U diag(m) V act
  * (or act when R = 0); logits = hout_last w_out^T + b_out.
  *
@@ -35,7 +39,9 @@ enum { T_USER = 0, T_ITEM, T_GENRE, T_HOUR, T_WDAY, T_FIRST_MLP };
 
 struct ctr {
 	struct ctr_config cfg;
-	int		 C0;		/* 6D */
+	int		 C0;		/* MLP input: F*D (+ F(F-1)/2) */
+	int		 F;		/* fields: CTR_N_FIELDS + n_side */
+	int		 P;		/* pairwise dots, 0 without interaction */
 	int		 L;		/* hidden layers */
 	int		 R;		/* patch rank */
 	size_t		 n_params;
@@ -52,6 +58,9 @@ struct ctr {
 	int		 ti_pu[CTR_MAX_LAYERS], ti_pv[CTR_MAX_LAYERS];
 	int		 ti_pm[CTR_MAX_LAYERS];
 	int		 ti_pb;		/* per-user logit bias, -1 = none */
+	int		 ti_side[SAMPLE_SIDE_MAX];
+	int		 ti_att;	/* attention W, -1 = none */
+	int		 ti_fm;		/* FM pair weights, -1 = none */
 	struct kern_rows rows[CTR_MAX_TENSORS];	/* sparse tensors only */
 
 	/* scratch, sized for cap rows */
@@ -64,10 +73,12 @@ struct ctr {
 	float		*dpre[CTR_MAX_LAYERS], *drelu[CTR_MAX_LAYERS];
 	float		*dpout[CTR_MAX_LAYERS];
 	float		*logit, *dlogit, *y;	/* (B) */
+	float		*attu, *attw;	/* (B,D) W t; (B*K) weights */
 	uint32_t	*ids;		/* one block for the id buffers */
 	uint32_t	*uid, *iid, *hid, *wid;	/* (B) */
 	uint32_t	*gid, *goff;	/* (B*NG), (B+1) */
 	uint32_t	*bid, *boff;	/* (B*K), (B+1) */
+	uint32_t	*sid;		/* (n_side,B) side rows, field-major */
 };
 
 void
@@ -105,7 +116,7 @@ layout(const struct ctr_config *cfg, struct ctr *m)
 {
 	size_t total = 0;
 	int nt = 0, D = cfg->dim, R = cfg->patch_rank, L = cfg->n_hidden;
-	int C = CTR_N_FIELDS * D;
+	int C = ctr_config_input_dim(cfg);
 
 #define ADD(nm, r, c, nd, sp, k) do {					\
 	if (m != NULL) {						\
@@ -127,6 +138,23 @@ layout(const struct ctr_config *cfg, struct ctr *m)
 	ADD("emb_genre", cfg->n_genres, D, 2, 1, CTR_T_BASE);
 	ADD("emb_hour", SAMPLE_N_HOURS, D, 2, 1, CTR_T_BASE);
 	ADD("emb_wday", SAMPLE_N_WDAYS, D, 2, 1, CTR_T_BASE);
+	for (uint32_t f = 0; f < cfg->n_side; f++) {
+		char nm[24];
+		snprintf(nm, sizeof(nm), "emb_side%u", f);
+		if (m != NULL)
+			m->ti_side[f] = nt;
+		ADD(nm, (size_t)cfg->side_card[f] + 1, D, 2, 1, CTR_T_BASE);
+	}
+	if (m != NULL)
+		m->ti_att = cfg->attention ? nt : -1;
+	if (cfg->attention)
+		ADD("att_w", D, D, 2, 0, CTR_T_BASE);
+	if (m != NULL)
+		m->ti_fm = cfg->interaction == CTR_INTER_FM ? nt : -1;
+	if (cfg->interaction == CTR_INTER_FM) {
+		int F = CTR_N_FIELDS + (int)cfg->n_side;
+		ADD("fm_w", F * (F - 1) / 2, 1, 1, 0, CTR_T_BASE);
+	}
 	for (int l = 0; l < L; l++) {
 		char nm[24];
 		int H = cfg->hidden[l];
@@ -178,10 +206,26 @@ layout(const struct ctr_config *cfg, struct ctr *m)
 }
 
 int
+ctr_config_input_dim(const struct ctr_config *cfg)
+{
+	int F = CTR_N_FIELDS + (int)cfg->n_side;
+
+	return F * cfg->dim + (cfg->interaction ? F * (F - 1) / 2 : 0);
+}
+
+int
 ctr_config_check(const struct ctr_config *cfg)
 {
 	if (cfg == NULL)
 		return -EINVAL;
+	if (cfg->interaction < CTR_INTER_OFF ||
+	    cfg->interaction > CTR_INTER_FM ||
+	    (cfg->attention != 0 && cfg->attention != 1) ||
+	    cfg->n_side > SAMPLE_SIDE_MAX)
+		return -EINVAL;
+	for (uint32_t f = 0; f < cfg->n_side; f++)
+		if (cfg->side_card[f] > CTR_MAX_SIDE_CARD)
+			return -EINVAL;
 	if (cfg->n_users > CTR_MAX_USERS || cfg->n_items > CTR_MAX_ITEMS ||
 	    cfg->n_genres > SAMPLE_GENRES_MAX)
 		return -EINVAL;
@@ -220,7 +264,11 @@ ctr_alloc(const struct ctr_config *cfg)
 	/* unused hidden[] slots are 0, so configs compare with memcmp */
 	for (int l = cfg->n_hidden; l < CTR_MAX_LAYERS; l++)
 		m->cfg.hidden[l] = 0;
-	m->C0 = CTR_N_FIELDS * cfg->dim;
+	for (uint32_t f = cfg->n_side; f < SAMPLE_SIDE_MAX; f++)
+		m->cfg.side_card[f] = 0;
+	m->F = CTR_N_FIELDS + (int)cfg->n_side;
+	m->P = cfg->interaction ? m->F * (m->F - 1) / 2 : 0;
+	m->C0 = ctr_config_input_dim(cfg);
 	m->L = cfg->n_hidden;
 	m->R = cfg->n_hidden > 0 ? cfg->patch_rank : 0;
 	m->n_params = layout(cfg, m);
@@ -275,6 +323,16 @@ ctr_new(struct ctr **out, const struct ctr_config *cfg, uint64_t seed)
 	    (size_t)D * sizeof(float));
 	memset(m->t[T_ITEM].data + (size_t)cfg->n_items * D, 0,
 	    (size_t)D * sizeof(float));
+	for (uint32_t f = 0; f < cfg->n_side; f++) {
+		struct ctr_tensor *t = &m->t[m->ti_side[f]];
+		fill_normal(t->data, t->n, EMB_INIT_STD, &rng);
+		memset(t->data + (size_t)cfg->side_card[f] * D, 0,
+		    (size_t)D * sizeof(float));
+	}
+	/* att_w stays 0: attention starts as the mean pooling. */
+	if (m->ti_fm >= 0)	/* FM starts as the plain sum of the dots */
+		for (size_t p = 0; p < m->t[m->ti_fm].n; p++)
+			m->t[m->ti_fm].data[p] = 1.0f;
 	for (int l = 0; l <= m->L; l++) {
 		int tw = l < m->L ? m->ti_w[l] : m->ti_ow;
 		int tb = l < m->L ? m->ti_b[l] : m->ti_ob;
@@ -394,7 +452,9 @@ scratch_reserve(struct ctr *m, int B)
 	for (int l = 0; l < m->L; l++)
 		nf += b * (6 * (size_t)m->cfg.hidden[l] + m->R);
 	nf += 3 * b;
-	ni = 4 * b + b * NG + (b + 1) + b * K + (b + 1);
+	if (m->ti_att >= 0)
+		nf += b * (size_t)m->cfg.dim + b * K;
+	ni = 4 * b + b * NG + (b + 1) + b * K + (b + 1) + b * m->cfg.n_side;
 
 	free(m->act);
 	free(m->ids);
@@ -416,6 +476,10 @@ scratch_reserve(struct ctr *m, int B)
 	CARVE(m->logit, f, b);
 	CARVE(m->dlogit, f, b);
 	CARVE(m->y, f, b);
+	if (m->ti_att >= 0) {
+		CARVE(m->attu, f, b * m->cfg.dim);
+		CARVE(m->attw, f, b * K);
+	}
 	CARVE(m->uid, u, b);
 	CARVE(m->iid, u, b);
 	CARVE(m->hid, u, b);
@@ -424,6 +488,7 @@ scratch_reserve(struct ctr *m, int B)
 	CARVE(m->goff, u, b + 1);
 	CARVE(m->bid, u, b * K);
 	CARVE(m->boff, u, b + 1);
+	CARVE(m->sid, u, b * m->cfg.n_side);
 #undef CARVE
 	m->cap = B;
 }
@@ -467,6 +532,152 @@ behaviour_ids(const struct dataset *ds, const struct sample *s, int K,
 	return ds->hist + s->hist_off + (s->hist_n - n);
 }
 
+/* ---- attention and interaction -------------------------------------------- */
+
+/*
+ * Target attention: u = W t (t = the row's item field), a = softmax over
+ * the row's history items h_j of D (h_j . u), behaviour = sum_j a_j h_j.
+ * Keeps u and a for the backward pass. The factor D: Adam moves each entry
+ * of W by about lr per step whatever its gradient, and the embeddings are
+ * small (std 0.05), so without it the scores stay near 0 and the weights
+ * near the mean for the few epochs the cloud trains.
+ */
+static void
+att_forward(struct ctr *m, int B)
+{
+	int D = m->cfg.dim, C0 = m->C0;
+	const float *W = m->t[m->ti_att].data, *E = m->t[T_ITEM].data;
+
+	for (int b = 0; b < B; b++) {
+		const float *t = m->x0 + (size_t)b * C0 + D;
+		float *beh = m->x0 + (size_t)b * C0 + 5 * D;
+		float *u = m->attu + (size_t)b * D;
+		uint32_t lo = m->boff[b], cnt = m->boff[b + 1] - lo;
+		float *a = m->attw + lo, mx = -INFINITY, sum = 0.0f;
+
+		for (int r = 0; r < D; r++) {
+			float acc = 0.0f;
+			for (int c = 0; c < D; c++)
+				acc += W[(size_t)r * D + c] * t[c];
+			u[r] = acc;
+		}
+		memset(beh, 0, (size_t)D * sizeof(float));
+		for (uint32_t j = 0; j < cnt; j++) {
+			const float *h = E + (size_t)m->bid[lo + j] * D;
+			float sc = 0.0f;
+			for (int c = 0; c < D; c++)
+				sc += h[c] * u[c];
+			sc *= (float)D;
+			a[j] = sc;
+			if (sc > mx)
+				mx = sc;
+		}
+		for (uint32_t j = 0; j < cnt; j++) {
+			a[j] = expf(a[j] - mx);
+			sum += a[j];
+		}
+		for (uint32_t j = 0; j < cnt; j++) {
+			const float *h = E + (size_t)m->bid[lo + j] * D;
+			a[j] /= sum;
+			for (int c = 0; c < D; c++)
+				beh[c] += a[j] * h[c];
+		}
+	}
+}
+
+/*
+ * Backward of att_forward: from the behaviour slot of dx0 into the item
+ * table's history rows, att_w, and the item slot of dx0 (the target, which
+ * the caller then scatters with the item field).
+ */
+static void
+att_backward(struct ctr *m, int B)
+{
+	int D = m->cfg.dim, C0 = m->C0;
+	const float *W = m->t[m->ti_att].data, *E = m->t[T_ITEM].data;
+	float *gW = m->t[m->ti_att].grad, *gE = m->t[T_ITEM].grad;
+	float ga[SAMPLE_HIST_MAX], du[CTR_MAX_DIM];
+
+	for (int b = 0; b < B; b++) {
+		const float *t = m->x0 + (size_t)b * C0 + D;
+		const float *dbeh = m->dx0 + (size_t)b * C0 + 5 * D;
+		const float *u = m->attu + (size_t)b * D;
+		float *dt = m->dx0 + (size_t)b * C0 + D;
+		uint32_t lo = m->boff[b], cnt = m->boff[b + 1] - lo;
+		const float *a = m->attw + lo;
+		float abar = 0.0f;
+
+		if (cnt == 0)
+			continue;
+		for (uint32_t j = 0; j < cnt; j++) {
+			const float *h = E + (size_t)m->bid[lo + j] * D;
+			float g = 0.0f;
+			for (int c = 0; c < D; c++)
+				g += dbeh[c] * h[c];
+			ga[j] = g;
+			abar += a[j] * g;
+		}
+		memset(du, 0, (size_t)D * sizeof(float));
+		for (uint32_t j = 0; j < cnt; j++) {
+			const float *h = E + (size_t)m->bid[lo + j] * D;
+			float *gh = gE + (size_t)m->bid[lo + j] * D;
+			/* d (h_j . u) = D d score_j */
+			float gs = (float)D * a[j] * (ga[j] - abar);
+			for (int c = 0; c < D; c++) {
+				gh[c] += a[j] * dbeh[c] + gs * u[c];
+				du[c] += gs * h[c];
+			}
+		}
+		for (int r = 0; r < D; r++)
+			for (int c = 0; c < D; c++) {
+				gW[(size_t)r * D + c] += du[r] * t[c];
+				dt[c] += W[(size_t)r * D + c] * du[r];
+			}
+	}
+}
+
+/* The pairwise dots of the F field vectors, after them in each x0 row. */
+static void
+dots_forward(struct ctr *m, int B)
+{
+	int D = m->cfg.dim, F = m->F;
+
+	for (int b = 0; b < B; b++) {
+		const float *row = m->x0 + (size_t)b * m->C0;
+		float *p = m->x0 + (size_t)b * m->C0 + (size_t)F * D;
+		for (int i = 0; i < F; i++)
+			for (int j = i + 1; j < F; j++) {
+				float acc = 0.0f;
+				for (int c = 0; c < D; c++)
+					acc += row[i * D + c] * row[j * D + c];
+				*p++ = acc;
+			}
+	}
+}
+
+/* Adds the dots' gradients (in dx0) into the field slots of dx0. */
+static void
+dots_backward(struct ctr *m, int B)
+{
+	int D = m->cfg.dim, F = m->F;
+
+	for (int b = 0; b < B; b++) {
+		const float *row = m->x0 + (size_t)b * m->C0;
+		float *drow = m->dx0 + (size_t)b * m->C0;
+		const float *g = drow + (size_t)F * D;
+		for (int i = 0; i < F; i++)
+			for (int j = i + 1; j < F; j++) {
+				float gk = *g++;
+				if (gk == 0.0f)
+					continue;
+				for (int c = 0; c < D; c++) {
+					drow[i * D + c] += gk * row[j * D + c];
+					drow[j * D + c] += gk * row[i * D + c];
+				}
+			}
+	}
+}
+
 /* ---- forward / backward / step ------------------------------------------ */
 
 int
@@ -505,17 +716,30 @@ ctr_forward(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
 		for (uint32_t j = 0; j < cnt; j++)
 			m->bid[nb++] = map_id(h[j], c->n_items);
 		m->boff[b + 1] = nb;
+		/* a field the data do not have is unknown: the OOV row */
+		for (uint32_t f = 0; f < c->n_side; f++)
+			m->sid[(size_t)f * B + b] = map_id(f < ds->n_side ?
+			    s->side[f] : c->side_card[f], c->side_card[f]);
 	}
 
-	/* x0 (B,6D) = [user | item | genre bag | hour | wday | behaviour] */
+	/* x0 (B,C0) = [user | item | genre bag | hour | wday | behaviour |
+	   sides | dots] */
 	embed_forward(m->x0, m->uid, m->t[T_USER].data, B, D, C0);
 	embed_forward(m->x0 + D, m->iid, m->t[T_ITEM].data, B, D, C0);
 	embed_bag_forward(m->x0 + 2 * D, m->gid, m->goff, m->t[T_GENRE].data,
 	    B, D, C0);
 	embed_forward(m->x0 + 3 * D, m->hid, m->t[T_HOUR].data, B, D, C0);
 	embed_forward(m->x0 + 4 * D, m->wid, m->t[T_WDAY].data, B, D, C0);
-	embed_bag_forward(m->x0 + 5 * D, m->bid, m->boff, m->t[T_ITEM].data,
-	    B, D, C0);
+	if (m->ti_att >= 0)
+		att_forward(m, B);
+	else
+		embed_bag_forward(m->x0 + 5 * D, m->bid, m->boff,
+		    m->t[T_ITEM].data, B, D, C0);
+	for (uint32_t f = 0; f < c->n_side; f++)
+		embed_forward(m->x0 + (CTR_N_FIELDS + f) * D,
+		    m->sid + (size_t)f * B, m->t[m->ti_side[f]].data, B, D, C0);
+	if (m->P > 0)
+		dots_forward(m, B);
 
 	const float *x = m->x0;
 	int C = C0;
@@ -536,6 +760,16 @@ ctr_forward(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
 	if (m->ti_pb >= 0)
 		for (int b = 0; b < B; b++)
 			m->logit[b] += m->t[m->ti_pb].data[m->uid[b]];
+	if (m->ti_fm >= 0)
+		for (int b = 0; b < B; b++) {
+			const float *d = m->x0 + (size_t)b * C0 +
+			    (size_t)m->F * D;
+			const float *r = m->t[m->ti_fm].data;
+			float acc = 0.0f;
+			for (int p = 0; p < m->P; p++)
+				acc += r[p] * d[p];
+			m->logit[b] += acc;
+		}
 	if (logits != NULL)
 		memcpy(logits, m->logit, (size_t)B * sizeof(float));
 	m->B = B;
@@ -657,15 +891,40 @@ ctr_backward(struct ctr *m, enum ctr_sel sel, const float *y, const float *w,
 	if (!base)
 		return 0;
 
-	/* scatter dx0 (B,6D) into the embedding tables */
+	/* the FM term, the dots, then attention, back into the field slots */
+	if (m->ti_fm >= 0)
+		for (int b = 0; b < B; b++) {
+			const float *d = m->x0 + (size_t)b * C0 +
+			    (size_t)m->F * D;
+			float *dd = m->dx0 + (size_t)b * C0 + (size_t)m->F * D;
+			const float *r = m->t[m->ti_fm].data;
+			float *gr = m->t[m->ti_fm].grad;
+			for (int p = 0; p < m->P; p++) {
+				dd[p] += m->dlogit[b] * r[p];
+				gr[p] += m->dlogit[b] * d[p];
+			}
+		}
+	if (m->P > 0)
+		dots_backward(m, B);
+	if (m->ti_att >= 0)
+		att_backward(m, B);
+
+	/* scatter the field slots of dx0 into the embedding tables */
 	embed_backward(m->t[T_USER].grad, m->dx0, m->uid, B, D, C0);
 	embed_backward(m->t[T_ITEM].grad, m->dx0 + D, m->iid, B, D, C0);
 	embed_bag_backward(m->t[T_GENRE].grad, m->dx0 + 2 * D, m->gid,
 	    m->goff, B, D, C0);
 	embed_backward(m->t[T_HOUR].grad, m->dx0 + 3 * D, m->hid, B, D, C0);
 	embed_backward(m->t[T_WDAY].grad, m->dx0 + 4 * D, m->wid, B, D, C0);
-	embed_bag_backward(m->t[T_ITEM].grad, m->dx0 + 5 * D, m->bid,
-	    m->boff, B, D, C0);
+	if (m->ti_att < 0)
+		embed_bag_backward(m->t[T_ITEM].grad, m->dx0 + 5 * D, m->bid,
+		    m->boff, B, D, C0);
+	for (uint32_t f = 0; f < c->n_side; f++) {
+		int ti = m->ti_side[f];
+		embed_backward(m->t[ti].grad, m->dx0 + (CTR_N_FIELDS + f) * D,
+		    m->sid + (size_t)f * B, B, D, C0);
+		kern_rows_add(&m->rows[ti], m->sid + (size_t)f * B, (size_t)B);
+	}
 	kern_rows_add(&m->rows[T_USER], m->uid, (size_t)B);
 	kern_rows_add(&m->rows[T_ITEM], m->iid, (size_t)B);
 	kern_rows_add(&m->rows[T_ITEM], m->bid, m->boff[B]);
@@ -995,6 +1254,11 @@ ctr_flops(const struct ctr *m)
 
 	/* pooling: user, item, hour, wday copies are free; bags add */
 	f = D * ((double)c->n_genres + c->hist_k);
+	if (m->ti_att >= 0)	/* W t, scores, softmax, weighted sum */
+		f += 2.0 * D * D + 4.0 * D * c->hist_k + 3.0 * c->hist_k;
+	f += 2.0 * D * m->P;	/* pairwise dots */
+	if (m->ti_fm >= 0)
+		f += 2.0 * m->P;
 	for (int l = 0; l < m->L; l++) {
 		double H = c->hidden[l];
 		f += 2.0 * C * H + 2.0 * H;		/* linear + bias, relu */

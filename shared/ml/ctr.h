@@ -1,6 +1,8 @@
 /*
  * ctr: the CTR model. Embeddings of [user, item, genre bag, hour, weekday,
- * behaviour] are concatenated (6D floats), then an MLP with ReLU hidden
+ * behaviour, side fields] are concatenated (F = 6 + n_side fields, F*D
+ * floats), optionally followed by the F(F-1)/2 pairwise dot products of
+ * those field embeddings (interaction), then an MLP with ReLU hidden
  * layers (up to CTR_MAX_LAYERS), a MetaPatch h' = h + U diag(m_user) V h on
  * every hidden layer's output when patch_rank > 0, a final linear to one
  * logit plus, with the patch, a per-user bias b_user ("patch_b",
@@ -8,7 +10,17 @@
  *
  *   behaviour = mean item embedding of the sample's last hist_k history
  *               items (zero vector if none); the item table is shared by the
- *               item field and the behaviour field.
+ *               item field and the behaviour field. With attention, a
+ *               weighted sum instead: a_j = softmax_j(D h_j . (W t)) over the
+ *               history items h_j, t the target item's embedding, W (D,D)
+ *               "att_w" starting at 0 (so at first it is the mean).
+ *   side f    = embedding of sample.side[f] in its own table "emb_side<f>"
+ *               of side_card[f] + 1 rows (value >= side_card[f]: the OOV
+ *               row, which starts at zero).
+ *   interaction = e_i . e_j for every pair p of the F field vectors above,
+ *               fed to the MLP as DLRM does (CTR_INTER_MLP), and with
+ *               CTR_INTER_FM also straight to the logit as a field-weighted
+ *               FM term sum_p r_p (e_i . e_j), r "fm_w" (P) starting at 1.
  *   genre bag = mean genre embedding over the set bits of sample.genres
  *               below n_genres (zero vector if none; higher bits ignored).
  *
@@ -44,14 +56,15 @@
 #include "shared/data/sample.h"
 
 #define CTR_MAX_LAYERS	4
-#define CTR_MAX_TENSORS	32
+#define CTR_MAX_TENSORS	48
 #define CTR_MAX_USERS	(1u << 24)	/* sane bounds, checked by */
 #define CTR_MAX_ITEMS	(1u << 24)	/* ctr_config_check */
 #define CTR_MAX_DIM	256
 #define CTR_MAX_HIDDEN	4096
 #define CTR_MAX_RANK	64		/* == KERN_RANK_MAX */
 #define CTR_MAX_PARAMS	((size_t)1 << 28)	/* floats; 1 GiB */
-#define CTR_N_FIELDS	6		/* input = CTR_N_FIELDS * dim */
+#define CTR_N_FIELDS	6		/* fixed fields; + n_side side fields */
+#define CTR_MAX_SIDE_CARD (1u << 24)	/* rows of one side table */
 
 struct ctr_config {
 	uint32_t n_users;	/* ids < n_users; others use the OOV row */
@@ -62,6 +75,18 @@ struct ctr_config {
 	int	 n_hidden;	/* 0..CTR_MAX_LAYERS */
 	int	 hidden[CTR_MAX_LAYERS];
 	int	 patch_rank;	/* R, 0 = no MetaPatch */
+	/* Since model format 2 (ctr_io); all zero = the format-1 model. */
+	int	 interaction;	/* enum ctr_inter */
+	int	 attention;	/* 1 = target attention pools the behaviour */
+	uint32_t n_side;	/* side fields, <= SAMPLE_SIDE_MAX */
+	uint32_t side_card[SAMPLE_SIDE_MAX];	/* values per side field */
+};
+
+/* The pairwise interaction term (see above). */
+enum ctr_inter {
+	CTR_INTER_OFF = 0,
+	CTR_INTER_MLP,		/* field dots as MLP inputs */
+	CTR_INTER_FM,		/* ... and a weighted FM term in the logit */
 };
 
 /* Which parameters a backward/step may change. */
@@ -112,6 +137,8 @@ void	ctr_opt_default(struct ctr_opt *o, enum ctr_optim kind, float lr);
 int	ctr_config_check(const struct ctr_config *cfg);
 /* Parameter count of a valid config (no allocation). */
 size_t	ctr_config_num_params(const struct ctr_config *cfg);
+/* Width of the MLP input: F*D plus F(F-1)/2 with interaction. */
+int	ctr_config_input_dim(const struct ctr_config *cfg);
 
 /*
  * Allocates a model and initialises it from seed (embeddings N(0, 0.05),
@@ -228,6 +255,8 @@ int	ctr_eval_logloss(struct ctr *m, const struct dataset *ds,
  * behaviour) = 3D floats, L2-normalised (zero stays zero). It leaves out
  * the user embedding and time on purpose, so that samples of *other* users
  * about similar items with similar recent behaviour are close in cosine.
+ * The behaviour here is always the mean (also with attention), and side
+ * fields are left out, so the vectors of one data set stay comparable.
  * out (n, ctr_repr_dim).
  */
 int	ctr_repr_dim(const struct ctr *m);

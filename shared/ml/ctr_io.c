@@ -105,6 +105,13 @@ ctr_io_hash_floats(crypto_generichash_state *st, const float *p, size_t n)
 #endif
 }
 
+/* Whether c uses anything of format 2. */
+static int
+uses_opts(const struct ctr_config *c)
+{
+	return c->interaction || c->attention || c->n_side > 0;
+}
+
 void
 ctr_io_checksum(const struct ctr *m, uint8_t out[CTR_IO_CHECKSUM_LEN])
 {
@@ -125,6 +132,14 @@ ctr_io_checksum(const struct ctr *m, uint8_t out[CTR_IO_CHECKSUM_LEN])
 	ctr_io_hash_u32(&st, (uint32_t)c->patch_rank);
 	ctr_io_hash_u32(&st, SAMPLE_N_HOURS);
 	ctr_io_hash_u32(&st, SAMPLE_N_WDAYS);
+	/* only in format 2, so format-1 checksums stay what they were */
+	if (uses_opts(c)) {
+		ctr_io_hash_u32(&st, (uint32_t)c->interaction);
+		ctr_io_hash_u32(&st, (uint32_t)c->attention);
+		ctr_io_hash_u32(&st, c->n_side);
+		for (uint32_t f = 0; f < c->n_side; f++)
+			ctr_io_hash_u32(&st, c->side_card[f]);
+	}
 	for (int i = 0; i < ctr_num_tensors(m); i++) {
 		const struct ctr_tensor *t = ctr_tensor_at(m, i);
 		size_t nl = strlen(t->name);
@@ -149,7 +164,7 @@ ctr_io_pack(const struct ctr *m, const struct ctr_meta *meta, uint8_t **buf,
 	Dccl__ModelConfig cfg = DCCL__MODEL_CONFIG__INIT;
 	Dccl__Tensor tens[CTR_MAX_TENSORS], *tp[CTR_MAX_TENSORS];
 	Dccl__Metric met[CTR_IO_MAX_METRICS], *mp[CTR_IO_MAX_METRICS];
-	uint32_t hidden[CTR_MAX_LAYERS];
+	uint32_t hidden[CTR_MAX_LAYERS], side[SAMPLE_SIDE_MAX];
 	uint8_t sum[CTR_IO_CHECKSUM_LEN];
 	int nt = ctr_num_tensors(m);
 
@@ -171,6 +186,12 @@ ctr_io_pack(const struct ctr *m, const struct ctr_meta *meta, uint8_t **buf,
 	cfg.patch_rank = (uint32_t)c->patch_rank;
 	cfg.n_hours = SAMPLE_N_HOURS;
 	cfg.n_wdays = SAMPLE_N_WDAYS;
+	cfg.interaction = (uint32_t)c->interaction;
+	cfg.attention = c->attention != 0;
+	for (uint32_t f = 0; f < c->n_side; f++)
+		side[f] = c->side_card[f];
+	cfg.n_side_card = c->n_side;
+	cfg.side_card = side;
 
 	for (int i = 0; i < nt; i++) {
 		const struct ctr_tensor *t = ctr_tensor_at(m, i);
@@ -184,7 +205,7 @@ ctr_io_pack(const struct ctr *m, const struct ctr_meta *meta, uint8_t **buf,
 		tp[i] = &tens[i];
 	}
 
-	msg.format = CTR_IO_FORMAT;
+	msg.format = uses_opts(c) ? CTR_IO_FORMAT_OPTS : CTR_IO_FORMAT;
 	msg.config = &cfg;
 	msg.n_tensors = (size_t)nt;
 	msg.tensors = tp;
@@ -220,11 +241,25 @@ ctr_io_pack(const struct ctr *m, const struct ctr_meta *meta, uint8_t **buf,
 
 /* Maps the config message to a struct ctr_config, bounded. */
 static int
-config_from_msg(struct ctr_config *c, const Dccl__ModelConfig *mc, char *err,
-    size_t errlen)
+config_from_msg(struct ctr_config *c, const Dccl__ModelConfig *mc,
+    uint32_t format, char *err, size_t errlen)
 {
 	if (mc == NULL)
 		return fail(CTR_IO_ECONFIG, err, errlen, "no config");
+	if (format < CTR_IO_FORMAT_OPTS && (mc->interaction || mc->attention ||
+	    mc->n_side_card > 0))
+		return fail(CTR_IO_EFORMAT, err, errlen, "format %u with "
+		    "interaction, attention or side fields", format);
+	if (mc->interaction > CTR_INTER_FM)
+		return fail(CTR_IO_ECONFIG, err, errlen, "interaction %u",
+		    mc->interaction);
+	if (mc->n_side_card > SAMPLE_SIDE_MAX)
+		return fail(CTR_IO_ETOOBIG, err, errlen, "%zu side fields",
+		    mc->n_side_card);
+	for (size_t f = 0; f < mc->n_side_card; f++)
+		if (mc->side_card[f] > CTR_MAX_SIDE_CARD)
+			return fail(CTR_IO_ETOOBIG, err, errlen,
+			    "side_card[%zu] = %u", f, mc->side_card[f]);
 	if (mc->n_users > CTR_MAX_USERS || mc->n_items > CTR_MAX_ITEMS ||
 	    mc->dim > CTR_MAX_DIM || mc->n_hidden > CTR_MAX_LAYERS ||
 	    mc->patch_rank > CTR_MAX_RANK || mc->hist_k > SAMPLE_HIST_MAX ||
@@ -250,6 +285,11 @@ config_from_msg(struct ctr_config *c, const Dccl__ModelConfig *mc, char *err,
 		c->hidden[l] = (int)mc->hidden[l];
 	}
 	c->patch_rank = (int)mc->patch_rank;
+	c->interaction = (int)mc->interaction;
+	c->attention = mc->attention ? 1 : 0;
+	c->n_side = (uint32_t)mc->n_side_card;
+	for (size_t f = 0; f < mc->n_side_card; f++)
+		c->side_card[f] = mc->side_card[f];
 	if (ctr_config_num_params(c) > CTR_MAX_PARAMS)
 		return fail(CTR_IO_ETOOBIG, err, errlen, "%zu parameters",
 		    ctr_config_num_params(c));
@@ -373,7 +413,7 @@ ctr_io_unpack(struct ctr **out, struct ctr_meta *meta, const uint8_t *buf,
 	if ((msg = dccl__model__unpack(NULL, len, buf)) == NULL)
 		return fail(CTR_IO_EUNPACK, err, errlen, "%zu bytes", len);
 
-	if (msg->format != CTR_IO_FORMAT) {
+	if (msg->format != CTR_IO_FORMAT && msg->format != CTR_IO_FORMAT_OPTS) {
 		rc = fail(CTR_IO_EFORMAT, err, errlen, "format %u", msg->format);
 		goto fail;
 	}
@@ -382,7 +422,8 @@ ctr_io_unpack(struct ctr **out, struct ctr_meta *meta, const uint8_t *buf,
 		    msg->kind ? msg->kind : "");
 		goto fail;
 	}
-	if ((rc = config_from_msg(&cfg, msg->config, err, errlen)) != 0)
+	if ((rc = config_from_msg(&cfg, msg->config, msg->format, err,
+	    errlen)) != 0)
 		goto fail;
 	if ((rc = meta_from_msg(&tmp, msg, err, errlen)) != 0)
 		goto fail;

@@ -7,7 +7,8 @@
  *
  * Checksum (crypto_generichash, 32 bytes, no key) over, in order, as
  * little-endian uint32: n_users, n_items, n_genres, dim, hist_k, n_hidden,
- * hidden[0..n_hidden), patch_rank, n_hours, n_wdays; then for every tensor in
+ * hidden[0..n_hidden), patch_rank, n_hours, n_wdays; in format 2 then
+ * interaction, attention, n_side, side_card[0..n_side); then for every tensor in
  * the model's canonical order: name length, name bytes, ndim, shape[0..ndim),
  * and the float32 data as little-endian bytes. Metadata is not covered.
  *
@@ -27,7 +28,13 @@
 #include "model.pb-c.h"
 #include "shared/ml/ctr.h"
 
-#define CTR_IO_FORMAT		1
+#define CTR_IO_FORMAT		1	/* also Forward-OFA's (ofa_io.c) */
+/*
+ * A CTR model with interaction, attention or side fields is written as
+ * format 2 (a format-1 reader refuses it with its EFORMAT); any other as
+ * format 1, so readers of format 1 keep loading them. Both are read.
+ */
+#define CTR_IO_FORMAT_OPTS	2
 #define CTR_IO_KIND		"ctr"
 #define CTR_IO_CHECKSUM_LEN	32
 #define CTR_IO_MAX_METRICS	32
@@ -39,7 +46,8 @@
 enum ctr_io_err {
 	CTR_IO_EUNPACK = -1001,		/* not a protobuf Model (truncated..) */
 	CTR_IO_ETOOBIG = -1002,		/* input or a size beyond limits */
-	CTR_IO_EFORMAT = -1003,		/* Model.format != CTR_IO_FORMAT */
+	CTR_IO_EFORMAT = -1003,		/* Model.format not 1 or 2, or format
+					   1 with format-2 config fields */
 	CTR_IO_EKIND = -1004,		/* Model.kind != "ctr" */
 	CTR_IO_ECONFIG = -1005,		/* config missing or invalid */
 	CTR_IO_EMISSING = -1006,	/* an expected tensor is missing */

@@ -12,6 +12,8 @@
  * is single-threaded). The fine-tune figure re-executes this binary with
  * --finetune so that its peak RSS (getrusage ru_maxrss) covers only one
  * device: a model of the same shape, 200 local samples, 5 epochs, batch 32.
+ * BENCH_INTERACTION=0|1|2 and BENCH_ATTENTION=0|1 in the environment set
+ * the model's base-model options (ctr.h; default off).
  * Each figure is one "BENCH name key=value ..." line. --train-once prints
  * only the 1-thread throughput; tests/bench/train_pair.sh runs it
  * alternately with the PyTorch peer for the ratio.
@@ -116,6 +118,11 @@ bench_cfg(int rank)
 	c.hidden[0] = 128;
 	c.hidden[1] = 64;
 	c.patch_rank = rank;
+	/* the base-model options (ctr.h), e.g. to time the cloudd default */
+	if (getenv("BENCH_INTERACTION") != NULL)
+		c.interaction = atoi(getenv("BENCH_INTERACTION"));
+	if (getenv("BENCH_ATTENTION") != NULL)
+		c.attention = atoi(getenv("BENCH_ATTENTION"));
 	return c;
 }
 

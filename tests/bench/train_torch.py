@@ -4,7 +4,8 @@
     /usr/bin/python3 tests/bench/train_torch.py
     (needs Debian's python3-torch; this script does not install anything)
 
-Same model as shared/ml/ctr.c without MetaPatch: embeddings (D=16) of user,
+Same model as shared/ml/ctr.c without MetaPatch (with the options of
+BENCH_INTERACTION / BENCH_ATTENTION, as bench_train): embeddings (D=16) of user,
 item, mean genre bag, hour, weekday and the mean of the last K=20 history
 items (the item table is shared), concatenated, MLP 128-64 with ReLU, one
 logit, BCE-with-logits, Adam lr 1e-3, batch 256. Synthetic data drawn like
@@ -42,6 +43,13 @@ N_USERS, N_ITEMS, N_GENRES = 2000, 10000, 20
 # DCCL_PEER_SPARSE=0: dense embedding gradients and one Adam (the peer
 # picks whichever is faster; see train_pair.sh).
 SPARSE = os.environ.get("DCCL_PEER_SPARSE", "1") != "0"
+# The base-model options of shared/ml/ctr.h, as bench_train reads them:
+# 1 = pairwise field dots as MLP inputs, 2 = also a weighted FM logit term;
+# attention = softmax(D h_j . W t) pooling of the history.
+INTER = int(os.environ.get("BENCH_INTERACTION", "0"))
+ATT = os.environ.get("BENCH_ATTENTION", "0") != "0"
+NF = 6
+NP = NF * (NF - 1) // 2
 D, K, HIDDEN = 16, 20, (128, 64)
 
 
@@ -86,7 +94,12 @@ class CTR(nn.Module):
         self.wday = nn.Embedding(7, D, sparse=SPARSE)
         for e in (self.user, self.item, self.hour, self.wday):
             nn.init.normal_(e.weight, std=0.05)
-        layers, c = [], 6 * D
+        layers, c = [], 6 * D + (NP if INTER else 0)
+        if INTER == 2:
+            self.fm = nn.Parameter(torch.ones(NP))
+        if ATT:
+            self.att = nn.Parameter(torch.zeros(D, D))
+        self.iu, self.ju = torch.triu_indices(NF, NF, 1)
         for h in HIDDEN:
             layers += [nn.Linear(c, h), nn.ReLU()]
             c = h
@@ -97,11 +110,26 @@ class CTR(nn.Module):
         g = b["genres"]
         gbag = (g @ self.genre) / g.sum(1, keepdim=True).clamp(min=1)
         m = b["hmask"]
-        beh = (self.item(b["hist"]) * m.unsqueeze(-1)).sum(1) / \
-            m.sum(1, keepdim=True).clamp(min=1)
-        x = torch.cat([self.user(b["user"]), self.item(b["item"]), gbag,
-                       self.hour(b["hour"]), self.wday(b["wday"]), beh], 1)
-        return self.mlp(x).squeeze(1)
+        t = self.item(b["item"])
+        if ATT:
+            h = self.item(b["hist"])
+            s = (h @ (t @ self.att.t()).unsqueeze(-1)).squeeze(-1) * D
+            s = s.masked_fill(m == 0, -1e9)
+            a = torch.softmax(s, 1) * m
+            beh = (a.unsqueeze(-1) * h).sum(1)
+        else:
+            beh = (self.item(b["hist"]) * m.unsqueeze(-1)).sum(1) / \
+                m.sum(1, keepdim=True).clamp(min=1)
+        f = torch.stack([self.user(b["user"]), t, gbag,
+                         self.hour(b["hour"]), self.wday(b["wday"]), beh], 1)
+        x = f.flatten(1)
+        if INTER:
+            dots = (f @ f.transpose(1, 2))[:, self.iu, self.ju]
+            x = torch.cat([x, dots], 1)
+        out = self.mlp(x).squeeze(1)
+        if INTER == 2:
+            out = out + (dots * self.fm).sum(1)
+        return out
 
 
 def optimizers(model, lr):
