@@ -119,6 +119,13 @@ eval-cloud: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/eval-cloud.sh ../shared/data/ml-latest-small
 
+# Round-free (buffered) acceptance against synchronous rounds under
+# heterogeneous device delays, through the daemons (scripts/eval-async.sh).
+.PHONY: eval-async
+eval-async: deps
+	@$(MAKE) --no-print-directory all
+	@sh scripts/eval-async.sh ../shared/data/ml-latest-small
+
 eval-dp: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/eval-dp.sh ../shared/data/ml-latest-small

@@ -673,11 +673,13 @@ distill_start(struct cloudd *cd, uint32_t epochs, struct distill_counts *c)
 	dj->size = cd->model.size;
 	dj->base = cur;
 	dj->epochs = epochs;
-	log_info("DISTILL: v%llu: %zu fresh patches, %zu stale used (%s, "
-	    "decay %.3g), %zu stale dropped, %zu skipped",
+	log_info("DISTILL: v%llu: %zu fresh patches, %zu stale used (%s "
+	    "%.3g), %zu stale dropped, %zu skipped",
 	    (unsigned long long)cur, c->fresh, c->stale_used,
-	    dj->o.stale == DISTILL_STALE_DROP ? "drop" : "decay",
-	    dj->o.decay, c->stale_dropped, c->skipped);
+	    dj->o.stale == DISTILL_STALE_DROP ? "drop, decay" :
+	    dj->o.stale == DISTILL_STALE_POLY ? "poly, a" : "decay, decay",
+	    dj->o.stale == DISTILL_STALE_POLY ? dj->o.poly_a : dj->o.decay,
+	    c->stale_dropped, c->skipped);
 	if ((rc = train_queue(cd, epochs, &distill_step, dj)) != 0) /* takes dj */
 		return rc < 0 ? rc : -EIO;
 	return 0;
@@ -796,9 +798,9 @@ distill_cron(struct cloudd *cd)
 	    cd->distill_first >= cf->distill_window_s;
 	if (!by_count && !by_time)
 		return;
-	log_info("DISTILL: automatic run: %u users with a %s patch on v%llu "
-	    "(%s)", cd->distill_ready, cf->distill_buffer > 0 ? "new" :
-	    "current", (unsigned long long)cd->model.version, !by_count ?
+	log_info("DISTILL: automatic run: %u users with a %spatch on v%llu "
+	    "(%s)", cd->distill_ready, cf->distill_buffer > 0 ? "new " : "",
+	    (unsigned long long)cd->model.version, !by_count ?
 	    "distill.window-s elapsed" : cf->distill_buffer > 0 ?
 	    "distill.buffer reached" : "distill.min-patches reached");
 	if (distill_start(cd, 0, &c) != 0)

@@ -29,11 +29,12 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${DCCL_BIN:-$ROOT/bin}
 DATA=${1:-$ROOT/../shared/data/ml-latest-small}
 OUT=${ASYNC_OUT:-$ROOT/out/async}
-NDEV=${ASYNC_DEVICES:-300}
-DELAY=${ASYNC_DELAY_MS:-2000}
+NDEV=${ASYNC_DEVICES:-100000}
+DELAY=${ASYNC_DELAY_MS:-1000}
 DIST=${ASYNC_DIST:-lognormal}
 SEED=${ASYNC_SEED:-1}
-R=${ASYNC_ROUNDS:-2}
+R=${ASYNC_ROUNDS:-1}
+LIMIT_X=${ASYNC_LIMIT_X:-1.5}
 EPOCHS=${ASYNC_EPOCHS:-3}
 DEVS_PER_PROC=${DEVS_PER_PROC:-250}
 export OPENBLAS_NUM_THREADS=1
@@ -151,7 +152,7 @@ run() {
 run sync "" -o distill.min-patches="$N"
 # The synchronous wall clock: its last version's announcement.
 TS=$(tail -n 1 "$WORK/sync/times.csv" | cut -d, -f2)
-LIM=$(awk -v t="$TS" 'BEGIN { printf "%d", t + 1 }')
+LIM=$(awk -v t="$TS" -v x="$LIMIT_X" 'BEGIN { printf "%d", t * x + 1 }')
 run buf-poly "$LIM" -o distill.buffer="$K" -o distill.stale=poly -o distill.poly-a=0.5
 run buf-decay "$LIM" -o distill.buffer="$K" -o distill.stale=decay
 ARMS="sync buf-poly buf-decay"
@@ -181,9 +182,10 @@ awk -F, 'FILENAME ~ /all.csv$/ { if (FNR == 1) { for (i = 1; i <= NF; i++) c[$i]
 	g[$1] = $(c["gauc"]); d[$1] = $(c["d_gauc"]); lo[$1] = $(c["d_gauc_lo"]); hi[$1] = $(c["d_gauc_hi"]); next }
     { np = split(FILENAME, p, "/"); arm = p[np - 1]; m = $1 == 1 ? "v1" : arm "-v" $1
       if (!(m in g) || m in done) next
-      done[m] = 1; if (m == "v1") arm = "all"
+      done[m] = 1; if (m == "v1") arm = "start"
       if (m == base) { d[m] = 0; lo[m] = 0; hi[m] = 0 }
-      print arm "," $1 "," $2 "," $3 "," $4 "," g[m] "," d[m] "," lo[m] "," hi[m] }' base="$BASE" \
+      print arm "," $1 "," $2 "," $3 "," $4 "," g[m] "," d[m] "," lo[m] "," hi[m] }
+    END { if (("v1" in g) && !("v1" in done)) print "start,1,0,0,0," g["v1"] "," d["v1"] "," lo["v1"] "," hi["v1"] }' base="$BASE" \
     "$WORK/cmp/all.csv" $(for a in $ARMS; do echo "$WORK/$a/times.csv"; done) >"$OUT/versions.csv"
 cp "$WORK/cmp/all.md" "$OUT/all-versions.md"
 target=$(awk -F, -v b="$BASE" '$1 "-v" $2 == b { print $6 }' "$OUT/versions.csv")
@@ -203,21 +205,26 @@ echo "| arm | version | time (s) | patches fresh + stale | GAUC | ΔGAUC vs $BAS
 echo "|---|---|---|---|---|---|"
 awk -F, '{ star = ($8 + 0 > 0 || $9 + 0 < 0) ? " ★" : ""
 	printf "| %s | v%s | %.1f | %s + %s | %.4f | %+.4f [%+.4f, %+.4f]%s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, star }' \
-    "$OUT/versions.csv"
+    <<EOF
+$(grep "^start," "$OUT/versions.csv"; grep -v "^start," "$OUT/versions.csv")
+EOF
 echo
 echo "Time to reach the synchronous run's final GAUC ($target):"
 echo
-echo "| arm | first version ≥ target | time (s) | × sync's time | best GAUC in the run | its Δ [95% CI] |"
-echo "|---|---|---|---|---|---|"
+echo "| arm | first version ≥ target | time (s) | × sync's time | first version not below it (interval reaches 0) | time (s) | × sync's time | best GAUC in the run | its Δ [95% CI] |"
+echo "|---|---|---|---|---|---|---|---|---|"
 tsync=$(awk -F, -v t="$target" '$1 == "sync" && $6 + 0 >= t + 0 { print $3; exit }' "$OUT/versions.csv")
 awk -F, -v t="$target" -v ts="$tsync" '
     $2 == 1 { next }
     { if (!($1 in seen)) { seen[$1] = 1; ord[++n] = $1 }
       if (!($1 in hit) && $6 + 0 >= t + 0) { hit[$1] = $2; ht[$1] = $3 }
+      if (!($1 in nb) && $9 + 0 >= 0) { nb[$1] = $2; nt[$1] = $3 }
       if (!($1 in bg) || $6 > bg[$1]) { bg[$1] = $6; bd[$1] = $7; bl[$1] = $8; bh[$1] = $9 } }
     END { for (i = 1; i <= n; i++) { a = ord[i]
 	if (a in hit) printf "| %s | v%s | %.1f | %.2f |", a, hit[a], ht[a], ht[a] / ts
 	else printf "| %s | not reached | — | — |", a
+	if (a in nb) printf " v%s | %.1f | %.2f |", nb[a], nt[a], nt[a] / ts
+	else printf " not reached | — | — |"
 	printf " %.4f | %+.4f [%+.4f, %+.4f] |\n", bg[a], bd[a], bl[a], bh[a] } }' "$OUT/versions.csv"
 } >"$OUT/async.md"
 cat "$OUT/async.md"
