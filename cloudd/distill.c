@@ -7,7 +7,9 @@
  *                 weighs it by staleness (distill_select), copies the
  *                 current model blob and queues a train.c job carrying the
  *                 distill_job. distill_rpc answers dcctl with the counts;
- *                 distill_cron starts runs when enough patches arrived.
+ *                 distill_cron starts runs when enough patches arrived:
+ *                 on the current version (distill.min-patches), or since
+ *                 the last run on any base (distill.buffer, round-free).
  *   worker        distill_train: unpacks the current model twice (student
  *                 and the teacher base; the student's own m table and U, V
  *                 keep training), reads older base versions for stale
