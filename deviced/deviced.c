@@ -182,12 +182,11 @@ const struct conf_opt deviced_opts[] = {
 	    "assembles, adapt in one forward pass (on in eval runs with "
 	    "ofa-* methods)"),
 	CONF_INT("learn.delay-ms", DV_OFF(delay_ms), "0", 0, 3600000, 0,
-	    "experiments: hold each patch this long (scaled by a draw from "
-	    "learn.delay-dist) before uploading it, a slower device (0 = off)"),
+	    "experiments: hold each patch this long, times a draw from "
+	    "learn.delay-dist, before uploading it (0 = off)"),
 	CONF_ENUM("learn.delay-dist", DV_OFF(delay_dist), "fixed",
-	    delay_dists, 0, "the delay's distribution: fixed, uniform "
-	    "(0..2x), exp (mean 1x) or lognormal (median 1x, sigma 1), "
-	    "capped at 50x"),
+	    delay_dists, 0, "the delay's draw: fixed, uniform (0..2x), exp "
+	    "(mean 1x) or lognormal (median 1x, sigma 1); at most 50x"),
 	CONF_INT("learn.delay-seed", DV_OFF(delay_seed), "1", 0, 2147483647,
 	    0, "seed of the delay draws (with the device id and version)"),
 	CONF_INT("learn.retrain-every", DV_OFF(retrain_every), "20", 0,
