@@ -728,6 +728,14 @@ distill_rpc(struct cloudd *cd, struct rpc_req *r)
 	rpc_reply(cd, r, &e);
 }
 
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 /*
  * Recounts the users with a patch on the current version, or with
  * distill.buffer, the users with a patch newer than the last run's
@@ -737,7 +745,7 @@ static void
 recount(struct cloudd *cd)
 {
 	struct store_patch *p = NULL;
-	size_t n = 0;
+	size_t n = 0, k = 0;
 	uint32_t users = 0;
 	int64_t first = 0;
 	uint32_t *seen;
@@ -757,20 +765,21 @@ recount(struct cloudd *cd)
 	}
 	seen = xcalloc(n + 1, sizeof(*seen));
 	for (size_t i = 0; i < n; i++) {
-		size_t k;
 		if (strcmp(p[i].kind, "metapatch") != 0 ||
 		    p[i].base_version > cur || (buffered ?
 		    p[i].id <= cd->distill_mark || (cd->cf.distill_stale ==
 		    DISTILL_STALE_DROP && p[i].base_version != cur) :
 		    p[i].base_version != cur))
 			continue;
-		for (k = 0; k < users && seen[k] != p[i].user_id; k++)
-			;
-		if (k == users)
-			seen[users++] = p[i].user_id;
+		seen[k++] = p[i].user_id;
 		if (first == 0 || p[i].created < first)
 			first = p[i].created;
 	}
+	/* Distinct users, sorted (a scan per patch was quadratic). */
+	qsort(seen, k, sizeof(*seen), cmp_u32);
+	for (size_t i = 0; i < k; i++)
+		if (i == 0 || seen[i] != seen[i - 1])
+			users++;
 	free(seen);
 	store_patch_free(p, n);
 	cd->distill_ready = users;
