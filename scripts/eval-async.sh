@@ -196,7 +196,7 @@ echo "## Round-free acceptance against synchronous rounds ($(basename "$DATA"), 
 echo
 echo "Devices: the $N users with the lowest ids; each holds every patch for a"
 echo "delay from learn.delay-dist = $DIST ($DELAY ms, seed $SEED) before uploading."
-echo "sync: distill.min-patches = $N, $R rounds. buf-*: distill.buffer = $K"
+echo "sync: distill.min-patches = $N, $R round(s). buf-*: distill.buffer = $K"
 [ "$K2" -gt 0 ] && [ "$K2" != "$K" ] && echo "(buf-poly-k2: $K2)"
 echo "patches since the last run, any base; poly = λ/(1+age)^0.5, decay = λ·0.5^age;"
 echo "run for $LIMIT_X × the synchronous wall clock. Time = seconds from the devices' start"
