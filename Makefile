@@ -125,6 +125,13 @@ eval-base: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/eval-base.sh ../shared/data/ml-latest-small
 
+# Round-free (buffered) acceptance against synchronous rounds under
+# heterogeneous device delays, through the daemons (scripts/eval-async.sh).
+.PHONY: eval-async
+eval-async: deps
+	@$(MAKE) --no-print-directory all
+	@sh scripts/eval-async.sh ../shared/data/ml-latest-small
+
 eval-dp: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/eval-dp.sh ../shared/data/ml-latest-small

@@ -200,6 +200,10 @@ static const struct conf_opt cloudd_opts[] = {
 	CONF_INT("distill.window-s", CD_OFF(distill_window_s), "0", 0,
 	    100000000, 1, "with min-patches > 0: also distill when the first "
 	    "patch on the current version is this old (0 = never)"),
+	CONF_INT("distill.buffer", CD_OFF(distill_buffer), "0", 0,
+	    100000000, 1, "round-free: distill automatically once this "
+	    "many users uploaded a patch since the last run, on any base "
+	    "(weighed by distill.stale; 0 = off)"),
 	CONF_ENUM("distill.stale", CD_OFF(distill_stale), "decay",
 	    stale_rules, 1, "patches on an older version: drop, decay "
 	    "(teacher = their own base + patch, weight lambda * decay^age) "

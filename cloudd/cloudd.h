@@ -73,6 +73,7 @@ struct cloudd_conf {
 	int	 distill_freeze_users;	/* distill_fit's FREEZE_USERS */
 	int64_t	 distill_min_patches;	/* 0 = no automatic runs */
 	int64_t	 distill_window_s, distill_max_age, distill_epochs;
+	int64_t	 distill_buffer;	/* K new patches, any base; 0 = off */
 	/* Forward-OFA (ofa_train.c) */
 	int	 ofa_enable;
 	int64_t	 ofa_epochs, ofa_blocks, ofa_hidden, ofa_inner, ofa_rank;
@@ -209,6 +210,7 @@ struct cloudd {
 	uint64_t		 distill_seen;	/* cd->patches at the last check */
 	uint64_t		 distill_base;	/* version the counts are for */
 	uint32_t		 distill_ready;	/* users with a patch on it */
+	uint64_t		 distill_mark;	/* newest patch id the last run saw */
 	int64_t			 distill_first;	/* unix s of its oldest patch */
 	double			 distill_retry_t; /* no automatic run before */
 };

@@ -7,7 +7,9 @@
  *                 weighs it by staleness (distill_select), copies the
  *                 current model blob and queues a train.c job carrying the
  *                 distill_job. distill_rpc answers dcctl with the counts;
- *                 distill_cron starts runs when enough patches arrived.
+ *                 distill_cron starts runs when enough patches arrived:
+ *                 on the current version (distill.min-patches), or since
+ *                 the last run on any base (distill.buffer, round-free).
  *   worker        distill_train: unpacks the current model twice (student
  *                 and the teacher base; the student's own m table and U, V
  *                 keep training), reads older base versions for stale
@@ -663,16 +665,23 @@ distill_start(struct cloudd *cd, uint32_t epochs, struct distill_counts *c)
 		dj_free(dj);
 		return -ENOENT;
 	}
+	/* distill.buffer counts what arrives after the patches seen here. */
+	for (size_t i = 0; i < dj->n_patches; i++)
+		if (dj->patches[i].id > cd->distill_mark)
+			cd->distill_mark = dj->patches[i].id;
+	cd->distill_base = 0;	/* recount */
 	dj->blob = xmalloc(cd->model.size);
 	memcpy(dj->blob, cd->model.blob, cd->model.size);
 	dj->size = cd->model.size;
 	dj->base = cur;
 	dj->epochs = epochs;
-	log_info("DISTILL: v%llu: %zu fresh patches, %zu stale used (%s, "
-	    "decay %.3g), %zu stale dropped, %zu skipped",
+	log_info("DISTILL: v%llu: %zu fresh patches, %zu stale used (%s "
+	    "%.3g), %zu stale dropped, %zu skipped",
 	    (unsigned long long)cur, c->fresh, c->stale_used,
-	    dj->o.stale == DISTILL_STALE_DROP ? "drop" : "decay",
-	    dj->o.decay, c->stale_dropped, c->skipped);
+	    dj->o.stale == DISTILL_STALE_DROP ? "drop, decay" :
+	    dj->o.stale == DISTILL_STALE_POLY ? "poly, a" : "decay, decay",
+	    dj->o.stale == DISTILL_STALE_POLY ? dj->o.poly_a : dj->o.decay,
+	    c->stale_dropped, c->skipped);
 	if ((rc = train_queue(cd, epochs, &distill_step, dj)) != 0) /* takes dj */
 		return rc < 0 ? rc : -EIO;
 	return 0;
@@ -719,37 +728,58 @@ distill_rpc(struct cloudd *cd, struct rpc_req *r)
 	rpc_reply(cd, r, &e);
 }
 
-/* Recounts the users with a patch on the current version. */
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Recounts the users with a patch on the current version, or with
+ * distill.buffer, the users with a patch newer than the last run's
+ * (cd->distill_mark) on any base distill_select may use.
+ */
 static void
 recount(struct cloudd *cd)
 {
 	struct store_patch *p = NULL;
-	size_t n = 0;
+	size_t n = 0, k = 0;
 	uint32_t users = 0;
 	int64_t first = 0;
 	uint32_t *seen;
+	uint64_t cur = cd->model.version, min = cur;
+	int buffered = cd->cf.distill_buffer > 0;
 
+	if (buffered)
+		min = cur > (uint64_t)cd->cf.distill_max_age ?
+		    cur - (uint64_t)cd->cf.distill_max_age : 1;
 	cd->distill_seen = cd->patches;
-	cd->distill_base = cd->model.version;
+	cd->distill_base = cur;
 	cd->distill_ready = 0;
 	cd->distill_first = 0;
-	if (store_patch_list(cd->st, cd->model.version, &p, &n) != 0) {
+	if (store_patch_list(cd->st, min, &p, &n) != 0) {
 		log_warnx("DISTILL: listing patches: %s", store_errmsg(cd->st));
 		return;
 	}
 	seen = xcalloc(n + 1, sizeof(*seen));
 	for (size_t i = 0; i < n; i++) {
-		size_t k;
-		if (p[i].base_version != cd->model.version ||
-		    strcmp(p[i].kind, "metapatch") != 0)
+		if (strcmp(p[i].kind, "metapatch") != 0 ||
+		    p[i].base_version > cur || (buffered ?
+		    p[i].id <= cd->distill_mark || (cd->cf.distill_stale ==
+		    DISTILL_STALE_DROP && p[i].base_version != cur) :
+		    p[i].base_version != cur))
 			continue;
-		for (k = 0; k < users && seen[k] != p[i].user_id; k++)
-			;
-		if (k == users)
-			seen[users++] = p[i].user_id;
+		seen[k++] = p[i].user_id;
 		if (first == 0 || p[i].created < first)
 			first = p[i].created;
 	}
+	/* Distinct users, sorted (a scan per patch was quadratic). */
+	qsort(seen, k, sizeof(*seen), cmp_u32);
+	for (size_t i = 0; i < k; i++)
+		if (i == 0 || seen[i] != seen[i - 1])
+			users++;
 	free(seen);
 	store_patch_free(p, n);
 	cd->distill_ready = users;
@@ -763,7 +793,8 @@ distill_cron(struct cloudd *cd)
 	struct distill_counts c;
 	int by_count, by_time;
 
-	if (cf->distill_min_patches == 0 || cd->stopping || cd->training ||
+	if ((cf->distill_min_patches == 0 && cf->distill_buffer == 0) ||
+	    cd->stopping || cd->training ||
 	    cd->pool_loading || cd->rolling_back || cd->model.version == 0 ||
 	    clock_now() < cd->distill_retry_t)
 		return;
@@ -772,14 +803,17 @@ distill_cron(struct cloudd *cd)
 		recount(cd);
 	if (cd->distill_ready == 0)
 		return;
-	by_count = cd->distill_ready >= (uint64_t)cf->distill_min_patches;
+	by_count = cd->distill_ready >= (uint64_t)(cf->distill_buffer > 0 ?
+	    cf->distill_buffer : cf->distill_min_patches);
 	by_time = cf->distill_window_s > 0 && (int64_t)time(NULL) -
 	    cd->distill_first >= cf->distill_window_s;
 	if (!by_count && !by_time)
 		return;
-	log_info("DISTILL: automatic run: %u users with a patch on v%llu (%s)",
-	    cd->distill_ready, (unsigned long long)cd->model.version, by_count ?
-	    "distill.min-patches reached" : "distill.window-s elapsed");
+	log_info("DISTILL: automatic run: %u users with a %spatch on v%llu "
+	    "(%s)", cd->distill_ready, cf->distill_buffer > 0 ? "new " : "",
+	    (unsigned long long)cd->model.version, !by_count ?
+	    "distill.window-s elapsed" : cf->distill_buffer > 0 ?
+	    "distill.buffer reached" : "distill.min-patches reached");
 	if (distill_start(cd, 0, &c) != 0)
 		cd->distill_retry_t = clock_now() + 60;
 }

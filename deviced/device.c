@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "deviced/delay.h"
 #include "deviced/deviced.h"
 #include "deviced/dp.h"
 #include "deviced/ofa_dev.h"
@@ -325,6 +326,31 @@ st_retrieve(struct device *d)
 }
 
 /*
+ * Uploads the outbox now, or after learn.delay-ms scaled by this device's
+ * draw (delay.h): the timer's callback re-enters DEV_UPLOAD. A model
+ * announced meanwhile is fetched after the upload, so the patch arrives
+ * stale, as a slow device's would.
+ */
+static void
+upload_later(struct device *d)
+{
+	const struct deviced_conf *cf = &d->dd->cf;
+	uint64_t ms = delay_draw(cf->delay_dist, cf->delay_ms,
+	    (uint64_t)cf->delay_seed, d->id, d->version);
+
+	if (ms == 0) {
+		enter(d, DEV_UPLOAD);
+		return;
+	}
+	log_info("DELAY: device=%s upload of v%llu's patch in %llu ms", d->id,
+	    (unsigned long long)d->version, (unsigned long long)ms);
+	d->state = DEV_UPLOAD;
+	d->attempt = 0;
+	d->waiting = 0;
+	uv_timer_start(&d->timer, timer_cb, ms, 0);
+}
+
+/*
  * The job's serving model goes to the owner's hook (app.c ranks with it,
  * and merges the events recorded during the job), else nowhere.
  */
@@ -417,7 +443,7 @@ learn_after_cb(uv_work_t *w, int status)
 	free(blob);
 	job_done(d, 1);		/* serve the job's model (app.c) */
 	d->trained_version = d->version;
-	enter(d, DEV_UPLOAD);
+	upload_later(d);
 }
 
 static enum dev_state

@@ -17,6 +17,8 @@ static const char *const log_levels[] = { "error", "warn", "info", "debug",
 static const char *const classes[] = { "low", "mid", "high", NULL };
 static const char *const adapts[] = { "none", "metapatch", "finetune",
 	"bias", NULL };
+static const char *const delay_dists[] = { "fixed", "uniform", "exp",
+	"lognormal", NULL };
 static const char *const lcs[] = { "none", "soft", "offset", NULL };
 static const char *const lctgts[] = { "global", "model", NULL };
 static const char *const rmodes[] = { "samples", "users", NULL };
@@ -165,6 +167,14 @@ const struct conf_opt deviced_opts[] = {
 	    "Forward-OFA: fetch the base and the blocks this device "
 	    "assembles, adapt in one forward pass (on in eval runs with "
 	    "ofa-* methods)"),
+	CONF_INT("learn.delay-ms", DV_OFF(delay_ms), "0", 0, 3600000, 0,
+	    "experiments: hold each patch this long, times a draw from "
+	    "learn.delay-dist, before uploading it (0 = off)"),
+	CONF_ENUM("learn.delay-dist", DV_OFF(delay_dist), "fixed",
+	    delay_dists, 0, "the delay's draw: fixed, uniform (0..2x), exp "
+	    "(mean 1x) or lognormal (median 1x, sigma 1); at most 50x"),
+	CONF_INT("learn.delay-seed", DV_OFF(delay_seed), "1", 0, 2147483647,
+	    0, "seed of the delay draws (with the device id and version)"),
 	CONF_INT("learn.retrain-every", DV_OFF(retrain_every), "20", 0,
 	    1000000, 0, "re-run the learning job after this many new local "
 	    "samples from the app (0 = never)"),

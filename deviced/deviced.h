@@ -67,6 +67,8 @@ struct deviced_conf {
 	int	 retrieve_mode;	/* 0 samples, 1 users */
 	double	 lr, ft_lr, bias_lr, guard_z;
 	int64_t	 steps, ft_steps, batch, cv_folds, guard_min_n, seed;
+	int	 delay_dist;	/* learn.delay-dist (delay.h) */
+	int64_t	 delay_ms, delay_seed;	/* 0 ms = upload at once */
 };
 
 enum dev_state {
