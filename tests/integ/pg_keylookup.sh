@@ -44,7 +44,8 @@ sleep 0.5
 SPID=$!
 sleep 0.3
 t0=$(ms)
-out=$("$BIN/dccl-probe" "$EP" status)
+out=$("$BIN/dccl-probe" "$EP" status 2>&1) ||
+    die "known device: no reply while an unknown id waits: $out"
 dt=$(($(ms) - t0))
 echo "known device meanwhile: $out in $dt ms"
 case $out in "REPLY status"*) ;; *) die "known device: $out" ;; esac
