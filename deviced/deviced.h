@@ -77,6 +77,7 @@ struct auth_dev;
 struct ofa_dev;
 struct ctr;
 struct dev_model;
+struct enc;
 
 struct device {
 	struct deviced	*dd;
@@ -97,6 +98,8 @@ struct device {
 	struct dataset	 retrieved_u;	/* eval: by similar users (MODE_USERS) */
 	int		 ret_pass;	/* 1 while fetching retrieved_u */
 	struct ctr	*model;		/* cloud model, as downloaded */
+	struct enc	*enc;		/* its auxiliary encoder or NULL
+					   (shared with model; encoder_dev.c) */
 	struct ctr	*serving;	/* what the app is ranked with (app.c):
 					   the adopted model or a cloud copy;
 					   loop thread only */

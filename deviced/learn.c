@@ -34,6 +34,7 @@
 
 #include "deviced/app.h"
 #include "deviced/deviced.h"
+#include "deviced/encoder_dev.h"
 #include "deviced/label_correct.h"
 #include "deviced/ofa_dev.h"
 #include "deviced/sample_filter.h"
@@ -638,7 +639,20 @@ evaluate(struct device *d, const struct prep *p0)
 		double secs, mem, up, down;
 		struct choice ch;
 		struct ctr *c;
+		struct device dv, *dj = d;	/* dv: another start */
+		struct method em;
+		struct prep pe;
+		const char *inner;
 
+		/* Encoder rows: a method from the encoder's start. */
+		if (m == NULL && (inner = encoder_dev_view(d, nm, &dv))) {
+			em = *find(inner);
+			em.name = nm;
+			m = &em;
+			dj = &dv;
+			prepare(dj, &pe, &d->retrieved);
+			p = &pe;
+		}
 		/* Forward-OFA rows: no training, one forward pass. */
 		if (m == NULL) {
 			(void)ofa_dev_eval(d, nm, &q, f, x);
@@ -652,7 +666,7 @@ evaluate(struct device *d, const struct prep *p0)
 			}
 			p = &pu;
 		}
-		c = run(d, p, m, &ch, &secs, &mem);
+		c = run(dj, p, m, &ch, &secs, &mem);
 		(void)app_score(c, &q, pr);	/* the app socket's scoring */
 		for (size_t i = 0; i < n; i++) {
 			const struct sample *s = &d->test.s[i];
@@ -681,6 +695,10 @@ evaluate(struct device *d, const struct prep *p0)
 			    m->coda ? p->nkept : 0, m->name,
 			    m->coda ? p->nlate : 0, m->name, ch.fallback);
 		ctr_free(c);
+		if (dj != d) {
+			prep_fini(&pe);
+			encoder_dev_view_fini(&dv);
+		}
 	}
 done:
 	if (f != NULL && fclose(f) != 0)

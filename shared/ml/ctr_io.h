@@ -28,6 +28,9 @@
 #include "shared/ml/ctr.h"
 
 #define CTR_IO_FORMAT		1
+/* A CTR model carrying its auxiliary encoder (encoder_io.h); ctr_io_unpack
+ * reads its model part like format 1. */
+#define CTR_IO_FORMAT_ENC	2
 #define CTR_IO_KIND		"ctr"
 #define CTR_IO_CHECKSUM_LEN	32
 #define CTR_IO_MAX_METRICS	32

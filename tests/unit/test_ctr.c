@@ -782,7 +782,7 @@ ed_kind(Dccl__Model *m)
 static void
 ed_format(Dccl__Model *m)
 {
-	m->format = 2;
+	m->format = 3;	/* 2 is a model with its encoder (encoder_io.h) */
 }
 
 static void
