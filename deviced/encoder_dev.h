@@ -24,7 +24,8 @@ struct ctr;
 struct device;
 
 /* Where a start's personal rows come from. */
-enum { ENCDEV_CLOUD = 0, ENCDEV_OOV, ENCDEV_ENC };
+enum { ENCDEV_CLOUD = 0, ENCDEV_OOV, ENCDEV_ENC, ENCDEV_ENC_B,
+	ENCDEV_ENC_UB, ENCDEV_CV };
 
 /*
  * A copy of d's cloud model whose personal rows for d->user come from
