@@ -55,6 +55,7 @@ struct deviced_conf {
 	/* learning */
 	int	 adapt;		/* 0 none, 1 metapatch, 2 finetune, 3 bias */
 	int	 bias_fallback, guard_rank;
+	int	 encoder;	/* learn.encoder (encoder_dev.c) */
 	int	 lc;		/* enum lc_mode */
 	int	 lc_target;	/* 0 r_g, 1 the model's mean prediction */
 	int	 coda;

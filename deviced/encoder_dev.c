@@ -170,12 +170,13 @@ encoder_dev_start(const struct device *d, int start, int *applied)
 
 const char *
 encoder_dev_view(const struct device *d, const char *name,
-    struct device *dv)
+    struct device *dv, int *applied)
 {
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
 		if (strcmp(rows[i].name, name) == 0) {
 			*dv = *d;
-			dv->model = encoder_dev_start(d, rows[i].start, NULL);
+			dv->model = encoder_dev_start(d, rows[i].start,
+			    applied);
 			return rows[i].method;
 		}
 	return NULL;

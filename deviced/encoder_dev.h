@@ -9,11 +9,18 @@
  *
  * Evaluation rows (deviced.eval-methods), each a start and a learn.c
  * method run from it:
- *   oov      unknown-user rows, nothing trained      (start OOV, "cloud")
- *   enc      encoder rows, nothing trained           (start ENC, "cloud")
- *   oov-mp   guarded MetaPatch + bias from oov       (start OOV, "mp-fb")
- *   enc-mp   guarded MetaPatch + bias from enc       (start ENC, "mp-fb")
- *   enc-ft   guarded fine-tuning + bias from enc     (start ENC, "ft-fb")
+ *   oov        unknown-user rows, nothing trained   (OOV, "cloud")
+ *   enc        all the encoder's rows               (ENC, "cloud")
+ *   enc-b      unknown-user rows, encoder's bias    (ENC_B, "cloud")
+ *   enc-ub     ... and the encoder's user row       (ENC_UB, "cloud")
+ *   enc-cv     oov, enc-ub or enc, chosen on the device by forward-chaining
+ *              cross-validation over the local samples (CV, "cloud")
+ *   oov-mp     guarded MetaPatch + bias from oov    (OOV, "mp-fb")
+ *   enc-mp     guarded MetaPatch + bias from enc    (ENC, "mp-fb")
+ *   enc-cv-b   guarded bias from enc-cv             (CV, "bias")
+ *   enc-cv-mp  guarded MetaPatch + bias from enc-cv (CV, "mp-fb")
+ *   enc-cv-ft  guarded fine-tuning + bias from it   (CV, "ft-fb")
+ * learn.encoder serves from the CV start.
  * The learn.c method then measures its cross-validated gain, and guards,
  * against the start, not against the cloud model.
  */
@@ -26,24 +33,28 @@ struct device;
 /* Where a start's personal rows come from. */
 enum { ENCDEV_CLOUD = 0, ENCDEV_OOV, ENCDEV_ENC, ENCDEV_ENC_B,
 	ENCDEV_ENC_UB, ENCDEV_CV };
+/* Does a start use the encoder's output? */
+#define ENCDEV_USES_ENC(s)	((s) >= ENCDEV_ENC && (s) <= ENCDEV_ENC_UB)
 
 /*
  * A copy of d's cloud model whose personal rows for d->user come from
- * start when the user is cold (and, for ENCDEV_ENC, the model came with
- * an encoder); otherwise a plain copy. *applied (may be NULL) says which.
- * Job thread; reads d->model, d->enc and d->local only.
+ * start when the user is cold (and, for the encoder's starts, the model
+ * came with an encoder that fits it); otherwise a plain copy. *applied
+ * (may be NULL) gets the start used: ENCDEV_CLOUD (a plain copy) or, for
+ * ENCDEV_CV, the one cross-validation chose. Job thread; reads d->model,
+ * d->enc, d->local and d->dd->cf only.
  */
 struct ctr *encoder_dev_start(const struct device *d, int start,
 	    int *applied);
 
 /*
  * For an evaluation row name above: *dv becomes a view of d whose model is
- * that row's start (owned by the view: encoder_dev_view_fini), and the
- * learn.c method to run from it is returned. NULL (dv untouched) for any
- * other name.
+ * that row's start (owned by the view: encoder_dev_view_fini; *applied as
+ * above), and the learn.c method to run from it is returned. NULL (dv
+ * untouched) for any other name.
  */
 const char *encoder_dev_view(const struct device *d, const char *name,
-	    struct device *dv);
+	    struct device *dv, int *applied);
 void	encoder_dev_view_fini(struct device *dv);
 
 #endif
