@@ -77,7 +77,8 @@ bce(double z, double y)
  * it). A candidate replaces the unknown-user rows only with
  * learn.guard-min-n local samples, a mean logloss gain that stays positive
  * after shrinking by learn.guard-z standard errors and (learn.guard-rank)
- * no net loss in correctly ordered held-out pairs.
+ * more correctly ordered held-out pairs than the unknown-user rows: the
+ * rules of learn.c's guard.
  */
 static int
 cv_start(const struct device *d, struct ctr *c, const uint32_t *idx, size_t n)
@@ -134,7 +135,7 @@ cv_start(const struct device *d, struct ctr *c, const uint32_t *idx, size_t n)
 		double mu = sum[k] / (double)nh, var = sq[k] / (double)nh -
 		    mu * mu, se = sqrt((var > 0 ? var : 0) / (double)nh);
 		if (mu - cf->guard_z * se > 0 && mu > bestg &&
-		    (!cf->guard_rank || rank[k] >= 0)) {
+		    (!cf->guard_rank || rank[k] > 0)) {
 			bestg = mu;
 			best = cand[k];
 		}
