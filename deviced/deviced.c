@@ -175,10 +175,11 @@ const struct conf_opt deviced_opts[] = {
 	    0, "adopt nothing with fewer local samples"),
 	CONF_INT("learn.seed", DV_OFF(seed), "1", 0, 2147483647, 0,
 	    "training seed"),
-	CONF_BOOL("learn.encoder", DV_OFF(encoder), "yes", 0,
+	CONF_BOOL("learn.encoder", DV_OFF(encoder), "no", 0,
 	    "a user the cloud model has no trained rows for starts from the "
 	    "rows of the encoder shipped with the model (or the trained "
-	    "unknown-user rows), chosen by cross-validation (encoder_dev.c)"),
+	    "unknown-user rows), chosen by cross-validation (encoder_dev.c; "
+	    "off: no ranking gain measured, see scripts/README.md)"),
 	CONF_BOOL("learn.ofa", DV_OFF(ofa), "no", 0,
 	    "Forward-OFA: fetch the base and the blocks this device "
 	    "assembles, adapt in one forward pass (on in eval runs with "
