@@ -176,10 +176,9 @@ const struct conf_opt deviced_opts[] = {
 	CONF_INT("learn.seed", DV_OFF(seed), "1", 0, 2147483647, 0,
 	    "training seed"),
 	CONF_BOOL("learn.encoder", DV_OFF(encoder), "no", 0,
-	    "a user the cloud model has no trained rows for starts from the "
-	    "rows of the encoder shipped with the model (or the trained "
-	    "unknown-user rows), chosen by cross-validation (encoder_dev.c; "
-	    "off: no ranking gain measured, see scripts/README.md)"),
+	    "a cold user (no trained rows in the model) starts from the "
+	    "shipped encoder's rows or the unknown-user rows, chosen by CV "
+	    "(off: no ranking gain measured; deviced/README.md)"),
 	CONF_BOOL("learn.ofa", DV_OFF(ofa), "no", 0,
 	    "Forward-OFA: fetch the base and the blocks this device "
 	    "assembles, adapt in one forward pass (on in eval runs with "
