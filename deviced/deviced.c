@@ -86,7 +86,7 @@ const struct conf_opt deviced_opts[] = {
 	CONF_STR("deviced.eval-methods", DV_OFF(eval_methods),
 	    "cloud,naive-ft,ft-cv,ft-guard,ft-lc,ft-lcm,ft-lcoffm,ft-coda,"
 	    "ft-lcm-coda,ft-coda-u,metapatch,mp-cv,mp-lc-coda,mp-lcm-coda,bias,"
-	    "ft-fb,mp-fb,oov,enc,enc-cv,enc-cv-mp,ofa-low,ofa-mid,ofa-high", 0,
+	    "ft-fb,mp-fb,oov,enc,enc-cv,ofa-low,ofa-mid,ofa-high", 0,
 	    "evaluation: methods to score (see README)"),
 	CONF_STR("deviced.app-listen", DV_OFF(app_listen), "", 0,
 	    "local app socket (ipc:// or tcp://127.0.0.1:PORT; {dir} and {id} "
