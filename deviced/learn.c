@@ -647,6 +647,10 @@ evaluate(struct device *d, const struct prep *p0)
 
 		/* Encoder rows: a method from the encoder's start. */
 		if (m == NULL && (inner = encoder_dev_view(d, nm, &dv, &est))) {
+			if (find(inner) == NULL) {	/* not in methods[] */
+				encoder_dev_view_fini(&dv);
+				continue;
+			}
 			em = *find(inner);
 			em.name = nm;
 			m = &em;
