@@ -171,6 +171,10 @@ static const struct conf_opt cloudd_opts[] = {
 	CONF_DBL("train.lr", CD_OFF(lr), "0.001", 1e-7, 10, 1,
 	    "Adam learning rate"),
 	CONF_DBL("train.l2", CD_OFF(l2), "0", 0, 1, 1, "weight decay"),
+	CONF_BOOL("train.encoder", CD_OFF(encoder), "yes", 1,
+	    "train the auxiliary encoder (users' samples -> their user row, "
+	    "patch and bias) and the unknown-user rows after each model, and "
+	    "ship it in the model (format 2)"),
 	CONF_DBL("train.val-frac", CD_OFF(val_frac), "0.1", 0, 0.5, 1,
 	    "share of each user's pool samples kept for validation"),
 	CONF_ENUM("retrieve.index", CD_OFF(retr_kind), "auto", retr_kinds, 1,

@@ -44,6 +44,7 @@ struct cloudd_conf {
 	int	 log_level;
 	/* training (ctr) */
 	int	 train_on_start;
+	int	 encoder;	/* train.encoder (encoder_train.c) */
 	int64_t	 dim, hist_k, hidden1, hidden2, patch_rank;
 	int	 interaction, attention;	/* base-model options */
 	int64_t	 epochs, batch, patience, seed;

@@ -21,10 +21,12 @@
 #include <time.h>
 
 #include "cloudd/cloudd.h"
+#include "cloudd/encoder_train.h"
 #include "cloudd/ofa_train.h"
 #include "shared/clock.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
+#include "shared/ml/encoder_io.h"
 #include "shared/data/dataset.h"
 #include "shared/log.h"
 #include "shared/ml/metrics.h"
@@ -43,6 +45,8 @@ struct train_job {
 	uint8_t			*blob;
 	size_t			 size;
 	struct store_model_info	 mi;
+	struct enc		*enc;		/* encoder_train.c */
+	enum enc_mode		 enc_mode;
 	const struct train_step *step;	/* NULL = plain training */
 	void			*arg;		/* the step's job, owned */
 	struct ofa_result	 ofa;		/* Forward-OFA (ofa_train.c) */
@@ -166,6 +170,10 @@ trained:
 		pos += ds->s[tri[i]].label;
 	if (va.n > 0)
 		val_metrics(j, m, ds, vai, va.n);
+	/* After the metrics: it changes only the OOV rows. */
+	if (j->cf.encoder)
+		encoder_train(m, ds, tri, tr.n, vai, va.n, &j->cf, j->stop,
+		    &j->enc, &j->enc_mode);
 
 	if ((j->rc = store_open(&st, j->cf.store, j->dbpath,
 	    (int)j->cf.busy_ms, j->err, sizeof(j->err))) != 0)
@@ -189,6 +197,11 @@ trained:
 	if (j->step != NULL)
 		j->step->meta(j->arg, &meta);
 	if ((j->rc = ctr_io_pack(m, &meta, &j->blob, &j->size)) != 0) {
+		snprintf(j->err, sizeof(j->err), "%s", ctr_io_strerror(j->rc));
+		goto done;
+	}
+	if (j->enc != NULL && (j->rc = encoder_io_attach(&j->blob, &j->size,
+	    j->enc, j->enc_mode)) != 0) {
 		snprintf(j->err, sizeof(j->err), "%s", ctr_io_strerror(j->rc));
 		goto done;
 	}
@@ -225,6 +238,8 @@ done:
 	j->seconds = clock_now() - t0;
 	store_close(st);
 	ctr_free(m);
+	enc_free(j->enc);
+	j->enc = NULL;
 	free(tri);
 	free(vai);
 	dataset_idx_fini(&all);

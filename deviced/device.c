@@ -37,6 +37,7 @@
 #include "shared/auth.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
+#include "shared/ml/encoder_io.h"
 #include "shared/data/dataset.h"
 #include "shared/fsutil.h"
 #include "shared/log.h"
@@ -582,6 +583,7 @@ struct dev_model {
 	double			 global_ctr;
 	int			 refs;
 	struct ctr		*m;
+	struct enc		*enc;	/* its auxiliary encoder, or NULL */
 };
 
 /* The model packed in blob, shared if this deviced already holds it. */
@@ -601,9 +603,16 @@ model_get(struct deviced *dd, uint64_t version, const void *blob,
 			break;
 	if (e == NULL) {
 		struct ctr *m = NULL;
+		struct enc *en = NULL;
 		if ((rc = ctr_io_unpack(&m, &meta, blob, len, err, errlen)))
 			return rc;
+		if ((rc = encoder_io_unpack(&en, NULL, m, blob, len, err,
+		    errlen))) {
+			ctr_free(m);
+			return rc;
+		}
 		e = xcalloc(1, sizeof(*e));
+		e->enc = en;
 		e->version = version;
 		memcpy(e->sum, sum, sizeof(sum));
 		e->global_ctr = meta.global_ctr;
@@ -637,7 +646,18 @@ model_put(struct deviced *dd, struct ctr *m)
 		return;
 	*pp = e->next;
 	ctr_free(e->m);
+	enc_free(e->enc);
 	free(e);
+}
+
+/* The encoder shipped with shared model m (model_get), or NULL. */
+static struct enc *
+model_enc(const struct deviced *dd, const struct ctr *m)
+{
+	for (const struct dev_model *e = dd->models; e != NULL; e = e->next)
+		if (e->m == m)
+			return e->enc;
+	return NULL;
 }
 
 /* Installs a downloaded model after verifying its checksum. */
@@ -673,6 +693,7 @@ install_model(struct device *d)
 	}
 	model_put(d->dd, d->model);
 	d->model = m;
+	d->enc = model_enc(d->dd, m);
 	d->version = d->dl_version;
 	d->global_ctr = gctr;
 	dstore_dl_clear(d->st);
@@ -1176,7 +1197,8 @@ device_init(struct deviced *dd, struct device *d, const char *id,
 			log_warnx("MODEL: device=%s stored model refused: %s",
 			    id, err);
 			d->version = 0;
-		}
+		} else
+			d->enc = model_enc(dd, d->model);
 		free(blob);
 	}
 	/*
@@ -1286,6 +1308,7 @@ device_fini(struct device *d)
 	free(d->pend);
 	model_put(d->dd, d->model);
 	d->model = NULL;
+	d->enc = NULL;
 	dataset_fini(&d->local);
 	dataset_fini(&d->test);
 	dataset_fini(&d->retrieved);

@@ -74,7 +74,7 @@ const struct conf_opt deviced_opts[] = {
 	CONF_STR("deviced.eval-methods", DV_OFF(eval_methods),
 	    "cloud,naive-ft,ft-cv,ft-guard,ft-lc,ft-lcm,ft-lcoffm,ft-coda,"
 	    "ft-lcm-coda,ft-coda-u,metapatch,mp-cv,mp-lc-coda,mp-lcm-coda,bias,"
-	    "ft-fb,mp-fb,ofa-low,ofa-mid,ofa-high", 0,
+	    "ft-fb,mp-fb,oov,enc,enc-cv,ofa-low,ofa-mid,ofa-high", 0,
 	    "evaluation: methods to score (see README)"),
 	CONF_STR("deviced.app-listen", DV_OFF(app_listen), "", 0,
 	    "local app socket (ipc:// or tcp://127.0.0.1:PORT; {dir} and {id} "
@@ -163,6 +163,10 @@ const struct conf_opt deviced_opts[] = {
 	    0, "adopt nothing with fewer local samples"),
 	CONF_INT("learn.seed", DV_OFF(seed), "1", 0, 2147483647, 0,
 	    "training seed"),
+	CONF_BOOL("learn.encoder", DV_OFF(encoder), "no", 0,
+	    "a cold user (no trained rows in the model) starts from the "
+	    "shipped encoder's rows or the unknown-user rows, chosen by CV "
+	    "(off: no ranking gain measured; deviced/README.md)"),
 	CONF_BOOL("learn.ofa", DV_OFF(ofa), "no", 0,
 	    "Forward-OFA: fetch the base and the blocks this device "
 	    "assembles, adapt in one forward pass (on in eval runs with "

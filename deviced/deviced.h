@@ -58,6 +58,7 @@ struct deviced_conf {
 	/* learning */
 	int	 adapt;		/* 0 none, 1 metapatch, 2 finetune, 3 bias */
 	int	 bias_fallback, guard_rank;
+	int	 encoder;	/* learn.encoder (encoder_dev.c) */
 	int	 lc;		/* enum lc_mode */
 	int	 lc_target;	/* 0 r_g, 1 the model's mean prediction */
 	int	 coda;
@@ -100,6 +101,7 @@ struct device_hooks {
 struct ofa_dev;
 struct ctr;
 struct dev_model;
+struct enc;
 
 struct device {
 	struct deviced	*dd;
@@ -120,6 +122,8 @@ struct device {
 	struct dataset	 retrieved_u;	/* eval: by similar users (MODE_USERS) */
 	int		 ret_pass;	/* 1 while fetching retrieved_u */
 	struct ctr	*model;		/* cloud model, as downloaded */
+	struct enc	*enc;		/* its auxiliary encoder or NULL
+					   (shared with model; encoder_dev.c) */
 	struct ctr	*serving;	/* what the app is ranked with (app.c):
 					   the adopted model or a cloud copy;
 					   loop thread only */

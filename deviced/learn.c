@@ -34,6 +34,7 @@
 
 #include "deviced/app_query.h"
 #include "deviced/deviced.h"
+#include "deviced/encoder_dev.h"
 #include "deviced/label_correct.h"
 #include "deviced/ofa_dev.h"
 #include "deviced/sample_filter.h"
@@ -638,7 +639,25 @@ evaluate(struct device *d, const struct prep *p0)
 		double secs, mem, up, down;
 		struct choice ch;
 		struct ctr *c;
+		struct device dv, *dj = d;	/* dv: another start */
+		struct method em;
+		struct prep pe;
+		const char *inner;
+		int est = ENCDEV_CLOUD;
 
+		/* Encoder rows: a method from the encoder's start. */
+		if (m == NULL && (inner = encoder_dev_view(d, nm, &dv, &est))) {
+			if (find(inner) == NULL) {	/* not in methods[] */
+				encoder_dev_view_fini(&dv);
+				continue;
+			}
+			em = *find(inner);
+			em.name = nm;
+			m = &em;
+			dj = &dv;
+			prepare(dj, &pe, &d->retrieved);
+			p = &pe;
+		}
 		/* Forward-OFA rows: no training, one forward pass. */
 		if (m == NULL) {
 			(void)ofa_dev_eval(d, nm, &q, f, x);
@@ -652,7 +671,7 @@ evaluate(struct device *d, const struct prep *p0)
 			}
 			p = &pu;
 		}
-		c = run(d, p, m, &ch, &secs, &mem);
+		c = run(dj, p, m, &ch, &secs, &mem);
 		(void)app_score(c, &q, pr);	/* the app socket's scoring */
 		for (size_t i = 0; i < n; i++) {
 			const struct sample *s = &d->test.s[i];
@@ -681,6 +700,12 @@ evaluate(struct device *d, const struct prep *p0)
 			    m->coda ? p->nkept : 0, m->name,
 			    m->coda ? p->nlate : 0, m->name, ch.fallback);
 		ctr_free(c);
+		if (dj != d) {
+			fprintf(x, "%s,enc_rows,%d\n", m->name,
+			    ENCDEV_USES_ENC(est));
+			prep_fini(&pe);
+			encoder_dev_view_fini(&dv);
+		}
 	}
 done:
 	if (f != NULL && fclose(f) != 0)
@@ -740,11 +765,17 @@ learn_work_cb(uv_work_t *w)
 	struct ctr *c;
 	double secs, mem;
 	double t0 = now();
+	struct device dv, *dj = d;	/* dv: a cold user's encoder start */
 
 	d->job_rc = 0;
-	prepare(d, &p, &d->retrieved);
+	if (cf->encoder && d->enc != NULL) {
+		dv = *d;
+		dv.model = encoder_dev_start(d, ENCDEV_CV, NULL);
+		dj = &dv;
+	}
+	prepare(dj, &p, &d->retrieved);
 	d->kept = p.nkept;
-	c = run(d, &p, &serve, &ch, &secs, &mem);
+	c = run(dj, &p, &serve, &ch, &secs, &mem);
 	/* Mean local logloss of the cloud model, and the CV estimate after. */
 	d->val_before = 0;
 	for (size_t i = 0; i < p.n; i++)
@@ -763,7 +794,14 @@ learn_work_cb(uv_work_t *w)
 	else
 		ctr_free(c);
 	d->train_s = now() - t0;
-	if (d->job_rc == 0 && cf->eval_dir[0] != '\0' && d->test.n > 0)
+	if (dj != d)
+		encoder_dev_view_fini(&dv);
+	if (d->job_rc == 0 && cf->eval_dir[0] != '\0' && d->test.n > 0) {
+		if (dj != d) {	/* the evaluation starts from the cloud's */
+			prep_fini(&p);
+			prepare(d, &p, &d->retrieved);
+		}
 		evaluate(d, &p);
+	}
 	prep_fini(&p);
 }

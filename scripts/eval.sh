@@ -23,6 +23,8 @@
 # In every task a share EVAL_COLD (0.2) of users is cold: none of their
 # samples reach the pool (the cloud has no user embedding or patch for
 # them); each task prints a warm and a cold table.
+# EVAL_METHODS, when set, is also the devices' deviced.eval-methods (else
+# they run their configured list).
 # EVAL_SEEDS (1 2 3) vary the split's cold users, the ranking negatives
 # and the synthetic data, and seed the cloud's and devices' training.
 # EVAL_DISTILL=1 also runs the MoMoDistill rounds (scripts/distill-rounds.sh,
@@ -35,7 +37,7 @@ OUTDIR=${2:-$ROOT/out/eval}
 SEEDS=${EVAL_SEEDS:-1 2 3}
 TASKS=${EVAL_TASKS:-ctr ranking synth synth-tail synth-switch}
 COLD=${EVAL_COLD:-0.2}
-METHODS=${EVAL_METHODS:-cloud,naive-ft,ft-cv,ft-guard,ft-lc,ft-lcm,ft-lcoff,ft-lcoffm,ft-coda,ft-lc-coda,ft-lcm-coda,ft-coda-u,metapatch,mp-cv,mp-lc-coda,mp-lcm-coda,mp-lc-coda-u,bias,ft-fb,mp-fb,ofa-low,ofa-mid,ofa-high}
+METHODS=${EVAL_METHODS:-cloud,naive-ft,ft-cv,ft-guard,ft-lc,ft-lcm,ft-lcoff,ft-lcoffm,ft-coda,ft-lc-coda,ft-lcm-coda,ft-coda-u,metapatch,mp-cv,mp-lc-coda,mp-lcm-coda,mp-lc-coda-u,bias,ft-fb,mp-fb,oov,enc,enc-cv,ofa-low,ofa-mid,ofa-high}
 export OPENBLAS_NUM_THREADS=1
 [ -d "$DATA" ] || { echo "eval.sh: $DATA: no such directory"; exit 1; }
 mkdir -p "$OUTDIR"
@@ -90,7 +92,7 @@ for task in $TASKS; do
 		run=$WORK/run-$task-$s
 		mkdir -p "$run/eval"
 		OUT=$run CLOUDD_OPTS="-o train.seed=$s" \
-		    DEVICED_OPTS="-o learn.seed=$s -o deviced.eval-dir=$run/eval" \
+		    DEVICED_OPTS="-o learn.seed=$s -o deviced.eval-dir=$run/eval${EVAL_METHODS:+ -o deviced.eval-methods=$EVAL_METHODS}" \
 		    sh "$ROOT/scripts/simulate.sh" "$n" "$data" >"$run.log" 2>&1 &
 		sp=$!
 		while kill -0 $sp 2>/dev/null; do
@@ -105,6 +107,7 @@ for task in $TASKS; do
 		done_before=$((done_before + n))
 		progress "$done_before" "$total" "$task seed $s"
 		grep -h "TRAIN: model v1" "$run/cloudd.log" | sed "s/.*TRAIN: /  $task seed $s cloud: /" >>"$WORK/notes"
+		grep -h "ENCODER: " "$run/cloudd.log" | head -1 | sed "s/.*ENCODER: /  $task seed $s encoder: /" >>"$WORK/notes"
 		# the synthetic oracle scores like one more method
 		[ -f "$data/oracle.pred" ] && cp "$data/oracle.pred" "$run/eval/oracle.csv"
 		# users' local sample counts, for the long-tail rows

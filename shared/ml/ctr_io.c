@@ -413,7 +413,7 @@ ctr_io_unpack(struct ctr **out, struct ctr_meta *meta, const uint8_t *buf,
 	if ((msg = dccl__model__unpack(NULL, len, buf)) == NULL)
 		return fail(CTR_IO_EUNPACK, err, errlen, "%zu bytes", len);
 
-	if (msg->format != CTR_IO_FORMAT && msg->format != CTR_IO_FORMAT_OPTS) {
+	if (msg->format != CTR_IO_FORMAT && msg->format != CTR_IO_FORMAT_2) {
 		rc = fail(CTR_IO_EFORMAT, err, errlen, "format %u", msg->format);
 		goto fail;
 	}

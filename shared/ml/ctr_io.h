@@ -30,11 +30,15 @@
 
 #define CTR_IO_FORMAT		1	/* also Forward-OFA's (ofa_io.c) */
 /*
- * A CTR model with interaction, attention or side fields is written as
- * format 2 (a format-1 reader refuses it with its EFORMAT); any other as
- * format 1, so readers of format 1 keep loading them. Both are read.
+ * Format 2: a CTR model with interaction, attention or side fields, or one
+ * carrying its auxiliary encoder (encoder_io.h), or both; a format-1
+ * reader refuses it with its EFORMAT. Any other model is written as
+ * format 1, so readers of format 1 keep loading them. Both are read;
+ * ctr_io_unpack reads the model part of either.
  */
-#define CTR_IO_FORMAT_OPTS	2
+#define CTR_IO_FORMAT_2		2
+#define CTR_IO_FORMAT_OPTS	CTR_IO_FORMAT_2
+#define CTR_IO_FORMAT_ENC	CTR_IO_FORMAT_2
 #define CTR_IO_KIND		"ctr"
 #define CTR_IO_CHECKSUM_LEN	32
 #define CTR_IO_MAX_METRICS	32

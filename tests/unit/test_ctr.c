@@ -782,7 +782,7 @@ ed_kind(Dccl__Model *m)
 static void
 ed_format(Dccl__Model *m)
 {
-	m->format = CTR_IO_FORMAT_OPTS + 1;	/* no such format yet */
+	m->format = CTR_IO_FORMAT_2 + 1;	/* no such format yet */
 }
 
 static void
