@@ -77,6 +77,7 @@ struct auth_dev;
 struct ofa_dev;
 struct ctr;
 struct dev_model;
+struct learn_result;
 
 struct device {
 	struct deviced	*dd;
@@ -124,7 +125,8 @@ struct device {
 	uint32_t	 retry_after;	/* the cloud's hint for the next retry */
 	uint32_t	 dl_next, dl_n;
 	uint8_t		 dl_sum[32];
-	/* job results */
+	/* job results: the job's, until learn_apply moves them here */
+	struct learn_result *learned;
 	int		 job_rc;
 	char		 job_err[256];
 	Dccl__Tensor	**patch;

@@ -33,6 +33,8 @@
 
 enum { T_USER = 0, T_ITEM, T_GENRE, T_HOUR, T_WDAY, T_FIRST_MLP };
 
+static int	sel_trains(enum ctr_sel sel, enum ctr_tkind k);
+
 struct ctr {
 	struct ctr_config cfg;
 	int		 C0;		/* 6D */
@@ -57,6 +59,10 @@ struct ctr {
 	/* scratch, sized for cap rows */
 	int		 cap;
 	int		 B;		/* batch of the last forward, 0 = none */
+	int		 trunk_fwd;	/* it was ctr_forward_trunk */
+	int		 dense_clean;	/* dense grads are zero since zero_grad
+					   (a device's m or bias training
+					   writes none: 100 KiB a step less) */
 	float		*act;		/* one block for the float buffers */
 	float		*x0, *dx0;	/* (B,C0) */
 	float		*pre[CTR_MAX_LAYERS], *relu[CTR_MAX_LAYERS];
@@ -337,6 +343,18 @@ ctr_copy_params(struct ctr *dst, const struct ctr *src)
 	return 0;
 }
 
+int
+ctr_copy_params_sel(struct ctr *dst, const struct ctr *src, enum ctr_sel sel)
+{
+	if (memcmp(&dst->cfg, &src->cfg, sizeof(dst->cfg)) != 0)
+		return -EINVAL;
+	for (int i = 0; i < src->n_tensors; i++)
+		if (sel_trains(sel, src->t[i].kind))
+			memcpy(dst->t[i].data, src->t[i].data,
+			    src->t[i].n * sizeof(float));
+	return 0;
+}
+
 const struct ctr_config *
 ctr_config(const struct ctr *m)
 {
@@ -469,15 +487,20 @@ behaviour_ids(const struct dataset *ds, const struct sample *s, int K,
 
 /* ---- forward / backward / step ------------------------------------------ */
 
-int
-ctr_forward(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
-    int B, float *logits)
+/*
+ * Gathers the ids of ds->s[idx[0..B)] and fills x0 (B,6D) = [user | item |
+ * genre bag | hour | wday | behaviour]. Returns 0 or -EINVAL.
+ */
+static int
+gather_embed(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
+    int B)
 {
 	const struct ctr_config *c = &m->cfg;
 	int D = c->dim, C0 = m->C0;
 	uint32_t ng = 0, nb = 0;
 
 	m->B = 0;
+	m->trunk_fwd = 0;
 	if (B < 1 || ds == NULL || idx == NULL)
 		return -EINVAL;
 	for (int b = 0; b < B; b++)
@@ -507,7 +530,6 @@ ctr_forward(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
 		m->boff[b + 1] = nb;
 	}
 
-	/* x0 (B,6D) = [user | item | genre bag | hour | wday | behaviour] */
 	embed_forward(m->x0, m->uid, m->t[T_USER].data, B, D, C0);
 	embed_forward(m->x0 + D, m->iid, m->t[T_ITEM].data, B, D, C0);
 	embed_bag_forward(m->x0 + 2 * D, m->gid, m->goff, m->t[T_GENRE].data,
@@ -516,14 +538,37 @@ ctr_forward(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
 	embed_forward(m->x0 + 4 * D, m->wid, m->t[T_WDAY].data, B, D, C0);
 	embed_bag_forward(m->x0 + 5 * D, m->bid, m->boff, m->t[T_ITEM].data,
 	    B, D, C0);
+	return 0;
+}
 
+/* The first hidden layer's linear and ReLU, from x0 (L > 0). */
+static void
+first_layer(struct ctr *m, int B)
+{
+	linear_forward(m->pre[0], m->x0, m->t[m->ti_w[0]].data,
+	    m->t[m->ti_b[0]].data, B, m->C0, m->cfg.hidden[0]);
+	relu_forward(m->relu[0], m->pre[0], (size_t)B * m->cfg.hidden[0]);
+}
+
+/*
+ * The rest of the forward pass once relu[0] holds the first layer's ReLU
+ * output (or, with no hidden layer, from x0): the patches, the layers
+ * above, the logit and the per-user bias.
+ */
+static void
+forward_rest(struct ctr *m, int B, float *logits)
+{
+	const struct ctr_config *c = &m->cfg;
 	const float *x = m->x0;
-	int C = C0;
+	int C = m->C0;
+
 	for (int l = 0; l < m->L; l++) {
 		int H = c->hidden[l];
-		linear_forward(m->pre[l], x, m->t[m->ti_w[l]].data,
-		    m->t[m->ti_b[l]].data, B, C, H);
-		relu_forward(m->relu[l], m->pre[l], (size_t)B * H);
+		if (l > 0) {
+			linear_forward(m->pre[l], x, m->t[m->ti_w[l]].data,
+			    m->t[m->ti_b[l]].data, B, C, H);
+			relu_forward(m->relu[l], m->pre[l], (size_t)B * H);
+		}
 		if (m->R > 0)
 			metapatch_forward(m->pout[l], m->pt[l], m->relu[l],
 			    m->t[m->ti_pu[l]].data, m->t[m->ti_pv[l]].data,
@@ -539,6 +584,70 @@ ctr_forward(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
 	if (logits != NULL)
 		memcpy(logits, m->logit, (size_t)B * sizeof(float));
 	m->B = B;
+}
+
+int
+ctr_forward(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
+    int B, float *logits)
+{
+	int rc;
+
+	if ((rc = gather_embed(m, ds, idx, B)) != 0)
+		return rc;
+	if (m->L > 0)
+		first_layer(m, B);
+	forward_rest(m, B, logits);
+	return 0;
+}
+
+int
+ctr_trunk_dim(const struct ctr *m)
+{
+	return m->L > 0 ? m->cfg.hidden[0] : 0;
+}
+
+int
+ctr_trunk(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
+    size_t n, float *out)
+{
+	size_t H = (size_t)ctr_trunk_dim(m);
+	int rc;
+
+	if (H == 0)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i += PRED_BATCH) {
+		int B = (int)(n - i < PRED_BATCH ? n - i : PRED_BATCH);
+		if ((rc = gather_embed(m, ds, idx + i, B)) != 0)
+			return rc;
+		first_layer(m, B);
+		memcpy(out + i * H, m->relu[0], (size_t)B * H * sizeof(float));
+	}
+	m->B = 0;
+	return 0;
+}
+
+int
+ctr_forward_trunk(struct ctr *m, const struct dataset *ds,
+    const float *trunk, const uint32_t *idx, int B, float *logits)
+{
+	size_t H = (size_t)ctr_trunk_dim(m);
+
+	m->B = 0;
+	if (H == 0 || B < 1 || ds == NULL || idx == NULL || trunk == NULL)
+		return -EINVAL;
+	for (int b = 0; b < B; b++)
+		if (idx[b] >= ds->n)
+			return -EINVAL;
+	scratch_reserve(m, B);
+	for (int b = 0; b < B; b++) {
+		const struct sample *s = &ds->s[idx[b]];
+		m->uid[b] = map_id(s->user, m->cfg.n_users);
+		m->y[b] = s->label;
+		memcpy(m->relu[0] + (size_t)b * H, trunk + (size_t)idx[b] * H,
+		    H * sizeof(float));
+	}
+	forward_rest(m, B, logits);
+	m->trunk_fwd = 1;
 	return 0;
 }
 
@@ -566,9 +675,10 @@ ctr_zero_grad(struct ctr *m)
 		struct ctr_tensor *t = &m->t[i];
 		if (t->sparse)
 			kern_rows_clear(&m->rows[i], t->grad, (int)t->shape[1]);
-		else
+		else if (!m->dense_clean)
 			memset(t->grad, 0, t->n * sizeof(float));
 	}
+	m->dense_clean = 1;
 }
 
 /* Gradient pointer of tensor i if sel trains it, else NULL. */
@@ -590,8 +700,13 @@ ctr_backward(struct ctr *m, enum ctr_sel sel, const float *y, const float *w,
 
 	if (B < 1)
 		return -EINVAL;
+	/* After ctr_forward_trunk only the patches and the bias may train. */
+	if (m->trunk_fwd && (base || sel_trains(sel, CTR_T_PATCH_UV)))
+		return -EINVAL;
 	if (y == NULL)
 		y = m->y;
+	if (base || sel_trains(sel, CTR_T_PATCH_UV))
+		m->dense_clean = 0;
 	l = bce_logits_forward(NULL, m->logit, y, w, off, B);
 	if (loss != NULL)
 		*loss = l;
