@@ -129,6 +129,11 @@ for task in $TASKS; do
 		    --user-counts "$(echo $counts | join)"
 		echo
 	done
+	# the settings the devices chose (per-device cross-validation)
+	for dd in $dirs; do for f in "$dd"/*.extra; do
+		[ -f "$f" ] && echo '#device' && cat "$f"; done; done |
+	    awk -F, -v title="$task, all users, all seeds" \
+	    -f "$ROOT/scripts/settings.awk" | tee "$OUTDIR/$task-settings.md"
 done
 cat "$WORK/notes"
 echo "eval: $(( $(date +%s) - t0 )) s on $(nproc) cores; tables in $OUTDIR"

@@ -3,6 +3,7 @@
  * median, <= 16 MiB), on the devices of a real split.
  *
  *   bench_learn SPLIT_DIR [--stride S] [--methods a,b,...] [-o key=value]...
+ *               [--save-model FILE]
  *
  * SPLIT_DIR is what `dccl-data split` writes (pool.csv, devices/). The
  * cloud model is trained here as cloudd trains it (its defaults: D 16, K
@@ -290,7 +291,7 @@ rss_child(const char *model_path, const char *local_csv, char **opts,
 int
 main(int argc, char **argv)
 {
-	const char *dir = NULL, *methods = DEFAULT_METHODS;
+	const char *dir = NULL, *methods = DEFAULT_METHODS, *save_model = NULL;
 	char *opts[MAX_OPTS], pool[1024], model_path[] =
 	    "/tmp/bench_learn.XXXXXX", **dev, *list, *save = NULL, *nm;
 	int nopt = 0, stride = 1, fd, status;
@@ -313,6 +314,8 @@ main(int argc, char **argv)
 			stride = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--methods") == 0 && i + 1 < argc)
 			methods = argv[++i];
+		else if (strcmp(argv[i], "--save-model") == 0 && i + 1 < argc)
+			save_model = argv[++i];
 		else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc &&
 		    nopt < MAX_OPTS)
 			opts[nopt++] = argv[++i];
@@ -472,6 +475,8 @@ main(int argc, char **argv)
 	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
 	    WEXITSTATUS(status) != 0)
 		fprintf(stderr, "bench_learn: rss child failed\n");
+	if (save_model != NULL && rename(model_path, save_model) != 0)
+		fprintf(stderr, "bench_learn: cannot keep the model\n");
 	unlink(model_path);
 	for (size_t i = 0; i < nsel; i++)
 		dataset_fini(&local[i]);
