@@ -130,6 +130,7 @@ enum { MODE_FULL = 0, MODE_TRUNK, MODE_BIAS };
 
 #define MEMO_MAX	48
 #define MEMO_FITS	4
+#define MEMO_KEPT	24	/* trained models kept (0.8 MiB each here) */
 
 /*
  * The evaluation rows share work: ft-cv, ft-guard and ft-fb run the same
@@ -160,6 +161,7 @@ struct memo_ent {
 struct learn_memo {
 	struct memo_ent	 e[MEMO_MAX];
 	int		 n;
+	int		 kept;	/* fits holding params */
 };
 
 struct learn_memo *
@@ -866,13 +868,15 @@ run1(struct learn_prep *p, const struct method *m, struct learn_memo *mm,
 		if (pa.mode == MODE_BIAS)
 			*bias_row(c, p->work.s[0].user) = pa.bias;
 	}
-	if (e != NULL && e->nfit < MEMO_FITS) {
+	if (e != NULL && e->nfit < MEMO_FITS &&
+	    (rc != 0 || mm->kept < MEMO_KEPT)) {
 		fit = &e->fit[e->nfit++];
 		fit->lr = ch->lr;
 		fit->steps = ch->steps;
 		fit->rc = rc;
 		fit->secs = now() - t1;
 		if (rc == 0) {
+			mm->kept++;
 			fit->params = xmalloc(ctr_num_params(c) *
 			    sizeof(float));
 			memcpy(fit->params, ctr_params(c),
