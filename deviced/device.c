@@ -33,6 +33,7 @@
 #include "deviced/delay.h"
 #include "deviced/deviced.h"
 #include "deviced/dp.h"
+#include "deviced/learn.h"
 #include "deviced/ofa_dev.h"
 #include "shared/auth.h"
 #include "shared/ml/ctr.h"
@@ -380,6 +381,7 @@ learn_after_cb(uv_work_t *w, int status)
 	size_t len;
 
 	d->dd->jobs--;
+	learn_apply(d);		/* the job's result into d (learn.h) */
 	if (status != 0 || d->job_rc != 0 || d->dd->stopping) {
 		job_done(d, 0);
 		if (!d->dd->stopping)

@@ -102,6 +102,7 @@ struct ofa_dev;
 struct ctr;
 struct dev_model;
 struct enc;
+struct learn_result;
 
 struct device {
 	struct deviced	*dd;
@@ -152,7 +153,8 @@ struct device {
 	uint32_t	 retry_after;	/* the cloud's hint for the next retry */
 	uint32_t	 dl_next, dl_n;
 	uint8_t		 dl_sum[32];
-	/* job results */
+	/* job results: the job's, until learn_apply moves them here */
+	struct learn_result *learned;
 	int		 job_rc;
 	char		 job_err[256];
 	Dccl__Tensor	**patch;

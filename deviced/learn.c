@@ -1,11 +1,15 @@
 /*
  * learn: a device's personalization job, run in the threadpool. It reads
- * the device's local samples, the retrieved pool samples and the
- * downloaded cloud model (the loop leaves them alone while the device is
- * in DEV_TRAIN) and produces the patch to upload.
+ * a struct learn_in (the device's local samples, the retrieved pool
+ * samples and the downloaded cloud model, which the loop leaves alone
+ * while the device is in DEV_TRAIN) and fills a struct learn_result: the
+ * patch to upload, the model to serve, the validation figures. The loop
+ * applies it to the device (learn_apply); the evaluation matrix is
+ * learn_eval.c's.
  *
  * A method is one path through the stages (README, "Device pipeline"):
  *   adapt  none | finetune (all weights) | metapatch (only this user's m)
+ *          | bias (only this user's logit bias)
  *   lc     label correction: none | soft (the paper's) | offset (hard
  *          labels + a fixed logit offset, dropped when scoring), aligned
  *          to r_g or to the cloud model's own mean prediction
@@ -18,12 +22,14 @@
  * cross-validation over its local samples: no test data, and no sample
  * scores a setting it trained.
  *
- * The configured method (learn.adapt, learn.lc, learn.lc-target,
- * learn.coda; always guarded) is what the
- * device serves and uploads. With deviced.eval-dir set, the device also
- * runs every method of deviced.eval-methods and writes its held-out test
- * predictions to <eval-dir>/<device>.csv (method,user,item,label,score)
- * and per-method costs to <eval-dir>/<device>.extra (method,column,value).
+ * Speed (issue 17's 5 ms per job): the cross-validation costs about seven
+ * fits, so what the frozen cloud model computes is computed once per job.
+ * MetaPatch training starts every step from each sample's first-layer
+ * output (ctr_trunk, the embeddings and the first layer are frozen); the
+ * bias alone moves every logit of the user by the same amount, so its
+ * steps run on the cloud model's logits without the bias (O(batch) per
+ * step). Between paths only the trained tensors are restored. The CoDA
+ * filter runs only when a method uses it.
  */
 #include <errno.h>
 #include <math.h>
@@ -32,17 +38,15 @@
 #include <string.h>
 #include <time.h>
 
-#include "deviced/app_query.h"
 #include "deviced/deviced.h"
 #include "deviced/encoder_dev.h"
 #include "deviced/label_correct.h"
-#include "deviced/ofa_dev.h"
+#include "deviced/learn.h"
 #include "deviced/sample_filter.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
+#include "shared/ml/kern.h"
 #include "shared/data/dataset.h"
-#include "shared/log.h"
-#include "shared/ml/metrics.h"
 #include "shared/rng.h"
 #include "shared/xmalloc.h"
 
@@ -120,15 +124,100 @@ grid_of(const struct deviced_conf *cf, int adapt, struct grid *g)
 	g->steps[1] = st;
 }
 
-/* What every method of one job shares. */
-struct prep {
-	struct dataset	 work;		/* local samples, then kept retrieved */
-	float		*weight;	/* work.n: 1 local, coda-weight kept */
-	float		*y;		/* work.n: the hard labels */
-	float		*loss0;		/* n: the cloud model's per-sample loss */
-	float		*p0;		/* n: the cloud model's probability */
-	size_t		 n, nkept, nlate;
+
+/* How a path computes: the whole model, from the frozen trunk, or the
+ * bias alone on fixed logits. */
+enum { MODE_FULL = 0, MODE_TRUNK, MODE_BIAS };
+
+#define MEMO_MAX	48
+#define MEMO_FITS	4
+#define MEMO_KEPT	24	/* trained models kept (0.8 MiB each here) */
+
+/*
+ * The evaluation rows share work: ft-cv, ft-guard and ft-fb run the same
+ * cross-validation (they differ only in what they do with its choice), a
+ * fallback runs the bias row's, and rows that choose the same setting
+ * train the same final fit. Each is computed once per job and its time
+ * counted for every row that uses it, so a row's device_ms is what the
+ * method costs alone.
+ */
+struct memo_fit {
+	double	 lr;
+	int	 steps;
+	int	 rc;
+	float	*params;	/* the trained model's, when rc == 0 */
+	double	 secs;
 };
+
+struct memo_ent {
+	const struct learn_prep *p;
+	int		 adapt, lc, tgt, coda;
+	int		 have_cv, cv_rc;
+	struct learn_choice cv;
+	double		 cv_secs;
+	int		 nfit;
+	struct memo_fit	 fit[MEMO_FITS];
+};
+
+struct learn_memo {
+	struct memo_ent	 e[MEMO_MAX];
+	int		 n;
+	int		 kept;	/* fits holding params */
+};
+
+struct learn_memo *
+learn_memo_new(void)
+{
+	return xcalloc(1, sizeof(struct learn_memo));
+}
+
+void
+learn_memo_free(struct learn_memo *mm)
+{
+	if (mm == NULL)
+		return;
+	for (int i = 0; i < mm->n; i++)
+		for (int j = 0; j < mm->e[i].nfit; j++)
+			free(mm->e[i].fit[j].params);
+	free(mm);
+}
+
+/* The entry of (p, method); a new one if there is room, else NULL. */
+static struct memo_ent *
+memo_get(struct learn_memo *mm, const struct learn_prep *p,
+    const struct method *m)
+{
+	int tgt = m->lc == LC_NONE ? 0 : m->tgt;
+	struct memo_ent *e;
+
+	if (mm == NULL)
+		return NULL;
+	for (int i = 0; i < mm->n; i++) {
+		e = &mm->e[i];
+		if (e->p == p && e->adapt == m->adapt && e->lc == m->lc &&
+		    e->tgt == tgt && e->coda == m->coda)
+			return e;
+	}
+	if (mm->n == MEMO_MAX)
+		return NULL;
+	e = &mm->e[mm->n++];
+	memset(e, 0, sizeof(*e));
+	e->p = p;
+	e->adapt = m->adapt;
+	e->lc = m->lc;
+	e->tgt = tgt;
+	e->coda = m->coda;
+	return e;
+}
+
+static struct memo_fit *
+memo_fit_find(struct memo_ent *e, double lr, int steps)
+{
+	for (int i = 0; e != NULL && i < e->nfit; i++)
+		if (e->fit[i].lr == lr && e->fit[i].steps == steps)
+			return &e->fit[i];
+	return NULL;
+}
 
 static double
 now(void)
@@ -145,23 +234,75 @@ bce(double z, double y)
 	return (z > 0 ? z : 0) - z * y + log1p(exp(-fabs(z)));
 }
 
-static void
-prepare(struct device *d, struct prep *p, const struct dataset *ret)
+/* The user's row of the per-user bias, or NULL if the model has none. */
+static float *
+bias_row(const struct ctr *c, uint32_t user)
 {
-	const struct deviced_conf *cf = &d->dd->cf;
-	size_t n = d->local.n, nr = 0, *all, *ok;
+	const struct ctr_tensor *t = ctr_tensor_find(c, "patch_b");
+	uint32_t nu = ctr_config(c)->n_users;
+
+	return t == NULL ? NULL : t->data + (user < nu ? user : nu);
+}
+
+/* CoDA: keeps the retrieved samples the personalized filter selects. */
+static void
+coda_filter(struct learn_prep *p, const size_t *ok, size_t nr)
+{
+	const struct learn_in *in = p->in;
+	const struct dataset *ret = p->ret;
+	size_t n = p->n;
+	int dim = ctr_repr_dim(in->model);
+	float *L = xcalloc(n * dim, sizeof(float));
+	float *R = xcalloc(nr * dim, sizeof(float));
+	float *pr = xcalloc(nr, sizeof(float));
+	unsigned char *keep = xcalloc(nr, 1);
+	uint32_t *li = xcalloc(n + 1, sizeof(uint32_t));
+	uint32_t *ri = xcalloc(nr, sizeof(uint32_t));
+	struct filt_opts fo;
+	size_t *ki = xcalloc(nr, sizeof(size_t));
+
+	for (size_t i = 0; i < n; i++)
+		li[i] = (uint32_t)i;
+	for (size_t i = 0; i < nr; i++)
+		ri[i] = (uint32_t)ok[i];
+	ctr_repr(in->model, in->local, li, n, L);
+	ctr_repr(in->model, ret, ri, nr, R);
+	filt_opts_default(&fo);
+	fo.rho = in->cf->coda_rho;
+	fo.tau = in->cf->coda_tau;
+	filt_select(L, n, R, nr, dim, &fo, pr, keep);
+	for (size_t i = 0; i < nr; i++)
+		if (keep[i])
+			ki[p->nkept++] = ok[i];
+	dataset_append_subset(&p->work, ret, ki, p->nkept);
+	free(L); free(R); free(pr); free(keep); free(li); free(ri);
+	free(ki);
+}
+
+void
+learn_prep_init(struct learn_prep *p, const struct learn_in *in,
+    const struct dataset *ret)
+{
+	const struct deviced_conf *cf = in->cf;
+	const struct dataset *local = in->local;
+	size_t n = local->n, nr = 0, *all, *ok;
 	int64_t t_end = INT64_MIN;
 
 	memset(p, 0, sizeof(*p));
+	p->in = in;
+	p->ret = ret;
 	dataset_init(&p->work);
 	p->n = n;
+	p->one_user = 1;
 	all = xcalloc(n + 1, sizeof(size_t));
 	for (size_t i = 0; i < n; i++) {
 		all[i] = i;
-		if (d->local.s[i].ts > t_end)
-			t_end = d->local.s[i].ts;
+		if (local->s[i].ts > t_end)
+			t_end = local->s[i].ts;
+		if (local->s[i].user != local->s[0].user)
+			p->one_user = 0;
 	}
-	dataset_append_subset(&p->work, &d->local, all, n);
+	dataset_append_subset(&p->work, local, all, n);
 	/*
 	 * CoDA's time filter: nothing dated after the local window reaches
 	 * training (the pool holds other users' later samples too).
@@ -171,56 +312,31 @@ prepare(struct device *d, struct prep *p, const struct dataset *ret)
 		if (ret->s[i].ts <= t_end)
 			ok[nr++] = i;
 	p->nlate = ret->n - nr;
-	/* CoDA fine filtering over the model's sample representations. */
-	if (nr > 0 && n > 0) {
-		int dim = ctr_repr_dim(d->model);
-		float *L = xcalloc(n * dim, sizeof(float));
-		float *R = xcalloc(nr * dim, sizeof(float));
-		float *pr = xcalloc(nr, sizeof(float));
-		unsigned char *keep = xcalloc(nr, 1);
-		uint32_t *li = xcalloc(n + 1, sizeof(uint32_t));
-		uint32_t *ri = xcalloc(nr, sizeof(uint32_t));
-		struct filt_opts fo;
-		size_t *ki = xcalloc(nr, sizeof(size_t));
-
-		for (size_t i = 0; i < n; i++)
-			li[i] = (uint32_t)i;
-		for (size_t i = 0; i < nr; i++)
-			ri[i] = (uint32_t)ok[i];
-		ctr_repr(d->model, &d->local, li, n, L);
-		ctr_repr(d->model, ret, ri, nr, R);
-		filt_opts_default(&fo);
-		fo.rho = cf->coda_rho;
-		fo.tau = cf->coda_tau;
-		filt_select(L, n, R, nr, dim, &fo, pr, keep);
-		for (size_t i = 0; i < nr; i++)
-			if (keep[i])
-				ki[p->nkept++] = ok[i];
-		dataset_append_subset(&p->work, ret, ki, p->nkept);
-		free(L); free(R); free(pr); free(keep); free(li); free(ri);
-		free(ki);
-	}
+	/* CoDA fine filtering, when some method of the job uses it. */
+	if (nr > 0 && n > 0 && (cf->coda || in->need_coda))
+		coda_filter(p, ok, nr);
 	free(ok);
 	free(all);
-	p->work.n_users = d->local.n_users;
+	p->work.n_users = local->n_users;
 	p->weight = xcalloc(p->work.n + 1, sizeof(float));
 	p->y = xcalloc(p->work.n + 1, sizeof(float));
 	for (size_t i = 0; i < p->work.n; i++) {
 		p->weight[i] = i < n ? 1.0f : (float)cf->coda_weight;
 		p->y[i] = p->work.s[i].label >= 0.5f;
 	}
-	/* The cloud model's loss on each local sample: the CV baseline. */
+	/*
+	 * The cloud model's loss on each local sample: the CV baseline. The
+	 * cloud model is shared by the devices of this deviced (device.c):
+	 * its scratch buffers are not this job's, so a working copy runs it.
+	 */
+	p->w = ctr_clone(in->model);
 	p->loss0 = xcalloc(n + 1, sizeof(float));
 	p->p0 = xcalloc(n + 1, sizeof(float));
 	if (n > 0) {
 		uint32_t *li = xcalloc(n, sizeof(uint32_t));
 		for (size_t i = 0; i < n; i++)
 			li[i] = (uint32_t)i;
-		/* d->model is shared by the devices of this deviced
-		 * (device.c): its scratch buffers are not this job's. */
-		struct ctr *base = ctr_clone(d->model);
-		ctr_logits(base, &p->work, li, n, p->p0);
-		ctr_free(base);
+		ctr_logits(p->w, &p->work, li, n, p->p0);
 		for (size_t i = 0; i < n; i++) {
 			double z = p->p0[i];
 			p->loss0[i] = (float)bce(z, p->y[i]);
@@ -230,14 +346,71 @@ prepare(struct device *d, struct prep *p, const struct dataset *ret)
 	}
 }
 
-static void
-prep_fini(struct prep *p)
+void
+learn_prep_fini(struct learn_prep *p)
 {
 	dataset_fini(&p->work);
 	free(p->weight);
 	free(p->y);
 	free(p->loss0);
 	free(p->p0);
+	free(p->trunk);
+	free(p->zb);
+	ctr_free(p->w);
+	memset(p, 0, sizeof(*p));
+}
+
+/*
+ * Makes p->w the cloud model again, copying only what paths changed since
+ * (a whole-model copy is 0.8 MiB; the m and bias tables are 10 % of it).
+ */
+static void
+w_clean(struct learn_prep *p)
+{
+	if (p->w_dirty == 2)
+		ctr_copy_params(p->w, p->in->model);
+	else if (p->w_dirty == 1)
+		ctr_copy_params_sel(p->w, p->in->model, CTR_SEL_METAPATCH_ONLY);
+	p->w_dirty = 0;
+}
+
+/* The first layer's output of every work sample (MODE_TRUNK). */
+static void
+need_trunk(struct learn_prep *p)
+{
+	size_t n = p->work.n, H = (size_t)ctr_trunk_dim(p->in->model);
+	uint32_t *idx;
+
+	if (p->trunk != NULL || n == 0)
+		return;
+	idx = xcalloc(n, sizeof(uint32_t));
+	for (size_t i = 0; i < n; i++)
+		idx[i] = (uint32_t)i;
+	w_clean(p);
+	p->trunk = xcalloc(n * H, sizeof(float));
+	(void)ctr_trunk(p->w, &p->work, idx, n, p->trunk);
+	free(idx);
+}
+
+/* The local samples' logits without the user's bias (MODE_BIAS). */
+static void
+need_zb(struct learn_prep *p)
+{
+	float *b;
+	uint32_t *idx;
+
+	if (p->zb != NULL || p->n == 0)
+		return;
+	w_clean(p);
+	b = bias_row(p->w, p->work.s[0].user);
+	*b = 0;
+	idx = xcalloc(p->n, sizeof(uint32_t));
+	for (size_t i = 0; i < p->n; i++)
+		idx[i] = (uint32_t)i;
+	p->zb = xcalloc(p->n, sizeof(float));
+	(void)ctr_logits(p->w, &p->work, idx, p->n, p->zb);
+	*b = *bias_row(p->in->model, p->work.s[0].user);
+	free(idx);
 }
 
 /*
@@ -249,11 +422,11 @@ prep_fini(struct prep *p)
  * r_g). y and off are indexed like p->work.
  */
 static void
-targets(const struct device *d, const struct prep *p, const struct method *m,
+targets(const struct learn_prep *p, const struct method *m,
     const uint32_t *tr, size_t ntr, float *y, float *off)
 {
-	const struct deviced_conf *cf = &d->dd->cf;
-	struct lc_opts lo = { (enum lc_mode)m->lc, d->global_ctr,
+	const struct deviced_conf *cf = p->in->cf;
+	struct lc_opts lo = { (enum lc_mode)m->lc, p->in->global_ctr,
 		(size_t)cf->lc_min_n, cf->lc_prior };
 	float *ly, *lys, *lof;
 	size_t nl = 0;
@@ -285,37 +458,100 @@ targets(const struct device *d, const struct prep *p, const struct method *m,
 	free(lof);
 }
 
-/* Called after steps[k] steps of a path (cross-validation). */
-typedef void (*ckpt_fn)(void *arg, struct ctr *c, int k);
+/* One path's model: the working model c, and in MODE_BIAS the bias. */
+struct path {
+	struct ctr	*c;
+	int		 mode;
+	enum ctr_sel	 sel;
+	float		 bias;
+};
+
+/* Logits of work[idx[0..n)] under the path's current parameters. */
+static void
+path_logits(struct learn_prep *p, struct path *pa, const uint32_t *idx,
+    size_t n, float *z)
+{
+	if (pa->mode == MODE_BIAS) {
+		for (size_t i = 0; i < n; i++)
+			z[i] = p->zb[idx[i]] + pa->bias;
+		return;
+	}
+	if (pa->mode == MODE_FULL) {
+		ctr_logits(pa->c, &p->work, idx, n, z);
+		return;
+	}
+	for (size_t i = 0; i < n; i += 256) {
+		int B = (int)(n - i < 256 ? n - i : 256);
+		(void)ctr_forward_trunk(pa->c, &p->work, p->trunk, idx + i, B,
+		    z + i);
+	}
+}
 
 /*
- * Plain SGD from c's current parameters on work[tr[0..ntr)]: full batch
- * when ntr <= batch, else seeded minibatches cycling a shuffled order.
- * Plain SGD because a fresh Adam's first steps move every parameter by
- * about lr * sign(g), whatever the gradient says. at(k) runs after
- * steps[k] steps (ascending). Returns 0, -ECANCELED or -ERANGE.
+ * One SGD step of the bias alone: ctr_forward, ctr_backward and ctr_step
+ * restricted to it, in the same operations and order (the logits are the
+ * bias-free ones plus the bias, so every sample's logit moves with it).
  */
 static int
-sgd_path(struct ctr *c, const struct prep *p, enum ctr_sel sel,
-    const uint32_t *tr, size_t ntr, const float *y, const float *w,
-    const float *off, double lr, const int *steps, int nck, int batch,
-    uint64_t seed, atomic_int *stop, ckpt_fn at, void *arg)
+bias_step(struct learn_prep *p, struct path *pa, const uint32_t *idx, int B,
+    const float *y, const float *w, const float *off, float lr, float *z,
+    float *dz)
 {
+	float g = 0;
+	double l;
+
+	for (int b = 0; b < B; b++)
+		z[b] = p->zb[idx[b]] + pa->bias;
+	l = bce_logits_forward(NULL, z, y, w, off, B);
+	if (!isfinite(l))
+		return -ERANGE;
+	memset(dz, 0, (size_t)B * sizeof(float));
+	bce_logits_backward(dz, z, y, w, off, B);
+	for (int b = 0; b < B; b++)
+		g += dz[b];
+	pa->bias -= lr * g;
+	return 0;
+}
+
+/* Called after steps[k] steps of a path (cross-validation). */
+typedef void (*ckpt_fn)(void *arg, struct path *pa, int k);
+
+/*
+ * Plain SGD from the path's current parameters on work[tr[0..ntr)]: full
+ * batch when ntr <= batch, else seeded minibatches cycling a shuffled
+ * order. Plain SGD because a fresh Adam's first steps move every
+ * parameter by about lr * sign(g), whatever the gradient says. at(k) runs
+ * after steps[k] steps (ascending). Returns 0, -ECANCELED or -ERANGE.
+ */
+static int
+sgd_path(struct learn_prep *p, struct path *pa, const uint32_t *tr,
+    size_t ntr, const float *y, const float *w, const float *off, double lr,
+    const int *steps, int nck, uint64_t seed, ckpt_fn at, void *arg)
+{
+	const struct learn_in *in = p->in;
+	struct ctr *c = pa->c;
 	struct ctr_opt o;
 	struct rng r;
+	int batch = (int)in->cf->batch;
 	uint32_t *perm = xcalloc(ntr + 1, sizeof(uint32_t));
 	int B = ntr < (size_t)batch ? (int)ntr : batch, rc = 0, k = 0;
 	float *yb = xcalloc((size_t)B + 1, sizeof(float));
 	float *wb = xcalloc((size_t)B + 1, sizeof(float));
 	float *ob = xcalloc((size_t)B + 1, sizeof(float));
+	float *zb = xcalloc((size_t)B + 1, sizeof(float));
+	float *dz = xcalloc((size_t)B + 1, sizeof(float));
 	size_t pos = 0;
 	double l;
 
 	ctr_opt_default(&o, CTR_OPT_SGD, (float)lr);
+	if (pa->mode == MODE_FULL)
+		p->w_dirty = 2;
+	else if (pa->mode == MODE_TRUNK && p->w_dirty == 0)
+		p->w_dirty = 1;		/* only m and bias tables move */
 	memcpy(perm, tr, ntr * sizeof(uint32_t));
 	rng_seed(&r, seed);
 	for (int s = 1; nck > 0 && s <= steps[nck - 1]; s++) {
-		if (stop != NULL && atomic_load(stop)) {
+		if (in->stop != NULL && atomic_load(in->stop)) {
 			rc = -ECANCELED;
 			break;
 		}
@@ -334,32 +570,57 @@ sgd_path(struct ctr *c, const struct prep *p, enum ctr_sel sel,
 			wb[b] = w[i];
 			ob[b] = off[i];
 		}
-		ctr_zero_grad(c);
-		if ((rc = ctr_forward(c, &p->work, perm + pos, B, NULL)) != 0)
-			break;
-		ctr_backward(c, sel, yb, wb, ob, &l);
-		if (!isfinite(l)) {
-			rc = -ERANGE;
-			break;
+		if (pa->mode == MODE_BIAS) {
+			if ((rc = bias_step(p, pa, perm + pos, B, yb, wb, ob,
+			    o.lr, zb, dz)) != 0)
+				break;
+		} else {
+			ctr_zero_grad(c);
+			rc = pa->mode == MODE_TRUNK ? ctr_forward_trunk(c,
+			    &p->work, p->trunk, perm + pos, B, NULL) :
+			    ctr_forward(c, &p->work, perm + pos, B, NULL);
+			if (rc != 0)
+				break;
+			if ((rc = ctr_backward(c, pa->sel, yb, wb, ob, &l)) != 0)
+				break;
+			if (!isfinite(l)) {
+				rc = -ERANGE;
+				break;
+			}
+			if ((rc = ctr_step(c, pa->sel, &o)) != 0)
+				break;
 		}
-		if ((rc = ctr_step(c, sel, &o)) != 0)
-			break;
 		if ((size_t)B < ntr)
 			pos += (size_t)B;
 		while (k < nck && steps[k] == s && at != NULL)
-			at(arg, c, k++);
+			at(arg, pa, k++);
 	}
-	ctr_zero_grad(c);
+	if (pa->mode != MODE_BIAS)
+		ctr_zero_grad(c);
 	free(perm);
 	free(yb);
 	free(wb);
 	free(ob);
+	free(zb);
+	free(dz);
 	return rc;
+}
+
+/* Resets the path to the cloud model's parameters. */
+static void
+path_reset(struct learn_prep *p, struct path *pa)
+{
+	if (pa->mode == MODE_BIAS)
+		pa->bias = *bias_row(p->in->model, p->work.s[0].user);
+	else if (pa->mode == MODE_TRUNK)
+		ctr_copy_params_sel(pa->c, p->in->model, pa->sel);
+	else
+		ctr_copy_params(pa->c, p->in->model);
 }
 
 /* Cross-validation state: held-out fold and per-setting gain sums. */
 struct cv {
-	const struct prep *p;
+	struct learn_prep *p;
 	const uint32_t	*ho;
 	size_t		 nho;
 	int		 li;
@@ -369,12 +630,12 @@ struct cv {
 };
 
 static void
-cv_ckpt(void *arg, struct ctr *c, int k)
+cv_ckpt(void *arg, struct path *pa, int k)
 {
 	struct cv *v = arg;
 	int s = v->li * GRID_ST + k;
 
-	ctr_logits(c, &v->p->work, v->ho, v->nho, v->z);
+	path_logits(v->p, pa, v->ho, v->nho, v->z);
 	for (size_t i = 0; i < v->nho; i++) {
 		uint32_t j = v->ho[i];
 		double g = v->p->loss0[j] - bce(v->z[i], v->p->y[j]);
@@ -408,8 +669,8 @@ cv_ckpt(void *arg, struct ctr *c, int k)
  * block f of K contiguous blocks in time order, then the kept pool ones.
  */
 static size_t
-train_set(const struct prep *p, const struct method *m, int K, int fold,
-    uint32_t *tr)
+train_set(const struct learn_prep *p, const struct method *m, int K,
+    int fold, uint32_t *tr)
 {
 	size_t nt = 0, end = K < 2 ? p->n : p->n * (size_t)fold / (size_t)K;
 
@@ -420,16 +681,6 @@ train_set(const struct prep *p, const struct method *m, int K, int fold,
 			tr[nt++] = (uint32_t)i;
 	return nt;
 }
-
-/* Chosen setting of one run, for the evaluation's columns. */
-struct choice {
-	int	adopted;
-	int	fallback;	/* adopted the bias alone */
-	double	lr;
-	int	steps;
-	double	gain, se;	/* CV mean logloss gain and its std. error */
-	double	rank;		/* held-out pairs ordered better, net */
-};
 
 /*
  * Forward-chaining cross-validation over the local samples (time order,
@@ -442,10 +693,10 @@ struct choice {
  * local samples).
  */
 static int
-cv_select(struct device *d, const struct prep *p, const struct method *m,
-    const struct grid *g, struct ctr *c, enum ctr_sel sel, struct choice *ch)
+cv_select(struct learn_prep *p, const struct method *m,
+    const struct grid *g, struct path *pa, struct learn_choice *ch)
 {
-	const struct deviced_conf *cf = &d->dd->cf;
+	const struct deviced_conf *cf = p->in->cf;
 	int K = (int)(p->n < (size_t)cf->cv_folds ? p->n : (size_t)cf->cv_folds);
 	uint32_t *tr = xcalloc(p->work.n + 1, sizeof(uint32_t));
 	uint32_t *ho = xcalloc(p->n + 1, sizeof(uint32_t));
@@ -469,14 +720,13 @@ cv_select(struct device *d, const struct prep *p, const struct method *m,
 			continue;
 		nh += v.nho;
 		v.ho = ho;
-		targets(d, p, m, tr, nt, y, off);
+		targets(p, m, tr, nt, y, off);
 		for (int li = 0; li < GRID_LR && rc == 0; li++) {
 			v.li = li;
-			ctr_copy_params(c, d->model);
-			rc = sgd_path(c, p, sel, tr, nt, y, p->weight, off,
-			    g->lr[li], g->steps, GRID_ST, (int)cf->batch,
-			    (uint64_t)cf->seed + (uint64_t)f, &d->dd->stop,
-			    cv_ckpt, &v);
+			path_reset(p, pa);
+			rc = sgd_path(p, pa, tr, nt, y, p->weight, off,
+			    g->lr[li], g->steps, GRID_ST,
+			    (uint64_t)cf->seed + (uint64_t)f, cv_ckpt, &v);
 		}
 	}
 	if (K >= 2 && rc == 0 && nh > 0) {
@@ -499,9 +749,22 @@ cv_select(struct device *d, const struct prep *p, const struct method *m,
 	return best < 0 ? -1 : 0;
 }
 
+/* How method m's paths compute on p. */
+static int
+mode_of(struct learn_prep *p, const struct method *m)
+{
+	if (m->adapt == ADAPT_FT || p->in->reference ||
+	    ctr_trunk_dim(p->in->model) == 0 ||
+	    bias_row(p->in->model, 0) == NULL)
+		return MODE_FULL;
+	if (m->adapt == ADAPT_BIAS && !m->coda && p->one_user)
+		return MODE_BIAS;
+	return MODE_TRUNK;
+}
+
 /*
- * Runs one method; returns the model to serve (a new model, or a clone of
- * the cloud model when nothing is adopted). *ch, *secs and *mem (bytes of
+ * Runs one method; returns the model to serve: a new model, or NULL for
+ * the cloud model when nothing is adopted. *ch, *secs and *mem (bytes of
  * model, gradients and samples; plain SGD keeps no moments) out.
  *
  * SEL_FIXED trains learn.steps steps at the base rate. SEL_CV picks the
@@ -513,60 +776,120 @@ cv_select(struct device *d, const struct prep *p, const struct method *m,
  * keeps the cloud model.
  */
 static struct ctr *
-run1(struct device *d, const struct prep *p, const struct method *m,
-    struct choice *ch, double *secs, double *mem)
+run1(struct learn_prep *p, const struct method *m, struct learn_memo *mm,
+    struct learn_choice *ch, double *secs, double *mem)
 {
-	const struct deviced_conf *cf = &d->dd->cf;
-	struct ctr *c = ctr_clone(d->model);
-	enum ctr_sel sel = m->adapt == ADAPT_FT ? CTR_SEL_ALL :
-	    m->adapt == ADAPT_BIAS ? CTR_SEL_BIAS_ONLY :
-	    CTR_SEL_METAPATCH_ONLY;
+	const struct learn_in *in = p->in;
+	const struct deviced_conf *cf = in->cf;
+	struct path pa = { p->w, MODE_FULL, m->adapt == ADAPT_FT ?
+	    CTR_SEL_ALL : m->adapt == ADAPT_BIAS ? CTR_SEL_BIAS_ONLY :
+	    CTR_SEL_METAPATCH_ONLY, 0 };
+	struct memo_ent *e = NULL;
+	struct memo_fit *fit;
+	struct ctr *c = NULL;
 	struct grid g;
 	uint32_t *tr = NULL;
 	float *y = NULL, *off = NULL;
+	double t0 = now(), reused = 0, t1;
 	size_t nt;
-	double t0 = now();
 	int rc;
 
 	memset(ch, 0, sizeof(*ch));
-	*mem = (double)ctr_num_params(c) * 4;
+	*mem = (double)ctr_num_params(in->model) * 4;
 	if (m->adapt == ADAPT_NONE || p->n == 0)
 		goto done;
-	*mem += (double)ctr_num_params(c) * 4 +
+	*mem += (double)ctr_num_params(in->model) * 4 +
 	    (double)p->work.n * sizeof(struct sample);
 	grid_of(cf, m->adapt, &g);
+	pa.mode = mode_of(p, m);
+	e = memo_get(mm, p, m);
+	/* Paths start from the cloud model: the rest of p->w must be it. */
+	if (pa.mode != MODE_BIAS)
+		w_clean(p);
+	if (pa.mode == MODE_TRUNK)
+		need_trunk(p);
+	else if (pa.mode == MODE_BIAS)
+		need_zb(p);
 	if (m->sel == SEL_FIXED) {
 		ch->lr = g.lr[1];
 		ch->steps = g.steps[GRID_ST - 1];
-	} else if (cv_select(d, p, m, &g, c, sel, ch) != 0) {
-		/* No evidence: the unguarded row takes the base setting. */
-		if (m->sel == SEL_GUARD)
+	} else {
+		if (e != NULL && e->have_cv) {
+			rc = e->cv_rc;
+			*ch = e->cv;
+			reused += e->cv_secs;
+		} else {
+			t1 = now();
+			rc = cv_select(p, m, &g, &pa, ch);
+			if (e != NULL) {
+				e->have_cv = 1;
+				e->cv_rc = rc;
+				e->cv = *ch;
+				e->cv_secs = now() - t1;
+			}
+		}
+		if (rc != 0) {
+			/* No evidence: the unguarded row takes the base
+			 * setting. */
+			if (m->sel == SEL_GUARD)
+				goto done;
+			ch->lr = g.lr[1];
+			ch->steps = g.steps[GRID_ST - 1];
+		} else if (m->sel == SEL_GUARD &&
+		    (p->n < (size_t)cf->guard_min_n ||
+		    !(ch->gain - cf->guard_z * ch->se > 0)))
 			goto done;
-		ch->lr = g.lr[1];
-		ch->steps = g.steps[GRID_ST - 1];
-	} else if (m->sel == SEL_GUARD && (p->n < (size_t)cf->guard_min_n ||
-	    !(ch->gain - cf->guard_z * ch->se > 0)))
-		goto done;
-	else if (m->sel == SEL_GUARD && cf->guard_rank &&
-	    m->adapt != ADAPT_BIAS && !(ch->rank > 0))
-		goto done;	/* no reordering without ranking evidence */
+		else if (m->sel == SEL_GUARD && cf->guard_rank &&
+		    m->adapt != ADAPT_BIAS && !(ch->rank > 0))
+			goto done;	/* no reordering without ranking evidence */
+	}
 	/* The chosen setting, trained on every local sample. */
+	if ((fit = memo_fit_find(e, ch->lr, ch->steps)) != NULL) {
+		reused += fit->secs;
+		if (fit->rc == 0) {
+			c = ctr_clone(in->model);
+			memcpy(ctr_params(c), fit->params,
+			    ctr_num_params(c) * sizeof(float));
+		}
+		ch->adopted = fit->rc == 0;
+		goto done;
+	}
+	t1 = now();
 	tr = xcalloc(p->work.n + 1, sizeof(uint32_t));
 	y = xcalloc(p->work.n + 1, sizeof(float));
 	off = xcalloc(p->work.n + 1, sizeof(float));
 	nt = train_set(p, m, 0, 0, tr);
-	targets(d, p, m, tr, nt, y, off);
-	ctr_copy_params(c, d->model);
-	rc = sgd_path(c, p, sel, tr, nt, y, p->weight, off, ch->lr,
-	    &ch->steps, 1, (int)cf->batch, (uint64_t)cf->seed, &d->dd->stop,
-	    NULL, NULL);
+	targets(p, m, tr, nt, y, off);
+	path_reset(p, &pa);
+	rc = sgd_path(p, &pa, tr, nt, y, p->weight, off, ch->lr, &ch->steps, 1,
+	    (uint64_t)cf->seed, NULL, NULL);
 	ch->adopted = rc == 0;
+	if (ch->adopted) {
+		c = ctr_clone(pa.mode == MODE_BIAS ? in->model : p->w);
+		if (pa.mode == MODE_BIAS)
+			*bias_row(c, p->work.s[0].user) = pa.bias;
+	}
+	if (e != NULL && e->nfit < MEMO_FITS &&
+	    (rc != 0 || mm->kept < MEMO_KEPT)) {
+		fit = &e->fit[e->nfit++];
+		fit->lr = ch->lr;
+		fit->steps = ch->steps;
+		fit->rc = rc;
+		fit->secs = now() - t1;
+		if (rc == 0) {
+			mm->kept++;
+			fit->params = xmalloc(ctr_num_params(c) *
+			    sizeof(float));
+			memcpy(fit->params, ctr_params(c),
+			    ctr_num_params(c) * sizeof(float));
+		}
+	}
 done:
 	if (!ch->adopted) {
 		ctr_free(c);
-		c = ctr_clone(d->model);
+		c = NULL;	/* the cloud model */
 	}
-	*secs = now() - t0;
+	*secs = now() - t0 + reused;
 	free(tr);
 	free(y);
 	free(off);
@@ -579,18 +902,17 @@ done:
  * calibration only, never the order of one user's items).
  */
 static struct ctr *
-run(struct device *d, const struct prep *p, const struct method *m,
-    struct choice *ch, double *secs, double *mem)
+run(struct learn_prep *p, const struct method *m, struct learn_memo *mm,
+    struct learn_choice *ch, double *secs, double *mem)
 {
 	struct method b = { "bias", ADAPT_BIAS, LC_NONE, 0, 0, SEL_GUARD, 0,
 		0 };
-	struct ctr *c = run1(d, p, m, ch, secs, mem);
+	struct ctr *c = run1(p, m, mm, ch, secs, mem);
 	double s2, m2;
 
 	if (ch->adopted || !m->fb || m->adapt == ADAPT_NONE)
 		return c;
-	ctr_free(c);
-	c = run1(d, p, &b, ch, &s2, &m2);
+	c = run1(p, &b, mm, ch, &s2, &m2);
 	*secs += s2;
 	ch->fallback = ch->adopted;
 	return c;
@@ -605,152 +927,82 @@ find(const char *name)
 	return NULL;
 }
 
-static void
-evaluate(struct device *d, const struct prep *p0)
+int
+learn_method_info(const char *name, struct learn_method_info *out)
 {
-	struct prep pu;
-	int have_pu = 0;
-	const struct deviced_conf *cf = &d->dd->cf;
-	size_t n = d->test.n;
-	uint32_t *idx = xcalloc(n + 1, sizeof(uint32_t));
-	float *pr = xcalloc(n + 1, sizeof(float));
-	char path[1300], *list = xstrdup(cf->eval_methods), *save = NULL, *nm;
-	FILE *f, *x;
-	struct dataset q;
+	const struct method *m = find(name);
 
-	for (size_t i = 0; i < n; i++)
-		idx[i] = (uint32_t)i;
-	/* The test samples as the app socket would see them (app.h). */
-	dataset_init(&q);
-	app_replay(&q, &d->local, &d->test, d->user, app_hist_k(d->model));
-	snprintf(path, sizeof(path), "%s/%s.csv", cf->eval_dir, d->id);
-	f = fopen(path, "w");
-	snprintf(path, sizeof(path), "%s/%s.extra", cf->eval_dir, d->id);
-	x = fopen(path, "w");
-	if (f == NULL || x == NULL) {
-		snprintf(d->job_err, sizeof(d->job_err), "cannot write %.200s",
-		    path);
-		goto done;
-	}
-	for (nm = strtok_r(list, ",", &save); nm; nm = strtok_r(NULL, ",",
-	    &save)) {
-		const struct method *m = find(nm);
-		const struct prep *p = p0;
-		double secs, mem, up, down;
-		struct choice ch;
-		struct ctr *c;
-		struct device dv, *dj = d;	/* dv: another start */
-		struct method em;
-		struct prep pe;
-		const char *inner;
-		int est = ENCDEV_CLOUD;
-
-		/* Encoder rows: a method from the encoder's start. */
-		if (m == NULL && (inner = encoder_dev_view(d, nm, &dv, &est))) {
-			if (find(inner) == NULL) {	/* not in methods[] */
-				encoder_dev_view_fini(&dv);
-				continue;
-			}
-			em = *find(inner);
-			em.name = nm;
-			m = &em;
-			dj = &dv;
-			prepare(dj, &pe, &d->retrieved);
-			p = &pe;
-		}
-		/* Forward-OFA rows: no training, one forward pass. */
-		if (m == NULL) {
-			(void)ofa_dev_eval(d, nm, &q, f, x);
-			continue;
-		}
-		if (m->users && d->dd->cf.retrieve_mode == 0) {
-			/* The set fetched by similar users (device.c). */
-			if (!have_pu) {
-				prepare(d, &pu, &d->retrieved_u);
-				have_pu = 1;
-			}
-			p = &pu;
-		}
-		c = run(dj, p, m, &ch, &secs, &mem);
-		(void)app_score(c, &q, pr);	/* the app socket's scoring */
-		for (size_t i = 0; i < n; i++) {
-			const struct sample *s = &d->test.s[i];
-			fprintf(f, "%s,%u,%u,%g,%.9g\n", m->name, s->user,
-			    s->item, s->label, pr[i]);
-		}
-		/* Traffic this method needs: download, retrieval, upload. */
-		down = (double)d->b_model + (!m->coda ? 0 : m->users ?
-		    d->b_retu_down : d->b_ret_down);
-		up = (double)d->b_reg + (!m->coda ? 0 : m->users ?
-		    d->b_retu_up : d->b_ret_up) +
-		    (m->adapt == ADAPT_FT ? (double)d->dl_total :
-		    m->adapt != ADAPT_NONE ? (double)d->b_patch : 0);
-		fprintf(x, "%s,device_ms,%.3f\n%s,train_kib,%.1f\n"
-		    "%s,bytes_up,%.0f\n%s,bytes_down,%.0f\n%s,adopted,%d\n",
-		    m->name, secs * 1e3, m->name, mem / 1024, m->name, up,
-		    m->name, down, m->name, ch.adopted);
-		fprintf(x, "%s,flops,%.0f\n", m->name, ctr_flops(c));
-		/* The setting chosen (0 when the cloud model is kept). */
-		if (m->adapt != ADAPT_NONE)
-			fprintf(x, "%s,lr,%g\n%s,steps,%d\n%s,cv_gain,%g\n"
-			    "%s,coda_kept,%zu\n%s,coda_late,%zu\n"
-			    "%s,bias_only,%d\n", m->name,
-			    ch.adopted ? ch.lr : 0, m->name, ch.adopted ?
-			    ch.steps : 0, m->name, ch.gain, m->name,
-			    m->coda ? p->nkept : 0, m->name,
-			    m->coda ? p->nlate : 0, m->name, ch.fallback);
-		ctr_free(c);
-		if (dj != d) {
-			fprintf(x, "%s,enc_rows,%d\n", m->name,
-			    ENCDEV_USES_ENC(est));
-			prep_fini(&pe);
-			encoder_dev_view_fini(&dv);
-		}
-	}
-done:
-	if (f != NULL && fclose(f) != 0)
-		snprintf(d->job_err, sizeof(d->job_err), "write failed");
-	if (x != NULL)
-		fclose(x);
-	if (have_pu)
-		prep_fini(&pu);
-	free(list);
-	free(idx);
-	free(pr);
-	dataset_fini(&q);
+	if (m == NULL)
+		return -1;
+	out->name = m->name;
+	out->adapts = m->adapt != ADAPT_NONE;
+	out->finetune = m->adapt == ADAPT_FT;
+	out->coda = m->coda;
+	out->users = m->users;
+	return 0;
 }
 
-/*
- * Size of the upload message this device will send (envelope, patch and
- * the four metrics device.c attaches), for the cost columns.
- */
-static size_t
-upload_size(const struct device *d)
+struct ctr *
+learn_method_run(struct learn_prep *p, const char *name,
+    struct learn_memo *memo, struct learn_choice *ch, double *secs,
+    double *mem)
 {
-	Dccl__Envelope e = DCCL__ENVELOPE__INIT;
-	Dccl__UploadPatch up = DCCL__UPLOAD_PATCH__INIT;
-	Dccl__Metric m[4], *mp[4];
-	static const char *const names[4] = { "local_samples", "retrieved",
-		"val_logloss_base", "val_logloss_patched" };
+	const struct method *m = find(name);
+	struct ctr *c;
 
-	for (int i = 0; i < 4; i++) {
-		dccl__metric__init(&m[i]);
-		m[i].name = (char *)names[i];
-		m[i].value = 0.5;
-		mp[i] = &m[i];
+	if (m == NULL)
+		return NULL;
+	c = run(p, m, memo, ch, secs, mem);
+	return c != NULL ? c : ctr_clone(p->in->model);
+}
+
+void
+learn_run(const struct learn_in *in, struct learn_prep *p,
+    struct learn_memo *memo, struct learn_result *r)
+{
+	const struct deviced_conf *cf = in->cf;
+	struct method serve = { "serve", cf->adapt, cf->lc, cf->lc_target,
+		cf->coda, SEL_GUARD, 0, cf->bias_fallback };
+	struct learn_choice ch;
+	struct ctr *c;
+	double secs, mem;
+	double t0 = now();
+
+	memset(r, 0, sizeof(*r));
+	learn_prep_init(p, in, in->retrieved);
+	r->kept = p->nkept;
+	c = run(p, &serve, memo, &ch, &secs, &mem);
+	/* Mean local logloss of the cloud model, and the CV estimate after. */
+	for (size_t i = 0; i < p->n; i++)
+		r->val_before += p->loss0[i] / (double)p->n;
+	r->adopted = ch.adopted;
+	r->fallback = ch.fallback;
+	r->val_after = r->val_before - (ch.adopted ? ch.gain : 0);
+	r->lr = ch.adopted ? ch.lr : 0;
+	r->steps = ch.adopted ? ch.steps : 0;
+	r->cv_gain = ch.gain;
+	if (ctr_io_patch_get(c != NULL ? c : in->model, in->user, &r->patch,
+	    &r->n_patch) != 0) {
+		r->rc = -EINVAL;
+		snprintf(r->err, sizeof(r->err), "the model has no MetaPatch");
 	}
-	up.base_version = d->version;
-	up.n_tensors = d->n_patch;
-	up.tensors = d->patch;
-	up.n_metrics = 4;
-	up.metrics = mp;
-	up.kind = "metapatch";
-	e.version = 1;
-	e.device_id = (char *)d->id;
-	e.request_id = d->req_id + 1;
-	e.body_case = DCCL__ENVELOPE__BODY_UPLOAD;
-	e.upload = &up;
-	return dccl__envelope__get_packed_size(&e);
+	if (in->want_serving && c == NULL)
+		c = ctr_clone(in->model);
+	if (in->want_serving)
+		r->serving = c;	/* the app ranks with it (app.c) */
+	else
+		ctr_free(c);
+	r->secs = now() - t0;
+}
+
+void
+learn_result_fini(struct learn_result *r)
+{
+	ctr_free(r->serving);
+	ctr_io_tensors_free(r->patch, r->n_patch);
+	r->serving = NULL;
+	r->patch = NULL;
+	r->n_patch = 0;
 }
 
 void
@@ -758,50 +1010,58 @@ learn_work_cb(uv_work_t *w)
 {
 	struct device *d = w->data;
 	const struct deviced_conf *cf = &d->dd->cf;
-	struct method serve = { "serve", cf->adapt, cf->lc, cf->lc_target,
-		cf->coda, SEL_GUARD, 0, cf->bias_fallback };
-	struct choice ch;
-	struct prep p;
-	struct ctr *c;
-	double secs, mem;
-	double t0 = now();
-	struct device dv, *dj = d;	/* dv: a cold user's encoder start */
+	struct learn_result *r = xcalloc(1, sizeof(*r));
+	int eval = cf->eval_dir[0] != '\0' && d->test.n > 0;
+	struct learn_in in = { cf, d->model, &d->local, &d->retrieved,
+		d->user, d->global_ctr, &d->dd->stop, d->app != NULL, eval, 0 };
+	struct learn_memo *memo = eval ? learn_memo_new() : NULL;
+	struct learn_prep p;
+	struct ctr *start = NULL;	/* a cold user's encoder start */
 
-	d->job_rc = 0;
-	if (cf->encoder && d->enc != NULL) {
-		dv = *d;
-		dv.model = encoder_dev_start(d, ENCDEV_CV, NULL);
-		dj = &dv;
+	if (cf->encoder && d->enc != NULL &&
+	    (start = encoder_dev_start(d, ENCDEV_CV, NULL)) != NULL)
+		in.model = start;
+	learn_run(&in, &p, start != NULL ? NULL : memo, r);
+	if (start != NULL) {
+		/* The evaluation starts from the cloud's model. */
+		learn_prep_fini(&p);
+		in.model = d->model;
+		if (r->rc == 0 && eval)
+			learn_prep_init(&p, &in, in.retrieved);
+		else
+			memset(&p, 0, sizeof(p));
+		ctr_free(start);
 	}
-	prepare(dj, &p, &d->retrieved);
-	d->kept = p.nkept;
-	c = run(dj, &p, &serve, &ch, &secs, &mem);
-	/* Mean local logloss of the cloud model, and the CV estimate after. */
-	d->val_before = 0;
-	for (size_t i = 0; i < p.n; i++)
-		d->val_before += p.loss0[i] / (double)p.n;
-	d->adopted = ch.adopted;
-	d->val_after = d->val_before - (ch.adopted ? ch.gain : 0);
-	if (ctr_io_patch_get(c, d->user, &d->patch, &d->n_patch) != 0) {
-		d->job_rc = -EINVAL;
-		snprintf(d->job_err, sizeof(d->job_err),
-		    "the model has no MetaPatch");
-	} else {
-		d->b_patch = upload_size(d);
+	if (r->rc == 0 && eval)
+		learn_eval(d, &in, &p, memo, r);
+	learn_memo_free(memo);
+	learn_prep_fini(&p);
+	d->learned = r;
+}
+
+void
+learn_apply(struct device *d)
+{
+	struct learn_result *r = d->learned;
+
+	d->learned = NULL;
+	if (r == NULL) {
+		d->job_rc = -ECANCELED;
+		snprintf(d->job_err, sizeof(d->job_err), "cancelled");
+		return;
 	}
-	if (d->app != NULL)
-		d->job_serving = c;	/* the app ranks with it (app.c) */
-	else
-		ctr_free(c);
-	d->train_s = now() - t0;
-	if (dj != d)
-		encoder_dev_view_fini(&dv);
-	if (d->job_rc == 0 && cf->eval_dir[0] != '\0' && d->test.n > 0) {
-		if (dj != d) {	/* the evaluation starts from the cloud's */
-			prep_fini(&p);
-			prepare(d, &p, &d->retrieved);
-		}
-		evaluate(d, &p);
-	}
-	prep_fini(&p);
+	d->job_rc = r->rc;
+	snprintf(d->job_err, sizeof(d->job_err), "%s", r->err);
+	d->patch = r->patch;
+	d->n_patch = r->n_patch;
+	d->kept = r->kept;
+	d->val_before = r->val_before;
+	d->val_after = r->val_after;
+	d->adopted = r->adopted;
+	d->train_s = r->secs;
+	d->job_serving = r->serving;
+	r->patch = NULL;
+	r->n_patch = 0;
+	r->serving = NULL;
+	free(r);
 }

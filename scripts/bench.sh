@@ -10,6 +10,7 @@
 #   4. /usr/bin/python3 tests/bench/train_torch.py   the PyTorch peer
 #   4b. sh tests/bench/train_pair.sh        the two alternately: the ratio
 #   5. sh tests/bench/bench_replicas.sh     PostgreSQL import, 1-3 replicas
+#   6. sh tests/bench/bench_learn.sh        device learning job per device
 # A benchmark whose file is missing is reported as "skipped: FILE missing".
 # The Python peers need Debian's python3-torch / python3-faiss, installed
 # here when absent (apt-get update only if the plain install fails). Every
@@ -102,6 +103,8 @@ bench_retrieve() {
 	    tests/bench/train_pair.sh train_pair
 	section "replicas: PostgreSQL import (COPY) vs SQLite, 1-3 cloudd replicas" \
 	    tests/bench/bench_replicas.sh sh tests/bench/bench_replicas.sh
+	section "learn: device learning job on ml-latest-small's devices" \
+	    tests/bench/bench_learn.sh sh tests/bench/bench_learn.sh
 	echo
 	if [ -s "$FAILED" ]; then
 		echo "==== bench: failed: $(paste -sd, "$FAILED")"

@@ -27,6 +27,7 @@
 # they run their configured list).
 # EVAL_SEEDS (1 2 3) vary the split's cold users, the ranking negatives
 # and the synthetic data, and seed the cloud's and devices' training.
+# EVAL_JOBS (2) rounds run at a time.
 # EVAL_DISTILL=1 also runs the MoMoDistill rounds (scripts/distill-rounds.sh,
 # about 5 more minutes), which used to run by default.
 set -eu
@@ -83,42 +84,75 @@ progress() {	# done total label
 
 join() { tr ' ' '\n' | sed '/^$/d' | paste -sd, -; }
 
-done_before=0
+# run_one TASK SEED: one round through the daemons (simulate.sh) and what
+# the tables need from it, in $WORK/run-TASK-SEED (ok = it succeeded).
+run_one() {
+	data=$WORK/$1-$2 run=$WORK/run-$1-$2
+	n=$(ls "$data/devices" | grep -c '\.local\.csv$')
+	mkdir -p "$run/eval"
+	if ! OUT=$run CLOUDD_OPTS="-o train.seed=$2" \
+	    DEVICED_OPTS="-o learn.seed=$2 -o deviced.eval-dir=$run/eval${EVAL_METHODS:+ -o deviced.eval-methods=$EVAL_METHODS}" \
+	    sh "$ROOT/scripts/simulate.sh" "$n" "$data" >"$run.log" 2>&1; then
+		echo; echo "run $1 seed $2 failed:"
+		grep -E 'failed|died|Abort|Assert|no model' "$run.log" "$run"/*.log | tail -20
+		tail -5 "$run.log"
+		return 1
+	fi
+	grep -h "TRAIN: model v1" "$run/cloudd.log" | sed "s/.*TRAIN: /  $1 seed $2 cloud: /" >"$run/note"
+	grep -h "ENCODER: " "$run/cloudd.log" | head -1 | sed "s/.*ENCODER: /  $1 seed $2 encoder: /" >>"$run/note"
+	# the synthetic oracle scores like one more method
+	[ -f "$data/oracle.pred" ] && cp "$data/oracle.pred" "$run/eval/oracle.csv"
+	# users' local sample counts, for the long-tail rows
+	for f in "$data"/devices/*.local.csv; do
+		u=$(basename "$f" .local.csv)
+		echo "$u,$(grep -vc '^#\|^user,' "$f")"
+	done >"$run/counts"
+	: >"$run/ok"
+}
+
+# EVAL_JOBS rounds at a time (default 2): a round's cloud training, index
+# build and data loading are single-threaded, and each deviced runs one
+# learning job at a time, so two rounds keep both cores busy. Results do
+# not depend on it (every round has its own daemons and seeds).
+JOBS=${EVAL_JOBS:-2}
+pids=""
+running() {
+	c=0
+	for p in $pids; do kill -0 "$p" 2>/dev/null && c=$((c + 1)); done
+	echo $c
+}
+devices_done() {
+	cat "$WORK"/run-*/deviced*.log 2>/dev/null | grep -c 'DONE: device=' || true
+}
+for task in $TASKS; do
+	for s in $SEEDS; do
+		while [ "$(running)" -ge "$JOBS" ]; do
+			progress "$(devices_done)" "$total" "running"
+			sleep 0.5
+		done
+		run_one "$task" "$s" &
+		pids="$pids $!"
+	done
+done
+while [ "$(running)" -gt 0 ]; do
+	progress "$(devices_done)" "$total" "running"
+	sleep 0.5
+done
+fail=0
+for p in $pids; do wait "$p" || fail=1; done
+[ $fail -eq 0 ] || exit 1
+[ -t 2 ] && echo >&2
+
 for task in $TASKS; do
 	dirs="" counts="" colds=""
 	for s in $SEEDS; do
 		data=$WORK/$task-$s
-		n=$(ls "$data/devices" | grep -c '\.local\.csv$')
 		run=$WORK/run-$task-$s
-		mkdir -p "$run/eval"
-		OUT=$run CLOUDD_OPTS="-o train.seed=$s" \
-		    DEVICED_OPTS="-o learn.seed=$s -o deviced.eval-dir=$run/eval${EVAL_METHODS:+ -o deviced.eval-methods=$EVAL_METHODS}" \
-		    sh "$ROOT/scripts/simulate.sh" "$n" "$data" >"$run.log" 2>&1 &
-		sp=$!
-		while kill -0 $sp 2>/dev/null; do
-			d=$(cat "$run"/deviced*.log 2>/dev/null | grep -c 'DONE: device=' || true)
-			progress $((done_before + d)) "$total" "$task seed $s"
-			sleep 0.5
-		done
-		wait $sp || {
-			echo; echo "run $task seed $s failed:"
-			grep -E 'failed|died|Abort|Assert|no model' "$run.log" "$run"/*.log | tail -20
-			tail -5 "$run.log"; exit 1; }
-		done_before=$((done_before + n))
-		progress "$done_before" "$total" "$task seed $s"
-		grep -h "TRAIN: model v1" "$run/cloudd.log" | sed "s/.*TRAIN: /  $task seed $s cloud: /" >>"$WORK/notes"
-		grep -h "ENCODER: " "$run/cloudd.log" | head -1 | sed "s/.*ENCODER: /  $task seed $s encoder: /" >>"$WORK/notes"
-		# the synthetic oracle scores like one more method
-		[ -f "$data/oracle.pred" ] && cp "$data/oracle.pred" "$run/eval/oracle.csv"
-		# users' local sample counts, for the long-tail rows
-		for f in "$data"/devices/*.local.csv; do
-			u=$(basename "$f" .local.csv)
-			echo "$u,$(grep -vc '^#\|^user,' "$f")"
-		done >"$run/counts"
+		[ -f "$run/ok" ] || { echo "run $task seed $s: no result"; exit 1; }
+		cat "$run/note" >>"$WORK/notes"
 		dirs="$dirs $run/eval" counts="$counts $run/counts"
 		[ -f "$data/cold.csv" ] && colds="$colds $data/cold.csv"
 	done
-	[ -t 2 ] && echo >&2
 	kind=ctr; [ "$task" = ranking ] && kind=ranking
 	m=$METHODS; ref=""
 	case $task in synth*) m=$(echo "$METHODS" | sed 's/^cloud,/cloud,oracle,/'); ref="--reference oracle" ;; esac
@@ -132,6 +166,11 @@ for task in $TASKS; do
 		    --user-counts "$(echo $counts | join)"
 		echo
 	done
+	# the settings the devices chose (per-device cross-validation)
+	for dd in $dirs; do for f in "$dd"/*.extra; do
+		[ -f "$f" ] && echo '#device' && cat "$f"; done; done |
+	    awk -F, -v title="$task, all users, all seeds" \
+	    -f "$ROOT/scripts/settings.awk" | tee "$OUTDIR/$task-settings.md"
 done
 cat "$WORK/notes"
 echo "eval: $(( $(date +%s) - t0 )) s on $(nproc) cores; tables in $OUTDIR"

@@ -37,6 +37,8 @@
 
 enum { T_USER = 0, T_ITEM, T_GENRE, T_HOUR, T_WDAY, T_FIRST_MLP };
 
+static int	sel_trains(enum ctr_sel sel, enum ctr_tkind k);
+
 struct ctr {
 	struct ctr_config cfg;
 	int		 C0;		/* MLP input: F*D (+ F(F-1)/2) */
@@ -66,6 +68,10 @@ struct ctr {
 	/* scratch, sized for cap rows */
 	int		 cap;
 	int		 B;		/* batch of the last forward, 0 = none */
+	int		 trunk_fwd;	/* it was ctr_forward_trunk */
+	int		 dense_clean;	/* dense grads are zero since zero_grad
+					   (a device's m or bias training
+					   writes none: 100 KiB a step less) */
 	float		*act;		/* one block for the float buffers */
 	float		*x0, *dx0;	/* (B,C0) */
 	float		*pre[CTR_MAX_LAYERS], *relu[CTR_MAX_LAYERS];
@@ -395,6 +401,18 @@ ctr_copy_params(struct ctr *dst, const struct ctr *src)
 	return 0;
 }
 
+int
+ctr_copy_params_sel(struct ctr *dst, const struct ctr *src, enum ctr_sel sel)
+{
+	if (memcmp(&dst->cfg, &src->cfg, sizeof(dst->cfg)) != 0)
+		return -EINVAL;
+	for (int i = 0; i < src->n_tensors; i++)
+		if (sel_trains(sel, src->t[i].kind))
+			memcpy(dst->t[i].data, src->t[i].data,
+			    src->t[i].n * sizeof(float));
+	return 0;
+}
+
 const struct ctr_config *
 ctr_config(const struct ctr *m)
 {
@@ -680,15 +698,21 @@ dots_backward(struct ctr *m, int B)
 
 /* ---- forward / backward / step ------------------------------------------ */
 
-int
-ctr_forward(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
-    int B, float *logits)
+/*
+ * Gathers the ids of ds->s[idx[0..B)] and fills x0 (B,C0), with the
+ * attention, side fields and dots the config asks for. Returns 0 or
+ * -EINVAL.
+ */
+static int
+gather_embed(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
+    int B)
 {
 	const struct ctr_config *c = &m->cfg;
 	int D = c->dim, C0 = m->C0;
 	uint32_t ng = 0, nb = 0;
 
 	m->B = 0;
+	m->trunk_fwd = 0;
 	if (B < 1 || ds == NULL || idx == NULL)
 		return -EINVAL;
 	for (int b = 0; b < B; b++)
@@ -740,14 +764,54 @@ ctr_forward(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
 		    m->sid + (size_t)f * B, m->t[m->ti_side[f]].data, B, D, C0);
 	if (m->P > 0)
 		dots_forward(m, B);
+	return 0;
+}
 
+/* Row b's FM term (fm_w . dots), from x0; 0 without the fm option. */
+static float
+fm_term(const struct ctr *m, int b)
+{
+	const float *d, *r;
+	float acc = 0.0f;
+
+	if (m->ti_fm < 0)
+		return 0.0f;
+	d = m->x0 + (size_t)b * m->C0 + (size_t)m->F * m->cfg.dim;
+	r = m->t[m->ti_fm].data;
+	for (int p = 0; p < m->P; p++)
+		acc += r[p] * d[p];
+	return acc;
+}
+
+/* The first hidden layer's linear and ReLU, from x0 (L > 0). */
+static void
+first_layer(struct ctr *m, int B)
+{
+	linear_forward(m->pre[0], m->x0, m->t[m->ti_w[0]].data,
+	    m->t[m->ti_b[0]].data, B, m->C0, m->cfg.hidden[0]);
+	relu_forward(m->relu[0], m->pre[0], (size_t)B * m->cfg.hidden[0]);
+}
+
+/*
+ * The rest of the forward pass once relu[0] holds the first layer's ReLU
+ * output (or, with no hidden layer, from x0): the patches, the layers
+ * above, the logit, the per-user bias and the FM term (from x0, or from
+ * fmt[b] when given: the frozen-trunk path keeps no x0).
+ */
+static void
+forward_rest(struct ctr *m, int B, float *logits, const float *fmt)
+{
+	const struct ctr_config *c = &m->cfg;
 	const float *x = m->x0;
-	int C = C0;
+	int C = m->C0;
+
 	for (int l = 0; l < m->L; l++) {
 		int H = c->hidden[l];
-		linear_forward(m->pre[l], x, m->t[m->ti_w[l]].data,
-		    m->t[m->ti_b[l]].data, B, C, H);
-		relu_forward(m->relu[l], m->pre[l], (size_t)B * H);
+		if (l > 0) {
+			linear_forward(m->pre[l], x, m->t[m->ti_w[l]].data,
+			    m->t[m->ti_b[l]].data, B, C, H);
+			relu_forward(m->relu[l], m->pre[l], (size_t)B * H);
+		}
 		if (m->R > 0)
 			metapatch_forward(m->pout[l], m->pt[l], m->relu[l],
 			    m->t[m->ti_pu[l]].data, m->t[m->ti_pv[l]].data,
@@ -761,18 +825,86 @@ ctr_forward(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
 		for (int b = 0; b < B; b++)
 			m->logit[b] += m->t[m->ti_pb].data[m->uid[b]];
 	if (m->ti_fm >= 0)
-		for (int b = 0; b < B; b++) {
-			const float *d = m->x0 + (size_t)b * C0 +
-			    (size_t)m->F * D;
-			const float *r = m->t[m->ti_fm].data;
-			float acc = 0.0f;
-			for (int p = 0; p < m->P; p++)
-				acc += r[p] * d[p];
-			m->logit[b] += acc;
-		}
+		for (int b = 0; b < B; b++)
+			m->logit[b] += fmt != NULL ? fmt[b] : fm_term(m, b);
 	if (logits != NULL)
 		memcpy(logits, m->logit, (size_t)B * sizeof(float));
 	m->B = B;
+}
+
+int
+ctr_forward(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
+    int B, float *logits)
+{
+	int rc;
+
+	if ((rc = gather_embed(m, ds, idx, B)) != 0)
+		return rc;
+	if (m->L > 0)
+		first_layer(m, B);
+	forward_rest(m, B, logits, NULL);
+	return 0;
+}
+
+/* A trunk row: the first layer's output, then the FM term with fm. */
+int
+ctr_trunk_dim(const struct ctr *m)
+{
+	return m->L > 0 ? m->cfg.hidden[0] + (m->ti_fm >= 0) : 0;
+}
+
+int
+ctr_trunk(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
+    size_t n, float *out)
+{
+	size_t T = (size_t)ctr_trunk_dim(m), H = m->L > 0 ?
+	    (size_t)m->cfg.hidden[0] : 0;
+	int rc;
+
+	if (T == 0)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i += PRED_BATCH) {
+		int B = (int)(n - i < PRED_BATCH ? n - i : PRED_BATCH);
+		if ((rc = gather_embed(m, ds, idx + i, B)) != 0)
+			return rc;
+		first_layer(m, B);
+		for (int b = 0; b < B; b++) {
+			float *row = out + (i + (size_t)b) * T;
+			memcpy(row, m->relu[0] + (size_t)b * H,
+			    H * sizeof(float));
+			if (T > H)
+				row[H] = fm_term(m, b);
+		}
+	}
+	m->B = 0;
+	return 0;
+}
+
+int
+ctr_forward_trunk(struct ctr *m, const struct dataset *ds,
+    const float *trunk, const uint32_t *idx, int B, float *logits)
+{
+	size_t T = (size_t)ctr_trunk_dim(m), H = m->L > 0 ?
+	    (size_t)m->cfg.hidden[0] : 0;
+
+	m->B = 0;
+	if (T == 0 || B < 1 || ds == NULL || idx == NULL || trunk == NULL)
+		return -EINVAL;
+	for (int b = 0; b < B; b++)
+		if (idx[b] >= ds->n)
+			return -EINVAL;
+	scratch_reserve(m, B);
+	for (int b = 0; b < B; b++) {
+		const struct sample *s = &ds->s[idx[b]];
+		m->uid[b] = map_id(s->user, m->cfg.n_users);
+		m->y[b] = s->label;
+		memcpy(m->relu[0] + (size_t)b * H, trunk + (size_t)idx[b] * T,
+		    H * sizeof(float));
+		/* dlogit is scratch until the backward pass clears it */
+		m->dlogit[b] = T > H ? trunk[(size_t)idx[b] * T + H] : 0.0f;
+	}
+	forward_rest(m, B, logits, m->dlogit);
+	m->trunk_fwd = 1;
 	return 0;
 }
 
@@ -800,9 +932,10 @@ ctr_zero_grad(struct ctr *m)
 		struct ctr_tensor *t = &m->t[i];
 		if (t->sparse)
 			kern_rows_clear(&m->rows[i], t->grad, (int)t->shape[1]);
-		else
+		else if (!m->dense_clean)
 			memset(t->grad, 0, t->n * sizeof(float));
 	}
+	m->dense_clean = 1;
 }
 
 /* Gradient pointer of tensor i if sel trains it, else NULL. */
@@ -824,8 +957,13 @@ ctr_backward(struct ctr *m, enum ctr_sel sel, const float *y, const float *w,
 
 	if (B < 1)
 		return -EINVAL;
+	/* After ctr_forward_trunk only the patches and the bias may train. */
+	if (m->trunk_fwd && (base || sel_trains(sel, CTR_T_PATCH_UV)))
+		return -EINVAL;
 	if (y == NULL)
 		y = m->y;
+	if (base || sel_trains(sel, CTR_T_PATCH_UV))
+		m->dense_clean = 0;
 	l = bce_logits_forward(NULL, m->logit, y, w, off, B);
 	if (loss != NULL)
 		*loss = l;

@@ -155,6 +155,10 @@ struct ctr *ctr_clone(const struct ctr *m);
 /* Copies the parameters of src into dst; -EINVAL if the configs differ. */
 int	ctr_copy_params(struct ctr *dst, const struct ctr *src);
 
+/* Copies only the tensors sel trains; -EINVAL if the configs differ. */
+int	ctr_copy_params_sel(struct ctr *dst, const struct ctr *src,
+	    enum ctr_sel sel);
+
 /* The model's config (unused hidden[] slots zeroed). */
 const struct ctr_config *ctr_config(const struct ctr *m);
 /* Number of float parameters. */
@@ -179,6 +183,28 @@ const struct ctr_tensor *ctr_tensor_find(const struct ctr *m,
  */
 int	ctr_forward(struct ctr *m, const struct dataset *ds,
 	    const uint32_t *idx, int B, float *logits);
+/*
+ * Frozen-trunk passes, for training that changes only the per-user m and
+ * bias (CTR_SEL_METAPATCH_ONLY, CTR_SEL_BIAS_ONLY, as a device does): the
+ * first hidden layer's ReLU output of a sample depends on neither, so it
+ * is computed once (ctr_trunk) and every later step starts from it.
+ * ctr_trunk_dim is its width per sample (hidden[0], plus 1 for the FM
+ * term with interaction fm; 0 without a hidden layer, when these
+ * functions return -EINVAL).
+ * ctr_trunk       out (n, trunk_dim) for ds->s[idx[0..n)]; no backward
+ * ctr_forward_trunk  ctr_forward over ds->s[idx[0..B)], reading sample
+ *                 idx[b]'s trunk from row idx[b] of trunk (ds->n rows);
+ *                 the result equals ctr_forward's as long as the
+ *                 embeddings and the first layer are unchanged since
+ *                 ctr_trunk. A ctr_backward after it accepts only
+ *                 selections that train the m tables and the bias
+ *                 (-EINVAL otherwise).
+ */
+int	ctr_trunk_dim(const struct ctr *m);
+int	ctr_trunk(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
+	    size_t n, float *out);
+int	ctr_forward_trunk(struct ctr *m, const struct dataset *ds,
+	    const float *trunk, const uint32_t *idx, int B, float *logits);
 /* Zeroes the dense gradients and the touched rows of sparse ones. */
 void	ctr_zero_grad(struct ctr *m);
 /*

@@ -1,0 +1,168 @@
+/*
+ * learn: a device's learning job (learn.c) and the evaluation matrix that
+ * an evaluation run adds to it (learn_eval.c). The job reads a struct
+ * learn_in and fills a struct learn_result; the device's loop applies the
+ * result (learn_apply). Nothing in learn.c writes struct device.
+ *
+ * Threads: learn_run, learn_method_run and learn_eval run in the
+ * threadpool (or any thread); they only read what learn_in points to, and
+ * the caller keeps it unchanged until they return. learn_apply is loop
+ * thread only.
+ */
+#ifndef DEVICED_LEARN_H
+#define DEVICED_LEARN_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dccl.pb-c.h"
+#include "shared/data/sample.h"
+
+struct ctr;
+struct device;
+struct deviced_conf;
+
+/* What a learning job reads. */
+struct learn_in {
+	const struct deviced_conf *cf;	/* learn.*; the served method */
+	const struct ctr	*model;	/* the cloud model; only read, so
+					   several jobs may share it */
+	const struct dataset	*local;	/* the user's samples, time order */
+	const struct dataset	*retrieved;	/* CoDA's pool samples */
+	uint32_t		 user;
+	double			 global_ctr;	/* r_g, label correction */
+	atomic_int		*stop;	/* set: the job ends early; or NULL */
+	int			 want_serving;	/* hand back the served model */
+	int			 need_coda;	/* run the CoDA filter even if
+					   the served method does not */
+	int			 reference;	/* every path through the whole
+					   model: the slow reference the fast
+					   paths are checked and timed
+					   against (tests, bench_learn) */
+};
+
+/* What a learning job produces; learn_apply hands it to the device. */
+struct learn_result {
+	int		 rc;		/* 0 or -EINVAL (no MetaPatch) */
+	char		 err[256];	/* why, when rc != 0 or a write failed */
+	struct ctr	*serving;	/* want_serving: the served model */
+	Dccl__Tensor	**patch;	/* the user's m rows, to upload */
+	size_t		 n_patch;
+	double		 val_before;	/* mean local logloss, cloud model */
+	double		 val_after;	/* minus the CV gain when adopted */
+	double		 secs;		/* the served method's job time */
+	int		 adopted;	/* the served method passed its guard */
+	int		 fallback;	/* what was adopted is the bias alone */
+	double		 lr;		/* the chosen setting (0 if none) */
+	int		 steps;
+	double		 cv_gain;	/* its cross-validated logloss gain */
+	size_t		 kept;		/* retrieved samples the filter kept */
+};
+
+/* Chosen setting of one method's run. */
+struct learn_choice {
+	int	adopted;
+	int	fallback;	/* adopted the bias alone */
+	double	lr;
+	int	steps;
+	double	gain, se;	/* CV mean logloss gain and its std. error */
+	double	rank;		/* held-out pairs ordered better, net */
+};
+
+/*
+ * What every method of one job shares: the local samples (then the kept
+ * retrieved ones), their labels and weights, the cloud model's
+ * per-sample loss, and caches of what the frozen parts of the cloud model
+ * compute (MetaPatch and bias training recompute only what they change).
+ * Owned by the job; one thread.
+ */
+struct learn_prep {
+	const struct learn_in *in;
+	const struct dataset *ret;	/* what CoDA filtered */
+	struct dataset	 work;		/* local samples, then kept retrieved */
+	float		*weight;	/* work.n: 1 local, coda-weight kept */
+	float		*y;		/* work.n: the hard labels */
+	float		*loss0;		/* n: the cloud model's per-sample loss */
+	float		*p0;		/* n: the cloud model's probability */
+	size_t		 n, nkept, nlate;
+	struct ctr	*w;		/* working model */
+	int		 w_dirty;	/* 0 w is the cloud model, 1 but for
+					   the m and bias tables, 2 not */
+	float		*trunk;		/* work.n rows of ctr_trunk_dim, or
+					   NULL (not computed yet) */
+	float		*zb;		/* n logits without the user's bias */
+	int		 one_user;	/* every local sample is one user's */
+};
+
+/* Shared work of the evaluation rows (learn.c); opaque. */
+struct learn_memo;
+
+/* Properties of a named method (learn.c's methods[]). */
+struct learn_method_info {
+	const char	*name;
+	int		 adapts;	/* trains something */
+	int		 finetune;	/* changes the whole model */
+	int		 coda;		/* uses retrieved samples */
+	int		 users;		/* the set retrieved by similar users */
+};
+
+/* learn.c */
+
+/*
+ * The served method (learn.adapt, .lc, .lc-target, .coda, guarded, with
+ * learn.bias-fallback) on in: fills *r (zeroed first), and p, which the
+ * caller frees with learn_prep_fini (learn_eval reuses it). memo may be
+ * NULL; with one, the evaluation rows reuse this run's work.
+ */
+void	learn_run(const struct learn_in *in, struct learn_prep *p,
+	    struct learn_memo *memo, struct learn_result *r);
+/* Frees what r owns (serving model, patch). */
+void	learn_result_fini(struct learn_result *r);
+
+/* Computes p for in, with CoDA filtering ret; learn_prep_fini frees. */
+void	learn_prep_init(struct learn_prep *p, const struct learn_in *in,
+	    const struct dataset *ret);
+void	learn_prep_fini(struct learn_prep *p);
+
+/* Fills *out for the method called name; -1 if there is none. */
+int	learn_method_info(const char *name, struct learn_method_info *out);
+/*
+ * Runs the method called name on p (a method with the fallback tries the
+ * bias alone when its guard refuses) and returns the model to serve: a new
+ * model, or a copy of the cloud model when nothing is adopted; the caller
+ * frees it. *ch, *secs (the time this method alone takes) and *mem (bytes
+ * of model, gradients and samples) out. NULL for an unknown name.
+ */
+struct ctr *learn_method_run(struct learn_prep *p, const char *name,
+	    struct learn_memo *memo, struct learn_choice *ch, double *secs,
+	    double *mem);
+/* An empty memo, and its end (frees what it holds; NULL is a no-op). */
+struct learn_memo *learn_memo_new(void);
+void	learn_memo_free(struct learn_memo *mm);
+
+/*
+ * learn_work_cb (deviced.h) is the device's job: learn_run on the
+ * device's data, then, with deviced.eval-dir set and test samples,
+ * learn_eval. Its result waits in d->learned until learn_apply, which
+ * moves it into d (loop thread, learn_after_cb). Without a result (the
+ * job was cancelled before it ran) d gets job_rc -ECANCELED.
+ */
+void	learn_apply(struct device *d);
+
+/* learn_eval.c */
+
+/*
+ * The evaluation matrix (deviced.eval-methods): every method on the same
+ * prepared data p (and, for the methods by similar users, on
+ * d->retrieved_u), each scored on d's test samples through the app
+ * socket's scoring. Writes <eval-dir>/<device>.csv (method, user, item,
+ * label, score) and <device>.extra (method, column, value: costs and the
+ * chosen settings). A write error goes to r->err. Threadpool, while d is
+ * in DEV_TRAIN.
+ */
+void	learn_eval(struct device *d, const struct learn_in *in,
+	    struct learn_prep *p, struct learn_memo *memo,
+	    struct learn_result *r);
+
+#endif

@@ -1,0 +1,172 @@
+/*
+ * learn_eval: the evaluation matrix. With deviced.eval-dir set, after the
+ * learning job, a device runs every method of deviced.eval-methods on the
+ * same prepared data and writes its held-out test predictions to
+ * <eval-dir>/<device>.csv (method,user,item,label,score) and per-method
+ * costs and chosen settings to <eval-dir>/<device>.extra
+ * (method,column,value). Nothing here runs without an evaluation
+ * directory; the daemon's job is learn.c's alone.
+ *
+ * The test samples are replayed as the app socket would see them and
+ * scored with the app's own scoring (app.h), so the published numbers are
+ * what a ranking request gets.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deviced/app.h"
+#include "deviced/deviced.h"
+#include "deviced/encoder_dev.h"
+#include "deviced/learn.h"
+#include "deviced/ofa_dev.h"
+#include "shared/ml/ctr.h"
+#include "shared/data/dataset.h"
+#include "shared/xmalloc.h"
+
+/*
+ * Size of the upload message this device will send (envelope, patch and
+ * the four metrics device.c attaches), for the cost columns.
+ */
+static size_t
+upload_size(const struct device *d, const struct learn_result *r)
+{
+	Dccl__Envelope e = DCCL__ENVELOPE__INIT;
+	Dccl__UploadPatch up = DCCL__UPLOAD_PATCH__INIT;
+	Dccl__Metric m[4], *mp[4];
+	static const char *const names[4] = { "local_samples", "retrieved",
+		"val_logloss_base", "val_logloss_patched" };
+
+	for (int i = 0; i < 4; i++) {
+		dccl__metric__init(&m[i]);
+		m[i].name = (char *)names[i];
+		m[i].value = 0.5;
+		mp[i] = &m[i];
+	}
+	up.base_version = d->version;
+	up.n_tensors = r->n_patch;
+	up.tensors = r->patch;
+	up.n_metrics = 4;
+	up.metrics = mp;
+	up.kind = "metapatch";
+	e.version = 1;
+	e.device_id = (char *)d->id;
+	e.request_id = d->req_id + 1;
+	e.body_case = DCCL__ENVELOPE__BODY_UPLOAD;
+	e.upload = &up;
+	return dccl__envelope__get_packed_size(&e);
+}
+
+void
+learn_eval(struct device *d, const struct learn_in *in, struct learn_prep *p0,
+    struct learn_memo *memo, struct learn_result *r)
+{
+	struct learn_prep pu;
+	int have_pu = 0;
+	const struct deviced_conf *cf = in->cf;
+	size_t n = d->test.n;
+	float *pr = xcalloc(n + 1, sizeof(float));
+	char path[1300], *list = xstrdup(cf->eval_methods), *save = NULL, *nm;
+	double b_patch = (double)upload_size(d, r);
+	FILE *f, *x;
+	struct dataset q;
+
+	/* The test samples as the app socket would see them (app.h). */
+	dataset_init(&q);
+	app_replay(&q, &d->local, &d->test, d->user, app_hist_k(d->model));
+	snprintf(path, sizeof(path), "%s/%s.csv", cf->eval_dir, d->id);
+	f = fopen(path, "w");
+	snprintf(path, sizeof(path), "%s/%s.extra", cf->eval_dir, d->id);
+	x = fopen(path, "w");
+	if (f == NULL || x == NULL) {
+		snprintf(r->err, sizeof(r->err), "cannot write %.200s", path);
+		goto done;
+	}
+	for (nm = strtok_r(list, ",", &save); nm; nm = strtok_r(NULL, ",",
+	    &save)) {
+		struct learn_method_info mi;
+		struct learn_prep *p = p0, pe;
+		double secs, mem, up, down;
+		struct learn_choice ch;
+		struct ctr *c;
+		struct device dv;	/* an encoder row's start */
+		struct learn_in ein;
+		const char *run_nm = nm, *inner = NULL;
+		int est = ENCDEV_CLOUD;
+
+		/* Encoder rows: a method run from the encoder's start. */
+		if (learn_method_info(nm, &mi) != 0 &&
+		    (inner = encoder_dev_view(d, nm, &dv, &est)) != NULL) {
+			if (learn_method_info(inner, &mi) != 0) {
+				encoder_dev_view_fini(&dv);
+				continue;
+			}
+			mi.name = nm;
+			run_nm = inner;
+			ein = *in;
+			ein.model = dv.model;
+			learn_prep_init(&pe, &ein, &d->retrieved);
+			p = &pe;
+		}
+		/* Forward-OFA rows: no training, one forward pass. */
+		if (inner == NULL && learn_method_info(nm, &mi) != 0) {
+			(void)ofa_dev_eval(d, nm, &q, f, x);
+			continue;
+		}
+		if (mi.users && cf->retrieve_mode == 0) {
+			/* The set fetched by similar users (device.c). */
+			if (!have_pu) {
+				learn_prep_init(&pu, in, &d->retrieved_u);
+				have_pu = 1;
+			}
+			p = &pu;
+		}
+		/* The memo holds work on the cloud's model, not a start's. */
+		c = learn_method_run(p, run_nm, inner != NULL ? NULL : memo,
+		    &ch, &secs, &mem);
+		(void)app_score(c, &q, pr);	/* the app socket's scoring */
+		for (size_t i = 0; i < n; i++) {
+			const struct sample *s = &d->test.s[i];
+			fprintf(f, "%s,%u,%u,%g,%.9g\n", mi.name, s->user,
+			    s->item, s->label, pr[i]);
+		}
+		/* Traffic this method needs: download, retrieval, upload. */
+		down = (double)d->b_model + (!mi.coda ? 0 : mi.users ?
+		    d->b_retu_down : d->b_ret_down);
+		up = (double)d->b_reg + (!mi.coda ? 0 : mi.users ?
+		    d->b_retu_up : d->b_ret_up) +
+		    (mi.finetune ? (double)d->dl_total :
+		    mi.adapts ? b_patch : 0);
+		fprintf(x, "%s,device_ms,%.3f\n%s,train_kib,%.1f\n"
+		    "%s,bytes_up,%.0f\n%s,bytes_down,%.0f\n%s,adopted,%d\n",
+		    mi.name, secs * 1e3, mi.name, mem / 1024, mi.name, up,
+		    mi.name, down, mi.name, ch.adopted);
+		fprintf(x, "%s,flops,%.0f\n", mi.name, ctr_flops(c));
+		/* The setting chosen (0 when the cloud model is kept). */
+		if (mi.adapts)
+			fprintf(x, "%s,lr,%g\n%s,steps,%d\n%s,cv_gain,%g\n"
+			    "%s,coda_kept,%zu\n%s,coda_late,%zu\n"
+			    "%s,bias_only,%d\n", mi.name,
+			    ch.adopted ? ch.lr : 0, mi.name, ch.adopted ?
+			    ch.steps : 0, mi.name, ch.gain, mi.name,
+			    mi.coda ? p->nkept : 0, mi.name,
+			    mi.coda ? p->nlate : 0, mi.name, ch.fallback);
+		ctr_free(c);
+		if (inner != NULL) {
+			fprintf(x, "%s,enc_rows,%d\n", mi.name,
+			    ENCDEV_USES_ENC(est));
+			learn_prep_fini(&pe);
+			encoder_dev_view_fini(&dv);
+		}
+	}
+done:
+	if (f != NULL && fclose(f) != 0)
+		snprintf(r->err, sizeof(r->err), "write failed");
+	if (x != NULL)
+		fclose(x);
+	if (have_pu)
+		learn_prep_fini(&pu);
+	free(list);
+	free(pr);
+	dataset_fini(&q);
+}

@@ -1,0 +1,422 @@
+/*
+ * test_learn: the device learning job's fast paths against the reference
+ * (deviced/learn.c), on a small trained model and one synthetic user.
+ *
+ * - ctr_forward_trunk gives ctr_forward's logits, and a MetaPatch-only
+ *   backward after it gives the same gradients; a backward that would
+ *   need the embeddings is refused.
+ * - ctr_zero_grad skips the dense gradients only when no backward wrote
+ *   them: a whole-model backward after MetaPatch-only steps equals a
+ *   fresh model's.
+ * - learn_run and every MetaPatch and bias method choose the same setting
+ *   and train the same parameters with the frozen-trunk / bias-only paths
+ *   as through the whole model (learn_in.reference).
+ * - The evaluation's shared work (learn_memo) changes no result.
+ */
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "deviced/deviced.h"
+#include "deviced/learn.h"
+#include "shared/conf.h"
+#include "shared/ml/ctr.h"
+#include "shared/ml/ctr_io.h"
+#include "shared/rng.h"
+
+void	openblas_set_num_threads(int);
+
+#define NU	8
+#define NI	40
+#define USER	3
+
+/*
+ * n samples; users drawn from 0..NU-1 (or all `user` if >= 0), times
+ * increasing. Label: item in the first half, flipped for odd items of
+ * user USER with probability 0.7 (a taste the cloud sees rarely), with
+ * 10 % noise.
+ */
+static void
+make_ds(struct dataset *ds, size_t n, int user, uint64_t seed)
+{
+	struct rng r;
+
+	memset(ds, 0, sizeof(*ds));
+	rng_seed(&r, seed);
+	ds->s = calloc(n, sizeof(*ds->s));
+	ds->n = ds->cap = n;
+	ds->hist_cap = n * 5;
+	ds->hist = calloc(ds->hist_cap, sizeof(uint32_t));
+	ds->n_users = NU;
+	ds->n_items = NI;
+	ds->n_genres = 4;
+	for (size_t i = 0; i < n; i++) {
+		struct sample *s = &ds->s[i];
+		s->user = user >= 0 ? (uint32_t)user : rng_below(&r, NU);
+		s->item = rng_below(&r, NI);
+		s->ts = 1500000000 + (int64_t)i * 3600;
+		s->genres = (1u << (s->item % 4)) | (1u << ((s->item / 4) % 4));
+		s->label = s->item < NI / 2 ? 1.0f : 0.0f;
+		if (s->user == USER && s->item % 2 && rng_below(&r, 10) < 7)
+			s->label = 1.0f - s->label;
+		if (rng_below(&r, 10) == 0)
+			s->label = 1.0f - s->label;
+		s->rating = s->label > 0.5f ? 4.5f : 2.0f;
+		s->hist_off = (uint32_t)ds->hist_len;
+		s->hist_n = (uint16_t)rng_below(&r, 6);
+		for (int k = 0; k < s->hist_n; k++)
+			ds->hist[ds->hist_len++] = rng_below(&r, NI);
+	}
+}
+
+static void
+free_ds(struct dataset *ds)
+{
+	free(ds->s);
+	free(ds->hist);
+}
+
+/* The interaction mode a test runs with (its prestate), else off. */
+static int
+inter_of(void **state)
+{
+	return *state != NULL ? *(const int *)*state : CTR_INTER_OFF;
+}
+
+/* A cloud model trained on a pool of all users. */
+static struct ctr *
+cloud_model(int interaction)
+{
+	struct ctr_config c;
+	struct ctr_train_opts o;
+	struct dataset pool;
+	uint32_t *idx;
+	struct ctr *m;
+
+	memset(&c, 0, sizeof(c));
+	c.n_users = NU;
+	c.n_items = NI;
+	c.n_genres = 4;
+	c.dim = 8;
+	c.hist_k = 5;
+	c.n_hidden = 2;
+	c.hidden[0] = 16;
+	c.hidden[1] = 8;
+	c.patch_rank = 4;
+	c.interaction = interaction;
+	assert_int_equal(ctr_new(&m, &c, 7), 0);
+	make_ds(&pool, 600, -1, 11);
+	idx = calloc(pool.n, sizeof(uint32_t));
+	for (size_t i = 0; i < pool.n; i++)
+		idx[i] = (uint32_t)i;
+	ctr_train_opts_default(&o);
+	ctr_opt_default(&o.opt, CTR_OPT_ADAM, 1e-2f);
+	o.epochs = 3;
+	o.batch = 32;
+	assert_int_equal(ctr_train(m, &pool, idx, pool.n, NULL, 0, &o, NULL),
+	    0);
+	free(idx);
+	free_ds(&pool);
+	return m;
+}
+
+static void
+defaults(struct conf *c, struct deviced_conf *cf)
+{
+	memset(cf, 0, sizeof(*cf));
+	assert_int_equal(conf_init(c, deviced_opts, cf, stderr), 0);
+}
+
+static double
+max_diff(const struct ctr *a, const struct ctr *b)
+{
+	const float *x = ctr_params(a), *y = ctr_params(b);
+	double d = 0;
+
+	for (size_t i = 0; i < ctr_num_params(a); i++) {
+		double e = fabs((double)x[i] - (double)y[i]);
+		d = e > d ? e : d;
+	}
+	return d;
+}
+
+static void
+test_trunk_forward(void **state)
+{
+	struct ctr *m = cloud_model(inter_of(state)), *ref = ctr_clone(m);
+	struct dataset ds;
+	int H = ctr_trunk_dim(m), B = 20;
+	uint32_t idx[20], all[50];
+	float *trunk, z1[20], z2[20];
+
+	(void)state;
+	make_ds(&ds, 50, -1, 5);
+	/* hidden[0], and the FM term with fm */
+	assert_int_equal(H, 16 + (inter_of(state) == CTR_INTER_FM));
+	for (int i = 0; i < 50; i++)
+		all[i] = (uint32_t)i;
+	for (int b = 0; b < B; b++)
+		idx[b] = (uint32_t)(49 - 2 * b);	/* any order, any rows */
+	trunk = calloc(50 * (size_t)H, sizeof(float));
+	assert_int_equal(ctr_trunk(m, &ds, all, 50, trunk), 0);
+	/* MetaPatch rows that are not zero, so the patch path counts */
+	const struct ctr_tensor *pm = ctr_tensor_find(m, "patch_m0");
+	for (size_t i = 0; i < pm->n; i++)
+		pm->data[i] = 0.1f * (float)((int)(i % 7) - 3);
+	ctr_copy_params(ref, m);
+	assert_int_equal(ctr_forward(ref, &ds, idx, B, z1), 0);
+	assert_int_equal(ctr_forward_trunk(m, &ds, trunk, idx, B, z2), 0);
+	for (int b = 0; b < B; b++)
+		assert_true(fabsf(z1[b] - z2[b]) <= 1e-6f * (1 + fabsf(z1[b])));
+	/* the same MetaPatch gradients */
+	ctr_zero_grad(ref);
+	ctr_zero_grad(m);
+	assert_int_equal(ctr_backward(ref, CTR_SEL_METAPATCH_ONLY, NULL, NULL,
+	    NULL, NULL), 0);
+	assert_int_equal(ctr_backward(m, CTR_SEL_METAPATCH_ONLY, NULL, NULL,
+	    NULL, NULL), 0);
+	for (int i = 0; i < ctr_num_tensors(m); i++) {
+		const struct ctr_tensor *a = ctr_tensor_at(ref, i);
+		const struct ctr_tensor *b = ctr_tensor_at(m, i);
+		for (size_t k = 0; k < a->n; k++)
+			assert_true(fabsf(a->grad[k] - b->grad[k]) <= 1e-6f);
+	}
+	/* nothing below the first patch can train from a trunk */
+	assert_int_equal(ctr_backward(m, CTR_SEL_ALL, NULL, NULL, NULL, NULL),
+	    -EINVAL);
+	assert_int_equal(ctr_backward(m, CTR_SEL_NO_PATCH, NULL, NULL, NULL,
+	    NULL), -EINVAL);
+	assert_int_equal(ctr_forward_trunk(m, &ds, trunk, idx, 0, z2),
+	    -EINVAL);
+	idx[0] = 50;
+	assert_int_equal(ctr_forward_trunk(m, &ds, trunk, idx, B, z2),
+	    -EINVAL);
+	/* a full forward clears the trunk state */
+	assert_int_equal(ctr_forward(m, &ds, all, B, NULL), 0);
+	assert_int_equal(ctr_backward(m, CTR_SEL_ALL, NULL, NULL, NULL, NULL),
+	    0);
+	free(trunk);
+	ctr_free(ref);
+	ctr_free(m);
+	free_ds(&ds);
+}
+
+static void
+test_zero_grad_dense(void **state)
+{
+	struct ctr *m = cloud_model(inter_of(state)), *fresh = ctr_clone(m);
+	struct ctr_opt o;
+	struct dataset ds;
+	uint32_t idx[16];
+
+	(void)state;
+	make_ds(&ds, 16, USER, 9);
+	for (int i = 0; i < 16; i++)
+		idx[i] = (uint32_t)i;
+	ctr_opt_default(&o, CTR_OPT_SGD, 0.1f);
+	/* whole-model gradients, then MetaPatch-only steps */
+	assert_int_equal(ctr_forward(m, &ds, idx, 16, NULL), 0);
+	assert_int_equal(ctr_backward(m, CTR_SEL_ALL, NULL, NULL, NULL, NULL),
+	    0);
+	for (int s = 0; s < 3; s++) {
+		ctr_zero_grad(m);
+		assert_int_equal(ctr_forward(m, &ds, idx, 16, NULL), 0);
+		assert_int_equal(ctr_backward(m, CTR_SEL_METAPATCH_ONLY, NULL,
+		    NULL, NULL, NULL), 0);
+		for (int i = 0; i < ctr_num_tensors(m); i++) {
+			const struct ctr_tensor *t = ctr_tensor_at(m, i);
+			if (t->sparse)
+				continue;
+			for (size_t k = 0; k < t->n; k++)
+				assert_true(t->grad[k] == 0.0f);
+		}
+		assert_int_equal(ctr_step(m, CTR_SEL_METAPATCH_ONLY, &o), 0);
+	}
+	/* then a whole-model backward equals a fresh model's */
+	ctr_copy_params(fresh, m);
+	ctr_zero_grad(m);
+	ctr_zero_grad(fresh);
+	assert_int_equal(ctr_forward(m, &ds, idx, 16, NULL), 0);
+	assert_int_equal(ctr_backward(m, CTR_SEL_ALL, NULL, NULL, NULL, NULL),
+	    0);
+	assert_int_equal(ctr_forward(fresh, &ds, idx, 16, NULL), 0);
+	assert_int_equal(ctr_backward(fresh, CTR_SEL_ALL, NULL, NULL, NULL,
+	    NULL), 0);
+	for (int i = 0; i < ctr_num_tensors(m); i++) {
+		const struct ctr_tensor *a = ctr_tensor_at(m, i);
+		const struct ctr_tensor *b = ctr_tensor_at(fresh, i);
+		assert_memory_equal(a->grad, b->grad, a->n * sizeof(float));
+	}
+	ctr_free(fresh);
+	ctr_free(m);
+	free_ds(&ds);
+}
+
+/* Runs method name with and without the reference paths; same result. */
+static void
+same_run(const struct learn_in *in0, const char *name, int *adopted)
+{
+	struct learn_in in[2] = { *in0, *in0 };
+	struct learn_prep p[2];
+	struct learn_choice ch[2];
+	struct ctr *c[2];
+	double secs, mem;
+
+	in[1].reference = 1;
+	for (int k = 0; k < 2; k++) {
+		learn_prep_init(&p[k], &in[k], in[k].retrieved);
+		c[k] = learn_method_run(&p[k], name, NULL, &ch[k], &secs, &mem);
+		assert_non_null(c[k]);
+		assert_true(secs >= 0);
+	}
+	assert_int_equal(ch[0].adopted, ch[1].adopted);
+	assert_int_equal(ch[0].fallback, ch[1].fallback);
+	assert_int_equal(ch[0].steps, ch[1].steps);
+	assert_true(ch[0].lr == ch[1].lr);
+	assert_true(fabs(ch[0].gain - ch[1].gain) <= 1e-6);
+	assert_true(fabs(ch[0].rank - ch[1].rank) <= 1e-9);
+	assert_true(max_diff(c[0], c[1]) <= 1e-5);
+	*adopted += ch[0].adopted;
+	for (int k = 0; k < 2; k++) {
+		ctr_free(c[k]);
+		learn_prep_fini(&p[k]);
+	}
+}
+
+static void
+test_fast_equals_reference(void **state)
+{
+	static const char *const names[] = { "metapatch", "mp-cv", "bias",
+		"mp-fb", "ft-fb", NULL };
+	struct ctr *m = cloud_model(inter_of(state));
+	struct deviced_conf cf;
+	struct conf c;
+	struct dataset local, none;
+	int adopted = 0;
+
+	(void)state;
+	defaults(&c, &cf);
+	make_ds(&local, 60, USER, 21);
+	memset(&none, 0, sizeof(none));
+	struct learn_in in = { &cf, m, &local, &none, USER, 0.5, NULL, 0, 0,
+		0 };
+	for (int i = 0; names[i]; i++)
+		same_run(&in, names[i], &adopted);
+	assert_true(adopted >= 1);	/* mp-cv always adopts */
+
+	/* the served job: same choice and patch */
+	struct learn_in in2[2] = { in, in };
+	struct learn_prep p;
+	struct learn_result r[2];
+	in2[1].reference = 1;
+	for (int k = 0; k < 2; k++) {
+		in2[k].want_serving = 1;
+		learn_run(&in2[k], &p, NULL, &r[k]);
+		learn_prep_fini(&p);
+		assert_int_equal(r[k].rc, 0);
+		assert_non_null(r[k].serving);
+		assert_true(r[k].n_patch == 2);
+	}
+	assert_int_equal(r[0].adopted, r[1].adopted);
+	assert_int_equal(r[0].steps, r[1].steps);
+	assert_true(fabs(r[0].val_after - r[1].val_after) <= 1e-6);
+	assert_true(max_diff(r[0].serving, r[1].serving) <= 1e-5);
+	for (size_t t = 0; t < r[0].n_patch; t++)
+		for (size_t j = 0; j < r[0].patch[t]->n_data; j++)
+			assert_true(fabs(r[0].patch[t]->data[j] -
+			    r[1].patch[t]->data[j]) <= 1e-5);
+	learn_result_fini(&r[0]);
+	learn_result_fini(&r[1]);
+
+	/* unknown method, and a device with no samples */
+	struct learn_choice ch;
+	double secs, mem;
+	learn_prep_init(&p, &in, &none);
+	assert_null(learn_method_run(&p, "no-such-method", NULL, &ch, &secs,
+	    &mem));
+	learn_prep_fini(&p);
+	local.n = 0;
+	learn_run(&in, &p, NULL, &r[0]);
+	learn_prep_fini(&p);
+	assert_int_equal(r[0].rc, 0);
+	assert_int_equal(r[0].adopted, 0);
+	learn_result_fini(&r[0]);
+	local.n = 60;
+
+	ctr_free(m);
+	free_ds(&local);
+	conf_fini(&c);
+}
+
+static void
+test_memo_same(void **state)
+{
+	static const char *const names[] = { "ft-cv", "ft-guard", "ft-fb",
+		"naive-ft", "mp-cv", "metapatch", "mp-fb", "bias", "ft-lcoffm",
+		"ft-lcoffm-fb", NULL };
+	struct ctr *m = cloud_model(inter_of(state));
+	struct deviced_conf cf;
+	struct conf c;
+	struct dataset local, none;
+	struct learn_memo *memo = learn_memo_new();
+	struct learn_prep p[2];
+
+	(void)state;
+	defaults(&c, &cf);
+	make_ds(&local, 45, USER, 33);
+	memset(&none, 0, sizeof(none));
+	struct learn_in in = { &cf, m, &local, &none, USER, 0.5, NULL, 0, 1,
+		0 };
+	learn_prep_init(&p[0], &in, &none);
+	learn_prep_init(&p[1], &in, &none);
+	for (int i = 0; names[i]; i++) {
+		struct learn_choice ch[2];
+		double secs[2], mem;
+		struct ctr *a = learn_method_run(&p[0], names[i], memo, &ch[0],
+		    &secs[0], &mem);
+		struct ctr *b = learn_method_run(&p[1], names[i], NULL, &ch[1],
+		    &secs[1], &mem);
+		assert_int_equal(ch[0].adopted, ch[1].adopted);
+		assert_int_equal(ch[0].fallback, ch[1].fallback);
+		assert_int_equal(ch[0].steps, ch[1].steps);
+		assert_true(ch[0].gain == ch[1].gain);
+		assert_true(max_diff(a, b) == 0);
+		assert_true(secs[0] > 0 && secs[1] > 0);
+		ctr_free(a);
+		ctr_free(b);
+	}
+	learn_prep_fini(&p[0]);
+	learn_prep_fini(&p[1]);
+	learn_memo_free(memo);
+	learn_memo_free(NULL);
+	ctr_free(m);
+	free_ds(&local);
+	conf_fini(&c);
+}
+
+int
+main(void)
+{
+	/* fm adds a term the frozen trunk has to carry (ctr_trunk_dim) */
+	static int fm = CTR_INTER_FM;
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_trunk_forward),
+		cmocka_unit_test(test_zero_grad_dense),
+		cmocka_unit_test(test_fast_equals_reference),
+		cmocka_unit_test(test_memo_same),
+		cmocka_unit_test_prestate(test_trunk_forward, &fm),
+		cmocka_unit_test_prestate(test_fast_equals_reference, &fm),
+		cmocka_unit_test_prestate(test_memo_same, &fm),
+	};
+
+	openblas_set_num_threads(1);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
