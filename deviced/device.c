@@ -643,9 +643,10 @@ model_put(struct deviced *dd, struct ctr *m)
 }
 
 /*
- * A model whose side fields are not the local data's is refused: -EPROTO,
- * logged, remembered so the device does not fetch that version again
- * (model_fit.h). A device without local data takes the model's fields.
+ * A model whose side fields are not the local data's is refused
+ * (MODEL_FIT_EREFUSED), logged, and remembered by on_chunk so the device
+ * does not fetch that version again (model_fit.h). A device without
+ * local data takes the model's fields.
  */
 static int
 model_fits(struct device *d, struct ctr *m, uint64_t version)
@@ -669,7 +670,7 @@ model_fits(struct device *d, struct ctr *m, uint64_t version)
 	log_warnx("SCHEMA: device=%s model v%llu refused: %s; keeping "
 	    "model v%llu", d->id, (unsigned long long)version, err,
 	    (unsigned long long)d->version);
-	return -EPROTO;
+	return MODEL_FIT_EREFUSED;
 }
 
 /* A newer model than the device has, and not one it refused. */
@@ -768,7 +769,7 @@ on_chunk(struct device *d, const Dccl__ModelChunk *c)
 		enter(d, DEV_DOWNLOAD);	/* the next chunk */
 		return;
 	}
-	if ((rc = install_model(d)) == -EPROTO) {
+	if ((rc = install_model(d)) == MODEL_FIT_EREFUSED) {
 		/* Not for this device's data: no retry of it, no learning. */
 		d->refused = d->dl_version;
 		if (d->dd->cf.run_once) {

@@ -21,6 +21,9 @@ enum model_fit {
 	MODEL_FIT_REFUSED,	/* side fields differ; why in err */
 };
 
+/* device.c's return code for a refused model (no errno, no ctr_io code) */
+#define MODEL_FIT_EREFUSED	(-2001)
+
 enum model_fit model_fit_check(const struct ctr_config *c,
 	    const struct dataset *local, char *err, size_t errlen);
 
