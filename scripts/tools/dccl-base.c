@@ -1,8 +1,9 @@
 /*
  * dccl-base: the cloud model's base-model options, offline, on a split
  * directory written by `dccl-data split`. For every variant it trains the
- * cloud CTR model on the pool exactly as cloudd does (train.* defaults:
- * D 16, K 20, MLP 128-64, MetaPatch rank 16, Adam lr 1e-3, batch 256, up to
+ * cloud CTR model on the pool exactly as cloudd does (train.* defaults,
+ * the model's from cloudd/train_model.h: D 16, K 20, MLP 128-64, MetaPatch
+ * rank 16; Adam lr 1e-3, batch 256, up to
  * 20 epochs, patience 2 on a 10 % validation slice of the pool, seed S for
  * init and shuffling) with that variant's options, and scores:
  *
