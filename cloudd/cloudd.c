@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "cloudd/cloudd.h"
+#include "cloudd/train_model.h"
 #include "cloudd/guard.h"
 #include "cloudd/distill.h"
 #include "cloudd/ckpt.h"
@@ -144,21 +145,28 @@ static const struct conf_opt cloudd_opts[] = {
 	    "SQLite busy timeout; PostgreSQL lock_timeout"),
 	CONF_BOOL("train.on-start", CD_OFF(train_on_start), "yes", 1,
 	    "train a model at start when the pool has none"),
-	CONF_INT("train.dim", CD_OFF(dim), "16", 1, 256, 1,
+	CONF_INT("train.dim", CD_OFF(dim),
+	    TRAIN_STR(TRAIN_DIM), 1, 256, 1,
 	    "embedding dimension"),
-	CONF_INT("train.hist-k", CD_OFF(hist_k), "20", 0, SAMPLE_HIST_MAX, 1,
+	CONF_INT("train.hist-k", CD_OFF(hist_k),
+	    TRAIN_STR(TRAIN_HIST_K), 0, SAMPLE_HIST_MAX, 1,
 	    "behaviour: last K positive items"),
-	CONF_INT("train.hidden1", CD_OFF(hidden1), "128", 1, 4096, 1,
+	CONF_INT("train.hidden1", CD_OFF(hidden1),
+	    TRAIN_STR(TRAIN_HIDDEN1), 1, 4096, 1,
 	    "first MLP layer"),
-	CONF_INT("train.hidden2", CD_OFF(hidden2), "64", 0, 4096, 1,
+	CONF_INT("train.hidden2", CD_OFF(hidden2),
+	    TRAIN_STR(TRAIN_HIDDEN2), 0, 4096, 1,
 	    "second MLP layer (0 = none)"),
-	CONF_INT("train.patch-rank", CD_OFF(patch_rank), "16", 0, 256, 1,
+	CONF_INT("train.patch-rank", CD_OFF(patch_rank),
+	    TRAIN_STR(TRAIN_PATCH_RANK), 0, 256, 1,
 	    "MetaPatch rank per hidden layer (0 = no patches)"),
-	CONF_ENUM("train.interaction", CD_OFF(interaction), "fm", inter_modes,
+	CONF_ENUM("train.interaction", CD_OFF(interaction),
+	    TRAIN_INTERACTION_NAME, inter_modes,
 	    1, "pairwise dot products of the field embeddings: off, mlp (as "
 	    "MLP inputs) or fm (also a weighted FM term in the logit; chosen "
 	    "on validation by scripts/eval-base.sh)"),
-	CONF_BOOL("train.attention", CD_OFF(attention), "no", 1,
+	CONF_BOOL("train.attention", CD_OFF(attention),
+	    TRAIN_ATTENTION ? "yes" : "no", 1,
 	    "target attention over the behaviour (else its mean)"),
 	CONF_INT("train.epochs", CD_OFF(epochs), "20", 1, 1000, 1,
 	    "maximum epochs (early stopping on a validation slice)"),

@@ -34,6 +34,7 @@
 #include "deviced/deviced.h"
 #include "deviced/dp.h"
 #include "deviced/learn.h"
+#include "deviced/model_fit.h"
 #include "deviced/ofa_dev.h"
 #include "shared/auth.h"
 #include "shared/ml/ctr.h"
@@ -50,6 +51,7 @@ static void enter(struct device *d, enum dev_state s);
 static void backoff(struct device *d, const char *why);
 static void resend(struct device *d);
 static void device_token_hint(const struct device *d);
+static int model_wanted(const struct device *d);
 
 static void
 timer_cb(uv_timer_t *t)
@@ -498,11 +500,11 @@ st_idle(struct device *d)
 		    (unsigned long long)d->bytes_up,
 		    (unsigned long long)d->bytes_down);
 		d->dd->n_done++;
-		if (d->dd->n_done == d->dd->n_dev)
+		if (d->dd->n_done + d->dd->n_refused == d->dd->n_dev)
 			uv_stop(&d->dd->loop);
 		return DEV_DONE;
 	}
-	if (d->announced > d->version) {
+	if (model_wanted(d)) {
 		d->dl_version = d->announced;
 		d->dl_next = 0;
 		return DEV_DOWNLOAD;
@@ -662,6 +664,44 @@ model_enc(const struct deviced *dd, const struct ctr *m)
 	return NULL;
 }
 
+/*
+ * A model whose side fields are not the local data's is refused
+ * (MODEL_FIT_EREFUSED), logged, and remembered by on_chunk so the device
+ * does not fetch that version again (model_fit.h). A device without
+ * local data takes the model's fields.
+ */
+static int
+model_fits(struct device *d, struct ctr *m, uint64_t version)
+{
+	const struct ctr_config *c = ctr_config(m);
+	char err[256];
+
+	switch (model_fit_check(c, &d->local, err, sizeof(err))) {
+	case MODEL_FIT_OK:
+		return 0;
+	case MODEL_FIT_ADOPT:
+		d->local.n_side = c->n_side;
+		memcpy(d->local.side_card, c->side_card,
+		    sizeof(d->local.side_card));
+		log_info("SCHEMA: device=%s has no local data; takes the "
+		    "model's %u side fields", d->id, c->n_side);
+		return 0;
+	case MODEL_FIT_REFUSED:
+		break;
+	}
+	log_warnx("SCHEMA: device=%s model v%llu refused: %s; keeping "
+	    "model v%llu", d->id, (unsigned long long)version, err,
+	    (unsigned long long)d->version);
+	return MODEL_FIT_EREFUSED;
+}
+
+/* A newer model than the device has, and not one it refused. */
+static int
+model_wanted(const struct device *d)
+{
+	return d->announced > d->version && d->announced > d->refused;
+}
+
 /* Installs a downloaded model after verifying its checksum. */
 static int
 install_model(struct device *d)
@@ -687,6 +727,10 @@ install_model(struct device *d)
 	    sizeof(err)))) {
 		log_warnx("DOWNLOAD: device=%s model v%llu refused: %s", d->id,
 		    (unsigned long long)d->dl_version, err);
+		goto fail;
+	}
+	if ((rc = model_fits(d, m, d->dl_version)) != 0) {
+		model_put(d->dd, m);
 		goto fail;
 	}
 	if ((rc = dstore_model_put(d->st, d->dl_version, blob, len)) != 0) {
@@ -716,6 +760,8 @@ fail:
 static void
 on_chunk(struct device *d, const Dccl__ModelChunk *c)
 {
+	int rc;
+
 	if (c->version != d->dl_version) {
 		/* "latest" resolved to a concrete version: follow it. */
 		if (d->dl_next != 0)
@@ -746,7 +792,19 @@ on_chunk(struct device *d, const Dccl__ModelChunk *c)
 		enter(d, DEV_DOWNLOAD);	/* the next chunk */
 		return;
 	}
-	if (install_model(d) != 0) {
+	if ((rc = install_model(d)) == MODEL_FIT_EREFUSED) {
+		/* Not for this device's data: no retry of it, no learning. */
+		d->refused = d->dl_version;
+		if (d->dd->cf.run_once) {
+			d->dd->n_refused++;
+			if (d->dd->n_done + d->dd->n_refused == d->dd->n_dev)
+				uv_stop(&d->dd->loop);
+			enter(d, DEV_DONE);
+		} else
+			enter(d, DEV_IDLE);
+		return;
+	}
+	if (rc != 0) {
 		backoff(d, "model rejected");
 		return;
 	}
@@ -1051,7 +1109,7 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 				free(blob);
 			}
 		}
-		if (d->announced > d->version) {
+		if (model_wanted(d)) {
 			d->dl_version = d->announced;
 			d->dl_next = 0;
 			enter(d, DEV_DOWNLOAD);
@@ -1198,6 +1256,11 @@ device_init(struct deviced *dd, struct device *d, const char *id,
 		    sizeof(err))) {
 			log_warnx("MODEL: device=%s stored model refused: %s",
 			    id, err);
+			d->version = 0;
+		} else if (model_fits(d, d->model, d->version) != 0) {
+			/* The local data changed schema since. */
+			model_put(dd, d->model);
+			d->model = NULL;
 			d->version = 0;
 		} else
 			d->enc = model_enc(dd, d->model);

@@ -148,6 +148,7 @@ struct device {
 	double		 global_ctr;
 	uint64_t	 announced;
 	uint64_t	 trained_version;
+	uint64_t	 refused;	/* newest model refused (model_fit.h) */
 	/* download in progress */
 	uint64_t	 dl_version, dl_total;
 	uint32_t	 retry_after;	/* the cloud's hint for the next retry */
@@ -182,6 +183,7 @@ struct deviced {
 	int			 n_dev, max_dev;
 	struct dev_model	*models;	/* shared cloud models, device.c */
 	int			 n_done;
+	int			 n_refused;	/* run-once: ended on a refused model */
 	int			 jobs;
 	int			 stopping;
 	atomic_int		 stop;

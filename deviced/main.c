@@ -268,6 +268,10 @@ main(int argc, char **argv)
 	log_info("EXIT: %d/%d devices done, %llu bytes up, %llu down",
 	    dd->n_done, dd->n_dev, (unsigned long long)up,
 	    (unsigned long long)down);
+	if (dd->n_refused > 0)
+		log_warnx("EXIT: %d device(s) refused the cloud model: its "
+		    "feature schema is not their data's (SCHEMA lines)",
+		    dd->n_refused);
 	log_info("TRAFFIC: %llu requests, %llu re-sends, %llu timeouts, %llu "
 	    "busy", (unsigned long long)dd->n_req,
 	    (unsigned long long)dd->n_resend,

@@ -1,8 +1,9 @@
 /*
  * dccl-base: the cloud model's base-model options, offline, on a split
  * directory written by `dccl-data split`. For every variant it trains the
- * cloud CTR model on the pool exactly as cloudd does (train.* defaults:
- * D 16, K 20, MLP 128-64, MetaPatch rank 16, Adam lr 1e-3, batch 256, up to
+ * cloud CTR model on the pool exactly as cloudd does (train.* defaults,
+ * the model's from cloudd/train_model.h: D 16, K 20, MLP 128-64, MetaPatch
+ * rank 16; Adam lr 1e-3, batch 256, up to
  * 20 epochs, patience 2 on a 10 % validation slice of the pool, seed S for
  * init and shuffling) with that variant's options, and scores:
  *
@@ -30,6 +31,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cloudd/train_model.h"
 #include "shared/clock.h"
 #include "shared/data/dataset.h"
 #include "shared/ml/ctr.h"
@@ -238,23 +240,12 @@ main(int argc, char **argv)
 		struct ctr_train_stats st;
 		struct ctr *m = NULL;
 
-		memset(&cc, 0, sizeof(cc));
-		cc.n_users = pool.n_users;
-		cc.n_items = pool.n_items;
-		cc.n_genres = pool.n_genres;
-		cc.dim = 16;
-		cc.hist_k = 20;
-		cc.n_hidden = 2;
-		cc.hidden[0] = 128;
-		cc.hidden[1] = 64;
-		cc.patch_rank = 16;
+		/* cloudd's shape; the options are the variant's */
+		train_model_defaults(&cc, &pool);
 		cc.interaction = var[k].inter;
 		cc.attention = var[k].att;
-		if (var[k].side) {
-			cc.n_side = pool.n_side;
-			memcpy(cc.side_card, pool.side_card,
-			    sizeof(cc.side_card));
-		}
+		if (!var[k].side)
+			cc.n_side = 0;
 		if (ctr_new(&m, &cc, seed) != 0) {
 			fprintf(stderr, "%s: %s: bad config\n", prog,
 			    var[k].name);

@@ -52,6 +52,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cloudd/train_model.h"
 #include "scripts/tools/movielens.h"
 #include "scripts/tools/synth.h"
 #include "cloudd/distill.h"
@@ -197,17 +198,7 @@ train_v1(struct run *r, int patience, int epochs, struct ctr **out)
 	struct ctr_train_stats st;
 	int rc;
 
-	/* cloudd's train.* defaults */
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.n_users = r->ds.n_users;
-	cfg.n_items = r->ds.n_items;
-	cfg.n_genres = r->ds.n_genres;
-	cfg.dim = 16;
-	cfg.hist_k = 20;
-	cfg.n_hidden = 2;
-	cfg.hidden[0] = 128;
-	cfg.hidden[1] = 64;
-	cfg.patch_rank = 16;
+	train_model_defaults(&cfg, &r->ds);	/* cloudd's train.* */
 	if ((rc = ctr_new(out, &cfg, r->seed)) != 0)
 		return rc;
 	ctr_train_opts_default(&o);

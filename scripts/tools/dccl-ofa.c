@@ -44,6 +44,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "cloudd/train_model.h"
 #include "shared/clock.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
@@ -211,16 +212,7 @@ main(int argc, char **argv)
 	dataset_idx_all(&all, &pool);
 	dataset_carve_val(&tr, &va, &all, 0.1);
 	uint32_t *tri = to_u32(&tr), *vai = to_u32(&va);
-	memset(&cc, 0, sizeof(cc));
-	cc.n_users = pool.n_users;
-	cc.n_items = pool.n_items;
-	cc.n_genres = pool.n_genres;
-	cc.dim = 16;
-	cc.hist_k = 20;
-	cc.n_hidden = 2;
-	cc.hidden[0] = 128;
-	cc.hidden[1] = 64;
-	cc.patch_rank = 16;
+	train_model_defaults(&cc, &pool);
 	if (ctr_new(&cloud, &cc, seed) != 0)
 		return 1;
 	ctr_train_opts_default(&co);

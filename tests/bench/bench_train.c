@@ -30,6 +30,7 @@
 
 #include <cblas.h>
 
+#include "cloudd/train_model.h"
 #include "shared/clock.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/kern.h"
@@ -107,18 +108,21 @@ make_data(struct dataset *ds, size_t n, uint32_t u0, uint32_t nu,
 static struct ctr_config
 bench_cfg(int rank)
 {
-	struct ctr_config c = { 0 };
+	struct ctr_config c;
 
+	/*
+	 * cloudd's shape, but no base-model options unless BENCH_INTERACTION
+	 * or BENCH_ATTENTION ask (the PyTorch peer, train_torch.py, reads the
+	 * same variables: both time the same model; BENCH_INTERACTION=2 is
+	 * cloudd's default, train_model.h).
+	 */
+	train_model_defaults(&c, NULL);
 	c.n_users = N_USERS;
 	c.n_items = N_ITEMS;
 	c.n_genres = N_GENRES;
-	c.dim = 16;
-	c.hist_k = 20;
-	c.n_hidden = 2;
-	c.hidden[0] = 128;
-	c.hidden[1] = 64;
 	c.patch_rank = rank;
-	/* the base-model options (ctr.h), e.g. to time the cloudd default */
+	c.interaction = CTR_INTER_OFF;
+	c.attention = 0;
 	if (getenv("BENCH_INTERACTION") != NULL)
 		c.interaction = atoi(getenv("BENCH_INTERACTION"));
 	if (getenv("BENCH_ATTENTION") != NULL)

@@ -123,4 +123,52 @@ app --side 1,2,1,7 rank 3 4 5 >"$T/rank.out" 2>&1 || die "rank with side values:
 [ "$(grep -c '^[0-9]* [0-9.]*$' "$T/rank.out")" = 3 ] || die "rank output: $(cat "$T/rank.out")"
 out=$(app --side 9,2,1,7 rank 3 4 2>&1) && die "bad candidate side accepted"
 case $out in *"E_BAD_REQUEST"*"candidate 0: side value 0 is 9"*) ;; *) die "rank card: $out" ;; esac
+# A device refuses a model whose feature schema is not its data's, with a
+# SCHEMA line, no learning on it and no second download of it; run-once
+# deviced exits 1. Local data without side fields (a v1 CSV):
+v1() {	# v2-csv: the same samples without their side values
+	awk -F, -v OFS=, 'NR == 1 { print "# dccl-samples v1 n_users=60 n_items=80 n_genres=0"; next }
+	    { NF = 7; print }' "$1"
+}
+mkdir -p "$T/mis-none" "$T/mis-card" "$T/mis-empty"
+v1 "$SHARDS/11.local.csv" >"$T/mis-none/11.local.csv"
+v1 "$SHARDS/11.test.csv" >"$T/mis-none/11.test.csv"
+head -2 "$T/mis-none/11.local.csv" | grep -q '^user,item,ts,rating,label,genres,hist$' || die "v1 csv"
+start_deviced mis-none -o deviced.shards="$T/mis-none" -o deviced.run-once=yes \
+    -o deviced.data-dir="$T/mis-none/dev"
+rc=0; wait "$DPID" || rc=$?
+[ $rc = 1 ] || die "deviced with a mismatched model: exit $rc"
+grep -q "SCHEMA: device=dev-11 model v[0-9]* refused: the model has 4 side fields, the local data 0" \
+    "$T/mis-none.log" || die "no SCHEMA refusal for local data without side fields"
+grep -q "1 device(s) refused the cloud model" "$T/mis-none.log" || die "no EXIT refusal line"
+! grep -q "TRAIN: device=dev-11" "$T/mis-none.log" || die "learned on a refused model"
+[ "$(sqlite3 "$T/mis-none/dev/dev-11/device.db" 'SELECT count(*) FROM model')" = 0 ] ||
+    die "the refused model was stored"
+# Other cardinalities (field 0 with 9 values, not 8); a long-running
+# deviced stays up, idle, and does not fetch that version again.
+sed '1s/side_card=8|/side_card=9|/' "$SHARDS/12.local.csv" >"$T/mis-card/12.local.csv"
+sed '1s/side_card=8|/side_card=9|/' "$SHARDS/12.test.csv" >"$T/mis-card/12.test.csv"
+start_deviced mis-card -o deviced.shards="$T/mis-card" -o deviced.data-dir="$T/mis-card/dev"
+wait_for "grep -q 'SCHEMA: device=dev-12 model v[0-9]* refused: side field 0 has 8 values in the model, 9 in the local data' '$T/mis-card.log'" 300 0.1 ||
+    die "no SCHEMA refusal for other cardinalities"
+sleep 3
+kill -0 "$DPID" || die "deviced died after a refusal"
+[ "$(grep -c 'SCHEMA: device=dev-12 .* refused' "$T/mis-card.log")" = 1 ] || die "refused model fetched again"
+! grep -q "TRAIN: device=dev-12" "$T/mis-card.log" || die "learned on a refused model"
+[ "$(sql "SELECT count(*) FROM patches WHERE device_id IN ('dev-11', 'dev-12')")" = 0 ] ||
+    die "a patch from a device that refused the model"
+kill "$DPID"; wait "$DPID" 2>/dev/null || true
+# A device with no local data at all takes the model's side fields: its
+# app events then carry them.
+U=13; AEP="ipc://$T/mis-empty/dev/dev-$U/app.ipc"
+v1 "$SHARDS/$U.local.csv" | head -2 >"$T/mis-empty/$U.local.csv"
+start_deviced mis-empty -o deviced.shards="$T/mis-empty" -o deviced.data-dir="$T/mis-empty/dev" \
+    -o deviced.app-listen='ipc://{dir}/app.ipc'
+wait_for "grep -q 'SCHEMA: device=dev-$U has no local data; takes the model.s 4 side fields' '$T/mis-empty.log'" 300 0.1 ||
+    die "an empty device did not take the model's side fields"
+wait_for "grep -q 'DOWNLOAD: device=dev-$U model v[0-9]* installed' '$T/mis-empty.log'" 100 0.1 || die "not installed"
+app --side 0,2,1,7 event 5 1 >"$T/ev2.out" 2>&1 || die "event on an adopted schema: $(cat "$T/ev2.out")"
+[ "$(sqlite3 "$T/mis-empty/dev/dev-$U/device.db" 'SELECT hex(side) FROM samples ORDER BY id DESC LIMIT 1')" = \
+    00000000020000000100000007000000 ] || die "adopted side values not stored"
+kill "$DPID"; wait "$DPID" 2>/dev/null || true
 echo "schema OK"
