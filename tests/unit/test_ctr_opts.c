@@ -26,6 +26,7 @@
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
 #include "shared/rng.h"
+#include "tests/unit/ctr_gradcheck.h"
 
 void	openblas_set_num_threads(int);
 
@@ -130,22 +131,6 @@ randomize_zero_starts(struct ctr *m, uint64_t seed)
 	}
 }
 
-static double
-batch_loss(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
-    int B, const float *y, const float *w, const float *off)
-{
-	float logits[16];
-	double L = 0;
-
-	assert_int_equal(ctr_forward(m, ds, idx, B, logits), 0);
-	for (int b = 0; b < B; b++) {
-		double z = (double)logits[b] + off[b];
-		double l = (z > 0 ? z : 0) - z * y[b] + log1p(exp(-fabs(z)));
-		L += w[b] * l;
-	}
-	return L / B;
-}
-
 static void
 grad_check(struct ctr_config c)
 {
@@ -154,7 +139,6 @@ grad_check(struct ctr_config c)
 	uint32_t idx[B] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 };
 	float y[B], w[B], off[B];
 	struct rng r;
-	int total_bad = 0;
 
 	make_ds(&ds, B, 5, 9, 21);	/* includes OOV user 4 and item 8 */
 	rng_seed(&r, 5);
@@ -166,44 +150,7 @@ grad_check(struct ctr_config c)
 	struct ctr *m = new_model(&c, 3);
 	randomize_zero_starts(m, 4);
 
-	assert_int_equal(ctr_forward(m, &ds, idx, B, NULL), 0);
-	ctr_zero_grad(m);
-	double L;
-	assert_int_equal(ctr_backward(m, CTR_SEL_ALL, y, w, off, &L), 0);
-	assert_true(fabs(L - batch_loss(m, &ds, idx, B, y, w, off)) < 1e-6);
-
-	for (int i = 0; i < ctr_num_tensors(m); i++) {
-		const struct ctr_tensor *t = ctr_tensor_at(m, i);
-		int bad = 0, nonzero = 0;
-		double maxd = 0;
-		for (size_t k = 0; k < t->n; k++) {
-			float keep = t->data[k];
-			float hi = keep + 1e-3f, lo = keep - 1e-3f;
-			t->data[k] = hi;
-			double lp = batch_loss(m, &ds, idx, B, y, w, off);
-			t->data[k] = lo;
-			double lm = batch_loss(m, &ds, idx, B, y, w, off);
-			t->data[k] = keep;
-			double num = (lp - lm) / ((double)hi - (double)lo);
-			double a = t->grad[k];
-			double d = fabs(a - num);
-			if (d > maxd)
-				maxd = d;
-			if (a != 0.0)
-				nonzero++;
-			if (d > 2e-4 + 2e-2 * fabs(num)) {
-				if (bad < 3)
-					printf("  %s[%zu]: analytic %.7f numeric "
-					    "%.7f\n", t->name, k, a, num);
-				bad++;
-			}
-		}
-		printf("  %-10s %4zu values, %4d nonzero, max |diff| %.2g, "
-		    "%d bad\n", t->name, t->n, nonzero, maxd, bad);
-		assert_true(nonzero > 0);
-		total_bad += bad;
-	}
-	assert_int_equal(total_bad, 0);
+	assert_int_equal(gradcheck_all(m, &ds, idx, B, y, w, off), 0);
 	ctr_free(m);
 	free_ds(&ds);
 }
