@@ -42,6 +42,7 @@
 #include "deviced/encoder_dev.h"
 #include "deviced/label_correct.h"
 #include "deviced/learn.h"
+#include "deviced/pairwise.h"
 #include "deviced/partial.h"
 #include "deviced/sample_filter.h"
 #include "shared/ml/ctr.h"
@@ -104,8 +105,27 @@ static const struct method methods[] = {
 	{ "mp-pscv",	ADAPT_MP, LC_NONE, 0, 0, SEL_PSCV, 0, 0 },
 	{ "mp-ps",	ADAPT_MP, LC_NONE, 0, 0, SEL_PS, 0, 0 },
 	{ "mp-ps-fb",	ADAPT_MP, LC_NONE, 0, 0, SEL_PS, 0, 1 },
+	/* "-pair": BCE plus the pairwise loss (pair_of) */
+	{ "ft-pair-cv",	ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
+	{ "ft-pair",	ADAPT_FT, LC_NONE, 0, 0, SEL_GUARD, 0, 0 },
+	{ "ft-pair-fb",	ADAPT_FT, LC_NONE, 0, 0, SEL_GUARD, 0, 1 },
+	{ "ft-lcoffm-pair", ADAPT_FT, LC_OFFSET, TGT_MODEL, 0, SEL_GUARD, 0, 0 },
+	{ "mp-pair-cv",	ADAPT_MP, LC_NONE, 0, 0, SEL_CV, 0, 0 },
+	{ "mp-pair-fb",	ADAPT_MP, LC_NONE, 0, 0, SEL_GUARD, 0, 1 },
 	{ NULL, 0, 0, 0, 0, 0, 0, 0 }
 };
+
+/*
+ * Weight of the pairwise loss (pairwise.h) added to BCE: 1 for the rows
+ * named "...-pair" or "...-pair-*", else 0 (the served method).
+ */
+static float
+pair_of(const struct method *m)
+{
+	const char *q = strstr(m->name, "-pair");
+
+	return q != NULL && (q[5] == '\0' || q[5] == '-') ? 1.0f : 0.0f;
+}
 
 /*
  * The setting grid: learning rates base/3, base, 3*base (learn.ft-lr for
@@ -164,6 +184,7 @@ struct memo_fit {
 struct memo_ent {
 	const struct learn_prep *p;
 	int		 adapt, lc, tgt, coda, ps;
+	float		 pair;
 	int		 have_cv, cv_rc;
 	struct learn_choice cv;
 	double		 cv_secs;
@@ -208,7 +229,7 @@ memo_get(struct learn_memo *mm, const struct learn_prep *p,
 		e = &mm->e[i];
 		if (e->p == p && e->adapt == m->adapt && e->lc == m->lc &&
 		    e->tgt == tgt && e->coda == m->coda &&
-		    e->ps == SEL_PARTIAL(m->sel))
+		    e->ps == SEL_PARTIAL(m->sel) && e->pair == pair_of(m))
 			return e;
 	}
 	if (mm->n == MEMO_MAX)
@@ -221,6 +242,7 @@ memo_get(struct learn_memo *mm, const struct learn_prep *p,
 	e->tgt = tgt;
 	e->coda = m->coda;
 	e->ps = SEL_PARTIAL(m->sel);
+	e->pair = pair_of(m);
 	return e;
 }
 
@@ -478,6 +500,7 @@ struct path {
 	int		 mode;
 	enum ctr_sel	 sel;
 	float		 bias;
+	float		 pair;		/* weight of the pairwise loss */
 };
 
 /* Logits of work[idx[0..n)] under the path's current parameters. */
@@ -554,6 +577,7 @@ sgd_path(struct learn_prep *p, struct path *pa, const uint32_t *tr,
 	float *ob = xcalloc((size_t)B + 1, sizeof(float));
 	float *zb = xcalloc((size_t)B + 1, sizeof(float));
 	float *dz = xcalloc((size_t)B + 1, sizeof(float));
+	unsigned char *use = xcalloc((size_t)B + 1, 1);
 	size_t pos = 0;
 	double l;
 
@@ -591,10 +615,24 @@ sgd_path(struct learn_prep *p, struct path *pa, const uint32_t *tr,
 		} else {
 			ctr_zero_grad(c);
 			rc = pa->mode == MODE_TRUNK ? ctr_forward_trunk(c,
-			    &p->work, p->trunk, perm + pos, B, NULL) :
-			    ctr_forward(c, &p->work, perm + pos, B, NULL);
+			    &p->work, p->trunk, perm + pos, B, zb) :
+			    ctr_forward(c, &p->work, perm + pos, B, zb);
 			if (rc != 0)
 				break;
+			if (pa->pair > 0) {
+				/*
+				 * The pairwise gradient over the user's own
+				 * samples enters through the targets: BCE's
+				 * dz is w (p - y) / B.
+				 */
+				for (int b = 0; b < B; b++)
+					use[b] = perm[pos + (size_t)b] < p->n;
+				(void)pairwise_loss(zb, yb, use, B, dz);
+				for (int b = 0; b < B; b++)
+					if (wb[b] > 0)
+						yb[b] -= pa->pair * (float)B *
+						    dz[b] / wb[b];
+			}
 			if ((rc = ctr_backward(c, pa->sel, yb, wb, ob, &l)) != 0)
 				break;
 			if (!isfinite(l)) {
@@ -617,6 +655,7 @@ sgd_path(struct learn_prep *p, struct path *pa, const uint32_t *tr,
 	free(ob);
 	free(zb);
 	free(dz);
+	free(use);
 	return rc;
 }
 
@@ -841,7 +880,7 @@ run1(struct learn_prep *p, const struct method *m, struct learn_memo *mm,
 	const struct deviced_conf *cf = in->cf;
 	struct path pa = { p->w, MODE_FULL, m->adapt == ADAPT_FT ?
 	    CTR_SEL_ALL : m->adapt == ADAPT_BIAS ? CTR_SEL_BIAS_ONLY :
-	    CTR_SEL_METAPATCH_ONLY, 0 };
+	    CTR_SEL_METAPATCH_ONLY, 0, pair_of(m) };
 	struct memo_ent *e = NULL;
 	struct memo_fit *fit;
 	struct ctr *c = NULL;
