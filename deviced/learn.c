@@ -117,13 +117,16 @@ static const struct method methods[] = {
 
 /*
  * Weight of the pairwise loss (pairwise.h) added to BCE: 1 for the rows
- * named "...-pair" or "...-pair-*", else 0 (the served method).
+ * named "...-pair" or "...-pair-*", learn.pair-weight for the served
+ * method, else 0.
  */
 static float
-pair_of(const struct method *m)
+pair_of(const struct deviced_conf *cf, const struct method *m)
 {
 	const char *q = strstr(m->name, "-pair");
 
+	if (strcmp(m->name, "serve") == 0)
+		return (float)cf->pair_weight;
 	return q != NULL && (q[5] == '\0' || q[5] == '-') ? 1.0f : 0.0f;
 }
 
@@ -229,7 +232,8 @@ memo_get(struct learn_memo *mm, const struct learn_prep *p,
 		e = &mm->e[i];
 		if (e->p == p && e->adapt == m->adapt && e->lc == m->lc &&
 		    e->tgt == tgt && e->coda == m->coda &&
-		    e->ps == SEL_PARTIAL(m->sel) && e->pair == pair_of(m))
+		    e->ps == SEL_PARTIAL(m->sel) &&
+		    e->pair == pair_of(p->in->cf, m))
 			return e;
 	}
 	if (mm->n == MEMO_MAX)
@@ -242,7 +246,7 @@ memo_get(struct learn_memo *mm, const struct learn_prep *p,
 	e->tgt = tgt;
 	e->coda = m->coda;
 	e->ps = SEL_PARTIAL(m->sel);
-	e->pair = pair_of(m);
+	e->pair = pair_of(p->in->cf, m);
 	return e;
 }
 
@@ -880,7 +884,7 @@ run1(struct learn_prep *p, const struct method *m, struct learn_memo *mm,
 	const struct deviced_conf *cf = in->cf;
 	struct path pa = { p->w, MODE_FULL, m->adapt == ADAPT_FT ?
 	    CTR_SEL_ALL : m->adapt == ADAPT_BIAS ? CTR_SEL_BIAS_ONLY :
-	    CTR_SEL_METAPATCH_ONLY, 0, pair_of(m) };
+	    CTR_SEL_METAPATCH_ONLY, 0, pair_of(cf, m) };
 	struct memo_ent *e = NULL;
 	struct memo_fit *fit;
 	struct ctr *c = NULL;

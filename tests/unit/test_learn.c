@@ -470,6 +470,64 @@ test_partial_step(void **state)
 	conf_fini(&c);
 }
 
+/*
+ * learn.pair-weight: the served job (MetaPatch, guarded, bias fallback)
+ * with weight 1 serves what the "mp-pair-fb" row serves, and with 0 what
+ * "mp-fb" serves; and the weight changes what a fit trains.
+ */
+static void
+test_pair_weight_served(void **state)
+{
+	static const char *const rows[2] = { "mp-fb", "mp-pair-fb" };
+	struct ctr *m = cloud_model(inter_of(state));
+	struct deviced_conf cf;
+	struct conf c;
+	struct dataset local, none;
+	double secs, mem;
+
+	defaults(&c, &cf);
+	make_ds(&local, 60, USER, 21);
+	memset(&none, 0, sizeof(none));
+	for (int k = 0; k < 2; k++) {
+		struct learn_in in = { &cf, m, &local, &none, USER, 0.5, NULL,
+			1, 0, 0 };
+		struct learn_prep p;
+		struct learn_result r;
+		struct learn_choice ch;
+		struct ctr *row;
+
+		cf.pair_weight = k;
+		learn_run(&in, &p, NULL, &r);
+		assert_int_equal(r.rc, 0);
+		assert_non_null(r.serving);
+		row = learn_method_run(&p, rows[k], NULL, &ch, &secs, &mem);
+		assert_int_equal(ch.adopted, r.adopted);
+		assert_int_equal(ch.adopted ? ch.steps : 0, r.steps);
+		assert_true(max_diff(row, r.serving) == 0);
+		ctr_free(row);
+		learn_prep_fini(&p);
+		learn_result_fini(&r);
+	}
+	/* the weight changes the trained patch when the guard adopts one */
+	struct learn_prep p;
+	struct learn_choice ch[2];
+	struct learn_in in = { &cf, m, &local, &none, USER, 0.5, NULL, 0, 0,
+		0 };
+	learn_prep_init(&p, &in, &none);
+	struct ctr *a = learn_method_run(&p, "mp-cv", NULL, &ch[0], &secs,
+	    &mem);
+	struct ctr *b = learn_method_run(&p, "mp-pair-cv", NULL, &ch[1], &secs,
+	    &mem);
+	if (ch[0].lr == ch[1].lr && ch[0].steps == ch[1].steps)
+		assert_true(max_diff(a, b) > 0);
+	ctr_free(a);
+	ctr_free(b);
+	learn_prep_fini(&p);
+	free_ds(&local);
+	ctr_free(m);
+	conf_fini(&c);
+}
+
 int
 main(void)
 {
@@ -481,6 +539,8 @@ main(void)
 		cmocka_unit_test(test_fast_equals_reference),
 		cmocka_unit_test(test_memo_same),
 		cmocka_unit_test(test_partial_step),
+		cmocka_unit_test(test_pair_weight_served),
+		cmocka_unit_test_prestate(test_pair_weight_served, &fm),
 		cmocka_unit_test_prestate(test_trunk_forward, &fm),
 		cmocka_unit_test_prestate(test_fast_equals_reference, &fm),
 		cmocka_unit_test_prestate(test_memo_same, &fm),
