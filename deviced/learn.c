@@ -17,7 +17,9 @@
  *          (none dated after the last local sample)
  *   sel    fixed setting | chosen by cross-validation | chosen and
  *          guarded (adopt only if the shrunk CV gain is positive)
- * Training is plain SGD for a number of steps. Settings come from a small
+ * Training is plain SGD for a number of steps, on BCE (plus, with a pair
+ * weight, a pairwise loss over the user's own pairs, pairwise.h); a "-ps"
+ * row also chooses a partial step (partial.h). Settings come from a small
  * grid (learning rate x steps), chosen per device by K-fold
  * cross-validation over its local samples: no test data, and no sample
  * scores a setting it trained.
