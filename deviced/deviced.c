@@ -148,6 +148,9 @@ const struct conf_opt deviced_opts[] = {
 	    "MetaPatch SGD steps (grid: steps/4, steps)"),
 	CONF_INT("learn.ft-steps", DV_OFF(ft_steps), "20", 1, 10000, 0,
 	    "fine-tuning SGD steps (grid: steps/4, steps)"),
+	CONF_DBL("learn.pair-weight", DV_OFF(pair_weight), "0", 0, 100, 0,
+	    "weight of a pairwise loss over the user's own (click, no-click) "
+	    "pairs added to BCE (0: BCE alone; deviced/README.md)"),
 	CONF_INT("learn.batch", DV_OFF(batch), "32", 1, 65536, 0,
 	    "samples per SGD step (full batch below it)"),
 	CONF_INT("learn.cv-folds", DV_OFF(cv_folds), "3", 2, 100, 0,

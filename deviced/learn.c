@@ -17,7 +17,9 @@
  *          (none dated after the last local sample)
  *   sel    fixed setting | chosen by cross-validation | chosen and
  *          guarded (adopt only if the shrunk CV gain is positive)
- * Training is plain SGD for a number of steps. Settings come from a small
+ * Training is plain SGD for a number of steps, on BCE (plus, with a pair
+ * weight, a pairwise loss over the user's own pairs, pairwise.h); a "-ps"
+ * row also chooses a partial step (partial.h). Settings come from a small
  * grid (learning rate x steps), chosen per device by K-fold
  * cross-validation over its local samples: no test data, and no sample
  * scores a setting it trained.
@@ -42,6 +44,8 @@
 #include "deviced/encoder_dev.h"
 #include "deviced/label_correct.h"
 #include "deviced/learn.h"
+#include "deviced/pairwise.h"
+#include "deviced/partial.h"
 #include "deviced/sample_filter.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
@@ -52,8 +56,13 @@
 
 /* learn.adapt's order: none, metapatch, finetune, bias */
 enum { ADAPT_NONE = 0, ADAPT_MP, ADAPT_FT, ADAPT_BIAS };
-/* How a method picks its (lr, steps) setting and whether it is guarded. */
-enum { SEL_FIXED = 0, SEL_CV, SEL_GUARD };
+/*
+ * How a method picks its (lr, steps) setting and whether it is guarded;
+ * the PS forms also choose a partial step (partial.h) by the same CV.
+ */
+enum { SEL_FIXED = 0, SEL_CV, SEL_GUARD, SEL_PSCV, SEL_PS };
+#define SEL_GUARDED(s)	((s) == SEL_GUARD || (s) == SEL_PS)
+#define SEL_PARTIAL(s)	((s) == SEL_PSCV || (s) == SEL_PS)
 /* What label correction aligns the local rate to (label_correct.h). */
 enum { TGT_GLOBAL = 0, TGT_MODEL };
 
@@ -92,8 +101,36 @@ static const struct method methods[] = {
 	{ "ft-fb",	ADAPT_FT, LC_NONE, 0, 0, SEL_GUARD, 0, 1 },
 	{ "ft-lcoffm-fb", ADAPT_FT, LC_OFFSET, TGT_MODEL, 0, SEL_GUARD, 0, 1 },
 	{ "mp-fb",	ADAPT_MP, LC_NONE, 0, 0, SEL_GUARD, 0, 1 },
+	{ "ft-pscv",	ADAPT_FT, LC_NONE, 0, 0, SEL_PSCV, 0, 0 },
+	{ "ft-ps",	ADAPT_FT, LC_NONE, 0, 0, SEL_PS, 0, 0 },
+	{ "ft-ps-fb",	ADAPT_FT, LC_NONE, 0, 0, SEL_PS, 0, 1 },
+	{ "mp-pscv",	ADAPT_MP, LC_NONE, 0, 0, SEL_PSCV, 0, 0 },
+	{ "mp-ps",	ADAPT_MP, LC_NONE, 0, 0, SEL_PS, 0, 0 },
+	{ "mp-ps-fb",	ADAPT_MP, LC_NONE, 0, 0, SEL_PS, 0, 1 },
+	/* "-pair": BCE plus the pairwise loss (pair_of) */
+	{ "ft-pair-cv",	ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
+	{ "ft-pair",	ADAPT_FT, LC_NONE, 0, 0, SEL_GUARD, 0, 0 },
+	{ "ft-pair-fb",	ADAPT_FT, LC_NONE, 0, 0, SEL_GUARD, 0, 1 },
+	{ "ft-lcoffm-pair", ADAPT_FT, LC_OFFSET, TGT_MODEL, 0, SEL_GUARD, 0, 0 },
+	{ "mp-pair-cv",	ADAPT_MP, LC_NONE, 0, 0, SEL_CV, 0, 0 },
+	{ "mp-pair-fb",	ADAPT_MP, LC_NONE, 0, 0, SEL_GUARD, 0, 1 },
 	{ NULL, 0, 0, 0, 0, 0, 0, 0 }
 };
+
+/*
+ * Weight of the pairwise loss (pairwise.h) added to BCE: 1 for the rows
+ * named "...-pair" or "...-pair-*", learn.pair-weight for the served
+ * method, else 0.
+ */
+static float
+pair_of(const struct deviced_conf *cf, const struct method *m)
+{
+	const char *q = strstr(m->name, "-pair");
+
+	if (strcmp(m->name, "serve") == 0)
+		return (float)cf->pair_weight;
+	return q != NULL && (q[5] == '\0' || q[5] == '-') ? 1.0f : 0.0f;
+}
 
 /*
  * The setting grid: learning rates base/3, base, 3*base (learn.ft-lr for
@@ -151,7 +188,8 @@ struct memo_fit {
 
 struct memo_ent {
 	const struct learn_prep *p;
-	int		 adapt, lc, tgt, coda;
+	int		 adapt, lc, tgt, coda, ps;
+	float		 pair;
 	int		 have_cv, cv_rc;
 	struct learn_choice cv;
 	double		 cv_secs;
@@ -195,7 +233,9 @@ memo_get(struct learn_memo *mm, const struct learn_prep *p,
 	for (int i = 0; i < mm->n; i++) {
 		e = &mm->e[i];
 		if (e->p == p && e->adapt == m->adapt && e->lc == m->lc &&
-		    e->tgt == tgt && e->coda == m->coda)
+		    e->tgt == tgt && e->coda == m->coda &&
+		    e->ps == SEL_PARTIAL(m->sel) &&
+		    e->pair == pair_of(p->in->cf, m))
 			return e;
 	}
 	if (mm->n == MEMO_MAX)
@@ -207,6 +247,8 @@ memo_get(struct learn_memo *mm, const struct learn_prep *p,
 	e->lc = m->lc;
 	e->tgt = tgt;
 	e->coda = m->coda;
+	e->ps = SEL_PARTIAL(m->sel);
+	e->pair = pair_of(p->in->cf, m);
 	return e;
 }
 
@@ -464,6 +506,7 @@ struct path {
 	int		 mode;
 	enum ctr_sel	 sel;
 	float		 bias;
+	float		 pair;		/* weight of the pairwise loss */
 };
 
 /* Logits of work[idx[0..n)] under the path's current parameters. */
@@ -540,6 +583,7 @@ sgd_path(struct learn_prep *p, struct path *pa, const uint32_t *tr,
 	float *ob = xcalloc((size_t)B + 1, sizeof(float));
 	float *zb = xcalloc((size_t)B + 1, sizeof(float));
 	float *dz = xcalloc((size_t)B + 1, sizeof(float));
+	unsigned char *use = xcalloc((size_t)B + 1, 1);
 	size_t pos = 0;
 	double l;
 
@@ -577,10 +621,24 @@ sgd_path(struct learn_prep *p, struct path *pa, const uint32_t *tr,
 		} else {
 			ctr_zero_grad(c);
 			rc = pa->mode == MODE_TRUNK ? ctr_forward_trunk(c,
-			    &p->work, p->trunk, perm + pos, B, NULL) :
-			    ctr_forward(c, &p->work, perm + pos, B, NULL);
+			    &p->work, p->trunk, perm + pos, B, zb) :
+			    ctr_forward(c, &p->work, perm + pos, B, zb);
 			if (rc != 0)
 				break;
+			if (pa->pair > 0) {
+				/*
+				 * The pairwise gradient over the user's own
+				 * samples enters through the targets: BCE's
+				 * dz is w (p - y) / B.
+				 */
+				for (int b = 0; b < B; b++)
+					use[b] = perm[pos + (size_t)b] < p->n;
+				(void)pairwise_loss(zb, yb, use, B, dz);
+				for (int b = 0; b < B; b++)
+					if (wb[b] > 0)
+						yb[b] -= pa->pair * (float)B *
+						    dz[b] / wb[b];
+			}
 			if ((rc = ctr_backward(c, pa->sel, yb, wb, ob, &l)) != 0)
 				break;
 			if (!isfinite(l)) {
@@ -603,6 +661,7 @@ sgd_path(struct learn_prep *p, struct path *pa, const uint32_t *tr,
 	free(ob);
 	free(zb);
 	free(dz);
+	free(use);
 	return rc;
 }
 
@@ -618,24 +677,62 @@ path_reset(struct learn_prep *p, struct path *pa)
 		ctr_copy_params(pa->c, p->in->model);
 }
 
-/* Cross-validation state: held-out fold and per-setting gain sums. */
+/*
+ * Cross-validation state: held-out fold and per-(setting, step weight)
+ * gain sums, index s * na + a (na = 1: the whole step only).
+ */
+#define CV_N	(GRID_N * PARTIAL_NA)
 struct cv {
 	struct learn_prep *p;
 	const uint32_t	*ho;
 	size_t		 nho;
 	int		 li;
+	int		 na;		/* step weights tried (partial.h) */
+	float		*save;		/* na > 1: the adapted parameters */
 	float		*z;		/* nho logits */
-	double		 sum[GRID_N], sq[GRID_N];
-	double		 rank[GRID_N];	/* held-out pairs ordered better */
+	double		 sum[CV_N], sq[CV_N];
+	double		 rank[CV_N];	/* held-out pairs ordered better */
 };
+
+static void cv_score(struct cv *v, int s);
 
 static void
 cv_ckpt(void *arg, struct path *pa, int k)
 {
 	struct cv *v = arg;
 	int s = v->li * GRID_ST + k;
+	const struct ctr *c0 = v->p->in->model;
+	float b1 = pa->bias;
 
-	path_logits(v->p, pa, v->ho, v->nho, v->z);
+	if (v->na == 1) {
+		path_logits(v->p, pa, v->ho, v->nho, v->z);
+		cv_score(v, s);
+		return;
+	}
+	if (pa->mode != MODE_BIAS)
+		memcpy(v->save, ctr_params(pa->c), ctr_num_params(pa->c) *
+		    sizeof(float));
+	for (int a = 0; a < v->na; a++) {
+		double al = partial_alpha[PARTIAL_NA - v->na + a];
+		if (pa->mode == MODE_BIAS) {
+			float b0 = *bias_row(c0, v->p->work.s[0].user);
+			pa->bias = b0 + (float)al * (b1 - b0);
+		} else
+			(void)partial_mix(pa->c, c0, v->save, al, pa->sel);
+		path_logits(v->p, pa, v->ho, v->nho, v->z);
+		cv_score(v, s * v->na + a);
+	}
+	/* Training goes on from the whole step. */
+	pa->bias = b1;
+	if (pa->mode != MODE_BIAS)
+		memcpy(ctr_params(pa->c), v->save, ctr_num_params(pa->c) *
+		    sizeof(float));
+}
+
+/* Adds the held-out fold's evidence, logits v->z, to entry s. */
+static void
+cv_score(struct cv *v, int s)
+{
 	for (size_t i = 0; i < v->nho; i++) {
 		uint32_t j = v->ho[i];
 		double g = v->p->loss0[j] - bce(v->z[i], v->p->y[j]);
@@ -709,6 +806,9 @@ cv_select(struct learn_prep *p, const struct method *m,
 	memset(&v, 0, sizeof(v));
 	v.p = p;
 	v.z = xcalloc(p->n + 1, sizeof(float));
+	v.na = SEL_PARTIAL(m->sel) ? PARTIAL_NA : 1;
+	if (v.na > 1 && pa->mode != MODE_BIAS)
+		v.save = xcalloc(ctr_num_params(pa->c), sizeof(float));
 
 	for (int f = 1; K >= 2 && f < K && rc == 0; f++) {
 		size_t nt = train_set(p, m, K, f, tr);
@@ -730,17 +830,20 @@ cv_select(struct learn_prep *p, const struct method *m,
 		}
 	}
 	if (K >= 2 && rc == 0 && nh > 0) {
-		for (int s = 0; s < GRID_N; s++)
+		for (int s = 0; s < GRID_N * v.na; s++)
 			if (best < 0 || v.sum[s] > v.sum[best])
 				best = s;
 		double nn = (double)nh, mu = v.sum[best] / nn;
 		double var = v.sq[best] / nn - mu * mu;
+		int st = best / v.na;
 		ch->gain = mu;
 		ch->se = sqrt((var > 0 ? var : 0) / nn);
 		ch->rank = v.rank[best];
-		ch->lr = g->lr[best / GRID_ST];
-		ch->steps = g->steps[best % GRID_ST];
+		ch->lr = g->lr[st / GRID_ST];
+		ch->steps = g->steps[st % GRID_ST];
+		ch->alpha = partial_alpha[PARTIAL_NA - v.na + best % v.na];
 	}
+	free(v.save);
 	free(tr);
 	free(ho);
 	free(y);
@@ -783,7 +886,7 @@ run1(struct learn_prep *p, const struct method *m, struct learn_memo *mm,
 	const struct deviced_conf *cf = in->cf;
 	struct path pa = { p->w, MODE_FULL, m->adapt == ADAPT_FT ?
 	    CTR_SEL_ALL : m->adapt == ADAPT_BIAS ? CTR_SEL_BIAS_ONLY :
-	    CTR_SEL_METAPATCH_ONLY, 0 };
+	    CTR_SEL_METAPATCH_ONLY, 0, pair_of(cf, m) };
 	struct memo_ent *e = NULL;
 	struct memo_fit *fit;
 	struct ctr *c = NULL;
@@ -795,6 +898,7 @@ run1(struct learn_prep *p, const struct method *m, struct learn_memo *mm,
 	int rc;
 
 	memset(ch, 0, sizeof(*ch));
+	ch->alpha = 1;
 	*mem = (double)ctr_num_params(in->model) * 4;
 	if (m->adapt == ADAPT_NONE || p->n == 0)
 		goto done;
@@ -831,15 +935,16 @@ run1(struct learn_prep *p, const struct method *m, struct learn_memo *mm,
 		if (rc != 0) {
 			/* No evidence: the unguarded row takes the base
 			 * setting. */
-			if (m->sel == SEL_GUARD)
+			if (SEL_GUARDED(m->sel))
 				goto done;
 			ch->lr = g.lr[1];
 			ch->steps = g.steps[GRID_ST - 1];
-		} else if (m->sel == SEL_GUARD &&
+			ch->alpha = 1;
+		} else if (SEL_GUARDED(m->sel) &&
 		    (p->n < (size_t)cf->guard_min_n ||
 		    !(ch->gain - cf->guard_z * ch->se > 0)))
 			goto done;
-		else if (m->sel == SEL_GUARD && cf->guard_rank &&
+		else if (SEL_GUARDED(m->sel) && cf->guard_rank &&
 		    m->adapt != ADAPT_BIAS && !(ch->rank > 0))
 			goto done;	/* no reordering without ranking evidence */
 	}
@@ -888,7 +993,9 @@ done:
 	if (!ch->adopted) {
 		ctr_free(c);
 		c = NULL;	/* the cloud model */
-	}
+	} else if (ch->alpha < 1)	/* the partial step, in place */
+		(void)partial_mix(c, in->model, ctr_params(c), ch->alpha,
+		    pa.sel);
 	*secs = now() - t0 + reused;
 	free(tr);
 	free(y);

@@ -68,6 +68,7 @@ struct learn_choice {
 	int	steps;
 	double	gain, se;	/* CV mean logloss gain and its std. error */
 	double	rank;		/* held-out pairs ordered better, net */
+	double	alpha;		/* the step weight (partial.h; 1 whole) */
 };
 
 /*

@@ -19,6 +19,7 @@
 #include "deviced/deviced.h"
 #include "deviced/encoder_dev.h"
 #include "deviced/learn.h"
+#include "deviced/learn_diag.h"
 #include "deviced/ofa_dev.h"
 #include "shared/ml/ctr.h"
 #include "shared/data/dataset.h"
@@ -94,6 +95,8 @@ learn_eval(struct device *d, const struct learn_in *in, struct learn_prep *p0,
 		const char *run_nm = nm, *inner = NULL;
 		int est = ENCDEV_CLOUD;
 
+		if (learn_diag(d, in, nm, &q, f))
+			continue;	/* a diagnostic row (learn_diag.h) */
 		/* Encoder rows: a method run from the encoder's start. */
 		if (learn_method_info(nm, &mi) != 0 &&
 		    (inner = encoder_dev_view(d, nm, &dv, &est)) != NULL) {
@@ -151,6 +154,10 @@ learn_eval(struct device *d, const struct learn_in *in, struct learn_prep *p0,
 			    ch.steps : 0, mi.name, ch.gain, mi.name,
 			    mi.coda ? p->nkept : 0, mi.name,
 			    mi.coda ? p->nlate : 0, mi.name, ch.fallback);
+		if (mi.adapts)
+			fprintf(x, "%s,cv_se,%g\n%s,cv_rank,%g\n%s,alpha,%g\n"
+			    "%s,n_local,%zu\n", mi.name, ch.se, mi.name, ch.rank,
+			    mi.name, ch.adopted ? ch.alpha : 0, mi.name, p->n);
 		ctr_free(c);
 		if (inner != NULL) {
 			fprintf(x, "%s,enc_rows,%d\n", mi.name,

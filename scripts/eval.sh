@@ -28,6 +28,9 @@
 # EVAL_SEEDS (1 2 3) vary the split's cold users, the ranking negatives
 # and the synthetic data, and seed the cloud's and devices' training.
 # EVAL_JOBS (2) rounds run at a time.
+# EVAL_DEVICED_OPTS adds deviced options (-o key=value ...) to every round.
+# EVAL_KEEP=DIR keeps each round's per-device files (DIR/run-TASK-SEED/eval)
+# and the split data, for analyses the tables do not make.
 # EVAL_DISTILL=1 also runs the MoMoDistill rounds (scripts/distill-rounds.sh,
 # about 5 more minutes), which used to run by default.
 set -eu
@@ -91,7 +94,7 @@ run_one() {
 	n=$(ls "$data/devices" | grep -c '\.local\.csv$')
 	mkdir -p "$run/eval"
 	if ! OUT=$run CLOUDD_OPTS="-o train.seed=$2" \
-	    DEVICED_OPTS="-o learn.seed=$2 -o deviced.eval-dir=$run/eval${EVAL_METHODS:+ -o deviced.eval-methods=$EVAL_METHODS}" \
+	    DEVICED_OPTS="-o learn.seed=$2 -o deviced.eval-dir=$run/eval${EVAL_METHODS:+ -o deviced.eval-methods=$EVAL_METHODS}${EVAL_DEVICED_OPTS:+ $EVAL_DEVICED_OPTS}" \
 	    sh "$ROOT/scripts/simulate.sh" "$n" "$data" >"$run.log" 2>&1; then
 		echo; echo "run $1 seed $2 failed:"
 		grep -E 'failed|died|Abort|Assert|no model' "$run.log" "$run"/*.log | tail -20
@@ -173,6 +176,9 @@ for task in $TASKS; do
 	    -f "$ROOT/scripts/settings.awk" | tee "$OUTDIR/$task-settings.md"
 done
 cat "$WORK/notes"
+if [ -n "${EVAL_KEEP:-}" ]; then
+	mkdir -p "$EVAL_KEEP" && cp -r "$WORK"/. "$EVAL_KEEP"/
+fi
 echo "eval: $(( $(date +%s) - t0 )) s on $(nproc) cores; tables in $OUTDIR"
 # MoMoDistill rounds (out/distill) with EVAL_DISTILL=1.
 if [ "${EVAL_DISTILL:-0}" != 0 ]; then

@@ -27,6 +27,7 @@
 
 #include "deviced/deviced.h"
 #include "deviced/learn.h"
+#include "deviced/partial.h"
 #include "shared/conf.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
@@ -295,7 +296,7 @@ static void
 test_fast_equals_reference(void **state)
 {
 	static const char *const names[] = { "metapatch", "mp-cv", "bias",
-		"mp-fb", "ft-fb", NULL };
+		"mp-fb", "ft-fb", "mp-pscv", "mp-ps-fb", NULL };
 	struct ctr *m = cloud_model(inter_of(state));
 	struct deviced_conf cf;
 	struct conf c;
@@ -361,7 +362,7 @@ test_memo_same(void **state)
 {
 	static const char *const names[] = { "ft-cv", "ft-guard", "ft-fb",
 		"naive-ft", "mp-cv", "metapatch", "mp-fb", "bias", "ft-lcoffm",
-		"ft-lcoffm-fb", NULL };
+		"ft-lcoffm-fb", "ft-pscv", "mp-ps", "mp-ps-fb", NULL };
 	struct ctr *m = cloud_model(inter_of(state));
 	struct deviced_conf cf;
 	struct conf c;
@@ -402,6 +403,131 @@ test_memo_same(void **state)
 	conf_fini(&c);
 }
 
+/*
+ * The partial step (deviced/partial.c): a = 0 is the cloud model, a = 1
+ * the adapted one, between them the tensors the selection trains move
+ * linearly and no other tensor moves. The "-pscv" rows try the whole
+ * step too (with the same trajectory), so their CV gain is at least the
+ * whole step's, and what they serve is cloud + alpha (adapted - cloud).
+ */
+static void
+test_partial_step(void **state)
+{
+	struct ctr *m = cloud_model(inter_of(state));
+	struct deviced_conf cf;
+	struct conf c;
+	struct dataset local, none;
+	struct learn_prep p;
+	struct learn_choice ch[2];
+	double secs, mem;
+
+	defaults(&c, &cf);
+	make_ds(&local, 60, USER, 21);
+	memset(&none, 0, sizeof(none));
+	struct learn_in in = { &cf, m, &local, &none, USER, 0.5, NULL, 0, 0,
+		0 };
+	learn_prep_init(&p, &in, &none);
+	struct ctr *full = learn_method_run(&p, "mp-cv", NULL, &ch[0], &secs,
+	    &mem);
+	struct ctr *ps = learn_method_run(&p, "mp-pscv", NULL, &ch[1], &secs,
+	    &mem);
+	learn_prep_fini(&p);
+	assert_non_null(full);
+	assert_non_null(ps);
+	assert_true(ch[0].adopted && ch[1].adopted);
+	assert_true(ch[0].alpha == 1);
+	assert_true(ch[1].gain >= ch[0].gain);
+	assert_true(ch[1].alpha > 0 && ch[1].alpha <= 1);
+
+	/* partial_mix itself, on the MetaPatch tables of a moved model */
+	size_t np = ctr_num_params(m);
+	float *save = malloc(np * sizeof(float));
+	struct ctr *w = ctr_clone(m);
+	for (size_t i = 0; i < np; i++)
+		ctr_params(w)[i] += 0.125f;	/* every tensor moved */
+	memcpy(save, ctr_params(w), np * sizeof(float));
+	assert_int_equal(partial_mix(w, m, save, 0.5, CTR_SEL_METAPATCH_ONLY),
+	    0);
+	for (int t = 0; t < ctr_num_tensors(w); t++) {
+		const struct ctr_tensor *a = ctr_tensor_at(w, t);
+		const struct ctr_tensor *b = ctr_tensor_at(m, t);
+		int mp = a->kind == CTR_T_PATCH_M || a->kind == CTR_T_PATCH_B;
+		for (size_t j = 0; j < a->n; j++)
+			assert_true(fabsf(a->data[j] - b->data[j] -
+			    (mp ? 0.0625f : 0.125f)) <= 1e-6f);
+	}
+	assert_int_equal(partial_mix(w, m, save, 0, CTR_SEL_ALL), 0);
+	assert_true(max_diff(w, m) == 0);
+	assert_int_equal(partial_mix(w, m, save, 1, CTR_SEL_ALL), 0);
+	for (size_t i = 0; i < np; i++)
+		assert_true(fabsf(ctr_params(w)[i] - save[i]) <= 1e-6f);
+	free(save);
+	ctr_free(w);
+	ctr_free(full);
+	ctr_free(ps);
+	free_ds(&local);
+	ctr_free(m);
+	conf_fini(&c);
+}
+
+/*
+ * learn.pair-weight: the served job (MetaPatch, guarded, bias fallback)
+ * with weight 1 serves what the "mp-pair-fb" row serves, and with 0 what
+ * "mp-fb" serves; and the weight changes what a fit trains.
+ */
+static void
+test_pair_weight_served(void **state)
+{
+	static const char *const rows[2] = { "mp-fb", "mp-pair-fb" };
+	struct ctr *m = cloud_model(inter_of(state));
+	struct deviced_conf cf;
+	struct conf c;
+	struct dataset local, none;
+	double secs, mem;
+
+	defaults(&c, &cf);
+	make_ds(&local, 60, USER, 21);
+	memset(&none, 0, sizeof(none));
+	for (int k = 0; k < 2; k++) {
+		struct learn_in in = { &cf, m, &local, &none, USER, 0.5, NULL,
+			1, 0, 0 };
+		struct learn_prep p;
+		struct learn_result r;
+		struct learn_choice ch;
+		struct ctr *row;
+
+		cf.pair_weight = k;
+		learn_run(&in, &p, NULL, &r);
+		assert_int_equal(r.rc, 0);
+		assert_non_null(r.serving);
+		row = learn_method_run(&p, rows[k], NULL, &ch, &secs, &mem);
+		assert_int_equal(ch.adopted, r.adopted);
+		assert_int_equal(ch.adopted ? ch.steps : 0, r.steps);
+		assert_true(max_diff(row, r.serving) == 0);
+		ctr_free(row);
+		learn_prep_fini(&p);
+		learn_result_fini(&r);
+	}
+	/* the weight changes the trained patch when the guard adopts one */
+	struct learn_prep p;
+	struct learn_choice ch[2];
+	struct learn_in in = { &cf, m, &local, &none, USER, 0.5, NULL, 0, 0,
+		0 };
+	learn_prep_init(&p, &in, &none);
+	struct ctr *a = learn_method_run(&p, "mp-cv", NULL, &ch[0], &secs,
+	    &mem);
+	struct ctr *b = learn_method_run(&p, "mp-pair-cv", NULL, &ch[1], &secs,
+	    &mem);
+	if (ch[0].lr == ch[1].lr && ch[0].steps == ch[1].steps)
+		assert_true(max_diff(a, b) > 0);
+	ctr_free(a);
+	ctr_free(b);
+	learn_prep_fini(&p);
+	free_ds(&local);
+	ctr_free(m);
+	conf_fini(&c);
+}
+
 int
 main(void)
 {
@@ -412,6 +538,9 @@ main(void)
 		cmocka_unit_test(test_zero_grad_dense),
 		cmocka_unit_test(test_fast_equals_reference),
 		cmocka_unit_test(test_memo_same),
+		cmocka_unit_test(test_partial_step),
+		cmocka_unit_test(test_pair_weight_served),
+		cmocka_unit_test_prestate(test_pair_weight_served, &fm),
 		cmocka_unit_test_prestate(test_trunk_forward, &fm),
 		cmocka_unit_test_prestate(test_fast_equals_reference, &fm),
 		cmocka_unit_test_prestate(test_memo_same, &fm),

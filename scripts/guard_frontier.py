@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""guard_frontier.py KEEPDIR METHOD: what a guard could keep of METHOD's gain.
+
+Reads the per-device files an evaluation kept (EVAL_KEEP=KEEPDIR
+scripts/eval.sh ...): for every round KEEPDIR/run-TASK-SEED/eval, each
+device's test predictions (<dev>.csv) and its cross-validation figures
+(<dev>.extra: n_local, cv_gain, cv_se, cv_rank). For warm and cold users
+it prints the unguarded mean per-user AUC gain of METHOD over the cloud
+model (impression-weighted, as GAUC) and, for a family of adoption rules
+over the CV figures, the share of that gain a rule keeps and the share of
+users it leaves worse. This reads test labels: it is an analysis of how
+informative the devices' validation evidence is, never a way to choose a
+rule (a rule is chosen on validation data only).
+"""
+import collections
+import glob
+import os
+import sys
+
+
+def auc(rows):
+    pos = sorted(s for y, s in rows if y >= 0.5)
+    neg = sorted(s for y, s in rows if y < 0.5)
+    if not pos or not neg:
+        return None
+    c, j, k = 0.0, 0, 0
+    for p in pos:          # pairs (p, n) with n < p, ties half
+        while j < len(neg) and neg[j] < p:
+            j += 1
+        k = j
+        while k < len(neg) and neg[k] == p:
+            k += 1
+        c += j + 0.5 * (k - j)
+    return c / len(pos) / len(neg)
+
+
+def users(keep, meth):
+    out = []
+    for run in sorted(glob.glob(os.path.join(keep, 'run-*'))):
+        data = os.path.join(keep, os.path.basename(run)[4:])
+        cold = set()
+        cf = os.path.join(data, 'cold.csv')
+        if os.path.exists(cf):
+            cold = set(l.strip() for l in open(cf)) - {'user'}
+        for f in glob.glob(os.path.join(run, 'eval', '*.csv')):
+            rows = collections.defaultdict(list)
+            user = None
+            for line in open(f):
+                m, u, _, y, s = line.strip().split(',')
+                rows[m].append((float(y), float(s)))
+                user = u
+            ex = {}
+            for line in open(f[:-4] + '.extra'):
+                m, k, v = line.strip().split(',')
+                if m == meth:
+                    ex[k] = float(v)
+            a0 = auc(rows['cloud'])
+            a1 = auc(rows[meth]) if meth in rows else None
+            if a0 is None or a1 is None:
+                continue
+            out.append(dict(cold=user in cold, w=len(rows['cloud']),
+                            da=a1 - a0, n=ex.get('n_local', 0),
+                            g=ex.get('cv_gain', 0), se=ex.get('cv_se', 0),
+                            rk=ex.get('cv_rank', 0)))
+    return out
+
+
+def main():
+    keep, meth = sys.argv[1], sys.argv[2]
+    us = users(keep, meth)
+    rules = [('oracle (test sign)', lambda r: r['da'] > 0)]
+    for z in (0, 0.5, 1, 2, 3):
+        rules.append(('gain - %g se > 0' % z,
+                      lambda r, z=z: r['g'] - z * r['se'] > 0))
+        rules.append(('gain - %g se > 0, rank > 0' % z,
+                      lambda r, z=z: r['g'] - z * r['se'] > 0 and
+                      r['rk'] > 0))
+    rules.append(('rank > 0', lambda r: r['rk'] > 0))
+    for nmin in (10, 20, 40, 80):
+        rules.append(('n_local >= %d' % nmin,
+                      lambda r, nmin=nmin: r['n'] >= nmin))
+    for grp in ('warm', 'cold'):
+        rs = [r for r in us if r['cold'] == (grp == 'cold')]
+        if not rs:
+            continue
+        W = sum(r['w'] for r in rs)
+        tot = sum(r['w'] * r['da'] for r in rs) / W
+        print('%s users (user-runs) %d: %s mean AUC gain %+.4f, %.1f %% '
+              'worse' % (grp, len(rs), meth, tot,
+                         100 * sum(r['da'] < 0 for r in rs) / len(rs)))
+        print('| rule | adopted | gain kept | users worse |')
+        print('|---|---|---|---|')
+        for name, f in rules:
+            sel = [r for r in rs if f(r)]
+            g = sum(r['w'] * r['da'] for r in sel) / W
+            print('| %s | %.1f %% | %.0f %% | %.1f %% |' % (
+                name, 100 * len(sel) / len(rs),
+                100 * g / tot if tot else 0,
+                100 * sum(r['da'] < 0 for r in sel) / len(rs)))
+        print()
+
+
+if __name__ == '__main__':
+    main()
