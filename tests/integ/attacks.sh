@@ -35,6 +35,10 @@
 #  L. A device id with a newline must not forge a line in cloudd's log.
 #  S. dcctl refuses an admin socket in a world-writable directory that
 #     another user owns (it may have taken the path before cloudd).
+#  B. At most limits.max-devices keys are enrolled: fresh ids beyond it
+#     get E_BUSY and no key is stored.
+#  P. cloudd -p prints neither auth.token nor a password in
+#     cloudd.pg-conninfo (password=, or a URI's user:password@).
 #  7. Encrypt mode: a captured sealed request resent past limits.burst
 #     gets a sealed E_RATE_LIMITED; it must not share the first reply's
 #     keystream (an eavesdropper would recover that reply's bytes). And an
@@ -297,6 +301,29 @@ else
 	echo "(no unbound user in the shards: positive case skipped)"
 fi
 kill -TERM "$CPID"; wait "$CPID" || die "cloudd exit"
+
+log "B. enrolled keys are bounded (limits.max-devices)"
+k0=$(sql "SELECT count(*) FROM device_keys")
+start_cloudd -o auth.mode=mac -o train.on-start=no \
+    -o limits.max-devices=$((k0 + 3)) -o limits.enroll-burst=100
+busy=0
+for i in 1 2 3 4 5 6; do
+	out=$("$BIN/dccl-probe" "$EP" register "cap$i") || true
+	case $out in "ERROR E_BUSY"*) busy=$((busy + 1)) ;;
+	"REPLY registered"*) ;; *) die "B: register cap$i: $out" ;; esac
+done
+k1=$(sql "SELECT count(*) FROM device_keys")
+echo "6 fresh ids at limits.max-devices=$((k0 + 3)) ($k0 enrolled): $busy E_BUSY, $k1 keys stored"
+[ "$busy" = 3 ] && [ "$k1" = $((k0 + 3)) ] ||
+    hole "B: limits.max-devices=$((k0 + 3)): $busy of 6 refused, $k1 keys"
+kill -TERM "$CPID"; wait "$CPID" || die "cloudd exit"
+
+log "P. secrets in cloudd -p"
+for ci in "host=db password=SEKRIT-P" "postgresql://dccl:SEKRIT-P@db/dccl"; do
+	out=$("$BIN/cloudd" -o auth.token=SEKRIT-P -o "cloudd.pg-conninfo=$ci" -p)
+	echo "$out" | grep "^auth.token \|^cloudd.pg-conninfo "
+	case $out in *SEKRIT-P*) hole "P: cloudd -p prints a secret ($ci)" ;; esac
+done
 
 [ -z "$HOLES" ] || die "attacks that worked:$HOLES"
 echo "attacks OK"
