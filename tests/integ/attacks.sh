@@ -19,7 +19,8 @@
 #     key the device learned under its session MAC); the cloud's own
 #     signature is accepted.
 #  A. The admin socket authenticates nobody: device requests sent there
-#     (an upload) are refused, not stored as user 0.
+#     (an upload, a RegisterReq, GetModel, RetrieveReq, GetOfa) are
+#     refused (E_FORBIDDEN), not stored as user 0 nor served.
 #  U. An on-path attacker without keys answers a device's upload with an
 #     unsigned E_BAD_TENSOR: the device must keep the patch (retry later),
 #     not drop it from its outbox. (Against the second cloud, in mac mode,
@@ -119,6 +120,15 @@ echo "upload on the admin socket: $out"
 case $out in "ERROR E_FORBIDDEN"*) ;; *) hole "A: admin socket took an upload: $out" ;; esac
 [ "$(sql "SELECT count(*) FROM patches WHERE device_id='admdev'")" = 0 ] ||
     hole "A: upload from the admin socket stored"
+for req in "register admreg" "getmodel admdev 1 0" "retrieve admdev 10 1 4" \
+    "ofa-alternate admdev 1"; do
+	# shellcheck disable=SC2086
+	out=$(DCCL_AUTH_TOKEN= "$BIN/dccl-probe" "$ADM" $req) || true
+	echo "${req%% *} on the admin socket: $(echo "$out" | head -1)"
+	case $out in "ERROR E_FORBIDDEN"*) ;; *) hole "A: admin socket served ${req%% *}: $out" ;; esac
+done
+[ "$(sql "SELECT count(*) FROM devices WHERE device_id='admreg'")" = 0 ] ||
+    hole "A: a RegisterReq on the admin socket bound a device"
 
 log "5. enrolment flood"
 out=$("$BIN/dccl-probe" "$EP" enroll-flood 40)
