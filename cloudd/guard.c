@@ -292,8 +292,9 @@ find(struct guard *g, struct rpc_req *r, const char *id, const void *buf,
 /*
  * Replicas: d's key may have been replaced through another replica
  * (auth.rekey, dcctl enroll --replace). Re-reads it, at most once per
- * GUARD_REREAD_S per device, so forged traffic cannot turn into a query
- * per message; and not for a request that was already parked for it.
+ * GUARD_REREAD_S per device and within the unknown-id bucket, so forged
+ * traffic cannot turn into a query per message; and not for a request
+ * that was already parked for it.
  * With the lookup thread (keylookup.c) r is parked (with a copy of
  * buf/len) and admitted again once the answer is in (lookup_done);
  * without it the store is read here, on the loop.
@@ -307,6 +308,10 @@ reread(struct guard *g, struct guard_dev *d, struct rpc_req *r,
 	if (!g->shared || r->looked_up || r->t0 - d->reread_t < GUARD_REREAD_S)
 		return REREAD_NO;
 	d->reread_t = r->t0;
+	/* Forged traffic under many known ids: queries at the unknown-id
+	 * rate at most (the cached key stands meanwhile). */
+	if (!ebucket(g, r->t0))
+		return REREAD_NO;
 	if (g->lk != NULL) {
 		if (keylookup_park(g->lk, r, d->id, buf, len) != 0)
 			return REREAD_BUSY;

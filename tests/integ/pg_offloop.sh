@@ -6,7 +6,9 @@
 # an exclusive lock on device_keys from psql for 4 s, so that store work
 # waits for it (up to limits.busy-ms, 2 s); meanwhile another device's
 # requests must still be answered at once. On the old code the loop
-# stalled in that work: the other device waited up to 2 s.
+# stalled in that work: the other device waited up to 2 s. Last, re-reads
+# are bounded by the unknown-id bucket too: with it empty, a forged request
+# of a known device costs no query.
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 PGDIR=$(sh "$ROOT/scripts/pg-test-server.sh" start) || {
 	[ $? = 77 ] && skip "PostgreSQL cannot be run here: $PGDIR"
@@ -100,4 +102,19 @@ grep "off the loop: " "$T/cloudd.log" | tail -1 | sed 's/.*AUTH: /AUTH: /'
 grep "off the loop: " "$T/cloudd.log" | tail -1 |
     grep -q "device-key lookups, [1-9][0-9]* counter flushes" ||
     die "no counter flush ran off the loop"
+log "re-reads take a token of the unknown-id bucket (limits.enroll-rate)"
+start_cloudd -o cloudd.store=postgresql -o "cloudd.pg-conninfo=$PGC" \
+    -o auth.mode=mac -o cloudd.cron-ms=60000 \
+    -o limits.enroll-rate=0.01 -o limits.enroll-burst=1
+out=$("$BIN/dccl-probe" "$EP" stranger ghost2)	# the bucket's one token
+case $out in "ERROR E_NOT_REGISTERED"*) ;; *) die "unknown id: $out" ;; esac
+out=$("$BIN/dccl-probe" "$EP" forged)
+echo "forged request, bucket empty: $out"
+case $out in "ERROR E_UNAUTHENTICATED"*) ;; *) die "forged: $out" ;; esac
+kill -TERM "$CPID"
+wait "$CPID" || die "cloudd exit status"
+grep "off the loop: " "$T/cloudd.log" | tail -1 | sed 's/.*AUTH: /AUTH: /'
+grep "off the loop: " "$T/cloudd.log" | tail -1 |
+    grep -q "off the loop: 1 device-key lookups" ||
+    die "a re-read was made with the unknown-id bucket empty"
 echo "PASS"
