@@ -8,6 +8,7 @@
 #     the endpoint): the device must refuse it, until auth.repin=yes.
 #  3. The key store is created 0600 whatever the umask, and cloudd refuses
 #     to start on a store other users can read.
+#     (3c) A device's key file is 0600 under umask 022, its dir 0750.
 #  4. With auth.user-devices=1, a fresh id (token only) may not bind itself
 #     to a user that already has a device: it would replace that user's
 #     teacher patch in MoMoDistill.
@@ -179,6 +180,12 @@ start_deviced dpbad -o deviced.local-data="$SHARDS/$u2.local.csv" \
 wait "$DPID" || die "dpbad: deviced exit $?"
 [ "$(sql "SELECT count(*) FROM patches WHERE device_id='dpbad'")" = 1 ] ||
     die "dpbad: first patch"
+# 3c. The device's key, made under umask 022 too: 0600, in a 0750 dir.
+m=$(stat -c %a "$T/dev/dpbad/auth.key")
+echo "device auth.key: mode $m"
+[ "$m" = 600 ] || hole "3c: device auth.key created with mode $m, want 600"
+m=$(stat -c %a "$T/dev/dpbad")
+case $m in 700|750) ;; *) hole "3c: device dir mode $m" ;; esac
 : >"$T/dev/dpbad/dp.budget"	# truncated, as by a crash mid-write
 start_deviced dpbad2 -o deviced.local-data="$SHARDS/$u2.local.csv" \
     -o deviced.user-id="$u2" -o deviced.device-id=dpbad -o dp.clip=1
