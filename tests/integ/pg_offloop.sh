@@ -8,7 +8,9 @@
 # requests must still be answered at once. On the old code the loop
 # stalled in that work: the other device waited up to 2 s. Last, re-reads
 # are bounded by the unknown-id bucket too: with it empty, a forged request
-# of a known device costs no query.
+# of a known device costs no query. And the re-read still does its job: a
+# key replaced through one replica (dcctl enroll --replace) is accepted by
+# another once it re-read it.
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 PGDIR=$(sh "$ROOT/scripts/pg-test-server.sh" start) || {
 	[ $? = 77 ] && skip "PostgreSQL cannot be run here: $PGDIR"
@@ -117,4 +119,31 @@ grep "off the loop: " "$T/cloudd.log" | tail -1 | sed 's/.*AUTH: /AUTH: /'
 grep "off the loop: " "$T/cloudd.log" | tail -1 |
     grep -q "off the loop: 1 device-key lookups" ||
     die "a re-read was made with the unknown-id bucket empty"
+log "a key replaced through another replica: re-read off the loop, accepted"
+start_cloudd -o cloudd.store=postgresql -o "cloudd.pg-conninfo=$PGC" \
+    -o auth.mode=mac -o cloudd.cron-ms=60000
+EPB="ipc://$T/b.ipc"
+"$BIN/cloudd" -o cloudd.listen="$EPB" -o cloudd.pub-listen="ipc://$T/bpub.ipc" \
+    -o cloudd.admin-listen="ipc://$T/badm.ipc" -o cloudd.data-dir="$T/cloudb" \
+    -o cloudd.store=postgresql -o "cloudd.pg-conninfo=$PGC" \
+    -o auth.mode=mac -o cloudd.cron-ms=60000 >"$T/b.log" 2>&1 &
+BPID=$!
+PIDS="$PIDS $BPID"
+wait_for "grep -q 'READY: cloudd' '$T/b.log'" 100 0.1 || die "replica B not ready"
+"$BIN/dccl-probe" "$EPB" flood other 1 | grep -q "FLOOD ok 1 " ||
+    die "replica B: the old key"
+dcctl enroll --replace -o "$T/other-new.key" other >"$T/replace.out" 2>&1 ||
+    die "dcctl enroll --replace: $(cat "$T/replace.out")"
+mv "$T/other-new.key" "$T/probe/other.key"
+out=$("$BIN/dccl-probe" "$EPB" flood other 1)
+echo "replica B, the new key: $out"
+case $out in "FLOOD ok 1 "*) ;; *) die "replica B refused the replaced key: $out" ;; esac
+grep -q "device=other key replaced through another replica" "$T/b.log" ||
+    die "replica B: no re-read of the replaced key"
+kill -TERM "$BPID" "$CPID"
+wait "$BPID" || die "replica B exit status"
+wait "$CPID" || die "cloudd exit status"
+grep "off the loop: " "$T/b.log" | sed 's/.*AUTH: /replica B: AUTH: /'
+grep -q "off the loop: [1-9][0-9]* device-key lookups" "$T/b.log" ||
+    die "replica B: the re-read did not run off the loop"
 echo "PASS"
