@@ -677,7 +677,7 @@ main(int argc, char **argv)
 	if (store_patch_count(cd->st, &cd->patches) != 0)
 		fatalx("DB: cannot count patches: %s", store_errmsg(cd->st));
 	(void)ckpt_start(cd);	/* it says why when it cannot */
-	guard_lookup_start(cd);
+	guard_lookup_start(cd, rpc_resume);
 	if (seal_start(cd) != 0)
 		fatalx("SEAL: cannot start the sealing thread");
 	if (metrics_start(cd) != 0)

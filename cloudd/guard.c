@@ -53,6 +53,8 @@ struct guard_dev {
 	uint8_t		 tag[16];	/* its MAC prefix: exact resends */
 	int		 dirty;		/* ctr not yet in the store */
 	double		 reread_t;	/* last store re-read (replicas) */
+	uint8_t		 reread_pk[32];	/* pk when it was asked for */
+	int		 reread_pend;	/* a re-read off the loop is out */
 	double		 tokens, t;	/* rate-limit bucket */
 	uint32_t	 inflight;	/* heavy requests held */
 	uint8_t		*reply;		/* packed reply to counter reply_ctr */
@@ -72,6 +74,8 @@ struct guard {
 	struct store		*st;	/* the loop thread's connection */
 	int			 shared;	/* replicas: misses go to the store */
 	struct keylookup	*lk;	/* ... off the loop (guard_start) */
+	struct cloudd		*cd;		/* for resume, with lk */
+	guard_resume_fn		*resume;	/* rpc.c's, with lk */
 	uint8_t			 cpk[32], csk[32];
 	uint8_t			 spk[32], ssk[64];	/* announcements */
 	uint8_t			 akmac[32];	/* Registered's, until packed */
@@ -279,55 +283,144 @@ find(struct guard *g, struct rpc_req *r, const char *id, const void *buf,
 	return cache(g, &k);
 }
 
+/* reread()'s answers. */
+#define REREAD_NO	0	/* not asked now, or the same key */
+#define REREAD_NEW	1	/* d now holds another key, from the store */
+#define REREAD_PARKED	2	/* r waits for the answer off the loop */
+#define REREAD_BUSY	3	/* too many lookups in flight: E_BUSY */
+
 /*
  * Replicas: d's key may have been replaced through another replica
  * (auth.rekey, dcctl enroll --replace). Re-reads it, at most once per
- * GUARD_REREAD_S per device, so forged traffic cannot turn into a query
- * per message. 1 when the stored key differs and d now holds it.
+ * GUARD_REREAD_S per device and within the unknown-id bucket, so forged
+ * traffic cannot turn into a query per message; and not for a request
+ * that was already parked for it.
+ * With the lookup thread (keylookup.c) r is parked (with a copy of
+ * buf/len) and admitted again once the answer is in (lookup_done);
+ * without it the store is read here, on the loop.
  */
 static int
-reread(struct guard *g, struct guard_dev *d, double now)
+reread(struct guard *g, struct guard_dev *d, struct rpc_req *r,
+    const void *buf, size_t len)
 {
 	struct store_authkey k;
 
-	if (!g->shared || now - d->reread_t < GUARD_REREAD_S)
-		return 0;
-	d->reread_t = now;
+	if (!g->shared || r->looked_up || r->t0 - d->reread_t < GUARD_REREAD_S)
+		return REREAD_NO;
+	d->reread_t = r->t0;
+	/* Forged traffic under many known ids: queries at the unknown-id
+	 * rate at most (the cached key stands meanwhile). */
+	if (!ebucket(g, r->t0))
+		return REREAD_NO;
+	if (g->lk != NULL) {
+		if (keylookup_park(g->lk, r, d->id, buf, len) != 0)
+			return REREAD_BUSY;
+		memcpy(d->reread_pk, d->pk, 32);
+		d->reread_pend = 1;
+		return REREAD_PARKED;
+	}
 	if (store_authkey_get(g->st, d->id, &k) != 0 ||
 	    memcmp(k.pk, d->pk, 32) == 0)
-		return 0;
+		return REREAD_NO;
 	if (set_key(g, d, k.pk, k.counter) != 0)
-		return 0;
+		return REREAD_NO;
 	log_info("AUTH: device=%s key replaced through another replica",
 	    d->id);
-	return 1;
+	return REREAD_NEW;
 }
 
-void
-guard_lookup_done(struct guard *g, const char *id, int rc,
-    const struct store_authkey *k, const char *err)
+/*
+ * keylookup.c's done callback: caches the answer of a lookup (rc 0,
+ * -ENOENT, -errno) and says how to answer the requests parked on it.
+ * An unknown id: its key is cached, or the miss; a store error is
+ * E_STORAGE. A known device (a re-read): a different stored key replaces
+ * the cached one unless ours changed meanwhile (enrolled through us:
+ * ours is newer); on a store error the cached key stands, and the
+ * parked requests are checked against it.
+ */
+static int
+lookup_done(void *arg, const char *id, int rc, const struct store_authkey *k,
+    const char *err)
 {
+	struct guard *g = arg;
+	struct guard_dev *d = lookup(g, id);
 	size_t ms = hash(id) & (GUARD_MISS_SLOTS - 1);
+	int pend = d != NULL && d->reread_pend;
 
-	if (g == NULL)
-		return;
+	if (d != NULL)
+		d->reread_pend = 0;
 	if (rc == 0) {
-		/* Known here meanwhile (enrolled through us): ours is newer. */
-		if (lookup(g, id) == NULL && strcmp(k->device_id, id) == 0)
+		if (strcmp(k->device_id, id) != 0)
+			return 0;
+		if (d == NULL)
 			cache(g, k);
-	} else if (rc == -ENOENT) {
+		else if (pend && memcmp(d->pk, d->reread_pk, 32) == 0 &&
+		    memcmp(d->pk, k->pk, 32) != 0 &&
+		    set_key(g, d, k->pk, k->counter) == 0)
+			log_info("AUTH: device=%s key replaced through "
+			    "another replica", id);
+		return 0;
+	}
+	if (rc == -ENOENT) {
 		snprintf(g->miss[ms].id, sizeof(g->miss[ms].id), "%s", id);
 		g->miss[ms].t = clock_now();
-	} else
-		log_warnx("AUTH: device %s: %s", id, err);
+		return 0;
+	}
+	log_warnx("AUTH: device %s: %s", id, err);
+	return d != NULL ? 0 : DCCL__ERROR_CODE__E_STORAGE;
+}
+
+/* keylookup.c's resume callback: r goes back to rpc.c, looked up. */
+static void
+lookup_resume(void *arg, void *req, const void *buf, size_t len, int code)
+{
+	struct guard *g = arg;
+	struct rpc_req *r = req;
+
+	r->looked_up = 1;
+	g->resume(g->cd, r, buf, len, code);
+}
+
+/* Counters of keys[0..n) are in the store: clean, unless they moved. */
+static void
+flushed_mark(struct guard *g, const struct store_authkey *keys, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct guard_dev *d = lookup(g, keys[i].device_id);
+		if (d != NULL && d->ctr == keys[i].counter &&
+		    memcmp(d->pk, keys[i].pk, 32) == 0)
+			d->dirty = 0;
+	}
+}
+
+/* keylookup.c's flushed callback. */
+static void
+lookup_flushed(void *arg, int rc, const struct store_authkey *keys, size_t n,
+    const char *err)
+{
+	struct guard *g = arg;
+
+	if (rc == 0)
+		flushed_mark(g, keys, n);
+	else if (rc != -ECANCELED)	/* at shutdown guard_close writes */
+		log_warnx("AUTH-DB: cannot save device counters: %s", err);
 }
 
 void
-guard_lookup_start(struct cloudd *cd)
+guard_lookup_start(struct cloudd *cd, guard_resume_fn *resume)
 {
-	/* Without the thread a lookup runs on the loop, as before. */
-	if (cd->guard != NULL && cd->guard->shared)
-		(void)keylookup_start(cd, &cd->guard->lk);
+	struct guard *g = cd->guard;
+	struct keylookup_cb cb = { lookup_done, lookup_resume, lookup_flushed,
+	    NULL };
+
+	/* Without the thread all this runs on the loop, as before. */
+	if (g == NULL || !g->shared)
+		return;
+	g->cd = cd;
+	g->resume = resume;
+	cb.arg = g;
+	(void)keylookup_start(&g->lk, &cd->loop, &cd->job, cd->cf.store,
+	    cd->dbpath, (int)cd->cf.busy_ms, &cb);
 }
 
 void
@@ -335,7 +428,7 @@ guard_lookup_stop(struct cloudd *cd)
 {
 	if (cd->guard == NULL)
 		return;
-	keylookup_stop(cd, cd->guard->lk);
+	keylookup_stop(cd->guard->lk);
 	cd->guard->lk = NULL;
 }
 
@@ -418,15 +511,20 @@ guard_flush(struct guard *g)
 		k[n].counter = d->ctr;
 		n++;
 	}
+	/*
+	 * Replicas: off the loop (keylookup.c), one flush at a time; while
+	 * one runs, these stay dirty for the next tick.
+	 */
+	if (g->lk != NULL) {
+		if (keylookup_flush(g->lk, k, n) != 0)
+			free(k);
+		return 0;
+	}
 	/* A max-merge: a replica behind another never lowers a counter. */
-	rc = store_authkey_counters(g->st, k, n);
+	if ((rc = store_authkey_counters(g->st, k, n)) == 0)
+		flushed_mark(g, k, n);
 	free(k);
-	if (rc != 0)
-		return rc;
-	for (size_t i = 0; i < g->cap; i++)
-		if (g->tab[i] != NULL)
-			g->tab[i]->dirty = 0;
-	return 0;
+	return rc;
 }
 
 const char *
@@ -555,7 +653,14 @@ admit_register(struct cloudd *cd, struct rpc_req *r, const void *buf,
 	}
 	/* A cached key other than the request's may be stale (replicas). */
 	if (d != NULL && pk->len == 32 && memcmp(d->pk, pk->data, 32) != 0)
-		reread(g, d, r->t0);
+		switch (reread(g, d, r, buf, len)) {
+		case REREAD_PARKED:
+			return GUARD_PARKED;
+		case REREAD_BUSY:
+			snprintf(err, errlen, "%d device-key lookups in "
+			    "flight", KEYLOOKUP_MAX);
+			return DCCL__ERROR_CODE__E_BUSY;
+		}
 	if (g->have_tok && auth_verify(buf, len, e, &g->tok, AUTH_UP) == 0) {
 		int same = d != NULL && pk->len == 32 &&
 		    memcmp(d->pk, pk->data, 32) == 0;
@@ -645,12 +750,21 @@ guard_admit(struct cloudd *cd, struct rpc_req *r, const void *buf, size_t len,
 		snprintf(err, errlen, "device %s is not enrolled", id);
 		return DCCL__ERROR_CODE__E_NOT_REGISTERED;
 	}
-	if (auth_verify(buf, len, e, &d->up, AUTH_UP) != 0 &&
-	    (!reread(g, d, r->t0) ||
-	    auth_verify(buf, len, e, &d->up, AUTH_UP) != 0)) {
-		snprintf(err, errlen, "MAC check failed (forged, or signed "
-		    "with another device's key)");
-		return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
+	if (auth_verify(buf, len, e, &d->up, AUTH_UP) != 0) {
+		int rr = reread(g, d, r, buf, len);
+		if (rr == REREAD_PARKED)
+			return GUARD_PARKED;
+		if (rr == REREAD_BUSY) {
+			snprintf(err, errlen, "%d device-key lookups in "
+			    "flight", KEYLOOKUP_MAX);
+			return DCCL__ERROR_CODE__E_BUSY;
+		}
+		if (rr != REREAD_NEW ||
+		    auth_verify(buf, len, e, &d->up, AUTH_UP) != 0) {
+			snprintf(err, errlen, "MAC check failed (forged, or "
+			    "signed with another device's key)");
+			return DCCL__ERROR_CODE__E_UNAUTHENTICATED;
+		}
 	}
 	if (replayed(d, e, "request", err, errlen))
 		return DCCL__ERROR_CODE__E_UNAUTHENTICATED;

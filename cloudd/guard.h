@@ -73,18 +73,21 @@ size_t	guard_count(const struct guard *g);
 int	guard_admit(struct cloudd *cd, struct rpc_req *r, const void *buf,
 	    size_t len, char *err, size_t errlen);
 /*
- * guard_admit's answer when r waits for the store lookup of its device's
- * key off the loop (PostgreSQL; keylookup.h): guard.c holds r and a copy
- * of its bytes, and hands them to rpc_resume() once the answer is cached.
+ * guard_admit's answer when r waits for a store read of its device's key
+ * off the loop (PostgreSQL; keylookup.h): the key of an uncached id, or
+ * a re-read after a failed MAC. guard.c holds r and a copy of its bytes,
+ * and hands them to the resume function once the answer is cached.
  */
 #define GUARD_PARKED	(-1)
-/* keylookup.c, loop: caches a lookup's answer (rc 0, -ENOENT, -errno). */
-struct store_authkey;
-void	guard_lookup_done(struct guard *g, const char *id, int rc,
-	    const struct store_authkey *k, const char *err);
-/* Starts the lookup thread (PostgreSQL; once the loop exists). */
-void	guard_lookup_start(struct cloudd *cd);
-/* Stops the lookup thread (shutdown, once no job is left). */
+/* Admits r again (rpc.c's rpc_resume); code: 0, or the error to answer. */
+typedef void guard_resume_fn(struct cloudd *cd, struct rpc_req *r,
+    const void *buf, size_t len, int code);
+/*
+ * Starts the thread that reads keys and flushes counters off the loop
+ * (PostgreSQL; once the loop exists); parked requests go to resume.
+ */
+void	guard_lookup_start(struct cloudd *cd, guard_resume_fn *resume);
+/* Stops it (shutdown, once no job is left). */
 void	guard_lookup_stop(struct cloudd *cd);
 /*
  * Exact resends (same counter and MAC as the device's latest request) are

@@ -42,7 +42,7 @@ struct rpc_req {
 	/* guard.c: the authenticated device (reply cache), an exact resend */
 	struct guard_dev *gauth;
 	int		 resend;
-	/* guard.c: its device's key was looked up off the loop (keylookup) */
+	/* guard.c: its device's key was read off the loop (keylookup) */
 	int		 looked_up;
 };
 
@@ -67,7 +67,8 @@ struct rpc_route {
 void	rpc_set_routes(struct cloudd *cd, const struct rpc_route *routes);
 /*
  * Admits r again after guard_admit parked it (GUARD_PARKED) for a key
- * lookup, with its raw bytes; code: 0, or the error to answer instead.
+ * lookup or re-read, with its raw bytes; code: 0, or the error to answer
+ * instead. A guard_resume_fn: main hands it to guard_lookup_start().
  */
 void	rpc_resume(struct cloudd *cd, struct rpc_req *r, const void *buf,
 	    size_t len, int code);

@@ -305,12 +305,17 @@ conf_print(const struct conf *c, FILE *out)
 
 	for (const struct conf_opt *o = c->opts; o->name != NULL; o++) {
 		conf_format(o, c->base, val, sizeof(val));
-		/* Secrets (the token, a password in a conninfo) stay out. */
+		/*
+		 * Secrets (the token, a password in a conninfo: password=,
+		 * or a URI's user:password@) stay out.
+		 */
 		if (val[0] != '\0' && strcmp(val, "\"\"") != 0 &&
 		    ((strstr(o->name, "token") != NULL &&
 		    strstr(o->name, "token-file") == NULL) ||
 		    (strstr(o->name, "conninfo") != NULL &&
-		    strstr(val, "password") != NULL)))
+		    (strstr(val, "password") != NULL ||
+		    (strstr(val, "://") != NULL &&
+		    strchr(strstr(val, "://"), '@') != NULL)))))
 			snprintf(val, sizeof(val), "<set, not shown>");
 		fprintf(out, "%-28s = %-30s # %s%s\n", o->name, val,
 		    src_names[c->src[o - c->opts]],

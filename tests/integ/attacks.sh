@@ -8,6 +8,7 @@
 #     the endpoint): the device must refuse it, until auth.repin=yes.
 #  3. The key store is created 0600 whatever the umask, and cloudd refuses
 #     to start on a store other users can read.
+#     (3c) A device's key file is 0600 under umask 022, its dir 0750.
 #  4. With auth.user-devices=1, a fresh id (token only) may not bind itself
 #     to a user that already has a device: it would replace that user's
 #     teacher patch in MoMoDistill.
@@ -19,7 +20,8 @@
 #     key the device learned under its session MAC); the cloud's own
 #     signature is accepted.
 #  A. The admin socket authenticates nobody: device requests sent there
-#     (an upload) are refused, not stored as user 0.
+#     (an upload, a RegisterReq, GetModel, RetrieveReq, GetOfa) are
+#     refused (E_FORBIDDEN), not stored as user 0 nor served.
 #  U. An on-path attacker without keys answers a device's upload with an
 #     unsigned E_BAD_TENSOR: the device must keep the patch (retry later),
 #     not drop it from its outbox. (Against the second cloud, in mac mode,
@@ -35,6 +37,10 @@
 #  L. A device id with a newline must not forge a line in cloudd's log.
 #  S. dcctl refuses an admin socket in a world-writable directory that
 #     another user owns (it may have taken the path before cloudd).
+#  B. At most limits.max-devices keys are enrolled: fresh ids beyond it
+#     get E_BUSY and no key is stored.
+#  P. cloudd -p prints neither auth.token nor a password in
+#     cloudd.pg-conninfo (password=, or a URI's user:password@).
 #  7. Encrypt mode: a captured sealed request resent past limits.burst
 #     gets a sealed E_RATE_LIMITED; it must not share the first reply's
 #     keystream (an eavesdropper would recover that reply's bytes). And an
@@ -115,6 +121,15 @@ echo "upload on the admin socket: $out"
 case $out in "ERROR E_FORBIDDEN"*) ;; *) hole "A: admin socket took an upload: $out" ;; esac
 [ "$(sql "SELECT count(*) FROM patches WHERE device_id='admdev'")" = 0 ] ||
     hole "A: upload from the admin socket stored"
+for req in "register admreg" "getmodel admdev 1 0" "retrieve admdev 10 1 4" \
+    "ofa-alternate admdev 1"; do
+	# shellcheck disable=SC2086
+	out=$(DCCL_AUTH_TOKEN= "$BIN/dccl-probe" "$ADM" $req) || true
+	echo "${req%% *} on the admin socket: $(echo "$out" | head -1)"
+	case $out in "ERROR E_FORBIDDEN"*) ;; *) hole "A: admin socket served ${req%% *}: $out" ;; esac
+done
+[ "$(sql "SELECT count(*) FROM devices WHERE device_id='admreg'")" = 0 ] ||
+    hole "A: a RegisterReq on the admin socket bound a device"
 
 log "5. enrolment flood"
 out=$("$BIN/dccl-probe" "$EP" enroll-flood 40)
@@ -165,6 +180,12 @@ start_deviced dpbad -o deviced.local-data="$SHARDS/$u2.local.csv" \
 wait "$DPID" || die "dpbad: deviced exit $?"
 [ "$(sql "SELECT count(*) FROM patches WHERE device_id='dpbad'")" = 1 ] ||
     die "dpbad: first patch"
+# 3c. The device's key, made under umask 022 too: 0600, in a 0750 dir.
+m=$(stat -c %a "$T/dev/dpbad/auth.key")
+echo "device auth.key: mode $m"
+[ "$m" = 600 ] || hole "3c: device auth.key created with mode $m, want 600"
+m=$(stat -c %a "$T/dev/dpbad")
+case $m in 700|750) ;; *) hole "3c: device dir mode $m" ;; esac
 : >"$T/dev/dpbad/dp.budget"	# truncated, as by a crash mid-write
 start_deviced dpbad2 -o deviced.local-data="$SHARDS/$u2.local.csv" \
     -o deviced.user-id="$u2" -o deviced.device-id=dpbad -o dp.clip=1
@@ -297,6 +318,29 @@ else
 	echo "(no unbound user in the shards: positive case skipped)"
 fi
 kill -TERM "$CPID"; wait "$CPID" || die "cloudd exit"
+
+log "B. enrolled keys are bounded (limits.max-devices)"
+k0=$(sql "SELECT count(*) FROM device_keys")
+start_cloudd -o auth.mode=mac -o train.on-start=no \
+    -o limits.max-devices=$((k0 + 3)) -o limits.enroll-burst=100
+busy=0
+for i in 1 2 3 4 5 6; do
+	out=$("$BIN/dccl-probe" "$EP" register "cap$i") || true
+	case $out in "ERROR E_BUSY"*) busy=$((busy + 1)) ;;
+	"REPLY registered"*) ;; *) die "B: register cap$i: $out" ;; esac
+done
+k1=$(sql "SELECT count(*) FROM device_keys")
+echo "6 fresh ids at limits.max-devices=$((k0 + 3)) ($k0 enrolled): $busy E_BUSY, $k1 keys stored"
+[ "$busy" = 3 ] && [ "$k1" = $((k0 + 3)) ] ||
+    hole "B: limits.max-devices=$((k0 + 3)): $busy of 6 refused, $k1 keys"
+kill -TERM "$CPID"; wait "$CPID" || die "cloudd exit"
+
+log "P. secrets in cloudd -p"
+for ci in "host=db password=SEKRIT-P" "postgresql://dccl:SEKRIT-P@db/dccl"; do
+	out=$("$BIN/cloudd" -o auth.token=SEKRIT-P -o "cloudd.pg-conninfo=$ci" -p)
+	echo "$out" | grep "^auth.token \|^cloudd.pg-conninfo "
+	case $out in *SEKRIT-P*) hole "P: cloudd -p prints a secret ($ci)" ;; esac
+done
 
 [ -z "$HOLES" ] || die "attacks that worked:$HOLES"
 echo "attacks OK"

@@ -603,6 +603,31 @@ test_guard_admit(void **state)
 		    DCCL__ERROR_CODE__E_RATE_LIMITED);
 		admit_done(&c);
 	}
+	/* An exact resend counts against the bucket too: a request and
+	 * its resend take the burst, the next resend is refused. */
+	t += 100;
+	status_env(&e, &gs);
+	e.version = WIRE_VERSION;
+	e.device_id = "d";
+	{
+		void *msg;
+		size_t len;
+		assert_int_equal(auth_dev_pack(&d, &e, &msg, &len), 0);
+		for (int k = 0; k < 3; k++) {
+			memset(&c.r, 0, sizeof(c.r));
+			c.r.cd = &c.cd;
+			c.r.t0 = t;
+			assert_int_equal(wire_unpack(msg, len, &c.r.env, err,
+			    sizeof(err)), 0);
+			assert_int_equal(guard_admit(&c.cd, &c.r, msg, len,
+			    err, sizeof(err)), k < 2 ? 0 :
+			    DCCL__ERROR_CODE__E_RATE_LIMITED);
+			assert_int_equal(c.r.resend, k == 1);
+			guard_release(&c.r);
+			admit_done(&c);
+		}
+		nn_freemsg(msg);
+	}
 	c.cd.cf.rate = 0;
 	/* Enrolment rate for fresh ids: one, then E_RATE_LIMITED. */
 	guard_limits(c.cd.guard, 0.001, 1, 0);
