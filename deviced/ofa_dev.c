@@ -281,9 +281,8 @@ take_part(struct device *d, struct ofa_dev *o)
 			o->m = NULL;
 			rc = -1;
 		}
-		if (rc == 0 && ofa_config(o->m)->in_dim != CTR_N_FIELDS *
-		    ctr_config(d->model)->dim) {
-			snprintf(err, sizeof(err), "input width does not fit "
+		if (rc == 0 && ofa_fits_ctr(o->m, d->model) != 0) {
+			snprintf(err, sizeof(err), "input options do not fit "
 			    "the CTR model");
 			ofa_free(o->m);
 			o->m = NULL;
