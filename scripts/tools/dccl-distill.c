@@ -117,6 +117,7 @@ struct run {
 		size_t	 n, n_pool;	/* patches, their pool samples */
 		double	 dm, m0;	/* sum |m_u - m_cloud|^2, |m_cloud|^2 */
 		double	 dp, err;	/* sum |p_u - p| and |y - p| on the pool */
+		double	 ll0, ll1;	/* sum logloss of p and of p_u there */
 	}			 gap;
 };
 
@@ -275,8 +276,13 @@ patch_gap(struct run *r, size_t d, struct ctr *m, struct ctr *c)
 	if (np > 0 && ctr_predict(m, &r->ds, idx, np, p0) == 0 &&
 	    ctr_predict(c, &r->ds, idx, np, p1) == 0) {
 		for (size_t j = 0; j < np; j++) {
+			double y = r->ds.s[idx[j]].label;
+			double q0 = fmin(fmax(p0[j], 1e-7), 1 - 1e-7);
+			double q1 = fmin(fmax(p1[j], 1e-7), 1 - 1e-7);
 			r->gap.dp += fabs((double)p1[j] - p0[j]);
-			r->gap.err += fabs(r->ds.s[idx[j]].label - p0[j]);
+			r->gap.err += fabs(y - p0[j]);
+			r->gap.ll0 -= y * log(q0) + (1 - y) * log(1 - q0);
+			r->gap.ll1 -= y * log(q1) + (1 - y) * log(1 - q1);
 		}
 		r->gap.n_pool += np;
 	}
@@ -454,10 +460,13 @@ round_arm(struct run *r, struct arm *a, int rd, FILE *fv, FILE *ft,
 	if (r->gap.n > 0 && r->gap.n_pool > 0)
 		fprintf(stderr, "%s: round %d %-16s patch gap: %zu adopted, "
 		    "|m_u - m_cloud| / |m_cloud| %.3f, on their %zu pool "
-		    "samples mean |p_u - p| %.4f vs |y - p| %.4f\n", prog, rd,
+		    "samples mean |p_u - p| %.4f vs |y - p| %.4f, logloss "
+		    "teacher %.4f vs cloud %.4f\n", prog, rd,
 		    a->name, r->gap.n, r->gap.m0 > 0 ? sqrt(r->gap.dm /
 		    r->gap.m0) : NAN, r->gap.n_pool, r->gap.dp /
-		    (double)r->gap.n_pool, r->gap.err / (double)r->gap.n_pool);
+		    (double)r->gap.n_pool, r->gap.err / (double)r->gap.n_pool,
+		    r->gap.ll1 / (double)r->gap.n_pool,
+		    r->gap.ll0 / (double)r->gap.n_pool);
 	if ((rc = predict(r, a->m, a->name, rd, 1, fv)) != 0 ||
 	    (rc = predict(r, a->m, a->name, rd + 1, 0, ft)) != 0)
 		return rc;
