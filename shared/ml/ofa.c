@@ -1218,18 +1218,26 @@ int
 ofa_assemble(const struct ofa *m, const float *z, double budget,
     struct ofa_assembled *a)
 {
-	const struct ofa_config *c = &m->cfg;
-	int mask[OFA_MAX_BLOCKS], L = c->n_blocks, H = c->hidden, F = c->inner;
-	int R = c->rank, C0 = c->in_dim, k = 0;
-	size_t need;
-	float *f, *As;
-
-	float gz[OFA_DUET_MAX_HIDDEN + CTR_MAX_DIM];
+	int mask[OFA_MAX_BLOCKS];
 
 	ofa_select(m, z, budget, mask, a->gate_logit);
 	if (m->gate_mode == OFA_GATE_ALL || m->gate_mode == OFA_GATE_STATIC)
-		for (int l = 0; l < L; l++)
+		for (int l = 0; l < m->cfg.n_blocks; l++)
 			mask[l] = 1;
+	return ofa_assemble_mask(m, z, mask, a);
+}
+
+int
+ofa_assemble_mask(const struct ofa *m, const float *z, const int *mask,
+    struct ofa_assembled *a)
+{
+	const struct ofa_config *c = &m->cfg;
+	int L = c->n_blocks, H = c->hidden, F = c->inner;
+	int R = c->rank, C0 = c->in_dim, k = 0;
+	size_t need;
+	float *f, *As;
+	float gz[OFA_DUET_MAX_HIDDEN + CTR_MAX_DIM];
+
 	for (int l = 0; l < L; l++)
 		if (mask[l] && !m->has[l])
 			return -ENOENT;
@@ -1345,6 +1353,24 @@ ofa_adapt_flops(const struct ofa *m, int n_assembled)
 	    (double)c->inner * c->rank +		/* A diag(g) */
 	    2.0 * c->inner * c->hidden * c->rank);	/* + (A g) Bm */
 	return f;
+}
+
+double
+ofa_impression_flops(const struct ofa *m, int n_assembled)
+{
+	const struct ofa_config *c = &m->cfg;
+	double f = c->ctrl_hidden > 0 ? ofa_ctrl_flops(m->ZB, c->ctrl_hidden,
+	    c->n_blocks) : 2.0 * c->n_blocks * m->ZB;
+
+	if (m->gate_mode == OFA_GATE_ALL || m->gate_mode == OFA_GATE_STATIC)
+		f = 0;				/* no controller */
+	if (m->gate_mode == OFA_GATE_STATIC)
+		return f;			/* nor a mapper */
+	if (c->gen_hidden > 0 && n_assembled > 0)
+		f += ofa_duet_flops(c->z_dim, c->gen_hidden);
+	/* per block g = Wg gz + bg, t = Bm x, g * t, A (g * t) */
+	return f + n_assembled * (2.0 * m->Zg * c->rank + 2.0 * c->hidden *
+	    c->rank + c->rank + 2.0 * c->rank * c->inner);
 }
 
 double

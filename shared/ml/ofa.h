@@ -261,6 +261,13 @@ int	ofa_select(const struct ofa *m, const float *z, double budget,
 int	ofa_assemble(const struct ofa *m, const float *z, double budget,
 	    struct ofa_assembled *a);
 /*
+ * The same for a given structure mask (L): the parameters of those blocks
+ * from z. Used to serve with z recomputed per impression on the blocks a
+ * device holds. Returns 0 or -ENOENT (a block of mask not present).
+ */
+int	ofa_assemble_mask(const struct ofa *m, const float *z, const int *mask,
+	    struct ofa_assembled *a);
+/*
  * Serving: logits or probabilities for x0 (B,C0) with an assembled model.
  * scratch (2 * H + F floats) caller-provided. Any thread (a is read).
  */
@@ -270,6 +277,13 @@ void	ofa_assembled_logits(const struct ofa_assembled *a, const float *x0,
 double	ofa_assembled_flops(const struct ofa_assembled *a);
 /* FLOPs of the device adaptation (controller + mapper + materialising). */
 double	ofa_adapt_flops(const struct ofa *m, int n_assembled);
+/*
+ * Extra FLOPs of one prediction with z recomputed for that impression and
+ * n_assembled blocks, without materialising: the controller (none under
+ * OFA_GATE_ALL/STATIC), the generator layer, and per block the mapper
+ * applied as A (g * (Bm x)).
+ */
+double	ofa_impression_flops(const struct ofa *m, int n_assembled);
 /* FLOPs of the embedding pooling per prediction (added by callers). */
 double	ofa_input_flops(const struct ctr *emb);
 /* FLOPs per prediction with all L blocks (per-sample mapper excluded). */
