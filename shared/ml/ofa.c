@@ -37,6 +37,7 @@
 #include "shared/ml/ctr.h"
 #include "shared/ml/kern.h"
 #include "shared/ml/ofa.h"
+#include "shared/ml/ofa_base.h"
 #include "shared/ml/ofa_ctrl.h"
 #include "shared/ml/ofa_duet.h"
 #include "shared/rng.h"
@@ -454,67 +455,6 @@ pool_items(const float *item, uint32_t n_items, const uint32_t *ids,
 		out[i] /= (float)n;
 }
 
-int
-ofa_input_dim(const struct ctr *emb)
-{
-	const struct ctr_config *c = ctr_config(emb);
-	int F = CTR_N_FIELDS + (int)c->n_side;
-
-	return F * c->dim + (c->interaction ? F * (F - 1) / 2 : 0) +
-	    (c->interaction == CTR_INTER_FM);
-}
-
-int
-ofa_fits_ctr(const struct ofa *m, const struct ctr *emb)
-{
-	const struct ctr_config *c = ctr_config(emb);
-
-	return m->cfg.in_dim == ofa_input_dim(emb) &&
-	    m->cfg.z_dim == c->dim && m->cfg.n_side == (int)c->n_side &&
-	    m->cfg.interaction == c->interaction ? 0 : -EINVAL;
-}
-
-/*
- * The side fields, dots and FM term of x (one row of width C0) after its
- * six fixed fields, as ctr's gather_embed and dots_forward make them.
- */
-static void
-inputs_extra(const struct ctr *emb, const struct dataset *ds,
-    const struct sample *s, float *x)
-{
-	const struct ctr_config *c = ctr_config(emb);
-	int D = c->dim, F = CTR_N_FIELDS + (int)c->n_side;
-	float *p = x + (size_t)F * D;
-	const float *fw = NULL;
-	double fm = 0;
-
-	for (uint32_t f = 0; f < c->n_side; f++) {
-		char nm[24];
-		const float *t;
-		uint32_t v = f < ds->n_side ? s->side[f] : c->side_card[f];
-		snprintf(nm, sizeof(nm), "emb_side%u", f);
-		t = emb_table(emb, nm);
-		memcpy(x + (size_t)(CTR_N_FIELDS + f) * D, t +
-		    (size_t)map_id(v, c->side_card[f]) * D,
-		    (size_t)D * sizeof(float));
-	}
-	if (!c->interaction)
-		return;
-	if (c->interaction == CTR_INTER_FM)
-		fw = emb_table(emb, "fm_w");
-	for (int i = 0, k = 0; i < F; i++)
-		for (int j = i + 1; j < F; j++, k++) {
-			float acc = 0.0f;
-			for (int e = 0; e < D; e++)
-				acc += x[i * D + e] * x[j * D + e];
-			*p++ = acc;
-			if (fw != NULL)
-				fm += (double)fw[k] * acc;
-		}
-	if (fw != NULL)
-		*p = (float)fm;
-}
-
 void
 ofa_inputs(const struct ctr *emb, const struct dataset *ds,
     const uint32_t *idx, int B, float *x0, float *z)
@@ -559,7 +499,7 @@ ofa_inputs(const struct ctr *emb, const struct dataset *ds,
 		if (z != NULL)
 			memcpy(z + (size_t)b * D, x + 5 * D,
 			    (size_t)D * sizeof(float));
-		inputs_extra(emb, ds, s, x);
+		ofa_inputs_extra(emb, ds, s, x);
 	}
 }
 
@@ -999,35 +939,6 @@ val_loss(struct ofa *m, const struct ctr *emb, const struct dataset *ds,
 	return rc;
 }
 
-/*
- * The behaviour controller's standardisation from (up to 8192 of) the
- * training samples' z, with the class budgets in turn.
- */
-static void
-fit_ctrl_scale(struct ofa *m, const struct ctr *emb, const struct dataset *ds,
-    const uint32_t *idx, size_t n)
-{
-	size_t k = n < 8192 ? n : 8192, Z = (size_t)m->cfg.z_dim;
-	float *x0 = xcalloc(PRED_BATCH * (size_t)m->cfg.in_dim, sizeof(float));
-	float *z = xcalloc(PRED_BATCH * Z, sizeof(float));
-	float *zin = xcalloc(k * (size_t)m->ZB, sizeof(float));
-
-	for (size_t i = 0; i < k; i += PRED_BATCH) {
-		int B = (int)(k - i < PRED_BATCH ? k - i : PRED_BATCH);
-		ofa_inputs(emb, ds, idx + i, B, x0, z);
-		for (int b = 0; b < B; b++) {
-			float *r = zin + (i + (size_t)b) * m->ZB;
-			memcpy(r, z + (size_t)b * Z, Z * sizeof(float));
-			r[Z] = (float)ofa_class_budget[(i + b) % OFA_N_CLASSES];
-		}
-	}
-	ofa_ctrl_fit_scale(m->t[m->ti_cmu].data, m->t[m->ti_csc].data, zin, k,
-	    m->ZB);
-	free(x0);
-	free(z);
-	free(zin);
-}
-
 int
 ofa_train(struct ofa *m, const struct ctr *emb, const struct dataset *ds,
     const uint32_t *idx, size_t n, const uint32_t *val, size_t nval,
@@ -1052,7 +963,7 @@ ofa_train(struct ofa *m, const struct ctr *emb, const struct dataset *ds,
 	if (ofa_fits_ctr(m, emb) != 0)
 		return -EINVAL;
 	if (m->ti_cw1 >= 0)
-		fit_ctrl_scale(m, emb, ds, idx, n);
+		ofa_ctrl_fit(m, emb, ds, idx, n);
 	Bm = o->batch;
 	perm = xmalloc(n * sizeof(*perm));
 	memcpy(perm, idx, n * sizeof(*perm));
