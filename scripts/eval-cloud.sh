@@ -8,11 +8,14 @@
 # devices' validation slices (a procedure, below), the test table against
 # the lambda = 0 control and against self-distillation, the long tail (the
 # 20 % of device users with the fewest pool samples) with its own paired
-# intervals, and a plot of GAUC by round. Then Forward-OFA against its own
-# static backbone (bin/dccl-ofa on a `dccl-data split` of DATA, three
-# seeds): GAUC and FLOPs per prediction of every budget, with z per device
-# and per impression, pooled over the seeds by bin/dccl-eval, and a plot of
-# GAUC against FLOPs. Output: OUTDIR (default out/cloud) cloud.md,
+# intervals, what the adopted patches teach (from the logs), and a plot
+# of GAUC by round. Then Forward-OFA against its own static backbone and
+# against the CTR model (bin/dccl-ofa on a `dccl-data split` of DATA,
+# three seeds; with the behaviour controller and the DUET-style
+# generator): GAUC and FLOPs per prediction of every budget, with z per
+# device and per impression, the structures chosen, pooled over the seeds
+# by bin/dccl-eval, and GAUC against FLOPs as a table, a text plot and an
+# SVG. Output: OUTDIR (default out/cloud) cloud.md,
 # <set>-*.md/csv, ofa.md/csv, cloud.svg, ofa.svg.
 # SEEDS (default "1 2 3"), SYNTH_USERS (943; 0 = skip the synthetic set),
 # EVAL_CLOUD_OUT = OUTDIR; EVAL_CLOUD_REUSE=1 tabulates the runs already
