@@ -230,7 +230,7 @@ static const struct conf_opt cloudd_opts[] = {
 	    "maximum distillation epochs (best on the validation slice)"),
 	CONF_DBL("distill.lr", CD_OFF(distill_lr), "0.0005", 1e-7, 10, 1,
 	    "distillation Adam learning rate (warm start from the model)"),
-	CONF_BOOL("distill.freeze-users", CD_OFF(distill_freeze_users), "no",
+	CONF_BOOL("distill.freeze-users", CD_OFF(distill_freeze_users), "yes",
 	    1, "keep the student's per-user rows (user embedding, MetaPatch "
 	    "m) fixed, so device knowledge enters the shared parameters"),
 	CONF_BOOL("ofa.enable", CD_OFF(ofa_enable), "yes", 1,

@@ -18,7 +18,9 @@
  *
  * The adaptation is ofa_behaviour + ofa_assemble: timed in microseconds
  * and logged with the blocks, FLOPs per prediction and bytes (tests grep
- * "OFA-ADAPT:"). Nothing is trained on the device.
+ * "OFA-ADAPT:"). Nothing is trained on the device. The evaluation rows
+ * (ofa_dev_eval) serve as the cloud trained: z recomputed for every
+ * impression, within the blocks the device holds.
  */
 #include <errno.h>
 #include <math.h>
@@ -281,9 +283,8 @@ take_part(struct device *d, struct ofa_dev *o)
 			o->m = NULL;
 			rc = -1;
 		}
-		if (rc == 0 && ofa_config(o->m)->in_dim != CTR_N_FIELDS *
-		    ctr_config(d->model)->dim) {
-			snprintf(err, sizeof(err), "input width does not fit "
+		if (rc == 0 && ofa_fits_ctr(o->m, d->model) != 0) {
+			snprintf(err, sizeof(err), "input options do not fit "
 			    "the CTR model");
 			ofa_free(o->m);
 			o->m = NULL;
@@ -455,30 +456,59 @@ ofa_dev_eval(struct device *d, const char *method, const struct dataset *q,
 			bytes += (double)ofa_io_size(o->m, &meta, 0, mask);
 		}
 	}
-	x0 = xcalloc((size_t)64 * C0, sizeof(float));
-	pr = xcalloc(64, sizeof(float));
+	x0 = xcalloc((size_t)C0, sizeof(float));
+	pr = xcalloc(1, sizeof(float));
 	scratch = xcalloc((size_t)3 * OFA_MAX_DIM, sizeof(float));
-	for (size_t i = 0; i < q->n; i += 64) {
-		int B = (int)(q->n - i < 64 ? q->n - i : 64);
-		for (int b = 0; b < B; b++)
-			idx[b] = (uint32_t)(i + b);
-		ofa_inputs(d->model, q, idx, B, x0, NULL);
-		ofa_assembled_logits(&a, x0, B, pr, scratch);
-		for (int b = 0; b < B; b++) {
-			const struct sample *s = &d->test.s[i + b];
-			fprintf(f, "%s,%u,%u,%g,%.9g\n", method, s->user,
-			    s->item, s->label, 1 / (1 + exp(-(double)pr[b])));
+	/*
+	 * Served as trained: each impression's own z (the history before it)
+	 * gives its structure and its blocks' parameters. A structure that
+	 * needs a block this device did not download keeps the device's own
+	 * (counted). FLOPs: the assembled blocks plus the controller and the
+	 * mapper run per impression, unmaterialised (ofa_impression_flops).
+	 */
+	int dmask[OFA_MAX_BLOCKS], mk[OFA_MAX_BLOCKS];
+	double nb = 0, fl = 0;
+	size_t nfb = 0;
+	struct ofa_assembled ai;
+	ofa_assembled_init(&ai);
+	for (int l = 0; l < L; l++)
+		dmask[l] = (mask >> l) & 1u;
+	for (size_t i = 0; i < q->n; i++) {
+		float zi[OFA_MAX_DIM];
+		const struct sample *s = &d->test.s[i];
+		int have = 1;
+		idx[0] = (uint32_t)i;
+		ofa_inputs(d->model, q, idx, 1, x0, zi);
+		ofa_select(o->m, zi, ofa_class_budget[k], mk, NULL);
+		for (int l = 0; l < L; l++)
+			have &= !mk[l] || ofa_has_block(o->m, l);
+		if (!have) {
+			memcpy(mk, dmask, sizeof(dmask));
+			nfb++;
 		}
+		if (ofa_assemble_mask(o->m, zi, mk, &ai) != 0)
+			break;
+		ofa_assembled_logits(&ai, x0, 1, pr, scratch);
+		nb += ai.n_blocks;
+		fl += ofa_assembled_flops(&ai) +
+		    ofa_impression_flops(o->m, ai.n_blocks);
+		fprintf(f, "%s,%u,%u,%g,%.9g\n", method, s->user, s->item,
+		    s->label, 1 / (1 + exp(-(double)pr[0])));
 	}
+	ofa_assembled_fini(&ai);
+	if (nfb > 0)
+		log_info("OFA: device=%s %s: %zu of %zu impressions kept the "
+		    "device's structure (a block not downloaded)", d->id,
+		    method, nfb, q->n);
 	fprintf(x, "%s,device_ms,%.4f\n%s,device_us,%.2f\n%s,flops,%.0f\n"
-	    "%s,blocks,%d\n%s,ofa_bytes,%.0f\n%s,bytes_down,%.0f\n"
+	    "%s,blocks,%.2f\n%s,ofa_bytes,%.0f\n%s,bytes_down,%.0f\n"
 	    "%s,bytes_up,%.0f\n%s,train_kib,%.1f\n%s,adopted,1\n",
 	    method, us / 1e3, method, us, method, ofa_input_flops(d->model) +
-	    ofa_assembled_flops(&a), method, a.n_blocks, method, bytes,
+	    fl / (double)q->n, method, nb / (double)q->n, method, bytes,
 	    method, bytes + (double)d->b_model, method, up + (double)d->b_reg,
 	    method, (double)(ofa_base_params(o->m) + (size_t)a.n_blocks *
 	    ofa_block_params(o->m)) * 4 / 1024, method);
-	(void)L;
+
 	free(x0);
 	free(pr);
 	free(scratch);

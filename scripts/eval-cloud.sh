@@ -8,11 +8,14 @@
 # devices' validation slices (a procedure, below), the test table against
 # the lambda = 0 control and against self-distillation, the long tail (the
 # 20 % of device users with the fewest pool samples) with its own paired
-# intervals, and a plot of GAUC by round. Then Forward-OFA against its own
-# static backbone (bin/dccl-ofa on a `dccl-data split` of DATA, three
-# seeds): GAUC and FLOPs per prediction of every budget, with z per device
-# and per impression, pooled over the seeds by bin/dccl-eval, and a plot of
-# GAUC against FLOPs. Output: OUTDIR (default out/cloud) cloud.md,
+# intervals, what the adopted patches teach (from the logs), and a plot
+# of GAUC by round. Then Forward-OFA against its own static backbone and
+# against the CTR model (bin/dccl-ofa on a `dccl-data split` of DATA,
+# three seeds; with the behaviour controller and the DUET-style
+# generator): GAUC and FLOPs per prediction of every budget, with z per
+# device and per impression, the structures chosen, pooled over the seeds
+# by bin/dccl-eval, and GAUC against FLOPs as a table, a text plot and an
+# SVG. Output: OUTDIR (default out/cloud) cloud.md,
 # <set>-*.md/csv, ofa.md/csv, cloud.svg, ofa.svg.
 # SEEDS (default "1 2 3"), SYNTH_USERS (943; 0 = skip the synthetic set),
 # EVAL_CLOUD_OUT = OUTDIR; EVAL_CLOUD_REUSE=1 tabulates the runs already
@@ -81,6 +84,17 @@ for set in $sets; do
 	echo
 	echo "Per-seed logs: $set-seed*.log. v1 and its converged twin:"
 	grep -h "v1 (patience" "$OUT"/$set-seed*.log | sed 's/^dccl-distill: /- /'
+	echo
+	echo "What the adopted patches teach (arm distill, per seed and round):"
+	echo "their count, how far the patched m rows are from the cloud's own, and"
+	echo "on those users' pool samples (what distillation trains on) the mean"
+	echo "|p_teacher - p_cloud| next to the cloud's own error |y - p_cloud|, and"
+	echo "the logloss of teacher and cloud on those samples:"
+	echo
+	for s in $SEEDS; do
+		grep -h "round [0-9]* distill  *patch gap" "$OUT/$set-seed$s.log" |
+		    sed "s/^dccl-distill: /- seed $s: /; s/  */ /g"
+	done
 	} >>"$OUT/cloud.md"
 	r=1
 	while [ $r -le "$nrounds" ]; do
@@ -153,27 +167,40 @@ for s in $SEEDS; do
 	od="$od${od:+,}$OUT/ofa/seed$s"
 	echo "eval-cloud: ofa seed $s done ($(( $(date +%s) - t0 )) s)"
 done
+OFA_METHODS=ofa-low,ofa-mid,ofa-high,ofa-imp-low,ofa-imp-mid,ofa-imp-high,bc-low,bc-mid,bc-high,bc-imp-low,bc-imp-mid,bc-imp-high,duet
 "$BIN/dccl-eval" --task ctr --seeds-dirs "$od" --out "$OUT" --name ofa \
-    --baseline static --methods ofa-low,ofa-mid,ofa-high,ofa-imp-low,ofa-imp-mid,ofa-sample,cloud,naive-ft \
+    --baseline static --methods $OFA_METHODS,cloud,cloud-nouser,naive-ft \
+    >/dev/null
+"$BIN/dccl-eval" --task ctr --seeds-dirs "$od" --out "$OUT" --name ofa-vs-cloud \
+    --baseline cloud --methods static,$OFA_METHODS,cloud-nouser \
     >/dev/null
 {
 echo
 echo "## Forward-OFA against its own static backbone ($(basename "$DATA"))"
 echo
-echo "static = the same backbone trained alone (every block, no controller, no"
-echo "mapper); ofa-C = z from the device's last behaviour, one structure and"
-echo "parameter set per device for the whole test window; ofa-imp-C and"
-echo "ofa-sample (high) = z recomputed for every impression, as in training,"
-echo "the controller and the mapper run per prediction (counted in FLOPs)."
-echo "Seeds: $SEEDS; Δ against static."
+echo "Every OFA model takes the cloud model's input options (side fields, field"
+echo "dots, FM term). static = the same backbone trained alone (every block,"
+echo "no controller, no mapper); ofa-C = z from the device's last behaviour,"
+echo "one structure and parameter set per device for the whole test window;"
+echo "ofa-imp-C = z recomputed for every impression, as in training, the"
+echo "controller and the mapper run per prediction (counted in FLOPs); bc-* ="
+echo "the same with the behaviour controller; duet = the DUET-style per-sample"
+echo "generator (every block, z per impression); cloud-nouser = the CTR model"
+echo "with its per-user MetaPatch and bias rows zeroed. Seeds: $SEEDS; Δ"
+echo "against static."
 echo
 sed -n '/^|/p' "$OUT/ofa.md"
 echo
-echo "Per seed: the models' validation and the structures the controller chose:"
+echo "The same rows against the cloud CTR model:"
+echo
+sed -n '/^|/p' "$OUT/ofa-vs-cloud.md"
+echo
+echo "Per seed: the models' validation and the structures each controller chose"
+echo "(distinct structures and the three commonest, per budget class):"
 echo
 for s in $SEEDS; do
-	echo "- seed $s: $(grep -h '^OFA:\|^static backbone:' "$OUT/ofa-seed$s.log" | tr '\n' ' ')"
-	echo "  $(grep -h '^structures' "$OUT/ofa-seed$s.log")"
+	echo "- seed $s: $(grep -h '^OFA:\|^static backbone:\|^behaviour controller\|^DUET' "$OUT/ofa-seed$s.log" | tr '\n' ' ')"
+	grep -h '^structures' "$OUT/ofa-seed$s.log" | sed 's/^/  - /'
 done
 } >>"$OUT/cloud.md"
 # GAUC against FLOPs (mean over seeds; FLOPs from the .extra files).
@@ -182,6 +209,31 @@ awk -F, 'FNR == 1 && FILENAME ~ /ofa.csv$/ { for (i = 1; i <= NF; i++) c[$i] = i
     $2 == "flops" { f[$1] += $3; nf[$1]++ }
     END { for (m in g) if (nf[m]) print m "," g[m] "," f[m] / nf[m] }' \
     "$OUT/ofa.csv" "$OUT"/ofa/seed*/ofa.extra | sort >"$OUT/ofa-flops.csv"
+# The same as a table and a text plot (GAUC against FLOPs, one row each).
+{
+echo
+echo "Accuracy against FLOPs per prediction (mean of seeds), sorted by FLOPs:"
+echo
+echo "| method | GAUC | FLOPs/prediction | vs static |"
+echo "|---|---|---|---|"
+sf=$(awk -F, '$1 == "static" { print $3 }' "$OUT/ofa-flops.csv")
+sort -t, -k3,3n "$OUT/ofa-flops.csv" | awk -F, -v sf="$sf" \
+    '{ printf "| %s | %.4f | %.0f | %.0f %% |\n", $1, $2, $3, 100 * $3 / sf }'
+echo
+echo '```'
+sort -t, -k3,3n "$OUT/ofa-flops.csv" | awk -F, '
+{ n++; m[n] = $1; g[n] = $2; f[n] = $3; if (n == 1 || $2 < lo) lo = $2; if (n == 1 || $2 > hi) hi = $2 }
+END {
+	W = 50
+	printf "%-14s %-9s GAUC %.4f %*s %.4f\n", "method", "kFLOPs", lo, W - 12, "", hi
+	for (i = 1; i <= n; i++) {
+		p = hi > lo ? int((g[i] - lo) / (hi - lo) * (W - 1) + 0.5) : 0
+		bar = ""; for (k = 0; k < p; k++) bar = bar "-"
+		printf "%-14s %7.1f   |%s*\n", m[i], f[i] / 1000, bar
+	}
+}'
+echo '```'
+} >>"$OUT/cloud.md"
 awk -F, '
 { n++; m[n] = $1; g[n] = $2; f[n] = $3
   if (n == 1 || $2 < lo) lo = $2; if (n == 1 || $2 > hi) hi = $2; if ($3 > fx) fx = $3 }
@@ -201,7 +253,7 @@ END {
 	printf "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">FLOPs per prediction</text>\n", L + pw / 2, H - 10
 	for (i = 1; i <= n; i++) {
 		x = L + pw * f[i] / fx; y = T + ph - ph * (g[i] - lo) / (hi - lo)
-		col = m[i] == "static" ? "#d62728" : m[i] ~ /^ofa-imp|^ofa-sample/ ? "#ff7f0e" : m[i] ~ /^ofa/ ? "#1f77b4" : "#7f7f7f"
+		col = m[i] == "static" ? "#d62728" : m[i] ~ /^ofa-imp/ ? "#ff7f0e" : m[i] ~ /^ofa/ ? "#1f77b4" : m[i] ~ /^bc/ ? "#2ca02c" : m[i] == "duet" ? "#9467bd" : "#7f7f7f"
 		printf "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n", x, y, col
 		printf "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", x + 6, y - 4, m[i]
 	}

@@ -112,6 +112,13 @@ struct run {
 	double			 lambda;
 	int			 distill_epochs;
 	const char		*out;
+	/* what the adopted patches of the current arm and round change */
+	struct patch_gap {
+		size_t	 n, n_pool;	/* patches, their pool samples */
+		double	 dm, m0;	/* sum |m_u - m_cloud|^2, |m_cloud|^2 */
+		double	 dp, err;	/* sum |p_u - p| and |y - p| on the pool */
+		double	 ll0, ll1;	/* sum logloss of p and of p_u there */
+	}			 gap;
 };
 
 static void
@@ -237,6 +244,55 @@ auc_of(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
 }
 
 /*
+ * How far an adopted patch is from what the cloud already has (the
+ * evidence for "the devices add nothing measurable"): the squared
+ * distance of u's patched m rows from the cloud's own, and on u's pool
+ * samples (what distillation trains on) the mean |p_teacher - p_cloud|
+ * next to the cloud's own error |y - p_cloud|.
+ */
+static void
+patch_gap(struct run *r, size_t d, struct ctr *m, struct ctr *c)
+{
+	uint32_t u = r->sp.dev[d];
+	size_t np = r->sp.cut[d][1];
+	uint32_t *idx = xcalloc(np + 1, sizeof(*idx));
+	float *p0 = xcalloc(np + 1, sizeof(float));
+	float *p1 = xcalloc(np + 1, sizeof(float));
+
+	for (int i = 0; i < ctr_num_tensors(c); i++) {
+		const struct ctr_tensor *s = ctr_tensor_at(c, i);
+		const struct ctr_tensor *t = ctr_tensor_at(m, i);
+		if (s->kind != CTR_T_PATCH_M)
+			continue;
+		for (uint32_t k = 0; k < s->shape[1]; k++) {
+			double a = s->data[(size_t)u * s->shape[1] + k];
+			double b = t->data[(size_t)u * s->shape[1] + k];
+			r->gap.dm += (a - b) * (a - b);
+			r->gap.m0 += b * b;
+		}
+	}
+	for (size_t j = 0; j < np; j++)
+		idx[j] = at(r, u, j);
+	if (np > 0 && ctr_predict(m, &r->ds, idx, np, p0) == 0 &&
+	    ctr_predict(c, &r->ds, idx, np, p1) == 0) {
+		for (size_t j = 0; j < np; j++) {
+			double y = r->ds.s[idx[j]].label;
+			double q0 = fmin(fmax(p0[j], 1e-7), 1 - 1e-7);
+			double q1 = fmin(fmax(p1[j], 1e-7), 1 - 1e-7);
+			r->gap.dp += fabs((double)p1[j] - p0[j]);
+			r->gap.err += fabs(y - p0[j]);
+			r->gap.ll0 -= y * log(q0) + (1 - y) * log(1 - q0);
+			r->gap.ll1 -= y * log(q1) + (1 - y) * log(1 - q1);
+		}
+		r->gap.n_pool += np;
+	}
+	r->gap.n++;
+	free(idx);
+	free(p0);
+	free(p1);
+}
+
+/*
  * Device u in round rd on cloud model m: MetaPatch on S_rd as deviced
  * does (learn.lr 0.01, 10 epochs, batch 32, patience 2, guard). Returns
  * 1 and writes u's m rows into teacher if adopted, else 0.
@@ -276,6 +332,8 @@ device(struct run *r, size_t d, int rd, struct ctr *m, struct ctr *teacher)
 		auc1 = auc_of(c, &r->ds, idx + nt, nv);
 		adopted = auc1 >= auc0;
 	}
+	if (adopted && teacher != NULL)
+		patch_gap(r, d, m, c);
 	if (adopted && teacher != NULL) {
 		for (int i = 0; i < ctr_num_tensors(c); i++) {
 			const struct ctr_tensor *s = ctr_tensor_at(c, i);
@@ -355,6 +413,7 @@ round_arm(struct run *r, struct arm *a, int rd, FILE *fv, FILE *ft,
 
 	memset(&st, 0, sizeof(st));
 	st.val_before = st.val_after = NAN;
+	memset(&r->gap, 0, sizeof(r->gap));
 	if (a->kind != ARM_STATIC) {
 		teacher = ctr_clone(a->m);
 		pk = xcalloc(r->sp.ndev + 1, sizeof(*pk));
@@ -398,6 +457,16 @@ round_arm(struct run *r, struct arm *a, int rd, FILE *fv, FILE *ft,
 	fprintf(stderr, "%s: round %d %-16s adopted %4zu soft %6zu val "
 	    "logloss %.4f -> %.4f (best epoch %d)\n", prog, rd, a->name, np,
 	    st.n_soft, st.val_before, st.val_after, st.best_epoch);
+	if (r->gap.n > 0 && r->gap.n_pool > 0)
+		fprintf(stderr, "%s: round %d %-16s patch gap: %zu adopted, "
+		    "|m_u - m_cloud| / |m_cloud| %.3f, on their %zu pool "
+		    "samples mean |p_u - p| %.4f vs |y - p| %.4f, logloss "
+		    "teacher %.4f vs cloud %.4f\n", prog, rd,
+		    a->name, r->gap.n, r->gap.m0 > 0 ? sqrt(r->gap.dm /
+		    r->gap.m0) : NAN, r->gap.n_pool, r->gap.dp /
+		    (double)r->gap.n_pool, r->gap.err / (double)r->gap.n_pool,
+		    r->gap.ll1 / (double)r->gap.n_pool,
+		    r->gap.ll0 / (double)r->gap.n_pool);
 	if ((rc = predict(r, a->m, a->name, rd, 1, fv)) != 0 ||
 	    (rc = predict(r, a->m, a->name, rd + 1, 0, ft)) != 0)
 		return rc;

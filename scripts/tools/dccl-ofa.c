@@ -5,24 +5,35 @@
  * model's embeddings frozen, and evaluates on every user's test samples:
  *
  *   cloud      the uniform cloud CTR model
+ *   cloud-nouser  the cloud model with its per-user MetaPatch m and bias
+ *              rows zeroed (what a user's id alone brings besides its
+ *              embedding, which OFA reads too): a diagnostic of the gap
+ *              between OFA and the CTR model
  *   naive-ft   full fine-tuning of the cloud model on the user's local
  *              samples (deviced's defaults: Adam lr 1e-3, 1 epoch, batch 32)
  *   ofa-C      Forward-OFA for capability class C (low, mid, high): one
  *              forward pass over the user's most recent behaviour (end of
  *              the local share) gives the structure and parameters, which
  *              then score all of the user's test samples
- *   ofa-sample the OFA model with each test sample's own behaviour as z
- *              (high budget): what cloud training optimises, for reference
- *   ofa-imp-C  the same with class C's budget: z recomputed per impression
- *              (the history before it), as in training, in the style of
- *              DUET's per-sample parameter generation; its FLOPs include
- *              the controller and the mapper run for every prediction
+ *   ofa-imp-C  the same with class C's budget and z recomputed for every
+ *              impression (the history before it), as in training: no
+ *              train/serve skew; its FLOPs include the controller and the
+ *              mapper run for every prediction
+ *   bc-C, bc-imp-C  the same with the behaviour controller (ofa_ctrl.h,
+ *              --ctrl-hidden, default 16), z per device and per impression
+ *   duet       the DUET-style per-sample generator (ofa_duet.h,
+ *              --gen-hidden, default 32): every block, parameters
+ *              generated from each impression's own z
  *   static     OFA's own backbone, trained alone on the same pool with
  *              the same options (OFA_GATE_STATIC: every block, no mapper):
  *              the baseline that Forward-OFA has to beat per FLOP
  *
- * The spread of the structures the controller chose across users (one
- * per device and class) is printed after the table. --preds DIR writes
+ * Every OFA model takes the cloud model's input options (side fields,
+ * field dots and FM term with train.interaction; ofa_config_default).
+ *
+ * The spread of the structures each controller chose, across users (one
+ * per device and class) and across impressions, is printed after the
+ * table ("structures ..." lines; also DIR/ofa.spread with --preds). --preds DIR writes
  * DIR/ofa.csv (method,user,item,label,score per test sample, for
  * bin/dccl-eval over seeds) and DIR/ofa.extra (method,column,value:
  * flops, blocks), used by scripts/eval-cloud.sh.
@@ -33,7 +44,7 @@
  *
  *   dccl-ofa SPLIT_DIR [--seed N] [--mu X] [--epochs N] [--blocks L]
  *            [--hidden H] [--inner F] [--rank R] [--lr X] [--save FILE]
- *            [--preds DIR]
+ *            [--preds DIR] [--ctrl-hidden N] [--gen-hidden N]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -97,26 +108,58 @@ read_users(struct dataset *ds, size_t *off, const char *dir, uint32_t nu,
 	return 0;
 }
 
-enum { M_CLOUD = 0, M_FT, M_LOW, M_MID, M_HIGH, M_SAMPLE, M_ILOW, M_IMID,
+enum { M_CLOUD = 0, M_FT, M_NOUSER, M_LOW, M_MID, M_HIGH, M_ILOW, M_IMID, M_IHIGH,
+	M_BLOW, M_BMID, M_BHIGH, M_BILOW, M_BIMID, M_BIHIGH, M_DUET,
 	M_STATIC, M_N };
-static const char *mname[M_N] = { "cloud", "naive-ft", "ofa-low", "ofa-mid",
-	"ofa-high", "ofa-sample", "ofa-imp-low", "ofa-imp-mid", "static" };
+static const char *mname[M_N] = { "cloud", "naive-ft", "cloud-nouser",
+	"ofa-low", "ofa-mid",
+	"ofa-high", "ofa-imp-low", "ofa-imp-mid", "ofa-imp-high", "bc-low",
+	"bc-mid", "bc-high", "bc-imp-low", "bc-imp-mid", "bc-imp-high", "duet",
+	"static" };
+/* The two controllers: model, first per-device and per-impression row. */
+enum { V_OFA = 0, V_BC, V_N };
+static const char *vname[V_N] = { "linear controller", "behaviour controller" };
+static const int vdev[V_N] = { M_LOW, M_BLOW }, vimp[V_N] = { M_ILOW, M_BILOW };
 
-/* Distinct structures among n masks and the share of the commonest. */
+/*
+ * Distinct structures among n masks, the share of the commonest, and the
+ * three commonest as text ("{0,2} 71%, ...") into top3 (len bytes).
+ */
 static void
-spread(const uint32_t *mask, size_t n, int *distinct, double *top)
+spread(const uint32_t *mask, size_t n, int *distinct, double *top,
+    char *top3, size_t len)
 {
-	size_t nm = (size_t)1 << OFA_MAX_BLOCKS, best = 0;
+	size_t nm = (size_t)1 << OFA_MAX_BLOCKS, used = 0;
 	size_t *cnt = xcalloc(nm, sizeof(*cnt));
 
 	*distinct = 0;
 	for (size_t i = 0; i < n; i++)
 		if (mask[i] < nm && cnt[mask[i]]++ == 0)
 			(*distinct)++;
-	for (size_t k = 0; k < nm; k++)
-		if (cnt[k] > best)
-			best = cnt[k];
-	*top = n ? (double)best / (double)n : 0;
+	*top = 0;
+	top3[0] = '\0';
+	for (int r = 0; r < 3; r++) {
+		size_t best = 0, bk = 0;
+		for (size_t k = 0; k < nm; k++)
+			if (cnt[k] > best) {
+				best = cnt[k];
+				bk = k;
+			}
+		if (best == 0)
+			break;
+		if (r == 0)
+			*top = n ? (double)best / (double)n : 0;
+		used += (size_t)snprintf(top3 + used, used < len ? len - used :
+		    0, "%s{", r ? ", " : "");
+		for (int l = 0; l < OFA_MAX_BLOCKS; l++)
+			if ((bk >> l) & 1u)
+				used += (size_t)snprintf(top3 + used, used < len ?
+				    len - used : 0, "%s%d", (bk & ((1u << l) -
+				    1)) ? "," : "", l);
+		used += (size_t)snprintf(top3 + used, used < len ? len - used :
+		    0, "} %.0f%%", 100.0 * (double)best / (double)n);
+		cnt[bk] = 0;
+	}
 	free(cnt);
 }
 
@@ -137,8 +180,9 @@ main(int argc, char **argv)
 	struct ctr_train_stats cst;
 	struct ofa_train_stats ost;
 	struct ctr *cloud = NULL;
-	struct ofa *ofa = NULL, *sta = NULL;
+	struct ofa *ofa = NULL, *sta = NULL, *bc = NULL, *du = NULL;
 	int hidden = 64, inner = 64, blocks = 4, rank = 8;
+	int ctrl_hidden = 16, gen_hidden = 32;
 	double mu = 0.01, lr = 1e-3;
 	static const struct option lopts[] = {
 		{ "seed", required_argument, NULL, 's' },
@@ -151,6 +195,8 @@ main(int argc, char **argv)
 		{ "lr", required_argument, NULL, 'l' },
 		{ "save", required_argument, NULL, 'o' },
 		{ "preds", required_argument, NULL, 'c' },
+		{ "ctrl-hidden", required_argument, NULL, 'C' },
+		{ "gen-hidden", required_argument, NULL, 'G' },
 		{ NULL, 0, NULL, 0 }
 	};
 
@@ -166,10 +212,13 @@ main(int argc, char **argv)
 		case 'l': lr = atof(optarg); break;
 		case 'o': save = optarg; break;
 		case 'c': csv = optarg; break;
+		case 'C': ctrl_hidden = atoi(optarg); break;
+		case 'G': gen_hidden = atoi(optarg); break;
 		default:
 			fprintf(stderr, "usage: %s SPLIT_DIR [--seed N] [--mu X] "
 			    "[--epochs N] [--blocks L] [--hidden H] [--inner F] "
-			    "[--rank R] [--lr X] [--save FILE]\n", prog);
+			    "[--rank R] [--lr X] [--save FILE] [--preds DIR] "
+			    "[--ctrl-hidden N] [--gen-hidden N]\n", prog);
 			return 2;
 		}
 	}
@@ -258,6 +307,28 @@ main(int argc, char **argv)
 	    "%.1f s\n", ost.epochs, ost.best_epoch, ost.val_loss,
 	    clock_now() - t0);
 
+	/* ---- the behaviour controller and the DUET-style generator ---- */
+	struct ofa_config bcc = oc, duc = oc;
+	bcc.ctrl_hidden = ctrl_hidden;
+	duc.gen_hidden = gen_hidden;
+	t0 = clock_now();
+	if (ofa_new(&bc, &bcc, seed) != 0 || ofa_new(&du, &duc, seed) != 0) {
+		fprintf(stderr, "%s: bad --ctrl-hidden or --gen-hidden\n",
+		    prog);
+		return 1;
+	}
+	ofa_train(bc, cloud, &pool, tri, tr.n, vai, va.n, &oo, &ost);
+	printf("behaviour controller (Hc %d): %d epochs (best %d), val "
+	    "logloss %.4f, val blocks low %.2f mid %.2f high %.2f, %.1f s\n",
+	    ctrl_hidden, ost.epochs, ost.best_epoch, ost.val_loss,
+	    ost.blocks[0], ost.blocks[1], ost.blocks[2], clock_now() - t0);
+	t0 = clock_now();
+	ofa_set_gate_mode(du, OFA_GATE_ALL);
+	ofa_train(du, cloud, &pool, tri, tr.n, vai, va.n, &oo, &ost);
+	printf("DUET-style generator (Hg %d): %d epochs (best %d), val "
+	    "logloss %.4f, %.1f s\n", gen_hidden, ost.epochs, ost.best_epoch,
+	    ost.val_loss, clock_now() - t0);
+
 	/* ---- evaluation on the users' test samples ---- */
 	size_t n = tst.n;
 	float *pr[M_N], *y = xcalloc(n + 1, sizeof(float));
@@ -272,13 +343,24 @@ main(int argc, char **argv)
 		y[i] = tst.s[i].label;
 		uid[i] = tst.s[i].user;
 	}
+	struct ofa *vm[V_N] = { ofa, bc };
 	ctr_predict(cloud, &tst, idx, n, pr[M_CLOUD]);
-	ofa_predict(ofa, cloud, &tst, idx, n, 1.0, pr[M_SAMPLE],
-	    &nblk[M_SAMPLE]);
-	ofa_predict(ofa, cloud, &tst, idx, n, ofa_class_budget[0], pr[M_ILOW],
-	    &nblk[M_ILOW]);
-	ofa_predict(ofa, cloud, &tst, idx, n, ofa_class_budget[1], pr[M_IMID],
-	    &nblk[M_IMID]);
+	{
+		struct ctr *cn = ctr_clone(cloud);
+		for (int i = 0; i < ctr_num_tensors(cn); i++) {
+			const struct ctr_tensor *t = ctr_tensor_at(cn, i);
+			if (t->kind == CTR_T_PATCH_M || t->kind == CTR_T_PATCH_B)
+				memset(t->data, 0, t->n * sizeof(float));
+		}
+		ctr_predict(cn, &tst, idx, n, pr[M_NOUSER]);
+		ctr_free(cn);
+	}
+	for (int v = 0; v < V_N; v++)
+		for (int k = 0; k < OFA_N_CLASSES; k++)
+			ofa_predict(vm[v], cloud, &tst, idx, n,
+			    ofa_class_budget[k], pr[vimp[v] + k],
+			    &nblk[vimp[v] + k]);
+	ofa_predict(du, cloud, &tst, idx, n, 1.0, pr[M_DUET], &nblk[M_DUET]);
 	ofa_predict(sta, cloud, &tst, idx, n, 1.0, pr[M_STATIC],
 	    &nblk[M_STATIC]);
 	uint8_t *cb;
@@ -286,18 +368,22 @@ main(int argc, char **argv)
 	struct ofa_meta om = { 0 };
 	ctr_io_pack(cloud, NULL, &cb, &cbl);
 	free(cb);
-	bytes[M_CLOUD] = bytes[M_FT] = (double)cbl;
-	flops[M_CLOUD] = flops[M_FT] = ctr_flops(cloud);
+	bytes[M_CLOUD] = bytes[M_FT] = bytes[M_NOUSER] = (double)cbl;
+	flops[M_CLOUD] = flops[M_FT] = flops[M_NOUSER] = ctr_flops(cloud);
 	om.version = om.base_version = 1;
 	size_t base_bytes = ofa_io_size(ofa, &om, 1, 0);
 
 	struct ofa_assembled a;
 	float *x0 = xcalloc((size_t)64 * oc.in_dim, sizeof(float));
 	float scratch[3 * OFA_MAX_DIM];
-	uint32_t *masks[OFA_N_CLASSES];
+	/* structures per device (V_N, class) and per impression */
+	uint32_t *masks[V_N][OFA_N_CLASSES], *imasks[V_N][OFA_N_CLASSES];
 	size_t nmask = 0;
-	for (int k = 0; k < OFA_N_CLASSES; k++)
-		masks[k] = xcalloc(nu + 1, sizeof(uint32_t));
+	for (int v = 0; v < V_N; v++)
+		for (int k = 0; k < OFA_N_CLASSES; k++) {
+			masks[v][k] = xcalloc(nu + 1, sizeof(uint32_t));
+			imasks[v][k] = xcalloc(n + 1, sizeof(uint32_t));
+		}
 	ofa_assembled_init(&a);
 	struct ctr_train_opts fo;
 	ctr_train_opts_default(&fo);
@@ -337,21 +423,22 @@ main(int argc, char **argv)
 				items[ni++] = s->item;
 		}
 		nadapt++;
+		for (int v = 0; v < V_N; v++)
 		for (int k = 0; k < OFA_N_CLASSES; k++) {
-			int mth = M_LOW + k;
+			int mth = vdev[v] + k;
 			uint32_t mask = 0;
 			/* one forward pass: behaviour encoding + structure +
 			 * parameters, timed as the device would run it */
 			double t1 = clock_now();
 			ofa_behaviour(cloud, items, ni, oc.hist_k, z);
-			ofa_assemble(ofa, z, ofa_class_budget[k], &a);
+			ofa_assemble(vm[v], z, ofa_class_budget[k], &a);
 			cost_us[mth] += (clock_now() - t1) * 1e6;
 			nblk[mth] += a.n_blocks;
 			for (int b = 0; b < a.n_blocks; b++)
 				mask |= 1u << a.block[b];
-			masks[k][nmask] = mask;
+			masks[v][k][nmask] = mask;
 			bytes[mth] += (double)(base_bytes +
-			    (mask ? ofa_io_size(ofa, &om, 0, mask) : 0));
+			    (mask ? ofa_io_size(vm[v], &om, 0, mask) : 0));
 			flops[mth] += ofa_input_flops(cloud) +
 			    ofa_assembled_flops(&a);
 			for (size_t i = 0; i < t_n; i += 64) {
@@ -366,42 +453,67 @@ main(int argc, char **argv)
 		}
 		nmask++;
 	}
-	for (int k = M_LOW; k <= M_HIGH; k++) {
-		cost_us[k] /= nadapt;
-		nblk[k] /= nadapt;
-		bytes[k] /= nadapt;
-		flops[k] /= nadapt;
-	}
+	for (int v = 0; v < V_N; v++)
+		for (int k = vdev[v]; k < vdev[v] + OFA_N_CLASSES; k++) {
+			cost_us[k] /= nadapt;
+			nblk[k] /= nadapt;
+			bytes[k] /= nadapt;
+			flops[k] /= nadapt;
+		}
 	cost_us[M_FT] /= nadapt;
+	/* the structure of every impression, from its own z */
+	for (size_t i = 0; i < n; i++) {
+		float zi[CTR_MAX_DIM];
+		int mk[OFA_MAX_BLOCKS];
+		ofa_inputs(cloud, &tst, idx + i, 1, x0, zi);
+		for (int v = 0; v < V_N; v++)
+			for (int k = 0; k < OFA_N_CLASSES; k++) {
+				uint32_t mask = 0;
+				ofa_select(vm[v], zi, ofa_class_budget[k], mk,
+				    NULL);
+				for (int l = 0; l < oc.n_blocks; l++)
+					mask |= (uint32_t)(mk[l] != 0) << l;
+				imasks[v][k][i] = mask;
+			}
+	}
 	/*
 	 * Per impression: the blocks the gates kept, plus the controller and
 	 * the mapper of those blocks for every prediction.
 	 */
 	{
 		struct ofa_assembled a0;
-		double base_f, blk_f, ad0, ad1, R = oc.rank;
-		static const int imp[3] = { M_ILOW, M_IMID, M_SAMPLE };
+		double base_f, blk_f, ad1, ad1g, R = oc.rank;
 
 		memset(&a0, 0, sizeof(a0));
 		a0.C0 = oc.in_dim;
 		a0.H = oc.hidden;
 		a0.F = oc.inner;
+		a0.fm = oc.interaction == CTR_INTER_FM;
 		base_f = ofa_assembled_flops(&a0);
 		blk_f = (ofa_full_flops(ofa) - base_f) / oc.n_blocks;
 		/*
 		 * The controller, and per kept block the mapper g = Wg z + bg,
 		 * t = Bm x, g * t and A (g * t): nothing is materialised.
 		 */
-		ad0 = ofa_adapt_flops(ofa, 0);
 		ad1 = 2.0 * oc.z_dim * R + 2.0 * oc.hidden * R + R +
 		    2.0 * R * oc.inner;
-		for (int k = 0; k < 3; k++) {
-			int mth = imp[k];
-			flops[mth] = ofa_input_flops(cloud) + base_f +
-			    nblk[mth] * (blk_f + ad1) + ad0;
-			bytes[mth] = (double)ofa_io_size(ofa, &om, 1,
-			    OFA_IO_ALL);
-		}
+		for (int v = 0; v < V_N; v++)
+			for (int k = 0; k < OFA_N_CLASSES; k++) {
+				int mth = vimp[v] + k;
+				flops[mth] = ofa_input_flops(cloud) + base_f +
+				    nblk[mth] * (blk_f + ad1) +
+				    ofa_adapt_flops(vm[v], 0);
+				bytes[mth] = (double)ofa_io_size(vm[v], &om, 1,
+				    OFA_IO_ALL);
+			}
+		/* DUET: no controller; the generator layer, then every
+		 * block's mapper from it */
+		ad1g = 2.0 * gen_hidden * R + 2.0 * oc.hidden * R + R +
+		    2.0 * R * oc.inner;
+		flops[M_DUET] = ofa_input_flops(cloud) + base_f +
+		    oc.n_blocks * (blk_f + ad1g) + 2.0 * oc.z_dim * gen_hidden +
+		    2.0 * gen_hidden;
+		bytes[M_DUET] = (double)ofa_io_size(du, &om, 1, OFA_IO_ALL);
 	}
 	flops[M_STATIC] = ofa_input_flops(cloud) + ofa_full_flops(sta);
 	bytes[M_STATIC] = (double)ofa_io_size(sta, &om, 1, OFA_IO_ALL);
@@ -473,15 +585,37 @@ main(int argc, char **argv)
 	}
 	if ((cf != NULL && fclose(cf) != 0) || (pf != NULL && fclose(pf) != 0))
 		fprintf(stderr, "%s: cannot write %s\n", prog, csv);
-	printf("\nstructures chosen per device (one z per device):");
-	for (int k = 0; k < OFA_N_CLASSES; k++) {
-		int nd;
-		double top;
-		spread(masks[k], nmask, &nd, &top);
-		printf(" %s: %d distinct over %zu users (commonest %.0f %%)%s",
-		    ofa_class_name[k], nd, nmask, 100 * top,
-		    k + 1 < OFA_N_CLASSES ? ";" : "\n");
+	FILE *sf = NULL;
+	if (csv != NULL) {
+		snprintf(p, sizeof(p), "%s/ofa.spread", csv);
+		if ((sf = fopen(p, "w")) == NULL)
+			fprintf(stderr, "%s: cannot write %s\n", prog, p);
 	}
+	printf("\n");
+	for (int v = 0; v < V_N; v++)
+		for (int sc = 0; sc < 2; sc++) {
+			printf("structures, %s, %s:", vname[v], sc ? "per "
+			    "impression" : "per device (one z per device)");
+			for (int k = 0; k < OFA_N_CLASSES; k++) {
+				int nd;
+				double top;
+				char t3[160];
+				size_t cnt = sc ? n : nmask;
+				spread(sc ? imasks[v][k] : masks[v][k], cnt,
+				    &nd, &top, t3, sizeof(t3));
+				printf(" %s: %d distinct over %zu %s (%s)%s",
+				    ofa_class_name[k], nd, cnt, sc ?
+				    "impressions" : "users", t3, k + 1 <
+				    OFA_N_CLASSES ? ";" : "\n");
+				if (sf != NULL)
+					fprintf(sf, "%s,%s,%s,%d,%zu,%.4f,%s\n",
+					    v ? "bc" : "ofa", sc ? "impression" :
+					    "device", ofa_class_name[k], nd, cnt,
+					    top, t3);
+			}
+		}
+	if (sf != NULL && fclose(sf) != 0)
+		fprintf(stderr, "%s: cannot write %s\n", prog, csv);
 	if (save != NULL) {
 		uint8_t *ob;
 		size_t obl;
@@ -492,8 +626,13 @@ main(int argc, char **argv)
 		free(ob);
 	}
 	ofa_assembled_fini(&a);
-	for (int k = 0; k < OFA_N_CLASSES; k++)
-		free(masks[k]);
+	for (int v = 0; v < V_N; v++)
+		for (int k = 0; k < OFA_N_CLASSES; k++) {
+			free(masks[v][k]);
+			free(imasks[v][k]);
+		}
+	ofa_free(bc);
+	ofa_free(du);
 	free(pst);
 	free(wst);
 	ofa_free(sta);

@@ -37,10 +37,17 @@
 #include "shared/ml/ctr.h"
 #include "shared/ml/kern.h"
 #include "shared/ml/ofa.h"
+#include "shared/ml/ofa_base.h"
+#include "shared/ml/ofa_ctrl.h"
+#include "shared/ml/ofa_duet.h"
 #include "shared/rng.h"
 #include "shared/xmalloc.h"
 
 #define PRED_BATCH	256
+/* x0 at most: every field, side field and pair dot, and the FM term */
+#define OFA_N_FMAX	(CTR_N_FIELDS + SAMPLE_SIDE_MAX)
+#define OFA_MAX_IN	(OFA_N_FMAX * CTR_MAX_DIM + \
+	OFA_N_FMAX * (OFA_N_FMAX - 1) / 2 + 1)
 
 const double ofa_class_budget[OFA_N_CLASSES] = { 0.25, 0.5, 1.0 };
 const char *const ofa_class_name[OFA_N_CLASSES] = { "low", "mid", "high" };
@@ -53,6 +60,10 @@ enum { T_STEM_W = 0, T_STEM_B, T_OUT_W, T_OUT_B, T_CTL_W, T_CTL_B, T_BASE_N };
 struct ofa {
 	struct ofa_config cfg;
 	int		 ZB;		/* Z + OFA_NB: controller input */
+	int		 Zg;		/* mapper input: Z, or Hg (ofa_duet) */
+	int		 nbt;		/* base tensors */
+	int		 ti_cmu, ti_csc, ti_cw1, ti_cb1;	/* ofa_ctrl, or -1 */
+	int		 ti_gw, ti_gb;	/* ofa_duet, or -1 */
 	size_t		 n_params, n_base, n_block;
 	float		*params, *grads, *adam_m, *adam_v;
 	long		 adam_t;
@@ -75,6 +86,8 @@ struct ofa {
 	float		*dx, *dxn, *dpre, *dh, *dov;	/* (B,H) (B,H) (B,F) */
 	float		*ds, *dt, *dg;	/* (B,R) */
 	float		*dcl;		/* (B) */
+	float		*ch, *dcls;	/* (B,Hc) (L,B): ofa_ctrl */
+	float		*gz, *dgz;	/* (B,Zg): mapper input, its gradient */
 };
 
 int
@@ -93,7 +106,8 @@ layout(const struct ofa_config *c, struct ofa *m)
 {
 	size_t total = 0;
 	int nt = 0, H = c->hidden, F = c->inner, R = c->rank, Z = c->z_dim;
-	int L = c->n_blocks, ZB = Z + OFA_NB;
+	int L = c->n_blocks, ZB = Z + OFA_NB, Hc = c->ctrl_hidden;
+	int Zg = c->gen_hidden > 0 ? c->gen_hidden : Z;
 
 #define ADD(nm, r, cc, nd, blk) do {					\
 	if (m != NULL) {						\
@@ -112,8 +126,33 @@ layout(const struct ofa_config *c, struct ofa *m)
 	ADD("stem_b", H, 1, 1, -1);
 	ADD("out_w", 1, H, 2, -1);
 	ADD("out_b", 1, 1, 1, -1);
-	ADD("ctl_w", L, ZB, 2, -1);
+	ADD("ctl_w", L, Hc > 0 ? Hc : ZB, 2, -1);
 	ADD("ctl_b", L, 1, 1, -1);
+	if (m != NULL)
+		m->ti_cmu = m->ti_csc = m->ti_cw1 = m->ti_cb1 = m->ti_gw =
+		    m->ti_gb = -1;
+	if (Hc > 0) {
+		if (m != NULL) {
+			m->ti_cmu = nt;
+			m->ti_csc = nt + 1;
+			m->ti_cw1 = nt + 2;
+			m->ti_cb1 = nt + 3;
+		}
+		ADD("ctl_mu", ZB, 1, 1, -1);
+		ADD("ctl_sc", ZB, 1, 1, -1);
+		ADD("ctl_w1", Hc, ZB, 2, -1);
+		ADD("ctl_b1", Hc, 1, 1, -1);
+	}
+	if (c->gen_hidden > 0) {
+		if (m != NULL) {
+			m->ti_gw = nt;
+			m->ti_gb = nt + 1;
+		}
+		ADD("gen_w", c->gen_hidden, Z, 2, -1);
+		ADD("gen_b", c->gen_hidden, 1, 1, -1);
+	}
+	if (m != NULL)
+		m->nbt = nt;
 	for (int l = 0; l < L; l++) {
 		char nm[24];
 #define BADD(suf, r, cc, nd) do {					\
@@ -126,7 +165,7 @@ layout(const struct ofa_config *c, struct ofa *m)
 		BADD("bm", R, H, 2);
 		BADD("v", H, F, 2);
 		BADD("c", H, 1, 1);
-		BADD("gw", R, Z, 2);
+		BADD("gw", R, Zg, 2);
 		BADD("gb", R, 1, 1);
 #undef BADD
 	}
@@ -141,8 +180,14 @@ ofa_config_check(const struct ofa_config *c)
 {
 	if (c == NULL)
 		return -EINVAL;
-	if (c->in_dim < 1 || c->in_dim > 6 * CTR_MAX_DIM || c->z_dim < 1 ||
+	if (c->in_dim < 1 || c->in_dim > OFA_MAX_IN || c->z_dim < 1 ||
 	    c->z_dim > CTR_MAX_DIM)
+		return -EINVAL;
+	if (c->n_side < 0 || c->n_side > SAMPLE_SIDE_MAX ||
+	    c->interaction < CTR_INTER_OFF || c->interaction > CTR_INTER_FM ||
+	    (c->interaction == CTR_INTER_FM && c->in_dim < 2) ||
+	    c->ctrl_hidden < 0 || c->ctrl_hidden > OFA_CTRL_MAX_HIDDEN ||
+	    c->gen_hidden < 0 || c->gen_hidden > OFA_DUET_MAX_HIDDEN)
 		return -EINVAL;
 	if (c->hidden < 1 || c->hidden > OFA_MAX_DIM || c->inner < 1 ||
 	    c->inner > OFA_MAX_DIM)
@@ -162,7 +207,9 @@ ofa_config_default(struct ofa_config *c, const struct ctr *emb)
 	const struct ctr_config *cc = ctr_config(emb);
 
 	memset(c, 0, sizeof(*c));
-	c->in_dim = CTR_N_FIELDS * cc->dim;
+	c->n_side = (int)cc->n_side;
+	c->interaction = cc->interaction;
+	c->in_dim = ofa_input_dim(emb);
 	c->z_dim = cc->dim;
 	c->hidden = 64;
 	c->inner = 64;
@@ -179,6 +226,7 @@ ofa_alloc(const struct ofa_config *c)
 
 	m->cfg = *c;
 	m->ZB = c->z_dim + OFA_NB;
+	m->Zg = c->gen_hidden > 0 ? c->gen_hidden : c->z_dim;
 	m->n_params = layout(c, m);
 	m->params = xcalloc(m->n_params, sizeof(float));
 	m->grads = xcalloc(m->n_params, sizeof(float));
@@ -187,7 +235,7 @@ ofa_alloc(const struct ofa_config *c)
 		m->t[i].grad = m->grads + off;
 		off += m->t[i].n;
 		if (m->t[i].block < 0)
-			m->n_base = off;
+			m->n_base = off;	/* base tensors come first */
 	}
 	m->n_block = (m->n_params - m->n_base) / (size_t)c->n_blocks;
 	for (int l = 0; l < c->n_blocks; l++)
@@ -213,7 +261,7 @@ fill_unif(float *p, size_t n, double a, struct rng *r)
 static struct ofa_tensor *
 bt(const struct ofa *m, int l, int i)
 {
-	return (struct ofa_tensor *)&m->t[T_BASE_N + l * BT_N + i];
+	return (struct ofa_tensor *)&m->t[m->nbt + l * BT_N + i];
 }
 
 int
@@ -239,6 +287,23 @@ ofa_new(struct ofa **out, const struct ofa_config *c, uint64_t seed)
 	fill_normal(m->t[T_CTL_W].data, m->t[T_CTL_W].n, 0.01, &r);
 	for (int l = 0; l < c->n_blocks; l++)
 		m->t[T_CTL_B].data[l] = 1.0f;
+	if (m->ti_cw1 >= 0) {
+		/* standardisation starts as the identity (ofa_train fits it);
+		 * b1 > 0 so that every hidden unit carries gradient at first */
+		for (int k = 0; k < m->ZB; k++)
+			m->t[m->ti_csc].data[k] = 1.0f;
+		fill_unif(m->t[m->ti_cw1].data, m->t[m->ti_cw1].n,
+		    1.0 / sqrt((double)m->ZB), &r);
+		for (int j = 0; j < c->ctrl_hidden; j++)
+			m->t[m->ti_cb1].data[j] = 0.1f;
+		fill_normal(m->t[T_CTL_W].data, m->t[T_CTL_W].n, 0.01, &r);
+	}
+	if (m->ti_gw >= 0) {
+		fill_unif(m->t[m->ti_gw].data, m->t[m->ti_gw].n,
+		    1.0 / sqrt((double)c->z_dim), &r);
+		for (int j = 0; j < c->gen_hidden; j++)
+			m->t[m->ti_gb].data[j] = 0.1f;
+	}
 	for (int l = 0; l < c->n_blocks; l++) {
 		fill_unif(bt(m, l, BT_W)->data, bt(m, l, BT_W)->n,
 		    1.0 / sqrt((double)H), &r);
@@ -251,7 +316,7 @@ ofa_new(struct ofa **out, const struct ofa_config *c, uint64_t seed)
 		fill_normal(bt(m, l, BT_BM)->data, bt(m, l, BT_BM)->n,
 		    1.0 / sqrt((double)H), &r);
 		fill_normal(bt(m, l, BT_GW)->data, bt(m, l, BT_GW)->n,
-		    1.0 / sqrt((double)c->z_dim), &r);
+		    1.0 / sqrt((double)m->Zg), &r);
 	}
 	*out = m;
 	return 0;
@@ -395,7 +460,7 @@ ofa_inputs(const struct ctr *emb, const struct dataset *ds,
     const uint32_t *idx, int B, float *x0, float *z)
 {
 	const struct ctr_config *c = ctr_config(emb);
-	int D = c->dim, C0 = CTR_N_FIELDS * D;
+	int D = c->dim, C0 = ofa_input_dim(emb);
 	const float *eu = emb_table(emb, "emb_user");
 	const float *ei = emb_table(emb, "emb_item");
 	const float *eg = emb_table(emb, "emb_genre");
@@ -434,6 +499,7 @@ ofa_inputs(const struct ctr *emb, const struct dataset *ds,
 		if (z != NULL)
 			memcpy(z + (size_t)b * D, x + 5 * D,
 			    (size_t)D * sizeof(float));
+		ofa_inputs_extra(emb, ds, s, x);
 	}
 }
 
@@ -481,12 +547,39 @@ sigm(double x)
 	return 1.0 / (1.0 + exp(-x));
 }
 
-/* Controller logits cl (L) for zin (ZB). */
+/* The behaviour controller's tensors (data or grad). */
+static struct ofa_ctrl_w
+ctrl_w(const struct ofa *m, int grad)
+{
+	struct ofa_ctrl_w w;
+	const struct ofa_tensor *t = m->t;
+
+#define P_(i) (grad ? t[i].grad : t[i].data)
+	w.mu = P_(m->ti_cmu);
+	w.sc = P_(m->ti_csc);
+	w.w1 = P_(m->ti_cw1);
+	w.b1 = P_(m->ti_cb1);
+	w.w2 = P_(T_CTL_W);
+	w.b2 = P_(T_CTL_B);
+#undef P_
+	return w;
+}
+
+/*
+ * Controller logits cl (L) for zin (ZB); h (ctrl_hidden) gets the
+ * behaviour controller's hidden layer (unused by the linear one).
+ */
 static void
-controller(const struct ofa *m, const float *zin, float *cl)
+controller(const struct ofa *m, const float *zin, float *cl, float *h)
 {
 	const float *w = m->t[T_CTL_W].data, *b = m->t[T_CTL_B].data;
 
+	if (m->ti_cw1 >= 0) {
+		struct ofa_ctrl_w cw = ctrl_w(m, 0);
+		ofa_ctrl_forward(&cw, m->ZB, m->cfg.ctrl_hidden,
+		    m->cfg.n_blocks, zin, h, cl);
+		return;
+	}
 	for (int l = 0; l < m->cfg.n_blocks; l++) {
 		double a = b[l];
 		for (int k = 0; k < m->ZB; k++)
@@ -541,7 +634,8 @@ reserve(struct ofa *m, int B)
 		return;
 	nf = b * (c->in_dim + c->z_dim + m->ZB + 2) + b * H * (L + 2) +
 	    L * b * (3 * R + 2 * F + H + 2) + b + b * (3 * H + 2 * F) +
-	    3 * b * R + b;
+	    3 * b * R + b + b * (size_t)c->ctrl_hidden + L * b +
+	    2 * b * (size_t)m->Zg;
 	free(m->scr);
 	m->scr = f = xcalloc(nf, sizeof(float));
 #define CARVE(p, n) do { (p) = f; f += (n); } while (0)
@@ -573,6 +667,10 @@ reserve(struct ofa *m, int B)
 	CARVE(m->dt, b * R);
 	CARVE(m->dg, b * R);
 	CARVE(m->dcl, b);
+	CARVE(m->ch, b * c->ctrl_hidden);
+	CARVE(m->dcls, L * b);
+	CARVE(m->gz, b * m->Zg);
+	CARVE(m->dgz, b * m->Zg);
 #undef CARVE
 	m->cap = B;
 }
@@ -610,11 +708,12 @@ ofa_forward(struct ofa *m, const float *x0, const float *z,
 		memcpy(zi, z + (size_t)b * Z, (size_t)Z * sizeof(float));
 		zi[Z] = budget[b];
 		m->bud[b] = budget[b];
-		controller(m, zi, cl);
+		controller(m, zi, cl, m->ch + (size_t)b * c->ctrl_hidden);
 		if (m->gate_mode == OFA_GATE_SOFT) {
 			for (int l = 0; l < L; l++)
 				gt[l] = (float)sigm(cl[l]);
-		} else if (m->gate_mode == OFA_GATE_STATIC) {
+		} else if (m->gate_mode == OFA_GATE_STATIC ||
+		    m->gate_mode == OFA_GATE_ALL) {
 			for (int l = 0; l < L; l++)
 				gt[l] = 1.0f;
 		} else
@@ -631,12 +730,18 @@ ofa_forward(struct ofa *m, const float *x0, const float *z,
 	linear_forward(m->spre, m->x0, m->t[T_STEM_W].data,
 	    m->t[T_STEM_B].data, B, C0, H);
 	relu_forward(m->xs[0], m->spre, (size_t)B * H);
+	/* the mapper's input: z, or the DUET-style generator's layer */
+	if (m->ti_gw >= 0)
+		ofa_duet_forward(m->t[m->ti_gw].data, m->t[m->ti_gb].data,
+		    m->z, B, Z, m->Zg, m->gz);
+	else
+		memcpy(m->gz, m->z, (size_t)B * Z * sizeof(float));
 	for (int l = 0; l < L; l++) {
 		const float *x = m->xs[l];
 		float *xn = m->xs[l + 1];
-		/* g = z Wg^T + bg; t = x Bm^T; s = g * t */
-		linear_forward(m->g[l], m->z, bt(m, l, BT_GW)->data,
-		    bt(m, l, BT_GB)->data, B, Z, R);
+		/* g = gz Wg^T + bg; t = x Bm^T; s = g * t */
+		linear_forward(m->g[l], m->gz, bt(m, l, BT_GW)->data,
+		    bt(m, l, BT_GB)->data, B, m->Zg, R);
 		if (m->gate_mode == OFA_GATE_STATIC)
 			memset(m->g[l], 0, (size_t)B * R * sizeof(float));
 		linear_forward(m->t_[l], x, bt(m, l, BT_BM)->data, NULL, B, H,
@@ -660,6 +765,9 @@ ofa_forward(struct ofa *m, const float *x0, const float *z,
 	}
 	linear_forward(m->logit, m->xs[L], m->t[T_OUT_W].data,
 	    m->t[T_OUT_B].data, B, H, 1);
+	if (c->interaction == CTR_INTER_FM)	/* the base's FM term */
+		for (int b = 0; b < B; b++)
+			m->logit[b] += x0[(size_t)b * C0 + C0 - 1];
 	if (logits != NULL)
 		memcpy(logits, m->logit, (size_t)B * sizeof(float));
 	m->B = B;
@@ -688,6 +796,7 @@ ofa_backward(struct ofa *m, const float *y, double mu, double *loss,
 	if (loss != NULL)
 		*loss = bce_logits_forward(NULL, m->logit, m->y, NULL, NULL, B);
 	memset(dlogit, 0, (size_t)B * sizeof(float));
+	memset(m->dgz, 0, (size_t)B * m->Zg * sizeof(float));
 	bce_logits_backward(dlogit, m->logit, m->y, NULL, NULL, B);
 	/* head: dx = dlogit wo */
 	memset(m->dx, 0, (size_t)B * H * sizeof(float));
@@ -707,15 +816,17 @@ ofa_backward(struct ofa *m, const float *y, double mu, double *loss,
 			dg += mu * cost / ((double)B * m->bud[b]);
 			p += cost * gt / m->bud[b];
 			double sg = sigm(m->cl[l][b]);
-			dcl[b] = m->gate_mode == OFA_GATE_STATIC ? 0.0f :
+			dcl[b] = m->gate_mode == OFA_GATE_STATIC ||
+			    m->gate_mode == OFA_GATE_ALL ? 0.0f :
 			    (float)(dg * sg * (1.0 - sg));
+			m->dcls[(size_t)l * B + b] = dcl[b];
 			/* do = gate * dx */
 			for (int j = 0; j < H; j++)
 				m->dov[(size_t)b * H + j] = (float)gt * dxb[j];
 		}
 		/* controller: dwc[l] += dcl^T zin, dbc[l] += sum dcl */
 		float *dwc = m->t[T_CTL_W].grad + (size_t)l * m->ZB;
-		for (int b = 0; b < B; b++) {
+		for (int b = 0; b < B && m->ti_cw1 < 0; b++) {
 			const float *zi = m->zin + (size_t)b * m->ZB;
 			for (int k = 0; k < m->ZB; k++)
 				dwc[k] += dcl[b] * zi[k];
@@ -743,13 +854,28 @@ ofa_backward(struct ofa *m, const float *y, double mu, double *loss,
 		}
 		linear_backward(m->dxn, bt(m, l, BT_BM)->grad, NULL, m->dt, x,
 		    bt(m, l, BT_BM)->data, B, H, R);
-		linear_backward(NULL, bt(m, l, BT_GW)->grad,
-		    bt(m, l, BT_GB)->grad, m->dg, m->z, bt(m, l, BT_GW)->data,
-		    B, Z, R);
+		linear_backward(m->ti_gw >= 0 ? m->dgz : NULL,
+		    bt(m, l, BT_GW)->grad, bt(m, l, BT_GB)->grad, m->dg, m->gz,
+		    bt(m, l, BT_GW)->data, B, m->Zg, R);
 		float *tmp = m->dx;
 		m->dx = m->dxn;
 		m->dxn = tmp;
 	}
+	/* the behaviour controller, per sample, from every block's dc */
+	if (m->ti_cw1 >= 0) {
+		struct ofa_ctrl_w cw = ctrl_w(m, 0), cg = ctrl_w(m, 1);
+		float dc[OFA_MAX_BLOCKS];
+		for (int b = 0; b < B; b++) {
+			for (int l = 0; l < L; l++)
+				dc[l] = m->dcls[(size_t)l * B + b];
+			ofa_ctrl_backward(&cw, &cg, m->ZB, c->ctrl_hidden, L,
+			    m->zin + (size_t)b * m->ZB,
+			    m->ch + (size_t)b * c->ctrl_hidden, dc);
+		}
+	}
+	if (m->ti_gw >= 0)
+		ofa_duet_backward(m->t[m->ti_gw].grad, m->t[m->ti_gb].grad,
+		    m->dgz, m->gz, m->z, m->t[m->ti_gw].data, B, Z, m->Zg);
 	/* stem: dspre = dx0 * (x0 > 0) */
 	memset(m->dxn, 0, (size_t)B * H * sizeof(float));
 	relu_backward(m->dxn, m->dx, m->xs[0], (size_t)B * H);
@@ -834,6 +960,10 @@ ofa_train(struct ofa *m, const struct ctr *emb, const struct dataset *ds,
 	for (size_t i = 0; i < n; i++)
 		if (idx[i] >= ds->n)
 			return -EINVAL;
+	if (ofa_fits_ctr(m, emb) != 0)
+		return -EINVAL;
+	if (m->ti_cw1 >= 0)
+		ofa_ctrl_fit(m, emb, ds, idx, n);
 	Bm = o->batch;
 	perm = xmalloc(n * sizeof(*perm));
 	memcpy(perm, idx, n * sizeof(*perm));
@@ -932,6 +1062,8 @@ ofa_predict(struct ofa *m, const struct ctr *emb, const struct dataset *ds,
 	for (size_t i = 0; i < n; i++)
 		if (idx[i] >= ds->n)
 			return -EINVAL;
+	if (ofa_fits_ctr(m, emb) != 0)
+		return -EINVAL;
 	x0 = xcalloc((size_t)PRED_BATCH * c->in_dim, sizeof(float));
 	z = xcalloc((size_t)PRED_BATCH * c->z_dim, sizeof(float));
 	bud = xcalloc(PRED_BATCH, sizeof(float));
@@ -977,11 +1109,12 @@ ofa_select(const struct ofa *m, const float *z, double budget, int *mask,
     float *gate_logit)
 {
 	float zin[CTR_MAX_DIM + OFA_NB], cl[OFA_MAX_BLOCKS], gt[OFA_MAX_BLOCKS];
+	float h[OFA_CTRL_MAX_HIDDEN];
 	int L = m->cfg.n_blocks, n;
 
 	memcpy(zin, z, (size_t)m->cfg.z_dim * sizeof(float));
 	zin[m->cfg.z_dim] = (float)budget;
-	controller(m, zin, cl);
+	controller(m, zin, cl, h);
 	n = project(L, cl, budget, gt);
 	for (int l = 0; l < L; l++) {
 		if (mask != NULL)
@@ -996,16 +1129,34 @@ int
 ofa_assemble(const struct ofa *m, const float *z, double budget,
     struct ofa_assembled *a)
 {
+	int mask[OFA_MAX_BLOCKS];
+
+	ofa_select(m, z, budget, mask, a->gate_logit);
+	if (m->gate_mode == OFA_GATE_ALL || m->gate_mode == OFA_GATE_STATIC)
+		for (int l = 0; l < m->cfg.n_blocks; l++)
+			mask[l] = 1;
+	return ofa_assemble_mask(m, z, mask, a);
+}
+
+int
+ofa_assemble_mask(const struct ofa *m, const float *z, const int *mask,
+    struct ofa_assembled *a)
+{
 	const struct ofa_config *c = &m->cfg;
-	int mask[OFA_MAX_BLOCKS], L = c->n_blocks, H = c->hidden, F = c->inner;
+	int L = c->n_blocks, H = c->hidden, F = c->inner;
 	int R = c->rank, C0 = c->in_dim, k = 0;
 	size_t need;
 	float *f, *As;
+	float gz[OFA_DUET_MAX_HIDDEN + CTR_MAX_DIM];
 
-	ofa_select(m, z, budget, mask, a->gate_logit);
 	for (int l = 0; l < L; l++)
 		if (mask[l] && !m->has[l])
 			return -ENOENT;
+	if (m->ti_gw >= 0)
+		ofa_duet_forward(m->t[m->ti_gw].data, m->t[m->ti_gb].data, z,
+		    1, c->z_dim, m->Zg, gz);
+	else
+		memcpy(gz, z, (size_t)c->z_dim * sizeof(float));
 	need = (size_t)H * C0 + H + H + 1 + (size_t)L * (2 * (size_t)F * H +
 	    F + H) + (size_t)F * R;
 	if (need > a->cap) {
@@ -1016,6 +1167,7 @@ ofa_assemble(const struct ofa *m, const float *z, double budget,
 	a->C0 = C0;
 	a->H = H;
 	a->F = F;
+	a->fm = c->interaction == CTR_INTER_FM;
 	f = a->buf;
 	a->stem_w = f; f += (size_t)H * C0;
 	a->stem_b = f; f += H;
@@ -1037,9 +1189,13 @@ ofa_assemble(const struct ofa *m, const float *z, double budget,
 		a->b[k] = f; f += F;
 		a->v[k] = f; f += (size_t)H * F;
 		a->c[k] = f; f += H;
-		/* mapper: g = Wg z + bg */
-		linear_forward(g, z, bt(m, l, BT_GW)->data,
-		    bt(m, l, BT_GB)->data, 1, c->z_dim, R);
+		/* mapper: g = Wg gz + bg (gz = z, or the generator's layer);
+		 * the static backbone has none */
+		if (m->gate_mode == OFA_GATE_STATIC)
+			memset(g, 0, (size_t)R * sizeof(float));
+		else
+			linear_forward(g, gz, bt(m, l, BT_GW)->data,
+			    bt(m, l, BT_GB)->data, 1, m->Zg, R);
 		/* W' = W + (A diag(g)) Bm: scale A's columns, one GEMM */
 		for (int i = 0; i < F; i++)
 			for (int r = 0; r < R; r++)
@@ -1078,6 +1234,8 @@ ofa_assembled_logits(const struct ofa_assembled *a, const float *x0, int B,
 				x[j] += o[j];
 		}
 		linear_forward(out + b, x, a->out_w, a->out_b, 1, H, 1);
+		if (a->fm)
+			out[b] += x0[(size_t)b * C0 + C0 - 1];
 	}
 }
 
@@ -1090,19 +1248,40 @@ ofa_assembled_flops(const struct ofa_assembled *a)
 	f += a->n_blocks * (2.0 * H * F + 2.0 * F +	/* W x + b, relu */
 	    2.0 * F * H + 2.0 * H);			/* V h + c, add */
 	f += 2.0 * H + 1.0;				/* head */
-	return f;
+	return f + (a->fm ? 1.0 : 0.0);			/* + FM term */
 }
 
 double
 ofa_adapt_flops(const struct ofa *m, int n_assembled)
 {
 	const struct ofa_config *c = &m->cfg;
-	double f = 2.0 * c->n_blocks * m->ZB;		/* controller */
+	double f = c->ctrl_hidden > 0 ? ofa_ctrl_flops(m->ZB, c->ctrl_hidden,
+	    c->n_blocks) : 2.0 * c->n_blocks * m->ZB;	/* controller */
 
-	f += n_assembled * (2.0 * c->z_dim * c->rank +	/* mapper */
+	if (c->gen_hidden > 0 && n_assembled > 0)	/* generator layer */
+		f += ofa_duet_flops(c->z_dim, c->gen_hidden);
+	f += n_assembled * (2.0 * m->Zg * c->rank +	/* mapper */
 	    (double)c->inner * c->rank +		/* A diag(g) */
 	    2.0 * c->inner * c->hidden * c->rank);	/* + (A g) Bm */
 	return f;
+}
+
+double
+ofa_impression_flops(const struct ofa *m, int n_assembled)
+{
+	const struct ofa_config *c = &m->cfg;
+	double f = c->ctrl_hidden > 0 ? ofa_ctrl_flops(m->ZB, c->ctrl_hidden,
+	    c->n_blocks) : 2.0 * c->n_blocks * m->ZB;
+
+	if (m->gate_mode == OFA_GATE_ALL || m->gate_mode == OFA_GATE_STATIC)
+		f = 0;				/* no controller */
+	if (m->gate_mode == OFA_GATE_STATIC)
+		return f;			/* nor a mapper */
+	if (c->gen_hidden > 0 && n_assembled > 0)
+		f += ofa_duet_flops(c->z_dim, c->gen_hidden);
+	/* per block g = Wg gz + bg, t = Bm x, g * t, A (g * t) */
+	return f + n_assembled * (2.0 * m->Zg * c->rank + 2.0 * c->hidden *
+	    c->rank + c->rank + 2.0 * c->rank * c->inner);
 }
 
 double
@@ -1110,8 +1289,16 @@ ofa_input_flops(const struct ctr *emb)
 {
 	const struct ctr_config *c = ctr_config(emb);
 
-	/* as ctr_flops: genre bag and behaviour pooling at full length */
-	return (double)c->dim * ((double)c->n_genres + c->hist_k);
+	int F = CTR_N_FIELDS + (int)c->n_side, P = F * (F - 1) / 2;
+	double f = (double)c->dim * ((double)c->n_genres + c->hist_k);
+
+	/* as ctr_flops: genre bag and behaviour pooling at full length, and
+	 * the base's dots and FM term */
+	if (c->interaction)
+		f += 2.0 * c->dim * P;
+	if (c->interaction == CTR_INTER_FM)
+		f += 2.0 * P;
+	return f;
 }
 
 double
@@ -1123,6 +1310,7 @@ ofa_full_flops(const struct ofa *m)
 	a.C0 = m->cfg.in_dim;
 	a.H = m->cfg.hidden;
 	a.F = m->cfg.inner;
+	a.fm = m->cfg.interaction == CTR_INTER_FM;
 	a.n_blocks = m->cfg.n_blocks;
 	return ofa_assembled_flops(&a);
 }

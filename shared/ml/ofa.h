@@ -54,7 +54,7 @@ struct ctr;
 #define OFA_MAX_BLOCKS	16
 #define OFA_MAX_DIM	1024
 #define OFA_MAX_RANK	64
-#define OFA_MAX_TENSORS	(5 + 8 * OFA_MAX_BLOCKS)
+#define OFA_MAX_TENSORS	(12 + 8 * OFA_MAX_BLOCKS)
 #define OFA_NB		1	/* budget features fed to the controller */
 #define OFA_N_CLASSES	3	/* low, mid, high */
 
@@ -66,6 +66,19 @@ struct ofa_config {
 	int	n_blocks;	/* L */
 	int	rank;		/* R: mapper rank */
 	int	hist_k;		/* K: behaviour length (== CTR hist_k) */
+	/*
+	 * Since OFA format 2 (ofa_io); all zero = the format-1 model.
+	 * n_side, interaction: the CTR base's options (ofa_input_dim): its
+	 * side fields and, with interaction, its field dots join x0, and with
+	 * CTR_INTER_FM its FM term (fm_w . dots, frozen) is x0's last column
+	 * and is added to the logit, so OFA starts from what the base model
+	 * knows. ctrl_hidden > 0: the behaviour controller (ofa_ctrl.h);
+	 * gen_hidden > 0: the DUET-style generator (ofa_duet.h).
+	 */
+	int	n_side;
+	int	interaction;	/* enum ctr_inter of the base */
+	int	ctrl_hidden;	/* Hc */
+	int	gen_hidden;	/* Hg */
 };
 
 /* The budget shares of the classes "low", "mid", "high". */
@@ -119,7 +132,11 @@ void	ofa_set_has_block(struct ofa *m, int l, int has);
  * OFA_GATE_STATIC: the static backbone (all blocks, g = 0: no controller,
  * no mapper), trained and served as the baseline of Forward-OFA.
  */
-enum { OFA_GATE_HARD = 0, OFA_GATE_SOFT, OFA_GATE_STATIC };
+/*
+ * OFA_GATE_ALL: every block, mapper on, no controller (the DUET-style
+ * variant, which chooses no structure).
+ */
+enum { OFA_GATE_HARD = 0, OFA_GATE_SOFT, OFA_GATE_STATIC, OFA_GATE_ALL };
 void	ofa_set_gate_mode(struct ofa *m, int mode);
 
 /* ---- inputs -------------------------------------------------------------- */
@@ -127,7 +144,13 @@ void	ofa_set_gate_mode(struct ofa *m, int mode);
 /*
  * Gathers x0 (B,C0) and z (B,Z) for ds->s[idx[0..B)] from the embedding
  * tables of the CTR model emb (frozen). z is the behaviour slice of x0.
+ * x0 = [user | item | genre bag | hour | wday | behaviour | emb's side
+ * fields | with interaction its field dots | with fm its FM term]; the
+ * behaviour is always the mean pooling. C0 = ofa_input_dim(emb).
  */
+int	ofa_input_dim(const struct ctr *emb);
+/* 0 if m's input options are emb's (ofa_inputs fits), else -EINVAL. */
+int	ofa_fits_ctr(const struct ofa *m, const struct ctr *emb);
 void	ofa_inputs(const struct ctr *emb, const struct dataset *ds,
 	    const uint32_t *idx, int B, float *x0, float *z);
 /*
@@ -213,6 +236,7 @@ struct ofa_assembled {
 	int	 block[OFA_MAX_BLOCKS];	/* which, in backbone order */
 	float	 gate_logit[OFA_MAX_BLOCKS];	/* c_l of every block */
 	int	 C0, H, F;
+	int	 fm;			/* add x0's last column to the logit */
 	float	*buf;			/* one allocation for all below */
 	float	*stem_w, *stem_b, *out_w, *out_b;	/* copies */
 	float	*w[OFA_MAX_BLOCKS], *b[OFA_MAX_BLOCKS];	/* (F,H) (F) */
@@ -237,6 +261,13 @@ int	ofa_select(const struct ofa *m, const float *z, double budget,
 int	ofa_assemble(const struct ofa *m, const float *z, double budget,
 	    struct ofa_assembled *a);
 /*
+ * The same for a given structure mask (L): the parameters of those blocks
+ * from z. Used to serve with z recomputed per impression on the blocks a
+ * device holds. Returns 0 or -ENOENT (a block of mask not present).
+ */
+int	ofa_assemble_mask(const struct ofa *m, const float *z, const int *mask,
+	    struct ofa_assembled *a);
+/*
  * Serving: logits or probabilities for x0 (B,C0) with an assembled model.
  * scratch (2 * H + F floats) caller-provided. Any thread (a is read).
  */
@@ -246,6 +277,13 @@ void	ofa_assembled_logits(const struct ofa_assembled *a, const float *x0,
 double	ofa_assembled_flops(const struct ofa_assembled *a);
 /* FLOPs of the device adaptation (controller + mapper + materialising). */
 double	ofa_adapt_flops(const struct ofa *m, int n_assembled);
+/*
+ * Extra FLOPs of one prediction with z recomputed for that impression and
+ * n_assembled blocks, without materialising: the controller (none under
+ * OFA_GATE_ALL/STATIC), the generator layer, and per block the mapper
+ * applied as A (g * (Bm x)).
+ */
+double	ofa_impression_flops(const struct ofa *m, int n_assembled);
 /* FLOPs of the embedding pooling per prediction (added by callers). */
 double	ofa_input_flops(const struct ctr *emb);
 /* FLOPs per prediction with all L blocks (per-sample mapper excluded). */

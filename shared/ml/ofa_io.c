@@ -52,6 +52,13 @@ included(const struct ofa_tensor *t, int with_base, uint32_t mask)
 	return t->block < 0 ? with_base != 0 : (int)((mask >> t->block) & 1u);
 }
 
+int
+ofa_io_format(const struct ofa_config *c)
+{
+	return c->n_side || c->interaction || c->ctrl_hidden ||
+	    c->gen_hidden ? OFA_IO_FORMAT_2 : CTR_IO_FORMAT;
+}
+
 static void
 checksum(const struct ofa *m, int with_base, uint32_t mask, uint64_t bv,
     uint8_t out[CTR_IO_CHECKSUM_LEN])
@@ -70,6 +77,12 @@ checksum(const struct ofa *m, int with_base, uint32_t mask, uint64_t bv,
 	ctr_io_hash_u32(&st, (uint32_t)c->n_blocks);
 	ctr_io_hash_u32(&st, (uint32_t)c->rank);
 	ctr_io_hash_u32(&st, (uint32_t)c->hist_k);
+	if (ofa_io_format(c) == OFA_IO_FORMAT_2) {
+		ctr_io_hash_u32(&st, (uint32_t)c->n_side);
+		ctr_io_hash_u32(&st, (uint32_t)c->interaction);
+		ctr_io_hash_u32(&st, (uint32_t)c->ctrl_hidden);
+		ctr_io_hash_u32(&st, (uint32_t)c->gen_hidden);
+	}
 	ctr_io_hash_u32(&st, (uint32_t)(with_base != 0));
 	for (int l = 0; l < c->n_blocks; l++)
 		nb += (mask >> l) & 1u;
@@ -120,6 +133,10 @@ build(const struct ofa *m, const struct ofa_meta *meta, int with_base,
 	cfg->n_blocks = (uint32_t)c->n_blocks;
 	cfg->rank = (uint32_t)c->rank;
 	cfg->hist_k = (uint32_t)c->hist_k;
+	cfg->n_side = (uint32_t)c->n_side;
+	cfg->interaction = (uint32_t)c->interaction;
+	cfg->ctrl_hidden = (uint32_t)c->ctrl_hidden;
+	cfg->gen_hidden = (uint32_t)c->gen_hidden;
 	for (int i = 0; i < ofa_num_tensors(m); i++) {
 		const struct ofa_tensor *t = ofa_tensor_at(m, i);
 		if (!included(t, with_base, mask))
@@ -136,7 +153,7 @@ build(const struct ofa *m, const struct ofa_meta *meta, int with_base,
 	for (int l = 0; l < c->n_blocks; l++)
 		if ((mask >> l) & 1u)
 			blocks[nb++] = (uint32_t)l;
-	msg->format = CTR_IO_FORMAT;
+	msg->format = (uint32_t)ofa_io_format(c);
 	msg->kind = (char *)OFA_IO_KIND;
 	msg->ofa_config = cfg;
 	msg->ofa_has_base = with_base != 0;
@@ -209,17 +226,24 @@ ofa_io_size(const struct ofa *m, const struct ofa_meta *meta, int with_base,
 /* ---- unpack ------------------------------------------------------------- */
 
 static int
-config_from_msg(struct ofa_config *c, const Dccl__OfaConfig *mc, char *err,
-    size_t errlen)
+config_from_msg(struct ofa_config *c, const Dccl__OfaConfig *mc,
+    uint32_t format, char *err, size_t errlen)
 {
 	if (mc == NULL)
 		return fail(CTR_IO_ECONFIG, err, errlen, "no ofa_config");
-	if (mc->in_dim > 6 * CTR_MAX_DIM || mc->z_dim > CTR_MAX_DIM ||
+	if (mc->in_dim > 64 * CTR_MAX_DIM || mc->z_dim > CTR_MAX_DIM ||
 	    mc->hidden > OFA_MAX_DIM || mc->inner > OFA_MAX_DIM ||
 	    mc->n_blocks > OFA_MAX_BLOCKS || mc->rank > OFA_MAX_RANK ||
-	    mc->hist_k > SAMPLE_HIST_MAX)
+	    mc->hist_k > SAMPLE_HIST_MAX || mc->n_side > SAMPLE_SIDE_MAX ||
+	    mc->interaction > 2 || mc->ctrl_hidden > 4096 ||
+	    mc->gen_hidden > 4096)
 		return fail(CTR_IO_ETOOBIG, err, errlen, "ofa config out of "
 		    "range");
+	/* format 1 has none of the options: a writer that set one lied */
+	if (format == CTR_IO_FORMAT && (mc->n_side || mc->interaction ||
+	    mc->ctrl_hidden || mc->gen_hidden))
+		return fail(CTR_IO_EFORMAT, err, errlen, "format 1 with "
+		    "format-2 options");
 	memset(c, 0, sizeof(*c));
 	c->in_dim = (int)mc->in_dim;
 	c->z_dim = (int)mc->z_dim;
@@ -228,6 +252,13 @@ config_from_msg(struct ofa_config *c, const Dccl__OfaConfig *mc, char *err,
 	c->n_blocks = (int)mc->n_blocks;
 	c->rank = (int)mc->rank;
 	c->hist_k = (int)mc->hist_k;
+	c->n_side = (int)mc->n_side;
+	c->interaction = (int)mc->interaction;
+	c->ctrl_hidden = (int)mc->ctrl_hidden;
+	c->gen_hidden = (int)mc->gen_hidden;
+	if (ofa_io_format(c) != (int)format)
+		return fail(CTR_IO_EFORMAT, err, errlen, "format %u for a "
+		    "format-%d config", format, ofa_io_format(c));
 	if (ofa_config_check(c) != 0)
 		return fail(CTR_IO_ECONFIG, err, errlen, "invalid ofa config");
 	return 0;
@@ -323,7 +354,7 @@ unpack_msg(const uint8_t *buf, size_t len, struct ofa_config *cfg, int *rc,
 		*rc = fail(CTR_IO_EUNPACK, err, errlen, "%zu bytes", len);
 		return NULL;
 	}
-	if (msg->format != CTR_IO_FORMAT)
+	if (msg->format != CTR_IO_FORMAT && msg->format != OFA_IO_FORMAT_2)
 		*rc = fail(CTR_IO_EFORMAT, err, errlen, "format %u",
 		    msg->format);
 	else if (msg->kind == NULL || strcmp(msg->kind, OFA_IO_KIND) != 0)
@@ -333,7 +364,8 @@ unpack_msg(const uint8_t *buf, size_t len, struct ofa_config *cfg, int *rc,
 		*rc = fail(CTR_IO_EMETA, err, errlen, "%zu metrics",
 		    msg->n_metrics);
 	else
-		*rc = config_from_msg(cfg, msg->ofa_config, err, errlen);
+		*rc = config_from_msg(cfg, msg->ofa_config, msg->format, err,
+		    errlen);
 	if (*rc != 0) {
 		dccl__model__free_unpacked(msg, NULL);
 		return NULL;

@@ -6,7 +6,8 @@
  * blocks it assembles (or the cloud packs a per-class sub-model).
  *
  * Checksum (BLAKE2b-256, no key) over, as little-endian uint32: in_dim,
- * z_dim, hidden, inner, n_blocks, rank, hist_k, has_base, the number of
+ * z_dim, hidden, inner, n_blocks, rank, hist_k, (format 2 only: n_side,
+ * interaction, ctrl_hidden, gen_hidden,) has_base, the number of
  * blocks and each block index, the low and high halves of base_version;
  * then for every included tensor in canonical order: name length, name,
  * ndim, shape, float32 data. Metadata (version, metrics) is not covered.
@@ -25,6 +26,14 @@
 
 #define OFA_IO_KIND	"ofa"
 #define OFA_IO_ALL	0xffffffffu	/* every block */
+/*
+ * Format 1: the six fixed input fields, linear controller and mapper.
+ * Format 2 (ofa_config's n_side, interaction, ctrl_hidden, gen_hidden,
+ * OfaConfig fields 8-11, covered by the checksum): written exactly when
+ * one of them is set, so a format-1 model is still written and read as
+ * before; a format-1 reader refuses format 2 with its EFORMAT.
+ */
+#define OFA_IO_FORMAT_2	2
 
 struct ofa_meta {
 	uint64_t	 version;	/* OFA version (== base_version here) */
@@ -55,6 +64,8 @@ int	ofa_io_unpack(struct ofa **out, struct ofa_meta *meta,
  */
 int	ofa_io_merge(struct ofa *m, uint64_t base_version, const uint8_t *buf,
 	    size_t len, char *err, size_t errlen);
+/* The format m's config is written in (1 or OFA_IO_FORMAT_2). */
+int	ofa_io_format(const struct ofa_config *c);
 /* Bytes of the packed part (base? + blocks of mask), without packing. */
 size_t	ofa_io_size(const struct ofa *m, const struct ofa_meta *meta,
 	    int with_base, uint32_t mask);

@@ -12,7 +12,8 @@ endpoints
 make_data 8 60
 "$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
     >"$T/import.log" 2>&1 || die "import failed"
-start_cloudd -o distill.stale=drop
+# Trainable per-user rows here (the default is frozen), frozen for v4.
+start_cloudd -o distill.stale=drop -o distill.freeze-users=no
 wait_model 1
 patches_on() { sql "SELECT count(DISTINCT device_id) FROM patches WHERE base_version = $1"; }
 start_deviced devs -o deviced.shards="$SHARDS"

@@ -3,7 +3,8 @@
 # high (learn.ofa = yes) download the base, run the controller for their
 # budget, fetch only the blocks it assembles and adapt in one forward
 # pass. The low device assembles fewer blocks and downloads fewer bytes
-# than the high one; an app event makes a device adapt again; a device
+# than the high one; an app event makes a device adapt again; the
+# evaluation rows serve with z per impression (ofa_dev_eval); a device
 # whose cloud has no OFA model skips it and carries on.
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 endpoints
@@ -78,6 +79,26 @@ wait_for "[ \$(grep -c 'OFA-ADAPT: device=high ' '$T/high.log') -ge 2 ]" 100 0.1
 grep "OFA-ADAPT: device=high " "$T/high.log" | tail -1 | grep -q "new samples" ||
     die "second adaptation not for the new samples"
 grep -q "OFA-ADAPT: device=high .*new samples" "$T/high.log" && echo "ok: adapted again"
+
+log "evaluation rows: z recomputed per impression, within the downloaded blocks"
+mkdir -p "$T/eval"
+start_deviced ev -o deviced.shards="$SHARDS" -o deviced.devices=1 \
+    -o deviced.eval-dir="$T/eval" -o deviced.eval-methods=cloud,ofa-low,ofa-high \
+    -o learn.ofa=yes -o device.compute-class=high
+EV=dev-$U1
+wait_for "[ -s '$T/eval/$EV.extra' ] && grep -q '^ofa-high,blocks,' '$T/eval/$EV.extra'" 300 0.1 ||
+    die "no OFA evaluation rows"
+nc=$(grep -c "^cloud," "$T/eval/$EV.csv") nlow=$(grep -c "^ofa-low," "$T/eval/$EV.csv")
+[ "$nc" -gt 0 ] && [ "$nc" = "$nlow" ] || die "ofa-low rows $nlow, cloud rows $nc"
+# every score a probability, and not the cloud model's
+awk -F, '$1 ~ /^ofa-/ && !($5 > 0 && $5 < 1) { bad = 1 } END { exit bad }' \
+    "$T/eval/$EV.csv" || die "an OFA score is not in (0, 1)"
+[ "$(grep '^cloud,' "$T/eval/$EV.csv" | cut -d, -f5)" != "$(grep '^ofa-high,' "$T/eval/$EV.csv" | cut -d, -f5)" ] ||
+    die "OFA scores equal the cloud model's"
+bl=$(sed -n 's/^ofa-low,blocks,//p' "$T/eval/$EV.extra") bh=$(sed -n 's/^ofa-high,blocks,//p' "$T/eval/$EV.extra")
+echo "evaluation rows: low $bl blocks, high $bh blocks per impression"
+awk -v l="$bl" -v h="$bh" 'BEGIN { exit !(l <= 1 && l < h) }' || die "blocks low $bl high $bh"
+kill -TERM "$DPID"; wait "$DPID" 2>/dev/null || true
 
 log "a cloud without OFA: the device skips it"
 kill -TERM "$CPID"
