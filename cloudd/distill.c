@@ -179,7 +179,7 @@ distill_patch_is_base(const struct ctr *teacher, const struct store_patch *p,
  * device knowledge enter the shared ones.
  */
 static int
-per_user(const struct ctr_tensor *t)
+per_user(const struct param_tensor *t)
 {
 	return t->kind == CTR_T_PATCH_M || strcmp(t->name, "emb_user") == 0;
 }
@@ -207,7 +207,7 @@ epoch_frozen(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
 	keep = xmalloc((nkeep + 1) * sizeof(*keep));
 	at = 0;
 	for (int i = 0; i < ctr_num_tensors(m); i++) {
-		const struct ctr_tensor *t = ctr_tensor_at(m, i);
+		const struct param_tensor *t = ctr_tensor_at(m, i);
 		if (per_user(t)) {
 			memcpy(keep + at, t->data, t->n * sizeof(float));
 			at += t->n;
@@ -245,7 +245,7 @@ epoch_frozen(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
 			break;
 		at = 0;
 		for (int t = 0; t < ctr_num_tensors(m); t++) {
-			const struct ctr_tensor *x = ctr_tensor_at(m, t);
+			const struct param_tensor *x = ctr_tensor_at(m, t);
 			if (per_user(x)) {
 				memcpy(x->data, keep + at, x->n * sizeof(float));
 				at += x->n;

@@ -238,7 +238,7 @@ bce(double z, double y)
 static float *
 bias_row(const struct ctr *c, uint32_t user)
 {
-	const struct ctr_tensor *t = ctr_tensor_find(c, "patch_b");
+	const struct param_tensor *t = ctr_tensor_find(c, "patch_b");
 	uint32_t nu = ctr_config(c)->n_users;
 
 	return t == NULL ? NULL : t->data + (user < nu ? user : nu);

@@ -278,8 +278,8 @@ device(struct run *r, size_t d, int rd, struct ctr *m, struct ctr *teacher)
 	}
 	if (adopted && teacher != NULL) {
 		for (int i = 0; i < ctr_num_tensors(c); i++) {
-			const struct ctr_tensor *s = ctr_tensor_at(c, i);
-			const struct ctr_tensor *t = ctr_tensor_at(teacher, i);
+			const struct param_tensor *s = ctr_tensor_at(c, i);
+			const struct param_tensor *t = ctr_tensor_at(teacher, i);
 			if (s->kind != CTR_T_PATCH_M)
 				continue;
 			memcpy(t->data + (size_t)u * s->shape[1],

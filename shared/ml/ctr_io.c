@@ -141,7 +141,7 @@ ctr_io_checksum(const struct ctr *m, uint8_t out[CTR_IO_CHECKSUM_LEN])
 			ctr_io_hash_u32(&st, c->side_card[f]);
 	}
 	for (int i = 0; i < ctr_num_tensors(m); i++) {
-		const struct ctr_tensor *t = ctr_tensor_at(m, i);
+		const struct param_tensor *t = ctr_tensor_at(m, i);
 		size_t nl = strlen(t->name);
 		ctr_io_hash_u32(&st, (uint32_t)nl);
 		crypto_generichash_update(&st, (const uint8_t *)t->name, nl);
@@ -194,7 +194,7 @@ ctr_io_pack(const struct ctr *m, const struct ctr_meta *meta, uint8_t **buf,
 	cfg.side_card = side;
 
 	for (int i = 0; i < nt; i++) {
-		const struct ctr_tensor *t = ctr_tensor_at(m, i);
+		const struct param_tensor *t = ctr_tensor_at(m, i);
 		dccl__tensor__init(&tens[i]);
 		/* Pack only reads these; the casts drop const for the API. */
 		tens[i].name = (char *)t->name;
@@ -325,7 +325,7 @@ check_tensors(const struct ctr *ref, const Dccl__Model *msg, int *map,
 		    msg->n_tensors);
 	for (size_t j = 0; j < msg->n_tensors; j++) {
 		const Dccl__Tensor *mt = msg->tensors[j];
-		const struct ctr_tensor *t = NULL;
+		const struct param_tensor *t = NULL;
 		int i;
 		for (i = 0; i < nt; i++) {
 			t = ctr_tensor_at(ref, i);
@@ -452,7 +452,7 @@ ctr_io_unpack(struct ctr **out, struct ctr_meta *meta, const uint8_t *buf,
 	if ((rc = check_tensors(m, msg, map, err, errlen)) != 0)
 		goto fail_model;
 	for (int i = 0; i < ctr_num_tensors(m); i++) {
-		const struct ctr_tensor *t = ctr_tensor_at(m, i);
+		const struct param_tensor *t = ctr_tensor_at(m, i);
 		if (t->n > 0)
 			memcpy(t->data, msg->tensors[map[i]]->data,
 			    t->n * sizeof(float));
@@ -482,7 +482,7 @@ static float *
 patch_row(const struct ctr *m, int l, uint32_t user)
 {
 	char nm[24];
-	const struct ctr_tensor *t;
+	const struct param_tensor *t;
 	uint32_t nu = ctr_config(m)->n_users;
 
 	snprintf(nm, sizeof(nm), "patch_m%d", l);

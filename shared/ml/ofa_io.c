@@ -47,7 +47,7 @@ fail(int rc, char *err, size_t errlen, const char *fmt, ...)
 
 /* Whether tensor t is included in a part (with_base, mask). */
 static int
-included(const struct ofa_tensor *t, int with_base, uint32_t mask)
+included(const struct param_tensor *t, int with_base, uint32_t mask)
 {
 	return t->block < 0 ? with_base != 0 : (int)((mask >> t->block) & 1u);
 }
@@ -80,7 +80,7 @@ checksum(const struct ofa *m, int with_base, uint32_t mask, uint64_t bv,
 	ctr_io_hash_u32(&st, (uint32_t)(bv & 0xffffffffu));
 	ctr_io_hash_u32(&st, (uint32_t)(bv >> 32));
 	for (int i = 0; i < ofa_num_tensors(m); i++) {
-		const struct ofa_tensor *t = ofa_tensor_at(m, i);
+		const struct param_tensor *t = ofa_tensor_at(m, i);
 		size_t nl = strlen(t->name);
 		if (!included(t, with_base, mask))
 			continue;
@@ -121,7 +121,7 @@ build(const struct ofa *m, const struct ofa_meta *meta, int with_base,
 	cfg->rank = (uint32_t)c->rank;
 	cfg->hist_k = (uint32_t)c->hist_k;
 	for (int i = 0; i < ofa_num_tensors(m); i++) {
-		const struct ofa_tensor *t = ofa_tensor_at(m, i);
+		const struct param_tensor *t = ofa_tensor_at(m, i);
 		if (!included(t, with_base, mask))
 			continue;
 		dccl__tensor__init(&tens[nt]);
@@ -264,7 +264,7 @@ check(const struct ofa *ref, const Dccl__Model *msg, int *map,
 		    msg->n_tensors);
 	for (size_t j = 0; j < msg->n_tensors; j++) {
 		const Dccl__Tensor *mt = msg->tensors[j];
-		const struct ofa_tensor *t = NULL;
+		const struct param_tensor *t = NULL;
 		int i;
 		for (i = 0; i < nt; i++) {
 			t = ofa_tensor_at(ref, i);

@@ -120,7 +120,7 @@ randomize_patch(struct ctr *m, uint64_t seed)
 
 	rng_seed(&r, seed);
 	for (int i = 0; i < ctr_num_tensors(m); i++) {
-		const struct ctr_tensor *t = ctr_tensor_at(m, i);
+		const struct param_tensor *t = ctr_tensor_at(m, i);
 		if (t->kind == CTR_T_PATCH_M || t->kind == CTR_T_PATCH_B)
 			for (size_t k = 0; k < t->n; k++)
 				t->data[k] = (float)(rng_unif(&r) - 0.5);
@@ -244,8 +244,8 @@ static void
 check_frozen(const struct ctr *a, const struct ctr *b, enum ctr_tkind moving)
 {
 	for (int i = 0; i < ctr_num_tensors(a); i++) {
-		const struct ctr_tensor *ta = ctr_tensor_at(a, i);
-		const struct ctr_tensor *tb = ctr_tensor_at(b, i);
+		const struct param_tensor *ta = ctr_tensor_at(a, i);
+		const struct param_tensor *tb = ctr_tensor_at(b, i);
 		/* MetaPatch training moves the per-user bias with m */
 		if (ta->kind == moving || (moving == CTR_T_PATCH_M &&
 		    ta->kind == CTR_T_PATCH_B))
@@ -273,7 +273,7 @@ test_metapatch_only(void **state)
 	o.sel = CTR_SEL_NO_PATCH;
 	assert_int_equal(ctr_train(base, &ds, idx, ds.n, NULL, 0, &o, NULL), 0);
 	/* NO_PATCH on the cloud: the m tables are still exactly zero */
-	const struct ctr_tensor *pm = ctr_tensor_find(base, "patch_m0");
+	const struct param_tensor *pm = ctr_tensor_find(base, "patch_m0");
 	assert_non_null(pm);
 	for (size_t k = 0; k < pm->n; k++)
 		assert_true(pm->data[k] == 0.0f);
@@ -303,7 +303,7 @@ test_metapatch_only(void **state)
 	o.opt.kind = CTR_OPT_ADAM;
 	assert_int_equal(ctr_train(dev, &ds, idx, ds.n, NULL, 0, &o, NULL), 0);
 	for (int i = 0; i < ctr_num_tensors(dev); i++) {
-		const struct ctr_tensor *t = ctr_tensor_at(dev, i);
+		const struct param_tensor *t = ctr_tensor_at(dev, i);
 		if (t->kind == CTR_T_PATCH_M || t->kind == CTR_T_PATCH_B)
 			assert_memory_equal(t->data, ctr_tensor_at(snap,
 			    i)->data, t->n * sizeof(float));
@@ -339,7 +339,7 @@ test_patch_bias(void **state)
 	assert_true(nm >= 8);
 	struct ctr *m = new_model(&c, 6);
 	struct ctr *snap = ctr_clone(m);
-	const struct ctr_tensor *pb = ctr_tensor_find(m, "patch_b");
+	const struct param_tensor *pb = ctr_tensor_find(m, "patch_b");
 	assert_non_null(pb);
 	assert_int_equal(pb->kind, CTR_T_PATCH_B);
 	assert_int_equal(pb->shape[0], c.n_users + 1);
@@ -361,7 +361,7 @@ test_patch_bias(void **state)
 		assert_true(fabsf(after[i] - before[i] - pb->data[2]) < 1e-5f);
 	/* everything but the bias row is untouched */
 	for (int i = 0; i < ctr_num_tensors(m); i++) {
-		const struct ctr_tensor *t = ctr_tensor_at(m, i);
+		const struct param_tensor *t = ctr_tensor_at(m, i);
 		if (t != pb && t->n > 0)
 			assert_memory_equal(t->data, ctr_tensor_at(snap,
 			    i)->data, t->n * sizeof(float));
@@ -479,7 +479,7 @@ test_oov(void **state)
 	ds.s[4].hist_n = ds.s[4].hist_n ? ds.s[4].hist_n : 1;
 	uint32_t *idx = iota(10, 0);
 	struct ctr *m = new_model(&c, 1);
-	const struct ctr_tensor *tu = ctr_tensor_find(m, "emb_user");
+	const struct param_tensor *tu = ctr_tensor_find(m, "emb_user");
 	const float *oov = tu->data + (size_t)c.n_users * c.dim;
 	for (int i = 0; i < c.dim; i++)
 		assert_true(oov[i] == 0.0f);
@@ -811,7 +811,7 @@ test_corrupt(void **state)
 	    NULL, 0), CTR_IO_EUNPACK);
 
 	/* one flipped mantissa bit in tensor data: finite, wrong checksum */
-	const struct ctr_tensor *t = ctr_tensor_find(m, "mlp0_w");
+	const struct param_tensor *t = ctr_tensor_find(m, "mlp0_w");
 	size_t pos = 0;
 	while (pos + 8 <= len && memcmp(buf + pos, t->data + 5, 8) != 0)
 		pos++;

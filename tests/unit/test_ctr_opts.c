@@ -123,7 +123,7 @@ randomize_zero_starts(struct ctr *m, uint64_t seed)
 
 	rng_seed(&r, seed);
 	for (int i = 0; i < ctr_num_tensors(m); i++) {
-		const struct ctr_tensor *t = ctr_tensor_at(m, i);
+		const struct param_tensor *t = ctr_tensor_at(m, i);
 		if (t->kind == CTR_T_PATCH_M || t->kind == CTR_T_PATCH_B ||
 		    strcmp(t->name, "att_w") == 0)
 			for (size_t k = 0; k < t->n; k++)
@@ -193,8 +193,8 @@ static void
 copy_shared(struct ctr *dst, const struct ctr *src)
 {
 	for (int i = 0; i < ctr_num_tensors(dst); i++) {
-		const struct ctr_tensor *t = ctr_tensor_at(dst, i);
-		const struct ctr_tensor *s = ctr_tensor_find(src, t->name);
+		const struct param_tensor *t = ctr_tensor_at(dst, i);
+		const struct param_tensor *s = ctr_tensor_find(src, t->name);
 		if (s != NULL && s->n == t->n)
 			memcpy(t->data, s->data, t->n * sizeof(float));
 	}
@@ -226,7 +226,7 @@ test_attention_starts_as_mean(void **state)
 		assert_true(fabsf(l0[i] - l1[i]) < 1e-6f);
 	/* with W != 0 the weights differ from the mean for some sample
 	   (W large: the embeddings start small) */
-	const struct ctr_tensor *tw = ctr_tensor_find(m1, "att_w");
+	const struct param_tensor *tw = ctr_tensor_find(m1, "att_w");
 	for (size_t k = 0; k < tw->n; k++)
 		tw->data[k] = (k % 2 ? 300.0f : -200.0f);
 	assert_int_equal(ctr_forward(m1, &ds, idx, 20, l1), 0);
@@ -260,7 +260,7 @@ test_side_oov(void **state)
 
 	make_ds(&ds, 2, 4, 8, 3);
 	struct ctr *m = new_model(&c, 5);
-	const struct ctr_tensor *t = ctr_tensor_find(m, "emb_side1");
+	const struct param_tensor *t = ctr_tensor_find(m, "emb_side1");
 	assert_non_null(t);
 	assert_int_equal(t->shape[0], side_card[1] + 1);
 	for (int k = 0; k < c.dim; k++)

@@ -208,7 +208,7 @@ test_rows(void **state)
 {
 	struct ctr *m = new_model(5, 20, 3, 7), *m0 = new_model(5, 20, 0, 7);
 	float r[ENC_MAX_OUT], back[ENC_MAX_OUT];
-	const struct ctr_tensor *t;
+	const struct param_tensor *t;
 
 	(void)state;
 	/* m and b start at zero: every user is untrained */

@@ -168,7 +168,7 @@ test_trunk_forward(void **state)
 	trunk = calloc(50 * (size_t)H, sizeof(float));
 	assert_int_equal(ctr_trunk(m, &ds, all, 50, trunk), 0);
 	/* MetaPatch rows that are not zero, so the patch path counts */
-	const struct ctr_tensor *pm = ctr_tensor_find(m, "patch_m0");
+	const struct param_tensor *pm = ctr_tensor_find(m, "patch_m0");
 	for (size_t i = 0; i < pm->n; i++)
 		pm->data[i] = 0.1f * (float)((int)(i % 7) - 3);
 	ctr_copy_params(ref, m);
@@ -184,8 +184,8 @@ test_trunk_forward(void **state)
 	assert_int_equal(ctr_backward(m, CTR_SEL_METAPATCH_ONLY, NULL, NULL,
 	    NULL, NULL), 0);
 	for (int i = 0; i < ctr_num_tensors(m); i++) {
-		const struct ctr_tensor *a = ctr_tensor_at(ref, i);
-		const struct ctr_tensor *b = ctr_tensor_at(m, i);
+		const struct param_tensor *a = ctr_tensor_at(ref, i);
+		const struct param_tensor *b = ctr_tensor_at(m, i);
 		for (size_t k = 0; k < a->n; k++)
 			assert_true(fabsf(a->grad[k] - b->grad[k]) <= 1e-6f);
 	}
@@ -232,7 +232,7 @@ test_zero_grad_dense(void **state)
 		assert_int_equal(ctr_backward(m, CTR_SEL_METAPATCH_ONLY, NULL,
 		    NULL, NULL, NULL), 0);
 		for (int i = 0; i < ctr_num_tensors(m); i++) {
-			const struct ctr_tensor *t = ctr_tensor_at(m, i);
+			const struct param_tensor *t = ctr_tensor_at(m, i);
 			if (t->sparse)
 				continue;
 			for (size_t k = 0; k < t->n; k++)
@@ -251,8 +251,8 @@ test_zero_grad_dense(void **state)
 	assert_int_equal(ctr_backward(fresh, CTR_SEL_ALL, NULL, NULL, NULL,
 	    NULL), 0);
 	for (int i = 0; i < ctr_num_tensors(m); i++) {
-		const struct ctr_tensor *a = ctr_tensor_at(m, i);
-		const struct ctr_tensor *b = ctr_tensor_at(fresh, i);
+		const struct param_tensor *a = ctr_tensor_at(m, i);
+		const struct param_tensor *b = ctr_tensor_at(fresh, i);
 		assert_memory_equal(a->grad, b->grad, a->n * sizeof(float));
 	}
 	ctr_free(fresh);

@@ -119,7 +119,7 @@ grad_check(struct ofa *m, const struct gc *g, double mu, int skip_ctl)
 	total_loss(m, g, mu);
 	memcpy(an, ofa_grads(m), ofa_num_params(m) * sizeof(float));
 	for (int i = 0; i < ofa_num_tensors(m); i++) {
-		const struct ofa_tensor *t = ofa_tensor_at(m, i);
+		const struct param_tensor *t = ofa_tensor_at(m, i);
 		size_t off = (size_t)(t->data - ofa_params(m));
 		int bad = 0, nonzero = 0;
 		double maxd = 0;
@@ -263,8 +263,8 @@ test_ste(void **state)
 				continue;
 			snprintf(nv, sizeof(nv), "b%d_v", k);
 			snprintf(nc, sizeof(nc), "b%d_c", k);
-			const struct ofa_tensor *tv = ofa_tensor_find(m, nv);
-			const struct ofa_tensor *tc = ofa_tensor_find(m, nc);
+			const struct param_tensor *tv = ofa_tensor_find(m, nv);
+			const struct param_tensor *tc = ofa_tensor_find(m, nc);
 			float *sv = malloc(tv->n * sizeof(float));
 			float *sc = malloc(tc->n * sizeof(float));
 			double lp, lm;
@@ -570,8 +570,8 @@ test_io(void **state)
 	assert_int_equal(ofa_io_merge(d, 7, part, plen, err, sizeof(err)), 0);
 	assert_true(ofa_has_block(d, 1) && ofa_has_block(d, 3));
 	assert_false(ofa_has_block(d, 0) || ofa_has_block(d, 2));
-	const struct ofa_tensor *a = ofa_tensor_find(m, "b3_gw");
-	const struct ofa_tensor *b = ofa_tensor_find(d, "b3_gw");
+	const struct param_tensor *a = ofa_tensor_find(m, "b3_gw");
+	const struct param_tensor *b = ofa_tensor_find(d, "b3_gw");
 	assert_memory_equal(a->data, b->data, a->n * sizeof(float));
 	/* a part without its base cannot stand alone */
 	struct ofa *x = NULL;
