@@ -258,34 +258,18 @@ static int
 check_tensors(const struct ctr *ref, const Dccl__Model *msg, int *map,
     char *err, size_t errlen)
 {
-	int nt = ctr_num_tensors(ref);
+	int nt = ctr_num_tensors(ref), rc;
 	char detail[96];
 
-	for (int i = 0; i < nt; i++)
-		map[i] = -1;
 	if (msg->n_tensors > CTR_MAX_TENSORS)
 		return fail(CTR_IO_EUNKNOWN, err, errlen, "%zu tensors",
 		    msg->n_tensors);
-	for (size_t j = 0; j < msg->n_tensors; j++) {
-		const Dccl__Tensor *mt = msg->tensors[j];
-		const struct param_tensor *t = NULL;
-		int i;
-		for (i = 0; i < nt; i++) {
-			t = ctr_tensor_at(ref, i);
-			if (mt->name != NULL && strcmp(t->name, mt->name) == 0)
-				break;
-		}
-		if (i == nt)
-			return fail(CTR_IO_EUNKNOWN, err, errlen, "'%.32s'",
-			    mt->name ? mt->name : "");
-		if (map[i] >= 0)
-			return fail(CTR_IO_EUNKNOWN, err, errlen,
-			    "duplicate '%s'", t->name);
-		map[i] = (int)j;
-		if (tensor_io_shape(mt, t->name, t->ndim, t->shape, t->n,
-		    detail, sizeof(detail)) != 0)
-			return fail(CTR_IO_ESHAPE, err, errlen, "%s", detail);
-	}
+	/* the model's table: ctr_tensor_at is &t[i] */
+	if ((rc = tensor_io_match(msg->tensors, msg->n_tensors,
+	    ctr_tensor_at(ref, 0), nt, NULL, 0, map, detail,
+	    sizeof(detail))) != 0)
+		return fail(rc == TENSOR_IO_UNKNOWN ? CTR_IO_EUNKNOWN :
+		    CTR_IO_ESHAPE, err, errlen, "%s", detail);
 	for (int i = 0; i < nt; i++)
 		if (map[i] < 0)
 			return fail(CTR_IO_EMISSING, err, errlen, "'%s'",

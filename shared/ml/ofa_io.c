@@ -218,7 +218,8 @@ check(const struct ofa *ref, const Dccl__Model *msg, int *map,
     uint32_t *mask, char *err, size_t errlen)
 {
 	int nt = ofa_num_tensors(ref), L = ofa_config(ref)->n_blocks;
-	int with_base = msg->ofa_has_base;
+	int with_base = msg->ofa_has_base, rc;
+	uint8_t want[OFA_MAX_TENSORS];
 	char detail[96];
 
 	*mask = 0;
@@ -233,34 +234,19 @@ check(const struct ofa *ref, const Dccl__Model *msg, int *map,
 			    "block list (block %u)", b);
 		*mask |= 1u << b;
 	}
-	for (int i = 0; i < nt; i++)
-		map[i] = -1;
 	if (msg->n_tensors > (size_t)nt)
 		return fail(CTR_IO_EUNKNOWN, err, errlen, "%zu tensors",
 		    msg->n_tensors);
-	for (size_t j = 0; j < msg->n_tensors; j++) {
-		const Dccl__Tensor *mt = msg->tensors[j];
-		const struct param_tensor *t = NULL;
-		int i;
-		for (i = 0; i < nt; i++) {
-			t = ofa_tensor_at(ref, i);
-			if (mt->name != NULL && strcmp(t->name, mt->name) == 0)
-				break;
-		}
-		if (i == nt || !included(t, with_base, *mask))
-			return fail(CTR_IO_EUNKNOWN, err, errlen, "'%.32s'",
-			    mt->name ? mt->name : "");
-		if (map[i] >= 0)
-			return fail(CTR_IO_EUNKNOWN, err, errlen,
-			    "duplicate '%s'", t->name);
-		map[i] = (int)j;
-		if (tensor_io_shape(mt, t->name, t->ndim, t->shape, t->n,
-		    detail, sizeof(detail)) != 0)
-			return fail(CTR_IO_ESHAPE, err, errlen, "%s", detail);
-		if (!tensor_io_finite(mt->data, mt->n_data))
-			return fail(CTR_IO_ENONFINITE, err, errlen, "'%s'",
-			    t->name);
-	}
+	for (int i = 0; i < nt; i++)
+		want[i] = (uint8_t)included(ofa_tensor_at(ref, i), with_base,
+		    *mask);
+	/* the model's table: ofa_tensor_at is &t[i] */
+	if ((rc = tensor_io_match(msg->tensors, msg->n_tensors,
+	    ofa_tensor_at(ref, 0), nt, want, 1, map, detail,
+	    sizeof(detail))) != 0)
+		return fail(rc == TENSOR_IO_UNKNOWN ? CTR_IO_EUNKNOWN :
+		    rc == TENSOR_IO_SHAPE ? CTR_IO_ESHAPE : CTR_IO_ENONFINITE,
+		    err, errlen, "%s", detail);
 	for (int i = 0; i < nt; i++)
 		if (map[i] < 0 && included(ofa_tensor_at(ref, i), with_base,
 		    *mask))

@@ -98,6 +98,40 @@ tensor_io_shape(const Dccl__Tensor *mt, const char *name, int ndim,
 }
 
 int
+tensor_io_match(Dccl__Tensor *const *mt, size_t n,
+    const struct param_tensor *t, int nt, const uint8_t *want, int finite,
+    int *map, char *detail, size_t dlen)
+{
+	for (int i = 0; i < nt; i++)
+		map[i] = -1;
+	for (size_t j = 0; j < n; j++) {
+		const Dccl__Tensor *m = mt[j];
+		int i;
+		for (i = 0; i < nt; i++)
+			if (m->name != NULL && strcmp(t[i].name, m->name) == 0)
+				break;
+		if (i == nt || (want != NULL && !want[i])) {
+			snprintf(detail, dlen, "'%.32s'", m->name ? m->name :
+			    "");
+			return TENSOR_IO_UNKNOWN;
+		}
+		if (map[i] >= 0) {
+			snprintf(detail, dlen, "duplicate '%s'", t[i].name);
+			return TENSOR_IO_UNKNOWN;
+		}
+		map[i] = (int)j;
+		if (tensor_io_shape(m, t[i].name, t[i].ndim, t[i].shape,
+		    t[i].n, detail, dlen) != 0)
+			return TENSOR_IO_SHAPE;
+		if (finite && !tensor_io_finite(m->data, m->n_data)) {
+			snprintf(detail, dlen, "'%s'", t[i].name);
+			return TENSOR_IO_NONFINITE;
+		}
+	}
+	return 0;
+}
+
+int
 tensor_io_finite(const float *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++)

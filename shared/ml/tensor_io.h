@@ -19,6 +19,7 @@
 #include <sodium.h>
 
 #include "model.pb-c.h"
+#include "shared/ml/param.h"
 
 /*
  * Writes "<pre><what>: <detail>" into err (errlen; nothing if err is NULL
@@ -45,6 +46,19 @@ void	tensor_io_view(Dccl__Tensor *mt, const char *name, int ndim,
  */
 int	tensor_io_shape(const Dccl__Tensor *mt, const char *name, int ndim,
 	    const uint32_t *shape, size_t n, char *detail, size_t dlen);
+/*
+ * Matches the n received tensors mt against a model's table t (nt) by
+ * name and shape: map[i] = the index in mt of t[i], or -1 if absent. A
+ * name t lacks, or whose want[i] is 0 (want may be NULL: all wanted), is
+ * unknown; with finite, each matched tensor must also be finite. Returns
+ * 0, or TENSOR_IO_UNKNOWN (unknown or duplicate name), TENSOR_IO_SHAPE or
+ * TENSOR_IO_NONFINITE for the first bad tensor, with detail (dlen). Which
+ * tensors must be present is the caller's check.
+ */
+enum { TENSOR_IO_UNKNOWN = 1, TENSOR_IO_SHAPE, TENSOR_IO_NONFINITE };
+int	tensor_io_match(Dccl__Tensor *const *mt, size_t n,
+	    const struct param_tensor *t, int nt, const uint8_t *want,
+	    int finite, int *map, char *detail, size_t dlen);
 /* 1 if every float of p (n) is finite. */
 int	tensor_io_finite(const float *p, size_t n);
 
