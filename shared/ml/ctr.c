@@ -383,18 +383,13 @@ ctr_num_tensors(const struct ctr *m)
 const struct param_tensor *
 ctr_tensor_at(const struct ctr *m, int i)
 {
-	if (i < 0 || i >= m->p.n_tensors)
-		return NULL;
-	return &m->t[i];
+	return param_at(&m->p, i);
 }
 
 const struct param_tensor *
 ctr_tensor_find(const struct ctr *m, const char *name)
 {
-	for (int i = 0; i < m->p.n_tensors; i++)
-		if (strcmp(m->t[i].name, name) == 0)
-			return &m->t[i];
-	return NULL;
+	return param_find(&m->p, name);
 }
 
 /* ---- scratch ------------------------------------------------------------- */
@@ -473,12 +468,9 @@ map_id(uint32_t id, uint32_t n)
 	return id < n ? id : n;	/* row n is the OOV row */
 }
 
-/*
- * The history items the behaviour field pools: the last K of the sample's
- * list. A list that runs past ds->hist (a broken dataset) counts as empty.
- */
-static const uint32_t *
-behaviour_ids(const struct dataset *ds, const struct sample *s, int K,
+/* A list that runs past ds->hist (a broken dataset) counts as empty. */
+const uint32_t *
+ctr_behaviour_ids(const struct dataset *ds, const struct sample *s, int K,
     uint32_t *cnt)
 {
 	uint32_t n = s->hist_n;
@@ -679,7 +671,7 @@ gather_embed(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
 			if (s->genres & (1u << g))
 				m->gid[ng++] = g;
 		m->goff[b + 1] = ng;
-		h = behaviour_ids(ds, s, c->hist_k, &cnt);
+		h = ctr_behaviour_ids(ds, s, c->hist_k, &cnt);
 		for (uint32_t j = 0; j < cnt; j++)
 			m->bid[nb++] = map_id(h[j], c->n_items);
 		m->boff[b + 1] = nb;
@@ -1191,116 +1183,6 @@ ctr_train(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
 	free(c.ob);
 	free(c.wb);
 	return rc;
-}
-
-/* ---- representations ----------------------------------------------------- */
-
-int
-ctr_repr_dim(const struct ctr *m)
-{
-	return 3 * m->cfg.dim;
-}
-
-int
-ctr_user_repr_dim(const struct ctr *m)
-{
-	return 2 * m->cfg.dim;
-}
-
-/* out (D) += mean of the rows ids (cnt) of emb (V,D); nothing if cnt = 0. */
-static void
-pool_add(float *out, const float *emb, const uint32_t *ids, uint32_t cnt,
-    uint32_t n_valid, int D, int map)
-{
-	if (cnt == 0)
-		return;
-	float inv = 1.0f / (float)cnt;
-	for (uint32_t j = 0; j < cnt; j++) {
-		uint32_t id = map ? map_id(ids[j], n_valid) : ids[j];
-		const float *e = emb + (size_t)id * D;
-		for (int i = 0; i < D; i++)
-			out[i] += e[i] * inv;
-	}
-}
-
-/* behaviour (D) of sample s: mean item emb of its last K history items */
-static void
-behaviour_vec(const struct ctr *m, const struct dataset *ds,
-    const struct sample *s, float *out)
-{
-	uint32_t cnt;
-	const uint32_t *h = behaviour_ids(ds, s, m->cfg.hist_k, &cnt);
-
-	memset(out, 0, (size_t)m->cfg.dim * sizeof(float));
-	pool_add(out, m->t[T_ITEM].data, h, cnt, m->cfg.n_items, m->cfg.dim, 1);
-}
-
-static void
-l2_normalise(float *v, int n, double scale)
-{
-	double ss = 0.0;
-
-	for (int i = 0; i < n; i++)
-		ss += (double)v[i] * v[i];
-	if (ss <= 0.0)
-		return;
-	double k = scale / sqrt(ss);
-	for (int i = 0; i < n; i++)
-		v[i] = (float)(v[i] * k);
-}
-
-void
-ctr_repr(const struct ctr *m, const struct dataset *ds, const uint32_t *idx,
-    size_t n, float *out)
-{
-	int D = m->cfg.dim, RD = 3 * D;
-
-	for (size_t i = 0; i < n; i++) {
-		float *o = out + i * RD;
-		memset(o, 0, (size_t)RD * sizeof(float));
-		if (idx[i] >= ds->n)
-			continue;
-		const struct sample *s = &ds->s[idx[i]];
-		uint32_t it = map_id(s->item, m->cfg.n_items), gids[32], ng = 0;
-		memcpy(o, m->t[T_ITEM].data + (size_t)it * D,
-		    (size_t)D * sizeof(float));
-		for (uint32_t g = 0; g < m->cfg.n_genres; g++)
-			if (s->genres & (1u << g))
-				gids[ng++] = g;
-		pool_add(o + D, m->t[T_GENRE].data, gids, ng, 0, D, 0);
-		behaviour_vec(m, ds, s, o + 2 * D);
-		l2_normalise(o, RD, 1.0);
-	}
-}
-
-void
-ctr_user_repr(const struct ctr *m, const struct dataset *ds,
-    const uint32_t *idx, size_t n, float *out)
-{
-	int D = m->cfg.dim;
-	float *tmp = xmalloc((size_t)D * sizeof(float));
-	size_t cnt = 0;
-
-	memset(out, 0, 2 * (size_t)D * sizeof(float));
-	for (size_t i = 0; i < n; i++) {
-		if (idx[i] >= ds->n)
-			continue;
-		const struct sample *s = &ds->s[idx[i]];
-		const float *u = m->t[T_USER].data +
-		    (size_t)map_id(s->user, m->cfg.n_users) * D;
-		behaviour_vec(m, ds, s, tmp);
-		for (int k = 0; k < D; k++) {
-			out[k] += u[k];
-			out[D + k] += tmp[k];
-		}
-		cnt++;
-	}
-	free(tmp);
-	if (cnt == 0)
-		return;
-	/* Means only rescale; the per-half normalisation removes them. */
-	l2_normalise(out, D, M_SQRT1_2);
-	l2_normalise(out + D, D, M_SQRT1_2);
 }
 
 double

@@ -271,6 +271,14 @@ int	ctr_eval_logloss(struct ctr *m, const struct dataset *ds,
 	    const uint32_t *idx, size_t n, double *out);
 
 /*
+ * The history item ids the behaviour field pools: the last K of sample s's
+ * list in ds; *cnt of them (0 and NULL for a list past ds->hist).
+ */
+const uint32_t *ctr_behaviour_ids(const struct dataset *ds,
+	    const struct sample *s, int K, uint32_t *cnt);
+
+/*
+ * CoDA's representations (ctr_repr.c).
  * Retrieval representation of a sample: concat(item emb, genre bag,
  * behaviour) = 3D floats, L2-normalised (zero stays zero). It leaves out
  * the user embedding and time on purpose, so that samples of *other* users

@@ -281,16 +281,13 @@ ofa_num_tensors(const struct ofa *m)
 const struct param_tensor *
 ofa_tensor_at(const struct ofa *m, int i)
 {
-	return i >= 0 && i < m->p.n_tensors ? &m->t[i] : NULL;
+	return param_at(&m->p, i);
 }
 
 const struct param_tensor *
 ofa_tensor_find(const struct ofa *m, const char *name)
 {
-	for (int i = 0; i < m->p.n_tensors; i++)
-		if (strcmp(m->t[i].name, name) == 0)
-			return &m->t[i];
-	return NULL;
+	return param_find(&m->p, name);
 }
 
 size_t

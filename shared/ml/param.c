@@ -88,6 +88,21 @@ param_copy_adam(struct param_table *dst, const struct param_table *src)
 	dst->adam_t = src->adam_t;
 }
 
+struct param_tensor *
+param_at(const struct param_table *p, int i)
+{
+	return i >= 0 && i < p->n_tensors ? &p->t[i] : NULL;
+}
+
+struct param_tensor *
+param_find(const struct param_table *p, const char *name)
+{
+	for (int i = 0; i < p->n_tensors; i++)
+		if (strcmp(p->t[i].name, name) == 0)
+			return &p->t[i];
+	return NULL;
+}
+
 void
 param_fill_normal(float *p, size_t n, double std, struct rng *r)
 {

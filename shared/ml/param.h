@@ -83,6 +83,11 @@ void	param_free(struct param_table *p);
 /* Copies src's Adam state into dst (same layout); none if src has none. */
 void	param_copy_adam(struct param_table *dst, const struct param_table *src);
 
+/* Tensor i (NULL out of range), and the tensor named name (NULL: none). */
+struct param_tensor *param_at(const struct param_table *p, int i);
+struct param_tensor *param_find(const struct param_table *p,
+	    const char *name);
+
 /* p[0..n) = std * N(0,1), and a * U(-1,1), drawn from r in order. */
 void	param_fill_normal(float *p, size_t n, double std, struct rng *r);
 void	param_fill_unif(float *p, size_t n, double a, struct rng *r);
