@@ -26,6 +26,7 @@
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
 #include "shared/rng.h"
+#include "tests/unit/ctr_fixture.h"
 #include "tests/unit/ctr_gradcheck.h"
 
 void	openblas_set_num_threads(int);
@@ -43,46 +44,20 @@ make_ds(struct dataset *ds, size_t n, uint32_t nu, uint32_t ni, uint64_t seed)
 {
 	struct rng r;
 
-	memset(ds, 0, sizeof(*ds));
+	fixture_ds_init(ds, n, nu, ni, 5);
 	rng_seed(&r, seed);
-	ds->s = calloc(n, sizeof(*ds->s));
-	ds->n = ds->cap = n;
-	ds->hist_cap = n * 5;
-	ds->hist = calloc(ds->hist_cap, sizeof(uint32_t));
-	ds->n_users = nu;
-	ds->n_items = ni;
-	ds->n_genres = 4;
 	for (size_t i = 0; i < n; i++) {
 		struct sample *s = &ds->s[i];
 		s->user = rng_below(&r, nu);
 		s->item = rng_below(&r, ni);
 		s->ts = 1500000000 + (int64_t)rng_below(&r, 86400 * 14);
-		s->genres = (1u << (s->item % 4)) | (1u << ((s->item / 4) % 4));
+		s->genres = fixture_genres(s->item);
 		s->label = (s->item < ni / 2) ? 1.0f : 0.0f;
 		if (s->user == 0)
 			s->label = 1.0f - s->label;
 		s->rating = s->label > 0.5f ? 4.5f : 2.0f;
-		s->hist_off = (uint32_t)ds->hist_len;
-		s->hist_n = (uint16_t)rng_below(&r, 6);
-		for (int k = 0; k < s->hist_n; k++)
-			ds->hist[ds->hist_len++] = rng_below(&r, ni);
+		fixture_hist(ds, s, rng_below(&r, 6), &r, ni);
 	}
-}
-
-static void
-free_ds(struct dataset *ds)
-{
-	free(ds->s);
-	free(ds->hist);
-}
-
-static uint32_t *
-iota(size_t n, uint32_t start)
-{
-	uint32_t *p = malloc(n * sizeof(*p));
-	for (size_t i = 0; i < n; i++)
-		p[i] = start + (uint32_t)i;
-	return p;
 }
 
 static struct ctr_config
@@ -100,16 +75,6 @@ small_cfg(void)
 	c.hidden[1] = 8;
 	c.patch_rank = 2;
 	return c;
-}
-
-static struct ctr *
-new_model(const struct ctr_config *c, uint64_t seed)
-{
-	struct ctr *m = NULL;
-
-	assert_int_equal(ctr_new(&m, c, seed), 0);
-	assert_non_null(m);
-	return m;
 }
 
 /* Sets every patch m table to random values so U, V, m all get gradient. */

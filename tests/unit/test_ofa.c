@@ -31,6 +31,7 @@
 #include "shared/ml/ofa.h"
 #include "shared/ml/ofa_io.h"
 #include "shared/rng.h"
+#include "tests/unit/ctr_fixture.h"
 
 void	openblas_set_num_threads(int);
 
@@ -320,15 +321,8 @@ make_ds(struct dataset *ds, size_t n, uint32_t nu, uint32_t ni, uint64_t seed)
 {
 	struct rng r;
 
-	memset(ds, 0, sizeof(*ds));
+	fixture_ds_init(ds, n, nu, ni, 5);
 	rng_seed(&r, seed);
-	ds->s = calloc(n, sizeof(*ds->s));
-	ds->n = ds->cap = n;
-	ds->hist_cap = n * 5;
-	ds->hist = calloc(ds->hist_cap, sizeof(uint32_t));
-	ds->n_users = nu;
-	ds->n_items = ni;
-	ds->n_genres = 4;
 	for (size_t i = 0; i < n; i++) {
 		struct sample *s = &ds->s[i];
 		int grp;
@@ -346,18 +340,10 @@ make_ds(struct dataset *ds, size_t n, uint32_t nu, uint32_t ni, uint64_t seed)
 	}
 }
 
-static void
-free_ds(struct dataset *ds)
-{
-	free(ds->s);
-	free(ds->hist);
-}
-
 static struct ctr *
 tiny_ctr(void)
 {
 	struct ctr_config c = { 0 };
-	struct ctr *e = NULL;
 
 	c.n_users = 8;
 	c.n_items = 20;
@@ -366,8 +352,7 @@ tiny_ctr(void)
 	c.hist_k = 4;
 	c.n_hidden = 1;
 	c.hidden[0] = 8;
-	assert_int_equal(ctr_new(&e, &c, 1), 0);
-	return e;
+	return new_model(&c, 1);
 }
 
 /* Trains the embeddings the OFA model will use (frozen). */
