@@ -1171,6 +1171,7 @@ ctr_train(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
 	fo.batch = o->batch;
 	fo.patience = o->patience;
 	fo.seed = o->seed;
+	fo.reseed = 0;
 	fo.stop = o->stop;
 	rc = fit_run(m->p.params, m->p.n_params, idx, n, &fo, &h, &fs);
 	ctr_zero_grad(m);

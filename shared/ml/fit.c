@@ -34,6 +34,10 @@ fit_run(float *params, size_t n_params, const uint32_t *idx, size_t n,
 	rng_seed(&rng, o->seed);
 	for (int e = 1; e <= o->epochs; e++) {
 		double sum = 0.0;
+		if (o->reseed) {
+			memcpy(perm, idx, n * sizeof(*perm));
+			rng_seed(&rng, o->seed + (uint64_t)e);
+		}
 		/* Fisher-Yates */
 		for (size_t i = n - 1; i > 0; i--) {
 			uint32_t j = rng_below(&rng, (uint32_t)(i + 1));

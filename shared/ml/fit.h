@@ -45,6 +45,9 @@ struct fit_opts {
 	int		 batch;		/* >= 1 */
 	int		 patience;	/* 0 = run every epoch */
 	uint64_t	 seed;		/* shuffling (and the model's draws) */
+	int		 reseed;	/* 1: every epoch e shuffles idx anew
+					   from seed + e (distillation's rule)
+					   instead of reshuffling on */
 	atomic_int	*stop;		/* may be NULL */
 };
 

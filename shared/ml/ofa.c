@@ -873,6 +873,7 @@ ofa_train(struct ofa *m, const struct ctr *emb, const struct dataset *ds,
 	fo.batch = Bm;
 	fo.patience = o->patience;
 	fo.seed = o->seed;
+	fo.reseed = 0;
 	fo.stop = o->stop;
 	rc = fit_run(m->p.params, m->p.n_params, idx, n, &fo, &h, &fs);
 	ofa_zero_grad(m);
