@@ -376,16 +376,8 @@ distill_fit(struct ctr *student, const struct dataset *ds,
 	 * candidate too), each epoch shuffled anew from seed + epoch;
 	 * Adam's moments live in the model and carry over.
 	 */
-	memset(&fc, 0, sizeof(fc));
-	fc.m = student;
-	fc.mix = &mix;
-	fc.ds = ds;
-	fc.vai = vai;
-	fc.nva = nva;
-	fc.o = o;
-	fc.w = w;
-	fc.st = st;
-	fc.wb = xmalloc((size_t)o->batch * sizeof(float));
+	fc = (struct fit_ctx){ student, &mix, ds, vai, nva, o, w,
+	    xmalloc((size_t)o->batch * sizeof(float)), NULL, st, 0 };
 	if (flags & DISTILL_FIT_FREEZE_USERS) {
 		size_t nkeep = 0;
 		for (int i = 0; i < ctr_num_tensors(student); i++)
@@ -396,12 +388,9 @@ distill_fit(struct ctr *student, const struct dataset *ds,
 	}
 	if (nva > 0)
 		h.val = fit_val;
-	fo.epochs = o->epochs;
-	fo.batch = o->batch;
-	fo.patience = o->patience;
-	fo.seed = o->seed;
-	fo.reseed = 1;
-	fo.stop = o->stop;
+	/* the seed is ctr_train's, + epoch */
+	fo = (struct fit_opts){ o->epochs, o->batch, o->patience, o->seed, 1,
+	    o->stop };
 	rc = fit_run(ctr_params(student), ctr_num_params(student), idx,
 	    ntr + n_soft, &fo, &h, &fs);
 	ctr_zero_grad(student);

@@ -1167,12 +1167,8 @@ ctr_train(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
 			return -EINVAL;
 	c.wb = xmalloc((size_t)o->batch * sizeof(float));
 	c.ob = xmalloc((size_t)o->batch * sizeof(float));
-	fo.epochs = o->epochs;
-	fo.batch = o->batch;
-	fo.patience = o->patience;
-	fo.seed = o->seed;
-	fo.reseed = 0;
-	fo.stop = o->stop;
+	fo = (struct fit_opts){ o->epochs, o->batch, o->patience, o->seed, 0,
+	    o->stop };
 	rc = fit_run(m->p.params, m->p.n_params, idx, n, &fo, &h, &fs);
 	ctr_zero_grad(m);
 	if (stats != NULL) {

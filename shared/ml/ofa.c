@@ -869,12 +869,8 @@ ofa_train(struct ofa *m, const struct ctr *emb, const struct dataset *ds,
 	tc.z = xcalloc((size_t)Bm * c->z_dim, sizeof(float));
 	tc.bud = xcalloc((size_t)Bm, sizeof(float));
 	tc.y = xcalloc((size_t)Bm, sizeof(float));
-	fo.epochs = o->epochs;
-	fo.batch = Bm;
-	fo.patience = o->patience;
-	fo.seed = o->seed;
-	fo.reseed = 0;
-	fo.stop = o->stop;
+	fo = (struct fit_opts){ o->epochs, Bm, o->patience, o->seed, 0,
+	    o->stop };
 	rc = fit_run(m->p.params, m->p.n_params, idx, n, &fo, &h, &fs);
 	ofa_zero_grad(m);
 	st.train_loss = fs.train_loss;
