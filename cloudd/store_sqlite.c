@@ -225,34 +225,17 @@ get_meta(struct sq *st, const char *key)
 	return v;
 }
 
-/* n_side and side_card<k> (the schema fixes them: max() is a no-op). */
+/* set_meta and get_meta for store_side_meta_set/get */
 static int
-set_side_meta(struct sq *st, const struct dataset *ds)
+meta_set(struct store *base, const char *key, int64_t v)
 {
-	char key[32];
-	int rc = 0;
-
-	if (ds->n_side == 0 || ds->n_side > SAMPLE_SIDE_MAX)
-		return 0;
-	rc = set_meta(st, "n_side", ds->n_side);
-	for (uint32_t k = 0; k < ds->n_side && rc == 0; k++) {
-		snprintf(key, sizeof(key), "side_card%u", k);
-		rc = set_meta(st, key, ds->side_card[k]);
-	}
-	return rc;
+	return set_meta(SQ(base), key, v);
 }
 
-static void
-get_side_meta(struct sq *st, struct dataset *ds)
+static int64_t
+meta_get(struct store *base, const char *key)
 {
-	char key[32];
-	int64_t ns = get_meta(st, "n_side");
-
-	ds->n_side = ns > 0 && ns <= SAMPLE_SIDE_MAX ? (uint32_t)ns : 0;
-	for (uint32_t k = 0; k < ds->n_side; k++) {
-		snprintf(key, sizeof(key), "side_card%u", k);
-		ds->side_card[k] = (uint32_t)get_meta(st, key);
-	}
+	return get_meta(SQ(base), key);
 }
 
 /* The pool's schema text into *out (malloc'ed), or NULL when none. */
@@ -368,7 +351,7 @@ sq_pool_insert(struct store *base, const struct dataset *ds,
 	if ((rc = set_meta(st, "n_users", ds->n_users)) != 0 ||
 	    (rc = set_meta(st, "n_items", ds->n_items)) != 0 ||
 	    (rc = set_meta(st, "n_genres", ds->n_genres)) != 0 ||
-	    (rc = set_side_meta(st, ds)) != 0)
+	    (rc = store_side_meta_set(&st->base, meta_set, ds)) != 0)
 		goto fail;
 	if ((rc = exec(st, "COMMIT")) != 0)
 		goto fail;
@@ -456,7 +439,7 @@ sq_pool_load(struct store *base, struct dataset *ds, uint64_t **rowid)
 	ds->n_users = (uint32_t)get_meta(st, "n_users");
 	ds->n_items = (uint32_t)get_meta(st, "n_items");
 	ds->n_genres = (uint32_t)get_meta(st, "n_genres");
-	get_side_meta(st, ds);
+	store_side_meta_get(&st->base, meta_get, ds);
 	if (rc != 0) {
 		free(ids);
 		return rc;
