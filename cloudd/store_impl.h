@@ -76,19 +76,6 @@ struct store {
 	char			 err[256];	/* last error, for store_errmsg */
 };
 
-/*
- * The pool's side fields as the meta rows n_side and side_card<k>,
- * through a backend's own meta accessors: set is an upsert keeping the
- * greater value (the schema fixes them, so rewriting is a no-op), get
- * returns 0 for a missing key. Nothing is written without side fields.
- */
-typedef int	store_meta_set_fn(struct store *, const char *, int64_t);
-typedef int64_t	store_meta_get_fn(struct store *, const char *);
-int	store_side_meta_set(struct store *s, store_meta_set_fn *set,
-	    const struct dataset *ds);
-void	store_side_meta_get(struct store *s, store_meta_get_fn *get,
-	    struct dataset *ds);
-
 /* store_sqlite.c: target is a file path (or ":memory:"). */
 int	store_sqlite_open(struct store **out, const char *target, int busy_ms,
 	    char *err, size_t errlen);

@@ -14,6 +14,7 @@
 
 #include "cloudd/store.h"
 #include "cloudd/store_impl.h"
+#include "cloudd/store_meta.h"
 #include "shared/data/dataset.h"
 #include "shared/db.h"
 #include "shared/xmalloc.h"
@@ -225,7 +226,7 @@ get_meta(struct sq *st, const char *key)
 	return v;
 }
 
-/* set_meta and get_meta for store_side_meta_set/get */
+/* set_meta and get_meta for store_meta_side_put/get */
 static int
 meta_set(struct store *base, const char *key, int64_t v)
 {
@@ -351,7 +352,7 @@ sq_pool_insert(struct store *base, const struct dataset *ds,
 	if ((rc = set_meta(st, "n_users", ds->n_users)) != 0 ||
 	    (rc = set_meta(st, "n_items", ds->n_items)) != 0 ||
 	    (rc = set_meta(st, "n_genres", ds->n_genres)) != 0 ||
-	    (rc = store_side_meta_set(&st->base, meta_set, ds)) != 0)
+	    (rc = store_meta_side_put(&st->base, meta_set, ds)) != 0)
 		goto fail;
 	if ((rc = exec(st, "COMMIT")) != 0)
 		goto fail;
@@ -439,7 +440,7 @@ sq_pool_load(struct store *base, struct dataset *ds, uint64_t **rowid)
 	ds->n_users = (uint32_t)get_meta(st, "n_users");
 	ds->n_items = (uint32_t)get_meta(st, "n_items");
 	ds->n_genres = (uint32_t)get_meta(st, "n_genres");
-	store_side_meta_get(&st->base, meta_get, ds);
+	store_meta_side_get(&st->base, meta_get, ds);
 	if (rc != 0) {
 		free(ids);
 		return rc;
