@@ -30,6 +30,7 @@
 #include "shared/ml/ctr.h"
 #include "shared/ml/fit.h"
 #include "shared/ml/kern.h"
+#include "shared/ml/metapatch.h"
 #include "shared/ml/param.h"
 #include "shared/rng.h"
 #include "shared/xmalloc.h"
