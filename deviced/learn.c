@@ -42,7 +42,7 @@
 #include "deviced/encoder_dev.h"
 #include "deviced/label_correct.h"
 #include "deviced/learn.h"
-#include "deviced/sample_filter.h"
+#include "deviced/coda_filter.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
 #include "shared/ml/kern.h"

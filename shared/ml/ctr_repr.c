@@ -3,7 +3,7 @@
  * the downloaded CTR model: per sample concat(item embedding, genre bag,
  * behaviour), per user concat(user embedding, behaviour), each
  * L2-normalised (see ctr.h). The device sends them for the cloud's coarse
- * matching (cloudd/retrieve.c). Read-only over the model's public
+ * matching (cloudd/coda_retrieve.c). Read-only over the model's public
  * tensors, so it sits beside the model rather than inside it.
  *
  * Threads: any; only reads the model.
