@@ -2,7 +2,8 @@
  * ctr: the CTR model (see ctr.h for the architecture and the API contract).
  *
  * DESIGN. All parameters are one float buffer carved into named tensors in a
- * fixed order (the order ctr_io serialises), gradients a second buffer with
+ * fixed order (the order ctr_io serialises; the table, its optimisers and
+ * the epoch loop are param.c and fit.c), gradients a second buffer with
  * the same layout, so SGD/Adam over dense tensors is one loop and clone or
  * best-params snapshots are one memcpy. Embedding tables and the MetaPatch m
  * tables are row-sparse: backward records touched rows (struct kern_rows),

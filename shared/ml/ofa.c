@@ -5,8 +5,9 @@
  * section (stem, head, the controllers of all blocks), then block 0..L-1,
  * each one contiguous slice (w, b, a, bm, v, c, gw, gb), so that ofa_io
  * can ship a block as a slice and a device can hold a subset of blocks.
- * Gradients and Adam moments mirror the buffer. Training scratch is owned
- * by the model and grown to the largest batch.
+ * Gradients and Adam moments mirror the buffer (param.c; the epoch loop
+ * is fit.c). Training scratch is owned by the model and grown to the
+ * largest batch.
  *
  * Gates. In training every sample gets its own budget and its own hard
  * gates (threshold, then the budget projection), and every block is
