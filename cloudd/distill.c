@@ -38,6 +38,7 @@
 #include "dccl.pb-c.h"
 #include "shared/clock.h"
 #include "shared/data/dataset.h"
+#include "shared/ml/fit.h"
 #include "shared/log.h"
 #include "shared/rng.h"
 #include "shared/xmalloc.h"
@@ -179,86 +180,96 @@ distill_patch_is_base(const struct ctr *teacher, const struct store_patch *p,
  * device knowledge enter the shared ones.
  */
 static int
-per_user(const struct ctr_tensor *t)
+per_user(const struct param_tensor *t)
 {
 	return t->kind == CTR_T_PATCH_M || strcmp(t->name, "emb_user") == 0;
 }
 
+/* distill_fit's hooks for fit_run: ctr_train's step with the weights w. */
+struct fit_ctx {
+	struct ctr	*m;
+	const struct dataset *mix, *ds;
+	const uint32_t	*vai;
+	size_t		 nva;
+	const struct ctr_train_opts *o;
+	const float	*w;
+	float		*wb;		/* (batch) */
+	float		*keep;		/* frozen per-user rows, or NULL */
+	struct distill_stats *st;
+	int		 vals;		/* validations so far */
+};
+
+static int
+fit_grad(void *arg, const uint32_t *idx, int B, struct rng *rng,
+    double *loss)
+{
+	struct fit_ctx *c = arg;
+	int rc;
+
+	for (int b = 0; b < B; b++)
+		c->wb[b] = c->w[idx[b]];
+	if ((rc = ctr_forward(c->m, c->mix, idx, B, NULL)) != 0)
+		return rc;
+	ctr_zero_grad(c->m);
+	ctr_backward(c->m, c->keep != NULL ? CTR_SEL_ALL : c->o->sel, NULL,
+	    c->wb, NULL, loss);
+	return 0;
+}
+
+/* Copies the per-user rows between the model and keep (out: to keep). */
+static void
+per_user_copy(struct ctr *m, float *keep, int out)
+{
+	size_t at = 0;
+
+	for (int i = 0; i < ctr_num_tensors(m); i++) {
+		const struct param_tensor *t = ctr_tensor_at(m, i);
+		if (!per_user(t))
+			continue;
+		if (out)
+			memcpy(keep + at, t->data, t->n * sizeof(float));
+		else
+			memcpy(t->data, keep + at, t->n * sizeof(float));
+		at += t->n;
+	}
+}
+
 /*
- * One epoch of ctr_train's loop (same shuffle for the same seed) on all
- * tensors, with the per-user rows put back after every step, so that they
- * neither move nor feed Adam-driven drift into later batches.
+ * The step; with frozen per-user rows they are put back after every
+ * step, so that they neither move nor feed Adam-driven drift into later
+ * batches.
  */
 static int
-epoch_frozen(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
-    size_t n, const float *w, const struct ctr_train_opts *o,
-    double *train_loss)
+fit_update(void *arg)
 {
-	struct rng rng;
-	uint32_t *perm;
-	float *wb, *keep;
-	size_t nkeep = 0, at;
-	double sum = 0;
-	int rc = 0;
+	struct fit_ctx *c = arg;
+	int rc;
 
-	for (int i = 0; i < ctr_num_tensors(m); i++)
-		if (per_user(ctr_tensor_at(m, i)))
-			nkeep += ctr_tensor_at(m, i)->n;
-	keep = xmalloc((nkeep + 1) * sizeof(*keep));
-	at = 0;
-	for (int i = 0; i < ctr_num_tensors(m); i++) {
-		const struct ctr_tensor *t = ctr_tensor_at(m, i);
-		if (per_user(t)) {
-			memcpy(keep + at, t->data, t->n * sizeof(float));
-			at += t->n;
-		}
-	}
-	perm = xmalloc(n * sizeof(*perm));
-	memcpy(perm, idx, n * sizeof(*perm));
-	wb = xmalloc((size_t)o->batch * sizeof(*wb));
-	rng_seed(&rng, o->seed);
-	for (size_t i = n - 1; n > 1 && i > 0; i--) {
-		uint32_t j = rng_below(&rng, (uint32_t)(i + 1)), tmp = perm[i];
-		perm[i] = perm[j];
-		perm[j] = tmp;
-	}
-	for (size_t i = 0; i < n; i += (size_t)o->batch) {
-		int B = (int)(n - i < (size_t)o->batch ? n - i :
-		    (size_t)o->batch);
-		double l;
-
-		if (o->stop != NULL && atomic_load(o->stop)) {
-			rc = -ECANCELED;
-			break;
-		}
-		for (int b = 0; b < B; b++)
-			wb[b] = w[perm[i + b]];
-		if ((rc = ctr_forward(m, ds, perm + i, B, NULL)) != 0)
-			break;
-		ctr_zero_grad(m);
-		ctr_backward(m, CTR_SEL_ALL, NULL, wb, NULL, &l);
-		if (!isfinite(l)) {
-			rc = -ERANGE;
-			break;
-		}
-		if ((rc = ctr_step(m, CTR_SEL_ALL, &o->opt)) != 0)
-			break;
-		at = 0;
-		for (int t = 0; t < ctr_num_tensors(m); t++) {
-			const struct ctr_tensor *x = ctr_tensor_at(m, t);
-			if (per_user(x)) {
-				memcpy(x->data, keep + at, x->n * sizeof(float));
-				at += x->n;
-			}
-		}
-		sum += l * B;
-	}
-	ctr_zero_grad(m);
-	*train_loss = sum / (double)n;
-	free(wb);
-	free(perm);
-	free(keep);
+	rc = ctr_step(c->m, c->keep != NULL ? CTR_SEL_ALL : c->o->sel,
+	    &c->o->opt);
+	if (rc == 0 && c->keep != NULL)
+		per_user_copy(c->m, c->keep, 0);
 	return rc;
+}
+
+static int
+fit_val(void *arg, double *loss)
+{
+	struct fit_ctx *c = arg;
+	int rc = ctr_eval_logloss(c->m, c->ds, c->vai, c->nva, loss);
+
+	if (rc == 0 && c->vals++ == 0)
+		c->st->val_before = *loss;
+	return rc;
+}
+
+static void
+fit_epoch(void *arg, int epoch, double train, double val)
+{
+	struct fit_ctx *c = arg;
+
+	if (c->o->progress != NULL)
+		c->o->progress(c->o->progress_arg, epoch, train, val);
 }
 
 int
@@ -272,11 +283,14 @@ distill_fit(struct ctr *student, const struct dataset *ds,
 	int32_t *pick_of;
 	size_t *all, n_soft = 0, nmix;
 	struct dataset mix;
-	struct ctr_train_opts eo;
-	float *w = NULL, *best = NULL, *logit;
+	float *w = NULL, *logit;
 	uint32_t *idx = NULL;
-	double bestv = INFINITY, v;
-	int rc = 0, bad = 0;
+	struct fit_ctx fc;
+	struct fit_hooks h = { fit_grad, fit_update, NULL, NULL, fit_epoch,
+	    &fc };
+	struct fit_opts fo;
+	struct fit_stats fs;
+	int rc = 0;
 
 	memset(st, 0, sizeof(*st));
 	st->val_before = st->val_after = NAN;
@@ -357,65 +371,35 @@ distill_fit(struct ctr *student, const struct dataset *ds,
 	memcpy(idx, tri, ntr * sizeof(*idx));
 	for (size_t i = 0; i < n_soft; i++)
 		idx[ntr + i] = (uint32_t)(ds->n + i);
-	if (nva > 0) {
-		if ((rc = ctr_eval_logloss(student, ds, vai, nva, &v)) != 0)
-			goto out;
-		st->val_before = bestv = v;
-		best = xmalloc(ctr_num_params(student) * sizeof(float));
-		memcpy(best, ctr_params(student), ctr_num_params(student) *
-		    sizeof(float));
-	}
 	/*
-	 * One epoch per ctr_train call, with the validation rule of
-	 * ctr_train (the initial params are a candidate too), so that the
-	 * per-epoch logloss can be reported; Adam's moments live in the
-	 * model and carry over between calls.
+	 * ctr_train's loop and validation rule (the initial params are a
+	 * candidate too), each epoch shuffled anew from seed + epoch;
+	 * Adam's moments live in the model and carry over.
 	 */
-	eo = *o;
-	eo.epochs = 1;
-	eo.patience = 0;
-	eo.weight = w;
-	eo.offset = NULL;
-	eo.progress = NULL;
-	for (int e = 1; e <= o->epochs; e++) {
-		struct ctr_train_stats ts;
-		eo.seed = o->seed + (uint64_t)e;
-		if (flags & DISTILL_FIT_FREEZE_USERS)
-			rc = epoch_frozen(student, &mix, idx, ntr + n_soft, w,
-			    &eo, &ts.train_loss);
-		else
-			rc = ctr_train(student, &mix, idx, ntr + n_soft, NULL,
-			    0, &eo, &ts);
-		if (rc != 0)
-			break;
-		st->epochs = e;
-		v = NAN;
-		if (nva > 0) {
-			if ((rc = ctr_eval_logloss(student, ds, vai, nva,
-			    &v)) != 0)
-				break;
-			if (v < bestv) {
-				bestv = v;
-				st->best_epoch = e;
-				memcpy(best, ctr_params(student),
-				    ctr_num_params(student) * sizeof(float));
-				bad = 0;
-			} else
-				bad++;
-		} else
-			st->best_epoch = e;
-		if (o->progress != NULL)
-			o->progress(o->progress_arg, e, ts.train_loss, v);
-		if (nva > 0 && o->patience > 0 && bad >= o->patience)
-			break;
+	fc = (struct fit_ctx){ student, &mix, ds, vai, nva, o, w,
+	    xmalloc((size_t)o->batch * sizeof(float)), NULL, st, 0 };
+	if (flags & DISTILL_FIT_FREEZE_USERS) {
+		size_t nkeep = 0;
+		for (int i = 0; i < ctr_num_tensors(student); i++)
+			if (per_user(ctr_tensor_at(student, i)))
+				nkeep += ctr_tensor_at(student, i)->n;
+		fc.keep = xmalloc((nkeep + 1) * sizeof(float));
+		per_user_copy(student, fc.keep, 1);
 	}
-	if (best != NULL) {
-		memcpy(ctr_params(student), best, ctr_num_params(student) *
-		    sizeof(float));
-		st->val_after = bestv;
-	}
+	if (nva > 0)
+		h.val = fit_val;
+	/* the seed is ctr_train's, + epoch */
+	fo = (struct fit_opts){ o->epochs, o->batch, o->patience, o->seed, 1,
+	    o->stop };
+	rc = fit_run(ctr_params(student), ctr_num_params(student), idx,
+	    ntr + n_soft, &fo, &h, &fs);
+	ctr_zero_grad(student);
+	st->epochs = fs.epochs;
+	st->best_epoch = fs.best_epoch;
+	st->val_after = fs.val_loss;
+	free(fc.keep);
+	free(fc.wb);
 out:
-	free(best);
 	free(idx);
 	free(logit);
 	free(w);

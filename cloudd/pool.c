@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "cloudd/cloudd.h"
-#include "cloudd/retrieve.h"
+#include "cloudd/coda_retrieve.h"
 #include "shared/clock.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"

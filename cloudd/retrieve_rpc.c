@@ -13,7 +13,7 @@
 
 #include "cloudd/cloudd.h"
 #include "cloudd/guard.h"
-#include "cloudd/retrieve.h"
+#include "cloudd/coda_retrieve.h"
 #include "cloudd/rpc.h"
 #include "shared/clock.h"
 #include "shared/log.h"

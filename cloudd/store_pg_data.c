@@ -11,6 +11,7 @@
 
 #include "cloudd/store.h"
 #include "cloudd/store_impl.h"
+#include "cloudd/store_meta.h"
 #include "cloudd/store_pg_impl.h"
 #include "shared/data/dataset.h"
 #include "shared/xmalloc.h"
@@ -45,34 +46,17 @@ get_meta(struct pg *st, const char *key)
 	return v;
 }
 
-/* n_side and side_card<k> (the schema fixes them: greatest() is a no-op). */
+/* set_meta and get_meta for store_meta_side_put/get */
 static int
-set_side_meta(struct pg *st, const struct dataset *ds)
+meta_set(struct store *base, const char *key, int64_t v)
 {
-	char key[32];
-	int rc;
-
-	if (ds->n_side == 0 || ds->n_side > SAMPLE_SIDE_MAX)
-		return 0;
-	rc = set_meta(st, "n_side", ds->n_side);
-	for (uint32_t k = 0; k < ds->n_side && rc == 0; k++) {
-		snprintf(key, sizeof(key), "side_card%u", k);
-		rc = set_meta(st, key, ds->side_card[k]);
-	}
-	return rc;
+	return set_meta(PG(base), key, v);
 }
 
-static void
-get_side_meta(struct pg *st, struct dataset *ds)
+static int64_t
+meta_get(struct store *base, const char *key)
 {
-	char key[32];
-	int64_t ns = get_meta(st, "n_side");
-
-	ds->n_side = ns > 0 && ns <= SAMPLE_SIDE_MAX ? (uint32_t)ns : 0;
-	for (uint32_t k = 0; k < ds->n_side; k++) {
-		snprintf(key, sizeof(key), "side_card%u", k);
-		ds->side_card[k] = (uint32_t)get_meta(st, key);
-	}
+	return get_meta(PG(base), key);
 }
 
 /* The pool's schema text into *out (malloc'ed), or NULL when none. */
@@ -173,7 +157,7 @@ pg_pool_insert(struct store *base, const struct dataset *ds,
 	if ((rc = set_meta(st, "n_users", ds->n_users)) != 0 ||
 	    (rc = set_meta(st, "n_items", ds->n_items)) != 0 ||
 	    (rc = set_meta(st, "n_genres", ds->n_genres)) != 0 ||
-	    (rc = set_side_meta(st, ds)) != 0 ||
+	    (rc = store_meta_side_put(&st->base, meta_set, ds)) != 0 ||
 	    (rc = exec(st, "COMMIT")) != 0)
 		goto fail;
 	*rows = ds->n;
@@ -231,7 +215,7 @@ pg_pool_load(struct store *base, struct dataset *ds, uint64_t **rowid)
 	ds->n_users = (uint32_t)get_meta(st, "n_users");
 	ds->n_items = (uint32_t)get_meta(st, "n_items");
 	ds->n_genres = (uint32_t)get_meta(st, "n_genres");
-	get_side_meta(st, ds);
+	store_meta_side_get(&st->base, meta_get, ds);
 	*rowid = ids;
 	return 0;
 }

@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 
 #include "deviced/delay.h"
+#include "deviced/dev_model.h"
 #include "deviced/deviced.h"
 #include "deviced/dp.h"
 #include "deviced/learn.h"
@@ -575,96 +576,6 @@ device_state_name(enum dev_state s)
 }
 
 /*
- * Cloud models are read-only once installed (training clones them), so the
- * devices one deviced hosts share one copy per version and checksum: with
- * hundreds of devices per process a copy each was most of their memory.
- * Loop thread only; a running job holds its device's reference.
- */
-struct dev_model {
-	struct dev_model	*next;
-	uint64_t		 version;
-	uint8_t			 sum[32];
-	double			 global_ctr;
-	int			 refs;
-	struct ctr		*m;
-	struct enc		*enc;	/* its auxiliary encoder, or NULL */
-};
-
-/* The model packed in blob, shared if this deviced already holds it. */
-static int
-model_get(struct deviced *dd, uint64_t version, const void *blob,
-    size_t len, struct ctr **out, double *global_ctr, char *err,
-    size_t errlen)
-{
-	struct dev_model *e;
-	struct ctr_meta meta;
-	uint8_t sum[32];
-	int rc;
-
-	crypto_generichash(sum, sizeof(sum), blob, len, NULL, 0);
-	for (e = dd->models; e != NULL; e = e->next)
-		if (e->version == version && memcmp(e->sum, sum, 32) == 0)
-			break;
-	if (e == NULL) {
-		struct ctr *m = NULL;
-		struct enc *en = NULL;
-		if ((rc = ctr_io_unpack(&m, &meta, blob, len, err, errlen)))
-			return rc;
-		if ((rc = encoder_io_unpack(&en, NULL, m, blob, len, err,
-		    errlen))) {
-			ctr_free(m);
-			return rc;
-		}
-		e = xcalloc(1, sizeof(*e));
-		e->enc = en;
-		e->version = version;
-		memcpy(e->sum, sum, sizeof(sum));
-		e->global_ctr = meta.global_ctr;
-		e->m = m;
-		e->next = dd->models;
-		dd->models = e;
-	}
-	e->refs++;
-	*out = e->m;
-	if (global_ctr != NULL)
-		*global_ctr = e->global_ctr;
-	return 0;
-}
-
-/* Drops a reference from model_get; the last one frees the model. */
-static void
-model_put(struct deviced *dd, struct ctr *m)
-{
-	struct dev_model **pp, *e;
-
-	if (m == NULL)
-		return;
-	for (pp = &dd->models; (e = *pp) != NULL; pp = &e->next)
-		if (e->m == m)
-			break;
-	if (e == NULL) {
-		ctr_free(m);	/* not shared */
-		return;
-	}
-	if (--e->refs > 0)
-		return;
-	*pp = e->next;
-	ctr_free(e->m);
-	enc_free(e->enc);
-	free(e);
-}
-
-/* The encoder shipped with shared model m (model_get), or NULL. */
-static struct enc *
-model_enc(const struct deviced *dd, const struct ctr *m)
-{
-	for (const struct dev_model *e = dd->models; e != NULL; e = e->next)
-		if (e->m == m)
-			return e->enc;
-	return NULL;
-}
-
-/*
  * A model whose side fields are not the local data's is refused
  * (MODEL_FIT_EREFUSED), logged, and remembered by on_chunk so the device
  * does not fetch that version again (model_fit.h). A device without
@@ -723,23 +634,23 @@ install_model(struct device *d)
 		rc = -EBADMSG;
 		goto fail;
 	}
-	if ((rc = model_get(d->dd, d->dl_version, blob, len, &m, &gctr, err,
+	if ((rc = dev_model_get(d->dd, d->dl_version, blob, len, &m, &gctr, err,
 	    sizeof(err)))) {
 		log_warnx("DOWNLOAD: device=%s model v%llu refused: %s", d->id,
 		    (unsigned long long)d->dl_version, err);
 		goto fail;
 	}
 	if ((rc = model_fits(d, m, d->dl_version)) != 0) {
-		model_put(d->dd, m);
+		dev_model_put(d->dd, m);
 		goto fail;
 	}
 	if ((rc = dstore_model_put(d->st, d->dl_version, blob, len)) != 0) {
-		model_put(d->dd, m);
+		dev_model_put(d->dd, m);
 		goto fail;
 	}
-	model_put(d->dd, d->model);
+	dev_model_put(d->dd, d->model);
 	d->model = m;
-	d->enc = model_enc(d->dd, m);
+	d->enc = dev_model_enc(d->dd, m);
 	d->version = d->dl_version;
 	d->global_ctr = gctr;
 	dstore_dl_clear(d->st);
@@ -1252,18 +1163,18 @@ device_init(struct deviced *dd, struct device *d, const char *id,
 	for (size_t i = 0; i < d->test.n; i++)
 		d->test.s[i].user = user;
 	if (dstore_model_get(d->st, &d->version, &blob, &len) == 0) {
-		if (model_get(dd, d->version, blob, len, &d->model, NULL, err,
+		if (dev_model_get(dd, d->version, blob, len, &d->model, NULL, err,
 		    sizeof(err))) {
 			log_warnx("MODEL: device=%s stored model refused: %s",
 			    id, err);
 			d->version = 0;
 		} else if (model_fits(d, d->model, d->version) != 0) {
 			/* The local data changed schema since. */
-			model_put(dd, d->model);
+			dev_model_put(dd, d->model);
 			d->model = NULL;
 			d->version = 0;
 		} else
-			d->enc = model_enc(dd, d->model);
+			d->enc = dev_model_enc(dd, d->model);
 		free(blob);
 	}
 	/*
@@ -1371,7 +1282,7 @@ device_fini(struct device *d)
 		sodium_memzero(d->auth, sizeof(*d->auth));
 	free(d->auth);
 	free(d->pend);
-	model_put(d->dd, d->model);
+	dev_model_put(d->dd, d->model);
 	d->model = NULL;
 	d->enc = NULL;
 	dataset_fini(&d->local);

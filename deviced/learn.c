@@ -44,9 +44,9 @@
 #include "deviced/encoder_dev.h"
 #include "deviced/label_correct.h"
 #include "deviced/learn.h"
+#include "deviced/coda_filter.h"
 #include "deviced/pairwise.h"
 #include "deviced/partial.h"
-#include "deviced/sample_filter.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
 #include "shared/ml/kern.h"
@@ -280,7 +280,7 @@ bce(double z, double y)
 static float *
 bias_row(const struct ctr *c, uint32_t user)
 {
-	const struct ctr_tensor *t = ctr_tensor_find(c, "patch_b");
+	const struct param_tensor *t = ctr_tensor_find(c, "patch_b");
 	uint32_t nu = ctr_config(c)->n_users;
 
 	return t == NULL ? NULL : t->data + (user < nu ? user : nu);

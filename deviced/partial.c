@@ -38,8 +38,8 @@ partial_mix(struct ctr *c, const struct ctr *c0, const float *save, double a,
 	    ctr_num_params(c0))
 		return -EINVAL;
 	for (int i = 0; i < nt; i++) {
-		const struct ctr_tensor *t = ctr_tensor_at(c, i);
-		const struct ctr_tensor *t0 = ctr_tensor_at(c0, i);
+		const struct param_tensor *t = ctr_tensor_at(c, i);
+		const struct param_tensor *t0 = ctr_tensor_at(c0, i);
 		const float *s = save + (t->data - base);
 
 		if (t->n != t0->n)

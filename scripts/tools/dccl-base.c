@@ -32,6 +32,7 @@
 #include <sys/stat.h>
 
 #include "cloudd/train_model.h"
+#include "scripts/tools/splitdir.h"
 #include "shared/clock.h"
 #include "shared/data/dataset.h"
 #include "shared/ml/ctr.h"
@@ -90,25 +91,6 @@ mkdirs(const char *p)
 	return mkdir(b, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-/* Every device's file of one kind (local, test), appended into ds. */
-static int
-read_devices(struct dataset *ds, const char *dir, uint32_t nu,
-    const char *kind)
-{
-	char p[4096];
-	struct dataset_err err;
-
-	for (uint32_t u = 0; u < nu; u++) {
-		snprintf(p, sizeof(p), "%s/devices/%u.%s.csv", dir, u, kind);
-		memset(&err, 0, sizeof(err));
-		if (dataset_read_csv(ds, p, NULL, &err) != 0) {
-			fprintf(stderr, "%s: %s: %s\n", prog, p, err.msg);
-			return -1;
-		}
-	}
-	return 0;
-}
-
 static int
 write_preds(FILE *fp, struct ctr *m, const char *name,
     const struct dataset *ds)
@@ -129,16 +111,6 @@ out:
 	free(p);
 	free(idx);
 	return rc;
-}
-
-static uint32_t *
-to_u32(const struct dataset_idx *x)
-{
-	uint32_t *v = xcalloc(x->n + 1, sizeof(*v));
-
-	for (size_t i = 0; i < x->n; i++)
-		v[i] = (uint32_t)x->v[i];
-	return v;
 }
 
 int
@@ -182,31 +154,12 @@ main(int argc, char **argv)
 	openblas_set_num_threads(1);
 
 	char p[4096];
-	struct dataset_meta meta;
-	struct dataset_err derr;
-	struct dataset pool, loc, tst;
-	dataset_meta_init(&meta);
-	snprintf(p, sizeof(p), "%s/meta.txt", dir);
-	if (dataset_meta_read(&meta, p, &derr) != 0) {
-		fprintf(stderr, "%s: %s: %s\n", prog, p, derr.msg);
+	struct splitdir sd;
+	if (splitdir_load(&sd, dir, prog) != 0)
 		return 1;
-	}
-	dataset_init(&pool);
-	dataset_init(&loc);
-	dataset_init(&tst);
-	snprintf(p, sizeof(p), "%s/pool.csv", dir);
-	if (dataset_read_csv(&pool, p, NULL, &derr) != 0) {
-		fprintf(stderr, "%s: %s: %s\n", prog, p, derr.msg);
-		return 1;
-	}
-	if (read_devices(&loc, dir, meta.n_users, "local") != 0 ||
-	    read_devices(&tst, dir, meta.n_users, "test") != 0)
-		return 1;
-	pool.n_users = meta.n_users;
-	pool.n_items = meta.n_items;
-	pool.n_genres = meta.n_genres;
 	printf("data: %s: %u users, pool %zu, local %zu, test %zu, %u side "
-	    "fields\n", dir, meta.n_users, pool.n, loc.n, tst.n, pool.n_side);
+	    "fields\n", dir, sd.meta.n_users, sd.pool.n, sd.loc.n, sd.tst.n,
+	    sd.pool.n_side);
 
 	FILE *fv, *ft, *fs;
 	snprintf(p, sizeof(p), "%s/val", out);
@@ -227,21 +180,13 @@ main(int argc, char **argv)
 	fprintf(fs, "variant,params,epochs,best_epoch,val_logloss,train_s,"
 	    "samples_per_s\n");
 
-	struct dataset_idx all, tr, va;
-	dataset_idx_all(&all, &pool);
-	if (dataset_carve_val(&tr, &va, &all, 0.1) != 0) {
-		fprintf(stderr, "%s: validation split failed\n", prog);
-		return 1;
-	}
-	uint32_t *tri = to_u32(&tr), *vai = to_u32(&va);
 	for (int k = 0; k < nv; k++) {
 		struct ctr_config cc;
-		struct ctr_train_opts co;
 		struct ctr_train_stats st;
 		struct ctr *m = NULL;
 
 		/* cloudd's shape; the options are the variant's */
-		train_model_defaults(&cc, &pool);
+		train_model_defaults(&cc, &sd.pool);
 		cc.interaction = var[k].inter;
 		cc.attention = var[k].att;
 		if (!var[k].side)
@@ -251,12 +196,8 @@ main(int argc, char **argv)
 			    var[k].name);
 			return 1;
 		}
-		ctr_train_opts_default(&co);
-		co.epochs = 20;
-		co.patience = 2;
-		co.seed = seed;
 		double t0 = clock_now();
-		int rc = ctr_train(m, &pool, tri, tr.n, vai, va.n, &co, &st);
+		int rc = splitdir_train_cloud(m, &sd, seed, &st);
 		double dt = clock_now() - t0;
 		if (rc != 0) {
 			fprintf(stderr, "%s: %s: training failed (%d)\n", prog,
@@ -266,12 +207,12 @@ main(int argc, char **argv)
 		printf("%s: %zu params, %d epochs (best %d), val logloss %.4f, "
 		    "%.1f s, %.0f samples/s\n", var[k].name, ctr_num_params(m),
 		    st.epochs, st.best_epoch, st.val_loss, dt,
-		    (double)tr.n * st.epochs / dt);
+		    (double)sd.ntr * st.epochs / dt);
 		fprintf(fs, "%s,%zu,%d,%d,%.6f,%.3f,%.0f\n", var[k].name,
 		    ctr_num_params(m), st.epochs, st.best_epoch, st.val_loss,
-		    dt, (double)tr.n * st.epochs / dt);
-		if (write_preds(fv, m, var[k].name, &loc) != 0 ||
-		    write_preds(ft, m, var[k].name, &tst) != 0) {
+		    dt, (double)sd.ntr * st.epochs / dt);
+		if (write_preds(fv, m, var[k].name, &sd.loc) != 0 ||
+		    write_preds(ft, m, var[k].name, &sd.tst) != 0) {
 			fprintf(stderr, "%s: %s: prediction failed\n", prog,
 			    var[k].name);
 			return 1;
@@ -280,14 +221,7 @@ main(int argc, char **argv)
 	}
 	if (fclose(fv) != 0 || fclose(ft) != 0 || fclose(fs) != 0)
 		goto io;
-	free(tri);
-	free(vai);
-	dataset_idx_fini(&all);
-	dataset_idx_fini(&tr);
-	dataset_idx_fini(&va);
-	dataset_fini(&pool);
-	dataset_fini(&loc);
-	dataset_fini(&tst);
+	splitdir_fini(&sd);
 	return 0;
 io:
 	fprintf(stderr, "%s: %s: cannot write\n", prog, out);

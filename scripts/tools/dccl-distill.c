@@ -260,8 +260,8 @@ patch_gap(struct run *r, size_t d, struct ctr *m, struct ctr *c)
 	float *p1 = xcalloc(np + 1, sizeof(float));
 
 	for (int i = 0; i < ctr_num_tensors(c); i++) {
-		const struct ctr_tensor *s = ctr_tensor_at(c, i);
-		const struct ctr_tensor *t = ctr_tensor_at(m, i);
+		const struct param_tensor *s = ctr_tensor_at(c, i);
+		const struct param_tensor *t = ctr_tensor_at(m, i);
 		if (s->kind != CTR_T_PATCH_M)
 			continue;
 		for (uint32_t k = 0; k < s->shape[1]; k++) {
@@ -336,8 +336,8 @@ device(struct run *r, size_t d, int rd, struct ctr *m, struct ctr *teacher)
 		patch_gap(r, d, m, c);
 	if (adopted && teacher != NULL) {
 		for (int i = 0; i < ctr_num_tensors(c); i++) {
-			const struct ctr_tensor *s = ctr_tensor_at(c, i);
-			const struct ctr_tensor *t = ctr_tensor_at(teacher, i);
+			const struct param_tensor *s = ctr_tensor_at(c, i);
+			const struct param_tensor *t = ctr_tensor_at(teacher, i);
 			if (s->kind != CTR_T_PATCH_M)
 				continue;
 			memcpy(t->data + (size_t)u * s->shape[1],

@@ -348,7 +348,7 @@ main(int argc, char **argv)
 	{
 		struct ctr *cn = ctr_clone(cloud);
 		for (int i = 0; i < ctr_num_tensors(cn); i++) {
-			const struct ctr_tensor *t = ctr_tensor_at(cn, i);
+			const struct param_tensor *t = ctr_tensor_at(cn, i);
 			if (t->kind == CTR_T_PATCH_M || t->kind == CTR_T_PATCH_B)
 				memset(t->data, 0, t->n * sizeof(float));
 		}

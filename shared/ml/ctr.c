@@ -2,7 +2,8 @@
  * ctr: the CTR model (see ctr.h for the architecture and the API contract).
  *
  * DESIGN. All parameters are one float buffer carved into named tensors in a
- * fixed order (the order ctr_io serialises), gradients a second buffer with
+ * fixed order (the order ctr_io serialises; the table, its optimisers and
+ * the epoch loop are param.c and fit.c), gradients a second buffer with
  * the same layout, so SGD/Adam over dense tensors is one loop and clone or
  * best-params snapshots are one memcpy. Embedding tables and the MetaPatch m
  * tables are row-sparse: backward records touched rows (struct kern_rows),
@@ -28,7 +29,10 @@
 #include <string.h>
 
 #include "shared/ml/ctr.h"
+#include "shared/ml/fit.h"
 #include "shared/ml/kern.h"
+#include "shared/ml/metapatch.h"
+#include "shared/ml/param.h"
 #include "shared/rng.h"
 #include "shared/xmalloc.h"
 
@@ -46,15 +50,8 @@ struct ctr {
 	int		 P;		/* pairwise dots, 0 without interaction */
 	int		 L;		/* hidden layers */
 	int		 R;		/* patch rank */
-	size_t		 n_params;
-	float		*params;	/* (n_params) */
-	float		*grads;		/* (n_params) */
-	float		*adam_m;	/* (n_params), lazily */
-	float		*adam_v;
-	long		 adam_t;
-
-	int		 n_tensors;
-	struct ctr_tensor t[CTR_MAX_TENSORS];
+	struct param_table p;	/* over t and rows */
+	struct param_tensor t[CTR_MAX_TENSORS];
 	int		 ti_w[CTR_MAX_LAYERS], ti_b[CTR_MAX_LAYERS];
 	int		 ti_ow, ti_ob;
 	int		 ti_pu[CTR_MAX_LAYERS], ti_pv[CTR_MAX_LAYERS];
@@ -124,20 +121,9 @@ layout(const struct ctr_config *cfg, struct ctr *m)
 	int nt = 0, D = cfg->dim, R = cfg->patch_rank, L = cfg->n_hidden;
 	int C = ctr_config_input_dim(cfg);
 
-#define ADD(nm, r, c, nd, sp, k) do {					\
-	if (m != NULL) {						\
-		struct ctr_tensor *t_ = &m->t[nt];			\
-		snprintf(t_->name, sizeof(t_->name), "%s", (nm));	\
-		t_->shape[0] = (uint32_t)(r);				\
-		t_->shape[1] = (uint32_t)(c);				\
-		t_->ndim = (nd);					\
-		t_->n = (size_t)(r) * (size_t)(c);			\
-		t_->sparse = (sp);					\
-		t_->kind = (k);						\
-	}								\
-	total += (size_t)(r) * (size_t)(c);				\
-	nt++;								\
-} while (0)
+#define ADD(nm, r, c, nd, sp, k)					\
+	param_add(m != NULL ? m->t : NULL, &nt, &total, (nm), (size_t)(r), \
+	    (size_t)(c), (nd), (sp), (k), -1)
 
 	ADD("emb_user", (size_t)cfg->n_users + 1, D, 2, 1, CTR_T_BASE);
 	ADD("emb_item", (size_t)cfg->n_items + 1, D, 2, 1, CTR_T_BASE);
@@ -207,7 +193,7 @@ layout(const struct ctr_config *cfg, struct ctr *m)
 		    CTR_T_PATCH_B);
 #undef ADD
 	if (m != NULL)
-		m->n_tensors = nt;
+		m->p.n_tensors = nt;
 	return total;
 }
 
@@ -264,7 +250,6 @@ static struct ctr *
 ctr_alloc(const struct ctr_config *cfg)
 {
 	struct ctr *m = xcalloc(1, sizeof(*m));
-	size_t off = 0;
 
 	m->cfg = *cfg;
 	/* unused hidden[] slots are 0, so configs compare with memcmp */
@@ -277,36 +262,9 @@ ctr_alloc(const struct ctr_config *cfg)
 	m->C0 = ctr_config_input_dim(cfg);
 	m->L = cfg->n_hidden;
 	m->R = cfg->n_hidden > 0 ? cfg->patch_rank : 0;
-	m->n_params = layout(cfg, m);
-	m->params = xcalloc(m->n_params, sizeof(float));
-	m->grads = xcalloc(m->n_params, sizeof(float));
-	for (int i = 0; i < m->n_tensors; i++) {
-		struct ctr_tensor *t = &m->t[i];
-		t->data = m->params + off;
-		t->grad = m->grads + off;
-		off += t->n;
-		if (t->sparse) {
-			m->rows[i].mark = xcalloc(t->shape[0] ? t->shape[0] : 1,
-			    1);
-			m->rows[i].list = xcalloc(t->shape[0] ? t->shape[0] : 1,
-			    sizeof(uint32_t));
-		}
-	}
+	layout(cfg, m);
+	param_alloc(&m->p, m->t, m->p.n_tensors, m->rows);
 	return m;
-}
-
-static void
-fill_normal(float *p, size_t n, double std, struct rng *r)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (float)(std * rng_normal(r));
-}
-
-static void
-fill_unif(float *p, size_t n, double a, struct rng *r)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (float)(a * (2.0 * rng_unif(r) - 1.0));
 }
 
 int
@@ -323,15 +281,15 @@ ctr_new(struct ctr **out, const struct ctr_config *cfg, uint64_t seed)
 	D = cfg->dim;
 	rng_seed(&rng, seed);
 	for (int i = T_USER; i <= T_WDAY; i++)
-		fill_normal(m->t[i].data, m->t[i].n, EMB_INIT_STD, &rng);
+		param_fill_normal(m->t[i].data, m->t[i].n, EMB_INIT_STD, &rng);
 	/* OOV rows start at zero: an unknown id contributes nothing. */
 	memset(m->t[T_USER].data + (size_t)cfg->n_users * D, 0,
 	    (size_t)D * sizeof(float));
 	memset(m->t[T_ITEM].data + (size_t)cfg->n_items * D, 0,
 	    (size_t)D * sizeof(float));
 	for (uint32_t f = 0; f < cfg->n_side; f++) {
-		struct ctr_tensor *t = &m->t[m->ti_side[f]];
-		fill_normal(t->data, t->n, EMB_INIT_STD, &rng);
+		struct param_tensor *t = &m->t[m->ti_side[f]];
+		param_fill_normal(t->data, t->n, EMB_INIT_STD, &rng);
 		memset(t->data + (size_t)cfg->side_card[f] * D, 0,
 		    (size_t)D * sizeof(float));
 	}
@@ -343,14 +301,14 @@ ctr_new(struct ctr **out, const struct ctr_config *cfg, uint64_t seed)
 		int tw = l < m->L ? m->ti_w[l] : m->ti_ow;
 		int tb = l < m->L ? m->ti_b[l] : m->ti_ob;
 		double a = 1.0 / sqrt((double)m->t[tw].shape[1]);
-		fill_unif(m->t[tw].data, m->t[tw].n, a, &rng);
-		fill_unif(m->t[tb].data, m->t[tb].n, a, &rng);
+		param_fill_unif(m->t[tw].data, m->t[tw].n, a, &rng);
+		param_fill_unif(m->t[tb].data, m->t[tb].n, a, &rng);
 	}
 	for (int l = 0; m->R > 0 && l < m->L; l++) {
 		int H = cfg->hidden[l];
-		fill_normal(m->t[m->ti_pu[l]].data, m->t[m->ti_pu[l]].n,
+		param_fill_normal(m->t[m->ti_pu[l]].data, m->t[m->ti_pu[l]].n,
 		    1.0 / sqrt((double)m->R), &rng);
-		fill_normal(m->t[m->ti_pv[l]].data, m->t[m->ti_pv[l]].n,
+		param_fill_normal(m->t[m->ti_pv[l]].data, m->t[m->ti_pv[l]].n,
 		    1.0 / sqrt((double)H), &rng);
 		/* patch_m stays 0: the patch starts as the identity. */
 	}
@@ -363,16 +321,9 @@ ctr_free(struct ctr *m)
 {
 	if (m == NULL)
 		return;
-	for (int i = 0; i < m->n_tensors; i++) {
-		free(m->rows[i].mark);
-		free(m->rows[i].list);
-	}
+	param_free(&m->p);
 	free(m->act);
 	free(m->ids);
-	free(m->adam_m);
-	free(m->adam_v);
-	free(m->grads);
-	free(m->params);
 	free(m);
 }
 
@@ -381,14 +332,8 @@ ctr_clone(const struct ctr *m)
 {
 	struct ctr *c = ctr_alloc(&m->cfg);
 
-	memcpy(c->params, m->params, m->n_params * sizeof(float));
-	if (m->adam_m != NULL) {
-		c->adam_m = xmalloc(m->n_params * sizeof(float));
-		c->adam_v = xmalloc(m->n_params * sizeof(float));
-		memcpy(c->adam_m, m->adam_m, m->n_params * sizeof(float));
-		memcpy(c->adam_v, m->adam_v, m->n_params * sizeof(float));
-		c->adam_t = m->adam_t;
-	}
+	memcpy(c->p.params, m->p.params, m->p.n_params * sizeof(float));
+	param_copy_adam(&c->p, &m->p);
 	return c;
 }
 
@@ -397,7 +342,7 @@ ctr_copy_params(struct ctr *dst, const struct ctr *src)
 {
 	if (memcmp(&dst->cfg, &src->cfg, sizeof(dst->cfg)) != 0)
 		return -EINVAL;
-	memcpy(dst->params, src->params, src->n_params * sizeof(float));
+	memcpy(dst->p.params, src->p.params, src->p.n_params * sizeof(float));
 	return 0;
 }
 
@@ -406,7 +351,7 @@ ctr_copy_params_sel(struct ctr *dst, const struct ctr *src, enum ctr_sel sel)
 {
 	if (memcmp(&dst->cfg, &src->cfg, sizeof(dst->cfg)) != 0)
 		return -EINVAL;
-	for (int i = 0; i < src->n_tensors; i++)
+	for (int i = 0; i < src->p.n_tensors; i++)
 		if (sel_trains(sel, src->t[i].kind))
 			memcpy(dst->t[i].data, src->t[i].data,
 			    src->t[i].n * sizeof(float));
@@ -422,36 +367,31 @@ ctr_config(const struct ctr *m)
 size_t
 ctr_num_params(const struct ctr *m)
 {
-	return m->n_params;
+	return m->p.n_params;
 }
 
 float *
 ctr_params(const struct ctr *m)
 {
-	return m->params;
+	return m->p.params;
 }
 
 int
 ctr_num_tensors(const struct ctr *m)
 {
-	return m->n_tensors;
+	return m->p.n_tensors;
 }
 
-const struct ctr_tensor *
+const struct param_tensor *
 ctr_tensor_at(const struct ctr *m, int i)
 {
-	if (i < 0 || i >= m->n_tensors)
-		return NULL;
-	return &m->t[i];
+	return param_at(&m->p, i);
 }
 
-const struct ctr_tensor *
+const struct param_tensor *
 ctr_tensor_find(const struct ctr *m, const char *name)
 {
-	for (int i = 0; i < m->n_tensors; i++)
-		if (strcmp(m->t[i].name, name) == 0)
-			return &m->t[i];
-	return NULL;
+	return param_find(&m->p, name);
 }
 
 /* ---- scratch ------------------------------------------------------------- */
@@ -530,12 +470,9 @@ map_id(uint32_t id, uint32_t n)
 	return id < n ? id : n;	/* row n is the OOV row */
 }
 
-/*
- * The history items the behaviour field pools: the last K of the sample's
- * list. A list that runs past ds->hist (a broken dataset) counts as empty.
- */
-static const uint32_t *
-behaviour_ids(const struct dataset *ds, const struct sample *s, int K,
+/* A list that runs past ds->hist (a broken dataset) counts as empty. */
+const uint32_t *
+ctr_behaviour_ids(const struct dataset *ds, const struct sample *s, int K,
     uint32_t *cnt)
 {
 	uint32_t n = s->hist_n;
@@ -736,7 +673,7 @@ gather_embed(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
 			if (s->genres & (1u << g))
 				m->gid[ng++] = g;
 		m->goff[b + 1] = ng;
-		h = behaviour_ids(ds, s, c->hist_k, &cnt);
+		h = ctr_behaviour_ids(ds, s, c->hist_k, &cnt);
 		for (uint32_t j = 0; j < cnt; j++)
 			m->bid[nb++] = map_id(h[j], c->n_items);
 		m->boff[b + 1] = nb;
@@ -928,13 +865,7 @@ sel_trains(enum ctr_sel sel, enum ctr_tkind k)
 void
 ctr_zero_grad(struct ctr *m)
 {
-	for (int i = 0; i < m->n_tensors; i++) {
-		struct ctr_tensor *t = &m->t[i];
-		if (t->sparse)
-			kern_rows_clear(&m->rows[i], t->grad, (int)t->shape[1]);
-		else if (!m->dense_clean)
-			memset(t->grad, 0, t->n * sizeof(float));
-	}
+	param_zero_grad(&m->p, m->dense_clean);
 	m->dense_clean = 1;
 }
 
@@ -1072,41 +1003,33 @@ ctr_backward(struct ctr *m, enum ctr_sel sel, const float *y, const float *w,
 	return 0;
 }
 
+/* The set of tensor kinds sel trains, as param_step takes it. */
+static unsigned
+sel_kinds(enum ctr_sel sel)
+{
+	unsigned k = 0;
+
+	for (int i = CTR_T_BASE; i <= CTR_T_PATCH_B; i++)
+		if (sel_trains(sel, (enum ctr_tkind)i))
+			k |= 1u << i;
+	return k;
+}
+
 int
 ctr_step(struct ctr *m, enum ctr_sel sel, const struct ctr_opt *o)
 {
-	if (o == NULL || !(o->lr >= 0.0f) || !isfinite(o->lr))
+	struct param_opt po;
+
+	if (o == NULL)
 		return -EINVAL;
-	if (o->kind != CTR_OPT_SGD && o->kind != CTR_OPT_ADAM)
-		return -EINVAL;
-	if (o->kind == CTR_OPT_ADAM) {
-		if (m->adam_m == NULL) {
-			m->adam_m = xcalloc(m->n_params, sizeof(float));
-			m->adam_v = xcalloc(m->n_params, sizeof(float));
-		}
-		m->adam_t++;
-	}
-	for (int i = 0; i < m->n_tensors; i++) {
-		struct ctr_tensor *t = &m->t[i];
-		size_t po = (size_t)(t->data - m->params);
-		if (!sel_trains(sel, t->kind) || t->n == 0)
-			continue;
-		if (o->kind == CTR_OPT_SGD && t->sparse)
-			sgd_rows(t->data, t->grad, m->rows[i].list,
-			    m->rows[i].n, (int)t->shape[1], o->lr, o->wd);
-		else if (o->kind == CTR_OPT_SGD)
-			sgd_update(t->data, t->grad, t->n, o->lr, o->wd);
-		else if (t->sparse)
-			adam_rows(t->data, t->grad, m->adam_m + po,
-			    m->adam_v + po, m->rows[i].list, m->rows[i].n,
-			    (int)t->shape[1], o->lr, o->beta1, o->beta2, o->eps,
-			    o->wd, m->adam_t);
-		else
-			adam_update(t->data, t->grad, m->adam_m + po,
-			    m->adam_v + po, t->n, o->lr, o->beta1, o->beta2,
-			    o->eps, o->wd, m->adam_t);
-	}
-	return 0;
+	po.kind = o->kind == CTR_OPT_SGD ? PARAM_OPT_SGD :
+	    o->kind == CTR_OPT_ADAM ? PARAM_OPT_ADAM : -1;
+	po.lr = o->lr;
+	po.beta1 = o->beta1;
+	po.beta2 = o->beta2;
+	po.eps = o->eps;
+	po.wd = o->wd;
+	return param_step(&m->p, sel_kinds(sel), &po);
 }
 
 /* ---- inference ----------------------------------------------------------- */
@@ -1167,17 +1090,74 @@ ctr_eval_logloss(struct ctr *m, const struct dataset *ds,
 
 /* ---- training --------------------------------------------------------------- */
 
+/* ctr_train's hooks for fit_run. */
+struct train_ctx {
+	struct ctr	*m;
+	const struct dataset *ds;
+	const struct ctr_train_opts *o;
+	const uint32_t	*val;
+	size_t		 nval;
+	float		*wb, *ob;	/* (batch) weights and offsets */
+};
+
+static int
+train_grad(void *arg, const uint32_t *idx, int B, struct rng *rng,
+    double *loss)
+{
+	struct train_ctx *c = arg;
+	const struct ctr_train_opts *o = c->o;
+	int rc;
+
+	for (int b = 0; b < B; b++) {
+		if (o->weight != NULL)
+			c->wb[b] = o->weight[idx[b]];
+		if (o->offset != NULL)
+			c->ob[b] = o->offset[idx[b]];
+	}
+	if ((rc = ctr_forward(c->m, c->ds, idx, B, NULL)) != 0)
+		return rc;
+	ctr_zero_grad(c->m);
+	ctr_backward(c->m, o->sel, NULL, o->weight ? c->wb : NULL,
+	    o->offset ? c->ob : NULL, loss);
+	return 0;
+}
+
+static int
+train_update(void *arg)
+{
+	struct train_ctx *c = arg;
+
+	return ctr_step(c->m, c->o->sel, &c->o->opt);
+}
+
+static int
+train_val(void *arg, double *loss)
+{
+	struct train_ctx *c = arg;
+
+	return ctr_eval_logloss(c->m, c->ds, c->val, c->nval, loss);
+}
+
+static void
+train_epoch(void *arg, int epoch, double train, double val)
+{
+	struct train_ctx *c = arg;
+
+	if (c->o->progress != NULL)
+		c->o->progress(c->o->progress_arg, epoch, train, val);
+}
+
 int
 ctr_train(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
     size_t n, const uint32_t *val, size_t nval,
     const struct ctr_train_opts *o, struct ctr_train_stats *stats)
 {
-	struct ctr_train_stats st = { NAN, NAN, 0, 0 };
-	struct rng rng;
-	uint32_t *perm = NULL;
-	float *best = NULL, *wb = NULL, *ob = NULL;
-	double best_loss = INFINITY;
-	int rc = 0, bad = 0;
+	struct train_ctx c = { m, ds, o, val, nval, NULL, NULL };
+	struct fit_hooks h = { train_grad, train_update,
+	    nval > 0 ? train_val : NULL, NULL, train_epoch, &c };
+	struct fit_opts fo;
+	struct fit_stats fs;
+	int rc;
 
 	if (o == NULL || ds == NULL || idx == NULL || n == 0 ||
 	    o->epochs < 1 || o->batch < 1 || (nval > 0 && val == NULL))
@@ -1187,200 +1167,21 @@ ctr_train(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
 	for (size_t i = 0; i < n; i++)
 		if (idx[i] >= ds->n)
 			return -EINVAL;
-
-	perm = xmalloc(n * sizeof(*perm));
-	memcpy(perm, idx, n * sizeof(*perm));
-	wb = xmalloc((size_t)o->batch * sizeof(float));
-	ob = xmalloc((size_t)o->batch * sizeof(float));
-	if (nval > 0) {
-		best = xmalloc(m->n_params * sizeof(float));
-		if ((rc = ctr_eval_logloss(m, ds, val, nval, &best_loss)) != 0)
-			goto out;
-		memcpy(best, m->params, m->n_params * sizeof(float));
-		st.val_loss = best_loss;
-	}
-	rng_seed(&rng, o->seed);
-
-	for (int e = 1; e <= o->epochs; e++) {
-		double sum = 0.0;
-		/* Fisher-Yates */
-		for (size_t i = n - 1; i > 0; i--) {
-			uint32_t j = rng_below(&rng, (uint32_t)(i + 1));
-			uint32_t tmp = perm[i];
-			perm[i] = perm[j];
-			perm[j] = tmp;
-		}
-		for (size_t i = 0; i < n; i += (size_t)o->batch) {
-			int B = (int)(n - i < (size_t)o->batch ? n - i :
-			    (size_t)o->batch);
-			double l;
-			if (o->stop != NULL && atomic_load(o->stop)) {
-				rc = -ECANCELED;
-				goto out;
-			}
-			for (int b = 0; b < B; b++) {
-				if (o->weight != NULL)
-					wb[b] = o->weight[perm[i + b]];
-				if (o->offset != NULL)
-					ob[b] = o->offset[perm[i + b]];
-			}
-			if ((rc = ctr_forward(m, ds, perm + i, B, NULL)) != 0)
-				goto out;
-			ctr_zero_grad(m);
-			ctr_backward(m, o->sel, NULL, o->weight ? wb : NULL,
-			    o->offset ? ob : NULL, &l);
-			if (!isfinite(l)) {
-				rc = -ERANGE;
-				goto out;
-			}
-			if ((rc = ctr_step(m, o->sel, &o->opt)) != 0)
-				goto out;
-			sum += l * B;
-		}
-		st.train_loss = sum / (double)n;
-		st.epochs = e;
-		double vl = NAN;
-		if (nval > 0) {
-			if ((rc = ctr_eval_logloss(m, ds, val, nval, &vl)) != 0)
-				goto out;
-			if (vl < best_loss) {
-				best_loss = vl;
-				st.best_epoch = e;
-				memcpy(best, m->params,
-				    m->n_params * sizeof(float));
-				bad = 0;
-			} else
-				bad++;
-		} else
-			st.best_epoch = e;
-		if (o->progress != NULL)
-			o->progress(o->progress_arg, e, st.train_loss, vl);
-		if (nval > 0 && o->patience > 0 && bad >= o->patience)
-			break;
-	}
-out:
-	if (best != NULL) {
-		memcpy(m->params, best, m->n_params * sizeof(float));
-		st.val_loss = best_loss;
-	}
+	c.wb = xmalloc((size_t)o->batch * sizeof(float));
+	c.ob = xmalloc((size_t)o->batch * sizeof(float));
+	fo = (struct fit_opts){ o->epochs, o->batch, o->patience, o->seed, 0,
+	    o->stop };
+	rc = fit_run(m->p.params, m->p.n_params, idx, n, &fo, &h, &fs);
 	ctr_zero_grad(m);
-	if (stats != NULL)
-		*stats = st;
-	free(best);
-	free(ob);
-	free(wb);
-	free(perm);
+	if (stats != NULL) {
+		stats->train_loss = fs.train_loss;
+		stats->val_loss = fs.val_loss;
+		stats->epochs = fs.epochs;
+		stats->best_epoch = fs.best_epoch;
+	}
+	free(c.ob);
+	free(c.wb);
 	return rc;
-}
-
-/* ---- representations ----------------------------------------------------- */
-
-int
-ctr_repr_dim(const struct ctr *m)
-{
-	return 3 * m->cfg.dim;
-}
-
-int
-ctr_user_repr_dim(const struct ctr *m)
-{
-	return 2 * m->cfg.dim;
-}
-
-/* out (D) += mean of the rows ids (cnt) of emb (V,D); nothing if cnt = 0. */
-static void
-pool_add(float *out, const float *emb, const uint32_t *ids, uint32_t cnt,
-    uint32_t n_valid, int D, int map)
-{
-	if (cnt == 0)
-		return;
-	float inv = 1.0f / (float)cnt;
-	for (uint32_t j = 0; j < cnt; j++) {
-		uint32_t id = map ? map_id(ids[j], n_valid) : ids[j];
-		const float *e = emb + (size_t)id * D;
-		for (int i = 0; i < D; i++)
-			out[i] += e[i] * inv;
-	}
-}
-
-/* behaviour (D) of sample s: mean item emb of its last K history items */
-static void
-behaviour_vec(const struct ctr *m, const struct dataset *ds,
-    const struct sample *s, float *out)
-{
-	uint32_t cnt;
-	const uint32_t *h = behaviour_ids(ds, s, m->cfg.hist_k, &cnt);
-
-	memset(out, 0, (size_t)m->cfg.dim * sizeof(float));
-	pool_add(out, m->t[T_ITEM].data, h, cnt, m->cfg.n_items, m->cfg.dim, 1);
-}
-
-static void
-l2_normalise(float *v, int n, double scale)
-{
-	double ss = 0.0;
-
-	for (int i = 0; i < n; i++)
-		ss += (double)v[i] * v[i];
-	if (ss <= 0.0)
-		return;
-	double k = scale / sqrt(ss);
-	for (int i = 0; i < n; i++)
-		v[i] = (float)(v[i] * k);
-}
-
-void
-ctr_repr(const struct ctr *m, const struct dataset *ds, const uint32_t *idx,
-    size_t n, float *out)
-{
-	int D = m->cfg.dim, RD = 3 * D;
-
-	for (size_t i = 0; i < n; i++) {
-		float *o = out + i * RD;
-		memset(o, 0, (size_t)RD * sizeof(float));
-		if (idx[i] >= ds->n)
-			continue;
-		const struct sample *s = &ds->s[idx[i]];
-		uint32_t it = map_id(s->item, m->cfg.n_items), gids[32], ng = 0;
-		memcpy(o, m->t[T_ITEM].data + (size_t)it * D,
-		    (size_t)D * sizeof(float));
-		for (uint32_t g = 0; g < m->cfg.n_genres; g++)
-			if (s->genres & (1u << g))
-				gids[ng++] = g;
-		pool_add(o + D, m->t[T_GENRE].data, gids, ng, 0, D, 0);
-		behaviour_vec(m, ds, s, o + 2 * D);
-		l2_normalise(o, RD, 1.0);
-	}
-}
-
-void
-ctr_user_repr(const struct ctr *m, const struct dataset *ds,
-    const uint32_t *idx, size_t n, float *out)
-{
-	int D = m->cfg.dim;
-	float *tmp = xmalloc((size_t)D * sizeof(float));
-	size_t cnt = 0;
-
-	memset(out, 0, 2 * (size_t)D * sizeof(float));
-	for (size_t i = 0; i < n; i++) {
-		if (idx[i] >= ds->n)
-			continue;
-		const struct sample *s = &ds->s[idx[i]];
-		const float *u = m->t[T_USER].data +
-		    (size_t)map_id(s->user, m->cfg.n_users) * D;
-		behaviour_vec(m, ds, s, tmp);
-		for (int k = 0; k < D; k++) {
-			out[k] += u[k];
-			out[D + k] += tmp[k];
-		}
-		cnt++;
-	}
-	free(tmp);
-	if (cnt == 0)
-		return;
-	/* Means only rescale; the per-half normalisation removes them. */
-	l2_normalise(out, D, M_SQRT1_2);
-	l2_normalise(out + D, D, M_SQRT1_2);
 }
 
 double

@@ -54,6 +54,7 @@
 #include <stdint.h>
 
 #include "shared/data/sample.h"
+#include "shared/ml/param.h"
 
 #define CTR_MAX_LAYERS	4
 #define CTR_MAX_TENSORS	48
@@ -104,17 +105,10 @@ enum ctr_tkind {
 	CTR_T_PATCH_B,		/* per-user logit bias (with the patch) */
 };
 
-/* A named view of one parameter tensor. */
-struct ctr_tensor {
-	char		 name[24];	/* "emb_item", "mlp0_w", "patch_m1" */
-	float		*data;		/* into the parameter buffer */
-	float		*grad;		/* into the gradient buffer */
-	uint32_t	 shape[2];	/* rows, cols; ndim 1 uses shape[0] */
-	int		 ndim;
-	size_t		 n;		/* number of floats */
-	int		 sparse;	/* row-sparse updates */
-	enum ctr_tkind	 kind;
-};
+/*
+ * A tensor is a struct param_tensor (shared/ml/param.h): kind is its enum
+ * ctr_tkind, block is -1.
+ */
 
 enum ctr_optim { CTR_OPT_SGD = 0, CTR_OPT_ADAM };
 
@@ -171,8 +165,8 @@ float	*ctr_params(const struct ctr *m);
 /* Number of named tensors (at most CTR_MAX_TENSORS). */
 int	ctr_num_tensors(const struct ctr *m);
 /* Tensor i in buffer order, 0 <= i < ctr_num_tensors; NULL otherwise. */
-const struct ctr_tensor *ctr_tensor_at(const struct ctr *m, int i);
-const struct ctr_tensor *ctr_tensor_find(const struct ctr *m,
+const struct param_tensor *ctr_tensor_at(const struct ctr *m, int i);
+const struct param_tensor *ctr_tensor_find(const struct ctr *m,
 	    const char *name);
 
 /*
@@ -277,6 +271,14 @@ int	ctr_eval_logloss(struct ctr *m, const struct dataset *ds,
 	    const uint32_t *idx, size_t n, double *out);
 
 /*
+ * The history item ids the behaviour field pools: the last K of sample s's
+ * list in ds; *cnt of them (0 and NULL for a list past ds->hist).
+ */
+const uint32_t *ctr_behaviour_ids(const struct dataset *ds,
+	    const struct sample *s, int K, uint32_t *cnt);
+
+/*
+ * CoDA's representations (ctr_repr.c).
  * Retrieval representation of a sample: concat(item emb, genre bag,
  * behaviour) = 3D floats, L2-normalised (zero stays zero). It leaves out
  * the user embedding and time on purpose, so that samples of *other* users

@@ -15,7 +15,6 @@
  */
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +24,7 @@
 #include "model.pb-c.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
+#include "shared/ml/tensor_io.h"
 #include "shared/xmalloc.h"
 
 const char *
@@ -61,49 +61,11 @@ ctr_io_strerror(int rc)
 	return "unknown error";
 }
 
-static int
-fail(int rc, char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int
-fail(int rc, char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	char detail[128];
-
-	if (err == NULL || errlen == 0)
-		return rc;
-	va_start(ap, fmt);
-	vsnprintf(detail, sizeof(detail), fmt, ap);
-	va_end(ap);
-	snprintf(err, errlen, "%s: %s", ctr_io_strerror(rc), detail);
-	return rc;
-}
+#define fail(rc, err, errlen, ...)					\
+	tensor_io_fail((rc), "", ctr_io_strerror(rc), (err), (errlen),	\
+	    __VA_ARGS__)
 
 /* ---- checksum ------------------------------------------------------------- */
-
-void
-ctr_io_hash_u32(crypto_generichash_state *st, uint32_t v)
-{
-	uint8_t b[4] = { v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff,
-	    (v >> 24) & 0xff };
-
-	crypto_generichash_update(st, b, sizeof(b));
-}
-
-void
-ctr_io_hash_floats(crypto_generichash_state *st, const float *p, size_t n)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	crypto_generichash_update(st, (const uint8_t *)p, n * sizeof(float));
-#else
-	for (size_t i = 0; i < n; i++) {
-		uint32_t u;
-		memcpy(&u, &p[i], sizeof(u));
-		ctr_io_hash_u32(st, u);
-	}
-#endif
-}
 
 /* Whether c uses anything of format 2. */
 static int
@@ -121,34 +83,28 @@ ctr_io_checksum(const struct ctr *m, uint8_t out[CTR_IO_CHECKSUM_LEN])
 	if (sodium_init() < 0)
 		abort();	/* cannot happen after a successful link */
 	crypto_generichash_init(&st, NULL, 0, CTR_IO_CHECKSUM_LEN);
-	ctr_io_hash_u32(&st, c->n_users);
-	ctr_io_hash_u32(&st, c->n_items);
-	ctr_io_hash_u32(&st, c->n_genres);
-	ctr_io_hash_u32(&st, (uint32_t)c->dim);
-	ctr_io_hash_u32(&st, (uint32_t)c->hist_k);
-	ctr_io_hash_u32(&st, (uint32_t)c->n_hidden);
+	tensor_io_hash_u32(&st, c->n_users);
+	tensor_io_hash_u32(&st, c->n_items);
+	tensor_io_hash_u32(&st, c->n_genres);
+	tensor_io_hash_u32(&st, (uint32_t)c->dim);
+	tensor_io_hash_u32(&st, (uint32_t)c->hist_k);
+	tensor_io_hash_u32(&st, (uint32_t)c->n_hidden);
 	for (int l = 0; l < c->n_hidden; l++)
-		ctr_io_hash_u32(&st, (uint32_t)c->hidden[l]);
-	ctr_io_hash_u32(&st, (uint32_t)c->patch_rank);
-	ctr_io_hash_u32(&st, SAMPLE_N_HOURS);
-	ctr_io_hash_u32(&st, SAMPLE_N_WDAYS);
+		tensor_io_hash_u32(&st, (uint32_t)c->hidden[l]);
+	tensor_io_hash_u32(&st, (uint32_t)c->patch_rank);
+	tensor_io_hash_u32(&st, SAMPLE_N_HOURS);
+	tensor_io_hash_u32(&st, SAMPLE_N_WDAYS);
 	/* only in format 2, so format-1 checksums stay what they were */
 	if (uses_opts(c)) {
-		ctr_io_hash_u32(&st, (uint32_t)c->interaction);
-		ctr_io_hash_u32(&st, (uint32_t)c->attention);
-		ctr_io_hash_u32(&st, c->n_side);
+		tensor_io_hash_u32(&st, (uint32_t)c->interaction);
+		tensor_io_hash_u32(&st, (uint32_t)c->attention);
+		tensor_io_hash_u32(&st, c->n_side);
 		for (uint32_t f = 0; f < c->n_side; f++)
-			ctr_io_hash_u32(&st, c->side_card[f]);
+			tensor_io_hash_u32(&st, c->side_card[f]);
 	}
 	for (int i = 0; i < ctr_num_tensors(m); i++) {
-		const struct ctr_tensor *t = ctr_tensor_at(m, i);
-		size_t nl = strlen(t->name);
-		ctr_io_hash_u32(&st, (uint32_t)nl);
-		crypto_generichash_update(&st, (const uint8_t *)t->name, nl);
-		ctr_io_hash_u32(&st, (uint32_t)t->ndim);
-		for (int d = 0; d < t->ndim; d++)
-			ctr_io_hash_u32(&st, t->shape[d]);
-		ctr_io_hash_floats(&st, t->data, t->n);
+		const struct param_tensor *t = ctr_tensor_at(m, i);
+		tensor_io_hash(&st, t->name, t->ndim, t->shape, t->data, t->n);
 	}
 	crypto_generichash_final(&st, out, CTR_IO_CHECKSUM_LEN);
 }
@@ -194,14 +150,9 @@ ctr_io_pack(const struct ctr *m, const struct ctr_meta *meta, uint8_t **buf,
 	cfg.side_card = side;
 
 	for (int i = 0; i < nt; i++) {
-		const struct ctr_tensor *t = ctr_tensor_at(m, i);
-		dccl__tensor__init(&tens[i]);
-		/* Pack only reads these; the casts drop const for the API. */
-		tens[i].name = (char *)t->name;
-		tens[i].n_shape = (size_t)t->ndim;
-		tens[i].shape = (uint32_t *)t->shape;
-		tens[i].n_data = t->n;
-		tens[i].data = t->data;
+		const struct param_tensor *t = ctr_tensor_at(m, i);
+		tensor_io_view(&tens[i], t->name, t->ndim, t->shape, t->data,
+		    t->n);
 		tp[i] = &tens[i];
 	}
 
@@ -299,15 +250,6 @@ config_from_msg(struct ctr_config *c, const Dccl__ModelConfig *mc,
 	return 0;
 }
 
-static int
-all_finite(const float *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!isfinite(p[i]))
-			return 0;
-	return 1;
-}
-
 /*
  * Checks the message's tensors against the layout of `ref` (a model built
  * from the same config) and fills map[i] = message index of ref tensor i.
@@ -316,50 +258,25 @@ static int
 check_tensors(const struct ctr *ref, const Dccl__Model *msg, int *map,
     char *err, size_t errlen)
 {
-	int nt = ctr_num_tensors(ref);
+	int nt = ctr_num_tensors(ref), rc;
+	char detail[96];
 
-	for (int i = 0; i < nt; i++)
-		map[i] = -1;
 	if (msg->n_tensors > CTR_MAX_TENSORS)
 		return fail(CTR_IO_EUNKNOWN, err, errlen, "%zu tensors",
 		    msg->n_tensors);
-	for (size_t j = 0; j < msg->n_tensors; j++) {
-		const Dccl__Tensor *mt = msg->tensors[j];
-		const struct ctr_tensor *t = NULL;
-		int i;
-		for (i = 0; i < nt; i++) {
-			t = ctr_tensor_at(ref, i);
-			if (mt->name != NULL && strcmp(t->name, mt->name) == 0)
-				break;
-		}
-		if (i == nt)
-			return fail(CTR_IO_EUNKNOWN, err, errlen, "'%.32s'",
-			    mt->name ? mt->name : "");
-		if (map[i] >= 0)
-			return fail(CTR_IO_EUNKNOWN, err, errlen,
-			    "duplicate '%s'", t->name);
-		map[i] = (int)j;
-		if (mt->n_shape != (size_t)t->ndim)
-			return fail(CTR_IO_ESHAPE, err, errlen,
-			    "'%s' has %zu dims, want %d", t->name, mt->n_shape,
-			    t->ndim);
-		for (int d = 0; d < t->ndim; d++)
-			if (mt->shape[d] != t->shape[d])
-				return fail(CTR_IO_ESHAPE, err, errlen,
-				    "'%s' dim %d is %u, want %u", t->name, d,
-				    mt->shape[d], t->shape[d]);
-		if (mt->n_data != t->n)
-			return fail(CTR_IO_ESHAPE, err, errlen,
-			    "'%s' has %zu floats, want %zu", t->name,
-			    mt->n_data, t->n);
-	}
+	/* the model's table: ctr_tensor_at is &t[i] */
+	if ((rc = tensor_io_match(msg->tensors, msg->n_tensors,
+	    ctr_tensor_at(ref, 0), nt, NULL, 0, map, detail,
+	    sizeof(detail))) != 0)
+		return fail(rc == TENSOR_IO_UNKNOWN ? CTR_IO_EUNKNOWN :
+		    CTR_IO_ESHAPE, err, errlen, "%s", detail);
 	for (int i = 0; i < nt; i++)
 		if (map[i] < 0)
 			return fail(CTR_IO_EMISSING, err, errlen, "'%s'",
 			    ctr_tensor_at(ref, i)->name);
 	for (int i = 0; i < nt; i++) {
 		const Dccl__Tensor *mt = msg->tensors[map[i]];
-		if (!all_finite(mt->data, mt->n_data))
+		if (!tensor_io_finite(mt->data, mt->n_data))
 			return fail(CTR_IO_ENONFINITE, err, errlen, "'%s'",
 			    mt->name);
 	}
@@ -452,7 +369,7 @@ ctr_io_unpack(struct ctr **out, struct ctr_meta *meta, const uint8_t *buf,
 	if ((rc = check_tensors(m, msg, map, err, errlen)) != 0)
 		goto fail_model;
 	for (int i = 0; i < ctr_num_tensors(m); i++) {
-		const struct ctr_tensor *t = ctr_tensor_at(m, i);
+		const struct param_tensor *t = ctr_tensor_at(m, i);
 		if (t->n > 0)
 			memcpy(t->data, msg->tensors[map[i]]->data,
 			    t->n * sizeof(float));
@@ -482,7 +399,7 @@ static float *
 patch_row(const struct ctr *m, int l, uint32_t user)
 {
 	char nm[24];
-	const struct ctr_tensor *t;
+	const struct param_tensor *t;
 	uint32_t nu = ctr_config(m)->n_users;
 
 	snprintf(nm, sizeof(nm), "patch_m%d", l);
@@ -573,7 +490,7 @@ ctr_io_patch_put(struct ctr *m, uint32_t user, Dccl__Tensor *const *t,
 		if (x->n_shape != 1 || x->shape[0] != (uint32_t)R ||
 		    x->n_data != (size_t)R)
 			return CTR_IO_ESHAPE;
-		if (!all_finite(x->data, x->n_data))
+		if (!tensor_io_finite(x->data, x->n_data))
 			return CTR_IO_ENONFINITE;
 	}
 	for (int l = 0; l < L; l++)

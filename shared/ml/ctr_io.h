@@ -81,13 +81,7 @@ struct ctr_meta {
 /* Static string for a ctr_io code (or "unknown error"). */
 const char *ctr_io_strerror(int rc);
 
-/*
- * Checksum building blocks, shared with ofa_io.c: a uint32 and a float32
- * array, each hashed as little-endian bytes on any host.
- */
-void	ctr_io_hash_u32(crypto_generichash_state *st, uint32_t v);
-void	ctr_io_hash_floats(crypto_generichash_state *st, const float *p,
-	    size_t n);
+/* The checksum's building blocks are tensor_io's (tensor_io.h). */
 /* The checksum described above. */
 void	ctr_io_checksum(const struct ctr *m,
 	    uint8_t out[CTR_IO_CHECKSUM_LEN]);

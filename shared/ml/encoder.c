@@ -106,7 +106,7 @@ rows_visit(const struct ctr *m, uint32_t user, int grad,
 {
 	const struct ctr_config *c = ctr_config(m);
 	uint32_t r = user < c->n_users ? user : c->n_users;
-	const struct ctr_tensor *t = ctr_tensor_find(m, "emb_user");
+	const struct param_tensor *t = ctr_tensor_find(m, "emb_user");
 	char nm[24];
 	int off = 0;
 
@@ -179,7 +179,7 @@ enc_features(const struct ctr *m, const struct dataset *ds,
     const uint32_t *idx, size_t n, float *x)
 {
 	const struct ctr_config *c = ctr_config(m);
-	const struct ctr_tensor *t = ctr_tensor_find(m, "emb_item");
+	const struct param_tensor *t = ctr_tensor_find(m, "emb_item");
 	int D = c->dim;
 	double sp[CTR_MAX_DIM], sn[CTR_MAX_DIM], np = 0, nn = 0, r;
 

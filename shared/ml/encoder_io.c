@@ -4,35 +4,26 @@
  * tensors rather than growing ctr_io_pack, and reads them back.
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "shared/ml/encoder_io.h"
+#include "shared/ml/tensor_io.h"
 #include "shared/xmalloc.h"
 
 #define ENC_IO_N	4
 static const char *const enc_names[ENC_IO_N] = { "enc_mu", "enc_sd",
 	"enc_w", "enc_c" };
 
-static int
-fail(int rc, char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+#define fail(rc, err, errlen, ...)					\
+	tensor_io_fail((rc), "encoder: ", ctr_io_strerror(rc), (err),	\
+	    (errlen), __VA_ARGS__)
 
-static int
-fail(int rc, char *err, size_t errlen, const char *fmt, ...)
+static size_t
+n_of(const uint32_t *shape, int ndim)
 {
-	va_list ap;
-	char detail[128];
-
-	if (err == NULL || errlen == 0)
-		return rc;
-	va_start(ap, fmt);
-	vsnprintf(detail, sizeof(detail), fmt, ap);
-	va_end(ap);
-	snprintf(err, errlen, "encoder: %s: %s", ctr_io_strerror(rc), detail);
-	return rc;
+	return ndim == 1 ? shape[0] : (size_t)shape[0] * shape[1];
 }
 
 /* The tensors' data, shapes and lengths for e, in enc_names order. */
@@ -62,20 +53,11 @@ checksum(const struct enc *e, uint8_t out[CTR_IO_CHECKSUM_LEN])
 
 	views(e, data, shape, ndim);
 	crypto_generichash_init(&st, NULL, 0, CTR_IO_CHECKSUM_LEN);
-	ctr_io_hash_u32(&st, (uint32_t)e->nin);
-	ctr_io_hash_u32(&st, (uint32_t)e->nout);
-	for (int t = 0; t < ENC_IO_N; t++) {
-		size_t n = 1;
-		ctr_io_hash_u32(&st, (uint32_t)strlen(enc_names[t]));
-		crypto_generichash_update(&st, (const uint8_t *)enc_names[t],
-		    strlen(enc_names[t]));
-		ctr_io_hash_u32(&st, (uint32_t)ndim[t]);
-		for (int d = 0; d < ndim[t]; d++) {
-			ctr_io_hash_u32(&st, shape[t][d]);
-			n *= shape[t][d];
-		}
-		ctr_io_hash_floats(&st, data[t], n);
-	}
+	tensor_io_hash_u32(&st, (uint32_t)e->nin);
+	tensor_io_hash_u32(&st, (uint32_t)e->nout);
+	for (int t = 0; t < ENC_IO_N; t++)
+		tensor_io_hash(&st, enc_names[t], ndim[t], shape[t], data[t],
+		    n_of(shape[t], ndim[t]));
 	crypto_generichash_final(&st, out, CTR_IO_CHECKSUM_LEN);
 }
 
@@ -108,13 +90,8 @@ encoder_io_attach(uint8_t **buf, size_t *len, const struct enc *e,
 	}
 	views(e, data, shape, ndim);
 	for (int i = 0; i < ENC_IO_N; i++) {
-		dccl__tensor__init(&t[i]);
-		t[i].name = (char *)enc_names[i];
-		t[i].n_shape = (size_t)ndim[i];
-		t[i].shape = shape[i];
-		t[i].n_data = ndim[i] == 1 ? shape[i][0] : (size_t)shape[i][0] *
-		    shape[i][1];
-		t[i].data = data[i];
+		tensor_io_view(&t[i], enc_names[i], ndim[i], shape[i], data[i],
+		    n_of(shape[i], ndim[i]));
 		tp[i] = &t[i];
 	}
 	checksum(e, sum);
@@ -183,8 +160,9 @@ encoder_io_unpack(struct enc **out, enum enc_mode *mode, const struct ctr *m,
 	views(e, data, shape, ndim);
 	for (size_t i = 0; i < msg->n_enc_tensors; i++) {
 		const Dccl__Tensor *t = msg->enc_tensors[i];
+		char detail[96];
 		int k = -1;
-		size_t n = 1;
+		size_t n;
 
 		for (int j = 0; j < ENC_IO_N; j++)
 			if (t->name != NULL && strcmp(t->name, enc_names[j]) == 0)
@@ -195,22 +173,10 @@ encoder_io_unpack(struct enc **out, enum enc_mode *mode, const struct ctr *m,
 			goto done;
 		}
 		seen[k] = 1;
-		if (t->n_shape != (size_t)ndim[k]) {
-			rc = fail(CTR_IO_ESHAPE, err, errlen, "%s: ndim %zu",
-			    enc_names[k], t->n_shape);
-			goto done;
-		}
-		for (int d = 0; d < ndim[k]; d++) {
-			if (t->shape[d] != shape[k][d]) {
-				rc = fail(CTR_IO_ESHAPE, err, errlen,
-				    "%s: shape", enc_names[k]);
-				goto done;
-			}
-			n *= shape[k][d];
-		}
-		if (t->n_data != n) {
-			rc = fail(CTR_IO_ESHAPE, err, errlen, "%s: %zu floats",
-			    enc_names[k], t->n_data);
+		n = n_of(shape[k], ndim[k]);
+		if (tensor_io_shape(t, enc_names[k], ndim[k], shape[k], n,
+		    detail, sizeof(detail)) != 0) {
+			rc = fail(CTR_IO_ESHAPE, err, errlen, "%s", detail);
 			goto done;
 		}
 		for (size_t j = 0; j < n; j++)

@@ -123,42 +123,6 @@ double	bce_logits_forward(float *losses, const float *x, const float *y,
 void	bce_logits_backward(float *dx, const float *x, const float *y,
 	    const float *w, const float *off, int B);
 
-/* ---- MetaPatch -----------------------------------------------------------
- * out = inp + U diag(m_b) V inp, row-wise, with U, V shared and m_b the row
- * mtab[mid[b]] (the m vector of the user of sample b). The plain names use
- * cblas_sgemm on blocks of rows, the *_naive ones are reference loops with
- * identical signatures. R <= KERN_RANK_MAX.
- *
- * out  (B,H)   may not alias inp
- * t    (B,R)   saved V inp, needed by the backward
- * inp  (B,H)
- * U    (H,R)
- * V    (R,H)
- * mtab (M,R)
- * mid  (B)     each < M
- */
-void	metapatch_forward(float *out, float *t, const float *inp,
-	    const float *U, const float *V, const float *mtab,
-	    const uint32_t *mid, int B, int H, int R);
-void	metapatch_forward_naive(float *out, float *t, const float *inp,
-	    const float *U, const float *V, const float *mtab,
-	    const uint32_t *mid, int B, int H, int R);
-/*
- * dinp (B,H) += dout + V^T diag(m) U^T dout    may be NULL
- * dU   (H,R) += dout^T (m * t)                 may be NULL
- * dV   (R,H) += (m * U^T dout)^T inp           may be NULL
- * dm   (M,R) += (U^T dout) * t, rows by mid    may be NULL
- * dout (B,H)
- */
-void	metapatch_backward(float *dinp, float *dU, float *dV, float *dm,
-	    const float *dout, const float *inp, const float *t,
-	    const float *U, const float *V, const float *mtab,
-	    const uint32_t *mid, int B, int H, int R);
-void	metapatch_backward_naive(float *dinp, float *dU, float *dV,
-	    float *dm, const float *dout, const float *inp, const float *t,
-	    const float *U, const float *V, const float *mtab,
-	    const uint32_t *mid, int B, int H, int R);
-
 /* ---- optimizers ------------------------------------------------------------
  * Dense updates over n contiguous floats; the *_rows variants apply the same
  * update to the listed rows of a (V,D) table only (sparse / lazy).

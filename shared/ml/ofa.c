@@ -5,8 +5,9 @@
  * section (stem, head, the controllers of all blocks), then block 0..L-1,
  * each one contiguous slice (w, b, a, bm, v, c, gw, gb), so that ofa_io
  * can ship a block as a slice and a device can hold a subset of blocks.
- * Gradients and Adam moments mirror the buffer. Training scratch is owned
- * by the model and grown to the largest batch.
+ * Gradients and Adam moments mirror the buffer (param.c; the epoch loop
+ * is fit.c). Training scratch is owned by the model and grown to the
+ * largest batch.
  *
  * Gates. In training every sample gets its own budget and its own hard
  * gates (threshold, then the budget projection), and every block is
@@ -35,6 +36,7 @@
 #include <cblas.h>
 
 #include "shared/ml/ctr.h"
+#include "shared/ml/fit.h"
 #include "shared/ml/kern.h"
 #include "shared/ml/ofa.h"
 #include "shared/ml/ofa_base.h"
@@ -64,11 +66,9 @@ struct ofa {
 	int		 nbt;		/* base tensors */
 	int		 ti_cmu, ti_csc, ti_cw1, ti_cb1;	/* ofa_ctrl, or -1 */
 	int		 ti_gw, ti_gb;	/* ofa_duet, or -1 */
-	size_t		 n_params, n_base, n_block;
-	float		*params, *grads, *adam_m, *adam_v;
-	long		 adam_t;
-	int		 n_tensors;
-	struct ofa_tensor t[OFA_MAX_TENSORS];
+	size_t		 n_base, n_block;
+	struct param_table p;		/* over t */
+	struct param_tensor t[OFA_MAX_TENSORS];
 	int		 has[OFA_MAX_BLOCKS];
 	int		 gate_mode;
 
@@ -109,19 +109,9 @@ layout(const struct ofa_config *c, struct ofa *m)
 	int L = c->n_blocks, ZB = Z + OFA_NB, Hc = c->ctrl_hidden;
 	int Zg = c->gen_hidden > 0 ? c->gen_hidden : Z;
 
-#define ADD(nm, r, cc, nd, blk) do {					\
-	if (m != NULL) {						\
-		struct ofa_tensor *t_ = &m->t[nt];			\
-		snprintf(t_->name, sizeof(t_->name), "%s", (nm));	\
-		t_->shape[0] = (uint32_t)(r);				\
-		t_->shape[1] = (uint32_t)(cc);				\
-		t_->ndim = (nd);					\
-		t_->n = (size_t)(r) * (size_t)(cc);			\
-		t_->block = (blk);					\
-	}								\
-	total += (size_t)(r) * (size_t)(cc);				\
-	nt++;								\
-} while (0)
+#define ADD(nm, r, cc, nd, blk)					\
+	param_add(m != NULL ? m->t : NULL, &nt, &total, (nm), (size_t)(r), \
+	    (size_t)(cc), (nd), 0, 0, (blk))
 	ADD("stem_w", H, c->in_dim, 2, -1);
 	ADD("stem_b", H, 1, 1, -1);
 	ADD("out_w", 1, H, 2, -1);
@@ -171,7 +161,7 @@ layout(const struct ofa_config *c, struct ofa *m)
 	}
 #undef ADD
 	if (m != NULL)
-		m->n_tensors = nt;
+		m->p.n_tensors = nt;
 	return total;
 }
 
@@ -222,46 +212,27 @@ static struct ofa *
 ofa_alloc(const struct ofa_config *c)
 {
 	struct ofa *m = xcalloc(1, sizeof(*m));
-	size_t off = 0;
 
 	m->cfg = *c;
 	m->ZB = c->z_dim + OFA_NB;
 	m->Zg = c->gen_hidden > 0 ? c->gen_hidden : c->z_dim;
-	m->n_params = layout(c, m);
-	m->params = xcalloc(m->n_params, sizeof(float));
-	m->grads = xcalloc(m->n_params, sizeof(float));
-	for (int i = 0; i < m->n_tensors; i++) {
-		m->t[i].data = m->params + off;
-		m->t[i].grad = m->grads + off;
-		off += m->t[i].n;
+	layout(c, m);
+	param_alloc(&m->p, m->t, m->p.n_tensors, NULL);
+	for (int i = 0; i < m->p.n_tensors; i++)
 		if (m->t[i].block < 0)
-			m->n_base = off;	/* base tensors come first */
-	}
-	m->n_block = (m->n_params - m->n_base) / (size_t)c->n_blocks;
+			m->n_base = (size_t)(m->t[i].data - m->p.params) +
+			    m->t[i].n;
+	m->n_block = (m->p.n_params - m->n_base) / (size_t)c->n_blocks;
 	for (int l = 0; l < c->n_blocks; l++)
 		m->has[l] = 1;
 	return m;
 }
 
-static void
-fill_normal(float *p, size_t n, double std, struct rng *r)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (float)(std * rng_normal(r));
-}
-
-static void
-fill_unif(float *p, size_t n, double a, struct rng *r)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (float)(a * (2.0 * rng_unif(r) - 1.0));
-}
-
 /* Block tensor i of block l. */
-static struct ofa_tensor *
+static struct param_tensor *
 bt(const struct ofa *m, int l, int i)
 {
-	return (struct ofa_tensor *)&m->t[m->nbt + l * BT_N + i];
+	return (struct param_tensor *)&m->t[m->nbt + l * BT_N + i];
 }
 
 int
@@ -276,15 +247,15 @@ ofa_new(struct ofa **out, const struct ofa_config *c, uint64_t seed)
 		return rc;
 	m = ofa_alloc(c);
 	rng_seed(&r, seed);
-	fill_unif(m->t[T_STEM_W].data, m->t[T_STEM_W].n,
+	param_fill_unif(m->t[T_STEM_W].data, m->t[T_STEM_W].n,
 	    1.0 / sqrt((double)c->in_dim), &r);
-	fill_unif(m->t[T_STEM_B].data, m->t[T_STEM_B].n,
+	param_fill_unif(m->t[T_STEM_B].data, m->t[T_STEM_B].n,
 	    1.0 / sqrt((double)c->in_dim), &r);
-	fill_unif(m->t[T_OUT_W].data, m->t[T_OUT_W].n, 1.0 / sqrt((double)H),
+	param_fill_unif(m->t[T_OUT_W].data, m->t[T_OUT_W].n, 1.0 / sqrt((double)H),
 	    &r);
 	/* Controllers start open (c = 1): every block assembled until the
 	 * penalty and the budget projection teach otherwise. */
-	fill_normal(m->t[T_CTL_W].data, m->t[T_CTL_W].n, 0.01, &r);
+	param_fill_normal(m->t[T_CTL_W].data, m->t[T_CTL_W].n, 0.01, &r);
 	for (int l = 0; l < c->n_blocks; l++)
 		m->t[T_CTL_B].data[l] = 1.0f;
 	if (m->ti_cw1 >= 0) {
@@ -292,30 +263,30 @@ ofa_new(struct ofa **out, const struct ofa_config *c, uint64_t seed)
 		 * b1 > 0 so that every hidden unit carries gradient at first */
 		for (int k = 0; k < m->ZB; k++)
 			m->t[m->ti_csc].data[k] = 1.0f;
-		fill_unif(m->t[m->ti_cw1].data, m->t[m->ti_cw1].n,
+		param_fill_unif(m->t[m->ti_cw1].data, m->t[m->ti_cw1].n,
 		    1.0 / sqrt((double)m->ZB), &r);
 		for (int j = 0; j < c->ctrl_hidden; j++)
 			m->t[m->ti_cb1].data[j] = 0.1f;
-		fill_normal(m->t[T_CTL_W].data, m->t[T_CTL_W].n, 0.01, &r);
+		param_fill_normal(m->t[T_CTL_W].data, m->t[T_CTL_W].n, 0.01, &r);
 	}
 	if (m->ti_gw >= 0) {
-		fill_unif(m->t[m->ti_gw].data, m->t[m->ti_gw].n,
+		param_fill_unif(m->t[m->ti_gw].data, m->t[m->ti_gw].n,
 		    1.0 / sqrt((double)c->z_dim), &r);
 		for (int j = 0; j < c->gen_hidden; j++)
 			m->t[m->ti_gb].data[j] = 0.1f;
 	}
 	for (int l = 0; l < c->n_blocks; l++) {
-		fill_unif(bt(m, l, BT_W)->data, bt(m, l, BT_W)->n,
+		param_fill_unif(bt(m, l, BT_W)->data, bt(m, l, BT_W)->n,
 		    1.0 / sqrt((double)H), &r);
 		/* Residual branches start small so that any subset of blocks
 		 * is a sensible network from the first step. */
-		fill_unif(bt(m, l, BT_V)->data, bt(m, l, BT_V)->n,
+		param_fill_unif(bt(m, l, BT_V)->data, bt(m, l, BT_V)->n,
 		    0.1 / sqrt((double)F), &r);
-		fill_normal(bt(m, l, BT_A)->data, bt(m, l, BT_A)->n,
+		param_fill_normal(bt(m, l, BT_A)->data, bt(m, l, BT_A)->n,
 		    0.1 / sqrt((double)c->rank), &r);
-		fill_normal(bt(m, l, BT_BM)->data, bt(m, l, BT_BM)->n,
+		param_fill_normal(bt(m, l, BT_BM)->data, bt(m, l, BT_BM)->n,
 		    1.0 / sqrt((double)H), &r);
-		fill_normal(bt(m, l, BT_GW)->data, bt(m, l, BT_GW)->n,
+		param_fill_normal(bt(m, l, BT_GW)->data, bt(m, l, BT_GW)->n,
 		    1.0 / sqrt((double)m->Zg), &r);
 	}
 	*out = m;
@@ -328,10 +299,7 @@ ofa_free(struct ofa *m)
 	if (m == NULL)
 		return;
 	free(m->scr);
-	free(m->adam_m);
-	free(m->adam_v);
-	free(m->grads);
-	free(m->params);
+	param_free(&m->p);
 	free(m);
 }
 
@@ -340,7 +308,7 @@ ofa_clone(const struct ofa *m)
 {
 	struct ofa *c = ofa_alloc(&m->cfg);
 
-	memcpy(c->params, m->params, m->n_params * sizeof(float));
+	memcpy(c->p.params, m->p.params, m->p.n_params * sizeof(float));
 	memcpy(c->has, m->has, sizeof(c->has));
 	c->gate_mode = m->gate_mode;
 	return c;
@@ -355,40 +323,37 @@ ofa_config(const struct ofa *m)
 size_t
 ofa_num_params(const struct ofa *m)
 {
-	return m->n_params;
+	return m->p.n_params;
 }
 
 float *
 ofa_params(const struct ofa *m)
 {
-	return m->params;
+	return m->p.params;
 }
 
 float *
 ofa_grads(const struct ofa *m)
 {
-	return m->grads;
+	return m->p.grads;
 }
 
 int
 ofa_num_tensors(const struct ofa *m)
 {
-	return m->n_tensors;
+	return m->p.n_tensors;
 }
 
-const struct ofa_tensor *
+const struct param_tensor *
 ofa_tensor_at(const struct ofa *m, int i)
 {
-	return i >= 0 && i < m->n_tensors ? &m->t[i] : NULL;
+	return param_at(&m->p, i);
 }
 
-const struct ofa_tensor *
+const struct param_tensor *
 ofa_tensor_find(const struct ofa *m, const char *name)
 {
-	for (int i = 0; i < m->n_tensors; i++)
-		if (strcmp(m->t[i].name, name) == 0)
-			return &m->t[i];
-	return NULL;
+	return param_find(&m->p, name);
 }
 
 size_t
@@ -433,7 +398,7 @@ map_id(uint32_t id, uint32_t n)
 static const float *
 emb_table(const struct ctr *emb, const char *name)
 {
-	const struct ctr_tensor *t = ctr_tensor_find(emb, name);
+	const struct param_tensor *t = ctr_tensor_find(emb, name);
 
 	return t != NULL ? t->data : NULL;
 }
@@ -552,7 +517,7 @@ static struct ofa_ctrl_w
 ctrl_w(const struct ofa *m, int grad)
 {
 	struct ofa_ctrl_w w;
-	const struct ofa_tensor *t = m->t;
+	const struct param_tensor *t = m->t;
 
 #define P_(i) (grad ? t[i].grad : t[i].data)
 	w.mu = P_(m->ti_cmu);
@@ -777,7 +742,7 @@ ofa_forward(struct ofa *m, const float *x0, const float *z,
 void
 ofa_zero_grad(struct ofa *m)
 {
-	memset(m->grads, 0, m->n_params * sizeof(float));
+	param_zero_grad(&m->p, 0);
 }
 
 int
@@ -889,13 +854,10 @@ ofa_backward(struct ofa *m, const float *y, double mu, double *loss,
 void
 ofa_adam_step(struct ofa *m, float lr, float wd)
 {
-	if (m->adam_m == NULL) {
-		m->adam_m = xcalloc(m->n_params, sizeof(float));
-		m->adam_v = xcalloc(m->n_params, sizeof(float));
-	}
-	m->adam_t++;
-	adam_update(m->params, m->grads, m->adam_m, m->adam_v, m->n_params,
-	    lr, 0.9f, 0.999f, 1e-8f, wd, m->adam_t);
+	struct param_opt o = { PARAM_OPT_ADAM, lr, 0.9f, 0.999f, 1e-8f, wd };
+
+	/* every tensor trains: all kinds are 0 */
+	param_step(&m->p, ~0u, &o);
 }
 
 /* ---- training --------------------------------------------------------------- */
@@ -939,6 +901,73 @@ val_loss(struct ofa *m, const struct ctr *emb, const struct dataset *ds,
 	return rc;
 }
 
+/* ofa_train's hooks for fit_run. */
+struct train_ctx {
+	struct ofa	*m;
+	const struct ctr *emb;
+	const struct dataset *ds;
+	const struct ofa_train_opts *o;
+	const uint32_t	*val;
+	size_t		 nval;
+	float		*x0, *z, *bud, *y;	/* (batch) inputs */
+	double		 blk[OFA_N_CLASSES];	/* of the last val */
+	struct ofa_train_stats *st;
+};
+
+static int
+train_grad(void *arg, const uint32_t *idx, int B, struct rng *rng,
+    double *loss)
+{
+	struct train_ctx *c = arg;
+
+	ofa_inputs(c->emb, c->ds, idx, B, c->x0, c->z);
+	for (int b = 0; b < B; b++) {
+		c->bud[b] = (float)ofa_class_budget[rng_below(rng,
+		    OFA_N_CLASSES)];
+		c->y[b] = c->ds->s[idx[b]].label;
+	}
+	ofa_forward(c->m, c->x0, c->z, c->bud, B, NULL, NULL);
+	ofa_zero_grad(c->m);
+	ofa_backward(c->m, c->y, c->o->mu, loss, NULL);
+	return 0;
+}
+
+static int
+train_update(void *arg)
+{
+	struct train_ctx *c = arg;
+
+	ofa_adam_step(c->m, c->o->lr, c->o->wd);
+	return 0;
+}
+
+static int
+train_val(void *arg, double *loss)
+{
+	struct train_ctx *c = arg;
+
+	return val_loss(c->m, c->emb, c->ds, c->val, c->nval, loss, c->blk);
+}
+
+static void
+train_improved(void *arg)
+{
+	struct train_ctx *c = arg;
+
+	memcpy(c->st->blocks, c->blk, sizeof(c->blk));
+}
+
+static void
+train_epoch(void *arg, int epoch, double train, double val)
+{
+	struct train_ctx *c = arg;
+
+	if (c->o->progress != NULL)
+		c->o->progress(c->o->progress_arg, epoch, train, val,
+		    c->nval > 0 ? (c->blk[0] + c->blk[1] + c->blk[2]) / 3 :
+		    NAN);
+}
+
 int
 ofa_train(struct ofa *m, const struct ctr *emb, const struct dataset *ds,
     const uint32_t *idx, size_t n, const uint32_t *val, size_t nval,
@@ -946,11 +975,13 @@ ofa_train(struct ofa *m, const struct ctr *emb, const struct dataset *ds,
 {
 	const struct ofa_config *c = &m->cfg;
 	struct ofa_train_stats st;
-	struct rng rng;
-	uint32_t *perm;
-	float *x0, *z, *bud, *y, *best = NULL;
-	double best_loss = INFINITY, blk[OFA_N_CLASSES];
-	int rc = 0, bad = 0, Bm;
+	struct train_ctx tc = { m, emb, ds, o, val, nval, NULL, NULL, NULL,
+	    NULL, { 0 }, &st };
+	struct fit_hooks h = { train_grad, train_update,
+	    nval > 0 ? train_val : NULL, train_improved, train_epoch, &tc };
+	struct fit_opts fo;
+	struct fit_stats fs;
+	int rc, Bm;
 
 	memset(&st, 0, sizeof(st));
 	st.val_loss = st.train_loss = NAN;
@@ -965,88 +996,24 @@ ofa_train(struct ofa *m, const struct ctr *emb, const struct dataset *ds,
 	if (m->ti_cw1 >= 0)
 		ofa_ctrl_fit(m, emb, ds, idx, n);
 	Bm = o->batch;
-	perm = xmalloc(n * sizeof(*perm));
-	memcpy(perm, idx, n * sizeof(*perm));
-	x0 = xcalloc((size_t)Bm * c->in_dim, sizeof(float));
-	z = xcalloc((size_t)Bm * c->z_dim, sizeof(float));
-	bud = xcalloc((size_t)Bm, sizeof(float));
-	y = xcalloc((size_t)Bm, sizeof(float));
-	if (nval > 0) {
-		best = xmalloc(m->n_params * sizeof(float));
-		if ((rc = val_loss(m, emb, ds, val, nval, &best_loss, blk)) != 0)
-			goto out;
-		memcpy(best, m->params, m->n_params * sizeof(float));
-		memcpy(st.blocks, blk, sizeof(blk));
-	}
-	rng_seed(&rng, o->seed);
-	for (int e = 1; e <= o->epochs; e++) {
-		double sum = 0;
-		for (size_t i = n - 1; i > 0; i--) {
-			uint32_t j = rng_below(&rng, (uint32_t)(i + 1));
-			uint32_t tmp = perm[i];
-			perm[i] = perm[j];
-			perm[j] = tmp;
-		}
-		for (size_t i = 0; i < n; i += (size_t)Bm) {
-			int B = (int)(n - i < (size_t)Bm ? n - i : (size_t)Bm);
-			double l;
-			if (o->stop != NULL && atomic_load(o->stop)) {
-				rc = -ECANCELED;
-				goto out;
-			}
-			ofa_inputs(emb, ds, perm + i, B, x0, z);
-			for (int b = 0; b < B; b++) {
-				bud[b] = (float)ofa_class_budget[rng_below(&rng,
-				    OFA_N_CLASSES)];
-				y[b] = ds->s[perm[i + b]].label;
-			}
-			ofa_forward(m, x0, z, bud, B, NULL, NULL);
-			ofa_zero_grad(m);
-			ofa_backward(m, y, o->mu, &l, NULL);
-			if (!isfinite(l)) {
-				rc = -ERANGE;
-				goto out;
-			}
-			ofa_adam_step(m, o->lr, o->wd);
-			sum += l * B;
-		}
-		st.train_loss = sum / (double)n;
-		st.epochs = e;
-		double vl = NAN;
-		if (nval > 0) {
-			if ((rc = val_loss(m, emb, ds, val, nval, &vl, blk)) != 0)
-				goto out;
-			if (vl < best_loss) {
-				best_loss = vl;
-				st.best_epoch = e;
-				memcpy(best, m->params,
-				    m->n_params * sizeof(float));
-				memcpy(st.blocks, blk, sizeof(blk));
-				bad = 0;
-			} else
-				bad++;
-		} else
-			st.best_epoch = e;
-		if (o->progress != NULL)
-			o->progress(o->progress_arg, e, st.train_loss, vl,
-			    nval > 0 ? (blk[0] + blk[1] + blk[2]) / 3 : NAN);
-		if (nval > 0 && o->patience > 0 && bad >= o->patience)
-			break;
-	}
-out:
-	if (best != NULL) {
-		memcpy(m->params, best, m->n_params * sizeof(float));
-		st.val_loss = best_loss;
-	}
+	tc.x0 = xcalloc((size_t)Bm * c->in_dim, sizeof(float));
+	tc.z = xcalloc((size_t)Bm * c->z_dim, sizeof(float));
+	tc.bud = xcalloc((size_t)Bm, sizeof(float));
+	tc.y = xcalloc((size_t)Bm, sizeof(float));
+	fo = (struct fit_opts){ o->epochs, Bm, o->patience, o->seed, 0,
+	    o->stop };
+	rc = fit_run(m->p.params, m->p.n_params, idx, n, &fo, &h, &fs);
 	ofa_zero_grad(m);
+	st.train_loss = fs.train_loss;
+	st.val_loss = fs.val_loss;
+	st.epochs = fs.epochs;
+	st.best_epoch = fs.best_epoch;
 	if (stats != NULL)
 		*stats = st;
-	free(best);
-	free(perm);
-	free(x0);
-	free(z);
-	free(bud);
-	free(y);
+	free(tc.x0);
+	free(tc.z);
+	free(tc.bud);
+	free(tc.y);
 	return rc;
 }
 

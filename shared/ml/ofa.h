@@ -48,6 +48,7 @@
 #include <stdint.h>
 
 #include "shared/data/sample.h"
+#include "shared/ml/param.h"
 
 struct ctr;
 
@@ -99,22 +100,15 @@ void	ofa_free(struct ofa *m);
 struct ofa *ofa_clone(const struct ofa *m);
 const struct ofa_config *ofa_config(const struct ofa *m);
 
-/* A named tensor; block = -1 for base tensors. */
-struct ofa_tensor {
-	char		 name[24];
-	float		*data, *grad;
-	uint32_t	 shape[2];
-	int		 ndim;
-	size_t		 n;
-	int		 block;
-};
+/* A tensor is a struct param_tensor (shared/ml/param.h): block is its
+ * block, -1 for the base section. */
 
 size_t	ofa_num_params(const struct ofa *m);
 float	*ofa_params(const struct ofa *m);
 float	*ofa_grads(const struct ofa *m);
 int	ofa_num_tensors(const struct ofa *m);
-const struct ofa_tensor *ofa_tensor_at(const struct ofa *m, int i);
-const struct ofa_tensor *ofa_tensor_find(const struct ofa *m,
+const struct param_tensor *ofa_tensor_at(const struct ofa *m, int i);
+const struct param_tensor *ofa_tensor_find(const struct ofa *m,
 	    const char *name);
 /* Floats of the base section and of one block. */
 size_t	ofa_base_params(const struct ofa *m);

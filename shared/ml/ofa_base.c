@@ -21,7 +21,7 @@ map_id(uint32_t id, uint32_t n)
 static const float *
 emb_table(const struct ctr *emb, const char *name)
 {
-	const struct ctr_tensor *t = ctr_tensor_find(emb, name);
+	const struct param_tensor *t = ctr_tensor_find(emb, name);
 
 	return t != NULL ? t->data : NULL;
 }

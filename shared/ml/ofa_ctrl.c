@@ -103,8 +103,8 @@ ofa_ctrl_fit(struct ofa *m, const struct ctr *emb, const struct dataset *ds,
     const uint32_t *idx, size_t n)
 {
 	const struct ofa_config *c = ofa_config(m);
-	const struct ofa_tensor *mu = ofa_tensor_find(m, "ctl_mu");
-	const struct ofa_tensor *sc = ofa_tensor_find(m, "ctl_sc");
+	const struct param_tensor *mu = ofa_tensor_find(m, "ctl_mu");
+	const struct param_tensor *sc = ofa_tensor_find(m, "ctl_sc");
 	size_t k = n < 8192 ? n : 8192, Z = (size_t)c->z_dim, ZB = Z + OFA_NB;
 	float *x0, *z, *zin;
 

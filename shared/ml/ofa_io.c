@@ -13,7 +13,6 @@
  */
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,31 +22,17 @@
 #include "model.pb-c.h"
 #include "shared/ml/ofa.h"
 #include "shared/ml/ofa_io.h"
+#include "shared/ml/tensor_io.h"
 #include "shared/xmalloc.h"
 
-static int
-fail(int rc, char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int
-fail(int rc, char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	char detail[128];
-
-	if (err == NULL || errlen == 0)
-		return rc;
-	va_start(ap, fmt);
-	vsnprintf(detail, sizeof(detail), fmt, ap);
-	va_end(ap);
-	snprintf(err, errlen, "%s: %s", rc == CTR_IO_EKIND ?
-	    "model kind is not \"ofa\"" : ctr_io_strerror(rc), detail);
-	return rc;
-}
+#define fail(rc, err, errlen, ...)					\
+	tensor_io_fail((rc), "", (rc) == CTR_IO_EKIND ?			\
+	    "model kind is not \"ofa\"" : ctr_io_strerror(rc), (err),	\
+	    (errlen), __VA_ARGS__)
 
 /* Whether tensor t is included in a part (with_base, mask). */
 static int
-included(const struct ofa_tensor *t, int with_base, uint32_t mask)
+included(const struct param_tensor *t, int with_base, uint32_t mask)
 {
 	return t->block < 0 ? with_base != 0 : (int)((mask >> t->block) & 1u);
 }
@@ -70,39 +55,33 @@ checksum(const struct ofa *m, int with_base, uint32_t mask, uint64_t bv,
 	if (sodium_init() < 0)
 		abort();
 	crypto_generichash_init(&st, NULL, 0, CTR_IO_CHECKSUM_LEN);
-	ctr_io_hash_u32(&st, (uint32_t)c->in_dim);
-	ctr_io_hash_u32(&st, (uint32_t)c->z_dim);
-	ctr_io_hash_u32(&st, (uint32_t)c->hidden);
-	ctr_io_hash_u32(&st, (uint32_t)c->inner);
-	ctr_io_hash_u32(&st, (uint32_t)c->n_blocks);
-	ctr_io_hash_u32(&st, (uint32_t)c->rank);
-	ctr_io_hash_u32(&st, (uint32_t)c->hist_k);
+	tensor_io_hash_u32(&st, (uint32_t)c->in_dim);
+	tensor_io_hash_u32(&st, (uint32_t)c->z_dim);
+	tensor_io_hash_u32(&st, (uint32_t)c->hidden);
+	tensor_io_hash_u32(&st, (uint32_t)c->inner);
+	tensor_io_hash_u32(&st, (uint32_t)c->n_blocks);
+	tensor_io_hash_u32(&st, (uint32_t)c->rank);
+	tensor_io_hash_u32(&st, (uint32_t)c->hist_k);
 	if (ofa_io_format(c) == OFA_IO_FORMAT_2) {
-		ctr_io_hash_u32(&st, (uint32_t)c->n_side);
-		ctr_io_hash_u32(&st, (uint32_t)c->interaction);
-		ctr_io_hash_u32(&st, (uint32_t)c->ctrl_hidden);
-		ctr_io_hash_u32(&st, (uint32_t)c->gen_hidden);
+		tensor_io_hash_u32(&st, (uint32_t)c->n_side);
+		tensor_io_hash_u32(&st, (uint32_t)c->interaction);
+		tensor_io_hash_u32(&st, (uint32_t)c->ctrl_hidden);
+		tensor_io_hash_u32(&st, (uint32_t)c->gen_hidden);
 	}
-	ctr_io_hash_u32(&st, (uint32_t)(with_base != 0));
+	tensor_io_hash_u32(&st, (uint32_t)(with_base != 0));
 	for (int l = 0; l < c->n_blocks; l++)
 		nb += (mask >> l) & 1u;
-	ctr_io_hash_u32(&st, nb);
+	tensor_io_hash_u32(&st, nb);
 	for (int l = 0; l < c->n_blocks; l++)
 		if ((mask >> l) & 1u)
-			ctr_io_hash_u32(&st, (uint32_t)l);
-	ctr_io_hash_u32(&st, (uint32_t)(bv & 0xffffffffu));
-	ctr_io_hash_u32(&st, (uint32_t)(bv >> 32));
+			tensor_io_hash_u32(&st, (uint32_t)l);
+	tensor_io_hash_u32(&st, (uint32_t)(bv & 0xffffffffu));
+	tensor_io_hash_u32(&st, (uint32_t)(bv >> 32));
 	for (int i = 0; i < ofa_num_tensors(m); i++) {
-		const struct ofa_tensor *t = ofa_tensor_at(m, i);
-		size_t nl = strlen(t->name);
-		if (!included(t, with_base, mask))
-			continue;
-		ctr_io_hash_u32(&st, (uint32_t)nl);
-		crypto_generichash_update(&st, (const uint8_t *)t->name, nl);
-		ctr_io_hash_u32(&st, (uint32_t)t->ndim);
-		for (int d = 0; d < t->ndim; d++)
-			ctr_io_hash_u32(&st, t->shape[d]);
-		ctr_io_hash_floats(&st, t->data, t->n);
+		const struct param_tensor *t = ofa_tensor_at(m, i);
+		if (included(t, with_base, mask))
+			tensor_io_hash(&st, t->name, t->ndim, t->shape,
+			    t->data, t->n);
 	}
 	crypto_generichash_final(&st, out, CTR_IO_CHECKSUM_LEN);
 }
@@ -138,15 +117,11 @@ build(const struct ofa *m, const struct ofa_meta *meta, int with_base,
 	cfg->ctrl_hidden = (uint32_t)c->ctrl_hidden;
 	cfg->gen_hidden = (uint32_t)c->gen_hidden;
 	for (int i = 0; i < ofa_num_tensors(m); i++) {
-		const struct ofa_tensor *t = ofa_tensor_at(m, i);
+		const struct param_tensor *t = ofa_tensor_at(m, i);
 		if (!included(t, with_base, mask))
 			continue;
-		dccl__tensor__init(&tens[nt]);
-		tens[nt].name = (char *)t->name;
-		tens[nt].n_shape = (size_t)t->ndim;
-		tens[nt].shape = (uint32_t *)t->shape;
-		tens[nt].n_data = t->n;
-		tens[nt].data = t->data;
+		tensor_io_view(&tens[nt], t->name, t->ndim, t->shape, t->data,
+		    t->n);
 		tp[nt] = &tens[nt];
 		nt++;
 	}
@@ -274,7 +249,9 @@ check(const struct ofa *ref, const Dccl__Model *msg, int *map,
     uint32_t *mask, char *err, size_t errlen)
 {
 	int nt = ofa_num_tensors(ref), L = ofa_config(ref)->n_blocks;
-	int with_base = msg->ofa_has_base;
+	int with_base = msg->ofa_has_base, rc;
+	uint8_t want[OFA_MAX_TENSORS];
+	char detail[96];
 
 	*mask = 0;
 	if (msg->n_ofa_blocks > (size_t)L)
@@ -288,43 +265,19 @@ check(const struct ofa *ref, const Dccl__Model *msg, int *map,
 			    "block list (block %u)", b);
 		*mask |= 1u << b;
 	}
-	for (int i = 0; i < nt; i++)
-		map[i] = -1;
 	if (msg->n_tensors > (size_t)nt)
 		return fail(CTR_IO_EUNKNOWN, err, errlen, "%zu tensors",
 		    msg->n_tensors);
-	for (size_t j = 0; j < msg->n_tensors; j++) {
-		const Dccl__Tensor *mt = msg->tensors[j];
-		const struct ofa_tensor *t = NULL;
-		int i;
-		for (i = 0; i < nt; i++) {
-			t = ofa_tensor_at(ref, i);
-			if (mt->name != NULL && strcmp(t->name, mt->name) == 0)
-				break;
-		}
-		if (i == nt || !included(t, with_base, *mask))
-			return fail(CTR_IO_EUNKNOWN, err, errlen, "'%.32s'",
-			    mt->name ? mt->name : "");
-		if (map[i] >= 0)
-			return fail(CTR_IO_EUNKNOWN, err, errlen,
-			    "duplicate '%s'", t->name);
-		map[i] = (int)j;
-		if (mt->n_shape != (size_t)t->ndim)
-			return fail(CTR_IO_ESHAPE, err, errlen, "'%s' ndim",
-			    t->name);
-		for (int d = 0; d < t->ndim; d++)
-			if (mt->shape[d] != t->shape[d])
-				return fail(CTR_IO_ESHAPE, err, errlen,
-				    "'%s' dim %d", t->name, d);
-		if (mt->n_data != t->n)
-			return fail(CTR_IO_ESHAPE, err, errlen,
-			    "'%s' has %zu floats, want %zu", t->name,
-			    mt->n_data, t->n);
-		for (size_t k = 0; k < mt->n_data; k++)
-			if (!isfinite(mt->data[k]))
-				return fail(CTR_IO_ENONFINITE, err, errlen,
-				    "'%s'", t->name);
-	}
+	for (int i = 0; i < nt; i++)
+		want[i] = (uint8_t)included(ofa_tensor_at(ref, i), with_base,
+		    *mask);
+	/* the model's table: ofa_tensor_at is &t[i] */
+	if ((rc = tensor_io_match(msg->tensors, msg->n_tensors,
+	    ofa_tensor_at(ref, 0), nt, want, 1, map, detail,
+	    sizeof(detail))) != 0)
+		return fail(rc == TENSOR_IO_UNKNOWN ? CTR_IO_EUNKNOWN :
+		    rc == TENSOR_IO_SHAPE ? CTR_IO_ESHAPE : CTR_IO_ENONFINITE,
+		    err, errlen, "%s", detail);
 	for (int i = 0; i < nt; i++)
 		if (map[i] < 0 && included(ofa_tensor_at(ref, i), with_base,
 		    *mask))

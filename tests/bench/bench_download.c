@@ -33,6 +33,7 @@
 #include "shared/auth.h"
 #include "shared/clock.h"
 #include "shared/wire.h"
+#include "tests/bench/bench_client.h"
 
 #define MAX_RUNS	16
 #define MAX_CLIENTS	16
@@ -42,49 +43,6 @@ static const char *keydir = ".";
  * bucket (limits.burst 400 > 256 chunks of a 64 MiB model), as a device
  * downloading a new version would. */
 static int run_no;
-
-/* Sends e signed by a, returns the checked, decoded reply or NULL. */
-static Dccl__Envelope *
-call(int sock, struct auth_dev *a, Dccl__Envelope *e, char *err,
-    size_t errlen)
-{
-	Dccl__Envelope *r = NULL;
-	void *msg, *rep = NULL;
-	size_t len;
-	int n;
-
-	if (auth_dev_pack(a, e, &msg, &len) != 0) {
-		snprintf(err, errlen, "cannot sign");
-		return NULL;
-	}
-	if (nn_send(sock, &msg, NN_MSG, 0) < 0) {
-		snprintf(err, errlen, "send: %s", nn_strerror(nn_errno()));
-		nn_freemsg(msg);
-		return NULL;
-	}
-	if ((n = nn_recv(sock, &rep, NN_MSG, 0)) < 0) {
-		snprintf(err, errlen, "recv: %s", nn_strerror(nn_errno()));
-		return NULL;
-	}
-	if (wire_unpack(rep, (size_t)n, &r, err, errlen) != 0) {
-		wire_free(r);
-		r = NULL;
-	} else if (auth_dev_check(a, rep, (size_t)n, r, e->counter,
-	    e->body_case) != 1) {
-		snprintf(err, errlen, "reply not authenticated (%s)",
-		    r->body_case == DCCL__ENVELOPE__BODY_ERROR ?
-		    r->error->message : "forged");
-		wire_free(r);
-		r = NULL;
-	} else if (r->body_case == DCCL__ENVELOPE__BODY_ERROR) {
-		snprintf(err, errlen, "%s: %s", wire_error_name(r->error->code),
-		    r->error->message);
-		wire_free(r);
-		r = NULL;
-	}
-	nn_freemsg(rep);
-	return r;
-}
 
 /*
  * Registers as dev (key file under keydir) and downloads the current
@@ -104,7 +62,7 @@ download(const char *ep, const char *dev, uint64_t *size, double *secs,
 	uint8_t *blob = NULL;
 	uint64_t total = 0, version, cs;
 	uint32_t n_chunks = 1;
-	int sock, tmo = 30000, unlimited = -1, rc = -1;
+	int sock, rc = -1;
 	double t0;
 
 	snprintf(path, sizeof(path), "%s/%s.key", keydir, dev);
@@ -112,16 +70,8 @@ download(const char *ep, const char *dev, uint64_t *size, double *secs,
 		snprintf(err, errlen, "cannot open the key file");
 		return -1;
 	}
-	if ((sock = nn_socket(AF_SP, NN_REQ)) < 0 ||
-	    nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVTIMEO, &tmo,
-	    sizeof(tmo)) < 0 ||
-	    nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &unlimited,
-	    sizeof(unlimited)) < 0 || nn_connect(sock, ep) < 0) {
-		snprintf(err, errlen, "socket: %s", nn_strerror(nn_errno()));
-		if (sock >= 0)
-			nn_close(sock);
+	if ((sock = bench_connect(ep, 30000, err, errlen)) < 0)
 		return -1;
-	}
 	e.version = WIRE_VERSION;
 	e.device_id = (char *)dev;
 	e.request_id = 1;
@@ -130,7 +80,7 @@ download(const char *ep, const char *dev, uint64_t *size, double *secs,
 	rg.software = "bench_download";
 	e.body_case = DCCL__ENVELOPE__BODY_REGISTER_REQ;
 	e.register_req = &rg;
-	if ((r = call(sock, &a, &e, err, errlen)) == NULL)
+	if ((r = bench_call(sock, &a, &e, err, errlen)) == NULL)
 		goto done;
 	if (r->body_case != DCCL__ENVELOPE__BODY_REGISTERED ||
 	    r->registered->model_version == 0 ||
@@ -153,7 +103,7 @@ download(const char *ep, const char *dev, uint64_t *size, double *secs,
 
 		e.request_id = 2 + i;
 		gm.chunk_index = i;
-		if ((r = call(sock, &a, &e, err, errlen)) == NULL)
+		if ((r = bench_call(sock, &a, &e, err, errlen)) == NULL)
 			goto done;
 		c = r->model_chunk;
 		if (r->body_case != DCCL__ENVELOPE__BODY_MODEL_CHUNK ||

@@ -16,58 +16,17 @@
 # Only the processes started here are stopped (trap).
 set -eu
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=${DCCL_BIN:-bin}
-case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
+BENCH_NAME=bench_download
+. "$(dirname "$0")/bench-lib.sh"
 PEER=${BENCH_PEER_CLOUDD:-}
-export OPENBLAS_NUM_THREADS=1
 export DCCL_AUTH_TOKEN=bench-download-token
+bench_need cloudd dccl-data bench_download
 
-for b in cloudd dccl-data bench_download; do
-	[ -x "$BIN/$b" ] || make -C "$ROOT" --no-print-directory "bin/$b" \
-	    >/dev/null
-done
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/dccl-bench-dl.XXXXXX")
-PIDS=""
-cleanup() {
-	for p in $PIDS; do kill -TERM "$p" 2>/dev/null || true; done
-	sleep 0.5
-	for p in $PIDS; do kill -9 "$p" 2>/dev/null || true; done
-	if [ "${KEEP:-0}" = 1 ]; then echo "kept $T"; else rm -rf "$T"; fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-die() {
-	echo "bench_download.sh: FAIL: $*"
-	for f in "$T"/*.log; do
-		[ -f "$f" ] && { echo "== $f"; tail -n 20 "$f"; }
-	done
-	exit 1
-}
-
-wait_log() {
-	i=0
-	while ! grep -q "$2" "$1" 2>/dev/null; do
-		kill -0 "$4" 2>/dev/null || die "$(basename "$1" .log) exited"
-		i=$((i + 1))
-		[ $i -le $(($3 * 10)) ] || die "no '$2' in $1 after $3 s"
-		sleep 0.1
-	done
-}
-
-set -- $(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(4)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))')
+set -- $(ports 4)
 A_TCP=tcp://127.0.0.1:$1 A_PUB=tcp://127.0.0.1:$2
 B_TCP=tcp://127.0.0.1:$3 B_PUB=tcp://127.0.0.1:$4
 
-"$BIN/dccl-data" synth "$T/mdata" --users 1000 --items 63500 \
-    --min-per-user 30 --max-per-user 60 --seed 3 >/dev/null ||
-    die "dccl-data synth failed"
+model_pool "$T/mdata"
 "$BIN/cloudd" -o cloudd.data-dir="$T/t" --import "$T/mdata/pool.csv" \
     >"$T/t-import.log" 2>&1 || die "cloudd --import failed"
 # Trained by a cloudd of its own, so the peak RSS of the two measured
@@ -82,13 +41,8 @@ sed -n 's/.*\(ANNOUNCE: .*\)/cloudd: \1/p' "$T/t.log"
 kill -TERM $TPID
 wait $TPID || die "the training cloudd did not exit cleanly"
 PIDS=""
-for d in a b; do
-	mkdir -p "$T/$d"
-	chmod 700 "$T/$d"
-	sqlite3 "$T/t/cloudd.db" ".timeout 10000" ".backup '$T/$d/cloudd.db'" ||
-	    die "sqlite3 .backup failed"
-	chmod 600 "$T/$d/cloudd.db"
-done
+db_copy "$T/t" "$T/a"
+db_copy "$T/t" "$T/b"
 "$BIN/cloudd" -o cloudd.listen="$A_TCP" -o cloudd.pub-listen="$A_PUB" \
     -o cloudd.admin-listen="ipc://$T/a-admin.ipc" -o cloudd.data-dir="$T/a" \
     -o ofa.enable=no >"$T/a.log" 2>&1 &

@@ -1,5 +1,5 @@
 /*
- * bench_retrieve: throughput and recall of cloudd/retrieve.c on synthetic
+ * bench_retrieve: throughput and recall of cloudd/coda_retrieve.c on synthetic
  * clustered data, and the dataset for the faiss comparison
  * (tests/bench/retrieve_faiss.py, driven by bench_retrieve.sh).
  *
@@ -32,7 +32,7 @@
 #include "shared/rng.h"
 #include "shared/xmalloc.h"
 
-#include "cloudd/retrieve.h"
+#include "cloudd/coda_retrieve.h"
 
 void	openblas_set_num_threads(int);
 

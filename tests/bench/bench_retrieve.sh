@@ -1,5 +1,5 @@
 #!/bin/sh
-# bench_retrieve.sh: cloudd/retrieve.c against faiss on the same data.
+# bench_retrieve.sh: cloudd/coda_retrieve.c against faiss on the same data.
 #
 # bin/bench_retrieve generates 1M x 32 normalised Gaussian-mixture vectors
 # and 1000 queries (fixed seed), times exact and IVF search, and writes the

@@ -53,6 +53,7 @@
 
 #include "shared/clock.h"
 #include "shared/wire.h"
+#include "tests/bench/bench_client.h"
 
 #define MAX_CLIENTS	16
 #define DL_RUNS		5
@@ -452,41 +453,6 @@ bench_status(const char *tp, const char *ep, const char *bare_ep,
  * Model download.
  */
 
-/* Sends e on sock and returns the decoded reply (free with wire_free). */
-static Dccl__Envelope *
-call(int sock, const Dccl__Envelope *e, char *err, size_t errlen)
-{
-	Dccl__Envelope *r = NULL;
-	void *msg, *rep = NULL;
-	size_t len;
-	int n;
-
-	if (wire_pack_nn(e, &msg, &len) != 0) {
-		snprintf(err, errlen, "nn_allocmsg failed");
-		return NULL;
-	}
-	if (nn_send(sock, &msg, NN_MSG, 0) < 0) {
-		snprintf(err, errlen, "send: %s", nn_strerror(nn_errno()));
-		nn_freemsg(msg);
-		return NULL;
-	}
-	if ((n = nn_recv(sock, &rep, NN_MSG, 0)) < 0) {
-		snprintf(err, errlen, "recv: %s", nn_strerror(nn_errno()));
-		return NULL;
-	}
-	if (wire_unpack(rep, (size_t)n, &r, err, errlen) != 0) {
-		wire_free(r);
-		r = NULL;
-	} else if (r->body_case == DCCL__ENVELOPE__BODY_ERROR) {
-		snprintf(err, errlen, "%s: %s", wire_error_name(r->error->code),
-		    r->error->message);
-		wire_free(r);
-		r = NULL;
-	}
-	nn_freemsg(rep);
-	return r;
-}
-
 struct dl_result {
 	double	 seconds;	/* first GetModel to last chunk */
 	double	 hash_seconds;
@@ -509,20 +475,12 @@ download(const char *ep, const char *dev, uint32_t user,
 	uint8_t *blob = NULL;
 	uint64_t rid = 1, total = 0;
 	uint32_t n_chunks = 1;
-	int sock, tmo = 30000, unlimited = -1, rc = -1;
+	int sock, rc = -1;
 	double t0;
 
 	memset(out, 0, sizeof(*out));
-	if ((sock = nn_socket(AF_SP, NN_REQ)) < 0 ||
-	    nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVTIMEO, &tmo,
-	    sizeof(tmo)) < 0 ||
-	    nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &unlimited,
-	    sizeof(unlimited)) < 0 || nn_connect(sock, ep) < 0) {
-		snprintf(err, errlen, "socket: %s", nn_strerror(nn_errno()));
-		if (sock >= 0)
-			nn_close(sock);
+	if ((sock = bench_connect(ep, 30000, err, errlen)) < 0)
 		return -1;
-	}
 	e.version = WIRE_VERSION;
 	e.device_id = (char *)dev;
 	e.request_id = rid++;
@@ -533,7 +491,7 @@ download(const char *ep, const char *dev, uint32_t user,
 	rg.software = "bench_rpc";
 	e.body_case = DCCL__ENVELOPE__BODY_REGISTER_REQ;
 	e.register_req = &rg;
-	if ((r = call(sock, &e, err, errlen)) == NULL)
+	if ((r = bench_call(sock, NULL, &e, err, errlen)) == NULL)
 		goto done;
 	if (r->body_case != DCCL__ENVELOPE__BODY_REGISTERED ||
 	    r->registered->model_version == 0) {
@@ -556,7 +514,7 @@ download(const char *ep, const char *dev, uint32_t user,
 
 		e.request_id = rid++;
 		gm.chunk_index = i;
-		if ((r = call(sock, &e, err, errlen)) == NULL)
+		if ((r = bench_call(sock, NULL, &e, err, errlen)) == NULL)
 			goto done;
 		c = r->model_chunk;
 		if (r->body_case != DCCL__ENVELOPE__BODY_MODEL_CHUNK ||

@@ -22,67 +22,19 @@
 # on 2 cores. Exits 0 when every figure was measured and checked.
 set -eu
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=${DCCL_BIN:-bin}
-case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
+BENCH_NAME=bench_rpc
+. "$(dirname "$0")/bench-lib.sh"
 SECS=${BENCH_SECS:-3}
-export OPENBLAS_NUM_THREADS=1
+bench_need cloudd dcctl dccl-data bench_rpc
 
-for b in cloudd dcctl dccl-data bench_rpc; do
-	[ -x "$BIN/$b" ] || make -C "$ROOT" --no-print-directory "bin/$b" \
-	    >/dev/null
-done
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/dccl-bench-rpc.XXXXXX")
-PIDS=""
-cleanup() {
-	for p in $PIDS; do kill -TERM "$p" 2>/dev/null || true; done
-	sleep 0.5
-	for p in $PIDS; do kill -9 "$p" 2>/dev/null || true; done
-	if [ "${KEEP:-0}" = 1 ]; then echo "kept $T"; else rm -rf "$T"; fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-die() {
-	echo "bench_rpc.sh: FAIL: $*"
-	for f in "$T"/*.log; do
-		[ -f "$f" ] && { echo "== $f"; tail -n 20 "$f"; }
-	done
-	exit 1
-}
-
-# wait_log FILE PATTERN SECONDS PID: polls FILE for PATTERN while PID lives.
-wait_log() {
-	i=0
-	while ! grep -q "$2" "$1" 2>/dev/null; do
-		kill -0 "$4" 2>/dev/null || die "$(basename "$1" .log) exited"
-		i=$((i + 1))
-		[ $i -le $(($3 * 10)) ] || die "no '$2' in $1 after $3 s"
-		sleep 0.1
-	done
-}
-
-# Five distinct free loopback ports, held together while they are chosen.
-ports() {
-	python3 -c '
-import socket
-ss = [socket.socket() for _ in range(5)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))' 2>/dev/null && return
-	b=$((30000 + $$ % 20000))
-	echo $b $((b + 1)) $((b + 2)) $((b + 3)) $((b + 4))
-}
-set -- $(ports)
+set -- $(ports 5)
 A_TCP=tcp://127.0.0.1:$1 A_PUB=tcp://127.0.0.1:$2
 B_TCP=tcp://127.0.0.1:$3 B_PUB=tcp://127.0.0.1:$4
 BARE_TCP=tcp://127.0.0.1:$5
 A_IPC=ipc://$T/a.ipc B_IPC=ipc://$T/b.ipc BARE_IPC=ipc://$T/bare.ipc
 
 echo "data: synthetic pools in $T"
-"$BIN/dccl-data" synth "$T/mdata" --users 1000 --items 63500 \
-    --min-per-user 30 --max-per-user 60 --seed 3 >/dev/null ||
-    die "dccl-data synth (model pool) failed"
+model_pool "$T/mdata"
 "$BIN/dccl-data" synth "$T/idata" --users 10000 --items 5000 \
     --min-per-user 100 --max-per-user 100 --fractions 1,0,0 --seed 5 \
     >/dev/null || die "dccl-data synth (import pool) failed"
@@ -104,9 +56,7 @@ echo "cloudd A: model trained in $(($(date +%s) - t0)) s;" \
 	printf "model: v%s, %d bytes packed (%.2f MiB)\n", $1, $3, $3 / 1048576
 }'
 
-mkdir -p "$T/b"
-sqlite3 "$T/a/cloudd.db" ".timeout 10000" ".backup '$T/b/cloudd.db'" ||
-    die "sqlite3 .backup failed"
+db_copy "$T/a" "$T/b"
 "$BIN/cloudd" -o cloudd.listen="$B_TCP,$B_IPC" -o cloudd.pub-listen="$B_PUB" \
     -o cloudd.admin-listen="ipc://$T/b-admin.ipc" -o cloudd.data-dir="$T/b" \
     -o limits.chunk-size=1048576 -o limits.max-message=2097152 \

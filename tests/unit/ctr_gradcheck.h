@@ -46,7 +46,7 @@ gradcheck_all(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
 	assert_int_equal(ctr_backward(m, CTR_SEL_ALL, y, w, off, &L), 0);
 	assert_true(fabs(L - gradcheck_loss(m, ds, idx, B, y, w, off)) < 1e-6);
 	for (int i = 0; i < ctr_num_tensors(m); i++) {
-		const struct ctr_tensor *t = ctr_tensor_at(m, i);
+		const struct param_tensor *t = ctr_tensor_at(m, i);
 		int bad = 0, nonzero = 0;
 		double maxd = 0;
 

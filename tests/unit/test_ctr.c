@@ -26,6 +26,7 @@
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
 #include "shared/rng.h"
+#include "tests/unit/ctr_fixture.h"
 #include "tests/unit/ctr_gradcheck.h"
 
 void	openblas_set_num_threads(int);
@@ -43,46 +44,20 @@ make_ds(struct dataset *ds, size_t n, uint32_t nu, uint32_t ni, uint64_t seed)
 {
 	struct rng r;
 
-	memset(ds, 0, sizeof(*ds));
+	fixture_ds_init(ds, n, nu, ni, 5);
 	rng_seed(&r, seed);
-	ds->s = calloc(n, sizeof(*ds->s));
-	ds->n = ds->cap = n;
-	ds->hist_cap = n * 5;
-	ds->hist = calloc(ds->hist_cap, sizeof(uint32_t));
-	ds->n_users = nu;
-	ds->n_items = ni;
-	ds->n_genres = 4;
 	for (size_t i = 0; i < n; i++) {
 		struct sample *s = &ds->s[i];
 		s->user = rng_below(&r, nu);
 		s->item = rng_below(&r, ni);
 		s->ts = 1500000000 + (int64_t)rng_below(&r, 86400 * 14);
-		s->genres = (1u << (s->item % 4)) | (1u << ((s->item / 4) % 4));
+		s->genres = fixture_genres(s->item);
 		s->label = (s->item < ni / 2) ? 1.0f : 0.0f;
 		if (s->user == 0)
 			s->label = 1.0f - s->label;
 		s->rating = s->label > 0.5f ? 4.5f : 2.0f;
-		s->hist_off = (uint32_t)ds->hist_len;
-		s->hist_n = (uint16_t)rng_below(&r, 6);
-		for (int k = 0; k < s->hist_n; k++)
-			ds->hist[ds->hist_len++] = rng_below(&r, ni);
+		fixture_hist(ds, s, rng_below(&r, 6), &r, ni);
 	}
-}
-
-static void
-free_ds(struct dataset *ds)
-{
-	free(ds->s);
-	free(ds->hist);
-}
-
-static uint32_t *
-iota(size_t n, uint32_t start)
-{
-	uint32_t *p = malloc(n * sizeof(*p));
-	for (size_t i = 0; i < n; i++)
-		p[i] = start + (uint32_t)i;
-	return p;
 }
 
 static struct ctr_config
@@ -102,16 +77,6 @@ small_cfg(void)
 	return c;
 }
 
-static struct ctr *
-new_model(const struct ctr_config *c, uint64_t seed)
-{
-	struct ctr *m = NULL;
-
-	assert_int_equal(ctr_new(&m, c, seed), 0);
-	assert_non_null(m);
-	return m;
-}
-
 /* Sets every patch m table to random values so U, V, m all get gradient. */
 static void
 randomize_patch(struct ctr *m, uint64_t seed)
@@ -120,7 +85,7 @@ randomize_patch(struct ctr *m, uint64_t seed)
 
 	rng_seed(&r, seed);
 	for (int i = 0; i < ctr_num_tensors(m); i++) {
-		const struct ctr_tensor *t = ctr_tensor_at(m, i);
+		const struct param_tensor *t = ctr_tensor_at(m, i);
 		if (t->kind == CTR_T_PATCH_M || t->kind == CTR_T_PATCH_B)
 			for (size_t k = 0; k < t->n; k++)
 				t->data[k] = (float)(rng_unif(&r) - 0.5);
@@ -244,8 +209,8 @@ static void
 check_frozen(const struct ctr *a, const struct ctr *b, enum ctr_tkind moving)
 {
 	for (int i = 0; i < ctr_num_tensors(a); i++) {
-		const struct ctr_tensor *ta = ctr_tensor_at(a, i);
-		const struct ctr_tensor *tb = ctr_tensor_at(b, i);
+		const struct param_tensor *ta = ctr_tensor_at(a, i);
+		const struct param_tensor *tb = ctr_tensor_at(b, i);
 		/* MetaPatch training moves the per-user bias with m */
 		if (ta->kind == moving || (moving == CTR_T_PATCH_M &&
 		    ta->kind == CTR_T_PATCH_B))
@@ -273,7 +238,7 @@ test_metapatch_only(void **state)
 	o.sel = CTR_SEL_NO_PATCH;
 	assert_int_equal(ctr_train(base, &ds, idx, ds.n, NULL, 0, &o, NULL), 0);
 	/* NO_PATCH on the cloud: the m tables are still exactly zero */
-	const struct ctr_tensor *pm = ctr_tensor_find(base, "patch_m0");
+	const struct param_tensor *pm = ctr_tensor_find(base, "patch_m0");
 	assert_non_null(pm);
 	for (size_t k = 0; k < pm->n; k++)
 		assert_true(pm->data[k] == 0.0f);
@@ -303,7 +268,7 @@ test_metapatch_only(void **state)
 	o.opt.kind = CTR_OPT_ADAM;
 	assert_int_equal(ctr_train(dev, &ds, idx, ds.n, NULL, 0, &o, NULL), 0);
 	for (int i = 0; i < ctr_num_tensors(dev); i++) {
-		const struct ctr_tensor *t = ctr_tensor_at(dev, i);
+		const struct param_tensor *t = ctr_tensor_at(dev, i);
 		if (t->kind == CTR_T_PATCH_M || t->kind == CTR_T_PATCH_B)
 			assert_memory_equal(t->data, ctr_tensor_at(snap,
 			    i)->data, t->n * sizeof(float));
@@ -339,7 +304,7 @@ test_patch_bias(void **state)
 	assert_true(nm >= 8);
 	struct ctr *m = new_model(&c, 6);
 	struct ctr *snap = ctr_clone(m);
-	const struct ctr_tensor *pb = ctr_tensor_find(m, "patch_b");
+	const struct param_tensor *pb = ctr_tensor_find(m, "patch_b");
 	assert_non_null(pb);
 	assert_int_equal(pb->kind, CTR_T_PATCH_B);
 	assert_int_equal(pb->shape[0], c.n_users + 1);
@@ -361,7 +326,7 @@ test_patch_bias(void **state)
 		assert_true(fabsf(after[i] - before[i] - pb->data[2]) < 1e-5f);
 	/* everything but the bias row is untouched */
 	for (int i = 0; i < ctr_num_tensors(m); i++) {
-		const struct ctr_tensor *t = ctr_tensor_at(m, i);
+		const struct param_tensor *t = ctr_tensor_at(m, i);
 		if (t != pb && t->n > 0)
 			assert_memory_equal(t->data, ctr_tensor_at(snap,
 			    i)->data, t->n * sizeof(float));
@@ -479,7 +444,7 @@ test_oov(void **state)
 	ds.s[4].hist_n = ds.s[4].hist_n ? ds.s[4].hist_n : 1;
 	uint32_t *idx = iota(10, 0);
 	struct ctr *m = new_model(&c, 1);
-	const struct ctr_tensor *tu = ctr_tensor_find(m, "emb_user");
+	const struct param_tensor *tu = ctr_tensor_find(m, "emb_user");
 	const float *oov = tu->data + (size_t)c.n_users * c.dim;
 	for (int i = 0; i < c.dim; i++)
 		assert_true(oov[i] == 0.0f);
@@ -811,7 +776,7 @@ test_corrupt(void **state)
 	    NULL, 0), CTR_IO_EUNPACK);
 
 	/* one flipped mantissa bit in tensor data: finite, wrong checksum */
-	const struct ctr_tensor *t = ctr_tensor_find(m, "mlp0_w");
+	const struct param_tensor *t = ctr_tensor_find(m, "mlp0_w");
 	size_t pos = 0;
 	while (pos + 8 <= len && memcmp(buf + pos, t->data + 5, 8) != 0)
 		pos++;

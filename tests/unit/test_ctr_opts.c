@@ -26,6 +26,7 @@
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
 #include "shared/rng.h"
+#include "tests/unit/ctr_fixture.h"
 #include "tests/unit/ctr_gradcheck.h"
 
 void	openblas_set_num_threads(int);
@@ -44,15 +45,8 @@ make_ds(struct dataset *ds, size_t n, uint32_t nu, uint32_t ni, uint64_t seed)
 {
 	struct rng r;
 
-	memset(ds, 0, sizeof(*ds));
+	fixture_ds_init(ds, n, nu, ni, 5);
 	rng_seed(&r, seed);
-	ds->s = calloc(n, sizeof(*ds->s));
-	ds->n = ds->cap = n;
-	ds->hist_cap = n * 5;
-	ds->hist = calloc(ds->hist_cap, sizeof(uint32_t));
-	ds->n_users = nu;
-	ds->n_items = ni;
-	ds->n_genres = 4;
 	ds->n_side = NSIDE;
 	for (int f = 0; f < NSIDE; f++)
 		ds->side_card[f] = side_card[f];
@@ -61,24 +55,14 @@ make_ds(struct dataset *ds, size_t n, uint32_t nu, uint32_t ni, uint64_t seed)
 		s->user = rng_below(&r, nu);
 		s->item = rng_below(&r, ni);
 		s->ts = 1500000000 + (int64_t)rng_below(&r, 86400 * 14);
-		s->genres = (1u << (s->item % 4)) | (1u << ((s->item / 4) % 4));
+		s->genres = fixture_genres(s->item);
 		for (int f = 0; f < NSIDE; f++)
 			s->side[f] = rng_below(&r, side_card[f] + 1);
 		s->label = (s->item < ni / 2) ? 1.0f : 0.0f;
 		if (s->side[0] == 1)
 			s->label = 1.0f - s->label;
-		s->hist_off = (uint32_t)ds->hist_len;
-		s->hist_n = (uint16_t)rng_below(&r, 6);
-		for (int k = 0; k < s->hist_n; k++)
-			ds->hist[ds->hist_len++] = rng_below(&r, ni + 1);
+		fixture_hist(ds, s, rng_below(&r, 6), &r, ni + 1);
 	}
-}
-
-static void
-free_ds(struct dataset *ds)
-{
-	free(ds->s);
-	free(ds->hist);
 }
 
 static struct ctr_config
@@ -102,16 +86,6 @@ small_cfg(int inter, int att, uint32_t nside)
 	return c;
 }
 
-static struct ctr *
-new_model(const struct ctr_config *c, uint64_t seed)
-{
-	struct ctr *m = NULL;
-
-	assert_int_equal(ctr_new(&m, c, seed), 0);
-	assert_non_null(m);
-	return m;
-}
-
 /*
  * Random values in the tensors that start at zero (attention W, MetaPatch
  * m and bias), so every path carries gradient in the check.
@@ -123,7 +97,7 @@ randomize_zero_starts(struct ctr *m, uint64_t seed)
 
 	rng_seed(&r, seed);
 	for (int i = 0; i < ctr_num_tensors(m); i++) {
-		const struct ctr_tensor *t = ctr_tensor_at(m, i);
+		const struct param_tensor *t = ctr_tensor_at(m, i);
 		if (t->kind == CTR_T_PATCH_M || t->kind == CTR_T_PATCH_B ||
 		    strcmp(t->name, "att_w") == 0)
 			for (size_t k = 0; k < t->n; k++)
@@ -193,8 +167,8 @@ static void
 copy_shared(struct ctr *dst, const struct ctr *src)
 {
 	for (int i = 0; i < ctr_num_tensors(dst); i++) {
-		const struct ctr_tensor *t = ctr_tensor_at(dst, i);
-		const struct ctr_tensor *s = ctr_tensor_find(src, t->name);
+		const struct param_tensor *t = ctr_tensor_at(dst, i);
+		const struct param_tensor *s = ctr_tensor_find(src, t->name);
 		if (s != NULL && s->n == t->n)
 			memcpy(t->data, s->data, t->n * sizeof(float));
 	}
@@ -226,7 +200,7 @@ test_attention_starts_as_mean(void **state)
 		assert_true(fabsf(l0[i] - l1[i]) < 1e-6f);
 	/* with W != 0 the weights differ from the mean for some sample
 	   (W large: the embeddings start small) */
-	const struct ctr_tensor *tw = ctr_tensor_find(m1, "att_w");
+	const struct param_tensor *tw = ctr_tensor_find(m1, "att_w");
 	for (size_t k = 0; k < tw->n; k++)
 		tw->data[k] = (k % 2 ? 300.0f : -200.0f);
 	assert_int_equal(ctr_forward(m1, &ds, idx, 20, l1), 0);
@@ -260,7 +234,7 @@ test_side_oov(void **state)
 
 	make_ds(&ds, 2, 4, 8, 3);
 	struct ctr *m = new_model(&c, 5);
-	const struct ctr_tensor *t = ctr_tensor_find(m, "emb_side1");
+	const struct param_tensor *t = ctr_tensor_find(m, "emb_side1");
 	assert_non_null(t);
 	assert_int_equal(t->shape[0], side_card[1] + 1);
 	for (int k = 0; k < c.dim; k++)

@@ -277,8 +277,8 @@ test_distill_picks_up_device_signal(void **state)
 		assert_int_equal(sf.n_soft, st.n_soft);
 		assert_int_equal(sf.best_epoch, o.epochs);
 		for (int i = 0; i < ctr_num_tensors(base); i++) {
-			const struct ctr_tensor *a = ctr_tensor_at(base, i);
-			const struct ctr_tensor *b = ctr_tensor_at(fz, i);
+			const struct param_tensor *a = ctr_tensor_at(base, i);
+			const struct param_tensor *b = ctr_tensor_at(fz, i);
 			int same = memcmp(a->data, b->data,
 			    a->n * sizeof(float)) == 0;
 			if (a->kind == CTR_T_PATCH_M ||

@@ -26,6 +26,7 @@
 #include "shared/ml/encoder.h"
 #include "shared/ml/encoder_io.h"
 #include "shared/rng.h"
+#include "tests/unit/ctr_fixture.h"
 
 void	openblas_set_num_threads(int);
 
@@ -40,44 +41,26 @@ make_ds(struct dataset *ds, size_t n, uint32_t nu, uint32_t ni, uint64_t seed)
 {
 	struct rng r;
 
-	memset(ds, 0, sizeof(*ds));
+	fixture_ds_init(ds, n, nu, ni, 4);
 	rng_seed(&r, seed);
-	ds->s = calloc(n, sizeof(*ds->s));
-	ds->n = ds->cap = n;
-	ds->hist_cap = n * 4;
-	ds->hist = calloc(ds->hist_cap, sizeof(uint32_t));
-	ds->n_users = nu;
-	ds->n_items = ni;
-	ds->n_genres = 4;
 	for (size_t i = 0; i < n; i++) {
 		struct sample *s = &ds->s[i];
 		s->user = (uint32_t)(i % nu);
 		s->item = rng_below(&r, ni);
 		s->ts = 1500000000 + (int64_t)i * 60;
-		s->genres = (1u << (s->item % 4)) | (1u << ((s->item / 4) % 4));
+		s->genres = fixture_genres(s->item);
 		s->label = ((s->item < ni / 2) == (s->user % 2 == 0)) ? 1.0f :
 		    0.0f;
 		if (rng_below(&r, 10) == 0)
 			s->label = 1.0f - s->label;
-		s->hist_off = (uint32_t)ds->hist_len;
-		s->hist_n = (uint16_t)rng_below(&r, 4);
-		for (int k = 0; k < s->hist_n; k++)
-			ds->hist[ds->hist_len++] = rng_below(&r, ni);
+		fixture_hist(ds, s, rng_below(&r, 4), &r, ni);
 	}
 }
 
-static void
-free_ds(struct dataset *ds)
-{
-	free(ds->s);
-	free(ds->hist);
-}
-
 static struct ctr *
-new_model(uint32_t nu, uint32_t ni, int rank, uint64_t seed)
+enc_model(uint32_t nu, uint32_t ni, int rank, uint64_t seed)
 {
 	struct ctr_config c = { 0 };
-	struct ctr *m = NULL;
 
 	c.n_users = nu;
 	c.n_items = ni;
@@ -88,8 +71,7 @@ new_model(uint32_t nu, uint32_t ni, int rank, uint64_t seed)
 	c.hidden[0] = 16;
 	c.hidden[1] = 8;
 	c.patch_rank = rank;
-	assert_int_equal(ctr_new(&m, &c, seed), 0);
-	return m;
+	return new_model(&c, seed);
 }
 
 static void
@@ -155,7 +137,7 @@ static void
 test_grad_check(void **state)
 {
 	struct dataset ds;
-	struct ctr *m = new_model(5, 20, 3, 7);
+	struct ctr *m = enc_model(5, 20, 3, 7);
 	struct enc *e = enc_new(m);
 	uint32_t idx[8], u = 2;
 	float x[ENC_MAX_IN];
@@ -206,9 +188,9 @@ test_grad_check(void **state)
 static void
 test_rows(void **state)
 {
-	struct ctr *m = new_model(5, 20, 3, 7), *m0 = new_model(5, 20, 0, 7);
+	struct ctr *m = enc_model(5, 20, 3, 7), *m0 = enc_model(5, 20, 0, 7);
 	float r[ENC_MAX_OUT], back[ENC_MAX_OUT];
-	const struct ctr_tensor *t;
+	const struct param_tensor *t;
 
 	(void)state;
 	/* m and b start at zero: every user is untrained */
@@ -238,7 +220,7 @@ static struct ctr *
 trained_model(struct dataset *ds, uint32_t **tr, size_t *ntr, uint32_t **va,
     size_t *nva)
 {
-	struct ctr *m = new_model(40, 20, 2, 5);
+	struct ctr *m = enc_model(40, 20, 2, 5);
 	struct ctr_train_opts o;
 
 	make_ds(ds, 4000, 40, 20, 9);
@@ -321,7 +303,7 @@ test_fit(void **state)
 static void
 test_io(void **state)
 {
-	struct ctr *m = new_model(5, 20, 3, 7), *m2 = NULL;
+	struct ctr *m = enc_model(5, 20, 3, 7), *m2 = NULL;
 	struct enc *e = enc_new(m), *e2 = NULL;
 	uint8_t *buf = NULL, *b2;
 	size_t len = 0;
@@ -391,7 +373,7 @@ test_io(void **state)
 	}
 	/* a model of another shape does not take this encoder */
 	{
-		struct ctr *m3 = new_model(5, 20, 2, 7);
+		struct ctr *m3 = enc_model(5, 20, 2, 7);
 		uint8_t *b3 = NULL;
 		size_t l3 = 0;
 		assert_int_equal(ctr_io_pack(m3, NULL, &b3, &l3), 0);

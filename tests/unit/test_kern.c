@@ -21,6 +21,7 @@
 #include <cblas.h>
 
 #include "shared/ml/kern.h"
+#include "shared/ml/metapatch.h"
 #include "shared/rng.h"
 
 void	openblas_set_num_threads(int);

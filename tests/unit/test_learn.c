@@ -32,6 +32,7 @@
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
 #include "shared/rng.h"
+#include "tests/unit/ctr_fixture.h"
 
 void	openblas_set_num_threads(int);
 
@@ -50,39 +51,22 @@ make_ds(struct dataset *ds, size_t n, int user, uint64_t seed)
 {
 	struct rng r;
 
-	memset(ds, 0, sizeof(*ds));
+	fixture_ds_init(ds, n, NU, NI, 5);
 	rng_seed(&r, seed);
-	ds->s = calloc(n, sizeof(*ds->s));
-	ds->n = ds->cap = n;
-	ds->hist_cap = n * 5;
-	ds->hist = calloc(ds->hist_cap, sizeof(uint32_t));
-	ds->n_users = NU;
-	ds->n_items = NI;
-	ds->n_genres = 4;
 	for (size_t i = 0; i < n; i++) {
 		struct sample *s = &ds->s[i];
 		s->user = user >= 0 ? (uint32_t)user : rng_below(&r, NU);
 		s->item = rng_below(&r, NI);
 		s->ts = 1500000000 + (int64_t)i * 3600;
-		s->genres = (1u << (s->item % 4)) | (1u << ((s->item / 4) % 4));
+		s->genres = fixture_genres(s->item);
 		s->label = s->item < NI / 2 ? 1.0f : 0.0f;
 		if (s->user == USER && s->item % 2 && rng_below(&r, 10) < 7)
 			s->label = 1.0f - s->label;
 		if (rng_below(&r, 10) == 0)
 			s->label = 1.0f - s->label;
 		s->rating = s->label > 0.5f ? 4.5f : 2.0f;
-		s->hist_off = (uint32_t)ds->hist_len;
-		s->hist_n = (uint16_t)rng_below(&r, 6);
-		for (int k = 0; k < s->hist_n; k++)
-			ds->hist[ds->hist_len++] = rng_below(&r, NI);
+		fixture_hist(ds, s, rng_below(&r, 6), &r, NI);
 	}
-}
-
-static void
-free_ds(struct dataset *ds)
-{
-	free(ds->s);
-	free(ds->hist);
 }
 
 /* The interaction mode a test runs with (its prestate), else off. */
@@ -113,11 +97,9 @@ cloud_model(int interaction)
 	c.hidden[1] = 8;
 	c.patch_rank = 4;
 	c.interaction = interaction;
-	assert_int_equal(ctr_new(&m, &c, 7), 0);
+	m = new_model(&c, 7);
 	make_ds(&pool, 600, -1, 11);
-	idx = calloc(pool.n, sizeof(uint32_t));
-	for (size_t i = 0; i < pool.n; i++)
-		idx[i] = (uint32_t)i;
+	idx = iota(pool.n, 0);
 	ctr_train_opts_default(&o);
 	ctr_opt_default(&o.opt, CTR_OPT_ADAM, 1e-2f);
 	o.epochs = 3;
@@ -169,7 +151,7 @@ test_trunk_forward(void **state)
 	trunk = calloc(50 * (size_t)H, sizeof(float));
 	assert_int_equal(ctr_trunk(m, &ds, all, 50, trunk), 0);
 	/* MetaPatch rows that are not zero, so the patch path counts */
-	const struct ctr_tensor *pm = ctr_tensor_find(m, "patch_m0");
+	const struct param_tensor *pm = ctr_tensor_find(m, "patch_m0");
 	for (size_t i = 0; i < pm->n; i++)
 		pm->data[i] = 0.1f * (float)((int)(i % 7) - 3);
 	ctr_copy_params(ref, m);
@@ -185,8 +167,8 @@ test_trunk_forward(void **state)
 	assert_int_equal(ctr_backward(m, CTR_SEL_METAPATCH_ONLY, NULL, NULL,
 	    NULL, NULL), 0);
 	for (int i = 0; i < ctr_num_tensors(m); i++) {
-		const struct ctr_tensor *a = ctr_tensor_at(ref, i);
-		const struct ctr_tensor *b = ctr_tensor_at(m, i);
+		const struct param_tensor *a = ctr_tensor_at(ref, i);
+		const struct param_tensor *b = ctr_tensor_at(m, i);
 		for (size_t k = 0; k < a->n; k++)
 			assert_true(fabsf(a->grad[k] - b->grad[k]) <= 1e-6f);
 	}
@@ -233,7 +215,7 @@ test_zero_grad_dense(void **state)
 		assert_int_equal(ctr_backward(m, CTR_SEL_METAPATCH_ONLY, NULL,
 		    NULL, NULL, NULL), 0);
 		for (int i = 0; i < ctr_num_tensors(m); i++) {
-			const struct ctr_tensor *t = ctr_tensor_at(m, i);
+			const struct param_tensor *t = ctr_tensor_at(m, i);
 			if (t->sparse)
 				continue;
 			for (size_t k = 0; k < t->n; k++)
@@ -252,8 +234,8 @@ test_zero_grad_dense(void **state)
 	assert_int_equal(ctr_backward(fresh, CTR_SEL_ALL, NULL, NULL, NULL,
 	    NULL), 0);
 	for (int i = 0; i < ctr_num_tensors(m); i++) {
-		const struct ctr_tensor *a = ctr_tensor_at(m, i);
-		const struct ctr_tensor *b = ctr_tensor_at(fresh, i);
+		const struct param_tensor *a = ctr_tensor_at(m, i);
+		const struct param_tensor *b = ctr_tensor_at(fresh, i);
 		assert_memory_equal(a->grad, b->grad, a->n * sizeof(float));
 	}
 	ctr_free(fresh);
@@ -449,8 +431,8 @@ test_partial_step(void **state)
 	assert_int_equal(partial_mix(w, m, save, 0.5, CTR_SEL_METAPATCH_ONLY),
 	    0);
 	for (int t = 0; t < ctr_num_tensors(w); t++) {
-		const struct ctr_tensor *a = ctr_tensor_at(w, t);
-		const struct ctr_tensor *b = ctr_tensor_at(m, t);
+		const struct param_tensor *a = ctr_tensor_at(w, t);
+		const struct param_tensor *b = ctr_tensor_at(m, t);
 		int mp = a->kind == CTR_T_PATCH_M || a->kind == CTR_T_PATCH_B;
 		for (size_t j = 0; j < a->n; j++)
 			assert_true(fabsf(a->data[j] - b->data[j] -

@@ -31,6 +31,7 @@
 #include "shared/ml/ofa.h"
 #include "shared/ml/ofa_io.h"
 #include "shared/rng.h"
+#include "tests/unit/ctr_fixture.h"
 
 void	openblas_set_num_threads(int);
 
@@ -119,7 +120,7 @@ grad_check(struct ofa *m, const struct gc *g, double mu, int skip_ctl)
 	total_loss(m, g, mu);
 	memcpy(an, ofa_grads(m), ofa_num_params(m) * sizeof(float));
 	for (int i = 0; i < ofa_num_tensors(m); i++) {
-		const struct ofa_tensor *t = ofa_tensor_at(m, i);
+		const struct param_tensor *t = ofa_tensor_at(m, i);
 		size_t off = (size_t)(t->data - ofa_params(m));
 		int bad = 0, nonzero = 0;
 		double maxd = 0;
@@ -263,8 +264,8 @@ test_ste(void **state)
 				continue;
 			snprintf(nv, sizeof(nv), "b%d_v", k);
 			snprintf(nc, sizeof(nc), "b%d_c", k);
-			const struct ofa_tensor *tv = ofa_tensor_find(m, nv);
-			const struct ofa_tensor *tc = ofa_tensor_find(m, nc);
+			const struct param_tensor *tv = ofa_tensor_find(m, nv);
+			const struct param_tensor *tc = ofa_tensor_find(m, nc);
 			float *sv = malloc(tv->n * sizeof(float));
 			float *sc = malloc(tc->n * sizeof(float));
 			double lp, lm;
@@ -320,15 +321,8 @@ make_ds(struct dataset *ds, size_t n, uint32_t nu, uint32_t ni, uint64_t seed)
 {
 	struct rng r;
 
-	memset(ds, 0, sizeof(*ds));
+	fixture_ds_init(ds, n, nu, ni, 5);
 	rng_seed(&r, seed);
-	ds->s = calloc(n, sizeof(*ds->s));
-	ds->n = ds->cap = n;
-	ds->hist_cap = n * 5;
-	ds->hist = calloc(ds->hist_cap, sizeof(uint32_t));
-	ds->n_users = nu;
-	ds->n_items = ni;
-	ds->n_genres = 4;
 	for (size_t i = 0; i < n; i++) {
 		struct sample *s = &ds->s[i];
 		int grp;
@@ -346,18 +340,10 @@ make_ds(struct dataset *ds, size_t n, uint32_t nu, uint32_t ni, uint64_t seed)
 	}
 }
 
-static void
-free_ds(struct dataset *ds)
-{
-	free(ds->s);
-	free(ds->hist);
-}
-
 static struct ctr *
 tiny_ctr(void)
 {
 	struct ctr_config c = { 0 };
-	struct ctr *e = NULL;
 
 	c.n_users = 8;
 	c.n_items = 20;
@@ -366,8 +352,7 @@ tiny_ctr(void)
 	c.hist_k = 4;
 	c.n_hidden = 1;
 	c.hidden[0] = 8;
-	assert_int_equal(ctr_new(&e, &c, 1), 0);
-	return e;
+	return new_model(&c, 1);
 }
 
 /* Trains the embeddings the OFA model will use (frozen). */
@@ -570,8 +555,8 @@ test_io(void **state)
 	assert_int_equal(ofa_io_merge(d, 7, part, plen, err, sizeof(err)), 0);
 	assert_true(ofa_has_block(d, 1) && ofa_has_block(d, 3));
 	assert_false(ofa_has_block(d, 0) || ofa_has_block(d, 2));
-	const struct ofa_tensor *a = ofa_tensor_find(m, "b3_gw");
-	const struct ofa_tensor *b = ofa_tensor_find(d, "b3_gw");
+	const struct param_tensor *a = ofa_tensor_find(m, "b3_gw");
+	const struct param_tensor *b = ofa_tensor_find(d, "b3_gw");
 	assert_memory_equal(a->data, b->data, a->n * sizeof(float));
 	/* a part without its base cannot stand alone */
 	struct ofa *x = NULL;

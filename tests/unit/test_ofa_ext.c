@@ -97,7 +97,7 @@ randomize(struct ofa *m, uint64_t seed)
 	for (size_t i = 0; i < ofa_num_params(m); i++)
 		p[i] = (float)(0.6 * rng_normal(&r));
 	/* a standardisation scale near 1, not near 0 */
-	const struct ofa_tensor *sc = ofa_tensor_find(m, "ctl_sc");
+	const struct param_tensor *sc = ofa_tensor_find(m, "ctl_sc");
 	for (size_t i = 0; sc != NULL && i < sc->n; i++)
 		sc->data[i] = 1.0f + 0.3f * sc->data[i];
 }
@@ -112,7 +112,7 @@ grad_check(struct ofa *m, const struct gc *g, double mu, int zero_ctl)
 	total_loss(m, g, mu);
 	memcpy(an, ofa_grads(m), ofa_num_params(m) * sizeof(float));
 	for (int i = 0; i < ofa_num_tensors(m); i++) {
-		const struct ofa_tensor *t = ofa_tensor_at(m, i);
+		const struct param_tensor *t = ofa_tensor_at(m, i);
 		size_t off = (size_t)(t->data - ofa_params(m));
 		int bad = 0, nonzero = 0;
 		double maxd = 0;
@@ -315,7 +315,7 @@ test_inputs_fm(void **state)
 	{
 		struct rng r;
 		rng_seed(&r, 2);
-		const struct ctr_tensor *t = ctr_tensor_find(e, "emb_side0");
+		const struct param_tensor *t = ctr_tensor_find(e, "emb_side0");
 		for (size_t i = 0; i < t->n; i++)
 			t->data[i] = (float)(0.5 * rng_normal(&r));
 		t = ctr_tensor_find(e, "fm_w");

@@ -1,5 +1,5 @@
 /*
- * test_retrieve: cloudd/retrieve.c against a double-precision brute-force
+ * test_retrieve: cloudd/coda_retrieve.c against a double-precision brute-force
  * reference. Exact search must return the reference ranking (score
  * descending, position ascending); where float and double rounding can
  * reorder near-equal scores, hits are checked by score within SCORE_TOL.
@@ -24,7 +24,7 @@
 #include "shared/rng.h"
 #include "shared/xmalloc.h"
 
-#include "cloudd/retrieve.h"
+#include "cloudd/coda_retrieve.h"
 
 void	openblas_set_num_threads(int);
 

@@ -1,5 +1,5 @@
 /*
- * Unit tests for deviced/sample_filter.c: the personalized classifier
+ * Unit tests for deviced/coda_filter.c: the personalized classifier
  * separates two shifted Gaussians, keeps the right share, and the class
  * weighting keeps samples even at a 1:10 ratio.
  */
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
-#include "deviced/sample_filter.h"
+#include "deviced/coda_filter.h"
 #include "shared/rng.h"
 
 #define D 8

@@ -1,5 +1,6 @@
 /*
- * sample_filter: CoDA's fine-grained filtering (Gu et al. 2022). A small
+ * coda_filter: CoDA's fine-grained filtering (Gu et al. 2022; the symbols
+ * keep their filt_ prefix). A small
  * personalized classifier learns, on the device, the boundary between the
  * user's own data (local = 1) and what the cloud's coarse matching
  * returned (retrieved = 0), over the samples' representation vectors;
@@ -12,8 +13,8 @@
  * and p(local) is calibrated to a 1:1 prior. Keep rule: p >= tau, or the
  * top rho share by p (rho > 0 wins). Any thread; no state between calls.
  */
-#ifndef DEVICED_SAMPLE_FILTER_H
-#define DEVICED_SAMPLE_FILTER_H
+#ifndef DEVICED_CODA_FILTER_H
+#define DEVICED_CODA_FILTER_H
 
 #include <stddef.h>
 

@@ -1,5 +1,6 @@
 /*
- * retrieve: the cloud's sample-retrieval index (CoDA coarse matching). An
+ * coda_retrieve: the cloud's sample-retrieval index (CoDA coarse matching;
+ * the symbols keep their retr_ prefix). An
  * immutable index over n float32 representation vectors of dimension d, each
  * tagged with an owner (user id) and a pool row id. Search answers "the top-k
  * pool rows most similar (inner product) to these query vectors", never
@@ -19,8 +20,8 @@
  * rejected as a whole, nothing is searched), -E2BIG when m*k exceeds
  * RETR_MAX_CAND.
  */
-#ifndef CLOUDD_RETRIEVE_H
-#define CLOUDD_RETRIEVE_H
+#ifndef CLOUDD_CODA_RETRIEVE_H
+#define CLOUDD_CODA_RETRIEVE_H
 
 #include <stddef.h>
 #include <stdint.h>

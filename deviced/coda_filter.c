@@ -1,9 +1,9 @@
-/* sample_filter: see sample_filter.h. */
+/* coda_filter: CoDA's device filter, see coda_filter.h. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "deviced/sample_filter.h"
+#include "deviced/coda_filter.h"
 #include "shared/xmalloc.h"
 
 void

@@ -1,6 +1,6 @@
 /*
- * retrieve: top-k inner-product retrieval over the cloud's sample pool
- * (CoDA coarse matching). See retrieve.h for the API contract.
+ * coda_retrieve: top-k inner-product retrieval over the cloud's sample pool
+ * (CoDA coarse matching). See coda_retrieve.h for the API contract.
  *
  * DESIGN
  *
@@ -42,7 +42,7 @@
  * scans and centroid scoring cost about the same), 32 training vectors per
  * list and 10 iterations (64 per list or more iterations bought < 0.002
  * recall for 1.6x the build time), and nprobe auto-tuned at build time to a
- * recall target on a sample of pool vectors (see retrieve.h), because the
+ * recall target on a sample of pool vectors (see coda_retrieve.h), because the
  * nprobe a recall needs varies by 10x with how clustered the vectors are.
  *
  * Merged search (the daemon's call): each query's top-k, then the m*k
@@ -78,7 +78,7 @@
 #include "shared/rng.h"
 #include "shared/xmalloc.h"
 
-#include "retrieve.h"
+#include "cloudd/coda_retrieve.h"
 
 /* Tuning (see DESIGN); measured with tests/bench/bench_retrieve.sh. */
 #ifndef QB
