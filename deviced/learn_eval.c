@@ -151,6 +151,9 @@ learn_eval(struct device *d, const struct learn_in *in, struct learn_prep *p0,
 			    ch.steps : 0, mi.name, ch.gain, mi.name,
 			    mi.coda ? p->nkept : 0, mi.name,
 			    mi.coda ? p->nlate : 0, mi.name, ch.fallback);
+		/* "-fed" rows: 1 the cloud's choice, -1 its default. */
+		if (ch.fed != 0)
+			fprintf(x, "%s,fed,%d\n", mi.name, ch.fed);
 		ctr_free(c);
 		if (inner != NULL) {
 			fprintf(x, "%s,enc_rows,%d\n", mi.name,

@@ -28,6 +28,10 @@
 # EVAL_SEEDS (1 2 3) vary the split's cold users, the ranking negatives
 # and the synthetic data, and seed the cloud's and devices' training.
 # EVAL_JOBS (2) rounds run at a time.
+# Rows "<m>-fed" train at the setting the cloud chose by federated
+# selection, from the reports of a selection round on the devices' local
+# data before the test round (simulate.sh, SELECT_OPTS); "<m>-def" at the
+# default setting (deviced/README.md, Federated selection).
 # EVAL_DISTILL=1 also runs the MoMoDistill rounds (scripts/distill-rounds.sh,
 # about 5 more minutes), which used to run by default.
 set -eu
@@ -84,13 +88,21 @@ progress() {	# done total label
 
 join() { tr ' ' '\n' | sed '/^$/d' | paste -sd, -; }
 
+# select_opts SEED: with "<m>-fed" rows, the selection round's options
+# (scripts/simulate.sh): the devices report the grids of those <m>.
+select_opts() {
+	fm=$(echo "$METHODS" | tr ',' '\n' | sed -n 's/-fed$//p' | paste -sd, -)
+	[ -n "$fm" ] && echo "-o learn.seed=$1 -o learn.fedsel-methods=$fm"
+	return 0
+}
+
 # run_one TASK SEED: one round through the daemons (simulate.sh) and what
 # the tables need from it, in $WORK/run-TASK-SEED (ok = it succeeded).
 run_one() {
 	data=$WORK/$1-$2 run=$WORK/run-$1-$2
 	n=$(ls "$data/devices" | grep -c '\.local\.csv$')
 	mkdir -p "$run/eval"
-	if ! OUT=$run CLOUDD_OPTS="-o train.seed=$2" \
+	if ! OUT=$run CLOUDD_OPTS="-o train.seed=$2" SELECT_OPTS="$(select_opts "$2")" \
 	    DEVICED_OPTS="-o learn.seed=$2 -o deviced.eval-dir=$run/eval${EVAL_METHODS:+ -o deviced.eval-methods=$EVAL_METHODS}" \
 	    sh "$ROOT/scripts/simulate.sh" "$n" "$data" >"$run.log" 2>&1; then
 		echo; echo "run $1 seed $2 failed:"
@@ -100,6 +112,9 @@ run_one() {
 	fi
 	grep -h "TRAIN: model v1" "$run/cloudd.log" | sed "s/.*TRAIN: /  $1 seed $2 cloud: /" >"$run/note"
 	grep -h "ENCODER: " "$run/cloudd.log" | head -1 | sed "s/.*ENCODER: /  $1 seed $2 encoder: /" >>"$run/note"
+	# the cloud's federated choices, as the first device fetched them
+	grep -h "SELECTION: " "$run"/deviced*.log 2>/dev/null | awk '{ d = $0; sub(/.*device=/, "", d); sub(/ .*/, "", d) } NR == 1 { first = d } d == first' |
+	    sed "s/.*SELECTION: device=[^ ]* /  $1 seed $2 federated: /" >>"$run/note"
 	# the synthetic oracle scores like one more method
 	[ -f "$data/oracle.pred" ] && cp "$data/oracle.pred" "$run/eval/oracle.csv"
 	# users' local sample counts, for the long-tail rows
