@@ -95,8 +95,15 @@ fedsel_dev_report(struct learn_prep *p, struct learn_memo *memo,
 }
 
 void
-fedsel_dev_take_report(struct device *d, struct learn_result *r)
+fedsel_dev_after(struct device *d, struct learn_result *r)
 {
+	if (r->fed != 0)
+		log_info("SETTING: device=%s served method at lr %g steps %d "
+		    "(%s), %s", d->id, r->pick_lr, r->pick_steps, r->fed > 0 ?
+		    "the cloud's choice" : "the default: the cloud has none",
+		    !r->adopted ? "refused by the guard" : r->fallback ?
+		    "refused; the bias alone adopted at its own setting" :
+		    "adopted");
 	if (r->report == NULL)
 		return;
 	free(d->report);

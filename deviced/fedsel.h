@@ -54,8 +54,11 @@ void	fedsel_dev_report(struct learn_prep *p, struct learn_memo *memo,
 	    uint64_t version, struct learn_result *r);
 
 /* Loop thread. */
-/* Moves r's report into d (a previous unsent one is replaced). */
-void	fedsel_dev_take_report(struct device *d, struct learn_result *r);
+/*
+ * A job's end: logs the served setting when it was the cloud's, and moves
+ * r's report into d (a previous unsent one is replaced).
+ */
+void	fedsel_dev_after(struct device *d, struct learn_result *r);
 /* Takes a Selection reply: 0, or -1 (malformed: d keeps none). */
 int	fedsel_dev_take(struct device *d, const Dccl__Selection *s);
 void	fedsel_dev_fini(struct device *d);

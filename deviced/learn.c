@@ -817,8 +817,8 @@ pick_point(const struct learn_prep *p, const struct method *m, int pick,
 					ch->fed = 1;
 				}
 	}
-	ch->lr = g->lr[s / GRID_ST];
-	ch->steps = g->steps[s % GRID_ST];
+	ch->lr = ch->pick_lr = g->lr[s / GRID_ST];
+	ch->steps = ch->pick_steps = g->steps[s % GRID_ST];
 	if (cv && gr->have && gr->n > 0) {
 		double nn = (double)gr->n, mu = gr->gain[s] / nn;
 		double var = gr->sq[s] / nn - mu * mu;
@@ -980,8 +980,8 @@ run(struct learn_prep *p, const struct method *m, int pick,
 		0 };
 	struct ctr *c = run1(p, m, pick, mm, ch, secs, mem);
 	struct learn_grid g0;
-	int fed = ch->fed;
-	double s2, m2;
+	int fed = ch->fed, ps = ch->pick_steps;
+	double s2, m2, pl = ch->pick_lr;
 
 	if (ch->adopted || !m->fb || m->adapt == ADAPT_NONE)
 		return c;
@@ -991,6 +991,8 @@ run(struct learn_prep *p, const struct method *m, int pick,
 	ch->fallback = ch->adopted;
 	ch->grid = g0;		/* what the method itself reports */
 	ch->fed = fed;
+	ch->pick_lr = pl;
+	ch->pick_steps = ps;
 	return c;
 }
 
@@ -1130,6 +1132,8 @@ learn_run(const struct learn_in *in, struct learn_prep *p,
 	r->steps = ch.adopted ? ch.steps : 0;
 	r->cv_gain = ch.gain;
 	r->fed = ch.fed;
+	r->pick_lr = ch.pick_lr;
+	r->pick_steps = ch.pick_steps;
 	if (ctr_io_patch_get(c != NULL ? c : in->model, in->user, &r->patch,
 	    &r->n_patch) != 0) {
 		r->rc = -EINVAL;
@@ -1213,7 +1217,7 @@ learn_apply(struct device *d)
 	d->adopted = r->adopted;
 	d->train_s = r->secs;
 	d->job_serving = r->serving;
-	fedsel_dev_take_report(d, r);
+	fedsel_dev_after(d, r);
 	r->patch = NULL;
 	r->n_patch = 0;
 	r->serving = NULL;

@@ -63,6 +63,8 @@ struct learn_result {
 	double		 cv_gain;	/* its cross-validated logloss gain */
 	size_t		 kept;		/* retrieved samples the filter kept */
 	int		 fed;		/* learn_choice.fed of the served one */
+	double		 pick_lr;	/* with fed: the setting it trained at */
+	int		 pick_steps;
 	void		*report;	/* in->report: packed SelectReport */
 	size_t		 report_len;
 };
@@ -98,6 +100,8 @@ struct learn_choice {
 	double	rank;		/* held-out pairs ordered better, net */
 	int	fed;		/* 1 the cloud's choice, -1 its default
 				   (no choice for the method), 0 not asked */
+	double	pick_lr;	/* with fed: the setting it trained at */
+	int	pick_steps;
 	struct learn_grid grid;	/* the CV over the whole grid */
 };
 

@@ -125,6 +125,33 @@ run_one() {
 	: >"$run/ok"
 }
 
+# fed_tables TASK KIND DIRS COUNTS COLDS GROUPS: for each "<m>-fed" row,
+# "<m>-def" (the default setting) and "<m>-fed" (federated selection)
+# against <m> (per-device CV) as the baseline: paired per-user intervals,
+# Holm over the two rows of each table.
+fed_tables() {
+	for x in $(echo "$METHODS" | tr ',' '\n' | sed -n 's/-fed$//p'); do
+		cd3="" k=0
+		for d in $3; do
+			k=$((k + 1)); c=$WORK/cmp-$1-$x-$k
+			mkdir -p "$c"
+			cat "$d"/*.csv | grep -E "^($x|$x-def|$x-fed)," >"$c/rows.csv" || true
+			cd3="$cd3 $c"
+		done
+		for g in $6; do
+			name=$1-$x-fed; sel=""
+			[ "$g" = all ] || { name=$1-$g-$x-fed; sel="--cold-users $(echo $5 | join) --users $g"; }
+			echo "**$1, $g users: the default setting and federated selection against per-device CV ($x)**"
+			# shellcheck disable=SC2086
+			"$BIN/dccl-eval" --task "$2" --seeds-dirs "$(echo $cd3 | join)" \
+			    --out "$OUTDIR" --name "$name" --baseline "$x" \
+			    --methods "$x-def,$x-fed" $sel \
+			    --user-counts "$(echo $4 | join)"
+			echo
+		done
+	done
+}
+
 # EVAL_JOBS rounds at a time (default 2): a round's cloud training, index
 # build and data loading are single-threaded, and each deviced runs one
 # learning job at a time, so two rounds keep both cores busy. Results do
@@ -186,6 +213,7 @@ for task in $TASKS; do
 		[ -f "$f" ] && echo '#device' && cat "$f"; done; done |
 	    awk -F, -v title="$task, all users, all seeds" \
 	    -f "$ROOT/scripts/settings.awk" | tee "$OUTDIR/$task-settings.md"
+	fed_tables "$task" "$kind" "$dirs" "$counts" "$colds" "$groups"
 done
 cat "$WORK/notes"
 echo "eval: $(( $(date +%s) - t0 )) s on $(nproc) cores; tables in $OUTDIR"

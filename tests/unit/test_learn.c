@@ -307,7 +307,7 @@ test_fast_equals_reference(void **state)
 	make_ds(&local, 60, USER, 21);
 	memset(&none, 0, sizeof(none));
 	struct learn_in in = { &cf, m, &local, &none, USER, 0.5, NULL, 0, 0,
-		0 };
+		0, NULL, 0 };
 	for (int i = 0; names[i]; i++)
 		same_run(&in, names[i], &adopted);
 	assert_true(adopted >= 1);	/* mp-cv always adopts */
@@ -374,7 +374,7 @@ test_memo_same(void **state)
 	make_ds(&local, 45, USER, 33);
 	memset(&none, 0, sizeof(none));
 	struct learn_in in = { &cf, m, &local, &none, USER, 0.5, NULL, 0, 1,
-		0 };
+		0, NULL, 0 };
 	learn_prep_init(&p[0], &in, &none);
 	learn_prep_init(&p[1], &in, &none);
 	for (int i = 0; names[i]; i++) {
