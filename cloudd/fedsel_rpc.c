@@ -46,6 +46,10 @@ fedsel_report_rpc(struct cloudd *cd, struct rpc_req *r)
 	char err[256];
 	int code, dup;
 
+	if (cd->fedsel == NULL) {
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_INTERNAL, "no table");
+		return;
+	}
 	/* A report on a version this cloud never served is stale. */
 	if (q->base_version > cd->model.version) {
 		rpc_error(cd, r, DCCL__ERROR_CODE__E_STALE, "base v%llu is "
@@ -80,6 +84,10 @@ fedsel_get_rpc(struct cloudd *cd, struct rpc_req *r)
 	Dccl__MethodChoice *mp[FEDSEL_METHODS * FEDSEL_ROUNDS];
 	size_t n = 0;
 
+	if (fs == NULL) {
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_INTERNAL, "no table");
+		return;
+	}
 	/* Every method of the kept rounds, newest round first, once each. */
 	for (int i = 0; i < FEDSEL_ROUNDS; i++)
 		for (int j = 0; j < fs->r[i].n; j++) {
