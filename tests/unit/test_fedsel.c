@@ -156,7 +156,7 @@ test_too_little_evidence(void **state)
 	fedsel_init(&fs, &opts);
 	/* Enough devices, too few samples (3 x 9 < 30). */
 	for (int i = 0; i < 3; i++) {
-		char dev[8];
+		char dev[16];
 		snprintf(dev, sizeof(dev), "d%d", i);
 		rep_init(&r, "bias", 3, 9, peak);
 		assert_int_equal(add(&fs, dev, &r, &dup), 0);
