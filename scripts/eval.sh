@@ -141,11 +141,14 @@ fed_tables() {
 		for g in $6; do
 			name=$1-$x-fed; sel=""
 			[ "$g" = all ] || { name=$1-$g-$x-fed; sel="--cold-users $(echo $5 | join) --users $g"; }
+			# the rows the list has: <m> is the baseline
+			rows=$(echo "$METHODS" | tr ',' '\n' | grep -xE "$x-def|$x-fed" | paste -sd, -)
+			echo "$METHODS" | tr ',' '\n' | grep -qx "$x" || continue
 			echo "**$1, $g users: the default setting and federated selection against per-device CV ($x)**"
 			# shellcheck disable=SC2086
 			"$BIN/dccl-eval" --task "$2" --seeds-dirs "$(echo $cd3 | join)" \
 			    --out "$OUTDIR" --name "$name" --baseline "$x" \
-			    --methods "$x-def,$x-fed" $sel \
+			    --methods "$rows" $sel \
 			    --user-counts "$(echo $4 | join)"
 			echo
 		done
