@@ -793,7 +793,7 @@ mode_of(struct learn_prep *p, const struct method *m)
 }
 
 /*
- * A setting not chosen by this device's CV (m->pick): the default grid
+ * A setting not chosen by this device's CV (pick): the default grid
  * point, or the cloud's choice for m (in->fed; its default when the cloud
  * has none or its grid is not this device's). With the CV done (cv), the
  * guard's figures become that point's.
