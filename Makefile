@@ -136,6 +136,14 @@ eval-dp: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/eval-dp.sh ../shared/data/ml-latest-small
 
+# Federated selection against the default setting and per-device CV
+# (scripts/README.md, "Federated selection"; ctr, 3 seeds, about 8 min).
+.PHONY: eval-fedsel
+eval-fedsel: deps
+	@$(MAKE) --no-print-directory all
+	@EVAL_TASKS="$${EVAL_TASKS:-ctr}" EVAL_METHODS="$${EVAL_METHODS:-cloud,ft-cv-def,ft-cv,ft-cv-fed,mp-cv-def,mp-cv,mp-cv-fed,bias-def,bias,bias-fed,metapatch-def,metapatch,metapatch-fed}" \
+	    sh scripts/eval.sh ../shared/data/ml-latest-small out/eval-fedsel
+
 tests: $(UNIT_BIN) $(BENCH_BIN)
 
 test:

@@ -233,6 +233,17 @@ static const struct conf_opt cloudd_opts[] = {
 	CONF_BOOL("distill.freeze-users", CD_OFF(distill_freeze_users), "yes",
 	    1, "keep the student's per-user rows (user embedding, MetaPatch "
 	    "m) fixed, so device knowledge enters the shared parameters"),
+	CONF_INT("fedsel.min-devices", CD_OFF(fedsel_min_devices), "10", 1,
+	    100000000, 0, "federated selection: device reports a method's "
+	    "choice needs before it leaves the default setting"),
+	CONF_INT("fedsel.min-samples", CD_OFF(fedsel_min_n), "200", 1,
+	    1e12, 0, "federated selection: held-out samples it needs"),
+	CONF_DBL("fedsel.z", CD_OFF(fedsel_z), "1", 0, 10, 0,
+	    "federated selection: a setting replaces the default only if its "
+	    "paired mean gain over it exceeds z standard errors"),
+	CONF_INT("fedsel.max-devices", CD_OFF(fedsel_max_devices), "100000",
+	    1, 10000000, 0, "federated selection: distinct devices counted "
+	    "per round (8 bytes each; beyond, E_BUSY)"),
 	CONF_BOOL("ofa.enable", CD_OFF(ofa_enable), "yes", 1,
 	    "Forward-OFA: after each training job, train the OFA model on "
 	    "the pool with the new model's embeddings and serve it"),
@@ -463,6 +474,10 @@ static const struct rpc_route routes[] = {
 	    retrieve_rpc },
 	{ DCCL__ENVELOPE__BODY_UPLOAD, RPC_DEVICE | RPC_REGISTERED,
 	    upload_rpc },
+	{ DCCL__ENVELOPE__BODY_SELECT_REPORT, RPC_DEVICE | RPC_REGISTERED,
+	    fedsel_report_rpc },
+	{ DCCL__ENVELOPE__BODY_GET_SELECTION, RPC_DEVICE | RPC_REGISTERED,
+	    fedsel_get_rpc },
 	{ DCCL__ENVELOPE__BODY_ADMIN_LIST, RPC_ADMIN, list_rpc },
 	{ DCCL__ENVELOPE__BODY_ADMIN_TRAIN, RPC_ADMIN, train_rpc },
 	{ DCCL__ENVELOPE__BODY_ADMIN_IMPORT, RPC_ADMIN, import_rpc },
@@ -634,6 +649,7 @@ main(int argc, char **argv)
 	cd->job.idle = maybe_exit;
 	cd->job.arg = cd;
 	rpc_set_routes(cd, routes);
+	fedsel_open(cd);
 	cd->pool_loaded = pool_loaded;
 	devtab_init(&cd->devs);
 	{
@@ -698,6 +714,7 @@ main(int argc, char **argv)
 	model_cache_fini(&cd->model);
 	download_cache_free(cd);
 	ofa_cloud_free(cd);
+	fedsel_close(cd);
 	devtab_fini(&cd->devs);
 	guard_close(cd->guard);
 	replica_stop(cd);

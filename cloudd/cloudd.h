@@ -79,6 +79,9 @@ struct cloudd_conf {
 	int	 ofa_enable;
 	int64_t	 ofa_epochs, ofa_blocks, ofa_hidden, ofa_inner, ofa_rank;
 	double	 ofa_mu, ofa_lr;
+	/* federated selection (fedsel.c) */
+	int64_t	 fedsel_min_devices, fedsel_min_n, fedsel_max_devices;
+	double	 fedsel_z;
 };
 
 /*
@@ -132,6 +135,7 @@ struct metrics;		/* metrics.c: HTTP exporter state */
 struct rpc_route;	/* rpc.h */
 struct ofa_cloud;	/* ofa_train.c */
 struct dl_cache;	/* download.c */
+struct fedsel;		/* fedsel.h */
 
 struct devtab {
 	struct devent	*e;
@@ -203,6 +207,7 @@ struct cloudd {
 	struct ckpt		*ckpt;		/* ckpt.c: WAL checkpoints */
 	struct ofa_cloud	*ofa;		/* ofa_train.c: served OFA model */
 	struct dl_cache		*dl;		/* download.c: older versions' chunks */
+	struct fedsel		*fedsel;	/* fedsel.c: grid reports, choices */
 	/* upload.c: uploads of this loop iteration, committed together */
 	uv_check_t		 up_check;	/* active while up_n > 0 */
 	struct upload_item	 up[UPLOAD_BATCH_MAX];

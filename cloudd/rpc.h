@@ -106,6 +106,11 @@ void	import_rpc(struct cloudd *cd, struct rpc_req *r);	/* threadpool */
 void	lifecycle_show_rpc(struct cloudd *cd, struct rpc_req *r);
 void	lifecycle_rollback_rpc(struct cloudd *cd, struct rpc_req *r);
 void	lifecycle_prune_rpc(struct cloudd *cd, struct rpc_req *r);
+/* Federated selection (fedsel_rpc.c): reports in, choices out. */
+void	fedsel_report_rpc(struct cloudd *cd, struct rpc_req *r);
+void	fedsel_get_rpc(struct cloudd *cd, struct rpc_req *r);
+void	fedsel_open(struct cloudd *cd);
+void	fedsel_close(struct cloudd *cd);
 /* Admin metrics (metrics.c): the exposition text as a MetricsText reply. */
 void	metrics_rpc(struct cloudd *cd, struct rpc_req *r);
 /*

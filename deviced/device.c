@@ -34,6 +34,7 @@
 #include "deviced/dev_model.h"
 #include "deviced/deviced.h"
 #include "deviced/dp.h"
+#include "deviced/fedsel.h"
 #include "deviced/learn.h"
 #include "deviced/model_fit.h"
 #include "deviced/ofa_dev.h"
@@ -298,6 +299,9 @@ st_retrieve(struct device *d)
 	int dim = ctr_repr_dim(d->model);
 	uint32_t *idx;
 
+	/* The cloud's chosen settings first, once per model (fedsel.c). */
+	if (fedsel_dev_wanted(d) && d->fedsel_version != d->version)
+		return DEV_SELECT;
 	if (cf->retrieve_k == 0 || n == 0)
 		return DEV_TRAIN;
 	/* The most recent samples describe the user best. */
@@ -462,7 +466,7 @@ st_upload(struct device *d)
 	size_t len;
 
 	if (dstore_outbox_pending(d->st, &rid, &base, &blob, &len) != 0)
-		return DEV_IDLE;
+		return d->report != NULL ? DEV_REPORT : DEV_IDLE;
 	up = dccl__upload_patch__unpack(NULL, len, blob);
 	free(blob);
 	if (up == NULL) {
@@ -477,6 +481,42 @@ st_upload(struct device *d)
 	send_req(d, &e);
 	dccl__upload_patch__free_unpacked(up, NULL);
 	return DEV_UPLOAD;
+}
+
+/* Federated selection (fedsel.c): the cloud's choice for this model. */
+static enum dev_state
+st_select(struct device *d)
+{
+	Dccl__Envelope e = DCCL__ENVELOPE__INIT;
+	Dccl__GetSelectionReq g = DCCL__GET_SELECTION_REQ__INIT;
+
+	g.model_version = d->version;
+	e.body_case = DCCL__ENVELOPE__BODY_GET_SELECTION;
+	e.get_selection = &g;
+	send_req(d, &e);
+	return DEV_SELECT;
+}
+
+/* The last job's grid report, after its patch (not kept over a restart). */
+static enum dev_state
+st_report(struct device *d)
+{
+	Dccl__Envelope e = DCCL__ENVELOPE__INIT;
+	Dccl__SelectReport *q;
+
+	if (d->report == NULL)
+		return DEV_IDLE;
+	if ((q = dccl__select_report__unpack(NULL, d->report_len,
+	    d->report)) == NULL) {
+		free(d->report);
+		d->report = NULL;
+		return DEV_IDLE;
+	}
+	e.body_case = DCCL__ENVELOPE__BODY_SELECT_REPORT;
+	e.select_report = q;
+	send_req(d, &e);
+	dccl__select_report__free_unpacked(q, NULL);
+	return DEV_REPORT;
 }
 
 /* The learning job, in the threadpool (learn.c); learn_after_cb ends it. */
@@ -537,6 +577,8 @@ static const struct {
 	[DEV_IDLE]	= { "idle",	st_idle },
 	[DEV_DONE]	= { "done",	st_done },
 	[DEV_OFA]	= { "ofa",	st_ofa },
+	[DEV_SELECT]	= { "select",	st_select },
+	[DEV_REPORT]	= { "report",	st_report },
 };
 
 /* More handlers in a row than the machine can take without waiting. */
@@ -807,6 +849,15 @@ on_error(struct device *d, const Dccl__Error *er, int signed_)
 		enter(d, DEV_OFA);
 		return;
 	}
+	/* A cloud without a choice for us (or refusing it): go on without. */
+	if (d->state == DEV_SELECT && signed_ &&
+	    (er->code == DCCL__ERROR_CODE__E_UNKNOWN_BODY ||
+	    er->code == DCCL__ERROR_CODE__E_BAD_REQUEST ||
+	    er->code == DCCL__ERROR_CODE__E_NOT_FOUND)) {
+		d->fedsel_version = d->version;
+		enter(d, DEV_RETRIEVE);
+		return;
+	}
 	switch ((int)er->code) {
 	case DCCL__ERROR_CODE__E_NOT_REGISTERED:
 		enter(d, DEV_REGISTER);
@@ -873,6 +924,13 @@ on_error(struct device *d, const Dccl__Error *er, int signed_)
 	if (d->state == DEV_UPLOAD && signed_) {
 		/* The cloud refused this patch for good: drop it. */
 		dstore_outbox_ack(d->st, d->req_id, 0);
+		enter(d, DEV_IDLE);
+		return;
+	}
+	if (d->state == DEV_REPORT && signed_) {
+		/* Refused for good (stale, malformed, full): drop it. */
+		free(d->report);
+		d->report = NULL;
 		enter(d, DEV_IDLE);
 		return;
 	}
@@ -1039,6 +1097,29 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 		break;
 	case DCCL__ENVELOPE__BODY_SAMPLES:
 		on_samples(d, e->samples);
+		break;
+	case DCCL__ENVELOPE__BODY_SELECTION:
+		if (d->state != DEV_SELECT) {
+			backoff(d, "unexpected reply");
+			break;
+		}
+		if (fedsel_dev_take(d, e->selection) != 0)
+			log_warnx("SELECTION: device=%s malformed choice "
+			    "ignored", d->id);
+		d->fedsel_version = d->version;
+		enter(d, DEV_RETRIEVE);
+		break;
+	case DCCL__ENVELOPE__BODY_REPORT_ACK:
+		if (d->state != DEV_REPORT) {
+			backoff(d, "unexpected reply");
+			break;
+		}
+		log_info("REPORTED: device=%s %u methods%s", d->id,
+		    e->report_ack->methods, e->report_ack->duplicate ?
+		    " (duplicate)" : "");
+		free(d->report);
+		d->report = NULL;
+		enter(d, DEV_IDLE);
 		break;
 	case DCCL__ENVELOPE__BODY_ACK:
 		log_info("ACK: device=%s req=%llu patch=%llu%s", d->id,
@@ -1278,6 +1359,7 @@ device_fini(struct device *d)
 	ctr_free(d->job_serving);
 	d->job_serving = NULL;
 	ofa_dev_free(d);
+	fedsel_dev_fini(d);
 	if (d->auth != NULL)
 		sodium_memzero(d->auth, sizeof(*d->auth));
 	free(d->auth);

@@ -21,6 +21,7 @@ static const char *const delay_dists[] = { "fixed", "uniform", "exp",
 	"lognormal", NULL };
 static const char *const lcs[] = { "none", "soft", "offset", NULL };
 static const char *const lctgts[] = { "global", "model", NULL };
+static const char *const selects[] = { "cv", "fed", NULL };
 static const char *const rmodes[] = { "samples", "users", NULL };
 static const char *const auth_modes[] = { "off", "mac", "encrypt", NULL };
 
@@ -159,6 +160,16 @@ const struct conf_opt deviced_opts[] = {
 	CONF_DBL("learn.guard-z", DV_OFF(guard_z), "1", 0, 10, 0,
 	    "adopt only if the CV logloss gain minus guard-z standard errors "
 	    "is positive"),
+	CONF_ENUM("learn.select", DV_OFF(select), "cv", selects, 0,
+	    "the served method's setting: cv (this device's cross-validation) "
+	    "or fed (the cloud's federated choice; the default setting until "
+	    "it has one)"),
+	CONF_BOOL("learn.fedsel-report", DV_OFF(fedsel_report), "no", 0,
+	    "after each job, report the validation sums of every setting of "
+	    "learn.fedsel-methods to the cloud (never with DP on)"),
+	CONF_STR("learn.fedsel-methods", DV_OFF(fedsel_methods), "serve", 0,
+	    "methods the report covers: serve (the served method) and "
+	    "evaluation method names, comma-separated, at most 16"),
 	CONF_BOOL("learn.guard-rank", DV_OFF(guard_rank), "yes", 0,
 	    "adopt what reorders a user's items only if it orders more "
 	    "held-out (click, no-click) pairs right than the cloud model"),

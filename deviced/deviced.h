@@ -71,12 +71,18 @@ struct deviced_conf {
 	int64_t	 steps, ft_steps, batch, cv_folds, guard_min_n, seed;
 	int	 delay_dist;	/* learn.delay-dist (delay.h) */
 	int64_t	 delay_ms, delay_seed;	/* 0 ms = upload at once */
+	/* federated selection (fedsel.c) */
+	int	 select;	/* learn.select: 0 cv, 1 fed */
+	int	 fedsel_report;	/* learn.fedsel-report */
+	char	*fedsel_methods;	/* what the report covers */
 };
 
 enum dev_state {
 	DEV_REGISTER = 0, DEV_DOWNLOAD, DEV_RETRIEVE, DEV_TRAIN, DEV_UPLOAD,
 	DEV_IDLE, DEV_DONE,
-	DEV_OFA		/* Forward-OFA part download (ofa_dev.c) */
+	DEV_OFA,	/* Forward-OFA part download (ofa_dev.c) */
+	DEV_SELECT,	/* fetch the cloud's chosen settings (fedsel.c) */
+	DEV_REPORT	/* send the job's grid report (fedsel.c) */
 };
 
 struct app;
@@ -104,6 +110,7 @@ struct ctr;
 struct dev_model;
 struct enc;
 struct learn_result;
+struct fedsel_dev;
 
 struct device {
 	struct deviced	*dd;
@@ -170,6 +177,12 @@ struct device {
 	/* accounting */
 	uint64_t	 bytes_up, bytes_down;
 	double		 t_start, t_done;
+	/* federated selection (fedsel.c): the cloud's choice, for which
+	 * model version it was fetched, and a report waiting to go up */
+	struct fedsel_dev *fedsel;
+	uint64_t	 fedsel_version;
+	void		*report;	/* packed SelectReport, or NULL */
+	size_t		 report_len;
 };
 
 struct deviced {

@@ -42,6 +42,7 @@
 
 #include "deviced/deviced.h"
 #include "deviced/encoder_dev.h"
+#include "deviced/fedsel.h"
 #include "deviced/label_correct.h"
 #include "deviced/learn.h"
 #include "deviced/coda_filter.h"
@@ -72,6 +73,14 @@ struct method {
 	int		 users;		/* CoDA set retrieved by similar users */
 	int		 fb;		/* guard refuses: try the bias alone */
 };
+
+/*
+ * A row "<method>-def" runs method at its default grid point, and
+ * "<method>-fed" at the point the cloud chose for method (federated
+ * selection); a guarded one still guards with its local CV at that point.
+ * The pick is run1's argument (the rows above choose their own).
+ */
+enum { PICK_NONE = 0, PICK_DEF, PICK_FED };
 
 /*
  * The evaluation rows. "naive-ft" is plain fine-tuning as in the papers
@@ -138,9 +147,9 @@ pair_of(const struct deviced_conf *cf, const struct method *m)
  * times step counts steps/4 and steps (learn.ft-steps for fine-tuning,
  * learn.steps otherwise). Setting s = li * GRID_ST + si.
  */
-#define GRID_LR	3
-#define GRID_ST	2
-#define GRID_N	(GRID_LR * GRID_ST)
+#define GRID_LR	LEARN_GRID_LR
+#define GRID_ST	LEARN_GRID_ST
+#define GRID_N	LEARN_GRID_N
 
 struct grid {
 	double	lr[GRID_LR];
@@ -682,6 +691,8 @@ path_reset(struct learn_prep *p, struct path *pa)
  * gain sums, index s * na + a (na = 1: the whole step only).
  */
 #define CV_N	(GRID_N * PARTIAL_NA)
+/* Entry of grid point q's whole step (partial_alpha ends with 1). */
+#define CV_WHOLE(v, q)	((q) * (v)->na + (v)->na - 1)
 struct cv {
 	struct learn_prep *p;
 	const uint32_t	*ho;
@@ -692,6 +703,8 @@ struct cv {
 	float		*z;		/* nho logits */
 	double		 sum[CV_N], sq[CV_N];
 	double		 rank[CV_N];	/* held-out pairs ordered better */
+	float		*gb;		/* CV_N x nho: this fold's gains */
+	size_t		 pairs;
 };
 
 static void cv_score(struct cv *v, int s);
@@ -738,6 +751,7 @@ cv_score(struct cv *v, int s)
 		double g = v->p->loss0[j] - bce(v->z[i], v->p->y[j]);
 		v->sum[s] += g;
 		v->sq[s] += g * g;
+		v->gb[(size_t)s * v->nho + i] = (float)g;
 	}
 	/*
 	 * Ranking evidence: each held-out (positive, negative) pair the
@@ -757,6 +771,7 @@ cv_score(struct cv *v, int s)
 			double o0 = v->p->p0[a] > v->p->p0[b] ? 1 :
 			    v->p->p0[a] < v->p->p0[b] ? 0 : 0.5;
 			v->rank[s] += o1 - o0;
+			v->pairs += s == 0;
 		}
 	}
 }
@@ -809,6 +824,7 @@ cv_select(struct learn_prep *p, const struct method *m,
 	v.na = SEL_PARTIAL(m->sel) ? PARTIAL_NA : 1;
 	if (v.na > 1 && pa->mode != MODE_BIAS)
 		v.save = xcalloc(ctr_num_params(pa->c), sizeof(float));
+	v.gb = xcalloc((size_t)CV_N * (p->n + 1), sizeof(float));
 
 	for (int f = 1; K >= 2 && f < K && rc == 0; f++) {
 		size_t nt = train_set(p, m, K, f, tr);
@@ -828,6 +844,14 @@ cv_select(struct learn_prep *p, const struct method *m,
 			    g->lr[li], g->steps, GRID_ST,
 			    (uint64_t)cf->seed + (uint64_t)f, cv_ckpt, &v);
 		}
+		/* Paired with the default point, for federated selection. */
+		for (int s = 0; s < GRID_N && rc == 0; s++)
+			for (size_t i = 0; i < v.nho; i++) {
+				double d = (double)v.gb[(size_t)CV_WHOLE(&v, s) *
+				    v.nho + i] - v.gb[(size_t)CV_WHOLE(&v,
+				    LEARN_GRID_DEF) * v.nho + i];
+				ch->grid.dsq[s] += d * d;
+			}
 	}
 	if (K >= 2 && rc == 0 && nh > 0) {
 		for (int s = 0; s < GRID_N * v.na; s++)
@@ -842,8 +866,21 @@ cv_select(struct learn_prep *p, const struct method *m,
 		ch->lr = g->lr[st / GRID_ST];
 		ch->steps = g->steps[st % GRID_ST];
 		ch->alpha = partial_alpha[PARTIAL_NA - v.na + best % v.na];
+		/* The grid's whole steps (alpha 1, the last weight), for
+		   federated selection. */
+		ch->grid.have = 1;
+		ch->grid.n = nh;
+		ch->grid.pairs = v.pairs;
+		memcpy(ch->grid.lr, g->lr, sizeof(g->lr));
+		memcpy(ch->grid.steps, g->steps, sizeof(g->steps));
+		for (int q = 0; q < GRID_N; q++) {
+			ch->grid.gain[q] = v.sum[CV_WHOLE(&v, q)];
+			ch->grid.sq[q] = v.sq[CV_WHOLE(&v, q)];
+			ch->grid.rank[q] = v.rank[CV_WHOLE(&v, q)];
+		}
 	}
 	free(v.save);
+	free(v.gb);
 	free(tr);
 	free(ho);
 	free(y);
@@ -866,6 +903,42 @@ mode_of(struct learn_prep *p, const struct method *m)
 }
 
 /*
+ * A setting not chosen by this device's CV (pick): the default grid
+ * point, or the cloud's choice for m (in->fed; its default when the cloud
+ * has none or its grid is not this device's). With the CV done (cv), the
+ * guard's figures become that point's.
+ */
+static void
+pick_point(const struct learn_prep *p, const struct method *m, int pick,
+    const struct grid *g, struct learn_choice *ch, int cv)
+{
+	const struct learn_grid *gr = &ch->grid;
+	int s = LEARN_GRID_DEF;
+	double lr;
+	int steps;
+
+	if (pick == PICK_FED) {
+		ch->fed = -1;
+		if (fedsel_dev_find(p->in->fed, m->name, &lr, &steps) == 0)
+			for (int k = 0; k < GRID_N; k++)
+				if (g->lr[k / GRID_ST] == lr &&
+				    g->steps[k % GRID_ST] == steps) {
+					s = k;
+					ch->fed = 1;
+				}
+	}
+	ch->lr = ch->pick_lr = g->lr[s / GRID_ST];
+	ch->steps = ch->pick_steps = g->steps[s % GRID_ST];
+	if (cv && gr->have && gr->n > 0) {
+		double nn = (double)gr->n, mu = gr->gain[s] / nn;
+		double var = gr->sq[s] / nn - mu * mu;
+		ch->gain = mu;
+		ch->se = sqrt((var > 0 ? var : 0) / nn);
+		ch->rank = gr->rank[s];
+	}
+}
+
+/*
  * Runs one method; returns the model to serve: a new model, or NULL for
  * the cloud model when nothing is adopted. *ch, *secs and *mem (bytes of
  * model, gradients and samples; plain SGD keeps no moments) out.
@@ -879,8 +952,8 @@ mode_of(struct learn_prep *p, const struct method *m)
  * keeps the cloud model.
  */
 static struct ctr *
-run1(struct learn_prep *p, const struct method *m, struct learn_memo *mm,
-    struct learn_choice *ch, double *secs, double *mem)
+run1(struct learn_prep *p, const struct method *m, int pick,
+    struct learn_memo *mm, struct learn_choice *ch, double *secs, double *mem)
 {
 	const struct learn_in *in = p->in;
 	const struct deviced_conf *cf = in->cf;
@@ -914,9 +987,12 @@ run1(struct learn_prep *p, const struct method *m, struct learn_memo *mm,
 		need_trunk(p);
 	else if (pa.mode == MODE_BIAS)
 		need_zb(p);
-	if (m->sel == SEL_FIXED) {
+	if (m->sel == SEL_FIXED || (pick && m->sel == SEL_CV)) {
+		/* No CV: a fixed setting, or one chosen elsewhere. */
 		ch->lr = g.lr[1];
 		ch->steps = g.steps[GRID_ST - 1];
+		if (pick)
+			pick_point(p, m, pick, &g, ch, 0);
 	} else {
 		if (e != NULL && e->have_cv) {
 			rc = e->cv_rc;
@@ -932,6 +1008,8 @@ run1(struct learn_prep *p, const struct method *m, struct learn_memo *mm,
 				e->cv_secs = now() - t1;
 			}
 		}
+		if (rc == 0 && pick)
+			pick_point(p, m, pick, &g, ch, 1);
 		if (rc != 0) {
 			/* No evidence: the unguarded row takes the base
 			 * setting. */
@@ -1009,19 +1087,26 @@ done:
  * calibration only, never the order of one user's items).
  */
 static struct ctr *
-run(struct learn_prep *p, const struct method *m, struct learn_memo *mm,
-    struct learn_choice *ch, double *secs, double *mem)
+run(struct learn_prep *p, const struct method *m, int pick,
+    struct learn_memo *mm, struct learn_choice *ch, double *secs, double *mem)
 {
 	struct method b = { "bias", ADAPT_BIAS, LC_NONE, 0, 0, SEL_GUARD, 0,
 		0 };
-	struct ctr *c = run1(p, m, mm, ch, secs, mem);
-	double s2, m2;
+	struct ctr *c = run1(p, m, pick, mm, ch, secs, mem);
+	struct learn_grid g0;
+	int fed = ch->fed, ps = ch->pick_steps;
+	double s2, m2, pl = ch->pick_lr;
 
 	if (ch->adopted || !m->fb || m->adapt == ADAPT_NONE)
 		return c;
-	c = run1(p, &b, mm, ch, &s2, &m2);
+	g0 = ch->grid;
+	c = run1(p, &b, PICK_NONE, mm, ch, &s2, &m2);
 	*secs += s2;
 	ch->fallback = ch->adopted;
+	ch->grid = g0;		/* what the method itself reports */
+	ch->fed = fed;
+	ch->pick_lr = pl;
+	ch->pick_steps = ps;
 	return c;
 }
 
@@ -1034,14 +1119,59 @@ find(const char *name)
 	return NULL;
 }
 
+/*
+ * name, or "<name>-def" / "<name>-fed" of a method that chooses its
+ * setting (into *tmp, with its pick); NULL if neither.
+ */
+static const struct method *
+find_pick(const char *name, struct method *tmp, int *pick)
+{
+	const struct method *m = find(name);
+	size_t n = strlen(name);
+	char base[64];
+
+	*pick = PICK_NONE;
+	if (m != NULL || n < 5 || n - 4 >= sizeof(base))
+		return m;
+	memcpy(base, name, n - 4);
+	base[n - 4] = '\0';
+	if ((m = find(base)) == NULL || m->sel == SEL_FIXED ||
+	    m->adapt == ADAPT_NONE)
+		return NULL;
+	*tmp = *m;
+	if (strcmp(name + n - 4, "-def") == 0)
+		*pick = PICK_DEF;
+	else if (strcmp(name + n - 4, "-fed") == 0)
+		*pick = PICK_FED;
+	else
+		return NULL;
+	return tmp;
+}
+
+/*
+ * The served method: learn.adapt, .lc, .coda, guarded, its fallback; its
+ * setting the cloud's with learn.select = fed. Returns the pick.
+ */
+static int
+serve_method(const struct deviced_conf *cf, struct method *m)
+{
+	struct method s = { "serve", cf->adapt, cf->lc, cf->lc_target,
+		cf->coda, SEL_GUARD, 0, cf->bias_fallback };
+
+	*m = s;
+	return cf->select == 1 ? PICK_FED : PICK_NONE;
+}
+
 int
 learn_method_info(const char *name, struct learn_method_info *out)
 {
-	const struct method *m = find(name);
+	struct method tmp;
+	int pick;
+	const struct method *m = find_pick(name, &tmp, &pick);
 
 	if (m == NULL)
 		return -1;
-	out->name = m->name;
+	out->name = pick ? name : m->name;
 	out->adapts = m->adapt != ADAPT_NONE;
 	out->finetune = m->adapt == ADAPT_FT;
 	out->coda = m->coda;
@@ -1054,13 +1184,39 @@ learn_method_run(struct learn_prep *p, const char *name,
     struct learn_memo *memo, struct learn_choice *ch, double *secs,
     double *mem)
 {
-	const struct method *m = find(name);
+	struct method tmp;
+	int pick;
+	const struct method *m = find_pick(name, &tmp, &pick);
 	struct ctr *c;
 
 	if (m == NULL)
 		return NULL;
-	c = run(p, m, memo, ch, secs, mem);
+	c = run(p, m, pick, memo, ch, secs, mem);
 	return c != NULL ? c : ctr_clone(p->in->model);
+}
+
+int
+learn_method_grid(struct learn_prep *p, const char *name,
+    struct learn_memo *memo, struct learn_grid *g)
+{
+	struct method tmp;
+	int pick;
+	const struct method *m = find_pick(name, &tmp, &pick);
+	struct learn_choice ch;
+	struct ctr *c;
+	double secs, mem;
+
+	if (strcmp(name, "serve") == 0) {
+		(void)serve_method(p->in->cf, &tmp);
+		m = &tmp;
+	}
+	if (m == NULL)
+		return -1;
+	/* The grid of its own CV (a "-def"/"-fed" name: its method's). */
+	c = run1(p, m, PICK_NONE, memo, &ch, &secs, &mem);
+	ctr_free(c);
+	*g = ch.grid;
+	return 0;
 }
 
 void
@@ -1068,17 +1224,18 @@ learn_run(const struct learn_in *in, struct learn_prep *p,
     struct learn_memo *memo, struct learn_result *r)
 {
 	const struct deviced_conf *cf = in->cf;
-	struct method serve = { "serve", cf->adapt, cf->lc, cf->lc_target,
-		cf->coda, SEL_GUARD, 0, cf->bias_fallback };
+	struct method serve;
+	int pick;
 	struct learn_choice ch;
 	struct ctr *c;
 	double secs, mem;
 	double t0 = now();
 
 	memset(r, 0, sizeof(*r));
+	pick = serve_method(cf, &serve);
 	learn_prep_init(p, in, in->retrieved);
 	r->kept = p->nkept;
-	c = run(p, &serve, memo, &ch, &secs, &mem);
+	c = run(p, &serve, pick, memo, &ch, &secs, &mem);
 	/* Mean local logloss of the cloud model, and the CV estimate after. */
 	for (size_t i = 0; i < p->n; i++)
 		r->val_before += p->loss0[i] / (double)p->n;
@@ -1088,6 +1245,9 @@ learn_run(const struct learn_in *in, struct learn_prep *p,
 	r->lr = ch.adopted ? ch.lr : 0;
 	r->steps = ch.adopted ? ch.steps : 0;
 	r->cv_gain = ch.gain;
+	r->fed = ch.fed;
+	r->pick_lr = ch.pick_lr;
+	r->pick_steps = ch.pick_steps;
 	if (ctr_io_patch_get(c != NULL ? c : in->model, in->user, &r->patch,
 	    &r->n_patch) != 0) {
 		r->rc = -EINVAL;
@@ -1120,8 +1280,9 @@ learn_work_cb(uv_work_t *w)
 	struct learn_result *r = xcalloc(1, sizeof(*r));
 	int eval = cf->eval_dir[0] != '\0' && d->test.n > 0;
 	struct learn_in in = { cf, d->model, &d->local, &d->retrieved,
-		d->user, d->global_ctr, &d->dd->stop, d->app != NULL, eval, 0 };
-	struct learn_memo *memo = eval ? learn_memo_new() : NULL;
+		d->user, d->global_ctr, &d->dd->stop, d->app != NULL, eval, 0,
+		d->fedsel, fedsel_dev_reports(d) };
+	struct learn_memo *memo = eval || in.report ? learn_memo_new() : NULL;
 	struct learn_prep p;
 	struct ctr *start = NULL;	/* a cold user's encoder start */
 
@@ -1129,6 +1290,9 @@ learn_work_cb(uv_work_t *w)
 	    (start = encoder_dev_start(d, ENCDEV_CV, NULL)) != NULL)
 		in.model = start;
 	learn_run(&in, &p, start != NULL ? NULL : memo, r);
+	if (r->rc == 0 && in.report)	/* federated selection (fedsel.c) */
+		fedsel_dev_report(&p, start != NULL ? NULL : memo, d->version,
+		    r);
 	if (start != NULL) {
 		/* The evaluation starts from the cloud's model. */
 		learn_prep_fini(&p);
@@ -1167,6 +1331,7 @@ learn_apply(struct device *d)
 	d->adopted = r->adopted;
 	d->train_s = r->secs;
 	d->job_serving = r->serving;
+	fedsel_dev_after(d, r);
 	r->patch = NULL;
 	r->n_patch = 0;
 	r->serving = NULL;

@@ -22,6 +22,7 @@
 struct ctr;
 struct device;
 struct deviced_conf;
+struct fedsel_dev;
 
 /* What a learning job reads. */
 struct learn_in {
@@ -40,6 +41,9 @@ struct learn_in {
 					   model: the slow reference the fast
 					   paths are checked and timed
 					   against (tests, bench_learn) */
+	const struct fedsel_dev	*fed;	/* the cloud's chosen settings
+					   (deviced/fedsel.h), or NULL */
+	int			 report;	/* make a grid report */
 };
 
 /* What a learning job produces; learn_apply hands it to the device. */
@@ -58,6 +62,32 @@ struct learn_result {
 	int		 steps;
 	double		 cv_gain;	/* its cross-validated logloss gain */
 	size_t		 kept;		/* retrieved samples the filter kept */
+	int		 fed;		/* learn_choice.fed of the served one */
+	double		 pick_lr;	/* with fed: the setting it trained at */
+	int		 pick_steps;
+	void		*report;	/* in->report: packed SelectReport */
+	size_t		 report_len;
+};
+
+/*
+ * The cross-validation of one method over its whole setting grid: sums
+ * over the held-out local samples, what a device reports for federated
+ * selection (deviced/fedsel.c). Point s = lr index * LEARN_GRID_ST +
+ * steps index; LEARN_GRID_DEF is the default setting.
+ */
+#define LEARN_GRID_LR	3
+#define LEARN_GRID_ST	2
+#define LEARN_GRID_N	(LEARN_GRID_LR * LEARN_GRID_ST)
+#define LEARN_GRID_DEF	(1 * LEARN_GRID_ST + 1)
+struct learn_grid {
+	int	have;
+	double	lr[LEARN_GRID_LR];
+	int	steps[LEARN_GRID_ST];
+	size_t	n, pairs;		/* held-out samples, (click, no) pairs */
+	double	gain[LEARN_GRID_N];	/* sum of logloss gains */
+	double	sq[LEARN_GRID_N];	/* sum of their squares */
+	double	dsq[LEARN_GRID_N];	/* sum of (gain - default's gain)^2 */
+	double	rank[LEARN_GRID_N];	/* pairs ordered better, net */
 };
 
 /* Chosen setting of one method's run. */
@@ -69,6 +99,11 @@ struct learn_choice {
 	double	gain, se;	/* CV mean logloss gain and its std. error */
 	double	rank;		/* held-out pairs ordered better, net */
 	double	alpha;		/* the step weight (partial.h; 1 whole) */
+	int	fed;		/* 1 the cloud's choice, -1 its default
+				   (no choice for the method), 0 not asked */
+	double	pick_lr;	/* with fed: the setting it trained at */
+	int	pick_steps;
+	struct learn_grid grid;	/* the CV over the whole grid */
 };
 
 /*
@@ -138,6 +173,13 @@ int	learn_method_info(const char *name, struct learn_method_info *out);
 struct ctr *learn_method_run(struct learn_prep *p, const char *name,
 	    struct learn_memo *memo, struct learn_choice *ch, double *secs,
 	    double *mem);
+/*
+ * The cross-validation of the method called name over its whole grid
+ * (the CV a method with a chosen setting runs), into *g (g->have = 0 for
+ * a method that chooses nothing). -1 for an unknown name.
+ */
+int	learn_method_grid(struct learn_prep *p, const char *name,
+	    struct learn_memo *memo, struct learn_grid *g);
 /* An empty memo, and its end (frees what it holds; NULL is a no-op). */
 struct learn_memo *learn_memo_new(void);
 void	learn_memo_free(struct learn_memo *mm);

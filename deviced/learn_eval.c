@@ -158,6 +158,9 @@ learn_eval(struct device *d, const struct learn_in *in, struct learn_prep *p0,
 			fprintf(x, "%s,cv_se,%g\n%s,cv_rank,%g\n%s,alpha,%g\n"
 			    "%s,n_local,%zu\n", mi.name, ch.se, mi.name, ch.rank,
 			    mi.name, ch.adopted ? ch.alpha : 0, mi.name, p->n);
+		/* "-fed" rows: 1 the cloud's choice, -1 its default. */
+		if (ch.fed != 0)
+			fprintf(x, "%s,fed,%d\n", mi.name, ch.fed);
 		ctr_free(c);
 		if (inner != NULL) {
 			fprintf(x, "%s,enc_rows,%d\n", mi.name,

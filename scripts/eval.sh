@@ -31,6 +31,10 @@
 # EVAL_DEVICED_OPTS adds deviced options (-o key=value ...) to every round.
 # EVAL_KEEP=DIR keeps each round's per-device files (DIR/run-TASK-SEED/eval)
 # and the split data, for analyses the tables do not make.
+# Rows "<m>-fed" train at the setting the cloud chose by federated
+# selection, from the reports of a selection round on the devices' local
+# data before the test round (simulate.sh, SELECT_OPTS); "<m>-def" at the
+# default setting (deviced/README.md, Federated selection).
 # EVAL_DISTILL=1 also runs the MoMoDistill rounds (scripts/distill-rounds.sh,
 # about 5 more minutes), which used to run by default.
 set -eu
@@ -87,13 +91,21 @@ progress() {	# done total label
 
 join() { tr ' ' '\n' | sed '/^$/d' | paste -sd, -; }
 
+# select_opts SEED: with "<m>-fed" rows, the selection round's options
+# (scripts/simulate.sh): the devices report the grids of those <m>.
+select_opts() {
+	fm=$(echo "$METHODS" | tr ',' '\n' | sed -n 's/-fed$//p' | paste -sd, -)
+	[ -n "$fm" ] && echo "-o learn.seed=$1 -o learn.fedsel-methods=$fm"
+	return 0
+}
+
 # run_one TASK SEED: one round through the daemons (simulate.sh) and what
 # the tables need from it, in $WORK/run-TASK-SEED (ok = it succeeded).
 run_one() {
 	data=$WORK/$1-$2 run=$WORK/run-$1-$2
 	n=$(ls "$data/devices" | grep -c '\.local\.csv$')
 	mkdir -p "$run/eval"
-	if ! OUT=$run CLOUDD_OPTS="-o train.seed=$2" \
+	if ! OUT=$run CLOUDD_OPTS="-o train.seed=$2" SELECT_OPTS="$(select_opts "$2")" \
 	    DEVICED_OPTS="-o learn.seed=$2 -o deviced.eval-dir=$run/eval${EVAL_METHODS:+ -o deviced.eval-methods=$EVAL_METHODS}${EVAL_DEVICED_OPTS:+ $EVAL_DEVICED_OPTS}" \
 	    sh "$ROOT/scripts/simulate.sh" "$n" "$data" >"$run.log" 2>&1; then
 		echo; echo "run $1 seed $2 failed:"
@@ -103,6 +115,9 @@ run_one() {
 	fi
 	grep -h "TRAIN: model v1" "$run/cloudd.log" | sed "s/.*TRAIN: /  $1 seed $2 cloud: /" >"$run/note"
 	grep -h "ENCODER: " "$run/cloudd.log" | head -1 | sed "s/.*ENCODER: /  $1 seed $2 encoder: /" >>"$run/note"
+	# the cloud's federated choices, as the first device fetched them
+	grep -h "SELECTION: " "$run"/deviced*.log 2>/dev/null | awk '{ d = $0; sub(/.*device=/, "", d); sub(/ .*/, "", d) } NR == 1 { first = d } d == first' |
+	    sed "s/.*SELECTION: device=[^ ]* /  $1 seed $2 federated: /" >>"$run/note"
 	# the synthetic oracle scores like one more method
 	[ -f "$data/oracle.pred" ] && cp "$data/oracle.pred" "$run/eval/oracle.csv"
 	# users' local sample counts, for the long-tail rows
@@ -111,6 +126,36 @@ run_one() {
 		echo "$u,$(grep -vc '^#\|^user,' "$f")"
 	done >"$run/counts"
 	: >"$run/ok"
+}
+
+# fed_tables TASK KIND DIRS COUNTS COLDS GROUPS: for each "<m>-fed" row,
+# "<m>-def" (the default setting) and "<m>-fed" (federated selection)
+# against <m> (per-device CV) as the baseline: paired per-user intervals,
+# Holm over the two rows of each table.
+fed_tables() {
+	for x in $(echo "$METHODS" | tr ',' '\n' | sed -n 's/-fed$//p'); do
+		cd3="" k=0
+		for d in $3; do
+			k=$((k + 1)); c=$WORK/cmp-$1-$x-$k
+			mkdir -p "$c"
+			cat "$d"/*.csv | grep -E "^($x|$x-def|$x-fed)," >"$c/rows.csv" || true
+			cd3="$cd3 $c"
+		done
+		for g in $6; do
+			name=$1-$x-fed; sel=""
+			[ "$g" = all ] || { name=$1-$g-$x-fed; sel="--cold-users $(echo $5 | join) --users $g"; }
+			# the rows the list has: <m> is the baseline
+			rows=$(echo "$METHODS" | tr ',' '\n' | grep -xE "$x-def|$x-fed" | paste -sd, -)
+			echo "$METHODS" | tr ',' '\n' | grep -qx "$x" || continue
+			echo "**$1, $g users: the default setting and federated selection against per-device CV ($x)**"
+			# shellcheck disable=SC2086
+			"$BIN/dccl-eval" --task "$2" --seeds-dirs "$(echo $cd3 | join)" \
+			    --out "$OUTDIR" --name "$name" --baseline "$x" \
+			    --methods "$rows" $sel \
+			    --user-counts "$(echo $4 | join)"
+			echo
+		done
+	done
 }
 
 # EVAL_JOBS rounds at a time (default 2): a round's cloud training, index
@@ -174,6 +219,7 @@ for task in $TASKS; do
 		[ -f "$f" ] && echo '#device' && cat "$f"; done; done |
 	    awk -F, -v title="$task, all users, all seeds" \
 	    -f "$ROOT/scripts/settings.awk" | tee "$OUTDIR/$task-settings.md"
+	fed_tables "$task" "$kind" "$dirs" "$counts" "$colds" "$groups"
 done
 cat "$WORK/notes"
 if [ -n "${EVAL_KEEP:-}" ]; then

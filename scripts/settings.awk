@@ -29,7 +29,7 @@ $2 == "steps" { st[$1] = $3 }
 $2 == "bias_only" { bo[$1] = $3 }
 END {
 	flush()
-	print "**Chosen settings, " title "** (per device, by cross-validation on its local data; lr x steps, share of devices)"
+	print "**Chosen settings, " title "** (per device, by cross-validation on its local data; rows `<m>-fed`: the setting the cloud chose by federated selection, `<m>-def`: the default; lr x steps, share of devices)"
 	print ""
 	print "| method | devices | kept the cloud model | bias alone (fallback) | settings adopted |"
 	print "|---|---|---|---|---|"

@@ -80,6 +80,32 @@ users=$(ls "$SHARDS" | sed -n 's/^\([0-9]*\)\.local\.csv$/\1/p' | sort -n | head
 n=$(echo "$users" | wc -l)
 p=0
 echo "$users" | split -l "$DEVS_PER_PROC" - "$OUT/group."
+# Federated selection (SELECT_OPTS set): a round before the devices'
+# own, in which each user's device (id sel-<user>, a store of its own)
+# runs its setting grid on its local data and reports the validation
+# sums; the cloud chooses, and the devices below fetch the choice.
+if [ -n "${SELECT_OPTS:-}" ]; then
+	ts=$(date +%s.%N)
+	k=0 spids=""
+	for g in "$OUT"/group.*; do
+		k=$((k + 1))
+		mkdir -p "$OUT/sel-shards$k"
+		for u in $(cat "$g"); do ln -sf "$SHARDS/$u.local.csv" "$OUT/sel-shards$k/"; done
+		# shellcheck disable=SC2086
+		"$BIN/deviced" -o deviced.cloud="$EP" -o deviced.cloud-pub="$PUB" \
+		    -o deviced.shards="$OUT/sel-shards$k" -o deviced.data-dir="$OUT/dev-sel" \
+		    -o deviced.device-id=sel -o deviced.run-once=yes \
+		    -o learn.fedsel-report=yes -o learn.adapt=none \
+		    -o learn.retrieve-k=0 $SELECT_OPTS >"$OUT/select$k.log" 2>&1 &
+		spids="$spids $!"
+	done
+	for sp in $spids; do
+		wait "$sp" || { echo "selection round failed"; tail -5 "$OUT"/select*.log; exit 1; }
+	done
+	printf "selection round: %.2f s, %d reports\n" \
+	    "$(echo "$(date +%s.%N) - $ts" | bc)" \
+	    "$(cat "$OUT"/select*.log | grep -c 'REPORTED: device=' || true)"
+fi
 for g in "$OUT"/group.*; do
 	p=$((p + 1))
 	mkdir -p "$OUT/shards$p"

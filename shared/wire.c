@@ -191,11 +191,19 @@ SCHEMA(pb_upload, { 1, PB_V, NULL, 4 }, { 2, PB_LD, &pb_tensor, 64 },
     { 3, PB_LD, &pb_metric, 32 }, { 4, PB_LD, NULL, 4 });
 SCHEMA(pb_getofa, { 1, PB_V, NULL, 4 }, { 2, PB_V, NULL, 4 },
     { 3, PB_V, NULL, 4 }, { 4, PB_V, NULL, 4 });
-/* The envelope of a device request: bodies 11, 13, 15, 17, 19, 80. */
+/* Federated selection (v5): a report's methods, the choice's request. */
+SCHEMA(pb_gridreport, { 1, PB_LD, NULL, 4 }, { 2, PB_F64 | PB_LD, NULL, 16 },
+    { 3, PB_V | PB_LD, NULL, 16 }, { 4, PB_V, NULL, 4 }, { 5, PB_V, NULL, 4 },
+    { 6, PB_F64 | PB_LD, NULL, 16 }, { 7, PB_F64 | PB_LD, NULL, 16 },
+    { 8, PB_F64 | PB_LD, NULL, 16 });
+SCHEMA(pb_selreport, { 1, PB_V, NULL, 4 }, { 2, PB_LD, &pb_gridreport, 64 });
+SCHEMA(pb_getsel, { 1, PB_V, NULL, 4 });
+/* The envelope of a device request: bodies 11, 13, 15, 17, 19, 72, 74, 80. */
 SCHEMA(pb_device_env, { 1, PB_V, NULL, 4 }, { 2, PB_LD, NULL, 4 },
     { 3, PB_V, NULL, 4 }, { 11, PB_LD, &pb_register, 1 },
     { 13, PB_LD, &pb_getmodel, 1 }, { 15, PB_LD, &pb_retrieve, 1 },
     { 17, PB_LD, &pb_upload, 1 }, { 19, PB_LD, &pb_empty, 1 },
+    { 72, PB_LD, &pb_selreport, 1 }, { 74, PB_LD, &pb_getsel, 1 },
     { 80, PB_LD, &pb_getofa, 1 }, { 60, PB_V, NULL, 4 },
     { 61, PB_LD, NULL, 1 }, { 62, PB_LD, NULL, 1 });
 

@@ -383,7 +383,7 @@ main(int argc, char **argv)
 				struct learn_in in = { &cf, model, &local[i],
 					&none, local[i].n ?
 					local[i].s[0].user : 0, gctr, NULL, 0,
-					0, ref };
+					0, ref, NULL, 0 };
 				struct learn_prep p;
 				double *t = ref ? ms_ref : ms;
 				t0 = now();
@@ -431,7 +431,7 @@ main(int argc, char **argv)
 		for (size_t i = 0; i < nsel; i++) {
 			struct learn_in in = { &cf, model, &local[i], &none,
 				local[i].n ? local[i].s[0].user : 0, gctr, NULL,
-				1, 0, 0 };
+				1, 0, 0, NULL, 0 };
 			struct learn_prep p;
 			struct learn_choice ch;
 			double secs, mem;

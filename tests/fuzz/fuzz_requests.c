@@ -153,6 +153,7 @@ fuzz_cloudd(void)
 	}
 	cd->started = clock_now();
 	rpc_set_routes(cd, routes);
+	fedsel_open(cd);
 	cd->pool_loaded = pool_loaded;
 	devtab_init(&cd->devs);
 	cd->rep.sock = cd->adm.sock = -1;
@@ -271,6 +272,35 @@ fuzz_seeds(const struct cloudd *cd, const char *dir)
 	up.n_tensors = (size_t)cd->model.n_hidden;
 	up.tensors = tp;
 	fuzz_seed(dir, "upload", &e);
+	{
+		/* Federated selection: a report and the choice's request. */
+		static double lr[3] = { 0.01 / 3, 0.01, 0.03 }, gs[6] = { 1,
+			2, 3, 4, 5, 6 }, dq[6] = { 1, 1, 1, 0, 1, 1 }, rk[6];
+		static uint32_t st[2] = { 5, 20 };
+		Dccl__SelectReport sr = DCCL__SELECT_REPORT__INIT;
+		Dccl__GridReport g = DCCL__GRID_REPORT__INIT, *gp = &g;
+		Dccl__GetSelectionReq gsr = DCCL__GET_SELECTION_REQ__INIT;
+		g.method = "ft-cv";
+		g.n_lr = 3;
+		g.lr = lr;
+		g.n_steps = 2;
+		g.steps = st;
+		g.n = 40;
+		g.pairs = 30;
+		g.n_gain_sum = g.n_diff_sq = g.n_rank_net = 6;
+		g.gain_sum = gs;
+		g.diff_sq = dq;
+		g.rank_net = rk;
+		sr.base_version = cd->model.version;
+		sr.n_methods = 1;
+		sr.methods = &gp;
+		e.body_case = DCCL__ENVELOPE__BODY_SELECT_REPORT;
+		e.select_report = &sr;
+		fuzz_seed(dir, "select_report", &e);
+		e.body_case = DCCL__ENVELOPE__BODY_GET_SELECTION;
+		e.get_selection = &gsr;
+		fuzz_seed(dir, "get_selection", &e);
+	}
 	e.device_id = "d9";
 	e.body_case = DCCL__ENVELOPE__BODY_REGISTER_REQ;
 	e.register_req = &rg;

@@ -15,6 +15,8 @@
  *              nonce-reuse DEV N|enroll-flood N|resend-chunk DEV|
  *              stranger ID (signed, under an id never enrolled)|
  *              ofa-alternate DEV N|
+ *              report DEV good|nan|inf|grid|many|huge [VERSION]|
+ *              selection DEV|
  *              announce VERSION [unsigned|forged|CSK-HEX] (EP: a PUB
  *              endpoint to bind; CSK-HEX: sign as the cloud whose X25519
  *              secret key that is, read from its store by the test)
@@ -82,6 +84,19 @@ print_reply(const Dccl__Envelope *e)
 		    e->error->message);
 	else
 		printf("REPLY %s\n", wire_body_name(e->body_case));
+	/* Federated selection: the choices and the report's count. */
+	if (e->body_case == DCCL__ENVELOPE__BODY_SELECTION)
+		for (size_t i = 0; i < e->selection->n_choices; i++) {
+			const Dccl__MethodChoice *c = e->selection->choices[i];
+			printf("CHOICE %s lr %g steps %u point %u %s devices %u "
+			    "n %llu round %llu\n", c->method, c->lr, c->steps,
+			    c->point, c->by_evidence ? "evidence" : "default",
+			    c->devices, (unsigned long long)c->n,
+			    (unsigned long long)e->selection->round);
+		}
+	if (e->body_case == DCCL__ENVELOPE__BODY_REPORT_ACK)
+		printf("COUNTED %u%s\n", e->report_ack->methods,
+		    e->report_ack->duplicate ? " duplicate" : "");
 }
 
 /* Sends buf, prints the reply; a = the device (NULL: do not verify). */
@@ -531,7 +546,7 @@ main(int argc, char **argv)
 		e.version = 99;
 		return send_env(&e);
 	} else if (!strcmp(what, "oldversion")) {
-		/* the previous protocol (v3: no side values in Sample) */
+		/* the previous protocol (v4: no federated selection) */
 		e.version = WIRE_VERSION - 1;
 		return send_env(&e);
 	} else if (!strcmp(what, "nobody")) {
@@ -969,6 +984,58 @@ main(int argc, char **argv)
 		e.device_id = argv[3];
 		e.body_case = DCCL__ENVELOPE__BODY_GET_MODEL;
 		e.get_model = &gmr;
+		return send_as(argv[3], &e);
+	} else if (!strcmp(what, "report") && argc > 4) {
+		/*
+		 * A federated-selection report (cloudd/fedsel.c): good (one
+		 * method "probe-m", point 0 best by far), or broken: a NaN or
+		 * an inf sum, a grid of 5 points, 17 methods (the report
+		 * limit) or 65 (the wire's).
+		 */
+		static Dccl__SelectReport q = DCCL__SELECT_REPORT__INIT;
+		static Dccl__GridReport g[65], *gp[65];
+		static char names[65][16];
+		static double lr[3] = { 0.01 / 3, 0.01, 0.03 };
+		static uint32_t st[2] = { 5, 20 };
+		static double gain[6] = { 40, 1, 1, 1, 1, 1 };
+		static double dsq[6] = { 16, 0, 0, 0, 0, 0 };
+		static double rank[6];
+		const char *k = argv[4];
+		size_t nm = !strcmp(k, "many") ? 17 : !strcmp(k, "huge") ? 65 : 1;
+		if (!strcmp(k, "nan"))
+			gain[3] = strtod("nan", NULL);
+		else if (!strcmp(k, "inf"))
+			dsq[1] = strtod("inf", NULL);
+		for (size_t i = 0; i < nm; i++) {
+			dccl__grid_report__init(&g[i]);
+			snprintf(names[i], sizeof(names[i]), i ? "m%zu" : "probe-m",
+			    i);
+			g[i].method = names[i];
+			g[i].n_lr = 3;
+			g[i].lr = lr;
+			g[i].n_steps = 2;
+			g[i].steps = st;
+			g[i].n = 100;
+			g[i].pairs = 10;
+			g[i].n_gain_sum = !strcmp(k, "grid") ? 5 : 6;
+			g[i].n_diff_sq = g[i].n_rank_net = 6;
+			g[i].gain_sum = gain;
+			g[i].diff_sq = dsq;
+			g[i].rank_net = rank;
+			gp[i] = &g[i];
+		}
+		q.base_version = argc > 5 ? strtoull(argv[5], NULL, 10) : 1;
+		q.n_methods = nm;
+		q.methods = gp;
+		e.device_id = argv[3];
+		e.body_case = DCCL__ENVELOPE__BODY_SELECT_REPORT;
+		e.select_report = &q;
+		return send_as(argv[3], &e);
+	} else if (!strcmp(what, "selection") && argc > 3) {
+		static Dccl__GetSelectionReq gsel = DCCL__GET_SELECTION_REQ__INIT;
+		e.device_id = argv[3];
+		e.body_case = DCCL__ENVELOPE__BODY_GET_SELECTION;
+		e.get_selection = &gsel;
 		return send_as(argv[3], &e);
 	} else if (!strcmp(what, "retrieve") && argc > 6) {
 		/* k, n and dim as given, with 4 (not n * dim) vectors unless

@@ -33,6 +33,8 @@
 #include "shared/ml/ctr_io.h"
 #include "shared/rng.h"
 #include "tests/unit/ctr_fixture.h"
+#include "cloudd/fedsel.h"
+#include "deviced/fedsel.h"
 
 void	openblas_set_num_threads(int);
 
@@ -290,7 +292,7 @@ test_fast_equals_reference(void **state)
 	make_ds(&local, 60, USER, 21);
 	memset(&none, 0, sizeof(none));
 	struct learn_in in = { &cf, m, &local, &none, USER, 0.5, NULL, 0, 0,
-		0 };
+		0, NULL, 0 };
 	for (int i = 0; names[i]; i++)
 		same_run(&in, names[i], &adopted);
 	assert_true(adopted >= 1);	/* mp-cv always adopts */
@@ -357,7 +359,7 @@ test_memo_same(void **state)
 	make_ds(&local, 45, USER, 33);
 	memset(&none, 0, sizeof(none));
 	struct learn_in in = { &cf, m, &local, &none, USER, 0.5, NULL, 0, 1,
-		0 };
+		0, NULL, 0 };
 	learn_prep_init(&p[0], &in, &none);
 	learn_prep_init(&p[1], &in, &none);
 	for (int i = 0; names[i]; i++) {
@@ -407,7 +409,7 @@ test_partial_step(void **state)
 	make_ds(&local, 60, USER, 21);
 	memset(&none, 0, sizeof(none));
 	struct learn_in in = { &cf, m, &local, &none, USER, 0.5, NULL, 0, 0,
-		0 };
+		0, NULL, 0 };
 	learn_prep_init(&p, &in, &none);
 	struct ctr *full = learn_method_run(&p, "mp-cv", NULL, &ch[0], &secs,
 	    &mem);
@@ -472,7 +474,7 @@ test_pair_weight_served(void **state)
 	memset(&none, 0, sizeof(none));
 	for (int k = 0; k < 2; k++) {
 		struct learn_in in = { &cf, m, &local, &none, USER, 0.5, NULL,
-			1, 0, 0 };
+			1, 0, 0, NULL, 0 };
 		struct learn_prep p;
 		struct learn_result r;
 		struct learn_choice ch;
@@ -494,7 +496,7 @@ test_pair_weight_served(void **state)
 	struct learn_prep p;
 	struct learn_choice ch[2];
 	struct learn_in in = { &cf, m, &local, &none, USER, 0.5, NULL, 0, 0,
-		0 };
+		0, NULL, 0 };
 	learn_prep_init(&p, &in, &none);
 	struct ctr *a = learn_method_run(&p, "mp-cv", NULL, &ch[0], &secs,
 	    &mem);
@@ -504,6 +506,103 @@ test_pair_weight_served(void **state)
 		assert_true(max_diff(a, b) > 0);
 	ctr_free(a);
 	ctr_free(b);
+	learn_prep_fini(&p);
+	free_ds(&local);
+	ctr_free(m);
+	conf_fini(&c);
+}
+
+static void
+test_fedsel_grid(void **state)
+{
+	struct ctr *m = cloud_model(inter_of(state)), *a, *d, *nv, *f;
+	struct deviced_conf cf;
+	struct conf c;
+	struct dataset local, none;
+	struct learn_prep p;
+	struct learn_choice ch, cd, cn, cx;
+	struct learn_grid g;
+	struct learn_result r;
+	struct fedsel_dev sel;
+	Dccl__SelectReport *q;
+	char err[256], *methods;
+	double secs, mem;
+	int b = -1;
+
+	defaults(&c, &cf);
+	make_ds(&local, 60, USER, 21);
+	memset(&none, 0, sizeof(none));
+	struct learn_in in = { &cf, m, &local, &none, USER, 0.5, NULL, 0, 0,
+		0, NULL, 0 };
+	learn_prep_init(&p, &in, &none);
+	a = learn_method_run(&p, "ft-cv", NULL, &ch, &secs, &mem);
+	assert_int_equal(learn_method_grid(&p, "ft-cv", NULL, &g), 0);
+	assert_true(g.have && g.n > 0 && g.pairs > 0);
+	for (int s = 0; s < LEARN_GRID_N; s++) {
+		assert_true(isfinite(g.gain[s]) && isfinite(g.dsq[s]) &&
+		    isfinite(g.rank[s]) && g.dsq[s] >= 0);
+		if (g.lr[s / LEARN_GRID_ST] == ch.lr &&
+		    g.steps[s % LEARN_GRID_ST] == ch.steps)
+			b = s;
+	}
+	assert_true(b >= 0);
+	assert_true(fabs(g.gain[b] / (double)g.n - ch.gain) < 1e-9);
+	for (int s = 0; s < LEARN_GRID_N; s++)
+		assert_true(g.gain[s] <= g.gain[b]);
+	assert_true(g.dsq[LEARN_GRID_DEF] == 0);
+	/* -def is the default setting: naive-ft's, bit for bit. */
+	d = learn_method_run(&p, "ft-cv-def", NULL, &cd, &secs, &mem);
+	nv = learn_method_run(&p, "naive-ft", NULL, &cn, &secs, &mem);
+	assert_true(cd.lr == cn.lr && cd.steps == cn.steps);
+	assert_true(cd.lr == g.lr[1] && cd.steps == g.steps[1]);
+	assert_true(max_diff(d, nv) == 0);
+	/* -fed without a choice: the default. */
+	f = learn_method_run(&p, "ft-cv-fed", NULL, &cx, &secs, &mem);
+	assert_int_equal(cx.fed, -1);
+	assert_true(max_diff(f, d) == 0);
+	ctr_free(f);
+	/* The cloud's choice of point 0. */
+	memset(&sel, 0, sizeof(sel));
+	sel.n = 1;
+	snprintf(sel.c[0].method, sizeof(sel.c[0].method), "ft-cv");
+	sel.c[0].lr = g.lr[0];
+	sel.c[0].steps = g.steps[0];
+	in.fed = &sel;
+	f = learn_method_run(&p, "ft-cv-fed", NULL, &cx, &secs, &mem);
+	assert_int_equal(cx.fed, 1);
+	assert_true(cx.adopted && cx.lr == g.lr[0] && cx.steps == g.steps[0]);
+	assert_true(max_diff(f, d) > 0);
+	ctr_free(f);
+	/* A choice that is not on this device's grid: the default. */
+	sel.c[0].lr = 0.123;
+	f = learn_method_run(&p, "ft-cv-fed", NULL, &cx, &secs, &mem);
+	assert_int_equal(cx.fed, -1);
+	assert_true(cx.lr == g.lr[1] && cx.steps == g.steps[1]);
+	ctr_free(f);
+	in.fed = NULL;
+	/* The report: the cloud's check passes, the sums are the grid's. */
+	methods = cf.fedsel_methods;
+	cf.fedsel_methods = "ft-cv,nosuch,naive-ft,bias";
+	memset(&r, 0, sizeof(r));
+	fedsel_dev_report(&p, NULL, 3, &r);
+	cf.fedsel_methods = methods;
+	assert_non_null(r.report);
+	q = dccl__select_report__unpack(NULL, r.report_len, r.report);
+	assert_non_null(q);
+	assert_int_equal(q->base_version, 3);
+	assert_int_equal(q->n_methods, 2);	/* no grid: nosuch, naive-ft */
+	assert_string_equal(q->methods[0]->method, "ft-cv");
+	assert_string_equal(q->methods[1]->method, "bias");
+	assert_int_equal(fedsel_check(q, err, sizeof(err)), 0);
+	assert_int_equal(q->methods[0]->n, g.n);
+	for (int s = 0; s < LEARN_GRID_N; s++)
+		assert_true(q->methods[0]->gain_sum[s] == g.gain[s] &&
+		    q->methods[0]->diff_sq[s] == g.dsq[s]);
+	dccl__select_report__free_unpacked(q, NULL);
+	free(r.report);
+	ctr_free(a);
+	ctr_free(d);
+	ctr_free(nv);
 	learn_prep_fini(&p);
 	free_ds(&local);
 	ctr_free(m);
@@ -520,6 +619,7 @@ main(void)
 		cmocka_unit_test(test_zero_grad_dense),
 		cmocka_unit_test(test_fast_equals_reference),
 		cmocka_unit_test(test_memo_same),
+		cmocka_unit_test(test_fedsel_grid),
 		cmocka_unit_test(test_partial_step),
 		cmocka_unit_test(test_pair_weight_served),
 		cmocka_unit_test_prestate(test_pair_weight_served, &fm),

@@ -1,0 +1,157 @@
+/*
+ * fedsel: the device's half of federated selection (fedsel.h). What a
+ * report reveals is in conf/SECURITY.md (Federated selection): per
+ * method and grid point, sums over the device's held-out local samples
+ * of the logloss gain over the cloud model, of its squared difference
+ * from the default point's, and of the net count of (click, no-click)
+ * pairs ordered better, with the counts of samples and pairs. With DP on
+ * nothing is reported: these sums are not noised, so they would leave the
+ * device outside its epsilon.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deviced/deviced.h"
+#include "deviced/fedsel.h"
+#include "deviced/learn.h"
+#include "shared/log.h"
+#include "shared/xmalloc.h"
+
+int
+fedsel_dev_find(const struct fedsel_dev *f, const char *method, double *lr,
+    int *steps)
+{
+	for (int i = 0; f != NULL && i < f->n; i++)
+		if (strcmp(f->c[i].method, method) == 0) {
+			*lr = f->c[i].lr;
+			*steps = f->c[i].steps;
+			return 0;
+		}
+	return -1;
+}
+
+int
+fedsel_dev_reports(const struct device *d)
+{
+	const struct deviced_conf *cf = &d->dd->cf;
+
+	return cf->fedsel_report && cf->dp_clip == 0 && cf->dp_repr_clip == 0;
+}
+
+int
+fedsel_dev_wanted(const struct device *d)
+{
+	const struct deviced_conf *cf = &d->dd->cf;
+
+	return cf->select == 1 || (cf->eval_dir[0] != '\0' &&
+	    strstr(cf->eval_methods, "-fed") != NULL);
+}
+
+void
+fedsel_dev_report(struct learn_prep *p, struct learn_memo *memo,
+    uint64_t version, struct learn_result *r)
+{
+	const struct deviced_conf *cf = p->in->cf;
+	Dccl__SelectReport q = DCCL__SELECT_REPORT__INIT;
+	Dccl__GridReport gr[FEDSEL_DEV_METHODS], *gp[FEDSEL_DEV_METHODS];
+	struct learn_grid g[FEDSEL_DEV_METHODS];
+	uint32_t steps[FEDSEL_DEV_METHODS][LEARN_GRID_ST];
+	char *list = xstrdup(cf->fedsel_methods), *save = NULL, *nm;
+	size_t n = 0;
+
+	for (nm = strtok_r(list, ",", &save); nm != NULL &&
+	    n < FEDSEL_DEV_METHODS; nm = strtok_r(NULL, ",", &save)) {
+		if (learn_method_grid(p, nm, memo, &g[n]) != 0 ||
+		    !g[n].have || g[n].n == 0)
+			continue;	/* unknown, or no evidence here */
+		dccl__grid_report__init(&gr[n]);
+		gr[n].method = nm;
+		gr[n].n_lr = LEARN_GRID_LR;
+		gr[n].lr = g[n].lr;
+		for (int k = 0; k < LEARN_GRID_ST; k++)
+			steps[n][k] = (uint32_t)g[n].steps[k];
+		gr[n].n_steps = LEARN_GRID_ST;
+		gr[n].steps = steps[n];
+		gr[n].n = (uint32_t)g[n].n;
+		gr[n].pairs = (uint32_t)g[n].pairs;
+		gr[n].n_gain_sum = gr[n].n_diff_sq = gr[n].n_rank_net =
+		    LEARN_GRID_N;
+		gr[n].gain_sum = g[n].gain;
+		gr[n].diff_sq = g[n].dsq;
+		gr[n].rank_net = g[n].rank;
+		gp[n] = &gr[n];
+		n++;
+	}
+	if (n > 0) {
+		q.base_version = version;
+		q.n_methods = n;
+		q.methods = gp;
+		r->report_len = dccl__select_report__get_packed_size(&q);
+		r->report = xmalloc(r->report_len);
+		dccl__select_report__pack(&q, r->report);
+	}
+	free(list);
+}
+
+void
+fedsel_dev_after(struct device *d, struct learn_result *r)
+{
+	if (r->fed != 0)
+		log_info("SETTING: device=%s served method at lr %g steps %d "
+		    "(%s), %s", d->id, r->pick_lr, r->pick_steps, r->fed > 0 ?
+		    "the cloud's choice" : "the default: the cloud has none",
+		    !r->adopted ? "refused by the guard" : r->fallback ?
+		    "refused; the bias alone adopted at its own setting" :
+		    "adopted");
+	if (r->report == NULL)
+		return;
+	free(d->report);
+	d->report = r->report;
+	d->report_len = r->report_len;
+	r->report = NULL;
+	r->report_len = 0;
+}
+
+int
+fedsel_dev_take(struct device *d, const Dccl__Selection *s)
+{
+	struct fedsel_dev *f = xcalloc(1, sizeof(*f));
+
+	if (s->n_choices > FEDSEL_DEV_METHODS)
+		goto fail;
+	for (size_t i = 0; i < s->n_choices; i++) {
+		const Dccl__MethodChoice *c = s->choices[i];
+		if (c->method == NULL || strlen(c->method) >=
+		    sizeof(f->c[0].method) || !(c->lr > 0 && c->lr <= 100) ||
+		    c->steps == 0 || c->steps > 1000000)
+			goto fail;
+		snprintf(f->c[f->n].method, sizeof(f->c[0].method), "%s",
+		    c->method);
+		f->c[f->n].lr = c->lr;
+		f->c[f->n].steps = (int)c->steps;
+		f->c[f->n].by_evidence = c->by_evidence;
+		f->n++;
+		log_info("SELECTION: device=%s %s lr %g steps %u (%s; %u "
+		    "devices, %llu samples, mean gain %.5f vs default %.5f)",
+		    d->id, c->method, c->lr, c->steps, c->by_evidence ?
+		    "by evidence" : "the default", c->devices,
+		    (unsigned long long)c->n, c->mean_gain, c->default_gain);
+	}
+	f->round = s->round;
+	free(d->fedsel);
+	d->fedsel = f;
+	return 0;
+fail:
+	free(f);
+	return -1;
+}
+
+void
+fedsel_dev_fini(struct device *d)
+{
+	free(d->fedsel);
+	d->fedsel = NULL;
+	free(d->report);
+	d->report = NULL;
+}
