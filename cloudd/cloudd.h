@@ -132,6 +132,7 @@ struct metrics;		/* metrics.c: HTTP exporter state */
 struct rpc_route;	/* rpc.h */
 struct ofa_cloud;	/* ofa_train.c */
 struct dl_cache;	/* download.c */
+struct mf_cache;	/* manifest.c */
 
 struct devtab {
 	struct devent	*e;
@@ -203,6 +204,7 @@ struct cloudd {
 	struct ckpt		*ckpt;		/* ckpt.c: WAL checkpoints */
 	struct ofa_cloud	*ofa;		/* ofa_train.c: served OFA model */
 	struct dl_cache		*dl;		/* download.c: older versions' chunks */
+	struct mf_cache		*mf;		/* manifest.c: versions' manifests */
 	/* upload.c: uploads of this loop iteration, committed together */
 	uv_check_t		 up_check;	/* active while up_n > 0 */
 	struct upload_item	 up[UPLOAD_BATCH_MAX];
