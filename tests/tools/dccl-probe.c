@@ -531,7 +531,7 @@ main(int argc, char **argv)
 		e.version = 99;
 		return send_env(&e);
 	} else if (!strcmp(what, "oldversion")) {
-		/* the previous protocol (v3: no side values in Sample) */
+		/* the previous protocol (v4: no download manifest) */
 		e.version = WIRE_VERSION - 1;
 		return send_env(&e);
 	} else if (!strcmp(what, "nobody")) {
