@@ -10,9 +10,12 @@
  *   bench_download -e EP [-E PEER_EP] [-k KEYDIR] [-r RUNS] [-P CLIENTS]
  *       [-W WINDOW]
  *
- * WINDOW (default 1, as deviced) chunk requests are kept in flight on one
- * raw REQ socket, in counter order (one connection keeps them in order,
- * as the cloud's replay check wants). The token comes from
+ * WINDOW 1 (default, as deviced) asks for the next chunk once this one is
+ * checked; 2 asks for it as soon as this one arrived, so the cloud serves
+ * it while the client hashes (the most one connection allows: cloudd's
+ * raw REP socket drops a reply to a pipe that is still sending the
+ * previous one, and a second connection would reorder the counters the
+ * cloud's replay check wants increasing). The token comes from
  * $DCCL_AUTH_TOKEN. With -E, every figure is taken
  * from runs alternating between EP and PEER_EP (A B A B ..., RUNS pairs):
  * the median of each side and the median and range of the pairwise
@@ -35,6 +38,7 @@
 
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
+#include <nanomsg/tcp.h>
 
 #include "shared/auth.h"
 #include "shared/clock.h"
@@ -43,14 +47,14 @@
 
 #define MAX_RUNS	16
 #define MAX_CLIENTS	16
-#define MAX_WINDOW	16
+#define MAX_WINDOW	2
 #define SP_LEN		(sizeof(size_t) + 4)	/* SP_HDR: size, id */
 
 static int window = 1;
 
 static const char *keydir = ".";
-/* Fresh device ids per run: each download starts with a full rate-limit
- * bucket (limits.burst 400 > 256 chunks of a 64 MiB model), as a device
+/* Fresh device ids per run and process: each download starts with a full
+ * rate-limit bucket (limits.burst 400 > 256 chunks of a 64 MiB model), as a device
  * downloading a new version would. */
 static int run_no;
 
@@ -199,7 +203,7 @@ download(const char *ep, const char *dev, uint64_t *size, double *secs,
 	uint8_t *blob = NULL;
 	uint64_t *ctr = NULL, version;
 	uint32_t n_chunks, sent = 0, got = 0;
-	int sock, tmo = 30000, unlimited = -1, rc = -1, authed, mc;
+	int sock, tmo = 30000, unlimited = -1, rc = -1, authed, mc, one = 1;
 	double t0;
 
 	snprintf(path, sizeof(path), "%s/%s.key", keydir, dev);
@@ -211,7 +215,9 @@ download(const char *ep, const char *dev, uint64_t *size, double *secs,
 	    nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVTIMEO, &tmo,
 	    sizeof(tmo)) < 0 ||
 	    nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &unlimited,
-	    sizeof(unlimited)) < 0 || nn_connect(sock, ep) < 0) {
+	    sizeof(unlimited)) < 0 || nn_setsockopt(sock, NN_TCP,
+	    NN_TCP_NODELAY, &one, sizeof(one)) < 0 ||
+	    nn_connect(sock, ep) < 0) {
 		snprintf(err, errlen, "socket: %s", nn_strerror(nn_errno()));
 		if (sock >= 0)
 			nn_close(sock);
@@ -264,7 +270,11 @@ download(const char *ep, const char *dev, uint64_t *size, double *secs,
 	gm.version = version;
 	while (got < n_chunks) {
 		Dccl__ModelChunk *c;
-		while (sent < n_chunks && sent - got < (uint32_t)window) {
+		/* window 1: the next request after this chunk is checked;
+		 * 2: as soon as it arrived, so the cloud serves the next one
+		 * while this one is hashed. Never two replies in transit: a
+		 * raw REP socket drops a reply to a pipe still sending one. */
+		if (sent == got) {
 			e.request_id = 3 + sent;
 			gm.chunk_index = sent;
 			if (rsend(sock, &a, &e, (uint32_t)e.request_id, err,
@@ -276,6 +286,16 @@ download(const char *ep, const char *dev, uint64_t *size, double *secs,
 		    DCCL__ENVELOPE__BODY_GET_MODEL, &authed, err,
 		    errlen)) == NULL)
 			goto done;
+		if (window > 1 && sent < n_chunks) {
+			e.request_id = 3 + sent;
+			gm.chunk_index = sent;
+			if (rsend(sock, &a, &e, (uint32_t)e.request_id, err,
+			    errlen) != 0) {
+				wire_free(r);
+				goto done;
+			}
+			ctr[sent++] = e.counter;
+		}
 		c = r->model_chunk;
 		if (r->body_case != DCCL__ENVELOPE__BODY_MODEL_CHUNK ||
 		    c->chunk_index != r->request_id - 3 ||
@@ -340,7 +360,8 @@ figure(const char *ep, const char *tag, int clients)
 
 	if (clients == 1) {
 		double secs;
-		snprintf(dev, sizeof(dev), "bdl-%s-%d-1", tag, ++run_no);
+		snprintf(dev, sizeof(dev), "bdl-%s%ld-%d-1", tag,
+		    (long)getpid(), ++run_no);
 		if (download(ep, dev, &size, &secs, err, sizeof(err)) != 0) {
 			printf("FAIL: download from %s: %s\n", ep, err);
 			return -1;
@@ -360,8 +381,8 @@ figure(const char *ep, const char *tag, int clients)
 		pid_t p = fork();
 		if (p == 0) {
 			double secs;
-			snprintf(dev, sizeof(dev), "bdl-%s-%d-%d", tag, run_no,
-			    k);
+			snprintf(dev, sizeof(dev), "bdl-%s%ld-%d-%d", tag,
+			    (long)getppid(), run_no, k);
 			res[k] = download(ep, dev, &size, &secs, err,
 			    sizeof(err)) == 0 ? (double)size : 0;
 			if (res[k] == 0)

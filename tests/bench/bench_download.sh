@@ -16,7 +16,8 @@
 #      the median and range of the pairwise ratios.
 #   4. bin/bench_download: one client, then BENCH_CLIENTS (4) at once,
 #      BENCH_RUNS (5) runs (pairs) each, for each chunk-request window in
-#      BENCH_WINDOWS ("1 4"; 1 is what deviced does). Then each cloudd's
+#      BENCH_WINDOWS ("1 2"; 1 is what deviced does, 2 asks for the next
+#      chunk before checking this one: bench_download.c). Then each cloudd's
 #      peak RSS (VmHWM) and its SEAL line (chunk bytes shared / copied).
 # Only the processes started here are stopped (trap).
 set -eu
@@ -116,7 +117,7 @@ fi
 mkdir -p "$T/keys"
 rc=0
 PCLI=${BENCH_PEER_CLIENT:-}
-for w in ${BENCH_WINDOWS:-1 4}; do
+for w in ${BENCH_WINDOWS:-1 2}; do
 	if [ -z "$PCLI" ]; then
 		"$BIN/bench_download" -e "$A_TCP" $PEER_ARGS -k "$T/keys" \
 		    -r "${BENCH_RUNS:-5}" -P "${BENCH_CLIENTS:-4}" -W "$w" ||
