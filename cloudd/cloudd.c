@@ -17,7 +17,6 @@
 #include <nanomsg/nn.h>
 #include <nanomsg/pubsub.h>
 #include <nanomsg/reqrep.h>
-#include <nanomsg/tcp.h>
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -424,19 +423,12 @@ static int
 open_rep(struct cloudd *cd, struct nnuv *s, const char *eps, const char *what)
 {
 	int sock = nn_socket(AF_SP_RAW, NN_REP);
-	int max = (int)cd->cf.max_message, one = 1;
+	int max = (int)cd->cf.max_message;
 
 	if (sock < 0)
 		return -1;
-	/*
-	 * No Nagle on tcp: a reply's last partial segment would otherwise
-	 * wait for the device's delayed ACK whenever the device has already
-	 * sent its next request (bench_download -W 2: 4 KiB chunks went from
-	 * 7 to ... MB/s).
-	 */
 	if (nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &max,
-	    sizeof(max)) < 0 || nn_setsockopt(sock, NN_TCP, NN_TCP_NODELAY,
-	    &one, sizeof(one)) < 0 || bind_all(sock, eps, what) != 0 ||
+	    sizeof(max)) < 0 || bind_all(sock, eps, what) != 0 ||
 	    nnuv_init(s, &cd->loop, sock, 1, rpc_recv_cb, cd) != 0) {
 		nn_close(sock);
 		return -1;

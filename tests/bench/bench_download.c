@@ -38,7 +38,6 @@
 
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
-#include <nanomsg/tcp.h>
 
 #include "shared/auth.h"
 #include "shared/clock.h"
@@ -203,7 +202,7 @@ download(const char *ep, const char *dev, uint64_t *size, double *secs,
 	uint8_t *blob = NULL;
 	uint64_t *ctr = NULL, version;
 	uint32_t n_chunks, sent = 0, got = 0;
-	int sock, tmo = 30000, unlimited = -1, rc = -1, authed, mc, one = 1;
+	int sock, tmo = 30000, unlimited = -1, rc = -1, authed, mc;
 	double t0;
 
 	snprintf(path, sizeof(path), "%s/%s.key", keydir, dev);
@@ -215,9 +214,7 @@ download(const char *ep, const char *dev, uint64_t *size, double *secs,
 	    nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVTIMEO, &tmo,
 	    sizeof(tmo)) < 0 ||
 	    nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &unlimited,
-	    sizeof(unlimited)) < 0 || nn_setsockopt(sock, NN_TCP,
-	    NN_TCP_NODELAY, &one, sizeof(one)) < 0 ||
-	    nn_connect(sock, ep) < 0) {
+	    sizeof(unlimited)) < 0 || nn_connect(sock, ep) < 0) {
 		snprintf(err, errlen, "socket: %s", nn_strerror(nn_errno()));
 		if (sock >= 0)
 			nn_close(sock);
