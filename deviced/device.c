@@ -807,7 +807,11 @@ on_manifest(struct device *d, Dccl__Envelope *e)
 	}
 	drop_manifest(d);
 	d->dl_man = e;
-	d->attempt = 0;
+	/*
+	 * attempt is not reset here but by the next chunk kept: else a path
+	 * that corrupts every chunk would have the device fetch manifest and
+	 * chunk again at the shortest backoff for ever.
+	 */
 	enter(d, DEV_DOWNLOAD);	/* its chunks */
 }
 
