@@ -13,7 +13,9 @@
 #      When the peer speaks another protocol version, BENCH_PEER_CLIENT
 #      names its own bench_download: then each run is one process of each
 #      client in turn (A B A B ...), and the script prints the medians and
-#      the median and range of the pairwise ratios.
+#      the median and range of the pairwise ratios. Before each peer run
+#      it waits BENCH_PEER_PAUSE_S (2): an older client re-uses one device
+#      id, whose rate-limit bucket must refill between runs.
 #   4. bin/bench_download: one client, then BENCH_CLIENTS (4) at once,
 #      BENCH_RUNS (5) runs (pairs) each, for each chunk-request window in
 #      BENCH_WINDOWS ("1 2"; 1 is what deviced does, 2 asks for the next
@@ -130,6 +132,10 @@ for w in ${BENCH_WINDOWS:-1 2}; do
 		a=$("$BIN/bench_download" -e "$A_TCP" -k "$T/keys" -r 1 -P 1 \
 		    -W "$w" | sed -n 's/.*1 client: \([0-9.]*\) MB.*/\1/p')
 		mkdir -p "$T/keys-b"
+		# The peer client may reuse one device id for every run (the
+		# builds before protocol 5 did): let its rate-limit bucket
+		# (limits.burst, limits.rate) refill first.
+		sleep "${BENCH_PEER_PAUSE_S:-2}"
 		b=$("$PCLI" -e "$B_TCP" -k "$T/keys-b" -r 1 -P 1 |
 		    sed -n 's/.*1 client: \([0-9.]*\) MB.*/\1/p')
 		[ -n "$a" ] && [ -n "$b" ] || { rc=1; break; }
