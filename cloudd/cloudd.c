@@ -32,6 +32,7 @@
 #include "cloudd/ckpt.h"
 #include "cloudd/metrics.h"
 #include "cloudd/seal.h"
+#include "cloudd/manifest.h"
 #include "cloudd/ofa_train.h"
 #include "cloudd/rpc.h"
 #include "shared/clock.h"
@@ -468,6 +469,8 @@ static const struct rpc_route routes[] = {
 	{ DCCL__ENVELOPE__BODY_REGISTER_REQ, RPC_DEVICE, register_rpc },
 	{ DCCL__ENVELOPE__BODY_GET_MODEL, RPC_DEVICE | RPC_REGISTERED,
 	    download_rpc },
+	{ DCCL__ENVELOPE__BODY_GET_MANIFEST, RPC_DEVICE | RPC_REGISTERED,
+	    manifest_rpc },
 	{ DCCL__ENVELOPE__BODY_GET_OFA, RPC_DEVICE | RPC_REGISTERED,
 	    ofa_download_rpc },
 	{ DCCL__ENVELOPE__BODY_RETRIEVE, RPC_DEVICE | RPC_REGISTERED,

@@ -136,6 +136,7 @@ struct rpc_route;	/* rpc.h */
 struct ofa_cloud;	/* ofa_train.c */
 struct dl_cache;	/* download.c */
 struct fedsel;		/* fedsel.h */
+struct mf_cache;	/* manifest.c */
 
 struct devtab {
 	struct devent	*e;
@@ -208,6 +209,7 @@ struct cloudd {
 	struct ofa_cloud	*ofa;		/* ofa_train.c: served OFA model */
 	struct dl_cache		*dl;		/* download.c: older versions' chunks */
 	struct fedsel		*fedsel;	/* fedsel.c: grid reports, choices */
+	struct mf_cache		*mf;		/* manifest.c: versions' manifests */
 	/* upload.c: uploads of this loop iteration, committed together */
 	uv_check_t		 up_check;	/* active while up_n > 0 */
 	struct upload_item	 up[UPLOAD_BATCH_MAX];

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cloudd/cloudd.h"
+#include "cloudd/manifest.h"
 #include "cloudd/ofa_train.h"
 #include "cloudd/rpc.h"
 #include "cloudd/sblob.h"
@@ -43,6 +44,7 @@ struct dl_cache {
 void
 download_cache_free(struct cloudd *cd)
 {
+	manifest_cache_free(cd);
 	if (cd->dl == NULL)
 		return;
 	for (int i = 0; i < DL_OLD_SLOTS; i++)
@@ -181,7 +183,16 @@ download_rpc(struct cloudd *cd, struct rpc_req *r)
 		mc.data.data = owner->data + off;
 	} else if ((owner = old_chunk(cd, r, v, q->chunk_index, &mc)) == NULL)
 		return;
-	seal_chunk(cd, r, &mc, owner);
+	/*
+	 * Protocol 5: the device checks a model chunk against the version's
+	 * manifest, which came MACed in its session, so with auth.mode mac
+	 * the chunk goes out as shared bytes without a per-device keyed
+	 * hash. encrypt still seals each (confidentiality is per session).
+	 */
+	if (r->seal.mode == AUTH_MAC)
+		seal_chunk_plain(cd, r, &mc);
+	else
+		seal_chunk(cd, r, &mc, owner);
 }
 
 /* GetOfa: one chunk of a Forward-OFA part (the base and/or some blocks). */

@@ -55,7 +55,7 @@ struct sealer {
 #define SEAL_MAX_BYTES	((size_t)128 << 20)
 
 static void
-pack(struct seal_job *j)
+pack_as(struct seal_job *j, const struct auth_seal *s)
 {
 	Dccl__Envelope e = DCCL__ENVELOPE__INIT;
 
@@ -66,8 +66,14 @@ pack(struct seal_job *j)
 	e.request_id = j->r->env->request_id;
 	e.body_case = DCCL__ENVELOPE__BODY_MODEL_CHUNK;
 	e.model_chunk = &j->mc;
-	if (auth_pack_nn(&e, &j->r->seal, &j->out, &j->out_len) != 0)
+	if (auth_pack_nn(&e, s, &j->out, &j->out_len) != 0)
 		j->out = NULL;
+}
+
+static void
+pack(struct seal_job *j)
+{
+	pack_as(j, &j->r->seal);
 }
 
 static void *
@@ -188,6 +194,16 @@ seal_stop(struct cloudd *cd)
 	    (unsigned long long)s->copied_bytes);
 	/* jobs == 0 when the daemon stops, so both lists are empty. */
 	uv_close((uv_handle_t *)&s->wake, closed_cb);
+}
+
+void
+seal_chunk_plain(struct cloudd *cd, struct rpc_req *r,
+    const Dccl__ModelChunk *mc)
+{
+	struct seal_job one = { .r = r, .mc = *mc };
+
+	pack_as(&one, NULL);
+	reply(cd, &one);
 }
 
 void

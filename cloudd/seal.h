@@ -32,5 +32,12 @@ void	seal_stop(struct cloudd *cd);
  */
 void	seal_chunk(struct cloudd *cd, struct rpc_req *r,
 	    const Dccl__ModelChunk *mc, struct sblob *owner);
+/*
+ * Sends mc as r's reply packed without MAC or encryption, now, on the loop
+ * (one copy into the message): a protocol-5 model chunk in auth.mode mac,
+ * which the device checks against the version's manifest.
+ */
+void	seal_chunk_plain(struct cloudd *cd, struct rpc_req *r,
+	    const Dccl__ModelChunk *mc);
 
 #endif

@@ -45,6 +45,7 @@
 #include "shared/data/dataset.h"
 #include "shared/fsutil.h"
 #include "shared/log.h"
+#include "shared/manifest.h"
 #include "shared/notify.h"
 #include "shared/wire.h"
 #include "shared/xmalloc.h"
@@ -253,11 +254,31 @@ st_register(struct device *d)
 	return DEV_REGISTER;
 }
 
+/* Forgets the download's manifest (done, refused, or a bad chunk). */
+static void
+drop_manifest(struct device *d)
+{
+	wire_free(d->dl_man);
+	d->dl_man = NULL;
+}
+
 static enum dev_state
 st_download(struct device *d)
 {
 	Dccl__Envelope e = DCCL__ENVELOPE__INIT;
 	Dccl__GetModelReq g = DCCL__GET_MODEL_REQ__INIT;
+	Dccl__GetManifestReq mq = DCCL__GET_MANIFEST_REQ__INIT;
+
+	if (d->dl_man == NULL || d->dl_man->manifest->version !=
+	    d->dl_version) {
+		/* Protocol 5: the version's manifest first, once. */
+		drop_manifest(d);
+		mq.version = d->dl_version;
+		e.body_case = DCCL__ENVELOPE__BODY_GET_MANIFEST;
+		e.get_manifest = &mq;
+		send_req(d, &e);
+		return DEV_DOWNLOAD;
+	}
 
 	if (d->dl_next == 0 && dstore_dl_next(d->st, d->dl_version,
 	    &d->dl_next) == 0 && d->dl_next > 0)
@@ -710,10 +731,62 @@ fail:
 	return rc;
 }
 
+/*
+ * A manifest in reply to our GetManifestReq (e, authenticated like every
+ * reply): kept when it is for the version asked and consistent. Takes e.
+ */
+static void
+on_manifest(struct device *d, Dccl__Envelope *e)
+{
+	const Dccl__Manifest *m = e->manifest;
+	int rc = MANIFEST_EVERSION;	/* not what we asked for */
+
+	if (d->sent_body != DCCL__ENVELOPE__BODY_GET_MANIFEST ||
+	    (rc = manifest_check(m, d->dl_version, CTR_IO_MAX_BYTES)) != 0) {
+		log_warnx("BAD-MANIFEST: device=%s %s (v%llu, asked v%llu); "
+		    "refused", d->id, manifest_errname(rc),
+		    (unsigned long long)m->version,
+		    (unsigned long long)d->dl_version);
+		wire_free(e);
+		backoff(d, "manifest refused");
+		return;
+	}
+	if (d->dl_version != m->version) {
+		/* "latest" resolved to a concrete version */
+		if (d->dl_next != 0)
+			dstore_dl_clear(d->st);
+		d->dl_version = m->version;
+		d->dl_next = 0;
+	}
+	drop_manifest(d);
+	d->dl_man = e;
+	/*
+	 * attempt is not reset here but by the next chunk kept: else a path
+	 * that corrupts every chunk would have the device fetch manifest and
+	 * chunk again at the shortest backoff for ever.
+	 */
+	enter(d, DEV_DOWNLOAD);	/* its chunks */
+}
+
 static void
 on_chunk(struct device *d, const Dccl__ModelChunk *c)
 {
-	int rc;
+	int rc = 0;
+
+	/*
+	 * Protocol 5: a chunk is kept only when it matches the manifest (in
+	 * auth.mode mac it carries no MAC of its own). Nothing of a chunk
+	 * that does not is stored; the manifest goes, and is asked again.
+	 */
+	if (d->dl_man == NULL || (rc = manifest_check_chunk(
+	    d->dl_man->manifest, c)) != 0) {
+		log_warnx("BAD-CHUNK: device=%s v%llu chunk %u: %s; refused",
+		    d->id, (unsigned long long)c->version, c->chunk_index,
+		    d->dl_man == NULL ? "no manifest" : manifest_errname(rc));
+		drop_manifest(d);
+		backoff(d, "chunk does not match the manifest");
+		return;
+	}
 
 	if (c->version != d->dl_version) {
 		/* "latest" resolved to a concrete version: follow it. */
@@ -745,6 +818,7 @@ on_chunk(struct device *d, const Dccl__ModelChunk *c)
 		enter(d, DEV_DOWNLOAD);	/* the next chunk */
 		return;
 	}
+	drop_manifest(d);
 	if ((rc = install_model(d)) == MODEL_FIT_EREFUSED) {
 		/* Not for this device's data: no retry of it, no learning. */
 		d->refused = d->dl_version;
@@ -1010,8 +1084,12 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 		uint64_t c = e->counter >= d->first_ctr &&
 		    e->counter <= d->sent_ctr ? e->counter : d->sent_ctr;
 		a = auth_dev_check(d->auth, msg, len, e, c, d->sent_body);
+		/* A model chunk may come unMACed: on_chunk checks it
+		 * against the manifest that came with our MAC. */
 		if (a < 0 || (a == 0 && e->body_case !=
-		    DCCL__ENVELOPE__BODY_ERROR)) {
+		    DCCL__ENVELOPE__BODY_ERROR && !(e->body_case ==
+		    DCCL__ENVELOPE__BODY_MODEL_CHUNK && d->state ==
+		    DEV_DOWNLOAD && d->dl_man != NULL))) {
 			nn_freemsg(msg);
 			wire_free(e);
 			log_warnx("BAD-REPLY: device=%s: %s reply", d->id,
@@ -1094,6 +1172,13 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 			backoff(d, "OFA part rejected");
 		else
 			enter(d, DEV_OFA);	/* the next part */
+		break;
+	case DCCL__ENVELOPE__BODY_MANIFEST:
+		if (d->state == DEV_DOWNLOAD) {
+			on_manifest(d, e);
+			e = NULL;	/* taken */
+		} else
+			backoff(d, "unexpected manifest");
 		break;
 	case DCCL__ENVELOPE__BODY_SAMPLES:
 		on_samples(d, e->samples);
@@ -1364,6 +1449,7 @@ device_fini(struct device *d)
 		sodium_memzero(d->auth, sizeof(*d->auth));
 	free(d->auth);
 	free(d->pend);
+	drop_manifest(d);
 	dev_model_put(d->dd, d->model);
 	d->model = NULL;
 	d->enc = NULL;

@@ -162,6 +162,8 @@ struct device {
 	uint32_t	 retry_after;	/* the cloud's hint for the next retry */
 	uint32_t	 dl_next, dl_n;
 	uint8_t		 dl_sum[32];
+	/* protocol 5: the version's manifest (its reply), chunks checked */
+	Dccl__Envelope	*dl_man;
 	/* job results: the job's, until learn_apply moves them here */
 	struct learn_result *learned;
 	int		 job_rc;

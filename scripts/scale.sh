@@ -13,6 +13,11 @@
 # Safety: the machine is shared. The run is killed as a whole when the
 # total RSS of its processes passes SCALE_RSS_LIMIT_MB (default 8192) or
 # when it runs longer than SCALE_TIMEOUT_S (default 900).
+#
+# Disk: every hosted device writes its store (~2-4 MB) under $OUT/dev, so
+# 10,000 devices need 20-40 GB in /tmp. At the end (also after a watchdog
+# kill) the run deletes $OUT/dev and $OUT/data and keeps the logs and the
+# cloud's store; SCALE_KEEP_DATA=1 keeps everything.
 set -eu
 N=${1:?usage: scale.sh N [KILL_PCT]}
 KILL_PCT=${2:-0}
@@ -23,6 +28,13 @@ OUT=${OUT:-$(mktemp -d /tmp/dccl-scale.XXXXXX)}
 export OUT OPENBLAS_NUM_THREADS=1
 [ "$KILL_PCT" -gt 0 ] && export RESTART_KILLED=1
 mkdir -p "$OUT"
+
+# Removes the device stores and the synthetic data, once the run is over.
+free_disk() {
+	[ "${SCALE_KEEP_DATA:-0}" = 1 ] && return 0
+	rm -rf "$OUT/dev" "$OUT/data"
+	echo "deleted $OUT/dev and $OUT/data (SCALE_KEEP_DATA=1 keeps them)"
+}
 
 # The whole run in its own process group, so one kill ends all of it.
 setsid sh "$ROOT/scripts/simulate.sh" "$N" >"$OUT/simulate.out" 2>&1 &
@@ -79,6 +91,8 @@ if [ -n "$why" ]; then
 	echo "WATCHDOG: killed the run: $why"
 	echo "peak RSS so far: cloudd $((pc / 1024)) MiB, deviced total $((pt / 1024)) MiB (max $((pm / 1024)) MiB in one process)"
 	echo "output: $OUT"
+	sleep 1
+	free_disk
 	exit 2
 fi
 rc=0
@@ -101,6 +115,7 @@ printf "%-10s %d of %d (%.1f%%)\n" done "$done_" "$N" "$(awk -v a=$done_ -v n=$N
 [ "$KILL_PCT" -gt 0 ] && echo "dropout    $killed deviced processes SIGKILLed and restarted"
 echo "load       $(uptime | sed 's/.*load/load/')"
 echo "output: $OUT"
+free_disk
 [ "$done_" -eq "$N" ] || rc=1
 if [ -n "${SCALE_MAX_ROUND_S:-}" ]; then
 	r=$(sed -n 's/^device phase: \([0-9.]*\) s/\1/p' "$OUT/simulate.out")

@@ -198,13 +198,15 @@ SCHEMA(pb_gridreport, { 1, PB_LD, NULL, 4 }, { 2, PB_F64 | PB_LD, NULL, 16 },
     { 8, PB_F64 | PB_LD, NULL, 16 });
 SCHEMA(pb_selreport, { 1, PB_V, NULL, 4 }, { 2, PB_LD, &pb_gridreport, 64 });
 SCHEMA(pb_getsel, { 1, PB_V, NULL, 4 });
-/* The envelope of a device request: bodies 11, 13, 15, 17, 19, 72, 74, 80. */
+SCHEMA(pb_getmanifest, { 1, PB_V, NULL, 4 });
+/* The envelope of a device request: bodies 11, 13, 15, 17, 19, 72, 74, 80, 81. */
 SCHEMA(pb_device_env, { 1, PB_V, NULL, 4 }, { 2, PB_LD, NULL, 4 },
     { 3, PB_V, NULL, 4 }, { 11, PB_LD, &pb_register, 1 },
     { 13, PB_LD, &pb_getmodel, 1 }, { 15, PB_LD, &pb_retrieve, 1 },
     { 17, PB_LD, &pb_upload, 1 }, { 19, PB_LD, &pb_empty, 1 },
     { 72, PB_LD, &pb_selreport, 1 }, { 74, PB_LD, &pb_getsel, 1 },
-    { 80, PB_LD, &pb_getofa, 1 }, { 60, PB_V, NULL, 4 },
+    { 80, PB_LD, &pb_getofa, 1 }, { 81, PB_LD, &pb_getmanifest, 1 },
+    { 60, PB_V, NULL, 4 },
     { 61, PB_LD, NULL, 1 }, { 62, PB_LD, NULL, 1 });
 
 /* Admin bodies: refused with E_FORBIDDEN on the device socket. */

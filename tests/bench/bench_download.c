@@ -1,13 +1,22 @@
 /*
  * bench_download: authenticated model download from cloudd, as deviced
- * does it (RegisterReq with the enrollment token, then every chunk in
- * order with a MACed GetModelReq, each reply's MAC checked, the BLAKE2b-256
- * of the whole checked against the chunks' checksum). Run by
- * bench_download.sh:
+ * does it in protocol 5 (RegisterReq with the enrollment token, the
+ * version's Manifest, MACed in the session, then every chunk with a MACed
+ * GetModelReq; each chunk checked against the manifest's SHA-256 before it
+ * is kept, inside the timed loop; the BLAKE2b-256 of the whole checked
+ * against the manifest's checksum after the clock stops, as before).
+ * Run by bench_download.sh:
  *
  *   bench_download -e EP [-E PEER_EP] [-k KEYDIR] [-r RUNS] [-P CLIENTS]
+ *       [-W WINDOW]
  *
- * The token comes from $DCCL_AUTH_TOKEN. With -E, every figure is taken
+ * WINDOW 1 (default, as deviced) asks for the next chunk once this one is
+ * checked; 2 asks for it as soon as this one arrived, so the cloud serves
+ * it while the client hashes (the most one connection allows: cloudd's
+ * raw REP socket drops a reply to a pipe that is still sending the
+ * previous one, and a second connection would reorder the counters the
+ * cloud's replay check wants increasing). The token comes from
+ * $DCCL_AUTH_TOKEN. With -E, every figure is taken
  * from runs alternating between EP and PEER_EP (A B A B ..., RUNS pairs):
  * the median of each side and the median and range of the pairwise
  * ratios EP/PEER_EP are printed. Two figures:
@@ -32,37 +41,168 @@
 
 #include "shared/auth.h"
 #include "shared/clock.h"
+#include "shared/manifest.h"
 #include "shared/wire.h"
-#include "tests/bench/bench_client.h"
 
 #define MAX_RUNS	16
 #define MAX_CLIENTS	16
+#define MAX_WINDOW	2
+#define SP_LEN		(sizeof(size_t) + 4)	/* SP_HDR: size, id */
+
+static int window = 1;
 
 static const char *keydir = ".";
-/* Fresh device ids per run: each download starts with a full rate-limit
- * bucket (limits.burst 400 > 256 chunks of a 64 MiB model), as a device
+/* Fresh device ids per run and process: each download starts with a full
+ * rate-limit bucket (limits.burst 400 > 256 chunks of a 64 MiB model), as a device
  * downloading a new version would. */
 static int run_no;
 
+/* Sends e signed by a on the raw REQ socket as request id (SP header). */
+static int
+rsend(int sock, struct auth_dev *a, Dccl__Envelope *e, uint32_t id,
+    char *err, size_t errlen)
+{
+	struct nn_msghdr h;
+	struct nn_iovec iov;
+	struct nn_cmsghdr *c;
+	void *msg, *hdr;
+	size_t len;
+	uint8_t *p;
+
+	if (auth_dev_pack(a, e, &msg, &len) != 0) {
+		snprintf(err, errlen, "cannot sign");
+		return -1;
+	}
+	if ((hdr = nn_allocmsg(NN_CMSG_SPACE(SP_LEN), 0)) == NULL) {
+		nn_freemsg(msg);
+		snprintf(err, errlen, "out of message memory");
+		return -1;
+	}
+	c = hdr;
+	c->cmsg_len = NN_CMSG_LEN(SP_LEN);
+	c->cmsg_level = PROTO_SP;
+	c->cmsg_type = SP_HDR;
+	p = NN_CMSG_DATA(c);
+	*(size_t *)(void *)p = 4;
+	p += sizeof(size_t);
+	p[0] = (uint8_t)(0x80 | id >> 24);
+	p[1] = (uint8_t)(id >> 16);
+	p[2] = (uint8_t)(id >> 8);
+	p[3] = (uint8_t)id;
+	iov.iov_base = &msg;
+	iov.iov_len = NN_MSG;
+	memset(&h, 0, sizeof(h));
+	h.msg_iov = &iov;
+	h.msg_iovlen = 1;
+	h.msg_control = &hdr;
+	h.msg_controllen = NN_MSG;
+	if (nn_sendmsg(sock, &h, 0) < 0) {
+		snprintf(err, errlen, "send: %s", nn_strerror(nn_errno()));
+		nn_freemsg(msg);
+		nn_freemsg(hdr);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The next reply: decoded, its MAC checked against the request it answers
+ * (counter ctr[request_id - base], body want). An unMACed reply is taken
+ * only as an Error or a model chunk (checked against the manifest by the
+ * caller); *authed says which. NULL after err.
+ */
+static Dccl__Envelope *
+rrecv(int sock, struct auth_dev *a, const uint64_t *ctr, uint64_t base,
+    uint64_t n, int want, int *authed, char *err, size_t errlen)
+{
+	struct nn_msghdr h;
+	struct nn_iovec iov;
+	Dccl__Envelope *r = NULL;
+	void *rep = NULL, *hdr = NULL;
+	int n_, ok;
+
+	iov.iov_base = &rep;
+	iov.iov_len = NN_MSG;
+	memset(&h, 0, sizeof(h));
+	h.msg_iov = &iov;
+	h.msg_iovlen = 1;
+	h.msg_control = &hdr;
+	h.msg_controllen = NN_MSG;
+	if ((n_ = nn_recvmsg(sock, &h, 0)) < 0) {
+		snprintf(err, errlen, "recv: %s", nn_strerror(nn_errno()));
+		return NULL;
+	}
+	if (hdr != NULL)
+		nn_freemsg(hdr);
+	if (wire_unpack(rep, (size_t)n_, &r, err, errlen) != 0) {
+		wire_free(r);
+		nn_freemsg(rep);
+		return NULL;
+	}
+	if (r->request_id < base || r->request_id >= base + n) {
+		snprintf(err, errlen, "reply to request %llu, not asked",
+		    (unsigned long long)r->request_id);
+		goto bad;
+	}
+	ok = auth_dev_check(a, rep, (size_t)n_, r, ctr[r->request_id - base],
+	    want);
+	if (ok < 0 || (ok == 0 && r->body_case !=
+	    DCCL__ENVELOPE__BODY_ERROR && r->body_case !=
+	    DCCL__ENVELOPE__BODY_MODEL_CHUNK)) {
+		snprintf(err, errlen, "reply not authenticated (%s)",
+		    ok < 0 ? "forged" : "unMACed");
+		goto bad;
+	}
+	if (r->body_case == DCCL__ENVELOPE__BODY_ERROR) {
+		snprintf(err, errlen, "%s: %s", wire_error_name(r->error->code),
+		    r->error->message);
+		goto bad;
+	}
+	*authed = ok;
+	nn_freemsg(rep);
+	return r;
+bad:
+	wire_free(r);
+	nn_freemsg(rep);
+	return NULL;
+}
+
+/* One request, its checked reply. */
+static Dccl__Envelope *
+call(int sock, struct auth_dev *a, Dccl__Envelope *e, char *err,
+    size_t errlen)
+{
+	uint64_t ctr;
+	int authed;
+
+	if (rsend(sock, a, e, (uint32_t)e->request_id, err, errlen) != 0)
+		return NULL;
+	ctr = e->counter;
+	return rrecv(sock, a, &ctr, e->request_id, 1, e->body_case, &authed,
+	    err, errlen);
+}
+
 /*
  * Registers as dev (key file under keydir) and downloads the current
- * model; its size in *size and the seconds of the chunk loop in *secs.
- * 0 on success.
+ * model; its size in *size and the seconds from the manifest request to
+ * the last chunk checked in *secs. 0 on success.
  */
 static int
 download(const char *ep, const char *dev, uint64_t *size, double *secs,
     char *err, size_t errlen)
 {
-	Dccl__Envelope e = DCCL__ENVELOPE__INIT, *r;
+	Dccl__Envelope e = DCCL__ENVELOPE__INIT, *r, *man = NULL;
 	Dccl__RegisterReq rg = DCCL__REGISTER_REQ__INIT;
 	Dccl__GetModelReq gm = DCCL__GET_MODEL_REQ__INIT;
+	Dccl__GetManifestReq gq = DCCL__GET_MANIFEST_REQ__INIT;
+	const Dccl__Manifest *m;
 	struct auth_dev a;
 	char path[1024];
-	uint8_t sum[32], want[32];
+	uint8_t sum[32];
 	uint8_t *blob = NULL;
-	uint64_t total = 0, version, cs;
-	uint32_t n_chunks = 1;
-	int sock, rc = -1;
+	uint64_t *ctr = NULL, version;
+	uint32_t n_chunks, sent = 0, got = 0;
+	int sock, tmo = 30000, unlimited = -1, rc = -1, authed, mc;
 	double t0;
 
 	snprintf(path, sizeof(path), "%s/%s.key", keydir, dev);
@@ -70,8 +210,16 @@ download(const char *ep, const char *dev, uint64_t *size, double *secs,
 		snprintf(err, errlen, "cannot open the key file");
 		return -1;
 	}
-	if ((sock = bench_connect(ep, 30000, err, errlen)) < 0)
+	if ((sock = nn_socket(AF_SP_RAW, NN_REQ)) < 0 ||
+	    nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVTIMEO, &tmo,
+	    sizeof(tmo)) < 0 ||
+	    nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &unlimited,
+	    sizeof(unlimited)) < 0 || nn_connect(sock, ep) < 0) {
+		snprintf(err, errlen, "socket: %s", nn_strerror(nn_errno()));
+		if (sock >= 0)
+			nn_close(sock);
 		return -1;
+	}
 	e.version = WIRE_VERSION;
 	e.device_id = (char *)dev;
 	e.request_id = 1;
@@ -80,7 +228,7 @@ download(const char *ep, const char *dev, uint64_t *size, double *secs,
 	rg.software = "bench_download";
 	e.body_case = DCCL__ENVELOPE__BODY_REGISTER_REQ;
 	e.register_req = &rg;
-	if ((r = bench_call(sock, &a, &e, err, errlen)) == NULL)
+	if ((r = call(sock, &a, &e, err, errlen)) == NULL)
 		goto done;
 	if (r->body_case != DCCL__ENVELOPE__BODY_REGISTERED ||
 	    r->registered->model_version == 0 ||
@@ -92,53 +240,86 @@ download(const char *ep, const char *dev, uint64_t *size, double *secs,
 		goto done;
 	}
 	version = r->registered->model_version;
-	cs = r->registered->chunk_size;
 	wire_free(r);
+	t0 = clock_now();
+	e.request_id = 2;
+	gq.version = version;
+	e.body_case = DCCL__ENVELOPE__BODY_GET_MANIFEST;
+	e.get_manifest = &gq;
+	if ((man = call(sock, &a, &e, err, errlen)) == NULL)
+		goto done;
+	if (man->body_case != DCCL__ENVELOPE__BODY_MANIFEST ||
+	    (a.mode != AUTH_OFF && man->counter != e.counter) ||
+	    (mc = manifest_check(man->manifest, version, 1u << 30)) != 0) {
+		snprintf(err, errlen, "manifest refused");
+		goto done;
+	}
+	m = man->manifest;
+	n_chunks = m->n_chunks;
+	if ((blob = malloc(m->total_size)) == NULL ||
+	    (ctr = calloc(n_chunks, sizeof(*ctr))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto done;
+	}
+	/* Chunk i is request 3 + i; WINDOW of them in flight, in order. */
 	e.body_case = DCCL__ENVELOPE__BODY_GET_MODEL;
 	e.get_model = &gm;
 	gm.version = version;
-	t0 = clock_now();
-	for (uint32_t i = 0; i < n_chunks; i++) {
+	while (got < n_chunks) {
 		Dccl__ModelChunk *c;
-
-		e.request_id = 2 + i;
-		gm.chunk_index = i;
-		if ((r = bench_call(sock, &a, &e, err, errlen)) == NULL)
-			goto done;
-		c = r->model_chunk;
-		if (r->body_case != DCCL__ENVELOPE__BODY_MODEL_CHUNK ||
-		    c->version != version || c->chunk_index != i ||
-		    c->checksum.len != 32 || c->n_chunks == 0 ||
-		    (i > 0 && (c->n_chunks != n_chunks ||
-		    c->total_size != total)) ||
-		    (uint64_t)i * cs + c->data.len > c->total_size ||
-		    (i + 1 < c->n_chunks && c->data.len != cs)) {
-			snprintf(err, errlen, "chunk %u: bad reply", i);
-			wire_free(r);
-			goto done;
+		/* window 1: the next request after this chunk is checked;
+		 * 2: as soon as it arrived, so the cloud serves the next one
+		 * while this one is hashed. Never two replies in transit: a
+		 * raw REP socket drops a reply to a pipe still sending one. */
+		if (sent == got) {
+			e.request_id = 3 + sent;
+			gm.chunk_index = sent;
+			if (rsend(sock, &a, &e, (uint32_t)e.request_id, err,
+			    errlen) != 0)
+				goto done;
+			ctr[sent++] = e.counter;
 		}
-		if (i == 0) {
-			n_chunks = c->n_chunks;
-			total = c->total_size;
-			memcpy(want, c->checksum.data, 32);
-			if ((blob = malloc(total ? total : 1)) == NULL) {
-				snprintf(err, errlen, "out of memory");
+		if ((r = rrecv(sock, &a, ctr, 3, n_chunks,
+		    DCCL__ENVELOPE__BODY_GET_MODEL, &authed, err,
+		    errlen)) == NULL)
+			goto done;
+		if (window > 1 && sent < n_chunks) {
+			e.request_id = 3 + sent;
+			gm.chunk_index = sent;
+			if (rsend(sock, &a, &e, (uint32_t)e.request_id, err,
+			    errlen) != 0) {
 				wire_free(r);
 				goto done;
 			}
+			ctr[sent++] = e.counter;
 		}
-		memcpy(blob + (uint64_t)i * cs, c->data.data, c->data.len);
+		c = r->model_chunk;
+		if (r->body_case != DCCL__ENVELOPE__BODY_MODEL_CHUNK ||
+		    c->chunk_index != r->request_id - 3 ||
+		    (mc = manifest_check_chunk(m, c)) != 0) {
+			snprintf(err, errlen, "chunk %llu refused: %s",
+			    (unsigned long long)r->request_id - 3,
+			    r->body_case != DCCL__ENVELOPE__BODY_MODEL_CHUNK ?
+			    "not a chunk" : manifest_errname(mc));
+			wire_free(r);
+			goto done;
+		}
+		memcpy(blob + (uint64_t)c->chunk_index * m->chunk_size,
+		    c->data.data, c->data.len);
+		got++;
 		wire_free(r);
 	}
 	*secs = clock_now() - t0;
-	*size = total;
-	crypto_generichash(sum, sizeof(sum), blob, total, NULL, 0);
-	if (memcmp(sum, want, 32) != 0) {
+	*size = m->total_size;
+	crypto_generichash(sum, sizeof(sum), blob, m->total_size, NULL, 0);
+	if (memcmp(sum, m->checksum.data, 32) != 0) {
 		snprintf(err, errlen, "BLAKE2b-256 mismatch");
 		goto done;
 	}
 	rc = 0;
 done:
+	wire_free(man);
+	free(ctr);
 	free(blob);
 	nn_close(sock);
 	return rc;
@@ -176,7 +357,8 @@ figure(const char *ep, const char *tag, int clients)
 
 	if (clients == 1) {
 		double secs;
-		snprintf(dev, sizeof(dev), "bdl-%s-%d-1", tag, ++run_no);
+		snprintf(dev, sizeof(dev), "bdl-%s%ld-%d-1", tag,
+		    (long)getpid(), ++run_no);
 		if (download(ep, dev, &size, &secs, err, sizeof(err)) != 0) {
 			printf("FAIL: download from %s: %s\n", ep, err);
 			return -1;
@@ -196,8 +378,8 @@ figure(const char *ep, const char *tag, int clients)
 		pid_t p = fork();
 		if (p == 0) {
 			double secs;
-			snprintf(dev, sizeof(dev), "bdl-%s-%d-%d", tag, run_no,
-			    k);
+			snprintf(dev, sizeof(dev), "bdl-%s%ld-%d-%d", tag,
+			    (long)getppid(), run_no, k);
 			res[k] = download(ep, dev, &size, &secs, err,
 			    sizeof(err)) == 0 ? (double)size : 0;
 			if (res[k] == 0)
@@ -255,7 +437,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: bench_download -e EP [-E PEER_EP] [-k KEYDIR] "
-	    "[-r RUNS] [-P CLIENTS]\n");
+	    "[-r RUNS] [-P CLIENTS] [-W WINDOW]\n");
 	exit(2);
 }
 
@@ -266,23 +448,27 @@ main(int argc, char **argv)
 	int ch, runs = 5, clients = 4, rc = 0;
 	char what[64];
 
-	while ((ch = getopt(argc, argv, "e:E:k:r:P:")) != -1) {
+	while ((ch = getopt(argc, argv, "e:E:k:r:P:W:")) != -1) {
 		switch (ch) {
 		case 'e': ep = optarg; break;
 		case 'E': peer = optarg; break;
 		case 'k': keydir = optarg; break;
 		case 'r': runs = atoi(optarg); break;
 		case 'P': clients = atoi(optarg); break;
+		case 'W': window = atoi(optarg); break;
 		default: usage();
 		}
 	}
 	if (ep == NULL || optind != argc || runs < 1 || runs > MAX_RUNS ||
-	    clients < 1 || clients > MAX_CLIENTS)
+	    clients < 1 || clients > MAX_CLIENTS || window < 1 ||
+	    window > MAX_WINDOW)
 		usage();
 	if (sodium_init() < 0)
 		return 1;
-	rc |= report("auth mac, 1 client", ep, peer, runs, 1);
-	snprintf(what, sizeof(what), "auth mac, %d clients at once", clients);
+	snprintf(what, sizeof(what), "auth mac, window %d, 1 client", window);
+	rc |= report(what, ep, peer, runs, 1);
+	snprintf(what, sizeof(what), "auth mac, window %d, %d clients at once",
+	    window, clients);
 	if (clients > 1)
 		rc |= report(what, ep, peer, runs, clients);
 	return rc;

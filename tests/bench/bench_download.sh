@@ -10,9 +10,17 @@
 #   3. With BENCH_PEER_CLOUDD=/path/to/another/cloudd (for example the
 #      build before a change), a second cloudd of that binary serves a copy
 #      of the same database, and every figure alternates between the two.
+#      When the peer speaks another protocol version, BENCH_PEER_CLIENT
+#      names its own bench_download: then each run is one process of each
+#      client in turn (A B A B ...), and the script prints the medians and
+#      the median and range of the pairwise ratios. Before each peer run
+#      it waits BENCH_PEER_PAUSE_S (2): an older client re-uses one device
+#      id, whose rate-limit bucket must refill between runs.
 #   4. bin/bench_download: one client, then BENCH_CLIENTS (4) at once,
-#      BENCH_RUNS (5) runs (pairs) each. Then each cloudd's peak RSS
-#      (VmHWM) and its SEAL line (chunk bytes shared / copied) at exit.
+#      BENCH_RUNS (5) runs (pairs) each, for each chunk-request window in
+#      BENCH_WINDOWS ("1 2"; 1 is what deviced does, 2 asks for the next
+#      chunk before checking this one: bench_download.c). Then each cloudd's
+#      peak RSS (VmHWM) and its SEAL line (chunk bytes shared / copied).
 # Only the processes started here are stopped (trap).
 set -eu
 
@@ -64,8 +72,41 @@ if [ -n "$PEER" ]; then
 fi
 mkdir -p "$T/keys"
 rc=0
-"$BIN/bench_download" -e "$A_TCP" $PEER_ARGS -k "$T/keys" \
-    -r "${BENCH_RUNS:-5}" -P "${BENCH_CLIENTS:-4}" || rc=1
+PCLI=${BENCH_PEER_CLIENT:-}
+for w in ${BENCH_WINDOWS:-1 2}; do
+	if [ -z "$PCLI" ]; then
+		"$BIN/bench_download" -e "$A_TCP" $PEER_ARGS -k "$T/keys" \
+		    -r "${BENCH_RUNS:-5}" -P "${BENCH_CLIENTS:-4}" -W "$w" ||
+		    rc=1
+		continue
+	fi
+	# A peer of another protocol: its own client, one process per run.
+	: >"$T/pairs"
+	for i in $(seq "${BENCH_RUNS:-5}"); do
+		a=$("$BIN/bench_download" -e "$A_TCP" -k "$T/keys" -r 1 -P 1 \
+		    -W "$w" | sed -n 's/.*1 client: \([0-9.]*\) MB.*/\1/p')
+		mkdir -p "$T/keys-b"
+		# The peer client may reuse one device id for every run (the
+		# builds before protocol 5 did): let its rate-limit bucket
+		# (limits.burst, limits.rate) refill first.
+		sleep "${BENCH_PEER_PAUSE_S:-2}"
+		b=$("$PCLI" -e "$B_TCP" -k "$T/keys-b" -r 1 -P 1 |
+		    sed -n 's/.*1 client: \([0-9.]*\) MB.*/\1/p')
+		[ -n "$a" ] && [ -n "$b" ] || { rc=1; break; }
+		echo "$a $b" >>"$T/pairs"
+	done
+	python3 - "$T/pairs" "$w" <<'PY'
+import statistics as st, sys
+p = [tuple(map(float, l.split())) for l in open(sys.argv[1])]
+if p:
+    q = [a / b for a, b in p]
+    print("download auth mac, window %s, 1 client: %.0f MB/s (median of %d "
+          "runs); peer client and cloudd %.0f MB/s; pairwise ratio median "
+          "%.2f [%.2f, %.2f] over %d alternating pairs" % (sys.argv[2],
+          st.median(a for a, _ in p), len(p), st.median(b for _, b in p),
+          st.median(q), min(q), max(q), len(p)))
+PY
+done
 for p in $PIDS; do
 	[ "$p" = "$APID" ] && w=cloudd || w=peer
 	echo "$w: peak RSS $(awk '/VmHWM/ { printf "%.0f MiB", $2 / 1024 }' \

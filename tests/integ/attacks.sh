@@ -26,6 +26,16 @@
 #     unsigned E_BAD_TENSOR: the device must keep the patch (retry later),
 #     not drop it from its outbox. (Against the second cloud, in mac mode,
 #     so the attacker can see which request is the upload.)
+#  C. Protocol 5 download (auth.mode mac: chunks travel unMACed, checked
+#     against the session-MACed manifest). An on-path attacker without
+#     keys flips a bit in every chunk and rewrites the whole-model
+#     checksum the last chunk carries to match (dccl-probe mitm-dl), and
+#     replays the first manifest reply, relabelled, to the device's next
+#     GetManifest: each chunk is refused (BAD-CHUNK MANIFEST_EHASH, or
+#     MANIFEST_EHEADER when the checksum was rewritten), the replayed
+#     manifest too (MACed for an earlier request: BAD-REPLY forged), no
+#     model is adopted nor partly stored, and the device backs off more
+#     with each refusal instead of re-fetching at the shortest backoff.
 #  M. Memory before authentication: an unsigned 3 MiB upload of empty
 #     tensors (protobuf-c would allocate a struct per 2 bytes) is refused
 #     before it is unpacked; cloudd's peak memory barely moves.
@@ -280,6 +290,35 @@ dropped=$(sqlite3 "$T/dev/vic6/device.db" "SELECT count(*) FROM outbox WHERE ack
 pending=$(sqlite3 "$T/dev/vic6/device.db" "SELECT count(*) FROM outbox WHERE acked = 0")
 echo "outbox after the unsigned errors: $pending pending, $dropped dropped"
 [ "$dropped" = 0 ] && [ "$pending" -ge 1 ] || hole "U: an unsigned error dropped the patch"
+log "C. tampered chunks and a replayed manifest on a download"
+MITM="tcp://127.0.0.1:$(free_port 5)"
+"$BIN/dccl-probe" "$MITM" mitm-dl "$EP" 40 >"$T/mitm-dl.out" 2>&1 &
+MPID=$!; PIDS="$PIDS $MPID"
+start_deviced vic7 -o deviced.local-data="$SHARDS/$u2.local.csv" \
+    -o deviced.user-id="$u2" -o deviced.device-id=vic7 -o deviced.cloud="$MITM"
+wait_for "[ \$(grep -c 'BAD-CHUNK: device=vic7' '$T/vic7.log') -ge 4 ] &&
+    grep -q 'BAD-REPLY: device=vic7: forged' '$T/vic7.log' ||
+    grep -q 'installed' '$T/vic7.log'" 300 0.1 || true
+kill "$DPID" 2>/dev/null || true; wait "$DPID" || true
+kill "$MPID" 2>/dev/null || true; wait "$MPID" || true
+sort "$T/mitm-dl.out" | uniq -c
+grep -m 3 "BAD-CHUNK\|BAD-REPLY\|BAD-MANIFEST" "$T/vic7.log" || true
+grep -q "MITM-DL tampered" "$T/mitm-dl.out" ||
+    die "C: the attacker saw no chunk"
+grep -q "BAD-CHUNK: device=vic7 v[0-9]* chunk [0-9]*: MANIFEST_EHASH" "$T/vic7.log" ||
+    hole "C: a tampered chunk was not refused (MANIFEST_EHASH)"
+grep -q "BAD-CHUNK: device=vic7 v[0-9]* chunk [0-9]*: MANIFEST_EHEADER" "$T/vic7.log" ||
+    hole "C: a chunk with a rewritten checksum was not refused (MANIFEST_EHEADER)"
+grep -q "RETRY: device=vic7 download attempt 3 .*does not match the manifest" "$T/vic7.log" ||
+    hole "C: no growing backoff after refused chunks"
+grep -q "MITM-DL replayed a manifest" "$T/mitm-dl.out" ||
+    die "C: the attacker replayed no manifest"
+grep -q "BAD-REPLY: device=vic7: forged" "$T/vic7.log" ||
+    hole "C: a replayed manifest was not refused"
+grep -q "DOWNLOAD: device=vic7 model v[0-9]* installed" "$T/vic7.log" &&
+    hole "C: the tampered model was installed"
+[ "$(sqlite3 "$T/dev/vic7/device.db" "SELECT (SELECT count(*) FROM model) + (SELECT count(*) FROM download)")" = 0 ] ||
+    hole "C: tampered model bytes were stored"
 kill -TERM "$RPID"; wait "$RPID" || die "rogue exit"
 
 log "3b. a store other users can read is refused"

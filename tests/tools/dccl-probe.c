@@ -11,6 +11,7 @@
  *              burst DEV N [FIRST]|getmodel DEV VERSION CHUNK|
  *              retrieve DEV K N DIM|hijack DEV KEYFILE USER|resend DEV|
  *              amplify BYTES|mitm CLOUD-EP SECS (EP: where to listen)|
+ *              mitm-dl CLOUD-EP SECS (EP: where to listen)|
  *              forge-log|norm-upload DEV REQID X (every entry X)|
  *              nonce-reuse DEV N|enroll-flood N|resend-chunk DEV|
  *              stranger ID (signed, under an id never enrolled)|
@@ -29,6 +30,16 @@
  * "ACK request-id patch-id new|dup" or "ERROR ..." per reply. Unsigned:
  * for a cloudd with auth.mode=off (without a token), as one device's
  * counters from many sockets would arrive out of order.
+ *
+ * mitm-dl is an on-path attacker without keys on a download (protocol 5,
+ * auth.mode mac): it flips one bit in the middle of every model chunk it
+ * forwards and, every second time, once it has seen every chunk of the
+ * model, rewrites the whole-model checksum the last chunk carries to that
+ * of the tampered model (so that only the manifest tells); and it answers
+ * the second GetManifest it sees with the first manifest reply it
+ * recorded, relabelled with this request's id and counter (a replay, its
+ * MAC made for an earlier request). Prints a line per
+ * chunk tampered and per manifest replayed as it goes (it is killed).
  *
  * Authentication (shared/auth.h): with $DCCL_AUTH_TOKEN set, the probe is
  * a well-behaved device except where the probe says otherwise: it keeps a
@@ -460,6 +471,177 @@ mitm(const char *front, const char *back, int secs)
 	return 0;
 }
 
+/*
+ * mitm-dl (see the head comment). Chunks are kept per index (at most
+ * MITM_MAX_CHUNKS, MITM_MAX_BYTES in all) to compute the tampered model's
+ * checksum; a model larger than that is tampered without the rewrite.
+ */
+#define MITM_MAX_CHUNKS	64
+#define MITM_MAX_BYTES	(64u << 20)
+static int
+mitm_dl(const char *front, const char *back, int secs)
+{
+	int fs = nn_socket(AF_SP_RAW, NN_REP), bs = nn_socket(AF_SP_RAW,
+	    NN_REQ), fwd = 0, tampered = 0, replayed = 0, manifests = 0;
+	time_t end = time(NULL) + secs;
+	uint8_t *kept[MITM_MAX_CHUNKS] = { NULL };
+	size_t klen[MITM_MAX_CHUNKS] = { 0 }, kbytes = 0;
+	uint64_t kver = 0;
+	void *man = NULL;	/* the first manifest reply, as sent */
+	size_t manlen = 0;
+
+	if (fs < 0 || bs < 0 || nn_bind(fs, front) < 0 ||
+	    nn_connect(bs, back) < 0) {
+		fprintf(stderr, "dccl-probe: mitm-dl: %s\n",
+		    nn_strerror(nn_errno()));
+		return 1;
+	}
+	while (time(NULL) < end) {
+		struct nn_pollfd pfd[2] = { { fs, NN_POLLIN, 0 },
+		    { bs, NN_POLLIN, 0 } };
+		if (nn_poll(pfd, 2, 200) <= 0)
+			continue;
+		for (int k = 0; k < 2; k++) {
+			struct nn_msghdr h;
+			struct nn_iovec iov;
+			void *body = NULL, *ctl = NULL, *msg;
+			size_t len;
+			int n, from = k == 0 ? fs : bs, to = k == 0 ? bs : fs;
+			Dccl__Envelope *e = NULL;
+			char err[128];
+			if (!(pfd[k].revents & NN_POLLIN))
+				continue;
+			memset(&h, 0, sizeof(h));
+			iov.iov_base = &body;
+			iov.iov_len = NN_MSG;
+			h.msg_iov = &iov;
+			h.msg_iovlen = 1;
+			h.msg_control = &ctl;
+			h.msg_controllen = NN_MSG;
+			if ((n = nn_recvmsg(from, &h, NN_DONTWAIT)) < 0)
+				continue;
+			fwd++;
+			/* A reply on the raw REQ socket: the 4-byte request
+			 * id, then the envelope. */
+			if (k == 1 && n > 4 && wire_unpack((uint8_t *)body + 4,
+			    (size_t)n - 4, &e, err, sizeof(err)) == 0 &&
+			    e->sealed.len == 0 && e->body_case ==
+			    DCCL__ENVELOPE__BODY_MANIFEST && ++manifests <= 2) {
+				if (manifests == 1 &&
+				    (man = malloc((size_t)n - 4)) != NULL) {
+					memcpy(man, (uint8_t *)body + 4,
+					    (size_t)n - 4);
+					manlen = (size_t)n - 4;
+				} else if (manifests == 2 && man != NULL) {
+					/* The first, relabelled as the reply
+					 * to this request. */
+					/* Its MAC trailer (auth.h) stays last,
+					 * as it came. */
+					Dccl__Envelope *old = NULL;
+					void *out = NULL;
+					size_t maclen = 0;
+					if (manlen > AUTH_TRAILER && wire_unpack(
+					    man, manlen, &old, err,
+					    sizeof(err)) == 0) {
+						old->request_id = e->request_id;
+						old->counter = e->counter;
+						maclen = old->mac.len;
+						old->mac.len = 0;
+					}
+					if (old != NULL && wire_pack_nn(old, &msg,
+					    &len) == 0 && (out = nn_allocmsg(len +
+					    4 + AUTH_TRAILER, 0)) != NULL) {
+						memcpy(out, body, 4);
+						memcpy((uint8_t *)out + 4, msg,
+						    len);
+						memcpy((uint8_t *)out + 4 + len,
+						    (uint8_t *)man + manlen -
+						    AUTH_TRAILER, AUTH_TRAILER);
+						nn_freemsg(msg);
+						nn_freemsg(body);
+						body = out;
+						replayed++;
+						printf("MITM-DL replayed a "
+						    "manifest\n");
+						fflush(stdout);
+					}
+					if (old != NULL)
+						old->mac.len = maclen;
+					wire_free(old);
+				}
+			} else if (e != NULL && e->sealed.len == 0 &&
+			    e->body_case == DCCL__ENVELOPE__BODY_MODEL_CHUNK &&
+			    e->model_chunk->data.len > 0) {
+				Dccl__ModelChunk *c = e->model_chunk;
+				uint8_t sum[32];
+				uint32_t i = c->chunk_index, nc = c->n_chunks;
+				void *out;
+				c->data.data[c->data.len / 2] ^= 0x01;
+				if (c->version != kver) {
+					for (int j = 0; j < MITM_MAX_CHUNKS; j++) {
+						free(kept[j]);
+						kept[j] = NULL;
+						klen[j] = 0;
+					}
+					kbytes = 0;
+					kver = c->version;
+				}
+				if (nc <= MITM_MAX_CHUNKS && i < nc &&
+				    kept[i] == NULL && kbytes + c->data.len <=
+				    MITM_MAX_BYTES && (kept[i] =
+				    malloc(c->data.len)) != NULL) {
+					memcpy(kept[i], c->data.data,
+					    c->data.len);
+					klen[i] = c->data.len;
+					kbytes += c->data.len;
+				}
+				/* Every second time: the whole-model
+				 * checksum to match the tampered bytes. */
+				if (nc <= MITM_MAX_CHUNKS && i + 1 == nc &&
+				    c->checksum.len == 32 && tampered % 2) {
+					crypto_generichash_state st;
+					uint32_t j;
+					crypto_generichash_init(&st, NULL, 0,
+					    32);
+					for (j = 0; j < nc && kept[j]; j++)
+						crypto_generichash_update(&st,
+						    kept[j], klen[j]);
+					crypto_generichash_final(&st, sum, 32);
+					if (j == nc)
+						memcpy(c->checksum.data, sum,
+						    32);
+				}
+				if (wire_pack_nn(e, &msg, &len) == 0 &&
+				    (out = nn_allocmsg(len + 4, 0)) != NULL) {
+					memcpy(out, body, 4);
+					memcpy((uint8_t *)out + 4, msg, len);
+					nn_freemsg(msg);
+					nn_freemsg(body);
+					body = out;
+					tampered++;
+					printf("MITM-DL tampered v%llu chunk "
+					    "%u\n", (unsigned long long)kver,
+					    i);
+					fflush(stdout);
+				}
+			}
+			wire_free(e);
+			if (nn_sendmsg(to, &h, 0) < 0) {
+				nn_freemsg(body);
+				nn_freemsg(ctl);
+			}
+		}
+	}
+	printf("MITM-DL forwarded %d tampered-chunks %d replayed-manifests "
+	    "%d\n", fwd, tampered, replayed);
+	for (int j = 0; j < MITM_MAX_CHUNKS; j++)
+		free(kept[j]);
+	free(man);
+	nn_close(fs);
+	nn_close(bs);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -489,7 +671,8 @@ main(int argc, char **argv)
 	if ((sock = nn_socket(AF_SP, NN_REQ)) < 0 ||
 	    nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVTIMEO, &tmo,
 	    sizeof(tmo)) < 0 || (strcmp(what, "announce") != 0 &&
-	    strcmp(what, "mitm") != 0 && nn_connect(sock, ep) < 0)) {
+	    strcmp(what, "mitm") != 0 && strcmp(what, "mitm-dl") != 0 &&
+	    nn_connect(sock, ep) < 0)) {
 		fprintf(stderr, "dccl-probe: %s\n", nn_strerror(nn_errno()));
 		return 1;
 	}
@@ -546,7 +729,7 @@ main(int argc, char **argv)
 		e.version = 99;
 		return send_env(&e);
 	} else if (!strcmp(what, "oldversion")) {
-		/* the previous protocol (v4: no federated selection) */
+		/* the previous protocol (v4: no federated selection, no download manifest) */
 		e.version = WIRE_VERSION - 1;
 		return send_env(&e);
 	} else if (!strcmp(what, "nobody")) {
@@ -684,6 +867,8 @@ main(int argc, char **argv)
 		return 0;
 	} else if (!strcmp(what, "mitm") && argc > 4) {
 		return mitm(ep, argv[3], atoi(argv[4]));
+	} else if (!strcmp(what, "mitm-dl") && argc > 4) {
+		return mitm_dl(ep, argv[3], atoi(argv[4]));
 	} else if (!strcmp(what, "announce") && argc > 3) {
 		/*
 		 * A forged, unsigned ModelAnnounce of version ARG published

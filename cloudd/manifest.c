@@ -1,0 +1,149 @@
+/* manifest: see manifest.h. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cloudd/cloudd.h"
+#include "cloudd/manifest.h"
+#include "cloudd/rpc.h"
+#include "cloudd/sblob.h"
+#include "shared/log.h"
+#include "shared/sha256.h"
+#include "shared/xmalloc.h"
+
+/* 32 bytes per chunk: 8 KiB for a 64 MiB model in 256 KiB chunks. */
+#define MF_SLOTS	8
+
+struct mf_cache {
+	struct {
+		uint64_t	 version;	/* 0: free */
+		uint32_t	 chunk_size;
+		uint32_t	 n_chunks;
+		uint64_t	 total;
+		uint8_t		 sum[32];
+		uint8_t		*hashes;	/* n_chunks * 32 */
+		uint64_t	 used;
+	}		 e[MF_SLOTS];
+	uint64_t	 tick;
+};
+
+void
+manifest_cache_free(struct cloudd *cd)
+{
+	if (cd->mf == NULL)
+		return;
+	for (int i = 0; i < MF_SLOTS; i++)
+		free(cd->mf->e[i].hashes);
+	free(cd->mf);
+	cd->mf = NULL;
+}
+
+/*
+ * Hashes version v's chunks into slot k: from the served bytes for the
+ * current version, else from the store a chunk at a time. 0, or an error
+ * code with err.
+ */
+static int
+build(struct cloudd *cd, int k, uint64_t v, char *err, size_t errlen)
+{
+	struct mf_cache *c = cd->mf;
+	uint32_t cs = (uint32_t)cd->cf.chunk_size;
+	struct store_model_info mi;
+	uint8_t *buf = NULL, *h;
+	const uint8_t *src;
+	uint64_t total, n;
+	int rc;
+
+	if (v == cd->model.version && cd->model.bytes != NULL) {
+		total = cd->model.bytes->len;
+		memcpy(mi.checksum, cd->model.bytes->sum, 32);
+	} else if ((rc = store_model_info(cd->st, v, &mi)) != 0) {
+		snprintf(err, errlen, "model v%llu: %s", (unsigned long long)v,
+		    rc == -ENOENT ? "no such version" : store_errmsg(cd->st));
+		return rc == -ENOENT ? DCCL__ERROR_CODE__E_NOT_FOUND :
+		    DCCL__ERROR_CODE__E_STORAGE;
+	} else
+		total = mi.size;
+	n = (total + cs - 1) / cs;
+	h = xmalloc(n ? n * 32 : 1);
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t off = i * cs, len = total - off < cs ? total - off : cs;
+		if (v == cd->model.version && cd->model.bytes != NULL)
+			src = cd->model.bytes->data + off;
+		else {
+			if (buf == NULL)
+				buf = xmalloc(cs);
+			if (store_model_read(cd->st, v, off, buf, len) != 0) {
+				snprintf(err, errlen, "model v%llu: %s",
+				    (unsigned long long)v,
+				    store_errmsg(cd->st));
+				free(buf);
+				free(h);
+				return DCCL__ERROR_CODE__E_STORAGE;
+			}
+			src = buf;
+		}
+		sha256(h + i * 32, src, len);
+	}
+	free(buf);
+	free(c->e[k].hashes);
+	c->e[k].version = v;
+	c->e[k].chunk_size = cs;
+	c->e[k].n_chunks = (uint32_t)n;
+	c->e[k].total = total;
+	memcpy(c->e[k].sum, mi.checksum, 32);
+	c->e[k].hashes = h;
+	log_info("MANIFEST: v%llu, %llu chunks of %u bytes hashed",
+	    (unsigned long long)v, (unsigned long long)n, cs);
+	return 0;
+}
+
+void
+manifest_rpc(struct cloudd *cd, struct rpc_req *r)
+{
+	Dccl__Envelope e;
+	Dccl__Manifest m = DCCL__MANIFEST__INIT;
+	uint64_t v = r->env->get_manifest->version;
+	struct mf_cache *c;
+	char err[256];
+	int k = -1, code;
+
+	if (v == 0)
+		v = cd->model.version;
+	if (v == 0) {
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_NOT_FOUND,
+		    "no model trained yet");
+		return;
+	}
+	if ((c = cd->mf) == NULL)
+		c = cd->mf = xcalloc(1, sizeof(*cd->mf));
+	for (int i = 0; i < MF_SLOTS && k < 0; i++)
+		if (c->e[i].version == v && c->e[i].chunk_size ==
+		    (uint32_t)cd->cf.chunk_size)
+			k = i;
+	if (k < 0) {
+		/* the least recently used slot (a free one first) */
+		k = 0;
+		for (int i = 1; i < MF_SLOTS; i++)
+			if (c->e[i].used < c->e[k].used)
+				k = i;
+		if ((code = build(cd, k, v, err, sizeof(err))) != 0) {
+			c->e[k].version = 0;
+			rpc_error(cd, r, code, "%s", err);
+			return;
+		}
+	}
+	c->e[k].used = ++c->tick;
+	m.version = v;
+	m.n_chunks = c->e[k].n_chunks;
+	m.chunk_size = c->e[k].chunk_size;
+	m.total_size = c->e[k].total;
+	m.checksum.data = c->e[k].sum;
+	m.checksum.len = 32;
+	m.chunk_sha256.data = c->e[k].hashes;
+	m.chunk_sha256.len = (size_t)c->e[k].n_chunks * 32;
+	rpc_reply_init(&e, r);
+	e.body_case = DCCL__ENVELOPE__BODY_MANIFEST;
+	e.manifest = &m;
+	rpc_reply(cd, r, &e);
+}

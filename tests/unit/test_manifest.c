@@ -1,0 +1,245 @@
+/*
+ * test_manifest: protocol 5's download manifest (shared/manifest.c) and
+ * its hash (shared/sha256.c).
+ *
+ *   - sha256 against FIPS 180-2 known answers and, over every length
+ *     0..300 and a 256 KiB chunk, against libsodium's portable SHA-256
+ *     (the SHA-extension path is what runs on this machine);
+ *   - the attacks the manifest must refuse, each with its typed code and
+ *     nothing taken: a tampered chunk (one bit), a chunk of another
+ *     version or size, a manifest for another version than asked, an
+ *     inconsistent manifest;
+ *   - a replayed manifest: a manifest reply MACed for an earlier request
+ *     is refused by the device's reply check (bound to the counter), and
+ *     an unMACed manifest is not authenticated (the device takes only an
+ *     Error unMACed).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <nanomsg/nn.h>
+#include <sodium.h>
+
+#include "shared/auth.h"
+#include "shared/manifest.h"
+#include "shared/sha256.h"
+#include "shared/wire.h"
+
+static void
+hexeq(const uint8_t *h, const char *want)
+{
+	char s[65];
+
+	sodium_bin2hex(s, sizeof(s), h, 32);
+	assert_string_equal(s, want);
+}
+
+static void
+test_sha256(void **state)
+{
+	static uint8_t buf[262144 + 7];
+	uint8_t a[32], b[32];
+
+	(void)state;
+	sha256(a, "", 0);
+	hexeq(a, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	sha256(a, "abc", 3);
+	hexeq(a, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	sha256(a, "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 56);
+	hexeq(a, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+	randombytes_buf(buf, sizeof(buf));
+	for (size_t n = 0; n <= 300; n++) {
+		sha256(a, buf + (n % 7), n);
+		crypto_hash_sha256(b, buf + (n % 7), n);
+		assert_memory_equal(a, b, 32);
+	}
+	sha256(a, buf + 3, 262144);
+	crypto_hash_sha256(b, buf + 3, 262144);
+	assert_memory_equal(a, b, 32);
+	print_message("sha256: SHA extensions %s\n", sha256_fast() ? "used" :
+	    "absent (portable)");
+}
+
+#define CS	1000
+#define TOTAL	3500
+
+struct fx {
+	uint8_t		 blob[TOTAL];
+	uint8_t		 sum[32];
+	uint8_t		 hashes[4 * 32];
+	Dccl__Manifest	 m;
+};
+
+static void
+fx_init(struct fx *f)
+{
+	randombytes_buf(f->blob, sizeof(f->blob));
+	crypto_generichash(f->sum, 32, f->blob, TOTAL, NULL, 0);
+	for (int i = 0; i < 4; i++)
+		sha256(f->hashes + 32 * i, f->blob + i * CS,
+		    i < 3 ? CS : TOTAL - 3 * CS);
+	dccl__manifest__init(&f->m);
+	f->m.version = 7;
+	f->m.n_chunks = 4;
+	f->m.chunk_size = CS;
+	f->m.total_size = TOTAL;
+	f->m.checksum.data = f->sum;
+	f->m.checksum.len = 32;
+	f->m.chunk_sha256.data = f->hashes;
+	f->m.chunk_sha256.len = sizeof(f->hashes);
+}
+
+static void
+chunk(struct fx *f, Dccl__ModelChunk *c, uint32_t i, uint8_t *copy)
+{
+	size_t len = i < 3 ? CS : TOTAL - 3 * CS;
+
+	dccl__model_chunk__init(c);
+	memcpy(copy, f->blob + i * CS, len);
+	c->version = 7;
+	c->chunk_index = i;
+	c->n_chunks = 4;
+	c->total_size = TOTAL;
+	c->checksum.data = f->sum;
+	c->checksum.len = 32;
+	c->data.data = copy;
+	c->data.len = len;
+}
+
+static void
+test_chunks(void **state)
+{
+	struct fx f;
+	Dccl__ModelChunk c;
+	uint8_t copy[CS];
+
+	(void)state;
+	fx_init(&f);
+	assert_int_equal(manifest_check(&f.m, 7, 1 << 20), MANIFEST_OK);
+	assert_int_equal(manifest_check(&f.m, 0, 1 << 20), MANIFEST_OK);
+	for (uint32_t i = 0; i < 4; i++) {
+		chunk(&f, &c, i, copy);
+		assert_int_equal(manifest_check_chunk(&f.m, &c), MANIFEST_OK);
+		/* one flipped bit anywhere: refused by its hash */
+		copy[(i * 131) % c.data.len] ^= 0x10;
+		assert_int_equal(manifest_check_chunk(&f.m, &c),
+		    MANIFEST_EHASH);
+	}
+	/* chunk 1's bytes presented as chunk 2 */
+	chunk(&f, &c, 1, copy);
+	c.chunk_index = 2;
+	assert_int_equal(manifest_check_chunk(&f.m, &c), MANIFEST_EHASH);
+	/* a chunk of another version, its own header */
+	chunk(&f, &c, 1, copy);
+	c.version = 8;
+	assert_int_equal(manifest_check_chunk(&f.m, &c), MANIFEST_EHEADER);
+	chunk(&f, &c, 3, copy);
+	c.data.len--;		/* truncated last chunk */
+	assert_int_equal(manifest_check_chunk(&f.m, &c), MANIFEST_EHEADER);
+	chunk(&f, &c, 0, copy);
+	c.chunk_index = 4;	/* past the end */
+	assert_int_equal(manifest_check_chunk(&f.m, &c), MANIFEST_EHEADER);
+	chunk(&f, &c, 0, copy);
+	c.checksum.data = f.hashes;	/* another model's checksum */
+	assert_int_equal(manifest_check_chunk(&f.m, &c), MANIFEST_EHEADER);
+}
+
+static void
+test_manifest_shape(void **state)
+{
+	struct fx f;
+
+	(void)state;
+	fx_init(&f);
+	/* a manifest for another version than the one asked */
+	assert_int_equal(manifest_check(&f.m, 6, 1 << 20), MANIFEST_EVERSION);
+	f.m.version = 0;
+	assert_int_equal(manifest_check(&f.m, 0, 1 << 20), MANIFEST_EVERSION);
+	fx_init(&f);
+	f.m.n_chunks = 3;
+	assert_int_equal(manifest_check(&f.m, 7, 1 << 20), MANIFEST_ESHAPE);
+	fx_init(&f);
+	f.m.chunk_sha256.len -= 32;
+	assert_int_equal(manifest_check(&f.m, 7, 1 << 20), MANIFEST_ESHAPE);
+	fx_init(&f);
+	assert_int_equal(manifest_check(&f.m, 7, 100), MANIFEST_ESHAPE);
+	f.m.chunk_size = 0;
+	assert_int_equal(manifest_check(&f.m, 7, 1 << 20), MANIFEST_ESHAPE);
+}
+
+/* The device's reply check binds a manifest to the request it answers. */
+static void
+test_replayed_manifest(void **state)
+{
+	struct fx f;
+	struct auth_dev a;
+	struct auth_key up, down;
+	struct auth_seal s;
+	uint8_t cpk[32], csk[32];
+	char path[] = "/tmp/dccl-test-manifest-XXXXXX";
+	Dccl__Envelope e = DCCL__ENVELOPE__INIT, *got;
+	char err[128];
+	void *msg;
+	size_t len;
+	int fd;
+
+	(void)state;
+	fx_init(&f);
+	assert_true((fd = mkstemp(path)) >= 0);
+	close(fd);
+	unlink(path);
+	assert_int_equal(auth_dev_open(&a, path, "tok", AUTH_MAC), 0);
+	crypto_kx_keypair(cpk, csk);
+	assert_int_equal(auth_dev_set_cloud(&a, cpk, AUTH_MAC), 0);
+	assert_int_equal(auth_session_cloud(&up, &down, cpk, csk, a.pk), 0);
+	e.version = WIRE_VERSION;
+	e.device_id = "d";
+	e.request_id = 3;
+	e.body_case = DCCL__ENVELOPE__BODY_MANIFEST;
+	e.manifest = &f.m;
+	memset(&s, 0, sizeof(s));
+	s.mode = AUTH_MAC;
+	s.dir = AUTH_DOWN;
+	s.key = down;
+	for (int mode = 0; mode < 3; mode++) {
+		s.counter = 7;		/* the reply to the request sent at 7 */
+		s.mode = mode == 2 ? AUTH_OFF : AUTH_MAC;
+		assert_int_equal(auth_pack_nn(&e, &s, &msg, &len), 0);
+		assert_int_equal(wire_unpack(msg, len, &got, err, sizeof(err)),
+		    0);
+		if (mode == 0)		/* the genuine answer */
+			assert_int_equal(auth_dev_check(&a, msg, len, got, 7,
+			    DCCL__ENVELOPE__BODY_GET_MANIFEST), 1);
+		else if (mode == 1)	/* replayed to a later request (9) */
+			assert_int_equal(auth_dev_check(&a, msg, len, got, 9,
+			    DCCL__ENVELOPE__BODY_GET_MANIFEST), -1);
+		else			/* unMACed: not authenticated */
+			assert_int_equal(auth_dev_check(&a, msg, len, got, 7,
+			    DCCL__ENVELOPE__BODY_GET_MANIFEST), 0);
+		wire_free(got);
+		nn_freemsg(msg);
+	}
+	unlink(path);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sha256),
+		cmocka_unit_test(test_chunks),
+		cmocka_unit_test(test_manifest_shape),
+		cmocka_unit_test(test_replayed_manifest),
+	};
+
+	if (sodium_init() < 0)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
