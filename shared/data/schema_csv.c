@@ -105,6 +105,22 @@ idset_add(struct idset *d, uint64_t h)
 	d->h[d->n++] = h;
 }
 
+/* One row's hashed ids (user 0, item 1), added only if the row is good. */
+struct rowids {
+	uint64_t h[2 + SAMPLE_HIST_MAX];
+	uint8_t	 f[2 + SAMPLE_HIST_MAX];
+	int	 n;
+};
+
+static void
+rowids_add(struct rowids *r, int f, const char *p, size_t n)
+{
+	if (r != NULL && r->n < (int)(sizeof(r->h) / sizeof(r->h[0]))) {
+		r->h[r->n] = schema_hash64(p, n);
+		r->f[r->n++] = (uint8_t)f;
+	}
+}
+
 /* Distinct strings and the buckets (mod card) they fill; frees d. */
 static void
 idset_count(struct idset *d, uint32_t card, uint64_t *strings,
@@ -123,7 +139,7 @@ idset_count(struct idset *d, uint32_t card, uint64_t *strings,
 /* An id column's value; NULL or why it is bad (into m). */
 static const char *
 id_value(const struct schema_field *fd, const char *p, size_t n,
-    uint32_t *out, struct idset *ids, char *m, size_t ml)
+    uint32_t *out, struct rowids *ids, char *m, size_t ml)
 {
 	int rc = schema_encode_id(fd, p, n, out);
 
@@ -137,15 +153,15 @@ id_value(const struct schema_field *fd, const char *p, size_t n,
 		    "empty id" : "bad id");
 		return m;
 	}
-	if (ids != NULL && fd->ids_hash)
-		idset_add(ids, schema_hash64(p, n));
+	if (fd->ids_hash)
+		rowids_add(ids, fd->kind == SCHEMA_K_ITEM, p, n);
 	return NULL;
 }
 
 /* A hist column of hashed item ids: '|'-separated strings. */
 static int
 hist_hashed(const struct schema_field *fi, const char *p, size_t n,
-    uint32_t *out, struct idset *ids)
+    uint32_t *out, struct rowids *ids)
 {
 	size_t at = 0;
 	int k = 0;
@@ -161,8 +177,7 @@ hist_hashed(const struct schema_field *fi, const char *p, size_t n,
 		if (k == SAMPLE_HIST_MAX)
 			return -2;
 		(void)schema_encode_id(fi, p + at, l, &out[k++]);
-		if (ids != NULL)
-			idset_add(ids, schema_hash64(p + at, l));
+		rowids_add(ids, 1, p + at, l);
 		at += l + 1;
 	}
 	return k;
@@ -172,7 +187,7 @@ hist_hashed(const struct schema_field *fi, const char *p, size_t n,
 static const char *
 row(const struct schema *sc, const int *col, int ncol, char *line,
     size_t len, size_t rowno, struct sample *s, uint32_t *hist, size_t *hn,
-    struct idset *ids, char *m, size_t ml)
+    struct rowids *ids, char *m, size_t ml)
 {
 	struct text_fld f[SCHEMA_FIELDS_MAX + 1];
 	double rating = 0, label = -1;
@@ -197,13 +212,11 @@ row(const struct schema *sc, const int *col, int ncol, char *line,
 
 		switch (fd->kind) {
 		case SCHEMA_K_USER:
-			if (id_value(fd, p, n, &s->user, ids ? &ids[0] : NULL,
-			    m, ml) != NULL)
+			if (id_value(fd, p, n, &s->user, ids, m, ml) != NULL)
 				return m;
 			break;
 		case SCHEMA_K_ITEM:
-			if (id_value(fd, p, n, &s->item, ids ? &ids[1] : NULL,
-			    m, ml) != NULL)
+			if (id_value(fd, p, n, &s->item, ids, m, ml) != NULL)
 				return m;
 			break;
 		case SCHEMA_K_TS:
@@ -221,8 +234,8 @@ row(const struct schema *sc, const int *col, int ncol, char *line,
 				why = "bad rating";
 			break;
 		case SCHEMA_K_HIST:
-			nh = fi->ids_hash ? hist_hashed(fi, p, n, hist, ids ?
-			    &ids[1] : NULL) : text_parse_idlist(p, n, fi->card ?
+			nh = fi->ids_hash ? hist_hashed(fi, p, n, hist, ids) :
+			    text_parse_idlist(p, n, fi->card ?
 			    fi->card : DATASET_ID_MAX, hist, SAMPLE_HIST_MAX);
 			if (nh == -2)
 				why = "history too long";
@@ -270,6 +283,7 @@ schema_read_csv_ids(struct dataset *ds, const char *path,
     struct dataset_err *err, struct schema_ids *out)
 {
 	struct idset ids[2];	/* user, item */
+	struct rowids rid;
 	struct dataset_opts def;
 	struct dataset_err dummy;
 	struct text_ectx e;
@@ -332,14 +346,17 @@ schema_read_csv_ids(struct dataset *ds, const char *path,
 		if (len == 0)
 			continue;
 		err->n_lines++;
+		rid.n = 0;
 		why = row(sc, col, ncol, line, len, rowno, &s, hist, &hn,
-		    out != NULL ? ids : NULL, m, sizeof(m));
+		    out != NULL ? &rid : NULL, m, sizeof(m));
 		if (why != NULL) {
 			if ((rc = text_bad_line(&e, path, r.lineno, why)) != 0)
 				break;
 			continue;
 		}
 		rowno++;
+		for (int k = 0; k < rid.n; k++)
+			idset_add(&ids[rid.f[k]], rid.h[k]);
 		dataset_append(ds, &s, hist, hn);
 	}
 	text_lr_close(&r);

@@ -555,6 +555,15 @@ test_string_ids(void **state)
 	assert_int_equal(schema_read_csv(&ds, cp, &s, &o, &de), -EINVAL);
 	assert_non_null(strstr(de.msg, "ids-bad2.csv:2: column 'h': bad "
 	    "history item"));
+	/* a skipped bad row's ids are not counted */
+	o.skip_bad = 1;
+	cp = tmpfile_with("ids-skip.csv", "u,i,h,y\nalice,SKU-1,,1\n"
+	    "carol,SKU-7,,2\n");
+	assert_int_equal(schema_read_csv_ids(&ds, cp, &s, &o, &de, &ids), 0);
+	assert_int_equal(ds.n, 1);
+	assert_int_equal(ids.user_strings, 1);
+	assert_int_equal(ids.item_strings, 1);
+	o.skip_bad = 0;
 	dataset_fini(&ds);
 	schema_fini(&s);
 	/* ids=hash needs the bucket count; ids=int is the default */
