@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "deviced/dccl_device.h"
 #include "scripts/tools/movielens.h"
 #include "scripts/tools/synth.h"
 #include "shared/data/dataset.h"
@@ -527,6 +528,10 @@ test_string_ids(void **state)
 	free(canon);
 	assert_int_equal(schema_encode_id(&s.f[s.item], "SKU-1", 5, &v), 0);
 	assert_int_equal(v, schema_hash64("SKU-1", 5) % 1000);
+	/* an app's hash (the device library) is the import's */
+	assert_int_equal(dccl_device_hash_id("SKU-1", 5, 1000), v);
+	/* FNV-1a 64 of "a": a published test vector */
+	assert_true(schema_hash64("a", 1) == 0xaf63dc4c8601ec8cULL);
 	assert_int_equal(schema_encode_id(&s.f[s.item], "", 0, &v), -1);
 	dataset_opts_default(&o);
 	dataset_init(&ds);
