@@ -60,6 +60,11 @@ U=$(awk -F, -v ts="$ts" '$3 == ts { print $1 }' "$T/data/devices"/*.local.csv "$
 [ -n "$U" ] && [ -f "$T/data/devices/$U.local.csv" ] || die "no shard for u00003039 ($U)"
 start_cloudd
 wait_model 1
+# The admin path hashes the same way (same schema: appends).
+dcctl import "$FIX/data.csv" "$FIX/schema.txt" >"$T/dcctl.log" 2>&1 || die "dcctl import: $(cat "$T/dcctl.log")"
+grep -q "imported $(($(wc -l <"$FIX/data.csv") - 1)) rows" "$T/dcctl.log" || die "dcctl import rows"
+sqlite3 "$T/cloud/cloudd.db" 'SELECT DISTINCT user, item, ts FROM pool' | LC_ALL=C sort >"$T/all.rows"
+cmp -s "$T/all.rows" "$T/raw.rows" || die "dcctl import: other ids than the raw import"
 DEV=dev-$U; AEP="ipc://$T/dev/$DEV/app.ipc"; DB=$T/dev/$DEV/device.db
 mkdir -p "$T/one"
 cp "$T/data/devices/$U.local.csv" "$T/data/devices/$U.test.csv" "$T/one/"
