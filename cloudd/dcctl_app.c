@@ -17,6 +17,7 @@
 
 #include "app.pb-c.h"
 #include "cloudd/dcctl_app.h"
+#include "shared/data/schema.h"
 
 #define MAX_STDIN_CANDIDATES	1000000
 
@@ -34,6 +35,8 @@ usage(FILE *f)
 "  -r, --rating R     event: explicit rating (default 0 = unknown)\n"
 "  -S, --side LIST    event, rank: side values V0,V1,... (one per side field\n"
 "                     of the device's data; of every candidate for rank)\n"
+"  -c, --schema FILE  ITEMs are ids of the data's feature schema FILE: with\n"
+"                     ids=hash any string, hashed as dccl-data did\n"
 "commands:\n"
 "  event ITEM CLICKED [GENRES]   record an impression; CLICKED 0 or 1,\n"
 "                                GENRES a bitmask\n"
@@ -61,9 +64,23 @@ parse_u32(const char *s, uint32_t *out, const char *what)
 	return 0;
 }
 
+/* An item id: a number, or through the schema's item field fi. */
+static int
+parse_item(const char *s, uint32_t *out, const struct schema_field *fi)
+{
+	if (fi == NULL)
+		return parse_u32(s, out, "item");
+	if (schema_encode_id(fi, s, strlen(s), out) != 0) {
+		fprintf(stderr, "dcctl: item '%s' is not an id of field '%s'\n",
+		    s, fi->name);
+		return -1;
+	}
+	return 0;
+}
+
 /* "ITEM" or "ITEM:GENRES" (also "ITEM GENRES" from stdin). */
 static int
-parse_cand(char *s, Dccl__App__Candidate *c)
+parse_cand(char *s, Dccl__App__Candidate *c, const struct schema_field *fi)
 {
 	char *sep = strpbrk(s, ": \t,");
 
@@ -74,7 +91,7 @@ parse_cand(char *s, Dccl__App__Candidate *c)
 		if (*sep != '\0' && parse_u32(sep, &c->genres, "genres") != 0)
 			return -1;
 	}
-	return parse_u32(s, &c->item, "item");
+	return parse_item(s, &c->item, fi);
 }
 
 static const char *
@@ -138,7 +155,8 @@ exchange(const char *ep, int tmo, Dccl__App__AppRequest *req,
 
 /* Reads candidates, one "ITEM [GENRES]" per line; blank and # lines skip. */
 static int
-read_stdin(Dccl__App__Candidate **cv, size_t *n, size_t *cap)
+read_stdin(Dccl__App__Candidate **cv, char ***names, size_t *n, size_t *cap,
+    const struct schema_field *fi)
 {
 	char line[256];
 	size_t ln = 0;
@@ -156,10 +174,14 @@ read_stdin(Dccl__App__Candidate **cv, size_t *n, size_t *cap)
 		}
 		if (*n == *cap) {
 			*cap = *cap ? *cap * 2 : 256;
-			if ((*cv = realloc(*cv, *cap * sizeof(**cv))) == NULL)
+			if ((*cv = realloc(*cv, *cap * sizeof(**cv))) == NULL ||
+			    (*names = realloc(*names, *cap * sizeof(**names)))
+			    == NULL)
 				return -1;
 		}
-		if (parse_cand(s, &(*cv)[*n]) != 0) {
+		(*names)[*n] = NULL;
+		if (parse_cand(s, &(*cv)[*n], fi) != 0 ||
+		    ((*names)[*n] = strdup(s)) == NULL) {
 			fprintf(stderr, "dcctl: stdin line %zu\n", ln);
 			return -1;
 		}
@@ -179,6 +201,7 @@ dcctl_app_main(int argc, char **argv)
 		{ "top", required_argument, NULL, 'k' },
 		{ "rating", required_argument, NULL, 'r' },
 		{ "side", required_argument, NULL, 'S' },
+		{ "schema", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -189,6 +212,10 @@ dcctl_app_main(int argc, char **argv)
 	Dccl__App__StatusRequest st = DCCL__APP__STATUS_REQUEST__INIT;
 	Dccl__App__AppReply *rep = NULL;
 	Dccl__App__Candidate *cv = NULL, **cp = NULL;
+	char **names = NULL;	/* with --schema: each candidate as given */
+	struct schema sc;
+	const struct schema_field *fi = NULL;
+	char serr[256];
 	size_t n = 0, cap = 0;
 	long long ts = 0;
 	uint32_t k = 0, clicked;
@@ -198,8 +225,9 @@ dcctl_app_main(int argc, char **argv)
 	uint32_t side[8];	/* SAMPLE_SIDE_MAX */
 	size_t n_side = 0;
 
+	schema_init(&sc);
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "s:t:i:T:k:r:S:h", longopts, NULL))
+	while ((ch = getopt_long(argc, argv, "s:t:i:T:k:r:S:c:h", longopts, NULL))
 	    != -1) {
 		switch (ch) {
 		case 's': ep = optarg; break;
@@ -211,19 +239,19 @@ dcctl_app_main(int argc, char **argv)
 			if (errno || end == optarg || *end) {
 				fprintf(stderr, "dcctl: bad --ts '%s'\n",
 				    optarg);
-				return 2;
+				goto done;
 			}
 			break;
 		case 'k':
 			if (parse_u32(optarg, &k, "--top") != 0)
-				return 2;
+				goto done;
 			break;
 		case 'r':
 			rating = strtod(optarg, &end);	/* "nan" passes */
 			if (end == optarg || *end) {
 				fprintf(stderr, "dcctl: bad --rating '%s'\n",
 				    optarg);
-				return 2;
+				goto done;
 			}
 			break;
 		case 'S': {
@@ -240,37 +268,46 @@ dcctl_app_main(int argc, char **argv)
 				    n_side == 8 || (*q != ',' && *q != '\0')) {
 					fprintf(stderr, "dcctl: bad --side "
 					    "'%s'\n", optarg);
-					return 2;
+					goto done;
 				}
 				side[n_side] = (uint32_t)v;
 				p = *q == ',' ? q + 1 : q;
 			}
 			break;
 		}
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'c':
+			schema_fini(&sc);
+			if (schema_load(&sc, optarg, serr, sizeof(serr)) != 0 ||
+			    schema_check(&sc, serr, sizeof(serr)) != 0) {
+				fprintf(stderr, "dcctl: %s\n", serr);
+				goto done;
+			}
+			fi = &sc.f[sc.item];
+			break;
+		case 'h': usage(stdout); goto done0;
+		default: usage(stderr); goto done;
 		}
 	}
 	if (optind >= argc) {
 		usage(stderr);
-		return 2;
+		goto done;
 	}
 	if (ep == NULL) {
 		fprintf(stderr, "dcctl: device commands need --socket or "
 		    "$DCCL_APP\n");
-		return 2;
+		goto done;
 	}
 	cmd = argv[optind++];
 	req.version = 2;	/* app protocol 2 (proto/app.proto) */
 	req.request_id = (uint64_t)time(NULL) << 20 | (uint64_t)getpid();
 	if (!strcmp(cmd, "event") && argc - optind >= 2 &&
 	    argc - optind <= 3) {
-		if (parse_u32(argv[optind], &ev.item, "item") != 0 ||
+		if (parse_item(argv[optind], &ev.item, fi) != 0 ||
 		    parse_u32(argv[optind + 1], &clicked, "clicked") != 0 ||
 		    clicked > 1 || (argc - optind == 3 &&
 		    parse_u32(argv[optind + 2], &ev.genres, "genres") != 0)) {
 			fprintf(stderr, "dcctl: event ITEM 0|1 [GENRES]\n");
-			return 2;
+			goto done;
 		}
 		ev.clicked = clicked;
 		ev.n_side = n_side;
@@ -282,14 +319,17 @@ dcctl_app_main(int argc, char **argv)
 	} else if (!strcmp(cmd, "rank")) {
 		if (optind == argc || (argc - optind == 1 &&
 		    !strcmp(argv[optind], "-"))) {
-			if (read_stdin(&cv, &n, &cap) != 0)
+			if (read_stdin(&cv, &names, &n, &cap, fi) != 0)
 				goto done;
 		} else {
 			n = (size_t)(argc - optind);
-			if ((cv = calloc(n, sizeof(*cv))) == NULL)
+			if ((cv = calloc(n, sizeof(*cv))) == NULL ||
+			    (names = calloc(n, sizeof(*names))) == NULL)
 				goto done;
 			for (size_t i = 0; i < n; i++)
-				if (parse_cand(argv[optind + i], &cv[i]) != 0)
+				if (parse_cand(argv[optind + i], &cv[i], fi) !=
+				    0 || (names[i] = strdup(argv[optind + i])) ==
+				    NULL)
 					goto done;
 		}
 		if (n > 0 && (cp = calloc(n, sizeof(*cp))) == NULL)
@@ -329,8 +369,19 @@ dcctl_app_main(int argc, char **argv)
 	case DCCL__APP__APP_REPLY__BODY_RANKED: {
 		Dccl__App__Ranked *r = rep->ranked;
 		/* stdout: "ITEM SCORE" best first; the rest to stderr. */
-		for (size_t i = 0; i < r->n_items && i < r->n_scores; i++)
-			printf("%u %.9g\n", r->items[i], r->scores[i]);
+		for (size_t i = 0; i < r->n_items && i < r->n_scores; i++) {
+			const char *nm = NULL;
+
+			/* with --schema, the id as given */
+			for (size_t j = 0; fi != NULL && j < n && nm == NULL;
+			    j++)
+				if (cv[j].item == r->items[i])
+					nm = names[j];
+			if (nm != NULL)
+				printf("%s %.9g\n", nm, r->scores[i]);
+			else
+				printf("%u %.9g\n", r->items[i], r->scores[i]);
+		}
 		fprintf(stderr, "ranked %zu by model v%llu (%s), history %u, "
 		    "%u new item(s)\n", r->n_items,
 		    (unsigned long long)r->model_version, r->personalized ?
@@ -365,5 +416,12 @@ done:
 		dccl__app__app_reply__free_unpacked(rep, NULL);
 	free(cp);
 	free(cv);
+	for (size_t i = 0; names != NULL && i < n; i++)
+		free(names[i]);
+	free(names);
+	schema_fini(&sc);
 	return rc;
+done0:
+	schema_fini(&sc);
+	return 0;
 }

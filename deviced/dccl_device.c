@@ -16,6 +16,7 @@
 #include "deviced/dccl_device.h"
 #include "deviced/deviced.h"
 #include "deviced/host.h"
+#include "shared/data/schema.h"
 #include "shared/log.h"
 #include "shared/xmalloc.h"
 
@@ -358,6 +359,12 @@ dccl_device_learn(struct dccl_device *dv, int timeout_ms)
 		    "%s", d->job_err);
 	dv->err[0] = '\0';
 	return 0;
+}
+
+uint32_t
+dccl_device_hash_id(const char *s, size_t n, uint32_t buckets)
+{
+	return buckets ? (uint32_t)(schema_hash64(s, n) % buckets) : 0;
 }
 
 const char *

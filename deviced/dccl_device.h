@@ -150,6 +150,14 @@ int	dccl_device_rank(struct dccl_device *dv,
 int	dccl_device_status(struct dccl_device *dv,
 	    struct dccl_device_status *st);
 
+/*
+ * The id of a string user or item id for data whose feature schema marks
+ * the field ids=hash with vocab=buckets (shared/data/README.md, "String
+ * ids"): FNV-1a 64 of the n bytes mod buckets, the same rule as the
+ * import, so an app can pass its own SKUs or user hashes.
+ */
+uint32_t dccl_device_hash_id(const char *s, size_t n, uint32_t buckets);
+
 /* Why the last call on dv failed ("" after a success). */
 const char *dccl_device_errmsg(const struct dccl_device *dv);
 

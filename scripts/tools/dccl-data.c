@@ -177,6 +177,11 @@ write_split(const char *out, const struct dataset *ds,
 		neg = xmalloc((size_t)n_neg * sizeof(*neg));
 	}
 	for (uint32_t u = 0; u < sp->pool.n_users; u++) {
+		/* Ids without samples (empty hash buckets) get no device. */
+		if (sp->pool.uoff[u + 1] == sp->pool.uoff[u] &&
+		    sp->local.uoff[u + 1] == sp->local.uoff[u] &&
+		    sp->test.uoff[u + 1] == sp->test.uoff[u])
+			continue;
 		PATH("%s/devices/%u.local.csv", out, u);
 		rc = dataset_write_csv(p, ds, sp->local.v + sp->local.uoff[u],
 		    sp->local.uoff[u + 1] - sp->local.uoff[u]);
@@ -737,13 +742,29 @@ load_schema_csv(struct dataset *ds, struct dataset_meta *m, const char *csv,
     const char *spath, const struct dataset_opts *o, struct dataset_err *e)
 {
 	struct schema sc;
+	struct schema_ids ids;
 	int rc;
 
 	schema_init(&sc);
 	memset(e, 0, sizeof(*e));
 	if ((rc = schema_load(&sc, spath, e->msg, sizeof(e->msg))) != 0)
 		return rc;
-	if ((rc = schema_read_csv(ds, csv, &sc, o, e)) == 0) {
+	if ((rc = schema_read_csv_ids(ds, csv, &sc, o, e, &ids)) == 0) {
+		/* Hashed ids: say how many strings share a bucket. */
+		if (sc.f[sc.user].ids_hash)
+			fprintf(stderr, "%s: ids: %llu user strings in %llu of "
+			    "%u buckets (%llu share one)\n", prog,
+			    (unsigned long long)ids.user_strings,
+			    (unsigned long long)ids.user_buckets,
+			    sc.f[sc.user].card, (unsigned long long)
+			    (ids.user_strings - ids.user_buckets));
+		if (sc.f[sc.item].ids_hash)
+			fprintf(stderr, "%s: ids: %llu item strings in %llu of "
+			    "%u buckets (%llu share one)\n", prog,
+			    (unsigned long long)ids.item_strings,
+			    (unsigned long long)ids.item_buckets,
+			    sc.f[sc.item].card, (unsigned long long)
+			    (ids.item_strings - ids.item_buckets));
 		m->fmt = DATASET_FMT_CSV;
 		m->n_users = ds->n_users;
 		m->n_items = ds->n_items;

@@ -38,13 +38,14 @@ static const char *const side_names[] = {
 
 /* Keys each kind accepts (bit k = key k of key_names). */
 enum { KY_SIDE, KY_VOCAB, KY_VALUES, KY_BOUNDS, KY_BUCKETS, KY_THRESHOLD,
-	N_KEYS };
+	KY_IDS, N_KEYS };
 static const char *const key_names[N_KEYS] = {
-	"side", "vocab", "values", "bounds", "buckets", "threshold",
+	"side", "vocab", "values", "bounds", "buckets", "threshold", "ids",
 };
 #define B(k)	(1u << (k))
 static const unsigned kind_keys[SCHEMA_K_SKIP + 1] = {
-	[SCHEMA_K_USER] = B(KY_VOCAB), [SCHEMA_K_ITEM] = B(KY_VOCAB),
+	[SCHEMA_K_USER] = B(KY_VOCAB) | B(KY_IDS),
+	[SCHEMA_K_ITEM] = B(KY_VOCAB) | B(KY_IDS),
 	[SCHEMA_K_RATING] = B(KY_THRESHOLD),
 	[SCHEMA_K_BAG] = B(KY_SIDE) | B(KY_VOCAB) | B(KY_VALUES),
 	[SCHEMA_K_CAT] = B(KY_SIDE) | B(KY_VOCAB) | B(KY_VALUES),
@@ -243,6 +244,9 @@ add_field(struct schema *s, struct schema_field *f, unsigned seen)
 		if (f->kind == SCHEMA_K_BAG && f->side == SCHEMA_S_NONE)
 			f->side = SCHEMA_S_ITEM;
 	}
+	/* Hashed ids need the bucket count: it is the model's vocabulary. */
+	if (f->ids_hash && !(seen & B(KY_VOCAB)))
+		return "ids=hash needs vocab= (the number of buckets)";
 	if (f->kind == SCHEMA_K_NUM)
 		f->card = f->n_bounds + 1;
 	if (f->kind == SCHEMA_K_RATING && !(seen & B(KY_THRESHOLD)))
@@ -284,6 +288,8 @@ schema_add(struct schema *s, const struct schema_field *in, char *err,
 		seen |= B(KY_BUCKETS);
 	if (f.kind == SCHEMA_K_RATING)
 		seen |= B(KY_THRESHOLD);
+	if (f.ids_hash)
+		seen |= B(KY_IDS);
 	if (f.card > SCHEMA_CARD_MAX || f.n_bounds > SCHEMA_BOUNDS_MAX)
 		return ferr(err, errlen, "field %s: too large", f.name);
 	if (f.n_values > 0) {
@@ -401,7 +407,7 @@ field_line(struct schema *s, const struct text_fld *t, int k)
 				key = x;
 		if (key < 0)
 			why = "unknown key (want side, vocab, values, bounds, "
-			    "buckets or threshold)";
+			    "buckets, threshold or ids)";
 		else if (seen & B(key))
 			why = "key given twice";
 		else if (!(kind_keys[kind] & B(key)))
@@ -435,6 +441,12 @@ field_line(struct schema *s, const struct text_fld *t, int k)
 		case KY_THRESHOLD:
 			if (parse_num(v, vl, &f.threshold) != 0)
 				why = "bad threshold";
+			break;
+		case KY_IDS:
+			if (vl == 4 && memcmp(v, "hash", 4) == 0)
+				f.ids_hash = 1;
+			else if (!(vl == 3 && memcmp(v, "int", 3) == 0))
+				why = "ids must be int or hash";
 			break;
 		}
 	}
@@ -599,6 +611,8 @@ schema_format(const struct schema *s)
 		    f->kind == SCHEMA_K_BAG || f->kind == SCHEMA_K_USER ||
 		    f->kind == SCHEMA_K_ITEM))
 			sb_printf(&b, " vocab=%u", f->card);
+		if (f->ids_hash)
+			sb_printf(&b, " ids=hash");
 		if (f->kind == SCHEMA_K_NUM) {
 			sb_printf(&b, " bounds=");
 			for (uint32_t k = 0; k < f->n_bounds; k++)
@@ -626,8 +640,8 @@ schema_apply(const struct schema *s, struct dataset *ds)
 }
 
 /* FNV-1a, 64 bits: stable across runs and machines. */
-static uint64_t
-fnv1a(const char *p, size_t n)
+uint64_t
+schema_hash64(const char *p, size_t n)
 {
 	uint64_t h = 0xcbf29ce484222325ULL;
 
@@ -690,7 +704,7 @@ schema_encode(const struct schema_field *f, const char *p, size_t n,
 	case SCHEMA_K_CAT:
 		return cat_index(f, p, n, out);
 	case SCHEMA_K_HASH:
-		*out = (uint32_t)(fnv1a(p, n) % f->card);
+		*out = (uint32_t)(schema_hash64(p, n) % f->card);
 		return 0;
 	case SCHEMA_K_NUM:
 		if (text_parse_dbl(p, n, &x) != 0)
@@ -700,6 +714,23 @@ schema_encode(const struct schema_field *f, const char *p, size_t n,
 	default:
 		return -1;
 	}
+}
+
+int
+schema_encode_id(const struct schema_field *f, const char *p, size_t n,
+    uint32_t *out)
+{
+	uint32_t lim = f->card ? f->card : DATASET_ID_MAX;
+
+	if (n == 0)
+		return -1;
+	if (f->ids_hash) {
+		*out = (uint32_t)(schema_hash64(p, n) % lim);
+		return 0;
+	}
+	if (text_parse_u32(p, n, out) != 0)
+		return -1;
+	return *out < lim ? 0 : -2;
 }
 
 int

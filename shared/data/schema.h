@@ -61,6 +61,11 @@ struct schema_field {
 	uint32_t n_bounds;
 	double	 bounds[SCHEMA_BOUNDS_MAX];	/* strictly increasing */
 	double	 threshold;	/* rating: label threshold (default 4) */
+	/*
+	 * user/item with ids=hash: the column holds any string id, hashed
+	 * (FNV-1a 64 mod card) into card buckets; otherwise a dense integer.
+	 */
+	uint8_t	 ids_hash;
 };
 
 struct schema {
@@ -102,6 +107,17 @@ void	schema_apply(const struct schema *s, struct dataset *ds);
  */
 int	schema_encode(const struct schema_field *f, const char *p, size_t n,
 	    uint32_t *out);
+/*
+ * Encodes one id of user/item field f: a dense integer < the field's bound,
+ * or with ids=hash any non-empty string's bucket (FNV-1a 64 mod card), the
+ * rule every producer of ids (dccl-data, cloudd --import, an app, dcctl
+ * device --schema) applies. Returns 0, -1 (empty or not an integer) or -2
+ * (an integer >= the bound).
+ */
+int	schema_encode_id(const struct schema_field *f, const char *p, size_t n,
+	    uint32_t *out);
+/* FNV-1a, 64 bits, of p[0..n): the hash of hash fields and hashed ids. */
+uint64_t schema_hash64(const char *p, size_t n);
 /* A number's bucket in num field f: the number of bounds <= x. */
 uint32_t schema_bucket(const struct schema_field *f, double x);
 /* Bag value ("a|b|c" names or indices) -> bitmask; 0 or -1. */
@@ -136,6 +152,21 @@ int	schema_check(const struct schema *s, char *err, size_t errlen);
 int	schema_read_csv(struct dataset *ds, const char *path,
 	    const struct schema *sc, const struct dataset_opts *o,
 	    struct dataset_err *err);
+
+/*
+ * Hashed-id collisions seen by schema_read_csv_ids: distinct strings (by
+ * their 64-bit hash) and the buckets they occupy, per id field; strings -
+ * buckets of them share a bucket with another. All 0 without ids=hash.
+ */
+struct schema_ids {
+	uint64_t user_strings, user_buckets;
+	uint64_t item_strings, item_buckets;	/* items of rows and histories */
+};
+
+/* schema_read_csv, also counting hashed-id collisions into *ids. */
+int	schema_read_csv_ids(struct dataset *ds, const char *path,
+	    const struct schema *sc, const struct dataset_opts *o,
+	    struct dataset_err *err, struct schema_ids *ids);
 
 const char *schema_kind_name(enum schema_kind k);
 const char *schema_side_name(enum schema_side sd);

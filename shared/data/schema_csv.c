@@ -60,11 +60,134 @@ header(struct text_ectx *e, const struct schema *sc, const char *path,
 	return 0;
 }
 
+/*
+ * The 64-bit hashes of one hashed id field's strings, to count collisions.
+ * Deduplicated in place whenever full, so it holds at most about twice the
+ * distinct strings, however many rows refer to them.
+ */
+struct idset {
+	uint64_t *h;
+	size_t	 n, cap;
+};
+
+static int
+u64cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void
+idset_uniq(struct idset *d)
+{
+	size_t w = 0;
+
+	if (d->n == 0)
+		return;
+	qsort(d->h, d->n, sizeof(*d->h), u64cmp);
+	for (size_t i = 1; i < d->n; i++)
+		if (d->h[i] != d->h[w])
+			d->h[++w] = d->h[i];
+	d->n = w + 1;
+}
+
+static void
+idset_add(struct idset *d, uint64_t h)
+{
+	if (d->n == d->cap) {
+		idset_uniq(d);
+		if (d->n * 2 >= d->cap) {
+			d->cap = d->cap ? d->cap * 2 : 1024;
+			d->h = xreallocarray(d->h, d->cap, sizeof(*d->h));
+		}
+	}
+	d->h[d->n++] = h;
+}
+
+/* One row's hashed ids (user 0, item 1), added only if the row is good. */
+struct rowids {
+	uint64_t h[2 + SAMPLE_HIST_MAX];
+	uint8_t	 f[2 + SAMPLE_HIST_MAX];
+	int	 n;
+};
+
+static void
+rowids_add(struct rowids *r, int f, const char *p, size_t n)
+{
+	if (r != NULL && r->n < (int)(sizeof(r->h) / sizeof(r->h[0]))) {
+		r->h[r->n] = schema_hash64(p, n);
+		r->f[r->n++] = (uint8_t)f;
+	}
+}
+
+/* Distinct strings and the buckets (mod card) they fill; frees d. */
+static void
+idset_count(struct idset *d, uint32_t card, uint64_t *strings,
+    uint64_t *buckets)
+{
+	idset_uniq(d);
+	*strings = d->n;
+	for (size_t i = 0; i < d->n; i++)
+		d->h[i] %= card;
+	idset_uniq(d);
+	*buckets = d->n;
+	free(d->h);
+	memset(d, 0, sizeof(*d));
+}
+
+/* An id column's value; NULL or why it is bad (into m). */
+static const char *
+id_value(const struct schema_field *fd, const char *p, size_t n,
+    uint32_t *out, struct rowids *ids, char *m, size_t ml)
+{
+	int rc = schema_encode_id(fd, p, n, out);
+
+	if (rc == -2) {
+		snprintf(m, ml, "column '%s': id %u out of range (vocab %u)",
+		    fd->name, *out, fd->card ? fd->card : DATASET_ID_MAX);
+		return m;
+	}
+	if (rc != 0) {
+		snprintf(m, ml, "column '%s': %s", fd->name, fd->ids_hash ?
+		    "empty id" : "bad id");
+		return m;
+	}
+	if (fd->ids_hash)
+		rowids_add(ids, fd->kind == SCHEMA_K_ITEM, p, n);
+	return NULL;
+}
+
+/* A hist column of hashed item ids: '|'-separated strings. */
+static int
+hist_hashed(const struct schema_field *fi, const char *p, size_t n,
+    uint32_t *out, struct rowids *ids)
+{
+	size_t at = 0;
+	int k = 0;
+
+	if (n == 0)
+		return 0;
+	while (at <= n) {
+		const char *q = memchr(p + at, '|', n - at);
+		size_t l = (q ? (size_t)(q - p) : n) - at;
+
+		if (l == 0)
+			return -1;
+		if (k == SAMPLE_HIST_MAX)
+			return -2;
+		(void)schema_encode_id(fi, p + at, l, &out[k++]);
+		rowids_add(ids, 1, p + at, l);
+		at += l + 1;
+	}
+	return k;
+}
+
 /* One data row; returns NULL or why it is bad (into m). */
 static const char *
 row(const struct schema *sc, const int *col, int ncol, char *line,
     size_t len, size_t rowno, struct sample *s, uint32_t *hist, size_t *hn,
-    char *m, size_t ml)
+    struct rowids *ids, char *m, size_t ml)
 {
 	struct text_fld f[SCHEMA_FIELDS_MAX + 1];
 	double rating = 0, label = -1;
@@ -83,23 +206,18 @@ row(const struct schema *sc, const int *col, int ncol, char *line,
 		const struct schema_field *fd = &sc->f[col[c]];
 		const char *p = f[c].p;
 		size_t n = f[c].n;
-		uint32_t v, lim = fd->card ? fd->card : DATASET_ID_MAX;
+		const struct schema_field *fi = &sc->f[sc->item];
 		const char *why = NULL;
 		int nh;
 
 		switch (fd->kind) {
 		case SCHEMA_K_USER:
-		case SCHEMA_K_ITEM:
-			if (text_parse_u32(p, n, &v) != 0)
-				why = "bad id";
-			else if (v >= lim) {
-				snprintf(m, ml, "column '%s': id %u out of "
-				    "range (vocab %u)", fd->name, v, lim);
+			if (id_value(fd, p, n, &s->user, ids, m, ml) != NULL)
 				return m;
-			} else if (fd->kind == SCHEMA_K_USER)
-				s->user = v;
-			else
-				s->item = v;
+			break;
+		case SCHEMA_K_ITEM:
+			if (id_value(fd, p, n, &s->item, ids, m, ml) != NULL)
+				return m;
 			break;
 		case SCHEMA_K_TS:
 			if (text_parse_i64(p, n, &s->ts) != 0)
@@ -116,9 +234,9 @@ row(const struct schema *sc, const int *col, int ncol, char *line,
 				why = "bad rating";
 			break;
 		case SCHEMA_K_HIST:
-			nh = text_parse_idlist(p, n, sc->item >= 0 &&
-			    sc->f[sc->item].card ? sc->f[sc->item].card :
-			    DATASET_ID_MAX, hist, SAMPLE_HIST_MAX);
+			nh = fi->ids_hash ? hist_hashed(fi, p, n, hist, ids) :
+			    text_parse_idlist(p, n, fi->card ?
+			    fi->card : DATASET_ID_MAX, hist, SAMPLE_HIST_MAX);
 			if (nh == -2)
 				why = "history too long";
 			else if (nh < 0)
@@ -156,6 +274,16 @@ int
 schema_read_csv(struct dataset *ds, const char *path, const struct schema *sc,
     const struct dataset_opts *o, struct dataset_err *err)
 {
+	return schema_read_csv_ids(ds, path, sc, o, err, NULL);
+}
+
+int
+schema_read_csv_ids(struct dataset *ds, const char *path,
+    const struct schema *sc, const struct dataset_opts *o,
+    struct dataset_err *err, struct schema_ids *out)
+{
+	struct idset ids[2];	/* user, item */
+	struct rowids rid;
 	struct dataset_opts def;
 	struct dataset_err dummy;
 	struct text_ectx e;
@@ -171,6 +299,9 @@ schema_read_csv(struct dataset *ds, const char *path, const struct schema *sc,
 	if (err == NULL)
 		err = &dummy;
 	memset(err, 0, sizeof(*err));
+	memset(ids, 0, sizeof(ids));
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
 	if (ds->n != 0 || o->hist_k < 0 || o->hist_k > SAMPLE_HIST_MAX) {
 		text_err_set(err, "%s: want an empty dataset and hist 0..%d",
 		    path, SAMPLE_HIST_MAX);
@@ -215,14 +346,17 @@ schema_read_csv(struct dataset *ds, const char *path, const struct schema *sc,
 		if (len == 0)
 			continue;
 		err->n_lines++;
-		why = row(sc, col, ncol, line, len, rowno, &s, hist, &hn, m,
-		    sizeof(m));
+		rid.n = 0;
+		why = row(sc, col, ncol, line, len, rowno, &s, hist, &hn,
+		    out != NULL ? &rid : NULL, m, sizeof(m));
 		if (why != NULL) {
 			if ((rc = text_bad_line(&e, path, r.lineno, why)) != 0)
 				break;
 			continue;
 		}
 		rowno++;
+		for (int k = 0; k < rid.n; k++)
+			idset_add(&ids[rid.f[k]], rid.h[k]);
 		dataset_append(ds, &s, hist, hn);
 	}
 	text_lr_close(&r);
@@ -230,6 +364,14 @@ schema_read_csv(struct dataset *ds, const char *path, const struct schema *sc,
 		text_err_set(err, "%s: empty file (no header line)", path);
 		rc = -EINVAL;
 	}
+	if (rc == 0 && out != NULL && sc->f[sc->user].ids_hash)
+		idset_count(&ids[0], sc->f[sc->user].card, &out->user_strings,
+		    &out->user_buckets);
+	if (rc == 0 && out != NULL && sc->f[sc->item].ids_hash)
+		idset_count(&ids[1], sc->f[sc->item].card, &out->item_strings,
+		    &out->item_buckets);
+	free(ids[0].h);
+	free(ids[1].h);
 	if (rc != 0) {
 		dataset_fini(ds);
 		return rc;

@@ -6,9 +6,10 @@
  *               [--save-model FILE]
  *
  * SPLIT_DIR is what `dccl-data split` writes (pool.csv, devices/). The
- * cloud model is trained here as cloudd trains it (its defaults: D 16, K
- * 20, MLP 128-64, patch rank 16, Adam 1e-3, batch 256, up to 20 epochs
- * with patience 2 on the last 10 % of each user's pool samples). Then,
+ * cloud model is trained here as cloudd trains it (train_model_defaults:
+ * D 16, K 20, MLP 128-64, patch rank 16, the pool's side fields,
+ * interaction fm; Adam 1e-3, batch 256, up to 20 epochs with patience 2
+ * on the last 10 % of each user's pool samples). Then,
  * for every S-th device (local samples only, no retrieval), it times:
  *   - the served job (learn_run with the learn.* defaults or -o options):
  *     preparation, cross-validation, guard, final fit, patch;
@@ -31,6 +32,7 @@
 #include <sys/wait.h>
 #include <cblas.h>
 
+#include "cloudd/train_model.h"
 #include "deviced/deviced.h"
 #include "deviced/learn.h"
 #include "shared/conf.h"
@@ -152,16 +154,11 @@ train_cloud(const char *pool_csv, struct ctr **out, double *gctr)
 	}
 	for (size_t i = 0; i < va.n; i++)
 		vai[i] = (uint32_t)va.v[i];
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.n_users = ds.n_users;
-	cfg.n_items = ds.n_items;
-	cfg.n_genres = ds.n_genres;
-	cfg.dim = 16;
-	cfg.hist_k = 20;
-	cfg.n_hidden = 2;
-	cfg.hidden[0] = 128;
-	cfg.hidden[1] = 64;
-	cfg.patch_rank = 16;
+	/* cloudd's model for this pool: its side fields, train.interaction
+	 * fm (BENCH_INTERACTION=0|1|2 overrides, as in bench_train) */
+	train_model_defaults(&cfg, &ds);
+	if (getenv("BENCH_INTERACTION") != NULL)
+		cfg.interaction = atoi(getenv("BENCH_INTERACTION"));
 	if ((rc = ctr_new(out, &cfg, 1)) != 0)
 		return rc;
 	ctr_train_opts_default(&o);
@@ -341,8 +338,9 @@ main(int argc, char **argv)
 		fprintf(stderr, "bench_learn: cannot train on %s\n", pool);
 		return 1;
 	}
-	printf("BENCH learn_cloud train_s=%.1f params=%zu\n", now() - t0,
-	    ctr_num_params(model));
+	printf("BENCH learn_cloud train_s=%.1f params=%zu interaction=%d "
+	    "n_side=%u\n", now() - t0, ctr_num_params(model),
+	    (int)ctr_config(model)->interaction, ctr_config(model)->n_side);
 	if ((dev = list_devices(dir, &ndev)) == NULL || ndev == 0) {
 		fprintf(stderr, "bench_learn: no devices in %s/devices\n", dir);
 		return 1;

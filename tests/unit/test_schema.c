@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "deviced/dccl_device.h"
 #include "scripts/tools/movielens.h"
 #include "scripts/tools/synth.h"
 #include "shared/data/dataset.h"
@@ -499,6 +500,94 @@ test_synth_side(void **state)
 	dataset_meta_fini(&mb);
 }
 
+/* ids=hash: string user and item ids hashed into buckets, collisions counted. */
+static void
+test_string_ids(void **state)
+{
+	struct schema s;
+	struct dataset ds;
+	struct dataset_err de;
+	struct dataset_opts o;
+	struct schema_ids ids;
+	char err[256], *canon;
+	const char *cp;
+	uint32_t v;
+	const char *sch =
+	    "dccl-schema 1\n"
+	    "field u user vocab=1 ids=hash\n"
+	    "field i item vocab=1000 ids=hash\n"
+	    "field h hist\n"
+	    "field y label\n";
+
+	(void)state;
+	schema_init(&s);
+	assert_int_equal(schema_parse(&s, sch, strlen(sch), "s", err,
+	    sizeof(err)), 0);
+	canon = schema_format(&s);
+	assert_non_null(strstr(canon, "field u user vocab=1 ids=hash\n"));
+	free(canon);
+	assert_int_equal(schema_encode_id(&s.f[s.item], "SKU-1", 5, &v), 0);
+	assert_int_equal(v, schema_hash64("SKU-1", 5) % 1000);
+	/* an app's hash (the device library) is the import's */
+	assert_int_equal(dccl_device_hash_id("SKU-1", 5, 1000), v);
+	/* FNV-1a 64 of "a": a published test vector */
+	assert_true(schema_hash64("a", 1) == 0xaf63dc4c8601ec8cULL);
+	assert_int_equal(schema_encode_id(&s.f[s.item], "", 0, &v), -1);
+	dataset_opts_default(&o);
+	dataset_init(&ds);
+	cp = tmpfile_with("ids.csv",
+	    "u,i,h,y\n"
+	    "alice,SKU-1,,1\n"
+	    "bob,SKU-2,SKU-1|SKU-3,0\n");
+	assert_int_equal(schema_read_csv_ids(&ds, cp, &s, &o, &de, &ids), 0);
+	assert_int_equal(ds.n, 2);
+	assert_int_equal(ds.n_items, 1000);
+	assert_int_equal(ds.s[1].hist_n, 2);
+	assert_int_equal(ds.hist[ds.s[1].hist_off], schema_hash64("SKU-1", 5) %
+	    1000);
+	/* two users in one bucket; SKU-1..3 in three (FNV-1a mod 1000) */
+	assert_int_equal(ids.user_strings, 2);
+	assert_int_equal(ids.user_buckets, 1);
+	assert_int_equal(ids.item_strings, 3);
+	assert_int_equal(ids.item_buckets, 3);
+	dataset_fini(&ds);
+	dataset_init(&ds);
+	cp = tmpfile_with("ids-bad.csv", "u,i,h,y\nalice,SKU-1,,1\n"
+	    "bob,,,0\n");
+	assert_int_equal(schema_read_csv(&ds, cp, &s, &o, &de), -EINVAL);
+	assert_non_null(strstr(de.msg, "ids-bad.csv:3: column 'i': empty id"));
+	cp = tmpfile_with("ids-bad2.csv", "u,i,h,y\nalice,SKU-1,SKU-2||,1\n");
+	assert_int_equal(schema_read_csv(&ds, cp, &s, &o, &de), -EINVAL);
+	assert_non_null(strstr(de.msg, "ids-bad2.csv:2: column 'h': bad "
+	    "history item"));
+	/* a skipped bad row's ids are not counted */
+	o.skip_bad = 1;
+	cp = tmpfile_with("ids-skip.csv", "u,i,h,y\nalice,SKU-1,,1\n"
+	    "carol,SKU-7,,2\n");
+	assert_int_equal(schema_read_csv_ids(&ds, cp, &s, &o, &de, &ids), 0);
+	assert_int_equal(ds.n, 1);
+	assert_int_equal(ids.user_strings, 1);
+	assert_int_equal(ids.item_strings, 1);
+	o.skip_bad = 0;
+	dataset_fini(&ds);
+	schema_fini(&s);
+	/* ids=hash needs the bucket count; ids=int is the default */
+	sch = "dccl-schema 1\nfield u user ids=hash\n";
+	assert_int_equal(schema_parse(&s, sch, strlen(sch), "n", err,
+	    sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "n:2: ids=hash needs vocab="));
+	sch = "dccl-schema 1\nfield u user ids=int\nfield i item\n"
+	    "field y label\n";
+	assert_int_equal(schema_parse(&s, sch, strlen(sch), "n", err,
+	    sizeof(err)), 0);
+	canon = schema_format(&s);
+	assert_null(strstr(canon, "ids="));
+	free(canon);
+	assert_int_equal(schema_encode_id(&s.f[s.user], "7", 1, &v), 0);
+	assert_int_equal(v, 7);
+	schema_fini(&s);
+}
+
 int
 main(void)
 {
@@ -508,6 +597,7 @@ main(void)
 		cmocka_unit_test(test_read_csv),
 		cmocka_unit_test(test_movielens_side),
 		cmocka_unit_test(test_synth_side),
+		cmocka_unit_test(test_string_ids),
 	};
 	const char *t = getenv("TMPDIR");
 	int rc;
