@@ -54,48 +54,15 @@ cfg(int hc, int hg)
 	return c;
 }
 
-struct gc {
-	float	x0[GB * C0], z[GB * ZD], bud[GB], y[GB];
-};
-
-static void
-gc_init(struct gc *g, uint64_t seed)
-{
-	struct rng r;
-	static const float b[3] = { 0.34f, 0.67f, 1.0f };
-
-	rng_seed(&r, seed);
-	for (size_t i = 0; i < sizeof(g->x0) / sizeof(float); i++)
-		g->x0[i] = (float)rng_normal(&r);
-	for (size_t i = 0; i < sizeof(g->z) / sizeof(float); i++)
-		g->z[i] = (float)rng_normal(&r);
-	for (int i = 0; i < GB; i++) {
-		g->bud[i] = b[i % 3];
-		g->y[i] = (float)rng_unif(&r);
-	}
-}
-
-static double
-total_loss(struct ofa *m, const struct gc *g, double mu)
-{
-	double l, p;
-
-	assert_int_equal(ofa_forward(m, g->x0, g->z, g->bud, GB, NULL, NULL),
-	    0);
-	ofa_zero_grad(m);
-	assert_int_equal(ofa_backward(m, g->y, mu, &l, &p), 0);
-	return l + mu * p;
-}
+#define OFA_GC_B GB
+#define OFA_GC_X C0
+#define OFA_GC_Z ZD
+#include "tests/unit/ofa_gradcheck.h"
 
 static void
 randomize(struct ofa *m, uint64_t seed)
 {
-	struct rng r;
-	float *p = ofa_params(m);
-
-	rng_seed(&r, seed);
-	for (size_t i = 0; i < ofa_num_params(m); i++)
-		p[i] = (float)(0.6 * rng_normal(&r));
+	gc_randomize(m, seed);
 	/* a standardisation scale near 1, not near 0 */
 	const struct param_tensor *sc = ofa_tensor_find(m, "ctl_sc");
 	for (size_t i = 0; sc != NULL && i < sc->n; i++)
@@ -113,32 +80,9 @@ grad_check(struct ofa *m, const struct gc *g, double mu, int zero_ctl)
 	memcpy(an, ofa_grads(m), ofa_num_params(m) * sizeof(float));
 	for (int i = 0; i < ofa_num_tensors(m); i++) {
 		const struct param_tensor *t = ofa_tensor_at(m, i);
-		size_t off = (size_t)(t->data - ofa_params(m));
-		int bad = 0, nonzero = 0;
-		double maxd = 0;
-		for (size_t k = 0; k < t->n; k++) {
-			float keep = t->data[k];
-			float hi = keep + 1e-3f, lo = keep - 1e-3f;
-			t->data[k] = hi;
-			double lp = total_loss(m, g, mu);
-			t->data[k] = lo;
-			double lm = total_loss(m, g, mu);
-			t->data[k] = keep;
-			double num = (lp - lm) / ((double)hi - (double)lo);
-			double a = an[off + k], d = fabs(a - num);
-			if (d > maxd)
-				maxd = d;
-			if (a != 0.0)
-				nonzero++;
-			if (d > 2e-4 + 2e-2 * fabs(num)) {
-				if (bad < 3)
-					printf("  %s[%zu]: analytic %.7f numeric "
-					    "%.7f\n", t->name, k, a, num);
-				bad++;
-			}
-		}
-		printf("  %-7s %4zu values, %4d nonzero, max |diff| %.2g, %d "
-		    "bad\n", t->name, t->n, nonzero, maxd, bad);
+		int bad, nonzero;
+		double maxd;
+		bad = gc_tensor(m, g, mu, an, t, &nonzero, &maxd);
 		if (zero_ctl && strncmp(t->name, "ctl_", 4) == 0)
 			assert_true(nonzero == 0 && maxd == 0);
 		else
