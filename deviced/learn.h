@@ -131,7 +131,7 @@ struct learn_prep {
 	int		 one_user;	/* every local sample is one user's */
 };
 
-/* Shared work of the evaluation rows (learn.c); opaque. */
+/* Shared work of the evaluation rows (learn_memo.h); opaque here. */
 struct learn_memo;
 
 /* Properties of a named method (learn.c's methods[]). */
