@@ -4,8 +4,9 @@
  * samples and the downloaded cloud model, which the loop leaves alone
  * while the device is in DEV_TRAIN) and fills a struct learn_result: the
  * patch to upload, the model to serve, the validation figures. The loop
- * applies it to the device (learn_apply); the evaluation matrix is
- * learn_eval.c's.
+ * applies it to the device (learn_apply, learn_job.c, which runs this
+ * file's methods, federated selection's report and the evaluation matrix,
+ * learn_eval.c's).
  *
  * A method is one path through the stages (README, "Device pipeline"):
  *   adapt  none | finetune (all weights) | metapatch (only this user's m)
@@ -1188,70 +1189,4 @@ learn_result_fini(struct learn_result *r)
 	r->serving = NULL;
 	r->patch = NULL;
 	r->n_patch = 0;
-}
-
-void
-learn_work_cb(uv_work_t *w)
-{
-	struct device *d = w->data;
-	const struct deviced_conf *cf = &d->dd->cf;
-	struct learn_result *r = xcalloc(1, sizeof(*r));
-	int eval = cf->eval_dir[0] != '\0' && d->test.n > 0;
-	struct learn_in in = { cf, d->model, &d->local, &d->retrieved,
-		d->user, d->global_ctr, &d->dd->stop, d->app != NULL, eval, 0,
-		d->fedsel, fedsel_dev_reports(d) };
-	struct learn_memo *memo = eval || in.report ? learn_memo_new() : NULL;
-	struct learn_prep p;
-	struct ctr *start = NULL;	/* a cold user's encoder start */
-
-	if (cf->encoder && d->enc != NULL &&
-	    (start = encoder_dev_start(d, ENCDEV_CV, NULL)) != NULL)
-		in.model = start;
-	learn_run(&in, &p, start != NULL ? NULL : memo, r);
-	if (r->rc == 0 && in.report)	/* federated selection (fedsel.c) */
-		fedsel_dev_report(&p, start != NULL ? NULL : memo, d->version,
-		    r);
-	if (start != NULL) {
-		/* The evaluation starts from the cloud's model. */
-		learn_prep_fini(&p);
-		in.model = d->model;
-		if (r->rc == 0 && eval)
-			learn_prep_init(&p, &in, in.retrieved);
-		else
-			memset(&p, 0, sizeof(p));
-		ctr_free(start);
-	}
-	if (r->rc == 0 && eval)
-		learn_eval(d, &in, &p, memo, r);
-	learn_memo_free(memo);
-	learn_prep_fini(&p);
-	d->learned = r;
-}
-
-void
-learn_apply(struct device *d)
-{
-	struct learn_result *r = d->learned;
-
-	d->learned = NULL;
-	if (r == NULL) {
-		d->job_rc = -ECANCELED;
-		snprintf(d->job_err, sizeof(d->job_err), "cancelled");
-		return;
-	}
-	d->job_rc = r->rc;
-	snprintf(d->job_err, sizeof(d->job_err), "%s", r->err);
-	d->patch = r->patch;
-	d->n_patch = r->n_patch;
-	d->kept = r->kept;
-	d->val_before = r->val_before;
-	d->val_after = r->val_after;
-	d->adopted = r->adopted;
-	d->train_s = r->secs;
-	d->job_serving = r->serving;
-	fedsel_dev_after(d, r);
-	r->patch = NULL;
-	r->n_patch = 0;
-	r->serving = NULL;
-	free(r);
 }

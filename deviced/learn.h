@@ -184,6 +184,8 @@ int	learn_method_grid(struct learn_prep *p, const char *name,
 struct learn_memo *learn_memo_new(void);
 void	learn_memo_free(struct learn_memo *mm);
 
+/* learn_job.c */
+
 /*
  * learn_work_cb (deviced.h) is the device's job: learn_run on the
  * device's data, then, with deviced.eval-dir set and test samples,
