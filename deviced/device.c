@@ -33,6 +33,7 @@
 #include "deviced/delay.h"
 #include "deviced/dev_model.h"
 #include "deviced/deviced.h"
+#include "deviced/device_load.h"
 #include "deviced/dp.h"
 #include "deviced/fedsel.h"
 #include "deviced/learn.h"
@@ -53,7 +54,6 @@
 static void enter(struct device *d, enum dev_state s);
 static void backoff(struct device *d, const char *why);
 static void resend(struct device *d);
-static void device_token_hint(const struct device *d);
 static int model_wanted(const struct device *d);
 
 static void
@@ -638,97 +638,11 @@ device_state_name(enum dev_state s)
 	    states[s].name : "?";
 }
 
-/*
- * A model whose side fields are not the local data's is refused
- * (MODEL_FIT_EREFUSED), logged, and remembered by on_chunk so the device
- * does not fetch that version again (model_fit.h). A device without
- * local data takes the model's fields.
- */
-static int
-model_fits(struct device *d, struct ctr *m, uint64_t version)
-{
-	const struct ctr_config *c = ctr_config(m);
-	char err[256];
-
-	switch (model_fit_check(c, &d->local, err, sizeof(err))) {
-	case MODEL_FIT_OK:
-		return 0;
-	case MODEL_FIT_ADOPT:
-		d->local.n_side = c->n_side;
-		memcpy(d->local.side_card, c->side_card,
-		    sizeof(d->local.side_card));
-		log_info("SCHEMA: device=%s has no local data; takes the "
-		    "model's %u side fields", d->id, c->n_side);
-		return 0;
-	case MODEL_FIT_REFUSED:
-		break;
-	}
-	log_warnx("SCHEMA: device=%s model v%llu refused: %s; keeping "
-	    "model v%llu", d->id, (unsigned long long)version, err,
-	    (unsigned long long)d->version);
-	return MODEL_FIT_EREFUSED;
-}
-
 /* A newer model than the device has, and not one it refused. */
 static int
 model_wanted(const struct device *d)
 {
 	return d->announced > d->version && d->announced > d->refused;
-}
-
-/* Installs a downloaded model after verifying its checksum. */
-static int
-install_model(struct device *d)
-{
-	uint8_t sum[32];
-	void *blob = NULL;
-	size_t len = 0;
-	struct ctr *m = NULL;
-	double gctr = 0;
-	char err[256];
-	int rc;
-
-	if ((rc = dstore_dl_assemble(d->st, d->dl_version, &blob, &len)))
-		return rc;
-	crypto_generichash(sum, 32, blob, len, NULL, 0);
-	if (len != d->dl_total || memcmp(sum, d->dl_sum, 32) != 0) {
-		log_warnx("DOWNLOAD: device=%s model v%llu checksum mismatch; "
-		    "starting over", d->id, (unsigned long long)d->dl_version);
-		rc = -EBADMSG;
-		goto fail;
-	}
-	if ((rc = dev_model_get(d->dd, d->dl_version, blob, len, &m, &gctr, err,
-	    sizeof(err)))) {
-		log_warnx("DOWNLOAD: device=%s model v%llu refused: %s", d->id,
-		    (unsigned long long)d->dl_version, err);
-		goto fail;
-	}
-	if ((rc = model_fits(d, m, d->dl_version)) != 0) {
-		dev_model_put(d->dd, m);
-		goto fail;
-	}
-	if ((rc = dstore_model_put(d->st, d->dl_version, blob, len)) != 0) {
-		dev_model_put(d->dd, m);
-		goto fail;
-	}
-	dev_model_put(d->dd, d->model);
-	d->model = m;
-	d->enc = dev_model_enc(d->dd, m);
-	d->version = d->dl_version;
-	d->global_ctr = gctr;
-	dstore_dl_clear(d->st);
-	free(blob);
-	log_info("DOWNLOAD: device=%s model v%llu installed (%zu bytes, r_g "
-	    "%.4f)", d->id, (unsigned long long)d->version, len,
-	    d->global_ctr);
-	notify_status("device %s: model v%llu", d->id,
-	    (unsigned long long)d->version);
-	return 0;
-fail:
-	dstore_dl_clear(d->st);
-	d->dl_next = 0;
-	free(blob);
-	return rc;
 }
 
 /*
@@ -819,7 +733,7 @@ on_chunk(struct device *d, const Dccl__ModelChunk *c)
 		return;
 	}
 	drop_manifest(d);
-	if ((rc = install_model(d)) == MODEL_FIT_EREFUSED) {
+	if ((rc = device_load_install(d)) == MODEL_FIT_EREFUSED) {
 		/* Not for this device's data: no retry of it, no learning. */
 		d->refused = d->dl_version;
 		if (d->dd->cf.run_once) {
@@ -943,7 +857,7 @@ on_error(struct device *d, const Dccl__Error *er, int signed_)
 			d->attempt = 0;
 		else if (d->attempt == 0 && d->auth != NULL &&
 		    !d->auth->have_tok && !d->auth->have_cpk)
-			device_token_hint(d);
+			device_load_token_hint(d);
 		d->state = DEV_REGISTER;
 		backoff(d, "unauthenticated");
 		return;
@@ -1221,69 +1135,13 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 	wire_free(e);
 }
 
-/* What a device that cannot enrol must be given, in one line. */
-static void
-device_token_hint(const struct device *d)
-{
-	const struct deviced_conf *cf = &d->dd->cf;
-
-	log_warnx("AUTH: device=%s has no enrollment token and no enrolled "
-	    "key, so the cloud will refuse it: copy cloudd's "
-	    "<cloudd.data-dir>/enroll.token to %s (auth.token-file), or set "
-	    "auth.token or $DCCL_AUTH_TOKEN, or install a key file from "
-	    "'dcctl enroll %s -o KEYFILE' as %s/auth.key", d->id,
-	    cf->auth_token_file[0] != '\0' ? cf->auth_token_file :
-	    "a file named by auth.token-file", d->id, d->dir);
-}
-
-/*
- * The device's key file (<dir>/auth.key, made on first start) and the
- * enrollment token: auth.token, else $DCCL_AUTH_TOKEN, else the first line
- * of auth.token-file.
- */
-static int
-device_auth_open(struct device *d)
-{
-	const struct deviced_conf *cf = &d->dd->cf;
-	const char *env = getenv("DCCL_AUTH_TOKEN");
-	char path[1100], tok[256] = "";
-	int rc;
-
-	if (cf->auth_token[0] != '\0')
-		snprintf(tok, sizeof(tok), "%s", cf->auth_token);
-	else if (env != NULL && env[0] != '\0')
-		snprintf(tok, sizeof(tok), "%s", env);
-	else if (cf->auth_token_file[0] != '\0' && (rc = auth_read_token(
-	    cf->auth_token_file, tok, sizeof(tok))) != 0 && rc != -ENOENT) {
-		log_warnx("AUTH: %s: %s", cf->auth_token_file, strerror(-rc));
-		return -1;
-	}
-	d->auth = xcalloc(1, sizeof(*d->auth));
-	snprintf(path, sizeof(path), "%s/auth.key", d->dir);
-	if ((rc = auth_dev_open(d->auth, path, tok, cf->auth_mode)) != 0) {
-		log_warnx("AUTH: %s: %s", path, strerror(-rc));
-		return -1;
-	}
-	d->auth->repin = cf->auth_repin;
-	sodium_memzero(tok, sizeof(tok));
-	if (cf->auth_mode != AUTH_OFF && !d->auth->have_tok &&
-	    !d->auth->have_cpk)
-		device_token_hint(d);
-	return 0;
-}
-
 int
 device_init(struct deviced *dd, struct device *d, const char *id,
     uint32_t user, const char *local_csv, const char *test_csv)
 {
 	const struct deviced_conf *cf = &dd->cf;
-	char path[1100], err[512], *dup, *save = NULL, *ep;
-	struct dataset_opts o;
-	struct dataset_err de;
-	uint64_t n = 0;
-	void *blob;
-	size_t len;
-	int sock, ms, fresh;
+	char *dup, *save = NULL, *ep;
+	int sock, ms;
 
 	memset(d, 0, sizeof(*d));
 	d->dd = dd;
@@ -1293,70 +1151,8 @@ device_init(struct deviced *dd, struct device *d, const char *id,
 	dataset_init(&d->test);
 	dataset_init(&d->retrieved);
 	dataset_init(&d->retrieved_u);
-	snprintf(d->dir, sizeof(d->dir), "%s/%s", cf->data_dir, id);
-	if (fs_mkdirs(d->dir, 0750) != 0) {
-		log_warn("STATE-DIR: %s", d->dir);
+	if (device_load(d, id, user, local_csv, test_csv) != 0)
 		return -1;
-	}
-	snprintf(path, sizeof(path), "%s/device.db", d->dir);
-	fresh = access(path, F_OK) != 0;
-	if (dstore_open(&d->st, path, err, sizeof(err)) != 0) {
-		log_warnx("DB-OPEN: %s", err);
-		return -1;
-	}
-	if (device_auth_open(d) != 0)
-		return -1;
-	(void)dp_device_load(d, fresh);	/* a bad budget refuses releases */
-	dataset_opts_default(&o);
-	memset(&de, 0, sizeof(de));
-	if (local_csv != NULL && local_csv[0] != '\0' &&
-	    dstore_samples_count(d->st, &n) == 0 && n == 0) {
-		struct dataset tmp;
-		dataset_init(&tmp);
-		if (dataset_read_csv(&tmp, local_csv, &o, &de) != 0 ||
-		    dstore_samples_add(d->st, &tmp) != 0) {
-			log_warnx("LOCAL-DATA: %s", de.msg[0] ? de.msg :
-			    dstore_errmsg(d->st));
-			dataset_fini(&tmp);
-			return -1;
-		}
-		dataset_fini(&tmp);
-	}
-	dstore_samples_load(d->st, &d->local, user);
-	if (test_csv != NULL && cf->eval_dir[0] != '\0' &&
-	    dataset_read_csv(&d->test, test_csv, &o, &de) != 0)
-		log_warnx("TEST-DATA: %s", de.msg);
-	for (size_t i = 0; i < d->test.n; i++)
-		d->test.s[i].user = user;
-	if (dstore_model_get(d->st, &d->version, &blob, &len) == 0) {
-		if (dev_model_get(dd, d->version, blob, len, &d->model, NULL, err,
-		    sizeof(err))) {
-			log_warnx("MODEL: device=%s stored model refused: %s",
-			    id, err);
-			d->version = 0;
-		} else if (model_fits(d, d->model, d->version) != 0) {
-			/* The local data changed schema since. */
-			dev_model_put(dd, d->model);
-			d->model = NULL;
-			d->version = 0;
-		} else
-			d->enc = dev_model_enc(dd, d->model);
-		free(blob);
-	}
-	/*
-	 * A patch already made for the stored model from the same samples
-	 * is not made again after a restart (a killed deviced hosting many
-	 * devices would upload twice for those done): a pending one is sent,
-	 * an acknowledged one stands. New samples since train again.
-	 */
-	{
-		int64_t tn = -1;
-		if (d->model == NULL || dstore_outbox_last_base(d->st,
-		    &d->trained_version) != 0 || d->trained_version !=
-		    d->version || dstore_kv_get(d->st, "trained_samples",
-		    &tn) != 0 || tn != (int64_t)d->local.n)
-			d->trained_version = 0;
-	}
 	/* Raw: see transmit(). Re-sends are ours (net.resend-ms). */
 	if ((sock = nn_socket(AF_SP_RAW, NN_REQ)) < 0)
 		return -1;

@@ -234,7 +234,7 @@ const char *device_state_name(enum dev_state s);
 void	device_close(struct device *d);
 void	device_fini(struct device *d);
 
-/* learn.c (threadpool) */
+/* learn_job.c (threadpool) */
 void	learn_work_cb(uv_work_t *w);
 
 #endif

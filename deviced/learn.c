@@ -4,8 +4,9 @@
  * samples and the downloaded cloud model, which the loop leaves alone
  * while the device is in DEV_TRAIN) and fills a struct learn_result: the
  * patch to upload, the model to serve, the validation figures. The loop
- * applies it to the device (learn_apply); the evaluation matrix is
- * learn_eval.c's.
+ * applies it to the device (learn_apply, learn_job.c, which runs this
+ * file's methods, federated selection's report and the evaluation matrix,
+ * learn_eval.c's).
  *
  * A method is one path through the stages (README, "Device pipeline"):
  *   adapt  none | finetune (all weights) | metapatch (only this user's m)
@@ -45,6 +46,7 @@
 #include "deviced/fedsel.h"
 #include "deviced/label_correct.h"
 #include "deviced/learn.h"
+#include "deviced/learn_memo.h"
 #include "deviced/coda_filter.h"
 #include "deviced/pairwise.h"
 #include "deviced/partial.h"
@@ -175,99 +177,16 @@ grid_of(const struct deviced_conf *cf, int adapt, struct grid *g)
  * bias alone on fixed logits. */
 enum { MODE_FULL = 0, MODE_TRUNK, MODE_BIAS };
 
-#define MEMO_MAX	48
-#define MEMO_FITS	4
-#define MEMO_KEPT	24	/* trained models kept (0.8 MiB each here) */
-
-/*
- * The evaluation rows share work: ft-cv, ft-guard and ft-fb run the same
- * cross-validation (they differ only in what they do with its choice), a
- * fallback runs the bias row's, and rows that choose the same setting
- * train the same final fit. Each is computed once per job and its time
- * counted for every row that uses it, so a row's device_ms is what the
- * method costs alone.
- */
-struct memo_fit {
-	double	 lr;
-	int	 steps;
-	int	 rc;
-	float	*params;	/* the trained model's, when rc == 0 */
-	double	 secs;
-};
-
-struct memo_ent {
-	const struct learn_prep *p;
-	int		 adapt, lc, tgt, coda, ps;
-	float		 pair;
-	int		 have_cv, cv_rc;
-	struct learn_choice cv;
-	double		 cv_secs;
-	int		 nfit;
-	struct memo_fit	 fit[MEMO_FITS];
-};
-
-struct learn_memo {
-	struct memo_ent	 e[MEMO_MAX];
-	int		 n;
-	int		 kept;	/* fits holding params */
-};
-
-struct learn_memo *
-learn_memo_new(void)
-{
-	return xcalloc(1, sizeof(struct learn_memo));
-}
-
-void
-learn_memo_free(struct learn_memo *mm)
-{
-	if (mm == NULL)
-		return;
-	for (int i = 0; i < mm->n; i++)
-		for (int j = 0; j < mm->e[i].nfit; j++)
-			free(mm->e[i].fit[j].params);
-	free(mm);
-}
-
-/* The entry of (p, method); a new one if there is room, else NULL. */
+/* The memo entry of (p, m) (learn_memo.h). */
 static struct memo_ent *
 memo_get(struct learn_memo *mm, const struct learn_prep *p,
     const struct method *m)
 {
-	int tgt = m->lc == LC_NONE ? 0 : m->tgt;
-	struct memo_ent *e;
-
 	if (mm == NULL)
 		return NULL;
-	for (int i = 0; i < mm->n; i++) {
-		e = &mm->e[i];
-		if (e->p == p && e->adapt == m->adapt && e->lc == m->lc &&
-		    e->tgt == tgt && e->coda == m->coda &&
-		    e->ps == SEL_PARTIAL(m->sel) &&
-		    e->pair == pair_of(p->in->cf, m))
-			return e;
-	}
-	if (mm->n == MEMO_MAX)
-		return NULL;
-	e = &mm->e[mm->n++];
-	memset(e, 0, sizeof(*e));
-	e->p = p;
-	e->adapt = m->adapt;
-	e->lc = m->lc;
-	e->tgt = tgt;
-	e->coda = m->coda;
-	e->ps = SEL_PARTIAL(m->sel);
-	e->pair = pair_of(p->in->cf, m);
-	return e;
-}
-
-static struct memo_fit *
-memo_fit_find(struct memo_ent *e, double lr, int steps)
-{
-	for (int i = 0; e != NULL && i < e->nfit; i++)
-		if (e->fit[i].lr == lr && e->fit[i].steps == steps)
-			return &e->fit[i];
-	return NULL;
+	return learn_memo_get(mm, p, m->adapt, m->lc,
+	    m->lc == LC_NONE ? 0 : m->tgt, m->coda, SEL_PARTIAL(m->sel),
+	    pair_of(p->in->cf, m));
 }
 
 static double
@@ -1027,7 +946,7 @@ run1(struct learn_prep *p, const struct method *m, int pick,
 			goto done;	/* no reordering without ranking evidence */
 	}
 	/* The chosen setting, trained on every local sample. */
-	if ((fit = memo_fit_find(e, ch->lr, ch->steps)) != NULL) {
+	if ((fit = learn_memo_fit_find(e, ch->lr, ch->steps)) != NULL) {
 		reused += fit->secs;
 		if (fit->rc == 0) {
 			c = ctr_clone(in->model);
@@ -1270,70 +1189,4 @@ learn_result_fini(struct learn_result *r)
 	r->serving = NULL;
 	r->patch = NULL;
 	r->n_patch = 0;
-}
-
-void
-learn_work_cb(uv_work_t *w)
-{
-	struct device *d = w->data;
-	const struct deviced_conf *cf = &d->dd->cf;
-	struct learn_result *r = xcalloc(1, sizeof(*r));
-	int eval = cf->eval_dir[0] != '\0' && d->test.n > 0;
-	struct learn_in in = { cf, d->model, &d->local, &d->retrieved,
-		d->user, d->global_ctr, &d->dd->stop, d->app != NULL, eval, 0,
-		d->fedsel, fedsel_dev_reports(d) };
-	struct learn_memo *memo = eval || in.report ? learn_memo_new() : NULL;
-	struct learn_prep p;
-	struct ctr *start = NULL;	/* a cold user's encoder start */
-
-	if (cf->encoder && d->enc != NULL &&
-	    (start = encoder_dev_start(d, ENCDEV_CV, NULL)) != NULL)
-		in.model = start;
-	learn_run(&in, &p, start != NULL ? NULL : memo, r);
-	if (r->rc == 0 && in.report)	/* federated selection (fedsel.c) */
-		fedsel_dev_report(&p, start != NULL ? NULL : memo, d->version,
-		    r);
-	if (start != NULL) {
-		/* The evaluation starts from the cloud's model. */
-		learn_prep_fini(&p);
-		in.model = d->model;
-		if (r->rc == 0 && eval)
-			learn_prep_init(&p, &in, in.retrieved);
-		else
-			memset(&p, 0, sizeof(p));
-		ctr_free(start);
-	}
-	if (r->rc == 0 && eval)
-		learn_eval(d, &in, &p, memo, r);
-	learn_memo_free(memo);
-	learn_prep_fini(&p);
-	d->learned = r;
-}
-
-void
-learn_apply(struct device *d)
-{
-	struct learn_result *r = d->learned;
-
-	d->learned = NULL;
-	if (r == NULL) {
-		d->job_rc = -ECANCELED;
-		snprintf(d->job_err, sizeof(d->job_err), "cancelled");
-		return;
-	}
-	d->job_rc = r->rc;
-	snprintf(d->job_err, sizeof(d->job_err), "%s", r->err);
-	d->patch = r->patch;
-	d->n_patch = r->n_patch;
-	d->kept = r->kept;
-	d->val_before = r->val_before;
-	d->val_after = r->val_after;
-	d->adopted = r->adopted;
-	d->train_s = r->secs;
-	d->job_serving = r->serving;
-	fedsel_dev_after(d, r);
-	r->patch = NULL;
-	r->n_patch = 0;
-	r->serving = NULL;
-	free(r);
 }

@@ -131,7 +131,7 @@ struct learn_prep {
 	int		 one_user;	/* every local sample is one user's */
 };
 
-/* Shared work of the evaluation rows (learn.c); opaque. */
+/* Shared work of the evaluation rows (learn_memo.h); opaque here. */
 struct learn_memo;
 
 /* Properties of a named method (learn.c's methods[]). */
@@ -183,6 +183,8 @@ int	learn_method_grid(struct learn_prep *p, const char *name,
 /* An empty memo, and its end (frees what it holds; NULL is a no-op). */
 struct learn_memo *learn_memo_new(void);
 void	learn_memo_free(struct learn_memo *mm);
+
+/* learn_job.c */
 
 /*
  * learn_work_cb (deviced.h) is the device's job: learn_run on the

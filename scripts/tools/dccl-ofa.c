@@ -56,6 +56,7 @@
 #include <time.h>
 
 #include "cloudd/train_model.h"
+#include "scripts/tools/splitdir.h"
 #include "shared/clock.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
@@ -69,43 +70,12 @@ void	openblas_set_num_threads(int);
 
 static const char *prog = "dccl-ofa";
 
-static uint32_t *
-to_u32(const struct dataset_idx *x)
-{
-	uint32_t *v = xcalloc(x->n + 1, sizeof(*v));
-
-	for (size_t i = 0; i < x->n; i++)
-		v[i] = (uint32_t)x->v[i];
-	return v;
-}
-
 static void
 ofa_progress(void *arg, int epoch, double loss, double vl, double blocks)
 {
 	(void)arg;
 	fprintf(stderr, "  ofa epoch %d: train %.4f val %.4f, mean blocks "
 	    "%.2f\n", epoch, loss, vl, blocks);
-}
-
-/* user ranges [off[u], off[u+1]) into a dataset read user by user */
-static int
-read_users(struct dataset *ds, size_t *off, const char *dir, uint32_t nu,
-    const char *kind)
-{
-	char p[4096];
-	struct dataset_err err;
-
-	for (uint32_t u = 0; u < nu; u++) {
-		off[u] = ds->n;
-		snprintf(p, sizeof(p), "%s/devices/%u.%s.csv", dir, u, kind);
-		memset(&err, 0, sizeof(err));
-		if (dataset_read_csv(ds, p, NULL, &err) != 0) {
-			fprintf(stderr, "%s: %s: %s\n", prog, p, err.msg);
-			return -1;
-		}
-	}
-	off[nu] = ds->n;
-	return 0;
 }
 
 enum { M_CLOUD = 0, M_FT, M_NOUSER, M_LOW, M_MID, M_HIGH, M_ILOW, M_IMID, M_IHIGH,
@@ -171,12 +141,8 @@ main(int argc, char **argv)
 	int epochs = 20, ch;
 	struct ofa_train_opts oo;
 	struct ofa_config oc;
-	struct dataset_meta meta;
-	struct dataset_err derr;
-	struct dataset pool, loc, tst;
-	struct dataset_idx all, tr, va;
+	struct splitdir sd;
 	struct ctr_config cc;
-	struct ctr_train_opts co;
 	struct ctr_train_stats cst;
 	struct ofa_train_stats ost;
 	struct ctr *cloud = NULL;
@@ -230,45 +196,19 @@ main(int argc, char **argv)
 	openblas_set_num_threads(1);
 
 	char p[4096];
-	dataset_meta_init(&meta);
-	snprintf(p, sizeof(p), "%s/meta.txt", dir);
-	if (dataset_meta_read(&meta, p, &derr) != 0) {
-		fprintf(stderr, "%s: %s: %s\n", prog, p, derr.msg);
+	if (splitdir_load(&sd, dir, prog) != 0)
 		return 1;
-	}
-	dataset_init(&pool);
-	dataset_init(&loc);
-	dataset_init(&tst);
-	snprintf(p, sizeof(p), "%s/pool.csv", dir);
-	if (dataset_read_csv(&pool, p, NULL, &derr) != 0) {
-		fprintf(stderr, "%s: %s: %s\n", prog, p, derr.msg);
-		return 1;
-	}
-	uint32_t nu = meta.n_users;
-	size_t *loff = xcalloc(nu + 1, sizeof(size_t));
-	size_t *toff = xcalloc(nu + 1, sizeof(size_t));
-	if (read_users(&loc, loff, dir, nu, "local") != 0 ||
-	    read_users(&tst, toff, dir, nu, "test") != 0)
-		return 1;
-	pool.n_users = loc.n_users = tst.n_users = meta.n_users;
-	pool.n_items = meta.n_items;
-	pool.n_genres = meta.n_genres;
+	uint32_t nu = sd.meta.n_users;
+	sd.loc.n_users = sd.tst.n_users = sd.meta.n_users;
 	printf("data: %s: %u users, pool %zu, local %zu, test %zu\n", dir, nu,
-	    pool.n, loc.n, tst.n);
+	    sd.pool.n, sd.loc.n, sd.tst.n);
 
 	/* ---- cloud CTR model, as cloudd trains it ---- */
 	double t0 = clock_now();
-	dataset_idx_all(&all, &pool);
-	dataset_carve_val(&tr, &va, &all, 0.1);
-	uint32_t *tri = to_u32(&tr), *vai = to_u32(&va);
-	train_model_defaults(&cc, &pool);
+	train_model_defaults(&cc, &sd.pool);
 	if (ctr_new(&cloud, &cc, seed) != 0)
 		return 1;
-	ctr_train_opts_default(&co);
-	co.epochs = 20;
-	co.patience = 2;
-	co.seed = seed;
-	ctr_train(cloud, &pool, tri, tr.n, vai, va.n, &co, &cst);
+	splitdir_train_cloud(cloud, &sd, seed, &cst);
 	printf("cloud CTR: %d epochs (best %d), val logloss %.4f, %.1f s\n",
 	    cst.epochs, cst.best_epoch, cst.val_loss, clock_now() - t0);
 
@@ -289,7 +229,8 @@ main(int argc, char **argv)
 	oo.lr = (float)lr;
 	oo.seed = seed;
 	oo.progress = ofa_progress;
-	ofa_train(ofa, cloud, &pool, tri, tr.n, vai, va.n, &oo, &ost);
+	ofa_train(ofa, cloud, &sd.pool, sd.tri, sd.ntr, sd.vai, sd.nva, &oo,
+	    &ost);
 	printf("OFA: %zu params (base %zu, %zu per block), %d epochs (best "
 	    "%d), val logloss %.4f, val blocks low %.2f mid %.2f high %.2f, "
 	    "%.1f s\n", ofa_num_params(ofa), ofa_base_params(ofa),
@@ -302,7 +243,8 @@ main(int argc, char **argv)
 		return 1;
 	ofa_set_gate_mode(sta, OFA_GATE_STATIC);
 	oo.progress = NULL;
-	ofa_train(sta, cloud, &pool, tri, tr.n, vai, va.n, &oo, &ost);
+	ofa_train(sta, cloud, &sd.pool, sd.tri, sd.ntr, sd.vai, sd.nva, &oo,
+	    &ost);
 	printf("static backbone: %d epochs (best %d), val logloss %.4f, "
 	    "%.1f s\n", ost.epochs, ost.best_epoch, ost.val_loss,
 	    clock_now() - t0);
@@ -317,20 +259,22 @@ main(int argc, char **argv)
 		    prog);
 		return 1;
 	}
-	ofa_train(bc, cloud, &pool, tri, tr.n, vai, va.n, &oo, &ost);
+	ofa_train(bc, cloud, &sd.pool, sd.tri, sd.ntr, sd.vai, sd.nva, &oo,
+	    &ost);
 	printf("behaviour controller (Hc %d): %d epochs (best %d), val "
 	    "logloss %.4f, val blocks low %.2f mid %.2f high %.2f, %.1f s\n",
 	    ctrl_hidden, ost.epochs, ost.best_epoch, ost.val_loss,
 	    ost.blocks[0], ost.blocks[1], ost.blocks[2], clock_now() - t0);
 	t0 = clock_now();
 	ofa_set_gate_mode(du, OFA_GATE_ALL);
-	ofa_train(du, cloud, &pool, tri, tr.n, vai, va.n, &oo, &ost);
+	ofa_train(du, cloud, &sd.pool, sd.tri, sd.ntr, sd.vai, sd.nva, &oo,
+	    &ost);
 	printf("DUET-style generator (Hg %d): %d epochs (best %d), val "
 	    "logloss %.4f, %.1f s\n", gen_hidden, ost.epochs, ost.best_epoch,
 	    ost.val_loss, clock_now() - t0);
 
 	/* ---- evaluation on the users' test samples ---- */
-	size_t n = tst.n;
+	size_t n = sd.tst.n;
 	float *pr[M_N], *y = xcalloc(n + 1, sizeof(float));
 	uint32_t *uid = xcalloc(n + 1, sizeof(uint32_t));
 	uint32_t *idx = xcalloc(n + 1, sizeof(uint32_t));
@@ -340,11 +284,11 @@ main(int argc, char **argv)
 		pr[k] = xcalloc(n + 1, sizeof(float));
 	for (size_t i = 0; i < n; i++) {
 		idx[i] = (uint32_t)i;
-		y[i] = tst.s[i].label;
-		uid[i] = tst.s[i].user;
+		y[i] = sd.tst.s[i].label;
+		uid[i] = sd.tst.s[i].user;
 	}
 	struct ofa *vm[V_N] = { ofa, bc };
-	ctr_predict(cloud, &tst, idx, n, pr[M_CLOUD]);
+	ctr_predict(cloud, &sd.tst, idx, n, pr[M_CLOUD]);
 	{
 		struct ctr *cn = ctr_clone(cloud);
 		for (int i = 0; i < ctr_num_tensors(cn); i++) {
@@ -352,16 +296,17 @@ main(int argc, char **argv)
 			if (t->kind == CTR_T_PATCH_M || t->kind == CTR_T_PATCH_B)
 				memset(t->data, 0, t->n * sizeof(float));
 		}
-		ctr_predict(cn, &tst, idx, n, pr[M_NOUSER]);
+		ctr_predict(cn, &sd.tst, idx, n, pr[M_NOUSER]);
 		ctr_free(cn);
 	}
 	for (int v = 0; v < V_N; v++)
 		for (int k = 0; k < OFA_N_CLASSES; k++)
-			ofa_predict(vm[v], cloud, &tst, idx, n,
+			ofa_predict(vm[v], cloud, &sd.tst, idx, n,
 			    ofa_class_budget[k], pr[vimp[v] + k],
 			    &nblk[vimp[v] + k]);
-	ofa_predict(du, cloud, &tst, idx, n, 1.0, pr[M_DUET], &nblk[M_DUET]);
-	ofa_predict(sta, cloud, &tst, idx, n, 1.0, pr[M_STATIC],
+	ofa_predict(du, cloud, &sd.tst, idx, n, 1.0, pr[M_DUET],
+	    &nblk[M_DUET]);
+	ofa_predict(sta, cloud, &sd.tst, idx, n, 1.0, pr[M_STATIC],
 	    &nblk[M_STATIC]);
 	uint8_t *cb;
 	size_t cbl;
@@ -391,8 +336,8 @@ main(int argc, char **argv)
 	fo.epochs = 1;
 	fo.seed = seed;
 	for (uint32_t u = 0; u < nu; u++) {
-		size_t t_lo = toff[u], t_n = toff[u + 1] - toff[u];
-		size_t l_lo = loff[u], l_n = loff[u + 1] - loff[u];
+		size_t t_lo = sd.toff[u], t_n = sd.toff[u + 1] - t_lo;
+		size_t l_lo = sd.loff[u], l_n = sd.loff[u + 1] - l_lo;
 		uint32_t items[SAMPLE_HIST_MAX + 1];
 		size_t ni = 0;
 		float z[CTR_MAX_DIM];
@@ -406,9 +351,10 @@ main(int argc, char **argv)
 			for (size_t i = 0; i < l_n; i++)
 				li[i] = (uint32_t)(l_lo + i);
 			double t1 = clock_now();
-			ctr_train(c, &loc, li, l_n, NULL, 0, &fo, NULL);
+			ctr_train(c, &sd.loc, li, l_n, NULL, 0, &fo, NULL);
 			cost_us[M_FT] += (clock_now() - t1) * 1e6;
-			ctr_predict(c, &tst, idx + t_lo, t_n, pr[M_FT] + t_lo);
+			ctr_predict(c, &sd.tst, idx + t_lo, t_n,
+			    pr[M_FT] + t_lo);
 			ctr_free(c);
 			free(li);
 		} else
@@ -416,9 +362,9 @@ main(int argc, char **argv)
 			    t_n * sizeof(float));
 		/* the device's recent behaviour: end of its local share */
 		if (l_n > 0) {
-			const struct sample *s = &loc.s[l_lo + l_n - 1];
+			const struct sample *s = &sd.loc.s[l_lo + l_n - 1];
 			for (uint32_t j = 0; j < s->hist_n; j++)
-				items[ni++] = loc.hist[s->hist_off + j];
+				items[ni++] = sd.loc.hist[s->hist_off + j];
 			if (s->label >= 0.5f)
 				items[ni++] = s->item;
 		}
@@ -444,8 +390,8 @@ main(int argc, char **argv)
 			for (size_t i = 0; i < t_n; i += 64) {
 				int B = (int)(t_n - i < 64 ? t_n - i : 64);
 				float *out = pr[mth] + t_lo + i;
-				ofa_inputs(cloud, &tst, idx + t_lo + i, B, x0,
-				    NULL);
+				ofa_inputs(cloud, &sd.tst, idx + t_lo + i, B,
+				    x0, NULL);
 				ofa_assembled_logits(&a, x0, B, out, scratch);
 				for (int b = 0; b < B; b++)
 					out[b] = (float)(1 / (1 + exp(-out[b])));
@@ -465,7 +411,7 @@ main(int argc, char **argv)
 	for (size_t i = 0; i < n; i++) {
 		float zi[CTR_MAX_DIM];
 		int mk[OFA_MAX_BLOCKS];
-		ofa_inputs(cloud, &tst, idx + i, 1, x0, zi);
+		ofa_inputs(cloud, &sd.tst, idx + i, 1, x0, zi);
 		for (int v = 0; v < V_N; v++)
 			for (int k = 0; k < OFA_N_CLASSES; k++) {
 				uint32_t mask = 0;
@@ -539,7 +485,7 @@ main(int argc, char **argv)
 		for (int k = 0; k < M_N; k++)
 			for (size_t i = 0; i < n; i++)
 				fprintf(pf, "%s,%u,%u,%g,%.6f\n", mname[k],
-				    uid[i], tst.s[i].item, y[i] >= 0.5f ?
+				    uid[i], sd.tst.s[i].item, y[i] >= 0.5f ?
 				    1.0 : 0.0, pr[k][i]);
 	}
 	/* per-user AUCs of the static backbone first, for the second CI */
@@ -645,18 +591,8 @@ main(int argc, char **argv)
 	free(y);
 	free(uid);
 	free(idx);
-	free(tri);
-	free(vai);
-	free(loff);
-	free(toff);
-	dataset_idx_fini(&all);
-	dataset_idx_fini(&tr);
-	dataset_idx_fini(&va);
 	ofa_free(ofa);
 	ctr_free(cloud);
-	dataset_fini(&pool);
-	dataset_fini(&loc);
-	dataset_fini(&tst);
-	dataset_meta_fini(&meta);
+	splitdir_fini(&sd);
 	return 0;
 }

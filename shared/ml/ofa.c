@@ -40,20 +40,13 @@
 #include "shared/ml/kern.h"
 #include "shared/ml/ofa.h"
 #include "shared/ml/ofa_base.h"
+#include "shared/ml/ofa_config.h"
 #include "shared/ml/ofa_ctrl.h"
 #include "shared/ml/ofa_duet.h"
 #include "shared/rng.h"
 #include "shared/xmalloc.h"
 
 #define PRED_BATCH	256
-/* x0 at most: every field, side field and pair dot, and the FM term */
-#define OFA_N_FMAX	(CTR_N_FIELDS + SAMPLE_SIDE_MAX)
-#define OFA_MAX_IN	(OFA_N_FMAX * CTR_MAX_DIM + \
-	OFA_N_FMAX * (OFA_N_FMAX - 1) / 2 + 1)
-
-const double ofa_class_budget[OFA_N_CLASSES] = { 0.25, 0.5, 1.0 };
-const char *const ofa_class_name[OFA_N_CLASSES] = { "low", "mid", "high" };
-
 /* Tensor order inside a block. */
 enum { BT_W = 0, BT_B, BT_A, BT_BM, BT_V, BT_C, BT_GW, BT_GB, BT_N };
 /* Base tensors. */
@@ -89,15 +82,6 @@ struct ofa {
 	float		*ch, *dcls;	/* (B,Hc) (L,B): ofa_ctrl */
 	float		*gz, *dgz;	/* (B,Zg): mapper input, its gradient */
 };
-
-int
-ofa_class_find(const char *name)
-{
-	for (int i = 0; i < OFA_N_CLASSES; i++)
-		if (strcmp(name, ofa_class_name[i]) == 0)
-			return i;
-	return -1;
-}
 
 /* ---- layout -------------------------------------------------------------- */
 
@@ -163,49 +147,6 @@ layout(const struct ofa_config *c, struct ofa *m)
 	if (m != NULL)
 		m->p.n_tensors = nt;
 	return total;
-}
-
-int
-ofa_config_check(const struct ofa_config *c)
-{
-	if (c == NULL)
-		return -EINVAL;
-	if (c->in_dim < 1 || c->in_dim > OFA_MAX_IN || c->z_dim < 1 ||
-	    c->z_dim > CTR_MAX_DIM)
-		return -EINVAL;
-	if (c->n_side < 0 || c->n_side > SAMPLE_SIDE_MAX ||
-	    c->interaction < CTR_INTER_OFF || c->interaction > CTR_INTER_FM ||
-	    (c->interaction == CTR_INTER_FM && c->in_dim < 2) ||
-	    c->ctrl_hidden < 0 || c->ctrl_hidden > OFA_CTRL_MAX_HIDDEN ||
-	    c->gen_hidden < 0 || c->gen_hidden > OFA_DUET_MAX_HIDDEN)
-		return -EINVAL;
-	if (c->hidden < 1 || c->hidden > OFA_MAX_DIM || c->inner < 1 ||
-	    c->inner > OFA_MAX_DIM)
-		return -EINVAL;
-	if (c->n_blocks < 1 || c->n_blocks > OFA_MAX_BLOCKS)
-		return -EINVAL;
-	if (c->rank < 1 || c->rank > OFA_MAX_RANK)
-		return -EINVAL;
-	if (c->hist_k < 0 || c->hist_k > SAMPLE_HIST_MAX)
-		return -EINVAL;
-	return 0;
-}
-
-void
-ofa_config_default(struct ofa_config *c, const struct ctr *emb)
-{
-	const struct ctr_config *cc = ctr_config(emb);
-
-	memset(c, 0, sizeof(*c));
-	c->n_side = (int)cc->n_side;
-	c->interaction = cc->interaction;
-	c->in_dim = ofa_input_dim(emb);
-	c->z_dim = cc->dim;
-	c->hidden = 64;
-	c->inner = 64;
-	c->n_blocks = 4;
-	c->rank = 8;
-	c->hist_k = cc->hist_k;
 }
 
 static struct ofa *
@@ -969,6 +910,51 @@ train_epoch(void *arg, int epoch, double train, double val)
 }
 
 int
+ofa_fits_ctr(const struct ofa *m, const struct ctr *emb)
+{
+	const struct ctr_config *c = ctr_config(emb);
+	const struct ofa_config *o = ofa_config(m);
+
+	return o->in_dim == ofa_input_dim(emb) && o->z_dim == c->dim &&
+	    o->n_side == (int)c->n_side && o->interaction == c->interaction ?
+	    0 : -EINVAL;
+}
+
+/*
+ * The behaviour controller's standardisation from (up to 8192 of) the
+ * training samples' z, with the class budgets in turn.
+ */
+static void
+ctrl_fit(struct ofa *m, const struct ctr *emb, const struct dataset *ds,
+    const uint32_t *idx, size_t n)
+{
+	const struct ofa_config *c = ofa_config(m);
+	const struct param_tensor *mu = ofa_tensor_find(m, "ctl_mu");
+	const struct param_tensor *sc = ofa_tensor_find(m, "ctl_sc");
+	size_t k = n < 8192 ? n : 8192, Z = (size_t)c->z_dim, ZB = Z + OFA_NB;
+	float *x0, *z, *zin;
+
+	if (mu == NULL || sc == NULL)
+		return;
+	x0 = xcalloc(PRED_BATCH * (size_t)c->in_dim, sizeof(float));
+	z = xcalloc(PRED_BATCH * Z, sizeof(float));
+	zin = xcalloc(k * ZB + 1, sizeof(float));
+	for (size_t i = 0; i < k; i += PRED_BATCH) {
+		int B = (int)(k - i < PRED_BATCH ? k - i : PRED_BATCH);
+		ofa_inputs(emb, ds, idx + i, B, x0, z);
+		for (int b = 0; b < B; b++) {
+			float *r = zin + (i + (size_t)b) * ZB;
+			memcpy(r, z + (size_t)b * Z, Z * sizeof(float));
+			r[Z] = (float)ofa_class_budget[(i + b) % OFA_N_CLASSES];
+		}
+	}
+	ofa_ctrl_fit_scale(mu->data, sc->data, zin, k, (int)ZB);
+	free(x0);
+	free(z);
+	free(zin);
+}
+
+int
 ofa_train(struct ofa *m, const struct ctr *emb, const struct dataset *ds,
     const uint32_t *idx, size_t n, const uint32_t *val, size_t nval,
     const struct ofa_train_opts *o, struct ofa_train_stats *stats)
@@ -994,7 +980,7 @@ ofa_train(struct ofa *m, const struct ctr *emb, const struct dataset *ds,
 	if (ofa_fits_ctr(m, emb) != 0)
 		return -EINVAL;
 	if (m->ti_cw1 >= 0)
-		ofa_ctrl_fit(m, emb, ds, idx, n);
+		ctrl_fit(m, emb, ds, idx, n);
 	Bm = o->batch;
 	tc.x0 = xcalloc((size_t)Bm * c->in_dim, sizeof(float));
 	tc.z = xcalloc((size_t)Bm * c->z_dim, sizeof(float));

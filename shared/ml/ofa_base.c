@@ -9,7 +9,6 @@
 
 #include "shared/data/dataset.h"
 #include "shared/ml/ctr.h"
-#include "shared/ml/ofa.h"
 #include "shared/ml/ofa_base.h"
 
 static uint32_t
@@ -34,17 +33,6 @@ ofa_input_dim(const struct ctr *emb)
 
 	return F * c->dim + (c->interaction ? F * (F - 1) / 2 : 0) +
 	    (c->interaction == CTR_INTER_FM);
-}
-
-int
-ofa_fits_ctr(const struct ofa *m, const struct ctr *emb)
-{
-	const struct ctr_config *c = ctr_config(emb);
-	const struct ofa_config *o = ofa_config(m);
-
-	return o->in_dim == ofa_input_dim(emb) && o->z_dim == c->dim &&
-	    o->n_side == (int)c->n_side && o->interaction == c->interaction ?
-	    0 : -EINVAL;
 }
 
 /*

@@ -8,12 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "shared/data/dataset.h"
-#include "shared/ml/ofa.h"
 #include "shared/ml/ofa_ctrl.h"
-#include "shared/xmalloc.h"
 
-#define PRED_BATCH	256
 
 void
 ofa_ctrl_forward(const struct ofa_ctrl_w *w, int ZB, int Hc, int L,
@@ -92,38 +88,4 @@ double
 ofa_ctrl_flops(int ZB, int Hc, int L)
 {
 	return 2.0 * ZB + 2.0 * Hc * ZB + 2.0 * Hc + 2.0 * L * Hc;
-}
-
-/*
- * The behaviour controller's standardisation from (up to 8192 of) the
- * training samples' z, with the class budgets in turn.
- */
-void
-ofa_ctrl_fit(struct ofa *m, const struct ctr *emb, const struct dataset *ds,
-    const uint32_t *idx, size_t n)
-{
-	const struct ofa_config *c = ofa_config(m);
-	const struct param_tensor *mu = ofa_tensor_find(m, "ctl_mu");
-	const struct param_tensor *sc = ofa_tensor_find(m, "ctl_sc");
-	size_t k = n < 8192 ? n : 8192, Z = (size_t)c->z_dim, ZB = Z + OFA_NB;
-	float *x0, *z, *zin;
-
-	if (mu == NULL || sc == NULL)
-		return;
-	x0 = xcalloc(PRED_BATCH * (size_t)c->in_dim, sizeof(float));
-	z = xcalloc(PRED_BATCH * Z, sizeof(float));
-	zin = xcalloc(k * ZB + 1, sizeof(float));
-	for (size_t i = 0; i < k; i += PRED_BATCH) {
-		int B = (int)(k - i < PRED_BATCH ? k - i : PRED_BATCH);
-		ofa_inputs(emb, ds, idx + i, B, x0, z);
-		for (int b = 0; b < B; b++) {
-			float *r = zin + (i + (size_t)b) * ZB;
-			memcpy(r, z + (size_t)b * Z, Z * sizeof(float));
-			r[Z] = (float)ofa_class_budget[(i + b) % OFA_N_CLASSES];
-		}
-	}
-	ofa_ctrl_fit_scale(mu->data, sc->data, zin, k, (int)ZB);
-	free(x0);
-	free(z);
-	free(zin);
 }

@@ -43,16 +43,6 @@ void	ofa_ctrl_backward(const struct ofa_ctrl_w *w, const struct ofa_ctrl_w *g,
 /* mu, sc (ZB) from n rows zin (n,ZB): mean and 1/sd (1 where sd ~ 0). */
 void	ofa_ctrl_fit_scale(float *mu, float *sc, const float *zin, size_t n,
 	    int ZB);
-struct ofa;
-struct ctr;
-struct dataset;
-/*
- * Sets m's ctl_mu, ctl_sc from (up to 8192 of) the training samples
- * ds->s[idx[0..n)]: their z with the class budgets in turn (ofa_train
- * calls it first). No-op for a model without the behaviour controller.
- */
-void	ofa_ctrl_fit(struct ofa *m, const struct ctr *emb,
-	    const struct dataset *ds, const uint32_t *idx, size_t n);
 /* FLOPs of one controller pass. */
 double	ofa_ctrl_flops(int ZB, int Hc, int L);
 
