@@ -40,7 +40,8 @@
 #     tensors (protobuf-c would allocate a struct per 2 bytes) is refused
 #     before it is unpacked; cloudd's peak memory barely moves.
 #  D. DP accounting: a truncated dp.budget or a release past
-#     dp.max-epsilon is refused, not silently reset to 0 / made anyway.
+#     dp.max-epsilon is refused, not silently reset to 0 / made anyway;
+#     under DP an upload carries dp_epsilon/dp_rho and no other metric.
 #  N. The patch-norm limit follows the accepted patches: once 32 were
 #     accepted, a patch 10x the median norm is refused although it is far
 #     below the static limits.max-patch-norm (100).
@@ -204,6 +205,22 @@ wait_for "grep -q 'DP-BUDGET: device=dpbad' '$T/dpbad2.log'" 300 0.1 ||
 kill "$DPID" 2>/dev/null || true; wait "$DPID" || true
 [ "$(sql "SELECT count(*) FROM patches WHERE device_id='dpbad'")" = 1 ] ||
     hole "D: released with a truncated budget (spent budget reset to 0)"
+# Under DP the upload carries only dp_epsilon and dp_rho: the sample
+# count and the validation losses, which are not noised, stay on the
+# device (conf/SECURITY.md). dpbad's first, plain upload is the control.
+start_deviced dpok -o deviced.local-data="$SHARDS/$u2.local.csv" \
+    -o deviced.user-id="$u2" -o deviced.device-id=dpok -o dp.clip=1 \
+    -o deviced.run-once=yes
+wait "$DPID" || die "dpok: deviced exit $?"
+[ "$(sql "SELECT count(*) FROM patches WHERE device_id='dpok'")" = 1 ] ||
+    die "dpok: no patch"
+has() { sql "SELECT instr(blob, CAST('$2' AS BLOB)) > 0 FROM patches WHERE device_id='$1'"; }
+[ "$(has dpbad local_samples)" = 1 ] ||
+    die "D: the plain upload names no local_samples (the check cannot fail)"
+for k in local_samples retrieved val_logloss_base val_logloss_patched; do
+	[ "$(has dpok $k)" = 0 ] || hole "D: an upload under DP carries $k"
+done
+[ "$(has dpok dp_epsilon)" = 1 ] || hole "D: an upload under DP without dp_epsilon"
 
 log "L. log forging"
 "$BIN/dccl-probe" "$EP" forge-log
