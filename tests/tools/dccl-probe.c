@@ -393,6 +393,25 @@ out:
 }
 
 /*
+ * The two raw sockets of an on-path proxy: *fs bound at front for the
+ * device, *bs connected to the cloud at back. -1 after a message.
+ */
+static int
+mitm_open(const char *what, const char *front, const char *back, int *fs,
+    int *bs)
+{
+	*fs = nn_socket(AF_SP_RAW, NN_REP);
+	*bs = nn_socket(AF_SP_RAW, NN_REQ);
+	if (*fs < 0 || *bs < 0 || nn_bind(*fs, front) < 0 ||
+	    nn_connect(*bs, back) < 0) {
+		fprintf(stderr, "dccl-probe: %s: %s\n", what,
+		    nn_strerror(nn_errno()));
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * An on-path attacker without keys (issue 13, finding 6): a raw REP
  * socket on front forwards every request to the cloud at back and every
  * reply back, except an UploadPatch, which it answers itself with an
@@ -402,16 +421,11 @@ out:
 static int
 mitm(const char *front, const char *back, int secs)
 {
-	int fs = nn_socket(AF_SP_RAW, NN_REP), bs = nn_socket(AF_SP_RAW,
-	    NN_REQ), fwd = 0, refused = 0;
+	int fs, bs, fwd = 0, refused = 0;
 	time_t end = time(NULL) + secs;
 
-	if (fs < 0 || bs < 0 || nn_bind(fs, front) < 0 ||
-	    nn_connect(bs, back) < 0) {
-		fprintf(stderr, "dccl-probe: mitm: %s\n",
-		    nn_strerror(nn_errno()));
+	if (mitm_open("mitm", front, back, &fs, &bs) != 0)
 		return 1;
-	}
 	while (time(NULL) < end) {
 		struct nn_pollfd pfd[2] = { { fs, NN_POLLIN, 0 },
 		    { bs, NN_POLLIN, 0 } };
@@ -481,8 +495,7 @@ mitm(const char *front, const char *back, int secs)
 static int
 mitm_dl(const char *front, const char *back, int secs)
 {
-	int fs = nn_socket(AF_SP_RAW, NN_REP), bs = nn_socket(AF_SP_RAW,
-	    NN_REQ), fwd = 0, tampered = 0, replayed = 0, manifests = 0;
+	int fs, bs, fwd = 0, tampered = 0, replayed = 0, manifests = 0;
 	time_t end = time(NULL) + secs;
 	uint8_t *kept[MITM_MAX_CHUNKS] = { NULL };
 	size_t klen[MITM_MAX_CHUNKS] = { 0 }, kbytes = 0;
@@ -490,12 +503,8 @@ mitm_dl(const char *front, const char *back, int secs)
 	void *man = NULL;	/* the first manifest reply, as sent */
 	size_t manlen = 0;
 
-	if (fs < 0 || bs < 0 || nn_bind(fs, front) < 0 ||
-	    nn_connect(bs, back) < 0) {
-		fprintf(stderr, "dccl-probe: mitm-dl: %s\n",
-		    nn_strerror(nn_errno()));
+	if (mitm_open("mitm-dl", front, back, &fs, &bs) != 0)
 		return 1;
-	}
 	while (time(NULL) < end) {
 		struct nn_pollfd pfd[2] = { { fs, NN_POLLIN, 0 },
 		    { bs, NN_POLLIN, 0 } };
