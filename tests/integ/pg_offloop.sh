@@ -51,10 +51,22 @@ stored_ctr() {
 	psql "$PGC" -Atqc "SELECT counter FROM device_keys WHERE
 	    device_id = 'other'"
 }
+# pg_cloudd OPTS...: cloudd on the test server, auth.mode mac.
+pg_cloudd() {
+	start_cloudd -o cloudd.store=postgresql -o "cloudd.pg-conninfo=$PGC" \
+	    -o auth.mode=mac "$@"
+}
+# stop_expect REGEX WHAT: stops cloudd, prints its last "off the loop"
+# counters and dies unless they match REGEX.
+stop_expect() {
+	kill -TERM "$CPID"
+	wait "$CPID" || die "cloudd exit status"
+	grep "off the loop: " "$T/cloudd.log" | tail -1 | sed 's/.*AUTH: /AUTH: /'
+	grep "off the loop: " "$T/cloudd.log" | tail -1 | grep -q "$1" || die "$2"
+}
 
 # cron-ms at its maximum: no flush in this phase, only the re-read.
-start_cloudd -o cloudd.store=postgresql -o "cloudd.pg-conninfo=$PGC" \
-    -o auth.mode=mac -o limits.busy-ms=2000 -o cloudd.cron-ms=60000
+pg_cloudd -o limits.busy-ms=2000 -o cloudd.cron-ms=60000
 "$BIN/dccl-probe" "$EP" status | grep -q "REPLY status" || die "probe status"
 "$BIN/dccl-probe" "$EP" flood other 1 | grep -q "FLOOD ok 1 " ||
     die "other device"
@@ -72,16 +84,11 @@ grep -q "ERROR E_UNAUTHENTICATED" "$T/forged.out" ||
 wait $LPID || true
 "$BIN/dccl-probe" "$EP" status | grep -q "REPLY status" ||
     die "probe: no longer answered after its forged request"
-kill -TERM "$CPID"
-wait "$CPID" || die "cloudd exit status"
-grep "off the loop: " "$T/cloudd.log" | tail -1 | sed 's/.*AUTH: /AUTH: /'
-grep "off the loop: " "$T/cloudd.log" | tail -1 |
-    grep -q "off the loop: [1-9][0-9]* device-key lookups" ||
-    die "the re-read did not run off the loop"
+stop_expect "off the loop: [1-9][0-9]* device-key lookups" \
+    "the re-read did not run off the loop"
 
 log "the cron's counter flush runs off the loop"
-start_cloudd -o cloudd.store=postgresql -o "cloudd.pg-conninfo=$PGC" \
-    -o auth.mode=mac -o limits.busy-ms=2000 -o cloudd.cron-ms=200
+pg_cloudd -o limits.busy-ms=2000 -o cloudd.cron-ms=200
 "$BIN/dccl-probe" "$EP" flood other 3 | grep -q "FLOOD ok 3 " ||
     die "other device"
 sleep 0.5
@@ -98,30 +105,20 @@ echo "stored counter after the lock: $(stored_ctr)"
 w1=$(grep -c "AUTH-DB: cannot save device counters" "$T/cloudd.log" || true)
 # The flush did meet the lock (it timed out at least once).
 [ "$w1" -gt "$w0" ] || die "no flush ran into the lock"
-kill -TERM "$CPID"
-wait "$CPID" || die "cloudd exit status"
-grep "off the loop: " "$T/cloudd.log" | tail -1 | sed 's/.*AUTH: /AUTH: /'
-grep "off the loop: " "$T/cloudd.log" | tail -1 |
-    grep -q "device-key lookups, [1-9][0-9]* counter flushes" ||
-    die "no counter flush ran off the loop"
+stop_expect "device-key lookups, [1-9][0-9]* counter flushes" \
+    "no counter flush ran off the loop"
 log "re-reads take a token of the unknown-id bucket (limits.enroll-rate)"
-start_cloudd -o cloudd.store=postgresql -o "cloudd.pg-conninfo=$PGC" \
-    -o auth.mode=mac -o cloudd.cron-ms=60000 \
+pg_cloudd -o cloudd.cron-ms=60000 \
     -o limits.enroll-rate=0.01 -o limits.enroll-burst=1
 out=$("$BIN/dccl-probe" "$EP" stranger ghost2)	# the bucket's one token
 case $out in "ERROR E_NOT_REGISTERED"*) ;; *) die "unknown id: $out" ;; esac
 out=$("$BIN/dccl-probe" "$EP" forged)
 echo "forged request, bucket empty: $out"
 case $out in "ERROR E_UNAUTHENTICATED"*) ;; *) die "forged: $out" ;; esac
-kill -TERM "$CPID"
-wait "$CPID" || die "cloudd exit status"
-grep "off the loop: " "$T/cloudd.log" | tail -1 | sed 's/.*AUTH: /AUTH: /'
-grep "off the loop: " "$T/cloudd.log" | tail -1 |
-    grep -q "off the loop: 1 device-key lookups" ||
-    die "a re-read was made with the unknown-id bucket empty"
+stop_expect "off the loop: 1 device-key lookups" \
+    "a re-read was made with the unknown-id bucket empty"
 log "a key replaced through another replica: re-read off the loop, accepted"
-start_cloudd -o cloudd.store=postgresql -o "cloudd.pg-conninfo=$PGC" \
-    -o auth.mode=mac -o cloudd.cron-ms=60000
+pg_cloudd -o cloudd.cron-ms=60000
 EPB="ipc://$T/b.ipc"
 "$BIN/cloudd" -o cloudd.listen="$EPB" -o cloudd.pub-listen="ipc://$T/bpub.ipc" \
     -o cloudd.admin-listen="ipc://$T/badm.ipc" -o cloudd.data-dir="$T/cloudb" \
