@@ -11,7 +11,7 @@
 #include "shared/manifest.h"
 #include "shared/xmalloc.h"
 
-/* 32 bytes per chunk: 8 KiB for a 64 MiB model in 256 KiB chunks. */
+/* 32 bytes per chunk: 2 KiB for a 64 MiB model in 1 MiB chunks. */
 #define MF_SLOTS	8
 
 struct mf_cache {
