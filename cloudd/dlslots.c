@@ -30,6 +30,9 @@ table(struct cloudd *cd)
 	struct dlslots *s = cd->dls;
 	int64_t n = cd->cf.max_download_bytes / cd->cf.chunk_size;
 
+	if (n > DLSLOTS_MAX)
+		n = DLSLOTS_MAX;
+
 	if (s != NULL && s->chunk == cd->cf.chunk_size &&
 	    s->bytes == cd->cf.max_download_bytes)
 		return s;

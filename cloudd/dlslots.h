@@ -2,7 +2,7 @@
  * dlslots: bounds the model-download chunk bytes the cloud has in flight
  * (issue 14). Every device downloading holds a slot from its first chunk
  * request; limits.max-download-bytes / limits.chunk-size slots (at least
- * one), so chunk replies handed to the network for devices holding a
+ * one, at most DLSLOTS_MAX), so chunk replies handed to the network for devices holding a
  * slot stay within limits.max-download-bytes whatever the fleet size
  * (nanomsg keeps at most one reply per connection: a raw REP socket
  * drops a reply to a pipe still sending one). A slot frees
@@ -20,6 +20,8 @@
 
 #define DLSLOTS_DRAIN_MS	100
 #define DLSLOTS_IDLE_MS		5000
+/* at most this many slots (a linear scan per chunk request) */
+#define DLSLOTS_MAX		4096
 
 /*
  * Takes or renews r's device's slot for a request of chunk idx of
