@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "cloudd/cloudd.h"
+#include "cloudd/dlslots.h"
 #include "cloudd/train_model.h"
 #include "cloudd/guard.h"
 #include "cloudd/distill.h"
@@ -83,8 +84,12 @@ static const struct conf_opt cloudd_opts[] = {
 	    "(0 = inside commits, on the loop, as SQLite does by default)"),
 	CONF_INT("limits.max-message", CD_OFF(max_message), "4194304", 4096,
 	    1073741824, 0, "largest message accepted (NN_RCVMAXSIZE), bytes"),
-	CONF_INT("limits.chunk-size", CD_OFF(chunk_size), "262144", 1024,
+	CONF_INT("limits.chunk-size", CD_OFF(chunk_size), "1048576", 1024,
 	    16777216, 1, "model download chunk, bytes (< max-message)"),
+	CONF_INT("limits.max-download-bytes", CD_OFF(max_download_bytes),
+	    "134217728", 1024, 68719476736LL, 1, "model downloads at once: "
+	    "this over chunk-size (at least one); each device holds one from "
+	    "its first chunk request to its last; beyond it E_BUSY"),
 	CONF_INT("limits.max-inflight", CD_OFF(max_inflight), "64", 1, 100000,
 	    1, "heavy requests queued or running; beyond it E_BUSY"),
 	CONF_INT("limits.max-latency-ms", CD_OFF(max_latency_ms), "2000", 0,
@@ -716,6 +721,7 @@ main(int argc, char **argv)
 	pool_unref(cd, cd->pool);
 	model_cache_fini(&cd->model);
 	download_cache_free(cd);
+	dlslots_free(cd);
 	ofa_cloud_free(cd);
 	fedsel_close(cd);
 	devtab_fini(&cd->devs);

@@ -32,6 +32,7 @@ struct cloudd_conf {
 	char	*pg_conninfo;	/* postgresql: libpq connection string */
 	int64_t	 max_message;	/* NN_RCVMAXSIZE, bytes */
 	int64_t	 chunk_size;	/* model chunk bytes */
+	int64_t	 max_download_bytes;	/* dlslots.c: chunk bytes in flight */
 	int64_t	 max_inflight;	/* heavy requests in the threadpool */
 	int64_t	 max_latency_ms;	/* heavy: beyond this mean, E_BUSY */
 	int64_t	 max_k;		/* retrieval: max k */
@@ -137,6 +138,7 @@ struct ofa_cloud;	/* ofa_train.c */
 struct dl_cache;	/* download.c */
 struct fedsel;		/* fedsel.h */
 struct mf_cache;	/* manifest.c */
+struct dlslots;		/* dlslots.c */
 
 struct devtab {
 	struct devent	*e;
@@ -210,6 +212,7 @@ struct cloudd {
 	struct dl_cache		*dl;		/* download.c: older versions' chunks */
 	struct fedsel		*fedsel;	/* fedsel.c: grid reports, choices */
 	struct mf_cache		*mf;		/* manifest.c: versions' manifests */
+	struct dlslots		*dls;		/* dlslots.c: downloads at once */
 	/* upload.c: uploads of this loop iteration, committed together */
 	uv_check_t		 up_check;	/* active while up_n > 0 */
 	struct upload_item	 up[UPLOAD_BATCH_MAX];

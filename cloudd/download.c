@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cloudd/cloudd.h"
+#include "cloudd/dlslots.h"
 #include "cloudd/manifest.h"
 #include "cloudd/ofa_train.h"
 #include "cloudd/rpc.h"
@@ -182,6 +183,8 @@ download_rpc(struct cloudd *cd, struct rpc_req *r)
 			return;
 		mc.data.data = owner->data + off;
 	} else if ((owner = old_chunk(cd, r, v, q->chunk_index, &mc)) == NULL)
+		return;
+	if (dlslots_take(cd, r, mc.chunk_index, mc.n_chunks) != 0)
 		return;
 	/*
 	 * Protocol 5: the device checks a model chunk against the version's

@@ -8,10 +8,10 @@
 #include "cloudd/rpc.h"
 #include "cloudd/sblob.h"
 #include "shared/log.h"
-#include "shared/sha256.h"
+#include "shared/manifest.h"
 #include "shared/xmalloc.h"
 
-/* 32 bytes per chunk: 8 KiB for a 64 MiB model in 256 KiB chunks. */
+/* 32 bytes per chunk: 2 KiB for a 64 MiB model in 1 MiB chunks. */
 #define MF_SLOTS	8
 
 struct mf_cache {
@@ -83,7 +83,7 @@ build(struct cloudd *cd, int k, uint64_t v, char *err, size_t errlen)
 			}
 			src = buf;
 		}
-		sha256(h + i * 32, src, len);
+		manifest_chunk_hash(h + i * 32, src, len);
 	}
 	free(buf);
 	free(c->e[k].hashes);
@@ -140,8 +140,8 @@ manifest_rpc(struct cloudd *cd, struct rpc_req *r)
 	m.total_size = c->e[k].total;
 	m.checksum.data = c->e[k].sum;
 	m.checksum.len = 32;
-	m.chunk_sha256.data = c->e[k].hashes;
-	m.chunk_sha256.len = (size_t)c->e[k].n_chunks * 32;
+	m.chunk_blake2b.data = c->e[k].hashes;
+	m.chunk_blake2b.len = (size_t)c->e[k].n_chunks * 32;
 	rpc_reply_init(&e, r);
 	e.body_case = DCCL__ENVELOPE__BODY_MANIFEST;
 	e.manifest = &m;

@@ -1,6 +1,6 @@
 /*
  * manifest: GetManifest (protocol 5). A version's manifest (chunk count,
- * size, the model's BLAKE2b-256 and a SHA-256 per chunk) is made once per
+ * size, the model's BLAKE2b-256 and a BLAKE2b-256 per chunk) is made once per
  * version and chunk size, on first request, and kept for the last
  * MF_SLOTS versions; the reply is MACed or sealed in the device's session
  * like any reply. The chunks themselves then go out unMACed in auth.mode

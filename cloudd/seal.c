@@ -47,9 +47,8 @@ struct sealer {
 /*
  * Each job's packed reply is as large as its chunk, so the queue is
  * bounded in entries and in chunk bytes (whatever limits.chunk-size is):
- * beyond either a chunk request gets E_BUSY with a retry-after hint. 512
- * chunks of the default 256 KiB: a download burst of a few hundred
- * devices passes.
+ * beyond either a chunk request gets E_BUSY with a retry-after hint (128
+ * chunks of the default 1 MiB; dlslots.c admits as many downloads).
  */
 #define SEAL_MAX_JOBS	512
 #define SEAL_MAX_BYTES	((size_t)128 << 20)

@@ -674,6 +674,7 @@ on_manifest(struct device *d, Dccl__Envelope *e)
 	}
 	drop_manifest(d);
 	d->dl_man = e;
+	d->dl_checked = 0;
 	/*
 	 * attempt is not reset here but by the next chunk kept: else a path
 	 * that corrupts every chunk would have the device fetch manifest and
@@ -726,6 +727,7 @@ on_chunk(struct device *d, const Dccl__ModelChunk *c)
 	memcpy(d->dl_sum, c->checksum.data, 32);
 	d->dl_total = c->total_size;
 	d->dl_n = c->n_chunks;
+	d->dl_checked = c->chunk_index == 0 ? 1 : d->dl_checked + 1;
 	d->dl_next++;
 	d->attempt = 0;
 	if (d->dl_next < d->dl_n) {

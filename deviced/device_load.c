@@ -58,7 +58,14 @@ device_load_fits(struct device *d, struct ctr *m, uint64_t version)
 	return MODEL_FIT_EREFUSED;
 }
 
-/* Installs a downloaded model after verifying its checksum. */
+/*
+ * Installs a downloaded model after verifying it: when all its chunks
+ * were stored in a row from chunk 0 under one manifest (dl_checked), each
+ * matched the manifest's BLAKE2b-256 for its index and the manifest came
+ * authenticated, so the model is bound already and only its length is
+ * checked; else (a download resumed from chunks stored earlier, or the
+ * manifest fetched again midway) the whole model's BLAKE2b-256 is.
+ */
 int
 device_load_install(struct device *d)
 {
@@ -68,12 +75,14 @@ device_load_install(struct device *d)
 	struct ctr *m = NULL;
 	double gctr = 0;
 	char err[256];
-	int rc;
+	int rc, bound;
 
 	if ((rc = dstore_dl_assemble(d->st, d->dl_version, &blob, &len)))
 		return rc;
-	crypto_generichash(sum, 32, blob, len, NULL, 0);
-	if (len != d->dl_total || memcmp(sum, d->dl_sum, 32) != 0) {
+	bound = d->dl_checked == d->dl_n && d->dl_n > 0;
+	if (!bound)
+		crypto_generichash(sum, 32, blob, len, NULL, 0);
+	if (len != d->dl_total || (!bound && memcmp(sum, d->dl_sum, 32) != 0)) {
 		log_warnx("DOWNLOAD: device=%s model v%llu checksum mismatch; "
 		    "starting over", d->id, (unsigned long long)d->dl_version);
 		rc = -EBADMSG;
@@ -101,8 +110,8 @@ device_load_install(struct device *d)
 	dstore_dl_clear(d->st);
 	free(blob);
 	log_info("DOWNLOAD: device=%s model v%llu installed (%zu bytes, r_g "
-	    "%.4f)", d->id, (unsigned long long)d->version, len,
-	    d->global_ctr);
+	    "%.4f, %s)", d->id, (unsigned long long)d->version, len,
+	    d->global_ctr, bound ? "checked per chunk" : "whole-model hash");
 	notify_status("device %s: model v%llu", d->id,
 	    (unsigned long long)d->version);
 	return 0;

@@ -164,6 +164,9 @@ struct device {
 	uint8_t		 dl_sum[32];
 	/* protocol 5: the version's manifest (its reply), chunks checked */
 	Dccl__Envelope	*dl_man;
+	/* chunks stored in a row from chunk 0 under dl_man: all dl_n of
+	 * them bind the model to the manifest (no whole-model hash) */
+	uint32_t	 dl_checked;
 	/* job results: the job's, until learn_apply moves them here */
 	struct learn_result *learned;
 	int		 job_rc;

@@ -2,7 +2,6 @@
 #include <sodium.h>
 
 #include "shared/manifest.h"
-#include "shared/sha256.h"
 
 const char *
 manifest_errname(int code)
@@ -17,6 +16,12 @@ manifest_errname(int code)
 	return "MANIFEST_E?";
 }
 
+void
+manifest_chunk_hash(uint8_t out[MANIFEST_HASH_LEN], const void *p, size_t len)
+{
+	crypto_generichash(out, MANIFEST_HASH_LEN, p, len, NULL, 0);
+}
+
 int
 manifest_check(const Dccl__Manifest *m, uint64_t want, uint64_t max_total)
 {
@@ -28,7 +33,7 @@ manifest_check(const Dccl__Manifest *m, uint64_t want, uint64_t max_total)
 	    m->total_size > max_total || m->checksum.len != 32)
 		return MANIFEST_ESHAPE;
 	n = (m->total_size + m->chunk_size - 1) / m->chunk_size;
-	if (n != m->n_chunks || m->chunk_sha256.len != n * SHA256_LEN)
+	if (n != m->n_chunks || m->chunk_blake2b.len != n * MANIFEST_HASH_LEN)
 		return MANIFEST_ESHAPE;
 	return MANIFEST_OK;
 }
@@ -37,7 +42,7 @@ int
 manifest_check_chunk(const Dccl__Manifest *m, const Dccl__ModelChunk *c)
 {
 	uint64_t off = (uint64_t)c->chunk_index * m->chunk_size;
-	uint8_t h[SHA256_LEN];
+	uint8_t h[MANIFEST_HASH_LEN];
 
 	if (c->version != m->version || c->n_chunks != m->n_chunks ||
 	    c->chunk_index >= m->n_chunks || c->total_size != m->total_size ||
@@ -47,9 +52,9 @@ manifest_check_chunk(const Dccl__Manifest *m, const Dccl__ModelChunk *c)
 	if (c->data.len != (m->total_size - off < m->chunk_size ?
 	    m->total_size - off : m->chunk_size))
 		return MANIFEST_EHEADER;
-	sha256(h, c->data.data, c->data.len);
-	if (sodium_memcmp(h, m->chunk_sha256.data + (size_t)c->chunk_index *
-	    SHA256_LEN, SHA256_LEN) != 0)
+	manifest_chunk_hash(h, c->data.data, c->data.len);
+	if (sodium_memcmp(h, m->chunk_blake2b.data + (size_t)c->chunk_index *
+	    MANIFEST_HASH_LEN, MANIFEST_HASH_LEN) != 0)
 		return MANIFEST_EHASH;
 	return MANIFEST_OK;
 }

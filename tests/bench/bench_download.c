@@ -1,9 +1,9 @@
 /*
  * bench_download: authenticated model download from cloudd, as deviced
- * does it in protocol 5 (RegisterReq with the enrollment token, the
+ * does it in protocol 6 (RegisterReq with the enrollment token, the
  * version's Manifest, MACed in the session, then every chunk with a MACed
- * GetModelReq; each chunk checked against the manifest's SHA-256 before it
- * is kept, inside the timed loop; the BLAKE2b-256 of the whole checked
+ * GetModelReq; each chunk checked against the manifest's BLAKE2b-256
+ * before it is kept, inside the timed loop; the BLAKE2b-256 of the whole checked
  * against the manifest's checksum after the clock stops, as before).
  * Run by bench_download.sh:
  *

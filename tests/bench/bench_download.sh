@@ -6,7 +6,7 @@
 #      63500 items); a cloudd trains with train.dim=256 and
 #      train.epochs=1 (a packed model of ~64 MiB) and stops.
 #   2. A cloudd serves a copy of that database with the shipped defaults
-#      (auth.mode=mac, 256 KiB chunks, limits.*) on tcp.
+#      (auth.mode=mac, 1 MiB chunks, limits.*) on tcp.
 #   3. With BENCH_PEER_CLOUDD=/path/to/another/cloudd (for example the
 #      build before a change), a second cloudd of that binary serves a copy
 #      of the same database, and every figure alternates between the two.

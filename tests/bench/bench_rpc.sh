@@ -9,7 +9,7 @@
 #   2. cloudd A imports the model pool and trains at start with train.dim=256
 #      and train.epochs=1: the embedding tables, (1001 + 63501) x 256 floats,
 #      make a packed model of ~64 MiB. A listens on tcp and ipc with the
-#      default 256 KiB chunks.
+#      256 KiB chunks (the default before protocol 6).
 #   3. cloudd B gets an online copy of A's database (sqlite3 .backup: same
 #      model, same checksum, no second training) and serves 1 MiB chunks
 #      (limits.max-message raised to 2 MiB).
@@ -45,7 +45,8 @@ model_pool "$T/mdata"
     >"$T/a-import.log" 2>&1 || die "cloudd --import (model pool) failed"
 "$BIN/cloudd" -o cloudd.listen="$A_TCP,$A_IPC" -o cloudd.pub-listen="$A_PUB" \
     -o cloudd.admin-listen="ipc://$T/a-admin.ipc" -o cloudd.data-dir="$T/a" \
-    -o train.dim=256 -o train.epochs=1 -o auth.mode=off >"$T/a.log" 2>&1 &
+    -o train.dim=256 -o train.epochs=1 -o auth.mode=off \
+    -o limits.chunk-size=262144 >"$T/a.log" 2>&1 &
 PIDS="$PIDS $!"
 APID=$!
 t0=$(date +%s)

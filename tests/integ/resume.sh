@@ -35,6 +35,10 @@ echo "$line"
 at=$(echo "$line" | sed 's/.* at chunk \([0-9]*\).*/\1/')
 [ "$at" -ge 200 ] && [ "$at" -le "$have" ] || die "resumed at $at, $have were stored"
 grep -q "DOWNLOAD: device=slow model v1 installed" "$T/dev.log" || die "not installed"
+# Chunks stored before the restart were checked under another manifest:
+# the whole model's hash is checked again (device_load.c).
+grep -q "DOWNLOAD: device=slow model v1 installed (.*whole-model hash)" "$T/dev.log" ||
+    die "a resumed download was installed without the whole-model hash"
 served=$(dcctl metrics | sed -n 's/^dccl_requests_total{type="get_model",result="ok"} //p')
 log "GetModel requests served: $served for $chunks chunks"
 [ "$served" -lt $((chunks + 100)) ] || die "download restarted from 0 ($served requests)"

@@ -738,7 +738,7 @@ main(int argc, char **argv)
 		e.version = 99;
 		return send_env(&e);
 	} else if (!strcmp(what, "oldversion")) {
-		/* the previous protocol (v4: no federated selection, no download manifest) */
+		/* the previous protocol (v5: SHA-256 chunk list in the manifest) */
 		e.version = WIRE_VERSION - 1;
 		return send_env(&e);
 	} else if (!strcmp(what, "nobody")) {

@@ -1,10 +1,10 @@
 /*
- * test_manifest: protocol 5's download manifest (shared/manifest.c) and
- * its hash (shared/sha256.c).
+ * test_manifest: the download manifest (shared/manifest.c; protocol 5,
+ * per-chunk BLAKE2b-256 since protocol 6).
  *
- *   - sha256 against FIPS 180-2 known answers and, over every length
- *     0..300 and a 256 KiB chunk, against libsodium's portable SHA-256
- *     (the SHA-extension path is what runs on this machine);
+ *   - the chunk hash against BLAKE2b-256 known answers and libsodium's
+ *     incremental BLAKE2b over a 256 KiB chunk split anywhere;
+ *   - a protocol-5 manifest (only the SHA-256 list) is refused;
  *   - the attacks the manifest must refuse, each with its typed code and
  *     nothing taken: a tampered chunk (one bit), a chunk of another
  *     version or size, a manifest for another version than asked, an
@@ -29,7 +29,6 @@
 
 #include "shared/auth.h"
 #include "shared/manifest.h"
-#include "shared/sha256.h"
 #include "shared/wire.h"
 
 static void
@@ -42,29 +41,28 @@ hexeq(const uint8_t *h, const char *want)
 }
 
 static void
-test_sha256(void **state)
+test_chunk_hash(void **state)
 {
 	static uint8_t buf[262144 + 7];
 	uint8_t a[32], b[32];
 
 	(void)state;
-	sha256(a, "", 0);
-	hexeq(a, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-	sha256(a, "abc", 3);
-	hexeq(a, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-	sha256(a, "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 56);
-	hexeq(a, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+	/* BLAKE2b with a 32-byte digest, unkeyed (known answers) */
+	manifest_chunk_hash(a, "", 0);
+	hexeq(a, "0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8");
+	manifest_chunk_hash(a, "abc", 3);
+	hexeq(a, "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319");
+	/* the whole equals the incremental hash over any split */
 	randombytes_buf(buf, sizeof(buf));
-	for (size_t n = 0; n <= 300; n++) {
-		sha256(a, buf + (n % 7), n);
-		crypto_hash_sha256(b, buf + (n % 7), n);
+	for (size_t n = 0; n <= 300; n += 7) {
+		crypto_generichash_state st;
+		manifest_chunk_hash(a, buf + 3, 262144);
+		crypto_generichash_init(&st, NULL, 0, 32);
+		crypto_generichash_update(&st, buf + 3, n);
+		crypto_generichash_update(&st, buf + 3 + n, 262144 - n);
+		crypto_generichash_final(&st, b, 32);
 		assert_memory_equal(a, b, 32);
 	}
-	sha256(a, buf + 3, 262144);
-	crypto_hash_sha256(b, buf + 3, 262144);
-	assert_memory_equal(a, b, 32);
-	print_message("sha256: SHA extensions %s\n", sha256_fast() ? "used" :
-	    "absent (portable)");
 }
 
 #define CS	1000
@@ -83,7 +81,7 @@ fx_init(struct fx *f)
 	randombytes_buf(f->blob, sizeof(f->blob));
 	crypto_generichash(f->sum, 32, f->blob, TOTAL, NULL, 0);
 	for (int i = 0; i < 4; i++)
-		sha256(f->hashes + 32 * i, f->blob + i * CS,
+		manifest_chunk_hash(f->hashes + 32 * i, f->blob + i * CS,
 		    i < 3 ? CS : TOTAL - 3 * CS);
 	dccl__manifest__init(&f->m);
 	f->m.version = 7;
@@ -92,8 +90,8 @@ fx_init(struct fx *f)
 	f->m.total_size = TOTAL;
 	f->m.checksum.data = f->sum;
 	f->m.checksum.len = 32;
-	f->m.chunk_sha256.data = f->hashes;
-	f->m.chunk_sha256.len = sizeof(f->hashes);
+	f->m.chunk_blake2b.data = f->hashes;
+	f->m.chunk_blake2b.len = sizeof(f->hashes);
 }
 
 static void
@@ -166,7 +164,13 @@ test_manifest_shape(void **state)
 	f.m.n_chunks = 3;
 	assert_int_equal(manifest_check(&f.m, 7, 1 << 20), MANIFEST_ESHAPE);
 	fx_init(&f);
-	f.m.chunk_sha256.len -= 32;
+	f.m.chunk_blake2b.len -= 32;
+	assert_int_equal(manifest_check(&f.m, 7, 1 << 20), MANIFEST_ESHAPE);
+	/* a protocol-5 manifest (SHA-256 list only) is no protocol-6 one */
+	fx_init(&f);
+	f.m.chunk_sha256 = f.m.chunk_blake2b;
+	f.m.chunk_blake2b.data = NULL;
+	f.m.chunk_blake2b.len = 0;
 	assert_int_equal(manifest_check(&f.m, 7, 1 << 20), MANIFEST_ESHAPE);
 	fx_init(&f);
 	assert_int_equal(manifest_check(&f.m, 7, 100), MANIFEST_ESHAPE);
@@ -233,7 +237,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sha256),
+		cmocka_unit_test(test_chunk_hash),
 		cmocka_unit_test(test_chunks),
 		cmocka_unit_test(test_manifest_shape),
 		cmocka_unit_test(test_replayed_manifest),
