@@ -185,6 +185,57 @@ per_user(const struct param_tensor *t)
 	return t->kind == CTR_T_PATCH_M || strcmp(t->name, "emb_user") == 0;
 }
 
+/*
+ * Orders one user's training samples s[0..n) by (timestamp, index) and
+ * sets *first to the start of the newest ceil(recent * n) (0 for all).
+ * Insertion sort: a user's samples are few and usually in order already.
+ */
+static void
+recent_first(const struct dataset *ds, uint32_t *s, size_t n, float recent,
+    uint32_t *first)
+{
+	size_t keep;
+
+	*first = 0;
+	if (!(recent > 0 && recent < 1) || n == 0)
+		return;
+	for (size_t i = 1; i < n; i++) {
+		uint32_t v = s[i];
+		size_t j = i;
+		while (j > 0 && (ds->s[s[j - 1]].ts > ds->s[v].ts ||
+		    (ds->s[s[j - 1]].ts == ds->s[v].ts && s[j - 1] > v))) {
+			s[j] = s[j - 1];
+			j--;
+		}
+		s[j] = v;
+	}
+	keep = (size_t)ceil((double)recent * (double)n);
+	*first = (uint32_t)(n - (keep < 1 ? 1 : keep > n ? n : keep));
+}
+
+/*
+ * DISTILL_FIT_CENTER: t (n teacher logits of samples idx) becomes
+ * s + (t - s) - mean(t - s), s the student's logits.
+ */
+static int
+center(struct ctr *student, const struct dataset *ds, const uint32_t *idx,
+    size_t n, float *t)
+{
+	float *s = xcalloc(n + 1, sizeof(float));
+	double mean = 0;
+	int rc;
+
+	if ((rc = ctr_logits(student, ds, idx, n, s)) == 0 && n > 0) {
+		for (size_t k = 0; k < n; k++)
+			mean += (double)t[k] - s[k];
+		mean /= (double)n;
+		for (size_t k = 0; k < n; k++)
+			t[k] = (float)(t[k] - mean);
+	}
+	free(s);
+	return rc;
+}
+
 /* distill_fit's hooks for fit_run: ctr_train's step with the weights w. */
 struct fit_ctx {
 	struct ctr	*m;
@@ -279,7 +330,7 @@ distill_fit(struct ctr *student, const struct dataset *ds,
     size_t npicks, const struct ctr_train_opts *o, int flags,
     struct distill_stats *st)
 {
-	uint32_t nu = ds->n_users, *cnt, *off, *byu, *soft_of, *tidx;
+	uint32_t nu = ds->n_users, *cnt, *off, *byu, *soft_of, *tidx, *from;
 	int32_t *pick_of;
 	size_t *all, n_soft = 0, nmix;
 	struct dataset mix;
@@ -312,14 +363,19 @@ distill_fit(struct ctr *student, const struct dataset *ds,
 			byu[off[u] + cnt[u]++] = tri[i];
 	}
 	pick_of = xmalloc(((size_t)nu + 1) * sizeof(*pick_of));
+	from = xcalloc((size_t)nu + 1, sizeof(*from));
 	for (uint32_t u = 0; u <= nu; u++)
 		pick_of[u] = -1;
 	for (size_t i = 0; i < npicks; i++)
 		if (picks[i].user < nu && picks[i].weight > 0)
 			pick_of[picks[i].user] = (int32_t)i;
-	for (uint32_t u = 0; u < nu; u++)
-		if (pick_of[u] >= 0)
-			n_soft += off[u + 1] - off[u];
+	for (uint32_t u = 0; u < nu; u++) {
+		if (pick_of[u] < 0)
+			continue;
+		recent_first(ds, byu + off[u], off[u + 1] - off[u],
+		    picks[pick_of[u]].recent, &from[u]);
+		n_soft += off[u + 1] - off[u] - from[u];
+	}
 
 	/* The mixed set: the pool as is, then the soft copies. */
 	dataset_init(&mix);
@@ -331,8 +387,8 @@ distill_fit(struct ctr *student, const struct dataset *ds,
 	tidx = xcalloc(n_soft + 1, sizeof(*tidx));
 	n_soft = 0;
 	for (uint32_t u = 0; u < nu; u++)
-		for (uint32_t k = off[u]; pick_of[u] >= 0 && k < off[u + 1];
-		    k++) {
+		for (uint32_t k = off[u] + from[u]; pick_of[u] >= 0 &&
+		    k < off[u + 1]; k++) {
 			all[n_soft] = byu[k];
 			tidx[n_soft] = (uint32_t)pick_of[u];
 			soft_of[n_soft++] = byu[k];
@@ -354,6 +410,9 @@ distill_fit(struct ctr *student, const struct dataset *ds,
 			j++;
 		if ((rc = ctr_logits(teachers[pk->teacher], ds, soft_of + i,
 		    j - i, logit + i)) != 0)
+			goto out;
+		if ((flags & DISTILL_FIT_CENTER) && (rc = center(student, ds,
+		    soft_of + i, j - i, logit + i)) != 0)
 			goto out;
 		for (size_t k = i; k < j; k++) {
 			float p = (float)(1.0 / (1.0 + exp(-(double)logit[k])));
@@ -408,6 +467,7 @@ out:
 	free(all);
 	dataset_fini(&mix);
 	free(pick_of);
+	free(from);
 	free(byu);
 	free(off);
 	free(cnt);

@@ -45,6 +45,14 @@ struct distill_opts {
 
 /* distill_fit flags */
 #define DISTILL_FIT_FREEZE_USERS 0x1	/* student's emb_user and m rows fixed */
+/*
+ * The teacher teaches only within-user differences: its soft target is
+ * sigmoid(s + (t - s) - mean_u(t - s)), t and s the teacher's and the
+ * student's logits, the mean over the user's distilled samples. A patch
+ * fit on newer data moves the user's level on the older pool samples
+ * (a calibration GAUC ignores) more than their order; this keeps the order.
+ */
+#define DISTILL_FIT_CENTER 0x2
 
 /* One user's teacher: patch p[patch] on base version base. */
 struct distill_pick {
@@ -53,6 +61,12 @@ struct distill_pick {
 	size_t		 patch;		/* index into the patch array */
 	float		 weight;	/* lambda * staleness factor */
 	int		 teacher;	/* set by the worker */
+	/*
+	 * distill_fit: the teacher labels only the user's most recent
+	 * fraction of pool training samples, the ones nearest in time to
+	 * the slice its patch was fit on (0 or >= 1: all of them).
+	 */
+	float		 recent;
 };
 
 struct distill_counts {
@@ -84,8 +98,9 @@ struct distill_stats {
  * The model step. student (warm start, trained in place) learns on the
  * mixed data set: ds->s[tri[0..ntr)] with their labels, plus, for every
  * pick with weight > 0, a copy of each of the pick's user's samples in tri
- * labelled with sigmoid(teachers[pick.teacher] logit) and weighted
- * pick.weight. ctr_train takes its labels from the samples, so the soft
+ * (with 0 < pick.recent < 1 only the newest ceil(recent * n) of them, by
+ * timestamp) labelled with sigmoid(teachers[pick.teacher] logit) and
+ * weighted pick.weight. ctr_train takes its labels from the samples, so the soft
  * targets ride on copies rather than a second loss. Early stopping on the
  * validation logloss of ds->s[vai[0..nva)], as in training: the best of
  * the initial params and epochs 1..o->epochs is kept (best_epoch 0 means

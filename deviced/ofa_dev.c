@@ -184,7 +184,7 @@ adapt(struct device *d, struct ofa_dev *o, const char *why)
 	    "down (%s)", d->id, (unsigned long long)o->version,
 	    o->cls >= 0 ? ofa_class_name[o->cls] : "flops", o->budget, why,
 	    o->a.n_blocks, ofa_config(o->m)->n_blocks, o->adapt_us,
-	    ofa_input_flops(d->model) + ofa_assembled_flops(&o->a), bytes,
+	    ofa_in_flops(o->m, d->model) + ofa_assembled_flops(&o->a), bytes,
 	    evaluating(d) ? "every class's blocks, for the evaluation" :
 	    "base + own blocks");
 	return 0;
@@ -297,7 +297,7 @@ take_part(struct device *d, struct ofa_dev *o)
 		}
 		o->budget = o->cls >= 0 ? ofa_class_budget[o->cls] :
 		    ofa_budget_from_flops(o->m, (double)cf->flops_budget -
-		    ofa_input_flops(d->model));
+		    ofa_in_flops(o->m, d->model));
 		plan(d, o);
 	} else if ((rc = ofa_io_merge(o->m, o->version, o->buf, o->len, err,
 	    sizeof(err))) != 0) {
@@ -478,7 +478,8 @@ ofa_dev_eval(struct device *d, const char *method, const struct dataset *q,
 		const struct sample *s = &d->test.s[i];
 		int have = 1;
 		idx[0] = (uint32_t)i;
-		ofa_inputs(d->model, q, idx, 1, x0, zi);
+		if (ofa_inputs_base(o->m, d->model, q, idx, 1, x0, zi) != 0)
+			break;
 		ofa_select(o->m, zi, ofa_class_budget[k], mk, NULL);
 		for (int l = 0; l < L; l++)
 			have &= !mk[l] || ofa_has_block(o->m, l);
@@ -503,7 +504,7 @@ ofa_dev_eval(struct device *d, const char *method, const struct dataset *q,
 	fprintf(x, "%s,device_ms,%.4f\n%s,device_us,%.2f\n%s,flops,%.0f\n"
 	    "%s,blocks,%.2f\n%s,ofa_bytes,%.0f\n%s,bytes_down,%.0f\n"
 	    "%s,bytes_up,%.0f\n%s,train_kib,%.1f\n%s,adopted,1\n",
-	    method, us / 1e3, method, us, method, ofa_input_flops(d->model) +
+	    method, us / 1e3, method, us, method, ofa_in_flops(o->m, d->model) +
 	    fl / (double)q->n, method, nb / (double)q->n, method, bytes,
 	    method, bytes + (double)d->b_model, method, up + (double)d->b_reg,
 	    method, (double)(ofa_base_params(o->m) + (size_t)a.n_blocks *

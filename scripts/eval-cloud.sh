@@ -5,10 +5,13 @@
 # drift set (943 users; the drift starts at the devices' slices), with
 # bin/dccl-distill (scripts/tools/dccl-distill.c says what each arm is).
 # Per data set and round: the choice of distill.freeze-users on the
-# devices' validation slices (a procedure, below), the test table against
+# devices' validation slices and of the setting (freeze-users, teachers on
+# the newest pool samples, centred teachers) by the pool validation rule
+# (procedures, below), the test table against
 # the lambda = 0 control and against self-distillation, the long tail (the
 # 20 % of device users with the fewest pool samples) with its own paired
-# intervals, what the adopted patches teach (from the logs), and a plot
+# intervals, what the adopted patches teach (from the logs), the teachers
+# themselves scored on the next slice (arm teachers), and a plot
 # of GAUC by round. Then Forward-OFA against its own static backbone and
 # against the CTR model (bin/dccl-ofa on a `dccl-data split` of DATA,
 # three seeds; with the behaviour controller and the DUET-style
@@ -30,7 +33,10 @@ SYNTH_USERS=${SYNTH_USERS:-943}
 export OPENBLAS_NUM_THREADS=1
 t0=$(date +%s)
 mkdir -p "$OUT"
-ARMS=v1,self,distill,distill-frz,lam0-fix,self-fix,distill-fix,distill-frz-fix,conv-v1,conv-lam0,conv-distill
+ARMS=v1,self,distill,distill-frz,lam0-fix,self-fix,distill-fix,distill-frz-fix,conv-v1,conv-lam0,conv-distill,self-rec,distill-rec,distill-frz-rec,distill-ctr,distill-frz-ctr,distill-ctr-rec,teachers
+# The MoMoDistill settings the validation rule chooses among (freeze-users,
+# recent, center).
+CANDS=distill,distill-frz,distill-rec,distill-frz-rec,distill-ctr,distill-frz-ctr,distill-ctr-rec
 
 # Metric of a method row in a dccl-eval CSV: csv_get FILE METHOD COLUMN.
 csv_get() {
@@ -107,14 +113,27 @@ for set in $sets; do
 		dv=$(csv_get "$OUT/$set-val-r$r.csv" distill-frz d_gauc)
 		if [ $r = 1 ]; then
 			pick=$(awk -v d="$dv" 'BEGIN { print (d + 0 > 0) ? "yes" : "no" }')
-			echo "$set: distill.freeze-users chosen on validation: $pick (ΔGAUC frozen - unfrozen $dv)" >"$OUT/$set-selection"
+			echo "$set: distill.freeze-users chosen on the devices' validation slices: $pick (ΔGAUC frozen - unfrozen $dv)" >"$OUT/$set-selection"
+			# The code's own rule on the pool's validation split:
+			# the setting with the lowest pool validation logloss
+			# after round 1 (arms.csv val_after), mean of seeds.
+			for s in $SEEDS; do cat "$OUT/$set/seed$s/arms.csv"; done |
+			    awk -F, -v c="$CANDS" 'BEGIN { n = split(c, a, ","); for (i = 1; i <= n; i++) want[a[i]] = i }
+			    $1 == 1 && ($2 in want) { v[$2] += $6; k[$2]++ }
+			    END { for (m in v) printf "%s %.5f\n", m, v[m] / k[m] }' | sort -k2,2n >"$OUT/$set-poolval"
+			echo "$set: setting chosen on the pool's validation split (lowest validation logloss after round 1, mean of seeds): $(head -1 "$OUT/$set-poolval" | cut -d' ' -f1); all: $(tr '\n' ';' <"$OUT/$set-poolval")" >>"$OUT/$set-selection"
 		fi
 		"$BIN/dccl-eval" --task ctr --seeds-dirs "$(dirs $set test $r)" \
 		    --out "$OUT" --name "$set-r$r-vs-lam0" --baseline lam0 \
 		    --methods "$ARMS" --user-counts "$counts" >/dev/null
 		"$BIN/dccl-eval" --task ctr --seeds-dirs "$(dirs $set test $r)" \
 		    --out "$OUT" --name "$set-r$r-vs-self" --baseline self \
-		    --methods distill,distill-frz --user-counts "$counts" >/dev/null
+		    --methods distill,distill-frz,distill-ctr,distill-frz-ctr \
+		    --user-counts "$counts" >/dev/null
+		"$BIN/dccl-eval" --task ctr --seeds-dirs "$(dirs $set test $r)" \
+		    --out "$OUT" --name "$set-r$r-vs-selfrec" --baseline self-rec \
+		    --methods distill-rec,distill-frz-rec,distill-ctr-rec \
+		    --user-counts "$counts" >/dev/null
 		"$BIN/dccl-eval" --task ctr --seeds-dirs "$(dirs $set test $r)" \
 		    --out "$OUT" --name "$set-r$r-vs-fix" --baseline lam0-fix \
 		    --methods self-fix,distill-fix,distill-frz-fix --user-counts "$counts" >/dev/null
@@ -139,7 +158,11 @@ for set in $sets; do
 		echo
 		echo "Against self-distillation (the same soft copies, teachers without patches):"
 		echo
-		sed -n '/^|/p' "$OUT/$set-r$r-vs-self.md" | grep "^| \(self\|distill\|distill-frz\|method\) \|^|---"
+		sed -n '/^|/p' "$OUT/$set-r$r-vs-self.md" | grep "^| \(self\|distill\|distill-frz\|distill-ctr\|distill-frz-ctr\|method\) \|^|---"
+		echo
+		echo "Teachers on the newest pool samples only (*-rec), against self-distillation on the same samples:"
+		echo
+		sed -n '/^|/p' "$OUT/$set-r$r-vs-selfrec.md" | grep "^| \(self-rec\|distill-rec\|distill-frz-rec\|distill-ctr-rec\|method\) \|^|---"
 		echo
 		echo "Without the validation rule (the last of 3 epochs), against λ = 0 under the same rule:"
 		echo
@@ -179,7 +202,10 @@ echo
 echo "## Forward-OFA against its own static backbone ($(basename "$DATA"))"
 echo
 echo "Every OFA model takes the cloud model's input options (side fields, field"
-echo "dots, FM term). static = the same backbone trained alone (every block,"
+echo "dots) and, on an FM base (cloudd's default), the CTR model's whole logit"
+echo "as its base (ofa_config.ctr_base, OFA format 3): OFA = the CTR logit + its"
+echo "residual, which starts at 0, so an OFA model that learns nothing is the"
+echo "CTR model; FLOPs include the CTR model's forward. static = the same backbone trained alone (every block,"
 echo "no controller, no mapper); ofa-C = z from the device's last behaviour,"
 echo "one structure and parameter set per device for the whole test window;"
 echo "ofa-imp-C = z recomputed for every impression, as in training, the"

@@ -7,6 +7,7 @@
  *
  *   dccl-distill DATA OUTDIR [--seed S] [--slices P,S1,..,SK] [--min-dev N]
  *                [--synth USERS] [--lambda X] [--distill-epochs N]
+ *                [--recent F] [--arms A,B,...]
  *
  * --synth USERS replaces DATA by dataset_synth's drift set (seed 7 for
  * every run, 30 % of the users change taste) whose drift starts at the
@@ -36,6 +37,18 @@
  *                model and each epoch on it" can reject exactly the new
  *                knowledge; these keep the last of distill.epochs epochs
  *   conv-*       the same from a v1 trained to convergence (patience 6)
+ *   *-rec        self, distill and distill-frz with each teacher labelling
+ *                only its user's newest --recent share (0.2) of pool
+ *                training samples: the pool samples nearest in time to the
+ *                slice the patch was fit on (distill_pick.recent)
+ *   teachers     not a cloud model: v1 with every adopted patch of the
+ *                round in its user's rows, scored as is (what the
+ *                teachers themselves get on the next slice; the most
+ *                device knowledge could give the cloud in ranking)
+ *   *-ctr        distill and distill-frz with centred teachers
+ *                (DISTILL_FIT_CENTER: within-user differences only); the
+ *                self-distillation teacher is the student, which centring
+ *                leaves as it is, so self is their control too
  *
  * Output: OUTDIR/test/rR/preds.csv (S_{R+1}) and OUTDIR/val/rR/preds.csv
  * (the devices' validation slices of S_R), lines method,user,item,label,
@@ -67,7 +80,7 @@ static const char *prog = "dccl-distill";
 
 #define MAX_SLICES	8
 
-enum { ARM_STATIC = 0, ARM_LAM0, ARM_SELF, ARM_DISTILL };
+enum { ARM_STATIC = 0, ARM_LAM0, ARM_SELF, ARM_DISTILL, ARM_TEACH };
 
 struct arm {
 	const char	*name;
@@ -75,22 +88,31 @@ struct arm {
 	int		 kind;
 	int		 freeze;
 	int		 fixed;		/* no validation rule: the last epoch */
+	int		 recent;	/* teachers label --recent only */
+	int		 center;	/* DISTILL_FIT_CENTER */
 	struct ctr	*m;
 };
 
 static struct arm arms[] = {
-	{ "v1",			0, ARM_STATIC,	0, 0, NULL },
-	{ "lam0",		0, ARM_LAM0,	0, 0, NULL },
-	{ "self",		0, ARM_SELF,	0, 0, NULL },
-	{ "distill",		0, ARM_DISTILL,	0, 0, NULL },
-	{ "distill-frz",	0, ARM_DISTILL,	1, 0, NULL },
-	{ "lam0-fix",		0, ARM_LAM0,	0, 1, NULL },
-	{ "self-fix",		0, ARM_SELF,	0, 1, NULL },
-	{ "distill-fix",	0, ARM_DISTILL,	0, 1, NULL },
-	{ "distill-frz-fix",	0, ARM_DISTILL,	1, 1, NULL },
-	{ "conv-v1",		1, ARM_STATIC,	0, 0, NULL },
-	{ "conv-lam0",		1, ARM_LAM0,	0, 0, NULL },
-	{ "conv-distill",	1, ARM_DISTILL,	0, 0, NULL },
+	{ "v1",			0, ARM_STATIC,	0, 0, 0, 0, NULL },
+	{ "lam0",		0, ARM_LAM0,	0, 0, 0, 0, NULL },
+	{ "self",		0, ARM_SELF,	0, 0, 0, 0, NULL },
+	{ "distill",		0, ARM_DISTILL,	0, 0, 0, 0, NULL },
+	{ "distill-frz",	0, ARM_DISTILL,	1, 0, 0, 0, NULL },
+	{ "lam0-fix",		0, ARM_LAM0,	0, 1, 0, 0, NULL },
+	{ "self-fix",		0, ARM_SELF,	0, 1, 0, 0, NULL },
+	{ "distill-fix",	0, ARM_DISTILL,	0, 1, 0, 0, NULL },
+	{ "distill-frz-fix",	0, ARM_DISTILL,	1, 1, 0, 0, NULL },
+	{ "conv-v1",		1, ARM_STATIC,	0, 0, 0, 0, NULL },
+	{ "conv-lam0",		1, ARM_LAM0,	0, 0, 0, 0, NULL },
+	{ "conv-distill",	1, ARM_DISTILL,	0, 0, 0, 0, NULL },
+	{ "self-rec",		0, ARM_SELF,	0, 0, 1, 0, NULL },
+	{ "distill-rec",	0, ARM_DISTILL,	0, 0, 1, 0, NULL },
+	{ "distill-frz-rec",	0, ARM_DISTILL,	1, 0, 1, 0, NULL },
+	{ "distill-ctr",	0, ARM_DISTILL,	0, 0, 0, 1, NULL },
+	{ "distill-frz-ctr",	0, ARM_DISTILL,	1, 0, 0, 1, NULL },
+	{ "distill-ctr-rec",	0, ARM_DISTILL,	0, 0, 1, 1, NULL },
+	{ "teachers",		0, ARM_TEACH,	0, 0, 0, 0, NULL },
 };
 #define N_ARMS	(sizeof(arms) / sizeof(arms[0]))
 
@@ -110,6 +132,7 @@ struct run {
 	struct split		 sp;
 	uint64_t		 seed;
 	double			 lambda;
+	double			 recent;
 	int			 distill_epochs;
 	const char		*out;
 	/* what the adopted patches of the current arm and round change */
@@ -126,7 +149,8 @@ usage(FILE *fp)
 {
 	fprintf(fp,
 "usage: %s DATA OUTDIR [--seed S] [--slices P,S1,...,SK] [--min-dev N]\n"
-"           [--synth USERS] [--lambda X] [--distill-epochs N]\n"
+"           [--synth USERS] [--lambda X] [--distill-epochs N] [--recent F]\n"
+"           [--arms A,B,...] (default: every arm)\n"
 "DATA is a MovieLens directory (or, with --synth, ignored: a synthetic\n"
 "drift set of USERS users whose drift, bias and for 30 %% of the users\n"
 "taste, starts at the device slices).\n",
@@ -398,6 +422,21 @@ open_preds(const struct run *r, const char *what, int rd)
 	return fp;
 }
 
+/* Whether name is in the comma-separated list only (NULL: every arm). */
+static int
+arm_wanted(const char *only, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = only; p != NULL; p = strchr(p, ',')) {
+		if (*p == ',')
+			p++;
+		if (strncmp(p, name, n) == 0 && (p[n] == ',' || p[n] == '\0'))
+			return 1;
+	}
+	return only == NULL;
+}
+
 /* One round of one arm; FILEs get the arm's predictions. */
 static int
 round_arm(struct run *r, struct arm *a, int rd, FILE *fv, FILE *ft,
@@ -414,6 +453,18 @@ round_arm(struct run *r, struct arm *a, int rd, FILE *fv, FILE *ft,
 	memset(&st, 0, sizeof(st));
 	st.val_before = st.val_after = NAN;
 	memset(&r->gap, 0, sizeof(r->gap));
+	if (a->kind == ARM_TEACH) {
+		/* a->m stays v1; the round's teachers are scored instead */
+		teacher = ctr_clone(a->m);
+		for (size_t d = 0; d < r->sp.ndev; d++)
+			np += (size_t)device(r, d, rd, a->m, teacher);
+		fprintf(fa, "%d,%s,%zu,0,nan,nan,0,0\n", rd, a->name, np);
+		rc = predict(r, teacher, a->name, rd, 1, fv);
+		if (rc == 0)
+			rc = predict(r, teacher, a->name, rd + 1, 0, ft);
+		ctr_free(teacher);
+		return rc;
+	}
 	if (a->kind != ARM_STATIC) {
 		teacher = ctr_clone(a->m);
 		pk = xcalloc(r->sp.ndev + 1, sizeof(*pk));
@@ -425,6 +476,7 @@ round_arm(struct run *r, struct arm *a, int rd, FILE *fv, FILE *ft,
 			pk[np].user = r->sp.dev[d];
 			pk[np].weight = (float)r->lambda;
 			pk[np].teacher = 0;
+			pk[np].recent = a->recent ? (float)r->recent : 0;
 			np++;
 		}
 		ctr_train_opts_default(&o);
@@ -438,7 +490,8 @@ round_arm(struct run *r, struct arm *a, int rd, FILE *fv, FILE *ft,
 			    r->sp.nva, &vb);
 		rc = distill_fit(a->m, &r->ds, r->sp.pool_tr, r->sp.ntr,
 		    r->sp.pool_va, a->fixed ? 0 : r->sp.nva, &teacher, pk,
-		    np, &o, a->freeze ? DISTILL_FIT_FREEZE_USERS : 0, &st);
+		    np, &o, (a->freeze ? DISTILL_FIT_FREEZE_USERS : 0) |
+		    (a->center ? DISTILL_FIT_CENTER : 0), &st);
 		ctr_free(teacher);
 		free(pk);
 		if (rc != 0) {
@@ -483,6 +536,8 @@ main(int argc, char **argv)
 		{ "synth", required_argument, NULL, 'y' },
 		{ "lambda", required_argument, NULL, 'l' },
 		{ "distill-epochs", required_argument, NULL, 'e' },
+		{ "recent", required_argument, NULL, 'r' },
+		{ "arms", required_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -492,6 +547,7 @@ main(int argc, char **argv)
 	struct dataset_err e;
 	double fr[MAX_SLICES + 1] = { 0.7, 0.1, 0.1, 0.1 }, sum = 0;
 	int nf = 4, ch, rc = 1, synth = 0;
+	const char *only = NULL;	/* --arms: run only these */
 	uint32_t min_dev = 20;
 	struct ctr *v1 = NULL, *conv = NULL;
 	FILE *fa = NULL, *fc = NULL;
@@ -502,6 +558,7 @@ main(int argc, char **argv)
 	r.seed = 1;
 	r.lambda = 1.0;
 	r.distill_epochs = 3;
+	r.recent = 0.2;
 	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		char *end = NULL, *s, *tok, *save = NULL;
 		switch (ch) {
@@ -516,6 +573,13 @@ main(int argc, char **argv)
 			break;
 		case 'l':
 			r.lambda = strtod(optarg, &end);
+			break;
+		case 'a':
+			only = optarg;
+			end = "";
+			break;
+		case 'r':
+			r.recent = strtod(optarg, &end);
 			break;
 		case 'e':
 			r.distill_epochs = (int)strtol(optarg, &end, 10);
@@ -548,7 +612,8 @@ main(int argc, char **argv)
 		sum += fr[i];
 	if (argc - optind != 2 || nf < 3 || nf > MAX_SLICES + 1 ||
 	    fabs(sum - 1) > 1e-6 || min_dev < 2 * (uint32_t)nf ||
-	    r.distill_epochs < 1 || r.lambda < 0 || synth < 0) {
+	    r.distill_epochs < 1 || r.lambda < 0 || synth < 0 ||
+	    !(r.recent > 0 && r.recent <= 1)) {
 		usage(stderr);
 		return 2;
 	}
@@ -615,7 +680,9 @@ main(int argc, char **argv)
 		int bad = fv == NULL || ft == NULL;
 
 		for (size_t i = 0; i < N_ARMS && !bad; i++)
-			bad = round_arm(&r, &arms[i], rd, fv, ft, fa) != 0;
+			if (arm_wanted(only, arms[i].name))
+				bad = round_arm(&r, &arms[i], rd, fv, ft,
+				    fa) != 0;
 		if (fv != NULL && fclose(fv) != 0)
 			bad = 1;
 		if (ft != NULL && fclose(ft) != 0)

@@ -385,13 +385,13 @@ main(int argc, char **argv)
 			masks[v][k][nmask] = mask;
 			bytes[mth] += (double)(base_bytes +
 			    (mask ? ofa_io_size(vm[v], &om, 0, mask) : 0));
-			flops[mth] += ofa_input_flops(cloud) +
+			flops[mth] += ofa_in_flops(vm[v], cloud) +
 			    ofa_assembled_flops(&a);
 			for (size_t i = 0; i < t_n; i += 64) {
 				int B = (int)(t_n - i < 64 ? t_n - i : 64);
 				float *out = pr[mth] + t_lo + i;
-				ofa_inputs(cloud, &sd.tst, idx + t_lo + i, B,
-				    x0, NULL);
+				ofa_inputs_base(vm[v], cloud, &sd.tst,
+				    idx + t_lo + i, B, x0, NULL);
 				ofa_assembled_logits(&a, x0, B, out, scratch);
 				for (int b = 0; b < B; b++)
 					out[b] = (float)(1 / (1 + exp(-out[b])));
@@ -446,7 +446,7 @@ main(int argc, char **argv)
 		for (int v = 0; v < V_N; v++)
 			for (int k = 0; k < OFA_N_CLASSES; k++) {
 				int mth = vimp[v] + k;
-				flops[mth] = ofa_input_flops(cloud) + base_f +
+				flops[mth] = ofa_in_flops(vm[v], cloud) + base_f +
 				    nblk[mth] * (blk_f + ad1) +
 				    ofa_adapt_flops(vm[v], 0);
 				bytes[mth] = (double)ofa_io_size(vm[v], &om, 1,
@@ -456,12 +456,12 @@ main(int argc, char **argv)
 		 * block's mapper from it */
 		ad1g = 2.0 * gen_hidden * R + 2.0 * oc.hidden * R + R +
 		    2.0 * R * oc.inner;
-		flops[M_DUET] = ofa_input_flops(cloud) + base_f +
+		flops[M_DUET] = ofa_in_flops(du, cloud) + base_f +
 		    oc.n_blocks * (blk_f + ad1g) + 2.0 * oc.z_dim * gen_hidden +
 		    2.0 * gen_hidden;
 		bytes[M_DUET] = (double)ofa_io_size(du, &om, 1, OFA_IO_ALL);
 	}
-	flops[M_STATIC] = ofa_input_flops(cloud) + ofa_full_flops(sta);
+	flops[M_STATIC] = ofa_in_flops(sta, cloud) + ofa_full_flops(sta);
 	bytes[M_STATIC] = (double)ofa_io_size(sta, &om, 1, OFA_IO_ALL);
 
 	double *pu[M_N], *w = xcalloc(nu, sizeof(double));

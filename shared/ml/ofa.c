@@ -194,6 +194,9 @@ ofa_new(struct ofa **out, const struct ofa_config *c, uint64_t seed)
 	    1.0 / sqrt((double)c->in_dim), &r);
 	param_fill_unif(m->t[T_OUT_W].data, m->t[T_OUT_W].n, 1.0 / sqrt((double)H),
 	    &r);
+	/* On the CTR model's logit the residual starts at 0: OFA = CTR. */
+	if (c->ctr_base)
+		memset(m->t[T_OUT_W].data, 0, m->t[T_OUT_W].n * sizeof(float));
 	/* Controllers start open (c = 1): every block assembled until the
 	 * penalty and the budget projection teach otherwise. */
 	param_fill_normal(m->t[T_CTL_W].data, m->t[T_CTL_W].n, 0.01, &r);
@@ -842,10 +845,44 @@ val_loss(struct ofa *m, const struct ctr *emb, const struct dataset *ds,
 	return rc;
 }
 
+int
+ofa_inputs_base(const struct ofa *m, struct ctr *emb,
+    const struct dataset *ds, const uint32_t *idx, int B, float *x0,
+    float *z)
+{
+	int C0 = m->cfg.in_dim, rc;
+	float *lg;
+
+	ofa_inputs(emb, ds, idx, B, x0, z);
+	if (!m->cfg.ctr_base || B < 1)
+		return 0;
+	lg = xmalloc((size_t)B * sizeof(float));
+	if ((rc = ctr_logits(emb, ds, idx, (size_t)B, lg)) == 0)
+		for (int b = 0; b < B; b++)
+			x0[(size_t)b * C0 + C0 - 1] = lg[b];
+	free(lg);
+	return rc;
+}
+
+/* x0 and z for m: with ctr_base from scr, emb's working copy. */
+static int
+inputs(const struct ofa *m, const struct ctr *emb, struct ctr *scr,
+    const struct dataset *ds, const uint32_t *idx, int B, float *x0,
+    float *z)
+{
+	if (!m->cfg.ctr_base) {
+		ofa_inputs(emb, ds, idx, B, x0, z);
+		return 0;
+	}
+	return scr != NULL ? ofa_inputs_base(m, scr, ds, idx, B, x0, z) :
+	    -EINVAL;
+}
+
 /* ofa_train's hooks for fit_run. */
 struct train_ctx {
 	struct ofa	*m;
 	const struct ctr *emb;
+	struct ctr	*scr;		/* ctr_base: emb's copy for its logits */
 	const struct dataset *ds;
 	const struct ofa_train_opts *o;
 	const uint32_t	*val;
@@ -860,8 +897,11 @@ train_grad(void *arg, const uint32_t *idx, int B, struct rng *rng,
     double *loss)
 {
 	struct train_ctx *c = arg;
+	int rc;
 
-	ofa_inputs(c->emb, c->ds, idx, B, c->x0, c->z);
+	if ((rc = inputs(c->m, c->emb, c->scr, c->ds, idx, B, c->x0,
+	    c->z)) != 0)
+		return rc;
 	for (int b = 0; b < B; b++) {
 		c->bud[b] = (float)ofa_class_budget[rng_below(rng,
 		    OFA_N_CLASSES)];
@@ -961,8 +1001,8 @@ ofa_train(struct ofa *m, const struct ctr *emb, const struct dataset *ds,
 {
 	const struct ofa_config *c = &m->cfg;
 	struct ofa_train_stats st;
-	struct train_ctx tc = { m, emb, ds, o, val, nval, NULL, NULL, NULL,
-	    NULL, { 0 }, &st };
+	struct train_ctx tc = { m, emb, NULL, ds, o, val, nval, NULL, NULL,
+	    NULL, NULL, { 0 }, &st };
 	struct fit_hooks h = { train_grad, train_update,
 	    nval > 0 ? train_val : NULL, train_improved, train_epoch, &tc };
 	struct fit_opts fo;
@@ -982,6 +1022,8 @@ ofa_train(struct ofa *m, const struct ctr *emb, const struct dataset *ds,
 	if (m->ti_cw1 >= 0)
 		ctrl_fit(m, emb, ds, idx, n);
 	Bm = o->batch;
+	if (c->ctr_base)
+		tc.scr = ctr_clone(emb);
 	tc.x0 = xcalloc((size_t)Bm * c->in_dim, sizeof(float));
 	tc.z = xcalloc((size_t)Bm * c->z_dim, sizeof(float));
 	tc.bud = xcalloc((size_t)Bm, sizeof(float));
@@ -996,6 +1038,7 @@ ofa_train(struct ofa *m, const struct ctr *emb, const struct dataset *ds,
 	st.best_epoch = fs.best_epoch;
 	if (stats != NULL)
 		*stats = st;
+	ctr_free(tc.scr);
 	free(tc.x0);
 	free(tc.z);
 	free(tc.bud);
@@ -1008,6 +1051,7 @@ ofa_predict(struct ofa *m, const struct ctr *emb, const struct dataset *ds,
     const uint32_t *idx, size_t n, double budget, float *out, double *blocks)
 {
 	const struct ofa_config *c = &m->cfg;
+	struct ctr *scr;
 	float *x0, *z, *bud, *gt;
 	double nb = 0;
 	int rc = 0, L = c->n_blocks;
@@ -1017,6 +1061,7 @@ ofa_predict(struct ofa *m, const struct ctr *emb, const struct dataset *ds,
 			return -EINVAL;
 	if (ofa_fits_ctr(m, emb) != 0)
 		return -EINVAL;
+	scr = c->ctr_base ? ctr_clone(emb) : NULL;
 	x0 = xcalloc((size_t)PRED_BATCH * c->in_dim, sizeof(float));
 	z = xcalloc((size_t)PRED_BATCH * c->z_dim, sizeof(float));
 	bud = xcalloc(PRED_BATCH, sizeof(float));
@@ -1025,8 +1070,8 @@ ofa_predict(struct ofa *m, const struct ctr *emb, const struct dataset *ds,
 		bud[b] = (float)budget;
 	for (size_t i = 0; i < n; i += PRED_BATCH) {
 		int B = (int)(n - i < PRED_BATCH ? n - i : PRED_BATCH);
-		ofa_inputs(emb, ds, idx + i, B, x0, z);
-		if ((rc = ofa_forward(m, x0, z, bud, B, gt, out + i)) != 0)
+		if ((rc = inputs(m, emb, scr, ds, idx + i, B, x0, z)) != 0 ||
+		    (rc = ofa_forward(m, x0, z, bud, B, gt, out + i)) != 0)
 			break;
 		for (int k = 0; k < B * L; k++)
 			nb += gt[k];
@@ -1035,6 +1080,7 @@ ofa_predict(struct ofa *m, const struct ctr *emb, const struct dataset *ds,
 	}
 	if (blocks != NULL)
 		*blocks = n ? nb / (double)n : 0;
+	ctr_free(scr);
 	free(x0);
 	free(z);
 	free(bud);
@@ -1252,6 +1298,12 @@ ofa_input_flops(const struct ctr *emb)
 	if (c->interaction == CTR_INTER_FM)
 		f += 2.0 * P;
 	return f;
+}
+
+double
+ofa_in_flops(const struct ofa *m, const struct ctr *emb)
+{
+	return m->cfg.ctr_base ? ctr_flops(emb) : ofa_input_flops(emb);
 }
 
 double

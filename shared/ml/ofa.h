@@ -110,6 +110,15 @@ int	ofa_fits_ctr(const struct ofa *m, const struct ctr *emb);
 void	ofa_inputs(const struct ctr *emb, const struct dataset *ds,
 	    const uint32_t *idx, int B, float *x0, float *z);
 /*
+ * ofa_inputs for m: with m's ctr_base, x0's last column is then emb's
+ * logit (ctr_logits, which needs emb writable: its scratch), so OFA's
+ * logit is the CTR model's plus its residual. What every caller that
+ * serves or trains m uses. Returns 0 or ctr_logits' error.
+ */
+int	ofa_inputs_base(const struct ofa *m, struct ctr *emb,
+	    const struct dataset *ds, const uint32_t *idx, int B, float *x0,
+	    float *z);
+/*
  * Device behaviour encoding: z (Z) = mean item embedding of the last K of
  * items (n, oldest first), i.e. of the device's most recent positives.
  */
@@ -242,6 +251,11 @@ double	ofa_adapt_flops(const struct ofa *m, int n_assembled);
 double	ofa_impression_flops(const struct ofa *m, int n_assembled);
 /* FLOPs of the embedding pooling per prediction (added by callers). */
 double	ofa_input_flops(const struct ctr *emb);
+/*
+ * What m's x0 costs per prediction: ofa_input_flops, or with ctr_base the
+ * CTR model's whole forward (ctr_flops), which makes the same inputs.
+ */
+double	ofa_in_flops(const struct ofa *m, const struct ctr *emb);
 /* FLOPs per prediction with all L blocks (per-sample mapper excluded). */
 double	ofa_full_flops(const struct ofa *m);
 /* Budget share for a FLOP budget per prediction (clipped to [0, 1]). */

@@ -43,7 +43,9 @@ ofa_config_check(const struct ofa_config *c)
 	    c->interaction < CTR_INTER_OFF || c->interaction > CTR_INTER_FM ||
 	    (c->interaction == CTR_INTER_FM && c->in_dim < 2) ||
 	    c->ctrl_hidden < 0 || c->ctrl_hidden > OFA_CTRL_MAX_HIDDEN ||
-	    c->gen_hidden < 0 || c->gen_hidden > OFA_DUET_MAX_HIDDEN)
+	    c->gen_hidden < 0 || c->gen_hidden > OFA_DUET_MAX_HIDDEN ||
+	    c->ctr_base < 0 || c->ctr_base > 1 ||
+	    (c->ctr_base && c->interaction != CTR_INTER_FM))
 		return -EINVAL;
 	if (c->hidden < 1 || c->hidden > OFA_MAX_DIM || c->inner < 1 ||
 	    c->inner > OFA_MAX_DIM)
@@ -72,4 +74,5 @@ ofa_config_default(struct ofa_config *c, const struct ctr *emb)
 	c->n_blocks = 4;
 	c->rank = 8;
 	c->hist_k = cc->hist_k;
+	c->ctr_base = cc->interaction == CTR_INTER_FM;
 }

@@ -36,6 +36,13 @@ struct ofa_config {
 	int	interaction;	/* enum ctr_inter of the base */
 	int	ctrl_hidden;	/* Hc */
 	int	gen_hidden;	/* Hg */
+	/*
+	 * Since OFA format 3, needs CTR_INTER_FM: x0's last column is the
+	 * CTR model's whole logit instead of its FM term (ofa_inputs_base),
+	 * and the head starts at 0, so OFA is the deployed CTR model plus a
+	 * learnt residual and starts equal to it.
+	 */
+	int	ctr_base;
 };
 
 /* The budget shares of the classes "low", "mid", "high". */
@@ -45,7 +52,7 @@ extern const char *const ofa_class_name[OFA_N_CLASSES];
 int	ofa_class_find(const char *name);
 
 int	ofa_config_check(const struct ofa_config *cfg);
-/* Fills cfg for a CTR model: H 64, F 64, L 4, R 8. */
+/* Fills cfg for a CTR model: H 64, F 64, L 4, R 8; ctr_base with fm. */
 void	ofa_config_default(struct ofa_config *cfg, const struct ctr *emb);
 
 #endif

@@ -40,6 +40,8 @@ included(const struct param_tensor *t, int with_base, uint32_t mask)
 int
 ofa_io_format(const struct ofa_config *c)
 {
+	if (c->ctr_base)
+		return OFA_IO_FORMAT_3;
 	return c->n_side || c->interaction || c->ctrl_hidden ||
 	    c->gen_hidden ? OFA_IO_FORMAT_2 : CTR_IO_FORMAT;
 }
@@ -62,12 +64,14 @@ checksum(const struct ofa *m, int with_base, uint32_t mask, uint64_t bv,
 	tensor_io_hash_u32(&st, (uint32_t)c->n_blocks);
 	tensor_io_hash_u32(&st, (uint32_t)c->rank);
 	tensor_io_hash_u32(&st, (uint32_t)c->hist_k);
-	if (ofa_io_format(c) == OFA_IO_FORMAT_2) {
+	if (ofa_io_format(c) >= OFA_IO_FORMAT_2) {
 		tensor_io_hash_u32(&st, (uint32_t)c->n_side);
 		tensor_io_hash_u32(&st, (uint32_t)c->interaction);
 		tensor_io_hash_u32(&st, (uint32_t)c->ctrl_hidden);
 		tensor_io_hash_u32(&st, (uint32_t)c->gen_hidden);
 	}
+	if (ofa_io_format(c) == OFA_IO_FORMAT_3)
+		tensor_io_hash_u32(&st, (uint32_t)c->ctr_base);
 	tensor_io_hash_u32(&st, (uint32_t)(with_base != 0));
 	for (int l = 0; l < c->n_blocks; l++)
 		nb += (mask >> l) & 1u;
@@ -116,6 +120,7 @@ build(const struct ofa *m, const struct ofa_meta *meta, int with_base,
 	cfg->interaction = (uint32_t)c->interaction;
 	cfg->ctrl_hidden = (uint32_t)c->ctrl_hidden;
 	cfg->gen_hidden = (uint32_t)c->gen_hidden;
+	cfg->ctr_base = (uint32_t)c->ctr_base;
 	for (int i = 0; i < ofa_num_tensors(m); i++) {
 		const struct param_tensor *t = ofa_tensor_at(m, i);
 		if (!included(t, with_base, mask))
@@ -211,7 +216,7 @@ config_from_msg(struct ofa_config *c, const Dccl__OfaConfig *mc,
 	    mc->n_blocks > OFA_MAX_BLOCKS || mc->rank > OFA_MAX_RANK ||
 	    mc->hist_k > SAMPLE_HIST_MAX || mc->n_side > SAMPLE_SIDE_MAX ||
 	    mc->interaction > 2 || mc->ctrl_hidden > 4096 ||
-	    mc->gen_hidden > 4096)
+	    mc->gen_hidden > 4096 || mc->ctr_base > 1)
 		return fail(CTR_IO_ETOOBIG, err, errlen, "ofa config out of "
 		    "range");
 	/* format 1 has none of the options: a writer that set one lied */
@@ -231,6 +236,7 @@ config_from_msg(struct ofa_config *c, const Dccl__OfaConfig *mc,
 	c->interaction = (int)mc->interaction;
 	c->ctrl_hidden = (int)mc->ctrl_hidden;
 	c->gen_hidden = (int)mc->gen_hidden;
+	c->ctr_base = (int)mc->ctr_base;
 	if (ofa_io_format(c) != (int)format)
 		return fail(CTR_IO_EFORMAT, err, errlen, "format %u for a "
 		    "format-%d config", format, ofa_io_format(c));
@@ -307,7 +313,8 @@ unpack_msg(const uint8_t *buf, size_t len, struct ofa_config *cfg, int *rc,
 		*rc = fail(CTR_IO_EUNPACK, err, errlen, "%zu bytes", len);
 		return NULL;
 	}
-	if (msg->format != CTR_IO_FORMAT && msg->format != OFA_IO_FORMAT_2)
+	if (msg->format != CTR_IO_FORMAT && msg->format != OFA_IO_FORMAT_2 &&
+	    msg->format != OFA_IO_FORMAT_3)
 		*rc = fail(CTR_IO_EFORMAT, err, errlen, "format %u",
 		    msg->format);
 	else if (msg->kind == NULL || strcmp(msg->kind, OFA_IO_KIND) != 0)

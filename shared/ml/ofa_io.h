@@ -34,6 +34,13 @@
  * before; a format-1 reader refuses format 2 with its EFORMAT.
  */
 #define OFA_IO_FORMAT_2	2
+/*
+ * Format 3: ctr_base set (OfaConfig field 12, covered by the checksum
+ * after the format-2 fields). Formats 1 and 2 are read as before; a
+ * format-3 header without ctr_base, or ctr_base under another header, is
+ * refused with CTR_IO_EFORMAT, and a format-2 reader refuses format 3.
+ */
+#define OFA_IO_FORMAT_3	3
 
 struct ofa_meta {
 	uint64_t	 version;	/* OFA version (== base_version here) */
@@ -64,7 +71,7 @@ int	ofa_io_unpack(struct ofa **out, struct ofa_meta *meta,
  */
 int	ofa_io_merge(struct ofa *m, uint64_t base_version, const uint8_t *buf,
 	    size_t len, char *err, size_t errlen);
-/* The format m's config is written in (1 or OFA_IO_FORMAT_2). */
+/* The format m's config is written in (1, OFA_IO_FORMAT_2 or _3). */
 int	ofa_io_format(const struct ofa_config *c);
 /* Bytes of the packed part (base? + blocks of mask), without packing. */
 size_t	ofa_io_size(const struct ofa *m, const struct ofa_meta *meta,

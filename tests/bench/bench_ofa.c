@@ -117,7 +117,8 @@ main(void)
 		for (int run = 0; run < RUNS; run++) {
 			double t0 = clock_now();
 			for (int i = 0; i < N; i++) {
-				ofa_inputs(cloud, &ds, idx, 1, x0, NULL);
+				ofa_inputs_base(m, cloud, &ds, idx, 1, x0,
+				    NULL);
 				ofa_assembled_logits(&a, x0, 1, out, scratch);
 			}
 			t[run] = (clock_now() - t0) / N * 1e6;
@@ -127,7 +128,7 @@ main(void)
 		    "predict_us=%.2f flops=%.0f bytes_down=%zu\n",
 		    ofa_class_name[k], a.n_blocks, adapt,
 		    ofa_adapt_flops(m, a.n_blocks), t[RUNS / 2],
-		    ofa_input_flops(cloud) + ofa_assembled_flops(&a),
+		    ofa_in_flops(m, cloud) + ofa_assembled_flops(&a),
 		    base + (mask ? ofa_io_size(m, &om, 0, mask) : 0));
 	}
 	for (int run = 0; run < RUNS; run++) {

@@ -4,7 +4,9 @@
 # start from the same v1, so self-distillation and MoMoDistill distil the
 # same users' soft copies (only the teachers differ); lambda = 0 distils
 # none; an arm whose validation rule kept epoch 0 predicts exactly as v1;
-# frozen per-user rows change the model all the same; bad usage exits 2.
+# frozen per-user rows change the model all the same; centred teachers
+# and teachers on the newest samples distil the soft sets they should;
+# the teachers arm uses distill's patches; --arms; bad usage exits 2.
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 O=$T/dd
 "$BIN/dccl-distill" x "$O" --synth 60 --seed 3 >"$T/dd.log" 2>&1 || die "dccl-distill failed"
@@ -13,7 +15,7 @@ for r in 1 2; do
 		[ -s "$O/$w/r$r/preds.csv" ] || die "no $w predictions for round $r"
 	done
 done
-arms="v1 lam0 self distill distill-frz lam0-fix self-fix distill-fix distill-frz-fix conv-v1 conv-lam0 conv-distill"
+arms="v1 lam0 self distill distill-frz lam0-fix self-fix distill-fix distill-frz-fix conv-v1 conv-lam0 conv-distill self-rec distill-rec distill-frz-rec distill-ctr distill-frz-ctr distill-ctr-rec teachers"
 ndev=$(wc -l <"$O/counts")
 [ "$ndev" -gt 20 ] || die "only $ndev devices"
 nv1=$(grep -c '^v1,' "$O/test/r1/preds.csv")
@@ -30,6 +32,14 @@ s_self=$(field 1 self soft) s_dist=$(field 1 distill soft) s_frz=$(field 1 disti
 [ "$s_self" -gt 0 ] || die "no soft samples in round 1"
 [ "$s_self" = "$s_dist" ] && [ "$s_dist" = "$s_frz" ] || die "round 1 soft sets differ: self $s_self distill $s_dist frozen $s_frz"
 [ "$(field 1 lam0 soft)" = 0 ] || die "lambda = 0 distilled something"
+# Centred teachers distil the same soft set; teachers on the newest
+# samples (--recent 0.2) a smaller one, the same for each of those arms.
+[ "$(field 1 distill-ctr soft)" = "$s_dist" ] || die "centred teachers: another soft set"
+s_rec=$(field 1 self-rec soft)
+[ "$s_rec" -gt 0 ] && [ "$s_rec" -lt "$s_self" ] || die "recent: soft set $s_rec of $s_self"
+[ "$(field 1 distill-rec soft)" = "$s_rec" ] && [ "$(field 1 distill-ctr-rec soft)" = "$s_rec" ] ||
+    die "recent arms distil different soft sets"
+[ "$(field 1 teachers adopted)" = "$(field 1 distill adopted)" ] || die "teachers: other patches than distill's"
 [ "$(field 1 distill adopted)" -le "$ndev" ] || die "more adopted patches than devices"
 rows() { grep "^$1," "$O/test/r1/preds.csv" | cut -d, -f2- >"$T/$1.rows"; }
 rows v1
@@ -51,6 +61,11 @@ rc=0; "$BIN/dccl-distill" x "$T/bad" --slices 0.7,0.3 >/dev/null 2>&1 || rc=$?
 [ $rc = 2 ] || die "one device slice accepted (exit $rc)"
 rc=0; "$BIN/dccl-distill" x "$T/bad" --slices 0.7,0.1,0.1 >/dev/null 2>&1 || rc=$?
 [ $rc = 2 ] || die "slices not summing to 1 accepted (exit $rc)"
+rc=0; "$BIN/dccl-distill" x "$T/bad" --synth 60 --recent 0 >/dev/null 2>&1 || rc=$?
+[ $rc = 2 ] || die "--recent 0 accepted (exit $rc)"
+# --arms runs only the arms named.
+"$BIN/dccl-distill" x "$T/sub" --synth 60 --seed 3 --arms v1,lam0 >/dev/null 2>&1 || die "--arms failed"
+[ "$(cut -d, -f1 "$T/sub/test/r1/preds.csv" | sort -u | tr '\n' ' ')" = "lam0 v1 " ] || die "--arms ran other arms"
 rc=0; "$BIN/dccl-distill" /nonexistent "$T/bad" >/dev/null 2>&1 || rc=$?
 [ $rc = 1 ] || die "missing data set: exit $rc"
 echo "distill_offline OK"

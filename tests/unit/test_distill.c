@@ -14,8 +14,9 @@
  * teachers', not extra training); these runs have no validation slice,
  * since the pool's slice cannot show the effect (with it, the base
  * weights must be kept bit for bit, or validation must have improved).
- * The stale-patch rule is tested on
- * selection: weights for decay, nothing for drop, newest patch per user.
+ * Teachers on the newest samples only and centred teachers are checked
+ * on a pure level shift (test_distill_recent_center). The stale-patch
+ * rule is tested on selection: weights for decay, nothing for drop, newest patch per user.
  */
 #include <errno.h>
 #include <math.h>
@@ -321,6 +322,98 @@ test_distill_picks_up_device_signal(void **state)
 	free_ds(&test);
 }
 
+/*
+ * distill_pick.recent and DISTILL_FIT_CENTER. The teacher is the base
+ * with +2 on the per-user logit bias of users 0..7: a pure level shift.
+ * Training samples are handed over newest first. With recent = 0.25 the
+ * soft copies are each user's newest 10 of 40 (by timestamp), and their
+ * mean target is the teacher's there; centred, the level shift is gone
+ * and the targets are the student's own probabilities on those samples.
+ */
+static double
+mean_prob(struct ctr *m, const struct dataset *ds, int newest, float shift)
+{
+	uint32_t idx[N_EFFECT * 10];
+	float lg[N_EFFECT * 10];
+	size_t n = 0;
+	double sum = 0;
+
+	for (uint32_t u = 0; u < N_EFFECT; u++)
+		for (uint32_t k = 0; k < 10; k++)
+			idx[n++] = u * 40 + (newest ? 30 + k : k);
+	assert_int_equal(ctr_logits(m, ds, idx, n, lg), 0);
+	for (size_t i = 0; i < n; i++)
+		sum += 1.0 / (1.0 + exp(-(double)(lg[i] + shift)));
+	return sum / (double)n;
+}
+
+static void
+test_distill_recent_center(void **state)
+{
+	struct dataset pool;
+	struct ctr *base, *teacher, *st_m;
+	struct distill_pick pk[N_EFFECT];
+	struct distill_stats st;
+	struct ctr_train_opts o;
+	uint32_t *tri;
+	double newest, oldest, shifted;
+
+	(void)state;
+	make_ds(&pool, 40, 0, 31);
+	base = base_model(&pool);
+	teacher = ctr_clone(base);
+	for (int i = 0; i < ctr_num_tensors(teacher); i++) {
+		const struct param_tensor *t = ctr_tensor_at(teacher, i);
+		if (t->kind == CTR_T_PATCH_B)
+			for (uint32_t u = 0; u < N_EFFECT; u++)
+				t->data[u] += 2.0f;
+	}
+	tri = calloc(pool.n, sizeof(*tri));
+	for (size_t i = 0; i < pool.n; i++)
+		tri[i] = (uint32_t)(pool.n - 1 - i);	/* newest first */
+	memset(pk, 0, sizeof(pk));
+	for (uint32_t u = 0; u < N_EFFECT; u++) {
+		pk[u].user = u;
+		pk[u].weight = 1.0f;
+		pk[u].recent = 0.25f;
+	}
+	ctr_train_opts_default(&o);
+	ctr_opt_default(&o.opt, CTR_OPT_ADAM, 0.005f);
+	o.epochs = 1;
+	o.batch = 32;
+	newest = mean_prob(base, &pool, 1, 0);
+	oldest = mean_prob(base, &pool, 0, 0);
+	shifted = mean_prob(base, &pool, 1, 2.0f);
+	st_m = ctr_clone(base);
+	assert_int_equal(distill_fit(st_m, &pool, tri, pool.n, NULL, 0,
+	    &teacher, pk, N_EFFECT, &o, 0, &st), 0);
+	assert_int_equal(st.n_soft, N_EFFECT * 10);
+	assert_true(fabs(st.soft_mean - shifted) < 1e-5);
+	ctr_free(st_m);
+	st_m = ctr_clone(base);
+	assert_int_equal(distill_fit(st_m, &pool, tri, pool.n, NULL, 0,
+	    &teacher, pk, N_EFFECT, &o, DISTILL_FIT_CENTER, &st), 0);
+	assert_int_equal(st.n_soft, N_EFFECT * 10);
+	print_message("recent, centred: soft mean %.5f, student on the newest "
+	    "%.5f (oldest %.5f), teacher %.5f\n", st.soft_mean, newest,
+	    oldest, shifted);
+	assert_true(fabs(st.soft_mean - newest) < 1e-5);
+	assert_true(fabs(newest - oldest) > 1e-4);
+	ctr_free(st_m);
+	/* recent 0 (the default): every training sample of the user */
+	for (uint32_t u = 0; u < N_EFFECT; u++)
+		pk[u].recent = 0;
+	st_m = ctr_clone(base);
+	assert_int_equal(distill_fit(st_m, &pool, tri, pool.n, NULL, 0,
+	    &teacher, pk, N_EFFECT, &o, 0, &st), 0);
+	assert_int_equal(st.n_soft, N_EFFECT * 40);
+	ctr_free(st_m);
+	free(tri);
+	ctr_free(teacher);
+	ctr_free(base);
+	free_ds(&pool);
+}
+
 static void
 setp(struct store_patch *p, uint64_t id, uint32_t user, uint64_t base,
     const char *kind)
@@ -538,6 +631,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_distill_picks_up_device_signal),
+		cmocka_unit_test(test_distill_recent_center),
 		cmocka_unit_test(test_stale_decay),
 		cmocka_unit_test(test_stale_poly),
 		cmocka_unit_test(test_stale_drop),
