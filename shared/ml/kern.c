@@ -290,17 +290,22 @@ sgd_update(float *w, const float *g, size_t n, float lr, float wd)
  * over the dense MLP is the largest cost of a device fine-tune, so on x86-64
  * the loop uses SSE (baseline there). Same operations in the same order in
  * float32 (no FMA), so both paths give bit-identical results.
+ * torch's mhat / (sqrt(v) / sbc2 + eps) is computed as
+ * (step sbc2) m / (sqrt(v) + eps sbc2): the same value up to float
+ * rounding with one division instead of two (division and square root
+ * bound this loop).
  */
 static void
 adam_core(float *w, const float *g, float *m, float *v, size_t n, float lr,
     float step, float sbc2, float b1, float b2, float eps, float wd)
 {
+	const float st2 = step * sbc2, eps2 = eps * sbc2;
 	size_t i = 0;
 #ifdef __SSE2__
 	const __m128 vb1 = _mm_set1_ps(b1), vb2 = _mm_set1_ps(b2);
 	const __m128 vc1 = _mm_set1_ps(1.0f - b1), vc2 = _mm_set1_ps(1.0f - b2);
-	const __m128 vstep = _mm_set1_ps(step), vs2 = _mm_set1_ps(sbc2);
-	const __m128 veps = _mm_set1_ps(eps), vlw = _mm_set1_ps(lr * wd);
+	const __m128 vstep = _mm_set1_ps(st2), veps = _mm_set1_ps(eps2);
+	const __m128 vlw = _mm_set1_ps(lr * wd);
 
 	for (; i + 4 <= n; i += 4) {
 		__m128 gi = _mm_loadu_ps(g + i);
@@ -308,7 +313,7 @@ adam_core(float *w, const float *g, float *m, float *v, size_t n, float lr,
 		    _mm_mul_ps(vc1, gi));
 		__m128 vi = _mm_add_ps(_mm_mul_ps(vb2, _mm_loadu_ps(v + i)),
 		    _mm_mul_ps(_mm_mul_ps(vc2, gi), gi));
-		__m128 den = _mm_add_ps(_mm_div_ps(_mm_sqrt_ps(vi), vs2), veps);
+		__m128 den = _mm_add_ps(_mm_sqrt_ps(vi), veps);
 		__m128 upd = _mm_div_ps(_mm_mul_ps(vstep, mi), den);
 		__m128 wi = _mm_loadu_ps(w + i);
 		_mm_storeu_ps(m + i, mi);
@@ -321,7 +326,7 @@ adam_core(float *w, const float *g, float *m, float *v, size_t n, float lr,
 		float gi = g[i];
 		m[i] = b1 * m[i] + (1.0f - b1) * gi;
 		v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-		float upd = step * m[i] / (sqrtf(v[i]) / sbc2 + eps);
+		float upd = st2 * m[i] / (sqrtf(v[i]) + eps2);
 		w[i] -= upd + lr * wd * w[i];
 	}
 }
@@ -368,6 +373,22 @@ adam_rows(float *w, const float *g, float *m, float *v, const uint32_t *rows,
 	for (uint32_t i = 0; i < nr; i++) {
 		size_t o = (size_t)rows[i] * D;
 		adam_core(w + o, g + o, m + o, v + o, (size_t)D, lr, step,
+		    sbc2, b1, b2, eps, wd);
+	}
+}
+
+void
+adam_rows_slot(float *w, const float *g, float *m, float *v,
+    const uint32_t *rows, uint32_t nr, const uint32_t *slot, int D, float lr,
+    float b1, float b2, float eps, float wd, long t)
+{
+	float step, sbc2;
+
+	adam_scale(lr, b1, b2, t, &step, &sbc2);
+	for (uint32_t i = 0; i < nr; i++) {
+		size_t o = (size_t)rows[i] * D;
+		size_t mo = (size_t)(slot[rows[i]] - 1) * D;
+		adam_core(w + o, g + o, m + mo, v + mo, (size_t)D, lr, step,
 		    sbc2, b1, b2, eps, wd);
 	}
 }

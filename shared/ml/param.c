@@ -6,11 +6,64 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
+#include "shared/log.h"
 #include "shared/ml/kern.h"
 #include "shared/ml/param.h"
 #include "shared/rng.h"
 #include "shared/xmalloc.h"
+
+/*
+ * The large buffers (parameters, gradients, Adam moments) are mapped
+ * directly: the kernel zero-fills a page when it is first touched, so a
+ * fresh model's gradient and moment buffers cost only the pages a step
+ * writes (the dense tensors and the embedding rows of the batch), not a
+ * memset of every table. calloc would do the same only while glibc's
+ * mmap threshold stays low; after the first free of such a buffer it
+ * serves the next from the heap and clears all of it. Under ASan the heap
+ * is kept, so the sanitizer still sees overruns of these buffers.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define PARAM_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PARAM_ASAN 1
+#endif
+#endif
+#ifndef PARAM_ASAN
+#define PARAM_ASAN 0
+#endif
+#define PARAM_MAP_MIN	((size_t)256 << 10)	/* bytes */
+
+static float *
+buf_zalloc(size_t n)
+{
+	size_t nb = n * sizeof(float);
+	void *p;
+
+	if (PARAM_ASAN || nb < PARAM_MAP_MIN)
+		return xcalloc(n, sizeof(float));
+	p = mmap(NULL, nb, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+	    -1, 0);
+	if (p == MAP_FAILED)
+		fatalx("out of memory mapping %zu bytes", nb);
+	return p;
+}
+
+/* Frees a buffer of n floats from buf_zalloc; NULL is a no-op. */
+static void
+buf_free(float *p, size_t n)
+{
+	size_t nb = n * sizeof(float);
+
+	if (p == NULL)
+		return;
+	if (PARAM_ASAN || nb < PARAM_MAP_MIN)
+		free(p);
+	else
+		munmap(p, nb);
+}
 
 void
 param_add(struct param_tensor *t, int *nt, size_t *total, const char *name,
@@ -44,8 +97,8 @@ param_alloc(struct param_table *p, struct param_tensor *t, int n,
 	p->t = t;
 	p->rows = rows;
 	p->n_params = total;
-	p->params = xcalloc(total, sizeof(float));
-	p->grads = xcalloc(total, sizeof(float));
+	p->params = buf_zalloc(total);
+	p->grads = buf_zalloc(total);
 	for (int i = 0; i < n; i++) {
 		t[i].data = p->params + off;
 		t[i].grad = p->grads + off;
@@ -66,26 +119,96 @@ param_free(struct param_table *p)
 			free(p->rows[i].mark);
 			free(p->rows[i].list);
 		}
-	free(p->adam_m);
-	free(p->adam_v);
-	free(p->grads);
-	free(p->params);
+	for (int i = 0; p->rm != NULL && i < p->n_tensors; i++) {
+		free(p->rm[i].slot);
+		free(p->rm[i].m);
+		free(p->rm[i].v);
+	}
+	free(p->rm);
+	buf_free(p->adam_m, p->n_params);
+	buf_free(p->adam_v, p->n_params);
+	buf_free(p->grads, p->n_params);
+	buf_free(p->params, p->n_params);
+}
+
+/* Allocates the Adam state: dense moments mapped, sparse ones empty. */
+static void
+adam_alloc(struct param_table *p)
+{
+	p->adam_m = buf_zalloc(p->n_params);
+	p->adam_v = buf_zalloc(p->n_params);
+	p->rm = xcalloc((size_t)(p->n_tensors ? p->n_tensors : 1),
+	    sizeof(*p->rm));
+	for (int i = 0; i < p->n_tensors; i++)
+		if (p->t[i].sparse)
+			p->rm[i].slot = xcalloc(p->t[i].shape[0] ?
+			    p->t[i].shape[0] : 1, sizeof(uint32_t));
 }
 
 void
 param_copy_adam(struct param_table *dst, const struct param_table *src)
 {
-	size_t nb = src->n_params * sizeof(float);
-
 	if (src->adam_m == NULL)
 		return;
-	if (dst->adam_m == NULL) {
-		dst->adam_m = xmalloc(nb);
-		dst->adam_v = xmalloc(nb);
+	if (dst->adam_m == NULL)
+		adam_alloc(dst);
+	for (int i = 0; i < src->n_tensors; i++) {
+		const struct param_tensor *t = &src->t[i];
+		const struct param_rowmom *a = &src->rm[i];
+		struct param_rowmom *b = &dst->rm[i];
+		size_t po = (size_t)(t->data - src->params), D = t->shape[1];
+		if (!t->sparse) {
+			memcpy(dst->adam_m + po, src->adam_m + po,
+			    t->n * sizeof(float));
+			memcpy(dst->adam_v + po, src->adam_v + po,
+			    t->n * sizeof(float));
+			continue;
+		}
+		memcpy(b->slot, a->slot, (t->shape[0] ? t->shape[0] : 1) *
+		    sizeof(uint32_t));
+		if (b->cap < a->n) {
+			b->m = xreallocarray(b->m, (size_t)a->n * D,
+			    sizeof(float));
+			b->v = xreallocarray(b->v, (size_t)a->n * D,
+			    sizeof(float));
+			b->cap = a->n;
+		}
+		if (a->n > 0) {
+			memcpy(b->m, a->m, a->n * D * sizeof(float));
+			memcpy(b->v, a->v, a->n * D * sizeof(float));
+		}
+		b->n = a->n;
 	}
-	memcpy(dst->adam_m, src->adam_m, nb);
-	memcpy(dst->adam_v, src->adam_v, nb);
 	dst->adam_t = src->adam_t;
+}
+
+/* Gives every listed row of sparse tensor i moments (zero at first). */
+static void
+rowmom_reserve(struct param_table *p, int i)
+{
+	struct param_rowmom *a = &p->rm[i];
+	const struct kern_rows *r = &p->rows[i];
+	size_t D = p->t[i].shape[1];
+
+	for (uint32_t k = 0; k < r->n; k++) {
+		uint32_t row = r->list[k];
+		if (a->slot[row] != 0)
+			continue;
+		if (a->n == a->cap) {
+			/* at most the table's rows, so no overflow */
+			uint32_t cap = a->cap ? a->cap * 2 : 64;
+			if (cap > p->t[i].shape[0])
+				cap = p->t[i].shape[0];
+			a->m = xreallocarray(a->m, (size_t)cap * D,
+			    sizeof(float));
+			a->v = xreallocarray(a->v, (size_t)cap * D,
+			    sizeof(float));
+			a->cap = cap;
+		}
+		memset(a->m + a->n * D, 0, D * sizeof(float));
+		memset(a->v + a->n * D, 0, D * sizeof(float));
+		a->slot[row] = ++a->n;
+	}
 }
 
 struct param_tensor *
@@ -137,10 +260,8 @@ param_step(struct param_table *p, unsigned kinds, const struct param_opt *o)
 	if (o->kind != PARAM_OPT_SGD && o->kind != PARAM_OPT_ADAM)
 		return -EINVAL;
 	if (o->kind == PARAM_OPT_ADAM) {
-		if (p->adam_m == NULL) {
-			p->adam_m = xcalloc(p->n_params, sizeof(float));
-			p->adam_v = xcalloc(p->n_params, sizeof(float));
-		}
+		if (p->adam_m == NULL)
+			adam_alloc(p);
 		p->adam_t++;
 	}
 	for (int i = 0; i < p->n_tensors; i++) {
@@ -153,11 +274,13 @@ param_step(struct param_table *p, unsigned kinds, const struct param_opt *o)
 			    p->rows[i].n, (int)t->shape[1], o->lr, o->wd);
 		else if (o->kind == PARAM_OPT_SGD)
 			sgd_update(t->data, t->grad, t->n, o->lr, o->wd);
-		else if (t->sparse)
-			adam_rows(t->data, t->grad, p->adam_m + po,
-			    p->adam_v + po, p->rows[i].list, p->rows[i].n,
-			    (int)t->shape[1], o->lr, o->beta1, o->beta2, o->eps,
-			    o->wd, p->adam_t);
+		else if (t->sparse) {
+			rowmom_reserve(p, i);
+			adam_rows_slot(t->data, t->grad, p->rm[i].m,
+			    p->rm[i].v, p->rows[i].list, p->rows[i].n,
+			    p->rm[i].slot, (int)t->shape[1], o->lr, o->beta1,
+			    o->beta2, o->eps, o->wd, p->adam_t);
+		}
 		else
 			adam_update(t->data, t->grad, p->adam_m + po,
 			    p->adam_v + po, t->n, o->lr, o->beta1, o->beta2,

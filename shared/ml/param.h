@@ -43,6 +43,17 @@ struct param_tensor {
 					   (Forward-OFA's block) */
 };
 
+/*
+ * The Adam moments of a sparse tensor, compact: a row gets its moments when
+ * a step first updates it (lazy Adam), so a device's fine-tuning holds
+ * moments for the rows its samples touch, not for the whole table.
+ */
+struct param_rowmom {
+	uint32_t	*slot;	/* (rows) 1 + the row's index in m, v; 0 = none */
+	float		*m, *v;	/* (cap, cols) */
+	uint32_t	 n, cap;
+};
+
 struct param_table {
 	int		 n_tensors;
 	struct param_tensor *t;		/* (n_tensors), the model's array */
@@ -50,8 +61,10 @@ struct param_table {
 	size_t		 n_params;
 	float		*params;	/* (n_params) */
 	float		*grads;		/* (n_params) */
-	float		*adam_m;	/* (n_params), at the first Adam step */
-	float		*adam_v;
+	float		*adam_m;	/* (n_params), at the first Adam step; */
+	float		*adam_v;	/* dense tensors only */
+	struct param_rowmom *rm;	/* (n_tensors), with adam_m; sparse
+					   tensors only */
 	long		 adam_t;
 };
 
