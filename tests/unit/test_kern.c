@@ -217,6 +217,35 @@ test_embed_grad(void **state)
 }
 
 /*
+ * adam_update's vector paths (AVX where the CPU has it, SSE) give the bits
+ * of its scalar loop: n = 45 runs all three, n = 1 only the scalar one.
+ */
+static void
+test_adam_paths(void **state)
+{
+	enum { N = 45 };
+	float w[N], g[N], m[N], v[N], w1[N], m1[N], v1[N];
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		w[i] = w1[i] = 0.1f * (float)(i - 20);
+		g[i] = 0.37f * (float)((i * 7) % 11) - 1.9f;
+		m[i] = m1[i] = 0.01f * (float)(i % 5);
+		v[i] = v1[i] = 0.001f * (float)(i % 3);
+	}
+	for (long t = 1; t <= 3; t++) {
+		adam_update(w, g, m, v, N, 0.01f, 0.9f, 0.999f, 1e-8f, 0.1f,
+		    t);
+		for (int i = 0; i < N; i++)
+			adam_update(w1 + i, g + i, m1 + i, v1 + i, 1, 0.01f,
+			    0.9f, 0.999f, 1e-8f, 0.1f, t);
+	}
+	assert_memory_equal(w, w1, sizeof(w));
+	assert_memory_equal(m, m1, sizeof(m));
+	assert_memory_equal(v, v1, sizeof(v));
+}
+
+/*
  * param_step's compact Adam moments for sparse tensors (a row gets its
  * moments when first stepped) give exactly the table-sized lazy Adam of
  * adam_rows, over steps that touch different rows, and param_copy_adam
@@ -679,6 +708,7 @@ main(void)
 		cmocka_unit_test(test_embed_grad),
 		cmocka_unit_test(test_rows),
 		cmocka_unit_test(test_param_lazy_adam),
+		cmocka_unit_test(test_adam_paths),
 		cmocka_unit_test(test_linear_grad),
 		cmocka_unit_test(test_relu_grad),
 		cmocka_unit_test(test_bce_grad),
