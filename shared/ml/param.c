@@ -6,64 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
-#include "shared/log.h"
 #include "shared/ml/kern.h"
 #include "shared/ml/param.h"
 #include "shared/rng.h"
 #include "shared/xmalloc.h"
-
-/*
- * The large buffers (parameters, gradients, Adam moments) are mapped
- * directly: the kernel zero-fills a page when it is first touched, so a
- * fresh model's gradient and moment buffers cost only the pages a step
- * writes (the dense tensors and the embedding rows of the batch), not a
- * memset of every table. calloc would do the same only while glibc's
- * mmap threshold stays low; after the first free of such a buffer it
- * serves the next from the heap and clears all of it. Under ASan the heap
- * is kept, so the sanitizer still sees overruns of these buffers.
- */
-#if defined(__SANITIZE_ADDRESS__)
-#define PARAM_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define PARAM_ASAN 1
-#endif
-#endif
-#ifndef PARAM_ASAN
-#define PARAM_ASAN 0
-#endif
-#define PARAM_MAP_MIN	((size_t)256 << 10)	/* bytes */
-
-static float *
-buf_zalloc(size_t n)
-{
-	size_t nb = n * sizeof(float);
-	void *p;
-
-	if (PARAM_ASAN || nb < PARAM_MAP_MIN)
-		return xcalloc(n, sizeof(float));
-	p = mmap(NULL, nb, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-	    -1, 0);
-	if (p == MAP_FAILED)
-		fatalx("out of memory mapping %zu bytes", nb);
-	return p;
-}
-
-/* Frees a buffer of n floats from buf_zalloc; NULL is a no-op. */
-static void
-buf_free(float *p, size_t n)
-{
-	size_t nb = n * sizeof(float);
-
-	if (p == NULL)
-		return;
-	if (PARAM_ASAN || nb < PARAM_MAP_MIN)
-		free(p);
-	else
-		munmap(p, nb);
-}
 
 void
 param_add(struct param_tensor *t, int *nt, size_t *total, const char *name,
@@ -97,8 +44,8 @@ param_alloc(struct param_table *p, struct param_tensor *t, int n,
 	p->t = t;
 	p->rows = rows;
 	p->n_params = total;
-	p->params = buf_zalloc(total);
-	p->grads = buf_zalloc(total);
+	p->params = xcalloc(total, sizeof(float));
+	p->grads = xcalloc(total, sizeof(float));
 	for (int i = 0; i < n; i++) {
 		t[i].data = p->params + off;
 		t[i].grad = p->grads + off;
@@ -107,6 +54,7 @@ param_alloc(struct param_table *p, struct param_tensor *t, int n,
 			uint32_t V = t[i].shape[0] ? t[i].shape[0] : 1;
 			rows[i].mark = xcalloc(V, 1);
 			rows[i].list = xcalloc(V, sizeof(uint32_t));
+			rows[i].n = 0;
 		}
 	}
 }
@@ -125,18 +73,27 @@ param_free(struct param_table *p)
 		free(p->rm[i].v);
 	}
 	free(p->rm);
-	buf_free(p->adam_m, p->n_params);
-	buf_free(p->adam_v, p->n_params);
-	buf_free(p->grads, p->n_params);
-	buf_free(p->params, p->n_params);
+	free(p->adam_m);
+	free(p->adam_v);
+	free(p->grads);
+	free(p->params);
 }
 
-/* Allocates the Adam state: dense moments mapped, sparse ones empty. */
+/*
+ * Allocates the Adam state: the dense tensors' moments back to back (in
+ * tensor order, skipping the sparse ones), the sparse ones empty.
+ */
 static void
 adam_alloc(struct param_table *p)
 {
-	p->adam_m = buf_zalloc(p->n_params);
-	p->adam_v = buf_zalloc(p->n_params);
+	size_t nd = 0;
+
+	for (int i = 0; i < p->n_tensors; i++)
+		if (!p->t[i].sparse)
+			nd += p->t[i].n;
+	p->n_dense = nd;
+	p->adam_m = xcalloc(nd, sizeof(float));
+	p->adam_v = xcalloc(nd, sizeof(float));
 	p->rm = xcalloc((size_t)(p->n_tensors ? p->n_tensors : 1),
 	    sizeof(*p->rm));
 	for (int i = 0; i < p->n_tensors; i++)
@@ -152,18 +109,15 @@ param_copy_adam(struct param_table *dst, const struct param_table *src)
 		return;
 	if (dst->adam_m == NULL)
 		adam_alloc(dst);
+	memcpy(dst->adam_m, src->adam_m, src->n_dense * sizeof(float));
+	memcpy(dst->adam_v, src->adam_v, src->n_dense * sizeof(float));
 	for (int i = 0; i < src->n_tensors; i++) {
 		const struct param_tensor *t = &src->t[i];
 		const struct param_rowmom *a = &src->rm[i];
 		struct param_rowmom *b = &dst->rm[i];
-		size_t po = (size_t)(t->data - src->params), D = t->shape[1];
-		if (!t->sparse) {
-			memcpy(dst->adam_m + po, src->adam_m + po,
-			    t->n * sizeof(float));
-			memcpy(dst->adam_v + po, src->adam_v + po,
-			    t->n * sizeof(float));
+		size_t D = t->shape[1];
+		if (!t->sparse)
 			continue;
-		}
 		memcpy(b->slot, a->slot, (t->shape[0] ? t->shape[0] : 1) *
 		    sizeof(uint32_t));
 		if (b->cap < a->n) {
@@ -255,6 +209,8 @@ param_zero_grad(struct param_table *p, int dense_clean)
 int
 param_step(struct param_table *p, unsigned kinds, const struct param_opt *o)
 {
+	size_t doff = 0;
+
 	if (o == NULL || !(o->lr >= 0.0f) || !isfinite(o->lr))
 		return -EINVAL;
 	if (o->kind != PARAM_OPT_SGD && o->kind != PARAM_OPT_ADAM)
@@ -266,7 +222,9 @@ param_step(struct param_table *p, unsigned kinds, const struct param_opt *o)
 	}
 	for (int i = 0; i < p->n_tensors; i++) {
 		struct param_tensor *t = &p->t[i];
-		size_t po = (size_t)(t->data - p->params);
+		size_t po = doff;	/* the tensor's dense moments */
+		if (!t->sparse)
+			doff += t->n;
 		if (!((kinds >> t->kind) & 1u) || t->n == 0)
 			continue;
 		if (o->kind == PARAM_OPT_SGD && t->sparse)
@@ -280,8 +238,7 @@ param_step(struct param_table *p, unsigned kinds, const struct param_opt *o)
 			    p->rm[i].v, p->rows[i].list, p->rows[i].n,
 			    p->rm[i].slot, (int)t->shape[1], o->lr, o->beta1,
 			    o->beta2, o->eps, o->wd, p->adam_t);
-		}
-		else
+		} else
 			adam_update(t->data, t->grad, p->adam_m + po,
 			    p->adam_v + po, t->n, o->lr, o->beta1, o->beta2,
 			    o->eps, o->wd, p->adam_t);

@@ -11,7 +11,10 @@
  * parameter buffer, so a dense optimiser step or a snapshot is one loop or
  * one memcpy. A sparse tensor (an embedding table, a per-user table) is
  * updated and zeroed only on the rows its backward pass marked in the
- * tensor's struct kern_rows, so a step costs O(batch), not O(table).
+ * tensor's struct kern_rows, so a step costs O(batch), not O(table);
+ * its Adam moments exist only for the rows ever stepped (struct
+ * param_rowmom), so a device's fine-tune allocates and clears none of a
+ * table's moments.
  *
  * Ownership: struct param_table is embedded in the model; the tensor array
  * and the kern_rows array are the model's (fixed-size arrays in its
@@ -61,8 +64,9 @@ struct param_table {
 	size_t		 n_params;
 	float		*params;	/* (n_params) */
 	float		*grads;		/* (n_params) */
-	float		*adam_m;	/* (n_params), at the first Adam step; */
-	float		*adam_v;	/* dense tensors only */
+	size_t		 n_dense;	/* floats of the dense tensors */
+	float		*adam_m;	/* (n_dense), at the first Adam step: */
+	float		*adam_v;	/* the dense tensors' in their order */
 	struct param_rowmom *rm;	/* (n_tensors), with adam_m; sparse
 					   tensors only */
 	long		 adam_t;

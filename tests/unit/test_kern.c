@@ -256,7 +256,7 @@ test_param_lazy_adam(void **state)
 {
 	enum { V = 70, D = 5, N = 7 };	/* V > 64: the moments grow twice */
 	struct param_tensor t[2], t2[2];
-	struct kern_rows rows[2], rows2[2];
+	struct kern_rows rows[2] = { { 0 } }, rows2[2] = { { 0 } };
 	struct param_table p, p2;
 	struct param_opt o = { PARAM_OPT_ADAM, 0.01f, 0.9f, 0.999f, 1e-8f,
 	    0.01f };
