@@ -22,6 +22,10 @@
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define KERN_AVX	1	/* AVX paths, chosen at run time */
+#endif
 
 #include "shared/ml/kern.h"
 
@@ -48,10 +52,21 @@ embed_backward(float *demb, const float *dout, const uint32_t *ids, int B,
 	}
 }
 
+/*
+ * The bags read rows of a table far larger than the cache in an order the
+ * data give (a sample's history), so each row is asked for KERN_PF rows
+ * ahead of its use; and on x86-64 a row of D % 4 == 0 floats is summed in
+ * SSE registers, in the same order per element as the scalar loop (the
+ * results are identical).
+ */
+#define KERN_PF	8
+
 void
 embed_bag_forward(float *out, const uint32_t *ids, const uint32_t *off,
     const float *emb, int B, int D, int ldo)
 {
+	uint32_t end = B > 0 ? off[B] : 0;
+
 	for (int b = 0; b < B; b++) {
 		float *o = out + (size_t)b * ldo;
 		uint32_t n = off[b + 1] - off[b];
@@ -60,7 +75,16 @@ embed_bag_forward(float *out, const uint32_t *ids, const uint32_t *off,
 			continue;
 		for (uint32_t j = off[b]; j < off[b + 1]; j++) {
 			const float *e = emb + (size_t)ids[j] * D;
-			for (int i = 0; i < D; i++)
+			int i = 0;
+			if (j + KERN_PF < end)
+				__builtin_prefetch(emb + (size_t)ids[j +
+				    KERN_PF] * D);
+#ifdef __SSE2__
+			for (; i + 4 <= D; i += 4)
+				_mm_storeu_ps(o + i, _mm_add_ps(_mm_loadu_ps(
+				    o + i), _mm_loadu_ps(e + i)));
+#endif
+			for (; i < D; i++)
 				o[i] += e[i];
 		}
 		float inv = 1.0f / (float)n;
@@ -73,6 +97,8 @@ void
 embed_bag_backward(float *demb, const float *dout, const uint32_t *ids,
     const uint32_t *off, int B, int D, int ldo)
 {
+	uint32_t end = B > 0 ? off[B] : 0;
+
 	for (int b = 0; b < B; b++) {
 		const float *d = dout + (size_t)b * ldo;
 		uint32_t n = off[b + 1] - off[b];
@@ -81,7 +107,18 @@ embed_bag_backward(float *demb, const float *dout, const uint32_t *ids,
 		float inv = 1.0f / (float)n;
 		for (uint32_t j = off[b]; j < off[b + 1]; j++) {
 			float *g = demb + (size_t)ids[j] * D;
-			for (int i = 0; i < D; i++)
+			int i = 0;
+			if (j + KERN_PF < end)
+				__builtin_prefetch(demb + (size_t)ids[j +
+				    KERN_PF] * D, 1);
+#ifdef __SSE2__
+			const __m128 vinv = _mm_set1_ps(inv);
+			for (; i + 4 <= D; i += 4)
+				_mm_storeu_ps(g + i, _mm_add_ps(_mm_loadu_ps(
+				    g + i), _mm_mul_ps(_mm_loadu_ps(d + i),
+				    vinv)));
+#endif
+			for (; i < D; i++)
 				g[i] += d[i] * inv;
 		}
 	}
@@ -290,17 +327,62 @@ sgd_update(float *w, const float *g, size_t n, float lr, float wd)
  * over the dense MLP is the largest cost of a device fine-tune, so on x86-64
  * the loop uses SSE (baseline there). Same operations in the same order in
  * float32 (no FMA), so both paths give bit-identical results.
+ * torch's mhat / (sqrt(v) / sbc2 + eps) is computed as
+ * (step sbc2) m / (sqrt(v) + eps sbc2): the same value up to float
+ * rounding with one division instead of two (division and square root
+ * bound this loop).
  */
+#ifdef KERN_AVX
+/*
+ * The loop below 8 wide, for CPUs with AVX (the build's baseline is SSE2):
+ * the same operations in the same order, so the same bits. Returns how
+ * many floats it did.
+ */
+__attribute__((target("avx"))) static size_t
+adam_core_avx(float *w, const float *g, float *m, float *v, size_t n,
+    float lw, float st2, float b1, float b2, float eps2)
+{
+	const __m256 vb1 = _mm256_set1_ps(b1), vb2 = _mm256_set1_ps(b2);
+	const __m256 vc1 = _mm256_set1_ps(1.0f - b1);
+	const __m256 vc2 = _mm256_set1_ps(1.0f - b2);
+	const __m256 vstep = _mm256_set1_ps(st2), veps = _mm256_set1_ps(eps2);
+	const __m256 vlw = _mm256_set1_ps(lw);
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		__m256 gi = _mm256_loadu_ps(g + i);
+		__m256 mi = _mm256_add_ps(_mm256_mul_ps(vb1,
+		    _mm256_loadu_ps(m + i)), _mm256_mul_ps(vc1, gi));
+		__m256 vi = _mm256_add_ps(_mm256_mul_ps(vb2,
+		    _mm256_loadu_ps(v + i)), _mm256_mul_ps(_mm256_mul_ps(vc2,
+		    gi), gi));
+		__m256 den = _mm256_add_ps(_mm256_sqrt_ps(vi), veps);
+		__m256 upd = _mm256_div_ps(_mm256_mul_ps(vstep, mi), den);
+		__m256 wi = _mm256_loadu_ps(w + i);
+		_mm256_storeu_ps(m + i, mi);
+		_mm256_storeu_ps(v + i, vi);
+		_mm256_storeu_ps(w + i, _mm256_sub_ps(wi, _mm256_add_ps(upd,
+		    _mm256_mul_ps(vlw, wi))));
+	}
+	return i;
+}
+#endif
+
 static void
 adam_core(float *w, const float *g, float *m, float *v, size_t n, float lr,
     float step, float sbc2, float b1, float b2, float eps, float wd)
 {
+	const float st2 = step * sbc2, eps2 = eps * sbc2;
 	size_t i = 0;
+#ifdef KERN_AVX
+	if (n >= 8 && __builtin_cpu_supports("avx"))
+		i = adam_core_avx(w, g, m, v, n, lr * wd, st2, b1, b2, eps2);
+#endif
 #ifdef __SSE2__
 	const __m128 vb1 = _mm_set1_ps(b1), vb2 = _mm_set1_ps(b2);
 	const __m128 vc1 = _mm_set1_ps(1.0f - b1), vc2 = _mm_set1_ps(1.0f - b2);
-	const __m128 vstep = _mm_set1_ps(step), vs2 = _mm_set1_ps(sbc2);
-	const __m128 veps = _mm_set1_ps(eps), vlw = _mm_set1_ps(lr * wd);
+	const __m128 vstep = _mm_set1_ps(st2), veps = _mm_set1_ps(eps2);
+	const __m128 vlw = _mm_set1_ps(lr * wd);
 
 	for (; i + 4 <= n; i += 4) {
 		__m128 gi = _mm_loadu_ps(g + i);
@@ -308,7 +390,7 @@ adam_core(float *w, const float *g, float *m, float *v, size_t n, float lr,
 		    _mm_mul_ps(vc1, gi));
 		__m128 vi = _mm_add_ps(_mm_mul_ps(vb2, _mm_loadu_ps(v + i)),
 		    _mm_mul_ps(_mm_mul_ps(vc2, gi), gi));
-		__m128 den = _mm_add_ps(_mm_div_ps(_mm_sqrt_ps(vi), vs2), veps);
+		__m128 den = _mm_add_ps(_mm_sqrt_ps(vi), veps);
 		__m128 upd = _mm_div_ps(_mm_mul_ps(vstep, mi), den);
 		__m128 wi = _mm_loadu_ps(w + i);
 		_mm_storeu_ps(m + i, mi);
@@ -321,7 +403,7 @@ adam_core(float *w, const float *g, float *m, float *v, size_t n, float lr,
 		float gi = g[i];
 		m[i] = b1 * m[i] + (1.0f - b1) * gi;
 		v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-		float upd = step * m[i] / (sqrtf(v[i]) / sbc2 + eps);
+		float upd = st2 * m[i] / (sqrtf(v[i]) + eps2);
 		w[i] -= upd + lr * wd * w[i];
 	}
 }
@@ -368,6 +450,22 @@ adam_rows(float *w, const float *g, float *m, float *v, const uint32_t *rows,
 	for (uint32_t i = 0; i < nr; i++) {
 		size_t o = (size_t)rows[i] * D;
 		adam_core(w + o, g + o, m + o, v + o, (size_t)D, lr, step,
+		    sbc2, b1, b2, eps, wd);
+	}
+}
+
+void
+adam_rows_slot(float *w, const float *g, float *m, float *v,
+    const uint32_t *rows, uint32_t nr, const uint32_t *slot, int D, float lr,
+    float b1, float b2, float eps, float wd, long t)
+{
+	float step, sbc2;
+
+	adam_scale(lr, b1, b2, t, &step, &sbc2);
+	for (uint32_t i = 0; i < nr; i++) {
+		size_t o = (size_t)rows[i] * D;
+		size_t mo = (size_t)(slot[rows[i]] - 1) * D;
+		adam_core(w + o, g + o, m + mo, v + mo, (size_t)D, lr, step,
 		    sbc2, b1, b2, eps, wd);
 	}
 }

@@ -139,5 +139,13 @@ void	sgd_rows(float *w, const float *g, const uint32_t *rows, uint32_t nr,
 void	adam_rows(float *w, const float *g, float *m, float *v,
 	    const uint32_t *rows, uint32_t nr, int D, float lr, float b1,
 	    float b2, float eps, float wd, long t);
+/*
+ * adam_rows with the moments of row rows[i] at row slot[rows[i]] - 1 of m
+ * and v (compact moment storage: only the rows ever stepped have one;
+ * every slot[rows[i]] >= 1).
+ */
+void	adam_rows_slot(float *w, const float *g, float *m, float *v,
+	    const uint32_t *rows, uint32_t nr, const uint32_t *slot, int D,
+	    float lr, float b1, float b2, float eps, float wd, long t);
 
 #endif

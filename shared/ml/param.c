@@ -54,6 +54,7 @@ param_alloc(struct param_table *p, struct param_tensor *t, int n,
 			uint32_t V = t[i].shape[0] ? t[i].shape[0] : 1;
 			rows[i].mark = xcalloc(V, 1);
 			rows[i].list = xcalloc(V, sizeof(uint32_t));
+			rows[i].n = 0;
 		}
 	}
 }
@@ -66,26 +67,102 @@ param_free(struct param_table *p)
 			free(p->rows[i].mark);
 			free(p->rows[i].list);
 		}
+	for (int i = 0; p->rm != NULL && i < p->n_tensors; i++) {
+		free(p->rm[i].slot);
+		free(p->rm[i].m);
+		free(p->rm[i].v);
+	}
+	free(p->rm);
 	free(p->adam_m);
 	free(p->adam_v);
 	free(p->grads);
 	free(p->params);
 }
 
+/*
+ * Allocates the Adam state: the dense tensors' moments back to back (in
+ * tensor order, skipping the sparse ones), the sparse ones empty.
+ */
+static void
+adam_alloc(struct param_table *p)
+{
+	size_t nd = 0;
+
+	for (int i = 0; i < p->n_tensors; i++)
+		if (!p->t[i].sparse)
+			nd += p->t[i].n;
+	p->n_dense = nd;
+	p->adam_m = xcalloc(nd, sizeof(float));
+	p->adam_v = xcalloc(nd, sizeof(float));
+	p->rm = xcalloc((size_t)(p->n_tensors ? p->n_tensors : 1),
+	    sizeof(*p->rm));
+	for (int i = 0; i < p->n_tensors; i++)
+		if (p->t[i].sparse)
+			p->rm[i].slot = xcalloc(p->t[i].shape[0] ?
+			    p->t[i].shape[0] : 1, sizeof(uint32_t));
+}
+
 void
 param_copy_adam(struct param_table *dst, const struct param_table *src)
 {
-	size_t nb = src->n_params * sizeof(float);
-
 	if (src->adam_m == NULL)
 		return;
-	if (dst->adam_m == NULL) {
-		dst->adam_m = xmalloc(nb);
-		dst->adam_v = xmalloc(nb);
+	if (dst->adam_m == NULL)
+		adam_alloc(dst);
+	memcpy(dst->adam_m, src->adam_m, src->n_dense * sizeof(float));
+	memcpy(dst->adam_v, src->adam_v, src->n_dense * sizeof(float));
+	for (int i = 0; i < src->n_tensors; i++) {
+		const struct param_tensor *t = &src->t[i];
+		const struct param_rowmom *a = &src->rm[i];
+		struct param_rowmom *b = &dst->rm[i];
+		size_t D = t->shape[1];
+		if (!t->sparse)
+			continue;
+		memcpy(b->slot, a->slot, (t->shape[0] ? t->shape[0] : 1) *
+		    sizeof(uint32_t));
+		if (b->cap < a->n) {
+			b->m = xreallocarray(b->m, (size_t)a->n * D,
+			    sizeof(float));
+			b->v = xreallocarray(b->v, (size_t)a->n * D,
+			    sizeof(float));
+			b->cap = a->n;
+		}
+		if (a->n > 0) {
+			memcpy(b->m, a->m, a->n * D * sizeof(float));
+			memcpy(b->v, a->v, a->n * D * sizeof(float));
+		}
+		b->n = a->n;
 	}
-	memcpy(dst->adam_m, src->adam_m, nb);
-	memcpy(dst->adam_v, src->adam_v, nb);
 	dst->adam_t = src->adam_t;
+}
+
+/* Gives every listed row of sparse tensor i moments (zero at first). */
+static void
+rowmom_reserve(struct param_table *p, int i)
+{
+	struct param_rowmom *a = &p->rm[i];
+	const struct kern_rows *r = &p->rows[i];
+	size_t D = p->t[i].shape[1];
+
+	for (uint32_t k = 0; k < r->n; k++) {
+		uint32_t row = r->list[k];
+		if (a->slot[row] != 0)
+			continue;
+		if (a->n == a->cap) {
+			/* at most the table's rows, so no overflow */
+			uint32_t cap = a->cap ? a->cap * 2 : 64;
+			if (cap > p->t[i].shape[0])
+				cap = p->t[i].shape[0];
+			a->m = xreallocarray(a->m, (size_t)cap * D,
+			    sizeof(float));
+			a->v = xreallocarray(a->v, (size_t)cap * D,
+			    sizeof(float));
+			a->cap = cap;
+		}
+		memset(a->m + a->n * D, 0, D * sizeof(float));
+		memset(a->v + a->n * D, 0, D * sizeof(float));
+		a->slot[row] = ++a->n;
+	}
 }
 
 struct param_tensor *
@@ -132,20 +209,22 @@ param_zero_grad(struct param_table *p, int dense_clean)
 int
 param_step(struct param_table *p, unsigned kinds, const struct param_opt *o)
 {
+	size_t doff = 0;
+
 	if (o == NULL || !(o->lr >= 0.0f) || !isfinite(o->lr))
 		return -EINVAL;
 	if (o->kind != PARAM_OPT_SGD && o->kind != PARAM_OPT_ADAM)
 		return -EINVAL;
 	if (o->kind == PARAM_OPT_ADAM) {
-		if (p->adam_m == NULL) {
-			p->adam_m = xcalloc(p->n_params, sizeof(float));
-			p->adam_v = xcalloc(p->n_params, sizeof(float));
-		}
+		if (p->adam_m == NULL)
+			adam_alloc(p);
 		p->adam_t++;
 	}
 	for (int i = 0; i < p->n_tensors; i++) {
 		struct param_tensor *t = &p->t[i];
-		size_t po = (size_t)(t->data - p->params);
+		size_t po = doff;	/* the tensor's dense moments */
+		if (!t->sparse)
+			doff += t->n;
 		if (!((kinds >> t->kind) & 1u) || t->n == 0)
 			continue;
 		if (o->kind == PARAM_OPT_SGD && t->sparse)
@@ -153,12 +232,13 @@ param_step(struct param_table *p, unsigned kinds, const struct param_opt *o)
 			    p->rows[i].n, (int)t->shape[1], o->lr, o->wd);
 		else if (o->kind == PARAM_OPT_SGD)
 			sgd_update(t->data, t->grad, t->n, o->lr, o->wd);
-		else if (t->sparse)
-			adam_rows(t->data, t->grad, p->adam_m + po,
-			    p->adam_v + po, p->rows[i].list, p->rows[i].n,
-			    (int)t->shape[1], o->lr, o->beta1, o->beta2, o->eps,
-			    o->wd, p->adam_t);
-		else
+		else if (t->sparse) {
+			rowmom_reserve(p, i);
+			adam_rows_slot(t->data, t->grad, p->rm[i].m,
+			    p->rm[i].v, p->rows[i].list, p->rows[i].n,
+			    p->rm[i].slot, (int)t->shape[1], o->lr, o->beta1,
+			    o->beta2, o->eps, o->wd, p->adam_t);
+		} else
 			adam_update(t->data, t->grad, p->adam_m + po,
 			    p->adam_v + po, t->n, o->lr, o->beta1, o->beta2,
 			    o->eps, o->wd, p->adam_t);

@@ -11,7 +11,10 @@
  * parameter buffer, so a dense optimiser step or a snapshot is one loop or
  * one memcpy. A sparse tensor (an embedding table, a per-user table) is
  * updated and zeroed only on the rows its backward pass marked in the
- * tensor's struct kern_rows, so a step costs O(batch), not O(table).
+ * tensor's struct kern_rows, so a step costs O(batch), not O(table);
+ * its Adam moments exist only for the rows ever stepped (struct
+ * param_rowmom), so a device's fine-tune allocates and clears none of a
+ * table's moments.
  *
  * Ownership: struct param_table is embedded in the model; the tensor array
  * and the kern_rows array are the model's (fixed-size arrays in its
@@ -43,6 +46,17 @@ struct param_tensor {
 					   (Forward-OFA's block) */
 };
 
+/*
+ * The Adam moments of a sparse tensor, compact: a row gets its moments when
+ * a step first updates it (lazy Adam), so a device's fine-tuning holds
+ * moments for the rows its samples touch, not for the whole table.
+ */
+struct param_rowmom {
+	uint32_t	*slot;	/* (rows) 1 + the row's index in m, v; 0 = none */
+	float		*m, *v;	/* (cap, cols) */
+	uint32_t	 n, cap;
+};
+
 struct param_table {
 	int		 n_tensors;
 	struct param_tensor *t;		/* (n_tensors), the model's array */
@@ -50,8 +64,11 @@ struct param_table {
 	size_t		 n_params;
 	float		*params;	/* (n_params) */
 	float		*grads;		/* (n_params) */
-	float		*adam_m;	/* (n_params), at the first Adam step */
-	float		*adam_v;
+	size_t		 n_dense;	/* floats of the dense tensors */
+	float		*adam_m;	/* (n_dense), at the first Adam step: */
+	float		*adam_v;	/* the dense tensors' in their order */
+	struct param_rowmom *rm;	/* (n_tensors), with adam_m; sparse
+					   tensors only */
 	long		 adam_t;
 };
 

@@ -191,11 +191,13 @@ def throughput(data, idx, threads):
     gen = torch.Generator().manual_seed(1)
     model = CTR()
     train(model, data, idx[:256 * 20], 1, 256, 1e-3, gen)  # warm-up
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     loss = train(model, data, idx, 1, 256, 1e-3, gen)
-    dt = time.perf_counter() - t0
+    dt, dc = time.perf_counter() - t0, time.process_time() - c0
+    # cpu_sps: per second of the process's CPU time, as bench_train
     print(f"BENCH train_torch threads={threads} samples={len(idx)} "
           f"secs={dt:.3f} samples_per_s={len(idx) / dt:.0f} "
+          f"cpu_secs={dc:.3f} cpu_sps={len(idx) / dc:.0f} "
           f"loss={loss:.4f} torch={torch.__version__}")
     sys.stdout.flush()
 

@@ -22,6 +22,7 @@
 
 #include "shared/ml/kern.h"
 #include "shared/ml/metapatch.h"
+#include "shared/ml/param.h"
 #include "shared/rng.h"
 
 void	openblas_set_num_threads(int);
@@ -213,6 +214,109 @@ test_embed_grad(void **state)
 		    demb, num, V * D), 0);
 		free(c.emb);
 	}
+}
+
+/*
+ * adam_update's vector paths (AVX where the CPU has it, SSE) give the bits
+ * of its scalar loop: n = 45 runs all three, n = 1 only the scalar one.
+ */
+static void
+test_adam_paths(void **state)
+{
+	enum { N = 45 };
+	float w[N], g[N], m[N], v[N], w1[N], m1[N], v1[N];
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		w[i] = w1[i] = 0.1f * (float)(i - 20);
+		g[i] = 0.37f * (float)((i * 7) % 11) - 1.9f;
+		m[i] = m1[i] = 0.01f * (float)(i % 5);
+		v[i] = v1[i] = 0.001f * (float)(i % 3);
+	}
+	for (long t = 1; t <= 3; t++) {
+		adam_update(w, g, m, v, N, 0.01f, 0.9f, 0.999f, 1e-8f, 0.1f,
+		    t);
+		for (int i = 0; i < N; i++)
+			adam_update(w1 + i, g + i, m1 + i, v1 + i, 1, 0.01f,
+			    0.9f, 0.999f, 1e-8f, 0.1f, t);
+	}
+	assert_memory_equal(w, w1, sizeof(w));
+	assert_memory_equal(m, m1, sizeof(m));
+	assert_memory_equal(v, v1, sizeof(v));
+}
+
+/*
+ * param_step's compact Adam moments for sparse tensors (a row gets its
+ * moments when first stepped) give exactly the table-sized lazy Adam of
+ * adam_rows, over steps that touch different rows, and param_copy_adam
+ * carries them: a copy stepped the same way stays identical.
+ */
+static void
+test_param_lazy_adam(void **state)
+{
+	enum { V = 70, D = 5, N = 7 };	/* V > 64: the moments grow twice */
+	struct param_tensor t[2], t2[2];
+	struct kern_rows rows[2] = { { 0 } }, rows2[2] = { { 0 } };
+	struct param_table p, p2;
+	struct param_opt o = { PARAM_OPT_ADAM, 0.01f, 0.9f, 0.999f, 1e-8f,
+	    0.01f };
+	float ref[V * D], rm[V * D] = { 0 }, rv[V * D] = { 0 };
+	float dref[N], dm[N] = { 0 }, dv[N] = { 0 };
+	size_t total = 0;
+	int nt = 0, nt2 = 0;
+
+	(void)state;
+	param_add(t, &nt, &total, "emb", V, D, 2, 1, 0, -1);
+	param_add(t, &nt, &total, "w", N, 1, 1, 0, 0, -1);
+	total = 0;
+	param_add(t2, &nt2, &total, "emb", V, D, 2, 1, 0, -1);
+	param_add(t2, &nt2, &total, "w", N, 1, 1, 0, 0, -1);
+	param_alloc(&p, t, nt, rows);
+	param_alloc(&p2, t2, nt2, rows2);
+	for (int i = 0; i < V * D; i++)
+		ref[i] = t[0].data[i] = 0.01f * (float)(i % 17) - 0.05f;
+	for (int i = 0; i < N; i++)
+		dref[i] = t[1].data[i] = 0.1f * (float)i;
+	for (int step = 1; step <= 6; step++) {
+		uint32_t ids[V];
+		int n = 0;
+		/* steps 1-3 touch a few rows, 4 all of them, 5-6 a few again */
+		for (uint32_t r = 0; r < V; r++)
+			if (step == 4 || (r * 7 + (uint32_t)step * 3) % 11 == 0)
+				ids[n++] = r;
+		if (step == 5)	/* a copy of the state steps from here on */
+			param_copy_adam(&p2, &p);
+		for (int k = 0; k < n; k++)
+			for (int i = 0; i < D; i++)
+				t[0].grad[ids[k] * D + i] = 0.3f *
+				    (float)((ids[k] + (uint32_t)i * 5 +
+				    (uint32_t)step) % 13) - 1.7f;
+		for (int i = 0; i < N; i++)
+			t[1].grad[i] = 0.2f * (float)(i - step);
+		kern_rows_add(&rows[0], ids, (size_t)n);
+		if (step >= 5) {
+			memcpy(p2.params, p.params, p.n_params * sizeof(float));
+			memcpy(p2.grads, p.grads, p.n_params * sizeof(float));
+			kern_rows_add(&rows2[0], ids, (size_t)n);
+		}
+		adam_rows(ref, t[0].grad, rm, rv, rows[0].list, rows[0].n, D,
+		    o.lr, o.beta1, o.beta2, o.eps, o.wd, step);
+		adam_update(dref, t[1].grad, dm, dv, N, o.lr, o.beta1,
+		    o.beta2, o.eps, o.wd, step);
+		assert_int_equal(param_step(&p, 1u, &o), 0);
+		if (step >= 5) {
+			assert_int_equal(param_step(&p2, 1u, &o), 0);
+			assert_memory_equal(p2.params, p.params,
+			    p.n_params * sizeof(float));
+		}
+		assert_memory_equal(t[0].data, ref, sizeof(ref));
+		assert_memory_equal(t[1].data, dref, sizeof(dref));
+		param_zero_grad(&p, 0);
+		param_zero_grad(&p2, 0);
+	}
+	assert_int_equal(p.rm[0].n, V);
+	param_free(&p);
+	param_free(&p2);
 }
 
 static void
@@ -603,6 +707,8 @@ main(void)
 		cmocka_unit_test(test_linear_naive_vs_blas),
 		cmocka_unit_test(test_embed_grad),
 		cmocka_unit_test(test_rows),
+		cmocka_unit_test(test_param_lazy_adam),
+		cmocka_unit_test(test_adam_paths),
 		cmocka_unit_test(test_linear_grad),
 		cmocka_unit_test(test_relu_grad),
 		cmocka_unit_test(test_bce_grad),
