@@ -69,6 +69,18 @@ timer_cb(uv_timer_t *t)
 		return;
 	}
 	if (d->waiting) {
+		/*
+		 * A loop busy for longer than the deadline (installs, stores,
+		 * hundreds of devices) runs this timer before it polls: read
+		 * what already arrived first, so a reply that came in time
+		 * is no timeout (and no second copy of a chunk).
+		 */
+		uint64_t rid = d->req_id;
+		uint32_t sp = d->sp_id;
+		nnuv_drain(&d->req);
+		if (!d->waiting || d->req_id != rid || d->sp_id != sp ||
+		    d->dd->stopping)
+			return;	/* answered: recv_cb moved it on */
 		d->dd->n_timeout++;
 		log_warnx("TIMEOUT: device=%s %s req=%llu: no reply in %lld ms",
 		    d->id, device_state_name(d->state),

@@ -57,7 +57,10 @@ rss_of() {	# prints "cloudd_kb deviced_total_kb deviced_max_kb"
 	echo "$c $t $m"
 }
 
-pc=0; pt=0; pm=0; killed=0; restarted=0; t=0; why=""
+# The watchdog reads the clock: a /proc scan takes seconds under load,
+# so counting loop iterations would fire late.
+pc=0; pt=0; pm=0; killed=0; restarted=0; why=""
+t_start=$(date +%s)
 while kill -0 $SIM 2>/dev/null; do
 	set -- $(rss_of)
 	[ "$1" -gt $pc ] && pc=$1
@@ -67,8 +70,7 @@ while kill -0 $SIM 2>/dev/null; do
 		why="total RSS $(( ($1 + $2) / 1024 )) MiB passed the limit of $LIMIT_MB MiB"
 		break
 	fi
-	t=$((t + 1))
-	if [ $t -gt "$TIMEOUT_S" ]; then
+	if [ $(( $(date +%s) - t_start )) -gt "$TIMEOUT_S" ]; then
 		why="still running after $TIMEOUT_S s"
 		break
 	fi
