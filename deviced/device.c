@@ -210,6 +210,12 @@ send_req(struct device *d, Dccl__Envelope *e)
 	d->sp_first = d->sp_id;
 	d->first_ctr = d->sent_ctr;
 	d->waiting = 1;
+	/*
+	 * The loop's clock is read once per iteration; one that ran many
+	 * callbacks (installs, job ends of hundreds of devices) would date
+	 * this send seconds back, and its timer would fire at once.
+	 */
+	uv_update_time(&d->dd->loop);
 	d->deadline = (double)uv_now(&d->dd->loop) +
 	    (double)d->dd->cf.request_timeout_ms;
 	arm(d);
