@@ -106,11 +106,12 @@ req=$(cat $logs | sed -n "s/.*TRAFFIC: \([0-9]*\) requests.*/\1/p" | awk "{ s +=
 tmo=$(cat $logs | grep -c "TIMEOUT:" || true)
 rsd=$(cat $logs | sed -n "s/.*requests, \([0-9]*\) re-sends.*/\1/p" | awk "{ s += \$1 } END { print s + 0 }")
 busy=$(cat $logs | sed -n "s/.*timeouts, \([0-9]*\) busy.*/\1/p" | awk "{ s += \$1 } END { print s + 0 }")
+late=$(cat $logs | sed -n "s/.* \([0-9]*\) late chunks kept.*/\1/p" | awk "{ s += \$1 } END { print s + 0 }")
 done_=$(cat $logs | grep -o "DONE: device=[^ ]*" | sort -u | wc -l)
 echo "== scale: $N devices"
 printf "%-10s %s\n" round "$(sed -n 's/^device phase: //p' "$OUT/simulate.out")"
-printf "%-10s %s sent, %s timeouts (%s%%), %s E_BUSY\n" requests "$req" "$tmo" \
-    "$(awk -v a="$tmo" -v b="$req" 'BEGIN { printf "%.2f", b ? 100 * a / b : 0 }')" "$busy"
+printf "%-10s %s sent, %s timeouts (%s%%), %s E_BUSY, %s late chunks kept\n" requests "$req" "$tmo" \
+    "$(awk -v a="$tmo" -v b="$req" 'BEGIN { printf "%.2f", b ? 100 * a / b : 0 }')" "$busy" "$late"
 printf "%-10s cloudd %d MiB; deviced total %d MiB, max %d MiB in one process, %.0f KiB per device\n" \
     "peak RSS" $((pc / 1024)) $((pt / 1024)) $((pm / 1024)) "$(awk -v a=$pt -v n=$N 'BEGIN { print a / n }')"
 printf "%-10s %d of %d (%.1f%%)\n" done "$done_" "$N" "$(awk -v a=$done_ -v n=$N 'BEGIN { print 100 * a / n }')"
