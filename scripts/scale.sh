@@ -26,6 +26,12 @@ LIMIT_MB=${SCALE_RSS_LIMIT_MB:-8192}
 TIMEOUT_S=${SCALE_TIMEOUT_S:-900}
 OUT=${OUT:-$(mktemp -d /tmp/dccl-scale.XXXXXX)}
 export OUT OPENBLAS_NUM_THREADS=1
+# A fleet's devices are enrolled before a round; here every device enrols
+# in it, so the first-enrolment bucket (100/s by default, a guard against
+# X25519 floods) would by itself take N/100 s. CLOUDD_OPTS set by the
+# caller come after, and win.
+CLOUDD_OPTS="-o limits.enroll-rate=2000 -o limits.enroll-burst=20000 ${CLOUDD_OPTS:-}"
+export CLOUDD_OPTS
 [ "$KILL_PCT" -gt 0 ] && export RESTART_KILLED=1
 mkdir -p "$OUT"
 

@@ -66,9 +66,14 @@ td=$(date +%s.%N)
 : >"$OUT/devices.pids"
 # One deviced, restarted if it is SIGKILLed (the dropout test of
 # scripts/scale.sh, with RESTART_KILLED=1) until it exits by itself.
+# The deviceds run at nice DEVICED_NICE (default 5): the simulated phones
+# would each have a CPU of their own, and on one machine their loops,
+# nanomsg threads and stores otherwise starve cloudd, the system under
+# test (its I/O thread writes every reply).
 run_deviced() {
 	while :; do
-		"$BIN/deviced" "$@" >>"$OUT/deviced$p.log" 2>&1 &
+		nice -n "${DEVICED_NICE:-5}" "$BIN/deviced" "$@" \
+		    >>"$OUT/deviced$p.log" 2>&1 &
 		echo $! >>"$OUT/devices.pids"
 		r=0; wait $! || r=$?
 		[ $r -eq 137 ] && [ -n "${RESTART_KILLED:-}" ] || return $r
