@@ -95,6 +95,10 @@ static const struct conf_opt cloudd_opts[] = {
 	CONF_INT("limits.max-latency-ms", CD_OFF(max_latency_ms), "2000", 0,
 	    3600000, 1, "heavy requests: while their mean time from arrival "
 	    "to reply is above this, new ones get E_BUSY (0 = no bound)"),
+	CONF_DBL("limits.download-rate", CD_OFF(download_rate), "256", 0,
+	    1e6, 1, "model and OFA chunk bytes sent per second, all devices "
+	    "together, MiB/s (0 = no bound); beyond it a chunk request gets "
+	    "E_BUSY with a retry-after"),
 	CONF_INT("limits.max-k", CD_OFF(max_k), "10000", 1, 1000000, 1,
 	    "retrieval: largest k"),
 	CONF_INT("limits.max-queries", CD_OFF(max_queries), "4096", 1, 1000000,
@@ -720,6 +724,10 @@ main(int argc, char **argv)
 		log_warnx("uv_loop_close: %s", uv_strerror(rc));
 	pool_unref(cd, cd->pool);
 	model_cache_fini(&cd->model);
+	log_info("DLPACE: %llu chunks sent, %llu refused at "
+	    "limits.download-rate %g MiB/s",
+	    (unsigned long long)cd->dlpace.granted,
+	    (unsigned long long)cd->dlpace.refused, cd->cf.download_rate);
 	download_cache_free(cd);
 	dlslots_free(cd);
 	ofa_cloud_free(cd);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "cloudd/dlpace.h"
 #include "cloudd/job.h"
 #include "cloudd/store.h"
 #include "dccl.pb-c.h"
@@ -63,6 +64,7 @@ struct cloudd_conf {
 	int	 auth_rekey;
 	int64_t	 user_devices;		/* ids a user may self-bind, 0 = any */
 	double	 rate;			/* requests/s per device, 0 = off */
+	double	 download_rate;		/* chunk MiB/s, all devices (dlpace.c) */
 	int64_t	 burst, dev_inflight;
 	double	 enroll_rate;		/* first enrolments/s, all devices */
 	int64_t	 enroll_burst, max_devices;
@@ -211,6 +213,7 @@ struct cloudd {
 	struct ofa_cloud	*ofa;		/* ofa_train.c: served OFA model */
 	struct dl_cache		*dl;		/* download.c: older versions' chunks */
 	struct fedsel		*fedsel;	/* fedsel.c: grid reports, choices */
+	struct dlpace		 dlpace;	/* dlpace.c: chunk bytes per second */
 	struct mf_cache		*mf;		/* manifest.c: versions' manifests */
 	struct dlslots		*dls;		/* dlslots.c: downloads at once */
 	/* upload.c: uploads of this loop iteration, committed together */

@@ -163,6 +163,24 @@ old_chunk(struct cloudd *cd, struct rpc_req *r, uint64_t v, uint32_t idx,
 	return b;
 }
 
+/*
+ * Download pacing (dlpace.h): 0 when the chunk in mc may go out now, else
+ * -1 after an E_BUSY reply that says when to come back.
+ */
+static int
+paced(struct cloudd *cd, struct rpc_req *r, const Dccl__ModelChunk *mc)
+{
+	uint32_t ms = dlpace_take(cd, mc->data.len);
+
+	if (ms == 0)
+		return 0;
+	r->retry_min_ms = ms;
+	rpc_error(cd, r, DCCL__ERROR_CODE__E_BUSY, "downloads are at "
+	    "limits.download-rate (%g MiB/s); retry later",
+	    cd->cf.download_rate);
+	return -1;
+}
+
 void
 download_rpc(struct cloudd *cd, struct rpc_req *r)
 {
@@ -184,7 +202,9 @@ download_rpc(struct cloudd *cd, struct rpc_req *r)
 		mc.data.data = owner->data + off;
 	} else if ((owner = old_chunk(cd, r, v, q->chunk_index, &mc)) == NULL)
 		return;
-	if (dlslots_take(cd, r, mc.chunk_index, mc.n_chunks) != 0)
+	/* A device's slot first (it holds it between chunks), then the rate. */
+	if (dlslots_take(cd, r, mc.chunk_index, mc.n_chunks) != 0 ||
+	    paced(cd, r, &mc) != 0)
 		return;
 	/*
 	 * Protocol 5: the device checks a model chunk against the version's
@@ -224,6 +244,8 @@ ofa_download_rpc(struct cloudd *cd, struct rpc_req *r)
 	    part->sum, &mc, &off) != 0)
 		return;
 	mc.data.data = part->data + off;
+	if (paced(cd, r, &mc) != 0)
+		return;
 	log_debug("OFA-GET: device=%s v%llu base=%d mask=0x%x chunk %u/%u",
 	    r->env->device_id, (unsigned long long)v, q->with_base ? 1 : 0,
 	    q->block_mask, q->chunk_index, mc.n_chunks);

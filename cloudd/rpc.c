@@ -137,6 +137,8 @@ rpc_error(struct cloudd *cd, struct rpc_req *r, int code, const char *fmt,
 		cd->busy_n++;
 		er.retry_after_ms = (uint32_t)(RPC_BUSY_BASE_MS *
 		    (1 + cd->busy_n / RPC_BUSY_PER_STEP));
+		if (er.retry_after_ms < r->retry_min_ms)
+			er.retry_after_ms = r->retry_min_ms;
 		if (er.retry_after_ms > RPC_BUSY_MAX_MS)
 			er.retry_after_ms = RPC_BUSY_MAX_MS;
 	}

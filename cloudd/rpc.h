@@ -42,6 +42,8 @@ struct rpc_req {
 	/* guard.c: the authenticated device (reply cache), an exact resend */
 	struct guard_dev *gauth;
 	int		 resend;
+	/* rpc_error: the least retry-after an E_BUSY may carry (dlpace.c) */
+	uint32_t	 retry_min_ms;
 	/* guard.c: its device's key was read off the loop (keylookup) */
 	int		 looked_up;
 };

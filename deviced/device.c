@@ -69,6 +69,18 @@ timer_cb(uv_timer_t *t)
 		return;
 	}
 	if (d->waiting) {
+		/*
+		 * A loop busy for longer than the deadline (installs, stores,
+		 * hundreds of devices) runs this timer before it polls: read
+		 * what already arrived first, so a reply that came in time
+		 * is no timeout (and no second copy of a chunk).
+		 */
+		uint64_t rid = d->req_id;
+		uint32_t sp = d->sp_id;
+		nnuv_drain(&d->req);
+		if (!d->waiting || d->req_id != rid || d->sp_id != sp ||
+		    d->dd->stopping)
+			return;	/* answered: recv_cb moved it on */
 		d->dd->n_timeout++;
 		log_warnx("TIMEOUT: device=%s %s req=%llu: no reply in %lld ms",
 		    d->id, device_state_name(d->state),
@@ -198,6 +210,12 @@ send_req(struct device *d, Dccl__Envelope *e)
 	d->sp_first = d->sp_id;
 	d->first_ctr = d->sent_ctr;
 	d->waiting = 1;
+	/*
+	 * The loop's clock is read once per iteration; one that ran many
+	 * callbacks (installs, job ends of hundreds of devices) would date
+	 * this send seconds back, and its timer would fire at once.
+	 */
+	uv_update_time(&d->dd->loop);
 	d->deadline = (double)uv_now(&d->dd->loop) +
 	    (double)d->dd->cf.request_timeout_ms;
 	arm(d);
@@ -956,6 +974,48 @@ reply_is_current(struct device *d, void *hdr)
 	    ((d->sp_id - d->sp_first) & 0x7fffffff);
 }
 
+/*
+ * A reply to an older request (one the device gave up on at its deadline)
+ * that is the very chunk the download needs now: kept, not dropped. Under
+ * load such a reply arrives after its deadline while the re-request's
+ * reply is still queued (or dropped by the cloud's socket, which holds
+ * one reply per device at a time). Safe because a model chunk is checked
+ * against the version's manifest, not by the request it answers; in
+ * auth.mode encrypt the reply is sealed for its own request and is not
+ * readable here. 1 if kept (msg consumed), else 0.
+ */
+static int
+late_chunk(struct device *d, void *msg, size_t len)
+{
+	Dccl__Envelope *e = NULL;
+	const Dccl__ModelChunk *c;
+	char err[64];
+
+	if (d->state != DEV_DOWNLOAD || d->dl_man == NULL ||
+	    wire_unpack(msg, len, &e, err, sizeof(err)) != 0 ||
+	    e->body_case != DCCL__ENVELOPE__BODY_MODEL_CHUNK) {
+		wire_free(e);
+		return 0;
+	}
+	c = e->model_chunk;
+	if (c->version != d->dl_version || c->chunk_index != d->dl_next ||
+	    manifest_check_chunk(d->dl_man->manifest, c) != 0) {
+		wire_free(e);
+		return 0;
+	}
+	d->dd->n_late_chunk++;
+	log_debug("LATE-CHUNK: device=%s v%llu chunk %u kept", d->id,
+	    (unsigned long long)c->version, c->chunk_index);
+	d->bytes_down += len;
+	d->b_model += len;
+	d->waiting = 0;		/* its re-request's reply will be late */
+	uv_timer_stop(&d->timer);
+	nn_freemsg(msg);
+	on_chunk(d, c);
+	wire_free(e);
+	return 1;
+}
+
 static void
 recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 {
@@ -966,6 +1026,8 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 
 	if (!reply_is_current(d, hdr)) {
 		/* An answer to an older request. */
+		if (late_chunk(d, msg, len))
+			return;
 		log_debug("LATE: device=%s reply to an older request dropped",
 		    d->id);
 		nn_freemsg(msg);
@@ -989,8 +1051,10 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 		/* A late reply to a request we gave up on or re-sent. */
 		log_debug("LATE: device=%s req=%llu dropped", d->id,
 		    (unsigned long long)e->request_id);
-		nn_freemsg(msg);
 		wire_free(e);
+		if (late_chunk(d, msg, len))
+			return;
+		nn_freemsg(msg);
 		return;
 	}
 	if (d->auth->want != AUTH_OFF) {

@@ -209,6 +209,7 @@ struct deviced {
 	int			 stopped;	/* host_stop ran */
 	/* traffic counters, logged at exit (scripts/scale.sh reads them) */
 	uint64_t		 n_req, n_resend, n_timeout, n_busy;
+	uint64_t		 n_late_chunk;	/* late chunks kept (device.c) */
 };
 
 /*

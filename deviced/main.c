@@ -273,9 +273,10 @@ main(int argc, char **argv)
 		    "feature schema is not their data's (SCHEMA lines)",
 		    dd->n_refused);
 	log_info("TRAFFIC: %llu requests, %llu re-sends, %llu timeouts, %llu "
-	    "busy", (unsigned long long)dd->n_req,
+	    "busy, %llu late chunks kept", (unsigned long long)dd->n_req,
 	    (unsigned long long)dd->n_resend,
-	    (unsigned long long)dd->n_timeout, (unsigned long long)dd->n_busy);
+	    (unsigned long long)dd->n_timeout, (unsigned long long)dd->n_busy,
+	    (unsigned long long)dd->n_late_chunk);
 	rc = dd->cf.run_once && !signalled && dd->n_done < dd->n_dev;
 	host_close(dd);
 	free(dm);

@@ -102,6 +102,13 @@ recv_cb(uv_poll_t *h, int status, int events)
 	}
 }
 
+void
+nnuv_drain(struct nnuv *s)
+{
+	if (s->has_rfd && s->reading)
+		recv_cb(&s->rpoll, 0, UV_READABLE);
+}
+
 int
 nnuv_init(struct nnuv *s, uv_loop_t *loop, int sock, int raw,
     nnuv_recv_fn recv, void *data)

@@ -55,6 +55,13 @@ int	nnuv_init(struct nnuv *s, uv_loop_t *loop, int sock, int raw,
  * error they are freed and -1 is returned.
  */
 int	nnuv_send(struct nnuv *s, void *msg, size_t len, void *hdr);
+/*
+ * Delivers the messages already waiting (at most one burst) now, outside
+ * the poll: a loop that was busy for longer than a deadline runs its
+ * timers before it polls, so a reply that arrived in time would
+ * otherwise be seen only after the timer gave up on it.
+ */
+void	nnuv_drain(struct nnuv *s);
 /* Stops / restarts delivering messages (in-flight limits). */
 void	nnuv_pause(struct nnuv *s);
 void	nnuv_resume(struct nnuv *s);

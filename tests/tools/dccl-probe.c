@@ -1131,6 +1131,47 @@ main(int argc, char **argv)
 		printf("FLOOD ok %d rate-limited %d other %d\n", ok, limited,
 		    other);
 		return 0;
+	} else if (!strcmp(what, "chunk-flood") && argc > 4) {
+		/*
+		 * N GetModel requests (chunk 0 of the current version) back
+		 * to back, each signed anew: download pacing (cloudd/dlpace.h).
+		 * Prints the chunks, the E_BUSY and their least and largest
+		 * retry-after.
+		 */
+		static Dccl__GetModelReq gmr = DCCL__GET_MODEL_REQ__INIT;
+		struct auth_dev *a = device(argv[3], 1);
+		int n = atoi(argv[4]), ok = 0, busy = 0, other = 0;
+		uint32_t lo = UINT32_MAX, hi = 0;
+		e.device_id = argv[3];
+		e.body_case = DCCL__ENVELOPE__BODY_GET_MODEL;
+		e.get_model = &gmr;
+		for (int i = 0; i < n; i++) {
+			Dccl__Envelope *r;
+			void *msg, *raw;
+			size_t len, rawlen;
+			e.request_id = 100 + (uint64_t)i;
+			if (a == NULL || auth_dev_pack(a, &e, &msg, &len) != 0 ||
+			    nn_send(sock, &msg, NN_MSG, 0) < 0 ||
+			    recv_reply(&r, &raw, &rawlen) != 0) {
+				other++;
+				continue;
+			}
+			if (r->body_case == DCCL__ENVELOPE__BODY_MODEL_CHUNK)
+				ok++;
+			else if (r->body_case == DCCL__ENVELOPE__BODY_ERROR &&
+			    r->error->code == DCCL__ERROR_CODE__E_BUSY) {
+				uint32_t ms = r->error->retry_after_ms;
+				busy++;
+				lo = ms < lo ? ms : lo;
+				hi = ms > hi ? ms : hi;
+			} else
+				other++;
+			wire_free(r);
+			nn_freemsg(raw);
+		}
+		printf("CHUNK-FLOOD chunks %d busy %d other %d retry-after "
+		    "%u..%u\n", ok, busy, other, busy ? lo : 0, hi);
+		return 0;
 	} else if ((!strcmp(what, "nan-upload") || !strcmp(what, "upload") ||
 	    !strcmp(what, "bignorm-upload") || !strcmp(what, "burst") ||
 	    (!strcmp(what, "norm-upload") && argc > 5)) && argc > 3) {

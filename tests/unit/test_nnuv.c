@@ -612,6 +612,51 @@ test_raw_send_queue_keeps_header(void **state)
 		fail_msg("child exited %d", WEXITSTATUS(st));
 }
 
+/* nnuv_drain: what waits on the socket, delivered without the poll. */
+static int drained;
+
+static void
+on_drained(struct nnuv *s, void *msg, size_t len, void *hdr)
+{
+	(void)s;
+	(void)hdr;
+	if (len == 4 && memcmp(msg, "late", 4) == 0)
+		drained++;
+	nn_freemsg(msg);
+}
+
+static void
+test_drain(void **state)
+{
+	struct ctx *t = *state;
+	struct nnuv *pull = &t->srv;	/* teardown closes it */
+	int in = nn_socket(AF_SP, NN_PULL), out = nn_socket(AF_SP, NN_PUSH);
+
+	assert_true(in >= 0 && out >= 0);
+	assert_true(nn_bind(in, t->url) >= 0);
+	assert_true(nn_connect(out, t->url) >= 0);
+	assert_int_equal(nnuv_init(pull, &t->loop, in, 0, on_drained, t), 0);
+	t->srv_open = 1;
+	drained = 0;
+	assert_int_equal(nn_send(out, "late", 4, 0), 4);
+	/* The loop has not run: nothing was delivered by the poll. */
+	assert_int_equal(drained, 0);
+	for (int i = 0; i < 100 && drained == 0; i++) {
+		nnuv_drain(pull);
+		if (drained == 0)
+			usleep(10000);
+	}
+	assert_int_equal(drained, 1);
+	nnuv_drain(pull);	/* nothing more waits: no callback */
+	assert_int_equal(drained, 1);
+	nnuv_pause(pull);	/* paused: drain delivers nothing */
+	assert_int_equal(nn_send(out, "late", 4, 0), 4);
+	usleep(20000);
+	nnuv_drain(pull);
+	assert_int_equal(drained, 1);
+	nn_close(out);
+}
+
 int
 main(void)
 {
@@ -634,6 +679,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_raw_send_queue_keeps_header, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

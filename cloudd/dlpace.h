@@ -1,0 +1,34 @@
+/*
+ * dlpace: pacing of model downloads. Every chunk reply (GetModel, GetOfa)
+ * draws its bytes from one token bucket of limits.download-rate MiB/s,
+ * 0.25 s deep. nanomsg's raw REP socket takes any reply at once and
+ * holds it until the device reads it, and silently drops a second reply
+ * to a device whose first one is still being written; a cloud that packs
+ * chunks faster than the fleet reads them builds up those held replies
+ * (memory) and the devices' deadlines expire on replies that are queued,
+ * not lost. Beyond the bucket a chunk request gets E_BUSY at once, with a
+ * retry-after of at least the time the bucket needs to refill for it.
+ * Loop thread only.
+ */
+#ifndef CLOUDD_DLPACE_H
+#define CLOUDD_DLPACE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct cloudd;
+
+struct dlpace {
+	double	 tokens;	/* bytes that may go out now */
+	double	 t;		/* uv_now of the last refill, ms */
+	uint64_t granted, refused;	/* chunks, for the metrics */
+};
+
+/*
+ * 0 when a chunk of len bytes may go out now (its bytes are taken), else
+ * the milliseconds (>= 1) until the bucket holds them. Always 0 when
+ * limits.download-rate is 0.
+ */
+uint32_t	dlpace_take(struct cloudd *cd, size_t len);
+
+#endif
