@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """guard_select.py KEEPDIR METHOD: the guard's rule chosen on validation.
 
+METHOD is an unguarded row (ft-cv, ft-pair-cv, mp-cv: it always adopts
+its CV choice), so its test predictions are what every rule replays.
+
 The guard (deviced/README.md, step 5) adopts a device's cross-validated
 choice when n_local >= NMIN, cv_gain - Z * cv_se > 0 and cv_rank > 0.
 This script chooses (Z, NMIN) from validation data only, then measures
