@@ -624,6 +624,10 @@ struct cv {
 	double		 rank[CV_N];	/* held-out pairs ordered better */
 	float		*gb;		/* CV_N x nho: this fold's gains */
 	size_t		 pairs;
+	/* The last fold's share of the sums (nested validation). */
+	int		 last;		/* the fold being scored is it */
+	double		 lsum[CV_N], lsq[CV_N], lrank[CV_N];
+	size_t		 ln, lpairs;
 };
 
 static void cv_score(struct cv *v, int s);
@@ -671,6 +675,11 @@ cv_score(struct cv *v, int s)
 		v->sum[s] += g;
 		v->sq[s] += g * g;
 		v->gb[(size_t)s * v->nho + i] = (float)g;
+		if (v->last) {
+			v->lsum[s] += g;
+			v->lsq[s] += g * g;
+			v->ln += s == 0;
+		}
 	}
 	/*
 	 * Ranking evidence: each held-out (positive, negative) pair the
@@ -691,8 +700,44 @@ cv_score(struct cv *v, int s)
 			    v->p->p0[a] < v->p->p0[b] ? 0 : 0.5;
 			v->rank[s] += o1 - o0;
 			v->pairs += s == 0;
+			if (v->last) {
+				v->lrank[s] += o1 - o0;
+				v->lpairs += s == 0;
+			}
 		}
 	}
+}
+
+/*
+ * Nested validation (learn.h, struct learn_nested): the choice and the
+ * guard's figures from every fold but the last, and how that choice
+ * then did on the last fold, which none of them saw: what a rule over
+ * the guard's evidence does to a user's future AUC, measured without
+ * test data.
+ */
+static void
+nested(const struct cv *v, size_t nh, struct learn_choice *ch)
+{
+	struct learn_nested *ne = &ch->nested;
+	double nin = (double)(nh - v->ln), mu, var;
+	int b = -1;
+
+	memset(ne, 0, sizeof(*ne));
+	if (v->ln == 0 || nh <= v->ln)
+		return;
+	for (int s = 0; s < GRID_N * v->na; s++)
+		if (b < 0 || v->sum[s] - v->lsum[s] > v->sum[b] - v->lsum[b])
+			b = s;
+	mu = (v->sum[b] - v->lsum[b]) / nin;
+	var = (v->sq[b] - v->lsq[b]) / nin - mu * mu;
+	ne->have = 1;
+	ne->gain = mu;
+	ne->se = sqrt((var > 0 ? var : 0) / nin);
+	ne->rank = v->rank[b] - v->lrank[b];
+	ne->out_n = v->ln;
+	ne->out_gain = v->lsum[b] / (double)v->ln;
+	ne->out_pairs = v->lpairs;
+	ne->out_rank = v->lrank[b];
 }
 
 /*
@@ -755,6 +800,7 @@ cv_select(struct learn_prep *p, const struct method *m,
 			continue;
 		nh += v.nho;
 		v.ho = ho;
+		v.last = f == K - 1;
 		targets(p, m, tr, nt, y, off);
 		for (int li = 0; li < GRID_LR && rc == 0; li++) {
 			v.li = li;
@@ -797,6 +843,7 @@ cv_select(struct learn_prep *p, const struct method *m,
 			ch->grid.sq[q] = v.sq[CV_WHOLE(&v, q)];
 			ch->grid.rank[q] = v.rank[CV_WHOLE(&v, q)];
 		}
+		nested(&v, nh, ch);
 	}
 	free(v.save);
 	free(v.gb);

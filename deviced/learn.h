@@ -90,6 +90,21 @@ struct learn_grid {
 	double	rank[LEARN_GRID_N];	/* pairs ordered better, net */
 };
 
+/*
+ * Nested validation of the guard (learn.c, nested()): the setting and
+ * the guard's evidence (gain, se, rank) chosen on every CV fold but the
+ * last, and that setting's result on the last fold (out_*). Lets a guard
+ * rule be chosen on validation data (scripts/guard_select.py).
+ */
+struct learn_nested {
+	int	have;		/* at least 3 folds with samples */
+	double	gain, se;	/* inner folds: mean logloss gain, its SE */
+	double	rank;		/* inner folds: net pairs ordered better */
+	size_t	out_n, out_pairs;	/* last fold: samples, pairs */
+	double	out_gain;	/* last fold: mean logloss gain */
+	double	out_rank;	/* last fold: net pairs ordered better */
+};
+
 /* Chosen setting of one method's run. */
 struct learn_choice {
 	int	adopted;
@@ -104,6 +119,7 @@ struct learn_choice {
 	double	pick_lr;	/* with fed: the setting it trained at */
 	int	pick_steps;
 	struct learn_grid grid;	/* the CV over the whole grid */
+	struct learn_nested nested;
 };
 
 /*

@@ -158,6 +158,18 @@ learn_eval(struct device *d, const struct learn_in *in, struct learn_prep *p0,
 			fprintf(x, "%s,cv_se,%g\n%s,cv_rank,%g\n%s,alpha,%g\n"
 			    "%s,n_local,%zu\n", mi.name, ch.se, mi.name, ch.rank,
 			    mi.name, ch.adopted ? ch.alpha : 0, mi.name, p->n);
+		/* The held-out (click, no-click) pairs cv_rank is net of. */
+		if (mi.adapts && ch.grid.have)
+			fprintf(x, "%s,cv_pairs,%zu\n", mi.name,
+			    ch.grid.pairs);
+		if (mi.adapts && ch.nested.have)
+			fprintf(x, "%s,nv_gain,%g\n%s,nv_se,%g\n"
+			    "%s,nv_rank,%g\n%s,nv_on,%zu\n%s,nv_ogain,%g\n"
+			    "%s,nv_opairs,%zu\n%s,nv_orank,%g\n", mi.name,
+			    ch.nested.gain, mi.name, ch.nested.se, mi.name,
+			    ch.nested.rank, mi.name, ch.nested.out_n, mi.name,
+			    ch.nested.out_gain, mi.name, ch.nested.out_pairs,
+			    mi.name, ch.nested.out_rank);
 		/* "-fed" rows: 1 the cloud's choice, -1 its default. */
 		if (ch.fed != 0)
 			fprintf(x, "%s,fed,%d\n", mi.name, ch.fed);

@@ -10,7 +10,9 @@ model (impression-weighted, as GAUC) and, for a family of adoption rules
 over the CV figures, the share of that gain a rule keeps and the share of
 users it leaves worse. This reads test labels: it is an analysis of how
 informative the devices' validation evidence is, never a way to choose a
-rule (a rule is chosen on validation data only).
+rule (a rule is chosen on validation data only: scripts/guard_select.py).
+The "EB" rules shrink each device's CV gain toward its round's fleet
+(empirical Bayes, prior from the devices' CV figures, no test label).
 """
 import collections
 import glob
@@ -58,22 +60,48 @@ def users(keep, meth):
             a1 = auc(rows[meth]) if meth in rows else None
             if a0 is None or a1 is None:
                 continue
-            out.append(dict(cold=user in cold, w=len(rows['cloud']),
+            out.append(dict(run=run, cold=user in cold, w=len(rows['cloud']),
                             da=a1 - a0, n=ex.get('n_local', 0),
                             g=ex.get('cv_gain', 0), se=ex.get('cv_se', 0),
                             rk=ex.get('cv_rank', 0)))
     return out
 
 
+def eb(us):
+    """Empirical Bayes over each round's fleet (validation figures only):
+    prior N(mu, tau^2) of the per-device CV gain, by moments (tau^2 =
+    variance of cv_gain minus the mean cv_se^2); r['pm'], r['ps'] the
+    posterior mean and sd of each device's gain."""
+    byrun = collections.defaultdict(list)
+    for r in us:
+        byrun[(r['run'], r['cold'])].append(r)
+    for (run, cold), rs in sorted(byrun.items()):
+        mu = sum(r['g'] for r in rs) / len(rs)
+        var = sum((r['g'] - mu) ** 2 for r in rs) / len(rs)
+        t2 = max(1e-12, var - sum(r['se'] ** 2 for r in rs) / len(rs))
+        for r in rs:
+            v = r['se'] ** 2
+            r['pm'] = (t2 * r['g'] + v * mu) / (t2 + v) if v > 0 else r['g']
+            r['ps'] = (t2 * v / (t2 + v)) ** 0.5 if v > 0 else 0
+        print('EB prior %s %s: mu %+.4f tau %.4f, median cv_se %.4f' % (
+            os.path.basename(run), 'cold' if cold else 'warm', mu,
+            t2 ** 0.5, sorted(r['se'] for r in rs)[len(rs) // 2]))
+
+
 def main():
     keep, meth = sys.argv[1], sys.argv[2]
     us = users(keep, meth)
+    eb(us)
     rules = [('oracle (test sign)', lambda r: r['da'] > 0)]
     for z in (0, 0.5, 1, 2, 3):
         rules.append(('gain - %g se > 0' % z,
                       lambda r, z=z: r['g'] - z * r['se'] > 0))
         rules.append(('gain - %g se > 0, rank > 0' % z,
                       lambda r, z=z: r['g'] - z * r['se'] > 0 and
+                      r['rk'] > 0))
+    for z in (0, 1, 2):
+        rules.append(('EB posterior mean - %g sd > 0, rank > 0' % z,
+                      lambda r, z=z: r['pm'] - z * r['ps'] > 0 and
                       r['rk'] > 0))
     rules.append(('rank > 0', lambda r: r['rk'] > 0))
     for nmin in (10, 20, 40, 80):

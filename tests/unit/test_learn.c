@@ -609,6 +609,60 @@ test_fedsel_grid(void **state)
 	conf_fini(&c);
 }
 
+/*
+ * Nested validation (learn.h, struct learn_nested): the inner folds' and
+ * the last fold's sums add up to the CV's at the point the inner folds
+ * chose; the last fold is the last block of samples; too few folds give
+ * none.
+ */
+static void
+test_nested_validation(void **state)
+{
+	struct ctr *m = cloud_model(CTR_INTER_OFF), *a;
+	struct deviced_conf cf;
+	struct conf c;
+	struct dataset local, none;
+	struct learn_prep p;
+	struct learn_choice ch;
+	struct learn_grid g;
+	double secs, mem;
+	int hit = 0;
+
+	(void)state;
+	defaults(&c, &cf);
+	make_ds(&local, 60, USER, 23);
+	memset(&none, 0, sizeof(none));
+	struct learn_in in = { &cf, m, &local, &none, USER, 0.5, NULL, 0, 0,
+		0, NULL, 0 };
+	learn_prep_init(&p, &in, &none);
+	a = learn_method_run(&p, "ft-cv", NULL, &ch, &secs, &mem);
+	assert_int_equal(learn_method_grid(&p, "ft-cv", NULL, &g), 0);
+	const struct learn_nested *ne = &ch.nested;
+	assert_true(cf.cv_folds == 3 && ne->have);
+	assert_int_equal(ne->out_n, 20);	/* block 2 of 3 */
+	assert_true(ne->out_pairs > 0 && ne->out_pairs < g.pairs);
+	assert_true(fabs(ne->out_rank) <= (double)ne->out_pairs);
+	assert_true(isfinite(ne->gain) && ne->se >= 0 &&
+	    isfinite(ne->out_gain));
+	for (int s = 0; s < LEARN_GRID_N; s++)
+		hit |= fabs(ne->rank + ne->out_rank - g.rank[s]) < 1e-6 &&
+		    fabs(ne->gain * (double)(g.n - ne->out_n) +
+		    ne->out_gain * (double)ne->out_n - g.gain[s]) < 1e-6;
+	assert_true(hit);
+	ctr_free(a);
+	learn_prep_fini(&p);
+	/* Two folds: no fold left to validate on. */
+	cf.cv_folds = 2;
+	learn_prep_init(&p, &in, &none);
+	a = learn_method_run(&p, "ft-cv", NULL, &ch, &secs, &mem);
+	assert_true(ch.grid.have && !ch.nested.have);
+	ctr_free(a);
+	learn_prep_fini(&p);
+	free_ds(&local);
+	ctr_free(m);
+	conf_fini(&c);
+}
+
 int
 main(void)
 {
@@ -620,6 +674,7 @@ main(void)
 		cmocka_unit_test(test_fast_equals_reference),
 		cmocka_unit_test(test_memo_same),
 		cmocka_unit_test(test_fedsel_grid),
+		cmocka_unit_test(test_nested_validation),
 		cmocka_unit_test(test_partial_step),
 		cmocka_unit_test(test_pair_weight_served),
 		cmocka_unit_test_prestate(test_pair_weight_served, &fm),
