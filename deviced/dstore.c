@@ -79,7 +79,16 @@ dstore_open(struct dstore **out, const char *path, char *err, size_t errlen)
 	 * SQLite's default (2 MiB each) would be most of a hosted device's
 	 * memory. The store is read mostly at start and written in chunks.
 	 */
+	/*
+	 * A model passes through the store twice (its chunks, then the
+	 * assembled blob), so without these a device kept about 4x the
+	 * model on disk: the freed chunk pages and a WAL grown to the
+	 * install's size. A new store is in incremental auto-vacuum mode
+	 * (shared/db.c); dstore_dl_clear gives the pages back, and the WAL
+	 * is cut to 1 MiB after each checkpoint.
+	 */
 	if (exec(st, "PRAGMA cache_size = -128") != 0 ||
+	    exec(st, "PRAGMA journal_size_limit = 1048576") != 0 ||
 	    exec(st, schema) != 0 || add_side(st) != 0) {
 		snprintf(err, errlen, "%s: %s", path, st->err);
 		dstore_close(st);
@@ -322,7 +331,9 @@ dstore_dl_assemble(struct dstore *st, uint64_t version, void **blob,
 int
 dstore_dl_clear(struct dstore *st)
 {
-	return exec(st, "DELETE FROM download");
+	if (exec(st, "DELETE FROM download") != 0)
+		return -EIO;
+	return exec(st, "PRAGMA incremental_vacuum");
 }
 
 int

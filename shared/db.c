@@ -49,7 +49,15 @@ db_open(sqlite3 **out, const char *path, int busy_ms, char *err,
 		return -EIO;
 	}
 	sqlite3_busy_timeout(db, busy_ms);
-	if (db_exec(db, "PRAGMA journal_mode=WAL", why, sizeof(why)) != 0 ||
+	/*
+	 * auto_vacuum only takes on a new file, before WAL mode is set: a
+	 * new store can then give freed pages back (PRAGMA
+	 * incremental_vacuum, deviced/dstore.c after an install); a store
+	 * that never asks keeps its free pages, as before.
+	 */
+	if (db_exec(db, "PRAGMA auto_vacuum=INCREMENTAL", why,
+	    sizeof(why)) != 0 ||
+	    db_exec(db, "PRAGMA journal_mode=WAL", why, sizeof(why)) != 0 ||
 	    db_exec(db, "PRAGMA synchronous=NORMAL", why, sizeof(why)) != 0) {
 		snprintf(err, errlen, "%s: %s", path, why);
 		sqlite3_close(db);
