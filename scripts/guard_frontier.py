@@ -19,43 +19,15 @@ import glob
 import os
 import sys
 
-
-def auc(rows):
-    pos = sorted(s for y, s in rows if y >= 0.5)
-    neg = sorted(s for y, s in rows if y < 0.5)
-    if not pos or not neg:
-        return None
-    c, j, k = 0.0, 0, 0
-    for p in pos:          # pairs (p, n) with n < p, ties half
-        while j < len(neg) and neg[j] < p:
-            j += 1
-        k = j
-        while k < len(neg) and neg[k] == p:
-            k += 1
-        c += j + 0.5 * (k - j)
-    return c / len(pos) / len(neg)
+from evalkeep import auc, extra, rounds, scores
 
 
 def users(keep, meth):
     out = []
-    for run in sorted(glob.glob(os.path.join(keep, 'run-*'))):
-        data = os.path.join(keep, os.path.basename(run)[4:])
-        cold = set()
-        cf = os.path.join(data, 'cold.csv')
-        if os.path.exists(cf):
-            cold = set(l.strip() for l in open(cf)) - {'user'}
+    for run, cold in rounds(keep):
         for f in glob.glob(os.path.join(run, 'eval', '*.csv')):
-            rows = collections.defaultdict(list)
-            user = None
-            for line in open(f):
-                m, u, _, y, s = line.strip().split(',')
-                rows[m].append((float(y), float(s)))
-                user = u
-            ex = {}
-            for line in open(f[:-4] + '.extra'):
-                m, k, v = line.strip().split(',')
-                if m == meth:
-                    ex[k] = float(v)
+            rows, user = scores(f)
+            ex = extra(f[:-4] + '.extra', meth)
             a0 = auc(rows['cloud'])
             a1 = auc(rows[meth]) if meth in rows else None
             if a0 is None or a1 is None:

@@ -33,49 +33,21 @@ import glob
 import os
 import sys
 
+from evalkeep import auc, extra, rounds, scores
+
 TARGET = 0.02
 ZS = (0, 0.5, 1, 1.5, 2, 3)
 NMINS = (4, 10, 20, 40)
 
 
-def auc(rows):
-    pos = sorted(s for y, s in rows if y >= 0.5)
-    neg = sorted(s for y, s in rows if y < 0.5)
-    if not pos or not neg:
-        return None
-    c, j, k = 0.0, 0, 0
-    for p in pos:
-        while j < len(neg) and neg[j] < p:
-            j += 1
-        k = j
-        while k < len(neg) and neg[k] == p:
-            k += 1
-        c += j + 0.5 * (k - j)
-    return c / len(pos) / len(neg)
-
-
 def devices(keep, meth):
     """Per run: every device with the method's evidence."""
     runs = {}
-    for run in sorted(glob.glob(os.path.join(keep, 'run-*'))):
-        data = os.path.join(keep, os.path.basename(run)[4:])
-        cold = set()
-        cf = os.path.join(data, 'cold.csv')
-        if os.path.exists(cf):
-            cold = set(l.strip() for l in open(cf)) - {'user'}
+    for run, cold in rounds(keep):
         out = []
         for f in glob.glob(os.path.join(run, 'eval', '*.csv')):
-            rows = collections.defaultdict(list)
-            user = None
-            for line in open(f):
-                m, u, _, y, s = line.strip().split(',')
-                rows[m].append((float(y), float(s)))
-                user = u
-            ex = {}
-            for line in open(f[:-4] + '.extra'):
-                m, k, v = line.strip().split(',')
-                if m == meth:
-                    ex[k] = float(v)
+            rows, user = scores(f)
+            ex = extra(f[:-4] + '.extra', meth)
             if 'cv_gain' not in ex:
                 continue
             a0 = auc(rows['cloud'])

@@ -18,20 +18,14 @@ import os
 import random
 import sys
 
+from evalkeep import extra, rounds
+
 
 def load(keep):
     dev = {}
-    for run in sorted(glob.glob(os.path.join(keep, 'run-*'))):
-        data = os.path.join(keep, os.path.basename(run)[4:])
-        cold = set()
-        cf = os.path.join(data, 'cold.csv')
-        if os.path.exists(cf):
-            cold = set(l.strip() for l in open(cf)) - {'user'}
+    for run, cold in rounds(keep):
         for f in glob.glob(os.path.join(run, 'eval', '*.extra')):
-            ex = {}
-            for line in open(f):
-                m, k, v = line.strip().split(',')
-                ex.setdefault(m, {})[k] = float(v)
+            ex = extra(f)
             uf = f[:-6] + '.csv'
             user = None
             if os.path.exists(uf):
