@@ -1,11 +1,11 @@
 /*
  * ctr_fixture: what the model unit tests (test_ctr, test_ctr_opts,
- * test_encoder, test_learn, test_ofa) build their synthetic data and
- * models with. Each test keeps its own sampling loop, because the label
- * rule is what the test is about; the container, the genre rule, the
- * history lists and the model constructor are here. Include after
- * <cmocka.h>; header-only, as ctr_gradcheck.h, so each test binary keeps
- * its one source file.
+ * test_encoder, test_learn, test_ofa, test_ofa_base, test_ofa_ext) build
+ * their synthetic data and models with. Each test keeps its own sampling
+ * loop, because the label rule is what the test is about; the container,
+ * the genre rule, the history lists and the model constructor are here.
+ * Include after <cmocka.h>; header-only, as ctr_gradcheck.h, so each test
+ * binary keeps its one source file.
  */
 #ifndef TESTS_CTR_FIXTURE_H
 #define TESTS_CTR_FIXTURE_H

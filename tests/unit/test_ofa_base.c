@@ -39,6 +39,7 @@ enum { GB = 6, C0 = 7, ZD = 3, N = 400 };
 #define OFA_GC_X C0
 #define OFA_GC_Z ZD
 #include "tests/unit/ofa_gradcheck.h"
+#include "tests/unit/ctr_fixture.h"
 
 static struct ofa_config
 cfg(void)
@@ -63,15 +64,8 @@ make_ds(struct dataset *ds, size_t n, uint64_t seed)
 {
 	struct rng r;
 
-	memset(ds, 0, sizeof(*ds));
 	rng_seed(&r, seed);
-	ds->s = calloc(n, sizeof(*ds->s));
-	ds->n = ds->cap = n;
-	ds->hist_cap = n * 5;
-	ds->hist = calloc(ds->hist_cap, sizeof(uint32_t));
-	ds->n_users = 8;
-	ds->n_items = 20;
-	ds->n_genres = 4;
+	fixture_ds_init(ds, n, 8, 20, 5);
 	ds->n_side = 1;
 	ds->side_card[0] = 5;
 	for (size_t i = 0; i < n; i++) {
@@ -84,10 +78,7 @@ make_ds(struct dataset *ds, size_t n, uint64_t seed)
 		if (rng_unif(&r) < 0.15)
 			s->label = 1.0f - s->label;
 		s->side[0] = rng_below(&r, 5);
-		s->hist_off = (uint32_t)ds->hist_len;
-		s->hist_n = (uint16_t)rng_below(&r, 5);
-		for (int k = 0; k < s->hist_n; k++)
-			ds->hist[ds->hist_len++] = rng_below(&r, 20);
+		fixture_hist(ds, s, rng_below(&r, 5), &r, 20);
 	}
 }
 
@@ -95,7 +86,6 @@ static struct ctr *
 make_ctr(uint64_t seed)
 {
 	struct ctr_config cc = { 0 };
-	struct ctr *e = NULL;
 
 	cc.n_users = 8;
 	cc.n_items = 20;
@@ -107,8 +97,7 @@ make_ctr(uint64_t seed)
 	cc.interaction = CTR_INTER_FM;
 	cc.n_side = 1;
 	cc.side_card[0] = 5;
-	assert_int_equal(ctr_new(&e, &cc, seed), 0);
-	return e;
+	return new_model(&cc, seed);
 }
 
 static void
@@ -159,8 +148,7 @@ test_starts_at_ctr(void **state)
 	free(x0);
 	ofa_free(m);
 	ctr_free(e);
-	free(ds.s);
-	free(ds.hist);
+	free_ds(&ds);
 }
 
 static void
@@ -226,8 +214,7 @@ test_train_not_worse(void **state)
 	assert_true(st.val_loss <= ll0 + 1e-6);
 	ofa_free(m);
 	ctr_free(e);
-	free(ds.s);
-	free(ds.hist);
+	free_ds(&ds);
 }
 
 static void

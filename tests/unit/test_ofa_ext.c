@@ -58,6 +58,7 @@ cfg(int hc, int hg)
 #define OFA_GC_X C0
 #define OFA_GC_Z ZD
 #include "tests/unit/ofa_gradcheck.h"
+#include "tests/unit/ctr_fixture.h"
 
 static void
 randomize(struct ofa *m, uint64_t seed)
@@ -201,15 +202,8 @@ make_ds(struct dataset *ds, size_t n, uint64_t seed)
 {
 	struct rng r;
 
-	memset(ds, 0, sizeof(*ds));
 	rng_seed(&r, seed);
-	ds->s = calloc(n, sizeof(*ds->s));
-	ds->n = ds->cap = n;
-	ds->hist_cap = n * 5;
-	ds->hist = calloc(ds->hist_cap, sizeof(uint32_t));
-	ds->n_users = 8;
-	ds->n_items = 20;
-	ds->n_genres = 4;
+	fixture_ds_init(ds, n, 8, 20, 5);
 	ds->n_side = 1;
 	ds->side_card[0] = 5;
 	for (size_t i = 0; i < n; i++) {
@@ -220,10 +214,7 @@ make_ds(struct dataset *ds, size_t n, uint64_t seed)
 		s->genres = 1u << (s->item % 4);
 		s->label = (s->item < 10) == (s->user < 4) ? 1.0f : 0.0f;
 		s->side[0] = rng_below(&r, 7);	/* 5, 6: unknown */
-		s->hist_off = (uint32_t)ds->hist_len;
-		s->hist_n = (uint16_t)rng_below(&r, 5);
-		for (int k = 0; k < s->hist_n; k++)
-			ds->hist[ds->hist_len++] = rng_below(&r, 20);
+		fixture_hist(ds, s, rng_below(&r, 5), &r, 20);
 	}
 }
 
@@ -299,8 +290,7 @@ test_inputs_fm(void **state)
 	assert_int_equal(ofa_predict(m, e, &ds, idx, N, 1.0, p, NULL), -EINVAL);
 	ofa_free(m);
 	ctr_free(e);
-	free(ds.s);
-	free(ds.hist);
+	free_ds(&ds);
 }
 
 /* Format 2 round trip; format 1 stays format 1; a lying header is refused. */
