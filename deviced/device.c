@@ -701,6 +701,8 @@ on_manifest(struct device *d, Dccl__Envelope *e)
 	enter(d, DEV_DOWNLOAD);	/* its chunks */
 }
 
+static void	chunk_take(struct device *, const Dccl__ModelChunk *);
+
 static void
 on_chunk(struct device *d, const Dccl__ModelChunk *c)
 {
@@ -720,6 +722,14 @@ on_chunk(struct device *d, const Dccl__ModelChunk *c)
 		backoff(d, "chunk does not match the manifest");
 		return;
 	}
+	chunk_take(d, c);
+}
+
+/* A chunk that matched the manifest: stored, and the download goes on. */
+static void
+chunk_take(struct device *d, const Dccl__ModelChunk *c)
+{
+	int rc;
 
 	if (c->version != d->dl_version) {
 		/* "latest" resolved to a concrete version: follow it. */
@@ -982,38 +992,44 @@ reply_is_current(struct device *d, void *hdr)
  * one reply per device at a time). Safe because a model chunk is checked
  * against the version's manifest, not by the request it answers; in
  * auth.mode encrypt the reply is sealed for its own request and is not
- * readable here. 1 if kept (msg consumed), else 0.
+ * readable here. e is the reply if the caller has unpacked it (the
+ * caller frees it), else NULL. 1 if kept (msg consumed), else 0.
  */
 static int
-late_chunk(struct device *d, void *msg, size_t len)
+late_chunk(struct device *d, void *msg, size_t len, Dccl__Envelope *e)
 {
-	Dccl__Envelope *e = NULL;
+	Dccl__Envelope *own = NULL;
 	const Dccl__ModelChunk *c;
 	char err[64];
+	int kept = 0;
 
-	if (d->state != DEV_DOWNLOAD || d->dl_man == NULL ||
-	    wire_unpack(msg, len, &e, err, sizeof(err)) != 0 ||
-	    e->body_case != DCCL__ENVELOPE__BODY_MODEL_CHUNK) {
-		wire_free(e);
+	if (d->state != DEV_DOWNLOAD || d->dl_man == NULL)
 		return 0;
+	if (e == NULL) {
+		if (wire_unpack(msg, len, &own, err, sizeof(err)) != 0) {
+			wire_free(own);
+			return 0;
+		}
+		e = own;
 	}
-	c = e->model_chunk;
-	if (c->version != d->dl_version || c->chunk_index != d->dl_next ||
-	    manifest_check_chunk(d->dl_man->manifest, c) != 0) {
-		wire_free(e);
-		return 0;
+	c = e->body_case == DCCL__ENVELOPE__BODY_MODEL_CHUNK ?
+	    e->model_chunk : NULL;
+	if (c != NULL && c->version == d->dl_version &&
+	    c->chunk_index == d->dl_next &&
+	    manifest_check_chunk(d->dl_man->manifest, c) == 0) {
+		d->dd->n_late_chunk++;
+		log_debug("LATE-CHUNK: device=%s v%llu chunk %u kept", d->id,
+		    (unsigned long long)c->version, c->chunk_index);
+		d->bytes_down += len;
+		d->b_model += len;
+		d->waiting = 0;	/* its re-request's reply will be late */
+		uv_timer_stop(&d->timer);
+		nn_freemsg(msg);
+		chunk_take(d, c);	/* checked above */
+		kept = 1;
 	}
-	d->dd->n_late_chunk++;
-	log_debug("LATE-CHUNK: device=%s v%llu chunk %u kept", d->id,
-	    (unsigned long long)c->version, c->chunk_index);
-	d->bytes_down += len;
-	d->b_model += len;
-	d->waiting = 0;		/* its re-request's reply will be late */
-	uv_timer_stop(&d->timer);
-	nn_freemsg(msg);
-	on_chunk(d, c);
-	wire_free(e);
-	return 1;
+	wire_free(own);
+	return kept;
 }
 
 static void
@@ -1026,7 +1042,7 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 
 	if (!reply_is_current(d, hdr)) {
 		/* An answer to an older request. */
-		if (late_chunk(d, msg, len))
+		if (late_chunk(d, msg, len, NULL))
 			return;
 		log_debug("LATE: device=%s reply to an older request dropped",
 		    d->id);
@@ -1051,10 +1067,9 @@ recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
 		/* A late reply to a request we gave up on or re-sent. */
 		log_debug("LATE: device=%s req=%llu dropped", d->id,
 		    (unsigned long long)e->request_id);
+		if (!late_chunk(d, msg, len, e))
+			nn_freemsg(msg);
 		wire_free(e);
-		if (late_chunk(d, msg, len))
-			return;
-		nn_freemsg(msg);
 		return;
 	}
 	if (d->auth->want != AUTH_OFF) {
