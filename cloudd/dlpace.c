@@ -9,26 +9,19 @@ dlpace_take(struct cloudd *cd, size_t len)
 {
 	struct dlpace *p = &cd->dlpace;
 	double rate = cd->cf.download_rate * 1048576.0 / 1e3;	/* bytes/ms */
-	double now = (double)uv_now(&cd->loop), depth, need;
+	double depth, need;
 
 	if (rate <= 0)
 		return 0;
 	depth = rate * DLPACE_DEPTH_S * 1e3;
 	if (depth < (double)len)
 		depth = (double)len;	/* one chunk always fits */
-	if (p->t == 0)
-		p->tokens = depth;	/* the first request finds it full */
-	else if (now > p->t)
-		p->tokens += (now - p->t) * rate;
-	if (p->tokens > depth)
-		p->tokens = depth;
-	p->t = now;
-	if (p->tokens >= (double)len) {
-		p->tokens -= (double)len;
+	if (tbucket_take(&p->b, rate, depth, (double)uv_now(&cd->loop),
+	    (double)len)) {
 		p->granted++;
 		return 0;
 	}
 	p->refused++;
-	need = ((double)len - p->tokens) / rate;
+	need = tbucket_wait(&p->b, rate, (double)len);
 	return need < 1 ? 1 : (uint32_t)need + 1;
 }

@@ -16,11 +16,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shared/tbucket.h"
+
 struct cloudd;
 
 struct dlpace {
-	double	 tokens;	/* bytes that may go out now */
-	double	 t;		/* uv_now of the last refill, ms */
+	struct tbucket	 b;	/* bytes, refilled per uv_now ms */
 	uint64_t granted, refused;	/* chunks, for the metrics */
 };
 

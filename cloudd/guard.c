@@ -38,6 +38,7 @@
 #include "cloudd/rpc.h"
 #include "shared/clock.h"
 #include "shared/log.h"
+#include "shared/tbucket.h"
 #include "shared/wire.h"
 #include "shared/xmalloc.h"
 
@@ -55,7 +56,7 @@ struct guard_dev {
 	double		 reread_t;	/* last store re-read (replicas) */
 	uint8_t		 reread_pk[32];	/* pk when it was asked for */
 	int		 reread_pend;	/* a re-read off the loop is out */
-	double		 tokens, t;	/* rate-limit bucket */
+	struct tbucket	 rl;		/* rate limit (cf.rate, cf.burst) */
 	uint32_t	 inflight;	/* heavy requests held */
 	uint8_t		*reply;		/* packed reply to counter reply_ctr */
 	size_t		 reply_len;
@@ -89,7 +90,8 @@ struct guard {
 	 * store lookup on a cache miss), so it is bounded before any
 	 * X25519 operation, commit or query; and a bound on the entries.
 	 */
-	double			 erate, eburst, etokens, et;
+	double			 erate, eburst;
+	struct tbucket		 eb;
 	size_t			 max_devices;
 	size_t			 reply_bytes;	/* kept replies, all devices */
 	/*
@@ -150,7 +152,6 @@ insert(struct guard *g, const char *id)
 	if (*s == NULL) {
 		*s = xcalloc(1, sizeof(**s));
 		snprintf((*s)->id, sizeof((*s)->id), "%s", id);
-		(*s)->tokens = -1;	/* full on first use */
 		g->n++;
 	}
 	return *s;
@@ -210,18 +211,7 @@ cache(struct guard *g, const struct store_authkey *k)
 static int
 ebucket(struct guard *g, double now)
 {
-	if (g->etokens < 0) {
-		g->etokens = g->eburst;
-		g->et = now;
-	}
-	g->etokens += (now - g->et) * g->erate;
-	if (g->etokens > g->eburst)
-		g->etokens = g->eburst;
-	g->et = now;
-	if (g->etokens < 1)
-		return 0;
-	g->etokens -= 1;
-	return 1;
+	return tbucket_take(&g->eb, g->erate, g->eburst, now, 1);
 }
 
 void
@@ -230,7 +220,7 @@ guard_limits(struct guard *g, double enroll_rate, double enroll_burst,
 {
 	g->erate = enroll_rate;
 	g->eburst = enroll_burst;
-	g->etokens = -1;	/* full on first use */
+	g->eb.primed = 0;	/* full on first use */
 	g->max_devices = max_devices;
 }
 
@@ -558,26 +548,6 @@ guard_count(const struct guard *g)
 	return g ? g->n : 0;
 }
 
-/* Token bucket: rate per second, burst deep. 1 when admitted. */
-static int
-bucket(struct guard_dev *d, double rate, double burst, double now)
-{
-	if (rate <= 0)
-		return 1;
-	if (d->tokens < 0) {
-		d->tokens = burst;
-		d->t = now;
-	}
-	d->tokens += (now - d->t) * rate;
-	if (d->tokens > burst)
-		d->tokens = burst;
-	d->t = now;
-	if (d->tokens < 1)
-		return 0;
-	d->tokens -= 1;
-	return 1;
-}
-
 /* Counter check: newer, or an exact resend (same counter, same MAC). */
 static int
 fresh(const struct guard_dev *d, const Dccl__Envelope *e)
@@ -704,7 +674,7 @@ admit_register(struct cloudd *cd, struct rpc_req *r, const void *buf,
 	r->seal.mode = AUTH_MAC;
 	r->seal.dir = AUTH_DOWN;
 	r->seal.counter = e->counter;
-	if (d != NULL && !bucket(d, cd->cf.rate, (double)cd->cf.burst, r->t0)) {
+	if (d != NULL && !tbucket_take(&d->rl, cd->cf.rate, (double)cd->cf.burst, r->t0, 1)) {
 		snprintf(err, errlen, "more than %g requests/s", cd->cf.rate);
 		return DCCL__ERROR_CODE__E_RATE_LIMITED;
 	}
@@ -793,7 +763,7 @@ guard_admit(struct cloudd *cd, struct rpc_req *r, const void *buf, size_t len,
 		return DCCL__ERROR_CODE__E_BAD_REQUEST;
 	}
 	r->body = e->body_case;
-	if (!bucket(d, cd->cf.rate, (double)cd->cf.burst, r->t0)) {
+	if (!tbucket_take(&d->rl, cd->cf.rate, (double)cd->cf.burst, r->t0, 1)) {
 		snprintf(err, errlen, "more than %g requests/s", cd->cf.rate);
 		return DCCL__ERROR_CODE__E_RATE_LIMITED;
 	}
