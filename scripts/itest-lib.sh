@@ -96,6 +96,12 @@ wait_model() {
 	wait_for "grep -q 'ANNOUNCE: model v$1' '$T/cloudd.log'" 600 0.1 || die "no model v$1"
 }
 
+# Imports $T/data/pool.csv into $T/cloud; more cloudd arguments follow it.
+import_pool() {
+	"$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
+	    "$@" >"$T/import.log" 2>&1 || die "import failed"
+}
+
 # A small dataset: pool.csv and shards/ from the synthetic generator.
 make_data() {	# users [samples-per-user]
 	"$BIN/dccl-data" synth "$T/data" --users "$1" --items 300 \

@@ -7,8 +7,7 @@
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 endpoints
 make_data 6 60
-"$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
-    >"$T/import.log" 2>&1 || die "import failed"
+import_pool
 start_cloudd
 wait_model 1
 U=$(ls "$SHARDS" | sed -n 's/\.local\.csv$//p' | sort -n | head -1)

@@ -30,8 +30,7 @@ file "$XBIN/deviced" 2>/dev/null | grep -q aarch64 || [ "$(od -An -j18 -N2 -tu2 
 
 endpoints
 make_data 4 150
-"$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
-    >"$T/import.log" 2>&1 || die "import failed"
+import_pool
 start_cloudd
 wait_model 1
 U=$(ls "$SHARDS" | sed -n 's/\.local\.csv$//p' | sort -n | head -1)

@@ -67,8 +67,7 @@ hole() { echo "HOLE: $*"; HOLES="$HOLES
 endpoints
 make_data 4
 umask 022
-"$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
-    >"$T/import.log" 2>&1 || die "import failed"
+import_pool
 ENROLL_OPTS=""
 if "$BIN/cloudd" -p 2>/dev/null | grep -q "^limits.enroll-rate"; then
 	ENROLL_OPTS="-o limits.enroll-rate=2 -o limits.enroll-burst=10"

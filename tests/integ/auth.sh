@@ -7,8 +7,7 @@
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 endpoints
 make_data 6
-"$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
-    >"$T/import.log" 2>&1 || die "import failed"
+import_pool
 start_cloudd -o auth.mode=encrypt -o limits.rate=5 -o limits.burst=10
 wait_model 1
 grep -q "AUTH: mode encrypt" "$T/cloudd.log" || die "no AUTH line"

@@ -9,8 +9,7 @@
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 endpoints
 make_data 30
-"$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
-    >"$T/import.log" 2>&1 || die "import failed"
+import_pool
 start_cloudd -o train.epochs=1
 wait_model 1
 LOADTEST_KEYS=$T/keys "$BIN/loadtest" uploads "$EP" -n 1000 -d 20 -w 120 -a "$T/acks" \

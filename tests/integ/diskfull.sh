@@ -11,8 +11,7 @@ mount -t tmpfs -o size=8m tmpfs "$T/cloud" 2>/dev/null || skip "cannot mount a t
 umount_it() { umount -l "$T/cloud" 2>/dev/null || true; }
 trap 'umount_it; cleanup' EXIT INT TERM
 make_data 10
-"$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
-    >"$T/import.log" 2>&1 || die "import failed"
+import_pool
 start_cloudd -o train.epochs=1
 wait_model 1
 P="$BIN/dccl-probe $EP"

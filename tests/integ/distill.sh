@@ -10,8 +10,7 @@
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 endpoints
 make_data 8 60
-"$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
-    >"$T/import.log" 2>&1 || die "import failed"
+import_pool
 # Trainable per-user rows here (the default is frozen), frozen for v4.
 start_cloudd -o distill.stale=drop -o distill.freeze-users=no
 wait_model 1

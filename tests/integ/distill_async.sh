@@ -8,8 +8,7 @@
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 endpoints
 make_data 8 60
-"$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
-    >"$T/import.log" 2>&1 || die "import failed"
+import_pool
 start_cloudd -o distill.buffer=4 -o distill.stale=poly -o distill.poly-a=0.5 \
     -o cloudd.cron-ms=100 -o ofa.enable=no
 wait_model 1

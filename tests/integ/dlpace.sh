@@ -5,8 +5,7 @@
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 endpoints
 make_data 6 60
-"$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
-    >"$T/import.log" 2>&1 || die "import failed"
+import_pool
 # 0.01 MiB/s = 10,485 bytes/s: one 16 KiB chunk per 1.56 s.
 start_cloudd -o limits.chunk-size=16384 -o limits.download-rate=0.01 \
     -o limits.rate=0

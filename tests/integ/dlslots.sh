@@ -8,8 +8,7 @@
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 endpoints
 make_data 6 60
-"$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
-    >"$T/import.log" 2>&1 || die "import failed"
+import_pool
 start_cloudd -o limits.chunk-size=16384 -o limits.max-download-bytes=16384
 wait_model 1
 P="$BIN/dccl-probe $EP"

@@ -19,8 +19,7 @@
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 endpoints
 make_data 3
-"$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
-    >"$T/import.log" 2>&1 || die "import failed"
+import_pool
 start_cloudd -o auth.mode=mac -o auth.user-devices=1
 wait_model 1
 TOKEN_SAVED=$DCCL_AUTH_TOKEN

@@ -6,8 +6,7 @@
 endpoints
 make_data 12
 log "import + start cloudd ($EP)"
-"$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
-    >"$T/import.log" 2>&1 || die "import failed"
+import_pool
 grep -q "IMPORT: .* rows" "$T/import.log" || die "no import line"
 start_cloudd
 wait_model 1

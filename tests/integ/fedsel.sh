@@ -9,8 +9,7 @@
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 endpoints
 make_data 8 50
-"$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
-    >"$T/import.log" 2>&1 || die "import failed"
+import_pool
 start_cloudd -o fedsel.min-devices=3 -o fedsel.min-samples=30
 wait_model 1
 P="$BIN/dccl-probe $EP"

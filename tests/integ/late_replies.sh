@@ -7,8 +7,7 @@
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 endpoints
 make_data 400 60
-"$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
-    >"$T/import.log" 2>&1 || die "import failed"
+import_pool
 start_cloudd -o cloudd.workers=1
 wait_model 1
 start_deviced devs -o deviced.shards="$SHARDS" -o deviced.run-once=yes \

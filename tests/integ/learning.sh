@@ -48,8 +48,7 @@ run_devices() {
 }
 
 log "cloud trained on the pool"
-"$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
-    >"$T/import.log" 2>&1 || die "import failed"
+import_pool
 start_cloudd
 wait_model 1
 run_devices real -o deviced.eval-methods=cloud

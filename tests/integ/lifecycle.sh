@@ -7,8 +7,7 @@
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 endpoints
 make_data 12
-"$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
-    >"$T/import.log" 2>&1 || die "import failed"
+import_pool
 start_cloudd
 wait_model 1
 dcctl train 2 | grep -q "training started (base v1)" || die "dcctl train"

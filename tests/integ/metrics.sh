@@ -20,8 +20,7 @@ sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())
 # metric NAME_WITH_LABELS: its value in $T/m.txt (empty if absent).
 metric() { awk -v k="$1" '$1 == k { print $2 }' "$T/m.txt"; }
 
-"$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
-    >"$T/import.log" 2>&1 || die "import failed"
+import_pool
 start_cloudd -o metrics.listen=127.0.0.1:0 -o metrics.interval-ms=50 \
     -o train.patience=0
 port=$(sed -n 's/.*METRICS: serving .*(port \([0-9]*\),.*/\1/p' "$T/cloudd.log")

@@ -6,8 +6,7 @@
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 endpoints
 make_data 10
-"$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
-    >"$T/import.log" 2>&1 || die "import failed"
+import_pool
 start_cloudd -o limits.chunk-size=1024 -o train.dim=128 -o train.hidden1=512 \
     -o train.epochs=1
 wait_model 1

@@ -65,8 +65,7 @@ bad "without a feature schema" -o cloudd.data-dir="$T/noschema" \
     "$(($(wc -l <"$FIX/data.csv") - 1))" ] || die "raw import: side values"
 
 # The split's pool with its schema: side values and the schema stored.
-"$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
-    --schema "$T/data/schema.txt" >"$T/import.log" 2>&1 || die "import failed"
+import_pool --schema "$T/data/schema.txt"
 n=$(sed 1,2d "$T/data/pool.csv" | wc -l)
 [ "$(sql 'SELECT count(*) FROM pool WHERE length(side) = 16')" = "$n" ] || die "side values not stored"
 [ "$(sql 'SELECT value FROM meta WHERE key = "n_side"')" = 4 ] || die "n_side"

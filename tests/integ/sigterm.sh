@@ -4,8 +4,7 @@
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 endpoints
 make_data 300 200
-"$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
-    >"$T/import.log" 2>&1 || die "import failed"
+import_pool
 start_cloudd -o train.epochs=200 -o train.patience=0 -o train.hidden1=512 \
     -o train.hidden2=256
 wait_for "grep -q 'TRAIN: epoch 1 ' '$T/cloudd.log'" 300 0.1 || die "training never started"

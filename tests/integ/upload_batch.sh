@@ -12,8 +12,7 @@
 endpoints
 unset DCCL_AUTH_TOKEN
 make_data 10
-"$BIN/cloudd" -o cloudd.data-dir="$T/cloud" --import "$T/data/pool.csv" \
-    >"$T/import.log" 2>&1 || die "import failed"
+import_pool
 start_cloudd -o train.epochs=1 -o auth.mode=off -o cloudd.log-level=debug
 wait_model 1
 P="$BIN/dccl-probe $EP"
