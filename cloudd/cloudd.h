@@ -96,10 +96,16 @@ struct retr;
 
 struct pool {
 	int		 refs;
+	/*
+	 * The samples (ds's arrays, rowid, user_off, by_user) may be shared
+	 * with the snapshots made from this one (pool_share_samples): they
+	 * are freed with the last of them. Counted from the loop and the
+	 * threadpool, hence atomic.
+	 */
+	atomic_int	*srefs;
 	struct dataset	 ds;
 	uint64_t	*rowid;		/* ds.n */
-	float		*repr;		/* ds.n x dim, NULL before a model */
-	int		 dim;
+	int		 dim;		/* of the vectors (in index, uindex) */
 	uint64_t	 version;	/* model the vectors came from */
 	struct retr	*index;
 	struct retr	*uindex;	/* per-user mean vectors */
@@ -275,6 +281,8 @@ void	 pool_unref(struct cloudd *cd, struct pool *p);
 struct pool *pool_new(void);
 void	 pool_free(struct pool *p);
 void	 pool_group_users(struct pool *p);
+struct pool *pool_share_samples(struct pool *src);
+struct pool *pool_snapshot(struct pool *src, const size_t *ord, size_t n);
 struct ctr;
 int	 pool_index(struct pool *p, const struct ctr *m, struct store *st,
 	    uint64_t version, const struct cloudd_conf *cf, char *err,

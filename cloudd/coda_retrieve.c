@@ -589,8 +589,40 @@ tune_nprobe(const struct retr *r, double target, struct rng *rng)
 	return hi;
 }
 
+/*
+ * Moves row i of X (n rows of d) to row to[i], in place: each cycle of the
+ * permutation is followed once, carrying one row at a time.
+ */
 static void
-build_ivf(struct retr *r, const float *X, const uint32_t *owner,
+permute_rows(float *X, const uint32_t *to, size_t n, int d)
+{
+	size_t rb = (size_t)d * sizeof(float);
+	float *a = xmalloc(rb), *b = xmalloc(rb), *t;
+	uint8_t *done = xcalloc(n + 1, 1);
+
+	for (size_t i = 0; i < n; i++) {
+		if (done[i])
+			continue;
+		memcpy(a, X + i * d, rb);
+		for (size_t j = to[i]; ; j = to[j]) {
+			memcpy(b, X + j * d, rb);
+			memcpy(X + j * d, a, rb);
+			done[j] = 1;
+			if (j == i)
+				break;
+			t = a;
+			a = b;
+			b = t;
+		}
+	}
+	free(done);
+	free(a);
+	free(b);
+}
+
+/* The IVF lists over X, which the index takes and reorders in place. */
+static void
+build_ivf(struct retr *r, float *X, const uint32_t *owner,
     const uint64_t *row, const struct retr_opts *o)
 {
 	size_t n = r->n, nt;
@@ -648,18 +680,19 @@ build_ivf(struct retr *r, const float *X, const uint32_t *owner,
 		r->lofs[c + 1] += r->lofs[c];
 	size_t *fill = xmalloc((size_t)L * sizeof(*fill));
 	memcpy(fill, r->lofs, (size_t)L * sizeof(*fill));
-	r->X = xmalloc(n * d * sizeof(float));
 	r->owner = xmalloc(n * sizeof(*r->owner));
 	r->row = xmalloc(n * sizeof(*r->row));
 	r->pos = xmalloc(n * sizeof(*r->pos));
 	for (size_t i = 0; i < n; i++) {
 		size_t s = fill[lab[i]]++;
-		memcpy(r->X + s * d, X + i * d, d * sizeof(float));
 		r->owner[s] = owner[i];
 		r->row[s] = row[i];
 		r->pos[s] = (uint32_t)i;
+		lab[i] = (uint32_t)s;	/* from here on: row i's slot */
 	}
 	free(fill);
+	permute_rows(X, lab, n, d);
+	r->X = X;
 	free(lab);
 
 	if (o->nprobe != 0)
@@ -670,12 +703,13 @@ build_ivf(struct retr *r, const float *X, const uint32_t *owner,
 }
 
 int
-retr_build(struct retr **out, const float *X, const uint32_t *owner,
+retr_build_take(struct retr **out, float **Xp, const uint32_t *owner,
     const uint64_t *row, size_t n, int d, const struct retr_opts *opts)
 {
 	struct retr_opts def;
 	struct retr *r;
 	enum retr_kind kind;
+	float *X = Xp ? *Xp : NULL;
 
 	if (out == NULL)
 		return -EINVAL;
@@ -710,11 +744,11 @@ retr_build(struct retr **out, const float *X, const uint32_t *owner,
 	r->n = n;
 	r->d = d;
 	r->dots = pick_dots();
+	*Xp = NULL;
 	if (kind == RETR_IVF) {
 		build_ivf(r, X, owner, row, opts);
 	} else {
-		r->X = xmalloc(n * d * sizeof(float));
-		memcpy(r->X, X, n * d * sizeof(float));
+		r->X = X;
 		r->owner = xmalloc(n * sizeof(*r->owner));
 		memcpy(r->owner, owner, n * sizeof(*r->owner));
 		r->row = xmalloc(n * sizeof(*r->row));
@@ -722,6 +756,24 @@ retr_build(struct retr **out, const float *X, const uint32_t *owner,
 	}
 	*out = r;
 	return 0;
+}
+
+int
+retr_build(struct retr **out, const float *X, const uint32_t *owner,
+    const uint64_t *row, size_t n, int d, const struct retr_opts *opts)
+{
+	float *c = NULL;
+	int rc;
+
+	/* Checked here too, so that no copy is made of bad sizes. */
+	if (X != NULL && n > 0 && n <= RETR_MAX_N && d >= 1 &&
+	    d <= RETR_MAX_D) {
+		c = xmalloc(n * (size_t)d * sizeof(float));
+		memcpy(c, X, n * (size_t)d * sizeof(float));
+	}
+	rc = retr_build_take(out, &c, owner, row, n, d, opts);
+	free(c);	/* NULL when taken */
+	return rc;
 }
 
 /* --------------------------------------------------------------- search */

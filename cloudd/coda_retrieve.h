@@ -85,6 +85,14 @@ void	retr_opts_default(struct retr_opts *o);
 int	retr_build(struct retr **out, const float *X, const uint32_t *owner,
 	    const uint64_t *row, size_t n, int d, const struct retr_opts *opts);
 
+/*
+ * retr_build for a caller that no longer needs X: on success the index
+ * takes *X (and may reorder it) and *X becomes NULL, so a large pool is
+ * not held twice; on failure *X stays the caller's.
+ */
+int	retr_build_take(struct retr **out, float **X, const uint32_t *owner,
+	    const uint64_t *row, size_t n, int d, const struct retr_opts *opts);
+
 /* Frees the index; NULL is a no-op. No search may be running on it. */
 void	retr_free(struct retr *r);
 

@@ -119,27 +119,6 @@ done:
 	free(blob);
 }
 
-/* A copy of src's samples (same order and row ids) without vectors. */
-static struct pool *
-pool_copy_samples(const struct pool *src)
-{
-	struct pool *np = pool_new();
-	size_t n = src->ds.n, *idx = xcalloc(n + 1, sizeof(*idx));
-
-	for (size_t i = 0; i < n; i++)
-		idx[i] = i;
-	dataset_append_subset(&np->ds, &src->ds, idx, n);
-	np->ds.n_users = src->ds.n_users;
-	np->ds.n_items = src->ds.n_items;
-	np->ds.n_genres = src->ds.n_genres;
-	np->side_ship = src->side_ship;
-	np->rowid = xcalloc(n + 1, sizeof(uint64_t));
-	memcpy(np->rowid, src->rowid, n * sizeof(uint64_t));
-	pool_group_users(np);
-	free(idx);
-	return np;
-}
-
 /* Threadpool: touches only *j (and its own store connection). */
 static void
 rollback_work_cb(uv_work_t *w)
@@ -189,7 +168,7 @@ rollback_work_cb(uv_work_t *w)
 	}
 	stored = 1;
 	if (j->src != NULL && j->src->ds.n > 0) {
-		j->np = pool_copy_samples(j->src);
+		j->np = pool_share_samples(j->src);
 		if ((j->rc = pool_index(j->np, m, st, j->mi.version, &j->cf,
 		    j->err, sizeof(j->err))) != 0) {
 			j->code = DCCL__ERROR_CODE__E_INTERNAL;

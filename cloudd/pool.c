@@ -40,7 +40,60 @@ pool_new(void)
 	struct pool *p = xcalloc(1, sizeof(*p));
 
 	p->refs = 1;
+	p->srefs = xmalloc(sizeof(*p->srefs));
+	atomic_init(p->srefs, 1);
 	dataset_init(&p->ds);
+	return p;
+}
+
+/*
+ * A new snapshot of src's samples in src's order, without their vectors
+ * or indexes: the sample arrays are shared, not copied (a pool of a
+ * million samples is hundreds of MB, and a training would otherwise hold
+ * two copies while it indexes the new one).
+ */
+struct pool *
+pool_share_samples(struct pool *src)
+{
+	struct pool *p = xcalloc(1, sizeof(*p));
+
+	p->refs = 1;
+	p->srefs = src->srefs;
+	atomic_fetch_add(p->srefs, 1);
+	p->ds = src->ds;
+	p->rowid = src->rowid;
+	p->user_off = src->user_off;
+	p->by_user = src->by_user;
+	p->side_ship = src->side_ship;
+	return p;
+}
+
+/*
+ * A new snapshot of src's samples in the order ord (n = all of them): the
+ * samples are shared when the order is src's own, which it is from the
+ * first training on (canonical order is stable), else copied.
+ */
+struct pool *
+pool_snapshot(struct pool *src, const size_t *ord, size_t n)
+{
+	const struct dataset *ds = &src->ds;
+	struct pool *p;
+	size_t i;
+
+	for (i = 0; i < n && ord[i] == i; i++)
+		;
+	if (i == n && n == ds->n)
+		return pool_share_samples(src);
+	p = pool_new();
+	dataset_append_subset(&p->ds, ds, ord, n);
+	p->ds.n_users = ds->n_users;
+	p->ds.n_items = ds->n_items;
+	p->ds.n_genres = ds->n_genres;
+	p->side_ship = src->side_ship;
+	p->rowid = xcalloc(n + 1, sizeof(uint64_t));
+	for (i = 0; i < n; i++)
+		p->rowid[i] = src->rowid[ord[i]];
+	pool_group_users(p);
 	return p;
 }
 
@@ -49,11 +102,13 @@ pool_free(struct pool *p)
 {
 	if (p == NULL)
 		return;
-	dataset_fini(&p->ds);
-	free(p->rowid);
-	free(p->repr);
-	free(p->user_off);
-	free(p->by_user);
+	if (atomic_fetch_sub(p->srefs, 1) == 1) {
+		dataset_fini(&p->ds);
+		free(p->rowid);
+		free(p->user_off);
+		free(p->by_user);
+		free(p->srefs);
+	}
 	retr_free(p->index);
 	retr_free(p->uindex);
 	free(p);
@@ -73,6 +128,7 @@ pool_group_users(struct pool *p)
 {
 	uint32_t nu = p->ds.n_users, *fill;
 
+	/* Only while the samples are this pool's alone (at build time). */
 	free(p->user_off);
 	free(p->by_user);
 	p->user_off = xcalloc(nu + 1, sizeof(uint32_t));
@@ -97,20 +153,21 @@ pool_index(struct pool *p, const struct ctr *m, struct store *st,
 	uint64_t *row = NULL;
 	size_t n = p->ds.n;
 	int d = ctr_repr_dim(m), rc = 0;
+	/* Until the indexes are built; then the sample index owns it. */
+	float *repr;
 
 	if (n == 0)
 		return 0;
-	free(p->repr);
 	p->dim = d;
 	p->version = version;
-	p->repr = xcalloc(n * d, sizeof(float));
-	if (st == NULL || store_pool_get_repr(st, p->repr, n, d, version)) {
+	repr = xcalloc(n * d, sizeof(float));
+	if (st == NULL || store_pool_get_repr(st, repr, n, d, version)) {
 		idx = xcalloc(n, sizeof(*idx));
 		for (size_t i = 0; i < n; i++)
 			idx[i] = (uint32_t)i;
-		ctr_repr(m, &p->ds, idx, n, p->repr);
+		ctr_repr(m, &p->ds, idx, n, repr);
 		if (st != NULL && (rc = store_pool_set_repr(st, p->rowid,
-		    p->repr, n, d, version)) != 0) {
+		    repr, n, d, version)) != 0) {
 			snprintf(err, errlen, "storing vectors: %s",
 			    store_errmsg(st));
 			goto done;
@@ -131,11 +188,14 @@ pool_index(struct pool *p, const struct ctr *m, struct store *st,
 	retr_free(p->index);
 	retr_free(p->uindex);
 	p->index = p->uindex = NULL;
-	if ((rc = retr_build(&p->index, p->repr, owner, row, n, d, &o)) != 0 ||
-	    (rc = retr_users_build(&p->uindex, p->repr, owner, n, d,
-	    p->ds.n_users)) != 0)
+	/* The user means first: the sample index then takes repr. */
+	if ((rc = retr_users_build(&p->uindex, repr, owner, n, d,
+	    p->ds.n_users)) != 0 ||
+	    (rc = retr_build_take(&p->index, &repr, owner, row, n, d,
+	    &o)) != 0)
 		snprintf(err, errlen, "index build failed (%d)", rc);
 done:
+	free(repr);
 	free(idx);
 	free(owner);
 	free(row);

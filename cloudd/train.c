@@ -214,16 +214,7 @@ trained:
 	crypto_generichash(j->mi.checksum, 32, j->blob, j->size, NULL, 0);
 
 	/* The new snapshot: same samples, vectors of the new model. */
-	j->np = pool_new();
-	dataset_append_subset(&j->np->ds, ds, all.v, all.n);
-	j->np->ds.n_users = ds->n_users;
-	j->np->ds.n_items = ds->n_items;
-	j->np->ds.n_genres = ds->n_genres;
-	j->np->side_ship = j->src->side_ship;
-	j->np->rowid = xcalloc(ds->n + 1, sizeof(uint64_t));
-	for (size_t i = 0; i < all.n; i++)
-		j->np->rowid[i] = j->src->rowid[all.v[i]];
-	pool_group_users(j->np);
+	j->np = pool_snapshot(j->src, all.v, all.n);
 	if ((j->rc = store_model_put(st, &j->mi, j->blob, j->size)) != 0) {
 		snprintf(j->err, sizeof(j->err), "%s", store_errmsg(st));
 		goto done;

@@ -595,6 +595,75 @@ test_determinism(void **state)
 	data_fini(&D);
 }
 
+/*
+ * retr_build_take (the pool's way: the index takes the vectors and orders
+ * its lists in place) answers exactly as retr_build on a copy, for both
+ * kinds; *X is NULL after a take and the caller's after a refusal.
+ */
+static void
+test_take(void **state)
+{
+	struct data D;
+	struct rng rng;
+	int d = 8;
+	float Q[5 * 8];
+
+	(void)state;
+	rng_seed(&rng, 9);
+	data_init(&D, 3000, d, 29);
+	gauss(D.X, D.n * d, &rng);
+	gauss(Q, 5 * d, &rng);
+	for (int kind = RETR_EXACT; kind <= RETR_IVF; kind++) {
+		struct retr_opts o;
+		struct retr *a, *b;
+		struct retr_hit ha[5 * 20], hb[5 * 20];
+		float *X = xmalloc(D.n * d * sizeof(float));
+		uint32_t L;
+
+		retr_opts_default(&o);
+		o.kind = kind;
+		o.seed = 5;
+		memcpy(X, D.X, D.n * d * sizeof(float));
+		assert_int_equal(retr_build(&a, D.X, D.owner, D.row, D.n, d,
+		    &o), 0);
+		assert_int_equal(retr_build_take(&b, &X, D.owner, D.row, D.n,
+		    d, &o), 0);
+		assert_null(X);
+		assert_int_equal(retr_kind(b), kind);
+		assert_int_equal(retr_nprobe(a), retr_nprobe(b));
+		if ((L = retr_nlist(a)) > 0) {
+			float *ca = xmalloc((size_t)L * d * sizeof(float));
+			float *cb = xmalloc((size_t)L * d * sizeof(float));
+			assert_int_equal(retr_centroids(a, ca), 0);
+			assert_int_equal(retr_centroids(b, cb), 0);
+			assert_memory_equal(ca, cb, (size_t)L * d *
+			    sizeof(float));
+			free(cb);
+			free(ca);
+		}
+		assert_int_equal(retr_topk(a, Q, 5, 20, 3, 0, ha, NULL), 0);
+		assert_int_equal(retr_topk(b, Q, 5, 20, 3, 0, hb, NULL), 0);
+		assert_memory_equal(ha, hb, sizeof(ha));
+		/* every hit's score is its own row's, so rows moved whole */
+		search_check(b, &D, Q, 5, 20, 3, retr_nlist(b), 1);
+		retr_free(b);
+		retr_free(a);
+	}
+	{
+		float *X = xmalloc(D.n * d * sizeof(float));
+		struct retr *bad;
+
+		memcpy(X, D.X, D.n * d * sizeof(float));
+		X[7] = NAN;
+		assert_int_equal(retr_build_take(&bad, &X, D.owner, D.row,
+		    D.n, d, NULL), -EDOM);
+		assert_non_null(X);	/* still the caller's */
+		assert_null(bad);
+		free(X);
+	}
+	data_fini(&D);
+}
+
 /* One vector; and n smaller than the requested nlist. */
 static void
 test_tiny(void **state)
@@ -764,6 +833,7 @@ main(void)
 		cmocka_unit_test(test_bad_args),
 		cmocka_unit_test(test_ivf_recall),
 		cmocka_unit_test(test_determinism),
+		cmocka_unit_test(test_take),
 		cmocka_unit_test(test_tiny),
 		cmocka_unit_test(test_similar_users),
 		cmocka_unit_test(test_threads),
