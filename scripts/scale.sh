@@ -2,7 +2,7 @@
 # scale.sh N [KILL_PCT]: one round of N devices through scripts/simulate.sh
 # (synthetic data), watched from /proc every second. Prints round time
 # (first device start to last device done), requests, timeouts, E_BUSY,
-# cloudd and deviced peak RSS and the share of devices done.
+# cloudd and deviced peak RSS, their CPU time and the share of devices done.
 #
 # KILL_PCT (default 0): SIGKILL that share of the deviced processes once
 # half the devices have a model, restart them, and count whether they too
@@ -55,9 +55,12 @@ rss_of() {	# prints "cloudd_kb deviced_total_kb deviced_max_kb"
 		case "$cmd" in *"$OUT"*) ;; *) continue ;; esac
 		r=$({ awk '/^VmRSS/ {print $2}' "$p/status"; } 2>/dev/null) || continue
 		[ -n "$r" ] || continue
+		# CPU ticks so far (utime + stime), kept for the totals
+		k=$({ awk '{print $14 + $15}' "$p/stat"; } 2>/dev/null) || k=0
 		case "$cmd" in
-		*bin/cloudd*) c=$((c + r)) ;;
-		*bin/deviced*) t=$((t + r)); [ "$r" -gt "$m" ] && m=$r ;;
+		*bin/cloudd*) c=$((c + r)); echo "$(date +%s) cloudd ${p#/proc/} $k" >>"$OUT/cpu.samples" ;;
+		*bin/deviced*) t=$((t + r)); [ "$r" -gt "$m" ] && m=$r
+			echo "$(date +%s) deviced ${p#/proc/} $k" >>"$OUT/cpu.samples" ;;
 		esac
 	done
 	echo "$c $t $m"
@@ -120,6 +123,18 @@ printf "%-10s %s sent, %s timeouts (%s%%), %s E_BUSY, %s late chunks kept\n" req
     "$(awk -v a="$tmo" -v b="$req" 'BEGIN { printf "%.2f", b ? 100 * a / b : 0 }')" "$busy" "$late"
 printf "%-10s cloudd %d MiB; deviced total %d MiB, max %d MiB in one process, %.0f KiB per device\n" \
     "peak RSS" $((pc / 1024)) $((pt / 1024)) $((pm / 1024)) "$(awk -v a=$pt -v n=$N 'BEGIN { print a / n }')"
+# CPU: each process's last sample; cloudd's split at the first deviced
+# sample (training before it). Up to a second of CPU per process is missed.
+awk -v hz="$(getconf CLK_TCK)" -v n="$N" '
+	$2 == "deviced" && t0 == "" { t0 = $1 }
+	$2 == "cloudd" && (t0 == "" || $1 < t0) { pre[$3] = $4 }
+	{ last[$2 " " $3] = $4 }
+	END {
+		for (k in last) { split(k, a, " "); tot[a[1]] += last[k] }
+		for (p in pre) c0 += pre[p]
+		printf "%-10s cloudd %.1f s (%.1f s before the first device), deviced %.1f s (%.1f ms per device)\n",
+		    "CPU", tot["cloudd"] / hz, c0 / hz, tot["deviced"] / hz, 1000 * tot["deviced"] / hz / n
+	}' "$OUT/cpu.samples" 2>/dev/null || true
 printf "%-10s %d of %d (%.1f%%)\n" done "$done_" "$N" "$(awk -v a=$done_ -v n=$N 'BEGIN { print 100 * a / n }')"
 [ "$KILL_PCT" -gt 0 ] && echo "dropout    $killed deviced processes SIGKILLed and restarted"
 echo "load       $(uptime | sed 's/.*load/load/')"
