@@ -40,8 +40,9 @@ kill "$DPID"; wait "$DPID" || true
 log "rate limit"
 # The flood runs in the background; another device's request is sent
 # once the flood is being refused and must be answered while it still
-# runs.
-"$BIN/dccl-probe" "$EP" flood flooder 4000 >"$T/flood.out" 2>&1 &
+# runs. It runs until told to stop (flood.stop), however slow this
+# machine is.
+"$BIN/dccl-probe" "$EP" flood flooder 1000000 "$T/flood.stop" >"$T/flood.out" 2>&1 &
 FPID=$!; PIDS="$PIDS $FPID"
 wait_for "grep -q 'RPC-ERROR: E_RATE_LIMITED device=flooder' '$T/cloudd.log'" 100 0.05 ||
     die "the flood is not rate-limited"
@@ -50,6 +51,7 @@ t0=$(date +%s%N)
 t1=$(date +%s%N)
 kill -0 "$FPID" 2>/dev/null || die "the flood ended before the other device was answered"
 echo "other device answered in $(( (t1 - t0) / 1000000 )) ms during the flood"
+: >"$T/flood.stop"
 wait "$FPID" || die "flood probe exit $?"
 out=$(cat "$T/flood.out")
 echo "$out"

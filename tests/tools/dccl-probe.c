@@ -7,7 +7,7 @@
  *   dccl-probe EP garbage|version|oldversion|nobody|unregistered|replybody|admin|
  *              status|register DEV|nan-upload DEV|oversize BYTES|
  *              unsigned|forged|replay|badtoken DEV|other-device A B|
- *              bignorm-upload DEV|upload DEV [REQID]|flood DEV N|
+ *              bignorm-upload DEV|upload DEV [REQID]|flood DEV N [STOPFILE]|
  *              burst DEV N [FIRST]|getmodel DEV VERSION CHUNK|
  *              retrieve DEV K N DIM|hijack DEV KEYFILE USER|resend DEV|
  *              amplify BYTES|mitm CLOUD-EP SECS (EP: where to listen)|
@@ -58,6 +58,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "shared/auth.h"
 #include "shared/wire.h"
@@ -1100,11 +1101,19 @@ main(int argc, char **argv)
 		e.device_id = argv[4];
 		return send_dev(a, &e);
 	} else if (!strcmp(what, "flood") && argc > 4) {
-		/* N requests back to back; counts the outcomes. */
+		/*
+		 * N requests back to back; counts the outcomes. With a
+		 * STOPFILE, it stops early once that file exists, so a test
+		 * can hold the flood for as long as it needs it.
+		 */
 		struct auth_dev *a = device(argv[3], 1);
 		int n = atoi(argv[4]), ok = 0, limited = 0, other = 0;
+		const char *stop = argc > 5 ? argv[5] : NULL;
 		e.device_id = argv[3];
 		for (int i = 0; i < n; i++) {
+			if (stop != NULL && i % 50 == 0 &&
+			    access(stop, F_OK) == 0)
+				break;
 			Dccl__Envelope *r;
 			void *msg, *raw;
 			size_t len, rawlen;
