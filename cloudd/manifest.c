@@ -119,14 +119,14 @@ manifest_rpc(struct cloudd *cd, struct rpc_req *r)
 	/*
 	 * Protocol 7: the device's own rows, for the user it registered
 	 * as (rpc.c looked r->user up by its authenticated id); the request
-	 * names no user. Views into the cached full model, no copy.
+	 * names no user. Views into the cached per-user tables, no copy.
 	 */
 	if ((code = slice_get(cd, v, &sv, err, sizeof(err))) != 0) {
 		rpc_error(cd, r, code, "%s", err);
 		return;
 	}
 	rows.user_id = r->user;
-	rows.n_tensors = ctr_slice_rows(sv->full, r->user, rt, rtp, shape);
+	rows.n_tensors = ctr_slice_rows(&sv->full, r->user, rt, rtp, shape);
 	rows.tensors = rtp;
 	m.rows = &rows;
 	c->e[k].used = ++c->tick;

@@ -15,7 +15,8 @@
 /*
  * Three versions: the current one, the one before it that stragglers
  * still fetch after a publish, and one a rollback or an old request
- * brings in. Each costs its full model plus its shared part.
+ * brings in. Each costs its shared part plus its per-user tables: the
+ * model's size once.
  */
 #define SLICE_SLOTS	3
 
@@ -28,9 +29,43 @@ static void
 slot_clear(struct slice_ver *s)
 {
 	sblob_unref(s->shared);
-	if (s->full != NULL)
-		dccl__model__free_unpacked(s->full, NULL);
+	for (size_t i = 0; i < s->full.n_tensors; i++) {
+		free(s->t[i].name);
+		free(s->t[i].data);
+	}
 	memset(s, 0, sizeof(*s));
+}
+
+/* Copies full's per-user tables into s (its rows' source). */
+static void
+keep_rows(struct slice_ver *s, const Dccl__Model *full)
+{
+	size_t k = 0;
+
+	dccl__model__init(&s->full);
+	dccl__model_config__init(&s->cfg);
+	s->cfg.n_users = full->config->n_users;
+	s->full.config = &s->cfg;
+	for (size_t i = 0; i < full->n_tensors && k < CTR_SLICE_MAX_TENSORS;
+	    i++) {
+		const Dccl__Tensor *x = full->tensors[i];
+		if (!ctr_slice_user_tensor(x->name) || x->n_shape != 2)
+			continue;
+		dccl__tensor__init(&s->t[k]);
+		s->t[k].name = xstrdup(x->name);
+		s->shape[2 * k] = x->shape[0];
+		s->shape[2 * k + 1] = x->shape[1];
+		s->t[k].n_shape = 2;
+		s->t[k].shape = &s->shape[2 * k];
+		s->t[k].n_data = x->n_data;
+		s->t[k].data = xmalloc(x->n_data ? x->n_data * sizeof(float) :
+		    1);
+		memcpy(s->t[k].data, x->data, x->n_data * sizeof(float));
+		s->tp[k] = &s->t[k];
+		k++;
+	}
+	s->full.n_tensors = k;
+	s->full.tensors = s->tp;
 }
 
 void
@@ -50,6 +85,7 @@ build(struct cloudd *cd, struct slice_ver *s, uint64_t v, char *err,
     size_t errlen)
 {
 	struct store_model_info mi;
+	Dccl__Model *full;
 	const uint8_t *blob;
 	uint8_t *own = NULL, *sh;
 	size_t len, shlen;
@@ -74,18 +110,19 @@ build(struct cloudd *cd, struct slice_ver *s, uint64_t v, char *err,
 		blob = own;
 		len = mi.size;
 	}
-	s->full = dccl__model__unpack(NULL, len, blob);
+	full = dccl__model__unpack(NULL, len, blob);
 	free(own);
-	if (s->full == NULL) {
+	if (full == NULL) {
 		snprintf(err, errlen, "model v%llu: stored model does not "
 		    "unpack", (unsigned long long)v);
 		return DCCL__ERROR_CODE__E_INTERNAL;
 	}
-	if ((rc = ctr_slice_shared(s->full, &sh, &shlen, err, errlen)) != 0) {
-		dccl__model__free_unpacked(s->full, NULL);
-		s->full = NULL;
+	if ((rc = ctr_slice_shared(full, &sh, &shlen, err, errlen)) != 0) {
+		dccl__model__free_unpacked(full, NULL);
 		return DCCL__ERROR_CODE__E_INTERNAL;
 	}
+	keep_rows(s, full);
+	dccl__model__free_unpacked(full, NULL);
 	s->shared = sblob_wrap(sh, shlen, v);
 	crypto_generichash(s->shared->sum, 32, sh, shlen, NULL, 0);
 	s->version = v;

@@ -13,15 +13,25 @@
 #include <stdint.h>
 
 #include "model.pb-c.h"
+#include "shared/ml/ctr_slice.h"
 
 struct cloudd;
 struct sblob;
 
 struct slice_ver {
-	uint64_t	 version;	/* 0: free */
-	struct sblob	*shared;	/* the shared part, sum = its BLAKE2b */
-	Dccl__Model	*full;		/* the stored model, unpacked */
-	uint64_t	 used;
+	uint64_t		 version;	/* 0: free */
+	struct sblob		*shared;	/* the shared part, sum = BLAKE2b */
+	/*
+	 * The per-user tables alone (copied out of the stored model, which
+	 * is then freed): a Model with only config.n_users and them, for
+	 * ctr_slice_rows.
+	 */
+	Dccl__Model		 full;
+	Dccl__ModelConfig	 cfg;
+	Dccl__Tensor		 t[CTR_SLICE_MAX_TENSORS];
+	Dccl__Tensor		*tp[CTR_SLICE_MAX_TENSORS];
+	uint32_t		 shape[2 * CTR_SLICE_MAX_TENSORS];
+	uint64_t		 used;
 };
 
 /*
