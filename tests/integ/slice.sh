@@ -14,6 +14,8 @@
 #     values) and one of an ordinary user both install their slice and
 #     upload. (A user id the model has no row for cannot register while
 #     that model is current; tests/unit/test_slice.c covers it.)
+#  5. a device whose store holds a full model (protocol 6) drops it at
+#     start and installs its slice in its place.
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 endpoints
 # users 3 and 4 are cold: no pool samples, rows at their initial values
@@ -98,4 +100,18 @@ grep -q "DOWNLOAD: device=colddev model v1 installed" "$T/cold.log" || die "cold
 [ "$(sql "SELECT count(*) FROM patches WHERE device_id IN ('okdev','colddev')")" = 2 ] ||
     die "expected a patch from each"
 grep "installed" "$T/ok.log" "$T/cold.log" | sed 's/.*DOWNLOAD: //'
+
+log "5. a store of protocol 6 (the full model) is dropped and the slice downloaded"
+db="$T/dev/okdev/device.db"
+sqlite3 "$db" "UPDATE model SET blob = readfile('$T/model.bin')" || die "store edit"
+[ "$(sqlite3 "$db" "SELECT length(blob) FROM model")" = "$(stat -c %s "$T/model.bin")" ] ||
+    die "the full model is not in the store"
+start_deviced ok2 -o deviced.local-data="$SHARDS/$u1.local.csv" \
+    -o deviced.user-id="$u1" -o deviced.device-id=okdev -o deviced.run-once=yes
+wait "$DPID" || die "restarted device exit $?"
+grep -q "MODEL: device=okdev stored model v1 is not this user's slice" "$T/ok2.log" ||
+    die "the full model was used"
+grep -q "DOWNLOAD: device=okdev model v1 installed" "$T/ok2.log" || die "no slice installed"
+[ "$(sqlite3 "$db" "SELECT length(blob) FROM model")" -lt "$(stat -c %s "$T/model.bin")" ] ||
+    die "the store still holds the full model"
 echo "slice OK"
