@@ -143,7 +143,7 @@ struct upload_item {
 struct metrics;		/* metrics.c: HTTP exporter state */
 struct rpc_route;	/* rpc.h */
 struct ofa_cloud;	/* ofa_train.c */
-struct dl_cache;	/* download.c */
+struct slice_cache;	/* slice.c */
 struct fedsel;		/* fedsel.h */
 struct mf_cache;	/* manifest.c */
 struct dlslots;		/* dlslots.c */
@@ -217,7 +217,7 @@ struct cloudd {
 	struct sealer		*sealer;	/* seal.c: chunk MACs off-loop */
 	struct ckpt		*ckpt;		/* ckpt.c: WAL checkpoints */
 	struct ofa_cloud	*ofa;		/* ofa_train.c: served OFA model */
-	struct dl_cache		*dl;		/* download.c: older versions' chunks */
+	struct slice_cache	*slc;		/* slice.c: versions' shared parts */
 	struct fedsel		*fedsel;	/* fedsel.c: grid reports, choices */
 	struct dlpace		 dlpace;	/* dlpace.c: chunk bytes per second */
 	struct mf_cache		*mf;		/* manifest.c: versions' manifests */

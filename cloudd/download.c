@@ -1,8 +1,8 @@
 /*
- * download: GetModel, one chunk of a model version per request. The
- * current version is served from memory, older ones from the store
- * through a small cache of chunks; GetOfa serves parts of the
- * Forward-OFA model the same way (ofa_train.c packs and caches them).
+ * download: GetModel, one chunk of a model version's shared part per
+ * request (protocol 7: the model without other users' rows, packed once
+ * per version by slice.c, which keeps the last few versions); GetOfa
+ * serves parts of the Forward-OFA model the same way (ofa_train.c packs and caches them).
  * Every chunk is handed to seal.c (MAC or encryption off the loop) with
  * a reference to the shared bytes it lies in, never a copy. Loop thread
  * only.
@@ -18,40 +18,15 @@
 #include "cloudd/rpc.h"
 #include "cloudd/sblob.h"
 #include "cloudd/seal.h"
+#include "cloudd/slice.h"
 #include "shared/log.h"
 #include "shared/xmalloc.h"
-
-/*
- * Chunks of versions other than the current one, read from the store on
- * first request and kept (least recently used out) within DL_OLD_SLOTS
- * entries and DL_OLD_BYTES: a fleet still downloading the previous
- * version after a publish reads each of its chunks once, not once per
- * device.
- */
-#define DL_OLD_SLOTS	64
-#define DL_OLD_BYTES	((size_t)32 << 20)
-
-struct dl_cache {
-	struct {
-		struct sblob	*b;	/* NULL: free; b->version */
-		uint64_t	 off;	/* the chunk's offset in the model */
-		uint64_t	 total;	/* the model's size */
-		uint64_t	 used;	/* LRU tick */
-	}		 e[DL_OLD_SLOTS];
-	size_t		 bytes;
-	uint64_t	 tick;
-};
 
 void
 download_cache_free(struct cloudd *cd)
 {
 	manifest_cache_free(cd);
-	if (cd->dl == NULL)
-		return;
-	for (int i = 0; i < DL_OLD_SLOTS; i++)
-		sblob_unref(cd->dl->e[i].b);
-	free(cd->dl);
-	cd->dl = NULL;
+	slice_cache_free(cd);
 }
 
 /*
@@ -85,85 +60,6 @@ chunk_fill(struct cloudd *cd, struct rpc_req *r, const char *what,
 }
 
 /*
- * Chunk idx of an older version v: from the cache, else read from the
- * store and cached. The sblob (not referenced for the caller: the cache
- * holds it until the next call) and the model's size in *total; NULL
- * after an error reply.
- */
-static struct sblob *
-old_chunk(struct cloudd *cd, struct rpc_req *r, uint64_t v, uint32_t idx,
-    Dccl__ModelChunk *mc)
-{
-	struct dl_cache *c = cd->dl;
-	uint64_t cs = (uint64_t)cd->cf.chunk_size, off;
-	struct store_model_info mi;
-	struct sblob *b;
-	int rc, k = 0;
-
-	if (c == NULL)
-		c = cd->dl = xcalloc(1, sizeof(*cd->dl));
-	for (int i = 0; i < DL_OLD_SLOTS; i++) {
-		b = c->e[i].b;
-		if (b != NULL && b->version == v && c->e[i].off ==
-		    (uint64_t)idx * cs && (b->len == cs || c->e[i].off +
-		    b->len == c->e[i].total)) {
-			c->e[i].used = ++c->tick;
-			if (chunk_fill(cd, r, "model", v, idx, c->e[i].total,
-			    b->sum, mc, &off) != 0)
-				return NULL;
-			mc->data.data = b->data;
-			return b;
-		}
-	}
-	if ((rc = store_model_info(cd->st, v, &mi)) != 0) {
-		rpc_error(cd, r, rc == -ENOENT ? DCCL__ERROR_CODE__E_NOT_FOUND :
-		    DCCL__ERROR_CODE__E_STORAGE, "model v%llu: %s",
-		    (unsigned long long)v, rc == -ENOENT ? "no such version" :
-		    store_errmsg(cd->st));
-		return NULL;
-	}
-	if (chunk_fill(cd, r, "model", v, idx, mi.size, mi.checksum, mc,
-	    &off) != 0)
-		return NULL;
-	b = sblob_wrap(xmalloc(mc->data.len ? mc->data.len : 1),
-	    mc->data.len, v);
-	memcpy(b->sum, mi.checksum, 32);
-	if ((rc = store_model_read(cd->st, v, off, b->data, b->len)) != 0) {
-		sblob_unref(b);
-		rpc_error(cd, r, DCCL__ERROR_CODE__E_STORAGE, "model v%llu: %s",
-		    (unsigned long long)v, store_errmsg(cd->st));
-		return NULL;
-	}
-	/* The least recently used entry goes, and more while over bytes. */
-	for (int i = 1; i < DL_OLD_SLOTS; i++)
-		if (c->e[i].b == NULL || (c->e[k].b != NULL &&
-		    c->e[i].used < c->e[k].used))
-			k = i;
-	for (;;) {
-		if (c->e[k].b != NULL) {
-			c->bytes -= c->e[k].b->len;
-			sblob_unref(c->e[k].b);
-			c->e[k].b = NULL;
-		}
-		if (c->bytes + b->len <= DL_OLD_BYTES)
-			break;
-		for (int i = 0; i < DL_OLD_SLOTS; i++)
-			if (c->e[i].b != NULL && (c->e[k].b == NULL ||
-			    c->e[i].used < c->e[k].used))
-				k = i;
-		if (c->e[k].b == NULL)
-			break;		/* empty: one chunk is always kept */
-	}
-	c->e[k].b = b;
-	c->e[k].off = off;
-	c->e[k].total = mi.size;
-	c->e[k].used = ++c->tick;
-	c->bytes += b->len;
-	mc->data.data = b->data;
-	return b;
-}
-
-/*
  * Download pacing (dlpace.h): 0 when the chunk in mc may go out now, else
  * -1 after an E_BUSY reply that says when to come back.
  */
@@ -187,21 +83,26 @@ download_rpc(struct cloudd *cd, struct rpc_req *r)
 	Dccl__GetModelReq *q = r->env->get_model;
 	Dccl__ModelChunk mc = DCCL__MODEL_CHUNK__INIT;
 	uint64_t v = q->version ? q->version : cd->model.version, off;
+	struct slice_ver *sv;
 	struct sblob *owner;
+	char err[256];
+	int code;
 
 	if (v == 0) {
 		rpc_error(cd, r, DCCL__ERROR_CODE__E_NOT_FOUND,
 		    "no model trained yet");
 		return;
 	}
-	if (v == cd->model.version && cd->model.bytes != NULL) {
-		owner = cd->model.bytes;
-		if (chunk_fill(cd, r, "model", v, q->chunk_index, owner->len,
-		    owner->sum, &mc, &off) != 0)
-			return;
-		mc.data.data = owner->data + off;
-	} else if ((owner = old_chunk(cd, r, v, q->chunk_index, &mc)) == NULL)
+	/* Protocol 7: every version's shared part (slice.h), never rows. */
+	if ((code = slice_get(cd, v, &sv, err, sizeof(err))) != 0) {
+		rpc_error(cd, r, code, "%s", err);
 		return;
+	}
+	owner = sv->shared;
+	if (chunk_fill(cd, r, "model", v, q->chunk_index, owner->len,
+	    owner->sum, &mc, &off) != 0)
+		return;
+	mc.data.data = owner->data + off;
 	/* A device's slot first (it holds it between chunks), then the rate. */
 	if (dlslots_take(cd, r, mc.chunk_index, mc.n_chunks) != 0 ||
 	    paced(cd, r, &mc) != 0)

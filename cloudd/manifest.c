@@ -7,8 +7,10 @@
 #include "cloudd/manifest.h"
 #include "cloudd/rpc.h"
 #include "cloudd/sblob.h"
+#include "cloudd/slice.h"
 #include "shared/log.h"
 #include "shared/manifest.h"
+#include "shared/ml/ctr_slice.h"
 #include "shared/xmalloc.h"
 
 /* 32 bytes per chunk: 2 KiB for a 64 MiB model in 1 MiB chunks. */
@@ -39,59 +41,36 @@ manifest_cache_free(struct cloudd *cd)
 }
 
 /*
- * Hashes version v's chunks into slot k: from the served bytes for the
- * current version, else from the store a chunk at a time. 0, or an error
- * code with err.
+ * Hashes version v's chunks into slot k: the chunks of its shared part
+ * (slice.c). 0, or an error code with err.
  */
 static int
 build(struct cloudd *cd, int k, uint64_t v, char *err, size_t errlen)
 {
 	struct mf_cache *c = cd->mf;
 	uint32_t cs = (uint32_t)cd->cf.chunk_size;
-	struct store_model_info mi;
-	uint8_t *buf = NULL, *h;
-	const uint8_t *src;
-	uint64_t total, n;
-	int rc;
+	struct slice_ver *sv;
+	const struct sblob *b;
+	uint64_t n;
+	uint8_t *h;
+	int code;
 
-	if (v == cd->model.version && cd->model.bytes != NULL) {
-		total = cd->model.bytes->len;
-		memcpy(mi.checksum, cd->model.bytes->sum, 32);
-	} else if ((rc = store_model_info(cd->st, v, &mi)) != 0) {
-		snprintf(err, errlen, "model v%llu: %s", (unsigned long long)v,
-		    rc == -ENOENT ? "no such version" : store_errmsg(cd->st));
-		return rc == -ENOENT ? DCCL__ERROR_CODE__E_NOT_FOUND :
-		    DCCL__ERROR_CODE__E_STORAGE;
-	} else
-		total = mi.size;
-	n = (total + cs - 1) / cs;
+	if ((code = slice_get(cd, v, &sv, err, errlen)) != 0)
+		return code;
+	b = sv->shared;
+	n = (b->len + cs - 1) / cs;
 	h = xmalloc(n ? n * 32 : 1);
 	for (uint64_t i = 0; i < n; i++) {
-		uint64_t off = i * cs, len = total - off < cs ? total - off : cs;
-		if (v == cd->model.version && cd->model.bytes != NULL)
-			src = cd->model.bytes->data + off;
-		else {
-			if (buf == NULL)
-				buf = xmalloc(cs);
-			if (store_model_read(cd->st, v, off, buf, len) != 0) {
-				snprintf(err, errlen, "model v%llu: %s",
-				    (unsigned long long)v,
-				    store_errmsg(cd->st));
-				free(buf);
-				free(h);
-				return DCCL__ERROR_CODE__E_STORAGE;
-			}
-			src = buf;
-		}
-		manifest_chunk_hash(h + i * 32, src, len);
+		uint64_t off = i * cs, len = b->len - off < cs ?
+		    b->len - off : cs;
+		manifest_chunk_hash(h + i * 32, b->data + off, len);
 	}
-	free(buf);
 	free(c->e[k].hashes);
 	c->e[k].version = v;
 	c->e[k].chunk_size = cs;
 	c->e[k].n_chunks = (uint32_t)n;
-	c->e[k].total = total;
-	memcpy(c->e[k].sum, mi.checksum, 32);
+	c->e[k].total = b->len;
+	memcpy(c->e[k].sum, b->sum, 32);
 	c->e[k].hashes = h;
 	log_info("MANIFEST: v%llu, %llu chunks of %u bytes hashed",
 	    (unsigned long long)v, (unsigned long long)n, cs);
@@ -103,6 +82,10 @@ manifest_rpc(struct cloudd *cd, struct rpc_req *r)
 {
 	Dccl__Envelope e;
 	Dccl__Manifest m = DCCL__MANIFEST__INIT;
+	Dccl__UserRows rows = DCCL__USER_ROWS__INIT;
+	Dccl__Tensor rt[CTR_SLICE_MAX_TENSORS], *rtp[CTR_SLICE_MAX_TENSORS];
+	uint32_t shape[2 * CTR_SLICE_MAX_TENSORS];
+	struct slice_ver *sv;
 	uint64_t v = r->env->get_manifest->version;
 	struct mf_cache *c;
 	char err[256];
@@ -133,6 +116,19 @@ manifest_rpc(struct cloudd *cd, struct rpc_req *r)
 			return;
 		}
 	}
+	/*
+	 * Protocol 7: the device's own rows, for the user it registered
+	 * as (rpc.c looked r->user up by its authenticated id); the request
+	 * names no user. Views into the cached per-user tables, no copy.
+	 */
+	if ((code = slice_get(cd, v, &sv, err, sizeof(err))) != 0) {
+		rpc_error(cd, r, code, "%s", err);
+		return;
+	}
+	rows.user_id = r->user;
+	rows.n_tensors = ctr_slice_rows(&sv->full, r->user, rt, rtp, shape);
+	rows.tensors = rtp;
+	m.rows = &rows;
 	c->e[k].used = ++c->tick;
 	m.version = v;
 	m.n_chunks = c->e[k].n_chunks;

@@ -47,6 +47,7 @@
 #include "shared/fsutil.h"
 #include "shared/log.h"
 #include "shared/manifest.h"
+#include "shared/ml/ctr_slice.h"
 #include "shared/notify.h"
 #include "shared/wire.h"
 #include "shared/xmalloc.h"
@@ -664,6 +665,19 @@ model_wanted(const struct device *d)
 }
 
 /*
+ * Protocol 7: a manifest carries the device's own rows, for the user it
+ * registered as (their shapes are ctr_slice_assemble's check, at install).
+ */
+static int
+rows_check(const struct device *d, const Dccl__Manifest *m)
+{
+	if (m->rows == NULL || m->rows->user_id != d->user ||
+	    m->rows->n_tensors > CTR_SLICE_MAX_TENSORS)
+		return MANIFEST_ESHAPE;
+	return 0;
+}
+
+/*
  * A manifest in reply to our GetManifestReq (e, authenticated like every
  * reply): kept when it is for the version asked and consistent. Takes e.
  */
@@ -674,7 +688,8 @@ on_manifest(struct device *d, Dccl__Envelope *e)
 	int rc = MANIFEST_EVERSION;	/* not what we asked for */
 
 	if (d->sent_body != DCCL__ENVELOPE__BODY_GET_MANIFEST ||
-	    (rc = manifest_check(m, d->dl_version, CTR_IO_MAX_BYTES)) != 0) {
+	    (rc = manifest_check(m, d->dl_version, CTR_IO_MAX_BYTES)) != 0 ||
+	    (rc = rows_check(d, m)) != 0) {
 		log_warnx("BAD-MANIFEST: device=%s %s (v%llu, asked v%llu); "
 		    "refused", d->id, manifest_errname(rc),
 		    (unsigned long long)m->version,
@@ -762,8 +777,10 @@ chunk_take(struct device *d, const Dccl__ModelChunk *c)
 		enter(d, DEV_DOWNLOAD);	/* the next chunk */
 		return;
 	}
+	/* the manifest's rows are the device's own (protocol 7) */
+	rc = device_load_install(d, d->dl_man->manifest->rows);
 	drop_manifest(d);
-	if ((rc = device_load_install(d)) == MODEL_FIT_EREFUSED) {
+	if (rc == MODEL_FIT_EREFUSED) {
 		/* Not for this device's data: no retry of it, no learning. */
 		d->refused = d->dl_version;
 		if (d->dd->cf.run_once) {

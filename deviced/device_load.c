@@ -21,6 +21,7 @@
 #include "deviced/model_fit.h"
 #include "shared/auth.h"
 #include "shared/ml/ctr.h"
+#include "shared/ml/ctr_slice.h"
 #include "shared/data/dataset.h"
 #include "shared/fsutil.h"
 #include "shared/log.h"
@@ -67,11 +68,11 @@ device_load_fits(struct device *d, struct ctr *m, uint64_t version)
  * manifest fetched again midway) the whole model's BLAKE2b-256 is.
  */
 int
-device_load_install(struct device *d)
+device_load_install(struct device *d, const Dccl__UserRows *rows)
 {
-	uint8_t sum[32];
+	uint8_t sum[32], *sl = NULL;
 	void *blob = NULL;
-	size_t len = 0;
+	size_t len = 0, sllen = 0;
 	struct ctr *m = NULL;
 	double gctr = 0;
 	char err[256];
@@ -88,6 +89,26 @@ device_load_install(struct device *d)
 		rc = -EBADMSG;
 		goto fail;
 	}
+	/*
+	 * Protocol 7: the chunks are the shared part; with the device's own
+	 * rows from the manifest they make its slice, which is what the
+	 * device uses and stores (shared/ml/ctr_slice.h).
+	 */
+	if (rows == NULL || rows->user_id != d->user) {
+		log_warnx("DOWNLOAD: device=%s model v%llu: no rows for user "
+		    "%u", d->id, (unsigned long long)d->dl_version, d->user);
+		rc = -EBADMSG;
+		goto fail;
+	}
+	if ((rc = ctr_slice_assemble(blob, len, d->user, rows->tensors,
+	    rows->n_tensors, &sl, &sllen, err, sizeof(err))) != 0) {
+		log_warnx("DOWNLOAD: device=%s model v%llu refused: %s", d->id,
+		    (unsigned long long)d->dl_version, err);
+		goto fail;
+	}
+	free(blob);
+	blob = sl;
+	len = sllen;
 	if ((rc = dev_model_get(d->dd, d->dl_version, blob, len, &m, &gctr, err,
 	    sizeof(err)))) {
 		log_warnx("DOWNLOAD: device=%s model v%llu refused: %s", d->id,
@@ -233,6 +254,19 @@ device_load(struct device *d, const char *id, uint32_t user,
 		    sizeof(err))) {
 			log_warnx("MODEL: device=%s stored model refused: %s",
 			    id, err);
+			d->version = 0;
+		} else if (!ctr_config(d->model)->sliced ||
+		    ctr_config(d->model)->slice_user != user) {
+			/*
+			 * A store of protocol 6 holds the whole model, every
+			 * user's rows: not used; the device downloads its
+			 * slice, which replaces it.
+			 */
+			log_info("MODEL: device=%s stored model v%llu is not "
+			    "this user's slice; downloading again", id,
+			    (unsigned long long)d->version);
+			dev_model_put(dd, d->model);
+			d->model = NULL;
 			d->version = 0;
 		} else if (device_load_fits(d, d->model, d->version) != 0) {
 			/* The local data changed schema since. */

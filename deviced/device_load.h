@@ -25,7 +25,7 @@ int	device_load_fits(struct device *d, struct ctr *m, uint64_t version);
  * after checking its size and checksum; clears the chunks either way.
  * 0, MODEL_FIT_EREFUSED, or another error (logged).
  */
-int	device_load_install(struct device *d);
+int	device_load_install(struct device *d, const Dccl__UserRows *rows);
 /* Logs what a device that cannot enrol must be given, in one line. */
 void	device_load_token_hint(const struct device *d);
 

@@ -209,9 +209,9 @@ static float *
 bias_row(const struct ctr *c, uint32_t user)
 {
 	const struct param_tensor *t = ctr_tensor_find(c, "patch_b");
-	uint32_t nu = ctr_config(c)->n_users;
 
-	return t == NULL ? NULL : t->data + (user < nu ? user : nu);
+	return t == NULL ? NULL : t->data +
+	    ctr_config_user_row(ctr_config(c), user);
 }
 
 /* CoDA: keeps the retrieved samples the personalized filter selects. */

@@ -125,7 +125,7 @@ layout(const struct ctr_config *cfg, struct ctr *m)
 	param_add(m != NULL ? m->t : NULL, &nt, &total, (nm), (size_t)(r), \
 	    (size_t)(c), (nd), (sp), (k), -1)
 
-	ADD("emb_user", (size_t)cfg->n_users + 1, D, 2, 1, CTR_T_BASE);
+	ADD("emb_user", ctr_config_user_rows(cfg), D, 2, 1, CTR_T_BASE);
 	ADD("emb_item", (size_t)cfg->n_items + 1, D, 2, 1, CTR_T_BASE);
 	ADD("emb_genre", cfg->n_genres, D, 2, 1, CTR_T_BASE);
 	ADD("emb_hour", SAMPLE_N_HOURS, D, 2, 1, CTR_T_BASE);
@@ -180,7 +180,7 @@ layout(const struct ctr_config *cfg, struct ctr *m)
 		snprintf(nm, sizeof(nm), "patch_m%d", l);
 		if (m != NULL)
 			m->ti_pm[l] = nt;
-		ADD(nm, (size_t)cfg->n_users + 1, R, 2, 1, CTR_T_PATCH_M);
+		ADD(nm, ctr_config_user_rows(cfg), R, 2, 1, CTR_T_PATCH_M);
 	}
 	if (m != NULL)
 		m->ti_pb = R > 0 && L > 0 ? nt : -1;
@@ -189,7 +189,7 @@ layout(const struct ctr_config *cfg, struct ctr *m)
 	 * bias, and through U diag(m) V h alone it would reorder items too.
 	 */
 	if (R > 0 && L > 0)
-		ADD("patch_b", (size_t)cfg->n_users + 1, 1, 2, 1,
+		ADD("patch_b", ctr_config_user_rows(cfg), 1, 2, 1,
 		    CTR_T_PATCH_B);
 #undef ADD
 	if (m != NULL)
@@ -205,6 +205,20 @@ ctr_config_input_dim(const struct ctr_config *cfg)
 	return F * cfg->dim + (cfg->interaction ? F * (F - 1) / 2 : 0);
 }
 
+size_t
+ctr_config_user_rows(const struct ctr_config *cfg)
+{
+	return cfg->sliced ? 2 : (size_t)cfg->n_users + 1;
+}
+
+uint32_t
+ctr_config_user_row(const struct ctr_config *cfg, uint32_t id)
+{
+	if (cfg->sliced)
+		return id == cfg->slice_user && id < cfg->n_users ? 0 : 1;
+	return id < cfg->n_users ? id : cfg->n_users;
+}
+
 int
 ctr_config_check(const struct ctr_config *cfg)
 {
@@ -213,6 +227,7 @@ ctr_config_check(const struct ctr_config *cfg)
 	if (cfg->interaction < CTR_INTER_OFF ||
 	    cfg->interaction > CTR_INTER_FM ||
 	    (cfg->attention != 0 && cfg->attention != 1) ||
+	    (cfg->sliced != 0 && cfg->sliced != 1) ||
 	    cfg->n_side > SAMPLE_SIDE_MAX)
 		return -EINVAL;
 	for (uint32_t f = 0; f < cfg->n_side; f++)
@@ -283,7 +298,8 @@ ctr_new(struct ctr **out, const struct ctr_config *cfg, uint64_t seed)
 	for (int i = T_USER; i <= T_WDAY; i++)
 		param_fill_normal(m->t[i].data, m->t[i].n, EMB_INIT_STD, &rng);
 	/* OOV rows start at zero: an unknown id contributes nothing. */
-	memset(m->t[T_USER].data + (size_t)cfg->n_users * D, 0,
+	memset(m->t[T_USER].data +
+	    (size_t)ctr_config_user_row(cfg, cfg->n_users) * D, 0,
 	    (size_t)D * sizeof(float));
 	memset(m->t[T_ITEM].data + (size_t)cfg->n_items * D, 0,
 	    (size_t)D * sizeof(float));
@@ -676,7 +692,7 @@ gather_embed(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
 				__builtin_prefetch(ds->hist + s4->hist_off);
 		}
 
-		m->uid[b] = map_id(s->user, c->n_users);
+		m->uid[b] = ctr_config_user_row(c, s->user);
 		m->iid[b] = map_id(s->item, c->n_items);
 		m->hid[b] = sample_hour(s->ts);
 		m->wid[b] = sample_wday(s->ts);
@@ -845,7 +861,7 @@ ctr_forward_trunk(struct ctr *m, const struct dataset *ds,
 	scratch_reserve(m, B);
 	for (int b = 0; b < B; b++) {
 		const struct sample *s = &ds->s[idx[b]];
-		m->uid[b] = map_id(s->user, m->cfg.n_users);
+		m->uid[b] = ctr_config_user_row(&m->cfg, s->user);
 		m->y[b] = s->label;
 		memcpy(m->relu[0] + (size_t)b * H, trunk + (size_t)idx[b] * T,
 		    H * sizeof(float));

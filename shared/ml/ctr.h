@@ -81,6 +81,13 @@ struct ctr_config {
 	int	 attention;	/* 1 = target attention pools the behaviour */
 	uint32_t n_side;	/* side fields, <= SAMPLE_SIDE_MAX */
 	uint32_t side_card[SAMPLE_SIDE_MAX];	/* values per side field */
+	/*
+	 * A device's slice (issue 14, ctr_slice.h): the per-user tables
+	 * (emb_user, patch_m<l>, patch_b) hold two rows, user slice_user's
+	 * (row 0) and the OOV row (row 1); n_users stays the cloud model's.
+	 */
+	int	 sliced;
+	uint32_t slice_user;
 };
 
 /* The pairwise interaction term (see above). */
@@ -129,6 +136,13 @@ void	ctr_opt_default(struct ctr_opt *o, enum ctr_optim kind, float lr);
  * Returns 0 or -EINVAL. Any thread.
  */
 int	ctr_config_check(const struct ctr_config *cfg);
+/* Rows of the per-user tables: n_users + 1, or 2 in a slice. */
+size_t	ctr_config_user_rows(const struct ctr_config *cfg);
+/*
+ * The per-user tables' row of user id: id < n_users ? id : n_users (the
+ * OOV row); in a slice 0 for slice_user (when < n_users), else 1.
+ */
+uint32_t ctr_config_user_row(const struct ctr_config *cfg, uint32_t id);
 /* Parameter count of a valid config (no allocation). */
 size_t	ctr_config_num_params(const struct ctr_config *cfg);
 /* Width of the MLP input: F*D plus F(F-1)/2 with interaction. */

@@ -102,6 +102,11 @@ ctr_io_checksum(const struct ctr *m, uint8_t out[CTR_IO_CHECKSUM_LEN])
 		for (uint32_t f = 0; f < c->n_side; f++)
 			tensor_io_hash_u32(&st, c->side_card[f]);
 	}
+	/* only in a device's slice, so other checksums stay what they were */
+	if (c->sliced) {
+		tensor_io_hash_u32(&st, CTR_IO_ROWS_SLICE);
+		tensor_io_hash_u32(&st, c->slice_user);
+	}
 	for (int i = 0; i < ctr_num_tensors(m); i++) {
 		const struct param_tensor *t = ctr_tensor_at(m, i);
 		tensor_io_hash(&st, t->name, t->ndim, t->shape, t->data, t->n);
@@ -157,6 +162,10 @@ ctr_io_pack(const struct ctr *m, const struct ctr_meta *meta, uint8_t **buf,
 	}
 
 	msg.format = uses_opts(c) ? CTR_IO_FORMAT_OPTS : CTR_IO_FORMAT;
+	if (c->sliced) {
+		msg.user_rows = CTR_IO_ROWS_SLICE;
+		msg.slice_user = c->slice_user;
+	}
 	msg.config = &cfg;
 	msg.n_tensors = (size_t)nt;
 	msg.tensors = tp;
@@ -313,11 +322,6 @@ ctr_io_unpack(struct ctr **out, struct ctr_meta *meta, const uint8_t *buf,
     size_t len, char *err, size_t errlen)
 {
 	Dccl__Model *msg = NULL;
-	struct ctr_config cfg;
-	struct ctr_meta tmp;
-	struct ctr *m = NULL;
-	uint8_t sum[CTR_IO_CHECKSUM_LEN];
-	int map[CTR_MAX_TENSORS];
 	int rc;
 
 	*out = NULL;
@@ -329,7 +333,23 @@ ctr_io_unpack(struct ctr **out, struct ctr_meta *meta, const uint8_t *buf,
 		return fail(CTR_IO_EUNPACK, err, errlen, "empty input");
 	if ((msg = dccl__model__unpack(NULL, len, buf)) == NULL)
 		return fail(CTR_IO_EUNPACK, err, errlen, "%zu bytes", len);
+	rc = ctr_io_unpack_msg(out, meta, msg, len, 1, err, errlen);
+	dccl__model__free_unpacked(msg, NULL);
+	return rc;
+}
 
+int
+ctr_io_unpack_msg(struct ctr **out, struct ctr_meta *meta,
+    const Dccl__Model *msg, size_t len, int verify, char *err, size_t errlen)
+{
+	struct ctr_config cfg;
+	struct ctr_meta tmp;
+	struct ctr *m = NULL;
+	uint8_t sum[CTR_IO_CHECKSUM_LEN];
+	int map[CTR_MAX_TENSORS];
+	int rc;
+
+	*out = NULL;
 	if (msg->format != CTR_IO_FORMAT && msg->format != CTR_IO_FORMAT_2) {
 		rc = fail(CTR_IO_EFORMAT, err, errlen, "format %u", msg->format);
 		goto fail;
@@ -342,9 +362,19 @@ ctr_io_unpack(struct ctr **out, struct ctr_meta *meta, const uint8_t *buf,
 	if ((rc = config_from_msg(&cfg, msg->config, msg->format, err,
 	    errlen)) != 0)
 		goto fail;
+	if (msg->user_rows == CTR_IO_ROWS_SLICE) {
+		cfg.sliced = 1;
+		cfg.slice_user = msg->slice_user;
+	} else if (msg->user_rows != CTR_IO_ROWS_ALL) {
+		/* a shared part is read with its rows by ctr_slice_assemble */
+		rc = fail(CTR_IO_EFORMAT, err, errlen, "user_rows %u%s",
+		    msg->user_rows, msg->user_rows == CTR_IO_ROWS_SHARED ?
+		    " (a shared part without its user's rows)" : "");
+		goto fail;
+	}
 	if ((rc = meta_from_msg(&tmp, msg, err, errlen)) != 0)
 		goto fail;
-	if (msg->checksum.len != CTR_IO_CHECKSUM_LEN) {
+	if (verify && msg->checksum.len != CTR_IO_CHECKSUM_LEN) {
 		rc = fail(CTR_IO_ECHECKSUM, err, errlen, "checksum is %zu bytes",
 		    msg->checksum.len);
 		goto fail;
@@ -375,12 +405,12 @@ ctr_io_unpack(struct ctr **out, struct ctr_meta *meta, const uint8_t *buf,
 			    t->n * sizeof(float));
 	}
 	ctr_io_checksum(m, sum);
-	if (sodium_memcmp(sum, msg->checksum.data, sizeof(sum)) != 0) {
+	if (verify && sodium_memcmp(sum, msg->checksum.data, sizeof(sum)) !=
+	    0) {
 		rc = fail(CTR_IO_ECHECKSUM, err, errlen, "data or config "
 		    "altered");
 		goto fail_model;
 	}
-	dccl__model__free_unpacked(msg, NULL);
 	if (meta != NULL)
 		*meta = tmp;
 	*out = m;
@@ -389,7 +419,6 @@ ctr_io_unpack(struct ctr **out, struct ctr_meta *meta, const uint8_t *buf,
 fail_model:
 	ctr_free(m);
 fail:
-	dccl__model__free_unpacked(msg, NULL);
 	return rc;
 }
 
@@ -400,12 +429,12 @@ patch_row(const struct ctr *m, int l, uint32_t user)
 {
 	char nm[24];
 	const struct param_tensor *t;
-	uint32_t nu = ctr_config(m)->n_users;
 
 	snprintf(nm, sizeof(nm), "patch_m%d", l);
 	if ((t = ctr_tensor_find(m, nm)) == NULL)
 		return NULL;
-	return t->data + (size_t)(user < nu ? user : nu) * t->shape[1];
+	return t->data + (size_t)ctr_config_user_row(ctr_config(m), user) *
+	    t->shape[1];
 }
 
 static int

@@ -40,6 +40,10 @@
 #define CTR_IO_FORMAT_OPTS	CTR_IO_FORMAT_2
 #define CTR_IO_FORMAT_ENC	CTR_IO_FORMAT_2
 #define CTR_IO_KIND		"ctr"
+/* Model.user_rows (protocol 7, ctr_slice.h) */
+#define CTR_IO_ROWS_ALL		0	/* every user's row */
+#define CTR_IO_ROWS_SHARED	1	/* the shared part: only the OOV row */
+#define CTR_IO_ROWS_SLICE	2	/* one user's row, then the OOV row */
 #define CTR_IO_CHECKSUM_LEN	32
 #define CTR_IO_MAX_METRICS	32
 #define CTR_IO_METRIC_NAME	32	/* incl. NUL */
@@ -102,6 +106,16 @@ int	ctr_io_pack(const struct ctr *m, const struct ctr_meta *meta,
  */
 int	ctr_io_unpack(struct ctr **out, struct ctr_meta *meta,
 	    const uint8_t *buf, size_t len, char *err, size_t errlen);
+/*
+ * ctr_io_unpack of an unpacked message (len: its packed size, which
+ * bounds the parameters it may declare). verify = 0 skips the checksum
+ * check, for ctr_slice_assemble, which computes it. A model with
+ * user_rows = 2 is a slice (ctr_config.sliced); 1 (a shared part) is
+ * refused with CTR_IO_EFORMAT.
+ */
+int	ctr_io_unpack_msg(struct ctr **out, struct ctr_meta *meta,
+	    const Dccl__Model *msg, size_t len, int verify, char *err,
+	    size_t errlen);
 
 /*
  * MetaPatch upload support. ctr_io_patch_get returns the m rows of user

@@ -118,7 +118,7 @@ ctr_user_repr(const struct ctr *m, const struct dataset *ds,
 			continue;
 		const struct sample *s = &ds->s[idx[i]];
 		const float *u = user +
-		    (size_t)map_id(s->user, c->n_users) * D;
+		    (size_t)ctr_config_user_row(c, s->user) * D;
 		behaviour_vec(c, item, ds, s, tmp);
 		for (int k = 0; k < D; k++) {
 			out[k] += u[k];

@@ -105,7 +105,7 @@ rows_visit(const struct ctr *m, uint32_t user, int grad,
     void (*fn)(void *, float *, int, int), void *arg)
 {
 	const struct ctr_config *c = ctr_config(m);
-	uint32_t r = user < c->n_users ? user : c->n_users;
+	uint32_t r = ctr_config_user_row(c, user);
 	const struct param_tensor *t = ctr_tensor_find(m, "emb_user");
 	char nm[24];
 	int off = 0;

@@ -381,7 +381,7 @@ ofa_inputs(const struct ctr *emb, const struct dataset *ds,
 		float *x = x0 + (size_t)b * C0;
 		uint32_t hn = s->hist_n, ng = 0;
 
-		memcpy(x, eu + (size_t)map_id(s->user, c->n_users) * D,
+		memcpy(x, eu + (size_t)ctr_config_user_row(c, s->user) * D,
 		    (size_t)D * sizeof(float));
 		memcpy(x + D, ei + (size_t)map_id(s->item, c->n_items) * D,
 		    (size_t)D * sizeof(float));

@@ -9,6 +9,8 @@
  *              unsigned|forged|replay|badtoken DEV|other-device A B|
  *              bignorm-upload DEV|upload DEV [REQID]|flood DEV N [STOPFILE]|
  *              burst DEV N [FIRST]|getmodel DEV VERSION CHUNK|
+ *              slice DEV USER OUTDIR|model-rows FILE USER|
+ *              mitm-rows CLOUD-EP SECS (EP: where to listen)|
  *              retrieve DEV K N DIM|hijack DEV KEYFILE USER|resend DEV|
  *              amplify BYTES|mitm CLOUD-EP SECS (EP: where to listen)|
  *              mitm-dl CLOUD-EP SECS (EP: where to listen)|
@@ -61,6 +63,7 @@
 #include <unistd.h>
 
 #include "shared/auth.h"
+#include "shared/ml/ctr_slice.h"
 #include "shared/wire.h"
 
 static int sock;
@@ -652,6 +655,313 @@ mitm_dl(const char *front, const char *back, int secs)
 	return 0;
 }
 
+/*
+ * mitm-rows (protocol 7): an on-path attacker without keys flips one bit
+ * in the user rows of every manifest reply it forwards (auth.mode mac),
+ * keeping the reply's MAC trailer; prints "MITM-ROWS flipped" each time.
+ */
+static int
+mitm_rows(const char *front, const char *back, int secs)
+{
+	int fs, bs, fwd = 0, flipped = 0;
+	time_t end = time(NULL) + secs;
+
+	if (mitm_open("mitm-rows", front, back, &fs, &bs) != 0)
+		return 1;
+	while (time(NULL) < end) {
+		struct nn_pollfd pfd[2] = { { fs, NN_POLLIN, 0 },
+		    { bs, NN_POLLIN, 0 } };
+		if (nn_poll(pfd, 2, 200) <= 0)
+			continue;
+		for (int k = 0; k < 2; k++) {
+			struct nn_msghdr h;
+			struct nn_iovec iov;
+			void *body = NULL, *ctl = NULL, *msg, *out;
+			size_t len, maclen;
+			int n, from = k == 0 ? fs : bs, to = k == 0 ? bs : fs;
+			Dccl__Envelope *e = NULL;
+			Dccl__UserRows *ur;
+			char err[128];
+			if (!(pfd[k].revents & NN_POLLIN))
+				continue;
+			memset(&h, 0, sizeof(h));
+			iov.iov_base = &body;
+			iov.iov_len = NN_MSG;
+			h.msg_iov = &iov;
+			h.msg_iovlen = 1;
+			h.msg_control = &ctl;
+			h.msg_controllen = NN_MSG;
+			if ((n = nn_recvmsg(from, &h, NN_DONTWAIT)) < 0)
+				continue;
+			fwd++;
+			if (k == 1 && n > 4 + AUTH_TRAILER && wire_unpack(
+			    (uint8_t *)body + 4, (size_t)n - 4, &e, err,
+			    sizeof(err)) == 0 && e->sealed.len == 0 &&
+			    e->body_case == DCCL__ENVELOPE__BODY_MANIFEST &&
+			    (ur = e->manifest->rows) != NULL &&
+			    ur->n_tensors > 0 && ur->tensors[0]->n_data > 0) {
+				((uint8_t *)ur->tensors[0]->data)[0] ^= 0x01;
+				maclen = e->mac.len;
+				e->mac.len = 0;
+				if (wire_pack_nn(e, &msg, &len) == 0 &&
+				    (out = nn_allocmsg(len + 4 + AUTH_TRAILER,
+				    0)) != NULL) {
+					memcpy(out, body, 4);
+					memcpy((uint8_t *)out + 4, msg, len);
+					memcpy((uint8_t *)out + 4 + len,
+					    (uint8_t *)body + n - AUTH_TRAILER,
+					    AUTH_TRAILER);
+					nn_freemsg(msg);
+					nn_freemsg(body);
+					body = out;
+					flipped++;
+					printf("MITM-ROWS flipped\n");
+					fflush(stdout);
+				}
+				e->mac.len = maclen;
+			}
+			wire_free(e);
+			if (nn_sendmsg(to, &h, 0) < 0) {
+				nn_freemsg(body);
+				nn_freemsg(ctl);
+			}
+		}
+	}
+	printf("MITM-ROWS forwarded %d flipped %d\n", fwd, flipped);
+	nn_close(fs);
+	nn_close(bs);
+	return 0;
+}
+
+/* Writes n bytes of p to path; 0 or -1. */
+static int
+write_file(const char *path, const void *p, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+	int rc = 0;
+
+	if (f == NULL)
+		return -1;
+	if (n > 0 && fwrite(p, 1, n, f) != n)
+		rc = -1;
+	if (fclose(f) != 0)
+		rc = -1;
+	return rc;
+}
+
+/* Prints a tensor's floats as "ROW name rows cols hex" (little-endian). */
+static void
+print_row(const char *what, const Dccl__Tensor *t)
+{
+	const uint8_t *b = (const uint8_t *)t->data;
+
+	printf("%s %s %u %u ", what, t->name, t->n_shape > 0 ? t->shape[0] : 0,
+	    t->n_shape > 1 ? t->shape[1] : 0);
+	for (size_t i = 0; i < t->n_data * sizeof(float); i++)
+		printf("%02x", b[i]);
+	printf("\n");
+}
+
+/*
+ * slice DEV USER OUTDIR (protocol 7): as device DEV (enrolled, so
+ * registered as user 0), a GetManifestReq that also names USER in unknown
+ * fields (2, 3, 8 and 100), its reply printed as "CRAFTED <reply>" and
+ * kept in OUTDIR/crafted.raw; then a plain GetManifestReq: prints the
+ * rows it got ("ROWS user U n N", a ROW line each) and
+ * whether a copy with one bit flipped in them still passes the MAC
+ * ("TAMPERED-ROWS rejected|accepted"), then fetches every chunk.
+ * OUTDIR/manifest.raw: the manifest reply as received; OUTDIR/shared.bin:
+ * the chunks' bytes.
+ */
+static int
+slice_probe(const char *dev, uint32_t other, const char *dir)
+{
+	struct auth_dev *a = device(dev, 1);
+	Dccl__Envelope e = DCCL__ENVELOPE__INIT, *r = NULL, *tr = NULL;
+	Dccl__GetManifestReq q = DCCL__GET_MANIFEST_REQ__INIT;
+	Dccl__GetModelReq gm = DCCL__GET_MODEL_REQ__INIT;
+	ProtobufCMessageUnknownField uf[4];
+	uint8_t vb[4][10], *shared = NULL, *cp;
+	uint32_t tags[4] = { 2, 3, 8, 100 };
+	void *msg, *raw;
+	size_t len, rawlen, total = 0;
+	char path[1024];
+	int rc = 1;
+
+	if (a == NULL) {
+		printf("slice needs DCCL_AUTH_TOKEN\n");
+		return 2;
+	}
+	for (int i = 0; i < 4; i++) {
+		/* a varint USER under every tag (8: as bytes of it) */
+		size_t k = 0;
+		uint32_t v = other;
+		do {
+			vb[i][k++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+			v >>= 7;
+		} while (v != 0);
+		uf[i].tag = tags[i];
+		uf[i].wire_type = tags[i] == 8 ? PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED :
+		    PROTOBUF_C_WIRE_TYPE_VARINT;
+		uf[i].len = k;
+		uf[i].data = vb[i];
+	}
+	q.base.n_unknown_fields = 4;
+	q.base.unknown_fields = uf;
+	e.version = WIRE_VERSION;
+	e.device_id = (char *)dev;
+	e.request_id = 7000;
+	e.body_case = DCCL__ENVELOPE__BODY_GET_MANIFEST;
+	e.get_manifest = &q;
+	/* the crafted request: its reply as received in crafted.raw */
+	if (auth_dev_pack(a, &e, &msg, &len) != 0 ||
+	    nn_send(sock, &msg, NN_MSG, 0) < 0 ||
+	    recv_reply(&r, &raw, &rawlen) != 0) {
+		printf("NO-REPLY\n");
+		return 1;
+	}
+	snprintf(path, sizeof(path), "%s/crafted.raw", dir);
+	if (write_file(path, raw, rawlen) != 0)
+		goto out;
+	printf("CRAFTED ");
+	print_reply(r);
+	wire_free(r);
+	nn_freemsg(raw);
+	r = NULL;
+	raw = NULL;
+	/* then the plain one */
+	q.base.n_unknown_fields = 0;
+	q.base.unknown_fields = NULL;
+	e.request_id = 7001;
+	if (auth_dev_pack(a, &e, &msg, &len) != 0 ||
+	    nn_send(sock, &msg, NN_MSG, 0) < 0 ||
+	    recv_reply(&r, &raw, &rawlen) != 0) {
+		printf("NO-REPLY\n");
+		return 1;
+	}
+	snprintf(path, sizeof(path), "%s/manifest.raw", dir);
+	if (write_file(path, raw, rawlen) != 0)
+		goto out;
+	/* the tampered copy first: a failed check changes no state */
+	if (r->body_case == DCCL__ENVELOPE__BODY_MANIFEST &&
+	    r->manifest->rows != NULL && r->manifest->rows->n_tensors > 0 &&
+	    r->manifest->rows->tensors[0]->n_data > 0 &&
+	    (cp = malloc(rawlen)) != NULL) {
+		const uint8_t *row = (const uint8_t *)
+		    r->manifest->rows->tensors[0]->data;
+		char err[128];
+		memcpy(cp, raw, rawlen);
+		for (size_t i = 0; i + 4 <= rawlen; i++)
+			if (memcmp((uint8_t *)raw + i, row, 4) == 0) {
+				cp[i] ^= 0x01;
+				break;
+			}
+		if (wire_unpack(cp, rawlen, &tr, err, sizeof(err)) != 0)
+			printf("TAMPERED-ROWS rejected (unpack)\n");
+		else
+			printf("TAMPERED-ROWS %s\n", auth_dev_check(a, cp,
+			    rawlen, tr, e.counter, e.body_case) == 1 ?
+			    "accepted" : "rejected");
+		wire_free(tr);
+		free(cp);
+	}
+	if (auth_dev_check(a, raw, rawlen, r, e.counter, e.body_case) != 1)
+		printf("FORGED-REPLY ");
+	print_reply(r);
+	if (r->body_case != DCCL__ENVELOPE__BODY_MANIFEST)
+		goto out;
+	if (r->manifest->rows == NULL) {
+		printf("ROWS none\n");
+		goto out;
+	}
+	printf("ROWS user %u n %zu\n", r->manifest->rows->user_id,
+	    r->manifest->rows->n_tensors);
+	for (size_t i = 0; i < r->manifest->rows->n_tensors; i++)
+		print_row("ROW", r->manifest->rows->tensors[i]);
+	/* the chunks: every device's same bytes */
+	gm.version = r->manifest->version;
+	for (uint32_t i = 0; i < r->manifest->n_chunks; i++) {
+		Dccl__Envelope *c = NULL;
+		void *craw;
+		size_t crawlen;
+		gm.chunk_index = i;
+		e.request_id = 7002 + i;
+		e.body_case = DCCL__ENVELOPE__BODY_GET_MODEL;
+		e.get_model = &gm;
+		if (auth_dev_pack(a, &e, &msg, &len) != 0 ||
+		    nn_send(sock, &msg, NN_MSG, 0) < 0 ||
+		    recv_reply(&c, &craw, &crawlen) != 0) {
+			printf("NO-REPLY chunk %u\n", i);
+			goto out;
+		}
+		if (c->body_case != DCCL__ENVELOPE__BODY_MODEL_CHUNK) {
+			print_reply(c);
+			wire_free(c);
+			nn_freemsg(craw);
+			goto out;
+		}
+		shared = realloc(shared, total + c->model_chunk->data.len + 1);
+		memcpy(shared + total, c->model_chunk->data.data,
+		    c->model_chunk->data.len);
+		total += c->model_chunk->data.len;
+		wire_free(c);
+		nn_freemsg(craw);
+	}
+	snprintf(path, sizeof(path), "%s/shared.bin", dir);
+	if (write_file(path, shared, total) != 0)
+		goto out;
+	printf("SHARED bytes %zu\n", total);
+	rc = 0;
+out:
+	free(shared);
+	wire_free(r);
+	nn_freemsg(raw);
+	return rc;
+}
+
+/* model-rows FILE USER: a packed Model's per-user rows of USER. */
+static int
+model_rows(const char *file, uint32_t user)
+{
+	FILE *f = fopen(file, "rb");
+	uint8_t *b = NULL;
+	size_t n = 0, cap = 0, k;
+	Dccl__Model *m;
+
+	if (f == NULL)
+		return 1;
+	for (;;) {
+		if (n == cap && (b = realloc(b, cap = cap ? 2 * cap : 65536)) ==
+		    NULL)
+			return 1;
+		if ((k = fread(b + n, 1, cap - n, f)) == 0)
+			break;
+		n += k;
+	}
+	fclose(f);
+	if ((m = dccl__model__unpack(NULL, n, b)) == NULL) {
+		free(b);
+		printf("NOT-A-MODEL\n");
+		return 1;
+	}
+	for (size_t i = 0; i < m->n_tensors; i++) {
+		Dccl__Tensor *t = m->tensors[i], x = *t;
+		uint32_t sh[2];
+		if (!ctr_slice_user_tensor(t->name) || t->n_shape != 2 ||
+		    user >= t->shape[0])
+			continue;
+		sh[0] = 1;
+		sh[1] = t->shape[1];
+		x.shape = sh;
+		x.data = t->data + (size_t)user * t->shape[1];
+		x.n_data = t->shape[1];
+		print_row("ROW", &x);
+	}
+	dccl__model__free_unpacked(m, NULL);
+	free(b);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -682,6 +992,7 @@ main(int argc, char **argv)
 	    nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVTIMEO, &tmo,
 	    sizeof(tmo)) < 0 || (strcmp(what, "announce") != 0 &&
 	    strcmp(what, "mitm") != 0 && strcmp(what, "mitm-dl") != 0 &&
+	    strcmp(what, "mitm-rows") != 0 &&
 	    nn_connect(sock, ep) < 0)) {
 		fprintf(stderr, "dccl-probe: %s\n", nn_strerror(nn_errno()));
 		return 1;
@@ -1220,6 +1531,14 @@ main(int argc, char **argv)
 			return argc > 4 ? burst(ep, &e, atoi(argv[4]),
 			    argc > 5 ? strtoull(argv[5], NULL, 10) : 1000) : 2;
 		return send_as(argv[3], &e);
+	} else if (!strcmp(what, "mitm-rows") && argc > 4) {
+		return mitm_rows(ep, argv[3], atoi(argv[4]));
+	} else if (!strcmp(what, "slice") && argc > 5) {
+		return slice_probe(argv[3], (uint32_t)strtoul(argv[4], NULL,
+		    10), argv[5]);
+	} else if (!strcmp(what, "model-rows") && argc > 4) {
+		return model_rows(argv[3], (uint32_t)strtoul(argv[4], NULL,
+		    10));
 	} else if (!strcmp(what, "getmodel") && argc > 5) {
 		/* Any version and chunk index: the real handler's bounds. */
 		static Dccl__GetModelReq gmr = DCCL__GET_MODEL_REQ__INIT;
