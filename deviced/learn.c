@@ -125,6 +125,15 @@ static const struct method methods[] = {
 	{ "ft-lcoffm-pair", ADAPT_FT, LC_OFFSET, TGT_MODEL, 0, SEL_GUARD, 0, 0 },
 	{ "mp-pair-cv",	ADAPT_MP, LC_NONE, 0, 0, SEL_CV, 0, 0 },
 	{ "mp-pair-fb",	ADAPT_MP, LC_NONE, 0, 0, SEL_GUARD, 0, 1 },
+	/* CoDA's kept samples (similar samples, "-u" similar users) trained
+	   on with the pairwise loss over the user's own pairs (cold users) */
+	{ "ft-coda-pair-cv", ADAPT_FT, LC_NONE, 0, 1, SEL_CV, 0, 0 },
+	{ "ft-coda-pair", ADAPT_FT, LC_NONE, 0, 1, SEL_GUARD, 0, 0 },
+	{ "ft-coda-u-pair", ADAPT_FT, LC_NONE, 0, 1, SEL_GUARD, 1, 0 },
+	{ "ft-lcoffm-coda-pair", ADAPT_FT, LC_OFFSET, TGT_MODEL, 1, SEL_GUARD,
+	  0, 0 },
+	{ "ft-lcoffm-coda-u-pair", ADAPT_FT, LC_OFFSET, TGT_MODEL, 1,
+	  SEL_GUARD, 1, 0 },
 	{ NULL, 0, 0, 0, 0, 0, 0, 0 }
 };
 
