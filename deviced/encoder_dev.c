@@ -8,6 +8,7 @@
 
 #include "deviced/deviced.h"
 #include "deviced/encoder_dev.h"
+#include "deviced/knnrows.h"
 #include "deviced/rocchio.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/encoder.h"
@@ -35,6 +36,9 @@ static const struct {
 	{ "roc", ENCDEV_ROC, "cloud" },
 	{ "roc-b", ENCDEV_ROC, "bias" },
 	{ "roc-ft-lcoffm-pair", ENCDEV_ROC, "ft-lcoffm-pair" },
+	{ "knn", ENCDEV_KNN, "cloud" },
+	{ "knn-b", ENCDEV_KNN, "bias" },
+	{ "knn-ft-lcoffm-pair", ENCDEV_KNN, "ft-lcoffm-pair" },
 };
 
 /*
@@ -167,6 +171,10 @@ encoder_dev_start(const struct device *d, int start, int *applied)
 		start = cv_start(d, c, idx, d->local.n);
 	if (ok && start == ENCDEV_ROC)	/* no encoder needed */
 		(void)rocchio_rows(c, &d->local, idx, d->local.n, d->user,
+		    (int)d->dd->cf.cv_folds, (size_t)d->dd->cf.guard_min_n, r,
+		    NULL);
+	else if (ok && start == ENCDEV_KNN)
+		(void)knnrows_rows(c, &d->local, idx, d->local.n, d->user,
 		    (int)d->dd->cf.cv_folds, (size_t)d->dd->cf.guard_min_n, r,
 		    NULL);
 	else if (ok && start_rows(d, c, start, idx, d->local.n, r) != 0)
