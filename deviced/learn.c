@@ -134,6 +134,10 @@ static const struct method methods[] = {
 	  0, 0 },
 	{ "ft-lcoffm-coda-u-pair", ADAPT_FT, LC_OFFSET, TGT_MODEL, 1,
 	  SEL_GUARD, 1, 0 },
+	/* the best cold-user GAUC row, the bias alone where its guard
+	   refuses (calibration for the rest) */
+	{ "ft-lcoffm-pair-fb", ADAPT_FT, LC_OFFSET, TGT_MODEL, 0, SEL_GUARD,
+	  0, 1 },
 	{ NULL, 0, 0, 0, 0, 0, 0, 0 }
 };
 
