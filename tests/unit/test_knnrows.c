@@ -70,7 +70,7 @@ model(uint64_t seed)
 	zero(m, "emb_user");
 	zero(m, "patch_b");
 	for (int l = 0; l < 2; l++) {
-		char nm[16];
+		char nm[24];
 		snprintf(nm, sizeof(nm), "patch_m%d", l);
 		zero(m, nm);
 	}
