@@ -8,6 +8,8 @@
 
 #include "deviced/deviced.h"
 #include "deviced/encoder_dev.h"
+#include "deviced/knnrows.h"
+#include "deviced/rocchio.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/encoder.h"
 #include "shared/xmalloc.h"
@@ -27,6 +29,16 @@ static const struct {
 	{ "enc-cv-b", ENCDEV_CV, "bias" },
 	{ "enc-cv-mp", ENCDEV_CV, "mp-fb" },
 	{ "enc-cv-ft", ENCDEV_CV, "ft-fb" },
+	/* cold users: fine-tuning with the pairwise loss from a start */
+	{ "oov-ft-lcoffm-pair", ENCDEV_OOV, "ft-lcoffm-pair" },
+	{ "enc-cv-ft-lcoffm-pair", ENCDEV_CV, "ft-lcoffm-pair" },
+	{ "enc-ub-ft-lcoffm-pair", ENCDEV_ENC_UB, "ft-lcoffm-pair" },
+	{ "roc", ENCDEV_ROC, "cloud" },
+	{ "roc-b", ENCDEV_ROC, "bias" },
+	{ "roc-ft-lcoffm-pair", ENCDEV_ROC, "ft-lcoffm-pair" },
+	{ "knn", ENCDEV_KNN, "cloud" },
+	{ "knn-b", ENCDEV_KNN, "bias" },
+	{ "knn-ft-lcoffm-pair", ENCDEV_KNN, "ft-lcoffm-pair" },
 };
 
 /*
@@ -157,7 +169,15 @@ encoder_dev_start(const struct device *d, int start, int *applied)
 		idx[i] = (uint32_t)i;
 	if (ok && start == ENCDEV_CV)
 		start = cv_start(d, c, idx, d->local.n);
-	if (ok && start_rows(d, c, start, idx, d->local.n, r) != 0)
+	if (ok && start == ENCDEV_ROC)	/* no encoder needed */
+		(void)rocchio_rows(c, &d->local, idx, d->local.n, d->user,
+		    (int)d->dd->cf.cv_folds, (size_t)d->dd->cf.guard_min_n, r,
+		    NULL);
+	else if (ok && start == ENCDEV_KNN)
+		(void)knnrows_rows(c, &d->local, idx, d->local.n, d->user,
+		    (int)d->dd->cf.cv_folds, (size_t)d->dd->cf.guard_min_n, r,
+		    NULL);
+	else if (ok && start_rows(d, c, start, idx, d->local.n, r) != 0)
 		ok = 0;
 	if (ok)
 		enc_rows_set(c, d->user, r);

@@ -20,6 +20,16 @@
  *   enc-cv-b   guarded bias from enc-cv             (CV, "bias")
  *   enc-cv-mp  guarded MetaPatch + bias from enc-cv (CV, "mp-fb")
  *   enc-cv-ft  guarded fine-tuning + bias from it   (CV, "ft-fb")
+ *   roc        unknown-user rows, the user row moved towards the user's
+ *              clicked items' embeddings, its size chosen by local CV
+ *              (rocchio.h; ROC, "cloud"; needs no encoder)
+ *   knn        the averaged rows of the trained users whose rows point
+ *              along the user's click direction, mixed in by local CV
+ *              (knnrows.h; KNN, "cloud")
+ *   knn-b, knn-ft-lcoffm-pair, roc-b, roc-ft-lcoffm-pair  guarded bias, guarded fine-tuning with the
+ *              pairwise loss, from roc
+ *   oov-ft-lcoffm-pair, enc-cv-ft-lcoffm-pair, enc-ub-ft-lcoffm-pair
+ *              the same fine-tuning from those starts
  * learn.encoder serves from the CV start.
  * The learn.c method then measures its cross-validated gain, and guards,
  * against the start, not against the cloud model.
@@ -32,7 +42,8 @@ struct device;
 
 /* Where a start's personal rows come from. */
 enum { ENCDEV_CLOUD = 0, ENCDEV_OOV, ENCDEV_ENC, ENCDEV_ENC_B,
-	ENCDEV_ENC_UB, ENCDEV_CV };
+	ENCDEV_ENC_UB, ENCDEV_CV, ENCDEV_ROC,
+	ENCDEV_KNN };
 /* Does a start use the encoder's output? */
 #define ENCDEV_USES_ENC(s)	((s) >= ENCDEV_ENC && (s) <= ENCDEV_ENC_UB)
 

@@ -125,13 +125,29 @@ static const struct method methods[] = {
 	{ "ft-lcoffm-pair", ADAPT_FT, LC_OFFSET, TGT_MODEL, 0, SEL_GUARD, 0, 0 },
 	{ "mp-pair-cv",	ADAPT_MP, LC_NONE, 0, 0, SEL_CV, 0, 0 },
 	{ "mp-pair-fb",	ADAPT_MP, LC_NONE, 0, 0, SEL_GUARD, 0, 1 },
+	/* CoDA's kept samples (similar samples, "-u" similar users) trained
+	   on with the pairwise loss over the user's own pairs (cold users) */
+	{ "ft-coda-pair-cv", ADAPT_FT, LC_NONE, 0, 1, SEL_CV, 0, 0 },
+	{ "ft-coda-pair", ADAPT_FT, LC_NONE, 0, 1, SEL_GUARD, 0, 0 },
+	{ "ft-coda-u-pair", ADAPT_FT, LC_NONE, 0, 1, SEL_GUARD, 1, 0 },
+	{ "ft-lcoffm-coda-pair", ADAPT_FT, LC_OFFSET, TGT_MODEL, 1, SEL_GUARD,
+	  0, 0 },
+	{ "ft-lcoffm-coda-u-pair", ADAPT_FT, LC_OFFSET, TGT_MODEL, 1,
+	  SEL_GUARD, 1, 0 },
+	/* the best cold-user GAUC row, the bias alone where its guard
+	   refuses (calibration for the rest) */
+	{ "ft-lcoffm-pair-fb", ADAPT_FT, LC_OFFSET, TGT_MODEL, 0, SEL_GUARD,
+	  0, 1 },
+	{ "ft-lcoffm-pair3-fb", ADAPT_FT, LC_OFFSET, TGT_MODEL, 0, SEL_GUARD,
+	  0, 1 },
+	{ "ft-pair3-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
 	{ NULL, 0, 0, 0, 0, 0, 0, 0 }
 };
 
 /*
  * Weight of the pairwise loss (pairwise.h) added to BCE: 1 for the rows
- * named "...-pair" or "...-pair-*", learn.pair-weight for the served
- * method, else 0.
+ * named "...-pair" or "...-pair-*", k for "...-pairk[-*]" (k 2..9),
+ * learn.pair-weight for the served method, else 0.
  */
 static float
 pair_of(const struct deviced_conf *cf, const struct method *m)
@@ -140,6 +156,9 @@ pair_of(const struct deviced_conf *cf, const struct method *m)
 
 	if (strcmp(m->name, "serve") == 0)
 		return (float)cf->pair_weight;
+	if (q != NULL && q[5] >= '2' && q[5] <= '9' &&
+	    (q[6] == '\0' || q[6] == '-'))
+		return (float)(q[5] - '0');	/* "-pair3": weight 3 */
 	return q != NULL && (q[5] == '\0' || q[5] == '-') ? 1.0f : 0.0f;
 }
 

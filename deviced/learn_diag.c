@@ -10,6 +10,7 @@
 #include "deviced/learn.h"
 #include "deviced/learn_diag.h"
 #include "shared/ml/ctr.h"
+#include "shared/ml/encoder.h"
 #include "shared/data/dataset.h"
 #include "shared/xmalloc.h"
 
@@ -67,6 +68,16 @@ learn_diag(struct device *d, const struct learn_in *in, const char *nm,
 		for (size_t i = 0; i < qq.n; i++)
 			qq.s[i].hist_n = 0;
 		c = ctr_clone(in->model);
+	} else if (strcmp(nm, "diag-hide-rows") == 0) {
+		/* A warm user as a cold one would look: their trained rows
+		   replaced by the unknown-user rows (what those rows give). */
+		float o[ENC_MAX_OUT];
+		int nin, nout;
+		c = ctr_clone(in->model);
+		if (enc_shape(c, &nin, &nout) == 0) {
+			enc_rows_get(c, ctr_config(c)->n_users, o);
+			enc_rows_set(c, d->user, o);
+		}
 	} else if (strcmp(nm, "diag-ceil-ft") == 0)
 		c = ceiling(in, &qq, "ft-cv");
 	else if (strcmp(nm, "diag-ceil-mp") == 0)

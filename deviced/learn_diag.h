@@ -3,6 +3,10 @@
  * measure where a user's ranking error lies rather than being methods a
  * device could serve. "diag-nohist" scores the cloud model with the
  * behaviour feature emptied (how much the history carries);
+ * "diag-hide-rows" with the user's personal rows (user embedding, m,
+ * bias) replaced by the unknown-user rows (what a warm user's rows,
+ * trained on all their pool data, are worth: a cold user's best case for
+ * any method that only sets personal rows);
  * "diag-ceil-ft" and "diag-ceil-mp" fit fine-tuning or MetaPatch on the
  * user's test samples themselves and score them in-sample (a ceiling of
  * what the model's trainable parts can reach for this user; it reads the

@@ -346,7 +346,9 @@ test_memo_same(void **state)
 {
 	static const char *const names[] = { "ft-cv", "ft-guard", "ft-fb",
 		"naive-ft", "mp-cv", "metapatch", "mp-fb", "bias", "ft-lcoffm",
-		"ft-lcoffm-fb", "ft-pscv", "mp-ps", "mp-ps-fb", NULL };
+		"ft-lcoffm-fb", "ft-pscv", "mp-ps", "mp-ps-fb",
+		"ft-lcoffm-pair-fb", "ft-pair-cv", "ft-pair3-cv",
+		"ft-lcoffm-pair3-fb", NULL };
 	struct ctr *m = cloud_model(inter_of(state));
 	struct deviced_conf cf;
 	struct conf c;
@@ -504,6 +506,13 @@ test_pair_weight_served(void **state)
 	    &mem);
 	if (ch[0].lr == ch[1].lr && ch[0].steps == ch[1].steps)
 		assert_true(max_diff(a, b) > 0);
+	ctr_free(a);
+	ctr_free(b);
+	/* "-pair3": weight 3, not 1 (the unguarded rows always adopt) */
+	a = learn_method_run(&p, "ft-pair-cv", NULL, &ch[0], &secs, &mem);
+	b = learn_method_run(&p, "ft-pair3-cv", NULL, &ch[1], &secs, &mem);
+	assert_true(ch[0].adopted && ch[1].adopted);
+	assert_true(ch[0].gain != ch[1].gain || max_diff(a, b) > 0);
 	ctr_free(a);
 	ctr_free(b);
 	learn_prep_fini(&p);

@@ -1,0 +1,170 @@
+/*
+ * knnrows: a cold user's personal rows averaged from the trained users
+ * whose rows point along the user's click direction (knnrows.h).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deviced/knnrows.h"
+#include "deviced/rocchio.h"
+#include "shared/data/dataset.h"
+#include "shared/ml/ctr.h"
+#include "shared/ml/encoder.h"
+#include "shared/xmalloc.h"
+
+const double knnrows_lambda[KNNROWS_NL] = { 0, 0.25, 0.5, 1 };
+
+/* A trained user: the cloud trains m and bias rows, init is zero. */
+static int
+trained(const struct ctr *c, uint32_t u, int nout, int dim)
+{
+	float r[ENC_MAX_OUT];
+
+	enc_rows_get(c, u, r);
+	for (int i = dim; i < nout; i++)
+		if (r[i] != 0)
+			return 1;
+	return 0;
+}
+
+int
+knnrows_avg(const struct ctr *c, const float *dir, uint32_t user, int k,
+    float *avg)
+{
+	const struct ctr_config *cfg = ctr_config(c);
+	const struct param_tensor *t = ctr_tensor_find(c, "emb_user");
+	int D = cfg->dim, nin, nout, nb = 0;
+	uint32_t *best;
+	double *bs, dn = 0;
+	float r[ENC_MAX_OUT];
+	double acc[ENC_MAX_OUT] = { 0 };
+
+	if (k <= 0 || enc_shape(c, &nin, &nout) != 0)
+		return 0;
+	for (int d = 0; d < D; d++)
+		dn += (double)dir[d] * dir[d];
+	if (!(dn > 0))
+		return 0;
+	best = xcalloc((size_t)k, sizeof(uint32_t));
+	bs = xcalloc((size_t)k, sizeof(double));
+	for (uint32_t u = 0; u < cfg->n_users; u++) {
+		const float *e = t->data + (size_t)u * t->shape[1];
+		double dot = 0, en = 0, cs;
+		int j;
+
+		if (u == user || !trained(c, u, nout, D))
+			continue;
+		for (int d = 0; d < D; d++) {
+			dot += (double)e[d] * dir[d];
+			en += (double)e[d] * e[d];
+		}
+		if (!(en > 0))
+			continue;
+		cs = dot / sqrt(en * dn);
+		/* insertion into the k best, descending (ties: lower id) */
+		if (nb == k && !(cs > bs[k - 1]))
+			continue;
+		j = nb < k ? nb++ : k - 1;
+		while (j > 0 && cs > bs[j - 1]) {
+			bs[j] = bs[j - 1];
+			best[j] = best[j - 1];
+			j--;
+		}
+		bs[j] = cs;
+		best[j] = u;
+	}
+	for (int i = 0; i < nb; i++) {
+		enc_rows_get(c, best[i], r);
+		for (int o = 0; o < nout; o++)
+			acc[o] += r[o];
+	}
+	for (int o = 0; o < nout && nb > 0; o++)
+		avg[o] = (float)(acc[o] / nb);
+	free(best);
+	free(bs);
+	return nb;
+}
+
+/* Net held-out pairs ordered right by z against z0. */
+static double
+net_pairs(const struct dataset *ds, const uint32_t *ho, size_t nh,
+    const float *z, const float *z0)
+{
+	double net = 0;
+
+	for (size_t i = 0; i < nh; i++) {
+		if (ds->s[ho[i]].label < 0.5f)
+			continue;
+		for (size_t j = 0; j < nh; j++) {
+			if (ds->s[ho[j]].label >= 0.5f)
+				continue;
+			net += (z[i] > z[j] ? 1 : z[i] < z[j] ? 0 : 0.5) -
+			    (z0[i] > z0[j] ? 1 : z0[i] < z0[j] ? 0 : 0.5);
+		}
+	}
+	return net;
+}
+
+/* rows = o + lambda (avg - o) */
+static void
+mix(const float *o, const float *avg, double lambda, int nout, float *rows)
+{
+	memcpy(rows, o, ENC_MAX_OUT * sizeof(float));
+	for (int i = 0; i < nout; i++)
+		rows[i] = (float)(o[i] + lambda * (avg[i] - o[i]));
+}
+
+double
+knnrows_rows(struct ctr *c, const struct dataset *ds, const uint32_t *idx,
+    size_t n, uint32_t user, int K, size_t min_n, float *rows, double *net)
+{
+	const struct ctr_config *cfg = ctr_config(c);
+	float o[ENC_MAX_OUT], r[ENC_MAX_OUT], avg[ENC_MAX_OUT];
+	float dir[CTR_MAX_DIM];
+	double sum[KNNROWS_NL] = { 0 };
+	float *z0 = xcalloc(n + 1, sizeof(float));
+	float *z = xcalloc(n + 1, sizeof(float));
+	size_t k = (size_t)(K < 2 ? 2 : K);
+	int best = 0, nin, nout = 0;
+
+	enc_rows_get(c, cfg->n_users, o);	/* the unknown-user rows */
+	if (n < min_n || n < 2 || enc_shape(c, &nin, &nout) != 0)
+		goto done;
+	if (n < k)
+		k = n;
+	for (size_t f = 1; f < k; f++) {
+		size_t lo = n * f / k, hi = n * (f + 1) / k;
+		if (hi <= lo || lo == 0)
+			continue;
+		rocchio_dir(c, ds, idx, lo, dir);
+		if (knnrows_avg(c, dir, user, KNNROWS_K, avg) == 0)
+			continue;
+		enc_rows_set(c, user, o);
+		ctr_logits(c, ds, idx + lo, hi - lo, z0);
+		for (int g = 1; g < KNNROWS_NL; g++) {
+			mix(o, avg, knnrows_lambda[g], nout, r);
+			enc_rows_set(c, user, r);
+			ctr_logits(c, ds, idx + lo, hi - lo, z);
+			sum[g] += net_pairs(ds, idx + lo, hi - lo, z, z0);
+		}
+	}
+	for (int g = 1; g < KNNROWS_NL; g++)
+		if (sum[g] > sum[best])
+			best = g;
+done:
+	memcpy(rows, o, sizeof(o));
+	if (best > 0) {
+		rocchio_dir(c, ds, idx, n, dir);
+		if (knnrows_avg(c, dir, user, KNNROWS_K, avg) > 0)
+			mix(o, avg, knnrows_lambda[best], nout, rows);
+		else
+			best = 0;
+	}
+	enc_rows_set(c, user, rows);
+	if (net != NULL)
+		*net = sum[best];
+	free(z0);
+	free(z);
+	return knnrows_lambda[best];
+}
