@@ -40,7 +40,11 @@ knnrows_avg(const struct ctr *c, const float *dir, uint32_t user, int k,
 	float r[ENC_MAX_OUT];
 	double acc[ENC_MAX_OUT] = { 0 };
 
-	if (k <= 0 || enc_shape(c, &nin, &nout) != 0)
+	/*
+	 * A device's slice (protocol 7) holds no other user's rows: there
+	 * are no neighbours to average, by design (conf/SECURITY.md).
+	 */
+	if (k <= 0 || cfg->sliced || enc_shape(c, &nin, &nout) != 0)
 		return 0;
 	for (int d = 0; d < D; d++)
 		dn += (double)dir[d] * dir[d];

@@ -33,7 +33,8 @@ extern const double knnrows_lambda[KNNROWS_NL];
  * The average personal rows (encoder.h's layout, ENC_MAX_OUT floats) of
  * the at most k trained users (m or bias row not zero, not user) whose
  * user rows have the largest cosine with dir (dim floats); returns how
- * many were averaged (0: avg untouched).
+ * many were averaged (0: avg untouched). Always 0 on a device's slice
+ * (protocol 7), which holds no other user's rows.
  */
 int	knnrows_avg(const struct ctr *c, const float *dir, uint32_t user,
 	    int k, float *avg);

@@ -145,6 +145,39 @@ test_avg(void **state)
 	ctr_free(m);
 }
 
+/*
+ * A device's slice (protocol 7) has its own and the unknown-user rows
+ * only: no neighbours, and nothing read beyond its two rows (ASan).
+ */
+static void
+test_slice(void **state)
+{
+	struct ctr_config c = { 0 };
+	struct ctr *m;
+	float dir[DIM] = { 1, 0, 0, 0 }, avg[ENC_MAX_OUT] = { 0 };
+
+	(void)state;
+	c.n_users = NU;
+	c.n_items = NI;
+	c.n_genres = 4;
+	c.dim = DIM;
+	c.hist_k = 3;
+	c.n_hidden = 2;
+	c.hidden[0] = 8;
+	c.hidden[1] = 4;
+	c.patch_rank = 2;
+	c.sliced = 1;
+	c.slice_user = 3;
+	m = new_model(&c, 1);
+	assert_int_equal(ctr_tensor_find(m, "emb_user")->shape[0], 2);
+	/* the unknown-user rows look trained, as a cloud's do */
+	ctr_tensor_find(m, "emb_user")->data[DIM] = 2.0f;
+	ctr_tensor_find(m, "patch_b")->data[1] = 0.5f;
+	assert_int_equal(knnrows_avg(m, dir, 3, 24, avg), 0);
+	assert_true(avg[0] == 0);
+	ctr_free(m);
+}
+
 /* A taste the neighbours carry is taken; a switch is refused. */
 static void
 test_choice(void **state)
@@ -187,6 +220,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_avg),
+		cmocka_unit_test(test_slice),
 		cmocka_unit_test(test_choice),
 	};
 
