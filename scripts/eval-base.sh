@@ -100,7 +100,7 @@ for task in $TASKS; do
 	echo
 	sed -n '/^|/p' "$OUT/$task-test-cold.md"
 	echo
-	echo "Training (seed, variant, params, epochs, best epoch, pool-val logloss, s, samples/s):"
+	echo "Training (seed, variant, params, epochs, best epoch, pool-val logloss, pool-val GAUC, learning rate kept, s, samples/s):"
 	echo
 	for s in $SEEDS; do
 		tail -n +2 "$OUT/$task/seed$s/variants.csv" | sed "s/^/- $s,/"

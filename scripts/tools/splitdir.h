@@ -38,6 +38,8 @@ void	splitdir_fini(struct splitdir *s);
  * pool as cloudd does: Adam lr 1e-3, batch 256, up to 20 epochs, patience
  * 2 on the validation slice, shuffled with seed. Returns ctr_train's code.
  */
+/* *co = those options (the tools change some of them). */
+void	splitdir_train_opts(struct ctr_train_opts *co, uint64_t seed);
 int	splitdir_train_cloud(struct ctr *m, const struct splitdir *s,
 	    uint64_t seed, struct ctr_train_stats *st);
 
