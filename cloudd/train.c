@@ -151,9 +151,14 @@ train_work_cb(uv_work_t *w)
 		snprintf(j->err, sizeof(j->err), "invalid model config");
 		goto done;
 	}
-	/* checked at startup; "" = train.lr alone */
+	/* "" = train.lr alone; a bad grid (a reload) too, with a warning */
 	if (train_lr_grid_parse(j->cf.lr_grid, lrs, &nlr, j->err,
-	    sizeof(j->err)) != 0 || nlr == 0) {
+	    sizeof(j->err)) != 0) {
+		log_warnx("TRAIN: train.lr-grid: %s; using train.lr", j->err);
+		j->err[0] = '\0';
+		nlr = 0;
+	}
+	if (nlr == 0) {
 		lrs[0] = j->cf.lr;
 		nlr = 1;
 	}
