@@ -182,8 +182,11 @@ train_work_cb(uv_work_t *w)
 		    fit.st[k].best_epoch, fit.val_loss[k], fit.val_gauc[k],
 		    fit.n > 1 && k == fit.chosen && j->rc == 0 ? " (kept)" :
 		    "");
-	if (j->rc == 0)
+	if (j->rc == 0) {
 		stats = fit.st[fit.chosen];
+		log_info("TRAIN: %zu params, lr %g", ctr_num_params(m),
+		    fit.lr[fit.chosen]);
+	}
 	if (j->rc != 0) {
 		snprintf(j->err, sizeof(j->err), "%s", j->rc == -ECANCELED ?
 		    "stopped" : "training diverged or failed");
