@@ -189,6 +189,10 @@ static const struct conf_opt cloudd_opts[] = {
 	CONF_DBL("train.lr", CD_OFF(lr), "0.001", 1e-7, 10, 1,
 	    "Adam learning rate"),
 	CONF_DBL("train.l2", CD_OFF(l2), "0", 0, 1, 1, "weight decay"),
+	CONF_STR("train.lr-grid", CD_OFF(lr_grid), TRAIN_LR_GRID, 1,
+	    "learning rates tried, comma-separated: one model each, the one "
+	    "with the best GAUC on the validation slice is kept (\"\" = "
+	    "train.lr alone)"),
 	CONF_BOOL("train.encoder", CD_OFF(encoder), "yes", 1,
 	    "train the auxiliary encoder (users' samples -> their user row, "
 	    "patch and bias) and the unknown-user rows after each model, and "
@@ -595,6 +599,16 @@ main(int argc, char **argv)
 		    (long long)cd->cf.chunk_size,
 		    (long long)cd->cf.max_message);
 		bad = 1;
+	}
+	{
+		double lrs[TRAIN_LR_MAX];
+		int nlr;
+
+		if (train_lr_grid_parse(cd->cf.lr_grid, lrs, &nlr, err,
+		    sizeof(err)) != 0) {
+			fprintf(stderr, "train.lr-grid: %s\n", err);
+			bad = 1;
+		}
 	}
 	if (bad) {
 		fprintf(stderr, "cloudd: configuration has errors\n");

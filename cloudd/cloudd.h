@@ -51,6 +51,7 @@ struct cloudd_conf {
 	int	 interaction, attention;	/* base-model options */
 	int64_t	 epochs, batch, patience, seed;
 	double	 lr, val_frac, l2;
+	char	*lr_grid;	/* train.lr-grid (train_model.h) */
 	/* retrieval index */
 	int	 retr_kind;
 	int64_t	 retr_ivf_min, retr_nlist, retr_nprobe;

@@ -23,6 +23,7 @@
 #include "cloudd/cloudd.h"
 #include "cloudd/encoder_train.h"
 #include "cloudd/ofa_train.h"
+#include "cloudd/train_model.h"
 #include "shared/clock.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
@@ -110,7 +111,9 @@ train_work_cb(uv_work_t *w)
 	struct store *st = NULL;
 	struct store_model_info last;
 	uint32_t *tri = NULL, *vai = NULL;
-	double pos = 0, t0 = clock_now();
+	double pos = 0, t0 = clock_now(), lrs[TRAIN_LR_MAX];
+	struct train_fit fit;
+	int nlr = 0;
 
 	memset(&all, 0, sizeof(all));
 	memset(&tr, 0, sizeof(tr));
@@ -143,9 +146,21 @@ train_work_cb(uv_work_t *w)
 	cfg.attention = j->cf.attention;
 	cfg.n_side = ds->n_side;
 	memcpy(cfg.side_card, ds->side_card, sizeof(cfg.side_card));
-	if ((j->rc = ctr_new(&m, &cfg, (uint64_t)j->cf.seed)) != 0) {
+	if (ctr_config_check(&cfg) != 0) {
+		j->rc = -EINVAL;
 		snprintf(j->err, sizeof(j->err), "invalid model config");
 		goto done;
+	}
+	/* "" = train.lr alone; a bad grid (a reload) too, with a warning */
+	if (train_lr_grid_parse(j->cf.lr_grid, lrs, &nlr, j->err,
+	    sizeof(j->err)) != 0) {
+		log_warnx("TRAIN: train.lr-grid: %s; using train.lr", j->err);
+		j->err[0] = '\0';
+		nlr = 0;
+	}
+	if (nlr == 0) {
+		lrs[0] = j->cf.lr;
+		nlr = 1;
 	}
 	ctr_train_opts_default(&o);
 	ctr_opt_default(&o.opt, CTR_OPT_ADAM, (float)j->cf.lr);
@@ -157,9 +172,21 @@ train_work_cb(uv_work_t *w)
 	o.seed = (uint64_t)j->cf.seed;
 	o.stop = j->stop;
 	o.progress = progress;
-	log_info("TRAIN: %zu train / %zu val samples, %zu params, %d epochs",
-	    tr.n, va.n, ctr_num_params(m), o.epochs);
-	j->rc = ctr_train(m, ds, tri, tr.n, vai, va.n, &o, &stats);
+	log_info("TRAIN: %zu train / %zu val samples, %d epochs, %d "
+	    "learning rate(s)", tr.n, va.n, o.epochs, nlr);
+	j->rc = train_model_fit(&m, &cfg, (uint64_t)j->cf.seed, ds, tri, tr.n,
+	    vai, va.n, &o, lrs, nlr, &fit);
+	for (int k = 0; k < fit.n; k++)
+		log_info("TRAIN: lr %g: %d epochs (best %d), val logloss %.4f "
+		    "GAUC %.4f%s", fit.lr[k], fit.st[k].epochs,
+		    fit.st[k].best_epoch, fit.val_loss[k], fit.val_gauc[k],
+		    fit.n > 1 && k == fit.chosen && j->rc == 0 ? " (kept)" :
+		    "");
+	if (j->rc == 0) {
+		stats = fit.st[fit.chosen];
+		log_info("TRAIN: %zu params, lr %g", ctr_num_params(m),
+		    fit.lr[fit.chosen]);
+	}
 	if (j->rc != 0) {
 		snprintf(j->err, sizeof(j->err), "%s", j->rc == -ECANCELED ?
 		    "stopped" : "training diverged or failed");

@@ -1,9 +1,16 @@
 /*
- * train_model: cloudd's default model shape (train_model.h).
+ * train_model: cloudd's default model shape and its learning-rate grid
+ * (train_model.h).
  */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cloudd/train_model.h"
+#include "shared/ml/metrics.h"
+#include "shared/xmalloc.h"
 
 void
 train_model_defaults(struct ctr_config *cfg, const struct dataset *pool)
@@ -25,4 +32,111 @@ train_model_defaults(struct ctr_config *cfg, const struct dataset *pool)
 	cfg->patch_rank = TRAIN_PATCH_RANK;
 	cfg->interaction = TRAIN_INTERACTION;
 	cfg->attention = TRAIN_ATTENTION;
+}
+
+int
+train_lr_grid_parse(const char *s, double *lr, int *n, char *err,
+    size_t errlen)
+{
+	const char *p = s;
+	char *end;
+
+	*n = 0;
+	while (*p != '\0') {
+		double v;
+
+		if (*n == TRAIN_LR_MAX) {
+			snprintf(err, errlen, "more than %d learning rates",
+			    TRAIN_LR_MAX);
+			return -EINVAL;
+		}
+		errno = 0;
+		v = strtod(p, &end);
+		if (end == p || errno != 0 || !(v > 0 && v <= 10) ||
+		    (*end != ',' && *end != '\0')) {
+			snprintf(err, errlen, "bad learning rate at '%s' "
+			    "(want numbers in (0, 10], comma-separated)", p);
+			return -EINVAL;
+		}
+		lr[(*n)++] = v;
+		p = *end == ',' ? end + 1 : end;
+		if (*end == ',' && *p == '\0') {
+			snprintf(err, errlen, "trailing comma");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static double
+val_gauc(struct ctr *m, const struct dataset *ds, const uint32_t *vai,
+    size_t nva)
+{
+	float *p = xcalloc(nva + 1, sizeof(float));
+	float *y = xcalloc(nva + 1, sizeof(float));
+	uint32_t *u = xcalloc(nva + 1, sizeof(uint32_t));
+	double g = NAN;
+
+	if (ctr_predict(m, ds, vai, nva, p) == 0) {
+		for (size_t i = 0; i < nva; i++) {
+			y[i] = ds->s[vai[i]].label;
+			u[i] = ds->s[vai[i]].user < ds->n_users ?
+			    ds->s[vai[i]].user : 0;
+		}
+		g = metrics_gauc(p, y, u, nva, ds->n_users ? ds->n_users : 1,
+		    NULL, NULL, NULL);
+	}
+	free(p);
+	free(y);
+	free(u);
+	return g;
+}
+
+int
+train_model_fit(struct ctr **out, const struct ctr_config *cfg,
+    uint64_t seed, const struct dataset *ds, const uint32_t *tri,
+    size_t ntr, const uint32_t *vai, size_t nva,
+    const struct ctr_train_opts *o, const double *lr, int n_lr,
+    struct train_fit *res)
+{
+	struct train_fit r;
+	struct ctr *best = NULL, *m = NULL;
+	struct ctr_train_opts co;
+	int rc = 0;
+
+	*out = NULL;
+	memset(&r, 0, sizeof(r));
+	if (n_lr < 1 || n_lr > TRAIN_LR_MAX)
+		return -EINVAL;
+	for (int k = 0; k < n_lr; k++) {
+		if ((rc = ctr_new(&m, cfg, seed)) != 0)
+			goto fail;
+		co = *o;
+		co.opt.lr = (float)lr[k];
+		if ((rc = ctr_train(m, ds, tri, ntr, vai, nva, &co,
+		    &r.st[k])) != 0)
+			goto fail;
+		r.lr[k] = lr[k];
+		r.val_loss[k] = r.st[k].val_loss;
+		r.val_gauc[k] = nva > 0 ? val_gauc(m, ds, vai, nva) : NAN;
+		r.n = k + 1;
+		/* NAN never wins, so the first rate stays without a GAUC */
+		if (best == NULL || r.val_gauc[k] > r.val_gauc[r.chosen]) {
+			ctr_free(best);
+			best = m;
+			r.chosen = k;
+		} else
+			ctr_free(m);
+		m = NULL;
+	}
+	*out = best;
+	if (res != NULL)
+		*res = r;
+	return 0;
+fail:
+	ctr_free(m);
+	ctr_free(best);
+	if (res != NULL)
+		*res = r;
+	return rc;
 }

@@ -20,6 +20,14 @@
 #define TRAIN_INTERACTION_NAME	"fm"	/* train.interaction's name of it */
 #define TRAIN_ATTENTION		0
 
+/*
+ * Learning rates cloudd tries (train.lr-grid), one model each, keeping the
+ * one of highest GAUC on the pool's validation slice: scripts/eval-base.sh
+ * measured the rate as the largest lever on this model (scripts/README.md).
+ */
+#define TRAIN_LR_GRID		"0.001,0.003"
+#define TRAIN_LR_MAX		8	/* rates in a grid */
+
 #define TRAIN_STR_(x)	#x
 #define TRAIN_STR(x)	TRAIN_STR_(x)
 
@@ -29,5 +37,39 @@
  */
 void	train_model_defaults(struct ctr_config *cfg,
 	    const struct dataset *pool);
+
+/*
+ * Parses a comma-separated list of learning rates in (0, 10] into
+ * lr[0..*n), at most TRAIN_LR_MAX of them. "" gives *n = 0. Returns 0 or
+ * -EINVAL (err gets why).
+ */
+int	train_lr_grid_parse(const char *s, double *lr, int *n, char *err,
+	    size_t errlen);
+
+struct train_fit {
+	int	chosen;			/* index into the grid */
+	int	n;			/* rates tried */
+	double	lr[TRAIN_LR_MAX];
+	double	val_gauc[TRAIN_LR_MAX];	/* NAN: none measurable */
+	double	val_loss[TRAIN_LR_MAX];
+	struct ctr_train_stats st[TRAIN_LR_MAX];
+};
+
+/*
+ * Trains one model from cfg (initialised with seed) per rate of
+ * lr[0..n_lr) with o's other options (o->opt.lr is ignored), each with
+ * early stopping on the validation slice vai as ctr_train does, and keeps
+ * the model whose GAUC on vai is highest (the first on ties or without a
+ * measurable GAUC): the rate is chosen on validation, by the ranking
+ * metric the evaluation reports, not by the logloss that stops each run.
+ * Holds at most two models at a time. *out gets the chosen model (NULL on
+ * an error), res (may be NULL) every candidate's figures. Returns 0,
+ * -EINVAL, or ctr_train's error of a candidate (-ECANCELED, -ERANGE).
+ */
+int	train_model_fit(struct ctr **out, const struct ctr_config *cfg,
+	    uint64_t seed, const struct dataset *ds, const uint32_t *tri,
+	    size_t ntr, const uint32_t *vai, size_t nva,
+	    const struct ctr_train_opts *o, const double *lr, int n_lr,
+	    struct train_fit *res);
 
 #endif

@@ -12,9 +12,11 @@
 # GAUC gain over the tasks (base unless some gain is above 0): the one
 # cloudd's train.* defaults should carry.
 # DATA defaults to ../shared/data/ml-latest-small; SEEDS ("1 2 3"),
-# TASKS ("ctr ranking"), VARIANTS (base,inter,fm,att,inter+att,fm+att;
-# add side, e.g. side+fm, on data with side fields), EVAL_BASE_OUT
-# (out/base). Output: OUT/base.md, OUT/<task>-{val,test-warm,test-cold}.md/csv.
+# TASKS ("ctr ranking"), VARIANTS (base,fm,side,side+fm,side+fm+att,
+# side+fm+lr3e-3,side+fm+lrgrid: base is the model before issue 16, no
+# side fields, no interaction, Adam 1e-3; side+fm+lrgrid is cloudd's
+# default; dccl-base's header lists the tokens, e.g. wd1, d32, b64),
+# EVAL_BASE_OUT (out/base). Output: OUT/base.md, OUT/<task>-{val,test-warm,test-cold}.md/csv.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${DCCL_BIN:-$ROOT/bin}
@@ -22,7 +24,7 @@ DATA=${1:-$ROOT/../shared/data/ml-latest-small}
 OUT=${EVAL_BASE_OUT:-$ROOT/out/base}
 SEEDS=${SEEDS:-1 2 3}
 TASKS=${TASKS:-ctr ranking}
-VARIANTS=${VARIANTS:-base,inter,fm,att,inter+att,fm+att}
+VARIANTS=${VARIANTS:-base,fm,side,side+fm,side+fm+att,side+fm+lr3e-3,side+fm+lrgrid}
 export OPENBLAS_NUM_THREADS=1
 t0=$(date +%s)
 mkdir -p "$OUT"
@@ -43,7 +45,9 @@ echo "Cloud model trained with cloudd's defaults and each option set"
 echo "(bin/dccl-base), scored on the devices' test slices; seeds: $SEEDS."
 echo "Δ = paired per-user bootstrap 95 % interval against base, * = excludes 0."
 echo "Variants: inter = field dots as MLP inputs, fm = the same plus a"
-echo "weighted FM term in the logit, att = target attention over the behaviour."
+echo "weighted FM term in the logit, att = target attention over the behaviour,"
+echo "side = the data's side fields, lrX = Adam's rate (else 1e-3), lrgrid ="
+echo "cloudd's train.lr-grid (the rate of best pool-validation GAUC kept)."
 } >"$OUT/base.md"
 
 for task in $TASKS; do
@@ -100,7 +104,7 @@ for task in $TASKS; do
 	echo
 	sed -n '/^|/p' "$OUT/$task-test-cold.md"
 	echo
-	echo "Training (seed, variant, params, epochs, best epoch, pool-val logloss, s, samples/s):"
+	echo "Training (seed, variant, params, epochs, best epoch, pool-val logloss, pool-val GAUC, learning rate kept, s, samples/s):"
 	echo
 	for s in $SEEDS; do
 		tail -n +2 "$OUT/$task/seed$s/variants.csv" | sed "s/^/- $s,/"

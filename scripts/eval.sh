@@ -28,7 +28,10 @@
 # EVAL_SEEDS (1 2 3) vary the split's cold users, the ranking negatives
 # and the synthetic data, and seed the cloud's and devices' training.
 # EVAL_JOBS (2) rounds run at a time.
-# EVAL_DEVICED_OPTS adds deviced options (-o key=value ...) to every round.
+# EVAL_DEVICED_OPTS adds deviced options (-o key=value ...) to every round,
+# EVAL_CLOUDD_OPTS cloudd options, EVAL_SPLIT_OPTS dccl-data split options
+# (MovieLens tasks; e.g. --no-side with -o train.interaction=off: the base
+# model before issue 16, scripts/README.md, Base-model options).
 # EVAL_KEEP=DIR keeps each round's per-device files (DIR/run-TASK-SEED/eval)
 # and the split data, for analyses the tables do not make.
 # Rows "<m>-fed" train at the setting the cloud chose by federated
@@ -56,9 +59,9 @@ t0=$(date +%s)
 # make_data TASK SEED DIR: the task's data for one seed
 make_data() {
 	case $1 in
-	ctr) "$BIN/dccl-data" split "$DATA" "$3" --cold "$COLD" --seed "$2" ;;
+	ctr) "$BIN/dccl-data" split "$DATA" "$3" --cold "$COLD" --seed "$2" ${EVAL_SPLIT_OPTS:-} ;;
 	ranking) "$BIN/dccl-data" split "$DATA" "$3" --task ranking \
-	    --negatives 99 --rank-positives 3 --cold "$COLD" --seed "$2" ;;
+	    --negatives 99 --rank-positives 3 --cold "$COLD" --seed "$2" ${EVAL_SPLIT_OPTS:-} ;;
 	synth) "$BIN/dccl-data" synth "$3" --users 1000 --cold "$COLD" \
 	    --seed "$2" ;;
 	synth-tail) "$BIN/dccl-data" synth "$3" --users 500 --cold "$COLD" \
@@ -103,7 +106,7 @@ run_one() {
 	make_data "$1" "$2" "$data" >/dev/null || { echo "run $1 seed $2: no data"; return 1; }
 	n=$(ls "$data/devices" | grep -c '\.local\.csv$')
 	mkdir -p "$run/eval"
-	if ! OUT=$run CLOUDD_OPTS="-o train.seed=$2" SELECT_OPTS="$(select_opts "$2")" \
+	if ! OUT=$run CLOUDD_OPTS="-o train.seed=$2${EVAL_CLOUDD_OPTS:+ $EVAL_CLOUDD_OPTS}" SELECT_OPTS="$(select_opts "$2")" \
 	    DEVICED_OPTS="-o learn.seed=$2 -o deviced.eval-dir=$run/eval${EVAL_METHODS:+ -o deviced.eval-methods=$EVAL_METHODS}${EVAL_DEVICED_OPTS:+ $EVAL_DEVICED_OPTS}" \
 	    sh "$ROOT/scripts/simulate.sh" "$n" "$data" >"$run.log" 2>&1; then
 		echo; echo "run $1 seed $2 failed:"

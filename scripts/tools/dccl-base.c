@@ -13,14 +13,19 @@
  *
  * as lines method,user,item,label,score for bin/dccl-eval (method = the
  * variant's name), and OUTDIR/variants.csv (variant,params,epochs,
- * best_epoch,val_logloss,train_s,samples_per_s).
+ * best_epoch,val_logloss,val_gauc,lr,train_s,samples_per_s; val_* on the
+ * pool's validation slice, lr the rate kept).
  *
  *   dccl-base SPLIT_DIR OUTDIR [--seed S] [--variants V1,V2,...]
  *
  * A variant is a '+'-joined set of: base (no option), inter (pairwise
  * interaction as MLP inputs), fm (the same plus a weighted FM term in the
  * logit), att (target attention), side (the data's side fields; without
- * it the model ignores them). Default: base,inter,fm,att,inter+att,fm+att.
+ * it the model ignores them); training options lrX (Adam's rate), wdX
+ * (decoupled weight decay), dN (embedding dim), bN (batch), pN (patience),
+ * e.g. side+fm+lr3e-4+wd1e-5; lrgrid trains one model per rate of cloudd's
+ * train.lr-grid default and keeps the one of best pool-validation GAUC, as
+ * cloudd does (cloudd/train_model.h). Default: base,inter,fm,att,inter+att,fm+att.
  * Single-threaded; exits 0, 1 on errors, 2 on usage errors.
  */
 #include <errno.h>
@@ -47,12 +52,30 @@ static const char *prog = "dccl-base";
 struct variant {
 	char	 name[48];
 	int	 inter, att, side;
+	/* training options; 0 = cloudd's default (splitdir_train_cloud) */
+	double	 lr, wd;
+	int	 dim, batch, patience;
+	int	 grid;		/* lrgrid: cloudd's train.lr-grid */
 };
+
+/* "<pre><number>" with nothing after the number: *out = the number */
+static int
+num_tok(const char *tok, const char *pre, double *out)
+{
+	size_t n = strlen(pre);
+	char *end;
+
+	if (strncmp(tok, pre, n) != 0 || tok[n] == '\0')
+		return 0;
+	*out = strtod(tok + n, &end);
+	return *end == '\0' && isfinite(*out) && *out >= 0;
+}
 
 static int
 parse_variant(struct variant *v, const char *s)
 {
 	char buf[48], *tok, *save = NULL;
+	double x;
 
 	memset(v, 0, sizeof(*v));
 	if (strlen(s) == 0 || strlen(s) >= sizeof(buf))
@@ -69,7 +92,21 @@ parse_variant(struct variant *v, const char *s)
 			v->att = 1;
 		else if (strcmp(tok, "side") == 0)
 			v->side = 1;
-		else if (strcmp(tok, "base") != 0)
+		else if (strcmp(tok, "base") == 0)
+			;
+		else if (strcmp(tok, "lrgrid") == 0)
+			v->grid = 1;
+		else if (num_tok(tok, "lr", &x) && x > 0 && x <= 1)
+			v->lr = x;
+		else if (num_tok(tok, "wd", &x) && x <= 1)
+			v->wd = x;
+		else if (num_tok(tok, "d", &x) && x >= 1 && x <= CTR_MAX_DIM)
+			v->dim = (int)x;
+		else if (num_tok(tok, "b", &x) && x >= 1 && x <= 65536)
+			v->batch = (int)x;
+		else if (num_tok(tok, "p", &x) && x >= 1 && x <= 100)
+			v->patience = (int)x;
+		else
 			return -1;
 	}
 	return 0;
@@ -177,8 +214,8 @@ main(int argc, char **argv)
 	snprintf(p, sizeof(p), "%s/variants.csv", out);
 	if ((fs = fopen(p, "w")) == NULL)
 		goto io;
-	fprintf(fs, "variant,params,epochs,best_epoch,val_logloss,train_s,"
-	    "samples_per_s\n");
+	fprintf(fs, "variant,params,epochs,best_epoch,val_logloss,val_gauc,lr,"
+	    "train_s,samples_per_s\n");
 
 	for (int k = 0; k < nv; k++) {
 		struct ctr_config cc;
@@ -191,26 +228,51 @@ main(int argc, char **argv)
 		cc.attention = var[k].att;
 		if (!var[k].side)
 			cc.n_side = 0;
-		if (ctr_new(&m, &cc, seed) != 0) {
-			fprintf(stderr, "%s: %s: bad config\n", prog,
-			    var[k].name);
+		if (var[k].dim > 0)
+			cc.dim = var[k].dim;
+		struct ctr_train_opts co;
+		struct train_fit tf;
+		double lrs[TRAIN_LR_MAX];
+		int nlr = 1;
+		char err[128];
+
+		splitdir_train_opts(&co, seed);
+		lrs[0] = var[k].lr > 0 ? var[k].lr : co.opt.lr;
+		if (var[k].grid && train_lr_grid_parse(TRAIN_LR_GRID, lrs,
+		    &nlr, err, sizeof(err)) != 0) {
+			fprintf(stderr, "%s: %s\n", prog, err);
 			return 1;
 		}
+		co.opt.wd = (float)var[k].wd;
+		if (var[k].batch > 0)
+			co.batch = var[k].batch;
+		if (var[k].patience > 0)
+			co.patience = var[k].patience;
 		double t0 = clock_now();
-		int rc = splitdir_train_cloud(m, &sd, seed, &st);
+		int rc = train_model_fit(&m, &cc, seed, &sd.pool, sd.tri,
+		    sd.ntr, sd.vai, sd.nva, &co, lrs, nlr, &tf);
 		double dt = clock_now() - t0;
 		if (rc != 0) {
 			fprintf(stderr, "%s: %s: training failed (%d)\n", prog,
 			    var[k].name, rc);
 			return 1;
 		}
-		printf("%s: %zu params, %d epochs (best %d), val logloss %.4f, "
-		    "%.1f s, %.0f samples/s\n", var[k].name, ctr_num_params(m),
-		    st.epochs, st.best_epoch, st.val_loss, dt,
-		    (double)sd.ntr * st.epochs / dt);
-		fprintf(fs, "%s,%zu,%d,%d,%.6f,%.3f,%.0f\n", var[k].name,
-		    ctr_num_params(m), st.epochs, st.best_epoch, st.val_loss,
-		    dt, (double)sd.ntr * st.epochs / dt);
+		st = tf.st[tf.chosen];
+		int ep = 0;
+		for (int i = 0; i < tf.n; i++)
+			ep += tf.st[i].epochs;
+		for (int i = 0; i < tf.n; i++)
+			printf("%s: lr %g: %d epochs (best %d), pool-val "
+			    "logloss %.4f GAUC %.4f%s\n", var[k].name, tf.lr[i],
+			    tf.st[i].epochs, tf.st[i].best_epoch,
+			    tf.val_loss[i], tf.val_gauc[i],
+			    i == tf.chosen && tf.n > 1 ? " (chosen)" : "");
+		printf("%s: %zu params, %.1f s, %.0f samples/s\n", var[k].name,
+		    ctr_num_params(m), dt, (double)sd.ntr * ep / dt);
+		fprintf(fs, "%s,%zu,%d,%d,%.6f,%.4f,%g,%.3f,%.0f\n",
+		    var[k].name, ctr_num_params(m), st.epochs, st.best_epoch,
+		    st.val_loss, tf.val_gauc[tf.chosen], tf.lr[tf.chosen], dt,
+		    (double)sd.ntr * ep / dt);
 		if (write_preds(fv, m, var[k].name, &sd.loc) != 0 ||
 		    write_preds(ft, m, var[k].name, &sd.tst) != 0) {
 			fprintf(stderr, "%s: %s: prediction failed\n", prog,

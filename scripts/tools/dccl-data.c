@@ -56,6 +56,7 @@ usage(FILE *fp)
 "           [--threshold R] [--min-user N] [--skip-bad] [--negatives N]\n"
 "           [--task ctr|ranking] [--train-negatives K] [--seed S]\n"
 "           [--cold FRAC] [--rank-positives P] [--schema FILE]\n"
+"           [--no-side]\n"
 "       %s synth OUTDIR [--users N] [--items M] [--clusters K]\n"
 "           [--genres G] [--min-per-user A] [--max-per-user B] [--ctr C]\n"
 "           [--bias-std X] [--affinity-std X] [--genre-weight X]\n"
@@ -88,6 +89,8 @@ usage(FILE *fp)
 "--schema FILE: DATASET_DIR is instead a header CSV whose columns the\n"
 "feature schema FILE names (shared/data/README.md); OUTDIR/schema.txt\n"
 "gets the schema, and the sample files carry its side values.\n"
+"--no-side: leave the side fields out (v1 sample files, no schema), the\n"
+"data as models before side fields saw them.\n"
 "synth --side-features adds a user-side field (segment: the user's taste\n"
 "cluster) and an item-side one (category: the cluster that likes the\n"
 "item most), each uniform with probability 0.3.\n"
@@ -505,7 +508,7 @@ enum {
 	O_FRAC = 256, O_HIST, O_THR, O_MINU, O_SKIP, O_NEG, O_SEED, O_USERS,
 	O_ITEMS, O_CLUST, O_GENRES, O_MINPU, O_MAXPU, O_CTR, O_BIAS, O_AFF,
 	O_GW, O_DRIFT, O_DSTD, O_TASTE, O_NOISE, O_ZIPF, O_TASK, O_TNEG,
-	O_COLD, O_RPOS, O_DSTART, O_CTAIL, O_SCHEMA, O_SIDE, O_HELP
+	O_COLD, O_RPOS, O_DSTART, O_CTAIL, O_SCHEMA, O_SIDE, O_NOSIDE, O_HELP
 };
 
 static const struct option longopts[] = {
@@ -539,6 +542,7 @@ static const struct option longopts[] = {
 	{ "count-tail", required_argument, NULL, O_CTAIL },
 	{ "schema", required_argument, NULL, O_SCHEMA },
 	{ "side-features", no_argument, NULL, O_SIDE },
+	{ "no-side", no_argument, NULL, O_NOSIDE },
 	{ "help", no_argument, NULL, O_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -556,6 +560,7 @@ struct args {
 	double	 drift_start;	/* --drift-start (synth); < 0: the pool share */
 	uint64_t seed;
 	const char *schema;	/* split --schema: DATASET is a header CSV */
+	int	 no_side;	/* split --no-side: drop the side fields */
 };
 
 /* Parses options for split (synth = 0) or synth (synth = 1). */
@@ -577,6 +582,7 @@ parse_opts(int argc, char **argv, struct args *a, int synth)
 	a->drift_start = -1;
 	a->seed = 1;
 	a->schema = NULL;
+	a->no_side = 0;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		int ok = 0;
@@ -640,6 +646,9 @@ parse_opts(int argc, char **argv, struct args *a, int synth)
 				a->k_given = 1;
 			} else if (!synth && ch == O_SCHEMA) {
 				a->schema = optarg;
+				ok = 1;
+			} else if (!synth && ch == O_NOSIDE) {
+				a->no_side = 1;
 				ok = 1;
 			} else if (!synth && ch == O_RPOS) {
 				ok = num("rank-positives", optarg, 1, 100000,
@@ -822,6 +831,14 @@ cmd_split(int argc, char **argv)
 	if (e.n_bad > 0)
 		fprintf(stderr, "%s: skipped %zu bad lines (first: %s)\n",
 		    prog, e.n_bad, e.msg);
+	if (a.no_side) {
+		/* as before the loaders had side fields (v1 files) */
+		dataset_meta_item_side(&m, &ds, 0);
+		ds.n_side = 0;
+		memset(ds.side_card, 0, sizeof(ds.side_card));
+		free(m.schema);
+		m.schema = NULL;
+	}
 	t1 = clock_now();
 	printf("loaded %s (%s): %zu ratings, %u users, %u items, %u genres "
 	    "in %.3f s\n", argv[optind], dataset_fmt_name(m.fmt), ds.n,

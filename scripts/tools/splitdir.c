@@ -100,16 +100,22 @@ splitdir_fini(struct splitdir *s)
 	dataset_meta_fini(&s->meta);
 }
 
+void
+splitdir_train_opts(struct ctr_train_opts *co, uint64_t seed)
+{
+	ctr_train_opts_default(co);
+	co->epochs = 20;
+	co->patience = 2;
+	co->seed = seed;
+}
+
 int
 splitdir_train_cloud(struct ctr *m, const struct splitdir *s, uint64_t seed,
     struct ctr_train_stats *st)
 {
 	struct ctr_train_opts co;
 
-	ctr_train_opts_default(&co);
-	co.epochs = 20;
-	co.patience = 2;
-	co.seed = seed;
+	splitdir_train_opts(&co, seed);
 	return ctr_train(m, &s->pool, s->tri, s->ntr, s->vai, s->nva, &co,
 	    st);
 }

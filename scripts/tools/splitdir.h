@@ -35,9 +35,13 @@ void	splitdir_fini(struct splitdir *s);
 
 /*
  * Trains m (built from train_model_defaults(), possibly changed) on the
- * pool as cloudd does: Adam lr 1e-3, batch 256, up to 20 epochs, patience
- * 2 on the validation slice, shuffled with seed. Returns ctr_train's code.
+ * pool as cloudd does with one learning rate (train.lr-grid empty): Adam
+ * lr 1e-3, batch 256, up to 20 epochs, patience 2 on the validation
+ * slice, shuffled with seed. Returns ctr_train's code. cloudd's grid is
+ * train_model_fit (dccl-base's lrgrid).
  */
+/* *co = those options (the tools change some of them). */
+void	splitdir_train_opts(struct ctr_train_opts *co, uint64_t seed);
 int	splitdir_train_cloud(struct ctr *m, const struct splitdir *s,
 	    uint64_t seed, struct ctr_train_stats *st);
 

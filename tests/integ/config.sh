@@ -25,6 +25,11 @@ rc=0; "$BIN/cloudd" -f "$T/missing.conf" -n >"$T/out" 2>&1 || rc=$?
 [ $rc = 1 ] || die "missing config must fail"
 rc=0; "$BIN/cloudd" -o limits.max-k=5 -o bogus=1 -n >"$T/out" 2>&1 || rc=$?
 [ $rc = 1 ] && grep -q "unknown option 'bogus'" "$T/out" || die "-o bogus"
+for g in abc 0 1e-3, 1,1,1,1,1,1,1,1,1; do
+	rc=0; "$BIN/cloudd" -o train.lr-grid="$g" -n >"$T/out" 2>&1 || rc=$?
+	[ $rc = 1 ] && grep -q "^train.lr-grid: " "$T/out" || die "train.lr-grid=$g accepted"
+done
+"$BIN/cloudd" -o train.lr-grid= -n | grep -q "configuration OK" || die "empty train.lr-grid"
 "$BIN/cloudd" -f "$ROOT/conf/cloudd.conf" -n | grep -q "configuration OK" || die "shipped cloudd.conf"
 "$BIN/deviced" -f "$ROOT/conf/deviced.conf" -n | grep -q "configuration OK" || die "shipped deviced.conf"
 "$BIN/cloudd" -f "$ROOT/conf/cloudd.conf" -o limits.max-k=7 -p >"$T/out"

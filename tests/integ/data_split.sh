@@ -66,6 +66,21 @@ END { for (i = 1; i <= n; i++) { k = split(h[i], x, "|")
 			print "row " i ": history item " x[j] " not strictly earlier"; exit 1 } } } }' ||
     die "a history holds a positive that is not strictly earlier"
 
+log "MovieLens --no-side: the same samples without the side column"
+"$BIN/dccl-data" split "$ML" "$T/n" --cold 0.2 --no-side >"$T/noside.log" \
+    2>&1 || die "split --no-side failed"
+head -1 "$T/m/pool.csv" | grep -q "^# dccl-samples v2 .*n_side=1" ||
+    die "the default split has no side field"
+head -1 "$T/n/pool.csv" | grep -q "^# dccl-samples v1 " ||
+    die "--no-side: pool.csv is not v1"
+[ ! -s "$T/n/schema.txt" ] || die "--no-side: a schema was written"
+for f in pool.csv devices/0.local.csv devices/5.test.csv; do
+	tail -n +3 "$T/m/$f" | cut -d, -f1-7 >"$T/with-side"
+	tail -n +3 "$T/n/$f" >"$T/without"
+	[ -s "$T/without" ] && cmp -s "$T/with-side" "$T/without" ||
+	    die "--no-side: $f differs beyond the side column"
+done
+
 log "MovieLens ranking: each positive after 99 negatives of its own"
 "$BIN/dccl-data" split "$ML" "$T/r" --task ranking --negatives 99 \
     --rank-positives 3 --seed 3 >"$T/rank.log" 2>&1 || die "ranking split failed"

@@ -8,6 +8,10 @@ make_data 20 60
 import_pool
 start_cloudd
 wait_model 1
+# the default train.lr-grid: one model per rate, one of them kept
+[ "$(grep -c 'TRAIN: lr 0.00[13]: ' "$T/cloudd.log")" = 2 ] &&
+    [ "$(grep -c 'TRAIN: lr .*(kept)$' "$T/cloudd.log")" = 1 ] ||
+    die "cloudd did not train and choose over train.lr-grid"
 mkdir -p "$T/eval"
 start_deviced devs -o deviced.shards="$SHARDS" -o deviced.run-once=yes \
     -o learn.lc=soft -o learn.coda=yes -o deviced.eval-dir="$T/eval"

@@ -1,0 +1,231 @@
+/*
+ * test_train_fit: cloudd's learning-rate grid (cloudd/train_model.c):
+ * train.lr-grid parsing, and train_model_fit keeping the model of best
+ * validation GAUC, bit-identical to that rate trained alone, whatever the
+ * grid's order; errors and the stop flag leave no model. Synthetic data
+ * built here: each user likes the items of one parity, so within-user
+ * order (GAUC) is learnable and a rate too small to move the model stays
+ * near chance.
+ */
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cloudd/train_model.h"
+#include "shared/ml/ctr.h"
+#include "shared/ml/metrics.h"
+#include "shared/rng.h"
+#include "tests/unit/ctr_fixture.h"
+
+void	openblas_set_num_threads(int);
+
+enum { NU = 40, NI = 60, N = 4000, NTR = 3200 };
+
+struct fx {
+	struct dataset	 ds;
+	struct ctr_config cfg;
+	uint32_t	*tri, *vai;
+	struct ctr_train_opts o;
+};
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	struct rng r;
+
+	rng_seed(&r, 7);
+	fixture_ds_init(&f->ds, N, NU, NI, 4);
+	for (size_t i = 0; i < N; i++) {
+		struct sample *s = &f->ds.s[i];
+
+		s->user = rng_below(&r, NU);
+		s->item = rng_below(&r, NI);
+		s->ts = 1000000 + (int64_t)i * 60;
+		s->genres = fixture_genres(s->item);
+		s->label = (float)((s->item % 2) == (s->user % 2));
+		fixture_hist(&f->ds, s, rng_below(&r, 4), &r, NI);
+	}
+	train_model_defaults(&f->cfg, &f->ds);
+	f->cfg.dim = 8;
+	f->cfg.hidden[0] = 16;
+	f->cfg.hidden[1] = 8;
+	f->cfg.patch_rank = 2;
+	f->tri = iota(NTR, 0);
+	f->vai = iota(N - NTR, NTR);
+	ctr_train_opts_default(&f->o);
+	f->o.epochs = 6;
+	f->o.patience = 2;
+	f->o.batch = 64;
+	f->o.seed = 3;
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+
+	free_ds(&f->ds);
+	free(f->tri);
+	free(f->vai);
+	free(f);
+	return 0;
+}
+
+static void
+test_parse(void **state)
+{
+	double lr[TRAIN_LR_MAX];
+	char err[128];
+	int n = -1;
+
+	(void)state;
+	assert_int_equal(train_lr_grid_parse("0.001,0.003", lr, &n, err,
+	    sizeof(err)), 0);
+	assert_int_equal(n, 2);
+	assert_true(lr[0] == 0.001 && lr[1] == 0.003);
+	assert_int_equal(train_lr_grid_parse("", lr, &n, err, sizeof(err)),
+	    0);
+	assert_int_equal(n, 0);
+	assert_int_equal(train_lr_grid_parse("1e-3", lr, &n, err,
+	    sizeof(err)), 0);
+	assert_int_equal(n, 1);
+	static const char *bad[] = { "abc", "0", "-1e-3", "11", "1e-3,",
+	    ",1e-3", "1e-3,,2e-3", "1e-3;2e-3", "nan", "inf", "1e-3 ",
+	    "1,1,1,1,1,1,1,1,1" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		assert_int_equal(train_lr_grid_parse(bad[i], lr, &n, err,
+		    sizeof(err)), -EINVAL);
+		assert_true(err[0] != '\0');
+	}
+}
+
+static double
+gauc_of(struct ctr *m, const struct fx *f)
+{
+	size_t n = N - NTR;
+	float *p = calloc(n, sizeof(float)), *y = calloc(n, sizeof(float));
+	uint32_t *u = calloc(n, sizeof(uint32_t));
+	double g;
+
+	assert_int_equal(ctr_predict(m, &f->ds, f->vai, n, p), 0);
+	for (size_t i = 0; i < n; i++) {
+		y[i] = f->ds.s[f->vai[i]].label;
+		u[i] = f->ds.s[f->vai[i]].user;
+	}
+	g = metrics_gauc(p, y, u, n, NU, NULL, NULL, NULL);
+	free(p);
+	free(y);
+	free(u);
+	return g;
+}
+
+static int
+same_params(struct ctr *a, struct ctr *b)
+{
+	size_t na = ctr_num_params(a), nb = ctr_num_params(b);
+
+	return na == nb && memcmp(ctr_params(a), ctr_params(b),
+	    na * sizeof(float)) == 0;
+}
+
+static void
+test_keeps_best(void **state)
+{
+	struct fx *f = *state;
+	const double up[2] = { 1e-7, 1e-2 }, down[2] = { 1e-2, 1e-7 };
+	const double one[1] = { 1e-2 };
+	struct train_fit r1, r2, r3;
+	struct ctr *m1 = NULL, *m2 = NULL, *m3 = NULL;
+
+	assert_int_equal(train_model_fit(&m1, &f->cfg, 5, &f->ds, f->tri, NTR,
+	    f->vai, N - NTR, &f->o, up, 2, &r1), 0);
+	assert_non_null(m1);
+	assert_int_equal(r1.n, 2);
+	assert_int_equal(r1.chosen, 1);
+	assert_true(r1.val_gauc[1] > r1.val_gauc[0] + 0.1);
+	assert_true(r1.val_gauc[1] > 0.7);
+	assert_true(fabs(gauc_of(m1, f) - r1.val_gauc[1]) < 1e-12);
+	assert_true(r1.lr[0] == 1e-7 && r1.lr[1] == 1e-2);
+	assert_true(isfinite(r1.val_loss[0]) && isfinite(r1.val_loss[1]));
+
+	assert_int_equal(train_model_fit(&m2, &f->cfg, 5, &f->ds, f->tri, NTR,
+	    f->vai, N - NTR, &f->o, down, 2, &r2), 0);
+	assert_int_equal(r2.chosen, 0);
+	assert_true(r2.val_gauc[0] == r1.val_gauc[1]);
+
+	assert_int_equal(train_model_fit(&m3, &f->cfg, 5, &f->ds, f->tri, NTR,
+	    f->vai, N - NTR, &f->o, one, 1, &r3), 0);
+	assert_int_equal(r3.chosen, 0);
+	assert_int_equal(r3.st[0].epochs, r1.st[1].epochs);
+	/* the kept model is that rate's run, not the last one trained */
+	assert_true(same_params(m1, m3));
+	assert_true(same_params(m2, m3));
+	ctr_free(m1);
+	ctr_free(m2);
+	ctr_free(m3);
+}
+
+static void
+test_errors(void **state)
+{
+	struct fx *f = *state;
+	const double lr[2] = { 1e-3, 3e-3 };
+	struct ctr_train_opts o = f->o;
+	struct ctr_config bad = f->cfg;
+	struct train_fit r;
+	struct ctr *m = (struct ctr *)&r;	/* must come back NULL */
+	atomic_int stop = 1;
+
+	assert_int_equal(train_model_fit(&m, &f->cfg, 5, &f->ds, f->tri, NTR,
+	    f->vai, N - NTR, &o, lr, 0, &r), -EINVAL);
+	assert_null(m);
+	m = (struct ctr *)&r;
+	assert_int_equal(train_model_fit(&m, &f->cfg, 5, &f->ds, f->tri, NTR,
+	    f->vai, N - NTR, &o, lr, TRAIN_LR_MAX + 1, &r), -EINVAL);
+	assert_null(m);
+	bad.dim = 0;
+	assert_int_equal(train_model_fit(&m, &bad, 5, &f->ds, f->tri, NTR,
+	    f->vai, N - NTR, &o, lr, 2, &r), -EINVAL);
+	assert_null(m);
+	o.stop = &stop;
+	assert_int_equal(train_model_fit(&m, &f->cfg, 5, &f->ds, f->tri, NTR,
+	    f->vai, N - NTR, &o, lr, 2, &r), -ECANCELED);
+	assert_null(m);
+	/* without a validation slice the first rate is kept */
+	o.stop = NULL;
+	o.patience = 0;
+	o.epochs = 1;
+	assert_int_equal(train_model_fit(&m, &f->cfg, 5, &f->ds, f->tri, NTR,
+	    NULL, 0, &o, lr, 2, &r), 0);
+	assert_non_null(m);
+	assert_int_equal(r.chosen, 0);
+	assert_true(isnan(r.val_gauc[0]) && isnan(r.val_gauc[1]));
+	ctr_free(m);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse),
+		cmocka_unit_test_setup_teardown(test_keeps_best, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+	};
+
+	openblas_set_num_threads(1);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
