@@ -90,26 +90,6 @@ knnrows_avg(const struct ctr *c, const float *dir, uint32_t user, int k,
 	return nb;
 }
 
-/* Net held-out pairs ordered right by z against z0. */
-static double
-net_pairs(const struct dataset *ds, const uint32_t *ho, size_t nh,
-    const float *z, const float *z0)
-{
-	double net = 0;
-
-	for (size_t i = 0; i < nh; i++) {
-		if (ds->s[ho[i]].label < 0.5f)
-			continue;
-		for (size_t j = 0; j < nh; j++) {
-			if (ds->s[ho[j]].label >= 0.5f)
-				continue;
-			net += (z[i] > z[j] ? 1 : z[i] < z[j] ? 0 : 0.5) -
-			    (z0[i] > z0[j] ? 1 : z0[i] < z0[j] ? 0 : 0.5);
-		}
-	}
-	return net;
-}
-
 /* rows = o + lambda (avg - o) */
 static void
 mix(const float *o, const float *avg, double lambda, int nout, float *rows)
@@ -150,7 +130,7 @@ knnrows_rows(struct ctr *c, const struct dataset *ds, const uint32_t *idx,
 			mix(o, avg, knnrows_lambda[g], nout, r);
 			enc_rows_set(c, user, r);
 			ctr_logits(c, ds, idx + lo, hi - lo, z);
-			sum[g] += net_pairs(ds, idx + lo, hi - lo, z, z0);
+			sum[g] += rocchio_net_pairs(ds, idx + lo, hi - lo, z, z0);
 		}
 	}
 	for (int g = 1; g < KNNROWS_NL; g++)

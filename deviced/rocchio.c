@@ -72,9 +72,8 @@ rocchio_dir(const struct ctr *c, const struct dataset *ds,
 	dir_of(c, ds, idx, n, item_rms(c), dir);
 }
 
-/* Net held-out pairs ordered right by z against z0. */
-static double
-net_pairs(const struct dataset *ds, const uint32_t *ho, size_t nh,
+double
+rocchio_net_pairs(const struct dataset *ds, const uint32_t *ho, size_t nh,
     const float *z, const float *z0)
 {
 	double net = 0;
@@ -123,7 +122,7 @@ rocchio_rows(struct ctr *c, const struct dataset *ds, const uint32_t *idx,
 				r[d] += (float)rocchio_gamma[g] * dir[d];
 			enc_rows_set(c, user, r);
 			ctr_logits(c, ds, idx + lo, hi - lo, z);
-			sum[g] += net_pairs(ds, idx + lo, hi - lo, z, z0);
+			sum[g] += rocchio_net_pairs(ds, idx + lo, hi - lo, z, z0);
 		}
 	}
 	for (int g = 1; g < ROCCHIO_NG; g++)

@@ -29,6 +29,14 @@ struct dataset;
 extern const double rocchio_gamma[ROCCHIO_NG];
 
 /*
+ * Net held-out pairs of ds[ho[0..nh)] (click, no-click) that scores z
+ * order right, less those z0 orders right (ties count half): the
+ * forward-chaining CV's measure here and in knnrows.c.
+ */
+double	rocchio_net_pairs(const struct dataset *ds, const uint32_t *ho,
+	    size_t nh, const float *z, const float *z0);
+
+/*
  * Direction of ds[idx[0..n)] (clicks' mean item embedding minus
  * no-clicks', either mean 0 when it has no sample) as a unit vector over
  * the item table's RMS row norm, oriented by the sign of the FM

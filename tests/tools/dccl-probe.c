@@ -416,19 +416,27 @@ mitm_open(const char *what, const char *front, const char *back, int *fs,
 }
 
 /*
- * An on-path attacker without keys (issue 13, finding 6): a raw REP
- * socket on front forwards every request to the cloud at back and every
- * reply back, except an UploadPatch, which it answers itself with an
- * unsigned E_BAD_TENSOR. Runs for secs seconds, then prints "MITM
- * forwarded N refused-uploads M".
+ * One message through an on-path proxy (mitm_run): k 0 is a request from
+ * the device, 1 a reply from the cloud (the raw REQ socket's 4-byte
+ * request id, then the envelope). The step may replace *body (the nn
+ * message of n bytes; the old one is freed) and sets *answer when its
+ * message goes back to the device instead of on to the cloud.
+ */
+typedef void mitm_step(void *arg, int k, void **body, int n, int *answer);
+
+/*
+ * The proxy's loop: a raw REP socket on front for the device, a raw REQ
+ * socket to the cloud at back, every message through step, for secs
+ * seconds.
  */
 static int
-mitm(const char *front, const char *back, int secs)
+mitm_run(const char *what, const char *front, const char *back, int secs,
+    mitm_step *step, void *arg)
 {
-	int fs, bs, fwd = 0, refused = 0;
+	int fs, bs;
 	time_t end = time(NULL) + secs;
 
-	if (mitm_open("mitm", front, back, &fs, &bs) != 0)
+	if (mitm_open(what, front, back, &fs, &bs) != 0)
 		return 1;
 	while (time(NULL) < end) {
 		struct nn_pollfd pfd[2] = { { fs, NN_POLLIN, 0 },
@@ -439,9 +447,7 @@ mitm(const char *front, const char *back, int secs)
 			struct nn_msghdr h;
 			struct nn_iovec iov;
 			void *body = NULL, *ctl = NULL;
-			int n, from = k == 0 ? fs : bs, to = k == 0 ? bs : fs;
-			Dccl__Envelope *e = NULL;
-			char err[128];
+			int n, answer = 0;
 			if (!(pfd[k].revents & NN_POLLIN))
 				continue;
 			memset(&h, 0, sizeof(h));
@@ -451,41 +457,115 @@ mitm(const char *front, const char *back, int secs)
 			h.msg_iovlen = 1;
 			h.msg_control = &ctl;
 			h.msg_controllen = NN_MSG;
-			if ((n = nn_recvmsg(from, &h, NN_DONTWAIT)) < 0)
+			if ((n = nn_recvmsg(k == 0 ? fs : bs, &h,
+			    NN_DONTWAIT)) < 0)
 				continue;
-			if (k == 0 && wire_unpack(body, (size_t)n, &e, err,
-			    sizeof(err)) == 0 && e->sealed.len == 0 &&
-			    e->body_case == DCCL__ENVELOPE__BODY_UPLOAD) {
-				/* Answer it ourselves, unsigned. */
-				Dccl__Envelope r = DCCL__ENVELOPE__INIT;
-				Dccl__Error er = DCCL__ERROR__INIT;
-				void *msg;
-				size_t len;
-				r.version = WIRE_VERSION;
-				r.device_id = e->device_id;
-				r.request_id = e->request_id;
-				er.code = DCCL__ERROR_CODE__E_BAD_TENSOR;
-				er.message = "patch refused";
-				r.body_case = DCCL__ENVELOPE__BODY_ERROR;
-				r.error = &er;
-				if (wire_pack_nn(&r, &msg, &len) == 0) {
-					nn_freemsg(body);
-					body = msg;
-					to = fs;
-					refused++;
-				}
-			} else
-				fwd++;
-			wire_free(e);
-			if (nn_sendmsg(to, &h, 0) < 0) {
+			step(arg, k, &body, n, &answer);
+			if (nn_sendmsg(k == 0 && !answer ? bs : fs, &h,
+			    0) < 0) {
 				nn_freemsg(body);
 				nn_freemsg(ctl);
 			}
 		}
 	}
-	printf("MITM forwarded %d refused-uploads %d\n", fwd, refused);
 	nn_close(fs);
 	nn_close(bs);
+	return 0;
+}
+
+/*
+ * *body (a reply: request id, envelope) rebuilt as e packed without its
+ * MAC, then trailer (AUTH_TRAILER bytes; none when NULL) last, where a
+ * MACed reply keeps its MAC. 0, or -1 with *body untouched.
+ */
+static int
+mitm_repack(void **body, Dccl__Envelope *e, const void *trailer)
+{
+	size_t maclen = e->mac.len, len, tl = trailer ? AUTH_TRAILER : 0;
+	void *msg, *out = NULL;
+	int rc = -1;
+
+	e->mac.len = 0;
+	if (wire_pack_nn(e, &msg, &len) == 0) {
+		if ((out = nn_allocmsg(len + 4 + tl, 0)) != NULL) {
+			memcpy(out, *body, 4);
+			memcpy((uint8_t *)out + 4, msg, len);
+			if (tl)
+				memcpy((uint8_t *)out + 4 + len, trailer, tl);
+			nn_freemsg(*body);
+			*body = out;
+			rc = 0;
+		}
+		nn_freemsg(msg);
+	}
+	e->mac.len = maclen;
+	return rc;
+}
+
+/* The envelope of a reply (after its request id), or NULL. */
+static Dccl__Envelope *
+mitm_reply(const void *body, int n)
+{
+	Dccl__Envelope *e = NULL;
+	char err[128];
+
+	if (n <= 4 || wire_unpack((const uint8_t *)body + 4, (size_t)n - 4,
+	    &e, err, sizeof(err)) != 0)
+		return NULL;
+	return e;
+}
+
+/*
+ * An on-path attacker without keys (issue 13, finding 6): it forwards
+ * every request to the cloud and every reply back, except an
+ * UploadPatch, which it answers itself with an unsigned E_BAD_TENSOR.
+ * Runs for secs seconds, then prints "MITM forwarded N refused-uploads M".
+ */
+struct mitm_up {
+	int	 fwd, refused;
+};
+
+static void
+mitm_up_step(void *arg, int k, void **body, int n, int *answer)
+{
+	struct mitm_up *s = arg;
+	Dccl__Envelope *e = NULL;
+	char err[128];
+
+	if (k == 0 && wire_unpack(*body, (size_t)n, &e, err,
+	    sizeof(err)) == 0 && e->sealed.len == 0 &&
+	    e->body_case == DCCL__ENVELOPE__BODY_UPLOAD) {
+		/* Answer it ourselves, unsigned. */
+		Dccl__Envelope r = DCCL__ENVELOPE__INIT;
+		Dccl__Error er = DCCL__ERROR__INIT;
+		void *msg;
+		size_t len;
+		r.version = WIRE_VERSION;
+		r.device_id = e->device_id;
+		r.request_id = e->request_id;
+		er.code = DCCL__ERROR_CODE__E_BAD_TENSOR;
+		er.message = "patch refused";
+		r.body_case = DCCL__ENVELOPE__BODY_ERROR;
+		r.error = &er;
+		if (wire_pack_nn(&r, &msg, &len) == 0) {
+			nn_freemsg(*body);
+			*body = msg;
+			*answer = 1;
+			s->refused++;
+		}
+	} else
+		s->fwd++;
+	wire_free(e);
+}
+
+static int
+mitm(const char *front, const char *back, int secs)
+{
+	struct mitm_up s = { 0, 0 };
+
+	if (mitm_run("mitm", front, back, secs, mitm_up_step, &s) != 0)
+		return 1;
+	printf("MITM forwarded %d refused-uploads %d\n", s.fwd, s.refused);
 	return 0;
 }
 
@@ -496,163 +576,126 @@ mitm(const char *front, const char *back, int secs)
  */
 #define MITM_MAX_CHUNKS	64
 #define MITM_MAX_BYTES	(64u << 20)
+struct mitm_dl {
+	int	 fwd, tampered, replayed, manifests;
+	uint8_t	*kept[MITM_MAX_CHUNKS];
+	size_t	 klen[MITM_MAX_CHUNKS], kbytes;
+	uint64_t kver;
+	void	*man;		/* the first manifest reply, as sent */
+	size_t	 manlen;
+};
+
+/* The second manifest reply: the first, relabelled as its answer. */
+static void
+mitm_dl_replay(struct mitm_dl *s, void **body, const Dccl__Envelope *e)
+{
+	Dccl__Envelope *old = NULL;
+	char err[128];
+
+	if (s->man == NULL || s->manlen <= AUTH_TRAILER ||
+	    wire_unpack(s->man, s->manlen, &old, err, sizeof(err)) != 0)
+		return;
+	old->request_id = e->request_id;
+	old->counter = e->counter;
+	/* Its MAC trailer (auth.h) stays last, as it came. */
+	if (mitm_repack(body, old, (uint8_t *)s->man + s->manlen -
+	    AUTH_TRAILER) == 0) {
+		s->replayed++;
+		printf("MITM-DL replayed a manifest\n");
+		fflush(stdout);
+	}
+	wire_free(old);
+}
+
+/* A chunk with one bit flipped (and, every second time, a checksum to
+ * match the tampered model). */
+static void
+mitm_dl_tamper(struct mitm_dl *s, void **body, Dccl__Envelope *e)
+{
+	Dccl__ModelChunk *c = e->model_chunk;
+	uint32_t i = c->chunk_index, nc = c->n_chunks;
+	uint8_t sum[32];
+
+	c->data.data[c->data.len / 2] ^= 0x01;
+	if (c->version != s->kver) {
+		for (int j = 0; j < MITM_MAX_CHUNKS; j++) {
+			free(s->kept[j]);
+			s->kept[j] = NULL;
+			s->klen[j] = 0;
+		}
+		s->kbytes = 0;
+		s->kver = c->version;
+	}
+	if (nc <= MITM_MAX_CHUNKS && i < nc && s->kept[i] == NULL &&
+	    s->kbytes + c->data.len <= MITM_MAX_BYTES &&
+	    (s->kept[i] = malloc(c->data.len)) != NULL) {
+		memcpy(s->kept[i], c->data.data, c->data.len);
+		s->klen[i] = c->data.len;
+		s->kbytes += c->data.len;
+	}
+	if (nc <= MITM_MAX_CHUNKS && i + 1 == nc && c->checksum.len == 32 &&
+	    s->tampered % 2) {
+		crypto_generichash_state st;
+		uint32_t j;
+		crypto_generichash_init(&st, NULL, 0, 32);
+		for (j = 0; j < nc && s->kept[j]; j++)
+			crypto_generichash_update(&st, s->kept[j],
+			    s->klen[j]);
+		crypto_generichash_final(&st, sum, 32);
+		if (j == nc)
+			memcpy(c->checksum.data, sum, 32);
+	}
+	if (mitm_repack(body, e, NULL) == 0) {
+		s->tampered++;
+		printf("MITM-DL tampered v%llu chunk %u\n",
+		    (unsigned long long)s->kver, i);
+		fflush(stdout);
+	}
+}
+
+static void
+mitm_dl_step(void *arg, int k, void **body, int n, int *answer)
+{
+	struct mitm_dl *s = arg;
+	Dccl__Envelope *e;
+
+	(void)answer;
+	s->fwd++;
+	if (k != 1 || (e = mitm_reply(*body, n)) == NULL)
+		return;
+	if (e->sealed.len == 0 && e->body_case ==
+	    DCCL__ENVELOPE__BODY_MANIFEST && ++s->manifests <= 2) {
+		if (s->manifests == 1 &&
+		    (s->man = malloc((size_t)n - 4)) != NULL) {
+			memcpy(s->man, (uint8_t *)*body + 4, (size_t)n - 4);
+			s->manlen = (size_t)n - 4;
+		} else if (s->manifests == 2)
+			mitm_dl_replay(s, body, e);
+	} else if (e->sealed.len == 0 &&
+	    e->body_case == DCCL__ENVELOPE__BODY_MODEL_CHUNK &&
+	    e->model_chunk->data.len > 0)
+		mitm_dl_tamper(s, body, e);
+	wire_free(e);
+}
+
 static int
 mitm_dl(const char *front, const char *back, int secs)
 {
-	int fs, bs, fwd = 0, tampered = 0, replayed = 0, manifests = 0;
-	time_t end = time(NULL) + secs;
-	uint8_t *kept[MITM_MAX_CHUNKS] = { NULL };
-	size_t klen[MITM_MAX_CHUNKS] = { 0 }, kbytes = 0;
-	uint64_t kver = 0;
-	void *man = NULL;	/* the first manifest reply, as sent */
-	size_t manlen = 0;
+	struct mitm_dl *s = calloc(1, sizeof(*s));
+	int rc;
 
-	if (mitm_open("mitm-dl", front, back, &fs, &bs) != 0)
+	if (s == NULL)
 		return 1;
-	while (time(NULL) < end) {
-		struct nn_pollfd pfd[2] = { { fs, NN_POLLIN, 0 },
-		    { bs, NN_POLLIN, 0 } };
-		if (nn_poll(pfd, 2, 200) <= 0)
-			continue;
-		for (int k = 0; k < 2; k++) {
-			struct nn_msghdr h;
-			struct nn_iovec iov;
-			void *body = NULL, *ctl = NULL, *msg;
-			size_t len;
-			int n, from = k == 0 ? fs : bs, to = k == 0 ? bs : fs;
-			Dccl__Envelope *e = NULL;
-			char err[128];
-			if (!(pfd[k].revents & NN_POLLIN))
-				continue;
-			memset(&h, 0, sizeof(h));
-			iov.iov_base = &body;
-			iov.iov_len = NN_MSG;
-			h.msg_iov = &iov;
-			h.msg_iovlen = 1;
-			h.msg_control = &ctl;
-			h.msg_controllen = NN_MSG;
-			if ((n = nn_recvmsg(from, &h, NN_DONTWAIT)) < 0)
-				continue;
-			fwd++;
-			/* A reply on the raw REQ socket: the 4-byte request
-			 * id, then the envelope. */
-			if (k == 1 && n > 4 && wire_unpack((uint8_t *)body + 4,
-			    (size_t)n - 4, &e, err, sizeof(err)) == 0 &&
-			    e->sealed.len == 0 && e->body_case ==
-			    DCCL__ENVELOPE__BODY_MANIFEST && ++manifests <= 2) {
-				if (manifests == 1 &&
-				    (man = malloc((size_t)n - 4)) != NULL) {
-					memcpy(man, (uint8_t *)body + 4,
-					    (size_t)n - 4);
-					manlen = (size_t)n - 4;
-				} else if (manifests == 2 && man != NULL) {
-					/* The first, relabelled as the reply
-					 * to this request. */
-					/* Its MAC trailer (auth.h) stays last,
-					 * as it came. */
-					Dccl__Envelope *old = NULL;
-					void *out = NULL;
-					size_t maclen = 0;
-					if (manlen > AUTH_TRAILER && wire_unpack(
-					    man, manlen, &old, err,
-					    sizeof(err)) == 0) {
-						old->request_id = e->request_id;
-						old->counter = e->counter;
-						maclen = old->mac.len;
-						old->mac.len = 0;
-					}
-					if (old != NULL && wire_pack_nn(old, &msg,
-					    &len) == 0 && (out = nn_allocmsg(len +
-					    4 + AUTH_TRAILER, 0)) != NULL) {
-						memcpy(out, body, 4);
-						memcpy((uint8_t *)out + 4, msg,
-						    len);
-						memcpy((uint8_t *)out + 4 + len,
-						    (uint8_t *)man + manlen -
-						    AUTH_TRAILER, AUTH_TRAILER);
-						nn_freemsg(msg);
-						nn_freemsg(body);
-						body = out;
-						replayed++;
-						printf("MITM-DL replayed a "
-						    "manifest\n");
-						fflush(stdout);
-					}
-					if (old != NULL)
-						old->mac.len = maclen;
-					wire_free(old);
-				}
-			} else if (e != NULL && e->sealed.len == 0 &&
-			    e->body_case == DCCL__ENVELOPE__BODY_MODEL_CHUNK &&
-			    e->model_chunk->data.len > 0) {
-				Dccl__ModelChunk *c = e->model_chunk;
-				uint8_t sum[32];
-				uint32_t i = c->chunk_index, nc = c->n_chunks;
-				void *out;
-				c->data.data[c->data.len / 2] ^= 0x01;
-				if (c->version != kver) {
-					for (int j = 0; j < MITM_MAX_CHUNKS; j++) {
-						free(kept[j]);
-						kept[j] = NULL;
-						klen[j] = 0;
-					}
-					kbytes = 0;
-					kver = c->version;
-				}
-				if (nc <= MITM_MAX_CHUNKS && i < nc &&
-				    kept[i] == NULL && kbytes + c->data.len <=
-				    MITM_MAX_BYTES && (kept[i] =
-				    malloc(c->data.len)) != NULL) {
-					memcpy(kept[i], c->data.data,
-					    c->data.len);
-					klen[i] = c->data.len;
-					kbytes += c->data.len;
-				}
-				/* Every second time: the whole-model
-				 * checksum to match the tampered bytes. */
-				if (nc <= MITM_MAX_CHUNKS && i + 1 == nc &&
-				    c->checksum.len == 32 && tampered % 2) {
-					crypto_generichash_state st;
-					uint32_t j;
-					crypto_generichash_init(&st, NULL, 0,
-					    32);
-					for (j = 0; j < nc && kept[j]; j++)
-						crypto_generichash_update(&st,
-						    kept[j], klen[j]);
-					crypto_generichash_final(&st, sum, 32);
-					if (j == nc)
-						memcpy(c->checksum.data, sum,
-						    32);
-				}
-				if (wire_pack_nn(e, &msg, &len) == 0 &&
-				    (out = nn_allocmsg(len + 4, 0)) != NULL) {
-					memcpy(out, body, 4);
-					memcpy((uint8_t *)out + 4, msg, len);
-					nn_freemsg(msg);
-					nn_freemsg(body);
-					body = out;
-					tampered++;
-					printf("MITM-DL tampered v%llu chunk "
-					    "%u\n", (unsigned long long)kver,
-					    i);
-					fflush(stdout);
-				}
-			}
-			wire_free(e);
-			if (nn_sendmsg(to, &h, 0) < 0) {
-				nn_freemsg(body);
-				nn_freemsg(ctl);
-			}
-		}
-	}
-	printf("MITM-DL forwarded %d tampered-chunks %d replayed-manifests "
-	    "%d\n", fwd, tampered, replayed);
+	if ((rc = mitm_run("mitm-dl", front, back, secs, mitm_dl_step,
+	    s)) == 0)
+		printf("MITM-DL forwarded %d tampered-chunks %d "
+		    "replayed-manifests %d\n", s->fwd, s->tampered,
+		    s->replayed);
 	for (int j = 0; j < MITM_MAX_CHUNKS; j++)
-		free(kept[j]);
-	free(man);
-	nn_close(fs);
-	nn_close(bs);
-	return 0;
+		free(s->kept[j]);
+	free(s->man);
+	free(s);
+	return rc;
 }
 
 /*
@@ -660,76 +703,48 @@ mitm_dl(const char *front, const char *back, int secs)
  * in the user rows of every manifest reply it forwards (auth.mode mac),
  * keeping the reply's MAC trailer; prints "MITM-ROWS flipped" each time.
  */
+struct mitm_rows {
+	int	 fwd, flipped;
+};
+
+static void
+mitm_rows_step(void *arg, int k, void **body, int n, int *answer)
+{
+	struct mitm_rows *s = arg;
+	Dccl__Envelope *e;
+	Dccl__UserRows *ur;
+	uint8_t trailer[AUTH_TRAILER];
+
+	(void)answer;
+	s->fwd++;
+	if (k != 1 || n <= 4 + AUTH_TRAILER ||
+	    (e = mitm_reply(*body, n)) == NULL)
+		return;
+	if (e->sealed.len == 0 &&
+	    e->body_case == DCCL__ENVELOPE__BODY_MANIFEST &&
+	    (ur = e->manifest->rows) != NULL && ur->n_tensors > 0 &&
+	    ur->tensors[0]->n_data > 0) {
+		((uint8_t *)ur->tensors[0]->data)[0] ^= 0x01;
+		memcpy(trailer, (uint8_t *)*body + n - AUTH_TRAILER,
+		    AUTH_TRAILER);
+		if (mitm_repack(body, e, trailer) == 0) {
+			s->flipped++;
+			printf("MITM-ROWS flipped\n");
+			fflush(stdout);
+		}
+	}
+	wire_free(e);
+}
+
 static int
 mitm_rows(const char *front, const char *back, int secs)
 {
-	int fs, bs, fwd = 0, flipped = 0;
-	time_t end = time(NULL) + secs;
+	struct mitm_rows s = { 0, 0 };
 
-	if (mitm_open("mitm-rows", front, back, &fs, &bs) != 0)
+	if (mitm_run("mitm-rows", front, back, secs, mitm_rows_step,
+	    &s) != 0)
 		return 1;
-	while (time(NULL) < end) {
-		struct nn_pollfd pfd[2] = { { fs, NN_POLLIN, 0 },
-		    { bs, NN_POLLIN, 0 } };
-		if (nn_poll(pfd, 2, 200) <= 0)
-			continue;
-		for (int k = 0; k < 2; k++) {
-			struct nn_msghdr h;
-			struct nn_iovec iov;
-			void *body = NULL, *ctl = NULL, *msg, *out;
-			size_t len, maclen;
-			int n, from = k == 0 ? fs : bs, to = k == 0 ? bs : fs;
-			Dccl__Envelope *e = NULL;
-			Dccl__UserRows *ur;
-			char err[128];
-			if (!(pfd[k].revents & NN_POLLIN))
-				continue;
-			memset(&h, 0, sizeof(h));
-			iov.iov_base = &body;
-			iov.iov_len = NN_MSG;
-			h.msg_iov = &iov;
-			h.msg_iovlen = 1;
-			h.msg_control = &ctl;
-			h.msg_controllen = NN_MSG;
-			if ((n = nn_recvmsg(from, &h, NN_DONTWAIT)) < 0)
-				continue;
-			fwd++;
-			if (k == 1 && n > 4 + AUTH_TRAILER && wire_unpack(
-			    (uint8_t *)body + 4, (size_t)n - 4, &e, err,
-			    sizeof(err)) == 0 && e->sealed.len == 0 &&
-			    e->body_case == DCCL__ENVELOPE__BODY_MANIFEST &&
-			    (ur = e->manifest->rows) != NULL &&
-			    ur->n_tensors > 0 && ur->tensors[0]->n_data > 0) {
-				((uint8_t *)ur->tensors[0]->data)[0] ^= 0x01;
-				maclen = e->mac.len;
-				e->mac.len = 0;
-				if (wire_pack_nn(e, &msg, &len) == 0 &&
-				    (out = nn_allocmsg(len + 4 + AUTH_TRAILER,
-				    0)) != NULL) {
-					memcpy(out, body, 4);
-					memcpy((uint8_t *)out + 4, msg, len);
-					memcpy((uint8_t *)out + 4 + len,
-					    (uint8_t *)body + n - AUTH_TRAILER,
-					    AUTH_TRAILER);
-					nn_freemsg(msg);
-					nn_freemsg(body);
-					body = out;
-					flipped++;
-					printf("MITM-ROWS flipped\n");
-					fflush(stdout);
-				}
-				e->mac.len = maclen;
-			}
-			wire_free(e);
-			if (nn_sendmsg(to, &h, 0) < 0) {
-				nn_freemsg(body);
-				nn_freemsg(ctl);
-			}
-		}
-	}
-	printf("MITM-ROWS forwarded %d flipped %d\n", fwd, flipped);
-	nn_close(fs);
-	nn_close(bs);
+	printf("MITM-ROWS forwarded %d flipped %d\n", s.fwd, s.flipped);
 	return 0;
 }
 
