@@ -81,4 +81,39 @@ new_model(const struct ctr_config *c, uint64_t seed)
 	return m;
 }
 
+/* Zeroes tensor name of m. */
+static inline void
+fixture_zero(struct ctr *m, const char *name)
+{
+	const struct param_tensor *t = ctr_tensor_find(m, name);
+
+	memset(t->data, 0, t->n * sizeof(float));
+}
+
+/*
+ * n samples of user u (of nu users, ni items) in time order, one a
+ * minute; likes = 1: the first half of the items is clicked, 0: so for
+ * the first half of the samples, the other half after (a taste switch
+ * the past cannot show).
+ */
+static inline void
+fixture_taste_ds(struct dataset *ds, size_t n, uint32_t nu, uint32_t ni,
+    uint32_t u, int likes, uint64_t seed)
+{
+	struct rng r;
+
+	fixture_ds_init(ds, n, nu, ni, 4);
+	rng_seed(&r, seed);
+	for (size_t i = 0; i < n; i++) {
+		struct sample *s = &ds->s[i];
+		s->user = u;
+		s->item = rng_below(&r, ni);
+		s->ts = 1500000000 + (int64_t)i * 60;
+		s->genres = fixture_genres(s->item);
+		s->label = (s->item < ni / 2) == (likes || i < n / 2) ?
+		    1.0f : 0.0f;
+		fixture_hist(ds, s, 0, &r, ni);
+	}
+}
+
 #endif

@@ -30,12 +30,19 @@ void	openblas_set_num_threads(int);
 #define DIM	4
 #define COLD	51	/* the cold user: rows untrained */
 
+/* The shape of every model here. */
 static void
-zero(struct ctr *m, const char *name)
+config(struct ctr_config *c)
 {
-	const struct param_tensor *t = ctr_tensor_find(m, name);
-
-	memset(t->data, 0, t->n * sizeof(float));
+	c->n_users = NU;
+	c->n_items = NI;
+	c->n_genres = 4;
+	c->dim = DIM;
+	c->hist_k = 3;
+	c->n_hidden = 2;
+	c->hidden[0] = 8;
+	c->hidden[1] = 4;
+	c->patch_rank = 2;
 }
 
 /*
@@ -54,25 +61,17 @@ model(uint64_t seed)
 	const struct param_tensor *ti, *tu, *tb;
 	struct rng r;
 
-	c.n_users = NU;
-	c.n_items = NI;
-	c.n_genres = 4;
-	c.dim = DIM;
-	c.hist_k = 3;
-	c.n_hidden = 2;
-	c.hidden[0] = 8;
-	c.hidden[1] = 4;
-	c.patch_rank = 2;
+	config(&c);
 	c.interaction = CTR_INTER_FM;
 	m = new_model(&c, seed);
-	zero(m, "fm_w");
-	zero(m, "out_w");
-	zero(m, "emb_user");
-	zero(m, "patch_b");
+	fixture_zero(m, "fm_w");
+	fixture_zero(m, "out_w");
+	fixture_zero(m, "emb_user");
+	fixture_zero(m, "patch_b");
 	for (int l = 0; l < 2; l++) {
 		char nm[24];
 		snprintf(nm, sizeof(nm), "patch_m%d", l);
-		zero(m, nm);
+		fixture_zero(m, nm);
 	}
 	ctr_tensor_find(m, "fm_w")->data[0] = 1.0f;
 	ti = ctr_tensor_find(m, "emb_item");
@@ -101,20 +100,7 @@ model(uint64_t seed)
 static void
 user_ds(struct dataset *ds, size_t n, int likes, uint64_t seed)
 {
-	struct rng r;
-
-	fixture_ds_init(ds, n, NU, NI, 4);
-	rng_seed(&r, seed);
-	for (size_t i = 0; i < n; i++) {
-		struct sample *s = &ds->s[i];
-		s->user = COLD;
-		s->item = rng_below(&r, NI);
-		s->ts = 1500000000 + (int64_t)i * 60;
-		s->genres = fixture_genres(s->item);
-		s->label = (s->item < NI / 2) == (likes || i < n / 2) ?
-		    1.0f : 0.0f;
-		fixture_hist(ds, s, 0, &r, NI);
-	}
+	fixture_taste_ds(ds, n, NU, NI, COLD, likes, seed);
 }
 
 /* The neighbours: the trained users along dir, never 50 or the user. */
@@ -157,15 +143,7 @@ test_slice(void **state)
 	float dir[DIM] = { 1, 0, 0, 0 }, avg[ENC_MAX_OUT] = { 0 };
 
 	(void)state;
-	c.n_users = NU;
-	c.n_items = NI;
-	c.n_genres = 4;
-	c.dim = DIM;
-	c.hist_k = 3;
-	c.n_hidden = 2;
-	c.hidden[0] = 8;
-	c.hidden[1] = 4;
-	c.patch_rank = 2;
+	config(&c);
 	c.sliced = 1;
 	c.slice_user = 3;
 	m = new_model(&c, 1);

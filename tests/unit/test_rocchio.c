@@ -66,37 +66,11 @@ taste_items(struct ctr *m, uint64_t seed)
 	}
 }
 
-/*
- * n samples of user u in time order; likes = 1: the first half of the
- * items is clicked, 0: so for the first half of the samples, the other
- * half after (a taste switch the past cannot show).
- */
+/* n samples of user u (see fixture_taste_ds). */
 static void
 user_ds(struct dataset *ds, size_t n, uint32_t u, int likes, uint64_t seed)
 {
-	struct rng r;
-
-	fixture_ds_init(ds, n, NU, NI, 4);
-	rng_seed(&r, seed);
-	for (size_t i = 0; i < n; i++) {
-		struct sample *s = &ds->s[i];
-		s->user = u;
-		s->item = rng_below(&r, NI);
-		s->ts = 1500000000 + (int64_t)i * 60;
-		s->genres = fixture_genres(s->item);
-		/* likes 0: the first half, then a switch to the other half */
-		s->label = (s->item < NI / 2) == (likes || i < n / 2) ?
-		    1.0f : 0.0f;
-		fixture_hist(ds, s, 0, &r, NI);
-	}
-}
-
-static void
-zero(struct ctr *m, const char *name)
-{
-	const struct param_tensor *t = ctr_tensor_find(m, name);
-
-	memset(t->data, 0, t->n * sizeof(float));
+	fixture_taste_ds(ds, n, NU, NI, u, likes, seed);
 }
 
 /* The direction against a hand computation, and the FM sign. */
@@ -190,9 +164,9 @@ test_choice(void **state)
 		 * row 0), so the cloud model ties every item of this user:
 		 * a random model of items at +-1 may already order them.
 		 */
-		zero(m, "fm_w");
-		zero(m, "out_w");
-		zero(m, "emb_user");
+		fixture_zero(m, "fm_w");
+		fixture_zero(m, "out_w");
+		fixture_zero(m, "emb_user");
 		ctr_tensor_find(m, "fm_w")->data[0] = 1.0f;
 		user_ds(&ds, 60, 1, 1, 30 + s);
 		z0 = calloc(60, sizeof(float));
