@@ -57,6 +57,9 @@ dev_model_get(struct deviced *dd, uint64_t version, const void *blob,
 			ctr_free(m);
 			return rc;
 		}
+		/* Installed models are only read (jobs train clones): no
+		 * gradient buffer, a quarter of a hosted device's memory. */
+		ctr_release_grads(m);
 		e = xcalloc(1, sizeof(*e));
 		e->enc = en;
 		e->version = version;

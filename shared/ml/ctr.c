@@ -891,8 +891,15 @@ sel_trains(enum ctr_sel sel, enum ctr_tkind k)
 }
 
 void
+ctr_release_grads(struct ctr *m)
+{
+	param_grads_release(&m->p);
+}
+
+void
 ctr_zero_grad(struct ctr *m)
 {
+	param_grads_ensure(&m->p);
 	param_zero_grad(&m->p, m->dense_clean);
 	m->dense_clean = 1;
 }
@@ -916,6 +923,7 @@ ctr_backward(struct ctr *m, enum ctr_sel sel, const float *y, const float *w,
 
 	if (B < 1)
 		return -EINVAL;
+	param_grads_ensure(&m->p);
 	/* After ctr_forward_trunk only the patches and the bias may train. */
 	if (m->trunk_fwd && (base || sel_trains(sel, CTR_T_PATCH_UV)))
 		return -EINVAL;
@@ -1050,6 +1058,7 @@ ctr_step(struct ctr *m, enum ctr_sel sel, const struct ctr_opt *o)
 
 	if (o == NULL)
 		return -EINVAL;
+	param_grads_ensure(&m->p);
 	po.kind = o->kind == CTR_OPT_SGD ? PARAM_OPT_SGD :
 	    o->kind == CTR_OPT_ADAM ? PARAM_OPT_ADAM : -1;
 	po.lr = o->lr;

@@ -160,6 +160,11 @@ int	ctr_new(struct ctr **out, const struct ctr_config *cfg,
 void	ctr_free(struct ctr *m);
 /* Deep copy of config, params and Adam state (grads start at zero). */
 struct ctr *ctr_clone(const struct ctr *m);
+/*
+ * Frees m's gradient buffer (as large as its parameters) while m is only
+ * read; ctr_zero_grad, ctr_backward and ctr_step allocate it again.
+ */
+void	ctr_release_grads(struct ctr *m);
 /* Copies the parameters of src into dst; -EINVAL if the configs differ. */
 int	ctr_copy_params(struct ctr *dst, const struct ctr *src);
 

@@ -60,6 +60,29 @@ param_alloc(struct param_table *p, struct param_tensor *t, int n,
 }
 
 void
+param_grads_release(struct param_table *p)
+{
+	free(p->grads);
+	p->grads = NULL;
+	for (int i = 0; i < p->n_tensors; i++)
+		p->t[i].grad = NULL;
+}
+
+void
+param_grads_ensure(struct param_table *p)
+{
+	size_t off = 0;
+
+	if (p->grads != NULL)
+		return;
+	p->grads = xcalloc(p->n_params ? p->n_params : 1, sizeof(float));
+	for (int i = 0; i < p->n_tensors; i++) {
+		p->t[i].grad = p->grads + off;
+		off += p->t[i].n;
+	}
+}
+
+void
 param_free(struct param_table *p)
 {
 	for (int i = 0; i < p->n_tensors; i++)

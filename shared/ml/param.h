@@ -97,6 +97,13 @@ void	param_alloc(struct param_table *p, struct param_tensor *t, int n,
 	    struct kern_rows *rows);
 /* Frees what param_alloc and the optimiser allocated; p may be zeroed. */
 void	param_free(struct param_table *p);
+/*
+ * A table only read (a device's installed model; training works on a
+ * clone) need not hold gradients: release frees them (every tensor's grad
+ * becomes NULL), ensure gives them back, zeroed, when they are missing.
+ */
+void	param_grads_release(struct param_table *p);
+void	param_grads_ensure(struct param_table *p);
 /* Copies src's Adam state into dst (same layout); none if src has none. */
 void	param_copy_adam(struct param_table *dst, const struct param_table *src);
 

@@ -204,6 +204,60 @@ test_determinism(void **state)
 	free_ds(&ds);
 }
 
+/*
+ * A model whose gradients were released (a device's installed model)
+ * predicts as before, its clones train as before, and it trains itself
+ * exactly like a model that kept them (the buffer comes back zeroed).
+ */
+static void
+test_release_grads(void **state)
+{
+	struct ctr_config c = small_cfg();
+	struct dataset ds;
+	struct ctr_train_opts o;
+	struct ctr *a, *b, *cl;
+	float *pa, *pb;
+
+	(void)state;
+	make_ds(&ds, 200, 6, 20, 4);
+	uint32_t *idx = iota(ds.n, 0);
+	ctr_train_opts_default(&o);
+	o.epochs = 2;
+	o.batch = 16;
+	o.seed = 5;
+	a = new_model(&c, 3);
+	b = new_model(&c, 3);
+	randomize_patch(a, 1);
+	randomize_patch(b, 1);
+	assert_non_null(ctr_tensor_at(b, 0)->grad);
+	ctr_release_grads(b);
+	for (int i = 0; i < ctr_num_tensors(b); i++)
+		assert_null(ctr_tensor_at(b, i)->grad);
+	pa = calloc(ds.n, sizeof(float));
+	pb = calloc(ds.n, sizeof(float));
+	assert_non_null(pa);
+	assert_non_null(pb);
+	assert_int_equal(ctr_predict(a, &ds, idx, ds.n, pa), 0);
+	assert_int_equal(ctr_predict(b, &ds, idx, ds.n, pb), 0);
+	assert_memory_equal(pa, pb, ds.n * sizeof(float));
+	cl = ctr_clone(b);
+	assert_int_equal(ctr_train(cl, &ds, idx, ds.n, NULL, 0, &o, NULL), 0);
+	assert_int_equal(ctr_train(a, &ds, idx, ds.n, NULL, 0, &o, NULL), 0);
+	assert_memory_equal(ctr_params(cl), ctr_params(a),
+	    ctr_num_params(a) * sizeof(float));
+	assert_int_equal(ctr_train(b, &ds, idx, ds.n, NULL, 0, &o, NULL), 0);
+	assert_memory_equal(ctr_params(b), ctr_params(a),
+	    ctr_num_params(a) * sizeof(float));
+	assert_non_null(ctr_tensor_at(b, 0)->grad);
+	free(pa);
+	free(pb);
+	ctr_free(cl);
+	ctr_free(a);
+	ctr_free(b);
+	free(idx);
+	free_ds(&ds);
+}
+
 /* Compares every tensor of a and b; kind_changed selects which must differ. */
 static void
 check_frozen(const struct ctr *a, const struct ctr *b, enum ctr_tkind moving)
@@ -868,6 +922,7 @@ main(void)
 		cmocka_unit_test(test_grad_check),
 		cmocka_unit_test(test_loss_falls),
 		cmocka_unit_test(test_determinism),
+		cmocka_unit_test(test_release_grads),
 		cmocka_unit_test(test_metapatch_only),
 		cmocka_unit_test(test_patch_bias),
 		cmocka_unit_test(test_early_stopping),
