@@ -51,15 +51,15 @@ export OPENBLAS_NUM_THREADS=1
 mkdir -p "$OUTDIR"
 WORK=$(mktemp -d /tmp/dccl-eval.XXXXXX)
 # The devices' stores go to RAM (/dev/shm) when it has room: each device
-# writes 2-7 MB of SQLite pages and syncs its store at exit, 9,660
-# devices in all, and none of it is read after its round (the stores are
-# deleted as each round ends, so two rounds' stores, at most 2.2 GB each,
-# are there at a time). EVAL_STORES=DIR chooses the place; with EVAL_KEEP
-# they stay in the rounds' directories.
+# writes 1-4 MB of SQLite pages (a MovieLens round's stores peak at 2.2
+# GB) and syncs its store at exit, 9,660 devices in all, and none of it
+# is read after its round. The stores are deleted as each round ends, and
+# a round that starts with less than 6 GiB of memory available keeps its
+# stores on disk. EVAL_STORES=DIR chooses the place (no memory check);
+# with EVAL_KEEP they stay in the rounds' directories.
 STORES=${EVAL_STORES:-}
 if [ -z "$STORES" ] && [ -z "${EVAL_KEEP:-}" ] && [ -d /dev/shm ] &&
-    [ "$(df -Pk /dev/shm | awk 'NR == 2 { print $4 }')" -gt 8388608 ] &&
-    [ "$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)" -gt 12582912 ]; then
+    [ "$(df -Pk /dev/shm | awk 'NR == 2 { print $4 }')" -gt 8388608 ]; then
 	STORES=/dev/shm
 fi
 SWORK=""
@@ -116,9 +116,14 @@ run_one() {
 	data=$WORK/$1-$2 run=$WORK/run-$1-$2
 	make_data "$1" "$2" "$data" >/dev/null || { echo "run $1 seed $2: no data"; return 1; }
 	n=$(ls "$data/devices" | grep -c '\.local\.csv$')
+	sdir=""	# this round's stores, when not in $run/dev (STORES)
+	if [ -n "$SWORK" ] && { [ -n "${EVAL_STORES:-}" ] ||
+	    [ "$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)" -gt 6291456 ]; }; then
+		sdir=$SWORK/dev-$1-$2
+	fi
 	mkdir -p "$run/eval"
 	if ! OUT=$run CLOUDD_OPTS="-o train.seed=$2" SELECT_OPTS="$(select_opts "$2")" \
-	    DEVICED_OPTS="-o learn.seed=$2 -o deviced.eval-dir=$run/eval${SWORK:+ -o deviced.data-dir=$SWORK/dev-$1-$2}${EVAL_METHODS:+ -o deviced.eval-methods=$EVAL_METHODS}${EVAL_DEVICED_OPTS:+ $EVAL_DEVICED_OPTS}" \
+	    DEVICED_OPTS="-o learn.seed=$2 -o deviced.eval-dir=$run/eval${sdir:+ -o deviced.data-dir=$sdir}${EVAL_METHODS:+ -o deviced.eval-methods=$EVAL_METHODS}${EVAL_DEVICED_OPTS:+ $EVAL_DEVICED_OPTS}" \
 	    sh "$ROOT/scripts/simulate.sh" "$n" "$data" >"$run.log" 2>&1; then
 		echo; echo "run $1 seed $2 failed:"
 		grep -E 'failed|died|Abort|Assert|no model' "$run.log" "$run"/*.log | tail -20
@@ -141,7 +146,7 @@ run_one() {
 	# Nothing reads the daemons' stores after the round (0.8-2.2 GB a
 	# round, mostly the devices' model copies): gone now, not at the end,
 	# so /tmp holds two rounds' stores, not fifteen (EVAL_KEEP keeps all).
-	[ -n "${EVAL_KEEP:-}" ] || rm -rf "$run/dev" "$run/cloud" ${SWORK:+"$SWORK/dev-$1-$2"}
+	[ -n "${EVAL_KEEP:-}" ] || rm -rf "$run/dev" "$run/cloud" ${sdir:+"$sdir"}
 	: >"$run/ok"
 }
 
@@ -246,9 +251,17 @@ start_tables() {
 	done
 }
 
-# The longest rounds start first (ranking: its cloud trains for minutes),
-# so the last round to finish is a short one; the tables keep TASKS' order.
-LAUNCH="$(echo " $TASKS " | grep -o ' ranking ' || true) $(echo " $TASKS " | sed 's/ ranking / /')"
+# The longest rounds start first, so the last to finish is a short one
+# (CPU seconds per round: ranking 172, synth 133, ctr 95, synth-switch 62,
+# synth-tail 35; tasks not in this list after them); the tables keep
+# TASKS' order.
+LAUNCH=""
+for t in ranking synth ctr synth-switch synth-tail; do
+	case " $TASKS " in *" $t "*) LAUNCH="$LAUNCH $t" ;; esac
+done
+for t in $TASKS; do
+	case " $LAUNCH " in *" $t "*) ;; *) LAUNCH="$LAUNCH $t" ;; esac
+done
 for task in $LAUNCH; do
 	for s in $SEEDS; do
 		while [ "$(running)" -ge "$JOBS" ]; do
