@@ -280,17 +280,17 @@ while [ "$(running)" -gt 0 ]; do
 done
 fail=0
 for p in $pids; do wait "$p" || fail=1; done
-[ $fail -eq 0 ] || exit 1
 [ -t 2 ] && echo >&2
-
-start_tables
+# (tables already started finish before a failed evaluation exits)
+[ $fail -ne 0 ] || start_tables
 for p in $tabpids; do wait "$p" || fail=1; done
+[ $fail -eq 0 ] || exit 1
+
 for task in $TASKS; do
 	cat "$WORK/tables-$task"
 	cat "$WORK/tables-$task.err" >&2
 	cat "$WORK/notes-$task" >>"$WORK/notes"
 done
-[ $fail -eq 0 ] || exit 1
 cat "$WORK/notes"
 if [ -n "${EVAL_KEEP:-}" ]; then
 	mkdir -p "$EVAL_KEEP" && cp -r "$WORK"/. "$EVAL_KEEP"/
