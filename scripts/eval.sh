@@ -53,7 +53,21 @@ export OPENBLAS_NUM_THREADS=1
 [ -d "$DATA" ] || { echo "eval.sh: $DATA: no such directory"; exit 1; }
 mkdir -p "$OUTDIR"
 WORK=$(mktemp -d /tmp/dccl-eval.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT INT TERM
+# The devices' stores go to RAM (/dev/shm) when it has room: each device
+# writes 1-4 MB of SQLite pages (a MovieLens round's stores peak at 2.2
+# GB) and syncs its store at exit, 9,660 devices in all, and none of it
+# is read after its round. The stores are deleted as each round ends, and
+# a round that starts with less than 6 GiB of memory available keeps its
+# stores on disk. EVAL_STORES=DIR chooses the place (no memory check);
+# with EVAL_KEEP they stay in the rounds' directories.
+STORES=${EVAL_STORES:-}
+if [ -z "$STORES" ] && [ -z "${EVAL_KEEP:-}" ] && [ -d /dev/shm ] &&
+    [ "$(df -Pk /dev/shm | awk 'NR == 2 { print $4 }')" -gt 8388608 ]; then
+	STORES=/dev/shm
+fi
+SWORK=""
+[ -z "$STORES" ] || SWORK=$(mktemp -d "$STORES/dccl-eval.XXXXXX")
+trap 'rm -rf "$WORK" ${SWORK:+"$SWORK"}' EXIT INT TERM
 t0=$(date +%s)
 
 # make_data TASK SEED DIR: the task's data for one seed
@@ -105,9 +119,14 @@ run_one() {
 	data=$WORK/$1-$2 run=$WORK/run-$1-$2
 	make_data "$1" "$2" "$data" >/dev/null || { echo "run $1 seed $2: no data"; return 1; }
 	n=$(ls "$data/devices" | grep -c '\.local\.csv$')
+	sdir=""	# this round's stores, when not in $run/dev (STORES)
+	if [ -n "$SWORK" ] && { [ -n "${EVAL_STORES:-}" ] ||
+	    [ "$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)" -gt 6291456 ]; }; then
+		sdir=$SWORK/dev-$1-$2
+	fi
 	mkdir -p "$run/eval"
 	if ! OUT=$run CLOUDD_OPTS="-o train.seed=$2${EVAL_CLOUDD_OPTS:+ $EVAL_CLOUDD_OPTS}" SELECT_OPTS="$(select_opts "$2")" \
-	    DEVICED_OPTS="-o learn.seed=$2 -o deviced.eval-dir=$run/eval${EVAL_METHODS:+ -o deviced.eval-methods=$EVAL_METHODS}${EVAL_DEVICED_OPTS:+ $EVAL_DEVICED_OPTS}" \
+	    DEVICED_OPTS="-o learn.seed=$2 -o deviced.eval-dir=$run/eval${sdir:+ -o deviced.data-dir=$sdir}${EVAL_METHODS:+ -o deviced.eval-methods=$EVAL_METHODS}${EVAL_DEVICED_OPTS:+ $EVAL_DEVICED_OPTS}" \
 	    sh "$ROOT/scripts/simulate.sh" "$n" "$data" >"$run.log" 2>&1; then
 		echo; echo "run $1 seed $2 failed:"
 		grep -E 'failed|died|Abort|Assert|no model' "$run.log" "$run"/*.log | tail -20
@@ -127,6 +146,10 @@ run_one() {
 		while ((getline l < f) > 0) if (l !~ /^#|^user,/) c++
 		close(f); u = f; sub(/.*\//, "", u); sub(/\.local\.csv$/, "", u)
 		print u "," c } }' "$data"/devices/*.local.csv >"$run/counts"
+	# Nothing reads the daemons' stores after the round (0.8-2.2 GB a
+	# round, mostly the devices' model copies): gone now, not at the end,
+	# so /tmp holds two rounds' stores, not fifteen (EVAL_KEEP keeps all).
+	[ -n "${EVAL_KEEP:-}" ] || rm -rf "$run/dev" "$run/cloud" ${sdir:+"$sdir"}
 	: >"$run/ok"
 }
 
@@ -178,13 +201,75 @@ devices_total() {
 devices_done() {
 	cat "$WORK"/run-*/deviced*.log 2>/dev/null | grep -c 'DONE: device=' || true
 }
-# The longest rounds start first (ranking: its cloud trains for minutes),
-# so the last round to finish is a short one; the tables keep TASKS' order.
-LAUNCH="$(echo " $TASKS " | grep -o ' ranking ' || true) $(echo " $TASKS " | sed 's/ ranking / /')"
+# task_tables TASK: the task's tables, once its rounds are done; run in
+# the background beside the remaining rounds (output to $WORK/tables-TASK,
+# printed in TASKS' order at the end), so only the last task's tables
+# are left for the end.
+task_tables() {
+	task=$1
+	dirs="" counts="" colds=""
+	for s in $SEEDS; do
+		data=$WORK/$task-$s
+		run=$WORK/run-$task-$s
+		[ -f "$run/ok" ] || { echo "run $task seed $s: no result"; exit 1; }
+		cat "$run/note" >>"$WORK/notes-$task"
+		dirs="$dirs $run/eval" counts="$counts $run/counts"
+		[ -f "$data/cold.csv" ] && colds="$colds $data/cold.csv"
+	done
+	kind=ctr; [ "$task" = ranking ] && kind=ranking
+	m=$METHODS; ref=""
+	case $task in synth*) m=$(echo "$METHODS" | sed 's/^cloud,/cloud,oracle,/'); ref="--reference oracle" ;; esac
+	if [ -n "$colds" ]; then groups="warm cold"; else groups=all; fi
+	# the warm and the cold table side by side (two processes)
+	tabs="" tpids=""
+	for g in $groups; do
+		name=$task; sel=""
+		[ "$g" = all ] || { name=$task-$g; sel="--cold-users $(echo $colds | join) --users $g"; }
+		# shellcheck disable=SC2086
+		{ "$BIN/dccl-eval" --task "$kind" --seeds-dirs "$(echo $dirs | join)" \
+		    --out "$OUTDIR" --name "$name" --methods "$m" $ref $sel \
+		    --user-counts "$(echo $counts | join)"
+		echo; } >"$WORK/tab-$name" &
+		tabs="$tabs $WORK/tab-$name" tpids="$tpids $!"
+	done
+	for p in $tpids; do wait "$p"; done
+	# shellcheck disable=SC2086
+	cat $tabs
+	# the settings the devices chose (per-device cross-validation)
+	for dd in $dirs; do ls "$dd"/*.extra >/dev/null 2>&1 &&
+		awk 'FNR == 1 { print "#device" } { print }' "$dd"/*.extra; done |
+	    awk -F, -v title="$task, all users, all seeds" \
+	    -f "$ROOT/scripts/settings.awk" | tee "$OUTDIR/$task-settings.md"
+	fed_tables "$task" "$kind" "$dirs" "$counts" "$colds" "$groups"
+}
+# start_tables: task_tables for every task whose rounds are all done
+# (its own variable names: it runs inside the launch loop)
+started="" tabpids=""
+start_tables() {
+	for tt in $TASKS; do
+		case " $started " in *" $tt "*) continue ;; esac
+		for ts in $SEEDS; do [ -f "$WORK/run-$tt-$ts/ok" ] || continue 2; done
+		task_tables "$tt" >"$WORK/tables-$tt" 2>"$WORK/tables-$tt.err" &
+		started="$started $tt" tabpids="$tabpids $!"
+	done
+}
+
+# The longest rounds start first, so the last to finish is a short one
+# (CPU seconds per round: ranking 172, synth 133, ctr 95, synth-switch 62,
+# synth-tail 35; tasks not in this list after them); the tables keep
+# TASKS' order.
+LAUNCH=""
+for t in ranking synth ctr synth-switch synth-tail; do
+	case " $TASKS " in *" $t "*) LAUNCH="$LAUNCH $t" ;; esac
+done
+for t in $TASKS; do
+	case " $LAUNCH " in *" $t "*) ;; *) LAUNCH="$LAUNCH $t" ;; esac
+done
 for task in $LAUNCH; do
 	for s in $SEEDS; do
 		while [ "$(running)" -ge "$JOBS" ]; do
 			[ -t 2 ] && progress "$(devices_done)" "$(devices_total)" "running"
+			start_tables
 			sleep 0.5
 		done
 		run_one "$task" "$s" &
@@ -193,42 +278,21 @@ for task in $LAUNCH; do
 done
 while [ "$(running)" -gt 0 ]; do
 	[ -t 2 ] && progress "$(devices_done)" "$(devices_total)" "running"
+	start_tables
 	sleep 0.5
 done
 fail=0
 for p in $pids; do wait "$p" || fail=1; done
-[ $fail -eq 0 ] || exit 1
 [ -t 2 ] && echo >&2
+# (tables already started finish before a failed evaluation exits)
+[ $fail -ne 0 ] || start_tables
+for p in $tabpids; do wait "$p" || fail=1; done
+[ $fail -eq 0 ] || exit 1
 
 for task in $TASKS; do
-	dirs="" counts="" colds=""
-	for s in $SEEDS; do
-		data=$WORK/$task-$s
-		run=$WORK/run-$task-$s
-		[ -f "$run/ok" ] || { echo "run $task seed $s: no result"; exit 1; }
-		cat "$run/note" >>"$WORK/notes"
-		dirs="$dirs $run/eval" counts="$counts $run/counts"
-		[ -f "$data/cold.csv" ] && colds="$colds $data/cold.csv"
-	done
-	kind=ctr; [ "$task" = ranking ] && kind=ranking
-	m=$METHODS; ref=""
-	case $task in synth*) m=$(echo "$METHODS" | sed 's/^cloud,/cloud,oracle,/'); ref="--reference oracle" ;; esac
-	if [ -n "$colds" ]; then groups="warm cold"; else groups=all; fi
-	for g in $groups; do
-		name=$task; sel=""
-		[ "$g" = all ] || { name=$task-$g; sel="--cold-users $(echo $colds | join) --users $g"; }
-		# shellcheck disable=SC2086
-		"$BIN/dccl-eval" --task "$kind" --seeds-dirs "$(echo $dirs | join)" \
-		    --out "$OUTDIR" --name "$name" --methods "$m" $ref $sel \
-		    --user-counts "$(echo $counts | join)"
-		echo
-	done
-	# the settings the devices chose (per-device cross-validation)
-	for dd in $dirs; do ls "$dd"/*.extra >/dev/null 2>&1 &&
-		awk 'FNR == 1 { print "#device" } { print }' "$dd"/*.extra; done |
-	    awk -F, -v title="$task, all users, all seeds" \
-	    -f "$ROOT/scripts/settings.awk" | tee "$OUTDIR/$task-settings.md"
-	fed_tables "$task" "$kind" "$dirs" "$counts" "$colds" "$groups"
+	cat "$WORK/tables-$task"
+	cat "$WORK/tables-$task.err" >&2
+	cat "$WORK/notes-$task" >>"$WORK/notes"
 done
 cat "$WORK/notes"
 if [ -n "${EVAL_KEEP:-}" ]; then
