@@ -73,8 +73,7 @@ const struct conf_opt deviced_opts[] = {
 	CONF_INT("net.max-message", DV_OFF(max_message), "4194304", 4096,
 	    1073741824, 0, "largest reply accepted (NN_RCVMAXSIZE)"),
 	CONF_STR("deviced.eval-methods", DV_OFF(eval_methods),
-	    "cloud,naive-ft,ft-cv,ft-guard,ft-lc,ft-lcm,ft-lcoffm,"
-	    "ft-lcoffm-pair3-fb,ft-coda,"
+	    "cloud,naive-ft,ft-cv,ft-guard,ft-lc,ft-lcm,ft-lcoffm,ft-coda,"
 	    "ft-lcm-coda,ft-coda-u,metapatch,mp-cv,mp-lc-coda,mp-lcm-coda,bias,"
 	    "ft-fb,mp-fb,oov,enc,enc-cv,ofa-low,ofa-mid,ofa-high", 0,
 	    "evaluation: methods to score (see README)"),

@@ -23,8 +23,8 @@
 # In every task a share EVAL_COLD (0.2) of users is cold: none of their
 # samples reach the pool (the cloud has no user embedding or patch for
 # them); each task prints a warm and a cold table.
-# EVAL_METHODS, when set, is also the devices' deviced.eval-methods (else
-# they run their configured list).
+# The devices score exactly the tables' methods (EVAL_METHODS, else the
+# list below), passed as deviced.eval-methods.
 # EVAL_SEEDS (1 2 3) vary the split's cold users, the ranking negatives
 # and the synthetic data, and seed the cloud's and devices' training.
 # EVAL_JOBS (2) rounds run at a time.
@@ -126,7 +126,7 @@ run_one() {
 	fi
 	mkdir -p "$run/eval"
 	if ! OUT=$run CLOUDD_OPTS="-o train.seed=$2${EVAL_CLOUDD_OPTS:+ $EVAL_CLOUDD_OPTS}" SELECT_OPTS="$(select_opts "$2")" \
-	    DEVICED_OPTS="-o learn.seed=$2 -o deviced.eval-dir=$run/eval${sdir:+ -o deviced.data-dir=$sdir}${EVAL_METHODS:+ -o deviced.eval-methods=$EVAL_METHODS}${EVAL_DEVICED_OPTS:+ $EVAL_DEVICED_OPTS}" \
+	    DEVICED_OPTS="-o learn.seed=$2 -o deviced.eval-dir=$run/eval${sdir:+ -o deviced.data-dir=$sdir} -o deviced.eval-methods=$METHODS${EVAL_DEVICED_OPTS:+ $EVAL_DEVICED_OPTS}" \
 	    sh "$ROOT/scripts/simulate.sh" "$n" "$data" >"$run.log" 2>&1; then
 		echo; echo "run $1 seed $2 failed:"
 		grep -E 'failed|died|Abort|Assert|no model' "$run.log" "$run"/*.log | tail -20
