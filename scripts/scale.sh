@@ -49,7 +49,7 @@ trap 'kill -9 -$SIM 2>/dev/null || true' EXIT INT TERM
 
 # Processes of this run: their command lines name $OUT.
 rss_of() {	# prints "cloudd_kb deviced_total_kb deviced_max_kb"
-	c=0; t=0; m=0
+	c=0; t=0; m=0; now=$(date +%s)	# one clock read per scan
 	for p in /proc/[0-9]*; do
 		cmd=$({ tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null) || continue
 		case "$cmd" in *"$OUT"*) ;; *) continue ;; esac
@@ -58,9 +58,9 @@ rss_of() {	# prints "cloudd_kb deviced_total_kb deviced_max_kb"
 		# CPU ticks so far (utime + stime), kept for the totals
 		k=$({ awk '{print $14 + $15}' "$p/stat"; } 2>/dev/null) || k=0
 		case "$cmd" in
-		*bin/cloudd*) c=$((c + r)); echo "$(date +%s) cloudd ${p#/proc/} $k" >>"$OUT/cpu.samples" ;;
+		*bin/cloudd*) c=$((c + r)); echo "$now cloudd ${p#/proc/} $k" >>"$OUT/cpu.samples" ;;
 		*bin/deviced*) t=$((t + r)); [ "$r" -gt "$m" ] && m=$r
-			echo "$(date +%s) deviced ${p#/proc/} $k" >>"$OUT/cpu.samples" ;;
+			echo "$now deviced ${p#/proc/} $k" >>"$OUT/cpu.samples" ;;
 		esac
 	done
 	echo "$c $t $m"
