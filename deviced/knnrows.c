@@ -99,56 +99,58 @@ mix(const float *o, const float *avg, double lambda, int nout, float *rows)
 		rows[i] = (float)(o[i] + lambda * (avg[i] - o[i]));
 }
 
+/* The candidates: o moved by lambda towards the neighbours of idx[0..lo). */
+struct knn_cv {
+	const struct ctr	*c;
+	const struct dataset	*ds;
+	const uint32_t		*idx;
+	uint32_t		 user;
+	int			 nout;
+	float			 dir[CTR_MAX_DIM];
+	float			 avg[ENC_MAX_OUT];
+};
+
+static int
+knn_prep(void *arg, size_t lo)
+{
+	struct knn_cv *a = arg;
+
+	rocchio_dir(a->c, a->ds, a->idx, lo, a->dir);
+	return knnrows_avg(a->c, a->dir, a->user, KNNROWS_K, a->avg) != 0;
+}
+
+static void
+knn_cand(void *arg, int g, const float *o, float *r)
+{
+	struct knn_cv *a = arg;
+
+	mix(o, a->avg, knnrows_lambda[g], a->nout, r);
+}
+
 double
 knnrows_rows(struct ctr *c, const struct dataset *ds, const uint32_t *idx,
     size_t n, uint32_t user, int K, size_t min_n, float *rows, double *net)
 {
 	const struct ctr_config *cfg = ctr_config(c);
-	float o[ENC_MAX_OUT], r[ENC_MAX_OUT], avg[ENC_MAX_OUT];
-	float dir[CTR_MAX_DIM];
+	float o[ENC_MAX_OUT];
 	double sum[KNNROWS_NL] = { 0 };
-	float *z0 = xcalloc(n + 1, sizeof(float));
-	float *z = xcalloc(n + 1, sizeof(float));
-	size_t k = (size_t)(K < 2 ? 2 : K);
-	int best = 0, nin, nout = 0;
+	struct knn_cv a = { c, ds, idx, user, 0, { 0 }, { 0 } };
+	int best = 0, nin;
 
 	enc_rows_get(c, cfg->n_users, o);	/* the unknown-user rows */
-	if (n < min_n || n < 2 || enc_shape(c, &nin, &nout) != 0)
-		goto done;
-	if (n < k)
-		k = n;
-	for (size_t f = 1; f < k; f++) {
-		size_t lo = n * f / k, hi = n * (f + 1) / k;
-		if (hi <= lo || lo == 0)
-			continue;
-		rocchio_dir(c, ds, idx, lo, dir);
-		if (knnrows_avg(c, dir, user, KNNROWS_K, avg) == 0)
-			continue;
-		enc_rows_set(c, user, o);
-		ctr_logits(c, ds, idx + lo, hi - lo, z0);
-		for (int g = 1; g < KNNROWS_NL; g++) {
-			mix(o, avg, knnrows_lambda[g], nout, r);
-			enc_rows_set(c, user, r);
-			ctr_logits(c, ds, idx + lo, hi - lo, z);
-			sum[g] += rocchio_net_pairs(ds, idx + lo, hi - lo, z, z0);
-		}
-	}
-	for (int g = 1; g < KNNROWS_NL; g++)
-		if (sum[g] > sum[best])
-			best = g;
-done:
+	if (n >= min_n && n >= 2 && enc_shape(c, &nin, &a.nout) == 0)
+		best = rocchio_fcv(c, ds, idx, n, user, K, KNNROWS_NL, o,
+		    knn_prep, knn_cand, &a, sum);
 	memcpy(rows, o, sizeof(o));
 	if (best > 0) {
-		rocchio_dir(c, ds, idx, n, dir);
-		if (knnrows_avg(c, dir, user, KNNROWS_K, avg) > 0)
-			mix(o, avg, knnrows_lambda[best], nout, rows);
+		rocchio_dir(c, ds, idx, n, a.dir);
+		if (knnrows_avg(c, a.dir, user, KNNROWS_K, a.avg) > 0)
+			mix(o, a.avg, knnrows_lambda[best], a.nout, rows);
 		else
 			best = 0;
 	}
 	enc_rows_set(c, user, rows);
 	if (net != NULL)
 		*net = sum[best];
-	free(z0);
-	free(z);
 	return knnrows_lambda[best];
 }

@@ -91,54 +91,93 @@ rocchio_net_pairs(const struct dataset *ds, const uint32_t *ho, size_t nh,
 	return net;
 }
 
-double
-rocchio_rows(struct ctr *c, const struct dataset *ds, const uint32_t *idx,
-    size_t n, uint32_t user, int K, size_t min_n, float *rows, double *net)
+int
+rocchio_fcv(struct ctr *c, const struct dataset *ds, const uint32_t *idx,
+    size_t n, uint32_t user, int K, int ng, const float *o,
+    rocchio_prep_fn *prep, rocchio_cand_fn *cand, void *arg, double *sum)
 {
-	const struct ctr_config *cfg = ctr_config(c);
-	float o[ENC_MAX_OUT], r[ENC_MAX_OUT], dir[CTR_MAX_DIM];
-	double sum[ROCCHIO_NG] = { 0 };
 	float *z0 = xcalloc(n + 1, sizeof(float));
 	float *z = xcalloc(n + 1, sizeof(float));
+	float r[ENC_MAX_OUT];
 	size_t k = (size_t)(K < 2 ? 2 : K);
-	double rms = item_rms(c);
 	int best = 0;
 
-	enc_rows_get(c, cfg->n_users, o);	/* the unknown-user rows */
-	if (n < min_n || n < 2)
-		goto done;
 	if (n < k)
 		k = n;
 	for (size_t f = 1; f < k; f++) {
 		size_t lo = n * f / k, hi = n * (f + 1) / k;
 		if (hi <= lo || lo == 0)
 			continue;
-		dir_of(c, ds, idx, lo, rms, dir);
+		if (!prep(arg, lo))
+			continue;
 		enc_rows_set(c, user, o);
 		ctr_logits(c, ds, idx + lo, hi - lo, z0);
-		for (int g = 1; g < ROCCHIO_NG; g++) {
-			memcpy(r, o, sizeof(r));
-			for (int d = 0; d < cfg->dim; d++)
-				r[d] += (float)rocchio_gamma[g] * dir[d];
+		for (int g = 1; g < ng; g++) {
+			cand(arg, g, o, r);
 			enc_rows_set(c, user, r);
 			ctr_logits(c, ds, idx + lo, hi - lo, z);
 			sum[g] += rocchio_net_pairs(ds, idx + lo, hi - lo, z, z0);
 		}
 	}
-	for (int g = 1; g < ROCCHIO_NG; g++)
+	for (int g = 1; g < ng; g++)
 		if (sum[g] > sum[best])
 			best = g;
-done:
+	free(z0);
+	free(z);
+	return best;
+}
+
+/* Rocchio's candidates: o moved by gamma along the direction of idx[0..lo). */
+struct roc_cv {
+	const struct ctr	*c;
+	const struct dataset	*ds;
+	const uint32_t		*idx;
+	double			 rms;
+	int			 dim;
+	float			 dir[CTR_MAX_DIM];
+};
+
+static int
+roc_prep(void *arg, size_t lo)
+{
+	struct roc_cv *a = arg;
+
+	dir_of(a->c, a->ds, a->idx, lo, a->rms, a->dir);
+	return 1;
+}
+
+static void
+roc_cand(void *arg, int g, const float *o, float *r)
+{
+	struct roc_cv *a = arg;
+
+	memcpy(r, o, ENC_MAX_OUT * sizeof(float));
+	for (int d = 0; d < a->dim; d++)
+		r[d] += (float)rocchio_gamma[g] * a->dir[d];
+}
+
+double
+rocchio_rows(struct ctr *c, const struct dataset *ds, const uint32_t *idx,
+    size_t n, uint32_t user, int K, size_t min_n, float *rows, double *net)
+{
+	const struct ctr_config *cfg = ctr_config(c);
+	float o[ENC_MAX_OUT];
+	double sum[ROCCHIO_NG] = { 0 };
+	struct roc_cv a = { c, ds, idx, item_rms(c), cfg->dim, { 0 } };
+	int best = 0;
+
+	enc_rows_get(c, cfg->n_users, o);	/* the unknown-user rows */
+	if (n >= min_n && n >= 2)
+		best = rocchio_fcv(c, ds, idx, n, user, K, ROCCHIO_NG, o,
+		    roc_prep, roc_cand, &a, sum);
 	memcpy(rows, o, sizeof(o));
 	if (best > 0) {
-		dir_of(c, ds, idx, n, rms, dir);
+		dir_of(c, ds, idx, n, a.rms, a.dir);
 		for (int d = 0; d < cfg->dim; d++)
-			rows[d] += (float)rocchio_gamma[best] * dir[d];
+			rows[d] += (float)rocchio_gamma[best] * a.dir[d];
 	}
 	enc_rows_set(c, user, rows);
 	if (net != NULL)
 		*net = sum[best];
-	free(z0);
-	free(z);
 	return rocchio_gamma[best];
 }

@@ -37,6 +37,22 @@ double	rocchio_net_pairs(const struct dataset *ds, const uint32_t *ho,
 	    size_t nh, const float *z, const float *z0);
 
 /*
+ * Forward-chaining CV over ds[idx[0..n)] in K blocks (at least 2, at most
+ * n): for each block after the first, prep(arg, lo) prepares from the
+ * samples before it (0: the block is skipped), then the block is scored
+ * with user's rows o and with each candidate g = 1..ng-1 that cand writes
+ * (ENC_MAX_OUT floats) from o; sum[g] adds the net pairs candidate g
+ * orders right against o. Returns the g of the largest sum (0: none above
+ * o's). user's rows in c are left at the last candidate's.
+ */
+typedef int	rocchio_prep_fn(void *arg, size_t lo);
+typedef void	rocchio_cand_fn(void *arg, int g, const float *o, float *r);
+int	rocchio_fcv(struct ctr *c, const struct dataset *ds,
+	    const uint32_t *idx, size_t n, uint32_t user, int K, int ng,
+	    const float *o, rocchio_prep_fn *prep, rocchio_cand_fn *cand,
+	    void *arg, double *sum);
+
+/*
  * Direction of ds[idx[0..n)] (clicks' mean item embedding minus
  * no-clicks', either mean 0 when it has no sample) as a unit vector over
  * the item table's RMS row norm, oriented by the sign of the FM
