@@ -1,7 +1,10 @@
 /*
  * dev_model: cloud models are read-only once installed (training clones
- * them), so the devices one deviced hosts share one copy per version and
- * checksum (struct deviced's models list), reference-counted. Loop thread
+ * them), so the devices one deviced hosts share them (struct deviced's
+ * models list), reference-counted: a device's slice (protocol 7) is a
+ * view (ctr_view) of its version's shared parameters, held once per
+ * version and shared-part checksum, with the device's own per-user rows;
+ * any other model is shared whole by version and checksum. Loop thread
  * only; a running job holds its device's reference.
  */
 #ifndef DEVICED_DEV_MODEL_H
@@ -15,8 +18,10 @@ struct deviced;
 struct enc;
 
 /*
- * The model packed in blob (len), shared if this deviced already holds
- * version with the same checksum; *global_ctr (may be NULL) gets its r_g.
+ * The model packed in blob (len): a slice's view of the shared part of
+ * version this deviced holds (unpacked from blob for the first device),
+ * else the model shared if this deviced holds version with the same
+ * checksum; *global_ctr (may be NULL) gets its r_g.
  * Returns 0 or ctr_io's / encoder_io's code with err.
  */
 int	dev_model_get(struct deviced *dd, uint64_t version, const void *blob,

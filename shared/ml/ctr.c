@@ -61,6 +61,9 @@ struct ctr {
 	int		 ti_att;	/* attention W, -1 = none */
 	int		 ti_fm;		/* FM pair weights, -1 = none */
 	struct kern_rows rows[CTR_MAX_TENSORS];	/* sparse tensors only */
+	struct ctr	*base;		/* a view's (ctr_view): whose shared
+					   tensors it reads; NULL otherwise */
+	atomic_int	 refs;		/* 1 + the views reading this model */
 
 	/* scratch, sized for cap rows */
 	int		 cap;
@@ -260,9 +263,9 @@ ctr_config_num_params(const struct ctr_config *cfg)
 	return layout(cfg, NULL);
 }
 
-/* Allocates everything but the scratch; params and grads are zero. */
+/* A model of cfg with its layout walked and nothing allocated. */
 static struct ctr *
-ctr_alloc(const struct ctr_config *cfg)
+ctr_shape(const struct ctr_config *cfg)
 {
 	struct ctr *m = xcalloc(1, sizeof(*m));
 
@@ -277,9 +280,88 @@ ctr_alloc(const struct ctr_config *cfg)
 	m->C0 = ctr_config_input_dim(cfg);
 	m->L = cfg->n_hidden;
 	m->R = cfg->n_hidden > 0 ? cfg->patch_rank : 0;
+	atomic_init(&m->refs, 1);
 	layout(cfg, m);
+	return m;
+}
+
+/* Allocates everything but the scratch; params and grads are zero. */
+static struct ctr *
+ctr_alloc(const struct ctr_config *cfg)
+{
+	struct ctr *m = ctr_shape(cfg);
+
 	param_alloc(&m->p, m->t, m->p.n_tensors, m->rows);
 	return m;
+}
+
+/* ---- views ----------------------------------------------------------------- */
+
+/* Tensor i of a view is its own (a per-user table), not base's. */
+static int
+view_owns(const struct ctr *m, int i)
+{
+	return i == T_USER || m->t[i].kind == CTR_T_PATCH_M ||
+	    m->t[i].kind == CTR_T_PATCH_B;
+}
+
+int
+ctr_view(struct ctr **out, struct ctr *base, const struct ctr *own)
+{
+	struct ctr_config a = own->cfg, b = base->cfg;
+	float *shared[CTR_MAX_TENSORS];
+	struct ctr *m;
+
+	*out = NULL;
+	a.slice_user = b.slice_user = 0;
+	if (base->base != NULL || memcmp(&a, &b, sizeof(a)) != 0)
+		return -EINVAL;
+	m = ctr_shape(&own->cfg);
+	for (int i = 0; i < m->p.n_tensors; i++)
+		shared[i] = view_owns(m, i) ? NULL : base->t[i].data;
+	param_alloc_view(&m->p, m->t, m->p.n_tensors, m->rows, shared);
+	for (int i = 0; i < m->p.n_tensors; i++)
+		if (view_owns(m, i))
+			memcpy(m->t[i].data, own->t[i].data,
+			    m->t[i].n * sizeof(float));
+	atomic_fetch_add(&base->refs, 1);
+	m->base = base;
+	*out = m;
+	return 0;
+}
+
+const struct ctr *
+ctr_view_base(const struct ctr *m)
+{
+	return m->base;
+}
+
+/* Copy on write: the view gets its own copy of every parameter. */
+static void
+view_own(struct ctr *m)
+{
+	if (m->base == NULL)
+		return;
+	param_own(&m->p);
+	ctr_free(m->base);
+	m->base = NULL;
+}
+
+/* ... before writing the tensors sel trains, if a shared one is among them. */
+static void
+view_own_sel(struct ctr *m, enum ctr_sel sel)
+{
+	if (sel_trains(sel, CTR_T_BASE) || sel_trains(sel, CTR_T_PATCH_UV))
+		view_own(m);
+}
+
+/* dst's parameters = src's, tensor by tensor (either may be a view). */
+static void
+copy_data(struct ctr *dst, const struct ctr *src)
+{
+	for (int i = 0; i < src->p.n_tensors; i++)
+		memcpy(dst->t[i].data, src->t[i].data,
+		    src->t[i].n * sizeof(float));
 }
 
 int
@@ -335,12 +417,16 @@ ctr_new(struct ctr **out, const struct ctr_config *cfg, uint64_t seed)
 void
 ctr_free(struct ctr *m)
 {
-	if (m == NULL)
-		return;
+	struct ctr *base;
+
+	if (m == NULL || atomic_fetch_sub(&m->refs, 1) > 1)
+		return;		/* views still read it */
+	base = m->base;
 	param_free(&m->p);
 	free(m->act);
 	free(m->ids);
 	free(m);
+	ctr_free(base);
 }
 
 struct ctr *
@@ -348,7 +434,7 @@ ctr_clone(const struct ctr *m)
 {
 	struct ctr *c = ctr_alloc(&m->cfg);
 
-	memcpy(c->p.params, m->p.params, m->p.n_params * sizeof(float));
+	copy_data(c, m);
 	param_copy_adam(&c->p, &m->p);
 	return c;
 }
@@ -358,7 +444,8 @@ ctr_copy_params(struct ctr *dst, const struct ctr *src)
 {
 	if (memcmp(&dst->cfg, &src->cfg, sizeof(dst->cfg)) != 0)
 		return -EINVAL;
-	memcpy(dst->p.params, src->p.params, src->p.n_params * sizeof(float));
+	view_own(dst);
+	copy_data(dst, src);
 	return 0;
 }
 
@@ -367,6 +454,7 @@ ctr_copy_params_sel(struct ctr *dst, const struct ctr *src, enum ctr_sel sel)
 {
 	if (memcmp(&dst->cfg, &src->cfg, sizeof(dst->cfg)) != 0)
 		return -EINVAL;
+	view_own_sel(dst, sel);
 	for (int i = 0; i < src->p.n_tensors; i++)
 		if (sel_trains(sel, src->t[i].kind))
 			memcpy(dst->t[i].data, src->t[i].data,
@@ -389,7 +477,7 @@ ctr_num_params(const struct ctr *m)
 float *
 ctr_params(const struct ctr *m)
 {
-	return m->p.params;
+	return m->base != NULL ? NULL : m->p.params;
 }
 
 int
@@ -1058,6 +1146,7 @@ ctr_step(struct ctr *m, enum ctr_sel sel, const struct ctr_opt *o)
 
 	if (o == NULL)
 		return -EINVAL;
+	view_own_sel(m, sel);
 	param_grads_ensure(&m->p);
 	po.kind = o->kind == CTR_OPT_SGD ? PARAM_OPT_SGD :
 	    o->kind == CTR_OPT_ADAM ? PARAM_OPT_ADAM : -1;
@@ -1204,6 +1293,7 @@ ctr_train(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
 	for (size_t i = 0; i < n; i++)
 		if (idx[i] >= ds->n)
 			return -EINVAL;
+	view_own(m);	/* fit_run snapshots the one parameter buffer */
 	c.wb = xmalloc((size_t)o->batch * sizeof(float));
 	c.ob = xmalloc((size_t)o->batch * sizeof(float));
 	fo = (struct fit_opts){ o->epochs, o->batch, o->patience, o->seed, 0,

@@ -165,6 +165,26 @@ struct ctr *ctr_clone(const struct ctr *m);
  * read; ctr_zero_grad, ctr_backward and ctr_step allocate it again.
  */
 void	ctr_release_grads(struct ctr *m);
+/*
+ * Model views (issue 14): the devices one deviced hosts on one model
+ * version read the same shared parameters, so they hold them once.
+ * ctr_view makes a model with own's config and a copy of own's per-user
+ * tables (emb_user, patch_m<l>, patch_b) whose other tensors read base's
+ * parameters, not copied. base's config must equal own's but for
+ * slice_user, and base must not be a view. The view holds a reference on
+ * base (ctr_free drops it: base's memory goes with the last of its owner
+ * and its views) and never writes through it: a step, ctr_train or
+ * parameter copy that would change a shared tensor first gives the view
+ * its own copy of every parameter (copy on write), after which it is an
+ * ordinary model. Forward passes of views of one base may run on
+ * different threads, as long as nothing writes base. ctr_clone of a view
+ * is an ordinary model; ctr_params of a view is NULL (its parameters are
+ * not one buffer). Returns 0 or -EINVAL.
+ */
+int	ctr_view(struct ctr **out, struct ctr *base, const struct ctr *own);
+/* The model view m reads (ctr_view), or NULL: m is no view (any more). */
+const struct ctr *ctr_view_base(const struct ctr *m);
+
 /* Copies the parameters of src into dst; -EINVAL if the configs differ. */
 int	ctr_copy_params(struct ctr *dst, const struct ctr *src);
 
@@ -179,6 +199,7 @@ size_t	ctr_num_params(const struct ctr *m);
 /*
  * The parameter buffer (ctr_num_params floats, tensors in ctr_tensor_at
  * order). Writable, for tests and loaders; the caller keeps the rules above.
+ * NULL for a view (ctr_view).
  */
 float	*ctr_params(const struct ctr *m);
 /* Number of named tensors (at most CTR_MAX_TENSORS). */

@@ -262,3 +262,50 @@ out:
 	dccl__model__free_unpacked(msg, NULL);
 	return rc;
 }
+
+int
+ctr_slice_shared_sum(const uint8_t *blob, size_t len, uint8_t out[32])
+{
+	Dccl__Model *msg;
+	struct {
+		Dccl__Tensor	*t;
+		float		*data;
+	} sw[CTR_SLICE_MAX_TENSORS];
+	size_t k = 0;
+	int rc = 0;
+
+	if (blob == NULL || len == 0 || len > CTR_IO_MAX_BYTES ||
+	    (msg = dccl__model__unpack(NULL, len, blob)) == NULL)
+		return CTR_IO_EUNPACK;
+	if (msg->user_rows != CTR_IO_ROWS_SLICE || msg->kind == NULL ||
+	    strcmp(msg->kind, CTR_IO_KIND) != 0) {
+		rc = CTR_IO_EFORMAT;
+		goto out;
+	}
+	/* Every per-user table back to its OOV row (row 1), as served. */
+	for (size_t i = 0; i < msg->n_tensors; i++) {
+		Dccl__Tensor *t = msg->tensors[i];
+		if (!ctr_slice_user_tensor(t->name))
+			continue;
+		if (k == CTR_SLICE_MAX_TENSORS || !user_table(t, 2)) {
+			rc = CTR_IO_ESHAPE;
+			goto out;
+		}
+		sw[k].t = t;
+		sw[k++].data = t->data;
+		t->data += t->shape[1];
+		t->n_data = t->shape[1];
+		t->shape[0] = 1;
+	}
+	msg->user_rows = CTR_IO_ROWS_SHARED;
+	msg->slice_user = 0;
+	shared_sum(msg, out);
+out:
+	while (k-- > 0) {	/* what free_unpacked frees */
+		sw[k].t->data = sw[k].data;
+		sw[k].t->n_data = 2 * sw[k].t->shape[1];
+		sw[k].t->shape[0] = 2;
+	}
+	dccl__model__free_unpacked(msg, NULL);
+	return rc;
+}

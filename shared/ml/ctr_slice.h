@@ -62,4 +62,15 @@ int	ctr_slice_assemble(const uint8_t *blob, size_t len, uint32_t user,
 	    Dccl__Tensor *const *rows, size_t n, uint8_t **out, size_t *outlen,
 	    char *err, size_t errlen);
 
+/*
+ * The checksum of the shared part a device's slice (blob, len, as
+ * ctr_slice_assemble packed it) was assembled from, recomputed from the
+ * slice alone (the per-user tables cut back to their OOV row): what the
+ * devices of one model version have in common, so a deviced can share it
+ * between them (deviced/dev_model.c). It does not check the slice's own
+ * checksum. 0, CTR_IO_EUNPACK, CTR_IO_EFORMAT (not a slice) or
+ * CTR_IO_ESHAPE.
+ */
+int	ctr_slice_shared_sum(const uint8_t *blob, size_t len, uint8_t out[32]);
+
 #endif

@@ -31,6 +31,19 @@ param_add(struct param_tensor *t, int *nt, size_t *total, const char *name,
 	(*nt)++;
 }
 
+/* The row bookkeeping of every sparse tensor of t (n). */
+static void
+rows_alloc(const struct param_tensor *t, int n, struct kern_rows *rows)
+{
+	for (int i = 0; i < n; i++)
+		if (t[i].sparse) {
+			uint32_t V = t[i].shape[0] ? t[i].shape[0] : 1;
+			rows[i].mark = xcalloc(V, 1);
+			rows[i].list = xcalloc(V, sizeof(uint32_t));
+			rows[i].n = 0;
+		}
+}
+
 void
 param_alloc(struct param_table *p, struct param_tensor *t, int n,
     struct kern_rows *rows)
@@ -50,13 +63,51 @@ param_alloc(struct param_table *p, struct param_tensor *t, int n,
 		t[i].data = p->params + off;
 		t[i].grad = p->grads + off;
 		off += t[i].n;
-		if (t[i].sparse) {
-			uint32_t V = t[i].shape[0] ? t[i].shape[0] : 1;
-			rows[i].mark = xcalloc(V, 1);
-			rows[i].list = xcalloc(V, sizeof(uint32_t));
-			rows[i].n = 0;
+	}
+	rows_alloc(t, n, rows);
+}
+
+void
+param_alloc_view(struct param_table *p, struct param_tensor *t, int n,
+    struct kern_rows *rows, float *const *shared)
+{
+	size_t off = 0, own = 0;
+
+	memset(p, 0, sizeof(*p));
+	p->n_tensors = n;
+	p->t = t;
+	p->rows = rows;
+	for (int i = 0; i < n; i++) {
+		p->n_params += t[i].n;
+		if (shared[i] == NULL)
+			own += t[i].n;
+	}
+	p->params = xcalloc(own ? own : 1, sizeof(float));
+	for (int i = 0; i < n; i++) {
+		t[i].grad = NULL;
+		if (shared[i] != NULL)
+			t[i].data = shared[i];
+		else {
+			t[i].data = p->params + off;
+			off += t[i].n;
 		}
 	}
+	rows_alloc(t, n, rows);
+}
+
+void
+param_own(struct param_table *p)
+{
+	float *buf = xcalloc(p->n_params ? p->n_params : 1, sizeof(float));
+	size_t off = 0;
+
+	for (int i = 0; i < p->n_tensors; i++) {
+		memcpy(buf + off, p->t[i].data, p->t[i].n * sizeof(float));
+		p->t[i].data = buf + off;
+		off += p->t[i].n;
+	}
+	free(p->params);
+	p->params = buf;
 }
 
 void

@@ -95,6 +95,18 @@ void	param_add(struct param_tensor *t, int *nt, size_t *total,
  */
 void	param_alloc(struct param_table *p, struct param_tensor *t, int n,
 	    struct kern_rows *rows);
+/*
+ * A view's table (ctr_view): tensor i reads shared[i] (another table's
+ * data, which this one never writes) or, where shared[i] is NULL, gets
+ * zeroed storage of its own; n_params counts every tensor; no gradient
+ * buffer (param_grads_ensure makes one, in param_alloc's layout).
+ * param_own then copies every tensor into one buffer of the table's own
+ * in param_alloc's layout (copy on write), after which the table is an
+ * ordinary one.
+ */
+void	param_alloc_view(struct param_table *p, struct param_tensor *t, int n,
+	    struct kern_rows *rows, float *const *shared);
+void	param_own(struct param_table *p);
 /* Frees what param_alloc and the optimiser allocated; p may be zeroed. */
 void	param_free(struct param_table *p);
 /*

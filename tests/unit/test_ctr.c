@@ -915,6 +915,178 @@ test_patch_io(void **state)
 	free_ds(&ds);
 }
 
+/* ---- model views ------------------------------------------------------------ */
+
+/* Every parameter of m, tensor by tensor (views have no one buffer). */
+static float *
+params_of(const struct ctr *m)
+{
+	float *p = malloc(ctr_num_params(m) * sizeof(float)), *q = p;
+
+	for (int i = 0; i < ctr_num_tensors(m); i++) {
+		const struct param_tensor *t = ctr_tensor_at(m, i);
+		memcpy(q, t->data, t->n * sizeof(float));
+		q += t->n;
+	}
+	return p;
+}
+
+static void
+assert_same_params(const struct ctr *a, const struct ctr *b)
+{
+	float *pa = params_of(a), *pb = params_of(b);
+
+	assert_int_equal(ctr_num_params(a), ctr_num_params(b));
+	assert_memory_equal(pa, pb, ctr_num_params(a) * sizeof(float));
+	free(pa);
+	free(pb);
+}
+
+static void
+assert_same_preds(struct ctr *a, struct ctr *b, const struct dataset *ds,
+    const uint32_t *idx)
+{
+	float *pa = calloc(ds->n, sizeof(float));
+	float *pb = calloc(ds->n, sizeof(float));
+
+	assert_int_equal(ctr_logits(a, ds, idx, ds->n, pa), 0);
+	assert_int_equal(ctr_logits(b, ds, idx, ds->n, pb), 0);
+	assert_memory_equal(pa, pb, ds->n * sizeof(float));
+	free(pa);
+	free(pb);
+}
+
+/* m's own tensors (the per-user tables) move, the others not. */
+static void
+metapatch_steps(struct ctr *m, const struct dataset *ds, const uint32_t *idx)
+{
+	struct ctr_opt o;
+
+	ctr_opt_default(&o, CTR_OPT_SGD, 0.5f);
+	for (int k = 0; k < 5; k++) {
+		ctr_zero_grad(m);
+		assert_int_equal(ctr_forward(m, ds, idx + 32 * k, 32, NULL), 0);
+		assert_int_equal(ctr_backward(m, CTR_SEL_METAPATCH_ONLY, NULL,
+		    NULL, NULL, NULL), 0);
+		assert_int_equal(ctr_step(m, CTR_SEL_METAPATCH_ONLY, &o), 0);
+	}
+}
+
+/*
+ * Views (ctr_view, issue 14): two devices' models over one base predict
+ * and train bit for bit as their own full copies would, and no training
+ * of one writes the base or changes the other: per-user training stays in
+ * the view's own rows, fine-tuning copies on write.
+ */
+static void
+test_views(void **state)
+{
+	struct ctr_config c = small_cfg(), c2;
+	struct dataset ds;
+	struct ctr_train_opts o;
+	struct ctr *base, *a, *b, *va, *vb, *vc, *x;
+	float *b0, *b1;
+
+	(void)state;
+	make_ds(&ds, 300, 6, 20, 11);
+	uint32_t *idx = iota(ds.n, 0);
+	base = new_model(&c, 7);
+	randomize_patch(base, 3);
+	ctr_release_grads(base);	/* as deviced holds it */
+	a = ctr_clone(base);
+	randomize_patch(a, 4);
+	b = ctr_clone(base);
+	randomize_patch(b, 5);
+	assert_int_equal(ctr_view(&va, base, a), 0);
+	assert_int_equal(ctr_view(&vb, base, b), 0);
+	assert_ptr_equal(ctr_view_base(va), base);
+	assert_null(ctr_view_base(a));
+	assert_null(ctr_params(va));
+	assert_int_equal(ctr_num_params(va), ctr_num_params(a));
+	assert_ptr_equal(ctr_tensor_find(va, "emb_item")->data,
+	    ctr_tensor_find(base, "emb_item")->data);
+	assert_ptr_not_equal(ctr_tensor_find(va, "emb_user")->data,
+	    ctr_tensor_find(base, "emb_user")->data);
+	assert_same_params(va, a);
+	assert_same_preds(va, a, &ds, idx);
+	assert_same_preds(vb, b, &ds, idx);
+	b0 = params_of(base);
+
+	/* per-user training: in the view's rows, as on the full copy */
+	metapatch_steps(va, &ds, idx);
+	metapatch_steps(a, &ds, idx);
+	assert_ptr_equal(ctr_view_base(va), base);	/* no copy made */
+	assert_same_params(va, a);
+	assert_same_preds(va, a, &ds, idx);
+	b1 = params_of(base);
+	assert_memory_equal(b0, b1, ctr_num_params(base) * sizeof(float));
+	free(b1);
+	assert_same_preds(vb, b, &ds, idx);
+
+	/* fine-tuning every weight: copy on write, the same result */
+	ctr_train_opts_default(&o);
+	o.epochs = 2;
+	o.batch = 32;
+	assert_int_equal(ctr_train(va, &ds, idx, ds.n, NULL, 0, &o, NULL), 0);
+	assert_int_equal(ctr_train(a, &ds, idx, ds.n, NULL, 0, &o, NULL), 0);
+	assert_null(ctr_view_base(va));
+	assert_non_null(ctr_params(va));
+	assert_same_params(va, a);
+	b1 = params_of(base);
+	assert_memory_equal(b0, b1, ctr_num_params(base) * sizeof(float));
+	free(b1);
+	assert_same_preds(vb, b, &ds, idx);
+
+	/* a step of every weight, and a parameter copy, on a view */
+	assert_int_equal(ctr_view(&vc, base, b), 0);
+	x = ctr_clone(vc);	/* an ordinary model */
+	assert_null(ctr_view_base(x));
+	assert_same_params(x, b);
+	{
+		struct ctr_opt so;
+		ctr_opt_default(&so, CTR_OPT_SGD, 0.1f);
+		ctr_zero_grad(vc);
+		assert_int_equal(ctr_forward(vc, &ds, idx, 64, NULL), 0);
+		assert_int_equal(ctr_backward(vc, CTR_SEL_ALL, NULL, NULL,
+		    NULL, NULL), 0);
+		assert_int_equal(ctr_step(vc, CTR_SEL_ALL, &so), 0);
+		assert_null(ctr_view_base(vc));
+	}
+	assert_int_equal(ctr_copy_params(x, vb), 0);
+	assert_same_params(x, b);
+	ctr_free(vc);
+	assert_int_equal(ctr_view(&vc, base, b), 0);
+	assert_int_equal(ctr_copy_params_sel(vc, a, CTR_SEL_METAPATCH_ONLY), 0);
+	assert_ptr_equal(ctr_view_base(vc), base);
+	assert_int_equal(ctr_copy_params_sel(vc, a, CTR_SEL_NO_PATCH), 0);
+	assert_null(ctr_view_base(vc));
+	b1 = params_of(base);
+	assert_memory_equal(b0, b1, ctr_num_params(base) * sizeof(float));
+	free(b1);
+	ctr_free(vc);
+
+	/* refused: another shape, a view of a view */
+	c2 = c;
+	c2.dim = 8;
+	vc = new_model(&c2, 1);
+	assert_int_equal(ctr_view(&x, base, vc), -EINVAL);
+	assert_null(x);
+	ctr_free(vc);
+	assert_int_equal(ctr_view(&x, vb, b), -EINVAL);
+
+	/* the base lives as long as a view reads it */
+	ctr_free(base);
+	assert_same_preds(vb, b, &ds, idx);
+	assert_same_params(vb, b);
+	ctr_free(vb);
+	ctr_free(va);
+	ctr_free(a);
+	ctr_free(b);
+	free(b0);
+	free(idx);
+	free_ds(&ds);
+}
+
 int
 main(void)
 {
@@ -931,6 +1103,7 @@ main(void)
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_corrupt),
 		cmocka_unit_test(test_patch_io),
+		cmocka_unit_test(test_views),
 	};
 
 	openblas_set_num_threads(1);

@@ -306,6 +306,110 @@ test_refused(void **state)
 	ctr_free(full);
 }
 
+/* User u's slice as packed (*out, *outlen) and the shared part (*sh). */
+static void
+slice_blob(const uint8_t *blob, size_t len, uint32_t u, uint8_t **sh,
+    size_t *shlen, uint8_t **out, size_t *outlen)
+{
+	Dccl__Model *full = dccl__model__unpack(NULL, len, blob);
+	Dccl__Tensor t[CTR_SLICE_MAX_TENSORS], *tp[CTR_SLICE_MAX_TENSORS];
+	uint32_t shape[2 * CTR_SLICE_MAX_TENSORS];
+	size_t n;
+	char err[256];
+
+	assert_non_null(full);
+	assert_int_equal(ctr_slice_shared(full, sh, shlen, err, sizeof(err)),
+	    0);
+	n = ctr_slice_rows(full, u, t, tp, shape);
+	assert_int_equal(ctr_slice_assemble(*sh, *shlen, u, tp, n, out,
+	    outlen, err, sizeof(err)), 0);
+	dccl__model__free_unpacked(full, NULL);
+}
+
+/*
+ * Every user's slice gives back the checksum of the shared part it was
+ * assembled from (what a deviced keys the shared parameters by), and the
+ * slices of two users over one set of shared parameters (ctr_view)
+ * predict as the slices themselves.
+ */
+static void
+test_shared_sum(void **state)
+{
+	uint32_t users[] = { 2, 7, NU + 3 };
+	uint8_t *blob, *sh, *out, sum[32];
+	size_t len, shlen, outlen;
+	struct ctr *full = full_model(&blob, &len), *base = NULL;
+	char err[256];
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(users) / sizeof(users[0]); k++) {
+		Dccl__Model *x;
+		struct ctr *m = NULL, *v;
+		struct dataset ds;
+		float *p0, *p1;
+		uint32_t *idx;
+
+		slice_blob(blob, len, users[k], &sh, &shlen, &out, &outlen);
+		x = dccl__model__unpack(NULL, shlen, sh);
+		assert_non_null(x);
+		assert_int_equal(ctr_slice_shared_sum(out, outlen, sum), 0);
+		assert_int_equal(x->checksum.len, 32);
+		assert_memory_equal(sum, x->checksum.data, 32);
+		dccl__model__free_unpacked(x, NULL);
+		/* not a slice: the shared part, the full model */
+		assert_int_equal(ctr_slice_shared_sum(sh, shlen, sum),
+		    CTR_IO_EFORMAT);
+		assert_int_equal(ctr_slice_shared_sum(blob, len, sum),
+		    CTR_IO_EFORMAT);
+		assert_int_not_equal(ctr_slice_shared_sum(out, outlen / 2,
+		    sum), 0);
+		assert_int_equal(ctr_io_unpack(&m, NULL, out, outlen, err,
+		    sizeof(err)), 0);
+		if (base == NULL)
+			base = ctr_clone(m);	/* the first user's, as deviced */
+		assert_int_equal(ctr_view(&v, base, m), 0);
+		user_data(&ds, users[k], 40 + k);
+		idx = iota(ds.n, 0);
+		p0 = calloc(ds.n, sizeof(float));
+		p1 = calloc(ds.n, sizeof(float));
+		assert_int_equal(ctr_logits(m, &ds, idx, ds.n, p0), 0);
+		assert_int_equal(ctr_logits(v, &ds, idx, ds.n, p1), 0);
+		same_floats(p0, p1, ds.n);
+		free(p0);
+		free(p1);
+		free(idx);
+		free_ds(&ds);
+		ctr_free(v);
+		ctr_free(m);
+		free(out);
+		free(sh);
+	}
+	/* another shared part, another checksum */
+	ctr_params(full)[ctr_num_params(full) / 2] += 1.0f;
+	{
+		struct ctr_meta meta;
+		uint8_t sum2[32], *b2;
+		size_t l2;
+		memset(&meta, 0, sizeof(meta));
+		meta.version = 3;
+		meta.global_ctr = 0.3;
+		slice_blob(blob, len, 2, &sh, &shlen, &out, &outlen);
+		assert_int_equal(ctr_slice_shared_sum(out, outlen, sum), 0);
+		free(out);
+		free(sh);
+		assert_int_equal(ctr_io_pack(full, &meta, &b2, &l2), 0);
+		slice_blob(b2, l2, 2, &sh, &shlen, &out, &outlen);
+		assert_int_equal(ctr_slice_shared_sum(out, outlen, sum2), 0);
+		assert_memory_not_equal(sum, sum2, 32);
+		free(out);
+		free(sh);
+		free(b2);
+	}
+	ctr_free(base);
+	free(blob);
+	ctr_free(full);
+}
+
 int
 main(void)
 {
@@ -313,6 +417,7 @@ main(void)
 		cmocka_unit_test(test_same_as_full),
 		cmocka_unit_test(test_shared_has_no_rows),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_shared_sum),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
