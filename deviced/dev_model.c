@@ -15,6 +15,7 @@
 #include "shared/ml/ctr_slice.h"
 #include "shared/ml/encoder.h"
 #include "shared/ml/encoder_io.h"
+#include "shared/log.h"
 #include "shared/xmalloc.h"
 
 /*
@@ -109,6 +110,10 @@ dev_model_get(struct deviced *dd, uint64_t version, const void *blob,
 		e->next = dd->models;
 		dd->models = e;
 		m = views ? m : NULL;	/* the base is the entry's */
+		if (views)
+			log_info("MODEL: v%llu shared part held once for the "
+			    "devices of this deviced (%zu parameters)",
+			    (unsigned long long)version, ctr_num_params(e->m));
 	}
 	if (views) {
 		/* its rows over the version's shared parameters */

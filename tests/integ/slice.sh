@@ -15,7 +15,10 @@
 #     upload. (A user id the model has no row for cannot register while
 #     that model is current; tests/unit/test_slice.c covers it.)
 #  5. a device whose store holds a full model (protocol 6) drops it at
-#     start and installs its slice in its place.
+#     start and installs its slice in its place;
+#  6. a deviced hosting every user's device holds the version's shared
+#     part once (deviced/dev_model.c), after the download and after a
+#     restart that loads every slice from its store.
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 endpoints
 # users 3 and 4 are cold: no pool samples, rows at their initial values
@@ -113,4 +116,18 @@ grep -q "MODEL: device=okdev stored model v1 is not this user's slice" "$T/ok2.l
 grep -q "DOWNLOAD: device=okdev model v1 installed" "$T/ok2.log" || die "no slice installed"
 [ "$(sqlite3 "$db" "SELECT length(blob) FROM model")" -lt "$(stat -c %s "$T/model.bin")" ] ||
     die "the store still holds the full model"
+log "6. one deviced hosting every device holds the shared part once"
+start_deviced fleet -o deviced.shards="$SHARDS" -o deviced.run-once=yes
+wait "$DPID" || die "fleet exit $?"
+n=$(ls "$SHARDS" | grep -c local)
+[ "$(grep -c 'DOWNLOAD: device=.* model v1 installed' "$T/fleet.log")" = "$n" ] ||
+    die "not every hosted device installed its slice"
+[ "$(grep -c 'MODEL: v1 shared part held once' "$T/fleet.log")" = 1 ] ||
+    die "the shared part was not held once"
+start_deviced fleet2 -o deviced.shards="$SHARDS" -o deviced.run-once=yes
+wait "$DPID" || die "fleet restart exit $?"
+grep -q "DOWNLOAD: " "$T/fleet2.log" && die "a stored slice was downloaded again"
+[ "$(grep -c 'MODEL: v1 shared part held once' "$T/fleet2.log")" = 1 ] ||
+    die "the stored slices do not share the shared part"
+grep "EXIT: " "$T/fleet2.log" | sed 's/.*EXIT: //'
 echo "slice OK"
