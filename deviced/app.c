@@ -65,7 +65,8 @@ serving_copy(const struct ctr *m)
 {
 	struct ctr *s;
 
-	if (ctr_new(&s, ctr_config(m), 0) != 0 || ctr_copy_params(s, m) != 0) {
+	if (ctr_new_zero(&s, ctr_config(m)) != 0 ||
+	    ctr_copy_params(s, m) != 0) {
 		ctr_free(s);
 		return ctr_clone(m);
 	}

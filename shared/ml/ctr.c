@@ -365,6 +365,18 @@ copy_data(struct ctr *dst, const struct ctr *src)
 }
 
 int
+ctr_new_zero(struct ctr **out, const struct ctr_config *cfg)
+{
+	int rc;
+
+	*out = NULL;
+	if ((rc = ctr_config_check(cfg)) != 0)
+		return rc;
+	*out = ctr_alloc(cfg);
+	return 0;
+}
+
+int
 ctr_new(struct ctr **out, const struct ctr_config *cfg, uint64_t seed)
 {
 	struct ctr *m;

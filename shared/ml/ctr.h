@@ -156,6 +156,11 @@ int	ctr_config_input_dim(const struct ctr_config *cfg);
  */
 int	ctr_new(struct ctr **out, const struct ctr_config *cfg,
 	    uint64_t seed);
+/*
+ * As ctr_new with every parameter zero, for a caller that writes them all
+ * (a loader: the random initialisation was most of a small model's load).
+ */
+int	ctr_new_zero(struct ctr **out, const struct ctr_config *cfg);
 /* NULL is a no-op. */
 void	ctr_free(struct ctr *m);
 /* Deep copy of config, params and Adam state (grads start at zero). */

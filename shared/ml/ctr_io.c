@@ -392,7 +392,7 @@ ctr_io_unpack_msg(struct ctr **out, struct ctr_meta *meta,
 		    &cfg), len);
 		goto fail;
 	}
-	if ((rc = ctr_new(&m, &cfg, 0)) != 0) {
+	if ((rc = ctr_new_zero(&m, &cfg)) != 0) {	/* check_tensors: all */
 		rc = fail(CTR_IO_ECONFIG, err, errlen, "rejected by ctr_new");
 		goto fail;
 	}
