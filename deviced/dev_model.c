@@ -117,7 +117,7 @@ dev_model_get(struct deviced *dd, uint64_t version, const void *blob,
 	}
 	if (views) {
 		/* its rows over the version's shared parameters */
-		rc = ctr_view(&v, e->m, m);
+		rc = ctr_view(&v, e->m, ctr_config(m), m);
 		if (m != e->m)
 			ctr_free(m);
 		if (rc != 0) {

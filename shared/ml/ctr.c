@@ -306,20 +306,28 @@ view_owns(const struct ctr *m, int i)
 }
 
 int
-ctr_view(struct ctr **out, struct ctr *base, const struct ctr *own)
+ctr_view(struct ctr **out, struct ctr *base, const struct ctr_config *cfg,
+    const struct ctr *own)
 {
-	struct ctr_config a = own->cfg, b = base->cfg;
+	struct ctr_config a = *cfg, b = base->cfg;
 	float *shared[CTR_MAX_TENSORS];
 	struct ctr *m;
 
 	*out = NULL;
+	for (int l = a.n_hidden; l >= 0 && l < CTR_MAX_LAYERS; l++)
+		a.hidden[l] = 0;	/* as ctr_shape keeps them */
+	for (uint32_t f = a.n_side; f < SAMPLE_SIDE_MAX; f++)
+		a.side_card[f] = 0;
 	a.slice_user = b.slice_user = 0;
-	if (base->base != NULL || memcmp(&a, &b, sizeof(a)) != 0)
+	if (base->base != NULL || memcmp(&a, &b, sizeof(a)) != 0 ||
+	    (own != NULL && memcmp(cfg, &own->cfg, sizeof(*cfg)) != 0))
 		return -EINVAL;
-	m = ctr_shape(&own->cfg);
+	m = ctr_shape(cfg);
 	for (int i = 0; i < m->p.n_tensors; i++)
 		shared[i] = view_owns(m, i) ? NULL : base->t[i].data;
 	param_alloc_view(&m->p, m->t, m->p.n_tensors, m->rows, shared);
+	if (own == NULL)
+		own = base;
 	for (int i = 0; i < m->p.n_tensors; i++)
 		if (view_owns(m, i))
 			memcpy(m->t[i].data, own->t[i].data,

@@ -173,10 +173,10 @@ void	ctr_release_grads(struct ctr *m);
 /*
  * Model views (issue 14): the devices one deviced hosts on one model
  * version read the same shared parameters, so they hold them once.
- * ctr_view makes a model with own's config and a copy of own's per-user
- * tables (emb_user, patch_m<l>, patch_b) whose other tensors read base's
- * parameters, not copied. base's config must equal own's but for
- * slice_user, and base must not be a view. The view holds a reference on
+ * ctr_view makes a model of config cfg with a copy of own's per-user
+ * tables (emb_user, patch_m<l>, patch_b; base's when own is NULL) whose
+ * other tensors read base's parameters, not copied. cfg must equal base's
+ * but for slice_user (and own's, if given), and base must not be a view. The view holds a reference on
  * base (ctr_free drops it: base's memory goes with the last of its owner
  * and its views) and never writes through it: a step, ctr_train or
  * parameter copy that would change a shared tensor first gives the view
@@ -186,7 +186,8 @@ void	ctr_release_grads(struct ctr *m);
  * is an ordinary model; ctr_params of a view is NULL (its parameters are
  * not one buffer). Returns 0 or -EINVAL.
  */
-int	ctr_view(struct ctr **out, struct ctr *base, const struct ctr *own);
+int	ctr_view(struct ctr **out, struct ctr *base,
+	    const struct ctr_config *cfg, const struct ctr *own);
 /* The model view m reads (ctr_view), or NULL: m is no view (any more). */
 const struct ctr *ctr_view_base(const struct ctr *m);
 

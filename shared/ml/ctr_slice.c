@@ -309,3 +309,55 @@ out:
 	dccl__model__free_unpacked(msg, NULL);
 	return rc;
 }
+
+int
+ctr_slice_view(struct ctr **out, struct ctr *base, uint32_t user,
+    Dccl__Tensor *const *rows, size_t n, char *err, size_t errlen)
+{
+	struct ctr_config cfg = *ctr_config(base);
+	struct ctr *v = NULL;
+	size_t used = 0;
+	int cold = user >= cfg.n_users;
+
+	*out = NULL;
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (!cfg.sliced)
+		return fail(CTR_IO_EFORMAT, err, errlen, "base is no slice");
+	cfg.slice_user = user;
+	/* the rows' checks of ctr_slice_assemble, against base's tables */
+	for (int i = 0; i < ctr_num_tensors(base); i++) {
+		const struct param_tensor *t = ctr_tensor_at(base, i);
+		const Dccl__Tensor *r;
+		uint32_t c = t->shape[1];
+		if (!ctr_slice_user_tensor(t->name))
+			continue;
+		if ((r = find_rows(rows, n, t->name)) == NULL)
+			return fail(CTR_IO_EMISSING, err, errlen, "row of "
+			    "'%s'", t->name);
+		if (r->n_shape != 2 || r->shape[0] != (cold ? 0u : 1u) ||
+		    r->shape[1] != c || r->n_data != (cold ? 0 : c))
+			return fail(CTR_IO_ESHAPE, err, errlen, "row of '%s' "
+			    "for user %u", t->name, user);
+		if (!tensor_io_finite(r->data, r->n_data))
+			return fail(CTR_IO_ENONFINITE, err, errlen, "row of "
+			    "'%s'", t->name);
+		used++;
+	}
+	if (used != n)
+		return fail(CTR_IO_EUNKNOWN, err, errlen, "%zu rows for %zu "
+		    "per-user tables", n, used);
+	if (ctr_view(&v, base, &cfg, NULL) != 0)
+		return fail(CTR_IO_ECONFIG, err, errlen, "base is a view");
+	/* row 0: the user's (the OOV row again when it has none) */
+	for (int i = 0; i < ctr_num_tensors(v); i++) {
+		const struct param_tensor *t = ctr_tensor_at(v, i);
+		size_t c = t->shape[1];
+		if (!ctr_slice_user_tensor(t->name))
+			continue;
+		memcpy(t->data, cold ? t->data + c : find_rows(rows, n,
+		    t->name)->data, c * sizeof(float));
+	}
+	*out = v;
+	return 0;
+}

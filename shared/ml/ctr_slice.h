@@ -73,4 +73,17 @@ int	ctr_slice_assemble(const uint8_t *blob, size_t len, uint32_t user,
  */
 int	ctr_slice_shared_sum(const uint8_t *blob, size_t len, uint8_t out[32]);
 
+/*
+ * User's slice as a view (ctr_view) of base, a slice of the same shared
+ * part (another user's: its shared tensors and OOV rows are the shared
+ * part's), with user's rows (n tensors, checked as ctr_slice_assemble
+ * checks them): the model ctr_slice_assemble and ctr_io_unpack would give,
+ * without assembling or unpacking the shared part again. The caller
+ * vouches that base's shared part is the one the rows go with (the same
+ * version and shared-part checksum). 0 or a CTR_IO_E* code with err.
+ */
+struct ctr;
+int	ctr_slice_view(struct ctr **out, struct ctr *base, uint32_t user,
+	    Dccl__Tensor *const *rows, size_t n, char *err, size_t errlen);
+
 #endif

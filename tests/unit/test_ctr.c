@@ -997,8 +997,8 @@ test_views(void **state)
 	randomize_patch(a, 4);
 	b = ctr_clone(base);
 	randomize_patch(b, 5);
-	assert_int_equal(ctr_view(&va, base, a), 0);
-	assert_int_equal(ctr_view(&vb, base, b), 0);
+	assert_int_equal(ctr_view(&va, base, ctr_config(a), a), 0);
+	assert_int_equal(ctr_view(&vb, base, ctr_config(b), b), 0);
 	assert_ptr_equal(ctr_view_base(va), base);
 	assert_null(ctr_view_base(a));
 	assert_null(ctr_params(va));
@@ -1038,7 +1038,7 @@ test_views(void **state)
 	assert_same_preds(vb, b, &ds, idx);
 
 	/* a step of every weight, and a parameter copy, on a view */
-	assert_int_equal(ctr_view(&vc, base, b), 0);
+	assert_int_equal(ctr_view(&vc, base, ctr_config(b), b), 0);
 	x = ctr_clone(vc);	/* an ordinary model */
 	assert_null(ctr_view_base(x));
 	assert_same_params(x, b);
@@ -1055,7 +1055,7 @@ test_views(void **state)
 	assert_int_equal(ctr_copy_params(x, vb), 0);
 	assert_same_params(x, b);
 	ctr_free(vc);
-	assert_int_equal(ctr_view(&vc, base, b), 0);
+	assert_int_equal(ctr_view(&vc, base, ctr_config(b), b), 0);
 	assert_int_equal(ctr_copy_params_sel(vc, a, CTR_SEL_METAPATCH_ONLY), 0);
 	assert_ptr_equal(ctr_view_base(vc), base);
 	assert_int_equal(ctr_copy_params_sel(vc, a, CTR_SEL_NO_PATCH), 0);
@@ -1069,10 +1069,10 @@ test_views(void **state)
 	c2 = c;
 	c2.dim = 8;
 	vc = new_model(&c2, 1);
-	assert_int_equal(ctr_view(&x, base, vc), -EINVAL);
+	assert_int_equal(ctr_view(&x, base, ctr_config(vc), vc), -EINVAL);
 	assert_null(x);
 	ctr_free(vc);
-	assert_int_equal(ctr_view(&x, vb, b), -EINVAL);
+	assert_int_equal(ctr_view(&x, vb, ctr_config(b), b), -EINVAL);
 
 	/* the base lives as long as a view reads it */
 	ctr_free(base);

@@ -367,7 +367,36 @@ test_shared_sum(void **state)
 		    sizeof(err)), 0);
 		if (base == NULL)
 			base = ctr_clone(m);	/* the first user's, as deviced */
-		assert_int_equal(ctr_view(&v, base, m), 0);
+		assert_int_equal(ctr_view(&v, base, ctr_config(m), m), 0);
+		{
+			/* the same from the rows alone (ctr_slice_view) */
+			Dccl__Model *fm = dccl__model__unpack(NULL, len, blob);
+			Dccl__Tensor rt[CTR_SLICE_MAX_TENSORS];
+			Dccl__Tensor *rp[CTR_SLICE_MAX_TENSORS];
+			uint32_t shape[2 * CTR_SLICE_MAX_TENSORS];
+			size_t nr = ctr_slice_rows(fm, users[k], rt, rp, shape);
+			struct ctr *w;
+			assert_int_equal(ctr_slice_view(&w, base, users[k], rp,
+			    nr, err, sizeof(err)), 0);
+			assert_ptr_equal(ctr_view_base(w), base);
+			assert_int_equal(ctr_config(w)->slice_user, users[k]);
+			for (int i = 0; i < ctr_num_tensors(m); i++) {
+				const struct param_tensor *a =
+				    ctr_tensor_at(m, i);
+				const struct param_tensor *b =
+				    ctr_tensor_at(w, i);
+				assert_int_equal(a->n, b->n);
+				same_floats(a->data, b->data, a->n);
+			}
+			ctr_free(w);
+			assert_int_not_equal(ctr_slice_view(&w, base,
+			    users[k], rp, nr - 1, err, sizeof(err)), 0);
+			assert_null(w);
+			assert_int_equal(ctr_slice_view(&w, base, users[k] <
+			    NU ? NU + 1 : 1, rp, nr, err, sizeof(err)),
+			    CTR_IO_ESHAPE);
+			dccl__model__free_unpacked(fm, NULL);
+		}
 		user_data(&ds, users[k], 40 + k);
 		idx = iota(ds.n, 0);
 		p0 = calloc(ds.n, sizeof(float));
