@@ -2,6 +2,7 @@
  * dev_model: the cloud models one deviced shares among its devices (see
  * dev_model.h).
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +132,27 @@ dev_model_get(struct deviced *dd, uint64_t version, const void *blob,
 		m = e->m;
 	e->refs++;
 	*out = m;
+	if (global_ctr != NULL)
+		*global_ctr = e->global_ctr;
+	return 0;
+}
+
+/* A slice from its rows over a shared part this deviced holds. */
+int
+dev_model_view(struct deviced *dd, uint64_t version, const uint8_t sum[32],
+    uint32_t user, const Dccl__UserRows *rows, struct ctr **out,
+    double *global_ctr, char *err, size_t errlen)
+{
+	struct dev_model *e = find(dd, version, sum, 1);
+	int rc;
+
+	*out = NULL;
+	if (e == NULL)
+		return -ENOENT;
+	if ((rc = ctr_slice_view(out, e->m, user, rows->tensors,
+	    rows->n_tensors, err, errlen)) != 0)
+		return rc;
+	e->refs++;
 	if (global_ctr != NULL)
 		*global_ctr = e->global_ctr;
 	return 0;

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dccl.pb-c.h"
+
 struct ctr;
 struct deviced;
 struct enc;
@@ -27,6 +29,15 @@ struct enc;
 int	dev_model_get(struct deviced *dd, uint64_t version, const void *blob,
 	    size_t len, struct ctr **out, double *global_ctr, char *err,
 	    size_t errlen);
+/*
+ * User's slice from its rows over the shared part of version with
+ * checksum sum, when this deviced holds it (no unpacking, no assembly);
+ * -ENOENT when it does not (the caller assembles the slice and calls
+ * dev_model_get), else 0 or ctr_slice_view's code with err.
+ */
+int	dev_model_view(struct deviced *dd, uint64_t version,
+	    const uint8_t sum[32], uint32_t user, const Dccl__UserRows *rows,
+	    struct ctr **out, double *global_ctr, char *err, size_t errlen);
 /* Drops a reference; the last one frees the model (NULL: nothing). */
 void	dev_model_put(struct deviced *dd, struct ctr *m);
 /* The encoder shipped with shared model m, or NULL. */

@@ -18,6 +18,7 @@
 #include "deviced/device_load.h"
 #include "deviced/deviced.h"
 #include "deviced/dp.h"
+#include "deviced/dshared.h"
 #include "deviced/model_fit.h"
 #include "shared/auth.h"
 #include "shared/ml/ctr.h"
@@ -70,9 +71,10 @@ device_load_fits(struct device *d, struct ctr *m, uint64_t version)
 int
 device_load_install(struct device *d, const Dccl__UserRows *rows)
 {
-	uint8_t sum[32], *sl = NULL;
+	const char *dir = d->dd->cf.data_dir;
+	uint8_t sum[32], sid[32], *sl = NULL, *ref = NULL;
 	void *blob = NULL;
-	size_t len = 0, sllen = 0;
+	size_t len = 0, sllen = 0, reflen = 0;
 	struct ctr *m = NULL;
 	double gctr = 0;
 	char err[256];
@@ -92,7 +94,8 @@ device_load_install(struct device *d, const Dccl__UserRows *rows)
 	/*
 	 * Protocol 7: the chunks are the shared part; with the device's own
 	 * rows from the manifest they make its slice, which is what the
-	 * device uses and stores (shared/ml/ctr_slice.h).
+	 * device uses (shared/ml/ctr_slice.h): a view of the shared part
+	 * when this deviced holds it already, else assembled and unpacked.
 	 */
 	if (rows == NULL || rows->user_id != d->user) {
 		log_warnx("DOWNLOAD: device=%s model v%llu: no rows for user "
@@ -100,17 +103,18 @@ device_load_install(struct device *d, const Dccl__UserRows *rows)
 		rc = -EBADMSG;
 		goto fail;
 	}
-	if ((rc = ctr_slice_assemble(blob, len, d->user, rows->tensors,
-	    rows->n_tensors, &sl, &sllen, err, sizeof(err))) != 0) {
-		log_warnx("DOWNLOAD: device=%s model v%llu refused: %s", d->id,
-		    (unsigned long long)d->dl_version, err);
-		goto fail;
+	if (ctr_slice_shared_id(blob, len, sid) != 0) {
+		snprintf(err, sizeof(err), "not a shared part");
+		rc = -EBADMSG;
+	} else if ((rc = dev_model_view(d->dd, d->dl_version, sid, d->user,
+	    rows, &m, &gctr, err, sizeof(err))) == -ENOENT &&
+	    (rc = ctr_slice_assemble(blob, len, d->user, rows->tensors,
+	    rows->n_tensors, &sl, &sllen, err, sizeof(err))) == 0) {
+		rc = dev_model_get(d->dd, d->dl_version, sl, sllen, &m, &gctr,
+		    err, sizeof(err));
+		free(sl);
 	}
-	free(blob);
-	blob = sl;
-	len = sllen;
-	if ((rc = dev_model_get(d->dd, d->dl_version, blob, len, &m, &gctr, err,
-	    sizeof(err)))) {
+	if (rc != 0) {
 		log_warnx("DOWNLOAD: device=%s model v%llu refused: %s", d->id,
 		    (unsigned long long)d->dl_version, err);
 		goto fail;
@@ -119,9 +123,25 @@ device_load_install(struct device *d, const Dccl__UserRows *rows)
 		dev_model_put(d->dd, m);
 		goto fail;
 	}
-	if ((rc = dstore_model_put(d->st, d->dl_version, blob, len)) != 0) {
+	/* The shared part once per data directory (dshared.h), then the
+	 * device's reference to it. */
+	if ((rc = dshared_put(dir, d->dl_version, sid, blob, len)) != 0) {
+		log_warnx("MODEL: device=%s cannot store the shared part of "
+		    "v%llu in %s/shared: %s", d->id,
+		    (unsigned long long)d->dl_version, dir, strerror(-rc));
 		dev_model_put(d->dd, m);
 		goto fail;
+	}
+	dshared_ref_pack(sid, rows, &ref, &reflen);
+	rc = dstore_model_put(d->st, d->dl_version, ref, reflen);
+	free(ref);
+	if (rc != 0) {
+		dev_model_put(d->dd, m);
+		goto fail;
+	}
+	if (d->dd->shared_pruned < d->dl_version) {
+		dshared_prune(dir, d->dl_version);
+		d->dd->shared_pruned = d->dl_version;
 	}
 	dev_model_put(d->dd, d->model);
 	d->model = m;
@@ -200,6 +220,48 @@ device_auth_open(struct device *d)
  * samples (imported once from local_csv), the test samples, the stored
  * model and whether a patch for it was already made.
  */
+/*
+ * The slice a store's reference names (dshared.h): a view of the shared
+ * part when this deviced holds it, else assembled from the shared part's
+ * file and the stored rows. 0, or -1 with err (the device downloads
+ * its model again).
+ */
+static int
+load_ref(struct device *d, uint32_t user, const void *blob, size_t len,
+    char *err, size_t errlen)
+{
+	Dccl__UserRows *rows = NULL;
+	uint8_t sid[32], *sl = NULL;
+	void *sh = NULL;
+	size_t shlen = 0, sllen = 0;
+	int rc;
+
+	if (dshared_ref_unpack(blob, len, sid, &rows) != 1) {
+		snprintf(err, errlen, "a damaged reference");
+		return -1;
+	}
+	if (rows->user_id != user) {
+		snprintf(err, errlen, "rows of user %u", rows->user_id);
+		rc = -1;
+	} else if ((rc = dev_model_view(d->dd, d->version, sid, user, rows,
+	    &d->model, NULL, err, errlen)) == -ENOENT) {
+		if ((rc = dshared_get(d->dd->cf.data_dir, d->version, sid, &sh,
+		    &shlen)) != 0)
+			snprintf(err, errlen, "its shared part %s (%s/shared)",
+			    rc == -ENOENT ? "is gone" : "is damaged",
+			    d->dd->cf.data_dir);
+		else if ((rc = ctr_slice_assemble(sh, shlen, user,
+		    rows->tensors, rows->n_tensors, &sl, &sllen, err,
+		    errlen)) == 0)
+			rc = dev_model_get(d->dd, d->version, sl, sllen,
+			    &d->model, NULL, err, errlen);
+	}
+	free(sl);
+	free(sh);
+	dccl__user_rows__free_unpacked(rows, NULL);
+	return rc != 0 ? -1 : 0;
+}
+
 int
 device_load(struct device *d, const char *id, uint32_t user,
     const char *local_csv, const char *test_csv)
@@ -250,8 +312,9 @@ device_load(struct device *d, const char *id, uint32_t user,
 	for (size_t i = 0; i < d->test.n; i++)
 		d->test.s[i].user = user;
 	if (dstore_model_get(d->st, &d->version, &blob, &len) == 0) {
-		if (dev_model_get(dd, d->version, blob, len, &d->model, NULL, err,
-		    sizeof(err))) {
+		if (dshared_ref_is(blob, len) ? load_ref(d, user, blob, len,
+		    err, sizeof(err)) != 0 : dev_model_get(dd, d->version,
+		    blob, len, &d->model, NULL, err, sizeof(err)) != 0) {
 			log_warnx("MODEL: device=%s stored model refused: %s",
 			    id, err);
 			d->version = 0;

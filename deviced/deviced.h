@@ -201,6 +201,7 @@ struct deviced {
 	struct device		*dev;		/* max_dev slots, n_dev used */
 	int			 n_dev, max_dev;
 	struct dev_model	*models;	/* shared cloud models, device.c */
+	uint64_t		 shared_pruned;	/* dshared_prune ran below it */
 	int			 n_done;
 	int			 n_refused;	/* run-once: ended on a refused model */
 	int			 jobs;

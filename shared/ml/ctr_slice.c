@@ -361,3 +361,20 @@ ctr_slice_view(struct ctr **out, struct ctr *base, uint32_t user,
 	*out = v;
 	return 0;
 }
+
+int
+ctr_slice_shared_id(const uint8_t *blob, size_t len, uint8_t out[32])
+{
+	Dccl__Model *msg;
+	int rc = 0;
+
+	if (blob == NULL || len == 0 || len > CTR_IO_MAX_BYTES ||
+	    (msg = dccl__model__unpack(NULL, len, blob)) == NULL)
+		return CTR_IO_EUNPACK;
+	if (msg->user_rows != CTR_IO_ROWS_SHARED || msg->checksum.len != 32)
+		rc = CTR_IO_EFORMAT;
+	else
+		memcpy(out, msg->checksum.data, 32);
+	dccl__model__free_unpacked(msg, NULL);
+	return rc;
+}

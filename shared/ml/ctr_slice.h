@@ -74,6 +74,13 @@ int	ctr_slice_assemble(const uint8_t *blob, size_t len, uint32_t user,
 int	ctr_slice_shared_sum(const uint8_t *blob, size_t len, uint8_t out[32]);
 
 /*
+ * The checksum a shared part (blob, len) carries, unchecked (which
+ * ctr_slice_assemble does): what names it. 0, CTR_IO_EUNPACK or
+ * CTR_IO_EFORMAT (not a shared part).
+ */
+int	ctr_slice_shared_id(const uint8_t *blob, size_t len, uint8_t out[32]);
+
+/*
  * User's slice as a view (ctr_view) of base, a slice of the same shared
  * part (another user's: its shared tensors and OOV rows are the shared
  * part's), with user's rows (n tensors, checked as ctr_slice_assemble

@@ -18,7 +18,10 @@
 #     start and installs its slice in its place;
 #  6. a deviced hosting every user's device holds the version's shared
 #     part once (deviced/dev_model.c), after the download and after a
-#     restart that loads every slice from its store.
+#     restart that loads every slice from its store; it is on disk once
+#     (deviced/dshared.h: <data-dir>/shared), the device stores hold a
+#     reference and their rows;
+#  7. a shared part file gone or damaged: the devices download again.
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 endpoints
 # users 3 and 4 are cold: no pool samples, rows at their initial values
@@ -130,4 +133,30 @@ grep -q "DOWNLOAD: " "$T/fleet2.log" && die "a stored slice was downloaded again
 [ "$(grep -c 'MODEL: v1 shared part held once' "$T/fleet2.log")" = 1 ] ||
     die "the stored slices do not share the shared part"
 grep "EXIT: " "$T/fleet2.log" | sed 's/.*EXIT: //'
+ls "$T/dev/shared"
+[ "$(ls "$T/dev/shared" | grep -c '^v1-.*\.part$')" = 1 ] &&
+    [ "$(ls "$T/dev/shared" | wc -l)" = 1 ] || die "not one shared part file"
+[ "$(stat -c %s "$T/dev/shared/"v1-*.part)" = "$shared" ] ||
+    die "the shared part file is not the shared part"
+for db in "$T"/dev/*/device.db; do
+	b=$(sqlite3 "$db" "SELECT length(blob) FROM model")
+	[ -z "$b" ] || [ "$b" -lt 4096 ] || die "$db holds a $b-byte model, not a reference"
+done
+
+log "7. the shared part file gone, then damaged: the devices download again"
+rm "$T/dev/shared/"v1-*.part
+start_deviced fleet3 -o deviced.shards="$SHARDS" -o deviced.run-once=yes
+wait "$DPID" || die "fleet exit $?"
+grep -q "stored model refused: its shared part is gone" "$T/fleet3.log" ||
+    die "a missing shared part was not noticed"
+[ "$(grep -c 'DOWNLOAD: device=.* model v1 installed' "$T/fleet3.log")" = "$n" ] ||
+    die "not every device downloaded again"
+f=$(ls "$T/dev/shared/"v1-*.part)
+printf '\001' | dd of="$f" bs=1 seek=$((shared / 2)) conv=notrunc 2>/dev/null
+start_deviced fleet4 -o deviced.shards="$SHARDS" -o deviced.run-once=yes
+wait "$DPID" || die "fleet exit $?"
+grep -q "stored model refused: .*altered" "$T/fleet4.log" ||
+    die "a damaged shared part was not refused"
+[ "$(grep -c 'DOWNLOAD: device=.* model v1 installed' "$T/fleet4.log")" = "$n" ] ||
+    die "not every device downloaded again"
 echo "slice OK"
