@@ -1054,6 +1054,7 @@ test_views(void **state)
 	}
 	assert_int_equal(ctr_copy_params(x, vb), 0);
 	assert_same_params(x, b);
+	ctr_free(x);
 	ctr_free(vc);
 	assert_int_equal(ctr_view(&vc, base, ctr_config(b), b), 0);
 	assert_int_equal(ctr_copy_params_sel(vc, a, CTR_SEL_METAPATCH_ONLY), 0);
