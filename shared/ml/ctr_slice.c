@@ -144,6 +144,31 @@ find_rows(Dccl__Tensor *const *rows, size_t n, const char *name)
 	return r;
 }
 
+/*
+ * user's row of the per-user table name (c columns) among rows: one
+ * tensor of that name, shape [1, c] ([0, c] for a cold user), finite.
+ * 0 and *out, or a CTR_IO_E* code with err.
+ */
+static int
+row_check(const char *name, size_t c, uint32_t user, int cold,
+    Dccl__Tensor *const *rows, size_t n, const Dccl__Tensor **out, char *err,
+    size_t errlen)
+{
+	const Dccl__Tensor *r;
+
+	if ((r = find_rows(rows, n, name)) == NULL)
+		return fail(CTR_IO_EMISSING, err, errlen, "row of '%s'", name);
+	if (r->n_shape != 2 || r->shape[0] != (cold ? 0u : 1u) ||
+	    r->shape[1] != c || r->n_data != (cold ? 0 : c))
+		return fail(CTR_IO_ESHAPE, err, errlen, "row of '%s' for user "
+		    "%u", name, user);
+	if (!tensor_io_finite(r->data, r->n_data))
+		return fail(CTR_IO_ENONFINITE, err, errlen, "row of '%s'",
+		    name);
+	*out = r;
+	return 0;
+}
+
 int
 ctr_slice_assemble(const uint8_t *blob, size_t len, uint32_t user,
     Dccl__Tensor *const *rows, size_t n, uint8_t **out, size_t *outlen,
@@ -203,22 +228,9 @@ ctr_slice_assemble(const uint8_t *blob, size_t len, uint32_t user,
 			goto out;
 		}
 		c = t->shape[1];
-		if ((r = find_rows(rows, n, t->name)) == NULL) {
-			rc = fail(CTR_IO_EMISSING, err, errlen, "row of '%s'",
-			    t->name);
+		if ((rc = row_check(t->name, c, user, cold, rows, n, &r, err,
+		    errlen)) != 0)
 			goto out;
-		}
-		if (r->n_shape != 2 || r->shape[0] != (cold ? 0u : 1u) ||
-		    r->shape[1] != c || r->n_data != (cold ? 0 : c)) {
-			rc = fail(CTR_IO_ESHAPE, err, errlen, "row of '%s' "
-			    "for user %u", t->name, user);
-			goto out;
-		}
-		if (!tensor_io_finite(r->data, r->n_data)) {
-			rc = fail(CTR_IO_ENONFINITE, err, errlen, "row of "
-			    "'%s'", t->name);
-			goto out;
-		}
 		used++;
 		/* row 0: the user's (the OOV row again when it has none) */
 		d = xmalloc(2 * c * sizeof(float));
@@ -329,19 +341,12 @@ ctr_slice_view(struct ctr **out, struct ctr *base, uint32_t user,
 	for (int i = 0; i < ctr_num_tensors(base); i++) {
 		const struct param_tensor *t = ctr_tensor_at(base, i);
 		const Dccl__Tensor *r;
-		uint32_t c = t->shape[1];
+		int rc;
 		if (!ctr_slice_user_tensor(t->name))
 			continue;
-		if ((r = find_rows(rows, n, t->name)) == NULL)
-			return fail(CTR_IO_EMISSING, err, errlen, "row of "
-			    "'%s'", t->name);
-		if (r->n_shape != 2 || r->shape[0] != (cold ? 0u : 1u) ||
-		    r->shape[1] != c || r->n_data != (cold ? 0 : c))
-			return fail(CTR_IO_ESHAPE, err, errlen, "row of '%s' "
-			    "for user %u", t->name, user);
-		if (!tensor_io_finite(r->data, r->n_data))
-			return fail(CTR_IO_ENONFINITE, err, errlen, "row of "
-			    "'%s'", t->name);
+		if ((rc = row_check(t->name, t->shape[1], user, cold, rows, n,
+		    &r, err, errlen)) != 0)
+			return rc;
 		used++;
 	}
 	if (used != n)
