@@ -189,6 +189,18 @@ dev_model_put(struct deviced *dd, struct ctr *m)
 		drop(dd, e);
 }
 
+/* The oldest version this deviced holds, UINT64_MAX if none. */
+uint64_t
+dev_model_oldest(const struct deviced *dd)
+{
+	uint64_t v = UINT64_MAX;
+
+	for (const struct dev_model *e = dd->models; e != NULL; e = e->next)
+		if (e->version < v)
+			v = e->version;
+	return v;
+}
+
 /* The encoder shipped with shared model m (dev_model_get), or NULL. */
 struct enc *
 dev_model_enc(const struct deviced *dd, const struct ctr *m)

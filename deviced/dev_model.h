@@ -40,6 +40,8 @@ int	dev_model_view(struct deviced *dd, uint64_t version,
 	    struct ctr **out, double *global_ctr, char *err, size_t errlen);
 /* Drops a reference; the last one frees the model (NULL: nothing). */
 void	dev_model_put(struct deviced *dd, struct ctr *m);
+/* The oldest version this deviced holds, UINT64_MAX if none. */
+uint64_t dev_model_oldest(const struct deviced *dd);
 /* The encoder shipped with shared model m, or NULL. */
 struct enc *dev_model_enc(const struct deviced *dd, const struct ctr *m);
 

@@ -139,12 +139,18 @@ device_load_install(struct device *d, const Dccl__UserRows *rows)
 		dev_model_put(d->dd, m);
 		goto fail;
 	}
-	if (d->dd->shared_pruned < d->dl_version) {
-		dshared_prune(dir, d->dl_version);
-		d->dd->shared_pruned = d->dl_version;
-	}
 	dev_model_put(d->dd, d->model);
 	d->model = m;
+	{
+		/* older versions' files, but for those hosted devices use */
+		uint64_t below = dev_model_oldest(d->dd);
+		if (below > d->dl_version)
+			below = d->dl_version;
+		if (d->dd->shared_pruned < below) {
+			dshared_prune(dir, below);
+			d->dd->shared_pruned = below;
+		}
+	}
 	d->enc = dev_model_enc(d->dd, m);
 	d->version = d->dl_version;
 	d->global_ctr = gctr;

@@ -12,9 +12,10 @@
  * race to write one: either copy is the same. A reader checks a file
  * against the checksum it is named by (ctr_slice_assemble checks the
  * content against its keyed checksum). Installing version v removes the
- * files of older versions (dshared_prune); a device whose file is gone
- * (another process pruned it, or it was damaged) downloads its model
- * again at its next start, as for a store of protocol 6.
+ * files of older versions no device of this deviced still holds
+ * (dshared_prune); a device whose file is gone (another deviced sharing
+ * the directory pruned it, or it was damaged) downloads its model again
+ * at its next start, as for a store of protocol 6.
  *
  * Threads: the loop's; no state.
  */

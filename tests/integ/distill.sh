@@ -26,6 +26,10 @@ wait_model 2
 grep -q "DISTILL: model v2 from v1: 8 fresh + 0 stale patches used" "$T/cloudd.log" || die "no DISTILL result line"
 wait_for "[ \$(grep -c 'DOWNLOAD: device=.* model v2 installed' '$T/devs.log') -ge 8 ]" 600 0.1 || die "devices did not download v2"
 wait_for "[ \$(patches_on 2) = 8 ]" 600 0.1 || die "no re-personalized patches on v2"
+# v2's shared part on disk once, v1's removed with its last device
+# (deviced/dshared.h)
+ls "$T/dev/shared" | grep -q '^v2-.*\.part$' && [ "$(ls "$T/dev/shared" | wc -l)" = 1 ] ||
+    die "shared parts on disk: $(ls "$T/dev/shared")"
 dcctl model show 2 | grep -q "distill_patches.*8" || die "v2 metrics: $(dcctl model show 2)"
 # A second request while nothing is new is fine; while training it is busy.
 kill -TERM "$DPID"; wait "$DPID" 2>/dev/null || true
