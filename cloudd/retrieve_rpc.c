@@ -173,11 +173,15 @@ refuse(struct cloudd *cd, struct rpc_req *r, uint64_t w, int due,
 {
 	struct appoint *a = &cd->retr_appt;
 	double svc = cd->retr_svc_s > 0 ? cd->retr_svc_s : RETR_SVC_GUESS_S;
-	/* completions come workers at a time: one per svc / workers at
-	 * best, or as far apart as they were seen to come */
+	/*
+	 * Completions come workers at a time, one per svc / workers, or as
+	 * close as they were seen to come: the nearer of the two. Too near
+	 * costs a device a second refusal; too far idles the searches when
+	 * the machine speeds up after a burst, and lengthens the round.
+	 */
 	double gap = svc * 1e3 / (double)cd->cf.workers;
 
-	if (cd->retr_gap_s * 1e3 > gap)
+	if (cd->retr_gap_s > 0 && cd->retr_gap_s * 1e3 < gap)
 		gap = cd->retr_gap_s * 1e3;
 	double now = (double)uv_now(&cd->loop);
 
@@ -220,6 +224,10 @@ admit(struct cloudd *cd, struct rpc_req *r)
 		    cd->heavy_s * 1e3);
 	switch (appoint_check(a, w, (double)uv_now(&cd->loop), &wait)) {
 	case APPOINT_EARLY:
+		if (cd->inflight < max / 4 && !slow) {
+			appoint_used(a, w);	/* room now: no idling */
+			return 1;
+		}
 		r->retry_exact_ms = wait;
 		rpc_error(cd, r, DCCL__ERROR_CODE__E_BUSY, "early for the "
 		    "appointment; come back in %u ms", wait);
