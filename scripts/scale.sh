@@ -82,7 +82,12 @@ distill_summary() {
 	why=$(echo "$line" | sed -n 's/.*(\(.*\))$/\1/p')
 	made=$(grep -m1 "DISTILL: model v" "$OUT/cloudd.log" |
 	    sed -n 's/.*DISTILL: \(model v[0-9]* from v[0-9]*\): \([0-9]*\) fresh.*/\1 on \2 fresh patches/p')
-	echo "distill    fired $(since_start "DISTILL: automatic run:") s after the first device start on $n patches ($why; trigger: $trig); ${made:+$made, }${made:+done $(since_start "DISTILL: model v") s after the start}${made:-no distilled model before the run ended}"
+	if [ -n "$made" ]; then
+		made="$made, done $(since_start "DISTILL: model v") s after the start"
+	else
+		made="no distilled model before the run ended"
+	fi
+	echo "distill    fired $(since_start "DISTILL: automatic run:") s after the first device start on $n patches ($why; trigger: $trig); $made"
 }
 
 # The whole run in its own process group, so one kill ends all of it.
