@@ -744,6 +744,7 @@ main(int argc, char **argv)
 	    (unsigned long long)cd->dlpace.refused, cd->cf.download_rate);
 	download_cache_free(cd);
 	dlslots_free(cd);
+	retrieve_rpc_free(cd);
 	ofa_cloud_free(cd);
 	fedsel_close(cd);
 	devtab_fini(&cd->devs);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "cloudd/appoint.h"
 #include "cloudd/dlpace.h"
 #include "cloudd/job.h"
 #include "cloudd/store.h"
@@ -223,6 +224,12 @@ struct cloudd {
 	struct dlpace		 dlpace;	/* dlpace.c: chunk bytes per second */
 	struct mf_cache		*mf;		/* manifest.c: versions' manifests */
 	struct dlslots		*dls;		/* dlslots.c: downloads at once */
+	/* retrieve_rpc.c: retrievals refused get appointments (appoint.h) */
+	struct appoint		 retr_appt;
+	uint8_t			 retr_key[16];	/* keys the device ids' hashes */
+	double			 retr_svc_s;	/* a search's time, moving mean */
+	double			 retr_gap_s;	/* between completions, mean */
+	double			 retr_done_t;	/* last completion, 0: idle */
 	/* upload.c: uploads of this loop iteration, committed together */
 	uv_check_t		 up_check;	/* active while up_n > 0 */
 	struct upload_item	 up[UPLOAD_BATCH_MAX];

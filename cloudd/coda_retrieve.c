@@ -1011,18 +1011,6 @@ retr_topk(const struct retr *r, const float *Q, size_t m, size_t k,
 }
 
 static int
-cmp_row_score(const void *a, const void *b)
-{
-	const struct retr_hit *x = a, *y = b;
-
-	if (x->row != y->row)
-		return x->row < y->row ? -1 : 1;
-	if (x->score != y->score)
-		return x->score > y->score ? -1 : 1;
-	return 0;
-}
-
-static int
 cmp_score_row(const void *a, const void *b)
 {
 	const struct retr_hit *x = a, *y = b;
@@ -1032,6 +1020,89 @@ cmp_score_row(const void *a, const void *b)
 	if (x->row != y->row)
 		return x->row < y->row ? -1 : 1;
 	return 0;
+}
+
+/*
+ * Keeps the first hit of each row in a (its best score written over it),
+ * in place; returns the count. An open-addressing table of indexes.
+ */
+static size_t
+dedupe_rows(struct retr_hit *a, size_t n)
+{
+	size_t cap = 16, w = 0;
+	uint32_t *tab;
+
+	while (cap < 2 * n)
+		cap *= 2;
+	tab = xmalloc(cap * sizeof(*tab));
+	memset(tab, 0xff, cap * sizeof(*tab));	/* UINT32_MAX: empty */
+	for (size_t i = 0; i < n; i++) {
+		uint64_t x = a[i].row * 0x9e3779b97f4a7c15ULL;
+		size_t h = (size_t)(x >> 32) & (cap - 1);
+
+		for (;; h = (h + 1) & (cap - 1)) {
+			if (tab[h] == UINT32_MAX) {
+				tab[h] = (uint32_t)w;
+				a[w++] = a[i];
+				break;
+			}
+			if (a[tab[h]].row == a[i].row) {
+				if (a[i].score > a[tab[h]].score)
+					a[tab[h]].score = a[i].score;
+				break;
+			}
+		}
+	}
+	free(tab);
+	return w;
+}
+
+/* a[i] ranks below a[j] in the final order (score desc, row asc). */
+static int
+hit_below(const struct retr_hit *a, size_t i, size_t j)
+{
+	return cmp_score_row(&a[i], &a[j]) > 0;
+}
+
+static void
+hit_sift(struct retr_hit *a, size_t n, size_t i)
+{
+	for (;;) {
+		size_t c = 2 * i + 1;
+		struct retr_hit t;
+
+		if (c >= n)
+			return;
+		if (c + 1 < n && hit_below(a, c + 1, c))
+			c++;
+		if (!hit_below(a, c, i))
+			return;
+		t = a[i];
+		a[i] = a[c];
+		a[c] = t;
+		i = c;
+	}
+}
+
+/*
+ * The k best of a (n) in the final order, sorted, at its start; returns
+ * min(n, k). A heap of the k best so far (its root the worst of them).
+ */
+static size_t
+best_k(struct retr_hit *a, size_t n, size_t k)
+{
+	if (n > k) {
+		for (size_t i = k / 2; i-- > 0;)
+			hit_sift(a, k, i);
+		for (size_t i = k; i < n; i++)
+			if (hit_below(a, 0, i)) {
+				a[0] = a[i];
+				hit_sift(a, k, 0);
+			}
+		n = k;
+	}
+	qsort(a, n, sizeof(*a), cmp_score_row);
+	return n;
 }
 
 int
@@ -1055,14 +1126,13 @@ retr_search(const struct retr *r, const float *Q, size_t m, size_t k,
 	for (size_t q = 0; q < m; q++)
 		for (size_t i = 0; i < cnt[q]; i++)
 			all[u++] = all[q * k + i];
-	/* Dedupe by row, keeping each row's best score. */
-	qsort(all, u, sizeof(*all), cmp_row_score);
-	for (size_t i = 0; i < u; i++)
-		if (w == 0 || all[w - 1].row != all[i].row)
-			all[w++] = all[i];
-	qsort(all, w, sizeof(*all), cmp_score_row);
-	if (w > k)
-		w = k;
+	/*
+	 * Dedupe by row, keeping each row's best score, then the k best.
+	 * A hash of the rows and a k-heap, not two sorts of all m*k hits:
+	 * the sorts were 13 % of cloudd's CPU in a 2,000-device round.
+	 */
+	w = dedupe_rows(all, u);
+	w = best_k(all, w, k);
 	memcpy(out, all, w * sizeof(*out));
 	*nout = w;
 done:

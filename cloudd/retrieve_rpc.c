@@ -7,6 +7,7 @@
  */
 #include <math.h>
 #include <nanomsg/nn.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "shared/xmalloc.h"
 
 #define RETR_USERS_K 10	/* similar users consulted in MODE_USERS */
+#define RETR_SVC_GUESS_S 0.01	/* a search's time before one is measured */
 
 static void
 pack_samples(struct rpc_req *r, const struct pool *p, const uint32_t *idx,
@@ -79,6 +81,8 @@ retrieve_work_cb(uv_work_t *w)
 	float *score = xcalloc(k, sizeof(*score));
 	int rc;
 
+	double t0 = clock_now();
+
 	guard_worker_nice();	/* light requests first (guard.h) */
 	if (q->mode == DCCL__RETRIEVE_MODE__MODE_USERS) {
 		uint32_t uids[RETR_USERS_K];
@@ -111,6 +115,7 @@ retrieve_work_cb(uv_work_t *w)
 		pack_samples(r, p, idx, score, nout);
 	free(idx);
 	free(score);
+	r->seconds = clock_now() - t0;
 }
 
 static void
@@ -122,6 +127,18 @@ retrieve_after_cb(uv_work_t *w, int status)
 	job_end(&cd->job, 1);
 	cd->inflight--;
 	cd->heavy_s += (clock_now() - r->t0 - cd->heavy_s) / 8;
+	if (status == 0)
+		cd->retr_svc_s += (r->seconds - cd->retr_svc_s) / 8;
+	/*
+	 * The time between completions while searches wait: what the
+	 * queue really drains at (the threadpool also runs other jobs, and
+	 * replies leave from the loop), which the search time alone
+	 * overstates.
+	 */
+	if (cd->retr_done_t > 0)
+		cd->retr_gap_s += (clock_now() - cd->retr_done_t -
+		    cd->retr_gap_s) / 8;
+	cd->retr_done_t = cd->inflight > 0 ? clock_now() : 0;
 	pool_unref(cd, r->pool);
 	r->pool = NULL;
 	if (status != 0 || r->code != 0) {
@@ -133,6 +150,124 @@ retrieve_after_cb(uv_work_t *w, int status)
 		rpc_send_packed(cd, r, r->out, r->out_len, 0);
 	}
 	job_idle(&cd->job);
+}
+
+/* The device's keyed hash (never 0): its appointment's key. */
+static uint64_t
+who(struct cloudd *cd, const struct rpc_req *r)
+{
+	const char *id = r->env->device_id != NULL ? r->env->device_id : "";
+	uint8_t h[crypto_shorthash_BYTES];
+	uint64_t w;
+
+	crypto_shorthash(h, (const unsigned char *)id, strlen(id),
+	    cd->retr_key);
+	memcpy(&w, h, sizeof(w));
+	return w != 0 ? w : 1;
+}
+
+/* E_BUSY with an appointment (appoint.h) as its retry-after. */
+static void
+refuse(struct cloudd *cd, struct rpc_req *r, uint64_t w, int due,
+    const char *why)
+{
+	struct appoint *a = &cd->retr_appt;
+	double svc = cd->retr_svc_s > 0 ? cd->retr_svc_s : RETR_SVC_GUESS_S;
+	/*
+	 * Completions come workers at a time, one per svc / workers, or as
+	 * close as they were seen to come: the nearer of the two. Too near
+	 * costs a device a second refusal; too far idles the searches when
+	 * the machine speeds up after a burst, and lengthens the round.
+	 */
+	double gap = svc * 1e3 / (double)cd->cf.workers;
+
+	if (cd->retr_gap_s > 0 && cd->retr_gap_s * 1e3 < gap)
+		gap = cd->retr_gap_s * 1e3;
+	double now = (double)uv_now(&cd->loop);
+
+	r->retry_exact_ms = due ? appoint_rebook(a, w, now, cd->inflight, gap) :
+	    appoint_book(a, w, now, cd->inflight, gap);
+	rpc_error(cd, r, DCCL__ERROR_CODE__E_BUSY, "%s; come back in %u ms",
+	    why, r->retry_exact_ms);
+}
+
+/*
+ * Admission of a search: 1 to run it, 0 after an E_BUSY reply. The
+ * bounds are those of every heavy request (limits.max-inflight, and
+ * limits.max-latency-ms on the mean time from arrival to reply; one
+ * request is always let in so the mean keeps being measured); what is
+ * new is the order: a device whose appointment has come goes in ahead
+ * of devices without one, which while appointments are outstanding wait
+ * their turn unless the queue is nearly empty (the devices booked did
+ * not come).
+ */
+static int
+admit(struct cloudd *cd, struct rpc_req *r)
+{
+	struct appoint *a = &cd->retr_appt;
+	uint32_t max = (uint32_t)cd->cf.max_inflight, wait = 0;
+	int slow = cd->cf.max_latency_ms > 0 && cd->inflight > 0 &&
+	    cd->heavy_s * 1e3 > (double)cd->cf.max_latency_ms;
+	char why[96];
+	uint64_t w;
+
+	if (a->e == NULL) {
+		appoint_init(a);
+		crypto_shorthash_keygen(cd->retr_key);
+	}
+	w = who(cd, r);
+	if (cd->inflight >= max)
+		snprintf(why, sizeof(why), "%u heavy requests in flight",
+		    cd->inflight);
+	else
+		snprintf(why, sizeof(why), "heavy requests take %.0f ms",
+		    cd->heavy_s * 1e3);
+	switch (appoint_check(a, w, (double)uv_now(&cd->loop), &wait)) {
+	case APPOINT_EARLY:
+		if (cd->inflight < max / 4 && !slow) {
+			appoint_used(a, w);	/* room now: no idling */
+			return 1;
+		}
+		r->retry_exact_ms = wait;
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_BUSY, "early for the "
+		    "appointment; come back in %u ms", wait);
+		return 0;
+	case APPOINT_DUE:
+		if (cd->inflight < max && !slow) {
+			appoint_used(a, w);
+			return 1;
+		}
+		refuse(cd, r, w, 1, why);
+		return 0;
+	case APPOINT_QUEUE:
+		if (cd->inflight < max / 4 && !slow)
+			return 1;
+		snprintf(why, sizeof(why), "devices with earlier "
+		    "appointments first");
+		break;
+	case APPOINT_NONE:
+		if (cd->inflight < max && !slow)
+			return 1;
+		break;
+	}
+	refuse(cd, r, w, 0, why);
+	return 0;
+}
+
+void
+retrieve_rpc_free(struct cloudd *cd)
+{
+	struct appoint *a = &cd->retr_appt;
+
+	if (a->e == NULL)
+		return;
+	log_info("APPOINT: %llu retrievals refused with an appointment, %llu "
+	    "came and went in ahead, %llu came early, %llu found no place; "
+	    "a search took %.1f ms, completions came %.1f ms apart (moving "
+	    "means)", (unsigned long long)a->booked, (unsigned long long)a->kept,
+	    (unsigned long long)a->early, (unsigned long long)a->nospace,
+	    cd->retr_svc_s * 1e3, cd->retr_gap_s * 1e3);
+	appoint_free(a);
 }
 
 void
@@ -172,25 +307,8 @@ retrieve_rpc(struct cloudd *cd, struct rpc_req *r)
 		    "query vectors contain NaN or Inf");
 		return;
 	}
-	if (cd->inflight >= (uint32_t)cd->cf.max_inflight) {
-		rpc_error(cd, r, DCCL__ERROR_CODE__E_BUSY,
-		    "%u heavy requests in flight; retry later", cd->inflight);
+	if (!admit(cd, r))
 		return;
-	}
-	/*
-	 * The count bounds memory, not waiting: on a starved machine 64
-	 * queued retrievals can outlast the device's reply deadline, which
-	 * turns into a timeout and a retry. While the mean time from arrival
-	 * to reply is too long, refuse at once; one request is always let in
-	 * so the mean keeps being measured.
-	 */
-	if (cd->cf.max_latency_ms > 0 && cd->inflight > 0 &&
-	    cd->heavy_s * 1e3 > (double)cd->cf.max_latency_ms) {
-		rpc_error(cd, r, DCCL__ERROR_CODE__E_BUSY,
-		    "heavy requests take %.0f ms; retry later",
-		    cd->heavy_s * 1e3);
-		return;
-	}
 	r->pool = p;
 	p->refs++;
 	r->work.data = r;

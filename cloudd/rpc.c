@@ -141,6 +141,8 @@ rpc_error(struct cloudd *cd, struct rpc_req *r, int code, const char *fmt,
 			er.retry_after_ms = r->retry_min_ms;
 		if (er.retry_after_ms > RPC_BUSY_MAX_MS)
 			er.retry_after_ms = RPC_BUSY_MAX_MS;
+		if (r->retry_exact_ms > 0)
+			er.retry_after_ms = r->retry_exact_ms;
 	}
 	e.body_case = DCCL__ENVELOPE__BODY_ERROR;
 	e.error = &er;

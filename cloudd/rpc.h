@@ -44,6 +44,8 @@ struct rpc_req {
 	int		 resend;
 	/* rpc_error: the least retry-after an E_BUSY may carry (dlpace.c) */
 	uint32_t	 retry_min_ms;
+	/* rpc_error: the retry-after, exactly (an appointment: appoint.h) */
+	uint32_t	 retry_exact_ms;
 	/* guard.c: its device's key was read off the loop (keylookup) */
 	int		 looked_up;
 };
@@ -103,6 +105,7 @@ void	download_rpc(struct cloudd *cd, struct rpc_req *r);	/* download.c */
 void	ofa_download_rpc(struct cloudd *cd, struct rpc_req *r);
 void	upload_rpc(struct cloudd *cd, struct rpc_req *r);	/* upload.c */
 void	retrieve_rpc(struct cloudd *cd, struct rpc_req *r);	/* threadpool */
+void	retrieve_rpc_free(struct cloudd *cd);	/* at stop: the exit line */
 void	import_rpc(struct cloudd *cd, struct rpc_req *r);	/* threadpool */
 /* Model lifecycle (lifecycle.c): admin socket only. */
 void	lifecycle_show_rpc(struct cloudd *cd, struct rpc_req *r);

@@ -102,10 +102,13 @@ backoff(struct device *d, const char *why)
 	int a = d->attempt < 30 ? d->attempt : 30;
 
 	if (d->retry_after > 0) {
-		/* The cloud said when: then, spread by up to half again so
-		 * the devices it turned away together do not return together. */
+		/* The cloud said when: then, spread by up to an eighth so
+		 * the devices it turned away together do not return together.
+		 * Not more: the cloud spreads its hints itself (a retrieval's
+		 * is an appointment, cloudd/appoint.h), and every ms past
+		 * the hint is a ms the cloud's capacity may idle. */
 		ms = (double)d->retry_after;
-		ms += (double)randombytes_uniform(d->retry_after / 2 + 1);
+		ms += (double)randombytes_uniform(d->retry_after / 8 + 1);
 		d->retry_after = 0;
 	} else {
 		for (int i = 0; i < a && ms < cf->backoff_max_ms; i++)

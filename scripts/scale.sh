@@ -10,6 +10,14 @@
 #
 # SCALE_MAX_ROUND_S: fail when the round takes longer (make loadtest).
 #
+# Distillation: the cloud distills automatically once SCALE_DISTILL_PCT
+# (default 85) percent of the N devices have uploaded a patch on the
+# round's model (distill.min-patches), or SCALE_DISTILL_WINDOW_S (default
+# 120) seconds after the first patch (distill.window-s), whichever comes
+# first; the summary says whether and when it fired, on how many patches,
+# and whether the distilled model was made before the run ended.
+# SCALE_DISTILL_PCT=0 configures no trigger.
+#
 # Safety: the machine is shared. The run is killed as a whole when the
 # total RSS of its processes passes SCALE_RSS_LIMIT_MB (default 8192) or
 # when it runs longer than SCALE_TIMEOUT_S (default 900).
@@ -30,7 +38,14 @@ export OUT OPENBLAS_NUM_THREADS=1
 # in it, so the first-enrolment bucket (100/s by default, a guard against
 # X25519 floods) would by itself take N/100 s. CLOUDD_OPTS set by the
 # caller come after, and win.
-CLOUDD_OPTS="-o limits.enroll-rate=2000 -o limits.enroll-burst=20000 ${CLOUDD_OPTS:-}"
+DISTILL_PCT=${SCALE_DISTILL_PCT:-85}
+DISTILL_WINDOW_S=${SCALE_DISTILL_WINDOW_S:-120}
+DISTILL_OPTS=""
+if [ "$DISTILL_PCT" -gt 0 ]; then
+	DISTILL_OPTS="-o distill.min-patches=$(( (N * DISTILL_PCT + 99) / 100 ))"
+	DISTILL_OPTS="$DISTILL_OPTS -o distill.window-s=$DISTILL_WINDOW_S"
+fi
+CLOUDD_OPTS="-o limits.enroll-rate=2000 -o limits.enroll-burst=20000 $DISTILL_OPTS ${CLOUDD_OPTS:-}"
 export CLOUDD_OPTS
 [ "$KILL_PCT" -gt 0 ] && export RESTART_KILLED=1
 mkdir -p "$OUT"
@@ -40,6 +55,39 @@ free_disk() {
 	[ "${SCALE_KEEP_DATA:-0}" = 1 ] && return 0
 	rm -rf "$OUT/dev" "$OUT/data"
 	echo "deleted $OUT/dev and $OUT/data (SCALE_KEEP_DATA=1 keeps them)"
+}
+
+# Seconds from the first device start (simulate.out's "devices start")
+# to the cloudd log line matching $1, or nothing.
+since_start() {
+	t0=$(sed -n 's/^devices start: //p' "$OUT/simulate.out")
+	ts=$(grep -m1 "$1" "$OUT/cloudd.log" | cut -d' ' -f1)
+	[ -n "$t0" ] && [ -n "$ts" ] || return 0
+	awk -v a="$(date -d "$ts" +%s.%N)" -v b="$t0" 'BEGIN { printf "%.1f", a - b }'
+}
+
+# Whether and when the automatic distillation fired, on how many patches.
+distill_summary() {
+	if [ -z "$DISTILL_OPTS" ]; then
+		echo "distill    no trigger configured (SCALE_DISTILL_PCT=0)"
+		return 0
+	fi
+	trig="$(( (N * DISTILL_PCT + 99) / 100 )) patches or ${DISTILL_WINDOW_S} s"
+	line=$(grep -m1 "DISTILL: automatic run:" "$OUT/cloudd.log" || true)
+	if [ -z "$line" ]; then
+		echo "distill    did not fire (trigger: $trig)"
+		return 0
+	fi
+	n=$(echo "$line" | sed -n 's/.*automatic run: \([0-9]*\) users.*/\1/p')
+	why=$(echo "$line" | sed -n 's/.*(\(.*\))$/\1/p')
+	made=$(grep -m1 "DISTILL: model v" "$OUT/cloudd.log" |
+	    sed -n 's/.*DISTILL: \(model v[0-9]* from v[0-9]*\): \([0-9]*\) fresh.*/\1 on \2 fresh patches/p')
+	if [ -n "$made" ]; then
+		made="$made, done $(since_start "DISTILL: model v") s after the start"
+	else
+		made="no distilled model before the run ended"
+	fi
+	echo "distill    fired $(since_start "DISTILL: automatic run:") s after the first device start on $n patches ($why; trigger: $trig); $made"
 }
 
 # The whole run in its own process group, so one kill ends all of it.
@@ -137,6 +185,7 @@ awk -v hz="$(getconf CLK_TCK)" -v n="$N" '
 	}' "$OUT/cpu.samples" 2>/dev/null || true
 printf "%-10s %d of %d (%.1f%%)\n" done "$done_" "$N" "$(awk -v a=$done_ -v n=$N 'BEGIN { print 100 * a / n }')"
 [ "$KILL_PCT" -gt 0 ] && echo "dropout    $killed deviced processes SIGKILLed and restarted"
+distill_summary
 echo "load       $(uptime | sed 's/.*load/load/')"
 echo "output: $OUT"
 free_disk

@@ -128,6 +128,7 @@ for g in "$OUT"/group.*; do
 	done | xargs -r ln -sf -t "$OUT/shards$p"
 done
 [ -n "${SELECT_OPTS:-}" ] || td=$(date +%s.%N)	# (a selection round counts)
+echo "devices start: $td"
 p=0
 for g in "$OUT"/group.*; do
 	p=$((p + 1))

@@ -113,7 +113,8 @@ rsend(int sock, struct auth_dev *a, Dccl__Envelope *e, uint32_t id,
  */
 static Dccl__Envelope *
 rrecv(int sock, struct auth_dev *a, const uint64_t *ctr, uint64_t base,
-    uint64_t n, int want, int *authed, char *err, size_t errlen)
+    uint64_t n, int want, int *authed, uint32_t *busy_ms, uint64_t *busy_id,
+    char *err, size_t errlen)
 {
 	struct nn_msghdr h;
 	struct nn_iovec iov;
@@ -156,6 +157,13 @@ rrecv(int sock, struct auth_dev *a, const uint64_t *ctr, uint64_t base,
 	if (r->body_case == DCCL__ENVELOPE__BODY_ERROR) {
 		snprintf(err, errlen, "%s: %s", wire_error_name(r->error->code),
 		    r->error->message);
+		/* E_BUSY: the caller may come back when the cloud said */
+		if (busy_ms != NULL &&
+		    r->error->code == DCCL__ERROR_CODE__E_BUSY) {
+			*busy_ms = r->error->retry_after_ms > 0 ?
+			    r->error->retry_after_ms : 1;
+			*busy_id = r->request_id;
+		}
 		goto bad;
 	}
 	*authed = ok;
@@ -179,7 +187,7 @@ call(int sock, struct auth_dev *a, Dccl__Envelope *e, char *err,
 		return NULL;
 	ctr = e->counter;
 	return rrecv(sock, a, &ctr, e->request_id, 1, e->body_case, &authed,
-	    err, errlen);
+	    NULL, NULL, err, errlen);
 }
 
 /*
@@ -201,7 +209,8 @@ download(const char *ep, const char *dev, uint64_t *size, double *secs,
 	uint8_t sum[32];
 	uint8_t *blob = NULL;
 	uint64_t *ctr = NULL, version;
-	uint32_t n_chunks, sent = 0, got = 0;
+	uint32_t n_chunks, sent = 0, got = 0, busy_ms, n_busy = 0;
+	uint64_t busy_id = 0;
 	int sock, tmo = 30000, unlimited = -1, rc = -1, authed, mc;
 	double t0;
 
@@ -279,10 +288,27 @@ download(const char *ep, const char *dev, uint64_t *size, double *secs,
 				goto done;
 			ctr[sent++] = e.counter;
 		}
+		busy_ms = 0;
 		if ((r = rrecv(sock, &a, ctr, 3, n_chunks,
-		    DCCL__ENVELOPE__BODY_GET_MODEL, &authed, err,
-		    errlen)) == NULL)
-			goto done;
+		    DCCL__ENVELOPE__BODY_GET_MODEL, &authed, &busy_ms,
+		    &busy_id, err, errlen)) == NULL) {
+			/*
+			 * Refused (limits.download-rate, download slots): as
+			 * deviced, wait the hint and ask for that chunk again
+			 * (the clock runs on: it is part of the download). No
+			 * new request meanwhile, so at most WINDOW in flight.
+			 */
+			if (busy_ms == 0 || ++n_busy > 10000)
+				goto done;
+			usleep((useconds_t)busy_ms * 1000);
+			e.request_id = busy_id;
+			gm.chunk_index = (uint32_t)(busy_id - 3);
+			if (rsend(sock, &a, &e, (uint32_t)e.request_id, err,
+			    errlen) != 0)
+				goto done;
+			ctr[busy_id - 3] = e.counter;
+			continue;
+		}
 		if (window > 1 && sent < n_chunks) {
 			e.request_id = 3 + sent;
 			gm.chunk_index = sent;

@@ -1,0 +1,42 @@
+# Retrieval appointments (cloudd/appoint.h, issue 14): with one worker and
+# four searches queued or running (limits.max-inflight=4), 60 devices starting at
+# once collide on their CoDA retrievals. A refused device is told when to
+# come back (its appointment, "come back in N ms", one search time apart
+# from the others), and when it does it goes in ahead of devices without
+# one: the cloud's APPOINT line counts appointments booked and kept, and
+# every device finishes with few retrieval refusals each.
+. "$(dirname "$0")/../../scripts/itest-lib.sh"
+endpoints
+make_data 60 300	# 18,000 pool rows: searches of ms, which collide
+import_pool
+start_cloudd -o limits.max-inflight=4 -o cloudd.workers=1 -o limits.rate=0
+wait_model 1
+start_deviced dev -o deviced.shards="$SHARDS" -o deviced.run-once=yes \
+    -o net.start-jitter-ms=0 -o net.backoff-max-ms=30000
+wait "$DPID" || die "deviced exit $?"
+done_=$(grep -o "DONE: device=[^ ]*" "$T/dev.log" | sort -u | wc -l)
+[ "$done_" -eq 60 ] || die "$done_ of 60 devices done"
+kill -TERM "$CPID"
+wait_for "grep -q 'APPOINT: ' '$T/cloudd.log'" 20 0.1 || die "no APPOINT line at stop"
+line=$(grep 'APPOINT: ' "$T/cloudd.log")
+log "$line"
+booked=$(echo "$line" | sed -n 's/.*APPOINT: \([0-9]*\) retrievals.*/\1/p')
+kept=$(echo "$line" | sed -n 's/.*appointment, \([0-9]*\) came and went.*/\1/p')
+[ "${booked:-0}" -ge 1 ] || die "no retrieval was refused: the test needs collisions"
+[ "${kept:-0}" -ge 1 ] || die "no device came back and went in on its appointment"
+# Every retrieval refusal carries its appointment.
+n_busy=$(grep -c "CLOUD-ERROR: .* retrieve: E_BUSY" "$T/dev.log" || true)
+n_appt=$(grep -c "CLOUD-ERROR: .* retrieve: E_BUSY: .*come back in [0-9]* ms" "$T/dev.log" || true)
+log "retrieve E_BUSY: $n_busy, with an appointment: $n_appt"
+[ "$n_busy" -eq "$n_appt" ] || die "a retrieval refusal without an appointment"
+# The refused come back at their time and are let in: few refusals each.
+# (A sanity bound: in a burst this small the old fixed 250 ms hint also
+# cleared the queue, about one refusal per refused device; at 1,000
+# devices it averaged 2.5 and up to 6, the appointments 1.15 and 2:
+# scripts/README.md, Scale.)
+set -- $(grep "RETRY: .* retrieve .*E_BUSY" "$T/dev.log" |
+    sed 's/.*device=\([^ ]*\).*/\1/' | sort | uniq -c |
+    awk '{ n++; s += $1; if ($1 > m) m = $1 } END { print n + 0, s + 0, m + 0 }')
+log "devices refused: $1, refusals: $2, most of one device: $3"
+[ "$2" -le $(( 3 * $1 )) ] || die "$2 refusals for $1 refused devices (want <= 3 each on average)"
+echo "PASS: appoint"
