@@ -27,6 +27,21 @@
  *   static     OFA's own backbone, trained alone on the same pool with
  *              the same options (OFA_GATE_STATIC: every block, no mapper):
  *              the baseline that Forward-OFA has to beat per FLOP
+ *   cloud-full the CTR model on every training sample (cloudd's); the
+ *              same as cloud except with --holdout
+ *
+ * Where OFA learns (OFA = the CTR logit + a residual): --res-val F
+ * (default 0.5, cloudd's ofa.res-val) from each user's older 1 - F of the
+ * pool's validation slice, which the CTR model did not fit, stopping on
+ * its newest F; --res-val 0 from the CTR model's own training samples
+ * (before 2026-12-03: the residual then stays 0); --holdout F (with
+ * --res-val 0) fits the CTR model on each user's older training samples
+ * only and OFA on the newest F of them. With --res-val, the run also
+ * trains OFA in-sample and prints the rule (logloss of the CTR model,
+ * in-sample and held-out OFA on the stop set) and, as a diagnostic, the
+ * CTR logit recalibrated (Platt) on the same held-out part.
+ * --lr-grid X,Y,.. trains every OFA-family model once per rate and keeps
+ * the one of the lowest stop-set logloss.
  *
  * Every OFA model takes the cloud model's input options (side fields,
  * field dots and FM term with train.interaction; ofa_config_default).
@@ -45,6 +60,7 @@
  *   dccl-ofa SPLIT_DIR [--seed N] [--mu X] [--epochs N] [--blocks L]
  *            [--hidden H] [--inner F] [--rank R] [--lr X] [--save FILE]
  *            [--preds DIR] [--ctrl-hidden N] [--gen-hidden N]
+ *            [--wd X] [--res-val F] [--holdout F] [--lr-grid X,Y,..]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -265,7 +281,7 @@ main(int argc, char **argv)
 	struct ofa *ofa = NULL, *sta = NULL, *bc = NULL, *du = NULL;
 	int hidden = 64, inner = 64, blocks = 4, rank = 8;
 	int ctrl_hidden = 16, gen_hidden = 32;
-	double mu = 0.01, lr = 1e-3, wd = 0, holdout = 0, resval = 0;
+	double mu = 0.01, lr = 1e-3, wd = 0, holdout = 0, resval = 0.5;
 	double lrs[8], lr_used = 0;
 	int nlr = 0;
 	uint32_t *ctri = NULL, *resi = NULL, *rvai = NULL;
@@ -358,8 +374,8 @@ main(int argc, char **argv)
 	 */
 	if (carve_newest(&sd.pool, sd.tri, sd.ntr, holdout, &ctri,
 	    &nctr, &resi, &nres) != 0 || (holdout > 0 && resval > 0)) {
-		fprintf(stderr, "%s: --holdout must be in [0, 1), and not "
-		    "with --res-val\n", prog);
+		fprintf(stderr, "%s: --holdout must be in [0, 1), and "
+		    "needs --res-val 0\n", prog);
 		return 2;
 	}
 	if (resval > 0) {
