@@ -250,6 +250,7 @@ echo "(distinct structures and the three commonest, per budget class):"
 echo
 for s in $SEEDS; do
 	echo "- seed $s: $(grep -h '^OFA:\|^static backbone:\|^behaviour controller\|^DUET' "$OUT/ofa-seed$s.log" | tr '\n' ' ')"
+	grep -h '^where OFA learns\|^  there:' "$OUT/ofa-seed$s.log" | sed 's/^ */  - /'
 	grep -h '^structures' "$OUT/ofa-seed$s.log" | sed 's/^/  - /'
 done
 } >>"$OUT/cloud.md"
