@@ -23,6 +23,8 @@
 # SEEDS (default "1 2 3"), SYNTH_USERS (943; 0 = skip the synthetic set),
 # EVAL_CLOUD_OUT = OUTDIR; EVAL_CLOUD_REUSE=1 tabulates the runs already
 # in OUTDIR instead of running them again.
+# EVAL_CLOUD_PARTS ("distill ofa") picks the parts; OFA_ARGS are the
+# dccl-ofa options (where the OFA models learn, their learning rates).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${DCCL_BIN:-$ROOT/bin}
