@@ -11,7 +11,9 @@
 # the lambda = 0 control and against self-distillation, the long tail (the
 # 20 % of device users with the fewest pool samples) with its own paired
 # intervals, what the adopted patches teach (from the logs), the teachers
-# themselves scored on the next slice (arm teachers), and a plot
+# themselves scored on the next slice (arm teachers; teachers-cv and
+# distill-cv: only patches that also pass one forward-chaining fold
+# earlier), and a plot
 # of GAUC by round. Then Forward-OFA against its own static backbone and
 # against the CTR model (bin/dccl-ofa on a `dccl-data split` of DATA,
 # three seeds; with the behaviour controller and the DUET-style
@@ -44,7 +46,7 @@ OFA_ARGS=${OFA_ARGS:---res-val 0.5 --lr-grid 3e-3,1e-3,3e-4}
 export OPENBLAS_NUM_THREADS=1
 t0=$(date +%s)
 mkdir -p "$OUT"
-ARMS=v1,self,distill,distill-frz,lam0-fix,self-fix,distill-fix,distill-frz-fix,conv-v1,conv-lam0,conv-distill,self-rec,distill-rec,distill-frz-rec,distill-ctr,distill-frz-ctr,distill-ctr-rec,teachers
+ARMS=v1,self,distill,distill-frz,lam0-fix,self-fix,distill-fix,distill-frz-fix,conv-v1,conv-lam0,conv-distill,self-rec,distill-rec,distill-frz-rec,distill-ctr,distill-frz-ctr,distill-ctr-rec,teachers,distill-cv,teachers-cv
 # The MoMoDistill settings the validation rule chooses among (freeze-users,
 # recent, center).
 CANDS=distill,distill-frz,distill-rec,distill-frz-rec,distill-ctr,distill-frz-ctr,distill-ctr-rec
@@ -140,7 +142,7 @@ for set in $sets; do
 		    --methods "$ARMS" --user-counts "$counts" >/dev/null
 		"$BIN/dccl-eval" --task ctr --seeds-dirs "$(dirs $set test $r)" \
 		    --out "$OUT" --name "$set-r$r-vs-self" --baseline self \
-		    --methods distill,distill-frz,distill-ctr,distill-frz-ctr \
+		    --methods distill,distill-frz,distill-ctr,distill-frz-ctr,distill-cv \
 		    --user-counts "$counts" >/dev/null
 		"$BIN/dccl-eval" --task ctr --seeds-dirs "$(dirs $set test $r)" \
 		    --out "$OUT" --name "$set-r$r-vs-selfrec" --baseline self-rec \
@@ -170,7 +172,7 @@ for set in $sets; do
 		echo
 		echo "Against self-distillation (the same soft copies, teachers without patches):"
 		echo
-		sed -n '/^|/p' "$OUT/$set-r$r-vs-self.md" | grep "^| \(self\|distill\|distill-frz\|distill-ctr\|distill-frz-ctr\|method\) \|^|---"
+		sed -n '/^|/p' "$OUT/$set-r$r-vs-self.md" | grep "^| \(self\|distill\|distill-frz\|distill-ctr\|distill-frz-ctr\|distill-cv\|method\) \|^|---"
 		echo
 		echo "Teachers on the newest pool samples only (*-rec), against self-distillation on the same samples:"
 		echo
