@@ -275,6 +275,10 @@ static const struct conf_opt cloudd_opts[] = {
 	    "Forward-OFA: weight of the block cost penalty"),
 	CONF_DBL("ofa.lr", CD_OFF(ofa_lr), "0.001", 1e-7, 10, 1,
 	    "Forward-OFA: Adam learning rate"),
+	CONF_DBL("ofa.res-val", CD_OFF(ofa_res_val), "0.5", 0, 0.9, 1,
+	    "Forward-OFA: learn from the pool's validation slice, which the "
+	    "CTR model did not fit, stopping on each user's newest share of "
+	    "it; 0 = learn from the CTR model's training samples"),
 	{ NULL }
 };
 

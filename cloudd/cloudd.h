@@ -84,6 +84,7 @@ struct cloudd_conf {
 	int	 ofa_enable;
 	int64_t	 ofa_epochs, ofa_blocks, ofa_hidden, ofa_inner, ofa_rank;
 	double	 ofa_mu, ofa_lr;
+	double	 ofa_res_val;	/* learn on held-out validation: ofa_train.c */
 	/* federated selection (fedsel.c) */
 	int64_t	 fedsel_min_devices, fedsel_min_n, fedsel_max_devices;
 	double	 fedsel_z;

@@ -35,6 +35,7 @@
 #include "cloudd/ofa_train.h"
 #include "cloudd/sblob.h"
 #include "shared/clock.h"
+#include "shared/data/carve.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
 #include "shared/log.h"
@@ -71,7 +72,8 @@ ofa_train_run(struct ofa_result *res, const struct cloudd_conf *cf,
 	struct ofa_meta meta;
 	struct ofa *m = NULL;
 	uint8_t *blob = NULL;
-	size_t len = 0;
+	uint32_t *older = NULL, *newest = NULL;
+	size_t len = 0, nolder = 0, nnewest = 0;
 	double t0 = clock_now();
 
 	memset(res, 0, sizeof(*res));
@@ -79,6 +81,25 @@ ofa_train_run(struct ofa_result *res, const struct cloudd_conf *cf,
 		return;
 	res->ran = 1;
 	res->version = version;
+	/*
+	 * ofa.res-val: OFA is the CTR model's logit plus a residual, and on
+	 * the CTR model's own training samples that logit is already fitted,
+	 * so the residual finds nothing there that holds on validation (it
+	 * stays 0). It learns instead from each user's older part of the
+	 * validation slice, which the CTR model did not fit, and stops on
+	 * the newest part. Too small a slice to split: as before.
+	 */
+	if (cf->ofa_res_val > 0 && carve_newest(ds, vai, nva, cf->ofa_res_val,
+	    &older, &nolder, &newest, &nnewest) == 0 && nolder > 0 &&
+	    nnewest > 0) {
+		res->held_out = 1;
+		tri = older;
+		ntr = nolder;
+		vai = newest;
+		nva = nnewest;
+	}
+	res->ntrain = ntr;
+	res->nval = nva;
 	ofa_config_default(&oc, emb);
 	oc.hidden = (int)cf->ofa_hidden;
 	oc.inner = (int)cf->ofa_inner;
@@ -130,6 +151,8 @@ ofa_train_run(struct ofa_result *res, const struct cloudd_conf *cf,
 done:
 	res->seconds = clock_now() - t0;
 	free(blob);
+	free(older);
+	free(newest);
 	ofa_free(m);
 }
 
@@ -221,13 +244,15 @@ ofa_train_done(struct cloudd *cd, struct ofa_result *res)
 	}
 	c = ofa_config(res->model);
 	log_info("OFA: model for v%llu in %.1f s: %d blocks, hidden %d, rank "
-	    "%d, %zu params (base %zu, %zu per block), %zu bytes; val "
-	    "logloss %.4f, blocks low %.2f mid %.2f high %.2f",
+	    "%d, %zu params (base %zu, %zu per block), %zu bytes; learnt "
+	    "from %zu %s samples, %d epochs, val logloss %.4f on %zu, blocks "
+	    "low %.2f mid %.2f high %.2f",
 	    (unsigned long long)res->version, res->seconds, c->n_blocks,
 	    c->hidden, c->rank, ofa_num_params(res->model),
 	    ofa_base_params(res->model), ofa_block_params(res->model),
-	    res->size, res->val_loss, res->blocks[0], res->blocks[1],
-	    res->blocks[2]);
+	    res->size, res->ntrain, res->held_out ? "held-out validation" :
+	    "training", res->epochs, res->val_loss, res->nval,
+	    res->blocks[0], res->blocks[1], res->blocks[2]);
 	install(cloud_state(cd), res->version, res->model);
 	res->model = NULL;
 }

@@ -33,12 +33,16 @@ struct ofa_result {
 	double		 seconds, val_loss;
 	double		 blocks[3];	/* mean blocks low/mid/high on val */
 	int		 epochs;
+	int		 held_out;	/* learnt from held-out samples */
+	size_t		 ntrain, nval;	/* samples learnt from, stopped on */
 	size_t		 size;		/* packed bytes (base + all blocks) */
 };
 
 /*
  * Threadpool (the training job's worker): when cf->ofa_enable, trains the
- * OFA model on ds->s[tri] (early stopping on vai) with emb's embeddings,
+ * OFA model with emb's embeddings on each user's older part of vai,
+ * early-stopped on the newest cf->ofa_res_val of it (ofa.res-val; 0, or a
+ * slice too small to split: on ds->s[tri], early stopping on vai),
  * packs it and stores it under version on st (the job's connection). Any
  * failure is reported in res, never fatal to the CTR job.
  */

@@ -11,7 +11,9 @@
 # the lambda = 0 control and against self-distillation, the long tail (the
 # 20 % of device users with the fewest pool samples) with its own paired
 # intervals, what the adopted patches teach (from the logs), the teachers
-# themselves scored on the next slice (arm teachers), and a plot
+# themselves scored on the next slice (arm teachers; teachers-cv and
+# distill-cv: only patches that also pass one forward-chaining fold
+# earlier), and a plot
 # of GAUC by round. Then Forward-OFA against its own static backbone and
 # against the CTR model (bin/dccl-ofa on a `dccl-data split` of DATA,
 # three seeds; with the behaviour controller and the DUET-style
@@ -23,6 +25,8 @@
 # SEEDS (default "1 2 3"), SYNTH_USERS (943; 0 = skip the synthetic set),
 # EVAL_CLOUD_OUT = OUTDIR; EVAL_CLOUD_REUSE=1 tabulates the runs already
 # in OUTDIR instead of running them again.
+# EVAL_CLOUD_PARTS ("distill ofa") picks the parts; OFA_ARGS are the
+# dccl-ofa options (where the OFA models learn, their learning rates).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${DCCL_BIN:-$ROOT/bin}
@@ -30,10 +34,19 @@ DATA=${1:-$ROOT/../shared/data/ml-latest-small}
 OUT=${EVAL_CLOUD_OUT:-$ROOT/out/cloud}
 SEEDS=${SEEDS:-1 2 3}
 SYNTH_USERS=${SYNTH_USERS:-943}
+# Which parts run: distill (MoMoDistill) and ofa (Forward-OFA).
+PARTS=${EVAL_CLOUD_PARTS:-distill ofa}
+case " $PARTS " in *" distill "*) do_distill=1 ;; *) do_distill=0 ;; esac
+case " $PARTS " in *" ofa "*) do_ofa=1 ;; *) do_ofa=0 ;; esac
+# How the OFA models learn: from the older half of each user's pool
+# validation slice, on which the CTR model did not train, stopping on its
+# newest half, with the learning rate of the lowest logloss there
+# (dccl-ofa --res-val, --lr-grid).
+OFA_ARGS=${OFA_ARGS:---res-val 0.5 --lr-grid 3e-3,1e-3,3e-4}
 export OPENBLAS_NUM_THREADS=1
 t0=$(date +%s)
 mkdir -p "$OUT"
-ARMS=v1,self,distill,distill-frz,lam0-fix,self-fix,distill-fix,distill-frz-fix,conv-v1,conv-lam0,conv-distill,self-rec,distill-rec,distill-frz-rec,distill-ctr,distill-frz-ctr,distill-ctr-rec,teachers
+ARMS=v1,self,distill,distill-frz,lam0-fix,self-fix,distill-fix,distill-frz-fix,conv-v1,conv-lam0,conv-distill,self-rec,distill-rec,distill-frz-rec,distill-ctr,distill-frz-ctr,distill-ctr-rec,teachers,distill-cv,teachers-cv
 # The MoMoDistill settings the validation rule chooses among (freeze-users,
 # recent, center).
 CANDS=distill,distill-frz,distill-rec,distill-frz-rec,distill-ctr,distill-frz-ctr,distill-ctr-rec
@@ -51,6 +64,7 @@ dirs() {
 	echo "$d"
 }
 
+if [ "$do_distill" = 1 ]; then
 sets="ml"
 [ "$SYNTH_USERS" -gt 0 ] && sets="ml synth"
 {
@@ -128,7 +142,7 @@ for set in $sets; do
 		    --methods "$ARMS" --user-counts "$counts" >/dev/null
 		"$BIN/dccl-eval" --task ctr --seeds-dirs "$(dirs $set test $r)" \
 		    --out "$OUT" --name "$set-r$r-vs-self" --baseline self \
-		    --methods distill,distill-frz,distill-ctr,distill-frz-ctr \
+		    --methods distill,distill-frz,distill-ctr,distill-frz-ctr,distill-cv \
 		    --user-counts "$counts" >/dev/null
 		"$BIN/dccl-eval" --task ctr --seeds-dirs "$(dirs $set test $r)" \
 		    --out "$OUT" --name "$set-r$r-vs-selfrec" --baseline self-rec \
@@ -158,7 +172,7 @@ for set in $sets; do
 		echo
 		echo "Against self-distillation (the same soft copies, teachers without patches):"
 		echo
-		sed -n '/^|/p' "$OUT/$set-r$r-vs-self.md" | grep "^| \(self\|distill\|distill-frz\|distill-ctr\|distill-frz-ctr\|method\) \|^|---"
+		sed -n '/^|/p' "$OUT/$set-r$r-vs-self.md" | grep "^| \(self\|distill\|distill-frz\|distill-ctr\|distill-frz-ctr\|distill-cv\|method\) \|^|---"
 		echo
 		echo "Teachers on the newest pool samples only (*-rec), against self-distillation on the same samples:"
 		echo
@@ -177,25 +191,34 @@ for set in $sets; do
 	{ echo; cat "$OUT/$set-selection"; } >>"$OUT/cloud.md"
 done
 
+else
+	echo "## Cloud-side learning (Forward-OFA only: EVAL_CLOUD_PARTS=$PARTS)" >"$OUT/cloud.md"
+fi
+
 # ---- Forward-OFA against its own static backbone ----
+if [ "$do_ofa" != 1 ]; then
+	echo "eval-cloud: $(( $(date +%s) - t0 )) s; $OUT/cloud.md, cloud.svg"
+	exit 0
+fi
 mkdir -p "$OUT/ofa"
 [ -f "$OUT/ofa/split/pool.csv" ] || "$BIN/dccl-data" split "$DATA" "$OUT/ofa/split" >/dev/null
 od=""
 for s in $SEEDS; do
 	if [ "${EVAL_CLOUD_REUSE:-0}" != 1 ] || [ ! -f "$OUT/ofa/seed$s/ofa.csv" ]; then
 		mkdir -p "$OUT/ofa/seed$s"
+		# shellcheck disable=SC2086 # OFA_ARGS is a list of options
 		"$BIN/dccl-ofa" "$OUT/ofa/split" --seed "$s" --preds "$OUT/ofa/seed$s" \
-		    >"$OUT/ofa-seed$s.log" 2>&1 || { tail "$OUT/ofa-seed$s.log"; exit 1; }
+		    $OFA_ARGS >"$OUT/ofa-seed$s.log" 2>&1 || { tail "$OUT/ofa-seed$s.log"; exit 1; }
 	fi
 	od="$od${od:+,}$OUT/ofa/seed$s"
 	echo "eval-cloud: ofa seed $s done ($(( $(date +%s) - t0 )) s)"
 done
 OFA_METHODS=ofa-low,ofa-mid,ofa-high,ofa-imp-low,ofa-imp-mid,ofa-imp-high,bc-low,bc-mid,bc-high,bc-imp-low,bc-imp-mid,bc-imp-high,duet
 "$BIN/dccl-eval" --task ctr --seeds-dirs "$od" --out "$OUT" --name ofa \
-    --baseline static --methods $OFA_METHODS,cloud,cloud-nouser,naive-ft \
+    --baseline static --methods $OFA_METHODS,cloud,cloud-full,cloud-nouser,naive-ft \
     >/dev/null
 "$BIN/dccl-eval" --task ctr --seeds-dirs "$od" --out "$OUT" --name ofa-vs-cloud \
-    --baseline cloud --methods static,$OFA_METHODS,cloud-nouser \
+    --baseline cloud --methods static,$OFA_METHODS,cloud-full,cloud-nouser \
     >/dev/null
 {
 echo
@@ -205,7 +228,12 @@ echo "Every OFA model takes the cloud model's input options (side fields, field"
 echo "dots) and, on an FM base (cloudd's default), the CTR model's whole logit"
 echo "as its base (ofa_config.ctr_base, OFA format 3): OFA = the CTR logit + its"
 echo "residual, which starts at 0, so an OFA model that learns nothing is the"
-echo "CTR model; FLOPs include the CTR model's forward. static = the same backbone trained alone (every block,"
+echo "CTR model; FLOPs include the CTR model's forward. dccl-ofa options:"
+echo "$OFA_ARGS (--res-val F: the OFA models learn from each user's older"
+echo "1 - F of the pool's validation slice, which the CTR model did not train"
+echo "on, and stop early on its newest F; --holdout F instead fits the CTR"
+echo "model on the older training samples and OFA on the newest F of them;"
+echo "cloud-full = the CTR model on every training sample, cloudd's). static = the same backbone trained alone (every block,"
 echo "no controller, no mapper); ofa-C = z from the device's last behaviour,"
 echo "one structure and parameter set per device for the whole test window;"
 echo "ofa-imp-C = z recomputed for every impression, as in training, the"
@@ -226,6 +254,7 @@ echo "(distinct structures and the three commonest, per budget class):"
 echo
 for s in $SEEDS; do
 	echo "- seed $s: $(grep -h '^OFA:\|^static backbone:\|^behaviour controller\|^DUET' "$OUT/ofa-seed$s.log" | tr '\n' ' ')"
+	grep -h '^where OFA learns\|^  there:' "$OUT/ofa-seed$s.log" | sed 's/^ */  - /'
 	grep -h '^structures' "$OUT/ofa-seed$s.log" | sed 's/^/  - /'
 done
 } >>"$OUT/cloud.md"

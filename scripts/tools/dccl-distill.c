@@ -45,6 +45,10 @@
  *                round in its user's rows, scored as is (what the
  *                teachers themselves get on the next slice; the most
  *                device knowledge could give the cloud in ranking)
+ *   distill-cv, teachers-cv  distill and teachers with only the patches
+ *                that also pass the guard one forward-chaining fold
+ *                earlier (trained on the first half of the device's
+ *                training part of S_r, checked on its second half)
  *   *-ctr        distill and distill-frz with centred teachers
  *                (DISTILL_FIT_CENTER: within-user differences only); the
  *                self-distillation teacher is the student, which centring
@@ -90,29 +94,32 @@ struct arm {
 	int		 fixed;		/* no validation rule: the last epoch */
 	int		 recent;	/* teachers label --recent only */
 	int		 center;	/* DISTILL_FIT_CENTER */
+	int		 cv;		/* teachers pass a second, earlier fold */
 	struct ctr	*m;
 };
 
 static struct arm arms[] = {
-	{ "v1",			0, ARM_STATIC,	0, 0, 0, 0, NULL },
-	{ "lam0",		0, ARM_LAM0,	0, 0, 0, 0, NULL },
-	{ "self",		0, ARM_SELF,	0, 0, 0, 0, NULL },
-	{ "distill",		0, ARM_DISTILL,	0, 0, 0, 0, NULL },
-	{ "distill-frz",	0, ARM_DISTILL,	1, 0, 0, 0, NULL },
-	{ "lam0-fix",		0, ARM_LAM0,	0, 1, 0, 0, NULL },
-	{ "self-fix",		0, ARM_SELF,	0, 1, 0, 0, NULL },
-	{ "distill-fix",	0, ARM_DISTILL,	0, 1, 0, 0, NULL },
-	{ "distill-frz-fix",	0, ARM_DISTILL,	1, 1, 0, 0, NULL },
-	{ "conv-v1",		1, ARM_STATIC,	0, 0, 0, 0, NULL },
-	{ "conv-lam0",		1, ARM_LAM0,	0, 0, 0, 0, NULL },
-	{ "conv-distill",	1, ARM_DISTILL,	0, 0, 0, 0, NULL },
-	{ "self-rec",		0, ARM_SELF,	0, 0, 1, 0, NULL },
-	{ "distill-rec",	0, ARM_DISTILL,	0, 0, 1, 0, NULL },
-	{ "distill-frz-rec",	0, ARM_DISTILL,	1, 0, 1, 0, NULL },
-	{ "distill-ctr",	0, ARM_DISTILL,	0, 0, 0, 1, NULL },
-	{ "distill-frz-ctr",	0, ARM_DISTILL,	1, 0, 0, 1, NULL },
-	{ "distill-ctr-rec",	0, ARM_DISTILL,	0, 0, 1, 1, NULL },
-	{ "teachers",		0, ARM_TEACH,	0, 0, 0, 0, NULL },
+	{ "v1",			0, ARM_STATIC,	0, 0, 0, 0, 0, NULL },
+	{ "lam0",		0, ARM_LAM0,	0, 0, 0, 0, 0, NULL },
+	{ "self",		0, ARM_SELF,	0, 0, 0, 0, 0, NULL },
+	{ "distill",		0, ARM_DISTILL,	0, 0, 0, 0, 0, NULL },
+	{ "distill-frz",	0, ARM_DISTILL,	1, 0, 0, 0, 0, NULL },
+	{ "lam0-fix",		0, ARM_LAM0,	0, 1, 0, 0, 0, NULL },
+	{ "self-fix",		0, ARM_SELF,	0, 1, 0, 0, 0, NULL },
+	{ "distill-fix",	0, ARM_DISTILL,	0, 1, 0, 0, 0, NULL },
+	{ "distill-frz-fix",	0, ARM_DISTILL,	1, 1, 0, 0, 0, NULL },
+	{ "conv-v1",		1, ARM_STATIC,	0, 0, 0, 0, 0, NULL },
+	{ "conv-lam0",		1, ARM_LAM0,	0, 0, 0, 0, 0, NULL },
+	{ "conv-distill",	1, ARM_DISTILL,	0, 0, 0, 0, 0, NULL },
+	{ "self-rec",		0, ARM_SELF,	0, 0, 1, 0, 0, NULL },
+	{ "distill-rec",	0, ARM_DISTILL,	0, 0, 1, 0, 0, NULL },
+	{ "distill-frz-rec",	0, ARM_DISTILL,	1, 0, 1, 0, 0, NULL },
+	{ "distill-ctr",	0, ARM_DISTILL,	0, 0, 0, 1, 0, NULL },
+	{ "distill-frz-ctr",	0, ARM_DISTILL,	1, 0, 0, 1, 0, NULL },
+	{ "distill-ctr-rec",	0, ARM_DISTILL,	0, 0, 1, 1, 0, NULL },
+	{ "teachers",		0, ARM_TEACH,	0, 0, 0, 0, 0, NULL },
+	{ "distill-cv",		0, ARM_DISTILL,	0, 0, 0, 0, 1, NULL },
+	{ "teachers-cv",	0, ARM_TEACH,	0, 0, 0, 0, 1, NULL },
 };
 #define N_ARMS	(sizeof(arms) / sizeof(arms[0]))
 
@@ -317,31 +324,22 @@ patch_gap(struct run *r, size_t d, struct ctr *m, struct ctr *c)
 }
 
 /*
- * Device u in round rd on cloud model m: MetaPatch on S_rd as deviced
- * does (learn.lr 0.01, 10 epochs, batch 32, patience 2, guard). Returns
- * 1 and writes u's m rows into teacher if adopted, else 0.
+ * MetaPatch from m on idx[0..nt) as deviced trains it (learn.lr 0.01, 10
+ * epochs, batch 32, patience 2 on idx[nt..nt+nv)) and deviced's guard
+ * there: lower logloss and no lower AUC than m. Returns 1 if it passes
+ * (*out then the patched clone, which the caller frees), else 0.
  */
 static int
-device(struct run *r, size_t d, int rd, struct ctr *m, struct ctr *teacher)
+patch_fold(struct run *r, struct ctr *m, const uint32_t *idx, size_t nt,
+    size_t nv, struct ctr **out)
 {
-	uint32_t u = r->sp.dev[d], *idx;
-	size_t lo = r->sp.cut[d][rd], hi = r->sp.cut[d][rd + 1];
-	size_t n = hi - lo, nv = (size_t)(0.2 * (double)n + 0.5), nt;
-	struct ctr *c;
+	struct ctr *c = ctr_clone(m);
 	struct ctr_train_opts o;
 	struct ctr_train_stats st;
-	double base, auc0, auc1;
-	int adopted = 0;
+	double base, auc0;
+	int ok = 0;
 
-	if (nv >= n)
-		nv = n > 0 ? n - 1 : 0;
-	nt = n - nv;
-	if (nt == 0 || nv == 0)
-		return 0;
-	idx = xcalloc(n, sizeof(*idx));
-	for (size_t j = 0; j < n; j++)
-		idx[j] = at(r, u, lo + j);
-	c = ctr_clone(m);
+	*out = NULL;
 	ctr_eval_logloss(c, &r->ds, idx + nt, nv, &base);
 	auc0 = auc_of(c, &r->ds, idx + nt, nv);
 	ctr_train_opts_default(&o);
@@ -352,10 +350,53 @@ device(struct run *r, size_t d, int rd, struct ctr *m, struct ctr *teacher)
 	o.patience = 2;
 	o.seed = r->seed;
 	if (ctr_train(c, &r->ds, idx, nt, idx + nt, nv, &o, &st) == 0 &&
-	    st.val_loss < base) {
-		auc1 = auc_of(c, &r->ds, idx + nt, nv);
-		adopted = auc1 >= auc0;
+	    st.val_loss < base)
+		ok = auc_of(c, &r->ds, idx + nt, nv) >= auc0;
+	if (ok)
+		*out = c;
+	else
+		ctr_free(c);
+	return ok;
+}
+
+/*
+ * Device u in round rd on cloud model m: MetaPatch on S_rd as deviced
+ * does (learn.lr 0.01, 10 epochs, batch 32, patience 2, guard). Returns
+ * 1 and writes u's m rows into teacher if adopted, else 0. With cv the
+ * patch teaches only if the same procedure one fold earlier (trained on
+ * the first half of the training part, checked on its second half) also
+ * passed the guard: forward-chaining evidence, from S_rd alone, that
+ * this device's patches hold on its later data.
+ */
+static int
+device(struct run *r, size_t d, int rd, struct ctr *m, struct ctr *teacher,
+    int cv)
+{
+	uint32_t u = r->sp.dev[d], *idx;
+	size_t lo = r->sp.cut[d][rd], hi = r->sp.cut[d][rd + 1];
+	size_t n = hi - lo, nv = (size_t)(0.2 * (double)n + 0.5), nt;
+	struct ctr *c;
+	int adopted;
+
+	if (nv >= n)
+		nv = n > 0 ? n - 1 : 0;
+	nt = n - nv;
+	if (nt == 0 || nv == 0)
+		return 0;
+	idx = xcalloc(n, sizeof(*idx));
+	for (size_t j = 0; j < n; j++)
+		idx[j] = at(r, u, lo + j);
+	if (cv) {
+		struct ctr *c1;
+		size_t h = nt / 2;
+		/* no earlier fold to check: such a device does not teach */
+		if (h == 0 || !patch_fold(r, m, idx, h, nt - h, &c1)) {
+			free(idx);
+			return 0;
+		}
+		ctr_free(c1);
 	}
+	adopted = patch_fold(r, m, idx, nt, nv, &c);
 	if (adopted && teacher != NULL)
 		patch_gap(r, d, m, c);
 	if (adopted && teacher != NULL) {
@@ -457,7 +498,7 @@ round_arm(struct run *r, struct arm *a, int rd, FILE *fv, FILE *ft,
 		/* a->m stays v1; the round's teachers are scored instead */
 		teacher = ctr_clone(a->m);
 		for (size_t d = 0; d < r->sp.ndev; d++)
-			np += (size_t)device(r, d, rd, a->m, teacher);
+			np += (size_t)device(r, d, rd, a->m, teacher, a->cv);
 		fprintf(fa, "%d,%s,%zu,0,nan,nan,0,0\n", rd, a->name, np);
 		rc = predict(r, teacher, a->name, rd, 1, fv);
 		if (rc == 0)
@@ -471,7 +512,7 @@ round_arm(struct run *r, struct arm *a, int rd, FILE *fv, FILE *ft,
 		for (size_t d = 0; d < r->sp.ndev; d++) {
 			/* lam0 needs no teachers: every weight is 0. */
 			if (a->kind == ARM_LAM0 || !device(r, d, rd, a->m,
-			    a->kind == ARM_SELF ? NULL : teacher))
+			    a->kind == ARM_SELF ? NULL : teacher, a->cv))
 				continue;
 			pk[np].user = r->sp.dev[d];
 			pk[np].weight = (float)r->lambda;

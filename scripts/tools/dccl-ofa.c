@@ -27,6 +27,21 @@
  *   static     OFA's own backbone, trained alone on the same pool with
  *              the same options (OFA_GATE_STATIC: every block, no mapper):
  *              the baseline that Forward-OFA has to beat per FLOP
+ *   cloud-full the CTR model on every training sample (cloudd's); the
+ *              same as cloud except with --holdout
+ *
+ * Where OFA learns (OFA = the CTR logit + a residual): --res-val F
+ * (default 0.5, cloudd's ofa.res-val) from each user's older 1 - F of the
+ * pool's validation slice, which the CTR model did not fit, stopping on
+ * its newest F; --res-val 0 from the CTR model's own training samples
+ * (before 2026-12-03: the residual then stays 0); --holdout F (with
+ * --res-val 0) fits the CTR model on each user's older training samples
+ * only and OFA on the newest F of them. With --res-val, the run also
+ * trains OFA in-sample and prints the rule (logloss of the CTR model,
+ * in-sample and held-out OFA on the stop set) and, as a diagnostic, the
+ * CTR logit recalibrated (Platt) on the same held-out part.
+ * --lr-grid X,Y,.. trains every OFA-family model once per rate and keeps
+ * the one of the lowest stop-set logloss.
  *
  * Every OFA model takes the cloud model's input options (side fields,
  * field dots and FM term with train.interaction; ofa_config_default).
@@ -45,6 +60,7 @@
  *   dccl-ofa SPLIT_DIR [--seed N] [--mu X] [--epochs N] [--blocks L]
  *            [--hidden H] [--inner F] [--rank R] [--lr X] [--save FILE]
  *            [--preds DIR] [--ctrl-hidden N] [--gen-hidden N]
+ *            [--wd X] [--res-val F] [--holdout F] [--lr-grid X,Y,..]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -60,6 +76,7 @@
 #include "shared/clock.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
+#include "shared/data/carve.h"
 #include "shared/data/dataset.h"
 #include "shared/ml/metrics.h"
 #include "shared/ml/ofa.h"
@@ -80,12 +97,12 @@ ofa_progress(void *arg, int epoch, double loss, double vl, double blocks)
 
 enum { M_CLOUD = 0, M_FT, M_NOUSER, M_LOW, M_MID, M_HIGH, M_ILOW, M_IMID, M_IHIGH,
 	M_BLOW, M_BMID, M_BHIGH, M_BILOW, M_BIMID, M_BIHIGH, M_DUET,
-	M_STATIC, M_N };
+	M_STATIC, M_FULL, M_N };
 static const char *mname[M_N] = { "cloud", "naive-ft", "cloud-nouser",
 	"ofa-low", "ofa-mid",
 	"ofa-high", "ofa-imp-low", "ofa-imp-mid", "ofa-imp-high", "bc-low",
 	"bc-mid", "bc-high", "bc-imp-low", "bc-imp-mid", "bc-imp-high", "duet",
-	"static" };
+	"static", "cloud-full" };
 /* The two controllers: model, first per-device and per-impression row. */
 enum { V_OFA = 0, V_BC, V_N };
 static const char *vname[V_N] = { "linear controller", "behaviour controller" };
@@ -133,6 +150,121 @@ spread(const uint32_t *mask, size_t n, int *distinct, double *top,
 	free(cnt);
 }
 
+/* What every OFA fit of a run shares. */
+struct fitset {
+	struct ctr		*cloud;
+	const struct dataset	*pool;
+	const uint32_t		*tri, *vai;	/* what OFA learns, stops on */
+	size_t			 ntr, nva;
+	const double		*lrs;		/* the learning-rate grid */
+	int			 nlr;
+};
+
+/*
+ * One OFA-family model of config c and gate mode per learning rate of the
+ * grid, each early-stopped on fs->vai; returns the one of the lowest
+ * validation logloss there (the first on a tie), *st its stats and *lr
+ * its rate. NULL on a bad config.
+ */
+static struct ofa *
+fit_best(const struct fitset *fs, const struct ofa_config *c, int gate,
+    uint64_t seed, struct ofa_train_opts *oo, struct ofa_train_stats *st,
+    double *lr)
+{
+	struct ofa *best = NULL;
+	struct ofa_train_stats s;
+
+	for (int i = 0; i < fs->nlr; i++) {
+		struct ofa *m;
+		if (ofa_new(&m, c, seed) != 0)
+			return NULL;
+		ofa_set_gate_mode(m, gate);
+		oo->lr = (float)fs->lrs[i];
+		ofa_train(m, fs->cloud, fs->pool, fs->tri, fs->ntr, fs->vai,
+		    fs->nva, oo, &s);
+		if (fs->nlr > 1)
+			printf("  lr %g: %d epochs (best %d), val logloss "
+			    "%.4f\n", fs->lrs[i], s.epochs, s.best_epoch,
+			    s.val_loss);
+		if (best == NULL || s.val_loss < st->val_loss) {
+			ofa_free(best);
+			best = m;
+			*st = s;
+			*lr = fs->lrs[i];
+		} else
+			ofa_free(m);
+	}
+	return best;
+}
+
+/* Mean logloss of m over the budget classes on pool[idx] (n). */
+static double
+ofa_ll(struct ofa *m, const struct ctr *cloud, const struct dataset *ds,
+    const uint32_t *idx, size_t n)
+{
+	float *p = xcalloc(n + 1, sizeof(float)), *y = xcalloc(n + 1,
+	    sizeof(float));
+	double ll = 0;
+
+	for (size_t i = 0; i < n; i++)
+		y[i] = ds->s[idx[i]].label;
+	for (int k = 0; k < OFA_N_CLASSES; k++) {
+		ofa_predict(m, cloud, ds, idx, n, ofa_class_budget[k], p, NULL);
+		ll += metrics_logloss(p, y, n) / OFA_N_CLASSES;
+	}
+	free(p);
+	free(y);
+	return ll;
+}
+
+/*
+ * Platt scaling of the CTR logit, a diagnostic of how much of what OFA
+ * learns is calibration: sigma(a * logit + b) fitted by Newton's method
+ * on pool[fit] (nf), its logloss on pool[ev] (ne) returned.
+ */
+static double
+platt_ll(struct ctr *cloud, const struct dataset *ds, const uint32_t *fit,
+    size_t nf, const uint32_t *ev, size_t ne, double *pa, double *pb)
+{
+	float *lg = xcalloc((nf > ne ? nf : ne) + 1, sizeof(float));
+	float *p = xcalloc(ne + 1, sizeof(float)), *y = xcalloc(ne + 1,
+	    sizeof(float));
+	double a = 1, b = 0, ll;
+
+	ctr_logits(cloud, ds, fit, nf, lg);
+	for (int it = 0; it < 25; it++) {
+		double ga = 0, gb = 0, haa = 0, hab = 0, hbb = 0, det;
+		for (size_t i = 0; i < nf; i++) {
+			double x = lg[i], q = 1 / (1 + exp(-(a * x + b)));
+			double r = q - ds->s[fit[i]].label, w = q * (1 - q);
+			ga += r * x;
+			gb += r;
+			haa += w * x * x;
+			hab += w * x;
+			hbb += w;
+		}
+		haa += 1e-6;
+		hbb += 1e-6;
+		det = haa * hbb - hab * hab;
+		if (!(det > 0))
+			break;
+		a -= (hbb * ga - hab * gb) / det;
+		b -= (haa * gb - hab * ga) / det;
+	}
+	ctr_logits(cloud, ds, ev, ne, lg);
+	for (size_t i = 0; i < ne; i++) {
+		p[i] = (float)(1 / (1 + exp(-(a * lg[i] + b))));
+		y[i] = ds->s[ev[i]].label;
+	}
+	ll = metrics_logloss(p, y, ne);
+	*pa = a;
+	*pb = b;
+	free(lg);
+	free(p);
+	free(y);
+	return ll;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -149,7 +281,12 @@ main(int argc, char **argv)
 	struct ofa *ofa = NULL, *sta = NULL, *bc = NULL, *du = NULL;
 	int hidden = 64, inner = 64, blocks = 4, rank = 8;
 	int ctrl_hidden = 16, gen_hidden = 32;
-	double mu = 0.01, lr = 1e-3;
+	double mu = 0.01, lr = 1e-3, wd = 0, holdout = 0, resval = 0.5;
+	double lrs[8], lr_used = 0;
+	int nlr = 0;
+	uint32_t *ctri = NULL, *resi = NULL, *rvai = NULL;
+	size_t nctr = 0, nres = 0, nrva = 0;
+	struct ctr *full = NULL;
 	static const struct option lopts[] = {
 		{ "seed", required_argument, NULL, 's' },
 		{ "mu", required_argument, NULL, 'm' },
@@ -163,6 +300,10 @@ main(int argc, char **argv)
 		{ "preds", required_argument, NULL, 'c' },
 		{ "ctrl-hidden", required_argument, NULL, 'C' },
 		{ "gen-hidden", required_argument, NULL, 'G' },
+		{ "wd", required_argument, NULL, 'w' },
+		{ "holdout", required_argument, NULL, 'h' },
+		{ "res-val", required_argument, NULL, 'V' },
+		{ "lr-grid", required_argument, NULL, 'g' },
 		{ NULL, 0, NULL, 0 }
 	};
 
@@ -180,11 +321,25 @@ main(int argc, char **argv)
 		case 'c': csv = optarg; break;
 		case 'C': ctrl_hidden = atoi(optarg); break;
 		case 'G': gen_hidden = atoi(optarg); break;
+		case 'w': wd = atof(optarg); break;
+		case 'h': holdout = atof(optarg); break;
+		case 'V': resval = atof(optarg); break;
+		case 'g': {
+			char *e = optarg;
+			for (nlr = 0; nlr < 8 && *e != '\0'; nlr++) {
+				lrs[nlr] = strtod(e, &e);
+				if (*e == ',')
+					e++;
+			}
+			break;
+		}
 		default:
 			fprintf(stderr, "usage: %s SPLIT_DIR [--seed N] [--mu X] "
 			    "[--epochs N] [--blocks L] [--hidden H] [--inner F] "
 			    "[--rank R] [--lr X] [--save FILE] [--preds DIR] "
-			    "[--ctrl-hidden N] [--gen-hidden N]\n", prog);
+			    "[--ctrl-hidden N] [--gen-hidden N] [--wd X] "
+			    "[--holdout F] [--res-val F] [--lr-grid X,Y,..]\n",
+			    prog);
 			return 2;
 		}
 	}
@@ -206,72 +361,183 @@ main(int argc, char **argv)
 	/* ---- cloud CTR model, as cloudd trains it ---- */
 	double t0 = clock_now();
 	train_model_defaults(&cc, &sd.pool);
-	if (ctr_new(&cloud, &cc, seed) != 0)
+	if (ctr_new(&full, &cc, seed) != 0)
 		return 1;
-	splitdir_train_cloud(cloud, &sd, seed, &cst);
+	splitdir_train_cloud(full, &sd, seed, &cst);
 	printf("cloud CTR: %d epochs (best %d), val logloss %.4f, %.1f s\n",
 	    cst.epochs, cst.best_epoch, cst.val_loss, clock_now() - t0);
+	/*
+	 * --holdout F: the CTR model OFA sits on fits each user's older
+	 * training samples only, and the OFA models learn from the newest F
+	 * (ctr logits out of sample, and after the CTR model's data as in
+	 * serving); both stop early on the pool's validation slice.
+	 */
+	if (carve_newest(&sd.pool, sd.tri, sd.ntr, holdout, &ctri,
+	    &nctr, &resi, &nres) != 0 || (holdout > 0 && resval > 0)) {
+		fprintf(stderr, "%s: --holdout must be in [0, 1), and "
+		    "needs --res-val 0\n", prog);
+		return 2;
+	}
+	if (resval > 0) {
+		/*
+		 * --res-val F: the CTR model is cloudd's (the whole training
+		 * carve); the OFA models learn from each user's older 1 - F
+		 * of the validation slice and stop early on its newest F.
+		 */
+		free(resi);
+		if (carve_newest(&sd.pool, sd.vai, sd.nva, resval,
+		    &resi, &nres, &rvai, &nrva) != 0) {
+			fprintf(stderr, "%s: --res-val must be in (0, 1)\n",
+			    prog);
+			return 2;
+		}
+		cloud = ctr_clone(full);
+		printf("OFA learns from the older %zu of the pool's "
+		    "validation slice, stops on its newest %zu\n", nres, nrva);
+	} else if (holdout > 0) {
+		struct ctr_train_opts co;
+		t0 = clock_now();
+		if (ctr_new(&cloud, &cc, seed) != 0)
+			return 1;
+		splitdir_train_opts(&co, seed);
+		ctr_train(cloud, &sd.pool, ctri, nctr, sd.vai, sd.nva, &co,
+		    &cst);
+		printf("cloud CTR on the older %zu (holdout %.2f: OFA learns "
+		    "from the newest %zu): %d epochs (best %d), val logloss "
+		    "%.4f, %.1f s\n", nctr, holdout, nres, cst.epochs,
+		    cst.best_epoch, cst.val_loss, clock_now() - t0);
+	} else {
+		cloud = ctr_clone(full);
+		free(resi);
+		resi = sd.tri;
+		nres = sd.ntr;
+	}
+	if (rvai == NULL) {
+		rvai = sd.vai;
+		nrva = sd.nva;
+	}
 
 	/* ---- Forward-OFA on the same pool, embeddings frozen ---- */
 	t0 = clock_now();
+	if (nlr == 0)
+		lrs[nlr++] = lr;
+	struct fitset fs = { cloud, &sd.pool, resi, rvai, nres, nrva, lrs,
+	    nlr };
 	ofa_config_default(&oc, cloud);
 	oc.hidden = hidden;
 	oc.inner = inner;
 	oc.n_blocks = blocks;
 	oc.rank = rank;
-	if (ofa_new(&ofa, &oc, seed) != 0) {
-		fprintf(stderr, "%s: bad OFA config\n", prog);
-		return 1;
-	}
 	ofa_train_opts_default(&oo);
 	oo.epochs = epochs;
 	oo.mu = mu;
-	oo.lr = (float)lr;
+	oo.wd = (float)wd;
 	oo.seed = seed;
-	oo.progress = ofa_progress;
-	ofa_train(ofa, cloud, &sd.pool, sd.tri, sd.ntr, sd.vai, sd.nva, &oo,
-	    &ost);
-	printf("OFA: %zu params (base %zu, %zu per block), %d epochs (best "
-	    "%d), val logloss %.4f, val blocks low %.2f mid %.2f high %.2f, "
-	    "%.1f s\n", ofa_num_params(ofa), ofa_base_params(ofa),
-	    ofa_block_params(ofa), ost.epochs, ost.best_epoch, ost.val_loss,
-	    ost.blocks[0], ost.blocks[1], ost.blocks[2], clock_now() - t0);
+	oo.progress = nlr == 1 ? ofa_progress : NULL;
+	if ((ofa = fit_best(&fs, &oc, OFA_GATE_HARD, seed, &oo, &ost,
+	    &lr_used)) == NULL) {
+		fprintf(stderr, "%s: bad OFA config\n", prog);
+		return 1;
+	}
+	printf("OFA: %zu params (base %zu, %zu per block), lr %g, %d epochs "
+	    "(best %d), val logloss %.4f, val blocks low %.2f mid %.2f high "
+	    "%.2f, %.1f s\n", ofa_num_params(ofa), ofa_base_params(ofa),
+	    ofa_block_params(ofa), lr_used, ost.epochs, ost.best_epoch,
+	    ost.val_loss, ost.blocks[0], ost.blocks[1], ost.blocks[2],
+	    clock_now() - t0);
+
+	/*
+	 * With --res-val, the rule that says where OFA should learn: on the
+	 * set both stop on (each user's newest F of the validation slice),
+	 * the CTR model, the same OFA trained in-sample (on the CTR model's
+	 * own training samples, stopped on the whole validation slice, as
+	 * cloudd does) and OFA trained on the held-out older part.
+	 */
+	if (rvai != sd.vai) {
+		struct ofa_train_stats is;
+		struct fitset fi = fs;
+		double ilr, cll, ill, hll = ofa_ll(ofa, cloud, &sd.pool, rvai,
+		    nrva);
+		float *pp = xcalloc(nrva + 1, sizeof(float)), *yy =
+		    xcalloc(nrva + 1, sizeof(float));
+		struct ofa *ins;
+		fi.tri = sd.tri;
+		fi.ntr = sd.ntr;
+		fi.vai = sd.vai;
+		fi.nva = sd.nva;
+		if ((ins = fit_best(&fi, &oc, OFA_GATE_HARD, seed, &oo, &is,
+		    &ilr)) == NULL)
+			return 1;
+		ill = ofa_ll(ins, cloud, &sd.pool, rvai, nrva);
+		ctr_predict(cloud, &sd.pool, rvai, nrva, pp);
+		for (size_t i = 0; i < nrva; i++)
+			yy[i] = sd.pool.s[rvai[i]].label;
+		cll = metrics_logloss(pp, yy, nrva);
+		printf("where OFA learns (logloss on the newest %.2f of the "
+		    "pool's validation slice, %zu samples): CTR model %.4f, "
+		    "OFA in-sample %.4f (lr %g, best epoch %d of %d), OFA on "
+		    "the held-out older part %.4f: %s\n", resval, nrva, cll,
+		    ill, ilr, is.best_epoch, is.epochs, hll, hll < ill ?
+		    "held-out" : "in-sample");
+		/* what it learnt: calibration, or also order within users */
+		{
+			uint32_t *uu = xcalloc(nrva + 1, sizeof(uint32_t));
+			double gc, go, pa, pb, pll;
+			for (size_t i = 0; i < nrva; i++)
+				uu[i] = sd.pool.s[rvai[i]].user;
+			gc = metrics_gauc(pp, yy, uu, nrva, nu, NULL, NULL,
+			    NULL);
+			ofa_predict(ofa, cloud, &sd.pool, rvai, nrva,
+			    ofa_class_budget[0], pp, NULL);
+			go = metrics_gauc(pp, yy, uu, nrva, nu, NULL, NULL,
+			    NULL);
+			pll = platt_ll(cloud, &sd.pool, resi, nres, rvai, nrva,
+			    &pa, &pb);
+			printf("  there: GAUC CTR %.4f, OFA (low) %.4f; the CTR "
+			    "logit recalibrated on the same held-out part "
+			    "(sigma(%.3f logit %+.3f)): logloss %.4f\n", gc, go,
+			    pa, pb, pll);
+			free(uu);
+		}
+		ofa_free(ins);
+		free(pp);
+		free(yy);
+	}
 
 	/* ---- its static backbone: same config, options and seed ---- */
 	t0 = clock_now();
-	if (ofa_new(&sta, &oc, seed) != 0)
-		return 1;
-	ofa_set_gate_mode(sta, OFA_GATE_STATIC);
 	oo.progress = NULL;
-	ofa_train(sta, cloud, &sd.pool, sd.tri, sd.ntr, sd.vai, sd.nva, &oo,
-	    &ost);
-	printf("static backbone: %d epochs (best %d), val logloss %.4f, "
-	    "%.1f s\n", ost.epochs, ost.best_epoch, ost.val_loss,
-	    clock_now() - t0);
+	if ((sta = fit_best(&fs, &oc, OFA_GATE_STATIC, seed, &oo, &ost,
+	    &lr_used)) == NULL)
+		return 1;
+	printf("static backbone: lr %g, %d epochs (best %d), val logloss "
+	    "%.4f, %.1f s\n", lr_used, ost.epochs, ost.best_epoch,
+	    ost.val_loss, clock_now() - t0);
 
 	/* ---- the behaviour controller and the DUET-style generator ---- */
 	struct ofa_config bcc = oc, duc = oc;
 	bcc.ctrl_hidden = ctrl_hidden;
 	duc.gen_hidden = gen_hidden;
 	t0 = clock_now();
-	if (ofa_new(&bc, &bcc, seed) != 0 || ofa_new(&du, &duc, seed) != 0) {
-		fprintf(stderr, "%s: bad --ctrl-hidden or --gen-hidden\n",
-		    prog);
+	if ((bc = fit_best(&fs, &bcc, OFA_GATE_HARD, seed, &oo, &ost,
+	    &lr_used)) == NULL) {
+		fprintf(stderr, "%s: bad --ctrl-hidden\n", prog);
 		return 1;
 	}
-	ofa_train(bc, cloud, &sd.pool, sd.tri, sd.ntr, sd.vai, sd.nva, &oo,
-	    &ost);
-	printf("behaviour controller (Hc %d): %d epochs (best %d), val "
-	    "logloss %.4f, val blocks low %.2f mid %.2f high %.2f, %.1f s\n",
-	    ctrl_hidden, ost.epochs, ost.best_epoch, ost.val_loss,
-	    ost.blocks[0], ost.blocks[1], ost.blocks[2], clock_now() - t0);
+	printf("behaviour controller (Hc %d): lr %g, %d epochs (best %d), "
+	    "val logloss %.4f, val blocks low %.2f mid %.2f high %.2f, "
+	    "%.1f s\n", ctrl_hidden, lr_used, ost.epochs, ost.best_epoch,
+	    ost.val_loss, ost.blocks[0], ost.blocks[1], ost.blocks[2],
+	    clock_now() - t0);
 	t0 = clock_now();
-	ofa_set_gate_mode(du, OFA_GATE_ALL);
-	ofa_train(du, cloud, &sd.pool, sd.tri, sd.ntr, sd.vai, sd.nva, &oo,
-	    &ost);
-	printf("DUET-style generator (Hg %d): %d epochs (best %d), val "
-	    "logloss %.4f, %.1f s\n", gen_hidden, ost.epochs, ost.best_epoch,
-	    ost.val_loss, clock_now() - t0);
+	if ((du = fit_best(&fs, &duc, OFA_GATE_ALL, seed, &oo, &ost,
+	    &lr_used)) == NULL) {
+		fprintf(stderr, "%s: bad --gen-hidden\n", prog);
+		return 1;
+	}
+	printf("DUET-style generator (Hg %d): lr %g, %d epochs (best %d), "
+	    "val logloss %.4f, %.1f s\n", gen_hidden, lr_used, ost.epochs,
+	    ost.best_epoch, ost.val_loss, clock_now() - t0);
 
 	/* ---- evaluation on the users' test samples ---- */
 	size_t n = sd.tst.n;
@@ -289,6 +555,7 @@ main(int argc, char **argv)
 	}
 	struct ofa *vm[V_N] = { ofa, bc };
 	ctr_predict(cloud, &sd.tst, idx, n, pr[M_CLOUD]);
+	ctr_predict(full, &sd.tst, idx, n, pr[M_FULL]);
 	{
 		struct ctr *cn = ctr_clone(cloud);
 		for (int i = 0; i < ctr_num_tensors(cn); i++) {
@@ -313,8 +580,10 @@ main(int argc, char **argv)
 	struct ofa_meta om = { 0 };
 	ctr_io_pack(cloud, NULL, &cb, &cbl);
 	free(cb);
-	bytes[M_CLOUD] = bytes[M_FT] = bytes[M_NOUSER] = (double)cbl;
-	flops[M_CLOUD] = flops[M_FT] = flops[M_NOUSER] = ctr_flops(cloud);
+	bytes[M_CLOUD] = bytes[M_FT] = bytes[M_NOUSER] = bytes[M_FULL] =
+	    (double)cbl;
+	flops[M_CLOUD] = flops[M_FT] = flops[M_NOUSER] = flops[M_FULL] =
+	    ctr_flops(cloud);
 	om.version = om.base_version = 1;
 	size_t base_bytes = ofa_io_size(ofa, &om, 1, 0);
 
@@ -522,12 +791,13 @@ main(int argc, char **argv)
 			    " *" : "");
 		printf("| %s | %.4f | %.4f | %.4f | %s | %s | %s | %.2f | "
 		    "%.1f | %.0f | %.0f %% | %.0f |\n", mname[k], g, auc, ll,
-		    ci, bw, cs, k >= M_LOW ? nblk[k] : 0.0, cost_us[k],
+		    ci, bw, cs, k >= M_LOW && k != M_FULL ? nblk[k] : 0.0,
+		    cost_us[k],
 		    flops[k], 100 * flops[k] / flops[M_STATIC], bytes[k]);
 		if (cf != NULL)
 			fprintf(cf, "%s,flops,%.0f\n%s,blocks,%.2f\n",
-			    mname[k], flops[k], mname[k], k >= M_LOW ?
-			    nblk[k] : 0.0);
+			    mname[k], flops[k], mname[k], k >= M_LOW &&
+			    k != M_FULL ? nblk[k] : 0.0);
 	}
 	if ((cf != NULL && fclose(cf) != 0) || (pf != NULL && fclose(pf) != 0))
 		fprintf(stderr, "%s: cannot write %s\n", prog, csv);
@@ -593,6 +863,12 @@ main(int argc, char **argv)
 	free(idx);
 	ofa_free(ofa);
 	ctr_free(cloud);
+	ctr_free(full);
+	free(ctri);
+	if (resi != sd.tri)
+		free(resi);
+	if (rvai != sd.vai)
+		free(rvai);
 	splitdir_fini(&sd);
 	return 0;
 }
