@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "dccl.pb-c.h"
+#include "deviced/mix.h"
 #include "shared/data/sample.h"
 
 struct ctr;
@@ -120,6 +121,8 @@ struct learn_choice {
 	int	pick_steps;
 	struct learn_grid grid;	/* the CV over the whole grid */
 	struct learn_nested nested;
+	int	mixed;		/* serve the logit mixture at alpha (mix.h) */
+	struct mix_ev mix;	/* fine-tuning: the CV's evidence per weight */
 };
 
 /*
