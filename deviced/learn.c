@@ -48,6 +48,7 @@
 #include "deviced/learn.h"
 #include "deviced/learn_memo.h"
 #include "deviced/mix.h"
+#include "deviced/calib.h"
 #include "deviced/coda_filter.h"
 #include "deviced/pairwise.h"
 #include "deviced/partial.h"
@@ -168,6 +169,14 @@ static const struct method methods[] = {
 	{ "ft-pair-rec3-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
 	{ "ft-pair3-rec3-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
 	{ "ft-rec3-mix-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_MIXCV, 0, 0 },
+	/* recalibrated on the CV's out-of-fold logits (calib.h) */
+	{ "ft-cal-cv",	ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
+	{ "ft-pair-cal-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
+	{ "ft-pair3-cal-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
+	{ "ft-pair9-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
+	{ "ft-pair9-cal-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
+	{ "ft-pair3-cal", ADAPT_FT, LC_NONE, 0, 0, SEL_GUARD, 0, 0 },
+	{ "ft-pair3-cal-fb", ADAPT_FT, LC_NONE, 0, 0, SEL_GUARD, 0, 1 },
 	{ NULL, 0, 0, 0, 0, 0, 0, 0 }
 };
 
@@ -187,6 +196,15 @@ pair_of(const struct deviced_conf *cf, const struct method *m)
 	    (q[6] == '\0' || q[6] == '-'))
 		return (float)(q[5] - '0');	/* "-pair3": weight 3 */
 	return q != NULL && (q[5] == '\0' || q[5] == '-') ? 1.0f : 0.0f;
+}
+
+/* "...-cal[-*]": the row's scores are recalibrated (calib.h). */
+static int
+cal_of(const struct method *m)
+{
+	const char *q = strstr(m->name, "-cal");
+
+	return q != NULL && (q[4] == '\0' || q[4] == '-');
 }
 
 /*
@@ -693,6 +711,8 @@ struct cv {
 	int		 mix;
 	float		*z0h, *yh;	/* nho: cloud logits, labels */
 	struct mix_ev	 mx[GRID_N];
+	float		*zall;		/* GRID_N x n: out-of-fold logits */
+	unsigned char	*held;		/* n: scored out of fold */
 };
 
 static void cv_score(struct cv *v, int s);
@@ -771,8 +791,13 @@ cv_score(struct cv *v, int s)
 			}
 		}
 	}
-	if (v->mix && v->na == 1)
+	if (v->mix && v->na == 1) {
 		mix_add(&v->mx[s], v->z0h, v->z, v->yh, v->nho);
+		for (size_t i = 0; i < v->nho; i++) {
+			v->zall[(size_t)s * v->p->n + v->ho[i]] = v->z[i];
+			v->held[v->ho[i]] = 1;
+		}
+	}
 }
 
 /*
@@ -805,6 +830,40 @@ nested(const struct cv *v, size_t nh, struct learn_choice *ch)
 	ne->out_gain = v->lsum[b] / (double)v->ln;
 	ne->out_pairs = v->lpairs;
 	ne->out_rank = v->lrank[b];
+}
+
+/*
+ * Nested validation of the recalibration (calib.h): fitted on the inner
+ * folds' out-of-fold logits at the setting they chose, then scored on
+ * the last fold against that setting's uncalibrated logits (the mean
+ * logloss gain, ch->nested.out_cal). Needs nested() first.
+ */
+static void
+cal_nested(struct cv *v, int K, struct learn_choice *ch)
+{
+	const struct learn_prep *p = v->p;
+	size_t lo = p->n * (size_t)(K - 1) / (size_t)K, nc = 0;
+	int b = -1;
+	double t, c, g = 0;
+
+	if (!ch->nested.have || K < 3)
+		return;
+	for (int s = 0; s < GRID_N; s++)
+		if (b < 0 || v->sum[s] - v->lsum[s] > v->sum[b] - v->lsum[b])
+			b = s;
+	for (size_t j = 0; j < lo; j++)
+		if (v->held[j]) {
+			v->z0h[nc] = v->zall[(size_t)b * p->n + j];
+			v->yh[nc++] = p->y[j];
+		}
+	if (calib_fit(v->z0h, v->yh, nc, CALIB_PRIOR, &t, &c) != 0)
+		return;
+	for (size_t j = lo; j < p->n; j++) {
+		double z = v->zall[(size_t)b * p->n + j];
+		g += bce(z, p->y[j]) - bce((1 + t) * z + c, p->y[j]);
+	}
+	ch->nested.out_cal = g / (double)(p->n - lo);
+	ch->nested.have_cal = 1;
 }
 
 /*
@@ -860,6 +919,8 @@ cv_select(struct learn_prep *p, const struct method *m,
 	v.mix = m->adapt == ADAPT_FT && v.na == 1;
 	v.z0h = xcalloc(p->n + 1, sizeof(float));
 	v.yh = xcalloc(p->n + 1, sizeof(float));
+	v.zall = xcalloc((size_t)GRID_N * (p->n + 1), sizeof(float));
+	v.held = xcalloc(p->n + 1, 1);
 
 	for (int f = 1; K >= 2 && f < K && rc == 0; f++) {
 		size_t nt = train_set(p, m, K, f, tr);
@@ -922,9 +983,23 @@ cv_select(struct learn_prep *p, const struct method *m,
 			ch->grid.rank[q] = v.rank[CV_WHOLE(&v, q)];
 		}
 		nested(&v, nh, ch);
-		if (v.mix)
+		if (v.mix) {
+			size_t nc = 0;
 			ch->mix = v.mx[best];
+			/* The recalibration, on the out-of-fold logits. */
+			for (size_t j = 0; j < p->n; j++)
+				if (v.held[j]) {
+					v.z0h[nc] = v.zall[(size_t)best * p->n +
+					    j];
+					v.yh[nc++] = p->y[j];
+				}
+			ch->cal_have = calib_fit(v.z0h, v.yh, nc, CALIB_PRIOR,
+			    &ch->cal_t, &ch->cal_b) == 0;
+			cal_nested(&v, K, ch);
+		}
 	}
+	free(v.zall);
+	free(v.held);
 	free(v.z0h);
 	free(v.yh);
 	free(wt);
@@ -1134,6 +1209,8 @@ run1(struct learn_prep *p, const struct method *m, int pick,
 		}
 	}
 done:
+	ch->calibrated = ch->adopted && ch->cal_have && cal_of(m) &&
+	    !ch->mixed;
 	if (!ch->adopted) {
 		ctr_free(c);
 		c = NULL;	/* the cloud model */

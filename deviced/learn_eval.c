@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "deviced/app.h"
+#include "deviced/calib.h"
 #include "deviced/deviced.h"
 #include "deviced/encoder_dev.h"
 #include "deviced/learn.h"
@@ -145,6 +146,8 @@ learn_eval(struct device *d, const struct learn_in *in, struct learn_prep *p0,
 		(void)app_score(c, &q, pr);	/* the app socket's scoring */
 		if (ch.mixed && ch.adopted && ch.alpha < 1)
 			mix_cloud(p->in->model, &q, pr, ch.alpha);
+		if (ch.calibrated)
+			calib_probs(pr, n, ch.cal_t, ch.cal_b);
 		for (size_t i = 0; i < n; i++) {
 			const struct sample *s = &d->test.s[i];
 			fprintf(f, "%s,%u,%u,%g,%.9g\n", mi.name, s->user,
@@ -194,6 +197,12 @@ learn_eval(struct device *d, const struct learn_in *in, struct learn_prep *p0,
 				    "%s,mx_r%d,%g\n", mi.name, k,
 				    ch.mix.gain[k], mi.name, k, ch.mix.sq[k],
 				    mi.name, k, ch.mix.rank[k]);
+		if (ch.cal_have && mi.adapts)
+			fprintf(x, "%s,cal_t,%g\n%s,cal_b,%g\n", mi.name,
+			    ch.cal_t, mi.name, ch.cal_b);
+		if (ch.nested.have_cal && mi.adapts)
+			fprintf(x, "%s,nv_ocal,%g\n", mi.name,
+			    ch.nested.out_cal);
 		if (ch.mixed)
 			fprintf(x, "%s,mx_n,%zu\n%s,mx_pairs,%zu\n", mi.name,
 			    ch.mix.n, mi.name, ch.mix.pairs);

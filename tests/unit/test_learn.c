@@ -721,9 +721,21 @@ test_mix_rows(void **state)
 		assert_true(cg.gain - cf.guard_z * cg.se > 0 && cg.rank > 0);
 	else
 		assert_true(max_diff(g, m) == 0);
-	ctr_free(a);
 	ctr_free(b);
 	ctr_free(g);
+	/* "-cal": ft-cv's fit, recalibrated when scored (calib.h) */
+	b = learn_method_run(&p, "ft-cal-cv", NULL, &cb, &secs, &mem);
+	assert_true(ca.cal_have && cb.cal_have && cb.calibrated &&
+	    !ca.calibrated);
+	assert_true(cb.cal_t == ca.cal_t && cb.cal_b == ca.cal_b &&
+	    1 + cb.cal_t >= 0.1);
+	assert_true(max_diff(a, b) == 0);
+	/* its nested validation: fitted on the inner folds, scored on the
+	   last one */
+	assert_true(ca.nested.have && ca.nested.have_cal &&
+	    isfinite(ca.nested.out_cal));
+	ctr_free(a);
+	ctr_free(b);
 	learn_prep_fini(&p);
 	free_ds(&local);
 	ctr_free(m);
