@@ -51,6 +51,8 @@ def main():
     keep, mrow, brow, out = sys.argv[1:5]
     tag = '' if len(sys.argv) < 6 else sys.argv[5]
     for run, cold in rounds(keep):
+        if not os.path.isdir(run):
+            continue
         devs = []
         for f in sorted(glob.glob(os.path.join(run, 'eval', '*.csv'))):
             ex = extra(f[:-4] + '.extra', mrow)
