@@ -47,9 +47,12 @@
 #include "deviced/label_correct.h"
 #include "deviced/learn.h"
 #include "deviced/learn_memo.h"
+#include "deviced/mix.h"
+#include "deviced/calib.h"
 #include "deviced/coda_filter.h"
 #include "deviced/pairwise.h"
 #include "deviced/partial.h"
+#include "deviced/recency.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
 #include "shared/ml/kern.h"
@@ -63,9 +66,16 @@ enum { ADAPT_NONE = 0, ADAPT_MP, ADAPT_FT, ADAPT_BIAS };
  * How a method picks its (lr, steps) setting and whether it is guarded;
  * the PS forms also choose a partial step (partial.h) by the same CV.
  */
-enum { SEL_FIXED = 0, SEL_CV, SEL_GUARD, SEL_PSCV, SEL_PS };
+enum { SEL_FIXED = 0, SEL_CV, SEL_GUARD, SEL_PSCV, SEL_PS,
+	SEL_MIXCV, SEL_MIX, SEL_MIXR };
 #define SEL_GUARDED(s)	((s) == SEL_GUARD || (s) == SEL_PS)
 #define SEL_PARTIAL(s)	((s) == SEL_PSCV || (s) == SEL_PS)
+/*
+ * The "-mix" rows (mix.h): the setting as SEL_CV chooses it, then a
+ * logit-space weight a by the same CV: largest gain (MIXCV: adopted
+ * when a > 0; MIX: and guarded) or most net pairs (MIXR, guarded).
+ */
+#define SEL_MIXING(s)	((s) >= SEL_MIXCV)
 /* What label correction aligns the local rate to (label_correct.h). */
 enum { TGT_GLOBAL = 0, TGT_MODEL };
 
@@ -141,6 +151,32 @@ static const struct method methods[] = {
 	{ "ft-lcoffm-pair3-fb", ADAPT_FT, LC_OFFSET, TGT_MODEL, 0, SEL_GUARD,
 	  0, 1 },
 	{ "ft-pair3-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
+	/* logit-space shrinkage toward the cloud model (mix.h) */
+	{ "ft-mix-cv",	ADAPT_FT, LC_NONE, 0, 0, SEL_MIXCV, 0, 0 },
+	{ "ft-mix",	ADAPT_FT, LC_NONE, 0, 0, SEL_MIX, 0, 0 },
+	{ "ft-mix-fb",	ADAPT_FT, LC_NONE, 0, 0, SEL_MIX, 0, 1 },
+	{ "ft-mixr",	ADAPT_FT, LC_NONE, 0, 0, SEL_MIXR, 0, 0 },
+	{ "ft-pair-mix-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_MIXCV, 0, 0 },
+	{ "ft-pair-mix", ADAPT_FT, LC_NONE, 0, 0, SEL_MIX, 0, 0 },
+	{ "ft-pair-mix-fb", ADAPT_FT, LC_NONE, 0, 0, SEL_MIX, 0, 1 },
+	{ "ft-pair-mixr", ADAPT_FT, LC_NONE, 0, 0, SEL_MIXR, 0, 0 },
+	{ "ft-pair3-mix-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_MIXCV, 0, 0 },
+	{ "ft-pair3-mix", ADAPT_FT, LC_NONE, 0, 0, SEL_MIX, 0, 0 },
+	/* recency-weighted local losses (recency.h) */
+	{ "ft-rec1-cv",	ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
+	{ "ft-rec3-cv",	ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
+	{ "ft-rec3",	ADAPT_FT, LC_NONE, 0, 0, SEL_GUARD, 0, 0 },
+	{ "ft-pair-rec3-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
+	{ "ft-pair3-rec3-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
+	{ "ft-rec3-mix-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_MIXCV, 0, 0 },
+	/* recalibrated on the CV's out-of-fold logits (calib.h) */
+	{ "ft-cal-cv",	ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
+	{ "ft-pair-cal-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
+	{ "ft-pair3-cal-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
+	{ "ft-pair9-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
+	{ "ft-pair9-cal-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
+	{ "ft-pair3-cal", ADAPT_FT, LC_NONE, 0, 0, SEL_GUARD, 0, 0 },
+	{ "ft-pair3-cal-fb", ADAPT_FT, LC_NONE, 0, 0, SEL_GUARD, 0, 1 },
 	{ NULL, 0, 0, 0, 0, 0, 0, 0 }
 };
 
@@ -160,6 +196,30 @@ pair_of(const struct deviced_conf *cf, const struct method *m)
 	    (q[6] == '\0' || q[6] == '-'))
 		return (float)(q[5] - '0');	/* "-pair3": weight 3 */
 	return q != NULL && (q[5] == '\0' || q[5] == '-') ? 1.0f : 0.0f;
+}
+
+/* "...-cal[-*]": the row's scores are recalibrated (calib.h). */
+static int
+cal_of(const struct method *m)
+{
+	const char *q = strstr(m->name, "-cal");
+
+	return q != NULL && (q[4] == '\0' || q[4] == '-');
+}
+
+/*
+ * Strength k of the recency weights (recency.h) of the rows named
+ * "...-reck[-*]" (k 1..9), else 0.
+ */
+static double
+rec_of(const struct method *m)
+{
+	const char *q = strstr(m->name, "-rec");
+
+	if (q != NULL && q[4] >= '1' && q[4] <= '9' &&
+	    (q[5] == '\0' || q[5] == '-'))
+		return q[4] - '0';
+	return 0;
 }
 
 /*
@@ -204,8 +264,8 @@ memo_get(struct learn_memo *mm, const struct learn_prep *p,
 	if (mm == NULL)
 		return NULL;
 	return learn_memo_get(mm, p, m->adapt, m->lc,
-	    m->lc == LC_NONE ? 0 : m->tgt, m->coda, SEL_PARTIAL(m->sel),
-	    pair_of(p->in->cf, m));
+	    m->lc == LC_NONE ? 0 : m->tgt, m->coda, SEL_PARTIAL(m->sel) |
+	    (rec_of(m) > 0 ? (int)rec_of(m) << 1 : 0), pair_of(p->in->cf, m));
 }
 
 static double
@@ -647,6 +707,12 @@ struct cv {
 	int		 last;		/* the fold being scored is it */
 	double		 lsum[CV_N], lsq[CV_N], lrank[CV_N];
 	size_t		 ln, lpairs;
+	/* Fine-tuning: the logit-space mixtures' evidence (mix.h). */
+	int		 mix;
+	float		*z0h, *yh;	/* nho: cloud logits, labels */
+	struct mix_ev	 mx[GRID_N];
+	float		*zall;		/* GRID_N x n: out-of-fold logits */
+	unsigned char	*held;		/* n: scored out of fold */
 };
 
 static void cv_score(struct cv *v, int s);
@@ -725,6 +791,13 @@ cv_score(struct cv *v, int s)
 			}
 		}
 	}
+	if (v->mix && v->na == 1) {
+		mix_add(&v->mx[s], v->z0h, v->z, v->yh, v->nho);
+		for (size_t i = 0; i < v->nho; i++) {
+			v->zall[(size_t)s * v->p->n + v->ho[i]] = v->z[i];
+			v->held[v->ho[i]] = 1;
+		}
+	}
 }
 
 /*
@@ -757,6 +830,40 @@ nested(const struct cv *v, size_t nh, struct learn_choice *ch)
 	ne->out_gain = v->lsum[b] / (double)v->ln;
 	ne->out_pairs = v->lpairs;
 	ne->out_rank = v->lrank[b];
+}
+
+/*
+ * Nested validation of the recalibration (calib.h): fitted on the inner
+ * folds' out-of-fold logits at the setting they chose, then scored on
+ * the last fold against that setting's uncalibrated logits (the mean
+ * logloss gain, ch->nested.out_cal). Needs nested() first.
+ */
+static void
+cal_nested(struct cv *v, int K, struct learn_choice *ch)
+{
+	const struct learn_prep *p = v->p;
+	size_t lo = p->n * (size_t)(K - 1) / (size_t)K, nc = 0;
+	int b = -1;
+	double t, c, g = 0;
+
+	if (!ch->nested.have || K < 3)
+		return;
+	for (int s = 0; s < GRID_N; s++)
+		if (b < 0 || v->sum[s] - v->lsum[s] > v->sum[b] - v->lsum[b])
+			b = s;
+	for (size_t j = 0; j < lo; j++)
+		if (v->held[j]) {
+			v->z0h[nc] = v->zall[(size_t)b * p->n + j];
+			v->yh[nc++] = p->y[j];
+		}
+	if (calib_fit(v->z0h, v->yh, nc, CALIB_PRIOR, &t, &c) != 0)
+		return;
+	for (size_t j = lo; j < p->n; j++) {
+		double z = v->zall[(size_t)b * p->n + j];
+		g += bce(z, p->y[j]) - bce((1 + t) * z + c, p->y[j]);
+	}
+	ch->nested.out_cal = g / (double)(p->n - lo);
+	ch->nested.have_cal = 1;
 }
 
 /*
@@ -797,6 +904,7 @@ cv_select(struct learn_prep *p, const struct method *m,
 	uint32_t *ho = xcalloc(p->n + 1, sizeof(uint32_t));
 	float *y = xcalloc(p->work.n + 1, sizeof(float));
 	float *off = xcalloc(p->work.n + 1, sizeof(float));
+	float *wt = xcalloc(p->work.n + 1, sizeof(float));
 	struct cv v;
 	size_t nh = 0;
 	int best = -1, rc = 0;
@@ -808,6 +916,11 @@ cv_select(struct learn_prep *p, const struct method *m,
 	if (v.na > 1 && pa->mode != MODE_BIAS)
 		v.save = xcalloc(ctr_num_params(pa->c), sizeof(float));
 	v.gb = xcalloc((size_t)CV_N * (p->n + 1), sizeof(float));
+	v.mix = m->adapt == ADAPT_FT && v.na == 1;
+	v.z0h = xcalloc(p->n + 1, sizeof(float));
+	v.yh = xcalloc(p->n + 1, sizeof(float));
+	v.zall = xcalloc((size_t)GRID_N * (p->n + 1), sizeof(float));
+	v.held = xcalloc(p->n + 1, 1);
 
 	for (int f = 1; K >= 2 && f < K && rc == 0; f++) {
 		size_t nt = train_set(p, m, K, f, tr);
@@ -819,12 +932,19 @@ cv_select(struct learn_prep *p, const struct method *m,
 			continue;
 		nh += v.nho;
 		v.ho = ho;
+		for (size_t i = 0; i < v.nho; i++) {
+			double q = p->p0[ho[i]];
+			v.z0h[i] = (float)(log(q) - log1p(-q));
+			v.yh[i] = p->y[ho[i]];
+		}
 		v.last = f == K - 1;
 		targets(p, m, tr, nt, y, off);
+		recency_weights(p->weight, p->work.n, tr, nt, p->n, rec_of(m),
+		    wt);
 		for (int li = 0; li < GRID_LR && rc == 0; li++) {
 			v.li = li;
 			path_reset(p, pa);
-			rc = sgd_path(p, pa, tr, nt, y, p->weight, off,
+			rc = sgd_path(p, pa, tr, nt, y, wt, off,
 			    g->lr[li], g->steps, GRID_ST,
 			    (uint64_t)cf->seed + (uint64_t)f, cv_ckpt, &v);
 		}
@@ -863,7 +983,26 @@ cv_select(struct learn_prep *p, const struct method *m,
 			ch->grid.rank[q] = v.rank[CV_WHOLE(&v, q)];
 		}
 		nested(&v, nh, ch);
+		if (v.mix) {
+			size_t nc = 0;
+			ch->mix = v.mx[best];
+			/* The recalibration, on the out-of-fold logits. */
+			for (size_t j = 0; j < p->n; j++)
+				if (v.held[j]) {
+					v.z0h[nc] = v.zall[(size_t)best * p->n +
+					    j];
+					v.yh[nc++] = p->y[j];
+				}
+			ch->cal_have = calib_fit(v.z0h, v.yh, nc, CALIB_PRIOR,
+			    &ch->cal_t, &ch->cal_b) == 0;
+			cal_nested(&v, K, ch);
+		}
 	}
+	free(v.zall);
+	free(v.held);
+	free(v.z0h);
+	free(v.yh);
+	free(wt);
 	free(v.save);
 	free(v.gb);
 	free(tr);
@@ -950,7 +1089,7 @@ run1(struct learn_prep *p, const struct method *m, int pick,
 	struct ctr *c = NULL;
 	struct grid g;
 	uint32_t *tr = NULL;
-	float *y = NULL, *off = NULL;
+	float *y = NULL, *off = NULL, *wt = NULL;
 	double t0 = now(), reused = 0, t1;
 	size_t nt;
 	int rc;
@@ -995,7 +1134,22 @@ run1(struct learn_prep *p, const struct method *m, int pick,
 		}
 		if (rc == 0 && pick)
 			pick_point(p, m, pick, &g, ch, 1);
-		if (rc != 0) {
+		if (SEL_MIXING(m->sel)) {
+			/* The weight a of the mixture, by the same CV. */
+			int k;
+			if (rc != 0 || !ch->mix.have)
+				goto done;
+			k = mix_choose(&ch->mix, m->sel == SEL_MIXR ?
+			    MIX_BY_RANK : MIX_BY_GAIN, &ch->gain, &ch->se);
+			ch->rank = ch->mix.rank[k];
+			ch->alpha = mix_alpha[k];
+			ch->mixed = 1;
+			if (k == 0 || (m->sel != SEL_MIXCV &&
+			    (p->n < (size_t)cf->guard_min_n ||
+			    !(ch->gain - cf->guard_z * ch->se > 0) ||
+			    (cf->guard_rank && !(ch->rank > 0)))))
+				goto done;
+		} else if (rc != 0) {
 			/* No evidence: the unguarded row takes the base
 			 * setting. */
 			if (SEL_GUARDED(m->sel))
@@ -1028,8 +1182,10 @@ run1(struct learn_prep *p, const struct method *m, int pick,
 	off = xcalloc(p->work.n + 1, sizeof(float));
 	nt = train_set(p, m, 0, 0, tr);
 	targets(p, m, tr, nt, y, off);
+	wt = xcalloc(p->work.n + 1, sizeof(float));
+	recency_weights(p->weight, p->work.n, tr, nt, p->n, rec_of(m), wt);
 	path_reset(p, &pa);
-	rc = sgd_path(p, &pa, tr, nt, y, p->weight, off, ch->lr, &ch->steps, 1,
+	rc = sgd_path(p, &pa, tr, nt, y, wt, off, ch->lr, &ch->steps, 1,
 	    (uint64_t)cf->seed, NULL, NULL);
 	ch->adopted = rc == 0;
 	if (ch->adopted) {
@@ -1053,16 +1209,19 @@ run1(struct learn_prep *p, const struct method *m, int pick,
 		}
 	}
 done:
+	ch->calibrated = ch->adopted && ch->cal_have && cal_of(m) &&
+	    !ch->mixed;
 	if (!ch->adopted) {
 		ctr_free(c);
 		c = NULL;	/* the cloud model */
-	} else if (ch->alpha < 1)	/* the partial step, in place */
+	} else if (ch->alpha < 1 && !ch->mixed)	/* the partial step */
 		(void)partial_mix(c, in->model, ctr_params(c), ch->alpha,
 		    pa.sel);
 	*secs = now() - t0 + reused;
 	free(tr);
 	free(y);
 	free(off);
+	free(wt);
 	return c;
 }
 

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "dccl.pb-c.h"
+#include "deviced/mix.h"
 #include "shared/data/sample.h"
 
 struct ctr;
@@ -103,6 +104,10 @@ struct learn_nested {
 	size_t	out_n, out_pairs;	/* last fold: samples, pairs */
 	double	out_gain;	/* last fold: mean logloss gain */
 	double	out_rank;	/* last fold: net pairs ordered better */
+	int	have_cal;	/* fine-tuning: out_cal is set */
+	double	out_cal;	/* last fold: the logloss gain of the
+				   recalibration fitted on the inner folds
+				   (calib.h), over the uncalibrated fit */
 };
 
 /* Chosen setting of one method's run. */
@@ -120,6 +125,11 @@ struct learn_choice {
 	int	pick_steps;
 	struct learn_grid grid;	/* the CV over the whole grid */
 	struct learn_nested nested;
+	int	mixed;		/* serve the logit mixture at alpha (mix.h) */
+	struct mix_ev mix;	/* fine-tuning: the CV's evidence per weight */
+	int	cal_have;	/* fine-tuning: a recalibration was fitted */
+	double	cal_t, cal_b;	/* z' = (1 + t) z + b (calib.h) */
+	int	calibrated;	/* serve it ("-cal" rows) */
 };
 
 /*

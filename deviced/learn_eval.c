@@ -16,10 +16,12 @@
 #include <string.h>
 
 #include "deviced/app.h"
+#include "deviced/calib.h"
 #include "deviced/deviced.h"
 #include "deviced/encoder_dev.h"
 #include "deviced/learn.h"
 #include "deviced/learn_diag.h"
+#include "deviced/mix.h"
 #include "deviced/ofa_dev.h"
 #include "shared/ml/ctr.h"
 #include "shared/data/dataset.h"
@@ -56,6 +58,20 @@ upload_size(const struct device *d, const struct learn_result *r)
 	e.body_case = DCCL__ENVELOPE__BODY_UPLOAD;
 	e.upload = &up;
 	return dccl__envelope__get_packed_size(&e);
+}
+
+/* A "-mix" row's scores: pr mixed with the cloud model's (mix.h). */
+static void
+mix_cloud(const struct ctr *cloud, const struct dataset *q, float *pr,
+    double a)
+{
+	struct ctr *c0 = ctr_clone(cloud);	/* scoring writes scratch */
+	float *p0 = xcalloc(q->n + 1, sizeof(float));
+
+	if (app_score(c0, q, p0) == 0)
+		mix_probs(p0, pr, q->n, a);
+	free(p0);
+	ctr_free(c0);
 }
 
 void
@@ -128,6 +144,10 @@ learn_eval(struct device *d, const struct learn_in *in, struct learn_prep *p0,
 		c = learn_method_run(p, run_nm, inner != NULL ? NULL : memo,
 		    &ch, &secs, &mem);
 		(void)app_score(c, &q, pr);	/* the app socket's scoring */
+		if (ch.mixed && ch.adopted && ch.alpha < 1)
+			mix_cloud(p->in->model, &q, pr, ch.alpha);
+		if (ch.calibrated)
+			calib_probs(pr, n, ch.cal_t, ch.cal_b);
 		for (size_t i = 0; i < n; i++) {
 			const struct sample *s = &d->test.s[i];
 			fprintf(f, "%s,%u,%u,%g,%.9g\n", mi.name, s->user,
@@ -170,6 +190,22 @@ learn_eval(struct device *d, const struct learn_in *in, struct learn_prep *p0,
 			    ch.nested.rank, mi.name, ch.nested.out_n, mi.name,
 			    ch.nested.out_gain, mi.name, ch.nested.out_pairs,
 			    mi.name, ch.nested.out_rank);
+		/* "-mix" rows: the CV's evidence per weight (mix.h). */
+		if (ch.mixed)
+			for (int k = 0; k < MIX_NA; k++)
+				fprintf(x, "%s,mx_g%d,%g\n%s,mx_s%d,%g\n"
+				    "%s,mx_r%d,%g\n", mi.name, k,
+				    ch.mix.gain[k], mi.name, k, ch.mix.sq[k],
+				    mi.name, k, ch.mix.rank[k]);
+		if (ch.cal_have && mi.adapts)
+			fprintf(x, "%s,cal_t,%g\n%s,cal_b,%g\n", mi.name,
+			    ch.cal_t, mi.name, ch.cal_b);
+		if (ch.nested.have_cal && mi.adapts)
+			fprintf(x, "%s,nv_ocal,%g\n", mi.name,
+			    ch.nested.out_cal);
+		if (ch.mixed)
+			fprintf(x, "%s,mx_n,%zu\n%s,mx_pairs,%zu\n", mi.name,
+			    ch.mix.n, mi.name, ch.mix.pairs);
 		/* "-fed" rows: 1 the cloud's choice, -1 its default. */
 		if (ch.fed != 0)
 			fprintf(x, "%s,fed,%d\n", mi.name, ch.fed);

@@ -27,6 +27,7 @@
 
 #include "deviced/deviced.h"
 #include "deviced/learn.h"
+#include "deviced/mix.h"
 #include "deviced/partial.h"
 #include "shared/conf.h"
 #include "shared/ml/ctr.h"
@@ -672,6 +673,75 @@ test_nested_validation(void **state)
 	conf_fini(&c);
 }
 
+/*
+ * The "-mix" rows (deviced/mix.h): the fit is ft-cv's (the same setting
+ * and parameters, the mixture is applied when scoring), the CV's
+ * evidence at weight 1 is ft-cv's own, the weight is one of the grid's,
+ * and the guarded row adopts only with the guard's evidence at its
+ * weight.
+ */
+static void
+test_mix_rows(void **state)
+{
+	struct ctr *m = cloud_model(CTR_INTER_OFF), *a, *b, *g;
+	struct deviced_conf cf;
+	struct conf c;
+	struct dataset local, none;
+	struct learn_prep p;
+	struct learn_choice ca, cb, cg;
+	double secs, mem;
+	int ok = 0;
+
+	(void)state;
+	defaults(&c, &cf);
+	make_ds(&local, 60, USER, 29);
+	memset(&none, 0, sizeof(none));
+	struct learn_in in = { &cf, m, &local, &none, USER, 0.5, NULL, 0, 0,
+		0, NULL, 0 };
+	learn_prep_init(&p, &in, &none);
+	a = learn_method_run(&p, "ft-cv", NULL, &ca, &secs, &mem);
+	b = learn_method_run(&p, "ft-mix-cv", NULL, &cb, &secs, &mem);
+	g = learn_method_run(&p, "ft-mix", NULL, &cg, &secs, &mem);
+	assert_true(ca.mix.have && cb.mixed && cg.mixed && !ca.mixed);
+	assert_int_equal(cb.mix.n, ca.grid.n);
+	assert_true(fabs(cb.mix.gain[MIX_NA - 1] / (double)cb.mix.n -
+	    ca.gain) < 1e-4);
+	assert_true(fabs(cb.mix.rank[MIX_NA - 1] - ca.rank) < 1e-9);
+	assert_true(cb.mix.gain[0] == 0 && cb.mix.rank[0] == 0);
+	for (int k = 0; k < MIX_NA; k++)
+		ok |= cb.alpha == mix_alpha[k];
+	assert_true(ok);
+	if (cb.adopted) {
+		assert_true(cb.alpha > 0 && cb.gain > 0);
+		assert_true(cb.lr == ca.lr && cb.steps == ca.steps);
+		assert_true(max_diff(a, b) == 0);	/* the same fit */
+	} else
+		assert_true(max_diff(b, m) == 0);
+	if (cg.adopted)
+		assert_true(cg.gain - cf.guard_z * cg.se > 0 && cg.rank > 0);
+	else
+		assert_true(max_diff(g, m) == 0);
+	ctr_free(b);
+	ctr_free(g);
+	/* "-cal": ft-cv's fit, recalibrated when scored (calib.h) */
+	b = learn_method_run(&p, "ft-cal-cv", NULL, &cb, &secs, &mem);
+	assert_true(ca.cal_have && cb.cal_have && cb.calibrated &&
+	    !ca.calibrated);
+	assert_true(cb.cal_t == ca.cal_t && cb.cal_b == ca.cal_b &&
+	    1 + cb.cal_t >= 0.1);
+	assert_true(max_diff(a, b) == 0);
+	/* its nested validation: fitted on the inner folds, scored on the
+	   last one */
+	assert_true(ca.nested.have && ca.nested.have_cal &&
+	    isfinite(ca.nested.out_cal));
+	ctr_free(a);
+	ctr_free(b);
+	learn_prep_fini(&p);
+	free_ds(&local);
+	ctr_free(m);
+	conf_fini(&c);
+}
+
 int
 main(void)
 {
@@ -685,6 +755,7 @@ main(void)
 		cmocka_unit_test(test_fedsel_grid),
 		cmocka_unit_test(test_nested_validation),
 		cmocka_unit_test(test_partial_step),
+		cmocka_unit_test(test_mix_rows),
 		cmocka_unit_test(test_pair_weight_served),
 		cmocka_unit_test_prestate(test_pair_weight_served, &fm),
 		cmocka_unit_test_prestate(test_trunk_forward, &fm),
