@@ -39,6 +39,7 @@
 #include "deviced/learn.h"
 #include "deviced/model_fit.h"
 #include "deviced/ofa_dev.h"
+#include "deviced/uplink.h"
 #include "shared/auth.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
@@ -78,7 +79,7 @@ timer_cb(uv_timer_t *t)
 		 */
 		uint64_t rid = d->req_id;
 		uint32_t sp = d->sp_id;
-		nnuv_drain(&d->req);
+		uplink_drain(&d->dd->up);
 		if (!d->waiting || d->req_id != rid || d->sp_id != sp ||
 		    d->dd->stopping)
 			return;	/* answered: recv_cb moved it on */
@@ -131,36 +132,16 @@ backoff(struct device *d, const char *why)
  * 1.1.5's own REQ state machine aborts in nn_recvmsg when replies arrive
  * for requests it has re-sent or dropped (tests/integ/late_replies.sh).
  */
-#define SP_LEN	(sizeof(size_t) + 4)	/* SP_HDR data: size, request id */
-
 static int
 transmit(struct device *d, Dccl__Envelope *e)
 {
-	struct nn_cmsghdr *c;
-	void *msg, *hdr;
+	void *msg;
 	size_t len;
-	uint8_t *id;
 
 	/* Signed (and sealed) with the device's keys: shared/auth.h. */
 	if (auth_dev_pack(d->auth, e, &msg, &len) != 0)
 		return -1;
-	/* SP_HDR data: the header's size (a size_t), then the header. */
-	if ((hdr = nn_allocmsg(NN_CMSG_SPACE(SP_LEN), 0)) == NULL) {
-		nn_freemsg(msg);
-		return -1;
-	}
-	c = hdr;
-	c->cmsg_len = NN_CMSG_LEN(SP_LEN);
-	c->cmsg_level = PROTO_SP;
-	c->cmsg_type = SP_HDR;
-	d->sp_id = (d->sp_id + 1) & 0x7fffffff;
-	id = NN_CMSG_DATA(c);
-	*(size_t *)(void *)id = 4;
-	id += sizeof(size_t);
-	id[0] = (uint8_t)(0x80 | d->sp_id >> 24);	/* last hop: top bit */
-	id[1] = (uint8_t)(d->sp_id >> 16);
-	id[2] = (uint8_t)(d->sp_id >> 8);
-	id[3] = (uint8_t)d->sp_id;
+	d->sp_id = (d->sp_id + 1) & UPLINK_SEQ_MASK;
 	d->sent_ctr = e->counter;
 	d->sent_body = e->body_case;
 	d->bytes_up += len;
@@ -170,7 +151,9 @@ transmit(struct device *d, Dccl__Envelope *e)
 		ofa_dev_bytes(d, 1, len);
 	else if (d->state != DEV_UPLOAD)
 		d->b_reg += len;	/* register + chunk requests */
-	return nnuv_send(&d->req, msg, len, hdr);
+	/* The host's one connection (uplink.h); the slot routes the reply. */
+	return uplink_send(&d->dd->up, (uint32_t)(d - d->dd->dev), d->sp_id,
+	    msg, len);
 }
 
 /* Arms the timer for the next re-send, or for the deadline if sooner. */
@@ -981,27 +964,13 @@ on_error(struct device *d, const Dccl__Error *er, int signed_)
  * than net.resend-ms still gets through.
  */
 static int
-reply_is_current(struct device *d, void *hdr)
+reply_is_current(const struct device *d, uint32_t seq)
 {
-	const struct nn_cmsghdr *c = hdr;
-	const uint8_t *id;
-	uint32_t v = 0;
-
-	if (hdr == NULL)
+	if (!d->waiting)
 		return 0;
-	if (c->cmsg_level == PROTO_SP && c->cmsg_type == SP_HDR &&
-	    c->cmsg_len >= NN_CMSG_LEN(SP_LEN) &&
-	    *(const size_t *)(const void *)NN_CMSG_DATA(c) == 4) {
-		id = NN_CMSG_DATA(c) + sizeof(size_t);
-		v = (uint32_t)id[0] << 24 | (uint32_t)id[1] << 16 |
-		    (uint32_t)id[2] << 8 | id[3];
-	}
-	nn_freemsg(hdr);
-	if (!d->waiting || !(v & 0x80000000u))
-		return 0;
-	v &= 0x7fffffff;	/* ids wrap at 2^31: compare distances */
-	return ((d->sp_id - v) & 0x7fffffff) <=
-	    ((d->sp_id - d->sp_first) & 0x7fffffff);
+	/* Sequence numbers wrap (UPLINK_SEQ_MASK): compare distances. */
+	return ((d->sp_id - seq) & UPLINK_SEQ_MASK) <=
+	    ((d->sp_id - d->sp_first) & UPLINK_SEQ_MASK);
 }
 
 /*
@@ -1052,15 +1021,22 @@ late_chunk(struct device *d, void *msg, size_t len, Dccl__Envelope *e)
 	return kept;
 }
 
+/* The uplink's reply for a hosted device (uplink.h). */
 static void
-recv_cb(struct nnuv *s, void *msg, size_t len, void *hdr)
+recv_cb(void *data, uint32_t slot, uint32_t seq, void *msg, size_t len)
 {
-	struct device *d = s->data;
+	struct deviced *dd = data;
+	struct device *d;
 	Dccl__Envelope *e = NULL;
 	char err[256];
 	int a = 1;	/* authenticated (or auth off) */
 
-	if (!reply_is_current(d, hdr)) {
+	if (slot >= (uint32_t)dd->n_dev || dd->stopping) {
+		nn_freemsg(msg);	/* no such device, or closing */
+		return;
+	}
+	d = &dd->dev[slot];
+	if (!reply_is_current(d, seq)) {
 		/* An answer to an older request. */
 		if (late_chunk(d, msg, len, NULL))
 			return;
@@ -1241,8 +1217,7 @@ device_init(struct deviced *dd, struct device *d, const char *id,
     uint32_t user, const char *local_csv, const char *test_csv)
 {
 	const struct deviced_conf *cf = &dd->cf;
-	char *dup, *save = NULL, *ep;
-	int sock, ms;
+	char err[256];
 
 	memset(d, 0, sizeof(*d));
 	d->dd = dd;
@@ -1254,24 +1229,11 @@ device_init(struct deviced *dd, struct device *d, const char *id,
 	dataset_init(&d->retrieved_u);
 	if (device_load(d, id, user, local_csv, test_csv) != 0)
 		return -1;
-	/* Raw: see transmit(). Re-sends are ours (net.resend-ms). */
-	if ((sock = nn_socket(AF_SP_RAW, NN_REQ)) < 0)
+	if ((uint32_t)(d - dd->dev) >= UPLINK_MAX_SLOTS)
 		return -1;
-	ms = (int)cf->max_message;
-	nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &ms, sizeof(ms));
-	dup = xstrdup(cf->cloud);
-	for (ep = strtok_r(dup, ",", &save); ep; ep = strtok_r(NULL, ",",
-	    &save))
-		if (nn_connect(sock, ep) < 0) {
-			log_warnx("CONNECT: %s: %s", ep,
-			    nn_strerror(nn_errno()));
-			free(dup);
-			nn_close(sock);
-			return -1;
-		}
-	free(dup);
-	if (nnuv_init(&d->req, &dd->loop, sock, 1, recv_cb, d) != 0) {
-		nn_close(sock);
+	if (!dd->up.open && uplink_open(&dd->up, &dd->loop, cf->cloud,
+	    (int)cf->max_message, recv_cb, dd, err, sizeof(err)) != 0) {
+		log_warnx("%s", err);
 		return -1;
 	}
 	uv_timer_init(&dd->loop, &d->timer);
@@ -1328,7 +1290,6 @@ device_close(struct device *d)
 		d->hooks->close(d);
 	uv_timer_stop(&d->timer);
 	uv_close((uv_handle_t *)&d->timer, NULL);
-	nnuv_close(&d->req, NULL);
 }
 
 void

@@ -18,6 +18,7 @@
 
 #include "dccl.pb-c.h"
 #include "deviced/dstore.h"
+#include "deviced/uplink.h"
 #include "shared/conf.h"
 #include "shared/nnuv.h"
 #include "shared/data/sample.h"
@@ -118,7 +119,6 @@ struct device {
 	uint32_t	 user;
 	char		 dir[1024];
 	struct dstore	*st;
-	struct nnuv	 req;
 	uv_timer_t	 timer;		/* reply timeout, then backoff */
 	uv_work_t	 work;
 	enum dev_state	 state;
@@ -198,6 +198,7 @@ struct deviced {
 	int			 loop_open;
 	struct nnuv		 sub;
 	int			 has_sub;
+	struct uplink		 up;		/* the cloud, for all devices */
 	struct device		*dev;		/* max_dev slots, n_dev used */
 	int			 n_dev, max_dev;
 	struct dev_model	*models;	/* shared cloud models, device.c */

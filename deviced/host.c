@@ -1,7 +1,8 @@
 /*
  * host: what runs devices, under both the daemon (main.c) and the
  * embeddable library (dccl_device.c): the process setup, one loop with its
- * devices, the cloud's announcement socket they share, and the orderly
+ * devices, the cloud connection and announcement socket they share
+ * (uplink.h), and the orderly
  * stop. What only a daemon needs (command line, signals, shards of many
  * devices, sd_notify) is main.c's. See host.h.
  */
@@ -164,6 +165,7 @@ host_stop(struct deviced *dd)
 		uv_run(&dd->loop, UV_RUN_ONCE);
 	for (int i = 0; i < dd->n_dev; i++)
 		device_close(&dd->dev[i]);
+	uplink_close(&dd->up);
 	if (dd->has_sub)
 		nnuv_close(&dd->sub, NULL);
 	dd->has_sub = 0;

@@ -3,7 +3,8 @@
 # twin of the docker-compose topology. DATA is a MovieLens directory or a
 # split directory (pool.csv + devices/); without it, a synthetic data set
 # is generated. Devices are hosted by deviced processes of at most
-# DEVS_PER_PROC devices each (nanomsg allows 512 sockets per process).
+# DEVS_PER_PROC devices each (one loop thread each; they share one
+# connection to the cloud, deviced/uplink.h).
 # Prints a summary and leaves everything in $OUT (default a temp dir).
 set -eu
 N=${1:-8}
