@@ -84,9 +84,26 @@ fedsel_dev_report(struct learn_prep *p, struct learn_memo *memo,
 			break;
 		for (int k = 0; k < nw; k++) {
 			double w = !fam ? -1 : cf->npw > 0 ? cf->pw[k] : 0;
-			if (learn_method_grid(p, nm, w, memo, &g[n]) != 0 ||
-			    !g[n].have || g[n].n == 0) {
-				n = n0;	/* unknown, or no evidence here */
+			if (learn_method_grid(p, nm, w, memo, &g[n]) != 0)
+				break;	/* unknown */
+			if ((!g[n].have || g[n].n == 0) && k > 0) {
+				/*
+				 * A family's weight whose CV failed (a fit at
+				 * some point diverged) on data the default
+				 * weight's CV scored: counted as no change from
+				 * the cloud model, zero gains and net pairs,
+				 * which is what a guarded row then serves.
+				 * Dropping the report instead would drop the
+				 * devices where a weight misbehaves.
+				 */
+				g[n] = g[n0];
+				memset(g[n].gain, 0, sizeof(g[n].gain));
+				memset(g[n].sq, 0, sizeof(g[n].sq));
+				memset(g[n].dsq, 0, sizeof(g[n].dsq));
+				memset(g[n].rank, 0, sizeof(g[n].rank));
+			}
+			if (!g[n].have || g[n].n == 0) {
+				n = n0;	/* no evidence here */
 				break;
 			}
 			dccl__grid_report__init(&gr[n]);

@@ -725,6 +725,38 @@ test_pair_family(void **state)
 	fedsel_fini(&fs);
 	dccl__select_report__free_unpacked(q, NULL);
 	free(r.report);
+	/*
+	 * A weight whose CV fails (a fit diverges at weight 100 with a
+	 * large rate) is reported as no change: zero sums, the default
+	 * weight's counts; not left out.
+	 */
+	cf.pw[1] = 100;
+	cf.npw = 2;
+	cf.ft_lr = 0.3;
+	assert_int_equal(learn_method_grid(&p, "ft-cv", 100, NULL, &g3), 0);
+	assert_false(g3.have);
+	assert_int_equal(learn_method_grid(&p, "ft-cv", 0, NULL, &g0), 0);
+	assert_true(g0.have);
+	cf.fedsel_methods = "ft-pairw-cv";
+	memset(&r, 0, sizeof(r));
+	fedsel_dev_report(&p, NULL, 3, &r);
+	cf.fedsel_methods = methods;
+	q = dccl__select_report__unpack(NULL, r.report_len, r.report);
+	assert_non_null(q);
+	assert_int_equal(q->n_methods, 2);
+	assert_true(q->methods[1]->pair_weight == 100);
+	assert_int_equal(q->methods[1]->n, q->methods[0]->n);
+	assert_int_equal(q->methods[1]->pairs, q->methods[0]->pairs);
+	for (int s = 0; s < LEARN_GRID_N; s++)
+		assert_true(q->methods[1]->gain_sum[s] == 0 &&
+		    q->methods[1]->rank_net[s] == 0 &&
+		    q->methods[1]->diff_sq[s] == 0);
+	assert_int_equal(fedsel_check(q, err, sizeof(err)), 0);
+	dccl__select_report__free_unpacked(q, NULL);
+	free(r.report);
+	cf.ft_lr = 0.01;
+	cf.npw = 4;
+	cf.pw[1] = 1;
 	learn_prep_fini(&p);
 	/* The served method: learn.pair-select = fed, the weight for serve. */
 	cf.pair_select = 1;
