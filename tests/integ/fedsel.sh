@@ -10,7 +10,7 @@
 # the group (warm, cold) of its user by its own model, as the data's
 # cold.csv says; a device with learn.pair-select = fed fetches its
 # group's weight and trains the served method at it.
-# timeout: 400
+# timeout: 300
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 endpoints
 # 10 users, 4 of them cold (no pool samples): both groups reach
