@@ -30,6 +30,7 @@
 #include "cloudd/train_model.h"
 #include "cloudd/guard.h"
 #include "cloudd/distill.h"
+#include "cloudd/fedsel.h"
 #include "cloudd/ckpt.h"
 #include "cloudd/metrics.h"
 #include "cloudd/seal.h"
@@ -255,6 +256,12 @@ static const struct conf_opt cloudd_opts[] = {
 	CONF_DBL("fedsel.z", CD_OFF(fedsel_z), "1", 0, 10, 0,
 	    "federated selection: a setting replaces the default only if its "
 	    "paired mean gain over it exceeds z standard errors"),
+	CONF_STR("fedsel.pair-weights", CD_OFF(fedsel_pw), "0,1,3,9", 0,
+	    "federated selection: candidate weights of the pairwise loss, "
+	    "the first the default; chosen by net held-out pairs"),
+	CONF_BOOL("fedsel.groups", CD_OFF(fedsel_groups), "yes", 0,
+	    "federated selection: choose for warm users (trained rows in the "
+	    "model) and cold users apart when each has the evidence"),
 	CONF_INT("fedsel.max-devices", CD_OFF(fedsel_max_devices), "100000",
 	    1, 10000000, 0, "federated selection: distinct devices counted "
 	    "per round (8 bytes each; beyond, E_BUSY)"),
@@ -603,6 +610,15 @@ main(int argc, char **argv)
 		    (long long)cd->cf.chunk_size,
 		    (long long)cd->cf.max_message);
 		bad = 1;
+	}
+	{
+		struct fedsel_opts fo;
+
+		if (fedsel_pw_parse(cd->cf.fedsel_pw, &fo, err,
+		    sizeof(err)) != 0) {
+			fprintf(stderr, "fedsel.pair-weights: %s\n", err);
+			bad = 1;
+		}
 	}
 	{
 		double lrs[TRAIN_LR_MAX];

@@ -88,6 +88,8 @@ struct cloudd_conf {
 	/* federated selection (fedsel.c) */
 	int64_t	 fedsel_min_devices, fedsel_min_n, fedsel_max_devices;
 	double	 fedsel_z;
+	char	*fedsel_pw;	/* fedsel.pair-weights */
+	int	 fedsel_groups;	/* fedsel.groups: warm and cold apart */
 };
 
 /*

@@ -1,9 +1,12 @@
 /*
- * fedsel: the aggregation and the choice rule of federated selection
+ * fedsel: the aggregation and the choice rules of federated selection
  * (fedsel.h). A round is one base version's reports; two are kept, so a
  * choice made on version v still answers devices while v+1's reports
- * arrive. Everything is bounded: FEDSEL_METHODS methods per round, one
- * report per device per round, opts.max_devices reporters per round.
+ * arrive. Within a round the sums are kept per (method, group of users,
+ * pair weight), and per (method, group) the evidence between the pair
+ * weights. Everything is bounded: FEDSEL_METHODS methods per group and
+ * round, FEDSEL_PW weights, one report per device per round,
+ * opts.max_devices reporters per round.
  */
 #include <math.h>
 #include <stdio.h>
@@ -11,6 +14,7 @@
 #include <string.h>
 
 #include "cloudd/fedsel.h"
+#include "shared/numlist.h"
 #include "shared/xmalloc.h"
 
 void
@@ -69,9 +73,14 @@ fedsel_check(const Dccl__SelectReport *q, char *err, size_t errlen)
 
 		if (g->method == NULL || !name_ok(g->method))
 			BAD("method %zu: bad name", i);
+		if (!(isfinite(g->pair_weight) && g->pair_weight >= 0 &&
+		    g->pair_weight <= FEDSEL_MAX_PW))
+			BAD("%s: pair weight out of range", g->method);
 		for (size_t j = 0; j < i; j++)
-			if (strcmp(q->methods[j]->method, g->method) == 0)
-				BAD("method %s twice", g->method);
+			if (strcmp(q->methods[j]->method, g->method) == 0 &&
+			    q->methods[j]->pair_weight == g->pair_weight)
+				BAD("method %s twice at pair weight %g",
+				    g->method, g->pair_weight);
 		if (g->n_lr != FEDSEL_LR || g->n_steps != FEDSEL_ST ||
 		    g->n_gain_sum != FEDSEL_GRID ||
 		    g->n_diff_sq != FEDSEL_GRID ||
@@ -104,8 +113,45 @@ fedsel_check(const Dccl__SelectReport *q, char *err, size_t errlen)
 		if (g->diff_sq[FEDSEL_DEFAULT] != 0)
 			BAD("%s: the default point differs from itself",
 			    g->method);
+		/* One method's grids at several weights: one grid. */
+		for (size_t j = 0; j < i; j++) {
+			const Dccl__GridReport *h = q->methods[j];
+			if (strcmp(h->method, g->method) != 0)
+				continue;
+			if (memcmp(h->lr, g->lr, sizeof(double) * FEDSEL_LR) ||
+			    memcmp(h->steps, g->steps, sizeof(uint32_t) *
+			    FEDSEL_ST))
+				BAD("%s: other grids at other pair weights",
+				    g->method);
+		}
 	}
 	return 0;
+}
+
+int
+fedsel_pw_parse(const char *s, struct fedsel_opts *o, char *err,
+    size_t errlen)
+{
+	return numlist_parse(s, o->pw, FEDSEL_PW, 0, FEDSEL_MAX_PW, &o->npw,
+	    err, errlen);
+}
+
+/* Candidate index of pair weight w, or -1 (npw 0: the one weight 0). */
+static int
+pw_index(const struct fedsel_opts *o, double w)
+{
+	if (o->npw == 0)
+		return w == 0 ? 0 : -1;
+	for (int k = 0; k < o->npw; k++)
+		if (o->pw[k] == w)
+			return k;
+	return -1;
+}
+
+static int
+npw_of(const struct fedsel_opts *o)
+{
+	return o->npw > 0 ? o->npw : 1;
 }
 
 /* FNV-1a 64 of a device id; 0 is the empty slot, so never returned. */
@@ -152,12 +198,25 @@ seen_reserve(struct fedsel_round *r, int64_t max)
 	return 0;
 }
 
-static struct fedsel_agg *
-agg_find(struct fedsel_round *r, const char *method)
+static struct fedsel_meth *
+meth_find(struct fedsel_round *r, const char *method, int group)
+{
+	for (int i = 0; i < r->n; i++)
+		if (r->m[i].group == group &&
+		    strcmp(r->m[i].method, method) == 0)
+			return &r->m[i];
+	return NULL;
+}
+
+/* The round's grid of method (any group, any weight), or NULL. */
+static const struct fedsel_agg *
+round_grid(const struct fedsel_round *r, const char *method)
 {
 	for (int i = 0; i < r->n; i++)
 		if (strcmp(r->m[i].method, method) == 0)
-			return &r->m[i];
+			for (int k = 0; k < FEDSEL_PW; k++)
+				if (r->m[i].w[k].devices > 0)
+					return &r->m[i].w[k];
 	return NULL;
 }
 
@@ -173,8 +232,64 @@ same_grid(const struct fedsel_agg *a, const Dccl__GridReport *g)
 	return 1;
 }
 
+/* Is q's grid i the first of its method in q? */
+static int
+first_of(const Dccl__SelectReport *q, size_t i)
+{
+	for (size_t j = 0; j < i; j++)
+		if (strcmp(q->methods[j]->method, q->methods[i]->method) == 0)
+			return 0;
+	return 1;
+}
+
+/*
+ * The net pairs ordered better at the device's own CV point: the grid
+ * point of the largest gain sum, the lowest index on ties (as
+ * deviced/learn.c's cv_select picks it).
+ */
+static double
+own_rank(const Dccl__GridReport *g)
+{
+	int b = 0;
+
+	for (int s = 1; s < FEDSEL_GRID; s++)
+		if (g->gain_sum[s] > g->gain_sum[b])
+			b = s;
+	return g->rank_net[b];
+}
+
+/*
+ * The pair-weight evidence of method's grids in q, when q has it at
+ * every candidate weight (else nothing).
+ */
+static void
+add_pwev(struct fedsel_pwev *e, const struct fedsel_opts *o,
+    const Dccl__SelectReport *q, const char *method)
+{
+	const Dccl__GridReport *by[FEDSEL_PW] = { NULL };
+	int np = npw_of(o);
+	double r0;
+
+	for (size_t i = 0; i < q->n_methods; i++)
+		if (strcmp(q->methods[i]->method, method) == 0)
+			by[pw_index(o, q->methods[i]->pair_weight)] =
+			    q->methods[i];
+	for (int k = 0; k < np; k++)
+		if (by[k] == NULL)
+			return;
+	r0 = own_rank(by[0]);
+	e->devices++;
+	e->n += by[0]->n;
+	e->pairs += by[0]->pairs;
+	for (int k = 0; k < np; k++) {
+		double d = own_rank(by[k]) - r0;
+		e->own[k] += own_rank(by[k]);
+		e->dsq[k] += d * d;
+	}
+}
+
 int
-fedsel_add(struct fedsel *fs, const char *device,
+fedsel_add(struct fedsel *fs, const char *device, int group,
     const Dccl__SelectReport *q, int *dup, char *err, size_t errlen)
 {
 	struct fedsel_round *r = NULL;
@@ -182,8 +297,27 @@ fedsel_add(struct fedsel *fs, const char *device,
 	int code, fresh = 0;
 
 	*dup = 0;
+	if (group < 0 || group >= FEDSEL_GROUPS)
+		group = FEDSEL_WARM;
 	if ((code = fedsel_check(q, err, errlen)) != 0)
 		return code;
+	/* Every weight a candidate; a non-default one beside the default. */
+	for (size_t i = 0; i < q->n_methods; i++) {
+		const Dccl__GridReport *g = q->methods[i];
+		int k = pw_index(&fs->o, g->pair_weight), have0 = 0;
+
+		if (k < 0)
+			BAD("%s: pair weight %g is not a candidate "
+			    "(fedsel.pair-weights)", g->method,
+			    g->pair_weight);
+		for (size_t j = 0; k > 0 && j < q->n_methods; j++)
+			have0 |= strcmp(q->methods[j]->method,
+			    g->method) == 0 && pw_index(&fs->o,
+			    q->methods[j]->pair_weight) == 0;
+		if (k > 0 && !have0)
+			BAD("%s: pair weight %g without the default weight's "
+			    "grid", g->method, g->pair_weight);
+	}
 	for (int i = 0; i < FEDSEL_ROUNDS; i++)
 		if (fs->r[i].version == q->base_version)
 			r = &fs->r[i];
@@ -196,21 +330,24 @@ fedsel_add(struct fedsel *fs, const char *device,
 		fresh = 1;	/* a new round, once the report is known good */
 	/* Everything is checked before anything changes. */
 	if (!fresh) {
+		int extra = 0, have = 0;
 		if (r->cap != 0 && r->seen[seen_slot(r, h)] == h) {
 			*dup = 1;
 			return 0;
 		}
-		int extra = 0;
 		for (size_t i = 0; i < q->n_methods; i++) {
-			const struct fedsel_agg *a = agg_find(r,
-			    q->methods[i]->method);
-			if (a == NULL)
-				extra++;
-			else if (!same_grid(a, q->methods[i]))
+			const Dccl__GridReport *g = q->methods[i];
+			const struct fedsel_agg *a = round_grid(r, g->method);
+			if (a != NULL && !same_grid(a, g))
 				BAD("%s: a grid other than this round's",
-				    a->method);
+				    g->method);
+			if (first_of(q, i) && meth_find(r, g->method,
+			    group) == NULL)
+				extra++;
 		}
-		if (r->n + extra > FEDSEL_METHODS) {
+		for (int i = 0; i < r->n; i++)
+			have += r->m[i].group == group;
+		if (have + extra > FEDSEL_METHODS) {
 			snprintf(err, errlen, "the round's table holds %d "
 			    "methods", FEDSEL_METHODS);
 			return DCCL__ERROR_CODE__E_TOO_LARGE;
@@ -237,11 +374,18 @@ fedsel_add(struct fedsel *fs, const char *device,
 	r->nseen++;
 	for (size_t i = 0; i < q->n_methods; i++) {
 		const Dccl__GridReport *g = q->methods[i];
-		struct fedsel_agg *a = agg_find(r, g->method);
+		struct fedsel_meth *m = meth_find(r, g->method, group);
+		struct fedsel_agg *a;
 
-		if (a == NULL) {
-			a = &r->m[r->n++];
-			memset(a, 0, sizeof(*a));
+		if (m == NULL) {
+			m = &r->m[r->n++];
+			memset(m, 0, sizeof(*m));
+			snprintf(m->method, sizeof(m->method), "%s",
+			    g->method);
+			m->group = group;
+		}
+		a = &m->w[pw_index(&fs->o, g->pair_weight)];
+		if (a->devices == 0) {
 			snprintf(a->method, sizeof(a->method), "%s",
 			    g->method);
 			memcpy(a->lr, g->lr, sizeof(a->lr));
@@ -255,6 +399,8 @@ fedsel_add(struct fedsel *fs, const char *device,
 			a->dsq[k] += g->diff_sq[k];
 			a->rank[k] += g->rank_net[k];
 		}
+		if (first_of(q, i))
+			add_pwev(&m->ev, &fs->o, q, g->method);
 	}
 	return 0;
 }
@@ -291,39 +437,144 @@ fedsel_choose(const struct fedsel_agg *a, const struct fedsel_opts *o,
 }
 
 int
-fedsel_lookup(const struct fedsel *fs, const char *method,
-    struct fedsel_choice *c, uint64_t *round, const struct fedsel_agg **agg)
+fedsel_choose_pw(const struct fedsel_pwev *e, const struct fedsel_opts *o,
+    double *se)
 {
-	const struct fedsel_agg *first = NULL;
-	uint64_t v0 = 0;
+	double D = e->devices;
+	int best = 0;
+
+	if (se != NULL)
+		*se = 0;
+	if (o->npw < 2 || e->devices == 0 ||
+	    (int64_t)e->devices < o->min_devices || (int64_t)e->n < o->min_n)
+		return 0;
+	for (int k = 1; k < o->npw; k++) {
+		double d = e->own[k] - e->own[0];
+		double var = e->dsq[k] - d * d / D;
+		double s = sqrt(var > 0 ? var : 0);
+
+		if (!(d - o->z * s > 0))
+			continue;
+		if (best == 0 || e->own[k] > e->own[best]) {
+			best = k;
+			if (se != NULL)
+				*se = s;
+		}
+	}
+	return best;
+}
+
+static void
+agg_plus(struct fedsel_agg *a, const struct fedsel_agg *b)
+{
+	if (b->devices == 0)
+		return;
+	if (a->devices == 0) {
+		*a = *b;
+		return;
+	}
+	a->devices += b->devices;
+	a->n += b->n;
+	a->pairs += b->pairs;
+	for (int k = 0; k < FEDSEL_GRID; k++) {
+		a->gain[k] += b->gain[k];
+		a->dsq[k] += b->dsq[k];
+		a->rank[k] += b->rank[k];
+	}
+}
+
+/* method's sums in r for group (FEDSEL_ALL: both) into *m; 0 if none. */
+static int
+meth_pool(const struct fedsel_round *r, const char *method, int group,
+    struct fedsel_meth *m)
+{
+	int found = 0;
+
+	memset(m, 0, sizeof(*m));
+	snprintf(m->method, sizeof(m->method), "%s", method);
+	m->group = group;
+	for (int i = 0; r->version != 0 && i < r->n; i++) {
+		const struct fedsel_meth *x = &r->m[i];
+		if (strcmp(x->method, method) != 0 ||
+		    (group != FEDSEL_ALL && x->group != group))
+			continue;
+		found = 1;
+		for (int k = 0; k < FEDSEL_PW; k++)
+			agg_plus(&m->w[k], &x->w[k]);
+		m->ev.devices += x->ev.devices;
+		m->ev.n += x->ev.n;
+		m->ev.pairs += x->ev.pairs;
+		for (int k = 0; k < FEDSEL_PW; k++) {
+			m->ev.own[k] += x->ev.own[k];
+			m->ev.dsq[k] += x->ev.dsq[k];
+		}
+	}
+	return found;
+}
+
+static int
+enough(const struct fedsel_meth *m, const struct fedsel_opts *o)
+{
+	return (int64_t)m->w[0].devices >= o->min_devices &&
+	    (int64_t)m->w[0].n >= o->min_n;
+}
+
+static void
+decide(const struct fedsel_meth *m, const struct fedsel_opts *o,
+    struct fedsel_choice *c, struct fedsel_agg *agg)
+{
+	double se;
+	int k = fedsel_choose_pw(&m->ev, o, &se);
+
+	fedsel_choose(&m->w[k], o, c);
+	c->pw = k;
+	c->pair_weight = o->npw > 0 ? o->pw[k] : 0;
+	c->pw_by_evidence = k != 0;
+	c->pw_se = se;
+	c->group = m->group;
+	c->ev = m->ev;
+	if (agg != NULL)
+		*agg = m->w[k];
+}
+
+int
+fedsel_lookup(const struct fedsel *fs, const char *method, int group,
+    struct fedsel_choice *c, uint64_t *round, struct fedsel_agg *agg)
+{
+	struct fedsel_meth *g = xmalloc(sizeof(*g)), *first = NULL;
+	uint64_t v = 0;
 
 	for (int i = 0; i < FEDSEL_ROUNDS; i++) {
 		const struct fedsel_round *r = &fs->r[i];
-		for (int j = 0; r->version != 0 && j < r->n; j++) {
-			const struct fedsel_agg *a = &r->m[j];
-			if (strcmp(a->method, method) != 0)
-				continue;
-			if (first == NULL) {
-				first = a;
-				v0 = r->version;
-			}
-			if ((int64_t)a->devices >= fs->o.min_devices &&
-			    (int64_t)a->n >= fs->o.min_n) {
-				fedsel_choose(a, &fs->o, c);
-				if (round != NULL)
-					*round = r->version;
-				if (agg != NULL)
-					*agg = a;
-				return 0;
-			}
+		if (r->version == 0)
+			continue;
+		if (group != FEDSEL_ALL && meth_pool(r, method, group, g) &&
+		    enough(g, &fs->o)) {
+			v = r->version;
+			goto found;
+		}
+		if (!meth_pool(r, method, FEDSEL_ALL, g))
+			continue;
+		if (enough(g, &fs->o)) {
+			v = r->version;
+			goto found;
+		}
+		if (first == NULL) {
+			first = xmalloc(sizeof(*first));
+			*first = *g;
+			v = r->version;
 		}
 	}
-	if (first == NULL)
+	if (first == NULL) {
+		free(g);
 		return -1;
-	fedsel_choose(first, &fs->o, c);
+	}
+	*g = *first;
+found:
+	decide(g, &fs->o, c, agg);
 	if (round != NULL)
-		*round = v0;
-	if (agg != NULL)
-		*agg = first;
+		*round = v;
+	free(first);
+	free(g);
 	return 0;
 }

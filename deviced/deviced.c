@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "deviced/deviced.h"
+#include "shared/numlist.h"
 #include "shared/wire.h"
 
 #define DV_OFF(f) offsetof(struct deviced_conf, f)
@@ -22,6 +23,7 @@ static const char *const delay_dists[] = { "fixed", "uniform", "exp",
 static const char *const lcs[] = { "none", "soft", "offset", NULL };
 static const char *const lctgts[] = { "global", "model", NULL };
 static const char *const selects[] = { "cv", "fed", NULL };
+static const char *const pair_selects[] = { "fixed", "fed", NULL };
 static const char *const rmodes[] = { "samples", "users", NULL };
 static const char *const auth_modes[] = { "off", "mac", "encrypt", NULL };
 
@@ -170,6 +172,12 @@ const struct conf_opt deviced_opts[] = {
 	CONF_STR("learn.fedsel-methods", DV_OFF(fedsel_methods), "serve", 0,
 	    "methods the report covers: serve (the served method) and "
 	    "evaluation method names, comma-separated, at most 16"),
+	CONF_ENUM("learn.pair-select", DV_OFF(pair_select), "fixed",
+	    pair_selects, 0, "the served method's pair weight: fixed "
+	    "(learn.pair-weight) or fed (the cloud's federated choice)"),
+	CONF_STR("learn.pair-weights", DV_OFF(pair_weights), "0,1,3,9", 0,
+	    "pair weights reported for a family (\"-pairw\" rows; serve with "
+	    "pair-select fed), the first the default; as the cloud's"),
 	CONF_BOOL("learn.guard-rank", DV_OFF(guard_rank), "yes", 0,
 	    "adopt what reorders a user's items only if it orders more "
 	    "held-out (click, no-click) pairs right than the cloud model"),
@@ -219,11 +227,20 @@ deviced_configure(struct deviced *dd, const char *path,
 int
 deviced_conf_done(struct deviced *dd)
 {
+	char err[128];
+
 	if (!wire_devid_valid(dd->cf.device_id)) {
 		fprintf(dd->conf.err != NULL ? dd->conf.err : stderr,
 		    "deviced.device-id: 1..64 of [A-Za-z0-9._-]\n");
 		return -1;
 	}
 	dd->cf.compute_class = (char *)classes[dd->cf.compute_class_i];
+	if (numlist_parse(dd->cf.pair_weights, dd->cf.pw,
+	    (int)(sizeof(dd->cf.pw) / sizeof(dd->cf.pw[0])), 0, 100,
+	    &dd->cf.npw, err, sizeof(err)) != 0) {
+		fprintf(dd->conf.err != NULL ? dd->conf.err : stderr,
+		    "learn.pair-weights: %s\n", err);
+		return -1;
+	}
 	return 0;
 }

@@ -76,6 +76,10 @@ struct deviced_conf {
 	int	 select;	/* learn.select: 0 cv, 1 fed */
 	int	 fedsel_report;	/* learn.fedsel-report */
 	char	*fedsel_methods;	/* what the report covers */
+	int	 pair_select;	/* learn.pair-select: 0 fixed, 1 fed */
+	char	*pair_weights;	/* learn.pair-weights, parsed into: */
+	int	 npw;
+	double	 pw[8];		/* the candidates, the first the default */
 };
 
 enum dev_state {

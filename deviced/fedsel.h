@@ -28,6 +28,7 @@ struct fedsel_dev_choice {
 	double	 lr;
 	int	 steps;
 	int	 by_evidence;	/* 0: the cloud's default point */
+	double	 pair_weight;	/* the cloud's pair weight for method */
 };
 
 /* The cloud's choice as fetched (GetSelectionReq). */
@@ -40,15 +41,23 @@ struct fedsel_dev {
 /* The cloud's setting for method in f (NULL: none): 0, or -1 if none. */
 int	fedsel_dev_find(const struct fedsel_dev *f, const char *method,
 	    double *lr, int *steps);
+/*
+ * The cloud's pair weight for method in f (NULL: none): 0, or -1 if the
+ * cloud has no choice for it.
+ */
+int	fedsel_dev_find_pw(const struct fedsel_dev *f, const char *method,
+	    double *w);
 /* Does d report after its jobs (learn.fedsel-report, and no DP)? */
 int	fedsel_dev_reports(const struct device *d);
 /* Does d fetch the cloud's choice before a job? */
 int	fedsel_dev_wanted(const struct device *d);
 
 /*
- * Threadpool: the grid of every method of learn.fedsel-methods on p, as a
- * packed SelectReport on base version into r->report (nothing when no
- * method has a grid: too few local samples).
+ * Threadpool: the grid of every method of learn.fedsel-methods on p, a
+ * pair-weight family (learn_pair_family) at every weight of
+ * learn.pair-weights, as a packed SelectReport on base version into
+ * r->report (nothing when no method has a grid: too few local samples).
+ * At most FEDSEL_DEV_METHODS grids: the list is cut at a whole method.
  */
 void	fedsel_dev_report(struct learn_prep *p, struct learn_memo *memo,
 	    uint64_t version, struct learn_result *r);

@@ -177,6 +177,9 @@ static const struct method methods[] = {
 	{ "ft-pair9-cal-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
 	{ "ft-pair3-cal", ADAPT_FT, LC_NONE, 0, 0, SEL_GUARD, 0, 0 },
 	{ "ft-pair3-cal-fb", ADAPT_FT, LC_NONE, 0, 0, SEL_GUARD, 0, 1 },
+	/* the pair weight the cloud chose for the fleet (pair_at) */
+	{ "ft-pairw-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
+	{ "ft-pairw",	ADAPT_FT, LC_NONE, 0, 0, SEL_GUARD, 0, 0 },
 	{ NULL, 0, 0, 0, 0, 0, 0, 0 }
 };
 
@@ -196,6 +199,45 @@ pair_of(const struct deviced_conf *cf, const struct method *m)
 	    (q[6] == '\0' || q[6] == '-'))
 		return (float)(q[5] - '0');	/* "-pair3": weight 3 */
 	return q != NULL && (q[5] == '\0' || q[5] == '-') ? 1.0f : 0.0f;
+}
+
+int
+learn_pair_family(const struct deviced_conf *cf, const char *name)
+{
+	const char *q = strstr(name, "-pairw");
+
+	if (strcmp(name, "serve") == 0)
+		return cf->pair_select == 1;
+	return q != NULL && (q[6] == '\0' || q[6] == '-');
+}
+
+/*
+ * The pair weight of a run of m: pw when given (>= 0: a report's grid at
+ * each candidate); for a family (learn_pair_family) the cloud's choice
+ * for m (in->fed; *fed 1), else its default (*fed -1): learn.pair-weight
+ * for the served method, the first of learn.pair-weights for a row;
+ * otherwise the weight m's name gives (*fed 0).
+ */
+static float
+pair_at(const struct learn_prep *p, const struct method *m, double pw,
+    int *fed)
+{
+	const struct deviced_conf *cf = p->in->cf;
+	double w;
+
+	*fed = 0;
+	if (pw >= 0)
+		return (float)pw;
+	if (!learn_pair_family(cf, m->name))
+		return pair_of(cf, m);
+	if (fedsel_dev_find_pw(p->in->fed, m->name, &w) == 0) {
+		*fed = 1;
+		return (float)w;
+	}
+	*fed = -1;
+	if (strcmp(m->name, "serve") == 0)
+		return (float)cf->pair_weight;
+	return cf->npw > 0 ? (float)cf->pw[0] : 0.0f;
 }
 
 /* "...-cal[-*]": the row's scores are recalibrated (calib.h). */
@@ -259,13 +301,13 @@ enum { MODE_FULL = 0, MODE_TRUNK, MODE_BIAS };
 /* The memo entry of (p, m) (learn_memo.h). */
 static struct memo_ent *
 memo_get(struct learn_memo *mm, const struct learn_prep *p,
-    const struct method *m)
+    const struct method *m, float pair)
 {
 	if (mm == NULL)
 		return NULL;
 	return learn_memo_get(mm, p, m->adapt, m->lc,
 	    m->lc == LC_NONE ? 0 : m->tgt, m->coda, SEL_PARTIAL(m->sel) |
-	    (rec_of(m) > 0 ? (int)rec_of(m) << 1 : 0), pair_of(p->in->cf, m));
+	    (rec_of(m) > 0 ? (int)rec_of(m) << 1 : 0), pair);
 }
 
 static double
@@ -1076,14 +1118,14 @@ pick_point(const struct learn_prep *p, const struct method *m, int pick,
  * keeps the cloud model.
  */
 static struct ctr *
-run1(struct learn_prep *p, const struct method *m, int pick,
+run1(struct learn_prep *p, const struct method *m, int pick, double pw,
     struct learn_memo *mm, struct learn_choice *ch, double *secs, double *mem)
 {
 	const struct learn_in *in = p->in;
 	const struct deviced_conf *cf = in->cf;
 	struct path pa = { p->w, MODE_FULL, m->adapt == ADAPT_FT ?
 	    CTR_SEL_ALL : m->adapt == ADAPT_BIAS ? CTR_SEL_BIAS_ONLY :
-	    CTR_SEL_METAPATCH_ONLY, 0, pair_of(cf, m) };
+	    CTR_SEL_METAPATCH_ONLY, 0, 0 };
 	struct memo_ent *e = NULL;
 	struct memo_fit *fit;
 	struct ctr *c = NULL;
@@ -1092,10 +1134,13 @@ run1(struct learn_prep *p, const struct method *m, int pick,
 	float *y = NULL, *off = NULL, *wt = NULL;
 	double t0 = now(), reused = 0, t1;
 	size_t nt;
-	int rc;
+	int rc, pw_fed;
 
+	pa.pair = pair_at(p, m, pw, &pw_fed);
 	memset(ch, 0, sizeof(*ch));
 	ch->alpha = 1;
+	ch->pair_w = pa.pair;
+	ch->pw_fed = pw_fed;
 	*mem = (double)ctr_num_params(in->model) * 4;
 	if (m->adapt == ADAPT_NONE || p->n == 0)
 		goto done;
@@ -1103,7 +1148,7 @@ run1(struct learn_prep *p, const struct method *m, int pick,
 	    (double)p->work.n * sizeof(struct sample);
 	grid_of(cf, m->adapt, &g);
 	pa.mode = mode_of(p, m);
-	e = memo_get(mm, p, m);
+	e = memo_get(mm, p, m, pa.pair);
 	/* Paths start from the cloud model: the rest of p->w must be it. */
 	if (pa.mode != MODE_BIAS)
 		w_clean(p);
@@ -1121,6 +1166,7 @@ run1(struct learn_prep *p, const struct method *m, int pick,
 		if (e != NULL && e->have_cv) {
 			rc = e->cv_rc;
 			*ch = e->cv;
+			ch->pw_fed = pw_fed;	/* the memo's may be a row's */
 			reused += e->cv_secs;
 		} else {
 			t1 = now();
@@ -1236,21 +1282,23 @@ run(struct learn_prep *p, const struct method *m, int pick,
 {
 	struct method b = { "bias", ADAPT_BIAS, LC_NONE, 0, 0, SEL_GUARD, 0,
 		0 };
-	struct ctr *c = run1(p, m, pick, mm, ch, secs, mem);
+	struct ctr *c = run1(p, m, pick, -1, mm, ch, secs, mem);
 	struct learn_grid g0;
-	int fed = ch->fed, ps = ch->pick_steps;
-	double s2, m2, pl = ch->pick_lr;
+	int fed = ch->fed, ps = ch->pick_steps, pwf = ch->pw_fed;
+	double s2, m2, pl = ch->pick_lr, pw = ch->pair_w;
 
 	if (ch->adopted || !m->fb || m->adapt == ADAPT_NONE)
 		return c;
 	g0 = ch->grid;
-	c = run1(p, &b, PICK_NONE, mm, ch, &s2, &m2);
+	c = run1(p, &b, PICK_NONE, -1, mm, ch, &s2, &m2);
 	*secs += s2;
 	ch->fallback = ch->adopted;
 	ch->grid = g0;		/* what the method itself reports */
 	ch->fed = fed;
 	ch->pick_lr = pl;
 	ch->pick_steps = ps;
+	ch->pair_w = pw;
+	ch->pw_fed = pwf;
 	return c;
 }
 
@@ -1340,7 +1388,7 @@ learn_method_run(struct learn_prep *p, const char *name,
 }
 
 int
-learn_method_grid(struct learn_prep *p, const char *name,
+learn_method_grid(struct learn_prep *p, const char *name, double pw,
     struct learn_memo *memo, struct learn_grid *g)
 {
 	struct method tmp;
@@ -1357,7 +1405,7 @@ learn_method_grid(struct learn_prep *p, const char *name,
 	if (m == NULL)
 		return -1;
 	/* The grid of its own CV (a "-def"/"-fed" name: its method's). */
-	c = run1(p, m, PICK_NONE, memo, &ch, &secs, &mem);
+	c = run1(p, m, PICK_NONE, pw, memo, &ch, &secs, &mem);
 	ctr_free(c);
 	*g = ch.grid;
 	return 0;
@@ -1392,6 +1440,8 @@ learn_run(const struct learn_in *in, struct learn_prep *p,
 	r->fed = ch.fed;
 	r->pick_lr = ch.pick_lr;
 	r->pick_steps = ch.pick_steps;
+	r->pair_w = ch.pair_w;
+	r->pw_fed = ch.pw_fed;
 	if (ctr_io_patch_get(c != NULL ? c : in->model, in->user, &r->patch,
 	    &r->n_patch) != 0) {
 		r->rc = -EINVAL;

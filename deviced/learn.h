@@ -66,6 +66,8 @@ struct learn_result {
 	int		 fed;		/* learn_choice.fed of the served one */
 	double		 pick_lr;	/* with fed: the setting it trained at */
 	int		 pick_steps;
+	double		 pair_w;	/* the pair weight it trained with */
+	int		 pw_fed;	/* learn_choice.pw_fed of the served */
 	void		*report;	/* in->report: packed SelectReport */
 	size_t		 report_len;
 };
@@ -123,6 +125,10 @@ struct learn_choice {
 				   (no choice for the method), 0 not asked */
 	double	pick_lr;	/* with fed: the setting it trained at */
 	int	pick_steps;
+	double	pair_w;		/* the pairwise loss's weight */
+	int	pw_fed;		/* a family's (learn_pair_family): 1 the
+				   cloud's pair weight, -1 the default
+				   (the cloud has none), 0 not a family */
 	struct learn_grid grid;	/* the CV over the whole grid */
 	struct learn_nested nested;
 	int	mixed;		/* serve the logit mixture at alpha (mix.h) */
@@ -202,10 +208,17 @@ struct ctr *learn_method_run(struct learn_prep *p, const char *name,
 /*
  * The cross-validation of the method called name over its whole grid
  * (the CV a method with a chosen setting runs), into *g (g->have = 0 for
- * a method that chooses nothing). -1 for an unknown name.
+ * a method that chooses nothing), with the pairwise loss at weight pw
+ * (pw < 0: the method's own). -1 for an unknown name.
  */
-int	learn_method_grid(struct learn_prep *p, const char *name,
+int	learn_method_grid(struct learn_prep *p, const char *name, double pw,
 	    struct learn_memo *memo, struct learn_grid *g);
+/*
+ * Is name a pair-weight family, whose pair weight the cloud chooses
+ * (a "-pairw" row, or "serve" with learn.pair-select = fed)? A report
+ * carries a family at every weight of learn.pair-weights.
+ */
+int	learn_pair_family(const struct deviced_conf *cf, const char *name);
 /* An empty memo, and its end (frees what it holds; NULL is a no-op). */
 struct learn_memo *learn_memo_new(void);
 void	learn_memo_free(struct learn_memo *mm);

@@ -209,6 +209,10 @@ learn_eval(struct device *d, const struct learn_in *in, struct learn_prep *p0,
 		/* "-fed" rows: 1 the cloud's choice, -1 its default. */
 		if (ch.fed != 0)
 			fprintf(x, "%s,fed,%d\n", mi.name, ch.fed);
+		/* "-pairw" rows: the pair weight, 1 the cloud's, -1 not. */
+		if (ch.pw_fed != 0)
+			fprintf(x, "%s,pair_w,%g\n%s,pw_fed,%d\n", mi.name,
+			    ch.pair_w, mi.name, ch.pw_fed);
 		ctr_free(c);
 		if (inner != NULL) {
 			fprintf(x, "%s,enc_rows,%d\n", mi.name,

@@ -37,7 +37,9 @@
 # Rows "<m>-fed" train at the setting the cloud chose by federated
 # selection, from the reports of a selection round on the devices' local
 # data before the test round (simulate.sh, SELECT_OPTS); "<m>-def" at the
-# default setting (deviced/README.md, Federated selection).
+# default setting (deviced/README.md, Federated selection). Rows with
+# "-pairw" (ft-pairw-cv, ft-pairw) train at the pair weight the cloud
+# chose for the row's users' group from the same round.
 # EVAL_DISTILL=1 also runs the MoMoDistill rounds (scripts/distill-rounds.sh,
 # about 5 more minutes), which used to run by default.
 set -eu
@@ -105,10 +107,13 @@ progress() {	# done total label
 
 join() { tr ' ' '\n' | sed '/^$/d' | paste -sd, -; }
 
-# select_opts SEED: with "<m>-fed" rows, the selection round's options
-# (scripts/simulate.sh): the devices report the grids of those <m>.
+# select_opts SEED: with "<m>-fed" or "-pairw" rows, the selection round's
+# options (scripts/simulate.sh): the devices report the grids of those <m>
+# (a "-pairw" family at every weight of learn.pair-weights).
 select_opts() {
-	fm=$(echo "$METHODS" | tr ',' '\n' | sed -n 's/-fed$//p' | paste -sd, -)
+	fm=$( { echo "$METHODS" | tr ',' '\n' | sed -n 's/-fed$//p'
+	    echo "$METHODS" | tr ',' '\n' | grep -e '-pairw' | sed 's/-fed$//'; } |
+	    awk 'NF && !seen[$0]++' | paste -sd, -)
 	[ -n "$fm" ] && echo "-o learn.seed=$1 -o learn.fedsel-methods=$fm"
 	return 0
 }

@@ -191,11 +191,14 @@ SCHEMA(pb_upload, { 1, PB_V, NULL, 4 }, { 2, PB_LD, &pb_tensor, 64 },
     { 3, PB_LD, &pb_metric, 32 }, { 4, PB_LD, NULL, 4 });
 SCHEMA(pb_getofa, { 1, PB_V, NULL, 4 }, { 2, PB_V, NULL, 4 },
     { 3, PB_V, NULL, 4 }, { 4, PB_V, NULL, 4 });
-/* Federated selection (v5): a report's methods, the choice's request. */
+/*
+ * Federated selection (v5; field 9, pair_weight, since issue 17's fifth
+ * pass): a report's methods, the choice's request.
+ */
 SCHEMA(pb_gridreport, { 1, PB_LD, NULL, 4 }, { 2, PB_F64 | PB_LD, NULL, 16 },
     { 3, PB_V | PB_LD, NULL, 16 }, { 4, PB_V, NULL, 4 }, { 5, PB_V, NULL, 4 },
     { 6, PB_F64 | PB_LD, NULL, 16 }, { 7, PB_F64 | PB_LD, NULL, 16 },
-    { 8, PB_F64 | PB_LD, NULL, 16 });
+    { 8, PB_F64 | PB_LD, NULL, 16 }, { 9, PB_F64, NULL, 4 });
 SCHEMA(pb_selreport, { 1, PB_V, NULL, 4 }, { 2, PB_LD, &pb_gridreport, 64 });
 SCHEMA(pb_getsel, { 1, PB_V, NULL, 4 });
 SCHEMA(pb_getmanifest, { 1, PB_V, NULL, 4 });

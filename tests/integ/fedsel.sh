@@ -4,11 +4,22 @@
 # at it. Malformed (NaN, inf, a wrong grid) and oversized (17 methods, 65
 # methods) reports get typed errors and lose nothing that was counted; a
 # device counts once per round; a report on a version the cloud never
-# served is stale.
+# served is stale. The pair weight (issue 17, fifth pass): probe reports
+# of one method at the weights 0, 1, 3, 9 get the rule's exact choice,
+# bad weights typed errors; the cloud puts each real device's report in
+# the group (warm, cold) of its user by its own model, as the data's
+# cold.csv says; a device with learn.pair-select = fed fetches its
+# group's weight and trains the served method at it.
 # timeout: 300
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 endpoints
-make_data 8 50
+# 10 users, 4 of them cold (no pool samples): both groups reach
+# fedsel.min-devices (3)
+"$BIN/dccl-data" synth "$T/data" --users 10 --items 300 --min-per-user 50 \
+    --max-per-user 50 --cold 0.4 --seed 7 >/dev/null || die "dccl-data synth failed"
+SHARDS=$T/data/devices
+ncold=$(grep -c '^[0-9]' "$T/data/cold.csv" || true)
+[ "$ncold" -ge 3 ] || die "want at least 3 cold users, got $ncold"
 import_pool
 start_cloudd -o fedsel.min-devices=3 -o fedsel.min-samples=30
 wait_model 1
@@ -60,9 +71,18 @@ r=$(grep -c "REPORTED: device=sel-" "$T/sel.log" || true)
 [ "$r" -eq "$n" ] || die "$r of $n devices reported"
 [ "$(grep -c "FEDSEL: device=sel-.* 3 methods" "$T/cloudd.log")" -eq "$n" ] ||
     die "the cloud did not count $n reports of 3 methods"
+# The cloud's groups: a sel-<user> device is cold iff cold.csv lists its user.
+for u in $(ls "$SHARDS" | sed -n 's/^\([0-9]*\)\.local\.csv$/\1/p'); do
+	want=warm; grep -qx "$u" "$T/data/cold.csv" && want=cold
+	grep -q "FEDSEL: device=sel-$u base=v1 3 methods, $want users" "$T/cloudd.log" ||
+	    die "sel-$u not counted with the $want users"
+done
+echo "groups: $ncold cold, $((n - ncold)) warm, as cold.csv"
+# probe-a (user 0) gets its group's choice, from that group's devices
+g0=$((n - ncold)); grep -qx 0 "$T/data/cold.csv" && g0=$ncold
 serve=$(choice serve)
 echo "serve: $serve"
-echo "$serve" | grep -q "devices $n " || die "serve choice not from $n devices: $serve"
+echo "$serve" | grep -q "devices $g0 " || die "serve choice not from the $g0 devices of user 0's group: $serve"
 [ "$(choice probe-m)" = "$c" ] || die "the probe reports were lost"
 
 log "malformed reports after the round: still refused, the round intact"
@@ -81,5 +101,54 @@ grep -q "SELECTION: device=dev-[0-9]* serve lr $lr steps $st " "$T/use.log" ||
 grep "SETTING: " "$T/use.log" | head -2
 [ "$(grep -c "SETTING: device=dev-[0-9]* served method at lr $lr steps $st (the cloud's choice)" "$T/use.log")" -eq 2 ] ||
     die "a device did not train at the cloud's choice"
+kill -0 "$CPID" || die "cloudd died"
+
+log "pair weights: three probes report probe-w at 0, 1, 3, 9; weight 3 leads on each"
+for d in probe-e probe-f probe-g; do
+	expect "register $d" "REPLY registered"
+	expect "report $d pairw" "REPLY report_ack"
+done
+pw() {	# method: its PAIRW line from a GetSelection
+	$P selection probe-a 2>&1 | sed -n "s/^PAIRW $1 //p"
+}
+w=$(pw probe-w)
+echo "probe-w: $w"
+grp0=0; grep -qx 0 "$T/data/cold.csv" && grp0=1
+[ "$w" = "weight 3 evidence group $grp0 devices 3 net 0:3 1:6 3:18 9:9" ] ||
+    die "probe-w pair weight: '$w'"
+expect "report probe-h pairw-bad" "ERROR E_BAD_REQUEST"
+expect "report probe-h pairw-nodef" "ERROR E_BAD_REQUEST"
+[ "$(pw probe-w)" = "$w" ] || die "a refused report changed the pair weight: $(pw probe-w)"
+
+# (fine-tuning: the served MetaPatch barely reorders a user's items, so
+# its net pairs are 0 at every weight and the choice is the default)
+log "pair weights on real devices: the served method at every weight, then at the group's"
+start_deviced selw -o deviced.shards="$SHARDS" -o deviced.device-id=selw \
+    -o deviced.data-dir="$T/dev-selw" -o deviced.run-once=yes \
+    -o learn.fedsel-report=yes -o learn.fedsel-methods=serve \
+    -o learn.pair-select=fed -o learn.adapt=finetune
+wait "$DPID" || die "selection deviced (pair weights) failed"
+[ "$(grep -c "FEDSEL: device=selw-.* 4 methods" "$T/cloudd.log")" -eq "$n" ] ||
+    die "the cloud did not count $n reports of serve at 4 weights"
+sw=$($P selection probe-a 2>&1 | sed -n "s/^PAIRW serve //p")
+echo "serve pair weight (user 0's group): $sw"
+echo "$sw" | grep -q "devices $g0 net 0:" || die "serve's pair weight not from $g0 devices: $sw"
+start_deviced usew -o deviced.shards="$SHARDS" -o deviced.device-id=usew \
+    -o deviced.data-dir="$T/dev-usew" -o deviced.run-once=yes \
+    -o learn.pair-select=fed -o learn.adapt=finetune -o learn.bias-fallback=no
+wait "$DPID" || die "deviced (pair weights) failed"
+k=0
+for u in $(ls "$SHARDS" | sed -n 's/^\([0-9]*\)\.local\.csv$/\1/p'); do
+	want=warm; grep -qx "$u" "$T/data/cold.csv" && want=cold
+	sel=$(grep "SELECTION: device=usew-$u serve pair weight" "$T/usew.log") ||
+	    die "usew-$u fetched no pair weight"
+	echo "$sel" | grep -q "; $want users;" || die "usew-$u: not its group's ($want): $sel"
+	wu=$(echo "$sel" | sed 's/.* pair weight \([0-9.]*\) .*/\1/')
+	grep -q "PAIRW: device=usew-$u served method at pair weight $wu (the cloud's choice)" "$T/usew.log" ||
+	    die "usew-$u did not train at the cloud's pair weight $wu"
+	k=$((k + 1))
+done
+echo "$k devices trained at their group's pair weight"
+grep "SELECTION: device=usew-.* pair weight" "$T/usew.log" | sed 's/.*device=//' | head -2
 kill -0 "$CPID" || die "cloudd died"
 echo "fedsel OK"

@@ -18,7 +18,8 @@
  *              nonce-reuse DEV N|enroll-flood N|resend-chunk DEV|
  *              stranger ID (signed, under an id never enrolled)|
  *              ofa-alternate DEV N|
- *              report DEV good|nan|inf|grid|many|huge [VERSION]|
+ *              report DEV good|nan|inf|grid|many|huge|pairw|pairw-bad|
+ *                  pairw-nodef [VERSION]|
  *              selection DEV|
  *              announce VERSION [unsigned|forged|CSK-HEX] (EP: a PUB
  *              endpoint to bind; CSK-HEX: sign as the cloud whose X25519
@@ -108,6 +109,16 @@ print_reply(const Dccl__Envelope *e)
 			    c->point, c->by_evidence ? "evidence" : "default",
 			    c->devices, (unsigned long long)c->n,
 			    (unsigned long long)e->selection->round);
+			if (c->n_pair_weights < 2)
+				continue;
+			printf("PAIRW %s weight %g %s group %u devices %u net",
+			    c->method, c->pair_weight, c->pair_by_evidence ?
+			    "evidence" : "default", c->group, c->pair_devices);
+			for (size_t k = 0; k < c->n_pair_weights &&
+			    k < c->n_pair_net; k++)
+				printf(" %g:%g", c->pair_weights[k],
+				    c->pair_net[k]);
+			printf("\n");
 		}
 	if (e->body_case == DCCL__ENVELOPE__BODY_REPORT_ACK)
 		printf("COUNTED %u%s\n", e->report_ack->methods,
@@ -1578,8 +1589,16 @@ main(int argc, char **argv)
 		static double gain[6] = { 40, 1, 1, 1, 1, 1 };
 		static double dsq[6] = { 16, 0, 0, 0, 0, 0 };
 		static double rank[6];
+		/* "pairw": probe-w at weights 0, 1, 3, 9; at its own CV
+		   point (0) 1, 2, 6, 3 net pairs; "pairw-bad" a weight 5,
+		   "pairw-nodef" without weight 0 */
+		static const double pw[4] = { 0, 1, 3, 9 };
+		static double prank[4][6] = { { 1, -2 }, { 2, -2 }, { 6, -2 },
+			{ 3, -2 } };
 		const char *k = argv[4];
-		size_t nm = !strcmp(k, "many") ? 17 : !strcmp(k, "huge") ? 65 : 1;
+		int fam = !strncmp(k, "pairw", 5);
+		size_t nm = !strcmp(k, "many") ? 17 : !strcmp(k, "huge") ? 65 :
+		    fam ? 4 : 1;
 		if (!strcmp(k, "nan"))
 			gain[3] = strtod("nan", NULL);
 		else if (!strcmp(k, "inf"))
@@ -1600,11 +1619,21 @@ main(int argc, char **argv)
 			g[i].gain_sum = gain;
 			g[i].diff_sq = dsq;
 			g[i].rank_net = rank;
+			if (fam) {
+				g[i].method = "probe-w";
+				g[i].pair_weight = !strcmp(k, "pairw-bad") &&
+				    i == 3 ? 5 : pw[i];
+				g[i].rank_net = prank[i];
+			}
 			gp[i] = &g[i];
 		}
 		q.base_version = argc > 5 ? strtoull(argv[5], NULL, 10) : 1;
 		q.n_methods = nm;
 		q.methods = gp;
+		if (!strcmp(k, "pairw-nodef")) {
+			q.n_methods = 3;
+			q.methods = gp + 1;
+		}
 		e.device_id = argv[3];
 		e.body_case = DCCL__ENVELOPE__BODY_SELECT_REPORT;
 		e.select_report = &q;

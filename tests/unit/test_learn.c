@@ -546,7 +546,7 @@ test_fedsel_grid(void **state)
 		0, NULL, 0 };
 	learn_prep_init(&p, &in, &none);
 	a = learn_method_run(&p, "ft-cv", NULL, &ch, &secs, &mem);
-	assert_int_equal(learn_method_grid(&p, "ft-cv", NULL, &g), 0);
+	assert_int_equal(learn_method_grid(&p, "ft-cv", -1, NULL, &g), 0);
 	assert_true(g.have && g.n > 0 && g.pairs > 0);
 	for (int s = 0; s < LEARN_GRID_N; s++) {
 		assert_true(isfinite(g.gain[s]) && isfinite(g.dsq[s]) &&
@@ -620,6 +620,170 @@ test_fedsel_grid(void **state)
 }
 
 /*
+ * A pair-weight family (learn_pair_family, issue 17's fifth pass): a
+ * "-pairw" row trains at the cloud's weight for it (the "-pairK" row's
+ * fit, bit for bit), at the first candidate without a choice; the
+ * report carries it once per candidate weight, each grid that weight's
+ * CV, and passes the cloud's checks and aggregation; the served method
+ * with learn.pair-select = fed trains at the cloud's weight for "serve".
+ */
+static void
+test_pair_family(void **state)
+{
+	static const double pw[4] = { 0, 1, 3, 9 };
+	struct ctr *m = cloud_model(inter_of(state)), *a, *b, *c3, *d;
+	struct deviced_conf cf;
+	struct conf c;
+	struct dataset local, none;
+	struct learn_prep p;
+	struct learn_choice ca, cb, cc, cd;
+	struct learn_grid g3, g0;
+	struct learn_result r;
+	struct fedsel_dev sel;
+	struct fedsel fs;
+	struct fedsel_opts fo;
+	Dccl__SelectReport *q;
+	char err[256], *methods;
+	double secs, mem;
+	int dup;
+
+	defaults(&c, &cf);
+	cf.npw = 4;
+	memcpy(cf.pw, pw, sizeof(pw));
+	assert_true(learn_pair_family(&cf, "ft-pairw-cv"));
+	assert_true(learn_pair_family(&cf, "ft-pairw"));
+	assert_false(learn_pair_family(&cf, "ft-pair3-cv"));
+	assert_false(learn_pair_family(&cf, "ft-pairwise"));
+	assert_false(learn_pair_family(&cf, "serve"));
+	make_ds(&local, 60, USER, 21);
+	memset(&none, 0, sizeof(none));
+	struct learn_in in = { &cf, m, &local, &none, USER, 0.5, NULL, 0, 0,
+		0, NULL, 0 };
+	learn_prep_init(&p, &in, &none);
+	/* No choice: the default weight 0, ft-cv's fit. */
+	a = learn_method_run(&p, "ft-pairw-cv", NULL, &ca, &secs, &mem);
+	b = learn_method_run(&p, "ft-cv", NULL, &cb, &secs, &mem);
+	assert_int_equal(ca.pw_fed, -1);
+	assert_true(ca.pair_w == 0);
+	assert_int_equal(cb.pw_fed, 0);
+	assert_true(max_diff(a, b) == 0);
+	/* The cloud's weight 3: ft-pair3-cv's fit. */
+	memset(&sel, 0, sizeof(sel));
+	sel.n = 1;
+	snprintf(sel.c[0].method, sizeof(sel.c[0].method), "ft-pairw-cv");
+	sel.c[0].lr = 0.01;
+	sel.c[0].steps = 20;
+	sel.c[0].pair_weight = 3;
+	in.fed = &sel;
+	c3 = learn_method_run(&p, "ft-pairw-cv", NULL, &cc, &secs, &mem);
+	d = learn_method_run(&p, "ft-pair3-cv", NULL, &cd, &secs, &mem);
+	assert_int_equal(cc.pw_fed, 1);
+	assert_true(cc.pair_w == 3 && cd.pair_w == 3);
+	assert_true(cc.lr == cd.lr && cc.steps == cd.steps &&
+	    cc.rank == cd.rank && cc.gain == cd.gain);
+	assert_true(max_diff(c3, d) == 0);
+	assert_true(max_diff(c3, b) > 0);
+	ctr_free(a);
+	ctr_free(b);
+	ctr_free(c3);
+	ctr_free(d);
+	in.fed = NULL;
+	/* The report: the family at 0, 1, 3, 9, then ft-cv. */
+	assert_int_equal(learn_method_grid(&p, "ft-pair3-cv", -1, NULL, &g3),
+	    0);
+	assert_int_equal(learn_method_grid(&p, "ft-cv", -1, NULL, &g0), 0);
+	methods = cf.fedsel_methods;
+	cf.fedsel_methods = "ft-pairw-cv,ft-cv";
+	memset(&r, 0, sizeof(r));
+	fedsel_dev_report(&p, NULL, 3, &r);
+	cf.fedsel_methods = methods;
+	assert_non_null(r.report);
+	q = dccl__select_report__unpack(NULL, r.report_len, r.report);
+	assert_non_null(q);
+	assert_int_equal(q->n_methods, 5);
+	for (int k = 0; k < 4; k++) {
+		assert_string_equal(q->methods[k]->method, "ft-pairw-cv");
+		assert_true(q->methods[k]->pair_weight == pw[k]);
+	}
+	assert_string_equal(q->methods[4]->method, "ft-cv");
+	assert_true(q->methods[4]->pair_weight == 0);
+	for (int s = 0; s < LEARN_GRID_N; s++) {
+		assert_true(q->methods[2]->gain_sum[s] == g3.gain[s] &&
+		    q->methods[2]->rank_net[s] == g3.rank[s]);
+		assert_true(q->methods[0]->gain_sum[s] == g0.gain[s]);
+	}
+	assert_int_equal(fedsel_check(q, err, sizeof(err)), 0);
+	memset(&fo, 0, sizeof(fo));
+	fo.min_devices = 1;
+	fo.min_n = 1;
+	fo.z = 1;
+	fo.max_devices = 10;
+	assert_int_equal(fedsel_pw_parse("0,1,3,9", &fo, err, sizeof(err)), 0);
+	fedsel_init(&fs, &fo);
+	assert_int_equal(fedsel_add(&fs, "d", FEDSEL_WARM, q, &dup, err,
+	    sizeof(err)), 0);
+	fedsel_fini(&fs);
+	dccl__select_report__free_unpacked(q, NULL);
+	free(r.report);
+	/*
+	 * A weight whose CV fails (a fit diverges at weight 100 with a
+	 * large rate) is reported as no change: zero sums, the default
+	 * weight's counts; not left out.
+	 */
+	cf.pw[1] = 100;
+	cf.npw = 2;
+	cf.ft_lr = 0.3;
+	assert_int_equal(learn_method_grid(&p, "ft-cv", 100, NULL, &g3), 0);
+	assert_false(g3.have);
+	assert_int_equal(learn_method_grid(&p, "ft-cv", 0, NULL, &g0), 0);
+	assert_true(g0.have);
+	cf.fedsel_methods = "ft-pairw-cv";
+	memset(&r, 0, sizeof(r));
+	fedsel_dev_report(&p, NULL, 3, &r);
+	cf.fedsel_methods = methods;
+	q = dccl__select_report__unpack(NULL, r.report_len, r.report);
+	assert_non_null(q);
+	assert_int_equal(q->n_methods, 2);
+	assert_true(q->methods[1]->pair_weight == 100);
+	assert_int_equal(q->methods[1]->n, q->methods[0]->n);
+	assert_int_equal(q->methods[1]->pairs, q->methods[0]->pairs);
+	for (int s = 0; s < LEARN_GRID_N; s++)
+		assert_true(q->methods[1]->gain_sum[s] == 0 &&
+		    q->methods[1]->rank_net[s] == 0 &&
+		    q->methods[1]->diff_sq[s] == 0);
+	assert_int_equal(fedsel_check(q, err, sizeof(err)), 0);
+	dccl__select_report__free_unpacked(q, NULL);
+	free(r.report);
+	cf.ft_lr = 0.01;
+	cf.npw = 4;
+	cf.pw[1] = 1;
+	learn_prep_fini(&p);
+	/* The served method: learn.pair-select = fed, the weight for serve. */
+	cf.pair_select = 1;
+	assert_true(learn_pair_family(&cf, "serve"));
+	snprintf(sel.c[0].method, sizeof(sel.c[0].method), "serve");
+	sel.c[0].pair_weight = 9;
+	in.fed = &sel;
+	in.want_serving = 1;
+	learn_run(&in, &p, NULL, &r);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.pw_fed, 1);
+	assert_true(r.pair_w == 9);
+	learn_prep_fini(&p);
+	learn_result_fini(&r);
+	in.fed = NULL;
+	cf.pair_weight = 1;
+	learn_run(&in, &p, NULL, &r);
+	assert_int_equal(r.pw_fed, -1);
+	assert_true(r.pair_w == 1);	/* learn.pair-weight */
+	learn_prep_fini(&p);
+	learn_result_fini(&r);
+	free_ds(&local);
+	ctr_free(m);
+	conf_fini(&c);
+}
+
+/*
  * Nested validation (learn.h, struct learn_nested): the inner folds' and
  * the last fold's sums add up to the CV's at the point the inner folds
  * chose; the last fold is the last block of samples; too few folds give
@@ -646,7 +810,7 @@ test_nested_validation(void **state)
 		0, NULL, 0 };
 	learn_prep_init(&p, &in, &none);
 	a = learn_method_run(&p, "ft-cv", NULL, &ch, &secs, &mem);
-	assert_int_equal(learn_method_grid(&p, "ft-cv", NULL, &g), 0);
+	assert_int_equal(learn_method_grid(&p, "ft-cv", -1, NULL, &g), 0);
 	const struct learn_nested *ne = &ch.nested;
 	assert_true(cf.cv_folds == 3 && ne->have);
 	assert_int_equal(ne->out_n, 20);	/* block 2 of 3 */
@@ -753,6 +917,7 @@ main(void)
 		cmocka_unit_test(test_fast_equals_reference),
 		cmocka_unit_test(test_memo_same),
 		cmocka_unit_test(test_fedsel_grid),
+		cmocka_unit_test(test_pair_family),
 		cmocka_unit_test(test_nested_validation),
 		cmocka_unit_test(test_partial_step),
 		cmocka_unit_test(test_mix_rows),
