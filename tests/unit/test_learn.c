@@ -121,6 +121,21 @@ defaults(struct conf *c, struct deviced_conf *cf)
 	assert_int_equal(conf_init(c, deviced_opts, cf, stderr), 0);
 }
 
+/*
+ * The job's input most tests share: default options, n samples of USER
+ * drawn with seed, no retrieved samples, over the cloud model m.
+ */
+static struct learn_in
+job_in(struct deviced_conf *cf, struct conf *c, const struct ctr *m,
+    struct dataset *local, struct dataset *none, size_t n, uint64_t seed)
+{
+	defaults(c, cf);
+	make_ds(local, n, USER, seed);
+	memset(none, 0, sizeof(*none));
+	return (struct learn_in){ .cf = cf, .model = m, .local = local,
+	    .retrieved = none, .user = USER, .global_ctr = 0.5 };
+}
+
 static double
 max_diff(const struct ctr *a, const struct ctr *b)
 {
@@ -289,11 +304,7 @@ test_fast_equals_reference(void **state)
 	int adopted = 0;
 
 	(void)state;
-	defaults(&c, &cf);
-	make_ds(&local, 60, USER, 21);
-	memset(&none, 0, sizeof(none));
-	struct learn_in in = { &cf, m, &local, &none, USER, 0.5, NULL, 0, 0,
-		0, NULL, 0 };
+	struct learn_in in = job_in(&cf, &c, m, &local, &none, 60, 21);
 	for (int i = 0; names[i]; i++)
 		same_run(&in, names[i], &adopted);
 	assert_true(adopted >= 1);	/* mp-cv always adopts */
@@ -358,11 +369,8 @@ test_memo_same(void **state)
 	struct learn_prep p[2];
 
 	(void)state;
-	defaults(&c, &cf);
-	make_ds(&local, 45, USER, 33);
-	memset(&none, 0, sizeof(none));
-	struct learn_in in = { &cf, m, &local, &none, USER, 0.5, NULL, 0, 1,
-		0, NULL, 0 };
+	struct learn_in in = job_in(&cf, &c, m, &local, &none, 45, 33);
+	in.need_coda = 1;
 	learn_prep_init(&p[0], &in, &none);
 	learn_prep_init(&p[1], &in, &none);
 	for (int i = 0; names[i]; i++) {
@@ -408,11 +416,7 @@ test_partial_step(void **state)
 	struct learn_choice ch[2];
 	double secs, mem;
 
-	defaults(&c, &cf);
-	make_ds(&local, 60, USER, 21);
-	memset(&none, 0, sizeof(none));
-	struct learn_in in = { &cf, m, &local, &none, USER, 0.5, NULL, 0, 0,
-		0, NULL, 0 };
+	struct learn_in in = job_in(&cf, &c, m, &local, &none, 60, 21);
 	learn_prep_init(&p, &in, &none);
 	struct ctr *full = learn_method_run(&p, "mp-cv", NULL, &ch[0], &secs,
 	    &mem);
@@ -539,11 +543,7 @@ test_fedsel_grid(void **state)
 	double secs, mem;
 	int b = -1;
 
-	defaults(&c, &cf);
-	make_ds(&local, 60, USER, 21);
-	memset(&none, 0, sizeof(none));
-	struct learn_in in = { &cf, m, &local, &none, USER, 0.5, NULL, 0, 0,
-		0, NULL, 0 };
+	struct learn_in in = job_in(&cf, &c, m, &local, &none, 60, 21);
 	learn_prep_init(&p, &in, &none);
 	a = learn_method_run(&p, "ft-cv", NULL, &ch, &secs, &mem);
 	assert_int_equal(learn_method_grid(&p, "ft-cv", -1, NULL, &g), 0);
@@ -803,11 +803,7 @@ test_nested_validation(void **state)
 	int hit = 0;
 
 	(void)state;
-	defaults(&c, &cf);
-	make_ds(&local, 60, USER, 23);
-	memset(&none, 0, sizeof(none));
-	struct learn_in in = { &cf, m, &local, &none, USER, 0.5, NULL, 0, 0,
-		0, NULL, 0 };
+	struct learn_in in = job_in(&cf, &c, m, &local, &none, 60, 23);
 	learn_prep_init(&p, &in, &none);
 	a = learn_method_run(&p, "ft-cv", NULL, &ch, &secs, &mem);
 	assert_int_equal(learn_method_grid(&p, "ft-cv", -1, NULL, &g), 0);
@@ -857,11 +853,7 @@ test_mix_rows(void **state)
 	int ok = 0;
 
 	(void)state;
-	defaults(&c, &cf);
-	make_ds(&local, 60, USER, 29);
-	memset(&none, 0, sizeof(none));
-	struct learn_in in = { &cf, m, &local, &none, USER, 0.5, NULL, 0, 0,
-		0, NULL, 0 };
+	struct learn_in in = job_in(&cf, &c, m, &local, &none, 60, 29);
 	learn_prep_init(&p, &in, &none);
 	a = learn_method_run(&p, "ft-cv", NULL, &ca, &secs, &mem);
 	b = learn_method_run(&p, "ft-mix-cv", NULL, &cb, &secs, &mem);
