@@ -1,5 +1,5 @@
 # Retrieval appointments (cloudd/appoint.h, issue 14): with one worker and
-# four searches queued or running (limits.max-inflight=4), 60 devices starting at
+# one search queued or running (limits.max-inflight=1), 60 devices starting at
 # once collide on their CoDA retrievals. A refused device is told when to
 # come back (its appointment, "come back in N ms", one search time apart
 # from the others), and when it does it goes in ahead of devices without
@@ -9,7 +9,7 @@
 endpoints
 make_data 60 300	# 18,000 pool rows: searches of ms, which collide
 import_pool
-start_cloudd -o limits.max-inflight=4 -o cloudd.workers=1 -o limits.rate=0
+start_cloudd -o limits.max-inflight=1 -o cloudd.workers=1 -o limits.rate=0
 wait_model 1
 start_deviced dev -o deviced.shards="$SHARDS" -o deviced.run-once=yes \
     -o net.start-jitter-ms=0 -o net.backoff-max-ms=30000
