@@ -136,6 +136,27 @@ job_in(struct deviced_conf *cf, struct conf *c, const struct ctr *m,
 	    .retrieved = none, .user = USER, .global_ctr = 0.5 };
 }
 
+/*
+ * The grid report a job over p makes for methods (learn.fedsel-methods
+ * for this call), unpacked; the packed bytes stay in r->report.
+ */
+static Dccl__SelectReport *
+report_for(struct learn_prep *p, struct deviced_conf *cf,
+    const char *methods, struct learn_result *r)
+{
+	char *keep = cf->fedsel_methods;
+	Dccl__SelectReport *q;
+
+	cf->fedsel_methods = (char *)methods;
+	memset(r, 0, sizeof(*r));
+	fedsel_dev_report(p, NULL, 3, r);
+	cf->fedsel_methods = keep;
+	assert_non_null(r->report);
+	q = dccl__select_report__unpack(NULL, r->report_len, r->report);
+	assert_non_null(q);
+	return q;
+}
+
 static double
 max_diff(const struct ctr *a, const struct ctr *b)
 {
@@ -539,7 +560,7 @@ test_fedsel_grid(void **state)
 	struct learn_result r;
 	struct fedsel_dev sel;
 	Dccl__SelectReport *q;
-	char err[256], *methods;
+	char err[256];
 	double secs, mem;
 	int b = -1;
 
@@ -591,14 +612,7 @@ test_fedsel_grid(void **state)
 	ctr_free(f);
 	in.fed = NULL;
 	/* The report: the cloud's check passes, the sums are the grid's. */
-	methods = cf.fedsel_methods;
-	cf.fedsel_methods = "ft-cv,nosuch,naive-ft,bias";
-	memset(&r, 0, sizeof(r));
-	fedsel_dev_report(&p, NULL, 3, &r);
-	cf.fedsel_methods = methods;
-	assert_non_null(r.report);
-	q = dccl__select_report__unpack(NULL, r.report_len, r.report);
-	assert_non_null(q);
+	q = report_for(&p, &cf, "ft-cv,nosuch,naive-ft,bias", &r);
 	assert_int_equal(q->base_version, 3);
 	assert_int_equal(q->n_methods, 2);	/* no grid: nosuch, naive-ft */
 	assert_string_equal(q->methods[0]->method, "ft-cv");
@@ -643,7 +657,7 @@ test_pair_family(void **state)
 	struct fedsel fs;
 	struct fedsel_opts fo;
 	Dccl__SelectReport *q;
-	char err[256], *methods;
+	char err[256];
 	double secs, mem;
 	int dup;
 
@@ -692,14 +706,7 @@ test_pair_family(void **state)
 	assert_int_equal(learn_method_grid(&p, "ft-pair3-cv", -1, NULL, &g3),
 	    0);
 	assert_int_equal(learn_method_grid(&p, "ft-cv", -1, NULL, &g0), 0);
-	methods = cf.fedsel_methods;
-	cf.fedsel_methods = "ft-pairw-cv,ft-cv";
-	memset(&r, 0, sizeof(r));
-	fedsel_dev_report(&p, NULL, 3, &r);
-	cf.fedsel_methods = methods;
-	assert_non_null(r.report);
-	q = dccl__select_report__unpack(NULL, r.report_len, r.report);
-	assert_non_null(q);
+	q = report_for(&p, &cf, "ft-pairw-cv,ft-cv", &r);
 	assert_int_equal(q->n_methods, 5);
 	for (int k = 0; k < 4; k++) {
 		assert_string_equal(q->methods[k]->method, "ft-pairw-cv");
@@ -737,12 +744,7 @@ test_pair_family(void **state)
 	assert_false(g3.have);
 	assert_int_equal(learn_method_grid(&p, "ft-cv", 0, NULL, &g0), 0);
 	assert_true(g0.have);
-	cf.fedsel_methods = "ft-pairw-cv";
-	memset(&r, 0, sizeof(r));
-	fedsel_dev_report(&p, NULL, 3, &r);
-	cf.fedsel_methods = methods;
-	q = dccl__select_report__unpack(NULL, r.report_len, r.report);
-	assert_non_null(q);
+	q = report_for(&p, &cf, "ft-pairw-cv", &r);
 	assert_int_equal(q->n_methods, 2);
 	assert_true(q->methods[1]->pair_weight == 100);
 	assert_int_equal(q->methods[1]->n, q->methods[0]->n);
