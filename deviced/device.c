@@ -56,7 +56,34 @@
 static void enter(struct device *d, enum dev_state s);
 static void backoff(struct device *d, const char *why);
 static void resend(struct device *d);
+static void arm(struct device *d);
 static int model_wanted(const struct device *d);
+
+/*
+ * 1 if d's request still waits for an uplink lane, or left less than
+ * net.request-timeout-ms ago: then the deadline is moved to count from
+ * when it left (a host of hundreds of devices queues their requests for
+ * its few lanes; that wait is no sign of a lost reply) and the timer is
+ * armed again.
+ */
+static int
+queued(struct device *d)
+{
+	double now = (double)uv_now(&d->dd->loop);
+	double tmo = (double)d->dd->cf.request_timeout_ms;
+	uint64_t at;
+
+	if (uplink_sent_at(&d->dd->up, (uint32_t)(d - d->dd->dev), &at) == 0) {
+		if ((double)at + tmo <= d->deadline)
+			return 0;
+		d->deadline = (double)at + tmo;
+		if (now >= d->deadline)
+			return 0;
+	} else
+		d->deadline = now + tmo;
+	arm(d);
+	return 1;
+}
 
 static void
 timer_cb(uv_timer_t *t)
@@ -65,6 +92,8 @@ timer_cb(uv_timer_t *t)
 
 	if (d->dd->stopping)
 		return;
+	if (d->waiting && queued(d))
+		return;		/* not out yet: nothing to re-send or time */
 	if (d->waiting && (double)uv_now(&d->dd->loop) < d->deadline &&
 	    d->state != DEV_DOWNLOAD && d->state != DEV_OFA) {
 		resend(d);
@@ -1232,7 +1261,9 @@ device_init(struct deviced *dd, struct device *d, const char *id,
 	if ((uint32_t)(d - dd->dev) >= UPLINK_MAX_SLOTS)
 		return -1;
 	if (!dd->up.open && uplink_open(&dd->up, &dd->loop, cf->cloud,
-	    (int)cf->max_message, recv_cb, dd, err, sizeof(err)) != 0) {
+	    uplink_lanes(dd), (uint32_t)dd->max_dev,
+	    (uint64_t)cf->request_timeout_ms, (int)cf->max_message, recv_cb,
+	    dd, err, sizeof(err)) != 0) {
 		log_warnx("%s", err);
 		return -1;
 	}

@@ -65,6 +65,9 @@ const struct conf_opt deviced_opts[] = {
 	CONF_INT("net.resend-ms", DV_OFF(resend_ms), "5000", 100, 3600000, 0,
 	    "re-send a request unanswered this long (maybe to another "
 	    "replica)"),
+	CONF_INT("net.uplink-lanes", DV_OFF(uplink_lanes), "16", 1, 64, 0,
+	    "connections to the cloud, one request in flight on each "
+	    "(at most one per hosted device)"),
 	CONF_INT("net.start-jitter-ms", DV_OFF(start_jitter_ms), "1000", 0,
 	    3600000, 0, "each device starts at a random time this long "
 	    "after deviced (0 = at once)"),

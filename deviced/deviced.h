@@ -45,6 +45,7 @@ struct deviced_conf {
 	int64_t	 request_timeout_ms, resend_ms, backoff_min_ms,
 		 backoff_max_ms, max_message, workers;
 	int64_t	 start_jitter_ms;	/* devices start within this window */
+	int64_t	 uplink_lanes;		/* connections to the cloud (uplink.h) */
 	char	*eval_methods;	/* comma-separated method names */
 	/* authentication (shared/auth.h) and differential privacy (dp.c) */
 	int	 auth_mode;	/* enum auth_mode */
@@ -230,6 +231,13 @@ extern const struct conf_opt deviced_opts[];
 int	deviced_configure(struct deviced *dd, const char *path,
 	    const char *const *opts, size_t n_opts, FILE *err);
 int	deviced_conf_done(struct deviced *dd);
+/* The uplink's lanes: net.uplink-lanes, at most one per hosted device. */
+static inline int
+uplink_lanes(const struct deviced *dd)
+{
+	return (int)(dd->cf.uplink_lanes < dd->max_dev ? dd->cf.uplink_lanes :
+	    dd->max_dev > 0 ? dd->max_dev : 1);
+}
 
 /* device.c */
 int	device_init(struct deviced *dd, struct device *d, const char *id,

@@ -183,6 +183,7 @@ host_close(struct deviced *dd)
 			log_warnx("uv_loop_close: %s", uv_strerror(rc));
 		dd->loop_open = 0;
 	}
+	uplink_fini(&dd->up);
 	for (int i = 0; i < dd->n_dev; i++)
 		device_fini(&dd->dev[i]);
 	free(dd->dev);

@@ -120,6 +120,7 @@ add_devices(struct deviced *dd)
 {
 	char err[256];
 	int n, per;
+	long long fixed;
 	uint32_t *users;
 
 	if (dd->cf.shards[0] == '\0') {
@@ -135,17 +136,18 @@ add_devices(struct deviced *dd)
 		fatalx("SHARDS: no <user>.local.csv in %s", dd->cf.shards);
 	if (dd->cf.devices > 0 && dd->cf.devices < n)
 		n = (int)dd->cf.devices;
-	/* nanomsg allows NN_MAX_SOCKETS (512) per process: the uplink and
-	 * the SUB, and an app socket per device if they listen. Past that
-	 * nn_socket fails mid-start; refuse up front. */
+	/* nanomsg allows NN_MAX_SOCKETS (512) per process: the uplink's
+	 * lanes and the SUB, and an app socket per device if they listen.
+	 * Past that nn_socket fails mid-start; refuse up front. */
 	per = dd->cf.app_listen[0] != '\0' ? 1 : 0;
-	if ((long long)n * per + 2 > DEVICED_MAX_SOCKETS) {
+	fixed = 1 + (n < dd->cf.uplink_lanes ? n : dd->cf.uplink_lanes);
+	if ((long long)n * per + fixed > DEVICED_MAX_SOCKETS) {
 		free(users);	/* fatalx exits; the leak check runs then */
 		fatalx("SHARDS: %d devices need %lld nanomsg sockets, more "
-		    "than the %d one process may have: host at most %d per "
+		    "than the %d one process may have: host at most %lld per "
 		    "process (deviced.devices) and run several deviced", n,
-		    (long long)n * per + 2, DEVICED_MAX_SOCKETS,
-		    (DEVICED_MAX_SOCKETS - 2) / per);
+		    (long long)n * per + fixed, DEVICED_MAX_SOCKETS,
+		    (long long)(DEVICED_MAX_SOCKETS - fixed) / per);
 	}
 	if (host_open(dd, "deviced", n, err, sizeof(err)) != 0) {
 		free(users);

@@ -67,13 +67,17 @@ td=$(date +%s.%N)
 : >"$OUT/devices.pids"
 # One deviced, restarted if it is SIGKILLed (the dropout test of
 # scripts/scale.sh, with RESTART_KILLED=1) until it exits by itself.
-# The deviceds run at nice DEVICED_NICE (default 5): the simulated phones
+# The deviceds run at nice DEVICED_NICE (default 11): the simulated phones
 # would each have a CPU of their own, and on one machine their loops,
 # nanomsg threads and stores otherwise starve cloudd, the system under
-# test (its I/O thread writes every reply).
+# test: its I/O thread writes every reply, and its workers (at nice 10,
+# GUARD_NICE) run the searches. At nice 5 the deviceds installing 10,000
+# models doubled a search's wall time, and cloudd's appointments, which
+# are spaced by it, sent the devices away for longer than the searches
+# then took (scripts/README.md, *Lanes*).
 run_deviced() {
 	while :; do
-		nice -n "${DEVICED_NICE:-5}" "$BIN/deviced" "$@" \
+		nice -n "${DEVICED_NICE:-11}" "$BIN/deviced" "$@" \
 		    >>"$OUT/deviced$p.log" 2>&1 &
 		echo $! >>"$OUT/devices.pids"
 		r=0; wait $! || r=$?

@@ -64,12 +64,12 @@ rc=0; eval "$RO" '"$BIN/cloudd"' -o cloudd.data-dir='"$T/ro"' >"$T/out" 2>&1 || 
 rc=0; "$BIN/cloudd" -o cloudd.db-path=/dev/null/x.db -o cloudd.data-dir="$T/d" >"$T/out" 2>&1 || rc=$?
 [ $rc != 0 ] && grep -q "DB-OPEN" "$T/out" || die "unopenable db path"
 # More devices than nanomsg has sockets for: refused up front, with advice.
-# The devices share one cloud socket (deviced/uplink.h); each listening
-# for its app takes one more.
+# The devices share the uplink's lanes (deviced/uplink.h, 16 by default)
+# and the SUB socket; each listening for its app takes one more.
 make_data 520 2
 rc=0; "$BIN/deviced" -o deviced.shards="$SHARDS" -o deviced.data-dir="$T/dv" \
     -o deviced.app-listen='ipc://{dir}/app.ipc' >"$T/out" 2>&1 || rc=$?
-[ $rc = 1 ] && grep -q "SHARDS: 520 devices need 522 nanomsg sockets.*at most 510 per process" "$T/out" ||
+[ $rc = 1 ] && grep -q "SHARDS: 520 devices need 537 nanomsg sockets.*at most 495 per process" "$T/out" ||
     die "520 devices in one process: exit $rc, $(tail -n 2 "$T/out")"
 [ -e "$T/dv" ] && die "deviced started devices before refusing"
 echo "config checks OK"
