@@ -716,6 +716,8 @@ on_manifest(struct device *d, Dccl__Envelope *e)
 	drop_manifest(d);
 	d->dl_man = e;
 	d->dl_checked = 0;
+	uv_update_time(&d->dd->loop);
+	d->dl_t0 = (double)uv_now(&d->dd->loop);
 	/*
 	 * attempt is not reset here but by the next chunk kept: else a path
 	 * that corrupts every chunk would have the device fetch manifest and
@@ -818,6 +820,8 @@ chunk_take(struct device *d, const Dccl__ModelChunk *c)
 		return;
 	}
 	/* the manifest's rows are the device's own (protocol 7) */
+	uv_update_time(&d->dd->loop);
+	d->dl_t1 = (double)uv_now(&d->dd->loop);
 	rc = device_load_install(d, d->dl_man->manifest->rows);
 	drop_manifest(d);
 	if (rc == MODEL_FIT_EREFUSED) {

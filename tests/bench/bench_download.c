@@ -49,6 +49,7 @@
 #include "shared/clock.h"
 #include "shared/dlcheck.h"
 #include "shared/manifest.h"
+#include "shared/memtune.h"
 #include "shared/wire.h"
 
 #define MAX_RUNS	16
@@ -560,6 +561,7 @@ main(int argc, char **argv)
 		usage();
 	if (sodium_init() < 0)
 		return 1;
+	memtune_chunks();	/* as deviced: chunk buffers reused */
 	if (alg < 0)
 		alg = manifest_alg_auto();
 	snprintf(what, sizeof(what), "auth mac, %s, window %d%s, 1 client",
