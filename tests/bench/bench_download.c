@@ -13,15 +13,16 @@
  *   bench_download -e EP [-E PEER_EP] [-k KEYDIR] [-r RUNS] [-P CLIENTS]
  *       [-W WINDOW] [-T THREADS] [-H blake2b|sha256]
  *
- * WINDOW 1 asks for the next chunk once this one is checked and stored.
- * WINDOW 2 (as deviced since protocol 8) asks for it as soon as this one
- * arrived, so the cloud serves it while the client checks this one: the
- * most one connection allows (cloudd's raw REP socket drops a reply to a
- * pipe that is still sending the previous one, and a second connection
- * would reorder the counters the cloud's replay check wants increasing).
- * With window 2 the chunks are checked and stored by THREADS check
- * threads (default 1; 0 checks inline, as deviced does:
- * shared/dlcheck.h), so the receive loop does not wait for the hash.
+ * WINDOW 2 (the default, as deviced since protocol 8) asks for the next
+ * chunk as soon as this one arrived, so the cloud packs and sends it
+ * while the client checks this one: the most one connection allows
+ * (cloudd's raw REP socket drops a reply to a pipe that is still sending
+ * the previous one, and a second connection would reorder the counters
+ * the cloud's replay check wants increasing). WINDOW 1 asks once this one
+ * is checked and stored. THREADS (0, the default, as deviced) checks and
+ * stores each chunk inline; more hands them to that many check threads
+ * (shared/dlcheck.h), which measured slower on 2 cores (the chunk moves
+ * between cores' caches; scripts/README.md, Benchmarks).
  * The token comes from $DCCL_AUTH_TOKEN. With -E, every figure is taken
  * from runs alternating between EP and PEER_EP (A B A B ..., RUNS pairs):
  * the median of each side and the median and range of the pairwise
@@ -38,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -57,8 +59,8 @@
 #define MAX_WINDOW	2
 #define SP_LEN		(sizeof(size_t) + 4)	/* SP_HDR: size, id */
 
-static int window = 1;
-static int nthreads = 1;	/* check threads with window 2 (-T) */
+static int window = 2;
+static int nthreads = 0;	/* check threads with window 2 (-T) */
 static int alg = -1;		/* hash list checked (-H); -1: as deviced */
 
 static void
@@ -95,6 +97,20 @@ model_buf(size_t len, void **map, size_t *maplen)
 }
 
 static const char *keydir = ".";
+/* CPU seconds of this process (all threads) in each 1-client timed
+ * loop; their median is printed beside the MB/s. */
+static double loop_cpu[MAX_RUNS];
+static int n_loop_cpu;
+
+static double
+cpu_now(void)
+{
+	struct rusage u;
+
+	getrusage(RUSAGE_SELF, &u);
+	return (double)u.ru_utime.tv_sec + u.ru_utime.tv_usec / 1e6 +
+	    (double)u.ru_stime.tv_sec + u.ru_stime.tv_usec / 1e6;
+}
 /* Fresh device ids per run and process: each download starts with a full
  * rate-limit bucket (limits.burst 400 > 256 chunks of a 64 MiB model), as a device
  * downloading a new version would. */
@@ -259,7 +275,7 @@ download(const char *ep, const char *dev, uint64_t *size, double *secs,
 	void *map = NULL;
 	size_t maplen = 0;
 	int sock, tmo = 30000, unlimited = -1, rc = -1, authed, mc;
-	double t0;
+	double t0, c0;
 
 	snprintf(path, sizeof(path), "%s/%s.key", keydir, dev);
 	if (auth_dev_open(&a, path, getenv("DCCL_AUTH_TOKEN"), AUTH_MAC)) {
@@ -297,6 +313,7 @@ download(const char *ep, const char *dev, uint64_t *size, double *secs,
 	}
 	version = r->registered->model_version;
 	wire_free(r);
+	c0 = cpu_now();
 	t0 = clock_now();
 	e.request_id = 2;
 	gq.version = version;
@@ -397,6 +414,8 @@ download(const char *ep, const char *dev, uint64_t *size, double *secs,
 		goto done;
 	}
 	*secs = clock_now() - t0;
+	if (n_loop_cpu < MAX_RUNS)
+		loop_cpu[n_loop_cpu++] = cpu_now() - c0;
 	*size = m->total_size;
 	crypto_generichash(sum, sizeof(sum), blob, m->total_size, NULL, 0);
 	if (memcmp(sum, m->checksum.data, 32) != 0) {
@@ -507,6 +526,10 @@ report(const char *what, const char *ep, const char *peer, int runs,
 	}
 	printf("download %s: %.0f MB/s (median of %d runs", what,
 	    median(a, runs), runs);
+	if (clients == 1 && peer == NULL && n_loop_cpu > 0)
+		printf("; client CPU in the timed loop %.0f ms, median",
+		    median(loop_cpu, n_loop_cpu) * 1e3);
+	n_loop_cpu = 0;
 	if (peer != NULL) {
 		double lo = q[0], hi = q[0];
 		for (int i = 1; i < runs; i++) {
