@@ -47,8 +47,8 @@ manifest_cache_free(struct cloudd *cd)
 /*
  * Hashes version v's chunks into slot k: the chunks of its shared part
  * (slice.c), with BLAKE2b-256 and SHA-256 (protocol 8: each device checks
- * the one its CPU hashes fastest). About 70 ms for 64 MiB here, once per
- * version. 0, or an error code with err.
+ * the one its CPU hashes fastest). About 150 ms of CPU for 64 MiB here
+ * (BLAKE2b 110, SHA-256 40), on the loop, once per version. 0, or an error code with err.
  */
 static int
 build(struct cloudd *cd, int k, uint64_t v, char *err, size_t errlen)
