@@ -15,7 +15,7 @@
 # benchmarks, scripts/tools/ holds the offline data and evaluation programs
 # (dccl-data, dccl-eval, dccl-ofa) and tests/tools/ the test client dccl-probe.
 
-PKGS	:= libuv nanomsg libprotobuf-c sqlite3 libpq inih openblas libsodium libsystemd libmicrohttpd
+PKGS	:= libuv nanomsg libprotobuf-c sqlite3 libpq inih openblas libsodium libcrypto libsystemd libmicrohttpd
 BUILD	?= build
 BIN	?= bin
 OBJ	:= $(BUILD)/obj
@@ -273,7 +273,7 @@ CROSS_BUILD := build/$(ARCH)
 CROSS_BIN := $(CROSS_BUILD)/bin$(if $(filter-out static,$(CROSS_LINK)),-$(CROSS_LINK))
 CROSS_PC  := /usr/lib/$(CROSS_TRIPLET)/pkgconfig:/usr/share/pkgconfig
 # Their compiler flags (nanomsg's come from $(CROSS_ROOT), below).
-CROSS_PKGS := libuv libprotobuf-c sqlite3 inih openblas libsodium
+CROSS_PKGS := libuv libprotobuf-c sqlite3 inih openblas libsodium libcrypto
 CROSS_LIBDIR := /usr/lib/$(CROSS_TRIPLET)
 # Libraries install-deps.sh unpacked (not co-installable with the host's).
 DCCL_CROSS_ROOT ?= /opt/dccl-cross
@@ -282,14 +282,14 @@ CROSS_RLIB := $(CROSS_ROOT)/usr/lib/$(CROSS_TRIPLET)
 # dcctl needs only its app-socket client from cloudd/ (the rest wants libpq).
 CROSS_CLOUDD_SRC := cloudd/dcctl_app.c
 CROSS_L := -L$(CROSS_RLIB) -L$(CROSS_LIBDIR) -L$(CROSS_LIBDIR)/openblas-pthread
-CROSS_A := -luv_a -lprotobuf-c -lsqlite3 -linih -lsodium
+CROSS_A := -luv_a -lprotobuf-c -lsqlite3 -linih -lsodium -lcrypto
 CROSS_SO := -lnanomsg -lm -lpthread -ldl
 ifeq ($(CROSS_LINK),static)
 CROSS_LDLIBS := $(CROSS_L) -Wl,-Bstatic $(CROSS_A) -Wl,-Bdynamic -lopenblas $(CROSS_SO)
 else ifeq ($(CROSS_LINK),static-blas)
 CROSS_LDLIBS := $(CROSS_L) -Wl,-Bstatic $(CROSS_A) -lopenblas -Wl,-Bdynamic $(CROSS_SO)
 else ifeq ($(CROSS_LINK),dynamic)
-CROSS_LDLIBS := $(CROSS_L) -luv -lprotobuf-c -lsqlite3 -linih -lsodium -lopenblas $(CROSS_SO)
+CROSS_LDLIBS := $(CROSS_L) -luv -lprotobuf-c -lsqlite3 -linih -lsodium -lcrypto -lopenblas $(CROSS_SO)
 else
 $(error CROSS_LINK must be static, static-blas or dynamic)
 endif

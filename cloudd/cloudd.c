@@ -96,7 +96,7 @@ static const struct conf_opt cloudd_opts[] = {
 	CONF_INT("limits.max-latency-ms", CD_OFF(max_latency_ms), "2000", 0,
 	    3600000, 1, "heavy requests: while their mean time from arrival "
 	    "to reply is above this, new ones get E_BUSY (0 = no bound)"),
-	CONF_DBL("limits.download-rate", CD_OFF(download_rate), "256", 0,
+	CONF_DBL("limits.download-rate", CD_OFF(download_rate), "1024", 0,
 	    1e6, 1, "model and OFA chunk bytes sent per second, all devices "
 	    "together, MiB/s (0 = no bound); beyond it a chunk request gets "
 	    "E_BUSY with a retry-after"),

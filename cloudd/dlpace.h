@@ -8,6 +8,13 @@
  * (memory) and the devices' deadlines expire on replies that are queued,
  * not lost. Beyond the bucket a chunk request gets E_BUSY at once, with a
  * retry-after of at least the time the bucket needs to refill for it.
+ * The default, 1024 MiB/s (8.6 Gbit/s), is 86 % of a 10 Gbit/s port: it
+ * keeps the rest of a cloud's replies a share of that egress, and lets
+ * one device download at 1 GB/s (issue 14; 256 MiB/s before, which capped
+ * every download at 268 MB/s in all). Memory does not need it lower:
+ * download slots (dlslots.h) bound the chunk bytes held to 128 MiB, and a
+ * device has one chunk reply in transit (nanomsg's REP, one per pipe), so
+ * no per-device rate is kept either.
  * Loop thread only.
  */
 #ifndef CLOUDD_DLPACE_H

@@ -314,6 +314,11 @@ st_download(struct device *d)
 		return DEV_DOWNLOAD;
 	}
 
+	/* asked for already, while the chunk before it was checked */
+	if (d->waiting && d->dl_ahead == d->dl_next + 1 &&
+	    d->sent_body == DCCL__ENVELOPE__BODY_GET_MODEL)
+		return DEV_DOWNLOAD;
+	d->dl_ahead = 0;
 	if (d->dl_next == 0 && dstore_dl_next(d->st, d->dl_version,
 	    &d->dl_next) == 0 && d->dl_next > 0)
 		log_info("DOWNLOAD: device=%s resuming model v%llu at chunk %u "
@@ -723,6 +728,8 @@ on_manifest(struct device *d, Dccl__Envelope *e)
 	drop_manifest(d);
 	d->dl_man = e;
 	d->dl_checked = 0;
+	uv_update_time(&d->dd->loop);
+	d->dl_t0 = (double)uv_now(&d->dd->loop);
 	/*
 	 * attempt is not reset here but by the next chunk kept: else a path
 	 * that corrupts every chunk would have the device fetch manifest and
@@ -733,11 +740,43 @@ on_manifest(struct device *d, Dccl__Envelope *e)
 
 static void	chunk_take(struct device *, const Dccl__ModelChunk *);
 
+/*
+ * Issue 14: asks for the chunk after c before c is hashed and stored, so
+ * the cloud packs and sends it meanwhile (one request ahead: cloudd's raw
+ * REP socket holds one reply per pipe, and c's has arrived). Only for the
+ * chunk the download needs next, under the current manifest. Should c
+ * then be refused or fail to store, the backoff ends the wait and the
+ * ahead reply is dropped as late (late_chunk takes only dl_next, under a
+ * manifest), so nothing unchecked is kept either way.
+ */
+static void
+ask_ahead(struct device *d, const Dccl__ModelChunk *c)
+{
+	Dccl__Envelope e = DCCL__ENVELOPE__INIT;
+	Dccl__GetModelReq g = DCCL__GET_MODEL_REQ__INIT;
+
+	if (d->dl_man == NULL || c->version != d->dl_version ||
+	    c->version != d->dl_man->manifest->version ||
+	    c->chunk_index != d->dl_next ||
+	    c->n_chunks != d->dl_man->manifest->n_chunks ||
+	    c->chunk_index + 1 >= c->n_chunks)
+		return;
+	g.version = d->dl_version;
+	g.chunk_index = c->chunk_index + 1;
+	e.body_case = DCCL__ENVELOPE__BODY_GET_MODEL;
+	e.get_model = &g;
+	send_req(d, &e);
+	if (d->waiting)
+		d->dl_ahead = g.chunk_index + 1;
+}
+
 static void
 on_chunk(struct device *d, const Dccl__ModelChunk *c)
 {
 	int rc = 0;
 
+	d->dl_ahead = 0;
+	ask_ahead(d, c);
 	/*
 	 * Protocol 5: a chunk is kept only when it matches the manifest (in
 	 * auth.mode mac it carries no MAC of its own). Nothing of a chunk
@@ -793,6 +832,8 @@ chunk_take(struct device *d, const Dccl__ModelChunk *c)
 		return;
 	}
 	/* the manifest's rows are the device's own (protocol 7) */
+	uv_update_time(&d->dd->loop);
+	d->dl_t1 = (double)uv_now(&d->dd->loop);
 	rc = device_load_install(d, d->dl_man->manifest->rows);
 	drop_manifest(d);
 	if (rc == MODEL_FIT_EREFUSED) {

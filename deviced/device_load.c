@@ -156,9 +156,12 @@ device_load_install(struct device *d, const Dccl__UserRows *rows)
 	d->global_ctr = gctr;
 	dstore_dl_clear(d->st);
 	free(blob);
+	uv_update_time(&d->dd->loop);
 	log_info("DOWNLOAD: device=%s model v%llu installed (%zu bytes, r_g "
-	    "%.4f, %s)", d->id, (unsigned long long)d->version, len,
-	    d->global_ctr, bound ? "checked per chunk" : "whole-model hash");
+	    "%.4f, chunks since the manifest %.0f ms, install %.0f ms, %s)",
+	    d->id, (unsigned long long)d->version, len, d->global_ctr,
+	    d->dl_t1 - d->dl_t0, (double)uv_now(&d->dd->loop) - d->dl_t1,
+	    bound ? "checked per chunk" : "whole-model hash");
 	notify_status("device %s: model v%llu", d->id,
 	    (unsigned long long)d->version);
 	return 0;

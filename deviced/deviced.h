@@ -172,6 +172,12 @@ struct device {
 	/* chunks stored in a row from chunk 0 under dl_man: all dl_n of
 	 * them bind the model to the manifest (no whole-model hash) */
 	uint32_t	 dl_checked;
+	/* index + 1 of the chunk asked ahead, before the one that arrived
+	 * was checked and stored (0: none; device.c, ask_ahead) */
+	uint32_t	 dl_ahead;
+	/* when the manifest in use arrived and the last chunk was stored
+	 * (loop ms): the install line's chunk and install times */
+	double		 dl_t0, dl_t1;
 	/* job results: the job's, until learn_apply moves them here */
 	struct learn_result *learned;
 	int		 job_rc;

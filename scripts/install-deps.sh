@@ -39,7 +39,7 @@ cross() {
 	esac
 	root=${DCCL_CROSS_ROOT:-/opt/dccl-cross}/$arch
 	libs="libuv1-dev libprotobuf-c-dev libsqlite3-dev libinih-dev
-	    libopenblas-dev libsodium-dev libc6-dev"
+	    libopenblas-dev libsodium-dev libssl-dev libc6-dev"
 	pkgs="gcc-$triplet libc6-dev-$arch-cross binutils-$triplet qemu-user"
 	for l in $libs; do pkgs="$pkgs $l:$arch"; done
 	unpack="libnanomsg5 libnanomsg-dev"
@@ -80,7 +80,7 @@ cross() {
 PKGS="build-essential pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
 libnanomsg-dev nanomsg-utils libsqlite3-dev sqlite3 libpq-dev postgresql
 libcmocka-dev libinih-dev
-libopenblas-dev libsodium-dev libsystemd-dev libmicrohttpd-dev mandoc python3-yaml bc
+libopenblas-dev libsodium-dev libssl-dev libsystemd-dev libmicrohttpd-dev mandoc python3-yaml bc
 clang libclang-rt-14-dev"
 
 if [ "${1:-}" = "--cross" ]; then

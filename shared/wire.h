@@ -11,7 +11,7 @@
 
 #include "dccl.pb-c.h"
 
-#define WIRE_VERSION	7	/* protocol version spoken and accepted */
+#define WIRE_VERSION	8	/* protocol version spoken and accepted */
 #define WIRE_DEVID_MAX	64
 
 /*

@@ -1,22 +1,29 @@
 /*
- * bench_download: authenticated model download from cloudd, as deviced
- * does it in protocol 6 (RegisterReq with the enrollment token, the
+ * bench_download: authenticated model download from cloudd, the protocol
+ * deviced speaks (8): RegisterReq with the enrollment token, the
  * version's Manifest, MACed in the session, then every chunk with a MACed
- * GetModelReq; each chunk checked against the manifest's BLAKE2b-256
- * before it is kept, inside the timed loop; the BLAKE2b-256 of the whole checked
- * against the manifest's checksum after the clock stops, as before).
- * Run by bench_download.sh:
+ * GetModelReq, each chunk checked against the manifest (header, length,
+ * its hash in the list this CPU hashes fastest, or -H's) before it is
+ * stored in the model buffer, all inside the timed loop; the BLAKE2b-256
+ * of the whole checked against the manifest's checksum after the clock
+ * stops. What deviced does beyond it, and this does not: it stores each
+ * chunk in its SQLite store and installs the model (scripts/README.md,
+ * Benchmarks). Run by bench_download.sh:
  *
  *   bench_download -e EP [-E PEER_EP] [-k KEYDIR] [-r RUNS] [-P CLIENTS]
- *       [-W WINDOW]
+ *       [-W WINDOW] [-T THREADS] [-H blake2b|sha256]
  *
- * WINDOW 1 (default, as deviced) asks for the next chunk once this one is
- * checked; 2 asks for it as soon as this one arrived, so the cloud serves
- * it while the client hashes (the most one connection allows: cloudd's
- * raw REP socket drops a reply to a pipe that is still sending the
- * previous one, and a second connection would reorder the counters the
- * cloud's replay check wants increasing). The token comes from
- * $DCCL_AUTH_TOKEN. With -E, every figure is taken
+ * WINDOW 2 (the default, as deviced since protocol 8) asks for the next
+ * chunk as soon as this one arrived, so the cloud packs and sends it
+ * while the client checks this one: the most one connection allows
+ * (cloudd's raw REP socket drops a reply to a pipe that is still sending
+ * the previous one, and a second connection would reorder the counters
+ * the cloud's replay check wants increasing). WINDOW 1 asks once this one
+ * is checked and stored. THREADS (0, the default, as deviced) checks and
+ * stores each chunk inline; more hands them to that many check threads
+ * (shared/dlcheck.h), which measured slower on 2 cores (the chunk moves
+ * between cores' caches; scripts/README.md, Benchmarks).
+ * The token comes from $DCCL_AUTH_TOKEN. With -E, every figure is taken
  * from runs alternating between EP and PEER_EP (A B A B ..., RUNS pairs):
  * the median of each side and the median and range of the pairwise
  * ratios EP/PEER_EP are printed. Two figures:
@@ -32,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -41,7 +49,9 @@
 
 #include "shared/auth.h"
 #include "shared/clock.h"
+#include "shared/dlcheck.h"
 #include "shared/manifest.h"
+#include "shared/memtune.h"
 #include "shared/wire.h"
 
 #define MAX_RUNS	16
@@ -49,9 +59,58 @@
 #define MAX_WINDOW	2
 #define SP_LEN		(sizeof(size_t) + 4)	/* SP_HDR: size, id */
 
-static int window = 1;
+static int window = 2;
+static int nthreads = 0;	/* check threads with window 2 (-T) */
+static int alg = -1;		/* hash list checked (-H); -1: as deviced */
+
+static void
+release_env(void *e)
+{
+	wire_free(e);
+}
+
+#define HUGE_PAGE	((size_t)2 << 20)
+
+/*
+ * The model's buffer: anonymous memory from a 2 MiB boundary, marked for
+ * transparent huge pages (the system's setting is "madvise" here).
+ * Writing the model into fresh 4 KiB pages cost half the client's CPU in
+ * this VM, a page fault per 4 KiB (perf: the check stage's memcpy and
+ * exc_page_fault); a huge page faults once per 2 MiB. BENCH_NO_HUGEPAGE=1
+ * leaves the buffer in 4 KiB pages. *map and *maplen: what to munmap.
+ */
+static uint8_t *
+model_buf(size_t len, void **map, size_t *maplen)
+{
+	size_t n = (len + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE + HUGE_PAGE;
+	uint8_t *p = mmap(NULL, n, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), *a;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	a = (uint8_t *)(((uintptr_t)p + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
+	if (getenv("BENCH_NO_HUGEPAGE") == NULL)
+		(void)madvise(a, n - (size_t)(a - p), MADV_HUGEPAGE);
+	*map = p;
+	*maplen = n;
+	return a;
+}
 
 static const char *keydir = ".";
+/* CPU seconds of this process (all threads) in each 1-client timed
+ * loop; their median is printed beside the MB/s. */
+static double loop_cpu[MAX_RUNS];
+static int n_loop_cpu;
+
+static double
+cpu_now(void)
+{
+	struct rusage u;
+
+	getrusage(RUSAGE_SELF, &u);
+	return (double)u.ru_utime.tv_sec + u.ru_utime.tv_usec / 1e6 +
+	    (double)u.ru_stime.tv_sec + u.ru_stime.tv_usec / 1e6;
+}
 /* Fresh device ids per run and process: each download starts with a full
  * rate-limit bucket (limits.burst 400 > 256 chunks of a 64 MiB model), as a device
  * downloading a new version would. */
@@ -211,8 +270,12 @@ download(const char *ep, const char *dev, uint64_t *size, double *secs,
 	uint64_t *ctr = NULL, version;
 	uint32_t n_chunks, sent = 0, got = 0, busy_ms, n_busy = 0;
 	uint64_t busy_id = 0;
+	struct dlcheck *chk = NULL;
+	uint32_t bad = 0;
+	void *map = NULL;
+	size_t maplen = 0;
 	int sock, tmo = 30000, unlimited = -1, rc = -1, authed, mc;
-	double t0;
+	double t0, c0;
 
 	snprintf(path, sizeof(path), "%s/%s.key", keydir, dev);
 	if (auth_dev_open(&a, path, getenv("DCCL_AUTH_TOKEN"), AUTH_MAC)) {
@@ -250,6 +313,7 @@ download(const char *ep, const char *dev, uint64_t *size, double *secs,
 	}
 	version = r->registered->model_version;
 	wire_free(r);
+	c0 = cpu_now();
 	t0 = clock_now();
 	e.request_id = 2;
 	gq.version = version;
@@ -265,12 +329,22 @@ download(const char *ep, const char *dev, uint64_t *size, double *secs,
 	}
 	m = man->manifest;
 	n_chunks = m->n_chunks;
-	if ((blob = malloc(m->total_size)) == NULL ||
+	if ((blob = model_buf(m->total_size, &map, &maplen)) == NULL ||
 	    (ctr = calloc(n_chunks, sizeof(*ctr))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto done;
 	}
-	/* Chunk i is request 3 + i; WINDOW of them in flight, in order. */
+	/*
+	 * Chunk i is request 3 + i; WINDOW of them in flight, in order. The
+	 * check stage (shared/dlcheck.h) checks each chunk against the
+	 * manifest before it stores it in blob: inline (window 1, or 0
+	 * threads), or on THREADS threads while the next chunk comes.
+	 */
+	if ((mc = dlcheck_new(&chk, m, blob, alg, window > 1 ? nthreads : 0,
+	    4)) != 0) {
+		snprintf(err, errlen, "check stage: %s", strerror(-mc));
+		goto done;
+	}
 	e.body_case = DCCL__ENVELOPE__BODY_GET_MODEL;
 	e.get_model = &gm;
 	gm.version = version;
@@ -309,6 +383,17 @@ download(const char *ep, const char *dev, uint64_t *size, double *secs,
 			ctr[busy_id - 3] = e.counter;
 			continue;
 		}
+		c = r->model_chunk;
+		/* in order: the chunk asked for next, as its own answer */
+		if (r->body_case != DCCL__ENVELOPE__BODY_MODEL_CHUNK ||
+		    r->request_id != 3 + (uint64_t)got ||
+		    c->chunk_index != got) {
+			snprintf(err, errlen, "chunk %llu refused: not the "
+			    "chunk %u asked for", (unsigned long long)
+			    r->request_id - 3, got);
+			wire_free(r);
+			goto done;
+		}
 		if (window > 1 && sent < n_chunks) {
 			e.request_id = 3 + sent;
 			gm.chunk_index = sent;
@@ -319,23 +404,18 @@ download(const char *ep, const char *dev, uint64_t *size, double *secs,
 			}
 			ctr[sent++] = e.counter;
 		}
-		c = r->model_chunk;
-		if (r->body_case != DCCL__ENVELOPE__BODY_MODEL_CHUNK ||
-		    c->chunk_index != r->request_id - 3 ||
-		    (mc = manifest_check_chunk(m, c)) != 0) {
-			snprintf(err, errlen, "chunk %llu refused: %s",
-			    (unsigned long long)r->request_id - 3,
-			    r->body_case != DCCL__ENVELOPE__BODY_MODEL_CHUNK ?
-			    "not a chunk" : manifest_errname(mc));
-			wire_free(r);
-			goto done;
-		}
-		memcpy(blob + (uint64_t)c->chunk_index * m->chunk_size,
-		    c->data.data, c->data.len);
 		got++;
-		wire_free(r);
+		if ((mc = dlcheck_put(chk, c, r, release_env)) != 0)
+			break;
+	}
+	if ((mc = dlcheck_wait(chk, n_chunks, &bad)) != 0) {
+		snprintf(err, errlen, "chunk %u refused: %s", bad,
+		    manifest_errname(mc));
+		goto done;
 	}
 	*secs = clock_now() - t0;
+	if (n_loop_cpu < MAX_RUNS)
+		loop_cpu[n_loop_cpu++] = cpu_now() - c0;
 	*size = m->total_size;
 	crypto_generichash(sum, sizeof(sum), blob, m->total_size, NULL, 0);
 	if (memcmp(sum, m->checksum.data, 32) != 0) {
@@ -344,9 +424,11 @@ download(const char *ep, const char *dev, uint64_t *size, double *secs,
 	}
 	rc = 0;
 done:
+	dlcheck_free(chk);	/* before the manifest it checks against */
 	wire_free(man);
 	free(ctr);
-	free(blob);
+	if (map != NULL)
+		munmap(map, maplen);
 	nn_close(sock);
 	return rc;
 }
@@ -444,6 +526,10 @@ report(const char *what, const char *ep, const char *peer, int runs,
 	}
 	printf("download %s: %.0f MB/s (median of %d runs", what,
 	    median(a, runs), runs);
+	if (clients == 1 && peer == NULL && n_loop_cpu > 0)
+		printf("; client CPU in the timed loop %.0f ms, median",
+		    median(loop_cpu, n_loop_cpu) * 1e3);
+	n_loop_cpu = 0;
 	if (peer != NULL) {
 		double lo = q[0], hi = q[0];
 		for (int i = 1; i < runs; i++) {
@@ -463,7 +549,8 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: bench_download -e EP [-E PEER_EP] [-k KEYDIR] "
-	    "[-r RUNS] [-P CLIENTS] [-W WINDOW]\n");
+	    "[-r RUNS] [-P CLIENTS] [-W WINDOW] [-T THREADS]\n"
+	    "    [-H blake2b|sha256]\n");
 	exit(2);
 }
 
@@ -472,9 +559,9 @@ main(int argc, char **argv)
 {
 	const char *ep = NULL, *peer = NULL;
 	int ch, runs = 5, clients = 4, rc = 0;
-	char what[64];
+	char what[96];
 
-	while ((ch = getopt(argc, argv, "e:E:k:r:P:W:")) != -1) {
+	while ((ch = getopt(argc, argv, "e:E:k:r:P:W:T:H:")) != -1) {
 		switch (ch) {
 		case 'e': ep = optarg; break;
 		case 'E': peer = optarg; break;
@@ -482,19 +569,31 @@ main(int argc, char **argv)
 		case 'r': runs = atoi(optarg); break;
 		case 'P': clients = atoi(optarg); break;
 		case 'W': window = atoi(optarg); break;
+		case 'T': nthreads = atoi(optarg); break;
+		case 'H':
+			alg = !strcmp(optarg, "sha256") ? MANIFEST_SHA256 :
+			    !strcmp(optarg, "blake2b") ? MANIFEST_BLAKE2B : -2;
+			break;
 		default: usage();
 		}
 	}
 	if (ep == NULL || optind != argc || runs < 1 || runs > MAX_RUNS ||
 	    clients < 1 || clients > MAX_CLIENTS || window < 1 ||
-	    window > MAX_WINDOW)
+	    window > MAX_WINDOW || nthreads < 0 ||
+	    nthreads > DLCHECK_MAX_THREADS || alg == -2)
 		usage();
 	if (sodium_init() < 0)
 		return 1;
-	snprintf(what, sizeof(what), "auth mac, window %d, 1 client", window);
+	memtune_chunks();	/* as deviced: chunk buffers reused */
+	if (alg < 0)
+		alg = manifest_alg_auto();
+	snprintf(what, sizeof(what), "auth mac, %s, window %d%s, 1 client",
+	    manifest_alg_name(alg), window, window > 1 && nthreads > 0 ?
+	    " + check thread" : "");
 	rc |= report(what, ep, peer, runs, 1);
-	snprintf(what, sizeof(what), "auth mac, window %d, %d clients at once",
-	    window, clients);
+	snprintf(what, sizeof(what), "auth mac, %s, window %d%s, %d clients "
+	    "at once", manifest_alg_name(alg), window, window > 1 &&
+	    nthreads > 0 ? " + check thread" : "", clients);
 	if (clients > 1)
 		rc |= report(what, ep, peer, runs, clients);
 	return rc;

@@ -18,9 +18,13 @@
 #      id, whose rate-limit bucket must refill between runs.
 #   4. bin/bench_download: one client, then BENCH_CLIENTS (4) at once,
 #      BENCH_RUNS (5) runs (pairs) each, for each chunk-request window in
-#      BENCH_WINDOWS ("1 2"; 1 is what deviced does, 2 asks for the next
-#      chunk before checking this one: bench_download.c). Then each cloudd's
-#      peak RSS (VmHWM) and its SEAL line (chunk bytes shared / copied).
+#      BENCH_WINDOWS ("2 1"; 2, as deviced since protocol 8, asks for the
+#      next chunk as soon as this one arrived and then checks this one,
+#      inline with BENCH_THREADS 0 (the default, as deviced) or on that
+#      many threads; 1 asks once this one is checked: bench_download.c);
+#      BENCH_CLIENT_ARGS go to this build's client (e.g. "-H blake2b").
+#      Then each cloudd's peak RSS (VmHWM) and its SEAL line (chunk bytes
+#      shared / copied).
 # Only the processes started here are stopped (trap).
 set -eu
 
@@ -73,18 +77,19 @@ fi
 mkdir -p "$T/keys"
 rc=0
 PCLI=${BENCH_PEER_CLIENT:-}
-for w in ${BENCH_WINDOWS:-1 2}; do
+for w in ${BENCH_WINDOWS:-2 1}; do
 	if [ -z "$PCLI" ]; then
 		"$BIN/bench_download" -e "$A_TCP" $PEER_ARGS -k "$T/keys" \
-		    -r "${BENCH_RUNS:-5}" -P "${BENCH_CLIENTS:-4}" -W "$w" ||
-		    rc=1
+		    -r "${BENCH_RUNS:-5}" -P "${BENCH_CLIENTS:-4}" -W "$w" \
+		    -T "${BENCH_THREADS:-0}" ${BENCH_CLIENT_ARGS:-} || rc=1
 		continue
 	fi
 	# A peer of another protocol: its own client, one process per run.
 	: >"$T/pairs"
 	for i in $(seq "${BENCH_RUNS:-5}"); do
 		a=$("$BIN/bench_download" -e "$A_TCP" -k "$T/keys" -r 1 -P 1 \
-		    -W "$w" | sed -n 's/.*1 client: \([0-9.]*\) MB.*/\1/p')
+		    -W "$w" -T "${BENCH_THREADS:-0}" ${BENCH_CLIENT_ARGS:-} |
+		    sed -n 's/.*1 client: \([0-9.]*\) MB.*/\1/p')
 		mkdir -p "$T/keys-b"
 		# The peer client may reuse one device id for every run (the
 		# builds before protocol 5 did): let its rate-limit bucket

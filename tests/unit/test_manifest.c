@@ -1,12 +1,14 @@
 /*
  * test_manifest: the download manifest (shared/manifest.c; protocol 5,
- * per-chunk BLAKE2b-256 since protocol 6).
+ * per-chunk BLAKE2b-256 since protocol 6, and SHA-256 beside it since 8).
  *
- *   - the chunk hash against BLAKE2b-256 known answers and libsodium's
- *     incremental BLAKE2b over a 256 KiB chunk split anywhere;
- *   - a protocol-5 manifest (only the SHA-256 list) is refused;
- *   - the attacks the manifest must refuse, each with its typed code and
- *     nothing taken: a tampered chunk (one bit), a chunk of another
+ *   - the chunk hashes against BLAKE2b-256 and SHA-256 known answers and
+ *     libsodium's incremental BLAKE2b over a 256 KiB chunk split anywhere;
+ *   - a manifest with only one of the two lists (protocols 5 to 7) is
+ *     refused;
+ *   - the attacks the manifest must refuse, with either list checked,
+ *     each with its typed code and nothing taken: a tampered chunk (one
+ *     bit), a chunk of another
  *     version or size, a manifest for another version than asked, an
  *     inconsistent manifest;
  *   - a replayed manifest: a manifest reply MACed for an earlier request
@@ -52,6 +54,13 @@ test_chunk_hash(void **state)
 	hexeq(a, "0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8");
 	manifest_chunk_hash(a, "abc", 3);
 	hexeq(a, "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319");
+	/* SHA-256 (FIPS 180-2 known answers) */
+	assert_int_equal(manifest_chunk_sha256(a, "", 0), 0);
+	hexeq(a, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	assert_int_equal(manifest_chunk_sha256(a, "abc", 3), 0);
+	hexeq(a, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	assert_true(manifest_alg_auto() == MANIFEST_SHA256 ||
+	    manifest_alg_auto() == MANIFEST_BLAKE2B);
 	/* the whole equals the incremental hash over any split */
 	randombytes_buf(buf, sizeof(buf));
 	for (size_t n = 0; n <= 300; n += 7) {
@@ -72,6 +81,7 @@ struct fx {
 	uint8_t		 blob[TOTAL];
 	uint8_t		 sum[32];
 	uint8_t		 hashes[4 * 32];
+	uint8_t		 sha[4 * 32];
 	Dccl__Manifest	 m;
 };
 
@@ -80,9 +90,12 @@ fx_init(struct fx *f)
 {
 	randombytes_buf(f->blob, sizeof(f->blob));
 	crypto_generichash(f->sum, 32, f->blob, TOTAL, NULL, 0);
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 4; i++) {
 		manifest_chunk_hash(f->hashes + 32 * i, f->blob + i * CS,
 		    i < 3 ? CS : TOTAL - 3 * CS);
+		assert_int_equal(manifest_chunk_sha256(f->sha + 32 * i,
+		    f->blob + i * CS, i < 3 ? CS : TOTAL - 3 * CS), 0);
+	}
 	dccl__manifest__init(&f->m);
 	f->m.version = 7;
 	f->m.n_chunks = 4;
@@ -92,6 +105,8 @@ fx_init(struct fx *f)
 	f->m.checksum.len = 32;
 	f->m.chunk_blake2b.data = f->hashes;
 	f->m.chunk_blake2b.len = sizeof(f->hashes);
+	f->m.chunk_sha256.data = f->sha;
+	f->m.chunk_sha256.len = sizeof(f->sha);
 }
 
 static void
@@ -112,6 +127,67 @@ chunk(struct fx *f, Dccl__ModelChunk *c, uint32_t i, uint8_t *copy)
 }
 
 static void
+chunks_alg(int alg)
+{
+	struct fx f;
+	Dccl__ModelChunk c;
+	uint8_t copy[CS];
+	uint8_t keep[32];
+
+	fx_init(&f);
+	assert_int_equal(manifest_check(&f.m, 7, 1 << 20), MANIFEST_OK);
+	assert_int_equal(manifest_check(&f.m, 0, 1 << 20), MANIFEST_OK);
+	for (uint32_t i = 0; i < 4; i++) {
+		chunk(&f, &c, i, copy);
+		assert_int_equal(manifest_check_chunk_alg(&f.m, &c, alg),
+		    MANIFEST_OK);
+		/* one flipped bit anywhere: refused by its hash */
+		copy[(i * 131) % c.data.len] ^= 0x10;
+		assert_int_equal(manifest_check_chunk_alg(&f.m, &c, alg),
+		    MANIFEST_EHASH);
+	}
+	/* chunk 1's bytes presented as chunk 2 */
+	chunk(&f, &c, 1, copy);
+	c.chunk_index = 2;
+	assert_int_equal(manifest_check_chunk_alg(&f.m, &c, alg),
+	    MANIFEST_EHASH);
+	/* the checked list is the one that counts: chunk 2's entry in it
+	 * spoiled, the other list intact: refused */
+	chunk(&f, &c, 2, copy);
+	{
+		uint8_t *l = alg == MANIFEST_SHA256 ? f.sha : f.hashes;
+		memcpy(keep, l + 64, 32);
+		l[64] ^= 1;
+		assert_int_equal(manifest_check_chunk_alg(&f.m, &c, alg),
+		    MANIFEST_EHASH);
+		memcpy(l + 64, keep, 32);
+	}
+	/* a chunk of another version, its own header */
+	chunk(&f, &c, 1, copy);
+	c.version = 8;
+	assert_int_equal(manifest_check_chunk_alg(&f.m, &c, alg),
+	    MANIFEST_EHEADER);
+	chunk(&f, &c, 3, copy);
+	c.data.len--;		/* truncated last chunk */
+	assert_int_equal(manifest_check_chunk_alg(&f.m, &c, alg),
+	    MANIFEST_EHEADER);
+	chunk(&f, &c, 0, copy);
+	c.chunk_index = 4;	/* past the end */
+	assert_int_equal(manifest_check_chunk_alg(&f.m, &c, alg),
+	    MANIFEST_EHEADER);
+	chunk(&f, &c, 0, copy);
+	c.checksum.data = f.hashes;	/* another model's checksum */
+	assert_int_equal(manifest_check_chunk_alg(&f.m, &c, alg),
+	    MANIFEST_EHEADER);
+	/* a list too short for the index (a caller that skipped
+	 * manifest_check) is refused, not read past */
+	chunk(&f, &c, 3, copy);
+	f.m.chunk_sha256.len = f.m.chunk_blake2b.len = 96;
+	assert_int_equal(manifest_check_chunk_alg(&f.m, &c, alg),
+	    MANIFEST_EHASH);
+}
+
+static void
 test_chunks(void **state)
 {
 	struct fx f;
@@ -119,34 +195,14 @@ test_chunks(void **state)
 	uint8_t copy[CS];
 
 	(void)state;
+	chunks_alg(MANIFEST_BLAKE2B);
+	chunks_alg(MANIFEST_SHA256);
+	/* the device's default checks whichever it picked */
 	fx_init(&f);
-	assert_int_equal(manifest_check(&f.m, 7, 1 << 20), MANIFEST_OK);
-	assert_int_equal(manifest_check(&f.m, 0, 1 << 20), MANIFEST_OK);
-	for (uint32_t i = 0; i < 4; i++) {
-		chunk(&f, &c, i, copy);
-		assert_int_equal(manifest_check_chunk(&f.m, &c), MANIFEST_OK);
-		/* one flipped bit anywhere: refused by its hash */
-		copy[(i * 131) % c.data.len] ^= 0x10;
-		assert_int_equal(manifest_check_chunk(&f.m, &c),
-		    MANIFEST_EHASH);
-	}
-	/* chunk 1's bytes presented as chunk 2 */
 	chunk(&f, &c, 1, copy);
-	c.chunk_index = 2;
+	assert_int_equal(manifest_check_chunk(&f.m, &c), MANIFEST_OK);
+	copy[7] ^= 0x80;
 	assert_int_equal(manifest_check_chunk(&f.m, &c), MANIFEST_EHASH);
-	/* a chunk of another version, its own header */
-	chunk(&f, &c, 1, copy);
-	c.version = 8;
-	assert_int_equal(manifest_check_chunk(&f.m, &c), MANIFEST_EHEADER);
-	chunk(&f, &c, 3, copy);
-	c.data.len--;		/* truncated last chunk */
-	assert_int_equal(manifest_check_chunk(&f.m, &c), MANIFEST_EHEADER);
-	chunk(&f, &c, 0, copy);
-	c.chunk_index = 4;	/* past the end */
-	assert_int_equal(manifest_check_chunk(&f.m, &c), MANIFEST_EHEADER);
-	chunk(&f, &c, 0, copy);
-	c.checksum.data = f.hashes;	/* another model's checksum */
-	assert_int_equal(manifest_check_chunk(&f.m, &c), MANIFEST_EHEADER);
 }
 
 static void
@@ -166,11 +222,18 @@ test_manifest_shape(void **state)
 	fx_init(&f);
 	f.m.chunk_blake2b.len -= 32;
 	assert_int_equal(manifest_check(&f.m, 7, 1 << 20), MANIFEST_ESHAPE);
-	/* a protocol-5 manifest (SHA-256 list only) is no protocol-6 one */
 	fx_init(&f);
-	f.m.chunk_sha256 = f.m.chunk_blake2b;
+	f.m.chunk_sha256.len -= 32;
+	assert_int_equal(manifest_check(&f.m, 7, 1 << 20), MANIFEST_ESHAPE);
+	/* a protocol-5 manifest (SHA-256 list only) is no protocol-8 one */
+	fx_init(&f);
 	f.m.chunk_blake2b.data = NULL;
 	f.m.chunk_blake2b.len = 0;
+	assert_int_equal(manifest_check(&f.m, 7, 1 << 20), MANIFEST_ESHAPE);
+	/* nor is a protocol-6/7 one (BLAKE2b list only) */
+	fx_init(&f);
+	f.m.chunk_sha256.data = NULL;
+	f.m.chunk_sha256.len = 0;
 	assert_int_equal(manifest_check(&f.m, 7, 1 << 20), MANIFEST_ESHAPE);
 	fx_init(&f);
 	assert_int_equal(manifest_check(&f.m, 7, 100), MANIFEST_ESHAPE);
