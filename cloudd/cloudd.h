@@ -232,6 +232,7 @@ struct cloudd {
 	uint8_t			 retr_key[16];	/* keys the device ids' hashes */
 	double			 retr_svc_s;	/* a search's time, moving mean */
 	double			 retr_gap_s;	/* between completions, mean */
+	double			 retr_turn_s;	/* admitted to replied, mean */
 	double			 retr_done_t;	/* last completion, 0: idle */
 	/* upload.c: uploads of this loop iteration, committed together */
 	uv_check_t		 up_check;	/* active while up_n > 0 */

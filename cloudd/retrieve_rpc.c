@@ -129,6 +129,7 @@ retrieve_after_cb(uv_work_t *w, int status)
 	cd->heavy_s += (clock_now() - r->t0 - cd->heavy_s) / 8;
 	if (status == 0)
 		cd->retr_svc_s += (r->seconds - cd->retr_svc_s) / 8;
+	cd->retr_turn_s += (clock_now() - r->t_admit - cd->retr_turn_s) / 8;
 	/*
 	 * The time between completions while searches wait: what the
 	 * queue really drains at (the threadpool also runs other jobs, and
@@ -180,7 +181,17 @@ refuse(struct cloudd *cd, struct rpc_req *r, uint64_t w, int due,
 	 * the machine speeds up after a burst, and lengthens the round.
 	 */
 	double gap = svc * 1e3 / (double)cd->cf.workers;
+	/*
+	 * Nor faster than max-inflight searches at a time, each holding its
+	 * place from admission to reply (Little's law): with few places
+	 * (limits.max-inflight below the workers) that turn, not the search
+	 * alone, sets the pace, and a gap of one search time sends devices
+	 * back before there is room for them.
+	 */
+	double turn = cd->retr_turn_s * 1e3 / (double)cd->cf.max_inflight;
 
+	if (turn > gap)
+		gap = turn;
 	if (cd->retr_gap_s > 0 && cd->retr_gap_s * 1e3 < gap)
 		gap = cd->retr_gap_s * 1e3;
 	double now = (double)uv_now(&cd->loop);
@@ -309,6 +320,7 @@ retrieve_rpc(struct cloudd *cd, struct rpc_req *r)
 	}
 	if (!admit(cd, r))
 		return;
+	r->t_admit = clock_now();
 	r->pool = p;
 	p->refs++;
 	r->work.data = r;

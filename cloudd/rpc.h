@@ -28,6 +28,7 @@ struct rpc_req {
 	uint32_t	 user;
 	uint64_t	 rows;
 	double		 seconds;
+	double		 t_admit;	/* clock_now when admitted (retrieve) */
 	/* guard.c: how the reply is sealed; the device's in-flight slot */
 	struct auth_seal seal;
 	struct guard_dev *gdev;

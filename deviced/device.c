@@ -138,7 +138,11 @@ backoff(struct device *d, const char *why)
 		 * is an appointment, cloudd/appoint.h), and every ms past
 		 * the hint is a ms the cloud's capacity may idle. */
 		ms = (double)d->retry_after;
-		ms += (double)randombytes_uniform(d->retry_after / 8 + 1);
+		/* A retrieval's hint is an appointment, one turn apart from
+		 * the others' (cloudd/appoint.h): kept as given. */
+		if (d->state != DEV_RETRIEVE)
+			ms += (double)randombytes_uniform(d->retry_after / 8 +
+			    1);
 		d->retry_after = 0;
 	} else {
 		for (int i = 0; i < a && ms < cf->backoff_max_ms; i++)
