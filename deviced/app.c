@@ -635,7 +635,7 @@ app_open(struct device *d)
 
 	if (cf->app_listen[0] == '\0')
 		return 0;
-	if (d->dd->n_dev > 1 && strstr(cf->app_listen, "{dir}") == NULL &&
+	if (d->dd->max_dev > 1 && strstr(cf->app_listen, "{dir}") == NULL &&
 	    strstr(cf->app_listen, "{id}") == NULL) {
 		log_warnx("APP-BIND: deviced.app-listen needs {dir} or {id} "
 		    "with several devices");

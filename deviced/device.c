@@ -605,7 +605,7 @@ st_idle(struct device *d)
 		    (unsigned long long)d->bytes_up,
 		    (unsigned long long)d->bytes_down);
 		d->dd->n_done++;
-		if (d->dd->n_done + d->dd->n_refused == d->dd->n_dev)
+		if (d->dd->n_done + d->dd->n_refused == d->dd->max_dev)
 			uv_stop(&d->dd->loop);
 		return DEV_DONE;
 	}
@@ -845,7 +845,7 @@ chunk_take(struct device *d, const Dccl__ModelChunk *c)
 		d->refused = d->dl_version;
 		if (d->dd->cf.run_once) {
 			d->dd->n_refused++;
-			if (d->dd->n_done + d->dd->n_refused == d->dd->n_dev)
+			if (d->dd->n_done + d->dd->n_refused == d->dd->max_dev)
 				uv_stop(&d->dd->loop);
 			enter(d, DEV_DONE);
 		} else

@@ -67,10 +67,10 @@ const struct conf_opt deviced_opts[] = {
 	    "replica)"),
 	CONF_INT("net.uplink-lanes", DV_OFF(uplink_lanes), "16", 1, 64, 0,
 	    "connections to the cloud, one request in flight on each "
-	    "(at most one per hosted device)"),
+	    "(at most two per hosted device)"),
 	CONF_INT("net.start-jitter-ms", DV_OFF(start_jitter_ms), "1000", 0,
 	    3600000, 0, "each device starts at a random time this long "
-	    "after deviced (0 = at once)"),
+	    "after it is loaded (0 = all at once, when all are)"),
 	CONF_INT("net.backoff-min-ms", DV_OFF(backoff_min_ms), "100", 1,
 	    3600000, 0, "first retry delay (doubles, with jitter)"),
 	CONF_INT("net.backoff-max-ms", DV_OFF(backoff_max_ms), "30000", 1,

@@ -237,12 +237,17 @@ extern const struct conf_opt deviced_opts[];
 int	deviced_configure(struct deviced *dd, const char *path,
 	    const char *const *opts, size_t n_opts, FILE *err);
 int	deviced_conf_done(struct deviced *dd);
-/* The uplink's lanes: net.uplink-lanes, at most one per hosted device. */
+/*
+ * The uplink's lanes: net.uplink-lanes, at most two per hosted device, so
+ * that a re-send (net.resend-ms, maybe to another replica) can go out
+ * while the first send still holds its lane.
+ */
 static inline int
 uplink_lanes(const struct deviced *dd)
 {
-	return (int)(dd->cf.uplink_lanes < dd->max_dev ? dd->cf.uplink_lanes :
-	    dd->max_dev > 0 ? dd->max_dev : 1);
+	int64_t most = 2 * (int64_t)(dd->max_dev > 0 ? dd->max_dev : 1);
+
+	return (int)(dd->cf.uplink_lanes < most ? dd->cf.uplink_lanes : most);
 }
 
 /* device.c */

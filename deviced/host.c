@@ -146,6 +146,18 @@ host_listen(struct deviced *dd, char *err, size_t errlen)
 	return 0;
 }
 
+int
+host_begin(struct deviced *dd, int i, char *err, size_t errlen)
+{
+	if (app_open(&dd->dev[i]) != 0) {
+		snprintf(err, errlen, "APP: cannot open the app socket of %s "
+		    "(%s)", dd->dev[i].id, dd->cf.app_listen);
+		return -1;
+	}
+	device_start(&dd->dev[i]);
+	return 0;
+}
+
 void
 host_start(struct deviced *dd)
 {

@@ -31,6 +31,12 @@ int	host_add(struct deviced *dd, const char *id, uint32_t user,
 	    const char *local_csv, const char *test_csv);
 int	host_listen(struct deviced *dd, char *err, size_t errlen);
 void	host_start(struct deviced *dd);
+/*
+ * Or, to start each device as soon as it is added (a host of hundreds
+ * loads them for tens of seconds), host_listen before the first host_add
+ * and host_begin after each: its app socket, then device_start. 0 or -1.
+ */
+int	host_begin(struct deviced *dd, int i, char *err, size_t errlen);
 void	host_stop(struct deviced *dd);
 void	host_close(struct deviced *dd);
 

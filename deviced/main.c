@@ -20,9 +20,22 @@
 #include "shared/wire.h"
 #include "shared/xmalloc.h"
 
+/*
+ * The devices of deviced.shards are added and started one per loop turn:
+ * a store to open or create, keys, samples and a stored model take a few
+ * ms each, and a host of hundreds would otherwise load for tens of
+ * seconds before its first device spoke to the cloud.
+ */
+struct loader {
+	uv_idle_t	 idle;
+	uint32_t	*users;		/* the shards' user ids, n of them */
+	int		 n, next;
+};
+
 struct daemon {
 	struct deviced	 dd;
 	uv_signal_t	 sigterm, sigint, sighup;
+	struct loader	 ld;
 };
 
 static void
@@ -114,14 +127,61 @@ list_shards(const char *dir, int *n)
 	return u;
 }
 
-/* The devices of deviced.shards (one per <user>.local.csv), else one. */
 static void
-add_devices(struct deviced *dd)
+ready(struct deviced *dd)
 {
+	log_info("READY: deviced %s hosting %d device(s), cloud %s",
+	    DEVICED_VERSION, dd->n_dev, dd->cf.cloud);
+	notify_ready(NULL);
+}
+
+/* Adds and starts the next device of the shards (struct loader). */
+static void
+load_cb(uv_idle_t *h)
+{
+	struct daemon *dm = h->data;
+	struct deviced *dd = &dm->dd;
+	struct loader *ld = &dm->ld;
+	char id[80], lp[1200], tp[1200], err[256];
+	uint32_t u;
+
+	if (dd->stopping || ld->next >= ld->n) {
+		uv_idle_stop(h);
+		uv_close((uv_handle_t *)h, NULL);
+		if (!dd->stopping)
+			ready(dd);
+		return;
+	}
+	u = ld->users[ld->next++];
+	snprintf(id, sizeof(id), "%.40s-%u", dd->cf.device_id, u);
+	snprintf(lp, sizeof(lp), "%s/%u.local.csv", dd->cf.shards, u);
+	snprintf(tp, sizeof(tp), "%s/%u.test.csv", dd->cf.shards, u);
+	if (host_add(dd, id, u, lp, tp) != 0)
+		fatalx("DEVICE: cannot start %s", id);
+	/* net.start-jitter-ms = 0 is "at once": all of them, once loaded. */
+	if (dd->cf.start_jitter_ms > 0 &&
+	    host_begin(dd, dd->n_dev - 1, err, sizeof(err)) != 0)
+		fatalx("%s", err);
+	if (dd->cf.start_jitter_ms == 0 && ld->next == ld->n) {
+		if (host_listen(dd, err, sizeof(err)) != 0)
+			fatalx("%s", err);
+		host_start(dd);
+	}
+}
+
+/*
+ * The devices of deviced.shards (one per <user>.local.csv), started by
+ * load_cb as they load; else the one device of deviced.device-id,
+ * started here.
+ */
+static void
+add_devices(struct daemon *dm)
+{
+	struct deviced *dd = &dm->dd;
+	struct loader *ld = &dm->ld;
 	char err[256];
 	int n, per;
 	long long fixed;
-	uint32_t *users;
 
 	if (dd->cf.shards[0] == '\0') {
 		if (host_open(dd, "deviced", 1, err, sizeof(err)) != 0)
@@ -129,9 +189,13 @@ add_devices(struct deviced *dd)
 		if (host_add(dd, dd->cf.device_id, (uint32_t)dd->cf.user_id,
 		    dd->cf.local_data, NULL) != 0)
 			fatalx("DEVICE: cannot start %s", dd->cf.device_id);
+		if (host_listen(dd, err, sizeof(err)) != 0)
+			fatalx("%s", err);
+		ready(dd);
+		host_start(dd);
 		return;
 	}
-	users = list_shards(dd->cf.shards, &n);
+	ld->users = list_shards(dd->cf.shards, &n);
 	if (n == 0)
 		fatalx("SHARDS: no <user>.local.csv in %s", dd->cf.shards);
 	if (dd->cf.devices > 0 && dd->cf.devices < n)
@@ -140,33 +204,24 @@ add_devices(struct deviced *dd)
 	 * lanes and the SUB, and an app socket per device if they listen.
 	 * Past that nn_socket fails mid-start; refuse up front. */
 	per = dd->cf.app_listen[0] != '\0' ? 1 : 0;
-	fixed = 1 + (n < dd->cf.uplink_lanes ? n : dd->cf.uplink_lanes);
-	if ((long long)n * per + fixed > DEVICED_MAX_SOCKETS) {
-		free(users);	/* fatalx exits; the leak check runs then */
+	fixed = 1 + (2 * (long long)n < dd->cf.uplink_lanes ? 2 *
+	    (long long)n : dd->cf.uplink_lanes);	/* uplink_lanes() */
+	if ((long long)n * per + fixed > DEVICED_MAX_SOCKETS)
 		fatalx("SHARDS: %d devices need %lld nanomsg sockets, more "
 		    "than the %d one process may have: host at most %lld per "
 		    "process (deviced.devices) and run several deviced", n,
 		    (long long)n * per + fixed, DEVICED_MAX_SOCKETS,
 		    (long long)(DEVICED_MAX_SOCKETS - fixed) / per);
-	}
-	if (host_open(dd, "deviced", n, err, sizeof(err)) != 0) {
-		free(users);
+	ld->n = n;
+	if (host_open(dd, "deviced", n, err, sizeof(err)) != 0)
 		fatalx("%s", err);
-	}
-	for (int i = 0; i < n; i++) {
-		char id[80], lp[1200], tp[1200];
-		snprintf(id, sizeof(id), "%.40s-%u", dd->cf.device_id,
-		    users[i]);
-		snprintf(lp, sizeof(lp), "%s/%u.local.csv", dd->cf.shards,
-		    users[i]);
-		snprintf(tp, sizeof(tp), "%s/%u.test.csv", dd->cf.shards,
-		    users[i]);
-		if (host_add(dd, id, users[i], lp, tp) != 0) {
-			free(users);
-			fatalx("DEVICE: cannot start %s", id);
-		}
-	}
-	free(users);
+	/* The SUB now; app sockets with each device, or all at the end. */
+	if (dd->cf.start_jitter_ms > 0 &&
+	    host_listen(dd, err, sizeof(err)) != 0)
+		fatalx("%s", err);
+	uv_idle_init(&dd->loop, &ld->idle);
+	ld->idle.data = dm;
+	uv_idle_start(&ld->idle, load_cb);
 }
 
 int
@@ -188,7 +243,7 @@ main(int argc, char **argv)
 	struct deviced *dd = &dm->dd;
 	const char **over = xcalloc(argc + 1, sizeof(char *));
 	const char *ndev = NULL, *path = NULL;
-	char threads[16], err[256];
+	char threads[16];
 	int ch, n_over = 0, check = 0, print = 0, bad = 0, rc, signalled;
 	uint64_t up = 0, down = 0;
 
@@ -247,15 +302,8 @@ main(int argc, char **argv)
 	snprintf(threads, sizeof(threads), "%lld", (long long)dd->cf.workers);
 	setenv("UV_THREADPOOL_SIZE", threads, 1);
 	signal(SIGPIPE, SIG_IGN);
-	add_devices(dd);
-	if (host_listen(dd, err, sizeof(err)) != 0)
-		fatalx("%s", err);
+	add_devices(dm);
 	signals_start(dm);
-
-	log_info("READY: deviced %s hosting %d device(s), cloud %s",
-	    DEVICED_VERSION, dd->n_dev, dd->cf.cloud);
-	notify_ready(NULL);
-	host_start(dd);
 	uv_run(&dd->loop, UV_RUN_DEFAULT);
 	notify_stopping();
 
@@ -281,6 +329,7 @@ main(int argc, char **argv)
 	    (unsigned long long)dd->n_late_chunk);
 	rc = dd->cf.run_once && !signalled && dd->n_done < dd->n_dev;
 	host_close(dd);
+	free(dm->ld.users);
 	free(dm);
 	return rc;
 early:
