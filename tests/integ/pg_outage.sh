@@ -44,10 +44,14 @@ for r in 1 2; do
 done
 
 log "round: $N devices on 2 replicas; PostgreSQL down mid-round"
+# All devices start together (start-jitter 0): with each starting as it
+# loads, spread over a second, the first finished their round before the
+# last had registered, and an outage after the first acks could find no
+# device between registration and upload.
 EP="ipc://$T/rep1.ipc,ipc://$T/rep2.ipc" PUB="ipc://$T/pub1.ipc,ipc://$T/pub2.ipc"
 start_deviced devs -o deviced.shards="$SHARDS" -o deviced.run-once=yes \
     -o deviced.devices=$N -o auth.mode=mac -o learn.steps=300 \
-    -o net.resend-ms=500
+    -o net.resend-ms=500 -o net.start-jitter-ms=0
 DP=$DPID
 wait_for "[ \$(grep -c 'ACK: ' '$T/devs.log') -ge 3 ]" 1200 0.02 || die "no first acks"
 sh "$ROOT/scripts/pg-test-server.sh" down "$PGDIR" || die "cannot stop PostgreSQL"

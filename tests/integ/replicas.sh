@@ -86,6 +86,9 @@ done
     die "not exactly one replica made the cloud key"
 
 log "round: 80 devices on 3 replicas; SIGKILL one mid-round"
+# The devices start together (start-jitter 0), so all have enrolled
+# before the kill: a replica SIGKILLed between its key commit and its
+# AUTH-ENROLL line would leave 79 lines for 80 keys.
 # Two deviced processes list the replicas in opposite orders: a REQ
 # socket's first request goes to whichever connection is up first, so with
 # one order the last replica would see little of a short round.
@@ -93,13 +96,13 @@ EP="$EP1,$EP2,$EP3" PUB="$PUB1,$PUB2,$PUB3"
 start_deviced devs -o deviced.shards="$SHARDS" -o deviced.run-once=yes \
     -o deviced.devices=40 -o deviced.device-id=a -o auth.mode=mac \
     -o "auth.token=$TOKEN" \
-    -o learn.steps=200 -o net.resend-ms=500
+    -o learn.steps=200 -o net.resend-ms=500 -o net.start-jitter-ms=0
 DP1=$DPID
 EP="$EP3,$EP2,$EP1" PUB="$PUB3,$PUB2,$PUB1"
 start_deviced devs -o deviced.shards="$SHARDS" -o deviced.run-once=yes \
     -o deviced.devices=40 -o deviced.device-id=b -o auth.mode=mac \
     -o "auth.token=$TOKEN" \
-    -o learn.steps=200 -o net.resend-ms=500
+    -o learn.steps=200 -o net.resend-ms=500 -o net.start-jitter-ms=0
 DP2=$DPID
 wait_for "[ \$(grep -c 'ACK: ' '$T/devs.log') -ge 15 ]" 600 0.02 || die "no first acks"
 # The victim: the busier follower (the leader's fate is phase 3's).
