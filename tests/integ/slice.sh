@@ -145,7 +145,11 @@ done
 
 log "7. the shared part file gone, then damaged: the devices download again"
 rm "$T/dev/shared/"v1-*.part
-start_deviced fleet3 -o deviced.shards="$SHARDS" -o deviced.run-once=yes
+# All loaded before any starts (start-jitter 0): a device started as it
+# loads would download and write the part again before the later ones
+# load, and those would rightly find it.
+start_deviced fleet3 -o deviced.shards="$SHARDS" -o deviced.run-once=yes \
+    -o net.start-jitter-ms=0
 wait "$DPID" || die "fleet exit $?"
 grep -q "stored model refused: its shared part is gone" "$T/fleet3.log" ||
     die "a missing shared part was not noticed"
@@ -153,7 +157,8 @@ grep -q "stored model refused: its shared part is gone" "$T/fleet3.log" ||
     die "not every device downloaded again"
 f=$(ls "$T/dev/shared/"v1-*.part)
 printf '\001' | dd of="$f" bs=1 seek=$((shared / 2)) conv=notrunc 2>/dev/null
-start_deviced fleet4 -o deviced.shards="$SHARDS" -o deviced.run-once=yes
+start_deviced fleet4 -o deviced.shards="$SHARDS" -o deviced.run-once=yes \
+    -o net.start-jitter-ms=0
 wait "$DPID" || die "fleet exit $?"
 grep -q "stored model refused: .*altered" "$T/fleet4.log" ||
     die "a damaged shared part was not refused"
