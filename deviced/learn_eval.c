@@ -11,6 +11,7 @@
  * scored with the app's own scoring (app.h), so the published numbers are
  * what a ranking request gets.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include "deviced/calib.h"
 #include "deviced/deviced.h"
 #include "deviced/encoder_dev.h"
+#include "deviced/krc.h"
 #include "deviced/learn.h"
 #include "deviced/learn_diag.h"
 #include "deviced/mix.h"
@@ -58,6 +60,64 @@ upload_size(const struct device *d, const struct learn_result *r)
 	e.body_case = DCCL__ENVELOPE__BODY_UPLOAD;
 	e.upload = &up;
 	return dccl__envelope__get_packed_size(&e);
+}
+
+/*
+ * A "krc" row: the cloud model, "krc-<method>": method's model, each with
+ * the kernel residual correction over the local samples (krc.h). Returns
+ * the method to run, or NULL when nm is no such row.
+ */
+static const char *
+krc_inner(const char *nm)
+{
+	if (strcmp(nm, "krc") == 0)
+		return "cloud";
+	if (strncmp(nm, "krc-", 4) == 0 && nm[4] != '\0')
+		return nm + 4;
+	return NULL;
+}
+
+/*
+ * Corrects pr (probabilities of q under c) by the residuals of c on the
+ * local samples p->work[0..p->n) (krc.h); the choice goes to *k.
+ */
+static void
+krc_correct(struct ctr *c, const struct learn_prep *p, const struct dataset *q,
+    float *pr, struct krc *k)
+{
+	int D = ctr_config(c)->dim;
+	size_t n = p->n;
+	uint32_t *idx = xcalloc(n + 1, sizeof(uint32_t));
+	float *z = xcalloc(n + 1, sizeof(float));
+	float *e = xcalloc(n * (size_t)D + 1, sizeof(float));
+	float *eq = xcalloc(q->n * (size_t)D + 1, sizeof(float));
+	float *zq = xcalloc(q->n + 1, sizeof(float));
+
+	memset(k, 0, sizeof(*k));
+	for (size_t i = 0; i < n; i++)
+		idx[i] = (uint32_t)i;
+	if (n > 0 && ctr_logits(c, &p->work, idx, n, z) != 0)
+		goto done;
+	krc_units(c, &p->work, n, e);
+	krc_fit(e, D, &p->work, z, n, KRC_FOLDS, KRC_MIN_N, k);
+	if (k->g == 0)
+		goto done;
+	krc_units(c, q, q->n, eq);
+	for (size_t i = 0; i < q->n; i++) {
+		double v = pr[i] < 1e-7f ? 1e-7 : pr[i] > 1 - 1e-7f ?
+		    1 - 1e-7 : pr[i];
+
+		zq[i] = (float)log(v / (1 - v));
+	}
+	krc_apply(k->tau, k->beta, e, &p->work, z, n, D, eq, zq, q->n);
+	for (size_t i = 0; i < q->n; i++)
+		pr[i] = (float)(1 / (1 + exp(-(double)zq[i])));
+done:
+	free(idx);
+	free(z);
+	free(e);
+	free(eq);
+	free(zq);
 }
 
 /* A "-mix" row's scores: pr mixed with the cloud model's (mix.h). */
@@ -108,13 +168,19 @@ learn_eval(struct device *d, const struct learn_in *in, struct learn_prep *p0,
 		struct ctr *c;
 		struct device dv;	/* an encoder row's start */
 		struct learn_in ein;
-		const char *run_nm = nm, *inner = NULL;
+		const char *run_nm = nm, *inner = NULL, *kin = krc_inner(nm);
 		int est = ENCDEV_CLOUD;
+		struct krc kr;
 
 		if (learn_diag(d, in, nm, &q, f))
 			continue;	/* a diagnostic row (learn_diag.h) */
+		if (kin != NULL) {
+			if (learn_method_info(kin, &mi) != 0)
+				continue;
+			run_nm = kin;
+		}
 		/* Encoder rows: a method run from the encoder's start. */
-		if (learn_method_info(nm, &mi) != 0 &&
+		if (kin == NULL && learn_method_info(nm, &mi) != 0 &&
 		    (inner = encoder_dev_view(d, nm, &dv, &est)) != NULL) {
 			if (learn_method_info(inner, &mi) != 0) {
 				encoder_dev_view_fini(&dv);
@@ -128,7 +194,8 @@ learn_eval(struct device *d, const struct learn_in *in, struct learn_prep *p0,
 			p = &pe;
 		}
 		/* Forward-OFA rows: no training, one forward pass. */
-		if (inner == NULL && learn_method_info(nm, &mi) != 0) {
+		if (kin == NULL && inner == NULL &&
+		    learn_method_info(nm, &mi) != 0) {
 			(void)ofa_dev_eval(d, nm, &q, f, x);
 			continue;
 		}
@@ -148,6 +215,17 @@ learn_eval(struct device *d, const struct learn_in *in, struct learn_prep *p0,
 			mix_cloud(p->in->model, &q, pr, ch.alpha);
 		if (ch.calibrated)
 			calib_probs(pr, n, ch.cal_t, ch.cal_b);
+		if (kin != NULL) {
+			mi.name = nm;
+			krc_correct(c, p, &q, pr, &kr);
+			fprintf(x, "%s,krc_tau,%g\n%s,krc_beta,%g\n"
+			    "%s,krc_net,%g\n%s,krc_ll,%g\n%s,krc_pairs,%zu\n",
+			    nm, kr.tau, nm, kr.beta, nm, kr.sum[kr.g], nm,
+			    kr.ll[kr.g], nm, kr.pairs);
+			for (int g = 1; g < KRC_NG; g++)
+				fprintf(x, "%s,krc_s%d,%g\n%s,krc_l%d,%g\n",
+				    nm, g, kr.sum[g], nm, g, kr.ll[g]);
+		}
 		for (size_t i = 0; i < n; i++) {
 			const struct sample *s = &d->test.s[i];
 			fprintf(f, "%s,%u,%u,%g,%.9g\n", mi.name, s->user,
