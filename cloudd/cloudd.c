@@ -40,6 +40,7 @@
 #include "shared/clock.h"
 #include "shared/fsutil.h"
 #include "shared/log.h"
+#include "shared/numlist.h"
 #include "shared/notify.h"
 #include "shared/ml/ofa.h"
 #include "shared/xmalloc.h"
@@ -179,6 +180,14 @@ static const struct conf_opt cloudd_opts[] = {
 	CONF_BOOL("train.attention", CD_OFF(attention),
 	    TRAIN_ATTENTION ? "yes" : "no", 1,
 	    "target attention over the behaviour (else its mean)"),
+	CONF_BOOL("train.item-prior", CD_OFF(item_prior),
+	    TRAIN_ITEM_PRIOR ? "yes" : "no", 1,
+	    "add the items' shrunk click rates to the logit, weighted by "
+	    "validation GAUC from train.item-prior-weights (model format 3; "
+	    "weight 0: none)"),
+	CONF_STR("train.item-prior-weights", CD_OFF(prior_weights),
+	    TRAIN_PRIOR_WEIGHTS, 1,
+	    "the item prior's weights tried, comma-separated, in [0, 100]"),
 	CONF_INT("train.epochs", CD_OFF(epochs), "20", 1, 1000, 1,
 	    "maximum epochs (early stopping on a validation slice)"),
 	CONF_INT("train.batch", CD_OFF(batch), "256", 1, 65536, 1,
@@ -617,6 +626,16 @@ main(int argc, char **argv)
 		if (fedsel_pw_parse(cd->cf.fedsel_pw, &fo, err,
 		    sizeof(err)) != 0) {
 			fprintf(stderr, "fedsel.pair-weights: %s\n", err);
+			bad = 1;
+		}
+	}
+	{
+		double pw[TRAIN_PRIOR_WMAX];
+		int npw;
+
+		if (numlist_parse(cd->cf.prior_weights, pw, TRAIN_PRIOR_WMAX,
+		    0, 100, &npw, err, sizeof(err)) != 0) {
+			fprintf(stderr, "train.item-prior-weights: %s\n", err);
 			bad = 1;
 		}
 	}

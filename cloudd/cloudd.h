@@ -50,6 +50,8 @@ struct cloudd_conf {
 	int	 encoder;	/* train.encoder (encoder_train.c) */
 	int64_t	 dim, hist_k, hidden1, hidden2, patch_rank;
 	int	 interaction, attention;	/* base-model options */
+	int	 item_prior;	/* train.item-prior */
+	char	*prior_weights;	/* train.item-prior-weights */
 	int64_t	 epochs, batch, patience, seed;
 	double	 lr, val_frac, l2;
 	char	*lr_grid;	/* train.lr-grid (train_model.h) */

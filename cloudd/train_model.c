@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cloudd/train_model.h"
+#include "shared/ml/item_prior.h"
 #include "shared/ml/metrics.h"
 #include "shared/xmalloc.h"
 
@@ -139,4 +140,33 @@ fail:
 	if (res != NULL)
 		*res = r;
 	return rc;
+}
+
+int
+train_model_prior(struct ctr *m, const struct dataset *ds,
+    const uint32_t *tri, size_t ntr, const uint32_t *vai, size_t nva,
+    const double *pw, int n_pw, double *w, double *g0, double *g)
+{
+	int rc, have = 0;
+
+	*w = 0;
+	if ((rc = ctr_item_prior_fit(m, ds, tri, ntr, ITEM_PRIOR_K, 0)) != 0)
+		return rc;
+	*g0 = *g = nva > 0 ? val_gauc(m, ds, vai, nva) : NAN;
+	for (int i = 0; i < n_pw && nva > 0; i++) {
+		double gi = *g0;
+
+		if (pw[i] != 0) {
+			if ((rc = ctr_item_prior_fit(m, ds, tri, ntr,
+			    ITEM_PRIOR_K, pw[i])) != 0)
+				return rc;
+			gi = val_gauc(m, ds, vai, nva);
+		}
+		if (!have || gi > *g) {	/* ties: the earlier weight */
+			*g = gi;
+			*w = pw[i];
+			have = 1;
+		}
+	}
+	return ctr_item_prior_fit(m, ds, tri, ntr, ITEM_PRIOR_K, *w);
 }

@@ -19,6 +19,18 @@
 #define TRAIN_INTERACTION	CTR_INTER_FM
 #define TRAIN_INTERACTION_NAME	"fm"	/* train.interaction's name of it */
 #define TRAIN_ATTENTION		0
+/*
+ * train.item-prior (shared/ml/item_prior.h): yes = after training, the
+ * item prior's weight from train.item-prior-weights by validation GAUC
+ * (0 included: then the model is shipped without it, format 2), then one
+ * affine recalibration on validation. On by default since the ctr task's
+ * validation chose weights 1-2 in every seed (scripts/README.md, *The
+ * item prior*). The offline tools (dccl-base, dccl-ofa, dccl-distill,
+ * bench_train) train without it.
+ */
+#define TRAIN_ITEM_PRIOR	1
+#define TRAIN_PRIOR_WEIGHTS	"0,0.5,1,2"
+#define TRAIN_PRIOR_WMAX	8	/* weights in the grid */
 
 /*
  * Learning rates cloudd tries (train.lr-grid), one model each, keeping the
@@ -71,5 +83,17 @@ int	train_model_fit(struct ctr **out, const struct ctr_config *cfg,
 	    size_t ntr, const uint32_t *vai, size_t nva,
 	    const struct ctr_train_opts *o, const double *lr, int n_lr,
 	    struct train_fit *res);
+
+/*
+ * The item prior of m (a model with cfg.item_prior, trained with the
+ * prior at 0; any prior it holds is first set to 0) from the training
+ * samples tri, at the weight of pw[0..n_pw)
+ * whose GAUC on the validation slice vai is highest (the earlier on ties;
+ * 0 without validation samples): *w, with the GAUC at weight 0 (*g0) and
+ * at *w (*g). Returns 0 or ctr_item_prior_fit's error.
+ */
+int	train_model_prior(struct ctr *m, const struct dataset *ds,
+	    const uint32_t *tri, size_t ntr, const uint32_t *vai, size_t nva,
+	    const double *pw, int n_pw, double *w, double *g0, double *g);
 
 #endif

@@ -48,7 +48,7 @@
 #include "deviced/learn.h"
 #include "deviced/learn_memo.h"
 #include "deviced/mix.h"
-#include "deviced/calib.h"
+#include "shared/ml/calib.h"
 #include "deviced/coda_filter.h"
 #include "deviced/pairwise.h"
 #include "deviced/partial.h"

@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "deviced/app.h"
-#include "deviced/calib.h"
+#include "shared/ml/calib.h"
 #include "deviced/deviced.h"
 #include "deviced/encoder_dev.h"
 #include "deviced/krc.h"

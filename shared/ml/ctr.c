@@ -60,6 +60,7 @@ struct ctr {
 	int		 ti_side[SAMPLE_SIDE_MAX];
 	int		 ti_att;	/* attention W, -1 = none */
 	int		 ti_fm;		/* FM pair weights, -1 = none */
+	int		 ti_prior;	/* fixed item logit offset, -1 = none */
 	struct kern_rows rows[CTR_MAX_TENSORS];	/* sparse tensors only */
 	struct ctr	*base;		/* a view's (ctr_view): whose shared
 					   tensors it reads; NULL otherwise */
@@ -144,6 +145,11 @@ layout(const struct ctr_config *cfg, struct ctr *m)
 		m->ti_att = cfg->attention ? nt : -1;
 	if (cfg->attention)
 		ADD("att_w", D, D, 2, 0, CTR_T_BASE);
+	if (m != NULL)
+		m->ti_prior = cfg->item_prior ? nt : -1;
+	if (cfg->item_prior)
+		ADD("item_prior", (size_t)cfg->n_items + 1, 1, 1, 0,
+		    CTR_T_FIXED);
 	if (m != NULL)
 		m->ti_fm = cfg->interaction == CTR_INTER_FM ? nt : -1;
 	if (cfg->interaction == CTR_INTER_FM) {
@@ -230,6 +236,7 @@ ctr_config_check(const struct ctr_config *cfg)
 	if (cfg->interaction < CTR_INTER_OFF ||
 	    cfg->interaction > CTR_INTER_FM ||
 	    (cfg->attention != 0 && cfg->attention != 1) ||
+	    (cfg->item_prior != 0 && cfg->item_prior != 1) ||
 	    (cfg->sliced != 0 && cfg->sliced != 1) ||
 	    cfg->n_side > SAMPLE_SIDE_MAX)
 		return -EINVAL;
@@ -457,6 +464,23 @@ ctr_clone(const struct ctr *m)
 	copy_data(c, m);
 	param_copy_adam(&c->p, &m->p);
 	return c;
+}
+
+int
+ctr_logit_affine(struct ctr *m, double a, double b)
+{
+	int ts[4] = { m->ti_ow, m->ti_fm, m->ti_pb, m->ti_prior };
+
+	if (!(a > 0) || m->base != NULL)
+		return -EINVAL;
+	for (int i = 0; i < 4; i++) {
+		struct param_tensor *t = ts[i] >= 0 ? &m->t[ts[i]] : NULL;
+
+		for (size_t k = 0; t != NULL && k < t->n; k++)
+			t->data[k] = (float)(a * t->data[k]);
+	}
+	m->t[m->ti_ob].data[0] = (float)(a * m->t[m->ti_ob].data[0] + b);
+	return 0;
 }
 
 int
@@ -897,6 +921,9 @@ forward_rest(struct ctr *m, int B, float *logits, const float *fmt)
 	if (m->ti_pb >= 0)
 		for (int b = 0; b < B; b++)
 			m->logit[b] += m->t[m->ti_pb].data[m->uid[b]];
+	if (m->ti_prior >= 0)	/* fixed: no gradient flows into it */
+		for (int b = 0; b < B; b++)
+			m->logit[b] += m->t[m->ti_prior].data[m->iid[b]];
 	if (m->ti_fm >= 0)
 		for (int b = 0; b < B; b++)
 			m->logit[b] += fmt != NULL ? fmt[b] : fm_term(m, b);

@@ -82,6 +82,13 @@ struct ctr_config {
 	uint32_t n_side;	/* side fields, <= SAMPLE_SIDE_MAX */
 	uint32_t side_card[SAMPLE_SIDE_MAX];	/* values per side field */
 	/*
+	 * Since model format 3: 1 = a fixed per-item logit offset
+	 * "item_prior" (n_items + 1 rows, the OOV row 0) added to the logit,
+	 * set from the training samples' smoothed click rates
+	 * (ctr_item_prior_fit, item_prior.h) and never trained.
+	 */
+	int	 item_prior;
+	/*
 	 * A device's slice (issue 14, ctr_slice.h): the per-user tables
 	 * (emb_user, patch_m<l>, patch_b) hold two rows, user slice_user's
 	 * (row 0) and the OOV row (row 1); n_users stays the cloud model's.
@@ -110,6 +117,7 @@ enum ctr_tkind {
 	CTR_T_PATCH_UV,		/* shared MetaPatch U, V */
 	CTR_T_PATCH_M,		/* per-user MetaPatch m table */
 	CTR_T_PATCH_B,		/* per-user logit bias (with the patch) */
+	CTR_T_FIXED,		/* set once, never trained (item_prior) */
 };
 
 /*
@@ -190,6 +198,15 @@ int	ctr_view(struct ctr **out, struct ctr *base,
 	    const struct ctr_config *cfg, const struct ctr *own);
 /* The model view m reads (ctr_view), or NULL: m is no view (any more). */
 const struct ctr *ctr_view_base(const struct ctr *m);
+
+/*
+ * Makes m's logit a z + b for every input, a > 0, by scaling the tensors
+ * the logit is a sum of (out_w, fm_w, patch_b, item_prior) by a and
+ * setting out_b to a out_b + b: a recalibration folded into the model
+ * (cloudd/train.c after the item prior). Order within any set of inputs
+ * is kept. Returns 0, or -EINVAL for a <= 0 or a view.
+ */
+int	ctr_logit_affine(struct ctr *m, double a, double b);
 
 /* Copies the parameters of src into dst; -EINVAL if the configs differ. */
 int	ctr_copy_params(struct ctr *dst, const struct ctr *src);

@@ -102,6 +102,9 @@ ctr_io_checksum(const struct ctr *m, uint8_t out[CTR_IO_CHECKSUM_LEN])
 		for (uint32_t f = 0; f < c->n_side; f++)
 			tensor_io_hash_u32(&st, c->side_card[f]);
 	}
+	/* only in format 3, so older checksums stay what they were */
+	if (c->item_prior)
+		tensor_io_hash_u32(&st, (uint32_t)CTR_IO_FORMAT_PRIOR);
 	/* only in a device's slice, so other checksums stay what they were */
 	if (c->sliced) {
 		tensor_io_hash_u32(&st, CTR_IO_ROWS_SLICE);
@@ -149,6 +152,7 @@ ctr_io_pack(const struct ctr *m, const struct ctr_meta *meta, uint8_t **buf,
 	cfg.n_wdays = SAMPLE_N_WDAYS;
 	cfg.interaction = (uint32_t)c->interaction;
 	cfg.attention = c->attention != 0;
+	cfg.item_prior = c->item_prior != 0;
 	for (uint32_t f = 0; f < c->n_side; f++)
 		side[f] = c->side_card[f];
 	cfg.n_side_card = c->n_side;
@@ -161,7 +165,8 @@ ctr_io_pack(const struct ctr *m, const struct ctr_meta *meta, uint8_t **buf,
 		tp[i] = &tens[i];
 	}
 
-	msg.format = uses_opts(c) ? CTR_IO_FORMAT_OPTS : CTR_IO_FORMAT;
+	msg.format = c->item_prior ? CTR_IO_FORMAT_PRIOR : uses_opts(c) ?
+	    CTR_IO_FORMAT_OPTS : CTR_IO_FORMAT;
 	if (c->sliced) {
 		msg.user_rows = CTR_IO_ROWS_SLICE;
 		msg.slice_user = c->slice_user;
@@ -210,6 +215,10 @@ config_from_msg(struct ctr_config *c, const Dccl__ModelConfig *mc,
 	    mc->n_side_card > 0))
 		return fail(CTR_IO_EFORMAT, err, errlen, "format %u with "
 		    "interaction, attention or side fields", format);
+	/* format 3 is the item prior's, and the prior needs format 3 */
+	if ((format < CTR_IO_FORMAT_PRIOR) == (mc->item_prior != 0))
+		return fail(CTR_IO_EFORMAT, err, errlen, "format %u %s an "
+		    "item prior", format, mc->item_prior ? "with" : "without");
 	if (mc->interaction > CTR_INTER_FM)
 		return fail(CTR_IO_ECONFIG, err, errlen, "interaction %u",
 		    mc->interaction);
@@ -247,6 +256,7 @@ config_from_msg(struct ctr_config *c, const Dccl__ModelConfig *mc,
 	c->patch_rank = (int)mc->patch_rank;
 	c->interaction = (int)mc->interaction;
 	c->attention = mc->attention ? 1 : 0;
+	c->item_prior = mc->item_prior ? 1 : 0;
 	c->n_side = (uint32_t)mc->n_side_card;
 	for (size_t f = 0; f < mc->n_side_card; f++)
 		c->side_card[f] = mc->side_card[f];
@@ -350,7 +360,8 @@ ctr_io_unpack_msg(struct ctr **out, struct ctr_meta *meta,
 	int rc;
 
 	*out = NULL;
-	if (msg->format != CTR_IO_FORMAT && msg->format != CTR_IO_FORMAT_2) {
+	if (msg->format != CTR_IO_FORMAT && msg->format != CTR_IO_FORMAT_2 &&
+	    msg->format != CTR_IO_FORMAT_3) {
 		rc = fail(CTR_IO_EFORMAT, err, errlen, "format %u", msg->format);
 		goto fail;
 	}

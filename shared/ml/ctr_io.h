@@ -39,6 +39,13 @@
 #define CTR_IO_FORMAT_2		2
 #define CTR_IO_FORMAT_OPTS	CTR_IO_FORMAT_2
 #define CTR_IO_FORMAT_ENC	CTR_IO_FORMAT_2
+/*
+ * Format 3: format 2 with the fixed item prior (ctr.h item_prior); readers
+ * of formats 1 and 2 refuse it with their EFORMAT instead of misreading
+ * its tensors. Only a model with the prior is written as format 3.
+ */
+#define CTR_IO_FORMAT_3		3
+#define CTR_IO_FORMAT_PRIOR	CTR_IO_FORMAT_3
 #define CTR_IO_KIND		"ctr"
 /* Model.user_rows (protocol 7, ctr_slice.h) */
 #define CTR_IO_ROWS_ALL		0	/* every user's row */
@@ -54,8 +61,9 @@
 enum ctr_io_err {
 	CTR_IO_EUNPACK = -1001,		/* not a protobuf Model (truncated..) */
 	CTR_IO_ETOOBIG = -1002,		/* input or a size beyond limits */
-	CTR_IO_EFORMAT = -1003,		/* Model.format not 1 or 2, or format
-					   1 with format-2 config fields */
+	CTR_IO_EFORMAT = -1003,		/* Model.format not 1, 2 or 3, or
+					   an older format with a newer
+					   format's config fields */
 	CTR_IO_EKIND = -1004,		/* Model.kind != "ctr" */
 	CTR_IO_ECONFIG = -1005,		/* config missing or invalid */
 	CTR_IO_EMISSING = -1006,	/* an expected tensor is missing */

@@ -83,8 +83,8 @@ encoder_io_attach(uint8_t **buf, size_t *len, const struct enc *e,
 		return CTR_IO_ESHAPE;
 	if ((msg = dccl__model__unpack(NULL, *len, *buf)) == NULL)
 		return CTR_IO_EUNPACK;
-	if ((msg->format != CTR_IO_FORMAT && msg->format != CTR_IO_FORMAT_2) ||
-	    msg->n_enc_tensors > 0) {
+	if ((msg->format != CTR_IO_FORMAT && msg->format != CTR_IO_FORMAT_2 &&
+	    msg->format != CTR_IO_FORMAT_3) || msg->n_enc_tensors > 0) {
 		dccl__model__free_unpacked(msg, NULL);
 		return CTR_IO_EFORMAT;
 	}
@@ -95,7 +95,8 @@ encoder_io_attach(uint8_t **buf, size_t *len, const struct enc *e,
 		tp[i] = &t[i];
 	}
 	checksum(e, sum);
-	msg->format = CTR_IO_FORMAT_ENC;
+	if (msg->format < CTR_IO_FORMAT_ENC)	/* format 3 stays 3 */
+		msg->format = CTR_IO_FORMAT_ENC;
 	msg->n_enc_tensors = ENC_IO_N;
 	msg->enc_tensors = tp;
 	msg->enc_checksum.data = sum;
@@ -141,7 +142,9 @@ encoder_io_unpack(struct enc **out, enum enc_mode *mode, const struct ctr *m,
 			    "encoder tensors in a format-1 model");
 		goto done;
 	}
-	if (msg->format != CTR_IO_FORMAT_ENC) {
+	if (msg->format != CTR_IO_FORMAT_ENC &&
+	    (msg->format != CTR_IO_FORMAT_3 || msg->config == NULL ||
+	    !msg->config->item_prior)) {
 		rc = fail(CTR_IO_EFORMAT, err, errlen, "format %u",
 		    msg->format);
 		goto done;

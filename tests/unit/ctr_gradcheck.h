@@ -32,7 +32,9 @@ gradcheck_loss(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
 /*
  * Backward on the batch, then every parameter of every tensor against a
  * central difference (h = 1e-3); each tensor must get some nonzero
- * gradient. Prints a line per tensor; returns the count of bad values.
+ * gradient. A fixed tensor (CTR_T_FIXED: the item prior, never trained)
+ * must get none at all. Prints a line per tensor; returns the count of
+ * bad values.
  */
 static inline int
 gradcheck_all(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
@@ -50,6 +52,13 @@ gradcheck_all(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
 		int bad = 0, nonzero = 0;
 		double maxd = 0;
 
+		if (t->kind == CTR_T_FIXED) {
+			for (size_t k = 0; k < t->n; k++)
+				assert_true(t->grad[k] == 0.0f);
+			printf("  %-10s %4zu values, fixed: no gradient\n",
+			    t->name, t->n);
+			continue;
+		}
 		for (size_t k = 0; k < t->n; k++) {
 			float keep = t->data[k];
 			float hi = keep + 1e-3f, lo = keep - 1e-3f;

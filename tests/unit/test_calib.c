@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "deviced/calib.h"
+#include "shared/ml/calib.h"
 #include "shared/rng.h"
 
 #define N	4000

@@ -2,7 +2,9 @@
  * test_train_fit: cloudd's learning-rate grid (cloudd/train_model.c):
  * train.lr-grid parsing, and train_model_fit keeping the model of best
  * validation GAUC, bit-identical to that rate trained alone, whatever the
- * grid's order; errors and the stop flag leave no model. Synthetic data
+ * grid's order; errors and the stop flag leave no model; the item prior's
+ * weight is the validation argmax, and a model without it predicts as the
+ * prior at 0 did. Synthetic data
  * built here: each user likes the items of one parity, so within-user
  * order (GAUC) is learnable and a rate too small to move the model stays
  * near chance.
@@ -22,6 +24,7 @@
 
 #include "cloudd/train_model.h"
 #include "shared/ml/ctr.h"
+#include "shared/ml/item_prior.h"
 #include "shared/ml/metrics.h"
 #include "shared/rng.h"
 #include "tests/unit/ctr_fixture.h"
@@ -216,6 +219,82 @@ test_errors(void **state)
 	ctr_free(m);
 }
 
+/*
+ * The prior trains at 0; its weight is the argmax of the validation GAUC
+ * over the list (the earlier on ties), a list without 0 never gives 0,
+ * and the model without the prior predicts as the prior at 0 does.
+ */
+static void
+test_prior(void **state)
+{
+	struct fx *f = *state;
+	const double lr[1] = { 1e-5 }, pw[4] = { 0, 0.5, 1, 2 }, one = 1;
+	const size_t nv = N - NTR;
+	struct ctr_config c = f->cfg;
+	struct train_fit r;
+	struct ctr *m = NULL, *m2;
+	const struct param_tensor *t;
+	double g[4], w, g0, gw;
+	float *z0 = calloc(nv, sizeof(float)), *z2 = calloc(nv, sizeof(float));
+	int best = 0;
+
+	struct ctr_train_opts o = f->o;
+	struct rng rr;
+
+	/*
+	 * Clicks by item alone, P = 0.1 .. 0.9 by item % 5, and a model
+	 * trained too little to learn them: a prior with something to say.
+	 */
+	rng_seed(&rr, 11);
+	for (size_t i = 0; i < N; i++)
+		f->ds.s[i].label = (float)(rng_unif(&rr) <
+		    0.1 + 0.2 * (f->ds.s[i].item % 5));
+	o.epochs = 1;
+	o.patience = 0;
+	c.item_prior = 1;
+	assert_int_equal(train_model_fit(&m, &c, 5, &f->ds, f->tri, NTR,
+	    f->vai, nv, &o, lr, 1, &r), 0);
+	t = ctr_tensor_find(m, "item_prior");
+	for (size_t k = 0; k < t->n; k++)
+		assert_true(t->data[k] == 0.0f);	/* trained at 0 */
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(ctr_item_prior_fit(m, &f->ds, f->tri, NTR,
+		    ITEM_PRIOR_K, pw[i]), 0);
+		g[i] = gauc_of(m, f);
+		if (g[i] > g[best])
+			best = i;
+	}
+	assert_int_equal(train_model_prior(m, &f->ds, f->tri, NTR, f->vai, nv,
+	    pw, 4, &w, &g0, &gw), 0);
+	assert_true(fabs(g0 - g[0]) < 1e-12);
+	assert_true(best > 0);	/* the prior helps this under-trained model */
+	assert_true(w == pw[best] && fabs(gw - g[best]) < 1e-12);
+	/* left at that weight */
+	assert_true(fabs(gauc_of(m, f) - g[best]) < 1e-12);
+	assert_int_equal(train_model_prior(m, &f->ds, f->tri, NTR, f->vai, nv,
+	    &one, 1, &w, &g0, &gw), 0);
+	assert_true(w == 1 && fabs(gw - g[2]) < 1e-12);
+	assert_int_equal(train_model_prior(m, &f->ds, f->tri, NTR, NULL, 0,
+	    pw, 4, &w, &g0, &gw), 0);
+	assert_true(w == 0);
+	for (size_t k = 0; k < t->n; k++)
+		assert_true(t->data[k] == 0.0f);
+	assert_int_equal(ctr_logits(m, &f->ds, f->vai, nv, z0), 0);
+	m2 = ctr_item_prior_drop(m);
+	assert_non_null(m2);
+	assert_false(ctr_config(m2)->item_prior);
+	assert_null(ctr_tensor_find(m2, "item_prior"));
+	assert_int_equal(ctr_logits(m2, &f->ds, f->vai, nv, z2), 0);
+	assert_memory_equal(z0, z2, nv * sizeof(float));
+	assert_null(ctr_item_prior_drop(m2));
+	printf("  prior GAUC by weight: %.4f %.4f %.4f %.4f\n", g[0], g[1],
+	    g[2], g[3]);
+	ctr_free(m2);
+	ctr_free(m);
+	free(z0);
+	free(z2);
+}
+
 int
 main(void)
 {
@@ -224,6 +303,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_keeps_best, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prior, setup, teardown),
 	};
 
 	openblas_set_num_threads(1);

@@ -1,9 +1,9 @@
 /*
- * calib: the per-user affine recalibration of the "-cal" rows (calib.h).
+ * calib: the affine recalibration of logits (calib.h).
  */
 #include <math.h>
 
-#include "deviced/calib.h"
+#include "shared/ml/calib.h"
 
 static double
 bce(double z, double y)

@@ -1,5 +1,5 @@
 /*
- * calib: a user's affine recalibration of an adapted model's logits,
+ * calib: an affine recalibration of an adapted model's logits,
  * z' = (1 + t) z + b, fitted on the out-of-fold logits of the learning
  * job's cross-validation (each held-out local sample scored by a fit
  * that never saw it), for the "-cal" evaluation rows (learn.c). With
@@ -8,10 +8,13 @@
  * better but moves the logits' scale and offset (its validation logloss
  * gain falls), and this gives the calibration back. A ridge prior on t
  * and b, worth CALIB_PRIOR samples at p = 1/2, keeps a fit on a few
- * held-out samples near the identity.
+ * held-out samples near the identity. cloudd uses the same fit once per
+ * model, over the whole validation slice, after setting the item prior's
+ * weight (cloudd/train.c, item_prior.h), and folds it into the model
+ * (ctr_logit_affine).
  */
-#ifndef DEVICED_CALIB_H
-#define DEVICED_CALIB_H
+#ifndef SHARED_ML_CALIB_H
+#define SHARED_ML_CALIB_H
 
 #include <stddef.h>
 
