@@ -12,6 +12,7 @@
 #include "deviced/rocchio.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/encoder.h"
+#include "shared/ml/kern.h"
 #include "shared/xmalloc.h"
 
 static const struct {
@@ -75,12 +76,6 @@ start_rows(const struct device *d, const struct ctr *c, int start,
 	return 0;
 }
 
-static double
-bce(double z, double y)
-{
-	return (z > 0 ? z : 0) - z * y + log1p(exp(-fabs(z)));
-}
-
 /*
  * ENCDEV_CV's choice among the unknown-user rows, the encoder's user row
  * and bias, and all the encoder's rows, by forward-chaining
@@ -123,9 +118,9 @@ cv_start(const struct device *d, struct ctr *c, const uint32_t *idx, size_t n)
 			break;
 		for (size_t i = 0; i < hi - lo; i++) {
 			double y = d->local.s[idx[lo + i]].label >= 0.5f;
-			double l0 = bce(z[0][i], y);
+			double l0 = bce_logit(z[0][i], y);
 			for (int k = 1; k < 3; k++) {
-				double g = l0 - bce(z[k][i], y);
+				double g = l0 - bce_logit(z[k][i], y);
 				sum[k] += g;
 				sq[k] += g * g;
 			}

@@ -9,6 +9,7 @@
 #include "deviced/rocchio.h"
 #include "shared/data/dataset.h"
 #include "shared/ml/ctr.h"
+#include "shared/ml/kern.h"
 #include "shared/xmalloc.h"
 
 static const double krc_tau[KRC_NT] = { 3, 10, 30 };
@@ -79,13 +80,6 @@ sums(const float *q, const float *e, const float *r, size_t lo, int D,
 	}
 }
 
-static double
-bce(double z, double y)
-{
-	/* log(1 + e^z) - y z, stable */
-	return (z > 0 ? z + log1p(exp(-z)) : log1p(exp(z))) - y * z;
-}
-
 void
 krc_fit(const float *e, int dim, const struct dataset *ds, const float *z,
     size_t n, int K, size_t min_n, struct krc *k)
@@ -126,10 +120,11 @@ krc_fit(const float *e, int dim, const struct dataset *ds, const float *z,
 				for (size_t i = lo; i < hi; i++) {
 					double c = krc_beta[b] * S[i - lo] /
 					    (KRC_LAMBDA + W[i - lo]);
+					double y = ds->s[i].label;
 
 					zc[i - lo] = (float)(z[i] + c);
-					k->ll[g] += bce(z[i], ds->s[i].label) -
-					    bce(zc[i - lo], ds->s[i].label);
+					k->ll[g] += bce_logit(z[i], y) -
+					    bce_logit(zc[i - lo], y);
 				}
 				k->sum[g] += rocchio_net_pairs(ds, ho, hi - lo,
 				    zc, z + lo);

@@ -319,12 +319,6 @@ now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static double
-bce(double z, double y)
-{
-	return (z > 0 ? z : 0) - z * y + log1p(exp(-fabs(z)));
-}
-
 /* The user's row of the per-user bias, or NULL if the model has none. */
 static float *
 bias_row(const struct ctr *c, uint32_t user)
@@ -430,7 +424,7 @@ learn_prep_init(struct learn_prep *p, const struct learn_in *in,
 		ctr_logits(p->w, &p->work, li, n, p->p0);
 		for (size_t i = 0; i < n; i++) {
 			double z = p->p0[i];
-			p->loss0[i] = (float)bce(z, p->y[i]);
+			p->loss0[i] = (float)bce_logit(z, p->y[i]);
 			p->p0[i] = (float)(1 / (1 + exp(-z)));
 		}
 		free(li);
@@ -798,7 +792,7 @@ cv_score(struct cv *v, int s)
 {
 	for (size_t i = 0; i < v->nho; i++) {
 		uint32_t j = v->ho[i];
-		double g = v->p->loss0[j] - bce(v->z[i], v->p->y[j]);
+		double g = v->p->loss0[j] - bce_logit(v->z[i], v->p->y[j]);
 		v->sum[s] += g;
 		v->sq[s] += g * g;
 		v->gb[(size_t)s * v->nho + i] = (float)g;
@@ -902,7 +896,8 @@ cal_nested(struct cv *v, int K, struct learn_choice *ch)
 		return;
 	for (size_t j = lo; j < p->n; j++) {
 		double z = v->zall[(size_t)b * p->n + j];
-		g += bce(z, p->y[j]) - bce((1 + t) * z + c, p->y[j]);
+		g += bce_logit(z, p->y[j]) -
+		    bce_logit((1 + t) * z + c, p->y[j]);
 	}
 	ch->nested.out_cal = g / (double)(p->n - lo);
 	ch->nested.have_cal = 1;

@@ -4,12 +4,7 @@
 #include <math.h>
 
 #include "shared/ml/calib.h"
-
-static double
-bce(double z, double y)
-{
-	return (z > 0 ? z : 0) - z * y + log1p(exp(-fabs(z)));
-}
+#include "shared/ml/kern.h"
 
 double
 calib_loss(const float *z, const float *y, size_t n, double prior,
@@ -21,7 +16,7 @@ calib_loss(const float *z, const float *y, size_t n, double prior,
 	for (size_t i = 0; i < n; i++) {
 		double u = (1 + t) * z[i] + b, yy = y[i] >= 0.5f;
 		double p = 1 / (1 + exp(-u));
-		l += bce(u, yy);
+		l += bce_logit(u, yy);
 		dt += (p - yy) * z[i];
 		db += p - yy;
 	}

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "shared/ml/encoder.h"
+#include "shared/ml/kern.h"
 #include "shared/rng.h"
 #include "shared/xmalloc.h"
 
@@ -363,12 +364,6 @@ struct fit {
 	size_t			 zcap;
 };
 
-static double
-bce(double z, double y)
-{
-	return (z > 0 ? z : 0) - z * y + log1p(exp(-fabs(z)));
-}
-
 /*
  * Validation logloss with e's rows (NULL: the learned rows) for every
  * user with training and validation samples.
@@ -392,7 +387,8 @@ val_loss(struct fit *f, const struct enc *e, size_t *nval, size_t *nusers)
 		}
 		ctr_logits(f->m, f->ds, f->va.v + a, k, f->z);
 		for (size_t i = 0; i < k; i++)
-			sum += bce(f->z[i], f->ds->s[f->va.v[a + i]].label);
+			sum += bce_logit(f->z[i],
+			    f->ds->s[f->va.v[a + i]].label);
 		n += k;
 		nu++;
 		if (e != NULL)	/* back to the learned rows */

@@ -276,9 +276,7 @@ bce_logits_forward(float *losses, const float *x, const float *y,
 
 	for (int b = 0; b < B; b++) {
 		double z = (double)x[b] + (off != NULL ? (double)off[b] : 0.0);
-		/* Stable form: never exponentiates a positive number. */
-		double l = (z > 0.0 ? z : 0.0) - z * (double)y[b] +
-		    log1p(exp(-fabs(z)));
+		double l = bce_logit(z, (double)y[b]);
 		if (w != NULL)
 			l *= (double)w[b];
 		if (losses != NULL)

@@ -23,6 +23,7 @@
 #ifndef SHARED_KERN_H
 #define SHARED_KERN_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -119,6 +120,13 @@ void	relu_backward(float *dinp, const float *dout, const float *out,
  */
 double	bce_logits_forward(float *losses, const float *x, const float *y,
 	    const float *w, const float *off, int B);
+/* One sample's l = max(z,0) - z y + log1p(exp(-|z|)), in double. */
+static inline double
+bce_logit(double z, double y)
+{
+	/* Stable form: never exponentiates a positive number. */
+	return (z > 0.0 ? z : 0.0) - z * y + log1p(exp(-fabs(z)));
+}
 /* dx (B) += w_b (sigmoid(z_b) - y_b) / B. */
 void	bce_logits_backward(float *dx, const float *x, const float *y,
 	    const float *w, const float *off, int B);

@@ -91,6 +91,26 @@ fixture_zero(struct ctr *m, const char *name)
 }
 
 /*
+ * Item embeddings with a taste axis: item i's row of m is +-1 on dimension
+ * 0 (the first half of the items +1) plus noise * N(0,1) elsewhere.
+ */
+static inline void
+fixture_taste_items(struct ctr *m, float noise, uint64_t seed)
+{
+	const struct param_tensor *t = ctr_tensor_find(m, "emb_item");
+	uint32_t ni = ctr_config(m)->n_items;
+	struct rng r;
+
+	rng_seed(&r, seed);
+	for (uint32_t i = 0; i < ni; i++) {
+		float *e = t->data + (size_t)i * t->shape[1];
+		e[0] = i < ni / 2 ? 1.0f : -1.0f;
+		for (int d = 1; d < ctr_config(m)->dim; d++)
+			e[d] = noise * (float)rng_normal(&r);
+	}
+}
+
+/*
  * n samples of user u (of nu users, ni items) in time order, one a
  * minute; likes = 1: the first half of the items is clicked, 0: so for
  * the first half of the samples, the other half after (a taste switch

@@ -47,23 +47,11 @@ fm_model(uint64_t seed)
 	return new_model(&c, seed);
 }
 
-/*
- * Item embeddings with a taste axis: item i's row is +-1 on dimension 0
- * (the first half +1) plus small noise elsewhere.
- */
+/* Item embeddings with a taste axis (fixture_taste_items). */
 static void
 taste_items(struct ctr *m, uint64_t seed)
 {
-	const struct param_tensor *t = ctr_tensor_find(m, "emb_item");
-	struct rng r;
-
-	rng_seed(&r, seed);
-	for (uint32_t i = 0; i < NI; i++) {
-		float *e = t->data + (size_t)i * t->shape[1];
-		e[0] = i < NI / 2 ? 1.0f : -1.0f;
-		for (int d = 1; d < DIM; d++)
-			e[d] = 0.05f * (float)rng_normal(&r);
-	}
+	fixture_taste_items(m, 0.05f, seed);
 }
 
 /* n samples of user u (see fixture_taste_ds). */
