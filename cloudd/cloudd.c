@@ -86,6 +86,10 @@ static const struct conf_opt cloudd_opts[] = {
 	    "(0 = inside commits, on the loop, as SQLite does by default)"),
 	CONF_INT("limits.max-message", CD_OFF(max_message), "4194304", 4096,
 	    1073741824, 0, "largest message accepted (NN_RCVMAXSIZE), bytes"),
+	CONF_INT("limits.socket-buffer", CD_OFF(sockbuf), "4194304", 65536,
+	    268435456, 0, "socket send and receive buffers, bytes (NN_SNDBUF, "
+	    "NN_RCVBUF; the kernel caps them at wmem_max/rmem_max); "
+	    "nanomsg's 128 KiB caps a round trip at 256 KiB"),
 	CONF_INT("limits.chunk-size", CD_OFF(chunk_size), "1048576", 1024,
 	    16777216, 1, "model download chunk, bytes (< max-message)"),
 	CONF_INT("limits.max-download-bytes", CD_OFF(max_download_bytes),
@@ -472,7 +476,8 @@ open_rep(struct cloudd *cd, struct nnuv *s, const char *eps, const char *what)
 	if (sock < 0)
 		return -1;
 	if (nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &max,
-	    sizeof(max)) < 0 || bind_all(sock, eps, what) != 0 ||
+	    sizeof(max)) < 0 || nnuv_sockbuf(sock, (int)cd->cf.sockbuf) != 0 ||
+	    bind_all(sock, eps, what) != 0 ||
 	    nnuv_init(s, &cd->loop, sock, 1, rpc_recv_cb, cd) != 0) {
 		nn_close(sock);
 		return -1;

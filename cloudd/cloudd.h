@@ -33,6 +33,7 @@ struct cloudd_conf {
 	char	*store;		/* backend: sqlite or postgresql */
 	char	*pg_conninfo;	/* postgresql: libpq connection string */
 	int64_t	 max_message;	/* NN_RCVMAXSIZE, bytes */
+	int64_t	 sockbuf;	/* NN_SNDBUF and NN_RCVBUF, bytes */
 	int64_t	 chunk_size;	/* model chunk bytes */
 	int64_t	 max_download_bytes;	/* dlslots.c: chunk bytes in flight */
 	int64_t	 max_inflight;	/* heavy requests in the threadpool */

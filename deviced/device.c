@@ -1305,12 +1305,20 @@ device_init(struct deviced *dd, struct device *d, const char *id,
 		return -1;
 	if ((uint32_t)(d - dd->dev) >= UPLINK_MAX_SLOTS)
 		return -1;
-	if (!dd->up.open && uplink_open(&dd->up, &dd->loop, cf->cloud,
-	    uplink_lanes(dd), (uint32_t)dd->max_dev,
-	    (uint64_t)cf->request_timeout_ms, (int)cf->max_message, recv_cb,
-	    dd, err, sizeof(err)) != 0) {
-		log_warnx("%s", err);
-		return -1;
+	if (!dd->up.open) {
+		struct uplink_opts uo = {
+			.lanes = uplink_lanes(dd),
+			.n_slots = (uint32_t)dd->max_dev,
+			.timeout_ms = (uint64_t)cf->request_timeout_ms,
+			.max_message = (int)cf->max_message,
+			.sockbuf = (int)cf->sockbuf,
+		};
+
+		if (uplink_open(&dd->up, &dd->loop, cf->cloud, &uo, recv_cb,
+		    dd, err, sizeof(err)) != 0) {
+			log_warnx("%s", err);
+			return -1;
+		}
 	}
 	uv_timer_init(&dd->loop, &d->timer);
 	d->timer.data = d;

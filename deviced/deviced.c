@@ -77,6 +77,10 @@ const struct conf_opt deviced_opts[] = {
 	    3600000, 0, "largest retry delay"),
 	CONF_INT("net.max-message", DV_OFF(max_message), "4194304", 4096,
 	    1073741824, 0, "largest reply accepted (NN_RCVMAXSIZE)"),
+	CONF_INT("net.socket-buffer", DV_OFF(sockbuf), "4194304", 65536,
+	    268435456, 0, "socket send and receive buffers, bytes (NN_SNDBUF, "
+	    "NN_RCVBUF; the kernel caps them at wmem_max/rmem_max); "
+	    "nanomsg's 128 KiB caps a round trip at 256 KiB"),
 	CONF_STR("deviced.eval-methods", DV_OFF(eval_methods),
 	    "cloud,naive-ft,ft-cv,ft-guard,ft-lc,ft-lcm,ft-lcoffm,ft-coda,"
 	    "ft-lcm-coda,ft-coda-u,metapatch,mp-cv,mp-lc-coda,mp-lcm-coda,bias,"

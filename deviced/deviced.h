@@ -43,7 +43,7 @@ struct deviced_conf {
 	int	 compute_class_i;
 	int64_t	 memory_mb, flops_budget;
 	int64_t	 request_timeout_ms, resend_ms, backoff_min_ms,
-		 backoff_max_ms, max_message, workers;
+		 backoff_max_ms, max_message, sockbuf, workers;
 	int64_t	 start_jitter_ms;	/* devices start within this window */
 	int64_t	 uplink_lanes;		/* connections to the cloud (uplink.h) */
 	char	*eval_methods;	/* comma-separated method names */

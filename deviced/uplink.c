@@ -136,7 +136,7 @@ reap_cb(uv_timer_t *t)
 
 static int
 lane_open(struct uplink_lane *l, struct uplink *u, const char *endpoints,
-    int max_message, char *err, size_t errlen)
+    const struct uplink_opts *o, char *err, size_t errlen)
 {
 	char *dup = NULL, *save = NULL, *ep;
 	int sock;
@@ -150,8 +150,13 @@ lane_open(struct uplink_lane *l, struct uplink *u, const char *endpoints,
 		snprintf(err, errlen, "REQ: %s", nn_strerror(nn_errno()));
 		return -1;
 	}
-	nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &max_message,
-	    sizeof(max_message));
+	if (nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVMAXSIZE,
+	    &o->max_message, sizeof(o->max_message)) < 0 ||
+	    nnuv_sockbuf(sock, o->sockbuf) != 0) {
+		snprintf(err, errlen, "REQ: %s", nn_strerror(nn_errno()));
+		nn_close(sock);
+		return -1;
+	}
 	dup = xstrdup(endpoints);
 	for (ep = strtok_r(dup, ",", &save); ep; ep = strtok_r(NULL, ",",
 	    &save))
@@ -174,9 +179,12 @@ fail:
 
 int
 uplink_open(struct uplink *u, uv_loop_t *loop, const char *endpoints,
-    int lanes, uint32_t n_slots, uint64_t timeout_ms, int max_message,
-    uplink_recv_fn recv, void *data, char *err, size_t errlen)
+    const struct uplink_opts *o, uplink_recv_fn recv, void *data,
+    char *err, size_t errlen)
 {
+	int lanes = o->lanes;
+	uint32_t n_slots = o->n_slots;
+	uint64_t timeout_ms = o->timeout_ms;
 	uint64_t tick;
 
 	memset(u, 0, sizeof(*u));
@@ -195,8 +203,8 @@ uplink_open(struct uplink *u, uv_loop_t *loop, const char *endpoints,
 	u->wait = xcalloc(n_slots, sizeof(*u->wait));
 	u->lane = xcalloc((size_t)lanes, sizeof(*u->lane));
 	for (; u->n_lane < lanes; u->n_lane++)
-		if (lane_open(&u->lane[u->n_lane], u, endpoints, max_message,
-		    err, errlen) != 0)
+		if (lane_open(&u->lane[u->n_lane], u, endpoints, o, err,
+		    errlen) != 0)
 			goto fail;
 	uv_timer_init(loop, &u->reap);
 	u->reap.data = u;

@@ -76,16 +76,25 @@ struct uplink {
 	void			*data;
 };
 
+/* How uplink_open connects. */
+struct uplink_opts {
+	int		 lanes;		/* connections */
+	uint32_t	 n_slots;	/* devices */
+	uint64_t	 timeout_ms;	/* a lane's reply deadline */
+	int		 max_message;	/* NN_RCVMAXSIZE */
+	int		 sockbuf;	/* nnuv_sockbuf, bytes */
+};
+
 /*
- * Opens lanes connections (each to every endpoint of the comma-separated
- * list: replicas share the requests, as nanomsg's REQ balances them) for
- * n_slots devices. A lane whose request has had no reply for timeout_ms
- * takes the next one. Replies larger than max_message are refused by
- * nanomsg. 0, or -1 with the reason in err.
+ * Opens o->lanes connections (each to every endpoint of the
+ * comma-separated list: replicas share the requests, as nanomsg's REQ
+ * balances them) for o->n_slots devices. A lane whose request has had no
+ * reply for o->timeout_ms takes the next one. Replies larger than
+ * o->max_message are refused by nanomsg. 0, or -1 with the reason in err.
  */
 int	uplink_open(struct uplink *u, uv_loop_t *loop, const char *endpoints,
-	    int lanes, uint32_t n_slots, uint64_t timeout_ms, int max_message,
-	    uplink_recv_fn recv, void *data, char *err, size_t errlen);
+	    const struct uplink_opts *o, uplink_recv_fn recv, void *data,
+	    char *err, size_t errlen);
 /*
  * Sends msg (an nn_allocmsg buffer, owned from here on) as request seq of
  * slot, on a free lane or once one is free. 0, or -1 (msg freed) when

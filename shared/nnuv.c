@@ -145,6 +145,16 @@ nnuv_init(struct nnuv *s, uv_loop_t *loop, int sock, int raw,
 }
 
 int
+nnuv_sockbuf(int sock, int bytes)
+{
+	if (nn_setsockopt(sock, NN_SOL_SOCKET, NN_SNDBUF, &bytes,
+	    sizeof(bytes)) < 0 || nn_setsockopt(sock, NN_SOL_SOCKET,
+	    NN_RCVBUF, &bytes, sizeof(bytes)) < 0)
+		return -nn_errno();
+	return 0;
+}
+
+int
 nnuv_send(struct nnuv *s, void *msg, size_t len, void *hdr)
 {
 	struct nnuv_out *o;

@@ -62,6 +62,15 @@ int	nnuv_send(struct nnuv *s, void *msg, size_t len, void *hdr);
  * otherwise be seen only after the timer gave up on it.
  */
 void	nnuv_drain(struct nnuv *s);
+/*
+ * Sets the kernel send and receive buffers (NN_SNDBUF, NN_RCVBUF) of the
+ * TCP connections sock makes or accepts from now on, in bytes. nanomsg
+ * sets both to its own 128 KiB on every connection, which turns off
+ * Linux's autotuning: a model chunk then crosses in 256 KiB windows, one
+ * round trip each. The kernel caps bytes at net.core.wmem_max/rmem_max.
+ * Returns 0 or -errno.
+ */
+int	nnuv_sockbuf(int sock, int bytes);
 /* Stops / restarts delivering messages (in-flight limits). */
 void	nnuv_pause(struct nnuv *s);
 void	nnuv_resume(struct nnuv *s);

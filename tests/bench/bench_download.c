@@ -52,6 +52,7 @@
 #include "shared/dlcheck.h"
 #include "shared/manifest.h"
 #include "shared/memtune.h"
+#include "shared/nnuv.h"
 #include "shared/wire.h"
 
 #define MAX_RUNS	16
@@ -282,7 +283,9 @@ download(const char *ep, const char *dev, uint64_t *size, double *secs,
 		snprintf(err, errlen, "cannot open the key file");
 		return -1;
 	}
+	/* Buffers as deviced's net.socket-buffer default. */
 	if ((sock = nn_socket(AF_SP_RAW, NN_REQ)) < 0 ||
+	    nnuv_sockbuf(sock, 4194304) != 0 ||
 	    nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVTIMEO, &tmo,
 	    sizeof(tmo)) < 0 ||
 	    nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &unlimited,
