@@ -71,45 +71,17 @@ fit_log(const struct train_fit *fit, int rc)
 }
 
 /*
- * A weight chosen by GAUC moves the logits' scale (weight 2 cost 5 % of
- * validation logloss on ml-latest-small): one affine map z' = (1 + t) z + b
- * by logloss on the validation slice (calib.h), folded into the model,
- * which keeps every user's order. Returns 0 or an error code.
- */
-static int
-recalibrate(struct ctr *m, const struct dataset *ds, const uint32_t *vai,
-    size_t nva)
-{
-	float *z = xcalloc(nva + 1, sizeof(float));
-	float *y = xcalloc(nva + 1, sizeof(float));
-	double t = 0, b = 0;
-	int rc;
-
-	if ((rc = ctr_logits(m, ds, vai, nva, z)) == 0) {
-		for (size_t i = 0; i < nva; i++)
-			y[i] = ds->s[vai[i]].label;
-		if (nva > 0 && calib_fit(z, y, nva, CALIB_PRIOR, &t, &b) == 0)
-			rc = ctr_logit_affine(m, 1 + t, b);
-		log_info("TRAIN: recalibrated on validation: logit' = %.4f "
-		    "logit %+.4f", 1 + t, b);
-	}
-	free(z);
-	free(y);
-	return rc;
-}
-
-/*
  * train.item-prior: *m (trained with the prior at 0) gets the prior's
- * weight of best validation GAUC; at weight 0 it is shipped without the
- * prior (format 2). Returns 0 or an error code.
+ * weight of best validation GAUC and the recalibration, or at weight 0 is
+ * shipped without the prior (train_model_finish). Returns 0 or an error.
  */
 static int
 with_prior(struct train_job *j, struct ctr **m, const struct dataset *ds,
     const uint32_t *tri, size_t ntr, const uint32_t *vai, size_t nva)
 {
-	double pw[TRAIN_PRIOR_WMAX], w, g0, g;
+	double pw[TRAIN_PRIOR_WMAX];
+	struct train_prior p;
 	int n, rc;
-	struct ctr *m2;
 
 	if (numlist_parse(j->cf.prior_weights, pw, TRAIN_PRIOR_WMAX, 0, 100,
 	    &n, j->err, sizeof(j->err)) != 0) {
@@ -118,18 +90,13 @@ with_prior(struct train_job *j, struct ctr **m, const struct dataset *ds,
 		j->err[0] = '\0';
 		n = 0;
 	}
-	if ((rc = train_model_prior(*m, ds, tri, ntr, vai, nva, pw, n, &w,
-	    &g0, &g)) != 0)
-		return rc;
+	rc = train_model_finish(m, ds, tri, ntr, vai, nva, pw, n, &p);
 	log_info("TRAIN: item prior weight %g (validation GAUC %.4f, at 0 "
-	    "%.4f)", w, g, g0);
-	if (w != 0)
-		return recalibrate(*m, ds, vai, nva);
-	if ((m2 = ctr_item_prior_drop(*m)) == NULL)
-		return -ENOMEM;
-	ctr_free(*m);
-	*m = m2;
-	return 0;
+	    "%.4f)", p.w, p.g, p.g0);
+	if (p.w != 0)
+		log_info("TRAIN: recalibrated on validation: logit' = %.4f "
+		    "logit %+.4f", p.a, p.b);
+	return rc;
 }
 
 static void

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cloudd/train_model.h"
+#include "shared/ml/calib.h"
 #include "shared/ml/item_prior.h"
 #include "shared/ml/metrics.h"
 #include "shared/xmalloc.h"
@@ -169,4 +170,58 @@ train_model_prior(struct ctr *m, const struct dataset *ds,
 		}
 	}
 	return ctr_item_prior_fit(m, ds, tri, ntr, ITEM_PRIOR_K, *w);
+}
+
+/* The affine map by validation logloss, folded into m (train_model_finish). */
+static int
+recalibrate(struct ctr *m, const struct dataset *ds, const uint32_t *vai,
+    size_t nva, double *a, double *b)
+{
+	float *z = xcalloc(nva + 1, sizeof(float));
+	float *y = xcalloc(nva + 1, sizeof(float));
+	double t = 0;
+	int rc;
+
+	*a = 1;
+	*b = 0;
+	if ((rc = ctr_logits(m, ds, vai, nva, z)) == 0 && nva > 0) {
+		for (size_t i = 0; i < nva; i++)
+			y[i] = ds->s[vai[i]].label;
+		if (calib_fit(z, y, nva, CALIB_PRIOR, &t, b) == 0) {
+			*a = 1 + t;
+			rc = ctr_logit_affine(m, *a, *b);
+		} else
+			*b = 0;
+	}
+	free(z);
+	free(y);
+	return rc;
+}
+
+int
+train_model_finish(struct ctr **m, const struct dataset *ds,
+    const uint32_t *tri, size_t ntr, const uint32_t *vai, size_t nva,
+    const double *pw, int n_pw, struct train_prior *res)
+{
+	struct train_prior r = { .a = 1 };
+	struct ctr *m2;
+	int rc;
+
+	if ((rc = train_model_prior(*m, ds, tri, ntr, vai, nva, pw, n_pw,
+	    &r.w, &r.g0, &r.g)) != 0)
+		goto out;
+	if (r.w != 0) {
+		rc = recalibrate(*m, ds, vai, nva, &r.a, &r.b);
+		goto out;
+	}
+	if ((m2 = ctr_item_prior_drop(*m)) == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	ctr_free(*m);
+	*m = m2;
+out:
+	if (res != NULL)
+		*res = r;
+	return rc;
 }

@@ -25,8 +25,9 @@
  * (0 included: then the model is shipped without it, format 2), then one
  * affine recalibration on validation. On by default since the ctr task's
  * validation chose weights 1-2 in every seed (scripts/README.md, *The
- * item prior*). The offline tools (dccl-base, dccl-ofa, dccl-distill,
- * bench_train) train without it.
+ * item prior*). train_model_finish() is this step: cloudd, dccl-ofa
+ * and dccl-distill run it; dccl-base with its "prior" token;
+ * bench_train does not (it times training).
  */
 #define TRAIN_ITEM_PRIOR	1
 #define TRAIN_PRIOR_WEIGHTS	"0,0.5,1,2"
@@ -95,5 +96,25 @@ int	train_model_fit(struct ctr **out, const struct ctr_config *cfg,
 int	train_model_prior(struct ctr *m, const struct dataset *ds,
 	    const uint32_t *tri, size_t ntr, const uint32_t *vai, size_t nva,
 	    const double *pw, int n_pw, double *w, double *g0, double *g);
+
+/* What train_model_finish did. */
+struct train_prior {
+	double	w;		/* the weight kept; 0: shipped without */
+	double	g0, g;		/* validation GAUC at 0 and at w */
+	double	a, b;		/* recalibration: logit' = a logit + b */
+};
+
+/*
+ * cloudd's step after training with train.item-prior: train_model_prior
+ * on *m, then at a weight w > 0 one affine map of the logit fitted by
+ * logloss on the validation slice vai (calib.h) and folded into the model
+ * (the weight chosen by GAUC moves the logits' scale; the map keeps every
+ * user's order); at w = 0 *m is replaced by the same model without the
+ * prior (format 2). res (may be NULL) gets the figures. Returns 0 or an
+ * error code (*m unchanged on -ENOMEM).
+ */
+int	train_model_finish(struct ctr **m, const struct dataset *ds,
+	    const uint32_t *tri, size_t ntr, const uint32_t *vai, size_t nva,
+	    const double *pw, int n_pw, struct train_prior *res);
 
 #endif

@@ -43,6 +43,8 @@ case " $PARTS " in *" ofa "*) do_ofa=1 ;; *) do_ofa=0 ;; esac
 # newest half, with the learning rate of the lowest logloss there
 # (dccl-ofa --res-val, --lr-grid).
 OFA_ARGS=${OFA_ARGS:---res-val 0.5 --lr-grid 3e-3,1e-3,3e-4}
+# DISTILL_ARGS: more dccl-distill options (e.g. --no-prior, --arms).
+DISTILL_ARGS=${DISTILL_ARGS:-}
 export OPENBLAS_NUM_THREADS=1
 t0=$(date +%s)
 mkdir -p "$OUT"
@@ -82,10 +84,10 @@ for set in $sets; do
 		[ "${EVAL_CLOUD_REUSE:-0}" = 1 ] && [ -f "$OUT/$set/seed$s/test/r2/preds.csv" ] && continue
 		if [ "$set" = ml ]; then
 			"$BIN/dccl-distill" "$DATA" "$OUT/$set/seed$s" --seed "$s" \
-			    2>"$OUT/$set-seed$s.log" || { tail "$OUT/$set-seed$s.log"; exit 1; }
+			    $DISTILL_ARGS 2>"$OUT/$set-seed$s.log" || { tail "$OUT/$set-seed$s.log"; exit 1; }
 		else
 			"$BIN/dccl-distill" synth "$OUT/$set/seed$s" --seed "$s" \
-			    --synth "$SYNTH_USERS" 2>"$OUT/$set-seed$s.log" ||
+			    --synth "$SYNTH_USERS" $DISTILL_ARGS 2>"$OUT/$set-seed$s.log" ||
 			    { tail "$OUT/$set-seed$s.log"; exit 1; }
 		fi
 		echo "eval-cloud: $set seed $s done ($(( $(date +%s) - t0 )) s)"

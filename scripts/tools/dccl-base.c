@@ -25,7 +25,10 @@
  * (decoupled weight decay), dN (embedding dim), bN (batch), pN (patience),
  * e.g. side+fm+lr3e-4+wd1e-5; lrgrid trains one model per rate of cloudd's
  * train.lr-grid default and keeps the one of best pool-validation GAUC, as
- * cloudd does (cloudd/train_model.h). Default: base,inter,fm,att,inter+att,fm+att.
+ * cloudd does (cloudd/train_model.h); prior adds cloudd's item prior
+ * after training (train_model_finish: the weight of best pool-validation
+ * GAUC from train.item-prior-weights' default, then the recalibration).
+ * Default: base,inter,fm,att,inter+att,fm+att.
  * Single-threaded; exits 0, 1 on errors, 2 on usage errors.
  */
 #include <errno.h>
@@ -41,6 +44,7 @@
 #include "shared/clock.h"
 #include "shared/data/dataset.h"
 #include "shared/ml/ctr.h"
+#include "shared/numlist.h"
 #include "shared/xmalloc.h"
 
 void	openblas_set_num_threads(int);
@@ -56,6 +60,7 @@ struct variant {
 	double	 lr, wd;
 	int	 dim, batch, patience;
 	int	 grid;		/* lrgrid: cloudd's train.lr-grid */
+	int	 prior;		/* prior: cloudd's train.item-prior */
 };
 
 /* "<pre><number>" with nothing after the number: *out = the number */
@@ -96,6 +101,8 @@ parse_variant(struct variant *v, const char *s)
 			;
 		else if (strcmp(tok, "lrgrid") == 0)
 			v->grid = 1;
+		else if (strcmp(tok, "prior") == 0)
+			v->prior = 1;
 		else if (num_tok(tok, "lr", &x) && x > 0 && x <= 1)
 			v->lr = x;
 		else if (num_tok(tok, "wd", &x) && x <= 1)
@@ -230,6 +237,7 @@ main(int argc, char **argv)
 			cc.n_side = 0;
 		if (var[k].dim > 0)
 			cc.dim = var[k].dim;
+		cc.item_prior = var[k].prior;
 		struct ctr_train_opts co;
 		struct train_fit tf;
 		double lrs[TRAIN_LR_MAX];
@@ -252,6 +260,23 @@ main(int argc, char **argv)
 		int rc = train_model_fit(&m, &cc, seed, &sd.pool, sd.tri,
 		    sd.ntr, sd.vai, sd.nva, &co, lrs, nlr, &tf);
 		double dt = clock_now() - t0;
+		if (rc == 0 && var[k].prior) {
+			double pw[TRAIN_PRIOR_WMAX];
+			struct train_prior tp;
+			int npw;
+
+			if (numlist_parse(TRAIN_PRIOR_WEIGHTS, pw,
+			    TRAIN_PRIOR_WMAX, 0, 100, &npw, err,
+			    sizeof(err)) != 0 || (rc = train_model_finish(&m,
+			    &sd.pool, sd.tri, sd.ntr, sd.vai, sd.nva, pw, npw,
+			    &tp)) != 0)
+				rc = rc != 0 ? rc : -EINVAL;
+			else
+				printf("%s: item prior weight %g (pool-val GAUC "
+				    "%.4f, at 0 %.4f), logit' = %.4f logit "
+				    "%+.4f\n", var[k].name, tp.w, tp.g, tp.g0,
+				    tp.a, tp.b);
+		}
 		if (rc != 0) {
 			fprintf(stderr, "%s: %s: training failed (%d)\n", prog,
 			    var[k].name, rc);

@@ -7,7 +7,11 @@
  *
  *   dccl-distill DATA OUTDIR [--seed S] [--slices P,S1,..,SK] [--min-dev N]
  *                [--synth USERS] [--lambda X] [--distill-epochs N]
- *                [--recent F] [--arms A,B,...]
+ *                [--recent F] [--arms A,B,...] [--no-prior]
+ *
+ * v1 is trained as cloudd trains it, item prior included
+ * (train_model_finish); --no-prior leaves the prior out (the runs before
+ * 2026-12-04).
  *
  * --synth USERS replaces DATA by dataset_synth's drift set (seed 7 for
  * every run, 30 % of the users change taste) whose drift starts at the
@@ -76,6 +80,7 @@
 #include "shared/data/dataset.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/metrics.h"
+#include "shared/numlist.h"
 #include "shared/xmalloc.h"
 
 void	openblas_set_num_threads(int);
@@ -141,6 +146,7 @@ struct run {
 	double			 lambda;
 	double			 recent;
 	int			 distill_epochs;
+	int			 prior;		/* cloudd's item prior on v1 */
 	const char		*out;
 	/* what the adopted patches of the current arm and round change */
 	struct patch_gap {
@@ -157,7 +163,7 @@ usage(FILE *fp)
 	fprintf(fp,
 "usage: %s DATA OUTDIR [--seed S] [--slices P,S1,...,SK] [--min-dev N]\n"
 "           [--synth USERS] [--lambda X] [--distill-epochs N] [--recent F]\n"
-"           [--arms A,B,...] (default: every arm)\n"
+"           [--arms A,B,...] (default: every arm) [--no-prior]\n"
 "DATA is a MovieLens directory (or, with --synth, ignored: a synthetic\n"
 "drift set of USERS users whose drift, bias and for 30 %% of the users\n"
 "taste, starts at the device slices).\n",
@@ -237,6 +243,7 @@ train_v1(struct run *r, int patience, int epochs, struct ctr **out)
 	int rc;
 
 	train_model_defaults(&cfg, &r->ds);	/* cloudd's train.* */
+	cfg.item_prior = r->prior;
 	if ((rc = ctr_new(out, &cfg, r->seed)) != 0)
 		return rc;
 	ctr_train_opts_default(&o);
@@ -250,6 +257,21 @@ train_v1(struct run *r, int patience, int epochs, struct ctr **out)
 	fprintf(stderr, "%s: v1 (patience %d): best epoch %d of %d, val "
 	    "logloss %.4f\n", prog, patience, st.best_epoch, st.epochs,
 	    st.val_loss);
+	if (rc == 0 && r->prior) {
+		double pw[TRAIN_PRIOR_WMAX];
+		struct train_prior tp;
+		char err[128];
+		int npw;
+
+		if (numlist_parse(TRAIN_PRIOR_WEIGHTS, pw, TRAIN_PRIOR_WMAX, 0,
+		    100, &npw, err, sizeof(err)) != 0)
+			return -EINVAL;
+		if ((rc = train_model_finish(out, &r->ds, r->sp.pool_tr,
+		    r->sp.ntr, r->sp.pool_va, r->sp.nva, pw, npw, &tp)) == 0)
+			fprintf(stderr, "%s: v1 (patience %d): item prior "
+			    "weight %g (pool-val GAUC %.4f, at 0 %.4f)\n", prog,
+			    patience, tp.w, tp.g, tp.g0);
+	}
 	return rc;
 }
 
@@ -579,6 +601,7 @@ main(int argc, char **argv)
 		{ "distill-epochs", required_argument, NULL, 'e' },
 		{ "recent", required_argument, NULL, 'r' },
 		{ "arms", required_argument, NULL, 'a' },
+		{ "no-prior", no_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -598,6 +621,7 @@ main(int argc, char **argv)
 	memset(&r, 0, sizeof(r));
 	r.seed = 1;
 	r.lambda = 1.0;
+	r.prior = TRAIN_ITEM_PRIOR;
 	r.distill_epochs = 3;
 	r.recent = 0.2;
 	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -617,6 +641,10 @@ main(int argc, char **argv)
 			break;
 		case 'a':
 			only = optarg;
+			end = "";
+			break;
+		case 'P':
+			r.prior = 0;
 			end = "";
 			break;
 		case 'r':

@@ -1,7 +1,7 @@
 /*
  * dccl-ofa: standalone Forward-OFA run on a split directory written by
  * `dccl-data split`: trains the cloud CTR model on the pool (cloudd's
- * defaults), then the Forward-OFA model on the same pool with the CTR
+ * defaults, item prior included unless --no-prior), then the Forward-OFA model on the same pool with the CTR
  * model's embeddings frozen, and evaluates on every user's test samples:
  *
  *   cloud      the uniform cloud CTR model
@@ -75,6 +75,7 @@
 #include "scripts/tools/splitdir.h"
 #include "shared/clock.h"
 #include "shared/ml/ctr.h"
+#include "shared/numlist.h"
 #include "shared/ml/ctr_io.h"
 #include "shared/data/carve.h"
 #include "shared/data/dataset.h"
@@ -282,6 +283,7 @@ main(int argc, char **argv)
 	int hidden = 64, inner = 64, blocks = 4, rank = 8;
 	int ctrl_hidden = 16, gen_hidden = 32;
 	double mu = 0.01, lr = 1e-3, wd = 0, holdout = 0, resval = 0.5;
+	int prior = TRAIN_ITEM_PRIOR;	/* --no-prior: 0 */
 	double lrs[8], lr_used = 0;
 	int nlr = 0;
 	uint32_t *ctri = NULL, *resi = NULL, *rvai = NULL;
@@ -304,6 +306,7 @@ main(int argc, char **argv)
 		{ "holdout", required_argument, NULL, 'h' },
 		{ "res-val", required_argument, NULL, 'V' },
 		{ "lr-grid", required_argument, NULL, 'g' },
+		{ "no-prior", no_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 }
 	};
 
@@ -324,6 +327,7 @@ main(int argc, char **argv)
 		case 'w': wd = atof(optarg); break;
 		case 'h': holdout = atof(optarg); break;
 		case 'V': resval = atof(optarg); break;
+		case 'P': prior = 0; break;
 		case 'g': {
 			char *e = optarg;
 			for (nlr = 0; nlr < 8 && *e != '\0'; nlr++) {
@@ -338,7 +342,8 @@ main(int argc, char **argv)
 			    "[--epochs N] [--blocks L] [--hidden H] [--inner F] "
 			    "[--rank R] [--lr X] [--save FILE] [--preds DIR] "
 			    "[--ctrl-hidden N] [--gen-hidden N] [--wd X] "
-			    "[--holdout F] [--res-val F] [--lr-grid X,Y,..]\n",
+			    "[--holdout F] [--res-val F] [--lr-grid X,Y,..] "
+			    "[--no-prior]\n",
 			    prog);
 			return 2;
 		}
@@ -361,11 +366,30 @@ main(int argc, char **argv)
 	/* ---- cloud CTR model, as cloudd trains it ---- */
 	double t0 = clock_now();
 	train_model_defaults(&cc, &sd.pool);
+	cc.item_prior = prior;
 	if (ctr_new(&full, &cc, seed) != 0)
 		return 1;
 	splitdir_train_cloud(full, &sd, seed, &cst);
 	printf("cloud CTR: %d epochs (best %d), val logloss %.4f, %.1f s\n",
 	    cst.epochs, cst.best_epoch, cst.val_loss, clock_now() - t0);
+	if (prior) {
+		double pw[TRAIN_PRIOR_WMAX];
+		struct train_prior tp;
+		char perr[128];
+		int npw;
+
+		if (numlist_parse(TRAIN_PRIOR_WEIGHTS, pw, TRAIN_PRIOR_WMAX, 0,
+		    100, &npw, perr, sizeof(perr)) != 0 ||
+		    train_model_finish(&full, &sd.pool, sd.tri, sd.ntr, sd.vai,
+		    sd.nva, pw, npw, &tp) != 0) {
+			fprintf(stderr, "%s: item prior failed\n", prog);
+			return 1;
+		}
+		printf("cloud CTR: item prior weight %g (pool-val GAUC %.4f, "
+		    "at 0 %.4f), logit' = %.4f logit %+.4f\n", tp.w, tp.g,
+		    tp.g0, tp.a, tp.b);
+		cc = *ctr_config(full);	/* without the prior at weight 0 */
+	}
 	/*
 	 * --holdout F: the CTR model OFA sits on fits each user's older
 	 * training samples only, and the OFA models learn from the newest F

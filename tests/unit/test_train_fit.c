@@ -25,6 +25,7 @@
 #include "cloudd/train_model.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/item_prior.h"
+#include "shared/ml/kern.h"
 #include "shared/ml/metrics.h"
 #include "shared/rng.h"
 #include "tests/unit/ctr_fixture.h"
@@ -220,31 +221,19 @@ test_errors(void **state)
 }
 
 /*
- * The prior trains at 0; its weight is the argmax of the validation GAUC
- * over the list (the earlier on ties), a list without 0 never gives 0,
- * and the model without the prior predicts as the prior at 0 does.
+ * Clicks by item alone, P = 0.1 .. 0.9 by item % 5, and a model with the
+ * prior trained too little to learn them: a prior with something to say.
  */
-static void
-test_prior(void **state)
+static struct ctr *
+prior_model(struct fx *f)
 {
-	struct fx *f = *state;
-	const double lr[1] = { 1e-5 }, pw[4] = { 0, 0.5, 1, 2 }, one = 1;
-	const size_t nv = N - NTR;
+	const double lr[1] = { 1e-5 };
+	struct ctr_train_opts o = f->o;
 	struct ctr_config c = f->cfg;
 	struct train_fit r;
-	struct ctr *m = NULL, *m2;
-	const struct param_tensor *t;
-	double g[4], w, g0, gw;
-	float *z0 = calloc(nv, sizeof(float)), *z2 = calloc(nv, sizeof(float));
-	int best = 0;
-
-	struct ctr_train_opts o = f->o;
+	struct ctr *m = NULL;
 	struct rng rr;
 
-	/*
-	 * Clicks by item alone, P = 0.1 .. 0.9 by item % 5, and a model
-	 * trained too little to learn them: a prior with something to say.
-	 */
 	rng_seed(&rr, 11);
 	for (size_t i = 0; i < N; i++)
 		f->ds.s[i].label = (float)(rng_unif(&rr) <
@@ -253,7 +242,44 @@ test_prior(void **state)
 	o.patience = 0;
 	c.item_prior = 1;
 	assert_int_equal(train_model_fit(&m, &c, 5, &f->ds, f->tri, NTR,
-	    f->vai, nv, &o, lr, 1, &r), 0);
+	    f->vai, N - NTR, &o, lr, 1, &r), 0);
+	return m;
+}
+
+/* Mean validation logloss of m. */
+static double
+val_logloss(struct ctr *m, const struct fx *f)
+{
+	const size_t nv = N - NTR;
+	float *z = calloc(nv, sizeof(float));
+	double l = 0;
+
+	assert_non_null(z);
+	assert_int_equal(ctr_logits(m, &f->ds, f->vai, nv, z), 0);
+	for (size_t i = 0; i < nv; i++)
+		l += bce_logit(z[i], f->ds.s[f->vai[i]].label);
+	free(z);
+	return l / (double)nv;
+}
+
+/*
+ * The prior trains at 0; its weight is the argmax of the validation GAUC
+ * over the list (the earlier on ties), a list without 0 never gives 0,
+ * and the model without the prior predicts as the prior at 0 does.
+ */
+static void
+test_prior(void **state)
+{
+	struct fx *f = *state;
+	const double pw[4] = { 0, 0.5, 1, 2 }, one = 1;
+	const size_t nv = N - NTR;
+	struct ctr *m, *m2;
+	const struct param_tensor *t;
+	double g[4], w, g0, gw;
+	float *z0 = calloc(nv, sizeof(float)), *z2 = calloc(nv, sizeof(float));
+	int best = 0;
+
+	m = prior_model(f);
 	t = ctr_tensor_find(m, "item_prior");
 	for (size_t k = 0; k < t->n; k++)
 		assert_true(t->data[k] == 0.0f);	/* trained at 0 */
@@ -295,6 +321,48 @@ test_prior(void **state)
 	free(z2);
 }
 
+/*
+ * train_model_finish, cloudd's step: the weight of train_model_prior,
+ * then a recalibration that keeps the validation GAUC (a > 0: every
+ * user's order) and lowers the validation logloss; at weight 0 the model
+ * without the prior.
+ */
+static void
+test_finish(void **state)
+{
+	struct fx *f = *state;
+	const double pw[4] = { 0, 0.5, 1, 2 }, zero = 0;
+	const size_t nv = N - NTR;
+	struct ctr *m = prior_model(f), *m0 = ctr_clone(m), *mw;
+	struct train_prior p;
+	double w, g0, gw, before;
+
+	assert_non_null(m0);
+	mw = ctr_clone(m);
+	assert_non_null(mw);
+	assert_int_equal(train_model_prior(mw, &f->ds, f->tri, NTR, f->vai,
+	    nv, pw, 4, &w, &g0, &gw), 0);
+	before = val_logloss(mw, f);
+	assert_int_equal(train_model_finish(&m, &f->ds, f->tri, NTR, f->vai,
+	    nv, pw, 4, &p), 0);
+	assert_true(p.w == w && p.w > 0 && p.g == gw && p.g0 == g0);
+	assert_true(p.a > 0 && isfinite(p.b) && (p.a != 1 || p.b != 0));
+	assert_true(ctr_config(m)->item_prior);
+	assert_true(fabs(gauc_of(m, f) - gw) < 1e-9);
+	assert_true(val_logloss(m, f) < before);
+	printf("  finish: weight %g, logit' = %.4f logit %+.4f, val logloss "
+	    "%.4f -> %.4f\n", p.w, p.a, p.b, before, val_logloss(m, f));
+	/* weight 0: replaced by the model without the prior, no recalibration */
+	assert_int_equal(train_model_finish(&m0, &f->ds, f->tri, NTR,
+	    f->vai, nv, &zero, 1, &p), 0);
+	assert_true(p.w == 0 && p.a == 1 && p.b == 0);
+	assert_false(ctr_config(m0)->item_prior);
+	assert_null(ctr_tensor_find(m0, "item_prior"));
+	ctr_free(mw);
+	ctr_free(m0);
+	ctr_free(m);
+}
+
 int
 main(void)
 {
@@ -304,6 +372,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prior, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_finish, setup, teardown),
 	};
 
 	openblas_set_num_threads(1);
