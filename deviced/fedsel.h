@@ -16,37 +16,13 @@
 
 #include "dccl.pb-c.h"
 
-#define FEDSEL_DEV_METHODS	16	/* methods in a report or a choice */
+#include "deviced/fedsel_choice.h"
 
 struct device;
 struct learn_prep;
 struct learn_memo;
 struct learn_result;
 
-struct fedsel_dev_choice {
-	char	 method[32];
-	double	 lr;
-	int	 steps;
-	int	 by_evidence;	/* 0: the cloud's default point */
-	double	 pair_weight;	/* the cloud's pair weight for method */
-};
-
-/* The cloud's choice as fetched (GetSelectionReq). */
-struct fedsel_dev {
-	uint64_t round;		/* the base version whose reports chose */
-	int	 n;
-	struct fedsel_dev_choice c[FEDSEL_DEV_METHODS];
-};
-
-/* The cloud's setting for method in f (NULL: none): 0, or -1 if none. */
-int	fedsel_dev_find(const struct fedsel_dev *f, const char *method,
-	    double *lr, int *steps);
-/*
- * The cloud's pair weight for method in f (NULL: none): 0, or -1 if the
- * cloud has no choice for it.
- */
-int	fedsel_dev_find_pw(const struct fedsel_dev *f, const char *method,
-	    double *w);
 /* Does d report after its jobs (learn.fedsel-report, and no DP)? */
 int	fedsel_dev_reports(const struct device *d);
 /* Does d fetch the cloud's choice before a job? */

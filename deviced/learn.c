@@ -43,7 +43,7 @@
 
 #include "deviced/deviced.h"
 #include "deviced/encoder_dev.h"
-#include "deviced/fedsel.h"
+#include "deviced/fedsel_choice.h"
 #include "deviced/label_correct.h"
 #include "deviced/learn.h"
 #include "deviced/learn_memo.h"

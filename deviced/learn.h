@@ -43,7 +43,7 @@ struct learn_in {
 					   paths are checked and timed
 					   against (tests, bench_learn) */
 	const struct fedsel_dev	*fed;	/* the cloud's chosen settings
-					   (deviced/fedsel.h), or NULL */
+					   (deviced/fedsel_choice.h), or NULL */
 	int			 report;	/* make a grid report */
 };
 
