@@ -8,6 +8,7 @@
  *   dccl-distill DATA OUTDIR [--seed S] [--slices P,S1,..,SK] [--min-dev N]
  *                [--synth USERS] [--lambda X] [--distill-epochs N]
  *                [--recent F] [--arms A,B,...] [--no-prior]
+ *                [--patch-lr X]
  *
  * v1 is trained as cloudd trains it, item prior included
  * (train_model_finish); --no-prior leaves the prior out (the runs before
@@ -147,6 +148,7 @@ struct run {
 	double			 recent;
 	int			 distill_epochs;
 	int			 prior;		/* cloudd's item prior on v1 */
+	double			 patch_lr;	/* the devices' MetaPatch Adam rate */
 	const char		*out;
 	/* what the adopted patches of the current arm and round change */
 	struct patch_gap {
@@ -164,6 +166,7 @@ usage(FILE *fp)
 "usage: %s DATA OUTDIR [--seed S] [--slices P,S1,...,SK] [--min-dev N]\n"
 "           [--synth USERS] [--lambda X] [--distill-epochs N] [--recent F]\n"
 "           [--arms A,B,...] (default: every arm) [--no-prior]\n"
+"           [--patch-lr X] (the devices' MetaPatch Adam rate, 0.01)\n"
 "DATA is a MovieLens directory (or, with --synth, ignored: a synthetic\n"
 "drift set of USERS users whose drift, bias and for 30 %% of the users\n"
 "taste, starts at the device slices).\n",
@@ -346,7 +349,8 @@ patch_gap(struct run *r, size_t d, struct ctr *m, struct ctr *c)
 }
 
 /*
- * MetaPatch from m on idx[0..nt) as deviced trains it (learn.lr 0.01, 10
+ * MetaPatch from m on idx[0..nt) as deviced trains it (learn.lr 0.01 or
+ * --patch-lr, 10
  * epochs, batch 32, patience 2 on idx[nt..nt+nv)) and deviced's guard
  * there: lower logloss and no lower AUC than m. Returns 1 if it passes
  * (*out then the patched clone, which the caller frees), else 0.
@@ -365,7 +369,7 @@ patch_fold(struct run *r, struct ctr *m, const uint32_t *idx, size_t nt,
 	ctr_eval_logloss(c, &r->ds, idx + nt, nv, &base);
 	auc0 = auc_of(c, &r->ds, idx + nt, nv);
 	ctr_train_opts_default(&o);
-	ctr_opt_default(&o.opt, CTR_OPT_ADAM, 0.01f);
+	ctr_opt_default(&o.opt, CTR_OPT_ADAM, (float)r->patch_lr);
 	o.sel = CTR_SEL_METAPATCH_ONLY;
 	o.epochs = 10;
 	o.batch = 32;
@@ -602,6 +606,7 @@ main(int argc, char **argv)
 		{ "recent", required_argument, NULL, 'r' },
 		{ "arms", required_argument, NULL, 'a' },
 		{ "no-prior", no_argument, NULL, 'P' },
+		{ "patch-lr", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -622,6 +627,7 @@ main(int argc, char **argv)
 	r.seed = 1;
 	r.lambda = 1.0;
 	r.prior = TRAIN_ITEM_PRIOR;
+	r.patch_lr = 0.01;	/* deviced's learn.lr */
 	r.distill_epochs = 3;
 	r.recent = 0.2;
 	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -646,6 +652,11 @@ main(int argc, char **argv)
 		case 'P':
 			r.prior = 0;
 			end = "";
+			break;
+		case 'L':
+			r.patch_lr = strtod(optarg, &end);
+			if (!(r.patch_lr > 0 && r.patch_lr <= 1))
+				end = "x";	/* out of range: usage error */
 			break;
 		case 'r':
 			r.recent = strtod(optarg, &end);

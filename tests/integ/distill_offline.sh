@@ -63,8 +63,11 @@ rc=0; "$BIN/dccl-distill" x "$T/bad" --slices 0.7,0.1,0.1 >/dev/null 2>&1 || rc=
 [ $rc = 2 ] || die "slices not summing to 1 accepted (exit $rc)"
 rc=0; "$BIN/dccl-distill" x "$T/bad" --synth 60 --recent 0 >/dev/null 2>&1 || rc=$?
 [ $rc = 2 ] || die "--recent 0 accepted (exit $rc)"
-# --arms runs only the arms named.
-"$BIN/dccl-distill" x "$T/sub" --synth 60 --seed 3 --arms v1,lam0 >/dev/null 2>&1 || die "--arms failed"
+rc=0; "$BIN/dccl-distill" x "$T/bad" --synth 60 --patch-lr 0 >/dev/null 2>&1 || rc=$?
+[ $rc = 2 ] || die "--patch-lr 0 accepted (exit $rc)"
+# --arms runs only the arms named; --patch-lr sets the devices' rate.
+"$BIN/dccl-distill" x "$T/sub" --synth 60 --seed 3 --arms v1,lam0 \
+    --patch-lr 0.001 >/dev/null 2>&1 || die "--arms failed"
 [ "$(cut -d, -f1 "$T/sub/test/r1/preds.csv" | sort -u | tr '\n' ' ')" = "lam0 v1 " ] || die "--arms ran other arms"
 rc=0; "$BIN/dccl-distill" /nonexistent "$T/bad" >/dev/null 2>&1 || rc=$?
 [ $rc = 1 ] || die "missing data set: exit $rc"
