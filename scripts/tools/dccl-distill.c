@@ -1,9 +1,9 @@
 /*
  * dccl-distill: MoMoDistill with its controls, offline, on a rolling time
- * split. It runs the same numerics as cloudd and deviced (ctr_train,
- * distill_fit, MetaPatch on CTR_SEL_METAPATCH_ONLY with deviced's learn.*
- * defaults) without the sockets, so that every arm sees the same data and
- * the same seeds and differs in one thing only.
+ * split. It runs the same code as cloudd and deviced (ctr_train,
+ * distill_fit, and each device's own learning job, learn_run with
+ * deviced's defaults) without the sockets, so that every arm sees the
+ * same data and the same seeds and differs in one thing only.
  *
  *   dccl-distill DATA OUTDIR [--seed S] [--slices P,S1,..,SK] [--min-dev N]
  *                [--synth USERS] [--lambda X] [--distill-epochs N]
@@ -22,10 +22,15 @@
  * share P and K device slices S1..SK (default 0.7,0.1,0.1,0.1); users with
  * fewer than --min-dev samples (20) stay in the pool and are no device.
  * The pool never grows: what the cloud learns after v1 comes only through
- * the devices' patches. Round r (1..K-1): every device holds S_r, trains its
- * MetaPatch m on the first 80 % of S_r from the arm's current cloud model
- * and adopts it only if the last 20 % (its validation slice) has a lower
- * logloss and no lower AUC (deviced's guard). Only adopted patches teach.
+ * the devices' patches. Round r (1..K-1): every device holds S_r and runs
+ * deviced's learning job (learn_run: the served MetaPatch, its setting by
+ * cross-validation over the samples, the guard, the bias fallback) on the
+ * first 80 % of S_r from the arm's current cloud model; the last 20 % is
+ * its validation slice. A patch teaches only if the job adopted it (not
+ * the bias alone), with the m rows the device uploads. --patch-lr X
+ * trains the patches as this tool did before 2026-12-04 instead: Adam at
+ * rate X for up to 10 epochs (batch 32, patience 2), adopted if the
+ * validation slice has a lower logloss and no lower AUC.
  * The cloud then distils (distill_fit, train.* and distill.* defaults) and
  * the new model is scored on S_{r+1}, data after everything round r saw.
  *
@@ -51,9 +56,10 @@
  *                teachers themselves get on the next slice; the most
  *                device knowledge could give the cloud in ranking)
  *   distill-cv, teachers-cv  distill and teachers with only the patches
- *                that also pass the guard one forward-chaining fold
- *                earlier (trained on the first half of the device's
- *                training part of S_r, checked on its second half)
+ *                that also pass one forward-chaining fold earlier (the
+ *                job on the first half of the device's training part of
+ *                S_r adopts a patch too; with --patch-lr: trained on
+ *                that half, checked on the second)
  *   *-ctr        distill and distill-frz with centred teachers
  *                (DISTILL_FIT_CENTER: within-user differences only); the
  *                self-distillation teacher is the student, which centring
@@ -78,8 +84,12 @@
 #include "scripts/tools/movielens.h"
 #include "scripts/tools/synth.h"
 #include "cloudd/distill.h"
+#include "deviced/deviced.h"
+#include "deviced/learn.h"
 #include "shared/data/dataset.h"
+#include "shared/conf.h"
 #include "shared/ml/ctr.h"
+#include "shared/ml/ctr_io.h"
 #include "shared/ml/metrics.h"
 #include "shared/numlist.h"
 #include "shared/xmalloc.h"
@@ -148,7 +158,11 @@ struct run {
 	double			 recent;
 	int			 distill_epochs;
 	int			 prior;		/* cloudd's item prior on v1 */
-	double			 patch_lr;	/* the devices' MetaPatch Adam rate */
+	double			 patch_lr;	/* > 0: --patch-lr, Adam patches */
+	struct conf		 dconf;		/* deviced's options, defaults */
+	struct deviced_conf	 dcf;
+	int			 have_dconf;
+	double			 r_g;		/* the pool's click rate */
 	const char		*out;
 	/* what the adopted patches of the current arm and round change */
 	struct patch_gap {
@@ -166,7 +180,8 @@ usage(FILE *fp)
 "usage: %s DATA OUTDIR [--seed S] [--slices P,S1,...,SK] [--min-dev N]\n"
 "           [--synth USERS] [--lambda X] [--distill-epochs N] [--recent F]\n"
 "           [--arms A,B,...] (default: every arm) [--no-prior]\n"
-"           [--patch-lr X] (the devices' MetaPatch Adam rate, 0.01)\n"
+"           [--patch-lr X] (Adam patches at rate X instead of deviced's\n"
+"           own learning job)\n"
 "DATA is a MovieLens directory (or, with --synth, ignored: a synthetic\n"
 "drift set of USERS users whose drift, bias and for 30 %% of the users\n"
 "taste, starts at the device slices).\n",
@@ -394,6 +409,82 @@ patch_fold(struct run *r, struct ctr *m, const uint32_t *idx, size_t nt,
  * passed the guard: forward-chaining evidence, from S_rd alone, that
  * this device's patches hold on its later data.
  */
+/*
+ * Device u's learning job as deviced runs it (learn_run with deviced's
+ * defaults: the served MetaPatch, its setting by CV over the local
+ * samples, the guard, the bias fallback) on idx[0..n) over model m.
+ * Returns 1 when it adopted a patch (not the bias alone): *res then
+ * holds the m rows it uploads. The caller frees *res (learn_result_fini)
+ * whenever n > 0.
+ */
+static int
+deviced_job(struct run *r, uint32_t u, const struct ctr *m,
+    const uint32_t *idx, size_t n, struct learn_result *res)
+{
+	struct dataset local, none;
+	struct learn_prep p;
+	size_t *ix = xcalloc(n + 1, sizeof(size_t));
+	struct learn_in in;
+
+	for (size_t j = 0; j < n; j++)
+		ix[j] = idx[j];
+	dataset_init(&local);
+	dataset_init(&none);
+	dataset_append_subset(&local, &r->ds, ix, n);
+	memset(&in, 0, sizeof(in));
+	in.cf = &r->dcf;
+	in.model = m;
+	in.local = &local;
+	in.retrieved = &none;
+	in.user = u;
+	in.global_ctr = r->r_g;
+	learn_run(&in, &p, NULL, res);
+	learn_prep_fini(&p);
+	dataset_fini(&local);
+	dataset_fini(&none);
+	free(ix);
+	return res->rc == 0 && res->adopted && !res->fallback &&
+	    res->n_patch > 0;
+}
+
+/*
+ * device() with deviced's own job on the training part idx[0..nt): with
+ * cv, the same job on its first half must adopt too.
+ */
+static int
+device_deviced(struct run *r, size_t d, struct ctr *m, struct ctr *teacher,
+    const uint32_t *idx, size_t nt, int cv)
+{
+	uint32_t u = r->sp.dev[d];
+	struct learn_result res;
+	struct ctr *c;
+	int adopted;
+
+	if (cv) {
+		size_t h = nt / 2;
+
+		if (h == 0)
+			return 0;
+		adopted = deviced_job(r, u, m, idx, h, &res);
+		learn_result_fini(&res);
+		if (!adopted)
+			return 0;
+	}
+	adopted = deviced_job(r, u, m, idx, nt, &res);
+	if (adopted && teacher != NULL) {
+		/* what the cloud holds of it: the uploaded m rows */
+		if ((c = ctr_clone(m)) != NULL) {
+			if (ctr_io_patch_put(c, u, res.patch, res.n_patch) == 0)
+				patch_gap(r, d, m, c);
+			ctr_free(c);
+		}
+		if (ctr_io_patch_put(teacher, u, res.patch, res.n_patch) != 0)
+			adopted = 0;
+	}
+	learn_result_fini(&res);
+	return adopted;
+}
+
 static int
 device(struct run *r, size_t d, int rd, struct ctr *m, struct ctr *teacher,
     int cv)
@@ -412,6 +503,11 @@ device(struct run *r, size_t d, int rd, struct ctr *m, struct ctr *teacher,
 	idx = xcalloc(n, sizeof(*idx));
 	for (size_t j = 0; j < n; j++)
 		idx[j] = at(r, u, lo + j);
+	if (r->patch_lr == 0) {
+		adopted = device_deviced(r, d, m, teacher, idx, nt, cv);
+		free(idx);
+		return adopted;
+	}
 	if (cv) {
 		struct ctr *c1;
 		size_t h = nt / 2;
@@ -627,7 +723,7 @@ main(int argc, char **argv)
 	r.seed = 1;
 	r.lambda = 1.0;
 	r.prior = TRAIN_ITEM_PRIOR;
-	r.patch_lr = 0.01;	/* deviced's learn.lr */
+	r.patch_lr = 0;		/* deviced's own job */
 	r.distill_epochs = 3;
 	r.recent = 0.2;
 	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -732,6 +828,13 @@ main(int argc, char **argv)
 		fprintf(stderr, "%s: no device user (--min-dev)\n", prog);
 		goto out;
 	}
+	/* the devices' own job: deviced's defaults, the pool's r_g */
+	if (conf_init(&r.dconf, deviced_opts, &r.dcf, stderr) != 0)
+		goto out;
+	r.have_dconf = 1;
+	for (size_t i = 0; i < r.sp.ntr; i++)
+		r.r_g += r.ds.s[r.sp.pool_tr[i]].label >= 0.5f;
+	r.r_g /= r.sp.ntr > 0 ? (double)r.sp.ntr : 1;
 	fprintf(stderr, "%s: %zu samples, %u users (%zu devices), pool %zu "
 	    "train + %zu val, %d device slices, seed %llu\n", prog, r.ds.n,
 	    r.ds.n_users, r.sp.ndev, r.sp.ntr, r.sp.nva, r.sp.k,
@@ -783,6 +886,8 @@ out:
 	free(r.sp.dev);
 	free(r.sp.cut);
 	dataset_idx_fini(&r.all);
+	if (r.have_dconf)
+		conf_fini(&r.dconf);
 	dataset_meta_fini(&meta);
 	dataset_fini(&r.ds);
 	return rc;
