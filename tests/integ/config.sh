@@ -44,6 +44,15 @@ for c in low mid high; do
 	"$BIN/deviced" -f "$ROOT/conf/deviced-$c.conf" -p |
 	    grep -q "device.flops-budget *= 0 " || die "deviced-$c.conf overrides the class FLOPs budget"
 done
+# The ranking preset serves ft-lcoffm-pair3-fb's settings (the evaluation
+# checked the served job against that row, device by device).
+"$BIN/deviced" -f "$ROOT/conf/deviced-ranking.conf" -n | grep -q "configuration OK" ||
+    die "shipped deviced-ranking.conf"
+"$BIN/deviced" -f "$ROOT/conf/deviced-ranking.conf" -p >"$T/out"
+for kv in "learn.adapt *= finetune" "learn.lc *= offset" "learn.lc-target *= model" \
+    "learn.pair-weight *= 3 " "learn.bias-fallback *= yes"; do
+	grep -q "$kv *# file" "$T/out" || die "deviced-ranking.conf: no $kv"
+done
 rc=0; "$BIN/cloudd" -o cloudd.data-dir=/proc/dccl-nope >"$T/out" 2>&1 || rc=$?
 [ $rc != 0 ] && grep -q "DATA-DIR\|DB-OPEN" "$T/out" || die "unwritable data dir"
 mkdir -p "$T/ro"; chmod 500 "$T/ro"
