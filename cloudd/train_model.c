@@ -12,6 +12,7 @@
 #include "shared/ml/calib.h"
 #include "shared/ml/item_prior.h"
 #include "shared/ml/metrics.h"
+#include "shared/numlist.h"
 #include "shared/xmalloc.h"
 
 void
@@ -187,11 +188,11 @@ recalibrate(struct ctr *m, const struct dataset *ds, const uint32_t *vai,
 	if ((rc = ctr_logits(m, ds, vai, nva, z)) == 0 && nva > 0) {
 		for (size_t i = 0; i < nva; i++)
 			y[i] = ds->s[vai[i]].label;
+		/* a fit that fails leaves t = b = 0: the identity */
 		if (calib_fit(z, y, nva, CALIB_PRIOR, &t, b) == 0) {
 			*a = 1 + t;
 			rc = ctr_logit_affine(m, *a, *b);
-		} else
-			*b = 0;
+		}
 	}
 	free(z);
 	free(y);
@@ -224,4 +225,19 @@ out:
 	if (res != NULL)
 		*res = r;
 	return rc;
+}
+
+int
+train_model_finish_default(struct ctr **m, const struct dataset *ds,
+    const uint32_t *tri, size_t ntr, const uint32_t *vai, size_t nva,
+    struct train_prior *res)
+{
+	double pw[TRAIN_PRIOR_WMAX];
+	char err[128];
+	int n;
+
+	if (numlist_parse(TRAIN_PRIOR_WEIGHTS, pw, TRAIN_PRIOR_WMAX, 0, 100,
+	    &n, err, sizeof(err)) != 0)
+		return -EINVAL;
+	return train_model_finish(m, ds, tri, ntr, vai, nva, pw, n, res);
 }

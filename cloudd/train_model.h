@@ -116,5 +116,12 @@ struct train_prior {
 int	train_model_finish(struct ctr **m, const struct dataset *ds,
 	    const uint32_t *tri, size_t ntr, const uint32_t *vai, size_t nva,
 	    const double *pw, int n_pw, struct train_prior *res);
+/*
+ * train_model_finish with train.item-prior-weights' default
+ * (TRAIN_PRIOR_WEIGHTS): what the offline tools run.
+ */
+int	train_model_finish_default(struct ctr **m, const struct dataset *ds,
+	    const uint32_t *tri, size_t ntr, const uint32_t *vai, size_t nva,
+	    struct train_prior *res);
 
 #endif

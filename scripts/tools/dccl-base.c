@@ -44,7 +44,6 @@
 #include "shared/clock.h"
 #include "shared/data/dataset.h"
 #include "shared/ml/ctr.h"
-#include "shared/numlist.h"
 #include "shared/xmalloc.h"
 
 void	openblas_set_num_threads(int);
@@ -261,17 +260,10 @@ main(int argc, char **argv)
 		    sd.ntr, sd.vai, sd.nva, &co, lrs, nlr, &tf);
 		double dt = clock_now() - t0;
 		if (rc == 0 && var[k].prior) {
-			double pw[TRAIN_PRIOR_WMAX];
 			struct train_prior tp;
-			int npw;
 
-			if (numlist_parse(TRAIN_PRIOR_WEIGHTS, pw,
-			    TRAIN_PRIOR_WMAX, 0, 100, &npw, err,
-			    sizeof(err)) != 0 || (rc = train_model_finish(&m,
-			    &sd.pool, sd.tri, sd.ntr, sd.vai, sd.nva, pw, npw,
-			    &tp)) != 0)
-				rc = rc != 0 ? rc : -EINVAL;
-			else
+			if ((rc = train_model_finish_default(&m, &sd.pool,
+			    sd.tri, sd.ntr, sd.vai, sd.nva, &tp)) == 0)
 				printf("%s: item prior weight %g (pool-val GAUC "
 				    "%.4f, at 0 %.4f), logit' = %.4f logit "
 				    "%+.4f\n", var[k].name, tp.w, tp.g, tp.g0,

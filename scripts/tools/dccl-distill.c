@@ -91,7 +91,6 @@
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
 #include "shared/ml/metrics.h"
-#include "shared/numlist.h"
 #include "shared/xmalloc.h"
 
 void	openblas_set_num_threads(int);
@@ -276,16 +275,11 @@ train_v1(struct run *r, int patience, int epochs, struct ctr **out)
 	    "logloss %.4f\n", prog, patience, st.best_epoch, st.epochs,
 	    st.val_loss);
 	if (rc == 0 && r->prior) {
-		double pw[TRAIN_PRIOR_WMAX];
 		struct train_prior tp;
-		char err[128];
-		int npw;
 
-		if (numlist_parse(TRAIN_PRIOR_WEIGHTS, pw, TRAIN_PRIOR_WMAX, 0,
-		    100, &npw, err, sizeof(err)) != 0)
-			return -EINVAL;
-		if ((rc = train_model_finish(out, &r->ds, r->sp.pool_tr,
-		    r->sp.ntr, r->sp.pool_va, r->sp.nva, pw, npw, &tp)) == 0)
+		if ((rc = train_model_finish_default(out, &r->ds,
+		    r->sp.pool_tr, r->sp.ntr, r->sp.pool_va, r->sp.nva,
+		    &tp)) == 0)
 			fprintf(stderr, "%s: v1 (patience %d): item prior "
 			    "weight %g (pool-val GAUC %.4f, at 0 %.4f)\n", prog,
 			    patience, tp.w, tp.g, tp.g0);

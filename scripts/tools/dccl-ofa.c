@@ -75,7 +75,6 @@
 #include "scripts/tools/splitdir.h"
 #include "shared/clock.h"
 #include "shared/ml/ctr.h"
-#include "shared/numlist.h"
 #include "shared/ml/ctr_io.h"
 #include "shared/data/carve.h"
 #include "shared/data/dataset.h"
@@ -373,15 +372,10 @@ main(int argc, char **argv)
 	printf("cloud CTR: %d epochs (best %d), val logloss %.4f, %.1f s\n",
 	    cst.epochs, cst.best_epoch, cst.val_loss, clock_now() - t0);
 	if (prior) {
-		double pw[TRAIN_PRIOR_WMAX];
 		struct train_prior tp;
-		char perr[128];
-		int npw;
 
-		if (numlist_parse(TRAIN_PRIOR_WEIGHTS, pw, TRAIN_PRIOR_WMAX, 0,
-		    100, &npw, perr, sizeof(perr)) != 0 ||
-		    train_model_finish(&full, &sd.pool, sd.tri, sd.ntr, sd.vai,
-		    sd.nva, pw, npw, &tp) != 0) {
+		if (train_model_finish_default(&full, &sd.pool, sd.tri, sd.ntr,
+		    sd.vai, sd.nva, &tp) != 0) {
 			fprintf(stderr, "%s: item prior failed\n", prog);
 			return 1;
 		}

@@ -352,6 +352,16 @@ test_finish(void **state)
 	assert_true(val_logloss(m, f) < before);
 	printf("  finish: weight %g, logit' = %.4f logit %+.4f, val logloss "
 	    "%.4f -> %.4f\n", p.w, p.a, p.b, before, val_logloss(m, f));
+	/* the default list (TRAIN_PRIOR_WEIGHTS) is pw: the same choice */
+	{
+		struct ctr *md = prior_model(f);
+		struct train_prior pd;
+
+		assert_int_equal(train_model_finish_default(&md, &f->ds,
+		    f->tri, NTR, f->vai, nv, &pd), 0);
+		assert_true(pd.w == w && pd.a == p.a && pd.b == p.b);
+		ctr_free(md);
+	}
 	/* weight 0: replaced by the model without the prior, no recalibration */
 	assert_int_equal(train_model_finish(&m0, &f->ds, f->tri, NTR,
 	    f->vai, nv, &zero, 1, &p), 0);
