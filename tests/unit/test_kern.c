@@ -246,6 +246,40 @@ test_adam_paths(void **state)
 }
 
 /*
+ * sgd_update's vector paths give the bits of its scalar loop (n = 45 runs
+ * AVX, SSE and the tail; n = 1 the scalar loop alone), which is the
+ * update written out, with and without weight decay.
+ */
+static void
+test_sgd_paths(void **state)
+{
+	enum { N = 45 };
+	float w[N], g[N], w1[N], w2[N];
+	const float wds[2] = { 0.0f, 0.1f };
+
+	(void)state;
+	for (int k = 0; k < 2; k++) {
+		float lr = 0.03f, wd = wds[k];
+		for (int i = 0; i < N; i++) {
+			w[i] = w1[i] = w2[i] = 0.1f * (float)(i - 20);
+			g[i] = 0.37f * (float)((i * 7) % 11) - 1.9f;
+		}
+		for (int t = 0; t < 3; t++) {
+			sgd_update(w, g, N, lr, wd);
+			for (int i = 0; i < N; i++) {
+				sgd_update(w1 + i, g + i, 1, lr, wd);
+				volatile float d = wd == 0.0f ? g[i] :
+				    g[i] + wd * w2[i];
+				volatile float s = lr * d;
+				w2[i] = w2[i] - s;
+			}
+		}
+		assert_memory_equal(w, w1, sizeof(w));
+		assert_memory_equal(w, w2, sizeof(w));
+	}
+}
+
+/*
  * param_step's compact Adam moments for sparse tensors (a row gets its
  * moments when first stepped) give exactly the table-sized lazy Adam of
  * adam_rows, over steps that touch different rows, and param_copy_adam
@@ -709,6 +743,7 @@ main(void)
 		cmocka_unit_test(test_rows),
 		cmocka_unit_test(test_param_lazy_adam),
 		cmocka_unit_test(test_adam_paths),
+		cmocka_unit_test(test_sgd_paths),
 		cmocka_unit_test(test_linear_grad),
 		cmocka_unit_test(test_relu_grad),
 		cmocka_unit_test(test_bce_grad),
