@@ -151,6 +151,9 @@ static const struct method methods[] = {
 	{ "ft-lcoffm-pair3-fb", ADAPT_FT, LC_OFFSET, TGT_MODEL, 0, SEL_GUARD,
 	  0, 1 },
 	{ "ft-pair3-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
+	/* the ranking preset's method, unguarded: the gain its guard keeps */
+	{ "ft-lcoffm-pair3-cv", ADAPT_FT, LC_OFFSET, TGT_MODEL, 0, SEL_CV, 0,
+	  0 },
 	/* logit-space shrinkage toward the cloud model (mix.h) */
 	{ "ft-mix-cv",	ADAPT_FT, LC_NONE, 0, 0, SEL_MIXCV, 0, 0 },
 	{ "ft-mix",	ADAPT_FT, LC_NONE, 0, 0, SEL_MIX, 0, 0 },

@@ -381,7 +381,7 @@ test_memo_same(void **state)
 		"naive-ft", "mp-cv", "metapatch", "mp-fb", "bias", "ft-lcoffm",
 		"ft-lcoffm-fb", "ft-pscv", "mp-ps", "mp-ps-fb",
 		"ft-lcoffm-pair-fb", "ft-pair-cv", "ft-pair3-cv",
-		"ft-lcoffm-pair3-fb", NULL };
+		"ft-lcoffm-pair3-fb", "ft-lcoffm-pair3-cv", NULL };
 	struct ctr *m = cloud_model(inter_of(state));
 	struct deviced_conf cf;
 	struct conf c;
