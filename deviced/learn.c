@@ -576,6 +576,34 @@ path_logits(struct learn_prep *p, struct path *pa, const uint32_t *idx,
 	}
 }
 
+static int
+finite_all(const float *z, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!isfinite(z[i]))
+			return 0;
+	return 1;
+}
+
+/*
+ * Whether the path's logits on work[idx[0..n)] are all finite. A step
+ * checks the loss before its update, so a last step that diverges leaves
+ * a model predicting NaN or inf behind finite losses: such a path is
+ * refused like one whose loss diverged.
+ */
+static int
+path_finite(struct learn_prep *p, struct path *pa, const uint32_t *idx,
+    size_t n)
+{
+	float *z = xcalloc(n + 1, sizeof(float));
+	int ok;
+
+	path_logits(p, pa, idx, n, z);
+	ok = finite_all(z, n);
+	free(z);
+	return ok;
+}
+
 /*
  * One SGD step of the bias alone: ctr_forward, ctr_backward and ctr_step
  * restricted to it, in the same operations and order (the logits are the
@@ -752,6 +780,7 @@ struct cv {
 	struct mix_ev	 mx[GRID_N];
 	float		*zall;		/* GRID_N x n: out-of-fold logits */
 	unsigned char	*held;		/* n: scored out of fold */
+	int		 diverged;	/* a checkpoint's logits not finite */
 };
 
 static void cv_score(struct cv *v, int s);
@@ -766,7 +795,10 @@ cv_ckpt(void *arg, struct path *pa, int k)
 
 	if (v->na == 1) {
 		path_logits(v->p, pa, v->ho, v->nho, v->z);
-		cv_score(v, s);
+		if (!finite_all(v->z, v->nho))
+			v->diverged = 1;
+		else
+			cv_score(v, s);
 		return;
 	}
 	if (pa->mode != MODE_BIAS)
@@ -780,7 +812,10 @@ cv_ckpt(void *arg, struct path *pa, int k)
 		} else
 			(void)partial_mix(pa->c, c0, v->save, al, pa->sel);
 		path_logits(v->p, pa, v->ho, v->nho, v->z);
-		cv_score(v, s * v->na + a);
+		if (!finite_all(v->z, v->nho))
+			v->diverged = 1;
+		else
+			cv_score(v, s * v->na + a);
 	}
 	/* Training goes on from the whole step. */
 	pa->bias = b1;
@@ -987,6 +1022,8 @@ cv_select(struct learn_prep *p, const struct method *m,
 			rc = sgd_path(p, pa, tr, nt, y, wt, off,
 			    g->lr[li], g->steps, GRID_ST,
 			    (uint64_t)cf->seed + (uint64_t)f, cv_ckpt, &v);
+			if (rc == 0 && v.diverged)
+				rc = -ERANGE;	/* as a diverged loss */
 		}
 		/* Paired with the default point, for federated selection. */
 		for (int s = 0; s < GRID_N && rc == 0; s++)
@@ -1231,6 +1268,8 @@ run1(struct learn_prep *p, const struct method *m, int pick, double pw,
 	path_reset(p, &pa);
 	rc = sgd_path(p, &pa, tr, nt, y, wt, off, ch->lr, &ch->steps, 1,
 	    (uint64_t)cf->seed, NULL, NULL);
+	if (rc == 0 && !path_finite(p, &pa, tr, nt))
+		rc = -ERANGE;
 	ch->adopted = rc == 0;
 	if (ch->adopted) {
 		c = ctr_clone(pa.mode == MODE_BIAS ? in->model : p->w);

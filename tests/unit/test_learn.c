@@ -313,6 +313,52 @@ same_run(const struct learn_in *in0, const char *name, int *adopted)
 	}
 }
 
+/*
+ * A fit whose last step diverges has a finite training loss at every step
+ * but a model that predicts NaN: it must not be served. One step at an
+ * absurd learning rate does it, for whole-model fine-tuning and for
+ * MetaPatch; with the bias fallback the device serves the cloud model or
+ * its bias, and every logit it serves is finite.
+ */
+static void
+test_diverged_not_served(void **state)
+{
+	static const char *const names[] = { "naive-ft", "ft-cv", "mp-cv",
+		"ft-fb", "mp-fb", NULL };
+	struct ctr *m = cloud_model(inter_of(state));
+	struct deviced_conf cf;
+	struct conf c;
+	struct dataset local, none;
+	struct learn_prep p;
+	struct learn_choice ch;
+	double secs, mem;
+	float z[60];
+	uint32_t idx[60];
+
+	struct learn_in in = job_in(&cf, &c, m, &local, &none, 60, 21);
+	cf.ft_lr = 1e36;
+	cf.lr = 1e36;
+	cf.ft_steps = 1;
+	cf.steps = 1;
+	for (int i = 0; i < 60; i++)
+		idx[i] = (uint32_t)i;
+	for (int k = 0; names[k] != NULL; k++) {
+		learn_prep_init(&p, &in, &none);
+		struct ctr *a = learn_method_run(&p, names[k], NULL, &ch,
+		    &secs, &mem);
+		assert_non_null(a);
+		assert_int_equal(ctr_logits(a, &local, idx, 60, z), 0);
+		for (int i = 0; i < 60; i++)
+			assert_true(isfinite(z[i]));
+		assert_false(ch.adopted && !ch.fallback);
+		ctr_free(a);
+		learn_prep_fini(&p);
+	}
+	free_ds(&local);
+	conf_fini(&c);
+	ctr_free(m);
+}
+
 static void
 test_fast_equals_reference(void **state)
 {
@@ -920,6 +966,8 @@ main(void)
 		cmocka_unit_test_prestate(test_trunk_forward, &fm),
 		cmocka_unit_test_prestate(test_fast_equals_reference, &fm),
 		cmocka_unit_test_prestate(test_memo_same, &fm),
+		cmocka_unit_test(test_diverged_not_served),
+		cmocka_unit_test_prestate(test_diverged_not_served, &fm),
 	};
 
 	openblas_set_num_threads(1);
