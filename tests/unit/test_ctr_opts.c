@@ -141,6 +141,17 @@ test_grad_fm(void **state)
 	grad_check(small_cfg(CTR_INTER_FM, 0, 0));
 }
 
+/* D = 6: the dots' backward runs its 4-wide SSE part and its tail. */
+static void
+test_grad_fm_wide(void **state)
+{
+	struct ctr_config c = small_cfg(CTR_INTER_FM, 0, 0);
+
+	(void)state;
+	c.dim = 6;
+	grad_check(c);
+}
+
 static void
 test_grad_attention(void **state)
 {
@@ -410,6 +421,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_grad_interaction),
 		cmocka_unit_test(test_grad_fm),
+		cmocka_unit_test(test_grad_fm_wide),
 		cmocka_unit_test(test_grad_attention),
 		cmocka_unit_test(test_grad_side),
 		cmocka_unit_test(test_grad_all),
