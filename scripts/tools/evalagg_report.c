@@ -20,7 +20,8 @@
 /* Metrics shown, in column order, per task. */
 static const int ctr_cols[] = { EVALAGG_GAUC, EVALAGG_AUC, EVALAGG_LOGLOSS,
 	EVALAGG_IMPROVED, EVALAGG_LT_GAUC };
-static const int rank_cols[] = { EVALAGG_HR, EVALAGG_NDCG, EVALAGG_GAUC };
+static const int rank_cols[] = { EVALAGG_HR, EVALAGG_NDCG, EVALAGG_GAUC,
+	EVALAGG_IMPROVED };
 /* CSV: every metric that means something for the task. */
 static const int ctr_csv[] = { EVALAGG_GAUC, EVALAGG_AUC, EVALAGG_LOGLOSS,
 	EVALAGG_IMPROVED, EVALAGG_WORSE, EVALAGG_LT_GAUC };
@@ -237,11 +238,9 @@ evalagg_write_md(FILE *fp, const struct evalagg_result *res,
 		    "against its own block of sampled negatives, scored in "
 		    "its context (ties count against it), averaged over "
 		    "positives.\n", res->k, res->k);
-	else
-		fprintf(fp, "- users improved / worse: shares of users "
-		    "whose per-user AUC is above / below %s's, among users "
-		    "with both classes under both (the rest are ties).\n",
-		    res->baseline);
+	fprintf(fp, "- users improved / worse: shares of users whose "
+	    "per-user AUC is above / below %s's, among users with both "
+	    "classes under both (the rest are ties).\n", res->baseline);
 	fprintf(fp, "- long-tail%s: in each run, the %.0f %% of users (%zu) "
 	    "with the fewest %s (<= %u each), ties broken by user id.\n",
 	    res->task == EVALAGG_CTR ? "" : " (CSV: lt_gauc)",

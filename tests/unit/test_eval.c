@@ -619,6 +619,15 @@ test_files(void **state)
 	fclose(fp);
 	assert_true(strncmp(csv, "method,hr10,hr10_std,ndcg10,", 28) == 0);
 	free(csv);
+	/* The ranking table shows the users made worse too (the guard's
+	   promise is about them). */
+	fp = open_memstream(&md, &mdlen);
+	evalagg_write_md(fp, &res, NULL, "t");
+	fclose(fp);
+	assert_non_null(strstr(md, "| HR@10 | NDCG@10 | GAUC | users "
+	    "improved / worse |"));
+	assert_non_null(strstr(md, "| 33.3 / 33.3 % |"));
+	free(md);
 	evalagg_result_fini(&res);
 	evalagg_run_fini(&r);
 	evalagg_extra_fini(&x);
