@@ -596,7 +596,12 @@ main(int argc, char **argv)
 	uint8_t *cb;
 	size_t cbl;
 	struct ofa_meta om = { 0 };
-	ctr_io_pack(cloud, NULL, &cb, &cbl);
+	int prc = ctr_io_pack(cloud, NULL, &cb, &cbl);
+	if (prc != 0) {
+		fprintf(stderr, "%s: cloud model: %s\n", prog,
+		    ctr_io_strerror(prc));
+		return 1;
+	}
 	free(cb);
 	bytes[M_CLOUD] = bytes[M_FT] = bytes[M_NOUSER] = bytes[M_FULL] =
 	    (double)cbl;

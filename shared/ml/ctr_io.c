@@ -137,6 +137,12 @@ ctr_io_pack(const struct ctr *m, const struct ctr_meta *meta, uint8_t **buf,
 	if (meta != NULL && (meta->n_metrics < 0 ||
 	    meta->n_metrics > CTR_IO_MAX_METRICS))
 		return CTR_IO_EMETA;
+	/* Every reader refuses it: say so where the model is made. */
+	for (int i = 0; i < nt; i++) {
+		const struct param_tensor *t = ctr_tensor_at(m, i);
+		if (!tensor_io_finite(t->data, t->n))
+			return CTR_IO_ENONFINITE;
+	}
 
 	cfg.n_users = c->n_users;
 	cfg.n_items = c->n_items;

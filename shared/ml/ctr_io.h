@@ -100,8 +100,9 @@ void	ctr_io_checksum(const struct ctr *m,
 
 /*
  * Packs m and meta (NULL = all zero) into a malloc'd protobuf Model.
- * On success *buf (caller frees) and *len are set. Returns 0 or
- * CTR_IO_EMETA (bad metrics).
+ * On success *buf (caller frees) and *len are set. Returns 0,
+ * CTR_IO_EMETA (bad metrics) or CTR_IO_ENONFINITE (a NaN or Inf weight,
+ * which every unpack refuses: a diverged fit is not published).
  */
 int	ctr_io_pack(const struct ctr *m, const struct ctr_meta *meta,
 	    uint8_t **buf, size_t *len);

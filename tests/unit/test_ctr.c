@@ -867,6 +867,33 @@ test_corrupt(void **state)
 	free_ds(&ds);
 }
 
+/* A model with a NaN or an Inf weight is refused at packing. */
+static void
+test_pack_nonfinite(void **state)
+{
+	struct dataset ds;
+	struct ctr *m = trained_model(&ds);
+	const float bad[2] = { NAN, INFINITY };
+	uint8_t *buf = (uint8_t *)1;
+	size_t len = 1;
+
+	(void)state;
+	for (int k = 0; k < 2; k++) {
+		float *w = ctr_tensor_find(m, "out_b")->data;
+		float keep = w[0];
+		w[0] = bad[k];
+		assert_int_equal(ctr_io_pack(m, NULL, &buf, &len),
+		    CTR_IO_ENONFINITE);
+		assert_null(buf);
+		assert_int_equal(len, 0);
+		w[0] = keep;
+	}
+	assert_int_equal(ctr_io_pack(m, NULL, &buf, &len), 0);
+	free(buf);
+	ctr_free(m);
+	free_ds(&ds);
+}
+
 static void
 test_patch_io(void **state)
 {
@@ -1103,6 +1130,7 @@ main(void)
 		cmocka_unit_test(test_predict_repr),
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_corrupt),
+		cmocka_unit_test(test_pack_nonfinite),
 		cmocka_unit_test(test_patch_io),
 		cmocka_unit_test(test_views),
 	};
