@@ -292,7 +292,15 @@ for p in $pids; do wait "$p" || fail=1; done
 # (tables already started finish before a failed evaluation exits)
 [ $fail -ne 0 ] || start_tables
 for p in $tabpids; do wait "$p" || fail=1; done
-[ $fail -eq 0 ] || exit 1
+if [ $fail -ne 0 ]; then
+	# what the tables said: a failed table is otherwise silent (its
+	# output lives in $WORK, which goes with the exit)
+	for task in $started; do
+		cat "$WORK/tables-$task.err" >&2
+		tail -5 "$WORK/tables-$task" >&2
+	done
+	exit 1
+fi
 
 for task in $TASKS; do
 	cat "$WORK/tables-$task"
