@@ -780,7 +780,14 @@ struct cv {
 	struct mix_ev	 mx[GRID_N];
 	float		*zall;		/* GRID_N x n: out-of-fold logits */
 	unsigned char	*held;		/* n: scored out of fold */
-	int		 diverged;	/* a checkpoint's logits not finite */
+	/*
+	 * A path that diverges (its loss or a checkpoint's logits not
+	 * finite) scores nothing more; the settings it did not score in
+	 * every fold are out (dead) and cannot be chosen.
+	 */
+	int		 diverged;
+	unsigned char	 scored[GRID_N];	/* this fold */
+	unsigned char	 dead[GRID_N];
 };
 
 static void cv_score(struct cv *v, int s);
@@ -793,12 +800,16 @@ cv_ckpt(void *arg, struct path *pa, int k)
 	const struct ctr *c0 = v->p->in->model;
 	float b1 = pa->bias;
 
+	if (v->diverged)
+		return;
 	if (v->na == 1) {
 		path_logits(v->p, pa, v->ho, v->nho, v->z);
 		if (!finite_all(v->z, v->nho))
 			v->diverged = 1;
-		else
+		else {
 			cv_score(v, s);
+			v->scored[s] = 1;
+		}
 		return;
 	}
 	if (pa->mode != MODE_BIAS)
@@ -817,6 +828,7 @@ cv_ckpt(void *arg, struct path *pa, int k)
 		else
 			cv_score(v, s * v->na + a);
 	}
+	v->scored[s] = !v->diverged;
 	/* Training goes on from the whole step. */
 	pa->bias = b1;
 	if (pa->mode != MODE_BIAS)
@@ -892,8 +904,11 @@ nested(const struct cv *v, size_t nh, struct learn_choice *ch)
 	if (v->ln == 0 || nh <= v->ln)
 		return;
 	for (int s = 0; s < GRID_N * v->na; s++)
-		if (b < 0 || v->sum[s] - v->lsum[s] > v->sum[b] - v->lsum[b])
+		if (!v->dead[s / v->na] && (b < 0 || v->sum[s] - v->lsum[s] >
+		    v->sum[b] - v->lsum[b]))
 			b = s;
+	if (b < 0)
+		return;
 	mu = (v->sum[b] - v->lsum[b]) / nin;
 	var = (v->sq[b] - v->lsq[b]) / nin - mu * mu;
 	ne->have = 1;
@@ -923,8 +938,11 @@ cal_nested(struct cv *v, int K, struct learn_choice *ch)
 	if (!ch->nested.have || K < 3)
 		return;
 	for (int s = 0; s < GRID_N; s++)
-		if (b < 0 || v->sum[s] - v->lsum[s] > v->sum[b] - v->lsum[b])
+		if (!v->dead[s] && (b < 0 || v->sum[s] - v->lsum[s] >
+		    v->sum[b] - v->lsum[b]))
 			b = s;
+	if (b < 0)
+		return;
 	for (size_t j = 0; j < lo; j++)
 		if (v->held[j]) {
 			v->z0h[nc] = v->zall[(size_t)b * p->n + j];
@@ -1016,15 +1034,20 @@ cv_select(struct learn_prep *p, const struct method *m,
 		targets(p, m, tr, nt, y, off);
 		recency_weights(p->weight, p->work.n, tr, nt, p->n, rec_of(m),
 		    wt);
+		memset(v.scored, 0, sizeof(v.scored));
 		for (int li = 0; li < GRID_LR && rc == 0; li++) {
 			v.li = li;
+			v.diverged = 0;
 			path_reset(p, pa);
 			rc = sgd_path(p, pa, tr, nt, y, wt, off,
 			    g->lr[li], g->steps, GRID_ST,
 			    (uint64_t)cf->seed + (uint64_t)f, cv_ckpt, &v);
-			if (rc == 0 && v.diverged)
-				rc = -ERANGE;	/* as a diverged loss */
+			if (rc == -ERANGE)	/* diverged: its later points */
+				rc = 0;		/* are out, not the CV */
 		}
+		for (int q = 0; q < GRID_N; q++)
+			if (!v.scored[q])
+				v.dead[q] = 1;
 		/* Paired with the default point, for federated selection. */
 		for (int s = 0; s < GRID_N && rc == 0; s++)
 			for (size_t i = 0; i < v.nho; i++) {
@@ -1036,8 +1059,11 @@ cv_select(struct learn_prep *p, const struct method *m,
 	}
 	if (K >= 2 && rc == 0 && nh > 0) {
 		for (int s = 0; s < GRID_N * v.na; s++)
-			if (best < 0 || v.sum[s] > v.sum[best])
+			if (!v.dead[s / v.na] && (best < 0 ||
+			    v.sum[s] > v.sum[best]))
 				best = s;
+	}
+	if (best >= 0) {
 		double nn = (double)nh, mu = v.sum[best] / nn;
 		double var = v.sq[best] / nn - mu * mu;
 		int st = best / v.na;
@@ -1048,8 +1074,11 @@ cv_select(struct learn_prep *p, const struct method *m,
 		ch->steps = g->steps[st % GRID_ST];
 		ch->alpha = partial_alpha[PARTIAL_NA - v.na + best % v.na];
 		/* The grid's whole steps (alpha 1, the last weight), for
-		   federated selection. */
+		   federated selection: only a whole grid. */
 		ch->grid.have = 1;
+		for (int q = 0; q < GRID_N; q++)
+			if (v.dead[q])
+				ch->grid.have = 0;
 		ch->grid.n = nh;
 		ch->grid.pairs = v.pairs;
 		memcpy(ch->grid.lr, g->lr, sizeof(g->lr));

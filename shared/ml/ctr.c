@@ -1015,6 +1015,8 @@ ctr_forward_trunk(struct ctr *m, const struct dataset *ds,
 	for (int b = 0; b < B; b++) {
 		const struct sample *s = &ds->s[idx[b]];
 		m->uid[b] = ctr_config_user_row(&m->cfg, s->user);
+		/* forward_rest adds the item prior by item id */
+		m->iid[b] = map_id(s->item, m->cfg.n_items);
 		m->y[b] = s->label;
 		memcpy(m->relu[0] + (size_t)b * H, trunk + (size_t)idx[b] * T,
 		    H * sizeof(float));

@@ -79,6 +79,12 @@ inter_of(void **state)
 	return *state != NULL ? *(const int *)*state : CTR_INTER_OFF;
 }
 
+/*
+ * A prestate's model option: the interaction, with WITH_PRIOR the fixed
+ * item prior that cloudd's models carry (non-zero values per item).
+ */
+#define WITH_PRIOR	0x100
+
 /* A cloud model trained on a pool of all users. */
 static struct ctr *
 cloud_model(int interaction)
@@ -99,7 +105,8 @@ cloud_model(int interaction)
 	c.hidden[0] = 16;
 	c.hidden[1] = 8;
 	c.patch_rank = 4;
-	c.interaction = interaction;
+	c.interaction = interaction & ~WITH_PRIOR;
+	c.item_prior = (interaction & WITH_PRIOR) != 0;
 	m = new_model(&c, 7);
 	make_ds(&pool, 600, -1, 11);
 	idx = iota(pool.n, 0);
@@ -109,6 +116,11 @@ cloud_model(int interaction)
 	o.batch = 32;
 	assert_int_equal(ctr_train(m, &pool, idx, pool.n, NULL, 0, &o, NULL),
 	    0);
+	if (c.item_prior) {
+		const struct param_tensor *t = ctr_tensor_find(m, "item_prior");
+		for (size_t i = 0; i < t->n; i++)
+			t->data[i] = 0.3f * (float)((int)(i % 5) - 2);
+	}
 	free(idx);
 	free_ds(&pool);
 	return m;
@@ -182,7 +194,7 @@ test_trunk_forward(void **state)
 	(void)state;
 	make_ds(&ds, 50, -1, 5);
 	/* hidden[0], and the FM term with fm */
-	assert_int_equal(H, 16 + (inter_of(state) == CTR_INTER_FM));
+	assert_int_equal(H, 16 + ((inter_of(state) & ~WITH_PRIOR) == CTR_INTER_FM));
 	for (int i = 0; i < 50; i++)
 		all[i] = (uint32_t)i;
 	for (int b = 0; b < B; b++)
@@ -353,6 +365,93 @@ test_diverged_not_served(void **state)
 		assert_false(ch.adopted && !ch.fallback);
 		ctr_free(a);
 		learn_prep_fini(&p);
+	}
+	free_ds(&local);
+	conf_fini(&c);
+	ctr_free(m);
+}
+
+/*
+ * A learning rate of the grid that diverges is out of the choice, not the
+ * whole cross-validation: at learn.ft-lr 3 (grid 1, 3, 9) the largest
+ * rates blow up on this device and the CV still chooses among the rest;
+ * the device reports no grid to federated selection (it is not whole).
+ */
+static void
+test_diverged_rate_out(void **state)
+{
+	struct ctr *m = cloud_model(inter_of(state));
+	struct deviced_conf cf;
+	struct conf c;
+	struct dataset local, none;
+	struct learn_prep p;
+	struct learn_choice ch;
+	double secs, mem;
+	float z[60];
+	uint32_t idx[60];
+
+	struct learn_in in = job_in(&cf, &c, m, &local, &none, 60, 21);
+	cf.ft_lr = 3;
+	for (int i = 0; i < 60; i++)
+		idx[i] = (uint32_t)i;
+	learn_prep_init(&p, &in, &none);
+	struct ctr *a = learn_method_run(&p, "ft-cv", NULL, &ch, &secs, &mem);
+	assert_true(ch.adopted);
+	assert_true(ch.lr < 9 && isfinite(ch.gain) && isfinite(ch.se));
+	assert_false(ch.grid.have);
+	assert_int_equal(ctr_logits(a, &local, idx, 60, z), 0);
+	for (int i = 0; i < 60; i++)
+		assert_true(isfinite(z[i]));
+	ctr_free(a);
+	learn_prep_fini(&p);
+	free_ds(&local);
+	conf_fini(&c);
+	ctr_free(m);
+}
+
+/*
+ * A method's result does not depend on the methods run before it on the
+ * same prep (the evaluation runs many on one; the served job runs its
+ * method, then the bias fallback): each after each other equals it alone.
+ */
+static void
+test_order_free(void **state)
+{
+	static const char *const names[] = { "ft-cv", "ft-guard", "mp-cv",
+		"mp-fb", "bias", "ft-lcoffm-pair3-fb", NULL };
+	struct ctr *m = cloud_model(inter_of(state));
+	struct deviced_conf cf;
+	struct conf c;
+	struct dataset local, none;
+	struct learn_prep p;
+	struct learn_choice ch, ch2;
+	double secs, mem;
+
+	struct learn_in in = job_in(&cf, &c, m, &local, &none, 60, 21);
+	for (int b = 0; names[b] != NULL; b++) {
+		struct learn_memo *mm = learn_memo_new();
+		learn_prep_init(&p, &in, &none);
+		struct ctr *alone = learn_method_run(&p, names[b], mm, &ch,
+		    &secs, &mem);
+		learn_prep_fini(&p);
+		learn_memo_free(mm);
+		for (int a = 0; names[a] != NULL; a++) {
+			mm = learn_memo_new();
+			learn_prep_init(&p, &in, &none);
+			ctr_free(learn_method_run(&p, names[a], mm, &ch2,
+			    &secs, &mem));
+			struct ctr *after = learn_method_run(&p, names[b],
+			    mm, &ch2, &secs, &mem);
+			learn_prep_fini(&p);
+			learn_memo_free(mm);
+			if (max_diff(alone, after) != 0 ||
+			    ch.adopted != ch2.adopted || ch.gain != ch2.gain)
+				fail_msg("%s after %s: differs from alone "
+				    "(%g)", names[b], names[a],
+				    max_diff(alone, after));
+			ctr_free(after);
+		}
+		ctr_free(alone);
 	}
 	free_ds(&local);
 	conf_fini(&c);
@@ -951,6 +1050,7 @@ main(void)
 {
 	/* fm adds a term the frozen trunk has to carry (ctr_trunk_dim) */
 	static int fm = CTR_INTER_FM;
+	static int fm_prior = CTR_INTER_FM | WITH_PRIOR;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_trunk_forward),
 		cmocka_unit_test(test_zero_grad_dense),
@@ -964,9 +1064,16 @@ main(void)
 		cmocka_unit_test(test_pair_weight_served),
 		cmocka_unit_test_prestate(test_pair_weight_served, &fm),
 		cmocka_unit_test_prestate(test_trunk_forward, &fm),
+		cmocka_unit_test_prestate(test_trunk_forward, &fm_prior),
 		cmocka_unit_test_prestate(test_fast_equals_reference, &fm),
+		cmocka_unit_test_prestate(test_fast_equals_reference, &fm_prior),
 		cmocka_unit_test_prestate(test_memo_same, &fm),
 		cmocka_unit_test(test_diverged_not_served),
+		cmocka_unit_test(test_diverged_rate_out),
+		cmocka_unit_test(test_order_free),
+		cmocka_unit_test_prestate(test_order_free, &fm),
+		cmocka_unit_test_prestate(test_order_free, &fm_prior),
+		cmocka_unit_test_prestate(test_diverged_rate_out, &fm),
 		cmocka_unit_test_prestate(test_diverged_not_served, &fm),
 	};
 
