@@ -56,6 +56,7 @@
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
 #include "shared/ml/kern.h"
+#include "shared/ml/tensor_io.h"
 #include "shared/data/dataset.h"
 #include "shared/rng.h"
 #include "shared/xmalloc.h"
@@ -576,15 +577,6 @@ path_logits(struct learn_prep *p, struct path *pa, const uint32_t *idx,
 	}
 }
 
-static int
-finite_all(const float *z, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!isfinite(z[i]))
-			return 0;
-	return 1;
-}
-
 /*
  * Whether the path's logits on work[idx[0..n)] are all finite. A step
  * checks the loss before its update, so a last step that diverges leaves
@@ -599,7 +591,7 @@ path_finite(struct learn_prep *p, struct path *pa, const uint32_t *idx,
 	int ok;
 
 	path_logits(p, pa, idx, n, z);
-	ok = finite_all(z, n);
+	ok = tensor_io_finite(z, n);
 	free(z);
 	return ok;
 }
@@ -804,7 +796,7 @@ cv_ckpt(void *arg, struct path *pa, int k)
 		return;
 	if (v->na == 1) {
 		path_logits(v->p, pa, v->ho, v->nho, v->z);
-		if (!finite_all(v->z, v->nho))
+		if (!tensor_io_finite(v->z, v->nho))
 			v->diverged = 1;
 		else {
 			cv_score(v, s);
@@ -823,7 +815,7 @@ cv_ckpt(void *arg, struct path *pa, int k)
 		} else
 			(void)partial_mix(pa->c, c0, v->save, al, pa->sel);
 		path_logits(v->p, pa, v->ho, v->nho, v->z);
-		if (!finite_all(v->z, v->nho))
+		if (!tensor_io_finite(v->z, v->nho))
 			v->diverged = 1;
 		else
 			cv_score(v, s * v->na + a);

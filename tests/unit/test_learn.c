@@ -325,6 +325,21 @@ same_run(const struct learn_in *in0, const char *name, int *adopted)
 	}
 }
 
+/* Every logit of a on local's 60 samples is finite. */
+static void
+assert_logits_finite(struct ctr *a, const struct dataset *local)
+{
+	float z[60];
+	uint32_t idx[60];
+
+	assert_int_equal(local->n, 60);
+	for (size_t i = 0; i < 60; i++)
+		idx[i] = (uint32_t)i;
+	assert_int_equal(ctr_logits(a, local, idx, 60, z), 0);
+	for (size_t i = 0; i < 60; i++)
+		assert_true(isfinite(z[i]));
+}
+
 /*
  * A fit whose last step diverges has a finite training loss at every step
  * but a model that predicts NaN: it must not be served. One step at an
@@ -344,24 +359,18 @@ test_diverged_not_served(void **state)
 	struct learn_prep p;
 	struct learn_choice ch;
 	double secs, mem;
-	float z[60];
-	uint32_t idx[60];
 
 	struct learn_in in = job_in(&cf, &c, m, &local, &none, 60, 21);
 	cf.ft_lr = 1e36;
 	cf.lr = 1e36;
 	cf.ft_steps = 1;
 	cf.steps = 1;
-	for (int i = 0; i < 60; i++)
-		idx[i] = (uint32_t)i;
 	for (int k = 0; names[k] != NULL; k++) {
 		learn_prep_init(&p, &in, &none);
 		struct ctr *a = learn_method_run(&p, names[k], NULL, &ch,
 		    &secs, &mem);
 		assert_non_null(a);
-		assert_int_equal(ctr_logits(a, &local, idx, 60, z), 0);
-		for (int i = 0; i < 60; i++)
-			assert_true(isfinite(z[i]));
+		assert_logits_finite(a, &local);
 		assert_false(ch.adopted && !ch.fallback);
 		ctr_free(a);
 		learn_prep_fini(&p);
@@ -387,21 +396,15 @@ test_diverged_rate_out(void **state)
 	struct learn_prep p;
 	struct learn_choice ch;
 	double secs, mem;
-	float z[60];
-	uint32_t idx[60];
 
 	struct learn_in in = job_in(&cf, &c, m, &local, &none, 60, 21);
 	cf.ft_lr = 3;
-	for (int i = 0; i < 60; i++)
-		idx[i] = (uint32_t)i;
 	learn_prep_init(&p, &in, &none);
 	struct ctr *a = learn_method_run(&p, "ft-cv", NULL, &ch, &secs, &mem);
 	assert_true(ch.adopted);
 	assert_true(ch.lr < 9 && isfinite(ch.gain) && isfinite(ch.se));
 	assert_false(ch.grid.have);
-	assert_int_equal(ctr_logits(a, &local, idx, 60, z), 0);
-	for (int i = 0; i < 60; i++)
-		assert_true(isfinite(z[i]));
+	assert_logits_finite(a, &local);
 	ctr_free(a);
 	learn_prep_fini(&p);
 	free_ds(&local);
