@@ -11,6 +11,8 @@
 #   4b. sh tests/bench/train_pair.sh        the two alternately: the ratio
 #   5. sh tests/bench/bench_replicas.sh     PostgreSQL import, 1-3 replicas
 #   6. sh tests/bench/bench_learn.sh        device learning job per device
+#   6b. bin/bench_gemm                      the job's products: gemm_f32 vs
+#                                           cblas_sgemm, alternately
 # A benchmark whose file is missing is reported as "skipped: FILE missing".
 # The Python peers need Debian's python3-torch / python3-faiss, installed
 # here when absent (apt-get update only if the plain install fails). Every
@@ -80,6 +82,12 @@ train_pair() {
 	DCCL_BIN=$BIN sh tests/bench/train_pair.sh 5
 }
 
+bench_gemm() {
+	[ -x "$BIN/bench_gemm" ] || make --no-print-directory \
+	    "$BIN/bench_gemm" >/dev/null || return 1
+	OPENBLAS_NUM_THREADS=1 "$BIN/bench_gemm" 5
+}
+
 bench_retrieve() {
 	need_py faiss python3-faiss || return 1
 	sh tests/bench/bench_retrieve.sh
@@ -105,6 +113,8 @@ bench_retrieve() {
 	    tests/bench/bench_replicas.sh sh tests/bench/bench_replicas.sh
 	section "learn: device learning job on ml-latest-small's devices" \
 	    tests/bench/bench_learn.sh sh tests/bench/bench_learn.sh
+	section "gemm: the learning job's products vs cblas_sgemm, alternately" \
+	    tests/bench/bench_gemm.c bench_gemm
 	echo
 	if [ -s "$FAILED" ]; then
 		echo "==== bench: failed: $(paste -sd, "$FAILED")"

@@ -4,7 +4,7 @@
  * DESIGN. Written after llm.c: each layer is a forward/backward pair over
  * flat float32 arrays, backward passes accumulate into gradients the caller
  * zeroed, and nothing here allocates or keeps state. The linear layer has a
- * naive reference next to the cblas_sgemm version with the same signature;
+ * naive reference next to the gemm_f32 version with the same signature;
  * tests/unit/test_kern.c checks that they agree and gradient-checks every
  * layer by finite differences in double.
  *
@@ -18,7 +18,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#include <cblas.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -27,6 +26,7 @@
 #define KERN_AVX	1	/* AVX paths, chosen at run time */
 #endif
 
+#include "shared/ml/gemm.h"
 #include "shared/ml/kern.h"
 
 /* ---- embedding lookup ---------------------------------------------------- */
@@ -171,7 +171,7 @@ void
 linear_forward(float *out, const float *inp, const float *w,
     const float *bias, int B, int C, int O)
 {
-	/* Seed out with the bias, then out += inp W^T in one sgemm. */
+	/* Seed out with the bias, then out += inp W^T in one gemm_f32. */
 	for (int b = 0; b < B; b++) {
 		float *o = out + (size_t)b * O;
 		if (bias != NULL)
@@ -181,8 +181,7 @@ linear_forward(float *out, const float *inp, const float *w,
 	}
 	if (B == 0 || C == 0 || O == 0)
 		return;
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, O, C, 1.0f,
-	    inp, C, w, C, 1.0f, out, O);
+	gemm_f32(0, 1, B, O, C, inp, C, w, C, 1.0f, out, O);
 }
 
 void
@@ -217,11 +216,9 @@ linear_backward(float *dinp, float *dw, float *dbias, const float *dout,
 	if (B == 0 || C == 0 || O == 0)
 		return;
 	if (dinp != NULL)	/* dinp (B,C) += dout (B,O) W (O,C) */
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, C, O,
-		    1.0f, dout, O, w, C, 1.0f, dinp, C);
+		gemm_f32(0, 0, B, C, O, dout, O, w, C, 1.0f, dinp, C);
 	if (dw != NULL)		/* dw (O,C) += dout^T (O,B) inp (B,C) */
-		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, C, B,
-		    1.0f, dout, O, inp, C, 1.0f, dw, C);
+		gemm_f32(1, 0, O, C, B, dout, O, inp, C, 1.0f, dw, C);
 	if (dbias != NULL)
 		for (int b = 0; b < B; b++) {
 			const float *d = dout + (size_t)b * O;

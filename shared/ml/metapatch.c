@@ -1,6 +1,6 @@
 /*
  * metapatch: MetaPatch's forward and backward kernels (see metapatch.h),
- * a naive reference loop beside each cblas_sgemm version with the same
+ * a naive reference loop beside each gemm_f32 version with the same
  * signature; tests/unit/test_kern.c checks that they agree and
  * gradient-checks both by finite differences.
  *
@@ -9,8 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include <cblas.h>
-
+#include "shared/ml/gemm.h"
 #include "shared/ml/metapatch.h"
 
 void
@@ -106,7 +105,7 @@ metapatch_backward_naive(float *dinp, float *dU, float *dV, float *dm,
 }
 
 /*
- * BLAS versions: rows go in blocks of MP_BLK so the per-row s = m * t and
+ * gemm_f32 versions: rows go in blocks of MP_BLK so the per-row s = m * t and
  * ds, dt live in stack scratch (3 x MP_BLK x KERN_RANK_MAX floats).
  */
 #define MP_BLK	64
@@ -127,8 +126,7 @@ metapatch_forward(float *out, float *t, const float *inp, const float *U,
 		const float *x = inp + (size_t)b0 * H;
 		float *tb = t + (size_t)b0 * R, *o = out + (size_t)b0 * H;
 		/* t (nb,R) = x (nb,H) V^T */
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, R, H,
-		    1.0f, x, H, V, H, 0.0f, tb, R);
+		gemm_f32(0, 1, nb, R, H, x, H, V, H, 0.0f, tb, R);
 		for (int b = 0; b < nb; b++) {
 			const float *m = mtab + (size_t)mid[b0 + b] * R;
 			for (int r = 0; r < R; r++)
@@ -136,8 +134,7 @@ metapatch_forward(float *out, float *t, const float *inp, const float *U,
 		}
 		/* o (nb,H) = x + s (nb,R) U^T */
 		memcpy(o, x, (size_t)nb * H * sizeof(float));
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, H, R,
-		    1.0f, s, R, U, R, 1.0f, o, H);
+		gemm_f32(0, 1, nb, H, R, s, R, U, R, 1.0f, o, H);
 	}
 }
 
@@ -162,8 +159,7 @@ metapatch_backward(float *dinp, float *dU, float *dV, float *dm,
 		const float *x = inp + (size_t)b0 * H;
 		const float *tb = t + (size_t)b0 * R;
 		/* ds (nb,R) = d (nb,H) U (H,R) */
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, R, H,
-		    1.0f, d, H, U, R, 0.0f, ds, R);
+		gemm_f32(0, 0, nb, R, H, d, H, U, R, 0.0f, ds, R);
 		for (int b = 0; b < nb; b++) {
 			const float *m = mtab + (size_t)mid[b0 + b] * R;
 			float *g = dm != NULL ? dm + (size_t)mid[b0 + b] * R :
@@ -178,19 +174,16 @@ metapatch_backward(float *dinp, float *dU, float *dV, float *dm,
 		}
 		/* dU (H,R) += d^T (H,nb) s (nb,R) */
 		if (dU != NULL)
-			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, H,
-			    R, nb, 1.0f, d, H, s, R, 1.0f, dU, R);
+			gemm_f32(1, 0, H, R, nb, d, H, s, R, 1.0f, dU, R);
 		/* dV (R,H) += dt^T (R,nb) x (nb,H) */
 		if (dV != NULL)
-			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, R,
-			    H, nb, 1.0f, dt, R, x, H, 1.0f, dV, H);
+			gemm_f32(1, 0, R, H, nb, dt, R, x, H, 1.0f, dV, H);
 		/* dinp (nb,H) += d + dt (nb,R) V (R,H) */
 		if (dinp != NULL) {
 			float *dx = dinp + (size_t)b0 * H;
 			for (size_t i = 0; i < (size_t)nb * H; i++)
 				dx[i] += d[i];
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-			    nb, H, R, 1.0f, dt, R, V, H, 1.0f, dx, H);
+			gemm_f32(0, 0, nb, H, R, dt, R, V, H, 1.0f, dx, H);
 		}
 	}
 }

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 #include <cblas.h>
 
+#include "shared/ml/gemm.h"
 #include "shared/ml/kern.h"
 #include "shared/ml/metapatch.h"
 #include "shared/ml/param.h"
@@ -137,6 +138,124 @@ test_linear_naive_vs_blas(void **state)
 	linear_backward(NULL, NULL, NULL, dout, inp, w, B, C, O);
 	free(inp); free(w); free(bias); free(o1); free(o2); free(dout);
 	free(di1); free(di2); free(dw1); free(dw2); free(db1); free(db2);
+}
+
+/* ---- gemm ------------------------------------------------------------------ */
+
+/*
+ * gemm_f32 against a double loop, over the shapes of every path: the
+ * three transposition cases with batches around the kernels' register
+ * blocks (6 rows, 3 x 4 dots) and GEMM_SMALL, columns around 8 and 16
+ * lanes, K around 8 lanes and DOT_MIN_K, padded leading dimensions, beta
+ * 0 (C starts as NaN: it must not be read) and 1. A canary after C
+ * catches a write past the last row.
+ */
+static int
+gemm_case(int ta, int tb, int M, int N, int K, float beta, struct rng *r)
+{
+	int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 2, ldc = N + 5;
+	size_t na = (size_t)(ta ? K : M) * lda, nb = (size_t)(tb ? N : K) * ldb;
+	size_t nc = (size_t)M * ldc;
+	float *A = malloc(na * 4), *B = malloc(nb * 4);
+	float *C = malloc((nc + 8) * 4);
+	double *want = malloc(nc * sizeof(double));
+	double *tol = malloc(nc * sizeof(double));
+	int bad = 0;
+
+	randf(A, na, 1, r);
+	randf(B, nb, 1, r);
+	randf(C, nc + 8, 1, r);
+	for (int i = 0; i < 8; i++)
+		C[nc + i] = 12345.0f;
+	for (int i = 0; i < M; i++)
+		for (int j = 0; j < N; j++) {
+			double s = 0, mag = 0;
+			float *c = C + (size_t)i * ldc + j;
+			for (int k = 0; k < K; k++) {
+				double a = ta ? A[(size_t)k * lda + i] :
+				    A[(size_t)i * lda + k];
+				double b = tb ? B[(size_t)j * ldb + k] :
+				    B[(size_t)k * ldb + j];
+				s += a * b;
+				mag += fabs(a * b);
+			}
+			if (beta == 0.0f)
+				*c = NAN;
+			else {
+				s += *c;
+				mag += fabs(*c);
+			}
+			want[(size_t)i * ldc + j] = s;
+			/* float rounding of K + 1 terms, in any order */
+			tol[(size_t)i * ldc + j] = 1e-6 * (K + 2) * mag + 1e-7;
+		}
+	gemm_f32(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+	for (int i = 0; i < M; i++)
+		for (int j = 0; j < N; j++) {
+			double w = want[(size_t)i * ldc + j];
+			double got = C[(size_t)i * ldc + j];
+			if (!(fabs(got - w) <= tol[(size_t)i * ldc + j])) {
+				if (bad++ < 3)
+					printf("  gemm %d%d M%d N%d K%d beta %g "
+					    "[%d,%d]: %.7g want %.7g\n", ta, tb,
+					    M, N, K, beta, i, j, got, w);
+			}
+		}
+	for (int i = 0; i < 8; i++)
+		if (C[nc + i] != 12345.0f)
+			bad++;
+	free(A);
+	free(B);
+	free(C);
+	free(want);
+	free(tol);
+	return bad;
+}
+
+static void
+test_gemm_shapes(void **state)
+{
+	static const int Ms[] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 31, 32,
+	    33 };
+	static const int Ns[] = { 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 64,
+	    133 };
+	static const int Ks[] = { 1, 2, 7, 8, 9, 16, 17, 31, 32, 33, 64,
+	    133 };
+	static const int T[][2] = { { 0, 1 }, { 0, 0 }, { 1, 0 }, { 1, 1 } };
+	size_t nm = sizeof(Ms) / sizeof(Ms[0]), nn = sizeof(Ns) / sizeof(Ns[0]);
+	size_t nk = sizeof(Ks) / sizeof(Ks[0]);
+	struct rng r;
+	int bad = 0, small = 0, cases = 0;
+
+	(void)state;
+	rng_seed(&r, 11);
+	for (size_t t = 0; t < 4; t++)
+		for (size_t x = 0; x < nm * nn * nk * 2; x++) {
+			int ta = T[t][0], tb = T[t][1], beta = (int)(x % 2);
+			int m = Ms[x / 2 % nm], n = Ns[x / 2 / nm % nn];
+			int k = Ks[x / 2 / nm / nn];
+			if (ta && !tb) {	/* TN's batch is K */
+				int bt = m;
+				m = n;
+				n = k;
+				k = bt;
+			}
+			small += gemm_small_path(ta, tb, m, n, k, beta);
+			bad += gemm_case(ta, tb, m, n, k, beta, &r);
+			cases++;
+		}
+	printf("  gemm: %d cases, %d on the in-place kernels, %d bad\n",
+	    cases, small, bad);
+	assert_int_equal(bad, 0);
+	/* beta other than 0 or 1, and K = 0, go through the fallback */
+	assert_false(gemm_small_path(0, 0, 4, 4, 4, 0.5f));
+	assert_false(gemm_small_path(0, 0, 4, 4, 0, 1.0f));
+	{
+		float C[4] = { NAN, NAN, NAN, NAN }, A[1] = { 0 }, B[1] = { 0 };
+		gemm_f32(0, 0, 2, 2, 0, A, 1, B, 2, 0.0f, C, 2);
+		for (int i = 0; i < 4; i++)
+			assert_true(C[i] == 0.0f);
+	}
 }
 
 /* ---- embedding ------------------------------------------------------------ */
@@ -739,6 +858,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_linear_naive_vs_blas),
+		cmocka_unit_test(test_gemm_shapes),
 		cmocka_unit_test(test_embed_grad),
 		cmocka_unit_test(test_rows),
 		cmocka_unit_test(test_param_lazy_adam),
