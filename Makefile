@@ -377,7 +377,7 @@ INST_MAN5  := conf/man/dccl.conf.5
 INST_MAN8  := conf/man/cloudd.8 conf/man/deviced.8
 INST_UNITS := conf/systemd/dccl-cloudd.service conf/systemd/dccl-deviced@.service
 INST_CLASS := conf/deviced-low.conf conf/deviced-mid.conf conf/deviced-high.conf \
-	      conf/deviced-ranking.conf
+	      conf/deviced-metapatch.conf
 
 # install_conf SRC DST: copy unless DST exists; then write DST.dist instead.
 install_conf = if [ -e "$(2)" ]; then \

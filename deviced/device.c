@@ -465,9 +465,11 @@ learn_after_cb(uv_work_t *w, int status)
 		return;
 	}
 	log_info("TRAIN: device=%s %zu local + %zu/%zu retrieved samples, val "
-	    "logloss %.4f -> %.4f, %s, %.1f ms", d->id, d->local.n, d->kept,
-	    d->retrieved.n, d->val_before, d->val_after, d->adopted ?
-	    "patch adopted" : "kept the cloud model", d->train_s * 1e3);
+	    "logloss %.4f -> %.4f, %s, uploads %s, %.1f ms", d->id,
+	    d->local.n, d->kept, d->retrieved.n, d->val_before, d->val_after,
+	    d->adopted ? "patch adopted" : "kept the cloud model",
+	    d->taught ? "its MetaPatch" : "the cloud's rows",
+	    d->train_s * 1e3);
 	/* Differential privacy: clip + noise what goes up (dp.c). */
 	if (dp_device_patch(d) != 0) {
 		job_done(d, 0);

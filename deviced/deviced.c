@@ -119,13 +119,14 @@ const struct conf_opt deviced_opts[] = {
 	    "release that would pass it is not made (0 = no cap)"),
 	CONF_DBL("dp.delta", DV_OFF(dp_delta), "1e-5", 1e-12, 0.1, 0,
 	    "delta of the reported (epsilon, delta) budget"),
-	CONF_ENUM("learn.adapt", DV_OFF(adapt), "metapatch", adapts, 0,
-	    "what the device trains: none, metapatch (its m and bias), "
-	    "finetune (all weights) or bias (its logit bias only)"),
+	CONF_ENUM("learn.adapt", DV_OFF(adapt), "finetune", adapts, 0,
+	    "what the device trains and serves: none, metapatch (its m and "
+	    "bias), finetune (all weights; the upload is a MetaPatch fitted "
+	    "for the cloud) or bias (its logit bias only)"),
 	CONF_BOOL("learn.bias-fallback", DV_OFF(bias_fallback), "yes", 0,
 	    "when the guard refuses the adaptation, try the per-user bias "
 	    "alone under the same guard"),
-	CONF_ENUM("learn.lc", DV_OFF(lc), "none", lcs, 0,
+	CONF_ENUM("learn.lc", DV_OFF(lc), "offset", lcs, 0,
 	    "label correction: none, soft (paper) or offset (logit offset)"),
 	CONF_ENUM("learn.lc-target", DV_OFF(lc_target), "model", lctgts, 0,
 	    "align the local rate to the model's own mean prediction (model) "
@@ -158,7 +159,7 @@ const struct conf_opt deviced_opts[] = {
 	    "MetaPatch SGD steps (grid: steps/4, steps)"),
 	CONF_INT("learn.ft-steps", DV_OFF(ft_steps), "20", 1, 10000, 0,
 	    "fine-tuning SGD steps (grid: steps/4, steps)"),
-	CONF_DBL("learn.pair-weight", DV_OFF(pair_weight), "0", 0, 100, 0,
+	CONF_DBL("learn.pair-weight", DV_OFF(pair_weight), "3", 0, 100, 0,
 	    "weight of a pairwise loss over the user's own (click, no-click) "
 	    "pairs added to BCE (0: BCE alone; deviced/README.md)"),
 	CONF_INT("learn.batch", DV_OFF(batch), "32", 1, 65536, 0,

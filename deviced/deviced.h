@@ -186,6 +186,7 @@ struct device {
 	size_t		 n_patch;
 	double		 val_before, val_after, train_s;
 	int		 adopted;
+	int		 taught;	/* the patch is an adopted MetaPatch */
 	size_t		 kept;		/* retrieved samples the filter kept */
 	/* bytes per protocol phase, for the per-method cost columns */
 	uint64_t	 b_reg, b_model, b_ret_up, b_ret_down, b_patch;

@@ -1476,8 +1476,8 @@ learn_run(const struct learn_in *in, struct learn_prep *p,
 	const struct deviced_conf *cf = in->cf;
 	struct method serve;
 	int pick;
-	struct learn_choice ch;
-	struct ctr *c;
+	struct learn_choice ch, tch;
+	struct ctr *c, *tc = NULL;
 	double secs, mem;
 	double t0 = now();
 
@@ -1486,6 +1486,22 @@ learn_run(const struct learn_in *in, struct learn_prep *p,
 	learn_prep_init(p, in, in->retrieved);
 	r->kept = p->nkept;
 	c = run(p, &serve, pick, memo, &ch, &secs, &mem);
+	/*
+	 * What goes up is the user's m rows on the frozen cloud model, the
+	 * only part of a device model the cloud takes (MoMoDistill's
+	 * teacher). A fine-tuned model's rows were trained with every other
+	 * weight, which stays here, so alone they are not that model: with
+	 * fine-tuning the job also fits the guarded MetaPatch (the
+	 * "metapatch" row, its own CV) for the upload. Kept out, the upload
+	 * is the cloud's own rows, which distillation skips.
+	 */
+	if (serve.adapt == ADAPT_FT) {
+		tc = run(p, find("metapatch"), PICK_NONE, memo, &tch, &secs,
+		    &mem);
+		r->taught = tch.adopted;
+	} else
+		r->taught = ch.adopted && !ch.fallback &&
+		    serve.adapt == ADAPT_MP;
 	/* Mean local logloss of the cloud model, and the CV estimate after. */
 	for (size_t i = 0; i < p->n; i++)
 		r->val_before += p->loss0[i] / (double)p->n;
@@ -1500,7 +1516,8 @@ learn_run(const struct learn_in *in, struct learn_prep *p,
 	r->pick_steps = ch.pick_steps;
 	r->pair_w = ch.pair_w;
 	r->pw_fed = ch.pw_fed;
-	if (ctr_io_patch_get(c != NULL ? c : in->model, in->user, &r->patch,
+	if (ctr_io_patch_get(serve.adapt == ADAPT_FT ? (tc != NULL ? tc :
+	    in->model) : c != NULL ? c : in->model, in->user, &r->patch,
 	    &r->n_patch) != 0) {
 		r->rc = -EINVAL;
 		snprintf(r->err, sizeof(r->err), "the model has no MetaPatch");
@@ -1511,6 +1528,7 @@ learn_run(const struct learn_in *in, struct learn_prep *p,
 		r->serving = c;	/* the app ranks with it (app.c) */
 	else
 		ctr_free(c);
+	ctr_free(tc);
 	r->secs = now() - t0;
 }
 

@@ -52,13 +52,17 @@ struct learn_result {
 	int		 rc;		/* 0 or -EINVAL (no MetaPatch) */
 	char		 err[256];	/* why, when rc != 0 or a write failed */
 	struct ctr	*serving;	/* want_serving: the served model */
-	Dccl__Tensor	**patch;	/* the user's m rows, to upload */
+	Dccl__Tensor	**patch;	/* the user's m rows, to upload: the
+					   served MetaPatch's, with finetune
+					   the "metapatch" row's fitted for
+					   the cloud, else the cloud's own */
 	size_t		 n_patch;
 	double		 val_before;	/* mean local logloss, cloud model */
 	double		 val_after;	/* minus the CV gain when adopted */
 	double		 secs;		/* the served method's job time */
 	int		 adopted;	/* the served method passed its guard */
 	int		 fallback;	/* what was adopted is the bias alone */
+	int		 taught;	/* patch holds an adopted MetaPatch */
 	double		 lr;		/* the chosen setting (0 if none) */
 	int		 steps;
 	double		 cv_gain;	/* its cross-validated logloss gain */

@@ -77,6 +77,7 @@ learn_apply(struct device *d)
 	d->val_before = r->val_before;
 	d->val_after = r->val_after;
 	d->adopted = r->adopted;
+	d->taught = r->taught;
 	d->train_s = r->secs;
 	d->job_serving = r->serving;
 	fedsel_dev_after(d, r);

@@ -23,7 +23,7 @@
  * fewer than --min-dev samples (20) stay in the pool and are no device.
  * The pool never grows: what the cloud learns after v1 comes only through
  * the devices' patches. Round r (1..K-1): every device holds S_r and runs
- * deviced's learning job (learn_run: the served MetaPatch, its setting by
+ * deviced's learning job (learn_run: MetaPatch, its setting by
  * cross-validation over the samples, the guard, the bias fallback) on the
  * first 80 % of S_r from the arm's current cloud model; the last 20 % is
  * its validation slice. A patch teaches only if the job adopted it (not
@@ -404,10 +404,10 @@ patch_fold(struct run *r, struct ctr *m, const uint32_t *idx, size_t nt,
  * this device's patches hold on its later data.
  */
 /*
- * Device u's learning job as deviced runs it (learn_run with deviced's
- * defaults: the served MetaPatch, its setting by CV over the local
- * samples, the guard, the bias fallback) on idx[0..n) over model m.
- * Returns 1 when it adopted a patch (not the bias alone): *res then
+ * Device u's learning job as deviced runs it (learn_run: MetaPatch, its
+ * setting by CV over the local samples, the guard, the bias fallback)
+ * on idx[0..n) over model m. Returns 1 when it uploads an adopted
+ * MetaPatch (learn_result.taught; not the bias alone): *res then
  * holds the m rows it uploads. The caller frees *res (learn_result_fini)
  * whenever n > 0.
  */
@@ -437,8 +437,7 @@ deviced_job(struct run *r, uint32_t u, const struct ctr *m,
 	dataset_fini(&local);
 	dataset_fini(&none);
 	free(ix);
-	return res->rc == 0 && res->adopted && !res->fallback &&
-	    res->n_patch > 0;
+	return res->rc == 0 && res->taught && res->n_patch > 0;
 }
 
 /*
@@ -822,10 +821,22 @@ main(int argc, char **argv)
 		fprintf(stderr, "%s: no device user (--min-dev)\n", prog);
 		goto out;
 	}
-	/* the devices' own job: deviced's defaults, the pool's r_g */
+	/*
+	 * The devices' own job: deviced's defaults, the pool's r_g. What a
+	 * device uploads is the same MetaPatch whether it serves that patch
+	 * or a fine-tuned model (learn_run fits the patch for the cloud
+	 * then), and the fine-tuned model never leaves it; so the devices
+	 * here serve MetaPatch (conf/deviced-metapatch.conf) and skip a
+	 * fine-tuning whose result nothing here would read.
+	 */
 	if (conf_init(&r.dconf, deviced_opts, &r.dcf, stderr) != 0)
 		goto out;
 	r.have_dconf = 1;
+	if (conf_set(&r.dconf, "learn.adapt", "metapatch", CONF_SRC_FLAG,
+	    prog) != 0 || conf_set(&r.dconf, "learn.lc", "none",
+	    CONF_SRC_FLAG, prog) != 0 || conf_set(&r.dconf,
+	    "learn.pair-weight", "0", CONF_SRC_FLAG, prog) != 0)
+		goto out;
 	for (size_t i = 0; i < r.sp.ntr; i++)
 		r.r_g += r.ds.s[r.sp.pool_tr[i]].label >= 0.5f;
 	r.r_g /= r.sp.ntr > 0 ? (double)r.sp.ntr : 1;

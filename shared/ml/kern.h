@@ -75,7 +75,7 @@ void	kern_rows_clear(struct kern_rows *r, float *g, int D);
 
 /* ---- linear ----------------------------------------------------------------
  * out = inp W^T + bias. The *_naive versions are the reference loops, the
- * plain names call cblas_sgemm; signatures are identical.
+ * plain names call gemm_f32 (gemm.h); signatures are identical.
  *
  * out  (B,O)
  * inp  (B,C)

@@ -19,7 +19,7 @@
 /*
  * out = inp + U diag(m_b) V inp, row-wise, with U, V shared and m_b the row
  * mtab[mid[b]] (the m vector of the user of sample b). The plain names use
- * cblas_sgemm on blocks of rows, the *_naive ones are reference loops with
+ * gemm_f32 on blocks of rows, the *_naive ones are reference loops with
  * identical signatures. R <= KERN_RANK_MAX.
  *
  * out  (B,H)   may not alias inp

@@ -35,7 +35,13 @@ done
 "$BIN/cloudd" -f "$ROOT/conf/cloudd.conf" -o limits.max-k=7 -p >"$T/out"
 grep -q "limits.max-k *= 7 *# flag" "$T/out" || die "print-config flag source"
 grep -q "train.dim *= 16 *# " "$T/out" || die "print-config"
-"$BIN/deviced" -p | grep -q "learn.adapt *= metapatch *# default" || die "deviced print"
+"$BIN/deviced" -p >"$T/out"
+# The default serves ft-lcoffm-pair3-fb's settings (test_learn checks the
+# served job against that row).
+for kv in "learn.adapt *= finetune" "learn.lc *= offset" "learn.lc-target *= model" \
+    "learn.pair-weight *= 3 " "learn.bias-fallback *= yes"; do
+	grep -q "$kv *# default" "$T/out" || die "deviced print: no default $kv"
+done
 # deviced's SIGHUP reloads nothing, so no deviced option may claim it does.
 "$BIN/deviced" -p | grep -q "reloadable" && die "deviced marks an option reloadable"
 # The class configs leave the FLOPs budget to the class (a fixed number
@@ -44,14 +50,12 @@ for c in low mid high; do
 	"$BIN/deviced" -f "$ROOT/conf/deviced-$c.conf" -p |
 	    grep -q "device.flops-budget *= 0 " || die "deviced-$c.conf overrides the class FLOPs budget"
 done
-# The ranking preset serves ft-lcoffm-pair3-fb's settings (the evaluation
-# checked the served job against that row, device by device).
-"$BIN/deviced" -f "$ROOT/conf/deviced-ranking.conf" -n | grep -q "configuration OK" ||
-    die "shipped deviced-ranking.conf"
-"$BIN/deviced" -f "$ROOT/conf/deviced-ranking.conf" -p >"$T/out"
-for kv in "learn.adapt *= finetune" "learn.lc *= offset" "learn.lc-target *= model" \
-    "learn.pair-weight *= 3 " "learn.bias-fallback *= yes"; do
-	grep -q "$kv *# file" "$T/out" || die "deviced-ranking.conf: no $kv"
+# The MetaPatch preset serves mp-fb's settings (the previous default).
+"$BIN/deviced" -f "$ROOT/conf/deviced-metapatch.conf" -n | grep -q "configuration OK" ||
+    die "shipped deviced-metapatch.conf"
+"$BIN/deviced" -f "$ROOT/conf/deviced-metapatch.conf" -p >"$T/out"
+for kv in "learn.adapt *= metapatch" "learn.lc *= none" "learn.pair-weight *= 0 "; do
+	grep -q "$kv *# file" "$T/out" || die "deviced-metapatch.conf: no $kv"
 done
 rc=0; "$BIN/cloudd" -o cloudd.data-dir=/proc/dccl-nope >"$T/out" 2>&1 || rc=$?
 [ $rc != 0 ] && grep -q "DATA-DIR\|DB-OPEN" "$T/out" || die "unwritable data dir"

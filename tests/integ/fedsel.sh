@@ -99,8 +99,15 @@ grep "SELECTION: device=dev-" "$T/use.log" | head -3
 grep -q "SELECTION: device=dev-[0-9]* serve lr $lr steps $st " "$T/use.log" ||
     die "the device did not get the cloud's choice (lr $lr steps $st)"
 grep "SETTING: " "$T/use.log" | head -2
-[ "$(grep -c "SETTING: device=dev-[0-9]* served method at lr $lr steps $st (the cloud's choice)" "$T/use.log")" -eq 2 ] ||
-    die "a device did not train at the cloud's choice"
+# each device at its own group's choice (user 0's is $serve, above)
+for d in dev-0 dev-1; do
+	sel=$(grep "SELECTION: device=$d serve lr " "$T/use.log") ||
+	    die "$d fetched no choice"
+	dlr=$(echo "$sel" | sed 's/.* serve lr \([0-9.e-]*\) steps.*/\1/')
+	dst=$(echo "$sel" | sed 's/.* serve lr [0-9.e-]* steps \([0-9]*\) .*/\1/')
+	grep -q "SETTING: device=$d served method at lr $dlr steps $dst (the cloud's choice)" "$T/use.log" ||
+	    die "$d did not train at the cloud's choice (lr $dlr steps $dst)"
+done
 kill -0 "$CPID" || die "cloudd died"
 
 log "pair weights: three probes report probe-w at 0, 1, 3, 9; weight 3 leads on each"
@@ -120,8 +127,8 @@ expect "report probe-h pairw-bad" "ERROR E_BAD_REQUEST"
 expect "report probe-h pairw-nodef" "ERROR E_BAD_REQUEST"
 [ "$(pw probe-w)" = "$w" ] || die "a refused report changed the pair weight: $(pw probe-w)"
 
-# (fine-tuning: the served MetaPatch barely reorders a user's items, so
-# its net pairs are 0 at every weight and the choice is the default)
+# (fine-tuning: MetaPatch barely reorders a user's items, so its net
+# pairs are 0 at every weight and the choice is the default)
 log "pair weights on real devices: the served method at every weight, then at the group's"
 start_deviced selw -o deviced.shards="$SHARDS" -o deviced.device-id=selw \
     -o deviced.data-dir="$T/dev-selw" -o deviced.run-once=yes \

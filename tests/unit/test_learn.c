@@ -133,6 +133,19 @@ defaults(struct conf *c, struct deviced_conf *cf)
 	assert_int_equal(conf_init(c, deviced_opts, cf, stderr), 0);
 }
 
+/* The served method before the preset became the default:
+   conf/deviced-metapatch.conf's MetaPatch (mp-fb). */
+static void
+serve_metapatch(struct conf *c)
+{
+	assert_int_equal(conf_set(c, "learn.adapt", "metapatch",
+	    CONF_SRC_FLAG, "test"), 0);
+	assert_int_equal(conf_set(c, "learn.lc", "none", CONF_SRC_FLAG,
+	    "test"), 0);
+	assert_int_equal(conf_set(c, "learn.pair-weight", "0", CONF_SRC_FLAG,
+	    "test"), 0);
+}
+
 /*
  * The job's input most tests share: default options, n samples of USER
  * drawn with seed, no retrieved samples, over the cloud model m.
@@ -522,6 +535,93 @@ test_fast_equals_reference(void **state)
 	conf_fini(&c);
 }
 
+/* The largest difference between two patches' tensors. */
+static double
+patch_diff(Dccl__Tensor **a, Dccl__Tensor **b, size_t n)
+{
+	double d = 0;
+
+	for (size_t t = 0; t < n; t++) {
+		assert_int_equal(a[t]->n_data, b[t]->n_data);
+		for (size_t j = 0; j < a[t]->n_data; j++) {
+			double e = fabs((double)a[t]->data[j] - b[t]->data[j]);
+			d = e > d ? e : d;
+		}
+	}
+	return d;
+}
+
+/*
+ * The default served job is the preset's row, ft-lcoffm-pair3-fb, and
+ * what it uploads is the "metapatch" row's m rows (a MetaPatch on the
+ * frozen cloud model, MoMoDistill's teacher), not the fine-tuned
+ * model's own rows, which were trained with weights that never leave
+ * the device. Kept out, the upload is the cloud's rows.
+ */
+static void
+test_finetune_uploads_metapatch(void **state)
+{
+	struct ctr *m = cloud_model(inter_of(state));
+	struct deviced_conf cf;
+	struct conf c;
+	struct dataset local, none;
+	struct learn_prep p, q;
+	struct learn_result r;
+	struct learn_choice ch[2];
+	Dccl__Tensor **rows[3];
+	size_t n[3];
+	double secs, mem;
+	int taught = 0, differ = 0;
+
+	for (uint64_t seed = 21; seed < 25; seed++) {
+		struct learn_in in = job_in(&cf, &c, m, &local, &none, 120,
+		    seed);
+		/* a guard that adopts, so that both rows have something */
+		assert_int_equal(conf_set(&c, "learn.guard-z", "0",
+		    CONF_SRC_FLAG, "test"), 0);
+		in.want_serving = 1;
+		learn_run(&in, &p, NULL, &r);
+		assert_int_equal(r.rc, 0);
+		learn_prep_init(&q, &in, &none);
+		struct ctr *ft = learn_method_run(&q, "ft-lcoffm-pair3-fb",
+		    NULL, &ch[0], &secs, &mem);
+		struct ctr *mp = learn_method_run(&q, "metapatch", NULL,
+		    &ch[1], &secs, &mem);
+		/* served: the preset's row, bit for bit */
+		assert_int_equal(r.adopted, ch[0].adopted);
+		assert_true(max_diff(r.serving, ft) == 0);
+		/* uploaded: the MetaPatch row's rows, or the cloud's */
+		assert_int_equal(r.taught, ch[1].adopted);
+		assert_int_equal(ctr_io_patch_get(mp, USER, &rows[0], &n[0]),
+		    0);
+		assert_int_equal(ctr_io_patch_get(ft, USER, &rows[1], &n[1]),
+		    0);
+		assert_int_equal(ctr_io_patch_get(m, USER, &rows[2], &n[2]),
+		    0);
+		assert_true(r.n_patch == n[0]);
+		assert_true(patch_diff(r.patch, rows[0], n[0]) == 0);
+		if (!r.taught)
+			assert_true(patch_diff(r.patch, rows[2], n[2]) == 0);
+		taught += r.taught;
+		differ += r.adopted && patch_diff(rows[1], rows[0], n[0]) > 0;
+		for (int k = 0; k < 3; k++)
+			ctr_io_tensors_free(rows[k], n[k]);
+		ctr_free(ft);
+		ctr_free(mp);
+		learn_prep_fini(&q);
+		learn_prep_fini(&p);
+		learn_result_fini(&r);
+		free_ds(&local);
+		conf_fini(&c);
+	}
+	/* the case that matters happened: a fine-tuned model whose own rows
+	   are not the upload */
+	assert_true(differ >= 1);
+	printf("  %d of 4 jobs uploaded an adopted MetaPatch, %d served a "
+	    "fine-tuned model with other rows\n", taught, differ);
+	ctr_free(m);
+}
+
 static void
 test_memo_same(void **state)
 {
@@ -646,6 +746,7 @@ test_pair_weight_served(void **state)
 	double secs, mem;
 
 	defaults(&c, &cf);
+	serve_metapatch(&c);
 	make_ds(&local, 60, USER, 21);
 	memset(&none, 0, sizeof(none));
 	for (int k = 0; k < 2; k++) {
@@ -1065,6 +1166,9 @@ main(void)
 		cmocka_unit_test(test_partial_step),
 		cmocka_unit_test(test_mix_rows),
 		cmocka_unit_test(test_pair_weight_served),
+		cmocka_unit_test(test_finetune_uploads_metapatch),
+		cmocka_unit_test_prestate(test_finetune_uploads_metapatch,
+		    &fm_prior),
 		cmocka_unit_test_prestate(test_pair_weight_served, &fm),
 		cmocka_unit_test_prestate(test_trunk_forward, &fm),
 		cmocka_unit_test_prestate(test_trunk_forward, &fm_prior),
