@@ -75,6 +75,7 @@
 #define HAVE_AVX2_DISPATCH 1
 #endif
 
+#include "shared/ml/kern.h"
 #include "shared/rng.h"
 #include "shared/xmalloc.h"
 
@@ -325,15 +326,6 @@ scan(struct heap *h, const float *s, size_t len, size_t slot0)
 		heap_offer(h, s[j], (uint32_t)(slot0 + j));
 		j++;
 	}
-}
-
-static int
-all_finite(const float *x, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if (!isfinite(x[i]))
-			return 0;
-	return 1;
 }
 
 /* Index of the first maximum of s (n > 0). */
@@ -736,7 +728,7 @@ retr_build_take(struct retr **out, float **Xp, const uint32_t *owner,
 	default:
 		return -EINVAL;
 	}
-	if (!all_finite(X, n * d))
+	if (!kern_finite(X, n * d))
 		return -EDOM;
 
 	r = xcalloc(1, sizeof(*r));
@@ -916,7 +908,7 @@ check_query(const struct retr *r, const float *Q, size_t m, size_t k,
 		return -EINVAL;
 	if (m * k > RETR_MAX_CAND)
 		return -E2BIG;
-	if (!all_finite(Q, m * r->d))
+	if (!kern_finite(Q, m * r->d))
 		return -EDOM;
 	return 0;
 }
@@ -1164,7 +1156,7 @@ retr_users_build(struct retr **out, const float *X, const uint32_t *owner,
 	for (size_t i = 0; i < n; i++)
 		if (owner[i] >= n_users)
 			return -EINVAL;
-	if (!all_finite(X, n * d))
+	if (!kern_finite(X, n * d))
 		return -EDOM;
 	sum = xcalloc((size_t)n_users * d, sizeof(*sum));
 	cnt = xcalloc(n_users, sizeof(*cnt));
@@ -1216,7 +1208,7 @@ retr_similar_users(const struct retr *users, const float *Q, size_t m,
 	    m > RETR_MAX_M || k < 1 || k > RETR_MAX_K)
 		return -EINVAL;
 	d = users->d;
-	if (!all_finite(Q, m * d))
+	if (!kern_finite(Q, m * d))
 		return -EDOM;
 	mean = xcalloc(d, sizeof(*mean));
 	for (size_t i = 0; i < m; i++)

@@ -56,7 +56,6 @@
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
 #include "shared/ml/kern.h"
-#include "shared/ml/tensor_io.h"
 #include "shared/data/dataset.h"
 #include "shared/rng.h"
 #include "shared/xmalloc.h"
@@ -591,7 +590,7 @@ path_finite(struct learn_prep *p, struct path *pa, const uint32_t *idx,
 	int ok;
 
 	path_logits(p, pa, idx, n, z);
-	ok = tensor_io_finite(z, n);
+	ok = kern_finite(z, n);
 	free(z);
 	return ok;
 }
@@ -796,7 +795,7 @@ cv_ckpt(void *arg, struct path *pa, int k)
 		return;
 	if (v->na == 1) {
 		path_logits(v->p, pa, v->ho, v->nho, v->z);
-		if (!tensor_io_finite(v->z, v->nho))
+		if (!kern_finite(v->z, v->nho))
 			v->diverged = 1;
 		else {
 			cv_score(v, s);
@@ -815,7 +814,7 @@ cv_ckpt(void *arg, struct path *pa, int k)
 		} else
 			(void)partial_mix(pa->c, c0, v->save, al, pa->sel);
 		path_logits(v->p, pa, v->ho, v->nho, v->z);
-		if (!tensor_io_finite(v->z, v->nho))
+		if (!kern_finite(v->z, v->nho))
 			v->diverged = 1;
 		else
 			cv_score(v, s * v->na + a);

@@ -24,6 +24,7 @@
 #include "model.pb-c.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
+#include "shared/ml/kern.h"
 #include "shared/ml/tensor_io.h"
 #include "shared/xmalloc.h"
 
@@ -140,7 +141,7 @@ ctr_io_pack(const struct ctr *m, const struct ctr_meta *meta, uint8_t **buf,
 	/* Every reader refuses it: say so where the model is made. */
 	for (int i = 0; i < nt; i++) {
 		const struct param_tensor *t = ctr_tensor_at(m, i);
-		if (!tensor_io_finite(t->data, t->n))
+		if (!kern_finite(t->data, t->n))
 			return CTR_IO_ENONFINITE;
 	}
 
@@ -301,7 +302,7 @@ check_tensors(const struct ctr *ref, const Dccl__Model *msg, int *map,
 			    ctr_tensor_at(ref, i)->name);
 	for (int i = 0; i < nt; i++) {
 		const Dccl__Tensor *mt = msg->tensors[map[i]];
-		if (!tensor_io_finite(mt->data, mt->n_data))
+		if (!kern_finite(mt->data, mt->n_data))
 			return fail(CTR_IO_ENONFINITE, err, errlen, "'%s'",
 			    mt->name);
 	}
@@ -536,7 +537,7 @@ ctr_io_patch_put(struct ctr *m, uint32_t user, Dccl__Tensor *const *t,
 		if (x->n_shape != 1 || x->shape[0] != (uint32_t)R ||
 		    x->n_data != (size_t)R)
 			return CTR_IO_ESHAPE;
-		if (!tensor_io_finite(x->data, x->n_data))
+		if (!kern_finite(x->data, x->n_data))
 			return CTR_IO_ENONFINITE;
 	}
 	for (int l = 0; l < L; l++)

@@ -7,6 +7,7 @@
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
 #include "shared/ml/ctr_slice.h"
+#include "shared/ml/kern.h"
 #include "shared/ml/tensor_io.h"
 #include "shared/xmalloc.h"
 
@@ -162,7 +163,7 @@ row_check(const char *name, size_t c, uint32_t user, int cold,
 	    r->shape[1] != c || r->n_data != (cold ? 0 : c))
 		return fail(CTR_IO_ESHAPE, err, errlen, "row of '%s' for user "
 		    "%u", name, user);
-	if (!tensor_io_finite(r->data, r->n_data))
+	if (!kern_finite(r->data, r->n_data))
 		return fail(CTR_IO_ENONFINITE, err, errlen, "row of '%s'",
 		    name);
 	*out = r;

@@ -148,6 +148,15 @@ kern_rows_clear(struct kern_rows *r, float *g, int D)
 	r->n = 0;
 }
 
+int
+kern_finite(const float *x, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!isfinite(x[i]))
+			return 0;
+	return 1;
+}
+
 /* ---- linear ---------------------------------------------------------------- */
 
 void

@@ -73,6 +73,10 @@ void	kern_rows_add(struct kern_rows *r, const uint32_t *ids, size_t cnt);
 /* Zeroes the touched rows of g (V,D), if g != NULL, and empties the set. */
 void	kern_rows_clear(struct kern_rows *r, float *g, int D);
 
+/* 1 if every one of x (n) is finite (no NaN, no infinity): the check of
+   received tensors, logits and retrieval vectors. */
+int	kern_finite(const float *x, size_t n);
+
 /* ---- linear ----------------------------------------------------------------
  * out = inp W^T + bias. The *_naive versions are the reference loops, the
  * plain names call gemm_f32 (gemm.h); signatures are identical.

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "shared/ml/kern.h"
 #include "shared/ml/tensor_io.h"
 
 int
@@ -123,7 +124,7 @@ tensor_io_match(Dccl__Tensor *const *mt, size_t n,
 		if (tensor_io_shape(m, t[i].name, t[i].ndim, t[i].shape,
 		    t[i].n, detail, dlen) != 0)
 			return TENSOR_IO_SHAPE;
-		if (finite && !tensor_io_finite(m->data, m->n_data)) {
+		if (finite && !kern_finite(m->data, m->n_data)) {
 			snprintf(detail, dlen, "'%s'", t[i].name);
 			return TENSOR_IO_NONFINITE;
 		}
@@ -131,11 +132,3 @@ tensor_io_match(Dccl__Tensor *const *mt, size_t n,
 	return 0;
 }
 
-int
-tensor_io_finite(const float *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!isfinite(p[i]))
-			return 0;
-	return 1;
-}

@@ -59,7 +59,5 @@ enum { TENSOR_IO_UNKNOWN = 1, TENSOR_IO_SHAPE, TENSOR_IO_NONFINITE };
 int	tensor_io_match(Dccl__Tensor *const *mt, size_t n,
 	    const struct param_tensor *t, int nt, const uint8_t *want,
 	    int finite, int *map, char *detail, size_t dlen);
-/* 1 if every float of p (n) is finite. */
-int	tensor_io_finite(const float *p, size_t n);
 
 #endif
