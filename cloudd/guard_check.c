@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cloudd/guard.h"
+#include "shared/ml/kern.h"
 #include "shared/wire.h"
 
 static int
@@ -65,7 +66,7 @@ guard_upload_check(Dccl__UploadPatch *q, double max_norm, int clip,
 		return DCCL__ERROR_CODE__E_BAD_REQUEST;
 	}
 	for (size_t i = 0; i < q->n_tensors; i++)
-		if (!wire_floats_finite(q->tensors[i]->data,
+		if (!kern_finite(q->tensors[i]->data,
 		    q->tensors[i]->n_data)) {
 			snprintf(err, errlen, "tensor %zu: NaN or Inf", i);
 			return DCCL__ERROR_CODE__E_BAD_TENSOR;

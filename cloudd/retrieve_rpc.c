@@ -18,6 +18,7 @@
 #include "cloudd/rpc.h"
 #include "shared/clock.h"
 #include "shared/log.h"
+#include "shared/ml/kern.h"
 #include "shared/wire.h"
 #include "shared/xmalloc.h"
 
@@ -313,7 +314,7 @@ retrieve_rpc(struct cloudd *cd, struct rpc_req *r)
 		    "k must be 1..%lld", (long long)cd->cf.max_k);
 		return;
 	}
-	if (!wire_floats_finite(q->vectors, q->n_vectors)) {
+	if (!kern_finite(q->vectors, q->n_vectors)) {
 		rpc_error(cd, r, DCCL__ERROR_CODE__E_BAD_TENSOR,
 		    "query vectors contain NaN or Inf");
 		return;

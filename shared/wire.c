@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "shared/ml/kern.h"
 #include "shared/wire.h"
 
 int
@@ -102,15 +103,6 @@ wire_error_name(int code)
 }
 
 int
-wire_floats_finite(const float *v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!isfinite(v[i]))
-			return 0;
-	return 1;
-}
-
-int
 wire_tensor_check(const Dccl__Tensor *t, size_t max_elems, char *err,
     size_t errlen)
 {
@@ -137,7 +129,7 @@ wire_tensor_check(const Dccl__Tensor *t, size_t max_elems, char *err,
 		    "data has %zu", t->name, prod, t->n_data);
 		return DCCL__ERROR_CODE__E_BAD_TENSOR;
 	}
-	if (!wire_floats_finite(t->data, t->n_data)) {
+	if (!kern_finite(t->data, t->n_data)) {
 		snprintf(err, errlen, "tensor %s: NaN or Inf", t->name);
 		return DCCL__ERROR_CODE__E_BAD_TENSOR;
 	}

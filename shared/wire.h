@@ -54,7 +54,5 @@ const char *wire_error_name(int code);
  */
 int	wire_tensor_check(const Dccl__Tensor *t, size_t max_elems, char *err,
 	    size_t errlen);
-/* 1 if all n floats are finite. */
-int	wire_floats_finite(const float *v, size_t n);
 
 #endif

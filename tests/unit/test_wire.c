@@ -21,6 +21,7 @@
 #include <math.h>
 #include <nanomsg/nn.h>
 
+#include "shared/ml/kern.h"
 #include "shared/wire.h"
 
 #define E_OK		0
@@ -216,7 +217,7 @@ test_round_trip_retrieve(void **state)
 	assert_int_equal(out->retrieve->mode, DCCL__RETRIEVE_MODE__MODE_USERS);
 	assert_int_equal(out->retrieve->n_vectors, 24);
 	assert_memory_equal(out->retrieve->vectors, v, sizeof(v));
-	assert_true(wire_floats_finite(out->retrieve->vectors, 24));
+	assert_true(kern_finite(out->retrieve->vectors, 24));
 	wire_free(out);
 }
 
@@ -659,7 +660,7 @@ test_tensor_check(void **state)
 		assert_int_equal(wire_tensor_check(&t, 100, err, sizeof(err)),
 		    0);
 	}
-	assert_int_equal(wire_floats_finite(NULL, 0), 1);
+	assert_int_equal(kern_finite(NULL, 0), 1);
 }
 
 /* --- names --------------------------------------------------------------- */
