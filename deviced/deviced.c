@@ -216,6 +216,18 @@ const struct conf_opt deviced_opts[] = {
 };
 
 int
+deviced_conf_metapatch(struct conf *c, const char *where)
+{
+	static const char *const kv[][2] = { { "learn.adapt", "metapatch" },
+		{ "learn.lc", "none" }, { "learn.pair-weight", "0" } };
+
+	for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
+		if (conf_set(c, kv[i][0], kv[i][1], CONF_SRC_FLAG, where) != 0)
+			return -1;
+	return 0;
+}
+
+int
 deviced_configure(struct deviced *dd, const char *path,
     const char *const *opts, size_t n_opts, FILE *err)
 {

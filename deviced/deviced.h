@@ -239,6 +239,13 @@ int	deviced_configure(struct deviced *dd, const char *path,
 	    const char *const *opts, size_t n_opts, FILE *err);
 int	deviced_conf_done(struct deviced *dd);
 /*
+ * Sets c (over deviced_opts) to serve MetaPatch alone, the evaluation row
+ * mp-fb: learn.adapt metapatch, lc none, pair-weight 0, as
+ * conf/deviced-metapatch.conf does. where names the origin for errors.
+ * 0 or -1.
+ */
+int	deviced_conf_metapatch(struct conf *c, const char *where);
+/*
  * The uplink's lanes: net.uplink-lanes, at most two per hosted device, so
  * that a re-send (net.resend-ms, maybe to another replica) can go out
  * while the first send still holds its lane.

@@ -1477,6 +1477,7 @@ learn_run(const struct learn_in *in, struct learn_prep *p,
 	int pick;
 	struct learn_choice ch, tch;
 	struct ctr *c, *tc = NULL;
+	const struct ctr *up;
 	double secs, mem;
 	double t0 = now();
 
@@ -1498,9 +1499,12 @@ learn_run(const struct learn_in *in, struct learn_prep *p,
 		tc = run(p, find("metapatch"), PICK_NONE, memo, &tch, &secs,
 		    &mem);
 		r->taught = tch.adopted;
-	} else
+		up = tc;
+	} else {
 		r->taught = ch.adopted && !ch.fallback &&
 		    serve.adapt == ADAPT_MP;
+		up = c;
+	}
 	/* Mean local logloss of the cloud model, and the CV estimate after. */
 	for (size_t i = 0; i < p->n; i++)
 		r->val_before += p->loss0[i] / (double)p->n;
@@ -1515,8 +1519,7 @@ learn_run(const struct learn_in *in, struct learn_prep *p,
 	r->pick_steps = ch.pick_steps;
 	r->pair_w = ch.pair_w;
 	r->pw_fed = ch.pw_fed;
-	if (ctr_io_patch_get(serve.adapt == ADAPT_FT ? (tc != NULL ? tc :
-	    in->model) : c != NULL ? c : in->model, in->user, &r->patch,
+	if (ctr_io_patch_get(up != NULL ? up : in->model, in->user, &r->patch,
 	    &r->n_patch) != 0) {
 		r->rc = -EINVAL;
 		snprintf(r->err, sizeof(r->err), "the model has no MetaPatch");

@@ -832,10 +832,7 @@ main(int argc, char **argv)
 	if (conf_init(&r.dconf, deviced_opts, &r.dcf, stderr) != 0)
 		goto out;
 	r.have_dconf = 1;
-	if (conf_set(&r.dconf, "learn.adapt", "metapatch", CONF_SRC_FLAG,
-	    prog) != 0 || conf_set(&r.dconf, "learn.lc", "none",
-	    CONF_SRC_FLAG, prog) != 0 || conf_set(&r.dconf,
-	    "learn.pair-weight", "0", CONF_SRC_FLAG, prog) != 0)
+	if (deviced_conf_metapatch(&r.dconf, prog) != 0)
 		goto out;
 	for (size_t i = 0; i < r.sp.ntr; i++)
 		r.r_g += r.ds.s[r.sp.pool_tr[i]].label >= 0.5f;

@@ -133,19 +133,6 @@ defaults(struct conf *c, struct deviced_conf *cf)
 	assert_int_equal(conf_init(c, deviced_opts, cf, stderr), 0);
 }
 
-/* The served method before the preset became the default:
-   conf/deviced-metapatch.conf's MetaPatch (mp-fb). */
-static void
-serve_metapatch(struct conf *c)
-{
-	assert_int_equal(conf_set(c, "learn.adapt", "metapatch",
-	    CONF_SRC_FLAG, "test"), 0);
-	assert_int_equal(conf_set(c, "learn.lc", "none", CONF_SRC_FLAG,
-	    "test"), 0);
-	assert_int_equal(conf_set(c, "learn.pair-weight", "0", CONF_SRC_FLAG,
-	    "test"), 0);
-}
-
 /*
  * The job's input most tests share: default options, n samples of USER
  * drawn with seed, no retrieved samples, over the cloud model m.
@@ -746,7 +733,8 @@ test_pair_weight_served(void **state)
 	double secs, mem;
 
 	defaults(&c, &cf);
-	serve_metapatch(&c);
+	/* the served method before the preset became the default */
+	assert_int_equal(deviced_conf_metapatch(&c, "test"), 0);
 	make_ds(&local, 60, USER, 21);
 	memset(&none, 0, sizeof(none));
 	for (int k = 0; k < 2; k++) {
