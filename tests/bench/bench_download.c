@@ -54,6 +54,7 @@
 #include "shared/memtune.h"
 #include "shared/nnuv.h"
 #include "shared/wire.h"
+#include "tests/bench/bench_stats.h"
 
 #define MAX_RUNS	16
 #define MAX_CLIENTS	16
@@ -436,24 +437,6 @@ done:
 	return rc;
 }
 
-static int
-cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double
-median(const double *v, int n)
-{
-	double s[MAX_RUNS];
-
-	memcpy(s, v, (size_t)n * sizeof(*s));
-	qsort(s, (size_t)n, sizeof(*s), cmp_dbl);
-	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
-
 /*
  * One figure on ep: clients processes at once (1: in this process), each
  * downloading the model once. Aggregate MB/s, or -1 after a FAIL line.
@@ -528,10 +511,10 @@ report(const char *what, const char *ep, const char *peer, int runs,
 			q[i] = a[i] / b[i];
 	}
 	printf("download %s: %.0f MB/s (median of %d runs", what,
-	    median(a, runs), runs);
+	    bench_median(a, runs), runs);
 	if (clients == 1 && peer == NULL && n_loop_cpu > 0)
 		printf("; client CPU in the timed loop %.0f ms, median",
-		    median(loop_cpu, n_loop_cpu) * 1e3);
+		    bench_median(loop_cpu, n_loop_cpu) * 1e3);
 	n_loop_cpu = 0;
 	if (peer != NULL) {
 		double lo = q[0], hi = q[0];
@@ -541,7 +524,7 @@ report(const char *what, const char *ep, const char *peer, int runs,
 		}
 		printf("); peer %.0f MB/s; pairwise ratio median %.2f "
 		    "[%.2f, %.2f] over %d alternating pairs\n",
-		    median(b, runs), median(q, runs), lo, hi, runs);
+		    bench_median(b, runs), bench_median(q, runs), lo, hi, runs);
 	} else
 		printf(")\n");
 	fflush(stdout);

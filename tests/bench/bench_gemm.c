@@ -18,11 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cblas.h>
 
+#include "shared/clock.h"
 #include "shared/ml/gemm.h"
+#include "tests/bench/bench_stats.h"
 
 #define REPS	2000
 #define MAXR	32
@@ -32,37 +33,13 @@ struct shape {
 	const char *what;
 };
 
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int
-cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double
-median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(double), cmp_dbl);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /* Seconds for REPS products of shape s through one path. */
 static double
 time_shape(const struct shape *s, int mine, const float *A, const float *B,
     float *C)
 {
 	int lda = s->ta ? s->M : s->K, ldb = s->tb ? s->K : s->N;
-	double t0 = now();
+	double t0 = clock_now();
 
 	for (int r = 0; r < REPS; r++) {
 		if (mine)
@@ -74,7 +51,7 @@ time_shape(const struct shape *s, int mine, const float *A, const float *B,
 			    s->M, s->N, s->K, 1.0f, A, lda, B, ldb, 1.0f, C,
 			    s->N);
 	}
-	return (now() - t0) / REPS;
+	return (clock_now() - t0) / REPS;
 }
 
 int
@@ -143,7 +120,7 @@ main(int argc, char **argv)
 		}
 		printf("BENCH gemm batch=%d step: cblas/gemm_f32 median %.2fx "
 		    "[%.2f, %.2f] over %d alternating rounds\n", b,
-		    median(ratio, rounds), lo, hi, rounds);
+		    bench_median(ratio, rounds), lo, hi, rounds);
 	}
 	free(A);
 	free(B);

@@ -54,6 +54,7 @@
 #include "shared/clock.h"
 #include "shared/wire.h"
 #include "tests/bench/bench_client.h"
+#include "tests/bench/bench_stats.h"
 
 #define MAX_CLIENTS	16
 #define DL_RUNS		5
@@ -373,14 +374,6 @@ rt_bench(const char *ep, int bare, int n, double secs)
 	return bad ? 0 : total / (t1 - t0);
 }
 
-static int
-cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* Size of a real Status reply from ep, or 0. */
 static size_t
 status_reply_size(const char *ep)
@@ -435,8 +428,8 @@ bench_status(const char *tp, const char *ep, const char *bare_ep,
 				d[r] = rt_bench(ep, 0, n, slice);
 			}
 		}
-		qsort(d, RT_ROUNDS, sizeof(double), cmp_dbl);
-		qsort(b, RT_ROUNDS, sizeof(double), cmp_dbl);
+		qsort(d, RT_ROUNDS, sizeof(double), bench_cmp_dbl);
+		qsort(b, RT_ROUNDS, sizeof(double), bench_cmp_dbl);
 		dm = d[RT_ROUNDS / 2];
 		bm = b[RT_ROUNDS / 2];
 		printf("getstatus %s %d client%s: dccl %.0f rt/s, bare %.0f "
@@ -584,7 +577,7 @@ bench_download(const char *tp, const char *ep, uint32_t user)
 		mbs[k] = res[k].size / 1e6 / res[k].seconds;
 	}
 	memcpy(sorted, mbs, sizeof(sorted));
-	qsort(sorted, DL_RUNS, sizeof(double), cmp_dbl);
+	qsort(sorted, DL_RUNS, sizeof(double), bench_cmp_dbl);
 	printf("download %s chunk %u KiB: %.1f MB/s (median of %d runs:",
 	    tp, res[0].chunk_size / 1024, sorted[DL_RUNS / 2], DL_RUNS);
 	for (int k = 0; k < DL_RUNS; k++)
