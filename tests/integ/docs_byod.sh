@@ -59,7 +59,9 @@ while IFS= read -r line; do
 	i=$((i + 1))
 	case $line in
 	*"dcctl status"*)
-		echo 'upto 120 "grep -q \"DOWNLOAD: device=dev-3 model v1 installed\" ../cmd*.log" || fail "dev-3 has no model"' ;;
+		echo 'upto 120 "grep -q \"DOWNLOAD: device=dev-3 model v1 installed\" ../cmd*.log" || fail "dev-3 has no model"'
+		# app requests during the first learning job get E_BUSY (retry)
+		echo 'upto 120 "grep -q \"TRAIN: device=dev-3 \" ../cmd*.log" || fail "dev-3 has no first job"' ;;
 	esac
 	if echo "$line" | grep -qE '^[A-Za-z_][A-Za-z0-9_]*=[^ ]*$'; then
 		echo "VARS=\"\${VARS}$line; \""	# for the later lines
