@@ -33,6 +33,7 @@
 
 #include "shared/ml/ctr.h"
 #include "shared/ml/fit.h"
+#include "shared/ml/gemm.h"
 #include "shared/ml/kern.h"
 #include "shared/ml/metapatch.h"
 #include "shared/ml/param.h"
@@ -981,8 +982,15 @@ ctr_trunk(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
 
 	if (T == 0)
 		return -EINVAL;
-	for (size_t i = 0; i < n; i += PRED_BATCH) {
-		int B = (int)(n - i < PRED_BATCH ? n - i : PRED_BATCH);
+	/*
+	 * In batches a training step's product takes (at most GEMM_SMALL
+	 * rows, gemm.h), so a row is bit for bit the one ctr_forward
+	 * computes: with larger batches cblas_sgemm rounds differently,
+	 * and a frozen-trunk path would drift from the whole-model
+	 * reference it replaces by an ulp.
+	 */
+	for (size_t i = 0; i < n; i += GEMM_SMALL) {
+		int B = (int)(n - i < GEMM_SMALL ? n - i : GEMM_SMALL);
 		if ((rc = gather_embed(m, ds, idx + i, B)) != 0)
 			return rc;
 		first_layer(m, B);

@@ -253,7 +253,8 @@ int	ctr_forward(struct ctr *m, const struct dataset *ds,
  *                 idx[b]'s trunk from row idx[b] of trunk (ds->n rows);
  *                 the result equals ctr_forward's as long as the
  *                 embeddings and the first layer are unchanged since
- *                 ctr_trunk. A ctr_backward after it accepts only
+ *                 ctr_trunk (bit for bit with batches of at most
+ *                 GEMM_SMALL, gemm.h, where its kernels run). A ctr_backward after it accepts only
  *                 selections that train the m tables and the bias
  *                 (-EINVAL otherwise).
  */

@@ -32,6 +32,7 @@
 #include "shared/conf.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
+#include "shared/ml/gemm.h"
 #include "shared/rng.h"
 #include "tests/unit/ctr_fixture.h"
 #include "cloudd/fedsel.h"
@@ -169,6 +170,17 @@ report_for(struct learn_prep *p, struct deviced_conf *cf,
 	return q;
 }
 
+/*
+ * Whether fast paths must equal the reference bit for bit: where gemm.h's
+ * in-place kernels run, every product a path makes is computed the same
+ * way whatever its batch; cblas_sgemm alone may round by batch size.
+ */
+static int
+exact_here(void)
+{
+	return gemm_small_path(0, 0, 4, 16, 16, 0);
+}
+
 static double
 max_diff(const struct ctr *a, const struct ctr *b)
 {
@@ -208,6 +220,13 @@ test_trunk_forward(void **state)
 	ctr_copy_params(ref, m);
 	assert_int_equal(ctr_forward(ref, &ds, idx, B, z1), 0);
 	assert_int_equal(ctr_forward_trunk(m, &ds, trunk, idx, B, z2), 0);
+	/*
+	 * Bit for bit where gemm.h's in-place kernels run: ctr_trunk
+	 * computes its rows in the batches a step does. (With cblas_sgemm
+	 * alone, rounding may depend on the batch.)
+	 */
+	if (exact_here())
+		assert_memory_equal(z1, z2, sizeof(z1));
 	for (int b = 0; b < B; b++)
 		assert_true(fabsf(z1[b] - z2[b]) <= 1e-6f * (1 + fabsf(z1[b])));
 	/* the same MetaPatch gradients */
@@ -221,7 +240,9 @@ test_trunk_forward(void **state)
 		const struct param_tensor *a = ctr_tensor_at(ref, i);
 		const struct param_tensor *b = ctr_tensor_at(m, i);
 		for (size_t k = 0; k < a->n; k++)
-			assert_true(fabsf(a->grad[k] - b->grad[k]) <= 1e-6f);
+			assert_true(exact_here() ?
+			    a->grad[k] == b->grad[k] :
+			    fabsf(a->grad[k] - b->grad[k]) <= 1e-6f);
 	}
 	/* nothing below the first patch can train from a trunk */
 	assert_int_equal(ctr_backward(m, CTR_SEL_ALL, NULL, NULL, NULL, NULL),
@@ -317,7 +338,7 @@ same_run(const struct learn_in *in0, const char *name, int *adopted)
 	assert_true(ch[0].lr == ch[1].lr);
 	assert_true(fabs(ch[0].gain - ch[1].gain) <= 1e-6);
 	assert_true(fabs(ch[0].rank - ch[1].rank) <= 1e-9);
-	assert_true(max_diff(c[0], c[1]) <= 1e-5);
+	assert_true(max_diff(c[0], c[1]) <= (exact_here() ? 0 : 1e-5));
 	*adopted += ch[0].adopted;
 	for (int k = 0; k < 2; k++) {
 		ctr_free(c[k]);
@@ -494,11 +515,13 @@ test_fast_equals_reference(void **state)
 	assert_int_equal(r[0].adopted, r[1].adopted);
 	assert_int_equal(r[0].steps, r[1].steps);
 	assert_true(fabs(r[0].val_after - r[1].val_after) <= 1e-6);
-	assert_true(max_diff(r[0].serving, r[1].serving) <= 1e-5);
+	assert_true(max_diff(r[0].serving, r[1].serving) <=
+	    (exact_here() ? 0 : 1e-5));
 	for (size_t t = 0; t < r[0].n_patch; t++)
 		for (size_t j = 0; j < r[0].patch[t]->n_data; j++)
 			assert_true(fabs(r[0].patch[t]->data[j] -
-			    r[1].patch[t]->data[j]) <= 1e-5);
+			    r[1].patch[t]->data[j]) <=
+			    (exact_here() ? 0 : 1e-5));
 	learn_result_fini(&r[0]);
 	learn_result_fini(&r[1]);
 
