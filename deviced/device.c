@@ -366,7 +366,7 @@ st_retrieve(struct device *d)
 	/* The cloud's chosen settings first, once per model (fedsel.c). */
 	if (fedsel_dev_wanted(d) && d->fedsel_version != d->version)
 		return DEV_SELECT;
-	if (cf->retrieve_k == 0 || n == 0)
+	if (cf->retrieve_k == 0 || n == 0 || !learn_wants_retrieved(d))
 		return DEV_TRAIN;
 	/* The most recent samples describe the user best. */
 	if (n > (size_t)cf->retrieve_queries)

@@ -136,7 +136,8 @@ const struct conf_opt deviced_opts[] = {
 	CONF_DBL("learn.lc-prior", DV_OFF(lc_prior), "2", 0, 1000, 0,
 	    "pseudo-samples at the target rate smoothing the local CTR r_u"),
 	CONF_BOOL("learn.coda", DV_OFF(coda), "no", 0,
-	    "train on the retrieved samples the personal filter keeps"),
+	    "train on the retrieved samples the personal filter keeps (no: the "
+	    "device retrieves nothing but for the evaluation)"),
 	CONF_DBL("learn.coda-rho", DV_OFF(coda_rho), "0.3", 0, 1, 0,
 	    "CoDA filter: keep the top share by p(local) (0 = use tau)"),
 	CONF_DBL("learn.coda-tau", DV_OFF(coda_tau), "0.5", 0, 1, 0,
@@ -144,7 +145,7 @@ const struct conf_opt deviced_opts[] = {
 	CONF_DBL("learn.coda-weight", DV_OFF(coda_weight), "0.5", 0, 10, 0,
 	    "loss weight of a kept retrieved sample (local = 1)"),
 	CONF_INT("learn.retrieve-k", DV_OFF(retrieve_k), "100", 0, 1000000, 0,
-	    "pool samples to retrieve (0 = no retrieval)"),
+	    "pool samples to retrieve with learn.coda (0 = no retrieval)"),
 	CONF_INT("learn.retrieve-queries", DV_OFF(retrieve_queries), "64", 1,
 	    100000, 0, "most recent local samples sent as query vectors"),
 	CONF_ENUM("learn.retrieve-mode", DV_OFF(retrieve_mode), "samples",

@@ -273,5 +273,12 @@ void	device_fini(struct device *d);
 
 /* learn_job.c (threadpool) */
 void	learn_work_cb(uv_work_t *w);
+/*
+ * Whether d's job reads retrieved pool samples: learn.coda, or the
+ * evaluation's CoDA rows. Otherwise the device does not retrieve, which
+ * would send its query vectors, spend DP budget and the cloud's CPU on
+ * samples nothing reads.
+ */
+int	learn_wants_retrieved(const struct device *d);
 
 #endif

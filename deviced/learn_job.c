@@ -20,13 +20,26 @@
 #include "shared/ml/ctr.h"
 #include "shared/xmalloc.h"
 
+/* Whether the job runs the evaluation rows (deviced.eval-dir). */
+static int
+evaluating(const struct device *d)
+{
+	return d->dd->cf.eval_dir[0] != '\0' && d->test.n > 0;
+}
+
+int
+learn_wants_retrieved(const struct device *d)
+{
+	return d->dd->cf.coda || evaluating(d);
+}
+
 void
 learn_work_cb(uv_work_t *w)
 {
 	struct device *d = w->data;
 	const struct deviced_conf *cf = &d->dd->cf;
 	struct learn_result *r = xcalloc(1, sizeof(*r));
-	int eval = cf->eval_dir[0] != '\0' && d->test.n > 0;
+	int eval = evaluating(d);
 	struct learn_in in = { cf, d->model, &d->local, &d->retrieved,
 		d->user, d->global_ctr, &d->dd->stop, d->app != NULL, eval, 0,
 		d->fedsel, fedsel_dev_reports(d) };

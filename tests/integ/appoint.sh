@@ -14,7 +14,7 @@ import_pool
 start_cloudd -o limits.max-inflight=4 -o cloudd.workers=1 -o limits.rate=0
 wait_model 1
 start_deviced dev -o deviced.shards="$SHARDS" -o deviced.run-once=yes \
-    -o net.start-jitter-ms=0 -o net.backoff-max-ms=30000
+    -o net.start-jitter-ms=0 -o net.backoff-max-ms=30000 -o learn.coda=yes
 wait "$DPID" || die "deviced exit $?"
 done_=$(grep -o "DONE: device=[^ ]*" "$T/dev.log" | sort -u | wc -l)
 [ "$done_" -eq 60 ] || die "$done_ of 60 devices done"

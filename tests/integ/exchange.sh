@@ -1,7 +1,9 @@
 # The whole exchange over tcp:// (TRANSPORT=ipc for ipc://): cloudd imports
 # a pool and trains a model; two deviced processes (one hosting 5 devices,
-# one hosting 1) register, download, retrieve and upload; every patch lands
-# in the cloud's database; dcctl reports it; cloudd stops on SIGTERM.
+# one hosting 1 with CoDA) register, download, retrieve (only the CoDA
+# device: the others' jobs would not read pool samples, so they send no
+# query vectors) and upload; every patch lands in the cloud's database;
+# dcctl reports it; cloudd stops on SIGTERM.
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 endpoints
 make_data 12
@@ -18,7 +20,7 @@ P1=$DPID
 first=$(ls "$SHARDS" | grep local | sort -n | tail -1)
 start_deviced single -o deviced.local-data="$SHARDS/$first" \
     -o deviced.user-id="${first%%.*}" -o deviced.device-id=solo \
-    -o deviced.run-once=yes
+    -o deviced.run-once=yes -o learn.coda=yes
 P2=$DPID
 wait "$P1" || die "multi deviced exit $?"
 wait "$P2" || die "single deviced exit $?"
@@ -27,6 +29,10 @@ n=$(sql "SELECT count(*) FROM patches")
 [ "$(sql "SELECT count(DISTINCT device_id) FROM patches")" = 6 ] || die "devices"
 [ "$(grep -c 'DOWNLOAD: device=.* installed' "$T/multi.log")" = 5 ] || die "downloads"
 grep -q "RETRIEVE: device=solo got 100 pool samples" "$T/single.log" || die "retrieval"
+grep -q "TRAIN: device=solo .* + [0-9]*/100 retrieved" "$T/single.log" ||
+    die "the CoDA job did not see the retrieved samples"
+! grep -q "RETRIEVE: " "$T/multi.log" || die "a device without CoDA retrieved"
+grep -q "TRAIN: device=m-.* + 0/0 retrieved" "$T/multi.log" || die "multi TRAIN"
 dcctl devices | grep -q "^solo " || die "dcctl devices"
 dcctl models | grep -q "^1 " || die "dcctl models"
 dcctl status | grep -q "patches:       6" || die "dcctl status patches"
