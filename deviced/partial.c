@@ -10,22 +10,6 @@
 
 const double partial_alpha[PARTIAL_NA] = { 0.25, 0.5, 1.0 };
 
-static int
-trains(enum ctr_sel sel, enum ctr_tkind k)
-{
-	switch (sel) {
-	case CTR_SEL_ALL:
-		return 1;
-	case CTR_SEL_METAPATCH_ONLY:
-		return k == CTR_T_PATCH_M || k == CTR_T_PATCH_B;
-	case CTR_SEL_BIAS_ONLY:
-		return k == CTR_T_PATCH_B;
-	case CTR_SEL_NO_PATCH:
-		return k == CTR_T_BASE || k == CTR_T_PATCH_UV;
-	}
-	return 0;
-}
-
 int
 partial_mix(struct ctr *c, const struct ctr *c0, const float *save, double a,
     enum ctr_sel sel)
@@ -44,7 +28,7 @@ partial_mix(struct ctr *c, const struct ctr *c0, const float *save, double a,
 
 		if (t->n != t0->n)
 			return -EINVAL;
-		if (!trains(sel, t->kind))
+		if (!ctr_sel_trains(sel, t->kind))
 			continue;
 		for (size_t j = 0; j < t->n; j++)
 			t->data[j] = t0->data[j] + fa * (s[j] - t0->data[j]);

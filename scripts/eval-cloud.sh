@@ -48,10 +48,10 @@ DISTILL_ARGS=${DISTILL_ARGS:-}
 export OPENBLAS_NUM_THREADS=1
 t0=$(date +%s)
 mkdir -p "$OUT"
-ARMS=v1,self,distill,distill-frz,lam0-fix,self-fix,distill-fix,distill-frz-fix,conv-v1,conv-lam0,conv-distill,self-rec,distill-rec,distill-frz-rec,distill-ctr,distill-frz-ctr,distill-ctr-rec,teachers,distill-cv,teachers-cv
+ARMS=v1,self,distill,distill-frz,lam0-fix,self-fix,distill-fix,distill-frz-fix,conv-v1,conv-lam0,conv-distill,self-rec,distill-rec,distill-frz-rec,distill-ctr,distill-frz-ctr,distill-ctr-rec,teachers,distill-cv,teachers-cv,distill-2step,self-2step,lam0-2step,distill-uv,lam0-uv
 # The MoMoDistill settings the validation rule chooses among (freeze-users,
 # recent, center).
-CANDS=distill,distill-frz,distill-rec,distill-frz-rec,distill-ctr,distill-frz-ctr,distill-ctr-rec
+CANDS=distill,distill-frz,distill-rec,distill-frz-rec,distill-ctr,distill-frz-ctr,distill-ctr-rec,distill-2step,distill-uv
 
 # Metric of a method row in a dccl-eval CSV: csv_get FILE METHOD COLUMN.
 csv_get() {
@@ -150,6 +150,16 @@ for set in $sets; do
 		    --out "$OUT" --name "$set-r$r-vs-selfrec" --baseline self-rec \
 		    --methods distill-rec,distill-frz-rec,distill-ctr-rec \
 		    --user-counts "$counts" >/dev/null
+		# DCCL's second step (U, V from the teachers) and its controls.
+		"$BIN/dccl-eval" --task ctr --seeds-dirs "$(dirs $set test $r)" \
+		    --out "$OUT" --name "$set-r$r-2step" --baseline lam0-2step \
+		    --methods distill-2step,self-2step --user-counts "$counts" >/dev/null
+		"$BIN/dccl-eval" --task ctr --seeds-dirs "$(dirs $set test $r)" \
+		    --out "$OUT" --name "$set-r$r-step2" --baseline distill \
+		    --methods distill-2step --user-counts "$counts" >/dev/null
+		"$BIN/dccl-eval" --task ctr --seeds-dirs "$(dirs $set test $r)" \
+		    --out "$OUT" --name "$set-r$r-uv" --baseline lam0-uv \
+		    --methods distill-uv --user-counts "$counts" >/dev/null
 		"$BIN/dccl-eval" --task ctr --seeds-dirs "$(dirs $set test $r)" \
 		    --out "$OUT" --name "$set-r$r-vs-fix" --baseline lam0-fix \
 		    --methods self-fix,distill-fix,distill-frz-fix --user-counts "$counts" >/dev/null
@@ -179,6 +189,18 @@ for set in $sets; do
 		echo "Teachers on the newest pool samples only (*-rec), against self-distillation on the same samples:"
 		echo
 		sed -n '/^|/p' "$OUT/$set-r$r-vs-selfrec.md" | grep "^| \(self-rec\|distill-rec\|distill-frz-rec\|distill-ctr-rec\|method\) \|^|---"
+		echo
+		echo "DCCL's second step (the teachers distilled into U and V alone, after the whole-model fit), against the same two steps with λ = 0:"
+		echo
+		sed -n '/^|/p' "$OUT/$set-r$r-2step.md" | grep "^| \(lam0-2step\|self-2step\|distill-2step\|method\) \|^|---"
+		echo
+		echo "What the second step adds to MoMoDistill (distill-2step against distill):"
+		echo
+		sed -n '/^|/p' "$OUT/$set-r$r-step2.md" | grep "^| \(distill\|distill-2step\|method\) \|^|---"
+		echo
+		echo "The second step alone (U and V only, from v1), against λ = 0 under it:"
+		echo
+		sed -n '/^|/p' "$OUT/$set-r$r-uv.md" | grep "^| \(lam0-uv\|distill-uv\|method\) \|^|---"
 		echo
 		echo "Without the validation rule (the last of 3 epochs), against λ = 0 under the same rule:"
 		echo

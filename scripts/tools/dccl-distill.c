@@ -64,6 +64,12 @@
  *                (DISTILL_FIT_CENTER: within-user differences only); the
  *                self-distillation teacher is the student, which centring
  *                leaves as it is, so self is their control too
+ *   *-2step      DCCL's second step after the arm's fit: the same teachers
+ *                (none for lam0) distilled into the shared patch
+ *                parameters alone (U, V; CTR_SEL_PATCH_UV), same epochs
+ *                and validation rule; distill-2step, self-2step, lam0-2step
+ *   *-uv         that step instead of the whole-model fit: distill-uv,
+ *                lam0-uv
  *
  * Output: OUTDIR/test/rR/preds.csv (S_{R+1}) and OUTDIR/val/rR/preds.csv
  * (the devices' validation slices of S_R), lines method,user,item,label,
@@ -110,31 +116,46 @@ struct arm {
 	int		 recent;	/* teachers label --recent only */
 	int		 center;	/* DISTILL_FIT_CENTER */
 	int		 cv;		/* teachers pass a second, earlier fold */
+	int		 uv;		/* DCCL's second step: 1 after the fit,
+					   2 instead of it (UV_*) */
 	struct ctr	*m;
 };
 
+/*
+ * DCCL's second step: the same teachers distilled into the shared patch
+ * parameters alone (U and V of every layer, CTR_SEL_PATCH_UV), with the
+ * same epochs and validation rule, after the whole-model fit (UV_AFTER)
+ * or instead of it (UV_ONLY).
+ */
+enum { UV_NONE = 0, UV_AFTER, UV_ONLY };
+
 static struct arm arms[] = {
-	{ "v1",			0, ARM_STATIC,	0, 0, 0, 0, 0, NULL },
-	{ "lam0",		0, ARM_LAM0,	0, 0, 0, 0, 0, NULL },
-	{ "self",		0, ARM_SELF,	0, 0, 0, 0, 0, NULL },
-	{ "distill",		0, ARM_DISTILL,	0, 0, 0, 0, 0, NULL },
-	{ "distill-frz",	0, ARM_DISTILL,	1, 0, 0, 0, 0, NULL },
-	{ "lam0-fix",		0, ARM_LAM0,	0, 1, 0, 0, 0, NULL },
-	{ "self-fix",		0, ARM_SELF,	0, 1, 0, 0, 0, NULL },
-	{ "distill-fix",	0, ARM_DISTILL,	0, 1, 0, 0, 0, NULL },
-	{ "distill-frz-fix",	0, ARM_DISTILL,	1, 1, 0, 0, 0, NULL },
-	{ "conv-v1",		1, ARM_STATIC,	0, 0, 0, 0, 0, NULL },
-	{ "conv-lam0",		1, ARM_LAM0,	0, 0, 0, 0, 0, NULL },
-	{ "conv-distill",	1, ARM_DISTILL,	0, 0, 0, 0, 0, NULL },
-	{ "self-rec",		0, ARM_SELF,	0, 0, 1, 0, 0, NULL },
-	{ "distill-rec",	0, ARM_DISTILL,	0, 0, 1, 0, 0, NULL },
-	{ "distill-frz-rec",	0, ARM_DISTILL,	1, 0, 1, 0, 0, NULL },
-	{ "distill-ctr",	0, ARM_DISTILL,	0, 0, 0, 1, 0, NULL },
-	{ "distill-frz-ctr",	0, ARM_DISTILL,	1, 0, 0, 1, 0, NULL },
-	{ "distill-ctr-rec",	0, ARM_DISTILL,	0, 0, 1, 1, 0, NULL },
-	{ "teachers",		0, ARM_TEACH,	0, 0, 0, 0, 0, NULL },
-	{ "distill-cv",		0, ARM_DISTILL,	0, 0, 0, 0, 1, NULL },
-	{ "teachers-cv",	0, ARM_TEACH,	0, 0, 0, 0, 1, NULL },
+	{ "v1",			0, ARM_STATIC,	0, 0, 0, 0, 0, 0, NULL },
+	{ "lam0",		0, ARM_LAM0,	0, 0, 0, 0, 0, 0, NULL },
+	{ "self",		0, ARM_SELF,	0, 0, 0, 0, 0, 0, NULL },
+	{ "distill",		0, ARM_DISTILL,	0, 0, 0, 0, 0, 0, NULL },
+	{ "distill-frz",	0, ARM_DISTILL,	1, 0, 0, 0, 0, 0, NULL },
+	{ "lam0-fix",		0, ARM_LAM0,	0, 1, 0, 0, 0, 0, NULL },
+	{ "self-fix",		0, ARM_SELF,	0, 1, 0, 0, 0, 0, NULL },
+	{ "distill-fix",	0, ARM_DISTILL,	0, 1, 0, 0, 0, 0, NULL },
+	{ "distill-frz-fix",	0, ARM_DISTILL,	1, 1, 0, 0, 0, 0, NULL },
+	{ "conv-v1",		1, ARM_STATIC,	0, 0, 0, 0, 0, 0, NULL },
+	{ "conv-lam0",		1, ARM_LAM0,	0, 0, 0, 0, 0, 0, NULL },
+	{ "conv-distill",	1, ARM_DISTILL,	0, 0, 0, 0, 0, 0, NULL },
+	{ "self-rec",		0, ARM_SELF,	0, 0, 1, 0, 0, 0, NULL },
+	{ "distill-rec",	0, ARM_DISTILL,	0, 0, 1, 0, 0, 0, NULL },
+	{ "distill-frz-rec",	0, ARM_DISTILL,	1, 0, 1, 0, 0, 0, NULL },
+	{ "distill-ctr",	0, ARM_DISTILL,	0, 0, 0, 1, 0, 0, NULL },
+	{ "distill-frz-ctr",	0, ARM_DISTILL,	1, 0, 0, 1, 0, 0, NULL },
+	{ "distill-ctr-rec",	0, ARM_DISTILL,	0, 0, 1, 1, 0, 0, NULL },
+	{ "teachers",		0, ARM_TEACH,	0, 0, 0, 0, 0, 0, NULL },
+	{ "distill-cv",		0, ARM_DISTILL,	0, 0, 0, 0, 1, 0, NULL },
+	{ "teachers-cv",	0, ARM_TEACH,	0, 0, 0, 0, 1, 0, NULL },
+	{ "distill-2step",	0, ARM_DISTILL,	0, 0, 0, 0, 0, UV_AFTER, NULL },
+	{ "self-2step",		0, ARM_SELF,	0, 0, 0, 0, 0, UV_AFTER, NULL },
+	{ "lam0-2step",		0, ARM_LAM0,	0, 0, 0, 0, 0, UV_AFTER, NULL },
+	{ "distill-uv",		0, ARM_DISTILL,	0, 0, 0, 0, 0, UV_ONLY, NULL },
+	{ "lam0-uv",		0, ARM_LAM0,	0, 0, 0, 0, 0, UV_ONLY, NULL },
 };
 #define N_ARMS	(sizeof(arms) / sizeof(arms[0]))
 
@@ -644,10 +665,27 @@ round_arm(struct run *r, struct arm *a, int rd, FILE *fv, FILE *ft,
 		if (a->fixed)
 			ctr_eval_logloss(a->m, &r->ds, r->sp.pool_va,
 			    r->sp.nva, &vb);
+		if (a->uv == UV_ONLY)
+			o.sel = CTR_SEL_PATCH_UV;
 		rc = distill_fit(a->m, &r->ds, r->sp.pool_tr, r->sp.ntr,
 		    r->sp.pool_va, a->fixed ? 0 : r->sp.nva, &teacher, pk,
 		    np, &o, (a->freeze ? DISTILL_FIT_FREEZE_USERS : 0) |
 		    (a->center ? DISTILL_FIT_CENTER : 0), &st);
+		if (rc == 0 && a->uv == UV_AFTER) {
+			/* arms.csv gets the second step's validation */
+			struct distill_stats st2;
+			o.sel = CTR_SEL_PATCH_UV;
+			rc = distill_fit(a->m, &r->ds, r->sp.pool_tr,
+			    r->sp.ntr, r->sp.pool_va, r->sp.nva, &teacher, pk,
+			    np, &o, 0, &st2);
+			fprintf(stderr, "%s: round %d %-16s step 2 (U, V): val "
+			    "logloss %.4f -> %.4f (best epoch %d)\n", prog, rd,
+			    a->name, st2.val_before, st2.val_after,
+			    st2.best_epoch);
+			st.val_after = st2.val_after;
+			st.best_epoch = st2.best_epoch;
+			st.epochs += st2.epochs;
+		}
 		ctr_free(teacher);
 		free(pk);
 		if (rc != 0) {

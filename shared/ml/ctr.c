@@ -45,8 +45,6 @@
 
 enum { T_USER = 0, T_ITEM, T_GENRE, T_HOUR, T_WDAY, T_FIRST_MLP };
 
-static int	sel_trains(enum ctr_sel sel, enum ctr_tkind k);
-
 struct ctr {
 	struct ctr_config cfg;
 	int		 C0;		/* MLP input: F*D (+ F(F-1)/2) */
@@ -370,7 +368,7 @@ view_own(struct ctr *m)
 static void
 view_own_sel(struct ctr *m, enum ctr_sel sel)
 {
-	if (sel_trains(sel, CTR_T_BASE) || sel_trains(sel, CTR_T_PATCH_UV))
+	if (ctr_sel_trains(sel, CTR_T_BASE) || ctr_sel_trains(sel, CTR_T_PATCH_UV))
 		view_own(m);
 }
 
@@ -504,7 +502,7 @@ ctr_copy_params_sel(struct ctr *dst, const struct ctr *src, enum ctr_sel sel)
 		return -EINVAL;
 	view_own_sel(dst, sel);
 	for (int i = 0; i < src->p.n_tensors; i++)
-		if (sel_trains(sel, src->t[i].kind))
+		if (ctr_sel_trains(sel, src->t[i].kind))
 			memcpy(dst->t[i].data, src->t[i].data,
 			    src->t[i].n * sizeof(float));
 	return 0;
@@ -1036,9 +1034,8 @@ ctr_forward_trunk(struct ctr *m, const struct dataset *ds,
 	return 0;
 }
 
-/* Whether sel trains tensor kind k. */
-static int
-sel_trains(enum ctr_sel sel, enum ctr_tkind k)
+int
+ctr_sel_trains(enum ctr_sel sel, enum ctr_tkind k)
 {
 	switch (sel) {
 	case CTR_SEL_ALL:
@@ -1049,6 +1046,8 @@ sel_trains(enum ctr_sel sel, enum ctr_tkind k)
 		return k != CTR_T_PATCH_M && k != CTR_T_PATCH_B;
 	case CTR_SEL_BIAS_ONLY:
 		return k == CTR_T_PATCH_B;
+	case CTR_SEL_PATCH_UV:
+		return k == CTR_T_PATCH_UV;
 	}
 	return 0;
 }
@@ -1071,7 +1070,7 @@ ctr_zero_grad(struct ctr *m)
 static float *
 gsel(struct ctr *m, int i, enum ctr_sel sel)
 {
-	return sel_trains(sel, m->t[i].kind) ? m->t[i].grad : NULL;
+	return ctr_sel_trains(sel, m->t[i].kind) ? m->t[i].grad : NULL;
 }
 
 int
@@ -1080,7 +1079,7 @@ ctr_backward(struct ctr *m, enum ctr_sel sel, const float *y, const float *w,
 {
 	const struct ctr_config *c = &m->cfg;
 	int B = m->B, D = c->dim, C0 = m->C0, L = m->L;
-	int base = sel_trains(sel, CTR_T_BASE);
+	int base = ctr_sel_trains(sel, CTR_T_BASE);
 	int lowest;	/* lowest layer whose input gradient is needed */
 	double l;
 
@@ -1088,11 +1087,11 @@ ctr_backward(struct ctr *m, enum ctr_sel sel, const float *y, const float *w,
 		return -EINVAL;
 	param_grads_ensure(&m->p);
 	/* After ctr_forward_trunk only the patches and the bias may train. */
-	if (m->trunk_fwd && (base || sel_trains(sel, CTR_T_PATCH_UV)))
+	if (m->trunk_fwd && (base || ctr_sel_trains(sel, CTR_T_PATCH_UV)))
 		return -EINVAL;
 	if (y == NULL)
 		y = m->y;
-	if (base || sel_trains(sel, CTR_T_PATCH_UV))
+	if (base || ctr_sel_trains(sel, CTR_T_PATCH_UV))
 		m->dense_clean = 0;
 	l = bce_logits_forward(NULL, m->logit, y, w, off, B);
 	if (loss != NULL)
@@ -1107,12 +1106,13 @@ ctr_backward(struct ctr *m, enum ctr_sel sel, const float *y, const float *w,
 	 */
 	if (base)
 		lowest = -1;
-	else if (m->R > 0 && sel_trains(sel, CTR_T_PATCH_M))
+	else if (m->R > 0 && (ctr_sel_trains(sel, CTR_T_PATCH_M) ||
+	    ctr_sel_trains(sel, CTR_T_PATCH_UV)))
 		lowest = 0;
 	else
 		lowest = L;
 
-	if (m->ti_pb >= 0 && sel_trains(sel, CTR_T_PATCH_B)) {
+	if (m->ti_pb >= 0 && ctr_sel_trains(sel, CTR_T_PATCH_B)) {
 		float *gb = m->t[m->ti_pb].grad;
 		for (int b = 0; b < B; b++)
 			gb[m->uid[b]] += m->dlogit[b];
@@ -1139,7 +1139,7 @@ ctr_backward(struct ctr *m, enum ctr_sel sel, const float *y, const float *w,
 			    m->pt[k], m->t[m->ti_pu[k]].data,
 			    m->t[m->ti_pv[k]].data, m->t[m->ti_pm[k]].data,
 			    m->uid, B, Hk, m->R);
-			if (sel_trains(sel, CTR_T_PATCH_M))
+			if (ctr_sel_trains(sel, CTR_T_PATCH_M))
 				kern_rows_add(&m->rows[m->ti_pm[k]], m->uid,
 				    (size_t)B);
 		}
@@ -1209,7 +1209,7 @@ sel_kinds(enum ctr_sel sel)
 	unsigned k = 0;
 
 	for (int i = CTR_T_BASE; i <= CTR_T_PATCH_B; i++)
-		if (sel_trains(sel, (enum ctr_tkind)i))
+		if (ctr_sel_trains(sel, (enum ctr_tkind)i))
 			k |= 1u << i;
 	return k;
 }

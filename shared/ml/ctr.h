@@ -110,6 +110,8 @@ enum ctr_sel {
 	CTR_SEL_METAPATCH_ONLY,	/* only the per-user m and bias (device) */
 	CTR_SEL_NO_PATCH,	/* all but the m and bias tables (cloud) */
 	CTR_SEL_BIAS_ONLY,	/* only the per-user bias (device) */
+	CTR_SEL_PATCH_UV,	/* only the shared U, V (cloud: DCCL's second
+				   step, distilled from the device models) */
 };
 
 enum ctr_tkind {
@@ -119,6 +121,9 @@ enum ctr_tkind {
 	CTR_T_PATCH_B,		/* per-user logit bias (with the patch) */
 	CTR_T_FIXED,		/* set once, never trained (item_prior) */
 };
+
+/* Whether selection sel trains tensors of kind k. */
+int	ctr_sel_trains(enum ctr_sel sel, enum ctr_tkind k);
 
 /*
  * A tensor is a struct param_tensor (shared/ml/param.h): kind is its enum

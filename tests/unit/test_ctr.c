@@ -335,6 +335,74 @@ test_metapatch_only(void **state)
 }
 
 /*
+ * CTR_SEL_PATCH_UV (DCCL's second step on the cloud): the U, V gradients of
+ * every patch layer, the lowest included, are the whole model's (so the
+ * finite-difference check of test_grad_check covers them), nothing else
+ * gets one, and training moves U and V alone.
+ */
+static void
+test_patch_uv_only(void **state)
+{
+	struct ctr_config c = small_cfg();
+	struct dataset ds;
+	struct ctr_train_opts o;
+	enum { B = 8 };
+	uint32_t idx[B] = { 0, 1, 2, 3, 4, 5, 6, 7 };
+
+	(void)state;
+	make_ds(&ds, 300, 6, 20, 3);
+	struct ctr *m = new_model(&c, 5);
+	randomize_patch(m, 3);		/* m != 0, or U and V get no signal */
+	assert_true(c.n_hidden >= 2);	/* a patch below another */
+	assert_int_equal(ctr_forward(m, &ds, idx, B, NULL), 0);
+	ctr_zero_grad(m);
+	assert_int_equal(ctr_backward(m, CTR_SEL_ALL, NULL, NULL, NULL, NULL),
+	    0);
+	float *all[CTR_MAX_TENSORS] = { NULL };
+	for (int i = 0; i < ctr_num_tensors(m); i++) {
+		const struct param_tensor *t = ctr_tensor_at(m, i);
+		all[i] = malloc(t->n * sizeof(float) + 1);
+		memcpy(all[i], t->grad, t->n * sizeof(float));
+	}
+	assert_int_equal(ctr_forward(m, &ds, idx, B, NULL), 0);
+	ctr_zero_grad(m);
+	assert_int_equal(ctr_backward(m, CTR_SEL_PATCH_UV, NULL, NULL, NULL,
+	    NULL), 0);
+	int uv = 0;
+	for (int i = 0; i < ctr_num_tensors(m); i++) {
+		const struct param_tensor *t = ctr_tensor_at(m, i);
+		if (t->kind == CTR_T_PATCH_UV) {
+			double norm = 0;
+			for (size_t k = 0; k < t->n; k++)
+				norm += fabs(t->grad[k]);
+			assert_true(norm > 0);
+			assert_memory_equal(t->grad, all[i],
+			    t->n * sizeof(float));
+			uv++;
+		} else
+			for (size_t k = 0; k < t->n; k++)
+				assert_true(t->grad[k] == 0.0f);
+		free(all[i]);
+	}
+	assert_int_equal(uv, 2 * c.n_hidden);
+
+	/* training: only U and V move */
+	struct ctr *snap = ctr_clone(m);
+	uint32_t *all_idx = iota(ds.n, 0);
+	ctr_train_opts_default(&o);
+	o.epochs = 1;
+	o.batch = 32;
+	o.sel = CTR_SEL_PATCH_UV;
+	assert_int_equal(ctr_train(m, &ds, all_idx, ds.n, NULL, 0, &o, NULL),
+	    0);
+	check_frozen(m, snap, CTR_T_PATCH_UV);
+	ctr_free(snap);
+	ctr_free(m);
+	free(all_idx);
+	free_ds(&ds);
+}
+
+/*
  * The per-user bias: a user whose labels are all 1 gets a rising bias from
  * bias-only SGD, only that user's row moves, and the bias shifts every
  * logit of the user by the same amount (so it keeps the user's ranking).
@@ -1124,6 +1192,7 @@ main(void)
 		cmocka_unit_test(test_determinism),
 		cmocka_unit_test(test_release_grads),
 		cmocka_unit_test(test_metapatch_only),
+		cmocka_unit_test(test_patch_uv_only),
 		cmocka_unit_test(test_patch_bias),
 		cmocka_unit_test(test_early_stopping),
 		cmocka_unit_test(test_oov),
