@@ -23,11 +23,16 @@ most=0 dbuf="" cbuf=""
 while kill -0 "$DPID" 2>/dev/null; do
 	n=$(ss -Htn state established "( dport = :$port )" | wc -l)
 	[ "$n" -gt "$most" ] && most=$n
-	# receive buffers (skmem rb) of the deviced's and cloudd's ends
-	[ -n "$dbuf" ] || dbuf=$(ss -Htnm state established \
-	    "( dport = :$port )" | grep -o 'rb[0-9]*' | sort -u | tr '\n' ' ')
-	[ -n "$cbuf" ] || cbuf=$(ss -Htnm state established \
-	    "( sport = :$port )" | grep -o 'rb[0-9]*' | sort -u | tr '\n' ' ')
+	# receive buffers (skmem rb) of the deviced's and cloudd's ends, as
+	# last seen: a connection cloudd has just accepted shows the
+	# kernel's default until nanomsg sets its buffer (one sample in a
+	# CI run caught rb131072 there)
+	b=$(ss -Htnm state established "( dport = :$port )" |
+	    grep -o 'rb[0-9]*' | sort -u | tr '\n' ' ')
+	[ -n "$b" ] && dbuf=$b
+	b=$(ss -Htnm state established "( sport = :$port )" |
+	    grep -o 'rb[0-9]*' | sort -u | tr '\n' ' ')
+	[ -n "$b" ] && cbuf=$b
 	sleep 0.1
 done
 wait "$DPID" || die "deviced exit $?"
