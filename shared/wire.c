@@ -2,7 +2,6 @@
  * wire: see wire.h. The envelope is validated here once; handlers then check
  * only their own body's fields against the daemon's limits.
  */
-#include <math.h>
 #include <nanomsg/nn.h>
 #include <stdint.h>
 #include <stdio.h>

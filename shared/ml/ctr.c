@@ -368,7 +368,8 @@ view_own(struct ctr *m)
 static void
 view_own_sel(struct ctr *m, enum ctr_sel sel)
 {
-	if (ctr_sel_trains(sel, CTR_T_BASE) || ctr_sel_trains(sel, CTR_T_PATCH_UV))
+	if (ctr_sel_trains(sel, CTR_T_BASE) ||
+	    ctr_sel_trains(sel, CTR_T_PATCH_UV))
 		view_own(m);
 }
 

@@ -259,9 +259,9 @@ int	ctr_forward(struct ctr *m, const struct dataset *ds,
  *                 the result equals ctr_forward's as long as the
  *                 embeddings and the first layer are unchanged since
  *                 ctr_trunk (bit for bit with batches of at most
- *                 GEMM_SMALL, gemm.h, where its kernels run). A ctr_backward after it accepts only
- *                 selections that train the m tables and the bias
- *                 (-EINVAL otherwise).
+ *                 GEMM_SMALL, gemm.h, where its kernels run). A
+ *                 ctr_backward after it accepts only selections that
+ *                 train the m tables and the bias (-EINVAL otherwise).
  */
 int	ctr_trunk_dim(const struct ctr *m);
 int	ctr_trunk(struct ctr *m, const struct dataset *ds, const uint32_t *idx,
