@@ -1,4 +1,7 @@
-/* dstore: see dstore.h. WAL + synchronous=NORMAL, as in the cloud's store. */
+/*
+ * dstore: see dstore.h. WAL + synchronous=NORMAL, as in the cloud's store.
+ * The download chunks are in dstore_dl.c.
+ */
 #include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -6,14 +9,10 @@
 #include <string.h>
 
 #include "deviced/dstore.h"
+#include "deviced/dstore_impl.h"
 #include "shared/db.h"
 #include "shared/data/dataset.h"
 #include "shared/xmalloc.h"
-
-struct dstore {
-	sqlite3	*db;
-	char	 err[256];
-};
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS samples(id INTEGER PRIMARY KEY,"
@@ -22,27 +21,28 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS model(id INTEGER PRIMARY KEY CHECK(id=1),"
 	"  version INTEGER NOT NULL, blob BLOB NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS download(version INTEGER NOT NULL,"
-	"  idx INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY(version, idx));"
+	"  idx INTEGER NOT NULL, off INTEGER NOT NULL, len INTEGER NOT NULL,"
+	"  PRIMARY KEY(version, idx));"
 	"CREATE TABLE IF NOT EXISTS outbox(request_id INTEGER PRIMARY KEY,"
 	"  base_version INTEGER NOT NULL, blob BLOB NOT NULL,"
 	"  acked INTEGER NOT NULL DEFAULT 0, patch_id INTEGER);"
 	"CREATE TABLE IF NOT EXISTS kv(key TEXT PRIMARY KEY, value INTEGER);";
 
 /* The shared helpers (shared/db.h), reporting into the store's message. */
-static int
-fail_db(struct dstore *st, const char *what)
+int
+dstore_fail(struct dstore *st, const char *what)
 {
 	return db_fail(st->db, what, st->err, sizeof(st->err));
 }
 
-static int
-exec(struct dstore *st, const char *sql)
+int
+dstore_exec(struct dstore *st, const char *sql)
 {
 	return db_exec(st->db, sql, st->err, sizeof(st->err));
 }
 
-static int
-prep(struct dstore *st, const char *sql, sqlite3_stmt **s)
+int
+dstore_prep(struct dstore *st, const char *sql, sqlite3_stmt **s)
 {
 	return db_prep(st->db, sql, s, st->err, sizeof(st->err));
 }
@@ -61,7 +61,24 @@ add_side(struct dstore *st)
 		sqlite3_finalize(s);
 		return 0;
 	}
-	return exec(st, "ALTER TABLE samples ADD COLUMN side BLOB");
+	return dstore_exec(st, "ALTER TABLE samples ADD COLUMN side BLOB");
+}
+
+/*
+ * Download chunks in a file beside the store (dstore_dl.c): a store made
+ * before kept them as blobs in the download table. That table goes; a
+ * download it held starts over, which costs one model's chunks once.
+ */
+static int
+drop_blob_chunks(struct dstore *st)
+{
+	sqlite3_stmt *s;
+
+	if (sqlite3_prepare_v2(st->db, "SELECT data FROM download LIMIT 0",
+	    -1, &s, NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_finalize(s);
+	return dstore_exec(st, "DROP TABLE download; PRAGMA incremental_vacuum");
 }
 
 int
@@ -70,6 +87,12 @@ dstore_open(struct dstore **out, const char *path, char *err, size_t errlen)
 	struct dstore *st = xcalloc(1, sizeof(*st));
 
 	*out = NULL;
+	if ((size_t)snprintf(st->dlpath, sizeof(st->dlpath), "%s-download",
+	    path) >= sizeof(st->dlpath)) {
+		snprintf(err, errlen, "%s: path too long", path);
+		free(st);
+		return -ENAMETOOLONG;
+	}
 	if (db_open(&st->db, path, 1000, err, errlen) != 0) {
 		dstore_close(st);
 		return -EIO;
@@ -80,16 +103,15 @@ dstore_open(struct dstore **out, const char *path, char *err, size_t errlen)
 	 * memory. The store is read mostly at start and written in chunks.
 	 */
 	/*
-	 * A model passes through the store twice (its chunks, then the
-	 * assembled blob), so without these a device kept about 4x the
-	 * model on disk: the freed chunk pages and a WAL grown to the
-	 * install's size. A new store is in incremental auto-vacuum mode
-	 * (shared/db.c); dstore_dl_clear gives the pages back, and the WAL
-	 * is cut to 1 MiB after each checkpoint.
+	 * Pages freed in the store go back to the file system (a new store
+	 * is in incremental auto-vacuum mode, shared/db.c), and the WAL is
+	 * cut to 1 MiB after each checkpoint, so a device does not keep the
+	 * high-water mark of an old store's chunk blobs or a large outbox.
 	 */
-	if (exec(st, "PRAGMA cache_size = -128") != 0 ||
-	    exec(st, "PRAGMA journal_size_limit = 1048576") != 0 ||
-	    exec(st, schema) != 0 || add_side(st) != 0) {
+	if (dstore_exec(st, "PRAGMA cache_size = -128") != 0 ||
+	    dstore_exec(st, "PRAGMA journal_size_limit = 1048576") != 0 ||
+	    drop_blob_chunks(st) != 0 || dstore_exec(st, schema) != 0 ||
+	    add_side(st) != 0) {
 		snprintf(err, errlen, "%s: %s", path, st->err);
 		dstore_close(st);
 		return -EIO;
@@ -119,12 +141,12 @@ dstore_samples_count(struct dstore *st, uint64_t *n)
 	sqlite3_stmt *s;
 	int rc = 0;
 
-	if (prep(st, "SELECT count(*) FROM samples", &s) != 0)
+	if (dstore_prep(st, "SELECT count(*) FROM samples", &s) != 0)
 		return -EIO;
 	if (sqlite3_step(s) == SQLITE_ROW)
 		*n = (uint64_t)sqlite3_column_int64(s, 0);
 	else
-		rc = fail_db(st, "count");
+		rc = dstore_fail(st, "count");
 	sqlite3_finalize(s);
 	return rc;
 }
@@ -135,7 +157,7 @@ dstore_samples_add(struct dstore *st, const struct dataset *ds)
 	sqlite3_stmt *s = NULL;
 	int rc;
 
-	if ((rc = exec(st, "BEGIN IMMEDIATE")) != 0)
+	if ((rc = dstore_exec(st, "BEGIN IMMEDIATE")) != 0)
 		return rc;
 	if (ds->n_side > 0 && ds->n_side <= SAMPLE_SIDE_MAX) {
 		char key[32];
@@ -149,7 +171,7 @@ dstore_samples_add(struct dstore *st, const struct dataset *ds)
 				goto fail;
 		}
 	}
-	if ((rc = prep(st, "INSERT INTO samples(item, ts, rating, label, "
+	if ((rc = dstore_prep(st, "INSERT INTO samples(item, ts, rating, label, "
 	    "genres, hist, side) VALUES(?,?,?,?,?,?,?)", &s)) != 0)
 		goto fail;
 	for (size_t i = 0; i < ds->n; i++) {
@@ -170,16 +192,16 @@ dstore_samples_add(struct dstore *st, const struct dataset *ds)
 		else
 			sqlite3_bind_null(s, 7);
 		if (sqlite3_step(s) != SQLITE_DONE) {
-			rc = fail_db(st, "sample insert");
+			rc = dstore_fail(st, "sample insert");
 			goto fail;
 		}
 		sqlite3_reset(s);
 	}
 	sqlite3_finalize(s);
-	return exec(st, "COMMIT");
+	return dstore_exec(st, "COMMIT");
 fail:
 	sqlite3_finalize(s);
-	exec(st, "ROLLBACK");
+	dstore_exec(st, "ROLLBACK");
 	return rc;
 }
 
@@ -199,7 +221,7 @@ dstore_samples_load(struct dstore *st, struct dataset *ds, uint32_t user)
 			    c > 0 && c <= UINT32_MAX ? (uint32_t)c : 1;
 		}
 	}
-	if (prep(st, "SELECT item, ts, rating, label, genres, hist, side FROM "
+	if (dstore_prep(st, "SELECT item, ts, rating, label, genres, hist, side FROM "
 	    "samples ORDER BY ts, id", &s) != 0)
 		return -EIO;
 	while (sqlite3_step(s) == SQLITE_ROW) {
@@ -235,7 +257,7 @@ dstore_model_get(struct dstore *st, uint64_t *version, void **blob,
 	sqlite3_stmt *s;
 	int rc = -ENOENT;
 
-	if (prep(st, "SELECT version, blob FROM model WHERE id = 1", &s) != 0)
+	if (dstore_prep(st, "SELECT version, blob FROM model WHERE id = 1", &s) != 0)
 		return -EIO;
 	if (sqlite3_step(s) == SQLITE_ROW) {
 		*version = (uint64_t)sqlite3_column_int64(s, 0);
@@ -255,85 +277,14 @@ dstore_model_put(struct dstore *st, uint64_t version, const void *blob,
 	sqlite3_stmt *s;
 	int rc = 0;
 
-	if (prep(st, "INSERT OR REPLACE INTO model VALUES(1, ?, ?)", &s))
+	if (dstore_prep(st, "INSERT OR REPLACE INTO model VALUES(1, ?, ?)", &s))
 		return -EIO;
 	sqlite3_bind_int64(s, 1, (int64_t)version);
 	sqlite3_bind_blob64(s, 2, blob, len, SQLITE_STATIC);
 	if (sqlite3_step(s) != SQLITE_DONE)
-		rc = fail_db(st, "model put");
+		rc = dstore_fail(st, "model put");
 	sqlite3_finalize(s);
 	return rc;
-}
-
-int
-dstore_dl_put(struct dstore *st, uint64_t version, uint32_t idx,
-    const void *data, size_t len)
-{
-	sqlite3_stmt *s;
-	int rc = 0;
-
-	if (prep(st, "INSERT OR REPLACE INTO download VALUES(?, ?, ?)", &s))
-		return -EIO;
-	sqlite3_bind_int64(s, 1, (int64_t)version);
-	sqlite3_bind_int64(s, 2, idx);
-	sqlite3_bind_blob64(s, 3, data, len, SQLITE_STATIC);
-	if (sqlite3_step(s) != SQLITE_DONE)
-		rc = fail_db(st, "chunk put");
-	sqlite3_finalize(s);
-	return rc;
-}
-
-int
-dstore_dl_next(struct dstore *st, uint64_t version, uint32_t *next)
-{
-	sqlite3_stmt *s;
-	uint32_t n = 0;
-
-	if (prep(st, "SELECT idx FROM download WHERE version = ? ORDER BY idx",
-	    &s) != 0)
-		return -EIO;
-	sqlite3_bind_int64(s, 1, (int64_t)version);
-	while (sqlite3_step(s) == SQLITE_ROW &&
-	    (uint32_t)sqlite3_column_int64(s, 0) == n)
-		n++;
-	sqlite3_finalize(s);
-	*next = n;
-	return 0;
-}
-
-int
-dstore_dl_assemble(struct dstore *st, uint64_t version, void **blob,
-    size_t *len)
-{
-	sqlite3_stmt *s;
-	size_t cap = 1 << 16, n = 0;
-	uint8_t *b = xmalloc(cap);
-
-	if (prep(st, "SELECT data FROM download WHERE version = ? ORDER BY "
-	    "idx", &s) != 0) {
-		free(b);
-		return -EIO;
-	}
-	sqlite3_bind_int64(s, 1, (int64_t)version);
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		size_t k = (size_t)sqlite3_column_bytes(s, 0);
-		while (n + k > cap)
-			b = xreallocarray(b, cap *= 2, 1);
-		memcpy(b + n, sqlite3_column_blob(s, 0), k);
-		n += k;
-	}
-	sqlite3_finalize(s);
-	*blob = b;
-	*len = n;
-	return 0;
-}
-
-int
-dstore_dl_clear(struct dstore *st)
-{
-	if (exec(st, "DELETE FROM download") != 0)
-		return -EIO;
-	return exec(st, "PRAGMA incremental_vacuum");
 }
 
 int
@@ -342,13 +293,13 @@ dstore_next_request_id(struct dstore *st, uint64_t *id)
 	sqlite3_stmt *s;
 	int rc = 0;
 
-	if (prep(st, "INSERT INTO kv VALUES('next_request', 2) ON CONFLICT(key)"
+	if (dstore_prep(st, "INSERT INTO kv VALUES('next_request', 2) ON CONFLICT(key)"
 	    " DO UPDATE SET value = value + 1 RETURNING value - 1", &s) != 0)
 		return -EIO;
 	if (sqlite3_step(s) == SQLITE_ROW)
 		*id = (uint64_t)sqlite3_column_int64(s, 0);
 	else
-		rc = fail_db(st, "request id");
+		rc = dstore_fail(st, "request id");
 	sqlite3_finalize(s);
 	return rc;
 }
@@ -360,14 +311,14 @@ dstore_outbox_put(struct dstore *st, uint64_t req_id, uint64_t base,
 	sqlite3_stmt *s;
 	int rc = 0;
 
-	if (prep(st, "INSERT INTO outbox(request_id, base_version, blob) "
+	if (dstore_prep(st, "INSERT INTO outbox(request_id, base_version, blob) "
 	    "VALUES(?, ?, ?)", &s) != 0)
 		return -EIO;
 	sqlite3_bind_int64(s, 1, (int64_t)req_id);
 	sqlite3_bind_int64(s, 2, (int64_t)base);
 	sqlite3_bind_blob64(s, 3, blob, len, SQLITE_STATIC);
 	if (sqlite3_step(s) != SQLITE_DONE)
-		rc = fail_db(st, "outbox put");
+		rc = dstore_fail(st, "outbox put");
 	sqlite3_finalize(s);
 	return rc;
 }
@@ -379,7 +330,7 @@ dstore_outbox_pending(struct dstore *st, uint64_t *req_id, uint64_t *base,
 	sqlite3_stmt *s;
 	int rc = -ENOENT;
 
-	if (prep(st, "SELECT request_id, base_version, blob FROM outbox WHERE "
+	if (dstore_prep(st, "SELECT request_id, base_version, blob FROM outbox WHERE "
 	    "acked = 0 ORDER BY request_id LIMIT 1", &s) != 0)
 		return -EIO;
 	if (sqlite3_step(s) == SQLITE_ROW) {
@@ -400,13 +351,13 @@ dstore_outbox_ack(struct dstore *st, uint64_t req_id, uint64_t patch)
 	sqlite3_stmt *s;
 	int rc = 0;
 
-	if (prep(st, "UPDATE outbox SET acked = 1, patch_id = ? WHERE "
+	if (dstore_prep(st, "UPDATE outbox SET acked = 1, patch_id = ? WHERE "
 	    "request_id = ?", &s) != 0)
 		return -EIO;
 	sqlite3_bind_int64(s, 1, (int64_t)patch);
 	sqlite3_bind_int64(s, 2, (int64_t)req_id);
 	if (sqlite3_step(s) != SQLITE_DONE)
-		rc = fail_db(st, "outbox ack");
+		rc = dstore_fail(st, "outbox ack");
 	sqlite3_finalize(s);
 	return rc;
 }
@@ -418,12 +369,12 @@ dstore_outbox_last_base(struct dstore *st, uint64_t *base)
 	int rc = 0;
 
 	*base = 0;
-	if (prep(st, "SELECT MAX(base_version) FROM outbox", &s) != 0)
+	if (dstore_prep(st, "SELECT MAX(base_version) FROM outbox", &s) != 0)
 		return -EIO;
 	if (sqlite3_step(s) == SQLITE_ROW)
 		*base = (uint64_t)sqlite3_column_int64(s, 0);
 	else
-		rc = fail_db(st, "outbox last base");
+		rc = dstore_fail(st, "outbox last base");
 	sqlite3_finalize(s);
 	return rc;
 }
@@ -434,7 +385,7 @@ dstore_kv_get(struct dstore *st, const char *key, int64_t *v)
 	sqlite3_stmt *s;
 
 	*v = 0;
-	if (prep(st, "SELECT value FROM kv WHERE key = ?", &s) != 0)
+	if (dstore_prep(st, "SELECT value FROM kv WHERE key = ?", &s) != 0)
 		return -EIO;
 	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
 	if (sqlite3_step(s) == SQLITE_ROW)
@@ -449,13 +400,13 @@ dstore_kv_set(struct dstore *st, const char *key, int64_t v)
 	sqlite3_stmt *s;
 	int rc = 0;
 
-	if (prep(st, "INSERT INTO kv VALUES(?, ?) ON CONFLICT(key) DO UPDATE "
+	if (dstore_prep(st, "INSERT INTO kv VALUES(?, ?) ON CONFLICT(key) DO UPDATE "
 	    "SET value = excluded.value", &s) != 0)
 		return -EIO;
 	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, v);
 	if (sqlite3_step(s) != SQLITE_DONE)
-		rc = fail_db(st, "kv set");
+		rc = dstore_fail(st, "kv set");
 	sqlite3_finalize(s);
 	return rc;
 }

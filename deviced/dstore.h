@@ -1,7 +1,8 @@
 /*
  * dstore: a device's own SQLite store: its local samples (which never
  * leave it), the current model, the chunks of a download in progress (so an
- * interrupted download resumes), and the patch outbox (a patch keeps its
+ * interrupted download resumes; their bytes in a file beside it), and the
+ * patch outbox (a patch keeps its
  * request id until acknowledged, so a resend after a crash is recognised
  * by the cloud as the same upload). One connection, loop thread only.
  */
@@ -33,15 +34,21 @@ int	dstore_model_get(struct dstore *st, uint64_t *version, void **blob,
 int	dstore_model_put(struct dstore *st, uint64_t version, const void *blob,
 	    size_t len);
 
-/* Download in progress: chunks of one version. */
+/*
+ * Download in progress: the chunks of one version, in order (dstore_dl.c).
+ * Their bytes go to a file beside the store (<path>-download), the table
+ * says which are whole. Chunk 0 starts a download over; chunk i > 0 must
+ * follow chunk i - 1 of the same version (-EINVAL otherwise). The caller
+ * checks the assembled model's hash, so bytes a power cut lost are found.
+ */
 int	dstore_dl_put(struct dstore *st, uint64_t version, uint32_t idx,
 	    const void *data, size_t len);
-/* Number of contiguous chunks 0..n-1 stored for version. */
+/* Number of contiguous chunks 0..n-1 stored whole for version. */
 int	dstore_dl_next(struct dstore *st, uint64_t version, uint32_t *next);
-/* Concatenates the chunks of version into a malloc'd buffer. */
+/* Concatenates chunks 0..n-1 of version into a malloc'd buffer. */
 int	dstore_dl_assemble(struct dstore *st, uint64_t version, void **blob,
 	    size_t *len);
-/* Drops all download chunks. */
+/* Drops all download chunks and their file. */
 int	dstore_dl_clear(struct dstore *st);
 
 /* Next request id (persisted, strictly increasing). */

@@ -106,9 +106,9 @@ rss_of() {	# prints "cloudd_kb deviced_total_kb deviced_max_kb"
 		# CPU ticks so far (utime + stime), kept for the totals
 		k=$({ awk '{print $14 + $15}' "$p/stat"; } 2>/dev/null) || k=0
 		case "$cmd" in
-		*bin/cloudd*) c=$((c + r)); echo "$now cloudd ${p#/proc/} $k" >>"$OUT/cpu.samples" ;;
+		*bin/cloudd*) c=$((c + r)); echo "$now cloudd ${p#/proc/} $k $r" >>"$OUT/cpu.samples" ;;
 		*bin/deviced*) t=$((t + r)); [ "$r" -gt "$m" ] && m=$r
-			echo "$now deviced ${p#/proc/} $k" >>"$OUT/cpu.samples" ;;
+			echo "$now deviced ${p#/proc/} $k $r" >>"$OUT/cpu.samples" ;;
 		esac
 	done
 	echo "$c $t $m"
@@ -183,6 +183,14 @@ awk -v hz="$(getconf CLK_TCK)" -v n="$N" '
 		printf "%-10s cloudd %.1f s (%.1f s before the first device), deviced %.1f s (%.1f ms per device)\n",
 		    "CPU", tot["cloudd"] / hz, c0 / hz, tot["deviced"] / hz, 1000 * tot["deviced"] / hz / n
 	}' "$OUT/cpu.samples" 2>/dev/null || true
+# When cloudd's RSS peaked, against the first device start (field 5 of a
+# sample is its VmRSS in KiB): training, the devices' requests or the
+# distillation after them.
+awk '$2 == "deviced" && t0 == "" { t0 = $1 }
+	$2 == "cloudd" && $5 + 0 > pk { pk = $5; at = $1 }
+	END { if (pk > 0 && t0 != "")
+		printf "%-10s cloudd %d MiB at %+d s from the first device start\n",
+		    "RSS peak", pk / 1024, at - t0 }' "$OUT/cpu.samples" 2>/dev/null || true
 printf "%-10s %d of %d (%.1f%%)\n" done "$done_" "$N" "$(awk -v a=$done_ -v n=$N 'BEGIN { print 100 * a / n }')"
 [ "$KILL_PCT" -gt 0 ] && echo "dropout    $killed deviced processes SIGKILLed and restarted"
 distill_summary
