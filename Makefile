@@ -137,7 +137,7 @@ eval-dp: deps
 	@sh scripts/eval-dp.sh ../shared/data/ml-latest-small
 
 # Federated selection against the default setting and per-device CV
-# (scripts/README.md, "Federated selection"; ctr, 3 seeds, about 8 min).
+# (scripts/eval-results.md, "Federated selection"; ctr, 3 seeds, about 8 min).
 .PHONY: eval-fedsel
 eval-fedsel: deps
 	@$(MAKE) --no-print-directory all

@@ -24,7 +24,7 @@
  * item prior's weight from train.item-prior-weights by validation GAUC
  * (0 included: then the model is shipped without it, format 2), then one
  * affine recalibration on validation. On by default since the ctr task's
- * validation chose weights 1-2 in every seed (scripts/README.md, *The
+ * validation chose weights 1-2 in every seed (scripts/eval-results.md, *The
  * item prior*). train_model_finish() is this step: cloudd, dccl-ofa
  * and dccl-distill run it; dccl-base with its "prior" token;
  * bench_train does not (it times training).
@@ -36,7 +36,7 @@
 /*
  * Learning rates cloudd tries (train.lr-grid), one model each, keeping the
  * one of highest GAUC on the pool's validation slice: scripts/eval-base.sh
- * measured the rate as the largest lever on this model (scripts/README.md).
+ * measured the rate as the largest lever on this model (scripts/eval-results.md).
  */
 #define TRAIN_LR_GRID		"0.001,0.003"
 #define TRAIN_LR_MAX		8	/* rates in a grid */

@@ -4,7 +4,7 @@
  * As blobs in the store, each chunk was written twice (the WAL, then the
  * checkpoint into the database) and its freed pages a third time, with a
  * checkpoint's fsyncs every few chunks: at 10,000 simulated devices half
- * of deviced's CPU was the kernel's (scripts/README.md, Scale). Now the
+ * of deviced's CPU was the kernel's (scripts/bench-results.md, Scale). Now the
  * bytes go to <store>-download with one pwrite and the table keeps only
  * (version, idx, off, len) of each chunk written whole, committed after
  * the bytes. Nothing is fsynced: a process crash keeps what was written

@@ -1,6 +1,6 @@
 #!/bin/sh
 # eval-base-daemons.sh [DATA]: the cloud model through the daemons against
-# the model before issue 16, paired (scripts/README.md, Base-model
+# the model before issue 16, paired (scripts/eval-results.md, Base-model
 # options). Runs eval.sh's ctr task with the cloud method only (EVAL_SEEDS,
 # default 1 2 3) twice on the same splits: once as cloudd trains by
 # default, once as the old model (--no-side data, train.interaction=off,

@@ -31,7 +31,7 @@
 # EVAL_DEVICED_OPTS adds deviced options (-o key=value ...) to every round,
 # EVAL_CLOUDD_OPTS cloudd options, EVAL_SPLIT_OPTS dccl-data split options
 # (MovieLens tasks; e.g. --no-side with -o train.interaction=off: the base
-# model before issue 16, scripts/README.md, Base-model options).
+# model before issue 16, scripts/eval-results.md, Base-model options).
 # EVAL_KEEP=DIR keeps each round's per-device files (DIR/run-TASK-SEED/eval)
 # and the split data, for analyses the tables do not make.
 # Rows "<m>-fed" train at the setting the cloud chose by federated

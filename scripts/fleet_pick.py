@@ -13,11 +13,11 @@ largest. With Z (rank only) it applies cloudd's rule for the pair weight
 cv_rank in every candidate row, a row replaces the first (the default)
 only if its summed difference from it exceeds Z standard errors of that
 sum, sqrt(sum d_i^2 - d^2 / D); among those the largest sum, else the
-first (scripts/README.md, Issue 17, fifth pass, checks that the daemons
+first (scripts/eval-results.md, Issue 17, fifth pass, checks that the daemons
 choose as this does). No test label enters the choice. It then writes, per device,
 the rows cloud, the candidates and NAME (the chosen row's test scores)
 to OUTDIR/run-*/eval/<dev>.csv, with counts and cold.csv, for
-bin/dccl-eval (scripts/README.md, Issue 17, fourth pass).
+bin/dccl-eval (scripts/eval-results.md, Issue 17, fourth pass).
 """
 import glob
 import os

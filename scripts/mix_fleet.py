@@ -27,7 +27,7 @@ No test label enters a choice. The test scores of cloud and BASEROW are
 then mixed per device at the chosen weight and written as new rows, with
 cloud, BASEROW and MIXROW, to OUTDIR/run-*/eval/<dev>.csv (and counts,
 cold.csv), for bin/dccl-eval's paired tables (printed by this script's
-caller; see scripts/README.md, Issue 17, fourth pass).
+caller; see scripts/eval-results.md, Issue 17, fourth pass).
 """
 import collections
 import glob

@@ -74,7 +74,7 @@ td=$(date +%s.%N)
 # GUARD_NICE) run the searches. At nice 5 the deviceds installing 10,000
 # models doubled a search's wall time, and cloudd's appointments, which
 # are spaced by it, sent the devices away for longer than the searches
-# then took (scripts/README.md, *Lanes*).
+# then took (scripts/bench-results.md, *Lanes*).
 run_deviced() {
 	while :; do
 		nice -n "${DEVICED_NICE:-11}" "$BIN/deviced" "$@" \

@@ -8,7 +8,7 @@
  * pages again and again, each faulted in and zeroed. In this project's
  * VM that was the largest cost of a download on the client (perf:
  * exc_page_fault and clear_page under memcpy; 190 against 570-840 MB/s
- * for 64 MiB, scripts/README.md, Benchmarks). memtune_chunks keeps blocks
+ * for 64 MiB, scripts/bench-results.md, Benchmarks). memtune_chunks keeps blocks
  * under MEMTUNE_MMAP_MAX in the heap and up to MEMTUNE_TRIM_MAX of freed
  * heap mapped, so those buffers are reused. Called once by a program's
  * main before it starts threads: bench_download. Not by cloudd nor

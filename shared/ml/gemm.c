@@ -17,7 +17,7 @@
  * nothing outside the operands is read or written. Summation order
  * differs from OpenBLAS's, so results agree to rounding, not bits.
  * The thresholds in small_ok are where these kernels stopped beating
- * OpenBLAS 0.3.21 on this project's shapes (scripts/README.md).
+ * OpenBLAS 0.3.21 on this project's shapes (scripts/bench-results.md).
  */
 #include <stddef.h>
 #include <string.h>

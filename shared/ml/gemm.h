@@ -10,7 +10,7 @@
  * (x86-64 with AVX2 and FMA, checked at run time); everything else,
  * other CPUs and the cloud's batches of 256, goes to cblas_sgemm.
  * tests/unit/test_kern.c (test_gemm_shapes) checks every path against a
- * double-precision loop; scripts/README.md (Benchmarks, small products)
+ * double-precision loop; scripts/bench-results.md (Benchmarks, small products)
  * has the timings behind GEMM_SMALL.
  *
  * Threads: any; no state.

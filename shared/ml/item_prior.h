@@ -15,7 +15,7 @@
  * without it) and afterwards sets w from a grid by the GAUC of the
  * validation slice (train_model.c, train.item-prior): a post-hoc choice
  * on held-out samples, not a trained parameter
- * (scripts/README.md, *The item prior*).
+ * (scripts/eval-results.md, *The item prior*).
  */
 #ifndef SHARED_ML_ITEM_PRIOR_H
 #define SHARED_ML_ITEM_PRIOR_H

@@ -7,7 +7,7 @@
  * stored in the model buffer, all inside the timed loop; the BLAKE2b-256
  * of the whole checked against the manifest's checksum after the clock
  * stops. What deviced does beyond it, and this does not: it stores each
- * chunk in its SQLite store and installs the model (scripts/README.md,
+ * chunk in its SQLite store and installs the model (scripts/bench-results.md,
  * Benchmarks). Run by bench_download.sh:
  *
  *   bench_download -e EP [-E PEER_EP] [-k KEYDIR] [-r RUNS] [-P CLIENTS]
@@ -22,7 +22,7 @@
  * is checked and stored. THREADS (0, the default, as deviced) checks and
  * stores each chunk inline; more hands them to that many check threads
  * (shared/dlcheck.h), which measured slower on 2 cores (the chunk moves
- * between cores' caches; scripts/README.md, Benchmarks).
+ * between cores' caches; scripts/bench-results.md, Benchmarks).
  * The token comes from $DCCL_AUTH_TOKEN. With -E, every figure is taken
  * from runs alternating between EP and PEER_EP (A B A B ..., RUNS pairs):
  * the median of each side and the median and range of the pairwise

@@ -35,7 +35,7 @@ log "retrieve E_BUSY: $n_busy, with an appointment: $n_appt"
 # (A sanity bound: in a burst this small the old fixed 250 ms hint also
 # cleared the queue, about one refusal per refused device; at 1,000
 # devices it averaged 2.5 and up to 6, the appointments 1.15 and 2:
-# scripts/README.md, Scale.)
+# scripts/bench-results.md, Scale.)
 set -- $(grep "RETRY: .* retrieve .*E_BUSY" "$T/dev.log" |
     sed 's/.*device=\([^ ]*\).*/\1/' | sort | uniq -c |
     awk '{ n++; s += $1; if ($1 > m) m = $1 } END { print n + 0, s + 0, m + 0 }')

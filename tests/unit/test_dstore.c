@@ -2,7 +2,7 @@
  * test_dstore: the device store across a model download and install
  * (deviced/dstore.c, dstore_dl.c). An installed device keeps about one
  * copy of its model on disk, not the chunks beside it (at 10,000 hosted
- * devices the difference was 2x the model per device, scripts/README.md,
+ * devices the difference was 2x the model per device, scripts/bench-results.md,
  * Scale); the chunks are written once, to their own file, not through the
  * WAL; a chunk file cut short (a power cut) resumes at its last whole
  * chunk; chunks out of order are refused; a store whose chunks were blobs
