@@ -6,9 +6,9 @@
  * its hash in the list this CPU hashes fastest, or -H's) before it is
  * stored in the model buffer, all inside the timed loop; the BLAKE2b-256
  * of the whole checked against the manifest's checksum after the clock
- * stops. What deviced does beyond it, and this does not: it stores each
- * chunk in its SQLite store and installs the model (scripts/bench-results.md,
- * Benchmarks). Run by bench_download.sh:
+ * stops. What deviced does beyond it, and this does not: it writes each
+ * chunk to a file beside its store and installs the model
+ * (scripts/bench-results.md, Benchmarks). Run by bench_download.sh:
  *
  *   bench_download -e EP [-E PEER_EP] [-k KEYDIR] [-r RUNS] [-P CLIENTS]
  *       [-W WINDOW] [-T THREADS] [-H blake2b|sha256]

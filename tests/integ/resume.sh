@@ -25,6 +25,10 @@ kill -9 "$DPID"
 wait "$DPID" 2>/dev/null || true
 have=$(sqlite3 "$db" 'SELECT count(*) FROM download')
 log "SIGKILL with $have of $chunks chunks stored"
+# The chunks' bytes are in the file beside the store, the rows say which
+# are whole (deviced/dstore_dl.c): the file holds at least those.
+bytes=$(stat -c %s "$db-download") || die "no chunk file beside the store"
+[ "$bytes" -ge $((have * 1024)) ] || die "chunk file has $bytes bytes for $have chunks"
 [ "$have" -lt "$chunks" ] || die "the download had finished before the kill"
 start_deviced dev -o deviced.local-data="$SHARDS/$first" -o deviced.user-id="$u" \
     -o deviced.device-id=slow -o deviced.run-once=yes
@@ -42,4 +46,5 @@ served=$(dcctl metrics | sed -n 's/^dccl_requests_total{type="get_model",result=
 log "GetModel requests served: $served for $chunks chunks"
 [ "$served" -lt $((chunks + 100)) ] || die "download restarted from 0 ($served requests)"
 [ "$(sqlite3 "$db" 'SELECT count(*) FROM download')" = 0 ] || die "chunks left"
+[ ! -e "$db-download" ] || die "chunk file left after the install"
 echo "resume OK: killed at $have/$chunks chunks, resumed at chunk $at"

@@ -5,7 +5,8 @@
  * devices the difference was 2x the model per device, scripts/bench-results.md,
  * Scale); the chunks are written once, to their own file, not through the
  * WAL; a chunk file cut short (a power cut) resumes at its last whole
- * chunk; chunks out of order are refused; a store whose chunks were blobs
+ * chunk; chunks out of order are refused; a full disk refuses the chunk
+ * that does not fit and keeps the others; a store whose chunks were blobs
  * opens and downloads again.
  */
 #include <setjmp.h>
@@ -16,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -248,6 +251,49 @@ test_out_of_order_refused(void **state)
 	cleanup(dir);
 }
 
+/*
+ * A full disk (here a file size limit): the chunk that does not fit is
+ * refused with the reason, the chunks before it stay whole, and the
+ * download goes on from there once there is room.
+ */
+static void
+test_full_disk_keeps_whole_chunks(void **state)
+{
+	char dir[] = "/tmp/test_dstore.XXXXXX", path[256], dl[300];
+	struct dstore *st;
+	struct rlimit old, lim;
+	uint8_t *chunk = malloc(CHUNK);
+	uint32_t next;
+	int rc = 0, i;
+
+	(void)state;
+	st = fresh(dir, path, sizeof(path), dl, sizeof(dl));
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 4 * CHUNK + CHUNK / 2;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	for (i = 0; i < 8 && rc == 0; i++) {
+		memset(chunk, i + 1, CHUNK);
+		rc = dstore_dl_put(st, 9, (uint32_t)i, chunk, CHUNK);
+	}
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	printf("chunk %d refused: %d (%s)\n", i - 1, rc, dstore_errmsg(st));
+	assert_int_equal(i - 1, 4);
+	assert_int_equal(rc, -EFBIG);
+	assert_non_null(strstr(dstore_errmsg(st), "write"));
+	assert_int_equal(dstore_dl_next(st, 9, &next), 0);
+	assert_int_equal(next, 4);
+	memset(chunk, 5, CHUNK);
+	assert_int_equal(dstore_dl_put(st, 9, 4, chunk, CHUNK), 0);
+	assert_int_equal(dstore_dl_next(st, 9, &next), 0);
+	assert_int_equal(next, 5);
+	dstore_close(st);
+	cleanup(dir);
+	free(chunk);
+}
+
 /* A store whose chunks were blobs in the download table (before). */
 static void
 test_old_blob_store_opens(void **state)
@@ -286,6 +332,7 @@ main(void)
 		cmocka_unit_test(test_chunks_bypass_wal),
 		cmocka_unit_test(test_short_file_resumes_at_last_whole_chunk),
 		cmocka_unit_test(test_out_of_order_refused),
+		cmocka_unit_test(test_full_disk_keeps_whole_chunks),
 		cmocka_unit_test(test_old_blob_store_opens),
 	};
 
