@@ -45,19 +45,23 @@
 
 /* ---- selection (pure) ----------------------------------------------------- */
 
-/* Orders patch indices by user, then newest first (base, id). */
-static const struct store_patch *sort_p;
+/* A patch's sort key: qsort has no context, so the key carries its index. */
+struct newest_key {
+	uint64_t	 base, id;
+	uint32_t	 user;
+	size_t		 idx;
+};
 
+/* By user, then newest first (base, id). */
 static int
 cmp_newest(const void *a, const void *b)
 {
-	const struct store_patch *x = &sort_p[*(const size_t *)a];
-	const struct store_patch *y = &sort_p[*(const size_t *)b];
+	const struct newest_key *x = a, *y = b;
 
-	if (x->user_id != y->user_id)
-		return x->user_id < y->user_id ? -1 : 1;
-	if (x->base_version != y->base_version)
-		return x->base_version > y->base_version ? -1 : 1;
+	if (x->user != y->user)
+		return x->user < y->user ? -1 : 1;
+	if (x->base != y->base)
+		return x->base > y->base ? -1 : 1;
 	if (x->id != y->id)
 		return x->id > y->id ? -1 : 1;
 	return 0;
@@ -68,7 +72,8 @@ distill_select(const struct store_patch *p, size_t n, uint64_t current,
     const struct distill_opts *o, struct distill_pick **out, size_t *nout,
     struct distill_counts *c)
 {
-	size_t *ord, k = 0, nu = 0;
+	struct newest_key *ord;
+	size_t k = 0, nu = 0;
 	struct distill_pick *pk;
 
 	memset(c, 0, sizeof(*c));
@@ -84,16 +89,15 @@ distill_select(const struct store_patch *p, size_t n, uint64_t current,
 		    p[i].base_version > current || p[i].base_version == 0)
 			c->skipped++;
 		else
-			ord[k++] = i;
+			ord[k++] = (struct newest_key){ p[i].base_version,
+			    p[i].id, p[i].user_id, i };
 	}
-	sort_p = p;	/* loop or test thread only; qsort has no context */
 	qsort(ord, k, sizeof(*ord), cmp_newest);
-	sort_p = NULL;
 	for (size_t i = 0; i < k; i++) {
-		const struct store_patch *q = &p[ord[i]];
+		const struct store_patch *q = &p[ord[i].idx];
 		uint64_t age;
 
-		if (i > 0 && p[ord[i - 1]].user_id == q->user_id) {
+		if (i > 0 && ord[i - 1].user == q->user_id) {
 			c->skipped++;	/* superseded by a newer one */
 			continue;
 		}
@@ -110,7 +114,7 @@ distill_select(const struct store_patch *p, size_t n, uint64_t current,
 		}
 		pk[nu].user = q->user_id;
 		pk[nu].base = q->base_version;
-		pk[nu].patch = ord[i];
+		pk[nu].patch = ord[i].idx;
 		pk[nu].weight = (float)(o->stale == DISTILL_STALE_POLY ?
 		    o->lambda / pow(1.0 + (double)age, o->poly_a) :
 		    o->lambda * pow(o->decay, (double)age));
