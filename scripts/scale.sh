@@ -104,11 +104,13 @@ rss_of() {	# prints "cloudd_kb deviced_total_kb deviced_max_kb"
 		r=$({ awk '/^VmRSS/ {print $2}' "$p/status"; } 2>/dev/null) || continue
 		[ -n "$r" ] || continue
 		# CPU ticks so far (utime + stime), kept for the totals
-		k=$({ awk '{print $14 + $15}' "$p/stat"; } 2>/dev/null) || k=0
+		# and the kernel's share of them (stime)
+		set -- $({ awk '{print $14 + $15, $15}' "$p/stat"; } 2>/dev/null) || set -- 0 0
+		k=${1:-0}; ks=${2:-0}
 		case "$cmd" in
-		*bin/cloudd*) c=$((c + r)); echo "$now cloudd ${p#/proc/} $k $r" >>"$OUT/cpu.samples" ;;
+		*bin/cloudd*) c=$((c + r)); echo "$now cloudd ${p#/proc/} $k $r $ks" >>"$OUT/cpu.samples" ;;
 		*bin/deviced*) t=$((t + r)); [ "$r" -gt "$m" ] && m=$r
-			echo "$now deviced ${p#/proc/} $k $r" >>"$OUT/cpu.samples" ;;
+			echo "$now deviced ${p#/proc/} $k $r $ks" >>"$OUT/cpu.samples" ;;
 		esac
 	done
 	echo "$c $t $m"
@@ -176,12 +178,13 @@ printf "%-10s cloudd %d MiB; deviced total %d MiB, max %d MiB in one process, %.
 awk -v hz="$(getconf CLK_TCK)" -v n="$N" '
 	$2 == "deviced" && t0 == "" { t0 = $1 }
 	$2 == "cloudd" && (t0 == "" || $1 < t0) { pre[$3] = $4 }
-	{ last[$2 " " $3] = $4 }
+	{ last[$2 " " $3] = $4; lastk[$2 " " $3] = $6 }
 	END {
-		for (k in last) { split(k, a, " "); tot[a[1]] += last[k] }
+		for (k in last) { split(k, a, " "); tot[a[1]] += last[k]; kt[a[1]] += lastk[k] }
 		for (p in pre) c0 += pre[p]
-		printf "%-10s cloudd %.1f s (%.1f s before the first device), deviced %.1f s (%.1f ms per device)\n",
-		    "CPU", tot["cloudd"] / hz, c0 / hz, tot["deviced"] / hz, 1000 * tot["deviced"] / hz / n
+		printf "%-10s cloudd %.1f s (%.1f s before the first device), deviced %.1f s (%.1f ms per device, %.0f %% in the kernel)\n",
+		    "CPU", tot["cloudd"] / hz, c0 / hz, tot["deviced"] / hz, 1000 * tot["deviced"] / hz / n,
+		    tot["deviced"] ? 100 * kt["deviced"] / tot["deviced"] : 0
 	}' "$OUT/cpu.samples" 2>/dev/null || true
 # When cloudd's RSS peaked, against the first device start (field 5 of a
 # sample is its VmRSS in KiB): training, the devices' requests or the
