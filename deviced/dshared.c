@@ -31,22 +31,6 @@ path_of(char *p, size_t n, const char *dir, uint64_t version,
 	    (unsigned long long)version, hex);
 }
 
-/* All of len bytes to fd. */
-static int
-write_all(int fd, const uint8_t *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 int
 dshared_put(const char *data_dir, uint64_t version, const uint8_t sum[32],
     const void *blob, size_t len)
@@ -65,7 +49,7 @@ dshared_put(const char *data_dir, uint64_t version, const uint8_t sum[32],
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 	    0640)) < 0)
 		return -errno;
-	if (write_all(fd, blob, len) != 0 || fsync(fd) != 0)
+	if (fs_pwrite_all(fd, blob, len, 0) != 0 || fsync(fd) != 0)
 		rc = -errno;
 	if (close(fd) != 0 && rc == 0)
 		rc = -errno;

@@ -47,6 +47,18 @@ dstore_prep(struct dstore *st, const char *sql, sqlite3_stmt **s)
 	return db_prep(st->db, sql, s, st->err, sizeof(st->err));
 }
 
+/* Does probe (a SELECT of one column) compile: does the column exist? */
+static int
+has_column(struct dstore *st, const char *probe)
+{
+	sqlite3_stmt *s;
+
+	if (sqlite3_prepare_v2(st->db, probe, -1, &s, NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_finalize(s);
+	return 1;
+}
+
 /*
  * Side values (issue 16): a store made before them gets the column (its
  * samples have none); the dimensions live in kv (n_side, side_card<k>).
@@ -54,13 +66,8 @@ dstore_prep(struct dstore *st, const char *sql, sqlite3_stmt **s)
 static int
 add_side(struct dstore *st)
 {
-	sqlite3_stmt *s;
-
-	if (sqlite3_prepare_v2(st->db, "SELECT side FROM samples LIMIT 0", -1,
-	    &s, NULL) == SQLITE_OK) {
-		sqlite3_finalize(s);
+	if (has_column(st, "SELECT side FROM samples LIMIT 0"))
 		return 0;
-	}
 	return dstore_exec(st, "ALTER TABLE samples ADD COLUMN side BLOB");
 }
 
@@ -72,13 +79,10 @@ add_side(struct dstore *st)
 static int
 drop_blob_chunks(struct dstore *st)
 {
-	sqlite3_stmt *s;
-
-	if (sqlite3_prepare_v2(st->db, "SELECT data FROM download LIMIT 0",
-	    -1, &s, NULL) != SQLITE_OK)
+	if (!has_column(st, "SELECT data FROM download LIMIT 0"))
 		return 0;
-	sqlite3_finalize(s);
-	return dstore_exec(st, "DROP TABLE download; PRAGMA incremental_vacuum");
+	return dstore_exec(st,
+	    "DROP TABLE download; PRAGMA incremental_vacuum");
 }
 
 int
@@ -171,8 +175,8 @@ dstore_samples_add(struct dstore *st, const struct dataset *ds)
 				goto fail;
 		}
 	}
-	if ((rc = dstore_prep(st, "INSERT INTO samples(item, ts, rating, label, "
-	    "genres, hist, side) VALUES(?,?,?,?,?,?,?)", &s)) != 0)
+	if ((rc = dstore_prep(st, "INSERT INTO samples(item, ts, rating, "
+	    "label, genres, hist, side) VALUES(?,?,?,?,?,?,?)", &s)) != 0)
 		goto fail;
 	for (size_t i = 0; i < ds->n; i++) {
 		const struct sample *x = &ds->s[i];
@@ -221,8 +225,8 @@ dstore_samples_load(struct dstore *st, struct dataset *ds, uint32_t user)
 			    c > 0 && c <= UINT32_MAX ? (uint32_t)c : 1;
 		}
 	}
-	if (dstore_prep(st, "SELECT item, ts, rating, label, genres, hist, side FROM "
-	    "samples ORDER BY ts, id", &s) != 0)
+	if (dstore_prep(st, "SELECT item, ts, rating, label, genres, hist, "
+	    "side FROM samples ORDER BY ts, id", &s) != 0)
 		return -EIO;
 	while (sqlite3_step(s) == SQLITE_ROW) {
 		struct sample x;
@@ -257,7 +261,8 @@ dstore_model_get(struct dstore *st, uint64_t *version, void **blob,
 	sqlite3_stmt *s;
 	int rc = -ENOENT;
 
-	if (dstore_prep(st, "SELECT version, blob FROM model WHERE id = 1", &s) != 0)
+	if (dstore_prep(st, "SELECT version, blob FROM model WHERE id = 1",
+	    &s) != 0)
 		return -EIO;
 	if (sqlite3_step(s) == SQLITE_ROW) {
 		*version = (uint64_t)sqlite3_column_int64(s, 0);
@@ -293,8 +298,9 @@ dstore_next_request_id(struct dstore *st, uint64_t *id)
 	sqlite3_stmt *s;
 	int rc = 0;
 
-	if (dstore_prep(st, "INSERT INTO kv VALUES('next_request', 2) ON CONFLICT(key)"
-	    " DO UPDATE SET value = value + 1 RETURNING value - 1", &s) != 0)
+	if (dstore_prep(st, "INSERT INTO kv VALUES('next_request', 2) ON "
+	    "CONFLICT(key) DO UPDATE SET value = value + 1 RETURNING value - 1",
+	    &s) != 0)
 		return -EIO;
 	if (sqlite3_step(s) == SQLITE_ROW)
 		*id = (uint64_t)sqlite3_column_int64(s, 0);
@@ -311,8 +317,8 @@ dstore_outbox_put(struct dstore *st, uint64_t req_id, uint64_t base,
 	sqlite3_stmt *s;
 	int rc = 0;
 
-	if (dstore_prep(st, "INSERT INTO outbox(request_id, base_version, blob) "
-	    "VALUES(?, ?, ?)", &s) != 0)
+	if (dstore_prep(st, "INSERT INTO outbox(request_id, base_version, "
+	    "blob) VALUES(?, ?, ?)", &s) != 0)
 		return -EIO;
 	sqlite3_bind_int64(s, 1, (int64_t)req_id);
 	sqlite3_bind_int64(s, 2, (int64_t)base);
@@ -330,8 +336,8 @@ dstore_outbox_pending(struct dstore *st, uint64_t *req_id, uint64_t *base,
 	sqlite3_stmt *s;
 	int rc = -ENOENT;
 
-	if (dstore_prep(st, "SELECT request_id, base_version, blob FROM outbox WHERE "
-	    "acked = 0 ORDER BY request_id LIMIT 1", &s) != 0)
+	if (dstore_prep(st, "SELECT request_id, base_version, blob FROM outbox "
+	    "WHERE acked = 0 ORDER BY request_id LIMIT 1", &s) != 0)
 		return -EIO;
 	if (sqlite3_step(s) == SQLITE_ROW) {
 		*req_id = (uint64_t)sqlite3_column_int64(s, 0);
@@ -400,8 +406,8 @@ dstore_kv_set(struct dstore *st, const char *key, int64_t v)
 	sqlite3_stmt *s;
 	int rc = 0;
 
-	if (dstore_prep(st, "INSERT INTO kv VALUES(?, ?) ON CONFLICT(key) DO UPDATE "
-	    "SET value = excluded.value", &s) != 0)
+	if (dstore_prep(st, "INSERT INTO kv VALUES(?, ?) ON CONFLICT(key) DO "
+	    "UPDATE SET value = excluded.value", &s) != 0)
 		return -EIO;
 	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, v);

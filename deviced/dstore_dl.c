@@ -22,6 +22,7 @@
 
 #include "deviced/dstore.h"
 #include "deviced/dstore_impl.h"
+#include "shared/fsutil.h"
 #include "shared/xmalloc.h"
 
 static int
@@ -58,31 +59,13 @@ chunk_end(struct dstore *st, uint64_t version, uint32_t idx, int64_t *end)
 	return rc;
 }
 
-static int
-write_all(int fd, const void *data, size_t len, off_t off)
-{
-	const uint8_t *p = data;
-
-	while (len > 0) {
-		ssize_t w = pwrite(fd, p, len, off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return w < 0 ? errno : EIO;
-		p += w;
-		len -= (size_t)w;
-		off += w;
-	}
-	return 0;
-}
-
 int
 dstore_dl_put(struct dstore *st, uint64_t version, uint32_t idx,
     const void *data, size_t len)
 {
 	sqlite3_stmt *s = NULL;
 	int64_t off;
-	int fd = -1, rc, e;
+	int fd = -1, rc;
 
 	if ((rc = chunk_end(st, version, idx, &off)) != 0)
 		return rc;
@@ -110,8 +93,8 @@ dstore_dl_put(struct dstore *st, uint64_t version, uint32_t idx,
 		rc = fail_io(st, "truncate", errno);
 		goto fail;
 	}
-	if ((e = write_all(fd, data, len, (off_t)off)) != 0) {
-		rc = fail_io(st, "write", e);
+	if (fs_pwrite_all(fd, data, len, (off_t)off) != 0) {
+		rc = fail_io(st, "write", errno);
 		goto fail;
 	}
 	if ((rc = dstore_prep(st, "INSERT INTO download VALUES(?, ?, ?, ?)",
@@ -138,28 +121,39 @@ file_size(const char *path)
 	return stat(path, &sb) == 0 ? (int64_t)sb.st_size : 0;
 }
 
-int
-dstore_dl_next(struct dstore *st, uint64_t version, uint32_t *next)
+/*
+ * The chunks of version stored whole: n of them, in order, each where the
+ * one before ended and all in the file; *end is where the last one ends.
+ */
+static int
+whole(struct dstore *st, uint64_t version, uint32_t *n, int64_t *end)
 {
 	sqlite3_stmt *s;
-	int64_t have = file_size(st->dlpath), end = 0;
-	uint32_t n = 0;
+	int64_t have = file_size(st->dlpath);
 
+	*n = 0;
+	*end = 0;
 	if (dstore_prep(st, "SELECT idx, off, len FROM download WHERE version "
 	    "= ? ORDER BY idx", &s) != 0)
 		return -EIO;
 	sqlite3_bind_int64(s, 1, (int64_t)version);
-	/* whole: in order, each where the one before ended, all in the file */
 	while (sqlite3_step(s) == SQLITE_ROW &&
-	    (uint32_t)sqlite3_column_int64(s, 0) == n &&
-	    sqlite3_column_int64(s, 1) == end &&
-	    end + sqlite3_column_int64(s, 2) <= have) {
-		end += sqlite3_column_int64(s, 2);
-		n++;
+	    (uint32_t)sqlite3_column_int64(s, 0) == *n &&
+	    sqlite3_column_int64(s, 1) == *end &&
+	    *end + sqlite3_column_int64(s, 2) <= have) {
+		*end += sqlite3_column_int64(s, 2);
+		(*n)++;
 	}
 	sqlite3_finalize(s);
-	*next = n;
 	return 0;
+}
+
+int
+dstore_dl_next(struct dstore *st, uint64_t version, uint32_t *next)
+{
+	int64_t end;
+
+	return whole(st, version, next, &end);
 }
 
 int
@@ -174,9 +168,7 @@ dstore_dl_assemble(struct dstore *st, uint64_t version, void **blob,
 
 	*blob = NULL;
 	*len = 0;
-	if ((rc = dstore_dl_next(st, version, &n)) != 0)
-		return rc;
-	if (n > 0 && (rc = chunk_end(st, version, n, &total)) != 0)
+	if ((rc = whole(st, version, &n, &total)) != 0)
 		return rc;
 	b = xmalloc(total > 0 ? (size_t)total : 1);
 	if (total > 0 && (fd = open(st->dlpath, O_RDONLY | O_CLOEXEC)) < 0) {

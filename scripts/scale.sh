@@ -105,7 +105,7 @@ rss_of() {	# prints "cloudd_kb deviced_total_kb deviced_max_kb"
 		[ -n "$r" ] || continue
 		# CPU ticks so far (utime + stime), kept for the totals
 		# and the kernel's share of them (stime)
-		set -- $({ awk '{print $14 + $15, $15}' "$p/stat"; } 2>/dev/null) || set -- 0 0
+		set -- $({ awk '{print $14 + $15, $15}' "$p/stat"; } 2>/dev/null)
 		k=${1:-0}; ks=${2:-0}
 		case "$cmd" in
 		*bin/cloudd*) c=$((c + r)); echo "$now cloudd ${p#/proc/} $k $r $ks" >>"$OUT/cpu.samples" ;;

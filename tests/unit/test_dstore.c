@@ -175,6 +175,23 @@ test_chunks_bypass_wal(void **state)
 	free(chunk);
 }
 
+/* Chunks 0..n-1 of version are whole: len bytes, the last one last. */
+static void
+assert_whole(struct dstore *st, uint64_t version, uint32_t n, size_t len,
+    uint8_t last)
+{
+	uint32_t next;
+	void *blob;
+	size_t got;
+
+	assert_int_equal(dstore_dl_next(st, version, &next), 0);
+	assert_int_equal(next, n);
+	assert_int_equal(dstore_dl_assemble(st, version, &blob, &got), 0);
+	assert_int_equal(got, len);
+	assert_int_equal(((uint8_t *)blob)[len - 1], last);
+	free(blob);
+}
+
 /*
  * Rows committed for bytes the file lost (a power cut after the commit):
  * the download resumes at the last chunk the file holds whole.
@@ -185,9 +202,6 @@ test_short_file_resumes_at_last_whole_chunk(void **state)
 	char dir[] = "/tmp/test_dstore.XXXXXX", path[256], dl[300];
 	struct dstore *st;
 	uint8_t chunk[1000];
-	void *blob;
-	size_t len;
-	uint32_t next;
 
 	(void)state;
 	st = fresh(dir, path, sizeof(path), dl, sizeof(dl));
@@ -197,21 +211,11 @@ test_short_file_resumes_at_last_whole_chunk(void **state)
 		    0);
 	}
 	assert_int_equal(truncate(dl, 2500), 0);
-	assert_int_equal(dstore_dl_next(st, 3, &next), 0);
-	assert_int_equal(next, 2);
-	assert_int_equal(dstore_dl_assemble(st, 3, &blob, &len), 0);
-	assert_int_equal(len, 2000);
-	assert_int_equal(((uint8_t *)blob)[1999], 2);
-	free(blob);
+	assert_whole(st, 3, 2, 2000, 2);
 	/* the download goes on from there and assembles whole */
 	memset(chunk, 9, sizeof(chunk));
 	assert_int_equal(dstore_dl_put(st, 3, 2, chunk, sizeof(chunk)), 0);
-	assert_int_equal(dstore_dl_next(st, 3, &next), 0);
-	assert_int_equal(next, 3);
-	assert_int_equal(dstore_dl_assemble(st, 3, &blob, &len), 0);
-	assert_int_equal(len, 3000);
-	assert_int_equal(((uint8_t *)blob)[2999], 9);
-	free(blob);
+	assert_whole(st, 3, 3, 3000, 9);
 	dstore_close(st);
 	cleanup(dir);
 }
