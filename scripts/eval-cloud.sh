@@ -25,7 +25,11 @@
 # SEEDS (default "1 2 3"), SYNTH_USERS (943; 0 = skip the synthetic set),
 # EVAL_CLOUD_OUT = OUTDIR; EVAL_CLOUD_REUSE=1 tabulates the runs already
 # in OUTDIR instead of running them again.
-# EVAL_CLOUD_PARTS ("distill ofa") picks the parts; OFA_ARGS are the
+# Then DCCL's auxiliary encoder distilled from the device models against
+# the encoder cloudd trains on the pool, for cold users (dccl-distill
+# --cold 0.2, arms enc-pool and enc-dev), with deviced's guard and with
+# every patch of positive cross-validated gain teaching.
+# EVAL_CLOUD_PARTS ("distill encoder ofa") picks the parts; OFA_ARGS are the
 # dccl-ofa options (where the OFA models learn, their learning rates).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,9 +38,11 @@ DATA=${1:-$ROOT/../shared/data/ml-latest-small}
 OUT=${EVAL_CLOUD_OUT:-$ROOT/out/cloud}
 SEEDS=${SEEDS:-1 2 3}
 SYNTH_USERS=${SYNTH_USERS:-943}
-# Which parts run: distill (MoMoDistill) and ofa (Forward-OFA).
-PARTS=${EVAL_CLOUD_PARTS:-distill ofa}
+# Which parts run: distill (MoMoDistill), encoder (the encoder distilled
+# from the device models) and ofa (Forward-OFA).
+PARTS=${EVAL_CLOUD_PARTS:-distill encoder ofa}
 case " $PARTS " in *" distill "*) do_distill=1 ;; *) do_distill=0 ;; esac
+case " $PARTS " in *" encoder "*) do_enc=1 ;; *) do_enc=0 ;; esac
 case " $PARTS " in *" ofa "*) do_ofa=1 ;; *) do_ofa=0 ;; esac
 # How the OFA models learn: from the older half of each user's pool
 # validation slice, on which the CTR model did not train, stopping on its
@@ -216,7 +222,85 @@ for set in $sets; do
 done
 
 else
-	echo "## Cloud-side learning (Forward-OFA only: EVAL_CLOUD_PARTS=$PARTS)" >"$OUT/cloud.md"
+	echo "## Cloud-side learning (EVAL_CLOUD_PARTS=$PARTS)" >"$OUT/cloud.md"
+fi
+
+# ---- The auxiliary encoder distilled from the device models ----
+if [ "$do_enc" = 1 ]; then
+esets="ml"
+[ "$SYNTH_USERS" -gt 0 ] && esets="ml synth"
+{
+echo
+echo "## DCCL's auxiliary encoder distilled from the device models (cold users)"
+echo
+echo "dccl-distill --cold 0.2: a seeded fifth of the device users never reach"
+echo "the pool, so v1 has no trained rows for them. In round r every device runs"
+echo "deviced's MetaPatch job on S_r from v1. enc-pool = v1 with each cold user's"
+echo "rows from the encoder cloudd trains on the pool (enc_fit); enc-dev = the"
+echo "same from the encoder regressed onto the round's adopted uploads"
+echo "(shared/ml/encoder_distill.h; two cross-fitted folds of cold users, so no"
+echo "cold user's own patch trained the encoder that scores it); teachers = each"
+echo "device's own adopted patch. Features: the samples the device trained on"
+echo "in S_r. Scored on the cold users' S_{r+1}; Δ paired per-user bootstrap,"
+echo "* = the 95 % interval excludes 0. Two guards: deviced's (the uploads"
+echo "cloudd gets) and 'cvpos' (learn.guard-z=0, learn.guard-rank=no: every"
+echo "patch with a positive cross-validated gain teaches). Seeds: $SEEDS."
+} >>"$OUT/cloud.md"
+for set in $esets; do
+	for g in guard cvpos; do
+		gopt=""
+		[ $g = cvpos ] && gopt="--device-opt learn.guard-z=0 --device-opt learn.guard-rank=no"
+		colds=""
+		for s in $SEEDS; do
+			d=$OUT/enc-$set-$g/seed$s
+			colds="$colds${colds:+,}$d/cold"
+			[ "${EVAL_CLOUD_REUSE:-0}" = 1 ] && [ -f "$d/test/r2/preds.csv" ] && continue
+			dat=$DATA
+			sy=""
+			[ "$set" = synth ] && { dat=synth; sy="--synth $SYNTH_USERS"; }
+			# shellcheck disable=SC2086 # option lists
+			"$BIN/dccl-distill" "$dat" "$d" --seed "$s" $sy --cold 0.2 \
+			    --arms v1,teachers,enc-pool,enc-dev $gopt \
+			    2>"$OUT/enc-$set-$g-seed$s.log" || { tail "$OUT/enc-$set-$g-seed$s.log"; exit 1; }
+		done
+		echo "eval-cloud: encoder $set $g done ($(( $(date +%s) - t0 )) s)"
+		ed=$OUT/enc-$set-$g
+		first=$(echo $SEEDS | cut -d' ' -f1)
+		nrounds=$(ls -d "$ed/seed$first/test"/r* | wc -l)
+		{
+		echo
+		echo "### $set, guard: $g"
+		echo
+		for s in $SEEDS; do
+			grep -h "enc-pool:\|enc-dev fold" "$OUT/enc-$set-$g-seed$s.log" |
+			    sed "s/^dccl-distill: /- seed $s: /"
+		done
+		} >>"$OUT/cloud.md"
+		r=1
+		while [ $r -le "$nrounds" ]; do
+			td=""
+			for s in $SEEDS; do td="$td${td:+,}$ed/seed$s/test/r$r"; done
+			"$BIN/dccl-eval" --task ctr --seeds-dirs "$td" --out "$OUT" \
+			    --name "enc-$set-$g-r$r" --baseline v1 \
+			    --methods enc-pool,enc-dev,teachers --cold-users "$colds" \
+			    --users cold >/dev/null
+			"$BIN/dccl-eval" --task ctr --seeds-dirs "$td" --out "$OUT" \
+			    --name "enc-$set-$g-r$r-vs-pool" --baseline enc-pool \
+			    --methods enc-dev --cold-users "$colds" --users cold >/dev/null
+			{
+			echo
+			echo "Round $r, cold users' S_$((r + 1)), against v1:"
+			echo
+			sed -n '/^|/p' "$OUT/enc-$set-$g-r$r.md"
+			echo
+			echo "enc-dev against enc-pool:"
+			echo
+			sed -n '/^|/p' "$OUT/enc-$set-$g-r$r-vs-pool.md" | grep "^| \(enc-dev\|method\) \|^|---"
+			} >>"$OUT/cloud.md"
+			r=$((r + 1))
+		done
+	done
+done
 fi
 
 # ---- Forward-OFA against its own static backbone ----

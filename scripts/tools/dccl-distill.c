@@ -8,7 +8,7 @@
  *   dccl-distill DATA OUTDIR [--seed S] [--slices P,S1,..,SK] [--min-dev N]
  *                [--synth USERS] [--lambda X] [--distill-epochs N]
  *                [--recent F] [--arms A,B,...] [--no-prior]
- *                [--patch-lr X]
+ *                [--patch-lr X] [--cold F] [--device-opt KEY=VALUE]...
  *
  * v1 is trained as cloudd trains it, item prior included
  * (train_model_finish); --no-prior leaves the prior out (the runs before
@@ -70,6 +70,27 @@
  *                and validation rule; distill-2step, self-2step, lam0-2step
  *   *-uv         that step instead of the whole-model fit: distill-uv,
  *                lam0-uv
+ *   enc-pool     v1, and for cold users (--cold) the rows of the
+ *                auxiliary encoder as cloudd trains it on the pool
+ *                (enc_fit, its mode chosen on the pool's validation), from
+ *                the features of the samples the device trained on in S_r
+ *   enc-dev      the same with the encoder distilled from the round's
+ *                device models (encoder_distill.h): regressed onto the
+ *                personal rows of every adopted upload (a cold device's
+ *                m rows only: its user row and bias are untrained), the
+ *                epoch chosen on held-out devices' validation slices;
+ *                cold users are cross-fitted in two folds, so no cold
+ *                user's own patch trained the encoder that scores it
+ *
+ * --device-opt KEY=VALUE sets one of deviced's options for every device's
+ * job, after the MetaPatch preset (e.g. learn.guard-z=0 and
+ * learn.guard-rank=no: every patch with a positive cross-validated gain
+ * is adopted and teaches).
+ *
+ * --cold F: a seeded share F of the device users (by --seed) are cold:
+ * none of their samples reach the pool, so v1 never trained their rows;
+ * OUTDIR/cold lists them (dccl-eval --cold-users). Their devices hold the
+ * same slices as everybody's.
  *
  * Output: OUTDIR/test/rR/preds.csv (S_{R+1}) and OUTDIR/val/rR/preds.csv
  * (the devices' validation slices of S_R), lines method,user,item,label,
@@ -96,7 +117,10 @@
 #include "shared/conf.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
+#include "shared/ml/encoder.h"
+#include "shared/ml/encoder_distill.h"
 #include "shared/ml/metrics.h"
+#include "shared/rng.h"
 #include "shared/xmalloc.h"
 
 void	openblas_set_num_threads(int);
@@ -104,8 +128,10 @@ void	openblas_set_num_threads(int);
 static const char *prog = "dccl-distill";
 
 #define MAX_SLICES	8
+#define MAX_DOPTS	16
 
-enum { ARM_STATIC = 0, ARM_LAM0, ARM_SELF, ARM_DISTILL, ARM_TEACH };
+enum { ARM_STATIC = 0, ARM_LAM0, ARM_SELF, ARM_DISTILL, ARM_TEACH,
+	ARM_ENC_POOL, ARM_ENC_DEV };
 
 struct arm {
 	const char	*name;
@@ -156,6 +182,8 @@ static struct arm arms[] = {
 	{ "lam0-2step",		0, ARM_LAM0,	0, 0, 0, 0, 0, UV_AFTER, NULL },
 	{ "distill-uv",		0, ARM_DISTILL,	0, 0, 0, 0, 0, UV_ONLY, NULL },
 	{ "lam0-uv",		0, ARM_LAM0,	0, 0, 0, 0, 0, UV_ONLY, NULL },
+	{ "enc-pool",		0, ARM_ENC_POOL, 0, 0, 0, 0, 0, 0, NULL },
+	{ "enc-dev",		0, ARM_ENC_DEV,	0, 0, 0, 0, 0, 0, NULL },
 };
 #define N_ARMS	(sizeof(arms) / sizeof(arms[0]))
 
@@ -164,6 +192,7 @@ struct split {
 	size_t		 ntr, nva;
 	uint32_t	*dev;		/* device users */
 	size_t		 ndev;
+	unsigned char	*cold;		/* per device: no pool samples */
 	/* per device: bounds of slice k in the user's chronological idx */
 	size_t		(*cut)[MAX_SLICES + 2];
 	int		 k;		/* device slices */
@@ -183,6 +212,8 @@ struct run {
 	struct deviced_conf	 dcf;
 	int			 have_dconf;
 	double			 r_g;		/* the pool's click rate */
+	double			 cold;		/* --cold share of devices */
+	struct enc		*enc_pool;	/* enc-pool's, fitted once */
 	const char		*out;
 	/* what the adopted patches of the current arm and round change */
 	struct patch_gap {
@@ -201,7 +232,9 @@ usage(FILE *fp)
 "           [--synth USERS] [--lambda X] [--distill-epochs N] [--recent F]\n"
 "           [--arms A,B,...] (default: every arm) [--no-prior]\n"
 "           [--patch-lr X] (Adam patches at rate X instead of deviced's\n"
-"           own learning job)\n"
+"           own learning job) [--cold F] (a share F of the devices' users\n"
+"           never reach the pool) [--device-opt KEY=VALUE]... (deviced's\n"
+"           options for the devices' jobs)\n"
 "DATA is a MovieLens directory (or, with --synth, ignored: a synthetic\n"
 "drift set of USERS users whose drift, bias and for 30 %% of the users\n"
 "taste, starts at the device slices).\n",
@@ -230,6 +263,15 @@ at(const struct run *r, uint32_t u, size_t j)
 	return (uint32_t)r->all.v[r->all.uoff[u] + j];
 }
 
+/* A seeded hash of user u for purpose k (cold share, fold, validation). */
+static uint64_t
+user_hash(const struct run *r, uint32_t u, uint64_t k)
+{
+	uint64_t h = r->seed * 0x9e3779b97f4a7c15ull ^ ((uint64_t)u << 16) ^ k;
+
+	return rng_splitmix(&h);
+}
+
 static int
 make_split(struct run *r, const double *fr, int nf, uint32_t min_dev)
 {
@@ -241,6 +283,7 @@ make_split(struct run *r, const double *fr, int nf, uint32_t min_dev)
 	sp->pool_tr = xcalloc(r->ds.n + 1, sizeof(uint32_t));
 	sp->pool_va = xcalloc(r->ds.n + 1, sizeof(uint32_t));
 	sp->dev = xcalloc((size_t)nu + 1, sizeof(uint32_t));
+	sp->cold = xcalloc((size_t)nu + 1, 1);
 	sp->cut = xcalloc((size_t)nu + 1, sizeof(*sp->cut));
 	for (uint32_t u = 0; u < nu; u++) {
 		size_t n = r->all.uoff[u + 1] - r->all.uoff[u], np, nv;
@@ -255,6 +298,11 @@ make_split(struct run *r, const double *fr, int nf, uint32_t min_dev)
 				    (size_t)floor(acc * (double)n + 1e-9);
 			}
 			np = c[1];
+			if (user_hash(r, u, 1) % 1000 < (uint64_t)(r->cold *
+			    1000 + 0.5)) {
+				sp->cold[sp->ndev] = 1;
+				np = 0;		/* nothing reaches the pool */
+			}
 			sp->dev[sp->ndev++] = u;
 		} else
 			np = n;
@@ -499,24 +547,41 @@ device_deviced(struct run *r, size_t d, struct ctr *m, struct ctr *teacher,
 	return adopted;
 }
 
+/*
+ * Device d's slice rd: idx (n samples, caller frees), of which the first
+ * *nt train and the rest (20 %) validate. NULL when either part is empty.
+ */
+static uint32_t *
+slice_of(const struct run *r, size_t d, int rd, size_t *n, size_t *nt)
+{
+	uint32_t u = r->sp.dev[d], *idx;
+	size_t lo = r->sp.cut[d][rd], hi = r->sp.cut[d][rd + 1];
+	size_t nv = (size_t)(0.2 * (double)(hi - lo) + 0.5);
+
+	*n = hi - lo;
+	if (nv >= *n)
+		nv = *n > 0 ? *n - 1 : 0;
+	*nt = *n - nv;
+	if (*nt == 0 || nv == 0)
+		return NULL;
+	idx = xcalloc(*n, sizeof(*idx));
+	for (size_t j = 0; j < *n; j++)
+		idx[j] = at(r, u, lo + j);
+	return idx;
+}
+
 static int
 device(struct run *r, size_t d, int rd, struct ctr *m, struct ctr *teacher,
     int cv)
 {
 	uint32_t u = r->sp.dev[d], *idx;
-	size_t lo = r->sp.cut[d][rd], hi = r->sp.cut[d][rd + 1];
-	size_t n = hi - lo, nv = (size_t)(0.2 * (double)n + 0.5), nt;
+	size_t n, nt, nv;
 	struct ctr *c;
 	int adopted;
 
-	if (nv >= n)
-		nv = n > 0 ? n - 1 : 0;
-	nt = n - nv;
-	if (nt == 0 || nv == 0)
+	if ((idx = slice_of(r, d, rd, &n, &nt)) == NULL)
 		return 0;
-	idx = xcalloc(n, sizeof(*idx));
-	for (size_t j = 0; j < n; j++)
-		idx[j] = at(r, u, lo + j);
+	nv = n - nt;
 	if (r->patch_lr == 0) {
 		adopted = device_deviced(r, d, m, teacher, idx, nt, cv);
 		free(idx);
@@ -614,6 +679,242 @@ arm_wanted(const char *only, const char *name)
 	return only == NULL;
 }
 
+/*
+ * The encoder arms' state for one round: every device's features over the
+ * samples it trained on in S_r (under v1), and a scratch copy of v1 whose
+ * rows the validation overwrites and restores.
+ */
+struct encr {
+	struct run	*r;
+	int		 rd;
+	struct ctr	*v1, *m;
+	int		 nin, nout;
+	float		*x;		/* ndev x nin */
+	size_t		*val;		/* validation devices */
+	size_t		 nval;
+};
+
+/*
+ * enc_distill_fit's validation: the logloss of the validation devices'
+ * own validation slices (the last 20 % of S_r) with e's rows in place of
+ * theirs.
+ */
+static double
+encr_val(void *arg, const struct enc *e)
+{
+	struct encr *er = arg;
+	float rows[ENC_MAX_OUT], keep[ENC_MAX_OUT];
+	double sum = 0, ll;
+	size_t tot = 0;
+
+	for (size_t i = 0; i < er->nval; i++) {
+		size_t d = er->val[i], n, nt;
+		uint32_t u = er->r->sp.dev[d];
+		uint32_t *idx = slice_of(er->r, d, er->rd, &n, &nt);
+
+		if (idx == NULL)
+			continue;
+		enc_rows_get(er->m, u, keep);
+		enc_apply(e, er->x + d * (size_t)er->nin, rows);
+		enc_rows_set(er->m, u, rows);
+		if (ctr_eval_logloss(er->m, &er->r->ds, idx + nt, n - nt,
+		    &ll) == 0) {
+			sum += ll * (double)(n - nt);
+			tot += n - nt;
+		}
+		enc_rows_set(er->m, u, keep);
+		free(idx);
+	}
+	return tot > 0 ? sum / (double)tot : NAN;
+}
+
+/* Cold user u's cross-fitting fold (0 or 1). */
+static int
+cold_fold(const struct run *r, uint32_t u)
+{
+	return (int)(user_hash(r, u, 2) & 1);
+}
+
+/*
+ * enc-dev's encoder for the cold users of fold f: fitted on the adopted
+ * uploads of round rd (taught[d], teacher rows in trow) of every device
+ * but fold f's cold ones, a seeded fifth of those held out to validate.
+ * Below ENC_MIN_PAIRS training uploads or ENC_MIN_VAL validation devices
+ * it returns -EAGAIN: the cloud keeps the pool's encoder.
+ */
+#define ENC_MIN_PAIRS	20
+#define ENC_MIN_VAL	5
+static int
+encr_fit_fold(struct encr *er, const unsigned char *taught,
+    const float *trow, int f, struct enc **out)
+{
+	struct run *r = er->r;
+	size_t nd = r->sp.ndev, np = 0, D = (size_t)ctr_config(er->v1)->dim;
+	size_t mhi = (size_t)er->nout - 1;	/* m rows: [D, nout - 1) */
+	float *x = xcalloc(nd * (size_t)er->nin + 1, sizeof(float));
+	float *rows = xcalloc(nd * (size_t)er->nout + 1, sizeof(float));
+	unsigned char *mask = xcalloc(nd * (size_t)er->nout + 1, 1);
+	struct enc_pairs p;
+	struct enc_fit_opts o;
+	struct enc_distill_report rep;
+	int rc;
+
+	er->nval = 0;
+	for (size_t d = 0; d < nd; d++) {
+		uint32_t u = r->sp.dev[d];
+		if (!taught[d] || (r->sp.cold[d] && cold_fold(r, u) == f))
+			continue;
+		if (user_hash(r, u, 3) % 5 == 0) {
+			er->val[er->nval++] = d;
+			continue;
+		}
+		memcpy(x + np * (size_t)er->nin, er->x + d * (size_t)er->nin,
+		    (size_t)er->nin * sizeof(float));
+		memcpy(rows + np * (size_t)er->nout, trow + d *
+		    (size_t)er->nout, (size_t)er->nout * sizeof(float));
+		for (size_t o2 = 0; o2 < (size_t)er->nout; o2++)
+			mask[np * (size_t)er->nout + o2] = !r->sp.cold[d] ||
+			    (o2 >= D && o2 < mhi);
+		np++;
+	}
+	if (np < ENC_MIN_PAIRS || er->nval < ENC_MIN_VAL) {
+		fprintf(stderr, "%s: round %d enc-dev fold %d: %zu uploads, %zu "
+		    "validation devices: too few to distill (%d, %d); the "
+		    "pool's encoder\n", prog, er->rd, f, np, er->nval,
+		    ENC_MIN_PAIRS, ENC_MIN_VAL);
+		free(x);
+		free(rows);
+		free(mask);
+		return -EAGAIN;
+	}
+	p.n = np;
+	p.x = x;
+	p.rows = rows;
+	p.mask = mask;
+	enc_fit_opts_default(&o);
+	o.seed = r->seed + 1000u * (uint64_t)er->rd + (uint64_t)f;
+	rc = enc_distill_fit(out, er->v1, &p, &o, encr_val, er, &rep);
+	fprintf(stderr, "%s: round %d enc-dev fold %d: %zu uploads, %zu "
+	    "validation devices, val logloss %.4f (mean rows) -> %.4f "
+	    "(epoch %d of %d), train error %.4f, rc %d\n", prog, er->rd, f,
+	    rep.n, er->nval, rep.val0, rep.val, rep.best_epoch, rep.epochs,
+	    rep.mse, rc);
+	free(x);
+	free(rows);
+	free(mask);
+	return rc;
+}
+
+/* enc-pool's encoder, fitted on the pool once per run (v1 never changes). */
+static int
+pool_encoder(struct run *r, const struct ctr *v1)
+{
+	struct ctr *c;
+	struct enc_fit_opts o;
+	struct enc_fit_report fr;
+	int rc;
+
+	if (r->enc_pool != NULL)
+		return 0;
+	c = ctr_clone(v1);
+	enc_fit_opts_default(&o);
+	o.seed = r->seed;
+	rc = enc_fit(&r->enc_pool, c, &r->ds, r->sp.pool_tr, r->sp.ntr,
+	    r->sp.pool_va, r->sp.nva, &o, &fr);
+	fprintf(stderr, "%s: enc-pool: %zu users, val logloss learned rows "
+	    "%.4f, const %.4f, fit %.4f, reg %.4f; chose %s, rc %d\n", prog,
+	    fr.n_users, fr.val_rows, fr.val_const, fr.val_fit, fr.val_reg,
+	    enc_mode_name(fr.chosen), rc);
+	ctr_free(c);
+	return rc;
+}
+
+/*
+ * One round of enc-pool or enc-dev: v1 with each cold user's rows from
+ * the arm's encoder on that device's S_r training samples; every other
+ * user keeps v1's rows.
+ */
+static int
+round_enc(struct run *r, struct arm *a, int rd, FILE *fv, FILE *ft,
+    FILE *fa)
+{
+	struct encr er;
+	struct ctr *scored = ctr_clone(a->m);
+	struct enc *e[2] = { NULL, NULL };
+	unsigned char *taught = NULL;
+	float *trow = NULL, rows[ENC_MAX_OUT];
+	size_t nd = r->sp.ndev, nup = 0;
+	int rc = 0;
+
+	memset(&er, 0, sizeof(er));
+	er.r = r;
+	er.rd = rd;
+	er.v1 = a->m;
+	if (enc_shape(a->m, &er.nin, &er.nout) != 0) {
+		fprintf(stderr, "%s: %s: the model has no encoder shape\n",
+		    prog, a->name);
+		ctr_free(scored);
+		return -EINVAL;
+	}
+	er.x = xcalloc(nd * (size_t)er.nin + 1, sizeof(float));
+	for (size_t d = 0; d < nd; d++) {
+		size_t n, nt;
+		uint32_t *idx = slice_of(r, d, rd, &n, &nt);
+		enc_features(a->m, &r->ds, idx, idx != NULL ? nt : 0,
+		    er.x + d * (size_t)er.nin);
+		free(idx);
+	}
+	if (a->kind == ARM_ENC_POOL) {
+		if ((rc = pool_encoder(r, a->m)) == 0) {
+			e[0] = enc_clone(r->enc_pool);
+			e[1] = enc_clone(r->enc_pool);
+		}
+	} else {
+		/* The round's uploads: deviced's job on v1, as teachers. */
+		struct ctr *t = ctr_clone(a->m);
+		taught = xcalloc(nd + 1, 1);
+		trow = xcalloc(nd * (size_t)er.nout + 1, sizeof(float));
+		for (size_t d = 0; d < nd; d++) {
+			taught[d] = (unsigned char)device(r, d, rd, a->m, t, 0);
+			enc_rows_get(t, r->sp.dev[d], trow + d *
+			    (size_t)er.nout);
+			nup += taught[d];
+		}
+		ctr_free(t);
+		er.m = ctr_clone(a->m);
+		er.val = xcalloc(nd + 1, sizeof(size_t));
+		for (int f = 0; f < 2 && rc == 0; f++) {
+			rc = encr_fit_fold(&er, taught, trow, f, &e[f]);
+			if (rc != -EAGAIN)
+				continue;
+			/* Too few device models: cloudd keeps its encoder. */
+			if ((rc = pool_encoder(r, a->m)) == 0)
+				e[f] = enc_clone(r->enc_pool);
+		}
+	}
+	for (size_t d = 0; d < nd && rc == 0; d++) {
+		uint32_t u = r->sp.dev[d];
+		if (!r->sp.cold[d])
+			continue;
+		enc_apply(e[cold_fold(r, u)], er.x + d * (size_t)er.nin, rows);
+		enc_rows_set(scored, u, rows);
+	}
+	if (rc == 0) {
+		fprintf(fa, "%d,%s,%zu,0,nan,nan,0,0\n", rd, a->name, nup);
+		if ((rc = predict(r, scored, a->name, rd, 1, fv)) == 0)
+			rc = predict(r, scored, a->name, rd + 1, 0, ft);
+	}
+	enc_free(e[0]);
+	enc_free(e[1]);
+	ctr_free(scored);
+	ctr_free(er.m);
+	free(er.x);
+	free(er.val);
+	free(taught);
+	free(trow);
+	return rc;
+}
+
 /* One round of one arm; FILEs get the arm's predictions. */
 static int
 round_arm(struct run *r, struct arm *a, int rd, FILE *fv, FILE *ft,
@@ -627,6 +928,8 @@ round_arm(struct run *r, struct arm *a, int rd, FILE *fv, FILE *ft,
 	double vb = NAN;
 	int rc = 0;
 
+	if (a->kind == ARM_ENC_POOL || a->kind == ARM_ENC_DEV)
+		return round_enc(r, a, rd, fv, ft, fa);
 	memset(&st, 0, sizeof(st));
 	st.val_before = st.val_after = NAN;
 	memset(&r->gap, 0, sizeof(r->gap));
@@ -734,6 +1037,8 @@ main(int argc, char **argv)
 		{ "arms", required_argument, NULL, 'a' },
 		{ "no-prior", no_argument, NULL, 'P' },
 		{ "patch-lr", required_argument, NULL, 'L' },
+		{ "cold", required_argument, NULL, 'c' },
+		{ "device-opt", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -745,6 +1050,9 @@ main(int argc, char **argv)
 	int nf = 4, ch, rc = 1, synth = 0;
 	const char *only = NULL;	/* --arms: run only these */
 	uint32_t min_dev = 20;
+	size_t ncold = 0;
+	const char *dopts[MAX_DOPTS];
+	int ndopt = 0;
 	struct ctr *v1 = NULL, *conv = NULL;
 	FILE *fa = NULL, *fc = NULL;
 	char p[1200];
@@ -787,6 +1095,16 @@ main(int argc, char **argv)
 			break;
 		case 'r':
 			r.recent = strtod(optarg, &end);
+			break;
+		case 'o':
+			end = ndopt < MAX_DOPTS ? "" : "x";
+			if (ndopt < MAX_DOPTS)
+				dopts[ndopt++] = optarg;
+			break;
+		case 'c':
+			r.cold = strtod(optarg, &end);
+			if (!(r.cold >= 0 && r.cold < 1))
+				end = "x";	/* out of range: usage error */
 			break;
 		case 'e':
 			r.distill_epochs = (int)strtol(optarg, &end, 10);
@@ -872,21 +1190,35 @@ main(int argc, char **argv)
 	r.have_dconf = 1;
 	if (deviced_conf_metapatch(&r.dconf, prog) != 0)
 		goto out;
+	for (int i = 0; i < ndopt; i++)
+		if (conf_set_arg(&r.dconf, dopts[i], CONF_SRC_FLAG) != 0)
+			goto out;
 	for (size_t i = 0; i < r.sp.ntr; i++)
 		r.r_g += r.ds.s[r.sp.pool_tr[i]].label >= 0.5f;
 	r.r_g /= r.sp.ntr > 0 ? (double)r.sp.ntr : 1;
-	fprintf(stderr, "%s: %zu samples, %u users (%zu devices), pool %zu "
-	    "train + %zu val, %d device slices, seed %llu\n", prog, r.ds.n,
-	    r.ds.n_users, r.sp.ndev, r.sp.ntr, r.sp.nva, r.sp.k,
-	    (unsigned long long)r.seed);
+	for (size_t d = 0; d < r.sp.ndev; d++)
+		ncold += r.sp.cold[d];
+	fprintf(stderr, "%s: %zu samples, %u users (%zu devices, %zu cold), "
+	    "pool %zu train + %zu val, %d device slices, seed %llu\n", prog,
+	    r.ds.n, r.ds.n_users, r.sp.ndev, ncold, r.sp.ntr, r.sp.nva,
+	    r.sp.k, (unsigned long long)r.seed);
 	if (mkdirs(r.out) != 0)
 		goto out;
 	snprintf(p, sizeof(p), "%s/counts", r.out);
 	if ((fc = fopen(p, "w")) == NULL)
 		goto out;
 	for (size_t d = 0; d < r.sp.ndev; d++)
-		fprintf(fc, "%u,%zu\n", r.sp.dev[d], r.sp.cut[d][1]);
+		fprintf(fc, "%u,%zu\n", r.sp.dev[d], r.sp.cold[d] ? 0 :
+		    r.sp.cut[d][1]);
 	fclose(fc);
+	snprintf(p, sizeof(p), "%s/cold", r.out);
+	if ((fc = fopen(p, "w")) == NULL)
+		goto out;
+	for (size_t d = 0; d < r.sp.ndev; d++)
+		if (r.sp.cold[d])
+			fprintf(fc, "%u\n", r.sp.dev[d]);
+	if (fclose(fc) != 0)
+		goto out;
 	snprintf(p, sizeof(p), "%s/arms.csv", r.out);
 	if ((fa = fopen(p, "w")) == NULL)
 		goto out;
@@ -924,7 +1256,9 @@ out:
 	free(r.sp.pool_tr);
 	free(r.sp.pool_va);
 	free(r.sp.dev);
+	free(r.sp.cold);
 	free(r.sp.cut);
+	enc_free(r.enc_pool);
 	dataset_idx_fini(&r.all);
 	if (r.have_dconf)
 		conf_fini(&r.dconf);

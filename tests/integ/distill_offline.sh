@@ -7,6 +7,9 @@
 # frozen per-user rows change the model all the same; centred teachers
 # and teachers on the newest samples distil the soft sets they should;
 # the teachers arm uses distill's patches; --arms; bad usage exits 2.
+# The encoder arms (--cold): cold users reach no pool, warm users keep
+# v1's rows under enc-pool and enc-dev, cold users get the encoder's, and
+# enc-dev's encoder is the device-distilled one where it was fitted.
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 O=$T/dd
 "$BIN/dccl-distill" x "$O" --synth 60 --seed 3 >"$T/dd.log" 2>&1 || die "dccl-distill failed"
@@ -69,6 +72,38 @@ rc=0; "$BIN/dccl-distill" x "$T/bad" --synth 60 --patch-lr 0 >/dev/null 2>&1 || 
 "$BIN/dccl-distill" x "$T/sub" --synth 60 --seed 3 --arms v1,lam0 \
     --patch-lr 0.001 >/dev/null 2>&1 || die "--arms failed"
 [ "$(cut -d, -f1 "$T/sub/test/r1/preds.csv" | sort -u | tr '\n' ' ')" = "lam0 v1 " ] || die "--arms ran other arms"
+E=$T/enc
+"$BIN/dccl-distill" x "$E" --synth 150 --seed 3 --cold 0.25 --arms v1,enc-pool,enc-dev \
+    --device-opt learn.guard-z=0 --device-opt learn.guard-rank=no >"$T/enc.log" 2>&1 ||
+    die "dccl-distill --cold failed: $(tail -3 "$T/enc.log")"
+nc=$(wc -l <"$E/cold")
+[ "$nc" -ge 20 ] && [ "$nc" -le 55 ] || die "--cold 0.25: $nc cold of 150"
+awk -F, 'NR == FNR { c[$1] = 1; next } ($1 in c) && $2 != 0 { bad = 1 } END { exit bad }' \
+    "$E/cold" "$E/counts" || die "a cold user has pool samples"
+for r in 1 2; do
+	split_rows() {	# split_rows ARM: its test rows of warm and of cold users
+		grep "^$1," "$E/test/r$r/preds.csv" | awk -F, -v w="$T/$1.warm" -v c="$T/$1.cold" \
+		    'NR == FNR { k[$1] = 1; next } { f = ($2 in k) ? c : w; sub(/^[^,]*,/, ""); print >f }' \
+		    "$E/cold" -
+	}
+	for a in v1 enc-pool enc-dev; do split_rows $a; done
+	[ -s "$T/v1.cold" ] || die "round $r: no cold user's test rows"
+	for a in enc-pool enc-dev; do
+		cmp -s "$T/v1.warm" "$T/$a.warm" || die "round $r: $a changed warm users' predictions"
+	done
+	cmp -s "$T/v1.cold" "$T/enc-pool.cold" && die "round $r: enc-pool left cold users at v1's rows"
+	fitted=$(grep -c "round $r enc-dev fold [01]: .*rc 0" "$T/enc.log" || true)
+	if [ "$fitted" = 2 ]; then
+		cmp -s "$T/enc-pool.cold" "$T/enc-dev.cold" && die "round $r: enc-dev fitted but scores as enc-pool"
+	elif [ "$fitted" = 0 ]; then
+		cmp -s "$T/enc-pool.cold" "$T/enc-dev.cold" || die "round $r: enc-dev fell back but differs from enc-pool"
+	fi
+done
+grep -q "round 1 enc-dev fold 0: .*rc 0" "$T/enc.log" || die "enc-dev not distilled on 150 devices: $(grep enc-dev "$T/enc.log")"
+rc=0; "$BIN/dccl-distill" x "$T/bad" --synth 60 --cold 1 >/dev/null 2>&1 || rc=$?
+[ $rc = 2 ] || die "--cold 1 accepted (exit $rc)"
+rc=0; "$BIN/dccl-distill" x "$T/bad" --synth 60 --device-opt learn.nope=1 >/dev/null 2>&1 || rc=$?
+[ $rc = 1 ] || die "an unknown deviced option accepted (exit $rc)"
 rc=0; "$BIN/dccl-distill" /nonexistent "$T/bad" >/dev/null 2>&1 || rc=$?
 [ $rc = 1 ] || die "missing data set: exit $rc"
 echo "distill_offline OK"

@@ -7,6 +7,7 @@
  * of the model's mean BCE, with the encoder's rows in place of the user's,
  * against enc_loss_grad: |analytic - numeric| <= 2e-4 + 2e-2 |numeric|
  * (the bound test_ctr uses for the whole model, float forward).
+ * enc_reg_loss_grad (encoder_distill.h) gets the same check, with a mask.
  */
 #include <errno.h>
 #include <math.h>
@@ -24,6 +25,7 @@
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
 #include "shared/ml/encoder.h"
+#include "shared/ml/encoder_distill.h"
 #include "shared/ml/encoder_io.h"
 #include "shared/rng.h"
 #include "tests/unit/ctr_fixture.h"
@@ -182,6 +184,174 @@ test_grad_check(void **state)
 	enc_free(e);
 	ctr_free(m);
 	free_ds(&ds);
+}
+
+/* Masked regression loss of pair (x, rows) under e, for the check. */
+static double
+reg_loss_at(struct enc *e, const float *x, const float *rows,
+    const unsigned char *mask)
+{
+	size_t nw = (size_t)e->nin * (size_t)e->nout;
+	float *gw = calloc(nw, sizeof(float));
+	float *gc = calloc((size_t)e->nout, sizeof(float));
+	double l = enc_reg_loss_grad(e, x, rows, mask, 1, gw, gc);
+
+	free(gw);
+	free(gc);
+	return l;
+}
+
+/* enc_reg_loss_grad against central differences; masked outputs get 0. */
+static void
+test_reg_grad_check(void **state)
+{
+	struct ctr *m = enc_model(5, 20, 3, 7);
+	struct enc *e = enc_new(m);
+	float x[ENC_MAX_IN], rows[ENC_MAX_OUT], *gw, *gc;
+	unsigned char mask[ENC_MAX_OUT];
+	size_t nw;
+	struct rng r;
+	int checked = 0;
+
+	(void)state;
+	assert_non_null(e);
+	randomize(e, 5);
+	rng_seed(&r, 9);
+	fill(x, (size_t)e->nin, &r, 1);
+	fill(rows, (size_t)e->nout, &r, 1);
+	for (int o = 0; o < e->nout; o++)
+		mask[o] = o % 3 != 1;
+	nw = (size_t)e->nin * (size_t)e->nout;
+	gw = calloc(nw, sizeof(float));
+	gc = calloc((size_t)e->nout, sizeof(float));
+	assert_true(enc_reg_loss_grad(e, x, rows, mask, 1, gw, gc) > 0);
+	for (size_t i = 0; i < nw + (size_t)e->nout; i++) {
+		float *p = i < nw ? &e->w[i] : &e->c[i - nw];
+		float g = i < nw ? gw[i] : gc[i - nw], v = *p, hp, hm;
+		double lp, lm, num;
+		int o = i < nw ? (int)(i / (size_t)e->nin) : (int)(i - nw);
+
+		*p = v + 1e-2f;
+		hp = *p - v;
+		lp = reg_loss_at(e, x, rows, mask);
+		*p = v - 1e-2f;
+		hm = v - *p;
+		lm = reg_loss_at(e, x, rows, mask);
+		*p = v;
+		num = (lp - lm) / ((double)hp + hm);
+		if (fabs(g - num) > 2e-4 + 2e-2 * fabs(num))
+			fail_msg("entry %zu: grad %g numeric %g", i,
+			    (double)g, num);
+		if (!mask[o])
+			assert_true(g == 0 && fabs(num) < 1e-4);
+		checked++;
+	}
+	assert_int_equal(checked, (int)nw + e->nout);
+	free(gw);
+	free(gc);
+	enc_free(e);
+	ctr_free(m);
+}
+
+/* Pairs from a known linear map plus noise: half to fit, half to validate. */
+struct reg_case {
+	struct enc	*truth;
+	float		*x, *rows;
+	unsigned char	*mask;
+	size_t		 n;
+	int		 calls;
+};
+
+/* Validation: the held-out half's mean masked error. */
+static double
+reg_val(void *arg, const struct enc *e)
+{
+	struct reg_case *c = arg;
+	size_t nin = (size_t)e->nin, nout = (size_t)e->nout, h = c->n / 2;
+	float *gw = calloc(nin * nout, sizeof(float));
+	float *gc = calloc(nout, sizeof(float));
+	double l = 0;
+
+	c->calls++;
+	for (size_t j = h; j < c->n; j++)
+		l += enc_reg_loss_grad(e, c->x + j * nin, c->rows + j * nout,
+		    c->mask + j * nout, 0, gw, gc);
+	free(gw);
+	free(gc);
+	return l / (double)(c->n - h);
+}
+
+/*
+ * enc_distill_fit recovers a linear map from the pairs: far below the
+ * constant's validation error, the masked-out outputs (output 0 in every
+ * pair) stay at c = 0, the kept epoch is the best one seen, and a fit on
+ * no pairs is refused.
+ */
+static void
+test_distill_fit(void **state)
+{
+	struct ctr *m = enc_model(5, 20, 3, 7);
+	struct reg_case c;
+	struct enc_pairs p;
+	struct enc_fit_opts o;
+	struct enc_distill_report rep;
+	struct enc *e = NULL;
+	struct rng r;
+	size_t nin, nout;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	c.truth = enc_new(m);
+	assert_non_null(c.truth);
+	randomize(c.truth, 21);
+	nin = (size_t)c.truth->nin;
+	nout = (size_t)c.truth->nout;
+	c.n = 400;
+	c.x = calloc(c.n * nin, sizeof(float));
+	c.rows = calloc(c.n * nout, sizeof(float));
+	c.mask = calloc(c.n * nout, 1);
+	rng_seed(&r, 4);
+	for (size_t j = 0; j < c.n; j++) {
+		fill(c.x + j * nin, nin, &r, 1);
+		enc_apply(c.truth, c.x + j * nin, c.rows + j * nout);
+		for (size_t k = 0; k < nout; k++) {
+			c.rows[j * nout + k] += 0.05f * (float)rng_normal(&r);
+			/* output 0 never learned; output 1 by half the pairs */
+			c.mask[j * nout + k] = k != 0 && (k != 1 || j % 2);
+		}
+	}
+	p.n = c.n / 2;
+	p.x = c.x;
+	p.rows = c.rows;
+	p.mask = c.mask;
+	enc_fit_opts_default(&o);
+	o.epochs = 60;
+	o.patience = 5;
+	o.lr = 1e-2f;
+	o.wd = 0;
+	assert_int_equal(enc_distill_fit(&e, m, &p, &o, reg_val, &c, &rep),
+	    0);
+	assert_non_null(e);
+	assert_int_equal(rep.n, c.n / 2);
+	assert_true(rep.best_epoch >= 1 && rep.best_epoch <= rep.epochs);
+	assert_true(rep.val <= rep.val0);
+	/* noise alone: 1/2 0.05^2 per output; far below the constant */
+	assert_true(rep.val < 0.1 * rep.val0);
+	assert_true(rep.mse < 0.1 * rep.val0);
+	assert_true(fabs(reg_val(&c, e) - rep.val) < 1e-9);
+	assert_true(e->c[0] == 0);
+	assert_int_equal(c.calls, rep.epochs + 2);
+	enc_free(e);
+	e = NULL;
+	p.n = 0;
+	assert_int_equal(enc_distill_fit(&e, m, &p, &o, reg_val, &c, &rep),
+	    -EINVAL);
+	assert_null(e);
+	enc_free(c.truth);
+	free(c.x);
+	free(c.rows);
+	free(c.mask);
+	ctr_free(m);
 }
 
 /* Rows: layout, OOV row for unknown ids, the untrained test. */
@@ -393,6 +563,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_grad_check),
+		cmocka_unit_test(test_reg_grad_check),
+		cmocka_unit_test(test_distill_fit),
 		cmocka_unit_test(test_rows),
 		cmocka_unit_test(test_fit),
 		cmocka_unit_test(test_io),
