@@ -3,8 +3,9 @@
 # claims? A fractional grid over the synthetic drift task, through the real
 # daemons (scripts/simulate.sh), one dccl-eval table per setting, and one
 # summary: rows = settings, columns = ΔGAUC vs cloud [95 % CI] of naive-ft,
-# ft-guard, ft-lc, ft-lcoff and metapatch, plus "users worse" of naive-ft
-# and ft-guard. Writes OUTDIR (default out/sweep): summary.md, summary.csv,
+# ft-guard, ft-lc, ft-lcoff, ft-coda, metapatch, the served default
+# (ft-lcoffm-pair3-fb) and the MetaPatch preset (mp-fb), plus "users
+# worse" of naive-ft, ft-guard and the served default. Writes OUTDIR (default out/sweep): summary.md, summary.csv,
 # tables/<setting>.{md,csv}; appends OUTDIR/findings.md to summary.md if it
 # exists. A setting whose table exists is not rerun (SWEEP_FORCE=1 reruns).
 #
@@ -26,7 +27,8 @@
 # metapatch uses learn.lr / learn.steps (defaults), so its column only
 # moves with the data.
 # Env: SWEEP_SEEDS ("1 2"), SWEEP_USERS (400), SWEEP_COLD (share of cold
-# users, never in the pool: 0), SWEEP_GRID (a file of "name drift size lr
+# users, never in the pool: 0; when > 0 every table is over the cold
+# users alone), SWEEP_GRID (a file of "name drift size lr
 # steps" lines replacing the built-in grid). ★ = significant after Holm
 # over the setting's table (dccl-eval).
 set -eu
@@ -36,7 +38,7 @@ OUTDIR=${1:-$ROOT/out/sweep}
 SEEDS=${SWEEP_SEEDS:-1 2}
 USERS=${SWEEP_USERS:-400}
 COLD=${SWEEP_COLD:-0}
-METHODS=cloud,naive-ft,ft-guard,ft-lc,ft-lcoff,metapatch
+METHODS=cloud,naive-ft,ft-guard,ft-lc,ft-lcoff,ft-coda,metapatch,ft-lcoffm-pair3-fb,mp-fb
 export OPENBLAS_NUM_THREADS=1
 mkdir -p "$OUTDIR/tables"
 WORK=$(mktemp -d /tmp/dccl-sweep.XXXXXX)
@@ -103,7 +105,7 @@ grid | while read -r name drift size lr ep; do
 		continue
 	fi
 	ts=$(date +%s)
-	dirs="" first=""
+	dirs="" first="" colds=""
 	for s in $SEEDS; do
 		data=$WORK/data-$drift-$size-$s
 		if [ ! -d "$data" ]; then
@@ -115,6 +117,7 @@ grid | while read -r name drift size lr ep; do
 			    sub(/^ */, ""); print }' >"$data/drift.txt"
 		fi
 		[ -n "$first" ] || first=$data
+		colds="$colds${colds:+,}$data/cold.csv"
 		run=$WORK/run-$name-$s
 		mkdir -p "$run/eval"
 		OUT=$run CLOUDD_OPTS="-o train.seed=$s" \
@@ -126,8 +129,11 @@ grid | while read -r name drift size lr ep; do
 			cp "$run.log" "$OUTDIR/$name-$s.failed.log"; exit 1; }
 		dirs="$dirs${dirs:+,}$run/eval"
 	done
+	sel=""
+	[ "$COLD" = 0 ] || sel="--cold-users $colds --users cold"
+	# shellcheck disable=SC2086 # sel is a list of options
 	"$BIN/dccl-eval" --task ctr --seeds-dirs "$dirs" --out "$OUTDIR/tables" \
-	    --name "$name" --methods "$METHODS" >/dev/null
+	    --name "$name" --methods "$METHODS" $sel >/dev/null
 	printf '%s\n' "$drift $size $lr $ep $(cat "$first/drift.txt")" >"$tab.setting"
 	rm -rf "$WORK"/run-"$name"-*
 	echo "[$k/$nset] $name: $(( $(date +%s) - ts )) s"
@@ -141,7 +147,9 @@ done
 	echo "# Synthetic drift sweep: device methods against the cloud model"
 	echo
 	echo "$USERS users per setting, seeds $SEEDS (cloud and device training;"
-	echo "one data set per drift x size). ΔGAUC = method − cloud, paired"
+	echo "one data set per drift x size); cold users (never in the pool): $COLD"
+	[ "$COLD" = 0 ] || echo "of them, and every figure is over the cold users alone."
+	echo "One data set per drift x size. ΔGAUC = method − cloud, paired"
 	echo "per-user bootstrap 95 % interval; ★ = significant after Holm over the"
 	echo "setting's table. \"worse\" ="
 	echo "share of users whose test AUC is below the cloud model's. lr/ep ="
@@ -149,8 +157,8 @@ done
 	echo "uses learn.lr and learn.steps throughout). |r_u−r_g| = mean"
 	echo "per-user local CTR drift. Per-setting tables: tables/."
 	echo
-	echo "| setting | drift | size | lr | ep | \|r_u−r_g\| | cloud GAUC | naive-ft | worse | ft-guard | worse | ft-lc | ft-lcoff | metapatch |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+	echo "| setting | drift | size | lr | ep | \|r_u−r_g\| | cloud GAUC | naive-ft | worse | ft-guard | worse | ft-lc | ft-lcoff | ft-coda | metapatch | served default | worse | mp-fb |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 } >"$OUTDIR/summary.md"
 echo "setting,drift,size,ft_lr,ft_epochs,mean_abs_ru_rg,method,gauc,d_gauc,lo,hi,users_worse,adopted" \
     >"$OUTDIR/summary.csv"
@@ -172,10 +180,11 @@ grid | while read -r name drift size lr ep; do
 	}
 	function pct(m) { return w[m] == "" ? "—" : sprintf("%.1f %%", 100 * w[m]) }
 	END {
-		printf "| %s | %s | %s | %s | %s | %s | %.4f | %s | %s | %s | %s | %s | %s | %s |\n",
+		printf "| %s | %s | %s | %s | %s | %s | %.4f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 		    name, drift, size, lr, ep, dr, g["cloud"], cell("naive-ft"),
 		    pct("naive-ft"), cell("ft-guard"), pct("ft-guard"), cell("ft-lc"),
-		    cell("ft-lcoff"), cell("metapatch")
+		    cell("ft-lcoff"), cell("ft-coda"), cell("metapatch"),
+		    cell("ft-lcoffm-pair3-fb"), pct("ft-lcoffm-pair3-fb"), cell("mp-fb")
 	}' "$OUTDIR/tables/$name.csv" >>"$OUTDIR/summary.md"
 done
 {
