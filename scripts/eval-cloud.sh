@@ -16,7 +16,9 @@
 # earlier), and a plot
 # of GAUC by round. Then Forward-OFA against its own static backbone and
 # against the CTR model (bin/dccl-ofa on a `dccl-data split` of DATA,
-# three seeds; with the behaviour controller and the DUET-style
+# three seeds, each backbone width of OFA_WIDTHS, the width tabulated
+# chosen by the static backbone's validation logloss; with the behaviour
+# controller and the DUET-style
 # generator): GAUC and FLOPs per prediction of every budget, with z per
 # device and per impression, the structures chosen, pooled over the seeds
 # by bin/dccl-eval, and GAUC against FLOPs as a table, a text plot and an
@@ -49,6 +51,8 @@ case " $PARTS " in *" ofa "*) do_ofa=1 ;; *) do_ofa=0 ;; esac
 # newest half, with the learning rate of the lowest logloss there
 # (dccl-ofa --res-val, --lr-grid).
 OFA_ARGS=${OFA_ARGS:---res-val 0.5 --lr-grid 3e-3,1e-3,3e-4}
+# The backbone widths the OFA part chooses among (below).
+OFA_WIDTHS=${OFA_WIDTHS:-32 64 128}
 # DISTILL_ARGS: more dccl-distill options (e.g. --no-prior, --arms).
 DISTILL_ARGS=${DISTILL_ARGS:-}
 export OPENBLAS_NUM_THREADS=1
@@ -310,16 +314,33 @@ if [ "$do_ofa" != 1 ]; then
 fi
 mkdir -p "$OUT/ofa"
 [ -f "$OUT/ofa/split/pool.csv" ] || "$BIN/dccl-data" split "$DATA" "$OUT/ofa/split" >/dev/null
+# The backbone's width (dccl-ofa --hidden = --inner) is chosen on
+# validation: each width of OFA_WIDTHS is trained for every seed, and the
+# one whose static backbone has the lowest validation logloss (the
+# "static backbone:" line, mean over the seeds) is tabulated. OFA and its
+# backbone share the width, so their FLOPs compare like for like.
+for w in $OFA_WIDTHS; do
+	for s in $SEEDS; do
+		d=$OUT/ofa/w$w/seed$s
+		if [ "${EVAL_CLOUD_REUSE:-0}" != 1 ] || [ ! -f "$d/ofa.csv" ]; then
+			mkdir -p "$d"
+			# shellcheck disable=SC2086 # OFA_ARGS is a list of options
+			"$BIN/dccl-ofa" "$OUT/ofa/split" --seed "$s" --preds "$d" \
+			    --hidden "$w" --inner "$w" $OFA_ARGS >"$OUT/ofa-w$w-seed$s.log" 2>&1 ||
+			    { tail "$OUT/ofa-w$w-seed$s.log"; exit 1; }
+		fi
+	done
+	v=$(for s in $SEEDS; do sed -n 's/^static backbone:.*val logloss \([0-9.]*\).*/\1/p' "$OUT/ofa-w$w-seed$s.log"; done |
+	    awk '{ t += $1; n++ } END { if (n) printf "%.5f", t / n }')
+	[ -n "$v" ] || { echo "eval-cloud: no backbone validation for width $w"; exit 1; }
+	echo "$w $v"
+	echo "eval-cloud: ofa width $w done, backbone val logloss $v ($(( $(date +%s) - t0 )) s)" >&2
+done | sort -k2,2n >"$OUT/ofa-widths"
+OFA_W=$(head -1 "$OUT/ofa-widths" | cut -d' ' -f1)
 od=""
 for s in $SEEDS; do
-	if [ "${EVAL_CLOUD_REUSE:-0}" != 1 ] || [ ! -f "$OUT/ofa/seed$s/ofa.csv" ]; then
-		mkdir -p "$OUT/ofa/seed$s"
-		# shellcheck disable=SC2086 # OFA_ARGS is a list of options
-		"$BIN/dccl-ofa" "$OUT/ofa/split" --seed "$s" --preds "$OUT/ofa/seed$s" \
-		    $OFA_ARGS >"$OUT/ofa-seed$s.log" 2>&1 || { tail "$OUT/ofa-seed$s.log"; exit 1; }
-	fi
-	od="$od${od:+,}$OUT/ofa/seed$s"
-	echo "eval-cloud: ofa seed $s done ($(( $(date +%s) - t0 )) s)"
+	od="$od${od:+,}$OUT/ofa/w$OFA_W/seed$s"
+	cp "$OUT/ofa-w$OFA_W-seed$s.log" "$OUT/ofa-seed$s.log"
 done
 OFA_METHODS=ofa-low,ofa-mid,ofa-high,ofa-imp-low,ofa-imp-mid,ofa-imp-high,bc-low,bc-mid,bc-high,bc-imp-low,bc-imp-mid,bc-imp-high,duet
 "$BIN/dccl-eval" --task ctr --seeds-dirs "$od" --out "$OUT" --name ofa \
@@ -351,6 +372,25 @@ echo "generator (every block, z per impression); cloud-nouser = the CTR model"
 echo "with its per-user MetaPatch and bias rows zeroed. Seeds: $SEEDS; Δ"
 echo "against static."
 echo
+echo "Backbone width (hidden = inner) chosen on validation: $OFA_W, the lowest"
+echo "static backbone validation logloss (mean of seeds). Every width, with the"
+echo "test figures of its own backbone and cheapest OFA beside it (not used to"
+echo "choose):"
+echo
+echo "| width | backbone val logloss | static FLOPs | ofa-low FLOPs (share) | ofa-low ΔGAUC vs static [95 % CI] |"
+echo "|---|---|---|---|---|"
+while read -r w v; do
+	wd=""
+	for s in $SEEDS; do wd="$wd${wd:+,}$OUT/ofa/w$w/seed$s"; done
+	"$BIN/dccl-eval" --task ctr --seeds-dirs "$wd" --out "$OUT" --name "ofa-w$w" \
+	    --baseline static --methods ofa-low >/dev/null
+	awk -F, -v w="$w" -v v="$v" -v pick="$OFA_W" 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+	    { f[$1] = $(c["flops"]); d[$1] = $(c["d_gauc"]); lo[$1] = $(c["d_gauc_lo"]); hi[$1] = $(c["d_gauc_hi"]) }
+	    END { printf "| %s%s | %s | %.0f | %.0f (%.0f %%) | %+.4f [%+.4f, %+.4f] |\n", w,
+		w == pick ? " (chosen)" : "", v, f["static"], f["ofa-low"], 100 * f["ofa-low"] / f["static"],
+		d["ofa-low"], lo["ofa-low"], hi["ofa-low"] }' "$OUT/ofa-w$w.csv"
+done <"$OUT/ofa-widths"
+echo
 sed -n '/^|/p' "$OUT/ofa.md"
 echo
 echo "The same rows against the cloud CTR model:"
@@ -371,7 +411,7 @@ awk -F, 'FNR == 1 && FILENAME ~ /ofa.csv$/ { for (i = 1; i <= NF; i++) c[$i] = i
     FILENAME ~ /ofa.csv$/ { g[$1] = $(c["gauc"]); next }
     $2 == "flops" { f[$1] += $3; nf[$1]++ }
     END { for (m in g) if (nf[m]) print m "," g[m] "," f[m] / nf[m] }' \
-    "$OUT/ofa.csv" "$OUT"/ofa/seed*/ofa.extra | sort >"$OUT/ofa-flops.csv"
+    "$OUT/ofa.csv" "$OUT"/ofa/w"$OFA_W"/seed*/ofa.extra | sort >"$OUT/ofa-flops.csv"
 # The same as a table and a text plot (GAUC against FLOPs, one row each).
 {
 echo
