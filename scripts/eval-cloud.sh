@@ -282,8 +282,7 @@ for set in $esets; do
 		} >>"$OUT/cloud.md"
 		r=1
 		while [ $r -le "$nrounds" ]; do
-			td=""
-			for s in $SEEDS; do td="$td${td:+,}$ed/seed$s/test/r$r"; done
+			td=$(dirs "enc-$set-$g" test $r)
 			"$BIN/dccl-eval" --task ctr --seeds-dirs "$td" --out "$OUT" \
 			    --name "enc-$set-$g-r$r" --baseline v1 \
 			    --methods enc-pool,enc-dev,teachers --cold-users "$colds" \

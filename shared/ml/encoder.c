@@ -209,6 +209,28 @@ enc_features(const struct ctr *m, const struct dataset *ds,
 }
 
 void
+enc_standardise(struct enc *e, const float *x, const uint32_t *idx, size_t n)
+{
+	size_t nin = (size_t)e->nin;
+
+	for (size_t j = 0; j < n; j++) {
+		const float *xj = x + (idx != NULL ? idx[j] : j) * nin;
+		for (size_t i = 0; i < nin; i++)
+			e->mu[i] += xj[i] / (float)n;
+	}
+	for (size_t i = 0; i < nin; i++) {
+		double s = 0;
+		for (size_t j = 0; j < n; j++) {
+			double d = x[(idx != NULL ? idx[j] : j) * nin + i] -
+			    e->mu[i];
+			s += d * d;
+		}
+		s = sqrt(s / (double)n);
+		e->sd[i] = s > 1e-6 ? (float)s : 1;
+	}
+}
+
+void
 enc_apply(const struct enc *e, const float *x, float *rows)
 {
 	for (int o = 0; o < e->nout; o++) {
@@ -621,24 +643,12 @@ enc_fit(struct enc **out, struct ctr *m, const struct dataset *ds,
 		enc_rows_get(m, u, f.rows + (size_t)u * (size_t)e[0]->nout);
 	}
 	/* Standardisation and the start: the training users' means. */
+	enc_standardise(e[0], f.xfull, f.users, f.n_users);
 	for (size_t j = 0; j < f.n_users; j++) {
 		uint32_t u = f.users[j];
-		for (int i = 0; i < e[0]->nin; i++)
-			e[0]->mu[i] += f.xfull[(size_t)u * e[0]->nin + i] /
-			    (float)f.n_users;
 		for (int i = 0; i < e[0]->nout; i++)
 			e[0]->c[i] += f.rows[(size_t)u * e[0]->nout + i] /
 			    (float)f.n_users;
-	}
-	for (int i = 0; i < e[0]->nin; i++) {
-		double s = 0;
-		for (size_t j = 0; j < f.n_users; j++) {
-			double d = f.xfull[(size_t)f.users[j] * e[0]->nin + i] -
-			    e[0]->mu[i];
-			s += d * d;
-		}
-		s = sqrt(s / (double)f.n_users);
-		e[0]->sd[i] = s > 1e-6 ? (float)s : 1;
 	}
 	rp.val_rows = val_loss(&f, NULL, &rp.n_val, &rp.n_val_users);
 	rp.n_users = f.n_users;

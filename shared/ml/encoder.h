@@ -72,6 +72,13 @@ int	enc_rows_untrained(const struct ctr *m, uint32_t user);
 /* Raw features (nin) of ds->s[idx[0..n)] under m (n == 0 allowed). */
 void	enc_features(const struct ctr *m, const struct dataset *ds,
 	    const uint32_t *idx, size_t n, float *x);
+/*
+ * e's mu and sd from n feature vectors (nin floats each) of x: rows
+ * idx[0..n) (idx NULL: rows 0..n-1), n >= 1; mu must start at 0. A spread
+ * below 1e-6 counts as 1.
+ */
+void	enc_standardise(struct enc *e, const float *x, const uint32_t *idx,
+	    size_t n);
 /* rows (nout) = W (x - mu) / sd + c. */
 void	enc_apply(const struct enc *e, const float *x, float *rows);
 

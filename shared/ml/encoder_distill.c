@@ -31,6 +31,8 @@ enc_reg_loss_grad(const struct enc *e, const float *x, const float *rows,
 			continue;
 		d = out[o] - rows[o];
 		l += 0.5 * (double)d * d;
+		if (gw == NULL)
+			continue;
 		gc[o] += scale * d;
 		w = gw + (size_t)o * (size_t)e->nin;
 		for (int i = 0; i < e->nin; i++)
@@ -43,22 +45,11 @@ enc_reg_loss_grad(const struct enc *e, const float *x, const float *rows,
 static void
 enc_init(struct enc *e, const struct enc_pairs *p)
 {
-	size_t nin = (size_t)e->nin, nout = (size_t)e->nout;
+	size_t nout = (size_t)e->nout;
 	double *cnt = xcalloc(nout, sizeof(double));
 	double *sum = xcalloc(nout, sizeof(double));
 
-	for (size_t j = 0; j < p->n; j++)
-		for (size_t i = 0; i < nin; i++)
-			e->mu[i] += p->x[j * nin + i] / (float)p->n;
-	for (size_t i = 0; i < nin; i++) {
-		double s = 0;
-		for (size_t j = 0; j < p->n; j++) {
-			double d = p->x[j * nin + i] - e->mu[i];
-			s += d * d;
-		}
-		s = sqrt(s / (double)p->n);
-		e->sd[i] = s > 1e-6 ? (float)s : 1;
-	}
+	enc_standardise(e, p->x, NULL, p->n);
 	for (size_t j = 0; j < p->n; j++)
 		for (size_t o = 0; o < nout; o++)
 			if (p->mask == NULL || p->mask[j * nout + o]) {
@@ -73,8 +64,7 @@ enc_init(struct enc *e, const struct enc_pairs *p)
 
 /* The pairs' mean masked loss under e. */
 static double
-mean_loss(const struct enc *e, const struct enc_pairs *p, float *gw,
-    float *gc)
+mean_loss(const struct enc *e, const struct enc_pairs *p)
 {
 	size_t nout = (size_t)e->nout;
 	double l = 0;
@@ -82,7 +72,7 @@ mean_loss(const struct enc *e, const struct enc_pairs *p, float *gw,
 	for (size_t j = 0; j < p->n; j++)
 		l += enc_reg_loss_grad(e, p->x + j * (size_t)e->nin,
 		    p->rows + j * nout, p->mask != NULL ? p->mask + j * nout :
-		    NULL, 0, gw, gc);
+		    NULL, 0, NULL, NULL);
 	return l / (double)p->n;
 }
 
@@ -171,8 +161,7 @@ enc_distill_fit(struct enc **out, const struct ctr *m,
 		} else if (o->patience > 0 && ++bad >= o->patience)
 			break;
 	}
-	memset(gw, 0, np * sizeof(float));
-	rp.mse = mean_loss(best, p, gw, gw + nw);
+	rp.mse = mean_loss(best, p);
 	*out = best;
 	best = NULL;
 done:

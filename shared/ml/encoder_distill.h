@@ -45,8 +45,8 @@ struct enc_distill_report {
 
 /*
  * Pair i's masked loss 1/2 |mask (enc(x_i) - rows_i)|^2; gw (nout x nin)
- * and gc (nout) get scale times its gradient added (finite-difference
- * check: tests/unit/test_encoder.c).
+ * and gc (nout) get scale times its gradient added, unless gw is NULL
+ * (the loss alone). Finite-difference check: tests/unit/test_encoder.c.
  */
 double	enc_reg_loss_grad(const struct enc *e, const float *x,
 	    const float *rows, const unsigned char *mask, float scale,
