@@ -258,6 +258,10 @@ static const struct conf_opt cloudd_opts[] = {
 	    "maximum distillation epochs (best on the validation slice)"),
 	CONF_DBL("distill.lr", CD_OFF(distill_lr), "0.0005", 1e-7, 10, 1,
 	    "distillation Adam learning rate (warm start from the model)"),
+	CONF_DBL("distill.accept-z", CD_OFF(distill_accept_z), "2", 0, 100,
+	    1, "a distillation publishes a version only if its validation "
+	    "logloss gain is this many standard errors (clustered by user) "
+	    "above 0; 0 = any gain"),
 	CONF_BOOL("distill.freeze-users", CD_OFF(distill_freeze_users), "yes",
 	    1, "keep the student's per-user rows (user embedding, MetaPatch "
 	    "m) fixed, so device knowledge enters the shared parameters"),

@@ -78,6 +78,7 @@ struct cloudd_conf {
 	int	 patch_clip;		/* 0 reject, 1 clip */
 	/* MoMoDistill (distill.c) */
 	double	 distill_lambda, distill_decay, distill_lr, distill_poly_a;
+	double	 distill_accept_z;	/* standard errors a gain must clear */
 	int	 distill_stale;		/* DISTILL_STALE_* */
 	int	 distill_freeze_users;	/* distill_fit's FREEZE_USERS */
 	int64_t	 distill_min_patches;	/* 0 = no automatic runs */
@@ -245,9 +246,11 @@ struct cloudd {
 	uint64_t		 distill_seen;	/* cd->patches at the last check */
 	uint64_t		 distill_base;	/* version the counts are for */
 	uint32_t		 distill_ready;	/* users with a patch on it */
-	uint64_t		 distill_mark;	/* newest patch id the last run saw */
+	uint64_t		 distill_mark;	/* newest id the last run listed */
 	int64_t			 distill_first;	/* unix s of its oldest patch */
 	double			 distill_retry_t; /* no automatic run before */
+	/* runs ended with a new version, the current one kept, failed */
+	uint64_t		 distill_new, distill_kept, distill_failed;
 };
 
 /* rpc.c */
@@ -307,10 +310,18 @@ int	 pool_start_load(struct cloudd *cd);
 /*
  * train.c. A model step other than plain training, plugged into a
  * training job (distill.c's MoMoDistill): fit runs in the worker and
- * produces the model; meta adds its metrics (worker); log reports a new
- * version and done ends the job, ok or not, and frees arg (loop); free
- * frees arg of a job that was refused.
+ * produces the model, or returns TRAIN_KEPT (*out NULL) when its result
+ * is the current model; meta adds its metrics (worker); log reports the
+ * result, a new version or (kept) the current one; done ends the job with
+ * res 0 (a new version), TRAIN_KEPT or < 0 (failed) and frees arg (loop);
+ * free frees arg of a job that was refused.
  */
+/*
+ * A kept result publishes nothing: no version is stored or announced, the
+ * pool snapshot and the OFA part stay, so devices do not re-download the
+ * same weights and re-upload the same patches.
+ */
+#define TRAIN_KEPT	1
 struct ctr;
 struct ctr_meta;
 struct ctr_train_stats;
@@ -325,8 +336,8 @@ struct train_step {
 			    struct ctr_train_stats *stats, char *err,
 			    size_t errlen);
 	void		(*meta)(void *arg, struct ctr_meta *meta);
-	void		(*log)(void *arg, uint64_t version);
-	void		(*done)(struct cloudd *cd, void *arg, int ok);
+	void		(*log)(void *arg, uint64_t version, int kept);
+	void		(*done)(struct cloudd *cd, void *arg, int res);
 	void		(*free)(void *arg);
 };
 int	 train_start(struct cloudd *cd, uint32_t epochs);

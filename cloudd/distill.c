@@ -8,17 +8,22 @@
  *                 current model blob and queues a train.c job carrying the
  *                 distill_job. distill_rpc answers dcctl with the counts;
  *                 distill_cron starts runs when enough patches arrived:
- *                 on the current version (distill.min-patches), or since
- *                 the last run on any base (distill.buffer, round-free).
+ *                 on the current version (distill.min-patches), or on any
+ *                 base (distill.buffer, round-free); in both modes only
+ *                 patches newer than the last run's count.
  *   worker        distill_train: unpacks the current model twice (student
  *                 and the teacher base; the student's own m table and U, V
  *                 keep training), reads older base versions for stale
  *                 patches on its own store connection, writes every
  *                 device's patch into its base's teacher (m is per user, so
  *                 one teacher per base version holds all of them), computes
- *                 the soft targets and trains (distill_fit).
+ *                 the soft targets and trains (distill_fit). A fit whose
+ *                 best epoch is 0 (the current weights), or whose
+ *                 validation gain is below distill.accept-z standard
+ *                 errors, returns TRAIN_KEPT.
  *   loop thread   train.c stores, indexes and announces the new version
- *                 as for any training; distill_done frees the job.
+ *                 as for any training, or (kept) does none of that;
+ *                 step_done moves the mark and frees the job.
  *
  * Stale patches (trained on an older base than the current model) are
  * never mixed in silently: with distill.stale = drop they are not used;
@@ -39,6 +44,7 @@
 #include "shared/clock.h"
 #include "shared/data/dataset.h"
 #include "shared/ml/fit.h"
+#include "shared/ml/metrics.h"
 #include "shared/log.h"
 #include "shared/rng.h"
 #include "shared/xmalloc.h"
@@ -487,6 +493,38 @@ progress(void *arg, int epoch, double loss, double val_loss)
 }
 
 /*
+ * The student's validation gain over the current model: the mean of the
+ * per-sample logloss differences and its standard error clustered by user
+ * (one user's samples are not independent). p0 holds the current model's
+ * probabilities on vai. Returns 0 or -EINVAL.
+ */
+static int
+val_gain(struct ctr *student, const float *p0, const struct dataset *ds,
+    const uint32_t *vai, size_t nva, double *gain, double *se)
+{
+	float *p1 = xcalloc(nva + 1, sizeof(*p1));
+	double *d = xcalloc(nva + 1, sizeof(*d));
+	uint32_t *u = xcalloc(nva + 1, sizeof(*u));
+	int rc;
+
+	if ((rc = ctr_predict(student, ds, vai, nva, p1)) != 0)
+		goto out;
+	for (size_t i = 0; i < nva; i++) {
+		float y = ds->s[vai[i]].label;
+
+		d[i] = metrics_logloss(&p0[i], &y, 1) -
+		    metrics_logloss(&p1[i], &y, 1);
+		u[i] = ds->s[vai[i]].user;
+	}
+	rc = metrics_clustered_mean(d, u, nva, gain, se);
+out:
+	free(p1);
+	free(d);
+	free(u);
+	return rc;
+}
+
+/*
  * Worker (the train_step's fit): builds student and teachers from the job
  * (stale bases are read on a store connection of its own), runs
  * distill_fit with the training options of cf and distill.*, and returns
@@ -505,6 +543,7 @@ step_fit(void *arg, const struct dataset *ds, const uint32_t *tri,
 	struct store *st = NULL;
 	struct ctr_train_opts o;
 	double t0 = clock_now();
+	float *p0 = NULL;
 
 	*out = NULL;
 	memset(stats, 0, sizeof(*stats));
@@ -576,6 +615,14 @@ step_fit(void *arg, const struct dataset *ds, const uint32_t *tri,
 	    "%s (%zu not adopted)", dj->n_picks - dj->n_bad - dj->n_gone -
 	    dj->n_same, (size_t)nt, dj->o.lambda, ntr, nva, o.epochs,
 	    dj->o.freeze_users ? "frozen" : "trained", dj->n_same);
+	/* The current model's validation scores, for the acceptance test. */
+	if (nva > 0) {
+		p0 = xcalloc(nva, sizeof(*p0));
+		if ((rc = ctr_predict(student, ds, vai, nva, p0)) != 0) {
+			snprintf(err, errlen, "scoring the validation slice");
+			goto done;
+		}
+	}
 	rc = distill_fit(student, ds, tri, ntr, vai, nva, teach, dj->picks,
 	    dj->n_picks, &o, dj->o.freeze_users ? DISTILL_FIT_FREEZE_USERS : 0,
 	    &dj->st);
@@ -587,10 +634,38 @@ step_fit(void *arg, const struct dataset *ds, const uint32_t *tri,
 	stats->epochs = dj->st.epochs;
 	stats->best_epoch = dj->st.best_epoch;
 	stats->val_loss = dj->st.val_after;
+	/*
+	 * No epoch beat the current weights, so the student is the current
+	 * model: a version of it would only send every device to download
+	 * the same weights and upload the same patches again.
+	 */
+	if (dj->st.best_epoch == 0) {
+		rc = TRAIN_KEPT;
+		goto done;
+	}
+	/*
+	 * Early stopping keeps any epoch that is lower on validation, however
+	 * slightly, and runs repeated against one validation slice then let
+	 * one through by chance: a new version needs its gain to stand
+	 * distill.accept-z standard errors above 0.
+	 */
+	if (p0 != NULL) {
+		if ((rc = val_gain(student, p0, ds, vai, nva, &dj->gain,
+		    &dj->gain_se)) != 0) {
+			snprintf(err, errlen, "validation gain not finite");
+			goto done;
+		}
+		dj->tested = 1;
+		if (dj->gain - cf->distill_accept_z * dj->gain_se <= 0) {
+			rc = TRAIN_KEPT;
+			goto done;
+		}
+	}
 	*out = student;
 	student = NULL;
 done:
 	dj->seconds = clock_now() - t0;
+	free(p0);
 	for (int t = 0; t < nt + 1 && t < (int)dj->n_picks + 2; t++)
 		ctr_free(teach[t]);
 	free(teach);
@@ -638,33 +713,63 @@ dj_free(void *arg)
 	free(dj);
 }
 
-/* Loop: the result line for the new version. */
+/*
+ * Loop: the result line, "model vN from vB: ..." for a new version or
+ * "vB kept: ...; no new version" (the same counts either way).
+ */
 static void
-step_log(void *arg, uint64_t version)
+step_log(void *arg, uint64_t version, int kept)
 {
 	const struct distill_job *dj = arg;
+	char head[64], why[128] = "";
 
-	log_info("DISTILL: model v%llu from v%llu: %zu fresh + %zu stale "
+	if (dj->tested)
+		snprintf(why, sizeof(why), "; val gain %.5f (se %.5f)%s",
+		    dj->gain, dj->gain_se, kept ? " below distill.accept-z" :
+		    "");
+	if (kept)
+		snprintf(head, sizeof(head), "v%llu kept",
+		    (unsigned long long)dj->base);
+	else
+		snprintf(head, sizeof(head), "model v%llu from v%llu",
+		    (unsigned long long)version, (unsigned long long)dj->base);
+	log_info("DISTILL: %s: %zu fresh + %zu stale "
 	    "patches used (%zu stale dropped, %zu unusable, %zu bases gone, "
 	    "%zu not adopted), "
 	    "%zu soft samples (mean target %.4f), val logloss %.4f -> %.4f "
-	    "(best epoch %d of %d), %.1f s", (unsigned long long)version,
-	    (unsigned long long)dj->base, dj->counts.fresh,
+	    "(best epoch %d of %d), %.1f s%s%s", head, dj->counts.fresh,
 	    dj->counts.stale_used, dj->counts.stale_dropped, dj->n_bad,
 	    dj->n_gone, dj->n_same, dj->st.n_soft, dj->st.soft_mean,
 	    dj->st.val_before, dj->st.val_after, dj->st.best_epoch,
-	    dj->st.epochs, dj->seconds);
+	    dj->st.epochs, dj->seconds, why, kept ? "; no new version" : "");
 }
 
-/* Loop: the job ended (ok or not); frees dj. */
+/* Loop: the job ended (res 0, TRAIN_KEPT or < 0); frees dj. */
 static void
-step_done(struct cloudd *cd, void *arg, int ok)
+step_done(struct cloudd *cd, void *arg, int res)
 {
 	struct distill_job *dj = arg;
 
-	/* A failed automatic run is not retried at every cron tick. */
-	if (!ok)
+	if (res < 0) {
+		/*
+		 * Retried after 60 s, not at every cron tick; the mark stays,
+		 * so its patches still count.
+		 */
+		cd->distill_failed++;
 		cd->distill_retry_t = clock_now() + 60;
+	} else {
+		/*
+		 * The patches this run listed are used up, kept or not: the
+		 * cron waits for newer ones instead of re-running on them.
+		 */
+		if (dj->mark > cd->distill_mark)
+			cd->distill_mark = dj->mark;
+		if (res == TRAIN_KEPT)
+			cd->distill_kept++;
+		else
+			cd->distill_new++;
+	}
+	cd->distill_base = 0;	/* recount */
 	dj_free(dj);
 }
 
@@ -713,11 +818,10 @@ distill_start(struct cloudd *cd, uint32_t epochs, struct distill_counts *c)
 		dj_free(dj);
 		return -ENOENT;
 	}
-	/* distill.buffer counts what arrives after the patches seen here. */
+	/* The cron counts what arrives after the patches seen here. */
 	for (size_t i = 0; i < dj->n_patches; i++)
-		if (dj->patches[i].id > cd->distill_mark)
-			cd->distill_mark = dj->patches[i].id;
-	cd->distill_base = 0;	/* recount */
+		if (dj->patches[i].id > dj->mark)
+			dj->mark = dj->patches[i].id;
 	dj->blob = xmalloc(cd->model.size);
 	memcpy(dj->blob, cd->model.blob, cd->model.size);
 	dj->size = cd->model.size;
@@ -785,9 +889,12 @@ cmp_u32(const void *a, const void *b)
 }
 
 /*
- * Recounts the users with a patch on the current version, or with
- * distill.buffer, the users with a patch newer than the last run's
- * (cd->distill_mark) on any base distill_select may use.
+ * Recounts the users with a patch newer than the last run's
+ * (cd->distill_mark): on the current version, or with distill.buffer, on
+ * any base distill_select may use. A patch on a version the last run
+ * produced is newer anyway (the run listed its patches before that
+ * version existed); after a run that kept the weights, or a restart's
+ * first run (the mark starts at 0), only patches uploaded since count.
  */
 static void
 recount(struct cloudd *cd)
@@ -799,6 +906,8 @@ recount(struct cloudd *cd)
 	uint32_t *seen;
 	uint64_t cur = cd->model.version, min = cur;
 	int buffered = cd->cf.distill_buffer > 0;
+	/* stale patches count only where distill_select may use them */
+	int any_base = buffered && cd->cf.distill_stale != DISTILL_STALE_DROP;
 
 	if (buffered)
 		min = cur > (uint64_t)cd->cf.distill_max_age ?
@@ -814,10 +923,8 @@ recount(struct cloudd *cd)
 	seen = xcalloc(n + 1, sizeof(*seen));
 	for (size_t i = 0; i < n; i++) {
 		if (strcmp(p[i].kind, "metapatch") != 0 ||
-		    p[i].base_version > cur || (buffered ?
-		    p[i].id <= cd->distill_mark || (cd->cf.distill_stale ==
-		    DISTILL_STALE_DROP && p[i].base_version != cur) :
-		    p[i].base_version != cur))
+		    p[i].base_version > cur || p[i].id <= cd->distill_mark ||
+		    (!any_base && p[i].base_version != cur))
 			continue;
 		seen[k++] = p[i].user_id;
 		if (first == 0 || p[i].created < first)

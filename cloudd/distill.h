@@ -11,7 +11,10 @@
  * (distill.stale = decay), or the patch is not used (drop).
  *
  * The job is a train.c job with a different model step (a struct train_step), so
- * storing, vectors, index and the announcement are shared with training.
+ * storing, vectors, index and the announcement are shared with training;
+ * a run whose best epoch is 0 (the current weights), or whose validation
+ * gain is below distill.accept-z clustered standard errors, stores and
+ * announces nothing (TRAIN_KEPT).
  * Patches are selected on the loop thread when the job starts (so dcctl
  * gets the counts); the worker builds the teachers and trains.
  */
@@ -104,11 +107,12 @@ struct distill_stats {
  * targets ride on copies rather than a second loss. Early stopping on the
  * validation logloss of ds->s[vai[0..nva)], as in training: the best of
  * the initial params and epochs 1..o->epochs is kept (best_epoch 0 means
- * the distilled model did not beat the current one on validation and the
- * new version carries the current weights). With DISTILL_FIT_FREEZE_USERS
- * in flags the student's per-user rows (emb_user, the m tables) are put
- * back after every step, so what the teachers know has to enter the shared
- * parameters (embeddings of items, genres, time, the MLP, U and V).
+ * the distilled model did not beat the current one on validation: student
+ * keeps the current weights, and cloudd publishes no version). With
+ * DISTILL_FIT_FREEZE_USERS in flags the student's per-user rows (emb_user,
+ * the m tables) are put back after every step, so what the teachers know
+ * has to enter the shared parameters (embeddings of items, genres, time,
+ * the MLP, U and V).
  * Worker thread; touches only its arguments. Returns 0, -EINVAL,
  * -ECANCELED or -ERANGE (see ctr_train).
  */
@@ -148,6 +152,10 @@ struct distill_job {
 	size_t			 size;
 	uint64_t		 base;		/* its version */
 	uint32_t		 epochs;	/* 0 = distill.epochs */
+	uint64_t		 mark;		/* newest id listed */
+	/* validation gain over the current model (tested: computed) */
+	double			 gain, gain_se;
+	int			 tested;
 	/* worker results */
 	struct distill_stats	 st;
 	size_t			 n_bad;		/* patches that did not apply */
@@ -167,7 +175,10 @@ int	 distill_start(struct cloudd *cd, uint32_t epochs,
 struct rpc_req;
 /* Loop: AdminDistillReq -> DistillStarted or Error. Admin socket only. */
 void	 distill_rpc(struct cloudd *cd, struct rpc_req *r);
-/* Loop: the automatic trigger, called from cron. */
+/*
+ * Loop: the automatic trigger, called from cron: distill.min-patches users
+ * (distill.buffer: K) with a patch newer than the last finished run's.
+ */
 void	 distill_cron(struct cloudd *cd);
 
 #endif

@@ -20,6 +20,8 @@
  *   pool_samples, devices, patches, model_version, model_bytes, inflight,
  *   training, train_seconds (last job), index_build_seconds (last pool
  *   load + index), uptime_seconds        gauges
+ *   distill_runs_total{result}           counter   MoMoDistill runs ended:
+ *                                                  new | kept | failed
  *   dropped_messages_total               counter   replies and announces
  *                                                  nanomsg did not take
  *   build_info{version}                  gauge, always 1
@@ -197,6 +199,17 @@ metrics_render(struct cloudd *cd, size_t *len)
 	    "and retrieval index build (0 = none yet).", cd->last_index_s);
 	gauge(&b, "dccl_uptime_seconds", "Seconds since cloudd started.",
 	    clock_now() - cd->started);
+	head(&b, "dccl_distill_runs_total", "counter",
+	    "MoMoDistill runs ended, by result: new (a version published), "
+	    "kept (nothing published: no epoch beat the current model on "
+	    "validation, or its gain was below distill.accept-z), "
+	    "failed.");
+	sb_printf(&b, "dccl_distill_runs_total{result=\"new\"} %llu\n"
+	    "dccl_distill_runs_total{result=\"kept\"} %llu\n"
+	    "dccl_distill_runs_total{result=\"failed\"} %llu\n",
+	    (unsigned long long)cd->distill_new,
+	    (unsigned long long)cd->distill_kept,
+	    (unsigned long long)cd->distill_failed);
 	head(&b, "dccl_dropped_messages_total", "counter",
 	    "Replies and announcements nanomsg did not accept.");
 	sb_printf(&b, "dccl_dropped_messages_total %llu\n",

@@ -10,8 +10,9 @@
  * snapshot. One training job at a time; SIGTERM stops it between batches.
  * Another model step (MoMoDistill, distill.c) plugs in as a struct
  * train_step: its fit produces the model from the current one, and the
- * storing, indexing and publishing below are shared. train.c names no
- * step but its own.
+ * storing, indexing and publishing below are shared. A fit that keeps the
+ * current model (TRAIN_KEPT) skips all of them. train.c names no step but
+ * its own.
  */
 #include <errno.h>
 #include <math.h>
@@ -171,6 +172,7 @@ train_work_cb(uv_work_t *w)
 	if (j->step != NULL) {
 		j->rc = j->step->fit(j->arg, ds, tri, tr.n, vai, va.n, &j->cf,
 		    j->dbpath, j->stop, &m, &stats, j->err, sizeof(j->err));
+		/* TRAIN_KEPT too: nothing new to store, index or announce. */
 		if (j->rc != 0)
 			goto done;
 		goto trained;
@@ -311,12 +313,23 @@ train_after_cb(uv_work_t *w, int status)
 {
 	struct train_job *j = w->data;
 	struct cloudd *cd = j->cd;
+	int res;	/* for step->done: 0, TRAIN_KEPT or < 0 */
+
+	if (status != 0)
+		res = -ECANCELED;
+	else if (j->rc == TRAIN_KEPT && j->step != NULL)
+		res = TRAIN_KEPT;
+	else
+		res = j->rc > 0 ? -EIO : j->rc;
 
 	job_end(&cd->job, 1);
 	cd->training = 0;
 	pool_unref(cd, j->src);
 	cd->last_train_s = j->seconds;
-	if (status != 0 || j->rc != 0) {
+	if (res == TRAIN_KEPT) {
+		/* The served model, snapshot and OFA part stay as they are. */
+		j->step->log(j->arg, j->parent, 1);
+	} else if (res != 0) {
 		log_warnx("%s: no new model: %s", j->step ? j->step->name :
 		    "TRAIN",
 		    status ? "cancelled" : j->err);
@@ -328,14 +341,14 @@ train_after_cb(uv_work_t *w, int status)
 		    j->mi.version, j->seconds, j->val_loss, j->val_auc,
 		    j->val_gauc, j->mi.global_ctr);
 		if (j->step != NULL)
-			j->step->log(j->arg, j->mi.version);
+			j->step->log(j->arg, j->mi.version, 0);
 		ofa_train_done(cd, &j->ofa);
 		model_publish(cd, &j->mi, j->blob, j->size);
 		pool_unref(cd, cd->pool);
 		cd->pool = j->np;
 	}
 	if (j->step != NULL)
-		j->step->done(cd, j->arg, status == 0 && j->rc == 0);
+		j->step->done(cd, j->arg, res);
 	ofa_result_fini(&j->ofa);
 	free(j);
 	job_idle(&cd->job);

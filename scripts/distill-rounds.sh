@@ -5,11 +5,15 @@
 # re-evaluates on every announced version, with deviced.eval-dir set). Round
 # r: once every device has uploaded its patch on v_r (and written its test
 # predictions for v_r), `dcctl distill` makes v_{r+1}; the devices pick it
-# up. Per round, bin/dccl-eval compares the "cloud" rows of the two passes
-# (the cloud model as each device downloaded it: v_r before, v_{r+1}
-# after): GAUC, long-tail GAUC and a paired per-user bootstrap interval of
-# the GAUC difference. Output: OUTDIR (default out/distill) rounds.md,
-# rounds.csv and rounds.svg (drawn here, no plotting package needed).
+# up. A run whose validation rule keeps v_r's weights publishes no version:
+# that round's model stays v_r (after = before), the devices upload
+# nothing new, so a later round would distil the same patches again and
+# the rounds end there. Per round, bin/dccl-eval compares the "cloud" rows
+# of the two passes (the cloud model as each device downloaded it: v_r
+# before, v_{r+1} after): GAUC, long-tail GAUC and a paired per-user
+# bootstrap interval of the GAUC difference. Output: OUTDIR (default
+# out/distill) rounds.md, rounds.csv and rounds.svg (drawn here, no
+# plotting package needed).
 # DATA is a MovieLens directory or a split directory (pool.csv + devices/).
 # CLOUDD_OPTS / DEVICED_OPTS add -o options; DISTILL_OUT sets OUTDIR.
 # DISTILL_WORK=DIR works in DIR and leaves it (logs, cloud database, each
@@ -118,34 +122,50 @@ csv_get() {
 pass 1
 echo "round,before,after,patches,stale_used,gauc_before,gauc_after,d_gauc,d_gauc_lo,d_gauc_hi,lt_gauc_before,lt_gauc_after,mp_gauc_before,mp_gauc_after" >"$WORK/rounds.csv"
 r=1
+cv=1	# the model before the round
+kept() { grep -c "DISTILL: v[0-9]* kept: " "$WORK/cloudd.log" || true; }
 while [ $r -le "$R" ]; do
+	nk=$(kept)
 	out=$("$BIN/dcctl" -s "$ADM" -t 60 distill) || fail "dcctl distill: $out"
 	echo "round $r: $out"
 	pt=$(echo "$out" | sed -n 's/.*: \([0-9]*\) patches, \([0-9]*\) stale used.*/\1,\2/p')
-	nv=$((r + 1))
+	nv=$((cv + 1))
 	i=0
-	until grep -q "ANNOUNCE: model v$nv " "$WORK/cloudd.log"; do
+	# A new version, or the run kept v_cv (then no version comes).
+	until grep -q "ANNOUNCE: model v$nv " "$WORK/cloudd.log" || [ "$(kept)" -gt "$nk" ]; do
 		i=$((i + 1)); [ $i -lt $((TIMEOUT * 10)) ] || fail "no model v$nv"
 		grep -q "DISTILL: no new model" "$WORK/cloudd.log" && fail "distillation failed"
 		sleep 0.1
 	done
-	grep "DISTILL: model v$nv " "$WORK/cloudd.log" | sed 's/.*DISTILL: /  /'
-	pass $nv
-	# before = cloud rows of v_r, after = cloud rows of v_{r+1}; paired.
+	if grep -q "ANNOUNCE: model v$nv " "$WORK/cloudd.log"; then
+		grep "DISTILL: model v$nv " "$WORK/cloudd.log" | sed 's/.*DISTILL: /  /'
+		pass $nv
+		av=$nv
+	else
+		grep "DISTILL: v$cv kept: " "$WORK/cloudd.log" | tail -n 1 | sed 's/.*DISTILL: /  /'
+		av=$cv
+	fi
+	# before = cloud rows of v_cv, after = cloud rows of v_av; paired.
 	cmp=$WORK/cmp$r
 	mkdir -p "$cmp/run"
-	for f in "$WORK/pass$r"/*.csv; do
+	for f in "$WORK/pass$cv"/*.csv; do
 		b=$(basename "$f")
 		{ sed -n 's/^cloud,/before,/p; s/^metapatch,/mp-before,/p' "$f"
-		  sed -n 's/^cloud,/after,/p; s/^metapatch,/mp-after,/p' "$WORK/pass$nv/$b"; } >"$cmp/run/$b"
+		  sed -n 's/^cloud,/after,/p; s/^metapatch,/mp-after,/p' "$WORK/pass$av/$b"; } >"$cmp/run/$b"
 	done
 	"$BIN/dccl-eval" --task ctr --seeds-dirs "$cmp/run" --out "$cmp" --name r \
 	    --baseline before --methods after,mp-before,mp-after \
 	    --user-counts "$WORK/counts" >/dev/null || fail "dccl-eval failed"
 	c=$cmp/r.csv
-	echo "$r,v$r,v$nv,$pt,$(csv_get "$c" before gauc),$(csv_get "$c" after gauc),$(csv_get "$c" after d_gauc),$(csv_get "$c" after d_gauc_lo),$(csv_get "$c" after d_gauc_hi),$(csv_get "$c" before lt_gauc),$(csv_get "$c" after lt_gauc),$(csv_get "$c" mp-before gauc),$(csv_get "$c" mp-after gauc)" >>"$WORK/rounds.csv"
+	echo "$r,v$cv,v$av,$pt,$(csv_get "$c" before gauc),$(csv_get "$c" after gauc),$(csv_get "$c" after d_gauc),$(csv_get "$c" after d_gauc_lo),$(csv_get "$c" after d_gauc_hi),$(csv_get "$c" before lt_gauc),$(csv_get "$c" after lt_gauc),$(csv_get "$c" mp-before gauc),$(csv_get "$c" mp-after gauc)" >>"$WORK/rounds.csv"
 	r=$((r + 1))
+	if [ "$av" = "$cv" ]; then
+		echo "round $((r - 1)) kept v$cv: no new version, so no new patches; the rounds end"
+		break
+	fi
+	cv=$av
 done
+RAN=$((r - 1))
 cp "$WORK/rounds.csv" "$OUTDIR/rounds.csv"
 
 # The table.
@@ -159,19 +179,22 @@ BEGIN {
 	print "files). Δ is the paired per-user bootstrap 95 % interval of the GAUC"
 	print "difference (★ = excludes 0). Long tail = the 20 % of users with the"
 	print "fewest local samples. MetaPatch = the devices'"'"' personalized models on"
-	print "each version.\n"
+	print "each version. A round whose distillation kept the weights (best epoch"
+	print "0) publishes no version: its model stays, and the rounds end there.\n"
 	print "| round | model | patches (stale used) | GAUC before → after | ΔGAUC [95% CI] | long-tail GAUC before → after | MetaPatch GAUC before → after |"
 	print "|---|---|---|---|---|---|---|"
 }
 {
 	star = ($9 + 0 > 0 || $10 + 0 < 0) ? " ★" : ""
-	printf "| %d | %s → %s | %s (%s) | %s → %s | %s [%s, %s]%s | %s → %s | %s → %s |\n", $1, $2, $3, $4, $5,
+	printf "| %d | %s | %s (%s) | %s → %s | %s [%s, %s]%s | %s → %s | %s → %s |\n", $1,
+	    $2 == $3 ? $2 " kept (no version)" : $2 " → " $3, $4, $5,
 	    f($6), f($7), s($8), s($9), s($10), star, f($11), f($12), f($13), f($14)
 }' "$OUTDIR/rounds.csv" >"$OUTDIR/rounds.md"
 
 # The plot: GAUC and long-tail GAUC of the cloud model by version.
 awk -F, 'NR == 1 { next }
-{ k++; g[k - 1] = $6; l[k - 1] = $11; g[k] = $7; l[k] = $12; m[k - 1] = $13; m[k] = $14 }
+{ k++; g[k - 1] = $6; l[k - 1] = $11; g[k] = $7; l[k] = $12; m[k - 1] = $13; m[k] = $14
+  vn[k - 1] = $2; vn[k] = $3 == $2 ? $3 " kept" : $3 }
 END {
 	W = 640; H = 400; L = 70; Rm = 170; T = 40; B = 50
 	lo = 1; hi = 0
@@ -192,7 +215,7 @@ END {
 	}
 	for (i = 0; i <= k; i++) {
 		x = L + (k ? pw * i / k : pw / 2)
-		printf "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">v%d%s</text>\n", x, T + ph + 18, i + 1, i ? "" : " (pool)"
+		printf "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s%s</text>\n", x, T + ph + 18, vn[i], i ? "" : " (pool)"
 	}
 	printf "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">model version (round r distils v_r into v_r+1)</text>\n", L + pw / 2, H - 8
 	split("#1f77b4,#d62728,#2ca02c", col, ",")
@@ -216,4 +239,4 @@ kill -TERM $CPID 2>/dev/null || true
 wait $CPID 2>/dev/null || true
 cat "$OUTDIR/rounds.md"
 echo
-echo "distill-rounds: $R rounds in $(( $(date +%s) - t0 )) s; $OUTDIR/rounds.md, rounds.csv, rounds.svg"
+echo "distill-rounds: $RAN of $R rounds in $(( $(date +%s) - t0 )) s; $OUTDIR/rounds.md, rounds.csv, rounds.svg"

@@ -18,12 +18,16 @@
 #   buf-poly-k2 (only with ASYNC_K2 > 0, e.g. N/10): buf-poly, smaller buffer
 # A buffered arm runs for ASYNC_LIMIT_X (1.2) times the synchronous arm's
 # wall clock; 1 round (ASYNC_ROUNDS) by default, since further rounds on
-# the same local data are rejected by the validation rule. Afterwards
+# the same local data are rejected by the validation rule. A run the rule
+# rejects (best epoch 0) publishes no version, so the devices stay and the
+# synchronous arm ends at such a run: its result is then its last version
+# (v1 when its first run is kept). Afterwards
 # bin/dccl-score scores every version of every arm on the devices' test
 # files, and bin/dccl-eval compares each with the synchronous run's last
 # version (paired per-user bootstrap). The table gives, per arm, the time
 # from the devices' start to each version's announcement, its GAUC and
-# interval, and the time to reach the synchronous run's final GAUC.
+# interval, the time to reach the synchronous run's final GAUC, and each
+# arm's distillation runs (new version or kept; runs.csv in the work dir).
 # Output: OUTDIR (ASYNC_OUT, default out/async) async.md, versions.csv.
 # Other knobs: ASYNC_EPOCHS (distill.epochs, 3), DEVS_PER_PROC (250).
 set -eu
@@ -88,8 +92,8 @@ done
 kill -TERM $CPID; wait $CPID 2>/dev/null || true
 echo "eval-async: v1 trained, $N devices, K = $K, delays $DIST $DELAY ms ($(( $(date +%s) - t00 )) s)"
 
-# run ARM LIMIT_S CLOUDD_OPTS...: one arm; stops after version R + 1 (sync)
-# or LIMIT_S seconds after the devices started.
+# run ARM LIMIT_S CLOUDD_OPTS...: one arm; stops after version R + 1 or a
+# kept run (sync), or LIMIT_S seconds after the devices started.
 run() {
 	arm=$1 limit=$2
 	shift 2
@@ -126,7 +130,8 @@ run() {
 	while :; do
 		el=$(awk -v a="$(now)" -v b="$t0" 'BEGIN { d = a - b; if (d < 0) d += 86400; printf "%d", d }')
 		if [ -n "$limit" ] && [ "$el" -ge "$limit" ]; then break; fi
-		if [ -z "$limit" ] && grep -q "ANNOUNCE: model v$((R + 1)) " "$A/cloudd.log"; then break; fi
+		if [ -z "$limit" ] && { grep -q "ANNOUNCE: model v$((R + 1)) " "$A/cloudd.log" ||
+		    grep -q "DISTILL: v[0-9]* kept: " "$A/cloudd.log"; }; then break; fi
 		[ "$el" -lt 1200 ] || fail "$arm: no end after 1200 s"
 		kill -0 $cp 2>/dev/null || fail "$arm: cloudd died"
 		for d in $dp; do kill -0 "$d" 2>/dev/null || fail "$arm: a deviced died"; done
@@ -146,14 +151,29 @@ run() {
 	    END { for (i = 1; i <= n; i++) { v = ord[i]; if (v in seen) continue; seen[v] = 1
 		printf "%s,%.1f,%s,%s\n", v, v == 1 ? 0 : t[v], (v in fr) ? fr[v] : 0, (v in st) ? st[v] : 0 } }' \
 	    "$A/cloudd.log" >"$A/times.csv"
+	# new|kept,version made (new) or kept,seconds,fresh,stale: every run
+	# that ended
+	awk -v t0="$t0" '
+	    function sec(ts) { split(substr(ts, 12, 12), x, ":"); return x[1] * 3600 + x[2] * 60 + x[3] }
+	    / DISTILL: (model v[0-9]+ from v[0-9]+|v[0-9]+ kept): / {
+		k = $0 ~ / kept: / ? "kept" : "new"
+		v = $0; sub(/.*DISTILL: (model )?v/, "", v); sub(/[^0-9].*/, "", v)
+		f = $0; sub(/.*: /, "", f); split(f, w, " ")
+		d = sec($1) - t0; if (d < -43200) d += 86400
+		printf "%s,%s,%.1f,%s,%s\n", k, v, d, w[1], w[4] }' \
+	    "$A/cloudd.log" >"$A/runs.csv"
 	"$BIN/dccl-score" "$A/cloud/cloudd.db" "$WORK/shards" "$A/scores" --from 2 2>>"$A/score.log" ||
 	    fail "$arm: scoring failed"
-	echo "eval-async: $arm: $(grep -c . "$A/times.csv") versions in $el s ($(( $(date +%s) - t00 )) s)"
+	echo "eval-async: $arm: $(grep -c . "$A/times.csv") versions, $(grep -c . "$A/runs.csv")" \
+	    "runs ($(grep -c '^kept,' "$A/runs.csv") kept) in $el s ($(( $(date +%s) - t00 )) s)"
 }
 
 run sync "" -o distill.min-patches="$N"
-# The synchronous wall clock: its last version's announcement.
-TS=$(tail -n 1 "$WORK/sync/times.csv" | cut -d, -f2)
+# The synchronous wall clock: the end of its last run (a new version's
+# announcement or the kept line); its result: its last version.
+TS=$(tail -n 1 "$WORK/sync/runs.csv" | cut -d, -f3)
+[ -n "$TS" ] || fail "sync: no distillation ended"
+SV=$(tail -n 1 "$WORK/sync/times.csv" | cut -d, -f1)
 LIM=$(awk -v t="$TS" -v x="$LIMIT_X" 'BEGIN { printf "%d", t * x + 1 }')
 run buf-poly "$LIM" -o distill.buffer="$K" -o distill.stale=poly -o distill.poly-a=0.5
 run buf-decay "$LIM" -o distill.buffer="$K" -o distill.stale=decay
@@ -176,7 +196,8 @@ for a in $ARMS; do
 		methods="$methods${methods:+,}$a-$v"
 	done
 done
-BASE=sync-v$((R + 1))
+BASE=sync-v$SV
+[ -n "$SV" ] && [ "$SV" != 1 ] || BASE=v1
 "$BIN/dccl-eval" --task ctr --seeds-dirs "$WORK/cmp/run" --out "$WORK/cmp" --name all \
     --baseline "$BASE" --methods "v1,$methods" >/dev/null || fail "dccl-eval failed"
 # versions.csv: arm,version,seconds,fresh,stale,gauc,d,lo,hi
@@ -190,18 +211,27 @@ awk -F, 'FILENAME ~ /all.csv$/ { if (FNR == 1) { for (i = 1; i <= NF; i++) c[$i]
     END { if (("v1" in g) && !("v1" in done)) print "start,1,0,0,0," g["v1"] "," d["v1"] "," lo["v1"] "," hi["v1"] }' base="$BASE" \
     "$WORK/cmp/all.csv" $(for a in $ARMS; do echo "$WORK/$a/times.csv"; done) >"$OUT/versions.csv"
 cp "$WORK/cmp/all.md" "$OUT/all-versions.md"
-target=$(awk -F, -v b="$BASE" '$1 "-v" $2 == b { print $6 }' "$OUT/versions.csv")
+target=$(awk -F, -v b="$BASE" '($1 == "start" ? "v1" : $1 "-v" $2) == b { print $6 }' "$OUT/versions.csv")
 {
 echo "## Round-free acceptance against synchronous rounds ($(basename "$DATA"), $N devices)"
 echo
 echo "Devices: the $N users with the lowest ids; each holds every patch for a"
 echo "delay from learn.delay-dist = $DIST ($DELAY ms, seed $SEED) before uploading."
-echo "sync: distill.min-patches = $N, $R round(s). buf-*: distill.buffer = $K"
+echo "sync: distill.min-patches = $N, $R round(s) or until a run is kept. buf-*: distill.buffer = $K"
 [ "$K2" -gt 0 ] && [ "$K2" != "$K" ] && echo "(buf-poly-k2: $K2)"
 echo "patches since the last run, any base; poly = λ/(1+age)^0.5, decay = λ·0.5^age;"
 echo "run for $LIMIT_X × the synchronous wall clock. Time = seconds from the devices' start"
 echo "to the version's announcement (v1 at 0). GAUC on the $N devices' test"
 echo "files; Δ = paired per-user bootstrap 95 % interval against $BASE (GAUC $target)."
+echo "A run whose best epoch is 0, or whose validation gain is below distill.accept-z"
+echo "standard errors, keeps the weights and publishes no version."
+echo
+echo "| arm | distillation runs | new versions | kept (no version) |"
+echo "|---|---|---|---|"
+for a in $ARMS; do
+	awk -F, -v a="$a" '{ n++; if ($1 == "kept") k++ }
+	    END { printf "| %s | %d | %d | %d |\n", a, n, n - k, k }' "$WORK/$a/runs.csv"
+done
 echo
 echo "| arm | version | time (s) | patches fresh + stale | GAUC | ΔGAUC vs $BASE [95% CI] |"
 echo "|---|---|---|---|---|---|"
@@ -216,13 +246,17 @@ echo
 echo "| arm | first version ≥ target | time (s) | × sync's time | first version not below it (interval reaches 0) | time (s) | × sync's time | best GAUC in the run | its Δ [95% CI] |"
 echo "|---|---|---|---|---|---|---|---|---|"
 tsync=$(awk -F, -v t="$target" '$1 == "sync" && $6 + 0 >= t + 0 { print $3; exit }' "$OUT/versions.csv")
-awk -F, -v t="$target" -v ts="$tsync" '
+# Sync kept v1: its result came at the end of its run.
+[ -n "$tsync" ] || tsync=$TS
+awk -F, -v t="$target" -v ts="$tsync" -v arms="$ARMS" '
     $2 == 1 { next }
     { if (!($1 in seen)) { seen[$1] = 1; ord[++n] = $1 }
       if (!($1 in hit) && $6 + 0 >= t + 0) { hit[$1] = $2; ht[$1] = $3 }
       if (!($1 in nb) && $9 + 0 >= 0) { nb[$1] = $2; nt[$1] = $3 }
       if (!($1 in bg) || $6 > bg[$1]) { bg[$1] = $6; bd[$1] = $7; bl[$1] = $8; bh[$1] = $9 } }
-    END { for (i = 1; i <= n; i++) { a = ord[i]
+    END { na = split(arms, al, " ")
+      for (i = 1; i <= na; i++) { a = al[i]
+	if (!(a in seen)) { printf "| %s | no version | — | — | no version | — | — | — | — |\n", a; continue }
 	if (a in hit) printf "| %s | v%s | %.1f | %.2f |", a, hit[a], ht[a], ht[a] / ts
 	else printf "| %s | not reached | — | — |", a
 	if (a in nb) printf " v%s | %.1f | %.2f |", nb[a], nt[a], nt[a] / ts

@@ -217,10 +217,13 @@ echo "epsilon,patches,v1_gauc,v2_gauc,d_round,d_round_lo,d_round_hi,val_logloss,
 if [ "$DISTILL" = 1 ]; then
 	d=$WORK/cmp/distill/s$first
 	mkdir -p "$d"
-	for f in "$WORK/r-$first-inf/pass2"/*.csv; do
+	# The pass on the round's model: v2, or v1 when the run kept its
+	# weights and published no version (rounds.csv's "after").
+	after() { echo "$WORK/r-$first-$1/pass$(sed -n 2p "$WORK/r-$first-$1/out/rounds.csv" | cut -d, -f3 | tr -d v)"; }
+	for f in "$(after inf)"/*.csv; do
 		b=$(basename "$f")
 		for e in inf $EPS; do
-			sed -n "s/^cloud,/v2@$e,/p" "$WORK/r-$first-$e/pass2/$b"
+			sed -n "s/^cloud,/v2@$e,/p" "$(after "$e")/$b"
 		done >"$d/$b"
 	done
 	rows=""
@@ -235,7 +238,8 @@ if [ "$DISTILL" = 1 ]; then
 		# rounds.csv: round,before,after,patches,stale_used,gauc_before,
 		# gauc_after,d_gauc,d_gauc_lo,d_gauc_hi,...
 		rr=$(sed -n 2p "$r/out/rounds.csv" | cut -d, -f4,6-10)
-		vl=$(sed -n 's/.*DISTILL: model v2 .*val logloss [0-9.]* -> \([0-9.]*\) (best epoch \([0-9]*\) of.*/\1,\2/p' "$r/cloudd.log" | head -n 1)
+		# The round's result line, "model v2 from v1: ..." or "v1 kept: ...".
+		vl=$(sed -n 's/.*DISTILL: .*val logloss [0-9.]* -> \([0-9.]*\) (best epoch \([0-9]*\) of.*/\1,\2/p' "$r/cloudd.log" | head -n 1)
 		echo "$e,$rr,${vl:-,},$(csv_get "$c" "v2@$e" d_gauc),$(csv_get "$c" "v2@$e" d_gauc_lo),$(csv_get "$c" "v2@$e" d_gauc_hi)" >>"$WORK/distill.csv"
 		if [ "$e" = inf ]; then z="- -"; else z=$(noise "$e" | cut -d' ' -f1,2); fi
 		set -- $z $(meas "$e")
@@ -294,7 +298,7 @@ RDIM=$(( ${RDIM:-0} * 3 ))
 		echo "the devices' patches on v1, scored on every device's test samples."
 		echo "Round gain = v2 − v1 (paired interval); vs no DP = this v2 against the"
 		echo "v2 distilled from noise-free patches. Best epoch 0 means validation kept"
-		echo "v1's weights."
+		echo "v1's weights: no v2 was published, and the row's v2 is v1."
 		echo
 		echo "| epsilon | patches | GAUC v1 → v2 | round gain [95% CI] | v2 vs no DP [95% CI] | distill val logloss (best epoch) |"
 		echo "|---|---|---|---|---|---|"

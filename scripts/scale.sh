@@ -15,7 +15,8 @@
 # round's model (distill.min-patches), or SCALE_DISTILL_WINDOW_S (default
 # 120) seconds after the first patch (distill.window-s), whichever comes
 # first; the summary says whether and when it fired, on how many patches,
-# and whether the distilled model was made before the run ended.
+# and whether the distilled model was made (or the run kept the model's
+# weights and published none) before the run ended.
 # SCALE_DISTILL_PCT=0 configures no trigger.
 #
 # Safety: the machine is shared. The run is killed as a whole when the
@@ -80,10 +81,13 @@ distill_summary() {
 	fi
 	n=$(echo "$line" | sed -n 's/.*automatic run: \([0-9]*\) users.*/\1/p')
 	why=$(echo "$line" | sed -n 's/.*(\(.*\))$/\1/p')
-	made=$(grep -m1 "DISTILL: model v" "$OUT/cloudd.log" |
-	    sed -n 's/.*DISTILL: \(model v[0-9]* from v[0-9]*\): \([0-9]*\) fresh.*/\1 on \2 fresh patches/p')
+	# The run's result: a new version, or the weights kept (no version).
+	res='DISTILL: model v\|DISTILL: v[0-9]* kept: '
+	made=$(grep -m1 "$res" "$OUT/cloudd.log" |
+	    sed -nE 's/.*DISTILL: (model v[0-9]+ from v[0-9]+|v[0-9]+ kept): ([0-9]+) fresh.*/\1 on \2 fresh patches/p')
+	case $made in *" kept "*) made="$made (no new version)" ;; esac
 	if [ -n "$made" ]; then
-		made="$made, done $(since_start "DISTILL: model v") s after the start"
+		made="$made, done $(since_start "$res") s after the start"
 	else
 		made="no distilled model before the run ended"
 	fi

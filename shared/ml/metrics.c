@@ -286,6 +286,55 @@ metrics_paired_bootstrap(const double *a, const double *b, const double *w,
 	return 0;
 }
 
+struct gd {
+	uint32_t g;
+	double	 d;
+};
+
+static int
+gd_cmp(const void *a, const void *b)
+{
+	uint32_t x = ((const struct gd *)a)->g, y = ((const struct gd *)b)->g;
+
+	return x < y ? -1 : x > y;
+}
+
+int
+metrics_clustered_mean(const double *d, const uint32_t *group, size_t n,
+    double *mean, double *se)
+{
+	struct gd *v;
+	double s = 0, ss = 0, m;
+	size_t G = 0;
+
+	if (n == 0)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (!isfinite(d[i]))
+			return -EINVAL;
+		s += d[i];
+	}
+	m = s / (double)n;
+	/* Sorted by group, each group's deviations are one run. */
+	v = xmalloc(n * sizeof(*v));
+	for (size_t i = 0; i < n; i++)
+		v[i] = (struct gd){ group[i], d[i] };
+	qsort(v, n, sizeof(*v), gd_cmp);
+	for (size_t i = 0, j; i < n; i = j) {
+		double sg = 0;
+
+		for (j = i; j < n && v[j].g == v[i].g; j++)
+			sg += v[j].d - m;
+		ss += sg * sg;
+		G++;
+	}
+	free(v);
+	*mean = m;
+	*se = G < 2 ? INFINITY : sqrt((double)G / (double)(G - 1) * ss) /
+	    (double)n;
+	return 0;
+}
+
 void
 metrics_mean_std(const double *x, size_t n, double *mean, double *std)
 {

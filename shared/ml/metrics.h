@@ -65,6 +65,16 @@ int	metrics_paired_bootstrap(const double *a, const double *b,
 	    const double *w, size_t n, int B, uint64_t seed,
 	    struct metrics_ci *out);
 
+/*
+ * Mean of d[0..n) and its standard error when the values come in groups
+ * that are not independent (one user's samples): the cluster-robust
+ * se = sqrt(G / (G - 1) * sum_g (S_g - n_g mean)^2) / n, S_g and n_g the
+ * sum and count of group g, G the number of groups; INFINITY for one
+ * group. Returns 0, or -EINVAL (n == 0 or a value not finite).
+ */
+int	metrics_clustered_mean(const double *d, const uint32_t *group,
+	    size_t n, double *mean, double *se);
+
 /* Mean and sample standard deviation (n - 1; 0 when n < 2) of x (n). */
 void	metrics_mean_std(const double *x, size_t n, double *mean, double *std);
 

@@ -3,6 +3,7 @@
  * brute-force O(n^2) AUC cross-checks on both sort paths (qsort below 4096
  * impressions, radix above), and bootstrap sanity checks. Single-threaded.
  */
+#include <errno.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -295,6 +296,40 @@ test_mean_std(void **state)
 	assert_true(isnan(m));
 }
 
+/*
+ * The clustered standard error: by hand for two groups interleaved; with
+ * one value per group it is the plain sd / sqrt(n); one group is
+ * infinitely uncertain; no value or a NaN is an error.
+ */
+static void
+test_clustered_mean(void **state)
+{
+	const double d[] = { 1, 2, 3, 6 }, bad[] = { 1, NAN };
+	const uint32_t g[] = { 7, 2, 7, 2 }, one[] = { 5, 5, 5, 5 };
+	uint32_t own[50];
+	double x[50], m, se, sm, sd;
+	struct rng r;
+
+	(void)state;
+	/* mean 3; group 7: (1-3)+(3-3) = -2, group 2: -1+3 = 2; G 2 */
+	assert_int_equal(metrics_clustered_mean(d, g, 4, &m, &se), 0);
+	NEAR(m, 3);
+	NEAR(se, sqrt(2.0 * 8.0) / 4.0);
+	rng_seed(&r, 9);
+	for (int i = 0; i < 50; i++) {
+		x[i] = rng_unif(&r) * 4 - 1;
+		own[i] = (uint32_t)(1000 - 7 * i);
+	}
+	assert_int_equal(metrics_clustered_mean(x, own, 50, &m, &se), 0);
+	metrics_mean_std(x, 50, &sm, &sd);
+	NEAR(m, sm);
+	NEAR(se, sd / sqrt(50.0));
+	assert_int_equal(metrics_clustered_mean(d, one, 4, &m, &se), 0);
+	assert_true(isinf(se));
+	assert_int_equal(metrics_clustered_mean(d, g, 0, &m, &se), -EINVAL);
+	assert_int_equal(metrics_clustered_mean(bad, g, 2, &m, &se), -EINVAL);
+}
+
 int
 main(void)
 {
@@ -307,6 +342,7 @@ main(void)
 		cmocka_unit_test(test_rank),
 		cmocka_unit_test(test_bootstrap),
 		cmocka_unit_test(test_mean_std),
+		cmocka_unit_test(test_clustered_mean),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
