@@ -492,15 +492,10 @@ progress(void *arg, int epoch, double loss, double val_loss)
 	    loss, val_loss);
 }
 
-/*
- * The student's validation gain over the current model: the mean of the
- * per-sample logloss differences and its standard error clustered by user
- * (one user's samples are not independent). p0 holds the current model's
- * probabilities on vai. Returns 0 or -EINVAL.
- */
-static int
-val_gain(struct ctr *student, const float *p0, const struct dataset *ds,
-    const uint32_t *vai, size_t nva, double *gain, double *se)
+int
+distill_val_gain(struct ctr *student, const float *p0,
+    const struct dataset *ds, const uint32_t *vai, size_t nva, double *gain,
+    double *se)
 {
 	float *p1 = xcalloc(nva + 1, sizeof(*p1));
 	double *d = xcalloc(nva + 1, sizeof(*d));
@@ -650,7 +645,7 @@ step_fit(void *arg, const struct dataset *ds, const uint32_t *tri,
 	 * distill.accept-z standard errors above 0.
 	 */
 	if (p0 != NULL) {
-		if ((rc = val_gain(student, p0, ds, vai, nva, &dj->gain,
+		if ((rc = distill_val_gain(student, p0, ds, vai, nva, &dj->gain,
 		    &dj->gain_se)) != 0) {
 			snprintf(err, errlen, "validation gain not finite");
 			goto done;

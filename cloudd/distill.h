@@ -131,6 +131,18 @@ int	 distill_apply_patch(struct ctr *teacher, const struct store_patch *p,
 	    uint32_t user);
 
 /*
+ * The acceptance test's figures: student's validation gain over the model
+ * whose probabilities on ds->s[vai[0..nva)] are p0, the mean per-sample
+ * logloss reduction, and its standard error clustered by user (one
+ * user's samples are not independent; metrics_clustered_mean). cloudd
+ * publishes a distilled model only if gain - distill.accept-z * se > 0.
+ * Any thread. Returns 0 or -EINVAL (no sample, or a score not finite).
+ */
+int	 distill_val_gain(struct ctr *student, const float *p0,
+	    const struct dataset *ds, const uint32_t *vai, size_t nva,
+	    double *gain, double *se);
+
+/*
  * Whether the UploadPatch blob of p carries exactly teacher's current m
  * rows of user: what a device uploads when its guard did not adopt the
  * patch. Such a teacher equals the student, so it teaches nothing and

@@ -223,6 +223,24 @@ for set in $sets; do
 		r=$((r + 1))
 	done
 	{ echo; cat "$OUT/$set-selection"; } >>"$OUT/cloud.md"
+	# What cloudd would ship: a run with best epoch 0 keeps the model,
+	# and one whose validation gain is below distill.accept-z (2)
+	# clustered standard errors too (arms.csv val_gain, val_gain_se).
+	{
+	echo
+	echo "Would cloudd publish it? Per distilled arm, the seeds × rounds whose run"
+	echo "cloudd would publish (best epoch ≥ 1 and validation gain − 2 clustered"
+	echo "standard errors > 0; distill.accept-z), and the mean gain / se over the"
+	echo "runs with best epoch ≥ 1:"
+	echo
+	echo "| arm | runs | best epoch ≥ 1 | would publish | mean t = gain / se |"
+	echo "|---|---|---|---|---|"
+	for s in $SEEDS; do tail -n +2 "$OUT/$set/seed$s/arms.csv"; done |
+	    awk -F, -v c="$CANDS,self,lam0" 'BEGIN { n = split(c, a, ","); for (i = 1; i <= n; i++) { want[a[i]] = 1; ord[i] = a[i] } }
+	    ($2 in want) { runs[$2]++; if ($7 > 0) { b[$2]++; if ($9 - 2 * $10 > 0) pub[$2]++; if ($10 > 0) { t[$2] += $9 / $10; k[$2]++ } } }
+	    END { for (i = 1; i <= n; i++) { m = ord[i]; if (!(m in runs)) continue
+		printf "| %s | %d | %d | %d | %s |\n", m, runs[m], b[m] + 0, pub[m] + 0, k[m] ? sprintf("%.2f", t[m] / k[m]) : "—" } }'
+	} >>"$OUT/cloud.md"
 done
 
 else

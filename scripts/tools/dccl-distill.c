@@ -97,7 +97,9 @@
  * score as deviced writes them for bin/dccl-eval; OUTDIR/counts (user,
  * pool samples: the long tail is the users the cloud knows least);
  * OUTDIR/arms.csv (round,arm,adopted,soft,val_before,val_after,best_epoch,
- * epochs). Single-threaded; exits 0, 1 on errors, 2 on usage errors.
+ * epochs,val_gain,val_gain_se: the gain and clustered standard error of
+ * cloudd's acceptance test, distill_val_gain, for the distilled arms).
+ * Single-threaded; exits 0, 1 on errors, 2 on usage errors.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -205,6 +207,7 @@ struct run {
 	uint64_t		 seed;
 	double			 lambda;
 	double			 recent;
+	double			 accept_z;	/* cloudd's distill.accept-z */
 	int			 distill_epochs;
 	int			 prior;		/* cloudd's item prior on v1 */
 	double			 patch_lr;	/* > 0: --patch-lr, Adam patches */
@@ -230,6 +233,7 @@ usage(FILE *fp)
 	fprintf(fp,
 "usage: %s DATA OUTDIR [--seed S] [--slices P,S1,...,SK] [--min-dev N]\n"
 "           [--synth USERS] [--lambda X] [--distill-epochs N] [--recent F]\n"
+"           [--accept-z Z] (cloudd's acceptance test for the report, 2)\n"
 "           [--arms A,B,...] (default: every arm) [--no-prior]\n"
 "           [--patch-lr X] (Adam patches at rate X instead of deviced's\n"
 "           own learning job) [--cold F] (a share F of the devices' users\n"
@@ -900,7 +904,7 @@ round_enc(struct run *r, struct arm *a, int rd, FILE *fv, FILE *ft,
 		enc_rows_set(scored, u, rows);
 	}
 	if (rc == 0) {
-		fprintf(fa, "%d,%s,%zu,0,nan,nan,0,0\n", rd, a->name, nup);
+		fprintf(fa, "%d,%s,%zu,0,nan,nan,0,0,nan,nan\n", rd, a->name, nup);
 		if ((rc = predict(r, scored, a->name, rd, 1, fv)) == 0)
 			rc = predict(r, scored, a->name, rd + 1, 0, ft);
 	}
@@ -925,7 +929,8 @@ round_arm(struct run *r, struct arm *a, int rd, FILE *fv, FILE *ft,
 	struct distill_stats st;
 	struct ctr_train_opts o;
 	size_t np = 0;
-	double vb = NAN;
+	double vb = NAN, gain = NAN, se = NAN;
+	float *p0;
 	int rc = 0;
 
 	if (a->kind == ARM_ENC_POOL || a->kind == ARM_ENC_DEV)
@@ -938,7 +943,7 @@ round_arm(struct run *r, struct arm *a, int rd, FILE *fv, FILE *ft,
 		teacher = ctr_clone(a->m);
 		for (size_t d = 0; d < r->sp.ndev; d++)
 			np += (size_t)device(r, d, rd, a->m, teacher, a->cv);
-		fprintf(fa, "%d,%s,%zu,0,nan,nan,0,0\n", rd, a->name, np);
+		fprintf(fa, "%d,%s,%zu,0,nan,nan,0,0,nan,nan\n", rd, a->name, np);
 		rc = predict(r, teacher, a->name, rd, 1, fv);
 		if (rc == 0)
 			rc = predict(r, teacher, a->name, rd + 1, 0, ft);
@@ -968,6 +973,13 @@ round_arm(struct run *r, struct arm *a, int rd, FILE *fv, FILE *ft,
 		if (a->fixed)
 			ctr_eval_logloss(a->m, &r->ds, r->sp.pool_va,
 			    r->sp.nva, &vb);
+		/* the starting model's scores, for cloudd's acceptance test */
+		p0 = xcalloc(r->sp.nva + 1, sizeof(*p0));
+		if (ctr_predict(a->m, &r->ds, r->sp.pool_va, r->sp.nva,
+		    p0) != 0) {
+			free(p0);
+			p0 = NULL;
+		}
 		if (a->uv == UV_ONLY)
 			o.sel = CTR_SEL_PATCH_UV;
 		rc = distill_fit(a->m, &r->ds, r->sp.pool_tr, r->sp.ntr,
@@ -991,6 +1003,11 @@ round_arm(struct run *r, struct arm *a, int rd, FILE *fv, FILE *ft,
 		}
 		ctr_free(teacher);
 		free(pk);
+		if (rc == 0 && p0 != NULL && (st.best_epoch > 0 ||
+		    a->fixed) && distill_val_gain(a->m, p0, &r->ds, r->sp.pool_va,
+		    r->sp.nva, &gain, &se) != 0)
+			gain = se = NAN;
+		free(p0);
 		if (rc != 0) {
 			fprintf(stderr, "%s: %s round %d: distill_fit %d\n",
 			    prog, a->name, rd, rc);
@@ -1002,11 +1019,17 @@ round_arm(struct run *r, struct arm *a, int rd, FILE *fv, FILE *ft,
 		ctr_eval_logloss(a->m, &r->ds, r->sp.pool_va, r->sp.nva,
 		    &st.val_after);
 	}
-	fprintf(fa, "%d,%s,%zu,%zu,%.5f,%.5f,%d,%d\n", rd, a->name, np,
-	    st.n_soft, st.val_before, st.val_after, st.best_epoch, st.epochs);
+	fprintf(fa, "%d,%s,%zu,%zu,%.5f,%.5f,%d,%d,%.6f,%.6f\n", rd, a->name,
+	    np, st.n_soft, st.val_before, st.val_after, st.best_epoch,
+	    st.epochs, gain, se);
 	fprintf(stderr, "%s: round %d %-16s adopted %4zu soft %6zu val "
-	    "logloss %.4f -> %.4f (best epoch %d)\n", prog, rd, a->name, np,
+	    "logloss %.4f -> %.4f (best epoch %d)", prog, rd, a->name, np,
 	    st.n_soft, st.val_before, st.val_after, st.best_epoch);
+	if (isfinite(gain))
+		fprintf(stderr, ", gain %.5f (se %.5f): cloudd would %s",
+		    gain, se, gain - r->accept_z * se > 0 ? "publish" :
+		    "keep the current model");
+	fputc('\n', stderr);
 	if (r->gap.n > 0 && r->gap.n_pool > 0)
 		fprintf(stderr, "%s: round %d %-16s patch gap: %zu adopted, "
 		    "|m_u - m_cloud| / |m_cloud| %.3f, on their %zu pool "
@@ -1039,6 +1062,7 @@ main(int argc, char **argv)
 		{ "patch-lr", required_argument, NULL, 'L' },
 		{ "cold", required_argument, NULL, 'c' },
 		{ "device-opt", required_argument, NULL, 'o' },
+		{ "accept-z", required_argument, NULL, 'z' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -1065,6 +1089,7 @@ main(int argc, char **argv)
 	r.patch_lr = 0;		/* deviced's own job */
 	r.distill_epochs = 3;
 	r.recent = 0.2;
+	r.accept_z = 2;		/* cloudd's distill.accept-z default */
 	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		char *end = NULL, *s, *tok, *save = NULL;
 		switch (ch) {
@@ -1108,6 +1133,11 @@ main(int argc, char **argv)
 			break;
 		case 'e':
 			r.distill_epochs = (int)strtol(optarg, &end, 10);
+			break;
+		case 'z':
+			r.accept_z = strtod(optarg, &end);
+			if (!(r.accept_z >= 0 && r.accept_z <= 100))
+				end = "x";	/* cloudd's range */
 			break;
 		case 'f':
 			nf = 0;
@@ -1223,7 +1253,7 @@ main(int argc, char **argv)
 	if ((fa = fopen(p, "w")) == NULL)
 		goto out;
 	fprintf(fa, "round,arm,adopted,soft,val_before,val_after,best_epoch,"
-	    "epochs\n");
+	    "epochs,val_gain,val_gain_se\n");
 	if (train_v1(&r, 2, 100, &v1) != 0 || train_v1(&r, 6, 100,
 	    &conv) != 0)
 		goto out;

@@ -6,7 +6,8 @@
 # none; an arm whose validation rule kept epoch 0 predicts exactly as v1;
 # frozen per-user rows change the model all the same; centred teachers
 # and teachers on the newest samples distil the soft sets they should;
-# the teachers arm uses distill's patches; --arms; bad usage exits 2.
+# the teachers arm uses distill's patches; every distilled arm reports
+# cloudd's acceptance figures; --arms; bad usage exits 2.
 # The encoder arms (--cold): cold users reach no pool, warm users keep
 # v1's rows under enc-pool and enc-dev, cold users get the encoder's, and
 # enc-dev's encoder is the device-distilled one where it was fitted.
@@ -60,6 +61,22 @@ for a in lam0-fix distill-frz-fix; do
 	rows $a
 	cmp -s "$T/v1.rows" "$T/$a.rows" && die "$a predicts exactly as v1"
 done
+# cloudd's acceptance figures (distill_val_gain) on every moved arm: the
+# gain is the validation logloss drop ctr_eval_logloss measures, computed
+# per sample, with a positive standard error; the log's verdict is the
+# rule gain - 2 se > 0; a run that kept epoch 0 has none.
+awk -F, 'NR == 1 { next }
+    $9 != "nan" { n++; d = $9 - ($5 - $6); if (d < 0) d = -d
+	if (d > 1e-4 || !($10 > 0)) { print "bad gain: " $0; bad = 1 } }
+    $9 == "nan" && $7 > 0 && $2 !~ /fix|teachers|enc|^v1$|^conv-v1$/ { print "no gain: " $0; bad = 1 }
+    END { exit bad || n < 4 }' "$O/arms.csv" || die "acceptance figures in arms.csv"
+grep "gain .* (se .*): cloudd would" "$T/dd.log" | awk '{
+    for (i = 1; i <= NF; i++) { if ($i == "gain") g = $(i + 1); if ($i == "(se") s = $(i + 1) }
+    sub(/\).*/, "", s); pub = g - 2 * s > 0
+    if (pub != ($0 ~ /would publish/)) { print "verdict: " $0; bad = 1 } n++ }
+    END { exit bad || n < 4 }' || die "acceptance verdicts in the log"
+rc=0; "$BIN/dccl-distill" x "$T/bad" --accept-z 101 >/dev/null 2>&1 || rc=$?
+[ $rc = 2 ] || die "--accept-z 101 accepted (exit $rc)"
 rc=0; "$BIN/dccl-distill" x "$T/bad" --slices 0.7,0.3 >/dev/null 2>&1 || rc=$?
 [ $rc = 2 ] || die "one device slice accepted (exit $rc)"
 rc=0; "$BIN/dccl-distill" x "$T/bad" --slices 0.7,0.1,0.1 >/dev/null 2>&1 || rc=$?
