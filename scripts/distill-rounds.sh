@@ -5,7 +5,8 @@
 # re-evaluates on every announced version, with deviced.eval-dir set). Round
 # r: once every device has uploaded its patch on v_r (and written its test
 # predictions for v_r), `dcctl distill` makes v_{r+1}; the devices pick it
-# up. A run whose validation rule keeps v_r's weights publishes no version:
+# up. A run whose validation rule keeps v_r's weights, or whose gain is
+# below distill.accept-z standard errors, publishes no version:
 # that round's model stays v_r (after = before), the devices upload
 # nothing new, so a later round would distil the same patches again and
 # the rounds end there. Per round, bin/dccl-eval compares the "cloud" rows
@@ -180,7 +181,8 @@ BEGIN {
 	print "difference (★ = excludes 0). Long tail = the 20 % of users with the"
 	print "fewest local samples. MetaPatch = the devices'"'"' personalized models on"
 	print "each version. A round whose distillation kept the weights (best epoch"
-	print "0) publishes no version: its model stays, and the rounds end there.\n"
+	print "0, or a validation gain below distill.accept-z standard errors)"
+	print "publishes no version: its model stays, and the rounds end there.\n"
 	print "| round | model | patches (stale used) | GAUC before → after | ΔGAUC [95% CI] | long-tail GAUC before → after | MetaPatch GAUC before → after |"
 	print "|---|---|---|---|---|---|---|"
 }
