@@ -89,11 +89,38 @@ start_deviced() {
 }
 
 dcctl() { "$BIN/dcctl" -s "$ADM" -t 20 "$@"; }
+# dcctl, retried while cloudd answers E_BUSY (right after READY the pool
+# may still be loading); any other error fails the test. Sets $out.
+dcctl_busy() {
+	i=0
+	until out=$(dcctl "$@" 2>&1); do
+		echo "$out" | grep -q E_BUSY || die "dcctl $*: $out"
+		i=$((i + 1)); [ $i -lt 100 ] || die "still busy: $out"
+		sleep 0.1
+	done
+}
 sql() { sqlite3 "$T/cloud/cloudd.db" "$1"; }
 
 # Waits for a model version >= $1 to be announced.
 wait_model() {
 	wait_for "grep -q 'ANNOUNCE: model v$1' '$T/cloudd.log'" 600 0.1 || die "no model v$1"
+}
+
+# The distillation that made v$1 from v$2 changed the weights: its result
+# line has soft samples from teachers, best epoch >= 1 and a lower
+# validation logloss.
+distill_accepted() {
+	line=$(grep "DISTILL: model v$1 from v$2: " "$T/cloudd.log") ||
+	    die "no DISTILL result line for v$1"
+	echo "$line" | sed 's/.*DISTILL: /  /'
+	echo "$line" | awk '{
+	    for (i = 1; i <= NF; i++) {
+		if ($i == "soft") soft = $(i - 1)
+		if ($i == "logloss") { a = $(i + 1); b = $(i + 3) }
+		if ($i == "epoch") best = $(i + 1)
+	    }
+	    exit !(soft > 0 && best >= 1 && b < a) }' ||
+	    die "v$1 is not a distillation that changed the weights: $line"
 }
 
 # Imports $T/data/pool.csv into $T/cloud; more cloudd arguments follow it.

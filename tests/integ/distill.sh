@@ -18,21 +18,6 @@ endpoints
 make_data 8 60
 import_pool
 DEVOPTS="-o learn.guard-z=0 -o learn.guard-rank=no"
-# The result line of the run that made v$1 from v$2: a real change (best
-# epoch >= 1, validation logloss down) with soft samples from teachers.
-accepted() {
-	line=$(grep "DISTILL: model v$1 from v$2: " "$T/cloudd.log") ||
-	    die "no DISTILL result line for v$1"
-	echo "$line" | sed 's/.*DISTILL: /  /'
-	echo "$line" | awk '{
-	    for (i = 1; i <= NF; i++) {
-		if ($i == "soft") soft = $(i - 1)
-		if ($i == "logloss") { a = $(i + 1); b = $(i + 3) }
-		if ($i == "epoch") best = $(i + 1)
-	    }
-	    exit !(soft > 0 && best >= 1 && b < a) }' ||
-	    die "v$1 is not a distillation that changed the weights: $line"
-}
 # Trainable per-user rows here (the default is frozen), frozen for v4.
 start_cloudd -o distill.stale=drop -o distill.freeze-users=no \
     -o train.epochs=1 -o train.item-prior=no
@@ -47,7 +32,7 @@ out=$(dcctl distill 2) || die "dcctl distill: $out"
 echo "$out"
 echo "$out" | grep -q "base v1): 8 patches, 0 stale used" || die "reply: $out"
 wait_model 2
-accepted 2 1
+distill_accepted 2 1
 grep -q "DISTILL: model v2 from v1: 8 fresh + 0 stale patches used" "$T/cloudd.log" || die "v2 line"
 wait_for "[ \$(grep -c 'DOWNLOAD: device=.* model v2 installed' '$T/devs.log') -ge 8 ]" 600 0.1 || die "devices did not download v2"
 wait_for "[ \$(patches_on 2) = 8 ]" 600 0.1 || die "no re-personalized patches on v2"
@@ -70,16 +55,11 @@ kill -TERM "$CPID"; wait "$CPID" || die "cloudd exit"
 start_cloudd -o distill.stale=decay -o distill.decay=0.25 -o distill.lambda=2 \
     -o distill.min-patches=8 -o distill.freeze-users=yes
 # Right after READY the pool may still be loading: E_BUSY, retry.
-i=0
-until out=$(dcctl distill 2 2>&1); do
-	echo "$out" | grep -q E_BUSY || die "dcctl distill (decay): $out"
-	i=$((i + 1)); [ $i -lt 100 ] || die "still busy: $out"
-	sleep 0.1
-done
+dcctl_busy distill 2
 echo "$out"
 echo "$out" | grep -q "base v3): 0 patches, 8 stale used, 0 stale dropped" || die "decay reply: $out"
 wait_model 4
-accepted 4 3
+distill_accepted 4 3
 grep -q "DISTILL: model v4 from v3: 0 fresh + 8 stale patches used" "$T/cloudd.log" || die "v4 line"
 # Patches a device's guard did not adopt (its m rows = the base's) teach
 # nothing and are left out: taught + not adopted = the 8 patches, and
@@ -97,7 +77,7 @@ start_deviced devs2 -o deviced.shards="$SHARDS" $DEVOPTS
 wait_for "[ \$(patches_on 4) = 8 ]" 600 0.1 || die "patches on v4: $(patches_on 4)"
 wait_model 5
 grep -q "DISTILL: automatic run: 8 users with a patch on v4" "$T/cloudd.log" || die "automatic run"
-accepted 5 4
+distill_accepted 5 4
 grep -q "DISTILL: model v5 from v4: 8 fresh" "$T/cloudd.log" || die "v5"
 wait_for "[ \$(grep -c 'DOWNLOAD: device=.* model v5 installed' '$T/devs2.log') -ge 8 ]" 600 0.1 || die "devices did not download v5"
 kill -TERM "$DPID"; wait "$DPID" 2>/dev/null || true

@@ -38,12 +38,7 @@ log "accept-z 0: the same run makes v2"
 kill -TERM "$CPID"; wait "$CPID" || die "cloudd exit"
 # shellcheck disable=SC2086
 start_cloudd -o distill.accept-z=0 $OPTS
-i=0
-until out=$(dcctl distill 2 2>&1); do
-	echo "$out" | grep -q E_BUSY || die "dcctl distill: $out"
-	i=$((i + 1)); [ $i -lt 100 ] || die "still busy: $out"
-	sleep 0.1
-done
+dcctl_busy distill 2
 wait_model 2
 line=$(grep "DISTILL: model v2 from v1: " "$T/cloudd.log") || die "no v2 line"
 echo "$line" | sed 's/.*DISTILL: /  /'

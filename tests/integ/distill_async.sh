@@ -17,21 +17,6 @@ start_cloudd -o distill.buffer=4 -o distill.stale=poly -o distill.poly-a=0.5 \
     -o train.item-prior=no
 wait_model 1
 DEVOPTS="-o learn.guard-z=0 -o learn.guard-rank=no"
-# The run that made v$1 from v$2 changed the weights (best epoch >= 1,
-# validation logloss down) and had soft samples from adopted patches.
-accepted() {
-	line=$(grep "DISTILL: model v$1 from v$2: " "$T/cloudd.log") ||
-	    die "no DISTILL result line for v$1"
-	echo "$line" | sed 's/.*DISTILL: /  /'
-	echo "$line" | awk '{
-	    for (i = 1; i <= NF; i++) {
-		if ($i == "soft") soft = $(i - 1)
-		if ($i == "logloss") { a = $(i + 1); b = $(i + 3) }
-		if ($i == "epoch") best = $(i + 1)
-	    }
-	    exit !(soft > 0 && best >= 1 && b < a) }' ||
-	    die "v$1 is not a distillation that changed the weights: $line"
-}
 mkdir -p "$T/fast" "$T/slow"
 n=0
 for f in "$SHARDS"/*.local.csv; do
@@ -53,7 +38,7 @@ wait_for "[ \$(grep -c 'DELAY: device=.* upload of v1.s patch in 8000 ms' '$T/sl
 start_deviced fast -o deviced.shards="$T/fast" -o deviced.run-once=yes \
     $DEVOPTS
 wait_model 2
-accepted 2 1
+distill_accepted 2 1
 grep -q "DISTILL: automatic run: 4 users with a new patch on v1 (distill.buffer reached)" \
     "$T/cloudd.log" || die "no buffered run on v1"
 grep -q "DISTILL: model v2 from v1: 4 fresh + 0 stale" "$T/cloudd.log" ||
@@ -69,7 +54,7 @@ grep -q "DISTILL: v2: 0 fresh patches, 8 stale used (poly, a 0.5)" "$T/cloudd.lo
     die "v3's run did not use the stale patches"
 grep -q "DISTILL: model v3 from v2: 0 fresh + 8 stale patches used" "$T/cloudd.log" ||
     die "no v3 from stale patches"
-accepted 3 2
+distill_accepted 3 2
 wait "$SPID" || die "slow deviced exit"
 wait "$DPID" || die "fast deviced exit"
 kill -TERM "$CPID"; wait "$CPID" || die "cloudd exit"
