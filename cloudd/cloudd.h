@@ -174,6 +174,13 @@ struct normhist {
 	double		 median;
 };
 
+/*
+ * retrieve_rpc.c: a device back for its appointment (appoint.h) that finds
+ * every search place taken waits here, not on the network: at most
+ * limits.max-inflight of them, and never more than this.
+ */
+#define RETR_LOBBY_MAX	64
+
 struct cloudd {
 	struct cloudd_conf	 cf;
 	struct normhist		 norms;
@@ -238,6 +245,11 @@ struct cloudd {
 	double			 retr_gap_s;	/* between completions, mean */
 	double			 retr_turn_s;	/* admitted to replied, mean */
 	double			 retr_done_t;	/* last completion, 0: idle */
+	/* due devices that found every place taken, oldest first */
+	struct rpc_req		*retr_lobby[RETR_LOBBY_MAX];
+	uint32_t		 retr_lobby_n, retr_lobby_0;
+	uint64_t		 retr_lobbied;	/* waited there (exit line) */
+	uint64_t		 retr_lobby_stop; /* told at stop (exit line) */
 	/* upload.c: uploads of this loop iteration, committed together */
 	uv_check_t		 up_check;	/* active while up_n > 0 */
 	struct upload_item	 up[UPLOAD_BATCH_MAX];

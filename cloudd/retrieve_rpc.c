@@ -25,6 +25,9 @@
 #define RETR_USERS_K 10	/* similar users consulted in MODE_USERS */
 #define RETR_SVC_GUESS_S 0.01	/* a search's time before one is measured */
 
+static void start(struct cloudd *, struct rpc_req *, struct pool *);
+static void lobby_pump(struct cloudd *);
+
 static void
 pack_samples(struct rpc_req *r, const struct pool *p, const uint32_t *idx,
     const float *score, size_t n)
@@ -116,7 +119,8 @@ retrieve_work_cb(uv_work_t *w)
 		pack_samples(r, p, idx, score, nout);
 	free(idx);
 	free(score);
-	r->seconds = clock_now() - t0;
+	r->t_done = clock_now();
+	r->seconds = r->t_done - t0;
 }
 
 static void
@@ -133,14 +137,18 @@ retrieve_after_cb(uv_work_t *w, int status)
 	cd->retr_turn_s += (clock_now() - r->t_admit - cd->retr_turn_s) / 8;
 	/*
 	 * The time between completions while searches wait: what the
-	 * queue really drains at (the threadpool also runs other jobs, and
-	 * replies leave from the loop), which the search time alone
-	 * overstates.
+	 * queue really drains at (the threadpool also runs other jobs),
+	 * which the search time alone overstates. Taken from the workers'
+	 * clocks, not this callback's: a busy loop runs several of these
+	 * back to back, and their sub-ms spacing once packed appointments
+	 * six to a search (appoint.sh failed in CI).
 	 */
-	if (cd->retr_done_t > 0)
-		cd->retr_gap_s += (clock_now() - cd->retr_done_t -
-		    cd->retr_gap_s) / 8;
-	cd->retr_done_t = cd->inflight > 0 ? clock_now() : 0;
+	if (status == 0) {
+		if (cd->retr_done_t > 0 && r->t_done > cd->retr_done_t)
+			cd->retr_gap_s += (r->t_done - cd->retr_done_t -
+			    cd->retr_gap_s) / 8;
+		cd->retr_done_t = cd->inflight > 0 ? r->t_done : 0;
+	}
 	pool_unref(cd, r->pool);
 	r->pool = NULL;
 	if (status != 0 || r->code != 0) {
@@ -151,7 +159,60 @@ retrieve_after_cb(uv_work_t *w, int status)
 	} else {
 		rpc_send_packed(cd, r, r->out, r->out_len, 0);
 	}
+	lobby_pump(cd);
 	job_idle(&cd->job);
+}
+
+/*
+ * The pool r's vectors can be searched in, or NULL after a typed error:
+ * checked on arrival and again on leaving the lobby (a new version may
+ * have been indexed meanwhile).
+ */
+static struct pool *
+pool_for(struct cloudd *cd, struct rpc_req *r)
+{
+	const Dccl__RetrieveReq *q = r->env->retrieve;
+	struct pool *p = cd->pool;
+
+	if (p == NULL || p->index == NULL) {
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_NOT_FOUND,
+		    "no retrieval index yet (no model or empty pool)");
+		return NULL;
+	}
+	if (q->model_version != p->version) {
+		rpc_error(cd, r, DCCL__ERROR_CODE__E_STALE, "vectors from model "
+		    "v%llu, the pool is indexed with v%llu",
+		    (unsigned long long)q->model_version,
+		    (unsigned long long)p->version);
+		return NULL;
+	}
+	return p;
+}
+
+/*
+ * A place is free: the lobby's oldest go in, or, once stopping, are told
+ * so. Runs after each completion, which a waiting device always has
+ * coming (it waits only while every place is taken).
+ */
+static void
+lobby_pump(struct cloudd *cd)
+{
+	while (cd->retr_lobby_n > 0 && (cd->stopping ||
+	    cd->inflight < (uint32_t)cd->cf.max_inflight)) {
+		struct rpc_req *r = cd->retr_lobby[cd->retr_lobby_0];
+		struct pool *p;
+
+		cd->retr_lobby_0 = (cd->retr_lobby_0 + 1) % RETR_LOBBY_MAX;
+		cd->retr_lobby_n--;
+		if (cd->stopping) {
+			rpc_error(cd, r, DCCL__ERROR_CODE__E_SHUTTING_DOWN,
+			    "cloudd is shutting down");
+			cd->retr_lobby_stop++;
+		}
+		else if ((p = pool_for(cd, r)) != NULL)
+			start(cd, r, p);
+		job_end(&cd->job, 1);	/* the lobby's; start took its own */
+	}
 }
 
 /* The device's keyed hash (never 0): its appointment's key. */
@@ -168,12 +229,10 @@ who(struct cloudd *cd, const struct rpc_req *r)
 	return w != 0 ? w : 1;
 }
 
-/* E_BUSY with an appointment (appoint.h) as its retry-after. */
-static void
-refuse(struct cloudd *cd, struct rpc_req *r, uint64_t w, int due,
-    const char *why)
+/* The time between two searches' ends while they queue (ms). */
+static double
+drain_gap_ms(const struct cloudd *cd)
 {
-	struct appoint *a = &cd->retr_appt;
 	double svc = cd->retr_svc_s > 0 ? cd->retr_svc_s : RETR_SVC_GUESS_S;
 	/*
 	 * Completions come workers at a time, one per svc / workers, or as
@@ -195,7 +254,19 @@ refuse(struct cloudd *cd, struct rpc_req *r, uint64_t w, int due,
 		gap = turn;
 	if (cd->retr_gap_s > 0 && cd->retr_gap_s * 1e3 < gap)
 		gap = cd->retr_gap_s * 1e3;
-	double now = (double)uv_now(&cd->loop);
+	return gap;
+}
+
+/* E_BUSY with an appointment (appoint.h) as its retry-after. */
+static void
+refuse(struct cloudd *cd, struct rpc_req *r, uint64_t w, int due,
+    const char *why)
+{
+	struct appoint *a = &cd->retr_appt;
+	double gap = drain_gap_ms(cd);
+	/* the clock now, not the loop's cached time: a device back on
+	 * time must not look early because this iteration started late */
+	double now = clock_now() * 1e3;
 
 	r->retry_exact_ms = due ? appoint_rebook(a, w, now, cd->inflight, gap) :
 	    appoint_book(a, w, now, cd->inflight, gap);
@@ -204,14 +275,15 @@ refuse(struct cloudd *cd, struct rpc_req *r, uint64_t w, int due,
 }
 
 /*
- * Admission of a search: 1 to run it, 0 after an E_BUSY reply. The
- * bounds are those of every heavy request (limits.max-inflight, and
- * limits.max-latency-ms on the mean time from arrival to reply; one
- * request is always let in so the mean keeps being measured); what is
- * new is the order: a device whose appointment has come goes in ahead
- * of devices without one, which while appointments are outstanding wait
- * their turn unless the queue is nearly empty (the devices booked did
- * not come).
+ * Admission of a search: 1 to run it, 0 after an E_BUSY reply, 2 when it
+ * waits in the lobby (lobby_pump starts it). The bounds are those of
+ * every heavy request (limits.max-inflight, and limits.max-latency-ms on
+ * the mean time from arrival to reply; one request is always let in so
+ * the mean keeps being measured); what is new is the order: a device
+ * whose appointment has come goes in ahead of devices without one (into
+ * the lobby if every place is taken), which while appointments are
+ * outstanding wait their turn unless the queue is nearly empty (the
+ * devices booked did not come).
  */
 static int
 admit(struct cloudd *cd, struct rpc_req *r)
@@ -234,7 +306,7 @@ admit(struct cloudd *cd, struct rpc_req *r)
 	else
 		snprintf(why, sizeof(why), "heavy requests take %.0f ms",
 		    cd->heavy_s * 1e3);
-	switch (appoint_check(a, w, (double)uv_now(&cd->loop), &wait)) {
+	switch (appoint_check(a, w, clock_now() * 1e3, &wait)) {
 	case APPOINT_EARLY:
 		if (cd->inflight < max / 4 && !slow) {
 			appoint_used(a, w);	/* room now: no idling */
@@ -248,6 +320,25 @@ admit(struct cloudd *cd, struct rpc_req *r)
 		if (cd->inflight < max && !slow) {
 			appoint_used(a, w);
 			return 1;
+		}
+		/*
+		 * Every place taken: wait in the lobby for a completion
+		 * rather than go back to the network. Devices come back
+		 * late and together (a host's busy loop, the network's
+		 * jitter: tens of ms; a search: a few), and sent away
+		 * again they crowd again (appoint.sh: 1.5-2.6 refusals per
+		 * refused device before, 1.0-1.15 with it). Bounded in
+		 * number and in the wait it adds (limits.max-latency-ms).
+		 */
+		if (!slow && cd->retr_lobby_n < RETR_LOBBY_MAX &&
+		    (cd->cf.max_latency_ms <= 0 || (cd->retr_lobby_n + 1) *
+		    drain_gap_ms(cd) <= (double)cd->cf.max_latency_ms)) {
+			appoint_used(a, w);
+			cd->retr_lobby[(cd->retr_lobby_0 + cd->retr_lobby_n++) %
+			    RETR_LOBBY_MAX] = r;
+			cd->retr_lobbied++;
+			job_begin(&cd->job);	/* a reply owed */
+			return 2;
 		}
 		refuse(cd, r, w, 1, why);
 		return 0;
@@ -274,9 +365,12 @@ retrieve_rpc_free(struct cloudd *cd)
 	if (a->e == NULL)
 		return;
 	log_info("APPOINT: %llu retrievals refused with an appointment, %llu "
-	    "came and went in ahead, %llu came early, %llu found no place; "
-	    "a search took %.1f ms, completions came %.1f ms apart (moving "
-	    "means)", (unsigned long long)a->booked, (unsigned long long)a->kept,
+	    "came and went in ahead (%llu waited in the lobby, %llu of them "
+	    "told at stop), %llu came early, %llu found no place; a search "
+	    "took %.1f ms, completions came %.1f ms apart (moving means)",
+	    (unsigned long long)a->booked, (unsigned long long)a->kept,
+	    (unsigned long long)cd->retr_lobbied,
+	    (unsigned long long)cd->retr_lobby_stop,
 	    (unsigned long long)a->early, (unsigned long long)a->nospace,
 	    cd->retr_svc_s * 1e3, cd->retr_gap_s * 1e3);
 	appoint_free(a);
@@ -286,20 +380,10 @@ void
 retrieve_rpc(struct cloudd *cd, struct rpc_req *r)
 {
 	const Dccl__RetrieveReq *q = r->env->retrieve;
-	struct pool *p = cd->pool;
+	struct pool *p;
 
-	if (p == NULL || p->index == NULL) {
-		rpc_error(cd, r, DCCL__ERROR_CODE__E_NOT_FOUND,
-		    "no retrieval index yet (no model or empty pool)");
+	if ((p = pool_for(cd, r)) == NULL)
 		return;
-	}
-	if (q->model_version != p->version) {
-		rpc_error(cd, r, DCCL__ERROR_CODE__E_STALE, "vectors from model "
-		    "v%llu, the pool is indexed with v%llu",
-		    (unsigned long long)q->model_version,
-		    (unsigned long long)p->version);
-		return;
-	}
 	if (q->dim != (uint32_t)p->dim || q->n == 0 ||
 	    q->n > (uint64_t)cd->cf.max_queries ||
 	    q->n_vectors != (size_t)q->n * q->dim) {
@@ -319,8 +403,19 @@ retrieve_rpc(struct cloudd *cd, struct rpc_req *r)
 		    "query vectors contain NaN or Inf");
 		return;
 	}
-	if (!admit(cd, r))
-		return;
+	switch (admit(cd, r)) {
+	case 0:
+		return;		/* refused */
+	case 2:
+		return;		/* in the lobby */
+	}
+	start(cd, r, p);
+}
+
+/* Queues r's search on the threadpool. */
+static void
+start(struct cloudd *cd, struct rpc_req *r, struct pool *p)
+{
 	r->t_admit = clock_now();
 	r->pool = p;
 	p->refs++;

@@ -52,6 +52,9 @@ run() {	# name, command...
 		else
 			echo "FAIL $name (${dur}s, exit $rc); last lines:"
 		fi
+		# The test's own verdict first: its log tail is often the
+		# daemons' logs that die() prints after it.
+		grep -m 3 '^FAIL: ' "$logdir/$name.log" | sed 's/^/    /'
 		tail -n 25 "$logdir/$name.log" | sed 's/^/    /'
 	fi
 }
