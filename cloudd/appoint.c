@@ -47,7 +47,7 @@ appoint_check(struct appoint *a, uint64_t who, double now,
 	if (a->e == NULL || who == 0)
 		return APPOINT_NONE;
 	if ((e = find(a, who, now)) != NULL) {
-		if (e->at <= now + APPOINT_SLACK_MS)
+		if (e->at <= now)
 			return APPOINT_DUE;
 		a->early++;
 		*wait_ms = (uint32_t)ceil(e->at - now);
@@ -110,13 +110,6 @@ appoint_rebook(struct appoint *a, uint64_t who, double now, uint32_t queued,
 	if (a->rebooked + gap_ms > t)
 		t = a->rebooked + gap_ms;
 	a->rebooked = t;
-	/*
-	 * Its old time was lost to the full queue: the appointments yet
-	 * to be given start one gap later, or this device and theirs
-	 * arrive faster than the searches end and push each other out.
-	 */
-	if (a->horizon > now)
-		a->horizon += gap_ms;
 	return book_at(a, who, now, t);
 }
 

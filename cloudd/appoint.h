@@ -8,10 +8,10 @@
  * its appointment: when it comes back at or after its time it goes in
  * ahead of devices without one (which, while appointments are
  * outstanding, are given the next free time instead), so a refused device
- * is normally refused once, not again and again by newcomers (and if every
- * place is taken, retrieve_rpc.c lets it wait in a lobby rather than
- * refuse it again). A device early for its appointment (more than
- * APPOINT_SLACK_MS) is told the time left; one that never comes
+ * is normally refused once, not again and again by newcomers (if every
+ * place is taken, retrieve_rpc.c lets it wait in a short lobby rather
+ * than refuse it again). A device
+ * early for its appointment is told the time left; one that never comes
  * back only leaves a gap. The table is bounded (APPOINT_SLOTS entries,
  * APPOINT_PROBE places tried per device): a device that finds no place
  * still gets the time, just no priority. Pure bookkeeping on the caller's
@@ -26,7 +26,6 @@
 #define APPOINT_PROBE	8
 #define APPOINT_GRACE_MS 60000	/* kept this long after its time */
 #define APPOINT_MAX_MS	30000	/* no appointment further ahead */
-#define APPOINT_SLACK_MS 2	/* this early still counts as on time */
 
 struct appoint {
 	struct appoint_e {
@@ -64,8 +63,7 @@ uint32_t appoint_book(struct appoint *a, uint64_t who, double now,
  * Books who, whose appointment was due but found the queue full, again
  * as soon as the queue has room (now + queued × gap_ms), not behind the
  * appointments given since: it keeps its place in the order (one gap
- * after the last device re-booked so), and the appointments given after
- * it start one gap later, so the booked never outnumber the places.
+ * after the last device re-booked so).
  */
 uint32_t appoint_rebook(struct appoint *a, uint64_t who, double now,
 	    uint32_t queued, double gap_ms);

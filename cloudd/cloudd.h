@@ -177,9 +177,12 @@ struct normhist {
 /*
  * retrieve_rpc.c: a device back for its appointment (appoint.h) that finds
  * every search place taken waits here, not on the network: at most
- * limits.max-inflight of them, and never more than this.
+ * RETR_LOBBY_MAX requests, and only while the wait expected (the lobby's
+ * length times the time between completions) stays within
+ * RETR_LOBBY_WAIT_MS, since a parked request holds its connection.
  */
 #define RETR_LOBBY_MAX	64
+#define RETR_LOBBY_WAIT_MS 100
 
 struct cloudd {
 	struct cloudd_conf	 cf;

@@ -119,8 +119,7 @@ retrieve_work_cb(uv_work_t *w)
 		pack_samples(r, p, idx, score, nout);
 	free(idx);
 	free(score);
-	r->t_done = clock_now();
-	r->seconds = r->t_done - t0;
+	r->seconds = clock_now() - t0;
 }
 
 static void
@@ -137,18 +136,14 @@ retrieve_after_cb(uv_work_t *w, int status)
 	cd->retr_turn_s += (clock_now() - r->t_admit - cd->retr_turn_s) / 8;
 	/*
 	 * The time between completions while searches wait: what the
-	 * queue really drains at (the threadpool also runs other jobs),
-	 * which the search time alone overstates. Taken from the workers'
-	 * clocks, not this callback's: a busy loop runs several of these
-	 * back to back, and their sub-ms spacing once packed appointments
-	 * six to a search (appoint.sh failed in CI).
+	 * queue really drains at (the threadpool also runs other jobs, and
+	 * replies leave from the loop), which the search time alone
+	 * overstates.
 	 */
-	if (status == 0) {
-		if (cd->retr_done_t > 0 && r->t_done > cd->retr_done_t)
-			cd->retr_gap_s += (r->t_done - cd->retr_done_t -
-			    cd->retr_gap_s) / 8;
-		cd->retr_done_t = cd->inflight > 0 ? r->t_done : 0;
-	}
+	if (cd->retr_done_t > 0)
+		cd->retr_gap_s += (clock_now() - cd->retr_done_t -
+		    cd->retr_gap_s) / 8;
+	cd->retr_done_t = cd->inflight > 0 ? clock_now() : 0;
 	pool_unref(cd, r->pool);
 	r->pool = NULL;
 	if (status != 0 || r->code != 0) {
@@ -208,8 +203,7 @@ lobby_pump(struct cloudd *cd)
 			rpc_error(cd, r, DCCL__ERROR_CODE__E_SHUTTING_DOWN,
 			    "cloudd is shutting down");
 			cd->retr_lobby_stop++;
-		}
-		else if ((p = pool_for(cd, r)) != NULL)
+		} else if ((p = pool_for(cd, r)) != NULL)
 			start(cd, r, p);
 		job_end(&cd->job, 1);	/* the lobby's; start took its own */
 	}
@@ -264,9 +258,7 @@ refuse(struct cloudd *cd, struct rpc_req *r, uint64_t w, int due,
 {
 	struct appoint *a = &cd->retr_appt;
 	double gap = drain_gap_ms(cd);
-	/* the clock now, not the loop's cached time: a device back on
-	 * time must not look early because this iteration started late */
-	double now = clock_now() * 1e3;
+	double now = (double)uv_now(&cd->loop);
 
 	r->retry_exact_ms = due ? appoint_rebook(a, w, now, cd->inflight, gap) :
 	    appoint_book(a, w, now, cd->inflight, gap);
@@ -306,7 +298,7 @@ admit(struct cloudd *cd, struct rpc_req *r)
 	else
 		snprintf(why, sizeof(why), "heavy requests take %.0f ms",
 		    cd->heavy_s * 1e3);
-	switch (appoint_check(a, w, clock_now() * 1e3, &wait)) {
+	switch (appoint_check(a, w, (double)uv_now(&cd->loop), &wait)) {
 	case APPOINT_EARLY:
 		if (cd->inflight < max / 4 && !slow) {
 			appoint_used(a, w);	/* room now: no idling */
@@ -327,12 +319,13 @@ admit(struct cloudd *cd, struct rpc_req *r)
 		 * late and together (a host's busy loop, the network's
 		 * jitter: tens of ms; a search: a few), and sent away
 		 * again they crowd again (appoint.sh: 1.5-2.6 refusals per
-		 * refused device before, 1.0-1.15 with it). Bounded in
-		 * number and in the wait it adds (limits.max-latency-ms).
+		 * refused device before, about 1.0 with it). Bounded in
+		 * number and in the wait it adds: a parked request holds
+		 * its connection (cloudd.h).
 		 */
 		if (!slow && cd->retr_lobby_n < RETR_LOBBY_MAX &&
-		    (cd->cf.max_latency_ms <= 0 || (cd->retr_lobby_n + 1) *
-		    drain_gap_ms(cd) <= (double)cd->cf.max_latency_ms)) {
+		    (cd->retr_lobby_n + 1) * drain_gap_ms(cd) <=
+		    RETR_LOBBY_WAIT_MS) {
 			appoint_used(a, w);
 			cd->retr_lobby[(cd->retr_lobby_0 + cd->retr_lobby_n++) %
 			    RETR_LOBBY_MAX] = r;

@@ -29,7 +29,6 @@ struct rpc_req {
 	uint64_t	 rows;
 	double		 seconds;
 	double		 t_admit;	/* clock_now when admitted (retrieve) */
-	double		 t_done;	/* clock_now when its worker finished */
 	/* guard.c: how the reply is sealed; the device's in-flight slot */
 	struct auth_seal seal;
 	struct guard_dev *gdev;

@@ -138,22 +138,11 @@ backoff(struct device *d, const char *why)
 		 * is an appointment, cloudd/appoint.h), and every ms past
 		 * the hint is a ms the cloud's capacity may idle. */
 		ms = (double)d->retry_after;
-		uint64_t at;
 		/* A retrieval's hint is an appointment, one turn apart from
-		 * the others' (cloudd/appoint.h): kept as given, and counted
-		 * from when the request left, as the cloud counted it from
-		 * when it came, so a reply that waited on this host's busy
-		 * loop does not make the device late (a late crowd meets a
-		 * full queue and is refused again). */
+		 * the others' (cloudd/appoint.h): kept as given. */
 		if (d->state != DEV_RETRIEVE)
 			ms += (double)randombytes_uniform(d->retry_after / 8 +
 			    1);
-		else if (uplink_sent_at(&d->dd->up, (uint32_t)(d -
-		    d->dd->dev), &at) == 0) {
-			double gone = (double)uv_now(&d->dd->loop) -
-			    (double)at;
-			ms = ms > gone ? ms - gone : 0;
-		}
 		d->retry_after = 0;
 	} else {
 		for (int i = 0; i < a && ms < cf->backoff_max_ms; i++)

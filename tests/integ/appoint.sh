@@ -8,7 +8,7 @@
 # refused device is refused about once. (Without the lobby the devices came
 # back late and together, a host's busy loop being tens of ms and a search
 # 3 ms, and met a full queue again: 1.5-2.6 refusals per refused device in
-# 37 runs here, about 3 (155 E_BUSY) once in CI; with it 1.0-1.15.)
+# 37 runs here, about 3 (155 E_BUSY) once in CI; with it 1.0-1.02 in 10.)
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 endpoints
 make_data 60 300	# 18,000 pool rows: searches of ms, which collide
