@@ -12,7 +12,7 @@ umount_it() { umount -l "$T/cloud" 2>/dev/null || true; }
 trap 'umount_it; cleanup' EXIT INT TERM
 make_data 10
 import_pool
-start_cloudd -o train.epochs=1
+start_cloudd -o train.epochs=1 -o limits.rate=0	# uploads below, in a burst
 wait_model 1
 P="$BIN/dccl-probe $EP"
 $P register dev-u | grep -q "REPLY registered" || die "register"
@@ -20,17 +20,29 @@ $P upload dev-u 1 | grep -q "REPLY ack" || die "first upload"
 $P status | grep -q "REPLY status" || die "status"	# enrolls "probe" (a write)
 log "fill the file system"
 dd if=/dev/zero of="$T/cloud/filler" bs=64k 2>/dev/null || true
-out=$($P upload dev-u 2)
-echo "upload on a full disk: $out"
-case $out in "ERROR E_STORAGE"*) ;; *) die "want E_STORAGE, got '$out'" ;; esac
+# SQLite may still write patches into space its own files hold (free
+# pages, a WAL grown before a checkpoint reset it, up to its 4 MB): such
+# an upload is stored, acknowledged and no error (once in CI). Once that
+# space is used up, an upload needs new space and must get E_STORAGE.
+req=2 stored=1
+while :; do
+	out=$($P upload dev-u $req)
+	echo "upload $req on a full disk: $out"
+	case $out in
+	"ERROR E_STORAGE"*) break ;;
+	"REPLY ack"*) stored=$((stored + 1)) req=$((req + 1)) ;;
+	*) die "want E_STORAGE, got '$out'" ;;
+	esac
+	[ $req -le 400 ] || die "400 uploads stored on a full disk, no E_STORAGE"
+done
 grep -q "RPC-ERROR: E_STORAGE device=dev-u" "$T/cloudd.log" || die "no log line"
 $P status | grep -q "REPLY status" || die "reads not answered on a full disk"
-dcctl status | grep -q "patches:       1" || die "dcctl status on a full disk"
+dcctl status | grep -q "patches: *$stored\$" || die "dcctl status on a full disk"
 kill -0 "$CPID" || die "cloudd died"
 log "space back"
 rm -f "$T/cloud/filler"
-$P upload dev-u 2 | grep -q "REPLY ack" || die "upload after space came back"
-[ "$(sql 'SELECT count(*) FROM patches')" = 2 ] || die "patch count"
+$P upload dev-u $req | grep -q "REPLY ack" || die "upload after space came back"
+[ "$(sql 'SELECT count(*) FROM patches')" = $((stored + 1)) ] || die "patch count"
 log "read-only file system"
 kill -TERM "$CPID"
 wait "$CPID" || die "cloudd exit on TERM"
