@@ -261,7 +261,7 @@ struct cloudd {
 	uint64_t		 distill_seen;	/* cd->patches at the last check */
 	uint64_t		 distill_base;	/* version the counts are for */
 	uint32_t		 distill_ready;	/* users with a patch on it */
-	uint64_t		 distill_mark;	/* newest id the last run listed */
+	double			 distill_count_t; /* clock of the last check */
 	int64_t			 distill_first;	/* unix s of its oldest patch */
 	double			 distill_retry_t; /* no automatic run before */
 	/* runs ended with a new version, the current one kept, failed */

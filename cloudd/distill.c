@@ -10,7 +10,8 @@
  *                 distill_cron starts runs when enough patches arrived:
  *                 on the current version (distill.min-patches), or on any
  *                 base (distill.buffer, round-free); in both modes only
- *                 patches newer than the last run's count.
+ *                 patches no finished run has used count (the store
+ *                 keeps which, store_patch_used).
  *   worker        distill_train: unpacks the current model twice (student
  *                 and the teacher base; the student's own m table and U, V
  *                 keep training), reads older base versions for stale
@@ -23,7 +24,8 @@
  *                 errors, returns TRAIN_KEPT.
  *   loop thread   train.c stores, indexes and announces the new version
  *                 as for any training, or (kept) does none of that;
- *                 step_done moves the mark and frees the job.
+ *                 step_done records the listed patches as used and frees
+ *                 the job.
  *
  * Stale patches (trained on an older base than the current model) are
  * never mixed in silently: with distill.stale = drop they are not used;
@@ -747,18 +749,28 @@ step_done(struct cloudd *cd, void *arg, int res)
 
 	if (res < 0) {
 		/*
-		 * Retried after 60 s, not at every cron tick; the mark stays,
-		 * so its patches still count.
+		 * Retried after 60 s, not at every cron tick; its patches
+		 * are not recorded as used, so they still count.
 		 */
 		cd->distill_failed++;
 		cd->distill_retry_t = clock_now() + 60;
 	} else {
 		/*
 		 * The patches this run listed are used up, kept or not: the
-		 * cron waits for newer ones instead of re-running on them.
+		 * cron waits for others instead of re-running on them. The
+		 * record is in the store, so a restart or another leader
+		 * knows it too.
 		 */
-		if (dj->mark > cd->distill_mark)
-			cd->distill_mark = dj->mark;
+		uint64_t *ids = xcalloc(dj->n_patches + 1, sizeof(*ids));
+		for (size_t i = 0; i < dj->n_patches; i++)
+			ids[i] = dj->patches[i].id;
+		if (store_patch_used(cd->st, ids, dj->n_patches, dj->base) !=
+		    0) {
+			log_warnx("DISTILL: recording %zu patches as used: %s",
+			    dj->n_patches, store_errmsg(cd->st));
+			cd->distill_retry_t = clock_now() + 60;
+		}
+		free(ids);
 		if (res == TRAIN_KEPT)
 			cd->distill_kept++;
 		else
@@ -813,10 +825,6 @@ distill_start(struct cloudd *cd, uint32_t epochs, struct distill_counts *c)
 		dj_free(dj);
 		return -ENOENT;
 	}
-	/* The cron counts what arrives after the patches seen here. */
-	for (size_t i = 0; i < dj->n_patches; i++)
-		if (dj->patches[i].id > dj->mark)
-			dj->mark = dj->patches[i].id;
 	dj->blob = xmalloc(cd->model.size);
 	memcpy(dj->blob, cd->model.blob, cd->model.size);
 	dj->size = cd->model.size;
@@ -875,63 +883,36 @@ distill_rpc(struct cloudd *cd, struct rpc_req *r)
 	rpc_reply(cd, r, &e);
 }
 
-static int
-cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /*
- * Recounts the users with a patch newer than the last run's
- * (cd->distill_mark): on the current version, or with distill.buffer, on
- * any base distill_select may use. A patch on a version the last run
- * produced is newer anyway (the run listed its patches before that
- * version existed); after a run that kept the weights, or a restart's
- * first run (the mark starts at 0), only patches uploaded since count.
+ * Recounts the users with a patch no finished run has used (the store's
+ * record, store_patch_used): on the current version, or with
+ * distill.buffer, on any base distill_select may use. Patches a run
+ * listed count no more, whether it kept the weights or not; a patch that
+ * committed after the run listed its patches still counts, whatever its
+ * id (several writers on PostgreSQL).
  */
 static void
 recount(struct cloudd *cd)
 {
-	struct store_patch *p = NULL;
-	size_t n = 0, k = 0;
-	uint32_t users = 0;
-	int64_t first = 0;
-	uint32_t *seen;
 	uint64_t cur = cd->model.version, min = cur;
 	int buffered = cd->cf.distill_buffer > 0;
 	/* stale patches count only where distill_select may use them */
 	int any_base = buffered && cd->cf.distill_stale != DISTILL_STALE_DROP;
+	uint32_t users;
+	int64_t first;
 
-	if (buffered)
+	if (any_base)
 		min = cur > (uint64_t)cd->cf.distill_max_age ?
 		    cur - (uint64_t)cd->cf.distill_max_age : 1;
 	cd->distill_seen = cd->patches;
 	cd->distill_base = cur;
+	cd->distill_count_t = clock_now();
 	cd->distill_ready = 0;
 	cd->distill_first = 0;
-	if (store_patch_list(cd->st, min, &p, &n) != 0) {
-		log_warnx("DISTILL: listing patches: %s", store_errmsg(cd->st));
+	if (store_patch_pending(cd->st, min, cur, &users, &first) != 0) {
+		log_warnx("DISTILL: counting patches: %s", store_errmsg(cd->st));
 		return;
 	}
-	seen = xcalloc(n + 1, sizeof(*seen));
-	for (size_t i = 0; i < n; i++) {
-		if (strcmp(p[i].kind, "metapatch") != 0 ||
-		    p[i].base_version > cur || p[i].id <= cd->distill_mark ||
-		    (!any_base && p[i].base_version != cur))
-			continue;
-		seen[k++] = p[i].user_id;
-		if (first == 0 || p[i].created < first)
-			first = p[i].created;
-	}
-	/* Distinct users, sorted (a scan per patch was quadratic). */
-	qsort(seen, k, sizeof(*seen), cmp_u32);
-	for (size_t i = 0; i < k; i++)
-		if (i == 0 || seen[i] != seen[i - 1])
-			users++;
-	free(seen);
-	store_patch_free(p, n);
 	cd->distill_ready = users;
 	cd->distill_first = first;
 }
@@ -948,8 +929,14 @@ distill_cron(struct cloudd *cd)
 	    cd->pool_loading || cd->rolling_back || cd->model.version == 0 ||
 	    clock_now() < cd->distill_retry_t)
 		return;
+	/*
+	 * Uploads here change cd->patches; on a shared store other replicas
+	 * take uploads too, so the leader also recounts every 5 s.
+	 */
 	if (cd->patches != cd->distill_seen ||
-	    cd->model.version != cd->distill_base)
+	    cd->model.version != cd->distill_base ||
+	    (strcmp(store_backend(cd->st), "sqlite") != 0 &&
+	    clock_now() - cd->distill_count_t >= 5))
 		recount(cd);
 	if (cd->distill_ready == 0)
 		return;

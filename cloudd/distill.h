@@ -164,7 +164,6 @@ struct distill_job {
 	size_t			 size;
 	uint64_t		 base;		/* its version */
 	uint32_t		 epochs;	/* 0 = distill.epochs */
-	uint64_t		 mark;		/* newest id listed */
 	/* validation gain over the current model (tested: computed) */
 	double			 gain, gain_se;
 	int			 tested;

@@ -248,6 +248,24 @@ store_patch_list(struct store *st, uint64_t min_base, struct store_patch **out,
 	return st->ops->patch_list(st, min_base, out, n);
 }
 
+int
+store_patch_pending(struct store *st, uint64_t min_base, uint64_t max_base,
+    uint32_t *users, int64_t *first)
+{
+	*users = 0;
+	*first = 0;
+	return st->ops->patch_pending(st, min_base, max_base, users, first);
+}
+
+int
+store_patch_used(struct store *st, const uint64_t *ids, size_t n,
+    uint64_t run)
+{
+	if (n == 0)
+		return 0;
+	return st->ops->patch_used(st, ids, n, run);
+}
+
 void
 store_patch_free(struct store_patch *p, size_t n)
 {

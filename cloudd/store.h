@@ -21,7 +21,7 @@
 
 #include "shared/data/sample.h"
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 /*
  * PostgreSQL advisory lock keys (one namespace per database): migrations
@@ -221,6 +221,19 @@ int	store_patch_count(struct store *st, uint64_t *n);
 int	store_patch_list(struct store *st, uint64_t min_base,
 	    struct store_patch **out, size_t *n);
 void	store_patch_free(struct store_patch *p, size_t n);
+/*
+ * Distillation's bookkeeping (cloudd/distill.c), kept with the patches so
+ * it holds across restarts and replicas, and a patch that commits late
+ * under a lower id than one a run used still counts. pending: the number
+ * of distinct users with a "metapatch" patch no run has used whose
+ * base_version is in [min_base, max_base], and the oldest such patch's
+ * created (0 if none). used: records that the run on version run (>= 1)
+ * used the patches ids[0..n) (one transaction; unknown ids are skipped).
+ */
+int	store_patch_pending(struct store *st, uint64_t min_base,
+	    uint64_t max_base, uint32_t *users, int64_t *first);
+int	store_patch_used(struct store *st, const uint64_t *ids, size_t n,
+	    uint64_t run);
 
 /*
  * Authentication state, shared by every replica of one store (guard.c).

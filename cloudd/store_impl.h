@@ -54,6 +54,10 @@ struct store_ops {
 	int	(*patch_count)(struct store *, uint64_t *);
 	int	(*patch_list)(struct store *, uint64_t, struct store_patch **,
 		    size_t *);
+	int	(*patch_pending)(struct store *, uint64_t, uint64_t, uint32_t *,
+		    int64_t *);
+	int	(*patch_used)(struct store *, const uint64_t *, size_t,
+		    uint64_t);
 	int	(*cloud_key)(struct store *, const uint8_t *, const uint8_t *,
 		    uint8_t *, uint8_t *, int *);
 	int	(*authkey_put)(struct store *, const struct store_authkey *,

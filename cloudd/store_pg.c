@@ -84,6 +84,10 @@ static const char *const migrations[] = {
 	"ALTER TABLE pool ADD COLUMN side BYTEA;"
 	"CREATE TABLE pool_schema("
 	"  id INTEGER PRIMARY KEY CHECK (id = 1), text TEXT NOT NULL);",
+	/* 6: the distillation run that used each patch (store_sqlite.c). */
+	"ALTER TABLE patches ADD COLUMN distilled BIGINT NOT NULL DEFAULT 0;"
+	"CREATE INDEX patches_pending ON patches(base_version) "
+	"  WHERE distilled = 0;",
 };
 
 
@@ -599,6 +603,8 @@ static const struct store_ops pg_ops = {
 	.patch_put = pg_patch_put,
 	.patch_count = pg_patch_count,
 	.patch_list = pg_patch_list,
+	.patch_pending = pg_patch_pending,
+	.patch_used = pg_patch_used,
 	.cloud_key = pg_cloud_key,
 	.authkey_put = pg_authkey_put,
 	.authkey_get = pg_authkey_get,

@@ -200,6 +200,51 @@ pg_patch_list(struct store *base, uint64_t min_base, struct store_patch **out,
 	return 0;
 }
 
+int
+pg_patch_pending(struct store *base, uint64_t min_base, uint64_t max_base,
+    uint32_t *users, int64_t *first)
+{
+	struct pg *st = PG(base);
+	struct args a = { 0 };
+	PGresult *r;
+
+	a_i64(&a, (int64_t)min_base);
+	a_i64(&a, (int64_t)max_base);
+	if (q(st, "patch pending", "SELECT count(DISTINCT user_id), "
+	    "coalesce(min(created), 0)::bigint FROM patches WHERE distilled = 0 "
+	    "AND base_version BETWEEN $1 AND $2 AND kind = 'metapatch'", &a,
+	    &r) != 0)
+		return -EIO;
+	*users = (uint32_t)g_i64(r, 0, 0);
+	*first = g_i64(r, 0, 1);
+	PQclear(r);
+	return 0;
+}
+
+/* One statement, so atomic without a transaction: ids as an array. */
+int
+pg_patch_used(struct store *base, const uint64_t *ids, size_t n, uint64_t run)
+{
+	struct pg *st = PG(base);
+	struct args a = { 0 };
+	size_t cap = n * 21 + 3, off = 0;
+	char *arr = xmalloc(cap);
+	int rc;
+
+	arr[off++] = '{';
+	for (size_t i = 0; i < n; i++)
+		off += (size_t)snprintf(arr + off, cap - off, "%s%llu",
+		    i ? "," : "", (unsigned long long)ids[i]);
+	arr[off++] = '}';
+	arr[off] = '\0';
+	a_i64(&a, (int64_t)run);
+	a_text(&a, arr);
+	rc = cmd(st, "patch used", "UPDATE patches SET distilled = $1 WHERE "
+	    "id = ANY($2::bigint[])", &a);
+	free(arr);
+	return rc;
+}
+
 /* --- authentication ------------------------------------------------------ */
 
 int

@@ -99,6 +99,10 @@ int	pg_patch_put(struct store *base, const struct store_patch *p, uint64_t *id,
 int	pg_patch_count(struct store *base, uint64_t *n);
 int	pg_patch_list(struct store *base, uint64_t min_base, struct store_patch **out,
 	    size_t *n);
+int	pg_patch_pending(struct store *base, uint64_t min_base,
+	    uint64_t max_base, uint32_t *users, int64_t *first);
+int	pg_patch_used(struct store *base, const uint64_t *ids, size_t n,
+	    uint64_t run);
 int	pg_cloud_key(struct store *base, const uint8_t *cand_pk,
 	    const uint8_t *cand_sk, uint8_t *pk, uint8_t *sk, int *created);
 int	pg_authkey_put(struct store *base, const struct store_authkey *k,

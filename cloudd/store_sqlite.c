@@ -74,6 +74,13 @@ static const char *const migrations[] = {
 	"ALTER TABLE pool ADD COLUMN side BLOB;"
 	"CREATE TABLE pool_schema("
 	"  id INTEGER PRIMARY KEY CHECK (id = 1), text TEXT NOT NULL);",
+	/*
+	 * 6: the distillation run that used each patch (its base version; 0:
+	 * none yet), indexed where the cron looks: the unused ones.
+	 */
+	"ALTER TABLE patches ADD COLUMN distilled INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX patches_pending ON patches(base_version) "
+	"  WHERE distilled = 0;",
 };
 
 static int
@@ -707,6 +714,57 @@ sq_patch_list(struct store *base, uint64_t min_base, struct store_patch **out,
 
 
 static int
+sq_patch_pending(struct store *base, uint64_t min_base, uint64_t max_base,
+    uint32_t *users, int64_t *first)
+{
+	struct sq *st = SQ(base);
+	sqlite3_stmt *s;
+	int rc = 0;
+
+	if (prep(st, "SELECT count(DISTINCT user_id), coalesce(min(created), "
+	    "0) FROM patches WHERE distilled = 0 AND base_version BETWEEN ?1 "
+	    "AND ?2 AND kind = 'metapatch'", &s) != 0)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, (int64_t)min_base);
+	sqlite3_bind_int64(s, 2, (int64_t)max_base);
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		*users = (uint32_t)sqlite3_column_int64(s, 0);
+		*first = sqlite3_column_int64(s, 1);
+	} else
+		rc = fail_db(st, "patch pending");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+static int
+sq_patch_used(struct store *base, const uint64_t *ids, size_t n, uint64_t run)
+{
+	struct sq *st = SQ(base);
+	sqlite3_stmt *s;
+	int rc = 0;
+
+	if (exec(st, "BEGIN IMMEDIATE") != 0)
+		return -EIO;
+	if (prep(st, "UPDATE patches SET distilled = ?1 WHERE id = ?2", &s)) {
+		sq_rollback(base);
+		return -EIO;
+	}
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		sqlite3_bind_int64(s, 1, (int64_t)run);
+		sqlite3_bind_int64(s, 2, (int64_t)ids[i]);
+		if (sqlite3_step(s) != SQLITE_DONE)
+			rc = fail_db(st, "patch used");
+		sqlite3_reset(s);
+	}
+	sqlite3_finalize(s);
+	if (rc == 0 && exec(st, "COMMIT") != 0)
+		rc = -EIO;
+	if (rc != 0)
+		sq_rollback(base);
+	return rc;
+}
+
+static int
 sq_device_get(struct store *base, const char *id, struct store_device *d)
 {
 	struct sq *st = SQ(base);
@@ -1032,6 +1090,8 @@ static const struct store_ops sq_ops = {
 	.patch_put = sq_patch_put,
 	.patch_count = sq_patch_count,
 	.patch_list = sq_patch_list,
+	.patch_pending = sq_patch_pending,
+	.patch_used = sq_patch_used,
 	.cloud_key = sq_cloud_key,
 	.authkey_put = sq_authkey_put,
 	.authkey_get = sq_authkey_get,

@@ -54,6 +54,7 @@ void	test_patch_dup_across_reopen(void **state);
 void	test_patch_tx_commit(void **state);
 void	test_patch_tx_rollback(void **state);
 void	test_patch_tx_lost_session(void **state);
+void	test_patch_pending(void **state);
 void	test_device_get(void **state);
 void	test_leader(void **state);
 void	test_tasks(void **state);

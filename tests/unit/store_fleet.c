@@ -769,3 +769,103 @@ test_bulk(void **state)
 	free(blob);
 	free(back);
 }
+
+/*
+ * Distillation's bookkeeping: pending counts distinct users of unused
+ * "metapatch" patches in a base range; used records a run's patches, in
+ * the store (a reopen sees it). A patch that commits after a run listed
+ * the others still counts, though its id is lower than a used one: on
+ * PostgreSQL played with two sessions (the id is taken at the insert, the
+ * row seen at the commit), on SQLite (one writer) by recording only the
+ * higher id.
+ */
+void
+test_patch_pending(void **state)
+{
+	char path[700];
+	struct store *st, *late = NULL;
+	struct store_patch p;
+	uint8_t b[4] = "abcd";
+	uint64_t id[6], lo = 0;
+	uint32_t users = 0;
+	int64_t first = 0;
+	int dup;
+
+	(void)state;
+	db_path(path, sizeof(path));
+	st = open_ok(path);
+	assert_int_equal(store_patch_pending(st, 1, 9, &users, &first), 0);
+	assert_int_equal(users, 0);
+	assert_int_equal(first, 0);
+	patch(&p, "dev-a", 1, 2, b, sizeof(b));		/* user 3 */
+	p.created = 500;
+	assert_int_equal(store_patch_put(st, &p, &id[0], &dup), 0);
+	patch(&p, "dev-a", 2, 2, b, sizeof(b));		/* user 3 again */
+	assert_int_equal(store_patch_put(st, &p, &id[1], &dup), 0);
+	patch(&p, "dev-b", 1, 2, b, sizeof(b));
+	p.user_id = 4;
+	assert_int_equal(store_patch_put(st, &p, &id[2], &dup), 0);
+	patch(&p, "dev-c", 1, 1, b, sizeof(b));		/* older base */
+	p.user_id = 5;
+	p.created = 100;
+	assert_int_equal(store_patch_put(st, &p, &id[3], &dup), 0);
+	patch(&p, "dev-d", 1, 2, b, sizeof(b));		/* not a metapatch */
+	p.user_id = 6;
+	snprintf(p.kind, sizeof(p.kind), "other");
+	assert_int_equal(store_patch_put(st, &p, &id[4], &dup), 0);
+
+	assert_int_equal(store_patch_pending(st, 2, 2, &users, &first), 0);
+	assert_int_equal(users, 2);
+	assert_int_equal(first, 500);
+	assert_int_equal(store_patch_pending(st, 1, 2, &users, &first), 0);
+	assert_int_equal(users, 3);
+	assert_int_equal(first, 100);
+	assert_int_equal(store_patch_pending(st, 3, 9, &users, &first), 0);
+	assert_int_equal(users, 0);
+
+	/* A run on v2 used user 3's patches and the older base's. */
+	uint64_t used[3] = { id[0], id[1], id[3] };
+	assert_int_equal(store_patch_used(st, used, 3, 2), 0);
+	assert_int_equal(store_patch_used(st, NULL, 0, 2), 0);
+	assert_int_equal(store_patch_pending(st, 1, 2, &users, &first), 0);
+	assert_int_equal(users, 1);				/* user 4 */
+	assert_int_equal(first, 1234);
+	store_close(st);
+
+	/* Kept in the store. */
+	st = open_ok(path);
+	assert_int_equal(store_patch_pending(st, 1, 2, &users, &first), 0);
+	assert_int_equal(users, 1);
+	assert_int_equal(raw_count(path, "SELECT count(*) FROM patches WHERE "
+	    "distilled = 2"), 3);
+
+	/* A late commit under a lower id. */
+	patch(&p, "dev-e", 1, 2, b, sizeof(b));
+	p.user_id = 7;
+	if (is_pg()) {
+		late = open_ok(path);
+		assert_int_equal(store_begin(late), 0);
+		assert_int_equal(store_patch_put(late, &p, &lo, &dup), 0);
+	}
+	patch(&p, "dev-f", 1, 2, b, sizeof(b));
+	p.user_id = 8;
+	assert_int_equal(store_patch_put(st, &p, &id[5], &dup), 0);
+	if (!is_pg()) {
+		patch(&p, "dev-e", 1, 2, b, sizeof(b));
+		p.user_id = 7;
+		assert_int_equal(store_patch_put(st, &p, &lo, &dup), 0);
+	}
+	/* The run lists its patches: user 4's and user 8's. */
+	uint64_t run[2] = { id[2], id[5] };
+	assert_int_equal(store_patch_used(st, run, 2, 3), 0);
+	if (late != NULL) {
+		assert_true(lo < id[5]);
+		assert_int_equal(store_commit(late), 0);
+		store_close(late);
+	}
+	assert_int_equal(store_patch_pending(st, 1, 2, &users, &first), 0);
+	assert_int_equal(users, 1);				/* user 7 */
+	assert_int_equal(raw_count(path, "SELECT count(*) FROM patches WHERE "
+	    "distilled = 0 AND user_id = 7"), 1);
+	store_close(st);
+}

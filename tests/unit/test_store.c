@@ -388,7 +388,7 @@ test_upgrade_from_previous_schema(void **state)
 	int dup = -1, created = -1, how = -1;
 
 	(void)state;
-	assert_int_equal(STORE_SCHEMA_VERSION, 5);	/* else update this test */
+	assert_int_equal(STORE_SCHEMA_VERSION, 6);	/* else update this test */
 	db_path(path, sizeof(path));
 	st = open_ok(path);
 	memset(&d, 0, sizeof(d));
@@ -404,6 +404,8 @@ test_upgrade_from_previous_schema(void **state)
 	store_close(st);
 	B->raw_exec(path, "DROP TABLE cloud_key; DROP TABLE device_keys; "
 	    "ALTER TABLE pool DROP COLUMN side; DROP TABLE pool_schema; "
+	    "DROP INDEX patches_pending; "
+	    "ALTER TABLE patches DROP COLUMN distilled; "
 	    "DELETE FROM schema_version WHERE version >= 4");
 	assert_int_equal(raw_count(path, "SELECT max(version) FROM "
 	    "schema_version"), 3);
@@ -633,12 +635,13 @@ test_upgrade_4_to_5(void **state)
 	store_close(st);
 	dataset_fini(&ds);
 	B->raw_exec(path, "ALTER TABLE pool DROP COLUMN side; "
-	    "DROP TABLE pool_schema; DELETE FROM schema_version WHERE "
-	    "version = 5");
+	    "DROP TABLE pool_schema; DROP INDEX patches_pending; "
+	    "ALTER TABLE patches DROP COLUMN distilled; "
+	    "DELETE FROM schema_version WHERE version >= 5");
 	assert_int_equal(raw_count(path, "SELECT max(version) FROM "
 	    "schema_version"), 4);
 	st = open_ok(path);
-	assert_int_equal(store_schema_version(st), 5);
+	assert_int_equal(store_schema_version(st), STORE_SCHEMA_VERSION);
 	dataset_init(&ds);
 	assert_int_equal(store_pool_load(st, &ds, &ids), 0);
 	assert_int_equal(ds.n, 7);
@@ -650,6 +653,47 @@ test_upgrade_4_to_5(void **state)
 	assert_int_equal(store_pool_insert_schema(st, &ds, "dccl-schema 1\n",
 	    &rows), -EEXIST);
 	dataset_fini(&ds);
+	store_close(st);
+}
+
+/*
+ * A store at schema 5 with patches, opened by today's code: migration 6
+ * adds the distillation record; every old patch counts as unused (as
+ * before, when a restart forgot which patches the last run had used).
+ */
+static void
+test_upgrade_5_to_6(void **state)
+{
+	char path[700];
+	struct store *st;
+	struct store_patch p;
+	uint8_t b[4] = "abcd";
+	uint64_t id[2];
+	uint32_t users = 0;
+	int64_t first = 0;
+	int dup;
+
+	(void)state;
+	db_path(path, sizeof(path));
+	st = open_ok(path);
+	patch(&p, "dev-a", 1, 1, b, sizeof(b));
+	assert_int_equal(store_patch_put(st, &p, &id[0], &dup), 0);
+	patch(&p, "dev-b", 1, 1, b, sizeof(b));
+	p.user_id = 9;
+	assert_int_equal(store_patch_put(st, &p, &id[1], &dup), 0);
+	store_close(st);
+	B->raw_exec(path, "DROP INDEX patches_pending; "
+	    "ALTER TABLE patches DROP COLUMN distilled; "
+	    "DELETE FROM schema_version WHERE version = 6");
+	assert_int_equal(raw_count(path, "SELECT max(version) FROM "
+	    "schema_version"), 5);
+	st = open_ok(path);
+	assert_int_equal(store_schema_version(st), 6);
+	assert_int_equal(store_patch_pending(st, 1, 1, &users, &first), 0);
+	assert_int_equal(users, 2);
+	assert_int_equal(store_patch_used(st, id, 1, 1), 0);
+	assert_int_equal(store_patch_pending(st, 1, 1, &users, &first), 0);
+	assert_int_equal(users, 1);
 	store_close(st);
 }
 
@@ -683,6 +727,8 @@ test_concurrent_first_open(void **state)
 		assert_int_equal(pthread_create(&th, NULL, open_thread, &j), 0);
 		nanosleep(&ts, NULL);
 		pg_exec(c, "CREATE TABLE pool(id BIGINT PRIMARY KEY)");
+		pg_exec(c, "CREATE TABLE patches(id BIGINT PRIMARY KEY, "
+		    "base_version BIGINT NOT NULL)");
 		pg_exec(c, "INSERT INTO schema_version VALUES(1, 0)");
 		pg_exec(c, "COMMIT");
 		assert_int_equal(pthread_join(th, NULL), 0);
@@ -710,6 +756,8 @@ test_concurrent_first_open(void **state)
 	/* Another opener wins the race and migrates to version 1. */
 	assert_int_equal(sqlite3_exec(db,
 	    "CREATE TABLE pool(id INTEGER PRIMARY KEY);"
+	    "CREATE TABLE patches(id INTEGER PRIMARY KEY, "
+	    "base_version INTEGER NOT NULL);"
 	    "INSERT INTO schema_version VALUES(1, 0);"
 	    "COMMIT", NULL, NULL, &msg), SQLITE_OK);
 	assert_int_equal(pthread_join(th, NULL), 0);
@@ -727,6 +775,7 @@ main(void)
 		cmocka_unit_test(test_newer_schema_refused),
 		cmocka_unit_test(test_upgrade_from_previous_schema),
 		cmocka_unit_test(test_upgrade_4_to_5),
+		cmocka_unit_test(test_upgrade_5_to_6),
 		cmocka_unit_test_setup_teardown(test_pool_schema, mem_setup,
 		    mem_teardown),
 		cmocka_unit_test_setup_teardown(test_pool_schema_late,
@@ -764,6 +813,7 @@ main(void)
 		cmocka_unit_test(test_patch_tx_commit),
 		cmocka_unit_test(test_patch_tx_rollback),
 		cmocka_unit_test(test_patch_tx_lost_session),
+		cmocka_unit_test(test_patch_pending),
 		cmocka_unit_test_setup_teardown(test_device_get, mem_setup,
 		    mem_teardown),
 		cmocka_unit_test(test_leader),
