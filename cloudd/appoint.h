@@ -9,7 +9,7 @@
  * ahead of devices without one (which, while appointments are
  * outstanding, are given the next free time instead), so a refused device
  * is normally refused once, not again and again by newcomers (if every
- * place is taken, retrieve_rpc.c lets it wait in a short lobby rather
+ * place is taken, retrieve_rpc.c lets it wait in a bounded lobby rather
  * than refuse it again). A device
  * early for its appointment is told the time left; one that never comes
  * back only leaves a gap. The table is bounded (APPOINT_SLOTS entries,

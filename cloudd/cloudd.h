@@ -178,11 +178,13 @@ struct normhist {
  * retrieve_rpc.c: a device back for its appointment (appoint.h) that finds
  * every search place taken waits here, not on the network: at most
  * RETR_LOBBY_MAX requests, and only while the wait expected (the lobby's
- * length times the time between completions) stays within
- * RETR_LOBBY_WAIT_MS, since a parked request holds its connection.
+ * length times the time between completions) stays within half of
+ * limits.max-latency-ms, the latency the operator accepts for a heavy
+ * request (the other half is the search's and the network's), or
+ * RETR_LOBBY_WAIT_MS when that limit is off.
  */
 #define RETR_LOBBY_MAX	64
-#define RETR_LOBBY_WAIT_MS 100
+#define RETR_LOBBY_WAIT_MS 1000
 
 struct cloudd {
 	struct cloudd_conf	 cf;

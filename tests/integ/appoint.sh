@@ -9,6 +9,7 @@
 # back late and together, a host's busy loop being tens of ms and a search
 # 3 ms, and met a full queue again: 1.5-2.6 refusals per refused device in
 # 37 runs here, about 3 (155 E_BUSY) once in CI; with it 1.0-1.02 in 10.)
+# The same 60 devices with two busy loops beside them: 1.00 in 5 runs.
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 endpoints
 make_data 60 300	# 18,000 pool rows: searches of ms, which collide
@@ -36,13 +37,15 @@ n_appt=$(grep -c "CLOUD-ERROR: .* retrieve: E_BUSY: .*come back in [0-9]* ms" "$
 log "retrieve E_BUSY: $n_busy, with an appointment: $n_appt"
 [ "$n_busy" -eq "$n_appt" ] || die "a retrieval refusal without an appointment"
 # The refused come back at their time and are let in: few refusals each,
-# at most 3 on average. On a quiet machine 1.0-1.02 (10 runs); with two
-# busy loops beside the test 2.5-2.8 (5 runs), as searches take 30 ms
-# instead of 3 and the lobby's 100 ms then holds 3 devices. (At 1,000
-# devices the old fixed 250 ms hint averaged 2.5: bench-results.md.)
+# at most 1.5 on average. On a quiet machine 1.0-1.02 (10 runs); with two
+# busy loops beside the test 1.00 in 5 runs, the lobby taking waits of
+# up to half of limits.max-latency-ms. (When it took at most 100 ms, that
+# held 3 devices once searches slowed to 22-30 ms under the loops: 1.9-2.8
+# refusals per refused device. At 1,000 devices the old fixed 250 ms hint
+# averaged 2.5: bench-results.md.)
 set -- $(grep "RETRY: .* retrieve .*E_BUSY" "$T/dev.log" |
     sed 's/.*device=\([^ ]*\).*/\1/' | sort | uniq -c |
     awk '{ n++; s += $1; if ($1 > m) m = $1 } END { print n + 0, s + 0, m + 0 }')
 log "devices refused: $1, refusals: $2, most of one device: $3"
-[ "$2" -le $(( 3 * $1 )) ] || die "$2 refusals for $1 refused devices (want <= 3 each on average)"
+[ $(( 2 * $2 )) -le $(( 3 * $1 )) ] || die "$2 refusals for $1 refused devices (want <= 1.5 each on average)"
 echo "PASS: appoint"
