@@ -22,6 +22,9 @@
  *   load + index), uptime_seconds        gauges
  *   distill_runs_total{result}           counter   MoMoDistill runs ended:
  *                                                  new | kept | failed
+ *   distill_pending_users                gauge     users with a patch no
+ *                                                  run has used (the
+ *                                                  trigger's last count)
  *   dropped_messages_total               counter   replies and announces
  *                                                  nanomsg did not take
  *   build_info{version}                  gauge, always 1
@@ -210,6 +213,10 @@ metrics_render(struct cloudd *cd, size_t *len)
 	    (unsigned long long)cd->distill_new,
 	    (unsigned long long)cd->distill_kept,
 	    (unsigned long long)cd->distill_failed);
+	gauge(&b, "dccl_distill_pending_users", "Users with a patch no "
+	    "distillation run has used, as the automatic trigger last counted "
+	    "them (0 while it is off or another replica leads).",
+	    (double)cd->distill_ready);
 	head(&b, "dccl_dropped_messages_total", "counter",
 	    "Replies and announcements nanomsg did not accept.");
 	sb_printf(&b, "dccl_dropped_messages_total %llu\n",

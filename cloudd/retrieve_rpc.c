@@ -406,12 +406,8 @@ retrieve_rpc(struct cloudd *cd, struct rpc_req *r)
 		    "query vectors contain NaN or Inf");
 		return;
 	}
-	switch (admit(cd, r)) {
-	case 0:
-		return;		/* refused */
-	case 2:
-		return;		/* in the lobby */
-	}
+	if (admit(cd, r) != 1)
+		return;		/* refused, or in the lobby */
 	start(cd, r, p);
 }
 

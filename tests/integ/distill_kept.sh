@@ -88,10 +88,13 @@ kill -TERM "$CPID"; wait "$CPID" || die "cloudd exit"
 # shellcheck disable=SC2086
 start_cloudd -o distill.min-patches=4 $CLOUDOPTS
 # The used patches stay used across the restart: no run within 15 cron
-# ticks of the restart.
+# ticks of the restart, and the trigger counts no pending user.
 r=$(runs)
 sleep 3
 [ "$(runs)" = "$r" ] || die "a run started on the used patches after the restart"
+m=$(dcctl metrics) || die "dcctl metrics"
+echo "$m" | grep -q '^dccl_distill_pending_users 0$' ||
+    die "pending after the restart: $(echo "$m" | grep pending)"
 [ "$(kept)" = 3 ] || die "$(kept) kept runs, expected 3"
 # shellcheck disable=SC2086
 start_deviced C -o deviced.shards="$T/C" $DEVOPTS
