@@ -232,6 +232,7 @@ struct cloudd {
 	uint64_t		 busy_sec, busy_n;
 	uint64_t		 requests, errors;
 	uint64_t		 patches;	/* rows in the patches table */
+	double			 patches_t;	/* clock of its last count */
 	double			 last_train_s, last_index_s;
 	struct metrics		*metrics;	/* NULL when metrics.listen="" */
 	struct guard		*guard;		/* guard.c: auth, rate limits */
@@ -263,7 +264,6 @@ struct cloudd {
 	uint64_t		 distill_seen;	/* cd->patches at the last check */
 	uint64_t		 distill_base;	/* version the counts are for */
 	uint32_t		 distill_ready;	/* users with a patch on it */
-	double			 distill_count_t; /* clock of the last check */
 	int64_t			 distill_first;	/* unix s of its oldest patch */
 	double			 distill_retry_t; /* no automatic run before */
 	/* runs ended with a new version, the current one kept, failed */

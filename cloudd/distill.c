@@ -906,7 +906,6 @@ recount(struct cloudd *cd)
 		    cur - (uint64_t)cd->cf.distill_max_age : 1;
 	cd->distill_seen = cd->patches;
 	cd->distill_base = cur;
-	cd->distill_count_t = clock_now();
 	cd->distill_ready = 0;
 	cd->distill_first = 0;
 	if (store_patch_pending(cd->st, min, cur, &users, &first) != 0) {
@@ -929,14 +928,9 @@ distill_cron(struct cloudd *cd)
 	    cd->pool_loading || cd->rolling_back || cd->model.version == 0 ||
 	    clock_now() < cd->distill_retry_t)
 		return;
-	/*
-	 * Uploads here change cd->patches; on a shared store other replicas
-	 * take uploads too, so the leader also recounts every 5 s.
-	 */
+	/* cd->patches moves with every upload, any replica's (cloudd.c). */
 	if (cd->patches != cd->distill_seen ||
-	    cd->model.version != cd->distill_base ||
-	    (strcmp(store_backend(cd->st), "sqlite") != 0 &&
-	    clock_now() - cd->distill_count_t >= 5))
+	    cd->model.version != cd->distill_base)
 		recount(cd);
 	if (cd->distill_ready == 0)
 		return;

@@ -2,7 +2,8 @@
 # store (a throwaway server from scripts/pg-test-server.sh). Only the
 # leader distils, and which patches a run used is kept in the store:
 #   1. The devices talk to the follower alone; the leader, which takes no
-#      upload, still sees their 4 users' patches and starts a run
+#      upload, still counts their patches (dccl_patches, every 5 s) and
+#      their 4 users, and starts a run
 #      (distill.min-patches=4). v1 is trained to convergence and distilled
 #      at ten times the default rate, so the run keeps v1 (as in
 #      distill_kept.sh) and the patches stay on the current version.
@@ -77,6 +78,10 @@ grep -q "DISTILL: automatic run: 4 users with a patch on v1 (distill.min-patches
 [ "$(psqlq 'SELECT count(*) FROM patches WHERE distilled = 1')" -ge 4 ] ||
     die "used patches not recorded: $(psqlq 'SELECT id, distilled FROM patches')"
 grep "DISTILL: v1 kept: " "$T/c1.log" | sed 's/.*DISTILL: /  /'
+# The leader's dccl_patches follows the store's count within 5 s.
+np=$(psqlq 'SELECT count(*) FROM patches')
+lp() { "$BIN/dcctl" -s "ipc://$T/adm1.ipc" -t 20 metrics | sed -n 's/^dccl_patches //p'; }
+wait_for "[ \"\$(lp)\" = $np ]" 100 0.1 || die "leader's dccl_patches $(lp), store $np"
 
 log "the leader stops; the follower takes the lead"
 kill -TERM "$CP1"
