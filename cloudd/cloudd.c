@@ -443,18 +443,6 @@ cron_cb(uv_timer_t *t)
 		if (pool_start_load(cd) != 0)
 			log_warnx("CRON: cannot start a pool load");
 	}
-	/*
-	 * On a shared store the other replicas take uploads too: recount
-	 * every 5 s, for dccl_patches and the leader's distillation trigger
-	 * (which recounts its users when the count moves).
-	 */
-	if (strcmp(store_backend(cd->st), "sqlite") != 0 &&
-	    clock_now() - cd->patches_t >= 5) {
-		uint64_t n;
-		cd->patches_t = clock_now();
-		if (store_patch_count(cd->st, &n) == 0)
-			cd->patches = n;
-	}
 	replica_cron(cd);
 	if (cd->leader)		/* once per cluster: the leader distills */
 		distill_cron(cd);
@@ -777,7 +765,7 @@ main(int argc, char **argv)
 		    store_errmsg(cd->st));
 	/*
 	 * Counted once here, then kept current by the upload handler (and,
-	 * on a shared store, by cron_cb).
+	 * on a shared store, by replica_cron).
 	 */
 	if (store_patch_count(cd->st, &cd->patches) != 0)
 		fatalx("DB: cannot count patches: %s", store_errmsg(cd->st));

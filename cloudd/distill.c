@@ -928,7 +928,7 @@ distill_cron(struct cloudd *cd)
 	    cd->pool_loading || cd->rolling_back || cd->model.version == 0 ||
 	    clock_now() < cd->distill_retry_t)
 		return;
-	/* cd->patches moves with every upload, any replica's (cloudd.c). */
+	/* cd->patches moves with every upload, any replica's (replica.c). */
 	if (cd->patches != cd->distill_seen ||
 	    cd->model.version != cd->distill_base)
 		recount(cd);

@@ -24,7 +24,10 @@
  *
  * Every replica polls the latest model version in cron; a newer one made
  * by another replica is loaded, announced on this replica's PUB, and the
- * pool snapshot reloaded with that version's vectors.
+ * pool snapshot reloaded with that version's vectors. It recounts the
+ * stored patches every 5 s too, as the others take uploads (dccl_patches,
+ * and the leader's distillation trigger, which recounts its users when
+ * that count moves).
  *
  * With SQLite (one process per database) this replica is always the leader
  * and nothing here changes how cloudd behaves. Loop thread only.
@@ -176,6 +179,19 @@ lead(struct cloudd *cd)
 		train_start(cd, 0);
 }
 
+/* The patches every replica stored (see DESIGN). */
+static void
+follow_patches(struct cloudd *cd)
+{
+	uint64_t n;
+
+	if (clock_now() - cd->patches_t < 5)
+		return;
+	cd->patches_t = clock_now();
+	if (store_patch_count(cd->st, &n) == 0)
+		cd->patches = n;
+}
+
 void
 replica_cron(struct cloudd *cd)
 {
@@ -193,6 +209,7 @@ replica_cron(struct cloudd *cd)
 	if (cd->stopping)
 		return;
 	follow_models(cd);
+	follow_patches(cd);
 	if (cd->leader)
 		lead(cd);
 }
