@@ -88,6 +88,24 @@ start_deviced() {
 	PIDS="$PIDS $DPID"
 }
 
+# pg_server: a throwaway PostgreSQL server for the scenario
+# (scripts/pg-test-server.sh), stopped on exit; the test is skipped where
+# none can run. Sets PGDIR and PGC (its conninfo); psqlq SQL prints one
+# query's rows, unaligned.
+pg_server() {
+	PGDIR=$(sh "$ROOT/scripts/pg-test-server.sh" start) || {
+		[ $? = 77 ] && skip "PostgreSQL cannot be run here: $PGDIR"
+		die "cannot start a PostgreSQL server: $PGDIR"
+	}
+	trap pg_cleanup EXIT INT TERM
+	PGC="host=$PGDIR user=dccl dbname=postgres"
+}
+pg_cleanup() {
+	cleanup
+	sh "$ROOT/scripts/pg-test-server.sh" stop "$PGDIR"
+}
+psqlq() { psql "$PGC" -Atqc "$1"; }
+
 dcctl() { "$BIN/dcctl" -s "$ADM" -t 20 "$@"; }
 # dcctl, retried while cloudd answers E_BUSY (right after READY the pool
 # may still be loading); any other error fails the test. Sets $out.

@@ -12,22 +12,10 @@
 #      the record lived in the old leader's memory).
 #   3. 4 new users start the next run on the new leader.
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
-PGDIR=$(sh "$ROOT/scripts/pg-test-server.sh" start) || {
-	[ $? = 77 ] && skip "PostgreSQL cannot be run here: $PGDIR"
-	die "cannot start a PostgreSQL server: $PGDIR"
-}
-pg_cleanup() {
-	cleanup
-	sh "$ROOT/scripts/pg-test-server.sh" stop "$PGDIR"
-}
-trap pg_cleanup EXIT INT TERM
-PGC="host=$PGDIR user=dccl dbname=postgres"
-psqlq() { psql "$PGC" -Atqc "$1"; }
+pg_server
 
 make_data 8 60
-"$BIN/cloudd" -o cloudd.store=postgresql -o "cloudd.pg-conninfo=$PGC" \
-    -o cloudd.data-dir="$T/c0" --import "$T/data/pool.csv" \
-    >"$T/import.log" 2>&1 || die "import failed"
+import_pool -o cloudd.store=postgresql -o "cloudd.pg-conninfo=$PGC"
 mkdir -p "$T/A" "$T/B"
 n=0
 for f in "$SHARDS"/*.local.csv; do

@@ -10,16 +10,7 @@
 # E_NOT_REGISTERED after), and a burst of unknown ids beyond
 # limits.enroll-burst is rate-limited before any query.
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
-PGDIR=$(sh "$ROOT/scripts/pg-test-server.sh" start) || {
-	[ $? = 77 ] && skip "PostgreSQL cannot be run here: $PGDIR"
-	die "cannot start a PostgreSQL server: $PGDIR"
-}
-pg_cleanup() {
-	cleanup
-	sh "$ROOT/scripts/pg-test-server.sh" stop "$PGDIR"
-}
-trap pg_cleanup EXIT INT TERM
-PGC="host=$PGDIR user=dccl dbname=postgres"
+pg_server
 TRANSPORT=ipc endpoints
 # cron-ms at its maximum: the cron's counter flush writes device_keys on
 # the loop, which the lock below would stall (a flush is not a lookup).

@@ -12,16 +12,7 @@
 # key replaced through one replica (dcctl enroll --replace) is accepted by
 # another once it re-read it.
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
-PGDIR=$(sh "$ROOT/scripts/pg-test-server.sh" start) || {
-	[ $? = 77 ] && skip "PostgreSQL cannot be run here: $PGDIR"
-	die "cannot start a PostgreSQL server: $PGDIR"
-}
-pg_cleanup() {
-	cleanup
-	sh "$ROOT/scripts/pg-test-server.sh" stop "$PGDIR"
-}
-trap pg_cleanup EXIT INT TERM
-PGC="host=$PGDIR user=dccl dbname=postgres"
+pg_server
 TRANSPORT=ipc endpoints
 ms() { date +%s%3N; }
 lock() {	# lock SECONDS: device_keys exclusively locked, in the background

@@ -11,23 +11,11 @@
 #     have theirs;
 #   - both replicas are still alive, and a new upload is stored.
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
-PGDIR=$(sh "$ROOT/scripts/pg-test-server.sh" start) || {
-	[ $? = 77 ] && skip "PostgreSQL cannot be run here: $PGDIR"
-	die "cannot start a PostgreSQL server: $PGDIR"
-}
-pg_cleanup() {
-	cleanup
-	sh "$ROOT/scripts/pg-test-server.sh" stop "$PGDIR"
-}
-trap pg_cleanup EXIT INT TERM
-PGC="host=$PGDIR user=dccl dbname=postgres"
-psqlq() { psql "$PGC" -Atqc "$1"; }
+pg_server
 N=30
 
 make_data $N 40
-"$BIN/cloudd" -o cloudd.store=postgresql -o "cloudd.pg-conninfo=$PGC" \
-    -o cloudd.data-dir="$T/c0" --import "$T/data/pool.csv" \
-    >"$T/import.log" 2>&1 || die "import failed"
+import_pool -o cloudd.store=postgresql -o "cloudd.pg-conninfo=$PGC"
 for i in 1 2; do
 	"$BIN/cloudd" -o cloudd.listen="ipc://$T/rep$i.ipc" \
 	    -o cloudd.pub-listen="ipc://$T/pub$i.ipc" \

@@ -17,24 +17,12 @@
 # a device enrolled through one replica is recognised by the others, and
 # counters are checked per replica and max-merged into the store.
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
-PGDIR=$(sh "$ROOT/scripts/pg-test-server.sh" start) || {
-	[ $? = 77 ] && skip "PostgreSQL cannot be run here: $PGDIR"
-	die "cannot start a PostgreSQL server: $PGDIR"
-}
-pg_cleanup() {
-	cleanup
-	sh "$ROOT/scripts/pg-test-server.sh" stop "$PGDIR"
-}
-trap pg_cleanup EXIT INT TERM
-PGC="host=$PGDIR user=dccl dbname=postgres"
-psqlq() { psql "$PGC" -Atqc "$1"; }
+pg_server
 TOKEN=replica-test-token-$$
 
 make_data 80 40
 log "import into postgresql"
-"$BIN/cloudd" -o cloudd.store=postgresql -o "cloudd.pg-conninfo=$PGC" \
-    -o cloudd.data-dir="$T/c0" --import "$T/data/pool.csv" \
-    >"$T/import.log" 2>&1 || die "import failed"
+import_pool -o cloudd.store=postgresql -o "cloudd.pg-conninfo=$PGC"
 [ "$(psqlq 'SELECT count(*) FROM pool')" -gt 0 ] || die "empty pool"
 
 # start_replica I [options]: endpoints EP<I>/PUB<I>, admin $T/adm<I>.ipc.
