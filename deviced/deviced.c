@@ -174,7 +174,7 @@ const struct conf_opt deviced_opts[] = {
 	CONF_ENUM("learn.select", DV_OFF(select), "cv", selects, 0,
 	    "the served method's setting: cv (this device's cross-validation) "
 	    "or fed (the cloud's federated choice; the default setting until "
-	    "it has one)"),
+	    "it has one; the guard's CV then trains only that setting)"),
 	CONF_BOOL("learn.fedsel-report", DV_OFF(fedsel_report), "no", 0,
 	    "after each job, report the validation sums of every setting of "
 	    "learn.fedsel-methods to the cloud (never with DP on)"),

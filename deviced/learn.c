@@ -32,7 +32,9 @@
  * bias alone moves every logit of the user by the same amount, so its
  * steps run on the cloud model's logits without the bias (O(batch) per
  * step). Between paths only the trained tensors are restored. The CoDA
- * filter runs only when a method uses it.
+ * filter runs only when a method uses it. With learn.select = fed and
+ * nothing that wants the whole grid (no report, no evaluation), a
+ * guarded job's CV trains only the cloud's point (cv_select's only).
  */
 #include <errno.h>
 #include <math.h>
@@ -755,6 +757,7 @@ struct cv {
 	size_t		 nho;
 	int		 li;
 	int		 na;		/* step weights tried (partial.h) */
+	int		 only;		/* >= 0: the one grid point scored */
 	float		*save;		/* na > 1: the adapted parameters */
 	float		*z;		/* nho logits */
 	double		 sum[CV_N], sq[CV_N];
@@ -827,6 +830,17 @@ cv_ckpt(void *arg, struct path *pa, int k)
 		    sizeof(float));
 }
 
+/* The (click, no-click) pairs among n labels: what cv_score ranks. */
+static size_t
+label_pairs(const float *y, size_t n)
+{
+	size_t np = 0;
+
+	for (size_t i = 0; i < n; i++)
+		np += y[i] >= 0.5f;
+	return np * (n - np);
+}
+
 /* Adds the held-out fold's evidence, logits v->z, to entry s. */
 static void
 cv_score(struct cv *v, int s)
@@ -840,7 +854,6 @@ cv_score(struct cv *v, int s)
 		if (v->last) {
 			v->lsum[s] += g;
 			v->lsq[s] += g * g;
-			v->ln += s == 0;
 		}
 	}
 	/*
@@ -861,11 +874,8 @@ cv_score(struct cv *v, int s)
 			double o0 = v->p->p0[a] > v->p->p0[b] ? 1 :
 			    v->p->p0[a] < v->p->p0[b] ? 0 : 0.5;
 			v->rank[s] += o1 - o0;
-			v->pairs += s == 0;
-			if (v->last) {
+			if (v->last)
 				v->lrank[s] += o1 - o0;
-				v->lpairs += s == 0;
-			}
 		}
 	}
 	if (v->mix && v->na == 1) {
@@ -877,28 +887,14 @@ cv_score(struct cv *v, int s)
 	}
 }
 
-/*
- * Nested validation (learn.h, struct learn_nested): the choice and the
- * guard's figures from every fold but the last, and how that choice
- * then did on the last fold, which none of them saw: what a rule over
- * the guard's evidence does to a user's future AUC, measured without
- * test data.
- */
+/* Entry b's figures on the inner folds and on the last one. */
 static void
-nested(const struct cv *v, size_t nh, struct learn_choice *ch)
+nested_point(const struct cv *v, size_t nh, int b, struct learn_nested *ne)
 {
-	struct learn_nested *ne = &ch->nested;
 	double nin = (double)(nh - v->ln), mu, var;
-	int b = -1;
 
 	memset(ne, 0, sizeof(*ne));
-	if (v->ln == 0 || nh <= v->ln)
-		return;
-	for (int s = 0; s < GRID_N * v->na; s++)
-		if (!v->dead[s / v->na] && (b < 0 || v->sum[s] - v->lsum[s] >
-		    v->sum[b] - v->lsum[b]))
-			b = s;
-	if (b < 0)
+	if (v->ln == 0 || nh <= v->ln || v->dead[b / v->na])
 		return;
 	mu = (v->sum[b] - v->lsum[b]) / nin;
 	var = (v->sq[b] - v->lsq[b]) / nin - mu * mu;
@@ -910,6 +906,32 @@ nested(const struct cv *v, size_t nh, struct learn_choice *ch)
 	ne->out_gain = v->lsum[b] / (double)v->ln;
 	ne->out_pairs = v->lpairs;
 	ne->out_rank = v->lrank[b];
+}
+
+/*
+ * Nested validation (learn.h, struct learn_nested): the choice and the
+ * guard's figures from every fold but the last, and how that choice
+ * then did on the last fold, which none of them saw: what a rule over
+ * the guard's evidence does to a user's future AUC, measured without
+ * test data. Also each grid point's, for a setting chosen elsewhere
+ * (pick_point): the same figures with the choice fixed.
+ */
+static void
+nested(const struct cv *v, size_t nh, struct learn_choice *ch)
+{
+	int b = -1;
+
+	for (int q = 0; q < GRID_N; q++)
+		nested_point(v, nh, CV_WHOLE(v, q), &ch->nested_at[q]);
+	memset(&ch->nested, 0, sizeof(ch->nested));
+	if (v->ln == 0 || nh <= v->ln)
+		return;
+	for (int s = 0; s < GRID_N * v->na; s++)
+		if (!v->dead[s / v->na] && (v->only < 0 || s == v->only) &&
+		    (b < 0 || v->sum[s] - v->lsum[s] > v->sum[b] - v->lsum[b]))
+			b = s;
+	if (b >= 0)
+		nested_point(v, nh, b, &ch->nested);
 }
 
 /*
@@ -929,8 +951,8 @@ cal_nested(struct cv *v, int K, struct learn_choice *ch)
 	if (!ch->nested.have || K < 3)
 		return;
 	for (int s = 0; s < GRID_N; s++)
-		if (!v->dead[s] && (b < 0 || v->sum[s] - v->lsum[s] >
-		    v->sum[b] - v->lsum[b]))
+		if (!v->dead[s] && (v->only < 0 || s == v->only) &&
+		    (b < 0 || v->sum[s] - v->lsum[s] > v->sum[b] - v->lsum[b]))
 			b = s;
 	if (b < 0)
 		return;
@@ -975,12 +997,16 @@ train_set(const struct learn_prep *p, const struct method *m, int K,
  * split would put a sample's same-second neighbours on both sides). Every
  * grid setting is scored by each held-out sample's loss gain over the
  * cloud model; ch gets the setting with the largest mean gain, with its
- * mean and standard error. Returns -1 without evidence (fewer than 2
- * local samples).
+ * mean and standard error. With only >= 0 (a method without partial
+ * steps whose setting was chosen elsewhere) only that grid point's
+ * learning rate is trained, up to its steps, and ch gets that point: the
+ * same sums the whole grid gives it, at a third of the cost or less, but
+ * no grid (ch->grid.have 0) for a report. Returns -1 without evidence
+ * (fewer than 2 local samples, or the point diverged).
  */
 static int
 cv_select(struct learn_prep *p, const struct method *m,
-    const struct grid *g, struct path *pa, struct learn_choice *ch)
+    const struct grid *g, struct path *pa, int only, struct learn_choice *ch)
 {
 	const struct deviced_conf *cf = p->in->cf;
 	int K = (int)(p->n < (size_t)cf->cv_folds ? p->n : (size_t)cf->cv_folds);
@@ -997,6 +1023,7 @@ cv_select(struct learn_prep *p, const struct method *m,
 	v.p = p;
 	v.z = xcalloc(p->n + 1, sizeof(float));
 	v.na = SEL_PARTIAL(m->sel) ? PARTIAL_NA : 1;
+	v.only = v.na == 1 ? only : -1;
 	if (v.na > 1 && pa->mode != MODE_BIAS)
 		v.save = xcalloc(ctr_num_params(pa->c), sizeof(float));
 	v.gb = xcalloc((size_t)CV_N * (p->n + 1), sizeof(float));
@@ -1022,16 +1049,24 @@ cv_select(struct learn_prep *p, const struct method *m,
 			v.yh[i] = p->y[ho[i]];
 		}
 		v.last = f == K - 1;
+		v.pairs += label_pairs(v.yh, v.nho);
+		if (v.last) {
+			v.ln = v.nho;
+			v.lpairs = label_pairs(v.yh, v.nho);
+		}
 		targets(p, m, tr, nt, y, off);
 		recency_weights(p->weight, p->work.n, tr, nt, p->n, rec_of(m),
 		    wt);
 		memset(v.scored, 0, sizeof(v.scored));
 		for (int li = 0; li < GRID_LR && rc == 0; li++) {
+			if (v.only >= 0 && li != v.only / GRID_ST)
+				continue;
 			v.li = li;
 			v.diverged = 0;
 			path_reset(p, pa);
 			rc = sgd_path(p, pa, tr, nt, y, wt, off,
-			    g->lr[li], g->steps, GRID_ST,
+			    g->lr[li], g->steps, v.only >= 0 ?
+			    v.only % GRID_ST + 1 : GRID_ST,
 			    (uint64_t)cf->seed + (uint64_t)f, cv_ckpt, &v);
 			if (rc == -ERANGE)	/* diverged: its later points */
 				rc = 0;		/* are out, not the CV */
@@ -1040,7 +1075,7 @@ cv_select(struct learn_prep *p, const struct method *m,
 			if (!v.scored[q])
 				v.dead[q] = 1;
 		/* Paired with the default point, for federated selection. */
-		for (int s = 0; s < GRID_N && rc == 0; s++)
+		for (int s = 0; s < GRID_N && rc == 0 && v.only < 0; s++)
 			for (size_t i = 0; i < v.nho; i++) {
 				double d = (double)v.gb[(size_t)CV_WHOLE(&v, s) *
 				    v.nho + i] - v.gb[(size_t)CV_WHOLE(&v,
@@ -1050,8 +1085,8 @@ cv_select(struct learn_prep *p, const struct method *m,
 	}
 	if (K >= 2 && rc == 0 && nh > 0) {
 		for (int s = 0; s < GRID_N * v.na; s++)
-			if (!v.dead[s / v.na] && (best < 0 ||
-			    v.sum[s] > v.sum[best]))
+			if (!v.dead[s / v.na] && (v.only < 0 || s == v.only) &&
+			    (best < 0 || v.sum[s] > v.sum[best]))
 				best = s;
 	}
 	if (best >= 0) {
@@ -1126,28 +1161,42 @@ mode_of(struct learn_prep *p, const struct method *m)
 /*
  * A setting not chosen by this device's CV (pick): the default grid
  * point, or the cloud's choice for m (in->fed; its default when the cloud
- * has none or its grid is not this device's). With the CV done (cv), the
- * guard's figures become that point's.
+ * has none or its grid is not this device's). *fed: 1 the cloud's, -1
+ * its default, 0 no PICK_FED.
  */
-static void
-pick_point(const struct learn_prep *p, const struct method *m, int pick,
-    const struct grid *g, struct learn_choice *ch, int cv)
+static int
+pick_index(const struct learn_prep *p, const struct method *m, int pick,
+    const struct grid *g, int *fed)
 {
-	const struct learn_grid *gr = &ch->grid;
 	int s = LEARN_GRID_DEF;
 	double lr;
 	int steps;
 
+	*fed = 0;
 	if (pick == PICK_FED) {
-		ch->fed = -1;
+		*fed = -1;
 		if (fedsel_dev_find(p->in->fed, m->name, &lr, &steps) == 0)
 			for (int k = 0; k < GRID_N; k++)
 				if (g->lr[k / GRID_ST] == lr &&
 				    g->steps[k % GRID_ST] == steps) {
 					s = k;
-					ch->fed = 1;
+					*fed = 1;
 				}
 	}
+	return s;
+}
+
+/* The pick into ch; with the CV done (cv), the guard's figures become
+ * that point's. */
+static void
+pick_point(const struct learn_prep *p, const struct method *m, int pick,
+    const struct grid *g, struct learn_choice *ch, int cv)
+{
+	const struct learn_grid *gr = &ch->grid;
+	int fed, s = pick_index(p, m, pick, g, &fed);
+
+	if (pick == PICK_FED)
+		ch->fed = fed;
 	ch->lr = ch->pick_lr = g->lr[s / GRID_ST];
 	ch->steps = ch->pick_steps = g->steps[s % GRID_ST];
 	if (cv && gr->have && gr->n > 0) {
@@ -1157,6 +1206,8 @@ pick_point(const struct learn_prep *p, const struct method *m, int pick,
 		ch->se = sqrt((var > 0 ? var : 0) / nn);
 		ch->rank = gr->rank[s];
 	}
+	if (cv)		/* the nested validation of this choice */
+		ch->nested = ch->nested_at[s];
 }
 
 /*
@@ -1224,8 +1275,15 @@ run1(struct learn_prep *p, const struct method *m, int pick, double pw,
 			ch->pw_fed = pw_fed;	/* the memo's may be a row's */
 			reused += e->cv_secs;
 		} else {
+			/*
+			 * A guarded pick without a memo (no report or
+			 * evaluation wants the grid): the guard reads only
+			 * the picked point, so only its path is trained.
+			 */
+			int fed, only = pick && m->sel == SEL_GUARD &&
+			    mm == NULL ? pick_index(p, m, pick, &g, &fed) : -1;
 			t1 = now();
-			rc = cv_select(p, m, &g, &pa, ch);
+			rc = cv_select(p, m, &g, &pa, only, ch);
 			if (e != NULL) {
 				e->have_cv = 1;
 				e->cv_rc = rc;
@@ -1493,11 +1551,12 @@ learn_run(const struct learn_in *in, struct learn_prep *p,
 	 * weight, which stays here, so alone they are not that model: with
 	 * fine-tuning the job also fits the guarded MetaPatch (the
 	 * "metapatch" row, its own CV) for the upload. Kept out, the upload
-	 * is the cloud's own rows, which distillation skips.
+	 * is the cloud's own rows, which distillation skips. With
+	 * learn.select = fed its setting is the cloud's too (its choice for
+	 * "metapatch", else the default point), guarded by its own CV.
 	 */
 	if (serve.adapt == ADAPT_FT) {
-		tc = run(p, find("metapatch"), PICK_NONE, memo, &tch, &secs,
-		    &mem);
+		tc = run(p, find("metapatch"), pick, memo, &tch, &secs, &mem);
 		r->taught = tch.adopted;
 		up = tc;
 	} else {

@@ -135,6 +135,8 @@ struct learn_choice {
 				   (the cloud has none), 0 not a family */
 	struct learn_grid grid;	/* the CV over the whole grid */
 	struct learn_nested nested;
+	/* each grid point's (whole step), as nested would be for a pick */
+	struct learn_nested nested_at[LEARN_GRID_N];
 	int	mixed;		/* serve the logit mixture at alpha (mix.h) */
 	struct mix_ev mix;	/* fine-tuning: the CV's evidence per weight */
 	int	cal_have;	/* fine-tuning: a recalibration was fitted */

@@ -12,6 +12,11 @@ over pairs, sample-weighted as GAUC) and of its mean logloss gain, with
 a 95 % bootstrap interval over devices (1,000 resamples, seed 1).
 A setting is chosen on this when B's interval on AUC is above 0 and its
 logloss interval is not below 0.
+
+val_compare.py --across KEEP_A KEEP_B METHOD [METHOD ...]: the same
+methods in two evaluations that differ only in a device setting (say
+EVAL_DEVICED_OPTS="-o learn.batch=16"): each device of KEEP_B is paired
+with the same round's same device of KEEP_A, B - A as above.
 """
 import glob
 import os
@@ -32,7 +37,20 @@ def load(keep):
                 with open(uf) as fh:
                     first = fh.readline()
                     user = first.split(',')[1] if first else None
-            dev[(run, f)] = (user in cold, ex)
+            key = (os.path.basename(run), os.path.basename(f))
+            dev[key] = (user in cold, ex)
+    return dev
+
+
+def merge(keep_a, keep_b):
+    """One dict as load() returns, with KEEP_A's methods named 'A:m' and
+    KEEP_B's 'B:m', over the devices both kept."""
+    da, db = load(keep_a), load(keep_b)
+    dev = {}
+    for key in da.keys() & db.keys():
+        ex = {'A:' + m: v for m, v in da[key][1].items()}
+        ex.update({'B:' + m: v for m, v in db[key][1].items()})
+        dev[key] = (da[key][0], ex)
     return dev
 
 
@@ -43,8 +61,12 @@ def stats(rows):
 
 
 def main():
-    keep, pairs = sys.argv[1], sys.argv[2:]
-    dev = load(keep)
+    if sys.argv[1] == '--across':
+        dev = merge(sys.argv[2], sys.argv[3])
+        pairs = [x for m in sys.argv[4:] for x in ('A:' + m, 'B:' + m)]
+    else:
+        dev = load(sys.argv[1])
+        pairs = sys.argv[2:]
     rnd = random.Random(1)
     print('| A | B | devices | validation ΔAUC, B − A | '
           'validation Δlogloss gain, B − A |')

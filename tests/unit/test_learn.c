@@ -893,6 +893,94 @@ test_fedsel_grid(void **state)
 	conf_fini(&c);
 }
 
+static int
+nested_eq(const struct learn_nested *a, const struct learn_nested *b)
+{
+	return a->have == b->have && a->gain == b->gain && a->se == b->se &&
+	    a->rank == b->rank && a->out_n == b->out_n &&
+	    a->out_pairs == b->out_pairs && a->out_gain == b->out_gain &&
+	    a->out_rank == b->out_rank;
+}
+
+/*
+ * A guarded pick without a memo (learn.select = fed, no report): the CV
+ * trains only the picked point's learning rate. At every grid point the
+ * cloud may choose, the decision, its figures and the model equal those
+ * read from the whole grid (a memo: what a report or the evaluation
+ * runs); only the whole grid has a grid to report.
+ */
+static void
+test_guard_pick_one_path(void **state)
+{
+	struct ctr *m = cloud_model(inter_of(state)), *a, *b;
+	struct deviced_conf cf;
+	struct conf c;
+	struct dataset local, none;
+	struct learn_prep p;
+	struct learn_choice ca, cb;
+	struct learn_grid g;
+	struct learn_memo *mm = learn_memo_new();
+	struct fedsel_dev sel;
+	double secs, mem;
+	int adopted[2] = { 0, 0 }, refused[2] = { 0, 0 };
+
+	struct learn_in in = job_in(&cf, &c, m, &local, &none, 120, 5);
+	learn_prep_init(&p, &in, &none);
+	memset(&sel, 0, sizeof(sel));
+	sel.n = 1;
+	in.fed = &sel;
+	for (int k = 0; k < 4 * LEARN_GRID_N; k++) {
+		int s = k % LEARN_GRID_N, mp = k >= 2 * LEARN_GRID_N;
+		const char *name = mp ? "metapatch" : "ft-guard";
+		char row[32];
+
+		snprintf(row, sizeof(row), "%s-fed", name);
+		if (s == 0) {
+			in.fed = NULL;
+			assert_int_equal(learn_method_grid(&p, name, -1, NULL,
+			    &g), 0);
+			assert_true(g.have);
+			in.fed = &sel;
+			snprintf(sel.c[0].method, sizeof(sel.c[0].method),
+			    "%s", name);
+		}
+		/* a lenient guard (adoptions), then a strict one (refusals) */
+		cf.guard_z = k % (2 * LEARN_GRID_N) < LEARN_GRID_N ? 0 : 3;
+		cf.guard_rank = cf.guard_z > 0;
+		sel.c[0].lr = g.lr[s / LEARN_GRID_ST];
+		sel.c[0].steps = g.steps[s % LEARN_GRID_ST];
+		a = learn_method_run(&p, row, NULL, &ca, &secs, &mem);
+		b = learn_method_run(&p, row, mm, &cb, &secs, &mem);
+		assert_int_equal(ca.fed, 1);
+		assert_int_equal(cb.fed, 1);
+		assert_int_equal(ca.adopted, cb.adopted);
+		assert_true(ca.lr == cb.lr && ca.steps == cb.steps);
+		assert_true(ca.lr == sel.c[0].lr &&
+		    ca.steps == sel.c[0].steps);
+		assert_true(ca.gain == cb.gain && ca.se == cb.se &&
+		    ca.rank == cb.rank);
+		assert_true(!ca.grid.have && cb.grid.have);
+		/* the nested validation is the picked point's */
+		assert_true(ca.nested.have && cb.nested.have);
+		assert_true(nested_eq(&ca.nested, &cb.nested));
+		assert_true(nested_eq(&cb.nested, &cb.nested_at[s]));
+		assert_true(max_diff(a, b) == 0);
+		adopted[mp] += ca.adopted;
+		refused[mp] += !ca.adopted;
+		ctr_free(a);
+		ctr_free(b);
+	}
+	/* Both outcomes occur for each, so the comparison covered both. */
+	for (int i = 0; i < 2; i++)
+		assert_true(adopted[i] > 0 && refused[i] > 0);
+	in.fed = NULL;
+	learn_memo_free(mm);
+	learn_prep_fini(&p);
+	free_ds(&local);
+	ctr_free(m);
+	conf_fini(&c);
+}
+
 /*
  * A pair-weight family (learn_pair_family, issue 17's fifth pass): a
  * "-pairw" row trains at the cloud's weight for it (the "-pairK" row's
@@ -1172,6 +1260,7 @@ main(void)
 		cmocka_unit_test(test_fast_equals_reference),
 		cmocka_unit_test(test_memo_same),
 		cmocka_unit_test(test_fedsel_grid),
+		cmocka_unit_test(test_guard_pick_one_path),
 		cmocka_unit_test(test_pair_family),
 		cmocka_unit_test(test_nested_validation),
 		cmocka_unit_test(test_partial_step),
