@@ -1102,9 +1102,11 @@ cv_select(struct learn_prep *p, const struct method *m,
 		/* The grid's whole steps (alpha 1, the last weight), for
 		   federated selection: only a whole grid. */
 		ch->grid.have = 1;
-		for (int q = 0; q < GRID_N; q++)
+		for (int q = 0; q < GRID_N; q++) {
+			ch->alive[q] = !v.dead[q];
 			if (v.dead[q])
 				ch->grid.have = 0;
+		}
 		ch->grid.n = nh;
 		ch->grid.pairs = v.pairs;
 		memcpy(ch->grid.lr, g->lr, sizeof(g->lr));
@@ -1199,12 +1201,14 @@ pick_point(const struct learn_prep *p, const struct method *m, int pick,
 		ch->fed = fed;
 	ch->lr = ch->pick_lr = g->lr[s / GRID_ST];
 	ch->steps = ch->pick_steps = g->steps[s % GRID_ST];
-	if (cv && gr->have && gr->n > 0) {
+	if (cv && ch->alive[s] && gr->n > 0) {
 		double nn = (double)gr->n, mu = gr->gain[s] / nn;
 		double var = gr->sq[s] / nn - mu * mu;
 		ch->gain = mu;
 		ch->se = sqrt((var > 0 ? var : 0) / nn);
 		ch->rank = gr->rank[s];
+	} else if (cv) {	/* the point diverged: no evidence for it */
+		ch->gain = ch->se = ch->rank = 0;
 	}
 	if (cv)		/* the nested validation of this choice */
 		ch->nested = ch->nested_at[s];
@@ -1291,7 +1295,7 @@ run1(struct learn_prep *p, const struct method *m, int pick, double pw,
 				e->cv_secs = now() - t1;
 			}
 		}
-		if (rc == 0 && pick)
+		if (pick)	/* without evidence for the point: refused */
 			pick_point(p, m, pick, &g, ch, 1);
 		if (SEL_MIXING(m->sel)) {
 			/* The weight a of the mixture, by the same CV. */

@@ -134,6 +134,7 @@ struct learn_choice {
 				   cloud's pair weight, -1 the default
 				   (the cloud has none), 0 not a family */
 	struct learn_grid grid;	/* the CV over the whole grid */
+	unsigned char alive[LEARN_GRID_N];	/* scored in every fold */
 	struct learn_nested nested;
 	/* each grid point's (whole step), as nested would be for a pick */
 	struct learn_nested nested_at[LEARN_GRID_N];

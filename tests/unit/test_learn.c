@@ -427,6 +427,45 @@ test_diverged_rate_out(void **state)
 	assert_false(ch.grid.have);
 	assert_logits_finite(a, &local);
 	ctr_free(a);
+	/*
+	 * A guarded pick: of a live point, its own figures, as the
+	 * restricted CV (no memo) gives them; of the diverged rate, a
+	 * refusal either way.
+	 */
+	{
+		struct learn_memo *mm = learn_memo_new();
+		struct learn_choice c1, c2;
+		struct fedsel_dev sel;
+		struct ctr *b;
+
+		memset(&sel, 0, sizeof(sel));
+		sel.n = 1;
+		snprintf(sel.c[0].method, sizeof(sel.c[0].method), "ft-guard");
+		in.fed = &sel;
+		cf.guard_z = 0;
+		cf.guard_rank = 0;
+		for (int k = 0; k < 3; k++) {
+			sel.c[0].lr = 1.0;		/* ft_lr / 3 */
+			sel.c[0].steps = k ? 20 : 5;
+			if (k > 1)
+				sel.c[0].lr = 9.0;	/* diverges */
+			a = learn_method_run(&p, "ft-guard-fed", NULL, &c1,
+			    &secs, &mem);
+			b = learn_method_run(&p, "ft-guard-fed", mm, &c2,
+			    &secs, &mem);
+			assert_int_equal(c1.fed, 1);
+			assert_int_equal(c1.adopted, c2.adopted);
+			assert_true(c1.gain == c2.gain && c1.se == c2.se);
+			assert_true(c1.lr == sel.c[0].lr &&
+			    c1.steps == sel.c[0].steps);
+			if (k > 1)
+				assert_false(c1.adopted);
+			ctr_free(a);
+			ctr_free(b);
+		}
+		in.fed = NULL;
+		learn_memo_free(mm);
+	}
 	learn_prep_fini(&p);
 	free_ds(&local);
 	conf_fini(&c);
