@@ -11,6 +11,8 @@
 #   4b. sh tests/bench/train_pair.sh        the two alternately: the ratio
 #   5. sh tests/bench/bench_replicas.sh     PostgreSQL import, 1-3 replicas
 #   6. sh tests/bench/bench_learn.sh        device learning job per device
+#   6a. sh tests/bench/learn_select.sh      the job on ranking devices,
+#                                           learn.select cv vs fed
 #   6b. bin/bench_gemm                      the job's products: gemm_f32 vs
 #                                           cblas_sgemm, alternately
 # A benchmark whose file is missing is reported as "skipped: FILE missing".
@@ -113,6 +115,8 @@ bench_retrieve() {
 	    tests/bench/bench_replicas.sh sh tests/bench/bench_replicas.sh
 	section "learn: device learning job on ml-latest-small's devices" \
 	    tests/bench/bench_learn.sh sh tests/bench/bench_learn.sh
+	section "learn: ranking devices, learn.select cv vs fed, alternately" \
+	    tests/bench/learn_select.sh sh tests/bench/learn_select.sh
 	section "gemm: the learning job's products vs cblas_sgemm, alternately" \
 	    tests/bench/bench_gemm.c bench_gemm
 	echo
