@@ -25,6 +25,8 @@
  *   distill_pending_users                gauge     users with a patch no
  *                                                  run has used (the
  *                                                  trigger's last count)
+ *   retrieve_lobby                       gauge     retrievals waiting for
+ *                                                  a search place
  *   dropped_messages_total               counter   replies and announces
  *                                                  nanomsg did not take
  *   build_info{version}                  gauge, always 1
@@ -217,6 +219,9 @@ metrics_render(struct cloudd *cd, size_t *len)
 	    "distillation run has used, as the automatic trigger last counted "
 	    "them (0 while it is off or another replica leads).",
 	    (double)cd->distill_ready);
+	gauge(&b, "dccl_retrieve_lobby", "Retrievals back for their "
+	    "appointment waiting in the lobby for a search place.",
+	    (double)cd->retr_lobby_n);
 	head(&b, "dccl_dropped_messages_total", "counter",
 	    "Replies and announcements nanomsg did not accept.");
 	sb_printf(&b, "dccl_dropped_messages_total %llu\n",

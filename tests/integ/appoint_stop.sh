@@ -4,8 +4,9 @@
 # or hold the daemon up. Two places, one worker, 60 devices: SIGTERM
 # while refused devices are coming back; cloudd exits 0 within 5 s, its
 # APPOINT line counts requests told at stop, and the devices got typed
-# E_SHUTTING_DOWN replies. (The lobby is empty at the signal in about one
-# try of five: up to three tries, each a fresh cloud.)
+# E_SHUTTING_DOWN replies. The signal goes once /metrics shows someone
+# in the lobby; it may have drained by the time the signal lands, so up to
+# three tries, each a fresh cloud.
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 endpoints
 make_data 60 300	# 18,000 pool rows: searches of ms, which collide
@@ -21,7 +22,10 @@ for attempt in 1 2 3; do
 	    -o net.backoff-max-ms=30000 -o learn.coda=yes
 	wait_for "grep -q 'come back in' '$T/dev.log'" 2000 0.01 ||
 	    die "no retrieval refused: the test needs collisions"
-	sleep 0.1	# the first appointments come due
+	# SIGTERM once a device back for its appointment waits in the lobby
+	# (under ASan the first ones can take longer than 0.1 s to come)
+	wait_for "dcctl metrics 2>/dev/null | grep -q '^dccl_retrieve_lobby [1-9]'" \
+	    500 0.01 || log "try $attempt: nobody waited in the lobby"
 	kill -TERM "$CPID"
 	t0=$(date +%s)
 	wait "$CPID" || die "cloudd exit $? at SIGTERM"

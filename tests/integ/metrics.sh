@@ -46,7 +46,7 @@ for m in dccl_requests_total:counter dccl_request_duration_seconds:histogram \
     dccl_devices:gauge dccl_patches:gauge dccl_model_version:gauge \
     dccl_inflight:gauge dccl_train_seconds:gauge \
     dccl_index_build_seconds:gauge dccl_uptime_seconds:gauge \
-    dccl_dropped_messages_total:counter; do
+    dccl_retrieve_lobby:gauge dccl_dropped_messages_total:counter; do
 	grep -q "^# HELP ${m%%:*} " "$T/m.txt" || die "no HELP for ${m%%:*}"
 	grep -q "^# TYPE ${m%%:*} ${m#*:}\$" "$T/m.txt" || die "no TYPE ${m}"
 done
