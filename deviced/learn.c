@@ -1016,7 +1016,7 @@ cv_select(struct learn_prep *p, const struct method *m,
 	float *off = xcalloc(p->work.n + 1, sizeof(float));
 	float *wt = xcalloc(p->work.n + 1, sizeof(float));
 	struct cv v;
-	size_t nh = 0;
+	size_t nh = 0, np;
 	int best = -1, rc = 0;
 
 	memset(&v, 0, sizeof(v));
@@ -1049,10 +1049,11 @@ cv_select(struct learn_prep *p, const struct method *m,
 			v.yh[i] = p->y[ho[i]];
 		}
 		v.last = f == K - 1;
-		v.pairs += label_pairs(v.yh, v.nho);
+		np = label_pairs(v.yh, v.nho);
+		v.pairs += np;
 		if (v.last) {
 			v.ln = v.nho;
-			v.lpairs = label_pairs(v.yh, v.nho);
+			v.lpairs = np;
 		}
 		targets(p, m, tr, nt, y, off);
 		recency_weights(p->weight, p->work.n, tr, nt, p->n, rec_of(m),

@@ -9,7 +9,8 @@
 # reference), alternately, and each evaluation method alone; then the peak
 # RSS of a process holding the model and the largest device. Times are the
 # job thread's CPU time (BENCH_WALL=1: wall time). BENCH_LEARN_STRIDE=S
-# takes every S-th device (default 1: all 610). Extra arguments go to
+# takes every S-th device (default 1: all 610); BENCH_LEARN_SPLIT replaces
+# the split's options (e.g. "--task ranking --seed 1"). Extra arguments go to
 # bin/bench_learn (e.g. -o learn.adapt=bias, --methods mp-fb).
 set -eu
 
@@ -24,5 +25,7 @@ done
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/bench_learn.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT INT TERM
 export OPENBLAS_NUM_THREADS=1
-"$BIN/dccl-data" split "$DATA" "$TMP/split" --cold 0.2 --seed 1 >/dev/null
+# shellcheck disable=SC2086
+"$BIN/dccl-data" split "$DATA" "$TMP/split" \
+    ${BENCH_LEARN_SPLIT:---cold 0.2 --seed 1} >/dev/null
 "$BIN/bench_learn" "$TMP/split" --stride "${BENCH_LEARN_STRIDE:-1}" "$@"

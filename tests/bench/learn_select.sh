@@ -7,28 +7,23 @@
 # (PAIRS pairs, default 2). Splits DATA_DIR (default
 # ../shared/data/ml-latest-small) for the ranking task (seed 1, no cold
 # users, as scripts/bench-results.md's ranking rows), then runs
-# bin/bench_learn on every 2nd device (BENCH_LEARN_STRIDE). There is no
+# bin/bench_learn on every 2nd device (BENCH_LEARN_STRIDE), each run
+# through tests/bench/bench_learn.sh. There is no
 # cloud here, so the fed side trains at the default point, which costs
 # what any cloud choice of 20 steps costs. Prints each run's served line
 # and the ratio of the medians, pair by pair.
 set -eu
 
-BIN=${DCCL_BIN:-bin}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 DATA=${1:-$ROOT/../shared/data/ml-latest-small}
 PAIRS=${2:-2}
-[ -d "$DATA" ] || { echo "learn_select.sh: no data at $DATA"; exit 1; }
-for b in dccl-data bench_learn; do
-	[ -x "$BIN/$b" ] || make --no-print-directory "$BIN/$b" >/dev/null
-done
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/learn_select.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT INT TERM
-export OPENBLAS_NUM_THREADS=1
-"$BIN/dccl-data" split "$DATA" "$TMP/split" --task ranking --seed 1 >/dev/null
+export BENCH_LEARN_SPLIT="--task ranking --seed 1"
+export BENCH_LEARN_STRIDE=${BENCH_LEARN_STRIDE:-2}
 for i in $(seq 1 "$PAIRS"); do
 	for s in cv fed; do
-		"$BIN/bench_learn" "$TMP/split" --stride \
-		    "${BENCH_LEARN_STRIDE:-2}" --methods bias \
+		sh "$ROOT/tests/bench/bench_learn.sh" "$DATA" --methods bias \
 		    -o learn.select=$s >"$TMP/$s.out"
 		line=$(grep "BENCH learn served " "$TMP/$s.out")
 		echo "pair $i select=$s: $line"
