@@ -40,6 +40,7 @@ struct app {
 	int		 open;
 	char		 ep[1200];
 	struct dataset	 pending;	/* events recorded during a job */
+	int64_t		 pending_last_id;	/* store id of its newest */
 	uint64_t	 since_train;	/* events since the last job began */
 	uint64_t	 trainings;	/* jobs finished */
 	int		 personalized;	/* d->serving is an adopted model */
@@ -104,6 +105,9 @@ job_done(struct device *d, int ok)
 		dataset_append(&d->local, s, sample_hist(&a->pending, s),
 		    s->hist_n);
 	}
+	if (a->pending.n > 0)
+		d->local_last_id = a->pending_last_id;
+	dataset_keep_last(&d->local, (size_t)d->dd->cf.max_local);
 	a->since_train = a->pending.n;
 	if (a->pending.n > 0 && ofa_dev_samples(d))
 		device_poke(d);		/* Forward-OFA: fetch, adapt again */
@@ -217,7 +221,8 @@ static int
 on_event(struct app *a, const Dccl__App__RecordEvent *ev, struct rctx *c)
 {
 	struct device *d = a->d;
-	int64_t every = d->dd->cf.retrain_every, ts = ev->ts;
+	int64_t every = d->dd->cf.retrain_every, ts = ev->ts, id = 0;
+	size_t max = (size_t)d->dd->cf.max_local;
 	struct dataset one;
 	struct dataset *to;
 	const struct sample *s;
@@ -243,6 +248,14 @@ on_event(struct app *a, const Dccl__App__RecordEvent *ev, struct rctx *c)
 		return fail(c, DCCL__APP__APP_ERROR_CODE__E_BAD_REQUEST,
 		    "ts %lld is before the last local sample (%lld)",
 		    (long long)ts, (long long)last_ts(a));
+	/*
+	 * The events of a running job wait in memory until it ends: at most
+	 * learn.max-local of them, then the app is told to come back.
+	 */
+	if (d->state == DEV_TRAIN && a->pending.n >= max)
+		return fail(c, DCCL__APP__APP_ERROR_CODE__E_BUSY,
+		    "a learning job is running and %zu events wait for it "
+		    "(learn.max-local); retry", a->pending.n);
 	dataset_init(&one);
 	app_query(&one, &d->local, &a->pending, app_hist_k(d->model),
 	    d->user, ev->item, ev->genres, ts, ev->clicked ? 1.0f : 0.0f,
@@ -251,7 +264,8 @@ on_event(struct app *a, const Dccl__App__RecordEvent *ev, struct rctx *c)
 	memcpy(one.side_card, d->local.side_card, sizeof(one.side_card));
 	memcpy(one.s[0].side, side, sizeof(side));
 	/* Committed before the reply: an acknowledged event survives. */
-	if (dstore_samples_add(d->st, &one) != 0) {
+	/* The store keeps the newest learn.max-local (same transaction). */
+	if (dstore_samples_add(d->st, &one, (uint64_t)max, &id) != 0) {
 		log_warnx("APP-STORE: device=%s: %s", d->id,
 		    dstore_errmsg(d->st));
 		dataset_fini(&one);
@@ -262,6 +276,14 @@ on_event(struct app *a, const Dccl__App__RecordEvent *ev, struct rctx *c)
 	s = &one.s[0];
 	i = dataset_append(to, s, sample_hist(&one, s), s->hist_n);
 	dataset_fini(&one);
+	if (to == &d->local) {
+		d->local_last_id = id;
+		if (d->local.n > max) {	/* the oldest goes */
+			dataset_keep_last(&d->local, max);
+			i = d->local.n - 1;
+		}
+	} else
+		a->pending_last_id = id;
 	a->since_train++;
 	if (to == &d->local && ofa_dev_samples(d))
 		device_poke(d);		/* Forward-OFA: fetch, adapt again */

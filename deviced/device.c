@@ -513,7 +513,7 @@ learn_after_cb(uv_work_t *w, int status)
 	/* Persist before sending: a resend after a crash reuses the id. */
 	if (dstore_next_request_id(d->st, &rid) != 0 ||
 	    dstore_outbox_put(d->st, rid, d->version, blob, len) != 0 ||
-	    dstore_kv_set(d->st, "trained_samples", (int64_t)d->local.n) != 0)
+	    dstore_kv_set(d->st, "trained_last_id", d->local_last_id) != 0)
 		log_warnx("OUTBOX: device=%s: %s", d->id,
 		    dstore_errmsg(d->st));
 	free(blob);

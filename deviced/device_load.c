@@ -271,6 +271,57 @@ load_ref(struct device *d, uint32_t user, const void *blob, size_t len,
 	return rc != 0 ? -1 : 0;
 }
 
+/* A sample's time and its line: the import's sort key. */
+struct at {
+	int64_t	ts;
+	size_t	i;
+};
+
+static int
+cmp_at(const void *a, const void *b)
+{
+	const struct at *x = a, *y = b;
+
+	if (x->ts != y->ts)
+		return x->ts < y->ts ? -1 : 1;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/*
+ * Stores an imported CSV's samples oldest first, so that store ids grow
+ * with time and the retention window never deletes the newest id
+ * (dstore_samples_add).
+ */
+static int
+import_in_time_order(struct device *d, const struct dataset *ds)
+{
+	struct dataset srt;
+	struct at *at;
+	size_t *idx;
+	int rc, sorted = 1;
+
+	for (size_t i = 1; i < ds->n && sorted; i++)
+		sorted = ds->s[i].ts >= ds->s[i - 1].ts;
+	if (sorted)
+		return dstore_samples_add(d->st, ds, 0, NULL);
+	at = xmalloc(ds->n * sizeof(*at));
+	idx = xmalloc(ds->n * sizeof(*idx));
+	for (size_t i = 0; i < ds->n; i++)
+		at[i] = (struct at){ ds->s[i].ts, i };
+	qsort(at, ds->n, sizeof(*at), cmp_at);
+	for (size_t i = 0; i < ds->n; i++)
+		idx[i] = at[i].i;
+	dataset_init(&srt);
+	srt.n_side = ds->n_side;
+	memcpy(srt.side_card, ds->side_card, sizeof(srt.side_card));
+	dataset_append_subset(&srt, ds, idx, ds->n);
+	rc = dstore_samples_add(d->st, &srt, 0, NULL);
+	dataset_fini(&srt);
+	free(at);
+	free(idx);
+	return rc;
+}
+
 int
 device_load(struct device *d, const char *id, uint32_t user,
     const char *local_csv, const char *test_csv)
@@ -306,7 +357,7 @@ device_load(struct device *d, const char *id, uint32_t user,
 		struct dataset tmp;
 		dataset_init(&tmp);
 		if (dataset_read_csv(&tmp, local_csv, &o, &de) != 0 ||
-		    dstore_samples_add(d->st, &tmp) != 0) {
+		    import_in_time_order(d, &tmp) != 0) {
 			log_warnx("LOCAL-DATA: %s", de.msg[0] ? de.msg :
 			    dstore_errmsg(d->st));
 			dataset_fini(&tmp);
@@ -314,7 +365,19 @@ device_load(struct device *d, const char *id, uint32_t user,
 		}
 		dataset_fini(&tmp);
 	}
+	/* The retention window (learn.max-local), also for an older store. */
+	if (dstore_samples_count(d->st, &n) == 0 && n > (uint64_t)cf->max_local) {
+		log_info("LOCAL-DATA: device=%s keeps its newest %lld of %llu "
+		    "samples (learn.max-local)", id, (long long)cf->max_local,
+		    (unsigned long long)n);
+		if (dstore_samples_trim(d->st, (uint64_t)cf->max_local) != 0) {
+			log_warnx("LOCAL-DATA: %s", dstore_errmsg(d->st));
+			return -1;
+		}
+	}
 	dstore_samples_load(d->st, &d->local, user);
+	dataset_keep_last(&d->local, (size_t)cf->max_local);
+	(void)dstore_samples_last_id(d->st, &d->local_last_id);
 	if (test_csv != NULL && cf->eval_dir[0] != '\0' &&
 	    dataset_read_csv(&d->test, test_csv, &o, &de) != 0)
 		log_warnx("TEST-DATA: %s", de.msg);
@@ -359,8 +422,8 @@ device_load(struct device *d, const char *id, uint32_t user,
 		int64_t tn = -1;
 		if (d->model == NULL || dstore_outbox_last_base(d->st,
 		    &d->trained_version) != 0 || d->trained_version !=
-		    d->version || dstore_kv_get(d->st, "trained_samples",
-		    &tn) != 0 || tn != (int64_t)d->local.n)
+		    d->version || dstore_kv_get(d->st, "trained_last_id",
+		    &tn) != 0 || tn != d->local_last_id)
 			d->trained_version = 0;
 	}
 	return 0;

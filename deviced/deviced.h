@@ -56,6 +56,7 @@ struct deviced_conf {
 	char	*app_listen;	/* app socket endpoint ("" = off), app.c */
 	int64_t	 app_max_candidates;
 	int64_t	 retrain_every;	/* new local samples that re-run the job */
+	int64_t	 max_local;	/* learn.max-local: the retention window */
 	int	 ofa;		/* learn.ofa: Forward-OFA (ofa_dev.c) */
 	/* learning */
 	int	 adapt;		/* 0 none, 1 metapatch, 2 finetune, 3 bias */
@@ -130,7 +131,8 @@ struct device {
 	int		 waiting;	/* a request is outstanding */
 	int		 attempt;
 	uint64_t	 req_id;
-	struct dataset	 local;
+	struct dataset	 local;		/* the newest learn.max-local samples */
+	int64_t		 local_last_id;	/* store id of local's newest */
 	struct dataset	 test;		/* eval mode only */
 	struct dataset	 retrieved;
 	struct dataset	 retrieved_u;	/* eval: by similar users (MODE_USERS) */

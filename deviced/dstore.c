@@ -26,7 +26,9 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS outbox(request_id INTEGER PRIMARY KEY,"
 	"  base_version INTEGER NOT NULL, blob BLOB NOT NULL,"
 	"  acked INTEGER NOT NULL DEFAULT 0, patch_id INTEGER);"
-	"CREATE TABLE IF NOT EXISTS kv(key TEXT PRIMARY KEY, value INTEGER);";
+	"CREATE TABLE IF NOT EXISTS kv(key TEXT PRIMARY KEY, value INTEGER);"
+	/* the retention window's order (dstore_samples_add's keep) */
+	"CREATE INDEX IF NOT EXISTS samples_ts ON samples(ts, id);";
 
 /* The shared helpers (shared/db.h), reporting into the store's message. */
 int
@@ -155,8 +157,55 @@ dstore_samples_count(struct dstore *st, uint64_t *n)
 	return rc;
 }
 
+/* Deletes all but the newest keep samples (by time, then id). */
+static int
+samples_trim(struct dstore *st, uint64_t keep)
+{
+	sqlite3_stmt *s;
+	int rc = 0;
+
+	if (dstore_prep(st, "DELETE FROM samples WHERE id IN (SELECT id FROM "
+	    "samples ORDER BY ts DESC, id DESC LIMIT -1 OFFSET ?)", &s) != 0)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)keep);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		rc = dstore_fail(st, "sample trim");
+	sqlite3_finalize(s);
+	return rc;
+}
+
 int
-dstore_samples_add(struct dstore *st, const struct dataset *ds)
+dstore_samples_trim(struct dstore *st, uint64_t keep)
+{
+	int rc;
+
+	if ((rc = dstore_exec(st, "BEGIN IMMEDIATE")) != 0)
+		return rc;
+	if ((rc = samples_trim(st, keep)) != 0) {
+		dstore_exec(st, "ROLLBACK");
+		return rc;
+	}
+	return dstore_exec(st, "COMMIT");
+}
+
+int
+dstore_samples_last_id(struct dstore *st, int64_t *id)
+{
+	sqlite3_stmt *s;
+
+	*id = 0;
+	if (dstore_prep(st, "SELECT coalesce(max(id), 0) FROM samples", &s) !=
+	    0)
+		return -EIO;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		*id = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return 0;
+}
+
+int
+dstore_samples_add(struct dstore *st, const struct dataset *ds,
+    uint64_t keep, int64_t *last_id)
 {
 	sqlite3_stmt *s = NULL;
 	int rc;
@@ -202,6 +251,12 @@ dstore_samples_add(struct dstore *st, const struct dataset *ds)
 		sqlite3_reset(s);
 	}
 	sqlite3_finalize(s);
+	s = NULL;
+	if (last_id != NULL)
+		*last_id = sqlite3_last_insert_rowid(st->db);
+	/* The window, in the same transaction: one sync per event. */
+	if (keep > 0 && (rc = samples_trim(st, keep)) != 0)
+		goto fail;
 	return dstore_exec(st, "COMMIT");
 fail:
 	sqlite3_finalize(s);

@@ -22,8 +22,18 @@ void	dstore_close(struct dstore *st);
 const char *dstore_errmsg(struct dstore *st);
 
 int	dstore_samples_count(struct dstore *st, uint64_t *n);
-/* Appends every sample of ds (one transaction). */
-int	dstore_samples_add(struct dstore *st, const struct dataset *ds);
+/*
+ * Appends every sample of ds, then, when keep > 0, deletes all but the
+ * newest keep samples (by time, then insertion): one transaction.
+ * *last_id (may be NULL) := the id of the last sample inserted; ids only
+ * grow, so it tells which samples a job saw (learn.max-local).
+ */
+int	dstore_samples_add(struct dstore *st, const struct dataset *ds,
+	    uint64_t keep, int64_t *last_id);
+/* Deletes all but the newest keep samples. */
+int	dstore_samples_trim(struct dstore *st, uint64_t keep);
+/* The largest sample id (0 when there is none). */
+int	dstore_samples_last_id(struct dstore *st, int64_t *id);
 /* Loads the samples into ds (initialised), oldest first; user := user. */
 int	dstore_samples_load(struct dstore *st, struct dataset *ds,
 	    uint32_t user);

@@ -115,6 +115,42 @@ dataset_append(struct dataset *ds, const struct sample *s,
 }
 
 void
+dataset_keep_last(struct dataset *ds, size_t n)
+{
+	size_t drop, h = 0, cap;
+	uint32_t *nh;
+
+	if (ds->n <= n)
+		return;
+	drop = ds->n - n;
+	memmove(ds->s, ds->s + drop, n * sizeof(*ds->s));
+	ds->n = n;
+	/*
+	 * Fresh storage for the kept histories: samples may share a slice
+	 * (ranking negatives share their positive's), so the old array
+	 * cannot be compacted in place.
+	 */
+	for (size_t i = 0; i < n; i++)
+		h += ds->s[i].hist_n;
+	cap = h + h / 4 + 256;	/* room for the appends that follow */
+	nh = xmalloc(cap * sizeof(*nh));
+	h = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct sample *x = &ds->s[i];
+
+		if (x->hist_n > 0)
+			memcpy(nh + h, ds->hist + x->hist_off,
+			    x->hist_n * sizeof(*nh));
+		x->hist_off = (uint32_t)h;
+		h += x->hist_n;
+	}
+	free(ds->hist);
+	ds->hist = nh;
+	ds->hist_len = h;
+	ds->hist_cap = cap;
+}
+
+void
 dataset_append_subset(struct dataset *dst, const struct dataset *src,
     const size_t *idx, size_t n)
 {

@@ -117,6 +117,12 @@ void	dataset_reserve(struct dataset *ds, size_t n_samples, size_t n_hist);
  */
 size_t	dataset_append(struct dataset *ds, const struct sample *s,
 	    const uint32_t *hist, size_t hist_n);
+/*
+ * Keeps the last n samples (the newest, for a dataset in time order) and
+ * drops the rest, compacting the history storage; nothing when ds->n <= n.
+ * A device's retention window (learn.max-local).
+ */
+void	dataset_keep_last(struct dataset *ds, size_t n);
 /* Appends src's samples at idx[0..n) (with histories) to dst. */
 void	dataset_append_subset(struct dataset *dst, const struct dataset *src,
 	    const size_t *idx, size_t n);

@@ -214,14 +214,18 @@ list_devices(const char *dir, size_t *n)
 	return v;
 }
 
+/* A device's local samples, the newest max as deviced keeps them. */
 static int
-load_local(const char *path, struct dataset *ds)
+load_local(const char *path, struct dataset *ds, int64_t max)
 {
 	struct dataset_opts o;
 
 	dataset_init(ds);
 	dataset_opts_default(&o);
-	return dataset_read_csv(ds, path, &o, NULL);
+	if (dataset_read_csv(ds, path, &o, NULL) != 0)
+		return -1;
+	dataset_keep_last(ds, (size_t)max);
+	return 0;
 }
 
 /* Child: only the model and one device's samples; the served job's RSS. */
@@ -245,7 +249,7 @@ rss_child(const char *model_path, const char *local_csv, char **opts,
 
 	openblas_set_num_threads(1);
 	if (conf_setup(&c, &cf, opts, nopt) != 0 ||
-	    load_local(local_csv, &local) != 0 ||
+	    load_local(local_csv, &local, cf.max_local) != 0 ||
 	    (f = fopen(model_path, "rb")) == NULL)
 		return 1;
 	fseek(f, 0, SEEK_END);
@@ -347,7 +351,7 @@ main(int argc, char **argv)
 	}
 	local = xcalloc(ndev, sizeof(struct dataset));
 	for (size_t i = 0; i < ndev; i += (size_t)stride) {
-		if (load_local(dev[i], &local[nsel]) != 0) {
+		if (load_local(dev[i], &local[nsel], cf.max_local) != 0) {
 			fprintf(stderr, "bench_learn: %s: bad CSV\n", dev[i]);
 			return 1;
 		}

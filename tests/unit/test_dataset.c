@@ -1174,6 +1174,55 @@ test_split_cold(void **state)
 	dataset_fini(&ds);
 }
 
+/*
+ * dataset_keep_last: the newest n samples stay, in order, each with its
+ * own history, also where samples shared one history slice; appends
+ * after it work; n >= ds->n changes nothing.
+ */
+static void
+test_keep_last(void **state)
+{
+	struct dataset ds;
+	struct sample x;
+	uint32_t h[5] = { 11, 12, 13, 14, 15 };
+
+	(void)state;
+	dataset_init(&ds);
+	memset(&x, 0, sizeof(x));
+	for (int i = 0; i < 10; i++) {
+		x.item = (uint32_t)(100 + i);
+		x.ts = 1000 + i;
+		dataset_append(&ds, &x, h, (size_t)(i % 6));
+	}
+	/* Samples 8 and 9 share sample 7's slice, as ranking negatives do. */
+	ds.s[8].hist_off = ds.s[9].hist_off = ds.s[7].hist_off;
+	ds.s[8].hist_n = ds.s[9].hist_n = ds.s[7].hist_n;
+	dataset_keep_last(&ds, 20);
+	assert_int_equal(ds.n, 10);
+	dataset_keep_last(&ds, 4);
+	assert_int_equal(ds.n, 4);
+	for (int i = 0; i < 4; i++) {
+		const struct sample *s = &ds.s[i];
+		size_t want = (size_t)(i == 0 ? 6 % 6 : 7 % 6);
+
+		assert_int_equal(s->item, 106 + i);
+		assert_int_equal(s->ts, 1006 + i);
+		assert_int_equal(s->hist_n, want);
+		for (size_t k = 0; k < want; k++)
+			assert_int_equal(sample_hist(&ds, s)[k], h[k]);
+	}
+	assert_int_equal(ds.hist_len, 3);	/* one slice per sample */
+	x.item = 200;
+	dataset_append(&ds, &x, h, 5);
+	assert_int_equal(ds.n, 5);
+	assert_int_equal(sample_hist(&ds, &ds.s[4])[4], 15);
+	assert_int_equal(sample_hist(&ds, &ds.s[1])[0], 11);
+	dataset_keep_last(&ds, 0);
+	assert_int_equal(ds.n, 0);
+	assert_int_equal(ds.hist_len, 0);
+	dataset_fini(&ds);
+}
+
 int
 main(void)
 {
@@ -1187,6 +1236,7 @@ main(void)
 		cmocka_unit_test(test_split_rounding),
 		cmocka_unit_test(test_build_hist_shuffled),
 		cmocka_unit_test(test_hist_same_second),
+		cmocka_unit_test(test_keep_last),
 		cmocka_unit_test(test_split_cold),
 		cmocka_unit_test(test_negatives),
 		cmocka_unit_test(test_synth_speed),

@@ -7,7 +7,8 @@
  * WAL; a chunk file cut short (a power cut) resumes at its last whole
  * chunk; chunks out of order are refused; a full disk refuses the chunk
  * that does not fit and keeps the others; a store whose chunks were blobs
- * opens and downloads again.
+ * opens and downloads again; the local samples' retention window
+ * (learn.max-local) keeps the newest.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,6 +27,7 @@
 #include <sqlite3.h>
 
 #include "deviced/dstore.h"
+#include "shared/data/dataset.h"
 
 #define CHUNK	(256 * 1024)
 #define NCHUNK	16		/* a 4 MiB model */
@@ -328,6 +330,72 @@ test_old_blob_store_opens(void **state)
 	cleanup(dir);
 }
 
+/*
+ * The retention window: dstore_samples_add with keep leaves the newest
+ * keep samples (by time), in the same transaction; ids keep growing, so
+ * the last id tells a job's samples from later ones; dstore_samples_trim
+ * cuts an older, larger store; the loaded samples come oldest first.
+ */
+static void
+test_samples_window(void **state)
+{
+	char dir[] = "/tmp/test_dstore.XXXXXX", path[256], dl[300];
+	struct dstore *st = fresh(dir, path, sizeof(path), dl, sizeof(dl));
+	struct dataset ds, got;
+	struct sample x;
+	uint32_t h[2] = { 7, 8 };
+	uint64_t n;
+	int64_t id, last = 0;
+
+	(void)state;
+	memset(&x, 0, sizeof(x));
+	for (int i = 0; i < 12; i++) {
+		dataset_init(&ds);
+		x.item = (uint32_t)i;
+		x.ts = 100 + i;
+		x.label = (float)(i % 2);
+		dataset_append(&ds, &x, h, (size_t)(i % 3));
+		assert_int_equal(dstore_samples_add(st, &ds, 5, &id), 0);
+		assert_true(id > last);		/* ids only grow */
+		last = id;
+		dataset_fini(&ds);
+		assert_int_equal(dstore_samples_count(st, &n), 0);
+		assert_int_equal(n, i < 5 ? (uint64_t)i + 1 : 5);
+	}
+	assert_int_equal(dstore_samples_last_id(st, &id), 0);
+	assert_int_equal(id, last);
+	dataset_init(&got);
+	assert_int_equal(dstore_samples_load(st, &got, 3), 0);
+	assert_int_equal(got.n, 5);
+	for (size_t i = 0; i < 5; i++) {
+		assert_int_equal(got.s[i].item, 7 + i);	/* the newest 5 */
+		assert_int_equal(got.s[i].user, 3);
+		assert_int_equal(got.s[i].hist_n, (7 + i) % 3);
+	}
+	dataset_fini(&got);
+	/* Without keep nothing goes; a trim then cuts to the newest 2. */
+	dataset_init(&ds);
+	x.item = 50;
+	x.ts = 200;
+	dataset_append(&ds, &x, NULL, 0);
+	x.item = 49;			/* older, inserted later */
+	x.ts = 150;
+	dataset_append(&ds, &x, NULL, 0);
+	assert_int_equal(dstore_samples_add(st, &ds, 0, NULL), 0);
+	dataset_fini(&ds);
+	assert_int_equal(dstore_samples_count(st, &n), 0);
+	assert_int_equal(n, 7);
+	assert_int_equal(dstore_samples_trim(st, 2), 0);
+	dataset_init(&got);
+	assert_int_equal(dstore_samples_load(st, &got, 0), 0);
+	assert_int_equal(got.n, 2);
+	assert_int_equal(got.s[0].item, 49);
+	assert_int_equal(got.s[1].item, 50);
+	dataset_fini(&got);
+	dstore_close(st);
+	cleanup(dir);
+}
+
 int
 main(void)
 {
@@ -338,6 +406,7 @@ main(void)
 		cmocka_unit_test(test_out_of_order_refused),
 		cmocka_unit_test(test_full_disk_keeps_whole_chunks),
 		cmocka_unit_test(test_old_blob_store_opens),
+		cmocka_unit_test(test_samples_window),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
