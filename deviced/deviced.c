@@ -213,6 +213,10 @@ const struct conf_opt deviced_opts[] = {
 	CONF_INT("learn.retrain-every", DV_OFF(retrain_every), "20", 0,
 	    1000000, 0, "re-run the learning job after this many new local "
 	    "samples from the app (0 = never)"),
+	CONF_INT("learn.window", DV_OFF(window), "1024", 0, 1000000, 0,
+	    "each fit (CV folds, final) trains on at most this many of the "
+	    "newest local samples before its held-out block (0 = all; 1024 "
+	    "chosen on validation, scripts/eval-results.md)"),
 	CONF_INT("learn.max-local", DV_OFF(max_local), "4096", 16, 1000000, 0,
 	    "local samples a device keeps and learns from: the newest; "
 	    "older ones are deleted from its store (bounds the job's memory "

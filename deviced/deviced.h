@@ -57,6 +57,7 @@ struct deviced_conf {
 	int64_t	 app_max_candidates;
 	int64_t	 retrain_every;	/* new local samples that re-run the job */
 	int64_t	 max_local;	/* learn.max-local: the retention window */
+	int64_t	 window;	/* learn.window: newest samples a fit reads */
 	int	 ofa;		/* learn.ofa: Forward-OFA (ofa_dev.c) */
 	/* learning */
 	int	 adapt;		/* 0 none, 1 metapatch, 2 finetune, 3 bias */

@@ -974,15 +974,21 @@ cal_nested(struct cv *v, int K, struct learn_choice *ch)
 
 /*
  * Training indices of fold f of K (K < 2: all): the local samples before
- * block f of K contiguous blocks in time order, then the kept pool ones.
+ * block f of K contiguous blocks in time order, the newest learn.window
+ * of them when it is set, then the kept pool ones. The held-out blocks do
+ * not depend on the window, so settings of it are scored on the same
+ * samples.
  */
 static size_t
 train_set(const struct learn_prep *p, const struct method *m, int K,
     int fold, uint32_t *tr)
 {
 	size_t nt = 0, end = K < 2 ? p->n : p->n * (size_t)fold / (size_t)K;
+	size_t w = (size_t)p->in->cf->window, start = 0;
 
-	for (size_t i = 0; i < end; i++)
+	if (w > 0 && end > w)
+		start = end - w;
+	for (size_t i = start; i < end; i++)
 		tr[nt++] = (uint32_t)i;
 	if (m->coda)
 		for (size_t i = p->n; i < p->work.n; i++)

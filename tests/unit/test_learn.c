@@ -1222,6 +1222,74 @@ test_nested_validation(void **state)
 	conf_fini(&c);
 }
 
+
+/*
+ * learn.window: every fit reads only the newest `window` local samples
+ * before its held-out block. With 60 samples, 3 folds and a window of
+ * 12, the fits read samples 8..19, 28..39 and 48..59 and score 20..59,
+ * so samples 0..7 are read by nothing: flipping their labels changes no
+ * parameter and no CV figure, for fine-tuning and for the served
+ * preset's label correction and pairwise loss. Without the window the
+ * same flip changes the fit, and so does a flip inside the final window.
+ */
+static void
+test_window_reads_newest(void **state)
+{
+	static const char *const names[] = { "ft-cv", "ft-lcoffm-pair3-cv",
+		"mp-cv", NULL };
+	struct ctr *m = cloud_model(inter_of(state));
+	struct deviced_conf cf;
+	struct conf c;
+	struct dataset local, none;
+	struct learn_prep p;
+	struct learn_choice ch0, ch1;
+	double secs, mem;
+
+	struct learn_in in = job_in(&cf, &c, m, &local, &none, 60, 29);
+	assert_int_equal(cf.cv_folds, 3);
+	for (int k = 0; names[k] != NULL; k++) {
+		for (int w = 0; w < 2; w++) {
+			struct ctr *a, *b;
+			cf.window = w ? 12 : 0;
+			learn_prep_init(&p, &in, &none);
+			a = learn_method_run(&p, names[k], NULL, &ch0, &secs,
+			    &mem);
+			learn_prep_fini(&p);
+			for (size_t i = 0; i < 8; i++)
+				local.s[i].label = 1.0f - local.s[i].label;
+			learn_prep_init(&p, &in, &none);
+			b = learn_method_run(&p, names[k], NULL, &ch1, &secs,
+			    &mem);
+			learn_prep_fini(&p);
+			for (size_t i = 0; i < 8; i++)
+				local.s[i].label = 1.0f - local.s[i].label;
+			if (w && (max_diff(a, b) != 0 || ch0.gain != ch1.gain ||
+			    ch0.rank != ch1.rank || ch0.lr != ch1.lr))
+				fail_msg("%s, window 12: samples 0..7 moved the "
+				    "fit (%g)", names[k], max_diff(a, b));
+			if (!w && max_diff(a, b) == 0 && ch0.gain == ch1.gain)
+				fail_msg("%s without a window: samples 0..7 "
+				    "read by nothing", names[k]);
+			ctr_free(b);
+			if (w) {	/* inside the final fit's window */
+				local.s[55].label = 1.0f - local.s[55].label;
+				learn_prep_init(&p, &in, &none);
+				b = learn_method_run(&p, names[k], NULL, &ch1,
+				    &secs, &mem);
+				learn_prep_fini(&p);
+				local.s[55].label = 1.0f - local.s[55].label;
+				if (max_diff(a, b) == 0 && ch0.gain == ch1.gain)
+					fail_msg("%s: sample 55 read by nothing",
+					    names[k]);
+				ctr_free(b);
+			}
+			ctr_free(a);
+		}
+	}
+	free_ds(&local);
+	conf_fini(&c);
+	ctr_free(m);
+}
 /*
  * The "-mix" rows (deviced/mix.h): the fit is ft-cv's (the same setting
  * and parameters, the mixture is applied when scoring), the CV's
@@ -1317,6 +1385,8 @@ main(void)
 		cmocka_unit_test(test_diverged_not_served),
 		cmocka_unit_test(test_diverged_rate_out),
 		cmocka_unit_test(test_order_free),
+		cmocka_unit_test(test_window_reads_newest),
+		cmocka_unit_test_prestate(test_window_reads_newest, &fm),
 		cmocka_unit_test_prestate(test_order_free, &fm),
 		cmocka_unit_test_prestate(test_order_free, &fm_prior),
 		cmocka_unit_test_prestate(test_diverged_rate_out, &fm),
