@@ -1012,7 +1012,8 @@ train_set(const struct learn_prep *p, const struct method *m, int K,
  */
 static int
 cv_select(struct learn_prep *p, const struct method *m,
-    const struct grid *g, struct path *pa, int only, struct learn_choice *ch)
+    const struct grid *g, struct path *pa, int only, int want_mix,
+    struct learn_choice *ch)
 {
 	const struct deviced_conf *cf = p->in->cf;
 	int K = (int)(p->n < (size_t)cf->cv_folds ? p->n : (size_t)cf->cv_folds);
@@ -1033,7 +1034,7 @@ cv_select(struct learn_prep *p, const struct method *m,
 	if (v.na > 1 && pa->mode != MODE_BIAS)
 		v.save = xcalloc(ctr_num_params(pa->c), sizeof(float));
 	v.gb = xcalloc((size_t)CV_N * (p->n + 1), sizeof(float));
-	v.mix = m->adapt == ADAPT_FT && v.na == 1;
+	v.mix = want_mix && m->adapt == ADAPT_FT && v.na == 1;
 	v.z0h = xcalloc(p->n + 1, sizeof(float));
 	v.yh = xcalloc(p->n + 1, sizeof(float));
 	v.zall = xcalloc((size_t)GRID_N * (p->n + 1), sizeof(float));
@@ -1293,8 +1294,16 @@ run1(struct learn_prep *p, const struct method *m, int pick, double pw,
 			 */
 			int fed, only = pick && m->sel == SEL_GUARD &&
 			    mm == NULL ? pick_index(p, m, pick, &g, &fed) : -1;
+			/*
+			 * The mixture's evidence and the recalibration
+			 * (every pair of held-out samples at each weight)
+			 * only for a row that serves them, or when an
+			 * evaluation or report may read this CV again.
+			 */
+			int want_mix = SEL_MIXING(m->sel) || cal_of(m) ||
+			    mm != NULL;
 			t1 = now();
-			rc = cv_select(p, m, &g, &pa, only, ch);
+			rc = cv_select(p, m, &g, &pa, only, want_mix, ch);
 			if (e != NULL) {
 				e->have_cv = 1;
 				e->cv_rc = rc;
