@@ -132,6 +132,10 @@ static const struct conf_opt cloudd_opts[] = {
 	CONF_INT("limits.max-devices", CD_OFF(max_devices), "1000000", 1,
 	    1000000000, 0, "most enrolled device keys; a new one beyond it "
 	    "gets E_BUSY"),
+	CONF_INT("limits.patches-per-device", CD_OFF(patches_per_device), "8",
+	    1, 1000000, 1, "a device's newest uploads kept in the store; a "
+	    "new one deletes the older (MoMoDistill reads each user's "
+	    "newest)"),
 	CONF_DBL("limits.max-patch-norm", CD_OFF(max_patch_norm), "100", 0,
 	    1e30, 1, "largest L2 norm of an uploaded patch (0 = no limit)"),
 	CONF_ENUM("limits.patch-norm-action", CD_OFF(patch_clip), "reject",

@@ -73,6 +73,7 @@ struct cloudd_conf {
 	int64_t	 burst, dev_inflight;
 	double	 enroll_rate;		/* first enrolments/s, all devices */
 	int64_t	 enroll_burst, max_devices;
+	int64_t	 patches_per_device;	/* limits.patches-per-device */
 	double	 max_patch_norm;	/* 0 = no limit */
 	double	 patch_norm_factor;	/* x median of accepted, 0 = off */
 	int	 patch_clip;		/* 0 reject, 1 clip */

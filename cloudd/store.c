@@ -229,10 +229,10 @@ store_user_device_count(struct store *st, uint32_t user, uint64_t *n)
 }
 
 int
-store_patch_put(struct store *st, const struct store_patch *p, uint64_t *id,
-    int *dup)
+store_patch_put(struct store *st, const struct store_patch *p,
+    uint32_t keep, uint64_t *id, int *dup)
 {
-	return st->ops->patch_put(st, p, id, dup);
+	return st->ops->patch_put(st, p, keep, id, dup);
 }
 
 int

@@ -212,10 +212,12 @@ int	store_user_device_count(struct store *st, uint32_t user, uint64_t *n);
  * Patches, idempotent by (device_id, request_id): a resend of a stored
  * request sets *dup and returns the stored id without writing. Inside a
  * transaction a request put earlier in the same transaction counts as
- * stored.
+ * stored. A new patch then leaves its device's newest keep patches and
+ * deletes the older ones in the same statement group (keep 0: all stay;
+ * limits.patches-per-device).
  */
 int	store_patch_put(struct store *st, const struct store_patch *p,
-	    uint64_t *id, int *dup);
+	    uint32_t keep, uint64_t *id, int *dup);
 int	store_patch_count(struct store *st, uint64_t *n);
 /* Patches with base_version >= min_base (all fields; free with below). */
 int	store_patch_list(struct store *st, uint64_t min_base,

@@ -50,7 +50,7 @@ struct store_ops {
 	int	(*device_count)(struct store *, uint64_t *);
 	int	(*user_device_count)(struct store *, uint32_t, uint64_t *);
 	int	(*patch_put)(struct store *, const struct store_patch *,
-		    uint64_t *, int *);
+		    uint32_t, uint64_t *, int *);
 	int	(*patch_count)(struct store *, uint64_t *);
 	int	(*patch_list)(struct store *, uint64_t, struct store_patch **,
 		    size_t *);

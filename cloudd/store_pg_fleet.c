@@ -111,8 +111,8 @@ pg_user_device_count(struct store *base, uint32_t user, uint64_t *n)
 /* --- patches ------------------------------------------------------------- */
 
 int
-pg_patch_put(struct store *base, const struct store_patch *p, uint64_t *id,
-    int *dup)
+pg_patch_put(struct store *base, const struct store_patch *p, uint32_t keep,
+    uint64_t *id, int *dup)
 {
 	struct pg *st = PG(base);
 	struct args a = { 0 };
@@ -135,7 +135,16 @@ pg_patch_put(struct store *base, const struct store_patch *p, uint64_t *id,
 	if (PQntuples(r) == 1) {
 		*id = (uint64_t)g_i64(r, 0, 0);
 		PQclear(r);
-		return 0;
+		if (keep == 0)
+			return 0;
+		/* The device's newest keep stay (limits.patches-per-device). */
+		a.n = 0;
+		a_text(&a, p->device_id);
+		a_i64(&a, keep);
+		return cmd(st, "patch retention", "DELETE FROM patches WHERE "
+		    "device_id = $1 AND id < (SELECT min(id) FROM (SELECT id "
+		    "FROM patches WHERE device_id = $1 ORDER BY id DESC LIMIT "
+		    "$2) AS k)", &a) != 0 ? -EIO : 0;
 	}
 	PQclear(r);
 	/* Already stored under this request id: a resend. */

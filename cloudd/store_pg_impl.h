@@ -94,8 +94,8 @@ int	pg_device_get(struct store *base, const char *id, struct store_device *d);
 int	pg_device_list(struct store *base, struct store_device **out, size_t *n);
 int	pg_device_count(struct store *base, uint64_t *n);
 int	pg_user_device_count(struct store *base, uint32_t user, uint64_t *n);
-int	pg_patch_put(struct store *base, const struct store_patch *p, uint64_t *id,
-	    int *dup);
+int	pg_patch_put(struct store *base, const struct store_patch *p,
+	    uint32_t keep, uint64_t *id, int *dup);
 int	pg_patch_count(struct store *base, uint64_t *n);
 int	pg_patch_list(struct store *base, uint64_t min_base, struct store_patch **out,
 	    size_t *n);

@@ -618,9 +618,28 @@ sq_rollback(struct store *base)
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* Deletes a device's patches older than its newest keep. */
 static int
-sq_patch_put(struct store *base, const struct store_patch *p, uint64_t *id,
-    int *dup)
+patch_retain(struct sq *st, const char *device_id, uint32_t keep)
+{
+	sqlite3_stmt *s;
+	int rc = 0;
+
+	if (prep(st, "DELETE FROM patches WHERE device_id = ?1 AND id < "
+	    "(SELECT min(id) FROM (SELECT id FROM patches WHERE device_id = "
+	    "?1 ORDER BY id DESC LIMIT ?2))", &s) != 0)
+		return -EIO;
+	sqlite3_bind_text(s, 1, device_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, keep);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		rc = fail_db(st, "patch retention");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+static int
+sq_patch_put(struct store *base, const struct store_patch *p, uint32_t keep,
+    uint64_t *id, int *dup)
 {
 	struct sq *st = SQ(base);
 	int r;
@@ -649,7 +668,8 @@ sq_patch_put(struct store *base, const struct store_patch *p, uint64_t *id,
 		return fail_db(st, "patch insert");
 	if (sqlite3_changes(st->db) == 1) {
 		*id = (uint64_t)sqlite3_last_insert_rowid(st->db);
-		return 0;
+		/* The device's newest keep stay (limits.patches-per-device). */
+		return keep > 0 ? patch_retain(st, p->device_id, keep) : 0;
 	}
 	/* Already stored under this request id: a resend. */
 	*dup = 1;

@@ -71,6 +71,7 @@ flush(struct cloudd *cd)
 	uint64_t id[UPLOAD_BATCH_MAX];
 	int dup[UPLOAD_BATCH_MAX];
 	double t0 = clock_now();
+	uint32_t keep = (uint32_t)cd->cf.patches_per_device;
 	int rc = -1;
 
 	if (n == 0)
@@ -81,7 +82,8 @@ flush(struct cloudd *cd)
 	if (n > 1) {
 		rc = store_begin(cd->st);
 		for (i = 0; i < n && rc == 0; i++)
-			rc = store_patch_put(cd->st, &it[i].p, &id[i], &dup[i]);
+			rc = store_patch_put(cd->st, &it[i].p, keep, &id[i],
+			    &dup[i]);
 		if (rc == 0)
 			rc = store_commit(cd->st);
 		if (rc != 0) {
@@ -98,7 +100,7 @@ flush(struct cloudd *cd)
 			ack(cd, &it[i], id[i], dup[i]);
 	} else {
 		for (i = 0; i < n; i++) {
-			if (store_patch_put(cd->st, &it[i].p, &id[i],
+			if (store_patch_put(cd->st, &it[i].p, keep, &id[i],
 			    &dup[i]) == 0)
 				ack(cd, &it[i], id[i], dup[i]);
 			else

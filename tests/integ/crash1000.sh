@@ -10,7 +10,11 @@
 endpoints
 make_data 30
 import_pool
-start_cloudd -o train.epochs=1
+# Each device makes 50 uploads: keep them all (the default keeps a
+# device's newest 8; window.sh and test_store play that limit), so that
+# every acknowledged one can be checked.
+KEEP="-o limits.patches-per-device=1000"
+start_cloudd -o train.epochs=1 $KEEP
 wait_model 1
 LOADTEST_KEYS=$T/keys "$BIN/loadtest" uploads "$EP" -n 1000 -d 20 -w 120 -a "$T/acks" \
     >"$T/client.log" 2>&1 &
@@ -28,7 +32,7 @@ while kill -0 "$LP" 2>/dev/null; do
 	kills=$((kills + 1))
 	n=$(grep -c 'READY: cloudd' "$T/cloudd.log")
 	"$BIN/cloudd" -o cloudd.listen="$EP" -o cloudd.pub-listen="$PUB" \
-	    -o cloudd.admin-listen="$ADM" -o cloudd.data-dir="$T/cloud" \
+	    -o cloudd.admin-listen="$ADM" -o cloudd.data-dir="$T/cloud" $KEEP \
 	    >>"$T/cloudd.log" 2>&1 &
 	CPID=$!
 	PIDS="$PIDS $CPID"

@@ -13,7 +13,11 @@ endpoints
 unset DCCL_AUTH_TOKEN
 make_data 10
 import_pool
-start_cloudd -o train.epochs=1 -o auth.mode=off -o cloudd.log-level=debug
+# One device sends bursts of 60: keep all its patches (the default keeps a
+# device's newest 8, which would delete a burst's first rows before the
+# repeat of the first request arrives; window.sh plays that limit).
+start_cloudd -o train.epochs=1 -o auth.mode=off -o cloudd.log-level=debug \
+    -o limits.patches-per-device=1000
 wait_model 1
 P="$BIN/dccl-probe $EP"
 $P register dev-b | grep -q "REPLY registered" || die "register"

@@ -3,13 +3,15 @@
 # the window is cut to its newest at start; app events push the oldest out
 # of memory and store alike; events that arrive while a learning job runs
 # wait for it up to the window, beyond which the app gets a typed E_BUSY
-# and nothing is stored; a restart finds the window as it was.
+# and nothing is stored; a restart finds the window as it was. The cloud's
+# side of the same device (limits.patches-per-device 1): every job's
+# upload is acknowledged, and the store keeps only its newest patch.
 . "$(dirname "$0")/../../scripts/itest-lib.sh"
 W=16
 endpoints
 make_data 4 240
 import_pool
-start_cloudd
+start_cloudd -o limits.patches-per-device=1
 wait_model 1
 U=$(ls "$SHARDS" | sed -n 's/\.local\.csv$//p' | sort -n | head -1)
 DEV=dev-$U
@@ -75,6 +77,12 @@ app status | grep -q "local samples:  $W " || die "after the job: $(app status)"
 [ "$(sqlite3 "$DB" 'SELECT min(item) FROM samples')" = 100 ] || die "the window is not the $W events of the job"
 kill -0 "$DPID" || die "deviced died"
 grep ": TRAIN: device=$DEV" "$T/dev.log" | sed "s/.*TRAIN: /job: /"
+
+log "the cloud keeps the device's newest patch"
+wait_for "[ \$(grep -c 'UPLOAD: device=$DEV ' '$T/cloudd.log') -ge 2 ]" 600 0.1 || die "fewer than 2 uploads"
+[ "$(sql "SELECT count(*) FROM patches WHERE device_id = '$DEV'")" = 1 ] || die "patches kept: $(sql "SELECT count(*) FROM patches WHERE device_id = '$DEV'")"
+[ "$(sql "SELECT max(id) FROM patches WHERE device_id = '$DEV'")" = "$(sql 'SELECT max(id) FROM patches')" ] || die "the kept patch is not the newest"
+echo "ok: $(grep -c "UPLOAD: device=$DEV " "$T/cloudd.log") uploads, 1 patch kept"
 
 log "a restart finds the window"
 kill -TERM "$DPID"

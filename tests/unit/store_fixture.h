@@ -50,6 +50,7 @@ void	test_model_prune(void **state);
 void	test_devices(void **state);
 void	test_patches(void **state);
 void	test_patches_many(void **state);
+void	test_patch_retention(void **state);
 void	test_patch_dup_across_reopen(void **state);
 void	test_patch_tx_commit(void **state);
 void	test_patch_tx_rollback(void **state);

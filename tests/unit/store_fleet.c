@@ -102,14 +102,14 @@ test_patches(void **state)
 	int dup = -1;
 
 	patch(&p, "dev-a", 1, 5, b1, sizeof(b1));
-	assert_int_equal(store_patch_put(st, &p, &id1, &dup), 0);
+	assert_int_equal(store_patch_put(st, &p, 0, &id1, &dup), 0);
 	assert_int_equal(dup, 0);
 	assert_true(id1 > 0);
 
 	/* The same request again: a duplicate, same id, nothing written. */
 	patch(&p, "dev-a", 1, 5, b2, sizeof(b2));
 	dup = -1;
-	assert_int_equal(store_patch_put(st, &p, &id2, &dup), 0);
+	assert_int_equal(store_patch_put(st, &p, 0, &id2, &dup), 0);
 	assert_int_equal(dup, 1);
 	assert_int_equal(id2, id1);
 	assert_int_equal(store_patch_count(st, &n), 0);
@@ -117,19 +117,19 @@ test_patches(void **state)
 
 	/* Same request id from another device is a new patch. */
 	patch(&p, "dev-b", 1, 7, b2, sizeof(b2));
-	assert_int_equal(store_patch_put(st, &p, &id3, &dup), 0);
+	assert_int_equal(store_patch_put(st, &p, 0, &id3, &dup), 0);
 	assert_int_equal(dup, 0);
 	assert_true(id3 != id1);
 	/* And a new request id from the first device. */
 	patch(&p, "dev-a", 2, 6, b2, sizeof(b2));
-	assert_int_equal(store_patch_put(st, &p, &id4, &dup), 0);
+	assert_int_equal(store_patch_put(st, &p, 0, &id4, &dup), 0);
 	assert_int_equal(dup, 0);
 	assert_int_equal(store_patch_count(st, &n), 0);
 	assert_int_equal(n, 3);
 
 	/* A resend after other writes is still found. */
 	patch(&p, "dev-b", 1, 7, b1, sizeof(b1));
-	assert_int_equal(store_patch_put(st, &p, &id2, &dup), 0);
+	assert_int_equal(store_patch_put(st, &p, 0, &id2, &dup), 0);
 	assert_int_equal(dup, 1);
 	assert_int_equal(id2, id3);
 
@@ -170,6 +170,60 @@ test_patches(void **state)
 	free(dl);
 }
 
+/*
+ * limits.patches-per-device: a new patch leaves its device's newest keep
+ * and deletes the older ones, in order; other devices' patches stay; a
+ * resend of a kept request is still a duplicate and deletes nothing;
+ * keep 0 deletes nothing.
+ */
+void
+test_patch_retention(void **state)
+{
+	struct store *st = *state;
+	struct store_patch p, *list = NULL;
+	uint8_t b[4] = "abcd";
+	uint64_t id[8], idb = 0, x = 0, n = 0;
+	size_t ln = 0;
+	int dup = -1;
+
+	patch(&p, "dev-b", 1, 1, b, sizeof(b));
+	assert_int_equal(store_patch_put(st, &p, 3, &idb, &dup), 0);
+	for (int i = 0; i < 6; i++) {
+		patch(&p, "dev-a", (uint64_t)(10 + i), 1, b, sizeof(b));
+		assert_int_equal(store_patch_put(st, &p, 3, &id[i], &dup), 0);
+		assert_int_equal(dup, 0);
+	}
+	assert_int_equal(store_patch_count(st, &n), 0);
+	assert_int_equal(n, 4);		/* dev-a's newest 3, dev-b's one */
+	assert_int_equal(store_patch_list(st, 0, &list, &ln), 0);
+	assert_int_equal(ln, 4);
+	assert_int_equal(list[0].id, idb);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(list[1 + i].id, id[3 + i]);
+		assert_int_equal(list[1 + i].request_id, 13 + i);
+	}
+	store_patch_free(list, ln);
+	/* A resend of a kept request: the same id, nothing deleted. */
+	patch(&p, "dev-a", 14, 1, b, sizeof(b));
+	assert_int_equal(store_patch_put(st, &p, 1, &x, &dup), 0);
+	assert_int_equal(dup, 1);
+	assert_int_equal(x, id[4]);
+	assert_int_equal(store_patch_count(st, &n), 0);
+	assert_int_equal(n, 4);
+	/* keep 0: every patch stays; keep 1: the newest alone. */
+	patch(&p, "dev-a", 16, 1, b, sizeof(b));
+	assert_int_equal(store_patch_put(st, &p, 0, &id[6], &dup), 0);
+	assert_int_equal(store_patch_count(st, &n), 0);
+	assert_int_equal(n, 5);
+	patch(&p, "dev-a", 17, 1, b, sizeof(b));
+	assert_int_equal(store_patch_put(st, &p, 1, &id[7], &dup), 0);
+	assert_int_equal(store_patch_list(st, 0, &list, &ln), 0);
+	assert_int_equal(ln, 2);
+	assert_int_equal(list[0].id, idb);
+	assert_int_equal(list[1].id, id[7]);
+	store_patch_free(list, ln);
+}
+
 void
 test_patches_many(void **state)
 {
@@ -182,7 +236,7 @@ test_patches_many(void **state)
 
 	for (uint64_t r = 1; r <= 100; r++) {	/* past the list capacity */
 		patch(&p, "dev", r, r, &b, 1);
-		assert_int_equal(store_patch_put(st, &p, &id, &dup), 0);
+		assert_int_equal(store_patch_put(st, &p, 0, &id, &dup), 0);
 		assert_int_equal(dup, 0);
 	}
 	assert_int_equal(store_patch_list(st, 50, &list, &ln), 0);
@@ -206,11 +260,11 @@ test_patch_dup_across_reopen(void **state)
 	db_path(path, sizeof(path));
 	st = open_ok(path);
 	patch(&p, "dev-z", 77, 1, b, sizeof(b));
-	assert_int_equal(store_patch_put(st, &p, &id1, &dup), 0);
+	assert_int_equal(store_patch_put(st, &p, 0, &id1, &dup), 0);
 	assert_int_equal(dup, 0);
 	store_close(st);
 	st = open_ok(path);
-	assert_int_equal(store_patch_put(st, &p, &id2, &dup), 0);
+	assert_int_equal(store_patch_put(st, &p, 0, &id2, &dup), 0);
 	assert_int_equal(dup, 1);
 	assert_int_equal(id2, id1);
 	store_close(st);
@@ -237,18 +291,18 @@ test_patch_tx_commit(void **state)
 	db_path(path, sizeof(path));
 	st = open_ok(path);
 	patch(&p, "dev-t", 1, 1, b, sizeof(b));		/* committed before */
-	assert_int_equal(store_patch_put(st, &p, &id0, &dup[0]), 0);
+	assert_int_equal(store_patch_put(st, &p, 0, &id0, &dup[0]), 0);
 	assert_int_equal(dup[0], 0);
 
 	assert_int_equal(store_begin(st), 0);
 	patch(&p, "dev-t", 2, 1, b, sizeof(b));
-	assert_int_equal(store_patch_put(st, &p, &id[0], &dup[0]), 0);
+	assert_int_equal(store_patch_put(st, &p, 0, &id[0], &dup[0]), 0);
 	patch(&p, "dev-u", 2, 1, b, sizeof(b));
-	assert_int_equal(store_patch_put(st, &p, &id[1], &dup[1]), 0);
+	assert_int_equal(store_patch_put(st, &p, 0, &id[1], &dup[1]), 0);
 	patch(&p, "dev-t", 2, 1, b, 2);			/* the first again */
-	assert_int_equal(store_patch_put(st, &p, &id[2], &dup[2]), 0);
+	assert_int_equal(store_patch_put(st, &p, 0, &id[2], &dup[2]), 0);
 	patch(&p, "dev-t", 1, 1, b, sizeof(b));		/* committed before */
-	assert_int_equal(store_patch_put(st, &p, &id[3], &dup[3]), 0);
+	assert_int_equal(store_patch_put(st, &p, 0, &id[3], &dup[3]), 0);
 	assert_int_equal(dup[0], 0);
 	assert_int_equal(dup[1], 0);
 	assert_true(id[0] != id[1] && id[0] != id0 && id[1] != id0);
@@ -266,7 +320,7 @@ test_patch_tx_commit(void **state)
 	    "device_id = 'dev-t' AND request_id = 2 AND size = 4"), 1);
 	/* After the commit, writes commit on their own again. */
 	patch(&p, "dev-v", 1, 1, b, sizeof(b));
-	assert_int_equal(store_patch_put(st, &p, &id[0], &dup[0]), 0);
+	assert_int_equal(store_patch_put(st, &p, 0, &id[0], &dup[0]), 0);
 	assert_int_equal(raw_count(path, "SELECT count(*) FROM patches"), 4);
 	store_close(st);
 }
@@ -291,9 +345,9 @@ test_patch_tx_rollback(void **state)
 	st = open_ok(path);
 	assert_int_equal(store_begin(st), 0);
 	patch(&p, "dev-r", 1, 1, b, sizeof(b));
-	assert_int_equal(store_patch_put(st, &p, &id[0], &dup[0]), 0);
+	assert_int_equal(store_patch_put(st, &p, 0, &id[0], &dup[0]), 0);
 	patch(&p, "dev-r", 2, 1, b, sizeof(b));
-	assert_int_equal(store_patch_put(st, &p, &id[1], &dup[1]), 0);
+	assert_int_equal(store_patch_put(st, &p, 0, &id[1], &dup[1]), 0);
 	store_rollback(st);
 	assert_int_equal(store_patch_count(st, &n), 0);
 	assert_int_equal(n, 0);
@@ -301,7 +355,7 @@ test_patch_tx_rollback(void **state)
 	store_rollback(st);			/* none open: a no-op */
 	for (int i = 0; i < 2; i++) {
 		patch(&p, "dev-r", (uint64_t)i + 1, 1, b, sizeof(b));
-		assert_int_equal(store_patch_put(st, &p, &id[2], &dup[2]), 0);
+		assert_int_equal(store_patch_put(st, &p, 0, &id[2], &dup[2]), 0);
 		assert_int_equal(dup[2], 0);	/* not a duplicate */
 		assert_int_equal(raw_count(path, "SELECT count(*) FROM "
 		    "patches"), i + 1);		/* committed at once */
@@ -309,7 +363,7 @@ test_patch_tx_rollback(void **state)
 	/* A new transaction after a rollback works. */
 	assert_int_equal(store_begin(st), 0);
 	patch(&p, "dev-r", 3, 1, b, sizeof(b));
-	assert_int_equal(store_patch_put(st, &p, &id[2], &dup[2]), 0);
+	assert_int_equal(store_patch_put(st, &p, 0, &id[2], &dup[2]), 0);
 	assert_int_equal(store_commit(st), 0);
 	assert_int_equal(raw_count(path, "SELECT count(*) FROM patches"), 3);
 	store_close(st);
@@ -337,7 +391,7 @@ test_patch_tx_lost_session(void **state)
 	st = open_ok(path);
 	assert_int_equal(store_begin(st), 0);
 	patch(&p, "dev-l", 1, 1, b, sizeof(b));
-	assert_int_equal(store_patch_put(st, &p, &id, &dup), 0);
+	assert_int_equal(store_patch_put(st, &p, 0, &id, &dup), 0);
 	B->raw_exec(path, "SELECT pg_terminate_backend(pid) FROM "
 	    "pg_stat_activity WHERE pid <> pg_backend_pid() AND "
 	    "backend_type = 'client backend' AND datname = "
@@ -347,13 +401,13 @@ test_patch_tx_lost_session(void **state)
 		nanosleep(&ts, NULL);	/* the backend exits on a signal */
 	}
 	patch(&p, "dev-l", 2, 1, b, sizeof(b));
-	assert_int_equal(store_patch_put(st, &p, &id, &dup), -EIO);
+	assert_int_equal(store_patch_put(st, &p, 0, &id, &dup), -EIO);
 	patch(&p, "dev-l", 3, 1, b, sizeof(b));
-	assert_int_equal(store_patch_put(st, &p, &id, &dup), -EIO);
+	assert_int_equal(store_patch_put(st, &p, 0, &id, &dup), -EIO);
 	assert_int_not_equal(store_commit(st), 0);
 	store_rollback(st);
 	assert_int_equal(raw_count(path, "SELECT count(*) FROM patches"), 0);
-	assert_int_equal(store_patch_put(st, &p, &id, &dup), 0);
+	assert_int_equal(store_patch_put(st, &p, 0, &id, &dup), 0);
 	assert_int_equal(dup, 0);
 	assert_int_equal(store_patch_count(st, &n), 0);
 	assert_int_equal(n, 1);
@@ -799,20 +853,20 @@ test_patch_pending(void **state)
 	assert_int_equal(first, 0);
 	patch(&p, "dev-a", 1, 2, b, sizeof(b));		/* user 3 */
 	p.created = 500;
-	assert_int_equal(store_patch_put(st, &p, &id[0], &dup), 0);
+	assert_int_equal(store_patch_put(st, &p, 0, &id[0], &dup), 0);
 	patch(&p, "dev-a", 2, 2, b, sizeof(b));		/* user 3 again */
-	assert_int_equal(store_patch_put(st, &p, &id[1], &dup), 0);
+	assert_int_equal(store_patch_put(st, &p, 0, &id[1], &dup), 0);
 	patch(&p, "dev-b", 1, 2, b, sizeof(b));
 	p.user_id = 4;
-	assert_int_equal(store_patch_put(st, &p, &id[2], &dup), 0);
+	assert_int_equal(store_patch_put(st, &p, 0, &id[2], &dup), 0);
 	patch(&p, "dev-c", 1, 1, b, sizeof(b));		/* older base */
 	p.user_id = 5;
 	p.created = 100;
-	assert_int_equal(store_patch_put(st, &p, &id[3], &dup), 0);
+	assert_int_equal(store_patch_put(st, &p, 0, &id[3], &dup), 0);
 	patch(&p, "dev-d", 1, 2, b, sizeof(b));		/* not a metapatch */
 	p.user_id = 6;
 	snprintf(p.kind, sizeof(p.kind), "other");
-	assert_int_equal(store_patch_put(st, &p, &id[4], &dup), 0);
+	assert_int_equal(store_patch_put(st, &p, 0, &id[4], &dup), 0);
 
 	assert_int_equal(store_patch_pending(st, 2, 2, &users, &first), 0);
 	assert_int_equal(users, 2);
@@ -845,15 +899,15 @@ test_patch_pending(void **state)
 	if (is_pg()) {
 		late = open_ok(path);
 		assert_int_equal(store_begin(late), 0);
-		assert_int_equal(store_patch_put(late, &p, &lo, &dup), 0);
+		assert_int_equal(store_patch_put(late, &p, 0, &lo, &dup), 0);
 	}
 	patch(&p, "dev-f", 1, 2, b, sizeof(b));
 	p.user_id = 8;
-	assert_int_equal(store_patch_put(st, &p, &id[5], &dup), 0);
+	assert_int_equal(store_patch_put(st, &p, 0, &id[5], &dup), 0);
 	if (!is_pg()) {
 		patch(&p, "dev-e", 1, 2, b, sizeof(b));
 		p.user_id = 7;
-		assert_int_equal(store_patch_put(st, &p, &lo, &dup), 0);
+		assert_int_equal(store_patch_put(st, &p, 0, &lo, &dup), 0);
 	}
 	/* The run lists its patches: user 4's and user 8's. */
 	uint64_t run[2] = { id[2], id[5] };

@@ -392,7 +392,7 @@ put_patch(struct store *st, uint64_t rid, uint64_t base)
 	snprintf(p.kind, sizeof(p.kind), "metapatch");
 	p.blob = blob;
 	p.size = sizeof(blob);
-	assert_int_equal(store_patch_put(st, &p, &id, &dup), 0);
+	assert_int_equal(store_patch_put(st, &p, 0, &id, &dup), 0);
 	assert_int_equal(dup, 0);
 }
 

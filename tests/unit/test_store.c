@@ -398,7 +398,7 @@ test_upgrade_from_previous_schema(void **state)
 	d.last_seen = 77;
 	assert_int_equal(store_device_put(st, &d), 0);
 	patch(&p, "dev-old", 9, 1, blob, sizeof(blob));
-	assert_int_equal(store_patch_put(st, &p, &id, &dup), 0);
+	assert_int_equal(store_patch_put(st, &p, 0, &id, &dup), 0);
 	put_model(st, 1, 0, 300);
 	assert_int_equal(store_ofa_put(st, 1, "ofa-blob", 8), 0);
 	store_close(st);
@@ -422,7 +422,7 @@ test_upgrade_from_previous_schema(void **state)
 	assert_int_equal(store_patch_count(st, &n), 0);
 	assert_int_equal(n, 1);
 	patch(&p, "dev-old", 9, 1, blob, sizeof(blob));	/* a resend */
-	assert_int_equal(store_patch_put(st, &p, &id2, &dup), 0);
+	assert_int_equal(store_patch_put(st, &p, 0, &id2, &dup), 0);
 	assert_int_equal(dup, 1);
 	assert_int_equal(id2, id);
 	assert_int_equal(store_model_info(st, 0, &mi), 0);
@@ -677,10 +677,10 @@ test_upgrade_5_to_6(void **state)
 	db_path(path, sizeof(path));
 	st = open_ok(path);
 	patch(&p, "dev-a", 1, 1, b, sizeof(b));
-	assert_int_equal(store_patch_put(st, &p, &id[0], &dup), 0);
+	assert_int_equal(store_patch_put(st, &p, 0, &id[0], &dup), 0);
 	patch(&p, "dev-b", 1, 1, b, sizeof(b));
 	p.user_id = 9;
-	assert_int_equal(store_patch_put(st, &p, &id[1], &dup), 0);
+	assert_int_equal(store_patch_put(st, &p, 0, &id[1], &dup), 0);
 	store_close(st);
 	B->raw_exec(path, "DROP INDEX patches_pending; "
 	    "ALTER TABLE patches DROP COLUMN distilled; "
@@ -808,6 +808,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_patches, mem_setup,
 		    mem_teardown),
 		cmocka_unit_test_setup_teardown(test_patches_many, mem_setup,
+		    mem_teardown),
+		cmocka_unit_test_setup_teardown(test_patch_retention, mem_setup,
 		    mem_teardown),
 		cmocka_unit_test(test_patch_dup_across_reopen),
 		cmocka_unit_test(test_patch_tx_commit),
