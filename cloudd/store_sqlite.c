@@ -172,6 +172,7 @@ sq_close(struct store *base)
 
 	sqlite3_finalize(st->patch_ins);
 	sqlite3_finalize(st->patch_find);
+	sqlite3_finalize(st->patch_trim);
 	sqlite3_finalize(st->dev_put);
 	sqlite3_close(st->db);
 	free(st);
@@ -618,23 +619,25 @@ sq_rollback(struct store *base)
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
-/* Deletes a device's patches older than its newest keep. */
+/*
+ * Deletes a device's patches older than its newest keep; on every upload,
+ * so the statement is kept like the insert's.
+ */
 static int
 patch_retain(struct sq *st, const char *device_id, uint32_t keep)
 {
-	sqlite3_stmt *s;
-	int rc = 0;
+	int r;
 
-	if (prep(st, "DELETE FROM patches WHERE device_id = ?1 AND id < "
-	    "(SELECT min(id) FROM (SELECT id FROM patches WHERE device_id = "
-	    "?1 ORDER BY id DESC LIMIT ?2))", &s) != 0)
+	if (st->patch_trim == NULL && prep(st, "DELETE FROM patches WHERE "
+	    "device_id = ?1 AND id < (SELECT min(id) FROM (SELECT id FROM "
+	    "patches WHERE device_id = ?1 ORDER BY id DESC LIMIT ?2))",
+	    &st->patch_trim) != 0)
 		return -EIO;
-	sqlite3_bind_text(s, 1, device_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, keep);
-	if (sqlite3_step(s) != SQLITE_DONE)
-		rc = fail_db(st, "patch retention");
-	sqlite3_finalize(s);
-	return rc;
+	sqlite3_bind_text(st->patch_trim, 1, device_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st->patch_trim, 2, keep);
+	r = sqlite3_step(st->patch_trim);
+	sqlite3_reset(st->patch_trim);
+	return r == SQLITE_DONE ? 0 : fail_db(st, "patch retention");
 }
 
 static int

@@ -15,7 +15,7 @@
 struct sq {
 	struct store	 base;		/* first: a struct store * is a struct sq * */
 	sqlite3		*db;
-	sqlite3_stmt	*patch_ins, *patch_find, *dev_put;
+	sqlite3_stmt	*patch_ins, *patch_find, *patch_trim, *dev_put;
 };
 
 #define SQ(s)	((struct sq *)(s))

@@ -271,22 +271,6 @@ load_ref(struct device *d, uint32_t user, const void *blob, size_t len,
 	return rc != 0 ? -1 : 0;
 }
 
-/* A sample's time and its line: the import's sort key. */
-struct at {
-	int64_t	ts;
-	size_t	i;
-};
-
-static int
-cmp_at(const void *a, const void *b)
-{
-	const struct at *x = a, *y = b;
-
-	if (x->ts != y->ts)
-		return x->ts < y->ts ? -1 : 1;
-	return x->i < y->i ? -1 : x->i > y->i;
-}
-
 /*
  * Stores an imported CSV's samples oldest first, so that store ids grow
  * with time and the retention window never deletes the newest id
@@ -296,7 +280,7 @@ static int
 import_in_time_order(struct device *d, const struct dataset *ds)
 {
 	struct dataset srt;
-	struct at *at;
+	uint32_t *ord;
 	size_t *idx;
 	int rc, sorted = 1;
 
@@ -304,20 +288,20 @@ import_in_time_order(struct device *d, const struct dataset *ds)
 		sorted = ds->s[i].ts >= ds->s[i - 1].ts;
 	if (sorted)
 		return dstore_samples_add(d->st, ds, 0, NULL);
-	at = xmalloc(ds->n * sizeof(*at));
+	ord = xmalloc(ds->n * sizeof(*ord));
 	idx = xmalloc(ds->n * sizeof(*idx));
 	for (size_t i = 0; i < ds->n; i++)
-		at[i] = (struct at){ ds->s[i].ts, i };
-	qsort(at, ds->n, sizeof(*at), cmp_at);
+		ord[i] = (uint32_t)i;
+	dataset_sort_by_time(ds, ord, ds->n);
 	for (size_t i = 0; i < ds->n; i++)
-		idx[i] = at[i].i;
+		idx[i] = ord[i];
 	dataset_init(&srt);
 	srt.n_side = ds->n_side;
 	memcpy(srt.side_card, ds->side_card, sizeof(srt.side_card));
 	dataset_append_subset(&srt, ds, idx, ds->n);
 	rc = dstore_samples_add(d->st, &srt, 0, NULL);
 	dataset_fini(&srt);
-	free(at);
+	free(ord);
 	free(idx);
 	return rc;
 }
@@ -376,7 +360,6 @@ device_load(struct device *d, const char *id, uint32_t user,
 		}
 	}
 	dstore_samples_load(d->st, &d->local, user);
-	dataset_keep_last(&d->local, (size_t)cf->max_local);
 	(void)dstore_samples_last_id(d->st, &d->local_last_id);
 	if (test_csv != NULL && cf->eval_dir[0] != '\0' &&
 	    dataset_read_csv(&d->test, test_csv, &o, &de) != 0)

@@ -150,6 +150,40 @@ dataset_keep_last(struct dataset *ds, size_t n)
 	ds->hist_cap = cap;
 }
 
+/* qsort has no context argument: sort (ts, index) pairs. */
+struct tsi {
+	int64_t		 ts;
+	uint32_t	 i;
+};
+
+static int
+tsi_cmp(const void *a, const void *b)
+{
+	const struct tsi *x = a, *y = b;
+
+	if (x->ts != y->ts)
+		return x->ts < y->ts ? -1 : 1;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+void
+dataset_sort_by_time(const struct dataset *ds, uint32_t *idx, size_t n)
+{
+	struct tsi *t;
+
+	if (n < 2)
+		return;
+	t = xmalloc(n * sizeof(*t));
+	for (size_t i = 0; i < n; i++) {
+		t[i].ts = ds->s[idx[i]].ts;
+		t[i].i = idx[i];
+	}
+	qsort(t, n, sizeof(*t), tsi_cmp);
+	for (size_t i = 0; i < n; i++)
+		idx[i] = t[i].i;
+	free(t);
+}
+
 void
 dataset_append_subset(struct dataset *dst, const struct dataset *src,
     const size_t *idx, size_t n)

@@ -123,6 +123,9 @@ size_t	dataset_append(struct dataset *ds, const struct sample *s,
  * A device's retention window (learn.max-local).
  */
 void	dataset_keep_last(struct dataset *ds, size_t n);
+/* Sorts idx[0..n) into time order; ties keep index order (stable). */
+void	dataset_sort_by_time(const struct dataset *ds, uint32_t *idx,
+	    size_t n);
 /* Appends src's samples at idx[0..n) (with histories) to dst. */
 void	dataset_append_subset(struct dataset *dst, const struct dataset *src,
 	    const size_t *idx, size_t n);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "shared/data/dataset.h"
 #include "shared/ml/encoder.h"
 #include "shared/ml/kern.h"
 #include "shared/rng.h"
@@ -311,28 +312,11 @@ struct groups {
 	uint32_t	*v;
 };
 
-/* qsort has no context argument: sort (ts, index) pairs. */
-struct tsi {
-	int64_t		 ts;
-	uint32_t	 i;
-};
-
-static int
-tsi_cmp(const void *a, const void *b)
-{
-	const struct tsi *x = a, *y = b;
-
-	if (x->ts != y->ts)
-		return x->ts < y->ts ? -1 : 1;
-	return x->i < y->i ? -1 : x->i > y->i;
-}
-
 static void
 groups_build(struct groups *g, const struct dataset *ds, uint32_t n_users,
     const uint32_t *idx, size_t n)
 {
 	size_t *pos;
-	struct tsi *t;
 
 	g->n_users = n_users;
 	g->off = xcalloc((size_t)n_users + 2, sizeof(size_t));
@@ -349,18 +333,9 @@ groups_build(struct groups *g, const struct dataset *ds, uint32_t n_users,
 		if (u < n_users)
 			g->v[pos[u]++] = idx[i];
 	}
-	t = xcalloc(n + 1, sizeof(*t));
-	for (uint32_t u = 0; u < n_users; u++) {
-		size_t a = g->off[u], k = g->off[u + 1] - a;
-		for (size_t i = 0; i < k; i++) {
-			t[i].ts = ds->s[g->v[a + i]].ts;
-			t[i].i = g->v[a + i];
-		}
-		qsort(t, k, sizeof(*t), tsi_cmp);
-		for (size_t i = 0; i < k; i++)
-			g->v[a + i] = t[i].i;
-	}
-	free(t);
+	for (uint32_t u = 0; u < n_users; u++)
+		dataset_sort_by_time(ds, g->v + g->off[u],
+		    g->off[u + 1] - g->off[u]);
 	free(pos);
 }
 
