@@ -303,6 +303,34 @@ grid_of(const struct deviced_conf *cf, int adapt, struct grid *g)
  * bias alone on fixed logits. */
 enum { MODE_FULL = 0, MODE_TRUNK, MODE_BIAS };
 
+/*
+ * The "-w<N>" at the end of a row's name (a method run with a training
+ * window of N samples instead of learn.window), or NULL.
+ */
+static const char *
+win_suffix(const char *name)
+{
+	const char *q = strrchr(name, '-');
+	size_t i;
+
+	if (q == NULL || q[1] != 'w' || q[2] < '1' || q[2] > '9')
+		return NULL;
+	for (i = 3; q[i] != '\0'; i++)
+		if (q[i] < '0' || q[i] > '9' || i > 9)
+			return NULL;
+	return q;
+}
+
+/* The training window of m's fits: its "-w<N>", else learn.window. */
+static size_t
+win_of(const struct deviced_conf *cf, const struct method *m)
+{
+	const char *q = win_suffix(m->name);
+
+	return q != NULL ? (size_t)strtoul(q + 2, NULL, 10) :
+	    (size_t)cf->window;
+}
+
 /* The memo entry of (p, m) (learn_memo.h). */
 static struct memo_ent *
 memo_get(struct learn_memo *mm, const struct learn_prep *p,
@@ -312,7 +340,8 @@ memo_get(struct learn_memo *mm, const struct learn_prep *p,
 		return NULL;
 	return learn_memo_get(mm, p, m->adapt, m->lc,
 	    m->lc == LC_NONE ? 0 : m->tgt, m->coda, SEL_PARTIAL(m->sel) |
-	    (rec_of(m) > 0 ? (int)rec_of(m) << 1 : 0), pair);
+	    (rec_of(m) > 0 ? (int)rec_of(m) << 1 : 0), pair,
+	    win_of(p->in->cf, m));
 }
 
 static double
@@ -975,7 +1004,7 @@ cal_nested(struct cv *v, int K, struct learn_choice *ch)
 /*
  * Training indices of fold f of K (K < 2: all): the local samples before
  * block f of K contiguous blocks in time order, the newest learn.window
- * of them when it is set, then the kept pool ones. The held-out blocks do
+ * (or the row's "-w<N>") of them when it is set, then the kept pool ones. The held-out blocks do
  * not depend on the window, so settings of it are scored on the same
  * samples.
  */
@@ -984,7 +1013,7 @@ train_set(const struct learn_prep *p, const struct method *m, int K,
     int fold, uint32_t *tr)
 {
 	size_t nt = 0, end = K < 2 ? p->n : p->n * (size_t)fold / (size_t)K;
-	size_t w = (size_t)p->in->cf->window, start = 0;
+	size_t w = win_of(p->in->cf, m), start = 0;
 
 	if (w > 0 && end > w)
 		start = end - w;
@@ -1417,6 +1446,8 @@ run(struct learn_prep *p, const struct method *m, int pick,
 {
 	struct method b = { "bias", ADAPT_BIAS, LC_NONE, 0, 0, SEL_GUARD, 0,
 		0 };
+	const char *ws = win_suffix(m->name);
+	char bn[32];
 	struct ctr *c = run1(p, m, pick, -1, mm, ch, secs, mem);
 	struct learn_grid g0;
 	int fed = ch->fed, ps = ch->pick_steps, pwf = ch->pw_fed;
@@ -1425,6 +1456,10 @@ run(struct learn_prep *p, const struct method *m, int pick,
 	if (ch->adopted || !m->fb || m->adapt == ADAPT_NONE)
 		return c;
 	g0 = ch->grid;
+	if (ws != NULL) {	/* the fallback fits in the same window */
+		(void)snprintf(bn, sizeof(bn), "bias%s", ws);
+		b.name = bn;
+	}
 	c = run1(p, &b, PICK_NONE, -1, mm, ch, &s2, &m2);
 	*secs += s2;
 	ch->fallback = ch->adopted;
@@ -1448,16 +1483,29 @@ find(const char *name)
 
 /*
  * name, or "<name>-def" / "<name>-fed" of a method that chooses its
- * setting (into *tmp, with its pick); NULL if neither.
+ * setting (into *tmp, with its pick), each optionally ending in "-w<N>"
+ * (into *tmp named name: its training window); NULL if none.
  */
 static const struct method *
 find_pick(const char *name, struct method *tmp, int *pick)
 {
 	const struct method *m = find(name);
+	const char *ws = win_suffix(name);
 	size_t n = strlen(name);
 	char base[64];
 
 	*pick = PICK_NONE;
+	if (m == NULL && ws != NULL && ws > name &&
+	    (size_t)(ws - name) < sizeof(base)) {
+		memcpy(base, name, (size_t)(ws - name));
+		base[ws - name] = '\0';
+		if ((m = find_pick(base, tmp, pick)) == NULL ||
+		    m->adapt == ADAPT_NONE)
+			return NULL;
+		*tmp = *m;
+		tmp->name = name;
+		return tmp;
+	}
 	if (m != NULL || n < 5 || n - 4 >= sizeof(base))
 		return m;
 	memcpy(base, name, n - 4);
@@ -1498,7 +1546,7 @@ learn_method_info(const char *name, struct learn_method_info *out)
 
 	if (m == NULL)
 		return -1;
-	out->name = pick ? name : m->name;
+	out->name = pick || m == &tmp ? name : m->name;
 	out->adapts = m->adapt != ADAPT_NONE;
 	out->finetune = m->adapt == ADAPT_FT;
 	out->coda = m->coda;

@@ -30,7 +30,7 @@ learn_memo_free(struct learn_memo *mm)
 /* The entry of (p, method key); a new one if there is room, else NULL. */
 struct memo_ent *
 learn_memo_get(struct learn_memo *mm, const struct learn_prep *p, int adapt,
-    int lc, int tgt, int coda, int ps, float pair)
+    int lc, int tgt, int coda, int ps, float pair, size_t window)
 {
 	struct memo_ent *e;
 
@@ -41,7 +41,7 @@ learn_memo_get(struct learn_memo *mm, const struct learn_prep *p, int adapt,
 		if (e->p == p && e->adapt == adapt && e->lc == lc &&
 		    e->tgt == tgt && e->coda == coda &&
 		    e->ps == ps &&
-		    e->pair == pair)
+		    e->pair == pair && e->window == window)
 			return e;
 	}
 	if (mm->n == MEMO_MAX)
@@ -55,6 +55,7 @@ learn_memo_get(struct learn_memo *mm, const struct learn_prep *p, int adapt,
 	e->coda = coda;
 	e->ps = ps;
 	e->pair = pair;
+	e->window = window;
 	return e;
 }
 

@@ -4,7 +4,8 @@
  * do with its choice), a fallback runs the bias row's, and rows that
  * choose the same setting train the same final fit. An entry is keyed by
  * the prep and what changes the computation (adapt, label correction and
- * its target, CoDA, partial step, pairwise weight); learn.c fills it.
+ * its target, CoDA, partial step, pairwise weight, training window);
+ * learn.c fills it.
  * learn_memo_new and learn_memo_free are declared in learn.h.
  */
 #ifndef DEVICED_LEARN_MEMO_H
@@ -36,6 +37,7 @@ struct memo_ent {
 	const struct learn_prep *p;
 	int		 adapt, lc, tgt, coda, ps;
 	float		 pair;
+	size_t		 window;
 	int		 have_cv, cv_rc;
 	struct learn_choice cv;
 	double		 cv_secs;
@@ -53,7 +55,7 @@ struct learn_memo {
  * a NULL mm). */
 struct memo_ent *learn_memo_get(struct learn_memo *mm,
 	    const struct learn_prep *p, int adapt, int lc, int tgt, int coda,
-	    int ps, float pair);
+	    int ps, float pair, size_t window);
 /* The fit of (lr, steps) in e (may be NULL), or NULL. */
 struct memo_fit *learn_memo_fit_find(struct memo_ent *e, double lr,
 	    int steps);

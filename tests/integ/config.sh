@@ -54,7 +54,8 @@ done
 "$BIN/deviced" -f "$ROOT/conf/deviced-metapatch.conf" -n | grep -q "configuration OK" ||
     die "shipped deviced-metapatch.conf"
 "$BIN/deviced" -f "$ROOT/conf/deviced-metapatch.conf" -p >"$T/out"
-for kv in "learn.adapt *= metapatch" "learn.lc *= none" "learn.pair-weight *= 0 "; do
+for kv in "learn.adapt *= metapatch" "learn.lc *= none" "learn.pair-weight *= 0 " \
+    "learn.window *= 64 "; do
 	grep -q "$kv *# file" "$T/out" || die "deviced-metapatch.conf: no $kv"
 done
 rc=0; "$BIN/cloudd" -o cloudd.data-dir=/proc/dccl-nope >"$T/out" 2>&1 || rc=$?

@@ -1291,6 +1291,73 @@ test_window_reads_newest(void **state)
 	ctr_free(m);
 }
 /*
+ * A row "<method>-w<N>" is the method with a training window of N: the
+ * same choice and model as the method under learn.window = N, also
+ * beside the method's own row in one memo (the window is part of the
+ * key), its bias fallback included.
+ */
+static void
+test_window_rows(void **state)
+{
+	/* the second mp-fb's MetaPatch diverges, the bias fallback serves */
+	static const char *const names[] = { "mp-fb", "ft-lcoffm-pair3-fb",
+		"mp-cv", "bias", "ft-cv-fed", "mp-fb", NULL };
+	struct ctr *m = cloud_model(CTR_INTER_OFF);
+	struct deviced_conf cf;
+	struct conf c;
+	struct dataset local, none;
+	struct learn_prep p;
+	struct learn_choice c0, cw, cr;
+	struct learn_method_info mi;
+	double secs, mem;
+	char nm[64];
+	int fell = 0;
+
+	(void)state;
+	struct learn_in in = job_in(&cf, &c, m, &local, &none, 60, 29);
+	for (int k = 0; names[k] != NULL; k++) {
+		struct learn_memo *mm = learn_memo_new();
+		struct ctr *a, *b, *r;
+		(void)snprintf(nm, sizeof(nm), "%s-w12", names[k]);
+		if (names[k + 1] == NULL) {
+			cf.lr = 1e30;
+			cf.guard_z = 0;
+		}
+		assert_int_equal(learn_method_info(nm, &mi), 0);
+		assert_string_equal(mi.name, nm);
+		cf.window = 0;
+		learn_prep_init(&p, &in, &none);
+		a = learn_method_run(&p, names[k], mm, &c0, &secs, &mem);
+		b = learn_method_run(&p, nm, mm, &cw, &secs, &mem);
+		learn_prep_fini(&p);
+		learn_memo_free(mm);
+		cf.window = 12;
+		learn_prep_init(&p, &in, &none);
+		r = learn_method_run(&p, names[k], NULL, &cr, &secs, &mem);
+		learn_prep_fini(&p);
+		if (max_diff(b, r) != 0 || cw.gain != cr.gain ||
+		    cw.rank != cr.rank || cw.lr != cr.lr ||
+		    cw.steps != cr.steps || cw.adopted != cr.adopted ||
+		    cw.fallback != cr.fallback)
+			fail_msg("%s is not %s at window 12 (%g)", nm,
+			    names[k], max_diff(b, r));
+		if (max_diff(a, b) == 0 && c0.gain == cw.gain)
+			fail_msg("%s: the window changed nothing", nm);
+		fell += cw.fallback;
+		ctr_free(a);
+		ctr_free(b);
+		ctr_free(r);
+	}
+	assert_true(fell > 0);		/* a fallback was compared */
+	assert_int_not_equal(learn_method_info("cloud-w12", &mi), 0);
+	assert_int_not_equal(learn_method_info("mp-fb-w0", &mi), 0);
+	assert_int_not_equal(learn_method_info("mp-fb-w", &mi), 0);
+	free_ds(&local);
+	conf_fini(&c);
+	ctr_free(m);
+}
+
+/*
  * The "-mix" rows (deviced/mix.h): the fit is ft-cv's (the same setting
  * and parameters, the mixture is applied when scoring), the CV's
  * evidence at weight 1 is ft-cv's own, the weight is one of the grid's,
@@ -1400,6 +1467,7 @@ main(void)
 		cmocka_unit_test(test_order_free),
 		cmocka_unit_test(test_window_reads_newest),
 		cmocka_unit_test_prestate(test_window_reads_newest, &fm),
+		cmocka_unit_test(test_window_rows),
 		cmocka_unit_test_prestate(test_order_free, &fm),
 		cmocka_unit_test_prestate(test_order_free, &fm_prior),
 		cmocka_unit_test_prestate(test_diverged_rate_out, &fm),
