@@ -53,7 +53,7 @@ OUTDIR=${2:-$ROOT/out/eval}
 SEEDS=${EVAL_SEEDS:-1 2 3}
 TASKS=${EVAL_TASKS:-ctr ranking synth synth-tail synth-switch}
 COLD=${EVAL_COLD:-0.2}
-METHODS=${EVAL_METHODS:-cloud,naive-ft,ft-cv,ft-guard,ft-lc,ft-lcm,ft-lcoffm,ft-lcoffm-pair3-fb,ft-coda,ft-lcm-coda,ft-coda-u,metapatch,mp-cv,mp-lc-coda,mp-lcm-coda,bias,ft-fb,mp-fb,mp-fb-w64,oov,enc,enc-cv,ofa-low,ofa-mid,ofa-high}
+METHODS=${EVAL_METHODS:-cloud,naive-ft,ft-cv,ft-guard,ft-lc,ft-lcm,ft-lcoffm,ft-lcoffm-pair3-fb,ft-lcoffm-pair3-cv,ft-coda,ft-lcm-coda,ft-coda-u,metapatch,mp-cv,mp-lc-coda,mp-lcm-coda,bias,ft-fb,mp-fb,mp-fb-w64,oov,enc,enc-cv,ofa-low,ofa-mid,ofa-high}
 export OPENBLAS_NUM_THREADS=1
 [ -d "$DATA" ] || { echo "eval.sh: $DATA: no such directory"; exit 1; }
 mkdir -p "$OUTDIR"
