@@ -8,7 +8,8 @@
  * file's methods, federated selection's report and the evaluation matrix,
  * learn_eval.c's).
  *
- * A method is one path through the stages (README, "Device pipeline"):
+ * A method is one path through the stages (README, "Device pipeline"; the
+ * table of methods and what a row's name says: learn_rows.c):
  *   adapt  none | finetune (all weights) | metapatch (only this user's m)
  *          | bias (only this user's logit bias)
  *   lc     label correction: none | soft (the paper's) | offset (hard
@@ -49,6 +50,7 @@
 #include "deviced/label_correct.h"
 #include "deviced/learn.h"
 #include "deviced/learn_memo.h"
+#include "deviced/learn_rows.h"
 #include "deviced/mix.h"
 #include "shared/ml/calib.h"
 #include "deviced/coda_filter.h"
@@ -61,160 +63,6 @@
 #include "shared/data/dataset.h"
 #include "shared/rng.h"
 #include "shared/xmalloc.h"
-
-/* learn.adapt's order: none, metapatch, finetune, bias */
-enum { ADAPT_NONE = 0, ADAPT_MP, ADAPT_FT, ADAPT_BIAS };
-/*
- * How a method picks its (lr, steps) setting and whether it is guarded;
- * the PS forms also choose a partial step (partial.h) by the same CV.
- */
-enum { SEL_FIXED = 0, SEL_CV, SEL_GUARD, SEL_PSCV, SEL_PS,
-	SEL_MIXCV, SEL_MIX, SEL_MIXR };
-#define SEL_GUARDED(s)	((s) == SEL_GUARD || (s) == SEL_PS)
-#define SEL_PARTIAL(s)	((s) == SEL_PSCV || (s) == SEL_PS)
-/*
- * The "-mix" rows (mix.h): the setting as SEL_CV chooses it, then a
- * logit-space weight a by the same CV: largest gain (MIXCV: adopted
- * when a > 0; MIX: and guarded) or most net pairs (MIXR, guarded).
- */
-#define SEL_MIXING(s)	((s) >= SEL_MIXCV)
-/* What label correction aligns the local rate to (label_correct.h). */
-enum { TGT_GLOBAL = 0, TGT_MODEL };
-
-struct method {
-	const char	*name;
-	int		 adapt, lc, tgt, coda, sel;
-	int		 users;		/* CoDA set retrieved by similar users */
-	int		 fb;		/* guard refuses: try the bias alone */
-};
-
-/*
- * A row "<method>-def" runs method at its default grid point, and
- * "<method>-fed" at the point the cloud chose for method (federated
- * selection); a guarded one still guards with its local CV at that point.
- * The pick is run1's argument (the rows above choose their own).
- */
-enum { PICK_NONE = 0, PICK_DEF, PICK_FED };
-
-/*
- * The evaluation rows. "naive-ft" is plain fine-tuning as in the papers
- * (the fixed setting, no selection, no guard); "*-cv" pick their setting
- * by cross-validation but always adopt it (the unguarded gain the guard is
- * measured against); the rest are guarded.
- */
-static const struct method methods[] = {
-	{ "cloud",	ADAPT_NONE, LC_NONE, 0, 0, SEL_FIXED, 0, 0 },
-	{ "naive-ft",	ADAPT_FT, LC_NONE, 0, 0, SEL_FIXED, 0, 0 },
-	{ "ft-cv",	ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
-	{ "ft-guard",	ADAPT_FT, LC_NONE, 0, 0, SEL_GUARD, 0, 0 },
-	{ "ft-lc",	ADAPT_FT, LC_SOFT, TGT_GLOBAL, 0, SEL_GUARD, 0, 0 },
-	{ "ft-lcm",	ADAPT_FT, LC_SOFT, TGT_MODEL, 0, SEL_GUARD, 0, 0 },
-	{ "ft-lcoff",	ADAPT_FT, LC_OFFSET, TGT_GLOBAL, 0, SEL_GUARD, 0, 0 },
-	{ "ft-lcoffm",	ADAPT_FT, LC_OFFSET, TGT_MODEL, 0, SEL_GUARD, 0, 0 },
-	{ "ft-coda",	ADAPT_FT, LC_NONE, 0, 1, SEL_GUARD, 0, 0 },
-	{ "ft-lc-coda",	ADAPT_FT, LC_SOFT, TGT_GLOBAL, 1, SEL_GUARD, 0, 0 },
-	{ "ft-lcm-coda", ADAPT_FT, LC_SOFT, TGT_MODEL, 1, SEL_GUARD, 0, 0 },
-	{ "ft-coda-u",	ADAPT_FT, LC_NONE, 0, 1, SEL_GUARD, 1, 0 },
-	{ "metapatch",	ADAPT_MP, LC_NONE, 0, 0, SEL_GUARD, 0, 0 },
-	{ "mp-cv",	ADAPT_MP, LC_NONE, 0, 0, SEL_CV, 0, 0 },
-	{ "mp-lc-coda",	ADAPT_MP, LC_SOFT, TGT_GLOBAL, 1, SEL_GUARD, 0, 0 },
-	{ "mp-lcm-coda", ADAPT_MP, LC_SOFT, TGT_MODEL, 1, SEL_GUARD, 0, 0 },
-	{ "mp-lc-coda-u", ADAPT_MP, LC_SOFT, TGT_GLOBAL, 1, SEL_GUARD, 1, 0 },
-	{ "bias",	ADAPT_BIAS, LC_NONE, 0, 0, SEL_GUARD, 0, 0 },
-	{ "ft-fb",	ADAPT_FT, LC_NONE, 0, 0, SEL_GUARD, 0, 1 },
-	{ "ft-lcoffm-fb", ADAPT_FT, LC_OFFSET, TGT_MODEL, 0, SEL_GUARD, 0, 1 },
-	{ "mp-fb",	ADAPT_MP, LC_NONE, 0, 0, SEL_GUARD, 0, 1 },
-	{ "ft-pscv",	ADAPT_FT, LC_NONE, 0, 0, SEL_PSCV, 0, 0 },
-	{ "ft-ps",	ADAPT_FT, LC_NONE, 0, 0, SEL_PS, 0, 0 },
-	{ "ft-ps-fb",	ADAPT_FT, LC_NONE, 0, 0, SEL_PS, 0, 1 },
-	{ "mp-pscv",	ADAPT_MP, LC_NONE, 0, 0, SEL_PSCV, 0, 0 },
-	{ "mp-ps",	ADAPT_MP, LC_NONE, 0, 0, SEL_PS, 0, 0 },
-	{ "mp-ps-fb",	ADAPT_MP, LC_NONE, 0, 0, SEL_PS, 0, 1 },
-	/* "-pair": BCE plus the pairwise loss (pair_of) */
-	{ "ft-pair-cv",	ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
-	{ "ft-pair",	ADAPT_FT, LC_NONE, 0, 0, SEL_GUARD, 0, 0 },
-	{ "ft-pair-fb",	ADAPT_FT, LC_NONE, 0, 0, SEL_GUARD, 0, 1 },
-	{ "ft-lcoffm-pair", ADAPT_FT, LC_OFFSET, TGT_MODEL, 0, SEL_GUARD, 0, 0 },
-	{ "mp-pair-cv",	ADAPT_MP, LC_NONE, 0, 0, SEL_CV, 0, 0 },
-	{ "mp-pair-fb",	ADAPT_MP, LC_NONE, 0, 0, SEL_GUARD, 0, 1 },
-	/* CoDA's kept samples (similar samples, "-u" similar users) trained
-	   on with the pairwise loss over the user's own pairs (cold users) */
-	{ "ft-coda-pair-cv", ADAPT_FT, LC_NONE, 0, 1, SEL_CV, 0, 0 },
-	{ "ft-coda-pair", ADAPT_FT, LC_NONE, 0, 1, SEL_GUARD, 0, 0 },
-	{ "ft-coda-u-pair", ADAPT_FT, LC_NONE, 0, 1, SEL_GUARD, 1, 0 },
-	{ "ft-lcoffm-coda-pair", ADAPT_FT, LC_OFFSET, TGT_MODEL, 1, SEL_GUARD,
-	  0, 0 },
-	{ "ft-lcoffm-coda-u-pair", ADAPT_FT, LC_OFFSET, TGT_MODEL, 1,
-	  SEL_GUARD, 1, 0 },
-	/* the best cold-user GAUC row, the bias alone where its guard
-	   refuses (calibration for the rest) */
-	{ "ft-lcoffm-pair-fb", ADAPT_FT, LC_OFFSET, TGT_MODEL, 0, SEL_GUARD,
-	  0, 1 },
-	{ "ft-lcoffm-pair3-fb", ADAPT_FT, LC_OFFSET, TGT_MODEL, 0, SEL_GUARD,
-	  0, 1 },
-	{ "ft-pair3-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
-	/* the ranking preset's method, unguarded: the gain its guard keeps */
-	{ "ft-lcoffm-pair3-cv", ADAPT_FT, LC_OFFSET, TGT_MODEL, 0, SEL_CV, 0,
-	  0 },
-	/* logit-space shrinkage toward the cloud model (mix.h) */
-	{ "ft-mix-cv",	ADAPT_FT, LC_NONE, 0, 0, SEL_MIXCV, 0, 0 },
-	{ "ft-mix",	ADAPT_FT, LC_NONE, 0, 0, SEL_MIX, 0, 0 },
-	{ "ft-mix-fb",	ADAPT_FT, LC_NONE, 0, 0, SEL_MIX, 0, 1 },
-	{ "ft-mixr",	ADAPT_FT, LC_NONE, 0, 0, SEL_MIXR, 0, 0 },
-	{ "ft-pair-mix-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_MIXCV, 0, 0 },
-	{ "ft-pair-mix", ADAPT_FT, LC_NONE, 0, 0, SEL_MIX, 0, 0 },
-	{ "ft-pair-mix-fb", ADAPT_FT, LC_NONE, 0, 0, SEL_MIX, 0, 1 },
-	{ "ft-pair-mixr", ADAPT_FT, LC_NONE, 0, 0, SEL_MIXR, 0, 0 },
-	{ "ft-pair3-mix-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_MIXCV, 0, 0 },
-	{ "ft-pair3-mix", ADAPT_FT, LC_NONE, 0, 0, SEL_MIX, 0, 0 },
-	/* recency-weighted local losses (recency.h) */
-	{ "ft-rec1-cv",	ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
-	{ "ft-rec3-cv",	ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
-	{ "ft-rec3",	ADAPT_FT, LC_NONE, 0, 0, SEL_GUARD, 0, 0 },
-	{ "ft-pair-rec3-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
-	{ "ft-pair3-rec3-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
-	{ "ft-rec3-mix-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_MIXCV, 0, 0 },
-	/* recalibrated on the CV's out-of-fold logits (calib.h) */
-	{ "ft-cal-cv",	ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
-	{ "ft-pair-cal-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
-	{ "ft-pair3-cal-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
-	{ "ft-pair9-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
-	{ "ft-pair9-cal-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
-	{ "ft-pair3-cal", ADAPT_FT, LC_NONE, 0, 0, SEL_GUARD, 0, 0 },
-	{ "ft-pair3-cal-fb", ADAPT_FT, LC_NONE, 0, 0, SEL_GUARD, 0, 1 },
-	/* the pair weight the cloud chose for the fleet (pair_at) */
-	{ "ft-pairw-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
-	{ "ft-pairw",	ADAPT_FT, LC_NONE, 0, 0, SEL_GUARD, 0, 0 },
-	{ NULL, 0, 0, 0, 0, 0, 0, 0 }
-};
-
-/*
- * Weight of the pairwise loss (pairwise.h) added to BCE: 1 for the rows
- * named "...-pair" or "...-pair-*", k for "...-pairk[-*]" (k 2..9),
- * learn.pair-weight for the served method, else 0.
- */
-static float
-pair_of(const struct deviced_conf *cf, const struct method *m)
-{
-	const char *q = strstr(m->name, "-pair");
-
-	if (strcmp(m->name, "serve") == 0)
-		return (float)cf->pair_weight;
-	if (q != NULL && q[5] >= '2' && q[5] <= '9' &&
-	    (q[6] == '\0' || q[6] == '-'))
-		return (float)(q[5] - '0');	/* "-pair3": weight 3 */
-	return q != NULL && (q[5] == '\0' || q[5] == '-') ? 1.0f : 0.0f;
-}
-
-int
-learn_pair_family(const struct deviced_conf *cf, const char *name)
-{
-	const char *q = strstr(name, "-pairw");
-
-	if (strcmp(name, "serve") == 0)
-		return cf->pair_select == 1;
-	return q != NULL && (q[6] == '\0' || q[6] == '-');
-}
 
 /*
  * The pair weight of a run of m: pw when given (>= 0: a report's grid at
@@ -234,7 +82,7 @@ pair_at(const struct learn_prep *p, const struct method *m, double pw,
 	if (pw >= 0)
 		return (float)pw;
 	if (!learn_pair_family(cf, m->name))
-		return pair_of(cf, m);
+		return rows_pair(cf, m);
 	if (fedsel_dev_find_pw(p->in->fed, m->name, &w) == 0) {
 		*fed = 1;
 		return (float)w;
@@ -243,30 +91,6 @@ pair_at(const struct learn_prep *p, const struct method *m, double pw,
 	if (strcmp(m->name, "serve") == 0)
 		return (float)cf->pair_weight;
 	return cf->npw > 0 ? (float)cf->pw[0] : 0.0f;
-}
-
-/* "...-cal[-*]": the row's scores are recalibrated (calib.h). */
-static int
-cal_of(const struct method *m)
-{
-	const char *q = strstr(m->name, "-cal");
-
-	return q != NULL && (q[4] == '\0' || q[4] == '-');
-}
-
-/*
- * Strength k of the recency weights (recency.h) of the rows named
- * "...-reck[-*]" (k 1..9), else 0.
- */
-static double
-rec_of(const struct method *m)
-{
-	const char *q = strstr(m->name, "-rec");
-
-	if (q != NULL && q[4] >= '1' && q[4] <= '9' &&
-	    (q[5] == '\0' || q[5] == '-'))
-		return q[4] - '0';
-	return 0;
 }
 
 /*
@@ -303,34 +127,6 @@ grid_of(const struct deviced_conf *cf, int adapt, struct grid *g)
  * bias alone on fixed logits. */
 enum { MODE_FULL = 0, MODE_TRUNK, MODE_BIAS };
 
-/*
- * The "-w<N>" at the end of a row's name (a method run with a training
- * window of N samples instead of learn.window), or NULL.
- */
-static const char *
-win_suffix(const char *name)
-{
-	const char *q = strrchr(name, '-');
-	size_t i;
-
-	if (q == NULL || q[1] != 'w' || q[2] < '1' || q[2] > '9')
-		return NULL;
-	for (i = 3; q[i] != '\0'; i++)
-		if (q[i] < '0' || q[i] > '9' || i > 9)
-			return NULL;
-	return q;
-}
-
-/* The training window of m's fits: its "-w<N>", else learn.window. */
-static size_t
-win_of(const struct deviced_conf *cf, const struct method *m)
-{
-	const char *q = win_suffix(m->name);
-
-	return q != NULL ? (size_t)strtoul(q + 2, NULL, 10) :
-	    (size_t)cf->window;
-}
-
 /* The memo entry of (p, m) (learn_memo.h). */
 static struct memo_ent *
 memo_get(struct learn_memo *mm, const struct learn_prep *p,
@@ -340,8 +136,8 @@ memo_get(struct learn_memo *mm, const struct learn_prep *p,
 		return NULL;
 	return learn_memo_get(mm, p, m->adapt, m->lc,
 	    m->lc == LC_NONE ? 0 : m->tgt, m->coda, SEL_PARTIAL(m->sel) |
-	    (rec_of(m) > 0 ? (int)rec_of(m) << 1 : 0), pair,
-	    win_of(p->in->cf, m));
+	    (rows_rec(m) > 0 ? (int)rows_rec(m) << 1 : 0), pair,
+	    rows_window(p->in->cf, m));
 }
 
 static double
@@ -1013,7 +809,7 @@ train_set(const struct learn_prep *p, const struct method *m, int K,
     int fold, uint32_t *tr)
 {
 	size_t nt = 0, end = K < 2 ? p->n : p->n * (size_t)fold / (size_t)K;
-	size_t w = win_of(p->in->cf, m), start = 0;
+	size_t w = rows_window(p->in->cf, m), start = 0;
 
 	if (w > 0 && end > w)
 		start = end - w;
@@ -1092,7 +888,7 @@ cv_select(struct learn_prep *p, const struct method *m,
 			v.lpairs = np;
 		}
 		targets(p, m, tr, nt, y, off);
-		recency_weights(p->weight, p->work.n, tr, nt, p->n, rec_of(m),
+		recency_weights(p->weight, p->work.n, tr, nt, p->n, rows_rec(m),
 		    wt);
 		memset(v.scored, 0, sizeof(v.scored));
 		for (int li = 0; li < GRID_LR && rc == 0; li++) {
@@ -1329,7 +1125,7 @@ run1(struct learn_prep *p, const struct method *m, int pick, double pw,
 			 * only for a row that serves them, or when an
 			 * evaluation or report may read this CV again.
 			 */
-			int want_mix = SEL_MIXING(m->sel) || cal_of(m) ||
+			int want_mix = SEL_MIXING(m->sel) || rows_cal(m) ||
 			    mm != NULL;
 			t1 = now();
 			rc = cv_select(p, m, &g, &pa, only, want_mix, ch);
@@ -1391,7 +1187,7 @@ run1(struct learn_prep *p, const struct method *m, int pick, double pw,
 	nt = train_set(p, m, 0, 0, tr);
 	targets(p, m, tr, nt, y, off);
 	wt = xcalloc(p->work.n + 1, sizeof(float));
-	recency_weights(p->weight, p->work.n, tr, nt, p->n, rec_of(m), wt);
+	recency_weights(p->weight, p->work.n, tr, nt, p->n, rows_rec(m), wt);
 	path_reset(p, &pa);
 	rc = sgd_path(p, &pa, tr, nt, y, wt, off, ch->lr, &ch->steps, 1,
 	    (uint64_t)cf->seed, NULL, NULL);
@@ -1419,7 +1215,7 @@ run1(struct learn_prep *p, const struct method *m, int pick, double pw,
 		}
 	}
 done:
-	ch->calibrated = ch->adopted && ch->cal_have && cal_of(m) &&
+	ch->calibrated = ch->adopted && ch->cal_have && rows_cal(m) &&
 	    !ch->mixed;
 	if (!ch->adopted) {
 		ctr_free(c);
@@ -1446,7 +1242,7 @@ run(struct learn_prep *p, const struct method *m, int pick,
 {
 	struct method b = { "bias", ADAPT_BIAS, LC_NONE, 0, 0, SEL_GUARD, 0,
 		0 };
-	const char *ws = win_suffix(m->name);
+	const char *ws = rows_win_suffix(m->name);
 	char bn[32];
 	struct ctr *c = run1(p, m, pick, -1, mm, ch, secs, mem);
 	struct learn_grid g0;
@@ -1472,88 +1268,6 @@ run(struct learn_prep *p, const struct method *m, int pick,
 	return c;
 }
 
-static const struct method *
-find(const char *name)
-{
-	for (const struct method *m = methods; m->name; m++)
-		if (strcmp(m->name, name) == 0)
-			return m;
-	return NULL;
-}
-
-/*
- * name, or "<name>-def" / "<name>-fed" of a method that chooses its
- * setting (into *tmp, with its pick), each optionally ending in "-w<N>"
- * (into *tmp named name: its training window); NULL if none.
- */
-static const struct method *
-find_pick(const char *name, struct method *tmp, int *pick)
-{
-	const struct method *m = find(name);
-	const char *ws = win_suffix(name);
-	size_t n = strlen(name);
-	char base[64];
-
-	*pick = PICK_NONE;
-	if (m == NULL && ws != NULL && ws > name &&
-	    (size_t)(ws - name) < sizeof(base)) {
-		memcpy(base, name, (size_t)(ws - name));
-		base[ws - name] = '\0';
-		if ((m = find_pick(base, tmp, pick)) == NULL ||
-		    m->adapt == ADAPT_NONE)
-			return NULL;
-		*tmp = *m;
-		tmp->name = name;
-		return tmp;
-	}
-	if (m != NULL || n < 5 || n - 4 >= sizeof(base))
-		return m;
-	memcpy(base, name, n - 4);
-	base[n - 4] = '\0';
-	if ((m = find(base)) == NULL || m->sel == SEL_FIXED ||
-	    m->adapt == ADAPT_NONE)
-		return NULL;
-	*tmp = *m;
-	if (strcmp(name + n - 4, "-def") == 0)
-		*pick = PICK_DEF;
-	else if (strcmp(name + n - 4, "-fed") == 0)
-		*pick = PICK_FED;
-	else
-		return NULL;
-	return tmp;
-}
-
-/*
- * The served method: learn.adapt, .lc, .coda, guarded, its fallback; its
- * setting the cloud's with learn.select = fed. Returns the pick.
- */
-static int
-serve_method(const struct deviced_conf *cf, struct method *m)
-{
-	struct method s = { "serve", cf->adapt, cf->lc, cf->lc_target,
-		cf->coda, SEL_GUARD, 0, cf->bias_fallback };
-
-	*m = s;
-	return cf->select == 1 ? PICK_FED : PICK_NONE;
-}
-
-int
-learn_method_info(const char *name, struct learn_method_info *out)
-{
-	struct method tmp;
-	int pick;
-	const struct method *m = find_pick(name, &tmp, &pick);
-
-	if (m == NULL)
-		return -1;
-	out->name = pick || m == &tmp ? name : m->name;
-	out->adapts = m->adapt != ADAPT_NONE;
-	out->finetune = m->adapt == ADAPT_FT;
-	out->coda = m->coda;
-	out->users = m->users;
-	return 0;
-}
-
 struct ctr *
 learn_method_run(struct learn_prep *p, const char *name,
     struct learn_memo *memo, struct learn_choice *ch, double *secs,
@@ -1561,7 +1275,7 @@ learn_method_run(struct learn_prep *p, const char *name,
 {
 	struct method tmp;
 	int pick;
-	const struct method *m = find_pick(name, &tmp, &pick);
+	const struct method *m = rows_find(name, &tmp, &pick);
 	struct ctr *c;
 
 	if (m == NULL)
@@ -1576,13 +1290,13 @@ learn_method_grid(struct learn_prep *p, const char *name, double pw,
 {
 	struct method tmp;
 	int pick;
-	const struct method *m = find_pick(name, &tmp, &pick);
+	const struct method *m = rows_find(name, &tmp, &pick);
 	struct learn_choice ch;
 	struct ctr *c;
 	double secs, mem;
 
 	if (strcmp(name, "serve") == 0) {
-		(void)serve_method(p->in->cf, &tmp);
+		(void)rows_serve(p->in->cf, &tmp);
 		m = &tmp;
 	}
 	if (m == NULL)
@@ -1608,7 +1322,7 @@ learn_run(const struct learn_in *in, struct learn_prep *p,
 	double t0 = now();
 
 	memset(r, 0, sizeof(*r));
-	pick = serve_method(cf, &serve);
+	pick = rows_serve(cf, &serve);
 	learn_prep_init(p, in, in->retrieved);
 	r->kept = p->nkept;
 	c = run(p, &serve, pick, memo, &ch, &secs, &mem);
@@ -1624,7 +1338,7 @@ learn_run(const struct learn_in *in, struct learn_prep *p,
 	 * "metapatch", else the default point), guarded by its own CV.
 	 */
 	if (serve.adapt == ADAPT_FT) {
-		tc = run(p, find("metapatch"), pick, memo, &tch, &secs, &mem);
+		tc = run(p, rows_get("metapatch"), pick, memo, &tch, &secs, &mem);
 		r->taught = tch.adopted;
 		up = tc;
 	} else {
