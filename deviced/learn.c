@@ -9,7 +9,8 @@
  * learn_eval.c's).
  *
  * A method is one path through the stages (README, "Device pipeline"; the
- * table of methods and what a row's name says: learn_rows.c):
+ * table of methods and what a row's name says: learn_rows.c; one SGD
+ * path from the cloud model: learn_path.c):
  *   adapt  none | finetune (all weights) | metapatch (only this user's m)
  *          | bias (only this user's logit bias)
  *   lc     label correction: none | soft (the paper's) | offset (hard
@@ -47,21 +48,19 @@
 #include "deviced/deviced.h"
 #include "deviced/encoder_dev.h"
 #include "deviced/fedsel_choice.h"
-#include "deviced/label_correct.h"
 #include "deviced/learn.h"
 #include "deviced/learn_memo.h"
+#include "deviced/learn_path.h"
 #include "deviced/learn_rows.h"
 #include "deviced/mix.h"
 #include "shared/ml/calib.h"
 #include "deviced/coda_filter.h"
-#include "deviced/pairwise.h"
 #include "deviced/partial.h"
 #include "deviced/recency.h"
 #include "shared/ml/ctr.h"
 #include "shared/ml/ctr_io.h"
 #include "shared/ml/kern.h"
 #include "shared/data/dataset.h"
-#include "shared/rng.h"
 #include "shared/xmalloc.h"
 
 /*
@@ -123,10 +122,6 @@ grid_of(const struct deviced_conf *cf, int adapt, struct grid *g)
 }
 
 
-/* How a path computes: the whole model, from the frozen trunk, or the
- * bias alone on fixed logits. */
-enum { MODE_FULL = 0, MODE_TRUNK, MODE_BIAS };
-
 /* The memo entry of (p, m) (learn_memo.h). */
 static struct memo_ent *
 memo_get(struct learn_memo *mm, const struct learn_prep *p,
@@ -147,16 +142,6 @@ now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* The user's row of the per-user bias, or NULL if the model has none. */
-static float *
-bias_row(const struct ctr *c, uint32_t user)
-{
-	const struct param_tensor *t = ctr_tensor_find(c, "patch_b");
-
-	return t == NULL ? NULL : t->data +
-	    ctr_config_user_row(ctr_config(c), user);
 }
 
 /* CoDA: keeps the retrieved samples the personalized filter selects. */
@@ -276,300 +261,6 @@ learn_prep_fini(struct learn_prep *p)
 }
 
 /*
- * Makes p->w the cloud model again, copying only what paths changed since
- * (a whole-model copy is 0.8 MiB; the m and bias tables are 10 % of it).
- */
-static void
-w_clean(struct learn_prep *p)
-{
-	if (p->w_dirty == 2)
-		ctr_copy_params(p->w, p->in->model);
-	else if (p->w_dirty == 1)
-		ctr_copy_params_sel(p->w, p->in->model, CTR_SEL_METAPATCH_ONLY);
-	p->w_dirty = 0;
-}
-
-/* The first layer's output of every work sample (MODE_TRUNK). */
-static void
-need_trunk(struct learn_prep *p)
-{
-	size_t n = p->work.n, H = (size_t)ctr_trunk_dim(p->in->model);
-	uint32_t *idx;
-
-	if (p->trunk != NULL || n == 0)
-		return;
-	idx = xcalloc(n, sizeof(uint32_t));
-	for (size_t i = 0; i < n; i++)
-		idx[i] = (uint32_t)i;
-	w_clean(p);
-	p->trunk = xcalloc(n * H, sizeof(float));
-	(void)ctr_trunk(p->w, &p->work, idx, n, p->trunk);
-	free(idx);
-}
-
-/* The local samples' logits without the user's bias (MODE_BIAS). */
-static void
-need_zb(struct learn_prep *p)
-{
-	float *b;
-	uint32_t *idx;
-
-	if (p->zb != NULL || p->n == 0)
-		return;
-	w_clean(p);
-	b = bias_row(p->w, p->work.s[0].user);
-	*b = 0;
-	idx = xcalloc(p->n, sizeof(uint32_t));
-	for (size_t i = 0; i < p->n; i++)
-		idx[i] = (uint32_t)i;
-	p->zb = xcalloc(p->n, sizeof(float));
-	(void)ctr_logits(p->w, &p->work, idx, p->n, p->zb);
-	*b = *bias_row(p->in->model, p->work.s[0].user);
-	free(idx);
-}
-
-/*
- * Training targets of one fit: hard labels everywhere, then label
- * correction of the local samples in tr (their labels only, so a held-out
- * fold never informs its own targets). The rate is aligned to r_g (the
- * paper) or to the cloud model's own mean prediction on those samples
- * (TGT_MODEL: the model is per-user, so its prior for this user is not
- * r_g). y and off are indexed like p->work.
- */
-static void
-targets(const struct learn_prep *p, const struct method *m,
-    const uint32_t *tr, size_t ntr, float *y, float *off)
-{
-	const struct deviced_conf *cf = p->in->cf;
-	struct lc_opts lo = { (enum lc_mode)m->lc, p->in->global_ctr,
-		(size_t)cf->lc_min_n, cf->lc_prior };
-	float *ly, *lys, *lof;
-	size_t nl = 0;
-	double pm = 0;
-
-	memcpy(y, p->y, p->work.n * sizeof(float));
-	memset(off, 0, p->work.n * sizeof(float));
-	if (m->lc == LC_NONE)
-		return;
-	ly = xcalloc(ntr + 1, sizeof(float));
-	lys = xcalloc(ntr + 1, sizeof(float));
-	lof = xcalloc(ntr + 1, sizeof(float));
-	for (size_t i = 0; i < ntr; i++)
-		if (tr[i] < p->n) {
-			ly[nl++] = p->y[tr[i]];
-			pm += p->p0[tr[i]];
-		}
-	if (m->tgt == TGT_MODEL && nl > 0)
-		lo.r_g = pm / (double)nl;
-	lc_apply(&lo, ly, nl, lys, lof);
-	nl = 0;
-	for (size_t i = 0; i < ntr; i++)
-		if (tr[i] < p->n) {
-			y[tr[i]] = lys[nl];
-			off[tr[i]] = lof[nl++];
-		}
-	free(ly);
-	free(lys);
-	free(lof);
-}
-
-/* One path's model: the working model c, and in MODE_BIAS the bias. */
-struct path {
-	struct ctr	*c;
-	int		 mode;
-	enum ctr_sel	 sel;
-	float		 bias;
-	float		 pair;		/* weight of the pairwise loss */
-};
-
-/* Logits of work[idx[0..n)] under the path's current parameters. */
-static void
-path_logits(struct learn_prep *p, struct path *pa, const uint32_t *idx,
-    size_t n, float *z)
-{
-	if (pa->mode == MODE_BIAS) {
-		for (size_t i = 0; i < n; i++)
-			z[i] = p->zb[idx[i]] + pa->bias;
-		return;
-	}
-	if (pa->mode == MODE_FULL) {
-		ctr_logits(pa->c, &p->work, idx, n, z);
-		return;
-	}
-	for (size_t i = 0; i < n; i += 256) {
-		int B = (int)(n - i < 256 ? n - i : 256);
-		(void)ctr_forward_trunk(pa->c, &p->work, p->trunk, idx + i, B,
-		    z + i);
-	}
-}
-
-/*
- * Whether the path's logits on work[idx[0..n)] are all finite. A step
- * checks the loss before its update, so a last step that diverges leaves
- * a model predicting NaN or inf behind finite losses: such a path is
- * refused like one whose loss diverged.
- */
-static int
-path_finite(struct learn_prep *p, struct path *pa, const uint32_t *idx,
-    size_t n)
-{
-	float *z = xcalloc(n + 1, sizeof(float));
-	int ok;
-
-	path_logits(p, pa, idx, n, z);
-	ok = kern_finite(z, n);
-	free(z);
-	return ok;
-}
-
-/*
- * One SGD step of the bias alone: ctr_forward, ctr_backward and ctr_step
- * restricted to it, in the same operations and order (the logits are the
- * bias-free ones plus the bias, so every sample's logit moves with it).
- */
-static int
-bias_step(struct learn_prep *p, struct path *pa, const uint32_t *idx, int B,
-    const float *y, const float *w, const float *off, float lr, float *z,
-    float *dz)
-{
-	float g = 0;
-	double l;
-
-	for (int b = 0; b < B; b++)
-		z[b] = p->zb[idx[b]] + pa->bias;
-	l = bce_logits_forward(NULL, z, y, w, off, B);
-	if (!isfinite(l))
-		return -ERANGE;
-	memset(dz, 0, (size_t)B * sizeof(float));
-	bce_logits_backward(dz, z, y, w, off, B);
-	for (int b = 0; b < B; b++)
-		g += dz[b];
-	pa->bias -= lr * g;
-	return 0;
-}
-
-/* Called after steps[k] steps of a path (cross-validation). */
-typedef void (*ckpt_fn)(void *arg, struct path *pa, int k);
-
-/*
- * Plain SGD from the path's current parameters on work[tr[0..ntr)]: full
- * batch when ntr <= batch, else seeded minibatches cycling a shuffled
- * order. Plain SGD because a fresh Adam's first steps move every
- * parameter by about lr * sign(g), whatever the gradient says. at(k) runs
- * after steps[k] steps (ascending). Returns 0, -ECANCELED or -ERANGE.
- */
-static int
-sgd_path(struct learn_prep *p, struct path *pa, const uint32_t *tr,
-    size_t ntr, const float *y, const float *w, const float *off, double lr,
-    const int *steps, int nck, uint64_t seed, ckpt_fn at, void *arg)
-{
-	const struct learn_in *in = p->in;
-	struct ctr *c = pa->c;
-	struct ctr_opt o;
-	struct rng r;
-	int batch = (int)in->cf->batch;
-	uint32_t *perm = xcalloc(ntr + 1, sizeof(uint32_t));
-	int B = ntr < (size_t)batch ? (int)ntr : batch, rc = 0, k = 0;
-	float *yb = xcalloc((size_t)B + 1, sizeof(float));
-	float *wb = xcalloc((size_t)B + 1, sizeof(float));
-	float *ob = xcalloc((size_t)B + 1, sizeof(float));
-	float *zb = xcalloc((size_t)B + 1, sizeof(float));
-	float *dz = xcalloc((size_t)B + 1, sizeof(float));
-	unsigned char *use = xcalloc((size_t)B + 1, 1);
-	size_t pos = 0;
-	double l;
-
-	ctr_opt_default(&o, CTR_OPT_SGD, (float)lr);
-	if (pa->mode == MODE_FULL)
-		p->w_dirty = 2;
-	else if (pa->mode == MODE_TRUNK && p->w_dirty == 0)
-		p->w_dirty = 1;		/* only m and bias tables move */
-	memcpy(perm, tr, ntr * sizeof(uint32_t));
-	rng_seed(&r, seed);
-	for (int s = 1; nck > 0 && s <= steps[nck - 1]; s++) {
-		if (in->stop != NULL && atomic_load(in->stop)) {
-			rc = -ECANCELED;
-			break;
-		}
-		if ((size_t)B < ntr && pos + (size_t)B > ntr)
-			pos = 0;
-		if ((size_t)B < ntr && pos == 0)
-			for (size_t i = ntr - 1; i > 0; i--) {
-				uint32_t j = rng_below(&r, (uint32_t)(i + 1));
-				uint32_t t = perm[i];
-				perm[i] = perm[j];
-				perm[j] = t;
-			}
-		for (int b = 0; b < B; b++) {
-			uint32_t i = perm[pos + (size_t)b];
-			yb[b] = y[i];
-			wb[b] = w[i];
-			ob[b] = off[i];
-		}
-		if (pa->mode == MODE_BIAS) {
-			if ((rc = bias_step(p, pa, perm + pos, B, yb, wb, ob,
-			    o.lr, zb, dz)) != 0)
-				break;
-		} else {
-			ctr_zero_grad(c);
-			rc = pa->mode == MODE_TRUNK ? ctr_forward_trunk(c,
-			    &p->work, p->trunk, perm + pos, B, zb) :
-			    ctr_forward(c, &p->work, perm + pos, B, zb);
-			if (rc != 0)
-				break;
-			if (pa->pair > 0) {
-				/*
-				 * The pairwise gradient over the user's own
-				 * samples enters through the targets: BCE's
-				 * dz is w (p - y) / B.
-				 */
-				for (int b = 0; b < B; b++)
-					use[b] = perm[pos + (size_t)b] < p->n;
-				(void)pairwise_loss(zb, yb, use, B, dz);
-				for (int b = 0; b < B; b++)
-					if (wb[b] > 0)
-						yb[b] -= pa->pair * (float)B *
-						    dz[b] / wb[b];
-			}
-			if ((rc = ctr_backward(c, pa->sel, yb, wb, ob, &l)) != 0)
-				break;
-			if (!isfinite(l)) {
-				rc = -ERANGE;
-				break;
-			}
-			if ((rc = ctr_step(c, pa->sel, &o)) != 0)
-				break;
-		}
-		if ((size_t)B < ntr)
-			pos += (size_t)B;
-		while (k < nck && steps[k] == s && at != NULL)
-			at(arg, pa, k++);
-	}
-	if (pa->mode != MODE_BIAS)
-		ctr_zero_grad(c);
-	free(perm);
-	free(yb);
-	free(wb);
-	free(ob);
-	free(zb);
-	free(dz);
-	free(use);
-	return rc;
-}
-
-/* Resets the path to the cloud model's parameters. */
-static void
-path_reset(struct learn_prep *p, struct path *pa)
-{
-	if (pa->mode == MODE_BIAS)
-		pa->bias = *bias_row(p->in->model, p->work.s[0].user);
-	else if (pa->mode == MODE_TRUNK)
-		ctr_copy_params_sel(pa->c, p->in->model, pa->sel);
-	else
-		ctr_copy_params(pa->c, p->in->model);
-}
-
-/*
  * Cross-validation state: held-out fold and per-(setting, step weight)
  * gain sums, index s * na + a (na = 1: the whole step only).
  */
@@ -637,7 +328,7 @@ cv_ckpt(void *arg, struct path *pa, int k)
 	for (int a = 0; a < v->na; a++) {
 		double al = partial_alpha[PARTIAL_NA - v->na + a];
 		if (pa->mode == MODE_BIAS) {
-			float b0 = *bias_row(c0, v->p->work.s[0].user);
+			float b0 = *path_bias_row(c0, v->p->work.s[0].user);
 			pa->bias = b0 + (float)al * (b1 - b0);
 		} else
 			(void)partial_mix(pa->c, c0, v->save, al, pa->sel);
@@ -887,7 +578,7 @@ cv_select(struct learn_prep *p, const struct method *m,
 			v.ln = v.nho;
 			v.lpairs = np;
 		}
-		targets(p, m, tr, nt, y, off);
+		path_targets(p, m, tr, nt, y, off);
 		recency_weights(p->weight, p->work.n, tr, nt, p->n, rows_rec(m),
 		    wt);
 		memset(v.scored, 0, sizeof(v.scored));
@@ -897,7 +588,7 @@ cv_select(struct learn_prep *p, const struct method *m,
 			v.li = li;
 			v.diverged = 0;
 			path_reset(p, pa);
-			rc = sgd_path(p, pa, tr, nt, y, wt, off,
+			rc = path_sgd(p, pa, tr, nt, y, wt, off,
 			    g->lr[li], g->steps, v.only >= 0 ?
 			    v.only % GRID_ST + 1 : GRID_ST,
 			    (uint64_t)cf->seed + (uint64_t)f, cv_ckpt, &v);
@@ -986,7 +677,7 @@ mode_of(struct learn_prep *p, const struct method *m)
 {
 	if (m->adapt == ADAPT_FT || p->in->reference ||
 	    ctr_trunk_dim(p->in->model) == 0 ||
-	    bias_row(p->in->model, 0) == NULL)
+	    path_bias_row(p->in->model, 0) == NULL)
 		return MODE_FULL;
 	if (m->adapt == ADAPT_BIAS && !m->coda && p->one_user)
 		return MODE_BIAS;
@@ -1094,11 +785,11 @@ run1(struct learn_prep *p, const struct method *m, int pick, double pw,
 	e = memo_get(mm, p, m, pa.pair);
 	/* Paths start from the cloud model: the rest of p->w must be it. */
 	if (pa.mode != MODE_BIAS)
-		w_clean(p);
+		path_w_clean(p);
 	if (pa.mode == MODE_TRUNK)
-		need_trunk(p);
+		path_need_trunk(p);
 	else if (pa.mode == MODE_BIAS)
-		need_zb(p);
+		path_need_zb(p);
 	if (m->sel == SEL_FIXED || (pick && m->sel == SEL_CV)) {
 		/* No CV: a fixed setting, or one chosen elsewhere. */
 		ch->lr = g.lr[1];
@@ -1185,11 +876,11 @@ run1(struct learn_prep *p, const struct method *m, int pick, double pw,
 	y = xcalloc(p->work.n + 1, sizeof(float));
 	off = xcalloc(p->work.n + 1, sizeof(float));
 	nt = train_set(p, m, 0, 0, tr);
-	targets(p, m, tr, nt, y, off);
+	path_targets(p, m, tr, nt, y, off);
 	wt = xcalloc(p->work.n + 1, sizeof(float));
 	recency_weights(p->weight, p->work.n, tr, nt, p->n, rows_rec(m), wt);
 	path_reset(p, &pa);
-	rc = sgd_path(p, &pa, tr, nt, y, wt, off, ch->lr, &ch->steps, 1,
+	rc = path_sgd(p, &pa, tr, nt, y, wt, off, ch->lr, &ch->steps, 1,
 	    (uint64_t)cf->seed, NULL, NULL);
 	if (rc == 0 && !path_finite(p, &pa, tr, nt))
 		rc = -ERANGE;
@@ -1197,7 +888,7 @@ run1(struct learn_prep *p, const struct method *m, int pick, double pw,
 	if (ch->adopted) {
 		c = ctr_clone(pa.mode == MODE_BIAS ? in->model : p->w);
 		if (pa.mode == MODE_BIAS)
-			*bias_row(c, p->work.s[0].user) = pa.bias;
+			*path_bias_row(c, p->work.s[0].user) = pa.bias;
 	}
 	if (e != NULL && e->nfit < MEMO_FITS &&
 	    (rc != 0 || mm->kept < MEMO_KEPT)) {

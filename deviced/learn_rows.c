@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "deviced/label_correct.h"
 #include "deviced/learn.h"
 #include "deviced/learn_rows.h"
 

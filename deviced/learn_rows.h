@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "deviced/deviced.h"
+#include "deviced/label_correct.h"	/* a method's lc: enum lc_mode */
 
 /* learn.adapt's order: none, metapatch, finetune, bias */
 enum { ADAPT_NONE = 0, ADAPT_MP, ADAPT_FT, ADAPT_BIAS };
