@@ -42,7 +42,7 @@ static const struct method methods[] = {
 	{ "mp-pscv",	ADAPT_MP, LC_NONE, 0, 0, SEL_PSCV, 0, 0 },
 	{ "mp-ps",	ADAPT_MP, LC_NONE, 0, 0, SEL_PS, 0, 0 },
 	{ "mp-ps-fb",	ADAPT_MP, LC_NONE, 0, 0, SEL_PS, 0, 1 },
-	/* "-pair": BCE plus the pairwise loss (pair_of) */
+	/* "-pair": BCE plus the pairwise loss (rows_pair) */
 	{ "ft-pair-cv",	ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
 	{ "ft-pair",	ADAPT_FT, LC_NONE, 0, 0, SEL_GUARD, 0, 0 },
 	{ "ft-pair-fb",	ADAPT_FT, LC_NONE, 0, 0, SEL_GUARD, 0, 1 },
@@ -94,7 +94,7 @@ static const struct method methods[] = {
 	{ "ft-pair9-cal-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
 	{ "ft-pair3-cal", ADAPT_FT, LC_NONE, 0, 0, SEL_GUARD, 0, 0 },
 	{ "ft-pair3-cal-fb", ADAPT_FT, LC_NONE, 0, 0, SEL_GUARD, 0, 1 },
-	/* the pair weight the cloud chose for the fleet (pair_at) */
+	/* the pair weight the cloud chose for the fleet (learn.c pair_at) */
 	{ "ft-pairw-cv", ADAPT_FT, LC_NONE, 0, 0, SEL_CV, 0, 0 },
 	{ "ft-pairw",	ADAPT_FT, LC_NONE, 0, 0, SEL_GUARD, 0, 0 },
 	{ NULL, 0, 0, 0, 0, 0, 0, 0 }

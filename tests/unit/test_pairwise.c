@@ -4,8 +4,8 @@
  * - Its gradient matches central finite differences of the loss, with
  *   and without a mask, and with ties and large logit gaps.
  * - Without a (click, no-click) pair the loss and gradient are zero.
- * - Entering it through BCE's targets, as learn.c does (y' = y - B g / w),
- *   gives BCE's gradient plus the pairwise one.
+ * - Entering it through BCE's targets, as learn_path.c does
+ *   (y' = y - B g / w), gives BCE's gradient plus the pairwise one.
  */
 #include <math.h>
 #include <setjmp.h>
