@@ -13,6 +13,10 @@ informative the devices' validation evidence is, never a way to choose a
 rule (a rule is chosen on validation data only: scripts/guard_select.py).
 The "EB" rules shrink each device's CV gain toward its round's fleet
 (empirical Bayes, prior from the devices' CV figures, no test label).
+The "movement" rules adopt only where the method reorders the user's
+test candidates most (scores only, no label; thresholds are quantiles
+of the group's movements), which a device could measure on the
+candidates it ranks but does not today.
 """
 import collections
 import glob
@@ -35,8 +39,27 @@ def users(keep, meth):
             out.append(dict(run=run, cold=user in cold, w=len(rows['cloud']),
                             da=a1 - a0, n=ex.get('n_local', 0),
                             g=ex.get('cv_gain', 0), se=ex.get('cv_se', 0),
-                            rk=ex.get('cv_rank', 0)))
+                            rk=ex.get('cv_rank', 0),
+                            mv=movement(rows['cloud'], rows[meth])))
     return out
+
+
+def movement(ra, rb):
+    """How far METHOD reorders the user's candidates: the mean change of
+    a candidate's rank, over the number of candidates squared (0: same
+    order). Scores only, no label: a device can measure it on the
+    candidates it ranks."""
+    n = len(ra)
+    if n < 2 or len(rb) != n:
+        return 0.0
+    pa = sorted(range(n), key=lambda i: ra[i][1])
+    pb = sorted(range(n), key=lambda i: rb[i][1])
+    rank_a, rank_b = [0] * n, [0] * n
+    for r, i in enumerate(pa):
+        rank_a[i] = r
+    for r, i in enumerate(pb):
+        rank_b[i] = r
+    return sum(abs(rank_a[i] - rank_b[i]) for i in range(n)) / n / n
 
 
 def eb(us):
@@ -83,6 +106,18 @@ def main():
         rs = [r for r in us if r['cold'] == (grp == 'cold')]
         if not rs:
             continue
+        # movement thresholds: quantiles of the group's own movements
+        mvs = sorted(r['mv'] for r in rs)
+        grules = list(rules)
+        for q in (0.5, 0.75):
+            t = mvs[int(q * (len(mvs) - 1))]
+            grules.append(('movement >= its %g quantile' % q,
+                           lambda r, t=t: r['mv'] >= t))
+            for z in (0, 1):
+                grules.append(('gain - %g se > 0, rank > 0, movement >= '
+                               'its %g quantile' % (z, q),
+                               lambda r, t=t, z=z: r['g'] - z * r['se'] > 0
+                               and r['rk'] > 0 and r['mv'] >= t))
         W = sum(r['w'] for r in rs)
         tot = sum(r['w'] * r['da'] for r in rs) / W
         print('%s users (user-runs) %d: %s mean AUC gain %+.4f, %.1f %% '
@@ -90,7 +125,7 @@ def main():
                          100 * sum(r['da'] < 0 for r in rs) / len(rs)))
         print('| rule | adopted | gain kept | users worse |')
         print('|---|---|---|---|')
-        for name, f in rules:
+        for name, f in grules:
             sel = [r for r in rs if f(r)]
             g = sum(r['w'] * r['da'] for r in sel) / W
             print('| %s | %.1f %% | %.0f %% | %.1f %% |' % (
