@@ -190,6 +190,10 @@ const struct conf_opt deviced_opts[] = {
 	CONF_BOOL("learn.guard-rank", DV_OFF(guard_rank), "yes", 0,
 	    "adopt what reorders a user's items only if it orders more "
 	    "held-out (click, no-click) pairs right than the cloud model"),
+	CONF_DBL("learn.guard-move", DV_OFF(guard_move), "0", 0, 1, 0,
+	    "adopt what reorders a user's items only if it reverses at "
+	    "least this share of held-out sample pairs against the cloud "
+	    "model (labels unused; 0 off)"),
 	CONF_INT("learn.guard-min-n", DV_OFF(guard_min_n), "4", 2, 1000000,
 	    0, "adopt nothing with fewer local samples"),
 	CONF_INT("learn.seed", DV_OFF(seed), "1", 0, 2147483647, 0,

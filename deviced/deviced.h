@@ -71,6 +71,7 @@ struct deviced_conf {
 	int64_t	 retrieve_k, retrieve_queries;
 	int	 retrieve_mode;	/* 0 samples, 1 users */
 	double	 lr, ft_lr, bias_lr, guard_z;
+	double	 guard_move;	/* learn.guard-move: least movement */
 	double	 pair_weight;	/* learn.pair-weight (pairwise.h) */
 	int64_t	 steps, ft_steps, batch, cv_folds, guard_min_n, seed;
 	int	 delay_dist;	/* learn.delay-dist (delay.h) */

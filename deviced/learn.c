@@ -418,6 +418,9 @@ run1(struct learn_prep *p, const struct method *m, int pick, double pw,
 		else if (SEL_GUARDED(m->sel) && cf->guard_rank &&
 		    m->adapt != ADAPT_BIAS && !(ch->rank > 0))
 			goto done;	/* no reordering without ranking evidence */
+		else if (SEL_GUARDED(m->sel) && m->adapt != ADAPT_BIAS &&
+		    !(ch->mv >= cf->guard_move))
+			goto done;	/* moves too little to be worth it */
 	}
 	/* The chosen setting, trained on every local sample. */
 	if ((fit = learn_memo_fit_find(e, ch->lr, ch->steps)) != NULL) {

@@ -110,6 +110,10 @@ struct learn_nested {
 	size_t	out_n, out_pairs;	/* last fold: samples, pairs */
 	double	out_gain;	/* last fold: mean logloss gain */
 	double	out_rank;	/* last fold: net pairs ordered better */
+	double	mv;		/* inner folds: share of held-out pairs
+				   reordered against the cloud model (for an
+				   evaluation, a report or learn.guard-move;
+				   else 0) */
 	int	have_cal;	/* fine-tuning: out_cal is set */
 	double	out_cal;	/* last fold: the logloss gain of the
 				   recalibration fitted on the inner folds
@@ -124,6 +128,8 @@ struct learn_choice {
 	int	steps;
 	double	gain, se;	/* CV mean logloss gain and its std. error */
 	double	rank;		/* held-out pairs ordered better, net */
+	double	mv;		/* held-out pairs reordered, share (as
+				   learn_nested's, over every fold) */
 	double	alpha;		/* the step weight (partial.h; 1 whole) */
 	int	fed;		/* 1 the cloud's choice, -1 its default
 				   (no choice for the method), 0 not asked */

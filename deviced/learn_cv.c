@@ -56,6 +56,15 @@ struct cv {
 	int		 last;		/* the fold being scored is it */
 	double		 lsum[CV_N], lsq[CV_N], lrank[CV_N];
 	size_t		 ln, lpairs;
+	/*
+	 * Movement (for an evaluation or report, or learn.guard-move):
+	 * held-out pairs, labelled or not, whose order the setting
+	 * reverses against the cloud model's (a tie on one side half),
+	 * over all and the last fold.
+	 */
+	int		 move;
+	double		 mv[CV_N], lmv[CV_N];
+	size_t		 mvpairs, lmvpairs;
 	/* Fine-tuning: the logit-space mixtures' evidence (mix.h). */
 	int		 mix;
 	float		*z0h, *yh;	/* nho: cloud logits, labels */
@@ -166,6 +175,18 @@ cv_score(struct cv *v, int s)
 				v->lrank[s] += o1 - o0;
 		}
 	}
+	if (v->move)
+		for (size_t i = 0; i < v->nho; i++)
+			for (size_t j = i + 1; j < v->nho; j++) {
+				double d1 = (double)v->z[i] - v->z[j];
+				double d0 = (double)v->z0h[i] - v->z0h[j];
+				double o = (d1 > 0) - (d1 < 0) - ((d0 > 0) -
+				    (d0 < 0));
+				double f = fabs(o) / 2;	/* 1 reversed */
+				v->mv[s] += f;
+				if (v->last)
+					v->lmv[s] += f;
+			}
 	if (v->mix && v->na == 1) {
 		mix_add(&v->mx[s], v->z0h, v->z, v->yh, v->nho);
 		for (size_t i = 0; i < v->nho; i++) {
@@ -194,6 +215,9 @@ nested_point(const struct cv *v, size_t nh, int b, struct learn_nested *ne)
 	ne->out_gain = v->lsum[b] / (double)v->ln;
 	ne->out_pairs = v->lpairs;
 	ne->out_rank = v->lrank[b];
+	if (v->move && v->mvpairs > v->lmvpairs)
+		ne->mv = (v->mv[b] - v->lmv[b]) /
+		    (double)(v->mvpairs - v->lmvpairs);
 }
 
 /*
@@ -323,6 +347,7 @@ cv_select(struct learn_prep *p, const struct method *m,
 		v.save = xcalloc(ctr_num_params(pa->c), sizeof(float));
 	v.gb = xcalloc((size_t)CV_N * (p->n + 1), sizeof(float));
 	v.mix = want_mix && m->adapt == ADAPT_FT && v.na == 1;
+	v.move = want_mix || cf->guard_move > 0;
 	v.z0h = xcalloc(p->n + 1, sizeof(float));
 	v.yh = xcalloc(p->n + 1, sizeof(float));
 	v.zall = xcalloc((size_t)GRID_N * (p->n + 1), sizeof(float));
@@ -346,9 +371,11 @@ cv_select(struct learn_prep *p, const struct method *m,
 		v.last = f == K - 1;
 		np = label_pairs(v.yh, v.nho);
 		v.pairs += np;
+		v.mvpairs += v.nho * (v.nho - 1) / 2;
 		if (v.last) {
 			v.ln = v.nho;
 			v.lpairs = np;
+			v.lmvpairs = v.nho * (v.nho - 1) / 2;
 		}
 		path_targets(p, m, tr, nt, y, off);
 		recency_weights(p->weight, p->work.n, tr, nt, p->n, rows_rec(m),
@@ -392,6 +419,8 @@ cv_select(struct learn_prep *p, const struct method *m,
 		ch->gain = mu;
 		ch->se = sqrt((var > 0 ? var : 0) / nn);
 		ch->rank = v.rank[best];
+		ch->mv = v.move && v.mvpairs > 0 ? v.mv[best] /
+		    (double)v.mvpairs : 0;
 		ch->lr = g->lr[st / GRID_ST];
 		ch->steps = g->steps[st % GRID_ST];
 		ch->alpha = partial_alpha[PARTIAL_NA - v.na + best % v.na];

@@ -256,6 +256,11 @@ learn_eval(struct device *d, const struct learn_in *in, struct learn_prep *p0,
 			fprintf(x, "%s,cv_se,%g\n%s,cv_rank,%g\n%s,alpha,%g\n"
 			    "%s,n_local,%zu\n", mi.name, ch.se, mi.name, ch.rank,
 			    mi.name, ch.adopted ? ch.alpha : 0, mi.name, p->n);
+		/* How far the choice reorders held-out pairs (learn.h). */
+		if (mi.adapts && ch.mv > 0)
+			fprintf(x, "%s,cv_mv,%g\n", mi.name, ch.mv);
+		if (mi.adapts && ch.nested.have && ch.nested.mv > 0)
+			fprintf(x, "%s,nv_mv,%g\n", mi.name, ch.nested.mv);
 		/* The held-out (click, no-click) pairs cv_rank is net of. */
 		if (mi.adapts && ch.grid.have)
 			fprintf(x, "%s,cv_pairs,%zu\n", mi.name,

@@ -60,7 +60,8 @@ def devices(keep, meth):
                 nv='nv_gain' in ex, ng=ex.get('nv_gain', 0),
                 nse=ex.get('nv_se', 0), nrk=ex.get('nv_rank', 0),
                 on=ex.get('nv_on', 0), op=ex.get('nv_opairs', 0),
-                ork=ex.get('nv_orank', 0)))
+                ork=ex.get('nv_orank', 0), mv=ex.get('cv_mv', 0),
+                nmv=ex.get('nv_mv', 0)))
         runs[os.path.basename(run)] = out
     return runs
 

@@ -1021,6 +1021,76 @@ test_guard_pick_one_path(void **state)
 }
 
 /*
+ * learn.guard-move: the guard refuses what reverses fewer than that share
+ * of held-out sample pairs against the cloud model. The movement is the
+ * same with and without a memo, does not change the CV's choice, is 0
+ * for the bias (it moves every logit alike, so no pair turns), and the
+ * threshold is inclusive: at the movement the job adopts, just above it
+ * the job keeps the cloud model.
+ */
+static void
+test_guard_move(void **state)
+{
+	struct ctr *m = cloud_model(inter_of(state)), *a;
+	struct deviced_conf cf;
+	struct conf c;
+	struct dataset local, none;
+	struct learn_prep p;
+	struct learn_choice c0, c1;
+	struct learn_memo *mm = learn_memo_new();
+	double secs, mem, mv;
+
+	struct learn_in in;
+
+	/* a job the lenient guard adopts */
+	for (uint64_t seed = 5; ; seed++) {
+		assert_true(seed < 25);
+		in = job_in(&cf, &c, m, &local, &none, 120, seed);
+		learn_prep_init(&p, &in, &none);
+		cf.guard_z = 0;
+		cf.guard_rank = 0;
+		cf.guard_move = 1e-9;
+		a = learn_method_run(&p, "ft-guard", NULL, &c0, &secs, &mem);
+		if (c0.adopted)
+			break;
+		ctr_free(a);
+		learn_prep_fini(&p);
+		free_ds(&local);
+		conf_fini(&c);
+	}
+	assert_true(max_diff(a, m) > 0);
+	ctr_free(a);
+	mv = c0.mv;
+	assert_true(mv > 0 && mv <= 1);
+	ctr_free(learn_method_run(&p, "ft-guard", mm, &c1, &secs, &mem));
+	assert_true(c1.mv == mv);
+	assert_true(c1.nested.mv == c0.nested.mv && c0.nested.mv > 0);
+
+	cf.guard_move = mv;		/* inclusive */
+	a = learn_method_run(&p, "ft-guard", NULL, &c1, &secs, &mem);
+	assert_true(c1.adopted && c1.mv == mv);
+	ctr_free(a);
+	cf.guard_move = nextafter(mv, 2);
+	a = learn_method_run(&p, "ft-guard", NULL, &c1, &secs, &mem);
+	assert_false(c1.adopted);
+	assert_true(max_diff(a, m) == 0);	/* the cloud model */
+	ctr_free(a);
+	assert_true(c1.lr == c0.lr && c1.steps == c0.steps &&
+	    c1.gain == c0.gain && c1.se == c0.se && c1.rank == c0.rank);
+
+	/* the bias shifts every logit alike: nothing turns, and the
+	   movement rule does not apply to it */
+	cf.guard_move = 0.5;
+	ctr_free(learn_method_run(&p, "bias", NULL, &c1, &secs, &mem));
+	assert_true(c1.mv == 0);
+	learn_memo_free(mm);
+	learn_prep_fini(&p);
+	free_ds(&local);
+	ctr_free(m);
+	conf_fini(&c);
+}
+
+/*
  * A pair-weight family (learn_pair_family, issue 17's fifth pass): a
  * "-pairw" row trains at the cloud's weight for it (the "-pairK" row's
  * fit, bit for bit), at the first candidate without a choice; the
@@ -1448,6 +1518,8 @@ main(void)
 		cmocka_unit_test(test_memo_same),
 		cmocka_unit_test(test_fedsel_grid),
 		cmocka_unit_test(test_guard_pick_one_path),
+		cmocka_unit_test(test_guard_move),
+		cmocka_unit_test_prestate(test_guard_move, &fm),
 		cmocka_unit_test(test_pair_family),
 		cmocka_unit_test(test_nested_validation),
 		cmocka_unit_test(test_partial_step),
