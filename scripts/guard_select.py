@@ -61,7 +61,7 @@ def devices(keep, meth):
                 nse=ex.get('nv_se', 0), nrk=ex.get('nv_rank', 0),
                 on=ex.get('nv_on', 0), op=ex.get('nv_opairs', 0),
                 ork=ex.get('nv_orank', 0), mv=ex.get('cv_mv', 0),
-                nmv=ex.get('nv_mv', 0)))
+                nmv=ex.get('nv_mv', 0), cp=ex.get('cv_pairs', 0)))
         runs[os.path.basename(run)] = out
     return runs
 

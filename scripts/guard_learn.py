@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""guard_learn.py TRAIN_KEEP TEST_KEEP METHOD: a guard learnt by the fleet.
+
+An ideal guard adapts the users whose expected gain is large
+(guard_floor.py); the served guard reads each device's CV figures
+through a fixed rule. This asks whether a predictor of the gain, fitted
+across a fleet on validation data only, would choose better.
+
+Fit (TRAIN_KEEP, validation only): for every device with a nested
+validation (deviced/learn.h, struct learn_nested), the features of its
+inner folds (z = nv_gain / nv_se, the net share of inner pairs ordered
+better nv_rank / (cv_pairs - nv_opairs), the movement nv_mv,
+log n_local) and the target, its last fold's AUC change nv_orank /
+nv_opairs; least squares weighted by the last fold's size, per task's
+users warm and cold apart. A device would apply it to its full CV
+figures (cv_gain / cv_se, cv_rank / cv_pairs, cv_mv, log n_local): what
+federated selection could ship.
+
+Measure (TEST_KEEP, another evaluation's rounds, test labels): the
+predicted gain's rule "adopt if prediction > t" for several t, against
+the served guard and the rules of the same family it has (gain - z se >
+0, rank > 0), as the share of users worse and of the unguarded gain
+kept. Chooses nothing.
+"""
+import math
+import sys
+
+from guard_select import devices
+
+
+def feats(d, nested):
+    if nested:
+        ip = d['cp'] - d['op']
+        return [1.0, clip(d['ng'] / d['nse'] if d['nse'] > 0 else 0),
+                d['nrk'] / ip if ip > 0 else 0.0, d['nmv'],
+                math.log(max(d['n'], 1))]
+    return [1.0, clip(d['g'] / d['se'] if d['se'] > 0 else 0),
+            d['rk'] / d['cp'] if d['cp'] > 0 else 0.0, d['mv'],
+            math.log(max(d['n'], 1))]
+
+
+def clip(x):
+    return max(-10.0, min(10.0, x))
+
+
+def solve(a, b):
+    """Gaussian elimination with a small ridge, for the normal
+    equations."""
+    n = len(b)
+    m = [row[:] + [b[i]] for i, row in enumerate(a)]
+    for i in range(n):
+        m[i][i] += 1e-6
+    for c in range(n):
+        p = max(range(c, n), key=lambda r: abs(m[r][c]))
+        m[c], m[p] = m[p], m[c]
+        for r in range(n):
+            if r != c and m[c][c] != 0:
+                f = m[r][c] / m[c][c]
+                m[r] = [x - f * y for x, y in zip(m[r], m[c])]
+    return [m[i][n] / m[i][i] if m[i][i] else 0.0 for i in range(n)]
+
+
+def fit(ds):
+    ev = [d for d in ds if d['nv'] and d['op'] > 0 and d['cp'] > d['op']]
+    k = 5
+    a = [[0.0] * k for _ in range(k)]
+    b = [0.0] * k
+    for d in ev:
+        x, y, w = feats(d, True), d['ork'] / d['op'], d['on']
+        for i in range(k):
+            b[i] += w * x[i] * y
+            for j in range(k):
+                a[i][j] += w * x[i] * x[j]
+    return solve(a, b), len(ev)
+
+
+def frontier(ds, pred):
+    us = [d for d in ds if d['da'] is not None]
+    tot = sum(d['w'] * d['da'] for d in us)
+    sel = [d for d in us if pred(d)]
+    return (100 * sum(d['da'] < 0 for d in sel) / len(us),
+            100 * sum(d['w'] * d['da'] for d in sel) / tot if tot else 0)
+
+
+def main():
+    if len(sys.argv) < 4:
+        sys.exit(__doc__)
+    train = devices(sys.argv[1], sys.argv[3])
+    test = devices(sys.argv[2], sys.argv[3])
+    print('| users | rule | adopted | users worse | kept |')
+    print('|---|---|---|---|---|')
+    for grp in ('warm', 'cold'):
+        tr = [d for r in train.values() for d in r
+              if d['cold'] == (grp == 'cold')]
+        te = [d for r in test.values() for d in r
+              if d['cold'] == (grp == 'cold') and d['da'] is not None]
+        if not tr or not te:
+            continue
+        beta, nfit = fit(tr)
+        print('| %s | fitted on %d devices: %s | | | |' % (
+            grp, nfit, ', '.join('%+.4f' % x for x in beta)))
+        rules = []
+        for z in (0, 1, 2, 3):
+            rules.append(('gain - %g se > 0, rank > 0%s' % (
+                z, ' (served)' if z == 1 else ''),
+                lambda d, z=z: d['n'] >= 4 and d['g'] - z * d['se'] > 0
+                and d['rk'] > 0))
+        preds = sorted(sum(b * x for b, x in zip(beta, feats(d, False)))
+                       for d in te)
+        for q in (0.5, 0.6, 0.7, 0.8, 0.9):
+            t = preds[int(q * (len(preds) - 1))]
+            rules.append(('predicted gain > its %g quantile (%+.4f)'
+                          % (q, t), lambda d, t=t: d['n'] >= 4 and
+                          sum(b * x for b, x in zip(beta, feats(d, False)))
+                          > t))
+        for name, f in rules:
+            w, k = frontier(te, f)
+            n = sum(1 for d in te if f(d))
+            print('| %s | %s | %.0f %% | %.1f %% | %.0f %% |' % (
+                grp, name, 100 * n / len(te), w, k))
+
+
+if __name__ == '__main__':
+    main()
