@@ -16,11 +16,14 @@ users warm and cold apart. A device would apply it to its full CV
 figures (cv_gain / cv_se, cv_rank / cv_pairs, cv_mv, log n_local): what
 federated selection could ship.
 
+Choice (TRAIN_KEEP's nested validation only, choose()): the threshold t
+closest to issue 17's goal on the fitting fleet's last folds.
+
 Measure (TEST_KEEP, another evaluation's rounds, test labels): the
-predicted gain's rule "adopt if prediction > t" for several t, against
-the served guard and the rules of the same family it has (gain - z se >
-0, rank > 0), as the share of users worse and of the unguarded gain
-kept. Chooses nothing.
+chosen rule and, for the frontier, "adopt if prediction > t" at several
+quantiles, against the served guard and the rules of the same family it
+has (gain - z se > 0, rank > 0), as the share of users worse and of the
+unguarded gain kept.
 """
 import math
 import sys
@@ -82,6 +85,39 @@ def frontier(ds, pred):
             100 * sum(d['w'] * d['da'] for d in sel) / tot if tot else 0)
 
 
+def pred(beta, d, nested):
+    return sum(b * x for b, x in zip(beta, feats(d, nested)))
+
+
+def choose(ds, beta):
+    """The threshold t on the predicted gain, on the fitting fleet's
+    nested validation only: each quantile of its nested predictions is
+    replayed on the last folds (as guard_select.py: worse = adopted
+    devices whose last-fold AUC drops, over all; kept = their share of
+    the last folds' sample-weighted AUC change), and the t closest to
+    the goal, max(0, worse - 2 %) + max(0, 80 % - kept) in points, wins;
+    the served guard's distance on the same folds beside it. The
+    predictor was fitted on these folds, so this flatters it."""
+    ev = [d for d in ds if d['nv'] and d['op'] > 0 and d['cp'] > d['op']]
+    tot = sum(d['on'] * d['ork'] / d['op'] for d in ev)
+
+    def dist(f):
+        sel = [d for d in ev if d['n'] >= 4 and f(d)]
+        w = 100 * sum(d['ork'] < 0 for d in sel) / len(ev)
+        k = 100 * sum(d['on'] * d['ork'] / d['op'] for d in sel) / tot
+        return max(0.0, w - 2) + max(0.0, 80 - k), w, k
+
+    ps = sorted(pred(beta, d, True) for d in ev)
+    best = None
+    for q in range(1, 10):
+        t = ps[int(q / 10 * (len(ps) - 1))]
+        r = dist(lambda d, t=t: pred(beta, d, True) > t)
+        if best is None or r[0] < best[1][0]:
+            best = (t, r)
+    served = dist(lambda d: d['ng'] - d['nse'] > 0 and d['nrk'] > 0)
+    return best, served
+
+
 def main():
     if len(sys.argv) < 4:
         sys.exit(__doc__)
@@ -113,6 +149,13 @@ def main():
                           % (q, t), lambda d, t=t: d['n'] >= 4 and
                           sum(b * x for b, x in zip(beta, feats(d, False)))
                           > t))
+        (t, vr), vs = choose(tr, beta)
+        rules.append(('chosen on validation: predicted gain > %+.4f '
+                      '(validation %.1f %% / %.0f %%, distance %.1f; '
+                      'served %.1f %% / %.0f %%, %.1f)' % (
+                          t, vr[1], vr[2], vr[0], vs[1], vs[2], vs[0]),
+                      lambda d, t=t: d['n'] >= 4 and
+                      pred(beta, d, False) > t))
         for name, f in rules:
             w, k = frontier(te, f)
             n = sum(1 for d in te if f(d))
