@@ -28,7 +28,7 @@ unguarded gain kept.
 import math
 import sys
 
-from guard_select import devices
+from guard_select import devices, last_folds, replay_last, replay_test
 
 
 def feats(d, nested):
@@ -64,7 +64,7 @@ def solve(a, b):
 
 
 def fit(ds):
-    ev = [d for d in ds if d['nv'] and d['op'] > 0 and d['cp'] > d['op']]
+    ev = [d for d in last_folds(ds) if d['cp'] > d['op']]
     k = 5
     a = [[0.0] * k for _ in range(k)]
     b = [0.0] * k
@@ -77,12 +77,10 @@ def fit(ds):
     return solve(a, b), len(ev)
 
 
-def frontier(ds, pred):
+def frontier(ds, f):
     us = [d for d in ds if d['da'] is not None]
-    tot = sum(d['w'] * d['da'] for d in us)
-    sel = [d for d in us if pred(d)]
-    return (100 * sum(d['da'] < 0 for d in sel) / len(us),
-            100 * sum(d['w'] * d['da'] for d in sel) / tot if tot else 0)
+    w, k = replay_test(us, f)
+    return 100 * w, 100 * k
 
 
 def pred(beta, d, nested):
@@ -98,13 +96,11 @@ def choose(ds, beta):
     the goal, max(0, worse - 2 %) + max(0, 80 % - kept) in points, wins;
     the served guard's distance on the same folds beside it. The
     predictor was fitted on these folds, so this flatters it."""
-    ev = [d for d in ds if d['nv'] and d['op'] > 0 and d['cp'] > d['op']]
-    tot = sum(d['on'] * d['ork'] / d['op'] for d in ev)
+    ev = [d for d in last_folds(ds) if d['cp'] > d['op']]
 
     def dist(f):
-        sel = [d for d in ev if d['n'] >= 4 and f(d)]
-        w = 100 * sum(d['ork'] < 0 for d in sel) / len(ev)
-        k = 100 * sum(d['on'] * d['ork'] / d['op'] for d in sel) / tot
+        w, k = replay_last(ev, lambda d: d['n'] >= 4 and f(d))
+        w, k = 100 * w, 100 * k
         return max(0.0, w - 2) + max(0.0, 80 - k), w, k
 
     ps = sorted(pred(beta, d, True) for d in ev)

@@ -28,7 +28,7 @@ summed over every KEEPDIR given (one per task) and warm and cold users.
 import collections
 import sys
 
-from guard_select import devices
+from guard_select import devices, last_folds, replay_last, replay_test
 
 ZS = (None, 0, 0.5, 1, 1.5, 2)
 TS = (0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.2)
@@ -45,22 +45,13 @@ def adopt(d, rule, nested):
 
 
 def validate(ds, rule):
-    ev = [d for d in ds if d['nv'] and d['op'] > 0]
-    W = sum(d['on'] for d in ev)
-    tot = sum(d['on'] * d['ork'] / d['op'] for d in ev)
-    sel = [d for d in ev if adopt(d, rule, True)]
-    g = sum(d['on'] * d['ork'] / d['op'] for d in sel)
-    return (sum(d['ork'] < 0 for d in sel) / len(ev),
-            g / tot if tot > 0 else 0, len(ev), W)
+    ev = last_folds(ds)
+    return replay_last(ev, lambda d: adopt(d, rule, True)) + (len(ev),)
 
 
 def test(ds, rule):
     us = [d for d in ds if d['da'] is not None]
-    tot = sum(d['w'] * d['da'] for d in us)
-    sel = [d for d in us if adopt(d, rule, False)]
-    g = sum(d['w'] * d['da'] for d in sel)
-    return (sum(d['da'] < 0 for d in sel) / len(us),
-            g / tot if tot else 0, len(us))
+    return replay_test(us, lambda d: adopt(d, rule, False)) + (len(us),)
 
 
 def name(rule):

@@ -70,18 +70,40 @@ def adopt(g, se, rk, n, z, nmin):
     return n >= nmin and g - z * se > 0 and rk > 0
 
 
+def last_folds(ds):
+    """The devices with a nested validation and last-fold pairs."""
+    return [d for d in ds if d['nv'] and d['op'] > 0]
+
+
+def replay_last(ev, f):
+    """(worse share, kept share) of predicate f over the devices ev
+    (last_folds) on their last folds: worse = the devices it adopts whose
+    last-fold AUC drops, over all of ev; kept = its share of the last
+    folds' sample-weighted AUC change (0 when that is not positive)."""
+    tot = sum(d['on'] * d['ork'] / d['op'] for d in ev)
+    sel = [d for d in ev if f(d)]
+    g = sum(d['on'] * d['ork'] / d['op'] for d in sel)
+    return sum(d['ork'] < 0 for d in sel) / len(ev), g / tot if tot > 0 else 0
+
+
+def replay_test(us, f):
+    """(worse share, kept share) of predicate f over the users us (with a
+    test AUC change da): worse = those it adopts whose test AUC drops,
+    over all; kept = its share of the impression-weighted change."""
+    tot = sum(d['w'] * d['da'] for d in us)
+    sel = [d for d in us if f(d)]
+    g = sum(d['w'] * d['da'] for d in sel)
+    return sum(d['da'] < 0 for d in sel) / len(us), g / tot if tot else 0
+
+
 def validate(ds, z, nmin):
-    """(worse share, kept share) of rule (z, nmin) on the last folds."""
-    ev = [d for d in ds if d['nv'] and d['op'] > 0]
+    """(worse share, kept share, devices) of rule (z, nmin) on the last
+    folds."""
+    ev = last_folds(ds)
     if not ev:
         return None
-    W = sum(d['on'] for d in ev)
-    tot = sum(d['on'] * d['ork'] / d['op'] for d in ev) / W
-    sel = [d for d in ev if adopt(d['ng'], d['nse'], d['nrk'], d['n'], z,
-                                  nmin)]
-    g = sum(d['on'] * d['ork'] / d['op'] for d in sel) / W
-    worse = sum(d['ork'] < 0 for d in sel) / len(ev)
-    return worse, (g / tot if tot > 0 else 0), len(ev)
+    return replay_last(ev, lambda d: adopt(d['ng'], d['nse'], d['nrk'],
+                                           d['n'], z, nmin)) + (len(ev),)
 
 
 def choose(ds):
