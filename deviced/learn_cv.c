@@ -335,7 +335,7 @@ cv_select(struct learn_prep *p, const struct method *m,
 	float *off = xcalloc(p->work.n + 1, sizeof(float));
 	float *wt = xcalloc(p->work.n + 1, sizeof(float));
 	struct cv v;
-	size_t nh = 0, np;
+	size_t nh = 0, np, mvp;
 	int best = -1, rc = 0;
 
 	memset(&v, 0, sizeof(v));
@@ -370,12 +370,13 @@ cv_select(struct learn_prep *p, const struct method *m,
 		}
 		v.last = f == K - 1;
 		np = label_pairs(v.yh, v.nho);
+		mvp = v.nho * (v.nho - 1) / 2;	/* every pair, for movement */
 		v.pairs += np;
-		v.mvpairs += v.nho * (v.nho - 1) / 2;
+		v.mvpairs += mvp;
 		if (v.last) {
 			v.ln = v.nho;
 			v.lpairs = np;
-			v.lmvpairs = v.nho * (v.nho - 1) / 2;
+			v.lmvpairs = mvp;
 		}
 		path_targets(p, m, tr, nt, y, off);
 		recency_weights(p->weight, p->work.n, tr, nt, p->n, rows_rec(m),
