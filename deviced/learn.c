@@ -200,6 +200,7 @@ learn_prep_init(struct learn_prep *p, const struct learn_in *in,
 	 * its scratch buffers are not this job's, so a working copy runs it.
 	 */
 	p->w = ctr_clone(in->model);
+	ctr_track(p->w);	/* paths reset it by what they changed */
 	p->loss0 = xcalloc(n + 1, sizeof(float));
 	p->p0 = xcalloc(n + 1, sizeof(float));
 	if (n > 0) {

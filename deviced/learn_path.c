@@ -29,15 +29,15 @@ path_bias_row(const struct ctr *c, uint32_t user)
 
 /*
  * Makes p->w the cloud model again, copying only what paths changed since
- * (a whole-model copy is 0.8 MiB; the m and bias tables are 10 % of it).
+ * (p->w is tracked, ctr_track: the dense tensors and the rows the steps
+ * wrote, not the item table a large catalogue makes most of the model).
  */
 void
 path_w_clean(struct learn_prep *p)
 {
-	if (p->w_dirty == 2)
-		ctr_copy_params(p->w, p->in->model);
-	else if (p->w_dirty == 1)
-		ctr_copy_params_sel(p->w, p->in->model, CTR_SEL_METAPATCH_ONLY);
+	if (p->w_dirty)
+		(void)ctr_revert(p->w, p->in->model, p->w_dirty == 2 ?
+		    CTR_SEL_ALL : CTR_SEL_METAPATCH_ONLY);
 	p->w_dirty = 0;
 }
 
@@ -303,9 +303,8 @@ path_reset(struct learn_prep *p, struct path *pa)
 {
 	if (pa->mode == MODE_BIAS)
 		pa->bias = *path_bias_row(p->in->model, p->work.s[0].user);
-	else if (pa->mode == MODE_TRUNK)
-		ctr_copy_params_sel(pa->c, p->in->model, pa->sel);
 	else
-		ctr_copy_params(pa->c, p->in->model);
+		(void)ctr_revert(pa->c, p->in->model, pa->mode == MODE_TRUNK ?
+		    pa->sel : CTR_SEL_ALL);
 }
 

@@ -15,6 +15,8 @@
 #                                           learn.select cv vs fed
 #   6b. bin/bench_gemm                      the job's products: gemm_f32 vs
 #                                           cblas_sgemm, alternately
+#   6c. sh tests/bench/learn_catalogue.sh   the job at 2,000 and 200,000
+#                                           items, alternately
 # A benchmark whose file is missing is reported as "skipped: FILE missing".
 # The Python peers need Debian's python3-torch / python3-faiss, installed
 # here when absent (apt-get update only if the plain install fails). Every
@@ -119,6 +121,8 @@ bench_retrieve() {
 	    tests/bench/learn_select.sh sh tests/bench/learn_select.sh
 	section "gemm: the learning job's products vs cblas_sgemm, alternately" \
 	    tests/bench/bench_gemm.c bench_gemm
+	section "learn: the job at 2,000 and 200,000 items, alternately" \
+	    tests/bench/learn_catalogue.sh sh tests/bench/learn_catalogue.sh
 	echo
 	if [ -s "$FAILED" ]; then
 		echo "==== bench: failed: $(paste -sd, "$FAILED")"

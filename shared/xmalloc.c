@@ -2,6 +2,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "shared/log.h"
 #include "shared/xmalloc.h"
@@ -47,4 +48,46 @@ xstrdup(const char *s)
 
 	memcpy(p, s, n);
 	return p;
+}
+
+/* A header before the buffer: its mapping's length, or 0 (calloc'd). */
+#define LAZY_HDR	64
+#define LAZY_MIN	(4 << 20)
+
+void *
+xzalloc_lazy(size_t nmemb, size_t size)
+{
+	unsigned char *b;
+	size_t n;
+
+	if (size != 0 && nmemb > (SIZE_MAX - LAZY_HDR) / size)
+		fatalx("allocation overflow: %zu x %zu", nmemb, size);
+	n = nmemb * size + LAZY_HDR;
+	if (n < LAZY_MIN) {
+		b = xcalloc(n, 1);
+		memset(b, 0, sizeof(size_t));
+	} else {
+		b = mmap(NULL, n, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (b == MAP_FAILED)
+			fatalx("out of memory mapping %zu bytes", n);
+		memcpy(b, &n, sizeof(n));
+	}
+	return b + LAZY_HDR;
+}
+
+void
+xzfree_lazy(void *p)
+{
+	unsigned char *b;
+	size_t n;
+
+	if (p == NULL)
+		return;
+	b = (unsigned char *)p - LAZY_HDR;
+	memcpy(&n, b, sizeof(n));
+	if (n == 0)
+		free(b);
+	else
+		(void)munmap(b, n);
 }

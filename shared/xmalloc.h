@@ -12,5 +12,13 @@ void	*xmalloc(size_t n);
 void	*xcalloc(size_t nmemb, size_t size);
 void	*xreallocarray(void *p, size_t nmemb, size_t size);
 char	*xstrdup(const char *s);
+/*
+ * Zeroed memory for a large buffer written sparsely (a gradient buffer of
+ * which a step touches a few rows of an item table): at 4 MiB and above
+ * it is an anonymous mapping, so its pages cost neither the time to zero
+ * them nor memory until first written. Free only with xzfree_lazy.
+ */
+void	*xzalloc_lazy(size_t nmemb, size_t size);
+void	 xzfree_lazy(void *p);
 
 #endif

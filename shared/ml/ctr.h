@@ -220,6 +220,26 @@ int	ctr_copy_params(struct ctr *dst, const struct ctr *src);
 int	ctr_copy_params_sel(struct ctr *dst, const struct ctr *src,
 	    enum ctr_sel sel);
 
+/*
+ * Change tracking, for a working copy that is reset to its source many
+ * times (the device's learning job resets its clone of the cloud model
+ * before every training path). ctr_revert(m, src, sel) makes m equal src
+ * again, given that only tensors sel trains changed since m last did: an
+ * untracked m copies those tensors whole. After ctr_track(m), which says
+ * m equals the source now, ctr_step records what it writes (the dense
+ * tensors and the rows of the sparse ones) and a revert copies back only
+ * those, so it costs O(rows a path touched), not O(catalogue): with
+ * 200,000 items the copies were most of a device's job. ctr_track does
+ * nothing for a model of up to 2 MiB (whole tensors are faster there:
+ * they leave the cache warm). ctr_copy_params(_sel) count as writes of
+ * everything; a caller that writes a tracked model's parameters otherwise
+ * (through ctr_params) calls ctr_track_all, and the next revert copies
+ * everything. Returns 0, or -EINVAL if the configs differ.
+ */
+void	ctr_track(struct ctr *m);
+void	ctr_track_all(struct ctr *m);
+int	ctr_revert(struct ctr *m, const struct ctr *src, enum ctr_sel sel);
+
 /* The model's config (unused hidden[] slots zeroed). */
 const struct ctr_config *ctr_config(const struct ctr *m);
 /* Number of float parameters. */

@@ -44,9 +44,9 @@ rows_alloc(const struct param_tensor *t, int n, struct kern_rows *rows)
 		}
 }
 
-void
-param_alloc(struct param_table *p, struct param_tensor *t, int n,
-    struct kern_rows *rows)
+static void
+alloc_table(struct param_table *p, struct param_tensor *t, int n,
+    struct kern_rows *rows, int zero)
 {
 	size_t off = 0, total = 0;
 
@@ -57,14 +57,29 @@ param_alloc(struct param_table *p, struct param_tensor *t, int n,
 	p->t = t;
 	p->rows = rows;
 	p->n_params = total;
-	p->params = xcalloc(total, sizeof(float));
-	p->grads = xcalloc(total, sizeof(float));
+	p->params = zero ? xcalloc(total, sizeof(float)) :
+	    xmalloc((total ? total : 1) * sizeof(float));
+	p->grads = xzalloc_lazy(total, sizeof(float));
 	for (int i = 0; i < n; i++) {
 		t[i].data = p->params + off;
 		t[i].grad = p->grads + off;
 		off += t[i].n;
 	}
 	rows_alloc(t, n, rows);
+}
+
+void
+param_alloc(struct param_table *p, struct param_tensor *t, int n,
+    struct kern_rows *rows)
+{
+	alloc_table(p, t, n, rows, 1);
+}
+
+void
+param_alloc_raw(struct param_table *p, struct param_tensor *t, int n,
+    struct kern_rows *rows)
+{
+	alloc_table(p, t, n, rows, 0);
 }
 
 void
@@ -113,7 +128,7 @@ param_own(struct param_table *p)
 void
 param_grads_release(struct param_table *p)
 {
-	free(p->grads);
+	xzfree_lazy(p->grads);
 	p->grads = NULL;
 	for (int i = 0; i < p->n_tensors; i++)
 		p->t[i].grad = NULL;
@@ -126,7 +141,7 @@ param_grads_ensure(struct param_table *p)
 
 	if (p->grads != NULL)
 		return;
-	p->grads = xcalloc(p->n_params ? p->n_params : 1, sizeof(float));
+	p->grads = xzalloc_lazy(p->n_params ? p->n_params : 1, sizeof(float));
 	for (int i = 0; i < p->n_tensors; i++) {
 		p->t[i].grad = p->grads + off;
 		off += p->t[i].n;
@@ -149,7 +164,7 @@ param_free(struct param_table *p)
 	free(p->rm);
 	free(p->adam_m);
 	free(p->adam_v);
-	free(p->grads);
+	xzfree_lazy(p->grads);
 	free(p->params);
 }
 

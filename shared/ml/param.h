@@ -95,6 +95,10 @@ void	param_add(struct param_tensor *t, int *nt, size_t *total,
  */
 void	param_alloc(struct param_table *p, struct param_tensor *t, int n,
 	    struct kern_rows *rows);
+/* As param_alloc, the parameters left unwritten: for a caller that
+   writes every one next (a clone copies a whole model over them). */
+void	param_alloc_raw(struct param_table *p, struct param_tensor *t, int n,
+	    struct kern_rows *rows);
 /*
  * A view's table (ctr_view): tensor i reads shared[i] (another table's
  * data, which this one never writes) or, where shared[i] is NULL, gets

@@ -1183,6 +1183,121 @@ test_views(void **state)
 	free_ds(&ds);
 }
 
+/* Steps of sel on batches of 8 with plain SGD. */
+static void
+sgd_steps(struct ctr *m, enum ctr_sel sel, const struct dataset *ds,
+    const uint32_t *idx, int steps)
+{
+	struct ctr_opt o;
+
+	ctr_opt_default(&o, CTR_OPT_SGD, 0.3f);
+	for (int s = 0; s < steps; s++) {
+		ctr_zero_grad(m);
+		assert_int_equal(ctr_forward(m, ds, idx + (s * 8) % 64, 8,
+		    NULL), 0);
+		assert_int_equal(ctr_backward(m, sel, NULL, NULL, NULL, NULL),
+		    0);
+		assert_int_equal(ctr_step(m, sel, &o), 0);
+	}
+}
+
+/*
+ * ctr_track / ctr_revert: a working copy goes back to its source after
+ * steps of any kind. Untracked (a model of up to 2 MiB), a revert copies
+ * the tensors sel names; tracked (above), only what the steps wrote: a
+ * raw write to a row or tensor no step touched survives a revert, and
+ * ctr_track_all makes the next one whole. A parameter copy counts as a
+ * write of everything.
+ */
+static void
+track_revert(uint32_t n_items, int tracked)
+{
+	struct ctr_config c = small_cfg();
+	struct dataset ds;
+	struct ctr *src, *w, *other;
+	const struct param_tensor *ti;
+	size_t np;
+	float *far;
+
+	c.n_items = n_items;	/* the samples use items < 20 */
+	make_ds(&ds, 100, 6, 20, 7);
+	uint32_t *idx = iota(ds.n, 0);
+	src = new_model(&c, 3);
+	other = new_model(&c, 4);
+	randomize_patch(src, 1);
+	np = ctr_num_params(src);
+	w = ctr_clone(src);
+	ctr_track(w);
+	sgd_steps(w, CTR_SEL_ALL, &ds, idx, 6);
+	assert_memory_not_equal(ctr_params(w), ctr_params(src),
+	    np * sizeof(float));
+	assert_int_equal(ctr_revert(w, src, CTR_SEL_ALL), 0);
+	assert_memory_equal(ctr_params(w), ctr_params(src), np * sizeof(float));
+
+	sgd_steps(w, CTR_SEL_METAPATCH_ONLY, &ds, idx, 4);
+	sgd_steps(w, CTR_SEL_BIAS_ONLY, &ds, idx, 2);
+	assert_int_equal(ctr_revert(w, src, CTR_SEL_METAPATCH_ONLY), 0);
+	assert_memory_equal(ctr_params(w), ctr_params(src), np * sizeof(float));
+
+	/* a tensor no step wrote and sel does not name is not copied back */
+	sgd_steps(w, CTR_SEL_METAPATCH_ONLY, &ds, idx, 2);
+	ctr_tensor_find(w, "mlp0_w")->data[0] += 1.0f;
+	assert_int_equal(ctr_revert(w, src, CTR_SEL_METAPATCH_ONLY), 0);
+	assert_memory_not_equal(ctr_params(w), ctr_params(src),
+	    np * sizeof(float));
+	ctr_track_all(w);
+	assert_int_equal(ctr_revert(w, src, CTR_SEL_ALL), 0);
+	assert_memory_equal(ctr_params(w), ctr_params(src), np * sizeof(float));
+
+	/* tracked: rows; a raw write to a row no step touched stays */
+	ti = ctr_tensor_find(w, "emb_item");
+	assert_non_null(ti);
+	far = ti->data + (size_t)(n_items - 1) * ti->shape[1];
+	sgd_steps(w, CTR_SEL_ALL, &ds, idx, 3);
+	far[0] += 1.0f;
+	assert_int_equal(ctr_revert(w, src, CTR_SEL_ALL), 0);
+	if (tracked)
+		assert_memory_not_equal(ctr_params(w), ctr_params(src),
+		    np * sizeof(float));
+	else	/* the whole table went back */
+		assert_memory_equal(ctr_params(w), ctr_params(src),
+		    np * sizeof(float));
+	far[0] += 1.0f;
+	ctr_track_all(w);
+	assert_int_equal(ctr_revert(w, src, CTR_SEL_ALL), 0);
+	assert_memory_equal(ctr_params(w), ctr_params(src), np * sizeof(float));
+
+	/* tracked: exact, whatever sel says */
+	if (tracked) {
+		sgd_steps(w, CTR_SEL_ALL, &ds, idx, 2);
+		assert_int_equal(ctr_revert(w, src, CTR_SEL_BIAS_ONLY), 0);
+		assert_memory_equal(ctr_params(w), ctr_params(src),
+		    np * sizeof(float));
+	}
+
+	/* a copy from another model is reverted whole */
+	assert_int_equal(ctr_copy_params_sel(w, other, CTR_SEL_ALL), 0);
+	sgd_steps(w, CTR_SEL_ALL, &ds, idx, 2);
+	assert_int_equal(ctr_revert(w, src, CTR_SEL_ALL), 0);
+	assert_memory_equal(ctr_params(w), ctr_params(src), np * sizeof(float));
+	assert_int_equal(ctr_copy_params(w, other), 0);
+	assert_int_equal(ctr_revert(w, src, CTR_SEL_ALL), 0);
+	assert_memory_equal(ctr_params(w), ctr_params(src), np * sizeof(float));
+	ctr_free(w);
+	ctr_free(other);
+	ctr_free(src);
+	free(idx);
+	free_ds(&ds);
+}
+
+static void
+test_track_revert(void **state)
+{
+	(void)state;
+	track_revert(200000, 1);	/* above 2 MiB: tracked */
+	track_revert(2000, 0);
+}
+
 int
 main(void)
 {
@@ -1191,6 +1306,7 @@ main(void)
 		cmocka_unit_test(test_loss_falls),
 		cmocka_unit_test(test_determinism),
 		cmocka_unit_test(test_release_grads),
+		cmocka_unit_test(test_track_revert),
 		cmocka_unit_test(test_metapatch_only),
 		cmocka_unit_test(test_patch_uv_only),
 		cmocka_unit_test(test_patch_bias),
