@@ -197,17 +197,15 @@ learn_prep_init(struct learn_prep *p, const struct learn_in *in,
 	/*
 	 * The cloud model's loss on each local sample: the CV baseline. The
 	 * cloud model is shared by the devices of this deviced (device.c):
-	 * its scratch buffers are not this job's, so a working copy runs it.
+	 * its scratch buffers are not this job's, so a view of it runs it.
 	 */
-	p->w = ctr_clone(in->model);
-	ctr_track(p->w);	/* paths reset it by what they changed */
 	p->loss0 = xcalloc(n + 1, sizeof(float));
 	p->p0 = xcalloc(n + 1, sizeof(float));
 	if (n > 0) {
 		uint32_t *li = xcalloc(n, sizeof(uint32_t));
 		for (size_t i = 0; i < n; i++)
 			li[i] = (uint32_t)i;
-		ctr_logits(p->w, &p->work, li, n, p->p0);
+		ctr_logits(path_wv(p), &p->work, li, n, p->p0);
 		for (size_t i = 0; i < n; i++) {
 			double z = p->p0[i];
 			p->loss0[i] = (float)bce_logit(z, p->y[i]);
@@ -228,6 +226,7 @@ learn_prep_fini(struct learn_prep *p)
 	free(p->trunk);
 	free(p->zb);
 	ctr_free(p->w);
+	ctr_free(p->wv);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -299,6 +298,46 @@ pick_point(const struct learn_prep *p, const struct method *m, int pick,
 }
 
 /*
+ * The adopted model of a fit that ended on pa: a fine-tune's working copy
+ * itself (path_w makes another when a later path needs one), or a view
+ * of the cloud model with the per-user rows the fit trained.
+ */
+static struct ctr *
+result_of(struct learn_prep *p, struct path *pa)
+{
+	struct ctr *c;
+
+	if (pa->c == p->w && pa->sel == CTR_SEL_ALL) {
+		c = p->w;
+		p->w = NULL;
+		ctr_untrack(c);
+		return c;
+	}
+	if (ctr_view_of(&c, p->in->model) != 0)
+		c = ctr_clone(p->in->model);
+	if (pa->mode == MODE_BIAS)
+		*path_bias_row(c, p->work.s[0].user) = pa->bias;
+	else
+		(void)ctr_copy_params_sel(c, pa->c, pa->sel);
+	return c;
+}
+
+/* Every parameter of c in one buffer (the memo's copy of a fit). */
+static float *
+params_of(const struct ctr *c)
+{
+	float *b = xmalloc(ctr_num_params(c) * sizeof(float));
+	size_t off = 0;
+
+	for (int i = 0; i < ctr_num_tensors(c); i++) {
+		const struct param_tensor *t = ctr_tensor_at(c, i);
+		memcpy(b + off, t->data, t->n * sizeof(float));
+		off += t->n;
+	}
+	return b;
+}
+
+/*
  * Runs one method; returns the model to serve: a new model, or NULL for
  * the cloud model when nothing is adopted. *ch, *secs and *mem (bytes of
  * model, gradients and samples; plain SGD keeps no moments) out.
@@ -317,7 +356,7 @@ run1(struct learn_prep *p, const struct method *m, int pick, double pw,
 {
 	const struct learn_in *in = p->in;
 	const struct deviced_conf *cf = in->cf;
-	struct path pa = { p->w, MODE_FULL, m->adapt == ADAPT_FT ?
+	struct path pa = { NULL, MODE_FULL, m->adapt == ADAPT_FT ?
 	    CTR_SEL_ALL : m->adapt == ADAPT_BIAS ? CTR_SEL_BIAS_ONLY :
 	    CTR_SEL_METAPATCH_ONLY, 0, 0 };
 	struct memo_ent *e = NULL;
@@ -343,9 +382,18 @@ run1(struct learn_prep *p, const struct method *m, int pick, double pw,
 	cv_grid(cf, m->adapt, &g);
 	pa.mode = mode_of(p, m);
 	e = memo_get(mm, p, m, pa.pair);
-	/* Paths start from the cloud model: the rest of p->w must be it. */
-	if (pa.mode != MODE_BIAS)
+	/*
+	 * Paths start from the cloud model: the rest of the working model
+	 * must be it. What trains only per-user rows runs on the view (the
+	 * partial steps' checkpoints copy a whole buffer: not of a view).
+	 */
+	if (pa.mode == MODE_FULL || SEL_PARTIAL(m->sel)) {
+		pa.c = path_w(p);
 		path_w_clean(p);
+	} else {
+		pa.c = path_wv(p);
+		path_wv_clean(p);
+	}
 	if (pa.mode == MODE_TRUNK)
 		path_need_trunk(p);
 	else if (pa.mode == MODE_BIAS)
@@ -448,11 +496,8 @@ run1(struct learn_prep *p, const struct method *m, int pick, double pw,
 	if (rc == 0 && !path_finite(p, &pa, tr, nt))
 		rc = -ERANGE;
 	ch->adopted = rc == 0;
-	if (ch->adopted) {
-		c = ctr_clone(pa.mode == MODE_BIAS ? in->model : p->w);
-		if (pa.mode == MODE_BIAS)
-			*path_bias_row(c, p->work.s[0].user) = pa.bias;
-	}
+	if (ch->adopted)
+		c = result_of(p, &pa);
 	if (e != NULL && e->nfit < MEMO_FITS &&
 	    (rc != 0 || mm->kept < MEMO_KEPT)) {
 		fit = &e->fit[e->nfit++];
@@ -462,10 +507,7 @@ run1(struct learn_prep *p, const struct method *m, int pick, double pw,
 		fit->secs = now() - t1;
 		if (rc == 0) {
 			mm->kept++;
-			fit->params = xmalloc(ctr_num_params(c) *
-			    sizeof(float));
-			memcpy(fit->params, ctr_params(c),
-			    ctr_num_params(c) * sizeof(float));
+			fit->params = params_of(c);
 		}
 	}
 done:
@@ -474,9 +516,15 @@ done:
 	if (!ch->adopted) {
 		ctr_free(c);
 		c = NULL;	/* the cloud model */
-	} else if (ch->alpha < 1 && !ch->mixed)	/* the partial step */
+	} else if (ch->alpha < 1 && !ch->mixed) {	/* the partial step */
+		if (ctr_params(c) == NULL) {	/* a view: one buffer first */
+			struct ctr *f = ctr_clone(c);
+			ctr_free(c);
+			c = f;
+		}
 		(void)partial_mix(c, in->model, ctr_params(c), ch->alpha,
 		    pa.sel);
+	}
 	*secs = now() - t0 + reused;
 	free(tr);
 	free(y);
@@ -619,7 +667,8 @@ learn_run(const struct learn_in *in, struct learn_prep *p,
 		r->rc = -EINVAL;
 		snprintf(r->err, sizeof(r->err), "the model has no MetaPatch");
 	}
-	if (in->want_serving && c == NULL)
+	if (in->want_serving && c == NULL &&
+	    ctr_view_of(&c, in->model) != 0)	/* the cloud model */
 		c = ctr_clone(in->model);
 	if (in->want_serving)
 		r->serving = c;	/* the app ranks with it (app.c) */

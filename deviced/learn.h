@@ -167,9 +167,19 @@ struct learn_prep {
 	float		*loss0;		/* n: the cloud model's per-sample loss */
 	float		*p0;		/* n: the cloud model's probability */
 	size_t		 n, nkept, nlate;
-	struct ctr	*w;		/* working model */
+	/*
+	 * The working models, made on first use: w a copy (tracked,
+	 * ctr_track) for paths through the whole model; wv a view of the
+	 * cloud model (its per-user rows its own) for the paths that train
+	 * only those (MetaPatch, the bias), so a job that fine-tunes
+	 * nothing copies no model. An adopted fine-tune takes w as its
+	 * result (w is then made again if a later path needs it).
+	 */
+	struct ctr	*w;
 	int		 w_dirty;	/* 0 w is the cloud model, 1 but for
 					   the m and bias tables, 2 not */
+	struct ctr	*wv;
+	int		 wv_dirty;	/* its m and bias tables moved */
 	float		*trunk;		/* work.n rows of ctr_trunk_dim, or
 					   NULL (not computed yet) */
 	float		*zb;		/* n logits without the user's bias */

@@ -27,6 +27,25 @@ path_bias_row(const struct ctr *c, uint32_t user)
 	    ctr_config_user_row(ctr_config(c), user);
 }
 
+struct ctr *
+path_w(struct learn_prep *p)
+{
+	if (p->w == NULL) {
+		p->w = ctr_clone(p->in->model);
+		ctr_track(p->w);	/* paths reset it by what they changed */
+		p->w_dirty = 0;
+	}
+	return p->w;
+}
+
+struct ctr *
+path_wv(struct learn_prep *p)
+{
+	if (p->wv == NULL && ctr_view_of(&p->wv, p->in->model) != 0)
+		p->wv = ctr_clone(p->in->model);
+	return p->wv;
+}
+
 /*
  * Makes p->w the cloud model again, copying only what paths changed since
  * (p->w is tracked, ctr_track: the dense tensors and the rows the steps
@@ -35,10 +54,19 @@ path_bias_row(const struct ctr *c, uint32_t user)
 void
 path_w_clean(struct learn_prep *p)
 {
-	if (p->w_dirty)
+	if (p->w != NULL && p->w_dirty)
 		(void)ctr_revert(p->w, p->in->model, p->w_dirty == 2 ?
 		    CTR_SEL_ALL : CTR_SEL_METAPATCH_ONLY);
 	p->w_dirty = 0;
+}
+
+void
+path_wv_clean(struct learn_prep *p)
+{
+	if (p->wv != NULL && p->wv_dirty)
+		(void)ctr_copy_params_sel(p->wv, p->in->model,
+		    CTR_SEL_METAPATCH_ONLY);
+	p->wv_dirty = 0;
 }
 
 /* The first layer's output of every work sample (MODE_TRUNK). */
@@ -53,9 +81,10 @@ path_need_trunk(struct learn_prep *p)
 	idx = xcalloc(n, sizeof(uint32_t));
 	for (size_t i = 0; i < n; i++)
 		idx[i] = (uint32_t)i;
-	path_w_clean(p);
+	/* below the patches: no per-user table but emb_user, never trained
+	   on wv, enters it */
 	p->trunk = xcalloc(n * H, sizeof(float));
-	(void)ctr_trunk(p->w, &p->work, idx, n, p->trunk);
+	(void)ctr_trunk(path_wv(p), &p->work, idx, n, p->trunk);
 	free(idx);
 }
 
@@ -68,14 +97,14 @@ path_need_zb(struct learn_prep *p)
 
 	if (p->zb != NULL || p->n == 0)
 		return;
-	path_w_clean(p);
-	b = path_bias_row(p->w, p->work.s[0].user);
+	path_wv_clean(p);
+	b = path_bias_row(path_wv(p), p->work.s[0].user);
 	*b = 0;
 	idx = xcalloc(p->n, sizeof(uint32_t));
 	for (size_t i = 0; i < p->n; i++)
 		idx[i] = (uint32_t)i;
 	p->zb = xcalloc(p->n, sizeof(float));
-	(void)ctr_logits(p->w, &p->work, idx, p->n, p->zb);
+	(void)ctr_logits(p->wv, &p->work, idx, p->n, p->zb);
 	*b = *path_bias_row(p->in->model, p->work.s[0].user);
 	free(idx);
 }
@@ -220,7 +249,9 @@ path_sgd(struct learn_prep *p, struct path *pa, const uint32_t *tr,
 	double l;
 
 	ctr_opt_default(&o, CTR_OPT_SGD, (float)lr);
-	if (pa->mode == MODE_FULL)
+	if (pa->c == p->wv && pa->mode != MODE_BIAS)
+		p->wv_dirty = 1;
+	else if (pa->mode == MODE_FULL)
 		p->w_dirty = 2;
 	else if (pa->mode == MODE_TRUNK && p->w_dirty == 0)
 		p->w_dirty = 1;		/* only m and bias tables move */

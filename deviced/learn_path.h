@@ -37,8 +37,12 @@ typedef void (*path_ckpt_fn)(void *arg, struct path *pa, int k);
 
 /* The user's row of the per-user bias, or NULL if the model has none. */
 float	*path_bias_row(const struct ctr *c, uint32_t user);
-/* Makes p->w the cloud model again (only what paths changed). */
+/* p->w and p->wv (learn.h), made on first use. */
+struct ctr *path_w(struct learn_prep *p);
+struct ctr *path_wv(struct learn_prep *p);
+/* Makes p->w (p->wv) the cloud model again (only what paths changed). */
 void	 path_w_clean(struct learn_prep *p);
+void	 path_wv_clean(struct learn_prep *p);
 /* Computes p->trunk (MODE_TRUNK) and p->zb (MODE_BIAS) once per job. */
 void	 path_need_trunk(struct learn_prep *p);
 void	 path_need_zb(struct learn_prep *p);

@@ -361,6 +361,15 @@ ctr_view_base(const struct ctr *m)
 	return m->base;
 }
 
+int
+ctr_view_of(struct ctr **out, const struct ctr *m)
+{
+	/* the reference count is the only thing of base a view changes */
+	struct ctr *base = m->base != NULL ? m->base : (struct ctr *)m;
+
+	return ctr_view(out, base, &m->cfg, m);
+}
+
 /* Copy on write: the view gets its own copy of every parameter. */
 static void
 view_own(struct ctr *m)
@@ -460,10 +469,7 @@ ctr_free(struct ctr *m)
 	if (m == NULL || atomic_fetch_sub(&m->refs, 1) > 1)
 		return;		/* views still read it */
 	base = m->base;
-	for (int i = 0; m->track && i < m->p.n_tensors; i++) {
-		free(m->chg[i].mark);
-		free(m->chg[i].list);
-	}
+	ctr_untrack(m);
 	param_free(&m->p);
 	free(m->act);
 	free(m->ids);
@@ -561,6 +567,17 @@ ctr_track(struct ctr *m)
 				m->chg[i].n = 0;
 			}
 	track_clear(m);
+}
+
+void
+ctr_untrack(struct ctr *m)
+{
+	for (int i = 0; m->track && i < m->p.n_tensors; i++) {
+		free(m->chg[i].mark);
+		free(m->chg[i].list);
+		memset(&m->chg[i], 0, sizeof(m->chg[i]));
+	}
+	m->track = 0;
 }
 
 void

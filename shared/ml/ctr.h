@@ -203,6 +203,13 @@ int	ctr_view(struct ctr **out, struct ctr *base,
 	    const struct ctr_config *cfg, const struct ctr *own);
 /* The model view m reads (ctr_view), or NULL: m is no view (any more). */
 const struct ctr *ctr_view_base(const struct ctr *m);
+/*
+ * A view equal to m: m's shared tensors (its base's, if m is a view) and
+ * copies of m's per-user tables. What differs from m only in its per-user
+ * rows (a MetaPatch, a bias) costs those rows, not a model. -EINVAL as
+ * ctr_view.
+ */
+int	ctr_view_of(struct ctr **out, const struct ctr *m);
 
 /*
  * Makes m's logit a z + b for every input, a > 0, by scaling the tensors
@@ -238,6 +245,8 @@ int	ctr_copy_params_sel(struct ctr *dst, const struct ctr *src,
  */
 void	ctr_track(struct ctr *m);
 void	ctr_track_all(struct ctr *m);
+/* Ends tracking and frees its row sets (a working copy kept as a result). */
+void	ctr_untrack(struct ctr *m);
 int	ctr_revert(struct ctr *m, const struct ctr *src, enum ctr_sel sel);
 
 /* The model's config (unused hidden[] slots zeroed). */

@@ -86,6 +86,22 @@ status_kib(const char *key)
 	return v;
 }
 
+/*
+ * Resets VmHWM to the present RSS (Linux >= 4.0: "5" to clear_refs), so
+ * that a later peak is the job's own, not loading's; 0 if it did.
+ */
+static int
+reset_peak(void)
+{
+	FILE *f = fopen("/proc/self/clear_refs", "w");
+	int ok;
+
+	if (f == NULL)
+		return -1;
+	ok = fputs("5", f) >= 0;
+	return fclose(f) == 0 && ok ? 0 : -1;
+}
+
 static int
 cmp_dbl(const void *a, const void *b)
 {
@@ -244,6 +260,7 @@ rss_child(const char *model_path, const char *local_csv, char **opts,
 	uint8_t *buf;
 	size_t len;
 	long before, peak;
+	int peak_reset;
 	FILE *f;
 	double t0;
 
@@ -262,6 +279,7 @@ rss_child(const char *model_path, const char *local_csv, char **opts,
 	fclose(f);
 	free(buf);
 	dataset_init(&none);
+	peak_reset = reset_peak() == 0;
 	before = status_kib("VmRSS");
 	memset(&in, 0, sizeof(in));
 	in.cf = &cf;
@@ -276,12 +294,16 @@ rss_child(const char *model_path, const char *local_csv, char **opts,
 	learn_prep_fini(&p);
 	learn_result_fini(&r);
 	peak = status_kib("VmHWM");
-	/* The job's own peak: the process peak above the RSS before it (0
-	 * when an earlier peak, e.g. loading, is higher). */
+	/*
+	 * The job's own peak: the process peak above the RSS before it,
+	 * exact when the peak was reset before the job ("="); else a bound
+	 * ("<=", 0 when an earlier peak, e.g. loading, is higher).
+	 */
 	printf("BENCH learn_rss local_samples=%zu job_ms=%.3f "
-	    "rss_before_job_mib=%.2f peak_rss_mib=%.2f job_peak_mib<=%.2f "
+	    "rss_before_job_mib=%.2f peak_rss_mib=%.2f job_peak_mib%s%.2f "
 	    "model_mib=%.2f\n", local.n, (now() - t0) * 1e3, before / 1024.0,
-	    peak / 1024.0, peak > before ? (peak - before) / 1024.0 : 0.0,
+	    peak / 1024.0, peak_reset ? "=" : "<=",
+	    peak > before ? (peak - before) / 1024.0 : 0.0,
 	    ctr_num_params(m) * 4.0 / (1 << 20));
 	ctr_free(m);
 	dataset_fini(&local);
