@@ -11,8 +11,9 @@
  * reads them too; events recorded meanwhile go to a->pending and are
  * merged when the job ends (job_done, one of the device hooks app.c
  * sets). Ranking never touches d->model while a job may be reading it:
- * it uses d->serving, a copy the loop owns (the job's adopted model, or a
- * copy of the cloud model made outside a job). Between the first download and the end of the first job there may
+ * it uses d->serving, a model the loop owns (the job's result: its
+ * adopted model, or a view of the cloud model, which shares only tensors
+ * nobody writes; or a copy of the cloud model made outside a job). Between the first download and the end of the first job there may
  * be no such copy, and a rank gets E_BUSY.
  */
 #include <errno.h>
@@ -60,7 +61,8 @@ struct rctx {
 
 /* ---- the serving model ---------------------------------------------------- */
 
-/* A parameters-only copy of m (no optimizer state). */
+/* A parameters-only copy of m (no optimizer state), for the cloud model
+   the loop serves outside a job. */
 static struct ctr *
 serving_copy(const struct ctr *m)
 {
@@ -92,8 +94,16 @@ job_done(struct device *d, int ok)
 		return;
 	}
 	if (ok && c != NULL) {
+		/*
+		 * The job's model is the loop's now and only read: kept as
+		 * it is (a copy here was a whole model on the loop thread
+		 * per job; the job's results are views or its own copy,
+		 * trained by SGD, so they hold no optimizer state).
+		 */
 		ctr_free(d->serving);
-		d->serving = serving_copy(c);
+		ctr_release_grads(c);
+		d->serving = c;
+		c = NULL;
 		a->personalized = d->adopted;
 		a->serving_version = d->version;
 	}

@@ -6,9 +6,11 @@
 # (0.3 and 12.4 MiB of model), a device's samples do not. bin/bench_learn
 # times the served job on every 2nd device (tests/bench/bench_learn.sh's
 # CPU time per job), small then large, PAIRS times (default 2), and prints
-# each run's served line and the ratio of the medians (large / small), pair
-# by pair. Before the working copy's reset copied only what a path had
-# changed (ctr_track, shared/ml/ctr.h) the ratio was 2.1-2.3.
+# each run's served line, the peak memory of the largest device's job
+# (bench_learn's learn_rss), and the ratio of the medians (large / small),
+# pair by pair. Before the job copied only what a path had changed and
+# held at most one copy of the model (shared/ml/README.md, *Change
+# tracking*) the ratio was 2.1-2.3 and the large job's peak 26.3 MiB.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -33,7 +35,8 @@ for i in $(seq 1 "$PAIRS"); do
 		    >"$TMP/$m.out" 2>&1
 		line=$(grep "BENCH learn served " "$TMP/$m.out")
 		model=$(sed -n 's/.*model_mib=\([0-9.]*\).*/\1/p' "$TMP/$m.out")
-		echo "pair $i items=$m model_mib=$model: $line"
+		peak=$(sed -n 's/.*job_peak_mib=\([0-9.]*\).*/\1/p' "$TMP/$m.out")
+		echo "pair $i items=$m model_mib=$model job_peak_mib=$peak: $line"
 		echo "$line" | sed 's/.*median_ms=\([0-9.]*\).*/\1/' >"$TMP/$m.ms"
 	done
 	echo "pair $i: large / small median $(awk \
