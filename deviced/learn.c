@@ -313,8 +313,7 @@ result_of(struct learn_prep *p, struct path *pa)
 		ctr_untrack(c);
 		return c;
 	}
-	if (ctr_view_of(&c, p->in->model) != 0)
-		c = ctr_clone(p->in->model);
+	c = ctr_view_of(p->in->model);
 	if (pa->mode == MODE_BIAS)
 		*path_bias_row(c, p->work.s[0].user) = pa->bias;
 	else
@@ -667,9 +666,8 @@ learn_run(const struct learn_in *in, struct learn_prep *p,
 		r->rc = -EINVAL;
 		snprintf(r->err, sizeof(r->err), "the model has no MetaPatch");
 	}
-	if (in->want_serving && c == NULL &&
-	    ctr_view_of(&c, in->model) != 0)	/* the cloud model */
-		c = ctr_clone(in->model);
+	if (in->want_serving && c == NULL)
+		c = ctr_view_of(in->model);	/* the cloud model */
 	if (in->want_serving)
 		r->serving = c;	/* the app ranks with it (app.c) */
 	else

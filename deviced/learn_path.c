@@ -41,8 +41,8 @@ path_w(struct learn_prep *p)
 struct ctr *
 path_wv(struct learn_prep *p)
 {
-	if (p->wv == NULL && ctr_view_of(&p->wv, p->in->model) != 0)
-		p->wv = ctr_clone(p->in->model);
+	if (p->wv == NULL)
+		p->wv = ctr_view_of(p->in->model);
 	return p->wv;
 }
 
@@ -64,8 +64,7 @@ void
 path_wv_clean(struct learn_prep *p)
 {
 	if (p->wv != NULL && p->wv_dirty)
-		(void)ctr_copy_params_sel(p->wv, p->in->model,
-		    CTR_SEL_METAPATCH_ONLY);
+		(void)ctr_revert(p->wv, p->in->model, CTR_SEL_METAPATCH_ONLY);
 	p->wv_dirty = 0;
 }
 

@@ -64,8 +64,7 @@ xzalloc_lazy(size_t nmemb, size_t size)
 		fatalx("allocation overflow: %zu x %zu", nmemb, size);
 	n = nmemb * size + LAZY_HDR;
 	if (n < LAZY_MIN) {
-		b = xcalloc(n, 1);
-		memset(b, 0, sizeof(size_t));
+		b = xcalloc(n, 1);	/* header 0: calloc'd */
 	} else {
 		b = mmap(NULL, n, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -361,13 +361,14 @@ ctr_view_base(const struct ctr *m)
 	return m->base;
 }
 
-int
-ctr_view_of(struct ctr **out, const struct ctr *m)
+struct ctr *
+ctr_view_of(const struct ctr *m)
 {
 	/* the reference count is the only thing of base a view changes */
 	struct ctr *base = m->base != NULL ? m->base : (struct ctr *)m;
+	struct ctr *v;
 
-	return ctr_view(out, base, &m->cfg, m);
+	return ctr_view(&v, base, &m->cfg, m) == 0 ? v : ctr_clone(m);
 }
 
 /* Copy on write: the view gets its own copy of every parameter. */
@@ -558,25 +559,15 @@ ctr_track(struct ctr *m)
 	if (ctr_num_params(m) * sizeof(float) <= CTR_TRACK_MIN)
 		return;
 	if (m->track == 0)
-		for (int i = 0; i < m->p.n_tensors; i++)
-			if (m->t[i].sparse) {
-				size_t V = m->t[i].shape[0];
-				m->chg[i].mark = xcalloc(V ? V : 1, 1);
-				m->chg[i].list = xcalloc(V ? V : 1,
-				    sizeof(uint32_t));
-				m->chg[i].n = 0;
-			}
+		param_rows_alloc(m->t, m->p.n_tensors, m->chg);
 	track_clear(m);
 }
 
 void
 ctr_untrack(struct ctr *m)
 {
-	for (int i = 0; m->track && i < m->p.n_tensors; i++) {
-		free(m->chg[i].mark);
-		free(m->chg[i].list);
-		memset(&m->chg[i], 0, sizeof(m->chg[i]));
-	}
+	if (m->track)
+		param_rows_free(m->t, m->p.n_tensors, m->chg);
 	m->track = 0;
 }
 

@@ -206,10 +206,11 @@ const struct ctr *ctr_view_base(const struct ctr *m);
 /*
  * A view equal to m: m's shared tensors (its base's, if m is a view) and
  * copies of m's per-user tables. What differs from m only in its per-user
- * rows (a MetaPatch, a bias) costs those rows, not a model. -EINVAL as
- * ctr_view.
+ * rows (a MetaPatch, a bias) costs those rows, not a model. A clone
+ * where ctr_view refuses (it does not for m and its base, whose configs
+ * match).
  */
-int	ctr_view_of(struct ctr **out, const struct ctr *m);
+struct ctr *ctr_view_of(const struct ctr *m);
 
 /*
  * Makes m's logit a z + b for every input, a > 0, by scaling the tensors

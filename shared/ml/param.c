@@ -31,9 +31,8 @@ param_add(struct param_tensor *t, int *nt, size_t *total, const char *name,
 	(*nt)++;
 }
 
-/* The row bookkeeping of every sparse tensor of t (n). */
-static void
-rows_alloc(const struct param_tensor *t, int n, struct kern_rows *rows)
+void
+param_rows_alloc(const struct param_tensor *t, int n, struct kern_rows *rows)
 {
 	for (int i = 0; i < n; i++)
 		if (t[i].sparse) {
@@ -65,7 +64,7 @@ alloc_table(struct param_table *p, struct param_tensor *t, int n,
 		t[i].grad = p->grads + off;
 		off += t[i].n;
 	}
-	rows_alloc(t, n, rows);
+	param_rows_alloc(t, n, rows);
 }
 
 void
@@ -107,7 +106,7 @@ param_alloc_view(struct param_table *p, struct param_tensor *t, int n,
 			off += t[i].n;
 		}
 	}
-	rows_alloc(t, n, rows);
+	param_rows_alloc(t, n, rows);
 }
 
 void
@@ -149,13 +148,20 @@ param_grads_ensure(struct param_table *p)
 }
 
 void
+param_rows_free(const struct param_tensor *t, int n, struct kern_rows *rows)
+{
+	for (int i = 0; i < n; i++)
+		if (t[i].sparse) {
+			free(rows[i].mark);
+			free(rows[i].list);
+			memset(&rows[i], 0, sizeof(rows[i]));
+		}
+}
+
+void
 param_free(struct param_table *p)
 {
-	for (int i = 0; i < p->n_tensors; i++)
-		if (p->t[i].sparse) {
-			free(p->rows[i].mark);
-			free(p->rows[i].list);
-		}
+	param_rows_free(p->t, p->n_tensors, p->rows);
 	for (int i = 0; p->rm != NULL && i < p->n_tensors; i++) {
 		free(p->rm[i].slot);
 		free(p->rm[i].m);

@@ -95,6 +95,15 @@ void	param_add(struct param_tensor *t, int *nt, size_t *total,
  */
 void	param_alloc(struct param_table *p, struct param_tensor *t, int n,
 	    struct kern_rows *rows);
+/*
+ * The row sets (struct kern_rows) of every sparse tensor of t (n), empty:
+ * param_alloc's for the gradient rows; a model's own further sets (ctr's
+ * change tracking) too. param_rows_free frees and zeroes them.
+ */
+void	param_rows_alloc(const struct param_tensor *t, int n,
+	    struct kern_rows *rows);
+void	param_rows_free(const struct param_tensor *t, int n,
+	    struct kern_rows *rows);
 /* As param_alloc, the parameters left unwritten: for a caller that
    writes every one next (a clone copies a whole model over them). */
 void	param_alloc_raw(struct param_table *p, struct param_tensor *t, int n,
